@@ -1,0 +1,655 @@
+#include "quic/connection.h"
+
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "quic/tls_context.h"
+
+namespace wtmesh::quic {
+
+Timestamp now_ts() {
+  return static_cast<Timestamp>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+namespace {
+
+constexpr size_t kScidLen = 18;
+constexpr size_t kMaxUdpPayload = 1452;  // fits every path with a 1500-byte MTU (IPv6 included)
+constexpr size_t kMaxVecs = 16;
+
+void random_bytes(uint8_t* dest, size_t len) {
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, dest, len) != 0) {
+    // gnutls_rnd only fails if the library is in an error state; QUIC cannot run safely then.
+    std::abort();
+  }
+}
+
+void rand_cb(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx* /*ctx*/) { random_bytes(dest, destlen); }
+
+}  // namespace
+
+// The ngtcp2 callbacks, as trampolines into Connection members. Each returns 0 or
+// NGTCP2_ERR_CALLBACK_FAILURE; nothing throws across the C boundary.
+struct ConnectionCallbacks {
+  static Connection* self(void* user_data) { return static_cast<Connection*>(user_data); }
+
+  static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref) { return self(ref->user_data)->conn_; }
+
+  static int handshake_completed(ngtcp2_conn* /*conn*/, void* user_data) {
+    Connection* c = self(user_data);
+    // ALPN is part of the protocol: both sides must have agreed on "h3" (RFC 9001 §8.1), which a
+    // TLS stack that ignores ALPN would otherwise let slide.
+    if (c->negotiated_alpn() != kH3Alpn) {
+      spdlog::debug("quic: handshake without ALPN h3 (got '{}')", c->negotiated_alpn());
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    c->state_ = Connection::State::kOpen;
+    if (c->handler_) c->handler_->on_handshake_completed();
+    return 0;
+  }
+
+  static int recv_stream_data(ngtcp2_conn* /*conn*/, uint32_t flags, int64_t stream_id, uint64_t /*offset*/,
+                              const uint8_t* data, size_t datalen, void* user_data, void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    c->stream(stream_id);  // make sure we track peer-opened streams (for close bookkeeping)
+    if (c->handler_) {
+      c->handler_->on_stream_data(stream_id, {data, datalen}, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+    } else {
+      c->consume(stream_id, datalen);
+    }
+    return 0;
+  }
+
+  static int acked_stream_data_offset(ngtcp2_conn* /*conn*/, int64_t stream_id, uint64_t offset,
+                                      uint64_t datalen, void* user_data, void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    auto it = c->streams_.find(stream_id);
+    if (it == c->streams_.end()) return 0;
+    auto& st = it->second;
+    st.send.ack(offset, datalen);
+    if (st.want_writable && st.send.capacity_left() > 0) {
+      st.want_writable = false;
+      if (c->handler_) c->handler_->on_stream_writable(stream_id);
+    }
+    return 0;
+  }
+
+  static int stream_close(ngtcp2_conn* conn, uint32_t /*flags*/, int64_t stream_id, uint64_t /*app_error_code*/,
+                          void* user_data, void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    const bool local = ngtcp2_conn_is_local_stream(conn, stream_id) != 0;
+    // Peer stream credit comes back as the peer's streams close, so the number of concurrently
+    // open peer streams stays at the configured limit.
+    if (!local) {
+      if (is_bidi(stream_id)) {
+        ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+      } else {
+        ngtcp2_conn_extend_max_streams_uni(conn, 1);
+      }
+    }
+    c->streams_.erase(stream_id);
+    c->ready_.erase(stream_id);
+    if (c->handler_) c->handler_->on_stream_closed(stream_id);
+    return 0;
+  }
+
+  static int stream_reset(ngtcp2_conn* /*conn*/, int64_t stream_id, uint64_t /*final_size*/,
+                          uint64_t app_error_code, void* user_data, void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    if (c->handler_) c->handler_->on_stream_reset(stream_id, app_error_code);
+    return 0;
+  }
+
+  static int stream_stop_sending(ngtcp2_conn* conn, int64_t stream_id, uint64_t app_error_code, void* user_data,
+                                 void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    // RFC 9000 §3.5: answer STOP_SENDING with RESET_STREAM. Drop what we had queued.
+    ngtcp2_conn_shutdown_stream_write(conn, 0, stream_id, app_error_code);
+    auto it = c->streams_.find(stream_id);
+    if (it != c->streams_.end()) it->second.shut_wr = true;
+    c->ready_.erase(stream_id);
+    if (c->handler_) c->handler_->on_stop_sending(stream_id, app_error_code);
+    return 0;
+  }
+
+  static int extend_max_stream_data(ngtcp2_conn* /*conn*/, int64_t stream_id, uint64_t /*max_data*/,
+                                    void* user_data, void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    auto it = c->streams_.find(stream_id);
+    if (it != c->streams_.end() && it->second.write_blocked) {
+      it->second.write_blocked = false;
+      if (it->second.send.has_unsent()) c->ready_.insert(stream_id);
+    }
+    return 0;
+  }
+
+  static int extend_max_local_streams(ngtcp2_conn* /*conn*/, uint64_t /*max_streams*/, void* user_data) {
+    Connection* c = self(user_data);
+    if (c->handler_ && c->state_ == Connection::State::kOpen) c->handler_->on_streams_available();
+    return 0;
+  }
+
+  static int recv_datagram(ngtcp2_conn* /*conn*/, uint32_t /*flags*/, const uint8_t* data, size_t datalen,
+                           void* user_data) {
+    Connection* c = self(user_data);
+    if (c->handler_) c->handler_->on_datagram({data, datalen});
+    return 0;
+  }
+
+  static int get_new_connection_id(ngtcp2_conn* /*conn*/, ngtcp2_cid* cid, uint8_t* token, size_t cidlen,
+                                   void* user_data) {
+    Connection* c = self(user_data);
+    random_bytes(cid->data, cidlen);
+    cid->datalen = cidlen;
+    c->cids_.stateless_reset_token(token, *cid);
+    c->cids_.add_cid(*cid, c);
+    return 0;
+  }
+
+  static int remove_connection_id(ngtcp2_conn* /*conn*/, const ngtcp2_cid* cid, void* user_data) {
+    self(user_data)->cids_.remove_cid(*cid);
+    return 0;
+  }
+};
+
+namespace {
+
+ngtcp2_callbacks make_callbacks(bool server) {
+  ngtcp2_callbacks cb{};
+  if (server) {
+    cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  } else {
+    cb.client_initial = ngtcp2_crypto_client_initial_cb;
+    cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+  }
+  cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb.encrypt = ngtcp2_crypto_encrypt_cb;
+  cb.decrypt = ngtcp2_crypto_decrypt_cb;
+  cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb.update_key = ngtcp2_crypto_update_key_cb;
+  cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb.rand = rand_cb;
+  cb.handshake_completed = ConnectionCallbacks::handshake_completed;
+  cb.recv_stream_data = ConnectionCallbacks::recv_stream_data;
+  cb.acked_stream_data_offset = ConnectionCallbacks::acked_stream_data_offset;
+  cb.stream_close = ConnectionCallbacks::stream_close;
+  cb.stream_reset = ConnectionCallbacks::stream_reset;
+  cb.stream_stop_sending = ConnectionCallbacks::stream_stop_sending;
+  cb.extend_max_stream_data = ConnectionCallbacks::extend_max_stream_data;
+  cb.extend_max_local_streams_bidi = ConnectionCallbacks::extend_max_local_streams;
+  cb.extend_max_local_streams_uni = ConnectionCallbacks::extend_max_local_streams;
+  cb.recv_datagram = ConnectionCallbacks::recv_datagram;
+  cb.get_new_connection_id = ConnectionCallbacks::get_new_connection_id;
+  cb.remove_connection_id = ConnectionCallbacks::remove_connection_id;
+  return cb;
+}
+
+}  // namespace
+
+Connection::Connection(bool server, const TransportLimits& limits, CidRegistry& cids)
+    : server_(server), limits_(limits), cids_(cids) {
+  ngtcp2_ccerr_default(&last_error_);
+  conn_ref_.get_conn = ConnectionCallbacks::get_conn;
+  conn_ref_.user_data = this;
+}
+
+Connection::~Connection() {
+  // The endpoint drops every routing entry of this connection when it erases it.
+  if (conn_) ngtcp2_conn_del(conn_);
+  if (tls_session_) gnutls_deinit(tls_session_);
+}
+
+void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now) const {
+  ngtcp2_settings_default(&settings);
+  settings.initial_ts = now;
+  settings.max_tx_udp_payload_size = kMaxUdpPayload;
+  settings.max_window = limits_.max_connection_window;
+  settings.max_stream_window = limits_.max_stream_window;
+  settings.handshake_timeout =
+      static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.handshake_timeout).count());
+  settings.cc_algo = NGTCP2_CC_ALGO_CUBIC;
+  // qlog stays off: CVE-2026-40170 in this ngtcp2 version.
+  ngtcp2_transport_params_default(&params);
+  params.initial_max_stream_data_bidi_local = limits_.stream_window;
+  params.initial_max_stream_data_bidi_remote = limits_.stream_window;
+  params.initial_max_stream_data_uni = limits_.stream_window;
+  params.initial_max_data = limits_.connection_window;
+  params.initial_max_streams_bidi = limits_.max_streams_bidi;
+  params.initial_max_streams_uni = limits_.max_streams_uni;
+  params.max_idle_timeout = static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.idle_timeout).count());
+  params.max_datagram_frame_size = limits_.max_datagram_frame_size;
+  params.active_connection_id_limit = 4;
+}
+
+std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
+                                               const TlsServerContext& tls, const TransportLimits& limits,
+                                               CidRegistry& cids, Timestamp now, std::string* error) {
+  std::unique_ptr<Connection> c(new Connection(true, limits, cids));
+  if (!c->init_server(initial, path, tls, now, error)) return nullptr;
+  return c;
+}
+
+std::unique_ptr<Connection> Connection::connect(const ngtcp2_path& path, const std::string& host,
+                                                const TlsClientContext& tls, const TransportLimits& limits,
+                                                CidRegistry& cids, Timestamp now, std::string* error) {
+  std::unique_ptr<Connection> c(new Connection(false, limits, cids));
+  if (!c->init_client(path, host, tls, now, error)) return nullptr;
+  return c;
+}
+
+bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path, const TlsServerContext& tls,
+                             Timestamp now, std::string* error) {
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  fill_settings(settings, params, now);
+  settings.token = initial.token;
+  settings.tokenlen = initial.tokenlen;
+  params.original_dcid = initial.dcid;
+  params.original_dcid_present = 1;
+  params.stateless_reset_token_present = 1;
+  ngtcp2_cid scid;
+  scid.datalen = kScidLen;
+  random_bytes(scid.data, scid.datalen);
+  cids_.stateless_reset_token(params.stateless_reset_token, scid);
+
+  const ngtcp2_callbacks cb = make_callbacks(true);
+  int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path, initial.version, &cb, &settings, &params,
+                                  nullptr, this);
+  if (rv != 0) {
+    if (error) *error = std::string("ngtcp2_conn_server_new: ") + ngtcp2_strerror(rv);
+    return false;
+  }
+  tls_session_ = tls.new_session(&conn_ref_);
+  if (!tls_session_) {
+    if (error) *error = "could not create a TLS session";
+    return false;
+  }
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_session_);
+  // The client's original DCID routes its retransmitted Initials until it switches to our SCID.
+  cids_.add_cid(initial.dcid, this);
+  cids_.add_cid(scid, this);
+  return true;
+}
+
+bool Connection::init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
+                             Timestamp now, std::string* error) {
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  fill_settings(settings, params, now);
+  ngtcp2_cid scid, dcid;
+  scid.datalen = kScidLen;
+  random_bytes(scid.data, scid.datalen);
+  dcid.datalen = kScidLen;
+  random_bytes(dcid.data, dcid.datalen);
+
+  const ngtcp2_callbacks cb = make_callbacks(false);
+  int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings, &params,
+                                  nullptr, this);
+  if (rv != 0) {
+    if (error) *error = std::string("ngtcp2_conn_client_new: ") + ngtcp2_strerror(rv);
+    return false;
+  }
+  tls_session_ = tls.new_session(&conn_ref_, host);
+  if (!tls_session_) {
+    if (error) *error = "could not create a TLS session";
+    return false;
+  }
+  ngtcp2_conn_set_tls_native_handle(conn_, tls_session_);
+  cids_.add_cid(scid, this);
+  return true;
+}
+
+bool Connection::handshake_completed() const { return ngtcp2_conn_get_handshake_completed(conn_) != 0; }
+
+std::chrono::nanoseconds Connection::smoothed_rtt() const {
+  ngtcp2_conn_info info;
+  ngtcp2_conn_get_conn_info(conn_, &info);
+  return std::chrono::nanoseconds(info.smoothed_rtt);
+}
+
+std::vector<ngtcp2_cid> Connection::scids() const {
+  std::vector<ngtcp2_cid> out(ngtcp2_conn_get_scid(conn_, nullptr));
+  ngtcp2_conn_get_scid(conn_, out.data());
+  return out;
+}
+
+const ngtcp2_path& Connection::path() const { return *ngtcp2_conn_get_path(conn_); }
+
+std::string Connection::negotiated_alpn() const {
+  gnutls_datum_t alpn{};
+  if (tls_session_ && gnutls_alpn_get_selected_protocol(tls_session_, &alpn) == 0) {
+    return std::string(reinterpret_cast<const char*>(alpn.data), alpn.size);
+  }
+  return {};
+}
+
+Connection::Stream& Connection::stream(StreamId id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) {
+    it = streams_.emplace(std::piecewise_construct, std::forward_as_tuple(id), std::forward_as_tuple()).first;
+    it->second.send = SendBuffer(limits_.stream_send_buffer);
+  }
+  return it->second;
+}
+
+void Connection::request_flush() {
+  if (!in_read_ && flush_hook_) flush_hook_();
+}
+
+void Connection::mark_ready(StreamId id) {
+  ready_.insert(id);
+  request_flush();
+}
+
+std::optional<StreamId> Connection::open_bidi_stream() {
+  if (state_ != State::kOpen && state_ != State::kHandshaking) return std::nullopt;
+  int64_t id = -1;
+  if (ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr) != 0) return std::nullopt;
+  stream(id);
+  return id;
+}
+
+std::optional<StreamId> Connection::open_uni_stream() {
+  if (state_ != State::kOpen && state_ != State::kHandshaking) return std::nullopt;
+  int64_t id = -1;
+  if (ngtcp2_conn_open_uni_stream(conn_, &id, nullptr) != 0) return std::nullopt;
+  stream(id);
+  return id;
+}
+
+size_t Connection::write(StreamId id, std::span<const uint8_t> data, bool fin) {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || it->second.shut_wr) return 0;
+  Stream& st = it->second;
+  const size_t n = st.send.append(data, fin);
+  if (n < data.size()) st.want_writable = true;
+  if (st.send.has_unsent()) mark_ready(id);
+  return n;
+}
+
+size_t Connection::send_capacity(StreamId id) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || it->second.shut_wr || it->second.send.fin_queued()) return 0;
+  return it->second.send.capacity_left();
+}
+
+void Connection::reset_stream(StreamId id, uint64_t app_error) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  it->second.shut_wr = true;
+  ready_.erase(id);
+  ngtcp2_conn_shutdown_stream_write(conn_, 0, id, app_error);
+  request_flush();
+}
+
+void Connection::stop_sending(StreamId id, uint64_t app_error) {
+  if (streams_.find(id) == streams_.end()) return;
+  ngtcp2_conn_shutdown_stream_read(conn_, 0, id, app_error);
+  request_flush();
+}
+
+void Connection::consume(StreamId id, size_t n) {
+  if (n == 0 || !conn_) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, id, n);
+  ngtcp2_conn_extend_max_offset(conn_, n);
+  request_flush();
+}
+
+size_t Connection::max_datagram_payload() const {
+  const ngtcp2_transport_params* remote = ngtcp2_conn_get_remote_transport_params(conn_);
+  if (!remote || remote->max_datagram_frame_size == 0) return 0;
+  // Path payload minus the short header (1 + DCID + up to 4-byte packet number), the AEAD tag (16)
+  // and the DATAGRAM frame header (type + length varint, at most 1 + 2 here).
+  const size_t path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  const size_t overhead = 1 + NGTCP2_MAX_CIDLEN + 4 + 16 + 3;
+  const size_t by_path = path_max > overhead ? path_max - overhead : 0;
+  const size_t by_peer = remote->max_datagram_frame_size > 3 ? remote->max_datagram_frame_size - 3 : 0;
+  return std::min(by_path, static_cast<size_t>(by_peer));
+}
+
+bool Connection::send_datagram(std::span<const uint8_t> payload) {
+  if (state_ != State::kOpen || payload.size() > max_datagram_payload()) return false;
+  if (datagrams_.size() >= limits_.datagram_queue) return false;  // unreliable: drop, never grow
+  datagrams_.emplace_back(payload.begin(), payload.end());
+  request_flush();
+  return true;
+}
+
+void Connection::close(uint64_t app_error, std::string_view reason) {
+  if (state_ == State::kClosing || state_ == State::kDraining || state_ == State::kClosed) return;
+  ngtcp2_ccerr_set_application_error(&last_error_, app_error, reinterpret_cast<const uint8_t*>(reason.data()),
+                                     reason.size());
+  close_reason_ = std::string(reason);
+  enter_closing(now_ts(), nullptr);
+  request_flush();
+}
+
+void Connection::finish(uint64_t code, bool is_app, std::string_view reason) {
+  if (closed_notified_) return;
+  closed_notified_ = true;
+  if (handler_) handler_->on_connection_closed(code, is_app, reason);
+}
+
+void Connection::enter_closing(Timestamp now, const PacketSink* sink) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  if (state_ == State::kDraining) return;
+  close_packet_.resize(kMaxUdpPayload);
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, close_packet_.data(),
+                                                            close_packet_.size(), &last_error_, now);
+  close_packet_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  state_ = State::kClosing;
+  closing_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
+  close_pending_ = true;
+  if (sink && !close_packet_.empty()) {
+    (*sink)(*ngtcp2_conn_get_path(conn_), close_packet_);
+    close_pending_ = false;
+  }
+  const bool is_app = last_error_.type == NGTCP2_CCERR_TYPE_APPLICATION;
+  finish(last_error_.error_code, is_app, close_reason_);
+}
+
+bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi, std::span<const uint8_t> packet,
+                             Timestamp now) {
+  if (state_ == State::kDraining || state_ == State::kClosed) return state_ != State::kClosed;
+  if (state_ == State::kClosing) {
+    // Answer with our CONNECTION_CLOSE again (RFC 9000 §10.2.1); the driver sends it on flush.
+    close_pending_ = true;
+    return true;
+  }
+  in_read_ = true;
+  const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, packet.data(), packet.size(), now);
+  in_read_ = false;
+  if (rv == 0) return true;
+  switch (rv) {
+    case NGTCP2_ERR_DRAINING: {
+      state_ = State::kDraining;
+      closing_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
+      const ngtcp2_ccerr* peer = ngtcp2_conn_get_ccerr(conn_);
+      close_reason_ = std::string(reinterpret_cast<const char*>(peer->reason), peer->reasonlen);
+      finish(peer->error_code, peer->type == NGTCP2_CCERR_TYPE_APPLICATION, close_reason_);
+      return true;
+    }
+    case NGTCP2_ERR_DROP_CONN:
+    case NGTCP2_ERR_RETRY:
+      state_ = State::kClosed;
+      finish(NGTCP2_INTERNAL_ERROR, false, ngtcp2_strerror(rv));
+      return false;
+    case NGTCP2_ERR_CRYPTO:
+      ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+      close_reason_ = "TLS handshake failed (alert " + std::to_string(ngtcp2_conn_get_tls_alert(conn_)) + ")";
+      break;
+    default:
+      ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
+      close_reason_ = ngtcp2_strerror(rv);
+      break;
+  }
+  enter_closing(now, nullptr);
+  return true;
+}
+
+bool Connection::handle_expiry(Timestamp now) {
+  if (state_ == State::kClosing || state_ == State::kDraining) {
+    if (now >= closing_deadline_) {
+      state_ = State::kClosed;
+      return false;
+    }
+    return true;
+  }
+  in_read_ = true;
+  const int rv = ngtcp2_conn_handle_expiry(conn_, now);
+  in_read_ = false;
+  if (rv == 0) return true;
+  if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+    // Idle timeout: drop silently (RFC 9000 §10.1).
+    state_ = State::kClosed;
+    finish(0, false, "idle timeout");
+    return false;
+  }
+  ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
+  close_reason_ = ngtcp2_strerror(rv);
+  enter_closing(now, nullptr);
+  return true;
+}
+
+Timestamp Connection::expiry() const {
+  if (state_ == State::kClosing || state_ == State::kDraining) return closing_deadline_;
+  return ngtcp2_conn_get_expiry(conn_);
+}
+
+bool Connection::write_one_stream(StreamId id, Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf,
+                                  bool& congested) {
+  // Returns true if the stream should stay in the ready set.
+  for (;;) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || it->second.shut_wr) return false;
+    Stream& st = it->second;
+    std::array<ngtcp2_vec, kMaxVecs> vecs{};
+    const size_t nvec = st.send.unsent(vecs.data(), vecs.size());
+    size_t total = 0;
+    for (size_t i = 0; i < nvec; ++i) total += vecs[i].len;
+    // FIN only with the last bytes: if the iovecs do not cover everything unsent, hold it back.
+    const bool all_unsent = total == st.send.end_offset() - st.send.sent_offset();
+    const bool fin = st.send.fin_queued() && all_unsent;
+    if (total == 0 && !fin) return false;
+
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    ngtcp2_ssize accepted = -1;
+    uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
+                                                     flags, id, vecs.data(), nvec, now);
+    if (accepted >= 0) st.send.mark_sent(static_cast<size_t>(accepted), fin && static_cast<size_t>(accepted) == total);
+    if (n < 0) {
+      switch (n) {
+        case NGTCP2_ERR_WRITE_MORE:
+          // The packet has room for more: keep filling it from this stream, or the next one.
+          if (!st.send.has_unsent()) return false;
+          continue;
+        case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+          st.write_blocked = true;
+          return false;
+        case NGTCP2_ERR_STREAM_SHUT_WR:
+        case NGTCP2_ERR_STREAM_NOT_FOUND:
+          st.shut_wr = true;
+          return false;
+        default:
+          ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
+          close_reason_ = ngtcp2_strerror(static_cast<int>(n));
+          enter_closing(now, &sink);
+          congested = true;
+          return false;
+      }
+    }
+    if (n == 0) {
+      congested = true;
+      return st.send.has_unsent();
+    }
+    sink(ps.path, {buf.data(), static_cast<size_t>(n)});
+    if (!st.send.has_unsent()) return false;
+  }
+}
+
+bool Connection::write_datagrams(Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf,
+                                 bool& congested) {
+  while (!datagrams_.empty()) {
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    int accepted = 0;
+    const auto& d = datagrams_.front();
+    ngtcp2_vec v{const_cast<uint8_t*>(d.data()), d.size()};
+    const ngtcp2_ssize n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
+                                                       NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, now);
+    if (n < 0) {
+      if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
+        datagrams_.pop_front();  // too large for the peer, or datagrams not negotiated: drop
+        continue;
+      }
+      ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
+      enter_closing(now, &sink);
+      return false;
+    }
+    if (accepted) datagrams_.pop_front();
+    if (n == 0) {
+      congested = true;
+      return false;
+    }
+    sink(ps.path, {buf.data(), static_cast<size_t>(n)});
+  }
+  return true;
+}
+
+void Connection::write_packets(Timestamp now, const PacketSink& sink) {
+  if (state_ == State::kClosing) {
+    // During the closing period the only thing we ever send is the CONNECTION_CLOSE.
+    if (close_pending_ && !close_packet_.empty()) sink(*ngtcp2_conn_get_path(conn_), close_packet_);
+    close_pending_ = false;  // read_packet re-arms it for each packet the peer still sends
+    return;
+  }
+  if (state_ == State::kDraining || state_ == State::kClosed) return;
+  std::vector<uint8_t> buf(std::max<size_t>(kMaxUdpPayload, ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_)));
+  bool congested = false;
+  if (!datagrams_.empty() && !write_datagrams(now, sink, buf, congested)) {
+    if (state_ == State::kClosing) return;
+  }
+  // Round-robin over streams with pending data so one bulk stream cannot starve the others.
+  std::vector<StreamId> order(ready_.begin(), ready_.end());
+  for (StreamId id : order) {
+    if (congested || (state_ != State::kOpen && state_ != State::kHandshaking)) break;
+    if (!write_one_stream(id, now, sink, buf, congested)) ready_.erase(id);
+  }
+  if (state_ == State::kClosing) return;
+  // Flush ACKs, control frames and any partially filled packet.
+  for (int i = 0; i < 64 && !congested; ++i) {
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), nullptr,
+                                                     NGTCP2_WRITE_STREAM_FLAG_NONE, -1, nullptr, 0, now);
+    if (n < 0) {
+      ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
+      close_reason_ = ngtcp2_strerror(static_cast<int>(n));
+      enter_closing(now, &sink);
+      return;
+    }
+    if (n == 0) break;
+    sink(ps.path, {buf.data(), static_cast<size_t>(n)});
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, now);
+}
+
+}  // namespace wtmesh::quic

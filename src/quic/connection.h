@@ -1,0 +1,176 @@
+// One QUIC connection: an ngtcp2_conn plus the bookkeeping ngtcp2 leaves to the application
+// (per-stream send buffers kept until acked, receive credit, peer stream credit, datagram queue,
+// closing/draining periods). Implements quic::Transport for the protocol above.
+//
+// I/O-free: the driver (quic::Endpoint) feeds packets with read_packet(), pulls packets with
+// write_packets(), and calls handle_expiry() at expiry(). Time is always a parameter.
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "quic/send_buffer.h"
+#include "quic/transport.h"
+
+namespace wtmesh::quic {
+
+class TlsServerContext;
+class TlsClientContext;
+
+// Transport parameters and local caps. Defaults are safe for a public edge.
+struct TransportLimits {
+  uint64_t max_streams_bidi = 128;              // concurrently open peer bidi streams
+  uint64_t max_streams_uni = 128;               // concurrently open peer uni streams
+  uint64_t stream_window = 1 << 20;             // initial per-stream receive window
+  uint64_t max_stream_window = 8 << 20;         // ngtcp2 auto-tuning ceiling per stream
+  uint64_t connection_window = 4 << 20;         // initial connection receive window
+  uint64_t max_connection_window = 32 << 20;    // auto-tuning ceiling per connection
+  std::chrono::milliseconds idle_timeout{30000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  uint64_t max_datagram_frame_size = 65535;     // 0 disables RFC 9221 datagrams
+  size_t stream_send_buffer = 1 << 20;          // unacked + unsent bytes per stream
+  size_t datagram_queue = 128;                  // datagrams waiting to be packed
+};
+
+// Connection-id bookkeeping owned by the endpoint (routing table + stateless-reset secret).
+class CidRegistry {
+ public:
+  virtual ~CidRegistry() = default;
+  virtual void add_cid(const ngtcp2_cid& cid, class Connection* conn) = 0;
+  virtual void remove_cid(const ngtcp2_cid& cid) = 0;
+  virtual void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) = 0;
+};
+
+// Where write_packets() puts packets.
+using PacketSink = std::function<void(const ngtcp2_path& path, std::span<const uint8_t> packet)>;
+
+using Timestamp = ngtcp2_tstamp;  // nanoseconds, steady clock
+Timestamp now_ts();
+
+class Connection final : public Transport {
+ public:
+  enum class State { kHandshaking, kOpen, kClosing, kDraining, kClosed };
+
+  // Server side: `initial` is the client's first packet, already checked with ngtcp2_accept().
+  static std::unique_ptr<Connection> accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
+                                            const TlsServerContext& tls, const TransportLimits& limits,
+                                            CidRegistry& cids, Timestamp now, std::string* error);
+  // Client side.
+  static std::unique_ptr<Connection> connect(const ngtcp2_path& path, const std::string& host,
+                                             const TlsClientContext& tls, const TransportLimits& limits,
+                                             CidRegistry& cids, Timestamp now, std::string* error);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void set_handler(TransportHandler* handler) { handler_ = handler; }
+  // Called whenever new output may be ready outside read/expiry processing (e.g. an application
+  // write from a timer); the driver should schedule write_packets().
+  void set_flush_hook(std::function<void()> hook) { flush_hook_ = std::move(hook); }
+  // Opaque application state owned by the connection and destroyed with it (after the handler
+  // stops being called).
+  struct AppState {
+    virtual ~AppState() = default;
+  };
+  void set_app_state(std::unique_ptr<AppState> app) { app_ = std::move(app); }
+  AppState* app_state() const { return app_.get(); }
+
+  // --- driver API ---
+  // Returns false if the connection must be dropped now (state() tells why).
+  bool read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi, std::span<const uint8_t> packet,
+                   Timestamp now);
+  void write_packets(Timestamp now, const PacketSink& sink);
+  // Returns false if the connection must be dropped now.
+  bool handle_expiry(Timestamp now);
+  Timestamp expiry() const;
+  State state() const { return state_; }
+  bool handshake_completed() const;
+  // Tells the handler the connection is gone if it has not been told yet (the driver calls this
+  // before destroying a connection it drops, e.g. on endpoint shutdown).
+  void abandon(std::string_view reason) { finish(0, false, reason); }
+  // The peer's transport close or our own, for logs.
+  const std::string& close_reason() const { return close_reason_; }
+  std::chrono::nanoseconds smoothed_rtt() const;
+  std::vector<ngtcp2_cid> scids() const;
+  const ngtcp2_path& path() const;
+  std::string negotiated_alpn() const;
+
+  // --- Transport ---
+  bool is_server() const override { return server_; }
+  std::optional<StreamId> open_bidi_stream() override;
+  std::optional<StreamId> open_uni_stream() override;
+  size_t write(StreamId id, std::span<const uint8_t> data, bool fin) override;
+  size_t send_capacity(StreamId id) const override;
+  void reset_stream(StreamId id, uint64_t app_error) override;
+  void stop_sending(StreamId id, uint64_t app_error) override;
+  void consume(StreamId id, size_t n) override;
+  size_t max_datagram_payload() const override;
+  bool send_datagram(std::span<const uint8_t> payload) override;
+  void close(uint64_t app_error, std::string_view reason) override;
+
+  // Counters for tests and diagnostics.
+  size_t stream_count() const { return streams_.size(); }
+  size_t queued_datagrams() const { return datagrams_.size(); }
+
+ private:
+  struct Stream {
+    SendBuffer send;
+    bool write_blocked = false;   // flow-control blocked (waiting for MAX_STREAM_DATA)
+    bool shut_wr = false;         // reset or fully sent + acked
+    bool want_writable = false;   // a short write happened; tell the handler when space frees
+  };
+
+  Connection(bool server, const TransportLimits& limits, CidRegistry& cids);
+  bool init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path, const TlsServerContext& tls,
+                   Timestamp now, std::string* error);
+  bool init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
+                   Timestamp now, std::string* error);
+  void fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now) const;
+  Stream& stream(StreamId id);
+  void mark_ready(StreamId id);
+  void request_flush();
+  // Builds a CONNECTION_CLOSE from last_error_, sends it via `sink` and enters the closing period.
+  void enter_closing(Timestamp now, const PacketSink* sink);
+  void finish(uint64_t code, bool is_app, std::string_view reason);
+  bool write_one_stream(StreamId id, Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf,
+                        bool& congested);
+  bool write_datagrams(Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf, bool& congested);
+
+  friend struct ConnectionCallbacks;
+
+  bool server_;
+  TransportLimits limits_;
+  CidRegistry& cids_;
+  ngtcp2_conn* conn_ = nullptr;
+  gnutls_session_t tls_session_ = nullptr;
+  ngtcp2_crypto_conn_ref conn_ref_{};
+  TransportHandler* handler_ = nullptr;
+  std::function<void()> flush_hook_;
+  std::unique_ptr<AppState> app_;
+  State state_ = State::kHandshaking;
+  ngtcp2_ccerr last_error_{};
+  std::vector<uint8_t> close_packet_;  // CONNECTION_CLOSE, resent during the closing period
+  bool close_pending_ = false;
+  Timestamp closing_deadline_ = 0;
+  std::string close_reason_;
+  bool closed_notified_ = false;
+  bool in_read_ = false;  // inside ngtcp2 read/expiry processing: no flush hook needed
+
+  std::map<StreamId, Stream> streams_;
+  std::set<StreamId> ready_;  // streams with unsent bytes or FIN
+  std::deque<std::vector<uint8_t>> datagrams_;
+};
+
+}  // namespace wtmesh::quic

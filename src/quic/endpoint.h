@@ -1,0 +1,114 @@
+// A UDP endpoint on Boost.Asio that drives many quic::Connections over one socket.
+//
+// The endpoint owns the socket, routes each packet by destination connection id, accepts new
+// connections (server), creates client connections, answers unknown versions with Version
+// Negotiation and unknown short-header packets with Stateless Reset, and runs one timer per
+// connection re-armed from ngtcp2's expiry after every input. Connections never touch the socket.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "quic/connection.h"
+
+namespace wtmesh::quic {
+
+class TlsServerContext;
+class TlsClientContext;
+
+struct ServerOptions {
+  const TlsServerContext* tls = nullptr;
+  TransportLimits limits;
+  size_t max_connections = 4096;
+  // Called for each new server connection before its first packet is processed: install the
+  // protocol handler (and app state) here.
+  std::function<void(Connection&)> on_connection;
+};
+
+struct EndpointStats {
+  uint64_t packets_in = 0;
+  uint64_t packets_out = 0;
+  uint64_t version_negotiations = 0;
+  uint64_t stateless_resets = 0;
+  uint64_t refused = 0;  // new connections refused (limit reached or bad Initial)
+};
+
+class Endpoint final : public CidRegistry {
+ public:
+  // Binds the socket; throws boost::system::system_error with the address in the message.
+  Endpoint(boost::asio::io_context& io, const boost::asio::ip::udp::endpoint& bind);
+  ~Endpoint() override;
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  boost::asio::ip::udp::endpoint local_endpoint() const;
+  // Accept incoming connections.
+  void listen(ServerOptions options);
+  // Starts a client connection to `remote`; `host` is the TLS server name. The caller installs a
+  // handler on the returned connection before running the io_context. nullptr on failure.
+  Connection* connect(const boost::asio::ip::udp::endpoint& remote, const std::string& host,
+                      const TlsClientContext& tls, const TransportLimits& limits, std::string* error);
+  // Called after a connection is closed and just before it is destroyed.
+  void set_on_removed(std::function<void(Connection&)> fn) { on_removed_ = std::move(fn); }
+
+  // Closes every connection with an application error, then stops reading once they are gone.
+  void shutdown(uint64_t app_error, std::string_view reason);
+  size_t connection_count() const { return conns_.size(); }
+  const EndpointStats& stats() const { return stats_; }
+
+  // CidRegistry
+  void add_cid(const ngtcp2_cid& cid, Connection* conn) override;
+  void remove_cid(const ngtcp2_cid& cid) override;
+  void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override;
+
+ private:
+  struct Entry {
+    std::unique_ptr<Connection> conn;
+    boost::asio::steady_timer timer;
+    std::vector<std::string> cids;
+    bool flush_posted = false;
+    explicit Entry(boost::asio::io_context& io) : timer(io) {}
+  };
+
+  void start_read();
+  void on_readable();
+  // Returns the connection that consumed the packet, if any.
+  Connection* handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen, Timestamp now);
+  void send_packet(const ngtcp2_path& path, std::span<const uint8_t> pkt);
+  void send_to(const sockaddr* to, socklen_t tolen, std::span<const uint8_t> pkt);
+  void send_version_negotiation(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen);
+  void send_stateless_reset(std::span<const uint8_t> pkt, const ngtcp2_version_cid& vc, const sockaddr* to,
+                            socklen_t tolen);
+  Entry* adopt(std::unique_ptr<Connection> conn);
+  // Writes pending output and re-arms the timer; removes the connection if it is finished.
+  void service(Connection* conn);
+  void arm_timer(Entry& e);
+  void remove(Connection* conn);
+  Entry* find(Connection* conn);
+
+  boost::asio::io_context& io_;
+  boost::asio::ip::udp::socket socket_;
+  ngtcp2_sockaddr_union local_addr_{};
+  socklen_t local_addrlen_ = 0;
+  bool server_ = false;
+  ServerOptions options_;
+  std::array<uint8_t, 32> reset_secret_{};
+  std::unordered_map<std::string, Connection*> routes_;  // DCID bytes → connection
+  std::unordered_map<Connection*, std::unique_ptr<Entry>> conns_;
+  std::function<void(Connection&)> on_removed_;
+  std::vector<uint8_t> rxbuf_;
+  EndpointStats stats_;
+  bool shutting_down_ = false;
+  // Handlers queued on the io_context check this before touching the endpoint.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace wtmesh::quic

@@ -1,0 +1,66 @@
+#include "quic/send_buffer.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace wtmesh::quic {
+
+size_t SendBuffer::append(std::span<const uint8_t> data, bool fin) {
+  if (fin_) return 0;  // nothing may follow a FIN
+  const size_t take = std::min(data.size(), capacity_left());
+  size_t done = 0;
+  while (done < take) {
+    if (chunks_.empty() || chunks_.back().used == kChunkSize) chunks_.emplace_back();
+    Chunk& c = chunks_.back();
+    const size_t n = std::min(take - done, kChunkSize - c.used);
+    std::memcpy(c.data.get() + c.used, data.data() + done, n);
+    c.used += n;
+    done += n;
+  }
+  end_ += take;
+  if (fin && take == data.size()) fin_ = true;
+  return take;
+}
+
+size_t SendBuffer::unsent(ngtcp2_vec* out, size_t max) const {
+  // Walk chunks from the acked front until the send cursor, then emit from there.
+  uint64_t chunk_start = acked_ - head_skip_;
+  size_t count = 0;
+  for (const Chunk& c : chunks_) {
+    const uint64_t chunk_end = chunk_start + c.used;
+    if (chunk_end > sent_ && count < max) {
+      const size_t from = static_cast<size_t>(sent_ > chunk_start ? sent_ - chunk_start : 0);
+      out[count].base = c.data.get() + from;
+      out[count].len = c.used - from;
+      ++count;
+    }
+    chunk_start = chunk_end;
+  }
+  return count;
+}
+
+void SendBuffer::mark_sent(size_t n, bool fin) {
+  sent_ = std::min<uint64_t>(sent_ + n, end_);
+  if (fin && fin_ && sent_ == end_) fin_sent_ = true;
+}
+
+void SendBuffer::ack(uint64_t offset, uint64_t len) {
+  const uint64_t upto = std::min(offset + len, end_);
+  if (upto <= acked_) return;
+  uint64_t n = upto - acked_;
+  acked_ = upto;
+  while (n > 0 && !chunks_.empty()) {
+    Chunk& c = chunks_.front();
+    const size_t avail = c.used - head_skip_;
+    if (n < avail) {
+      head_skip_ += static_cast<size_t>(n);
+      break;
+    }
+    // Fully acked: drop it. A later append starts a fresh chunk at end_, which equals acked_ then.
+    n -= avail;
+    chunks_.pop_front();
+    head_skip_ = 0;
+  }
+}
+
+}  // namespace wtmesh::quic

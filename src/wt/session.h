@@ -1,0 +1,96 @@
+// The WebTransport session API that everything above wt/ uses (tunnel, edge, agent, doctor).
+//
+// One interface, several transports: today HTTP/3 (wt/h3_session.*); WebTransport over HTTP/2 later.
+// Nothing here names QUIC, HTTP/3, ngtcp2 or Asio.
+//
+// Contract (after quiche's web_transport.h):
+//  - Streams are named by id; never keep pointers into a session's stream table. Calls with an id
+//    the session no longer knows are ignored (writes accept 0 bytes).
+//  - Reads are pushed: on_stream_data delivers bytes in order. The receiver returns flow-control
+//    credit with consume(id, n) once it has really disposed of them (written them onward), so a slow
+//    consumer slows the sender instead of growing a buffer.
+//  - Writes are bounded: write() returns how many bytes it took; if fewer than offered,
+//    on_stream_writable(id) follows when there is room.
+//  - Error codes are WebTransport application codes (32-bit); the HTTP/3 mapping is wt/errors.h.
+//  - close() never blocks: if the close capsule cannot be written promptly the CONNECT stream is
+//    reset instead (CVE-2026-21435).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wtmesh::wt {
+
+using StreamId = int64_t;
+
+enum class Transport { kHttp3, kHttp2 };
+
+// What the session was opened with (the extended CONNECT request).
+struct SessionInfo {
+  std::string authority;
+  std::string path;
+  std::string origin;  // empty if none was sent
+  std::vector<std::pair<std::string, std::string>> headers;  // all request headers, lower-case names
+  Transport transport = Transport::kHttp3;
+};
+
+class Session;
+
+class SessionHandler {
+ public:
+  virtual ~SessionHandler() = default;
+
+  // The session this handler serves, before any other call on it (server: once the acceptor has
+  // accepted it; client: inside connect()). The reference is valid until on_closed returns.
+  virtual void on_attached(Session& /*session*/) {}
+  // Client: the server answered 2xx. Server: the session was accepted.
+  virtual void on_ready() {}
+  // The peer opened a stream (bidi or uni). Data follows via on_stream_data.
+  virtual void on_incoming_stream(StreamId id, bool bidi) = 0;
+  virtual void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
+  // Peer reset its sending side (code: WebTransport code, or nullopt if the H3 code is outside the
+  // WebTransport range, e.g. Chromium's H3_CONNECT_ERROR when a session dies).
+  virtual void on_stream_reset(StreamId id, std::optional<uint32_t> code) = 0;
+  virtual void on_stop_sending(StreamId /*id*/, std::optional<uint32_t> /*code*/) {}
+  virtual void on_stream_writable(StreamId /*id*/) {}
+  // Both directions of the stream are finished; forget the id.
+  virtual void on_stream_closed(StreamId /*id*/) {}
+  virtual void on_datagram(std::span<const uint8_t> payload) = 0;
+  // The peer asked us to wind down (DRAIN capsule / GOAWAY).
+  virtual void on_drain() {}
+  // The session is over. No calls follow. `code`/`reason` come from the peer's close capsule, or
+  // are 0/"" for a clean FIN, or describe a local failure.
+  virtual void on_closed(uint32_t code, std::string_view reason) = 0;
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  virtual void set_handler(SessionHandler* handler) = 0;
+  virtual const SessionInfo& info() const = 0;
+
+  // nullopt when the stream limit (session's or QUIC's) is reached.
+  virtual std::optional<StreamId> open_bidi_stream() = 0;
+  virtual std::optional<StreamId> open_uni_stream() = 0;
+  virtual size_t write(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
+  virtual size_t send_capacity(StreamId id) const = 0;
+  virtual void consume(StreamId id, size_t n) = 0;
+  virtual void reset_stream(StreamId id, uint32_t code) = 0;
+  virtual void stop_sending(StreamId id, uint32_t code) = 0;
+
+  // Largest datagram payload that can be sent now (0: datagrams unavailable).
+  virtual size_t max_datagram_size() const = 0;
+  virtual bool send_datagram(std::span<const uint8_t> payload) = 0;
+
+  // Sends the close capsule (message truncated to 1024 bytes on a UTF-8 boundary) and FIN.
+  virtual void close(uint32_t code, std::string_view reason) = 0;
+  // Sends DRAIN_WEBTRANSPORT_SESSION.
+  virtual void drain() = 0;
+};
+
+}  // namespace wtmesh::wt

@@ -204,6 +204,10 @@ Connection::Connection(bool server, const TransportLimits& limits, CidRegistry& 
 }
 
 Connection::~Connection() {
+  // Application state first, while conn_ is still valid for anything it does on the way out.
+  handler_ = nullptr;
+  flush_hook_ = nullptr;
+  app_.reset();
   // The endpoint drops every routing entry of this connection when it erases it.
   if (conn_) ngtcp2_conn_del(conn_);
   if (tls_session_) gnutls_deinit(tls_session_);

@@ -1,0 +1,22 @@
+// Parsing of the edge address the agent and `wtmesh doctor` are given: https://HOST[:PORT][/path].
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wtmesh::agent {
+
+struct EdgeUrl {
+  std::string host;  // DNS name or IP literal (IPv6 without brackets)
+  uint16_t port = 443;
+  std::string path;  // "" when the URL has none
+  // host[:port] as sent in :authority (IPv6 in brackets; port omitted when 443).
+  std::string authority() const;
+};
+
+// nullopt with `error` set to a sentence when the URL is not https://HOST[:PORT][/PATH].
+std::optional<EdgeUrl> parse_edge_url(std::string_view url, std::string* error);
+
+}  // namespace wtmesh::agent

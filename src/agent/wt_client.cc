@@ -1,0 +1,100 @@
+#include "agent/wt_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/udp.hpp>
+
+#include "h3/error_codes.h"
+
+namespace wtmesh::agent {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+// The client's per-connection stack, owned by the quic::Connection.
+struct WtClient::App final : quic::Connection::AppState {
+  App(asio::io_context& io, quic::Connection& quic, const wt::ClientConfig& config)
+      : h3(quic, h3::Role::kClient, wt::webtransport_h3_config(h3::Role::kClient)), client(h3, config), tick(io) {
+    quic.set_handler(&h3);
+  }
+  void arm_tick() {
+    const auto now = std::chrono::steady_clock::now();
+    auto when = now + std::chrono::seconds(1);
+    if (auto d = client.next_deadline()) when = std::min(when, std::max(*d, now));
+    tick.expires_at(when);
+    tick.async_wait([this, alive = std::weak_ptr<int>(alive)](const boost::system::error_code& ec) {
+      if (ec || alive.expired()) return;
+      client.on_tick(std::chrono::steady_clock::now());
+      arm_tick();
+    });
+  }
+  h3::Connection h3;
+  wt::H3Client client;
+  asio::steady_timer tick;
+  std::shared_ptr<int> alive = std::make_shared<int>(0);
+};
+
+WtClient::WtClient(asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits,
+                   wt::ClientConfig config)
+    : io_(io), tls_(std::move(tls)), limits_(limits), config_(std::move(config)) {}
+
+WtClient::~WtClient() = default;
+
+bool WtClient::dial(const EdgeUrl& edge, std::string* error) {
+  edge_ = edge;
+  boost::system::error_code ec;
+  udp::resolver resolver(io_);
+  auto results = resolver.resolve(edge.host, std::to_string(edge.port), ec);
+  if (ec || results.empty()) {
+    if (error) *error = "cannot resolve " + edge.host + ": " + ec.message();
+    return false;
+  }
+  const udp::endpoint remote = *results.begin();
+  const udp::endpoint local(remote.address().is_v4() ? asio::ip::address(asio::ip::address_v4::any())
+                                                     : asio::ip::address(asio::ip::address_v6::any()),
+                            0);
+  try {
+    endpoint_ = std::make_unique<quic::Endpoint>(io_, local);
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    return false;
+  }
+  endpoint_->set_on_removed([this](quic::Connection& c) {
+    if (&c != conn_) return;
+    closed_ = true;
+    if (close_reason_.empty()) close_reason_ = c.close_reason().empty() ? "connection closed" : c.close_reason();
+    conn_ = nullptr;
+    app_ = nullptr;
+  });
+  conn_ = endpoint_->connect(remote, edge.host, tls_, limits_, error);
+  if (!conn_) return false;
+  auto app = std::make_unique<App>(io_, *conn_, config_);
+  app_ = app.get();
+  app_->arm_tick();
+  conn_->set_app_state(std::move(app));
+  return true;
+}
+
+bool WtClient::handshake_completed() const { return conn_ && conn_->handshake_completed(); }
+
+bool WtClient::closed() const {
+  return closed_ || (conn_ && conn_->state() != quic::Connection::State::kOpen &&
+                     conn_->state() != quic::Connection::State::kHandshaking);
+}
+
+wt::H3Session* WtClient::open_session(const std::string& path, const h3::HeaderList& extra,
+                                      wt::SessionHandler* handler, std::string* error) {
+  if (!app_ || !edge_) {
+    if (error) *error = "not connected";
+    return nullptr;
+  }
+  wt::H3Session* s = app_->client.connect(edge_->authority(), path, extra, handler);
+  if (!s && error) *error = app_->client.last_error();
+  return s;
+}
+
+void WtClient::close(std::string_view reason) {
+  if (app_) app_->h3.close(h3::kH3NoError, reason);
+}
+
+}  // namespace wtmesh::agent

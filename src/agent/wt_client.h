@@ -1,0 +1,55 @@
+// A WebTransport client connection to an edge: resolves the edge, dials QUIC from an ephemeral UDP
+// port, and stacks h3::Connection + wt::H3Client on it. Used by `wtmesh doctor` and the agent.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/edge_url.h"
+#include "h3/connection.h"
+#include "quic/endpoint.h"
+#include "quic/tls_context.h"
+#include "wt/h3_client.h"
+
+namespace wtmesh::agent {
+
+class WtClient {
+ public:
+  WtClient(boost::asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits = {},
+           wt::ClientConfig config = {});
+  ~WtClient();
+  WtClient(const WtClient&) = delete;
+  WtClient& operator=(const WtClient&) = delete;
+
+  // Resolves the edge and starts the QUIC handshake. False with `error` set on failure.
+  bool dial(const EdgeUrl& edge, std::string* error);
+  bool handshake_completed() const;
+  // The connection is gone (closed by either side, idle, or failed handshake).
+  bool closed() const;
+  const std::string& close_reason() const { return close_reason_; }
+
+  // Opens a WebTransport session at `path` (sent once the server's SETTINGS arrive). nullptr with
+  // `error` set if it cannot be started.
+  wt::H3Session* open_session(const std::string& path, const h3::HeaderList& extra, wt::SessionHandler* handler,
+                              std::string* error);
+  quic::Connection* connection() const { return conn_; }
+  void close(std::string_view reason);
+
+ private:
+  struct App;
+  boost::asio::io_context& io_;
+  quic::TlsClientContext tls_;
+  quic::TransportLimits limits_;
+  wt::ClientConfig config_;
+  std::optional<EdgeUrl> edge_;
+  std::unique_ptr<quic::Endpoint> endpoint_;
+  quic::Connection* conn_ = nullptr;
+  App* app_ = nullptr;  // owned by conn_
+  std::string close_reason_;
+  bool closed_ = false;
+};
+
+}  // namespace wtmesh::agent

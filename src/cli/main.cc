@@ -1,0 +1,121 @@
+// wtmesh: one binary, subcommands. Errors at the command line are sentences, never stack traces.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+
+#include "agent/doctor.h"
+#include "cli/listen_address.h"
+#include "edge/edge_server.h"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace wtmesh;
+
+struct EdgeArgs {
+  std::string listen = "127.0.0.1:4433";
+  std::string domain = "localhost";
+  std::string state_dir = ".wtmesh/edge";
+  std::string cert, key;
+  std::vector<std::string> allow_origins;
+  int idle_timeout_s = 30;
+  uint64_t max_streams = 128;
+};
+
+int run_edge(const EdgeArgs& a) {
+  std::string error;
+  auto listen = cli::parse_listen_address(a.listen, &error);
+  if (!listen) throw std::runtime_error(error);
+  edge::EdgeOptions opts;
+  opts.listen = *listen;
+  opts.domain = a.domain;
+  opts.state_dir = a.state_dir;
+  if (!a.cert.empty()) opts.cert_file = a.cert;
+  if (!a.key.empty()) opts.key_file = a.key;
+  opts.allowed_origins = a.allow_origins;
+  opts.limits.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
+  opts.limits.max_streams_bidi = a.max_streams;
+  opts.limits.max_streams_uni = a.max_streams;
+
+  asio::io_context io;
+  edge::EdgeServer server(io, opts);
+  const auto ep = server.local_endpoint();
+  const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  std::cout << "wtmesh edge listening on udp://" << host << ":" << ep.port() << std::endl;
+  std::cout << "  certificate sha256: " << server.certs().sha256_hex << std::endl;
+  if (!server.certs().ca_cert.empty()) std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
+  std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("edge: signal {} received, closing connections", sig);
+    server.shutdown();
+    // Give peers a moment to see the CONNECTION_CLOSE, then stop regardless.
+    auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(500));
+    stop->async_wait([&io, stop](const boost::system::error_code&) { io.stop(); });
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("wtmesh"));
+  CLI::App app{"wtmesh: localhost tunnels and a proxy mesh over WebTransport (HTTP/3)"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+
+  EdgeArgs edge_args;
+  auto* edge_cmd = app.add_subcommand("edge", "run an edge: the public side of the tunnels");
+  edge_cmd->add_option("--listen", edge_args.listen, "address:port for QUIC (UDP); port 0 picks one")
+      ->capture_default_str();
+  edge_cmd->add_option("--domain", edge_args.domain, "domain of the tunnels' hostnames (NAME.DOMAIN)")
+      ->capture_default_str();
+  edge_cmd->add_option("--state-dir", edge_args.state_dir, "where certificates and keys are kept")
+      ->capture_default_str();
+  edge_cmd->add_option("--cert", edge_args.cert, "PEM certificate chain to use instead of the local CA's");
+  edge_cmd->add_option("--key", edge_args.key, "PEM private key for --cert");
+  edge_cmd->add_option("--allow-origin", edge_args.allow_origins,
+                       "browser origin allowed to open sessions (repeatable; default: any)");
+  edge_cmd->add_option("--idle-timeout", edge_args.idle_timeout_s, "QUIC idle timeout in seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  edge_cmd->add_option("--max-streams", edge_args.max_streams, "concurrent streams a peer may open, per type")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+
+  agent::DoctorOptions doctor;
+  std::string doctor_ca;
+  auto* doctor_cmd = app.add_subcommand("doctor", "check an edge end to end and report timings");
+  doctor_cmd->add_option("--edge", doctor.edge_url, "the edge, https://HOST:PORT")->required();
+  doctor_cmd->add_option("--ca", doctor_ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
+  doctor_cmd->add_option("--rounds", doctor.rounds, "round trips per check")->capture_default_str()->check(
+      CLI::Range(1, 1000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  try {
+    if (*edge_cmd) return run_edge(edge_args);
+    if (*doctor_cmd) {
+      if (!doctor_ca.empty()) doctor.ca_file = doctor_ca;
+      const auto report = agent::run_doctor(doctor, std::cout);
+      return report.ok ? 0 : 1;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "wtmesh: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,108 @@
+// Process-wide GnuTLS contexts for QUIC (credentials, trust, ALPN policy) and the per-connection
+// gnutls_session_t they create, already wired to ngtcp2_crypto_gnutls.
+//
+// Lifetime: a session points at its context's credentials and priorities, so a context must outlive
+// every session it made (gnutls_deinit them first). To rotate certificates, build a new context and
+// keep the old one alive (e.g. shared_ptr held by each connection) until its sessions are gone.
+//
+// ALPN: only "h3" is spoken. The server fails the handshake with no_application_protocol (alert
+// 120) when the ClientHello offers no "h3" — including when it has no ALPN extension at all, which
+// GNUTLS_ALPN_MANDATORY alone lets through in GnuTLS 3.7. The client likewise refuses a server that
+// does not select "h3".
+#pragma once
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wtmesh::quic {
+
+inline constexpr std::string_view kH3Alpn = "h3";
+
+// GnuTLS priority string: TLS 1.3 only (QUIC requires it), no middlebox-compat CCS, the AEADs and
+// groups QUIC stacks and Chromium use.
+inline constexpr const char* kQuicTlsPriority =
+    "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+    "+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1";
+
+class TlsServerContext {
+ public:
+  // Loads a certificate chain + private key (PEM). Throws std::runtime_error naming the file.
+  static TlsServerContext from_files(const std::filesystem::path& cert_pem, const std::filesystem::path& key_pem);
+
+  TlsServerContext(TlsServerContext&& other) noexcept;
+  TlsServerContext& operator=(TlsServerContext&& other) noexcept;
+  TlsServerContext(const TlsServerContext&) = delete;
+  TlsServerContext& operator=(const TlsServerContext&) = delete;
+  ~TlsServerContext();
+
+  // A new server session for one QUIC connection (the caller owns it: gnutls_deinit). `conn_ref`
+  // must stay valid for the session's life. Returns nullptr on failure (logged).
+  gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref) const;
+  const std::string& alpn() const { return alpn_; }
+
+ private:
+  TlsServerContext() = default;
+  void reset() noexcept;
+
+  gnutls_certificate_credentials_t cred_ = nullptr;
+  gnutls_priority_t priority_ = nullptr;
+  std::string alpn_{kH3Alpn};
+};
+
+class TlsClientContext {
+ public:
+  // Trusts only the CA certificate(s) in `ca_pem`. Throws std::runtime_error naming the file.
+  static TlsClientContext with_ca_file(const std::filesystem::path& ca_pem);
+  // Trusts the system store (a warning is logged when it is empty).
+  static TlsClientContext with_system_trust();
+  // Trusts exactly one leaf, by the hex SHA-256 of its DER, like a browser's serverCertificateHashes:
+  // no CA, no hostname check; the leaf must be inside its validity period. Throws std::invalid_argument.
+  static TlsClientContext with_pin_only(std::string sha256_hex);
+
+  TlsClientContext(TlsClientContext&& other) noexcept;
+  TlsClientContext& operator=(TlsClientContext&& other) noexcept;
+  TlsClientContext(const TlsClientContext&) = delete;
+  TlsClientContext& operator=(const TlsClientContext&) = delete;
+  ~TlsClientContext();
+
+  // Extra check on top of the trust: the leaf's SHA-256 (hex, any case) must equal this.
+  // Throws std::invalid_argument unless it is 64 hex digits. Affects sessions created afterwards.
+  void pin_sha256(std::string hex);
+
+  // A new client session: ALPN "h3", SNI = host unless it is an IP literal ("[v6]" accepted),
+  // certificate checked against the trust and host (DNS name or IP SAN), plus the pin if set.
+  // The caller owns it (gnutls_deinit). Returns nullptr on failure (logged).
+  gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref, const std::string& host) const;
+
+ private:
+  TlsClientContext() = default;
+  void reset() noexcept;
+
+  gnutls_certificate_credentials_t cred_ = nullptr;
+  gnutls_priority_t priority_ = nullptr;
+  bool use_trust_ = true;  // false for with_pin_only
+  std::optional<std::array<uint8_t, 32>> pin_;
+};
+
+// The ALPN protocol negotiated on `session` ("" if none yet), for logs.
+std::string negotiated_alpn(gnutls_session_t session);
+
+// Why a client session rejected the server certificate ("" if it did not), for logs.
+std::string verify_failure(gnutls_session_t session);
+
+// Server ALPN policy as a pure decision, used by the handshake hook: accept iff the ALPN protocol
+// GnuTLS selected from the client's offer (nullopt when nothing matched or no ALPN was offered)
+// is "h3".
+bool server_alpn_acceptable(std::optional<std::string_view> selected);
+
+// Parses 64 hex digits (any case) into a SHA-256 digest; nullopt otherwise.
+std::optional<std::array<uint8_t, 32>> parse_sha256_hex(std::string_view hex);
+
+}  // namespace wtmesh::quic

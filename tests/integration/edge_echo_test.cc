@@ -1,0 +1,252 @@
+// The edge's /echo service over real QUIC on 127.0.0.1, driven by our WebTransport client:
+// the whole stack (quic → h3 → wt → edge) on sockets. Browser and gtlsclient runs are in
+// tests/peers/; these cover what a peer cannot be made to do on demand (caps, large transfers,
+// state cleanup).
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "agent/doctor.h"
+#include "agent/wt_client.h"
+#include "edge/edge_server.h"
+
+namespace wtmesh {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() / ("wtmesh-edge-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Runs an edge on its own thread and io_context.
+class EdgeThread {
+ public:
+  explicit EdgeThread(edge::EdgeOptions opts) {
+    server_ = std::make_unique<edge::EdgeServer>(io_, std::move(opts));
+    guard_.emplace(io_.get_executor());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~EdgeThread() {
+    asio::post(io_, [this] {
+      server_->shutdown();
+      guard_.reset();
+    });
+    asio::post(io_, [this] { io_.stop(); });
+    thread_.join();
+  }
+  edge::EdgeServer& server() { return *server_; }
+  uint16_t port() const { return server_->local_endpoint().port(); }
+
+ private:
+  asio::io_context io_;
+  std::unique_ptr<edge::EdgeServer> server_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  std::thread thread_;
+};
+
+struct Recorder final : wt::SessionHandler {
+  void on_attached(wt::Session& s) override { session = &s; }
+  void on_ready() override { ready = true; }
+  void on_incoming_stream(wt::StreamId id, bool) override { incoming.push_back(id); }
+  void on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) override {
+    auto& r = received[id];
+    r.insert(r.end(), data.begin(), data.end());
+    if (fin) fins[id] = true;
+    session->consume(id, data.size());
+  }
+  void on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) override { resets[id] = code; }
+  void on_stream_writable(wt::StreamId) override { writable++; }
+  void on_datagram(std::span<const uint8_t> p) override { datagrams.emplace_back(p.begin(), p.end()); }
+  void on_closed(uint32_t c, std::string_view r) override {
+    closed = true;
+    code = c;
+    reason = std::string(r);
+  }
+  wt::Session* session = nullptr;
+  bool ready = false, closed = false;
+  uint32_t code = 0;
+  std::string reason;
+  int writable = 0;
+  std::vector<wt::StreamId> incoming;
+  std::map<wt::StreamId, std::vector<uint8_t>> received;
+  std::map<wt::StreamId, bool> fins;
+  std::map<wt::StreamId, std::optional<uint32_t>> resets;
+  std::vector<std::vector<uint8_t>> datagrams;
+};
+
+class EdgeEcho : public ::testing::Test {
+ protected:
+  void start_edge(std::vector<std::string> origins = {}) {
+    edge::EdgeOptions opts;
+    opts.listen = asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    opts.state_dir = dir_.path();
+    opts.allowed_origins = std::move(origins);
+    edge_ = std::make_unique<EdgeThread>(opts);
+  }
+  void SetUp() override { start_edge(); }
+
+  std::unique_ptr<agent::WtClient> dial() {
+    auto c = std::make_unique<agent::WtClient>(io_, quic::TlsClientContext::with_ca_file(dir_.path() / "ca.pem"));
+    std::string error;
+    EXPECT_TRUE(c->dial({"127.0.0.1", edge_->port(), ""}, &error)) << error;
+    return c;
+  }
+  wt::H3Session* open(agent::WtClient& c, Recorder& rec, const std::string& path = "/echo",
+                      const h3::HeaderList& extra = {}) {
+    std::string error;
+    wt::H3Session* s = c.open_session(path, extra, &rec, &error);
+    EXPECT_NE(s, nullptr) << error;
+    return s;
+  }
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    const auto deadline = Clock::now() + limit;
+    for (;;) {
+      if (done()) return true;
+      if (Clock::now() >= deadline) return false;
+      io_.run_one_for(std::chrono::milliseconds(5));
+      if (io_.stopped()) io_.restart();
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<EdgeThread> edge_;
+  asio::io_context io_;
+};
+
+TEST_F(EdgeEcho, DoctorPasses) {
+  agent::DoctorOptions opts;
+  opts.edge_url = "https://127.0.0.1:" + std::to_string(edge_->port());
+  opts.ca_file = dir_.path() / "ca.pem";
+  std::ostringstream out;
+  const auto report = agent::run_doctor(opts, out);
+  EXPECT_TRUE(report.ok) << out.str();
+  EXPECT_GT(report.handshake_ms, 0);
+  EXPECT_EQ(report.datagrams_echoed, opts.rounds);
+}
+
+TEST_F(EdgeEcho, DoctorReportsAnUntrustedCertificate) {
+  TempDir other;
+  quic::ensure_state_certs(other.path());
+  agent::DoctorOptions opts;
+  opts.edge_url = "https://127.0.0.1:" + std::to_string(edge_->port());
+  opts.ca_file = other.path() / "ca.pem";
+  opts.timeout = std::chrono::seconds(3);
+  std::ostringstream out;
+  const auto report = agent::run_doctor(opts, out);
+  EXPECT_FALSE(report.ok);
+  EXPECT_NE(report.failure.find("handshake"), std::string::npos) << report.failure;
+}
+
+TEST_F(EdgeEcho, LargeBidiAndUniTransfersComeBackIntact) {
+  Recorder rec;  // outlives the client, which may still report the session's end to it
+  auto c = dial();
+  wt::H3Session* s = open(*c, rec);
+  ASSERT_TRUE(run_until([&] { return rec.ready; }));
+  std::vector<uint8_t> data(8 << 20);
+  std::mt19937 rng(7);
+  for (auto& b : data) b = static_cast<uint8_t>(rng());
+  auto bidi = s->open_bidi_stream();
+  auto uni = s->open_uni_stream();
+  ASSERT_TRUE(bidi && uni);
+  size_t sent_b = 0, sent_u = 0;
+  ASSERT_TRUE(run_until(
+      [&] {
+        if (sent_b < data.size()) sent_b += s->write(*bidi, std::span<const uint8_t>(data).subspan(sent_b), true);
+        if (sent_u < data.size()) sent_u += s->write(*uni, std::span<const uint8_t>(data).subspan(sent_u), true);
+        return rec.fins[*bidi] && !rec.incoming.empty() && rec.fins[rec.incoming.back()];
+      },
+      std::chrono::seconds(60)));
+  EXPECT_TRUE(rec.received[*bidi] == data);
+  EXPECT_TRUE(rec.received[rec.incoming.back()] == data);
+  EXPECT_GT(rec.writable, 0) << "8 MiB must have hit the send-buffer cap";
+}
+
+TEST_F(EdgeEcho, ManyStreamsLeaveNoState) {
+  Recorder rec;  // outlives the client, which may still report the session's end to it
+  auto c = dial();
+  wt::H3Session* s = open(*c, rec);
+  ASSERT_TRUE(run_until([&] { return rec.ready; }));
+  // Ten times the per-session and QUIC stream limits, one after another.
+  for (int i = 0; i < 1500; ++i) {
+    std::optional<wt::StreamId> id;
+    ASSERT_TRUE(run_until([&] { return (id = s->open_bidi_stream()).has_value(); })) << i;
+    const uint8_t b = static_cast<uint8_t>(i);
+    s->write(*id, {&b, 1}, true);
+    ASSERT_TRUE(run_until([&] { return rec.fins[*id]; })) << i;
+  }
+  ASSERT_TRUE(run_until([&] { return s->stream_table_size() == 0; }));
+  // Left: the CONNECT stream plus the six HTTP/3 critical streams (control + QPACK, each way).
+  EXPECT_EQ(c->connection()->stream_count(), 7u);
+}
+
+TEST_F(EdgeEcho, CloseCodeAndReasonReachTheClient) {
+  Recorder rec;  // outlives the client, which may still report the session's end to it
+  auto c = dial();
+  wt::H3Session* s = open(*c, rec);
+  ASSERT_TRUE(run_until([&] { return rec.ready; }));
+  // The client closes; its own handler hears its code back.
+  s->close(4242, "bye");
+  ASSERT_TRUE(run_until([&] { return rec.closed; }));
+  EXPECT_EQ(rec.code, 4242u);
+}
+
+TEST_F(EdgeEcho, UnknownPathIs404) {
+  Recorder rec;  // outlives the client, which may still report the session's end to it
+  auto c = dial();
+  open(*c, rec, "/nope");
+  ASSERT_TRUE(run_until([&] { return rec.closed; }));
+  EXPECT_FALSE(rec.ready);
+  EXPECT_EQ(rec.code, 404u);
+}
+
+TEST_F(EdgeEcho, OriginOutsideTheAllowListIs403) {
+  edge_.reset();
+  start_edge({"https://good.example"});
+  {
+    Recorder rec;
+    auto c = dial();
+    open(*c, rec, "/echo", {{"origin", "https://evil.example"}});
+    ASSERT_TRUE(run_until([&] { return rec.closed; }));
+    EXPECT_EQ(rec.code, 403u);
+  }
+  Recorder rec;  // outlives the client, which may still report the session's end to it
+  auto c = dial();
+  open(*c, rec, "/echo", {{"origin", "https://good.example"}});
+  ASSERT_TRUE(run_until([&] { return rec.ready; }));
+}
+
+TEST_F(EdgeEcho, DatagramsEcho) {
+  Recorder rec;  // outlives the client, which may still report the session's end to it
+  auto c = dial();
+  wt::H3Session* s = open(*c, rec);
+  ASSERT_TRUE(run_until([&] { return rec.ready; }));
+  ASSERT_GT(s->max_datagram_size(), 1000u);
+  std::vector<uint8_t> d(s->max_datagram_size(), 0x5c);
+  ASSERT_TRUE(run_until([&] {
+    s->send_datagram(d);
+    return !rec.datagrams.empty();
+  }));
+  EXPECT_EQ(rec.datagrams.front(), d);
+  std::vector<uint8_t> too_big(s->max_datagram_size() + 1, 1);
+  EXPECT_FALSE(s->send_datagram(too_big));
+}
+
+}  // namespace
+}  // namespace wtmesh

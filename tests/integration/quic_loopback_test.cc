@@ -157,9 +157,17 @@ class QuicLoopback : public ::testing::Test {
     }
   }
 
+  // Handlers are owned here, declared before the endpoints so they outlive the connections.
+  ClientRecorder& attach(Connection& c) {
+    recorders_.push_back(std::make_unique<ClientRecorder>(c));
+    c.set_handler(recorders_.back().get());
+    return *recorders_.back();
+  }
+
   TempDir dir_;
   CertFiles files_;
   asio::io_context io_;
+  std::vector<std::unique_ptr<ClientRecorder>> recorders_;
   TransportLimits server_limits_;
   std::optional<TlsServerContext> server_tls_;
   std::optional<TlsClientContext> client_tls_;
@@ -170,8 +178,7 @@ class QuicLoopback : public ::testing::Test {
 
 TEST_F(QuicLoopback, HandshakeNegotiatesH3) {
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   EXPECT_EQ(c->negotiated_alpn(), "h3");
   EXPECT_EQ(server_->connection_count(), 1u);
@@ -179,8 +186,7 @@ TEST_F(QuicLoopback, HandshakeNegotiatesH3) {
 
 TEST_F(QuicLoopback, BidiEchoLargerThanWindowsAndBuffers) {
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   auto id = c->open_bidi_stream();
   ASSERT_TRUE(id);
@@ -203,8 +209,7 @@ TEST_F(QuicLoopback, BidiEchoLargerThanWindowsAndBuffers) {
 
 TEST_F(QuicLoopback, UniStreamEchoedOnServerUniStream) {
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   auto id = c->open_uni_stream();
   ASSERT_TRUE(id);
@@ -228,8 +233,7 @@ TEST_F(QuicLoopback, PeerStreamCreditIsExtendedAsStreamsClose) {
   TearDown();
   SetUp();
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   // Far more streams than the server's limit of 4 concurrently open ones, one after another.
   int done = 0;
@@ -251,8 +255,7 @@ TEST_F(QuicLoopback, StreamLimitRefusesOpeningBeyondPeerCredit) {
   TearDown();
   SetUp();
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   EXPECT_TRUE(c->open_bidi_stream());
   EXPECT_TRUE(c->open_bidi_stream());
@@ -262,8 +265,7 @@ TEST_F(QuicLoopback, StreamLimitRefusesOpeningBeyondPeerCredit) {
 
 TEST_F(QuicLoopback, DatagramsEchoAndOversizeIsRefused) {
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   ASSERT_GT(c->max_datagram_payload(), 1000u);
   std::vector<uint8_t> d(200, 0xab);
@@ -278,8 +280,7 @@ TEST_F(QuicLoopback, DatagramsEchoAndOversizeIsRefused) {
 
 TEST_F(QuicLoopback, DatagramQueueIsCapped) {
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   std::vector<uint8_t> d(100, 1);
   size_t accepted = 0;
@@ -289,8 +290,7 @@ TEST_F(QuicLoopback, DatagramQueueIsCapped) {
 
 TEST_F(QuicLoopback, ApplicationCloseReachesPeer) {
   Connection* c = dial();
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   c->close(0x42, "done here");
   ASSERT_TRUE(run_until([&] { return server_->connection_count() == 0; }));
@@ -304,8 +304,7 @@ TEST_F(QuicLoopback, IdleTimeoutClosesBothSides) {
   TransportLimits client_limits;
   client_limits.idle_timeout = std::chrono::milliseconds(300);
   Connection* c = dial(client_limits);
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   ASSERT_TRUE(run_until([&] { return rec.closed && server_->connection_count() == 0; }, std::chrono::seconds(5)));
   EXPECT_EQ(client_ep_->connection_count(), 0u);
@@ -318,8 +317,7 @@ TEST_F(QuicLoopback, WrongCaFailsHandshake) {
   std::string error;
   Connection* c = client_ep_->connect(server_->local_endpoint(), "localhost", wrong, {}, &error);
   ASSERT_NE(c, nullptr);
-  ClientRecorder rec(*c);
-  c->set_handler(&rec);
+  ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.closed; }));
   EXPECT_FALSE(rec.handshake);
 }

@@ -56,7 +56,8 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
-EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options) : io_(io), options_(std::move(options)) {
+EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
+    : io_(io), options_(std::move(options)), renew_timer_(io) {
   if (options_.cert_file.has_value() != options_.key_file.has_value()) {
     throw std::runtime_error("--cert and --key must be given together");
   }
@@ -67,7 +68,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options) : io_(io), opt
   } else {
     certs_ = quic::ensure_state_certs(options_.state_dir, {options_.domain, "*." + options_.domain});
   }
-  tls_.emplace(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
+  auto tls = std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
   options_.wt.allowed_origins = options_.allowed_origins;
   try {
     endpoint_ = std::make_unique<quic::Endpoint>(io_, options_.listen);
@@ -75,10 +76,37 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options) : io_(io), opt
     throw std::runtime_error(e.what());
   }
   quic::ServerOptions so;
-  so.tls = &*tls_;
+  so.tls = std::move(tls);
   so.limits = options_.limits;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
   endpoint_->listen(std::move(so));
+  if (!options_.cert_file) schedule_renewal();
+}
+
+void EdgeServer::schedule_renewal() {
+  renew_timer_.expires_after(kRenewalCheck);
+  renew_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    check_certificates();
+    schedule_renewal();
+  });
+}
+
+bool EdgeServer::check_certificates() {
+  if (options_.cert_file) return false;  // operator-provided certificates are the operator's to renew
+  try {
+    auto fresh = quic::ensure_state_certs(options_.state_dir, {options_.domain, "*." + options_.domain});
+    if (fresh.sha256_hex == certs_.sha256_hex) return false;
+    endpoint_->set_server_tls(
+        std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(fresh.cert, fresh.key)));
+    certs_ = fresh;
+    spdlog::info("edge: certificate renewed, sha256 {}", certs_.sha256_hex);
+    return true;
+  } catch (const std::exception& e) {
+    // Keep serving with the current certificate; the next check tries again.
+    spdlog::error("edge: certificate renewal failed: {}", e.what());
+    return false;
+  }
 }
 
 EdgeServer::~EdgeServer() = default;
@@ -89,6 +117,9 @@ void EdgeServer::on_connection(quic::Connection& conn) {
   conn.set_app_state(std::move(app));
 }
 
-void EdgeServer::shutdown() { endpoint_->shutdown(h3::kH3NoError, "edge shutting down"); }
+void EdgeServer::shutdown() {
+  renew_timer_.cancel();
+  endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
+}
 
 }  // namespace wtmesh::edge

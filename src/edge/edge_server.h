@@ -7,6 +7,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -46,16 +48,23 @@ class EdgeServer {
   size_t connection_count() const { return endpoint_->connection_count(); }
   // Closes every connection (H3_NO_ERROR) and stops reading once they are gone.
   void shutdown();
+  // Runs the renewal check now; true if a new leaf is in use. (The timer calls it hourly.)
+  bool check_certificates();
+  // How often generated certificates are checked for renewal.
+  static constexpr std::chrono::minutes kRenewalCheck{60};
 
  private:
   struct ConnApp;
   void on_connection(quic::Connection& conn);
+  // Generated certificates: checks hourly and, when ensure_state_certs issued a new leaf, new
+  // connections use it (existing ones keep the context they started with).
+  void schedule_renewal();
 
   boost::asio::io_context& io_;
   EdgeOptions options_;
   quic::CertFiles certs_;
-  std::optional<quic::TlsServerContext> tls_;
   std::unique_ptr<quic::Endpoint> endpoint_;
+  boost::asio::steady_timer renew_timer_;
 };
 
 }  // namespace wtmesh::edge

@@ -236,10 +236,16 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
 }
 
 std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
-                                               const TlsServerContext& tls, const TransportLimits& limits,
-                                               CidRegistry& cids, Timestamp now, std::string* error) {
+                                               std::shared_ptr<const TlsServerContext> tls,
+                                               const TransportLimits& limits, CidRegistry& cids, Timestamp now,
+                                               std::string* error) {
+  if (!tls) {
+    if (error) *error = "no TLS context";
+    return nullptr;
+  }
   std::unique_ptr<Connection> c(new Connection(true, limits, cids));
-  if (!c->init_server(initial, path, tls, now, error)) return nullptr;
+  c->server_tls_ = std::move(tls);
+  if (!c->init_server(initial, path, *c->server_tls_, now, error)) return nullptr;
   return c;
 }
 

@@ -65,7 +65,7 @@ class Connection final : public Transport {
 
   // Server side: `initial` is the client's first packet, already checked with ngtcp2_accept().
   static std::unique_ptr<Connection> accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
-                                            const TlsServerContext& tls, const TransportLimits& limits,
+                                            std::shared_ptr<const TlsServerContext> tls, const TransportLimits& limits,
                                             CidRegistry& cids, Timestamp now, std::string* error);
   // Client side.
   static std::unique_ptr<Connection> connect(const ngtcp2_path& path, const std::string& host,
@@ -154,6 +154,7 @@ class Connection final : public Transport {
   TransportLimits limits_;
   CidRegistry& cids_;
   ngtcp2_conn* conn_ = nullptr;
+  std::shared_ptr<const TlsServerContext> server_tls_;  // outlives tls_session_ (server side)
   gnutls_session_t tls_session_ = nullptr;
   ngtcp2_crypto_conn_ref conn_ref_{};
   TransportHandler* handler_ = nullptr;

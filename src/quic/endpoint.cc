@@ -195,7 +195,7 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
     return nullptr;
   }
   std::string error;
-  auto conn = Connection::accept(hd, path, *options_.tls, options_.limits, *this, now, &error);
+  auto conn = Connection::accept(hd, path, options_.tls, options_.limits, *this, now, &error);
   if (!conn) {
     ++stats_.refused;
     spdlog::warn("quic: cannot accept connection: {}", error);

@@ -25,7 +25,9 @@ class TlsServerContext;
 class TlsClientContext;
 
 struct ServerOptions {
-  const TlsServerContext* tls = nullptr;
+  // Shared: each connection keeps the context it was accepted with, so certificates can be
+  // replaced (set_server_tls) while older connections still use the old one.
+  std::shared_ptr<const TlsServerContext> tls;
   TransportLimits limits;
   size_t max_connections = 4096;
   // Called for each new server connection before its first packet is processed: install the
@@ -52,6 +54,8 @@ class Endpoint final : public CidRegistry {
   boost::asio::ip::udp::endpoint local_endpoint() const;
   // Accept incoming connections.
   void listen(ServerOptions options);
+  // New connections use `tls` from now on (certificate renewal).
+  void set_server_tls(std::shared_ptr<const TlsServerContext> tls) { options_.tls = std::move(tls); }
   // Starts a client connection to `remote`; `host` is the TLS server name. The caller installs a
   // handler on the returned connection before running the io_context. nullptr on failure.
   Connection* connect(const boost::asio::ip::udp::endpoint& remote, const std::string& host,

@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <future>
 #include <thread>
 
 #include "agent/doctor.h"
@@ -52,6 +53,14 @@ class EdgeThread {
     thread_.join();
   }
   edge::EdgeServer& server() { return *server_; }
+  // Runs `fn` on the edge's thread and waits for it (the edge is single-threaded by design).
+  template <typename Fn>
+  auto on_edge(Fn fn) {
+    std::packaged_task<decltype(fn())()> task(std::move(fn));
+    auto result = task.get_future();
+    asio::post(io_, [&task] { task(); });
+    return result.get();
+  }
   uint16_t port() const { return server_->local_endpoint().port(); }
 
  private:
@@ -230,6 +239,23 @@ TEST_F(EdgeEcho, OriginOutsideTheAllowListIs403) {
   auto c = dial();
   open(*c, rec, "/echo", {{"origin", "https://good.example"}});
   ASSERT_TRUE(run_until([&] { return rec.ready; }));
+}
+
+TEST_F(EdgeEcho, RenewedCertificateServesNewConnections) {
+  auto check = [&] { return edge_->on_edge([&] { return edge_->server().check_certificates(); }); };
+  const std::string old_hash = edge_->server().certs().sha256_hex;
+  EXPECT_FALSE(check()) << "a fresh leaf is not renewed";
+  // A leaf that is gone (or expiring) is reissued; new connections must present the new one.
+  std::filesystem::remove(dir_.path() / "cert.pem");
+  ASSERT_TRUE(check());
+  const std::string new_hash = edge_->on_edge([&] { return edge_->server().certs().sha256_hex; });
+  EXPECT_NE(new_hash, old_hash);
+  agent::DoctorOptions opts;
+  opts.edge_url = "https://127.0.0.1:" + std::to_string(edge_->port());
+  opts.ca_file = dir_.path() / "ca.pem";
+  opts.pin_sha256 = new_hash;
+  std::ostringstream out;
+  EXPECT_TRUE(agent::run_doctor(opts, out).ok) << out.str();
 }
 
 TEST_F(EdgeEcho, DatagramsEcho) {

@@ -122,11 +122,11 @@ class QuicLoopback : public ::testing::Test {
  protected:
   void SetUp() override {
     files_ = ensure_state_certs(dir_.path());
-    server_tls_.emplace(TlsServerContext::from_files(files_.cert, files_.key));
+    server_tls_ = std::make_shared<TlsServerContext>(TlsServerContext::from_files(files_.cert, files_.key));
     client_tls_.emplace(TlsClientContext::with_ca_file(files_.ca_cert));
     server_.emplace(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     ServerOptions opts;
-    opts.tls = &*server_tls_;
+    opts.tls = server_tls_;
     opts.limits = server_limits_;
     opts.on_connection = [this](Connection& c) {
       auto app = std::make_unique<ServerApp>(c);
@@ -169,7 +169,7 @@ class QuicLoopback : public ::testing::Test {
   asio::io_context io_;
   std::vector<std::unique_ptr<ClientRecorder>> recorders_;
   TransportLimits server_limits_;
-  std::optional<TlsServerContext> server_tls_;
+  std::shared_ptr<TlsServerContext> server_tls_;
   std::optional<TlsClientContext> client_tls_;
   std::optional<Endpoint> server_;
   std::optional<Endpoint> client_ep_;

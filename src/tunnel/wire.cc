@@ -1,0 +1,238 @@
+#include "tunnel/wire.h"
+
+#include <type_traits>
+
+#include "common/varint.h"
+
+namespace wtmesh::tunnel {
+
+const char* to_string(WireError e) {
+  switch (e) {
+    case WireError::kNone: return "ok";
+    case WireError::kNeedMore: return "need more bytes";
+    case WireError::kTooLarge: return "a length exceeds its limit";
+    case WireError::kMalformed: return "malformed encoding";
+    case WireError::kUnknownFlags: return "unknown flag bits";
+  }
+  return "?";
+}
+
+// --- control stream -------------------------------------------------------------------------
+
+std::vector<uint8_t> encode_control_frame(ControlType type, std::string_view json) {
+  std::vector<uint8_t> out;
+  append_varint(out, static_cast<uint64_t>(type));
+  append_varint(out, json.size());
+  out.insert(out.end(), json.begin(), json.end());
+  return out;
+}
+
+namespace {
+
+bool known_control_type(uint64_t t) { return t >= 0x01 && t <= 0x06; }
+
+}  // namespace
+
+WireError ControlReader::feed(std::span<const uint8_t> data, std::vector<ControlFrame>& out) {
+  if (error_ != WireError::kNone) return error_;
+  while (!data.empty()) {
+    switch (state_) {
+      case State::kHeader: {
+        // Two varints, at most 16 bytes: take one byte at a time until both decode.
+        header_.push_back(data.front());
+        data = data.subspan(1);
+        auto type = read_varint(header_);
+        if (!type) break;
+        auto len = read_varint(std::span<const uint8_t>(header_).subspan(type->length));
+        if (!len) break;
+        header_.clear();
+        if (!known_control_type(type->value)) {
+          state_ = State::kSkip;  // extensibility: skip by counting, never buffer
+          remaining_ = len->value;
+        } else if (len->value > kMaxControlPayload) {
+          return error_ = WireError::kTooLarge;
+        } else {
+          frame_ = ControlFrame{type->value, {}};
+          frame_.payload.reserve(len->value);
+          remaining_ = len->value;
+          state_ = State::kPayload;
+        }
+        if (remaining_ == 0 && state_ != State::kHeader) {
+          if (state_ == State::kPayload) out.push_back(std::move(frame_));
+          state_ = State::kHeader;
+        }
+        break;
+      }
+      case State::kPayload:
+      case State::kSkip: {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, data.size()));
+        if (state_ == State::kPayload) frame_.payload.append(reinterpret_cast<const char*>(data.data()), n);
+        data = data.subspan(n);
+        remaining_ -= n;
+        if (remaining_ == 0) {
+          if (state_ == State::kPayload) out.push_back(std::move(frame_));
+          state_ = State::kHeader;
+        }
+        break;
+      }
+    }
+  }
+  return WireError::kNone;
+}
+
+// --- heads ----------------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint64_t kFlagBody = 0x1;
+constexpr uint64_t kFlagLength = 0x2;
+
+void put_string(std::vector<uint8_t>& out, std::string_view s) {
+  append_varint(out, s.size());
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+void put_common(std::vector<uint8_t>& out, bool has_body, const std::optional<uint64_t>& length,
+                const HeaderPairs& headers) {
+  append_varint(out, (has_body ? kFlagBody : 0) | (length ? kFlagLength : 0));
+  if (length) append_varint(out, *length);
+  append_varint(out, headers.size());
+  for (const auto& [n, v] : headers) {
+    put_string(out, n);
+    put_string(out, v);
+  }
+}
+
+std::vector<uint8_t> with_length(std::vector<uint8_t> head, std::optional<StreamKind> kind) {
+  std::vector<uint8_t> out;
+  out.reserve(head.size() + 10);
+  if (kind) append_varint(out, static_cast<uint64_t>(*kind));
+  append_varint(out, head.size());
+  out.insert(out.end(), head.begin(), head.end());
+  return out;
+}
+
+// Cursor over a complete head.
+struct Cursor {
+  std::span<const uint8_t> in;
+  bool ok = true;
+  uint64_t varint() {
+    auto r = ok ? read_varint(in) : std::nullopt;
+    if (!r) {
+      ok = false;
+      return 0;
+    }
+    in = in.subspan(r->length);
+    return r->value;
+  }
+  std::string string() {
+    const uint64_t n = varint();
+    if (!ok || n > in.size()) {
+      ok = false;
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(in.data()), static_cast<size_t>(n));
+    in = in.subspan(static_cast<size_t>(n));
+    return s;
+  }
+};
+
+WireError get_common(Cursor& c, bool& has_body, std::optional<uint64_t>& length, HeaderPairs& headers) {
+  const uint64_t flags = c.varint();
+  if (!c.ok) return WireError::kMalformed;
+  if (flags & ~(kFlagBody | kFlagLength)) return WireError::kUnknownFlags;
+  has_body = (flags & kFlagBody) != 0;
+  if (flags & kFlagLength) length = c.varint();
+  const uint64_t count = c.varint();
+  if (!c.ok) return WireError::kMalformed;
+  if (count > kMaxHeaderCount) return WireError::kTooLarge;
+  headers.clear();
+  headers.reserve(static_cast<size_t>(count));
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string name = c.string();
+    std::string value = c.string();
+    if (!c.ok) return WireError::kMalformed;
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+  return c.in.empty() ? WireError::kNone : WireError::kMalformed;
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_request_open(const RequestHead& h) {
+  std::vector<uint8_t> head;
+  append_varint(head, h.tunnel_id);
+  put_string(head, h.method);
+  put_string(head, h.target);
+  put_string(head, h.authority);
+  put_common(head, h.has_body, h.content_length, h.headers);
+  return with_length(std::move(head), StreamKind::kHttpRequest);
+}
+
+std::vector<uint8_t> encode_response_head(const ResponseHead& h) {
+  std::vector<uint8_t> head;
+  append_varint(head, static_cast<uint64_t>(h.status));
+  put_common(head, h.has_body, h.content_length, h.headers);
+  return with_length(std::move(head), std::nullopt);
+}
+
+WireError decode_request_head(std::span<const uint8_t> head, RequestHead& out) {
+  Cursor c{head};
+  const uint64_t tunnel = c.varint();
+  out.method = c.string();
+  out.target = c.string();
+  out.authority = c.string();
+  if (!c.ok || tunnel > UINT32_MAX || out.method.empty()) return WireError::kMalformed;
+  out.tunnel_id = static_cast<uint32_t>(tunnel);
+  return get_common(c, out.has_body, out.content_length, out.headers);
+}
+
+WireError decode_response_head(std::span<const uint8_t> head, ResponseHead& out) {
+  Cursor c{head};
+  const uint64_t status = c.varint();
+  if (!c.ok || status < 100 || status > 599) return WireError::kMalformed;
+  out.status = static_cast<int>(status);
+  return get_common(c, out.has_body, out.content_length, out.headers);
+}
+
+template <typename Head>
+WireError HeadReader<Head>::feed(std::span<const uint8_t> data, Head& head) {
+  if (done_) {
+    rest_.insert(rest_.end(), data.begin(), data.end());
+    return WireError::kNone;
+  }
+  // Buffer only up to the cap: the prefix varints plus kMaxHeadLength.
+  buf_.insert(buf_.end(), data.begin(), data.end());
+  std::span<const uint8_t> in(buf_);
+  if constexpr (std::is_same_v<Head, RequestHead>) {
+    auto kind = read_varint(in);
+    if (!kind) return WireError::kNeedMore;
+    if (kind->value != static_cast<uint64_t>(StreamKind::kHttpRequest)) return WireError::kMalformed;
+    in = in.subspan(kind->length);
+  }
+  auto len = read_varint(in);
+  if (!len) return WireError::kNeedMore;
+  if (len->value > kMaxHeadLength) return WireError::kTooLarge;
+  in = in.subspan(len->length);
+  if (in.size() < len->value) {
+    return buf_.size() > kMaxHeadLength + 16 ? WireError::kTooLarge : WireError::kNeedMore;
+  }
+  WireError e;
+  if constexpr (std::is_same_v<Head, RequestHead>) {
+    e = decode_request_head(in.first(static_cast<size_t>(len->value)), head);
+  } else {
+    e = decode_response_head(in.first(static_cast<size_t>(len->value)), head);
+  }
+  if (e != WireError::kNone) return e;
+  const auto after = in.subspan(static_cast<size_t>(len->value));
+  rest_.assign(after.begin(), after.end());
+  buf_.clear();
+  buf_.shrink_to_fit();
+  done_ = true;
+  return WireError::kNone;
+}
+
+template class HeadReader<RequestHead>;
+template class HeadReader<ResponseHead>;
+
+}  // namespace wtmesh::tunnel

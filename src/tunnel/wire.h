@@ -1,0 +1,135 @@
+// Wire formats of the tunnel protocol (docs/protocol.md): stream kinds, control-stream frames and
+// the compact request/response heads that open each request stream. Sans-I/O and bounded: readers
+// take bytes in any fragmentation and report either a value, "need more", or a protocol error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace wtmesh::tunnel {
+
+inline constexpr std::string_view kSessionPath = "/ingress-mesh";
+inline constexpr std::string_view kProtocolHeader = "wtmesh-protocol";
+inline constexpr std::string_view kErrorHeader = "wtmesh-error";
+inline constexpr int kProtocolVersion = 1;
+
+enum class StreamKind : uint64_t { kControl = 0x00, kHttpRequest = 0x01 };
+
+// Session close codes (§1) and stream error codes (§4).
+enum SessionCloseCode : uint32_t {
+  kCloseNormal = 0,
+  kCloseProtocolError = 1,
+  kCloseHeartbeatTimeout = 2,
+  kCloseTokenExpired = 3,
+  kCloseDraining = 4,
+};
+enum StreamErrorCode : uint32_t {
+  kStreamUpstreamFailed = 1,
+  kStreamProtocolError = 2,
+  kStreamCancelled = 3,
+};
+
+enum class ControlType : uint64_t {
+  kRegister = 0x01,
+  kRegistered = 0x02,
+  kRefused = 0x03,
+  kUnregister = 0x04,
+  kPing = 0x05,
+  kPong = 0x06,
+};
+
+inline constexpr size_t kMaxControlPayload = 16 * 1024;
+inline constexpr size_t kMaxHeadLength = 64 * 1024;
+inline constexpr size_t kMaxHeaderCount = 256;
+
+enum class WireError {
+  kNone,
+  kNeedMore,       // not an error: feed more bytes
+  kTooLarge,       // a length over its cap
+  kMalformed,      // bytes that do not decode
+  kUnknownFlags,   // flag bits this version does not define
+};
+const char* to_string(WireError e);
+
+// --- control stream -------------------------------------------------------------------------
+
+struct ControlFrame {
+  uint64_t type = 0;
+  std::string payload;  // JSON text
+};
+
+std::vector<uint8_t> encode_control_frame(ControlType type, std::string_view json);
+
+// Incremental reader. Frames of unknown type are skipped without being buffered.
+class ControlReader {
+ public:
+  // Consumes all of `data`, appending complete frames of known types to `out`. Returns kNone or a
+  // protocol error (after which the reader stays failed).
+  WireError feed(std::span<const uint8_t> data, std::vector<ControlFrame>& out);
+  size_t buffered_bytes() const { return header_.size() + frame_.payload.size(); }
+
+ private:
+  enum class State { kHeader, kPayload, kSkip };
+  State state_ = State::kHeader;
+  std::vector<uint8_t> header_;  // partial type+length varints (at most 16 bytes)
+  ControlFrame frame_;
+  uint64_t remaining_ = 0;
+  WireError error_ = WireError::kNone;
+};
+
+// --- request streams ----------------------------------------------------------------------------
+
+using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
+
+struct RequestHead {
+  uint32_t tunnel_id = 0;
+  std::string method;
+  std::string target;
+  std::string authority;
+  bool has_body = false;
+  std::optional<uint64_t> content_length;
+  HeaderPairs headers;
+};
+
+struct ResponseHead {
+  int status = 200;
+  bool has_body = false;
+  std::optional<uint64_t> content_length;
+  HeaderPairs headers;
+};
+
+// The full opening of a request stream: kind + head_length + head.
+std::vector<uint8_t> encode_request_open(const RequestHead& head);
+// head_length + head (the agent's answer).
+std::vector<uint8_t> encode_response_head(const ResponseHead& head);
+
+// Reads `varint head_length` + head from the front of a stream's bytes, buffering at most
+// kMaxHeadLength. After a head is returned, body() yields the bytes that came after it.
+template <typename Head>
+class HeadReader {
+ public:
+  // Returns kNone when `head` was filled, kNeedMore, or an error.
+  WireError feed(std::span<const uint8_t> data, Head& head);
+  // Bytes after the head that arrived in the same feed() calls.
+  std::vector<uint8_t> take_body() { return std::exchange(rest_, {}); }
+  size_t buffered_bytes() const { return buf_.size(); }
+
+ private:
+  std::vector<uint8_t> buf_;
+  std::vector<uint8_t> rest_;
+  bool done_ = false;
+};
+
+// Decoders on a complete head (exposed for tests and fuzzing).
+WireError decode_request_head(std::span<const uint8_t> head, RequestHead& out);
+WireError decode_response_head(std::span<const uint8_t> head, ResponseHead& out);
+
+extern template class HeadReader<RequestHead>;
+extern template class HeadReader<ResponseHead>;
+
+}  // namespace wtmesh::tunnel

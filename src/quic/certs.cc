@@ -1,6 +1,8 @@
 // Certificate state directory: local CA + short-lived ECDSA P-256 leaf, generated with GnuTLS.
 #include "quic/certs.h"
 
+#include "common/files.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gnutls/abstract.h>
@@ -39,8 +41,6 @@ constexpr size_t kMaxExtraNames = 64;
   throw std::runtime_error(file.string() + ": " + reason);
 }
 
-std::string errno_text(int e) { return std::system_category().message(e); }
-
 void global_init() {
   static const int rv = gnutls_global_init();
   if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
@@ -65,100 +65,6 @@ struct Datum {
   ~Datum() { gnutls_free(d.data); }
   std::string str() const { return std::string(reinterpret_cast<const char*>(d.data), d.size); }
 };
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// --- files -------------------------------------------------------------------------------------
-
-// nullopt when the file does not exist; throws for any other read problem.
-std::optional<std::string> read_small_file(const fs::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    if (errno == ENOENT) return std::nullopt;
-    fail(path, "cannot open: " + errno_text(errno));
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(path, "cannot read: " + errno_text(errno));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxPemFile) fail(path, "larger than " + std::to_string(kMaxPemFile) + " bytes");
-  }
-  return out;
-}
-
-// Writes via a temp file in the same directory + rename, so readers see the old or the new file.
-void write_file_atomic(const fs::path& path, std::string_view data, mode_t mode) {
-  std::string tmpl = path.string() + ".tmp.XXXXXX";
-  int raw = ::mkstemp(tmpl.data());
-  if (raw < 0) fail(path, "cannot write (creating temp file): " + errno_text(errno));
-  Fd fd(raw);
-  auto abort_write = [&](const std::string& what) {
-    int e = errno;
-    ::unlink(tmpl.c_str());
-    fail(path, what + ": " + errno_text(e));
-  };
-  if (::fchmod(fd.get(), mode) != 0) abort_write("cannot set mode");
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      abort_write("cannot write");
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) abort_write("cannot sync");
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) abort_write("cannot replace");
-}
-
-void sync_dir(const fs::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() >= 0) ::fsync(fd.get());  // best effort: the renames already happened
-}
-
-// Tightens a private key file that someone made group/world readable.
-void ensure_private_mode(const fs::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail(path, "cannot stat: " + errno_text(errno));
-  if ((st.st_mode & 077) != 0 && ::chmod(path.c_str(), 0600) != 0) {
-    fail(path, "cannot restrict mode to 0600: " + errno_text(errno));
-  }
-}
-
-void ensure_dir(const fs::path& dir) {
-  std::error_code ec;
-  auto st = fs::status(dir, ec);
-  if (fs::exists(st)) {
-    if (!fs::is_directory(st)) fail(dir, "certificate directory path exists but is not a directory");
-    return;
-  }
-  if (dir.has_parent_path()) {
-    fs::create_directories(dir.parent_path(), ec);
-    if (ec) fail(dir, "cannot create certificate directory: " + ec.message());
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    fail(dir, "cannot create certificate directory: " + errno_text(errno));
-  }
-  ::chmod(dir.c_str(), 0700);  // mkdir applied the umask
-}
 
 // --- X.509 helpers -------------------------------------------------------------------------------
 
@@ -389,8 +295,8 @@ Ca create_ca(const fs::path& cert_path, const fs::path& key_path, Clock::time_po
                                                      GNUTLS_KEY_DIGITAL_SIGNATURE),
         "set key usage");
   sign(crt.get(), crt.get(), key.get());
-  write_file_atomic(key_path, key_pem(key.get()), 0600);
-  write_file_atomic(cert_path, crt_pem(crt.get()), 0644);
+  files::write_file_atomic(key_path, key_pem(key.get()), 0600);
+  files::write_file_atomic(cert_path, crt_pem(crt.get()), 0644);
   spdlog::info("created local CA {} (sha256 {})", cert_path.string(), der_sha256_hex(crt.get()));
   return Ca{std::move(crt), std::move(key)};
 }
@@ -398,8 +304,8 @@ Ca create_ca(const fs::path& cert_path, const fs::path& key_path, Clock::time_po
 // The CA is long-lived trust material: anything odd about it is reported, never papered over.
 Ca load_or_create_ca(const fs::path& dir, Clock::time_point now) {
   const fs::path cert_path = dir / "ca.pem", key_path = dir / "ca.key";
-  auto cert_text = read_small_file(cert_path);
-  auto key_text = read_small_file(key_path);
+  auto cert_text = files::read_small_file(cert_path, kMaxPemFile);
+  auto key_text = files::read_small_file(key_path, kMaxPemFile);
   if (!cert_text && !key_text) return create_ca(cert_path, key_path, now);
   const std::string remedy = "; remove ca.pem and ca.key to create a new local CA";
   if (!cert_text) fail(cert_path, "missing although ca.key exists" + remedy);
@@ -418,7 +324,7 @@ Ca load_or_create_ca(const fs::path& dir, Clock::time_point now) {
   if (expiry_of(crt.get()) < now + kLeafLifetime + std::chrono::hours(24)) {
     fail(cert_path, "expires too soon to sign a new leaf" + remedy);
   }
-  ensure_private_mode(key_path);
+  files::ensure_private_mode(key_path);
   return Ca{std::move(crt), std::move(key)};
 }
 
@@ -426,8 +332,8 @@ Ca load_or_create_ca(const fs::path& dir, Clock::time_point now) {
 std::optional<std::string> leaf_problem(const fs::path& cert_path, const fs::path& key_path, const Ca& ca,
                                         const Names& want, std::chrono::hours renew_before,
                                         Clock::time_point now, Crt* keep) {
-  auto cert_text = read_small_file(cert_path);
-  auto key_text = read_small_file(key_path);
+  auto cert_text = files::read_small_file(cert_path, kMaxPemFile);
+  auto key_text = files::read_small_file(key_path, kMaxPemFile);
   if (!cert_text) return "cert.pem missing";
   if (!key_text) return "key.pem missing";
   std::string why;
@@ -455,7 +361,7 @@ std::optional<std::string> leaf_problem(const fs::path& cert_path, const fs::pat
   for (const auto& ip : want.ips) {
     if (std::find(have.ips.begin(), have.ips.end(), ip) == have.ips.end()) return "leaf lacks an IP address";
   }
-  ensure_private_mode(key_path);
+  files::ensure_private_mode(key_path);
   *keep = std::move(crt);
   return std::nullopt;
 }
@@ -485,8 +391,8 @@ Crt create_leaf(const Ca& ca, const Names& names, const fs::path& cert_path, con
   sign(crt.get(), ca.crt.get(), ca.key.get());
   // Key first: a reader racing us without the lock sees either the old pair or a new key with
   // the old cert (rejected by the TLS layer), never a cert whose key is missing.
-  write_file_atomic(key_path, key_pem(key.get()), 0600);
-  write_file_atomic(cert_path, crt_pem(crt.get()), 0644);
+  files::write_file_atomic(key_path, key_pem(key.get()), 0600);
+  files::write_file_atomic(cert_path, crt_pem(crt.get()), 0644);
   return crt;
 }
 
@@ -494,7 +400,7 @@ Crt create_leaf(const Ca& ca, const Names& names, const fs::path& cert_path, con
 
 std::string sha256_hex_of_cert_file(const fs::path& pem) {
   global_init();
-  auto text = read_small_file(pem);
+  auto text = files::read_small_file(pem, kMaxPemFile);
   if (!text) fail(pem, "cannot open: no such file");
   std::string why;
   Crt crt = parse_crt(*text, &why);
@@ -513,14 +419,9 @@ CertFiles ensure_state_certs(const fs::path& dir_in, const std::vector<std::stri
   fs::path dir = dir_in.lexically_normal();
   if (!dir.has_filename() && dir.has_parent_path()) dir = dir.parent_path();  // "a/b/" -> "a/b"
   Names names = wanted_names(extra_names);
-  ensure_dir(dir);
+  files::ensure_private_dir(dir);
 
-  const fs::path lock_path = dir / ".lock";
-  Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (lock.get() < 0) fail(lock_path, "cannot create lock file: " + errno_text(errno));
-  while (::flock(lock.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) fail(lock_path, "cannot lock: " + errno_text(errno));
-  }
+  files::DirLock lock(dir / ".lock");  // serialises concurrent edges sharing a state dir
 
   CertFiles files{dir / "ca.pem", dir / "cert.pem", dir / "key.pem", {}, {}};
   Ca ca = load_or_create_ca(dir, now);
@@ -535,8 +436,8 @@ CertFiles ensure_state_certs(const fs::path& dir_in, const std::vector<std::stri
 
   const fs::path hash_path = dir / "cert.sha256";
   const std::string hash_line = files.sha256_hex + "\n";
-  if (read_small_file(hash_path) != hash_line) write_file_atomic(hash_path, hash_line, 0644);
-  sync_dir(dir);
+  if (files::read_small_file(hash_path) != hash_line) files::write_file_atomic(hash_path, hash_line, 0644);
+  files::sync_dir(dir);
   return files;
 }
 

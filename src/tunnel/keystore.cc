@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "tunnel/files.h"
+#include "common/files.h"
 
 namespace wtmesh::tunnel {
 namespace {

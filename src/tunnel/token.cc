@@ -7,7 +7,7 @@
 
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
-#include "tunnel/files.h"
+#include "common/files.h"
 
 namespace wtmesh::tunnel {
 namespace {

@@ -1,5 +1,5 @@
-// Small-file helpers for the key store: bounded reads, atomic writes with an explicit mode, a private
-// directory, and an advisory lock so two `wtmesh` processes never create or rotate keys at once.
+// Small-file helpers for state directories (certificates, keys): bounded reads, atomic writes with an explicit mode, a private
+// directory, and an advisory lock so two `wtmesh` processes never create or replace the same files at once.
 // Errors throw std::runtime_error naming the file.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace wtmesh::tunnel::files {
+namespace wtmesh::files {
 
 inline constexpr size_t kMaxKeyFile = 64 * 1024;  // PEM keys are a few hundred bytes
 
@@ -40,4 +40,4 @@ class DirLock {
   int fd_ = -1;
 };
 
-}  // namespace wtmesh::tunnel::files
+}  // namespace wtmesh::files

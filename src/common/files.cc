@@ -1,5 +1,5 @@
-// Small-file helpers for the key store.
-#include "tunnel/files.h"
+// Small-file helpers for state directories.
+#include "common/files.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace wtmesh::tunnel::files {
+namespace wtmesh::files {
 namespace {
 
 namespace fs = std::filesystem;
@@ -127,4 +127,4 @@ DirLock::~DirLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-}  // namespace wtmesh::tunnel::files
+}  // namespace wtmesh::files

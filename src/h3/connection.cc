@@ -486,6 +486,10 @@ void Connection::on_stream_writable(StreamId id) {
   if (s->kind == Impl::Kind::kWt) I.handler->on_wt_writable(id);
 }
 
+void Connection::on_streams_available() {
+  if (!impl_->closed && impl_->handler) impl_->handler->on_streams_available();
+}
+
 void Connection::on_datagram(std::span<const uint8_t> payload) {
   Impl& I = *impl_;
   if (I.closed || !I.config.local.h3_datagram) return;

@@ -89,6 +89,8 @@ class Handler {
   // An HTTP datagram (RFC 9297): quarter stream id = request stream id / 4.
   virtual void on_datagram(uint64_t quarter_stream_id, std::span<const uint8_t> payload) = 0;
   virtual void on_goaway(uint64_t /*id*/) {}
+  // The peer raised MAX_STREAMS: send_request / open_wt_stream may succeed again.
+  virtual void on_streams_available() {}
   virtual void on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) = 0;
 };
 
@@ -148,6 +150,7 @@ class Connection final : public quic::TransportHandler {
   void on_stream_closed(StreamId id) override;
   void on_stream_writable(StreamId id) override;
   void on_datagram(std::span<const uint8_t> payload) override;
+  void on_streams_available() override;
   void on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) override;
 
  private:

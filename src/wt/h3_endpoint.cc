@@ -276,6 +276,13 @@ void H3Endpoint::on_goaway(uint64_t /*id*/) {
   }
 }
 
+void H3Endpoint::on_streams_available() {
+  Entry entry(*this);
+  for (H3Session* s : live_sessions()) {
+    if (is_live(s) && s->state() == H3Session::State::kOpen && s->handler_) s->handler_->on_streams_available();
+  }
+}
+
 void H3Endpoint::on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) {
   Entry entry(*this);
   connection_closed_ = true;

@@ -60,6 +60,7 @@ class H3Endpoint : public h3::Handler {
   void on_wt_closed(StreamId id) override;
   void on_datagram(uint64_t quarter_stream_id, std::span<const uint8_t> payload) override;
   void on_goaway(uint64_t id) override;
+  void on_streams_available() override;
   void on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) override;
 
  protected:

@@ -60,6 +60,9 @@ class SessionHandler {
   // Both directions of the stream are finished; forget the id.
   virtual void on_stream_closed(StreamId /*id*/) {}
   virtual void on_datagram(std::span<const uint8_t> payload) = 0;
+  // Stream credit came back after open_*_stream returned nullopt (the peer raised its limit or
+  // streams closed): a good moment to retry.
+  virtual void on_streams_available() {}
   // The peer asked us to wind down (DRAIN capsule / GOAWAY).
   virtual void on_drain() {}
   // The session is over. No calls follow. `code`/`reason` come from the peer's close capsule, or

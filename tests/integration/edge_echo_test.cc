@@ -82,6 +82,7 @@ struct Recorder final : wt::SessionHandler {
   }
   void on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) override { resets[id] = code; }
   void on_stream_writable(wt::StreamId) override { writable++; }
+  void on_streams_available() override { streams_available++; }
   void on_datagram(std::span<const uint8_t> p) override { datagrams.emplace_back(p.begin(), p.end()); }
   void on_closed(uint32_t c, std::string_view r) override {
     closed = true;
@@ -93,6 +94,7 @@ struct Recorder final : wt::SessionHandler {
   uint32_t code = 0;
   std::string reason;
   int writable = 0;
+  int streams_available = 0;
   std::vector<wt::StreamId> incoming;
   std::map<wt::StreamId, std::vector<uint8_t>> received;
   std::map<wt::StreamId, bool> fins;
@@ -203,6 +205,21 @@ TEST_F(EdgeEcho, ManyStreamsLeaveNoState) {
   ASSERT_TRUE(run_until([&] { return s->stream_table_size() == 0; }));
   // Left: the CONNECT stream plus the six HTTP/3 critical streams (control + QPACK, each way).
   EXPECT_EQ(c->connection()->stream_count(), 7u);
+}
+
+TEST_F(EdgeEcho, StreamCreditReturnsAndIsAnnounced) {
+  Recorder rec;
+  auto c = dial();
+  wt::H3Session* s = open(*c, rec);
+  ASSERT_TRUE(run_until([&] { return rec.ready; }));
+  // Open bidi streams until the edge's MAX_STREAMS stops us, then finish them all.
+  std::vector<wt::StreamId> ids;
+  while (auto id = s->open_bidi_stream()) ids.push_back(*id);
+  // The edge's default limit, less the CONNECT stream.
+  ASSERT_EQ(ids.size(), quic::TransportLimits{}.max_streams_bidi - 1);
+  for (auto id : ids) s->write(id, {}, true);
+  ASSERT_TRUE(run_until([&] { return rec.streams_available > 0; }));
+  EXPECT_TRUE(s->open_bidi_stream().has_value());
 }
 
 TEST_F(EdgeEcho, CloseCodeAndReasonReachTheClient) {

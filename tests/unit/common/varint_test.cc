@@ -33,7 +33,7 @@ TEST(Varint, WebTransportCodepoints) {
 }
 
 TEST(Varint, Boundaries) {
-  for (uint64_t v : {0ULL, 63ULL, 64ULL, 16383ULL, 16384ULL, 1073741823ULL, 1073741824ULL, kVarintMax}) {
+  for (uint64_t v : std::array<uint64_t, 8>{0, 63, 64, 16383, 16384, 1073741823, 1073741824, kVarintMax}) {
     auto bytes = enc(v);
     EXPECT_EQ(bytes.size(), varint_size(v));
     auto r = read_varint(bytes);

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The main command: installs dependencies, builds wtmesh, starts an edge on 127.0.0.1 with its state
+# (CA, certificate, key, logs) under .wtmesh/, checks it with `wtmesh doctor`, serves a test page,
+# prints how to try it, and keeps everything running until Ctrl-C.
+#
+#   ./scripts/demo.sh            run until Ctrl-C
+#   ./scripts/demo.sh --check    start, check, print, then stop (used by CI; exit status = the checks)
+# Env: WTMESH_SKIP_SETUP=1, WTMESH_BUILD_DIR (default build), WTMESH_EDGE_PORT (default 4433; 0 = any free
+# port), WTMESH_PAGE_PORT (default 8080; taken -> any free port), WTMESH_BIN (use this binary, skip the build).
+#
+# Each piece is one function (start_edge, run_doctor, start_page_server); later pieces (an agent, a demo
+# web service behind it, a public URL) are more start_* functions called from main.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+build_dir=${WTMESH_BUILD_DIR:-build}
+state=$root/.wtmesh
+wtmesh=${WTMESH_BIN:-$root/$build_dir/wtmesh}
+edge_port=${WTMESH_EDGE_PORT:-4433}
+page_port=${WTMESH_PAGE_PORT:-8080}
+check_only=0
+[ "${1:-}" = "--check" ] && check_only=1
+
+pids=()
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
+if [ ! -t 1 ]; then say() { printf 'demo: %s\n' "$*"; }; fi
+fail() {
+  printf 'demo: FAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+cleanup() {
+  local i pid
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[$i]}
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'echo; say "stopping"; exit 0' INT
+trap 'exit 143' TERM
+
+# wait_line FILE REGEX PID SECONDS: prints the first match of REGEX in FILE; fails when PID exits first.
+wait_line() {
+  local file=$1 re=$2 pid=$3 secs=$4 line i
+  for ((i = 0; i < secs * 10; i++)); do
+    line=$(grep -m1 -oE "$re" "$file" 2>/dev/null || true)
+    if [ -n "$line" ]; then
+      echo "$line"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+setup_and_build() {
+  if [ "${WTMESH_SKIP_SETUP:-0}" != 1 ]; then bash scripts/setup.sh; fi
+  if [ -n "${WTMESH_BIN:-}" ]; then
+    [ -x "$wtmesh" ] || fail "WTMESH_BIN=$wtmesh is not an executable"
+    return 0
+  fi
+  say "building $build_dir/wtmesh"
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || fail "cmake configure"
+  cmake --build "$build_dir" -j2 --target wtmesh || fail "build of wtmesh"
+}
+
+# Sets EDGE_PORT, EDGE_URL, CERT_HASH.
+start_edge() {
+  mkdir -p "$state/edge"
+  say "starting edge on 127.0.0.1:$edge_port (state in .wtmesh/edge, log in .wtmesh/edge.log)"
+  "$wtmesh" edge --listen "127.0.0.1:$edge_port" --domain localhost --state-dir "$state/edge" \
+    >"$state/edge.out" 2>"$state/edge.log" </dev/null &
+  local pid=$!
+  pids+=("$pid")
+  local line
+  if ! line=$(wait_line "$state/edge.out" 'wtmesh edge listening on udp://[0-9.]+:[0-9]+' "$pid" 20); then
+    tail -n 30 "$state/edge.log" >&2 || true
+    fail "the edge did not start (log above; port $edge_port taken? try WTMESH_EDGE_PORT=0)"
+  fi
+  EDGE_PORT=${line##*:}
+  EDGE_URL="https://127.0.0.1:$EDGE_PORT"
+  CERT_HASH=$(tr -d ' \t\r\n' <"$state/edge/cert.sha256")
+}
+
+run_doctor() {
+  say "wtmesh doctor --edge $EDGE_URL --ca .wtmesh/edge/ca.pem"
+  if ! timeout -k 5 60 "$wtmesh" doctor --edge "$EDGE_URL" --ca "$state/edge/ca.pem" </dev/null \
+    | sed 's/^/    /'; then
+    tail -n 30 "$state/edge.log" >&2 || true
+    fail "wtmesh doctor failed (edge log above)"
+  fi
+}
+
+# Sets PAGE_URL. Falls back to any free port when $page_port is taken.
+start_page_server() {
+  local port line pid
+  for port in "$page_port" 0; do
+    node tests/browser/serve.mjs --port "$port" >"$state/pages.out" 2>"$state/pages.log" </dev/null &
+    pid=$!
+    if line=$(wait_line "$state/pages.out" 'http://localhost:[0-9]+/' "$pid" 10); then
+      pids+=("$pid")
+      PAGE_URL="${line}?url=$EDGE_URL/echo&hash=$CERT_HASH"
+      return 0
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  fail "could not start the test page server (see .wtmesh/pages.log)"
+}
+
+print_banner() {
+  cat <<EOF
+
+  wtmesh edge        $EDGE_URL   (UDP, HTTP/3 + WebTransport)
+  echo endpoint      $EDGE_URL/echo
+  cert sha-256       $CERT_HASH
+  CA                 $state/edge/ca.pem
+
+  Try it:
+    - open in Chromium on this machine:
+        $PAGE_URL
+      (it opens a WebTransport session with serverCertificateHashes and echoes a stream and a datagram)
+    - or in any page's DevTools console on http://localhost:
+        const wt = new WebTransport("$EDGE_URL/echo", {serverCertificateHashes:
+          [{algorithm: "sha-256", value: Uint8Array.from("$CERT_HASH".match(/../g), h => parseInt(h, 16))}]});
+        await wt.ready;
+    - check it again:   ${wtmesh#"$root"/} doctor --edge $EDGE_URL --ca .wtmesh/edge/ca.pem
+    - edge log:         tail -f .wtmesh/edge.log
+
+EOF
+}
+
+main() {
+  mkdir -p "$state"
+  setup_and_build
+  start_edge
+  run_doctor
+  start_page_server
+  print_banner
+  if [ "$check_only" = 1 ]; then
+    say "check passed; stopping (--check)"
+    return 0
+  fi
+  say "running; press Ctrl-C to stop"
+  # Stay up until Ctrl-C, or until a piece dies.
+  local rc=0
+  wait -n "${pids[@]}" || rc=$?
+  tail -n 30 "$state/edge.log" >&2 || true
+  fail "a demo process exited (status $rc); edge log above"
+}
+
+main

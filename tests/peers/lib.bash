@@ -1,0 +1,161 @@
+# Shared helpers for tests/peers/*.sh (sourced; not a test itself: CMake only globs *.sh).
+# Starts wtmesh edges with bounded waits, records PASS/FAIL per check, and on exit kills every
+# process it started and prints the logs of anything that failed.
+#
+# A test script does:
+#   source "$(dirname "$0")/lib.bash"; peer_init "$@"
+#   start_edge main [--allow-origin ...]      # sets EDGE_PORT[main], EDGE_DIR[main], ...
+#   check "name" test-command...  /  pass "..."  /  fail "..."
+#   peer_finish                                # exits 1 when any check failed
+# Env: WTMESH_PEER_KEEP=1 keeps the temp dir; WTMESH_PEER_WAIT (s) bounds the edge start (default 20).
+
+# Globals here are read by the scripts that source this file.
+# shellcheck disable=SC2034
+
+set -uo pipefail
+
+PEER_NAME=$(basename "$0" .sh)
+PEER_TMP=""
+PEER_PIDS=()
+PEER_PASSED=0
+PEER_FAILED=0
+PEER_SKIPPED=0
+declare -gA EDGE_PID=() EDGE_PORT=() EDGE_DIR=() EDGE_STATE=() EDGE_HASH=()
+WTMESH=""
+
+log() { printf '[%s] %s\n' "$PEER_NAME" "$*" >&2; }
+pass() { PEER_PASSED=$((PEER_PASSED + 1)); printf 'PASS: %s\n' "$*"; }
+fail() { PEER_FAILED=$((PEER_FAILED + 1)); printf 'FAIL: %s\n' "$*"; }
+skip() { PEER_SKIPPED=$((PEER_SKIPPED + 1)); printf 'SKIP: %s\n' "$*"; }
+# A failure that makes the rest of the test meaningless.
+die() {
+  PEER_FAILED=$((PEER_FAILED + 1))
+  printf 'FATAL: %s\n' "$*"
+  exit 1
+}
+# check NAME CMD...: runs CMD, PASS when it exits 0.
+check() {
+  local name=$1
+  shift
+  if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+# Prints the last lines of a log file, indented, under a heading.
+show_log() {
+  local title=$1 file=$2 lines=${3:-60}
+  [ -f "$file" ] || return 0
+  printf -- '----- %s (%s, last %s lines) -----\n' "$title" "$file" "$lines"
+  tail -n "$lines" "$file" | sed 's/^/  | /'
+}
+
+# stop_pid PID [GRACE_S] [SIGNAL]: SIGNAL (default TERM), up to GRACE_S s (default 5) to exit, then SIGKILL. Sets STOP_STATUS to
+# the exit status, or "killed" when SIGTERM was not enough. (No $(...) around it: a subshell cannot wait.)
+STOP_STATUS=""
+stop_pid() {
+  local pid=$1 grace=${2:-5} sig=${3:-TERM} i
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    STOP_STATUS=$?
+    return 0
+  fi
+  kill -"$sig" "$pid" 2>/dev/null
+  for ((i = 0; i < grace * 10; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null
+      STOP_STATUS=$?
+      return 0
+    fi
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  STOP_STATUS=killed
+}
+
+peer_cleanup() {
+  local rc=$? pid name
+  for pid in "${PEER_PIDS[@]}"; do stop_pid "$pid" 3; done
+  if [ "$PEER_FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    for name in "${!EDGE_DIR[@]}"; do
+      show_log "edge '$name' stderr" "${EDGE_DIR[$name]}/stderr" 80
+      show_log "edge '$name' stdout" "${EDGE_DIR[$name]}/stdout" 10
+    done
+    for f in "$PEER_TMP"/*.log; do [ -f "$f" ] && show_log "$(basename "$f")" "$f" 80; done
+  fi
+  if [ -n "$PEER_TMP" ] && [ "${WTMESH_PEER_KEEP:-0}" != 1 ]; then rm -rf "$PEER_TMP"; fi
+  [ -n "$PEER_TMP" ] && [ "${WTMESH_PEER_KEEP:-0}" = 1 ] && echo "kept $PEER_TMP"
+}
+
+peer_init() {
+  WTMESH=${1:-}
+  [ -n "$WTMESH" ] || die "usage: $0 PATH_OF_WTMESH_BINARY"
+  [ -x "$WTMESH" ] || die "wtmesh binary not found or not executable: $WTMESH"
+  WTMESH=$(cd "$(dirname "$WTMESH")" && pwd)/$(basename "$WTMESH")
+  PEER_TMP=$(mktemp -d "${TMPDIR:-/tmp}/wtmesh-peer-$PEER_NAME.XXXXXX")
+  trap peer_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# Registers a background process for the cleanup.
+track() { PEER_PIDS+=("$1"); }
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_for() {
+  local secs=$1 i
+  shift
+  for ((i = 0; i < secs * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  "$@"
+}
+
+# start_edge NAME [extra edge args...]: starts `wtmesh edge` on a free port with its own state dir and
+# waits (bounded) for its listening line. Dies when the edge exits or stays silent.
+start_edge() {
+  local name=$1 dir line pid i wait_s=${WTMESH_PEER_WAIT:-20}
+  shift
+  dir=$PEER_TMP/edge-$name
+  mkdir -p "$dir/state"
+  log "starting edge '$name': $WTMESH edge --listen 127.0.0.1:0 --domain localhost --state-dir $dir/state $*"
+  "$WTMESH" edge --listen 127.0.0.1:0 --domain localhost --state-dir "$dir/state" "$@" \
+    >"$dir/stdout" 2>"$dir/stderr" </dev/null &
+  pid=$!
+  track "$pid"
+  EDGE_PID[$name]=$pid
+  EDGE_DIR[$name]=$dir
+  EDGE_STATE[$name]=$dir/state
+  line=""
+  for ((i = 0; i < wait_s * 10; i++)); do
+    line=$(grep -m1 -oE 'wtmesh edge listening on udp://127\.0\.0\.1:[0-9]+' "$dir/stdout" 2>/dev/null || true)
+    [ -n "$line" ] && break
+    kill -0 "$pid" 2>/dev/null || {
+      wait "$pid"
+      die "edge '$name' exited (status $?) before printing 'wtmesh edge listening on udp://127.0.0.1:PORT'"
+    }
+    sleep 0.1
+  done
+  [ -n "$line" ] || die "edge '$name' printed no 'wtmesh edge listening on udp://127.0.0.1:PORT' line" \
+    "on stdout within ${wait_s} s (is stdout flushed after that line?)"
+  EDGE_PORT[$name]=${line##*:}
+  [ "${EDGE_PORT[$name]}" -gt 0 ] || die "edge '$name' reported port 0 instead of the real port"
+  local f
+  for f in ca.pem cert.pem key.pem cert.sha256; do
+    [ -s "$dir/state/$f" ] || die "edge '$name' did not create $f in its state dir"
+  done
+  EDGE_HASH[$name]=$(tr -d ' \t\r\n' <"$dir/state/cert.sha256")
+  log "edge '$name' is up: pid $pid, udp port ${EDGE_PORT[$name]}, cert sha256 ${EDGE_HASH[$name]}"
+}
+
+# stop_edge NAME [SIGNAL]: SIGTERM (or SIGNAL); STOP_STATUS tells how it ended ("0" = clean exit).
+stop_edge() { stop_pid "${EDGE_PID[$1]}" 5 "${2:-TERM}"; }
+
+# edge_log_has NAME FIXED_STRING: true when the edge's stderr contains the string.
+edge_log_has() { grep -qF -- "$2" "${EDGE_DIR[$1]}/stderr"; }
+
+peer_finish() {
+  echo "$PEER_NAME: $PEER_PASSED passed, $PEER_FAILED failed, $PEER_SKIPPED skipped"
+  [ "$PEER_FAILED" -eq 0 ] || exit 1
+  exit 0
+}

@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -163,6 +164,42 @@ TEST_F(EdgeEcho, DoctorReportsAnUntrustedCertificate) {
   const auto report = agent::run_doctor(opts, out);
   EXPECT_FALSE(report.ok);
   EXPECT_NE(report.failure.find("handshake"), std::string::npos) << report.failure;
+}
+
+TEST_F(EdgeEcho, ManyConnectionsShareOneSocket) {
+  constexpr int kClients = 16;
+  std::vector<std::unique_ptr<Recorder>> recs;
+  std::vector<std::unique_ptr<agent::WtClient>> clients;
+  std::vector<wt::H3Session*> sessions;
+  for (int i = 0; i < kClients; ++i) {
+    recs.push_back(std::make_unique<Recorder>());
+    clients.push_back(dial());
+    sessions.push_back(open(*clients.back(), *recs.back()));
+  }
+  ASSERT_TRUE(run_until([&] {
+    return std::all_of(recs.begin(), recs.end(), [](const auto& r) { return r->ready; });
+  }));
+  EXPECT_EQ(edge_->on_edge([&] { return edge_->server().connection_count(); }), size_t{kClients})
+      << "every client is its own connection, routed by connection id on the edge's one UDP socket";
+  std::vector<wt::StreamId> ids;
+  for (int i = 0; i < kClients; ++i) {
+    auto id = sessions[i]->open_bidi_stream();
+    ASSERT_TRUE(id);
+    const std::string msg = "client " + std::to_string(i);
+    sessions[i]->write(*id, {reinterpret_cast<const uint8_t*>(msg.data()), msg.size()}, true);
+    ids.push_back(*id);
+  }
+  ASSERT_TRUE(run_until([&] {
+    for (int i = 0; i < kClients; ++i) {
+      if (!recs[i]->fins[ids[i]]) return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < kClients; ++i) {
+    const auto& got = recs[i]->received[ids[i]];
+    EXPECT_EQ(std::string(got.begin(), got.end()), "client " + std::to_string(i)) << "no cross-talk";
+  }
+  clients.clear();  // before the recorders they report to
 }
 
 TEST_F(EdgeEcho, LargeBidiAndUniTransfersComeBackIntact) {

@@ -21,8 +21,13 @@ Timestamp now_ts() {
 namespace {
 
 constexpr size_t kScidLen = 18;
-constexpr size_t kMaxUdpPayload = 1452;  // fits every path with a 1500-byte MTU (IPv6 included)
-constexpr size_t kMaxVecs = 16;
+constexpr size_t kCloseBuffer = 1200;  // a CONNECTION_CLOSE always fits the minimum QUIC datagram
+
+// PMTUD sizes tried below a large max_udp_payload, largest first: ngtcp2 probes them in order and
+// stops at the first that gets through, so loopback reaches the top in one probe while a 1500 or
+// 9000-byte LAN falls to its rung after a few lost probes. (For max_udp_payload <= 1452 ngtcp2's
+// own list stays in use.)
+constexpr uint16_t kProbeLadder[] = {32768, 16384, 8952, 4096, 1472, 1452, 1444, 1406, 1342, 1232};
 
 void random_bytes(uint8_t* dest, size_t len) {
   if (gnutls_rnd(GNUTLS_RND_RANDOM, dest, len) != 0) {
@@ -213,10 +218,22 @@ Connection::~Connection() {
   if (tls_session_) gnutls_deinit(tls_session_);
 }
 
-void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now) const {
+void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now,
+                               std::vector<uint16_t>& probes) const {
   ngtcp2_settings_default(&settings);
   settings.initial_ts = now;
-  settings.max_tx_udp_payload_size = kMaxUdpPayload;
+  const size_t max_payload = std::clamp<size_t>(limits_.max_udp_payload, NGTCP2_MAX_UDP_PAYLOAD_SIZE,
+                                                GsoTrain::kMaxBytes);
+  settings.max_tx_udp_payload_size = max_payload;
+  if (max_payload > 1452) {
+    // ngtcp2 copies the probe list when the connection is created.
+    probes.assign(1, static_cast<uint16_t>(max_payload));
+    for (uint16_t p : kProbeLadder) {
+      if (p < max_payload) probes.push_back(p);
+    }
+    settings.pmtud_probes = probes.data();
+    settings.pmtud_probeslen = probes.size();
+  }
   settings.max_window = limits_.max_connection_window;
   settings.max_stream_window = limits_.max_stream_window;
   settings.handshake_timeout =
@@ -233,6 +250,9 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
   params.max_idle_timeout = static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.idle_timeout).count());
   params.max_datagram_frame_size = limits_.max_datagram_frame_size;
   params.active_connection_id_limit = 4;
+  // What we accept is independent of what we send: reads take any datagram up to 64 KiB (the
+  // largest the transport parameter allows, also ngtcp2's default).
+  params.max_udp_payload_size = 65527;
 }
 
 std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
@@ -261,7 +281,8 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
                              Timestamp now, std::string* error) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
-  fill_settings(settings, params, now);
+  std::vector<uint16_t> probes;
+  fill_settings(settings, params, now, probes);
   settings.token = initial.token;
   settings.tokenlen = initial.tokenlen;
   params.original_dcid = initial.dcid;
@@ -295,7 +316,8 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
                              Timestamp now, std::string* error) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
-  fill_settings(settings, params, now);
+  std::vector<uint16_t> probes;
+  fill_settings(settings, params, now, probes);
   ngtcp2_cid scid, dcid;
   scid.datalen = kScidLen;
   random_bytes(scid.data, scid.datalen);
@@ -334,6 +356,8 @@ std::vector<ngtcp2_cid> Connection::scids() const {
 }
 
 const ngtcp2_path& Connection::path() const { return *ngtcp2_conn_get_path(conn_); }
+
+size_t Connection::path_max_udp_payload() const { return ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_); }
 
 std::string Connection::negotiated_alpn() const {
   gnutls_datum_t alpn{};
@@ -450,10 +474,10 @@ void Connection::finish(uint64_t code, bool is_app, std::string_view reason) {
   if (handler_) handler_->on_connection_closed(code, is_app, reason);
 }
 
-void Connection::enter_closing(Timestamp now, const PacketSink* sink) {
+void Connection::enter_closing(Timestamp now, Tx* tx) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (state_ == State::kDraining) return;
-  close_packet_.resize(kMaxUdpPayload);
+  close_packet_.resize(kCloseBuffer);
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};
@@ -463,10 +487,7 @@ void Connection::enter_closing(Timestamp now, const PacketSink* sink) {
   state_ = State::kClosing;
   closing_deadline_ = now + 3 * ngtcp2_conn_get_pto(conn_);
   close_pending_ = true;
-  if (sink && !close_packet_.empty()) {
-    (*sink)(*ngtcp2_conn_get_path(conn_), close_packet_);
-    close_pending_ = false;
-  }
+  if (tx) send_close_packet(*tx);
   const bool is_app = last_error_.type == NGTCP2_CCERR_TYPE_APPLICATION;
   finish(last_error_.error_code, is_app, close_reason_);
 }
@@ -537,129 +558,6 @@ bool Connection::handle_expiry(Timestamp now) {
 Timestamp Connection::expiry() const {
   if (state_ == State::kClosing || state_ == State::kDraining) return closing_deadline_;
   return ngtcp2_conn_get_expiry(conn_);
-}
-
-bool Connection::write_one_stream(StreamId id, Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf,
-                                  bool& congested) {
-  // Returns true if the stream should stay in the ready set.
-  for (;;) {
-    auto it = streams_.find(id);
-    if (it == streams_.end() || it->second.shut_wr) return false;
-    Stream& st = it->second;
-    std::array<ngtcp2_vec, kMaxVecs> vecs{};
-    const size_t nvec = st.send.unsent(vecs.data(), vecs.size());
-    size_t total = 0;
-    for (size_t i = 0; i < nvec; ++i) total += vecs[i].len;
-    // FIN only with the last bytes: if the iovecs do not cover everything unsent, hold it back.
-    const bool all_unsent = total == st.send.end_offset() - st.send.sent_offset();
-    const bool fin = st.send.fin_queued() && all_unsent;
-    if (total == 0 && !fin) return false;
-
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi{};
-    ngtcp2_ssize accepted = -1;
-    uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
-    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
-                                                     flags, id, vecs.data(), nvec, now);
-    if (accepted >= 0) st.send.mark_sent(static_cast<size_t>(accepted), fin && static_cast<size_t>(accepted) == total);
-    if (n < 0) {
-      switch (n) {
-        case NGTCP2_ERR_WRITE_MORE:
-          // The packet has room for more: keep filling it from this stream, or the next one.
-          if (!st.send.has_unsent()) return false;
-          continue;
-        case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-          st.write_blocked = true;
-          return false;
-        case NGTCP2_ERR_STREAM_SHUT_WR:
-        case NGTCP2_ERR_STREAM_NOT_FOUND:
-          st.shut_wr = true;
-          return false;
-        default:
-          ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
-          close_reason_ = ngtcp2_strerror(static_cast<int>(n));
-          enter_closing(now, &sink);
-          congested = true;
-          return false;
-      }
-    }
-    if (n == 0) {
-      congested = true;
-      return st.send.has_unsent();
-    }
-    sink(ps.path, {buf.data(), static_cast<size_t>(n)});
-    if (!st.send.has_unsent()) return false;
-  }
-}
-
-bool Connection::write_datagrams(Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf,
-                                 bool& congested) {
-  while (!datagrams_.empty()) {
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi{};
-    int accepted = 0;
-    const auto& d = datagrams_.front();
-    ngtcp2_vec v{const_cast<uint8_t*>(d.data()), d.size()};
-    const ngtcp2_ssize n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
-                                                       NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, now);
-    if (n < 0) {
-      if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
-        datagrams_.pop_front();  // too large for the peer, or datagrams not negotiated: drop
-        continue;
-      }
-      ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
-      enter_closing(now, &sink);
-      return false;
-    }
-    if (accepted) datagrams_.pop_front();
-    if (n == 0) {
-      congested = true;
-      return false;
-    }
-    sink(ps.path, {buf.data(), static_cast<size_t>(n)});
-  }
-  return true;
-}
-
-void Connection::write_packets(Timestamp now, const PacketSink& sink) {
-  if (state_ == State::kClosing) {
-    // During the closing period the only thing we ever send is the CONNECTION_CLOSE.
-    if (close_pending_ && !close_packet_.empty()) sink(*ngtcp2_conn_get_path(conn_), close_packet_);
-    close_pending_ = false;  // read_packet re-arms it for each packet the peer still sends
-    return;
-  }
-  if (state_ == State::kDraining || state_ == State::kClosed) return;
-  std::vector<uint8_t> buf(std::max<size_t>(kMaxUdpPayload, ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_)));
-  bool congested = false;
-  if (!datagrams_.empty() && !write_datagrams(now, sink, buf, congested)) {
-    if (state_ == State::kClosing) return;
-  }
-  // Round-robin over streams with pending data so one bulk stream cannot starve the others.
-  std::vector<StreamId> order(ready_.begin(), ready_.end());
-  for (StreamId id : order) {
-    if (congested || (state_ != State::kOpen && state_ != State::kHandshaking)) break;
-    if (!write_one_stream(id, now, sink, buf, congested)) ready_.erase(id);
-  }
-  if (state_ == State::kClosing) return;
-  // Flush ACKs, control frames and any partially filled packet.
-  for (int i = 0; i < 64 && !congested; ++i) {
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi{};
-    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), nullptr,
-                                                     NGTCP2_WRITE_STREAM_FLAG_NONE, -1, nullptr, 0, now);
-    if (n < 0) {
-      ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(n), nullptr, 0);
-      close_reason_ = ngtcp2_strerror(static_cast<int>(n));
-      enter_closing(now, &sink);
-      return;
-    }
-    if (n == 0) break;
-    sink(ps.path, {buf.data(), static_cast<size_t>(n)});
-  }
-  ngtcp2_conn_update_pkt_tx_time(conn_, now);
 }
 
 }  // namespace wtmesh::quic

@@ -3,7 +3,8 @@
 // closing/draining periods). Implements quic::Transport for the protocol above.
 //
 // I/O-free: the driver (quic::Endpoint) feeds packets with read_packet(), pulls packets with
-// write_packets(), and calls handle_expiry() at expiry(). Time is always a parameter.
+// write_packets() (as GSO trains, see gso_train.h), and calls handle_expiry() at expiry(). Time is
+// always a parameter.
 #pragma once
 
 #include <ngtcp2/ngtcp2.h>
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "quic/gso_train.h"
 #include "quic/send_buffer.h"
 #include "quic/transport.h"
 
@@ -42,6 +44,11 @@ struct TransportLimits {
   uint64_t max_datagram_frame_size = 65535;     // 0 disables RFC 9221 datagrams
   size_t stream_send_buffer = 1 << 20;          // unacked + unsent bytes per stream
   size_t datagram_queue = 128;                  // datagrams waiting to be packed
+  // Largest UDP payload we send (clamped to [1200, 65507]). Packets start at 1200 bytes and PMTUD
+  // probes upwards, with the Don't Fragment bit set, so a too-large value costs a few lost probes,
+  // never fragments. 1452 fits every Internet path with a 1500-byte MTU (IPv6 included); on
+  // loopback (MTU 65536) or jumbo-frame LANs a larger value cuts CPU per byte (bench/quic/README.md).
+  size_t max_udp_payload = 1452;
 };
 
 // Connection-id bookkeeping owned by the endpoint (routing table + stateless-reset secret).
@@ -53,8 +60,18 @@ class CidRegistry {
   virtual void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) = 0;
 };
 
-// Where write_packets() puts packets.
+// Where write_packets() puts packets, one at a time (tests and simple drivers).
 using PacketSink = std::function<void(const ngtcp2_path& path, std::span<const uint8_t> packet)>;
+
+// Where write_packets() puts GSO trains (the endpoint's socket).
+class TrainSink {
+ public:
+  virtual ~TrainSink() = default;
+  // Sends train.data() to train.path() as datagrams of train.segment_size() bytes. Returns false
+  // when the socket is blocked: the sink has kept what it could not send, and the connection stops
+  // writing until the driver calls write_packets() again.
+  virtual bool send_train(const GsoTrain& train) = 0;
+};
 
 using Timestamp = ngtcp2_tstamp;  // nanoseconds, steady clock
 Timestamp now_ts();
@@ -91,6 +108,13 @@ class Connection final : public Transport {
   // Returns false if the connection must be dropped now (state() tells why).
   bool read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi, std::span<const uint8_t> packet,
                    Timestamp now);
+  // Writes packets as GSO trains built in `train` (one buffer shared by every connection of a
+  // driver) until congestion control, pacing, the socket or the per-call budget stops it. Returns
+  // true when it stopped only because of the budget (kMaxTrainsPerWrite): call again soon, after
+  // other work. Stream data is served round-robin over the streams that have some.
+  static constexpr size_t kMaxTrainsPerWrite = 16;
+  bool write_packets(Timestamp now, GsoTrain& train, TrainSink& sink);
+  // Same, one packet at a time into `sink`, until nothing more can be written.
   void write_packets(Timestamp now, const PacketSink& sink);
   // Returns false if the connection must be dropped now.
   bool handle_expiry(Timestamp now);
@@ -105,6 +129,8 @@ class Connection final : public Transport {
   std::chrono::nanoseconds smoothed_rtt() const;
   std::vector<ngtcp2_cid> scids() const;
   const ngtcp2_path& path() const;
+  // The largest UDP payload now sent on the path (grows as PMTUD probes succeed).
+  size_t path_max_udp_payload() const;
   std::string negotiated_alpn() const;
 
   // --- Transport ---
@@ -137,16 +163,26 @@ class Connection final : public Transport {
                    Timestamp now, std::string* error);
   bool init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
                    Timestamp now, std::string* error);
-  void fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now) const;
+  struct Tx;  // the state of one write_packets() call (connection_tx.cc)
+
+  void fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now,
+                     std::vector<uint16_t>& probes) const;
   Stream& stream(StreamId id);
   void mark_ready(StreamId id);
   void request_flush();
-  // Builds a CONNECTION_CLOSE from last_error_, sends it via `sink` and enters the closing period.
-  void enter_closing(Timestamp now, const PacketSink* sink);
+  // Builds a CONNECTION_CLOSE from last_error_, sends it via `tx` (if writing) and enters the
+  // closing period.
+  void enter_closing(Timestamp now, Tx* tx);
   void finish(uint64_t code, bool is_app, std::string_view reason);
-  bool write_one_stream(StreamId id, Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf,
-                        bool& congested);
-  bool write_datagrams(Timestamp now, const PacketSink& sink, std::vector<uint8_t>& buf, bool& congested);
+  // Transmit path (connection_tx.cc).
+  void begin_train(Tx& tx);
+  bool send_train(Tx& tx);
+  void flush_all(Tx& tx);
+  bool emit(Tx& tx, const ngtcp2_path& path, const ngtcp2_pkt_info& pi, size_t len);
+  void send_close_packet(Tx& tx);
+  void fail_write(Tx& tx, ngtcp2_ssize rv);
+  bool write_one_stream(StreamId id, Tx& tx);
+  void write_datagrams(Tx& tx);
 
   friend struct ConnectionCallbacks;
 
@@ -171,6 +207,8 @@ class Connection final : public Transport {
 
   std::map<StreamId, Stream> streams_;
   std::set<StreamId> ready_;  // streams with unsent bytes or FIN
+  std::vector<StreamId> ready_order_;  // scratch for write_packets(), kept to avoid reallocating
+  StreamId rr_next_ = 0;               // round-robin: where the next write_packets() starts
   std::deque<std::vector<uint8_t>> datagrams_;
 };
 

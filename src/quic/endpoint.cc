@@ -21,12 +21,29 @@ using asio::ip::udp;
 namespace {
 
 constexpr size_t kScidLen = 18;
-constexpr int kMaxReadsPerWake = 64;  // bounded work per readable event, so timers still run
-constexpr size_t kMaxPacket = 65536;
-
-std::string cid_key(const uint8_t* data, size_t len) { return std::string(reinterpret_cast<const char*>(data), len); }
+// Bounded work per readable event, so timers and other connections still run: at most this many
+// datagrams (GRO segments counted one by one), about 1.5 MB at 1452 bytes.
+constexpr size_t kMaxDatagramsPerWake = 1024;
+// Within a wakeup, touched connections write (ACKs, replies) after about this many datagrams: one
+// ACK for a whole wakeup's worth would leave the sender idle with its window spent.
+constexpr size_t kFlushEvery = 64;
 
 }  // namespace
+
+Endpoint::CidKey::CidKey(const uint8_t* data, size_t n) : len(static_cast<uint8_t>(std::min(n, bytes.size()))) {
+  std::memcpy(bytes.data(), data, len);
+}
+
+// Hands one connection's trains to the socket, parking what it does not take.
+class Endpoint::EntrySink final : public TrainSink {
+ public:
+  EntrySink(Endpoint& ep, Entry& e) : ep_(ep), e_(e) {}
+  bool send_train(const GsoTrain& train) override { return ep_.send_train(e_, train); }
+
+ private:
+  Endpoint& ep_;
+  Entry& e_;
+};
 
 Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind) : io_(io), socket_(io) {
   boost::system::error_code ec;
@@ -37,15 +54,11 @@ Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind) : io_(io), s
                                               std::to_string(bind.port()));
   }
   socket_.non_blocking(true);
-  // Large socket buffers absorb bursts from many streams (see docs/performance notes).
-  const int buf = 4 << 20;
-  setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-  setsockopt(socket_.native_handle(), SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+  udp_ = std::make_unique<UdpSocketIo>(socket_.native_handle());
   const auto local = socket_.local_endpoint();
   local_addrlen_ = static_cast<socklen_t>(local.size());
   std::memcpy(&local_addr_, local.data(), local.size());
   gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_.data(), reset_secret_.size());
-  rxbuf_.resize(kMaxPacket);
   start_read();
 }
 
@@ -62,11 +75,12 @@ void Endpoint::listen(ServerOptions options) {
 }
 
 void Endpoint::add_cid(const ngtcp2_cid& cid, Connection* conn) {
-  routes_[cid_key(cid.data, cid.datalen)] = conn;
-  if (Entry* e = find(conn)) e->cids.push_back(cid_key(cid.data, cid.datalen));
+  const CidKey key(cid.data, cid.datalen);
+  routes_[key] = conn;
+  if (Entry* e = find(conn)) e->cids.push_back(key);
 }
 
-void Endpoint::remove_cid(const ngtcp2_cid& cid) { routes_.erase(cid_key(cid.data, cid.datalen)); }
+void Endpoint::remove_cid(const ngtcp2_cid& cid) { routes_.erase(CidKey(cid.data, cid.datalen)); }
 
 void Endpoint::stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) {
   ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret_.data(), reset_secret_.size(), &cid);
@@ -88,18 +102,22 @@ Endpoint::Entry* Endpoint::adopt(std::unique_ptr<Connection> conn) {
     if (c == raw) e->cids.push_back(key);
   }
   raw->set_flush_hook([this, raw] {
-    Entry* en = find(raw);
-    if (!en || en->flush_posted) return;
-    en->flush_posted = true;
-    asio::post(io_, [this, raw, alive = std::weak_ptr<int>(alive_)] {
-      if (alive.expired()) return;
-      Entry* again = find(raw);
-      if (!again) return;
-      again->flush_posted = false;
-      service(raw);
-    });
+    if (Entry* en = find(raw)) post_flush(*en);
   });
   return e;
+}
+
+void Endpoint::post_flush(Entry& e) {
+  if (e.flush_posted) return;
+  e.flush_posted = true;
+  Connection* raw = e.conn.get();
+  asio::post(io_, [this, raw, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    Entry* again = find(raw);
+    if (!again) return;
+    again->flush_posted = false;
+    service(raw);
+  });
 }
 
 Connection* Endpoint::connect(const udp::endpoint& remote, const std::string& host, const TlsClientContext& tls,
@@ -129,31 +147,39 @@ void Endpoint::start_read() {
 }
 
 void Endpoint::on_readable() {
-  std::vector<Connection*> touched;
-  const Timestamp now = now_ts();
-  for (int i = 0; i < kMaxReadsPerWake; ++i) {
-    ngtcp2_sockaddr_union from{};
-    iovec iov{rxbuf_.data(), rxbuf_.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof(from);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    const ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-      spdlog::debug("quic: recvmsg: {}", std::strerror(errno));
-      break;
+  touched_.clear();
+  size_t budget = kMaxDatagramsPerWake;
+  size_t since_flush = 0;
+  // (A flush can remove the last connection of a shutting-down endpoint, which closes the socket.)
+  while (budget > 0 && socket_.is_open()) {
+    const size_t n = udp_->read_batch();
+    if (n == 0) break;
+    Timestamp now = now_ts();
+    for (size_t i = 0; i < n; ++i) {
+      const UdpSocketIo::Message m = udp_->message(i);
+      for_each_segment(m.data, m.segment_size, [&](std::span<const uint8_t> pkt) {
+        ++stats_.packets_in;
+        ++since_flush;
+        budget -= budget > 0 ? 1 : 0;
+        Connection* c = handle_packet(pkt, m.from, m.fromlen, now);
+        if (c && std::find(touched_.begin(), touched_.end(), c) == touched_.end()) touched_.push_back(c);
+      });
+      if (since_flush >= kFlushEvery) {
+        service_touched();
+        since_flush = 0;
+        now = now_ts();  // ngtcp2 requires time to never go backwards
+      }
     }
-    ++stats_.packets_in;
-    Connection* c = handle_packet({rxbuf_.data(), static_cast<size_t>(n)},
-                                  reinterpret_cast<const sockaddr*>(&from), msg.msg_namelen, now);
-    if (c && std::find(touched.begin(), touched.end(), c) == touched.end()) touched.push_back(c);
   }
-  // Write after the whole batch so ACKs and responses for many packets share packets.
-  for (Connection* c : touched) {
+  service_touched();
+}
+
+void Endpoint::service_touched() {
+  // Write after the batch so ACKs and responses for many packets share packets.
+  for (Connection* c : touched_) {
     if (find(c)) service(c);
   }
+  touched_.clear();
 }
 
 Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen,
@@ -173,7 +199,7 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
   path.remote.addrlen = fromlen;
   ngtcp2_pkt_info pi{};
 
-  auto route = routes_.find(cid_key(vc.dcid, vc.dcidlen));
+  auto route = routes_.find(CidKey(vc.dcid, vc.dcidlen));
   if (route != routes_.end()) {
     Connection* conn = route->second;
     if (!conn->read_packet(path, pi, pkt, now)) {
@@ -212,28 +238,81 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
 }
 
 void Endpoint::send_to(const sockaddr* to, socklen_t tolen, std::span<const uint8_t> pkt) {
-  iovec iov{const_cast<uint8_t*>(pkt.data()), pkt.size()};
-  msghdr msg{};
-  msg.msg_name = const_cast<sockaddr*>(to);
-  msg.msg_namelen = tolen;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  for (;;) {
-    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT);
-    if (n >= 0) {
-      ++stats_.packets_out;
-      return;
-    }
-    if (errno == EINTR) continue;
-    // EAGAIN: the socket buffer is full. QUIC recovers lost packets; dropping here is what the
-    // network would have done, and congestion control backs off.
-    spdlog::debug("quic: sendmsg: {}", std::strerror(errno));
-    return;
-  }
+  size_t sent = 0;
+  // A full socket drops it, as the network could: these packets are answers to strays.
+  if (udp_->send(to, tolen, pkt, pkt.size(), &sent) == UdpSocketIo::SendResult::kSent) ++stats_.packets_out;
 }
 
-void Endpoint::send_packet(const ngtcp2_path& path, std::span<const uint8_t> pkt) {
-  send_to(path.remote.addr, path.remote.addrlen, pkt);
+bool Endpoint::send_train(Entry& e, const GsoTrain& train) {
+  const ngtcp2_addr& to = train.path().remote;
+  // Keep the order: while older trains wait, newer ones wait behind them.
+  if (!e.parked.empty()) {
+    park(e, to.addr, to.addrlen, train.data(), train.segment_size());
+    return false;
+  }
+  size_t sent = 0;
+  const auto r = udp_->send(to.addr, to.addrlen, train.data(), train.segment_size(), &sent);
+  stats_.packets_out += (sent + train.segment_size() - 1) / train.segment_size();
+  if (r == UdpSocketIo::SendResult::kSent) return true;
+  park(e, to.addr, to.addrlen, train.data().subspan(sent), train.segment_size());
+  return false;
+}
+
+void Endpoint::park(Entry& e, const sockaddr* to, socklen_t tolen, std::span<const uint8_t> data,
+                    size_t segment_size) {
+  if (e.parked.size() >= kMaxParked) {
+    ++stats_.parked_dropped;  // bounded: loss recovery resends it
+    return;
+  }
+  ++stats_.send_blocked;
+  Parked& p = e.parked.emplace_back();
+  p.data.assign(data.begin(), data.end());
+  std::memcpy(&p.to, to, std::min<size_t>(tolen, sizeof(p.to)));
+  p.tolen = tolen;
+  p.segment_size = segment_size;
+  if (!e.blocked) {
+    e.blocked = true;
+    blocked_.push_back(e.conn.get());
+  }
+  wait_writable();
+}
+
+bool Endpoint::flush_parked(Entry& e) {
+  while (!e.parked.empty()) {
+    Parked& p = e.parked.front();
+    size_t sent = 0;
+    const auto r = udp_->send(reinterpret_cast<const sockaddr*>(&p.to), p.tolen, p.data, p.segment_size, &sent);
+    stats_.packets_out += (sent + p.segment_size - 1) / p.segment_size;
+    if (r == UdpSocketIo::SendResult::kBlocked) {
+      p.data.erase(p.data.begin(), p.data.begin() + static_cast<std::ptrdiff_t>(sent));
+      wait_writable();
+      return false;
+    }
+    e.parked.erase(e.parked.begin());
+  }
+  return true;
+}
+
+void Endpoint::wait_writable() {
+  if (write_wait_ || !socket_.is_open()) return;
+  write_wait_ = true;
+  socket_.async_wait(udp::socket::wait_write,
+                     [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+                       if (alive.expired()) return;
+                       write_wait_ = false;
+                       if (!ec) on_writable();
+                     });
+}
+
+void Endpoint::on_writable() {
+  while (!blocked_.empty()) {
+    Entry* e = find(blocked_.front());
+    if (e && !flush_parked(*e)) return;  // still full: flush_parked waits again
+    blocked_.pop_front();
+    if (!e) continue;
+    e->blocked = false;
+    service(e->conn.get());  // resume writing where congestion control allows
+  }
 }
 
 void Endpoint::send_version_negotiation(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen) {
@@ -274,31 +353,52 @@ void Endpoint::send_stateless_reset(std::span<const uint8_t> pkt, const ngtcp2_v
 void Endpoint::service(Connection* conn) {
   Entry* e = find(conn);
   if (!e) return;
-  conn->write_packets(now_ts(), [this](const ngtcp2_path& path, std::span<const uint8_t> pkt) {
-    send_packet(path, pkt);
-  });
-  if (conn->state() == Connection::State::kClosed) {
-    remove(conn);
+  if (!e->parked.empty() && !flush_parked(*e)) {
+    arm_timer(*e);  // nothing new until the socket takes the parked trains
     return;
   }
+  EntrySink sink(*this, *e);
+  bool more = false;
+  for (int round = 0; round < 2; ++round) {
+    more = conn->write_packets(now_ts(), tx_train_, sink);
+    if (conn->state() == Connection::State::kClosed) {
+      remove(conn);
+      return;
+    }
+    if (more || !e->parked.empty()) break;
+    // On fast paths ngtcp2's pacing deadline is often "now" right after a write: handle it here
+    // rather than through a zero-delay timer, then write whatever it released.
+    const Timestamp now = now_ts();
+    if (conn->expiry() > now) break;
+    if (!conn->handle_expiry(now)) {
+      remove(conn);
+      return;
+    }
+  }
+  if (more) post_flush(*e);  // the write budget ran out: continue after other work
   arm_timer(*e);
 }
 
 void Endpoint::arm_timer(Entry& e) {
   const Timestamp expiry = e.conn->expiry();
-  if (expiry == UINT64_MAX) {
-    e.timer.cancel();
-    return;
-  }
-  const Timestamp now = now_ts();
-  const auto delay = std::chrono::nanoseconds(expiry > now ? expiry - now : 0);
-  e.timer.expires_after(delay);
+  // A pending wait that fires no later than needed stays: when it fires early, it only re-arms.
+  // Re-arming on every packet would cost a timerfd update each time.
+  if (expiry == kNever || e.timer_deadline <= expiry) return;
+  e.timer_deadline = expiry;
+  e.timer.expires_at(asio::steady_timer::time_point(
+      std::chrono::duration_cast<asio::steady_timer::duration>(std::chrono::nanoseconds(expiry))));
   Connection* raw = e.conn.get();
   e.timer.async_wait([this, raw, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-    if (ec || alive.expired()) return;  // re-armed or cancelled, or the endpoint is gone
+    if (ec || alive.expired()) return;  // replaced by an earlier deadline, or the endpoint is gone
     Entry* en = find(raw);
     if (!en) return;
-    if (!raw->handle_expiry(now_ts())) {
+    en->timer_deadline = kNever;
+    const Timestamp now = now_ts();
+    if (raw->expiry() > now) {
+      arm_timer(*en);
+      return;
+    }
+    if (!raw->handle_expiry(now)) {
       remove(raw);
       return;
     }
@@ -316,6 +416,7 @@ void Endpoint::remove(Connection* conn) {
     if (r != routes_.end() && r->second == conn) routes_.erase(r);
   }
   entry->timer.cancel();
+  if (entry->blocked) blocked_.erase(std::find(blocked_.begin(), blocked_.end(), conn));
   entry->conn->abandon("connection removed");
   if (on_removed_) on_removed_(*entry->conn);
   if (shutting_down_ && conns_.empty()) socket_.close();

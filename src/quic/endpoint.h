@@ -3,7 +3,13 @@
 // The endpoint owns the socket, routes each packet by destination connection id, accepts new
 // connections (server), creates client connections, answers unknown versions with Version
 // Negotiation and unknown short-header packets with Stateless Reset, and runs one timer per
-// connection re-armed from ngtcp2's expiry after every input. Connections never touch the socket.
+// connection following ngtcp2's expiry (re-armed only when the expiry moves earlier: a timer that
+// fires early just re-arms). Connections never touch the socket.
+//
+// Data path: reads are batched (recvmmsg + GRO, udp_io.h) and every packet of a batch is fed to its
+// connection; each touched connection then writes once per ~64 datagrams read, as GSO trains built
+// in one buffer shared by all connections. When the socket is full, a connection's unsent train is
+// parked (at most two trains per connection) and the endpoint waits for the socket to be writable.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -11,13 +17,17 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "quic/connection.h"
+#include "quic/gso_train.h"
+#include "quic/udp_io.h"
 
 namespace wtmesh::quic {
 
@@ -41,6 +51,8 @@ struct EndpointStats {
   uint64_t version_negotiations = 0;
   uint64_t stateless_resets = 0;
   uint64_t refused = 0;  // new connections refused (limit reached or bad Initial)
+  uint64_t send_blocked = 0;    // trains parked because the socket buffer was full
+  uint64_t parked_dropped = 0;  // trains dropped because a connection already had two parked
 };
 
 class Endpoint final : public CidRegistry {
@@ -67,6 +79,10 @@ class Endpoint final : public CidRegistry {
   void shutdown(uint64_t app_error, std::string_view reason);
   size_t connection_count() const { return conns_.size(); }
   const EndpointStats& stats() const { return stats_; }
+  // The socket layer: offload state and counters (system calls, GSO sends, GRO reads); tests and
+  // benchmarks also switch GSO off here.
+  UdpSocketIo& socket_io() { return *udp_; }
+  const UdpSocketIo& socket_io() const { return *udp_; }
 
   // CidRegistry
   void add_cid(const ngtcp2_cid& cid, Connection* conn) override;
@@ -74,20 +90,55 @@ class Endpoint final : public CidRegistry {
   void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override;
 
  private:
+  // Connection ids as routing keys, without a heap allocation per packet.
+  struct CidKey {
+    std::array<uint8_t, NGTCP2_MAX_CIDLEN> bytes{};
+    uint8_t len = 0;
+    CidKey() = default;
+    CidKey(const uint8_t* data, size_t n);
+    bool operator==(const CidKey& o) const { return len == o.len && bytes == o.bytes; }
+  };
+  struct CidKeyHash {
+    size_t operator()(const CidKey& k) const {
+      return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.len));
+    }
+  };
+  // A train the socket did not take (EAGAIN), kept until it is writable again.
+  struct Parked {
+    std::vector<uint8_t> data;
+    ngtcp2_sockaddr_union to{};
+    socklen_t tolen = 0;
+    size_t segment_size = 0;
+  };
+  static constexpr size_t kMaxParked = 2;  // a split train and the packet it held back
+  static constexpr Timestamp kNever = UINT64_MAX;
+
   struct Entry {
     std::unique_ptr<Connection> conn;
     boost::asio::steady_timer timer;
-    std::vector<std::string> cids;
+    Timestamp timer_deadline = kNever;  // when the pending timer wait fires (kNever: none pending)
+    std::vector<CidKey> cids;
+    std::vector<Parked> parked;
     bool flush_posted = false;
+    bool blocked = false;  // listed in blocked_
     explicit Entry(boost::asio::io_context& io) : timer(io) {}
   };
+  class EntrySink;
 
   void start_read();
   void on_readable();
+  void service_touched();
   // Returns the connection that consumed the packet, if any.
   Connection* handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen, Timestamp now);
-  void send_packet(const ngtcp2_path& path, std::span<const uint8_t> pkt);
+  // Stateless packets (version negotiation, reset): one datagram, dropped if the socket is full.
   void send_to(const sockaddr* to, socklen_t tolen, std::span<const uint8_t> pkt);
+  bool send_train(Entry& e, const GsoTrain& train);
+  void park(Entry& e, const sockaddr* to, socklen_t tolen, std::span<const uint8_t> data, size_t segment_size);
+  // Sends e's parked trains; false if the socket is still full.
+  bool flush_parked(Entry& e);
+  void wait_writable();
+  void on_writable();
+  void post_flush(Entry& e);
   void send_version_negotiation(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen);
   void send_stateless_reset(std::span<const uint8_t> pkt, const ngtcp2_version_cid& vc, const sockaddr* to,
                             socklen_t tolen);
@@ -100,15 +151,19 @@ class Endpoint final : public CidRegistry {
 
   boost::asio::io_context& io_;
   boost::asio::ip::udp::socket socket_;
+  std::unique_ptr<UdpSocketIo> udp_;
+  GsoTrain tx_train_;  // the one TX buffer, shared by every connection of this endpoint
   ngtcp2_sockaddr_union local_addr_{};
   socklen_t local_addrlen_ = 0;
   bool server_ = false;
   ServerOptions options_;
   std::array<uint8_t, 32> reset_secret_{};
-  std::unordered_map<std::string, Connection*> routes_;  // DCID bytes → connection
+  std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;  // DCID → connection
   std::unordered_map<Connection*, std::unique_ptr<Entry>> conns_;
   std::function<void(Connection&)> on_removed_;
-  std::vector<uint8_t> rxbuf_;
+  std::vector<Connection*> touched_;  // connections that read packets in this batch
+  std::deque<Connection*> blocked_;   // connections with parked trains, in order
+  bool write_wait_ = false;           // an async_wait(wait_write) is pending
   EndpointStats stats_;
   bool shutting_down_ = false;
   // Handlers queued on the io_context check this before touching the endpoint.

@@ -23,18 +23,21 @@ size_t SendBuffer::append(std::span<const uint8_t> data, bool fin) {
 }
 
 size_t SendBuffer::unsent(ngtcp2_vec* out, size_t max) const {
-  // Walk chunks from the acked front until the send cursor, then emit from there.
-  uint64_t chunk_start = acked_ - head_skip_;
+  if (sent_ >= end_ || max == 0) return 0;
+  // Every chunk but the last is full, so the chunk holding the send cursor is found by division
+  // instead of a walk from the acked front (this runs once per packet).
+  const uint64_t front = acked_ - head_skip_;  // stream offset of chunks_.front().data[0]
+  const uint64_t pos = std::max(sent_, front) - front;
+  size_t i = static_cast<size_t>(pos / kChunkSize);
+  size_t from = static_cast<size_t>(pos % kChunkSize);
   size_t count = 0;
-  for (const Chunk& c : chunks_) {
-    const uint64_t chunk_end = chunk_start + c.used;
-    if (chunk_end > sent_ && count < max) {
-      const size_t from = static_cast<size_t>(sent_ > chunk_start ? sent_ - chunk_start : 0);
+  for (; i < chunks_.size() && count < max; ++i, from = 0) {
+    const Chunk& c = chunks_[i];
+    if (c.used > from) {
       out[count].base = c.data.get() + from;
       out[count].len = c.used - from;
       ++count;
     }
-    chunk_start = chunk_end;
   }
   return count;
 }

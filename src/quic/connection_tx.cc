@@ -1,0 +1,240 @@
+// The transmit path of quic::Connection: ngtcp2 writes each packet straight into the driver's
+// GsoTrain, full trains go to the TrainSink (one sendmsg each), and pacing is updated once per
+// train, as ngtcp2 expects for aggregated sends.
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "quic/connection.h"
+
+namespace wtmesh::quic {
+
+namespace {
+// Enough send-buffer chunks to fill the largest packet from any offset; more would only make
+// every ngtcp2_conn_writev_stream call walk a longer list.
+constexpr size_t kMaxVecs = GsoTrain::kMaxBytes / SendBuffer::kChunkSize + 2;
+}  // namespace
+
+struct Connection::Tx {
+  GsoTrain& train;
+  TrainSink& sink;
+  Timestamp now;
+  size_t trains = 0;
+  bool blocked = false;    // the sink kept a train (socket full): write nothing more
+  bool congested = false;  // ngtcp2 wrote nothing (congestion window or pacing), or a fatal error
+  bool pkt_open = false;   // ngtcp2 said WRITE_MORE: a packet is half built at train.next()
+  bool stop() const { return blocked || congested || trains >= kMaxTrainsPerWrite; }
+};
+
+void Connection::begin_train(Tx& tx) {
+  const size_t path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  const size_t probe_max = std::max(path_max, ngtcp2_conn_get_max_tx_udp_payload_size(conn_));
+  tx.train.begin(std::max(ngtcp2_conn_get_send_quantum(conn_), path_max), path_max, probe_max);
+}
+
+bool Connection::send_train(Tx& tx) {
+  if (!tx.train.empty()) {
+    if (!tx.sink.send_train(tx.train)) tx.blocked = true;
+    ++tx.trains;
+    ngtcp2_conn_update_pkt_tx_time(conn_, tx.now);
+  }
+  if (tx.train.holding()) {
+    // The packet that did not fit the last train starts the next (and may close it at once).
+    if (tx.train.carry_over() == GsoTrain::Added::kClosed) return send_train(tx);
+  } else {
+    begin_train(tx);
+  }
+  return !tx.blocked;
+}
+
+void Connection::flush_all(Tx& tx) {
+  // At most two rounds: a split train, then the packet it held back.
+  while (!tx.train.empty() || tx.train.holding()) send_train(tx);
+}
+
+bool Connection::emit(Tx& tx, const ngtcp2_path& path, const ngtcp2_pkt_info& pi, size_t len) {
+  tx.pkt_open = false;
+  if (tx.train.add(path, pi.ecn, len) == GsoTrain::Added::kOpen) return true;
+  return send_train(tx);
+}
+
+void Connection::send_close_packet(Tx& tx) {
+  close_pending_ = false;
+  if (close_packet_.empty()) return;
+  flush_all(tx);  // whatever was written before the close goes first
+  std::span<uint8_t> buf = tx.train.next();
+  if (buf.size() < close_packet_.size()) {
+    begin_train(tx);
+    buf = tx.train.next();
+    if (buf.size() < close_packet_.size()) return;
+  }
+  std::memcpy(buf.data(), close_packet_.data(), close_packet_.size());
+  tx.train.add(*ngtcp2_conn_get_path(conn_), 0, close_packet_.size());
+  send_train(tx);
+}
+
+void Connection::fail_write(Tx& tx, ngtcp2_ssize rv) {
+  ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(rv), nullptr, 0);
+  close_reason_ = ngtcp2_strerror(static_cast<int>(rv));
+  tx.pkt_open = false;
+  tx.congested = true;
+  enter_closing(tx.now, &tx);
+}
+
+bool Connection::write_one_stream(StreamId id, Tx& tx) {
+  // Returns true if the stream should stay in the ready set.
+  for (;;) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || it->second.shut_wr) return false;
+    Stream& st = it->second;
+    std::array<ngtcp2_vec, kMaxVecs> vecs{};
+    const size_t nvec = st.send.unsent(vecs.data(), vecs.size());
+    size_t total = 0;
+    for (size_t i = 0; i < nvec; ++i) total += vecs[i].len;
+    // FIN only with the last bytes: if the iovecs do not cover everything unsent, hold it back.
+    const bool all_unsent = total == st.send.end_offset() - st.send.sent_offset();
+    const bool fin = st.send.fin_queued() && all_unsent;
+    if (total == 0 && !fin) return false;
+
+    const std::span<uint8_t> buf = tx.train.next();
+    if (buf.empty()) return true;  // only when blocked: the train could not be sent
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    ngtcp2_ssize accepted = -1;
+    const uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
+                                                     flags, id, vecs.data(), nvec, tx.now);
+    if (accepted >= 0)
+      st.send.mark_sent(static_cast<size_t>(accepted), fin && static_cast<size_t>(accepted) == total);
+    if (n < 0) {
+      switch (n) {
+        case NGTCP2_ERR_WRITE_MORE:
+          // The packet has room for more: keep filling it from this stream, or the next one.
+          tx.pkt_open = true;
+          if (!st.send.has_unsent()) return false;
+          continue;
+        case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+          st.write_blocked = true;
+          return false;
+        case NGTCP2_ERR_STREAM_SHUT_WR:
+        case NGTCP2_ERR_STREAM_NOT_FOUND:
+          st.shut_wr = true;
+          return false;
+        default:
+          fail_write(tx, n);
+          return false;
+      }
+    }
+    const bool more = st.send.has_unsent();
+    if (n == 0) {
+      tx.pkt_open = false;
+      tx.congested = true;
+      return more;
+    }
+    if (!emit(tx, ps.path, pi, static_cast<size_t>(n))) return more;
+    if (!more) return false;
+    if (tx.stop()) return true;
+  }
+}
+
+void Connection::write_datagrams(Tx& tx) {
+  while (!datagrams_.empty() && !tx.stop()) {
+    const std::span<uint8_t> buf = tx.train.next();
+    if (buf.empty()) return;
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    int accepted = 0;
+    const auto& d = datagrams_.front();
+    ngtcp2_vec v{const_cast<uint8_t*>(d.data()), d.size()};
+    const ngtcp2_ssize n =
+        ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
+                                    NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, tx.now);
+    if (n < 0) {
+      if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
+        datagrams_.pop_front();  // too large for the peer, or datagrams not negotiated: drop
+        continue;
+      }
+      fail_write(tx, n);
+      return;
+    }
+    if (accepted) datagrams_.pop_front();
+    if (n == 0) {
+      tx.congested = true;
+      return;
+    }
+    emit(tx, ps.path, pi, static_cast<size_t>(n));
+  }
+}
+
+bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) {
+  Tx tx{train, sink, now};
+  begin_train(tx);
+  if (state_ == State::kClosing) {
+    // During the closing period the only thing we ever send is the CONNECTION_CLOSE.
+    if (close_pending_) send_close_packet(tx);
+    close_pending_ = false;  // read_packet re-arms it for each packet the peer still sends
+    train.clear();
+    return false;
+  }
+  if (state_ == State::kDraining || state_ == State::kClosed) {
+    train.clear();
+    return false;
+  }
+  auto writing = [this] { return state_ == State::kOpen || state_ == State::kHandshaking; };
+  if (!datagrams_.empty()) write_datagrams(tx);
+
+  // Round-robin: start after the stream that wrote first last time, so one bulk stream that
+  // always fills the congestion window cannot starve the others.
+  ready_order_.clear();
+  for (auto it = ready_.lower_bound(rr_next_); it != ready_.end(); ++it) ready_order_.push_back(*it);
+  for (auto it = ready_.begin(); it != ready_.end() && *it < rr_next_; ++it) ready_order_.push_back(*it);
+  bool first = true;
+  for (StreamId id : ready_order_) {
+    if (tx.stop() || !writing()) break;
+    if (first) {
+      rr_next_ = id + 1;
+      first = false;
+    }
+    if (!write_one_stream(id, tx)) ready_.erase(id);
+  }
+
+  // ACKs, control frames and any partly filled packet. A half-built packet is always finished
+  // here: ngtcp2 would otherwise complete it later in another connection's use of the buffer.
+  while (writing() && (tx.pkt_open || !tx.stop())) {
+    const std::span<uint8_t> buf = tx.train.next();
+    if (buf.empty()) break;
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), nullptr,
+                                                     NGTCP2_WRITE_STREAM_FLAG_NONE, -1, nullptr, 0, now);
+    if (n < 0) {
+      fail_write(tx, n);
+      break;
+    }
+    tx.pkt_open = false;
+    if (n == 0) break;
+    if (!emit(tx, ps.path, pi, static_cast<size_t>(n))) break;
+  }
+  flush_all(tx);
+  train.clear();
+  return writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
+}
+
+void Connection::write_packets(Timestamp now, const PacketSink& sink) {
+  struct PerPacket final : TrainSink {
+    explicit PerPacket(const PacketSink& s) : sink(s) {}
+    bool send_train(const GsoTrain& t) override {
+      for_each_segment(t.data(), t.segment_size(), [&](std::span<const uint8_t> p) { sink(t.path(), p); });
+      return true;
+    }
+    const PacketSink& sink;
+  } per_packet(sink);
+  GsoTrain train;
+  while (write_packets(now, train, per_packet)) {
+  }
+}
+
+}  // namespace wtmesh::quic

@@ -1,0 +1,199 @@
+// quic::Endpoint's data path on 127.0.0.1: bulk transfers leave in GSO trains and arrive through
+// GRO reads, the per-datagram fallback and a socket that keeps reporting EAGAIN (parked trains,
+// wait for writability) deliver the same bytes, and a larger max_udp_payload is reached by PMTUD.
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <functional>
+#include <random>
+
+#include "quic/certs.h"
+#include "quic/endpoint.h"
+#include "quic/tls_context.h"
+
+namespace wtmesh::quic {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+uint8_t pattern_at(uint64_t offset) { return static_cast<uint8_t>(offset * 31 + 7); }
+
+// Server side: checks every byte against the pattern and consumes it.
+struct Sink final : TransportHandler, Connection::AppState {
+  explicit Sink(Transport& t) : t_(t) {}
+  void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) override {
+    for (uint8_t b : data) {
+      if (b != pattern_at(received)) ++corrupt;
+      ++received;
+    }
+    t_.consume(id, data.size());
+    if (fin) done = true;
+  }
+  void on_stream_reset(StreamId, uint64_t) override {}
+  void on_stop_sending(StreamId, uint64_t) override {}
+  void on_stream_closed(StreamId) override {}
+  void on_stream_writable(StreamId) override {}
+  void on_datagram(std::span<const uint8_t>) override {}
+  void on_connection_closed(uint64_t, bool, std::string_view) override {}
+  Transport& t_;
+  uint64_t received = 0;
+  uint64_t corrupt = 0;
+  bool done = false;
+};
+
+// Client side: writes `total` pattern bytes on one stream as fast as the send buffer allows.
+struct Source final : TransportHandler {
+  Source(Connection& c, size_t total) : c_(c), total_(total) {}
+  void on_handshake_completed() override {
+    id_ = *c_.open_bidi_stream();
+    pump();
+  }
+  void on_stream_writable(StreamId) override { pump(); }
+  void on_stream_data(StreamId, std::span<const uint8_t>, bool) override {}
+  void on_stream_reset(StreamId, uint64_t) override {}
+  void on_stop_sending(StreamId, uint64_t) override {}
+  void on_stream_closed(StreamId) override {}
+  void on_datagram(std::span<const uint8_t>) override {}
+  void on_connection_closed(uint64_t, bool, std::string_view) override { closed = true; }
+  void pump() {
+    std::array<uint8_t, 16384> chunk;
+    while (sent_ < total_) {
+      const size_t len = std::min(chunk.size(), total_ - sent_);
+      for (size_t i = 0; i < len; ++i) chunk[i] = pattern_at(sent_ + i);
+      const size_t n = c_.write(id_, {chunk.data(), len}, sent_ + len == total_);
+      sent_ += n;
+      if (n < len) return;
+    }
+  }
+  Connection& c_;
+  size_t total_;
+  StreamId id_ = -1;
+  size_t sent_ = 0;
+  bool closed = false;
+};
+
+class EndpointOffload : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        std::filesystem::temp_directory_path() / ("wtmesh-offload-" + std::to_string(std::random_device{}()));
+    files_ = ensure_state_certs(dir_);
+    client_tls_.emplace(TlsClientContext::with_ca_file(files_.ca_cert));
+  }
+  void TearDown() override {
+    client_.reset();
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void start(const TransportLimits& limits) {
+    server_.emplace(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    ServerOptions opts;
+    opts.tls = std::make_shared<TlsServerContext>(TlsServerContext::from_files(files_.cert, files_.key));
+    opts.limits = limits;
+    opts.on_connection = [this](Connection& c) {
+      auto sink = std::make_unique<Sink>(c);
+      sink_ = sink.get();
+      c.set_handler(sink.get());
+      c.set_app_state(std::move(sink));
+    };
+    server_->listen(opts);
+    client_.emplace(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    limits_ = limits;
+  }
+
+  // Uploads `total` bytes and waits until the server has them all.
+  Connection* upload(size_t total) {
+    std::string error;
+    Connection* c = client_->connect(server_->local_endpoint(), "localhost", *client_tls_, limits_, &error);
+    EXPECT_NE(c, nullptr) << error;
+    if (!c) return nullptr;
+    source_ = std::make_unique<Source>(*c, total);
+    c->set_handler(source_.get());
+    EXPECT_TRUE(run_until([&] { return (sink_ && sink_->done) || source_->closed; }));
+    EXPECT_NE(sink_, nullptr);
+    if (sink_) {
+      EXPECT_EQ(sink_->received, total);
+      EXPECT_EQ(sink_->corrupt, 0u);
+    }
+    return c;
+  }
+
+  bool run_until(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      io_.run_for(std::chrono::milliseconds(5));
+      io_.restart();
+    }
+    return true;
+  }
+
+  std::filesystem::path dir_;
+  CertFiles files_;
+  std::optional<TlsClientContext> client_tls_;
+  asio::io_context io_;
+  std::unique_ptr<Source> source_;  // outlives the connections that call it
+  std::optional<Endpoint> server_;
+  std::optional<Endpoint> client_;
+  Sink* sink_ = nullptr;
+  TransportLimits limits_;
+};
+
+TEST_F(EndpointOffload, BulkUploadLeavesInGsoTrainsAndArrivesThroughGro) {
+  start({});
+  ASSERT_NE(upload(8 << 20), nullptr);
+  const UdpIoStats& tx = client_->socket_io().stats();
+  if (!client_->socket_io().gso_enabled()) GTEST_SKIP() << "kernel without UDP GSO";
+  EXPECT_GT(tx.gso_sends, 0u);
+  EXPECT_GT(tx.datagrams_out, 4 * tx.send_calls) << "most datagrams should leave in trains";
+  if (server_->socket_io().gro_enabled()) {
+    EXPECT_GT(server_->socket_io().stats().gro_reads, 0u);
+    EXPECT_GT(server_->socket_io().stats().datagrams_in, 4 * server_->socket_io().stats().recv_calls);
+  }
+  EXPECT_EQ(client_->stats().send_blocked, 0u);
+}
+
+TEST_F(EndpointOffload, PerDatagramSendsCarryTheSameTransfer) {
+  start({});
+  client_->socket_io().disable_gso();
+  server_->socket_io().disable_gso();
+  ASSERT_NE(upload(4 << 20), nullptr);
+  EXPECT_EQ(client_->socket_io().stats().gso_sends, 0u);
+  EXPECT_EQ(client_->socket_io().stats().datagrams_out, client_->socket_io().stats().send_calls);
+}
+
+TEST_F(EndpointOffload, BlockedSocketParksTrainsAndResumes) {
+  start({});
+  // Every 7th client send and every 5th server send (ACKs) find the socket "full".
+  client_->socket_io().block_every_nth_send_for_test(7);
+  server_->socket_io().block_every_nth_send_for_test(5);
+  ASSERT_NE(upload(8 << 20), nullptr);
+  EXPECT_GT(client_->stats().send_blocked, 0u);
+  EXPECT_GT(server_->stats().send_blocked, 0u);
+  EXPECT_EQ(client_->stats().parked_dropped, 0u)
+      << "a blocked connection stops writing, so nothing overflows";
+}
+
+TEST_F(EndpointOffload, DefaultPayloadStaysAtInternetSize) {
+  start({});
+  Connection* c = upload(1 << 20);
+  ASSERT_NE(c, nullptr);
+  EXPECT_LE(c->path_max_udp_payload(), 1452u);
+}
+
+TEST_F(EndpointOffload, LargerPayloadIsReachedByPmtud) {
+  TransportLimits limits;
+  limits.max_udp_payload = 16384;
+  start(limits);
+  Connection* c = upload(8 << 20);
+  ASSERT_NE(c, nullptr);
+  // Loopback's MTU is 65536: the first probe (16384) gets through.
+  EXPECT_EQ(c->path_max_udp_payload(), 16384u);
+  EXPECT_GT(c->max_datagram_payload(), 16000u) << "datagrams follow the path size";
+}
+
+}  // namespace
+}  // namespace wtmesh::quic

@@ -1,0 +1,179 @@
+// UdpSocketIo on real sockets: a GSO train over 127.0.0.1 arrives as the same datagrams (GRO or
+// not), the per-datagram fallback sends the same bytes, and a full socket reports exactly how much
+// went out (an AF_UNIX datagram socket, which, unlike loopback UDP, really fills up).
+#include "quic/udp_io.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "quic/gso_train.h"
+
+namespace wtmesh::quic {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+int udp_socket_on_loopback(sockaddr_in* bound) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return -1;
+  socklen_t len = sizeof(*bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(bound), &len);
+  return fd;
+}
+
+std::vector<uint8_t> train_bytes(size_t segments, size_t seg, size_t last) {
+  std::vector<uint8_t> v;
+  for (size_t i = 0; i < segments; ++i) {
+    const size_t len = i + 1 == segments ? last : seg;
+    v.insert(v.end(), len, static_cast<uint8_t>(i + 1));
+  }
+  return v;
+}
+
+// Reads datagrams until `want` arrived or a second passed.
+std::vector<std::vector<uint8_t>> receive(UdpSocketIo& io, int fd, size_t want) {
+  std::vector<std::vector<uint8_t>> out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 50);
+    const size_t n = io.read_batch();
+    for (size_t i = 0; i < n; ++i) {
+      const auto m = io.message(i);
+      for_each_segment(m.data, m.segment_size,
+                       [&](std::span<const uint8_t> d) { out.emplace_back(d.begin(), d.end()); });
+    }
+  }
+  return out;
+}
+
+void expect_same_datagrams(const std::vector<std::vector<uint8_t>>& got, size_t segments, size_t seg,
+                           size_t last) {
+  ASSERT_EQ(got.size(), segments);
+  for (size_t i = 0; i < segments; ++i) {
+    EXPECT_EQ(got[i].size(), i + 1 == segments ? last : seg) << "datagram " << i;
+    EXPECT_EQ(got[i].front(), static_cast<uint8_t>(i + 1));
+    EXPECT_EQ(got[i].back(), static_cast<uint8_t>(i + 1));
+  }
+}
+
+TEST(UdpSocketIo, GsoTrainArrivesAsTheSameDatagrams) {
+  sockaddr_in rx_addr{}, tx_addr{};
+  Fd rx(udp_socket_on_loopback(&rx_addr)), tx(udp_socket_on_loopback(&tx_addr));
+  ASSERT_GE(rx.get(), 0);
+  UdpSocketIo receiver(rx.get()), sender(tx.get());
+  const auto data = train_bytes(10, 1200, 500);
+  size_t sent = 0;
+  ASSERT_EQ(sender.send(reinterpret_cast<sockaddr*>(&rx_addr), sizeof(rx_addr), data, 1200, &sent),
+            UdpSocketIo::SendResult::kSent);
+  EXPECT_EQ(sent, data.size());
+  if (sender.gso_enabled()) {
+    EXPECT_EQ(sender.stats().send_calls, 1u) << "one sendmsg for the whole train";
+    EXPECT_EQ(sender.stats().gso_sends, 1u);
+  }
+  EXPECT_EQ(sender.stats().datagrams_out, 10u);
+  expect_same_datagrams(receive(receiver, rx.get(), 10), 10, 1200, 500);
+  EXPECT_EQ(receiver.stats().datagrams_in, 10u);
+  if (sender.gso_enabled() && receiver.gro_enabled()) {
+    EXPECT_GE(receiver.stats().gro_reads, 1u) << "loopback coalesces a GSO train for a GRO socket";
+  }
+}
+
+TEST(UdpSocketIo, PerDatagramFallbackSendsTheSameBytes) {
+  sockaddr_in rx_addr{}, tx_addr{};
+  Fd rx(udp_socket_on_loopback(&rx_addr)), tx(udp_socket_on_loopback(&tx_addr));
+  UdpSocketIo receiver(rx.get()), sender(tx.get());
+  sender.disable_gso();
+  const auto data = train_bytes(5, 1000, 1000);
+  size_t sent = 0;
+  ASSERT_EQ(sender.send(reinterpret_cast<sockaddr*>(&rx_addr), sizeof(rx_addr), data, 1000, &sent),
+            UdpSocketIo::SendResult::kSent);
+  EXPECT_EQ(sender.stats().send_calls, 5u);
+  EXPECT_EQ(sender.stats().gso_sends, 0u);
+  expect_same_datagrams(receive(receiver, rx.get(), 5), 5, 1000, 1000);
+}
+
+TEST(UdpSocketIo, JumboDatagramFitsOneReadSlot) {
+  sockaddr_in rx_addr{}, tx_addr{};
+  Fd rx(udp_socket_on_loopback(&rx_addr)), tx(udp_socket_on_loopback(&tx_addr));
+  UdpSocketIo receiver(rx.get()), sender(tx.get());
+  const std::vector<uint8_t> big(GsoTrain::kMaxBytes, 7);
+  size_t sent = 0;
+  ASSERT_EQ(sender.send(reinterpret_cast<sockaddr*>(&rx_addr), sizeof(rx_addr), big, big.size(), &sent),
+            UdpSocketIo::SendResult::kSent);
+  const auto got = receive(receiver, rx.get(), 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].size(), big.size());
+}
+
+TEST(UdpSocketIo, FullSocketReportsWhatWentOut) {
+  // An AF_UNIX datagram receiver queues only a few datagrams, then the sender gets EAGAIN.
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("wtmesh-udpio-" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(dir);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string path = (dir / "rx").string();
+  ASSERT_LT(path.size(), sizeof(addr.sun_path));
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  Fd rx(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0)),
+      tx(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+  ASSERT_EQ(::bind(rx.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  UdpSocketIo sender(tx.get());
+  EXPECT_FALSE(sender.gso_enabled()) << "not a UDP socket";
+  const auto data = train_bytes(GsoTrain::kMaxSegments, 100, 100);
+  size_t sent = 0;
+  const auto r = sender.send(reinterpret_cast<sockaddr*>(&addr), sizeof(addr), data, 100, &sent);
+  EXPECT_EQ(r, UdpSocketIo::SendResult::kBlocked);
+  EXPECT_GT(sent, 0u);
+  EXPECT_LT(sent, data.size());
+  EXPECT_EQ(sent % 100, 0u) << "only whole datagrams count as sent";
+  EXPECT_EQ(sender.stats().datagrams_out, sent / 100);
+  EXPECT_EQ(sender.stats().send_blocked, 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(UdpSocketIo, InjectedBlockingSendsNothing) {
+  sockaddr_in rx_addr{}, tx_addr{};
+  Fd rx(udp_socket_on_loopback(&rx_addr)), tx(udp_socket_on_loopback(&tx_addr));
+  UdpSocketIo sender(tx.get());
+  sender.block_every_nth_send_for_test(2);
+  const auto data = train_bytes(3, 100, 100);
+  size_t sent = 1;
+  EXPECT_EQ(sender.send(reinterpret_cast<sockaddr*>(&rx_addr), sizeof(rx_addr), data, 100, &sent),
+            UdpSocketIo::SendResult::kSent);
+  EXPECT_EQ(sender.send(reinterpret_cast<sockaddr*>(&rx_addr), sizeof(rx_addr), data, 100, &sent),
+            UdpSocketIo::SendResult::kBlocked);
+  EXPECT_EQ(sent, 0u);
+}
+
+}  // namespace
+}  // namespace wtmesh::quic

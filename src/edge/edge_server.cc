@@ -5,8 +5,14 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "edge/echo_service.h"
+#include "edge/name_certs.h"
+#include "edge/public_listener.h"
+#include "edge/tls_server_stream.h"
+#include "edge/tunnel_service.h"
 #include "h3/connection.h"
 #include "h3/error_codes.h"
+#include "tunnel/keystore.h"
+#include "tunnel/wire.h"
 #include "wt/h3_server.h"
 
 namespace wtmesh::edge {
@@ -15,14 +21,16 @@ namespace asio = boost::asio;
 
 // Everything the edge keeps for one QUIC connection, owned by that connection.
 struct EdgeServer::ConnApp final : quic::Connection::AppState {
-  ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options)
-      : h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
+  ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels)
+      : tunnels(tunnels),
+        h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         server(h3, options.wt, [this](const wt::SessionInfo& info) { return accept(info); }),
         tick(io) {
     quic.set_handler(&h3);
   }
 
   wt::Accept accept(const wt::SessionInfo& info) {
+    if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
     if (info.path == "/echo") {
       // Sessions end before the connection does; keep finished handlers only until the next accept.
       std::erase_if(echo, [](const auto& e) { return e->closed(); });
@@ -49,6 +57,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
 
   // Declaration order is destruction order in reverse: the server (which may still tell handlers
   // their sessions closed) goes before the echo handlers, and h3 last.
+  TunnelService& tunnels;
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
   wt::H3Server server;
@@ -57,7 +66,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
 };
 
 EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
-    : io_(io), options_(std::move(options)), renew_timer_(io) {
+    : io_(io), options_(std::move(options)), renew_timer_(io), tunnel_timer_(io), shutdown_timer_(io) {
   if (options_.cert_file.has_value() != options_.key_file.has_value()) {
     throw std::runtime_error("--cert and --key must be given together");
   }
@@ -68,19 +77,110 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   } else {
     certs_ = quic::ensure_state_certs(options_.state_dir, {options_.domain, "*." + options_.domain});
   }
-  auto tls = std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
+  auto tls =
+      std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
   options_.wt.allowed_origins = options_.allowed_origins;
-  try {
-    endpoint_ = std::make_unique<quic::Endpoint>(io_, options_.listen);
-  } catch (const boost::system::system_error& e) {
-    throw std::runtime_error(e.what());
-  }
+
+  // Token keys: the signing key is created on first start so `wtmesh token --state-dir` signs with
+  // a key this edge accepts.
+  tunnel::VerifierKeySet keys = tunnel::KeyStore(options_.state_dir).load_verifiers();
+  TunnelServiceConfig tc;
+  tc.session.domain = options_.domain;
+  tc.session.ping_interval = options_.heartbeat_interval;
+  tc.offline_grace = options_.offline_grace;
+  tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
+  tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
+  tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
+  load_public_tls();
+
+  bind_sockets();
   quic::ServerOptions so;
   so.tls = std::move(tls);
   so.limits = options_.limits;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
   endpoint_->listen(std::move(so));
   if (!options_.cert_file) schedule_renewal();
+  arm_tunnel_timer();
+}
+
+void EdgeServer::bind_sockets() {
+  // With port 0 the UDP port is picked first and TCP must get the same number; if it is taken for
+  // TCP, try another.
+  constexpr int kAttempts = 20;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      endpoint_ = std::make_unique<quic::Endpoint>(io_, options_.listen);
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error(e.what());
+    }
+    const auto udp = endpoint_->local_endpoint();
+    if (!options_.public_https) break;
+    PublicListenerOptions po;
+    po.bind = asio::ip::tcp::endpoint(udp.address(), udp.port());
+    po.tls = true;
+    po.idle_timeout = options_.http_idle_timeout;
+    po.max_connections = options_.max_public_connections;
+    try {
+      https_ = std::make_unique<PublicListener>(io_, *tunnels_, po, [this] { return public_tls_; });
+      break;
+    } catch (const boost::system::system_error& e) {
+      endpoint_.reset();
+      if (options_.listen.port() != 0 || attempt + 1 == kAttempts) {
+        throw std::runtime_error("cannot listen for HTTPS on tcp " + po.bind.address().to_string() + ":" +
+                                 std::to_string(po.bind.port()) + ": " + e.code().message());
+      }
+    }
+  }
+  tunnels_->set_public_url(options_.public_https ? "https" : "http",
+                           options_.public_https  ? endpoint_->local_endpoint().port()
+                           : options_.http_listen ? options_.http_listen->port()
+                                                  : 0);
+  if (options_.http_listen) {
+    PublicListenerOptions po;
+    po.bind = *options_.http_listen;
+    po.tls = false;
+    po.idle_timeout = options_.http_idle_timeout;
+    po.max_connections = options_.max_public_connections;
+    try {
+      http_ = std::make_unique<PublicListener>(io_, *tunnels_, po);
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error("cannot listen for HTTP on tcp " + po.bind.address().to_string() + ":" +
+                               std::to_string(po.bind.port()) + ": " + e.code().message());
+    }
+    if (!options_.public_https) tunnels_->set_public_url("http", http_->local_endpoint().port());
+  }
+}
+
+void EdgeServer::load_public_tls() {
+  SniSelector selector;
+  if (!options_.cert_file) {
+    // Generated certificates: "*.localhost" does not verify for NAME.localhost in OpenSSL or GnuTLS,
+    // so every name under the domain gets a leaf of its own from the local CA (one ECDSA signature,
+    // cached; cheaper than the handshake that asks for it), and even a 404 page is reachable.
+    issuer_ = std::make_shared<NameCertIssuer>(options_.state_dir);
+    selector = [suffix = "." + lower_ascii(options_.domain),
+                issuer = issuer_](std::string_view sni) -> std::shared_ptr<const TlsCredentials> {
+      const std::string name = lower_ascii(sni);
+      if (name.size() <= suffix.size() || !name.ends_with(suffix)) return nullptr;
+      return issuer->credentials_for(name);
+    };
+  }
+  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, std::move(selector));
+}
+
+void EdgeServer::arm_tunnel_timer() {
+  const auto now = std::chrono::steady_clock::now();
+  auto when = now + std::chrono::seconds(1);
+  if (auto d = tunnels_->next_deadline()) when = std::min(when, std::max(*d, now));
+  if (tunnel_timer_at_ && *tunnel_timer_at_ <= when && *tunnel_timer_at_ > now) return;  // already sooner
+  tunnel_timer_at_ = when;
+  tunnel_timer_.expires_at(when);
+  tunnel_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    tunnel_timer_at_.reset();
+    tunnels_->on_tick(std::chrono::steady_clock::now());
+    arm_tunnel_timer();
+  });
 }
 
 void EdgeServer::schedule_renewal() {
@@ -100,6 +200,7 @@ bool EdgeServer::check_certificates() {
     endpoint_->set_server_tls(
         std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(fresh.cert, fresh.key)));
     certs_ = fresh;
+    load_public_tls();  // new public connections: the new leaf, and name certificates with its key
     spdlog::info("edge: certificate renewed, sha256 {}", certs_.sha256_hex);
     return true;
   } catch (const std::exception& e) {
@@ -109,17 +210,52 @@ bool EdgeServer::check_certificates() {
   }
 }
 
-EdgeServer::~EdgeServer() = default;
+EdgeServer::~EdgeServer() {
+  // Public connections first (they cancel their streams on live sessions), then the QUIC side
+  // (sessions end and release their routes), then the tunnel service.
+  http_.reset();
+  https_.reset();
+  endpoint_.reset();
+  alive_.reset();
+}
+
+std::optional<asio::ip::tcp::endpoint> EdgeServer::https_endpoint() const {
+  if (!https_) return std::nullopt;
+  return https_->local_endpoint();
+}
+
+std::optional<asio::ip::tcp::endpoint> EdgeServer::http_endpoint() const {
+  if (!http_) return std::nullopt;
+  return http_->local_endpoint();
+}
+
+size_t EdgeServer::public_connection_count() const {
+  return (https_ ? https_->connection_count() : 0) + (http_ ? http_->connection_count() : 0);
+}
 
 void EdgeServer::on_connection(quic::Connection& conn) {
-  auto app = std::make_unique<ConnApp>(io_, conn, options_);
+  auto app = std::make_unique<ConnApp>(io_, conn, options_, *tunnels_);
   app->arm_tick();
   conn.set_app_state(std::move(app));
 }
 
 void EdgeServer::shutdown() {
   renew_timer_.cancel();
-  endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
+  tunnel_timer_.cancel();
+  if (https_) https_->close();
+  if (http_) http_->close();
+  const bool had_sessions = tunnels_->session_count() > 0;
+  tunnels_->close_all(tunnel::kCloseDraining, "edge shutting down");
+  if (!had_sessions) {
+    endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
+    return;
+  }
+  // Let the close capsules (code 4: reconnect elsewhere) leave before CONNECTION_CLOSE, which would
+  // otherwise overtake them and the agents would only see their connection drop.
+  shutdown_timer_.expires_after(kDrainGrace);
+  shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
+  });
 }
 
 }  // namespace wtmesh::edge

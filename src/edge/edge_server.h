@@ -1,11 +1,15 @@
-// The edge process: one UDP endpoint serving HTTP/3 + WebTransport, certificates from its state
-// directory, and the services mounted on WebTransport paths (today: /echo).
+// The edge process: one UDP endpoint serving HTTP/3 + WebTransport, the public HTTPS listener on the
+// same port number over TCP (and optionally plain HTTP on another), certificates from its state
+// directory, and the services mounted on WebTransport paths: /echo (diagnostics) and /ingress-mesh
+// (agents' tunnel sessions, edge/tunnel_service.h).
 //
 // Per QUIC connection it builds the stack quic::Connection → h3::Connection → wt::H3Server and a
-// timer that drives the WebTransport layer's deadlines (buffered streams, deferred CONNECTs).
+// timer that drives the WebTransport layer's deadlines (buffered streams, deferred CONNECTs). One
+// more timer drives the tunnel service (heartbeats, token expiry).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -15,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/route_table.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
@@ -23,31 +28,56 @@
 
 namespace wtmesh::edge {
 
+class NameCertIssuer;
+class PublicListener;
+class TlsServerConfig;
+class TunnelService;
+
 struct EdgeOptions {
+  // QUIC (UDP) and public HTTPS (TCP) share this address and port; port 0 picks one free for both.
   boost::asio::ip::udp::endpoint listen;
   std::string domain = "localhost";  // the tunnels' domain (NAME.DOMAIN)
-  std::filesystem::path state_dir;
+  std::filesystem::path state_dir;   // certificates, and keys/ for tunnel tokens
   // PEM files to use instead of the generated local CA + leaf (both or neither).
   std::optional<std::filesystem::path> cert_file;
   std::optional<std::filesystem::path> key_file;
   std::vector<std::string> allowed_origins;  // empty = any origin
   quic::TransportLimits limits;
   wt::ServerConfig wt;
+
+  // Public side.
+  bool public_https = true;                                   // HTTPS on TCP at listen's port
+  std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
+  std::chrono::milliseconds http_idle_timeout{120'000};
+  size_t max_public_connections = 10'000;
+  // Tunnels.
+  std::chrono::milliseconds heartbeat_interval{10'000};
+  std::chrono::seconds offline_grace{300};  // a departed tunnel's name answers 502, not 404, this long
 };
 
 class EdgeServer {
  public:
-  // Prepares certificates and binds the socket; throws std::runtime_error with a clear sentence.
+  // Prepares certificates and keys and binds the sockets; throws std::runtime_error with a clear
+  // sentence.
   EdgeServer(boost::asio::io_context& io, EdgeOptions options);
   ~EdgeServer();
   EdgeServer(const EdgeServer&) = delete;
   EdgeServer& operator=(const EdgeServer&) = delete;
 
   boost::asio::ip::udp::endpoint local_endpoint() const { return endpoint_->local_endpoint(); }
+  // The public HTTPS listener (same port as local_endpoint()), if enabled.
+  std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
+  std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
   const quic::CertFiles& certs() const { return certs_; }
   size_t connection_count() const { return endpoint_->connection_count(); }
-  // Closes every connection (H3_NO_ERROR) and stops reading once they are gone.
+  size_t public_connection_count() const;
+  TunnelService& tunnels() { return *tunnels_; }
+  const LocalRouteTable& routes() const { return routes_; }
+  // Closes public connections and tunnel sessions (code 4, draining), then (after kDrainGrace when
+  // there were sessions, so their close capsules leave first) every QUIC connection (H3_NO_ERROR);
+  // stops reading once they are gone.
   void shutdown();
+  static constexpr std::chrono::milliseconds kDrainGrace{100};
   // Runs the renewal check now; true if a new leaf is in use. (The timer calls it hourly.)
   bool check_certificates();
   // How often generated certificates are checked for renewal.
@@ -59,12 +89,26 @@ class EdgeServer {
   // Generated certificates: checks hourly and, when ensure_state_certs issued a new leaf, new
   // connections use it (existing ones keep the context they started with).
   void schedule_renewal();
+  void bind_sockets();
+  void load_public_tls();
+  void arm_tunnel_timer();
 
   boost::asio::io_context& io_;
   EdgeOptions options_;
   quic::CertFiles certs_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  LocalRouteTable routes_;
+  std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
+  std::shared_ptr<NameCertIssuer> issuer_;
+  std::shared_ptr<const TlsServerConfig> public_tls_;
   std::unique_ptr<quic::Endpoint> endpoint_;
   boost::asio::steady_timer renew_timer_;
+  boost::asio::steady_timer tunnel_timer_;
+  boost::asio::steady_timer shutdown_timer_;
+  std::optional<std::chrono::steady_clock::time_point> tunnel_timer_at_;
+  // Destroyed first: public connections cancel their streams while the sessions still exist.
+  std::unique_ptr<PublicListener> https_;
+  std::unique_ptr<PublicListener> http_;
 };
 
 }  // namespace wtmesh::edge

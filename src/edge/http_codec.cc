@@ -1,0 +1,322 @@
+#include "edge/http_codec.h"
+
+#include <algorithm>
+#include <array>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <cstdio>
+#include <vector>
+
+#include "edge/route_table.h"
+
+namespace wtmesh::edge {
+namespace {
+
+constexpr size_t kMaxHostHeader = 255 + 1 + 5 + 2;  // name, colon, port, IPv6 brackets
+
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return c != '\0' && std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!is_tchar(c)) return false;
+  }
+  return true;
+}
+
+// Field values may hold HTAB, SP, visible ASCII and obs-text; never CR, LF, NUL or other controls.
+bool is_field_value(std::string_view s) {
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// Comma-separated tokens of a header value, lower-cased.
+std::vector<std::string> list_tokens(std::string_view v) {
+  std::vector<std::string> out;
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view item = trim(v.substr(0, comma));
+    if (!item.empty()) out.push_back(lower_ascii(item));
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_host(std::string_view h) {
+  h = trim(h);
+  if (h.empty() || h.size() > kMaxHostHeader) return std::nullopt;
+  std::string_view host = h, port;
+  if (h.front() == '[') {
+    const size_t close = h.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = h.substr(1, close - 1);
+    std::string_view rest = h.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port = rest.substr(1);
+    }
+    if (host.empty()) return std::nullopt;
+    for (char c : host) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+            c == '.')) {
+        return std::nullopt;
+      }
+    }
+  } else {
+    const size_t colon = h.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = h.substr(0, colon);
+      port = h.substr(colon + 1);
+    }
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // absolute name
+    if (host.empty()) return std::nullopt;
+    for (char c : host) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_';
+      if (!ok) return std::nullopt;
+    }
+  }
+  if (port.size() > 5) return std::nullopt;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  return lower_ascii(host);
+}
+
+bool is_hop_by_hop(std::string_view n) {
+  static constexpr std::array<std::string_view, 7> kNames = {
+      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"};
+  for (auto k : kNames) {
+    if (n == k) return true;
+  }
+  return false;
+}
+
+bool expects_continue(const beast_http::request_header<>& req) {
+  if (req.version() < 11) return false;
+  auto it = req.find(beast_http::field::expect);
+  return it != req.end() && iequals(trim(it->value()), "100-continue");
+}
+
+int build_request_head(const beast_http::request_header<>& req, std::string_view target,
+                       std::string_view authority, std::optional<uint64_t> content_length, bool chunked,
+                       const ClientInfo& client, uint32_t tunnel_id, tunnel::RequestHead& out,
+                       std::string* detail) {
+  out = {};
+  out.tunnel_id = tunnel_id;
+  out.method = std::string(req.method_string());
+  out.target = std::string(target);
+  out.authority = std::string(authority);
+  if (chunked) {
+    out.has_body = true;
+  } else if (content_length) {
+    out.content_length = content_length;
+    out.has_body = *content_length > 0;
+  }
+
+  // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  std::vector<std::string> connection_names;
+  for (auto it = req.find(beast_http::field::connection);
+       it != req.end() && it->name() == beast_http::field::connection; ++it) {
+    for (auto& t : list_tokens(it->value())) connection_names.push_back(std::move(t));
+  }
+  std::string xff, forwarded;
+  for (const auto& f : req) {
+    std::string name = lower_ascii(f.name_string());
+    const std::string_view value = f.value();
+    if (is_hop_by_hop(name) || name == "host" || name == "content-length") continue;
+    if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
+    if (name == "expect" && iequals(trim(value), "100-continue")) continue;   // the edge answers it
+    if (name == "x-forwarded-proto" || name == "x-forwarded-host") continue;  // ours replace them
+    if (name == "x-forwarded-for") {
+      xff += (xff.empty() ? "" : ", ") + std::string(trim(value));
+      continue;
+    }
+    if (name == "forwarded") {
+      forwarded += (forwarded.empty() ? "" : ", ") + std::string(trim(value));
+      continue;
+    }
+    out.headers.emplace_back(std::move(name), std::string(value));
+  }
+  const std::string proto = client.tls ? "https" : "http";
+  const bool v6 = client.ip.find(':') != std::string::npos;
+  xff += (xff.empty() ? "" : ", ") + client.ip;
+  forwarded += (forwarded.empty() ? "" : ", ") + std::string("for=") +
+               (v6 ? "\"[" + client.ip + "]\"" : client.ip) + ";host=\"" + std::string(authority) +
+               "\";proto=" + proto;
+  out.headers.emplace_back("x-forwarded-for", std::move(xff));
+  out.headers.emplace_back("x-forwarded-proto", proto);
+  out.headers.emplace_back("x-forwarded-host", std::string(authority));
+  out.headers.emplace_back("forwarded", std::move(forwarded));
+
+  if (out.headers.size() > tunnel::kMaxHeaderCount) {
+    *detail = "too many header fields";
+    return 431;
+  }
+  // kind + head_length are at most 9 bytes on top of the head.
+  if (tunnel::encode_request_open(out).size() > tunnel::kMaxHeadLength + 9) {
+    *detail = "the request header section is too large";
+    return 431;
+  }
+  return 0;
+}
+
+std::string response_head_bytes(const tunnel::ResponseHead& head, bool head_request, unsigned version,
+                                bool keep_alive, ResponsePlan* plan) {
+  const int status = head.status;
+  const bool bodiless_status = status == 204 || status == 304 || (status >= 100 && status < 200);
+  ResponsePlan p;
+  p.keep_alive = keep_alive;
+  if (head_request || bodiless_status) {
+    p.framing = Framing::kNone;
+  } else if (head.content_length) {
+    p.framing = Framing::kLength;
+    p.length = *head.content_length;
+  } else if (!head.has_body) {
+    p.framing = Framing::kLength;
+    p.length = 0;
+  } else if (version >= 11) {
+    p.framing = Framing::kChunked;
+  } else {
+    p.framing = Framing::kClose;
+    p.keep_alive = false;
+  }
+
+  std::string out = version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+  out += std::to_string(status);
+  out += ' ';
+  const std::string_view reason = beast_http::obsolete_reason(static_cast<beast_http::status>(status));
+  out += reason.empty() || reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
+  out += "\r\n";
+  std::vector<std::string> connection_names;
+  for (const auto& [n, v] : head.headers) {
+    if (iequals(n, "connection")) {
+      for (auto& t : list_tokens(v)) connection_names.push_back(std::move(t));
+    }
+  }
+  for (const auto& [n, v] : head.headers) {
+    const std::string name = lower_ascii(n);
+    if (!is_token(name) || !is_field_value(v)) continue;
+    if (is_hop_by_hop(name) || name == "content-length" || name == tunnel::kErrorHeader) continue;
+    if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
+    out += n;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  switch (p.framing) {
+    case Framing::kLength:
+      out += "content-length: " + std::to_string(p.length) + "\r\n";
+      break;
+    case Framing::kChunked:
+      out += "transfer-encoding: chunked\r\n";
+      break;
+    case Framing::kNone:
+      // HEAD / 304 may carry the length the full response would have.
+      if (head.content_length && status != 204 && !(status >= 100 && status < 200)) {
+        out += "content-length: " + std::to_string(*head.content_length) + "\r\n";
+      }
+      break;
+    case Framing::kClose:
+      break;
+  }
+  if (!p.keep_alive) {
+    out += "connection: close\r\n";
+  } else if (version < 11) {
+    out += "connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  *plan = p;
+  return out;
+}
+
+std::string chunk_header(size_t n) {
+  char buf[24];
+  const int k = std::snprintf(buf, sizeof(buf), "%zx\r\n", n);
+  return std::string(buf, static_cast<size_t>(k));
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string sanitize_header_value(std::string_view s, size_t max) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (out.size() >= max) break;
+    if (c >= 0x20 && c != 0x7f) out += static_cast<char>(c);
+  }
+  return std::string(trim(out));
+}
+
+std::string error_response(int status, std::string_view detail, unsigned version, bool keep_alive) {
+  const std::string_view reason = beast_http::obsolete_reason(static_cast<beast_http::status>(status));
+  const std::string title = std::to_string(status) + " " + std::string(reason);
+  const std::string body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
+                           "</title></head>\n<body><h1>" + title + "</h1>\n<p>" + html_escape(detail) +
+                           "</p>\n<hr><p><small>wtmesh edge</small></p></body></html>\n";
+  std::string out = (version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ") + title + "\r\n";
+  out += "content-type: text/html; charset=utf-8\r\n";
+  out += "cache-control: no-store\r\n";
+  if (status == 502 || status == 504)
+    out += std::string(tunnel::kErrorHeader) + ": " + sanitize_header_value(detail) + "\r\n";
+  out += "content-length: " + std::to_string(body.size()) + "\r\n";
+  if (!keep_alive) {
+    out += "connection: close\r\n";
+  } else if (version < 11) {
+    out += "connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+}  // namespace wtmesh::edge

@@ -1,0 +1,575 @@
+#include "edge/http_proxy.h"
+
+#include <algorithm>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace wtmesh::edge {
+namespace {
+
+namespace http = boost::beast::http;
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+std::string_view view(boost::beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+bool starts_with_icase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpProxy::HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks hooks)
+    : dir_(directory),
+      config_(std::move(config)),
+      hooks_(std::move(hooks)),
+      // Room for a full header section plus some body bytes behind it.
+      max_input_(config_.max_header_bytes + 16 * 1024) {}
+
+HttpProxy::~HttpProxy() {
+  if (attached_) {
+    attached_ = false;
+    dir_.cancel(ref_, tunnel::kStreamCancelled);
+  }
+  drop_output();
+}
+
+SteadyTime HttpProxy::now() const {
+  return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
+}
+
+// --- client side ----------------------------------------------------------------------------------
+
+size_t HttpProxy::on_client_bytes(std::span<const uint8_t> data) {
+  if (finished_) return data.size();  // nothing more is read from a connection being closed
+  const size_t room = max_input_ - std::min(max_input_, in_.size());
+  const size_t n = std::min(room, data.size());
+  in_.insert(in_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+  process();
+  return n;
+}
+
+void HttpProxy::on_client_eof() { abort("client closed the connection"); }
+
+void HttpProxy::abort(std::string_view why) {
+  if (finished_) return;
+  if (attached_) cancel_stream(tunnel::kStreamCancelled);
+  if (phase_ == Phase::kOpening || phase_ == Phase::kExchange) {
+    write_log(head_sent_ ? status_ : 499, std::string(why));
+  }
+  finished_ = true;
+  phase_ = Phase::kClosing;
+  drop_output();
+  in_.clear();
+}
+
+void HttpProxy::on_client_written(size_t n) {
+  out_pos_ += std::min(n, out_.size() - out_pos_);
+  const uint64_t done = out_base_ + out_pos_;
+  while (!credits_.empty() && credits_.front().end <= done) {
+    dir_.consume(credits_.front().ref, credits_.front().n);
+    credits_.pop_front();
+  }
+  if (out_pos_ == out_.size()) {
+    out_base_ += out_.size();
+    out_.clear();
+    out_pos_ = 0;
+  } else if (out_pos_ > 64 * 1024 && out_pos_ * 2 > out_.size()) {
+    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_pos_));
+    out_base_ += out_pos_;
+    out_pos_ = 0;
+  }
+}
+
+void HttpProxy::append_out(std::string_view bytes) { out_.insert(out_.end(), bytes.begin(), bytes.end()); }
+
+void HttpProxy::append_body_out(std::span<const uint8_t> bytes) {
+  out_.insert(out_.end(), bytes.begin(), bytes.end());
+  resp_bytes_ += bytes.size();
+  if (!bytes.empty()) credits_.push_back(Credit{out_base_ + out_.size(), ref_, bytes.size()});
+}
+
+void HttpProxy::drop_output() {
+  // Bytes that will never reach the client still owe their credit to the agent's connection window.
+  for (const auto& c : credits_) dir_.consume(c.ref, c.n);
+  credits_.clear();
+  out_base_ += out_.size();
+  out_.clear();
+  out_pos_ = 0;
+}
+
+// --- time -----------------------------------------------------------------------------------------
+
+std::optional<SteadyTime> HttpProxy::next_deadline() const {
+  if (phase_ != Phase::kOpening) return std::nullopt;
+  return std::min(next_retry_, open_deadline_);
+}
+
+void HttpProxy::on_tick(SteadyTime t) {
+  if (phase_ != Phase::kOpening || t < std::min(next_retry_, open_deadline_)) return;
+  try_open();
+  process();
+}
+
+// --- request --------------------------------------------------------------------------------------
+
+void HttpProxy::process() {
+  if (in_process_) {
+    again_ = true;
+    return;
+  }
+  in_process_ = true;
+  do {
+    again_ = false;
+    step();
+  } while (again_);
+  in_process_ = false;
+}
+
+void HttpProxy::step() {
+  if (finished_) return;
+  if (phase_ == Phase::kHead) parse_head();
+  if (phase_ == Phase::kExchange) pump_request();
+}
+
+void HttpProxy::parse_head() {
+  if (!parser_) {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
+    parser_->body_limit(boost::none);  // bodies stream; only the header section is bounded
+    parser_->eager(false);
+  }
+  if (in_.empty()) return;
+  boost::system::error_code ec;
+  const size_t n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
+  in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
+  if (ec == http::error::need_more) return;
+  if (!started_.time_since_epoch().count()) started_ = now();
+  if (ec == http::error::header_limit) {
+    method_ = "-";
+    respond_local(431, "The request header section is larger than the edge accepts.", false);
+    return;
+  }
+  if (ec) {
+    method_ = "-";
+    respond_local(400, "The request could not be parsed: " + ec.message() + ".", false);
+    return;
+  }
+  if (parser_->is_header_done()) start_request();
+}
+
+void HttpProxy::start_request() {
+  const auto& req = parser_->get();
+  started_ = now();
+  version_ = req.version();
+  keep_alive_ = parser_->keep_alive();
+  method_ = std::string(view(req.method_string()));
+  head_method_ = req.method() == http::verb::head;
+  std::string target(view(req.target()));
+  target_ = target;
+  const std::optional<uint64_t> content_length =
+      parser_->content_length() ? std::optional<uint64_t>(*parser_->content_length()) : std::nullopt;
+  const bool chunked = parser_->chunked();
+  req_has_body_ = chunked || (content_length && *content_length > 0);
+  const bool body_unread = req_has_body_;  // nothing of it is read yet
+
+  if (req.count(http::field::transfer_encoding) > 0 && req.count(http::field::content_length) > 0) {
+    respond_local(400, "The request has both Transfer-Encoding and Content-Length.", false);
+    return;
+  }
+  if (req.method() == http::verb::connect) {
+    respond_local(405, "CONNECT is not supported by tunnels.", false);
+    return;
+  }
+  // Authority: from an absolute-form target, else the Host header (exactly one).
+  std::string authority;
+  if (starts_with_icase(target, "http://") || starts_with_icase(target, "https://")) {
+    const size_t start = target.find("//") + 2;
+    const size_t slash = target.find_first_of("/?", start);
+    authority = target.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    target = slash == std::string::npos ? "/" : target.substr(slash);
+    if (target.front() == '?') target = "/" + target;
+  } else {
+    if (req.count(http::field::host) != 1) {
+      respond_local(400,
+                    req.count(http::field::host) == 0 ? "The request has no Host header."
+                                                      : "The request has more than one Host header.",
+                    false);
+      return;
+    }
+    authority = std::string(view(req[http::field::host]));
+    if (!(target.starts_with("/") || (target == "*" && req.method() == http::verb::options))) {
+      respond_local(400, "The request target is not a path.", false);
+      return;
+    }
+  }
+  target_ = target;
+  const auto host = normalize_host(authority);
+  if (!host) {
+    respond_local(400, "The Host header is not a valid host name.", false);
+    return;
+  }
+  host_ = *host;
+  expect_continue_ = req_has_body_ && expects_continue(req);
+
+  route_ = dir_.route(host_);
+  if (route_.kind == RouteLookup::Kind::kUnknown) {
+    respond_local(404, "No tunnel is serving " + host_ + ".", keep_alive_ && !body_unread);
+    return;
+  }
+  if (route_.kind == RouteLookup::Kind::kOffline) {
+    respond_local(502, "The tunnel for " + host_ + " is offline: its agent is not connected.",
+                  keep_alive_ && !body_unread);
+    return;
+  }
+  std::string detail;
+  if (const int status = build_request_head(req, target, authority, content_length, chunked, config_.client,
+                                            route_.tunnel_id, head_, &detail);
+      status != 0) {
+    respond_local(status, detail, false);
+    return;
+  }
+  phase_ = Phase::kOpening;
+  open_deadline_ = started_ + config_.open_timeout;
+  try_open();
+}
+
+void HttpProxy::try_open() {
+  StreamRef ref;
+  switch (dir_.open_request(route_, this, &ref)) {
+    case TunnelDirectory::OpenStatus::kOpened:
+      ref_ = ref;
+      attached_ = true;
+      phase_ = Phase::kExchange;
+      head_out_ = tunnel::encode_request_open(head_);
+      head_out_pos_ = 0;
+      head_ = {};
+      if (expect_continue_) append_out(kContinue);
+      return;
+    case TunnelDirectory::OpenStatus::kBusy:
+      if (now() >= open_deadline_) {
+        respond_local(502, "The tunnel's agent has too many requests in flight.",
+                      keep_alive_ && !req_has_body_);
+        return;
+      }
+      next_retry_ = now() + config_.open_retry;
+      return;
+    case TunnelDirectory::OpenStatus::kGone:
+      respond_local(502, "The tunnel's agent disconnected.", keep_alive_ && !req_has_body_);
+      return;
+  }
+}
+
+void HttpProxy::pump_request() {
+  if (!attached_ || req_fin_sent_ || req_stopped_) return;
+  // The head first; FIN with it when there is no body.
+  while (head_out_pos_ < head_out_.size()) {
+    const auto rest = std::span<const uint8_t>(head_out_).subspan(head_out_pos_);
+    const bool fin = !req_has_body_;
+    const size_t k = dir_.write(ref_, rest, fin);
+    head_out_pos_ += k;
+    if (k < rest.size()) return;  // on_request_writable() resumes
+    if (fin) {
+      req_fin_sent_ = true;
+      head_out_.clear();
+      maybe_finish_request();
+      return;
+    }
+  }
+  head_out_.clear();
+  head_out_pos_ = 0;
+  // Then the body: decoded into a buffer of at most body_chunk bytes, which must be taken by the
+  // stream before more is decoded. A short write makes the stream report on_request_writable().
+  for (;;) {
+    if (body_pos_ < body_.size()) {
+      const auto rest = std::span<const uint8_t>(body_).subspan(body_pos_);
+      body_pos_ += dir_.write(ref_, rest, false);
+      if (body_pos_ < body_.size()) return;
+    }
+    body_.clear();
+    body_pos_ = 0;
+    if (parser_->is_done()) {
+      dir_.write(ref_, {}, true);
+      req_fin_sent_ = true;
+      maybe_finish_request();
+      return;
+    }
+    if (in_.empty()) return;
+    body_.resize(config_.body_chunk);
+    auto& body = parser_->get().body();
+    body.data = body_.data();
+    body.size = body_.size();
+    body.more = true;
+    boost::system::error_code ec;
+    const size_t n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
+    in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
+    body_.resize(body_.size() - body.size);
+    body.data = nullptr;
+    body.size = 0;
+    if (ec && ec != http::error::need_buffer && ec != http::error::need_more) {
+      // A broken chunked body: the agent's request cannot complete.
+      body_.clear();
+      cancel_stream(tunnel::kStreamCancelled);
+      if (!head_sent_) {
+        respond_local(400, "The request body could not be parsed: " + ec.message() + ".", false);
+      } else {
+        close_after_ = true;
+        finished_ = true;
+        write_log(status_, "bad request body");
+      }
+      return;
+    }
+    if (n == 0 && body_.empty() && !parser_->is_done()) return;  // needs more input
+  }
+}
+
+void HttpProxy::on_request_writable() {
+  process();
+  if (hooks_.wake) hooks_.wake();
+}
+
+void HttpProxy::on_request_stopped(std::optional<uint32_t> /*code*/) {
+  req_stopped_ = true;
+  if (!req_fin_sent_) close_after_ = true;  // the rest of the body will not be read
+  maybe_finish_request();
+  if (hooks_.wake) hooks_.wake();
+}
+
+// --- response -------------------------------------------------------------------------------------
+
+void HttpProxy::on_response_data(std::span<const uint8_t> data, bool fin) {
+  if (resp_ == Resp::kAwaitHead) {
+    tunnel::ResponseHead head;
+    const tunnel::WireError err = head_reader_.feed(data, head);
+    if (err == tunnel::WireError::kNeedMore) {
+      dir_.consume(ref_, data.size());
+      if (fin) {
+        attached_ = false;
+        dir_.release(ref_);
+        respond_local(502, "The tunnel's agent closed the request without answering.", false);
+      }
+    } else if (err != tunnel::WireError::kNone) {
+      dir_.consume(ref_, data.size());
+      cancel_stream(tunnel::kStreamProtocolError);
+      respond_local(
+          502,
+          std::string("The tunnel's agent sent an invalid response head (") + tunnel::to_string(err) + ").",
+          false);
+    } else {
+      const std::vector<uint8_t> body = head_reader_.take_body();
+      dir_.consume(ref_, data.size() - body.size());
+      start_response(head);
+      if (resp_ == Resp::kBody) {
+        append_body(body);
+      } else {
+        dir_.consume(ref_, body.size());
+      }
+      if (fin && attached_) end_body();
+    }
+  } else if (resp_ == Resp::kBody) {
+    append_body(data);
+    if (fin && attached_) end_body();
+  } else {
+    dir_.consume(ref_, data.size());
+    if (fin && resp_ == Resp::kDiscard) response_complete();
+  }
+  if (hooks_.wake) hooks_.wake();
+}
+
+void HttpProxy::start_response(tunnel::ResponseHead& head) {
+  for (const auto& [name, value] : head.headers) {
+    if (name == tunnel::kErrorHeader) {
+      resp_ = Resp::kDiscard;
+      const bool keep = keep_alive_ && (req_fin_sent_ && !close_after_);
+      append_out(error_response(502, value, version_, keep));
+      if (!keep) close_after_ = true;
+      head_sent_ = true;
+      status_ = 502;
+      note_ = sanitize_header_value(value);
+      return;
+    }
+  }
+  if (head.status < 200) {
+    cancel_stream(tunnel::kStreamProtocolError);
+    resp_ = Resp::kDone;
+    respond_local(502, "The tunnel's agent sent an interim (1xx) response.", false);
+    return;
+  }
+  const bool keep = keep_alive_ && !close_after_;
+  append_out(response_head_bytes(head, head_method_, version_, keep, &plan_));
+  if (!plan_.keep_alive) close_after_ = true;
+  head_sent_ = true;
+  status_ = head.status;
+  resp_ = Resp::kBody;
+}
+
+void HttpProxy::append_body(std::span<const uint8_t> data) {
+  if (data.empty()) return;
+  switch (plan_.framing) {
+    case Framing::kNone:
+      dir_.consume(ref_, data.size());
+      break;
+    case Framing::kLength: {
+      const uint64_t allowed = plan_.length - resp_in_;
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(allowed, data.size()));
+      append_body_out(data.first(take));
+      resp_in_ += take;
+      if (take < data.size()) {
+        // More than Content-Length: the client got its complete response; the stream is broken.
+        dir_.consume(ref_, data.size() - take);
+        cancel_stream(tunnel::kStreamProtocolError);
+        close_after_ = true;
+        note_ = "agent sent more than content-length";
+        response_complete();
+      }
+      break;
+    }
+    case Framing::kChunked:
+      append_out(chunk_header(data.size()));
+      append_body_out(data);
+      append_out(kChunkTrailer);
+      resp_in_ += data.size();
+      break;
+    case Framing::kClose:
+      append_body_out(data);
+      resp_in_ += data.size();
+      break;
+  }
+}
+
+void HttpProxy::end_body() {
+  if (plan_.framing == Framing::kChunked) append_out(kLastChunk);
+  if (plan_.framing == Framing::kLength && resp_in_ < plan_.length) {
+    // The client cannot tell a short body from a slow one except by the connection closing.
+    close_after_ = true;
+    note_ = "agent sent less than content-length";
+  }
+  if (plan_.framing == Framing::kClose) close_after_ = true;
+  response_complete();
+}
+
+void HttpProxy::response_complete() {
+  resp_ = Resp::kDone;
+  if (attached_ && req_fin_sent_) {
+    attached_ = false;
+    dir_.release(ref_);
+  }
+  maybe_finish_request();
+}
+
+void HttpProxy::on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) {
+  attached_ = false;  // the directory sends nothing more
+  if (resp_ != Resp::kDone) {
+    if (!head_sent_) {
+      std::string detail;
+      if (!code) {
+        detail = "The tunnel's agent disconnected" +
+                 (reason.empty() ? std::string() : " (" + std::string(reason) + ")") + ".";
+      } else if (*code == tunnel::kStreamUpstreamFailed) {
+        detail = "The upstream service failed before answering.";
+      } else {
+        detail = "The tunnel's agent aborted the request (code " + std::to_string(*code) + ").";
+      }
+      respond_local(502, detail, keep_alive_ && req_fin_sent_ && !close_after_);
+    } else {
+      // Part of the response is out: only closing the connection tells the client it is cut short.
+      note_ = "agent aborted the response";
+      close_after_ = true;
+      req_fin_sent_ = true;
+      resp_ = Resp::kDone;
+      maybe_finish_request();
+    }
+  }
+  if (hooks_.wake) hooks_.wake();
+}
+
+// --- end of a request -----------------------------------------------------------------------------
+
+void HttpProxy::cancel_stream(uint32_t code) {
+  if (!attached_) return;
+  attached_ = false;
+  dir_.cancel(ref_, code);
+}
+
+void HttpProxy::respond_local(int status, std::string_view detail, bool keep_alive) {
+  if (attached_) cancel_stream(tunnel::kStreamCancelled);
+  append_out(error_response(status, detail, version_, keep_alive));
+  head_sent_ = true;
+  status_ = status;
+  note_ = std::string(detail);
+  if (!keep_alive) close_after_ = true;
+  resp_ = Resp::kDone;
+  req_fin_sent_ = true;  // nothing more goes to an agent for this request
+  maybe_finish_request();
+}
+
+void HttpProxy::maybe_finish_request() {
+  if (resp_ != Resp::kDone || finished_) return;
+  if (!req_fin_sent_ && !req_stopped_) {
+    // The response is complete before the request body: stop forwarding and close afterwards.
+    cancel_stream(tunnel::kStreamCancelled);
+    close_after_ = true;
+  } else if (attached_) {
+    attached_ = false;
+    dir_.release(ref_);
+  }
+  write_log(status_, note_);
+  ++completed_;
+  if (close_after_ || !keep_alive_) {
+    finished_ = true;
+    phase_ = Phase::kClosing;
+    in_.clear();
+    return;
+  }
+  reset_request();
+  again_ = true;  // a pipelined request may already be buffered
+  if (!in_process_) process();
+}
+
+void HttpProxy::reset_request() {
+  phase_ = Phase::kHead;
+  parser_.reset();
+  method_.clear();
+  host_.clear();
+  target_.clear();
+  head_ = {};
+  route_ = {};
+  ref_ = {};
+  attached_ = false;
+  head_out_.clear();
+  head_out_pos_ = 0;
+  body_.clear();
+  body_pos_ = 0;
+  req_fin_sent_ = req_stopped_ = false;
+  req_has_body_ = expect_continue_ = false;
+  resp_ = Resp::kAwaitHead;
+  head_reader_ = {};
+  plan_ = {};
+  resp_in_ = resp_bytes_ = 0;
+  head_sent_ = close_after_ = false;
+  status_ = 0;
+  note_.clear();
+  started_ = {};
+}
+
+void HttpProxy::write_log(int status, std::string note) {
+  if (!hooks_.log) return;
+  RequestLog l;
+  l.method = method_.empty() ? "-" : method_;
+  l.host = host_.empty() ? "-" : host_;
+  l.target = target_.empty() ? "-" : target_;
+  l.status = status;
+  l.bytes = resp_bytes_;
+  const SteadyTime start = started_.time_since_epoch().count() ? started_ : now();
+  l.duration = std::chrono::duration_cast<std::chrono::microseconds>(now() - start);
+  l.note = std::move(note);
+  hooks_.log(l);
+}
+
+}  // namespace wtmesh::edge

@@ -1,0 +1,187 @@
+// One public HTTP/1.1 connection on the edge, sans-I/O: plaintext bytes from the client in, bytes
+// for the client out, and one tunnel request stream per request through a TunnelDirectory. The Asio
+// glue (edge/public_listener.h) only moves bytes between this, the socket and TLS, and runs timers.
+//
+// Per request: the head is parsed with Beast (bounded: kMaxPublicHeaderBytes → 431; malformed →
+// 400 and close), routed by Host (404 unknown, 502 offline), and a request stream is opened on the
+// owning agent's session (at the session's stream limit it retries for up to open_timeout, then
+// 502). The stream carries encode_request_open(head) and the decoded body, then FIN; the agent's
+// response head becomes an HTTP/1.1 head (Content-Length when given, else chunked, or
+// close-delimited for HTTP/1.0) and its body is streamed back. One request at a time per connection
+// (no pipelining), keep-alive between them.
+//
+// Backpressure both ways, nothing buffered whole:
+//  - request body: decoded from the input buffer at most body_chunk bytes ahead of what the stream
+//    took, so a slow agent leaves bytes in the (bounded) input buffer and the glue stops reading;
+//  - response body: bytes from the stream are held until the glue reports them written to the
+//    client (on_client_written), and only then consume()d, returning flow-control credit.
+// The client going away (EOF, error, idle timeout → abort()) cancels the stream with code 3.
+#pragma once
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "edge/http_codec.h"
+#include "edge/tunnel_directory.h"
+#include "tunnel/wire.h"
+
+namespace wtmesh::edge {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+struct HttpProxyConfig {
+  ClientInfo client;
+  size_t max_header_bytes = kMaxPublicHeaderBytes;
+  // How long a request waits for a free stream on a busy session before it gets a 502, and how
+  // often it retries meanwhile.
+  std::chrono::milliseconds open_timeout{1000};
+  std::chrono::milliseconds open_retry{10};
+  size_t body_chunk = 16 * 1024;      // request body bytes decoded ahead of the stream, at most
+  std::function<SteadyTime()> clock;  // default: steady_clock::now
+};
+
+// One line of the request log.
+struct RequestLog {
+  std::string method, host, target;
+  int status = 0;      // sent to the client; 499 when the client left before a response head
+  uint64_t bytes = 0;  // response body bytes handed to the client
+  std::chrono::microseconds duration{0};
+  std::string note;  // why the edge answered itself, or how the exchange ended early; "" if normal
+};
+
+class HttpProxy final : public RequestStreamEvents {
+ public:
+  struct Hooks {
+    // Output or state changed during a tunnel event (not during a call from the glue).
+    std::function<void()> wake;
+    std::function<void(const RequestLog&)> log;
+  };
+
+  HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks hooks);
+  ~HttpProxy() override;
+  HttpProxy(const HttpProxy&) = delete;
+  HttpProxy& operator=(const HttpProxy&) = delete;
+
+  // --- client side ---
+  // Takes as much of `data` as the input buffer has room for and processes it; returns the count.
+  size_t on_client_bytes(std::span<const uint8_t> data);
+  // The client closed its side or the socket failed: any exchange in progress is cancelled.
+  void on_client_eof();
+  // The glue gives up on the connection (idle timeout, shutdown): same as on_client_eof().
+  void abort(std::string_view why);
+  std::span<const uint8_t> client_output() const { return std::span<const uint8_t>(out_).subspan(out_pos_); }
+  void on_client_written(size_t n);
+  // Close the connection once client_output() is empty.
+  bool finished() const { return finished_; }
+
+  // --- time ---
+  std::optional<SteadyTime> next_deadline() const;
+  void on_tick(SteadyTime now);
+
+  // --- introspection (tests, limits) ---
+  size_t buffered_input() const { return in_.size() + body_.size() - body_pos_; }
+  size_t buffered_output() const { return out_.size() - out_pos_; }
+  size_t input_capacity() const { return max_input_; }
+  bool exchange_active() const { return attached_; }
+  uint64_t requests_completed() const { return completed_; }
+
+  // --- RequestStreamEvents ---
+  void on_response_data(std::span<const uint8_t> data, bool fin) override;
+  void on_request_writable() override;
+  void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) override;
+  void on_request_stopped(std::optional<uint32_t> code) override;
+
+ private:
+  enum class Phase { kHead, kOpening, kExchange, kClosing };
+  enum class Resp { kAwaitHead, kBody, kDiscard, kDone };
+  using Parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+  struct Credit {
+    uint64_t end = 0;  // absolute output offset after which `n` bytes of `ref` were written
+    StreamRef ref;
+    size_t n = 0;
+  };
+
+  SteadyTime now() const;
+  void process();
+  void step();
+  void parse_head();
+  void start_request();
+  void try_open();
+  void pump_request();
+  void start_response(tunnel::ResponseHead& head);
+  void append_body(std::span<const uint8_t> data);
+  void end_body();
+  void response_complete();
+  void maybe_finish_request();
+  // The edge answers by itself (404, 502, ...): no stream, or the stream is abandoned first.
+  void respond_local(int status, std::string_view detail, bool keep_alive);
+  void cancel_stream(uint32_t code);
+  void append_out(std::string_view bytes);
+  void append_body_out(std::span<const uint8_t> bytes);
+  void drop_output();
+  void write_log(int status, std::string note);
+  void reset_request();
+
+  TunnelDirectory& dir_;
+  HttpProxyConfig config_;
+  Hooks hooks_;
+  size_t max_input_;
+
+  Phase phase_ = Phase::kHead;
+  std::vector<uint8_t> in_;
+  std::optional<Parser> parser_;
+  bool in_process_ = false;
+  bool again_ = false;
+
+  // Current request.
+  std::string method_, host_, target_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool head_method_ = false;
+  bool req_has_body_ = false;
+  bool expect_continue_ = false;
+  SteadyTime started_{};
+  RouteLookup route_;
+  tunnel::RequestHead head_;
+  SteadyTime open_deadline_{};
+  SteadyTime next_retry_{};
+
+  // Its stream.
+  StreamRef ref_;
+  bool attached_ = false;  // events flow; cancel/release pending
+  std::vector<uint8_t> head_out_;
+  size_t head_out_pos_ = 0;
+  std::vector<uint8_t> body_;  // decoded request body not yet taken by the stream (<= body_chunk)
+  size_t body_pos_ = 0;
+  bool req_fin_sent_ = false;
+  bool req_stopped_ = false;
+
+  // Its response.
+  Resp resp_ = Resp::kAwaitHead;
+  tunnel::HeadReader<tunnel::ResponseHead> head_reader_;
+  ResponsePlan plan_;
+  uint64_t resp_in_ = 0;      // body bytes received from the agent
+  uint64_t resp_bytes_ = 0;   // body bytes put into the output
+  bool head_sent_ = false;    // a response head (ours or the agent's) is in the output
+  bool close_after_ = false;  // close the connection after this response
+  int status_ = 0;
+  std::string note_;
+
+  // Output to the client.
+  std::vector<uint8_t> out_;
+  size_t out_pos_ = 0;
+  uint64_t out_base_ = 0;  // absolute offset of out_[0]
+  std::deque<Credit> credits_;
+  bool finished_ = false;
+  uint64_t completed_ = 0;
+};
+
+}  // namespace wtmesh::edge

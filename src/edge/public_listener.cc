@@ -1,0 +1,320 @@
+#include "edge/public_listener.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <cstring>
+
+namespace wtmesh::edge {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class PublicListener::Connection final : public std::enable_shared_from_this<Connection> {
+ public:
+  static constexpr size_t kReadChunk = 16 * 1024;
+  static constexpr size_t kWriteChunk = 64 * 1024;
+
+  Connection(PublicListener& listener, tcp::socket socket, std::shared_ptr<const TlsServerConfig> tls)
+      : listener_(&listener), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+    boost::system::error_code ec;
+    const auto peer = socket_.remote_endpoint(ec);
+    peer_ = ec ? "?" : peer.address().to_string();
+    if (peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()) {
+      peer_ = peer.address().to_v6().to_v4().to_string();
+    }
+    socket_.set_option(tcp::no_delay(true), ec);
+    if (tls) tls_ = std::make_unique<TlsServerStream>(std::move(tls));
+    HttpProxyConfig cfg;
+    cfg.client = {peer_, tls_ != nullptr};
+    HttpProxy::Hooks hooks;
+    hooks.wake = [this] { post_pump(); };
+    hooks.log = [this](const RequestLog& l) { log(l); };
+    proxy_ = std::make_unique<HttpProxy>(listener.directory_, cfg, std::move(hooks));
+    last_activity_ = std::chrono::steady_clock::now();
+  }
+
+  void start() { pump(); }
+
+  // The listener is going away: drop the proxy (cancelling its stream) and the socket now.
+  void detach() {
+    listener_ = nullptr;
+    close_now();
+  }
+
+ private:
+  void log(const RequestLog& l) {
+    spdlog::info("http {} {} {}{} {} {}B {}ms{}{}", peer_, l.method, l.host, l.target, l.status, l.bytes,
+                 l.duration.count() / 1000, l.note.empty() ? "" : " - ", l.note);
+  }
+
+  void post_pump() {
+    if (pump_posted_ || closed_) return;
+    pump_posted_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->pump_posted_ = false;
+      self->pump();
+    });
+  }
+
+  void pump() {
+    if (closed_) return;
+    if (!lingering_) {
+      feed_proxy();
+      if (closed_) return;
+      fill_write();
+      if (proxy_->finished() && proxy_->client_output().empty() && !writing_ && wbuf_.empty()) {
+        if (tls_ && tls_->state() == TlsServerStream::State::kOpen) {
+          tls_->close();  // close_notify, then linger
+          fill_write();
+        }
+        if (!writing_) start_linger();
+      }
+    }
+    if (closed_) return;
+    maybe_read();
+    arm_timer();
+  }
+
+  void feed_proxy() {
+    if (tls_) {
+      for (;;) {
+        auto p = tls_->plaintext();
+        if (p.empty()) break;
+        const size_t n = proxy_->on_client_bytes(p);
+        tls_->consume_plaintext(n);
+        if (n == 0) break;
+      }
+      if (tls_->state() == TlsServerStream::State::kFailed) {
+        if (!proxy_->finished()) spdlog::debug("http {}: TLS: {}", peer_, tls_->error());
+        proxy_->abort("TLS failure");
+        close_now();
+        return;
+      }
+      if (tls_->peer_finished() && !proxy_->finished()) proxy_->on_client_eof();
+    } else {
+      if (rlen_ > 0) {
+        const size_t n = proxy_->on_client_bytes(std::span<const uint8_t>(rbuf_.data(), rlen_));
+        std::memmove(rbuf_.data(), rbuf_.data() + n, rlen_ - n);
+        rlen_ -= n;
+      }
+      if (eof_ && rlen_ == 0 && !proxy_->finished()) proxy_->on_client_eof();
+    }
+  }
+
+  void fill_write() {
+    if (writing_ || closed_) return;
+    wbuf_.clear();
+    if (tls_) {
+      auto out = proxy_->client_output();
+      if (!out.empty() && tls_->state() == TlsServerStream::State::kOpen) {
+        proxy_->on_client_written(tls_->write(out));
+      }
+      auto ct = tls_->ciphertext();
+      wbuf_.assign(ct.begin(), ct.end());
+      tls_->consume_ciphertext(ct.size());
+    } else {
+      auto out = proxy_->client_output();
+      const size_t k = std::min(out.size(), kWriteChunk);
+      wbuf_.assign(out.begin(), out.begin() + static_cast<ptrdiff_t>(k));
+      proxy_->on_client_written(k);
+    }
+    if (wbuf_.empty()) return;
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                        self->writing_ = false;
+                        self->wbuf_.clear();
+                        if (self->closed_) return;
+                        if (ec) {
+                          self->proxy_->on_client_eof();  // the client is gone
+                          self->close_now();
+                          return;
+                        }
+                        self->last_activity_ = std::chrono::steady_clock::now();
+                        self->pump();
+                      });
+  }
+
+  void maybe_read() {
+    if (reading_ || eof_ || closed_) return;
+    size_t room;
+    if (lingering_) {
+      room = rbuf_.size();
+      rlen_ = 0;  // discard
+    } else if (tls_) {
+      room = std::min(tls_->space_in(), rbuf_.size());
+    } else {
+      room = rbuf_.size() - rlen_;
+    }
+    if (room == 0) return;
+    reading_ = true;
+    uint8_t* dst = tls_ || lingering_ ? rbuf_.data() : rbuf_.data() + rlen_;
+    socket_.async_read_some(asio::buffer(dst, room),
+                            [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                              self->reading_ = false;
+                              if (self->closed_) return;
+                              self->on_read(ec, n);
+                            });
+  }
+
+  void on_read(const boost::system::error_code& ec, size_t n) {
+    last_activity_ = std::chrono::steady_clock::now();
+    if (lingering_) {
+      if (ec)
+        close_now();
+      else
+        pump();
+      return;
+    }
+    if (ec) {
+      eof_ = true;
+      if (tls_) tls_->feed_eof();
+    } else if (tls_) {
+      tls_->feed(std::span<const uint8_t>(rbuf_.data(), n));  // room was space_in(): all taken
+    } else {
+      rlen_ += n;
+    }
+    pump();
+  }
+
+  void start_linger() {
+    if (lingering_) return;
+    lingering_ = true;
+    linger_until_ = std::chrono::steady_clock::now() + kLinger;
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (eof_ || ec) close_now();
+  }
+
+  void arm_timer() {
+    if (closed_) return;
+    auto when = last_activity_ + listener_idle();
+    if (auto d = proxy_->next_deadline()) when = std::min(when, *d);
+    if (lingering_) when = std::min(when, linger_until_);
+    if (timer_armed_ && when == timer_at_) return;
+    timer_armed_ = true;
+    timer_at_ = when;
+    timer_.expires_at(when);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->closed_) return;
+      self->timer_armed_ = false;
+      self->on_timer();
+    });
+  }
+
+  std::chrono::milliseconds listener_idle() const {
+    return listener_ ? listener_->options_.idle_timeout : std::chrono::milliseconds(0);
+  }
+
+  void on_timer() {
+    const auto now = std::chrono::steady_clock::now();
+    if (lingering_ && now >= linger_until_) {
+      close_now();
+      return;
+    }
+    if (now >= last_activity_ + listener_idle()) {
+      proxy_->abort("idle timeout");
+      close_now();
+      return;
+    }
+    proxy_->on_tick(now);
+    pump();
+  }
+
+  void close_now() {
+    if (closed_) return;
+    closed_ = true;
+    proxy_.reset();  // cancels an open stream, returns held credit
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.close(ec);
+    if (listener_) {
+      listener_->conns_.erase(this);
+      listener_ = nullptr;
+    }
+  }
+
+  PublicListener* listener_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  std::unique_ptr<TlsServerStream> tls_;
+  std::unique_ptr<HttpProxy> proxy_;
+  std::array<uint8_t, kReadChunk> rbuf_{};
+  size_t rlen_ = 0;  // plain HTTP: bytes in rbuf_ the proxy has not taken yet
+  std::vector<uint8_t> wbuf_;
+  bool reading_ = false, writing_ = false, eof_ = false, closed_ = false;
+  bool pump_posted_ = false, lingering_ = false, timer_armed_ = false;
+  std::chrono::steady_clock::time_point last_activity_, linger_until_, timer_at_;
+};
+
+PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
+                               PublicListenerOptions options,
+                               std::function<std::shared_ptr<const TlsServerConfig>()> tls_config)
+    : directory_(directory),
+      options_(options),
+      tls_config_(std::move(tls_config)),
+      acceptor_(io),
+      retry_timer_(io) {
+  acceptor_.open(options_.bind.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  if (options_.bind.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
+  acceptor_.bind(options_.bind);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  local_ = acceptor_.local_endpoint();
+  start_accept();
+}
+
+PublicListener::~PublicListener() {
+  alive_.reset();
+  close();
+}
+
+void PublicListener::close() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  retry_timer_.cancel();
+  auto conns = std::exchange(conns_, {});
+  for (Connection* c : conns) c->detach();
+}
+
+void PublicListener::start_accept() {
+  if (!acceptor_.is_open()) return;
+  acceptor_.async_accept(
+      [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec, tcp::socket socket) {
+        if (alive.expired() || !acceptor_.is_open()) return;
+        if (ec) {
+          if (ec == asio::error::operation_aborted) return;
+          // e.g. out of file descriptors: back off instead of spinning.
+          spdlog::warn("edge: accept failed on {}: {}", local_.port(), ec.message());
+          retry_timer_.expires_after(std::chrono::milliseconds(100));
+          retry_timer_.async_wait([this, alive](const boost::system::error_code& e) {
+            if (!e && !alive.expired()) start_accept();
+          });
+          return;
+        }
+        if (conns_.size() >= options_.max_connections) {
+          spdlog::warn("edge: {} public connections open, refusing one", conns_.size());
+          boost::system::error_code ignored;
+          socket.close(ignored);
+        } else {
+          std::shared_ptr<const TlsServerConfig> tls;
+          if (options_.tls && tls_config_) tls = tls_config_();
+          if (options_.tls && !tls) {
+            boost::system::error_code ignored;
+            socket.close(ignored);
+          } else {
+            auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls));
+            conns_.insert(conn.get());
+            conn->start();
+          }
+        }
+        start_accept();
+      });
+}
+
+}  // namespace wtmesh::edge

@@ -1,0 +1,283 @@
+#include "edge/tls_server_stream.h"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "edge/name_certs.h"
+
+namespace wtmesh::edge {
+namespace {
+
+// TLS 1.2 and 1.3 only; the server's cipher preference wins.
+constexpr const char* kTcpTlsPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE";
+
+void global_init() {
+  static const int rv = gnutls_global_init();
+  if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
+}
+
+// Drops the consumed front of a buffer once it is more than half of it (amortised O(1) per byte).
+void compact(std::vector<uint8_t>& buf, size_t& pos) {
+  if (pos == buf.size()) {
+    buf.clear();
+    pos = 0;
+  } else if (pos > 4096 && pos * 2 > buf.size()) {
+    buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(pos));
+    pos = 0;
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const TlsServerConfig> TlsServerConfig::from_files(const std::filesystem::path& cert_pem,
+                                                                   const std::filesystem::path& key_pem,
+                                                                   SniSelector sni_selector) {
+  global_init();
+  for (const auto& p : {cert_pem, key_pem}) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec)) {
+      throw std::runtime_error("TLS file " + p.string() + ": " +
+                               (ec ? ec.message() : std::string("no such file")));
+    }
+  }
+  std::shared_ptr<TlsServerConfig> cfg(new TlsServerConfig());
+  cfg->sni_selector_ = std::move(sni_selector);
+  if (int rv = gnutls_certificate_allocate_credentials(&cfg->cred_); rv < 0) {
+    throw std::runtime_error(std::string("gnutls_certificate_allocate_credentials: ") + gnutls_strerror(rv));
+  }
+  if (int rv = gnutls_certificate_set_x509_key_file2(cfg->cred_, cert_pem.c_str(), key_pem.c_str(),
+                                                     GNUTLS_X509_FMT_PEM, nullptr, 0);
+      rv < 0) {
+    throw std::runtime_error("cannot load TLS certificate " + cert_pem.string() + " / key " +
+                             key_pem.string() + ": " + gnutls_strerror(rv));
+  }
+  const char* err = nullptr;
+  if (int rv = gnutls_priority_init(&cfg->priority_, kTcpTlsPriority, &err); rv < 0) {
+    throw std::runtime_error(std::string("GnuTLS priority string rejected: ") + gnutls_strerror(rv));
+  }
+  return cfg;
+}
+
+TlsServerConfig::~TlsServerConfig() {
+  if (priority_) gnutls_priority_deinit(priority_);
+  if (cred_) gnutls_certificate_free_credentials(cred_);
+}
+
+TlsServerStream::TlsServerStream(std::shared_ptr<const TlsServerConfig> config, Limits limits)
+    : config_(std::move(config)), limits_(limits) {
+  int rv = gnutls_init(&session_, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+  if (rv < 0) {
+    session_ = nullptr;
+    fail("gnutls_init", rv);
+    return;
+  }
+  if ((rv = gnutls_priority_set(session_, config_->priority())) < 0 ||
+      (rv = gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, config_->credentials())) < 0) {
+    fail("TLS session setup", rv);
+    return;
+  }
+  const gnutls_datum_t alpn{reinterpret_cast<unsigned char*>(const_cast<char*>(kHttp11Alpn.data())),
+                            static_cast<unsigned>(kHttp11Alpn.size())};
+  gnutls_alpn_set_protocols(session_, &alpn, 1, GNUTLS_ALPN_SERVER_PRECEDENCE);
+  gnutls_certificate_server_set_request(session_, GNUTLS_CERT_IGNORE);
+  // Our idle timer bounds the handshake; GnuTLS' own timeout would need a clock it reads itself.
+  gnutls_handshake_set_timeout(session_, 0);
+  gnutls_transport_set_ptr(session_, this);
+  gnutls_transport_set_push_function(session_, &TlsServerStream::push);
+  gnutls_transport_set_pull_function(session_, &TlsServerStream::pull);
+  gnutls_transport_set_pull_timeout_function(session_, &TlsServerStream::pull_timeout);
+  if (config_->sni_selector()) gnutls_handshake_set_post_client_hello_function(session_, &post_client_hello);
+}
+
+int TlsServerStream::post_client_hello(gnutls_session_t session) {
+  auto* self = static_cast<TlsServerStream*>(gnutls_transport_get_ptr(session));
+  const std::string sni = self->server_name();
+  if (sni.empty()) return 0;
+  try {
+    if (auto cred = self->config_->sni_selector()(sni)) {
+      if (gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred->get()) == 0)
+        self->sni_cred_ = std::move(cred);
+    }
+  } catch (const std::exception&) {
+    // Keep the default certificate; nothing may escape into GnuTLS.
+  }
+  return 0;
+}
+
+TlsServerStream::~TlsServerStream() {
+  if (session_) gnutls_deinit(session_);
+}
+
+void TlsServerStream::fail(std::string what, int rv) {
+  if (state_ == State::kFailed) return;
+  state_ = State::kFailed;
+  read_closed_ = true;
+  error_ = std::move(what);
+  if (rv < 0) error_ += std::string(": ") + gnutls_strerror(rv);
+}
+
+ssize_t TlsServerStream::push(gnutls_transport_ptr_t ptr, const void* data, size_t n) {
+  // Never refuses: write() only encrypts while out_ is under its cap, one record at a time.
+  auto* self = static_cast<TlsServerStream*>(ptr);
+  const auto* p = static_cast<const uint8_t*>(data);
+  self->out_.insert(self->out_.end(), p, p + n);
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t TlsServerStream::pull(gnutls_transport_ptr_t ptr, void* data, size_t n) {
+  auto* self = static_cast<TlsServerStream*>(ptr);
+  const size_t avail = self->in_.size() - self->in_pos_;
+  if (avail == 0) {
+    if (self->eof_) return 0;
+    gnutls_transport_set_errno(self->session_, EAGAIN);
+    return -1;
+  }
+  const size_t k = std::min(n, avail);
+  std::memcpy(data, self->in_.data() + self->in_pos_, k);
+  self->in_pos_ += k;
+  compact(self->in_, self->in_pos_);
+  return static_cast<ssize_t>(k);
+}
+
+int TlsServerStream::pull_timeout(gnutls_transport_ptr_t ptr, unsigned /*ms*/) {
+  auto* self = static_cast<TlsServerStream*>(ptr);
+  return (self->in_.size() > self->in_pos_ || self->eof_) ? 1 : 0;
+}
+
+size_t TlsServerStream::space_in() const {
+  if (state_ == State::kFailed || eof_) return 0;
+  const size_t held = in_.size() - in_pos_;
+  return held >= limits_.max_ciphertext_in ? 0 : limits_.max_ciphertext_in - held;
+}
+
+size_t TlsServerStream::feed(std::span<const uint8_t> ciphertext) {
+  const size_t n = std::min(ciphertext.size(), space_in());
+  in_.insert(in_.end(), ciphertext.begin(), ciphertext.begin() + static_cast<ptrdiff_t>(n));
+  advance();
+  return n;
+}
+
+void TlsServerStream::feed_eof() {
+  eof_ = true;
+  advance();
+}
+
+void TlsServerStream::advance() {
+  if (session_ == nullptr) return;
+  if (state_ == State::kHandshaking) {
+    int rv;
+    do {
+      rv = gnutls_handshake(session_);
+    } while (rv == GNUTLS_E_INTERRUPTED);
+    if (rv == GNUTLS_E_AGAIN) {
+      if (eof_ && in_.size() == in_pos_) fail("connection closed during the TLS handshake", 0);
+      return;
+    }
+    if (rv < 0) {
+      fail("TLS handshake failed", rv);
+      return;
+    }
+    state_ = State::kOpen;
+  }
+  // Decrypt while the application has room; GnuTLS keeps the rest of a partly read record.
+  while (!read_closed_ && (state_ == State::kOpen || state_ == State::kClosed)) {
+    const size_t held = plain_.size() - plain_pos_;
+    if (held >= limits_.max_plaintext_in) return;
+    const size_t room = std::min(limits_.max_plaintext_in - held, kMaxRecordPlaintext);
+    const size_t old = plain_.size();
+    plain_.resize(old + room);
+    ssize_t rv = gnutls_record_recv(session_, plain_.data() + old, room);
+    plain_.resize(old + static_cast<size_t>(std::max<ssize_t>(rv, 0)));
+    if (rv > 0) continue;
+    if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
+      if (rv == GNUTLS_E_AGAIN) return;
+      continue;
+    }
+    if (rv == 0 || rv == GNUTLS_E_PREMATURE_TERMINATION) {
+      // close_notify, or a TCP EOF without one (common for HTTP clients): no more input.
+      read_closed_ = true;
+      if (state_ == State::kOpen) state_ = State::kClosed;
+      return;
+    }
+    if (gnutls_error_is_fatal(static_cast<int>(rv)) == 0) continue;  // e.g. a warning alert
+    fail("TLS record error", static_cast<int>(rv));
+    return;
+  }
+}
+
+std::span<const uint8_t> TlsServerStream::plaintext() const {
+  return std::span<const uint8_t>(plain_).subspan(plain_pos_);
+}
+
+void TlsServerStream::consume_plaintext(size_t n) {
+  plain_pos_ += std::min(n, plain_.size() - plain_pos_);
+  compact(plain_, plain_pos_);
+  advance();
+}
+
+bool TlsServerStream::peer_finished() const { return read_closed_ && plain_.size() == plain_pos_; }
+
+size_t TlsServerStream::write_capacity() const {
+  if (state_ != State::kOpen) return 0;
+  const size_t held = out_.size() - out_pos_;
+  return held >= limits_.max_ciphertext_out ? 0 : limits_.max_ciphertext_out - held;
+}
+
+size_t TlsServerStream::write(std::span<const uint8_t> data) {
+  size_t taken = 0;
+  while (taken < data.size() && write_capacity() > 0) {
+    const size_t chunk = std::min({data.size() - taken, kMaxRecordPlaintext, write_capacity()});
+    ssize_t rv;
+    do {
+      rv = gnutls_record_send(session_, data.data() + taken, chunk);
+    } while (rv == GNUTLS_E_INTERRUPTED);
+    if (rv < 0) {
+      fail("TLS send failed", static_cast<int>(rv));
+      break;
+    }
+    taken += static_cast<size_t>(rv);
+  }
+  return taken;
+}
+
+void TlsServerStream::close() {
+  if (state_ != State::kOpen && state_ != State::kClosed) return;
+  if (session_) gnutls_bye(session_, GNUTLS_SHUT_WR);  // push never blocks, so this completes
+  state_ = State::kClosed;
+}
+
+std::span<const uint8_t> TlsServerStream::ciphertext() const {
+  return std::span<const uint8_t>(out_).subspan(out_pos_);
+}
+
+void TlsServerStream::consume_ciphertext(size_t n) {
+  out_pos_ += std::min(n, out_.size() - out_pos_);
+  compact(out_, out_pos_);
+}
+
+std::string TlsServerStream::alpn() const {
+  gnutls_datum_t p{};
+  if (session_ == nullptr || gnutls_alpn_get_selected_protocol(session_, &p) != 0) return {};
+  return std::string(reinterpret_cast<const char*>(p.data), p.size);
+}
+
+std::string TlsServerStream::server_name() const {
+  if (session_ == nullptr) return {};
+  char buf[256];
+  size_t len = sizeof(buf);
+  unsigned type = 0;
+  if (gnutls_server_name_get(session_, buf, &len, &type, 0) != 0 || type != GNUTLS_NAME_DNS) return {};
+  return std::string(buf, strnlen(buf, len));
+}
+
+std::string TlsServerStream::version() const {
+  if (session_ == nullptr || state_ == State::kHandshaking) return {};
+  const char* v = gnutls_protocol_get_name(gnutls_protocol_get_version(session_));
+  return v ? v : "";
+}
+
+}  // namespace wtmesh::edge

@@ -1,0 +1,137 @@
+// TLS over TCP for the edge's public HTTPS listener, sans-I/O: a GnuTLS server session driven through
+// memory buffers (ciphertext in → plaintext out, plaintext in → ciphertext out), so it is tested
+// against a GnuTLS client without sockets and the Asio glue only moves bytes.
+//
+// TLS 1.2 and 1.3; ALPN "http/1.1" is offered (a client that offers other protocols only, or no ALPN,
+// still gets HTTP/1.1); SNI is optional and only reported. Every buffer is bounded (Limits): feed()
+// takes no more ciphertext than fits, records are decrypted only while the plaintext buffer has room,
+// and write() takes plaintext only while the outgoing ciphertext buffer is below its cap, so a slow
+// reader on either side stops the other instead of growing memory.
+#pragma once
+
+#include <gnutls/gnutls.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wtmesh::edge {
+
+inline constexpr std::string_view kHttp11Alpn = "http/1.1";
+
+class TlsCredentials;
+// Picks other credentials for a ClientHello's SNI name (after GnuTLS parsed it), or nullptr to keep
+// the default certificate. See edge/name_certs.h.
+using SniSelector = std::function<std::shared_ptr<const TlsCredentials>(std::string_view server_name)>;
+
+// Credentials and priorities shared by every public TLS connection. To rotate certificates build a
+// new one; sessions keep the shared_ptr they started with.
+class TlsServerConfig {
+ public:
+  // Loads a PEM certificate chain + private key. Throws std::runtime_error naming the file.
+  static std::shared_ptr<const TlsServerConfig> from_files(const std::filesystem::path& cert_pem,
+                                                           const std::filesystem::path& key_pem,
+                                                           SniSelector sni_selector = {});
+  ~TlsServerConfig();
+  TlsServerConfig(const TlsServerConfig&) = delete;
+  TlsServerConfig& operator=(const TlsServerConfig&) = delete;
+
+  gnutls_certificate_credentials_t credentials() const { return cred_; }
+  gnutls_priority_t priority() const { return priority_; }
+  const SniSelector& sni_selector() const { return sni_selector_; }
+
+ private:
+  TlsServerConfig() = default;
+  SniSelector sni_selector_;
+  gnutls_certificate_credentials_t cred_ = nullptr;
+  gnutls_priority_t priority_ = nullptr;
+};
+
+struct TlsStreamLimits {
+  size_t max_ciphertext_in = 64 * 1024;   // received from the socket, not yet decrypted
+  size_t max_plaintext_in = 64 * 1024;    // decrypted, not yet taken by the application
+  size_t max_ciphertext_out = 64 * 1024;  // encrypted, not yet taken by the socket writer
+};
+
+class TlsServerStream {
+ public:
+  using Limits = TlsStreamLimits;
+  // One TLS record of plaintext at most is encrypted per write() step, so ciphertext out never
+  // exceeds max_ciphertext_out + one record.
+  static constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+
+  enum class State {
+    kHandshaking,
+    kOpen,
+    kClosed,  // the peer finished (close_notify or EOF) or we sent close_notify
+    kFailed,  // handshake or record error; error() says which
+  };
+
+  explicit TlsServerStream(std::shared_ptr<const TlsServerConfig> config, Limits limits = {});
+  ~TlsServerStream();
+  TlsServerStream(const TlsServerStream&) = delete;
+  TlsServerStream& operator=(const TlsServerStream&) = delete;
+
+  // --- socket side ---
+  // Ciphertext read from the socket; returns how many bytes were taken (at most space_in()).
+  size_t feed(std::span<const uint8_t> ciphertext);
+  size_t space_in() const;
+  // The socket reached EOF (or failed): no more ciphertext will come.
+  void feed_eof();
+  // Ciphertext to write to the socket, and how much of it was written.
+  std::span<const uint8_t> ciphertext() const;
+  void consume_ciphertext(size_t n);
+
+  // --- application side ---
+  // Decrypted bytes in order, and how many the application used.
+  std::span<const uint8_t> plaintext() const;
+  void consume_plaintext(size_t n);
+  // No more plaintext will arrive (close_notify, EOF or failure) and plaintext() is empty.
+  bool peer_finished() const;
+  // Encrypts up to write_capacity() bytes; returns how many were taken (0 while handshaking).
+  size_t write(std::span<const uint8_t> data);
+  size_t write_capacity() const;
+  // Queues close_notify; later writes take nothing.
+  void close();
+
+  State state() const { return state_; }
+  const std::string& error() const { return error_; }
+  std::string alpn() const;         // "" when none was negotiated
+  std::string server_name() const;  // SNI host name, "" when absent
+  std::string version() const;      // "TLS1.3", "TLS1.2", or "" before the handshake
+  size_t buffered_bytes() const {
+    return in_.size() - in_pos_ + plain_.size() - plain_pos_ + out_.size() - out_pos_;
+  }
+
+ private:
+  static ssize_t push(gnutls_transport_ptr_t ptr, const void* data, size_t n);
+  static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t n);
+  static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms);
+  static int post_client_hello(gnutls_session_t session);
+  // Runs the handshake / decrypts records as far as the buffers allow.
+  void advance();
+  void fail(std::string what, int rv);
+
+  std::shared_ptr<const TlsServerConfig> config_;
+  std::shared_ptr<const TlsCredentials> sni_cred_;  // credentials chosen for the SNI name, if any
+  Limits limits_;
+  gnutls_session_t session_ = nullptr;
+  State state_ = State::kHandshaking;
+  std::string error_;
+  std::vector<uint8_t> in_;  // ciphertext from the socket
+  size_t in_pos_ = 0;        // bytes of in_ GnuTLS already pulled
+  std::vector<uint8_t> plain_;
+  size_t plain_pos_ = 0;
+  std::vector<uint8_t> out_;  // ciphertext for the socket
+  size_t out_pos_ = 0;
+  bool eof_ = false;
+  bool read_closed_ = false;
+};
+
+}  // namespace wtmesh::edge

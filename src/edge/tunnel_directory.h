@@ -1,0 +1,75 @@
+// The seam between the public HTTP side of the edge and its tunnel sessions: find the tunnel for a
+// Host, open a request stream on the owning agent's session, and move bytes on it with backpressure.
+// TunnelService implements it; the HTTP proxy tests fake it.
+//
+// Streams are named by StreamRef (session serial + stream id), never by pointer: a ref whose session
+// is gone is simply ignored (writes take 0 bytes). Events for a stream go to the RequestStreamEvents
+// given to open_request() until cancel() or release(), or until a terminal event (on_response_data
+// with fin, on_stream_aborted). consume() is accepted even after release(), because the public side
+// returns credit only once the bytes reached the client, which may be after the exchange ended.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "wt/session.h"
+
+namespace wtmesh::edge {
+
+struct StreamRef {
+  uint64_t session = 0;  // serial of the tunnel session on this edge (0 = none)
+  wt::StreamId id = -1;
+  bool valid() const { return session != 0 && id >= 0; }
+};
+
+class RequestStreamEvents {
+ public:
+  virtual ~RequestStreamEvents() = default;
+  // Bytes of the agent's answer (response head, then body), in order; `fin` ends it.
+  virtual void on_response_data(std::span<const uint8_t> data, bool fin) = 0;
+  // The request stream can take more bytes.
+  virtual void on_request_writable() = 0;
+  // The agent reset the stream (`code`), or the session ended (nullopt). `reason` is for people.
+  virtual void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) = 0;
+  // The agent will read no more of the request body (STOP_SENDING).
+  virtual void on_request_stopped(std::optional<uint32_t> code) = 0;
+};
+
+struct RouteLookup {
+  enum class Kind {
+    kFound,    // a live tunnel on this edge serves the host
+    kUnknown,  // nobody registered it: 404
+    kOffline,  // registered recently (or elsewhere) but its agent is not reachable now: 502
+  };
+  Kind kind = Kind::kUnknown;
+  uint64_t session = 0;
+  uint32_t tunnel_id = 0;
+  std::string pattern;  // the route that matched
+};
+
+class TunnelDirectory {
+ public:
+  virtual ~TunnelDirectory() = default;
+
+  // `host` is normalised (lower-case, no port).
+  virtual RouteLookup route(std::string_view host) = 0;
+
+  enum class OpenStatus {
+    kOpened,
+    kBusy,  // the session is at its stream limit: try again shortly
+    kGone,  // the session ended
+  };
+  virtual OpenStatus open_request(const RouteLookup& route, RequestStreamEvents* events, StreamRef* out) = 0;
+  virtual size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) = 0;
+  virtual size_t send_capacity(const StreamRef& ref) = 0;
+  virtual void consume(const StreamRef& ref, size_t n) = 0;
+  // Abandons the stream: RESET_STREAM + STOP_SENDING with `code`; no more events. Idempotent.
+  virtual void cancel(const StreamRef& ref, uint32_t code) = 0;
+  // The exchange completed (our FIN sent, theirs received); no more events. Idempotent.
+  virtual void release(const StreamRef& ref) = 0;
+};
+
+}  // namespace wtmesh::edge

@@ -1,0 +1,270 @@
+#include "edge/tunnel_service.h"
+
+#include <gnutls/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+
+#include "edge/http_codec.h"
+
+namespace wtmesh::edge {
+namespace {
+
+std::string random_edge_id() {
+  std::array<uint8_t, 6> b{};
+  gnutls_rnd(GNUTLS_RND_NONCE, b.data(), b.size());
+  static const char* hex = "0123456789abcdef";
+  std::string out = "edge-";
+  for (uint8_t x : b) {
+    out += hex[x >> 4];
+    out += hex[x & 15];
+  }
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool offers_version(const wt::SessionInfo& info, int version) {
+  const std::string want = std::to_string(version);
+  for (const auto& [name, value] : info.headers) {
+    if (name != tunnel::kProtocolHeader) continue;
+    std::string_view v = value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      if (trim(v.substr(0, comma)) == want) return true;
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+const std::string* header(const wt::SessionInfo& info, std::string_view name) {
+  for (const auto& [n, v] : info.headers) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
+wt::Accept refuse(int status, const std::string& why) {
+  return wt::Accept{status, nullptr, {{std::string(tunnel::kErrorHeader), sanitize_header_value(why)}}};
+}
+
+}  // namespace
+
+TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys)
+    : config_(std::move(config)), routes_(routes), keys_(std::move(keys)) {
+  if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
+}
+
+TunnelService::~TunnelService() = default;
+
+SteadyTime TunnelService::steady_now() const {
+  return config_.session.clock ? config_.session.clock() : std::chrono::steady_clock::now();
+}
+
+std::chrono::system_clock::time_point TunnelService::wall_now() const {
+  return config_.wall_clock ? config_.wall_clock() : std::chrono::system_clock::now();
+}
+
+tunnel::VerifyResult TunnelService::verify(std::string_view token) {
+  auto result = keys_.verify(token, wall_now(), config_.token_leeway);
+  if (!result.ok() && result.error() == tunnel::TokenError::kUnknownKey && config_.reload_keys) {
+    const SteadyTime t = steady_now();
+    if (!last_key_reload_ || t - *last_key_reload_ >= kKeyReloadInterval) {
+      last_key_reload_ = t;
+      try {
+        keys_ = config_.reload_keys();
+        spdlog::info("tunnel: reloaded verifier keys ({} accepted)", keys_.size());
+        result = keys_.verify(token, wall_now(), config_.token_leeway);
+      } catch (const std::exception& e) {
+        spdlog::error("tunnel: cannot reload verifier keys: {}", e.what());
+      }
+    }
+  }
+  return result;
+}
+
+wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
+  collect();
+  const std::string* auth = header(info, "authorization");
+  const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
+  if (!token) {
+    spdlog::info("tunnel: refused session from {}: no bearer token", info.authority);
+    return refuse(401, "missing bearer token");
+  }
+  const tunnel::VerifyResult result = verify(*token);
+  if (!result.ok()) {
+    spdlog::info("tunnel: refused session: token {}: {}", tunnel::to_string(result.error()),
+                 result.message());
+    return refuse(401, std::string("invalid token: ") + tunnel::to_string(result.error()));
+  }
+  const tunnel::TokenClaims& claims = result.claims();
+  const std::string domain = lower_ascii(config_.session.domain);
+  bool any = false;
+  for (const auto& h : claims.hosts) {
+    const std::string l = lower_ascii(h);
+    any |= l.size() > domain.size() + 1 && l.ends_with("." + domain);
+  }
+  if (!any) {
+    spdlog::info("tunnel: refused session of {}: token names no host under {}", claims.subject, domain);
+    return refuse(403, "the token covers no hostname under " + domain);
+  }
+  if (!offers_version(info, tunnel::kProtocolVersion)) {
+    spdlog::info("tunnel: refused session of {}: no common protocol version", claims.subject);
+    return refuse(400, "unsupported protocol version");
+  }
+  if (session_count() >= config_.max_sessions) return refuse(503, "the edge has too many tunnel sessions");
+
+  const uint64_t serial = ++next_serial_;
+  const std::string owner = config_.edge_id + "/" + std::to_string(serial);
+  const auto left = claims.expires_at + config_.token_leeway - wall_now();
+  const SteadyTime deadline =
+      steady_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+  TunnelSession::Hooks hooks;
+  hooks.on_ended = [this](uint64_t s, const std::vector<std::string>& names) { on_session_ended(s, names); };
+  auto session = std::make_unique<TunnelSession>(config_.session, routes_, serial, owner, claims, deadline,
+                                                 std::move(hooks));
+  TunnelSession* raw = session.get();
+  sessions_.emplace(serial, std::move(session));
+  owners_.emplace(owner, serial);
+  spdlog::info("tunnel {}: session accepted for {} (kid {}, hosts {})", owner, claims.subject, result.kid(),
+               claims.hosts.size());
+  if (wakeup_) wakeup_();
+  return wt::Accept{
+      200, raw, {{std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)}}};
+}
+
+void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames) {
+  auto it = sessions_.find(serial);
+  if (it != sessions_.end()) owners_.erase(it->second->owner());
+  const SteadyTime until = steady_now() + config_.offline_grace;
+  for (const auto& h : hostnames) {
+    if (offline_.size() >= config_.max_offline_names) {
+      std::erase_if(offline_, [now = steady_now()](const auto& kv) { return kv.second <= now; });
+    }
+    if (offline_.size() >= config_.max_offline_names) {
+      auto oldest = std::min_element(offline_.begin(), offline_.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+      offline_.erase(oldest);
+    }
+    offline_[h] = until;
+  }
+}
+
+void TunnelService::collect() {
+  std::erase_if(sessions_, [](const auto& kv) { return kv.second->closed(); });
+}
+
+std::optional<SteadyTime> TunnelService::next_deadline() const {
+  std::optional<SteadyTime> d;
+  for (const auto& [serial, s] : sessions_) {
+    if (auto x = s->next_deadline(); x && (!d || *x < *d)) d = x;
+  }
+  return d;
+}
+
+void TunnelService::on_tick(SteadyTime t) {
+  std::vector<TunnelSession*> live;
+  for (auto& [serial, s] : sessions_) live.push_back(s.get());
+  for (TunnelSession* s : live) s->on_tick(t);
+  collect();
+  std::erase_if(offline_, [t](const auto& kv) { return kv.second <= t; });
+}
+
+void TunnelService::close_all(uint32_t code, std::string_view reason) {
+  std::vector<TunnelSession*> live;
+  for (auto& [serial, s] : sessions_) live.push_back(s.get());
+  for (TunnelSession* s : live) s->close(code, reason);
+}
+
+size_t TunnelService::session_count() const {
+  size_t n = 0;
+  for (const auto& [serial, s] : sessions_) n += s->closed() ? 0 : 1;
+  return n;
+}
+
+TunnelSession* TunnelService::find_session(uint64_t serial) const {
+  auto it = sessions_.find(serial);
+  return it == sessions_.end() || it->second->closed() ? nullptr : it->second.get();
+}
+
+TunnelSession* TunnelService::find_owner(std::string_view owner) const {
+  auto it = owners_.find(owner);
+  return it == owners_.end() ? nullptr : find_session(it->second);
+}
+
+// --- TunnelDirectory ------------------------------------------------------------------------------
+
+bool TunnelService::offline(const std::string& pattern, SteadyTime t) const {
+  auto it = offline_.find(pattern);
+  return it != offline_.end() && it->second > t;
+}
+
+RouteLookup TunnelService::route(std::string_view host_in) {
+  const std::string host = lower_ascii(host_in);
+  RouteLookup r;
+  if (auto entry = routes_.lookup(host)) {
+    r.pattern = entry->pattern;
+    r.tunnel_id = entry->tunnel_id;
+    if (TunnelSession* s = find_owner(entry->owner)) {
+      r.kind = RouteLookup::Kind::kFound;
+      r.session = s->serial();
+    } else {
+      r.kind = RouteLookup::Kind::kOffline;  // held by a session that is not (or no longer) here
+    }
+    return r;
+  }
+  const SteadyTime t = steady_now();
+  std::vector<std::string> candidates{host};
+  if (const size_t dot = host.find('.'); dot != std::string::npos && dot > 0)
+    candidates.push_back("*" + host.substr(dot));
+  candidates.emplace_back(kCatchAll);
+  for (const auto& c : candidates) {
+    if (offline(c, t)) {
+      r.kind = RouteLookup::Kind::kOffline;
+      r.pattern = c;
+      return r;
+    }
+  }
+  return r;
+}
+
+TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route, RequestStreamEvents* events,
+                                                        StreamRef* out) {
+  TunnelSession* s = find_session(route.session);
+  if (s == nullptr) return OpenStatus::kGone;
+  wt::StreamId id = -1;
+  const OpenStatus st = s->open_request(events, &id);
+  if (st == OpenStatus::kOpened) *out = StreamRef{route.session, id};
+  return st;
+}
+
+size_t TunnelService::write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) {
+  TunnelSession* s = find_session(ref.session);
+  return s ? s->write(ref.id, data, fin) : 0;
+}
+
+size_t TunnelService::send_capacity(const StreamRef& ref) {
+  TunnelSession* s = find_session(ref.session);
+  return s ? s->send_capacity(ref.id) : 0;
+}
+
+void TunnelService::consume(const StreamRef& ref, size_t n) {
+  if (TunnelSession* s = find_session(ref.session)) s->consume(ref.id, n);
+}
+
+void TunnelService::cancel(const StreamRef& ref, uint32_t code) {
+  if (TunnelSession* s = find_session(ref.session)) s->cancel(ref.id, code);
+}
+
+void TunnelService::release(const StreamRef& ref) {
+  if (TunnelSession* s = find_session(ref.session)) s->release(ref.id);
+}
+
+}  // namespace wtmesh::edge

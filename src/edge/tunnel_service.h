@@ -1,0 +1,104 @@
+// The edge's tunnel service: the acceptor for /ingress-mesh (token and protocol-version checks before
+// any session exists), the registry of live TunnelSessions, and the TunnelDirectory the public HTTP
+// side uses to find a tunnel and open request streams on it. Sans-I/O: time comes from on_tick(now)
+// (the edge's timer calls it at next_deadline()) and from the configured clocks.
+//
+// Acceptance (docs/protocol.md §1), in this order:
+//   no/invalid bearer token, bad signature, unknown kid, expired, not yet valid, wrong audience → 401
+//   valid token naming no host under this edge's domain                                      → 403
+//   no common wtmesh-protocol version                                                         → 400
+//   otherwise 200 with `wtmesh-protocol: 1`.
+// A kid the edge does not know makes it reload its verifier keys (at most every kKeyReloadInterval),
+// so keys added by `wtmesh token` after the edge started are picked up.
+//
+// A hostname whose session ended answers 502 ("offline") instead of 404 for offline_grace, so clients
+// of an agent that is reconnecting see the tunnel as down rather than unknown; a new registration of
+// the name clears that at once.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "edge/route_table.h"
+#include "edge/tunnel_directory.h"
+#include "edge/tunnel_session.h"
+#include "tunnel/token.h"
+#include "wt/h3_server.h"
+
+namespace wtmesh::edge {
+
+struct TunnelServiceConfig {
+  TunnelSessionConfig session;
+  std::string edge_id;  // prefix of route owners; empty = random
+  std::chrono::seconds token_leeway = tunnel::kDefaultLeeway;
+  std::chrono::seconds offline_grace{300};
+  size_t max_offline_names = 4096;
+  size_t max_sessions = 10'000;  // live tunnel sessions on this edge (503 beyond)
+  std::function<std::chrono::system_clock::time_point()> wall_clock;  // default: system_clock::now
+  // Fresh verifier keys (e.g. KeyStore::load_verifiers); empty = never reload.
+  std::function<tunnel::VerifierKeySet()> reload_keys;
+};
+
+class TunnelService final : public TunnelDirectory {
+ public:
+  static constexpr std::chrono::seconds kKeyReloadInterval{5};
+
+  TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys);
+  ~TunnelService() override;
+  TunnelService(const TunnelService&) = delete;
+  TunnelService& operator=(const TunnelService&) = delete;
+
+  // The wt acceptor for kSessionPath.
+  wt::Accept accept(const wt::SessionInfo& info);
+  void set_verifiers(tunnel::VerifierKeySet keys) { keys_ = std::move(keys); }
+  // Where the public listener is, for REGISTERED urls (sessions accepted afterwards).
+  void set_public_url(std::string scheme, uint16_t port) {
+    config_.session.public_scheme = std::move(scheme);
+    config_.session.public_port = port;
+  }
+
+  std::optional<SteadyTime> next_deadline() const;
+  void on_tick(SteadyTime now);
+  // Called when next_deadline() may have moved earlier (a session was accepted).
+  void set_wakeup(std::function<void()> fn) { wakeup_ = std::move(fn); }
+  // Ends every live session with `code` (e.g. kCloseDraining at shutdown).
+  void close_all(uint32_t code, std::string_view reason);
+
+  size_t session_count() const;
+  TunnelSession* find_session(uint64_t serial) const;
+  TunnelSession* find_owner(std::string_view owner) const;
+  const TunnelServiceConfig& config() const { return config_; }
+
+  // --- TunnelDirectory ---
+  RouteLookup route(std::string_view host) override;
+  OpenStatus open_request(const RouteLookup& route, RequestStreamEvents* events, StreamRef* out) override;
+  size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) override;
+  size_t send_capacity(const StreamRef& ref) override;
+  void consume(const StreamRef& ref, size_t n) override;
+  void cancel(const StreamRef& ref, uint32_t code) override;
+  void release(const StreamRef& ref) override;
+
+ private:
+  SteadyTime steady_now() const;
+  std::chrono::system_clock::time_point wall_now() const;
+  tunnel::VerifyResult verify(std::string_view token);
+  void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
+  void collect();  // destroys sessions that ended (never from inside one of their calls)
+  bool offline(const std::string& pattern, SteadyTime now) const;
+
+  TunnelServiceConfig config_;
+  RouteTable& routes_;
+  tunnel::VerifierKeySet keys_;
+  std::optional<SteadyTime> last_key_reload_;
+  std::function<void()> wakeup_;
+  uint64_t next_serial_ = 0;
+  std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
+  std::map<std::string, uint64_t, std::less<>> owners_;     // owner id → serial (live sessions)
+  std::map<std::string, SteadyTime, std::less<>> offline_;  // released pattern → until when it is "offline"
+};
+
+}  // namespace wtmesh::edge

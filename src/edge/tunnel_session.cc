@@ -1,0 +1,415 @@
+#include "edge/tunnel_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/varint.h"
+
+namespace wtmesh::edge {
+namespace {
+
+using json = nlohmann::json;
+constexpr int kMissedPings = 3;
+
+bool iequals(std::string_view a, std::string_view b) { return lower_ascii(a) == lower_ascii(b); }
+
+std::optional<uint32_t> read_id(const json& j) {
+  auto it = j.find("id");
+  if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
+  const uint64_t v = it->get<uint64_t>();
+  if (v > UINT32_MAX) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+}  // namespace
+
+TunnelSession::TunnelSession(const TunnelSessionConfig& config, RouteTable& routes, uint64_t serial,
+                             std::string owner, tunnel::TokenClaims claims, SteadyTime token_deadline,
+                             Hooks hooks)
+    : config_(config),
+      routes_(routes),
+      serial_(serial),
+      owner_(std::move(owner)),
+      claims_(std::move(claims)),
+      hooks_(std::move(hooks)),
+      token_deadline_(token_deadline) {
+  last_rx_ = now();
+  next_ping_ = last_rx_ + config_.ping_interval;
+}
+
+TunnelSession::~TunnelSession() {
+  // Normally on_closed already ran; if the owner drops us first, stop the session talking to us.
+  if (session_ != nullptr && !closed_) session_->set_handler(nullptr);
+}
+
+SteadyTime TunnelSession::now() const {
+  return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
+}
+
+void TunnelSession::close(uint32_t code, std::string_view reason) {
+  if (closed_ || session_ == nullptr) return;
+  spdlog::info("tunnel {}: closing session, code {} ({})", owner_, code, reason);
+  session_->close(code, reason);  // calls on_closed()
+}
+
+// --- time -----------------------------------------------------------------------------------------
+
+SteadyTime TunnelSession::heartbeat_deadline() const {
+  return last_rx_ + kMissedPings * config_.ping_interval;
+}
+
+std::optional<SteadyTime> TunnelSession::next_deadline() const {
+  if (closed_) return std::nullopt;
+  SteadyTime d = std::min(token_deadline_, heartbeat_deadline());
+  if (control_) d = std::min(d, next_ping_);
+  return d;
+}
+
+void TunnelSession::on_tick(SteadyTime t) {
+  if (closed_) return;
+  if (t >= token_deadline_) {
+    close(tunnel::kCloseTokenExpired, "token expired");
+    return;
+  }
+  if (t >= heartbeat_deadline()) {
+    close(tunnel::kCloseHeartbeatTimeout, "no heartbeat from the agent");
+    return;
+  }
+  if (control_ && t >= next_ping_) {
+    send_control(tunnel::ControlType::kPing, json{{"seq", ++ping_seq_}}.dump());
+    next_ping_ = t + config_.ping_interval;
+  }
+}
+
+// --- incoming streams -----------------------------------------------------------------------------
+
+void TunnelSession::refuse_stream(wt::StreamId id) {
+  refused_.insert(id);
+  if (session_ == nullptr) return;
+  session_->stop_sending(id, tunnel::kStreamProtocolError);
+  session_->reset_stream(id, tunnel::kStreamProtocolError);
+}
+
+void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
+  if (closed_) return;
+  if (!bidi) {
+    refuse_stream(id);  // unidirectional streams are not used in v1
+    return;
+  }
+  undecided_[id];
+}
+
+void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  if (closed_ || session_ == nullptr) return;
+  if (control_ && id == *control_) {
+    session_->consume(id, data.size());  // parsed at once into bounded frames
+    on_control_bytes(data, fin);
+    return;
+  }
+  if (auto it = requests_.find(id); it != requests_.end()) {
+    it->second->on_response_data(data, fin);  // the public side consumes once written onward
+    return;
+  }
+  auto it = undecided_.find(id);
+  if (it == undecided_.end()) {
+    session_->consume(id, data.size());  // refused, cancelled or released: drop
+    return;
+  }
+  // The kind varint: at most 8 bytes, possibly split across calls.
+  std::vector<uint8_t>& kind = it->second;
+  size_t used = 0;
+  std::optional<VarintRead> v;
+  while (used < data.size() && !v) {
+    kind.push_back(data[used++]);
+    v = read_varint(kind);
+  }
+  session_->consume(id, used);
+  if (!v) {
+    if (fin) {
+      undecided_.erase(it);
+      refuse_stream(id);
+    }
+    return;
+  }
+  undecided_.erase(it);
+  const auto rest = data.subspan(used);
+  if (v->value == static_cast<uint64_t>(tunnel::StreamKind::kControl)) {
+    if (control_) {
+      close(tunnel::kCloseProtocolError, "a second control stream");
+      return;
+    }
+    control_ = id;
+    session_->consume(id, rest.size());
+    on_control_bytes(rest, fin);
+    flush_control();
+    return;
+  }
+  session_->consume(id, rest.size());
+  refuse_stream(id);  // unknown kind, or one only the edge may open
+}
+
+void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
+  if (closed_) return;
+  if (control_ && id == *control_) {
+    close(tunnel::kCloseProtocolError, "control stream reset");
+    return;
+  }
+  if (auto it = requests_.find(id); it != requests_.end()) {
+    RequestStreamEvents* events = it->second;
+    requests_.erase(it);
+    if (session_ != nullptr) session_->reset_stream(id, tunnel::kStreamCancelled);  // our half is moot too
+    events->on_stream_aborted(code, "request stream reset by the agent");
+    return;
+  }
+  undecided_.erase(id);
+}
+
+void TunnelSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
+  if (closed_) return;
+  if (control_ && id == *control_) {
+    close(tunnel::kCloseProtocolError, "control stream stopped");
+    return;
+  }
+  if (auto it = requests_.find(id); it != requests_.end()) it->second->on_request_stopped(code);
+}
+
+void TunnelSession::on_stream_writable(wt::StreamId id) {
+  if (closed_) return;
+  if (control_ && id == *control_) {
+    flush_control();
+    return;
+  }
+  if (auto it = requests_.find(id); it != requests_.end()) it->second->on_request_writable();
+}
+
+void TunnelSession::on_stream_closed(wt::StreamId id) {
+  requests_.erase(id);
+  undecided_.erase(id);
+  refused_.erase(id);
+}
+
+void TunnelSession::on_datagram(std::span<const uint8_t> /*payload*/) {}  // not used in v1
+
+void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
+  if (closed_) return;
+  closed_ = true;
+  session_ = nullptr;
+  std::vector<std::string> hostnames;
+  for (auto& [id, host] : tunnels_) hostnames.push_back(host);
+  routes_.release_all(owner_);
+  tunnels_.clear();
+  spdlog::info("tunnel {}: session ended, code {} \"{}\", {} route(s) released", owner_, code, reason,
+               hostnames.size());
+  // The public side learns at once, so waiting clients get their 502 now.
+  auto requests = std::exchange(requests_, {});
+  const std::string why = "session closed" + (reason.empty() ? std::string() : ": " + std::string(reason));
+  for (auto& [id, events] : requests) events->on_stream_aborted(std::nullopt, why);
+  undecided_.clear();
+  if (hooks_.on_ended) hooks_.on_ended(serial_, hostnames);
+}
+
+// --- control stream -------------------------------------------------------------------------------
+
+void TunnelSession::on_control_bytes(std::span<const uint8_t> data, bool fin) {
+  if (!data.empty()) last_rx_ = now();
+  std::vector<tunnel::ControlFrame> frames;
+  const tunnel::WireError err = reader_.feed(data, frames);
+  for (const auto& f : frames) {
+    if (closed_) return;
+    handle_frame(f);
+  }
+  if (closed_) return;
+  if (err != tunnel::WireError::kNone) {
+    close(tunnel::kCloseProtocolError, std::string("control stream: ") + tunnel::to_string(err));
+    return;
+  }
+  if (fin) close(tunnel::kCloseNormal, "control stream finished");
+}
+
+void TunnelSession::handle_frame(const tunnel::ControlFrame& f) {
+  switch (static_cast<tunnel::ControlType>(f.type)) {
+    case tunnel::ControlType::kRegister:
+      handle_register(f.payload);
+      return;
+    case tunnel::ControlType::kUnregister:
+      handle_unregister(f.payload);
+      return;
+    case tunnel::ControlType::kPing: {
+      const json j = json::parse(f.payload, nullptr, false);
+      auto seq = j.is_object() ? j.find("seq") : j.end();
+      if (j.is_discarded() || !j.is_object() || seq == j.end() || !seq->is_number_unsigned()) {
+        close(tunnel::kCloseProtocolError, "PING without a seq");
+        return;
+      }
+      send_control(tunnel::ControlType::kPong, json{{"seq", seq->get<uint64_t>()}}.dump());
+      return;
+    }
+    case tunnel::ControlType::kPong:
+      return;  // any control bytes count as a heartbeat
+    case tunnel::ControlType::kRegistered:
+    case tunnel::ControlType::kRefused:
+      return;  // edge→agent types: ignored
+  }
+}
+
+std::string TunnelSession::hostname_problem(const std::string& h) const {
+  if (!tunnel::is_valid_host_pattern(h, /*allow_wildcard=*/true)) return "not a host name";
+  const std::string domain = lower_ascii(config_.domain);
+  std::string_view name = h;
+  if (name.starts_with("*.")) {
+    name.remove_prefix(2);
+    if (name == domain) return "";  // *.DOMAIN: every NAME.DOMAIN not registered exactly
+  }
+  if (name.size() <= domain.size() + 1 || !name.ends_with("." + domain)) {
+    return "not a name under " + domain;
+  }
+  return "";
+}
+
+bool TunnelSession::covered(const std::string& h) const {
+  if (h.starts_with("*.")) {
+    // A wildcard route needs the same wildcard in the token.
+    for (const auto& p : claims_.hosts) {
+      if (iequals(p, h)) return true;
+    }
+    return false;
+  }
+  return tunnel::token_covers_host(claims_, h);
+}
+
+void TunnelSession::refuse(uint32_t id, const std::string& hostname, std::string_view code,
+                           const std::string& message) {
+  spdlog::info("tunnel {}: refused {} (id {}): {} - {}", owner_, hostname, id, code, message);
+  send_control(tunnel::ControlType::kRefused,
+               json{{"id", id}, {"hostname", hostname}, {"code", code}, {"message", message}}.dump());
+}
+
+void TunnelSession::handle_register(const std::string& payload) {
+  const json j = json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    close(tunnel::kCloseProtocolError, "REGISTER is not a JSON object");
+    return;
+  }
+  const auto id = read_id(j);
+  if (!id) {
+    close(tunnel::kCloseProtocolError, "REGISTER without a u32 id");
+    return;
+  }
+  auto type_it = j.find("type");
+  auto host_it = j.find("hostname");
+  const std::string raw_host = host_it != j.end() && host_it->is_string() ? host_it->get<std::string>() : "";
+  if (tunnels_.count(*id) != 0) {
+    refuse(*id, raw_host, "duplicate_id", "tunnel id " + std::to_string(*id) + " is already registered");
+    return;
+  }
+  if (type_it == j.end() || !type_it->is_string() || *type_it != "http") {
+    refuse(*id, raw_host, "invalid", "unsupported tunnel type (v1 supports \"http\")");
+    return;
+  }
+  const std::string hostname = lower_ascii(raw_host);
+  if (const std::string problem = hostname_problem(hostname); !problem.empty()) {
+    refuse(*id, raw_host, "invalid", "\"" + raw_host.substr(0, 64) + "\" is " + problem);
+    return;
+  }
+  if (!covered(hostname)) {
+    refuse(*id, raw_host, "not_covered", "the token does not cover " + hostname);
+    return;
+  }
+  if (tunnels_.size() >= config_.max_tunnels) {
+    refuse(*id, raw_host, "limit", "at most " + std::to_string(config_.max_tunnels) + " tunnels per session");
+    return;
+  }
+  for (const auto& [other_id, host] : tunnels_) {
+    if (host == hostname) {
+      refuse(*id, raw_host, "taken", hostname + " is already registered on this session");
+      return;
+    }
+  }
+  switch (routes_.claim(hostname, owner_, *id)) {
+    case ClaimResult::kTaken:
+      refuse(*id, raw_host, "taken", hostname + " is served by another agent");
+      return;
+    case ClaimResult::kFull:
+      refuse(*id, raw_host, "limit", "the edge's route table is full");
+      return;
+    case ClaimResult::kOk:
+      break;
+  }
+  tunnels_[*id] = hostname;
+  std::string url = config_.public_scheme + "://" + hostname;
+  const uint16_t default_port = config_.public_scheme == "http" ? 80 : 443;
+  if (config_.public_port != default_port) url += ":" + std::to_string(config_.public_port);
+  url += "/";
+  spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, hostname, *id, url);
+  send_control(tunnel::ControlType::kRegistered,
+               json{{"id", *id}, {"hostname", hostname}, {"url", url}}.dump());
+}
+
+void TunnelSession::handle_unregister(const std::string& payload) {
+  const json j = json::parse(payload, nullptr, false);
+  const auto id = j.is_object() ? read_id(j) : std::nullopt;
+  if (!id) {
+    close(tunnel::kCloseProtocolError, "UNREGISTER without a u32 id");
+    return;
+  }
+  auto it = tunnels_.find(*id);
+  if (it == tunnels_.end()) return;  // idempotent
+  routes_.release(it->second, owner_);
+  spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second, *id);
+  tunnels_.erase(it);
+}
+
+void TunnelSession::send_control(tunnel::ControlType type, const std::string& text) {
+  if (closed_ || session_ == nullptr || !control_) return;
+  const std::vector<uint8_t> frame = tunnel::encode_control_frame(type, text);
+  std::span<const uint8_t> rest(frame);
+  if (control_out_.empty()) rest = rest.subspan(session_->write(*control_, rest, false));
+  if (rest.empty()) return;
+  if (control_out_.size() + rest.size() > config_.max_control_backlog) {
+    close(tunnel::kCloseProtocolError, "the agent does not read its control stream");
+    return;
+  }
+  control_out_.insert(control_out_.end(), rest.begin(), rest.end());
+}
+
+void TunnelSession::flush_control() {
+  if (closed_ || session_ == nullptr || !control_ || control_out_.empty()) return;
+  const size_t n = session_->write(*control_, control_out_, false);
+  control_out_.erase(control_out_.begin(), control_out_.begin() + static_cast<ptrdiff_t>(n));
+}
+
+// --- request streams ------------------------------------------------------------------------------
+
+TunnelDirectory::OpenStatus TunnelSession::open_request(RequestStreamEvents* events, wt::StreamId* id) {
+  if (closed_ || session_ == nullptr) return TunnelDirectory::OpenStatus::kGone;
+  const auto sid = session_->open_bidi_stream();
+  if (!sid) return TunnelDirectory::OpenStatus::kBusy;
+  requests_[*sid] = events;
+  *id = *sid;
+  return TunnelDirectory::OpenStatus::kOpened;
+}
+
+size_t TunnelSession::write(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  if (closed_ || session_ == nullptr || requests_.count(id) == 0) return 0;
+  return session_->write(id, data, fin);
+}
+
+size_t TunnelSession::send_capacity(wt::StreamId id) const {
+  if (closed_ || session_ == nullptr || requests_.count(id) == 0) return 0;
+  return session_->send_capacity(id);
+}
+
+void TunnelSession::consume(wt::StreamId id, size_t n) {
+  if (!closed_ && session_ != nullptr) session_->consume(id, n);
+}
+
+void TunnelSession::cancel(wt::StreamId id, uint32_t code) {
+  if (requests_.erase(id) == 0 || closed_ || session_ == nullptr) return;
+  session_->reset_stream(id, code);
+  session_->stop_sending(id, code);
+}
+
+void TunnelSession::release(wt::StreamId id) { requests_.erase(id); }
+
+}  // namespace wtmesh::edge

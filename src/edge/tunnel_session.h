@@ -1,0 +1,128 @@
+// The edge's side of one agent's WebTransport session at /ingress-mesh (docs/protocol.md): the
+// control stream (REGISTER → REGISTERED/REFUSED, UNREGISTER, PING/PONG), heartbeats and token expiry
+// driven by on_tick(now), and the request streams the edge opens for public requests. Sans-I/O: it
+// talks only to wt::Session, so tests drive it with a fake session and a fake clock.
+//
+// Streams the agent opens start with a kind varint: the first 0x00 stream is the control stream, a
+// second one is a protocol error (session closed with code 1); any other kind, and every
+// unidirectional stream, is refused with STOP_SENDING + RESET_STREAM code 2 without ending the
+// session. The session ends (close code per §1) on a control protocol error (1), 3 heartbeat
+// intervals without control bytes (2), or the token's expiry (3). When it ends, its routes are
+// released at once and every open request stream is told its agent is gone.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "edge/route_table.h"
+#include "edge/tunnel_directory.h"
+#include "tunnel/token.h"
+#include "tunnel/wire.h"
+#include "wt/session.h"
+
+namespace wtmesh::edge {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+struct TunnelSessionConfig {
+  std::string domain = "localhost";     // hostnames must be NAME.DOMAIN (or *.NAME.DOMAIN, *.DOMAIN)
+  std::string public_scheme = "https";  // for REGISTERED urls
+  uint16_t public_port = 443;           // for REGISTERED urls (omitted when the scheme's default)
+  std::chrono::milliseconds ping_interval{10000};
+  size_t max_tunnels = 64;                 // per session (REFUSED "limit")
+  size_t max_control_backlog = 64 * 1024;  // control bytes the stream has not taken yet
+  std::function<SteadyTime()> clock;       // default: steady_clock::now
+};
+
+class TunnelSession final : public wt::SessionHandler {
+ public:
+  struct Hooks {
+    // The session ended (after its routes were released); `hostnames` were registered on it.
+    std::function<void(uint64_t serial, const std::vector<std::string>& hostnames)> on_ended;
+  };
+
+  TunnelSession(const TunnelSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,
+                tunnel::TokenClaims claims, SteadyTime token_deadline, Hooks hooks);
+  ~TunnelSession() override;
+
+  uint64_t serial() const { return serial_; }
+  const std::string& owner() const { return owner_; }
+  const tunnel::TokenClaims& claims() const { return claims_; }
+  bool closed() const { return closed_; }
+  size_t tunnel_count() const { return tunnels_.size(); }
+  size_t request_stream_count() const { return requests_.size(); }
+  size_t control_backlog() const { return control_out_.size(); }
+  bool has_control_stream() const { return control_.has_value(); }
+
+  // Ends the session with a close capsule (code per docs/protocol.md §1).
+  void close(uint32_t code, std::string_view reason);
+
+  // --- time ---
+  std::optional<SteadyTime> next_deadline() const;
+  void on_tick(SteadyTime now);
+
+  // --- request streams (for the public side, through TunnelService) ---
+  TunnelDirectory::OpenStatus open_request(RequestStreamEvents* events, wt::StreamId* id);
+  size_t write(wt::StreamId id, std::span<const uint8_t> data, bool fin);
+  size_t send_capacity(wt::StreamId id) const;
+  void consume(wt::StreamId id, size_t n);
+  void cancel(wt::StreamId id, uint32_t code);
+  void release(wt::StreamId id);
+
+  // --- wt::SessionHandler ---
+  void on_attached(wt::Session& session) override { session_ = &session; }
+  void on_ready() override {}
+  void on_incoming_stream(wt::StreamId id, bool bidi) override;
+  void on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) override;
+  void on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) override;
+  void on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) override;
+  void on_stream_writable(wt::StreamId id) override;
+  void on_stream_closed(wt::StreamId id) override;
+  void on_datagram(std::span<const uint8_t> payload) override;
+  void on_closed(uint32_t code, std::string_view reason) override;
+
+ private:
+  void refuse_stream(wt::StreamId id);
+  void on_control_bytes(std::span<const uint8_t> data, bool fin);
+  void handle_frame(const tunnel::ControlFrame& frame);
+  void handle_register(const std::string& payload);
+  void handle_unregister(const std::string& payload);
+  void send_control(tunnel::ControlType type, const std::string& json);
+  void flush_control();
+  void refuse(uint32_t id, const std::string& hostname, std::string_view code, const std::string& message);
+  // Why `hostname` (lower-case) cannot be a tunnel of this edge, or "" when it can.
+  std::string hostname_problem(const std::string& hostname) const;
+  bool covered(const std::string& hostname) const;
+  SteadyTime heartbeat_deadline() const;
+  SteadyTime now() const;
+
+  TunnelSessionConfig config_;
+  RouteTable& routes_;
+  uint64_t serial_;
+  std::string owner_;
+  tunnel::TokenClaims claims_;
+  Hooks hooks_;
+  wt::Session* session_ = nullptr;
+  bool closed_ = false;
+
+  std::optional<wt::StreamId> control_;
+  tunnel::ControlReader reader_;
+  std::vector<uint8_t> control_out_;
+  std::map<wt::StreamId, std::vector<uint8_t>> undecided_;  // peer streams whose kind is still partial
+  std::set<wt::StreamId> refused_;                          // peer streams refused (data is dropped)
+  std::map<uint32_t, std::string> tunnels_;                 // REGISTER id → hostname
+  std::map<wt::StreamId, RequestStreamEvents*> requests_;
+
+  SteadyTime last_rx_;
+  SteadyTime next_ping_;
+  SteadyTime token_deadline_;
+  uint64_t ping_seq_ = 0;
+};
+
+}  // namespace wtmesh::edge

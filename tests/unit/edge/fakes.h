@@ -1,0 +1,175 @@
+// Test doubles for the edge's sans-I/O parts: a wt::Session that records what it is asked to do, a
+// TunnelDirectory with scripted routes and streams, and a settable clock.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/varint.h"
+#include "edge/tunnel_directory.h"
+#include "tunnel/wire.h"
+#include "wt/session.h"
+
+namespace wtmesh::edge::test {
+
+struct FakeClock {
+  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::time_point(std::chrono::hours(1000));
+  std::function<std::chrono::steady_clock::time_point()> fn() {
+    return [this] { return t; };
+  }
+};
+
+struct FakeStream {
+  std::vector<uint8_t> written;
+  bool fin = false;
+  size_t capacity = 1 << 20;
+  size_t consumed = 0;
+  std::optional<uint32_t> reset, stop;
+};
+
+class FakeSession final : public wt::Session {
+ public:
+  void set_handler(wt::SessionHandler* h) override { handler = h; }
+  const wt::SessionInfo& info() const override { return info_; }
+  std::optional<wt::StreamId> open_bidi_stream() override {
+    if (closed || open_local >= max_local) return std::nullopt;
+    ++open_local;
+    const wt::StreamId id = next_bidi;
+    next_bidi += 4;
+    streams[id];
+    return id;
+  }
+  std::optional<wt::StreamId> open_uni_stream() override { return std::nullopt; }
+  size_t write(wt::StreamId id, std::span<const uint8_t> data, bool fin) override {
+    if (closed) return 0;
+    auto& s = streams[id];
+    if (s.fin || s.reset) return 0;
+    const size_t n = std::min(s.capacity, data.size());
+    s.written.insert(s.written.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+    s.capacity -= n;
+    if (n == data.size() && fin) s.fin = true;
+    return n;
+  }
+  size_t send_capacity(wt::StreamId id) const override {
+    auto it = streams.find(id);
+    return it == streams.end() || it->second.fin ? 0 : it->second.capacity;
+  }
+  void consume(wt::StreamId id, size_t n) override { streams[id].consumed += n; }
+  void reset_stream(wt::StreamId id, uint32_t code) override { streams[id].reset = code; }
+  void stop_sending(wt::StreamId id, uint32_t code) override { streams[id].stop = code; }
+  size_t max_datagram_size() const override { return 0; }
+  bool send_datagram(std::span<const uint8_t>) override { return false; }
+  void close(uint32_t code, std::string_view reason) override {
+    if (closed) return;
+    closed = true;
+    close_code = code;
+    close_reason = std::string(reason);
+    if (auto* h = std::exchange(handler, nullptr)) h->on_closed(code, reason);
+  }
+  void drain() override {}
+
+  // The peer (agent) side.
+  void peer_closes(uint32_t code, std::string_view reason) {
+    closed = true;
+    if (auto* h = std::exchange(handler, nullptr)) h->on_closed(code, reason);
+  }
+
+  wt::SessionHandler* handler = nullptr;
+  wt::SessionInfo info_;
+  std::map<wt::StreamId, FakeStream> streams;
+  wt::StreamId next_bidi = 1;  // server-initiated bidi ids
+  size_t open_local = 0, max_local = 100;
+  bool closed = false;
+  uint32_t close_code = 0;
+  std::string close_reason;
+};
+
+// Scripted routes; streams recorded by id.
+class FakeDirectory final : public TunnelDirectory {
+ public:
+  struct Stream {
+    RequestStreamEvents* events = nullptr;
+    std::vector<uint8_t> written;
+    bool fin = false;
+    size_t capacity = 1 << 20;
+    size_t consumed = 0;
+    std::optional<uint32_t> cancelled;
+    bool released = false;
+  };
+
+  RouteLookup route(std::string_view host) override {
+    auto it = routes.find(std::string(host));
+    return it == routes.end() ? RouteLookup{} : it->second;
+  }
+  OpenStatus open_request(const RouteLookup& r, RequestStreamEvents* events, StreamRef* out) override {
+    ++open_calls;
+    if (busy > 0) {
+      --busy;
+      return OpenStatus::kBusy;
+    }
+    if (gone) return OpenStatus::kGone;
+    const wt::StreamId id = next_id;
+    next_id += 4;
+    streams[id].events = events;
+    streams[id].capacity = capacity;
+    *out = StreamRef{r.session, id};
+    last = id;
+    return OpenStatus::kOpened;
+  }
+  size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) override {
+    auto& s = streams[ref.id];
+    if (s.cancelled || s.fin) return 0;
+    const size_t n = std::min(s.capacity, data.size());
+    s.written.insert(s.written.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+    s.capacity -= n;
+    if (n == data.size() && fin) s.fin = true;
+    return n;
+  }
+  size_t send_capacity(const StreamRef& ref) override {
+    auto& s = streams[ref.id];
+    return s.fin || s.cancelled ? 0 : s.capacity;
+  }
+  void consume(const StreamRef& ref, size_t n) override { streams[ref.id].consumed += n; }
+  void cancel(const StreamRef& ref, uint32_t code) override {
+    if (!streams[ref.id].cancelled) streams[ref.id].cancelled = code;
+  }
+  void release(const StreamRef& ref) override { streams[ref.id].released = true; }
+
+  void add_route(const std::string& host, uint32_t tunnel_id = 7) {
+    routes[host] = RouteLookup{RouteLookup::Kind::kFound, 1, tunnel_id, host};
+  }
+
+  std::map<std::string, RouteLookup> routes;
+  std::map<wt::StreamId, Stream> streams;
+  int busy = 0;
+  bool gone = false;
+  size_t capacity = 1 << 20;
+  int open_calls = 0;
+  wt::StreamId next_id = 1;
+  wt::StreamId last = -1;
+};
+
+inline std::vector<uint8_t> bytes(std::string_view s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+inline std::string str(std::span<const uint8_t> b) { return std::string(b.begin(), b.end()); }
+
+// Decodes what the edge wrote at the start of a request stream: kind, head, and the body after it.
+inline bool decode_request_stream(const std::vector<uint8_t>& w, tunnel::RequestHead& head,
+                                  std::string* body) {
+  tunnel::HeadReader<tunnel::RequestHead> r;  // reads the kind varint too
+  if (r.feed(w, head) != tunnel::WireError::kNone) return false;
+  auto rest = r.take_body();
+  *body = std::string(rest.begin(), rest.end());
+  return true;
+}
+
+inline std::string header_value(const tunnel::HeaderPairs& h, std::string_view name) {
+  for (const auto& [n, v] : h) {
+    if (n == name) return v;
+  }
+  return "<none>";
+}
+
+}  // namespace wtmesh::edge::test

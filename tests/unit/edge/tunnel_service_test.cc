@@ -1,0 +1,274 @@
+#include "edge/tunnel_service.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "fakes.h"
+
+namespace wtmesh::edge {
+namespace {
+
+using json = nlohmann::json;
+using test::FakeClock;
+using test::FakeSession;
+using namespace std::chrono_literals;
+
+class TunnelServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make(); }
+  void make(size_t max_sessions = 100, size_t max_offline = 4096) {
+    sessions_.clear();
+    service_.reset();
+    TunnelServiceConfig cfg;
+    cfg.session.domain = "localhost";
+    cfg.session.clock = clock_.fn();
+    cfg.edge_id = "edge-t";
+    cfg.wall_clock = [this] { return wall_; };
+    cfg.max_sessions = max_sessions;
+    cfg.max_offline_names = max_offline;
+    cfg.offline_grace = 60s;
+    cfg.reload_keys = [this] {
+      ++reloads_;
+      tunnel::VerifierKeySet k;
+      k.add_pem(key_.public_pem());
+      k.add_pem(later_key_.public_pem());
+      return k;
+    };
+    tunnel::VerifierKeySet keys;
+    keys.add_pem(key_.public_pem());
+    service_ = std::make_unique<TunnelService>(cfg, routes_, keys);
+  }
+  std::string token(std::vector<std::string> hosts = {"app.localhost"}, std::chrono::seconds ttl = 600s,
+                    const tunnel::SigningKey* key = nullptr) {
+    return (key ? key : &key_)->sign(tunnel::make_claims("alice", std::move(hosts), ttl, wall_));
+  }
+  wt::SessionInfo info(const std::string& auth, const std::string& proto = "1") {
+    wt::SessionInfo i;
+    i.path = "/ingress-mesh";
+    i.authority = "127.0.0.1:4433";
+    if (!auth.empty()) i.headers.emplace_back("authorization", auth);
+    if (!proto.empty()) i.headers.emplace_back("wtmesh-protocol", proto);
+    return i;
+  }
+  // Accepts and attaches a fake session; returns the acceptance.
+  wt::Accept connect(const wt::SessionInfo& i) {
+    wt::Accept a = service_->accept(i);
+    if (a.status == 200) {
+      auto fake = std::make_unique<FakeSession>();
+      fake->handler = a.handler;
+      a.handler->on_attached(*fake);
+      sessions_.push_back(std::move(fake));
+    }
+    return a;
+  }
+  static std::string header(const wt::Accept& a, const std::string& name) {
+    for (const auto& h : a.headers) {
+      if (h.name == name) return h.value;
+    }
+    return "<none>";
+  }
+  void register_host(FakeSession& s, uint32_t id, const std::string& host) {
+    s.handler->on_incoming_stream(0, true);
+    std::vector<uint8_t> b{0x00};
+    auto f = tunnel::encode_control_frame(tunnel::ControlType::kRegister,
+                                          json{{"id", id}, {"type", "http"}, {"hostname", host}}.dump());
+    b.insert(b.end(), f.begin(), f.end());
+    s.handler->on_stream_data(0, b, false);
+  }
+  void TearDown() override {
+    for (auto& s : sessions_) {
+      if (!s->closed) s->peer_closes(0, "test over");
+    }
+    service_.reset();
+  }
+
+  FakeClock clock_;
+  std::chrono::system_clock::time_point wall_ =
+      std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+  tunnel::SigningKey key_ = tunnel::SigningKey::generate();
+  tunnel::SigningKey later_key_ = tunnel::SigningKey::generate();
+  tunnel::SigningKey stranger_ = tunnel::SigningKey::generate();
+  LocalRouteTable routes_;
+  std::unique_ptr<TunnelService> service_;
+  std::vector<std::unique_ptr<FakeSession>> sessions_;
+  int reloads_ = 0;
+};
+
+TEST_F(TunnelServiceTest, ValidTokenIsAcceptedWithTheVersion) {
+  const wt::Accept a = connect(info("Bearer " + token(), "2, 1"));
+  EXPECT_EQ(a.status, 200);
+  ASSERT_NE(a.handler, nullptr);
+  EXPECT_EQ(header(a, "wtmesh-protocol"), "1");
+  EXPECT_EQ(service_->session_count(), 1u);
+  EXPECT_NE(service_->find_owner("edge-t/1"), nullptr);
+}
+
+TEST_F(TunnelServiceTest, AuthenticationFailuresAre401) {
+  const auto status = [&](const std::string& auth) { return connect(info(auth)).status; };
+  EXPECT_EQ(status(""), 401) << "no token";
+  EXPECT_EQ(status("Basic dXNlcjpwdw=="), 401) << "other scheme";
+  EXPECT_EQ(status("Bearer not.a.token"), 401) << "malformed";
+  std::string t = token();
+  t.back() = t.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(status("Bearer " + t), 401) << "bad signature";
+  EXPECT_EQ(status("Bearer " + token({"app.localhost"}, 600s, &stranger_)), 401) << "unknown kid";
+  const std::string short_lived = token({"app.localhost"}, 10s);
+  wall_ += 60s;  // past exp + 30 s leeway
+  EXPECT_EQ(status("Bearer " + short_lived), 401) << "expired";
+  wall_ -= 3600s;  // before nbf - leeway
+  EXPECT_EQ(status("Bearer " + short_lived), 401) << "not yet valid";
+  wall_ += 3540s;
+  const wt::Accept a = connect(info("Bearer " + token({"app.localhost"}, 10s, &stranger_)));
+  EXPECT_NE(header(a, "wtmesh-error"), "<none>");
+  EXPECT_EQ(service_->session_count(), 0u);
+}
+
+TEST_F(TunnelServiceTest, TokenForOtherDomainsIs403) {
+  EXPECT_EQ(connect(info("Bearer " + token({"app.example.com", "*.example.com"}))).status, 403);
+  EXPECT_EQ(connect(info("Bearer " + token({"localhost"}))).status, 403) << "the bare domain is no tunnel";
+  EXPECT_EQ(connect(info("Bearer " + token({"app.example.com", "x.localhost"}))).status, 200);
+}
+
+TEST_F(TunnelServiceTest, NoCommonVersionIs400) {
+  const wt::Accept a = connect(info("Bearer " + token(), "2"));
+  EXPECT_EQ(a.status, 400);
+  EXPECT_EQ(header(a, "wtmesh-error"), "unsupported protocol version");
+  EXPECT_EQ(connect(info("Bearer " + token(), "")).status, 400);
+  EXPECT_EQ(connect(info("Bearer " + token(), "11, 01")).status, 400);
+  EXPECT_EQ(connect(info("Bearer " + token(), " 1 ")).status, 200);
+}
+
+TEST_F(TunnelServiceTest, AuthIsCheckedBeforeTheVersion) { EXPECT_EQ(connect(info("", "2")).status, 401); }
+
+TEST_F(TunnelServiceTest, NewKeysAreReloadedOnUnknownKidAtMostEvery5s) {
+  EXPECT_EQ(connect(info("Bearer " + token({"app.localhost"}, 600s, &later_key_))).status, 200);
+  EXPECT_EQ(reloads_, 1);
+  EXPECT_EQ(connect(info("Bearer " + token({"app.localhost"}, 600s, &stranger_))).status, 401);
+  EXPECT_EQ(reloads_, 1) << "rate-limited";
+  clock_.t += 5s;
+  EXPECT_EQ(connect(info("Bearer " + token({"app.localhost"}, 600s, &stranger_))).status, 401);
+  EXPECT_EQ(reloads_, 2);
+}
+
+TEST_F(TunnelServiceTest, SessionCapIs503) {
+  make(1);
+  EXPECT_EQ(connect(info("Bearer " + token())).status, 200);
+  EXPECT_EQ(connect(info("Bearer " + token())).status, 503);
+  sessions_[0]->peer_closes(0, "");
+  EXPECT_EQ(connect(info("Bearer " + token())).status, 200);
+}
+
+TEST_F(TunnelServiceTest, RoutesFoundOfflineAndUnknown) {
+  ASSERT_EQ(connect(info("Bearer " + token({"app.localhost"}))).status, 200);
+  register_host(*sessions_[0], 5, "app.localhost");
+  RouteLookup r = service_->route("APP.localhost");
+  EXPECT_EQ(r.kind, RouteLookup::Kind::kFound);
+  EXPECT_EQ(r.tunnel_id, 5u);
+  EXPECT_EQ(r.session, 1u);
+  EXPECT_EQ(service_->route("nobody.localhost").kind, RouteLookup::Kind::kUnknown);
+
+  sessions_[0]->peer_closes(0, "agent quit");
+  EXPECT_EQ(service_->route("app.localhost").kind, RouteLookup::Kind::kOffline) << "recently seen: 502";
+  clock_.t += 61s;
+  service_->on_tick(clock_.t);
+  EXPECT_EQ(service_->route("app.localhost").kind, RouteLookup::Kind::kUnknown) << "after the grace: 404";
+}
+
+TEST_F(TunnelServiceTest, ReRegistrationReplacesOffline) {
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  sessions_[0]->peer_closes(0, "");
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  register_host(*sessions_[1], 1, "app.localhost");
+  const RouteLookup r = service_->route("app.localhost");
+  EXPECT_EQ(r.kind, RouteLookup::Kind::kFound);
+  EXPECT_EQ(r.session, 2u);
+}
+
+TEST_F(TunnelServiceTest, OfflineNamesAreCapped) {
+  make(100, 2);
+  ASSERT_EQ(connect(info("Bearer " + token({"*.localhost"}))).status, 200);
+  register_host(*sessions_[0], 1, "a.localhost");
+  std::vector<uint8_t> more;
+  for (uint32_t i = 2; i <= 3; ++i) {
+    auto f = tunnel::encode_control_frame(
+        tunnel::ControlType::kRegister,
+        json{{"id", i}, {"type", "http"}, {"hostname", std::string(1, char('a' + i - 1)) + ".localhost"}}
+            .dump());
+    sessions_[0]->handler->on_stream_data(0, f, false);
+  }
+  EXPECT_EQ(routes_.size(), 3u);
+  sessions_[0]->peer_closes(0, "");
+  int offline = 0;
+  for (const char* h : {"a.localhost", "b.localhost", "c.localhost"}) {
+    offline += service_->route(h).kind == RouteLookup::Kind::kOffline;
+  }
+  EXPECT_EQ(offline, 2);
+}
+
+TEST_F(TunnelServiceTest, DirectoryOpensStreamsOnTheOwningSession) {
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  struct Ev final : RequestStreamEvents {
+    void on_response_data(std::span<const uint8_t>, bool) override {}
+    void on_request_writable() override {}
+    void on_stream_aborted(std::optional<uint32_t>, std::string_view) override { aborted = true; }
+    void on_request_stopped(std::optional<uint32_t>) override {}
+    bool aborted = false;
+  } ev;
+  const RouteLookup r = service_->route("app.localhost");
+  StreamRef ref;
+  ASSERT_EQ(service_->open_request(r, &ev, &ref), TunnelDirectory::OpenStatus::kOpened);
+  EXPECT_EQ(ref.session, 1u);
+  const uint8_t b = 1;
+  EXPECT_EQ(service_->write(ref, {&b, 1}, true), 1u);
+  EXPECT_EQ(sessions_[0]->streams[ref.id].written.size(), 1u);
+  service_->consume(ref, 3);
+  EXPECT_EQ(sessions_[0]->streams[ref.id].consumed, 3u);
+  sessions_[0]->peer_closes(0, "");
+  EXPECT_TRUE(ev.aborted);
+  EXPECT_EQ(service_->open_request(r, &ev, &ref), TunnelDirectory::OpenStatus::kGone);
+  EXPECT_EQ(service_->write(ref, {&b, 1}, false), 0u);
+  service_->on_tick(clock_.t);  // collects the ended session
+  EXPECT_EQ(service_->find_session(1), nullptr);
+}
+
+TEST_F(TunnelServiceTest, DeadlinesAndCloseAll) {
+  ASSERT_EQ(connect(info("Bearer " + token({"app.localhost"}, 60s))).status, 200);
+  ASSERT_TRUE(service_->next_deadline());
+  EXPECT_EQ(*service_->next_deadline(), clock_.t + 30s) << "heartbeat: 3 x 10 s";
+  bool woke = false;
+  service_->set_wakeup([&] { woke = true; });
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  EXPECT_TRUE(woke);
+  service_->close_all(tunnel::kCloseDraining, "edge shutting down");
+  EXPECT_EQ(sessions_[0]->close_code, tunnel::kCloseDraining);
+  EXPECT_EQ(sessions_[1]->close_code, tunnel::kCloseDraining);
+  EXPECT_EQ(service_->session_count(), 0u);
+}
+
+TEST_F(TunnelServiceTest, TokenDeadlineIncludesTheLeeway) {
+  ASSERT_EQ(connect(info("Bearer " + token({"app.localhost"}, 60s))).status, 200);
+  auto* s = service_->find_session(1);
+  ASSERT_NE(s, nullptr);
+  // Keep heartbeats alive by feeding control bytes, then pass exp + 30 s.
+  sessions_[0]->handler->on_incoming_stream(0, true);
+  std::vector<uint8_t> kind{0x00};
+  sessions_[0]->handler->on_stream_data(0, kind, false);
+  for (int i = 0; i < 8; ++i) {
+    clock_.t += 10s;
+    auto f = tunnel::encode_control_frame(tunnel::ControlType::kPing, json{{"seq", i}}.dump());
+    sessions_[0]->handler->on_stream_data(0, f, false);
+    service_->on_tick(clock_.t);
+  }
+  clock_.t += 9s;
+  service_->on_tick(clock_.t);
+  EXPECT_FALSE(sessions_[0]->closed) << "89 s: before exp (60 s) + leeway (30 s)";
+  clock_.t += 1s;
+  service_->on_tick(clock_.t);
+  EXPECT_EQ(sessions_[0]->close_code, tunnel::kCloseTokenExpired);
+}
+
+}  // namespace
+}  // namespace wtmesh::edge

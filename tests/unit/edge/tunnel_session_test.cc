@@ -1,0 +1,372 @@
+#include "edge/tunnel_session.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "edge/tunnel_service.h"
+#include "fakes.h"
+
+namespace wtmesh::edge {
+namespace {
+
+using json = nlohmann::json;
+using test::bytes;
+using test::FakeClock;
+using test::FakeSession;
+using namespace std::chrono_literals;
+
+constexpr wt::StreamId kControl = 0;  // the agent's first bidi stream
+
+struct Events final : RequestStreamEvents {
+  void on_response_data(std::span<const uint8_t> d, bool fin) override {
+    data.append(d.begin(), d.end());
+    this->fin |= fin;
+  }
+  void on_request_writable() override { ++writable; }
+  void on_stream_aborted(std::optional<uint32_t> c, std::string_view r) override {
+    aborted = true;
+    code = c;
+    reason = std::string(r);
+  }
+  void on_request_stopped(std::optional<uint32_t> c) override { stopped = c; }
+  std::string data;
+  bool fin = false, aborted = false;
+  int writable = 0;
+  std::optional<uint32_t> code, stopped;
+  std::string reason;
+};
+
+class TunnelSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start({"app.localhost", "*.wild.localhost", "other.localhost"}); }
+  void start(std::vector<std::string> hosts, size_t max_tunnels = 64) {
+    cfg_.domain = "localhost";
+    cfg_.public_port = 8443;
+    cfg_.ping_interval = 10s;
+    cfg_.max_tunnels = max_tunnels;
+    cfg_.clock = clock_.fn();
+    tunnel::TokenClaims claims = tunnel::make_claims("alice", std::move(hosts), 600s);
+    ts_.reset();  // before the fake session it points at
+    fake_ = std::make_unique<FakeSession>();
+    ended_.clear();
+    ts_ = std::make_unique<TunnelSession>(
+        cfg_, routes_, 1, "edge-x/1", claims, clock_.t + 600s,
+        TunnelSession::Hooks{[this](uint64_t, const std::vector<std::string>& h) { ended_ = h; }});
+    fake_->handler = ts_.get();
+    ts_->on_attached(*fake_);
+    ts_->on_ready();
+  }
+  // Opens the control stream (kind 0x00) and sends frames on it.
+  void open_control() {
+    ts_->on_incoming_stream(kControl, true);
+    const uint8_t kind = 0x00;
+    ts_->on_stream_data(kControl, {&kind, 1}, false);
+  }
+  void send(tunnel::ControlType type, const json& j) {
+    auto f = tunnel::encode_control_frame(type, j.dump());
+    ts_->on_stream_data(kControl, f, false);
+  }
+  // Frames the edge wrote on the control stream since the last call.
+  std::vector<std::pair<uint64_t, json>> replies() {
+    auto& w = fake_->streams[kControl].written;
+    std::vector<tunnel::ControlFrame> frames;
+    tunnel::ControlReader r;
+    EXPECT_EQ(r.feed(w, frames), tunnel::WireError::kNone);
+    std::vector<std::pair<uint64_t, json>> out;
+    for (size_t i = seen_; i < frames.size(); ++i)
+      out.emplace_back(frames[i].type, json::parse(frames[i].payload));
+    seen_ = frames.size();
+    return out;
+  }
+  json reg(uint32_t id, const std::string& host) {
+    return json{{"id", id}, {"type", "http"}, {"hostname", host}, {"options", json::object()}, {"future", 1}};
+  }
+  std::pair<uint64_t, json> register_one(uint32_t id, const std::string& host) {
+    send(tunnel::ControlType::kRegister, reg(id, host));
+    auto r = replies();
+    EXPECT_EQ(r.size(), 1u);
+    return r.empty() ? std::pair<uint64_t, json>{} : r[0];
+  }
+
+  void TearDown() override { ts_.reset(); }
+
+  FakeClock clock_;
+  TunnelSessionConfig cfg_;
+  LocalRouteTable routes_;
+  std::unique_ptr<FakeSession> fake_;
+  std::unique_ptr<TunnelSession> ts_;
+  std::vector<std::string> ended_;
+  size_t seen_ = 0;
+};
+
+TEST_F(TunnelSessionTest, RegisterIsAnsweredWithTheUrl) {
+  open_control();
+  auto [type, j] = register_one(3, "App.Localhost");
+  EXPECT_EQ(type, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(j["id"], 3);
+  EXPECT_EQ(j["hostname"], "app.localhost");
+  EXPECT_EQ(j["url"], "https://app.localhost:8443/");
+  auto route = routes_.lookup("app.localhost");
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->owner, "edge-x/1");
+  EXPECT_EQ(route->tunnel_id, 3u);
+  EXPECT_EQ(ts_->tunnel_count(), 1u);
+  EXPECT_EQ(fake_->streams[kControl].consumed,
+            1 + tunnel::encode_control_frame(tunnel::ControlType::kRegister, reg(3, "App.Localhost").dump())
+                    .size());
+}
+
+TEST_F(TunnelSessionTest, RefusalCodes) {
+  open_control();
+  auto code = [&](uint32_t id, const std::string& host) {
+    auto [type, j] = register_one(id, host);
+    EXPECT_EQ(type, static_cast<uint64_t>(tunnel::ControlType::kRefused)) << host;
+    EXPECT_EQ(j["id"], id);
+    EXPECT_FALSE(j["message"].get<std::string>().empty());
+    return j["code"].get<std::string>();
+  };
+  EXPECT_EQ(code(1, "nope.localhost"), "not_covered");
+  EXPECT_EQ(code(2, "app.example.com"), "invalid");
+  EXPECT_EQ(code(3, "localhost"), "invalid");
+  EXPECT_EQ(code(4, "bad_name!.localhost"), "invalid");
+  EXPECT_EQ(code(5, ""), "invalid");
+  routes_.claim("other.localhost", "someone-else", 1);
+  EXPECT_EQ(code(6, "other.localhost"), "taken");
+  EXPECT_EQ(register_one(7, "app.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(code(7, "x.wild.localhost"), "duplicate_id");
+  EXPECT_EQ(code(8, "app.localhost"), "taken") << "already registered on this very session";
+  // Type other than http.
+  send(tunnel::ControlType::kRegister, json{{"id", 9}, {"type", "tcp"}, {"hostname", "app.localhost"}});
+  EXPECT_EQ(replies()[0].second["code"], "invalid");
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, WildcardRegistrationNeedsTheSameWildcardInTheToken) {
+  open_control();
+  EXPECT_EQ(register_one(1, "a.wild.localhost").first,
+            static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(register_one(2, "*.wild.localhost").first,
+            static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(routes_.lookup("zzz.wild.localhost")->tunnel_id, 2u);
+  EXPECT_EQ(register_one(3, "*.localhost").second["code"], "not_covered");
+}
+
+TEST_F(TunnelSessionTest, TunnelLimitPerSession) {
+  start({"*.localhost"}, 2);
+  open_control();
+  EXPECT_EQ(register_one(1, "a.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(register_one(2, "b.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(register_one(3, "c.localhost").second["code"], "limit");
+  send(tunnel::ControlType::kUnregister, json{{"id", 1}});
+  EXPECT_FALSE(routes_.lookup("a.localhost"));
+  EXPECT_EQ(register_one(3, "c.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  send(tunnel::ControlType::kUnregister, json{{"id", 99}});  // unknown: ignored
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, PingPongAndEdgePings) {
+  open_control();
+  send(tunnel::ControlType::kPing, json{{"seq", 41}});
+  auto r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, static_cast<uint64_t>(tunnel::ControlType::kPong));
+  EXPECT_EQ(r[0].second["seq"], 41);
+  ASSERT_TRUE(ts_->next_deadline());
+  EXPECT_EQ(*ts_->next_deadline(), clock_.t + 10s);
+  clock_.t += 10s;
+  ts_->on_tick(clock_.t);
+  r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, static_cast<uint64_t>(tunnel::ControlType::kPing));
+  EXPECT_EQ(r[0].second["seq"], 1);
+  send(tunnel::ControlType::kPong, json{{"seq", 1}});
+  // Unknown frame types are skipped; unknown members ignored.
+  auto unknown = tunnel::encode_control_frame(static_cast<tunnel::ControlType>(0x3f), "whatever");
+  ts_->on_stream_data(kControl, unknown, false);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, HeartbeatTimeoutClosesWithCode2AndReleasesRoutes) {
+  open_control();
+  register_one(1, "app.localhost");
+  clock_.t += 29s;
+  ts_->on_tick(clock_.t);
+  EXPECT_FALSE(fake_->closed);
+  send(tunnel::ControlType::kPong, json{{"seq", 1}});  // any control bytes count
+  clock_.t += 29s;
+  ts_->on_tick(clock_.t);
+  EXPECT_FALSE(fake_->closed);
+  clock_.t += 1s;
+  ts_->on_tick(clock_.t);
+  EXPECT_TRUE(fake_->closed);
+  EXPECT_EQ(fake_->close_code, tunnel::kCloseHeartbeatTimeout);
+  EXPECT_TRUE(ts_->closed());
+  EXPECT_FALSE(routes_.lookup("app.localhost"));
+  EXPECT_EQ(ended_, std::vector<std::string>{"app.localhost"});
+}
+
+TEST_F(TunnelSessionTest, NoControlStreamAtAllTimesOutToo) {
+  clock_.t += 30s;
+  ts_->on_tick(clock_.t);
+  EXPECT_EQ(fake_->close_code, tunnel::kCloseHeartbeatTimeout);
+}
+
+TEST_F(TunnelSessionTest, TokenExpiryClosesWithCode3) {
+  open_control();
+  for (int i = 0; i < 60; ++i) {
+    clock_.t += 10s;
+    send(tunnel::ControlType::kPing, json{{"seq", i}});
+    ts_->on_tick(clock_.t);
+  }
+  EXPECT_TRUE(fake_->closed);
+  EXPECT_EQ(fake_->close_code, tunnel::kCloseTokenExpired);
+}
+
+TEST_F(TunnelSessionTest, ProtocolErrorsCloseWithCode1) {
+  auto expect_close = [&](auto&& act, const char* what) {
+    start({"app.localhost"});
+    seen_ = 0;
+    open_control();
+    act();
+    EXPECT_TRUE(fake_->closed) << what;
+    EXPECT_EQ(fake_->close_code, tunnel::kCloseProtocolError) << what;
+  };
+  expect_close([&] { send(tunnel::ControlType::kRegister, "not an object"); }, "REGISTER string");
+  expect_close([&] { ts_->on_stream_data(kControl, bytes("\x01\x03{x}"), false); }, "bad JSON");
+  expect_close([&] { send(tunnel::ControlType::kRegister, json{{"hostname", "app.localhost"}}); }, "no id");
+  expect_close([&] { send(tunnel::ControlType::kRegister, json{{"id", 1ull << 33}}); }, "id > u32");
+  expect_close([&] { send(tunnel::ControlType::kPing, json::object()); }, "PING without seq");
+  expect_close([&] { send(tunnel::ControlType::kUnregister, json{{"id", -1}}); }, "bad UNREGISTER");
+  expect_close(
+      [&] {
+        std::vector<uint8_t> f{0x01, 0x80, 0x00, 0x40, 0x01};  // REGISTER of 16 KiB + 1
+        ts_->on_stream_data(kControl, f, false);
+      },
+      "oversized frame");
+  expect_close(
+      [&] {
+        ts_->on_incoming_stream(4, true);
+        const uint8_t kind = 0;
+        ts_->on_stream_data(4, {&kind, 1}, false);
+      },
+      "second control stream");
+  expect_close([&] { ts_->on_stream_reset(kControl, 0); }, "control reset");
+}
+
+TEST_F(TunnelSessionTest, ControlFinEndsTheSessionNormally) {
+  open_control();
+  ts_->on_stream_data(kControl, {}, true);
+  EXPECT_EQ(fake_->close_code, tunnel::kCloseNormal);
+}
+
+TEST_F(TunnelSessionTest, UnknownKindsAndUniStreamsAreRefusedWithoutEndingTheSession) {
+  open_control();
+  ts_->on_incoming_stream(4, true);
+  const std::vector<uint8_t> kind{0x40, 0x25, 'x', 'y'};  // two-byte varint 0x25, split across calls
+  ts_->on_stream_data(4, std::span<const uint8_t>(kind).first(1), false);
+  EXPECT_FALSE(fake_->streams[4].stop);
+  ts_->on_stream_data(4, std::span<const uint8_t>(kind).subspan(1), false);
+  EXPECT_EQ(fake_->streams[4].stop, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_->streams[4].reset, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_->streams[4].consumed, 4u);
+  ts_->on_stream_data(4, bytes("late"), true);
+  EXPECT_EQ(fake_->streams[4].consumed, 8u) << "data on a refused stream is dropped, with credit";
+  // A request-kind stream is the edge's to open.
+  ts_->on_incoming_stream(8, true);
+  ts_->on_stream_data(8, bytes("\x01"), false);
+  EXPECT_EQ(fake_->streams[8].stop, tunnel::kStreamProtocolError);
+  ts_->on_incoming_stream(2, false);
+  EXPECT_EQ(fake_->streams[2].stop, tunnel::kStreamProtocolError);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, ControlBacklogIsCapped) {
+  cfg_.max_control_backlog = 100;
+  start({"app.localhost"});
+  open_control();
+  fake_->streams[kControl].capacity = 20;
+  for (int i = 0; i < 20 && !fake_->closed; ++i) send(tunnel::ControlType::kPing, json{{"seq", i}});
+  EXPECT_TRUE(fake_->closed);
+  EXPECT_EQ(fake_->close_code, tunnel::kCloseProtocolError);
+  EXPECT_LE(ts_->control_backlog(), 100u);
+}
+
+TEST_F(TunnelSessionTest, ControlBacklogDrainsWhenWritable) {
+  open_control();
+  fake_->streams[kControl].capacity = 5;
+  send(tunnel::ControlType::kPing, json{{"seq", 1}});
+  EXPECT_GT(ts_->control_backlog(), 0u);
+  fake_->streams[kControl].capacity = 1000;
+  ts_->on_stream_writable(kControl);
+  EXPECT_EQ(ts_->control_backlog(), 0u);
+  auto r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].second["seq"], 1);
+}
+
+TEST_F(TunnelSessionTest, RequestStreamsCarryEventsBothWays) {
+  open_control();
+  Events ev;
+  wt::StreamId id = -1;
+  ASSERT_EQ(ts_->open_request(&ev, &id), TunnelDirectory::OpenStatus::kOpened);
+  EXPECT_EQ(ts_->write(id, bytes("req"), true), 3u);
+  EXPECT_TRUE(fake_->streams[id].fin);
+  ts_->on_stream_data(id, bytes("resp"), true);
+  EXPECT_EQ(ev.data, "resp");
+  EXPECT_TRUE(ev.fin);
+  EXPECT_EQ(fake_->streams[id].consumed, 0u) << "the public side consumes";
+  ts_->consume(id, 4);
+  EXPECT_EQ(fake_->streams[id].consumed, 4u);
+  ts_->on_stream_writable(id);
+  EXPECT_EQ(ev.writable, 1);
+  ts_->on_stop_sending(id, 0);
+  EXPECT_EQ(ev.stopped, 0u);
+  ts_->release(id);
+  ts_->on_stream_data(id, bytes("x"), false);
+  EXPECT_EQ(ev.data, "resp") << "no events after release";
+  EXPECT_EQ(fake_->streams[id].consumed, 5u);
+}
+
+TEST_F(TunnelSessionTest, ResetAndCancelAndBusy) {
+  open_control();
+  Events a, b;
+  wt::StreamId ia = -1, ib = -1;
+  ts_->open_request(&a, &ia);
+  ts_->open_request(&b, &ib);
+  ts_->on_stream_reset(ia, tunnel::kStreamUpstreamFailed);
+  EXPECT_TRUE(a.aborted);
+  EXPECT_EQ(a.code, tunnel::kStreamUpstreamFailed);
+  EXPECT_EQ(fake_->streams[ia].reset, tunnel::kStreamCancelled);
+  ts_->cancel(ib, tunnel::kStreamCancelled);
+  EXPECT_EQ(fake_->streams[ib].reset, tunnel::kStreamCancelled);
+  EXPECT_EQ(fake_->streams[ib].stop, tunnel::kStreamCancelled);
+  EXPECT_EQ(ts_->request_stream_count(), 0u);
+  fake_->max_local = 2;
+  Events c;
+  wt::StreamId ic = -1;
+  EXPECT_EQ(ts_->open_request(&c, &ic), TunnelDirectory::OpenStatus::kBusy);
+}
+
+TEST_F(TunnelSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
+  open_control();
+  register_one(1, "app.localhost");
+  Events a, b;
+  wt::StreamId ia = -1, ib = -1;
+  ts_->open_request(&a, &ia);
+  ts_->open_request(&b, &ib);
+  fake_->peer_closes(0, "bye");
+  EXPECT_TRUE(a.aborted);
+  EXPECT_TRUE(b.aborted);
+  EXPECT_FALSE(a.code);
+  EXPECT_NE(a.reason.find("bye"), std::string::npos);
+  EXPECT_FALSE(routes_.lookup("app.localhost"));
+  Events c;
+  wt::StreamId ic = -1;
+  EXPECT_EQ(ts_->open_request(&c, &ic), TunnelDirectory::OpenStatus::kGone);
+  EXPECT_EQ(ts_->write(ia, bytes("x"), false), 0u);
+  EXPECT_FALSE(ts_->next_deadline());
+}
+
+}  // namespace
+}  // namespace wtmesh::edge

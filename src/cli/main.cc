@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "agent/doctor.h"
+#include "cli/agent_commands.h"
 #include "cli/listen_address.h"
 #include "edge/edge_server.h"
 
@@ -24,6 +25,8 @@ struct EdgeArgs {
   std::vector<std::string> allow_origins;
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
+  std::string http_listen;  // optional plain-HTTP public listener
+  int http_idle_timeout_s = 120;
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -40,6 +43,12 @@ int run_edge(const EdgeArgs& a) {
   opts.limits.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
   opts.limits.max_streams_bidi = a.max_streams;
   opts.limits.max_streams_uni = a.max_streams;
+  if (!a.http_listen.empty()) {
+    auto http = cli::parse_listen_address(a.http_listen, &error);
+    if (!http) throw std::runtime_error("--http-listen: " + error);
+    opts.http_listen = asio::ip::tcp::endpoint(http->address(), http->port());
+  }
+  opts.http_idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
 
   asio::io_context io;
   edge::EdgeServer server(io, opts);
@@ -49,6 +58,11 @@ int run_edge(const EdgeArgs& a) {
   std::cout << "  certificate sha256: " << server.certs().sha256_hex << std::endl;
   if (!server.certs().ca_cert.empty()) std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
   std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
+  std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
+            << ep.port() << ")" << std::endl;
+  if (auto http = server.http_endpoint()) {
+    std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
+  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -74,7 +88,8 @@ int main(int argc, char** argv) {
 
   EdgeArgs edge_args;
   auto* edge_cmd = app.add_subcommand("edge", "run an edge: the public side of the tunnels");
-  edge_cmd->add_option("--listen", edge_args.listen, "address:port for QUIC (UDP); port 0 picks one")
+  edge_cmd->add_option("--listen", edge_args.listen,
+                       "address:port for QUIC (UDP) and public HTTPS (TCP); port 0 picks one")
       ->capture_default_str();
   edge_cmd->add_option("--domain", edge_args.domain, "domain of the tunnels' hostnames (NAME.DOMAIN)")
       ->capture_default_str();
@@ -90,6 +105,12 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--max-streams", edge_args.max_streams, "concurrent streams a peer may open, per type")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  edge_cmd->add_option("--http-listen", edge_args.http_listen,
+                       "address:port for an additional plain-HTTP public listener (default: none)");
+  edge_cmd->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
+                       "seconds a public HTTP connection may stay idle (no bytes either way)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
 
   agent::DoctorOptions doctor;
   std::string doctor_ca;
@@ -98,6 +119,10 @@ int main(int argc, char** argv) {
   doctor_cmd->add_option("--ca", doctor_ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
   doctor_cmd->add_option("--rounds", doctor.rounds, "round trips per check")->capture_default_str()->check(
       CLI::Range(1, 1000));
+
+  // token, http, agent (cli/agent_commands.cc).
+  cli::AgentCommands agent_commands;
+  cli::add_agent_commands(app, agent_commands);
 
   try {
     app.parse(argc, argv);
@@ -108,6 +133,7 @@ int main(int argc, char** argv) {
 
   try {
     if (*edge_cmd) return run_edge(edge_args);
+    if (auto status = cli::run_agent_command(agent_commands)) return *status;
     if (*doctor_cmd) {
       if (!doctor_ca.empty()) doctor.ca_file = doctor_ca;
       const auto report = agent::run_doctor(doctor, std::cout);

@@ -1,0 +1,294 @@
+#include "agent/tunnel_agent.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "agent/wt_client.h"
+#include "tunnel/wire.h"
+#include "wt/h3_session.h"
+
+namespace wtmesh::agent {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1000.0);
+}
+
+std::string describe_close(uint32_t code, const std::string& reason) {
+  // Not a close capsule from the edge: the stream or the connection went away; the reason says how.
+  if (code == wt::kSessionGoneCode && !reason.empty()) return reason;
+  std::string what;
+  switch (code) {
+    case tunnel::kCloseNormal:
+      what = "closed by the edge";
+      break;
+    case tunnel::kCloseProtocolError:
+      what = "protocol error";
+      break;
+    case tunnel::kCloseHeartbeatTimeout:
+      what = "heartbeat timeout";
+      break;
+    case tunnel::kCloseTokenExpired:
+      what = "the token expired";
+      break;
+    case tunnel::kCloseDraining:
+      what = "the edge is draining";
+      break;
+    default:
+      what = "code " + std::to_string(code);
+      break;
+  }
+  return reason.empty() ? what : what + " (" + reason + ")";
+}
+
+}  // namespace
+
+TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents events)
+    : io_(io),
+      options_(std::move(options)),
+      events_(std::move(events)),
+      backoff_(options_.backoff),
+      retry_timer_(io),
+      watchdog_(io) {
+  for (const auto& t : options_.tunnels) {
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address(t.upstream_host), t.upstream_port);
+    pools_.push_back(std::make_unique<UpstreamPool>(io_, ep, options_.pool));
+  }
+}
+
+TunnelAgent::~TunnelAgent() {
+  stopped_ = true;
+  retry_timer_.cancel();
+  teardown();
+}
+
+const TunnelSpec* TunnelAgent::spec(uint32_t id) const {
+  for (const auto& t : options_.tunnels) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+void TunnelAgent::notice(const std::string& s) {
+  if (events_.on_notice) {
+    events_.on_notice(s);
+  } else {
+    spdlog::info("agent: {}", s);
+  }
+}
+
+void TunnelAgent::fatal(const std::string& s) {
+  if (events_.on_fatal) events_.on_fatal(s);
+  stop();
+}
+
+bool TunnelAgent::connected() const { return session_ && session_->ready() && !session_->closed(); }
+
+size_t TunnelAgent::active_requests() const { return session_ ? session_->active_requests() : 0; }
+
+size_t TunnelAgent::idle_upstream_connections(uint32_t tunnel_id) const {
+  for (size_t i = 0; i < options_.tunnels.size(); ++i) {
+    if (options_.tunnels[i].id == tunnel_id) return pools_[i]->idle_count();
+  }
+  return 0;
+}
+
+uint64_t TunnelAgent::upstream_reuses(uint32_t tunnel_id) const {
+  for (size_t i = 0; i < options_.tunnels.size(); ++i) {
+    if (options_.tunnels[i].id == tunnel_id) return pools_[i]->reuses();
+  }
+  return 0;
+}
+
+void TunnelAgent::start() {
+  if (!stopped_ && !client_) attempt();
+}
+
+void TunnelAgent::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  retry_timer_.cancel();
+  watchdog_.cancel();
+  for (auto& t : register_timers_) t->cancel();
+  register_timers_.clear();
+  if (session_ && session_->ready() && !session_->closed())
+    session_->close(tunnel::kCloseNormal, "agent stopping");
+  // The connection close goes out from a fresh handler: stop() may run inside the stack's callbacks.
+  asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired() && client_) client_->close("agent stopping");
+  });
+}
+
+void TunnelAgent::teardown() {
+  tearing_down_ = true;
+  for (auto& t : register_timers_) t->cancel();
+  register_timers_.clear();
+  watchdog_.cancel();
+  if (client_) client_->close("reconnecting");
+  // The client (and the sessions it owns) first: a live session still reports to its handler.
+  client_.reset();
+  session_.reset();
+  h3session_ = nullptr;
+  tearing_down_ = false;
+}
+
+void TunnelAgent::attempt() {
+  if (stopped_) return;
+  teardown();
+  pending_delay_ = std::chrono::milliseconds(0);
+  const uint64_t n = ++attempt_;
+  ++attempts_;
+
+  std::string token = options_.token;
+  std::string error;
+  if (options_.token_file) {
+    auto t = read_token_file(*options_.token_file, &error);
+    if (!t) return schedule_retry(n, error, false);
+    token = std::move(*t);
+  }
+  std::optional<quic::TlsClientContext> tls;
+  try {
+    tls.emplace(options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
+                                 : quic::TlsClientContext::with_system_trust());
+  } catch (const std::exception& e) {
+    return schedule_retry(n, std::string("cannot set up TLS: ") + e.what(), false);
+  }
+  client_ = std::make_unique<WtClient>(io_, std::move(*tls), options_.transport);
+  if (!client_->dial(options_.edge, &error))
+    return schedule_retry(n, "cannot dial the edge: " + error, false);
+
+  std::vector<TunnelRoute> routes;
+  for (size_t i = 0; i < options_.tunnels.size(); ++i) {
+    const auto& t = options_.tunnels[i];
+    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get()});
+  }
+  TunnelSession::Callbacks cb;
+  cb.on_ready = [this, n] {
+    if (n != attempt_ || tearing_down_) return;
+    watchdog_.cancel();
+    ++sessions_opened_;
+    ever_connected_ = true;
+    session_started_ = std::chrono::steady_clock::now();
+    notice("connected to the edge " + options_.edge.authority());
+  };
+  cb.on_control = [this, n](const ControlEvent& ev) { on_control(n, ev); };
+  cb.on_request = [this](uint32_t id, const ExchangeResult& r) {
+    if (const TunnelSpec* s = spec(id); s && events_.on_request) events_.on_request(*s, r);
+  };
+  cb.on_closed = [this, n](uint32_t code, const std::string& reason) { on_session_closed(n, code, reason); };
+  session_ = std::make_unique<TunnelSession>(io_, std::move(routes), options_.control, options_.exchange,
+                                             std::move(cb));
+
+  const h3::HeaderList headers = {
+      {"authorization", "Bearer " + token},
+      {std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)},
+      {"user-agent", options_.user_agent},
+  };
+  h3session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
+  if (!h3session_) return schedule_retry(n, "cannot open a session: " + error, false);
+
+  watchdog_.expires_after(options_.connect_timeout);
+  watchdog_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || n != attempt_ || connected()) return;
+    const std::string why = client_ && !client_->close_reason().empty() ? ": " + client_->close_reason() : "";
+    schedule_retry(
+        n, "the edge did not accept a session within " + seconds_text(options_.connect_timeout) + why, false);
+  });
+}
+
+void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string& reason) {
+  if (n != attempt_ || tearing_down_ || stopped_) return;
+  const bool was_ready = session_ && session_->ready();
+  std::string why;
+  bool auth = false;
+  if (!was_ready) {
+    const bool http_status = reason.rfind("HTTP ", 0) == 0;
+    if (http_status && code == 401) {
+      why =
+          "the edge refused the token (HTTP 401): it is malformed, expired, not yet valid, or signed by a "
+          "key "
+          "the edge does not accept";
+      auth = true;
+    } else if (http_status && code == 403) {
+      why = "the edge refused the token (HTTP 403): it does not cover any hostname";
+      auth = true;
+    } else if (http_status) {
+      const std::string* detail =
+          h3session_ ? h3::find_header(h3session_->response_headers(), tunnel::kErrorHeader) : nullptr;
+      why = "the edge refused the tunnel session (HTTP " + std::to_string(code) + ")" +
+            (detail        ? ": " + *detail
+             : code == 404 ? ": it serves no tunnels at /ingress-mesh"
+                           : "");
+    } else if (reason.find("HANDSHAKE_TIMEOUT") != std::string::npos) {
+      why = "the edge at " + options_.edge.authority() +
+            " did not answer (the QUIC handshake timed out: is it running, and does UDP get through?)";
+    } else {
+      why = "could not open a session with the edge: " + (reason.empty() ? "connection failed" : reason);
+    }
+  } else {
+    const auto lived = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - session_started_);
+    backoff_.on_session_ended(lived);
+    why = "the session to the edge ended: " + describe_close(code, reason);
+  }
+  h3session_ = nullptr;
+  if (auth && options_.exit_on_first_auth_failure && !ever_connected_ && attempts_ == 1) return fatal(why);
+  schedule_retry(n, why, auth);
+}
+
+void TunnelAgent::schedule_retry(uint64_t n, const std::string& why, bool auth_failure) {
+  if (stopped_ || n != attempt_ || retry_scheduled_for_ == n) return;
+  retry_scheduled_for_ = n;
+  watchdog_.cancel();
+  // A refused token does not get better by retrying quickly: wait the longest delay.
+  if (auth_failure) backoff_.saturate();
+  const auto delay = backoff_.next(rng_);
+  pending_delay_ = delay;
+  notice(why + "; reconnecting in " + seconds_text(delay));
+  // Close the dead connection from a fresh handler (we may be inside its callbacks); the objects go
+  // at the next attempt.
+  asio::post(io_, [this, n, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired() && n == attempt_ && client_) client_->close("session ended");
+  });
+  retry_timer_.expires_after(delay);
+  retry_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    attempt();
+  });
+}
+
+void TunnelAgent::on_control(uint64_t n, const ControlEvent& ev) {
+  if (n != attempt_ || tearing_down_) return;
+  const TunnelSpec* s = spec(ev.id);
+  if (!s) {
+    spdlog::warn("agent: the edge answered for tunnel id {}, which we never registered", ev.id);
+    return;
+  }
+  if (ev.kind == ControlEvent::Kind::kRegistered) {
+    if (events_.on_registered) events_.on_registered(*s, ev.url);
+    return;
+  }
+  if (events_.on_refused) events_.on_refused(*s, ev.code, ev.message);
+  if (ev.code == "taken") {
+    // Possibly our own previous session, not yet timed out at the edge: ask again later.
+    auto timer = std::make_shared<asio::steady_timer>(io_, options_.taken_retry);
+    register_timers_.push_back(timer);
+    timer->async_wait(
+        [this, n, id = ev.id, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+          if (ec || alive.expired() || n != attempt_ || !session_) return;
+          session_->register_again(id);
+        });
+    return;
+  }
+  if (options_.exit_on_refusal) {
+    fatal("the edge refused " + s->hostname +
+          (ev.message.empty() ? " (" + ev.code + ")" : ": " + ev.message));
+  }
+}
+
+}  // namespace wtmesh::agent

@@ -1,0 +1,124 @@
+// The tunnel agent: keeps one WebTransport session to the edge at /ingress-mesh (Bearer token,
+// wtmesh-protocol: 1), registers its tunnels on it, relays the edge's requests to the local
+// services (TunnelSession + UpstreamExchange), and when the session ends reconnects with
+// exponential backoff and jitter, registering the same hostnames again. A 401/403 is reported as a
+// sentence and retried only at the longest backoff (never in a tight loop), or ends the agent when
+// the very first attempt fails that way and exit_on_first_auth_failure is set (`wtmesh http`).
+// Single-threaded: everything runs on the io_context given.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "agent/edge_url.h"
+#include "agent/tunnel_backoff.h"
+#include "agent/tunnel_config.h"
+#include "agent/tunnel_control.h"
+#include "agent/tunnel_session.h"
+#include "agent/upstream_exchange.h"
+#include "agent/upstream_pool.h"
+#include "quic/connection.h"
+
+namespace wtmesh::wt {
+class H3Session;
+}
+
+namespace wtmesh::agent {
+
+class WtClient;
+
+struct AgentOptions {
+  EdgeUrl edge;
+  std::optional<std::filesystem::path> ca_file;     // trust only this CA; else the system store
+  std::string token;                                // used when token_file is not set
+  std::optional<std::filesystem::path> token_file;  // re-read before every connection attempt
+  std::vector<TunnelSpec> tunnels;                  // ids must be unique
+  bool exit_on_first_auth_failure = false;
+  // Give up when the edge refuses a hostname for good (not_covered, invalid, ...); `taken` is
+  // always retried, since the previous holder may be our own dead session.
+  bool exit_on_refusal = false;
+  std::chrono::milliseconds taken_retry{5000};
+  std::chrono::milliseconds connect_timeout{15000};  // QUIC handshake + session acceptance
+  ControlOptions control;
+  BackoffPolicy backoff;
+  PoolLimits pool;
+  ExchangeLimits exchange;
+  quic::TransportLimits transport;
+  std::string user_agent = "wtmesh-agent/0.1.0";
+};
+
+struct AgentEvents {
+  std::function<void(const TunnelSpec&, const std::string& url)> on_registered;
+  std::function<void(const TunnelSpec&, const std::string& code, const std::string& message)> on_refused;
+  std::function<void(const TunnelSpec&, const ExchangeResult&)> on_request;
+  std::function<void(const std::string& sentence)> on_notice;  // connected, lost, retrying in ...
+  std::function<void(const std::string& sentence)> on_fatal;   // the agent gave up (then stopped)
+};
+
+class TunnelAgent {
+ public:
+  TunnelAgent(boost::asio::io_context& io, AgentOptions options, AgentEvents events);
+  ~TunnelAgent();
+  TunnelAgent(const TunnelAgent&) = delete;
+  TunnelAgent& operator=(const TunnelAgent&) = delete;
+
+  void start();
+  // Closes the session normally (code 0) and stops reconnecting.
+  void stop();
+
+  bool connected() const;  // a session is open
+  bool stopped() const { return stopped_; }
+  uint64_t sessions_opened() const { return sessions_opened_; }
+  uint64_t attempts() const { return attempts_; }
+  size_t active_requests() const;
+  size_t idle_upstream_connections(uint32_t tunnel_id) const;
+  uint64_t upstream_reuses(uint32_t tunnel_id) const;
+  const std::vector<TunnelSpec>& tunnels() const { return options_.tunnels; }
+  // The delay chosen for the pending reconnect (for tests and logs); zero when none is pending.
+  std::chrono::milliseconds pending_retry_delay() const { return pending_delay_; }
+
+ private:
+  void attempt();
+  void teardown();
+  // Ends this attempt/session and schedules the next one (once per attempt).
+  void schedule_retry(uint64_t attempt, const std::string& why, bool auth_failure);
+  void on_session_closed(uint64_t attempt, uint32_t code, const std::string& reason);
+  void on_control(uint64_t attempt, const ControlEvent& ev);
+  const TunnelSpec* spec(uint32_t id) const;
+  void notice(const std::string& s);
+  void fatal(const std::string& s);
+
+  boost::asio::io_context& io_;
+  AgentOptions options_;
+  AgentEvents events_;
+  Backoff backoff_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;  // parallel to options_.tunnels
+
+  std::unique_ptr<WtClient> client_;
+  std::unique_ptr<TunnelSession> session_;
+  wt::H3Session* h3session_ = nullptr;  // valid while session_ is open
+  uint64_t attempt_ = 0;                // the current attempt's number
+  uint64_t retry_scheduled_for_ = 0;    // attempt whose retry is already scheduled
+  uint64_t attempts_ = 0;
+  uint64_t sessions_opened_ = 0;
+  bool ever_connected_ = false;
+  bool stopped_ = false;
+  bool tearing_down_ = false;  // callbacks from objects being destroyed are ignored
+  std::chrono::steady_clock::time_point session_started_;
+  std::chrono::milliseconds pending_delay_{0};
+  boost::asio::steady_timer retry_timer_;
+  boost::asio::steady_timer watchdog_;
+  std::vector<std::shared_ptr<boost::asio::steady_timer>> register_timers_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace wtmesh::agent

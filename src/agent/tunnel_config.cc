@@ -1,0 +1,274 @@
+#include "agent/tunnel_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "agent/edge_url.h"
+#include "tunnel/token.h"
+
+namespace wtmesh::agent {
+
+namespace {
+
+std::string at_line(const YAML::Node& n) {
+  const auto m = n.Mark();
+  return m.line >= 0 ? " (line " + std::to_string(m.line + 1) + ")" : std::string();
+}
+
+bool fail(std::string* error, std::string why) {
+  if (error) *error = std::move(why);
+  return false;
+}
+
+// A scalar string value, or an error naming `what`.
+bool scalar(const YAML::Node& n, const std::string& what, std::string& out, std::string* error) {
+  if (!n.IsScalar()) return fail(error, what + " must be a single value" + at_line(n));
+  out = n.Scalar();
+  return true;
+}
+
+bool parse_port(std::string_view s, uint16_t& out) {
+  unsigned v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535) return false;
+  out = static_cast<uint16_t>(v);
+  return true;
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path path(p);
+  return path.is_absolute() || base.empty() ? path : base / path;
+}
+
+bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain, TunnelSpec& spec,
+                  std::string* error) {
+  const std::string where = "tunnels[" + std::to_string(index) + "]";
+  if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
+  std::string name, type = "http", port_text, upstream;
+  bool has_port = false, has_upstream = false, has_name = false;
+  for (const auto& kv : t) {
+    const std::string key = kv.first.Scalar();
+    std::string* dst = nullptr;
+    if (key == "name") {
+      dst = &name;
+      has_name = true;
+    } else if (key == "type") {
+      dst = &type;
+    } else if (key == "local_port") {
+      dst = &port_text;
+      has_port = true;
+    } else if (key == "upstream") {
+      dst = &upstream;
+      has_upstream = true;
+    } else {
+      return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
+                             "; expected name, type, local_port or upstream");
+    }
+    if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
+  }
+  if (!has_name) return fail(error, where + " has no name" + at_line(t));
+  auto made = make_tunnel(name, domain, error);
+  if (!made) {
+    if (error) *error = where + ": " + *error + at_line(t);
+    return false;
+  }
+  spec = std::move(*made);
+  if (type != "http") {
+    return fail(error,
+                where + " has type \"" + type + "\"; only http tunnels exist in protocol v1" + at_line(t));
+  }
+  if (has_port == has_upstream)
+    return fail(error, where + " needs exactly one of local_port and upstream" + at_line(t));
+  if (has_port) {
+    if (!parse_port(port_text, spec.upstream_port)) {
+      return fail(error, where + ".local_port must be a port number from 1 to 65535, not \"" + port_text +
+                             "\"" + at_line(t));
+    }
+  } else if (!parse_upstream(upstream, spec, error)) {
+    if (error) *error = where + ".upstream: " + *error + at_line(t);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string TunnelSpec::upstream() const {
+  return (upstream_host.find(':') != std::string::npos ? "[" + upstream_host + "]" : upstream_host) + ":" +
+         std::to_string(upstream_port);
+}
+
+std::optional<TunnelSpec> make_tunnel(std::string_view name, std::string_view domain, std::string* error) {
+  TunnelSpec spec;
+  spec.name = std::string(name);
+  spec.hostname = std::string(name) + "." + std::string(domain);
+  for (char& c : spec.hostname) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (name.empty() || name.find('*') != std::string_view::npos ||
+      !tunnel::is_valid_host_pattern(spec.hostname, /*allow_wildcard=*/false)) {
+    if (error)
+      *error = "\"" + std::string(name) + "\" does not make a valid hostname " + spec.hostname +
+               " (use letters, digits and hyphens)";
+    return std::nullopt;
+  }
+  return spec;
+}
+
+bool parse_upstream(std::string_view text, TunnelSpec& spec, std::string* error) {
+  std::string host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return fail(error, "\"" + std::string(text) + "\" is not HOST:PORT");
+    }
+    host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return fail(error, "\"" + std::string(text) + "\" is not HOST:PORT");
+    host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (ec) return fail(error, "the upstream host must be an IP address or localhost, not \"" + host + "\"");
+  if (!parse_port(port, spec.upstream_port)) {
+    return fail(error, "\"" + std::string(port) + "\" is not a port number from 1 to 65535");
+  }
+  spec.upstream_host = host;
+  return true;
+}
+
+std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::filesystem::path& base_dir,
+                                              std::string* error) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    fail(error, "the file is not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) + ")");
+    return std::nullopt;
+  }
+  if (!root.IsMap()) {
+    fail(error, "the file must be a YAML mapping with edge, token and tunnels");
+    return std::nullopt;
+  }
+  AgentConfig cfg;
+  std::string ca, token_file;
+  bool has_tunnels = false;
+  YAML::Node tunnels;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.Scalar();
+    bool ok = true;
+    if (key == "edge") {
+      ok = scalar(kv.second, "edge", cfg.edge, error);
+    } else if (key == "ca") {
+      ok = scalar(kv.second, "ca", ca, error);
+    } else if (key == "token") {
+      ok = scalar(kv.second, "token", cfg.token, error);
+    } else if (key == "token_file") {
+      ok = scalar(kv.second, "token_file", token_file, error);
+    } else if (key == "domain") {
+      ok = scalar(kv.second, "domain", cfg.domain, error);
+    } else if (key == "tunnels") {
+      has_tunnels = true;
+      tunnels = kv.second;
+    } else {
+      fail(error, "unknown key \"" + key + "\"" + at_line(kv.first) +
+                      "; expected edge, ca, token, token_file, domain or tunnels");
+      return std::nullopt;
+    }
+    if (!ok) return std::nullopt;
+  }
+  std::string why;
+  if (cfg.edge.empty()) {
+    fail(error, "edge is missing: give the edge's address, e.g. edge: https://127.0.0.1:4433");
+    return std::nullopt;
+  }
+  if (!parse_edge_url(cfg.edge, &why)) {
+    fail(error, "edge: " + why);
+    return std::nullopt;
+  }
+  if (cfg.token.empty() == token_file.empty()) {
+    fail(error, "give exactly one of token and token_file");
+    return std::nullopt;
+  }
+  if (!ca.empty()) cfg.ca = resolve(base_dir, ca);
+  if (!token_file.empty()) cfg.token_file = resolve(base_dir, token_file);
+  if (!has_tunnels || !tunnels.IsSequence() || tunnels.size() == 0) {
+    fail(error, "tunnels must be a non-empty list, e.g. tunnels: [{name: app, local_port: 3000}]");
+    return std::nullopt;
+  }
+  if (tunnels.size() > kMaxTunnelsPerSession) {
+    fail(error, "at most " + std::to_string(kMaxTunnelsPerSession) +
+                    " tunnels fit on one session, the file has " + std::to_string(tunnels.size()));
+    return std::nullopt;
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < tunnels.size(); ++i) {
+    TunnelSpec spec;
+    if (!parse_tunnel(tunnels[i], i, cfg.domain, spec, error)) return std::nullopt;
+    if (!seen.insert(spec.hostname).second) {
+      fail(error,
+           "tunnels[" + std::to_string(i) + "] repeats the hostname " + spec.hostname + at_line(tunnels[i]));
+      return std::nullopt;
+    }
+    spec.id = static_cast<uint32_t>(i + 1);
+    cfg.tunnels.push_back(std::move(spec));
+  }
+  return cfg;
+}
+
+std::optional<AgentConfig> load_agent_config(const std::filesystem::path& file, std::string* error) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    fail(error, "cannot read " + file.string());
+    return std::nullopt;
+  }
+  std::string text;
+  text.resize(kMaxConfigFileSize + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigFileSize) {
+    fail(error, file.string() + " is larger than " + std::to_string(kMaxConfigFileSize / 1024) + " KiB");
+    return std::nullopt;
+  }
+  auto cfg = parse_agent_config(text, file.parent_path(), error);
+  if (!cfg && error) *error = file.string() + ": " + *error;
+  return cfg;
+}
+
+std::optional<std::string> read_token_file(const std::filesystem::path& file, std::string* error) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    fail(error, "cannot read the token file " + file.string());
+    return std::nullopt;
+  }
+  // A token is at most kMaxTokenSize bytes; read no more than that plus a little whitespace.
+  std::string text(tunnel::kMaxTokenSize + 64, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  size_t start = 0;
+  while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
+  size_t end = start;
+  while (end < text.size() && text[end] != '\n' && text[end] != '\r') ++end;
+  std::string line = text.substr(start, end - start);
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  if (line.empty()) {
+    fail(error, "the token file " + file.string() + " is empty");
+    return std::nullopt;
+  }
+  if (line.size() > tunnel::kMaxTokenSize) {
+    fail(error, "the token file " + file.string() + " holds more than a token (over " +
+                    std::to_string(tunnel::kMaxTokenSize) + " bytes)");
+    return std::nullopt;
+  }
+  return line;
+}
+
+}  // namespace wtmesh::agent

@@ -1,0 +1,82 @@
+// The agent's end of the control stream (docs/protocol.md §3), sans-I/O: it queues the stream
+// kind and REGISTER frames, decodes REGISTERED / REFUSED / PING / PONG from the edge, answers
+// PINGs, sends its own PING every interval and reports a heartbeat timeout after three silent ones.
+// The caller moves pending_output() onto the WebTransport stream and reports what was taken.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tunnel/wire.h"
+
+namespace wtmesh::agent {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+struct TunnelRegistration {
+  uint32_t id = 0;
+  std::string hostname;  // NAME.DOMAIN
+  std::string type = "http";
+};
+
+struct ControlEvent {
+  enum class Kind { kRegistered, kRefused, kPing, kPong };
+  Kind kind = Kind::kPong;
+  uint32_t id = 0;
+  std::string hostname;
+  std::string url;      // kRegistered
+  std::string code;     // kRefused: not_covered, taken, invalid, limit, duplicate_id, ...
+  std::string message;  // kRefused: a sentence
+  uint64_t seq = 0;     // kPing / kPong
+};
+
+struct ControlOptions {
+  std::chrono::milliseconds ping_interval{10000};
+  int missed_intervals = 3;        // silence this many intervals = heartbeat timeout
+  size_t max_output = 256 * 1024;  // bytes queued for a peer that does not read: then an error
+};
+
+class ControlChannel {
+ public:
+  ControlChannel(ControlOptions options, SteadyTime now);
+
+  // Queues the stream kind (0x00) and one REGISTER per tunnel. Call once, first.
+  void start(const std::vector<TunnelRegistration>& tunnels);
+  void send_register(const TunnelRegistration& tunnel);
+  void send_unregister(uint32_t id);
+
+  // Bytes received on the control stream. Complete frames become `events` (PINGs are answered
+  // here). False on a protocol violation; error() says which.
+  bool on_data(std::span<const uint8_t> data, SteadyTime now, std::vector<ControlEvent>& events);
+
+  // Sends a PING when one is due. False when the edge has been silent for missed_intervals.
+  bool on_tick(SteadyTime now);
+  // When on_tick must next run.
+  SteadyTime next_deadline() const;
+
+  std::span<const uint8_t> pending_output() const { return out_; }
+  void output_written(size_t n);
+  // The queue hit max_output (the edge stopped reading): a protocol failure.
+  bool failed() const { return !error_.empty(); }
+  const std::string& error() const { return error_; }
+  // The failure was a heartbeat timeout (close code 2) rather than a protocol error (code 1).
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  void queue(tunnel::ControlType type, const std::string& json);
+  bool handle(const tunnel::ControlFrame& frame, std::vector<ControlEvent>& events);
+
+  ControlOptions options_;
+  tunnel::ControlReader reader_;
+  std::vector<uint8_t> out_;
+  SteadyTime last_received_;
+  SteadyTime next_ping_;
+  uint64_t ping_seq_ = 0;
+  std::string error_;
+  bool timed_out_ = false;
+};
+
+}  // namespace wtmesh::agent

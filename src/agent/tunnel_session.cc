@@ -1,0 +1,227 @@
+#include "agent/tunnel_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+namespace wtmesh::agent {
+
+namespace asio = boost::asio;
+using tunnel::kStreamProtocolError;
+
+TunnelSession::TunnelSession(asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
+                             ExchangeLimits limits, Callbacks callbacks)
+    : io_(io),
+      routes_(std::move(routes)),
+      control_options_(control),
+      control_(control, std::chrono::steady_clock::now()),
+      limits_(limits),
+      callbacks_(std::move(callbacks)),
+      heartbeat_(io) {}
+
+TunnelSession::~TunnelSession() {
+  heartbeat_.cancel();
+  for (auto& [id, ex] : exchanges_) ex->on_session_gone();
+}
+
+const TunnelRoute* TunnelSession::route(uint32_t tunnel_id) const {
+  for (const auto& r : routes_) {
+    if (r.registration.id == tunnel_id) return &r;
+  }
+  return nullptr;
+}
+
+void TunnelSession::on_ready() {
+  ready_ = true;
+  control_id_ = session_->open_bidi_stream();
+  if (!control_id_) {
+    close(tunnel::kCloseProtocolError, "cannot open the control stream");
+    return;
+  }
+  // Silence is measured from now, not from when the session object was made.
+  control_ = ControlChannel(control_options_, std::chrono::steady_clock::now());
+  std::vector<TunnelRegistration> regs;
+  for (const auto& r : routes_) regs.push_back(r.registration);
+  control_.start(regs);
+  flush_control();
+  arm_heartbeat();
+  if (callbacks_.on_ready) callbacks_.on_ready();
+}
+
+void TunnelSession::register_again(uint32_t tunnel_id) {
+  const TunnelRoute* r = route(tunnel_id);
+  if (!r || closed_ || !control_id_) return;
+  control_.send_register(r->registration);
+  flush_control();
+}
+
+void TunnelSession::flush_control() {
+  if (!session_ || !control_id_ || closed_) return;
+  if (control_.failed()) return control_failed();
+  const auto out = control_.pending_output();
+  if (out.empty()) return;
+  control_.output_written(session_->write(*control_id_, out, false));
+}
+
+void TunnelSession::control_failed() {
+  close(control_.timed_out() ? tunnel::kCloseHeartbeatTimeout : tunnel::kCloseProtocolError,
+        control_.error());
+}
+
+void TunnelSession::arm_heartbeat() {
+  if (closed_) return;
+  heartbeat_.expires_at(control_.next_deadline());
+  heartbeat_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || closed_) return;
+    if (!control_.on_tick(std::chrono::steady_clock::now())) return control_failed();
+    flush_control();
+    arm_heartbeat();
+  });
+}
+
+void TunnelSession::close(uint32_t code, const std::string& reason) {
+  if (closed_ || !session_) return;
+  spdlog::debug("tunnel: closing session: code {} ({})", code, reason);
+  // A normal shutdown finishes the control stream first: closing the session resets its streams, and
+  // an edge that sees the control stream reset before the close capsule would log a protocol error.
+  if (code == tunnel::kCloseNormal && control_id_) session_->write(*control_id_, {}, true);
+  session_->close(code, reason);
+}
+
+void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
+  if (!bidi) {
+    // v1 uses no unidirectional streams: refuse without ending the session.
+    session_->stop_sending(id, kStreamProtocolError);
+    return;
+  }
+  heads_.emplace(id, tunnel::HeadReader<tunnel::RequestHead>());
+}
+
+void TunnelSession::refuse_stream(wt::StreamId id, const std::string& why) {
+  spdlog::warn("tunnel: refusing stream {}: {}", id, why);
+  session_->reset_stream(id, kStreamProtocolError);
+  session_->stop_sending(id, kStreamProtocolError);
+}
+
+void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  if (closed_) return;
+  if (control_id_ && id == *control_id_) {
+    session_->consume(id, data.size());  // the reader holds at most one bounded frame
+    std::vector<ControlEvent> events;
+    const bool ok = control_.on_data(data, std::chrono::steady_clock::now(), events);
+    for (const auto& ev : events) {
+      if ((ev.kind == ControlEvent::Kind::kRegistered || ev.kind == ControlEvent::Kind::kRefused) &&
+          callbacks_.on_control) {
+        callbacks_.on_control(ev);
+      }
+    }
+    if (!ok) return control_failed();
+    if (fin) return close(tunnel::kCloseProtocolError, "the edge closed the control stream");
+    flush_control();
+    return;
+  }
+  if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
+    auto keep = ex->second;  // the exchange may finish (and be scheduled for removal) inside
+    keep->on_body(data, fin);
+    return;
+  }
+  auto h = heads_.find(id);
+  if (h == heads_.end()) {
+    session_->consume(id, data.size());  // a refused or finished stream: credit and drop
+    return;
+  }
+  tunnel::RequestHead head;
+  const auto e = h->second.feed(data, head);
+  if (e == tunnel::WireError::kNeedMore) {
+    session_->consume(id, data.size());  // all head bytes, now copied into the reader
+    if (fin) {
+      heads_.erase(h);
+      refuse_stream(id, "request stream ended inside its head");
+    }
+    return;
+  }
+  if (e != tunnel::WireError::kNone) {
+    session_->consume(id, data.size());
+    heads_.erase(h);
+    refuse_stream(id, std::string("bad request head: ") + tunnel::to_string(e));
+    return;
+  }
+  std::vector<uint8_t> body = h->second.take_body();
+  heads_.erase(h);
+  session_->consume(id, data.size() - body.size());  // the head's share of this chunk
+  start_exchange(id, std::move(head), std::move(body), fin);
+}
+
+void TunnelSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std::vector<uint8_t> body,
+                                   bool fin) {
+  const TunnelRoute* r = route(head.tunnel_id);
+  if (!r || !r->pool) {
+    session_->consume(id, body.size());
+    refuse_stream(id, "request for unknown tunnel id " + std::to_string(head.tunnel_id));
+    return;
+  }
+  const uint32_t tunnel_id = head.tunnel_id;
+  auto done = [this, alive = std::weak_ptr<int>(alive_), id, tunnel_id](const ExchangeResult& result) {
+    if (alive.expired()) return;
+    if (callbacks_.on_request) callbacks_.on_request(tunnel_id, result);
+    // Removed later: this runs inside the exchange's own code.
+    asio::post(io_, [this, alive, id] {
+      if (!alive.expired()) exchanges_.erase(id);
+    });
+  };
+  auto ex = std::make_shared<UpstreamExchange>(io_, *session_, id, *r->pool, std::move(head), std::move(done),
+                                               limits_);
+  exchanges_.emplace(id, ex);
+  ex->start(body, fin);
+}
+
+void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
+  if (control_id_ && id == *control_id_)
+    return close(tunnel::kCloseProtocolError, "the edge reset the control stream");
+  heads_.erase(id);
+  if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
+    auto keep = ex->second;
+    keep->on_reset(code);
+  }
+}
+
+void TunnelSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
+  if (control_id_ && id == *control_id_) {
+    return close(tunnel::kCloseProtocolError, "the edge stopped reading the control stream");
+  }
+  if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
+    auto keep = ex->second;
+    keep->on_stop_sending(code);
+  }
+}
+
+void TunnelSession::on_stream_writable(wt::StreamId id) {
+  if (control_id_ && id == *control_id_) return flush_control();
+  if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
+    auto keep = ex->second;
+    keep->on_writable();
+  }
+}
+
+void TunnelSession::on_stream_closed(wt::StreamId id) {
+  heads_.erase(id);
+  if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
+    auto keep = ex->second;
+    keep->on_stream_closed();  // no-op when it finished normally
+    exchanges_.erase(id);
+  }
+}
+
+void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
+  if (closed_) return;
+  closed_ = true;
+  heartbeat_.cancel();
+  auto exchanges = std::move(exchanges_);
+  exchanges_.clear();
+  heads_.clear();
+  for (auto& [id, ex] : exchanges) ex->on_session_gone();
+  session_ = nullptr;
+  if (callbacks_.on_closed) callbacks_.on_closed(code, std::string(reason));
+}
+
+}  // namespace wtmesh::agent

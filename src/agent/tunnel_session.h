@@ -1,0 +1,88 @@
+// One tunnel WebTransport session, agent side (docs/protocol.md §2-4): the wt::SessionHandler that
+// opens the control stream once the edge accepted the session, registers the tunnels, keeps the
+// heartbeat, and turns every edge-opened request stream into an UpstreamExchange toward the tunnel's
+// local service. Reconnecting is not its business: TunnelAgent makes a new one per session.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/tunnel_control.h"
+#include "agent/upstream_exchange.h"
+#include "agent/upstream_pool.h"
+#include "tunnel/wire.h"
+#include "wt/session.h"
+
+namespace wtmesh::agent {
+
+struct TunnelRoute {
+  TunnelRegistration registration;
+  UpstreamPool* pool = nullptr;  // not owned; outlives the session
+};
+
+class TunnelSession final : public wt::SessionHandler {
+ public:
+  struct Callbacks {
+    std::function<void()> on_ready;                       // the edge accepted the session
+    std::function<void(const ControlEvent&)> on_control;  // REGISTERED / REFUSED
+    std::function<void(uint32_t tunnel_id, const ExchangeResult&)> on_request;
+    std::function<void(uint32_t code, const std::string& reason)> on_closed;  // inside wt's on_closed
+  };
+
+  TunnelSession(boost::asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
+                ExchangeLimits limits, Callbacks callbacks);
+  ~TunnelSession() override;
+
+  // Sends REGISTER for a tunnel again (after a REFUSED `taken`).
+  void register_again(uint32_t tunnel_id);
+  // Closes the session (close capsule); on_closed follows.
+  void close(uint32_t code, const std::string& reason);
+  bool ready() const { return ready_; }
+  bool closed() const { return closed_; }
+  size_t active_requests() const { return exchanges_.size(); }
+  // Request streams whose head is still arriving.
+  size_t pending_heads() const { return heads_.size(); }
+
+  // wt::SessionHandler
+  void on_attached(wt::Session& session) override { session_ = &session; }
+  void on_ready() override;
+  void on_incoming_stream(wt::StreamId id, bool bidi) override;
+  void on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) override;
+  void on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) override;
+  void on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) override;
+  void on_stream_writable(wt::StreamId id) override;
+  void on_stream_closed(wt::StreamId id) override;
+  void on_datagram(std::span<const uint8_t> /*payload*/) override {}  // v1 uses no datagrams
+  void on_closed(uint32_t code, std::string_view reason) override;
+
+ private:
+  void flush_control();
+  void arm_heartbeat();
+  void control_failed();
+  void refuse_stream(wt::StreamId id, const std::string& why);
+  void start_exchange(wt::StreamId id, tunnel::RequestHead head, std::vector<uint8_t> body, bool fin);
+  const TunnelRoute* route(uint32_t tunnel_id) const;
+
+  boost::asio::io_context& io_;
+  std::vector<TunnelRoute> routes_;
+  ControlOptions control_options_;
+  ControlChannel control_;
+  ExchangeLimits limits_;
+  Callbacks callbacks_;
+  wt::Session* session_ = nullptr;
+  std::optional<wt::StreamId> control_id_;
+  bool ready_ = false;
+  bool closed_ = false;
+  boost::asio::steady_timer heartbeat_;
+  std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
+  std::map<wt::StreamId, std::shared_ptr<UpstreamExchange>> exchanges_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace wtmesh::agent

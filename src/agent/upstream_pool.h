@@ -1,0 +1,60 @@
+// Idle keep-alive connections to one local upstream (127.0.0.1:PORT), so consecutive tunnel
+// requests reuse TCP connections. Bounded: at most max_idle sockets, each closed after idle_timeout.
+// While a socket is idle the pool waits for it to become readable: a keep-alive connection the
+// upstream closed (or that sent unsolicited bytes) is dropped at once instead of being handed out.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
+
+namespace wtmesh::agent {
+
+struct PoolLimits {
+  size_t max_idle = 32;
+  std::chrono::milliseconds idle_timeout{30000};
+};
+
+class UpstreamPool {
+ public:
+  using Socket = boost::asio::ip::tcp::socket;
+
+  UpstreamPool(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint upstream, PoolLimits limits = {});
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+  // The most recently returned idle connection, or nullptr when none is idle.
+  std::unique_ptr<Socket> take();
+  // Returns a connection that finished a request/response cleanly. Over max_idle, the oldest goes.
+  void put(std::unique_ptr<Socket> socket);
+  size_t idle_count() const { return idle_.size(); }
+  // Connections handed back and later reused (for tests and stats).
+  uint64_t reuses() const { return reuses_; }
+  void clear();
+
+ private:
+  struct Idle {
+    std::unique_ptr<Socket> socket;
+    std::chrono::steady_clock::time_point since;
+    uint64_t serial;
+  };
+  void watch(Idle& idle);
+  void drop(uint64_t serial);
+  void arm_sweep();
+
+  boost::asio::ip::tcp::endpoint endpoint_;
+  PoolLimits limits_;
+  std::deque<Idle> idle_;  // oldest first
+  boost::asio::steady_timer sweep_;
+  bool sweep_armed_ = false;
+  uint64_t next_serial_ = 1;
+  uint64_t reuses_ = 0;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace wtmesh::agent

@@ -1,0 +1,224 @@
+#include "cli/agent_commands.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <set>
+
+#include "agent/edge_url.h"
+#include "agent/tunnel_agent.h"
+#include "agent/tunnel_config.h"
+#include "tunnel/keystore.h"
+#include "tunnel/token.h"
+
+namespace wtmesh::cli {
+
+namespace asio = boost::asio;
+using namespace wtmesh::agent;
+
+namespace {
+
+std::string clock_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
+  return buf;
+}
+
+// One line per request: time method path status bytes duration.
+std::string request_line(const std::string& prefix, const ExchangeResult& r) {
+  const double ms = std::chrono::duration<double, std::milli>(r.duration).count();
+  std::string line =
+      fmt::format("{} {}{} {} {} {} {:.1f} ms", clock_now(), prefix, r.method, r.target,
+                  r.status == 0 ? std::string("-") : std::to_string(r.status), r.response_bytes, ms);
+  if (r.failed && !r.error.empty()) line += "  (" + r.error + ")";
+  return line;
+}
+
+int run_token(const AgentCommands& c) {
+  const auto& a = c.token;
+  const auto ttl = tunnel::parse_duration(a.ttl);
+  if (!ttl) {
+    throw std::runtime_error("--ttl \"" + a.ttl +
+                             "\" is not a duration such as 90s, 10m, 2h or 1d (at least 10s, at most 30d)");
+  }
+  std::string host;
+  if (a.name == "*") {
+    host = "*." + a.domain;  // every tunnel name under the domain
+  } else {
+    std::string error;
+    auto t = make_tunnel(a.name, a.domain, &error);
+    if (!t) throw std::runtime_error("--name: " + error);
+    host = t->hostname;
+  }
+  if (!tunnel::is_valid_host_pattern(host))
+    throw std::runtime_error("--domain \"" + a.domain + "\" is not a DNS name");
+  tunnel::KeyStore store(a.state_dir);
+  const tunnel::SigningKey key = store.signing_key();
+  const auto claims = tunnel::make_claims(a.subject.empty() ? a.name : a.subject, {host}, *ttl);
+  std::cout << key.sign(claims) << std::endl;
+  return 0;
+}
+
+// Runs `options` until it stops; prints as it goes. `prefix_names`: several tunnels share the log.
+int run_tunnels(AgentOptions options, bool prefix_names) {
+  asio::io_context io;
+  int status = 0;
+  AgentEvents ev;
+  std::set<std::string> announced;
+  ev.on_registered = [&announced](const TunnelSpec& t, const std::string& url) {
+    // The public URL once; after a reconnect only a note that the name is served again.
+    if (announced.insert(t.hostname).second) {
+      std::cout << url << "  ->  http://" << t.upstream() << "/" << std::endl;
+    } else {
+      std::cerr << "wtmesh: " << t.hostname << " registered again" << std::endl;
+    }
+  };
+  // `wtmesh http` ends on a refusal and says why once, through on_fatal.
+  ev.on_refused = [quiet = options.exit_on_refusal](const TunnelSpec& t, const std::string& code,
+                                                    const std::string& message) {
+    if (quiet && code != "taken") return;
+    std::cerr << "wtmesh: the edge refused " << t.hostname << (code.empty() ? "" : " (" + code + ")") << ": "
+              << (message.empty() ? "no reason given" : message)
+              << (code == "taken" ? " Trying again shortly." : "") << std::endl;
+  };
+  // The request log is flushed twice a second rather than per line: under load a write per request
+  // would cost more than the request.
+  bool log_dirty = false;
+  ev.on_request = [prefix_names, &log_dirty](const TunnelSpec& t, const ExchangeResult& r) {
+    std::cout << request_line(prefix_names ? t.hostname + " " : "", r) << '\n';
+    log_dirty = true;
+  };
+  asio::steady_timer flush_timer(io);
+  std::function<void()> arm_flush = [&] {
+    flush_timer.expires_after(std::chrono::milliseconds(500));
+    flush_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (log_dirty) std::cout.flush();
+      log_dirty = false;
+      arm_flush();
+    });
+  };
+  arm_flush();
+  ev.on_notice = [](const std::string& s) { std::cerr << "wtmesh: " << s << std::endl; };
+  ev.on_fatal = [&](const std::string& s) {
+    std::cerr << "wtmesh: " << s << std::endl;
+    status = 1;
+    // Let the close go out, then end.
+    auto t = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(200));
+    t->async_wait([&io, t](const boost::system::error_code&) { io.stop(); });
+  };
+  TunnelAgent agent(io, std::move(options), std::move(ev));
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    agent.stop();
+    auto t = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(300));
+    t->async_wait([&io, t](const boost::system::error_code&) { io.stop(); });
+  });
+  agent.start();
+  io.run();
+  std::cout.flush();
+  return status;
+}
+
+std::optional<std::filesystem::path> ca_path(const std::string& ca) {
+  if (ca.empty()) return std::nullopt;
+  if (!std::filesystem::exists(ca)) throw std::runtime_error("--ca " + ca + " does not exist");
+  return std::filesystem::path(ca);
+}
+
+int run_http(const AgentCommands& c) {
+  const auto& a = c.http;
+  std::string error;
+  auto edge = parse_edge_url(a.edge, &error);
+  if (!edge) throw std::runtime_error("--edge: " + error);
+  if (a.token.empty() == a.token_file.empty())
+    throw std::runtime_error("give exactly one of --token and --token-file");
+  auto t = make_tunnel(a.name, a.domain, &error);
+  if (!t) throw std::runtime_error("--name: " + error);
+  t->id = 1;
+  t->upstream_port = static_cast<uint16_t>(a.local_port);
+  AgentOptions o;
+  o.edge = *edge;
+  o.ca_file = ca_path(a.ca);
+  o.token = a.token;
+  if (!a.token_file.empty()) o.token_file = a.token_file;
+  o.tunnels = {*t};
+  o.exit_on_first_auth_failure = true;
+  o.exit_on_refusal = true;
+  std::cerr << "wtmesh: exposing http://" << t->upstream() << " as " << t->hostname << " via " << a.edge
+            << std::endl;
+  return run_tunnels(std::move(o), false);
+}
+
+int run_agent(const AgentCommands& c) {
+  std::string error;
+  auto cfg = load_agent_config(c.agent.config, &error);
+  if (!cfg) throw std::runtime_error(error);
+  auto edge = parse_edge_url(cfg->edge, &error);
+  if (!edge) throw std::runtime_error(c.agent.config + ": edge: " + error);
+  if (cfg->ca && !std::filesystem::exists(*cfg->ca)) {
+    throw std::runtime_error(c.agent.config + ": ca " + cfg->ca->string() + " does not exist");
+  }
+  AgentOptions o;
+  o.edge = *edge;
+  o.ca_file = cfg->ca;
+  o.token = cfg->token;
+  o.token_file = cfg->token_file;
+  o.tunnels = cfg->tunnels;
+  for (const auto& t : o.tunnels) {
+    std::cerr << "wtmesh: tunnel " << t.hostname << " -> http://" << t.upstream() << std::endl;
+  }
+  return run_tunnels(std::move(o), true);
+}
+
+}  // namespace
+
+void add_agent_commands(CLI::App& app, AgentCommands& c) {
+  c.token_cmd = app.add_subcommand("token", "print a short-lived token for a tunnel hostname (NAME.DOMAIN)");
+  c.token_cmd
+      ->add_option("--state-dir", c.token.state_dir, "the edge's state directory (its keys/ signs the token)")
+      ->required();
+  c.token_cmd
+      ->add_option("--name", c.token.name, "tunnel name; the token covers NAME.DOMAIN (\"*\": every name)")
+      ->required();
+  c.token_cmd->add_option("--ttl", c.token.ttl, "lifetime: 90s, 10m, 2h, 1d")->capture_default_str();
+  c.token_cmd->add_option("--domain", c.token.domain, "the edge's tunnel domain")->capture_default_str();
+  c.token_cmd->add_option("--subject", c.token.subject, "who the token is for (default: the name)");
+
+  c.http_cmd = app.add_subcommand("http", "expose a local HTTP service through an edge");
+  c.http_cmd->add_option("LOCALPORT", c.http.local_port, "port of the local service on 127.0.0.1")
+      ->required()
+      ->check(CLI::Range(1, 65535));
+  c.http_cmd->add_option("--edge", c.http.edge, "the edge, https://HOST:PORT")->required();
+  c.http_cmd->add_option("--token", c.http.token, "token from `wtmesh token`");
+  c.http_cmd->add_option("--token-file", c.http.token_file,
+                         "file holding the token (re-read at each reconnect)");
+  c.http_cmd->add_option("--name", c.http.name, "tunnel name: the public URL is https://NAME.DOMAIN:PORT/")
+      ->required();
+  c.http_cmd->add_option("--ca", c.http.ca,
+                         "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
+  c.http_cmd->add_option("--domain", c.http.domain, "the edge's tunnel domain")->capture_default_str();
+
+  c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
+  c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
+      ->required();
+}
+
+std::optional<int> run_agent_command(const AgentCommands& c) {
+  if (c.token_cmd && *c.token_cmd) return run_token(c);
+  if (c.http_cmd && *c.http_cmd) return run_http(c);
+  if (c.agent_cmd && *c.agent_cmd) return run_agent(c);
+  return std::nullopt;
+}
+
+}  // namespace wtmesh::cli

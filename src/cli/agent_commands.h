@@ -1,0 +1,36 @@
+// The agent-side subcommands of the wtmesh binary:
+//   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
+//   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
+//   wtmesh agent --config FILE
+// main.cc registers them with add_agent_commands() and runs the chosen one with
+// run_agent_command(). Errors are sentences on stderr; exit status 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+namespace wtmesh::cli {
+
+struct AgentCommands {
+  CLI::App* token_cmd = nullptr;
+  CLI::App* http_cmd = nullptr;
+  CLI::App* agent_cmd = nullptr;
+
+  struct {
+    std::string state_dir, name, ttl = "10m", domain = "localhost", subject;
+  } token;
+  struct {
+    int local_port = 0;
+    std::string edge, token, token_file, name, ca, domain = "localhost";
+  } http;
+  struct {
+    std::string config;
+  } agent;
+};
+
+void add_agent_commands(CLI::App& app, AgentCommands& commands);
+// The exit status when one of these subcommands was chosen, nullopt otherwise.
+std::optional<int> run_agent_command(const AgentCommands& commands);
+
+}  // namespace wtmesh::cli

@@ -1,0 +1,258 @@
+// The agent against the real EdgeServer: a public HTTP client -> edge (plain HTTP listener) ->
+// WebTransport session -> TunnelAgent -> local HTTP/1.1 service, all on 127.0.0.1. The edge runs on
+// its own thread (as in production, one thread per process); the agent on the test's io_context.
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "../unit/agent/local_http_server.h"
+#include "agent/tunnel_agent.h"
+#include "edge/edge_server.h"
+#include "tunnel/keystore.h"
+#include "tunnel/token.h"
+
+namespace wtmesh::agent {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using tcp = asio::ip::tcp;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("wtmesh-agent-edge-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class EdgeThread {
+ public:
+  explicit EdgeThread(edge::EdgeOptions opts) {
+    server_ = std::make_unique<edge::EdgeServer>(io_, std::move(opts));
+    guard_.emplace(io_.get_executor());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~EdgeThread() {
+    asio::post(io_, [this] {
+      server_->shutdown();
+      guard_.reset();
+    });
+    auto stop = std::async(std::launch::async, [this] {
+      std::this_thread::sleep_for(milliseconds(500));
+      io_.stop();
+    });
+    thread_.join();
+    server_.reset();
+  }
+  uint16_t quic_port() const { return server_->local_endpoint().port(); }
+  uint16_t http_port() const { return server_->http_endpoint()->port(); }
+
+ private:
+  asio::io_context io_;
+  std::unique_ptr<edge::EdgeServer> server_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  std::thread thread_;
+};
+
+struct PublicResponse {
+  int status = 0;
+  std::string head;
+  std::string body;
+  std::string error;
+};
+
+// A blocking HTTP/1.1 client (its own thread): sends `head`, then `upload` bytes of body.
+PublicResponse public_request(uint16_t port, const std::string& head, uint64_t upload = 0) {
+  PublicResponse r;
+  try {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    asio::write(s, asio::buffer(head));
+    std::string piece(64 * 1024, 'u');
+    while (upload > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(upload, piece.size()));
+      asio::write(s, asio::buffer(piece.data(), n));
+      upload -= n;
+    }
+    // No half-close: the edge takes the client's EOF for "went away". Connection: close ends it.
+    boost::system::error_code ec;
+    std::string all;
+    char buf[65536];
+    for (;;) {
+      const size_t n = s.read_some(asio::buffer(buf), ec);
+      all.append(buf, n);
+      if (ec) break;
+    }
+    const auto end = all.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      r.error = "no response head: " + all.substr(0, 200);
+      return r;
+    }
+    r.head = all.substr(0, end + 4);
+    r.body = all.substr(end + 4);
+    r.status = std::stoi(r.head.substr(9, 3));
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  return r;
+}
+
+class AgentEdgeE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    edge::EdgeOptions o;
+    o.listen = asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    o.state_dir = dir_.path();
+    o.http_listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    edge_.emplace(o);
+  }
+  void TearDown() override {
+    if (agent_) agent_->stop();
+    run_for(milliseconds(100));
+    agent_.reset();
+    edge_.reset();
+  }
+  std::string token(const std::vector<std::string>& hosts) {
+    tunnel::KeyStore store(dir_.path());
+    return store.signing_key().sign(tunnel::make_claims("test", hosts, std::chrono::minutes(10)));
+  }
+  void start_agent(uint16_t upstream_port, const std::string& name = "app") {
+    std::string error;
+    auto t = make_tunnel(name, "localhost", &error);
+    ASSERT_TRUE(t) << error;
+    t->id = 1;
+    t->upstream_port = upstream_port;
+    AgentOptions o;
+    o.edge = EdgeUrl{"127.0.0.1", edge_->quic_port(), ""};
+    o.ca_file = dir_.path() / "ca.pem";
+    o.token = token({t->hostname});
+    o.tunnels = {*t};
+    AgentEvents ev;
+    ev.on_registered = [this](const TunnelSpec&, const std::string& url) { urls_.push_back(url); };
+    ev.on_notice = [](const std::string& s) { fprintf(stderr, "agent: %s\n", s.c_str()); };
+    agent_ = std::make_unique<TunnelAgent>(io_, std::move(o), std::move(ev));
+    agent_->start();
+    ASSERT_TRUE(run_until([&] { return !urls_.empty(); })) << "the tunnel was not registered";
+  }
+  bool run_until(const std::function<bool()>& done, milliseconds limit = std::chrono::seconds(20)) {
+    const auto deadline = Clock::now() + limit;
+    while (!done()) {
+      if (Clock::now() >= deadline) return false;
+      io_.run_one_for(milliseconds(5));
+      if (io_.stopped()) io_.restart();
+    }
+    return true;
+  }
+  void run_for(milliseconds d) {
+    run_until([] { return false; }, d);
+  }
+  // Runs the agent's loop while a public request runs on another thread.
+  PublicResponse request(const std::string& head, uint64_t upload = 0,
+                         milliseconds limit = std::chrono::seconds(60)) {
+    auto f = std::async(std::launch::async, [&] { return public_request(edge_->http_port(), head, upload); });
+    EXPECT_TRUE(
+        run_until([&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, limit))
+        << "public request timed out";
+    return f.get();
+  }
+
+  TempDir dir_;
+  std::optional<EdgeThread> edge_;
+  asio::io_context io_;
+  testing::LocalHttpServer local_;
+  std::unique_ptr<TunnelAgent> agent_;
+  std::vector<std::string> urls_;
+};
+
+TEST_F(AgentEdgeE2E, PublicRequestReachesTheLocalService) {
+  start_agent(local_.port());
+  EXPECT_EQ(urls_[0].rfind("https://app.localhost:", 0), 0u) << urls_[0];
+  auto r = request("GET /hello HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(r.status, 200) << r.error << r.head;
+  EXPECT_EQ(r.body, "hello");
+  auto h = request("GET /headers HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(h.body.find("Host: app.localhost"), std::string::npos) << h.body;
+  EXPECT_NE(h.body.find("x-forwarded-for: 127.0.0.1"), std::string::npos) << h.body;
+}
+
+TEST_F(AgentEdgeE2E, RefusedUpstreamIs502WithTheReason) {
+  asio::io_context probe_io;
+  tcp::acceptor probe(probe_io, {asio::ip::make_address("127.0.0.1"), 0});
+  const uint16_t dead = probe.local_endpoint().port();
+  probe.close();
+  start_agent(dead);
+  auto r = request("GET / HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.status, 502) << r.error << r.head;
+  EXPECT_NE(
+      (r.head + r.body).find("upstream refused: connection refused (127.0.0.1:" + std::to_string(dead) + ")"),
+      std::string::npos)
+      << r.head << r.body;
+}
+
+TEST_F(AgentEdgeE2E, LargeDownloadAndChunkedUploadComplete) {
+  start_agent(local_.port());
+  const uint64_t size = 48ull << 20;
+  auto chunked = request(
+      "POST /count HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.body, "received 11");
+  auto down = request("GET /download?bytes=" + std::to_string(size) +
+                      " HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(down.status, 200);
+  EXPECT_EQ(down.body.size(), size);
+}
+
+// Regression: uploads once stalled when the edge sized its stream writes by send_capacity() and
+// so never made the short write that arms on_stream_writable.
+TEST_F(AgentEdgeE2E, LargeUploadsComplete) {
+  start_agent(local_.port());
+  const uint64_t size = 48ull << 20;
+  for (int i = 0; i < 3; ++i) {
+    auto up = request("POST /count HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\nContent-Length: " +
+                          std::to_string(size) + "\r\n\r\n",
+                      size);
+    ASSERT_EQ(up.status, 200) << "round " << i << ": " << up.error << up.head;
+    EXPECT_EQ(up.body, "received " + std::to_string(size));
+  }
+}
+
+TEST_F(AgentEdgeE2E, ServerSentEventsArriveAsTheyAreWritten) {
+  start_agent(local_.port());
+  auto f = std::async(std::launch::async, [&] {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), edge_->http_port()});
+    asio::write(s,
+                asio::buffer(std::string("GET /sse?n=3&gap_ms=400 HTTP/1.1\r\nHost: app.localhost\r\n\r\n")));
+    std::string got;
+    char buf[4096];
+    const auto t0 = Clock::now();
+    while (got.find("data: 0") == std::string::npos) got.append(buf, s.read_some(asio::buffer(buf)));
+    const auto first = Clock::now() - t0;
+    while (got.find("data: 2") == std::string::npos) got.append(buf, s.read_some(asio::buffer(buf)));
+    const auto last = Clock::now() - t0;
+    return std::make_pair(first, last);
+  });
+  ASSERT_TRUE(run_until([&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }));
+  const auto [first, last] = f.get();
+  EXPECT_LT(first, milliseconds(1000));
+  EXPECT_GE(last - first, milliseconds(700));  // events 1 and 2 came later, not all at the end
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

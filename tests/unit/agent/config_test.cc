@@ -1,0 +1,169 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "agent/tunnel_config.h"
+
+namespace wtmesh::agent {
+namespace {
+
+std::optional<AgentConfig> parse(const std::string& yaml, std::string* error) {
+  return parse_agent_config(yaml, "/etc/wtmesh", error);
+}
+
+std::string error_of(const std::string& yaml) {
+  std::string error;
+  EXPECT_FALSE(parse(yaml, &error)) << yaml;
+  return error;
+}
+
+TEST(AgentConfig, FullFile) {
+  std::string error;
+  auto c = parse(R"(
+edge: https://127.0.0.1:4433
+ca: state/ca.pem
+token_file: /run/token
+domain: example.test
+tunnels:
+  - name: app
+    type: http
+    local_port: 3000
+  - {name: API, upstream: "[::1]:8080"}
+  - name: web
+    upstream: localhost:5173
+)",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->edge, "https://127.0.0.1:4433");
+  EXPECT_EQ(c->ca, std::filesystem::path("/etc/wtmesh/state/ca.pem"));
+  EXPECT_EQ(c->token_file, std::filesystem::path("/run/token"));
+  EXPECT_TRUE(c->token.empty());
+  ASSERT_EQ(c->tunnels.size(), 3u);
+  EXPECT_EQ(c->tunnels[0].id, 1u);
+  EXPECT_EQ(c->tunnels[0].hostname, "app.example.test");
+  EXPECT_EQ(c->tunnels[0].upstream(), "127.0.0.1:3000");
+  EXPECT_EQ(c->tunnels[1].id, 2u);
+  EXPECT_EQ(c->tunnels[1].hostname, "api.example.test");
+  EXPECT_EQ(c->tunnels[1].upstream(), "[::1]:8080");
+  EXPECT_EQ(c->tunnels[2].upstream(), "127.0.0.1:5173");
+}
+
+TEST(AgentConfig, InlineTokenAndDefaultDomain) {
+  std::string error;
+  auto c = parse("edge: https://edge.example:443\ntoken: abc.def.ghi\ntunnels: [{name: a, local_port: 1}]\n",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->token, "abc.def.ghi");
+  EXPECT_EQ(c->tunnels[0].hostname, "a.localhost");
+  EXPECT_FALSE(c->ca);
+}
+
+TEST(AgentConfig, ErrorsAreSentencesNamingTheProblem) {
+  const std::string ok_head = "edge: https://127.0.0.1:4433\ntoken: t\n";
+  EXPECT_NE(error_of("edge: [unclosed\n").find("not valid YAML"), std::string::npos);
+  EXPECT_NE(error_of("- a\n- b\n").find("must be a YAML mapping"), std::string::npos);
+  EXPECT_NE(error_of("token: t\ntunnels: [{name: a, local_port: 1}]\n").find("edge is missing"),
+            std::string::npos);
+  EXPECT_NE(error_of("edge: http://x\ntoken: t\ntunnels: [{name: a, local_port: 1}]\n").find("edge:"),
+            std::string::npos);
+  EXPECT_NE(error_of("edge: https://x\ntunnels: [{name: a, local_port: 1}]\n").find("exactly one of token"),
+            std::string::npos);
+  EXPECT_NE(error_of("edge: https://x\ntoken: t\ntoken_file: f\ntunnels: [{name: a, local_port: 1}]\n")
+                .find("exactly one of token"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head).find("tunnels must be a non-empty list"), std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: []\n").find("non-empty"), std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunels: []\n").find("unknown key \"tunels\" (line 3)"), std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels:\n  - name: a\n    local_prot: 3\n")
+                .find("unknown key \"local_prot\" in tunnels[0] (line 5)"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{local_port: 3}]\n").find("tunnels[0] has no name"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a_b, local_port: 3}]\n").find("valid hostname"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: '*', local_port: 3}]\n").find("valid hostname"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: tcp, local_port: 3}]\n").find("only http"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a}]\n").find("exactly one of local_port and upstream"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, local_port: 3, upstream: '127.0.0.1:4'}]\n")
+                .find("exactly one"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(ok_head + "tunnels: [{name: a, local_port: 70000}]\n").find("port number from 1 to 65535"),
+      std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, local_port: [1]}]\n").find("single value"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, upstream: 'example.com:80'}]\n")
+                .find("IP address or localhost"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, upstream: '127.0.0.1'}]\n").find("not HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, local_port: 1}, {name: A, local_port: 2}]\n")
+                .find("repeats the hostname a.localhost"),
+            std::string::npos);
+}
+
+TEST(AgentConfig, TunnelCountCap) {
+  std::string yaml = "edge: https://127.0.0.1:4433\ntoken: t\ntunnels:\n";
+  for (size_t i = 0; i < kMaxTunnelsPerSession; ++i)
+    yaml += "  - {name: t" + std::to_string(i) + ", local_port: 80}\n";
+  std::string error;
+  EXPECT_TRUE(parse(yaml, &error)) << error;
+  yaml += "  - {name: one-more, local_port: 80}\n";
+  EXPECT_NE(error_of(yaml).find("at most 64 tunnels"), std::string::npos);
+}
+
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    path_ = std::filesystem::temp_directory_path() / ("wtmesh-cfg-" + std::to_string(std::random_device{}()));
+    std::ofstream(path_, std::ios::binary) << content;
+  }
+  ~TempFile() { std::filesystem::remove(path_); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST(AgentConfig, LoadResolvesRelativePathsAndCapsSize) {
+  TempFile f("edge: https://127.0.0.1:1\nca: ca.pem\ntoken: t\ntunnels: [{name: a, local_port: 1}]\n");
+  std::string error;
+  auto c = load_agent_config(f.path(), &error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->ca, f.path().parent_path() / "ca.pem");
+  EXPECT_FALSE(load_agent_config("/nonexistent/agent.yaml", &error));
+  EXPECT_NE(error.find("cannot read /nonexistent/agent.yaml"), std::string::npos);
+  TempFile big("# " + std::string(kMaxConfigFileSize, 'x'));
+  EXPECT_FALSE(load_agent_config(big.path(), &error));
+  EXPECT_NE(error.find("larger than"), std::string::npos);
+}
+
+TEST(TokenFile, FirstLineTrimmedAndCapped) {
+  std::string error;
+  TempFile f("  eyJabc.def.ghi \r\nsecond line\n");
+  EXPECT_EQ(read_token_file(f.path(), &error), "eyJabc.def.ghi");
+  TempFile empty("\n\n");
+  EXPECT_FALSE(read_token_file(empty.path(), &error));
+  EXPECT_NE(error.find("is empty"), std::string::npos);
+  TempFile huge(std::string(20000, 'a'));
+  EXPECT_FALSE(read_token_file(huge.path(), &error));
+  EXPECT_NE(error.find("more than a token"), std::string::npos);
+  EXPECT_FALSE(read_token_file("/nonexistent/token", &error));
+}
+
+TEST(Tunnel, MakeTunnelLowercases) {
+  std::string error;
+  auto t = make_tunnel("MyApp", "localhost", &error);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->hostname, "myapp.localhost");
+  EXPECT_FALSE(make_tunnel("", "localhost", &error));
+  EXPECT_FALSE(make_tunnel("-bad", "localhost", &error));
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

@@ -1,0 +1,151 @@
+// TunnelSession on an in-memory session: control stream set-up, stream kinds, head parsing in any
+// fragmentation, flow-control credit for every byte, and the heartbeat.
+#include "agent/tunnel_session.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "common/varint.h"
+#include "fake_session.h"
+#include "local_http_server.h"
+
+namespace wtmesh::agent {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+class Session : public ::testing::Test {
+ protected:
+  Session() : pool_(io_, {asio::ip::make_address("127.0.0.1"), server_.port()}) {}
+
+  void make(ControlOptions control = {}) {
+    TunnelSession::Callbacks cb;
+    cb.on_control = [this](const ControlEvent& e) { events_.push_back(e); };
+    cb.on_request = [this](uint32_t id, const ExchangeResult& r) { results_.emplace_back(id, r); };
+    ts_ =
+        std::make_unique<TunnelSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
+                                        control, ExchangeLimits{}, std::move(cb));
+    ts_->on_attached(fake_);
+    ts_->on_ready();
+  }
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto deadline = Clock::now() + limit;
+    while (!done()) {
+      if (Clock::now() >= deadline) return false;
+      io_.run_one_for(std::chrono::milliseconds(5));
+      if (io_.stopped()) io_.restart();
+    }
+    return true;
+  }
+  static std::vector<uint8_t> request_bytes(uint32_t tunnel, const std::string& target) {
+    tunnel::RequestHead h;
+    h.tunnel_id = tunnel;
+    h.method = "GET";
+    h.target = target;
+    h.authority = "app.localhost";
+    return tunnel::encode_request_open(h);
+  }
+
+  testing::LocalHttpServer server_;
+  asio::io_context io_;
+  UpstreamPool pool_;
+  testing::FakeSession fake_;
+  std::unique_ptr<TunnelSession> ts_;
+  std::vector<ControlEvent> events_;
+  std::vector<std::pair<uint32_t, ExchangeResult>> results_;
+};
+
+TEST_F(Session, OpensTheControlStreamAndRegisters) {
+  make();
+  ASSERT_EQ(fake_.streams.size(), 1u);
+  const auto& out = fake_.streams.begin()->second.out;
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0], 0x00);  // stream kind: control
+  tunnel::ControlReader r;
+  std::vector<tunnel::ControlFrame> frames;
+  ASSERT_EQ(r.feed(std::span<const uint8_t>(out).subspan(1), frames), tunnel::WireError::kNone);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].payload, R"({"hostname":"app.localhost","id":7,"options":{},"type":"http"})");
+}
+
+TEST_F(Session, ControlEventsAndEndOfControlStream) {
+  make();
+  const wt::StreamId control = fake_.streams.begin()->first;
+  const auto reg =
+      tunnel::encode_control_frame(tunnel::ControlType::kRegistered,
+                                   R"({"id":7,"hostname":"app.localhost","url":"https://app.localhost/"})");
+  ts_->on_stream_data(control, reg, false);
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_EQ(events_[0].url, "https://app.localhost/");
+  EXPECT_EQ(fake_.streams[control].consumed, reg.size());
+  ts_->on_stream_data(control, {}, true);
+  EXPECT_EQ(fake_.closed, tunnel::kCloseProtocolError);
+}
+
+TEST_F(Session, UnidirectionalStreamsAndBadHeadsAreRefusedWithoutEndingTheSession) {
+  make();
+  ts_->on_incoming_stream(3, false);
+  EXPECT_EQ(fake_.streams[3].stopped, tunnel::kStreamProtocolError);
+  ts_->on_incoming_stream(1, true);
+  const std::vector<uint8_t> wrong_kind = {0x02, 0x01, 0x00};
+  ts_->on_stream_data(1, wrong_kind, false);
+  EXPECT_EQ(fake_.streams[1].reset, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_.streams[1].stopped, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_.streams[1].consumed, 3u);
+  ts_->on_stream_data(1, wrong_kind, false);  // late bytes of a refused stream: credited, dropped
+  EXPECT_EQ(fake_.streams[1].consumed, 6u);
+  ts_->on_incoming_stream(5, true);
+  ts_->on_stream_data(5, request_bytes(99, "/hello"), true);  // a tunnel id never registered
+  EXPECT_EQ(fake_.streams[5].reset, tunnel::kStreamProtocolError);
+  EXPECT_FALSE(fake_.closed);
+}
+
+TEST_F(Session, HeadInOneBytePiecesBecomesAnExchange) {
+  make();
+  ts_->on_incoming_stream(1, true);
+  const auto bytes = request_bytes(7, "/hello");
+  for (size_t i = 0; i < bytes.size(); ++i)
+    ts_->on_stream_data(1, std::span<const uint8_t>(&bytes[i], 1), i + 1 == bytes.size());
+  EXPECT_EQ(ts_->pending_heads(), 0u);
+  EXPECT_EQ(ts_->active_requests(), 1u);
+  ASSERT_TRUE(run_until([&] { return !results_.empty(); }));
+  EXPECT_EQ(results_[0].first, 7u);
+  EXPECT_EQ(results_[0].second.status, 200);
+  EXPECT_EQ(fake_.response(1)->body, "hello");
+  EXPECT_EQ(fake_.streams[1].consumed, bytes.size());
+  ASSERT_TRUE(run_until([&] { return ts_->active_requests() == 0; }));
+}
+
+TEST_F(Session, HeadOverTheCapIsRefused) {
+  make();
+  ts_->on_incoming_stream(1, true);
+  std::vector<uint8_t> huge = {0x01};
+  append_varint(huge, tunnel::kMaxHeadLength + 1);
+  ts_->on_stream_data(1, huge, false);
+  EXPECT_EQ(fake_.streams[1].reset, tunnel::kStreamProtocolError);
+}
+
+TEST_F(Session, HeartbeatTimeoutClosesWithCode2) {
+  ControlOptions c;
+  c.ping_interval = std::chrono::milliseconds(30);
+  make(c);
+  ASSERT_TRUE(run_until([&] { return fake_.closed.has_value(); }));
+  EXPECT_EQ(fake_.closed, tunnel::kCloseHeartbeatTimeout);
+}
+
+TEST_F(Session, SessionEndAbortsExchanges) {
+  make();
+  ts_->on_incoming_stream(1, true);
+  ts_->on_stream_data(1, request_bytes(7, "/sse?n=100&gap_ms=50"), true);
+  ASSERT_TRUE(run_until([&] { return fake_.response(1).has_value(); }));
+  ts_->on_closed(0, "bye");
+  EXPECT_TRUE(ts_->closed());
+  EXPECT_EQ(ts_->active_requests(), 0u);
+  ASSERT_TRUE(run_until([&] { return server_.open_connections() == 0; }));
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

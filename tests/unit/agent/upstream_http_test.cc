@@ -1,0 +1,336 @@
+#include "agent/upstream_http.h"
+
+#include <gtest/gtest.h>
+
+namespace wtmesh::agent {
+namespace {
+
+using Status = ResponseDecoder::Status;
+
+std::span<const uint8_t> bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+std::string text(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+tunnel::RequestHead get(std::string target = "/") {
+  tunnel::RequestHead h;
+  h.tunnel_id = 1;
+  h.method = "GET";
+  h.target = std::move(target);
+  h.authority = "app.localhost:4433";
+  return h;
+}
+
+// --- request encoding -------------------------------------------------------------------------------
+
+TEST(UpstreamRequest, GetKeepsPublicHostAndForwardingHeaders) {
+  auto h = get("/a?b=c");
+  h.headers = {{"accept", "*/*"},  {"x-forwarded-for", "127.0.0.1"},
+               {"host", "other"},  {"connection", "close"},
+               {"te", "trailers"}, {"content-length", "99"}};
+  std::string error;
+  auto r = encode_upstream_request(h, &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_EQ(
+      r->head,
+      "GET /a?b=c HTTP/1.1\r\nHost: app.localhost:4433\r\naccept: */*\r\nx-forwarded-for: 127.0.0.1\r\n\r\n");
+  EXPECT_FALSE(r->chunked);
+}
+
+TEST(UpstreamRequest, BodyFraming) {
+  auto h = get();
+  h.method = "POST";
+  h.has_body = true;
+  h.content_length = 5;
+  auto r = encode_upstream_request(h, nullptr);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->head.find("Content-Length: 5\r\n"), std::string::npos);
+  EXPECT_FALSE(r->chunked);
+
+  h.content_length.reset();
+  r = encode_upstream_request(h, nullptr);
+  EXPECT_NE(r->head.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_TRUE(r->chunked);
+
+  h.has_body = false;
+  r = encode_upstream_request(h, nullptr);
+  EXPECT_NE(r->head.find("Content-Length: 0\r\n"), std::string::npos);
+  h.method = "GET";
+  r = encode_upstream_request(h, nullptr);
+  EXPECT_EQ(r->head.find("Content-Length"), std::string::npos);
+}
+
+TEST(UpstreamRequest, RefusesAnythingThatCouldSmuggle) {
+  std::string error;
+  auto h = get();
+  h.headers = {{"x-a", "1\r\nGET /evil HTTP/1.1"}};
+  EXPECT_FALSE(encode_upstream_request(h, &error));
+  EXPECT_NE(error.find("x-a"), std::string::npos);
+  h = get();
+  h.headers = {{"x a", "1"}};
+  EXPECT_FALSE(encode_upstream_request(h, &error));
+  h = get("/a b");
+  EXPECT_FALSE(encode_upstream_request(h, &error));
+  h = get("http://elsewhere/");
+  EXPECT_FALSE(encode_upstream_request(h, &error));
+  h = get();
+  h.method = "GE T";
+  EXPECT_FALSE(encode_upstream_request(h, &error));
+  h = get();
+  h.authority = "a\r\nb";
+  EXPECT_FALSE(encode_upstream_request(h, &error));
+  h = get("*");
+  h.method = "OPTIONS";
+  EXPECT_TRUE(encode_upstream_request(h, &error));
+}
+
+TEST(UpstreamRequest, Chunks) {
+  std::string out;
+  append_chunk(out, bytes("hello"));
+  append_chunk(out, {});
+  std::string big(300, 'x');
+  append_chunk(out, bytes(big));
+  EXPECT_EQ(out, "5\r\nhello\r\n12c\r\n" + big + "\r\n");
+}
+
+// --- response decoding ------------------------------------------------------------------------------
+
+// Feeds `wire` in pieces of `step` bytes, collecting the head and the body.
+struct Decoded {
+  Status last = Status::kNeedInput;
+  std::optional<tunnel::ResponseHead> head;
+  std::string body;
+  std::string error;
+  bool reusable = false;
+};
+Decoded run(ResponseDecoder& d, std::string_view wire, size_t step, bool eof = false,
+            size_t max_body = 1 << 16) {
+  Decoded out;
+  std::vector<uint8_t> body;
+  size_t at = 0;
+  for (;;) {
+    const auto st = d.decode(body, max_body);
+    out.last = st;
+    if (st == Status::kHead) {
+      out.head = d.take_head();
+      continue;
+    }
+    out.body += text(body);
+    body.clear();
+    if (st == Status::kBodyFull) continue;
+    if (st == Status::kDone || st == Status::kError) break;
+    if (at < wire.size()) {
+      const size_t n = std::min({step, wire.size() - at, d.input_room()});
+      d.put_input(bytes(wire.substr(at, n)));
+      at += n;
+    } else if (eof) {
+      d.put_eof();
+      eof = false;
+    } else {
+      break;
+    }
+  }
+  out.error = d.error();
+  out.reusable = d.reusable();
+  return out;
+}
+
+TEST(ResponseDecoder, ContentLengthAnyFragmentation) {
+  const std::string wire =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nConnection: keep-alive, "
+      "X-Drop\r\n"
+      "X-Drop: 1\r\nKeep-Alive: timeout=5\r\nX-Keep: yes\r\n\r\nhello world";
+  for (size_t step : {1, 2, 7, 4096}) {
+    ResponseDecoder d(false);
+    auto r = run(d, wire, step);
+    ASSERT_EQ(r.last, Status::kDone) << step << " " << r.error;
+    ASSERT_TRUE(r.head);
+    EXPECT_EQ(r.head->status, 200);
+    EXPECT_TRUE(r.head->has_body);
+    EXPECT_EQ(r.head->content_length, 11u);
+    EXPECT_EQ(r.head->headers, (tunnel::HeaderPairs{{"content-type", "text/plain"}, {"x-keep", "yes"}}));
+    EXPECT_EQ(r.body, "hello world");
+    EXPECT_TRUE(r.reusable);
+  }
+}
+
+TEST(ResponseDecoder, ChunkedBodyFlowsChunkByChunk) {
+  ResponseDecoder d(false);
+  std::vector<uint8_t> body;
+  d.put_input(
+      bytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"));
+  ASSERT_EQ(d.decode(body, 1024), Status::kHead);
+  auto head = d.take_head();
+  EXPECT_TRUE(head.has_body);
+  EXPECT_FALSE(head.content_length);
+  EXPECT_EQ(head.headers, (tunnel::HeaderPairs{{"content-type", "text/event-stream"}}));
+  EXPECT_EQ(d.decode(body, 1024), Status::kNeedInput);
+  d.put_input(bytes("7\r\ndata: 1\r\n"));
+  EXPECT_EQ(d.decode(body, 1024), Status::kNeedInput);
+  EXPECT_EQ(text(body), "data: 1");  // delivered before the next chunk exists
+  body.clear();
+  d.put_input(bytes("7\r\ndata: 2\r\n0\r\n\r\n"));
+  EXPECT_EQ(d.decode(body, 1024), Status::kDone);
+  EXPECT_EQ(text(body), "data: 2");
+  EXPECT_TRUE(d.reusable());
+}
+
+TEST(ResponseDecoder, BodyIsHandedOutInSlicesOfMaxBody) {
+  ResponseDecoder d(false);
+  std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + std::string(10000, 'z');
+  auto r = run(d, wire, 65536, false, 1000);
+  EXPECT_EQ(r.last, Status::kDone);
+  EXPECT_EQ(r.body.size(), 10000u);
+  // The decoder never holds more than its input buffer.
+  ResponseDecoder::Limits lim;
+  lim.input_buffer = 4096;
+  lim.header_limit = 1024;
+  ResponseDecoder small(false, lim);
+  EXPECT_EQ(small.input_room(), 4096u);
+  small.put_input(bytes(wire));
+  EXPECT_EQ(small.buffered_bytes(), 4096u);
+  EXPECT_EQ(small.input_room(), 0u);
+}
+
+TEST(ResponseDecoder, BodyUntilEofIsNotReusable) {
+  ResponseDecoder d(false);
+  auto r = run(d, "HTTP/1.1 200 OK\r\nContent-Type: a/b\r\n\r\nstream until close", 5, true);
+  EXPECT_EQ(r.last, Status::kDone);
+  EXPECT_TRUE(r.head->has_body);
+  EXPECT_FALSE(r.head->content_length);
+  EXPECT_EQ(r.body, "stream until close");
+  EXPECT_FALSE(r.reusable);
+}
+
+TEST(ResponseDecoder, HeadRequestAnd204And304HaveNoBody) {
+  {
+    ResponseDecoder d(true);
+    auto r = run(d, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", 3);
+    EXPECT_EQ(r.last, Status::kDone);
+    EXPECT_FALSE(r.head->has_body);
+    EXPECT_EQ(r.head->content_length, 1234u);
+    EXPECT_TRUE(r.reusable);
+  }
+  for (const char* wire :
+       {"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"}) {
+    ResponseDecoder d(false);
+    auto r = run(d, wire, 100);
+    EXPECT_EQ(r.last, Status::kDone);
+    EXPECT_FALSE(r.head->has_body);
+  }
+}
+
+TEST(ResponseDecoder, InterimResponsesAreSkippedUpToTheCap) {
+  ResponseDecoder d(false);
+  auto r = run(
+      d,
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\n"
+      "Content-Length: 2\r\n\r\nok",
+      9);
+  EXPECT_EQ(r.last, Status::kDone);
+  EXPECT_EQ(r.head->status, 201);
+  EXPECT_EQ(r.body, "ok");
+
+  ResponseDecoder::Limits lim;
+  lim.max_informational = 2;
+  ResponseDecoder capped(false, lim);
+  std::string wire;
+  for (int i = 0; i < 3; ++i) wire += "HTTP/1.1 100 Continue\r\n\r\n";
+  auto c = run(capped, wire + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4096);
+  EXPECT_EQ(c.last, Status::kError);
+  EXPECT_NE(c.error.find("1xx"), std::string::npos);
+  EXPECT_FALSE(capped.head_produced());
+}
+
+TEST(ResponseDecoder, SwitchingProtocolsIsRefused) {
+  ResponseDecoder d(false);
+  auto r = run(d, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 100);
+  EXPECT_EQ(r.last, Status::kError);
+  EXPECT_NE(r.error.find("upgrades"), std::string::npos);
+}
+
+TEST(ResponseDecoder, HeaderLimitIsEnforced) {
+  ResponseDecoder::Limits lim;
+  lim.header_limit = 1024;
+  ResponseDecoder d(false, lim);
+  std::string wire = "HTTP/1.1 200 OK\r\n";
+  while (wire.size() < 1100) wire += "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+  auto r = run(d, wire + "\r\n", 100);
+  EXPECT_EQ(r.last, Status::kError);
+  EXPECT_NE(r.error.find("header is over 1 KiB"), std::string::npos) << r.error;
+}
+
+TEST(ResponseDecoder, OverlongChunkLineHitsTheInputBuffer) {
+  ResponseDecoder::Limits lim;
+  lim.header_limit = 512;
+  lim.input_buffer = 1024;
+  ResponseDecoder d(false, lim);
+  std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=" + std::string(2000, 'e');
+  auto r = run(d, wire, 100);
+  EXPECT_EQ(r.last, Status::kError);
+  EXPECT_NE(r.error.find("line longer"), std::string::npos) << r.error;
+  EXPECT_TRUE(d.head_produced());
+}
+
+TEST(ResponseDecoder, HeaderCountCapMatchesTheTunnelHead) {
+  ResponseDecoder d(false);
+  std::string wire = "HTTP/1.1 200 OK\r\n";
+  for (size_t i = 0; i <= tunnel::kMaxHeaderCount; ++i) wire += "X-" + std::to_string(i) + ": v\r\n";
+  auto r = run(d, wire + "Content-Length: 0\r\n\r\n", 4096);
+  EXPECT_EQ(r.last, Status::kError);
+  EXPECT_NE(r.error.find("more than 256 header fields"), std::string::npos);
+
+  ResponseDecoder ok(false);
+  wire = "HTTP/1.1 200 OK\r\n";
+  for (size_t i = 0; i < tunnel::kMaxHeaderCount; ++i) wire += "X-" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(run(ok, wire + "Content-Length: 0\r\n\r\n", 4096).last, Status::kDone);
+}
+
+TEST(ResponseDecoder, MalformedAndTruncatedResponses) {
+  {
+    ResponseDecoder d(false);
+    auto r = run(d, "HTTX/1.1 200 OK\r\n\r\n", 100);
+    EXPECT_EQ(r.last, Status::kError);
+    EXPECT_NE(r.error.find("malformed"), std::string::npos);
+  }
+  {
+    ResponseDecoder d(false);
+    auto r = run(d, "", 100, true);
+    EXPECT_EQ(r.last, Status::kError);
+    EXPECT_NE(r.error.find("before responding"), std::string::npos);
+  }
+  {
+    ResponseDecoder d(false);
+    auto r = run(d, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 100, true);
+    EXPECT_EQ(r.last, Status::kError);
+    EXPECT_EQ(r.body, "abc");
+    EXPECT_NE(r.error.find("middle of the response"), std::string::npos);
+    EXPECT_TRUE(d.head_produced());
+  }
+}
+
+TEST(ResponseDecoder, ConnectionCloseAndExtraBytesAreNotReusable) {
+  {
+    ResponseDecoder d(false);
+    EXPECT_FALSE(run(d, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 100).reusable);
+  }
+  {
+    ResponseDecoder d(false);
+    EXPECT_FALSE(run(d, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 100).reusable);
+  }
+  {
+    ResponseDecoder d(false);
+    EXPECT_FALSE(run(d, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200", 4096).reusable);
+  }
+}
+
+TEST(HopByHop, Names) {
+  for (const char* n :
+       {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}) {
+    EXPECT_TRUE(is_hop_by_hop(n)) << n;
+  }
+  EXPECT_FALSE(is_hop_by_hop("content-type"));
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

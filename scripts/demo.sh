@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The main command: installs dependencies, builds wtmesh, starts an edge on 127.0.0.1 with its state
-# (CA, certificate, key, logs) under .wtmesh/, checks it with `wtmesh doctor`, serves a test page,
-# prints how to try it, and keeps everything running until Ctrl-C.
+# The main command: installs dependencies, builds wtmesh, and runs the whole thing on loopback:
+#   - a local edge on 127.0.0.1 (QUIC/HTTP/3 on UDP, public HTTPS on TCP, same port), state under .wtmesh/;
+#   - `wtmesh doctor` against it;
+#   - a demo web service (scripts/demo_service.mjs) on 127.0.0.1;
+#   - an agent (`wtmesh http`) exposing that service as https://demo.localhost:PORT/ with a fresh token;
+#   - a page server for the browser WebTransport echo test;
+# then checks the public URL with curl, prints it with a curl line to try, and keeps everything running
+# until Ctrl-C (the agent's one-line-per-request log is in .wtmesh/agent.out).
 #
 #   ./scripts/demo.sh            run until Ctrl-C
 #   ./scripts/demo.sh --check    start, check, print, then stop (used by CI; exit status = the checks)
 # Env: WTMESH_SKIP_SETUP=1, WTMESH_BUILD_DIR (default build), WTMESH_EDGE_PORT (default 4433; 0 = any free
-# port), WTMESH_PAGE_PORT (default 8080; taken -> any free port), WTMESH_BIN (use this binary, skip the build).
-#
-# Each piece is one function (start_edge, run_doctor, start_page_server); later pieces (an agent, a demo
-# web service behind it, a public URL) are more start_* functions called from main.
+# port), WTMESH_SERVICE_PORT (default 3000), WTMESH_PAGE_PORT (default 8080) (both: taken -> any free
+# port), WTMESH_DEMO_NAME (tunnel name, default demo), WTMESH_BIN (use this binary, skip the build).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +22,8 @@ state=$root/.wtmesh
 wtmesh=${WTMESH_BIN:-$root/$build_dir/wtmesh}
 edge_port=${WTMESH_EDGE_PORT:-4433}
 page_port=${WTMESH_PAGE_PORT:-8080}
+service_port=${WTMESH_SERVICE_PORT:-3000}
+name=${WTMESH_DEMO_NAME:-demo}
 check_only=0
 [ "${1:-}" = "--check" ] && check_only=1
 
@@ -97,6 +102,55 @@ run_doctor() {
   fi
 }
 
+# Sets SERVICE_PORT. Falls back to any free port when $service_port is taken.
+start_demo_service() {
+  local port line pid
+  for port in "$service_port" 0; do
+    node scripts/demo_service.mjs --port "$port" >"$state/service.out" 2>"$state/service.log" </dev/null &
+    pid=$!
+    if line=$(wait_line "$state/service.out" 'http://127.0.0.1:[0-9]+/' "$pid" 10); then
+      pids+=("$pid")
+      SERVICE_PORT=${line##*:}
+      SERVICE_PORT=${SERVICE_PORT%/}
+      say "demo service on http://127.0.0.1:$SERVICE_PORT/ (scripts/demo_service.mjs)"
+      return 0
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  fail "could not start the demo service (see .wtmesh/service.log)"
+}
+
+# Sets PUBLIC_URL. A fresh one-day token for $name, then `wtmesh http` in the background.
+start_agent() {
+  local token line pid
+  token=$("$wtmesh" token --state-dir "$state/edge" --name "$name" --ttl 1d) || fail "wtmesh token failed"
+  printf '%s\n' "$token" >"$state/token"
+  chmod 600 "$state/token"
+  say "starting agent: wtmesh http $SERVICE_PORT --edge $EDGE_URL --name $name (log in .wtmesh/agent.out)"
+  "$wtmesh" http "$SERVICE_PORT" --edge "$EDGE_URL" --token-file "$state/token" --name "$name" \
+    --ca "$state/edge/ca.pem" >"$state/agent.out" 2>"$state/agent.log" </dev/null &
+  pid=$!
+  pids+=("$pid")
+  if ! line=$(wait_line "$state/agent.out" 'https://[^ ]+/' "$pid" 20); then
+    tail -n 30 "$state/agent.log" >&2 || true
+    fail "the agent did not register $name (agent log above)"
+  fi
+  PUBLIC_URL=$line
+}
+
+# The public URL through curl, with the edge's CA: the page, the forwarding headers, an SSE stream.
+check_tunnel() {
+  local body events
+  body=$(curl -sS --max-time 10 --cacert "$state/edge/ca.pem" "$PUBLIC_URL") \
+    || fail "curl $PUBLIC_URL failed (logs: .wtmesh/edge.log, .wtmesh/agent.log)"
+  grep -q 'Hello from your local service' <<<"$body" || fail "unexpected page at $PUBLIC_URL"
+  grep -q "<th>x-forwarded-proto</th><td>https</td>" <<<"$body" || fail "no X-Forwarded-Proto at the service"
+  events=$(curl -sS -N --max-time 10 --cacert "$state/edge/ca.pem" "${PUBLIC_URL}events?n=2" | grep -c '^data:') \
+    || fail "the event stream through $PUBLIC_URL failed"
+  [ "$events" = 2 ] || fail "expected 2 server-sent events through the tunnel, got $events"
+  say "checked: $PUBLIC_URL serves the demo page (HTTPS verified with the edge CA) and streams events"
+}
+
 # Sets PAGE_URL. Falls back to any free port when $page_port is taken.
 start_page_server() {
   local port line pid
@@ -116,12 +170,22 @@ start_page_server() {
 print_banner() {
   cat <<EOF
 
-  wtmesh edge        $EDGE_URL   (UDP, HTTP/3 + WebTransport)
+  public URL         $PUBLIC_URL   ->  http://127.0.0.1:$SERVICE_PORT/ (the demo service)
+
+  Try it:
+    curl --cacert .wtmesh/edge/ca.pem $PUBLIC_URL
+    curl --cacert .wtmesh/edge/ca.pem -N ${PUBLIC_URL}events      # server-sent events, one a second
+    curl --cacert .wtmesh/edge/ca.pem -d 'hello' ${PUBLIC_URL}echo
+  The agent logs one line per request:   tail -f .wtmesh/agent.out
+  Expose your own app:  ${wtmesh#"$root"/} http LOCALPORT --edge $EDGE_URL --name NAME \\
+                          --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)
+
+  wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS)
   echo endpoint      $EDGE_URL/echo
   cert sha-256       $CERT_HASH
   CA                 $state/edge/ca.pem
 
-  Try it:
+  WebTransport from a browser:
     - open in Chromium on this machine:
         $PAGE_URL
       (it opens a WebTransport session with serverCertificateHashes and echoes a stream and a datagram)
@@ -140,6 +204,9 @@ main() {
   setup_and_build
   start_edge
   run_doctor
+  start_demo_service
+  start_agent
+  check_tunnel
   start_page_server
   print_banner
   if [ "$check_only" = 1 ]; then
@@ -150,8 +217,8 @@ main() {
   # Stay up until Ctrl-C, or until a piece dies.
   local rc=0
   wait -n "${pids[@]}" || rc=$?
-  tail -n 30 "$state/edge.log" >&2 || true
-  fail "a demo process exited (status $rc); edge log above"
+  tail -n 30 "$state/edge.log" "$state/agent.log" >&2 || true
+  fail "a demo process exited (status $rc); edge and agent logs above"
 }
 
 main

@@ -27,7 +27,7 @@ bpo_pkgs=(
 )
 # Real peers and tools used by the tests, the demo and the benchmarks.
 peer_pkgs=(
-  chromium curl openssl gnutls-bin procps psmisc coreutils
+  chromium curl openssl gnutls-bin procps psmisc coreutils libnss3-tools
   nghttp2-client wrk nginx-light openssh-server openssh-client iperf3
 )
 # Minimum versions that only backports has (bookworm itself ships older ngtcp2/nghttp3).

@@ -159,3 +159,62 @@ peer_finish() {
   [ "$PEER_FAILED" -eq 0 ] || exit 1
   exit 0
 }
+
+# --- Tunnels (http_tunnel*.sh) -----------------------------------------------------------------------
+declare -gA ORIGIN_PID=() ORIGIN_PORT=() AGENT_PID=() AGENT_URL=() AGENT_OUT=() AGENT_ERR=()
+PEER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# start_origin NAME [origin.mjs args...]: the Node origin (tests/peers/origin.mjs) on a free port;
+# sets ORIGIN_PORT[NAME]; its requests are logged to $PEER_TMP/origin-NAME.requests.
+start_origin() {
+  local name=$1 out i line
+  shift
+  out=$PEER_TMP/origin-$name.log
+  node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin-$name.requests" "$@" >"$out" 2>&1 </dev/null &
+  ORIGIN_PID[$name]=$!
+  track "${ORIGIN_PID[$name]}"
+  for ((i = 0; i < 100; i++)); do
+    line=$(grep -m1 -oE 'origin listening on [0-9]+' "$out" 2>/dev/null || true)
+    [ -n "$line" ] && break
+    kill -0 "${ORIGIN_PID[$name]}" 2>/dev/null || die "origin '$name' exited: $(cat "$out")"
+    sleep 0.1
+  done
+  [ -n "$line" ] || die "origin '$name' did not start within 10 s"
+  ORIGIN_PORT[$name]=${line##* }
+  log "origin '$name' is up: pid ${ORIGIN_PID[$name]}, port ${ORIGIN_PORT[$name]}"
+}
+
+# make_token EDGE NAME [TTL]: prints a token signed with edge EDGE's key for NAME.localhost.
+make_token() { "$WTMESH" token --state-dir "${EDGE_STATE[$1]}" --name "$2" --ttl "${3:-10m}"; }
+
+# launch_http AGENT EDGE TUNNEL_NAME LOCALPORT TOKEN: starts `wtmesh http` (AGENT is our label for it)
+# without waiting; stdout/stderr go to $PEER_TMP/agent-AGENT.{out,err}.log; sets AGENT_PID[AGENT].
+launch_http() {
+  local agent=$1 edge=$2 tname=$3 lport=$4 token=$5
+  AGENT_OUT[$agent]=$PEER_TMP/agent-$agent.out.log
+  AGENT_ERR[$agent]=$PEER_TMP/agent-$agent.err.log
+  "$WTMESH" http "$lport" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" --token "$token" --name "$tname" \
+    --ca "${EDGE_STATE[$edge]}/ca.pem" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
+  AGENT_PID[$agent]=$!
+  track "${AGENT_PID[$agent]}"
+}
+
+# start_http AGENT EDGE TUNNEL_NAME LOCALPORT [TOKEN]: launch_http, then waits (bounded,
+# WTMESH_PEER_WAIT s) for the public URL line; sets AGENT_URL[AGENT]. Dies when it does not come.
+start_http() {
+  local agent=$1 edge=$2 tname=$3 lport=$4 token=${5:-} i url="" wait_s=${WTMESH_PEER_WAIT:-20}
+  [ -n "$token" ] || token=$(make_token "$edge" "$tname") || die "wtmesh token failed"
+  launch_http "$agent" "$edge" "$tname" "$lport" "$token"
+  for ((i = 0; i < wait_s * 10; i++)); do
+    url=$(grep -m1 -oE '^https://[^ ]+/' "${AGENT_OUT[$agent]}" 2>/dev/null || true)
+    [ -n "$url" ] && break
+    kill -0 "${AGENT_PID[$agent]}" 2>/dev/null || die "wtmesh http '$agent' exited: $(cat "${AGENT_ERR[$agent]}")"
+    sleep 0.1
+  done
+  [ -n "$url" ] || die "wtmesh http '$agent' printed no public URL within ${wait_s} s"
+  AGENT_URL[$agent]=$url
+  log "agent '$agent' is up: pid ${AGENT_PID[$agent]}, $url"
+}
+
+# now_ms: wall clock in milliseconds.
+now_ms() { date +%s%3N; }

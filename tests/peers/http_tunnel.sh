@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Real peers through the HTTP tunnel: curl, wrk and raw sockets against `wtmesh edge`'s public
+# HTTPS/HTTP listeners, `wtmesh http` in front of a Node origin (tests/peers/origin.mjs). Checks:
+#   - curl with the edge's CA (real verification, SNI = NAME.localhost): 200 and the exact body;
+#     without the CA curl refuses the certificate
+#   - the origin sees X-Forwarded-For/-Proto/-Host and Forwarded; hop-by-hop headers (Connection and
+#     what it names, Keep-Alive, TE, Upgrade, Proxy-Connection) are not forwarded; others are
+#   - POST body echoed byte for byte (256 KiB)
+#   - SSE and chunked responses stream: each event/chunk reaches curl soon after the origin wrote it
+#     (arrival - origin send time, same clock), the first long before the last is written
+#   - `wtmesh http` logs one line per request
+#   - wrk -t2 -c64 -d3s (Host header, no SNI): thousands of requests, no non-2xx, no socket errors
+#   - error statuses: unknown host 404, malformed request 400 (raw bytes, plain HTTP listener), two
+#     Host headers 400, CONNECT 405, oversized header section 431, upstream refused 502 naming why
+#   - a second live agent asking for the same name is refused with a clear message; the first keeps it
+#   - agent stopped with SIGTERM: 502 at once; restarted: the same hostname answers 200 again
+#   - agent kill -9: the next request gets 502 within 1 s; an agent restarted at once gets the same
+#     hostname back within 10 s (the real times are printed: the edge notices a silent agent only
+#     after 3 missed 10 s heartbeats, see the report in the commit)
+# Usage: http_tunnel.sh PATH_OF_WTMESH
+# shellcheck source=tests/peers/lib.bash
+source "$(dirname "$0")/lib.bash"
+peer_init "$@"
+
+start_edge main --http-listen 127.0.0.1:0
+EP=${EDGE_PORT[main]}
+CA=${EDGE_STATE[main]}/ca.pem
+HTTP_PORT=$(grep -m1 -oE 'plain HTTP: http://NAME\.localhost:[0-9]+' "${EDGE_DIR[main]}/stdout" | grep -oE '[0-9]+$')
+[ -n "$HTTP_PORT" ] || die "edge printed no plain HTTP port"
+start_origin main
+OP=${ORIGIN_PORT[main]}
+start_http app main app "$OP"
+BASE=https://app.localhost:$EP
+check "wtmesh http prints the public URL $BASE/" [ "${AGENT_URL[app]}" = "$BASE/" ]
+
+T=$PEER_TMP
+# curl_to URL [curl args...]: prints the status code; body in $T/body, headers in $T/head.
+curl_to() {
+  local url=$1
+  shift
+  curl -sS -m 10 --cacert "$CA" -o "$T/body" -D "$T/head" -w '%{http_code}' "$@" "$url" 2>"$T/curl.err"
+}
+
+# --- Basic GET with real certificate verification.
+code=$(curl_to "$BASE/hello")
+check "GET /hello through the tunnel: 200 (got $code)" [ "$code" = 200 ]
+check "GET /hello: exact body" [ "$(cat "$T/body")" = "hello from the origin" ]
+curl -sS -m 10 -o /dev/null "$BASE/hello" 2>"$T/curl-noca.err"
+rc=$?
+check "curl without the edge's CA refuses the certificate (exit $rc, want 60)" [ "$rc" = 60 ]
+subject=$(openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" \
+  -verify_hostname app.localhost </dev/null 2>/dev/null | grep -m1 -E 'Verify return code')
+check "openssl: the certificate for SNI app.localhost verifies ($subject)" grep -q 'Verify return code: 0 (ok)' <<<"$subject"
+
+# --- Forwarding and hop-by-hop headers.
+code=$(curl_to "$BASE/headers" -H 'Connection: x-foo' -H 'X-Foo: must-not-pass' -H 'Keep-Alive: timeout=5' \
+  -H 'TE: trailers' -H 'Upgrade: h2c' -H 'Proxy-Connection: keep-alive' -H 'X-Keep: yes')
+check "GET /headers: 200 (got $code)" [ "$code" = 200 ]
+# Lower-case "name: value" lines as the origin received them.
+seen=$(node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  for (let i = 0; i < r.headers.length; i += 2) console.log(r.headers[i].toLowerCase() + ": " + r.headers[i + 1]);
+' "$T/body") || fail "origin's /headers answer is not JSON: $(head -c 300 "$T/body")"
+# shellcheck disable=SC2317  # called through check
+has_header() { grep -qxF -- "$1" <<<"$seen"; }
+check "origin sees X-Forwarded-For: 127.0.0.1" has_header "x-forwarded-for: 127.0.0.1"
+check "origin sees X-Forwarded-Proto: https" has_header "x-forwarded-proto: https"
+check "origin sees X-Forwarded-Host: app.localhost:$EP" has_header "x-forwarded-host: app.localhost:$EP"
+check "origin sees Forwarded: for=127.0.0.1;host=\"app.localhost:$EP\";proto=https" \
+  has_header "forwarded: for=127.0.0.1;host=\"app.localhost:$EP\";proto=https"
+check "origin sees Host: app.localhost:$EP" has_header "host: app.localhost:$EP"
+check "origin sees the end-to-end header X-Keep" has_header "x-keep: yes"
+for h in x-foo keep-alive te upgrade proxy-connection; do
+  if grep -q "^$h: " <<<"$seen"; then fail "hop-by-hop header $h was forwarded: $(grep "^$h: " <<<"$seen")"; else pass "hop-by-hop header $h not forwarded"; fi
+done
+if grep -q '^connection: ' <<<"$seen" && ! grep -qix 'connection: keep-alive' <<<"$seen"; then
+  fail "the client's Connection header was forwarded: $(grep '^connection: ' <<<"$seen")"
+else
+  pass "the client's Connection header (x-foo) was not forwarded"
+fi
+# X-Forwarded-Proto over the plain HTTP listener is http.
+code=$(curl -sS -m 10 -o "$T/body" -w '%{http_code}' "http://app.localhost:$HTTP_PORT/headers" 2>"$T/curl.err")
+check "plain HTTP listener: 200 (got $code) and X-Forwarded-Proto: http" \
+  bash -c "[ '$code' = 200 ] && grep -q '\"x-forwarded-proto\",\"http\"' '$T/body'"
+
+# --- POST body echo.
+head -c $((256 * 1024)) /dev/urandom >"$T/post.bin"
+code=$(curl_to "$BASE/echo" --data-binary @"$T/post.bin" -H 'Content-Type: application/octet-stream')
+check "POST /echo 256 KiB: 200 (got $code)" [ "$code" = 200 ]
+check "POST /echo: body echoed byte for byte" cmp -s "$T/post.bin" "$T/body"
+
+# --- Streaming: SSE and chunked. Each line gets its arrival time (ms) prefixed.
+# stream_times PATH OUT: curl -N, every received line written as "ARRIVAL_MS LINE".
+stream_times() {
+  curl -sS -N -m 20 --cacert "$CA" -D "$T/stream-head" "$BASE$1" 2>"$T/curl-stream.err" |
+    while IFS= read -r line; do
+      [ -n "$line" ] && printf '%s %s\n' "$(( ${EPOCHREALTIME/./} / 1000 ))" "$line"
+    done >"$2"
+}
+# stream_verdict FILE N WHAT: checks N lines, each arriving < 250 ms after the origin wrote it (t=),
+# the first before the origin wrote the last. Prints the figures.
+stream_verdict() {
+  local file=$1 n=$2 what=$3 lats first_arrival last_sent max_lat gaps
+  check "$what: $n pieces arrived (got $(wc -l <"$file"))" [ "$(wc -l <"$file")" -eq "$n" ]
+  [ -s "$file" ] || return 0
+  lats=$(sed -E 's/^([0-9]+) .* t=([0-9]+)$/\1 \2/' "$file" | awk '{print $1 - $2}' | paste -sd' ')
+  max_lat=$(tr ' ' '\n' <<<"$lats" | sort -n | tail -1)
+  first_arrival=$(head -1 "$file" | cut -d' ' -f1)
+  last_sent=$(tail -1 "$file" | grep -oE 't=[0-9]+' | cut -d= -f2)
+  gaps=$(awk 'NR > 1 {printf "%d ", $1 - prev} {prev = $1}' "$file")
+  log "$what: arrival - send (ms): $lats; gaps between arrivals (ms): $gaps"
+  check "$what: every piece arrives < 250 ms after the origin wrote it (max $max_lat ms)" [ "$max_lat" -lt 250 ]
+  check "$what: the first piece arrived $((last_sent - first_arrival)) ms before the origin wrote the last (want > 800)" \
+    [ $((last_sent - first_arrival)) -gt 800 ]
+}
+stream_times "/sse?n=5&ms=300" "$T/sse.times"
+stream_verdict "$T/sse.times" 5 "SSE (5 events, 300 ms apart)"
+check "SSE: Content-Type text/event-stream reaches the client" grep -qi '^content-type: text/event-stream' "$T/stream-head"
+stream_times "/chunked?n=5&ms=300" "$T/chunked.times"
+stream_verdict "$T/chunked.times" 5 "chunked response (5 chunks, 300 ms apart)"
+check "chunked: the client gets Transfer-Encoding: chunked" grep -qi '^transfer-encoding: chunked' "$T/stream-head"
+
+# --- The agent's request log (flushed twice a second).
+check "wtmesh http logs 'GET /hello 200' (one line per request)" \
+  wait_for 3 grep -qE ' GET /hello 200 [0-9]+ [0-9.]+ ms' "${AGENT_OUT[app]}"
+
+# --- wrk: many connections, no SNI, Host header.
+wrk -t2 -c64 -d3s --latency -H "Host: app.localhost:$EP" "https://127.0.0.1:$EP/hello" >"$T/wrk.log" 2>&1
+wrk_rc=$?
+reqs=$(grep -oE '^ +[0-9]+ requests in' "$T/wrk.log" | grep -oE '[0-9]+' | head -1)
+rps=$(grep -oE 'Requests/sec: +[0-9.]+' "$T/wrk.log" | grep -oE '[0-9.]+$')
+non2xx=$(grep -oE 'Non-2xx or 3xx responses: [0-9]+' "$T/wrk.log" | grep -oE '[0-9]+$')
+sockerr=$(grep -E 'Socket errors' "$T/wrk.log" || true)
+log "wrk: ${reqs:-?} requests, ${rps:-?} req/s; $(grep -E 'Latency|99%' "$T/wrk.log" | tr -s ' ' | paste -sd';')"
+check "wrk exits 0 (status $wrk_rc)" [ "$wrk_rc" = 0 ]
+check "wrk: thousands of requests in 3 s (${reqs:-none}, ${rps:-?} req/s)" [ "${reqs:-0}" -ge 2000 ]
+check "wrk: no non-2xx responses (${non2xx:-0})" [ -z "$non2xx" ]
+check "wrk: no socket errors (${sockerr:-none})" [ -z "$sockerr" ]
+
+# --- Error statuses.
+code=$(curl_to "https://nope.localhost:$EP/hello")
+check "unknown host: 404 (got $code)" [ "$code" = 404 ]
+check "404 page names the host" grep -q 'No tunnel is serving nope.localhost' "$T/body"
+# raw_http REQUEST_BYTES: sends them to the plain HTTP listener, prints the response status line.
+raw_http() {
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$HTTP_PORT"'; printf "%b" "$1" >&3; head -c 2000 <&3' _ "$1" 2>/dev/null |
+    head -1 | tr -d '\r'
+}
+status=$(raw_http 'GARBAGE\x01 / HTTP/1.1\r\nHost: app.localhost\r\n\r\n')
+check "malformed request line (raw bytes): 400 (got '$status')" grep -q '^HTTP/1.1 400' <<<"$status"
+status=$(raw_http 'GET / HTTP/1.1\r\nHost: app.localhost\r\nHost: other.localhost\r\n\r\n')
+check "two Host headers: 400 (got '$status')" grep -q '^HTTP/1.1 400' <<<"$status"
+status=$(raw_http 'GET / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')
+check "Content-Length with Transfer-Encoding: 400 (got '$status')" grep -q '^HTTP/1.1 400' <<<"$status"
+status=$(raw_http 'CONNECT app.localhost:443 HTTP/1.1\r\nHost: app.localhost:443\r\n\r\n')
+check "CONNECT: 405 (got '$status')" grep -q '^HTTP/1.1 405' <<<"$status"
+# Same through TLS with openssl s_client (raw bytes after the handshake).
+status=$(printf 'BROKEN\r\n\r\n' | timeout 5 openssl s_client -quiet -connect "127.0.0.1:$EP" -servername app.localhost \
+  -CAfile "$CA" 2>/dev/null | head -1 | tr -d '\r')
+check "malformed request over TLS (openssl s_client): 400 (got '$status')" grep -q '^HTTP/1.1 400' <<<"$status"
+big=$(head -c 60000 /dev/zero | tr '\0' a)
+code=$(curl_to "$BASE/hello" -H "X-Big: $big")
+check "60 KB header section: 431 (got $code)" [ "$code" = 431 ]
+# Upstream refused: a tunnel whose local port has nothing listening.
+closed_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+start_http down main down "$closed_port"
+code=$(curl_to "https://down.localhost:$EP/x")
+check "upstream refused: 502 (got $code)" [ "$code" = 502 ]
+check "upstream refused: the 502 body names the reason ($(grep -oiE '<p>[^<]*' "$T/body" | head -1))" grep -qi 'refused' "$T/body"
+check "upstream refused: wtmesh-error header set" grep -qi '^wtmesh-error: .*refused' "$T/head"
+check "wtmesh http logs the failed request with its reason" wait_for 3 grep -qiE 'GET /x .*refused' "${AGENT_OUT[down]}"
+stop_pid "${AGENT_PID[down]}" 5
+
+# --- A second agent for a taken name.
+launch_http dup main app "$OP" "$(make_token main app)"
+if wait_for 10 grep -q 'app.localhost is served by another agent' "${AGENT_ERR[dup]}"; then
+  pass "second agent for app is refused: $(grep -m1 'served by another' "${AGENT_ERR[dup]}")"
+else
+  fail "second agent for app: no 'served by another agent' message within 10 s: $(tail -3 "${AGENT_ERR[dup]}")"
+fi
+code=$(curl_to "$BASE/hello")
+check "the first agent still serves app: 200 (got $code)" [ "$code" = 200 ]
+stop_pid "${AGENT_PID[dup]}" 5
+check "the refused second agent stops on SIGTERM (status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]
+
+# --- Agent stopped cleanly: 502 at once; restarted: the same hostname.
+stop_pid "${AGENT_PID[app]}" 5
+check "wtmesh http exits 0 on SIGTERM (status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]
+t0=$(now_ms)
+code=$(curl_to "$BASE/hello")
+check "after SIGTERM of the agent: 502 (got $code, $(($(now_ms) - t0)) ms)" [ "$code" = 502 ]
+check "the 502 says the agent is not connected" grep -q 'offline: its agent is not connected' "$T/body"
+t0=$(now_ms)
+start_http app main app "$OP"
+code=$(curl_to "$BASE/hello")
+restart_ms=$(($(now_ms) - t0))
+check "restarted agent: same URL $BASE/ and 200 again (got $code, ${restart_ms} ms from start)" \
+  bash -c "[ '${AGENT_URL[app]}' = '$BASE/' ] && [ '$code' = 200 ]"
+
+# --- Agent killed (-9), restarted at once, as a user would: measure when the edge answers 502 and
+# when the restarted agent gets the name back.
+kill -KILL "${AGENT_PID[app]}"
+wait "${AGENT_PID[app]}" 2>/dev/null
+t0=$(now_ms)
+code=$(curl -sS -m 1 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
+first_ms=$(($(now_ms) - t0))
+check "after kill -9 of the agent: the next request gets 502 within 1 s (got '$code' after $first_ms ms)" [ "$code" = 502 ]
+t1=$(now_ms)
+launch_http app main app "$OP" "$(make_token main app)"
+first_502="" back=""
+for ((i = 0; i < 200; i++)); do
+  code=$(curl -sS -m 2 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
+  [ "$code" = 502 ] && [ -z "$first_502" ] && first_502=$(($(now_ms) - t0)) &&
+    log "502 after kill -9: $(grep -oE '<p>[^<]*' "$T/body" | head -1)"
+  if [ "$code" = 200 ]; then
+    back=$(($(now_ms) - t1))
+    break
+  fi
+  [ $(($(now_ms) - t1)) -gt 45000 ] && break
+  sleep 0.1
+done
+log "after kill -9: first 502 after ${first_502:-never} ms; restarted agent serves the name after ${back:-never} ms"
+check "agent restarted right after kill -9: $BASE/ answers 200 within 10 s (after ${back:-more than 45000} ms)" \
+  [ "${back:-99999}" -le 10000 ]
+check "and within 45 s at the latest (3 missed heartbeats + the 5 s retry of a taken name)" [ -n "$back" ]
+check "restarted agent prints the same URL $BASE/" grep -qxF "$BASE/  ->  http://127.0.0.1:$OP/" "${AGENT_OUT[app]}"
+
+stop_edge main
+check "edge stops cleanly on SIGTERM (exit status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]
+peer_finish

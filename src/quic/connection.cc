@@ -112,17 +112,9 @@ struct ConnectionCallbacks {
     return 0;
   }
 
-  static int stream_stop_sending(ngtcp2_conn* conn, int64_t stream_id, uint64_t app_error_code, void* user_data,
-                                 void* /*stream_user_data*/) {
-    Connection* c = self(user_data);
-    // RFC 9000 §3.5: answer STOP_SENDING with RESET_STREAM. Drop what we had queued.
-    ngtcp2_conn_shutdown_stream_write(conn, 0, stream_id, app_error_code);
-    auto it = c->streams_.find(stream_id);
-    if (it != c->streams_.end()) it->second.shut_wr = true;
-    c->ready_.erase(stream_id);
-    if (c->handler_) c->handler_->on_stop_sending(stream_id, app_error_code);
-    return 0;
-  }
+  // No stream_stop_sending callback: ngtcp2 calls it for OUR STOP_SENDING (shutdown_stream_read), not
+  // the peer's. A peer's STOP_SENDING is answered by ngtcp2 itself with RESET_STREAM; we notice it
+  // when a write finds the stream shut (see write_one_stream and peer_stopped()).
 
   static int extend_max_stream_data(ngtcp2_conn* /*conn*/, int64_t stream_id, uint64_t /*max_data*/,
                                     void* user_data, void* /*stream_user_data*/) {
@@ -130,6 +122,7 @@ struct ConnectionCallbacks {
     auto it = c->streams_.find(stream_id);
     if (it != c->streams_.end() && it->second.write_blocked) {
       it->second.write_blocked = false;
+      c->blocked_.erase(stream_id);
       if (it->second.send.has_unsent()) c->ready_.insert(stream_id);
     }
     return 0;
@@ -189,7 +182,6 @@ ngtcp2_callbacks make_callbacks(bool server) {
   cb.acked_stream_data_offset = ConnectionCallbacks::acked_stream_data_offset;
   cb.stream_close = ConnectionCallbacks::stream_close;
   cb.stream_reset = ConnectionCallbacks::stream_reset;
-  cb.stream_stop_sending = ConnectionCallbacks::stream_stop_sending;
   cb.extend_max_stream_data = ConnectionCallbacks::extend_max_stream_data;
   cb.extend_max_local_streams_bidi = ConnectionCallbacks::extend_max_local_streams;
   cb.extend_max_local_streams_uni = ConnectionCallbacks::extend_max_local_streams;
@@ -503,7 +495,15 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
   in_read_ = true;
   const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, packet.data(), packet.size(), now);
   in_read_ = false;
-  if (rv == 0) return true;
+  if (rv == 0) {
+    // The packet may have carried STOP_SENDING for a stream that waits for flow-control credit:
+    // the next write pass tries those streams again, so a stopped one is noticed (peer_stopped()).
+    if (!blocked_.empty()) {
+      ready_.insert(blocked_.begin(), blocked_.end());
+      request_flush();
+    }
+    return true;
+  }
   switch (rv) {
     case NGTCP2_ERR_DRAINING: {
       state_ = State::kDraining;

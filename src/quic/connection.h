@@ -182,6 +182,8 @@ class Connection final : public Transport {
   void send_close_packet(Tx& tx);
   void fail_write(Tx& tx, ngtcp2_ssize rv);
   bool write_one_stream(StreamId id, Tx& tx);
+  void peer_stopped(StreamId id, Stream& st);
+  void deliver_peer_stops();
   void write_datagrams(Tx& tx);
 
   friend struct ConnectionCallbacks;
@@ -207,6 +209,8 @@ class Connection final : public Transport {
 
   std::map<StreamId, Stream> streams_;
   std::set<StreamId> ready_;  // streams with unsent bytes or FIN
+  std::set<StreamId> blocked_;  // streams waiting for MAX_STREAM_DATA (retried after each packet read)
+  std::deque<StreamId> stopped_;  // peer STOP_SENDING seen in this write pass, reported after it
   std::vector<StreamId> ready_order_;  // scratch for write_packets(), kept to avoid reallocating
   StreamId rr_next_ = 0;               // round-robin: where the next write_packets() starts
   std::deque<std::vector<uint8_t>> datagrams_;

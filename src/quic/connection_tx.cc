@@ -116,8 +116,13 @@ bool Connection::write_one_stream(StreamId id, Tx& tx) {
           continue;
         case NGTCP2_ERR_STREAM_DATA_BLOCKED:
           st.write_blocked = true;
+          blocked_.insert(id);
           return false;
         case NGTCP2_ERR_STREAM_SHUT_WR:
+          // We did not reset it (shut_wr would be set), so the peer sent STOP_SENDING and ngtcp2
+          // answered with RESET_STREAM: send nothing more and tell the handler after this pass.
+          peer_stopped(id, st);
+          return false;
         case NGTCP2_ERR_STREAM_NOT_FOUND:
           st.shut_wr = true;
           return false;
@@ -220,7 +225,27 @@ bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) 
   }
   flush_all(tx);
   train.clear();
-  return writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
+  const bool more = writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
+  deliver_peer_stops();
+  return more;
+}
+
+void Connection::peer_stopped(StreamId id, Stream& st) {
+  st.shut_wr = true;
+  st.write_blocked = false;
+  st.want_writable = false;
+  blocked_.erase(id);
+  stopped_.push_back(id);
+}
+
+void Connection::deliver_peer_stops() {
+  // After the write pass, so a handler that writes, resets or closes does not run inside it. The
+  // code is unknown: ngtcp2 1.11 resets the stream itself and does not report the peer's code.
+  while (!stopped_.empty()) {
+    const StreamId id = stopped_.front();
+    stopped_.pop_front();
+    if (handler_ != nullptr && streams_.count(id) != 0) handler_->on_stop_sending(id, kAppErrorUnknown);
+  }
 }
 
 void Connection::write_packets(Timestamp now, const PacketSink& sink) {

@@ -27,6 +27,9 @@ namespace wtmesh::quic {
 
 using StreamId = int64_t;
 
+// An application error code that cannot be on the wire (varints end at 2^62 - 1): "not known".
+inline constexpr uint64_t kAppErrorUnknown = uint64_t{1} << 62;
+
 constexpr bool is_bidi(StreamId id) { return (id & 0x2) == 0; }
 constexpr bool is_uni(StreamId id) { return (id & 0x2) != 0; }
 constexpr bool is_client_initiated(StreamId id) { return (id & 0x1) == 0; }
@@ -72,7 +75,10 @@ class TransportHandler {
   virtual void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
   // Peer sent RESET_STREAM: no more data will arrive on `id`.
   virtual void on_stream_reset(StreamId id, uint64_t app_error) = 0;
-  // Peer sent STOP_SENDING: the transport has already reset our sending side with the same code.
+  // Peer sent STOP_SENDING: the transport has already reset our sending side. `app_error` is the
+  // peer's code, or kAppErrorUnknown when the transport cannot tell (quic::Connection: ngtcp2 1.11
+  // does not report it). Noticed when the stream next has bytes to send or waits for credit; a
+  // stream with everything sent and only acks outstanding learns it when it closes.
   virtual void on_stop_sending(StreamId id, uint64_t app_error) = 0;
   // Both directions are finished; the stream id is gone and every per-stream record must be dropped.
   virtual void on_stream_closed(StreamId id) = 0;

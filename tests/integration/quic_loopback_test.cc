@@ -88,10 +88,10 @@ struct ClientRecorder : TransportHandler {
     auto& r = received[id];
     r.insert(r.end(), data.begin(), data.end());
     if (fin) fins[id] = true;
-    t_.consume(id, data.size());
+    if (!hold_credit) t_.consume(id, data.size());
   }
-  void on_stream_reset(StreamId, uint64_t) override {}
-  void on_stop_sending(StreamId, uint64_t) override {}
+  void on_stream_reset(StreamId id, uint64_t code) override { resets[id] = code; }
+  void on_stop_sending(StreamId id, uint64_t code) override { stops[id] = code; }
   void on_stream_closed(StreamId) override {}
   void on_stream_writable(StreamId) override { writable++; }
   void on_datagram(std::span<const uint8_t> payload) override {
@@ -103,6 +103,7 @@ struct ClientRecorder : TransportHandler {
     close_reason = std::string(reason);
   }
   Transport& t_;
+  bool hold_credit = false;  // never consume: the peer's writes become flow-control blocked
   bool handshake = false;
   bool closed = false;
   uint64_t close_code = 0;
@@ -110,6 +111,8 @@ struct ClientRecorder : TransportHandler {
   int writable = 0;
   std::map<StreamId, std::vector<uint8_t>> received;
   std::map<StreamId, bool> fins;
+  std::map<StreamId, uint64_t> resets;
+  std::map<StreamId, uint64_t> stops;
   std::vector<std::vector<uint8_t>> datagrams;
 };
 
@@ -131,6 +134,7 @@ class QuicLoopback : public ::testing::Test {
     opts.on_connection = [this](Connection& c) {
       auto app = std::make_unique<ServerApp>(c);
       server_echo_ = &app->echo;
+      server_conn_ = &c;
       c.set_handler(&app->echo);
       c.set_app_state(std::move(app));
     };
@@ -174,6 +178,7 @@ class QuicLoopback : public ::testing::Test {
   std::optional<Endpoint> server_;
   std::optional<Endpoint> client_ep_;
   EchoHandler* server_echo_ = nullptr;
+  Connection* server_conn_ = nullptr;
 };
 
 TEST_F(QuicLoopback, HandshakeNegotiatesH3) {
@@ -205,6 +210,76 @@ TEST_F(QuicLoopback, BidiEchoLargerThanWindowsAndBuffers) {
   EXPECT_EQ(rec.received[*id].size(), data.size());
   EXPECT_TRUE(rec.received[*id] == data);
   EXPECT_GT(rec.writable, 0) << "the sender must have hit its send-buffer cap at least once";
+}
+
+// The peer's STOP_SENDING reaches the handler even while the stream waits for flow-control credit
+// (the receiver stopped reading, so credit would never come), and writes are refused after it.
+TEST_F(QuicLoopback, PeerStopSendingIsReportedToABlockedWriter) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  auto id = c->open_bidi_stream();
+  ASSERT_TRUE(id);
+  std::vector<uint8_t> data(256 << 10, 0x5a);
+  size_t sent = 0;
+  bool stopped = false;
+  ASSERT_TRUE(run_until([&] {
+    sent += c->write(*id, data, false);  // an uploader with more to send keeps trying
+    if (!stopped && sent >= (1u << 20) && server_conn_ != nullptr) {
+      server_conn_->stop_sending(*id, 7);
+      stopped = true;
+    }
+    return rec.stops.count(*id) != 0;
+  }));
+  EXPECT_EQ(rec.stops[*id], kAppErrorUnknown) << "ngtcp2 1.11 does not tell the peer's code";
+  EXPECT_EQ(c->write(*id, data, false), 0u);
+  EXPECT_EQ(c->send_capacity(*id), 0u);
+}
+
+// Both directions wedged by flow control (the client reads nothing, so the echo stops reading too):
+// the client's stream waits for credit that will never come, and the server's STOP_SENDING must
+// still reach it.
+TEST_F(QuicLoopback, PeerStopSendingReachesAFlowControlBlockedStream) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  rec.hold_credit = true;
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  auto id = c->open_bidi_stream();
+  ASSERT_TRUE(id);
+  std::vector<uint8_t> data(256 << 10, 0x5a);
+  size_t sent = 0;
+  size_t last = 0;
+  int still = 0;
+  // Write until nothing moves for 50 turns (~250 ms): both windows are full.
+  ASSERT_TRUE(run_until([&] {
+    sent += c->write(*id, data, false);
+    still = sent == last ? still + 1 : 0;
+    last = sent;
+    return still >= 50;
+  }, std::chrono::seconds(20)));
+  ASSERT_EQ(c->send_capacity(*id), 0u) << "the client's send buffer should be full";
+  server_conn_->stop_sending(*id, 7);
+  ASSERT_TRUE(run_until([&] { return rec.stops.count(*id) != 0; }));
+  EXPECT_EQ(c->write(*id, data, false), 0u);
+}
+
+// Our own STOP_SENDING stops only our reading: we can still answer on the same stream.
+TEST_F(QuicLoopback, OwnStopSendingLeavesOurSendingSideOpen) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  auto id = c->open_bidi_stream();
+  ASSERT_TRUE(id);
+  const std::string hello = "hello";
+  c->write(*id, {reinterpret_cast<const uint8_t*>(hello.data()), hello.size()}, false);
+  ASSERT_TRUE(run_until([&] { return rec.received[*id].size() == hello.size(); }));  // echoed
+  server_conn_->stop_sending(*id, 7);
+  const std::string bye = "bye";
+  ASSERT_EQ(server_conn_->write(*id, {reinterpret_cast<const uint8_t*>(bye.data()), bye.size()}, true), 3u);
+  ASSERT_TRUE(run_until([&] { return rec.fins[*id]; }));
+  EXPECT_EQ(std::string(rec.received[*id].begin(), rec.received[*id].end()), "hellobye");
+  EXPECT_EQ(rec.resets.count(*id), 0u);
+  EXPECT_EQ(rec.stops.count(*id), 0u);
 }
 
 TEST_F(QuicLoopback, UniStreamEchoedOnServerUniStream) {

@@ -286,8 +286,9 @@ void UpstreamExchange::process_response() {
 }
 
 void UpstreamExchange::on_response_complete() {
-  // The upstream answered before taking the whole request body (e.g. 413): it does not want the rest.
-  if (!request_done_) abandon_request(0, false);
+  // The upstream answered before taking the whole request body (e.g. 413): it does not want the rest,
+  // so ask the edge to stop sending it (STOP_SENDING 0, docs/protocol.md §4); the response goes on.
+  if (!request_done_) abandon_request(0, true);
   if (decoder_->reusable() && request_complete_ && socket_ && !reading_ && !writing_) {
     ++gen_;
     pool_.put(std::move(socket_));

@@ -225,8 +225,9 @@ TEST_F(Exchange, EarlyResponseDropsTheRestOfTheRequestBody) {
   auto ex = start(0, request("POST", "/reject", true, 1 << 20), pool, "some", false);
   ASSERT_TRUE(run_until([&] { return results_.count(0) > 0; }));
   EXPECT_EQ(session_.response(0)->head.status, 413);
-  // No STOP_SENDING while the response may still be in flight (the quic layer would reset it).
-  EXPECT_FALSE(session_.streams[0].stopped);
+  // The edge is asked to stop sending the body (code 0); the response is not reset.
+  EXPECT_EQ(session_.streams[0].stopped, std::optional<uint32_t>(0));
+  EXPECT_FALSE(session_.streams[0].reset.has_value());
   EXPECT_EQ(session_.streams[0].consumed, 4u);
   // Bytes still in flight from the edge are credited and dropped.
   ex->on_body(bytes("more"), false);

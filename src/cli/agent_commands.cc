@@ -86,9 +86,11 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   ev.on_refused = [quiet = options.exit_on_refusal](const TunnelSpec& t, const std::string& code,
                                                     const std::string& message) {
     if (quiet && code != "taken") return;
+    // The edge's message is a clause without a full stop ("NAME is served by another agent").
+    std::string why = message.empty() ? "no reason given" : message;
+    if (code == "taken" && !why.ends_with('.')) why += '.';
     std::cerr << "wtmesh: the edge refused " << t.hostname << (code.empty() ? "" : " (" + code + ")") << ": "
-              << (message.empty() ? "no reason given" : message)
-              << (code == "taken" ? " Trying again shortly." : "") << std::endl;
+              << why << (code == "taken" ? " Trying again shortly." : "") << std::endl;
   };
   // The request log is flushed twice a second rather than per line: under load a write per request
   // would cost more than the request.

@@ -9,14 +9,17 @@
 #   - SSE and chunked responses stream: each event/chunk reaches curl soon after the origin wrote it
 #     (arrival - origin send time, same clock), the first long before the last is written
 #   - `wtmesh http` logs one line per request
-#   - wrk -t2 -c64 -d3s (Host header, no SNI): thousands of requests, no non-2xx, no socket errors
+#   - wrk -t2 -c64 -d3s (Host header, no SNI): thousands of requests (1000 in a sanitizer build), no
+#     non-2xx, no socket errors
 #   - error statuses: unknown host 404, malformed request 400 (raw bytes, plain HTTP listener), two
-#     Host headers 400, CONNECT 405, oversized header section 431, upstream refused 502 naming why
+#     Host headers 400, CONNECT 405, oversized header section 431, upstream refused 502 naming why,
+#     upstream closing without an answer 502, upstream dying mid-body: the client sees a cut response
 #   - a second live agent asking for the same name is refused with a clear message; the first keeps it
 #   - agent stopped with SIGTERM: 502 at once; restarted: the same hostname answers 200 again
 #   - agent kill -9: the next request gets 502 within 1 s; an agent restarted at once gets the same
-#     hostname back within 10 s (the real times are printed: the edge notices a silent agent only
-#     after 3 missed 10 s heartbeats, see the report in the commit)
+#     hostname back within 10 s. The real times are printed. KNOWN FAILING (2026-11-23): the edge
+#     notices a silent agent only after 3 missed 10 s heartbeats (~30 s); until then requests are
+#     sent into the dead QUIC connection and hang, and the restarted agent is refused as "taken".
 # Usage: http_tunnel.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -133,7 +136,10 @@ non2xx=$(grep -oE 'Non-2xx or 3xx responses: [0-9]+' "$T/wrk.log" | grep -oE '[0
 sockerr=$(grep -E 'Socket errors' "$T/wrk.log" || true)
 log "wrk: ${reqs:-?} requests, ${rps:-?} req/s; $(grep -E 'Latency|99%' "$T/wrk.log" | tr -s ' ' | paste -sd';')"
 check "wrk exits 0 (status $wrk_rc)" [ "$wrk_rc" = 0 ]
-check "wrk: thousands of requests in 3 s (${reqs:-none}, ${rps:-?} req/s)" [ "${reqs:-0}" -ge 2000 ]
+# Measured: ~18-33k requests (6-11k req/s) in a RelWithDebInfo build, ~4k in a Debug ASan build.
+min_reqs=2000
+wtmesh_sanitized && min_reqs=1000
+check "wrk: at least $min_reqs requests in 3 s (${reqs:-none}, ${rps:-?} req/s)" [ "${reqs:-0}" -ge "$min_reqs" ]
 check "wrk: no non-2xx responses (${non2xx:-0})" [ -z "$non2xx" ]
 check "wrk: no socket errors (${sockerr:-none})" [ -z "$sockerr" ]
 
@@ -171,6 +177,18 @@ check "upstream refused: the 502 body names the reason ($(grep -oiE '<p>[^<]*' "
 check "upstream refused: wtmesh-error header set" grep -qi '^wtmesh-error: .*refused' "$T/head"
 check "wtmesh http logs the failed request with its reason" wait_for 3 grep -qiE 'GET /x .*refused' "${AGENT_OUT[down]}"
 stop_pid "${AGENT_PID[down]}" 5
+# The origin closes the connection without answering: 502 naming why.
+code=$(curl_to "$BASE/drop")
+check "upstream closed without answering: 502 (got $code: $(grep -oE '<p>[^<]*' "$T/body" | head -1))" [ "$code" = 502 ]
+check "the 502 body says the upstream closed the connection before responding" grep -q 'closed the connection before responding' "$T/body"
+# The origin dies mid-body: the client must not take the short body for a complete one.
+code=$(curl_to "$BASE/partial")
+rc=$?
+size=$(stat -c %s "$T/body" 2>/dev/null || echo 0)
+check "upstream cut mid-body: curl sees a truncated response (exit $rc, status $code, $size of 1000 bytes)" \
+  bash -c "[ '$rc' -ne 0 ] && [ '$size' -lt 1000 ]"
+code=$(curl_to "$BASE/hello")
+check "the tunnel still answers after upstream failures: 200 (got $code)" [ "$code" = 200 ]
 
 # --- A second agent for a taken name.
 launch_http dup main app "$OP" "$(make_token main app)"

@@ -216,5 +216,8 @@ start_http() {
   log "agent '$agent' is up: pid ${AGENT_PID[$agent]}, $url"
 }
 
+# wtmesh_sanitized: true when $WTMESH is an ASan/UBSan build (3-10x slower, more memory).
+wtmesh_sanitized() { LC_ALL=C grep -qa -m1 -e '__asan_init' -e '__ubsan_handle' "$WTMESH"; }
+
 # now_ms: wall clock in milliseconds.
 now_ms() { date +%s%3N; }

@@ -12,6 +12,8 @@
 //   GET  /stats            JSON {lastSent: {bytes, sha256}} (after /bytes completed)
 //   GET  /                 the page for http_tunnel_chromium.sh (fetch /api, EventSource /sse)
 //   GET  /api              JSON {ok: true, forwardedProto, host}
+//   GET  /drop             closes the connection without answering
+//   GET  /partial          Content-Length 1000, 100 bytes, then closes the connection
 //   anything else          404 "origin: not found"
 // Each request is appended to --log as "METHOD URL" (to check what reached the origin).
 import http from 'node:http';
@@ -133,6 +135,12 @@ const server = http.createServer((req, res) => {
       return send(res, 200, 'application/json', JSON.stringify({
         ok: true, forwardedProto: req.headers['x-forwarded-proto'] ?? null, host: req.headers.host ?? null,
       }));
+    case '/drop':
+      return req.socket.destroy();
+    case '/partial':
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1000 });
+      res.write('x'.repeat(100));
+      return setTimeout(() => req.socket.destroy(), 100);
     default:
       return send(res, 404, 'text/plain', 'origin: not found\n');
   }

@@ -16,6 +16,8 @@
 #     upstream closing without an answer 502, upstream dying mid-body: the client sees a cut response
 #   - a second live agent asking for the same name is refused with a clear message; the first keeps it
 #   - agent stopped with SIGTERM: 502 at once; restarted: the same hostname answers 200 again
+#   - `wtmesh agent --config` (YAML, token_file with a '*' token): two tunnels on one session, both
+#     answer, the log lines carry the hostname, SIGTERM exits 0; a config without edge is refused
 #   (agent kill -9: http_tunnel_kill.sh)
 # Usage: http_tunnel.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -212,6 +214,39 @@ code=$(curl_to "$BASE/hello")
 restart_ms=$(($(now_ms) - t0))
 check "restarted agent: same URL $BASE/ and 200 again (got $code, ${restart_ms} ms from start)" \
   bash -c "[ '${AGENT_URL[app]}' = '$BASE/' ] && [ '$code' = 200 ]"
+
+# --- `wtmesh agent --config`: two tunnels on one session, a wildcard token from a token file.
+"$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name '*' >"$T/wild.token" || die "wtmesh token --name '*' failed"
+cat >"$T/agent.yaml" <<YAML
+edge: https://127.0.0.1:$EP
+ca: $CA
+token_file: $T/wild.token
+tunnels:
+  - name: web
+    local_port: $OP
+  - name: api
+    type: http
+    upstream: localhost:$OP
+YAML
+"$WTMESH" agent --config "$T/agent.yaml" >"$T/agent-yaml.out.log" 2>"$T/agent-yaml.err.log" </dev/null &
+yaml_pid=$!
+track "$yaml_pid"
+check "wtmesh agent --config registers web and api (URL lines)" wait_for 10 bash -c \
+  "grep -qxF 'https://web.localhost:$EP/  ->  http://127.0.0.1:$OP/' '$T/agent-yaml.out.log' && grep -qF 'https://api.localhost:$EP/' '$T/agent-yaml.out.log'"
+for n in web api; do
+  code=$(curl_to "https://$n.localhost:$EP/hello")
+  check "wtmesh agent: $n.localhost answers 200 with the origin's body (got $code)" \
+    bash -c "[ '$code' = 200 ] && [ \"\$(cat '$T/body')\" = 'hello from the origin' ]"
+done
+check "wtmesh agent logs requests prefixed with the hostname" \
+  wait_for 3 grep -qE ' api\.localhost GET /hello 200 ' "$T/agent-yaml.out.log"
+stop_pid "$yaml_pid" 5
+check "wtmesh agent exits 0 on SIGTERM (status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]
+printf 'tunnels:\n  - name: web\n    local_port: %s\n' "$OP" >"$T/bad.yaml"
+timeout 10 "$WTMESH" agent --config "$T/bad.yaml" >/dev/null 2>"$T/bad-yaml.err.log"
+rc=$?
+check "wtmesh agent with a config lacking edge: exit $rc and a sentence ($(head -1 "$T/bad-yaml.err.log"))" \
+  bash -c "[ '$rc' -ne 0 ] && [ '$rc' -ne 124 ] && grep -q '^wtmesh: .*edge' '$T/bad-yaml.err.log'"
 
 stop_edge main
 check "edge stops cleanly on SIGTERM (exit status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]

@@ -496,6 +496,7 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
   const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, packet.data(), packet.size(), now);
   in_read_ = false;
   if (rv == 0) {
+    silent_since_ = 0;  // the peer is alive
     // The packet may have carried STOP_SENDING for a stream that waits for flow-control credit:
     // the next write pass tries those streams again, so a stopped one is noticed (peer_stopped()).
     if (!blocked_.empty()) {
@@ -539,6 +540,14 @@ bool Connection::handle_expiry(Timestamp now) {
     }
     return true;
   }
+  if (const Timestamp d = unresponsive_deadline(); d != 0 && now >= d) {
+    spdlog::debug("quic: peer unresponsive for {} ms with data in flight; closing",
+                  (now - silent_since_) / NGTCP2_MILLISECONDS);
+    ngtcp2_ccerr_set_transport_error(&last_error_, NGTCP2_NO_ERROR, nullptr, 0);
+    close_reason_ = "peer unresponsive";
+    enter_closing(now, nullptr);
+    return true;
+  }
   in_read_ = true;
   const int rv = ngtcp2_conn_handle_expiry(conn_, now);
   in_read_ = false;
@@ -557,7 +566,16 @@ bool Connection::handle_expiry(Timestamp now) {
 
 Timestamp Connection::expiry() const {
   if (state_ == State::kClosing || state_ == State::kDraining) return closing_deadline_;
-  return ngtcp2_conn_get_expiry(conn_);
+  const Timestamp t = ngtcp2_conn_get_expiry(conn_);
+  const Timestamp d = unresponsive_deadline();
+  return d != 0 && d < t ? d : t;
+}
+
+Timestamp Connection::unresponsive_deadline() const {
+  if (silent_since_ == 0 || state_ != State::kOpen || limits_.unresponsive_floor.count() == 0) return 0;
+  const Timestamp floor = static_cast<Timestamp>(limits_.unresponsive_floor.count()) * NGTCP2_MILLISECONDS;
+  const Timestamp by_pto = limits_.unresponsive_ptos * ngtcp2_conn_get_pto(conn_);
+  return silent_since_ + std::max(floor, by_pto);
 }
 
 }  // namespace wtmesh::quic

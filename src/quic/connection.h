@@ -49,6 +49,13 @@ struct TransportLimits {
   // never fragments. 1452 fits every Internet path with a 1500-byte MTU (IPv6 included); on
   // loopback (MTU 65536) or jumbo-frame LANs a larger value cuts CPU per byte (bench/quic/README.md).
   size_t max_udp_payload = 1452;
+  // A peer that stops answering (killed process, gone host) sends no CONNECTION_CLOSE, and the idle
+  // timeout would take 30 s to notice. Once the handshake is done, when data we sent is waiting for
+  // acknowledgement and nothing at all has arrived from the peer for max(unresponsive_floor,
+  // unresponsive_ptos x PTO), the connection is closed ("peer unresponsive"). A live peer acks within
+  // one RTT + its max_ack_delay, so this scales with the path. 0 ms disables it.
+  std::chrono::milliseconds unresponsive_floor{600};
+  unsigned unresponsive_ptos = 8;
 };
 
 // Connection-id bookkeeping owned by the endpoint (routing table + stateless-reset secret).
@@ -205,6 +212,8 @@ class Connection final : public Transport {
   Timestamp closing_deadline_ = 0;
   std::string close_reason_;
   bool closed_notified_ = false;
+  Timestamp silent_since_ = 0;  // first send awaiting an answer since the peer's last packet (0 = none)
+  Timestamp unresponsive_deadline() const;
   bool in_read_ = false;  // inside ngtcp2 read/expiry processing: no flush hook needed
 
   std::map<StreamId, Stream> streams_;

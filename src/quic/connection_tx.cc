@@ -225,6 +225,11 @@ bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) 
   }
   flush_all(tx);
   train.clear();
+  if (silent_since_ == 0 && tx.trains > 0 && state_ == State::kOpen) {
+    ngtcp2_conn_info info;
+    ngtcp2_conn_get_conn_info(conn_, &info);
+    if (info.bytes_in_flight > 0) silent_since_ = now;  // from now on the peer owes us an answer
+  }
   const bool more = writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
   deliver_peer_stops();
   return more;

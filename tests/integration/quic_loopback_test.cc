@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <ngtcp2/ngtcp2.h>
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <map>
@@ -30,6 +31,41 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// A UDP relay between a client and the server that can be cut: after cut(), packets vanish both ways,
+// as when the peer's process is killed or its host goes away (no CONNECTION_CLOSE, no ICMP).
+class CuttableRelay {
+ public:
+  CuttableRelay(asio::io_context& io, udp::endpoint server)
+      : front_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        back_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        server_(server) {
+    read_front();
+    read_back();
+  }
+  udp::endpoint endpoint() const { return front_.local_endpoint(); }
+  void cut() { cut_ = true; }
+
+ private:
+  void read_front() {
+    front_.async_receive_from(asio::buffer(fbuf_), client_, [this](boost::system::error_code ec, size_t n) {
+      if (ec) return;
+      if (!cut_) back_.send_to(asio::buffer(fbuf_.data(), n), server_, 0, ec);
+      read_front();
+    });
+  }
+  void read_back() {
+    back_.async_receive_from(asio::buffer(bbuf_), from_, [this](boost::system::error_code ec, size_t n) {
+      if (ec) return;
+      if (!cut_) front_.send_to(asio::buffer(bbuf_.data(), n), client_, 0, ec);
+      read_back();
+    });
+  }
+  udp::socket front_, back_;
+  udp::endpoint server_, client_, from_;
+  std::array<uint8_t, 65536> fbuf_{}, bbuf_{};
+  bool cut_ = false;
 };
 
 // Server side: echoes every stream (bidi on the same stream, uni on a new server uni stream) and
@@ -142,9 +178,10 @@ class QuicLoopback : public ::testing::Test {
     client_ep_.emplace(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   }
 
-  Connection* dial(const TransportLimits& limits = {}) {
+  Connection* dial(const TransportLimits& limits = {}, std::optional<udp::endpoint> via = std::nullopt) {
     std::string error;
-    Connection* c = client_ep_->connect(server_->local_endpoint(), "localhost", *client_tls_, limits, &error);
+    Connection* c =
+        client_ep_->connect(via.value_or(server_->local_endpoint()), "localhost", *client_tls_, limits, &error);
     EXPECT_NE(c, nullptr) << error;
     return c;
   }
@@ -383,6 +420,31 @@ TEST_F(QuicLoopback, IdleTimeoutClosesBothSides) {
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
   ASSERT_TRUE(run_until([&] { return rec.closed && server_->connection_count() == 0; }, std::chrono::seconds(5)));
   EXPECT_EQ(client_ep_->connection_count(), 0u);
+}
+
+// A peer that vanishes without a word is noticed within about a second once data waits for its
+// acknowledgement, not at the 30 s idle timeout; a quiet but live peer is left alone.
+TEST_F(QuicLoopback, UnresponsivePeerIsNoticedWithinASecond) {
+  CuttableRelay relay(io_, server_->local_endpoint());
+  Connection* c = dial({}, relay.endpoint());
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  auto id = c->open_bidi_stream();
+  ASSERT_TRUE(id);
+  const std::string ping = "ping";
+  c->write(*id, {reinterpret_cast<const uint8_t*>(ping.data()), ping.size()}, false);
+  ASSERT_TRUE(run_until([&] { return rec.received[*id].size() == ping.size(); }));
+  // Quiet for 1.5 s with nothing in flight: no reason to give up on the peer.
+  run_until([] { return false; }, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(rec.closed);
+  relay.cut();
+  const auto t0 = std::chrono::steady_clock::now();
+  c->write(*id, {reinterpret_cast<const uint8_t*>(ping.data()), ping.size()}, false);
+  ASSERT_TRUE(run_until([&] { return rec.closed; }, std::chrono::seconds(5)));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  EXPECT_GE(took, std::chrono::milliseconds(550));  // the 600 ms floor, give or take a timer tick
+  EXPECT_EQ(rec.close_reason, "peer unresponsive");
 }
 
 TEST_F(QuicLoopback, WrongCaFailsHandshake) {

@@ -141,6 +141,7 @@ void TunnelAgent::attempt() {
   if (stopped_) return;
   teardown();
   pending_delay_ = std::chrono::milliseconds(0);
+  taken_refusals_.clear();
   const uint64_t n = ++attempt_;
   ++attempts_;
 
@@ -276,7 +277,9 @@ void TunnelAgent::on_control(uint64_t n, const ControlEvent& ev) {
   if (events_.on_refused) events_.on_refused(*s, ev.code, ev.message);
   if (ev.code == "taken") {
     // Possibly our own previous session, not yet timed out at the edge: ask again later.
-    auto timer = std::make_shared<asio::steady_timer>(io_, options_.taken_retry);
+    const bool first = taken_refusals_[ev.id]++ == 0;
+    auto timer =
+        std::make_shared<asio::steady_timer>(io_, first ? options_.first_taken_retry : options_.taken_retry);
     register_timers_.push_back(timer);
     timer->async_wait(
         [this, n, id = ev.id, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -45,6 +46,10 @@ struct AgentOptions {
   // Give up when the edge refuses a hostname for good (not_covered, invalid, ...); `taken` is
   // always retried, since the previous holder may be our own dead session.
   bool exit_on_refusal = false;
+  // A name refused as `taken` is asked for again after first_taken_retry, then every taken_retry.
+  // The first is short because the edge probes the holder on that refusal, and a holder that is our
+  // own killed process is gone within about a second (quic::TransportLimits::unresponsive_floor).
+  std::chrono::milliseconds first_taken_retry{1500};
   std::chrono::milliseconds taken_retry{5000};
   std::chrono::milliseconds connect_timeout{15000};  // QUIC handshake + session acceptance
   ControlOptions control;
@@ -118,6 +123,7 @@ class TunnelAgent {
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer watchdog_;
   std::vector<std::shared_ptr<boost::asio::steady_timer>> register_timers_;
+  std::map<uint32_t, int> taken_refusals_;  // per tunnel id, in the current attempt
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

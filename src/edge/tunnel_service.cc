@@ -128,6 +128,9 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
       steady_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
   TunnelSession::Hooks hooks;
   hooks.on_ended = [this](uint64_t s, const std::vector<std::string>& names) { on_session_ended(s, names); };
+  hooks.on_name_contended = [this](const std::string& holder) {
+    if (TunnelSession* s = find_owner(holder)) s->probe();
+  };
   auto session = std::make_unique<TunnelSession>(config_.session, routes_, serial, owner, claims, deadline,
                                                  std::move(hooks));
   TunnelSession* raw = session.get();

@@ -82,6 +82,11 @@ void TunnelSession::on_tick(SteadyTime t) {
   }
 }
 
+void TunnelSession::probe() {
+  if (closed_ || !control_) return;
+  send_control(tunnel::ControlType::kPing, json{{"seq", ++ping_seq_}}.dump());
+}
+
 // --- incoming streams -----------------------------------------------------------------------------
 
 void TunnelSession::refuse_stream(wt::StreamId id) {
@@ -329,6 +334,11 @@ void TunnelSession::handle_register(const std::string& payload) {
   switch (routes_.claim(hostname, owner_, *id)) {
     case ClaimResult::kTaken:
       refuse(*id, raw_host, "taken", hostname + " is served by another agent");
+      if (hooks_.on_name_contended) {
+        if (auto holder = routes_.lookup(hostname); holder && holder->owner != owner_) {
+          hooks_.on_name_contended(holder->owner);
+        }
+      }
       return;
     case ClaimResult::kFull:
       refuse(*id, raw_host, "limit", "the edge's route table is full");

@@ -45,6 +45,9 @@ class TunnelSession final : public wt::SessionHandler {
   struct Hooks {
     // The session ended (after its routes were released); `hostnames` were registered on it.
     std::function<void(uint64_t serial, const std::vector<std::string>& hostnames)> on_ended;
+    // A REGISTER was refused as "taken" by `holder` (a route owner): the service may probe() the
+    // holder, which may be a dead session that has not been noticed yet (an agent restarted at once).
+    std::function<void(const std::string& holder)> on_name_contended;
   };
 
   TunnelSession(const TunnelSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,
@@ -55,6 +58,9 @@ class TunnelSession final : public wt::SessionHandler {
   const std::string& owner() const { return owner_; }
   const tunnel::TokenClaims& claims() const { return claims_; }
   bool closed() const { return closed_; }
+  // Sends a PING now: bytes in flight make the QUIC layer notice a peer that is gone
+  // (TransportLimits::unresponsive_*), which closes this session and releases its names.
+  void probe();
   size_t tunnel_count() const { return tunnels_.size(); }
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }

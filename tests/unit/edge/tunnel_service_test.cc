@@ -186,6 +186,30 @@ TEST_F(TunnelServiceTest, ReRegistrationReplacesOffline) {
   EXPECT_EQ(r.session, 2u);
 }
 
+// A second agent asking for a held name is refused "taken", and the holder gets a PING at once: if
+// it is a dead agent (killed, restarted), the bytes in flight make the QUIC layer notice it.
+TEST_F(TunnelServiceTest, TakenNameProbesTheHolder) {
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  const size_t control_before = sessions_[0]->streams[0].written.size();
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  register_host(*sessions_[1], 1, "app.localhost");
+  const auto& answer = sessions_[1]->streams[0].written;
+  const std::string text(answer.begin(), answer.end());
+  EXPECT_NE(text.find("taken"), std::string::npos);
+  // The holder's control stream got a PING frame (type 0x05) after its REGISTERED.
+  const auto& held = sessions_[0]->streams[0].written;
+  ASSERT_GT(held.size(), control_before);
+  tunnel::ControlReader reader;
+  std::vector<uint8_t> tail(held.begin() + static_cast<long>(control_before), held.end());
+  std::vector<tunnel::ControlFrame> frames;
+  ASSERT_EQ(reader.feed(tail, frames), tunnel::WireError::kNone);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].type, static_cast<uint64_t>(tunnel::ControlType::kPing));
+  // The newcomer itself is not probed (it holds nothing).
+  EXPECT_EQ(service_->route("app.localhost").session, 1u);
+}
+
 TEST_F(TunnelServiceTest, OfflineNamesAreCapped) {
   make(100, 2);
   ASSERT_EQ(connect(info("Bearer " + token({"*.localhost"}))).status, 200);

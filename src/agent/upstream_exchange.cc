@@ -160,7 +160,10 @@ void UpstreamExchange::connect() {
                          [self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
                            if (gen != self->gen_ || self->aborted_) return;
                            self->connecting_ = false;
-                           if (ec) return self->fail_before_head(lower_first(ec.message()), false);
+                           if (ec) {
+                             return self->send_bad_gateway("upstream refused: " + lower_first(ec.message()) +
+                                                           " (" + self->upstream_name() + ")");
+                           }
                            boost::system::error_code ignored;
                            self->socket_->set_option(asio::ip::tcp::no_delay(true), ignored);
                            self->on_connected(std::move(self->socket_), false);
@@ -305,9 +308,7 @@ void UpstreamExchange::fail_before_head(const std::string& why, bool transport_e
     spdlog::debug("tunnel: reused upstream connection failed ({}); retrying on a new one", why);
     return retry();
   }
-  send_bad_gateway(transport_error || !got_response_bytes_
-                       ? "upstream refused: " + why + " (" + upstream_name() + ")"
-                       : "upstream error: " + why + " (" + upstream_name() + ")");
+  send_bad_gateway("upstream error: " + why + " (" + upstream_name() + ")");
 }
 
 void UpstreamExchange::send_bad_gateway(const std::string& why) {

@@ -178,6 +178,9 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
   for (;;) {
     if (p.is_header_done() && !head_produced_) {
       const int status = p.get().result_int();
+      // Beast takes any three digits; the tunnel (and HTTP) know 100..599 only.
+      if (status < 100 || status > 599)
+        return fail("the upstream sent an invalid status code (" + std::to_string(status) + ")");
       if (status == 101) return fail("the upstream switched protocols (upgrades are not supported)");
       if (status / 100 == 1) {
         // Interim response (100 Continue, 103 Early Hints): not forwarded; parse the next one.

@@ -249,6 +249,26 @@ TEST(ResponseDecoder, SwitchingProtocolsIsRefused) {
   EXPECT_NE(r.error.find("upgrades"), std::string::npos);
 }
 
+// Found by fuzz/agent_upstream_response.cc: Beast accepts any three digits as a status, but the
+// tunnel head carries 100..599 only, so "099" or "600" became a head the edge refuses as malformed.
+TEST(ResponseDecoder, StatusOutsideHttpRangeIsRefused) {
+  for (const char* wire : {"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 600 Big\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 999 Bigger\r\n\r\n"}) {
+    ResponseDecoder d(false);
+    auto r = run(d, wire, 100);
+    EXPECT_EQ(r.last, Status::kError) << wire;
+    EXPECT_FALSE(r.head) << wire;
+    EXPECT_NE(r.error.find("invalid status code"), std::string::npos) << r.error;
+  }
+  ResponseDecoder ok(false);
+  auto r = run(ok, "HTTP/1.1 599 Edge\r\nContent-Length: 0\r\n\r\n", 100);
+  EXPECT_EQ(r.last, Status::kDone);
+  ASSERT_TRUE(r.head);
+  EXPECT_EQ(r.head->status, 599);
+}
+
 TEST(ResponseDecoder, HeaderLimitIsEnforced) {
   ResponseDecoder::Limits lim;
   lim.header_limit = 1024;

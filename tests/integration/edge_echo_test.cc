@@ -16,6 +16,8 @@
 
 #include "agent/doctor.h"
 #include "agent/wt_client.h"
+#include "../support/edge_thread.h"
+#include "../support/temp_dir.h"
 #include "edge/edge_server.h"
 
 namespace wtmesh {
@@ -23,53 +25,8 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() / ("wtmesh-edge-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// Runs an edge on its own thread and io_context.
-class EdgeThread {
- public:
-  explicit EdgeThread(edge::EdgeOptions opts) {
-    server_ = std::make_unique<edge::EdgeServer>(io_, std::move(opts));
-    guard_.emplace(io_.get_executor());
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~EdgeThread() {
-    asio::post(io_, [this] {
-      server_->shutdown();
-      guard_.reset();
-    });
-    asio::post(io_, [this] { io_.stop(); });
-    thread_.join();
-  }
-  edge::EdgeServer& server() { return *server_; }
-  // Runs `fn` on the edge's thread and waits for it (the edge is single-threaded by design).
-  template <typename Fn>
-  auto on_edge(Fn fn) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
-  }
-  uint16_t port() const { return server_->local_endpoint().port(); }
-
- private:
-  asio::io_context io_;
-  std::unique_ptr<edge::EdgeServer> server_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
-  std::thread thread_;
-};
+using test::EdgeThread;
+using test::TempDir;
 
 struct Recorder final : wt::SessionHandler {
   void on_attached(wt::Session& s) override { session = &s; }

@@ -13,25 +13,14 @@
 #include "quic/certs.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
+#include "../support/temp_dir.h"
 
 namespace wtmesh::quic {
 namespace {
 
 namespace asio = boost::asio;
 using asio::ip::udp;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() / ("wtmesh-quic-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using wtmesh::test::TempDir;
 
 // A UDP relay between a client and the server that can be cut: after cut(), packets vanish both ways,
 // as when the peer's process is killed or its host goes away (no CONNECTION_CLOSE, no ICMP).

@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include "../support/edge_thread.h"
+#include "../support/temp_dir.h"
 #include "../unit/agent/local_http_server.h"
 #include "agent/tunnel_agent.h"
 #include "edge/edge_server.h"
@@ -24,49 +26,8 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using tcp = asio::ip::tcp;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("wtmesh-agent-edge-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-class EdgeThread {
- public:
-  explicit EdgeThread(edge::EdgeOptions opts) {
-    server_ = std::make_unique<edge::EdgeServer>(io_, std::move(opts));
-    guard_.emplace(io_.get_executor());
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~EdgeThread() {
-    asio::post(io_, [this] {
-      server_->shutdown();
-      guard_.reset();
-    });
-    auto stop = std::async(std::launch::async, [this] {
-      std::this_thread::sleep_for(milliseconds(500));
-      io_.stop();
-    });
-    thread_.join();
-    server_.reset();
-  }
-  uint16_t quic_port() const { return server_->local_endpoint().port(); }
-  uint16_t http_port() const { return server_->http_endpoint()->port(); }
-
- private:
-  asio::io_context io_;
-  std::unique_ptr<edge::EdgeServer> server_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
-  std::thread thread_;
-};
+using wtmesh::test::EdgeThread;
+using wtmesh::test::TempDir;
 
 struct PublicResponse {
   int status = 0;
@@ -138,7 +99,7 @@ class AgentEdgeE2E : public ::testing::Test {
     t->id = 1;
     t->upstream_port = upstream_port;
     AgentOptions o;
-    o.edge = EdgeUrl{"127.0.0.1", edge_->quic_port(), ""};
+    o.edge = EdgeUrl{"127.0.0.1", edge_->port(), ""};
     o.ca_file = dir_.path() / "ca.pem";
     o.token = token({t->hostname});
     o.tunnels = {*t};
@@ -164,7 +125,7 @@ class AgentEdgeE2E : public ::testing::Test {
   // Runs the agent's loop while a public request runs on another thread.
   PublicResponse request(const std::string& head, uint64_t upload = 0,
                          milliseconds limit = std::chrono::seconds(60)) {
-    auto f = std::async(std::launch::async, [&] { return public_request(edge_->http_port(), head, upload); });
+    auto f = std::async(std::launch::async, [&] { return public_request(edge_->server().http_endpoint()->port(), head, upload); });
     EXPECT_TRUE(
         run_until([&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, limit))
         << "public request timed out";
@@ -236,7 +197,7 @@ TEST_F(AgentEdgeE2E, ServerSentEventsArriveAsTheyAreWritten) {
   auto f = std::async(std::launch::async, [&] {
     asio::io_context io;
     tcp::socket s(io);
-    s.connect({asio::ip::make_address("127.0.0.1"), edge_->http_port()});
+    s.connect({asio::ip::make_address("127.0.0.1"), edge_->server().http_endpoint()->port()});
     asio::write(s,
                 asio::buffer(std::string("GET /sse?n=3&gap_ms=400 HTTP/1.1\r\nHost: app.localhost\r\n\r\n")));
     std::string got;

@@ -11,6 +11,7 @@
 
 #include "../unit/agent/local_http_server.h"
 #include "tunnel_agent_fake_edge.h"
+#include "../support/temp_dir.h"
 
 #if defined(__has_feature)
 #define WTMESH_HAS_ASAN __has_feature(address_sanitizer)
@@ -27,20 +28,7 @@ using std::chrono::milliseconds;
 using testing::FakeAgentSession;
 using testing::FakeEdge;
 using testing::LocalHttpServer;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ =
-        std::filesystem::temp_directory_path() / ("wtmesh-agent-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using wtmesh::test::TempDir;
 
 size_t rss_kib() {
   std::ifstream in("/proc/self/status");

@@ -27,6 +27,8 @@
 #include <thread>
 #include <vector>
 
+#include "../support/edge_thread.h"
+#include "../support/temp_dir.h"
 #include "agent/wt_client.h"
 #include "edge/edge_server.h"
 #include "edge/tunnel_service.h"
@@ -40,54 +42,8 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("wtmesh-tunnel-edge-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// Runs an edge on its own thread and io_context.
-class EdgeThread {
- public:
-  explicit EdgeThread(edge::EdgeOptions opts) {
-    server_ = std::make_unique<edge::EdgeServer>(io_, std::move(opts));
-    guard_.emplace(io_.get_executor());
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  ~EdgeThread() {
-    asio::post(io_, [this] {
-      server_->shutdown();
-      guard_.reset();
-    });
-    asio::post(io_, [this] { io_.stop(); });
-    thread_.join();
-    server_.reset();
-  }
-  edge::EdgeServer& server() { return *server_; }
-  template <typename Fn>
-  auto on_edge(Fn fn) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
-  }
-  uint16_t port() const { return server_->local_endpoint().port(); }
-
- private:
-  asio::io_context io_;
-  std::unique_ptr<edge::EdgeServer> server_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
-  std::thread thread_;
-};
+using wtmesh::test::EdgeThread;
+using wtmesh::test::TempDir;
 
 // --- the test agent -------------------------------------------------------------------------------
 

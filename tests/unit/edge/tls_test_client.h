@@ -14,22 +14,11 @@
 #include <vector>
 
 #include "quic/certs.h"
+#include "../../support/temp_dir.h"
 
 namespace wtmesh::edge::test {
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("wtmesh-edge-unit-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using wtmesh::test::TempDir;
 
 class MemoryTlsClient {
  public:

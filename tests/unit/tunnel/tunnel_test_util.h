@@ -14,6 +14,7 @@
 
 #include "tunnel/base64url.h"
 #include "tunnel/token.h"
+#include "../../support/temp_dir.h"
 
 namespace wtmesh::tunnel::test {
 
@@ -70,21 +71,6 @@ inline unsigned mode_of(const std::filesystem::path& p) {
   return st.st_mode & 0777;
 }
 
-// A fresh directory under the gtest temp dir, removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::path(::testing::TempDir()) / "wtmesh-tunnel-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using wtmesh::test::TempDir;
 
 }  // namespace wtmesh::tunnel::test

@@ -2,6 +2,7 @@
 #include "quic/certs.h"
 
 #include "common/files.h"
+#include "common/gnutls_raii.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -46,25 +47,10 @@ void global_init() {
   if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
 }
 
-template <typename T, void (*F)(T)>
-struct Deleter {
-  void operator()(T p) const { F(p); }
-};
-using Crt = std::unique_ptr<std::remove_pointer_t<gnutls_x509_crt_t>,
-                            Deleter<gnutls_x509_crt_t, gnutls_x509_crt_deinit>>;
-using XKey = std::unique_ptr<std::remove_pointer_t<gnutls_x509_privkey_t>,
-                             Deleter<gnutls_x509_privkey_t, gnutls_x509_privkey_deinit>>;
-using PKey = std::unique_ptr<std::remove_pointer_t<gnutls_privkey_t>,
-                             Deleter<gnutls_privkey_t, gnutls_privkey_deinit>>;
-
-struct Datum {
-  gnutls_datum_t d{nullptr, 0};
-  Datum() = default;
-  Datum(const Datum&) = delete;
-  Datum& operator=(const Datum&) = delete;
-  ~Datum() { gnutls_free(d.data); }
-  std::string str() const { return std::string(reinterpret_cast<const char*>(d.data), d.size); }
-};
+using Crt = wtmesh::gnutls::Handle<gnutls_x509_crt_t, gnutls_x509_crt_deinit>;
+using XKey = wtmesh::gnutls::Handle<gnutls_x509_privkey_t, gnutls_x509_privkey_deinit>;
+using PKey = wtmesh::gnutls::Handle<gnutls_privkey_t, gnutls_privkey_deinit>;
+using wtmesh::gnutls::Datum;
 
 // --- X.509 helpers -------------------------------------------------------------------------------
 
@@ -84,8 +70,7 @@ Crt parse_crt(const std::string& pem, std::string* why) {
   gnutls_x509_crt_t raw = nullptr;
   if (int rv = gnutls_x509_crt_init(&raw); rv < 0) throw std::runtime_error(gnutls_strerror(rv));
   Crt crt(raw);
-  gnutls_datum_t in{reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())),
-                    static_cast<unsigned>(pem.size())};
+  gnutls_datum_t in = wtmesh::gnutls::view(pem);
   if (int rv = gnutls_x509_crt_import(crt.get(), &in, GNUTLS_X509_FMT_PEM); rv < 0) {
     *why = std::string("not a PEM certificate (") + gnutls_strerror(rv) + ")";
     return nullptr;
@@ -97,8 +82,7 @@ XKey parse_key(const std::string& pem, std::string* why) {
   gnutls_x509_privkey_t raw = nullptr;
   if (int rv = gnutls_x509_privkey_init(&raw); rv < 0) throw std::runtime_error(gnutls_strerror(rv));
   XKey key(raw);
-  gnutls_datum_t in{reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())),
-                    static_cast<unsigned>(pem.size())};
+  gnutls_datum_t in = wtmesh::gnutls::view(pem);
   if (int rv = gnutls_x509_privkey_import2(key.get(), &in, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN);
       rv < 0) {
     *why = std::string("not a PEM private key (") + gnutls_strerror(rv) + ")";

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "common/gnutls_raii.h"
 #include "tunnel/base64url.h"
 
 namespace wtmesh::tunnel::es256 {
@@ -13,18 +14,8 @@ namespace {
 
 constexpr size_t kScalarSize = 32;
 
-struct Datum {
-  gnutls_datum_t d{nullptr, 0};
-  Datum() = default;
-  Datum(const Datum&) = delete;
-  Datum& operator=(const Datum&) = delete;
-  ~Datum() { gnutls_free(d.data); }
-  std::string str() const { return std::string(reinterpret_cast<const char*>(d.data), d.size); }
-};
-
-gnutls_datum_t view(std::string_view s) {
-  return {reinterpret_cast<unsigned char*>(const_cast<char*>(s.data())), static_cast<unsigned>(s.size())};
-}
+using wtmesh::gnutls::Datum;
+using wtmesh::gnutls::view;
 
 [[noreturn]] void fail(const char* what, int rv) {
   throw std::runtime_error(std::string(what) + ": " + gnutls_strerror(rv));

@@ -12,20 +12,6 @@
 namespace wtmesh::h3 {
 namespace {
 
-class NullHandler final : public Handler {
- public:
-  void on_headers(StreamId, HeaderList, bool) override {}
-  void on_body(StreamId, std::span<const uint8_t>, bool) override {}
-  void on_request_reset(StreamId, uint64_t) override {}
-  void on_request_closed(StreamId) override {}
-  void on_wt_stream(StreamId, uint64_t) override {}
-  void on_wt_data(StreamId, std::span<const uint8_t>, bool) override {}
-  void on_wt_reset(StreamId, uint64_t) override {}
-  void on_wt_stop_sending(StreamId, uint64_t) override {}
-  void on_wt_closed(StreamId) override {}
-  void on_datagram(uint64_t, std::span<const uint8_t>) override {}
-  void on_connection_closed(uint64_t, bool, std::string_view) override {}
-};
 NullHandler null_handler;
 
 Config normalize(Config c) {

@@ -94,6 +94,23 @@ class Handler {
   virtual void on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) = 0;
 };
 
+// A Handler that ignores every event: what a connection without a handler reports to, and a base
+// for handlers (tests, probes) that care about a few events only.
+class NullHandler : public Handler {
+ public:
+  void on_headers(StreamId, HeaderList, bool) override {}
+  void on_body(StreamId, std::span<const uint8_t>, bool) override {}
+  void on_request_reset(StreamId, uint64_t) override {}
+  void on_request_closed(StreamId) override {}
+  void on_wt_stream(StreamId, uint64_t) override {}
+  void on_wt_data(StreamId, std::span<const uint8_t>, bool) override {}
+  void on_wt_reset(StreamId, uint64_t) override {}
+  void on_wt_stop_sending(StreamId, uint64_t) override {}
+  void on_wt_closed(StreamId) override {}
+  void on_datagram(uint64_t, std::span<const uint8_t>) override {}
+  void on_connection_closed(uint64_t, bool, std::string_view) override {}
+};
+
 class Connection final : public quic::TransportHandler {
  public:
   Connection(quic::Transport& transport, Role role, Config config);

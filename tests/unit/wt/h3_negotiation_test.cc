@@ -90,19 +90,9 @@ TEST(WtH3Negotiation, ClientWithoutWebTransportSettingsGets400) {
     ++asked;
     return Accept{200, &server_rec, {}};
   });
-  struct Status : h3::Handler {
+  struct Status : h3::NullHandler {
     std::string status;
     void on_headers(StreamId, h3::HeaderList hl, bool) override { status = *h3::find_header(hl, ":status"); }
-    void on_body(StreamId, std::span<const uint8_t>, bool) override {}
-    void on_request_reset(StreamId, uint64_t) override {}
-    void on_request_closed(StreamId) override {}
-    void on_wt_stream(StreamId, uint64_t) override {}
-    void on_wt_data(StreamId, std::span<const uint8_t>, bool) override {}
-    void on_wt_reset(StreamId, uint64_t) override {}
-    void on_wt_stop_sending(StreamId, uint64_t) override {}
-    void on_wt_closed(StreamId) override {}
-    void on_datagram(uint64_t, std::span<const uint8_t>) override {}
-    void on_connection_closed(uint64_t, bool, std::string_view) override {}
   } raw;
   cc.set_handler(&raw);
   pair.set_handler(MemoryPair::kClient, &cc);

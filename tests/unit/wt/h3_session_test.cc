@@ -357,7 +357,7 @@ TEST(WtH3, PlainRequestsGetFallback) {
   Harness h;
   h.start();
   // Default fallback: 404 with a short text body and FIN, seen through a raw h3 client handler.
-  struct Raw : h3::Handler {
+  struct Raw : h3::NullHandler {
     h3::HeaderList headers;
     std::string body;
     bool fin = false;
@@ -369,15 +369,6 @@ TEST(WtH3, PlainRequestsGetFallback) {
       body.append(d.begin(), d.end());
       fin = fin || f;
     }
-    void on_request_reset(StreamId, uint64_t) override {}
-    void on_request_closed(StreamId) override {}
-    void on_wt_stream(StreamId, uint64_t) override {}
-    void on_wt_data(StreamId, std::span<const uint8_t>, bool) override {}
-    void on_wt_reset(StreamId, uint64_t) override {}
-    void on_wt_stop_sending(StreamId, uint64_t) override {}
-    void on_wt_closed(StreamId) override {}
-    void on_datagram(uint64_t, std::span<const uint8_t>) override {}
-    void on_connection_closed(uint64_t, bool, std::string_view) override {}
   } raw;
   h.client_conn.set_handler(&raw);
   const auto id = h.client_conn.send_request(

@@ -176,8 +176,12 @@ void TunnelSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, st
 }
 
 void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
-  if (control_id_ && id == *control_id_)
+  if (control_id_ && id == *control_id_) {
+    // No application code: the transport's WT_SESSION_GONE, sent when the edge closes the session.
+    // Its CLOSE_WEBTRANSPORT_SESSION (with the real code and reason) follows on the CONNECT stream.
+    if (!code) return;
     return close(tunnel::kCloseProtocolError, "the edge reset the control stream");
+  }
   heads_.erase(id);
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;

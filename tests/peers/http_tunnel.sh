@@ -212,6 +212,7 @@ t0=$(now_ms)
 start_http app main app "$OP"
 code=$(curl_to "$BASE/hello")
 restart_ms=$(($(now_ms) - t0))
+[ "$code" = 200 ] || log "restarted agent: the answer was $code: $(grep -oE '<p>[^<]*' "$T/body" | head -1)"
 check "restarted agent: same URL $BASE/ and 200 again (got $code, ${restart_ms} ms from start)" \
   bash -c "[ '${AGENT_URL[app]}' = '$BASE/' ] && [ '$code' = 200 ]"
 

@@ -193,6 +193,10 @@ launch_http() {
   local agent=$1 edge=$2 tname=$3 lport=$4 token=$5
   AGENT_OUT[$agent]=$PEER_TMP/agent-$agent.out.log
   AGENT_ERR[$agent]=$PEER_TMP/agent-$agent.err.log
+  # Emptied here, not only by the child's redirections: a restarted agent reuses the names, and a
+  # caller polling the file right after this returns must not find the previous agent's lines.
+  : >"${AGENT_OUT[$agent]}"
+  : >"${AGENT_ERR[$agent]}"
   "$WTMESH" http "$lport" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" --token "$token" --name "$tname" \
     --ca "${EDGE_STATE[$edge]}/ca.pem" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
   AGENT_PID[$agent]=$!

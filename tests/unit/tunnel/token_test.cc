@@ -200,7 +200,7 @@ TEST_F(TokenTest, MalformedClaims) {
 TEST_F(TokenTest, HostsCapIs64) {
   json p = payload_json(sample_claims());
   p["hosts"] = json::array();
-  for (size_t i = 0; i < kMaxTokenHosts; ++i) p["hosts"].push_back("h" + std::to_string(i) + ".localhost");
+  for (size_t i = 0; i < kMaxTokenHosts; ++i) p["hosts"].push_back(std::string("h").append(std::to_string(i)).append(".localhost"));
   ASSERT_TRUE(verify(signed_payload(p)).ok());
   p["hosts"].push_back("one-more.localhost");
   EXPECT_NE(expect_error(signed_payload(p), TokenError::kMalformed).find("64"), std::string::npos);

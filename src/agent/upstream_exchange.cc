@@ -36,7 +36,6 @@ UpstreamExchange::UpstreamExchange(asio::io_context& io, wt::Session& session, w
       started_(std::chrono::steady_clock::now()) {
   result_.method = head_.method;
   result_.target = head_.target;
-  read_buf_.resize(limits_.read_chunk);
 }
 
 UpstreamExchange::~UpstreamExchange() = default;
@@ -215,10 +214,11 @@ void UpstreamExchange::retry() {
 
 void UpstreamExchange::start_read() {
   if (aborted_ || response_done_ || !socket_ || connecting_ || reading_ || !to_stream_.empty()) return;
-  const size_t room = std::min(decoder_->input_room(), read_buf_.size());
+  const size_t room = std::min(decoder_->input_room(), limits_.read_chunk);
   if (room == 0) return;
+  if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<uint8_t[]>(limits_.read_chunk);
   reading_ = true;
-  socket_->async_read_some(asio::buffer(read_buf_.data(), room), [self = shared_from_this(), gen = gen_](
+  socket_->async_read_some(asio::buffer(read_buf_.get(), room), [self = shared_from_this(), gen = gen_](
                                                                      boost::system::error_code ec, size_t n) {
     if (gen != self->gen_ || self->aborted_) return;
     self->reading_ = false;
@@ -227,7 +227,7 @@ void UpstreamExchange::start_read() {
     }
     if (n > 0) {
       self->got_response_bytes_ = true;
-      self->decoder_->put_input(std::span<const uint8_t>(self->read_buf_.data(), n));
+      self->decoder_->put_input(std::span<const uint8_t>(self->read_buf_.get(), n));
     }
     if (ec == asio::error::eof) {
       self->decoder_->put_eof();

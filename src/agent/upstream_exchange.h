@@ -128,7 +128,9 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
 
   // Response.
   std::optional<ResponseDecoder> decoder_;
-  std::vector<uint8_t> read_buf_;
+  // Allocated on the first read, never zero-filled (a 64 KiB memset per exchange was ~15 % of the
+  // agent's CPU).
+  std::unique_ptr<uint8_t[]> read_buf_;
   bool reading_ = false;
   bool got_response_bytes_ = false;
   std::vector<uint8_t> to_stream_;  // encoded head / body bytes not yet taken by the stream

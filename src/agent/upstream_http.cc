@@ -214,7 +214,9 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
     const size_t before = body.size();
     if (header_done) {
       if (body.size() >= max_body) return Status::kBodyFull;
-      room = max_body - body.size();
+      // The parser can't produce more body bytes than it is given input: sizing the slice to that
+      // avoids zero-filling max_body bytes per call for small responses.
+      room = std::min(max_body - body.size(), in_.size());
       body.resize(before + room);
       p.get().body().data = body.data() + before;
       p.get().body().size = room;

@@ -301,7 +301,9 @@ void HttpProxy::pump_request() {
       return;
     }
     if (in_.empty()) return;
-    body_.resize(config_.body_chunk);
+    // A body can't decode to more bytes than its input: size the buffer to that, so a small body
+    // doesn't zero-fill a whole body_chunk.
+    body_.resize(std::min(config_.body_chunk, in_.size()));
     auto& body = parser_->get().body();
     body.data = body_.data();
     body.size = body_.size();

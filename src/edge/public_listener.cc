@@ -195,7 +195,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     auto when = last_activity_ + listener_idle();
     if (auto d = proxy_->next_deadline()) when = std::min(when, *d);
     if (lingering_) when = std::min(when, linger_until_);
-    if (timer_armed_ && when == timer_at_) return;
+    // Activity only pushes the idle deadline later: keep an armed timer that is due no later than
+    // needed (on_timer re-checks and re-arms) instead of cancelling and re-arming it on every read.
+    if (timer_armed_ && timer_at_ <= when) return;
     timer_armed_ = true;
     timer_at_ = when;
     timer_.expires_at(when);

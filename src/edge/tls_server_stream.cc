@@ -21,7 +21,8 @@ void global_init() {
 }
 
 // Drops the consumed front of a buffer once it is more than half of it (amortised O(1) per byte).
-void compact(std::vector<uint8_t>& buf, size_t& pos) {
+template <class Vec>
+void compact(Vec& buf, size_t& pos) {
   if (pos == buf.size()) {
     buf.clear();
     pos = 0;

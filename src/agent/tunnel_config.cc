@@ -106,13 +106,16 @@ std::string TunnelSpec::upstream() const {
 std::optional<TunnelSpec> make_tunnel(std::string_view name, std::string_view domain, std::string* error) {
   TunnelSpec spec;
   spec.name = std::string(name);
-  spec.hostname = std::string(name) + "." + std::string(domain);
+  // "*" is every name under the domain that no tunnel holds exactly (*.DOMAIN); "*.app" is every
+  // one-label subdomain of app.DOMAIN. The token must list the same wildcard (wtmesh token --name).
+  spec.hostname = name == "*" ? "*." + std::string(domain) : std::string(name) + "." + std::string(domain);
   for (char& c : spec.hostname) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (name.empty() || name.find('*') != std::string_view::npos ||
-      !tunnel::is_valid_host_pattern(spec.hostname, /*allow_wildcard=*/false)) {
+  const std::string_view rest = name.starts_with("*.") ? name.substr(2) : name == "*" ? "x" : name;
+  if (rest.empty() || rest.find('*') != std::string_view::npos ||
+      !tunnel::is_valid_host_pattern(spec.hostname, /*allow_wildcard=*/true)) {
     if (error)
       *error = "\"" + std::string(name) + "\" does not make a valid hostname " + spec.hostname +
-               " (use letters, digits and hyphens)";
+               " (use letters, digits and hyphens; \"*\" or \"*.NAME\" for a wildcard)";
     return std::nullopt;
   }
   return spec;

@@ -165,5 +165,19 @@ TEST(Tunnel, MakeTunnelLowercases) {
   EXPECT_FALSE(make_tunnel("-bad", "localhost", &error));
 }
 
+TEST(Tunnel, MakeTunnelWildcards) {
+  std::string error;
+  auto all = make_tunnel("*", "localhost", &error);
+  ASSERT_TRUE(all) << error;
+  EXPECT_EQ(all->hostname, "*.localhost");
+  auto sub = make_tunnel("*.App", "localhost", &error);
+  ASSERT_TRUE(sub) << error;
+  EXPECT_EQ(sub->hostname, "*.app.localhost");
+  for (const char* bad : {"*.", "**", "a*", "*.*.app", "*app", "a.*"}) {
+    EXPECT_FALSE(make_tunnel(bad, "localhost", &error)) << bad;
+    EXPECT_NE(error.find("wildcard"), std::string::npos) << error;
+  }
+}
+
 }  // namespace
 }  // namespace wtmesh::agent

@@ -16,8 +16,10 @@
 #     upstream closing without an answer 502, upstream dying mid-body: the client sees a cut response
 #   - a second live agent asking for the same name is refused with a clear message; the first keeps it
 #   - agent stopped with SIGTERM: 502 at once; restarted: the same hostname answers 200 again
-#   - `wtmesh agent --config` (YAML, token_file with a '*' token): two tunnels on one session, both
-#     answer, the log lines carry the hostname, SIGTERM exits 0; a config without edge is refused
+#   - a wildcard tunnel (--name '*.svc') answers a.svc and b.svc, not x.y.svc (404)
+#   - `wtmesh agent --config` (YAML, token_file with a '*' token): web, api and the '*' catch-all on
+#     one session, all answer, the log lines carry the hostname, SIGTERM exits 0; a config without
+#     edge is refused
 #   (agent kill -9: http_tunnel_kill.sh)
 # Usage: http_tunnel.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -216,6 +218,16 @@ restart_ms=$(($(now_ms) - t0))
 check "restarted agent: same URL $BASE/ and 200 again (got $code, ${restart_ms} ms from start)" \
   bash -c "[ '${AGENT_URL[app]}' = '$BASE/' ] && [ '$code' = 200 ]"
 
+# --- Wildcard tunnel: `--name '*.svc'` serves every X.svc.localhost (one label), with its own token.
+start_http svc main '*.svc' "$OP"
+for h in a.svc b.svc; do
+  code=$(curl_to "https://$h.localhost:$EP/hello")
+  check "wildcard *.svc: $h.localhost answers 200 through it, certificate verified (got $code)" [ "$code" = 200 ]
+done
+code=$(curl_to "https://x.y.svc.localhost:$EP/hello")
+check "wildcard *.svc matches one label only: x.y.svc.localhost is 404 (got $code)" [ "$code" = 404 ]
+stop_pid "${AGENT_PID[svc]}" 5
+
 # --- `wtmesh agent --config`: two tunnels on one session, a wildcard token from a token file.
 "$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name '*' >"$T/wild.token" || die "wtmesh token --name '*' failed"
 cat >"$T/agent.yaml" <<YAML
@@ -228,17 +240,21 @@ tunnels:
   - name: api
     type: http
     upstream: localhost:$OP
+  - name: "*"
+    local_port: $OP
 YAML
 "$WTMESH" agent --config "$T/agent.yaml" >"$T/agent-yaml.out.log" 2>"$T/agent-yaml.err.log" </dev/null &
 yaml_pid=$!
 track "$yaml_pid"
-check "wtmesh agent --config registers web and api (URL lines)" wait_for 10 bash -c \
-  "grep -qxF 'https://web.localhost:$EP/  ->  http://127.0.0.1:$OP/' '$T/agent-yaml.out.log' && grep -qF 'https://api.localhost:$EP/' '$T/agent-yaml.out.log'"
+check "wtmesh agent --config registers web, api and * (URL lines)" wait_for 10 bash -c \
+  "grep -qxF 'https://web.localhost:$EP/  ->  http://127.0.0.1:$OP/' '$T/agent-yaml.out.log' && grep -qF 'https://api.localhost:$EP/' '$T/agent-yaml.out.log' && grep -qF 'https://*.localhost:$EP/' '$T/agent-yaml.out.log'"
 for n in web api; do
   code=$(curl_to "https://$n.localhost:$EP/hello")
   check "wtmesh agent: $n.localhost answers 200 with the origin's body (got $code)" \
     bash -c "[ '$code' = 200 ] && [ \"\$(cat '$T/body')\" = 'hello from the origin' ]"
 done
+code=$(curl_to "https://elsewhere.localhost:$EP/hello")
+check "wtmesh agent: the '*' catch-all answers a name no tunnel holds exactly (got $code)" [ "$code" = 200 ]
 check "wtmesh agent logs requests prefixed with the hostname" \
   wait_for 3 grep -qE ' api\.localhost GET /hello 200 ' "$T/agent-yaml.out.log"
 stop_pid "$yaml_pid" 5

@@ -157,6 +157,7 @@ int run_http(const AgentCommands& c) {
   o.tunnels = {*t};
   o.exit_on_first_auth_failure = true;
   o.exit_on_refusal = true;
+  o.transport.max_udp_payload = a.max_udp_payload;
   std::cerr << "wtmesh: exposing http://" << t->upstream() << " as " << t->hostname << " via " << a.edge
             << std::endl;
   return run_tunnels(std::move(o), false);
@@ -210,6 +211,11 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.http_cmd->add_option("--ca", c.http.ca,
                          "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
   c.http_cmd->add_option("--domain", c.http.domain, "the edge's tunnel domain")->capture_default_str();
+  c.http_cmd
+      ->add_option("--max-udp-payload", c.http.max_udp_payload,
+                   "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
+      ->capture_default_str()
+      ->check(CLI::Range(1200, 65507));
 
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")

@@ -23,6 +23,7 @@ struct AgentCommands {
   struct {
     int local_port = 0;
     std::string edge, token, token_file, name, ca, domain = "localhost";
+    size_t max_udp_payload = 1452;
   } http;
   struct {
     std::string config;

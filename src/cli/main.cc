@@ -27,6 +27,7 @@ struct EdgeArgs {
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
   int http_idle_timeout_s = 120;
+  size_t max_udp_payload = 1452;
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -43,6 +44,7 @@ int run_edge(const EdgeArgs& a) {
   opts.limits.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
   opts.limits.max_streams_bidi = a.max_streams;
   opts.limits.max_streams_uni = a.max_streams;
+  opts.limits.max_udp_payload = a.max_udp_payload;
   if (!a.http_listen.empty()) {
     auto http = cli::parse_listen_address(a.http_listen, &error);
     if (!http) throw std::runtime_error("--http-listen: " + error);
@@ -105,6 +107,11 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--max-streams", edge_args.max_streams, "concurrent streams a peer may open, per type")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--max-udp-payload", edge_args.max_udp_payload,
+                   "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
+      ->capture_default_str()
+      ->check(CLI::Range(1200, 65507));
   edge_cmd->add_option("--http-listen", edge_args.http_listen,
                        "address:port for an additional plain-HTTP public listener (default: none)");
   edge_cmd->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,

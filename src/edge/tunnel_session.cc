@@ -84,6 +84,9 @@ void TunnelSession::on_tick(SteadyTime t) {
 
 void TunnelSession::probe() {
   if (closed_ || !control_) return;
+  const SteadyTime t = now();
+  if (last_probe_ && t - *last_probe_ < kProbeInterval) return;
+  last_probe_ = t;
   send_control(tunnel::ControlType::kPing, json{{"seq", ++ping_seq_}}.dump());
 }
 

@@ -59,8 +59,10 @@ class TunnelSession final : public wt::SessionHandler {
   const tunnel::TokenClaims& claims() const { return claims_; }
   bool closed() const { return closed_; }
   // Sends a PING now: bytes in flight make the QUIC layer notice a peer that is gone
-  // (TransportLimits::unresponsive_*), which closes this session and releases its names.
+  // (TransportLimits::unresponsive_*), which closes this session and releases its names. At most one
+  // per kProbeInterval, so another agent repeating a contended REGISTER cannot flood this session.
   void probe();
+  static constexpr std::chrono::seconds kProbeInterval{1};
   size_t tunnel_count() const { return tunnels_.size(); }
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }
@@ -129,6 +131,7 @@ class TunnelSession final : public wt::SessionHandler {
   SteadyTime next_ping_;
   SteadyTime token_deadline_;
   uint64_t ping_seq_ = 0;
+  std::optional<SteadyTime> last_probe_;
 };
 
 }  // namespace wtmesh::edge

@@ -54,6 +54,12 @@ std::vector<std::string> connection_tokens(std::string_view value) {
   return out;
 }
 
+// "60 KiB" for whole KiB, else "512 bytes": a limit as the user set it.
+std::string size_text(size_t bytes) {
+  if (bytes >= 1024 && bytes % 1024 == 0) return std::to_string(bytes / 1024) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
 }  // namespace
 
 bool is_hop_by_hop(std::string_view n) {
@@ -121,6 +127,7 @@ ResponseDecoder::ResponseDecoder(bool head_request, Limits limits)
 ResponseDecoder::~ResponseDecoder() = default;
 
 void ResponseDecoder::new_parser() {
+  header_bytes_ = 0;
   auto& p = impl_->parser.emplace();
   p.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
   p.body_limit(boost::none);  // bodies stream through; their size is not ours to cap
@@ -230,6 +237,12 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
       p.get().body().size = 0;
     }
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
+    // Beast bounds the status line and the fields separately when both arrive in one piece, and the
+    // whole section when they do not: count it here so the limit does not depend on how it arrived.
+    // (A put that completes the header stops there, so all of `n` is header bytes.)
+    if (!header_done) header_bytes_ += n;
+    if (!header_done && p.is_header_done() && header_bytes_ > limits_.header_limit)
+      ec = http::error::header_limit;
     if (ec == http::error::need_buffer) continue;
     if (ec == http::error::need_more) {
       if (n > 0) continue;
@@ -240,8 +253,7 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
                                  : "the upstream closed the connection before responding");
     }
     if (ec == http::error::header_limit) {
-      return fail("the upstream response header is over " + std::to_string(limits_.header_limit / 1024) +
-                  " KiB");
+      return fail("the upstream response header is over " + size_text(limits_.header_limit));
     }
     if (ec) return fail("the upstream sent a malformed response (" + ec.message() + ")");
   }

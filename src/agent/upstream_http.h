@@ -88,6 +88,7 @@ class ResponseDecoder {
   bool done_ = false;
   bool keep_alive_ = false;
   int informational_ = 0;
+  size_t header_bytes_ = 0;  // of the current response's header section, counted by us (see decode)
   int status_ = 0;
   tunnel::ResponseHead head_;
   std::string error_;

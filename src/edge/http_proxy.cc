@@ -141,6 +141,7 @@ void HttpProxy::step() {
 void HttpProxy::parse_head() {
   if (!parser_) {
     parser_.emplace();
+    head_bytes_ = 0;
     parser_->header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
     parser_->body_limit(boost::none);  // bodies stream; only the header section is bounded
     parser_->eager(false);
@@ -149,6 +150,12 @@ void HttpProxy::parse_head() {
   boost::system::error_code ec;
   const size_t n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
   in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
+  // Beast bounds the request line and the fields separately when both arrive in one piece, and the
+  // whole section when they do not: count it here so the limit does not depend on how it arrived.
+  // (Not eager, a put that completes the header stops there, so all of `n` is header bytes.)
+  head_bytes_ += n;
+  if (!ec && parser_->is_header_done() && head_bytes_ > config_.max_header_bytes)
+    ec = http::error::header_limit;
   if (ec == http::error::need_more) return;
   if (!started_.time_since_epoch().count()) started_ = now();
   if (ec == http::error::header_limit) {

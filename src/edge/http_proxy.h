@@ -138,6 +138,7 @@ class HttpProxy final : public RequestStreamEvents {
   Phase phase_ = Phase::kHead;
   std::vector<uint8_t> in_;
   std::optional<Parser> parser_;
+  size_t head_bytes_ = 0;  // of the current request's header section, counted by us (see parse_head)
   bool in_process_ = false;
   bool again_ = false;
 

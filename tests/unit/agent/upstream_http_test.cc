@@ -280,6 +280,37 @@ TEST(ResponseDecoder, HeaderLimitIsEnforced) {
   EXPECT_NE(r.error.find("header is over 1 KiB"), std::string::npos) << r.error;
 }
 
+// Beast bounds the status line and the fields separately when they arrive in one piece; the
+// decoder bounds the whole section however it arrives (the fuzzer found the difference).
+TEST(ResponseDecoder, HeaderLimitCoversTheStatusLineInOnePieceOrMany) {
+  ResponseDecoder::Limits lim;
+  lim.header_limit = 512;
+  lim.input_buffer = 1024;
+  const std::string status_line = "HTTP/1.1 204 " + std::string(100, 'r') + "\r\n";
+  std::string fields;
+  while (status_line.size() + fields.size() + 2 <= 512) fields += "X-F: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\r\n";
+  // The fields alone fit in 512 bytes, the whole section does not.
+  ASSERT_LT(fields.size() + 2, 512u);
+  const std::string wire = status_line + fields + "\r\n";
+  for (size_t piece : {wire.size(), size_t{1}, size_t{7}, size_t{200}}) {
+    ResponseDecoder d(false, lim);
+    auto r = run(d, wire, piece);
+    EXPECT_EQ(r.last, Status::kError) << piece;
+    EXPECT_FALSE(r.head) << piece;
+    EXPECT_NE(r.error.find("header is over 512 bytes"), std::string::npos) << piece << ": " << r.error;
+  }
+  // Exactly at the limit passes, in one piece or many.
+  std::string fit = status_line;
+  fit += "X-Pad: " + std::string(512 - fit.size() - 7 - 4, 'p') + "\r\n\r\n";
+  ASSERT_EQ(fit.size(), 512u);
+  for (size_t piece : {fit.size(), size_t{1}, size_t{7}}) {
+    ResponseDecoder d(false, lim);
+    auto r = run(d, fit, piece);
+    EXPECT_EQ(r.last, Status::kDone) << piece << ": " << r.error;
+    EXPECT_TRUE(r.head) << piece;
+  }
+}
+
 TEST(ResponseDecoder, OverlongChunkLineHitsTheInputBuffer) {
   ResponseDecoder::Limits lim;
   lim.header_limit = 512;

@@ -263,6 +263,25 @@ TEST_F(HttpProxyTest, OversizedHeaderIs431) {
   EXPECT_EQ(dir_.open_calls, 1);
 }
 
+// Beast bounds the request line and the fields separately when they arrive in one piece; the
+// proxy bounds the whole section however it arrives.
+TEST_F(HttpProxyTest, HeaderLimitCoversTheRequestLineInOnePieceOrMany) {
+  HttpProxyConfig cfg;
+  cfg.max_header_bytes = 1024;
+  const std::string line = "GET /" + std::string(600, 'p') + " HTTP/1.1\r\n";
+  const std::string wire = line + "Host: app.localhost\r\nX-F: " + std::string(500, 'f') + "\r\n\r\n";
+  ASSERT_GT(wire.size(), 1024u);
+  ASSERT_LT(wire.size() - line.size(), 1024u);  // the fields alone fit
+  for (size_t piece : {wire.size(), size_t{1}, size_t{100}}) {
+    make(cfg);
+    for (size_t off = 0; off < wire.size() && !proxy_->finished();)
+      off += feed(std::string_view(wire).substr(off, piece));
+    const std::string out = drain();
+    EXPECT_TRUE(out.starts_with("HTTP/1.1 431 ")) << piece << ": " << out.substr(0, 60);
+  }
+  EXPECT_EQ(dir_.open_calls, 0);
+}
+
 TEST_F(HttpProxyTest, WtmeshErrorHeadBecomesA502WithTheReason) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(

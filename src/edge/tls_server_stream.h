@@ -3,10 +3,14 @@
 // against a GnuTLS client without sockets and the Asio glue only moves bytes.
 //
 // TLS 1.2 and 1.3; ALPN "http/1.1" is offered (a client that offers other protocols only, or no ALPN,
-// still gets HTTP/1.1); SNI is optional and only reported. Every buffer is bounded (Limits): feed()
-// takes no more ciphertext than fits, records are decrypted only while the plaintext buffer has room,
-// and write() takes plaintext only while the outgoing ciphertext buffer is below its cap, so a slow
-// reader on either side stops the other instead of growing memory.
+// still gets HTTP/1.1); SNI is optional and only reported. X25519 is the preferred key exchange, so
+// clients that send only an X25519 key share (OpenSSL, browsers) get no HelloRetryRequest round trip.
+// Session tickets are issued (TLS 1.3: right after the handshake), so clients resume without
+// certificate signatures; the ticket flight also acknowledges the client's Finished at once, so a client
+// without TCP_NODELAY does not hold its first request back for the server's delayed ACK (~40 ms). Every
+// buffer is bounded (Limits): feed() takes no more ciphertext than fits, records are decrypted only while the
+// plaintext buffer has room, and write() takes plaintext only while the outgoing ciphertext buffer is below
+// its cap, so a slow reader on either side stops the other instead of growing memory.
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -46,10 +50,13 @@ class TlsServerConfig {
   gnutls_certificate_credentials_t credentials() const { return cred_; }
   gnutls_priority_t priority() const { return priority_; }
   const SniSelector& sni_selector() const { return sni_selector_; }
+  // Key of the session tickets of this config's sessions (GnuTLS rotates the keys it derives from it).
+  const gnutls_datum_t& ticket_key() const { return ticket_key_; }
 
  private:
   TlsServerConfig() = default;
   SniSelector sni_selector_;
+  gnutls_datum_t ticket_key_{};
   gnutls_certificate_credentials_t cred_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
 };
@@ -106,6 +113,7 @@ class TlsServerStream {
   std::string alpn() const;         // "" when none was negotiated
   std::string server_name() const;  // SNI host name, "" when absent
   std::string version() const;      // "TLS1.3", "TLS1.2", or "" before the handshake
+  bool resumed() const;             // the handshake resumed an earlier session (ticket)
   size_t buffered_bytes() const {
     return in_.size() - in_pos_ + plain_.size() - plain_pos_ + out_.size() - out_pos_;
   }

@@ -2,7 +2,8 @@
 # Real peers through the HTTP tunnel: curl, wrk and raw sockets against `wtmesh edge`'s public
 # HTTPS/HTTP listeners, `wtmesh http` in front of a Node origin (tests/peers/origin.mjs). Checks:
 #   - curl with the edge's CA (real verification, SNI = NAME.localhost): 200 and the exact body;
-#     without the CA curl refuses the certificate
+#     without the CA curl refuses the certificate; openssl s_client: an X25519 key share gets no
+#     HelloRetryRequest, the session ticket resumes the next connection
 #   - the origin sees X-Forwarded-For/-Proto/-Host and Forwarded; hop-by-hop headers (Connection and
 #     what it names, Keep-Alive, TE, Upgrade, Proxy-Connection) are not forwarded; others are
 #   - POST body echoed byte for byte (256 KiB)
@@ -55,6 +56,17 @@ check "curl without the edge's CA refuses the certificate (exit $rc, want 60)" [
 subject=$(openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" \
   -verify_hostname app.localhost </dev/null 2>/dev/null | grep -m1 -E 'Verify return code')
 check "openssl: the certificate for SNI app.localhost verifies ($subject)" grep -q 'Verify return code: 0 (ok)' <<<"$subject"
+
+# --- TLS details a client feels: X25519 (OpenSSL's first key share) is taken without a
+# HelloRetryRequest round trip; a session ticket arrives and resumes the next connection.
+hello_count=$(openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" -tls1_3 \
+  -groups X25519:P-256 -msg </dev/null 2>/dev/null | grep -c '>>> .*ClientHello')
+check "openssl with an X25519 share: one ClientHello, no HelloRetryRequest (saw $hello_count)" [ "$hello_count" = 1 ]
+openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" -tls1_3 \
+  -sess_out "$PEER_TMP/tls-session.pem" < <(sleep 0.3) >/dev/null 2>&1
+resumed=$(openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" -tls1_3 \
+  -sess_in "$PEER_TMP/tls-session.pem" </dev/null 2>/dev/null | grep -m1 -E '^(New|Reused),')
+check "openssl resumes the TLS 1.3 session with the edge's ticket ($resumed)" grep -q '^Reused, TLSv1.3' <<<"$resumed"
 
 # --- Forwarding and hop-by-hop headers.
 code=$(curl_to "$BASE/headers" -H 'Connection: x-foo' -H 'X-Foo: must-not-pass' -H 'Keep-Alive: timeout=5' \

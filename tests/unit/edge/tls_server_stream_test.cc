@@ -88,6 +88,73 @@ TEST_F(TlsServerStreamTest, Tls12WithoutAlpnOrSni) {
   EXPECT_EQ(take_plain(s), "x");
 }
 
+TEST_F(TlsServerStreamTest, AnX25519KeyShareIsTakenWithoutAHelloRetry) {
+  // Like curl, Python and Chromium: X25519 first, one key share. A HelloRetryRequest would make the
+  // client send a second ClientHello instead of finishing after the server's first flight.
+  MemoryTlsClient c(certs_.ca_cert, "localhost",
+                    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1", {"http/1.1"},
+                    "", GNUTLS_KEY_SHARE_TOP);
+  TlsServerStream s(config_);
+  ASSERT_EQ(c.handshake(), GNUTLS_E_AGAIN);
+  ASSERT_EQ(s.feed(c.out), c.out.size());
+  c.out.clear();
+  auto flight = s.ciphertext();
+  c.in.assign(flight.begin(), flight.end());
+  s.consume_ciphertext(flight.size());
+  EXPECT_EQ(c.handshake(), 0) << "the server asked for another key share";
+}
+
+TEST_F(TlsServerStreamTest, TicketFollowsTheClientFinishedAndResumes) {
+  std::vector<uint8_t> ticket;
+  {
+    MemoryTlsClient c(certs_.ca_cert, "localhost", nullptr, {"http/1.1"}, "app.localhost");
+    TlsServerStream s(config_);
+    pump(c, s);
+    ASSERT_TRUE(c.handshake_done());
+    ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+    EXPECT_FALSE(s.resumed());
+    // The server answered the client's Finished with a NewSessionTicket flight, which pump() handed
+    // to the client; reading makes the client process it.
+    std::string none;
+    c.recv_all(none);
+    EXPECT_EQ(none, "");
+    ticket = c.session_data();
+  }
+  ASSERT_FALSE(ticket.empty());
+  MemoryTlsClient c2(certs_.ca_cert, "localhost", nullptr, {"http/1.1"}, "app.localhost");
+  c2.resume_from(ticket);
+  TlsServerStream s2(config_);
+  pump(c2, s2);
+  ASSERT_TRUE(c2.handshake_done());
+  ASSERT_EQ(s2.state(), TlsServerStream::State::kOpen) << s2.error();
+  EXPECT_TRUE(s2.resumed());
+  EXPECT_TRUE(c2.resumed());
+  ASSERT_GT(c2.send("GET / HTTP/1.1\r\n\r\n"), 0);
+  pump(c2, s2);
+  EXPECT_EQ(take_plain(s2), "GET / HTTP/1.1\r\n\r\n");
+}
+
+TEST_F(TlsServerStreamTest, ServerSendsAFlightRightAfterTheClientFinished) {
+  // TLS 1.3 clients are done once they send their Finished and then send the request. If the server
+  // answers the Finished with nothing, its TCP delays the ACK (~40 ms) and a client without
+  // TCP_NODELAY holds the request back until then (Nagle). The session ticket is that answer.
+  MemoryTlsClient c(certs_.ca_cert, "localhost", nullptr, {"http/1.1"});
+  TlsServerStream s(config_);
+  size_t answer = 0;  // ciphertext the server produced for the client's last flight
+  for (int i = 0; i < 10 && !c.handshake_done(); ++i) {
+    c.handshake();
+    ASSERT_EQ(s.feed(c.out), c.out.size());
+    c.out.clear();
+    auto ct = s.ciphertext();
+    answer = ct.size();
+    c.in.insert(c.in.end(), ct.begin(), ct.end());
+    s.consume_ciphertext(ct.size());
+  }
+  ASSERT_TRUE(c.handshake_done());
+  ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+  EXPECT_GT(answer, 0u);
+}
+
 TEST_F(TlsServerStreamTest, OldProtocolVersionsAreRefused) {
   MemoryTlsClient c(certs_.ca_cert, "localhost", "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0", {});
   TlsServerStream s(config_);

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "quic/certs.h"
 #include "../../support/temp_dir.h"
+#include "quic/certs.h"
 
 namespace wtmesh::edge::test {
 
@@ -22,16 +22,17 @@ using wtmesh::test::TempDir;
 
 class MemoryTlsClient {
  public:
-  // `priority` nullptr = GnuTLS defaults; `alpn` empty = no ALPN extension; `sni` empty = none.
+  // `priority` nullptr = GnuTLS defaults; `alpn` empty = no ALPN extension; `sni` empty = none;
+  // `init_flags` are added to gnutls_init's (GNUTLS_KEY_SHARE_TOP: one key share, as OpenSSL sends).
   MemoryTlsClient(const std::filesystem::path& ca, const std::string& verify_host,
                   const char* priority = nullptr, std::vector<std::string> alpn = {"h2", "http/1.1"},
-                  const std::string& sni = "")
+                  const std::string& sni = "", unsigned init_flags = 0)
       : alpn_(std::move(alpn)) {
     gnutls_certificate_allocate_credentials(&cred_);
     if (gnutls_certificate_set_x509_trust_file(cred_, ca.c_str(), GNUTLS_X509_FMT_PEM) <= 0) {
       throw std::runtime_error("bad CA file");
     }
-    gnutls_init(&s_, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
+    gnutls_init(&s_, GNUTLS_CLIENT | GNUTLS_NONBLOCK | init_flags);
     if (priority) {
       gnutls_priority_set_direct(s_, priority, nullptr);
     } else {
@@ -81,19 +82,24 @@ class MemoryTlsClient {
   bool handshake_done() const { return done_; }
   ssize_t send(std::span<const uint8_t> d) { return gnutls_record_send(s_, d.data(), d.size()); }
   ssize_t send(const std::string& d) { return send({reinterpret_cast<const uint8_t*>(d.data()), d.size()}); }
-  // Reads everything decryptable; returns false on close_notify/error (sets `closed`).
+  // Reads everything decryptable; sets `closed` on close_notify, `error` on failure. GnuTLS answers
+  // GNUTLS_E_AGAIN after handling a post-handshake message (a TLS 1.3 session ticket) even when more
+  // records are buffered, so it reads on while ciphertext is left.
   void recv_all(std::string& into) {
     char buf[16384];
-    for (;;) {
+    for (int i = 0; i < 100000; ++i) {
       ssize_t rv = gnutls_record_recv(s_, buf, sizeof(buf));
       if (rv > 0) {
         into.append(buf, static_cast<size_t>(rv));
         continue;
       }
-      if (rv == 0)
+      if (rv == 0) {
         closed = true;
-      else if (rv != GNUTLS_E_AGAIN && rv != GNUTLS_E_INTERRUPTED)
+      } else if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
+        if (!in.empty() || gnutls_record_check_pending(s_) > 0) continue;
+      } else {
         error = static_cast<int>(rv);
+      }
       return;
     }
   }
@@ -103,6 +109,18 @@ class MemoryTlsClient {
     return std::string(reinterpret_cast<const char*>(p.data), p.size);
   }
   gnutls_protocol_t version() const { return gnutls_protocol_get_version(s_); }
+  // Resumption: the session (with its ticket, once received) to hand to the next client.
+  std::vector<uint8_t> session_data() const {
+    gnutls_datum_t d{};
+    if (gnutls_session_get_data2(s_, &d) != 0) return {};
+    std::vector<uint8_t> out(d.data, d.data + d.size);
+    gnutls_free(d.data);
+    return out;
+  }
+  void resume_from(const std::vector<uint8_t>& data) {
+    gnutls_session_set_data(s_, data.data(), data.size());
+  }
+  bool resumed() const { return gnutls_session_is_resumed(s_) != 0; }
   void bye() { gnutls_bye(s_, GNUTLS_SHUT_WR); }
   // SHA-256 of the server's leaf certificate DER, lower-case hex.
   std::string peer_sha256() const {

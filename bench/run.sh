@@ -79,12 +79,17 @@ for tool in wrk curl nginx /usr/sbin/sshd ssh ssh-keygen openssl ss ps "$PYTHON"
   command -v "$tool" > /dev/null || die "missing tool: $tool"
 done
 
-# Only the Release build made for the bench is picked by default: Debug/sanitizer builds of other build
-# dirs would measure the sanitizers. Use --wtmesh PATH for anything else.
+# Only the build made for the bench (bench/README.md: RelWithDebInfo, static deps) is picked by default:
+# Debug/sanitizer builds of other build dirs would measure the sanitizers. Use --wtmesh PATH for others.
 if ((USE_WTMESH)) && [[ -z "$WTMESH" ]]; then WTMESH=$REPO_DIR/build-bench/wtmesh; fi
 WTMESH_BUILD=unknown
 if [[ -n "$WTMESH" && -f "$(dirname "$WTMESH")/CMakeCache.txt" ]]; then
   WTMESH_BUILD=$(awk -F= '/^CMAKE_BUILD_TYPE:/ { print $2 }' "$(dirname "$WTMESH")/CMakeCache.txt")
+  if grep -q '^WTMESH_STATIC_DEPS:BOOL=ON' "$(dirname "$WTMESH")/CMakeCache.txt"; then
+    WTMESH_BUILD="$WTMESH_BUILD, static deps"
+  else
+    WTMESH_BUILD="$WTMESH_BUILD, shared deps"
+  fi
 fi
 
 BENCH_TMP=$(mktemp -d /tmp/wtmesh-bench.XXXXXX)

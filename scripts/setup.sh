@@ -14,10 +14,12 @@ quiet() { if [ "${WTMESH_SETUP_VERBOSE:-0}" = 1 ]; then "$@"; else "$@" >/dev/nu
 
 # Build toolchain and libraries (plain bookworm).
 # clang 14 + libclang-rt-14-dev: libFuzzer (libclang_rt.fuzzer-x86_64.a) and the ASan/UBSan runtimes.
+# libunistring-dev: -lunistring, which GnuTLS's static archive needs (cmake -DWTMESH_STATIC_DEPS=ON).
 base_pkgs=(
   build-essential cmake ninja-build pkg-config git
   clang clang-14 llvm-14 libclang-rt-14-dev clang-tidy clang-format
   libgnutls28-dev libnghttp2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
+  libunistring-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
 )
 # From bookworm-backports: ngtcp2 1.11, nghttp3 1.8, Boost 1.83, ngtcp2's example client/server (peers).

@@ -35,6 +35,7 @@ TunnelSession::TunnelSession(const TunnelSessionConfig& config, RouteTable& rout
       hooks_(std::move(hooks)),
       token_deadline_(token_deadline) {
   last_rx_ = now();
+  last_heard_ = last_rx_;
   next_ping_ = last_rx_ + config_.ping_interval;
 }
 
@@ -59,10 +60,18 @@ SteadyTime TunnelSession::heartbeat_deadline() const {
   return last_rx_ + kMissedPings * config_.ping_interval;
 }
 
+std::optional<SteadyTime> TunnelSession::quiet_probe_deadline() const {
+  if (!control_ || requests_.empty()) return std::nullopt;
+  SteadyTime d = last_heard_ + kQuietProbeAfter;
+  if (last_probe_) d = std::max(d, *last_probe_ + kProbeInterval);
+  return d;
+}
+
 std::optional<SteadyTime> TunnelSession::next_deadline() const {
   if (closed_) return std::nullopt;
   SteadyTime d = std::min(token_deadline_, heartbeat_deadline());
   if (control_) d = std::min(d, next_ping_);
+  if (auto q = quiet_probe_deadline()) d = std::min(d, *q);
   return d;
 }
 
@@ -80,6 +89,7 @@ void TunnelSession::on_tick(SteadyTime t) {
     send_control(tunnel::ControlType::kPing, json{{"seq", ++ping_seq_}}.dump());
     next_ping_ = t + config_.ping_interval;
   }
+  if (auto q = quiet_probe_deadline(); q && t >= *q) probe();
 }
 
 void TunnelSession::probe() {
@@ -110,6 +120,7 @@ void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
 
 void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
   if (closed_ || session_ == nullptr) return;
+  if (!data.empty() || fin) last_heard_ = now();
   if (control_ && id == *control_) {
     session_->consume(id, data.size());  // parsed at once into bounded frames
     on_control_bytes(data, fin);

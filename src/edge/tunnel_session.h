@@ -63,6 +63,10 @@ class TunnelSession final : public wt::SessionHandler {
   // per kProbeInterval, so another agent repeating a contended REGISTER cannot flood this session.
   void probe();
   static constexpr std::chrono::seconds kProbeInterval{1};
+  // While request streams are open and nothing at all has come from the agent for this long, the
+  // session probe()s: an agent that died while the edge only receives (a streaming response, a slow
+  // upstream) is then noticed in ~1.6 s instead of after the next heartbeat PING (up to 10 s later).
+  static constexpr std::chrono::seconds kQuietProbeAfter{1};
   size_t tunnel_count() const { return tunnels_.size(); }
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }
@@ -108,6 +112,7 @@ class TunnelSession final : public wt::SessionHandler {
   std::string hostname_problem(const std::string& hostname) const;
   bool covered(const std::string& hostname) const;
   SteadyTime heartbeat_deadline() const;
+  std::optional<SteadyTime> quiet_probe_deadline() const;
   SteadyTime now() const;
 
   TunnelSessionConfig config_;
@@ -127,7 +132,8 @@ class TunnelSession final : public wt::SessionHandler {
   std::map<uint32_t, std::string> tunnels_;                 // REGISTER id → hostname
   std::map<wt::StreamId, RequestStreamEvents*> requests_;
 
-  SteadyTime last_rx_;
+  SteadyTime last_rx_;     // last control bytes (heartbeats)
+  SteadyTime last_heard_;  // last bytes or FIN on any stream of the session
   SteadyTime next_ping_;
   SteadyTime token_deadline_;
   uint64_t ping_seq_ = 0;

@@ -7,6 +7,9 @@
 #   B. kill -9 and an immediate restart with no request in between (the old session still looks
 #      alive): the new agent is refused "taken", the edge probes the holder, drops it, and the
 #      restarted agent's early retry gets the same hostname back within 5 s.
+#   D. kill -9 while a response streams (SSE, the edge only receives): the session's quiet-stream probe
+#      (TunnelSession::kQuietProbeAfter, 1 s) plus the unresponsive rule cut the client's response
+#      within ~2 s, not at the next heartbeat.
 #   C. kill -9 with no traffic at all: the edge's own heartbeat PING (every 10 s) finds the agent
 #      gone and the name answers 502, not a hang, within ~11 s.
 # The real times are printed.
@@ -65,6 +68,33 @@ check "B: restarted at once, the agent gets the same hostname back within 5 s (a
   [ -n "$back" ] && [ "$back" -le 5000 ]
 check "B: it was refused as taken first, then served (the edge probed the dead holder)" \
   grep -q "served by another agent" "${AGENT_ERR[app]}"
+
+# --- D. kill -9 while a response streams to the client.
+curl -sS -N -m 60 --cacert "$CA" -o "$T/sse" "$BASE/sse?n=100&ms=400" 2>"$T/sse.err" &
+sse_pid=$!
+track "$sse_pid"
+for ((i = 0; i < 100; i++)); do
+  grep -q 'event 1 ' "$T/sse" 2>/dev/null && break
+  sleep 0.05
+done
+check "D: the event stream flows before the kill" grep -q 'event 1 ' "$T/sse"
+kill -KILL "${AGENT_PID[app]}"
+wait "${AGENT_PID[app]}" 2>/dev/null
+t0=$(now_ms)
+for ((i = 0; i < 200; i++)); do
+  kill -0 "$sse_pid" 2>/dev/null || break
+  sleep 0.05
+done
+cut_ms=$(($(now_ms) - t0))
+wait "$sse_pid" 2>/dev/null
+sse_rc=$?
+log "D: the streaming response was cut ${cut_ms} ms after kill -9 (curl exit $sse_rc: $(head -c 200 "$T/sse.err"))"
+check "D: the client's streaming response ends within 3.5 s of the kill, not at the heartbeat (after $cut_ms ms)" \
+  [ "$cut_ms" -le 3500 ]
+check "D: curl sees a cut response, not a complete one (exit $sse_rc)" [ "$sse_rc" != 0 ]
+launch_http app main app "$OP" "$(make_token main app)"
+back=$(wait_for_200 10)
+check "D: the restarted agent serves the name again (after ${back:-more than 10000} ms)" [ -n "$back" ]
 
 # --- C. kill -9 and silence: the heartbeat finds it.
 edge_log=${EDGE_DIR[main]}/stderr

@@ -328,6 +328,43 @@ TEST_F(TunnelSessionTest, RequestStreamsCarryEventsBothWays) {
   EXPECT_EQ(fake_->streams[id].consumed, 5u);
 }
 
+TEST_F(TunnelSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
+  const auto t0 = clock_.t;
+  open_control();
+  const auto ping = static_cast<uint64_t>(tunnel::ControlType::kPing);
+  ASSERT_TRUE(ts_->next_deadline());
+  EXPECT_EQ(*ts_->next_deadline(), t0 + 10s) << "no request streams: the heartbeat schedule only";
+  Events ev;
+  wt::StreamId id = -1;
+  ASSERT_EQ(ts_->open_request(&ev, &id), TunnelDirectory::OpenStatus::kOpened);
+  EXPECT_EQ(*ts_->next_deadline(), t0 + 1s);
+  clock_.t += 500ms;
+  ts_->on_stream_data(id, bytes("HTTP"), false);  // the agent is talking
+  clock_.t += 900ms;
+  ts_->on_tick(clock_.t);
+  EXPECT_TRUE(replies().empty()) << "heard from 0.9 s ago: no probe";
+  EXPECT_EQ(*ts_->next_deadline(), clock_.t + 100ms);
+  clock_.t += 100ms;
+  ts_->on_tick(clock_.t);
+  auto r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, ping);
+  // Still quiet: the next probe one second later, not before.
+  EXPECT_EQ(*ts_->next_deadline(), clock_.t + 1s);
+  clock_.t += 999ms;
+  ts_->on_tick(clock_.t);
+  EXPECT_TRUE(replies().empty());
+  clock_.t += 1ms;
+  ts_->on_tick(clock_.t);
+  r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, ping);
+  // No request stream left: back to the heartbeat schedule.
+  ts_->release(id);
+  EXPECT_EQ(*ts_->next_deadline(), t0 + 10s);
+  EXPECT_FALSE(fake_->closed);
+}
+
 TEST_F(TunnelSessionTest, ResetAndCancelAndBusy) {
   open_control();
   Events a, b;

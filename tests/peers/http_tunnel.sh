@@ -10,7 +10,7 @@
 #   - SSE and chunked responses stream: each event/chunk reaches curl soon after the origin wrote it
 #     (arrival - origin send time, same clock), the first long before the last is written
 #   - `wtmesh http` logs one line per request
-#   - wrk -t2 -c64 -d3s (Host header, no SNI): thousands of requests (1000 in a sanitizer build), no
+#   - wrk -t2 -c64 -d3s (Host header, no SNI): thousands of requests (200 in a sanitizer build), no
 #     non-2xx, no socket errors
 #   - error statuses: unknown host 404, malformed request 400 (raw bytes, plain HTTP listener), two
 #     Host headers 400, CONNECT 405, oversized header section 431, upstream refused 502 naming why,
@@ -149,9 +149,11 @@ non2xx=$(grep -oE 'Non-2xx or 3xx responses: [0-9]+' "$T/wrk.log" | grep -oE '[0
 sockerr=$(grep -E 'Socket errors' "$T/wrk.log" || true)
 log "wrk: ${reqs:-?} requests, ${rps:-?} req/s; $(grep -E 'Latency|99%' "$T/wrk.log" | tr -s ' ' | paste -sd';')"
 check "wrk exits 0 (status $wrk_rc)" [ "$wrk_rc" = 0 ]
-# Measured: ~18-33k requests (6-11k req/s) in a RelWithDebInfo build, ~4k in a Debug ASan build.
+# A floor that says 64 connections at once are served, not a speed test (bench/ measures speed).
+# Measured: ~18-33k requests (6-11k req/s) in a RelWithDebInfo build; a Debug ASan build did ~4k on
+# the 2026-11 CI box but 1314 alone and 728 under CI on a 2.5x slower one (2026-12-02).
 min_reqs=2000
-wtmesh_sanitized && min_reqs=1000
+wtmesh_sanitized && min_reqs=200
 check "wrk: at least $min_reqs requests in 3 s (${reqs:-none}, ${rps:-?} req/s)" [ "${reqs:-0}" -ge "$min_reqs" ]
 check "wrk: no non-2xx responses (${non2xx:-0})" [ -z "$non2xx" ]
 check "wrk: no socket errors (${sockerr:-none})" [ -z "$sockerr" ]

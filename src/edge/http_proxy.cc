@@ -70,27 +70,23 @@ void HttpProxy::abort(std::string_view why) {
 }
 
 void HttpProxy::on_client_written(size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  const uint64_t done = out_base_ + out_pos_;
-  while (!credits_.empty() && credits_.front().end <= done) {
+  n = std::min(n, out_.size());
+  out_.consume(n);
+  out_base_ += n;
+  while (!credits_.empty() && credits_.front().end <= out_base_) {
     dir_.consume(credits_.front().ref, credits_.front().n);
     credits_.pop_front();
   }
-  if (out_pos_ == out_.size()) {
-    out_base_ += out_.size();
-    out_.clear();
-    out_pos_ = 0;
-  } else if (out_pos_ > 64 * 1024 && out_pos_ * 2 > out_.size()) {
-    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_pos_));
-    out_base_ += out_pos_;
-    out_pos_ = 0;
-  }
+  // Between exchanges, an idle keep-alive connection gives back a large response's buffer.
+  if (!attached_) out_.release_if_empty();
 }
 
-void HttpProxy::append_out(std::string_view bytes) { out_.insert(out_.end(), bytes.begin(), bytes.end()); }
+void HttpProxy::append_out(std::string_view bytes) {
+  out_.append({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+}
 
 void HttpProxy::append_body_out(std::span<const uint8_t> bytes) {
-  out_.insert(out_.end(), bytes.begin(), bytes.end());
+  out_.append(bytes);
   resp_bytes_ += bytes.size();
   if (!bytes.empty()) credits_.push_back(Credit{out_base_ + out_.size(), ref_, bytes.size()});
 }
@@ -101,7 +97,6 @@ void HttpProxy::drop_output() {
   credits_.clear();
   out_base_ += out_.size();
   out_.clear();
-  out_pos_ = 0;
 }
 
 // --- time -----------------------------------------------------------------------------------------

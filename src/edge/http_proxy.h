@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "common/byte_ring.h"
 #include "edge/http_codec.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/wire.h"
@@ -77,7 +78,9 @@ class HttpProxy final : public RequestStreamEvents {
   void on_client_eof();
   // The glue gives up on the connection (idle timeout, shutdown): same as on_client_eof().
   void abort(std::string_view why);
-  std::span<const uint8_t> client_output() const { return std::span<const uint8_t>(out_).subspan(out_pos_); }
+  // The next bytes for the client: the first contiguous run of the output (call again after
+  // on_client_written() for the rest). Empty when there is nothing to send.
+  std::span<const uint8_t> client_output() const { return out_.front(); }
   void on_client_written(size_t n);
   // Close the connection once client_output() is empty.
   bool finished() const { return finished_; }
@@ -88,7 +91,8 @@ class HttpProxy final : public RequestStreamEvents {
 
   // --- introspection (tests, limits) ---
   size_t buffered_input() const { return in_.size() + body_.size() - body_pos_; }
-  size_t buffered_output() const { return out_.size() - out_pos_; }
+  size_t buffered_output() const { return out_.size(); }
+  size_t output_capacity() const { return out_.capacity(); }
   size_t input_capacity() const { return max_input_; }
   bool exchange_active() const { return attached_; }
   uint64_t requests_completed() const { return completed_; }
@@ -177,9 +181,8 @@ class HttpProxy final : public RequestStreamEvents {
   std::string note_;
 
   // Output to the client.
-  std::vector<uint8_t> out_;
-  size_t out_pos_ = 0;
-  uint64_t out_base_ = 0;  // absolute offset of out_[0]
+  ByteRing out_;
+  uint64_t out_base_ = 0;  // absolute offset of out_.front()[0] in the connection's output
   std::deque<Credit> credits_;
   bool finished_ = false;
   uint64_t completed_ = 0;

@@ -109,18 +109,23 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     if (writing_ || closed_) return;
     wbuf_.clear();
     if (tls_) {
-      auto out = proxy_->client_output();
-      if (!out.empty() && tls_->state() == TlsServerStream::State::kOpen) {
-        proxy_->on_client_written(tls_->write(out));
+      // Encrypt run by run until the output is empty or the TLS layer's ciphertext cap is reached.
+      while (tls_->state() == TlsServerStream::State::kOpen) {
+        auto out = proxy_->client_output();
+        if (out.empty()) break;
+        const size_t n = tls_->write(out);
+        proxy_->on_client_written(n);
+        if (n < out.size()) break;
       }
-      auto ct = tls_->ciphertext();
-      wbuf_.assign(ct.begin(), ct.end());
-      tls_->consume_ciphertext(ct.size());
+      tls_->take_ciphertext(wbuf_);
     } else {
-      auto out = proxy_->client_output();
-      const size_t k = std::min(out.size(), kWriteChunk);
-      wbuf_.assign(out.begin(), out.begin() + static_cast<ptrdiff_t>(k));
-      proxy_->on_client_written(k);
+      while (wbuf_.size() < kWriteChunk) {
+        auto out = proxy_->client_output();
+        if (out.empty()) break;
+        const size_t k = std::min(out.size(), kWriteChunk - wbuf_.size());
+        wbuf_.insert(wbuf_.end(), out.begin(), out.begin() + static_cast<ptrdiff_t>(k));
+        proxy_->on_client_written(k);
+      }
     }
     if (wbuf_.empty()) return;
     writing_ = true;

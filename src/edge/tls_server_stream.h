@@ -95,6 +95,9 @@ class TlsServerStream {
   // Ciphertext to write to the socket, and how much of it was written.
   std::span<const uint8_t> ciphertext() const;
   void consume_ciphertext(size_t n);
+  // Moves all pending ciphertext into `into` (replacing its contents) and empties the output: the
+  // socket writer's buffer and ours swap storage instead of copying when nothing was consumed yet.
+  void take_ciphertext(std::vector<uint8_t>& into);
 
   // --- application side ---
   // Decrypted bytes in order, and how many the application used.
@@ -113,6 +116,7 @@ class TlsServerStream {
   std::string alpn() const;         // "" when none was negotiated
   std::string server_name() const;  // SNI host name, "" when absent
   std::string version() const;      // "TLS1.3", "TLS1.2", or "" before the handshake
+  std::string cipher() const;       // the record cipher, e.g. "AES-128-GCM"; "" unless handshake done
   bool resumed() const;             // the handshake resumed an earlier session (ticket)
   size_t buffered_bytes() const {
     return in_.size() - in_pos_ + plain_.size() - plain_pos_ + out_.size() - out_pos_;

@@ -3,7 +3,8 @@
 # HTTPS/HTTP listeners, `wtmesh http` in front of a Node origin (tests/peers/origin.mjs). Checks:
 #   - curl with the edge's CA (real verification, SNI = NAME.localhost): 200 and the exact body;
 #     without the CA curl refuses the certificate; openssl s_client: an X25519 key share gets no
-#     HelloRetryRequest, the session ticket resumes the next connection
+#     HelloRetryRequest, the session ticket resumes the next connection, the suite is AES-128-GCM
+#     whatever OpenSSL lists first, CBC-only TLS 1.2 is refused
 #   - the origin sees X-Forwarded-For/-Proto/-Host and Forwarded; hop-by-hop headers (Connection and
 #     what it names, Keep-Alive, TE, Upgrade, Proxy-Connection) are not forwarded; others are
 #   - POST body echoed byte for byte (256 KiB)
@@ -67,6 +68,14 @@ openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA
 resumed=$(openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" -tls1_3 \
   -sess_in "$PEER_TMP/tls-session.pem" </dev/null 2>/dev/null | grep -m1 -E '^(New|Reused),')
 check "openssl resumes the TLS 1.3 session with the edge's ticket ($resumed)" grep -q '^Reused, TLSv1.3' <<<"$resumed"
+# OpenSSL lists TLS_AES_256_GCM_SHA384 first; the edge's order (AES-128-GCM first) wins. A TLS 1.2
+# client offering only CBC suites is refused.
+suite=$(openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -CAfile "$CA" -tls1_3 \
+  </dev/null 2>/dev/null | grep -m1 -oE 'Cipher is [A-Z0-9_-]+')
+check "openssl's default offer gets TLS_AES_128_GCM_SHA256 ($suite)" [ "$suite" = "Cipher is TLS_AES_128_GCM_SHA256" ]
+if openssl s_client -connect "127.0.0.1:$EP" -servername app.localhost -tls1_2 \
+  -cipher ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256 </dev/null >/dev/null 2>&1; then cbc=accepted; else cbc=refused; fi
+check "openssl TLS 1.2 with only CBC suites is refused ($cbc)" [ "$cbc" = refused ]
 
 # --- Forwarding and hop-by-hop headers.
 code=$(curl_to "$BASE/headers" -H 'Connection: x-foo' -H 'X-Foo: must-not-pass' -H 'Keep-Alive: timeout=5' \

@@ -30,9 +30,11 @@ class HttpProxyTest : public ::testing::Test {
   size_t feed(std::string_view s) { return proxy_->on_client_bytes(bytes(s)); }
   // Takes (and acknowledges) everything the proxy wants to send to the client.
   std::string drain() {
-    auto out = proxy_->client_output();
-    std::string s = str(out);
-    proxy_->on_client_written(out.size());
+    std::string s;
+    for (auto out = proxy_->client_output(); !out.empty(); out = proxy_->client_output()) {
+      s += str(out);
+      proxy_->on_client_written(out.size());
+    }
     return s;
   }
   FakeDirectory::Stream& stream() { return dir_.streams[dir_.last]; }
@@ -469,6 +471,28 @@ TEST_F(HttpProxyTest, LargeStreamingResponseKeepsOutputBoundedByWhatTheAgentSent
   delivered += drain().size();
   EXPECT_EQ(delivered, 1000 * (1000 + 7) + 5);
   EXPECT_EQ(logs_.back().bytes, 1'000'000u);
+}
+
+TEST_F(HttpProxyTest, OutputBufferIsReusedDuringAResponseAndGivenBackAfterIt) {
+  feed("GET /big HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  agent_answers(head(200, 4'000'000), "", false);
+  // The client is slow: 1 MiB piles up, then drains, twice within one response.
+  const std::string chunk(64 * 1024, 'x');
+  size_t cap = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 16; ++i) stream().events->on_response_data(bytes(chunk), false);
+    EXPECT_GE(proxy_->buffered_output(), 1u << 20);
+    if (round == 0) cap = proxy_->output_capacity();
+    EXPECT_EQ(proxy_->output_capacity(), cap) << "the drained buffer is reused, not regrown";
+    drain();
+    EXPECT_EQ(proxy_->output_capacity(), cap) << "kept while the response goes on";
+  }
+  std::string rest(4'000'000 - 2 * 16 * chunk.size(), 'y');
+  stream().events->on_response_data(bytes(rest), true);
+  drain();
+  EXPECT_FALSE(proxy_->exchange_active());
+  EXPECT_EQ(proxy_->output_capacity(), 0u) << "an idle keep-alive connection holds no large buffer";
+  EXPECT_FALSE(proxy_->finished());
 }
 
 }  // namespace

@@ -380,5 +380,69 @@ TEST_F(TlsServerStreamTest, NameCertIssuerNeedsTheCa) {
   EXPECT_THROW(NameCertIssuer{empty.path()}, std::runtime_error);
 }
 
+TEST_F(TlsServerStreamTest, PrefersAes128GcmAndFallsBackToWhatTheClientOffers) {
+  {
+    // GnuTLS's own defaults list AES-256-GCM first (OpenSSL's too): the server's order wins.
+    MemoryTlsClient c(certs_.ca_cert, "localhost");
+    TlsServerStream s(config_);
+    pump(c, s);
+    ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+    EXPECT_EQ(s.cipher(), "AES-128-GCM");
+  }
+  {
+    MemoryTlsClient c(certs_.ca_cert, "localhost", "NORMAL:-CIPHER-ALL:+CHACHA20-POLY1305");
+    TlsServerStream s(config_);
+    pump(c, s);
+    ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+    EXPECT_EQ(s.cipher(), "CHACHA20-POLY1305");
+  }
+  {
+    // CBC suites are not offered: a TLS 1.2 client with nothing else is refused.
+    MemoryTlsClient c(certs_.ca_cert, "localhost", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-CBC");
+    TlsServerStream s(config_);
+    pump(c, s);
+    EXPECT_EQ(s.state(), TlsServerStream::State::kFailed);
+    EXPECT_TRUE(s.cipher().empty());
+  }
+}
+
+TEST_F(TlsServerStreamTest, TakeCiphertextHandsOverEverythingPending) {
+  MemoryTlsClient c(certs_.ca_cert, "localhost");
+  TlsServerStream s(config_);
+  pump(c, s);
+  ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+  const std::string msg(40000, 'm');
+  auto span = [](const std::string& m) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.data()), m.size());
+  };
+
+  // Nothing consumed yet: the buffers swap; a stale writer buffer is replaced, not appended to.
+  ASSERT_EQ(s.write(span(msg)), msg.size());
+  const size_t pending = s.ciphertext().size();
+  std::vector<uint8_t> wbuf(7, 0xee);
+  s.take_ciphertext(wbuf);
+  EXPECT_EQ(wbuf.size(), pending);
+  EXPECT_TRUE(s.ciphertext().empty());
+  EXPECT_EQ(s.buffered_bytes(), 0u);
+
+  // Part consumed first: only the rest is handed over.
+  ASSERT_EQ(s.write(span(msg)), msg.size());
+  auto ct = s.ciphertext();
+  std::vector<uint8_t> first(ct.begin(), ct.begin() + 100);
+  s.consume_ciphertext(100);
+  std::vector<uint8_t> rest;
+  s.take_ciphertext(rest);
+  EXPECT_TRUE(s.ciphertext().empty());
+
+  // The client decrypts both messages from the bytes handed over, in order.
+  c.in.insert(c.in.end(), wbuf.begin(), wbuf.end());
+  c.in.insert(c.in.end(), first.begin(), first.end());
+  c.in.insert(c.in.end(), rest.begin(), rest.end());
+  std::string got;
+  c.recv_all(got);
+  EXPECT_EQ(c.error, 0);
+  EXPECT_EQ(got, msg + msg);
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

@@ -10,6 +10,7 @@
 #include "agent/doctor.h"
 #include "cli/agent_commands.h"
 #include "cli/listen_address.h"
+#include "common/allocator.h"
 #include "edge/edge_server.h"
 
 namespace {
@@ -55,10 +56,12 @@ int run_edge(const EdgeArgs& a) {
   asio::io_context io;
   edge::EdgeServer server(io, opts);
   const auto ep = server.local_endpoint();
-  const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+  const std::string host =
+      ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
   std::cout << "wtmesh edge listening on udp://" << host << ":" << ep.port() << std::endl;
   std::cout << "  certificate sha256: " << server.certs().sha256_hex << std::endl;
-  if (!server.certs().ca_cert.empty()) std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
+  if (!server.certs().ca_cert.empty())
+    std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
   std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
   std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
             << ep.port() << ")" << std::endl;
@@ -82,6 +85,7 @@ int run_edge(const EdgeArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  wtmesh::tune_allocator();
   spdlog::set_default_logger(spdlog::stderr_color_mt("wtmesh"));
   CLI::App app{"wtmesh: localhost tunnels and a proxy mesh over WebTransport (HTTP/3)"};
   app.require_subcommand(1);
@@ -90,8 +94,9 @@ int main(int argc, char** argv) {
 
   EdgeArgs edge_args;
   auto* edge_cmd = app.add_subcommand("edge", "run an edge: the public side of the tunnels");
-  edge_cmd->add_option("--listen", edge_args.listen,
-                       "address:port for QUIC (UDP) and public HTTPS (TCP); port 0 picks one")
+  edge_cmd
+      ->add_option("--listen", edge_args.listen,
+                   "address:port for QUIC (UDP) and public HTTPS (TCP); port 0 picks one")
       ->capture_default_str();
   edge_cmd->add_option("--domain", edge_args.domain, "domain of the tunnels' hostnames (NAME.DOMAIN)")
       ->capture_default_str();
@@ -108,14 +113,16 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   edge_cmd
-      ->add_option("--max-udp-payload", edge_args.max_udp_payload,
-                   "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
+      ->add_option(
+          "--max-udp-payload", edge_args.max_udp_payload,
+          "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
       ->capture_default_str()
       ->check(CLI::Range(1200, 65507));
   edge_cmd->add_option("--http-listen", edge_args.http_listen,
                        "address:port for an additional plain-HTTP public listener (default: none)");
-  edge_cmd->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
-                       "seconds a public HTTP connection may stay idle (no bytes either way)")
+  edge_cmd
+      ->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
+                   "seconds a public HTTP connection may stay idle (no bytes either way)")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
 
@@ -124,8 +131,9 @@ int main(int argc, char** argv) {
   auto* doctor_cmd = app.add_subcommand("doctor", "check an edge end to end and report timings");
   doctor_cmd->add_option("--edge", doctor.edge_url, "the edge, https://HOST:PORT")->required();
   doctor_cmd->add_option("--ca", doctor_ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
-  doctor_cmd->add_option("--rounds", doctor.rounds, "round trips per check")->capture_default_str()->check(
-      CLI::Range(1, 1000));
+  doctor_cmd->add_option("--rounds", doctor.rounds, "round trips per check")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
 
   // token, http, agent (cli/agent_commands.cc).
   cli::AgentCommands agent_commands;

@@ -11,8 +11,7 @@ constexpr size_t kMinCapacity = 4096;
 
 void ByteRing::grow(size_t need) {
   size_t cap = std::max(cap_, kMinCapacity);
-  while (cap < need) cap *= 2;
-  if (cap == cap_) return;
+  while (cap < need) cap *= 2;  // need > cap_ (append's check), so this always grows
   std::unique_ptr<uint8_t[]> next(new uint8_t[cap]);
   const size_t first = std::min(size_, cap_ - head_);
   if (first > 0) std::memcpy(next.get(), buf_.get() + head_, first);

@@ -24,8 +24,6 @@ class ByteRing {
   explicit ByteRing(size_t keep_capacity = kDefaultKeep) : keep_(keep_capacity) {}
   ByteRing(const ByteRing&) = delete;
   ByteRing& operator=(const ByteRing&) = delete;
-  ByteRing(ByteRing&&) noexcept = default;
-  ByteRing& operator=(ByteRing&&) noexcept = default;
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }

@@ -10,10 +10,19 @@
 // (bench/README.md, 2026-12-04).
 #pragma once
 
+#include <cstddef>
+
 namespace wtmesh {
 
 // Call once, first thing in main(), before other threads exist. Returns false where the C library
 // has no such knob (not glibc) or refuses it; nothing else changes then.
 bool tune_allocator();
+
+// Gives free heap memory back to the system (malloc_trim) when at least `min_free` bytes of the heap
+// are free: after a burst (a flood of connections, a big transfer) glibc keeps the freed memory for
+// reuse, and the process would stay at its peak RSS. Cheap when there is little to give back (one
+// mallinfo2 call); a trim costs about a millisecond per hundred MiB. Returns true when it trimmed
+// (false below the threshold, or not glibc).
+bool release_free_memory(size_t min_free);
 
 }  // namespace wtmesh

@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <unistd.h>
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -38,6 +41,32 @@ TEST(Allocator, TuningTurnsGlibcFastBinsOff) {
   EXPECT_EQ(mallinfo2().smblks, 0u) << "turning them off consolidates what they held";
   churn_small_blocks();
   EXPECT_EQ(mallinfo2().smblks, 0u) << "and no small free parks in them any more";
+}
+
+size_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+TEST(Allocator, ReleaseFreeMemoryGivesAFreedBurstBack) {
+  constexpr size_t kBlock = 4096, kBlocks = 16 * 1024;  // 64 MiB in heap blocks, below the mmap threshold
+  std::vector<void*> blocks;
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks.push_back(std::malloc(kBlock));
+    std::memset(blocks.back(), 0x5a, kBlock);  // resident
+  }
+  // Keep the last block, so the heap cannot simply shrink from its top: the freed pages lie inside.
+  for (size_t i = 0; i + 1 < kBlocks; ++i) std::free(blocks[i]);
+  EXPECT_FALSE(release_free_memory(size_t{1} << 40)) << "below the threshold nothing is done";
+  const size_t before = resident_bytes();
+  ASSERT_TRUE(release_free_memory(16u << 20));
+  const size_t after = resident_bytes();
+  EXPECT_LT(after + (32u << 20), before) << "RSS " << before << " -> " << after;
+  std::free(blocks.back());
 }
 #else
 TEST(Allocator, TuningTurnsGlibcFastBinsOff) {

@@ -1,6 +1,8 @@
 #include "quic/connection.h"
 
+#include <arpa/inet.h>
 #include <gnutls/crypto.h>
+#include <netinet/in.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <spdlog/spdlog.h>
 
@@ -13,9 +15,9 @@
 namespace wtmesh::quic {
 
 Timestamp now_ts() {
-  return static_cast<Timestamp>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
+  return static_cast<Timestamp>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count());
 }
 
 namespace {
@@ -61,7 +63,8 @@ struct ConnectionCallbacks {
   }
 
   static int recv_stream_data(ngtcp2_conn* /*conn*/, uint32_t flags, int64_t stream_id, uint64_t /*offset*/,
-                              const uint8_t* data, size_t datalen, void* user_data, void* /*stream_user_data*/) {
+                              const uint8_t* data, size_t datalen, void* user_data,
+                              void* /*stream_user_data*/) {
     Connection* c = self(user_data);
     c->stream(stream_id);  // make sure we track peer-opened streams (for close bookkeeping)
     if (c->handler_) {
@@ -86,8 +89,8 @@ struct ConnectionCallbacks {
     return 0;
   }
 
-  static int stream_close(ngtcp2_conn* conn, uint32_t /*flags*/, int64_t stream_id, uint64_t /*app_error_code*/,
-                          void* user_data, void* /*stream_user_data*/) {
+  static int stream_close(ngtcp2_conn* conn, uint32_t /*flags*/, int64_t stream_id,
+                          uint64_t /*app_error_code*/, void* user_data, void* /*stream_user_data*/) {
     Connection* c = self(user_data);
     const bool local = ngtcp2_conn_is_local_stream(conn, stream_id) != 0;
     // Peer stream credit comes back as the peer's streams close, so the number of concurrently
@@ -214,8 +217,8 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
                                std::vector<uint16_t>& probes) const {
   ngtcp2_settings_default(&settings);
   settings.initial_ts = now;
-  const size_t max_payload = std::clamp<size_t>(limits_.max_udp_payload, NGTCP2_MAX_UDP_PAYLOAD_SIZE,
-                                                GsoTrain::kMaxBytes);
+  const size_t max_payload =
+      std::clamp<size_t>(limits_.max_udp_payload, NGTCP2_MAX_UDP_PAYLOAD_SIZE, GsoTrain::kMaxBytes);
   settings.max_tx_udp_payload_size = max_payload;
   if (max_payload > 1452) {
     // ngtcp2 copies the probe list when the connection is created.
@@ -239,7 +242,8 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
   params.initial_max_data = limits_.connection_window;
   params.initial_max_streams_bidi = limits_.max_streams_bidi;
   params.initial_max_streams_uni = limits_.max_streams_uni;
-  params.max_idle_timeout = static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.idle_timeout).count());
+  params.max_idle_timeout =
+      static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.idle_timeout).count());
   params.max_datagram_frame_size = limits_.max_datagram_frame_size;
   params.active_connection_id_limit = 4;
   // What we accept is independent of what we send: reads take any datagram up to 64 KiB (the
@@ -249,8 +253,8 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
 
 std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
                                                std::shared_ptr<const TlsServerContext> tls,
-                                               const TransportLimits& limits, CidRegistry& cids, Timestamp now,
-                                               std::string* error) {
+                                               const TransportLimits& limits, CidRegistry& cids,
+                                               Timestamp now, std::string* error) {
   if (!tls) {
     if (error) *error = "no TLS context";
     return nullptr;
@@ -269,8 +273,8 @@ std::unique_ptr<Connection> Connection::connect(const ngtcp2_path& path, const s
   return c;
 }
 
-bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path, const TlsServerContext& tls,
-                             Timestamp now, std::string* error) {
+bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
+                             const TlsServerContext& tls, Timestamp now, std::string* error) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
@@ -286,8 +290,8 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
   cids_.stateless_reset_token(params.stateless_reset_token, scid);
 
   const ngtcp2_callbacks cb = make_callbacks(true);
-  int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path, initial.version, &cb, &settings, &params,
-                                  nullptr, this);
+  int rv = ngtcp2_conn_server_new(&conn_, &initial.scid, &scid, &path, initial.version, &cb, &settings,
+                                  &params, nullptr, this);
   if (rv != 0) {
     if (error) *error = std::string("ngtcp2_conn_server_new: ") + ngtcp2_strerror(rv);
     return false;
@@ -349,7 +353,28 @@ std::vector<ngtcp2_cid> Connection::scids() const {
 
 const ngtcp2_path& Connection::path() const { return *ngtcp2_conn_get_path(conn_); }
 
-size_t Connection::path_max_udp_payload() const { return ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_); }
+std::string Connection::remote_address() const {
+  const ngtcp2_addr& a = path().remote;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (a.addr->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a.addr)->sin_addr, buf, sizeof(buf));
+    return buf;
+  }
+  if (a.addr->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a.addr);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+    } else {
+      inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+    }
+    return buf;
+  }
+  return "?";
+}
+
+size_t Connection::path_max_udp_payload() const {
+  return ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+}
 
 std::string Connection::negotiated_alpn() const {
   gnutls_datum_t alpn{};
@@ -484,8 +509,8 @@ void Connection::enter_closing(Timestamp now, Tx* tx) {
   finish(last_error_.error_code, is_app, close_reason_);
 }
 
-bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi, std::span<const uint8_t> packet,
-                             Timestamp now) {
+bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
+                             std::span<const uint8_t> packet, Timestamp now) {
   if (state_ == State::kDraining || state_ == State::kClosed) return state_ != State::kClosed;
   if (state_ == State::kClosing) {
     // Answer with our CONNECTION_CLOSE again (RFC 9000 §10.2.1); the driver sends it on flush.

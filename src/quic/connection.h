@@ -7,9 +7,9 @@
 // always a parameter.
 #pragma once
 
+#include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
-#include <gnutls/gnutls.h>
 
 #include <chrono>
 #include <cstdint>
@@ -33,17 +33,17 @@ class TlsClientContext;
 
 // Transport parameters and local caps. Defaults are safe for a public edge.
 struct TransportLimits {
-  uint64_t max_streams_bidi = 128;              // concurrently open peer bidi streams
-  uint64_t max_streams_uni = 128;               // concurrently open peer uni streams
-  uint64_t stream_window = 1 << 20;             // initial per-stream receive window
-  uint64_t max_stream_window = 8 << 20;         // ngtcp2 auto-tuning ceiling per stream
-  uint64_t connection_window = 4 << 20;         // initial connection receive window
-  uint64_t max_connection_window = 32 << 20;    // auto-tuning ceiling per connection
+  uint64_t max_streams_bidi = 128;            // concurrently open peer bidi streams
+  uint64_t max_streams_uni = 128;             // concurrently open peer uni streams
+  uint64_t stream_window = 1 << 20;           // initial per-stream receive window
+  uint64_t max_stream_window = 8 << 20;       // ngtcp2 auto-tuning ceiling per stream
+  uint64_t connection_window = 4 << 20;       // initial connection receive window
+  uint64_t max_connection_window = 32 << 20;  // auto-tuning ceiling per connection
   std::chrono::milliseconds idle_timeout{30000};
   std::chrono::milliseconds handshake_timeout{10000};
-  uint64_t max_datagram_frame_size = 65535;     // 0 disables RFC 9221 datagrams
-  size_t stream_send_buffer = 1 << 20;          // unacked + unsent bytes per stream
-  size_t datagram_queue = 128;                  // datagrams waiting to be packed
+  uint64_t max_datagram_frame_size = 65535;  // 0 disables RFC 9221 datagrams
+  size_t stream_send_buffer = 1 << 20;       // unacked + unsent bytes per stream
+  size_t datagram_queue = 128;               // datagrams waiting to be packed
   // Largest UDP payload we send (clamped to [1200, 65507]). Packets start at 1200 bytes and PMTUD
   // probes upwards, with the Don't Fragment bit set, so a too-large value costs a few lost probes,
   // never fragments. 1452 fits every Internet path with a 1500-byte MTU (IPv6 included); on
@@ -89,8 +89,9 @@ class Connection final : public Transport {
 
   // Server side: `initial` is the client's first packet, already checked with ngtcp2_accept().
   static std::unique_ptr<Connection> accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
-                                            std::shared_ptr<const TlsServerContext> tls, const TransportLimits& limits,
-                                            CidRegistry& cids, Timestamp now, std::string* error);
+                                            std::shared_ptr<const TlsServerContext> tls,
+                                            const TransportLimits& limits, CidRegistry& cids, Timestamp now,
+                                            std::string* error);
   // Client side.
   static std::unique_ptr<Connection> connect(const ngtcp2_path& path, const std::string& host,
                                              const TlsClientContext& tls, const TransportLimits& limits,
@@ -136,6 +137,9 @@ class Connection final : public Transport {
   std::chrono::nanoseconds smoothed_rtt() const;
   std::vector<ngtcp2_cid> scids() const;
   const ngtcp2_path& path() const;
+  // The peer's address on the current path, as text ("192.0.2.1", "2001:db8::1"; IPv4-mapped IPv6 as
+  // IPv4), for logs and per-client limits.
+  std::string remote_address() const;
   // The largest UDP payload now sent on the path (grows as PMTUD probes succeed).
   size_t path_max_udp_payload() const;
   std::string negotiated_alpn() const;
@@ -160,9 +164,9 @@ class Connection final : public Transport {
  private:
   struct Stream {
     SendBuffer send;
-    bool write_blocked = false;   // flow-control blocked (waiting for MAX_STREAM_DATA)
-    bool shut_wr = false;         // reset or fully sent + acked
-    bool want_writable = false;   // a short write happened; tell the handler when space frees
+    bool write_blocked = false;  // flow-control blocked (waiting for MAX_STREAM_DATA)
+    bool shut_wr = false;        // reset or fully sent + acked
+    bool want_writable = false;  // a short write happened; tell the handler when space frees
   };
 
   Connection(bool server, const TransportLimits& limits, CidRegistry& cids);
@@ -217,9 +221,9 @@ class Connection final : public Transport {
   bool in_read_ = false;  // inside ngtcp2 read/expiry processing: no flush hook needed
 
   std::map<StreamId, Stream> streams_;
-  std::set<StreamId> ready_;  // streams with unsent bytes or FIN
-  std::set<StreamId> blocked_;  // streams waiting for MAX_STREAM_DATA (retried after each packet read)
-  std::deque<StreamId> stopped_;  // peer STOP_SENDING seen in this write pass, reported after it
+  std::set<StreamId> ready_;           // streams with unsent bytes or FIN
+  std::set<StreamId> blocked_;         // streams waiting for MAX_STREAM_DATA (retried after each packet read)
+  std::deque<StreamId> stopped_;       // peer STOP_SENDING seen in this write pass, reported after it
   std::vector<StreamId> ready_order_;  // scratch for write_packets(), kept to avoid reallocating
   StreamId rr_next_ = 0;               // round-robin: where the next write_packets() starts
   std::deque<std::vector<uint8_t>> datagrams_;

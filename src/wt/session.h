@@ -33,9 +33,10 @@ enum class Transport { kHttp3, kHttp2 };
 struct SessionInfo {
   std::string authority;
   std::string path;
-  std::string origin;  // empty if none was sent
+  std::string origin;                                        // empty if none was sent
   std::vector<std::pair<std::string, std::string>> headers;  // all request headers, lower-case names
   Transport transport = Transport::kHttp3;
+  std::string peer;  // the client's address, for logs; set by the server's glue ("" if unknown)
 };
 
 class Session;

@@ -11,6 +11,7 @@
 #include "cli/agent_commands.h"
 #include "cli/listen_address.h"
 #include "common/allocator.h"
+#include "common/process_limits.h"
 #include "edge/edge_server.h"
 
 namespace {
@@ -29,6 +30,14 @@ struct EdgeArgs {
   std::string http_listen;  // optional plain-HTTP public listener
   int http_idle_timeout_s = 120;
   size_t max_udp_payload = 1452;
+  // Against unauthenticated public clients.
+  size_t max_connections = 10'000;
+  size_t max_connections_per_ip = 256;
+  int handshake_timeout_s = 10;
+  int header_timeout_s = 10;
+  int body_timeout_s = 20;
+  uint64_t body_min_rate = 1024;
+  size_t max_streams_per_client = 64;
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -52,6 +61,20 @@ int run_edge(const EdgeArgs& a) {
     opts.http_listen = asio::ip::tcp::endpoint(http->address(), http->port());
   }
   opts.http_idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
+  opts.max_public_connections = a.max_connections;
+  opts.max_public_connections_per_ip = a.max_connections_per_ip;
+  opts.handshake_timeout = std::chrono::seconds(a.handshake_timeout_s);
+  opts.header_timeout = std::chrono::seconds(a.header_timeout_s);
+  opts.body_timeout = std::chrono::seconds(a.body_timeout_s);
+  opts.body_min_rate = a.body_min_rate;
+  opts.max_streams_per_client = a.max_streams_per_client;
+
+  // Every public connection, QUIC socket and certificate file is a descriptor.
+  const OpenFileLimit files = raise_open_file_limit();
+  if (files.soft < a.max_connections + 1024) {
+    spdlog::warn("edge: only {} open files allowed (ulimit -n), fewer than --max-connections {} needs",
+                 files.soft, a.max_connections);
+  }
 
   asio::io_context io;
   edge::EdgeServer server(io, opts);
@@ -125,6 +148,39 @@ int main(int argc, char** argv) {
                    "seconds a public HTTP connection may stay idle (no bytes either way)")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  edge_cmd
+      ->add_option("--max-connections", edge_args.max_connections,
+                   "public TCP connections the edge keeps open")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  edge_cmd
+      ->add_option("--max-connections-per-ip", edge_args.max_connections_per_ip,
+                   "public TCP connections one client address (IPv6: one /64) may hold; 0 = no cap")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000));
+  edge_cmd
+      ->add_option("--handshake-timeout", edge_args.handshake_timeout_s,
+                   "seconds a public client has to finish its TLS handshake")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  edge_cmd
+      ->add_option("--header-timeout", edge_args.header_timeout_s,
+                   "seconds a request's header section may take (the first from the connection's start)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  edge_cmd
+      ->add_option("--body-timeout", edge_args.body_timeout_s,
+                   "seconds a request body may stall before the edge answers 408")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  edge_cmd
+      ->add_option("--body-min-rate", edge_args.body_min_rate,
+                   "bytes per second a request body must average past --body-timeout; 0 = none")
+      ->capture_default_str();
+  edge_cmd
+      ->add_option("--max-streams-per-client", edge_args.max_streams_per_client,
+                   "requests one client address may have in flight to one tunnel (over it: 429); 0 = no cap")
+      ->capture_default_str();
 
   agent::DoctorOptions doctor;
   std::string doctor_ca;

@@ -4,6 +4,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/allocator.h"
 #include "edge/echo_service.h"
 #include "edge/name_certs.h"
 #include "edge/public_listener.h"
@@ -22,14 +23,17 @@ namespace asio = boost::asio;
 // Everything the edge keeps for one QUIC connection, owned by that connection.
 struct EdgeServer::ConnApp final : quic::Connection::AppState {
   ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels)
-      : tunnels(tunnels),
+      : quic(quic),
+        tunnels(tunnels),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         server(h3, options.wt, [this](const wt::SessionInfo& info) { return accept(info); }),
         tick(io) {
     quic.set_handler(&h3);
   }
 
-  wt::Accept accept(const wt::SessionInfo& info) {
+  wt::Accept accept(const wt::SessionInfo& request) {
+    wt::SessionInfo info = request;
+    info.peer = quic.remote_address();
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
     if (info.path == "/echo") {
       // Sessions end before the connection does; keep finished handlers only until the next accept.
@@ -57,6 +61,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
 
   // Declaration order is destruction order in reverse: the server (which may still tell handlers
   // their sessions closed) goes before the echo handlers, and h3 last.
+  quic::Connection& quic;
   TunnelService& tunnels;
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
@@ -66,7 +71,12 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
 };
 
 EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
-    : io_(io), options_(std::move(options)), renew_timer_(io), tunnel_timer_(io), shutdown_timer_(io) {
+    : io_(io),
+      options_(std::move(options)),
+      renew_timer_(io),
+      tunnel_timer_(io),
+      shutdown_timer_(io),
+      memory_timer_(io) {
   if (options_.cert_file.has_value() != options_.key_file.has_value()) {
     throw std::runtime_error("--cert and --key must be given together");
   }
@@ -87,6 +97,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   TunnelServiceConfig tc;
   tc.session.domain = options_.domain;
   tc.session.ping_interval = options_.heartbeat_interval;
+  tc.session.max_streams_per_client = options_.max_streams_per_client;
   tc.offline_grace = options_.offline_grace;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
@@ -101,6 +112,16 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   endpoint_->listen(std::move(so));
   if (!options_.cert_file) schedule_renewal();
   arm_tunnel_timer();
+  schedule_memory_check();
+}
+
+void EdgeServer::schedule_memory_check() {
+  memory_timer_.expires_after(kMemoryCheck);
+  memory_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (release_free_memory(kTrimAbove)) spdlog::debug("edge: gave free heap memory back to the system");
+    schedule_memory_check();
+  });
 }
 
 void EdgeServer::bind_sockets() {
@@ -115,11 +136,7 @@ void EdgeServer::bind_sockets() {
     }
     const auto udp = endpoint_->local_endpoint();
     if (!options_.public_https) break;
-    PublicListenerOptions po;
-    po.bind = asio::ip::tcp::endpoint(udp.address(), udp.port());
-    po.tls = true;
-    po.idle_timeout = options_.http_idle_timeout;
-    po.max_connections = options_.max_public_connections;
+    PublicListenerOptions po = listener_options(asio::ip::tcp::endpoint(udp.address(), udp.port()), true);
     try {
       https_ = std::make_unique<PublicListener>(io_, *tunnels_, po, [this] { return public_tls_; });
       break;
@@ -136,11 +153,7 @@ void EdgeServer::bind_sockets() {
                            : options_.http_listen ? options_.http_listen->port()
                                                   : 0);
   if (options_.http_listen) {
-    PublicListenerOptions po;
-    po.bind = *options_.http_listen;
-    po.tls = false;
-    po.idle_timeout = options_.http_idle_timeout;
-    po.max_connections = options_.max_public_connections;
+    PublicListenerOptions po = listener_options(*options_.http_listen, false);
     try {
       http_ = std::make_unique<PublicListener>(io_, *tunnels_, po);
     } catch (const boost::system::system_error& e) {
@@ -149,6 +162,20 @@ void EdgeServer::bind_sockets() {
     }
     if (!options_.public_https) tunnels_->set_public_url("http", http_->local_endpoint().port());
   }
+}
+
+PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind, bool tls) const {
+  PublicListenerOptions po;
+  po.bind = bind;
+  po.tls = tls;
+  po.idle_timeout = options_.http_idle_timeout;
+  po.max_connections = options_.max_public_connections;
+  po.max_connections_per_ip = options_.max_public_connections_per_ip;
+  po.handshake_timeout = options_.handshake_timeout;
+  po.header_timeout = options_.header_timeout;
+  po.body_timeout = options_.body_timeout;
+  po.body_min_rate = options_.body_min_rate;
+  return po;
 }
 
 void EdgeServer::load_public_tls() {
@@ -242,6 +269,7 @@ void EdgeServer::on_connection(quic::Connection& conn) {
 
 void EdgeServer::shutdown() {
   renew_timer_.cancel();
+  memory_timer_.cancel();
   tunnel_timer_.cancel();
   if (https_) https_->close();
   if (http_) http_->close();

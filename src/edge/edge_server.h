@@ -30,6 +30,7 @@ namespace wtmesh::edge {
 
 class NameCertIssuer;
 class PublicListener;
+struct PublicListenerOptions;
 class TlsServerConfig;
 class TunnelService;
 
@@ -50,6 +51,13 @@ struct EdgeOptions {
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
   std::chrono::milliseconds http_idle_timeout{120'000};
   size_t max_public_connections = 10'000;
+  // Against unauthenticated clients (edge/public_listener.h, edge/http_proxy.h).
+  size_t max_public_connections_per_ip = 256;
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{20'000};
+  uint64_t body_min_rate = 1024;
+  size_t max_streams_per_client = 64;  // of one tunnel's request streams, per client address
   // Tunnels.
   std::chrono::milliseconds heartbeat_interval{10'000};
   std::chrono::seconds offline_grace{300};  // a departed tunnel's name answers 502, not 404, this long
@@ -82,6 +90,10 @@ class EdgeServer {
   bool check_certificates();
   // How often generated certificates are checked for renewal.
   static constexpr std::chrono::minutes kRenewalCheck{60};
+  // How often free heap memory is given back (common/allocator.h), when at least kTrimAbove is free:
+  // after a flood of connections the process returns to its working size instead of its peak.
+  static constexpr std::chrono::seconds kMemoryCheck{5};
+  static constexpr size_t kTrimAbove = 16u << 20;
 
  private:
   struct ConnApp;
@@ -90,8 +102,10 @@ class EdgeServer {
   // connections use it (existing ones keep the context they started with).
   void schedule_renewal();
   void bind_sockets();
+  PublicListenerOptions listener_options(boost::asio::ip::tcp::endpoint bind, bool tls) const;
   void load_public_tls();
   void arm_tunnel_timer();
+  void schedule_memory_check();
 
   boost::asio::io_context& io_;
   EdgeOptions options_;
@@ -105,6 +119,7 @@ class EdgeServer {
   boost::asio::steady_timer renew_timer_;
   boost::asio::steady_timer tunnel_timer_;
   boost::asio::steady_timer shutdown_timer_;
+  boost::asio::steady_timer memory_timer_;
   std::optional<std::chrono::steady_clock::time_point> tunnel_timer_at_;
   // Destroyed first: public connections cancel their streams while the sessions still exist.
   std::unique_ptr<PublicListener> https_;

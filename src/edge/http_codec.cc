@@ -117,6 +117,43 @@ bool is_hop_by_hop(std::string_view n) {
   return false;
 }
 
+std::string client_limit_key(const boost::asio::ip::address& address) {
+  if (address.is_v4()) return address.to_string();
+  auto v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return v6.to_v4().to_string();
+  auto bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+int transfer_encoding_status(const beast_http::request_header<>& req, std::string* detail) {
+  std::vector<std::string> codings;
+  bool any = false;
+  for (auto it = req.find(beast_http::field::transfer_encoding);
+       it != req.end() && it->name() == beast_http::field::transfer_encoding; ++it) {
+    any = true;
+    for (auto& t : list_tokens(it->value())) codings.push_back(std::move(t));
+  }
+  if (!any) return 0;
+  if (req.version() < 11) {
+    *detail = "An HTTP/1.0 request cannot use Transfer-Encoding.";
+    return 400;
+  }
+  if (codings.empty() || codings.back() != "chunked") {
+    *detail = "The request's final transfer coding is not chunked, so its length cannot be determined.";
+    return 400;
+  }
+  if (std::count(codings.begin(), codings.end(), "chunked") > 1) {
+    *detail = "The request applies the chunked transfer coding more than once.";
+    return 400;
+  }
+  if (codings.size() > 1) {
+    *detail = "The transfer coding " + sanitize_header_value(codings.front(), 64) + " is not supported.";
+    return 501;
+  }
+  return 0;
+}
+
 bool expects_continue(const beast_http::request_header<>& req) {
   if (req.version() < 11) return false;
   auto it = req.find(beast_http::field::expect);

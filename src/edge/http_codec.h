@@ -3,6 +3,7 @@
 // written back to the client with its framing, chunk framing, and the edge's own error pages.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/message.hpp>
 #include <cstdint>
 #include <optional>
@@ -27,9 +28,21 @@ std::optional<std::string> normalize_host(std::string_view host_header);
 bool is_hop_by_hop(std::string_view lower_name);
 
 struct ClientInfo {
-  std::string ip;   // textual address of the public client (IPv6 without brackets)
-  bool tls = true;  // arrived on the HTTPS listener
+  std::string ip;         // textual address of the public client (IPv6 without brackets)
+  bool tls = true;        // arrived on the HTTPS listener
+  std::string limit_key;  // what per-client limits count (client_limit_key); "" = ip
 };
+
+// The key per-client limits count a client address under: an IPv4 address as itself, an IPv6 address
+// by its /64 (one host usually holds a whole /64), an IPv4-mapped IPv6 address as the IPv4 one.
+std::string client_limit_key(const boost::asio::ip::address& address);
+
+// 0 when the request's Transfer-Encoding (if any) is one the edge forwards: exactly "chunked", on
+// HTTP/1.1. Otherwise the status to answer before closing the connection, with `detail`:
+//   400: chunked is not the final coding, or appears twice, or the request is HTTP/1.0, or the list is
+//        empty (RFC 9112 §6.1, §6.3: the body length cannot be determined reliably);
+//   501: another coding before chunked (gzip, deflate, ...): the edge decodes none.
+int transfer_encoding_status(const beast_http::request_header<>& req, std::string* detail);
 
 // The request as the tunnel sees it. `target` is origin-form (absolute-form already split by the
 // caller); `authority` is the public Host as sent. Returns 0, or an HTTP status (400, 431) with

@@ -30,7 +30,16 @@ HttpProxy::HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks h
       config_(std::move(config)),
       hooks_(std::move(hooks)),
       // Room for a full header section plus some body bytes behind it.
-      max_input_(config_.max_header_bytes + 16 * 1024) {}
+      max_input_(config_.max_header_bytes + 16 * 1024) {
+  head_deadline_ = now() + config_.header_timeout;  // the first request: counted from the connection's start
+  on_chunk_header_ = [this](std::uint64_t, boost::beast::string_view extensions,
+                            boost::system::error_code& ec) {
+    if (extensions.size() > kMaxChunkExtension) {
+      chunk_extension_too_long_ = true;
+      ec = http::error::bad_chunk_extension;
+    }
+  };
+}
 
 HttpProxy::~HttpProxy() {
   if (attached_) {
@@ -51,6 +60,7 @@ size_t HttpProxy::on_client_bytes(std::span<const uint8_t> data) {
   const size_t room = max_input_ - std::min(max_input_, in_.size());
   const size_t n = std::min(room, data.size());
   in_.insert(in_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+  if (phase_ == Phase::kExchange && n > 0) note_body_bytes(n);
   process();
   return n;
 }
@@ -71,12 +81,16 @@ void HttpProxy::abort(std::string_view why) {
 
 void HttpProxy::on_client_written(size_t n) {
   n = std::min(n, out_.size());
+  const bool was_full = out_.size() >= config_.max_pending_output;
   out_.consume(n);
   out_base_ += n;
   while (!credits_.empty() && credits_.front().end <= out_base_) {
     dir_.consume(credits_.front().ref, credits_.front().n);
     credits_.pop_front();
   }
+  // Requests held back while the client had too much unread output may be parsed now.
+  if (was_full && out_.size() < config_.max_pending_output && phase_ == Phase::kHead && !in_.empty())
+    process();
   // Between exchanges, an idle keep-alive connection gives back a large response's buffer.
   if (!attached_) out_.release_if_empty();
 }
@@ -102,14 +116,75 @@ void HttpProxy::drop_output() {
 // --- time -----------------------------------------------------------------------------------------
 
 std::optional<SteadyTime> HttpProxy::next_deadline() const {
-  if (phase_ != Phase::kOpening) return std::nullopt;
-  return std::min(next_retry_, open_deadline_);
+  if (finished_) return std::nullopt;
+  std::optional<SteadyTime> d;
+  const auto take = [&d](SteadyTime t) {
+    if (!d || t < *d) d = t;
+  };
+  if (phase_ == Phase::kOpening) take(std::min(next_retry_, open_deadline_));
+  if (phase_ == Phase::kHead && head_deadline_) take(*head_deadline_);
+  if (body_clock_running()) take(body_deadline_);
+  return d;
 }
 
 void HttpProxy::on_tick(SteadyTime t) {
+  if (finished_) return;
+  if (phase_ == Phase::kHead && head_deadline_ && t >= *head_deadline_) {
+    on_slow_client(true);
+    return;
+  }
+  if (body_clock_running() && t >= body_deadline_) {
+    on_slow_client(false);
+    return;
+  }
   if (phase_ != Phase::kOpening || t < std::min(next_retry_, open_deadline_)) return;
   try_open();
   process();
+}
+
+// --- slow clients ---------------------------------------------------------------------------------
+
+bool HttpProxy::body_clock_running() const {
+  // Only until the agent answers: after that a slow upload is the application's business (the idle
+  // timeout still applies), and a full-duplex exchange may legitimately upload slowly.
+  return phase_ == Phase::kExchange && attached_ && req_has_body_ && !req_fin_sent_ && !req_stopped_ &&
+         !head_sent_ && !body_stalled_since_;
+}
+
+void HttpProxy::note_body_bytes(size_t n) {
+  const SteadyTime cap = now() + config_.body_timeout;
+  if (config_.body_min_rate == 0) {
+    body_deadline_ = cap;
+    return;
+  }
+  const auto earned = std::chrono::duration_cast<SteadyTime::duration>(
+      std::chrono::duration<double>(static_cast<double>(n) / static_cast<double>(config_.body_min_rate)));
+  body_deadline_ = std::min(body_deadline_ + earned, cap);
+}
+
+void HttpProxy::set_body_stalled(bool stalled) {
+  if (stalled && !body_stalled_since_) {
+    body_stalled_since_ = now();
+  } else if (!stalled && body_stalled_since_) {
+    body_deadline_ += now() - *body_stalled_since_;  // the edge was not reading: not the client's time
+    body_stalled_since_.reset();
+  }
+}
+
+void HttpProxy::on_slow_client(bool header) {
+  if (header) {
+    if (!head_started_ && in_.empty()) {
+      // Nothing of a request came (a bare connection, or a preconnect never used): close silently.
+      finished_ = true;
+      phase_ = Phase::kClosing;
+      return;
+    }
+    if (method_.empty()) method_ = "-";
+    if (!started_.time_since_epoch().count()) started_ = now();
+    respond_local(408, "The request header section did not arrive in time.", false);
+    return;
+  }
+  respond_local(408, "The request body arrived too slowly.", false);
 }
 
 // --- request --------------------------------------------------------------------------------------
@@ -129,8 +204,13 @@ void HttpProxy::process() {
 
 void HttpProxy::step() {
   if (finished_) return;
-  if (phase_ == Phase::kHead) parse_head();
-  if (phase_ == Phase::kExchange) pump_request();
+  // A client with too much unread output gets no new request parsed until it reads (its input then
+  // fills and the glue stops reading the socket).
+  if (phase_ == Phase::kHead && out_.size() < config_.max_pending_output) parse_head();
+  if (phase_ == Phase::kExchange) {
+    pump_request();
+    set_body_stalled(attached_ && (head_out_pos_ < head_out_.size() || body_pos_ < body_.size()));
+  }
 }
 
 void HttpProxy::parse_head() {
@@ -140,8 +220,14 @@ void HttpProxy::parse_head() {
     parser_->header_limit(static_cast<std::uint32_t>(config_.max_header_bytes));
     parser_->body_limit(boost::none);  // bodies stream; only the header section is bounded
     parser_->eager(false);
+    parser_->on_chunk_header(on_chunk_header_);
   }
   if (in_.empty()) return;
+  if (!head_started_) {
+    // The header clock of a later request starts with its first byte the edge looks at.
+    head_started_ = true;
+    if (!head_deadline_) head_deadline_ = now() + config_.header_timeout;
+  }
   boost::system::error_code ec;
   const size_t n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
   in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
@@ -163,7 +249,10 @@ void HttpProxy::parse_head() {
     respond_local(400, "The request could not be parsed: " + ec.message() + ".", false);
     return;
   }
-  if (parser_->is_header_done()) start_request();
+  if (parser_->is_header_done()) {
+    head_deadline_.reset();
+    start_request();
+  }
 }
 
 void HttpProxy::start_request() {
@@ -183,6 +272,11 @@ void HttpProxy::start_request() {
 
   if (req.count(http::field::transfer_encoding) > 0 && req.count(http::field::content_length) > 0) {
     respond_local(400, "The request has both Transfer-Encoding and Content-Length.", false);
+    return;
+  }
+  // Framing the edge and the origin could read differently is refused (RFC 9112 §6.3): no smuggling.
+  if (std::string detail; const int status = transfer_encoding_status(req, &detail)) {
+    respond_local(status, detail, false);
     return;
   }
   if (req.method() == http::verb::connect) {
@@ -244,20 +338,31 @@ void HttpProxy::start_request() {
 
 void HttpProxy::try_open() {
   StreamRef ref;
-  switch (dir_.open_request(route_, this, &ref)) {
+  const std::string_view client =
+      config_.client.limit_key.empty() ? config_.client.ip : config_.client.limit_key;
+  const auto status = dir_.open_request(route_, client, this, &ref);
+  switch (status) {
     case TunnelDirectory::OpenStatus::kOpened:
       ref_ = ref;
       attached_ = true;
       phase_ = Phase::kExchange;
+      body_deadline_ = now() + config_.body_timeout;
+      body_stalled_since_.reset();
       head_out_ = tunnel::encode_request_open(head_);
       head_out_pos_ = 0;
       head_ = {};
       if (expect_continue_) append_out(kContinue);
       return;
     case TunnelDirectory::OpenStatus::kBusy:
+    case TunnelDirectory::OpenStatus::kClientLimit:
       if (now() >= open_deadline_) {
-        respond_local(502, "The tunnel's agent has too many requests in flight.",
-                      keep_alive_ && !req_has_body_);
+        if (status == TunnelDirectory::OpenStatus::kClientLimit) {
+          respond_local(429, "This client has too many requests in flight to the tunnel.",
+                        keep_alive_ && !req_has_body_);
+        } else {
+          respond_local(502, "The tunnel's agent has too many requests in flight.",
+                        keep_alive_ && !req_has_body_);
+        }
         return;
       }
       next_retry_ = now() + config_.open_retry;
@@ -317,19 +422,36 @@ void HttpProxy::pump_request() {
     body.data = nullptr;
     body.size = 0;
     if (ec && ec != http::error::need_buffer && ec != http::error::need_more) {
-      // A broken chunked body: the agent's request cannot complete.
-      body_.clear();
-      cancel_stream(tunnel::kStreamCancelled);
-      if (!head_sent_) {
-        respond_local(400, "The request body could not be parsed: " + ec.message() + ".", false);
-      } else {
-        close_after_ = true;
-        finished_ = true;
-        write_log(status_, "bad request body");
+      fail_body(chunk_extension_too_long_ ? "A chunk extension of the request body is longer than " +
+                                                std::to_string(kMaxChunkExtension) + " bytes."
+                                          : "The request body could not be parsed: " + ec.message() + ".");
+      return;
+    }
+    if (n == 0 && body_.empty() && !parser_->is_done()) {
+      // Needs more input. Only a chunk-size line or the trailer section is taken whole by the
+      // parser: one that cannot fit the input buffer would hold the stream until the idle timeout.
+      if (in_.size() >= max_input_) {
+        fail_body("A chunk-size line or trailer section of the request body does not fit in " +
+                  std::to_string(max_input_) + " bytes.");
       }
       return;
     }
-    if (n == 0 && body_.empty() && !parser_->is_done()) return;  // needs more input
+  }
+}
+
+void HttpProxy::fail_body(const std::string& detail) {
+  // The agent's request cannot complete.
+  body_.clear();
+  body_pos_ = 0;
+  cancel_stream(tunnel::kStreamCancelled);
+  if (!head_sent_) {
+    respond_local(400, detail, false);
+  } else {
+    close_after_ = true;
+    finished_ = true;
+    phase_ = Phase::kClosing;
+    in_.clear();
+    write_log(status_, "bad request body");
   }
 }
 
@@ -560,6 +682,10 @@ void HttpProxy::reset_request() {
   status_ = 0;
   note_.clear();
   started_ = {};
+  head_deadline_.reset();  // set again by the next request's first byte
+  head_started_ = false;
+  chunk_extension_too_long_ = false;
+  body_stalled_since_.reset();
 }
 
 void HttpProxy::write_log(int status, std::string note) {

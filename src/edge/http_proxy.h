@@ -16,6 +16,21 @@
 //  - response body: bytes from the stream are held until the glue reports them written to the
 //    client (on_client_written), and only then consume()d, returning flow-control credit.
 // The client going away (EOF, error, idle timeout → abort()) cancels the stream with code 3.
+//
+// Slow and greedy clients (docs/architecture.md, "Public side limits"):
+//  - output: no new request is parsed while more than max_pending_output bytes wait for the client,
+//    whoever wrote them (the agent or the edge's own 404/502 pages), so a client that pipelines
+//    requests and never reads stops being read instead of growing memory;
+//  - header deadline: the first request's header section must be complete header_timeout after the
+//    connection started, a later request's header_timeout after its first byte (408, or a silent
+//    close when no byte came);
+//  - body progress: the body deadline starts body_timeout ahead; each byte received moves it
+//    1/body_min_rate s later, never more than body_timeout ahead of now; while the edge itself is not
+//    reading (the agent's stream is full) the clock stops. Missing it: 408 and close;
+//  - streams: at most max_streams_per_client of one tunnel's request streams per client address
+//    (TunnelDirectory counts them); over it a request waits open_timeout for one of its own, then 429;
+//  - chunked framing: a chunk extension over kMaxChunkExtension bytes, or a chunk-size line or trailer
+//    section that cannot fit the input buffer, is a 400.
 #pragma once
 
 #include <boost/beast/http/buffer_body.hpp>
@@ -45,7 +60,11 @@ struct HttpProxyConfig {
   // often it retries meanwhile.
   std::chrono::milliseconds open_timeout{1000};
   std::chrono::milliseconds open_retry{10};
-  size_t body_chunk = 16 * 1024;      // request body bytes decoded ahead of the stream, at most
+  size_t body_chunk = 16 * 1024;          // request body bytes decoded ahead of the stream, at most
+  size_t max_pending_output = 64 * 1024;  // no new request is parsed while more waits for the client
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{20'000};
+  uint64_t body_min_rate = 1024;      // bytes per second a request body must average (see above)
   std::function<SteadyTime()> clock;  // default: steady_clock::now
 };
 
@@ -60,6 +79,10 @@ struct RequestLog {
 
 class HttpProxy final : public RequestStreamEvents {
  public:
+  // Longest chunk extension of a chunked request body (400 beyond). A chunk-size line or trailer
+  // section that does not fit the input buffer at all is a 400 too, instead of a stall.
+  static constexpr size_t kMaxChunkExtension = 4 * 1024;
+
   struct Hooks {
     // Output or state changed during a tunnel event (not during a call from the glue).
     std::function<void()> wake;
@@ -133,6 +156,12 @@ class HttpProxy final : public RequestStreamEvents {
   void drop_output();
   void write_log(int status, std::string note);
   void reset_request();
+  // Request body progress (see the header comment).
+  bool body_clock_running() const;
+  void note_body_bytes(size_t n);
+  void set_body_stalled(bool stalled);
+  void on_slow_client(bool header);
+  void fail_body(const std::string& detail);
 
   TunnelDirectory& dir_;
   HttpProxyConfig config_;
@@ -142,7 +171,14 @@ class HttpProxy final : public RequestStreamEvents {
   Phase phase_ = Phase::kHead;
   std::vector<uint8_t> in_;
   std::optional<Parser> parser_;
+  // Beast keeps a reference to its chunk-header callback: it lives here, as long as the proxy.
+  std::function<void(std::uint64_t, boost::beast::string_view, boost::system::error_code&)> on_chunk_header_;
+  bool chunk_extension_too_long_ = false;
   size_t head_bytes_ = 0;  // of the current request's header section, counted by us (see parse_head)
+  std::optional<SteadyTime> head_deadline_;  // set while a header section is due
+  bool head_started_ = false;                // a byte of the current request arrived
+  SteadyTime body_deadline_{};
+  std::optional<SteadyTime> body_stalled_since_;  // the stream, not the client, holds the body back
   bool in_process_ = false;
   bool again_ = false;
 

@@ -18,8 +18,12 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   static constexpr size_t kReadChunk = 16 * 1024;
   static constexpr size_t kWriteChunk = 64 * 1024;
 
-  Connection(PublicListener& listener, tcp::socket socket, std::shared_ptr<const TlsServerConfig> tls)
-      : listener_(&listener), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+  Connection(PublicListener& listener, tcp::socket socket, std::shared_ptr<const TlsServerConfig> tls,
+             std::string limit_key)
+      : listener_(&listener),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        limit_key_(std::move(limit_key)) {
     boost::system::error_code ec;
     const auto peer = socket_.remote_endpoint(ec);
     peer_ = ec ? "?" : peer.address().to_string();
@@ -28,13 +32,18 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     }
     socket_.set_option(tcp::no_delay(true), ec);
     if (tls) tls_ = std::make_unique<TlsServerStream>(std::move(tls));
+    const PublicListenerOptions& o = listener.options_;
     HttpProxyConfig cfg;
-    cfg.client = {peer_, tls_ != nullptr};
+    cfg.client = {peer_, tls_ != nullptr, limit_key_};
+    cfg.header_timeout = o.header_timeout;
+    cfg.body_timeout = o.body_timeout;
+    cfg.body_min_rate = o.body_min_rate;
     HttpProxy::Hooks hooks;
     hooks.wake = [this] { post_pump(); };
     hooks.log = [this](const RequestLog& l) { log(l); };
     proxy_ = std::make_unique<HttpProxy>(listener.directory_, cfg, std::move(hooks));
     last_activity_ = std::chrono::steady_clock::now();
+    handshake_deadline_ = last_activity_ + o.handshake_timeout;
   }
 
   void start() { pump(); }
@@ -200,6 +209,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     auto when = last_activity_ + listener_idle();
     if (auto d = proxy_->next_deadline()) when = std::min(when, *d);
     if (lingering_) when = std::min(when, linger_until_);
+    if (handshaking()) when = std::min(when, handshake_deadline_);
     // Activity only pushes the idle deadline later: keep an armed timer that is due no later than
     // needed (on_timer re-checks and re-arms) instead of cancelling and re-arming it on every read.
     if (timer_armed_ && timer_at_ <= when) return;
@@ -213,6 +223,8 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     });
   }
 
+  bool handshaking() const { return tls_ && tls_->state() == TlsServerStream::State::kHandshaking; }
+
   std::chrono::milliseconds listener_idle() const {
     return listener_ ? listener_->options_.idle_timeout : std::chrono::milliseconds(0);
   }
@@ -220,6 +232,11 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void on_timer() {
     const auto now = std::chrono::steady_clock::now();
     if (lingering_ && now >= linger_until_) {
+      close_now();
+      return;
+    }
+    if (!lingering_ && handshaking() && now >= handshake_deadline_) {
+      spdlog::debug("http {}: TLS handshake not finished in time, closing", peer_);
       close_now();
       return;
     }
@@ -240,7 +257,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     timer_.cancel();
     socket_.close(ec);
     if (listener_) {
-      listener_->conns_.erase(this);
+      listener_->forget(this, limit_key_);
       listener_ = nullptr;
     }
   }
@@ -248,6 +265,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   PublicListener* listener_;
   tcp::socket socket_;
   asio::steady_timer timer_;
+  std::string limit_key_;
   std::string peer_;
   std::unique_ptr<TlsServerStream> tls_;
   std::unique_ptr<HttpProxy> proxy_;
@@ -256,7 +274,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   std::vector<uint8_t> wbuf_;
   bool reading_ = false, writing_ = false, eof_ = false, closed_ = false;
   bool pump_posted_ = false, lingering_ = false, timer_armed_ = false;
-  std::chrono::steady_clock::time_point last_activity_, linger_until_, timer_at_;
+  std::chrono::steady_clock::time_point last_activity_, linger_until_, timer_at_, handshake_deadline_;
 };
 
 PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
@@ -266,7 +284,8 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
       options_(options),
       tls_config_(std::move(tls_config)),
       acceptor_(io),
-      retry_timer_(io) {
+      retry_timer_(io),
+      refusal_log_timer_(io) {
   acceptor_.open(options_.bind.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   if (options_.bind.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
@@ -285,8 +304,90 @@ void PublicListener::close() {
   boost::system::error_code ec;
   acceptor_.close(ec);
   retry_timer_.cancel();
+  refusal_log_timer_.cancel();
   auto conns = std::exchange(conns_, {});
+  per_ip_.clear();
   for (Connection* c : conns) c->detach();
+}
+
+size_t PublicListener::connection_count(const std::string& limit_key) const {
+  auto it = per_ip_.find(limit_key);
+  return it == per_ip_.end() ? 0 : it->second;
+}
+
+void PublicListener::forget(Connection* conn, const std::string& key) {
+  conns_.erase(conn);
+  if (auto it = per_ip_.find(key); it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+}
+
+void PublicListener::on_accepted(tcp::socket socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  std::string key = client_limit_key(peer.address());
+  if (conns_.size() >= options_.max_connections) {
+    refuse(socket, key, false);
+    return;
+  }
+  if (options_.max_connections_per_ip > 0 && connection_count(key) >= options_.max_connections_per_ip) {
+    refuse(socket, key, true);
+    return;
+  }
+  std::shared_ptr<const TlsServerConfig> tls;
+  if (options_.tls && tls_config_) tls = tls_config_();
+  if (options_.tls && !tls) {
+    socket.close(ec);
+    return;
+  }
+  auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key);
+  conns_.insert(conn.get());
+  ++per_ip_[key];
+  conn->start();
+}
+
+void PublicListener::refuse(tcp::socket& socket, const std::string& key, bool per_ip) {
+  boost::system::error_code ignored;
+  // A reset, not a FIN: the client learns at once and no TIME_WAIT is left here.
+  socket.set_option(asio::socket_base::linger(true, 0), ignored);
+  socket.close(ignored);
+  ++refused_total_;
+  if (per_ip) {
+    ++refused_per_ip_;
+    refused_example_ = key;
+  } else {
+    ++refused_global_;
+  }
+  // The first refusal is logged at once, later ones summed up every kRefusalLogInterval: a flood
+  // costs a line per interval, not one per connection.
+  if (refusal_log_armed_) return;
+  log_refusals();
+  arm_refusal_log();
+}
+
+void PublicListener::arm_refusal_log() {
+  refusal_log_armed_ = true;
+  refusal_log_timer_.expires_after(kRefusalLogInterval);
+  refusal_log_timer_.async_wait(
+      [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& e) {
+        if (e || alive.expired()) return;
+        refusal_log_armed_ = false;
+        if (refused_global_ + refused_per_ip_ == 0) return;  // the flood is over
+        log_refusals();
+        arm_refusal_log();
+      });
+}
+
+void PublicListener::log_refusals() {
+  if (refused_global_ > 0) {
+    spdlog::warn("edge: refused {} public connection(s) on port {}: {} open, the most the edge takes ({})",
+                 refused_global_, local_.port(), conns_.size(), options_.max_connections);
+  }
+  if (refused_per_ip_ > 0) {
+    spdlog::warn(
+        "edge: refused {} public connection(s) on port {} from addresses at their cap of {} (e.g. {})",
+        refused_per_ip_, local_.port(), options_.max_connections_per_ip, refused_example_);
+  }
+  refused_global_ = refused_per_ip_ = 0;
 }
 
 void PublicListener::start_accept() {
@@ -304,22 +405,7 @@ void PublicListener::start_accept() {
           });
           return;
         }
-        if (conns_.size() >= options_.max_connections) {
-          spdlog::warn("edge: {} public connections open, refusing one", conns_.size());
-          boost::system::error_code ignored;
-          socket.close(ignored);
-        } else {
-          std::shared_ptr<const TlsServerConfig> tls;
-          if (options_.tls && tls_config_) tls = tls_config_();
-          if (options_.tls && !tls) {
-            boost::system::error_code ignored;
-            socket.close(ignored);
-          } else {
-            auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls));
-            conns_.insert(conn.get());
-            conn->start();
-          }
-        }
+        on_accepted(std::move(socket));
         start_accept();
       });
 }

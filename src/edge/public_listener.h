@@ -8,6 +8,11 @@
 // and that buffer drains only as fast as the proxy can forward request bytes, so a slow agent
 // pushes back on the public client. A connection being closed after an error page lingers (reads
 // and discards for up to kLinger) so the client sees the response instead of a reset.
+//
+// Limits against unauthenticated clients (the HTTP ones are HttpProxy's): at most max_connections in
+// all and max_connections_per_ip per client address (IPv6: per /64), further ones are closed at once
+// and counted in one log line per kRefusalLogInterval; a TLS handshake must finish handshake_timeout
+// after the accept.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -15,8 +20,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
+#include <string>
 
 #include "edge/http_proxy.h"
 #include "edge/tls_server_stream.h"
@@ -28,12 +35,19 @@ struct PublicListenerOptions {
   boost::asio::ip::tcp::endpoint bind;
   bool tls = true;
   std::chrono::milliseconds idle_timeout{120'000};
-  size_t max_connections = 10'000;  // further connections are closed at once
+  size_t max_connections = 10'000;      // further connections are closed at once
+  size_t max_connections_per_ip = 256;  // from one client address (IPv6: one /64); 0 = no cap
+  std::chrono::milliseconds handshake_timeout{10'000};
+  // HttpProxyConfig's: header deadline, request body progress.
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{20'000};
+  uint64_t body_min_rate = 1024;
 };
 
 class PublicListener {
  public:
   static constexpr std::chrono::seconds kLinger{2};
+  static constexpr std::chrono::seconds kRefusalLogInterval{10};
 
   // Binds and listens; throws boost::system::system_error. `tls_config` is asked for the current
   // TLS configuration for each new connection (certificate renewal); unused without TLS.
@@ -46,12 +60,19 @@ class PublicListener {
 
   boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
   size_t connection_count() const { return conns_.size(); }
+  size_t connection_count(const std::string& limit_key) const;
+  uint64_t refused_count() const { return refused_total_; }
   // Stops accepting and closes every connection.
   void close();
 
  private:
   class Connection;
   void start_accept();
+  void on_accepted(boost::asio::ip::tcp::socket socket);
+  void refuse(boost::asio::ip::tcp::socket& socket, const std::string& key, bool per_ip);
+  void log_refusals();
+  void arm_refusal_log();
+  void forget(Connection* conn, const std::string& key);
 
   TunnelDirectory& directory_;
   PublicListenerOptions options_;
@@ -59,7 +80,13 @@ class PublicListener {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::ip::tcp::endpoint local_;
   boost::asio::steady_timer retry_timer_;
+  boost::asio::steady_timer refusal_log_timer_;
   std::set<Connection*> conns_;
+  std::map<std::string, size_t> per_ip_;  // client limit key → open connections
+  uint64_t refused_total_ = 0;
+  uint64_t refused_global_ = 0, refused_per_ip_ = 0;  // since the last refusal log line
+  std::string refused_example_;                       // an address refused for its own cap
+  bool refusal_log_armed_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

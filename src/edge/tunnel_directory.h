@@ -59,10 +59,13 @@ class TunnelDirectory {
 
   enum class OpenStatus {
     kOpened,
-    kBusy,  // the session is at its stream limit: try again shortly
-    kGone,  // the session ended
+    kBusy,         // the session is at its stream limit: try again shortly
+    kGone,         // the session ended
+    kClientLimit,  // `client` holds as many of the session's streams as one client may: try again shortly
   };
-  virtual OpenStatus open_request(const RouteLookup& route, RequestStreamEvents* events, StreamRef* out) = 0;
+  // `client` names the public client for per-client limits (edge/http_codec.h client_limit_key).
+  virtual OpenStatus open_request(const RouteLookup& route, std::string_view client,
+                                  RequestStreamEvents* events, StreamRef* out) = 0;
   virtual size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) = 0;
   virtual size_t send_capacity(const StreamRef& ref) = 0;
   virtual void consume(const StreamRef& ref, size_t n) = 0;

@@ -92,15 +92,16 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
 
 wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   collect();
+  const std::string from = info.peer.empty() ? std::string("?") : info.peer;
   const std::string* auth = header(info, "authorization");
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
-    spdlog::info("tunnel: refused session from {}: no bearer token", info.authority);
+    spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from, info.authority);
     return refuse(401, "missing bearer token");
   }
   const tunnel::VerifyResult result = verify(*token);
   if (!result.ok()) {
-    spdlog::info("tunnel: refused session: token {}: {}", tunnel::to_string(result.error()),
+    spdlog::info("tunnel: refused session from {}: token {}: {}", from, tunnel::to_string(result.error()),
                  result.message());
     return refuse(401, std::string("invalid token: ") + tunnel::to_string(result.error()));
   }
@@ -112,11 +113,12 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     any |= l.size() > domain.size() + 1 && l.ends_with("." + domain);
   }
   if (!any) {
-    spdlog::info("tunnel: refused session of {}: token names no host under {}", claims.subject, domain);
+    spdlog::info("tunnel: refused session of {} from {}: token names no host under {}", claims.subject, from,
+                 domain);
     return refuse(403, "the token covers no hostname under " + domain);
   }
   if (!offers_version(info, tunnel::kProtocolVersion)) {
-    spdlog::info("tunnel: refused session of {}: no common protocol version", claims.subject);
+    spdlog::info("tunnel: refused session of {} from {}: no common protocol version", claims.subject, from);
     return refuse(400, "unsupported protocol version");
   }
   if (session_count() >= config_.max_sessions) return refuse(503, "the edge has too many tunnel sessions");
@@ -136,8 +138,8 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   TunnelSession* raw = session.get();
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
-  spdlog::info("tunnel {}: session accepted for {} (kid {}, hosts {})", owner, claims.subject, result.kid(),
-               claims.hosts.size());
+  spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {})", owner, claims.subject, from,
+               result.kid(), claims.hosts.size());
   if (wakeup_) wakeup_();
   return wt::Accept{
       200, raw, {{std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)}}};
@@ -226,7 +228,8 @@ RouteLookup TunnelService::route(std::string_view host_in) {
   const SteadyTime t = steady_now();
   std::vector<std::string> candidates{host};
   if (const size_t dot = host.find('.'); dot != std::string::npos && dot > 0)
-    candidates.push_back(std::string("*").append(host, dot));  // not "*" + substr(): false -Wrestrict, GCC 12 -O3
+    candidates.push_back(
+        std::string("*").append(host, dot));  // not "*" + substr(): false -Wrestrict, GCC 12 -O3
   candidates.emplace_back(kCatchAll);
   for (const auto& c : candidates) {
     if (offline(c, t)) {
@@ -238,12 +241,12 @@ RouteLookup TunnelService::route(std::string_view host_in) {
   return r;
 }
 
-TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route, RequestStreamEvents* events,
-                                                        StreamRef* out) {
+TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route, std::string_view client,
+                                                        RequestStreamEvents* events, StreamRef* out) {
   TunnelSession* s = find_session(route.session);
   if (s == nullptr) return OpenStatus::kGone;
   wt::StreamId id = -1;
-  const OpenStatus st = s->open_request(events, &id);
+  const OpenStatus st = s->open_request(client, events, &id);
   if (st == OpenStatus::kOpened) *out = StreamRef{route.session, id};
   return st;
 }

@@ -75,7 +75,8 @@ class TunnelService final : public TunnelDirectory {
 
   // --- TunnelDirectory ---
   RouteLookup route(std::string_view host) override;
-  OpenStatus open_request(const RouteLookup& route, RequestStreamEvents* events, StreamRef* out) override;
+  OpenStatus open_request(const RouteLookup& route, std::string_view client, RequestStreamEvents* events,
+                          StreamRef* out) override;
   size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) override;
   size_t send_capacity(const StreamRef& ref) override;
   void consume(const StreamRef& ref, size_t n) override;

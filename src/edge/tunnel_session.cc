@@ -176,7 +176,7 @@ void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> cod
   }
   if (auto it = requests_.find(id); it != requests_.end()) {
     RequestStreamEvents* events = it->second;
-    requests_.erase(it);
+    forget_request(id);
     if (session_ != nullptr) session_->reset_stream(id, tunnel::kStreamCancelled);  // our half is moot too
     events->on_stream_aborted(code, "request stream reset by the agent");
     return;
@@ -203,7 +203,7 @@ void TunnelSession::on_stream_writable(wt::StreamId id) {
 }
 
 void TunnelSession::on_stream_closed(wt::StreamId id) {
-  requests_.erase(id);
+  forget_request(id);
   undecided_.erase(id);
   refused_.erase(id);
 }
@@ -222,6 +222,8 @@ void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
                hostnames.size());
   // The public side learns at once, so waiting clients get their 502 now.
   auto requests = std::exchange(requests_, {});
+  request_client_.clear();
+  per_client_.clear();
   const std::string why = "session closed" + (reason.empty() ? std::string() : ": " + std::string(reason));
   for (auto& [id, events] : requests) events->on_stream_aborted(std::nullopt, why);
   undecided_.clear();
@@ -405,13 +407,38 @@ void TunnelSession::flush_control() {
 
 // --- request streams ------------------------------------------------------------------------------
 
-TunnelDirectory::OpenStatus TunnelSession::open_request(RequestStreamEvents* events, wt::StreamId* id) {
+TunnelDirectory::OpenStatus TunnelSession::open_request(std::string_view client, RequestStreamEvents* events,
+                                                        wt::StreamId* id) {
   if (closed_ || session_ == nullptr) return TunnelDirectory::OpenStatus::kGone;
+  auto held = per_client_.find(client);
+  if (config_.max_streams_per_client > 0 && held != per_client_.end() &&
+      held->second >= config_.max_streams_per_client) {
+    return TunnelDirectory::OpenStatus::kClientLimit;
+  }
   const auto sid = session_->open_bidi_stream();
   if (!sid) return TunnelDirectory::OpenStatus::kBusy;
   requests_[*sid] = events;
+  if (held == per_client_.end()) held = per_client_.emplace(std::string(client), 0).first;
+  ++held->second;
+  request_client_.emplace(*sid, held->first);
   *id = *sid;
   return TunnelDirectory::OpenStatus::kOpened;
+}
+
+size_t TunnelSession::client_stream_count(std::string_view client) const {
+  auto it = per_client_.find(client);
+  return it == per_client_.end() ? 0 : it->second;
+}
+
+bool TunnelSession::forget_request(wt::StreamId id) {
+  if (requests_.erase(id) == 0) return false;
+  if (auto c = request_client_.find(id); c != request_client_.end()) {
+    if (auto held = per_client_.find(c->second); held != per_client_.end() && --held->second == 0) {
+      per_client_.erase(held);
+    }
+    request_client_.erase(c);
+  }
+  return true;
 }
 
 size_t TunnelSession::write(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
@@ -429,11 +456,11 @@ void TunnelSession::consume(wt::StreamId id, size_t n) {
 }
 
 void TunnelSession::cancel(wt::StreamId id, uint32_t code) {
-  if (requests_.erase(id) == 0 || closed_ || session_ == nullptr) return;
+  if (!forget_request(id) || closed_ || session_ == nullptr) return;
   session_->reset_stream(id, code);
   session_->stop_sending(id, code);
 }
 
-void TunnelSession::release(wt::StreamId id) { requests_.erase(id); }
+void TunnelSession::release(wt::StreamId id) { forget_request(id); }
 
 }  // namespace wtmesh::edge

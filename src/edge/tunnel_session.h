@@ -37,7 +37,10 @@ struct TunnelSessionConfig {
   std::chrono::milliseconds ping_interval{10000};
   size_t max_tunnels = 64;                 // per session (REFUSED "limit")
   size_t max_control_backlog = 64 * 1024;  // control bytes the stream has not taken yet
-  std::function<SteadyTime()> clock;       // default: steady_clock::now
+  // Request streams one public client (TunnelDirectory's `client` key) may hold at once; 0 = no cap.
+  // Agents grant 128 by default, so one address cannot take more than half of a tunnel.
+  size_t max_streams_per_client = 64;
+  std::function<SteadyTime()> clock;  // default: steady_clock::now
 };
 
 class TunnelSession final : public wt::SessionHandler {
@@ -80,7 +83,9 @@ class TunnelSession final : public wt::SessionHandler {
   void on_tick(SteadyTime now);
 
   // --- request streams (for the public side, through TunnelService) ---
-  TunnelDirectory::OpenStatus open_request(RequestStreamEvents* events, wt::StreamId* id);
+  TunnelDirectory::OpenStatus open_request(std::string_view client, RequestStreamEvents* events,
+                                           wt::StreamId* id);
+  size_t client_stream_count(std::string_view client) const;
   size_t write(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   size_t send_capacity(wt::StreamId id) const;
   void consume(wt::StreamId id, size_t n);
@@ -101,6 +106,7 @@ class TunnelSession final : public wt::SessionHandler {
 
  private:
   void refuse_stream(wt::StreamId id);
+  bool forget_request(wt::StreamId id);  // false when `id` was no request stream
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);
   void handle_register(const std::string& payload);
@@ -131,6 +137,8 @@ class TunnelSession final : public wt::SessionHandler {
   std::set<wt::StreamId> refused_;                          // peer streams refused (data is dropped)
   std::map<uint32_t, std::string> tunnels_;                 // REGISTER id → hostname
   std::map<wt::StreamId, RequestStreamEvents*> requests_;
+  std::map<wt::StreamId, std::string> request_client_;     // whose request each stream carries
+  std::map<std::string, size_t, std::less<>> per_client_;  // client → request streams held
 
   SteadyTime last_rx_;     // last control bytes (heartbeats)
   SteadyTime last_heard_;  // last bytes or FIN on any stream of the session

@@ -184,11 +184,23 @@ inline tunnel::ResponseHead response(int status, std::optional<uint64_t> length,
 // --- public clients -------------------------------------------------------------------------------
 
 // A blocking HTTP(S) client over a TCP socket to 127.0.0.1 (GnuTLS for HTTPS). Meant for a helper
-// thread. `sni` empty: no SNI, and the certificate is checked for 127.0.0.1.
+// thread. `sni` empty: no SNI, and the certificate is checked for 127.0.0.1. `source`: the local
+// address to connect from (another loopback address, e.g. "127.0.0.2", is another client for the
+// edge's per-address limits); empty: the kernel's choice. No `ca`: plain TCP.
 class PublicClient {
  public:
-  PublicClient(uint16_t port, const std::filesystem::path* ca, const std::string& sni = "") {
+  PublicClient(uint16_t port, const std::filesystem::path* ca, const std::string& sni = "",
+               const std::string& source = "") {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (!source.empty()) {
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source.c_str(), &src.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+        error = "bind to " + source + " failed";
+        return;
+      }
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -224,6 +236,7 @@ class PublicClient {
     if (fd_ >= 0) ::close(fd_);
   }
   bool ok() const { return error.empty(); }
+  int fd() const { return fd_; }
 
   bool send(std::string_view data) {
     size_t off = 0;

@@ -105,8 +105,14 @@ class FakeDirectory final : public TunnelDirectory {
     auto it = routes.find(std::string(host));
     return it == routes.end() ? RouteLookup{} : it->second;
   }
-  OpenStatus open_request(const RouteLookup& r, RequestStreamEvents* events, StreamRef* out) override {
+  OpenStatus open_request(const RouteLookup& r, std::string_view client, RequestStreamEvents* events,
+                          StreamRef* out) override {
     ++open_calls;
+    last_client = std::string(client);
+    if (client_limited > 0) {
+      --client_limited;
+      return OpenStatus::kClientLimit;
+    }
     if (busy > 0) {
       --busy;
       return OpenStatus::kBusy;
@@ -146,6 +152,8 @@ class FakeDirectory final : public TunnelDirectory {
   std::map<std::string, RouteLookup> routes;
   std::map<wt::StreamId, Stream> streams;
   int busy = 0;
+  int client_limited = 0;
+  std::string last_client;
   bool gone = false;
   size_t capacity = 1 << 20;
   int open_calls = 0;

@@ -11,6 +11,40 @@ namespace {
 namespace http = boost::beast::http;
 using test::header_value;
 
+TEST(ClientLimitKey, IPv4AsItselfIPv6ByItsSlash64) {
+  namespace ip = boost::asio::ip;
+  EXPECT_EQ(client_limit_key(ip::make_address("192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(client_limit_key(ip::make_address("::ffff:192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(client_limit_key(ip::make_address("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+  EXPECT_EQ(client_limit_key(ip::make_address("2001:db8:1:2:ffff:1:2:3")), "2001:db8:1:2::/64");
+  EXPECT_NE(client_limit_key(ip::make_address("2001:db8:1:3::1")), "2001:db8:1:2::/64");
+}
+
+http::request_header<> with_te(std::initializer_list<std::string_view> values, unsigned version = 11) {
+  http::request_header<> req;
+  req.version(version);
+  for (auto v : values) req.insert(http::field::transfer_encoding, v);
+  return req;
+}
+
+TEST(TransferEncodingStatus, OnlyAFinalSingleChunkedOnHttp11IsForwarded) {
+  std::string detail;
+  EXPECT_EQ(transfer_encoding_status(http::request_header<>{}, &detail), 0) << "no Transfer-Encoding";
+  EXPECT_EQ(transfer_encoding_status(with_te({"chunked"}), &detail), 0);
+  EXPECT_EQ(transfer_encoding_status(with_te({" Chunked "}), &detail), 0) << "codings are case-insensitive";
+  EXPECT_EQ(transfer_encoding_status(with_te({"chunked, identity"}), &detail), 400);
+  EXPECT_NE(detail.find("final"), std::string::npos) << detail;
+  EXPECT_EQ(transfer_encoding_status(with_te({"xchunked"}), &detail), 400);
+  EXPECT_EQ(transfer_encoding_status(with_te({"chunked;x=1"}), &detail), 400);
+  EXPECT_EQ(transfer_encoding_status(with_te({"chunked", "identity"}), &detail), 400);
+  EXPECT_EQ(transfer_encoding_status(with_te({"chunked", "chunked"}), &detail), 400);
+  EXPECT_EQ(transfer_encoding_status(with_te({""}), &detail), 400);
+  EXPECT_EQ(transfer_encoding_status(with_te({"chunked"}, 10), &detail), 400);
+  EXPECT_EQ(transfer_encoding_status(with_te({"gzip, chunked"}), &detail), 501);
+  EXPECT_NE(detail.find("gzip"), std::string::npos) << detail;
+  EXPECT_EQ(transfer_encoding_status(with_te({"gzip", "chunked"}), &detail), 501);
+}
+
 TEST(NormalizeHost, StripsPortLowercasesAndValidates) {
   EXPECT_EQ(normalize_host("App.Localhost:8443"), "app.localhost");
   EXPECT_EQ(normalize_host("app.localhost"), "app.localhost");

@@ -2,63 +2,17 @@
 
 #include <gtest/gtest.h>
 
-#include "fakes.h"
+#include "http_proxy_fixture.h"
 
 namespace wtmesh::edge {
 namespace {
 
 using test::bytes;
 using test::decode_request_stream;
-using test::FakeClock;
 using test::FakeDirectory;
 using test::header_value;
+using test::HttpProxyTest;
 using test::str;
-
-class HttpProxyTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_.add_route("app.localhost");
-    make();
-  }
-  void make(HttpProxyConfig cfg = {}) {
-    cfg.client = {"192.0.2.1", true};
-    cfg.clock = clock_.fn();
-    proxy_ = std::make_unique<HttpProxy>(
-        dir_, cfg,
-        HttpProxy::Hooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
-  }
-  size_t feed(std::string_view s) { return proxy_->on_client_bytes(bytes(s)); }
-  // Takes (and acknowledges) everything the proxy wants to send to the client.
-  std::string drain() {
-    std::string s;
-    for (auto out = proxy_->client_output(); !out.empty(); out = proxy_->client_output()) {
-      s += str(out);
-      proxy_->on_client_written(out.size());
-    }
-    return s;
-  }
-  FakeDirectory::Stream& stream() { return dir_.streams[dir_.last]; }
-  void agent_answers(const tunnel::ResponseHead& head, std::string_view body, bool fin) {
-    auto b = tunnel::encode_response_head(head);
-    b.insert(b.end(), body.begin(), body.end());
-    stream().events->on_response_data(b, fin);
-  }
-  static tunnel::ResponseHead head(int status, std::optional<uint64_t> len, bool body = true,
-                                   tunnel::HeaderPairs h = {}) {
-    tunnel::ResponseHead r;
-    r.status = status;
-    r.has_body = body;
-    r.content_length = len;
-    r.headers = std::move(h);
-    return r;
-  }
-
-  FakeClock clock_;
-  FakeDirectory dir_;
-  std::unique_ptr<HttpProxy> proxy_;
-  int wakes_ = 0;
-  std::vector<RequestLog> logs_;
-};
 
 TEST_F(HttpProxyTest, GetIsForwardedAndAnswered) {
   feed("GET /hello?x=1 HTTP/1.1\r\nHost: App.Localhost:8443\r\nUser-Agent: t\r\n\r\n");

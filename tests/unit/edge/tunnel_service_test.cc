@@ -213,8 +213,9 @@ TEST_F(TunnelServiceTest, TakenNameProbesTheHolder) {
   auto again = [&](uint32_t id) {
     sessions_[1]->handler->on_stream_data(
         0,
-        tunnel::encode_control_frame(tunnel::ControlType::kRegister,
-                                     json{{"id", id}, {"type", "http"}, {"hostname", "app.localhost"}}.dump()),
+        tunnel::encode_control_frame(
+            tunnel::ControlType::kRegister,
+            json{{"id", id}, {"type", "http"}, {"hostname", "app.localhost"}}.dump()),
         false);
   };
   again(2);
@@ -259,7 +260,7 @@ TEST_F(TunnelServiceTest, DirectoryOpensStreamsOnTheOwningSession) {
   } ev;
   const RouteLookup r = service_->route("app.localhost");
   StreamRef ref;
-  ASSERT_EQ(service_->open_request(r, &ev, &ref), TunnelDirectory::OpenStatus::kOpened);
+  ASSERT_EQ(service_->open_request(r, "c", &ev, &ref), TunnelDirectory::OpenStatus::kOpened);
   EXPECT_EQ(ref.session, 1u);
   const uint8_t b = 1;
   EXPECT_EQ(service_->write(ref, {&b, 1}, true), 1u);
@@ -268,7 +269,7 @@ TEST_F(TunnelServiceTest, DirectoryOpensStreamsOnTheOwningSession) {
   EXPECT_EQ(sessions_[0]->streams[ref.id].consumed, 3u);
   sessions_[0]->peer_closes(0, "");
   EXPECT_TRUE(ev.aborted);
-  EXPECT_EQ(service_->open_request(r, &ev, &ref), TunnelDirectory::OpenStatus::kGone);
+  EXPECT_EQ(service_->open_request(r, "c", &ev, &ref), TunnelDirectory::OpenStatus::kGone);
   EXPECT_EQ(service_->write(ref, {&b, 1}, false), 0u);
   service_->on_tick(clock_.t);  // collects the ended session
   EXPECT_EQ(service_->find_session(1), nullptr);

@@ -309,7 +309,7 @@ TEST_F(TunnelSessionTest, RequestStreamsCarryEventsBothWays) {
   open_control();
   Events ev;
   wt::StreamId id = -1;
-  ASSERT_EQ(ts_->open_request(&ev, &id), TunnelDirectory::OpenStatus::kOpened);
+  ASSERT_EQ(ts_->open_request("c", &ev, &id), TunnelDirectory::OpenStatus::kOpened);
   EXPECT_EQ(ts_->write(id, bytes("req"), true), 3u);
   EXPECT_TRUE(fake_->streams[id].fin);
   ts_->on_stream_data(id, bytes("resp"), true);
@@ -336,7 +336,7 @@ TEST_F(TunnelSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
   EXPECT_EQ(*ts_->next_deadline(), t0 + 10s) << "no request streams: the heartbeat schedule only";
   Events ev;
   wt::StreamId id = -1;
-  ASSERT_EQ(ts_->open_request(&ev, &id), TunnelDirectory::OpenStatus::kOpened);
+  ASSERT_EQ(ts_->open_request("c", &ev, &id), TunnelDirectory::OpenStatus::kOpened);
   EXPECT_EQ(*ts_->next_deadline(), t0 + 1s);
   clock_.t += 500ms;
   ts_->on_stream_data(id, bytes("HTTP"), false);  // the agent is talking
@@ -369,8 +369,8 @@ TEST_F(TunnelSessionTest, ResetAndCancelAndBusy) {
   open_control();
   Events a, b;
   wt::StreamId ia = -1, ib = -1;
-  ts_->open_request(&a, &ia);
-  ts_->open_request(&b, &ib);
+  ts_->open_request("c", &a, &ia);
+  ts_->open_request("c", &b, &ib);
   ts_->on_stream_reset(ia, tunnel::kStreamUpstreamFailed);
   EXPECT_TRUE(a.aborted);
   EXPECT_EQ(a.code, tunnel::kStreamUpstreamFailed);
@@ -382,7 +382,45 @@ TEST_F(TunnelSessionTest, ResetAndCancelAndBusy) {
   fake_->max_local = 2;
   Events c;
   wt::StreamId ic = -1;
-  EXPECT_EQ(ts_->open_request(&c, &ic), TunnelDirectory::OpenStatus::kBusy);
+  EXPECT_EQ(ts_->open_request("c", &c, &ic), TunnelDirectory::OpenStatus::kBusy);
+}
+
+TEST_F(TunnelSessionTest, OneClientHoldsAtMostItsShareOfTheStreams) {
+  cfg_.max_streams_per_client = 2;
+  start({"app.localhost"});
+  open_control();
+  Events e[6];
+  wt::StreamId id[6] = {-1, -1, -1, -1, -1, -1};
+  using S = TunnelDirectory::OpenStatus;
+  EXPECT_EQ(ts_->open_request("198.51.100.7", &e[0], &id[0]), S::kOpened);
+  EXPECT_EQ(ts_->open_request("198.51.100.7", &e[1], &id[1]), S::kOpened);
+  EXPECT_EQ(ts_->open_request("198.51.100.7", &e[2], &id[2]), S::kClientLimit);
+  EXPECT_EQ(fake_->open_local, 2u) << "no stream is opened for a refused request";
+  EXPECT_EQ(ts_->open_request("203.0.113.9", &e[3], &id[3]), S::kOpened) << "others still get streams";
+  EXPECT_EQ(ts_->client_stream_count("198.51.100.7"), 2u);
+  // Every way a request ends gives its client's slot back.
+  ts_->release(id[0]);
+  EXPECT_EQ(ts_->open_request("198.51.100.7", &e[4], &id[4]), S::kOpened);
+  ts_->cancel(id[1], tunnel::kStreamCancelled);
+  ts_->on_stream_reset(id[4], tunnel::kStreamUpstreamFailed);
+  EXPECT_EQ(ts_->client_stream_count("198.51.100.7"), 0u);
+  EXPECT_EQ(ts_->open_request("198.51.100.7", &e[5], &id[5]), S::kOpened);
+  ts_->on_stream_closed(id[5]);
+  EXPECT_EQ(ts_->client_stream_count("198.51.100.7"), 0u);
+  EXPECT_EQ(ts_->client_stream_count("203.0.113.9"), 1u);
+  fake_->peer_closes(0, "bye");
+  EXPECT_EQ(ts_->client_stream_count("203.0.113.9"), 0u);
+}
+
+TEST_F(TunnelSessionTest, NoPerClientCapWhenItIsZero) {
+  cfg_.max_streams_per_client = 0;
+  start({"app.localhost"});
+  open_control();
+  std::vector<Events> e(50);
+  for (auto& ev : e) {
+    wt::StreamId id = -1;
+    EXPECT_EQ(ts_->open_request("one", &ev, &id), TunnelDirectory::OpenStatus::kOpened);
+  }
 }
 
 TEST_F(TunnelSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
@@ -390,8 +428,8 @@ TEST_F(TunnelSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
   register_one(1, "app.localhost");
   Events a, b;
   wt::StreamId ia = -1, ib = -1;
-  ts_->open_request(&a, &ia);
-  ts_->open_request(&b, &ib);
+  ts_->open_request("c", &a, &ia);
+  ts_->open_request("c", &b, &ib);
   fake_->peer_closes(0, "bye");
   EXPECT_TRUE(a.aborted);
   EXPECT_TRUE(b.aborted);
@@ -400,7 +438,7 @@ TEST_F(TunnelSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
   EXPECT_FALSE(routes_.lookup("app.localhost"));
   Events c;
   wt::StreamId ic = -1;
-  EXPECT_EQ(ts_->open_request(&c, &ic), TunnelDirectory::OpenStatus::kGone);
+  EXPECT_EQ(ts_->open_request("c", &c, &ic), TunnelDirectory::OpenStatus::kGone);
   EXPECT_EQ(ts_->write(ia, bytes("x"), false), 0u);
   EXPECT_FALSE(ts_->next_deadline());
 }

@@ -528,6 +528,7 @@ void HttpProxy::start_response(tunnel::ResponseHead& head) {
     return;
   }
   const bool keep = keep_alive_ && !close_after_;
+  local_answers_ = 0;
   append_out(response_head_bytes(head, head_method_, version_, keep, &plan_));
   if (!plan_.keep_alive) close_after_ = true;
   head_sent_ = true;
@@ -625,6 +626,7 @@ void HttpProxy::cancel_stream(uint32_t code) {
 
 void HttpProxy::respond_local(int status, std::string_view detail, bool keep_alive) {
   if (attached_) cancel_stream(tunnel::kStreamCancelled);
+  if (++local_answers_ >= config_.max_local_answers) keep_alive = false;
   append_out(error_response(status, detail, version_, keep_alive));
   head_sent_ = true;
   status_ = status;

@@ -20,7 +20,8 @@
 // Slow and greedy clients (docs/architecture.md, "Public side limits"):
 //  - output: no new request is parsed while more than max_pending_output bytes wait for the client,
 //    whoever wrote them (the agent or the edge's own 404/502 pages), so a client that pipelines
-//    requests and never reads stops being read instead of growing memory;
+//    requests and never reads stops being read instead of growing memory; and the
+//    max_local_answers-th answer of the edge's own in a row closes the connection;
 //  - header deadline: the first request's header section must be complete header_timeout after the
 //    connection started, a later request's header_timeout after its first byte (408, or a silent
 //    close when no byte came);
@@ -62,6 +63,9 @@ struct HttpProxyConfig {
   std::chrono::milliseconds open_retry{10};
   size_t body_chunk = 16 * 1024;          // request body bytes decoded ahead of the stream, at most
   size_t max_pending_output = 64 * 1024;  // no new request is parsed while more waits for the client
+  // The edge's own answers (404, 502, 429, ...) in a row on one connection before it closes it: the
+  // kernel's socket buffers take megabytes of them from a client that never reads, each one logged.
+  size_t max_local_answers = 100;
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{20'000};
   uint64_t body_min_rate = 1024;      // bytes per second a request body must average (see above)
@@ -222,6 +226,7 @@ class HttpProxy final : public RequestStreamEvents {
   std::deque<Credit> credits_;
   bool finished_ = false;
   uint64_t completed_ = 0;
+  size_t local_answers_ = 0;  // the edge's own answers since the agent last answered
 };
 
 }  // namespace wtmesh::edge

@@ -15,6 +15,12 @@ using tcp = asio::ip::tcp;
 
 class PublicListener::Connection final : public std::enable_shared_from_this<Connection> {
  public:
+  // The read buffer is allocated when the first bytes are readable (a connection that sends nothing
+  // holds none), starts small (a ClientHello or a request head fits) and grows to kReadChunk the
+  // first time a read fills it. The TLS session (~20 KiB) is created once the first TLS record is
+  // complete (or fills that buffer), so a client dribbling its ClientHello holds little until the
+  // handshake deadline cuts it.
+  static constexpr size_t kFirstReadChunk = 4 * 1024;
   static constexpr size_t kReadChunk = 16 * 1024;
   static constexpr size_t kWriteChunk = 64 * 1024;
 
@@ -23,7 +29,8 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       : listener_(&listener),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        limit_key_(std::move(limit_key)) {
+        limit_key_(std::move(limit_key)),
+        tls_config_(std::move(tls)) {
     boost::system::error_code ec;
     const auto peer = socket_.remote_endpoint(ec);
     peer_ = ec ? "?" : peer.address().to_string();
@@ -31,10 +38,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       peer_ = peer.address().to_v6().to_v4().to_string();
     }
     socket_.set_option(tcp::no_delay(true), ec);
-    if (tls) tls_ = std::make_unique<TlsServerStream>(std::move(tls));
     const PublicListenerOptions& o = listener.options_;
     HttpProxyConfig cfg;
-    cfg.client = {peer_, tls_ != nullptr, limit_key_};
+    cfg.client = {peer_, is_tls(), limit_key_};
     cfg.header_timeout = o.header_timeout;
     cfg.body_timeout = o.body_timeout;
     cfg.body_min_rate = o.body_min_rate;
@@ -88,8 +94,11 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     arm_timer();
   }
 
+  bool is_tls() const { return tls_config_ != nullptr; }
+
   void feed_proxy() {
-    if (tls_) {
+    if (is_tls()) {
+      if (!tls_) return;  // nothing came yet
       for (;;) {
         auto p = tls_->plaintext();
         if (p.empty()) break;
@@ -106,8 +115,8 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       if (tls_->peer_finished() && !proxy_->finished()) proxy_->on_client_eof();
     } else {
       if (rlen_ > 0) {
-        const size_t n = proxy_->on_client_bytes(std::span<const uint8_t>(rbuf_.data(), rlen_));
-        std::memmove(rbuf_.data(), rbuf_.data() + n, rlen_ - n);
+        const size_t n = proxy_->on_client_bytes(std::span<const uint8_t>(rbuf_.get(), rlen_));
+        std::memmove(rbuf_.get(), rbuf_.get() + n, rlen_ - n);
         rlen_ -= n;
       }
       if (eof_ && rlen_ == 0 && !proxy_->finished()) proxy_->on_client_eof();
@@ -117,7 +126,8 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void fill_write() {
     if (writing_ || closed_) return;
     wbuf_.clear();
-    if (tls_) {
+    if (is_tls()) {
+      if (!tls_) return;
       // Encrypt run by run until the output is empty or the TLS layer's ciphertext cap is reached.
       while (tls_->state() == TlsServerStream::State::kOpen) {
         auto out = proxy_->client_output();
@@ -155,18 +165,34 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
 
   void maybe_read() {
     if (reading_ || eof_ || closed_) return;
+    if (!rbuf_) {
+      // Wait for the first bytes without a buffer (one epoll_ctl per connection).
+      reading_ = true;
+      socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
+        self->reading_ = false;
+        if (self->closed_) return;
+        if (ec) {
+          self->on_read(ec, 0);
+          return;
+        }
+        self->rbuf_ = std::make_unique<uint8_t[]>(kFirstReadChunk);
+        self->rcap_ = kFirstReadChunk;
+        self->maybe_read();
+      });
+      return;
+    }
     size_t room;
     if (lingering_) {
-      room = rbuf_.size();
+      room = rcap_;
       rlen_ = 0;  // discard
     } else if (tls_) {
-      room = std::min(tls_->space_in(), rbuf_.size());
+      room = std::min(tls_->space_in(), rcap_);
     } else {
-      room = rbuf_.size() - rlen_;
+      room = rcap_ - rlen_;  // plain HTTP, or TLS bytes held until the first record is complete
     }
     if (room == 0) return;
     reading_ = true;
-    uint8_t* dst = tls_ || lingering_ ? rbuf_.data() : rbuf_.data() + rlen_;
+    uint8_t* dst = tls_ || lingering_ ? rbuf_.get() : rbuf_.get() + rlen_;
     socket_.async_read_some(asio::buffer(dst, room),
                             [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
                               self->reading_ = false;
@@ -178,21 +204,49 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void on_read(const boost::system::error_code& ec, size_t n) {
     last_activity_ = std::chrono::steady_clock::now();
     if (lingering_) {
-      if (ec)
-        close_now();
+      lingered_bytes_ += n;
+      if (ec || lingered_bytes_ > kLingerBytes)
+        close_now();  // the client keeps writing: it gets its reset after all
       else
         pump();
       return;
     }
     if (ec) {
       eof_ = true;
+      if (is_tls() && !tls_) {
+        close_now();  // gone before a TLS record: nothing to answer
+        return;
+      }
       if (tls_) tls_->feed_eof();
     } else if (tls_) {
-      tls_->feed(std::span<const uint8_t>(rbuf_.data(), n));  // room was space_in(): all taken
+      tls_->feed(std::span<const uint8_t>(rbuf_.get(), n));  // room was space_in(): all taken
     } else {
       rlen_ += n;
+      if (is_tls() && first_record_ready()) {
+        tls_ = std::make_unique<TlsServerStream>(tls_config_);
+        tls_->feed(std::span<const uint8_t>(rbuf_.get(), rlen_));  // <= kFirstReadChunk: all taken
+        rlen_ = 0;
+      }
     }
+    if (!ec && n == rcap_ && rcap_ < kReadChunk && (tls_ || !is_tls())) grow_read_buffer();
     pump();
+  }
+
+  // The bytes held before the TLS session exists make a whole first record, fill the buffer, or are
+  // not a TLS handshake record at all (GnuTLS then answers with an alert).
+  bool first_record_ready() const {
+    if (rlen_ == 0) return false;
+    if (rbuf_[0] != 0x16 || rlen_ >= rcap_) return true;
+    if (rlen_ < 5) return false;
+    const size_t record = 5 + ((static_cast<size_t>(rbuf_[3]) << 8) | rbuf_[4]);
+    return rlen_ >= record;
+  }
+
+  void grow_read_buffer() {
+    auto bigger = std::make_unique<uint8_t[]>(kReadChunk);
+    std::memcpy(bigger.get(), rbuf_.get(), rlen_);
+    rbuf_ = std::move(bigger);
+    rcap_ = kReadChunk;
   }
 
   void start_linger() {
@@ -223,7 +277,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     });
   }
 
-  bool handshaking() const { return tls_ && tls_->state() == TlsServerStream::State::kHandshaking; }
+  bool handshaking() const {
+    return is_tls() && (!tls_ || tls_->state() == TlsServerStream::State::kHandshaking);
+  }
 
   std::chrono::milliseconds listener_idle() const {
     return listener_ ? listener_->options_.idle_timeout : std::chrono::milliseconds(0);
@@ -266,11 +322,14 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   tcp::socket socket_;
   asio::steady_timer timer_;
   std::string limit_key_;
+  std::shared_ptr<const TlsServerConfig> tls_config_;  // null: plain HTTP
   std::string peer_;
-  std::unique_ptr<TlsServerStream> tls_;
+  std::unique_ptr<TlsServerStream> tls_;  // created with the first bytes
   std::unique_ptr<HttpProxy> proxy_;
-  std::array<uint8_t, kReadChunk> rbuf_{};
+  std::unique_ptr<uint8_t[]> rbuf_;  // see kFirstReadChunk
+  size_t rcap_ = 0;
   size_t rlen_ = 0;  // plain HTTP: bytes in rbuf_ the proxy has not taken yet
+  size_t lingered_bytes_ = 0;
   std::vector<uint8_t> wbuf_;
   bool reading_ = false, writing_ = false, eof_ = false, closed_ = false;
   bool pump_posted_ = false, lingering_ = false, timer_armed_ = false;

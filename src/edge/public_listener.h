@@ -7,7 +7,8 @@
 // Reading is driven by demand: the socket is read only while the TLS/plain input buffer has room,
 // and that buffer drains only as fast as the proxy can forward request bytes, so a slow agent
 // pushes back on the public client. A connection being closed after an error page lingers (reads
-// and discards for up to kLinger) so the client sees the response instead of a reset.
+// and discards for up to kLinger, kLingerBytes at most) so the client sees the response instead of a
+// reset.
 //
 // Limits against unauthenticated clients (the HTTP ones are HttpProxy's): at most max_connections in
 // all and max_connections_per_ip per client address (IPv6: per /64), further ones are closed at once
@@ -47,6 +48,7 @@ struct PublicListenerOptions {
 class PublicListener {
  public:
   static constexpr std::chrono::seconds kLinger{2};
+  static constexpr size_t kLingerBytes = 256 * 1024;
   static constexpr std::chrono::seconds kRefusalLogInterval{10};
 
   // Binds and listens; throws boost::system::system_error. `tls_config` is asked for the current

@@ -58,7 +58,7 @@ refused_run() {
 }
 
 auth401='the edge refused the token \(HTTP 401\)'
-refused_run garbage "not-a-token" "$auth401" "token malformed"
+refused_run garbage "not-a-token" "$auth401" "refused session from 127.0.0.1: token malformed"
 refused_run garbage_jwt_shape "eyJhbGciOiJFUzI1NiJ9.e30.AAAA" "$auth401"
 for mode in expired not_yet_valid wrong_aud alg_none alg_hs256 bad_sig no_kid too_long missing_exp; do
   forged=$(node "$PEER_DIR/forge_token.mjs" "$key" "$good" "$mode") || die "forge_token.mjs $mode failed"
@@ -75,7 +75,7 @@ for mode in expired not_yet_valid wrong_aud alg_none alg_hs256 bad_sig no_kid to
 done
 refused_run other_edge_key "$(make_token other app)" "$auth401" "token unknown_key"
 refused_run foreign_domain "$(node "$PEER_DIR/forge_token.mjs" "$key" "$good" foreign_host)" \
-  'the edge refused the token \(HTTP 403\)' "token names no host under localhost"
+  'the edge refused the token \(HTTP 403\)' "from 127.0.0.1: token names no host under localhost"
 refused_run foreign_domain_cli "$("$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name app --domain example.com)" \
   'the edge refused the token \(HTTP 403\)'
 refused_run other_name "$(make_token main other)" 'the edge refused app\.localhost: the token does not cover app\.localhost' \

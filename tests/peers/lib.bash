@@ -225,3 +225,132 @@ wtmesh_sanitized() { LC_ALL=C grep -qa -m1 -e '__asan_init' -e '__ubsan_handle' 
 
 # now_ms: wall clock in milliseconds.
 now_ms() { date +%s%3N; }
+
+# --- Attacks on the public listener (edge_dos_*.sh, edge_smuggling.sh) -------------------------------
+declare -gA PROBER_PID=() SAMPLER_PID=() ATTACK_PID=()
+
+# ms_now: wall clock in ms without a fork (for tight loops).
+ms_now() { echo $((${EPOCHREALTIME/./} / 1000)); }
+
+# edge_rss_kib NAME: the edge's resident set size (VmRSS, KiB); empty once it is gone.
+edge_rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/${EDGE_PID[$1]}/status" 2>/dev/null; }
+
+# edge_log_lines NAME: lines in the edge's stderr so far.
+edge_log_lines() { wc -l <"${EDGE_DIR[$1]}/stderr"; }
+
+# start_prober LABEL URL CA [MAX_S]: a legitimate client in the background: from 127.0.0.1, curl URL
+# (certificate verified against CA, -m 3) every ~0.25 s until stop_prober LABEL (or MAX_S, default
+# 110). One line per probe in $PEER_TMP/probe-LABEL.txt: "START_MS HTTP_CODE TIME_TOTAL_S".
+start_prober() {
+  local label=$1 url=$2 ca=$3 max_s=${4:-110}
+  local out=$PEER_TMP/probe-$label.txt stop=$PEER_TMP/probe-$label.stop
+  rm -f "$stop"
+  : >"$out"
+  (
+    end=$(($(ms_now) + max_s * 1000))
+    while [ ! -e "$stop" ] && [ "$(ms_now)" -lt "$end" ]; do
+      t=$(ms_now)
+      r=$(curl -s -o /dev/null -m 3 --cacert "$ca" -w '%{http_code} %{time_total}' "$url" 2>/dev/null)
+      printf '%s %s\n' "$t" "${r:-000 9}" >>"$out"
+      sleep 0.25
+    done
+  ) </dev/null &
+  PROBER_PID[$label]=$!
+  track "${PROBER_PID[$label]}"
+}
+
+# stop_prober LABEL: ends the probe loop after its current probe (at most ~3 s).
+stop_prober() {
+  touch "$PEER_TMP/probe-$1.stop"
+  stop_pid "${PROBER_PID[$1]}" 5
+}
+
+# prober_check LABEL LIMIT_S WHAT: one check: every probe answered 200 in under LIMIT_S seconds.
+# Prints the figures (probes, failures, max latency).
+prober_check() {
+  local label=$1 limit=$2 what=$3 f=$PEER_TMP/probe-$1.txt n bad slow max codes
+  n=$(wc -l <"$f")
+  bad=$(awk '$2 != 200' "$f" | wc -l)
+  slow=$(awk -v l="$limit" '$3 + 0 >= l + 0' "$f" | wc -l)
+  max=$(awk 'BEGIN {m = 0} $3 + 0 > m {m = $3 + 0} END {printf "%.3f", m}' "$f")
+  codes=$(awk '{print $2}' "$f" | sort | uniq -c | awk '{printf "%s%sx%s", sep, $1, $2; sep = " "}')
+  log "$what: prober: $n probes, statuses: $codes, max ${max} s"
+  check "$what: the legitimate client (127.0.0.1) got 200 in < ${limit} s on every probe ($n probes, $bad not 200 [$codes], $slow slow, max ${max} s)" \
+    [ $((n >= 4 && bad == 0 && slow == 0)) = 1 ]
+}
+
+# start_sampler LABEL EDGE [GUARD_PID GUARD_KIB]: samples the edge's VmRSS every 0.5 s into
+# $PEER_TMP/rss-LABEL.txt ("MS KIB") until stop_sampler LABEL (or 150 s). With GUARD_PID, sends it
+# SIGTERM once the RSS exceeds GUARD_KIB (a runaway edge: the test has failed, no need to eat the box).
+start_sampler() {
+  local label=$1 edge=$2 guard_pid=${3:-} guard_kib=${4:-0}
+  local out=$PEER_TMP/rss-$label.txt stop=$PEER_TMP/rss-$label.stop pid=${EDGE_PID[$2]}
+  rm -f "$stop"
+  : >"$out"
+  (
+    end=$(($(ms_now) + 150000))
+    guarded=0
+    while [ ! -e "$stop" ] && [ "$(ms_now)" -lt "$end" ]; do
+      kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+      [ -n "$kib" ] || break
+      printf '%s %s\n' "$(ms_now)" "$kib" >>"$out"
+      if [ -n "$guard_pid" ] && [ "$guarded" = 0 ] && [ "$kib" -gt "$guard_kib" ]; then
+        printf '[%s] edge %s RSS %s KiB over the guard %s KiB: stopping the attack early\n' \
+          "$PEER_NAME" "$edge" "$kib" "$guard_kib" >&2
+        kill -TERM "$guard_pid" 2>/dev/null
+        guarded=1
+      fi
+      sleep 0.5
+    done
+  ) </dev/null &
+  SAMPLER_PID[$label]=$!
+  track "${SAMPLER_PID[$label]}"
+}
+
+stop_sampler() {
+  touch "$PEER_TMP/rss-$1.stop"
+  stop_pid "${SAMPLER_PID[$1]}" 3
+}
+
+# sampler_max_kib LABEL: the largest RSS sample (KiB), 0 when none.
+sampler_max_kib() { awk 'BEGIN {m = 0} $2 + 0 > m {m = $2 + 0} END {print m}' "$PEER_TMP/rss-$1.txt"; }
+
+# attack_start LABEL MODE [edge_attack.mjs args...]: runs tests/peers/edge_attack.mjs in the
+# background with the open-files soft limit raised to the hard limit (for the attacker only), under a
+# watchdog (ATTACK_MAX_S, default 100 s: SIGTERM, on which it still prints its summary). Its JSON
+# summary goes to $PEER_TMP/attack-LABEL.json, its progress to $PEER_TMP/attack-LABEL.log.
+# Sets ATTACK_PID[LABEL].
+attack_start() {
+  local label=$1
+  shift
+  (
+    ulimit -Sn "$(ulimit -Hn)" 2>/dev/null
+    exec timeout -k 5 "${ATTACK_MAX_S:-100}" node "$PEER_DIR/edge_attack.mjs" "$@"
+  ) >"$PEER_TMP/attack-$label.json" 2>"$PEER_TMP/attack-$label.log" </dev/null &
+  ATTACK_PID[$label]=$!
+  track "${ATTACK_PID[$label]}"
+}
+
+# attack_wait LABEL: waits for it to end by itself; dies when it printed no summary.
+attack_wait() {
+  wait "${ATTACK_PID[$1]}" 2>/dev/null
+  [ -s "$PEER_TMP/attack-$1.json" ] || die "edge_attack.mjs ($1) printed no summary: $(tail -5 "$PEER_TMP/attack-$1.log")"
+  log "attack $1: $(tail -1 "$PEER_TMP/attack-$1.json" | cut -c1-1500)"
+}
+
+# attack_run LABEL MODE [args...]: attack_start + attack_wait.
+attack_run() {
+  attack_start "$@"
+  attack_wait "$1"
+}
+
+# attack_json LABEL JS_EXPR: prints JS_EXPR evaluated with `s` = the attack's summary object
+# (objects as JSON), e.g. attack_json slow 's.closedWithinCut'.
+attack_json() {
+  node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
+    const s = JSON.parse(lines[lines.length - 1]);
+    const v = eval(process.argv[2]);
+    console.log(typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
+  ' "$PEER_TMP/attack-$1.json" "$2"
+}

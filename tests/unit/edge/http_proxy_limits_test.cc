@@ -29,7 +29,10 @@ size_t flood(HttpProxy& proxy, std::string_view request, size_t max_requests) {
 }
 
 TEST_F(HttpProxyTest, UnreadOutputStopsTheParserWhoeverWroteIt) {
-  const size_t bound = HttpProxyConfig{}.max_pending_output;
+  HttpProxyConfig cfg;
+  cfg.max_local_answers = 1'000'000;  // this test is about the output bound alone
+  make(cfg);
+  const size_t bound = cfg.max_pending_output;
   const size_t taken = flood(*proxy_, k404, 100'000);
   EXPECT_LT(taken, 100'000 * k404.size()) << "the proxy stops taking input";
   const std::string one = [&] {
@@ -51,7 +54,27 @@ TEST_F(HttpProxyTest, UnreadOutputStopsTheParserWhoeverWroteIt) {
   EXPECT_FALSE(proxy_->finished());
 }
 
+TEST_F(HttpProxyTest, TheHundredthOwnAnswerInARowClosesTheConnection) {
+  for (int i = 0; i < 99; ++i) feed(k404);
+  drain();
+  EXPECT_EQ(logs_.size(), 99u);
+  EXPECT_FALSE(proxy_->finished());
+  // The agent answering resets the count.
+  feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  agent_answers(head(204, std::nullopt, false), "", true);
+  for (int i = 0; i < 99; ++i) feed(k404);
+  EXPECT_FALSE(proxy_->finished());
+  feed(k404);
+  EXPECT_TRUE(proxy_->finished());
+  const std::string out = drain();
+  EXPECT_NE(out.rfind("connection: close"), std::string::npos);
+  EXPECT_EQ(logs_.size(), 200u);
+}
+
 TEST_F(HttpProxyTest, UnreadOutputAlsoHoldsBackOfflineTunnelErrors) {
+  HttpProxyConfig cfg;
+  cfg.max_local_answers = 1'000'000;
+  make(cfg);
   dir_.routes["gone.localhost"] = RouteLookup{RouteLookup::Kind::kOffline, 0, 0, "gone.localhost"};
   flood(*proxy_, "GET / HTTP/1.1\r\nHost: gone.localhost\r\n\r\n", 100'000);
   EXPECT_LT(proxy_->buffered_output(), HttpProxyConfig{}.max_pending_output + 1024);

@@ -168,17 +168,18 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     if (!rbuf_) {
       // Wait for the first bytes without a buffer (one epoll_ctl per connection).
       reading_ = true;
-      socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-        self->reading_ = false;
-        if (self->closed_) return;
-        if (ec) {
-          self->on_read(ec, 0);
-          return;
-        }
-        self->rbuf_ = std::make_unique<uint8_t[]>(kFirstReadChunk);
-        self->rcap_ = kFirstReadChunk;
-        self->maybe_read();
-      });
+      socket_.async_wait(tcp::socket::wait_read,
+                         [self = shared_from_this()](const boost::system::error_code& ec) {
+                           self->reading_ = false;
+                           if (self->closed_) return;
+                           if (ec) {
+                             self->on_read(ec, 0);
+                             return;
+                           }
+                           self->rbuf_ = std::make_unique<uint8_t[]>(kFirstReadChunk);
+                           self->rcap_ = kFirstReadChunk;
+                           self->maybe_read();
+                         });
       return;
     }
     size_t room;

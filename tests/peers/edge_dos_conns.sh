@@ -50,17 +50,7 @@ fi
 # What most systems give a service; the edge is expected to raise it itself.
 ulimit -Sn 1024
 
-start_edge main
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-start_origin main
-OP=${ORIGIN_PORT[main]}
-start_http app main app "$OP"
-BASE=https://app.localhost:$EP
-T=$PEER_TMP
-
-code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-check "the tunnel answers before the attack: 200 (got $code)" [ "$code" = 200 ]
+start_app_tunnel
 
 # --- (c) RLIMIT_NOFILE.
 read -r soft_nofile hard_nofile < <(awk '/^Max open files/ {print $4, $5}' "/proc/${EDGE_PID[main]}/limits")

@@ -31,17 +31,7 @@ if wtmesh_sanitized; then
 fi
 DURATION_S=20
 
-start_edge main
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-start_origin main
-OP=${ORIGIN_PORT[main]}
-start_http app main app "$OP"
-BASE=https://app.localhost:$EP
-T=$PEER_TMP
-
-code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-check "the tunnel answers before the attack: 200 (got $code)" [ "$code" = 200 ]
+start_app_tunnel
 # A tunnel whose agent is gone: the name answers 502 (offline) from the edge itself.
 start_http gone main gone "$OP"
 stop_pid "${AGENT_PID[gone]}" 5

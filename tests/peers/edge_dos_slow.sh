@@ -37,17 +37,7 @@ MIN_CLOSED=190
 CUT_S=35
 DURATION_S=38
 
-start_edge main
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-start_origin main
-OP=${ORIGIN_PORT[main]}
-start_http app main app "$OP"
-BASE=https://app.localhost:$EP
-T=$PEER_TMP
-
-code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-check "the tunnel answers before the attack: 200 (got $code)" [ "$code" = 200 ]
+start_app_tunnel
 for _ in 1 2 3 4 5; do curl -s -m 5 --cacert "$CA" -o /dev/null "$BASE/hello"; done
 idle_kib=$(edge_rss_kib main)
 log "idle: RSS $((idle_kib / 1024)) MiB"

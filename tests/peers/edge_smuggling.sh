@@ -20,16 +20,7 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-start_edge main
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-start_origin main
-OP=${ORIGIN_PORT[main]}
-start_http app main app "$OP"
-BASE=https://app.localhost:$EP
-T=$PEER_TMP
-code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-check "the tunnel answers: 200 (got $code)" [ "$code" = 200 ]
+start_app_tunnel
 
 # variant N TE WANT: sends the smuggling pair with Transfer-Encoding TE, checks the answer is WANT.
 variant() {

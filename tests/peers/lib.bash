@@ -227,6 +227,22 @@ wtmesh_sanitized() { LC_ALL=C grep -qa -m1 -e '__asan_init' -e '__ubsan_handle' 
 now_ms() { date +%s%3N; }
 
 # --- Attacks on the public listener (edge_dos_*.sh, edge_smuggling.sh) -------------------------------
+
+# start_app_tunnel [edge args...]: edge 'main', the Node origin, and `wtmesh http` exposing it as
+# app.localhost; sets EP, CA, OP, BASE and T, and checks that the tunnel answers 200.
+start_app_tunnel() {
+  start_edge main "$@"
+  EP=${EDGE_PORT[main]}
+  CA=${EDGE_STATE[main]}/ca.pem
+  start_origin main
+  OP=${ORIGIN_PORT[main]}
+  start_http app main app "$OP"
+  BASE=https://app.localhost:$EP
+  T=$PEER_TMP
+  local code
+  code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
+  check "the tunnel answers before the attack: 200 (got $code)" [ "$code" = 200 ]
+}
 declare -gA PROBER_PID=() SAMPLER_PID=() ATTACK_PID=()
 
 # ms_now: wall clock in ms without a fork (for tight loops).

@@ -2,6 +2,8 @@
 // in-memory transport. Input: a sequence of records [op][len][bytes...].
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <span>
 #include <vector>
 
@@ -12,21 +14,40 @@ using namespace wtmesh;
 
 namespace {
 
+// Answers requests and consumes everything; checks the close path: the handler hears of the
+// connection's end once, and nothing after it.
 struct Sink : h3::Handler {
   h3::Connection* conn = nullptr;
+  int closes = 0;
+  void alive() {
+    if (closes > 0) {
+      std::fprintf(stderr, "h3 handler called after on_connection_closed\n");
+      std::abort();
+    }
+  }
   void on_headers(h3::StreamId id, h3::HeaderList, bool) override {
+    alive();
     conn->send_response(id, {{":status", "200"}}, false);
   }
-  void on_body(h3::StreamId id, std::span<const uint8_t> d, bool) override { conn->consume(id, d.size()); }
-  void on_request_reset(h3::StreamId, uint64_t) override {}
-  void on_request_closed(h3::StreamId) override {}
-  void on_wt_stream(h3::StreamId, uint64_t) override {}
-  void on_wt_data(h3::StreamId id, std::span<const uint8_t> d, bool) override { conn->consume(id, d.size()); }
-  void on_wt_reset(h3::StreamId, uint64_t) override {}
-  void on_wt_stop_sending(h3::StreamId, uint64_t) override {}
-  void on_wt_closed(h3::StreamId) override {}
-  void on_datagram(uint64_t, std::span<const uint8_t>) override {}
-  void on_connection_closed(uint64_t, bool, std::string_view) override {}
+  void on_body(h3::StreamId id, std::span<const uint8_t> d, bool) override {
+    alive();
+    conn->consume(id, d.size());
+  }
+  void on_request_reset(h3::StreamId, uint64_t) override { alive(); }
+  void on_request_closed(h3::StreamId) override { alive(); }
+  void on_wt_stream(h3::StreamId, uint64_t) override { alive(); }
+  void on_wt_data(h3::StreamId id, std::span<const uint8_t> d, bool) override {
+    alive();
+    conn->consume(id, d.size());
+  }
+  void on_wt_reset(h3::StreamId, uint64_t) override { alive(); }
+  void on_wt_stop_sending(h3::StreamId, uint64_t) override { alive(); }
+  void on_wt_closed(h3::StreamId) override { alive(); }
+  void on_datagram(uint64_t, std::span<const uint8_t>) override { alive(); }
+  void on_connection_closed(uint64_t, bool, std::string_view) override {
+    alive();
+    ++closes;
+  }
 };
 
 struct Quiet : quic::TransportHandler {
@@ -86,6 +107,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pair.run(100000);
   }
   pair.run(100000);
+  // A protocol error closed the transport (the close path): the h3 layer must have said so.
+  if (pair.is_closed(testing::MemoryPair::kServer) && sink.closes != 1) {
+    std::fprintf(stderr, "server transport closed, h3 handler told %d times\n", sink.closes);
+    std::abort();
+  }
   (void)server.stream_state_count();
   return 0;
 }

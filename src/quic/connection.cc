@@ -43,7 +43,8 @@ void rand_cb(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx* /*ctx*/) { ra
 }  // namespace
 
 // The ngtcp2 callbacks, as trampolines into Connection members. Each returns 0 or
-// NGTCP2_ERR_CALLBACK_FAILURE; nothing throws across the C boundary.
+// NGTCP2_ERR_CALLBACK_FAILURE; nothing throws across the C boundary. They update the connection's own
+// bookkeeping and record() what the handler must hear; they call neither the handler nor ngtcp2.
 struct ConnectionCallbacks {
   static Connection* self(void* user_data) { return static_cast<Connection*>(user_data); }
 
@@ -58,7 +59,7 @@ struct ConnectionCallbacks {
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     c->state_ = Connection::State::kOpen;
-    if (c->handler_) c->handler_->on_handshake_completed();
+    c->record({Connection::Event::Kind::kHandshakeCompleted});
     return 0;
   }
 
@@ -67,11 +68,10 @@ struct ConnectionCallbacks {
                               void* /*stream_user_data*/) {
     Connection* c = self(user_data);
     c->stream(stream_id);  // make sure we track peer-opened streams (for close bookkeeping)
-    if (c->handler_) {
-      c->handler_->on_stream_data(stream_id, {data, datalen}, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
-    } else {
-      c->consume(stream_id, datalen);
-    }
+    Connection::Event e{Connection::Event::Kind::kStreamData};
+    e.id = stream_id;
+    e.fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+    c->record(e, {data, datalen});
     return 0;
   }
 
@@ -84,7 +84,9 @@ struct ConnectionCallbacks {
     st.send.ack(offset, datalen);
     if (st.want_writable && st.send.capacity_left() > 0) {
       st.want_writable = false;
-      if (c->handler_) c->handler_->on_stream_writable(stream_id);
+      Connection::Event e{Connection::Event::Kind::kStreamWritable};
+      e.id = stream_id;
+      c->record(e);
     }
     return 0;
   }
@@ -92,26 +94,22 @@ struct ConnectionCallbacks {
   static int stream_close(ngtcp2_conn* conn, uint32_t /*flags*/, int64_t stream_id,
                           uint64_t /*app_error_code*/, void* user_data, void* /*stream_user_data*/) {
     Connection* c = self(user_data);
-    const bool local = ngtcp2_conn_is_local_stream(conn, stream_id) != 0;
-    // Peer stream credit comes back as the peer's streams close, so the number of concurrently
-    // open peer streams stays at the configured limit.
-    if (!local) {
-      if (is_bidi(stream_id)) {
-        ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-      } else {
-        ngtcp2_conn_extend_max_streams_uni(conn, 1);
-      }
-    }
     c->streams_.erase(stream_id);
     c->ready_.erase(stream_id);
-    if (c->handler_) c->handler_->on_stream_closed(stream_id);
+    c->blocked_.erase(stream_id);
+    Connection::Event e{Connection::Event::Kind::kStreamClosed};
+    e.id = stream_id;
+    e.local = ngtcp2_conn_is_local_stream(conn, stream_id) != 0;  // a getter: no state changes
+    c->record(e);
     return 0;
   }
 
   static int stream_reset(ngtcp2_conn* /*conn*/, int64_t stream_id, uint64_t /*final_size*/,
                           uint64_t app_error_code, void* user_data, void* /*stream_user_data*/) {
-    Connection* c = self(user_data);
-    if (c->handler_) c->handler_->on_stream_reset(stream_id, app_error_code);
+    Connection::Event e{Connection::Event::Kind::kStreamReset};
+    e.id = stream_id;
+    e.code = app_error_code;
+    self(user_data)->record(e);
     return 0;
   }
 
@@ -132,15 +130,13 @@ struct ConnectionCallbacks {
   }
 
   static int extend_max_local_streams(ngtcp2_conn* /*conn*/, uint64_t /*max_streams*/, void* user_data) {
-    Connection* c = self(user_data);
-    if (c->handler_ && c->state_ == Connection::State::kOpen) c->handler_->on_streams_available();
+    self(user_data)->record({Connection::Event::Kind::kStreamsAvailable});
     return 0;
   }
 
   static int recv_datagram(ngtcp2_conn* /*conn*/, uint32_t /*flags*/, const uint8_t* data, size_t datalen,
                            void* user_data) {
-    Connection* c = self(user_data);
-    if (c->handler_) c->handler_->on_datagram({data, datalen});
+    self(user_data)->record({Connection::Event::Kind::kDatagram}, {data, datalen});
     return 0;
   }
 
@@ -478,11 +474,99 @@ bool Connection::send_datagram(std::span<const uint8_t> payload) {
 
 void Connection::close(uint64_t app_error, std::string_view reason) {
   if (state_ == State::kClosing || state_ == State::kDraining || state_ == State::kClosed) return;
+  if (in_library_ > 0) {
+    // ngtcp2 forbids writing CONNECTION_CLOSE from inside one of its calls: after it returns.
+    if (!deferred_close_) deferred_close_.emplace(app_error, std::string(reason));
+    return;
+  }
   ngtcp2_ccerr_set_application_error(&last_error_, app_error, reinterpret_cast<const uint8_t*>(reason.data()),
                                      reason.size());
   close_reason_ = std::string(reason);
-  enter_closing(now_ts(), nullptr);
+  // An application close has no time parameter: the connection's clock, never before the latest
+  // time the driver passed in (ngtcp2 requires time to never go backwards).
+  enter_closing(std::max(last_now_, clock_ ? clock_() : now_ts()), nullptr);
   request_flush();
+}
+
+// --- events ---------------------------------------------------------------------------------------
+
+void Connection::record(Event e, std::span<const uint8_t> bytes) {
+  if (!bytes.empty()) {
+    e.offset = event_bytes_.size();
+    e.length = bytes.size();
+    event_bytes_.insert(event_bytes_.end(), bytes.begin(), bytes.end());
+  }
+  events_.push_back(e);
+}
+
+void Connection::apply_deferred_close() {
+  if (!deferred_close_ || in_library_ > 0) return;
+  auto [code, reason] = std::move(*deferred_close_);
+  deferred_close_.reset();
+  close(code, reason);
+}
+
+void Connection::deliver_events() {
+  // Not inside ngtcp2, and not again from a handler call: the loop below takes what it records.
+  if (in_library_ > 0 || delivering_now_) return;
+  delivering_now_ = true;
+  while (!events_.empty()) {
+    // Events recorded while this batch is delivered go to the (empty) other buffers, so the bytes
+    // handed to the handler stay where they are.
+    delivering_.swap(events_);
+    delivering_bytes_.swap(event_bytes_);
+    for (const Event& e : delivering_) {
+      deliver(e, std::span<const uint8_t>(delivering_bytes_).subspan(e.offset, e.length));
+    }
+    delivering_.clear();
+    delivering_bytes_.clear();
+  }
+  delivering_now_ = false;
+}
+
+void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
+  using K = Event::Kind;
+  if (e.kind == K::kStreamClosed && !e.local && conn_ != nullptr &&
+      (state_ == State::kOpen || state_ == State::kHandshaking)) {
+    // Peer stream credit comes back as the peer's streams close, so the number of concurrently
+    // open peer streams stays at the configured limit.
+    if (is_bidi(e.id)) {
+      ngtcp2_conn_extend_max_streams_bidi(conn_, 1);
+    } else {
+      ngtcp2_conn_extend_max_streams_uni(conn_, 1);
+    }
+  }
+  if (closed_notified_) return;  // the handler has heard the connection is gone
+  if (handler_ == nullptr) {
+    if (e.kind == K::kStreamData) consume(e.id, bytes.size());  // nobody reads: keep the peer going
+    return;
+  }
+  switch (e.kind) {
+    case K::kHandshakeCompleted:
+      handler_->on_handshake_completed();
+      break;
+    case K::kStreamData:
+      handler_->on_stream_data(e.id, bytes, e.fin);
+      break;
+    case K::kStreamWritable:
+      handler_->on_stream_writable(e.id);
+      break;
+    case K::kStreamClosed:
+      handler_->on_stream_closed(e.id);
+      break;
+    case K::kStreamReset:
+      handler_->on_stream_reset(e.id, e.code);
+      break;
+    case K::kStopSending:
+      if (streams_.count(e.id) != 0) handler_->on_stop_sending(e.id, e.code);
+      break;
+    case K::kStreamsAvailable:
+      if (state_ == State::kOpen) handler_->on_streams_available();
+      break;
+    case K::kDatagram:
+      handler_->on_datagram(bytes);
+      break;
+  }
 }
 
 void Connection::finish(uint64_t code, bool is_app, std::string_view reason) {
@@ -517,9 +601,17 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
     close_pending_ = true;
     return true;
   }
+  last_now_ = std::max(last_now_, now);
   in_read_ = true;
-  const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, packet.data(), packet.size(), now);
+  int rv;
+  {
+    LibraryCall call(*this);
+    rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, packet.data(), packet.size(), now);
+  }
+  // What the packet carried reaches the handler now, before what its error (if any) means.
+  deliver_events();
   in_read_ = false;
+  apply_deferred_close();
   if (rv == 0) {
     silent_since_ = 0;  // the peer is alive
     // The packet may have carried STOP_SENDING for a stream that waits for flow-control credit:
@@ -558,6 +650,7 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
 }
 
 bool Connection::handle_expiry(Timestamp now) {
+  last_now_ = std::max(last_now_, now);
   if (state_ == State::kClosing || state_ == State::kDraining) {
     if (now >= closing_deadline_) {
       state_ = State::kClosed;
@@ -574,8 +667,14 @@ bool Connection::handle_expiry(Timestamp now) {
     return true;
   }
   in_read_ = true;
-  const int rv = ngtcp2_conn_handle_expiry(conn_, now);
+  int rv;
+  {
+    LibraryCall call(*this);
+    rv = ngtcp2_conn_handle_expiry(conn_, now);
+  }
+  deliver_events();
   in_read_ = false;
+  apply_deferred_close();
   if (rv == 0) return true;
   if (rv == NGTCP2_ERR_IDLE_CLOSE) {
     // Idle timeout: drop silently (RFC 9000 §10.1).

@@ -5,6 +5,12 @@
 // I/O-free: the driver (quic::Endpoint) feeds packets with read_packet(), pulls packets with
 // write_packets() (as GSO trains, see gso_train.h), and calls handle_expiry() at expiry(). Time is
 // always a parameter.
+//
+// The ngtcp2 callbacks only record what happened (stream data is copied): the handler hears of it
+// after the ngtcp2 call returns, in order, so handler code never runs inside ngtcp2 and may call any
+// method here, close() included. A close() that does arrive while ngtcp2 is running (it cannot from
+// the handler) is deferred until the library call returns. Events recorded after the handler was
+// told the connection closed are dropped.
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -104,6 +110,9 @@ class Connection final : public Transport {
   // Called whenever new output may be ready outside read/expiry processing (e.g. an application
   // write from a timer); the driver should schedule write_packets().
   void set_flush_hook(std::function<void()> hook) { flush_hook_ = std::move(hook); }
+  // The clock close() reads (it has no time parameter); default now_ts(). Tests with a fake clock
+  // set theirs.
+  void set_clock(std::function<Timestamp()> clock) { clock_ = std::move(clock); }
   // Opaque application state owned by the connection and destroyed with it (after the handler
   // stops being called).
   struct AppState {
@@ -159,6 +168,7 @@ class Connection final : public Transport {
 
   // Counters for tests and diagnostics.
   size_t stream_count() const { return streams_.size(); }
+  bool in_library() const { return in_library_ > 0; }
   size_t queued_datagrams() const { return datagrams_.size(); }
 
  private:
@@ -194,8 +204,40 @@ class Connection final : public Transport {
   void fail_write(Tx& tx, ngtcp2_ssize rv);
   bool write_one_stream(StreamId id, Tx& tx);
   void peer_stopped(StreamId id, Stream& st);
-  void deliver_peer_stops();
   void write_datagrams(Tx& tx);
+
+  // What the callbacks record, delivered by deliver_events() once the library call returned.
+  struct Event {
+    enum class Kind : uint8_t {
+      kHandshakeCompleted,
+      kStreamData,      // bytes [offset, offset + length) of event_bytes_
+      kStreamWritable,  // send-buffer space freed after a short write
+      kStreamClosed,    // `local`: we opened it
+      kStreamReset,     // `code`: the peer's error code
+      kStopSending,     // the peer stopped our sending side (noticed by a write pass)
+      kStreamsAvailable,
+      kDatagram,  // bytes as for kStreamData
+    };
+    Kind kind;
+    bool fin = false;
+    bool local = false;
+    StreamId id = -1;
+    uint64_t code = 0;
+    size_t offset = 0;
+    size_t length = 0;
+  };
+  void record(Event e, std::span<const uint8_t> bytes = {});
+  void deliver_events();
+  void deliver(const Event& e, std::span<const uint8_t> bytes);
+  // RAII for "inside an ngtcp2 call": callbacks may run; close() is deferred.
+  struct LibraryCall {
+    explicit LibraryCall(Connection& c) : conn(c) { ++conn.in_library_; }
+    ~LibraryCall() { --conn.in_library_; }
+    LibraryCall(const LibraryCall&) = delete;
+    LibraryCall& operator=(const LibraryCall&) = delete;
+    Connection& conn;
+  };
+  void apply_deferred_close();
 
   friend struct ConnectionCallbacks;
 
@@ -208,6 +250,7 @@ class Connection final : public Transport {
   ngtcp2_crypto_conn_ref conn_ref_{};
   TransportHandler* handler_ = nullptr;
   std::function<void()> flush_hook_;
+  std::function<Timestamp()> clock_;
   std::unique_ptr<AppState> app_;
   State state_ = State::kHandshaking;
   ngtcp2_ccerr last_error_{};
@@ -218,12 +261,19 @@ class Connection final : public Transport {
   bool closed_notified_ = false;
   Timestamp silent_since_ = 0;  // first send awaiting an answer since the peer's last packet (0 = none)
   Timestamp unresponsive_deadline() const;
-  bool in_read_ = false;  // inside ngtcp2 read/expiry processing: no flush hook needed
+  bool in_read_ = false;       // inside read/expiry processing: the driver writes afterwards, no flush hook
+  int in_library_ = 0;         // depth of ngtcp2 calls that may run callbacks
+  Timestamp last_now_ = 0;     // the latest time the driver passed in (close() uses it)
+  std::vector<Event> events_;  // recorded, not yet delivered
+  std::vector<uint8_t> event_bytes_;
+  std::vector<Event> delivering_;  // the batch being delivered (events_ takes new ones meanwhile)
+  std::vector<uint8_t> delivering_bytes_;
+  bool delivering_now_ = false;
+  std::optional<std::pair<uint64_t, std::string>> deferred_close_;  // close() asked inside the library
 
   std::map<StreamId, Stream> streams_;
   std::set<StreamId> ready_;           // streams with unsent bytes or FIN
   std::set<StreamId> blocked_;         // streams waiting for MAX_STREAM_DATA (retried after each packet read)
-  std::deque<StreamId> stopped_;       // peer STOP_SENDING seen in this write pass, reported after it
   std::vector<StreamId> ready_order_;  // scratch for write_packets(), kept to avoid reallocating
   StreamId rr_next_ = 0;               // round-robin: where the next write_packets() starts
   std::deque<std::vector<uint8_t>> datagrams_;

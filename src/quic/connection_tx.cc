@@ -103,8 +103,12 @@ bool Connection::write_one_stream(StreamId id, Tx& tx) {
     ngtcp2_pkt_info pi{};
     ngtcp2_ssize accepted = -1;
     const uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
-    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
-                                                     flags, id, vecs.data(), nvec, tx.now);
+    ngtcp2_ssize n;
+    {
+      LibraryCall call(*this);
+      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted, flags, id,
+                                    vecs.data(), nvec, tx.now);
+    }
     if (accepted >= 0)
       st.send.mark_sent(static_cast<size_t>(accepted), fin && static_cast<size_t>(accepted) == total);
     if (n < 0) {
@@ -153,9 +157,12 @@ void Connection::write_datagrams(Tx& tx) {
     int accepted = 0;
     const auto& d = datagrams_.front();
     ngtcp2_vec v{const_cast<uint8_t*>(d.data()), d.size()};
-    const ngtcp2_ssize n =
-        ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
-                                    NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, tx.now);
+    ngtcp2_ssize n;
+    {
+      LibraryCall call(*this);
+      n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, tx.now);
+    }
     if (n < 0) {
       if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
         datagrams_.pop_front();  // too large for the peer, or datagrams not negotiated: drop
@@ -174,6 +181,7 @@ void Connection::write_datagrams(Tx& tx) {
 }
 
 bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) {
+  last_now_ = std::max(last_now_, now);
   Tx tx{train, sink, now};
   begin_train(tx);
   if (state_ == State::kClosing) {
@@ -213,8 +221,12 @@ bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) 
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     ngtcp2_pkt_info pi{};
-    const ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), nullptr,
-                                                     NGTCP2_WRITE_STREAM_FLAG_NONE, -1, nullptr, 0, now);
+    ngtcp2_ssize n;
+    {
+      LibraryCall call(*this);
+      n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, buf.data(), buf.size(), nullptr,
+                                    NGTCP2_WRITE_STREAM_FLAG_NONE, -1, nullptr, 0, now);
+    }
     if (n < 0) {
       fail_write(tx, n);
       break;
@@ -231,7 +243,9 @@ bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) 
     if (info.bytes_in_flight > 0) silent_since_ = now;  // from now on the peer owes us an answer
   }
   const bool more = writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
-  deliver_peer_stops();
+  // After the write pass, so a handler that writes, resets or closes does not run inside it.
+  deliver_events();
+  apply_deferred_close();
   return more;
 }
 
@@ -240,17 +254,11 @@ void Connection::peer_stopped(StreamId id, Stream& st) {
   st.write_blocked = false;
   st.want_writable = false;
   blocked_.erase(id);
-  stopped_.push_back(id);
-}
-
-void Connection::deliver_peer_stops() {
-  // After the write pass, so a handler that writes, resets or closes does not run inside it. The
-  // code is unknown: ngtcp2 1.11 resets the stream itself and does not report the peer's code.
-  while (!stopped_.empty()) {
-    const StreamId id = stopped_.front();
-    stopped_.pop_front();
-    if (handler_ != nullptr && streams_.count(id) != 0) handler_->on_stop_sending(id, kAppErrorUnknown);
-  }
+  // The code is unknown: ngtcp2 1.11 resets the stream itself and does not report the peer's code.
+  Event e{Event::Kind::kStopSending};
+  e.id = id;
+  e.code = kAppErrorUnknown;
+  record(e);
 }
 
 void Connection::write_packets(Timestamp now, const PacketSink& sink) {

@@ -1,0 +1,183 @@
+// Test support: two real quic::Connections (ngtcp2 + GnuTLS, a real handshake) wired through memory,
+// with time as a parameter (like quinn's test `Pair`), so the transport is tested without sockets:
+// handshake, loss, idle timeout, stream credit, close.
+//
+//   test::QuicPair pair;                      // certificates in a temp dir, default limits
+//   pair.start(&client_handler, &server_handler);
+//   pair.pump();                              // packets both ways until neither side sends
+//   pair.advance(std::chrono::milliseconds(300));  // the clock moves; timers fire; pump
+//   pair.drop_next(test::QuicPair::kClient, 2);    // the next two client packets are lost
+//
+// The server connection is accepted from the client's first Initial, as quic::Endpoint does.
+#pragma once
+
+#include <netinet/in.h>
+#include <ngtcp2/ngtcp2.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "quic/certs.h"
+#include "quic/connection.h"
+#include "quic/tls_context.h"
+#include "temp_dir.h"
+
+namespace wtmesh::test {
+
+class QuicPair {
+ public:
+  enum Side { kClient = 0, kServer = 1 };
+
+  explicit QuicPair(quic::TransportLimits client_limits = {}, quic::TransportLimits server_limits = {})
+      : client_limits_(client_limits), server_limits_(server_limits), dir_("wtmesh-quic-pair") {
+    const auto certs = quic::ensure_state_certs(dir_.path(), {"localhost"});
+    server_tls_ =
+        std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs.cert, certs.key));
+    client_tls_ =
+        std::make_unique<quic::TlsClientContext>(quic::TlsClientContext::with_ca_file(certs.ca_cert));
+    set_addr(addr_[kClient], 40000);
+    set_addr(addr_[kServer], 4433);
+  }
+
+  // Creates the client (its first flight is queued at the next pump) and remembers the handler the
+  // server connection gets when it is accepted.
+  void start(quic::TransportHandler* client_handler, quic::TransportHandler* server_handler) {
+    server_handler_ = server_handler;
+    std::string error;
+    const ngtcp2_path path = path_of(kClient);
+    client_ = quic::Connection::connect(path, "localhost", *client_tls_, client_limits_, cids_, now_, &error);
+    if (!client_) throw std::runtime_error("QuicPair: connect: " + error);
+    client_->set_clock([this] { return now_; });
+    client_->set_handler(client_handler);
+  }
+
+  quic::Connection& client() { return *client_; }
+  quic::Connection* server() { return server_.get(); }
+  quic::Connection* side(Side s) { return s == kClient ? client_.get() : server_.get(); }
+  bool alive(Side s) const { return alive_[s]; }
+  quic::Timestamp now() const { return now_; }
+  size_t packets_sent(Side s) const { return sent_[s]; }
+
+  // The next `n` packets `from` sends are lost.
+  void drop_next(Side from, size_t n) { drop_[from] += n; }
+
+  // Moves packets both ways until neither side has anything to send (at most `max_rounds` rounds).
+  // Time does not move. Returns how many packets were delivered.
+  size_t pump(size_t max_rounds = 1000) {
+    size_t delivered = 0;
+    for (size_t round = 0; round < max_rounds; ++round) {
+      const size_t before = delivered;
+      for (Side from : {kClient, kServer}) {
+        write(from);
+        delivered += deliver(from == kClient ? kServer : kClient);
+      }
+      if (delivered == before && queue_[kClient].empty() && queue_[kServer].empty()) break;
+    }
+    return delivered;
+  }
+
+  // Moves the clock `d` ahead in steps that stop at every expiry on the way, firing each, pumping
+  // after each.
+  void advance(std::chrono::nanoseconds d) {
+    const quic::Timestamp end = now_ + static_cast<quic::Timestamp>(d.count());
+    for (int guard = 0; guard < 100000; ++guard) {
+      quic::Timestamp next = end;
+      for (Side s : {kClient, kServer}) {
+        if (quic::Connection* c = side(s); c && alive_[s]) next = std::min(next, std::max(now_, c->expiry()));
+      }
+      now_ = next;
+      for (Side s : {kClient, kServer}) {
+        quic::Connection* c = side(s);
+        if (c && alive_[s] && c->expiry() <= now_ && !c->handle_expiry(now_)) alive_[s] = false;
+      }
+      pump();
+      if (now_ >= end) return;
+    }
+  }
+
+ private:
+  struct Cids final : quic::CidRegistry {
+    void add_cid(const ngtcp2_cid&, quic::Connection*) override {}
+    void remove_cid(const ngtcp2_cid&) override {}
+    void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override {
+      std::memset(token, 0x5a, NGTCP2_STATELESS_RESET_TOKENLEN);
+      std::memcpy(token, cid.data, std::min<size_t>(cid.datalen, NGTCP2_STATELESS_RESET_TOKENLEN));
+    }
+  };
+
+  static void set_addr(sockaddr_in& a, uint16_t port) {
+    a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+  ngtcp2_path path_of(Side s) {
+    ngtcp2_path p{};
+    p.local.addr = reinterpret_cast<sockaddr*>(&addr_[s]);
+    p.local.addrlen = sizeof(sockaddr_in);
+    p.remote.addr = reinterpret_cast<sockaddr*>(&addr_[s == kClient ? kServer : kClient]);
+    p.remote.addrlen = sizeof(sockaddr_in);
+    return p;
+  }
+
+  void write(Side from) {
+    quic::Connection* c = side(from);
+    if (!c || !alive_[from]) return;
+    c->write_packets(now_, [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
+      ++sent_[from];
+      if (drop_[from] > 0) {
+        --drop_[from];
+        return;
+      }
+      queue_[from].emplace_back(pkt.begin(), pkt.end());
+    });
+  }
+
+  // Delivers what the other side queued to `to`. Accepts the server on the first Initial.
+  size_t deliver(Side to) {
+    auto& q = queue_[to == kClient ? kServer : kClient];
+    size_t n = 0;
+    while (!q.empty()) {
+      std::vector<uint8_t> pkt = std::move(q.front());
+      q.pop_front();
+      const ngtcp2_path path = path_of(to);
+      const ngtcp2_pkt_info pi{};
+      if (to == kServer && !server_) {
+        ngtcp2_pkt_hd hd{};
+        if (ngtcp2_accept(&hd, pkt.data(), pkt.size()) != 0) continue;
+        std::string error;
+        server_ = quic::Connection::accept(hd, path, server_tls_, server_limits_, cids_, now_, &error);
+        if (!server_) throw std::runtime_error("QuicPair: accept: " + error);
+        server_->set_clock([this] { return now_; });
+        server_->set_handler(server_handler_);
+      }
+      quic::Connection* c = side(to);
+      if (!c || !alive_[to]) continue;
+      if (!c->read_packet(path, pi, pkt, now_)) alive_[to] = false;
+      ++n;
+    }
+    return n;
+  }
+
+  quic::TransportLimits client_limits_, server_limits_;
+  TempDir dir_;
+  std::shared_ptr<const quic::TlsServerContext> server_tls_;
+  std::unique_ptr<quic::TlsClientContext> client_tls_;
+  Cids cids_;
+  sockaddr_in addr_[2]{};
+  quic::TransportHandler* server_handler_ = nullptr;
+  std::unique_ptr<quic::Connection> client_, server_;
+  quic::Timestamp now_ = 1'000'000'000;  // 1 s: ngtcp2 treats 0 as "unset" in places
+  std::deque<std::vector<uint8_t>> queue_[2];
+  size_t drop_[2] = {0, 0};
+  size_t sent_[2] = {0, 0};
+  bool alive_[2] = {true, true};
+};
+
+}  // namespace wtmesh::test

@@ -10,11 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "common/time.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::agent {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct TunnelRegistration {
   uint32_t id = 0;

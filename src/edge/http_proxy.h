@@ -46,13 +46,12 @@
 #include <vector>
 
 #include "common/byte_ring.h"
+#include "common/time.h"
 #include "edge/http_codec.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::edge {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct HttpProxyConfig {
   ClientInfo client;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/time.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/token.h"
@@ -27,8 +28,6 @@
 #include "wt/session.h"
 
 namespace wtmesh::edge {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct TunnelSessionConfig {
   std::string domain = "localhost";     // hostnames must be NAME.DOMAIN (or *.NAME.DOMAIN, *.DOMAIN)

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "common/time.h"
 #include "h3/connection.h"
 
 namespace wtmesh::wt {
 
-using SteadyTime = std::chrono::steady_clock::time_point;
 // Source of "now" used to stamp buffered streams/datagrams. Empty = std::chrono::steady_clock::now.
 // Expiry itself only happens in on_tick(now), so tests drive time with a fake clock.
 using Clock = std::function<SteadyTime()>;

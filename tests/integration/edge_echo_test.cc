@@ -4,20 +4,21 @@
 // state cleanup).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <algorithm>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 #include <sstream>
-#include <future>
 #include <thread>
 
+#include "../support/edge_thread.h"
+#include "../support/run_until.h"
+#include "../support/temp_dir.h"
 #include "agent/doctor.h"
 #include "agent/wt_client.h"
-#include "../support/edge_thread.h"
-#include "../support/temp_dir.h"
 #include "edge/edge_server.h"
 
 namespace wtmesh {
@@ -72,7 +73,8 @@ class EdgeEcho : public ::testing::Test {
   void SetUp() override { start_edge(); }
 
   std::unique_ptr<agent::WtClient> dial() {
-    auto c = std::make_unique<agent::WtClient>(io_, quic::TlsClientContext::with_ca_file(dir_.path() / "ca.pem"));
+    auto c =
+        std::make_unique<agent::WtClient>(io_, quic::TlsClientContext::with_ca_file(dir_.path() / "ca.pem"));
     std::string error;
     EXPECT_TRUE(c->dial({"127.0.0.1", edge_->port(), ""}, &error)) << error;
     return c;
@@ -84,14 +86,9 @@ class EdgeEcho : public ::testing::Test {
     EXPECT_NE(s, nullptr) << error;
     return s;
   }
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    const auto deadline = Clock::now() + limit;
-    for (;;) {
-      if (done()) return true;
-      if (Clock::now() >= deadline) return false;
-      io_.run_one_for(std::chrono::milliseconds(5));
-      if (io_.stopped()) io_.restart();
-    }
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
 
   TempDir dir_;
@@ -133,9 +130,8 @@ TEST_F(EdgeEcho, ManyConnectionsShareOneSocket) {
     clients.push_back(dial());
     sessions.push_back(open(*clients.back(), *recs.back()));
   }
-  ASSERT_TRUE(run_until([&] {
-    return std::all_of(recs.begin(), recs.end(), [](const auto& r) { return r->ready; });
-  }));
+  ASSERT_TRUE(run_until(
+      [&] { return std::all_of(recs.begin(), recs.end(), [](const auto& r) { return r->ready; }); }));
   EXPECT_EQ(edge_->on_edge([&] { return edge_->server().connection_count(); }), size_t{kClients})
       << "every client is its own connection, routed by connection id on the edge's one UDP socket";
   std::vector<wt::StreamId> ids;
@@ -173,8 +169,10 @@ TEST_F(EdgeEcho, LargeBidiAndUniTransfersComeBackIntact) {
   size_t sent_b = 0, sent_u = 0;
   ASSERT_TRUE(run_until(
       [&] {
-        if (sent_b < data.size()) sent_b += s->write(*bidi, std::span<const uint8_t>(data).subspan(sent_b), true);
-        if (sent_u < data.size()) sent_u += s->write(*uni, std::span<const uint8_t>(data).subspan(sent_u), true);
+        if (sent_b < data.size())
+          sent_b += s->write(*bidi, std::span<const uint8_t>(data).subspan(sent_b), true);
+        if (sent_u < data.size())
+          sent_u += s->write(*uni, std::span<const uint8_t>(data).subspan(sent_u), true);
         return rec.fins[*bidi] && !rec.incoming.empty() && rec.fins[rec.incoming.back()];
       },
       std::chrono::seconds(60)));

@@ -10,10 +10,11 @@
 #include <map>
 #include <random>
 
+#include "../support/run_until.h"
+#include "../support/temp_dir.h"
 #include "quic/certs.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
-#include "../support/temp_dir.h"
 
 namespace wtmesh::quic {
 namespace {
@@ -169,22 +170,16 @@ class QuicLoopback : public ::testing::Test {
 
   Connection* dial(const TransportLimits& limits = {}, std::optional<udp::endpoint> via = std::nullopt) {
     std::string error;
-    Connection* c =
-        client_ep_->connect(via.value_or(server_->local_endpoint()), "localhost", *client_tls_, limits, &error);
+    Connection* c = client_ep_->connect(via.value_or(server_->local_endpoint()), "localhost", *client_tls_,
+                                        limits, &error);
     EXPECT_NE(c, nullptr) << error;
     return c;
   }
 
   // Runs the loop until `done` or the deadline; never spins forever.
-  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    // `done` is evaluated once per turn (it may have side effects, like opening a stream).
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      if (done()) return true;
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      io_.run_for(std::chrono::milliseconds(5));
-      io_.restart();
-    }
+  bool run_until(const std::function<bool()>& done,
+                 std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    return test::run_io_until(io_, done, limit, test::Turn::kSlice);
   }
 
   // Handlers are owned here, declared before the endpoints so they outlive the connections.
@@ -277,12 +272,14 @@ TEST_F(QuicLoopback, PeerStopSendingReachesAFlowControlBlockedStream) {
   size_t last = 0;
   int still = 0;
   // Write until nothing moves for 50 turns (~250 ms): both windows are full.
-  ASSERT_TRUE(run_until([&] {
-    sent += c->write(*id, data, false);
-    still = sent == last ? still + 1 : 0;
-    last = sent;
-    return still >= 50;
-  }, std::chrono::seconds(20)));
+  ASSERT_TRUE(run_until(
+      [&] {
+        sent += c->write(*id, data, false);
+        still = sent == last ? still + 1 : 0;
+        last = sent;
+        return still >= 50;
+      },
+      std::chrono::seconds(20)));
   ASSERT_EQ(c->send_capacity(*id), 0u) << "the client's send buffer should be full";
   server_conn_->stop_sending(*id, 7);
   ASSERT_TRUE(run_until([&] { return rec.stops.count(*id) != 0; }));
@@ -407,7 +404,8 @@ TEST_F(QuicLoopback, IdleTimeoutClosesBothSides) {
   Connection* c = dial(client_limits);
   ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
-  ASSERT_TRUE(run_until([&] { return rec.closed && server_->connection_count() == 0; }, std::chrono::seconds(5)));
+  ASSERT_TRUE(
+      run_until([&] { return rec.closed && server_->connection_count() == 0; }, std::chrono::seconds(5)));
   EXPECT_EQ(client_ep_->connection_count(), 0u);
 }
 
@@ -453,8 +451,11 @@ TEST_F(QuicLoopback, UnknownVersionGetsVersionNegotiation) {
   udp::socket probe(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   std::vector<uint8_t> pkt(1200, 0);
   pkt[0] = 0xc0;  // long header
-  pkt[1] = 0x1a; pkt[2] = 0x2a; pkt[3] = 0x3a; pkt[4] = 0x4a;  // reserved version 0x1a2a3a4a
-  pkt[5] = 8;  // DCID len
+  pkt[1] = 0x1a;
+  pkt[2] = 0x2a;
+  pkt[3] = 0x3a;
+  pkt[4] = 0x4a;  // reserved version 0x1a2a3a4a
+  pkt[5] = 8;     // DCID len
   for (int i = 0; i < 8; ++i) pkt[6 + i] = static_cast<uint8_t>(i);
   pkt[14] = 8;  // SCID len
   for (int i = 0; i < 8; ++i) pkt[15 + i] = static_cast<uint8_t>(0x10 + i);

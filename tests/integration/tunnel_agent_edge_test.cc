@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "../support/edge_thread.h"
+#include "../support/run_until.h"
 #include "../support/temp_dir.h"
 #include "../unit/agent/local_http_server.h"
 #include "agent/tunnel_agent.h"
@@ -111,13 +112,7 @@ class AgentEdgeE2E : public ::testing::Test {
     ASSERT_TRUE(run_until([&] { return !urls_.empty(); })) << "the tunnel was not registered";
   }
   bool run_until(const std::function<bool()>& done, milliseconds limit = std::chrono::seconds(20)) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() >= deadline) return false;
-      io_.run_one_for(milliseconds(5));
-      if (io_.stopped()) io_.restart();
-    }
-    return true;
+    return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
   void run_for(milliseconds d) {
     run_until([] { return false; }, d);
@@ -125,7 +120,9 @@ class AgentEdgeE2E : public ::testing::Test {
   // Runs the agent's loop while a public request runs on another thread.
   PublicResponse request(const std::string& head, uint64_t upload = 0,
                          milliseconds limit = std::chrono::seconds(60)) {
-    auto f = std::async(std::launch::async, [&] { return public_request(edge_->server().http_endpoint()->port(), head, upload); });
+    auto f = std::async(std::launch::async, [&] {
+      return public_request(edge_->server().http_endpoint()->port(), head, upload);
+    });
     EXPECT_TRUE(
         run_until([&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, limit))
         << "public request timed out";

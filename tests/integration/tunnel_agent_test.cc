@@ -9,9 +9,10 @@
 #include <functional>
 #include <random>
 
+#include "../support/run_until.h"
+#include "../support/temp_dir.h"
 #include "../unit/agent/local_http_server.h"
 #include "tunnel_agent_fake_edge.h"
-#include "../support/temp_dir.h"
 
 #if defined(__has_feature)
 #define WTMESH_HAS_ASAN __has_feature(address_sanitizer)
@@ -74,13 +75,7 @@ class AgentE2E : public ::testing::Test {
     agent_->start();
   }
   bool run_until(const std::function<bool()>& done, milliseconds limit = std::chrono::seconds(10)) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() >= deadline) return false;
-      io_.run_one_for(milliseconds(5));
-      if (io_.stopped()) io_.restart();
-    }
-    return true;
+    return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
   void run_for(milliseconds d) {
     run_until([] { return false; }, d);

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "../support/edge_thread.h"
+#include "../support/run_until.h"
 #include "../support/temp_dir.h"
 #include "agent/wt_client.h"
 #include "edge/edge_server.h"
@@ -421,13 +422,7 @@ class TunnelEdgeTest : public ::testing::Test {
   }
 
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = Clock::now() + limit;
-    for (;;) {
-      if (done()) return true;
-      if (Clock::now() >= deadline) return false;
-      io_.run_one_for(std::chrono::milliseconds(2));
-      if (io_.stopped()) io_.restart();
-    }
+    return test::run_io_until(io_, done, limit, test::Turn::kOneHandler, std::chrono::milliseconds(2));
   }
   // Runs `fn` on a helper thread while pumping the agent's io_context; returns its result.
   template <typename Fn>

@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "../../support/run_until.h"
 #include "agent/upstream_exchange.h"
 #include "fake_session.h"
 #include "local_http_server.h"
@@ -25,13 +26,7 @@ class Exchange : public ::testing::Test {
   asio::ip::tcp::endpoint server_ep() const { return {asio::ip::make_address("127.0.0.1"), server_.port()}; }
   bool run_until(const std::function<bool()>& done,
                  std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() >= deadline) return false;
-      io_.run_one_for(std::chrono::milliseconds(5));
-      if (io_.stopped()) io_.restart();
-    }
-    return true;
+    return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
   void run_for(std::chrono::milliseconds d) {
     run_until([] { return false; }, d);

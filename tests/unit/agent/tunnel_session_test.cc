@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "../../support/run_until.h"
 #include "common/varint.h"
 #include "fake_session.h"
 #include "local_http_server.h"
@@ -32,13 +33,7 @@ class Session : public ::testing::Test {
   }
   bool run_until(const std::function<bool()>& done,
                  std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() >= deadline) return false;
-      io_.run_one_for(std::chrono::milliseconds(5));
-      if (io_.stopped()) io_.restart();
-    }
-    return true;
+    return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
   static std::vector<uint8_t> request_bytes(uint32_t tunnel, const std::string& target) {
     tunnel::RequestHead h;

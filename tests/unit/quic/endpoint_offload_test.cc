@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "../../support/run_until.h"
 #include "quic/certs.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
@@ -122,13 +123,8 @@ class EndpointOffload : public ::testing::Test {
   }
 
   bool run_until(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(60)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      io_.run_for(std::chrono::milliseconds(5));
-      io_.restart();
-    }
-    return true;
+    return test::run_io_until(io_, done, std::chrono::duration_cast<std::chrono::milliseconds>(limit),
+                              test::Turn::kSlice);
   }
 
   std::filesystem::path dir_;

@@ -176,7 +176,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
                              self->on_read(ec, 0);
                              return;
                            }
-                           self->rbuf_ = std::make_unique<uint8_t[]>(kFirstReadChunk);
+                           self->rbuf_ = std::make_unique_for_overwrite<uint8_t[]>(kFirstReadChunk);
                            self->rcap_ = kFirstReadChunk;
                            self->maybe_read();
                          });
@@ -244,7 +244,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   }
 
   void grow_read_buffer() {
-    auto bigger = std::make_unique<uint8_t[]>(kReadChunk);
+    auto bigger = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
     std::memcpy(bigger.get(), rbuf_.get(), rlen_);
     rbuf_ = std::move(bigger);
     rcap_ = kReadChunk;

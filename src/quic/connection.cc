@@ -22,7 +22,6 @@ Timestamp now_ts() {
 
 namespace {
 
-constexpr size_t kScidLen = 18;
 constexpr size_t kCloseBuffer = 1200;  // a CONNECTION_CLOSE always fits the minimum QUIC datagram
 
 // PMTUD sizes tried below a large max_udp_payload, largest first: ngtcp2 probes them in order and
@@ -281,7 +280,7 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
   params.original_dcid_present = 1;
   params.stateless_reset_token_present = 1;
   ngtcp2_cid scid;
-  scid.datalen = kScidLen;
+  scid.datalen = kCidLength;
   random_bytes(scid.data, scid.datalen);
   cids_.stateless_reset_token(params.stateless_reset_token, scid);
 
@@ -311,9 +310,9 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
   std::vector<uint16_t> probes;
   fill_settings(settings, params, now, probes);
   ngtcp2_cid scid, dcid;
-  scid.datalen = kScidLen;
+  scid.datalen = kCidLength;
   random_bytes(scid.data, scid.datalen);
-  dcid.datalen = kScidLen;
+  dcid.datalen = kCidLength;
   random_bytes(dcid.data, dcid.datalen);
 
   const ngtcp2_callbacks cb = make_callbacks(false);

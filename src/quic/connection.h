@@ -87,6 +87,8 @@ class TrainSink {
 };
 
 using Timestamp = ngtcp2_tstamp;  // nanoseconds, steady clock
+// The length of the connection ids our connections choose; the endpoint decodes short headers with it.
+inline constexpr size_t kCidLength = 18;
 Timestamp now_ts();
 
 class Connection final : public Transport {

@@ -1,13 +1,11 @@
 #include "quic/endpoint.h"
 
-#include <gnutls/crypto.h>
 #include <netinet/in.h>
-#include <ngtcp2/ngtcp2_crypto.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -20,7 +18,6 @@ using asio::ip::udp;
 
 namespace {
 
-constexpr size_t kScidLen = 18;
 // Bounded work per readable event, so timers and other connections still run: at most this many
 // datagrams (GRO segments counted one by one), about 1.5 MB at 1452 bytes.
 constexpr size_t kMaxDatagramsPerWake = 1024;
@@ -29,10 +26,6 @@ constexpr size_t kMaxDatagramsPerWake = 1024;
 constexpr size_t kFlushEvery = 64;
 
 }  // namespace
-
-Endpoint::CidKey::CidKey(const uint8_t* data, size_t n) : len(static_cast<uint8_t>(std::min(n, bytes.size()))) {
-  std::memcpy(bytes.data(), data, len);
-}
 
 // Hands one connection's trains to the socket, parking what it does not take.
 class Endpoint::EntrySink final : public TrainSink {
@@ -50,15 +43,14 @@ Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind) : io_(io), s
   socket_.open(bind.protocol(), ec);
   if (!ec) socket_.bind(bind, ec);
   if (ec) {
-    throw boost::system::system_error(ec, "cannot bind UDP " + bind.address().to_string() + ":" +
-                                              std::to_string(bind.port()));
+    throw boost::system::system_error(
+        ec, "cannot bind UDP " + bind.address().to_string() + ":" + std::to_string(bind.port()));
   }
   socket_.non_blocking(true);
   udp_ = std::make_unique<UdpSocketIo>(socket_.native_handle());
   const auto local = socket_.local_endpoint();
   local_addrlen_ = static_cast<socklen_t>(local.size());
   std::memcpy(&local_addr_, local.data(), local.size());
-  gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_.data(), reset_secret_.size());
   start_read();
 }
 
@@ -71,19 +63,16 @@ udp::endpoint Endpoint::local_endpoint() const { return socket_.local_endpoint()
 
 void Endpoint::listen(ServerOptions options) {
   options_ = std::move(options);
-  server_ = true;
+  dispatcher_.set_options({.server = true, .max_connections = options_.max_connections});
 }
 
-void Endpoint::add_cid(const ngtcp2_cid& cid, Connection* conn) {
-  const CidKey key(cid.data, cid.datalen);
-  routes_[key] = conn;
-  if (Entry* e = find(conn)) e->cids.push_back(key);
-}
-
-void Endpoint::remove_cid(const ngtcp2_cid& cid) { routes_.erase(CidKey(cid.data, cid.datalen)); }
-
-void Endpoint::stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) {
-  ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret_.data(), reset_secret_.size(), &cid);
+EndpointStats Endpoint::stats() const {
+  EndpointStats s = stats_;
+  const DispatcherStats& d = dispatcher_.stats();
+  s.version_negotiations = d.version_negotiations;
+  s.stateless_resets = d.stateless_resets;
+  s.refused += d.refused;
+  return s;
 }
 
 Endpoint::Entry* Endpoint::find(Connection* conn) {
@@ -97,10 +86,6 @@ Endpoint::Entry* Endpoint::adopt(std::unique_ptr<Connection> conn) {
   entry->conn = std::move(conn);
   Entry* e = entry.get();
   conns_.emplace(raw, std::move(entry));
-  // CIDs registered while the connection was being created (before it had an entry).
-  for (auto& [key, c] : routes_) {
-    if (c == raw) e->cids.push_back(key);
-  }
   raw->set_flush_hook([this, raw] {
     if (Entry* en = find(raw)) post_flush(*en);
   });
@@ -120,13 +105,14 @@ void Endpoint::post_flush(Entry& e) {
   });
 }
 
-Connection* Endpoint::connect(const udp::endpoint& remote, const std::string& host, const TlsClientContext& tls,
-                              const TransportLimits& limits, std::string* error) {
+Connection* Endpoint::connect(const udp::endpoint& remote, const std::string& host,
+                              const TlsClientContext& tls, const TransportLimits& limits,
+                              std::string* error) {
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_init(&ps, reinterpret_cast<const sockaddr*>(&local_addr_), local_addrlen_,
-                           reinterpret_cast<const sockaddr*>(remote.data()), static_cast<socklen_t>(remote.size()),
-                           nullptr);
-  auto conn = Connection::connect(ps.path, host, tls, limits, *this, now_ts(), error);
+                           reinterpret_cast<const sockaddr*>(remote.data()),
+                           static_cast<socklen_t>(remote.size()), nullptr);
+  auto conn = Connection::connect(ps.path, host, tls, limits, dispatcher_, now_ts(), error);
   if (!conn) return nullptr;
   Connection* raw = conn.get();
   adopt(std::move(conn));
@@ -138,12 +124,12 @@ Connection* Endpoint::connect(const udp::endpoint& remote, const std::string& ho
 }
 
 void Endpoint::start_read() {
-  socket_.async_wait(udp::socket::wait_read, [this, alive = std::weak_ptr<int>(alive_)](
-                                                  const boost::system::error_code& ec) {
-    if (ec || alive.expired()) return;  // socket closed
-    on_readable();
-    if (socket_.is_open()) start_read();
-  });
+  socket_.async_wait(udp::socket::wait_read,
+                     [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+                       if (ec || alive.expired()) return;  // socket closed
+                       on_readable();
+                       if (socket_.is_open()) start_read();
+                     });
 }
 
 void Endpoint::on_readable() {
@@ -184,44 +170,39 @@ void Endpoint::service_touched() {
 
 Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen,
                                     Timestamp now) {
-  ngtcp2_version_cid vc{};
-  const int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt.data(), pkt.size(), kScidLen);
-  if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
-    if (server_) send_version_negotiation(vc, from, fromlen);
-    return nullptr;
+  const Dispatcher::Decision d = dispatcher_.classify(pkt, conns_.size());
+  using Kind = Dispatcher::Decision::Kind;
+  switch (d.kind) {
+    case Kind::kDrop:
+      return nullptr;
+    case Kind::kReply:
+      send_to(from, fromlen, dispatcher_.reply());
+      return nullptr;
+    case Kind::kRefuse:
+      spdlog::warn("quic: refusing new connection: {} connections open (limit)", conns_.size());
+      return nullptr;
+    case Kind::kRoute:
+    case Kind::kAccept:
+      break;
   }
-  if (rv != 0) return nullptr;
-
   ngtcp2_path path{};
   path.local.addr = reinterpret_cast<sockaddr*>(&local_addr_);
   path.local.addrlen = local_addrlen_;
   path.remote.addr = const_cast<sockaddr*>(from);
   path.remote.addrlen = fromlen;
-  ngtcp2_pkt_info pi{};
+  const ngtcp2_pkt_info pi{};
+  if (d.kind == Kind::kAccept) return accept(d.header, path, pi, pkt, now);
+  if (!d.conn->read_packet(path, pi, pkt, now)) {
+    remove(d.conn);
+    return nullptr;
+  }
+  return d.conn;
+}
 
-  auto route = routes_.find(CidKey(vc.dcid, vc.dcidlen));
-  if (route != routes_.end()) {
-    Connection* conn = route->second;
-    if (!conn->read_packet(path, pi, pkt, now)) {
-      remove(conn);
-      return nullptr;
-    }
-    return conn;
-  }
-  if (!server_ || shutting_down_) return nullptr;
-  if ((pkt[0] & 0x80) == 0) {
-    send_stateless_reset(pkt, vc, from, fromlen);
-    return nullptr;
-  }
-  ngtcp2_pkt_hd hd{};
-  if (ngtcp2_accept(&hd, pkt.data(), pkt.size()) != 0) return nullptr;  // not a valid Initial: drop
-  if (conns_.size() >= options_.max_connections) {
-    ++stats_.refused;
-    spdlog::warn("quic: refusing new connection: {} connections open (limit)", conns_.size());
-    return nullptr;
-  }
+Connection* Endpoint::accept(const ngtcp2_pkt_hd& header, const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
+                             std::span<const uint8_t> pkt, Timestamp now) {
   std::string error;
-  auto conn = Connection::accept(hd, path, options_.tls, options_.limits, *this, now, &error);
+  auto conn = Connection::accept(header, path, options_.tls, options_.limits, dispatcher_, now, &error);
   if (!conn) {
     ++stats_.refused;
     spdlog::warn("quic: cannot accept connection: {}", error);
@@ -281,7 +262,8 @@ bool Endpoint::flush_parked(Entry& e) {
   while (!e.parked.empty()) {
     Parked& p = e.parked.front();
     size_t sent = 0;
-    const auto r = udp_->send(reinterpret_cast<const sockaddr*>(&p.to), p.tolen, p.data, p.segment_size, &sent);
+    const auto r =
+        udp_->send(reinterpret_cast<const sockaddr*>(&p.to), p.tolen, p.data, p.segment_size, &sent);
     stats_.packets_out += (sent + p.segment_size - 1) / p.segment_size;
     if (r == UdpSocketIo::SendResult::kBlocked) {
       p.data.erase(p.data.begin(), p.data.begin() + static_cast<std::ptrdiff_t>(sent));
@@ -312,41 +294,6 @@ void Endpoint::on_writable() {
     if (!e) continue;
     e->blocked = false;
     service(e->conn.get());  // resume writing where congestion control allows
-  }
-}
-
-void Endpoint::send_version_negotiation(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen) {
-  std::array<uint8_t, 256> buf{};
-  uint8_t unused = 0;
-  gnutls_rnd(GNUTLS_RND_NONCE, &unused, 1);
-  const uint32_t versions[] = {NGTCP2_PROTO_VER_V1, NGTCP2_PROTO_VER_V2};
-  // Swap the ids: our SCID is the client's DCID and vice versa (RFC 9000 §17.2.1).
-  const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buf.data(), buf.size(), unused, vc.scid, vc.scidlen,
-                                                              vc.dcid, vc.dcidlen, versions, 2);
-  if (n > 0) {
-    ++stats_.version_negotiations;
-    send_to(to, tolen, {buf.data(), static_cast<size_t>(n)});
-  }
-}
-
-void Endpoint::send_stateless_reset(std::span<const uint8_t> pkt, const ngtcp2_version_cid& vc, const sockaddr* to,
-                                    socklen_t tolen) {
-  // A reset must be smaller than the packet that triggered it, so two endpoints can never loop.
-  constexpr size_t kMinReset = 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN;
-  if (pkt.size() <= kMinReset || vc.dcidlen == 0) return;
-  const size_t total = std::min<size_t>(pkt.size() - 1, 43);
-  const size_t randlen = total - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
-  ngtcp2_cid cid;
-  ngtcp2_cid_init(&cid, vc.dcid, vc.dcidlen);
-  std::array<uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> token{};
-  stateless_reset_token(token.data(), cid);
-  std::array<uint8_t, 64> rand{};
-  gnutls_rnd(GNUTLS_RND_NONCE, rand.data(), randlen);
-  std::array<uint8_t, 64> buf{};
-  const ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf.data(), buf.size(), token.data(), rand.data(), randlen);
-  if (n > 0) {
-    ++stats_.stateless_resets;
-    send_to(to, tolen, {buf.data(), static_cast<size_t>(n)});
   }
 }
 
@@ -411,10 +358,7 @@ void Endpoint::remove(Connection* conn) {
   if (it == conns_.end()) return;
   std::unique_ptr<Entry> entry = std::move(it->second);
   conns_.erase(it);
-  for (const auto& key : entry->cids) {
-    auto r = routes_.find(key);
-    if (r != routes_.end() && r->second == conn) routes_.erase(r);
-  }
+  dispatcher_.forget(conn);
   entry->timer.cancel();
   if (entry->blocked) blocked_.erase(std::find(blocked_.begin(), blocked_.end(), conn));
   entry->conn->abandon("connection removed");
@@ -424,6 +368,7 @@ void Endpoint::remove(Connection* conn) {
 
 void Endpoint::shutdown(uint64_t app_error, std::string_view reason) {
   shutting_down_ = true;
+  dispatcher_.stop_accepting();
   if (conns_.empty()) {
     socket_.close();
     return;

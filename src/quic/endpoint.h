@@ -1,10 +1,10 @@
-// A UDP endpoint on Boost.Asio that drives many quic::Connections over one socket.
+// The Asio driver of a QUIC endpoint: one UDP socket, many quic::Connections.
 //
-// The endpoint owns the socket, routes each packet by destination connection id, accepts new
-// connections (server), creates client connections, answers unknown versions with Version
-// Negotiation and unknown short-header packets with Stateless Reset, and runs one timer per
-// connection following ngtcp2's expiry (re-armed only when the expiry moves earlier: a timer that
-// fires early just re-arms). Connections never touch the socket.
+// What to do with each datagram (route it by destination connection id, accept a new connection,
+// answer with Version Negotiation or Stateless Reset, refuse, drop) is decided by the socket-free
+// quic::Dispatcher (dispatcher.h). This class does the I/O around it: it owns the socket, the
+// connections and one timer per connection following ngtcp2's expiry (re-armed only when the expiry
+// moves earlier: a timer that fires early just re-arms). Connections never touch the socket.
 //
 // Data path: reads are batched (recvmmsg + GRO, udp_io.h) and every packet of a batch is fed to its
 // connection; each touched connection then writes once per ~64 datagrams read, as GSO trains built
@@ -12,11 +12,10 @@
 // parked (at most two trains per connection) and the endpoint waits for the socket to be writable.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <array>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "quic/connection.h"
+#include "quic/dispatcher.h"
 #include "quic/gso_train.h"
 #include "quic/udp_io.h"
 
@@ -50,16 +50,16 @@ struct EndpointStats {
   uint64_t packets_out = 0;
   uint64_t version_negotiations = 0;
   uint64_t stateless_resets = 0;
-  uint64_t refused = 0;  // new connections refused (limit reached or bad Initial)
+  uint64_t refused = 0;         // new connections refused (limit reached or bad Initial)
   uint64_t send_blocked = 0;    // trains parked because the socket buffer was full
   uint64_t parked_dropped = 0;  // trains dropped because a connection already had two parked
 };
 
-class Endpoint final : public CidRegistry {
+class Endpoint final {
  public:
   // Binds the socket; throws boost::system::system_error with the address in the message.
   Endpoint(boost::asio::io_context& io, const boost::asio::ip::udp::endpoint& bind);
-  ~Endpoint() override;
+  ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
@@ -78,31 +78,16 @@ class Endpoint final : public CidRegistry {
   // Closes every connection with an application error, then stops reading once they are gone.
   void shutdown(uint64_t app_error, std::string_view reason);
   size_t connection_count() const { return conns_.size(); }
-  const EndpointStats& stats() const { return stats_; }
+  EndpointStats stats() const;
   // The socket layer: offload state and counters (system calls, GSO sends, GRO reads); tests and
   // benchmarks also switch GSO off here.
   UdpSocketIo& socket_io() { return *udp_; }
   const UdpSocketIo& socket_io() const { return *udp_; }
 
-  // CidRegistry
-  void add_cid(const ngtcp2_cid& cid, Connection* conn) override;
-  void remove_cid(const ngtcp2_cid& cid) override;
-  void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override;
+  // The socket-free part: routing table, stateless-reset secret, accept decision.
+  const Dispatcher& dispatcher() const { return dispatcher_; }
 
  private:
-  // Connection ids as routing keys, without a heap allocation per packet.
-  struct CidKey {
-    std::array<uint8_t, NGTCP2_MAX_CIDLEN> bytes{};
-    uint8_t len = 0;
-    CidKey() = default;
-    CidKey(const uint8_t* data, size_t n);
-    bool operator==(const CidKey& o) const { return len == o.len && bytes == o.bytes; }
-  };
-  struct CidKeyHash {
-    size_t operator()(const CidKey& k) const {
-      return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.len));
-    }
-  };
   // A train the socket did not take (EAGAIN), kept until it is writable again.
   struct Parked {
     std::vector<uint8_t> data;
@@ -117,7 +102,6 @@ class Endpoint final : public CidRegistry {
     std::unique_ptr<Connection> conn;
     boost::asio::steady_timer timer;
     Timestamp timer_deadline = kNever;  // when the pending timer wait fires (kNever: none pending)
-    std::vector<CidKey> cids;
     std::vector<Parked> parked;
     bool flush_posted = false;
     bool blocked = false;  // listed in blocked_
@@ -129,19 +113,20 @@ class Endpoint final : public CidRegistry {
   void on_readable();
   void service_touched();
   // Returns the connection that consumed the packet, if any.
-  Connection* handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen, Timestamp now);
+  Connection* handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen,
+                            Timestamp now);
   // Stateless packets (version negotiation, reset): one datagram, dropped if the socket is full.
   void send_to(const sockaddr* to, socklen_t tolen, std::span<const uint8_t> pkt);
   bool send_train(Entry& e, const GsoTrain& train);
-  void park(Entry& e, const sockaddr* to, socklen_t tolen, std::span<const uint8_t> data, size_t segment_size);
+  void park(Entry& e, const sockaddr* to, socklen_t tolen, std::span<const uint8_t> data,
+            size_t segment_size);
   // Sends e's parked trains; false if the socket is still full.
   bool flush_parked(Entry& e);
   void wait_writable();
   void on_writable();
   void post_flush(Entry& e);
-  void send_version_negotiation(const ngtcp2_version_cid& vc, const sockaddr* to, socklen_t tolen);
-  void send_stateless_reset(std::span<const uint8_t> pkt, const ngtcp2_version_cid& vc, const sockaddr* to,
-                            socklen_t tolen);
+  Connection* accept(const ngtcp2_pkt_hd& header, const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
+                     std::span<const uint8_t> pkt, Timestamp now);
   Entry* adopt(std::unique_ptr<Connection> conn);
   // Writes pending output and re-arms the timer; removes the connection if it is finished.
   void service(Connection* conn);
@@ -155,10 +140,8 @@ class Endpoint final : public CidRegistry {
   GsoTrain tx_train_;  // the one TX buffer, shared by every connection of this endpoint
   ngtcp2_sockaddr_union local_addr_{};
   socklen_t local_addrlen_ = 0;
-  bool server_ = false;
   ServerOptions options_;
-  std::array<uint8_t, 32> reset_secret_{};
-  std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;  // DCID → connection
+  Dispatcher dispatcher_{DispatcherOptions{}};
   std::unordered_map<Connection*, std::unique_ptr<Entry>> conns_;
   std::function<void(Connection&)> on_removed_;
   std::vector<Connection*> touched_;  // connections that read packets in this batch

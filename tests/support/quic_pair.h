@@ -8,7 +8,9 @@
 //   pair.advance(std::chrono::milliseconds(300));  // the clock moves; timers fire; pump
 //   pair.drop_next(test::QuicPair::kClient, 2);    // the next two client packets are lost
 //
-// The server connection is accepted from the client's first Initial, as quic::Endpoint does.
+// The server side routes every packet through a real quic::Dispatcher, as quic::Endpoint does: the
+// connection is accepted from the client's first Initial, later packets go to it by connection id,
+// and once it is gone (crash_server()) the client's packets are answered with a Stateless Reset.
 #pragma once
 
 #include <netinet/in.h>
@@ -25,6 +27,7 @@
 
 #include "quic/certs.h"
 #include "quic/connection.h"
+#include "quic/dispatcher.h"
 #include "quic/tls_context.h"
 #include "temp_dir.h"
 
@@ -51,7 +54,8 @@ class QuicPair {
     server_handler_ = server_handler;
     std::string error;
     const ngtcp2_path path = path_of(kClient);
-    client_ = quic::Connection::connect(path, "localhost", *client_tls_, client_limits_, cids_, now_, &error);
+    client_ =
+        quic::Connection::connect(path, "localhost", *client_tls_, client_limits_, client_ids_, now_, &error);
     if (!client_) throw std::runtime_error("QuicPair: connect: " + error);
     client_->set_clock([this] { return now_; });
     client_->set_handler(client_handler);
@@ -66,6 +70,18 @@ class QuicPair {
 
   // The next `n` packets `from` sends are lost.
   void drop_next(Side from, size_t n) { drop_[from] += n; }
+
+  // The server connection vanishes without a word, as when the process restarts: its ids leave the
+  // dispatcher (which keeps its reset secret) and the connection is destroyed.
+  void crash_server() {
+    if (!server_) return;
+    server_ids_.forget(server_.get());
+    server_.reset();
+    alive_[kServer] = false;
+  }
+  quic::Dispatcher& server_dispatcher() { return server_ids_; }
+  // Queues a packet as if `from` had sent it (delivered at the next pump).
+  void inject(Side from, std::span<const uint8_t> pkt) { queue_[from].emplace_back(pkt.begin(), pkt.end()); }
 
   // Moves packets both ways until neither side has anything to send (at most `max_rounds` rounds).
   // Time does not move. Returns how many packets were delivered.
@@ -102,15 +118,6 @@ class QuicPair {
   }
 
  private:
-  struct Cids final : quic::CidRegistry {
-    void add_cid(const ngtcp2_cid&, quic::Connection*) override {}
-    void remove_cid(const ngtcp2_cid&) override {}
-    void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override {
-      std::memset(token, 0x5a, NGTCP2_STATELESS_RESET_TOKENLEN);
-      std::memcpy(token, cid.data, std::min<size_t>(cid.datalen, NGTCP2_STATELESS_RESET_TOKENLEN));
-    }
-  };
-
   static void set_addr(sockaddr_in& a, uint16_t port) {
     a = {};
     a.sin_family = AF_INET;
@@ -139,7 +146,7 @@ class QuicPair {
     });
   }
 
-  // Delivers what the other side queued to `to`. Accepts the server on the first Initial.
+  // Delivers what the other side queued to `to`. Packets for the server go through its dispatcher.
   size_t deliver(Side to) {
     auto& q = queue_[to == kClient ? kServer : kClient];
     size_t n = 0;
@@ -148,17 +155,29 @@ class QuicPair {
       q.pop_front();
       const ngtcp2_path path = path_of(to);
       const ngtcp2_pkt_info pi{};
-      if (to == kServer && !server_) {
-        ngtcp2_pkt_hd hd{};
-        if (ngtcp2_accept(&hd, pkt.data(), pkt.size()) != 0) continue;
-        std::string error;
-        server_ = quic::Connection::accept(hd, path, server_tls_, server_limits_, cids_, now_, &error);
-        if (!server_) throw std::runtime_error("QuicPair: accept: " + error);
-        server_->set_clock([this] { return now_; });
-        server_->set_handler(server_handler_);
+      quic::Connection* c = to == kClient && alive_[kClient] ? client_.get() : nullptr;
+      if (to == kServer) {
+        using Kind = quic::Dispatcher::Decision::Kind;
+        const quic::Dispatcher::Decision d = server_ids_.classify(pkt, server_ ? 1 : 0);
+        if (d.kind == Kind::kReply) {
+          const auto reply = server_ids_.reply();
+          queue_[kServer].emplace_back(reply.begin(), reply.end());
+          continue;
+        }
+        if (d.kind == Kind::kAccept) {
+          std::string error;
+          server_ = quic::Connection::accept(d.header, path, server_tls_, server_limits_, server_ids_, now_,
+                                             &error);
+          if (!server_) throw std::runtime_error("QuicPair: accept: " + error);
+          server_->set_clock([this] { return now_; });
+          server_->set_handler(server_handler_);
+          alive_[kServer] = true;
+          c = server_.get();
+        } else if (d.kind == Kind::kRoute && alive_[kServer]) {
+          c = d.conn;
+        }
       }
-      quic::Connection* c = side(to);
-      if (!c || !alive_[to]) continue;
+      if (!c) continue;
       if (!c->read_packet(path, pi, pkt, now_)) alive_[to] = false;
       ++n;
     }
@@ -169,7 +188,8 @@ class QuicPair {
   TempDir dir_;
   std::shared_ptr<const quic::TlsServerContext> server_tls_;
   std::unique_ptr<quic::TlsClientContext> client_tls_;
-  Cids cids_;
+  quic::Dispatcher client_ids_{quic::DispatcherOptions{.server = false}};
+  quic::Dispatcher server_ids_{quic::DispatcherOptions{.server = true, .max_connections = 1}};
   sockaddr_in addr_[2]{};
   quic::TransportHandler* server_handler_ = nullptr;
   std::unique_ptr<quic::Connection> client_, server_;

@@ -1,0 +1,112 @@
+// The socket-free half of a QUIC endpoint: what to do with each datagram that arrives.
+//
+// The Dispatcher owns the connection-id routing table (it is the CidRegistry every Connection
+// reports its ids to), the stateless-reset secret, and the decision for packets no connection
+// claims. classify() takes one packet's bytes and returns a Decision:
+//
+//   kRoute     the destination id belongs to `conn`: feed it the packet
+//   kAccept    a valid client Initial while the endpoint accepts: create a server Connection from
+//              `header` (the driver then calls accepted() and feeds it the packet)
+//   kReply     answer with `reply()` (Version Negotiation for an unknown version, Stateless Reset for
+//              a short-header packet of a connection we do not know), one datagram to the sender
+//   kRefuse    a valid Initial the endpoint will not take (connection limit): counted and dropped
+//   kDrop      anything else (undecodable, not an Initial, client side, shutting down)
+//
+// The Asio driver (quic::Endpoint) does the I/O: it reads datagrams, sends replies, owns the
+// Connections, their timers and parked output. Tests drive the Dispatcher with byte vectors and real
+// Connections in memory (tests/unit/quic/dispatcher_test.cc, tests/support/quic_pair.h).
+//
+// Address validation (Retry) would be one more outcome of the accept decision: an Initial without a
+// valid token from an address over a rate would get kReply with a Retry packet, and the token would
+// be checked here before kAccept.
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "quic/connection.h"
+
+namespace wtmesh::quic {
+
+struct DispatcherOptions {
+  bool server = false;  // accept Initials and answer strays; a client only routes
+  size_t max_connections = 4096;
+};
+
+struct DispatcherStats {
+  uint64_t version_negotiations = 0;
+  uint64_t stateless_resets = 0;
+  uint64_t refused = 0;  // valid Initials refused because the endpoint was at its limit
+};
+
+class Dispatcher final : public CidRegistry {
+ public:
+  struct Decision {
+    enum class Kind { kRoute, kAccept, kReply, kRefuse, kDrop };
+    Kind kind = Kind::kDrop;
+    Connection* conn = nullptr;  // kRoute
+    ngtcp2_pkt_hd header{};      // kAccept: the Initial's header, for Connection::accept
+  };
+
+  // A random stateless-reset secret.
+  explicit Dispatcher(DispatcherOptions options);
+  // A given secret (tests; several processes behind one address would share one).
+  Dispatcher(DispatcherOptions options, std::span<const uint8_t, 32> reset_secret);
+
+  void set_options(DispatcherOptions options) { options_ = options; }
+  const DispatcherOptions& options() const { return options_; }
+  // No new connections from now on (the endpoint is shutting down); existing ones still route.
+  void stop_accepting() { accepting_ = false; }
+
+  // `open_connections` is how many the driver holds now (the limit counts them all, also those not
+  // yet routed). After kReply, reply() holds the datagram until the next classify().
+  Decision classify(std::span<const uint8_t> packet, size_t open_connections);
+  std::span<const uint8_t> reply() const { return {reply_.data(), reply_len_}; }
+
+  // Forgets every id `conn` registered (it is about to be destroyed).
+  void forget(const Connection* conn);
+  size_t route_count() const { return routes_.size(); }
+  const DispatcherStats& stats() const { return stats_; }
+
+  // CidRegistry
+  void add_cid(const ngtcp2_cid& cid, Connection* conn) override;
+  void remove_cid(const ngtcp2_cid& cid) override;
+  void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override;
+
+ private:
+  // Connection ids as routing keys, without a heap allocation per packet.
+  struct CidKey {
+    std::array<uint8_t, NGTCP2_MAX_CIDLEN> bytes{};
+    uint8_t len = 0;
+    CidKey() = default;
+    CidKey(const uint8_t* data, size_t n);
+    bool operator==(const CidKey& o) const { return len == o.len && bytes == o.bytes; }
+  };
+  struct CidKeyHash {
+    size_t operator()(const CidKey& k) const {
+      return std::hash<std::string_view>{}(
+          std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.len));
+    }
+  };
+
+  bool write_version_negotiation(const ngtcp2_version_cid& vc);
+  bool write_stateless_reset(std::span<const uint8_t> packet, const ngtcp2_version_cid& vc);
+
+  DispatcherOptions options_;
+  bool accepting_ = true;
+  std::array<uint8_t, 32> reset_secret_{};
+  std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;         // DCID → connection
+  std::unordered_map<const Connection*, std::vector<CidKey>> ids_of_;  // connection → its DCIDs
+  std::array<uint8_t, 256> reply_{};
+  size_t reply_len_ = 0;
+  DispatcherStats stats_;
+};
+
+}  // namespace wtmesh::quic

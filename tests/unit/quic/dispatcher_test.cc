@@ -1,0 +1,195 @@
+// quic::Dispatcher, the socket-free half of the endpoint, with byte vectors and real connections in
+// memory: Version Negotiation, Stateless Reset (and a client that obeys it), the accept and refuse
+// decision on a real Initial, routing by connection id and forgetting a connection's ids.
+#include "quic/dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "../../support/quic_pair.h"
+
+namespace wtmesh::quic {
+namespace {
+
+using Kind = Dispatcher::Decision::Kind;
+
+constexpr std::array<uint8_t, 32> kSecret = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                             17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// A long-header packet of version `version`, padded to 1200 bytes as a client's first datagram is.
+std::vector<uint8_t> long_header(uint32_t version, const std::vector<uint8_t>& dcid,
+                                 const std::vector<uint8_t>& scid) {
+  std::vector<uint8_t> p = {0xc3, static_cast<uint8_t>(version >> 24), static_cast<uint8_t>(version >> 16),
+                            static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version)};
+  p.push_back(static_cast<uint8_t>(dcid.size()));
+  p.insert(p.end(), dcid.begin(), dcid.end());
+  p.push_back(static_cast<uint8_t>(scid.size()));
+  p.insert(p.end(), scid.begin(), scid.end());
+  p.resize(1200, 0);
+  return p;
+}
+
+std::vector<uint8_t> short_header(const std::vector<uint8_t>& dcid, size_t total) {
+  std::vector<uint8_t> p = {0x41};
+  p.insert(p.end(), dcid.begin(), dcid.end());
+  p.resize(total, 0x77);
+  return p;
+}
+
+// The first datagram of a real client connection (its Initial with the ClientHello).
+class DispatcherInitialTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pair_.start(&client_handler_, &server_handler_);
+    pair_.client().write_packets(pair_.now(), [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
+      if (initial_.empty()) initial_.assign(pkt.begin(), pkt.end());
+    });
+    ASSERT_FALSE(initial_.empty());
+    pair_.inject(test::QuicPair::kClient, initial_);  // so pump() still starts the handshake
+  }
+  struct Quiet final : TransportHandler {
+    void on_stream_data(StreamId, std::span<const uint8_t>, bool) override {}
+    void on_stream_reset(StreamId, uint64_t) override {}
+    void on_stop_sending(StreamId, uint64_t) override {}
+    void on_stream_closed(StreamId) override {}
+    void on_stream_writable(StreamId) override {}
+    void on_datagram(std::span<const uint8_t>) override {}
+    void on_connection_closed(uint64_t, bool, std::string_view reason) override {
+      closed = true;
+      why = std::string(reason);
+    }
+    bool closed = false;
+    std::string why;
+  };
+  Quiet client_handler_, server_handler_;
+  test::QuicPair pair_;
+  std::vector<uint8_t> initial_;
+};
+
+TEST(DispatcherTest, UnknownVersionGetsVersionNegotiationWithTheIdsSwapped) {
+  Dispatcher d({.server = true}, kSecret);
+  const std::vector<uint8_t> dcid = {1, 1, 1, 1, 1, 1, 1, 1}, scid = {2, 2, 2, 2, 2};
+  const auto decision = d.classify(long_header(0x1a2a3a4a, dcid, scid), 0);
+  ASSERT_EQ(decision.kind, Kind::kReply);
+  const auto r = d.reply();
+  ASSERT_GE(r.size(), 7u + dcid.size() + scid.size() + 8);
+  EXPECT_TRUE(r[0] & 0x80) << "long header";
+  EXPECT_EQ(be32(&r[1]), 0u) << "version 0 marks Version Negotiation";
+  ASSERT_EQ(r[5], scid.size());
+  EXPECT_TRUE(std::equal(scid.begin(), scid.end(), &r[6])) << "our DCID is the client's SCID";
+  const size_t at = 6 + scid.size();
+  ASSERT_EQ(r[at], dcid.size());
+  EXPECT_TRUE(std::equal(dcid.begin(), dcid.end(), &r[at + 1]));
+  std::vector<uint32_t> versions;
+  for (size_t i = at + 1 + dcid.size(); i + 4 <= r.size(); i += 4) versions.push_back(be32(&r[i]));
+  EXPECT_NE(std::find(versions.begin(), versions.end(), NGTCP2_PROTO_VER_V1), versions.end());
+  EXPECT_NE(std::find(versions.begin(), versions.end(), NGTCP2_PROTO_VER_V2), versions.end());
+  EXPECT_EQ(d.stats().version_negotiations, 1u);
+}
+
+TEST(DispatcherTest, AClientNeverAnswersStrays) {
+  Dispatcher d({.server = false}, kSecret);
+  EXPECT_EQ(d.classify(long_header(0x1a2a3a4a, {1, 2, 3, 4}, {5, 6}), 0).kind, Kind::kDrop);
+  EXPECT_EQ(d.classify(short_header(std::vector<uint8_t>(kCidLength, 9), 100), 0).kind, Kind::kDrop);
+  EXPECT_EQ(d.stats().version_negotiations + d.stats().stateless_resets, 0u);
+}
+
+TEST(DispatcherTest, UnknownShortHeaderGetsASmallerStatelessResetWithTheTokenForItsId) {
+  Dispatcher d({.server = true}, kSecret);
+  const std::vector<uint8_t> dcid(kCidLength, 0x33);
+  const auto pkt = short_header(dcid, 80);
+  ASSERT_EQ(d.classify(pkt, 0).kind, Kind::kReply);
+  const auto r = d.reply();
+  EXPECT_LT(r.size(), pkt.size()) << "a reset is smaller than what triggered it: no loops";
+  EXPECT_EQ(r[0] & 0xc0, 0x40) << "looks like a short-header packet";
+  ngtcp2_cid cid;
+  ngtcp2_cid_init(&cid, dcid.data(), dcid.size());
+  std::array<uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> token{};
+  d.stateless_reset_token(token.data(), cid);
+  EXPECT_TRUE(std::equal(token.begin(), token.end(), r.end() - static_cast<std::ptrdiff_t>(token.size())));
+
+  // The same secret gives the same token (processes sharing an address would share the secret).
+  Dispatcher other({.server = true}, kSecret);
+  std::array<uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> again{};
+  other.stateless_reset_token(again.data(), cid);
+  EXPECT_EQ(token, again);
+  EXPECT_EQ(d.stats().stateless_resets, 1u);
+}
+
+TEST(DispatcherTest, TinyShortHeaderPacketsAndStoppedEndpointsGetNoReset) {
+  Dispatcher d({.server = true}, kSecret);
+  const std::vector<uint8_t> dcid(kCidLength, 0x44);
+  // 1 + 5 random + 16 token is the smallest reset; it must still be smaller than the trigger.
+  EXPECT_EQ(d.classify(short_header(dcid, 22), 0).kind, Kind::kDrop);
+  EXPECT_EQ(d.classify(short_header(dcid, 23), 0).kind, Kind::kReply);
+  EXPECT_LT(d.reply().size(), 23u);
+  EXPECT_GE(d.reply().size(), 21u) << "RFC 9000 §10.3: at least 21 bytes";
+  d.stop_accepting();
+  EXPECT_EQ(d.classify(short_header(dcid, 80), 0).kind, Kind::kDrop);
+  EXPECT_EQ(d.reply().size(), 0u);
+}
+
+TEST(DispatcherTest, GarbageIsDropped) {
+  Dispatcher d({.server = true}, kSecret);
+  EXPECT_EQ(d.classify(std::vector<uint8_t>{}, 0).kind, Kind::kDrop);
+  EXPECT_EQ(d.classify(std::vector<uint8_t>{0xc0, 0, 0}, 0).kind, Kind::kDrop);
+  // A version-1 long header that is not a valid Initial (a Handshake packet type).
+  auto pkt = long_header(NGTCP2_PROTO_VER_V1, std::vector<uint8_t>(8, 1), std::vector<uint8_t>(8, 2));
+  pkt[0] = 0xe0;
+  EXPECT_EQ(d.classify(pkt, 0).kind, Kind::kDrop);
+}
+
+TEST_F(DispatcherInitialTest, ARealInitialIsAcceptedBelowTheLimitAndRefusedAtIt) {
+  Dispatcher d({.server = true, .max_connections = 2}, kSecret);
+  const auto ok = d.classify(initial_, 1);
+  ASSERT_EQ(ok.kind, Kind::kAccept);
+  EXPECT_EQ(ok.header.type, NGTCP2_PKT_INITIAL);
+  EXPECT_EQ(ok.header.dcid.datalen, initial_[5]);
+  EXPECT_EQ(d.classify(initial_, 2).kind, Kind::kRefuse);
+  EXPECT_EQ(d.stats().refused, 1u);
+  // Cut short, it is no longer an acceptable first datagram (RFC 9000 §14.1: at least 1200 bytes).
+  EXPECT_EQ(d.classify(std::span<const uint8_t>(initial_).first(600), 0).kind, Kind::kDrop);
+  d.stop_accepting();
+  EXPECT_EQ(d.classify(initial_, 0).kind, Kind::kDrop);
+  EXPECT_EQ(Dispatcher({.server = false}, kSecret).classify(initial_, 0).kind, Kind::kDrop);
+}
+
+TEST_F(DispatcherInitialTest, PacketsRouteToTheConnectionByIdUntilItIsForgotten) {
+  pair_.pump();
+  ASSERT_NE(pair_.server(), nullptr);
+  Dispatcher& d = pair_.server_dispatcher();
+  EXPECT_GE(d.route_count(), 2u) << "the client's original DCID and the server's own ids";
+  // A retransmitted Initial now goes to the connection, not to a second accept.
+  const auto again = d.classify(initial_, 1);
+  ASSERT_EQ(again.kind, Kind::kRoute);
+  EXPECT_EQ(again.conn, pair_.server());
+  d.forget(pair_.server());
+  EXPECT_EQ(d.route_count(), 0u);
+  EXPECT_NE(d.classify(initial_, 1).kind, Kind::kRoute);
+}
+
+TEST_F(DispatcherInitialTest, AClientOfAVanishedServerStopsAtTheStatelessReset) {
+  pair_.pump();
+  ASSERT_NE(pair_.server(), nullptr);
+  ASSERT_FALSE(client_handler_.closed);
+  pair_.crash_server();
+  // The client sends something; the server side no longer knows its id and answers with a reset
+  // carrying the token the dead connection had given the client.
+  const auto id = pair_.client().open_bidi_stream();
+  ASSERT_TRUE(id.has_value());
+  const std::array<uint8_t, 5> hello = {'h', 'e', 'l', 'l', 'o'};
+  pair_.client().write(*id, hello, false);
+  pair_.advance(std::chrono::milliseconds(50));  // (pacing may hold the packet a moment)
+  EXPECT_EQ(pair_.server_dispatcher().stats().stateless_resets, 1u);
+  EXPECT_TRUE(client_handler_.closed) << "the reset closes the client at once, not after its idle timeout";
+}
+
+}  // namespace
+}  // namespace wtmesh::quic

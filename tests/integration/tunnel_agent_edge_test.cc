@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "../support/edge_thread.h"
+#include "../support/http_response.h"
 #include "../support/run_until.h"
 #include "../support/temp_dir.h"
 #include "../unit/agent/local_http_server.h"
@@ -66,8 +67,13 @@ PublicResponse public_request(uint16_t port, const std::string& head, uint64_t u
       return r;
     }
     r.head = all.substr(0, end + 4);
-    r.body = all.substr(end + 4);
-    r.status = std::stoi(r.head.substr(9, 3));
+    const auto parsed = test::parse_response(all, /*eof=*/true);
+    if (!parsed) {
+      r.error = "unparsable response: " + r.head;
+      return r;
+    }
+    r.body = parsed->body;
+    r.status = parsed->status;
   } catch (const std::exception& e) {
     r.error = e.what();
   }

@@ -13,8 +13,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -28,6 +26,7 @@
 #include <vector>
 
 #include "../support/edge_thread.h"
+#include "../support/http_response.h"
 #include "../support/run_until.h"
 #include "../support/temp_dir.h"
 #include "agent/wt_client.h"
@@ -44,6 +43,8 @@ using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using wtmesh::test::EdgeThread;
+using wtmesh::test::parse_response;
+using wtmesh::test::ParsedResponse;
 using wtmesh::test::TempDir;
 
 // --- the test agent -------------------------------------------------------------------------------
@@ -295,46 +296,6 @@ class PublicClient {
   gnutls_session_t s_ = nullptr;
   std::string verify_host_;
 };
-
-struct ParsedResponse {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
-  size_t consumed = 0;  // bytes of the input this response used
-};
-
-// One complete HTTP/1.1 response at the front of `raw` (nullopt if incomplete). `eof` completes a
-// close-delimited body.
-inline std::optional<ParsedResponse> parse_response(std::string_view raw, bool eof = false,
-                                                    bool head = false) {
-  namespace http = boost::beast::http;
-  http::response_parser<http::string_body> p;
-  p.body_limit(boost::none);
-  p.skip(head);
-  boost::system::error_code ec;
-  size_t used = 0;
-  while (used < raw.size() && !p.is_done()) {
-    const size_t n = p.put(boost::asio::buffer(raw.data() + used, raw.size() - used), ec);
-    used += n;
-    if (ec == http::error::need_more) break;
-    if (ec) return std::nullopt;
-  }
-  if (!p.is_done() && eof && p.is_header_done()) {
-    p.put_eof(ec);
-    if (ec) return std::nullopt;
-  }
-  if (!p.is_done()) return std::nullopt;
-  ParsedResponse r;
-  r.status = p.get().result_int();
-  for (const auto& f : p.get()) {
-    std::string n(f.name_string());
-    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    r.headers[n] = std::string(f.value());
-  }
-  r.body = p.get().body();
-  r.consumed = used;
-  return r;
-}
 
 // Runs a shell command (e.g. curl) and returns its exit status and stdout.
 struct CommandResult {

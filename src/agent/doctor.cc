@@ -1,8 +1,9 @@
 #include "agent/doctor.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
-#include <fmt/format.h>
 #include <functional>
 #include <map>
 #include <vector>
@@ -71,7 +72,8 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
   std::string error;
   auto url = parse_edge_url(options.edge_url, &error);
   if (!url) return fail(error);
-  if (!url->path.empty() && url->path != "/") return fail("give the edge URL without a path (the check uses " + options.path + ")");
+  if (!url->path.empty() && url->path != "/")
+    return fail("give the edge URL without a path (the check uses " + options.path + ")");
 
   std::optional<quic::TlsClientContext> tls;
   try {
@@ -109,14 +111,14 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
                      client.connection()->negotiated_alpn());
 
   const auto t1 = Clock::now();
-  wt::H3Session* session = client.open_session(options.path, {}, &rec, &error);
+  wt::Session* session = client.open_session(options.path, {}, &rec, &error);
   if (!session) return fail("cannot start a WebTransport session: " + error);
   if (!run_until([&] { return rec.ready || rec.closed; }) || !rec.ready) {
     return fail("WebTransport session refused: " + (rec.closed ? rec.reason : std::string("timed out")));
   }
   report.session_ms = ms_since(t1);
   out << fmt::format("  session       ok  {:.2f} ms  (extended CONNECT {} -> {})\n", report.session_ms,
-                     options.path, session->response_status());
+                     options.path, session->response().status);
 
   // Bidi streams: 1 KiB out and back, FIN included.
   std::vector<double> rtts;

@@ -7,7 +7,7 @@
 
 #include "agent/wt_client.h"
 #include "tunnel/wire.h"
-#include "wt/h3_session.h"
+#include "wt/session.h"
 
 namespace wtmesh::agent {
 
@@ -133,7 +133,7 @@ void TunnelAgent::teardown() {
   // The client (and the sessions it owns) first: a live session still reports to its handler.
   client_.reset();
   session_.reset();
-  h3session_ = nullptr;
+  wt_session_ = nullptr;
   tearing_down_ = false;
 }
 
@@ -185,13 +185,13 @@ void TunnelAgent::attempt() {
   session_ = std::make_unique<TunnelSession>(io_, std::move(routes), options_.control, options_.exchange,
                                              std::move(cb));
 
-  const h3::HeaderList headers = {
+  const wt::HeaderPairs headers = {
       {"authorization", "Bearer " + token},
       {std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)},
       {"user-agent", options_.user_agent},
   };
-  h3session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
-  if (!h3session_) return schedule_retry(n, "cannot open a session: " + error, false);
+  wt_session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
+  if (!wt_session_) return schedule_retry(n, "cannot open a session: " + error, false);
 
   watchdog_.expires_after(options_.connect_timeout);
   watchdog_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
@@ -208,23 +208,25 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
   std::string why;
   bool auth = false;
   if (!was_ready) {
-    const bool http_status = reason.rfind("HTTP ", 0) == 0;
-    if (http_status && code == 401) {
+    // A refusal is the edge's typed answer to the CONNECT, not something read out of the close.
+    const wt::ConnectResponse* answer = wt_session_ ? &wt_session_->response() : nullptr;
+    const bool http_status = answer && answer->status != 0 && !answer->accepted();
+    const int status = http_status ? answer->status : 0;
+    if (status == 401) {
       why =
           "the edge refused the token (HTTP 401): it is malformed, expired, not yet valid, or signed by a "
           "key "
           "the edge does not accept";
       auth = true;
-    } else if (http_status && code == 403) {
+    } else if (status == 403) {
       why = "the edge refused the token (HTTP 403): it does not cover any hostname";
       auth = true;
     } else if (http_status) {
-      const std::string* detail =
-          h3session_ ? h3::find_header(h3session_->response_headers(), tunnel::kErrorHeader) : nullptr;
-      why = "the edge refused the tunnel session (HTTP " + std::to_string(code) + ")" +
-            (detail        ? ": " + *detail
-             : code == 404 ? ": it serves no tunnels at /ingress-mesh"
-                           : "");
+      const std::string* detail = wt::find_header(answer->headers, tunnel::kErrorHeader);
+      why = "the edge refused the tunnel session (HTTP " + std::to_string(status) + ")" +
+            (detail          ? ": " + *detail
+             : status == 404 ? ": it serves no tunnels at /ingress-mesh"
+                             : "");
     } else if (reason.find("HANDSHAKE_TIMEOUT") != std::string::npos) {
       why = "the edge at " + options_.edge.authority() +
             " did not answer (the QUIC handshake timed out: is it running, and does UDP get through?)";
@@ -237,7 +239,7 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
     backoff_.on_session_ended(lived);
     why = "the session to the edge ended: " + describe_close(code, reason);
   }
-  h3session_ = nullptr;
+  wt_session_ = nullptr;
   if (auth && options_.exit_on_first_auth_failure && !ever_connected_ && attempts_ == 1) return fatal(why);
   schedule_retry(n, why, auth);
 }

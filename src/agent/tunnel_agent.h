@@ -29,7 +29,7 @@
 #include "quic/connection.h"
 
 namespace wtmesh::wt {
-class H3Session;
+class Session;
 }
 
 namespace wtmesh::agent {
@@ -110,9 +110,9 @@ class TunnelAgent {
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<TunnelSession> session_;
-  wt::H3Session* h3session_ = nullptr;  // valid while session_ is open
-  uint64_t attempt_ = 0;                // the current attempt's number
-  uint64_t retry_scheduled_for_ = 0;    // attempt whose retry is already scheduled
+  wt::Session* wt_session_ = nullptr;  // valid while session_ is open
+  uint64_t attempt_ = 0;               // the current attempt's number
+  uint64_t retry_scheduled_for_ = 0;   // attempt whose retry is already scheduled
   uint64_t attempts_ = 0;
   uint64_t sessions_opened_ = 0;
   bool ever_connected_ = false;

@@ -14,7 +14,9 @@ using asio::ip::udp;
 // The client's per-connection stack, owned by the quic::Connection.
 struct WtClient::App final : quic::Connection::AppState {
   App(asio::io_context& io, quic::Connection& quic, const wt::ClientConfig& config)
-      : h3(quic, h3::Role::kClient, wt::webtransport_h3_config(h3::Role::kClient)), client(h3, config), tick(io) {
+      : h3(quic, h3::Role::kClient, wt::webtransport_h3_config(h3::Role::kClient)),
+        client(h3, config),
+        tick(io) {
     quic.set_handler(&h3);
   }
   void arm_tick() {
@@ -62,7 +64,8 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error) {
   endpoint_->set_on_removed([this](quic::Connection& c) {
     if (&c != conn_) return;
     closed_ = true;
-    if (close_reason_.empty()) close_reason_ = c.close_reason().empty() ? "connection closed" : c.close_reason();
+    if (close_reason_.empty())
+      close_reason_ = c.close_reason().empty() ? "connection closed" : c.close_reason();
     conn_ = nullptr;
     app_ = nullptr;
   });
@@ -82,13 +85,16 @@ bool WtClient::closed() const {
                      conn_->state() != quic::Connection::State::kHandshaking);
 }
 
-wt::H3Session* WtClient::open_session(const std::string& path, const h3::HeaderList& extra,
-                                      wt::SessionHandler* handler, std::string* error) {
+wt::Session* WtClient::open_session(const std::string& path, const wt::HeaderPairs& extra,
+                                    wt::SessionHandler* handler, std::string* error) {
   if (!app_ || !edge_) {
     if (error) *error = "not connected";
     return nullptr;
   }
-  wt::H3Session* s = app_->client.connect(edge_->authority(), path, extra, handler);
+  h3::HeaderList headers;
+  headers.reserve(extra.size());
+  for (const auto& [name, value] : extra) headers.push_back({name, value});
+  wt::Session* s = app_->client.connect(edge_->authority(), path, headers, handler);
   if (!s && error) *error = app_->client.last_error();
   return s;
 }

@@ -32,9 +32,10 @@ class WtClient {
   const std::string& close_reason() const { return close_reason_; }
 
   // Opens a WebTransport session at `path` (sent once the server's SETTINGS arrive). nullptr with
-  // `error` set if it cannot be started.
-  wt::H3Session* open_session(const std::string& path, const h3::HeaderList& extra, wt::SessionHandler* handler,
-                              std::string* error);
+  // `error` set if it cannot be started. The session is valid until its handler's on_closed returns;
+  // a refusal is reported typed (SessionHandler::on_refused, Session::response()).
+  wt::Session* open_session(const std::string& path, const wt::HeaderPairs& extra,
+                            wt::SessionHandler* handler, std::string* error);
   quic::Connection* connection() const { return conn_; }
   void close(std::string_view reason);
 

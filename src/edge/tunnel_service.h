@@ -27,7 +27,7 @@
 #include "edge/tunnel_directory.h"
 #include "edge/tunnel_session.h"
 #include "tunnel/token.h"
-#include "wt/h3_server.h"
+#include "wt/session.h"
 
 namespace wtmesh::edge {
 

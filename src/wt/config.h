@@ -1,5 +1,6 @@
-// Configuration of the WebTransport-over-HTTP/3 endpoints (wt/h3_server.h, wt/h3_client.h): caps on
-// sessions, streams and the buffer of streams/datagrams that arrive before their session exists.
+// Configuration of WebTransport endpoints, whatever the transport (wt/h3_server.h, wt/h3_client.h
+// today): caps on sessions, streams and the buffer of streams/datagrams that arrive before their
+// session exists. Transport-neutral: nothing here names HTTP/3 or QUIC.
 // Every cap here has a unit test that hits it (tests/unit/wt/).
 #pragma once
 
@@ -10,7 +11,6 @@
 #include <vector>
 
 #include "common/time.h"
-#include "h3/connection.h"
 
 namespace wtmesh::wt {
 
@@ -47,10 +47,5 @@ struct ServerConfig : CommonConfig {
 };
 
 struct ClientConfig : CommonConfig {};
-
-// The SETTINGS an HTTP/3 connection needs for WebTransport (extended CONNECT on the server, H3
-// datagrams, every WebTransport codepoint). Use as h3::Config::local.
-h3::Settings webtransport_settings(h3::Role role, h3::Settings base = {});
-h3::Config webtransport_h3_config(h3::Role role, h3::Config base = {});
 
 }  // namespace wtmesh::wt

@@ -7,12 +7,14 @@
 
 namespace wtmesh::wt {
 
-H3Client::H3Client(h3::Connection& conn, ClientConfig config) : H3Endpoint(conn, config) { conn_.set_handler(this); }
+H3Client::H3Client(h3::Connection& conn, ClientConfig config) : H3Endpoint(conn, config) {
+  conn_.set_handler(this);
+}
 
 H3Client::~H3Client() { conn_.set_handler(nullptr); }
 
-H3Session* H3Client::connect(std::string_view authority, std::string_view path, const h3::HeaderList& extra_headers,
-                             SessionHandler* handler) {
+H3Session* H3Client::connect(std::string_view authority, std::string_view path,
+                             const h3::HeaderList& extra_headers, SessionHandler* handler) {
   Busy busy(*this);
   if (connection_closed_) {
     last_error_ = "connection closed";
@@ -23,12 +25,8 @@ H3Session* H3Client::connect(std::string_view authority, std::string_view path, 
     return nullptr;
   }
   h3::HeaderList headers = {
-      {":method", "CONNECT"},
-      {":scheme", "https"},
-      {":authority", std::string(authority)},
-      {":path", std::string(path)},
-      {":protocol", "webtransport"},
-      {"sec-webtransport-http3-draft02", "1"},
+      {":method", "CONNECT"},       {":scheme", "https"},          {":authority", std::string(authority)},
+      {":path", std::string(path)}, {":protocol", "webtransport"}, {"sec-webtransport-http3-draft02", "1"},
   };
   headers.insert(headers.end(), extra_headers.begin(), extra_headers.end());
 
@@ -93,8 +91,10 @@ void H3Client::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
     if (ec != std::errc() || ptr != v->data() + v->size()) status = 0;
   }
   if (status >= 100 && status < 200) return;  // interim response
-  s->status_ = status;
-  s->response_headers_ = std::move(headers);
+  s->response_.status = status;
+  for (auto& h : headers) {
+    if (!h.name.starts_with(':')) s->response_.headers.emplace_back(std::move(h.name), std::move(h.value));
+  }
   if (status >= 200 && status < 300) {
     s->open();
     if (s->is_open()) deliver_buffered(*s);
@@ -104,8 +104,8 @@ void H3Client::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
   if (status == 0) {
     s->end(kSessionGoneCode, "malformed response", H3Session::EndMode::kAbort, h3::kH3MessageError);
   } else {
-    s->end(static_cast<uint32_t>(status), "HTTP " + std::to_string(status), H3Session::EndMode::kAbort,
-           h3::kH3RequestCancelled);
+    if (s->handler_ != nullptr) s->handler_->on_refused(s->response_);
+    s->end(0, "HTTP " + std::to_string(status), H3Session::EndMode::kAbort, h3::kH3RequestCancelled);
   }
 }
 

@@ -22,6 +22,7 @@
 
 #include "h3/connection.h"
 #include "wt/config.h"
+#include "wt/h3_config.h"
 #include "wt/h3_session.h"
 #include "wt/pending.h"
 

@@ -118,11 +118,11 @@ void H3Server::process_connect(StreamId id, h3::HeaderList headers) {
   if (header_or_empty(headers, "sec-webtransport-http3-draft02") == "1") {
     response.push_back({"sec-webtransport-http3-draft", "draft02"});
   }
-  response.insert(response.end(), accept.headers.begin(), accept.headers.end());
+  for (const auto& [name, value] : accept.headers) response.push_back({name, value});
 
   H3Session& session = create_session(std::move(info), accept.handler);
   register_session(session, id);
-  session.status_ = accept.status;
+  session.response_ = {accept.status, std::move(accept.headers)};
   if (!conn_.send_response(id, response, false)) {
     session.set_handler(nullptr);  // never opened: the app only hears about sessions it got
     session.end(kSessionGoneCode, "could not send the response", H3Session::EndMode::kStreamGone);
@@ -140,9 +140,9 @@ bool H3Server::origin_allowed(const std::string& origin) const {
   return false;
 }
 
-void H3Server::refuse_connect(StreamId id, int status, const h3::HeaderList& extra) {
+void H3Server::refuse_connect(StreamId id, int status, const HeaderPairs& extra) {
   h3::HeaderList response{{":status", std::to_string(status)}};
-  response.insert(response.end(), extra.begin(), extra.end());
+  for (const auto& [name, value] : extra) response.push_back({name, value});
   conn_.send_response(id, response, true);
   forget_session_id(id, kWtSessionGone);
 }

@@ -26,12 +26,6 @@
 
 namespace wtmesh::wt {
 
-struct Accept {
-  int status = 404;                   // 2xx accepts (then `handler` must be set)
-  SessionHandler* handler = nullptr;  // not owned; must outlive the session (until on_closed)
-  h3::HeaderList headers;             // extra response headers, e.g. wt-protocol
-};
-using Acceptor = std::function<Accept(const SessionInfo&)>;
 // Non-WebTransport requests. The request body, if any, is consumed and dropped by the server.
 using RequestFallback = std::function<void(h3::Connection&, StreamId, const h3::HeaderList&)>;
 
@@ -64,7 +58,7 @@ class H3Server final : public H3Endpoint {
   void process_connect(StreamId id, h3::HeaderList headers);
   bool origin_allowed(const std::string& origin) const;
   // Final response without a session; the id is remembered as gone.
-  void refuse_connect(StreamId id, int status, const h3::HeaderList& extra = {});
+  void refuse_connect(StreamId id, int status, const HeaderPairs& extra = {});
   void reject_request(StreamId id);  // reset with H3_REQUEST_REJECTED
   void default_fallback(StreamId id);
 

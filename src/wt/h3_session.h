@@ -16,9 +16,10 @@
 // consume(id, n) is forwarded even after the stream was forgotten (credit for bytes the app still
 // held must reach the connection-level window); every other call with an unknown id is ignored.
 //
-// Codes passed to on_closed: the peer's close code; 0 for a clean FIN; the HTTP status when the
-// client's CONNECT was refused (reason "HTTP <status>"); otherwise (stream reset, connection gone,
-// capsule error, no WebTransport support) kSessionGoneCode with a reason that says what happened.
+// Codes passed to on_closed: the peer's close code; 0 for a clean FIN; 0 when the client's CONNECT
+// was refused (after on_refused with the typed answer; reason "HTTP <status>"); otherwise (stream reset,
+// connection gone, capsule error, no WebTransport support) kSessionGoneCode with a reason that says what
+// happened.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +59,7 @@ class H3Session final : public Session {
   // Session
   void set_handler(SessionHandler* handler) override { handler_ = handler; }
   const SessionInfo& info() const override { return info_; }
+  const ConnectResponse& response() const override { return response_; }
   std::optional<StreamId> open_bidi_stream() override { return open_stream(true); }
   std::optional<StreamId> open_uni_stream() override { return open_stream(false); }
   size_t write(StreamId id, std::span<const uint8_t> data, bool fin) override;
@@ -75,9 +77,7 @@ class H3Session final : public Session {
   // The CONNECT stream id (= the session id on the wire); -1 while kUnsent.
   StreamId session_id() const { return id_; }
   // Client: the final response status (0 until it arrives). Server: the status we sent.
-  int response_status() const { return status_; }
-  // Client: the response header section (empty until it arrives).
-  const h3::HeaderList& response_headers() const { return response_headers_; }
+  int response_status() const { return response_.status; }
   // Debug: per-stream records held (must drop to 0 once every stream closed; CVE-2026-21438).
   size_t stream_table_size() const { return streams_.size(); }
   size_t open_peer_streams() const { return peer_streams_; }
@@ -93,10 +93,10 @@ class H3Session final : public Session {
     bool local = false;
   };
   enum class EndMode {
-    kLocalClose,     // close(): write the close capsule + FIN (reset if it cannot go out now)
-    kPeerClosed,     // close capsule or FIN received: answer with FIN
-    kAbort,          // reset our side of the CONNECT stream with `h3_error`
-    kStreamGone,     // the CONNECT stream or the connection is already gone: touch nothing
+    kLocalClose,  // close(): write the close capsule + FIN (reset if it cannot go out now)
+    kPeerClosed,  // close capsule or FIN received: answer with FIN
+    kAbort,       // reset our side of the CONNECT stream with `h3_error`
+    kStreamGone,  // the CONNECT stream or the connection is already gone: touch nothing
   };
 
   H3Session(H3Endpoint& host, SessionInfo info, SessionHandler* handler);
@@ -136,9 +136,8 @@ class H3Session final : public Session {
   SessionHandler* handler_;
   State state_ = State::kUnsent;
   StreamId id_ = -1;
-  int status_ = 0;
   h3::HeaderList request_headers_;  // client: what connect() sends
-  h3::HeaderList response_headers_;
+  ConnectResponse response_;
   CapsuleParser parser_;
   std::vector<uint8_t> pending_out_;  // capsule bytes the CONNECT stream did not take yet
   bool attached_ = false;

@@ -14,10 +14,9 @@
 #include <vector>
 
 #include "wt/config.h"
+#include "wt/session.h"
 
 namespace wtmesh::wt {
-
-using quic::StreamId;
 
 class PendingBuffer {
  public:

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,17 +30,44 @@ using StreamId = int64_t;
 
 enum class Transport { kHttp3, kHttp2 };
 
+// Header fields as (lower-case name, value) pairs, whatever the transport's own representation.
+using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
+// The value of the first field named `name` (lower-case), or nullptr.
+inline const std::string* find_header(const HeaderPairs& headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
 // What the session was opened with (the extended CONNECT request).
 struct SessionInfo {
   std::string authority;
   std::string path;
-  std::string origin;                                        // empty if none was sent
-  std::vector<std::pair<std::string, std::string>> headers;  // all request headers, lower-case names
+  std::string origin;   // empty if none was sent
+  HeaderPairs headers;  // all request headers, lower-case names
   Transport transport = Transport::kHttp3;
   std::string peer;  // the client's address, for logs; set by the server's glue ("" if unknown)
 };
 
+// The server's answer to the session request. Client: what arrived (status 0 until then). Server:
+// what was sent.
+struct ConnectResponse {
+  int status = 0;
+  HeaderPairs headers;  // lower-case names, no pseudo-headers
+  bool accepted() const { return status >= 200 && status < 300; }
+};
+
 class Session;
+class SessionHandler;
+
+// Server side: the application's decision on a session request (see the transport's server).
+struct Accept {
+  int status = 404;                   // 2xx accepts (then `handler` must be set)
+  SessionHandler* handler = nullptr;  // not owned; must outlive the session (until on_closed)
+  HeaderPairs headers;                // extra response headers, e.g. wt-protocol or an error detail
+};
+using Acceptor = std::function<Accept(const SessionInfo&)>;
 
 class SessionHandler {
  public:
@@ -50,6 +78,10 @@ class SessionHandler {
   virtual void on_attached(Session& /*session*/) {}
   // Client: the server answered 2xx. Server: the session was accepted.
   virtual void on_ready() {}
+  // Client: the server answered with a final status other than 2xx: the session was refused.
+  // on_closed(0, "HTTP <status>") follows. The typed answer is here; nothing needs to be read back
+  // out of the close code or reason.
+  virtual void on_refused(const ConnectResponse& /*response*/) {}
   // The peer opened a stream (bidi or uni). Data follows via on_stream_data.
   virtual void on_incoming_stream(StreamId id, bool bidi) = 0;
   virtual void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
@@ -77,6 +109,7 @@ class Session {
 
   virtual void set_handler(SessionHandler* handler) = 0;
   virtual const SessionInfo& info() const = 0;
+  virtual const ConnectResponse& response() const = 0;
 
   // nullopt when the stream limit (session's or QUIC's) is reached.
   virtual std::optional<StreamId> open_bidi_stream() = 0;

@@ -308,7 +308,7 @@ class FakeEdge {
       return {};
     };
     int status = 200;
-    h3::HeaderList extra;
+    wt::HeaderPairs extra;
     if (info.path != tunnel::kSessionPath) {
       status = 404;
     } else if (header("authorization") == "Bearer " + options_.forbidden_token) {

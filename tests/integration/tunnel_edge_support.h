@@ -119,9 +119,9 @@ class TestAgent final : public wt::SessionHandler {
   void on_stream_closed(wt::StreamId id) override { requests[id].closed = true; }
   void on_datagram(std::span<const uint8_t>) override {}
   void on_closed(uint32_t c, std::string_view r) override {
-    if (auto* h3 = dynamic_cast<wt::H3Session*>(session)) {
-      status = h3->response_status();
-      for (const auto& h : h3->response_headers()) response_headers[h.name] = h.value;
+    if (session != nullptr) {
+      status = session->response().status;
+      for (const auto& [name, value] : session->response().headers) response_headers[name] = value;
     }
     closed = true;
     code = c;
@@ -357,7 +357,7 @@ class TunnelEdgeTest : public ::testing::Test {
     return c;
   }
   // Opens /ingress-mesh with the given headers; the agent and its client live until TearDown.
-  TestAgent& connect(const h3::HeaderList& headers) {
+  TestAgent& connect(const wt::HeaderPairs& headers) {
     auto a = std::make_unique<TestAgent>();
     TestAgent& ref = *a;
     agents_.push_back(std::move(a));

@@ -23,6 +23,7 @@ class FakeSession final : public wt::Session {
 
   void set_handler(wt::SessionHandler*) override {}
   const wt::SessionInfo& info() const override { return info_; }
+  const wt::ConnectResponse& response() const override { return response_; }
   std::optional<wt::StreamId> open_bidi_stream() override { return next_id_ += 4; }
   std::optional<wt::StreamId> open_uni_stream() override { return std::nullopt; }
   size_t write(wt::StreamId id, std::span<const uint8_t> data, bool fin) override {
@@ -63,6 +64,7 @@ class FakeSession final : public wt::Session {
 
  private:
   wt::SessionInfo info_;
+  wt::ConnectResponse response_{200, {}};
   wt::StreamId next_id_ = 0;
 };
 

@@ -35,6 +35,7 @@ class FakeSession final : public wt::Session {
  public:
   void set_handler(wt::SessionHandler* h) override { handler = h; }
   const wt::SessionInfo& info() const override { return info_; }
+  const wt::ConnectResponse& response() const override { return response_; }
   std::optional<wt::StreamId> open_bidi_stream() override {
     if (closed || open_local >= max_local) return std::nullopt;
     ++open_local;
@@ -80,6 +81,7 @@ class FakeSession final : public wt::Session {
 
   wt::SessionHandler* handler = nullptr;
   wt::SessionInfo info_;
+  wt::ConnectResponse response_{200, {}};
   std::map<wt::StreamId, FakeStream> streams;
   wt::StreamId next_bidi = 1;  // server-initiated bidi ids
   size_t open_local = 0, max_local = 100;

@@ -63,10 +63,8 @@ class TunnelServiceTest : public ::testing::Test {
     return a;
   }
   static std::string header(const wt::Accept& a, const std::string& name) {
-    for (const auto& h : a.headers) {
-      if (h.name == name) return h.value;
-    }
-    return "<none>";
+    const std::string* v = wt::find_header(a.headers, name);
+    return v ? *v : "<none>";
   }
   void register_host(FakeSession& s, uint32_t id, const std::string& host) {
     s.handler->on_incoming_stream(0, true);

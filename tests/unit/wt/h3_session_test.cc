@@ -10,7 +10,7 @@ namespace wtmesh::wt::test {
 namespace {
 
 const std::string* response_header(const H3Session& s, std::string_view name) {
-  return h3::find_header(s.response_headers(), name);
+  return find_header(s.response().headers, name);
 }
 
 TEST(WtH3, AcceptAndBidiEcho) {
@@ -115,7 +115,11 @@ TEST(WtH3, RejectByPath404) {
   ASSERT_NE(s, nullptr);  // the pointer was valid until on_closed
   EXPECT_FALSE(rec.ready);
   ASSERT_TRUE(rec.closed.has_value());
-  EXPECT_EQ(rec.closed->first, 404u);
+  // The refusal is typed; the close that follows carries no HTTP status in its code.
+  ASSERT_TRUE(rec.refused.has_value());
+  EXPECT_EQ(rec.refused->status, 404);
+  EXPECT_EQ(s->response().status, 404);
+  EXPECT_EQ(rec.closed->first, 0u);
   EXPECT_EQ(rec.closed->second, "HTTP 404");
   EXPECT_EQ(h.client->session_count(), 0u);
   EXPECT_EQ(h.server->session_count(), 0u);
@@ -134,7 +138,8 @@ TEST(WtH3, OriginChecks) {
   Recorder evil, good, none;
   h.connect(evil, "/echo", {{"origin", "https://evil.example"}});
   ASSERT_TRUE(evil.closed.has_value());
-  EXPECT_EQ(evil.closed->first, 403u);
+  ASSERT_TRUE(evil.refused.has_value());
+  EXPECT_EQ(evil.refused->status, 403);
   EXPECT_EQ(h.infos.size(), 0u);  // the acceptor was never asked
   h.connect(good, "/echo", {{"origin", "https://good.example"}});
   EXPECT_TRUE(good.ready);
@@ -143,7 +148,9 @@ TEST(WtH3, OriginChecks) {
   // Exact match only: a different port is a different origin.
   Recorder port;
   h.connect(port, "/echo", {{"origin", "https://good.example:8443"}});
-  EXPECT_EQ(port.closed->first, 403u);
+  ASSERT_TRUE(port.closed.has_value());
+  ASSERT_TRUE(port.refused.has_value());
+  EXPECT_EQ(port.refused->status, 403);
 }
 
 TEST(WtH3, WildcardOrigin) {
@@ -169,7 +176,8 @@ TEST(WtH3, SecondSessionOnConnectionRejected) {
   ASSERT_TRUE(second.closed.has_value());
   EXPECT_FALSE(second.ready);
   EXPECT_EQ(second.closed->first, kSessionGoneCode);
-  EXPECT_NE(second.closed->second.find("0x10b"), std::string::npos) << second.closed->second;  // H3_REQUEST_REJECTED
+  EXPECT_NE(second.closed->second.find("0x10b"), std::string::npos)
+      << second.closed->second;  // H3_REQUEST_REJECTED
   EXPECT_FALSE(first.closed.has_value());
   // The client's own cap: with the default of 1, connect() refuses.
   Harness h2;
@@ -290,7 +298,7 @@ TEST(WtH3, PeerResetOfConnectStreamEndsSessionAndStreams) {
   // The server reset the session's stream with WT_SESSION_GONE (the client saw it).
   EXPECT_EQ(h.client_spy.resets.at(*id), kWtSessionGone);
   EXPECT_EQ(h.server_spy.resets.at(*id), kWtSessionGone);  // and the client's side went the same way
-  ASSERT_TRUE(rec.closed.has_value());  // the CONNECT stream is gone on the client too
+  ASSERT_TRUE(rec.closed.has_value());                     // the CONNECT stream is gone on the client too
   EXPECT_EQ(h.client->stream_state_size(), 0u);
   EXPECT_EQ(h.server->stream_state_size(), 0u);
 }
@@ -397,7 +405,8 @@ TEST(WtH3, CustomFallback) {
   cc.start();
   sc.start();
   ASSERT_TRUE(pair.run());
-  cc.send_request({{":method", "GET"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/status"}}, true);
+  cc.send_request({{":method", "GET"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/status"}},
+                  true);
   ASSERT_TRUE(pair.run());
   EXPECT_EQ(paths, std::vector<std::string>{"/status"});
   // No acceptor at all: WebTransport requests get 404.
@@ -405,7 +414,8 @@ TEST(WtH3, CustomFallback) {
   client.connect("a", "/x", {}, &rec);
   ASSERT_TRUE(pair.run());
   ASSERT_TRUE(rec.closed.has_value());
-  EXPECT_EQ(rec.closed->first, 404u);
+  ASSERT_TRUE(rec.refused.has_value());
+  EXPECT_EQ(rec.refused->status, 404);
 }
 
 TEST(WtH3, ConnectionCloseEndsSessions) {

@@ -58,7 +58,9 @@ class ControlledTransport final : public quic::Transport {
     }
     return inner_.write(id, data, fin);
   }
-  size_t send_capacity(StreamId id) const override { return blocked_.count(id) ? 0 : inner_.send_capacity(id); }
+  size_t send_capacity(StreamId id) const override {
+    return blocked_.count(id) ? 0 : inner_.send_capacity(id);
+  }
   void reset_stream(StreamId id, uint64_t e) override {
     held_.erase(id);
     inner_.reset_stream(id, e);
@@ -86,7 +88,9 @@ class SpyHandler final : public quic::TransportHandler {
   std::map<StreamId, uint64_t> resets, stops;
 
   void on_handshake_completed() override { inner_.on_handshake_completed(); }
-  void on_stream_data(StreamId id, std::span<const uint8_t> d, bool fin) override { inner_.on_stream_data(id, d, fin); }
+  void on_stream_data(StreamId id, std::span<const uint8_t> d, bool fin) override {
+    inner_.on_stream_data(id, d, fin);
+  }
   void on_stream_reset(StreamId id, uint64_t e) override {
     resets[id] = e;
     inner_.on_stream_reset(id, e);
@@ -99,7 +103,9 @@ class SpyHandler final : public quic::TransportHandler {
   void on_stream_writable(StreamId id) override { inner_.on_stream_writable(id); }
   void on_streams_available() override { inner_.on_streams_available(); }
   void on_datagram(std::span<const uint8_t> p) override { inner_.on_datagram(p); }
-  void on_connection_closed(uint64_t c, bool a, std::string_view r) override { inner_.on_connection_closed(c, a, r); }
+  void on_connection_closed(uint64_t c, bool a, std::string_view r) override {
+    inner_.on_connection_closed(c, a, r);
+  }
 
  private:
   quic::TransportHandler& inner_;
@@ -119,10 +125,12 @@ struct Recorder : SessionHandler {
   std::vector<std::string> datagrams;
   int drains = 0;
   std::optional<std::pair<uint32_t, std::string>> closed;
+  std::optional<ConnectResponse> refused;
   std::map<StreamId, StreamId> uni_echo;  // peer uni -> our uni
 
   void on_attached(Session& s) override { session = &s; }
   void on_ready() override { ready = true; }
+  void on_refused(const ConnectResponse& r) override { refused = r; }
   void on_incoming_stream(StreamId id, bool bidi) override { incoming.emplace_back(id, bidi); }
   void on_stream_data(StreamId id, std::span<const uint8_t> d, bool fin) override {
     data[id].append(d.begin(), d.end());
@@ -159,7 +167,8 @@ struct Recorder : SessionHandler {
 // Client and server h3 + wt over one MemoryPair. The server accepts "/echo" (echoing) and
 // "/record" (recording only); anything else gets 404.
 struct Harness {
-  explicit Harness(ServerConfig server_config = {}, ClientConfig client_config = {}, MemoryPairConfig pair_config = {})
+  explicit Harness(ServerConfig server_config = {}, ClientConfig client_config = {},
+                   MemoryPairConfig pair_config = {})
       : pair(pair_config),
         client_transport(pair.client()),
         server_transport(pair.server()),

@@ -1,4 +1,4 @@
-#include "wt/config.h"
+#include "wt/h3_config.h"
 
 namespace wtmesh::wt {
 

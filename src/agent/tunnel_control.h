@@ -1,7 +1,8 @@
 // The agent's end of the control stream (docs/protocol.md §3), sans-I/O: it queues the stream
-// kind and REGISTER frames, decodes REGISTERED / REFUSED / PING / PONG from the edge, answers
-// PINGs, sends its own PING every interval and reports a heartbeat timeout after three silent ones.
-// The caller moves pending_output() onto the WebTransport stream and reports what was taken.
+// kind and REGISTER frames, decodes REGISTERED / REFUSED / PING / PONG from the edge (tunnel/control.h),
+// answers PINGs, and runs the shared tunnel::Heartbeat: a PING every interval, a heartbeat timeout
+// after three silent ones. The caller moves pending_output() onto the WebTransport stream and reports
+// what was taken.
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include "common/time.h"
+#include "tunnel/control.h"
+#include "tunnel/heartbeat.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::agent {
@@ -33,8 +36,8 @@ struct ControlEvent {
 };
 
 struct ControlOptions {
-  std::chrono::milliseconds ping_interval{10000};
-  int missed_intervals = 3;        // silence this many intervals = heartbeat timeout
+  std::chrono::milliseconds ping_interval = tunnel::Heartbeat::kDefaultInterval;
+  int missed_intervals = tunnel::Heartbeat::kDefaultMissedIntervals;  // silence this long = timeout
   size_t max_output = 256 * 1024;  // bytes queued for a peer that does not read: then an error
 };
 
@@ -54,7 +57,8 @@ class ControlChannel {
   // Sends a PING when one is due. False when the edge has been silent for missed_intervals.
   bool on_tick(SteadyTime now);
   // When on_tick must next run.
-  SteadyTime next_deadline() const;
+  SteadyTime next_deadline() const { return heartbeat_.next_deadline(); }
+  const tunnel::Heartbeat& heartbeat() const { return heartbeat_; }
 
   std::span<const uint8_t> pending_output() const { return out_; }
   void output_written(size_t n);
@@ -65,15 +69,13 @@ class ControlChannel {
   bool timed_out() const { return timed_out_; }
 
  private:
-  void queue(tunnel::ControlType type, const std::string& json);
-  bool handle(const tunnel::ControlFrame& frame, std::vector<ControlEvent>& events);
+  void queue(const tunnel::ControlMessage& message);
+  bool handle(const tunnel::ControlFrame& frame, SteadyTime now, std::vector<ControlEvent>& events);
 
   ControlOptions options_;
   tunnel::ControlReader reader_;
+  tunnel::Heartbeat heartbeat_;
   std::vector<uint8_t> out_;
-  SteadyTime last_received_;
-  SteadyTime next_ping_;
-  uint64_t ping_seq_ = 0;
   std::string error_;
   bool timed_out_ = false;
 };

@@ -94,7 +94,7 @@ void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
     session_->stop_sending(id, kStreamProtocolError);
     return;
   }
-  heads_.emplace(id, tunnel::HeadReader<tunnel::RequestHead>());
+  kinds_.emplace(id, tunnel::StreamKindReader());
 }
 
 void TunnelSession::refuse_stream(wt::StreamId id, const std::string& why) {
@@ -124,6 +124,28 @@ void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> dat
     auto keep = ex->second;  // the exchange may finish (and be scheduled for removal) inside
     keep->on_body(data, fin);
     return;
+  }
+  if (auto k = kinds_.find(id); k != kinds_.end()) {
+    // Dispatch by stream kind (docs/protocol.md §2): the edge opens only request streams in v1.
+    const size_t used = k->second.feed(data);
+    session_->consume(id, used);
+    data = data.subspan(used);
+    const auto kind = k->second.kind();
+    if (!kind) {
+      if (fin) {
+        kinds_.erase(k);
+        refuse_stream(id, "request stream ended inside its kind");
+      }
+      return;
+    }
+    kinds_.erase(k);
+    if (tunnel::accept_stream_kind(*kind, tunnel::Peer::kAgent) != tunnel::StreamKind::kHttpRequest) {
+      session_->consume(id, data.size());
+      refuse_stream(id, "stream of unknown kind " + std::to_string(*kind));
+      return;
+    }
+    heads_.emplace(id, tunnel::HeadReader<tunnel::RequestHead>(/*kind_read=*/true));
+    if (data.empty() && !fin) return;
   }
   auto h = heads_.find(id);
   if (h == heads_.end()) {
@@ -182,6 +204,7 @@ void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> cod
     if (!code) return;
     return close(tunnel::kCloseProtocolError, "the edge reset the control stream");
   }
+  kinds_.erase(id);
   heads_.erase(id);
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
@@ -208,6 +231,7 @@ void TunnelSession::on_stream_writable(wt::StreamId id) {
 }
 
 void TunnelSession::on_stream_closed(wt::StreamId id) {
+  kinds_.erase(id);
   heads_.erase(id);
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
@@ -222,6 +246,7 @@ void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
   heartbeat_.cancel();
   auto exchanges = std::move(exchanges_);
   exchanges_.clear();
+  kinds_.clear();
   heads_.clear();
   for (auto& [id, ex] : exchanges) ex->on_session_gone();
   session_ = nullptr;

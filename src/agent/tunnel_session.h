@@ -16,6 +16,7 @@
 #include "agent/tunnel_control.h"
 #include "agent/upstream_exchange.h"
 #include "agent/upstream_pool.h"
+#include "tunnel/registry.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
 
@@ -46,8 +47,8 @@ class TunnelSession final : public wt::SessionHandler {
   bool ready() const { return ready_; }
   bool closed() const { return closed_; }
   size_t active_requests() const { return exchanges_.size(); }
-  // Request streams whose head is still arriving.
-  size_t pending_heads() const { return heads_.size(); }
+  // Request streams whose kind or head is still arriving.
+  size_t pending_heads() const { return kinds_.size() + heads_.size(); }
 
   // wt::SessionHandler
   void on_attached(wt::Session& session) override { session_ = &session; }
@@ -80,6 +81,7 @@ class TunnelSession final : public wt::SessionHandler {
   bool ready_ = false;
   bool closed_ = false;
   boost::asio::steady_timer heartbeat_;
+  std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
   std::map<wt::StreamId, std::shared_ptr<UpstreamExchange>> exchanges_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

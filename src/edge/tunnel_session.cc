@@ -2,25 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include <nlohmann/json.hpp>
-
-#include "common/varint.h"
-
 namespace wtmesh::edge {
 namespace {
 
-using json = nlohmann::json;
-constexpr int kMissedPings = 3;
+namespace refusal = tunnel::refusal;
 
 bool iequals(std::string_view a, std::string_view b) { return lower_ascii(a) == lower_ascii(b); }
-
-std::optional<uint32_t> read_id(const json& j) {
-  auto it = j.find("id");
-  if (it == j.end() || !it->is_number_unsigned()) return std::nullopt;
-  const uint64_t v = it->get<uint64_t>();
-  if (v > UINT32_MAX) return std::nullopt;
-  return static_cast<uint32_t>(v);
-}
 
 }  // namespace
 
@@ -33,11 +20,9 @@ TunnelSession::TunnelSession(const TunnelSessionConfig& config, RouteTable& rout
       owner_(std::move(owner)),
       claims_(std::move(claims)),
       hooks_(std::move(hooks)),
-      token_deadline_(token_deadline) {
-  last_rx_ = now();
-  last_heard_ = last_rx_;
-  next_ping_ = last_rx_ + config_.ping_interval;
-}
+      heartbeat_(config_.ping_interval, tunnel::Heartbeat::kDefaultMissedIntervals, now()),
+      last_heard_(heartbeat_.last_received()),
+      token_deadline_(token_deadline) {}
 
 TunnelSession::~TunnelSession() {
   // Normally on_closed already ran; if the owner drops us first, stop the session talking to us.
@@ -56,10 +41,6 @@ void TunnelSession::close(uint32_t code, std::string_view reason) {
 
 // --- time -----------------------------------------------------------------------------------------
 
-SteadyTime TunnelSession::heartbeat_deadline() const {
-  return last_rx_ + kMissedPings * config_.ping_interval;
-}
-
 std::optional<SteadyTime> TunnelSession::quiet_probe_deadline() const {
   if (!control_ || requests_.empty()) return std::nullopt;
   SteadyTime d = last_heard_ + kQuietProbeAfter;
@@ -69,8 +50,8 @@ std::optional<SteadyTime> TunnelSession::quiet_probe_deadline() const {
 
 std::optional<SteadyTime> TunnelSession::next_deadline() const {
   if (closed_) return std::nullopt;
-  SteadyTime d = std::min(token_deadline_, heartbeat_deadline());
-  if (control_) d = std::min(d, next_ping_);
+  SteadyTime d = std::min(token_deadline_, heartbeat_.timeout_at());
+  if (control_) d = std::min(d, heartbeat_.next_ping_at());  // PINGs need the control stream
   if (auto q = quiet_probe_deadline()) d = std::min(d, *q);
   return d;
 }
@@ -81,13 +62,12 @@ void TunnelSession::on_tick(SteadyTime t) {
     close(tunnel::kCloseTokenExpired, "token expired");
     return;
   }
-  if (t >= heartbeat_deadline()) {
+  if (heartbeat_.timed_out(t)) {
     close(tunnel::kCloseHeartbeatTimeout, "no heartbeat from the agent");
     return;
   }
-  if (control_ && t >= next_ping_) {
-    send_control(tunnel::ControlType::kPing, json{{"seq", ++ping_seq_}}.dump());
-    next_ping_ = t + config_.ping_interval;
+  if (control_) {
+    if (auto ping = heartbeat_.ping_due(t)) send_control(*ping);
   }
   if (auto q = quiet_probe_deadline(); q && t >= *q) probe();
 }
@@ -97,7 +77,7 @@ void TunnelSession::probe() {
   const SteadyTime t = now();
   if (last_probe_ && t - *last_probe_ < kProbeInterval) return;
   last_probe_ = t;
-  send_control(tunnel::ControlType::kPing, json{{"seq", ++ping_seq_}}.dump());
+  send_control(heartbeat_.probe(t));
 }
 
 // --- incoming streams -----------------------------------------------------------------------------
@@ -136,15 +116,10 @@ void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> dat
     return;
   }
   // The kind varint: at most 8 bytes, possibly split across calls.
-  std::vector<uint8_t>& kind = it->second;
-  size_t used = 0;
-  std::optional<VarintRead> v;
-  while (used < data.size() && !v) {
-    kind.push_back(data[used++]);
-    v = read_varint(kind);
-  }
+  const size_t used = it->second.feed(data);
   session_->consume(id, used);
-  if (!v) {
+  const auto kind = it->second.kind();
+  if (!kind) {
     if (fin) {
       undecided_.erase(it);
       refuse_stream(id);
@@ -153,7 +128,7 @@ void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> dat
   }
   undecided_.erase(it);
   const auto rest = data.subspan(used);
-  if (v->value == static_cast<uint64_t>(tunnel::StreamKind::kControl)) {
+  if (tunnel::accept_stream_kind(*kind, tunnel::Peer::kEdge) == tunnel::StreamKind::kControl) {
     if (control_) {
       close(tunnel::kCloseProtocolError, "a second control stream");
       return;
@@ -233,7 +208,7 @@ void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
 // --- control stream -------------------------------------------------------------------------------
 
 void TunnelSession::on_control_bytes(std::span<const uint8_t> data, bool fin) {
-  if (!data.empty()) last_rx_ = now();
+  if (!data.empty()) heartbeat_.on_received(now());
   std::vector<tunnel::ControlFrame> frames;
   const tunnel::WireError err = reader_.feed(data, frames);
   for (const auto& f : frames) {
@@ -249,28 +224,24 @@ void TunnelSession::on_control_bytes(std::span<const uint8_t> data, bool fin) {
 }
 
 void TunnelSession::handle_frame(const tunnel::ControlFrame& f) {
-  switch (static_cast<tunnel::ControlType>(f.type)) {
-    case tunnel::ControlType::kRegister:
-      handle_register(f.payload);
-      return;
-    case tunnel::ControlType::kUnregister:
-      handle_unregister(f.payload);
-      return;
-    case tunnel::ControlType::kPing: {
-      const json j = json::parse(f.payload, nullptr, false);
-      auto seq = j.is_object() ? j.find("seq") : j.end();
-      if (j.is_discarded() || !j.is_object() || seq == j.end() || !seq->is_number_unsigned()) {
-        close(tunnel::kCloseProtocolError, "PING without a seq");
-        return;
-      }
-      send_control(tunnel::ControlType::kPong, json{{"seq", seq->get<uint64_t>()}}.dump());
-      return;
-    }
-    case tunnel::ControlType::kPong:
-      return;  // any control bytes count as a heartbeat
-    case tunnel::ControlType::kRegistered:
-    case tunnel::ControlType::kRefused:
-      return;  // edge→agent types: ignored
+  const auto type = static_cast<tunnel::ControlType>(f.type);
+  if (tunnel::sender_of(type) == tunnel::ControlSender::kEdge) return;  // edge→agent types: ignored
+  const tunnel::ControlDecode d = tunnel::decode(f);
+  if (type == tunnel::ControlType::kPong) {
+    // Any control bytes count as a heartbeat (on_control_bytes); a PONG's content is not checked.
+    if (const auto* pong = d.get<tunnel::Pong>()) heartbeat_.on_pong(*pong, now());
+    return;
+  }
+  if (!d) {
+    close(tunnel::kCloseProtocolError, d.describe());
+    return;
+  }
+  if (const auto* reg = d.get<tunnel::Register>()) {
+    handle_register(*reg);
+  } else if (const auto* unreg = d.get<tunnel::Unregister>()) {
+    handle_unregister(*unreg);
+  } else if (const auto* ping = d.get<tunnel::Ping>()) {
+    send_control(tunnel::Pong{ping->seq});
   }
 }
 
@@ -302,54 +273,46 @@ bool TunnelSession::covered(const std::string& h) const {
 void TunnelSession::refuse(uint32_t id, const std::string& hostname, std::string_view code,
                            const std::string& message) {
   spdlog::info("tunnel {}: refused {} (id {}): {} - {}", owner_, hostname, id, code, message);
-  send_control(tunnel::ControlType::kRefused,
-               json{{"id", id}, {"hostname", hostname}, {"code", code}, {"message", message}}.dump());
+  send_control(tunnel::Refused{id, hostname, std::string(code), message});
 }
 
-void TunnelSession::handle_register(const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    close(tunnel::kCloseProtocolError, "REGISTER is not a JSON object");
+void TunnelSession::handle_register(const tunnel::Register& reg) {
+  const uint32_t id = reg.id;
+  const std::string& raw_host = reg.hostname;
+  if (tunnels_.count(id) != 0) {
+    refuse(id, raw_host, refusal::kDuplicateId, "tunnel id " + std::to_string(id) + " is already registered");
     return;
   }
-  const auto id = read_id(j);
-  if (!id) {
-    close(tunnel::kCloseProtocolError, "REGISTER without a u32 id");
-    return;
-  }
-  auto type_it = j.find("type");
-  auto host_it = j.find("hostname");
-  const std::string raw_host = host_it != j.end() && host_it->is_string() ? host_it->get<std::string>() : "";
-  if (tunnels_.count(*id) != 0) {
-    refuse(*id, raw_host, "duplicate_id", "tunnel id " + std::to_string(*id) + " is already registered");
-    return;
-  }
-  if (type_it == j.end() || !type_it->is_string() || *type_it != "http") {
-    refuse(*id, raw_host, "invalid", "unsupported tunnel type (v1 supports \"http\")");
+  if (const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type); !type || !type->served) {
+    refuse(id, raw_host, refusal::kInvalid,
+           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served yet"
+                 : "unknown tunnel type \"" + reg.type.substr(0, 32) + "\"") +
+               " (v1 serves \"http\")");
     return;
   }
   const std::string hostname = lower_ascii(raw_host);
   if (const std::string problem = hostname_problem(hostname); !problem.empty()) {
-    refuse(*id, raw_host, "invalid", "\"" + raw_host.substr(0, 64) + "\" is " + problem);
+    refuse(id, raw_host, refusal::kInvalid, "\"" + raw_host.substr(0, 64) + "\" is " + problem);
     return;
   }
   if (!covered(hostname)) {
-    refuse(*id, raw_host, "not_covered", "the token does not cover " + hostname);
+    refuse(id, raw_host, refusal::kNotCovered, "the token does not cover " + hostname);
     return;
   }
   if (tunnels_.size() >= config_.max_tunnels) {
-    refuse(*id, raw_host, "limit", "at most " + std::to_string(config_.max_tunnels) + " tunnels per session");
+    refuse(id, raw_host, refusal::kLimit,
+           "at most " + std::to_string(config_.max_tunnels) + " tunnels per session");
     return;
   }
   for (const auto& [other_id, host] : tunnels_) {
     if (host == hostname) {
-      refuse(*id, raw_host, "taken", hostname + " is already registered on this session");
+      refuse(id, raw_host, refusal::kTaken, hostname + " is already registered on this session");
       return;
     }
   }
-  switch (routes_.claim(hostname, owner_, *id)) {
+  switch (routes_.claim(hostname, owner_, id)) {
     case ClaimResult::kTaken:
-      refuse(*id, raw_host, "taken", hostname + " is served by another agent");
+      refuse(id, raw_host, refusal::kTaken, hostname + " is served by another agent");
       if (hooks_.on_name_contended) {
         if (auto holder = routes_.lookup(hostname); holder && holder->owner != owner_) {
           hooks_.on_name_contended(holder->owner);
@@ -357,38 +320,31 @@ void TunnelSession::handle_register(const std::string& payload) {
       }
       return;
     case ClaimResult::kFull:
-      refuse(*id, raw_host, "limit", "the edge's route table is full");
+      refuse(id, raw_host, refusal::kLimit, "the edge's route table is full");
       return;
     case ClaimResult::kOk:
       break;
   }
-  tunnels_[*id] = hostname;
+  tunnels_[id] = hostname;
   std::string url = config_.public_scheme + "://" + hostname;
   const uint16_t default_port = config_.public_scheme == "http" ? 80 : 443;
   if (config_.public_port != default_port) url += ":" + std::to_string(config_.public_port);
   url += "/";
-  spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, hostname, *id, url);
-  send_control(tunnel::ControlType::kRegistered,
-               json{{"id", *id}, {"hostname", hostname}, {"url", url}}.dump());
+  spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, hostname, id, url);
+  send_control(tunnel::Registered{id, hostname, url});
 }
 
-void TunnelSession::handle_unregister(const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
-  const auto id = j.is_object() ? read_id(j) : std::nullopt;
-  if (!id) {
-    close(tunnel::kCloseProtocolError, "UNREGISTER without a u32 id");
-    return;
-  }
-  auto it = tunnels_.find(*id);
+void TunnelSession::handle_unregister(const tunnel::Unregister& unreg) {
+  auto it = tunnels_.find(unreg.id);
   if (it == tunnels_.end()) return;  // idempotent
   routes_.release(it->second, owner_);
-  spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second, *id);
+  spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second, unreg.id);
   tunnels_.erase(it);
 }
 
-void TunnelSession::send_control(tunnel::ControlType type, const std::string& text) {
+void TunnelSession::send_control(const tunnel::ControlMessage& message) {
   if (closed_ || session_ == nullptr || !control_) return;
-  const std::vector<uint8_t> frame = tunnel::encode_control_frame(type, text);
+  const std::vector<uint8_t> frame = tunnel::encode(message);
   std::span<const uint8_t> rest(frame);
   if (control_out_.empty()) rest = rest.subspan(session_->write(*control_, rest, false));
   if (rest.empty()) return;

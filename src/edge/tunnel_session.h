@@ -23,6 +23,9 @@
 #include "common/time.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
+#include "tunnel/control.h"
+#include "tunnel/heartbeat.h"
+#include "tunnel/registry.h"
 #include "tunnel/token.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -33,7 +36,7 @@ struct TunnelSessionConfig {
   std::string domain = "localhost";     // hostnames must be NAME.DOMAIN (or *.NAME.DOMAIN, *.DOMAIN)
   std::string public_scheme = "https";  // for REGISTERED urls
   uint16_t public_port = 443;           // for REGISTERED urls (omitted when the scheme's default)
-  std::chrono::milliseconds ping_interval{10000};
+  std::chrono::milliseconds ping_interval = tunnel::Heartbeat::kDefaultInterval;
   size_t max_tunnels = 64;                 // per session (REFUSED "limit")
   size_t max_control_backlog = 64 * 1024;  // control bytes the stream has not taken yet
   // Request streams one public client (TunnelDirectory's `client` key) may hold at once; 0 = no cap.
@@ -73,6 +76,7 @@ class TunnelSession final : public wt::SessionHandler {
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }
   bool has_control_stream() const { return control_.has_value(); }
+  const tunnel::Heartbeat& heartbeat() const { return heartbeat_; }
 
   // Ends the session with a close capsule (code per docs/protocol.md §1).
   void close(uint32_t code, std::string_view reason);
@@ -108,15 +112,14 @@ class TunnelSession final : public wt::SessionHandler {
   bool forget_request(wt::StreamId id);  // false when `id` was no request stream
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);
-  void handle_register(const std::string& payload);
-  void handle_unregister(const std::string& payload);
-  void send_control(tunnel::ControlType type, const std::string& json);
+  void handle_register(const tunnel::Register& reg);
+  void handle_unregister(const tunnel::Unregister& unreg);
+  void send_control(const tunnel::ControlMessage& message);
   void flush_control();
   void refuse(uint32_t id, const std::string& hostname, std::string_view code, const std::string& message);
   // Why `hostname` (lower-case) cannot be a tunnel of this edge, or "" when it can.
   std::string hostname_problem(const std::string& hostname) const;
   bool covered(const std::string& hostname) const;
-  SteadyTime heartbeat_deadline() const;
   std::optional<SteadyTime> quiet_probe_deadline() const;
   SteadyTime now() const;
 
@@ -132,18 +135,16 @@ class TunnelSession final : public wt::SessionHandler {
   std::optional<wt::StreamId> control_;
   tunnel::ControlReader reader_;
   std::vector<uint8_t> control_out_;
-  std::map<wt::StreamId, std::vector<uint8_t>> undecided_;  // peer streams whose kind is still partial
-  std::set<wt::StreamId> refused_;                          // peer streams refused (data is dropped)
-  std::map<uint32_t, std::string> tunnels_;                 // REGISTER id → hostname
+  std::map<wt::StreamId, tunnel::StreamKindReader> undecided_;  // peer streams whose kind is still partial
+  std::set<wt::StreamId> refused_;                              // peer streams refused (data is dropped)
+  std::map<uint32_t, std::string> tunnels_;                     // REGISTER id → hostname
   std::map<wt::StreamId, RequestStreamEvents*> requests_;
   std::map<wt::StreamId, std::string> request_client_;     // whose request each stream carries
   std::map<std::string, size_t, std::less<>> per_client_;  // client → request streams held
 
-  SteadyTime last_rx_;     // last control bytes (heartbeats)
-  SteadyTime last_heard_;  // last bytes or FIN on any stream of the session
-  SteadyTime next_ping_;
+  tunnel::Heartbeat heartbeat_;  // PINGs once the control stream exists; silence counted from the start
+  SteadyTime last_heard_;        // last bytes or FIN on any stream of the session
   SteadyTime token_deadline_;
-  uint64_t ping_seq_ = 0;
   std::optional<SteadyTime> last_probe_;
 };
 

@@ -1,5 +1,6 @@
 #include "tunnel/wire.h"
 
+#include <stdexcept>
 #include <type_traits>
 
 #include "common/varint.h"
@@ -8,11 +9,16 @@ namespace wtmesh::tunnel {
 
 const char* to_string(WireError e) {
   switch (e) {
-    case WireError::kNone: return "ok";
-    case WireError::kNeedMore: return "need more bytes";
-    case WireError::kTooLarge: return "a length exceeds its limit";
-    case WireError::kMalformed: return "malformed encoding";
-    case WireError::kUnknownFlags: return "unknown flag bits";
+    case WireError::kNone:
+      return "ok";
+    case WireError::kNeedMore:
+      return "need more bytes";
+    case WireError::kTooLarge:
+      return "a length exceeds its limit";
+    case WireError::kMalformed:
+      return "malformed encoding";
+    case WireError::kUnknownFlags:
+      return "unknown flag bits";
   }
   return "?";
 }
@@ -205,10 +211,12 @@ WireError HeadReader<Head>::feed(std::span<const uint8_t> data, Head& head) {
   buf_.insert(buf_.end(), data.begin(), data.end());
   std::span<const uint8_t> in(buf_);
   if constexpr (std::is_same_v<Head, RequestHead>) {
-    auto kind = read_varint(in);
-    if (!kind) return WireError::kNeedMore;
-    if (kind->value != static_cast<uint64_t>(StreamKind::kHttpRequest)) return WireError::kMalformed;
-    in = in.subspan(kind->length);
+    if (!kind_read_) {
+      auto kind = read_varint(in);
+      if (!kind) return WireError::kNeedMore;
+      if (kind->value != static_cast<uint64_t>(StreamKind::kHttpRequest)) return WireError::kMalformed;
+      in = in.subspan(kind->length);
+    }
   }
   auto len = read_varint(in);
   if (!len) return WireError::kNeedMore;
@@ -234,5 +242,22 @@ WireError HeadReader<Head>::feed(std::span<const uint8_t> data, Head& head) {
 
 template class HeadReader<RequestHead>;
 template class HeadReader<ResponseHead>;
+
+// --- datagrams -----------------------------------------------------------------------------------
+
+std::vector<uint8_t> encode_datagram(uint64_t flow_id, std::span<const uint8_t> payload) {
+  if (flow_id > kVarintMax) throw std::invalid_argument("datagram flow id over 2^62 - 1");
+  std::vector<uint8_t> out;
+  out.reserve(varint_size(flow_id) + payload.size());
+  append_varint(out, flow_id);
+  append_bytes(out, payload);
+  return out;
+}
+
+std::optional<Datagram> decode_datagram(std::span<const uint8_t> datagram) {
+  auto flow = read_varint(datagram);
+  if (!flow) return std::nullopt;
+  return Datagram{flow->value, datagram.subspan(flow->length)};
+}
 
 }  // namespace wtmesh::tunnel

@@ -1,6 +1,7 @@
-// Wire formats of the tunnel protocol (docs/protocol.md): stream kinds, control-stream frames and
-// the compact request/response heads that open each request stream. Sans-I/O and bounded: readers
-// take bytes in any fragmentation and report either a value, "need more", or a protocol error.
+// Wire formats of the tunnel protocol (docs/protocol.md): control-stream frames, the compact
+// request/response heads that open each request stream, and datagram framing. Sans-I/O and bounded:
+// readers take bytes in any fragmentation and report either a value, "need more", or a protocol error.
+// Stream kinds and REGISTER types are in registry.h, the control messages themselves in control.h.
 #pragma once
 
 #include <cstddef>
@@ -11,14 +12,14 @@
 #include <utility>
 #include <vector>
 
+#include "tunnel/registry.h"
+
 namespace wtmesh::tunnel {
 
 inline constexpr std::string_view kSessionPath = "/ingress-mesh";
 inline constexpr std::string_view kProtocolHeader = "wtmesh-protocol";
 inline constexpr std::string_view kErrorHeader = "wtmesh-error";
 inline constexpr int kProtocolVersion = 1;
-
-enum class StreamKind : uint64_t { kControl = 0x00, kHttpRequest = 0x01 };
 
 // Session close codes (§1) and stream error codes (§4).
 enum SessionCloseCode : uint32_t {
@@ -49,10 +50,10 @@ inline constexpr size_t kMaxHeaderCount = 256;
 
 enum class WireError {
   kNone,
-  kNeedMore,       // not an error: feed more bytes
-  kTooLarge,       // a length over its cap
-  kMalformed,      // bytes that do not decode
-  kUnknownFlags,   // flag bits this version does not define
+  kNeedMore,      // not an error: feed more bytes
+  kTooLarge,      // a length over its cap
+  kMalformed,     // bytes that do not decode
+  kUnknownFlags,  // flag bits this version does not define
 };
 const char* to_string(WireError e);
 
@@ -113,6 +114,11 @@ std::vector<uint8_t> encode_response_head(const ResponseHead& head);
 template <typename Head>
 class HeadReader {
  public:
+  HeadReader() = default;
+  // `kind_read`: the caller already took the stream kind (StreamKindReader) and feeds what follows it.
+  // Otherwise a RequestHead reader expects kind 0x01 first and calls any other kind malformed.
+  explicit HeadReader(bool kind_read) : kind_read_(kind_read) {}
+
   // Returns kNone when `head` was filled, kNeedMore, or an error.
   WireError feed(std::span<const uint8_t> data, Head& head);
   // Bytes after the head that arrived in the same feed() calls.
@@ -123,11 +129,26 @@ class HeadReader {
   std::vector<uint8_t> buf_;
   std::vector<uint8_t> rest_;
   bool done_ = false;
+  bool kind_read_ = false;
 };
 
 // Decoders on a complete head (exposed for tests and fuzzing).
 WireError decode_request_head(std::span<const uint8_t> head, RequestHead& out);
 WireError decode_response_head(std::span<const uint8_t> head, ResponseHead& out);
+
+// --- datagrams -----------------------------------------------------------------------------------
+
+// Every WebTransport datagram of a tunnel session is `flow_id:varint payload` (§2.1). v1 assigns no
+// flows: it sends no datagrams and drops those it receives.
+struct Datagram {
+  uint64_t flow_id = 0;
+  std::span<const uint8_t> payload;  // points into the decoded bytes
+};
+
+// Throws std::invalid_argument for a flow id over kVarintMax (2^62 - 1).
+std::vector<uint8_t> encode_datagram(uint64_t flow_id, std::span<const uint8_t> payload);
+// nullopt when the flow id is truncated (an empty datagram included): the datagram is dropped.
+std::optional<Datagram> decode_datagram(std::span<const uint8_t> datagram);
 
 extern template class HeadReader<RequestHead>;
 extern template class HeadReader<ResponseHead>;

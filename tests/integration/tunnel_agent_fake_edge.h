@@ -1,5 +1,6 @@
 // A minimal edge for the agent's integration tests, built from wt::H3Server and tunnel/wire.h: it
-// checks the Bearer token and protocol version, answers REGISTER (or refuses as told), PINGs, and
+// checks the Bearer token and protocol version, answers REGISTER (or refuses as told) with the typed
+// control messages (tunnel/control.h), keeps the shared tunnel::Heartbeat (PINGs, PONGs, timeout), and
 // lets the test open request streams on the agent's session and read the responses. Runs on the
 // test's io_context (one thread, like the real edge).
 #pragma once
@@ -9,7 +10,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +20,8 @@
 #include "quic/certs.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
+#include "tunnel/control.h"
+#include "tunnel/heartbeat.h"
 #include "tunnel/wire.h"
 #include "wt/config.h"
 #include "wt/h3_server.h"
@@ -49,7 +51,8 @@ class FakeAgentSession final : public wt::SessionHandler {
   struct Config {
     std::set<std::string> refuse_not_covered;
     int refuse_taken_times = 0;  // answer `taken` to this many REGISTERs first
-    bool answer_pings = true;
+    bool answer_pings = true;    // false: a dead edge that reads nothing and says nothing
+    std::chrono::milliseconds ping_interval = tunnel::Heartbeat::kDefaultInterval;
   };
   explicit FakeAgentSession(Config config) : config_(std::move(config)) {}
 
@@ -61,11 +64,14 @@ class FakeAgentSession final : public wt::SessionHandler {
       return;
     }
     control_id = id;
+    heartbeat.emplace(config_.ping_interval, tunnel::Heartbeat::kDefaultMissedIntervals,
+                      std::chrono::steady_clock::now());
   }
   void on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) override {
     if (control_id && id == *control_id) {
       session->consume(id, data.size());
       if (!config_.answer_pings) return;  // a dead edge: reads nothing, says nothing
+      if (!data.empty()) heartbeat->on_received(std::chrono::steady_clock::now());
       std::span<const uint8_t> in = data;
       if (!saw_kind) {
         if (in.empty()) return;
@@ -170,9 +176,22 @@ class FakeAgentSession final : public wt::SessionHandler {
     }
   }
 
-  void send_control(tunnel::ControlType t, const nlohmann::json& j) {
-    const auto bytes = tunnel::encode_control_frame(t, j.dump());
+  void send_control(const tunnel::ControlMessage& m) {
+    const auto bytes = tunnel::encode(m);
     session->write(*control_id, bytes, false);
+  }
+  // The edge's heartbeat: FakeEdge calls this every 100 ms at most.
+  void on_tick(std::chrono::steady_clock::time_point now) {
+    if (!session || !heartbeat || !config_.answer_pings) return;
+    const tunnel::HeartbeatTick t = heartbeat->on_tick(now);
+    if (t.timed_out) {
+      session->close(tunnel::kCloseHeartbeatTimeout, "no heartbeat from the agent");
+      return;
+    }
+    if (t.ping) {
+      send_control(*t.ping);
+      ++pings_sent;
+    }
   }
 
   wt::Session* session = nullptr;
@@ -183,9 +202,11 @@ class FakeAgentSession final : public wt::SessionHandler {
   bool saw_kind = false, control_fin = false;
   uint8_t control_kind = 0xff;
   tunnel::ControlReader reader;
+  std::optional<tunnel::Heartbeat> heartbeat;  // from the control stream on
   std::map<uint32_t, std::string> registered;  // id -> hostname
   std::vector<std::string> register_log;       // hostnames, in REGISTER order
-  int pings = 0, protocol_errors = 0;
+  int pings = 0, protocol_errors = 0;          // PINGs from the agent; bad bytes
+  int pings_sent = 0, pongs = 0;               // the edge's own PINGs, and the agent's answers
   std::map<wt::StreamId, EdgeRequest> requests;
   uint16_t port = 0;
 
@@ -197,38 +218,31 @@ class FakeAgentSession final : public wt::SessionHandler {
     if (r.body.size() < (1u << 20)) r.body.append(reinterpret_cast<const char*>(b.data()), b.size());
   }
   void handle(const tunnel::ControlFrame& f) {
-    const auto j = nlohmann::json::parse(f.payload, nullptr, false);
-    switch (static_cast<tunnel::ControlType>(f.type)) {
-      case tunnel::ControlType::kRegister: {
-        const uint32_t id = j.value("id", 0u);
-        const std::string host = j.value("hostname", "");
-        register_log.push_back(host);
-        if (config_.refuse_not_covered.count(host)) {
-          send_control(tunnel::ControlType::kRefused,
-                       {{"id", id},
-                        {"hostname", host},
-                        {"code", "not_covered"},
-                        {"message", "The token does not cover " + host + "."}});
-        } else if (config_.refuse_taken_times > 0) {
-          --config_.refuse_taken_times;
-          send_control(
-              tunnel::ControlType::kRefused,
-              {{"id", id}, {"hostname", host}, {"code", "taken"}, {"message", host + " is in use."}});
-        } else {
-          registered[id] = host;
-          send_control(tunnel::ControlType::kRegistered,
-                       {{"id", id},
-                        {"hostname", host},
-                        {"url", "https://" + host + ":" + std::to_string(port) + "/"}});
-        }
-        break;
+    const tunnel::ControlDecode d = tunnel::decode(f);
+    if (!d) {
+      protocol_errors++;
+      return;
+    }
+    if (const auto* reg = d.get<tunnel::Register>()) {
+      const std::string& host = reg->hostname;
+      register_log.push_back(host);
+      if (config_.refuse_not_covered.count(host)) {
+        send_control(tunnel::Refused{reg->id, host, std::string(tunnel::refusal::kNotCovered),
+                                     "The token does not cover " + host + "."});
+      } else if (config_.refuse_taken_times > 0) {
+        --config_.refuse_taken_times;
+        send_control(
+            tunnel::Refused{reg->id, host, std::string(tunnel::refusal::kTaken), host + " is in use."});
+      } else {
+        registered[reg->id] = host;
+        send_control(tunnel::Registered{reg->id, host, "https://" + host + ":" + std::to_string(port) + "/"});
       }
-      case tunnel::ControlType::kPing:
-        ++pings;
-        send_control(tunnel::ControlType::kPong, {{"seq", j.value("seq", 0ull)}});
-        break;
-      default:
-        break;
+    } else if (const auto* ping = d.get<tunnel::Ping>()) {
+      ++pings;
+      send_control(tunnel::Pong{ping->seq});
+    } else if (const auto* pong = d.get<tunnel::Pong>()) {
+      ++pongs;
+      heartbeat->on_pong(*pong, std::chrono::steady_clock::now());
     }
   }
   Config config_;
@@ -276,7 +290,8 @@ class FakeEdge {
  private:
   struct ConnApp final : quic::Connection::AppState {
     ConnApp(asio::io_context& io, quic::Connection& q, FakeEdge& edge)
-        : quic(q),
+        : edge(edge),
+          quic(q),
           h3(q, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
           server(h3, wt::ServerConfig{}, [&edge](const wt::SessionInfo& info) { return edge.accept(info); }),
           tick(io) {
@@ -289,16 +304,23 @@ class FakeEdge {
       tick.expires_at(when);
       tick.async_wait([this, alive = std::weak_ptr<int>(alive)](const boost::system::error_code& ec) {
         if (ec || alive.expired()) return;
-        server.on_tick(std::chrono::steady_clock::now());
+        const auto t = std::chrono::steady_clock::now();
+        server.on_tick(t);
+        edge.tick_sessions(t);
         arm_tick();
       });
     }
+    FakeEdge& edge;
     quic::Connection& quic;
     h3::Connection h3;
     wt::H3Server server;
     asio::steady_timer tick;
     std::shared_ptr<int> alive = std::make_shared<int>(0);
   };
+
+  void tick_sessions(std::chrono::steady_clock::time_point now) {
+    for (auto& s : sessions_) s->on_tick(now);
+  }
 
   wt::Accept accept(const wt::SessionInfo& info) {
     auto header = [&](std::string_view name) -> std::string {

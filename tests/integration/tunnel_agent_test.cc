@@ -289,6 +289,20 @@ TEST_F(AgentE2E, HeartbeatKeepsAHealthySessionOpen) {
   EXPECT_EQ(edge_->sessions(), 1u);
 }
 
+TEST_F(AgentE2E, AgentAnswersTheEdgesPings) {
+  FakeEdge::Options eo;
+  eo.session.ping_interval = milliseconds(100);
+  start_edge(eo);
+  start_agent(options({tunnel(1, "app", server_.port())}));
+  auto* s = wait_registered(1);
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(run_until([&] { return s->pongs >= 3; }));
+  EXPECT_GE(s->pings_sent, s->pongs);
+  EXPECT_TRUE(s->heartbeat->rtt());
+  EXPECT_EQ(s->protocol_errors, 0);
+  EXPECT_FALSE(s->closed);
+}
+
 TEST_F(AgentE2E, UnauthorizedOnFirstAttemptIsFatalForHttpCommand) {
   start_edge();
   auto o = options({tunnel(1, "app", server_.port())}, "wrong-token");

@@ -107,6 +107,27 @@ TEST_F(Control, SendsPingEveryIntervalAndTimesOutAfterThreeSilentOnes) {
   EXPECT_NE(c.error().find("heartbeat timeout"), std::string::npos);
 }
 
+TEST_F(Control, PongOfItsPingGivesTheRoundTrip) {
+  EXPECT_TRUE(c.on_tick(t0 + seconds(10)));
+  const auto seq = json::parse(drain(c).at(0).payload)["seq"].get<uint64_t>();
+  std::vector<ControlEvent> ev;
+  ASSERT_TRUE(c.on_data(frame(ControlType::kPong, {{"seq", seq}}), t0 + seconds(10) + milliseconds(30), ev));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, ControlEvent::Kind::kPong);
+  ASSERT_TRUE(c.heartbeat().rtt());
+  EXPECT_EQ(*c.heartbeat().rtt(), milliseconds(30));
+}
+
+TEST_F(Control, RegisterCarriesTheTunnelsType) {
+  c.send_register({3, "db.localhost", "tcp"});
+  c.send_unregister(3);
+  auto frames = drain(c);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].payload, R"({"hostname":"db.localhost","id":3,"options":{},"type":"tcp"})");
+  EXPECT_EQ(frames[1].type, static_cast<uint64_t>(ControlType::kUnregister));
+  EXPECT_EQ(frames[1].payload, R"({"id":3})");
+}
+
 TEST_F(Control, MalformedPayloadsAreProtocolErrors) {
   std::vector<ControlEvent> ev;
   {

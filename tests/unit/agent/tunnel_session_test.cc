@@ -114,6 +114,32 @@ TEST_F(Session, HeadInOneBytePiecesBecomesAnExchange) {
   ASSERT_TRUE(run_until([&] { return ts_->active_requests() == 0; }));
 }
 
+TEST_F(Session, StreamsAreDispatchedByKindSplitAnywhere) {
+  make();
+  // Kind 1 as a four-byte varint, one byte at a time, then the head: still a request stream.
+  ts_->on_incoming_stream(1, true);
+  auto req = request_bytes(7, "/hello");
+  std::vector<uint8_t> bytes = {0x80, 0x00, 0x00, 0x01};
+  bytes.insert(bytes.end(), req.begin() + 1, req.end());
+  for (size_t i = 0; i < 4; ++i) ts_->on_stream_data(1, std::span<const uint8_t>(&bytes[i], 1), false);
+  EXPECT_EQ(ts_->pending_heads(), 1u);
+  EXPECT_EQ(fake_.streams[1].consumed, 4u);
+  ts_->on_stream_data(1, std::span<const uint8_t>(bytes).subspan(4), true);
+  EXPECT_EQ(ts_->active_requests(), 1u);
+  ASSERT_TRUE(run_until([&] { return !results_.empty(); }));
+  EXPECT_EQ(results_[0].second.status, 200);
+  // A control-kind stream is the agent's to open; a stream that ends inside its kind is refused.
+  ts_->on_incoming_stream(5, true);
+  ts_->on_stream_data(5, std::vector<uint8_t>{0x00, 'x'}, false);
+  EXPECT_EQ(fake_.streams[5].reset, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_.streams[5].consumed, 2u);
+  ts_->on_incoming_stream(9, true);
+  ts_->on_stream_data(9, std::vector<uint8_t>{0x40}, true);
+  EXPECT_EQ(fake_.streams[9].reset, tunnel::kStreamProtocolError);
+  EXPECT_EQ(ts_->pending_heads(), 0u);
+  EXPECT_FALSE(fake_.closed);
+}
+
 TEST_F(Session, HeadOverTheCapIsRefused) {
   make();
   ts_->on_incoming_stream(1, true);

@@ -142,6 +142,58 @@ TEST_F(TunnelSessionTest, RefusalCodes) {
   EXPECT_FALSE(fake_->closed);
 }
 
+TEST_F(TunnelSessionTest, TypesAreCheckedAgainstTheRegistry) {
+  open_control();
+  auto refused = [&](const json& reg) {
+    send(tunnel::ControlType::kRegister, reg);
+    auto r = replies();
+    EXPECT_EQ(r.size(), 1u);
+    EXPECT_EQ(r.at(0).first, static_cast<uint64_t>(tunnel::ControlType::kRefused));
+    EXPECT_EQ(r.at(0).second["code"], "invalid");
+    return r.at(0).second["message"].get<std::string>();
+  };
+  EXPECT_NE(refused({{"id", 1}, {"type", "udp"}, {"hostname", "app.localhost"}}).find("reserved"),
+            std::string::npos);
+  EXPECT_NE(refused({{"id", 2}, {"type", "quic"}, {"hostname", "app.localhost"}}).find("unknown tunnel type"),
+            std::string::npos);
+  EXPECT_NE(refused({{"id", 3}, {"hostname", "app.localhost"}}).find("unknown tunnel type"),
+            std::string::npos);
+  EXPECT_NE(refused({{"id", 4}, {"type", "HTTP"}, {"hostname", "app.localhost"}}).find("unknown"),
+            std::string::npos)
+      << "types are compared exactly";
+  EXPECT_FALSE(routes_.lookup("app.localhost"));
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, RefusalQuotingACutMultibyteNameDoesNotThrow) {
+  // The "invalid" message quotes the first 64 bytes of the name, which can end inside a UTF-8
+  // character: the frame carries U+FFFD there instead of the encoder throwing out of the event loop.
+  open_control();
+  const std::string host = std::string(63, 'a') + "\xc3\xa9.localhost";
+  auto [type, j] = register_one(1, host);
+  EXPECT_EQ(type, static_cast<uint64_t>(tunnel::ControlType::kRefused));
+  EXPECT_EQ(j["code"], "invalid");
+  EXPECT_EQ(j["hostname"], host);
+  EXPECT_NE(j["message"].get<std::string>().find("\xef\xbf\xbd"), std::string::npos);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, PongsMeasureTheRoundTripAndAreNeverAnError) {
+  open_control();
+  clock_.t += 10s;
+  ts_->on_tick(clock_.t);
+  auto r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  clock_.t += 25ms;
+  send(tunnel::ControlType::kPong, json{{"seq", r[0].second["seq"]}});
+  ASSERT_TRUE(ts_->heartbeat().rtt());
+  EXPECT_EQ(*ts_->heartbeat().rtt(), 25ms);
+  send(tunnel::ControlType::kPong, json{{"seq", "not a number"}});  // v1 never checked PONGs
+  send(tunnel::ControlType::kRegistered, json::object());           // nor edge→agent frames
+  EXPECT_FALSE(fake_->closed);
+  EXPECT_TRUE(replies().empty());
+}
+
 TEST_F(TunnelSessionTest, WildcardRegistrationNeedsTheSameWildcardInTheToken) {
   open_control();
   EXPECT_EQ(register_one(1, "a.wild.localhost").first,
@@ -279,6 +331,23 @@ TEST_F(TunnelSessionTest, UnknownKindsAndUniStreamsAreRefusedWithoutEndingTheSes
   ts_->on_incoming_stream(2, false);
   EXPECT_EQ(fake_->streams[2].stop, tunnel::kStreamProtocolError);
   EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(TunnelSessionTest, ControlKindSplitAcrossCallsThenFrames) {
+  ts_->on_incoming_stream(kControl, true);
+  // Kind 0 as a non-minimal two-byte varint, its first byte alone, then the rest with a PING.
+  std::vector<uint8_t> in{0x40, 0x00};
+  const auto ping = tunnel::encode(tunnel::Ping{9});
+  in.insert(in.end(), ping.begin(), ping.end());
+  ts_->on_stream_data(kControl, std::span<const uint8_t>(in).first(1), false);
+  EXPECT_FALSE(ts_->has_control_stream());
+  ts_->on_stream_data(kControl, std::span<const uint8_t>(in).subspan(1), false);
+  EXPECT_TRUE(ts_->has_control_stream());
+  auto r = replies();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, static_cast<uint64_t>(tunnel::ControlType::kPong));
+  EXPECT_EQ(r[0].second["seq"], 9);
+  EXPECT_EQ(fake_->streams[kControl].consumed, in.size());
 }
 
 TEST_F(TunnelSessionTest, ControlBacklogIsCapped) {

@@ -42,6 +42,7 @@ HttpProxy::HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks h
 }
 
 HttpProxy::~HttpProxy() {
+  if (phase_ == Phase::kRouting) dir_.cancel_route(route_ticket_);
   if (attached_) {
     attached_ = false;
     dir_.cancel(ref_, tunnel::kStreamCancelled);
@@ -70,7 +71,8 @@ void HttpProxy::on_client_eof() { abort("client closed the connection"); }
 void HttpProxy::abort(std::string_view why) {
   if (finished_) return;
   if (attached_) cancel_stream(tunnel::kStreamCancelled);
-  if (phase_ == Phase::kOpening || phase_ == Phase::kExchange) {
+  if (phase_ == Phase::kRouting) dir_.cancel_route(std::exchange(route_ticket_, 0));
+  if (phase_ == Phase::kRouting || phase_ == Phase::kOpening || phase_ == Phase::kExchange) {
     write_log(head_sent_ ? status_ : 499, std::string(why));
   }
   finished_ = true;
@@ -121,6 +123,7 @@ std::optional<SteadyTime> HttpProxy::next_deadline() const {
   const auto take = [&d](SteadyTime t) {
     if (!d || t < *d) d = t;
   };
+  if (phase_ == Phase::kRouting) take(open_deadline_);
   if (phase_ == Phase::kOpening) take(std::min(next_retry_, open_deadline_));
   if (phase_ == Phase::kHead && head_deadline_) take(*head_deadline_);
   if (body_clock_running()) take(body_deadline_);
@@ -135,6 +138,14 @@ void HttpProxy::on_tick(SteadyTime t) {
   }
   if (body_clock_running() && t >= body_deadline_) {
     on_slow_client(false);
+    return;
+  }
+  if (phase_ == Phase::kRouting && t >= open_deadline_) {
+    // The route table did not answer (a shared store that is slow or unreachable).
+    dir_.cancel_route(std::exchange(route_ticket_, 0));
+    respond_local(503, "The edge could not find the tunnel for " + host_ + " in time.",
+                  keep_alive_ && !req_has_body_);
+    process();
     return;
   }
   if (phase_ != Phase::kOpening || t < std::min(next_retry_, open_deadline_)) return;
@@ -266,9 +277,7 @@ void HttpProxy::start_request() {
   target_ = target;
   const std::optional<uint64_t> content_length =
       parser_->content_length() ? std::optional<uint64_t>(*parser_->content_length()) : std::nullopt;
-  const bool chunked = parser_->chunked();
-  req_has_body_ = chunked || (content_length && *content_length > 0);
-  const bool body_unread = req_has_body_;  // nothing of it is read yet
+  req_has_body_ = parser_->chunked() || (content_length && *content_length > 0);
 
   if (req.count(http::field::transfer_encoding) > 0 && req.count(http::field::content_length) > 0) {
     respond_local(400, "The request has both Transfer-Encoding and Content-Length.", false);
@@ -312,9 +321,32 @@ void HttpProxy::start_request() {
     return;
   }
   host_ = *host;
+  authority_ = std::move(authority);
   expect_continue_ = req_has_body_ && expects_continue(req);
 
-  route_ = dir_.route(host_);
+  // The route may be answered inline (on_route() runs before route() returns) or later.
+  phase_ = Phase::kRouting;
+  open_deadline_ = started_ + config_.open_timeout;
+  route_ticket_ = 0;
+  const uint64_t ticket = dir_.route(host_, this);
+  if (phase_ == Phase::kRouting) route_ticket_ = ticket;
+}
+
+void HttpProxy::on_route(const RouteLookup& route) {
+  if (phase_ != Phase::kRouting) return;
+  route_ticket_ = 0;
+  route_ = route;
+  routed();
+  if (in_process_) {
+    again_ = true;  // answered inline, from start_request()
+    return;
+  }
+  process();
+  if (hooks_.wake) hooks_.wake();
+}
+
+void HttpProxy::routed() {
+  const bool body_unread = req_has_body_;  // nothing of it is read before a stream is open
   if (route_.kind == RouteLookup::Kind::kUnknown) {
     respond_local(404, "No tunnel is serving " + host_ + ".", keep_alive_ && !body_unread);
     return;
@@ -324,15 +356,17 @@ void HttpProxy::start_request() {
                   keep_alive_ && !body_unread);
     return;
   }
+  const std::optional<uint64_t> content_length =
+      parser_->content_length() ? std::optional<uint64_t>(*parser_->content_length()) : std::nullopt;
   std::string detail;
-  if (const int status = build_request_head(req, target, authority, content_length, chunked, config_.client,
-                                            route_.tunnel_id, head_, &detail);
+  if (const int status =
+          build_request_head(parser_->get(), target_, authority_, content_length, parser_->chunked(),
+                             config_.client, route_.tunnel_id, head_, &detail);
       status != 0) {
     respond_local(status, detail, false);
     return;
   }
-  phase_ = Phase::kOpening;
-  open_deadline_ = started_ + config_.open_timeout;
+  phase_ = Phase::kOpening;  // open_deadline_ runs from the head, through the route lookup
   try_open();
 }
 
@@ -517,8 +551,10 @@ void HttpProxy::reset_request() {
   method_.clear();
   host_.clear();
   target_.clear();
+  authority_.clear();
   head_ = {};
   route_ = {};
+  route_ticket_ = 0;
   ref_ = {};
   attached_ = false;
   head_out_.clear();

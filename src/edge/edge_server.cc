@@ -73,6 +73,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
 EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     : io_(io),
       options_(std::move(options)),
+      routes_(LocalRouteTable::Limits{.offline_grace = options_.offline_grace}),
       renew_timer_(io),
       tunnel_timer_(io),
       shutdown_timer_(io),
@@ -98,7 +99,6 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.domain = options_.domain;
   tc.session.ping_interval = options_.heartbeat_interval;
   tc.session.max_streams_per_client = options_.max_streams_per_client;
-  tc.offline_grace = options_.offline_grace;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });

@@ -42,6 +42,7 @@ HttpProxy::HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks h
 }
 
 HttpProxy::~HttpProxy() {
+  if (phase_ == Phase::kRouting) dir_.cancel_route(route_ticket_);
   if (attached_) {
     attached_ = false;
     dir_.cancel(ref_, tunnel::kStreamCancelled);
@@ -70,7 +71,8 @@ void HttpProxy::on_client_eof() { abort("client closed the connection"); }
 void HttpProxy::abort(std::string_view why) {
   if (finished_) return;
   if (attached_) cancel_stream(tunnel::kStreamCancelled);
-  if (phase_ == Phase::kOpening || phase_ == Phase::kExchange) {
+  if (phase_ == Phase::kRouting) dir_.cancel_route(std::exchange(route_ticket_, 0));
+  if (phase_ == Phase::kRouting || phase_ == Phase::kOpening || phase_ == Phase::kExchange) {
     write_log(head_sent_ ? status_ : 499, std::string(why));
   }
   finished_ = true;
@@ -121,6 +123,7 @@ std::optional<SteadyTime> HttpProxy::next_deadline() const {
   const auto take = [&d](SteadyTime t) {
     if (!d || t < *d) d = t;
   };
+  if (phase_ == Phase::kRouting) take(open_deadline_);
   if (phase_ == Phase::kOpening) take(std::min(next_retry_, open_deadline_));
   if (phase_ == Phase::kHead && head_deadline_) take(*head_deadline_);
   if (body_clock_running()) take(body_deadline_);
@@ -135,6 +138,14 @@ void HttpProxy::on_tick(SteadyTime t) {
   }
   if (body_clock_running() && t >= body_deadline_) {
     on_slow_client(false);
+    return;
+  }
+  if (phase_ == Phase::kRouting && t >= open_deadline_) {
+    // The route table did not answer (a shared store that is slow or unreachable).
+    dir_.cancel_route(std::exchange(route_ticket_, 0));
+    respond_local(503, "The edge could not find the tunnel for " + host_ + " in time.",
+                  keep_alive_ && !req_has_body_);
+    process();
     return;
   }
   if (phase_ != Phase::kOpening || t < std::min(next_retry_, open_deadline_)) return;
@@ -266,9 +277,7 @@ void HttpProxy::start_request() {
   target_ = target;
   const std::optional<uint64_t> content_length =
       parser_->content_length() ? std::optional<uint64_t>(*parser_->content_length()) : std::nullopt;
-  const bool chunked = parser_->chunked();
-  req_has_body_ = chunked || (content_length && *content_length > 0);
-  const bool body_unread = req_has_body_;  // nothing of it is read yet
+  req_has_body_ = parser_->chunked() || (content_length && *content_length > 0);
 
   if (req.count(http::field::transfer_encoding) > 0 && req.count(http::field::content_length) > 0) {
     respond_local(400, "The request has both Transfer-Encoding and Content-Length.", false);
@@ -312,9 +321,32 @@ void HttpProxy::start_request() {
     return;
   }
   host_ = *host;
+  authority_ = std::move(authority);
   expect_continue_ = req_has_body_ && expects_continue(req);
 
-  route_ = dir_.route(host_);
+  // The route may be answered inline (on_route() runs before route() returns) or later.
+  phase_ = Phase::kRouting;
+  open_deadline_ = started_ + config_.open_timeout;
+  route_ticket_ = 0;
+  const uint64_t ticket = dir_.route(host_, this);
+  if (phase_ == Phase::kRouting) route_ticket_ = ticket;
+}
+
+void HttpProxy::on_route(const RouteLookup& route) {
+  if (phase_ != Phase::kRouting) return;
+  route_ticket_ = 0;
+  route_ = route;
+  routed();
+  if (in_process_) {
+    again_ = true;  // answered inline, from start_request()
+    return;
+  }
+  process();
+  if (hooks_.wake) hooks_.wake();
+}
+
+void HttpProxy::routed() {
+  const bool body_unread = req_has_body_;  // nothing of it is read before a stream is open
   if (route_.kind == RouteLookup::Kind::kUnknown) {
     respond_local(404, "No tunnel is serving " + host_ + ".", keep_alive_ && !body_unread);
     return;
@@ -324,15 +356,17 @@ void HttpProxy::start_request() {
                   keep_alive_ && !body_unread);
     return;
   }
+  const std::optional<uint64_t> content_length =
+      parser_->content_length() ? std::optional<uint64_t>(*parser_->content_length()) : std::nullopt;
   std::string detail;
-  if (const int status = build_request_head(req, target, authority, content_length, chunked, config_.client,
-                                            route_.tunnel_id, head_, &detail);
+  if (const int status =
+          build_request_head(parser_->get(), target_, authority_, content_length, parser_->chunked(),
+                             config_.client, route_.tunnel_id, head_, &detail);
       status != 0) {
     respond_local(status, detail, false);
     return;
   }
-  phase_ = Phase::kOpening;
-  open_deadline_ = started_ + config_.open_timeout;
+  phase_ = Phase::kOpening;  // open_deadline_ runs from the head, through the route lookup
   try_open();
 }
 
@@ -467,155 +501,6 @@ void HttpProxy::on_request_stopped(std::optional<uint32_t> /*code*/) {
   if (hooks_.wake) hooks_.wake();
 }
 
-// --- response -------------------------------------------------------------------------------------
-
-void HttpProxy::on_response_data(std::span<const uint8_t> data, bool fin) {
-  if (resp_ == Resp::kAwaitHead) {
-    tunnel::ResponseHead head;
-    const tunnel::WireError err = head_reader_.feed(data, head);
-    if (err == tunnel::WireError::kNeedMore) {
-      dir_.consume(ref_, data.size());
-      if (fin) {
-        attached_ = false;
-        dir_.release(ref_);
-        respond_local(502, "The tunnel's agent closed the request without answering.", false);
-      }
-    } else if (err != tunnel::WireError::kNone) {
-      dir_.consume(ref_, data.size());
-      cancel_stream(tunnel::kStreamProtocolError);
-      respond_local(
-          502,
-          std::string("The tunnel's agent sent an invalid response head (") + tunnel::to_string(err) + ").",
-          false);
-    } else {
-      const std::vector<uint8_t> body = head_reader_.take_body();
-      dir_.consume(ref_, data.size() - body.size());
-      start_response(head);
-      if (resp_ == Resp::kBody) {
-        append_body(body);
-      } else {
-        dir_.consume(ref_, body.size());
-      }
-      if (fin && attached_) end_body();
-    }
-  } else if (resp_ == Resp::kBody) {
-    append_body(data);
-    if (fin && attached_) end_body();
-  } else {
-    dir_.consume(ref_, data.size());
-    if (fin && resp_ == Resp::kDiscard) response_complete();
-  }
-  if (hooks_.wake) hooks_.wake();
-}
-
-void HttpProxy::start_response(tunnel::ResponseHead& head) {
-  for (const auto& [name, value] : head.headers) {
-    if (name == tunnel::kErrorHeader) {
-      resp_ = Resp::kDiscard;
-      const bool keep = keep_alive_ && (req_fin_sent_ && !close_after_);
-      append_out(error_response(502, value, version_, keep));
-      if (!keep) close_after_ = true;
-      head_sent_ = true;
-      status_ = 502;
-      note_ = sanitize_header_value(value);
-      return;
-    }
-  }
-  if (head.status < 200) {
-    cancel_stream(tunnel::kStreamProtocolError);
-    resp_ = Resp::kDone;
-    respond_local(502, "The tunnel's agent sent an interim (1xx) response.", false);
-    return;
-  }
-  const bool keep = keep_alive_ && !close_after_;
-  local_answers_ = 0;
-  append_out(response_head_bytes(head, head_method_, version_, keep, &plan_));
-  if (!plan_.keep_alive) close_after_ = true;
-  head_sent_ = true;
-  status_ = head.status;
-  resp_ = Resp::kBody;
-}
-
-void HttpProxy::append_body(std::span<const uint8_t> data) {
-  if (data.empty()) return;
-  switch (plan_.framing) {
-    case Framing::kNone:
-      dir_.consume(ref_, data.size());
-      break;
-    case Framing::kLength: {
-      const uint64_t allowed = plan_.length - resp_in_;
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(allowed, data.size()));
-      append_body_out(data.first(take));
-      resp_in_ += take;
-      if (take < data.size()) {
-        // More than Content-Length: the client got its complete response; the stream is broken.
-        dir_.consume(ref_, data.size() - take);
-        cancel_stream(tunnel::kStreamProtocolError);
-        close_after_ = true;
-        note_ = "agent sent more than content-length";
-        response_complete();
-      }
-      break;
-    }
-    case Framing::kChunked:
-      append_out(chunk_header(data.size()));
-      append_body_out(data);
-      append_out(kChunkTrailer);
-      resp_in_ += data.size();
-      break;
-    case Framing::kClose:
-      append_body_out(data);
-      resp_in_ += data.size();
-      break;
-  }
-}
-
-void HttpProxy::end_body() {
-  if (plan_.framing == Framing::kChunked) append_out(kLastChunk);
-  if (plan_.framing == Framing::kLength && resp_in_ < plan_.length) {
-    // The client cannot tell a short body from a slow one except by the connection closing.
-    close_after_ = true;
-    note_ = "agent sent less than content-length";
-  }
-  if (plan_.framing == Framing::kClose) close_after_ = true;
-  response_complete();
-}
-
-void HttpProxy::response_complete() {
-  resp_ = Resp::kDone;
-  if (attached_ && req_fin_sent_) {
-    attached_ = false;
-    dir_.release(ref_);
-  }
-  maybe_finish_request();
-}
-
-void HttpProxy::on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) {
-  attached_ = false;  // the directory sends nothing more
-  if (resp_ != Resp::kDone) {
-    if (!head_sent_) {
-      std::string detail;
-      if (!code) {
-        detail = "The tunnel's agent disconnected" +
-                 (reason.empty() ? std::string() : " (" + std::string(reason) + ")") + ".";
-      } else if (*code == tunnel::kStreamUpstreamFailed) {
-        detail = "The upstream service failed before answering.";
-      } else {
-        detail = "The tunnel's agent aborted the request (code " + std::to_string(*code) + ").";
-      }
-      respond_local(502, detail, keep_alive_ && req_fin_sent_ && !close_after_);
-    } else {
-      // Part of the response is out: only closing the connection tells the client it is cut short.
-      note_ = "agent aborted the response";
-      close_after_ = true;
-      req_fin_sent_ = true;
-      resp_ = Resp::kDone;
-      maybe_finish_request();
-    }
-  }
-  if (hooks_.wake) hooks_.wake();
-}
-
 // --- end of a request -----------------------------------------------------------------------------
 
 void HttpProxy::cancel_stream(uint32_t code) {
@@ -666,8 +551,10 @@ void HttpProxy::reset_request() {
   method_.clear();
   host_.clear();
   target_.clear();
+  authority_.clear();
   head_ = {};
   route_ = {};
+  route_ticket_ = 0;
   ref_ = {};
   attached_ = false;
   head_out_.clear();

@@ -3,10 +3,11 @@
 // glue (edge/public_listener.h) only moves bytes between this, the socket and TLS, and runs timers.
 //
 // Per request: the head is parsed with Beast (bounded: kMaxPublicHeaderBytes → 431; malformed →
-// 400 and close), routed by Host (404 unknown, 502 offline), and a request stream is opened on the
-// owning agent's session (at the session's stream limit it retries for up to open_timeout, then
-// 502). The stream carries encode_request_open(head) and the decoded body, then FIN; the agent's
-// response head becomes an HTTP/1.1 head (Content-Length when given, else chunked, or
+// 400 and close), routed by Host (404 unknown, 502 offline; the answer may come later than the
+// question, see TunnelDirectory::route), and a request stream is opened on the owning agent's session
+// (at the session's stream limit it retries until open_timeout after the head, then 502; a route
+// still unanswered then is a 503). The stream carries encode_request_open(head) and the decoded body, then
+// FIN; the agent's response head becomes an HTTP/1.1 head (Content-Length when given, else chunked, or
 // close-delimited for HTTP/1.0) and its body is streamed back. One request at a time per connection
 // (no pipelining), keep-alive between them.
 //
@@ -56,8 +57,8 @@ namespace wtmesh::edge {
 struct HttpProxyConfig {
   ClientInfo client;
   size_t max_header_bytes = kMaxPublicHeaderBytes;
-  // How long a request waits for a free stream on a busy session before it gets a 502, and how
-  // often it retries meanwhile.
+  // How long a request waits for its route and a free stream on a busy session before it gets a
+  // 503 (no route yet) or 502, and how often it retries the stream meanwhile.
   std::chrono::milliseconds open_timeout{1000};
   std::chrono::milliseconds open_retry{10};
   size_t body_chunk = 16 * 1024;          // request body bytes decoded ahead of the stream, at most
@@ -80,7 +81,7 @@ struct RequestLog {
   std::string note;  // why the edge answered itself, or how the exchange ended early; "" if normal
 };
 
-class HttpProxy final : public RequestStreamEvents {
+class HttpProxy final : public RequestStreamEvents, public RouteEvents {
  public:
   // Longest chunk extension of a chunked request body (400 beyond). A chunk-size line or trailer
   // section that does not fit the input buffer at all is a 400 too, instead of a stall.
@@ -129,8 +130,11 @@ class HttpProxy final : public RequestStreamEvents {
   void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) override;
   void on_request_stopped(std::optional<uint32_t> code) override;
 
+  // --- RouteEvents ---
+  void on_route(const RouteLookup& route) override;
+
  private:
-  enum class Phase { kHead, kOpening, kExchange, kClosing };
+  enum class Phase { kHead, kRouting, kOpening, kExchange, kClosing };
   enum class Resp { kAwaitHead, kBody, kDiscard, kDone };
   using Parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
   struct Credit {
@@ -144,6 +148,7 @@ class HttpProxy final : public RequestStreamEvents {
   void step();
   void parse_head();
   void start_request();
+  void routed();  // the route is known: answer 404/502, or open a stream
   void try_open();
   void pump_request();
   void start_response(tunnel::ResponseHead& head);
@@ -186,7 +191,7 @@ class HttpProxy final : public RequestStreamEvents {
   bool again_ = false;
 
   // Current request.
-  std::string method_, host_, target_;
+  std::string method_, host_, target_, authority_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_method_ = false;
@@ -194,6 +199,7 @@ class HttpProxy final : public RequestStreamEvents {
   bool expect_continue_ = false;
   SteadyTime started_{};
   RouteLookup route_;
+  uint64_t route_ticket_ = 0;  // a route() still under way (kRouting)
   tunnel::RequestHead head_;
   SteadyTime open_deadline_{};
   SteadyTime next_retry_{};

@@ -2,6 +2,10 @@
 // Host, open a request stream on the owning agent's session, and move bytes on it with backpressure.
 // TunnelService implements it; the HTTP proxy tests fake it.
 //
+// Finding the tunnel may take a round trip to a route store shared by several edges
+// (edge/route_table.h), so route() answers through RouteEvents: at once, before route() returns,
+// with the in-process table, or later. A caller that goes away first calls cancel_route().
+//
 // Streams are named by StreamRef (session serial + stream id), never by pointer: a ref whose session
 // is gone is simply ignored (writes take 0 bytes). Events for a stream go to the RequestStreamEvents
 // given to open_request() until cancel() or release(), or until a terminal event (on_response_data
@@ -50,12 +54,23 @@ struct RouteLookup {
   std::string pattern;  // the route that matched
 };
 
+class RouteEvents {
+ public:
+  virtual ~RouteEvents() = default;
+  // The answer to TunnelDirectory::route().
+  virtual void on_route(const RouteLookup& route) = 0;
+};
+
 class TunnelDirectory {
  public:
   virtual ~TunnelDirectory() = default;
 
-  // `host` is normalised (lower-case, no port).
-  virtual RouteLookup route(std::string_view host) = 0;
+  // Finds the tunnel for `host` (normalised: lower-case, no port) and tells `events` exactly once,
+  // inline (before route() returns) or later, unless cancel_route() comes first. Returns the ticket
+  // of a lookup still under way, or 0 when it was answered inline.
+  virtual uint64_t route(std::string_view host, RouteEvents* events) = 0;
+  // `events` of a route() still under way hears nothing of it. Unknown or answered tickets: no-op.
+  virtual void cancel_route(uint64_t ticket) = 0;
 
   enum class OpenStatus {
     kOpened,

@@ -60,6 +60,7 @@ wt::Accept refuse(int status, const std::string& why) {
 TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys)
     : config_(std::move(config)), routes_(routes), keys_(std::move(keys)) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
+  config_.session.edge_id = config_.edge_id;
 }
 
 TunnelService::~TunnelService() = default;
@@ -145,21 +146,10 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
       200, raw, {{std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)}}};
 }
 
-void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames) {
+void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& /*hostnames*/) {
+  // The session released its routes; the table keeps them offline for its grace.
   auto it = sessions_.find(serial);
   if (it != sessions_.end()) owners_.erase(it->second->owner());
-  const SteadyTime until = steady_now() + config_.offline_grace;
-  for (const auto& h : hostnames) {
-    if (offline_.size() >= config_.max_offline_names) {
-      std::erase_if(offline_, [now = steady_now()](const auto& kv) { return kv.second <= now; });
-    }
-    if (offline_.size() >= config_.max_offline_names) {
-      auto oldest = std::min_element(offline_.begin(), offline_.end(),
-                                     [](const auto& a, const auto& b) { return a.second < b.second; });
-      offline_.erase(oldest);
-    }
-    offline_[h] = until;
-  }
 }
 
 void TunnelService::collect() {
@@ -179,7 +169,7 @@ void TunnelService::on_tick(SteadyTime t) {
   for (auto& [serial, s] : sessions_) live.push_back(s.get());
   for (TunnelSession* s : live) s->on_tick(t);
   collect();
-  std::erase_if(offline_, [t](const auto& kv) { return kv.second <= t; });
+  routes_.expire(t);
 }
 
 void TunnelService::close_all(uint32_t code, std::string_view reason) {
@@ -206,39 +196,50 @@ TunnelSession* TunnelService::find_owner(std::string_view owner) const {
 
 // --- TunnelDirectory ------------------------------------------------------------------------------
 
-bool TunnelService::offline(const std::string& pattern, SteadyTime t) const {
-  auto it = offline_.find(pattern);
-  return it != offline_.end() && it->second > t;
+uint64_t TunnelService::route(std::string_view host, RouteEvents* events) {
+  // An answer that comes inline lands in answered_ and goes to `events` without a map entry.
+  const uint64_t ticket = ++last_ticket_;
+  asking_ = ticket;
+  routes_.lookup(kHttp, host, steady_now(),
+                 [this, alive = std::weak_ptr<int>(alive_), ticket](const RouteMatch& match) {
+                   if (!alive.expired()) on_lookup(ticket, match);
+                 });
+  asking_ = 0;
+  if (answered_) {
+    const RouteLookup r = std::move(*answered_);
+    answered_.reset();
+    events->on_route(r);
+    return 0;
+  }
+  lookups_.emplace(ticket, events);
+  return ticket;
 }
 
-RouteLookup TunnelService::route(std::string_view host_in) {
-  const std::string host = lower_ascii(host_in);
+void TunnelService::cancel_route(uint64_t ticket) { lookups_.erase(ticket); }
+
+void TunnelService::on_lookup(uint64_t ticket, const RouteMatch& match) {
   RouteLookup r;
-  if (auto entry = routes_.lookup(host)) {
-    r.pattern = entry->pattern;
-    r.tunnel_id = entry->tunnel_id;
-    if (TunnelSession* s = find_owner(entry->owner)) {
+  r.pattern = std::string(match.pattern);
+  if (match.live()) {
+    r.tunnel_id = match.tunnel_id;
+    if (TunnelSession* s = find_owner(match.owner)) {
       r.kind = RouteLookup::Kind::kFound;
       r.session = s->serial();
     } else {
       r.kind = RouteLookup::Kind::kOffline;  // held by a session that is not (or no longer) here
     }
-    return r;
+  } else if (match.offline()) {
+    r.kind = RouteLookup::Kind::kOffline;
   }
-  const SteadyTime t = steady_now();
-  std::vector<std::string> candidates{host};
-  if (const size_t dot = host.find('.'); dot != std::string::npos && dot > 0)
-    candidates.push_back(
-        std::string("*").append(host, dot));  // not "*" + substr(): false -Wrestrict, GCC 12 -O3
-  candidates.emplace_back(kCatchAll);
-  for (const auto& c : candidates) {
-    if (offline(c, t)) {
-      r.kind = RouteLookup::Kind::kOffline;
-      r.pattern = c;
-      return r;
-    }
+  if (ticket == asking_) {
+    answered_ = std::move(r);
+    return;
   }
-  return r;
+  auto it = lookups_.find(ticket);
+  if (it == lookups_.end()) return;  // cancelled
+  RouteEvents* events = it->second;
+  lookups_.erase(it);
+  events->on_route(r);
 }
 
 TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route, std::string_view client,

@@ -11,9 +11,10 @@
 // A kid the edge does not know makes it reload its verifier keys (at most every kKeyReloadInterval),
 // so keys added by `wtmesh token` after the edge started are picked up.
 //
-// A hostname whose session ended answers 502 ("offline") instead of 404 for offline_grace, so clients
-// of an agent that is reconnecting see the tunnel as down rather than unknown; a new registration of
-// the name clears that at once.
+// Routes are found in the RouteTable (edge/route_table.h), which also keeps a departed tunnel's name
+// "offline" (502 rather than 404) for its grace. A route held by an owner that is no live session of
+// this edge (another edge's, or one that just ended) is offline too. The table may answer later than
+// route() returns: such lookups wait in a map by ticket, and cancel_route() drops one.
 #pragma once
 
 #include <chrono>
@@ -35,8 +36,6 @@ struct TunnelServiceConfig {
   TunnelSessionConfig session;
   std::string edge_id;  // prefix of route owners; empty = random
   std::chrono::seconds token_leeway = tunnel::kDefaultLeeway;
-  std::chrono::seconds offline_grace{300};
-  size_t max_offline_names = 4096;
   size_t max_sessions = 10'000;  // live tunnel sessions on this edge (503 beyond)
   std::function<std::chrono::system_clock::time_point()> wall_clock;  // default: system_clock::now
   // Fresh verifier keys (e.g. KeyStore::load_verifiers); empty = never reload.
@@ -74,7 +73,8 @@ class TunnelService final : public TunnelDirectory {
   const TunnelServiceConfig& config() const { return config_; }
 
   // --- TunnelDirectory ---
-  RouteLookup route(std::string_view host) override;
+  uint64_t route(std::string_view host, RouteEvents* events) override;
+  void cancel_route(uint64_t ticket) override;
   OpenStatus open_request(const RouteLookup& route, std::string_view client, RequestStreamEvents* events,
                           StreamRef* out) override;
   size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) override;
@@ -89,7 +89,7 @@ class TunnelService final : public TunnelDirectory {
   tunnel::VerifyResult verify(std::string_view token);
   void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
   void collect();  // destroys sessions that ended (never from inside one of their calls)
-  bool offline(const std::string& pattern, SteadyTime now) const;
+  void on_lookup(uint64_t ticket, const RouteMatch& match);
 
   TunnelServiceConfig config_;
   RouteTable& routes_;
@@ -98,8 +98,13 @@ class TunnelService final : public TunnelDirectory {
   std::function<void()> wakeup_;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
-  std::map<std::string, uint64_t, std::less<>> owners_;     // owner id → serial (live sessions)
-  std::map<std::string, SteadyTime, std::less<>> offline_;  // released pattern → until when it is "offline"
+  std::map<std::string, uint64_t, std::less<>> owners_;  // owner id → serial (live sessions)
+  // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
+  uint64_t last_ticket_ = 0;
+  uint64_t asking_ = 0;
+  std::optional<RouteLookup> answered_;
+  std::map<uint64_t, RouteEvents*> lookups_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // route table completions check it
 };
 
 }  // namespace wtmesh::edge

@@ -67,7 +67,10 @@ void TunnelSession::on_tick(SteadyTime t) {
     return;
   }
   if (control_) {
-    if (auto ping = heartbeat_.ping_due(t)) send_control(*ping);
+    if (auto ping = heartbeat_.ping_due(t)) {
+      send_control(*ping);
+      if (!tunnels_.empty()) routes_.renew(owner_, t);
+    }
   }
   if (auto q = quiet_probe_deadline(); q && t >= *q) probe();
 }
@@ -190,9 +193,11 @@ void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
   closed_ = true;
   session_ = nullptr;
   std::vector<std::string> hostnames;
-  for (auto& [id, host] : tunnels_) hostnames.push_back(host);
-  routes_.release_all(owner_);
+  for (auto& [id, tunnel] : tunnels_) hostnames.push_back(tunnel.hostname);
+  // Issued after any claim still under way, so it releases what those take too.
+  routes_.release_all(owner_, now());
   tunnels_.clear();
+  pending_claims_.clear();
   spdlog::info("tunnel {}: session ended, code {} \"{}\", {} route(s) released", owner_, code, reason,
                hostnames.size());
   // The public side learns at once, so waiting clients get their 502 now.
@@ -304,41 +309,56 @@ void TunnelSession::handle_register(const tunnel::Register& reg) {
            "at most " + std::to_string(config_.max_tunnels) + " tunnels per session");
     return;
   }
-  for (const auto& [other_id, host] : tunnels_) {
-    if (host == hostname) {
+  for (const auto& [other_id, tunnel] : tunnels_) {
+    if (tunnel.hostname == hostname) {
       refuse(id, raw_host, refusal::kTaken, hostname + " is already registered on this session");
       return;
     }
   }
-  switch (routes_.claim(hostname, owner_, id)) {
-    case ClaimResult::kTaken:
-      refuse(id, raw_host, refusal::kTaken, hostname + " is served by another agent");
-      if (hooks_.on_name_contended) {
-        if (auto holder = routes_.lookup(hostname); holder && holder->owner != owner_) {
-          hooks_.on_name_contended(holder->owner);
-        }
-      }
+  // Held as registered from now on (duplicates and the limit count it); answered when the table is.
+  const uint64_t claim = ++last_claim_;
+  tunnels_[id] = Tunnel{hostname, claim};
+  pending_claims_[claim] = PendingClaim{id, hostname, raw_host};
+  routes_.claim(RouteKey{kHttp, hostname}, RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
+                [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
+                  if (!alive.expired()) on_claimed(claim, reply);
+                });
+}
+
+void TunnelSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
+  auto pending = pending_claims_.find(claim);
+  if (closed_ || pending == pending_claims_.end()) return;
+  const PendingClaim c = std::move(pending->second);
+  pending_claims_.erase(pending);
+  auto tunnel = tunnels_.find(c.id);
+  const bool current = tunnel != tunnels_.end() && tunnel->second.claim == claim;  // not unregistered
+  if (reply.result != ClaimResult::kOk) {
+    if (current) tunnels_.erase(tunnel);
+    if (reply.result == ClaimResult::kFull) {
+      refuse(c.id, c.raw_host, refusal::kLimit, "the edge's route table is full");
       return;
-    case ClaimResult::kFull:
-      refuse(id, raw_host, refusal::kLimit, "the edge's route table is full");
-      return;
-    case ClaimResult::kOk:
-      break;
+    }
+    refuse(c.id, c.raw_host, refusal::kTaken, c.hostname + " is served by another agent");
+    if (hooks_.on_name_contended && reply.holder != owner_)
+      hooks_.on_name_contended(std::string(reply.holder));
+    return;
   }
-  tunnels_[id] = hostname;
-  std::string url = config_.public_scheme + "://" + hostname;
+  // Answered even when an UNREGISTER came meanwhile: the claim did succeed, and the release follows.
+  if (current) tunnel->second.claim = 0;
+  std::string url = config_.public_scheme + "://" + c.hostname;
   const uint16_t default_port = config_.public_scheme == "http" ? 80 : 443;
   if (config_.public_port != default_port) url += ":" + std::to_string(config_.public_port);
   url += "/";
-  spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, hostname, id, url);
-  send_control(tunnel::Registered{id, hostname, url});
+  spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, c.hostname, c.id, url);
+  send_control(tunnel::Registered{c.id, c.hostname, url});
 }
 
 void TunnelSession::handle_unregister(const tunnel::Unregister& unreg) {
   auto it = tunnels_.find(unreg.id);
   if (it == tunnels_.end()) return;  // idempotent
-  routes_.release(it->second, owner_);
-  spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second, unreg.id);
+  // Issued after the claim even if that is still under way, so it releases what the claim takes.
+  routes_.release(RouteKey{kHttp, it->second.hostname}, owner_, now());
+  spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
 }
 

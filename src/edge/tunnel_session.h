@@ -8,13 +8,22 @@
 // unidirectional stream, is refused with STOP_SENDING + RESET_STREAM code 2 without ending the
 // session. The session ends (close code per §1) on a control protocol error (1), 3 heartbeat
 // intervals without control bytes (2), or the token's expiry (3). When it ends, its routes are
-// released at once and every open request stream is told its agent is gone.
+// released at once (the route table keeps them "offline" for its grace) and every open request
+// stream is told its agent is gone.
+//
+// Routes are leases in the RouteTable held by owner(): claimed with a TTL of lease_ttl() and renewed
+// at each heartbeat PING, so a session's routes outlive it by at most that TTL even if the edge dies
+// without releasing them. A claim may complete later than the REGISTER that asked for it (a shared
+// store): the REGISTERED or REFUSED answer goes out when it does, and a session that ended or was
+// destroyed meanwhile ignores it (its release_all() was issued after the claim, so it takes effect
+// after it too).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -43,6 +52,7 @@ struct TunnelSessionConfig {
   // Agents grant 128 by default, so one address cannot take more than half of a tunnel.
   size_t max_streams_per_client = 64;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
+  std::string edge_id;                // in the route leases (TunnelService sets its own)
 };
 
 class TunnelSession final : public wt::SessionHandler {
@@ -72,7 +82,11 @@ class TunnelSession final : public wt::SessionHandler {
   // session probe()s: an agent that died while the edge only receives (a streaming response, a slow
   // upstream) is then noticed in ~1.6 s instead of after the next heartbeat PING (up to 10 s later).
   static constexpr std::chrono::seconds kQuietProbeAfter{1};
+  // REGISTERs accepted or waiting for the route table.
   size_t tunnel_count() const { return tunnels_.size(); }
+  // How long a route lease lasts without a renewal: the heartbeat timeout plus one interval.
+  std::chrono::milliseconds lease_ttl() const { return (kMissedPings + 1) * config_.ping_interval; }
+  static constexpr int kMissedPings = 3;  // heartbeat intervals without control bytes that end a session
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }
   bool has_control_stream() const { return control_.has_value(); }
@@ -113,6 +127,7 @@ class TunnelSession final : public wt::SessionHandler {
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);
   void handle_register(const tunnel::Register& reg);
+  void on_claimed(uint64_t claim, const ClaimReply& reply);
   void handle_unregister(const tunnel::Unregister& unreg);
   void send_control(const tunnel::ControlMessage& message);
   void flush_control();
@@ -137,7 +152,18 @@ class TunnelSession final : public wt::SessionHandler {
   std::vector<uint8_t> control_out_;
   std::map<wt::StreamId, tunnel::StreamKindReader> undecided_;  // peer streams whose kind is still partial
   std::set<wt::StreamId> refused_;                              // peer streams refused (data is dropped)
-  std::map<uint32_t, std::string> tunnels_;                     // REGISTER id → hostname
+  struct Tunnel {
+    std::string hostname;
+    uint64_t claim = 0;  // the claim under way for it, 0 once the table answered
+  };
+  struct PendingClaim {
+    uint32_t id = 0;
+    std::string hostname, raw_host;
+  };
+  std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
+  std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
+  uint64_t last_claim_ = 0;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // route table completions check it
   std::map<wt::StreamId, RequestStreamEvents*> requests_;
   std::map<wt::StreamId, std::string> request_client_;     // whose request each stream carries
   std::map<std::string, size_t, std::less<>> per_client_;  // client → request streams held

@@ -11,6 +11,7 @@
 
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
+#include "tunnel/host_pattern.h"
 #include "tunnel/token.h"
 
 namespace wtmesh::tunnel {
@@ -247,10 +248,7 @@ bool token_covers_host(const TokenClaims& claims, std::string_view host) {
   if (!is_valid_host_pattern(host, /*allow_wildcard=*/false)) return false;
   for (std::string_view p : claims.hosts) {
     if (p.starts_with("*.")) {
-      std::string_view suffix = p.substr(1);  // ".example.com"
-      if (host.size() <= suffix.size()) continue;
-      std::string_view head = host.substr(0, host.size() - suffix.size());
-      if (iequals(host.substr(head.size()), suffix) && head.find('.') == std::string_view::npos) return true;
+      if (const auto parent = wildcard_parent(host); parent && iequals(*parent, p.substr(2))) return true;
     } else if (iequals(host, p)) {
       return true;
     }

@@ -8,6 +8,11 @@ namespace {
 
 using tunnel::ControlType;
 
+// Whether a live route serves `host` on the edge (call it on the edge's thread).
+bool live_route(const edge::EdgeServer& server, std::string_view host) {
+  return server.routes().find(edge::kHttp, host, std::chrono::steady_clock::now()).live();
+}
+
 TEST_F(TunnelEdgeTest, SessionAuthFailuresNeverOpenASession) {
   struct Case {
     const char* what;
@@ -98,9 +103,8 @@ TEST_F(TunnelEdgeTest, RegisterOkNotCoveredInvalidAndTaken) {
   EXPECT_EQ(b.answer(7)->second["code"], "taken");
   // ...until the first one's session ends: its routes are released at once.
   a.session->close(0, "bye");
-  ASSERT_TRUE(run_until([&] {
-    return edge_->on_edge([&] { return !edge_->server().routes().lookup("app.localhost").has_value(); });
-  }));
+  ASSERT_TRUE(run_until(
+      [&] { return edge_->on_edge([&] { return !live_route(edge_->server(), "app.localhost"); }); }));
   b.register_host(8, "app.localhost");
   ASSERT_TRUE(run_until([&] { return b.answer(8).has_value(); }));
   EXPECT_EQ(b.answer(8)->first, static_cast<uint64_t>(ControlType::kRegistered));
@@ -108,11 +112,10 @@ TEST_F(TunnelEdgeTest, RegisterOkNotCoveredInvalidAndTaken) {
 
 TEST_F(TunnelEdgeTest, UnregisterReleasesTheName) {
   TestAgent& a = agent_for("app.localhost");
-  EXPECT_TRUE(edge_->on_edge([&] { return edge_->server().routes().lookup("app.localhost").has_value(); }));
+  EXPECT_TRUE(edge_->on_edge([&] { return live_route(edge_->server(), "app.localhost"); }));
   a.send_control(ControlType::kUnregister, json{{"id", 1}}.dump());
-  EXPECT_TRUE(run_until([&] {
-    return edge_->on_edge([&] { return !edge_->server().routes().lookup("app.localhost").has_value(); });
-  }));
+  EXPECT_TRUE(run_until(
+      [&] { return edge_->on_edge([&] { return !live_route(edge_->server(), "app.localhost"); }); }));
 }
 
 class TunnelEdgeHeartbeat : public TunnelEdgeTest {
@@ -138,8 +141,7 @@ TEST_F(TunnelEdgeHeartbeat, SilentAgentIsClosedWithCode2AndLivelyOneStays) {
   int pings = 0;
   for (const auto& f : lively.frames) pings += f.type == static_cast<uint64_t>(ControlType::kPing);
   EXPECT_GE(pings, 3);
-  EXPECT_FALSE(
-      edge_->on_edge([&] { return edge_->server().routes().lookup("quiet.localhost").has_value(); }));
+  EXPECT_FALSE(edge_->on_edge([&] { return live_route(edge_->server(), "quiet.localhost"); }));
 }
 
 TEST_F(TunnelEdgeTest, ExpiringTokenClosesTheSessionWithCode3) {

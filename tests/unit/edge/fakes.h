@@ -103,10 +103,12 @@ class FakeDirectory final : public TunnelDirectory {
     bool released = false;
   };
 
-  RouteLookup route(std::string_view host) override {
+  uint64_t route(std::string_view host, RouteEvents* events) override {
     auto it = routes.find(std::string(host));
-    return it == routes.end() ? RouteLookup{} : it->second;
+    events->on_route(it == routes.end() ? RouteLookup{} : it->second);
+    return 0;
   }
+  void cancel_route(uint64_t /*ticket*/) override {}
   OpenStatus open_request(const RouteLookup& r, std::string_view client, RequestStreamEvents* events,
                           StreamRef* out) override {
     ++open_calls;

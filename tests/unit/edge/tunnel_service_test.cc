@@ -4,94 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fakes.h"
+#include "tunnel_service_fixture.h"
 
 namespace wtmesh::edge {
 namespace {
 
 using json = nlohmann::json;
-using test::FakeClock;
-using test::FakeSession;
 using namespace std::chrono_literals;
 
-class TunnelServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override { make(); }
-  void make(size_t max_sessions = 100, size_t max_offline = 4096) {
-    sessions_.clear();
-    service_.reset();
-    TunnelServiceConfig cfg;
-    cfg.session.domain = "localhost";
-    cfg.session.clock = clock_.fn();
-    cfg.edge_id = "edge-t";
-    cfg.wall_clock = [this] { return wall_; };
-    cfg.max_sessions = max_sessions;
-    cfg.max_offline_names = max_offline;
-    cfg.offline_grace = 60s;
-    cfg.reload_keys = [this] {
-      ++reloads_;
-      tunnel::VerifierKeySet k;
-      k.add_pem(key_.public_pem());
-      k.add_pem(later_key_.public_pem());
-      return k;
-    };
-    tunnel::VerifierKeySet keys;
-    keys.add_pem(key_.public_pem());
-    service_ = std::make_unique<TunnelService>(cfg, routes_, keys);
-  }
-  std::string token(std::vector<std::string> hosts = {"app.localhost"}, std::chrono::seconds ttl = 600s,
-                    const tunnel::SigningKey* key = nullptr) {
-    return (key ? key : &key_)->sign(tunnel::make_claims("alice", std::move(hosts), ttl, wall_));
-  }
-  wt::SessionInfo info(const std::string& auth, const std::string& proto = "1") {
-    wt::SessionInfo i;
-    i.path = "/ingress-mesh";
-    i.authority = "127.0.0.1:4433";
-    if (!auth.empty()) i.headers.emplace_back("authorization", auth);
-    if (!proto.empty()) i.headers.emplace_back("wtmesh-protocol", proto);
-    return i;
-  }
-  // Accepts and attaches a fake session; returns the acceptance.
-  wt::Accept connect(const wt::SessionInfo& i) {
-    wt::Accept a = service_->accept(i);
-    if (a.status == 200) {
-      auto fake = std::make_unique<FakeSession>();
-      fake->handler = a.handler;
-      a.handler->on_attached(*fake);
-      sessions_.push_back(std::move(fake));
-    }
-    return a;
-  }
-  static std::string header(const wt::Accept& a, const std::string& name) {
-    const std::string* v = wt::find_header(a.headers, name);
-    return v ? *v : "<none>";
-  }
-  void register_host(FakeSession& s, uint32_t id, const std::string& host) {
-    s.handler->on_incoming_stream(0, true);
-    std::vector<uint8_t> b{0x00};
-    auto f = tunnel::encode_control_frame(tunnel::ControlType::kRegister,
-                                          json{{"id", id}, {"type", "http"}, {"hostname", host}}.dump());
-    b.insert(b.end(), f.begin(), f.end());
-    s.handler->on_stream_data(0, b, false);
-  }
-  void TearDown() override {
-    for (auto& s : sessions_) {
-      if (!s->closed) s->peer_closes(0, "test over");
-    }
-    service_.reset();
-  }
-
-  FakeClock clock_;
-  std::chrono::system_clock::time_point wall_ =
-      std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
-  tunnel::SigningKey key_ = tunnel::SigningKey::generate();
-  tunnel::SigningKey later_key_ = tunnel::SigningKey::generate();
-  tunnel::SigningKey stranger_ = tunnel::SigningKey::generate();
-  LocalRouteTable routes_;
-  std::unique_ptr<TunnelService> service_;
-  std::vector<std::unique_ptr<FakeSession>> sessions_;
-  int reloads_ = 0;
-};
+class TunnelServiceTest : public test::TunnelServiceFixture<LocalRouteTable> {};
 
 TEST_F(TunnelServiceTest, ValidTokenIsAcceptedWithTheVersion) {
   const wt::Accept a = connect(info("Bearer " + token(), "2, 1"));
@@ -160,17 +81,17 @@ TEST_F(TunnelServiceTest, SessionCapIs503) {
 TEST_F(TunnelServiceTest, RoutesFoundOfflineAndUnknown) {
   ASSERT_EQ(connect(info("Bearer " + token({"app.localhost"}))).status, 200);
   register_host(*sessions_[0], 5, "app.localhost");
-  RouteLookup r = service_->route("APP.localhost");
+  RouteLookup r = route("APP.localhost");
   EXPECT_EQ(r.kind, RouteLookup::Kind::kFound);
   EXPECT_EQ(r.tunnel_id, 5u);
   EXPECT_EQ(r.session, 1u);
-  EXPECT_EQ(service_->route("nobody.localhost").kind, RouteLookup::Kind::kUnknown);
+  EXPECT_EQ(route("nobody.localhost").kind, RouteLookup::Kind::kUnknown);
 
   sessions_[0]->peer_closes(0, "agent quit");
-  EXPECT_EQ(service_->route("app.localhost").kind, RouteLookup::Kind::kOffline) << "recently seen: 502";
+  EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kOffline) << "recently seen: 502";
   clock_.t += 61s;
   service_->on_tick(clock_.t);
-  EXPECT_EQ(service_->route("app.localhost").kind, RouteLookup::Kind::kUnknown) << "after the grace: 404";
+  EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kUnknown) << "after the grace: 404";
 }
 
 TEST_F(TunnelServiceTest, ReRegistrationReplacesOffline) {
@@ -179,7 +100,7 @@ TEST_F(TunnelServiceTest, ReRegistrationReplacesOffline) {
   sessions_[0]->peer_closes(0, "");
   ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
   register_host(*sessions_[1], 1, "app.localhost");
-  const RouteLookup r = service_->route("app.localhost");
+  const RouteLookup r = route("app.localhost");
   EXPECT_EQ(r.kind, RouteLookup::Kind::kFound);
   EXPECT_EQ(r.session, 2u);
 }
@@ -205,7 +126,7 @@ TEST_F(TunnelServiceTest, TakenNameProbesTheHolder) {
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0].type, static_cast<uint64_t>(tunnel::ControlType::kPing));
   // The newcomer itself is not probed (it holds nothing).
-  EXPECT_EQ(service_->route("app.localhost").session, 1u);
+  EXPECT_EQ(route("app.localhost").session, 1u);
   // Asking again at once does not send another PING (one per TunnelSession::kProbeInterval)...
   const size_t after_probe = held.size();
   auto again = [&](uint32_t id) {
@@ -237,11 +158,11 @@ TEST_F(TunnelServiceTest, OfflineNamesAreCapped) {
             .dump());
     sessions_[0]->handler->on_stream_data(0, f, false);
   }
-  EXPECT_EQ(routes_.size(), 3u);
+  EXPECT_EQ(routes_->size(), 3u);
   sessions_[0]->peer_closes(0, "");
   int offline = 0;
   for (const char* h : {"a.localhost", "b.localhost", "c.localhost"}) {
-    offline += service_->route(h).kind == RouteLookup::Kind::kOffline;
+    offline += route(h).kind == RouteLookup::Kind::kOffline;
   }
   EXPECT_EQ(offline, 2);
 }
@@ -256,7 +177,7 @@ TEST_F(TunnelServiceTest, DirectoryOpensStreamsOnTheOwningSession) {
     void on_request_stopped(std::optional<uint32_t>) override {}
     bool aborted = false;
   } ev;
-  const RouteLookup r = service_->route("app.localhost");
+  const RouteLookup r = route("app.localhost");
   StreamRef ref;
   ASSERT_EQ(service_->open_request(r, "c", &ev, &ref), TunnelDirectory::OpenStatus::kOpened);
   EXPECT_EQ(ref.session, 1u);

@@ -107,10 +107,10 @@ TEST_F(TunnelSessionTest, RegisterIsAnsweredWithTheUrl) {
   EXPECT_EQ(j["id"], 3);
   EXPECT_EQ(j["hostname"], "app.localhost");
   EXPECT_EQ(j["url"], "https://app.localhost:8443/");
-  auto route = routes_.lookup("app.localhost");
-  ASSERT_TRUE(route);
-  EXPECT_EQ(route->owner, "edge-x/1");
-  EXPECT_EQ(route->tunnel_id, 3u);
+  const RouteMatch route = routes_.find(kHttp, "app.localhost", clock_.t);
+  ASSERT_TRUE(route.live());
+  EXPECT_EQ(route.owner, "edge-x/1");
+  EXPECT_EQ(route.tunnel_id, 3u);
   EXPECT_EQ(ts_->tunnel_count(), 1u);
   EXPECT_EQ(fake_->streams[kControl].consumed,
             1 + tunnel::encode_control_frame(tunnel::ControlType::kRegister, reg(3, "App.Localhost").dump())
@@ -131,7 +131,7 @@ TEST_F(TunnelSessionTest, RefusalCodes) {
   EXPECT_EQ(code(3, "localhost"), "invalid");
   EXPECT_EQ(code(4, "bad_name!.localhost"), "invalid");
   EXPECT_EQ(code(5, ""), "invalid");
-  routes_.claim("other.localhost", "someone-else", 1);
+  routes_.claim({kHttp, "other.localhost"}, {"someone-else", "edge-y", 60s}, 1, clock_.t, nullptr);
   EXPECT_EQ(code(6, "other.localhost"), "taken");
   EXPECT_EQ(register_one(7, "app.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
   EXPECT_EQ(code(7, "x.wild.localhost"), "duplicate_id");
@@ -161,7 +161,7 @@ TEST_F(TunnelSessionTest, TypesAreCheckedAgainstTheRegistry) {
   EXPECT_NE(refused({{"id", 4}, {"type", "HTTP"}, {"hostname", "app.localhost"}}).find("unknown"),
             std::string::npos)
       << "types are compared exactly";
-  EXPECT_FALSE(routes_.lookup("app.localhost"));
+  EXPECT_FALSE(routes_.find(kHttp, "app.localhost", clock_.t).live());
   EXPECT_FALSE(fake_->closed);
 }
 
@@ -200,7 +200,7 @@ TEST_F(TunnelSessionTest, WildcardRegistrationNeedsTheSameWildcardInTheToken) {
             static_cast<uint64_t>(tunnel::ControlType::kRegistered));
   EXPECT_EQ(register_one(2, "*.wild.localhost").first,
             static_cast<uint64_t>(tunnel::ControlType::kRegistered));
-  EXPECT_EQ(routes_.lookup("zzz.wild.localhost")->tunnel_id, 2u);
+  EXPECT_EQ(routes_.find(kHttp, "zzz.wild.localhost", clock_.t).tunnel_id, 2u);
   EXPECT_EQ(register_one(3, "*.localhost").second["code"], "not_covered");
 }
 
@@ -211,7 +211,7 @@ TEST_F(TunnelSessionTest, TunnelLimitPerSession) {
   EXPECT_EQ(register_one(2, "b.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
   EXPECT_EQ(register_one(3, "c.localhost").second["code"], "limit");
   send(tunnel::ControlType::kUnregister, json{{"id", 1}});
-  EXPECT_FALSE(routes_.lookup("a.localhost"));
+  EXPECT_FALSE(routes_.find(kHttp, "a.localhost", clock_.t).live());
   EXPECT_EQ(register_one(3, "c.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
   send(tunnel::ControlType::kUnregister, json{{"id", 99}});  // unknown: ignored
   EXPECT_FALSE(fake_->closed);
@@ -254,8 +254,25 @@ TEST_F(TunnelSessionTest, HeartbeatTimeoutClosesWithCode2AndReleasesRoutes) {
   EXPECT_TRUE(fake_->closed);
   EXPECT_EQ(fake_->close_code, tunnel::kCloseHeartbeatTimeout);
   EXPECT_TRUE(ts_->closed());
-  EXPECT_FALSE(routes_.lookup("app.localhost"));
+  EXPECT_FALSE(routes_.find(kHttp, "app.localhost", clock_.t).live());
   EXPECT_EQ(ended_, std::vector<std::string>{"app.localhost"});
+}
+
+// Routes are leases: the edge's heartbeat PINGs renew them, so they live as long as the session;
+// an edge that stops ticking (it died) loses them after lease_ttl().
+TEST_F(TunnelSessionTest, HeartbeatsRenewTheRouteLeases) {
+  open_control();
+  register_one(1, "app.localhost");
+  EXPECT_EQ(ts_->lease_ttl(), 40s) << "3 missed heartbeats + 1 interval";
+  for (int i = 0; i < 10; ++i) {
+    clock_.t += 10s;
+    send(tunnel::ControlType::kPong, json{{"seq", i}});
+    ts_->on_tick(clock_.t);
+  }
+  EXPECT_TRUE(routes_.find(kHttp, "app.localhost", clock_.t).live()) << "100 s, renewed every 10 s";
+  clock_.t += 40s;
+  EXPECT_EQ(routes_.find(kHttp, "app.localhost", clock_.t).state, RouteMatch::State::kOffline)
+      << "not renewed for lease_ttl: expired";
 }
 
 TEST_F(TunnelSessionTest, NoControlStreamAtAllTimesOutToo) {
@@ -504,7 +521,7 @@ TEST_F(TunnelSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
   EXPECT_TRUE(b.aborted);
   EXPECT_FALSE(a.code);
   EXPECT_NE(a.reason.find("bye"), std::string::npos);
-  EXPECT_FALSE(routes_.lookup("app.localhost"));
+  EXPECT_FALSE(routes_.find(kHttp, "app.localhost", clock_.t).live());
   Events c;
   wt::StreamId ic = -1;
   EXPECT_EQ(ts_->open_request("c", &c, &ic), TunnelDirectory::OpenStatus::kGone);

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "tunnel/host_pattern.h"
 #include "tunnel/token.h"
 #include "tunnel_test_util.h"
 
@@ -36,6 +37,17 @@ TEST(HostCoverage, Table) {
       {"127.0.0.1", false},
   };
   for (const auto& tc : cases) EXPECT_EQ(token_covers_host(c, tc.host), tc.covered) << tc.host;
+}
+
+// The rule token wildcards share with edge routes (tunnel/host_pattern.h).
+TEST(HostCoverage, WildcardParentIsWhatFollowsTheFirstLabel) {
+  EXPECT_EQ(wildcard_parent("a.example.com"), "example.com");
+  EXPECT_EQ(wildcard_parent("A.b.Example.com"), "b.Example.com");
+  EXPECT_EQ(wildcard_parent("a.com"), "com");
+  EXPECT_FALSE(wildcard_parent("localhost"));
+  EXPECT_FALSE(wildcard_parent(".com"));
+  EXPECT_FALSE(wildcard_parent("com."));
+  EXPECT_FALSE(wildcard_parent(""));
 }
 
 TEST(HostCoverage, NoHostsCoversNothing) {

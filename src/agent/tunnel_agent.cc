@@ -168,7 +168,7 @@ void TunnelAgent::attempt() {
     const auto& t = options_.tunnels[i];
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get()});
   }
-  TunnelSession::Callbacks cb;
+  EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {
     if (n != attempt_ || tearing_down_) return;
     watchdog_.cancel();
@@ -182,7 +182,7 @@ void TunnelAgent::attempt() {
     if (const TunnelSpec* s = spec(id); s && events_.on_request) events_.on_request(*s, r);
   };
   cb.on_closed = [this, n](uint32_t code, const std::string& reason) { on_session_closed(n, code, reason); };
-  session_ = std::make_unique<TunnelSession>(io_, std::move(routes), options_.control, options_.exchange,
+  session_ = std::make_unique<EdgeSession>(io_, std::move(routes), options_.control, options_.exchange,
                                              std::move(cb));
 
   const wt::HeaderPairs headers = {

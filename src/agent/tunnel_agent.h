@@ -1,6 +1,6 @@
 // The tunnel agent: keeps one WebTransport session to the edge at /ingress-mesh (Bearer token,
 // wtmesh-protocol: 1), registers its tunnels on it, relays the edge's requests to the local
-// services (TunnelSession + UpstreamExchange), and when the session ends reconnects with
+// services (EdgeSession + UpstreamExchange), and when the session ends reconnects with
 // exponential backoff and jitter, registering the same hostnames again. A 401/403 is reported as a
 // sentence and retried only at the longest backoff (never in a tight loop), or ends the agent when
 // the very first attempt fails that way and exit_on_first_auth_failure is set (`wtmesh http`).
@@ -23,7 +23,7 @@
 #include "agent/tunnel_backoff.h"
 #include "agent/tunnel_config.h"
 #include "agent/tunnel_control.h"
-#include "agent/tunnel_session.h"
+#include "agent/edge_session.h"
 #include "agent/upstream_exchange.h"
 #include "agent/upstream_pool.h"
 #include "quic/connection.h"
@@ -109,7 +109,7 @@ class TunnelAgent {
   std::vector<std::unique_ptr<UpstreamPool>> pools_;  // parallel to options_.tunnels
 
   std::unique_ptr<WtClient> client_;
-  std::unique_ptr<TunnelSession> session_;
+  std::unique_ptr<EdgeSession> session_;
   wt::Session* wt_session_ = nullptr;  // valid while session_ is open
   uint64_t attempt_ = 0;               // the current attempt's number
   uint64_t retry_scheduled_for_ = 0;   // attempt whose retry is already scheduled

@@ -129,14 +129,14 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   const auto left = claims.expires_at + config_.token_leeway - wall_now();
   const SteadyTime deadline =
       steady_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
-  TunnelSession::Hooks hooks;
+  AgentSession::Hooks hooks;
   hooks.on_ended = [this](uint64_t s, const std::vector<std::string>& names) { on_session_ended(s, names); };
   hooks.on_name_contended = [this](const std::string& holder) {
-    if (TunnelSession* s = find_owner(holder)) s->probe();
+    if (AgentSession* s = find_owner(holder)) s->probe();
   };
-  auto session = std::make_unique<TunnelSession>(config_.session, routes_, serial, owner, claims, deadline,
+  auto session = std::make_unique<AgentSession>(config_.session, routes_, serial, owner, claims, deadline,
                                                  std::move(hooks));
-  TunnelSession* raw = session.get();
+  AgentSession* raw = session.get();
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
   spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {})", owner, claims.subject, from,
@@ -165,17 +165,17 @@ std::optional<SteadyTime> TunnelService::next_deadline() const {
 }
 
 void TunnelService::on_tick(SteadyTime t) {
-  std::vector<TunnelSession*> live;
+  std::vector<AgentSession*> live;
   for (auto& [serial, s] : sessions_) live.push_back(s.get());
-  for (TunnelSession* s : live) s->on_tick(t);
+  for (AgentSession* s : live) s->on_tick(t);
   collect();
   routes_.expire(t);
 }
 
 void TunnelService::close_all(uint32_t code, std::string_view reason) {
-  std::vector<TunnelSession*> live;
+  std::vector<AgentSession*> live;
   for (auto& [serial, s] : sessions_) live.push_back(s.get());
-  for (TunnelSession* s : live) s->close(code, reason);
+  for (AgentSession* s : live) s->close(code, reason);
 }
 
 size_t TunnelService::session_count() const {
@@ -184,12 +184,12 @@ size_t TunnelService::session_count() const {
   return n;
 }
 
-TunnelSession* TunnelService::find_session(uint64_t serial) const {
+AgentSession* TunnelService::find_session(uint64_t serial) const {
   auto it = sessions_.find(serial);
   return it == sessions_.end() || it->second->closed() ? nullptr : it->second.get();
 }
 
-TunnelSession* TunnelService::find_owner(std::string_view owner) const {
+AgentSession* TunnelService::find_owner(std::string_view owner) const {
   auto it = owners_.find(owner);
   return it == owners_.end() ? nullptr : find_session(it->second);
 }
@@ -222,7 +222,7 @@ void TunnelService::on_lookup(uint64_t ticket, const RouteMatch& match) {
   r.pattern = std::string(match.pattern);
   if (match.live()) {
     r.tunnel_id = match.tunnel_id;
-    if (TunnelSession* s = find_owner(match.owner)) {
+    if (AgentSession* s = find_owner(match.owner)) {
       r.kind = RouteLookup::Kind::kFound;
       r.session = s->serial();
     } else {
@@ -244,7 +244,7 @@ void TunnelService::on_lookup(uint64_t ticket, const RouteMatch& match) {
 
 TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route, std::string_view client,
                                                         RequestStreamEvents* events, StreamRef* out) {
-  TunnelSession* s = find_session(route.session);
+  AgentSession* s = find_session(route.session);
   if (s == nullptr) return OpenStatus::kGone;
   wt::StreamId id = -1;
   const OpenStatus st = s->open_request(client, events, &id);
@@ -253,25 +253,25 @@ TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route
 }
 
 size_t TunnelService::write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) {
-  TunnelSession* s = find_session(ref.session);
+  AgentSession* s = find_session(ref.session);
   return s ? s->write(ref.id, data, fin) : 0;
 }
 
 size_t TunnelService::send_capacity(const StreamRef& ref) {
-  TunnelSession* s = find_session(ref.session);
+  AgentSession* s = find_session(ref.session);
   return s ? s->send_capacity(ref.id) : 0;
 }
 
 void TunnelService::consume(const StreamRef& ref, size_t n) {
-  if (TunnelSession* s = find_session(ref.session)) s->consume(ref.id, n);
+  if (AgentSession* s = find_session(ref.session)) s->consume(ref.id, n);
 }
 
 void TunnelService::cancel(const StreamRef& ref, uint32_t code) {
-  if (TunnelSession* s = find_session(ref.session)) s->cancel(ref.id, code);
+  if (AgentSession* s = find_session(ref.session)) s->cancel(ref.id, code);
 }
 
 void TunnelService::release(const StreamRef& ref) {
-  if (TunnelSession* s = find_session(ref.session)) s->release(ref.id);
+  if (AgentSession* s = find_session(ref.session)) s->release(ref.id);
 }
 
 }  // namespace wtmesh::edge

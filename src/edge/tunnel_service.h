@@ -1,5 +1,5 @@
 // The edge's tunnel service: the acceptor for /ingress-mesh (token and protocol-version checks before
-// any session exists), the registry of live TunnelSessions, and the TunnelDirectory the public HTTP
+// any session exists), the registry of live AgentSessions, and the TunnelDirectory the public HTTP
 // side uses to find a tunnel and open request streams on it. Sans-I/O: time comes from on_tick(now)
 // (the edge's timer calls it at next_deadline()) and from the configured clocks.
 //
@@ -26,14 +26,14 @@
 
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
-#include "edge/tunnel_session.h"
+#include "edge/agent_session.h"
 #include "tunnel/token.h"
 #include "wt/session.h"
 
 namespace wtmesh::edge {
 
 struct TunnelServiceConfig {
-  TunnelSessionConfig session;
+  AgentSessionConfig session;
   std::string edge_id;  // prefix of route owners; empty = random
   std::chrono::seconds token_leeway = tunnel::kDefaultLeeway;
   size_t max_sessions = 10'000;  // live tunnel sessions on this edge (503 beyond)
@@ -68,8 +68,8 @@ class TunnelService final : public TunnelDirectory {
   void close_all(uint32_t code, std::string_view reason);
 
   size_t session_count() const;
-  TunnelSession* find_session(uint64_t serial) const;
-  TunnelSession* find_owner(std::string_view owner) const;
+  AgentSession* find_session(uint64_t serial) const;
+  AgentSession* find_owner(std::string_view owner) const;
   const TunnelServiceConfig& config() const { return config_; }
 
   // --- TunnelDirectory ---
@@ -97,7 +97,7 @@ class TunnelService final : public TunnelDirectory {
   std::optional<SteadyTime> last_key_reload_;
   std::function<void()> wakeup_;
   uint64_t next_serial_ = 0;
-  std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
+  std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;
   std::map<std::string, uint64_t, std::less<>> owners_;  // owner id → serial (live sessions)
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
   uint64_t last_ticket_ = 0;

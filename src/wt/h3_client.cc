@@ -7,7 +7,7 @@
 
 namespace wtmesh::wt {
 
-H3Client::H3Client(h3::Connection& conn, ClientConfig config) : H3Endpoint(conn, config) {
+H3Client::H3Client(h3::Connection& conn, ClientConfig config) : H3SessionRegistry(conn, config) {
   conn_.set_handler(this);
 }
 

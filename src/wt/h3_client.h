@@ -14,13 +14,13 @@
 
 #include "h3/connection.h"
 #include "wt/config.h"
-#include "wt/h3_endpoint.h"
+#include "wt/h3_session_registry.h"
 #include "wt/h3_session.h"
 #include "wt/session.h"
 
 namespace wtmesh::wt {
 
-class H3Client final : public H3Endpoint {
+class H3Client final : public H3SessionRegistry {
  public:
   // Installs itself as `conn`'s handler; `conn` must outlive this object.
   explicit H3Client(h3::Connection& conn, ClientConfig config = {});

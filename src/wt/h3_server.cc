@@ -23,7 +23,7 @@ std::string header_or_empty(const h3::HeaderList& headers, std::string_view name
 }  // namespace
 
 H3Server::H3Server(h3::Connection& conn, ServerConfig config, Acceptor acceptor, RequestFallback fallback)
-    : H3Endpoint(conn, config),
+    : H3SessionRegistry(conn, config),
       server_config_(std::move(config)),
       acceptor_(std::move(acceptor)),
       fallback_(std::move(fallback)) {
@@ -33,7 +33,7 @@ H3Server::H3Server(h3::Connection& conn, ServerConfig config, Acceptor acceptor,
 H3Server::~H3Server() { conn_.set_handler(nullptr); }
 
 std::optional<SteadyTime> H3Server::next_deadline() const {
-  std::optional<SteadyTime> best = H3Endpoint::next_deadline();
+  std::optional<SteadyTime> best = H3SessionRegistry::next_deadline();
   for (const auto& d : deferred_) {
     if (!best || d.deadline < *best) best = d.deadline;
   }

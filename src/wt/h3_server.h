@@ -20,7 +20,7 @@
 
 #include "h3/connection.h"
 #include "wt/config.h"
-#include "wt/h3_endpoint.h"
+#include "wt/h3_session_registry.h"
 #include "wt/h3_session.h"
 #include "wt/session.h"
 
@@ -29,7 +29,7 @@ namespace wtmesh::wt {
 // Non-WebTransport requests. The request body, if any, is consumed and dropped by the server.
 using RequestFallback = std::function<void(h3::Connection&, StreamId, const h3::HeaderList&)>;
 
-class H3Server final : public H3Endpoint {
+class H3Server final : public H3SessionRegistry {
  public:
   // Installs itself as `conn`'s handler; `conn` must outlive this object.
   H3Server(h3::Connection& conn, ServerConfig config, Acceptor acceptor, RequestFallback fallback = {});

@@ -4,15 +4,15 @@
 
 #include "common/varint.h"
 #include "h3/error_codes.h"
-#include "wt/h3_endpoint.h"
+#include "wt/h3_session_registry.h"
 #include "wt/utf8.h"
 
 namespace wtmesh::wt {
 
-// Methods that call into h3 hold an H3Endpoint::Busy: should h3 ever call back re-entrantly, no
+// Methods that call into h3 hold an H3SessionRegistry::Busy: should h3 ever call back re-entrantly, no
 // finished session is destroyed under them.
 
-H3Session::H3Session(H3Endpoint& host, SessionInfo info, SessionHandler* handler)
+H3Session::H3Session(H3SessionRegistry& host, SessionInfo info, SessionHandler* handler)
     : host_(host), conn_(host.conn_), info_(std::move(info)), handler_(handler) {}
 
 H3Session::~H3Session() = default;
@@ -30,7 +30,7 @@ void H3Session::open() {
 }
 
 std::optional<StreamId> H3Session::open_stream(bool bidi) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   if (!is_open() || local_streams_ >= host_.config_.max_streams_per_session) return std::nullopt;
   const auto id = conn_.open_wt_stream(static_cast<uint64_t>(id_), bidi);
   if (!id) return std::nullopt;
@@ -40,7 +40,7 @@ std::optional<StreamId> H3Session::open_stream(bool bidi) {
 }
 
 size_t H3Session::write(StreamId id, std::span<const uint8_t> data, bool fin) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   if (!is_open() || !owns(id)) return 0;
   return conn_.wt_write(id, data, fin);
 }
@@ -51,7 +51,7 @@ size_t H3Session::send_capacity(StreamId id) const {
 }
 
 void H3Session::consume(StreamId id, size_t n) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   // Forwarded even for streams already forgotten (an app that relays bytes consumes after the
   // peer's FIN closed the stream): the connection-level window still needs those bytes back. The
   // transport ignores ids it does not know. The CONNECT stream is ours to credit, never the app's.
@@ -59,24 +59,24 @@ void H3Session::consume(StreamId id, size_t n) {
 }
 
 void H3Session::reset_stream(StreamId id, uint32_t code) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   if (is_open() && owns(id)) conn_.wt_reset(id, wt_to_h3_error(code));
 }
 
 void H3Session::stop_sending(StreamId id, uint32_t code) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   if (is_open() && owns(id)) conn_.wt_stop_sending(id, wt_to_h3_error(code));
 }
 
 size_t H3Session::max_datagram_size() const { return is_open() ? conn_.max_datagram_payload(id_) : 0; }
 
 bool H3Session::send_datagram(std::span<const uint8_t> payload) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   return is_open() && conn_.send_datagram(id_, payload);
 }
 
 void H3Session::close(uint32_t code, std::string_view reason) {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   switch (state_) {
     case State::kUnsent:
       end(code, reason, EndMode::kStreamGone);
@@ -93,7 +93,7 @@ void H3Session::close(uint32_t code, std::string_view reason) {
 }
 
 void H3Session::drain() {
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   if (!is_open() || drain_sent_) return;
   drain_sent_ = true;
   if (!write_capsule_bytes(serialize_capsule(DrainSessionCapsule{}))) {
@@ -220,7 +220,7 @@ void H3Session::on_drain_signal() {
 
 void H3Session::end(uint32_t code, std::string_view reason, EndMode mode, uint64_t h3_error) {
   if (state_ == State::kClosed) return;
-  H3Endpoint::Busy busy(host_);
+  H3SessionRegistry::Busy busy(host_);
   const State prev = state_;
   state_ = State::kClosed;
   // `reason` may point into a capsule or the caller's buffer; what we report is a copy.

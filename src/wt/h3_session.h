@@ -1,6 +1,6 @@
 // wt::Session over HTTP/3: one WebTransport session = one extended-CONNECT request stream on an
 // h3::Connection, plus the WT streams and HTTP datagrams that name it. Used by both roles; created
-// and owned by wt::H3Server / wt::H3Client (wt/h3_endpoint.h routes h3 events to it).
+// and owned by wt::H3Server / wt::H3Client (wt/h3_session_registry.h routes h3 events to it).
 //
 // CONNECT stream: the body is a capsule sequence (wt/capsule.h). CLOSE -> on_closed(code, msg) and
 // our FIN; a clean FIN = close(0, ""); DRAIN -> on_drain; a peer reset or a capsule error ends the
@@ -38,7 +38,7 @@
 
 namespace wtmesh::wt {
 
-class H3Endpoint;
+class H3SessionRegistry;
 
 // on_closed code for sessions that ended abnormally (same value as the WT_SESSION_GONE H3 code).
 inline constexpr uint32_t kSessionGoneCode = static_cast<uint32_t>(kWtSessionGone);
@@ -84,7 +84,7 @@ class H3Session final : public Session {
   size_t open_local_streams() const { return local_streams_; }
 
  private:
-  friend class H3Endpoint;
+  friend class H3SessionRegistry;
   friend class H3Server;
   friend class H3Client;
 
@@ -99,7 +99,7 @@ class H3Session final : public Session {
     kStreamGone,  // the CONNECT stream or the connection is already gone: touch nothing
   };
 
-  H3Session(H3Endpoint& host, SessionInfo info, SessionHandler* handler);
+  H3Session(H3SessionRegistry& host, SessionInfo info, SessionHandler* handler);
 
   // --- from the endpoint ---
   // Tells the handler which session it serves (once).
@@ -130,7 +130,7 @@ class H3Session final : public Session {
   bool flush_pending();
   bool is_open() const { return state_ == State::kOpen; }
 
-  H3Endpoint& host_;
+  H3SessionRegistry& host_;
   h3::Connection& conn_;
   SessionInfo info_;
   SessionHandler* handler_;

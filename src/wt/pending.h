@@ -1,6 +1,6 @@
 // Bounded buffer for WebTransport streams and datagrams whose session is not known yet (the stream
 // overtook its CONNECT request, or the CONNECT is still being decided / answered).
-// Pure bookkeeping, sans-I/O: the owner (wt/h3_endpoint.*) decides what to reset and when; time
+// Pure bookkeeping, sans-I/O: the owner (wt/h3_session_registry.*) decides what to reset and when; time
 // comes in as a parameter.
 //
 // Caps (all from CommonConfig): number of streams, early bytes per stream, number and total bytes

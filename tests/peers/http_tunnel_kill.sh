@@ -8,7 +8,7 @@
 #      alive): the new agent is refused "taken", the edge probes the holder, drops it, and the
 #      restarted agent's early retry gets the same hostname back within 5 s.
 #   D. kill -9 while a response streams (SSE, the edge only receives): the session's quiet-stream probe
-#      (TunnelSession::kQuietProbeAfter, 1 s) plus the unresponsive rule cut the client's response
+#      (AgentSession::kQuietProbeAfter, 1 s) plus the unresponsive rule cut the client's response
 #      within ~2 s, not at the next heartbeat.
 #   C. kill -9 with no traffic at all: the edge's own heartbeat PING (every 10 s) finds the agent
 #      gone and the name answers 502, not a hang, within ~11 s.

@@ -127,7 +127,7 @@ TEST_F(TunnelServiceTest, TakenNameProbesTheHolder) {
   EXPECT_EQ(frames[0].type, static_cast<uint64_t>(tunnel::ControlType::kPing));
   // The newcomer itself is not probed (it holds nothing).
   EXPECT_EQ(route("app.localhost").session, 1u);
-  // Asking again at once does not send another PING (one per TunnelSession::kProbeInterval)...
+  // Asking again at once does not send another PING (one per AgentSession::kProbeInterval)...
   const size_t after_probe = held.size();
   auto again = [&](uint32_t id) {
     sessions_[1]->handler->on_stream_data(
@@ -140,7 +140,7 @@ TEST_F(TunnelServiceTest, TakenNameProbesTheHolder) {
   again(2);
   EXPECT_EQ(sessions_[0]->streams[0].written.size(), after_probe);
   // ...but after the interval it does.
-  clock_.t += TunnelSession::kProbeInterval;
+  clock_.t += AgentSession::kProbeInterval;
   again(3);
   EXPECT_GT(sessions_[0]->streams[0].written.size(), after_probe);
   EXPECT_FALSE(sessions_[1]->closed);

@@ -1,4 +1,4 @@
-#include "edge/tunnel_session.h"
+#include "edge/agent_session.h"
 
 #include <gtest/gtest.h>
 
@@ -37,7 +37,7 @@ struct Events final : RequestStreamEvents {
   std::string reason;
 };
 
-class TunnelSessionTest : public ::testing::Test {
+class AgentSessionTest : public ::testing::Test {
  protected:
   void SetUp() override { start({"app.localhost", "*.wild.localhost", "other.localhost"}); }
   void start(std::vector<std::string> hosts, size_t max_tunnels = 64) {
@@ -50,9 +50,9 @@ class TunnelSessionTest : public ::testing::Test {
     ts_.reset();  // before the fake session it points at
     fake_ = std::make_unique<FakeSession>();
     ended_.clear();
-    ts_ = std::make_unique<TunnelSession>(
+    ts_ = std::make_unique<AgentSession>(
         cfg_, routes_, 1, "edge-x/1", claims, clock_.t + 600s,
-        TunnelSession::Hooks{[this](uint64_t, const std::vector<std::string>& h) { ended_ = h; }});
+        AgentSession::Hooks{[this](uint64_t, const std::vector<std::string>& h) { ended_ = h; }});
     fake_->handler = ts_.get();
     ts_->on_attached(*fake_);
     ts_->on_ready();
@@ -92,15 +92,15 @@ class TunnelSessionTest : public ::testing::Test {
   void TearDown() override { ts_.reset(); }
 
   FakeClock clock_;
-  TunnelSessionConfig cfg_;
+  AgentSessionConfig cfg_;
   LocalRouteTable routes_;
   std::unique_ptr<FakeSession> fake_;
-  std::unique_ptr<TunnelSession> ts_;
+  std::unique_ptr<AgentSession> ts_;
   std::vector<std::string> ended_;
   size_t seen_ = 0;
 };
 
-TEST_F(TunnelSessionTest, RegisterIsAnsweredWithTheUrl) {
+TEST_F(AgentSessionTest, RegisterIsAnsweredWithTheUrl) {
   open_control();
   auto [type, j] = register_one(3, "App.Localhost");
   EXPECT_EQ(type, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
@@ -117,7 +117,7 @@ TEST_F(TunnelSessionTest, RegisterIsAnsweredWithTheUrl) {
                     .size());
 }
 
-TEST_F(TunnelSessionTest, RefusalCodes) {
+TEST_F(AgentSessionTest, RefusalCodes) {
   open_control();
   auto code = [&](uint32_t id, const std::string& host) {
     auto [type, j] = register_one(id, host);
@@ -142,7 +142,7 @@ TEST_F(TunnelSessionTest, RefusalCodes) {
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, TypesAreCheckedAgainstTheRegistry) {
+TEST_F(AgentSessionTest, TypesAreCheckedAgainstTheRegistry) {
   open_control();
   auto refused = [&](const json& reg) {
     send(tunnel::ControlType::kRegister, reg);
@@ -165,7 +165,7 @@ TEST_F(TunnelSessionTest, TypesAreCheckedAgainstTheRegistry) {
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, RefusalQuotingACutMultibyteNameDoesNotThrow) {
+TEST_F(AgentSessionTest, RefusalQuotingACutMultibyteNameDoesNotThrow) {
   // The "invalid" message quotes the first 64 bytes of the name, which can end inside a UTF-8
   // character: the frame carries U+FFFD there instead of the encoder throwing out of the event loop.
   open_control();
@@ -178,7 +178,7 @@ TEST_F(TunnelSessionTest, RefusalQuotingACutMultibyteNameDoesNotThrow) {
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, PongsMeasureTheRoundTripAndAreNeverAnError) {
+TEST_F(AgentSessionTest, PongsMeasureTheRoundTripAndAreNeverAnError) {
   open_control();
   clock_.t += 10s;
   ts_->on_tick(clock_.t);
@@ -194,7 +194,7 @@ TEST_F(TunnelSessionTest, PongsMeasureTheRoundTripAndAreNeverAnError) {
   EXPECT_TRUE(replies().empty());
 }
 
-TEST_F(TunnelSessionTest, WildcardRegistrationNeedsTheSameWildcardInTheToken) {
+TEST_F(AgentSessionTest, WildcardRegistrationNeedsTheSameWildcardInTheToken) {
   open_control();
   EXPECT_EQ(register_one(1, "a.wild.localhost").first,
             static_cast<uint64_t>(tunnel::ControlType::kRegistered));
@@ -204,7 +204,7 @@ TEST_F(TunnelSessionTest, WildcardRegistrationNeedsTheSameWildcardInTheToken) {
   EXPECT_EQ(register_one(3, "*.localhost").second["code"], "not_covered");
 }
 
-TEST_F(TunnelSessionTest, TunnelLimitPerSession) {
+TEST_F(AgentSessionTest, TunnelLimitPerSession) {
   start({"*.localhost"}, 2);
   open_control();
   EXPECT_EQ(register_one(1, "a.localhost").first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
@@ -217,7 +217,7 @@ TEST_F(TunnelSessionTest, TunnelLimitPerSession) {
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, PingPongAndEdgePings) {
+TEST_F(AgentSessionTest, PingPongAndEdgePings) {
   open_control();
   send(tunnel::ControlType::kPing, json{{"seq", 41}});
   auto r = replies();
@@ -239,7 +239,7 @@ TEST_F(TunnelSessionTest, PingPongAndEdgePings) {
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, HeartbeatTimeoutClosesWithCode2AndReleasesRoutes) {
+TEST_F(AgentSessionTest, HeartbeatTimeoutClosesWithCode2AndReleasesRoutes) {
   open_control();
   register_one(1, "app.localhost");
   clock_.t += 29s;
@@ -260,7 +260,7 @@ TEST_F(TunnelSessionTest, HeartbeatTimeoutClosesWithCode2AndReleasesRoutes) {
 
 // Routes are leases: the edge's heartbeat PINGs renew them, so they live as long as the session;
 // an edge that stops ticking (it died) loses them after lease_ttl().
-TEST_F(TunnelSessionTest, HeartbeatsRenewTheRouteLeases) {
+TEST_F(AgentSessionTest, HeartbeatsRenewTheRouteLeases) {
   open_control();
   register_one(1, "app.localhost");
   EXPECT_EQ(ts_->lease_ttl(), 40s) << "3 missed heartbeats + 1 interval";
@@ -275,13 +275,13 @@ TEST_F(TunnelSessionTest, HeartbeatsRenewTheRouteLeases) {
       << "not renewed for lease_ttl: expired";
 }
 
-TEST_F(TunnelSessionTest, NoControlStreamAtAllTimesOutToo) {
+TEST_F(AgentSessionTest, NoControlStreamAtAllTimesOutToo) {
   clock_.t += 30s;
   ts_->on_tick(clock_.t);
   EXPECT_EQ(fake_->close_code, tunnel::kCloseHeartbeatTimeout);
 }
 
-TEST_F(TunnelSessionTest, TokenExpiryClosesWithCode3) {
+TEST_F(AgentSessionTest, TokenExpiryClosesWithCode3) {
   open_control();
   for (int i = 0; i < 60; ++i) {
     clock_.t += 10s;
@@ -292,7 +292,7 @@ TEST_F(TunnelSessionTest, TokenExpiryClosesWithCode3) {
   EXPECT_EQ(fake_->close_code, tunnel::kCloseTokenExpired);
 }
 
-TEST_F(TunnelSessionTest, ProtocolErrorsCloseWithCode1) {
+TEST_F(AgentSessionTest, ProtocolErrorsCloseWithCode1) {
   auto expect_close = [&](auto&& act, const char* what) {
     start({"app.localhost"});
     seen_ = 0;
@@ -323,13 +323,13 @@ TEST_F(TunnelSessionTest, ProtocolErrorsCloseWithCode1) {
   expect_close([&] { ts_->on_stream_reset(kControl, 0); }, "control reset");
 }
 
-TEST_F(TunnelSessionTest, ControlFinEndsTheSessionNormally) {
+TEST_F(AgentSessionTest, ControlFinEndsTheSessionNormally) {
   open_control();
   ts_->on_stream_data(kControl, {}, true);
   EXPECT_EQ(fake_->close_code, tunnel::kCloseNormal);
 }
 
-TEST_F(TunnelSessionTest, UnknownKindsAndUniStreamsAreRefusedWithoutEndingTheSession) {
+TEST_F(AgentSessionTest, UnknownKindsAndUniStreamsAreRefusedWithoutEndingTheSession) {
   open_control();
   ts_->on_incoming_stream(4, true);
   const std::vector<uint8_t> kind{0x40, 0x25, 'x', 'y'};  // two-byte varint 0x25, split across calls
@@ -350,7 +350,7 @@ TEST_F(TunnelSessionTest, UnknownKindsAndUniStreamsAreRefusedWithoutEndingTheSes
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, ControlKindSplitAcrossCallsThenFrames) {
+TEST_F(AgentSessionTest, ControlKindSplitAcrossCallsThenFrames) {
   ts_->on_incoming_stream(kControl, true);
   // Kind 0 as a non-minimal two-byte varint, its first byte alone, then the rest with a PING.
   std::vector<uint8_t> in{0x40, 0x00};
@@ -367,7 +367,7 @@ TEST_F(TunnelSessionTest, ControlKindSplitAcrossCallsThenFrames) {
   EXPECT_EQ(fake_->streams[kControl].consumed, in.size());
 }
 
-TEST_F(TunnelSessionTest, ControlBacklogIsCapped) {
+TEST_F(AgentSessionTest, ControlBacklogIsCapped) {
   cfg_.max_control_backlog = 100;
   start({"app.localhost"});
   open_control();
@@ -378,7 +378,7 @@ TEST_F(TunnelSessionTest, ControlBacklogIsCapped) {
   EXPECT_LE(ts_->control_backlog(), 100u);
 }
 
-TEST_F(TunnelSessionTest, ControlBacklogDrainsWhenWritable) {
+TEST_F(AgentSessionTest, ControlBacklogDrainsWhenWritable) {
   open_control();
   fake_->streams[kControl].capacity = 5;
   send(tunnel::ControlType::kPing, json{{"seq", 1}});
@@ -391,7 +391,7 @@ TEST_F(TunnelSessionTest, ControlBacklogDrainsWhenWritable) {
   EXPECT_EQ(r[0].second["seq"], 1);
 }
 
-TEST_F(TunnelSessionTest, RequestStreamsCarryEventsBothWays) {
+TEST_F(AgentSessionTest, RequestStreamsCarryEventsBothWays) {
   open_control();
   Events ev;
   wt::StreamId id = -1;
@@ -414,7 +414,7 @@ TEST_F(TunnelSessionTest, RequestStreamsCarryEventsBothWays) {
   EXPECT_EQ(fake_->streams[id].consumed, 5u);
 }
 
-TEST_F(TunnelSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
+TEST_F(AgentSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
   const auto t0 = clock_.t;
   open_control();
   const auto ping = static_cast<uint64_t>(tunnel::ControlType::kPing);
@@ -451,7 +451,7 @@ TEST_F(TunnelSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
   EXPECT_FALSE(fake_->closed);
 }
 
-TEST_F(TunnelSessionTest, ResetAndCancelAndBusy) {
+TEST_F(AgentSessionTest, ResetAndCancelAndBusy) {
   open_control();
   Events a, b;
   wt::StreamId ia = -1, ib = -1;
@@ -471,7 +471,7 @@ TEST_F(TunnelSessionTest, ResetAndCancelAndBusy) {
   EXPECT_EQ(ts_->open_request("c", &c, &ic), TunnelDirectory::OpenStatus::kBusy);
 }
 
-TEST_F(TunnelSessionTest, OneClientHoldsAtMostItsShareOfTheStreams) {
+TEST_F(AgentSessionTest, OneClientHoldsAtMostItsShareOfTheStreams) {
   cfg_.max_streams_per_client = 2;
   start({"app.localhost"});
   open_control();
@@ -498,7 +498,7 @@ TEST_F(TunnelSessionTest, OneClientHoldsAtMostItsShareOfTheStreams) {
   EXPECT_EQ(ts_->client_stream_count("203.0.113.9"), 0u);
 }
 
-TEST_F(TunnelSessionTest, NoPerClientCapWhenItIsZero) {
+TEST_F(AgentSessionTest, NoPerClientCapWhenItIsZero) {
   cfg_.max_streams_per_client = 0;
   start({"app.localhost"});
   open_control();
@@ -509,7 +509,7 @@ TEST_F(TunnelSessionTest, NoPerClientCapWhenItIsZero) {
   }
 }
 
-TEST_F(TunnelSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
+TEST_F(AgentSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
   open_control();
   register_one(1, "app.localhost");
   Events a, b;

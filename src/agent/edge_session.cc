@@ -1,4 +1,4 @@
-#include "agent/tunnel_session.h"
+#include "agent/edge_session.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,8 +9,8 @@ namespace wtmesh::agent {
 namespace asio = boost::asio;
 using tunnel::kStreamProtocolError;
 
-TunnelSession::TunnelSession(asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
-                             ExchangeLimits limits, Callbacks callbacks)
+EdgeSession::EdgeSession(asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
+                         ExchangeLimits limits, Callbacks callbacks)
     : io_(io),
       routes_(std::move(routes)),
       control_options_(control),
@@ -19,19 +19,19 @@ TunnelSession::TunnelSession(asio::io_context& io, std::vector<TunnelRoute> rout
       callbacks_(std::move(callbacks)),
       heartbeat_(io) {}
 
-TunnelSession::~TunnelSession() {
+EdgeSession::~EdgeSession() {
   heartbeat_.cancel();
   for (auto& [id, ex] : exchanges_) ex->on_session_gone();
 }
 
-const TunnelRoute* TunnelSession::route(uint32_t tunnel_id) const {
+const TunnelRoute* EdgeSession::route(uint32_t tunnel_id) const {
   for (const auto& r : routes_) {
     if (r.registration.id == tunnel_id) return &r;
   }
   return nullptr;
 }
 
-void TunnelSession::on_ready() {
+void EdgeSession::on_ready() {
   ready_ = true;
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
@@ -48,14 +48,14 @@ void TunnelSession::on_ready() {
   if (callbacks_.on_ready) callbacks_.on_ready();
 }
 
-void TunnelSession::register_again(uint32_t tunnel_id) {
+void EdgeSession::register_again(uint32_t tunnel_id) {
   const TunnelRoute* r = route(tunnel_id);
   if (!r || closed_ || !control_id_) return;
   control_.send_register(r->registration);
   flush_control();
 }
 
-void TunnelSession::flush_control() {
+void EdgeSession::flush_control() {
   if (!session_ || !control_id_ || closed_) return;
   if (control_.failed()) return control_failed();
   const auto out = control_.pending_output();
@@ -63,12 +63,12 @@ void TunnelSession::flush_control() {
   control_.output_written(session_->write(*control_id_, out, false));
 }
 
-void TunnelSession::control_failed() {
+void EdgeSession::control_failed() {
   close(control_.timed_out() ? tunnel::kCloseHeartbeatTimeout : tunnel::kCloseProtocolError,
         control_.error());
 }
 
-void TunnelSession::arm_heartbeat() {
+void EdgeSession::arm_heartbeat() {
   if (closed_) return;
   heartbeat_.expires_at(control_.next_deadline());
   heartbeat_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
@@ -79,7 +79,7 @@ void TunnelSession::arm_heartbeat() {
   });
 }
 
-void TunnelSession::close(uint32_t code, const std::string& reason) {
+void EdgeSession::close(uint32_t code, const std::string& reason) {
   if (closed_ || !session_) return;
   spdlog::debug("tunnel: closing session: code {} ({})", code, reason);
   // A normal shutdown finishes the control stream first: closing the session resets its streams, and
@@ -88,7 +88,7 @@ void TunnelSession::close(uint32_t code, const std::string& reason) {
   session_->close(code, reason);
 }
 
-void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
+void EdgeSession::on_incoming_stream(wt::StreamId id, bool bidi) {
   if (!bidi) {
     // v1 uses no unidirectional streams: refuse without ending the session.
     session_->stop_sending(id, kStreamProtocolError);
@@ -97,13 +97,13 @@ void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
   kinds_.emplace(id, tunnel::StreamKindReader());
 }
 
-void TunnelSession::refuse_stream(wt::StreamId id, const std::string& why) {
+void EdgeSession::refuse_stream(wt::StreamId id, const std::string& why) {
   spdlog::warn("tunnel: refusing stream {}: {}", id, why);
   session_->reset_stream(id, kStreamProtocolError);
   session_->stop_sending(id, kStreamProtocolError);
 }
 
-void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
   if (closed_) return;
   if (control_id_ && id == *control_id_) {
     session_->consume(id, data.size());  // the reader holds at most one bounded frame
@@ -174,8 +174,8 @@ void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> dat
   start_exchange(id, std::move(head), std::move(body), fin);
 }
 
-void TunnelSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std::vector<uint8_t> body,
-                                   bool fin) {
+void EdgeSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std::vector<uint8_t> body,
+                                 bool fin) {
   const TunnelRoute* r = route(head.tunnel_id);
   if (!r || !r->pool) {
     session_->consume(id, body.size());
@@ -197,7 +197,7 @@ void TunnelSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, st
   ex->start(body, fin);
 }
 
-void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
+void EdgeSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
   if (control_id_ && id == *control_id_) {
     // No application code: the transport's WT_SESSION_GONE, sent when the edge closes the session.
     // Its CLOSE_WEBTRANSPORT_SESSION (with the real code and reason) follows on the CONNECT stream.
@@ -212,7 +212,7 @@ void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> cod
   }
 }
 
-void TunnelSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
+void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
   if (control_id_ && id == *control_id_) {
     return close(tunnel::kCloseProtocolError, "the edge stopped reading the control stream");
   }
@@ -222,7 +222,7 @@ void TunnelSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> cod
   }
 }
 
-void TunnelSession::on_stream_writable(wt::StreamId id) {
+void EdgeSession::on_stream_writable(wt::StreamId id) {
   if (control_id_ && id == *control_id_) return flush_control();
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
@@ -230,7 +230,7 @@ void TunnelSession::on_stream_writable(wt::StreamId id) {
   }
 }
 
-void TunnelSession::on_stream_closed(wt::StreamId id) {
+void EdgeSession::on_stream_closed(wt::StreamId id) {
   kinds_.erase(id);
   heads_.erase(id);
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
@@ -240,7 +240,7 @@ void TunnelSession::on_stream_closed(wt::StreamId id) {
   }
 }
 
-void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
+void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   if (closed_) return;
   closed_ = true;
   heartbeat_.cancel();

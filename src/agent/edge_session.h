@@ -1,7 +1,8 @@
-// One tunnel WebTransport session, agent side (docs/protocol.md §2-4): the wt::SessionHandler that
-// opens the control stream once the edge accepted the session, registers the tunnels, keeps the
-// heartbeat, and turns every edge-opened request stream into an UpstreamExchange toward the tunnel's
-// local service. Reconnecting is not its business: TunnelAgent makes a new one per session.
+// EdgeSession: one tunnel WebTransport session to the edge, agent side (docs/protocol.md §2-4; the
+// edge's counterpart is edge::AgentSession): the wt::SessionHandler that opens the control stream
+// once the edge accepted the session, registers the tunnels, keeps the heartbeat, and turns every
+// edge-opened request stream into an UpstreamExchange toward the tunnel's local service. Reconnecting is not
+// its business: TunnelAgent makes a new one per session.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -27,7 +28,7 @@ struct TunnelRoute {
   UpstreamPool* pool = nullptr;  // not owned; outlives the session
 };
 
-class TunnelSession final : public wt::SessionHandler {
+class EdgeSession final : public wt::SessionHandler {
  public:
   struct Callbacks {
     std::function<void()> on_ready;                       // the edge accepted the session
@@ -36,9 +37,9 @@ class TunnelSession final : public wt::SessionHandler {
     std::function<void(uint32_t code, const std::string& reason)> on_closed;  // inside wt's on_closed
   };
 
-  TunnelSession(boost::asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
-                ExchangeLimits limits, Callbacks callbacks);
-  ~TunnelSession() override;
+  EdgeSession(boost::asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
+              ExchangeLimits limits, Callbacks callbacks);
+  ~EdgeSession() override;
 
   // Sends REGISTER for a tunnel again (after a REFUSED `taken`).
   void register_again(uint32_t tunnel_id);

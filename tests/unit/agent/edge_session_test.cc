@@ -1,6 +1,6 @@
-// TunnelSession on an in-memory session: control stream set-up, stream kinds, head parsing in any
+// EdgeSession on an in-memory session: control stream set-up, stream kinds, head parsing in any
 // fragmentation, flow-control credit for every byte, and the heartbeat.
-#include "agent/tunnel_session.h"
+#include "agent/edge_session.h"
 
 #include <gtest/gtest.h>
 
@@ -22,11 +22,11 @@ class Session : public ::testing::Test {
   Session() : pool_(io_, {asio::ip::make_address("127.0.0.1"), server_.port()}) {}
 
   void make(ControlOptions control = {}) {
-    TunnelSession::Callbacks cb;
+    EdgeSession::Callbacks cb;
     cb.on_control = [this](const ControlEvent& e) { events_.push_back(e); };
     cb.on_request = [this](uint32_t id, const ExchangeResult& r) { results_.emplace_back(id, r); };
     ts_ =
-        std::make_unique<TunnelSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
+        std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
                                         control, ExchangeLimits{}, std::move(cb));
     ts_->on_attached(fake_);
     ts_->on_ready();
@@ -48,7 +48,7 @@ class Session : public ::testing::Test {
   asio::io_context io_;
   UpstreamPool pool_;
   testing::FakeSession fake_;
-  std::unique_ptr<TunnelSession> ts_;
+  std::unique_ptr<EdgeSession> ts_;
   std::vector<ControlEvent> events_;
   std::vector<std::pair<uint32_t, ExchangeResult>> results_;
 };

@@ -1,4 +1,5 @@
-// The edge's side of one agent's WebTransport session at /ingress-mesh (docs/protocol.md): the
+// AgentSession: the edge's side of one agent's WebTransport session at /ingress-mesh
+// (docs/protocol.md), named for the peer it serves (the agent's side is agent::EdgeSession): the
 // control stream (REGISTER → REGISTERED/REFUSED, UNREGISTER, PING/PONG), heartbeats and token expiry
 // driven by on_tick(now), and the request streams the edge opens for public requests. Sans-I/O: it
 // talks only to wt::Session, so tests drive it with a fake session and a fake clock.
@@ -41,7 +42,7 @@
 
 namespace wtmesh::edge {
 
-struct TunnelSessionConfig {
+struct AgentSessionConfig {
   std::string domain = "localhost";     // hostnames must be NAME.DOMAIN (or *.NAME.DOMAIN, *.DOMAIN)
   std::string public_scheme = "https";  // for REGISTERED urls
   uint16_t public_port = 443;           // for REGISTERED urls (omitted when the scheme's default)
@@ -55,7 +56,7 @@ struct TunnelSessionConfig {
   std::string edge_id;                // in the route leases (TunnelService sets its own)
 };
 
-class TunnelSession final : public wt::SessionHandler {
+class AgentSession final : public wt::SessionHandler {
  public:
   struct Hooks {
     // The session ended (after its routes were released); `hostnames` were registered on it.
@@ -65,9 +66,9 @@ class TunnelSession final : public wt::SessionHandler {
     std::function<void(const std::string& holder)> on_name_contended;
   };
 
-  TunnelSession(const TunnelSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,
-                tunnel::TokenClaims claims, SteadyTime token_deadline, Hooks hooks);
-  ~TunnelSession() override;
+  AgentSession(const AgentSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,
+               tunnel::TokenClaims claims, SteadyTime token_deadline, Hooks hooks);
+  ~AgentSession() override;
 
   uint64_t serial() const { return serial_; }
   const std::string& owner() const { return owner_; }
@@ -138,7 +139,7 @@ class TunnelSession final : public wt::SessionHandler {
   std::optional<SteadyTime> quiet_probe_deadline() const;
   SteadyTime now() const;
 
-  TunnelSessionConfig config_;
+  AgentSessionConfig config_;
   RouteTable& routes_;
   uint64_t serial_;
   std::string owner_;

@@ -1,4 +1,4 @@
-#include "edge/tunnel_session.h"
+#include "edge/agent_session.h"
 
 #include <spdlog/spdlog.h>
 
@@ -11,9 +11,9 @@ bool iequals(std::string_view a, std::string_view b) { return lower_ascii(a) == 
 
 }  // namespace
 
-TunnelSession::TunnelSession(const TunnelSessionConfig& config, RouteTable& routes, uint64_t serial,
-                             std::string owner, tunnel::TokenClaims claims, SteadyTime token_deadline,
-                             Hooks hooks)
+AgentSession::AgentSession(const AgentSessionConfig& config, RouteTable& routes, uint64_t serial,
+                           std::string owner, tunnel::TokenClaims claims, SteadyTime token_deadline,
+                           Hooks hooks)
     : config_(config),
       routes_(routes),
       serial_(serial),
@@ -24,16 +24,16 @@ TunnelSession::TunnelSession(const TunnelSessionConfig& config, RouteTable& rout
       last_heard_(heartbeat_.last_received()),
       token_deadline_(token_deadline) {}
 
-TunnelSession::~TunnelSession() {
+AgentSession::~AgentSession() {
   // Normally on_closed already ran; if the owner drops us first, stop the session talking to us.
   if (session_ != nullptr && !closed_) session_->set_handler(nullptr);
 }
 
-SteadyTime TunnelSession::now() const {
+SteadyTime AgentSession::now() const {
   return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
 }
 
-void TunnelSession::close(uint32_t code, std::string_view reason) {
+void AgentSession::close(uint32_t code, std::string_view reason) {
   if (closed_ || session_ == nullptr) return;
   spdlog::info("tunnel {}: closing session, code {} ({})", owner_, code, reason);
   session_->close(code, reason);  // calls on_closed()
@@ -41,14 +41,14 @@ void TunnelSession::close(uint32_t code, std::string_view reason) {
 
 // --- time -----------------------------------------------------------------------------------------
 
-std::optional<SteadyTime> TunnelSession::quiet_probe_deadline() const {
+std::optional<SteadyTime> AgentSession::quiet_probe_deadline() const {
   if (!control_ || requests_.empty()) return std::nullopt;
   SteadyTime d = last_heard_ + kQuietProbeAfter;
   if (last_probe_) d = std::max(d, *last_probe_ + kProbeInterval);
   return d;
 }
 
-std::optional<SteadyTime> TunnelSession::next_deadline() const {
+std::optional<SteadyTime> AgentSession::next_deadline() const {
   if (closed_) return std::nullopt;
   SteadyTime d = std::min(token_deadline_, heartbeat_.timeout_at());
   if (control_) d = std::min(d, heartbeat_.next_ping_at());  // PINGs need the control stream
@@ -56,7 +56,7 @@ std::optional<SteadyTime> TunnelSession::next_deadline() const {
   return d;
 }
 
-void TunnelSession::on_tick(SteadyTime t) {
+void AgentSession::on_tick(SteadyTime t) {
   if (closed_) return;
   if (t >= token_deadline_) {
     close(tunnel::kCloseTokenExpired, "token expired");
@@ -75,7 +75,7 @@ void TunnelSession::on_tick(SteadyTime t) {
   if (auto q = quiet_probe_deadline(); q && t >= *q) probe();
 }
 
-void TunnelSession::probe() {
+void AgentSession::probe() {
   if (closed_ || !control_) return;
   const SteadyTime t = now();
   if (last_probe_ && t - *last_probe_ < kProbeInterval) return;
@@ -85,14 +85,14 @@ void TunnelSession::probe() {
 
 // --- incoming streams -----------------------------------------------------------------------------
 
-void TunnelSession::refuse_stream(wt::StreamId id) {
+void AgentSession::refuse_stream(wt::StreamId id) {
   refused_.insert(id);
   if (session_ == nullptr) return;
   session_->stop_sending(id, tunnel::kStreamProtocolError);
   session_->reset_stream(id, tunnel::kStreamProtocolError);
 }
 
-void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
+void AgentSession::on_incoming_stream(wt::StreamId id, bool bidi) {
   if (closed_) return;
   if (!bidi) {
     refuse_stream(id);  // unidirectional streams are not used in v1
@@ -101,7 +101,7 @@ void TunnelSession::on_incoming_stream(wt::StreamId id, bool bidi) {
   undecided_[id];
 }
 
-void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
   if (closed_ || session_ == nullptr) return;
   if (!data.empty() || fin) last_heard_ = now();
   if (control_ && id == *control_) {
@@ -146,7 +146,7 @@ void TunnelSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> dat
   refuse_stream(id);  // unknown kind, or one only the edge may open
 }
 
-void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
+void AgentSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
   if (closed_) return;
   if (control_ && id == *control_) {
     close(tunnel::kCloseProtocolError, "control stream reset");
@@ -162,7 +162,7 @@ void TunnelSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> cod
   undecided_.erase(id);
 }
 
-void TunnelSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
+void AgentSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
   if (closed_) return;
   if (control_ && id == *control_) {
     close(tunnel::kCloseProtocolError, "control stream stopped");
@@ -171,7 +171,7 @@ void TunnelSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> cod
   if (auto it = requests_.find(id); it != requests_.end()) it->second->on_request_stopped(code);
 }
 
-void TunnelSession::on_stream_writable(wt::StreamId id) {
+void AgentSession::on_stream_writable(wt::StreamId id) {
   if (closed_) return;
   if (control_ && id == *control_) {
     flush_control();
@@ -180,15 +180,15 @@ void TunnelSession::on_stream_writable(wt::StreamId id) {
   if (auto it = requests_.find(id); it != requests_.end()) it->second->on_request_writable();
 }
 
-void TunnelSession::on_stream_closed(wt::StreamId id) {
+void AgentSession::on_stream_closed(wt::StreamId id) {
   forget_request(id);
   undecided_.erase(id);
   refused_.erase(id);
 }
 
-void TunnelSession::on_datagram(std::span<const uint8_t> /*payload*/) {}  // not used in v1
+void AgentSession::on_datagram(std::span<const uint8_t> /*payload*/) {}  // not used in v1
 
-void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
+void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   if (closed_) return;
   closed_ = true;
   session_ = nullptr;
@@ -212,7 +212,7 @@ void TunnelSession::on_closed(uint32_t code, std::string_view reason) {
 
 // --- control stream -------------------------------------------------------------------------------
 
-void TunnelSession::on_control_bytes(std::span<const uint8_t> data, bool fin) {
+void AgentSession::on_control_bytes(std::span<const uint8_t> data, bool fin) {
   if (!data.empty()) heartbeat_.on_received(now());
   std::vector<tunnel::ControlFrame> frames;
   const tunnel::WireError err = reader_.feed(data, frames);
@@ -228,7 +228,7 @@ void TunnelSession::on_control_bytes(std::span<const uint8_t> data, bool fin) {
   if (fin) close(tunnel::kCloseNormal, "control stream finished");
 }
 
-void TunnelSession::handle_frame(const tunnel::ControlFrame& f) {
+void AgentSession::handle_frame(const tunnel::ControlFrame& f) {
   const auto type = static_cast<tunnel::ControlType>(f.type);
   if (tunnel::sender_of(type) == tunnel::ControlSender::kEdge) return;  // edge→agent types: ignored
   const tunnel::ControlDecode d = tunnel::decode(f);
@@ -250,7 +250,7 @@ void TunnelSession::handle_frame(const tunnel::ControlFrame& f) {
   }
 }
 
-std::string TunnelSession::hostname_problem(const std::string& h) const {
+std::string AgentSession::hostname_problem(const std::string& h) const {
   if (!tunnel::is_valid_host_pattern(h, /*allow_wildcard=*/true)) return "not a host name";
   const std::string domain = lower_ascii(config_.domain);
   std::string_view name = h;
@@ -264,7 +264,7 @@ std::string TunnelSession::hostname_problem(const std::string& h) const {
   return "";
 }
 
-bool TunnelSession::covered(const std::string& h) const {
+bool AgentSession::covered(const std::string& h) const {
   if (h.starts_with("*.")) {
     // A wildcard route needs the same wildcard in the token.
     for (const auto& p : claims_.hosts) {
@@ -275,13 +275,13 @@ bool TunnelSession::covered(const std::string& h) const {
   return tunnel::token_covers_host(claims_, h);
 }
 
-void TunnelSession::refuse(uint32_t id, const std::string& hostname, std::string_view code,
-                           const std::string& message) {
+void AgentSession::refuse(uint32_t id, const std::string& hostname, std::string_view code,
+                          const std::string& message) {
   spdlog::info("tunnel {}: refused {} (id {}): {} - {}", owner_, hostname, id, code, message);
   send_control(tunnel::Refused{id, hostname, std::string(code), message});
 }
 
-void TunnelSession::handle_register(const tunnel::Register& reg) {
+void AgentSession::handle_register(const tunnel::Register& reg) {
   const uint32_t id = reg.id;
   const std::string& raw_host = reg.hostname;
   if (tunnels_.count(id) != 0) {
@@ -325,7 +325,7 @@ void TunnelSession::handle_register(const tunnel::Register& reg) {
                 });
 }
 
-void TunnelSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
+void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   auto pending = pending_claims_.find(claim);
   if (closed_ || pending == pending_claims_.end()) return;
   const PendingClaim c = std::move(pending->second);
@@ -353,7 +353,7 @@ void TunnelSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   send_control(tunnel::Registered{c.id, c.hostname, url});
 }
 
-void TunnelSession::handle_unregister(const tunnel::Unregister& unreg) {
+void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   auto it = tunnels_.find(unreg.id);
   if (it == tunnels_.end()) return;  // idempotent
   // Issued after the claim even if that is still under way, so it releases what the claim takes.
@@ -362,7 +362,7 @@ void TunnelSession::handle_unregister(const tunnel::Unregister& unreg) {
   tunnels_.erase(it);
 }
 
-void TunnelSession::send_control(const tunnel::ControlMessage& message) {
+void AgentSession::send_control(const tunnel::ControlMessage& message) {
   if (closed_ || session_ == nullptr || !control_) return;
   const std::vector<uint8_t> frame = tunnel::encode(message);
   std::span<const uint8_t> rest(frame);
@@ -375,7 +375,7 @@ void TunnelSession::send_control(const tunnel::ControlMessage& message) {
   control_out_.insert(control_out_.end(), rest.begin(), rest.end());
 }
 
-void TunnelSession::flush_control() {
+void AgentSession::flush_control() {
   if (closed_ || session_ == nullptr || !control_ || control_out_.empty()) return;
   const size_t n = session_->write(*control_, control_out_, false);
   control_out_.erase(control_out_.begin(), control_out_.begin() + static_cast<ptrdiff_t>(n));
@@ -383,8 +383,8 @@ void TunnelSession::flush_control() {
 
 // --- request streams ------------------------------------------------------------------------------
 
-TunnelDirectory::OpenStatus TunnelSession::open_request(std::string_view client, RequestStreamEvents* events,
-                                                        wt::StreamId* id) {
+TunnelDirectory::OpenStatus AgentSession::open_request(std::string_view client, RequestStreamEvents* events,
+                                                       wt::StreamId* id) {
   if (closed_ || session_ == nullptr) return TunnelDirectory::OpenStatus::kGone;
   auto held = per_client_.find(client);
   if (config_.max_streams_per_client > 0 && held != per_client_.end() &&
@@ -401,12 +401,12 @@ TunnelDirectory::OpenStatus TunnelSession::open_request(std::string_view client,
   return TunnelDirectory::OpenStatus::kOpened;
 }
 
-size_t TunnelSession::client_stream_count(std::string_view client) const {
+size_t AgentSession::client_stream_count(std::string_view client) const {
   auto it = per_client_.find(client);
   return it == per_client_.end() ? 0 : it->second;
 }
 
-bool TunnelSession::forget_request(wt::StreamId id) {
+bool AgentSession::forget_request(wt::StreamId id) {
   if (requests_.erase(id) == 0) return false;
   if (auto c = request_client_.find(id); c != request_client_.end()) {
     if (auto held = per_client_.find(c->second); held != per_client_.end() && --held->second == 0) {
@@ -417,26 +417,26 @@ bool TunnelSession::forget_request(wt::StreamId id) {
   return true;
 }
 
-size_t TunnelSession::write(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+size_t AgentSession::write(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
   if (closed_ || session_ == nullptr || requests_.count(id) == 0) return 0;
   return session_->write(id, data, fin);
 }
 
-size_t TunnelSession::send_capacity(wt::StreamId id) const {
+size_t AgentSession::send_capacity(wt::StreamId id) const {
   if (closed_ || session_ == nullptr || requests_.count(id) == 0) return 0;
   return session_->send_capacity(id);
 }
 
-void TunnelSession::consume(wt::StreamId id, size_t n) {
+void AgentSession::consume(wt::StreamId id, size_t n) {
   if (!closed_ && session_ != nullptr) session_->consume(id, n);
 }
 
-void TunnelSession::cancel(wt::StreamId id, uint32_t code) {
+void AgentSession::cancel(wt::StreamId id, uint32_t code) {
   if (!forget_request(id) || closed_ || session_ == nullptr) return;
   session_->reset_stream(id, code);
   session_->stop_sending(id, code);
 }
 
-void TunnelSession::release(wt::StreamId id) { forget_request(id); }
+void AgentSession::release(wt::StreamId id) { forget_request(id); }
 
 }  // namespace wtmesh::edge

@@ -1,6 +1,7 @@
-// The part of WebTransport-over-HTTP/3 shared by server and client: an h3::Handler that owns the
-// sessions of one h3::Connection and routes WT streams, HTTP datagrams and CONNECT-stream events to
-// them. wt::H3Server and wt::H3Client (the only concrete classes) add the request/response logic.
+// The per-connection session registry of WebTransport over HTTP/3, shared by server and client: an
+// h3::Handler that owns the sessions of one h3::Connection and routes WT streams, HTTP datagrams and
+// CONNECT-stream events to them. wt::H3Server and wt::H3Client (the only concrete classes) add the
+// request/response logic.
 //
 // Stream bookkeeping, all bounded:
 //  - sessions own the ids of their open streams (erased on on_wt_closed, CVE-2026-21438);
@@ -28,11 +29,11 @@
 
 namespace wtmesh::wt {
 
-class H3Endpoint : public h3::Handler {
+class H3SessionRegistry : public h3::Handler {
  public:
-  ~H3Endpoint() override;
-  H3Endpoint(const H3Endpoint&) = delete;
-  H3Endpoint& operator=(const H3Endpoint&) = delete;
+  ~H3SessionRegistry() override;
+  H3SessionRegistry(const H3SessionRegistry&) = delete;
+  H3SessionRegistry& operator=(const H3SessionRegistry&) = delete;
 
   // Expires buffered streams/datagrams (and, on the server, CONNECTs waiting for SETTINGS).
   void on_tick(SteadyTime now);
@@ -65,24 +66,24 @@ class H3Endpoint : public h3::Handler {
   void on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) override;
 
  protected:
-  H3Endpoint(h3::Connection& conn, const CommonConfig& config);
+  H3SessionRegistry(h3::Connection& conn, const CommonConfig& config);
 
   // RAII markers. Entry wraps every h3 callback: at the outermost one, sessions that ended earlier
   // are destroyed first (never while app code or a Session method is on the stack). Busy wraps
   // Session methods and only counts.
   class Busy {
    public:
-    explicit Busy(H3Endpoint& e) : e_(e) { ++e_.depth_; }
+    explicit Busy(H3SessionRegistry& e) : e_(e) { ++e_.depth_; }
     ~Busy() { --e_.depth_; }
     Busy(const Busy&) = delete;
     Busy& operator=(const Busy&) = delete;
 
    private:
-    H3Endpoint& e_;
+    H3SessionRegistry& e_;
   };
   class Entry : public Busy {
    public:
-    explicit Entry(H3Endpoint& e) : Busy((e.destroy_finished(), e)) {}
+    explicit Entry(H3SessionRegistry& e) : Busy((e.destroy_finished(), e)) {}
   };
 
   // Role hook: may a not-yet-known `session_id` still become a session (so its streams wait)?

@@ -160,67 +160,37 @@ bool expects_continue(const beast_http::request_header<>& req) {
   return it != req.end() && iequals(trim(it->value()), "100-continue");
 }
 
-int build_request_head(const beast_http::request_header<>& req, std::string_view target,
-                       std::string_view authority, std::optional<uint64_t> content_length, bool chunked,
-                       const ClientInfo& client, uint32_t tunnel_id, tunnel::RequestHead& out,
-                       std::string* detail) {
-  out = {};
-  out.tunnel_id = tunnel_id;
-  out.method = std::string(req.method_string());
-  out.target = std::string(target);
-  out.authority = std::string(authority);
-  if (chunked) {
-    out.has_body = true;
-  } else if (content_length) {
-    out.content_length = content_length;
-    out.has_body = *content_length > 0;
-  }
-
+tunnel::HeaderPairs end_to_end_fields(const beast_http::request_header<>& req) {
   // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
   std::vector<std::string> connection_names;
   for (auto it = req.find(beast_http::field::connection);
        it != req.end() && it->name() == beast_http::field::connection; ++it) {
     for (auto& t : list_tokens(it->value())) connection_names.push_back(std::move(t));
   }
-  std::string xff, forwarded;
+  tunnel::HeaderPairs out;
   for (const auto& f : req) {
     std::string name = lower_ascii(f.name_string());
     const std::string_view value = f.value();
     if (is_hop_by_hop(name) || name == "host" || name == "content-length") continue;
     if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
-    if (name == "expect" && iequals(trim(value), "100-continue")) continue;   // the edge answers it
-    if (name == "x-forwarded-proto" || name == "x-forwarded-host") continue;  // ours replace them
-    if (name == "x-forwarded-for") {
-      xff += (xff.empty() ? "" : ", ") + std::string(trim(value));
-      continue;
-    }
-    if (name == "forwarded") {
-      forwarded += (forwarded.empty() ? "" : ", ") + std::string(trim(value));
-      continue;
-    }
-    out.headers.emplace_back(std::move(name), std::string(value));
+    if (name == "expect" && iequals(trim(value), "100-continue")) continue;  // the edge answers it
+    out.emplace_back(std::move(name), std::string(value));
   }
-  const std::string proto = client.tls ? "https" : "http";
-  const bool v6 = client.ip.find(':') != std::string::npos;
-  xff += (xff.empty() ? "" : ", ") + client.ip;
-  forwarded += (forwarded.empty() ? "" : ", ") + std::string("for=") +
-               (v6 ? "\"[" + client.ip + "]\"" : client.ip) + ";host=\"" + std::string(authority) +
-               "\";proto=" + proto;
-  out.headers.emplace_back("x-forwarded-for", std::move(xff));
-  out.headers.emplace_back("x-forwarded-proto", proto);
-  out.headers.emplace_back("x-forwarded-host", std::string(authority));
-  out.headers.emplace_back("forwarded", std::move(forwarded));
+  return out;
+}
 
-  if (out.headers.size() > tunnel::kMaxHeaderCount) {
-    *detail = "too many header fields";
-    return 431;
-  }
-  // kind + head_length are at most 9 bytes on top of the head.
-  if (tunnel::encode_request_open(out).size() > tunnel::kMaxHeadLength + 9) {
-    *detail = "the request header section is too large";
-    return 431;
-  }
-  return 0;
+int build_request_head(const beast_http::request_header<>& req, std::string_view target,
+                       std::string_view authority, std::optional<uint64_t> content_length, bool chunked,
+                       const ClientInfo& client, uint32_t tunnel_id, tunnel::RequestHead& out,
+                       std::string* detail) {
+  ExchangeRequest r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(target);
+  r.authority = std::string(authority);
+  r.headers = end_to_end_fields(req);
+  r.has_body = chunked;
+  if (!chunked) r.content_length = content_length;
+  return tunnel_request_head(r, client, tunnel_id, out, detail);
 }
 
 std::string response_head_bytes(const tunnel::ResponseHead& head, bool head_request, unsigned version,

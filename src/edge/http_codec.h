@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "edge/public_exchange.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::edge {
@@ -27,12 +28,6 @@ std::optional<std::string> normalize_host(std::string_view host_header);
 // Hop-by-hop header names (lower-case) that are never forwarded, besides those named in Connection.
 bool is_hop_by_hop(std::string_view lower_name);
 
-struct ClientInfo {
-  std::string ip;         // textual address of the public client (IPv6 without brackets)
-  bool tls = true;        // arrived on the HTTPS listener
-  std::string limit_key;  // what per-client limits count (client_limit_key); "" = ip
-};
-
 // The key per-client limits count a client address under: an IPv4 address as itself, an IPv6 address
 // by its /64 (one host usually holds a whole /64), an IPv4-mapped IPv6 address as the IPv4 one.
 std::string client_limit_key(const boost::asio::ip::address& address);
@@ -44,9 +39,13 @@ std::string client_limit_key(const boost::asio::ip::address& address);
 //   501: another coding before chunked (gzip, deflate, ...): the edge decodes none.
 int transfer_encoding_status(const beast_http::request_header<>& req, std::string* detail);
 
-// The request as the tunnel sees it. `target` is origin-form (absolute-form already split by the
-// caller); `authority` is the public Host as sent. Returns 0, or an HTTP status (400, 431) with
-// `detail` when the request cannot be forwarded.
+// The request's end-to-end fields, names lower-case, in order: hop-by-hop ones (and those named in
+// Connection), Host, Content-Length and Expect: 100-continue are the HTTP/1.1 side's own.
+tunnel::HeaderPairs end_to_end_fields(const beast_http::request_header<>& req);
+
+// The request as the tunnel sees it (end_to_end_fields() + tunnel_request_head()). `target` is origin-form
+// (absolute-form already split by the caller); `authority` is the public Host as sent. Returns 0, or an HTTP
+// status (400, 431) with `detail` when the request cannot be forwarded.
 int build_request_head(const beast_http::request_header<>& req, std::string_view target,
                        std::string_view authority, std::optional<uint64_t> content_length, bool chunked,
                        const ClientInfo& client, uint32_t tunnel_id, tunnel::RequestHead& out,

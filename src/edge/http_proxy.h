@@ -1,15 +1,15 @@
 // One public HTTP/1.1 connection on the edge, sans-I/O: plaintext bytes from the client in, bytes
-// for the client out, and one tunnel request stream per request through a TunnelDirectory. The Asio
-// glue (edge/public_listener.h) only moves bytes between this, the socket and TLS, and runs timers.
+// for the client out. The Asio glue (edge/public_listener.h) only moves bytes between this, the socket
+// and TLS, and runs timers. This is the HTTP/1.1 codec side: each request it parses becomes a
+// version-neutral PublicExchange (edge/public_exchange.h), which routes it, opens the tunnel request
+// stream and answers through ExchangeSink, implemented here as HTTP/1.1 bytes.
 //
 // Per request: the head is parsed with Beast (bounded: kMaxPublicHeaderBytes → 431; malformed →
-// 400 and close), routed by Host (404 unknown, 502 offline; the answer may come later than the
-// question, see TunnelDirectory::route), and a request stream is opened on the owning agent's session
-// (at the session's stream limit it retries until open_timeout after the head, then 502; a route
-// still unanswered then is a 503). The stream carries encode_request_open(head) and the decoded body, then
-// FIN; the agent's response head becomes an HTTP/1.1 head (Content-Length when given, else chunked, or
-// close-delimited for HTTP/1.0) and its body is streamed back. One request at a time per connection
-// (no pipelining), keep-alive between them.
+// 400 and close; smuggling-prone framing → 400/501; CONNECT → 405; Host checked), then handed over as
+// an ExchangeRequest (end-to-end fields only). The exchange's response head becomes an HTTP/1.1 head
+// (Content-Length when given, else chunked, or close-delimited for HTTP/1.0; no body for HEAD,
+// 204, 304) and its body is streamed back. One request at a time per connection (no pipelining),
+// keep-alive between them. Upgrade is hop-by-hop here and is not asked of the exchange.
 //
 // Backpressure both ways, nothing buffered whole:
 //  - request body: decoded from the input buffer at most body_chunk bytes ahead of what the stream
@@ -26,10 +26,12 @@
 //  - header deadline: the first request's header section must be complete header_timeout after the
 //    connection started, a later request's header_timeout after its first byte (408, or a silent
 //    close when no byte came);
-//  - body progress: the body deadline starts body_timeout ahead; each byte received moves it
+//  - body progress (kept by the exchange): the body deadline starts body_timeout ahead; each byte received
+//  moves it
 //    1/body_min_rate s later, never more than body_timeout ahead of now; while the edge itself is not
 //    reading (the agent's stream is full) the clock stops. Missing it: 408 and close;
-//  - streams: at most max_streams_per_client of one tunnel's request streams per client address
+//  - streams (the exchange): at most max_streams_per_client of one tunnel's request streams per client
+//  address
 //    (TunnelDirectory counts them); over it a request waits open_timeout for one of its own, then 429;
 //  - chunked framing: a chunk extension over kMaxChunkExtension bytes, or a chunk-size line or trailer
 //    section that cannot fit the input buffer, is a 400.
@@ -49,6 +51,7 @@
 #include "common/byte_ring.h"
 #include "common/time.h"
 #include "edge/http_codec.h"
+#include "edge/public_exchange.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/wire.h"
 
@@ -81,7 +84,7 @@ struct RequestLog {
   std::string note;  // why the edge answered itself, or how the exchange ended early; "" if normal
 };
 
-class HttpProxy final : public RequestStreamEvents, public RouteEvents {
+class HttpProxy final : public ExchangeSink {
  public:
   // Longest chunk extension of a chunked request body (400 beyond). A chunk-size line or trailer
   // section that does not fit the input buffer at all is a 400 too, instead of a stall.
@@ -117,25 +120,24 @@ class HttpProxy final : public RequestStreamEvents, public RouteEvents {
   void on_tick(SteadyTime now);
 
   // --- introspection (tests, limits) ---
-  size_t buffered_input() const { return in_.size() + body_.size() - body_pos_; }
+  size_t buffered_input() const { return in_.size() + ex_.buffered_body(); }
   size_t buffered_output() const { return out_.size(); }
   size_t output_capacity() const { return out_.capacity(); }
   size_t input_capacity() const { return max_input_; }
-  bool exchange_active() const { return attached_; }
+  bool exchange_active() const { return ex_.attached(); }
   uint64_t requests_completed() const { return completed_; }
 
-  // --- RequestStreamEvents ---
-  void on_response_data(std::span<const uint8_t> data, bool fin) override;
-  void on_request_writable() override;
-  void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) override;
-  void on_request_stopped(std::optional<uint32_t> code) override;
-
-  // --- RouteEvents ---
-  void on_route(const RouteLookup& route) override;
+  // --- ExchangeSink ---
+  void send_continue() override;
+  void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) override;
+  void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override;
+  void send_response_end(bool complete) override;
+  void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override;
+  void exchange_done(const ExchangeOutcome& outcome) override;
+  void exchange_progress() override;
 
  private:
-  enum class Phase { kHead, kRouting, kOpening, kExchange, kClosing };
-  enum class Resp { kAwaitHead, kBody, kDiscard, kDone };
+  enum class Phase { kHead, kExchange, kClosing };
   using Parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
   struct Credit {
     uint64_t end = 0;  // absolute output offset after which `n` bytes of `ref` were written
@@ -148,33 +150,21 @@ class HttpProxy final : public RequestStreamEvents, public RouteEvents {
   void step();
   void parse_head();
   void start_request();
-  void routed();  // the route is known: answer 404/502, or open a stream
-  void try_open();
-  void pump_request();
-  void start_response(tunnel::ResponseHead& head);
-  void append_body(std::span<const uint8_t> data);
-  void end_body();
-  void response_complete();
-  void maybe_finish_request();
-  // The edge answers by itself (404, 502, ...): no stream, or the stream is abandoned first.
-  void respond_local(int status, std::string_view detail, bool keep_alive);
-  void cancel_stream(uint32_t code);
+  void feed_body();  // decodes request body bytes as far as the exchange takes them
+  // The H1 side answers by itself (400, 431, 405, 408 for the header section): no exchange.
+  void answer(int status, std::string_view detail);
   void append_out(std::string_view bytes);
-  void append_body_out(std::span<const uint8_t> bytes);
   void drop_output();
   void write_log(int status, std::string note);
+  void close_connection();
   void reset_request();
-  // Request body progress (see the header comment).
-  bool body_clock_running() const;
-  void note_body_bytes(size_t n);
-  void set_body_stalled(bool stalled);
-  void on_slow_client(bool header);
-  void fail_body(const std::string& detail);
+  void on_slow_head();
 
   TunnelDirectory& dir_;
   HttpProxyConfig config_;
   Hooks hooks_;
   size_t max_input_;
+  PublicExchange ex_;
 
   Phase phase_ = Phase::kHead;
   std::vector<uint8_t> in_;
@@ -185,45 +175,19 @@ class HttpProxy final : public RequestStreamEvents, public RouteEvents {
   size_t head_bytes_ = 0;  // of the current request's header section, counted by us (see parse_head)
   std::optional<SteadyTime> head_deadline_;  // set while a header section is due
   bool head_started_ = false;                // a byte of the current request arrived
-  SteadyTime body_deadline_{};
-  std::optional<SteadyTime> body_stalled_since_;  // the stream, not the client, holds the body back
+  bool body_ended_ = false;                  // the exchange has the whole request body
+  std::vector<uint8_t> decoded_;             // scratch for request body decoding
   bool in_process_ = false;
   bool again_ = false;
 
-  // Current request.
-  std::string method_, host_, target_, authority_;
+  // Current request, as the H1 side sees it.
+  std::string method_, host_, target_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
-  bool head_method_ = false;
-  bool req_has_body_ = false;
-  bool expect_continue_ = false;
   SteadyTime started_{};
-  RouteLookup route_;
-  uint64_t route_ticket_ = 0;  // a route() still under way (kRouting)
-  tunnel::RequestHead head_;
-  SteadyTime open_deadline_{};
-  SteadyTime next_retry_{};
-
-  // Its stream.
-  StreamRef ref_;
-  bool attached_ = false;  // events flow; cancel/release pending
-  std::vector<uint8_t> head_out_;
-  size_t head_out_pos_ = 0;
-  std::vector<uint8_t> body_;  // decoded request body not yet taken by the stream (<= body_chunk)
-  size_t body_pos_ = 0;
-  bool req_fin_sent_ = false;
-  bool req_stopped_ = false;
-
-  // Its response.
-  Resp resp_ = Resp::kAwaitHead;
-  tunnel::HeadReader<tunnel::ResponseHead> head_reader_;
-  ResponsePlan plan_;
-  uint64_t resp_in_ = 0;      // body bytes received from the agent
-  uint64_t resp_bytes_ = 0;   // body bytes put into the output
-  bool head_sent_ = false;    // a response head (ours or the agent's) is in the output
-  bool close_after_ = false;  // close the connection after this response
-  int status_ = 0;
-  std::string note_;
+  Framing framing_ = Framing::kNone;  // of the response body being written
+  uint64_t resp_bytes_ = 0;           // response body bytes put into the output
+  bool close_after_ = false;          // close the connection after this response
 
   // Output to the client.
   ByteRing out_;

@@ -1,24 +1,26 @@
-// HttpProxy, the response half: the agent's answer on the request stream becomes an HTTP/1.1
-// response for the client (edge/http_proxy.h). The request half is in http_proxy.cc.
-#include "edge/http_proxy.h"
+// PublicExchange, the response half: the agent's answer on the request stream, read as a
+// tunnel::ResponseHead and a body checked against what the head announced, goes to the ExchangeSink
+// (edge/public_exchange.h). The request half is in public_exchange.cc.
+#include "edge/http_codec.h"
+#include "edge/public_exchange.h"
 
 namespace wtmesh::edge {
 
-// --- response -------------------------------------------------------------------------------------
-
-void HttpProxy::on_response_data(std::span<const uint8_t> data, bool fin) {
+void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
+  const StreamRef ref = ref_;
+  const uint64_t generation = generation_;
   if (resp_ == Resp::kAwaitHead) {
     tunnel::ResponseHead head;
     const tunnel::WireError err = head_reader_.feed(data, head);
     if (err == tunnel::WireError::kNeedMore) {
-      dir_.consume(ref_, data.size());
+      dir_.consume(ref, data.size());
       if (fin) {
         attached_ = false;
-        dir_.release(ref_);
+        dir_.release(ref);
         respond_local(502, "The tunnel's agent closed the request without answering.", false);
       }
     } else if (err != tunnel::WireError::kNone) {
-      dir_.consume(ref_, data.size());
+      dir_.consume(ref, data.size());
       cancel_stream(tunnel::kStreamProtocolError);
       respond_local(
           502,
@@ -26,63 +28,77 @@ void HttpProxy::on_response_data(std::span<const uint8_t> data, bool fin) {
           false);
     } else {
       const std::vector<uint8_t> body = head_reader_.take_body();
-      dir_.consume(ref_, data.size() - body.size());
+      dir_.consume(ref, data.size() - body.size());
       start_response(head);
-      if (resp_ == Resp::kBody) {
+      if (generation != generation_ || phase_ == Phase::kIdle) {
+        dir_.consume(ref, body.size());  // the exchange ended with the head
+      } else if (resp_ == Resp::kBody) {
         append_body(body);
+        if (fin && attached_ && generation == generation_ && phase_ != Phase::kIdle) end_body();
       } else {
-        dir_.consume(ref_, body.size());
+        dir_.consume(ref, body.size());
+        if (fin && resp_ == Resp::kDiscard) response_complete();
       }
-      if (fin && attached_) end_body();
     }
   } else if (resp_ == Resp::kBody) {
     append_body(data);
-    if (fin && attached_) end_body();
+    if (fin && attached_ && generation == generation_ && phase_ != Phase::kIdle) end_body();
   } else {
-    dir_.consume(ref_, data.size());
+    dir_.consume(ref, data.size());
     if (fin && resp_ == Resp::kDiscard) response_complete();
   }
-  if (hooks_.wake) hooks_.wake();
+  sink_.exchange_progress();
 }
 
-void HttpProxy::start_response(tunnel::ResponseHead& head) {
+void PublicExchange::start_response(tunnel::ResponseHead& head) {
   for (const auto& [name, value] : head.headers) {
     if (name == tunnel::kErrorHeader) {
       resp_ = Resp::kDiscard;
-      const bool keep = keep_alive_ && (req_fin_sent_ && !close_after_);
-      append_out(error_response(502, value, version_, keep));
-      if (!keep) close_after_ = true;
+      const bool reusable = req_fin_sent_ && !close_after_;
+      if (!reusable) close_after_ = true;
       head_sent_ = true;
       status_ = 502;
       note_ = sanitize_header_value(value);
+      sink_.send_error(502, value, reusable, true);
       return;
     }
   }
-  if (head.status < 200) {
+  const bool upgrade = head.status == 101 && !req_.upgrade.empty();
+  if (head.status < 200 && !upgrade) {
     cancel_stream(tunnel::kStreamProtocolError);
     resp_ = Resp::kDone;
     respond_local(502, "The tunnel's agent sent an interim (1xx) response.", false);
     return;
   }
-  const bool keep = keep_alive_ && !close_after_;
-  local_answers_ = 0;
-  append_out(response_head_bytes(head, head_method_, version_, keep, &plan_));
-  if (!plan_.keep_alive) close_after_ = true;
+  const bool bodiless = req_.head_request || head.status == 204 || head.status == 304;
+  if (upgrade) {
+    upgraded_ = true;
+    close_after_ = true;  // the connection is the upgraded protocol's from here
+    body_kind_ = Body::kOpen;
+  } else if (bodiless) {
+    body_kind_ = Body::kNone;
+  } else if (head.content_length || !head.has_body) {
+    body_kind_ = Body::kLength;
+    body_length_ = head.content_length.value_or(0);
+  } else {
+    body_kind_ = Body::kOpen;
+  }
   head_sent_ = true;
   status_ = head.status;
   resp_ = Resp::kBody;
+  sink_.send_response_head(head, req_.head_request, !close_after_);
 }
 
-void HttpProxy::append_body(std::span<const uint8_t> data) {
+void PublicExchange::append_body(std::span<const uint8_t> data) {
   if (data.empty()) return;
-  switch (plan_.framing) {
-    case Framing::kNone:
+  switch (body_kind_) {
+    case Body::kNone:
       dir_.consume(ref_, data.size());
       break;
-    case Framing::kLength: {
-      const uint64_t allowed = plan_.length - resp_in_;
+    case Body::kLength: {
+      const uint64_t allowed = body_length_ - resp_in_;
       const size_t take = static_cast<size_t>(std::min<uint64_t>(allowed, data.size()));
-      append_body_out(data.first(take));
+      if (take > 0) sink_.send_response_body(data.first(take), ref_);
       resp_in_ += take;
       if (take < data.size()) {
         // More than Content-Length: the client got its complete response; the stream is broken.
@@ -94,42 +110,36 @@ void HttpProxy::append_body(std::span<const uint8_t> data) {
       }
       break;
     }
-    case Framing::kChunked:
-      append_out(chunk_header(data.size()));
-      append_body_out(data);
-      append_out(kChunkTrailer);
-      resp_in_ += data.size();
-      break;
-    case Framing::kClose:
-      append_body_out(data);
+    case Body::kOpen:
+      sink_.send_response_body(data, ref_);
       resp_in_ += data.size();
       break;
   }
 }
 
-void HttpProxy::end_body() {
-  if (plan_.framing == Framing::kChunked) append_out(kLastChunk);
-  if (plan_.framing == Framing::kLength && resp_in_ < plan_.length) {
+void PublicExchange::end_body() {
+  const bool complete = !(body_kind_ == Body::kLength && resp_in_ < body_length_);
+  if (!complete) {
     // The client cannot tell a short body from a slow one except by the connection closing.
     close_after_ = true;
     note_ = "agent sent less than content-length";
   }
-  if (plan_.framing == Framing::kClose) close_after_ = true;
+  sink_.send_response_end(complete);
   response_complete();
 }
 
-void HttpProxy::response_complete() {
+void PublicExchange::response_complete() {
   resp_ = Resp::kDone;
   if (attached_ && req_fin_sent_) {
     attached_ = false;
     dir_.release(ref_);
   }
-  maybe_finish_request();
+  maybe_finish();
 }
 
-void HttpProxy::on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) {
+void PublicExchange::on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) {
   attached_ = false;  // the directory sends nothing more
-  if (resp_ != Resp::kDone) {
+  if (resp_ != Resp::kDone && phase_ != Phase::kIdle) {
     if (!head_sent_) {
       std::string detail;
       if (!code) {
@@ -140,17 +150,17 @@ void HttpProxy::on_stream_aborted(std::optional<uint32_t> code, std::string_view
       } else {
         detail = "The tunnel's agent aborted the request (code " + std::to_string(*code) + ").";
       }
-      respond_local(502, detail, keep_alive_ && req_fin_sent_ && !close_after_);
+      respond_local(502, detail, req_fin_sent_ && !close_after_);
     } else {
-      // Part of the response is out: only closing the connection tells the client it is cut short.
+      // Part of the response is out: only ending it uncleanly tells the client it is cut short.
       note_ = "agent aborted the response";
       close_after_ = true;
       req_fin_sent_ = true;
       resp_ = Resp::kDone;
-      maybe_finish_request();
+      maybe_finish();
     }
   }
-  if (hooks_.wake) hooks_.wake();
+  sink_.exchange_progress();
 }
 
 }  // namespace wtmesh::edge

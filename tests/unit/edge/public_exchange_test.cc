@@ -1,0 +1,242 @@
+// PublicExchange driven directly, sans-I/O: a recording ExchangeSink stands for the codec, a
+// FakeDirectory for the tunnel sessions. No HTTP/1.1 in sight.
+#include "edge/public_exchange.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "fakes.h"
+
+namespace wtmesh::edge {
+namespace {
+
+using test::bytes;
+using test::decode_request_stream;
+using test::FakeClock;
+using test::FakeDirectory;
+using test::header_value;
+using test::str;
+
+struct RecordingSink final : ExchangeSink {
+  void send_continue() override { events.push_back("continue"); }
+  void send_response_head(const tunnel::ResponseHead& head, bool, bool reusable) override {
+    events.push_back("head " + std::to_string(head.status) + (reusable ? "" : " last"));
+  }
+  void send_response_body(std::span<const uint8_t> data, const StreamRef& ref) override {
+    body += str(data);
+    credits.emplace_back(ref, data.size());
+  }
+  void send_response_end(bool complete) override { events.push_back(complete ? "end" : "end short"); }
+  void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override {
+    events.push_back("error " + std::to_string(status) + (reusable ? "" : " last") +
+                     (from_agent ? " agent" : ""));
+    last_detail = std::string(detail);
+  }
+  void exchange_done(const ExchangeOutcome& o) override { done.push_back(o); }
+  void exchange_progress() override { ++progress; }
+
+  std::vector<std::string> events;
+  std::string body, last_detail;
+  std::vector<std::pair<StreamRef, size_t>> credits;
+  std::vector<ExchangeOutcome> done;
+  int progress = 0;
+};
+
+class PublicExchangeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.add_route("app.localhost");
+    ExchangeConfig cfg;
+    cfg.client = {"192.0.2.1", true};
+    cfg.clock = clock_.fn();
+    cfg.body_chunk = 4;
+    ex_ = std::make_unique<PublicExchange>(dir_, cfg, sink_);
+  }
+  static ExchangeRequest get(std::string host = "app.localhost") {
+    ExchangeRequest r;
+    r.method = "GET";
+    r.target = "/x";
+    r.authority = host;
+    r.host = host;
+    r.headers = {{"user-agent", "t"}, {"x-forwarded-for", "10.0.0.1"}};
+    return r;
+  }
+  FakeDirectory::Stream& stream() { return dir_.streams[dir_.last]; }
+  void agent_answers(int status, std::optional<uint64_t> len, std::string_view body, bool fin,
+                     tunnel::HeaderPairs h = {}) {
+    tunnel::ResponseHead r;
+    r.status = status;
+    r.has_body = true;
+    r.content_length = len;
+    r.headers = std::move(h);
+    auto b = tunnel::encode_response_head(r);
+    b.insert(b.end(), body.begin(), body.end());
+    stream().events->on_response_data(b, fin);
+  }
+
+  FakeClock clock_;
+  FakeDirectory dir_;
+  RecordingSink sink_;
+  std::unique_ptr<PublicExchange> ex_;
+};
+
+TEST_F(PublicExchangeTest, NeutralRequestBecomesTheTunnelHeadAndTheAnswerGoesToTheSink) {
+  ex_->begin(get(), clock_.t);
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_TRUE(stream().fin);
+  EXPECT_EQ(rh.method, "GET");
+  EXPECT_EQ(rh.target, "/x");
+  EXPECT_EQ(header_value(rh.headers, "x-forwarded-for"), "10.0.0.1, 192.0.2.1");
+  EXPECT_EQ(header_value(rh.headers, "x-forwarded-proto"), "https");
+  EXPECT_EQ(header_value(rh.headers, "forwarded"), "for=192.0.2.1;host=\"app.localhost\";proto=https");
+
+  agent_answers(200, 5, "hel", false);
+  stream().events->on_response_data(bytes("lo"), true);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 200", "end"}));
+  EXPECT_EQ(sink_.body, "hello");
+  ASSERT_EQ(sink_.credits.size(), 2u) << "body credit is the sink's to return";
+  EXPECT_EQ(sink_.credits[0].first.id, dir_.last);
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_EQ(sink_.done[0].status, 200);
+  EXPECT_TRUE(sink_.done[0].reusable);
+  EXPECT_TRUE(stream().released);
+  EXPECT_FALSE(ex_->active());
+}
+
+TEST_F(PublicExchangeTest, UnknownHostIs404AndBusyRetriesUntilTheOpenTimeout) {
+  ex_->begin(get("nobody.localhost"), clock_.t);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"error 404"}));
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_EQ(sink_.done[0].status, 404);
+
+  dir_.client_limited = 1000;
+  const SteadyTime start = clock_.t;
+  ex_->begin(get(), start);
+  EXPECT_TRUE(ex_->active());
+  while (ex_->active()) {
+    ASSERT_TRUE(ex_->next_deadline());
+    clock_.t = *ex_->next_deadline();
+    ex_->on_tick(clock_.t);
+  }
+  EXPECT_EQ(sink_.events.back(), "error 429");
+  EXPECT_EQ(clock_.t - start, std::chrono::milliseconds(1000));
+}
+
+TEST_F(PublicExchangeTest, RequestBodyIsTakenOnlyAsFarAsTheStreamTakesIt) {
+  auto r = get();
+  r.method = "POST";
+  r.has_body = true;
+  r.content_length = 6;
+  r.expect_continue = true;
+  dir_.capacity = 0;
+  ex_->begin(r, clock_.t);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"continue"}));
+  EXPECT_EQ(ex_->request_body_room(), 0u) << "the head is not out yet";
+  stream().capacity = 1000;
+  stream().events->on_request_writable();
+  EXPECT_EQ(ex_->request_body_room(), 4u);
+  stream().capacity = 2;
+  ex_->on_request_body(bytes("abcd"));
+  EXPECT_EQ(ex_->request_body_room(), 0u);
+  EXPECT_EQ(ex_->buffered_body(), 2u);
+  stream().capacity = 100;
+  stream().events->on_request_writable();
+  EXPECT_EQ(ex_->request_body_room(), 4u);
+  ex_->on_request_body(bytes("ef"));
+  ex_->on_request_end();
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(body, "abcdef");
+  EXPECT_TRUE(stream().fin);
+}
+
+TEST_F(PublicExchangeTest, SlowBodyIs408AndCancelLogs499) {
+  auto r = get();
+  r.has_body = true;
+  ex_->begin(r, clock_.t);
+  ASSERT_TRUE(ex_->next_deadline());
+  clock_.t = *ex_->next_deadline();
+  ex_->on_tick(clock_.t);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"error 408 last"}));
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_FALSE(sink_.done[0].reusable);
+
+  ex_->begin(get(), clock_.t);
+  const auto o = ex_->cancel("client closed the connection");
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->status, 499);
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
+  EXPECT_FALSE(ex_->cancel("again"));
+}
+
+TEST_F(PublicExchangeTest, AgentErrorHeaderAndInterimResponses) {
+  ex_->begin(get(), clock_.t);
+  agent_answers(503, std::nullopt, "ignored", true, {{std::string(tunnel::kErrorHeader), "no upstream"}});
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"error 502 agent"}));
+  EXPECT_EQ(sink_.body, "");
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_EQ(sink_.done[0].note, "no upstream");
+
+  ex_->begin(get(), clock_.t);
+  agent_answers(101, std::nullopt, "", false);
+  EXPECT_EQ(sink_.events.back(), "error 502 last") << "101 without an upgrade asked for";
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
+}
+
+TEST_F(PublicExchangeTest, ShortAndLongBodiesAreNotReusable) {
+  ex_->begin(get(), clock_.t);
+  agent_answers(200, 5, "abc", true);
+  EXPECT_EQ(sink_.events.back(), "end short");
+  EXPECT_FALSE(sink_.done.back().reusable);
+
+  ex_->begin(get(), clock_.t);
+  agent_answers(200, 2, "abc", false);
+  EXPECT_EQ(sink_.body, "abcab");
+  EXPECT_EQ(sink_.done.back().note, "agent sent more than content-length");
+  EXPECT_FALSE(sink_.done.back().reusable);
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
+}
+
+TEST_F(PublicExchangeTest, UpgradedExchangeIsAByteStreamBothWays) {
+  auto r = get();
+  r.upgrade = "websocket";
+  ex_->begin(r, clock_.t);
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(header_value(rh.headers, "upgrade"), "websocket");
+  EXPECT_TRUE(rh.has_body);
+  EXPECT_FALSE(stream().fin) << "the client's bytes follow the head";
+
+  agent_answers(101, std::nullopt, "hi", false);
+  EXPECT_TRUE(ex_->upgraded());
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 101 last"}));
+  EXPECT_EQ(sink_.body, "hi");
+  EXPECT_FALSE(ex_->next_deadline()) << "no body clock once upgraded";
+
+  ASSERT_GT(ex_->request_body_room(), 0u);
+  ex_->on_request_body(bytes("ping"));
+  stream().events->on_response_data(bytes("pong"), true);
+  EXPECT_EQ(sink_.body, "hipong");
+  EXPECT_TRUE(sink_.done.empty()) << "the client's direction is still open";
+  EXPECT_FALSE(stream().cancelled);
+  ex_->on_request_body(bytes("bye"));
+  ex_->on_request_end();
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(body, "pingbye");
+  EXPECT_TRUE(stream().fin);
+  EXPECT_TRUE(stream().released);
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_EQ(sink_.done[0].status, 101);
+  EXPECT_FALSE(sink_.done[0].reusable);
+}
+
+}  // namespace
+}  // namespace wtmesh::edge

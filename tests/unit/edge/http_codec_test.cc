@@ -115,6 +115,19 @@ TEST(BuildRequestHead, DropsHopByHopAndAddsForwarding) {
   for (const auto& [n, v] : head.headers) EXPECT_EQ(n, lower_ascii(n));
 }
 
+TEST(EndToEndFields, TheHttp1SideKeepsOnlyEndToEndFieldsInOrder) {
+  auto req = request({{"Host", "app.localhost"},
+                      {"Connection", "close, X-Hop"},
+                      {"X-Hop", "1"},
+                      {"Upgrade", "websocket"},
+                      {"Expect", "100-continue"},
+                      {"X-Forwarded-For", "10.0.0.1"},
+                      {"Accept", "*/*"},
+                      {"Content-Length", "3"}});
+  EXPECT_EQ(end_to_end_fields(req), (tunnel::HeaderPairs{{"x-forwarded-for", "10.0.0.1"}, {"accept", "*/*"}}))
+      << "forwarding headers are merged by the exchange, not dropped here";
+}
+
 TEST(BuildRequestHead, ContentLengthAndIpv6AndPlainHttp) {
   auto req = request({{"Host", "a.localhost"}});
   tunnel::RequestHead head;

@@ -51,6 +51,21 @@ TEST_F(HttpProxyTest, GetIsForwardedAndAnswered) {
   EXPECT_EQ(logs_[0].duration, std::chrono::milliseconds(25));
 }
 
+TEST_F(HttpProxyTest, WebSocketUpgradeGoesOnAsAPlainRequest) {
+  // HTTP/1.1 does not ask the exchange for an upgrade (yet): Upgrade is hop-by-hop and dropped, and
+  // an agent's 101 is an interim response the edge refuses.
+  feed("GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(header_value(rh.headers, "upgrade"), "<none>");
+  EXPECT_TRUE(stream().fin);
+  agent_answers(head(101, std::nullopt, false), "", false);
+  EXPECT_NE(drain().find("HTTP/1.1 502 "), std::string::npos);
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
+  EXPECT_TRUE(proxy_->finished());
+}
+
 TEST_F(HttpProxyTest, KeepAliveAndPipelinedRequestsOneAtATime) {
   feed("GET /1 HTTP/1.1\r\nHost: app.localhost\r\n\r\nGET /2 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   ASSERT_EQ(dir_.streams.size(), 1u) << "the second request waits for the first response";

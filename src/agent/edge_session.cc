@@ -191,8 +191,8 @@ void EdgeSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std:
       if (!alive.expired()) exchanges_.erase(id);
     });
   };
-  auto ex = std::make_shared<UpstreamExchange>(io_, *session_, id, *r->pool, std::move(head), std::move(done),
-                                               limits_);
+  auto ex = std::make_shared<AsioUpstreamDriver>(io_, *session_, id, *r->pool, std::move(head),
+                                                 std::move(done), limits_);
   exchanges_.emplace(id, ex);
   ex->start(body, fin);
 }

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "agent/tunnel_control.h"
-#include "agent/upstream_exchange.h"
+#include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
 #include "tunnel/registry.h"
 #include "tunnel/wire.h"
@@ -84,7 +84,7 @@ class EdgeSession final : public wt::SessionHandler {
   boost::asio::steady_timer heartbeat_;
   std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
-  std::map<wt::StreamId, std::shared_ptr<UpstreamExchange>> exchanges_;
+  std::map<wt::StreamId, std::shared_ptr<AsioUpstreamDriver>> exchanges_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -2,61 +2,35 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/write.hpp>
-#include <cctype>
+#include <algorithm>
 
 namespace wtmesh::agent {
 
-namespace asio = boost::asio;
 using tunnel::kStreamCancelled;
 using tunnel::kStreamProtocolError;
 using tunnel::kStreamUpstreamFailed;
 
-namespace {
-
-// "Connection refused" -> "connection refused": the message goes inside a sentence.
-std::string lower_first(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-  return s;
-}
-
-}  // namespace
-
-UpstreamExchange::UpstreamExchange(asio::io_context& io, wt::Session& session, wt::StreamId id,
-                                   UpstreamPool& pool, tunnel::RequestHead head, DoneFn done,
-                                   ExchangeLimits limits)
-    : io_(io),
-      session_(&session),
+UpstreamExchange::UpstreamExchange(wt::Session& session, wt::StreamId id, UpstreamTransport& transport,
+                                   std::unique_ptr<UpstreamCodec> codec, tunnel::RequestHead head,
+                                   DoneFn done, ExchangeLimits limits)
+    : session_(&session),
       id_(id),
-      pool_(pool),
+      transport_(transport),
+      codec_(std::move(codec)),
       head_(std::move(head)),
       done_(std::move(done)),
-      limits_(limits),
-      started_(std::chrono::steady_clock::now()) {
+      limits_(limits) {
   result_.method = head_.method;
   result_.target = head_.target;
 }
 
-UpstreamExchange::~UpstreamExchange() = default;
-
-std::string UpstreamExchange::upstream_name() const {
-  const auto& ep = pool_.endpoint();
-  return (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
-         std::to_string(ep.port());
-}
-
 void UpstreamExchange::start(std::span<const uint8_t> early_body, bool fin) {
   std::string error;
-  auto request = encode_upstream_request(head_, &error);
-  if (!request) {
+  if (!codec_->start_request(head_, &error)) {
     session_->consume(id_, early_body.size());
     protocol_error("request head cannot be forwarded: " + error);
     return;
   }
-  request_head_ = std::move(request->head);
-  chunked_ = request->chunked;
-  decoder_.emplace(head_.method == "HEAD", limits_.decoder);
   on_body(early_body, fin);
   if (aborted_) return;
   connect();
@@ -91,18 +65,14 @@ void UpstreamExchange::on_body(std::span<const uint8_t> data, bool fin) {
 }
 
 void UpstreamExchange::pump_request() {
-  if (aborted_ || request_done_ || !socket_ || connecting_ || writing_) return;
+  if (aborted_ || request_done_ || !connected_ || connecting_ || writing_) return;
   write_buf_.clear();
-  if (!head_written_) write_buf_ = request_head_;
+  if (!head_written_) codec_->write_head(write_buf_);
   write_consumes_ = body_held_.size();
-  if (chunked_) {
-    append_chunk(write_buf_, body_held_);
-  } else {
-    write_buf_.append(reinterpret_cast<const char*>(body_held_.data()), body_held_.size());
-  }
+  codec_->write_body(write_buf_, body_held_);
   body_held_.clear();
-  const bool last = body_fin_ && chunked_ && !last_chunk_sent_;
-  if (last) write_buf_.append(kLastChunk);
+  const bool last = body_fin_ && !end_sent_;
+  if (last) codec_->write_end(write_buf_);
   if (write_buf_.empty()) {
     if (body_fin_ && head_written_) {
       request_complete_ = request_done_ = true;
@@ -111,30 +81,28 @@ void UpstreamExchange::pump_request() {
     return;
   }
   writing_ = true;
-  if (last) last_chunk_sent_ = true;
-  asio::async_write(*socket_, asio::buffer(write_buf_),
-                    [self = shared_from_this(), gen = gen_](boost::system::error_code ec, size_t) {
-                      if (gen != self->gen_ || self->aborted_) return;
-                      self->writing_ = false;
-                      if (ec) {
-                        const std::string why = lower_first(ec.message());
-                        if (self->can_retry()) return self->fail_before_head(why, true);
-                        // The read side decides: the upstream may still have answered (e.g. 413).
-                        // The failed write's bytes are gone; their credit is not.
-                        if (self->session_) self->session_->consume(self->id_, self->write_consumes_);
-                        self->write_consumes_ = 0;
-                        self->abandon_request(kStreamUpstreamFailed, false);
-                        self->maybe_finish();
-                        return;
-                      }
-                      self->head_written_ = true;
-                      if (self->session_ && self->write_consumes_) {
-                        self->session_->consume(self->id_, self->write_consumes_);
-                      }
-                      self->result_.request_bytes += self->write_consumes_;
-                      self->write_consumes_ = 0;
-                      self->pump_request();
-                    });
+  if (last) end_sent_ = true;
+  transport_.write(write_buf_);
+}
+
+void UpstreamExchange::on_written(const std::string& error) {
+  if (aborted_ || !writing_) return;
+  writing_ = false;
+  if (!error.empty()) {
+    if (can_retry()) return fail_before_head(error, true);
+    // The read side decides: the upstream may still have answered (e.g. 413).
+    // The failed write's bytes are gone; their credit is not.
+    if (session_) session_->consume(id_, write_consumes_);
+    write_consumes_ = 0;
+    abandon_request(kStreamUpstreamFailed, false);
+    maybe_finish();
+    return;
+  }
+  head_written_ = true;
+  if (session_ && write_consumes_) session_->consume(id_, write_consumes_);
+  result_.request_bytes += write_consumes_;
+  write_consumes_ = 0;
+  pump_request();
 }
 
 void UpstreamExchange::abandon_request(uint32_t code, bool stop) {
@@ -152,39 +120,29 @@ void UpstreamExchange::abandon_request(uint32_t code, bool stop) {
 // --- upstream connection ------------------------------------------------------------------------------
 
 void UpstreamExchange::connect() {
-  if (auto pooled = pool_.take()) return on_connected(std::move(pooled), true);
-  socket_ = std::make_unique<UpstreamPool::Socket>(io_);
   connecting_ = true;
-  socket_->async_connect(pool_.endpoint(),
-                         [self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
-                           if (gen != self->gen_ || self->aborted_) return;
-                           self->connecting_ = false;
-                           if (ec) {
-                             return self->send_bad_gateway("upstream refused: " + lower_first(ec.message()) +
-                                                           " (" + self->upstream_name() + ")");
-                           }
-                           boost::system::error_code ignored;
-                           self->socket_->set_option(asio::ip::tcp::no_delay(true), ignored);
-                           self->on_connected(std::move(self->socket_), false);
-                         });
+  transport_.connect();  // a pooled connection answers inline
 }
 
-void UpstreamExchange::on_connected(std::unique_ptr<UpstreamPool::Socket> socket, bool reused) {
-  socket_ = std::move(socket);
+void UpstreamExchange::on_connected(bool reused) {
+  if (aborted_ || !connecting_) return;
+  connecting_ = false;
+  connected_ = true;
   reused_ = reused;
   result_.reused_connection = reused;
   pump_request();
   start_read();
 }
 
+void UpstreamExchange::on_connect_failed(const std::string& why) {
+  if (aborted_ || !connecting_) return;
+  connecting_ = false;
+  send_bad_gateway("upstream refused: " + why + " (" + transport_.name() + ")");
+}
+
 void UpstreamExchange::close_upstream() {
-  ++gen_;
-  if (socket_) {
-    boost::system::error_code ec;
-    socket_->close(ec);
-    socket_.reset();
-  }
-  connecting_ = reading_ = false;
+  transport_.close();
+  connected_ = connecting_ = reading_ = false;
   if (writing_) {
     // The write will never complete for us; its bytes still need their flow-control credit.
     writing_ = false;
@@ -204,40 +162,39 @@ void UpstreamExchange::retry() {
   retried_ = true;
   close_upstream();
   head_written_ = false;
-  last_chunk_sent_ = false;
+  end_sent_ = false;
   request_complete_ = request_done_ = false;
-  decoder_.emplace(head_.method == "HEAD", limits_.decoder);
+  codec_->restart_response();
   connect();
 }
 
 // --- response side ------------------------------------------------------------------------------------
 
 void UpstreamExchange::start_read() {
-  if (aborted_ || response_done_ || !socket_ || connecting_ || reading_ || !to_stream_.empty()) return;
-  const size_t room = std::min(decoder_->input_room(), limits_.read_chunk);
+  if (aborted_ || response_done_ || !connected_ || connecting_ || reading_ || !to_stream_.empty()) return;
+  const size_t room = std::min(codec_->input_room(), limits_.read_chunk);
   if (room == 0) return;
-  if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<uint8_t[]>(limits_.read_chunk);
   reading_ = true;
-  socket_->async_read_some(asio::buffer(read_buf_.get(), room), [self = shared_from_this(), gen = gen_](
-                                                                     boost::system::error_code ec, size_t n) {
-    if (gen != self->gen_ || self->aborted_) return;
-    self->reading_ = false;
-    if (ec == asio::error::eof && n == 0 && !self->got_response_bytes_ && self->can_retry()) {
-      return self->fail_before_head("the connection closed", true);
-    }
-    if (n > 0) {
-      self->got_response_bytes_ = true;
-      self->decoder_->put_input(std::span<const uint8_t>(self->read_buf_.get(), n));
-    }
-    if (ec == asio::error::eof) {
-      self->decoder_->put_eof();
-    } else if (ec) {
-      const std::string why = lower_first(ec.message());
-      if (!self->decoder_->head_produced()) return self->fail_before_head(why, true);
-      return self->fail_after_head("the upstream connection failed mid-response: " + why);
-    }
-    self->process_response();
-  });
+  transport_.read(room);
+}
+
+void UpstreamExchange::on_read(std::span<const uint8_t> data, bool eof, const std::string& error) {
+  if (aborted_ || !reading_) return;
+  reading_ = false;
+  if (eof && data.empty() && !got_response_bytes_ && can_retry()) {
+    return fail_before_head("the connection closed", true);
+  }
+  if (!data.empty()) {
+    got_response_bytes_ = true;
+    codec_->put_input(data);
+  }
+  if (eof) {
+    codec_->put_eof();
+  } else if (!error.empty()) {
+    if (!codec_->head_produced()) return fail_before_head(error, true);
+    return fail_after_head("the upstream connection failed mid-response: " + error);
+  }
+  process_response();
 }
 
 bool UpstreamExchange::flush_to_stream() {
@@ -261,29 +218,29 @@ void UpstreamExchange::process_response() {
     if (!flush_to_stream()) return;
     if (response_done_) return on_response_complete();
     if (fin_after_) return;
-    const auto st = decoder_->decode(to_stream_, limits_.wt_chunk);
+    const auto st = codec_->decode(to_stream_, limits_.wt_chunk);
     switch (st) {
-      case ResponseDecoder::Status::kHead: {
-        const auto head = decoder_->take_head();
+      case UpstreamCodec::Status::kHead: {
+        const auto head = codec_->take_head();
         result_.status = head.status;
         const auto bytes = tunnel::encode_response_head(head);
         to_stream_.insert(to_stream_.end(), bytes.begin(), bytes.end());
         continue;
       }
-      case ResponseDecoder::Status::kBodyFull:
+      case UpstreamCodec::Status::kBodyFull:
         result_.response_bytes += to_stream_.size();
         continue;
-      case ResponseDecoder::Status::kNeedInput:
+      case UpstreamCodec::Status::kNeedInput:
         result_.response_bytes += to_stream_.size();
         if (!flush_to_stream()) return;
         return start_read();
-      case ResponseDecoder::Status::kDone:
+      case UpstreamCodec::Status::kDone:
         result_.response_bytes += to_stream_.size();
         fin_after_ = true;
         continue;
-      case ResponseDecoder::Status::kError:
-        if (!decoder_->head_produced()) return fail_before_head(decoder_->error(), false);
-        return fail_after_head(decoder_->error());
+      case UpstreamCodec::Status::kError:
+        if (!codec_->head_produced()) return fail_before_head(codec_->error(), false);
+        return fail_after_head(codec_->error());
     }
   }
 }
@@ -292,9 +249,9 @@ void UpstreamExchange::on_response_complete() {
   // The upstream answered before taking the whole request body (e.g. 413): it does not want the rest,
   // so ask the edge to stop sending it (STOP_SENDING 0, docs/protocol.md §4); the response goes on.
   if (!request_done_) abandon_request(0, true);
-  if (decoder_->reusable() && request_complete_ && socket_ && !reading_ && !writing_) {
-    ++gen_;
-    pool_.put(std::move(socket_));
+  if (codec_->reusable() && request_complete_ && connected_ && !reading_ && !writing_) {
+    connected_ = false;
+    transport_.release();
   } else {
     close_upstream();
   }
@@ -308,7 +265,7 @@ void UpstreamExchange::fail_before_head(const std::string& why, bool transport_e
     spdlog::debug("tunnel: reused upstream connection failed ({}); retrying on a new one", why);
     return retry();
   }
-  send_bad_gateway("upstream error: " + why + " (" + upstream_name() + ")");
+  send_bad_gateway("upstream error: " + why + " (" + transport_.name() + ")");
 }
 
 void UpstreamExchange::send_bad_gateway(const std::string& why) {
@@ -419,7 +376,6 @@ void UpstreamExchange::on_session_gone() {
 void UpstreamExchange::maybe_finish() {
   if (reported_ || !finished()) return;
   reported_ = true;
-  result_.duration = std::chrono::steady_clock::now() - started_;
   if (done_) done_(result_);
 }
 

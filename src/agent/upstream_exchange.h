@@ -1,26 +1,33 @@
-// One tunnel request relayed to the local upstream over HTTP/1.1: the Asio side of a request
-// stream (docs/protocol.md §4). It takes a pooled keep-alive connection (or connects), writes the
-// request head, streams the request body from the WebTransport stream to TCP and the response from
-// TCP back to the stream, with backpressure both ways:
-//  - request body bytes are consume()d on the stream only once TCP accepted them;
+// One tunnel request relayed to the local upstream (docs/protocol.md §4): the socket-free core.
+//
+// The agent's upstream side has three tiers:
+//  - UpstreamExchange (here): the per-request state machine. Its stream side is the transport-neutral
+//    wt::Session (request body in, ResponseHead + body out, credit, resets); its upstream side is an
+//    UpstreamTransport (connect / write / read / close / release, completions come back as on_*()
+//    calls). It owns no socket, timer or loop and never reads the clock.
+//  - UpstreamCodec (upstream_codec.h): what the bytes mean (HTTP/1.1 today: Http1Codec).
+//  - The driver (upstream_driver.h, AsioUpstreamDriver): the pooled TCP connection and the Asio reads
+//    and writes; it implements UpstreamTransport and owns the core.
+//
+// Backpressure both ways:
+//  - request body bytes are consume()d on the stream only once the transport wrote them upstream;
 //  - the upstream is read only when the stream took everything decoded so far (on_writable resumes).
-// Memory per exchange is a few 64 KiB buffers plus what the stream's flow-control window lets in.
-// A failure before the response head becomes an in-band 502 with `wtmesh-error`; after it, the
-// stream is reset with code 1. A connection goes back to the pool only after a clean, complete,
-// keep-alive exchange.
+// A failure before the response head becomes an in-band 502 with `wtmesh-error`; after it, the stream
+// is reset with code 1. A connection is released (to the pool) only after a clean, complete,
+// keep-alive exchange; a reused connection that dies before answering is replayed once on a new one.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "agent/upstream_codec.h"
 #include "agent/upstream_http.h"
-#include "agent/upstream_pool.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
 
@@ -41,19 +48,43 @@ struct ExchangeResult {
   uint64_t response_bytes = 0;  // body bytes sent toward the edge
   uint64_t request_bytes = 0;   // body bytes written to the upstream
   bool reused_connection = false;
-  bool failed = false;  // reset, aborted, or answered with a 502 of ours
-  std::string error;    // why, as a sentence
-  std::chrono::steady_clock::duration duration{};
+  bool failed = false;                             // reset, aborted, or answered with a 502 of ours
+  std::string error;                               // why, as a sentence
+  std::chrono::steady_clock::duration duration{};  // filled in by the driver
 };
 
-class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
+// The upstream connection as the core sees it. Each call starts at most one operation of its kind;
+// its completion comes back through the matching UpstreamExchange::on_*() call, never from inside the
+// call itself, except connect(), which may call on_connected() inline with a pooled connection.
+// close() and release() cancel whatever is pending: no completion arrives for it afterwards. close()
+// may come more than once, and with no connection.
+class UpstreamTransport {
+ public:
+  virtual ~UpstreamTransport() = default;
+  // A connection: pooled (on_connected(true)) or new (on_connected(false) / on_connect_failed()).
+  virtual void connect() = 0;
+  // Writes all of `bytes` (kept valid by the caller until on_written() or close()).
+  virtual void write(std::string_view bytes) = 0;
+  // Reads at most `max` bytes: on_read().
+  virtual void read(size_t max) = 0;
+  virtual void close() = 0;
+  // Hands the idle connection back for another request (keep-alive).
+  virtual void release() = 0;
+  // "127.0.0.1:8080", for error messages.
+  virtual std::string name() const = 0;
+};
+
+class UpstreamExchange {
  public:
   using DoneFn = std::function<void(const ExchangeResult&)>;
 
-  UpstreamExchange(boost::asio::io_context& io, wt::Session& session, wt::StreamId id, UpstreamPool& pool,
-                   tunnel::RequestHead head, DoneFn done, ExchangeLimits limits = {});
-  ~UpstreamExchange();
+  UpstreamExchange(wt::Session& session, wt::StreamId id, UpstreamTransport& transport,
+                   std::unique_ptr<UpstreamCodec> codec, tunnel::RequestHead head, DoneFn done,
+                   ExchangeLimits limits = {});
+  UpstreamExchange(const UpstreamExchange&) = delete;
+  UpstreamExchange& operator=(const UpstreamExchange&) = delete;
 
+  // --- the stream side ---
   // Starts with the body bytes that arrived with the head (`fin`: the request body is complete).
   void start(std::span<const uint8_t> early_body, bool fin);
   // More request body from the stream (not consumed yet: the exchange consumes once written).
@@ -67,13 +98,23 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   void on_stream_closed();
   // The session is gone: drop the upstream connection and never touch the session again.
   void on_session_gone();
+
+  // --- the upstream side (UpstreamTransport completions) ---
+  void on_connected(bool reused);
+  // `why` is a lower-case sentence fragment ("connection refused").
+  void on_connect_failed(const std::string& why);
+  // `error` empty: every byte was written.
+  void on_written(const std::string& error);
+  // Bytes read (may be empty), then `eof` or `error` (non-empty: the read failed).
+  void on_read(std::span<const uint8_t> data, bool eof, const std::string& error);
+
   // The stream is finished in both directions from this exchange's point of view.
   bool finished() const { return response_done_ && request_done_; }
   wt::StreamId stream_id() const { return id_; }
+  const ExchangeResult& result() const { return result_; }
 
  private:
   void connect();
-  void on_connected(std::unique_ptr<UpstreamPool::Socket> socket, bool reused);
   void pump_request();
   void start_read();
   void process_response();
@@ -93,44 +134,35 @@ class UpstreamExchange : public std::enable_shared_from_this<UpstreamExchange> {
   void on_response_complete();
   bool can_retry() const;
   void retry();
-  std::string upstream_name() const;
 
-  boost::asio::io_context& io_;
   wt::Session* session_;
   wt::StreamId id_;
-  UpstreamPool& pool_;
+  UpstreamTransport& transport_;
+  std::unique_ptr<UpstreamCodec> codec_;
   tunnel::RequestHead head_;
   DoneFn done_;
   ExchangeLimits limits_;
-  std::chrono::steady_clock::time_point started_;
   ExchangeResult result_;
 
-  std::unique_ptr<UpstreamPool::Socket> socket_;
+  bool connected_ = false;  // the transport holds a connection for us
   bool reused_ = false;
   bool retried_ = false;
   bool connecting_ = false;
-  std::string request_head_;  // kept until written, and for a retry
-  bool chunked_ = false;
   bool head_written_ = false;
 
-  // Request body: received from the stream, not yet accepted by TCP (nor consumed).
+  // Request body: received from the stream, not yet accepted by the upstream (nor consumed).
   std::vector<uint8_t> body_held_;
   bool body_fin_ = false;
   uint64_t body_received_ = 0;
   bool writing_ = false;
   std::string write_buf_;
   size_t write_consumes_ = 0;
-  bool last_chunk_sent_ = false;
+  bool end_sent_ = false;           // the codec's end of the request body is written (or being)
   bool request_complete_ = false;   // every request byte was written to the upstream
   bool request_abandoned_ = false;  // the rest of the request body is not wanted
   bool request_done_ = false;       // complete or abandoned
-  uint64_t gen_ = 0;                // bumped when the upstream connection is dropped: stale handlers ignore
 
   // Response.
-  std::optional<ResponseDecoder> decoder_;
-  // Allocated on the first read, never zero-filled (a 64 KiB memset per exchange was ~15 % of the
-  // agent's CPU).
-  std::unique_ptr<uint8_t[]> read_buf_;
   bool reading_ = false;
   bool got_response_bytes_ = false;
   std::vector<uint8_t> to_stream_;  // encoded head / body bytes not yet taken by the stream

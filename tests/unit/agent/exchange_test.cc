@@ -1,11 +1,12 @@
-// UpstreamExchange against a real local HTTP/1.1 server and an in-memory session: keep-alive reuse,
-// streaming both ways with backpressure, 502s of ours, resets, and the caps.
+// The Asio driver (AsioUpstreamDriver + its UpstreamExchange core) against a real local HTTP/1.1 server and
+// an in-memory session: keep-alive reuse, streaming both ways with backpressure, 502s of ours, resets, and
+// the caps.
 #include <gtest/gtest.h>
 
 #include <functional>
 
 #include "../../support/run_until.h"
-#include "agent/upstream_exchange.h"
+#include "agent/upstream_driver.h"
 #include "fake_session.h"
 #include "local_http_server.h"
 
@@ -33,10 +34,10 @@ class Exchange : public ::testing::Test {
   }
 
   // Starts an exchange for `head` on stream `id`; results land in results_[id].
-  std::shared_ptr<UpstreamExchange> start(wt::StreamId id, tunnel::RequestHead head, UpstreamPool& pool,
-                                          std::string_view early = {}, bool fin = true,
-                                          ExchangeLimits limits = {}) {
-    auto ex = std::make_shared<UpstreamExchange>(
+  std::shared_ptr<AsioUpstreamDriver> start(wt::StreamId id, tunnel::RequestHead head, UpstreamPool& pool,
+                                            std::string_view early = {}, bool fin = true,
+                                            ExchangeLimits limits = {}) {
+    auto ex = std::make_shared<AsioUpstreamDriver>(
         io_, session_, id, pool, std::move(head), [this, id](const ExchangeResult& r) { results_[id] = r; },
         limits);
     ex->start(bytes(early), fin);

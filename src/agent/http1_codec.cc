@@ -1,0 +1,43 @@
+#include "agent/http1_codec.h"
+
+namespace wtmesh::agent {
+
+bool Http1Codec::start_request(const tunnel::RequestHead& head, std::string* error) {
+  auto request = encode_upstream_request(head, error);
+  if (!request) return false;
+  request_head_ = std::move(request->head);
+  chunked_ = request->chunked;
+  head_request_ = head.method == "HEAD";
+  decoder_.emplace(head_request_, limits_);
+  return true;
+}
+
+void Http1Codec::write_body(std::string& out, std::span<const uint8_t> data) const {
+  if (chunked_) {
+    append_chunk(out, data);
+  } else {
+    out.append(reinterpret_cast<const char*>(data.data()), data.size());
+  }
+}
+
+void Http1Codec::write_end(std::string& out) const {
+  if (chunked_) out.append(kLastChunk);
+}
+
+UpstreamCodec::Status Http1Codec::decode(std::vector<uint8_t>& body, size_t max_body) {
+  switch (decoder_->decode(body, max_body)) {
+    case ResponseDecoder::Status::kNeedInput:
+      return Status::kNeedInput;
+    case ResponseDecoder::Status::kHead:
+      return Status::kHead;
+    case ResponseDecoder::Status::kBodyFull:
+      return Status::kBodyFull;
+    case ResponseDecoder::Status::kDone:
+      return Status::kDone;
+    case ResponseDecoder::Status::kError:
+      break;
+  }
+  return Status::kError;
+}
+
+}  // namespace wtmesh::agent

@@ -1,0 +1,70 @@
+// The protocol tier of the agent's upstream exchange: what is said to the local service, in bytes, with
+// no socket, timer or loop. An UpstreamExchange (the socket-free core, upstream_exchange.h) owns one
+// codec per request; it hands the codec the tunnel request head and body and gets back the bytes to
+// write upstream, and it feeds the codec the upstream's bytes and gets back the tunnel ResponseHead and
+// response body bytes. The driver (upstream_driver.h) moves the bytes; the codec never sees it.
+//
+// Implementations:
+//  - Http1Codec (http1_codec.h): HTTP/1.1 on a keep-alive TCP connection; request head with the public
+//    Host, chunked framing when no length is known; Beast's response parser (chunked, close-delimited,
+//    HEAD/204/304, 1xx skipped, the keep-alive decision).
+//  - An h2c or h3 codec would implement the same calls over one stream of a shared connection: the
+//    request head becomes a HEADERS frame (HPACK/QPACK; hop-by-hop fields dropped, :authority = the
+//    public authority), body bytes become DATA frames and end_body() an END_STREAM flag (HTTP/2) or the
+//    stream's FIN (HTTP/3, given to the driver as an empty write with fin); decode() turns HEADERS/DATA
+//    back into a ResponseHead and body. reusable() is "the stream ended cleanly"; the connection
+//    multiplexing and its flow control are the driver's (a per-connection session beside the pool).
+//  - A raw TCP/UDP codec (tcp/udp tunnel types) is the identity: no head to write, body bytes pass
+//    through, decode() produces a synthetic head once and then passes bytes through until EOF; it is
+//    never reusable. A TLS upstream is a driver matter (a TLS stream under the same codec), not a codec.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tunnel/wire.h"
+
+namespace wtmesh::agent {
+
+class UpstreamCodec {
+ public:
+  enum class Status {
+    kNeedInput,  // feed more upstream bytes (or put_eof)
+    kHead,       // the final response head is ready: take_head(); then call decode() again
+    kBodyFull,   // `body` reached max_body: send it onward, then call decode() again
+    kDone,       // the response is complete (the last body bytes may be in `body`)
+    kError,      // error() says what; head_produced() tells whether a head was already produced
+  };
+
+  virtual ~UpstreamCodec() = default;
+
+  // --- request (tunnel → upstream) ---
+  // Prepares the request for `head`; false with `error` set when it cannot be forwarded safely.
+  virtual bool start_request(const tunnel::RequestHead& head, std::string* error) = 0;
+  // Appends the request head's bytes (again after restart_response(), for a retry).
+  virtual void write_head(std::string& out) const = 0;
+  // Appends one piece of request body, framed.
+  virtual void write_body(std::string& out, std::span<const uint8_t> data) const = 0;
+  // Appends what ends the request body (may be nothing when the length was announced).
+  virtual void write_end(std::string& out) const = 0;
+
+  // --- response (upstream → tunnel) ---
+  // Room for upstream bytes; put_input takes at most this many. 0: do not read now.
+  virtual size_t input_room() const = 0;
+  virtual void put_input(std::span<const uint8_t> data) = 0;
+  // The upstream closed its side.
+  virtual void put_eof() = 0;
+  // Decodes buffered input, appending body bytes to `body` until it holds `max_body` bytes.
+  virtual Status decode(std::vector<uint8_t>& body, size_t max_body) = 0;
+  virtual tunnel::ResponseHead take_head() = 0;
+  virtual bool head_produced() const = 0;
+  virtual const std::string& error() const = 0;
+  // After kDone: the connection can carry another request.
+  virtual bool reusable() const = 0;
+  // Forgets the response so far, for replaying the request on a new connection.
+  virtual void restart_response() = 0;
+};
+
+}  // namespace wtmesh::agent

@@ -1,0 +1,338 @@
+// UpstreamExchange, the socket-free core, with its HTTP/1.1 codec: byte vectors in and out through an
+// in-memory session and a scripted transport, no sockets and no loop.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "agent/http1_codec.h"
+#include "agent/upstream_exchange.h"
+#include "fake_session.h"
+
+namespace wtmesh::agent {
+namespace {
+
+using testing::FakeSession;
+
+std::span<const uint8_t> bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Records what the core asks of the upstream connection; the test completes each operation.
+class ScriptedTransport final : public UpstreamTransport {
+ public:
+  void connect() override {
+    ++connects;
+    if (pooled) {
+      pooled = false;
+      core->on_connected(true);
+    } else {
+      connect_pending = true;
+    }
+  }
+  void write(std::string_view b) override {
+    EXPECT_FALSE(writing) << "one write at a time";
+    writing = std::string(b);
+  }
+  void read(size_t max) override {
+    EXPECT_FALSE(read_max) << "one read at a time";
+    read_max = max;
+  }
+  void close() override {
+    ++closes;
+    drop();
+  }
+  void release() override {
+    ++releases;
+    drop();
+  }
+  std::string name() const override { return "127.0.0.1:8080"; }
+
+  void connected() {
+    ASSERT_TRUE(connect_pending);
+    connect_pending = false;
+    core->on_connected(false);
+  }
+  // Completes the pending write.
+  void written(const std::string& error = {}) {
+    ASSERT_TRUE(writing);
+    if (error.empty()) upstream += *writing;
+    writing.reset();
+    core->on_written(error);
+  }
+  // The upstream sends `s` (then EOF): delivered in reads as the core asks for them. Returns what
+  // the core did not ask for.
+  std::string send(std::string_view s, bool eof = false) {
+    while (read_max && (!s.empty() || eof)) {
+      const size_t n = std::min(*read_max, s.size());
+      read_max.reset();
+      const bool end = eof && n == s.size();
+      core->on_read(bytes(s.substr(0, n)), end, {});
+      s.remove_prefix(n);
+      if (end) return {};
+    }
+    return std::string(s);
+  }
+
+  UpstreamExchange* core = nullptr;
+  bool pooled = false;  // the next connect() finds an idle pooled connection
+  int connects = 0, closes = 0, releases = 0;
+  bool connect_pending = false;
+  std::optional<std::string> writing;
+  std::optional<size_t> read_max;
+  std::string upstream;  // every byte written upstream
+
+ private:
+  void drop() {
+    connect_pending = false;
+    writing.reset();
+    read_max.reset();
+  }
+};
+
+class ExchangeCore : public ::testing::Test {
+ protected:
+  UpstreamExchange& make(tunnel::RequestHead head, ExchangeLimits limits = {}) {
+    core_ = std::make_unique<UpstreamExchange>(
+        session_, kId, transport_, std::make_unique<Http1Codec>(limits.decoder), std::move(head),
+        [this](const ExchangeResult& r) { result_ = r; }, limits);
+    transport_.core = core_.get();
+    return *core_;
+  }
+  static tunnel::RequestHead request(std::string method, std::string target, bool has_body = false,
+                                     std::optional<uint64_t> length = std::nullopt) {
+    tunnel::RequestHead h;
+    h.tunnel_id = 1;
+    h.method = std::move(method);
+    h.target = std::move(target);
+    h.authority = "app.localhost:4433";
+    h.has_body = has_body;
+    h.content_length = length;
+    return h;
+  }
+  FakeSession::Stream& stream() { return session_.streams[kId]; }
+
+  static constexpr wt::StreamId kId = 0;
+  FakeSession session_;
+  ScriptedTransport transport_;
+  std::unique_ptr<UpstreamExchange> core_;
+  std::optional<ExchangeResult> result_;
+};
+
+TEST_F(ExchangeCore, GetIsWrittenAndTheKeepAliveConnectionReleased) {
+  auto& ex = make(request("GET", "/hello"));
+  ex.start({}, true);
+  EXPECT_EQ(transport_.connects, 1);
+  EXPECT_FALSE(transport_.writing);  // nothing before the connection is up
+  transport_.connected();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, "GET /hello HTTP/1.1\r\nHost: app.localhost:4433\r\n\r\n");
+  ASSERT_TRUE(transport_.read_max);  // reads at once: the upstream may answer early
+  EXPECT_EQ(*transport_.read_max, 64u * 1024);
+  transport_.written();
+  EXPECT_EQ(transport_.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello"),
+            "");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.status, 200);
+  EXPECT_EQ(r->head.content_length, 5u);
+  EXPECT_TRUE(r->head.headers.empty());  // connection is hop-by-hop
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_TRUE(stream().fin);
+  ASSERT_TRUE(result_);
+  EXPECT_FALSE(result_->failed);
+  EXPECT_EQ(result_->status, 200);
+  EXPECT_EQ(result_->response_bytes, 5u);
+  EXPECT_EQ(transport_.releases, 1);
+  EXPECT_EQ(transport_.closes, 0);
+  EXPECT_TRUE(ex.finished());
+}
+
+TEST_F(ExchangeCore, ChunkedUploadIsConsumedOnlyOnceWritten) {
+  auto& ex = make(request("POST", "/echo", true));
+  ex.start(bytes("abc"), false);
+  transport_.connected();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing,
+            "POST /echo HTTP/1.1\r\nHost: app.localhost:4433\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nabc\r\n");
+  EXPECT_EQ(stream().consumed, 0u);
+  // More body while the write is in flight waits for it.
+  ex.on_body(bytes("de"), true);
+  EXPECT_EQ(stream().consumed, 0u);
+  transport_.written();
+  EXPECT_EQ(stream().consumed, 3u);
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, "2\r\nde\r\n0\r\n\r\n");
+  transport_.written();
+  EXPECT_EQ(stream().consumed, 5u);
+  EXPECT_FALSE(transport_.writing);
+  transport_.send("HTTP/1.1 204 No Content\r\n\r\n");
+  ASSERT_TRUE(result_);
+  EXPECT_EQ(result_->request_bytes, 5u);
+  EXPECT_EQ(session_.response(kId)->head.status, 204);
+  EXPECT_FALSE(session_.response(kId)->head.has_body);
+  EXPECT_EQ(transport_.releases, 1);
+}
+
+TEST_F(ExchangeCore, ChunkedResponseStreamsAndIsReusable) {
+  auto& ex = make(request("GET", "/"));
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  transport_.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->head.content_length);
+  EXPECT_TRUE(r->head.has_body);
+  EXPECT_EQ(r->body, "hello");  // forwarded before the response is complete
+  EXPECT_FALSE(stream().fin);
+  EXPECT_FALSE(result_);
+  transport_.send("6\r\n world\r\n0\r\n\r\n");
+  EXPECT_EQ(session_.response(kId)->body, "hello world");
+  EXPECT_TRUE(stream().fin);
+  ASSERT_TRUE(result_);
+  EXPECT_EQ(result_->response_bytes, 11u);
+  EXPECT_EQ(transport_.releases, 1);
+}
+
+TEST_F(ExchangeCore, CloseDelimitedResponseEndsAtEofAndIsNotReused) {
+  auto& ex = make(request("GET", "/"));
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  transport_.send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ");
+  EXPECT_FALSE(stream().fin);
+  transport_.send("the end", true);
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "until the end");
+  EXPECT_FALSE(r->head.content_length);
+  EXPECT_TRUE(stream().fin);
+  ASSERT_TRUE(result_);
+  EXPECT_FALSE(result_->failed);
+  EXPECT_EQ(transport_.releases, 0);
+  EXPECT_EQ(transport_.closes, 1);
+}
+
+TEST_F(ExchangeCore, UpstreamGarbageIsAnInBand502) {
+  auto& ex = make(request("GET", "/"));
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  transport_.send("garbage\r\n\r\n");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.status, 502);
+  ASSERT_EQ(r->head.headers.size(), 2u);
+  EXPECT_EQ(r->head.headers[0].first, "wtmesh-error");
+  const std::string& why = r->head.headers[0].second;
+  EXPECT_EQ(why.rfind("upstream error: the upstream sent a malformed response (", 0), 0u) << why;
+  EXPECT_TRUE(why.ends_with(") (127.0.0.1:8080)")) << why;
+  EXPECT_EQ(r->body, "502 Bad Gateway\n" + why + "\n");
+  EXPECT_EQ(r->head.content_length, r->body.size());
+  EXPECT_TRUE(stream().fin);
+  ASSERT_TRUE(result_);
+  EXPECT_TRUE(result_->failed);
+  EXPECT_EQ(result_->status, 502);
+  EXPECT_GE(transport_.closes, 1);  // closed (close() is idempotent), never released
+  EXPECT_EQ(transport_.releases, 0);
+}
+
+TEST_F(ExchangeCore, RefusedConnectionIsAnInBand502) {
+  auto& ex = make(request("GET", "/"));
+  ex.start({}, true);
+  ex.on_connect_failed("connection refused");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.status, 502);
+  EXPECT_EQ(r->head.headers[0].second, "upstream refused: connection refused (127.0.0.1:8080)");
+  ASSERT_TRUE(result_);
+  EXPECT_EQ(result_->error, "upstream refused: connection refused (127.0.0.1:8080)");
+}
+
+TEST_F(ExchangeCore, UpstreamIsReadOnlyWhileTheStreamTakesBytes) {
+  ExchangeLimits limits;
+  limits.wt_chunk = 4;
+  auto& ex = make(request("GET", "/"), limits);
+  session_.capacity = 0;
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  // The stream takes nothing: after the head and the first slice, no more reads are asked for.
+  const std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+  EXPECT_EQ(transport_.send(wire.substr(0, 40)), "");
+  EXPECT_FALSE(transport_.read_max);
+  EXPECT_TRUE(stream().out.empty());
+  // A little capacity at a time: each grant is used in order; reading resumes only once all of the
+  // decoded bytes are gone.
+  std::string rest = wire.substr(40);
+  for (int i = 0; i < 100 && !stream().fin; ++i) {
+    session_.capacity = 3;
+    ex.on_writable();
+    if (transport_.read_max) rest = transport_.send(rest);
+  }
+  EXPECT_TRUE(stream().fin);
+  EXPECT_EQ(session_.response(kId)->body, "0123456789");
+  EXPECT_EQ(transport_.releases, 1);
+}
+
+TEST_F(ExchangeCore, RequestBodyWaitsForTheUpstreamToTakeIt) {
+  auto& ex = make(request("PUT", "/f", true, 8));
+  ex.start(bytes("1234"), false);
+  EXPECT_EQ(stream().consumed, 0u);  // not connected: held, not consumed
+  transport_.connected();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_TRUE(transport_.writing->ends_with("Content-Length: 8\r\n\r\n1234"));
+  ex.on_body(bytes("5678"), false);  // complete by its length: no FIN needed
+  EXPECT_EQ(stream().consumed, 0u);
+  transport_.written();
+  EXPECT_EQ(stream().consumed, 4u);
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, "5678");
+  transport_.written();
+  EXPECT_EQ(stream().consumed, 8u);
+  EXPECT_FALSE(transport_.writing);
+  transport_.send("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(result_);
+  EXPECT_EQ(result_->request_bytes, 8u);
+  EXPECT_EQ(transport_.releases, 1);
+}
+
+TEST_F(ExchangeCore, HeadResponseHasNoBodyWhateverItsLength) {
+  auto& ex = make(request("HEAD", "/big"));
+  ex.start({}, true);
+  transport_.connected();
+  EXPECT_EQ(transport_.writing->rfind("HEAD /big HTTP/1.1\r\n", 0), 0u);
+  transport_.written();
+  transport_.send("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.content_length, 1000u);
+  EXPECT_FALSE(r->head.has_body);
+  EXPECT_EQ(r->body, "");
+  EXPECT_TRUE(stream().fin);
+  EXPECT_EQ(transport_.releases, 1);
+}
+
+TEST_F(ExchangeCore, ReusedConnectionClosedBeforeAnsweringIsReplayedOnce) {
+  transport_.pooled = true;
+  auto& ex = make(request("GET", "/"));
+  ex.start({}, true);
+  EXPECT_EQ(transport_.connects, 1);
+  transport_.written();
+  transport_.send("", true);  // the idle connection had been closed by the upstream
+  EXPECT_EQ(transport_.connects, 2);
+  EXPECT_EQ(transport_.closes, 1);
+  transport_.connected();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(transport_.writing->rfind("GET / HTTP/1.1\r\n", 0), 0u);
+  transport_.written();
+  transport_.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_EQ(session_.response(kId)->body, "ok");
+  ASSERT_TRUE(result_);
+  EXPECT_FALSE(result_->reused_connection);
+  EXPECT_FALSE(result_->failed);
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

@@ -403,18 +403,35 @@ void TlsClientContext::pin_sha256(std::string hex) {
   pin_ = *digest;
 }
 
-gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref, const std::string& host) const {
-  if (cred_ == nullptr) return fail_session("client", "context was moved from");
-  if (conn_ref == nullptr) return fail_session("client", "no ngtcp2_crypto_conn_ref");
+std::string TlsClientContext::configure_verification(gnutls_session_t session,
+                                                     const std::string& host) const {
+  if (cred_ == nullptr) return "context was moved from";
   auto state = std::make_unique<ClientSessionState>();
   state->host = normalize_host(host, &state->ip_raw);
   if (state->host.empty() || state->host.size() > kMaxHostLength ||
       state->host.find('\0') != std::string::npos) {
-    return fail_session("client", "invalid server name '" + host + "'");
+    return "invalid server name '" + host + "'";
   }
   state->use_trust = use_trust_;
   state->pin = pin_;
+  if (int rv = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred_); rv < 0) {
+    return std::string("gnutls_credentials_set: ") + gnutls_strerror(rv);
+  }
+  if (state->ip_raw.empty()) {  // RFC 6066: no IP literals in SNI
+    if (int rv = gnutls_server_name_set(session, GNUTLS_NAME_DNS, state->host.data(), state->host.size());
+        rv < 0) {
+      return std::string("gnutls_server_name_set: ") + gnutls_strerror(rv);
+    }
+  }
+  if (!attach_state(session, std::move(state))) return "cannot attach session state";
+  gnutls_session_set_verify_function(session, client_verify);
+  return {};
+}
 
+gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref,
+                                               const std::string& host) const {
+  if (cred_ == nullptr) return fail_session("client", "context was moved from");
+  if (conn_ref == nullptr) return fail_session("client", "no ngtcp2_crypto_conn_ref");
   gnutls_session_t raw = nullptr;
   if (int rv = gnutls_init(&raw, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA); rv < 0) {
     return fail_session("client", std::string("gnutls_init: ") + gnutls_strerror(rv));
@@ -427,20 +444,11 @@ gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref,
     return fail_session("client", "ngtcp2_crypto_gnutls_configure_client_session failed");
   }
   gnutls_session_set_ptr(raw, conn_ref);
-  if (int rv = gnutls_credentials_set(raw, GNUTLS_CRD_CERTIFICATE, cred_); rv < 0) {
-    return fail_session("client", std::string("gnutls_credentials_set: ") + gnutls_strerror(rv));
-  }
   gnutls_datum_t alpn = h3_datum();
   if (int rv = gnutls_alpn_set_protocols(raw, &alpn, 1, GNUTLS_ALPN_MANDATORY); rv < 0) {
     return fail_session("client", std::string("gnutls_alpn_set_protocols: ") + gnutls_strerror(rv));
   }
-  if (state->ip_raw.empty()) {  // RFC 6066: no IP literals in SNI
-    if (int rv = gnutls_server_name_set(raw, GNUTLS_NAME_DNS, state->host.data(), state->host.size()); rv < 0) {
-      return fail_session("client", std::string("gnutls_server_name_set: ") + gnutls_strerror(rv));
-    }
-  }
-  if (!attach_state(raw, std::move(state))) return fail_session("client", "cannot attach session state");
-  gnutls_session_set_verify_function(raw, client_verify);
+  if (std::string why = configure_verification(raw, host); !why.empty()) return fail_session("client", why);
   gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, client_finished_hook);
   return guard.release();
 }

@@ -81,6 +81,13 @@ class TlsClientContext {
   // The caller owns it (gnutls_deinit). Returns nullptr on failure (logged).
   gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref, const std::string& host) const;
 
+  // The same trust policy on a client session of another transport (TLS over TCP:
+  // agent/tls_client_stream.h): sets the credentials, SNI = host unless it is an IP literal, and the
+  // certificate check (trust + host, or the validity period in pin-only mode; plus the pin). Why a
+  // certificate was refused is then verify_failure(session). Returns "" on success, else why not.
+  // The context must outlive the session.
+  std::string configure_verification(gnutls_session_t session, const std::string& host) const;
+
  private:
   TlsClientContext() = default;
   void reset() noexcept;

@@ -1,5 +1,5 @@
 // Fuzzes the edge's public HTTP/1.1 side: request heads and bodies (Beast's request_parser behind
-// HttpProxy, Host normalisation, the tunnel request head built from them), fed in fragments the
+// Http1Connection, Host normalisation, the tunnel request head built from them), fed in fragments the
 // input chooses, against a scripted tunnel directory. Invariants: the input buffer stays within its
 // capacity; what reaches the agent and the client does not depend on how the bytes were split; each
 // request head written to a stream decodes; each answered request head is within the tunnel limit.
@@ -17,7 +17,7 @@
 
 #include "../tests/unit/edge/fakes.h"
 #include "edge/http_codec.h"
-#include "edge/http_proxy.h"
+#include "edge/http1_connection.h"
 #include "tunnel/wire.h"
 
 namespace {
@@ -41,10 +41,10 @@ Outcome run(std::span<const uint8_t> in, size_t step, bool found, bool answer) {
   edge::test::FakeClock clock;
   FakeDirectory dir;
   if (found) dir.add_route("app.localhost");
-  edge::HttpProxyConfig cfg;
+  edge::Http1Config cfg;
   cfg.client = {"192.0.2.1", true};
   cfg.clock = clock.fn();
-  edge::HttpProxy proxy(dir, cfg, {});
+  edge::Http1Connection proxy(dir, cfg, {});
   Outcome o;
   std::vector<uint8_t> pending;
   std::vector<wt::StreamId> answered;

@@ -51,7 +51,7 @@ struct EdgeOptions {
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
   std::chrono::milliseconds http_idle_timeout{120'000};
   size_t max_public_connections = 10'000;
-  // Against unauthenticated clients (edge/public_listener.h, edge/http_proxy.h).
+  // Against unauthenticated clients (edge/public_listener.h, edge/http1_connection.h).
   size_t max_public_connections_per_ip = 256;
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds header_timeout{10'000};

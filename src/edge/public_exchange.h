@@ -1,9 +1,9 @@
 // One public request/response exchange on the edge, independent of the HTTP version that carried it
-// (sans-I/O). A codec (today edge/http_proxy.h, HTTP/1.1) parses the client's request and hands the
+// (sans-I/O). A codec (today edge/http1_connection.h, HTTP/1.1) parses the client's request and hands the
 // exchange a version-neutral ExchangeRequest, then the request body as plain bytes; the exchange
 // answers through ExchangeSink, which the codec serialises for its version.
 //
-//   client ⇄ codec (HttpProxy: HTTP/1.1 framing, keep-alive, header deadline, output buffer)
+//   client ⇄ codec (Http1Connection: HTTP/1.1 framing, keep-alive, header deadline, output buffer)
 //              │ begin() / on_request_body() / on_request_end() / cancel()      ▲ ExchangeSink
 //              ▼                                                                │
 //            PublicExchange (route, open retry, tunnel heads, body credit, error pages)
@@ -25,7 +25,7 @@
 // bytes go to the sink, each direction ends with its own FIN. HTTP/1.1 does not ask for it yet
 // (Upgrade is hop-by-hop and dropped, as before), but the state exists for WebSocket.
 //
-// An HTTP/2 stream or HTTP/3 request stream adds a codec beside HttpProxy that builds an
+// An HTTP/2 stream or HTTP/3 request stream adds a codec beside Http1Connection that builds an
 // ExchangeRequest from its pseudo-headers and fields, feeds DATA frames to on_request_body(), and
 // implements ExchangeSink with HEADERS/DATA frames (an error page is a HEADERS + DATA; "not reusable"
 // resets the stream instead of closing the connection). Nothing here changes for it.

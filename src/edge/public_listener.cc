@@ -39,15 +39,15 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     }
     socket_.set_option(tcp::no_delay(true), ec);
     const PublicListenerOptions& o = listener.options_;
-    HttpProxyConfig cfg;
+    Http1Config cfg;
     cfg.client = {peer_, is_tls(), limit_key_};
     cfg.header_timeout = o.header_timeout;
     cfg.body_timeout = o.body_timeout;
     cfg.body_min_rate = o.body_min_rate;
-    HttpProxy::Hooks hooks;
+    Http1Connection::Hooks hooks;
     hooks.wake = [this] { post_pump(); };
     hooks.log = [this](const RequestLog& l) { log(l); };
-    proxy_ = std::make_unique<HttpProxy>(listener.directory_, cfg, std::move(hooks));
+    h1_ = std::make_unique<Http1Connection>(listener.directory_, cfg, std::move(hooks));
     last_activity_ = std::chrono::steady_clock::now();
     handshake_deadline_ = last_activity_ + o.handshake_timeout;
   }
@@ -81,7 +81,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       feed_proxy();
       if (closed_) return;
       fill_write();
-      if (proxy_->finished() && proxy_->client_output().empty() && !writing_ && wbuf_.empty()) {
+      if (h1_->finished() && h1_->client_output().empty() && !writing_ && wbuf_.empty()) {
         if (tls_ && tls_->state() == TlsServerStream::State::kOpen) {
           tls_->close();  // close_notify, then linger
           fill_write();
@@ -102,24 +102,24 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       for (;;) {
         auto p = tls_->plaintext();
         if (p.empty()) break;
-        const size_t n = proxy_->on_client_bytes(p);
+        const size_t n = h1_->on_client_bytes(p);
         tls_->consume_plaintext(n);
         if (n == 0) break;
       }
       if (tls_->state() == TlsServerStream::State::kFailed) {
-        if (!proxy_->finished()) spdlog::debug("http {}: TLS: {}", peer_, tls_->error());
-        proxy_->abort("TLS failure");
+        if (!h1_->finished()) spdlog::debug("http {}: TLS: {}", peer_, tls_->error());
+        h1_->abort("TLS failure");
         close_now();
         return;
       }
-      if (tls_->peer_finished() && !proxy_->finished()) proxy_->on_client_eof();
+      if (tls_->peer_finished() && !h1_->finished()) h1_->on_client_eof();
     } else {
       if (rlen_ > 0) {
-        const size_t n = proxy_->on_client_bytes(std::span<const uint8_t>(rbuf_.get(), rlen_));
+        const size_t n = h1_->on_client_bytes(std::span<const uint8_t>(rbuf_.get(), rlen_));
         std::memmove(rbuf_.get(), rbuf_.get() + n, rlen_ - n);
         rlen_ -= n;
       }
-      if (eof_ && rlen_ == 0 && !proxy_->finished()) proxy_->on_client_eof();
+      if (eof_ && rlen_ == 0 && !h1_->finished()) h1_->on_client_eof();
     }
   }
 
@@ -130,20 +130,20 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       if (!tls_) return;
       // Encrypt run by run until the output is empty or the TLS layer's ciphertext cap is reached.
       while (tls_->state() == TlsServerStream::State::kOpen) {
-        auto out = proxy_->client_output();
+        auto out = h1_->client_output();
         if (out.empty()) break;
         const size_t n = tls_->write(out);
-        proxy_->on_client_written(n);
+        h1_->on_client_written(n);
         if (n < out.size()) break;
       }
       tls_->take_ciphertext(wbuf_);
     } else {
       while (wbuf_.size() < kWriteChunk) {
-        auto out = proxy_->client_output();
+        auto out = h1_->client_output();
         if (out.empty()) break;
         const size_t k = std::min(out.size(), kWriteChunk - wbuf_.size());
         wbuf_.insert(wbuf_.end(), out.begin(), out.begin() + static_cast<ptrdiff_t>(k));
-        proxy_->on_client_written(k);
+        h1_->on_client_written(k);
       }
     }
     if (wbuf_.empty()) return;
@@ -154,7 +154,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
                         self->wbuf_.clear();
                         if (self->closed_) return;
                         if (ec) {
-                          self->proxy_->on_client_eof();  // the client is gone
+                          self->h1_->on_client_eof();  // the client is gone
                           self->close_now();
                           return;
                         }
@@ -262,7 +262,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void arm_timer() {
     if (closed_) return;
     auto when = last_activity_ + listener_idle();
-    if (auto d = proxy_->next_deadline()) when = std::min(when, *d);
+    if (auto d = h1_->next_deadline()) when = std::min(when, *d);
     if (lingering_) when = std::min(when, linger_until_);
     if (handshaking()) when = std::min(when, handshake_deadline_);
     // Activity only pushes the idle deadline later: keep an armed timer that is due no later than
@@ -298,18 +298,18 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       return;
     }
     if (now >= last_activity_ + listener_idle()) {
-      proxy_->abort("idle timeout");
+      h1_->abort("idle timeout");
       close_now();
       return;
     }
-    proxy_->on_tick(now);
+    h1_->on_tick(now);
     pump();
   }
 
   void close_now() {
     if (closed_) return;
     closed_ = true;
-    proxy_.reset();  // cancels an open stream, returns held credit
+    h1_.reset();  // cancels an open stream, returns held credit
     boost::system::error_code ec;
     timer_.cancel();
     socket_.close(ec);
@@ -326,7 +326,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   std::shared_ptr<const TlsServerConfig> tls_config_;  // null: plain HTTP
   std::string peer_;
   std::unique_ptr<TlsServerStream> tls_;  // created with the first bytes
-  std::unique_ptr<HttpProxy> proxy_;
+  std::unique_ptr<Http1Connection> h1_;
   std::unique_ptr<uint8_t[]> rbuf_;  // see kFirstReadChunk
   size_t rcap_ = 0;
   size_t rlen_ = 0;  // plain HTTP: bytes in rbuf_ the proxy has not taken yet

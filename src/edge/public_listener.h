@@ -1,5 +1,5 @@
 // The edge's public HTTP(S) listener: Asio glue that accepts TCP connections and, per connection,
-// moves bytes between the socket, an optional TlsServerStream (HTTPS) and an HttpProxy (all the
+// moves bytes between the socket, an optional TlsServerStream (HTTPS) and an Http1Connection (all the
 // HTTP and tunnel logic lives in those sans-I/O classes). It also runs the connection's single
 // timer: the idle timeout (no bytes read or written for idle_timeout closes the connection and
 // cancels its request) and the proxy's own deadlines.
@@ -10,7 +10,7 @@
 // and discards for up to kLinger, kLingerBytes at most) so the client sees the response instead of a
 // reset.
 //
-// Limits against unauthenticated clients (the HTTP ones are HttpProxy's): at most max_connections in
+// Limits against unauthenticated clients (the HTTP ones are Http1Connection's): at most max_connections in
 // all and max_connections_per_ip per client address (IPv6: per /64), further ones are closed at once
 // and counted in one log line per kRefusalLogInterval; a TLS handshake must finish handshake_timeout
 // after the accept.
@@ -26,7 +26,7 @@
 #include <set>
 #include <string>
 
-#include "edge/http_proxy.h"
+#include "edge/http1_connection.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_directory.h"
 
@@ -39,7 +39,7 @@ struct PublicListenerOptions {
   size_t max_connections = 10'000;      // further connections are closed at once
   size_t max_connections_per_ip = 256;  // from one client address (IPv6: one /64); 0 = no cap
   std::chrono::milliseconds handshake_timeout{10'000};
-  // HttpProxyConfig's: header deadline, request body progress.
+  // Http1Config's: header deadline, request body progress.
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{20'000};
   uint64_t body_min_rate = 1024;

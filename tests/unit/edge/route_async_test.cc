@@ -1,11 +1,11 @@
 // The callers of the RouteTable when it answers late (a shared store across the network): the tunnel
-// sessions' claims and releases, TunnelService's lookups, and the public HttpProxy waiting for its
+// sessions' claims and releases, TunnelService's lookups, and the public Http1Connection waiting for its
 // route, all over a QueuedRouteTable whose operations take effect only when the test drains it.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "edge/http_proxy.h"
+#include "edge/http1_connection.h"
 #include "queued_route_table.h"
 #include "tunnel_service_fixture.h"
 
@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 class RouteAsyncTest : public test::TunnelServiceFixture<test::QueuedRouteTable> {
  protected:
   void TearDown() override {
-    proxy_.reset();
+    h1_.reset();
     TunnelServiceFixture::TearDown();
   }
   FakeSession& agent(size_t i = 0) { return *sessions_.at(i); }
@@ -48,18 +48,18 @@ class RouteAsyncTest : public test::TunnelServiceFixture<test::QueuedRouteTable>
     replies();
   }
   void make_proxy() {
-    HttpProxyConfig cfg;
+    Http1Config cfg;
     cfg.client = {"192.0.2.1", true};
     cfg.clock = clock_.fn();
-    proxy_ = std::make_unique<HttpProxy>(
+    h1_ = std::make_unique<Http1Connection>(
         *service_, cfg,
-        HttpProxy::Hooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
+        Http1Connection::Hooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
   }
   std::string output() {
     std::string s;
-    for (auto out = proxy_->client_output(); !out.empty(); out = proxy_->client_output()) {
+    for (auto out = h1_->client_output(); !out.empty(); out = h1_->client_output()) {
       s += str(out);
-      proxy_->on_client_written(out.size());
+      h1_->on_client_written(out.size());
     }
     return s;
   }
@@ -67,7 +67,7 @@ class RouteAsyncTest : public test::TunnelServiceFixture<test::QueuedRouteTable>
   size_t request_streams(size_t i = 0) { return agent(i).streams.size() - agent(i).streams.count(0); }
 
   std::map<size_t, size_t> seen_;
-  std::unique_ptr<HttpProxy> proxy_;
+  std::unique_ptr<Http1Connection> h1_;
   int wakes_ = 0;
   std::vector<RequestLog> logs_;
 };
@@ -150,14 +150,14 @@ TEST_F(RouteAsyncTest, UnregisterBeforeTheClaimIsAnswered) {
 TEST_F(RouteAsyncTest, PublicRequestWaitsForItsRoute) {
   serve_app();
   make_proxy();
-  proxy_->on_client_bytes(bytes("GET /x HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
+  h1_->on_client_bytes(bytes("GET /x HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
   EXPECT_EQ(output(), "");
-  EXPECT_FALSE(proxy_->exchange_active());
+  EXPECT_FALSE(h1_->exchange_active());
   EXPECT_EQ(request_streams(), 0u);
-  ASSERT_TRUE(proxy_->next_deadline());
-  EXPECT_EQ(*proxy_->next_deadline(), clock_.t + 1s) << "open_timeout, from the head";
+  ASSERT_TRUE(h1_->next_deadline());
+  EXPECT_EQ(*h1_->next_deadline(), clock_.t + 1s) << "open_timeout, from the head";
   EXPECT_EQ(routes_->drain(), 1u);
-  EXPECT_TRUE(proxy_->exchange_active());
+  EXPECT_TRUE(h1_->exchange_active());
   EXPECT_GE(wakes_, 1) << "a late answer wakes the glue";
   ASSERT_EQ(request_streams(), 1u);
   const wt::StreamId id = std::prev(agent().streams.end())->first;
@@ -181,7 +181,7 @@ TEST_F(RouteAsyncTest, PublicRequestWaitsForItsRoute) {
 TEST_F(RouteAsyncTest, UnknownAndOfflineAreAnsweredLateToo) {
   serve_app();
   make_proxy();
-  proxy_->on_client_bytes(
+  h1_->on_client_bytes(
       bytes("GET / HTTP/1.1\r\nHost: nobody.localhost\r\n\r\n"
             "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
   EXPECT_EQ(output(), "");
@@ -198,8 +198,8 @@ TEST_F(RouteAsyncTest, UnknownAndOfflineAreAnsweredLateToo) {
 TEST_F(RouteAsyncTest, ClientGoneBeforeTheRouteArrives) {
   serve_app();
   make_proxy();
-  proxy_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
-  proxy_->on_client_eof();
+  h1_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
+  h1_->on_client_eof();
   ASSERT_EQ(logs_.size(), 1u);
   EXPECT_EQ(logs_[0].status, 499);
   routes_->drain();
@@ -210,8 +210,8 @@ TEST_F(RouteAsyncTest, ClientGoneBeforeTheRouteArrives) {
 TEST_F(RouteAsyncTest, ProxyDestroyedBeforeTheRouteArrives) {
   serve_app();
   make_proxy();
-  proxy_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
-  proxy_.reset();
+  h1_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
+  h1_.reset();
   routes_->drain();
   EXPECT_EQ(request_streams(), 0u);
 }
@@ -219,20 +219,20 @@ TEST_F(RouteAsyncTest, ProxyDestroyedBeforeTheRouteArrives) {
 TEST_F(RouteAsyncTest, RouteThatDoesNotComeInTimeIs503) {
   serve_app();
   make_proxy();
-  proxy_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
+  h1_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
   clock_.t += 999ms;
-  proxy_->on_tick(clock_.t);
+  h1_->on_tick(clock_.t);
   EXPECT_EQ(output(), "");
   clock_.t += 1ms;
-  proxy_->on_tick(clock_.t);
+  h1_->on_tick(clock_.t);
   const std::string out = output();
   EXPECT_TRUE(out.starts_with("HTTP/1.1 503 ")) << out;
-  EXPECT_FALSE(proxy_->finished()) << "keep-alive: nothing of a body was left unread";
+  EXPECT_FALSE(h1_->finished()) << "keep-alive: nothing of a body was left unread";
   routes_->drain();
   EXPECT_EQ(request_streams(), 0u);
   EXPECT_EQ(output(), "");
   // The next request on the connection is routed normally.
-  proxy_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
+  h1_->on_client_bytes(bytes("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"));
   routes_->drain();
   EXPECT_EQ(request_streams(), 1u);
 }

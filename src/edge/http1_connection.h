@@ -57,7 +57,7 @@
 
 namespace wtmesh::edge {
 
-struct HttpProxyConfig {
+struct Http1Config {
   ClientInfo client;
   size_t max_header_bytes = kMaxPublicHeaderBytes;
   // How long a request waits for its route and a free stream on a busy session before it gets a
@@ -84,7 +84,7 @@ struct RequestLog {
   std::string note;  // why the edge answered itself, or how the exchange ended early; "" if normal
 };
 
-class HttpProxy final : public ExchangeSink {
+class Http1Connection final : public ExchangeSink {
  public:
   // Longest chunk extension of a chunked request body (400 beyond). A chunk-size line or trailer
   // section that does not fit the input buffer at all is a 400 too, instead of a stall.
@@ -96,10 +96,10 @@ class HttpProxy final : public ExchangeSink {
     std::function<void(const RequestLog&)> log;
   };
 
-  HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks hooks);
-  ~HttpProxy() override;
-  HttpProxy(const HttpProxy&) = delete;
-  HttpProxy& operator=(const HttpProxy&) = delete;
+  Http1Connection(TunnelDirectory& directory, Http1Config config, Hooks hooks);
+  ~Http1Connection() override;
+  Http1Connection(const Http1Connection&) = delete;
+  Http1Connection& operator=(const Http1Connection&) = delete;
 
   // --- client side ---
   // Takes as much of `data` as the input buffer has room for and processes it; returns the count.
@@ -161,7 +161,7 @@ class HttpProxy final : public ExchangeSink {
   void on_slow_head();
 
   TunnelDirectory& dir_;
-  HttpProxyConfig config_;
+  Http1Config config_;
   Hooks hooks_;
   size_t max_input_;
   PublicExchange ex_;

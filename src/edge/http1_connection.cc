@@ -1,4 +1,4 @@
-#include "edge/http_proxy.h"
+#include "edge/http1_connection.h"
 
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
@@ -25,7 +25,7 @@ bool starts_with_icase(std::string_view s, std::string_view prefix) {
 
 }  // namespace
 
-HttpProxy::HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks hooks)
+Http1Connection::Http1Connection(TunnelDirectory& directory, Http1Config config, Hooks hooks)
     : dir_(directory),
       config_(std::move(config)),
       hooks_(std::move(hooks)),
@@ -45,18 +45,18 @@ HttpProxy::HttpProxy(TunnelDirectory& directory, HttpProxyConfig config, Hooks h
   };
 }
 
-HttpProxy::~HttpProxy() {
+Http1Connection::~Http1Connection() {
   ex_.cancel("");
   drop_output();
 }
 
-SteadyTime HttpProxy::now() const {
+SteadyTime Http1Connection::now() const {
   return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
 }
 
 // --- client side ----------------------------------------------------------------------------------
 
-size_t HttpProxy::on_client_bytes(std::span<const uint8_t> data) {
+size_t Http1Connection::on_client_bytes(std::span<const uint8_t> data) {
   if (finished_) return data.size();  // nothing more is read from a connection being closed
   const size_t room = max_input_ - std::min(max_input_, in_.size());
   const size_t n = std::min(room, data.size());
@@ -66,16 +66,16 @@ size_t HttpProxy::on_client_bytes(std::span<const uint8_t> data) {
   return n;
 }
 
-void HttpProxy::on_client_eof() { abort("client closed the connection"); }
+void Http1Connection::on_client_eof() { abort("client closed the connection"); }
 
-void HttpProxy::abort(std::string_view why) {
+void Http1Connection::abort(std::string_view why) {
   if (finished_) return;
   if (auto outcome = ex_.cancel(why)) write_log(outcome->status, outcome->note);
   close_connection();
   drop_output();
 }
 
-void HttpProxy::on_client_written(size_t n) {
+void Http1Connection::on_client_written(size_t n) {
   n = std::min(n, out_.size());
   const bool was_full = out_.size() >= config_.max_pending_output;
   out_.consume(n);
@@ -91,11 +91,11 @@ void HttpProxy::on_client_written(size_t n) {
   if (!ex_.attached()) out_.release_if_empty();
 }
 
-void HttpProxy::append_out(std::string_view bytes) {
+void Http1Connection::append_out(std::string_view bytes) {
   out_.append({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
 }
 
-void HttpProxy::drop_output() {
+void Http1Connection::drop_output() {
   // Bytes that will never reach the client still owe their credit to the agent's connection window.
   for (const auto& c : credits_) dir_.consume(c.ref, c.n);
   credits_.clear();
@@ -103,7 +103,7 @@ void HttpProxy::drop_output() {
   out_.clear();
 }
 
-void HttpProxy::close_connection() {
+void Http1Connection::close_connection() {
   finished_ = true;
   phase_ = Phase::kClosing;
   in_.clear();
@@ -111,14 +111,14 @@ void HttpProxy::close_connection() {
 
 // --- time -----------------------------------------------------------------------------------------
 
-std::optional<SteadyTime> HttpProxy::next_deadline() const {
+std::optional<SteadyTime> Http1Connection::next_deadline() const {
   if (finished_) return std::nullopt;
   std::optional<SteadyTime> d = ex_.next_deadline();
   if (phase_ == Phase::kHead && head_deadline_ && (!d || *head_deadline_ < *d)) d = *head_deadline_;
   return d;
 }
 
-void HttpProxy::on_tick(SteadyTime t) {
+void Http1Connection::on_tick(SteadyTime t) {
   if (finished_) return;
   if (phase_ == Phase::kHead && head_deadline_ && t >= *head_deadline_) {
     on_slow_head();
@@ -128,7 +128,7 @@ void HttpProxy::on_tick(SteadyTime t) {
   process();
 }
 
-void HttpProxy::on_slow_head() {
+void Http1Connection::on_slow_head() {
   if (!head_started_ && in_.empty()) {
     // Nothing of a request came (a bare connection, or a preconnect never used): close silently.
     finished_ = true;
@@ -142,7 +142,7 @@ void HttpProxy::on_slow_head() {
 
 // --- request --------------------------------------------------------------------------------------
 
-void HttpProxy::process() {
+void Http1Connection::process() {
   if (in_process_) {
     again_ = true;
     return;
@@ -155,7 +155,7 @@ void HttpProxy::process() {
   in_process_ = false;
 }
 
-void HttpProxy::step() {
+void Http1Connection::step() {
   if (finished_) return;
   // A client with too much unread output gets no new request parsed until it reads (its input then
   // fills and the glue stops reading the socket).
@@ -163,7 +163,7 @@ void HttpProxy::step() {
   if (phase_ == Phase::kExchange) feed_body();
 }
 
-void HttpProxy::parse_head() {
+void Http1Connection::parse_head() {
   if (!parser_) {
     parser_.emplace();
     head_bytes_ = 0;
@@ -205,7 +205,7 @@ void HttpProxy::parse_head() {
   }
 }
 
-void HttpProxy::start_request() {
+void Http1Connection::start_request() {
   const auto& req = parser_->get();
   started_ = now();
   version_ = req.version();
@@ -274,7 +274,7 @@ void HttpProxy::start_request() {
   ex_.begin(std::move(r), started_);
 }
 
-void HttpProxy::feed_body() {
+void Http1Connection::feed_body() {
   ex_.pump_request();
   // Body bytes are decoded from the input only as far as the exchange (and so the stream) takes
   // them: a slow agent leaves the rest in the bounded input buffer and the glue stops reading.
@@ -322,9 +322,9 @@ void HttpProxy::feed_body() {
 
 // --- ExchangeSink: the exchange's answer as HTTP/1.1 ------------------------------------------------
 
-void HttpProxy::send_continue() { append_out(kContinue); }
+void Http1Connection::send_continue() { append_out(kContinue); }
 
-void HttpProxy::send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) {
+void Http1Connection::send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) {
   const bool keep = keep_alive_ && reusable && !close_after_;
   local_answers_ = 0;
   ResponsePlan plan;
@@ -333,7 +333,7 @@ void HttpProxy::send_response_head(const tunnel::ResponseHead& head, bool head_r
   if (!plan.keep_alive || head.status == 101) close_after_ = true;
 }
 
-void HttpProxy::send_response_body(std::span<const uint8_t> data, const StreamRef& credit) {
+void Http1Connection::send_response_body(std::span<const uint8_t> data, const StreamRef& credit) {
   if (data.empty()) return;
   if (framing_ == Framing::kNone) {
     dir_.consume(credit, data.size());
@@ -346,19 +346,19 @@ void HttpProxy::send_response_body(std::span<const uint8_t> data, const StreamRe
   if (framing_ == Framing::kChunked) append_out(kChunkTrailer);
 }
 
-void HttpProxy::send_response_end(bool complete) {
+void Http1Connection::send_response_end(bool complete) {
   if (framing_ == Framing::kChunked) append_out(kLastChunk);
   if (!complete || framing_ == Framing::kClose) close_after_ = true;
 }
 
-void HttpProxy::send_error(int status, std::string_view detail, bool reusable, bool from_agent) {
+void Http1Connection::send_error(int status, std::string_view detail, bool reusable, bool from_agent) {
   bool keep = keep_alive_ && reusable;
   if (!from_agent && ++local_answers_ >= config_.max_local_answers) keep = false;
   append_out(error_response(status, detail, version_, keep));
   if (!keep) close_after_ = true;
 }
 
-void HttpProxy::exchange_done(const ExchangeOutcome& outcome) {
+void Http1Connection::exchange_done(const ExchangeOutcome& outcome) {
   write_log(outcome.status, outcome.note);
   if (!outcome.completed) {
     close_connection();
@@ -374,7 +374,7 @@ void HttpProxy::exchange_done(const ExchangeOutcome& outcome) {
   if (!in_process_) process();
 }
 
-void HttpProxy::exchange_progress() {
+void Http1Connection::exchange_progress() {
   if (in_process_) {
     again_ = true;  // during a call from the glue (a route answered inline)
     return;
@@ -385,7 +385,7 @@ void HttpProxy::exchange_progress() {
 
 // --- end of a request -----------------------------------------------------------------------------
 
-void HttpProxy::answer(int status, std::string_view detail) {
+void Http1Connection::answer(int status, std::string_view detail) {
   ++local_answers_;
   append_out(error_response(status, detail, version_, false));
   write_log(status, std::string(detail));
@@ -393,7 +393,7 @@ void HttpProxy::answer(int status, std::string_view detail) {
   close_connection();
 }
 
-void HttpProxy::reset_request() {
+void Http1Connection::reset_request() {
   phase_ = Phase::kHead;
   parser_.reset();
   method_.clear();
@@ -409,7 +409,7 @@ void HttpProxy::reset_request() {
   close_after_ = false;
 }
 
-void HttpProxy::write_log(int status, std::string note) {
+void Http1Connection::write_log(int status, std::string note) {
   if (!hooks_.log) return;
   RequestLog l;
   l.method = method_.empty() ? "-" : method_;

@@ -1,22 +1,22 @@
-// HttpProxy against slow, greedy and malicious clients (issue 9): unread output stops the parser,
+// Http1Connection against slow, greedy and malicious clients (issue 9): unread output stops the parser,
 // header and body deadlines, the per-client stream cap, bounded chunk metadata, and request framing
 // that could be read two ways (RFC 9112 §6.3).
 #include <gtest/gtest.h>
 
-#include "http_proxy_fixture.h"
+#include "http1_connection_fixture.h"
 
 namespace wtmesh::edge {
 namespace {
 
 using namespace std::chrono_literals;
 using test::bytes;
-using test::HttpProxyTest;
+using test::Http1ConnectionTest;
 using test::str;
 
 constexpr std::string_view k404 = "GET / HTTP/1.1\r\nHost: nosuch.localhost\r\n\r\n";
 
 // Writes pipelined requests the way a client that never reads does: as long as the proxy takes them.
-size_t flood(HttpProxy& proxy, std::string_view request, size_t max_requests) {
+size_t flood(Http1Connection& proxy, std::string_view request, size_t max_requests) {
   std::string burst;
   for (int i = 0; i < 64; ++i) burst += request;
   size_t taken = 0;
@@ -28,15 +28,15 @@ size_t flood(HttpProxy& proxy, std::string_view request, size_t max_requests) {
   return taken;
 }
 
-TEST_F(HttpProxyTest, UnreadOutputStopsTheParserWhoeverWroteIt) {
-  HttpProxyConfig cfg;
+TEST_F(Http1ConnectionTest, UnreadOutputStopsTheParserWhoeverWroteIt) {
+  Http1Config cfg;
   cfg.max_local_answers = 1'000'000;  // this test is about the output bound alone
   make(cfg);
   const size_t bound = cfg.max_pending_output;
   const size_t taken = flood(*proxy_, k404, 100'000);
   EXPECT_LT(taken, 100'000 * k404.size()) << "the proxy stops taking input";
   const std::string one = [&] {
-    HttpProxy p(dir_, {}, {});
+    Http1Connection p(dir_, {}, {});
     p.on_client_bytes(bytes(k404));
     return str(p.client_output());
   }();
@@ -54,7 +54,7 @@ TEST_F(HttpProxyTest, UnreadOutputStopsTheParserWhoeverWroteIt) {
   EXPECT_FALSE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, TheHundredthOwnAnswerInARowClosesTheConnection) {
+TEST_F(Http1ConnectionTest, TheHundredthOwnAnswerInARowClosesTheConnection) {
   for (int i = 0; i < 99; ++i) feed(k404);
   drain();
   EXPECT_EQ(logs_.size(), 99u);
@@ -71,19 +71,19 @@ TEST_F(HttpProxyTest, TheHundredthOwnAnswerInARowClosesTheConnection) {
   EXPECT_EQ(logs_.size(), 200u);
 }
 
-TEST_F(HttpProxyTest, UnreadOutputAlsoHoldsBackOfflineTunnelErrors) {
-  HttpProxyConfig cfg;
+TEST_F(Http1ConnectionTest, UnreadOutputAlsoHoldsBackOfflineTunnelErrors) {
+  Http1Config cfg;
   cfg.max_local_answers = 1'000'000;
   make(cfg);
   dir_.routes["gone.localhost"] = RouteLookup{RouteLookup::Kind::kOffline, 0, 0, "gone.localhost"};
   flood(*proxy_, "GET / HTTP/1.1\r\nHost: gone.localhost\r\n\r\n", 100'000);
-  EXPECT_LT(proxy_->buffered_output(), HttpProxyConfig{}.max_pending_output + 1024);
+  EXPECT_LT(proxy_->buffered_output(), Http1Config{}.max_pending_output + 1024);
   EXPECT_LT(logs_.size(), 200u);
   ASSERT_FALSE(logs_.empty());
   EXPECT_EQ(logs_.back().status, 502);
 }
 
-TEST_F(HttpProxyTest, AConnectionThatSendsNothingIsClosedSilentlyAtTheHeaderTimeout) {
+TEST_F(Http1ConnectionTest, AConnectionThatSendsNothingIsClosedSilentlyAtTheHeaderTimeout) {
   ASSERT_TRUE(proxy_->next_deadline());
   EXPECT_EQ(*proxy_->next_deadline(), clock_.t + 10s)
       << "the first request counts from the connection's start";
@@ -97,7 +97,7 @@ TEST_F(HttpProxyTest, AConnectionThatSendsNothingIsClosedSilentlyAtTheHeaderTime
   EXPECT_TRUE(logs_.empty());
 }
 
-TEST_F(HttpProxyTest, ASlowHeaderGets408) {
+TEST_F(Http1ConnectionTest, ASlowHeaderGets408) {
   const std::string req = "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n";
   for (size_t i = 0; i < 9; ++i) {  // one byte a second: too slow
     feed(req.substr(i, 1));
@@ -116,7 +116,7 @@ TEST_F(HttpProxyTest, ASlowHeaderGets408) {
   EXPECT_EQ(logs_[0].status, 408);
 }
 
-TEST_F(HttpProxyTest, AKeepAliveConnectionIdlesWithoutHeaderDeadlineUntilTheNextRequestStarts) {
+TEST_F(Http1ConnectionTest, AKeepAliveConnectionIdlesWithoutHeaderDeadlineUntilTheNextRequestStarts) {
   feed("GET /1 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(204, std::nullopt, false), "", true);
   drain();
@@ -132,7 +132,7 @@ TEST_F(HttpProxyTest, AKeepAliveConnectionIdlesWithoutHeaderDeadlineUntilTheNext
   EXPECT_FALSE(proxy_->next_deadline()) << "the header arrived";
 }
 
-class SlowBodyTest : public HttpProxyTest {
+class SlowBodyTest : public Http1ConnectionTest {
  protected:
   void start_upload() {
     feed("POST /up HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 100000\r\n\r\n");
@@ -201,8 +201,8 @@ TEST_F(SlowBodyTest, NoBodyDeadlineOnceTheAgentAnswered) {
   EXPECT_FALSE(upload(0, 1000ms, 60s)) << "a full-duplex exchange is the application's business";
 }
 
-TEST_F(HttpProxyTest, TheClientKeyGoesToTheDirectoryAndItsLimitGives429) {
-  HttpProxyConfig cfg;
+TEST_F(Http1ConnectionTest, TheClientKeyGoesToTheDirectoryAndItsLimitGives429) {
+  Http1Config cfg;
   cfg.client = {"2001:db8::5", true, "2001:db8::/64"};
   make(cfg);
   dir_.client_limited = 1000;
@@ -218,7 +218,7 @@ TEST_F(HttpProxyTest, TheClientKeyGoesToTheDirectoryAndItsLimitGives429) {
   EXPECT_FALSE(proxy_->finished()) << "a body-less request keeps the connection";
 }
 
-TEST_F(HttpProxyTest, AClientUnderItsLimitGetsAStreamOnRetry) {
+TEST_F(Http1ConnectionTest, AClientUnderItsLimitGetsAStreamOnRetry) {
   dir_.client_limited = 3;
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   for (int i = 0; i < 4; ++i) {
@@ -229,7 +229,7 @@ TEST_F(HttpProxyTest, AClientUnderItsLimitGetsAStreamOnRetry) {
   EXPECT_TRUE(proxy_->client_output().empty());
 }
 
-TEST_F(HttpProxyTest, ALongChunkExtensionIs400NotAStall) {
+TEST_F(Http1ConnectionTest, ALongChunkExtensionIs400NotAStall) {
   feed("POST /up HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
   ASSERT_EQ(dir_.streams.size(), 1u);
   feed("1;a=");
@@ -247,20 +247,20 @@ TEST_F(HttpProxyTest, ALongChunkExtensionIs400NotAStall) {
   EXPECT_TRUE(out.starts_with("HTTP/1.1 400 Bad Request\r\n")) << out;
 }
 
-TEST_F(HttpProxyTest, AChunkExtensionOverTheBoundIs400EvenWhenComplete) {
+TEST_F(Http1ConnectionTest, AChunkExtensionOverTheBoundIs400EvenWhenComplete) {
   feed("POST /up HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
-  feed("1;a=" + std::string(HttpProxy::kMaxChunkExtension, 'x') + "\r\nz\r\n");
+  feed("1;a=" + std::string(Http1Connection::kMaxChunkExtension, 'x') + "\r\nz\r\n");
   EXPECT_TRUE(proxy_->finished());
   const std::string out = drain();
   EXPECT_TRUE(out.starts_with("HTTP/1.1 400 Bad Request\r\n")) << out;
   EXPECT_NE(out.find("chunk extension"), std::string::npos) << out;
 }
 
-TEST_F(HttpProxyTest, ShortChunkExtensionsAndTrailersPass) {
+TEST_F(Http1ConnectionTest, ShortChunkExtensionsAndTrailersPass) {
   feed(
       "POST /up HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
       "3;name=value\r\nabc\r\n0;" +
-      std::string(HttpProxy::kMaxChunkExtension - 1, 'e') + "\r\nx-trailer: 1\r\n\r\n");
+      std::string(Http1Connection::kMaxChunkExtension - 1, 'e') + "\r\nx-trailer: 1\r\n\r\n");
   ASSERT_EQ(dir_.streams.size(), 1u);
   EXPECT_TRUE(stream().fin);
   EXPECT_FALSE(proxy_->finished());
@@ -272,7 +272,7 @@ struct SmugglingCase {
   int status;
 };
 
-class SmugglingTest : public HttpProxyTest, public ::testing::WithParamInterface<SmugglingCase> {};
+class SmugglingTest : public Http1ConnectionTest, public ::testing::WithParamInterface<SmugglingCase> {};
 
 TEST_P(SmugglingTest, AmbiguousFramingIsRefusedAndTheConnectionCloses) {
   const auto& c = GetParam();
@@ -299,7 +299,7 @@ INSTANTIATE_TEST_SUITE_P(Rfc9112, SmugglingTest,
                                            SmugglingCase{"gzip, chunked", "HTTP/1.1", 501},
                                            SmugglingCase{"chunked", "HTTP/1.0", 400}));
 
-TEST_F(HttpProxyTest, TwoTransferEncodingFieldsAreOneList) {
+TEST_F(Http1ConnectionTest, TwoTransferEncodingFieldsAreOneList) {
   feed(
       "POST /a HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n"
       "Transfer-Encoding: identity\r\n\r\n0\r\n\r\n");

@@ -1,8 +1,8 @@
-#include "edge/http_proxy.h"
+#include "edge/http1_connection.h"
 
 #include <gtest/gtest.h>
 
-#include "http_proxy_fixture.h"
+#include "http1_connection_fixture.h"
 
 namespace wtmesh::edge {
 namespace {
@@ -11,10 +11,10 @@ using test::bytes;
 using test::decode_request_stream;
 using test::FakeDirectory;
 using test::header_value;
-using test::HttpProxyTest;
+using test::Http1ConnectionTest;
 using test::str;
 
-TEST_F(HttpProxyTest, GetIsForwardedAndAnswered) {
+TEST_F(Http1ConnectionTest, GetIsForwardedAndAnswered) {
   feed("GET /hello?x=1 HTTP/1.1\r\nHost: App.Localhost:8443\r\nUser-Agent: t\r\n\r\n");
   ASSERT_EQ(dir_.streams.size(), 1u);
   tunnel::RequestHead rh;
@@ -51,7 +51,7 @@ TEST_F(HttpProxyTest, GetIsForwardedAndAnswered) {
   EXPECT_EQ(logs_[0].duration, std::chrono::milliseconds(25));
 }
 
-TEST_F(HttpProxyTest, WebSocketUpgradeGoesOnAsAPlainRequest) {
+TEST_F(Http1ConnectionTest, WebSocketUpgradeGoesOnAsAPlainRequest) {
   // HTTP/1.1 does not ask the exchange for an upgrade (yet): Upgrade is hop-by-hop and dropped, and
   // an agent's 101 is an interim response the edge refuses.
   feed("GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
@@ -66,7 +66,7 @@ TEST_F(HttpProxyTest, WebSocketUpgradeGoesOnAsAPlainRequest) {
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, KeepAliveAndPipelinedRequestsOneAtATime) {
+TEST_F(Http1ConnectionTest, KeepAliveAndPipelinedRequestsOneAtATime) {
   feed("GET /1 HTTP/1.1\r\nHost: app.localhost\r\n\r\nGET /2 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   ASSERT_EQ(dir_.streams.size(), 1u) << "the second request waits for the first response";
   agent_answers(head(200, std::nullopt), "ab", false);
@@ -84,7 +84,7 @@ TEST_F(HttpProxyTest, KeepAliveAndPipelinedRequestsOneAtATime) {
   EXPECT_FALSE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, Http10GetsCloseDelimitedBody) {
+TEST_F(Http1ConnectionTest, Http10GetsCloseDelimitedBody) {
   feed("GET / HTTP/1.0\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, std::nullopt), "abc", false);
   stream().events->on_response_data(bytes("def"), true);
@@ -92,7 +92,7 @@ TEST_F(HttpProxyTest, Http10GetsCloseDelimitedBody) {
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, RequestBodyFollowsSendCapacity) {
+TEST_F(Http1ConnectionTest, RequestBodyFollowsSendCapacity) {
   dir_.capacity = 0;
   feed("POST /up HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 10\r\n\r\n0123456789");
   ASSERT_EQ(dir_.streams.size(), 1u);
@@ -127,7 +127,7 @@ TEST_F(HttpProxyTest, RequestBodyFollowsSendCapacity) {
   EXPECT_TRUE(stream().fin);
 }
 
-TEST_F(HttpProxyTest, ChunkedRequestBodyIsDecoded) {
+TEST_F(Http1ConnectionTest, ChunkedRequestBodyIsDecoded) {
   feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
   feed("6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n");
   tunnel::RequestHead rh;
@@ -140,7 +140,7 @@ TEST_F(HttpProxyTest, ChunkedRequestBodyIsDecoded) {
   EXPECT_TRUE(stream().fin);
 }
 
-TEST_F(HttpProxyTest, InputBufferIsBoundedWhenTheAgentIsSlow) {
+TEST_F(Http1ConnectionTest, InputBufferIsBoundedWhenTheAgentIsSlow) {
   dir_.capacity = 0;
   feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 1000000\r\n\r\n");
   std::string chunk(8192, 'z');
@@ -151,7 +151,7 @@ TEST_F(HttpProxyTest, InputBufferIsBoundedWhenTheAgentIsSlow) {
   EXPECT_EQ(feed("more"), 0u) << "full: the glue must stop reading the socket";
 }
 
-TEST_F(HttpProxyTest, ResponseCreditOnlyAfterTheClientTookTheBytes) {
+TEST_F(Http1ConnectionTest, ResponseCreditOnlyAfterTheClientTookTheBytes) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   const size_t head_len = tunnel::encode_response_head(head(200, 6)).size();
   agent_answers(head(200, 6), "abc", false);
@@ -167,7 +167,7 @@ TEST_F(HttpProxyTest, ResponseCreditOnlyAfterTheClientTookTheBytes) {
   EXPECT_EQ(stream().consumed, head_len + 6);
 }
 
-TEST_F(HttpProxyTest, UnknownHostIs404AndOfflineIs502) {
+TEST_F(Http1ConnectionTest, UnknownHostIs404AndOfflineIs502) {
   feed("GET / HTTP/1.1\r\nHost: nobody.localhost\r\n\r\n");
   std::string out = drain();
   EXPECT_TRUE(out.starts_with("HTTP/1.1 404 Not Found\r\n")) << out;
@@ -184,13 +184,13 @@ TEST_F(HttpProxyTest, UnknownHostIs404AndOfflineIs502) {
   EXPECT_EQ(dir_.open_calls, 0);
 }
 
-TEST_F(HttpProxyTest, A404WithABodyClosesTheConnection) {
+TEST_F(Http1ConnectionTest, A404WithABodyClosesTheConnection) {
   feed("POST / HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Length: 3\r\n\r\nabc");
   EXPECT_NE(drain().find("connection: close"), std::string::npos);
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, MalformedRequestsAre400AndClose) {
+TEST_F(Http1ConnectionTest, MalformedRequestsAre400AndClose) {
   for (const char* bad :
        {"GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "GET nopath HTTP/1.1\r\nHost: app.localhost\r\n\r\n",
@@ -207,14 +207,14 @@ TEST_F(HttpProxyTest, MalformedRequestsAre400AndClose) {
   EXPECT_EQ(dir_.open_calls, 0);
 }
 
-TEST_F(HttpProxyTest, BrokenChunkedBodyCancelsTheStream) {
+TEST_F(Http1ConnectionTest, BrokenChunkedBodyCancelsTheStream) {
   feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
   EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
   EXPECT_TRUE(drain().starts_with("HTTP/1.1 400"));
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, OversizedHeaderIs431) {
+TEST_F(Http1ConnectionTest, OversizedHeaderIs431) {
   std::string req =
       "GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Big: " + std::string(kMaxPublicHeaderBytes, 'a');
   size_t off = 0;
@@ -236,8 +236,8 @@ TEST_F(HttpProxyTest, OversizedHeaderIs431) {
 
 // Beast bounds the request line and the fields separately when they arrive in one piece; the
 // proxy bounds the whole section however it arrives.
-TEST_F(HttpProxyTest, HeaderLimitCoversTheRequestLineInOnePieceOrMany) {
-  HttpProxyConfig cfg;
+TEST_F(Http1ConnectionTest, HeaderLimitCoversTheRequestLineInOnePieceOrMany) {
+  Http1Config cfg;
   cfg.max_header_bytes = 1024;
   const std::string line = "GET /" + std::string(600, 'p') + " HTTP/1.1\r\n";
   const std::string wire = line + "Host: app.localhost\r\nX-F: " + std::string(500, 'f') + "\r\n\r\n";
@@ -253,7 +253,7 @@ TEST_F(HttpProxyTest, HeaderLimitCoversTheRequestLineInOnePieceOrMany) {
   EXPECT_EQ(dir_.open_calls, 0);
 }
 
-TEST_F(HttpProxyTest, WtmeshErrorHeadBecomesA502WithTheReason) {
+TEST_F(Http1ConnectionTest, WtmeshErrorHeadBecomesA502WithTheReason) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(
       head(502, 0, false, {{"wtmesh-error", "upstream refused: connection refused (127.0.0.1:3000)"}}), "",
@@ -266,7 +266,7 @@ TEST_F(HttpProxyTest, WtmeshErrorHeadBecomesA502WithTheReason) {
   EXPECT_FALSE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, AgentGoneBeforeTheHeadIs502) {
+TEST_F(Http1ConnectionTest, AgentGoneBeforeTheHeadIs502) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   stream().events->on_stream_aborted(std::nullopt, "session closed");
   const std::string out = drain();
@@ -279,7 +279,7 @@ TEST_F(HttpProxyTest, AgentGoneBeforeTheHeadIs502) {
   EXPECT_NE(drain().find("upstream service failed"), std::string::npos);
 }
 
-TEST_F(HttpProxyTest, AgentGoneAfterTheHeadClosesTheConnection) {
+TEST_F(Http1ConnectionTest, AgentGoneAfterTheHeadClosesTheConnection) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, std::nullopt), "part", false);
   stream().events->on_stream_aborted(std::nullopt, "session closed");
@@ -288,7 +288,7 @@ TEST_F(HttpProxyTest, AgentGoneAfterTheHeadClosesTheConnection) {
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, BusySessionRetriesThenGives502) {
+TEST_F(Http1ConnectionTest, BusySessionRetriesThenGives502) {
   dir_.busy = 3;
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   EXPECT_EQ(dir_.open_calls, 1);
@@ -316,13 +316,13 @@ TEST_F(HttpProxyTest, BusySessionRetriesThenGives502) {
   EXPECT_NE(out.find("too many requests"), std::string::npos);
 }
 
-TEST_F(HttpProxyTest, SessionGoneAtOpenIs502) {
+TEST_F(Http1ConnectionTest, SessionGoneAtOpenIs502) {
   dir_.gone = true;
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   EXPECT_TRUE(drain().starts_with("HTTP/1.1 502"));
 }
 
-TEST_F(HttpProxyTest, ClientLeavingCancelsTheStreamAndReturnsCredit) {
+TEST_F(Http1ConnectionTest, ClientLeavingCancelsTheStreamAndReturnsCredit) {
   feed("GET /sse HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   const size_t head_len = tunnel::encode_response_head(head(200, std::nullopt)).size();
   agent_answers(head(200, std::nullopt), "data: 1\n\n", false);
@@ -347,7 +347,7 @@ TEST_F(HttpProxyTest, ClientLeavingCancelsTheStreamAndReturnsCredit) {
   EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
 }
 
-TEST_F(HttpProxyTest, ExpectContinueIsAnsweredByTheEdge) {
+TEST_F(Http1ConnectionTest, ExpectContinueIsAnsweredByTheEdge) {
   feed("PUT / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
   EXPECT_EQ(drain(), "HTTP/1.1 100 Continue\r\n\r\n");
   feed("ok");
@@ -358,14 +358,14 @@ TEST_F(HttpProxyTest, ExpectContinueIsAnsweredByTheEdge) {
   EXPECT_EQ(header_value(rh.headers, "expect"), "<none>");
 }
 
-TEST_F(HttpProxyTest, HeadRequestHasNoBody) {
+TEST_F(Http1ConnectionTest, HeadRequestHasNoBody) {
   feed("HEAD / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, 1234, false), "", true);
   EXPECT_EQ(drain(), "HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n");
   EXPECT_FALSE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, MoreThanContentLengthIsCut) {
+TEST_F(Http1ConnectionTest, MoreThanContentLengthIsCut) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, 3), "abcdef", false);
   EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
@@ -373,14 +373,14 @@ TEST_F(HttpProxyTest, MoreThanContentLengthIsCut) {
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, LessThanContentLengthClosesTheConnection) {
+TEST_F(Http1ConnectionTest, LessThanContentLengthClosesTheConnection) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, 10), "abc", true);
   EXPECT_EQ(drain(), "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, BadResponseHeadsAre502) {
+TEST_F(Http1ConnectionTest, BadResponseHeadsAre502) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   stream().events->on_response_data(bytes("\x05garbage"), false);
   EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
@@ -398,7 +398,7 @@ TEST_F(HttpProxyTest, BadResponseHeadsAre502) {
   EXPECT_TRUE(drain().starts_with("HTTP/1.1 502"));
 }
 
-TEST_F(HttpProxyTest, StopSendingEndsTheUploadAndTheConnectionAfterTheResponse) {
+TEST_F(Http1ConnectionTest, StopSendingEndsTheUploadAndTheConnectionAfterTheResponse) {
   dir_.capacity = 0;
   feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 100\r\n\r\nabc");
   stream().events->on_request_stopped(0);
@@ -408,7 +408,7 @@ TEST_F(HttpProxyTest, StopSendingEndsTheUploadAndTheConnectionAfterTheResponse) 
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, EarlyResponseBeforeTheBodyEndsCancelsAndCloses) {
+TEST_F(Http1ConnectionTest, EarlyResponseBeforeTheBodyEndsCancelsAndCloses) {
   feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 100\r\n\r\nabc");
   agent_answers(head(401, 0, false), "", true);
   EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
@@ -416,7 +416,7 @@ TEST_F(HttpProxyTest, EarlyResponseBeforeTheBodyEndsCancelsAndCloses) {
   EXPECT_TRUE(proxy_->finished());
 }
 
-TEST_F(HttpProxyTest, AbsoluteFormTargetRoutesByItsAuthority) {
+TEST_F(Http1ConnectionTest, AbsoluteFormTargetRoutesByItsAuthority) {
   feed("GET http://app.localhost:8080?q=1 HTTP/1.1\r\nHost: other\r\n\r\n");
   tunnel::RequestHead rh;
   std::string body;
@@ -425,7 +425,7 @@ TEST_F(HttpProxyTest, AbsoluteFormTargetRoutesByItsAuthority) {
   EXPECT_EQ(rh.authority, "app.localhost:8080");
 }
 
-TEST_F(HttpProxyTest, LargeStreamingResponseKeepsOutputBoundedByWhatTheAgentSent) {
+TEST_F(Http1ConnectionTest, LargeStreamingResponseKeepsOutputBoundedByWhatTheAgentSent) {
   feed("GET /big HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, std::nullopt), "", false);
   drain();
@@ -442,7 +442,7 @@ TEST_F(HttpProxyTest, LargeStreamingResponseKeepsOutputBoundedByWhatTheAgentSent
   EXPECT_EQ(logs_.back().bytes, 1'000'000u);
 }
 
-TEST_F(HttpProxyTest, OutputBufferIsReusedDuringAResponseAndGivenBackAfterIt) {
+TEST_F(Http1ConnectionTest, OutputBufferIsReusedDuringAResponseAndGivenBackAfterIt) {
   feed("GET /big HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
   agent_answers(head(200, 4'000'000), "", false);
   // The client is slow: 1 MiB piles up, then drains, twice within one response.

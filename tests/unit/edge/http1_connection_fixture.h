@@ -1,4 +1,4 @@
-// The HttpProxy fixture shared by http_proxy_test.cc and http_proxy_limits_test.cc: a proxy over a
+// The Http1Connection fixture shared by http1_connection_test.cc and http1_connection_limits_test.cc: a proxy over a
 // FakeDirectory with one route (app.localhost), a settable clock, and helpers to feed the client's
 // bytes, drain what it would be sent, and answer as the agent.
 #pragma once
@@ -9,23 +9,23 @@
 #include <string>
 #include <vector>
 
-#include "edge/http_proxy.h"
+#include "edge/http1_connection.h"
 #include "fakes.h"
 
 namespace wtmesh::edge::test {
 
-class HttpProxyTest : public ::testing::Test {
+class Http1ConnectionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_.add_route("app.localhost");
     make();
   }
-  void make(HttpProxyConfig cfg = {}) {
+  void make(Http1Config cfg = {}) {
     if (cfg.client.ip.empty()) cfg.client = {"192.0.2.1", true};
     cfg.clock = clock_.fn();
-    proxy_ = std::make_unique<HttpProxy>(
+    proxy_ = std::make_unique<Http1Connection>(
         dir_, cfg,
-        HttpProxy::Hooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
+        Http1Connection::Hooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
   }
   size_t feed(std::string_view s) { return proxy_->on_client_bytes(bytes(s)); }
   // Takes (and acknowledges) everything the proxy wants to send to the client.
@@ -55,7 +55,7 @@ class HttpProxyTest : public ::testing::Test {
 
   FakeClock clock_;
   FakeDirectory dir_;
-  std::unique_ptr<HttpProxy> proxy_;
+  std::unique_ptr<Http1Connection> proxy_;
   int wakes_ = 0;
   std::vector<RequestLog> logs_;
 };

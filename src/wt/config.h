@@ -22,8 +22,8 @@ struct CommonConfig {
   // Concurrent sessions per connection. WebTransport flow control is never negotiated by us, so
   // draft-ietf-webtrans-http3 §5 allows exactly one; larger values exist for tests only.
   size_t max_sessions = 1;
-  // Concurrently open streams per session, counted separately for peer-opened streams (extras are
-  // refused with WT_FLOW_CONTROL_ERROR) and locally opened ones (open_*_stream returns nullopt).
+  // Concurrently open streams per session (wt::StreamTable), counted separately for peer-opened streams
+  // (extras are refused with WT_FLOW_CONTROL_ERROR) and locally opened ones (open_*_stream returns nullopt).
   size_t max_streams_per_session = 256;
   // Streams that arrive before their session is known (reordering, or the CONNECT is still
   // pending). Over the cap, or after the timeout, they are refused with WT_BUFFERED_STREAM_REJECTED.

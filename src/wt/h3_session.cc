@@ -13,7 +13,12 @@ namespace wtmesh::wt {
 // finished session is destroyed under them.
 
 H3Session::H3Session(H3SessionRegistry& host, SessionInfo info, SessionHandler* handler)
-    : host_(host), conn_(host.conn_), info_(std::move(info)), handler_(handler) {}
+    : host_(host),
+      conn_(host.conn_),
+      info_(std::move(info)),
+      handler_(handler),
+      streams_(host.conn_.role() == h3::Role::kServer ? Role::kServer : Role::kClient,
+               host.config_.max_streams_per_session, host.config_.max_streams_per_session) {}
 
 H3Session::~H3Session() = default;
 
@@ -31,11 +36,10 @@ void H3Session::open() {
 
 std::optional<StreamId> H3Session::open_stream(bool bidi) {
   H3SessionRegistry::Busy busy(host_);
-  if (!is_open() || local_streams_ >= host_.config_.max_streams_per_session) return std::nullopt;
+  if (!is_open() || !streams_.local_slot_free()) return std::nullopt;
   const auto id = conn_.open_wt_stream(static_cast<uint64_t>(id_), bidi);
   if (!id) return std::nullopt;
-  streams_[*id] = StreamEntry{bidi, true};
-  ++local_streams_;
+  streams_.add_local(*id, bidi);  // cannot fail: the slot was checked above
   return id;
 }
 
@@ -131,12 +135,14 @@ void H3Session::on_connect_data(std::span<const uint8_t> data, bool fin) {
   }
   if (!is_open()) return;
   if (err != CapsuleError::kNone) {
-    end(kSessionGoneCode, std::string("capsule error: ") + to_string(err), EndMode::kAbort, h3::kH3MessageError);
+    end(kSessionGoneCode, std::string("capsule error: ") + to_string(err), EndMode::kAbort,
+        h3::kH3MessageError);
     return;
   }
   if (!fin) return;
   if (const CapsuleError e = parser_.finish(); e != CapsuleError::kNone) {
-    end(kSessionGoneCode, std::string("capsule error: ") + to_string(e), EndMode::kAbort, h3::kH3MessageError);
+    end(kSessionGoneCode, std::string("capsule error: ") + to_string(e), EndMode::kAbort,
+        h3::kH3MessageError);
     return;
   }
   end(0, "", EndMode::kPeerClosed);
@@ -157,9 +163,7 @@ void H3Session::handle_capsule(Capsule& capsule) {
 }
 
 bool H3Session::accept_peer_stream(StreamId id, bool bidi) {
-  if (!is_open() || peer_streams_ >= host_.config_.max_streams_per_session) return false;
-  streams_[id] = StreamEntry{bidi, false};
-  ++peer_streams_;
+  if (!is_open() || !streams_.accept_peer(id, bidi)) return false;
   if (handler_ != nullptr) handler_->on_incoming_stream(id, bidi);
   return true;
 }
@@ -201,10 +205,7 @@ void H3Session::on_stream_writable(StreamId id) {
 }
 
 void H3Session::on_stream_closed(StreamId id) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  (it->second.local ? local_streams_ : peer_streams_)--;
-  streams_.erase(it);
+  if (!streams_.close(id)) return;
   if (handler_ != nullptr) handler_->on_stream_closed(id);
 }
 
@@ -224,7 +225,8 @@ void H3Session::end(uint32_t code, std::string_view reason, EndMode mode, uint64
   const State prev = state_;
   state_ = State::kClosed;
   // `reason` may point into a capsule or the caller's buffer; what we report is a copy.
-  std::string message = mode == EndMode::kLocalClose ? sanitize_utf8(reason, kMaxCloseMessage) : std::string(reason);
+  std::string message =
+      mode == EndMode::kLocalClose ? sanitize_utf8(reason, kMaxCloseMessage) : std::string(reason);
 
   const bool stream_usable = id_ >= 0 && prev != State::kUnsent && !host_.connection_closed_;
   if (stream_usable) {
@@ -257,12 +259,7 @@ void H3Session::end(uint32_t code, std::string_view reason, EndMode mode, uint64
   }
   pending_out_.clear();
 
-  std::vector<StreamId> ids;
-  ids.reserve(streams_.size());
-  for (const auto& [id, entry] : streams_) ids.push_back(id);
-  streams_.clear();
-  peer_streams_ = local_streams_ = 0;
-  host_.session_ended(*this, std::move(ids));
+  host_.session_ended(*this, streams_.take_all());
 
   if (SessionHandler* h = std::exchange(handler_, nullptr)) h->on_closed(code, message);
 }

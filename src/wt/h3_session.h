@@ -27,7 +27,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "h3/connection.h"
@@ -35,6 +34,7 @@
 #include "wt/errors.h"
 #include "wt/pending.h"
 #include "wt/session.h"
+#include "wt/stream_table.h"
 
 namespace wtmesh::wt {
 
@@ -80,18 +80,14 @@ class H3Session final : public Session {
   int response_status() const { return response_.status; }
   // Debug: per-stream records held (must drop to 0 once every stream closed; CVE-2026-21438).
   size_t stream_table_size() const { return streams_.size(); }
-  size_t open_peer_streams() const { return peer_streams_; }
-  size_t open_local_streams() const { return local_streams_; }
+  size_t open_peer_streams() const { return streams_.peer_count(); }
+  size_t open_local_streams() const { return streams_.local_count(); }
 
  private:
   friend class H3SessionRegistry;
   friend class H3Server;
   friend class H3Client;
 
-  struct StreamEntry {
-    bool bidi = false;
-    bool local = false;
-  };
   enum class EndMode {
     kLocalClose,  // close(): write the close capsule + FIN (reset if it cannot go out now)
     kPeerClosed,  // close capsule or FIN received: answer with FIN
@@ -112,7 +108,7 @@ class H3Session final : public Session {
   bool accept_peer_stream(StreamId id, bool bidi);
   // A stream that was buffered before the session opened; false if it must be refused.
   bool adopt_buffered(PendingBuffer::Stream& s);
-  bool owns(StreamId id) const { return streams_.count(id) != 0; }
+  bool owns(StreamId id) const { return streams_.owns(id); }
   void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin);
   void on_stream_reset(StreamId id, uint64_t h3_error);
   void on_stream_stop_sending(StreamId id, uint64_t h3_error);
@@ -143,9 +139,8 @@ class H3Session final : public Session {
   bool attached_ = false;
   bool drain_sent_ = false;
   bool drain_received_ = false;
-  std::unordered_map<StreamId, StreamEntry> streams_;
-  size_t peer_streams_ = 0;
-  size_t local_streams_ = 0;
+  // The session's open WT streams (QUIC numbers them; the table caps them per side).
+  StreamTable streams_;
 };
 
 }  // namespace wtmesh::wt

@@ -4,7 +4,8 @@
 // request/response logic.
 //
 // Stream bookkeeping, all bounded:
-//  - sessions own the ids of their open streams (erased on on_wt_closed, CVE-2026-21438);
+//  - sessions own the ids of their open streams (a wt::StreamTable each, wt/stream_table.h; erased on
+//    on_wt_closed, CVE-2026-21438);
 //  - "orphans" are streams we refused or whose session ended: their data is consumed and dropped
 //    until the transport forgets them (bounded by QUIC's own stream limits);
 //  - streams and datagrams naming a session that is not known yet are held in a PendingBuffer

@@ -50,7 +50,8 @@ struct AgentSessionConfig {
   size_t max_tunnels = 64;                 // per session (REFUSED "limit")
   size_t max_control_backlog = 64 * 1024;  // control bytes the stream has not taken yet
   // Request streams one public client (TunnelDirectory's `client` key) may hold at once; 0 = no cap.
-  // Agents grant 128 by default, so one address cannot take more than half of a tunnel.
+  // Agents grant 128 by default, so one address cannot take more than half of a tunnel. The edge sets
+  // it from PublicLimits::max_streams_per_client.
   size_t max_streams_per_client = 64;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)

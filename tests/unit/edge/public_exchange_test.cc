@@ -51,7 +51,7 @@ class PublicExchangeTest : public ::testing::Test {
     ExchangeConfig cfg;
     cfg.client = {"192.0.2.1", true};
     cfg.clock = clock_.fn();
-    cfg.body_chunk = 4;
+    cfg.limits.body_chunk = 4;
     ex_ = std::make_unique<PublicExchange>(dir_, cfg, sink_);
   }
   static ExchangeRequest get(std::string host = "app.localhost") {

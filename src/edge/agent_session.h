@@ -166,8 +166,11 @@ class AgentSession final : public wt::SessionHandler {
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // route table completions check it
-  std::map<wt::StreamId, RequestStreamEvents*> requests_;
-  std::map<wt::StreamId, std::string> request_client_;     // whose request each stream carries
+  struct RequestStream {
+    RequestStreamEvents* events = nullptr;
+    std::string client;  // whose request it carries (a key of per_client_)
+  };
+  std::map<wt::StreamId, RequestStream> requests_;
   std::map<std::string, size_t, std::less<>> per_client_;  // client → request streams held
 
   tunnel::Heartbeat heartbeat_;  // PINGs once the control stream exists; silence counted from the start

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "../tests/unit/edge/fakes.h"
-#include "edge/http_codec.h"
 #include "edge/http1_connection.h"
+#include "edge/http_codec.h"
 #include "tunnel/wire.h"
 
 namespace {
@@ -74,7 +74,7 @@ Outcome run(std::span<const uint8_t> in, size_t step, bool found, bool answer) {
     pending.insert(pending.end(), chunk.begin(), chunk.end());
     const size_t n = proxy.on_client_bytes(pending);
     pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(n));
-    if (proxy.buffered_input() > proxy.input_capacity() + cfg.body_chunk) broken(__LINE__);
+    if (proxy.buffered_input() > proxy.input_capacity() + cfg.limits.body_chunk) broken(__LINE__);
     service();
   }
   // Whatever the input buffer could not take yet.

@@ -1,9 +1,6 @@
 #include "agent/tls_client_stream.h"
 
-#include <errno.h>
-
 #include <algorithm>
-#include <cstring>
 
 #include "quic/tls_context.h"
 
@@ -15,17 +12,6 @@ namespace {
 constexpr const char* kTcpClientPriority =
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
     "-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1";
-
-// Drops the consumed front of a buffer once it is more than half of it (amortised O(1) per byte).
-void compact(std::vector<uint8_t>& buf, size_t& pos) {
-  if (pos == buf.size()) {
-    buf.clear();
-    pos = 0;
-  } else if (pos > 4096 && pos * 2 > buf.size()) {
-    buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(pos));
-    pos = 0;
-  }
-}
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;
@@ -78,38 +64,7 @@ void TlsClientStream::setup(const quic::TlsClientContext& context) {
   }
   // The driver's timer bounds the handshake; GnuTLS' own timeout would need a clock it reads itself.
   gnutls_handshake_set_timeout(session_, 0);
-  gnutls_transport_set_ptr(session_, this);
-  gnutls_transport_set_push_function(session_, &TlsClientStream::push);
-  gnutls_transport_set_pull_function(session_, &TlsClientStream::pull);
-  gnutls_transport_set_pull_timeout_function(session_, &TlsClientStream::pull_timeout);
-}
-
-ssize_t TlsClientStream::push(gnutls_transport_ptr_t ptr, const void* data, size_t n) {
-  // Never refuses: write() only encrypts while out_ is under its cap, one record at a time.
-  auto* self = static_cast<TlsClientStream*>(ptr);
-  const auto* p = static_cast<const uint8_t*>(data);
-  self->out_.insert(self->out_.end(), p, p + n);
-  return static_cast<ssize_t>(n);
-}
-
-ssize_t TlsClientStream::pull(gnutls_transport_ptr_t ptr, void* data, size_t n) {
-  auto* self = static_cast<TlsClientStream*>(ptr);
-  const size_t avail = self->in_.size() - self->in_pos_;
-  if (avail == 0) {
-    if (self->eof_) return 0;
-    gnutls_transport_set_errno(self->session_, EAGAIN);
-    return -1;
-  }
-  const size_t k = std::min(n, avail);
-  std::memcpy(data, self->in_.data() + self->in_pos_, k);
-  self->in_pos_ += k;
-  compact(self->in_, self->in_pos_);
-  return static_cast<ssize_t>(k);
-}
-
-int TlsClientStream::pull_timeout(gnutls_transport_ptr_t ptr, unsigned /*ms*/) {
-  auto* self = static_cast<TlsClientStream*>(ptr);
-  return (self->in_.size() > self->in_pos_ || self->eof_) ? 1 : 0;
+  wire_.attach(session_);
 }
 
 void TlsClientStream::fail(std::string why) {
@@ -151,7 +106,7 @@ void TlsClientStream::advance() {
       continue;
     }
     if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
-      if (in_.size() > in_pos_ || gnutls_record_check_pending(session_) > 0) continue;
+      if (wire_.in_held() > 0 || gnutls_record_check_pending(session_) > 0) continue;
       break;
     }
     if (rv == 0 || rv == GNUTLS_E_PREMATURE_TERMINATION) {
@@ -163,7 +118,7 @@ void TlsClientStream::advance() {
     if (gnutls_error_is_fatal(static_cast<int>(rv)) == 0) continue;  // e.g. a warning alert
     fail("TLS record error from " + options_.host + ": " + gnutls_strerror(static_cast<int>(rv)));
   }
-  if (state_ == State::kOpen && sent_close_notify_ && peer_finished() && out_.size() == out_pos_) {
+  if (state_ == State::kOpen && sent_close_notify_ && peer_finished() && wire_.out_held() == 0) {
     state_ = State::kClosed;  // both directions finished and everything was written
   }
 }
@@ -173,7 +128,7 @@ void TlsClientStream::handshake_step() {
   do {
     rv = gnutls_handshake(session_);
   } while (rv == GNUTLS_E_INTERRUPTED);
-  if (rv == GNUTLS_E_PREMATURE_TERMINATION || (rv == GNUTLS_E_AGAIN && eof_ && in_.size() == in_pos_)) {
+  if (rv == GNUTLS_E_PREMATURE_TERMINATION || (rv == GNUTLS_E_AGAIN && wire_.drained())) {
     fail("connection closed during the TLS handshake with " + options_.host);
     return;
   }
@@ -235,7 +190,7 @@ std::span<const uint8_t> TlsClientStream::readable() const {
 
 void TlsClientStream::consume(size_t n) {
   plain_pos_ += std::min(n, plain_.size() - plain_pos_);
-  compact(plain_, plain_pos_);
+  quic::compact_consumed(plain_, plain_pos_);
   process();
 }
 
@@ -243,24 +198,14 @@ bool TlsClientStream::peer_finished() const { return read_closed_ && plain_.size
 
 size_t TlsClientStream::write_capacity() const {
   if (state_ != State::kOpen || sent_close_notify_) return 0;
-  const size_t held = out_.size() - out_pos_;
-  return held >= options_.limits.max_ciphertext_out ? 0 : options_.limits.max_ciphertext_out - held;
+  return wire_.space_out(options_.limits.max_ciphertext_out);
 }
 
 size_t TlsClientStream::write(std::span<const uint8_t> data) {
-  size_t taken = 0;
-  while (taken < data.size() && write_capacity() > 0) {
-    const size_t chunk = std::min({data.size() - taken, kMaxRecordPlaintext, write_capacity()});
-    ssize_t rv;
-    do {
-      rv = gnutls_record_send(session_, data.data() + taken, chunk);
-    } while (rv == GNUTLS_E_INTERRUPTED);
-    if (rv < 0) {
-      fail("TLS send to " + options_.host + " failed: " + gnutls_strerror(static_cast<int>(rv)));
-      break;
-    }
-    taken += static_cast<size_t>(rv);
-  }
+  int error = 0;
+  const size_t taken =
+      write_capacity() > 0 ? wire_.send_records(data, options_.limits.max_ciphertext_out, &error) : 0;
+  if (error < 0) fail("TLS send to " + options_.host + " failed: " + gnutls_strerror(error));
   if (taken < data.size() && state_ == State::kOpen && !sent_close_notify_) write_blocked_ = true;
   if (taken > 0 || state_ == State::kFailed) process();
   return taken;
@@ -282,45 +227,39 @@ void TlsClientStream::close() {
   if (state_ == State::kClosed || state_ == State::kFailed) return;
   state_ = State::kClosed;
   read_closed_ = true;
-  out_.clear();
-  out_pos_ = 0;
+  wire_.clear_output();
   process();
 }
 
 size_t TlsClientStream::wire_space() const {
-  if (wire_finished() || eof_) return 0;
-  const size_t held = in_.size() - in_pos_;
-  return held >= options_.limits.max_ciphertext_in ? 0 : options_.limits.max_ciphertext_in - held;
+  if (wire_finished()) return 0;
+  return wire_.space_in(options_.limits.max_ciphertext_in);
 }
 
 size_t TlsClientStream::wire_feed(std::span<const uint8_t> bytes) {
   const size_t n = std::min(bytes.size(), wire_space());
-  in_.insert(in_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
+  wire_.feed(bytes.first(n));
   if (n > 0) process();
   return n;
 }
 
 void TlsClientStream::wire_eof() {
-  if (eof_) return;
-  eof_ = true;
+  if (wire_.eof()) return;
+  wire_.set_eof();
   process();
 }
 
 void TlsClientStream::wire_failed(std::string_view why) {
   if (wire_finished()) return;
-  out_.clear();
-  out_pos_ = 0;
+  wire_.clear_output();
   fail(std::string(why));
   process();
 }
 
-std::span<const uint8_t> TlsClientStream::wire_output() const {
-  return std::span<const uint8_t>(out_).subspan(out_pos_);
-}
+std::span<const uint8_t> TlsClientStream::wire_output() const { return wire_.output(); }
 
 void TlsClientStream::wire_consume(size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  compact(out_, out_pos_);
+  wire_.consume_output(n);
   process();
 }
 

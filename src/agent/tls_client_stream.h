@@ -1,7 +1,8 @@
 // TLS over TCP for the agent, sans-I/O: a GnuTLS client session driven through memory buffers, the
 // client-side mirror of edge/tls_server_stream.h. It is a wt::ByteStream (plaintext, for the
 // WebTransport-over-HTTP/2 binding) and a wt::ByteStreamWire (ciphertext, for a socket driver such as
-// agent/tcp_byte_stream_driver.h); tests pump it against the edge's TlsServerStream in memory.
+// agent/tcp_byte_stream_driver.h); tests pump it against the edge's TlsServerStream in memory. The
+// ciphertext buffers and GnuTLS transport callbacks are quic::TlsMemoryTransport's, as the edge's are.
 //
 // Policy: TLS 1.3 and 1.2, AEAD ciphers and ECDHE only. The server certificate is checked exactly as
 // the QUIC client checks it, by the same quic::TlsClientContext (CA file or system trust, host name or
@@ -28,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quic/tls_memory_transport.h"
 #include "wt/byte_stream.h"
 
 namespace wtmesh::quic {
@@ -54,7 +56,7 @@ struct TlsClientOptions {
 class TlsClientStream final : public wt::ByteStream, public wt::ByteStreamWire {
  public:
   // One TLS record of plaintext at most is encrypted per step.
-  static constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+  static constexpr size_t kMaxRecordPlaintext = quic::TlsMemoryTransport::kMaxRecordPlaintext;
 
   // Starts the handshake: the ClientHello is in wire_output() on return (or state() is kFailed,
   // e.g. for an invalid host name). `context` is kept for the session's life.
@@ -83,7 +85,7 @@ class TlsClientStream final : public wt::ByteStream, public wt::ByteStreamWire {
   void wire_failed(std::string_view why) override;
   std::span<const uint8_t> wire_output() const override;
   void wire_consume(size_t n) override;
-  bool wire_write_done() const override { return sent_close_notify_ && out_.size() == out_pos_; }
+  bool wire_write_done() const override { return sent_close_notify_ && wire_.out_held() == 0; }
   bool wire_finished() const override { return state_ == State::kClosed || state_ == State::kFailed; }
 
   // --- the handshake's result (empty before it completed) ---
@@ -94,9 +96,6 @@ class TlsClientStream final : public wt::ByteStream, public wt::ByteStreamWire {
   bool peer_sent_close_notify() const { return close_notify_received_; }
 
  private:
-  static ssize_t push(gnutls_transport_ptr_t ptr, const void* data, size_t n);
-  static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t n);
-  static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms);
   void setup(const quic::TlsClientContext& context);
   // Advances the handshake and decryption, then tells the handler and the wire listener; runs again
   // when a callback made progress possible, never nested.
@@ -113,13 +112,9 @@ class TlsClientStream final : public wt::ByteStream, public wt::ByteStreamWire {
   wt::ByteStreamWireListener* listener_ = nullptr;
   State state_ = State::kOpening;
   std::string error_;
-  std::vector<uint8_t> in_;  // ciphertext from the socket
-  size_t in_pos_ = 0;
-  std::vector<uint8_t> plain_;  // decrypted, not yet consumed
+  quic::TlsMemoryTransport wire_;  // ciphertext from and for the socket
+  std::vector<uint8_t> plain_;     // decrypted, not yet consumed
   size_t plain_pos_ = 0;
-  std::vector<uint8_t> out_;  // ciphertext for the socket
-  size_t out_pos_ = 0;
-  bool eof_ = false;
   bool read_closed_ = false;
   bool close_notify_received_ = false;
   bool sent_close_notify_ = false;

@@ -19,6 +19,10 @@ namespace {
 namespace asio = boost::asio;
 using namespace wtmesh;
 
+int whole_seconds(std::chrono::milliseconds d) {
+  return static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+}
+
 struct EdgeArgs {
   std::string listen = "127.0.0.1:4433";
   std::string domain = "localhost";
@@ -28,16 +32,14 @@ struct EdgeArgs {
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
-  int http_idle_timeout_s = 120;
   size_t max_udp_payload = 1452;
-  // Against unauthenticated public clients.
-  size_t max_connections = 10'000;
-  size_t max_connections_per_ip = 256;
-  int handshake_timeout_s = 10;
-  int header_timeout_s = 10;
-  int body_timeout_s = 20;
-  uint64_t body_min_rate = 1024;
-  size_t max_streams_per_client = 64;
+  // Against unauthenticated public clients: the counts are set in place, the durations in seconds
+  // (their defaults are PublicLimits' own).
+  edge::PublicLimits limits;
+  int http_idle_timeout_s = whole_seconds(limits.idle_timeout);
+  int handshake_timeout_s = whole_seconds(limits.handshake_timeout);
+  int header_timeout_s = whole_seconds(limits.header_timeout);
+  int body_timeout_s = whole_seconds(limits.body_timeout);
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -60,20 +62,17 @@ int run_edge(const EdgeArgs& a) {
     if (!http) throw std::runtime_error("--http-listen: " + error);
     opts.http_listen = asio::ip::tcp::endpoint(http->address(), http->port());
   }
-  opts.http_idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
-  opts.max_public_connections = a.max_connections;
-  opts.max_public_connections_per_ip = a.max_connections_per_ip;
-  opts.handshake_timeout = std::chrono::seconds(a.handshake_timeout_s);
-  opts.header_timeout = std::chrono::seconds(a.header_timeout_s);
-  opts.body_timeout = std::chrono::seconds(a.body_timeout_s);
-  opts.body_min_rate = a.body_min_rate;
-  opts.max_streams_per_client = a.max_streams_per_client;
+  opts.public_limits = a.limits;
+  opts.public_limits.idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
+  opts.public_limits.handshake_timeout = std::chrono::seconds(a.handshake_timeout_s);
+  opts.public_limits.header_timeout = std::chrono::seconds(a.header_timeout_s);
+  opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
-  if (files.soft < a.max_connections + 1024) {
+  if (files.soft < a.limits.max_connections + 1024) {
     spdlog::warn("edge: only {} open files allowed (ulimit -n), fewer than --max-connections {} needs",
-                 files.soft, a.max_connections);
+                 files.soft, a.limits.max_connections);
   }
 
   asio::io_context io;
@@ -149,12 +148,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
   edge_cmd
-      ->add_option("--max-connections", edge_args.max_connections,
+      ->add_option("--max-connections", edge_args.limits.max_connections,
                    "public TCP connections the edge keeps open")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
   edge_cmd
-      ->add_option("--max-connections-per-ip", edge_args.max_connections_per_ip,
+      ->add_option("--max-connections-per-ip", edge_args.limits.max_connections_per_ip,
                    "public TCP connections one client address (IPv6: one /64) may hold; 0 = no cap")
       ->capture_default_str()
       ->check(CLI::Range(0, 1'000'000));
@@ -174,11 +173,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   edge_cmd
-      ->add_option("--body-min-rate", edge_args.body_min_rate,
+      ->add_option("--body-min-rate", edge_args.limits.body_min_rate,
                    "bytes per second a request body must average past --body-timeout; 0 = none")
       ->capture_default_str();
   edge_cmd
-      ->add_option("--max-streams-per-client", edge_args.max_streams_per_client,
+      ->add_option("--max-streams-per-client", edge_args.limits.max_streams_per_client,
                    "requests one client address may have in flight to one tunnel (over it: 429); 0 = no cap")
       ->capture_default_str();
 

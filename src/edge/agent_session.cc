@@ -110,7 +110,7 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
     return;
   }
   if (auto it = requests_.find(id); it != requests_.end()) {
-    it->second->on_response_data(data, fin);  // the public side consumes once written onward
+    it->second.events->on_response_data(data, fin);  // the public side consumes once written onward
     return;
   }
   auto it = undecided_.find(id);
@@ -153,7 +153,7 @@ void AgentSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code
     return;
   }
   if (auto it = requests_.find(id); it != requests_.end()) {
-    RequestStreamEvents* events = it->second;
+    RequestStreamEvents* events = it->second.events;
     forget_request(id);
     if (session_ != nullptr) session_->reset_stream(id, tunnel::kStreamCancelled);  // our half is moot too
     events->on_stream_aborted(code, "request stream reset by the agent");
@@ -168,7 +168,7 @@ void AgentSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code
     close(tunnel::kCloseProtocolError, "control stream stopped");
     return;
   }
-  if (auto it = requests_.find(id); it != requests_.end()) it->second->on_request_stopped(code);
+  if (auto it = requests_.find(id); it != requests_.end()) it->second.events->on_request_stopped(code);
 }
 
 void AgentSession::on_stream_writable(wt::StreamId id) {
@@ -177,7 +177,7 @@ void AgentSession::on_stream_writable(wt::StreamId id) {
     flush_control();
     return;
   }
-  if (auto it = requests_.find(id); it != requests_.end()) it->second->on_request_writable();
+  if (auto it = requests_.find(id); it != requests_.end()) it->second.events->on_request_writable();
 }
 
 void AgentSession::on_stream_closed(wt::StreamId id) {
@@ -202,10 +202,9 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
                hostnames.size());
   // The public side learns at once, so waiting clients get their 502 now.
   auto requests = std::exchange(requests_, {});
-  request_client_.clear();
   per_client_.clear();
   const std::string why = "session closed" + (reason.empty() ? std::string() : ": " + std::string(reason));
-  for (auto& [id, events] : requests) events->on_stream_aborted(std::nullopt, why);
+  for (auto& [id, stream] : requests) stream.events->on_stream_aborted(std::nullopt, why);
   undecided_.clear();
   if (hooks_.on_ended) hooks_.on_ended(serial_, hostnames);
 }
@@ -393,10 +392,9 @@ TunnelDirectory::OpenStatus AgentSession::open_request(std::string_view client, 
   }
   const auto sid = session_->open_bidi_stream();
   if (!sid) return TunnelDirectory::OpenStatus::kBusy;
-  requests_[*sid] = events;
   if (held == per_client_.end()) held = per_client_.emplace(std::string(client), 0).first;
   ++held->second;
-  request_client_.emplace(*sid, held->first);
+  requests_[*sid] = RequestStream{events, held->first};
   *id = *sid;
   return TunnelDirectory::OpenStatus::kOpened;
 }
@@ -407,13 +405,12 @@ size_t AgentSession::client_stream_count(std::string_view client) const {
 }
 
 bool AgentSession::forget_request(wt::StreamId id) {
-  if (requests_.erase(id) == 0) return false;
-  if (auto c = request_client_.find(id); c != request_client_.end()) {
-    if (auto held = per_client_.find(c->second); held != per_client_.end() && --held->second == 0) {
-      per_client_.erase(held);
-    }
-    request_client_.erase(c);
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return false;
+  if (auto held = per_client_.find(it->second.client); held != per_client_.end() && --held->second == 0) {
+    per_client_.erase(held);
   }
+  requests_.erase(it);
   return true;
 }
 

@@ -50,7 +50,8 @@ struct AgentSessionConfig {
   size_t max_tunnels = 64;                 // per session (REFUSED "limit")
   size_t max_control_backlog = 64 * 1024;  // control bytes the stream has not taken yet
   // Request streams one public client (TunnelDirectory's `client` key) may hold at once; 0 = no cap.
-  // Agents grant 128 by default, so one address cannot take more than half of a tunnel.
+  // Agents grant 128 by default, so one address cannot take more than half of a tunnel. The edge sets
+  // it from PublicLimits::max_streams_per_client.
   size_t max_streams_per_client = 64;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)
@@ -165,8 +166,11 @@ class AgentSession final : public wt::SessionHandler {
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // route table completions check it
-  std::map<wt::StreamId, RequestStreamEvents*> requests_;
-  std::map<wt::StreamId, std::string> request_client_;     // whose request each stream carries
+  struct RequestStream {
+    RequestStreamEvents* events = nullptr;
+    std::string client;  // whose request it carries (a key of per_client_)
+  };
+  std::map<wt::StreamId, RequestStream> requests_;
   std::map<std::string, size_t, std::less<>> per_client_;  // client → request streams held
 
   tunnel::Heartbeat heartbeat_;  // PINGs once the control stream exists; silence counted from the start

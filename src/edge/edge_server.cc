@@ -98,7 +98,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   TunnelServiceConfig tc;
   tc.session.domain = options_.domain;
   tc.session.ping_interval = options_.heartbeat_interval;
-  tc.session.max_streams_per_client = options_.max_streams_per_client;
+  tc.session.max_streams_per_client = options_.public_limits.max_streams_per_client;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
@@ -165,17 +165,7 @@ void EdgeServer::bind_sockets() {
 }
 
 PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind, bool tls) const {
-  PublicListenerOptions po;
-  po.bind = bind;
-  po.tls = tls;
-  po.idle_timeout = options_.http_idle_timeout;
-  po.max_connections = options_.max_public_connections;
-  po.max_connections_per_ip = options_.max_public_connections_per_ip;
-  po.handshake_timeout = options_.handshake_timeout;
-  po.header_timeout = options_.header_timeout;
-  po.body_timeout = options_.body_timeout;
-  po.body_min_rate = options_.body_min_rate;
-  return po;
+  return PublicListenerOptions{bind, tls, options_.public_limits};
 }
 
 void EdgeServer::load_public_tls() {

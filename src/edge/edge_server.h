@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/public_limits.h"
 #include "edge/route_table.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
@@ -49,15 +50,8 @@ struct EdgeOptions {
   // Public side.
   bool public_https = true;                                   // HTTPS on TCP at listen's port
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
-  std::chrono::milliseconds http_idle_timeout{120'000};
-  size_t max_public_connections = 10'000;
-  // Against unauthenticated clients (edge/public_listener.h, edge/http1_connection.h).
-  size_t max_public_connections_per_ip = 256;
-  std::chrono::milliseconds handshake_timeout{10'000};
-  std::chrono::milliseconds header_timeout{10'000};
-  std::chrono::milliseconds body_timeout{20'000};
-  uint64_t body_min_rate = 1024;
-  size_t max_streams_per_client = 64;  // of one tunnel's request streams, per client address
+  // Against unauthenticated clients: to both listeners, and max_streams_per_client to the sessions.
+  PublicLimits public_limits;
   // Tunnels.
   std::chrono::milliseconds heartbeat_interval{10'000};
   std::chrono::seconds offline_grace{300};  // a departed tunnel's name answers 502, not 404, this long

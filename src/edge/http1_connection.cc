@@ -31,11 +31,9 @@ Http1Connection::Http1Connection(TunnelDirectory& directory, Http1Config config,
       hooks_(std::move(hooks)),
       // Room for a full header section plus some body bytes behind it.
       max_input_(config_.max_header_bytes + 16 * 1024),
-      ex_(directory,
-          ExchangeConfig{config_.client, config_.open_timeout, config_.open_retry, config_.body_chunk,
-                         config_.body_timeout, config_.body_min_rate, config_.clock},
-          *this) {
-  head_deadline_ = now() + config_.header_timeout;  // the first request: counted from the connection's start
+      ex_(directory, ExchangeConfig{config_.client, config_.limits, config_.clock}, *this) {
+  head_deadline_ =
+      now() + config_.limits.header_timeout;  // the first request: counted from the connection's start
   on_chunk_header_ = [this](std::uint64_t, boost::beast::string_view extensions,
                             boost::system::error_code& ec) {
     if (extensions.size() > kMaxChunkExtension) {
@@ -77,7 +75,7 @@ void Http1Connection::abort(std::string_view why) {
 
 void Http1Connection::on_client_written(size_t n) {
   n = std::min(n, out_.size());
-  const bool was_full = out_.size() >= config_.max_pending_output;
+  const bool was_full = out_.size() >= config_.limits.max_pending_output;
   out_.consume(n);
   out_base_ += n;
   while (!credits_.empty() && credits_.front().end <= out_base_) {
@@ -85,7 +83,7 @@ void Http1Connection::on_client_written(size_t n) {
     credits_.pop_front();
   }
   // Requests held back while the client had too much unread output may be parsed now.
-  if (was_full && out_.size() < config_.max_pending_output && phase_ == Phase::kHead && !in_.empty())
+  if (was_full && out_.size() < config_.limits.max_pending_output && phase_ == Phase::kHead && !in_.empty())
     process();
   // Between exchanges, an idle keep-alive connection gives back a large response's buffer.
   if (!ex_.attached()) out_.release_if_empty();
@@ -159,7 +157,7 @@ void Http1Connection::step() {
   if (finished_) return;
   // A client with too much unread output gets no new request parsed until it reads (its input then
   // fills and the glue stops reading the socket).
-  if (phase_ == Phase::kHead && out_.size() < config_.max_pending_output) parse_head();
+  if (phase_ == Phase::kHead && out_.size() < config_.limits.max_pending_output) parse_head();
   if (phase_ == Phase::kExchange) feed_body();
 }
 
@@ -176,7 +174,7 @@ void Http1Connection::parse_head() {
   if (!head_started_) {
     // The header clock of a later request starts with its first byte the edge looks at.
     head_started_ = true;
-    if (!head_deadline_) head_deadline_ = now() + config_.header_timeout;
+    if (!head_deadline_) head_deadline_ = now() + config_.limits.header_timeout;
   }
   boost::system::error_code ec;
   const size_t n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
@@ -353,7 +351,7 @@ void Http1Connection::send_response_end(bool complete) {
 
 void Http1Connection::send_error(int status, std::string_view detail, bool reusable, bool from_agent) {
   bool keep = keep_alive_ && reusable;
-  if (!from_agent && ++local_answers_ >= config_.max_local_answers) keep = false;
+  if (!from_agent && ++local_answers_ >= config_.limits.max_local_answers) keep = false;
   append_out(error_response(status, detail, version_, keep));
   if (!keep) close_after_ = true;
 }

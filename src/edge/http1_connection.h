@@ -18,7 +18,7 @@
 //    client (on_client_written), and only then consume()d, returning flow-control credit.
 // The client going away (EOF, error, idle timeout → abort()) cancels the stream with code 3.
 //
-// Slow and greedy clients (docs/architecture.md, "Public side limits"):
+// Slow and greedy clients (the fields of PublicLimits, edge/public_limits.h; docs/architecture.md, "Limits"):
 //  - output: no new request is parsed while more than max_pending_output bytes wait for the client,
 //    whoever wrote them (the agent or the edge's own 404/502 pages), so a client that pipelines
 //    requests and never reads stops being read instead of growing memory; and the
@@ -26,13 +26,12 @@
 //  - header deadline: the first request's header section must be complete header_timeout after the
 //    connection started, a later request's header_timeout after its first byte (408, or a silent
 //    close when no byte came);
-//  - body progress (kept by the exchange): the body deadline starts body_timeout ahead; each byte received
-//  moves it
-//    1/body_min_rate s later, never more than body_timeout ahead of now; while the edge itself is not
-//    reading (the agent's stream is full) the clock stops. Missing it: 408 and close;
+//  - body progress (kept by the exchange): the body deadline starts body_timeout ahead; each byte
+//    received moves it 1/body_min_rate s later, never more than body_timeout ahead of now; while the
+//    edge itself is not reading (the agent's stream is full) the clock stops. Missing it: 408 and close;
 //  - streams (the exchange): at most max_streams_per_client of one tunnel's request streams per client
-//  address
-//    (TunnelDirectory counts them); over it a request waits open_timeout for one of its own, then 429;
+//    address (TunnelDirectory counts them); over it a request waits open_timeout for one of its own,
+//    then 429;
 //  - chunked framing: a chunk extension over kMaxChunkExtension bytes, or a chunk-size line or trailer
 //    section that cannot fit the input buffer, is a 400.
 #pragma once
@@ -52,6 +51,7 @@
 #include "common/time.h"
 #include "edge/http_codec.h"
 #include "edge/public_exchange.h"
+#include "edge/public_limits.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/wire.h"
 
@@ -60,18 +60,8 @@ namespace wtmesh::edge {
 struct Http1Config {
   ClientInfo client;
   size_t max_header_bytes = kMaxPublicHeaderBytes;
-  // How long a request waits for its route and a free stream on a busy session before it gets a
-  // 503 (no route yet) or 502, and how often it retries the stream meanwhile.
-  std::chrono::milliseconds open_timeout{1000};
-  std::chrono::milliseconds open_retry{10};
-  size_t body_chunk = 16 * 1024;          // request body bytes decoded ahead of the stream, at most
-  size_t max_pending_output = 64 * 1024;  // no new request is parsed while more waits for the client
-  // The edge's own answers (404, 502, 429, ...) in a row on one connection before it closes it: the
-  // kernel's socket buffers take megabytes of them from a client that never reads, each one logged.
-  size_t max_local_answers = 100;
-  std::chrono::milliseconds header_timeout{10'000};
-  std::chrono::milliseconds body_timeout{20'000};
-  uint64_t body_min_rate = 1024;      // bytes per second a request body must average (see above)
+  // header_timeout, max_pending_output, max_local_answers here; the rest go to the exchange.
+  PublicLimits limits;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
 };
 

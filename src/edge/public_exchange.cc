@@ -88,7 +88,7 @@ void PublicExchange::begin(ExchangeRequest request, SteadyTime started) {
   started_ = started;
   // The route may be answered inline (on_route() runs before route() returns) or later.
   phase_ = Phase::kRouting;
-  open_deadline_ = started_ + config_.open_timeout;
+  open_deadline_ = started_ + config_.limits.open_timeout;
   const uint64_t generation = ++generation_;
   const uint64_t ticket = dir_.route(req_.host, this);
   // Answered inline, the exchange may have ended and another begun: the ticket is not its.
@@ -134,7 +134,7 @@ void PublicExchange::try_open() {
       ref_ = ref;
       attached_ = true;
       phase_ = Phase::kExchange;
-      body_deadline_ = now() + config_.body_timeout;
+      body_deadline_ = now() + config_.limits.body_timeout;
       body_stalled_since_.reset();
       head_out_ = tunnel::encode_request_open(head_);
       head_out_pos_ = 0;
@@ -152,7 +152,7 @@ void PublicExchange::try_open() {
         }
         return;
       }
-      next_retry_ = now() + config_.open_retry;
+      next_retry_ = now() + config_.limits.open_retry;
       return;
     case TunnelDirectory::OpenStatus::kGone:
       respond_local(502, "The tunnel's agent disconnected.", !req_.has_body);
@@ -193,13 +193,13 @@ bool PublicExchange::body_clock_running() const {
 
 void PublicExchange::note_client_bytes(size_t n) {
   if (phase_ != Phase::kExchange || n == 0) return;
-  const SteadyTime cap = now() + config_.body_timeout;
-  if (config_.body_min_rate == 0) {
+  const SteadyTime cap = now() + config_.limits.body_timeout;
+  if (config_.limits.body_min_rate == 0) {
     body_deadline_ = cap;
     return;
   }
-  const auto earned = std::chrono::duration_cast<SteadyTime::duration>(
-      std::chrono::duration<double>(static_cast<double>(n) / static_cast<double>(config_.body_min_rate)));
+  const auto earned = std::chrono::duration_cast<SteadyTime::duration>(std::chrono::duration<double>(
+      static_cast<double>(n) / static_cast<double>(config_.limits.body_min_rate)));
   body_deadline_ = std::min(body_deadline_ + earned, cap);
 }
 
@@ -217,7 +217,7 @@ void PublicExchange::set_body_stalled(bool stalled) {
 size_t PublicExchange::request_body_room() const {
   if (phase_ != Phase::kExchange || !attached_ || req_end_ || req_fin_sent_ || req_stopped_) return 0;
   if (head_out_pos_ < head_out_.size() || !head_out_.empty() || body_pos_ < body_.size()) return 0;
-  return config_.body_chunk;
+  return config_.limits.body_chunk;
 }
 
 void PublicExchange::on_request_body(std::span<const uint8_t> data) {

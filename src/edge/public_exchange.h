@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "common/time.h"
+#include "edge/public_limits.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/wire.h"
 
@@ -107,11 +108,7 @@ class ExchangeSink {
 
 struct ExchangeConfig {
   ClientInfo client;
-  std::chrono::milliseconds open_timeout{1000};
-  std::chrono::milliseconds open_retry{10};
-  size_t body_chunk = 16 * 1024;
-  std::chrono::milliseconds body_timeout{20'000};
-  uint64_t body_min_rate = 1024;
+  PublicLimits limits;  // open_timeout, open_retry, body_chunk, body_timeout, body_min_rate
   std::function<SteadyTime()> clock;
 };
 

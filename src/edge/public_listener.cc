@@ -38,18 +38,16 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       peer_ = peer.address().to_v6().to_v4().to_string();
     }
     socket_.set_option(tcp::no_delay(true), ec);
-    const PublicListenerOptions& o = listener.options_;
+    const PublicLimits& limits = listener.options_.limits;
     Http1Config cfg;
     cfg.client = {peer_, is_tls(), limit_key_};
-    cfg.header_timeout = o.header_timeout;
-    cfg.body_timeout = o.body_timeout;
-    cfg.body_min_rate = o.body_min_rate;
+    cfg.limits = limits;
     Http1Connection::Hooks hooks;
     hooks.wake = [this] { post_pump(); };
     hooks.log = [this](const RequestLog& l) { log(l); };
     h1_ = std::make_unique<Http1Connection>(listener.directory_, cfg, std::move(hooks));
     last_activity_ = std::chrono::steady_clock::now();
-    handshake_deadline_ = last_activity_ + o.handshake_timeout;
+    handshake_deadline_ = last_activity_ + limits.handshake_timeout;
   }
 
   void start() { pump(); }
@@ -283,7 +281,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   }
 
   std::chrono::milliseconds listener_idle() const {
-    return listener_ ? listener_->options_.idle_timeout : std::chrono::milliseconds(0);
+    return listener_ ? listener_->options_.limits.idle_timeout : std::chrono::milliseconds(0);
   }
 
   void on_timer() {
@@ -385,11 +383,12 @@ void PublicListener::on_accepted(tcp::socket socket) {
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
   std::string key = client_limit_key(peer.address());
-  if (conns_.size() >= options_.max_connections) {
+  if (conns_.size() >= options_.limits.max_connections) {
     refuse(socket, key, false);
     return;
   }
-  if (options_.max_connections_per_ip > 0 && connection_count(key) >= options_.max_connections_per_ip) {
+  if (options_.limits.max_connections_per_ip > 0 &&
+      connection_count(key) >= options_.limits.max_connections_per_ip) {
     refuse(socket, key, true);
     return;
   }
@@ -440,12 +439,12 @@ void PublicListener::arm_refusal_log() {
 void PublicListener::log_refusals() {
   if (refused_global_ > 0) {
     spdlog::warn("edge: refused {} public connection(s) on port {}: {} open, the most the edge takes ({})",
-                 refused_global_, local_.port(), conns_.size(), options_.max_connections);
+                 refused_global_, local_.port(), conns_.size(), options_.limits.max_connections);
   }
   if (refused_per_ip_ > 0) {
     spdlog::warn(
         "edge: refused {} public connection(s) on port {} from addresses at their cap of {} (e.g. {})",
-        refused_per_ip_, local_.port(), options_.max_connections_per_ip, refused_example_);
+        refused_per_ip_, local_.port(), options_.limits.max_connections_per_ip, refused_example_);
   }
   refused_global_ = refused_per_ip_ = 0;
 }

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "edge/http1_connection.h"
+#include "edge/public_limits.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_directory.h"
 
@@ -35,14 +36,9 @@ namespace wtmesh::edge {
 struct PublicListenerOptions {
   boost::asio::ip::tcp::endpoint bind;
   bool tls = true;
-  std::chrono::milliseconds idle_timeout{120'000};
-  size_t max_connections = 10'000;      // further connections are closed at once
-  size_t max_connections_per_ip = 256;  // from one client address (IPv6: one /64); 0 = no cap
-  std::chrono::milliseconds handshake_timeout{10'000};
-  // Http1Config's: header deadline, request body progress.
-  std::chrono::milliseconds header_timeout{10'000};
-  std::chrono::milliseconds body_timeout{20'000};
-  uint64_t body_min_rate = 1024;
+  // idle_timeout, max_connections, max_connections_per_ip, handshake_timeout here; the whole struct
+  // goes on to each connection's Http1Config.
+  PublicLimits limits;
 };
 
 class PublicListener {

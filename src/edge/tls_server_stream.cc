@@ -1,9 +1,7 @@
 #include "edge/tls_server_stream.h"
 
-#include <errno.h>
-
 #include <algorithm>
-#include <cstring>
+#include <cstring>  // strnlen
 #include <stdexcept>
 #include <system_error>
 
@@ -26,18 +24,6 @@ constexpr const char* kTcpTlsPriority =
 void global_init() {
   static const int rv = gnutls_global_init();
   if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
-}
-
-// Drops the consumed front of a buffer once it is more than half of it (amortised O(1) per byte).
-template <class Vec>
-void compact(Vec& buf, size_t& pos) {
-  if (pos == buf.size()) {
-    buf.clear();
-    pos = 0;
-  } else if (pos > 4096 && pos * 2 > buf.size()) {
-    buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(pos));
-    pos = 0;
-  }
 }
 
 }  // namespace
@@ -104,15 +90,13 @@ TlsServerStream::TlsServerStream(std::shared_ptr<const TlsServerConfig> config, 
   gnutls_certificate_server_set_request(session_, GNUTLS_CERT_IGNORE);
   // Our idle timer bounds the handshake; GnuTLS' own timeout would need a clock it reads itself.
   gnutls_handshake_set_timeout(session_, 0);
-  gnutls_transport_set_ptr(session_, this);
-  gnutls_transport_set_push_function(session_, &TlsServerStream::push);
-  gnutls_transport_set_pull_function(session_, &TlsServerStream::pull);
-  gnutls_transport_set_pull_timeout_function(session_, &TlsServerStream::pull_timeout);
+  wire_.attach(session_);
+  gnutls_session_set_ptr(session_, this);  // for post_client_hello (the transport pointer is wire_'s)
   if (config_->sni_selector()) gnutls_handshake_set_post_client_hello_function(session_, &post_client_hello);
 }
 
 int TlsServerStream::post_client_hello(gnutls_session_t session) {
-  auto* self = static_cast<TlsServerStream*>(gnutls_transport_get_ptr(session));
+  auto* self = static_cast<TlsServerStream*>(gnutls_session_get_ptr(session));
   const std::string sni = self->server_name();
   if (sni.empty()) return 0;
   try {
@@ -138,49 +122,20 @@ void TlsServerStream::fail(std::string what, int rv) {
   if (rv < 0) error_ += std::string(": ") + gnutls_strerror(rv);
 }
 
-ssize_t TlsServerStream::push(gnutls_transport_ptr_t ptr, const void* data, size_t n) {
-  // Never refuses: write() only encrypts while out_ is under its cap, one record at a time.
-  auto* self = static_cast<TlsServerStream*>(ptr);
-  const auto* p = static_cast<const uint8_t*>(data);
-  self->out_.insert(self->out_.end(), p, p + n);
-  return static_cast<ssize_t>(n);
-}
-
-ssize_t TlsServerStream::pull(gnutls_transport_ptr_t ptr, void* data, size_t n) {
-  auto* self = static_cast<TlsServerStream*>(ptr);
-  const size_t avail = self->in_.size() - self->in_pos_;
-  if (avail == 0) {
-    if (self->eof_) return 0;
-    gnutls_transport_set_errno(self->session_, EAGAIN);
-    return -1;
-  }
-  const size_t k = std::min(n, avail);
-  std::memcpy(data, self->in_.data() + self->in_pos_, k);
-  self->in_pos_ += k;
-  compact(self->in_, self->in_pos_);
-  return static_cast<ssize_t>(k);
-}
-
-int TlsServerStream::pull_timeout(gnutls_transport_ptr_t ptr, unsigned /*ms*/) {
-  auto* self = static_cast<TlsServerStream*>(ptr);
-  return (self->in_.size() > self->in_pos_ || self->eof_) ? 1 : 0;
-}
-
 size_t TlsServerStream::space_in() const {
-  if (state_ == State::kFailed || eof_) return 0;
-  const size_t held = in_.size() - in_pos_;
-  return held >= limits_.max_ciphertext_in ? 0 : limits_.max_ciphertext_in - held;
+  if (state_ == State::kFailed) return 0;
+  return wire_.space_in(limits_.max_ciphertext_in);
 }
 
 size_t TlsServerStream::feed(std::span<const uint8_t> ciphertext) {
   const size_t n = std::min(ciphertext.size(), space_in());
-  in_.insert(in_.end(), ciphertext.begin(), ciphertext.begin() + static_cast<ptrdiff_t>(n));
+  wire_.feed(ciphertext.first(n));
   advance();
   return n;
 }
 
 void TlsServerStream::feed_eof() {
-  eof_ = true;
+  wire_.set_eof();
   advance();
 }
 
@@ -192,7 +147,7 @@ void TlsServerStream::advance() {
       rv = gnutls_handshake(session_);
     } while (rv == GNUTLS_E_INTERRUPTED);
     if (rv == GNUTLS_E_AGAIN) {
-      if (eof_ && in_.size() == in_pos_) fail("connection closed during the TLS handshake", 0);
+      if (wire_.drained()) fail("connection closed during the TLS handshake", 0);
       return;
     }
     if (rv < 0) {
@@ -236,7 +191,7 @@ std::span<const uint8_t> TlsServerStream::plaintext() const {
 
 void TlsServerStream::consume_plaintext(size_t n) {
   plain_pos_ += std::min(n, plain_.size() - plain_pos_);
-  compact(plain_, plain_pos_);
+  quic::compact_consumed(plain_, plain_pos_);
   advance();
 }
 
@@ -244,24 +199,14 @@ bool TlsServerStream::peer_finished() const { return read_closed_ && plain_.size
 
 size_t TlsServerStream::write_capacity() const {
   if (state_ != State::kOpen) return 0;
-  const size_t held = out_.size() - out_pos_;
-  return held >= limits_.max_ciphertext_out ? 0 : limits_.max_ciphertext_out - held;
+  return wire_.space_out(limits_.max_ciphertext_out);
 }
 
 size_t TlsServerStream::write(std::span<const uint8_t> data) {
-  size_t taken = 0;
-  while (taken < data.size() && write_capacity() > 0) {
-    const size_t chunk = std::min({data.size() - taken, kMaxRecordPlaintext, write_capacity()});
-    ssize_t rv;
-    do {
-      rv = gnutls_record_send(session_, data.data() + taken, chunk);
-    } while (rv == GNUTLS_E_INTERRUPTED);
-    if (rv < 0) {
-      fail("TLS send failed", static_cast<int>(rv));
-      break;
-    }
-    taken += static_cast<size_t>(rv);
-  }
+  if (write_capacity() == 0) return 0;
+  int error = 0;
+  const size_t taken = wire_.send_records(data, limits_.max_ciphertext_out, &error);
+  if (error < 0) fail("TLS send failed", error);
   return taken;
 }
 
@@ -271,25 +216,11 @@ void TlsServerStream::close() {
   state_ = State::kClosed;
 }
 
-std::span<const uint8_t> TlsServerStream::ciphertext() const {
-  return std::span<const uint8_t>(out_).subspan(out_pos_);
-}
+std::span<const uint8_t> TlsServerStream::ciphertext() const { return wire_.output(); }
 
-void TlsServerStream::consume_ciphertext(size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  compact(out_, out_pos_);
-}
+void TlsServerStream::consume_ciphertext(size_t n) { wire_.consume_output(n); }
 
-void TlsServerStream::take_ciphertext(std::vector<uint8_t>& into) {
-  if (out_pos_ == 0) {
-    into.clear();
-    into.swap(out_);
-  } else {
-    into.assign(out_.begin() + static_cast<ptrdiff_t>(out_pos_), out_.end());
-    out_.clear();
-    out_pos_ = 0;
-  }
-}
+void TlsServerStream::take_ciphertext(std::vector<uint8_t>& into) { wire_.take_output(into); }
 
 std::string TlsServerStream::alpn() const {
   gnutls_datum_t p{};

@@ -1,6 +1,7 @@
 // TLS over TCP for the edge's public HTTPS listener, sans-I/O: a GnuTLS server session driven through
 // memory buffers (ciphertext in → plaintext out, plaintext in → ciphertext out), so it is tested
-// against a GnuTLS client without sockets and the Asio glue only moves bytes.
+// against a GnuTLS client without sockets and the Asio glue only moves bytes. The ciphertext buffers
+// and GnuTLS transport callbacks are quic::TlsMemoryTransport's, as the agent's TlsClientStream's are.
 //
 // TLS 1.2 and 1.3; ALPN "http/1.1" is offered (a client that offers other protocols only, or no ALPN,
 // still gets HTTP/1.1); SNI is optional and only reported. X25519 is the preferred key exchange, so
@@ -25,6 +26,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "quic/tls_memory_transport.h"
 
 namespace wtmesh::edge {
 
@@ -72,7 +75,7 @@ class TlsServerStream {
   using Limits = TlsStreamLimits;
   // One TLS record of plaintext at most is encrypted per write() step, so ciphertext out never
   // exceeds max_ciphertext_out + one record.
-  static constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+  static constexpr size_t kMaxRecordPlaintext = quic::TlsMemoryTransport::kMaxRecordPlaintext;
 
   enum class State {
     kHandshaking,
@@ -118,14 +121,9 @@ class TlsServerStream {
   std::string version() const;      // "TLS1.3", "TLS1.2", or "" before the handshake
   std::string cipher() const;       // the record cipher, e.g. "AES-128-GCM"; "" unless handshake done
   bool resumed() const;             // the handshake resumed an earlier session (ticket)
-  size_t buffered_bytes() const {
-    return in_.size() - in_pos_ + plain_.size() - plain_pos_ + out_.size() - out_pos_;
-  }
+  size_t buffered_bytes() const { return wire_.in_held() + plain_.size() - plain_pos_ + wire_.out_held(); }
 
  private:
-  static ssize_t push(gnutls_transport_ptr_t ptr, const void* data, size_t n);
-  static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t n);
-  static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms);
   static int post_client_hello(gnutls_session_t session);
   // Runs the handshake / decrypts records as far as the buffers allow.
   void advance();
@@ -137,8 +135,7 @@ class TlsServerStream {
   gnutls_session_t session_ = nullptr;
   State state_ = State::kHandshaking;
   std::string error_;
-  std::vector<uint8_t> in_;  // ciphertext from the socket
-  size_t in_pos_ = 0;        // bytes of in_ GnuTLS already pulled
+  quic::TlsMemoryTransport wire_;  // ciphertext from and for the socket
   // Decrypted bytes; grown by up to one record per read without zero-filling (a 16 KiB memset per
   // gnutls_record_recv call, mostly returning GNUTLS_E_AGAIN, was ~5 % of the edge's CPU).
   template <class T>
@@ -161,9 +158,6 @@ class TlsServerStream {
   };
   std::vector<uint8_t, NoInitAlloc<uint8_t>> plain_;
   size_t plain_pos_ = 0;
-  std::vector<uint8_t> out_;  // ciphertext for the socket
-  size_t out_pos_ = 0;
-  bool eof_ = false;
   bool read_closed_ = false;
 };
 

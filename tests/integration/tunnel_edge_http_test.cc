@@ -450,7 +450,7 @@ TEST_F(TunnelEdgePlainHttp, PlainHttpListenerWorksToo) {
 class TunnelEdgeIdle : public TunnelEdgeHttp {
  protected:
   void SetUp() override {
-    start_edge([](edge::EdgeOptions& o) { o.http_idle_timeout = std::chrono::milliseconds(300); });
+    start_edge([](edge::EdgeOptions& o) { o.public_limits.idle_timeout = std::chrono::milliseconds(300); });
   }
 };
 
@@ -474,7 +474,7 @@ TEST_F(TunnelEdgeIdle, IdleConnectionsAreClosedAndTheirRequestsCancelled) {
 class TunnelEdgeConnectionCap : public TunnelEdgeHttp {
  protected:
   void SetUp() override {
-    start_edge([](edge::EdgeOptions& o) { o.max_public_connections = 2; });
+    start_edge([](edge::EdgeOptions& o) { o.public_limits.max_connections = 2; });
   }
 };
 

@@ -14,10 +14,10 @@ class TunnelEdgeLimits : public TunnelEdgeTest {
  protected:
   void SetUp() override {
     start_edge([](edge::EdgeOptions& o) {
-      o.max_public_connections_per_ip = 2;
-      o.handshake_timeout = 400ms;
-      o.header_timeout = 400ms;
-      o.body_timeout = 400ms;
+      o.public_limits.max_connections_per_ip = 2;
+      o.public_limits.handshake_timeout = 400ms;
+      o.public_limits.header_timeout = 400ms;
+      o.public_limits.body_timeout = 400ms;
       o.http_listen = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
     });
   }

@@ -27,6 +27,7 @@
 
 #include "../support/edge_thread.h"
 #include "../support/http_response.h"
+#include "../support/response_head.h"
 #include "../support/run_until.h"
 #include "../support/temp_dir.h"
 #include "agent/wt_client.h"
@@ -175,12 +176,7 @@ class TestAgent final : public wt::SessionHandler {
 
 inline tunnel::ResponseHead response(int status, std::optional<uint64_t> length, bool body = true,
                                      tunnel::HeaderPairs headers = {}) {
-  tunnel::ResponseHead r;
-  r.status = status;
-  r.has_body = body;
-  r.content_length = length;
-  r.headers = std::move(headers);
-  return r;
+  return test::response_head(status, length, body, std::move(headers));
 }
 
 // --- public clients -------------------------------------------------------------------------------

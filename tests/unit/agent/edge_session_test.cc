@@ -10,6 +10,7 @@
 #include "common/varint.h"
 #include "fake_session.h"
 #include "local_http_server.h"
+#include "request_head.h"
 
 namespace wtmesh::agent {
 namespace {
@@ -25,8 +26,7 @@ class Session : public ::testing::Test {
     EdgeSession::Callbacks cb;
     cb.on_control = [this](const ControlEvent& e) { events_.push_back(e); };
     cb.on_request = [this](uint32_t id, const ExchangeResult& r) { results_.emplace_back(id, r); };
-    ts_ =
-        std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
+    ts_ = std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
                                         control, ExchangeLimits{}, std::move(cb));
     ts_->on_attached(fake_);
     ts_->on_ready();
@@ -36,10 +36,8 @@ class Session : public ::testing::Test {
     return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
   static std::vector<uint8_t> request_bytes(uint32_t tunnel, const std::string& target) {
-    tunnel::RequestHead h;
+    auto h = testing::request("GET", target);
     h.tunnel_id = tunnel;
-    h.method = "GET";
-    h.target = target;
     h.authority = "app.localhost";
     return tunnel::encode_request_open(h);
   }

@@ -7,11 +7,13 @@
 #include "agent/http1_codec.h"
 #include "agent/upstream_exchange.h"
 #include "fake_session.h"
+#include "request_head.h"
 
 namespace wtmesh::agent {
 namespace {
 
 using testing::FakeSession;
+using testing::request;
 
 std::span<const uint8_t> bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -97,17 +99,6 @@ class ExchangeCore : public ::testing::Test {
         [this](const ExchangeResult& r) { result_ = r; }, limits);
     transport_.core = core_.get();
     return *core_;
-  }
-  static tunnel::RequestHead request(std::string method, std::string target, bool has_body = false,
-                                     std::optional<uint64_t> length = std::nullopt) {
-    tunnel::RequestHead h;
-    h.tunnel_id = 1;
-    h.method = std::move(method);
-    h.target = std::move(target);
-    h.authority = "app.localhost:4433";
-    h.has_body = has_body;
-    h.content_length = length;
-    return h;
   }
   FakeSession::Stream& stream() { return session_.streams[kId]; }
 

@@ -9,6 +9,7 @@
 #include "agent/upstream_driver.h"
 #include "fake_session.h"
 #include "local_http_server.h"
+#include "request_head.h"
 
 namespace wtmesh::agent {
 namespace {
@@ -43,15 +44,10 @@ class Exchange : public ::testing::Test {
     ex->start(bytes(early), fin);
     return ex;
   }
+  // With the forwarding header the edge adds (the local server echoes headers back).
   static tunnel::RequestHead request(std::string method, std::string target, bool has_body = false,
                                      std::optional<uint64_t> length = std::nullopt) {
-    tunnel::RequestHead h;
-    h.tunnel_id = 1;
-    h.method = std::move(method);
-    h.target = std::move(target);
-    h.authority = "app.localhost:4433";
-    h.has_body = has_body;
-    h.content_length = length;
+    auto h = testing::request(std::move(method), std::move(target), has_body, length);
     h.headers = {{"x-forwarded-for", "192.0.2.1"}};
     return h;
   }

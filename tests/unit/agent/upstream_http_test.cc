@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "request_head.h"
+
 namespace wtmesh::agent {
 namespace {
 
@@ -12,14 +14,7 @@ std::span<const uint8_t> bytes(std::string_view s) {
 }
 std::string text(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 
-tunnel::RequestHead get(std::string target = "/") {
-  tunnel::RequestHead h;
-  h.tunnel_id = 1;
-  h.method = "GET";
-  h.target = std::move(target);
-  h.authority = "app.localhost:4433";
-  return h;
-}
+tunnel::RequestHead get(std::string target = "/") { return testing::request("GET", std::move(target)); }
 
 // --- request encoding -------------------------------------------------------------------------------
 
@@ -288,7 +283,8 @@ TEST(ResponseDecoder, HeaderLimitCoversTheStatusLineInOnePieceOrMany) {
   lim.input_buffer = 1024;
   const std::string status_line = "HTTP/1.1 204 " + std::string(100, 'r') + "\r\n";
   std::string fields;
-  while (status_line.size() + fields.size() + 2 <= 512) fields += "X-F: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\r\n";
+  while (status_line.size() + fields.size() + 2 <= 512)
+    fields += "X-F: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\r\n";
   // The fields alone fit in 512 bytes, the whole section does not.
   ASSERT_LT(fields.size() + 2, 512u);
   const std::string wire = status_line + fields + "\r\n";

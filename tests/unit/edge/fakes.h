@@ -7,8 +7,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "../../support/response_head.h"
 #include "common/varint.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/wire.h"
@@ -164,6 +166,8 @@ class FakeDirectory final : public TunnelDirectory {
   wt::StreamId next_id = 1;
   wt::StreamId last = -1;
 };
+
+using wtmesh::test::response_head;  // ../../support/response_head.h
 
 inline std::vector<uint8_t> bytes(std::string_view s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 inline std::string str(std::span<const uint8_t> b) { return std::string(b.begin(), b.end()); }

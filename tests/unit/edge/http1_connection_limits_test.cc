@@ -30,9 +30,9 @@ size_t flood(Http1Connection& proxy, std::string_view request, size_t max_reques
 
 TEST_F(Http1ConnectionTest, UnreadOutputStopsTheParserWhoeverWroteIt) {
   Http1Config cfg;
-  cfg.max_local_answers = 1'000'000;  // this test is about the output bound alone
+  cfg.limits.max_local_answers = 1'000'000;  // this test is about the output bound alone
   make(cfg);
-  const size_t bound = cfg.max_pending_output;
+  const size_t bound = cfg.limits.max_pending_output;
   const size_t taken = flood(*proxy_, k404, 100'000);
   EXPECT_LT(taken, 100'000 * k404.size()) << "the proxy stops taking input";
   const std::string one = [&] {
@@ -73,11 +73,11 @@ TEST_F(Http1ConnectionTest, TheHundredthOwnAnswerInARowClosesTheConnection) {
 
 TEST_F(Http1ConnectionTest, UnreadOutputAlsoHoldsBackOfflineTunnelErrors) {
   Http1Config cfg;
-  cfg.max_local_answers = 1'000'000;
+  cfg.limits.max_local_answers = 1'000'000;
   make(cfg);
   dir_.routes["gone.localhost"] = RouteLookup{RouteLookup::Kind::kOffline, 0, 0, "gone.localhost"};
   flood(*proxy_, "GET / HTTP/1.1\r\nHost: gone.localhost\r\n\r\n", 100'000);
-  EXPECT_LT(proxy_->buffered_output(), Http1Config{}.max_pending_output + 1024);
+  EXPECT_LT(proxy_->buffered_output(), PublicLimits{}.max_pending_output + 1024);
   EXPECT_LT(logs_.size(), 200u);
   ASSERT_FALSE(logs_.empty());
   EXPECT_EQ(logs_.back().status, 502);

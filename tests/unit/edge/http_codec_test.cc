@@ -183,12 +183,7 @@ TEST(ExpectsContinue, OnlyHttp11) {
 }
 
 tunnel::ResponseHead resp(int status, bool body, std::optional<uint64_t> len, tunnel::HeaderPairs h = {}) {
-  tunnel::ResponseHead r;
-  r.status = status;
-  r.has_body = body;
-  r.content_length = len;
-  r.headers = std::move(h);
-  return r;
+  return test::response_head(status, len, body, std::move(h));
 }
 
 TEST(ResponseHeadBytes, FramingChoices) {

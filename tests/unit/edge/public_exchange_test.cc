@@ -7,15 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "fakes.h"
+#include "directory_fixture.h"
 
 namespace wtmesh::edge {
 namespace {
 
 using test::bytes;
 using test::decode_request_stream;
-using test::FakeClock;
-using test::FakeDirectory;
 using test::header_value;
 using test::str;
 
@@ -44,14 +42,14 @@ struct RecordingSink final : ExchangeSink {
   int progress = 0;
 };
 
-class PublicExchangeTest : public ::testing::Test {
+class PublicExchangeTest : public test::DirectoryTest {
  protected:
   void SetUp() override {
-    dir_.add_route("app.localhost");
+    DirectoryTest::SetUp();
     ExchangeConfig cfg;
-    cfg.client = {"192.0.2.1", true};
+    cfg.client = client();
     cfg.clock = clock_.fn();
-    cfg.body_chunk = 4;
+    cfg.limits.body_chunk = 4;
     ex_ = std::make_unique<PublicExchange>(dir_, cfg, sink_);
   }
   static ExchangeRequest get(std::string host = "app.localhost") {
@@ -63,21 +61,7 @@ class PublicExchangeTest : public ::testing::Test {
     r.headers = {{"user-agent", "t"}, {"x-forwarded-for", "10.0.0.1"}};
     return r;
   }
-  FakeDirectory::Stream& stream() { return dir_.streams[dir_.last]; }
-  void agent_answers(int status, std::optional<uint64_t> len, std::string_view body, bool fin,
-                     tunnel::HeaderPairs h = {}) {
-    tunnel::ResponseHead r;
-    r.status = status;
-    r.has_body = true;
-    r.content_length = len;
-    r.headers = std::move(h);
-    auto b = tunnel::encode_response_head(r);
-    b.insert(b.end(), body.begin(), body.end());
-    stream().events->on_response_data(b, fin);
-  }
 
-  FakeClock clock_;
-  FakeDirectory dir_;
   RecordingSink sink_;
   std::unique_ptr<PublicExchange> ex_;
 };
@@ -95,7 +79,7 @@ TEST_F(PublicExchangeTest, NeutralRequestBecomesTheTunnelHeadAndTheAnswerGoesToT
   EXPECT_EQ(header_value(rh.headers, "x-forwarded-proto"), "https");
   EXPECT_EQ(header_value(rh.headers, "forwarded"), "for=192.0.2.1;host=\"app.localhost\";proto=https");
 
-  agent_answers(200, 5, "hel", false);
+  agent_answers(head(200, 5), "hel", false);
   stream().events->on_response_data(bytes("lo"), true);
   EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 200", "end"}));
   EXPECT_EQ(sink_.body, "hello");
@@ -178,26 +162,27 @@ TEST_F(PublicExchangeTest, SlowBodyIs408AndCancelLogs499) {
 
 TEST_F(PublicExchangeTest, AgentErrorHeaderAndInterimResponses) {
   ex_->begin(get(), clock_.t);
-  agent_answers(503, std::nullopt, "ignored", true, {{std::string(tunnel::kErrorHeader), "no upstream"}});
+  agent_answers(head(503, std::nullopt, true, {{std::string(tunnel::kErrorHeader), "no upstream"}}),
+                "ignored", true);
   EXPECT_EQ(sink_.events, (std::vector<std::string>{"error 502 agent"}));
   EXPECT_EQ(sink_.body, "");
   ASSERT_EQ(sink_.done.size(), 1u);
   EXPECT_EQ(sink_.done[0].note, "no upstream");
 
   ex_->begin(get(), clock_.t);
-  agent_answers(101, std::nullopt, "", false);
+  agent_answers(head(101, std::nullopt), "", false);
   EXPECT_EQ(sink_.events.back(), "error 502 last") << "101 without an upgrade asked for";
   EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
 }
 
 TEST_F(PublicExchangeTest, ShortAndLongBodiesAreNotReusable) {
   ex_->begin(get(), clock_.t);
-  agent_answers(200, 5, "abc", true);
+  agent_answers(head(200, 5), "abc", true);
   EXPECT_EQ(sink_.events.back(), "end short");
   EXPECT_FALSE(sink_.done.back().reusable);
 
   ex_->begin(get(), clock_.t);
-  agent_answers(200, 2, "abc", false);
+  agent_answers(head(200, 2), "abc", false);
   EXPECT_EQ(sink_.body, "abcab");
   EXPECT_EQ(sink_.done.back().note, "agent sent more than content-length");
   EXPECT_FALSE(sink_.done.back().reusable);
@@ -215,7 +200,7 @@ TEST_F(PublicExchangeTest, UpgradedExchangeIsAByteStreamBothWays) {
   EXPECT_TRUE(rh.has_body);
   EXPECT_FALSE(stream().fin) << "the client's bytes follow the head";
 
-  agent_answers(101, std::nullopt, "hi", false);
+  agent_answers(head(101, std::nullopt), "hi", false);
   EXPECT_TRUE(ex_->upgraded());
   EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 101 last"}));
   EXPECT_EQ(sink_.body, "hi");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "edge/http1_connection.h"
+#include "http1_connection_fixture.h"
 #include "queued_route_table.h"
 #include "tunnel_service_fixture.h"
 
@@ -55,14 +56,7 @@ class RouteAsyncTest : public test::TunnelServiceFixture<test::QueuedRouteTable>
         *service_, cfg,
         Http1Connection::Hooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
   }
-  std::string output() {
-    std::string s;
-    for (auto out = h1_->client_output(); !out.empty(); out = h1_->client_output()) {
-      s += str(out);
-      h1_->on_client_written(out.size());
-    }
-    return s;
-  }
+  std::string output() { return test::drain(*h1_); }
   // Request streams the edge opened on the agent's session.
   size_t request_streams(size_t i = 0) { return agent(i).streams.size() - agent(i).streams.count(0); }
 

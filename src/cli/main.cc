@@ -29,6 +29,7 @@ struct EdgeArgs {
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
   int http_idle_timeout_s = 120;
+  bool no_http2 = false;
   size_t max_udp_payload = 1452;
   // Against unauthenticated public clients.
   size_t max_connections = 10'000;
@@ -61,6 +62,7 @@ int run_edge(const EdgeArgs& a) {
     opts.http_listen = asio::ip::tcp::endpoint(http->address(), http->port());
   }
   opts.http_idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
+  opts.http2 = !a.no_http2;
   opts.max_public_connections = a.max_connections;
   opts.max_public_connections_per_ip = a.max_connections_per_ip;
   opts.handshake_timeout = std::chrono::seconds(a.handshake_timeout_s);
@@ -143,6 +145,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1200, 65507));
   edge_cmd->add_option("--http-listen", edge_args.http_listen,
                        "address:port for an additional plain-HTTP public listener (default: none)");
+  edge_cmd->add_flag("--no-http2", edge_args.no_http2,
+                     "public listeners speak HTTP/1.1 only (no ALPN h2, no h2c prior knowledge)");
   edge_cmd
       ->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
                    "seconds a public HTTP connection may stay idle (no bytes either way)")

@@ -168,6 +168,7 @@ PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind,
   PublicListenerOptions po;
   po.bind = bind;
   po.tls = tls;
+  po.http2 = options_.http2;
   po.idle_timeout = options_.http_idle_timeout;
   po.max_connections = options_.max_public_connections;
   po.max_connections_per_ip = options_.max_public_connections_per_ip;
@@ -193,7 +194,7 @@ void EdgeServer::load_public_tls() {
       return issuer->credentials_for(name);
     };
   }
-  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, std::move(selector));
+  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, std::move(selector), options_.http2);
 }
 
 void EdgeServer::arm_tunnel_timer() {

@@ -49,6 +49,7 @@ struct EdgeOptions {
   // Public side.
   bool public_https = true;                                   // HTTPS on TCP at listen's port
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
+  bool http2 = true;  // public HTTP/2: ALPN "h2" on HTTPS, prior knowledge on plain HTTP
   std::chrono::milliseconds http_idle_timeout{120'000};
   size_t max_public_connections = 10'000;
   // Against unauthenticated clients (edge/public_listener.h, edge/http1_connection.h).

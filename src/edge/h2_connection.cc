@@ -57,6 +57,7 @@ class H2Connection::Stream final : public ExchangeSink {
     client_ended_ = end_stream;
   }
   void on_data(std::span<const uint8_t> data) {
+    arrived_ += data.size();
     if (done_) {
       discard_ += data.size();
     } else {
@@ -112,7 +113,10 @@ class H2Connection::Stream final : public ExchangeSink {
       return false;
     }
     if (head_done_ && !begun_) begin();
-    if (begun_ && !done_) feed();
+    if (begun_ && !done_) {
+      if (arrived_ > 0) ex_.note_client_bytes(std::exchange(arrived_, 0));  // the body progress clock
+      feed();
+    }
     if (discard_ > 0 || (done_ && body_pos_ < body_.size())) {
       nghttp2_session_consume(conn_.session_, id_, discard_ + body_.size() - body_pos_);
       discard_ = 0;
@@ -159,6 +163,7 @@ class H2Connection::Stream final : public ExchangeSink {
     const bool known_length = head.content_length && head.status != 204 && !(head.status < 200);
     if (known_length) fields.emplace_back("content-length", std::to_string(*head.content_length));
     no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
+    if (!no_body_) announced_ = head.content_length;
     submit(std::to_string(head.status), fields, !no_body_);
   }
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override {
@@ -198,8 +203,18 @@ class H2Connection::Stream final : public ExchangeSink {
     done_ = true;
     conn_.log(*this, outcome.status, outcome.note);
     ++conn_.completed_;
+    // The whole announced length arrived (the agent sending more ends the exchange without
+    // send_response_end): the response is complete.
+    if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
+    if (!resp_eof_ || !outcome.completed) {
+      // Cut short (the agent went away mid-body): only a reset tells an HTTP/2 client.
+      drop_response();
+      rst_now(NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    resume();
     // The response went out before the request body ended: the client should stop sending it.
-    if (!client_ended_) rst_code_ = outcome.completed ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL;
+    if (!client_ended_) rst_code_ = NGHTTP2_NO_ERROR;
   }
   void exchange_progress() override {
     conn_.process();
@@ -333,6 +348,7 @@ class H2Connection::Stream final : public ExchangeSink {
   std::vector<uint8_t> body_;  // request body bytes not yet taken by the exchange, from body_pos_
   size_t body_pos_ = 0;
   size_t discard_ = 0;  // request body bytes received after the exchange ended
+  size_t arrived_ = 0;  // request body bytes received since the exchange last heard of them
   bool client_ended_ = false;
   bool closed_ = false;
   uint32_t close_code_ = 0;
@@ -346,6 +362,7 @@ class H2Connection::Stream final : public ExchangeSink {
   StreamRef credit_;
   bool resp_eof_ = false;
   bool no_body_ = false;
+  std::optional<uint64_t> announced_;  // the response's content-length
   bool deferred_ = false;
   bool response_sent_ = false;
   std::optional<uint32_t> rst_code_;  // reset once the response is out, if the client still sends

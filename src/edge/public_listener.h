@@ -35,6 +35,7 @@ namespace wtmesh::edge {
 struct PublicListenerOptions {
   boost::asio::ip::tcp::endpoint bind;
   bool tls = true;
+  bool http2 = true;  // HTTP/2 by ALPN "h2" (TLS; the TlsServerConfig must offer it) or prior knowledge
   std::chrono::milliseconds idle_timeout{120'000};
   size_t max_connections = 10'000;      // further connections are closed at once
   size_t max_connections_per_ip = 256;  // from one client address (IPv6: one /64); 0 = no cap

@@ -128,6 +128,33 @@ TEST_F(H2ConnectionTest, ResponseCreditReturnsOnlyOnceTheClientTookTheBytes) {
   EXPECT_EQ(client_.results[1].body, payload);
 }
 
+TEST_F(H2ConnectionTest, AgentGoneMidBodyResetsTheStream) {
+  const int32_t id = client_.request("GET", "/", "app.localhost");
+  pump();
+  agent_answers(head(200, 1000), std::string(100, 'x'), false);
+  pump();
+  stream().events->on_stream_aborted(std::nullopt, "session closed");
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_EQ(r.body.size(), 100u);
+  EXPECT_FALSE(r.ended) << "a cut response never carries END_STREAM";
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.close_code, static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR));
+  EXPECT_FALSE(conn_->finished()) << "only the stream ends, not the connection";
+}
+
+TEST_F(H2ConnectionTest, AgentSendingMoreThanContentLengthStillEndsTheResponse) {
+  const int32_t id = client_.request("GET", "/", "app.localhost");
+  pump();
+  agent_answers(head(200, 5), "helloEXTRA", false);
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_TRUE(r.ended);
+  EXPECT_EQ(r.close_code, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+}
+
 TEST_F(H2ConnectionTest, StreamsRunConcurrently) {
   const int32_t a = client_.request("GET", "/a", "app.localhost");
   const int32_t b = client_.request("GET", "/b", "app.localhost");

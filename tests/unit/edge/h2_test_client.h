@@ -6,7 +6,9 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -133,8 +135,6 @@ class H2TestClient {
   bool input(std::span<const uint8_t> data) {
     return nghttp2_session_mem_recv(session_, data.data(), data.size()) == static_cast<ssize_t>(data.size());
   }
-  // Returns the window nghttp2 took from the stream by reading its DATA (for flow-control tests).
-  nghttp2_session* session() { return session_; }
 
   std::map<int32_t, Result> results;
   std::optional<uint32_t> goaway;  // the error code of a GOAWAY received

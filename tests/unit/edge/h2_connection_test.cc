@@ -214,6 +214,23 @@ TEST_F(H2ConnectionTest, RequestBodyIsForwardedWithItsEnd) {
   EXPECT_EQ(client_.results[id].status(), 201);
 }
 
+TEST_F(H2ConnectionTest, ExpectContinueGetsA100BeforeTheFinalResponse) {
+  const int32_t id =
+      client_.request("POST", "/up", "app.localhost", {{"expect", "100-continue"}, {"content-length", "2"}}, "hi");
+  pump();
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(header_value(rh.headers, "expect"), "<none>") << "100-continue is answered by the edge, not forwarded";
+  EXPECT_EQ(body, "hi");
+  agent_answers(head(200, 2), "ok", true);
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.informational, std::vector<int>{100});
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_EQ(r.body, "ok");
+}
+
 TEST_F(H2ConnectionTest, SlowAgentHoldsTheRequestBodyWithinTheStreamWindow) {
   dir_.capacity = 1000;  // the agent's stream takes 1000 bytes, then nothing
   H2Config cfg;

@@ -148,7 +148,11 @@ check_tunnel() {
   events=$(curl -sS -N --max-time 10 --cacert "$state/edge/ca.pem" "${PUBLIC_URL}events?n=2" | grep -c '^data:') \
     || fail "the event stream through $PUBLIC_URL failed"
   [ "$events" = 2 ] || fail "expected 2 server-sent events through the tunnel, got $events"
-  say "checked: $PUBLIC_URL serves the demo page (HTTPS verified with the edge CA) and streams events"
+  local versions
+  versions=$(curl -sS -o /dev/null --max-time 10 --cacert "$state/edge/ca.pem" -w '%{http_version}' --http2 "$PUBLIC_URL")/$(
+    curl -sS -o /dev/null --max-time 10 --cacert "$state/edge/ca.pem" -w '%{http_version}' --http1.1 "$PUBLIC_URL")
+  [ "$versions" = 2/1.1 ] || fail "expected HTTP/2 and HTTP/1.1 at $PUBLIC_URL, got $versions"
+  say "checked: $PUBLIC_URL serves the demo page over HTTP/2 and HTTP/1.1 (HTTPS verified with the edge CA) and streams events"
 }
 
 # Sets PAGE_URL. Falls back to any free port when $page_port is taken.
@@ -176,11 +180,12 @@ print_banner() {
     curl --cacert .wtmesh/edge/ca.pem $PUBLIC_URL
     curl --cacert .wtmesh/edge/ca.pem -N ${PUBLIC_URL}events      # server-sent events, one a second
     curl --cacert .wtmesh/edge/ca.pem -d 'hello' ${PUBLIC_URL}echo
+    curl --cacert .wtmesh/edge/ca.pem --http2 -sI $PUBLIC_URL      # HTTP/2 (--http1.1 for HTTP/1.1)
   The agent logs one line per request:   tail -f .wtmesh/agent.out
   Expose your own app:  ${wtmesh#"$root"/} http LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)
 
-  wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS)
+  wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS, HTTP/2 + HTTP/1.1)
   echo endpoint      $EDGE_URL/echo
   cert sha-256       $CERT_HASH
   CA                 $state/edge/ca.pem

@@ -32,6 +32,7 @@ struct EdgeArgs {
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
+  bool no_http2 = false;
   size_t max_udp_payload = 1452;
   // Against unauthenticated public clients: the counts are set in place, the durations in seconds
   // (their defaults are PublicLimits' own).
@@ -67,6 +68,7 @@ int run_edge(const EdgeArgs& a) {
   opts.public_limits.handshake_timeout = std::chrono::seconds(a.handshake_timeout_s);
   opts.public_limits.header_timeout = std::chrono::seconds(a.header_timeout_s);
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
+  opts.http2 = !a.no_http2;
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -142,6 +144,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1200, 65507));
   edge_cmd->add_option("--http-listen", edge_args.http_listen,
                        "address:port for an additional plain-HTTP public listener (default: none)");
+  edge_cmd->add_flag("--no-http2", edge_args.no_http2,
+                     "public listeners speak HTTP/1.1 only (no ALPN h2, no h2c prior knowledge)");
   edge_cmd
       ->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
                    "seconds a public HTTP connection may stay idle (no bytes either way)")

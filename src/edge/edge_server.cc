@@ -165,7 +165,7 @@ void EdgeServer::bind_sockets() {
 }
 
 PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind, bool tls) const {
-  return PublicListenerOptions{bind, tls, options_.public_limits};
+  return PublicListenerOptions{bind, tls, options_.http2, options_.public_limits};
 }
 
 void EdgeServer::load_public_tls() {
@@ -183,7 +183,7 @@ void EdgeServer::load_public_tls() {
       return issuer->credentials_for(name);
     };
   }
-  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, std::move(selector));
+  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, std::move(selector), options_.http2);
 }
 
 void EdgeServer::arm_tunnel_timer() {

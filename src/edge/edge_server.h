@@ -50,6 +50,7 @@ struct EdgeOptions {
   // Public side.
   bool public_https = true;                                   // HTTPS on TCP at listen's port
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
+  bool http2 = true;  // public HTTP/2: ALPN "h2" on HTTPS, prior knowledge on plain HTTP
   // Against unauthenticated clients: to both listeners, and max_streams_per_client to the sessions.
   PublicLimits public_limits;
   // Tunnels.

@@ -418,6 +418,7 @@ void Http1Connection::write_log(int status, std::string note) {
   const SteadyTime start = started_.time_since_epoch().count() ? started_ : now();
   l.duration = std::chrono::duration_cast<std::chrono::microseconds>(now() - start);
   l.note = std::move(note);
+  l.version = version_ >= 11 ? "HTTP/1.1" : "HTTP/1.0";
   hooks_.log(l);
 }
 

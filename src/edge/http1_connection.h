@@ -50,6 +50,7 @@
 #include "common/byte_ring.h"
 #include "common/time.h"
 #include "edge/http_codec.h"
+#include "edge/public_connection.h"
 #include "edge/public_exchange.h"
 #include "edge/public_limits.h"
 #include "edge/tunnel_directory.h"
@@ -65,26 +66,13 @@ struct Http1Config {
   std::function<SteadyTime()> clock;  // default: steady_clock::now
 };
 
-// One line of the request log.
-struct RequestLog {
-  std::string method, host, target;
-  int status = 0;      // sent to the client; 499 when the client left before a response head
-  uint64_t bytes = 0;  // response body bytes handed to the client
-  std::chrono::microseconds duration{0};
-  std::string note;  // why the edge answered itself, or how the exchange ended early; "" if normal
-};
-
-class Http1Connection final : public ExchangeSink {
+class Http1Connection final : public PublicConnection, public ExchangeSink {
  public:
   // Longest chunk extension of a chunked request body (400 beyond). A chunk-size line or trailer
   // section that does not fit the input buffer at all is a 400 too, instead of a stall.
   static constexpr size_t kMaxChunkExtension = 4 * 1024;
 
-  struct Hooks {
-    // Output or state changed during a tunnel event (not during a call from the glue).
-    std::function<void()> wake;
-    std::function<void(const RequestLog&)> log;
-  };
+  using Hooks = ConnectionHooks;
 
   Http1Connection(TunnelDirectory& directory, Http1Config config, Hooks hooks);
   ~Http1Connection() override;
@@ -93,25 +81,25 @@ class Http1Connection final : public ExchangeSink {
 
   // --- client side ---
   // Takes as much of `data` as the input buffer has room for and processes it; returns the count.
-  size_t on_client_bytes(std::span<const uint8_t> data);
+  size_t on_client_bytes(std::span<const uint8_t> data) override;
   // The client closed its side or the socket failed: any exchange in progress is cancelled.
-  void on_client_eof();
+  void on_client_eof() override;
   // The glue gives up on the connection (idle timeout, shutdown): same as on_client_eof().
-  void abort(std::string_view why);
+  void abort(std::string_view why) override;
   // The next bytes for the client: the first contiguous run of the output (call again after
   // on_client_written() for the rest). Empty when there is nothing to send.
-  std::span<const uint8_t> client_output() const { return out_.front(); }
-  void on_client_written(size_t n);
+  std::span<const uint8_t> client_output() const override { return out_.front(); }
+  void on_client_written(size_t n) override;
   // Close the connection once client_output() is empty.
-  bool finished() const { return finished_; }
+  bool finished() const override { return finished_; }
 
   // --- time ---
-  std::optional<SteadyTime> next_deadline() const;
-  void on_tick(SteadyTime now);
+  std::optional<SteadyTime> next_deadline() const override;
+  void on_tick(SteadyTime now) override;
 
   // --- introspection (tests, limits) ---
-  size_t buffered_input() const { return in_.size() + ex_.buffered_body(); }
-  size_t buffered_output() const { return out_.size(); }
+  size_t buffered_input() const override { return in_.size() + ex_.buffered_body(); }
+  size_t buffered_output() const override { return out_.size(); }
   size_t output_capacity() const { return out_.capacity(); }
   size_t input_capacity() const { return max_input_; }
   bool exchange_active() const { return ex_.attached(); }

@@ -193,6 +193,24 @@ int build_request_head(const beast_http::request_header<>& req, std::string_view
   return tunnel_request_head(r, client, tunnel_id, out, detail);
 }
 
+tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head) {
+  std::vector<std::string> connection_names;
+  for (const auto& [n, v] : head.headers) {
+    if (iequals(n, "connection")) {
+      for (auto& t : list_tokens(v)) connection_names.push_back(std::move(t));
+    }
+  }
+  tunnel::HeaderPairs out;
+  for (const auto& [n, v] : head.headers) {
+    const std::string name = lower_ascii(n);
+    if (!is_token(name) || !is_field_value(v)) continue;
+    if (is_hop_by_hop(name) || name == "content-length" || name == tunnel::kErrorHeader) continue;
+    if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
+    out.emplace_back(n, v);
+  }
+  return out;
+}
+
 std::string response_head_bytes(const tunnel::ResponseHead& head, bool head_request, unsigned version,
                                 bool keep_alive, ResponsePlan* plan) {
   const int status = head.status;
@@ -220,17 +238,7 @@ std::string response_head_bytes(const tunnel::ResponseHead& head, bool head_requ
   const std::string_view reason = beast_http::obsolete_reason(static_cast<beast_http::status>(status));
   out += reason.empty() || reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
   out += "\r\n";
-  std::vector<std::string> connection_names;
-  for (const auto& [n, v] : head.headers) {
-    if (iequals(n, "connection")) {
-      for (auto& t : list_tokens(v)) connection_names.push_back(std::move(t));
-    }
-  }
-  for (const auto& [n, v] : head.headers) {
-    const std::string name = lower_ascii(n);
-    if (!is_token(name) || !is_field_value(v)) continue;
-    if (is_hop_by_hop(name) || name == "content-length" || name == tunnel::kErrorHeader) continue;
-    if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
+  for (const auto& [n, v] : response_fields(head)) {
     out += n;
     out += ": ";
     out += v;
@@ -304,25 +312,32 @@ std::string sanitize_header_value(std::string_view s, size_t max) {
   return std::string(trim(out));
 }
 
-std::string error_response(int status, std::string_view detail, unsigned version, bool keep_alive) {
+ErrorPage error_page(int status, std::string_view detail) {
   const std::string_view reason = beast_http::obsolete_reason(static_cast<beast_http::status>(status));
-  const std::string title = std::to_string(status) + " " + std::string(reason);
-  const std::string body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
-                           "</title></head>\n<body><h1>" + title + "</h1>\n<p>" + html_escape(detail) +
-                           "</p>\n<hr><p><small>wtmesh edge</small></p></body></html>\n";
-  std::string out = (version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ") + title + "\r\n";
-  out += "content-type: text/html; charset=utf-8\r\n";
-  out += "cache-control: no-store\r\n";
+  ErrorPage page;
+  page.title = std::to_string(status) + " " + std::string(reason);
+  page.body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + page.title +
+              "</title></head>\n<body><h1>" + page.title + "</h1>\n<p>" + html_escape(detail) +
+              "</p>\n<hr><p><small>wtmesh edge</small></p></body></html>\n";
+  page.fields.emplace_back("content-type", "text/html; charset=utf-8");
+  page.fields.emplace_back("cache-control", "no-store");
   if (status == 502 || status == 504)
-    out += std::string(tunnel::kErrorHeader) + ": " + sanitize_header_value(detail) + "\r\n";
-  out += "content-length: " + std::to_string(body.size()) + "\r\n";
+    page.fields.emplace_back(std::string(tunnel::kErrorHeader), sanitize_header_value(detail));
+  return page;
+}
+
+std::string error_response(int status, std::string_view detail, unsigned version, bool keep_alive) {
+  const ErrorPage page = error_page(status, detail);
+  std::string out = (version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ") + page.title + "\r\n";
+  for (const auto& [n, v] : page.fields) out += n + ": " + v + "\r\n";
+  out += "content-length: " + std::to_string(page.body.size()) + "\r\n";
   if (!keep_alive) {
     out += "connection: close\r\n";
   } else if (version < 11) {
     out += "connection: keep-alive\r\n";
   }
   out += "\r\n";
-  out += body;
+  out += page.body;
   return out;
 }
 

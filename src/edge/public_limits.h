@@ -1,6 +1,6 @@
 // The public side's limits against unauthenticated clients, with their defaults: one struct carried
 // by value from the command line (cli/main.cc) through EdgeOptions, PublicListenerOptions and
-// Http1Config to ExchangeConfig; each layer enforces its own fields and passes the struct on
+// Http1Config / H2Config to ExchangeConfig; each layer enforces its own fields and passes the struct on
 // (docs/architecture.md, "Limits"). Zero never means "no limit" unless a field says so.
 #pragma once
 
@@ -27,6 +27,13 @@ struct PublicLimits {
   // The edge's own answers (404, 502, 429, ...) in a row on one connection before it closes it: the
   // kernel's socket buffers take megabytes of them from a client that never reads, each one logged.
   size_t max_local_answers = 100;
+
+  // --- HTTP/2 (H2Connection; header_timeout, max_pending_output and max_local_answers above too) ---
+  size_t h2_max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS (REFUSED_STREAM beyond)
+  // Request body bytes one stream / the whole connection may send ahead of what the agent took
+  // (a client may send 65,535 before it has seen our SETTINGS).
+  size_t h2_stream_window = 64 * 1024;
+  size_t h2_connection_window = 256 * 1024;
 
   // --- the exchange (PublicExchange) ---
   // How long a request waits for its route and a free stream on a busy session before it gets a

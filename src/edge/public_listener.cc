@@ -8,6 +8,8 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
+#include "edge/h2_connection.h"
+
 namespace wtmesh::edge {
 
 namespace asio = boost::asio;
@@ -42,10 +44,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     Http1Config cfg;
     cfg.client = {peer_, is_tls(), limit_key_};
     cfg.limits = limits;
-    Http1Connection::Hooks hooks;
-    hooks.wake = [this] { post_pump(); };
-    hooks.log = [this](const RequestLog& l) { log(l); };
-    h1_ = std::make_unique<Http1Connection>(listener.directory_, cfg, std::move(hooks));
+    conn_ = std::make_unique<Http1Connection>(listener.directory_, cfg, hooks());
     last_activity_ = std::chrono::steady_clock::now();
     handshake_deadline_ = last_activity_ + limits.handshake_timeout;
   }
@@ -59,9 +58,47 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   }
 
  private:
+  ConnectionHooks hooks() {
+    ConnectionHooks h;
+    h.wake = [this] { post_pump(); };
+    h.log = [this](const RequestLog& l) { log(l); };
+    return h;
+  }
+
   void log(const RequestLog& l) {
-    spdlog::info("http {} {} {}{} {} {}B {}ms{}{}", peer_, l.method, l.host, l.target, l.status, l.bytes,
-                 l.duration.count() / 1000, l.note.empty() ? "" : " - ", l.note);
+    spdlog::info("http {} {} {}{} {} {}B {}ms{}{}{}", peer_, l.method, l.host, l.target, l.status, l.bytes,
+                 l.duration.count() / 1000, l.version == "HTTP/2" ? " h2" : "", l.note.empty() ? "" : " - ",
+                 l.note);
+  }
+
+  // HTTP/2 replaces the HTTP/1.1 codec before it saw a byte: on TLS when ALPN chose "h2", on the
+  // plain listener when the client's first bytes are the HTTP/2 preface (prior knowledge). Returns
+  // false while the plain listener cannot tell yet (a prefix of the preface so far).
+  bool choose_codec() {
+    if (codec_chosen_) return true;
+    if (is_tls()) {
+      if (!tls_ || tls_->state() != TlsServerStream::State::kOpen) return true;  // no plaintext yet
+      codec_chosen_ = true;
+      if (tls_->alpn() == kH2Alpn) use_h2();
+      return true;
+    }
+    if (rlen_ == 0) return true;
+    const size_t n = std::min(rlen_, kH2Preface.size());
+    if (std::memcmp(rbuf_.get(), kH2Preface.data(), n) != 0) {
+      codec_chosen_ = true;  // HTTP/1.1
+      return true;
+    }
+    if (n < kH2Preface.size() && !eof_) return false;
+    codec_chosen_ = true;
+    if (n == kH2Preface.size() && listener_ && listener_->options_.http2) use_h2();
+    return true;
+  }
+
+  void use_h2() {
+    H2Config cfg;
+    cfg.exchange.client = {peer_, is_tls(), limit_key_};
+    cfg.exchange.limits = listener_->options_.limits;
+    conn_ = std::make_unique<H2Connection>(listener_->directory_, cfg, hooks());
   }
 
   void post_pump() {
@@ -79,7 +116,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       feed_proxy();
       if (closed_) return;
       fill_write();
-      if (h1_->finished() && h1_->client_output().empty() && !writing_ && wbuf_.empty()) {
+      if (conn_->finished() && conn_->client_output().empty() && !writing_ && wbuf_.empty()) {
         if (tls_ && tls_->state() == TlsServerStream::State::kOpen) {
           tls_->close();  // close_notify, then linger
           fill_write();
@@ -95,29 +132,30 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   bool is_tls() const { return tls_config_ != nullptr; }
 
   void feed_proxy() {
+    if (!choose_codec()) return;
     if (is_tls()) {
       if (!tls_) return;  // nothing came yet
       for (;;) {
         auto p = tls_->plaintext();
         if (p.empty()) break;
-        const size_t n = h1_->on_client_bytes(p);
+        const size_t n = conn_->on_client_bytes(p);
         tls_->consume_plaintext(n);
         if (n == 0) break;
       }
       if (tls_->state() == TlsServerStream::State::kFailed) {
-        if (!h1_->finished()) spdlog::debug("http {}: TLS: {}", peer_, tls_->error());
-        h1_->abort("TLS failure");
+        if (!conn_->finished()) spdlog::debug("http {}: TLS: {}", peer_, tls_->error());
+        conn_->abort("TLS failure");
         close_now();
         return;
       }
-      if (tls_->peer_finished() && !h1_->finished()) h1_->on_client_eof();
+      if (tls_->peer_finished() && !conn_->finished()) conn_->on_client_eof();
     } else {
       if (rlen_ > 0) {
-        const size_t n = h1_->on_client_bytes(std::span<const uint8_t>(rbuf_.get(), rlen_));
+        const size_t n = conn_->on_client_bytes(std::span<const uint8_t>(rbuf_.get(), rlen_));
         std::memmove(rbuf_.get(), rbuf_.get() + n, rlen_ - n);
         rlen_ -= n;
       }
-      if (eof_ && rlen_ == 0 && !h1_->finished()) h1_->on_client_eof();
+      if (eof_ && rlen_ == 0 && !conn_->finished()) conn_->on_client_eof();
     }
   }
 
@@ -128,20 +166,20 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       if (!tls_) return;
       // Encrypt run by run until the output is empty or the TLS layer's ciphertext cap is reached.
       while (tls_->state() == TlsServerStream::State::kOpen) {
-        auto out = h1_->client_output();
+        auto out = conn_->client_output();
         if (out.empty()) break;
         const size_t n = tls_->write(out);
-        h1_->on_client_written(n);
+        conn_->on_client_written(n);
         if (n < out.size()) break;
       }
       tls_->take_ciphertext(wbuf_);
     } else {
       while (wbuf_.size() < kWriteChunk) {
-        auto out = h1_->client_output();
+        auto out = conn_->client_output();
         if (out.empty()) break;
         const size_t k = std::min(out.size(), kWriteChunk - wbuf_.size());
         wbuf_.insert(wbuf_.end(), out.begin(), out.begin() + static_cast<ptrdiff_t>(k));
-        h1_->on_client_written(k);
+        conn_->on_client_written(k);
       }
     }
     if (wbuf_.empty()) return;
@@ -152,7 +190,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
                         self->wbuf_.clear();
                         if (self->closed_) return;
                         if (ec) {
-                          self->h1_->on_client_eof();  // the client is gone
+                          self->conn_->on_client_eof();  // the client is gone
                           self->close_now();
                           return;
                         }
@@ -260,7 +298,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void arm_timer() {
     if (closed_) return;
     auto when = last_activity_ + listener_idle();
-    if (auto d = h1_->next_deadline()) when = std::min(when, *d);
+    if (auto d = conn_->next_deadline()) when = std::min(when, *d);
     if (lingering_) when = std::min(when, linger_until_);
     if (handshaking()) when = std::min(when, handshake_deadline_);
     // Activity only pushes the idle deadline later: keep an armed timer that is due no later than
@@ -296,18 +334,18 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       return;
     }
     if (now >= last_activity_ + listener_idle()) {
-      h1_->abort("idle timeout");
+      conn_->abort("idle timeout");
       close_now();
       return;
     }
-    h1_->on_tick(now);
+    conn_->on_tick(now);
     pump();
   }
 
   void close_now() {
     if (closed_) return;
     closed_ = true;
-    h1_.reset();  // cancels an open stream, returns held credit
+    conn_.reset();  // cancels an open stream, returns held credit
     boost::system::error_code ec;
     timer_.cancel();
     socket_.close(ec);
@@ -323,8 +361,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   std::string limit_key_;
   std::shared_ptr<const TlsServerConfig> tls_config_;  // null: plain HTTP
   std::string peer_;
-  std::unique_ptr<TlsServerStream> tls_;  // created with the first bytes
-  std::unique_ptr<Http1Connection> h1_;
+  std::unique_ptr<TlsServerStream> tls_;    // created with the first bytes
+  std::unique_ptr<PublicConnection> conn_;  // HTTP/1.1 until choose_codec() picks HTTP/2
+  bool codec_chosen_ = false;
   std::unique_ptr<uint8_t[]> rbuf_;  // see kFirstReadChunk
   size_t rcap_ = 0;
   size_t rlen_ = 0;  // plain HTTP: bytes in rbuf_ the proxy has not taken yet

@@ -36,8 +36,9 @@ namespace wtmesh::edge {
 struct PublicListenerOptions {
   boost::asio::ip::tcp::endpoint bind;
   bool tls = true;
+  bool http2 = true;  // HTTP/2 by ALPN "h2" (TLS; the TlsServerConfig must offer it) or prior knowledge
   // idle_timeout, max_connections, max_connections_per_ip, handshake_timeout here; the whole struct
-  // goes on to each connection's Http1Config.
+  // goes on to each connection's Http1Config or H2Config.
   PublicLimits limits;
 };
 

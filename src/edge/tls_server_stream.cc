@@ -30,7 +30,7 @@ void global_init() {
 
 std::shared_ptr<const TlsServerConfig> TlsServerConfig::from_files(const std::filesystem::path& cert_pem,
                                                                    const std::filesystem::path& key_pem,
-                                                                   SniSelector sni_selector) {
+                                                                   SniSelector sni_selector, bool offer_h2) {
   global_init();
   for (const auto& p : {cert_pem, key_pem}) {
     std::error_code ec;
@@ -41,6 +41,7 @@ std::shared_ptr<const TlsServerConfig> TlsServerConfig::from_files(const std::fi
   }
   std::shared_ptr<TlsServerConfig> cfg(new TlsServerConfig());
   cfg->sni_selector_ = std::move(sni_selector);
+  cfg->offer_h2_ = offer_h2;
   if (int rv = gnutls_certificate_allocate_credentials(&cfg->cred_); rv < 0) {
     throw std::runtime_error(std::string("gnutls_certificate_allocate_credentials: ") + gnutls_strerror(rv));
   }
@@ -84,9 +85,13 @@ TlsServerStream::TlsServerStream(std::shared_ptr<const TlsServerConfig> config, 
     fail("TLS session setup", rv);
     return;
   }
-  const gnutls_datum_t alpn{reinterpret_cast<unsigned char*>(const_cast<char*>(kHttp11Alpn.data())),
-                            static_cast<unsigned>(kHttp11Alpn.size())};
-  gnutls_alpn_set_protocols(session_, &alpn, 1, GNUTLS_ALPN_SERVER_PRECEDENCE);
+  auto datum = [](std::string_view p) {
+    return gnutls_datum_t{reinterpret_cast<unsigned char*>(const_cast<char*>(p.data())),
+                          static_cast<unsigned>(p.size())};
+  };
+  const gnutls_datum_t alpn[] = {datum(kH2Alpn), datum(kHttp11Alpn)};
+  const bool h2 = config_->offer_h2();
+  gnutls_alpn_set_protocols(session_, h2 ? alpn : alpn + 1, h2 ? 2 : 1, GNUTLS_ALPN_SERVER_PRECEDENCE);
   gnutls_certificate_server_set_request(session_, GNUTLS_CERT_IGNORE);
   // Our idle timer bounds the handshake; GnuTLS' own timeout would need a clock it reads itself.
   gnutls_handshake_set_timeout(session_, 0);

@@ -3,15 +3,16 @@
 // against a GnuTLS client without sockets and the Asio glue only moves bytes. The ciphertext buffers
 // and GnuTLS transport callbacks are quic::TlsMemoryTransport's, as the agent's TlsClientStream's are.
 //
-// TLS 1.2 and 1.3; ALPN "http/1.1" is offered (a client that offers other protocols only, or no ALPN,
-// still gets HTTP/1.1); SNI is optional and only reported. X25519 is the preferred key exchange, so
-// clients that send only an X25519 key share (OpenSSL, browsers) get no HelloRetryRequest round trip.
-// Session tickets are issued (TLS 1.3: right after the handshake), so clients resume without
-// certificate signatures; the ticket flight also acknowledges the client's Finished at once, so a client
-// without TCP_NODELAY does not hold its first request back for the server's delayed ACK (~40 ms). Every
-// buffer is bounded (Limits): feed() takes no more ciphertext than fits, records are decrypted only while the
-// plaintext buffer has room, and write() takes plaintext only while the outgoing ciphertext buffer is below
-// its cap, so a slow reader on either side stops the other instead of growing memory.
+// TLS 1.2 and 1.3; ALPN "h2" (when the config offers HTTP/2) and "http/1.1" are offered, the server's
+// order winning (a client that offers other protocols only, or no ALPN, still gets HTTP/1.1); SNI is optional
+// and only reported. X25519 is the preferred key exchange, so clients that send only an X25519 key share
+// (OpenSSL, browsers) get no HelloRetryRequest round trip. Session tickets are issued (TLS 1.3: right after
+// the handshake), so clients resume without certificate signatures; the ticket flight also acknowledges the
+// client's Finished at once, so a client without TCP_NODELAY does not hold its first request back for the
+// server's delayed ACK (~40 ms). Every buffer is bounded (Limits): feed() takes no more ciphertext than fits,
+// records are decrypted only while the plaintext buffer has room, and write() takes plaintext only while the
+// outgoing ciphertext buffer is below its cap, so a slow reader on either side stops the other instead of
+// growing memory.
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -32,6 +33,7 @@
 namespace wtmesh::edge {
 
 inline constexpr std::string_view kHttp11Alpn = "http/1.1";
+inline constexpr std::string_view kH2Alpn = "h2";
 
 class TlsCredentials;
 // Picks other credentials for a ClientHello's SNI name (after GnuTLS parsed it), or nullptr to keep
@@ -45,7 +47,8 @@ class TlsServerConfig {
   // Loads a PEM certificate chain + private key. Throws std::runtime_error naming the file.
   static std::shared_ptr<const TlsServerConfig> from_files(const std::filesystem::path& cert_pem,
                                                            const std::filesystem::path& key_pem,
-                                                           SniSelector sni_selector = {});
+                                                           SniSelector sni_selector = {},
+                                                           bool offer_h2 = false);
   ~TlsServerConfig();
   TlsServerConfig(const TlsServerConfig&) = delete;
   TlsServerConfig& operator=(const TlsServerConfig&) = delete;
@@ -53,12 +56,15 @@ class TlsServerConfig {
   gnutls_certificate_credentials_t credentials() const { return cred_; }
   gnutls_priority_t priority() const { return priority_; }
   const SniSelector& sni_selector() const { return sni_selector_; }
+  // ALPN offers "h2" before "http/1.1".
+  bool offer_h2() const { return offer_h2_; }
   // Key of the session tickets of this config's sessions (GnuTLS rotates the keys it derives from it).
   const gnutls_datum_t& ticket_key() const { return ticket_key_; }
 
  private:
   TlsServerConfig() = default;
   SniSelector sni_selector_;
+  bool offer_h2_ = false;
   gnutls_datum_t ticket_key_{};
   gnutls_certificate_credentials_t cred_ = nullptr;
   gnutls_priority_t priority_ = nullptr;

@@ -329,9 +329,10 @@ class TunnelEdgeTest : public ::testing::Test {
   }
   uint16_t port() const { return edge_->port(); }
   std::filesystem::path ca() const { return dir_.path() / "ca.pem"; }
-  // A curl command line that trusts the edge's CA and resolves `host` to the edge.
+  // A curl command line that trusts the edge's CA and resolves `host` to the edge. HTTP/1.1: these
+  // tests read its framing and hop-by-hop handling (HTTP/2: tests/peers/http_tunnel_h2.sh).
   std::string curl(const std::string& args, const std::string& host = "app.localhost") const {
-    return "curl -sS --max-time 20 --cacert " + ca().string() + " --resolve " + host + ":" +
+    return "curl -sS --http1.1 --max-time 20 --cacert " + ca().string() + " --resolve " + host + ":" +
            std::to_string(port()) + ":127.0.0.1 " + args;
   }
   std::string url(const std::string& path = "/", const std::string& host = "app.localhost") const {

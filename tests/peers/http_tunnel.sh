@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real peers through the HTTP tunnel: curl, wrk and raw sockets against `wtmesh edge`'s public
+# Real peers through the HTTP tunnel, HTTP/1.1 on the public side (HTTP/2: http_tunnel_h2.sh): curl,
+# wrk and raw sockets against `wtmesh edge`'s public
 # HTTPS/HTTP listeners, `wtmesh http` in front of a Node origin (tests/peers/origin.mjs). Checks:
 #   - curl with the edge's CA (real verification, SNI = NAME.localhost): 200 and the exact body;
 #     without the CA curl refuses the certificate; openssl s_client: an X25519 key share gets no
@@ -40,11 +41,12 @@ BASE=https://app.localhost:$EP
 check "wtmesh http prints the public URL $BASE/" [ "${AGENT_URL[app]}" = "$BASE/" ]
 
 T=$PEER_TMP
-# curl_to URL [curl args...]: prints the status code; body in $T/body, headers in $T/head.
+# curl_to URL [curl args...]: prints the status code; body in $T/body, headers in $T/head. HTTP/1.1:
+# this script checks that version's framing and hop-by-hop rules (HTTP/2: http_tunnel_h2.sh).
 curl_to() {
   local url=$1
   shift
-  curl -sS -m 10 --cacert "$CA" -o "$T/body" -D "$T/head" -w '%{http_code}' "$@" "$url" 2>"$T/curl.err"
+  curl -sS -m 10 --http1.1 --cacert "$CA" -o "$T/body" -D "$T/head" -w '%{http_code}' "$@" "$url" 2>"$T/curl.err"
 }
 
 # --- Basic GET with real certificate verification.
@@ -117,7 +119,7 @@ check "POST /echo: body echoed byte for byte" cmp -s "$T/post.bin" "$T/body"
 # --- Streaming: SSE and chunked. Each line gets its arrival time (ms) prefixed.
 # stream_times PATH OUT: curl -N, every received line written as "ARRIVAL_MS LINE".
 stream_times() {
-  curl -sS -N -m 20 --cacert "$CA" -D "$T/stream-head" "$BASE$1" 2>"$T/curl-stream.err" |
+  curl -sS -N -m 20 --http1.1 --cacert "$CA" -D "$T/stream-head" "$BASE$1" 2>"$T/curl-stream.err" |
     while IFS= read -r line; do
       [ -n "$line" ] && printf '%s %s\n' "$(( ${EPOCHREALTIME/./} / 1000 ))" "$line"
     done >"$2"

@@ -1,0 +1,373 @@
+// The public HTTP/2 codec against nghttp2's client session, in memory, over a FakeDirectory.
+#include "edge/h2_connection.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "fakes.h"
+#include "h2_test_client.h"
+
+namespace wtmesh::edge::test {
+namespace {
+
+class H2ConnectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.add_route("app.localhost");
+    make();
+  }
+  void make(H2Config cfg = {}) {
+    if (cfg.exchange.client.ip.empty()) cfg.exchange.client = {"192.0.2.1", true};
+    cfg.exchange.clock = clock_.fn();
+    conn_ = std::make_unique<H2Connection>(
+        dir_, cfg,
+        ConnectionHooks{[this] { ++wakes_; }, [this](const RequestLog& l) { logs_.push_back(l); }});
+  }
+  // Moves bytes both ways until neither side has anything more to say (bounded).
+  void pump() {
+    for (int i = 0; i < 100; ++i) {
+      bool moved = false;
+      pending_in_ += client_.output();
+      if (!pending_in_.empty() && !conn_->finished()) {
+        const size_t n = conn_->on_client_bytes(bytes(pending_in_));
+        pending_in_.erase(0, n);
+        moved = moved || n > 0;
+      }
+      if (client_reads_) {
+        for (auto out = conn_->client_output(); !out.empty(); out = conn_->client_output()) {
+          ASSERT_TRUE(client_.input(out));
+          conn_->on_client_written(out.size());
+          moved = true;
+        }
+      }
+      if (!moved) return;
+    }
+    FAIL() << "pump did not settle";
+  }
+  FakeDirectory::Stream& stream() { return dir_.streams[dir_.last]; }
+  void agent_answers(const tunnel::ResponseHead& head, std::string_view body, bool fin) {
+    auto b = tunnel::encode_response_head(head);
+    b.insert(b.end(), body.begin(), body.end());
+    stream().events->on_response_data(b, fin);
+  }
+  static tunnel::ResponseHead head(int status, std::optional<uint64_t> len, bool body = true,
+                                   tunnel::HeaderPairs h = {}) {
+    tunnel::ResponseHead r;
+    r.status = status;
+    r.has_body = body;
+    r.content_length = len;
+    r.headers = std::move(h);
+    return r;
+  }
+
+  FakeClock clock_;
+  FakeDirectory dir_;
+  std::unique_ptr<H2Connection> conn_;
+  H2TestClient client_;
+  std::string pending_in_;
+  bool client_reads_ = true;
+  int wakes_ = 0;
+  std::vector<RequestLog> logs_;
+};
+
+TEST_F(H2ConnectionTest, GetIsForwardedAndAnswered) {
+  const int32_t id = client_.request("GET", "/hello?x=1", "App.Localhost:8443",
+                                     {{"user-agent", "t"}, {"cookie", "a=1"}, {"cookie", "b=2"}});
+  pump();
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_TRUE(stream().fin) << "END_STREAM on the HEADERS: FIN with the head";
+  EXPECT_EQ(rh.tunnel_id, 7u);
+  EXPECT_EQ(rh.method, "GET");
+  EXPECT_EQ(rh.target, "/hello?x=1");
+  EXPECT_EQ(rh.authority, "App.Localhost:8443");
+  EXPECT_FALSE(rh.has_body);
+  EXPECT_EQ(header_value(rh.headers, "user-agent"), "t");
+  EXPECT_EQ(header_value(rh.headers, "cookie"), "a=1; b=2") << "RFC 9113 §8.2.3: crumbs joined";
+  EXPECT_EQ(header_value(rh.headers, "x-forwarded-for"), "192.0.2.1");
+  EXPECT_EQ(header_value(rh.headers, "x-forwarded-proto"), "https");
+
+  agent_answers(
+      head(200, 5, true, {{"Content-Type", "text/plain"}, {"Connection", "close"}, {"Keep-Alive", "x"}}),
+      "hello", true);
+  EXPECT_GT(wakes_, 0);
+  const size_t head_len = tunnel::encode_response_head(head(200, 5, true, {})).size();
+  EXPECT_GE(stream().consumed, head_len);
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_EQ(r.field("content-type"), "text/plain") << "names lower-cased";
+  EXPECT_EQ(r.field("content-length"), "5");
+  EXPECT_EQ(r.field("connection"), "") << "hop-by-hop fields never reach an HTTP/2 client";
+  EXPECT_EQ(r.field("keep-alive"), "");
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_TRUE(r.ended);
+  EXPECT_TRUE(stream().released);
+  ASSERT_EQ(logs_.size(), 1u);
+  EXPECT_EQ(logs_[0].status, 200);
+  EXPECT_EQ(logs_[0].version, "HTTP/2");
+  EXPECT_EQ(logs_[0].bytes, 5u);
+  EXPECT_EQ(conn_->stream_count(), 0u) << "closed streams are forgotten";
+}
+
+TEST_F(H2ConnectionTest, ResponseCreditReturnsOnlyOnceTheClientTookTheBytes) {
+  client_.request("GET", "/big", "app.localhost");
+  pump();
+  const std::string payload(20'000, 'x');
+  client_reads_ = false;
+  agent_answers(head(200, payload.size()), payload, true);
+  const size_t after_head = stream().consumed;
+  EXPECT_LT(after_head, 1000u) << "body credit is held while the client has not read";
+  client_reads_ = true;
+  pump();
+  EXPECT_EQ(stream().consumed, after_head + payload.size());
+  EXPECT_EQ(client_.results[1].body, payload);
+}
+
+TEST_F(H2ConnectionTest, AgentGoneMidBodyResetsTheStream) {
+  const int32_t id = client_.request("GET", "/", "app.localhost");
+  pump();
+  agent_answers(head(200, 1000), std::string(100, 'x'), false);
+  pump();
+  stream().events->on_stream_aborted(std::nullopt, "session closed");
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_EQ(r.body.size(), 100u);
+  EXPECT_FALSE(r.ended) << "a cut response never carries END_STREAM";
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.close_code, static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR));
+  EXPECT_FALSE(conn_->finished()) << "only the stream ends, not the connection";
+}
+
+TEST_F(H2ConnectionTest, AgentSendingMoreThanContentLengthStillEndsTheResponse) {
+  const int32_t id = client_.request("GET", "/", "app.localhost");
+  pump();
+  agent_answers(head(200, 5), "helloEXTRA", false);
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_TRUE(r.ended);
+  EXPECT_EQ(r.close_code, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+}
+
+TEST_F(H2ConnectionTest, StreamsRunConcurrently) {
+  const int32_t a = client_.request("GET", "/a", "app.localhost");
+  const int32_t b = client_.request("GET", "/b", "app.localhost");
+  pump();
+  ASSERT_EQ(dir_.streams.size(), 2u);
+  // Answer the second first.
+  auto first = dir_.streams.begin();
+  auto second = std::next(first);
+  auto answer = [](FakeDirectory::Stream& s, std::string_view text) {
+    tunnel::ResponseHead h;
+    h.status = 200;
+    h.has_body = true;
+    h.content_length = text.size();
+    auto bytes = tunnel::encode_response_head(h);
+    bytes.insert(bytes.end(), text.begin(), text.end());
+    s.events->on_response_data(bytes, true);
+  };
+  answer(second->second, "B");
+  pump();
+  EXPECT_EQ(client_.results[b].body, "B");
+  EXPECT_FALSE(client_.results[a].ended);
+  answer(first->second, "A");
+  pump();
+  EXPECT_EQ(client_.results[a].body, "A");
+  EXPECT_EQ(conn_->requests_completed(), 2u);
+}
+
+TEST_F(H2ConnectionTest, UnknownHostGets404AndTheConnectionGoesOn) {
+  const int32_t id = client_.request("GET", "/", "nope.localhost");
+  pump();
+  EXPECT_EQ(client_.results[id].status(), 404);
+  EXPECT_NE(client_.results[id].body.find("404"), std::string::npos);
+  EXPECT_EQ(client_.results[id].field("content-type"), "text/html; charset=utf-8");
+  EXPECT_FALSE(conn_->finished());
+  const int32_t ok = client_.request("GET", "/", "app.localhost");
+  pump();
+  agent_answers(head(204, std::nullopt, false), "", true);
+  pump();
+  EXPECT_EQ(client_.results[ok].status(), 204);
+  EXPECT_TRUE(client_.results[ok].ended);
+}
+
+TEST_F(H2ConnectionTest, RequestBodyIsForwardedWithItsEnd) {
+  const int32_t id =
+      client_.request("POST", "/up", "app.localhost", {{"content-length", "11"}}, "hello world");
+  pump();
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(rh.method, "POST");
+  EXPECT_TRUE(rh.has_body);
+  EXPECT_EQ(rh.content_length, std::optional<uint64_t>(11));
+  EXPECT_EQ(body, "hello world");
+  EXPECT_TRUE(stream().fin);
+  agent_answers(head(201, 0, false), "", true);
+  pump();
+  EXPECT_EQ(client_.results[id].status(), 201);
+}
+
+TEST_F(H2ConnectionTest, ExpectContinueGetsA100BeforeTheFinalResponse) {
+  const int32_t id =
+      client_.request("POST", "/up", "app.localhost", {{"expect", "100-continue"}, {"content-length", "2"}}, "hi");
+  pump();
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(header_value(rh.headers, "expect"), "<none>") << "100-continue is answered by the edge, not forwarded";
+  EXPECT_EQ(body, "hi");
+  agent_answers(head(200, 2), "ok", true);
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.informational, std::vector<int>{100});
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_EQ(r.body, "ok");
+}
+
+TEST_F(H2ConnectionTest, SlowAgentHoldsTheRequestBodyWithinTheStreamWindow) {
+  dir_.capacity = 1000;  // the agent's stream takes 1000 bytes, then nothing
+  H2Config cfg;
+  cfg.exchange.limits.h2_stream_window = 16 * 1024;
+  cfg.exchange.limits.body_chunk = 4 * 1024;
+  make(cfg);
+  const std::string big(200'000, 'b');
+  client_.request("POST", "/up", "app.localhost", {}, big);
+  pump();
+  // Before it has seen the edge's SETTINGS a client may send the protocol's initial 65,535 bytes.
+  EXPECT_LE(conn_->buffered_input(), 65'535u + cfg.exchange.limits.body_chunk)
+      << "the stream window bounds what waits here";
+  const size_t first_flight = conn_->buffered_input();
+  stream().events->on_request_writable();  // no capacity yet: nothing moves
+  pump();
+  EXPECT_EQ(conn_->buffered_input(), first_flight) << "no window went back while the agent took nothing";
+  EXPECT_LT(pending_in_.size() + stream().written.size(), 40'000u)
+      << "the client is held by flow control, not buffered";
+  // The agent takes more: the window moves on and the whole body arrives.
+  for (int i = 0; i < 100 && stream().written.size() < big.size(); ++i) {
+    stream().capacity = 64 * 1024;
+    stream().events->on_request_writable();
+    pump();
+  }
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(body.size(), big.size());
+  EXPECT_TRUE(stream().fin);
+}
+
+TEST_F(H2ConnectionTest, ConnectIs405AndBadPathIs400WithoutReachingTheAgent) {
+  const int32_t c = client_.request("CONNECT", "", "app.localhost:443");
+  pump();
+  EXPECT_EQ(client_.results[c].status(), 405);
+  EXPECT_EQ(dir_.open_calls, 0);
+  EXPECT_FALSE(conn_->finished());
+}
+
+TEST_F(H2ConnectionTest, OversizedHeaderListIs431) {
+  H2Config cfg;
+  cfg.max_header_bytes = 4096;
+  make(cfg);
+  const int32_t id = client_.request("GET", "/", "app.localhost", {{"x-big", std::string(5000, 'a')}});
+  pump();
+  EXPECT_EQ(client_.results[id].status(), 431);
+  EXPECT_EQ(dir_.open_calls, 0);
+}
+
+TEST_F(H2ConnectionTest, ConcurrentStreamsOverTheLimitAreRefused) {
+  H2Config cfg;
+  cfg.exchange.limits.h2_max_concurrent_streams = 2;
+  make(cfg);
+  // All three go out before the client has seen the edge's SETTINGS.
+  client_.request("GET", "/1", "app.localhost");
+  client_.request("GET", "/2", "app.localhost");
+  const int32_t third = client_.request("GET", "/3", "app.localhost");
+  pump();
+  EXPECT_EQ(dir_.streams.size(), 2u);
+  EXPECT_TRUE(client_.results[third].closed);
+  EXPECT_EQ(client_.results[third].close_code, static_cast<uint32_t>(NGHTTP2_REFUSED_STREAM));
+}
+
+TEST_F(H2ConnectionTest, ClientResetCancelsTheTunnelStreamAndReturnsHeldCredit) {
+  const int32_t id = client_.request("GET", "/", "app.localhost");
+  pump();
+  client_reads_ = false;
+  const std::string payload(30'000, 'x');
+  agent_answers(head(200, payload.size()), payload, false);
+  const size_t head_len = tunnel::encode_response_head(head(200, payload.size())).size();
+  client_.reset(id);
+  pending_in_ += client_.output();
+  conn_->on_client_bytes(bytes(pending_in_));
+  pending_in_.clear();
+  EXPECT_EQ(stream().cancelled, std::optional<uint32_t>(tunnel::kStreamCancelled));
+  conn_.reset();  // bytes still in the output are dropped with the connection
+  EXPECT_EQ(stream().consumed, head_len + payload.size()) << "every byte's credit comes back";
+  ASSERT_FALSE(logs_.empty());
+  EXPECT_EQ(logs_.back().note, "client reset the stream");
+}
+
+TEST_F(H2ConnectionTest, RapidResetEndsTheConnection) {
+  H2Config cfg;
+  cfg.reset_burst = 5;
+  cfg.reset_rate = 1;
+  make(cfg);
+  pump();
+  for (int i = 0; i < 20 && !conn_->finished(); ++i) {
+    const int32_t id = client_.request("GET", "/", "app.localhost");
+    pump();  // the HEADERS go out (nghttp2 drops a request reset before it was sent)
+    client_.reset(id);
+    pump();
+  }
+  EXPECT_TRUE(client_.goaway.has_value()) << "nghttp2's reset rate limit sent GOAWAY";
+  EXPECT_LE(dir_.open_calls, 20);
+}
+
+TEST_F(H2ConnectionTest, NoPrefaceInTimeClosesSilently) {
+  clock_.t += std::chrono::seconds(11);
+  ASSERT_TRUE(conn_->next_deadline().has_value());
+  conn_->on_tick(clock_.t);
+  EXPECT_TRUE(conn_->finished());
+}
+
+TEST_F(H2ConnectionTest, Http1BytesAreAConnectionError) {
+  const std::string junk = "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n";
+  conn_->on_client_bytes(bytes(junk));
+  EXPECT_TRUE(conn_->finished());
+  EXPECT_FALSE(conn_->error().empty());
+  EXPECT_EQ(dir_.open_calls, 0);
+}
+
+TEST_F(H2ConnectionTest, TooManyOwnAnswersInARowSendGoaway) {
+  H2Config cfg;
+  cfg.exchange.limits.max_local_answers = 3;
+  make(cfg);
+  for (int i = 0; i < 3; ++i) client_.request("GET", "/", "nope.localhost");
+  pump();
+  ASSERT_TRUE(client_.goaway.has_value());
+  EXPECT_EQ(*client_.goaway, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  EXPECT_TRUE(conn_->finished()) << "GOAWAY sent and no stream left";
+}
+
+TEST_F(H2ConnectionTest, ResponseOutputIsBoundedWhenTheClientDoesNotRead) {
+  H2Config cfg;
+  cfg.exchange.limits.max_pending_output = 16 * 1024;
+  make(cfg);
+  client_.request("GET", "/", "app.localhost", {});
+  pump();
+  client_reads_ = false;
+  const std::string payload(60'000, 'x');
+  agent_answers(head(200, payload.size()), payload, true);
+  EXPECT_LE(conn_->buffered_output(), cfg.exchange.limits.max_pending_output + 16 * 1024 + 64);
+  client_reads_ = true;
+  pump();
+  EXPECT_EQ(client_.results[1].body.size(), payload.size());
+}
+
+}  // namespace
+}  // namespace wtmesh::edge::test

@@ -1,0 +1,148 @@
+// An HTTP/2 client for unit tests, in memory: nghttp2's client session (a peer we did not write)
+// with requests submitted by the test, bytes moved by hand to and from the codec under test, and
+// per-stream results recorded (status, fields, body, END_STREAM, RST_STREAM code) plus the GOAWAY.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstring>
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace wtmesh::edge::test {
+
+class H2TestClient {
+ public:
+  struct Result {
+    std::vector<std::pair<std::string, std::string>> fields;  // final response head, :status first
+    std::vector<int> informational;                           // 1xx statuses seen
+    std::string body;
+    bool ended = false;  // END_STREAM received
+    bool closed = false;
+    uint32_t close_code = 0;  // the RST_STREAM code (or NO_ERROR)
+    std::string field(std::string_view name) const {
+      for (const auto& [n, v] : fields)
+        if (n == name) return v;
+      return {};
+    }
+    int status() const { return fields.empty() ? 0 : std::stoi(field(":status")); }
+  };
+
+  // `settings` are the client's (empty: nghttp2's defaults); `window` its stream receive window.
+  explicit H2TestClient(std::vector<nghttp2_settings_entry> settings = {}) {
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v,
+                size_t vl, uint8_t, void* u) {
+          auto& r = self(u).results[f->hd.stream_id];
+          std::string name(reinterpret_cast<const char*>(n), nl), value(reinterpret_cast<const char*>(v), vl);
+          if (name == ":status") {
+            const int st = std::stoi(value);
+            if (st < 200) {
+              r.informational.push_back(st);
+              return 0;
+            }
+            r.fields.clear();
+          }
+          if (!r.fields.empty() || name == ":status")
+            r.fields.emplace_back(std::move(name), std::move(value));
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* u) {
+          self(u).results[id].body.append(reinterpret_cast<const char*>(d), n);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+          if (f->hd.type == NGHTTP2_GOAWAY) self(u).goaway = f->goaway.error_code;
+          if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+              (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            self(u).results[f->hd.stream_id].ended = true;
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t id, uint32_t code, void* u) {
+          auto& r = self(u).results[id];
+          r.closed = true;
+          r.close_code = code;
+          return 0;
+        });
+    nghttp2_session_client_new(&session_, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  }
+  ~H2TestClient() { nghttp2_session_del(session_); }
+  H2TestClient(const H2TestClient&) = delete;
+  H2TestClient& operator=(const H2TestClient&) = delete;
+
+  // Submits a request; `body` nullopt sends END_STREAM with the HEADERS. Returns the stream id.
+  int32_t request(std::string method, std::string path, std::string authority,
+                  std::vector<std::pair<std::string, std::string>> fields = {},
+                  std::optional<std::string> body = std::nullopt) {
+    std::vector<std::pair<std::string, std::string>> all = {{":method", std::move(method)},
+                                                            {":scheme", "https"},
+                                                            {":authority", std::move(authority)},
+                                                            {":path", std::move(path)}};
+    if (all[0].second == "CONNECT") all = {all[0], all[2]};
+    for (auto& f : fields) all.push_back(std::move(f));
+    std::vector<nghttp2_nv> nva;
+    for (auto& [n, v] : all) {
+      nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()), n.size(),
+                     v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_data_provider provider{};
+    auto* src = body ? new std::string(std::move(*body)) : nullptr;
+    provider.source.ptr = src;
+    provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags,
+                                nghttp2_data_source* source, void*) -> ssize_t {
+      auto* s = static_cast<std::string*>(source->ptr);
+      const size_t n = std::min(len, s->size());
+      std::memcpy(buf, s->data(), n);
+      s->erase(0, n);
+      if (s->empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+      }
+      return static_cast<ssize_t>(n);
+    };
+    const int32_t id =
+        nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), src ? &provider : nullptr, src);
+    if (src) bodies_.emplace_back(src);
+    return id;
+  }
+  void reset(int32_t id, uint32_t code = NGHTTP2_CANCEL) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code);
+  }
+  // What the client wants to send now.
+  std::string output() {
+    std::string out;
+    for (;;) {
+      const uint8_t* d = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &d);
+      if (n <= 0) break;
+      out.append(reinterpret_cast<const char*>(d), static_cast<size_t>(n));
+    }
+    return out;
+  }
+  // Bytes from the server; false when nghttp2 calls them a protocol violation.
+  bool input(std::span<const uint8_t> data) {
+    return nghttp2_session_mem_recv(session_, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  }
+
+  std::map<int32_t, Result> results;
+  std::optional<uint32_t> goaway;  // the error code of a GOAWAY received
+
+ private:
+  static H2TestClient& self(void* u) { return *static_cast<H2TestClient*>(u); }
+  nghttp2_session* session_ = nullptr;
+  std::vector<std::unique_ptr<std::string>> bodies_;
+};
+
+}  // namespace wtmesh::edge::test

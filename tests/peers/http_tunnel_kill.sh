@@ -18,16 +18,7 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-start_edge main
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-start_origin main
-OP=${ORIGIN_PORT[main]}
-start_http app main app "$OP"
-BASE=https://app.localhost:$EP
-T=$PEER_TMP
-code=$(curl -sS -m 10 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-check "the tunnel answers before the kill: 200 (got $code)" [ "$code" = 200 ]
+start_app_tunnel
 
 # wait_for_200 SECONDS: polls the public URL until 200; prints the elapsed ms, or nothing.
 wait_for_200() {

@@ -18,16 +18,7 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-start_edge main
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-start_origin main
-OP=${ORIGIN_PORT[main]}
-start_http app main app "$OP"
-BASE=https://app.localhost:$EP
-T=$PEER_TMP
-code=$(curl -sS -m 10 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-check "the tunnel answers before the kill: 200 (got $code)" [ "$code" = 200 ]
+start_app_tunnel
 
 # wait_for_200 SECONDS: polls the public URL until 200; prints the elapsed ms, or nothing.
 wait_for_200() {
@@ -50,12 +41,12 @@ code=$(curl -sS -m 3 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello"
 first_ms=$(($(now_ms) - t0))
 log "A: 502 after kill -9: $(grep -oE '<p>[^<]*' "$T/body" | head -1)"
 check "A: after kill -9 of the agent the next request gets 502 within 1 s (got '$code' after $first_ms ms)" \
-  [ "$code" = 502 ] && [ "$first_ms" -le 1000 ]
+  bash -c '[ "$1" = 502 ] && [ "$2" -le 1000 ]' _ "$code" "$first_ms"
 launch_http app main app "$OP" "$(make_token main app)"
 back=$(wait_for_200 10)
 log "A: restarted agent serves the name after ${back:-never} ms"
 check "A: a restarted agent serves $BASE/ again within 2 s (after ${back:-more than 10000} ms)" \
-  [ -n "$back" ] && [ "$back" -le 2000 ]
+  bash -c '[ -n "$1" ] && [ "$1" -le 2000 ]' _ "$back"
 check "A: the restarted agent prints the same URL $BASE/" grep -qxF "$BASE/  ->  http://127.0.0.1:$OP/" "${AGENT_OUT[app]}"
 
 # --- B. kill -9 and restart at once: the name is still held by the dead session.
@@ -65,7 +56,7 @@ launch_http app main app "$OP" "$(make_token main app)"
 back=$(wait_for_200 10)
 log "B: restarted agent serves the name after ${back:-never} ms"
 check "B: restarted at once, the agent gets the same hostname back within 5 s (after ${back:-more than 10000} ms)" \
-  [ -n "$back" ] && [ "$back" -le 5000 ]
+  bash -c '[ -n "$1" ] && [ "$1" -le 5000 ]' _ "$back"
 check "B: it was refused as taken first, then served (the edge probed the dead holder)" \
   grep -q "served by another agent" "${AGENT_ERR[app]}"
 
@@ -113,7 +104,7 @@ for ((i = 0; i < 300; i++)); do
 done
 log "C: the edge dropped the silent session after ${gone:-never} ms"
 check "C: with no traffic, the edge drops the killed agent's session within 11 s (after ${gone:-more than 15000} ms)" \
-  [ -n "$gone" ] && [ "$gone" -le 11000 ]
+  bash -c '[ -n "$1" ] && [ "$1" -le 11000 ]' _ "$gone"
 code=$(curl -sS -m 3 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
 check "C: then the name answers 502 at once (got '$code')" [ "$code" = 502 ]
 

@@ -229,7 +229,8 @@ now_ms() { date +%s%3N; }
 # --- Attacks on the public listener (edge_dos_*.sh, edge_smuggling.sh) -------------------------------
 
 # start_app_tunnel [edge args...]: edge 'main', the Node origin, and `wtmesh http` exposing it as
-# app.localhost; sets EP, CA, OP, BASE and T, and checks that the tunnel answers 200.
+# app.localhost; sets EP, CA, OP, BASE and T, and checks that the tunnel answers 200 (also the set-up
+# of http_tunnel_kill.sh).
 start_app_tunnel() {
   start_edge main "$@"
   EP=${EDGE_PORT[main]}
@@ -241,7 +242,7 @@ start_app_tunnel() {
   T=$PEER_TMP
   local code
   code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
-  check "the tunnel answers before the attack: 200 (got $code)" [ "$code" = 200 ]
+  check "the tunnel answers before the test: 200 (got $code)" [ "$code" = 200 ]
 }
 declare -gA PROBER_PID=() SAMPLER_PID=() ATTACK_PID=()
 

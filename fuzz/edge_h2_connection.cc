@@ -54,21 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t n = conn.on_client_bytes(pending);
     if (n > pending.size()) broken(__LINE__);
     pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(n));
-    if (conn.buffered_input() > cfg.exchange.limits.h2_connection_window + 65'535 + cfg.exchange.limits.body_chunk) broken(__LINE__);
-    if (answer) {
-      for (auto& [id, s] : dir.streams) {
-        if (!s.fin || s.cancelled || s.released || s.events == nullptr) continue;
-        if (std::find(answered.begin(), answered.end(), id) != answered.end()) continue;
-        answered.push_back(id);
-        tunnel::ResponseHead h;
-        h.status = 200;
-        h.content_length = 2;
-        auto b = tunnel::encode_response_head(h);
-        b.push_back('o');
-        b.push_back('k');
-        s.events->on_response_data(b, true);
-      }
-    }
+    if (conn.buffered_input() >
+        cfg.exchange.limits.h2_connection_window + 65'535 + cfg.exchange.limits.body_chunk)
+      broken(__LINE__);
+    if (answer) edge::test::answer_complete_requests(dir, answered);
     // One socket write's worth (16 KiB) over the cap at most: frames are appended whole.
     if (conn.buffered_output() > cfg.exchange.limits.max_pending_output + 17 * 1024) broken(__LINE__);
     if (reads) {

@@ -50,20 +50,7 @@ Outcome run(std::span<const uint8_t> in, size_t step, bool found, bool answer) {
   std::vector<wt::StreamId> answered;
   auto service = [&] {
     // The agent answers a request once its body is complete (FIN), like a simple upstream.
-    if (answer) {
-      for (auto& [id, s] : dir.streams) {
-        if (!s.fin || s.cancelled || s.released || s.events == nullptr) continue;
-        if (std::find(answered.begin(), answered.end(), id) != answered.end()) continue;
-        answered.push_back(id);
-        tunnel::ResponseHead h;
-        h.status = 200;
-        h.content_length = 2;
-        auto b = tunnel::encode_response_head(h);
-        b.push_back('o');
-        b.push_back('k');
-        s.events->on_response_data(b, true);
-      }
-    }
+    if (answer) edge::test::answer_complete_requests(dir, answered);
     for (auto out = proxy.client_output(); !out.empty(); out = proxy.client_output()) {
       o.client.append(out.begin(), out.end());  // run by run: the output may wrap around its ring
       proxy.on_client_written(out.size());

@@ -2,6 +2,7 @@
 // TunnelDirectory with scripted routes and streams, and a settable clock.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -168,6 +169,22 @@ class FakeDirectory final : public TunnelDirectory {
 };
 
 using wtmesh::test::response_head;  // ../../support/response_head.h
+
+// The agent of the fuzzers: answers each request whose body is complete (FIN) with 200 "ok", once.
+inline void answer_complete_requests(FakeDirectory& dir, std::vector<wt::StreamId>& answered) {
+  for (auto& [id, s] : dir.streams) {
+    if (!s.fin || s.cancelled || s.released || s.events == nullptr) continue;
+    if (std::find(answered.begin(), answered.end(), id) != answered.end()) continue;
+    answered.push_back(id);
+    tunnel::ResponseHead h;
+    h.status = 200;
+    h.content_length = 2;
+    auto b = tunnel::encode_response_head(h);
+    b.push_back('o');
+    b.push_back('k');
+    s.events->on_response_data(b, true);
+  }
+}
 
 inline std::vector<uint8_t> bytes(std::string_view s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 inline std::string str(std::span<const uint8_t> b) { return std::string(b.begin(), b.end()); }

@@ -6,20 +6,20 @@
 #include <memory>
 #include <string>
 
-#include "fakes.h"
+#include "directory_fixture.h"
 #include "h2_test_client.h"
 
 namespace wtmesh::edge::test {
 namespace {
 
-class H2ConnectionTest : public ::testing::Test {
+class H2ConnectionTest : public DirectoryTest {
  protected:
   void SetUp() override {
-    dir_.add_route("app.localhost");
+    DirectoryTest::SetUp();
     make();
   }
   void make(H2Config cfg = {}) {
-    if (cfg.exchange.client.ip.empty()) cfg.exchange.client = {"192.0.2.1", true};
+    cfg.exchange.client = client();
     cfg.exchange.clock = clock_.fn();
     conn_ = std::make_unique<H2Connection>(
         dir_, cfg,
@@ -46,24 +46,6 @@ class H2ConnectionTest : public ::testing::Test {
     }
     FAIL() << "pump did not settle";
   }
-  FakeDirectory::Stream& stream() { return dir_.streams[dir_.last]; }
-  void agent_answers(const tunnel::ResponseHead& head, std::string_view body, bool fin) {
-    auto b = tunnel::encode_response_head(head);
-    b.insert(b.end(), body.begin(), body.end());
-    stream().events->on_response_data(b, fin);
-  }
-  static tunnel::ResponseHead head(int status, std::optional<uint64_t> len, bool body = true,
-                                   tunnel::HeaderPairs h = {}) {
-    tunnel::ResponseHead r;
-    r.status = status;
-    r.has_body = body;
-    r.content_length = len;
-    r.headers = std::move(h);
-    return r;
-  }
-
-  FakeClock clock_;
-  FakeDirectory dir_;
   std::unique_ptr<H2Connection> conn_;
   H2TestClient client_;
   std::string pending_in_;
@@ -215,13 +197,14 @@ TEST_F(H2ConnectionTest, RequestBodyIsForwardedWithItsEnd) {
 }
 
 TEST_F(H2ConnectionTest, ExpectContinueGetsA100BeforeTheFinalResponse) {
-  const int32_t id =
-      client_.request("POST", "/up", "app.localhost", {{"expect", "100-continue"}, {"content-length", "2"}}, "hi");
+  const int32_t id = client_.request("POST", "/up", "app.localhost",
+                                     {{"expect", "100-continue"}, {"content-length", "2"}}, "hi");
   pump();
   tunnel::RequestHead rh;
   std::string body;
   ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
-  EXPECT_EQ(header_value(rh.headers, "expect"), "<none>") << "100-continue is answered by the edge, not forwarded";
+  EXPECT_EQ(header_value(rh.headers, "expect"), "<none>")
+      << "100-continue is answered by the edge, not forwarded";
   EXPECT_EQ(body, "hi");
   agent_answers(head(200, 2), "ok", true);
   pump();

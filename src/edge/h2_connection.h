@@ -28,7 +28,8 @@
 //    bytes are credited back (TunnelDirectory::consume) only once the client took them;
 //  - CONTINUATION floods (max_continuations frames per header block) and rapid reset (a token
 //    bucket of reset_burst streams refilled at reset_rate per second; beyond it GOAWAY
-//    ENHANCE_YOUR_CALM), by nghttp2's own options; SETTINGS and outbound-ACK floods likewise;
+//    INTERNAL_ERROR, nghttp2's code), by nghttp2's own options (Debian's 1.52.0-1+deb12u3 has both);
+//    SETTINGS and outbound-ACK floods likewise;
 //  - the connection preface and first request must arrive within header_timeout (else a silent
 //    close), the edge's own answers in a row are capped by max_local_answers (then GOAWAY).
 #pragma once

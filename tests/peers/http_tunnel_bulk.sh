@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bulk transfers through the HTTP tunnel at flat memory: curl downloads 2 GiB (Content-Length) and
-# uploads 2 GiB (chunked PUT) through `wtmesh edge` + `wtmesh http` and a Node origin
+# Bulk transfers through the HTTP tunnel at flat memory: curl downloads 2 GiB (Content-Length) over
+# public HTTP/1.1 and uploads 2 GiB over public HTTP/2 (DATA frames, the edge's flow control) through `wtmesh edge` + `wtmesh http` and a Node origin
 # (tests/peers/origin.mjs), while VmRSS of the edge and of the agent is sampled every 0.25 s.
 # Checks, per direction: status 200, exact byte count, SHA-256 equal on both ends (computed on the fly
 # by the origin and by sha256sum on the curl side), and for both processes: peak RSS during the
@@ -71,15 +71,18 @@ rss_peak() { awk -v a="$1" -v b="$2" -v c="$3" '$1 >= a && $1 <= b && $c > m {m 
 rss_now() { tail -1 "$T/rss.samples" | cut -d' ' -f"$1"; }
 
 # download N OUT_PREFIX: curl GET /bytes?n=N | sha256sum; writes PREFIX.sha, PREFIX.w ("code size speed").
+# HTTP/1.1 (the HTTP/2 response path moves 20 MiB in http_tunnel_h2.sh).
 download() {
-  curl -sS -m "$XFER_TIMEOUT" --cacert "$CA" "$BASE/bytes?n=$1" \
+  curl -sS -m "$XFER_TIMEOUT" --http1.1 --cacert "$CA" "$BASE/bytes?n=$1" \
     -w '%{stderr}%{http_code} %{size_download} %{speed_download}\n' 2>"$2.w" | sha256sum | cut -d' ' -f1 >"$2.sha"
 }
-# upload N OUT_PREFIX: pseudo-random bytes (AES-CTR keystream) | tee to sha256sum | curl -T - (chunked PUT).
+# upload N OUT_PREFIX: pseudo-random bytes (AES-CTR keystream) | tee to sha256sum | curl -T - (a PUT of
+# unknown length: DATA frames over HTTP/2, which curl picks by ALPN; HTTP/1.1 chunked uploads are in
+# http_tunnel.sh and edge_smuggling.sh).
 upload() {
   openssl enc -aes-128-ctr -pass pass:wtmesh -nosalt -pbkdf2 -in /dev/zero 2>/dev/null | head -c "$1" |
     tee >(sha256sum | cut -d' ' -f1 >"$2.sha") |
-    curl -sS -m "$XFER_TIMEOUT" --cacert "$CA" -T - "$BASE/upload" -o "$2.body" \
+    curl -sS -m "$XFER_TIMEOUT" --http2 --cacert "$CA" -T - "$BASE/upload" -o "$2.body" \
       -w '%{http_code} %{size_upload} %{speed_upload}\n' >"$2.w" 2>"$2.err"
 }
 json_field() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));const v=process.argv[2].split(".").reduce((o,k)=>o&&o[k],j);console.log(v===undefined||v===null?"":v)' "$1" "$2" 2>/dev/null; }
@@ -142,7 +145,7 @@ t0=$(now_ms)
 upload "$BYTES" "$T/up"
 t1=$(now_ms)
 read -r code size _ <"$T/up.w"
-check "upload $MB MiB (chunked PUT): 200 (got ${code:-none}) $(cat "$T/up.err" 2>/dev/null)" [ "${code:-}" = 200 ]
+check "upload $MB MiB (PUT over HTTP/2): 200 (got ${code:-none}) $(cat "$T/up.err" 2>/dev/null)" [ "${code:-}" = 200 ]
 got_bytes=$(json_field "$T/up.body" bytes)
 got_sha=$(json_field "$T/up.body" sha256)
 check "upload: the origin received exactly $BYTES bytes (got ${got_bytes:-none})" [ "${got_bytes:-}" = "$BYTES" ]

@@ -307,7 +307,8 @@ TEST_F(H2ConnectionTest, RapidResetEndsTheConnection) {
     client_.reset(id);
     pump();
   }
-  EXPECT_TRUE(client_.goaway.has_value()) << "nghttp2's reset rate limit sent GOAWAY";
+  ASSERT_TRUE(client_.goaway.has_value()) << "nghttp2's reset rate limit sent GOAWAY";
+  EXPECT_EQ(*client_.goaway, static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR)) << "nghttp2's code for it";
   EXPECT_LE(dir_.open_calls, 20);
 }
 

@@ -485,7 +485,10 @@ size_t H2Connection::buffered_input() const {
 
 // --- client side ----------------------------------------------------------------------------------
 
+void H2Connection::bury() { graveyard_.clear(); }
+
 size_t H2Connection::on_client_bytes(std::span<const uint8_t> data) {
+  bury();
   if (finished_) return data.size();
   // A client that does not read its responses is not read either (its requests wait in the socket).
   if (out_.size() >= limits().max_pending_output) return 0;
@@ -501,6 +504,7 @@ size_t H2Connection::on_client_bytes(std::span<const uint8_t> data) {
 void H2Connection::on_client_eof() { abort("client closed the connection"); }
 
 void H2Connection::abort(std::string_view why) {
+  bury();
   if (finished_) return;
   finished_ = true;
   for (auto& [id, s] : streams_) {
@@ -513,6 +517,7 @@ void H2Connection::abort(std::string_view why) {
 }
 
 void H2Connection::on_client_written(size_t n) {
+  bury();
   n = std::min(n, out_.size());
   const bool was_full = out_.size() >= limits().max_pending_output;
   out_.consume(n);
@@ -554,6 +559,7 @@ std::optional<SteadyTime> H2Connection::next_deadline() const {
 }
 
 void H2Connection::on_tick(SteadyTime t) {
+  bury();
   if (finished_) return;
   if (!seen_request_ && t >= started_ + limits().header_timeout) {
     finished_ = true;  // no request came: close silently, as on HTTP/1.1
@@ -588,6 +594,9 @@ void H2Connection::step() {
     if (it->second->step()) {
       ++it;
     } else {
+      // Not destroyed here: process() also runs from a stream's own exchange_progress(), with that
+      // stream and its exchange on the stack. The glue's next call frees it (bury()).
+      graveyard_.push_back(std::move(it->second));
       it = streams_.erase(it);
     }
   }

@@ -111,6 +111,7 @@ class H2Connection final : public PublicConnection {
   void step();
   void flush();
   void fail(std::string why);
+  void bury();
   // GOAWAY: no new streams; the connection ends when the open ones have.
   void goaway();
   void log(const Stream& s, int status, std::string note);
@@ -120,6 +121,8 @@ class H2Connection final : public PublicConnection {
   ConnectionHooks hooks_;
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, std::unique_ptr<Stream>> streams_;
+  // Streams that ended during process(): freed at the glue's next call, never under their own stack.
+  std::vector<std::unique_ptr<Stream>> graveyard_;
   SteadyTime started_;
   bool seen_request_ = false;
   bool finished_ = false;

@@ -147,7 +147,6 @@ class H2Connection::Stream final : public ExchangeSink {
     if (!done_) ex_.on_tick(now);
   }
   size_t buffered() const { return body_.size() - body_pos_ + ex_.buffered_body(); }
-  bool seen_head() const { return head_done_; }
 
   // --- ExchangeSink ---
   void send_continue() override {

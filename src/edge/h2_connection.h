@@ -95,7 +95,6 @@ class H2Connection final : public PublicConnection {
 
  private:
   class Stream;
-  friend class Stream;
   struct Callbacks;  // nghttp2's callbacks (recording only)
   struct Credit {
     uint64_t end = 0;  // absolute output offset after which `n` bytes of `ref` were written

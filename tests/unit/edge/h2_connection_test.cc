@@ -214,6 +214,20 @@ TEST_F(H2ConnectionTest, ExpectContinueGetsA100BeforeTheFinalResponse) {
   EXPECT_EQ(r.body, "ok");
 }
 
+TEST_F(H2ConnectionTest, ConnectionWindowBoundsTheBodiesOfAllStreams) {
+  dir_.capacity = 0;  // the agent takes nothing on any stream
+  H2Config cfg;
+  cfg.exchange.limits.h2_stream_window = 64 * 1024;
+  cfg.exchange.limits.h2_connection_window = 96 * 1024;
+  make(cfg);
+  pump();  // the client sees the edge's SETTINGS and connection window first
+  for (int i = 0; i < 6; ++i) client_.request("POST", "/up", "app.localhost", {}, std::string(60'000, 'c'));
+  pump();
+  EXPECT_GT(conn_->buffered_input(), 64u * 1024) << "more than one stream's window arrived";
+  EXPECT_LE(conn_->buffered_input(), cfg.exchange.limits.h2_connection_window)
+      << "six 60 KB bodies, each within its stream window, stop at the connection window";
+}
+
 TEST_F(H2ConnectionTest, SlowAgentHoldsTheRequestBodyWithinTheStreamWindow) {
   dir_.capacity = 1000;  // the agent's stream takes 1000 bytes, then nothing
   H2Config cfg;

@@ -7,9 +7,15 @@ bool Http1Codec::start_request(const tunnel::RequestHead& head, std::string* err
   if (!request) return false;
   request_head_ = std::move(request->head);
   chunked_ = request->chunked;
+  upgrade_ = request->upgrade;
   head_request_ = head.method == "HEAD";
-  decoder_.emplace(head_request_, limits_);
+  restart_response();
   return true;
+}
+
+void Http1Codec::restart_response() {
+  decoder_.emplace(head_request_, limits_);
+  if (upgrade_) decoder_->allow_upgrade();
 }
 
 void Http1Codec::write_body(std::string& out, std::span<const uint8_t> data) const {
@@ -21,7 +27,7 @@ void Http1Codec::write_body(std::string& out, std::span<const uint8_t> data) con
 }
 
 void Http1Codec::write_end(std::string& out) const {
-  if (chunked_) out.append(kLastChunk);
+  if (chunked_ && !upgrade_) out.append(kLastChunk);
 }
 
 UpstreamCodec::Status Http1Codec::decode(std::vector<uint8_t>& body, size_t max_body) {

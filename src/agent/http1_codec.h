@@ -1,5 +1,6 @@
 // The HTTP/1.1 UpstreamCodec: the wire functions of upstream_http.h (request head, chunked framing)
-// and its ResponseDecoder (Beast's response parser) behind the codec interface.
+// and its ResponseDecoder (Beast's response parser) behind the codec interface. A WebSocket opening
+// handshake (upgrade()) writes no body framing and, after a 101, passes bytes through both ways.
 #pragma once
 
 #include <optional>
@@ -26,13 +27,16 @@ class Http1Codec final : public UpstreamCodec {
   tunnel::ResponseHead take_head() override { return decoder_->take_head(); }
   bool head_produced() const override { return decoder_->head_produced(); }
   const std::string& error() const override { return decoder_->error(); }
-  bool reusable() const override { return decoder_->reusable(); }
-  void restart_response() override { decoder_.emplace(head_request_, limits_); }
+  bool reusable() const override { return !upgrade_ && decoder_->reusable(); }
+  void restart_response() override;
+  bool upgrade() const override { return upgrade_; }
+  bool switched() const override { return decoder_->switched(); }
 
  private:
   ResponseDecoder::Limits limits_;
   bool head_request_ = false;
   bool chunked_ = false;
+  bool upgrade_ = false;
   std::string request_head_;
   std::optional<ResponseDecoder> decoder_;
 };

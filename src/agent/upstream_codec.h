@@ -65,6 +65,13 @@ class UpstreamCodec {
   virtual bool reusable() const = 0;
   // Forgets the response so far, for replaying the request on a new connection.
   virtual void restart_response() = 0;
+
+  // --- switching protocols (WebSocket over HTTP/1.1) ---
+  // The request asks to switch protocols: request body bytes go upstream only after switched(), and
+  // then unframed (write_body passes them through, write_end writes nothing); never reusable.
+  virtual bool upgrade() const { return false; }
+  // The final head was a 101: both directions carry raw bytes until each side's EOF/FIN.
+  virtual bool switched() const { return false; }
 };
 
 }  // namespace wtmesh::agent

@@ -96,4 +96,10 @@ void AsioUpstreamDriver::release() {
   pool_.put(std::move(socket_));
 }
 
+void AsioUpstreamDriver::shutdown_write() {
+  if (!socket_) return;
+  boost::system::error_code ignored;
+  socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
 }  // namespace wtmesh::agent

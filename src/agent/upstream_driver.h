@@ -53,6 +53,7 @@ class AsioUpstreamDriver final : public std::enable_shared_from_this<AsioUpstrea
   void read(size_t max) override;
   void close() override;
   void release() override;
+  void shutdown_write() override;
   std::string name() const override;
 
   boost::asio::io_context& io_;

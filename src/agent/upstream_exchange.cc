@@ -66,16 +66,22 @@ void UpstreamExchange::on_body(std::span<const uint8_t> data, bool fin) {
 
 void UpstreamExchange::pump_request() {
   if (aborted_ || request_done_ || !connected_ || connecting_ || writing_) return;
+  // An upgrade request's body bytes are the new protocol's: they wait for the 101.
+  const bool hold = codec_->upgrade() && !codec_->switched();
   write_buf_.clear();
   if (!head_written_) codec_->write_head(write_buf_);
-  write_consumes_ = body_held_.size();
-  codec_->write_body(write_buf_, body_held_);
-  body_held_.clear();
-  const bool last = body_fin_ && !end_sent_;
+  write_consumes_ = 0;
+  if (!hold) {
+    write_consumes_ = body_held_.size();
+    codec_->write_body(write_buf_, body_held_);
+    body_held_.clear();
+  }
+  const bool last = body_fin_ && !end_sent_ && body_held_.empty();
   if (last) codec_->write_end(write_buf_);
   if (write_buf_.empty()) {
-    if (body_fin_ && head_written_) {
+    if (body_fin_ && head_written_ && body_held_.empty()) {
       request_complete_ = request_done_ = true;
+      if (codec_->switched()) end_switched_request();
       maybe_finish();
     }
     return;
@@ -225,6 +231,15 @@ void UpstreamExchange::process_response() {
         result_.status = head.status;
         const auto bytes = tunnel::encode_response_head(head);
         to_stream_.insert(to_stream_.end(), bytes.begin(), bytes.end());
+        if (codec_->switched()) {
+          // 101: the held bytes of the new protocol may go now.
+          if (request_done_ && !request_abandoned_) {
+            end_switched_request();
+          } else {
+            pump_request();
+          }
+          if (aborted_) return;
+        }
         continue;
       }
       case UpstreamCodec::Status::kBodyFull:
@@ -245,7 +260,22 @@ void UpstreamExchange::process_response() {
   }
 }
 
+void UpstreamExchange::end_switched_request() {
+  if (!connected_) return;
+  if (response_done_) {
+    close_upstream();
+  } else {
+    transport_.shutdown_write();  // the upstream sees the client's EOF; its own bytes go on
+  }
+}
+
 void UpstreamExchange::on_response_complete() {
+  if (codec_->switched()) {
+    // The upstream ended its direction; the client's goes on (half-close) until the edge's FIN.
+    if (request_done_) close_upstream();
+    maybe_finish();
+    return;
+  }
   // The upstream answered before taking the whole request body (e.g. 413): it does not want the rest,
   // so ask the edge to stop sending it (STOP_SENDING 0, docs/protocol.md §4); the response goes on.
   if (!request_done_) abandon_request(0, true);

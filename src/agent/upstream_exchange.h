@@ -15,6 +15,12 @@
 // A failure before the response head becomes an in-band 502 with `wtmesh-error`; after it, the stream
 // is reset with code 1. A connection is released (to the pool) only after a clean, complete,
 // keep-alive exchange; a reused connection that dies before answering is replayed once on a new one.
+//
+// Switching protocols (WebSocket, the codec's upgrade()): the head goes upstream at once, request body
+// bytes wait for the 101. After a 101 the head goes to the stream and bytes are relayed raw both ways;
+// the edge's FIN becomes the upstream's EOF (shutdown_write), the upstream's EOF the stream's FIN, and
+// the connection is closed (never pooled) once both directions ended. Another answer is a normal
+// response; the held bytes are dropped (credited) and the connection is not reused.
 #pragma once
 
 #include <chrono>
@@ -70,6 +76,9 @@ class UpstreamTransport {
   virtual void close() = 0;
   // Hands the idle connection back for another request (keep-alive).
   virtual void release() = 0;
+  // Ends our direction (TCP FIN) once no write is pending; reads go on. A switched (101) exchange's
+  // request direction ended.
+  virtual void shutdown_write() = 0;
   // "127.0.0.1:8080", for error messages.
   virtual std::string name() const = 0;
 };
@@ -132,6 +141,8 @@ class UpstreamExchange {
   // quic/connection.cc stream_stop_sending), which would cut a response still in flight.
   void abandon_request(uint32_t code, bool stop);
   void on_response_complete();
+  // The request direction of a switched exchange ended: EOF upstream; closed when both ended.
+  void end_switched_request();
   bool can_retry() const;
   void retry();
 

@@ -80,6 +80,9 @@ std::optional<UpstreamRequest> encode_upstream_request(const tunnel::RequestHead
   }
   if (!is_visible(h.authority)) return bad("request authority contains spaces or control characters");
   UpstreamRequest r;
+  for (const auto& [name, value] : h.headers) {
+    if (h.method == "GET" && lower(name) == "upgrade" && lower(value) == "websocket") r.upgrade = true;
+  }
   std::string& o = r.head;
   o.reserve(256);
   o.append(h.method).append(" ").append(h.target).append(" HTTP/1.1\r\n");
@@ -92,7 +95,10 @@ std::optional<UpstreamRequest> encode_upstream_request(const tunnel::RequestHead
     if (is_hop_by_hop(n) || n == "host" || n == "content-length") continue;
     o.append(name).append(": ").append(value).append("\r\n");
   }
-  if (h.content_length) {
+  if (r.upgrade) {
+    // RFC 6455 §4.1: a GET with no body; what follows a 101 is the new protocol's, unframed.
+    o.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  } else if (h.content_length) {
     o.append("Content-Length: ").append(std::to_string(*h.content_length)).append("\r\n");
   } else if (h.has_body) {
     o.append("Transfer-Encoding: chunked\r\n");
@@ -181,6 +187,7 @@ bool ResponseDecoder::finish_head() {
 ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size_t max_body) {
   if (!error_.empty()) return Status::kError;
   if (done_) return Status::kDone;
+  if (raw_) return decode_raw(body, max_body);
   auto& p = *impl_->parser;
   for (;;) {
     if (p.is_header_done() && !head_produced_) {
@@ -188,7 +195,15 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
       // Beast takes any three digits; the tunnel (and HTTP) know 100..599 only.
       if (status < 100 || status > 599)
         return fail("the upstream sent an invalid status code (" + std::to_string(status) + ")");
-      if (status == 101) return fail("the upstream switched protocols (upgrades are not supported)");
+      if (status == 101) {
+        if (!upgrade_) return fail("the upstream switched protocols without being asked to");
+        if (!finish_head()) return Status::kError;
+        head_.has_body = true;  // the new protocol's bytes, until EOF
+        head_.content_length.reset();
+        keep_alive_ = false;
+        raw_ = true;
+        return Status::kHead;
+      }
       if (status / 100 == 1) {
         // Interim response (100 Continue, 103 Early Hints): not forwarded; parse the next one.
         if (++informational_ > limits_.max_informational)
@@ -257,6 +272,21 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
     }
     if (ec) return fail("the upstream sent a malformed response (" + ec.message() + ")");
   }
+}
+
+// After a 101: upstream bytes pass through as they are (the parser stopped at the end of the head, so
+// bytes the upstream sent right behind it are still in in_), until EOF.
+ResponseDecoder::Status ResponseDecoder::decode_raw(std::vector<uint8_t>& body, size_t max_body) {
+  if (!in_.empty()) {
+    if (body.size() >= max_body) return Status::kBodyFull;
+    const size_t n = std::min(max_body - body.size(), in_.size());
+    body.insert(body.end(), in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (!in_.empty()) return Status::kBodyFull;
+  }
+  if (!eof_) return Status::kNeedInput;
+  done_ = true;
+  return Status::kDone;
 }
 
 }  // namespace wtmesh::agent

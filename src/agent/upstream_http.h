@@ -22,12 +22,18 @@ bool is_hop_by_hop(std::string_view lower_name);
 struct UpstreamRequest {
   std::string head;      // request line + header fields + blank line
   bool chunked = false;  // the body must be sent with chunked framing (no length known)
+  // The tunnel head carries `upgrade: websocket` (the edge's upgraded exchange): the request asks
+  // `Connection: Upgrade` + `Upgrade: websocket` and has no body framing; after a 101 the connection
+  // carries raw bytes both ways.
+  bool upgrade = false;
 };
 
 // The HTTP/1.1 request for a tunnel request head: Host is the public authority; the edge's header
 // fields are kept as given except hop-by-hop ones, host, content-length and transfer-encoding
-// (framing is ours). nullopt with `error` set when a field could not be sent safely (CR/LF/NUL,
-// bad method or target): the edge must not be able to smuggle a second request.
+// (framing is ours). A GET with `upgrade: websocket` (any case) becomes a WebSocket opening handshake
+// (UpstreamRequest::upgrade); another upgrade value is dropped like any hop-by-hop field. nullopt with
+// `error` set when a field could not be sent safely (CR/LF/NUL, bad method or target): the edge must not be
+// able to smuggle a second request.
 std::optional<UpstreamRequest> encode_upstream_request(const tunnel::RequestHead& head, std::string* error);
 
 // Appends one chunk ("hex CRLF data CRLF") of a chunked body; empty data appends nothing.
@@ -51,6 +57,11 @@ class ResponseDecoder {
 
   explicit ResponseDecoder(bool head_request, Limits limits);
   explicit ResponseDecoder(bool head_request) : ResponseDecoder(head_request, Limits{}) {}
+  // The request asked to switch protocols: a 101 is the final head (has_body, never reusable), after
+  // which every upstream byte is body, raw, until EOF (kDone). Without it a 101 is an error.
+  void allow_upgrade() { upgrade_ = true; }
+  // A 101 was produced: the connection carries raw bytes both ways.
+  bool switched() const { return raw_; }
   ~ResponseDecoder();
   ResponseDecoder(const ResponseDecoder&) = delete;
   ResponseDecoder& operator=(const ResponseDecoder&) = delete;
@@ -79,7 +90,11 @@ class ResponseDecoder {
   void new_parser();
   bool finish_head();
 
+  Status decode_raw(std::vector<uint8_t>& body, size_t max_body);
+
   bool head_request_;
+  bool upgrade_ = false;
+  bool raw_ = false;
   Limits limits_;
   std::unique_ptr<Impl> impl_;
   std::vector<uint8_t> in_;

@@ -47,6 +47,10 @@ class ScriptedTransport final : public UpstreamTransport {
     ++releases;
     drop();
   }
+  void shutdown_write() override {
+    EXPECT_FALSE(writing) << "no write pending";
+    ++shutdowns;
+  }
   std::string name() const override { return "127.0.0.1:8080"; }
 
   void connected() {
@@ -77,7 +81,7 @@ class ScriptedTransport final : public UpstreamTransport {
 
   UpstreamExchange* core = nullptr;
   bool pooled = false;  // the next connect() finds an idle pooled connection
-  int connects = 0, closes = 0, releases = 0;
+  int connects = 0, closes = 0, releases = 0, shutdowns = 0;
   bool connect_pending = false;
   std::optional<std::string> writing;
   std::optional<size_t> read_max;
@@ -323,6 +327,106 @@ TEST_F(ExchangeCore, ReusedConnectionClosedBeforeAnsweringIsReplayedOnce) {
   ASSERT_TRUE(result_);
   EXPECT_FALSE(result_->reused_connection);
   EXPECT_FALSE(result_->failed);
+}
+
+// --- WebSocket (switching protocols) ------------------------------------------------------------------
+
+tunnel::RequestHead websocket_request() {
+  auto h = request("GET", "/ws", true);  // the bytes after the 101 are the request body
+  h.headers = {{"sec-websocket-key", "k"}, {"upgrade", "websocket"}};
+  return h;
+}
+constexpr std::string_view kWebSocketHead =
+    "GET /ws HTTP/1.1\r\nHost: app.localhost:4433\r\nsec-websocket-key: k\r\n"
+    "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+constexpr std::string_view kSwitched =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: a\r\n\r\n";
+
+TEST_F(ExchangeCore, WebSocketSwitchRelaysRawBytesBothWaysAndHalfCloses) {
+  auto& ex = make(websocket_request());
+  ex.start(bytes("early"), false);
+  transport_.connected();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, kWebSocketHead) << "the client's bytes wait for the 101";
+  transport_.written();
+  EXPECT_FALSE(transport_.writing);
+  EXPECT_EQ(stream().consumed, 0u);
+
+  EXPECT_EQ(transport_.send(std::string(kSwitched) + "\x81\x02up"), "");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.status, 101);
+  EXPECT_TRUE(r->head.has_body);
+  EXPECT_EQ(r->head.headers, (tunnel::HeaderPairs{{"sec-websocket-accept", "a"}}));
+  EXPECT_EQ(r->body, "\x81\x02up");
+  EXPECT_FALSE(stream().fin);
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, "early") << "unframed, once switched";
+  transport_.written();
+  EXPECT_EQ(stream().consumed, 5u);
+  ex.on_body(bytes("\x82\x01z"), false);
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, "\x82\x01z");
+  transport_.written();
+
+  // The client's direction ends first: EOF upstream, the upstream's bytes go on.
+  ex.on_body({}, true);
+  EXPECT_EQ(transport_.shutdowns, 1);
+  EXPECT_EQ(transport_.closes, 0);
+  EXPECT_FALSE(ex.finished());
+  transport_.send("tail");
+  EXPECT_EQ(session_.response(kId)->body, "\x81\x02uptail");
+  transport_.send("", true);
+  EXPECT_TRUE(stream().fin);
+  EXPECT_TRUE(ex.finished());
+  EXPECT_EQ(transport_.closes, 1);
+  EXPECT_EQ(transport_.releases, 0) << "a switched connection is never pooled";
+  ASSERT_TRUE(result_);
+  EXPECT_FALSE(result_->failed) << result_->error;
+  EXPECT_EQ(result_->status, 101);
+  EXPECT_EQ(result_->request_bytes, 8u);
+}
+
+TEST_F(ExchangeCore, WebSocketUpstreamEndingFirstLeavesTheClientDirectionOpen) {
+  auto& ex = make(websocket_request());
+  ex.start({}, false);
+  transport_.connected();
+  transport_.written();
+  transport_.send(std::string(kSwitched) + "bye", true);
+  EXPECT_TRUE(stream().fin);
+  EXPECT_EQ(session_.response(kId)->body, "bye");
+  EXPECT_FALSE(stream().stopped) << "the client's bytes are still wanted";
+  EXPECT_EQ(transport_.closes, 0);
+  EXPECT_FALSE(ex.finished());
+  ex.on_body(bytes("last"), false);
+  ASSERT_TRUE(transport_.writing);
+  transport_.written();
+  ex.on_body({}, true);
+  EXPECT_EQ(transport_.closes, 1);
+  EXPECT_EQ(transport_.shutdowns, 0) << "closed outright: both directions are over";
+  EXPECT_TRUE(ex.finished());
+  EXPECT_FALSE(result_->failed) << result_->error;
+  EXPECT_EQ(transport_.upstream, std::string(kWebSocketHead) + "last");
+}
+
+TEST_F(ExchangeCore, WebSocketDeclinedIsANormalResponseAndTheHeldBytesAreDropped) {
+  auto& ex = make(websocket_request());
+  ex.start(bytes("early"), false);
+  transport_.connected();
+  transport_.written();
+  transport_.send("HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.status, 426);
+  EXPECT_EQ(r->body, "no");
+  EXPECT_TRUE(stream().fin);
+  EXPECT_EQ(stream().consumed, 5u) << "the held bytes are credited, never written";
+  EXPECT_EQ(stream().stopped, 0u);
+  EXPECT_EQ(transport_.upstream, kWebSocketHead);
+  EXPECT_EQ(transport_.releases, 0) << "an upgrade request's connection is not reused";
+  EXPECT_EQ(transport_.closes, 1);
+  EXPECT_TRUE(ex.finished());
 }
 
 }  // namespace

@@ -237,20 +237,78 @@ TEST(ResponseDecoder, InterimResponsesAreSkippedUpToTheCap) {
   EXPECT_FALSE(capped.head_produced());
 }
 
-TEST(ResponseDecoder, SwitchingProtocolsIsRefused) {
+TEST(ResponseDecoder, SwitchingProtocolsUnaskedIsRefused) {
   ResponseDecoder d(false);
   auto r = run(d, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 100);
   EXPECT_EQ(r.last, Status::kError);
-  EXPECT_NE(r.error.find("upgrades"), std::string::npos);
+  EXPECT_NE(r.error.find("switched protocols without being asked"), std::string::npos);
+}
+
+TEST(UpstreamRequest, WebSocketHandshakeAsksForTheUpgradeWithoutBodyFraming) {
+  auto h = get("/ws");
+  h.has_body = true;  // the bytes after the 101, of no known length
+  h.headers = {{"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="},
+               {"sec-websocket-version", "13"},
+               {"sec-websocket-protocol", "chat"},
+               {"upgrade", "WebSocket"}};
+  std::string error;
+  auto r = encode_upstream_request(h, &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_TRUE(r->upgrade);
+  EXPECT_FALSE(r->chunked);
+  EXPECT_EQ(r->head,
+            "GET /ws HTTP/1.1\r\nHost: app.localhost:4433\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "sec-websocket-version: 13\r\nsec-websocket-protocol: chat\r\n"
+            "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+
+  h.headers = {{"upgrade", "h2c"}};  // not ours to ask for: dropped like any hop-by-hop field
+  h.has_body = false;
+  r = encode_upstream_request(h, &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_FALSE(r->upgrade);
+  EXPECT_EQ(r->head, "GET /ws HTTP/1.1\r\nHost: app.localhost:4433\r\n\r\n");
+}
+
+TEST(ResponseDecoder, SwitchingProtocolsAskedForRelaysRawBytesUntilEof) {
+  const std::string wire =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+      "\x81\x05hello\x82\x03\x7f\x01\x02HTTP/1.1 200 OK\r\n\r\n";
+  for (size_t step : {size_t{1}, size_t{7}, wire.size()}) {
+    ResponseDecoder d(false);
+    d.allow_upgrade();
+    auto r = run(d, wire, step, true, 4);
+    EXPECT_EQ(r.last, Status::kDone) << r.error;
+    ASSERT_TRUE(r.head);
+    EXPECT_EQ(r.head->status, 101);
+    EXPECT_TRUE(r.head->has_body);
+    EXPECT_FALSE(r.head->content_length);
+    EXPECT_EQ(r.head->headers,
+              (tunnel::HeaderPairs{{"sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}}))
+        << "upgrade and connection are hop-by-hop: the edge writes its own";
+    EXPECT_EQ(r.body, wire.substr(wire.find("\r\n\r\n") + 4)) << "frames pass untouched, in slices";
+    EXPECT_TRUE(d.switched());
+    EXPECT_FALSE(r.reusable);
+  }
+}
+
+TEST(ResponseDecoder, AnUpgradeDeclinedIsANormalResponse) {
+  ResponseDecoder d(false);
+  d.allow_upgrade();
+  auto r = run(d, "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", 5);
+  EXPECT_EQ(r.last, Status::kDone) << r.error;
+  ASSERT_TRUE(r.head);
+  EXPECT_EQ(r.head->status, 403);
+  EXPECT_EQ(r.body, "no");
+  EXPECT_FALSE(d.switched());
 }
 
 // Found by fuzz/agent_upstream_response.cc: Beast accepts any three digits as a status, but the
 // tunnel head carries 100..599 only, so "099" or "600" became a head the edge refuses as malformed.
 TEST(ResponseDecoder, StatusOutsideHttpRangeIsRefused) {
-  for (const char* wire : {"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n",
-                           "HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n",
-                           "HTTP/1.1 600 Big\r\nContent-Length: 0\r\n\r\n",
-                           "HTTP/1.1 999 Bigger\r\n\r\n"}) {
+  for (const char* wire :
+       {"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 600 Big\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 999 Bigger\r\n\r\n"}) {
     ResponseDecoder d(false);
     auto r = run(d, wire, 100);
     EXPECT_EQ(r.last, Status::kError) << wire;

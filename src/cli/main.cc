@@ -38,6 +38,7 @@ struct EdgeArgs {
   // (their defaults are PublicLimits' own).
   edge::PublicLimits limits;
   int http_idle_timeout_s = whole_seconds(limits.idle_timeout);
+  int websocket_idle_timeout_s = whole_seconds(limits.websocket_idle_timeout);
   int handshake_timeout_s = whole_seconds(limits.handshake_timeout);
   int header_timeout_s = whole_seconds(limits.header_timeout);
   int body_timeout_s = whole_seconds(limits.body_timeout);
@@ -65,6 +66,7 @@ int run_edge(const EdgeArgs& a) {
   }
   opts.public_limits = a.limits;
   opts.public_limits.idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
+  opts.public_limits.websocket_idle_timeout = std::chrono::seconds(a.websocket_idle_timeout_s);
   opts.public_limits.handshake_timeout = std::chrono::seconds(a.handshake_timeout_s);
   opts.public_limits.header_timeout = std::chrono::seconds(a.header_timeout_s);
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
@@ -149,6 +151,11 @@ int main(int argc, char** argv) {
   edge_cmd
       ->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
                    "seconds a public HTTP connection may stay idle (no bytes either way)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  edge_cmd
+      ->add_option("--websocket-idle-timeout", edge_args.websocket_idle_timeout_s,
+                   "seconds a public connection upgraded to WebSocket may stay idle (no bytes either way)")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
   edge_cmd

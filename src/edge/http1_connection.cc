@@ -64,7 +64,18 @@ size_t Http1Connection::on_client_bytes(std::span<const uint8_t> data) {
   return n;
 }
 
-void Http1Connection::on_client_eof() { abort("client closed the connection"); }
+void Http1Connection::on_client_eof() {
+  if (upgrade_ == Upgrade::kSwitched && !finished_) {
+    // The client ended its direction of the upgraded connection: FIN to the agent once its bytes
+    // are through; the agent's direction goes on. (The glue repeats this call: once is enough.)
+    if (!client_eof_) {
+      client_eof_ = true;
+      process();
+    }
+    return;
+  }
+  abort("client closed the connection");
+}
 
 void Http1Connection::abort(std::string_view why) {
   if (finished_) return;
@@ -265,14 +276,26 @@ void Http1Connection::start_request() {
   if (!parser_->chunked()) r.content_length = content_length;
   r.head_request = req.method() == http::verb::head;
   r.expect_continue = r.has_body && expects_continue(req);
-  // Upgrade is hop-by-hop on HTTP/1.1 and not asked of the exchange (yet): the request goes on as a
-  // plain one, as it always has.
+  // WebSocket: a bodiless GET with Connection: upgrade + Upgrade: websocket. Another Upgrade is
+  // hop-by-hop and dropped: the request goes on as a plain one.
+  if (!r.has_body) {
+    r.upgrade = requested_upgrade(req);
+    if (!r.upgrade.empty()) upgrade_ = Upgrade::kAsked;
+  }
   phase_ = Phase::kExchange;  // the exchange may end inline (a route answered at once)
   body_ended_ = false;
   ex_.begin(std::move(r), started_);
 }
 
 void Http1Connection::feed_body() {
+  if (upgrade_ == Upgrade::kAsked) {
+    ex_.pump_request();  // what follows the head is the new protocol's: it waits for the 101
+    return;
+  }
+  if (upgrade_ == Upgrade::kSwitched) {
+    relay_raw();
+    return;
+  }
   ex_.pump_request();
   // Body bytes are decoded from the input only as far as the exchange (and so the stream) takes
   // them: a slow agent leaves the rest in the bounded input buffer and the glue stops reading.
@@ -318,17 +341,47 @@ void Http1Connection::feed_body() {
   }
 }
 
+void Http1Connection::relay_raw() {
+  ex_.pump_request();
+  // The agent ended its direction: the connection closes once its bytes are out (exchange_done), and
+  // what the client still sends is not forwarded.
+  if (upstream_ended_ && !body_ended_) {
+    in_.clear();
+    client_eof_ = true;
+  }
+  while (!body_ended_ && !finished_ && phase_ == Phase::kExchange && !in_.empty()) {
+    const size_t n = std::min(ex_.request_body_room(), in_.size());
+    if (n == 0) return;  // the stream holds back: the input fills and the glue stops reading
+    decoded_.assign(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
+    in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
+    ex_.on_request_body(decoded_);
+  }
+  if (client_eof_ && in_.empty() && !body_ended_ && !finished_ && phase_ == Phase::kExchange) {
+    body_ended_ = true;
+    ex_.on_request_end();  // FIN once the bytes held by the exchange are on the stream
+  }
+}
+
 // --- ExchangeSink: the exchange's answer as HTTP/1.1 ------------------------------------------------
 
 void Http1Connection::send_continue() { append_out(kContinue); }
 
 void Http1Connection::send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) {
-  const bool keep = keep_alive_ && reusable && !close_after_;
   local_answers_ = 0;
+  if (head.status == 101 && upgrade_ == Upgrade::kAsked) {
+    // Switched: raw bytes both ways until each side ends, then the connection closes.
+    append_out(switching_head_bytes(head, "websocket"));
+    framing_ = Framing::kClose;
+    close_after_ = true;
+    upgrade_ = Upgrade::kSwitched;
+    return;
+  }
+  upgrade_ = Upgrade::kNone;  // an upgrade declined (or never asked): a normal response
+  const bool keep = keep_alive_ && reusable && !close_after_;
   ResponsePlan plan;
   append_out(response_head_bytes(head, head_request, version_, keep, &plan));
-  framing_ = head.status == 101 ? Framing::kClose : plan.framing;  // upgraded: raw bytes until close
-  if (!plan.keep_alive || head.status == 101) close_after_ = true;
+  framing_ = plan.framing;
+  if (!plan.keep_alive) close_after_ = true;
 }
 
 void Http1Connection::send_response_body(std::span<const uint8_t> data, const StreamRef& credit) {
@@ -345,6 +398,7 @@ void Http1Connection::send_response_body(std::span<const uint8_t> data, const St
 }
 
 void Http1Connection::send_response_end(bool complete) {
+  if (upgrade_ == Upgrade::kSwitched) upstream_ended_ = true;  // relay_raw() ends the client's side
   if (framing_ == Framing::kChunked) append_out(kLastChunk);
   if (!complete || framing_ == Framing::kClose) close_after_ = true;
 }
@@ -405,6 +459,8 @@ void Http1Connection::reset_request() {
   framing_ = Framing::kNone;
   resp_bytes_ = 0;
   close_after_ = false;
+  upgrade_ = Upgrade::kNone;
+  client_eof_ = upstream_ended_ = false;
 }
 
 void Http1Connection::write_log(int status, std::string note) {

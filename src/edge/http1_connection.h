@@ -9,7 +9,17 @@
 // an ExchangeRequest (end-to-end fields only). The exchange's response head becomes an HTTP/1.1 head
 // (Content-Length when given, else chunked, or close-delimited for HTTP/1.0; no body for HEAD,
 // 204, 304) and its body is streamed back. One request at a time per connection (no pipelining),
-// keep-alive between them. Upgrade is hop-by-hop here and is not asked of the exchange.
+// keep-alive between them.
+//
+// WebSocket (RFC 6455): a GET without a body that asks `Connection: upgrade` + `Upgrade: websocket`
+// becomes an exchange with `upgrade` set (other Upgrade values stay hop-by-hop and are dropped);
+// nothing after its head is read until the answer. A 101 is written as `101 Switching Protocols` with
+// Upgrade/Connection and the agent's Sec-WebSocket-* fields; from then on the connection is a raw byte
+// relay: client bytes go to the exchange as request body (within request_body_room()), the agent's
+// bytes to the client unframed, frames untouched. The client's EOF ends its direction (FIN to the
+// agent) while the agent's goes on; the agent's FIN ends the other, and the connection closes once its
+// bytes are out (what the client still sends is dropped). Any other answer is a normal response.
+// upgraded() tells the glue to use websocket_idle_timeout.
 //
 // Backpressure both ways, nothing buffered whole:
 //  - request body: decoded from the input buffer at most body_chunk bytes ahead of what the stream
@@ -92,6 +102,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   void on_client_written(size_t n) override;
   // Close the connection once client_output() is empty.
   bool finished() const override { return finished_; }
+  bool upgraded() const override { return upgrade_ == Upgrade::kSwitched; }
 
   // --- time ---
   std::optional<SteadyTime> next_deadline() const override;
@@ -116,6 +127,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
 
  private:
   enum class Phase { kHead, kExchange, kClosing };
+  enum class Upgrade { kNone, kAsked, kSwitched };  // of the current request
   using Parser = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
   struct Credit {
     uint64_t end = 0;  // absolute output offset after which `n` bytes of `ref` were written
@@ -129,6 +141,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   void parse_head();
   void start_request();
   void feed_body();  // decodes request body bytes as far as the exchange takes them
+  void relay_raw();  // after a 101: client bytes to the exchange as they are
   // The H1 side answers by itself (400, 431, 405, 408 for the header section): no exchange.
   void answer(int status, std::string_view detail);
   void append_out(std::string_view bytes);
@@ -166,6 +179,9 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   Framing framing_ = Framing::kNone;  // of the response body being written
   uint64_t resp_bytes_ = 0;           // response body bytes put into the output
   bool close_after_ = false;          // close the connection after this response
+  Upgrade upgrade_ = Upgrade::kNone;
+  bool client_eof_ = false;      // upgraded: the client ended its direction
+  bool upstream_ended_ = false;  // upgraded: the agent ended its direction
 
   // Output to the client.
   ByteRing out_;

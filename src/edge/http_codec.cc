@@ -160,6 +160,34 @@ bool expects_continue(const beast_http::request_header<>& req) {
   return it != req.end() && iequals(trim(it->value()), "100-continue");
 }
 
+std::string requested_upgrade(const beast_http::request_header<>& req) {
+  if (req.version() < 11 || req.method() != beast_http::verb::get) return {};
+  bool connection_upgrade = false, websocket = false;
+  for (auto it = req.find(beast_http::field::connection);
+       it != req.end() && it->name() == beast_http::field::connection; ++it) {
+    for (const auto& t : list_tokens(it->value())) connection_upgrade = connection_upgrade || t == "upgrade";
+  }
+  for (auto it = req.find(beast_http::field::upgrade);
+       it != req.end() && it->name() == beast_http::field::upgrade; ++it) {
+    for (const auto& t : list_tokens(it->value())) websocket = websocket || t == "websocket";
+  }
+  return connection_upgrade && websocket ? "websocket" : "";
+}
+
+std::string switching_head_bytes(const tunnel::ResponseHead& head, std::string_view protocol) {
+  std::string out = "HTTP/1.1 101 Switching Protocols\r\nupgrade: ";
+  out += protocol;
+  out += "\r\nconnection: Upgrade\r\n";
+  for (const auto& [n, v] : response_fields(head)) {
+    out += n;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
 tunnel::HeaderPairs end_to_end_fields(const beast_http::request_header<>& req) {
   // Names listed in Connection are hop-by-hop too (RFC 9110 §7.6.1).
   std::vector<std::string> connection_names;

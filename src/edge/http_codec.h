@@ -51,6 +51,15 @@ int build_request_head(const beast_http::request_header<>& req, std::string_view
                        const ClientInfo& client, uint32_t tunnel_id, tunnel::RequestHead& out,
                        std::string* detail);
 
+// The protocol an HTTP/1.1 request asks to switch to, as the exchange's `upgrade`: "websocket" for a
+// GET with `Connection: upgrade` (in its token list) and `websocket` among the Upgrade tokens (RFC 6455
+// §4.1), else "" (other Upgrade values are dropped as hop-by-hop). The body is the caller's to check.
+std::string requested_upgrade(const beast_http::request_header<>& req);
+
+// The head of a 101 for an upgraded exchange: `Upgrade: <protocol>`, `Connection: Upgrade` and the
+// agent's end-to-end fields (Sec-WebSocket-Accept, -Protocol, -Extensions, ...; response_fields()).
+std::string switching_head_bytes(const tunnel::ResponseHead& head, std::string_view protocol);
+
 // True when `req` asks for 100-continue (HTTP/1.1 only).
 bool expects_continue(const beast_http::request_header<>& req);
 

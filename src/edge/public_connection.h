@@ -52,6 +52,9 @@ class PublicConnection {
   virtual void on_client_written(size_t n) = 0;
   // Close the connection once client_output() is empty.
   virtual bool finished() const = 0;
+  // The connection carries an upgraded protocol (WebSocket): the glue's idle timeout is
+  // PublicLimits::websocket_idle_timeout instead of idle_timeout.
+  virtual bool upgraded() const { return false; }
 
   virtual std::optional<SteadyTime> next_deadline() const = 0;
   virtual void on_tick(SteadyTime now) = 0;

@@ -84,7 +84,10 @@ SteadyTime PublicExchange::now() const {
 void PublicExchange::begin(ExchangeRequest request, SteadyTime started) {
   reset();
   req_ = std::move(request);
-  req_.has_body = req_.has_body || !req_.upgrade.empty();  // an upgraded exchange sends bytes later
+  if (!req_.upgrade.empty()) {
+    req_.has_body = true;  // an upgraded exchange sends bytes later, of no known length
+    req_.content_length.reset();
+  }
   started_ = started;
   // The route may be answered inline (on_route() runs before route() returns) or later.
   phase_ = Phase::kRouting;
@@ -187,8 +190,9 @@ void PublicExchange::on_tick(SteadyTime t) {
 bool PublicExchange::body_clock_running() const {
   // Only until the agent answers: after that a slow upload is the application's business (the idle
   // timeout still applies), and a full-duplex exchange may legitimately upload slowly.
-  return phase_ == Phase::kExchange && attached_ && req_.has_body && !req_fin_sent_ && !req_stopped_ &&
-         !head_sent_ && !body_stalled_since_;
+  // An upgrade request sends nothing before its 101: its wait for the answer is not a slow body.
+  return phase_ == Phase::kExchange && attached_ && req_.has_body && req_.upgrade.empty() && !req_fin_sent_ &&
+         !req_stopped_ && !head_sent_ && !body_stalled_since_;
 }
 
 void PublicExchange::note_client_bytes(size_t n) {

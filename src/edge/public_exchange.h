@@ -22,8 +22,11 @@
 //
 // An upgraded exchange (ExchangeRequest::upgrade set and the agent answering 101) becomes a byte
 // stream both ways after the response head: request bytes go on the stream as they come, the agent's
-// bytes go to the sink, each direction ends with its own FIN. HTTP/1.1 does not ask for it yet
-// (Upgrade is hop-by-hop and dropped, as before), but the state exists for WebSocket.
+// bytes go to the sink, each direction ends with its own FIN. The request stream carries `upgrade:
+// <proto>` and has a body (the bytes after the 101); the codec feeds none before the answer, and the
+// body progress clock does not run while the answer is awaited. Any other answer is a normal response
+// to a bodiless request: the exchange ends the request (FIN) itself. HTTP/1.1 asks for it for
+// WebSocket (Http1Connection); HTTP/2 and HTTP/3 extended CONNECT will.
 //
 // An HTTP/2 stream or HTTP/3 request stream adds a codec beside Http1Connection that builds an
 // ExchangeRequest from its pseudo-headers and fields, feeds DATA frames to on_request_body(), and

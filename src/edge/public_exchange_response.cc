@@ -51,6 +51,11 @@ void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
 }
 
 void PublicExchange::start_response(tunnel::ResponseHead& head) {
+  if (!req_.upgrade.empty() && head.status != 101 && !req_end_) {
+    // The upgrade was declined: the request (a GET, no body) is over. The codec fed nothing yet.
+    req_end_ = true;
+    pump_request();
+  }
   for (const auto& [name, value] : head.headers) {
     if (name == tunnel::kErrorHeader) {
       resp_ = Resp::kDiscard;

@@ -14,6 +14,9 @@ struct PublicLimits {
   // --- connections (PublicListener) ---
   // No byte read or written for this long closes a connection (and cancels its request).
   std::chrono::milliseconds idle_timeout{120'000};
+  // The same for a connection upgraded to WebSocket (a quiet socket may legitimately wait for events
+  // longer than a request would; applications ping within a minute or so).
+  std::chrono::milliseconds websocket_idle_timeout{600'000};
   size_t max_connections = 10'000;      // further connections are closed at once (a reset)
   size_t max_connections_per_ip = 256;  // from one client address (IPv6: one /64); 0 = no cap
   // A TLS handshake must finish this long after the accept.

@@ -165,7 +165,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     if (is_tls()) {
       if (!tls_) return;
       // Encrypt run by run until the output is empty or the TLS layer's ciphertext cap is reached.
-      while (tls_->state() == TlsServerStream::State::kOpen) {
+      while (tls_->write_capacity() > 0) {  // also after the client's close_notify (a half-close)
         auto out = conn_->client_output();
         if (out.empty()) break;
         const size_t n = tls_->write(out);
@@ -319,7 +319,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   }
 
   std::chrono::milliseconds listener_idle() const {
-    return listener_ ? listener_->options_.limits.idle_timeout : std::chrono::milliseconds(0);
+    if (!listener_) return std::chrono::milliseconds(0);
+    const PublicLimits& limits = listener_->options_.limits;
+    return conn_ && conn_->upgraded() ? limits.websocket_idle_timeout : limits.idle_timeout;
   }
 
   void on_timer() {

@@ -203,7 +203,9 @@ void TlsServerStream::consume_plaintext(size_t n) {
 bool TlsServerStream::peer_finished() const { return read_closed_ && plain_.size() == plain_pos_; }
 
 size_t TlsServerStream::write_capacity() const {
-  if (state_ != State::kOpen) return 0;
+  // After the peer's close_notify (or EOF) our direction stays open until close(): an upgraded
+  // connection (WebSocket) half-closed by the client still gets the rest of the server's bytes.
+  if (sent_close_ || (state_ != State::kOpen && state_ != State::kClosed)) return 0;
   return wire_.space_out(limits_.max_ciphertext_out);
 }
 
@@ -217,7 +219,8 @@ size_t TlsServerStream::write(std::span<const uint8_t> data) {
 
 void TlsServerStream::close() {
   if (state_ != State::kOpen && state_ != State::kClosed) return;
-  if (session_) gnutls_bye(session_, GNUTLS_SHUT_WR);  // push never blocks, so this completes
+  if (session_ && !sent_close_) gnutls_bye(session_, GNUTLS_SHUT_WR);  // push never blocks: completes
+  sent_close_ = true;
   state_ = State::kClosed;
 }
 

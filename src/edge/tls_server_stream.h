@@ -86,7 +86,7 @@ class TlsServerStream {
   enum class State {
     kHandshaking,
     kOpen,
-    kClosed,  // the peer finished (close_notify or EOF) or we sent close_notify
+    kClosed,  // the peer finished (close_notify or EOF; we may still write) or we sent close_notify
     kFailed,  // handshake or record error; error() says which
   };
 
@@ -117,7 +117,8 @@ class TlsServerStream {
   // Encrypts up to write_capacity() bytes; returns how many were taken (0 while handshaking).
   size_t write(std::span<const uint8_t> data);
   size_t write_capacity() const;
-  // Queues close_notify; later writes take nothing.
+  // Queues close_notify; later writes take nothing. (The peer's close_notify alone does not stop
+  // writes: TLS closes each direction on its own.)
   void close();
 
   State state() const { return state_; }
@@ -165,6 +166,7 @@ class TlsServerStream {
   std::vector<uint8_t, NoInitAlloc<uint8_t>> plain_;
   size_t plain_pos_ = 0;
   bool read_closed_ = false;
+  bool sent_close_ = false;  // close() queued our close_notify
 };
 
 }  // namespace wtmesh::edge

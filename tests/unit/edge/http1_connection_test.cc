@@ -51,14 +51,15 @@ TEST_F(Http1ConnectionTest, GetIsForwardedAndAnswered) {
   EXPECT_EQ(logs_[0].duration, std::chrono::milliseconds(25));
 }
 
-TEST_F(Http1ConnectionTest, WebSocketUpgradeGoesOnAsAPlainRequest) {
-  // HTTP/1.1 does not ask the exchange for an upgrade (yet): Upgrade is hop-by-hop and dropped, and
-  // an agent's 101 is an interim response the edge refuses.
-  feed("GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+TEST_F(Http1ConnectionTest, AnUpgradeOtherThanWebSocketGoesOnAsAPlainRequest) {
+  // Upgrade is hop-by-hop and dropped unless it asks for WebSocket (http1_connection_websocket_test.cc),
+  // and an agent's 101 is then an interim response the edge refuses.
+  feed("GET /x HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
   tunnel::RequestHead rh;
   std::string body;
   ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
   EXPECT_EQ(header_value(rh.headers, "upgrade"), "<none>");
+  EXPECT_FALSE(rh.has_body);
   EXPECT_TRUE(stream().fin);
   agent_answers(head(101, std::nullopt, false), "", false);
   EXPECT_NE(drain().find("HTTP/1.1 502 "), std::string::npos);

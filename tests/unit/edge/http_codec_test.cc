@@ -27,6 +27,51 @@ http::request_header<> with_te(std::initializer_list<std::string_view> values, u
   return req;
 }
 
+http::request_header<> get_with(std::initializer_list<std::pair<std::string_view, std::string_view>> fields,
+                                unsigned version = 11) {
+  http::request_header<> req;
+  req.version(version);
+  req.method(http::verb::get);
+  for (const auto& [n, v] : fields) req.insert(n, v);
+  return req;
+}
+
+TEST(RequestedUpgrade, WebSocketOnlyWithConnectionUpgradeOnAnHttp11Get) {
+  EXPECT_EQ(requested_upgrade(get_with({{"Connection", "Upgrade"}, {"Upgrade", "websocket"}})), "websocket");
+  EXPECT_EQ(requested_upgrade(get_with({{"Connection", "keep-alive, UPGRADE"}, {"Upgrade", "WebSocket"}})),
+            "websocket")
+      << "tokens are case-insensitive and Connection is a list";
+  EXPECT_EQ(requested_upgrade(
+                get_with({{"Connection", "close"}, {"Connection", "upgrade"}, {"Upgrade", "websocket"}})),
+            "websocket")
+      << "Connection may come more than once";
+  EXPECT_EQ(requested_upgrade(get_with({{"Connection", "upgrade"}, {"Upgrade", "foo/2, websocket"}})),
+            "websocket");
+  EXPECT_EQ(requested_upgrade(get_with({{"Upgrade", "websocket"}})), "") << "no Connection: upgrade";
+  EXPECT_EQ(requested_upgrade(get_with({{"Connection", "upgrade"}, {"Upgrade", "h2c"}})), "");
+  EXPECT_EQ(requested_upgrade(get_with({{"Connection", "upgrade"}, {"Upgrade", "websocket"}}, 10)), "")
+      << "HTTP/1.0";
+  auto post = get_with({{"Connection", "upgrade"}, {"Upgrade", "websocket"}});
+  post.method(http::verb::post);
+  EXPECT_EQ(requested_upgrade(post), "");
+}
+
+TEST(SwitchingHead, TheAgentsEndToEndFieldsBehindOurUpgradeAndConnection) {
+  tunnel::ResponseHead h;
+  h.status = 101;
+  h.has_body = true;
+  h.headers = {{"sec-websocket-accept", "abc="},
+               {"sec-websocket-protocol", "chat"},
+               {"sec-websocket-extensions", "permessage-deflate"},
+               {"connection", "upgrade"},
+               {"upgrade", "other"},
+               {"x-bad", "a\r\nb"}};
+  EXPECT_EQ(switching_head_bytes(h, "websocket"),
+            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            "sec-websocket-accept: abc=\r\nsec-websocket-protocol: chat\r\n"
+            "sec-websocket-extensions: permessage-deflate\r\n\r\n");
+}
+
 TEST(TransferEncodingStatus, OnlyAFinalSingleChunkedOnHttp11IsForwarded) {
   std::string detail;
   EXPECT_EQ(transfer_encoding_status(http::request_header<>{}, &detail), 0) << "no Transfer-Encoding";

@@ -211,6 +211,24 @@ TEST_F(TlsServerStreamTest, CloseNotifyAndEofEndTheInput) {
   EXPECT_NE(s2.state(), TlsServerStream::State::kFailed) << s2.error();
 }
 
+TEST_F(TlsServerStreamTest, PeerCloseNotifyLeavesOurDirectionOpen) {
+  MemoryTlsClient c(certs_.ca_cert, "localhost");
+  TlsServerStream s(config_);
+  pump(c, s);
+  c.bye();
+  pump(c, s);
+  EXPECT_TRUE(s.peer_finished());
+  EXPECT_GT(s.write_capacity(), 0u) << "a half-closed connection still carries the server's bytes";
+  const std::string tail = "after the client's close_notify";
+  EXPECT_EQ(s.write({reinterpret_cast<const uint8_t*>(tail.data()), tail.size()}), tail.size());
+  s.close();
+  EXPECT_EQ(s.write_capacity(), 0u);
+  pump(c, s);
+  std::string got;
+  c.recv_all(got);
+  EXPECT_EQ(got, tail);
+}
+
 TEST_F(TlsServerStreamTest, ServerCloseSendsCloseNotify) {
   MemoryTlsClient c(certs_.ca_cert, "localhost");
   TlsServerStream s(config_);

@@ -85,4 +85,13 @@ if [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
     (cd "$here/tests/browser" && quiet npm install --no-audit --no-fund --loglevel=error)
   fi
 fi
+# Node packages for the peer tests (tests/peers/websocket_h1.sh: ws; websocket_vite.sh: vite).
+if [ ! -d "$here/tests/peers/node_modules/ws" ] || [ ! -d "$here/tests/peers/node_modules/vite" ]; then
+  echo "setup: npm packages for tests/peers"
+  if [ -f "$here/tests/peers/package-lock.json" ]; then
+    (cd "$here/tests/peers" && quiet npm ci --no-audit --no-fund --loglevel=error)
+  else
+    (cd "$here/tests/peers" && quiet npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi
 echo "setup: done"

@@ -1,10 +1,12 @@
 // The demo web service behind `scripts/demo.sh`: a small local app that the agent exposes through the
 // edge. It shows what the tunnel carries: the request as the service sees it (method, path, the
 // X-Forwarded-* / Forwarded headers the edge adds), a JSON API, a POST echo, and a server-sent event
-// stream that arrives tick by tick.
+// stream that arrives tick by tick, and a WebSocket echo at /ws (no dependency: text and binary frames
+// come back as sent, pings get pongs, a close is answered with the same code and reason).
 //
 //   node scripts/demo_service.mjs [--port N] [--host H]    (port 0 picks a free one)
 // Prints "demo service listening on http://HOST:PORT/" once it listens.
+import crypto from 'node:crypto';
 import http from 'node:http';
 
 function arg(name, fallback) {
@@ -81,6 +83,69 @@ const server = http.createServer((req, res) => {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found in the demo service\n');
   }
+});
+
+// WebSocket echo at /ws (RFC 6455), frame by frame; the client's frames are masked, ours are not.
+server.on('upgrade', (req, socket, head) => {
+  const key = req.headers['sec-websocket-key'];
+  if (!req.url.startsWith('/ws') || !key || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    return;
+  }
+  const accept = crypto.createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
+  const send = (first, payload) => {
+    const n = payload.length;
+    let hdr;
+    if (n < 126) {
+      hdr = Buffer.from([first, n]);
+    } else if (n < 65536) {
+      hdr = Buffer.from([first, 126, n >> 8, n & 255]);
+    } else {
+      hdr = Buffer.alloc(10);
+      hdr[0] = first;
+      hdr[1] = 127;
+      hdr.writeBigUInt64BE(BigInt(n), 2);
+    }
+    socket.write(Buffer.concat([hdr, payload]));
+  };
+  let buf = Buffer.from(head);
+  socket.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      const first = buf[0];
+      const opcode = first & 15;
+      const masked = (buf[1] & 128) !== 0;
+      let n = buf[1] & 127;
+      let at = 2;
+      if (n === 126) {
+        if (buf.length < 4) return;
+        n = buf.readUInt16BE(2);
+        at = 4;
+      } else if (n === 127) {
+        if (buf.length < 10) return;
+        n = Number(buf.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (n > 16 << 20) return void socket.destroy();
+      const mask = at;
+      if (masked) at += 4;
+      if (buf.length < at + n) return;
+      const payload = Buffer.from(buf.subarray(at, at + n));
+      if (masked) for (let i = 0; i < n; i++) payload[i] ^= buf[mask + (i & 3)];
+      buf = buf.subarray(at + n);
+      if (opcode === 8) {
+        send(0x88, payload);  // close: the same code and reason back, then our FIN
+        return void socket.end();
+      }
+      if (opcode === 9) send(0x8a, payload);  // ping -> pong
+      else if (opcode !== 10) send(first & 0x8f, payload);  // text/binary/continuation, FIN bit kept
+    }
+  });
+  socket.on('error', () => {});
 });
 
 server.listen(Number(arg('--port', '0')), arg('--host', '127.0.0.1'), () => {

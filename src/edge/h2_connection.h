@@ -9,12 +9,21 @@
 // into nghttp2 from a callback. The data source callback copies already-buffered response bytes.
 //
 // Per request: :method, :path, :authority (or Host) and the fields become an ExchangeRequest (cookie
-// crumbs joined, Host and Content-Length kept out of the fields as on HTTP/1.1); CONNECT gets 405,
-// a bad authority or path 400, a header list over max_header_bytes 431 (all without reaching the
+// crumbs joined, Host and Content-Length kept out of the fields as on HTTP/1.1); a plain CONNECT
+// gets 405, a bad authority or path 400, a header list over max_header_bytes 431 (all without reaching the
 // agent). Trailers of a request are dropped. The response head keeps the agent's fields minus the
 // hop-by-hop ones, with names lower-cased; an exchange that ends before the request body does
 // resets the stream with NO_ERROR after the response (RFC 9113 §8.1), one whose response body
-// broke off resets it with INTERNAL_ERROR.
+// broke off resets it with INTERNAL_ERROR. Streams are H2Connection::Stream (edge/h2_stream.h).
+//
+// WebSocket (RFC 8441): the SETTINGS say ENABLE_CONNECT_PROTOCOL = 1, and an extended CONNECT with
+// `:protocol websocket` becomes the RFC 6455 handshake the tunnel keeps (a GET with upgrade: websocket,
+// a Sec-WebSocket-Key made up here, Sec-WebSocket-Version 13); the agent's 101 is checked against that
+// key (502 and a reset when it does not match) and answered with a 200 carrying the other
+// Sec-WebSocket-* fields; any other answer is passed on (a declined upgrade). Then DATA carries the
+// WebSocket's bytes both ways within the same flow control as bodies; the client's END_STREAM is the
+// FIN to the agent and the agent's FIN our END_STREAM, each direction on its own. Another :protocol
+// gets 501 (h2_websocket.cc). upgraded() is true while such a stream runs.
 //
 // Limits (docs/architecture.md, "Public side limits"):
 //  - SETTINGS_MAX_CONCURRENT_STREAMS (h2_max_concurrent_streams; nghttp2 refuses more with
@@ -86,6 +95,7 @@ class H2Connection final : public PublicConnection {
   void on_tick(SteadyTime now) override;
   size_t buffered_output() const override { return out_.size(); }
   size_t buffered_input() const override;
+  bool upgraded() const override;
 
   // Introspection (tests, limits).
   size_t stream_count() const { return streams_.size(); }
@@ -128,7 +138,7 @@ class H2Connection final : public PublicConnection {
   bool in_process_ = false;
   bool again_ = false;
   bool goaway_sent_ = false;
-  bool closed_pending_ = false;  // a stream was closed by nghttp2 and awaits step()
+  bool step_pending_ = false;  // a stream was closed, or its response sent, and awaits step()
   std::string error_;
   size_t local_answers_ = 0;
   size_t unowned_ = 0;  // request body bytes of streams already forgotten, to give back to the window

@@ -5,13 +5,14 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -117,6 +118,53 @@ class H2TestClient {
     if (src) bodies_.emplace_back(src);
     return id;
   }
+  // An extended CONNECT (RFC 8441) whose stream stays open: send() and end() write its DATA.
+  int32_t extended_connect(std::string protocol, std::string path, std::string authority,
+                           std::vector<std::pair<std::string, std::string>> fields = {}) {
+    std::vector<std::pair<std::string, std::string>> all = {{":method", "CONNECT"},
+                                                            {":protocol", std::move(protocol)},
+                                                            {":scheme", "https"},
+                                                            {":authority", std::move(authority)},
+                                                            {":path", std::move(path)}};
+    for (auto& f : fields) all.push_back(std::move(f));
+    std::vector<nghttp2_nv> nva;
+    for (auto& [n, v] : all) {
+      nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()), n.size(),
+                     v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    auto out = std::make_unique<Outgoing>();
+    nghttp2_data_provider provider{};
+    provider.source.ptr = out.get();
+    provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags,
+                                nghttp2_data_source* source, void*) -> ssize_t {
+      auto* o = static_cast<Outgoing*>(source->ptr);
+      const size_t n = std::min(len, o->data.size());
+      std::memcpy(buf, o->data.data(), n);
+      o->data.erase(0, n);
+      if (o->data.empty() && o->eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+      } else if (n == 0) {
+        return NGHTTP2_ERR_DEFERRED;
+      }
+      return static_cast<ssize_t>(n);
+    };
+    const int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &provider, nullptr);
+    if (id > 0) outgoing_[id] = std::move(out);
+    return id;
+  }
+  // DATA on an extended CONNECT's stream; end() sends END_STREAM after what was sent.
+  void send(int32_t id, std::string_view data) {
+    outgoing_.at(id)->data.append(data);
+    nghttp2_session_resume_data(session_, id);
+  }
+  void end(int32_t id) {
+    outgoing_.at(id)->eof = true;
+    nghttp2_session_resume_data(session_, id);
+  }
+  // The server's SETTINGS value for `id` (once its SETTINGS arrived).
+  uint32_t remote_setting(nghttp2_settings_id id) const {
+    return nghttp2_session_get_remote_settings(session_, id);
+  }
   void reset(int32_t id, uint32_t code = NGHTTP2_CANCEL) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code);
   }
@@ -140,9 +188,14 @@ class H2TestClient {
   std::optional<uint32_t> goaway;  // the error code of a GOAWAY received
 
  private:
+  struct Outgoing {
+    std::string data;
+    bool eof = false;
+  };
   static H2TestClient& self(void* u) { return *static_cast<H2TestClient*>(u); }
   nghttp2_session* session_ = nullptr;
   std::vector<std::unique_ptr<std::string>> bodies_;
+  std::map<int32_t, std::unique_ptr<Outgoing>> outgoing_;
 };
 
 }  // namespace wtmesh::edge::test

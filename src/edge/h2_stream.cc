@@ -1,0 +1,316 @@
+// H2Connection::Stream (edge/h2_stream.h): a request stream's fields become an ExchangeRequest, its
+// DATA the request body, and the exchange's answer HEADERS + DATA through nghttp2's data source.
+#include "edge/h2_stream.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+
+#include "edge/http_codec.h"
+#include "edge/route_table.h"
+
+namespace wtmesh::edge {
+namespace {
+
+nghttp2_nv nv(std::string_view name, std::string_view value) {
+  // NO_COPY is not set: nghttp2 copies both when the frame is submitted.
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+bool bodiless_status(int status) { return status == 204 || status == 304 || (status >= 100 && status < 200); }
+
+}  // namespace
+
+ssize_t H2Connection::Stream::read(uint8_t* buf, size_t length, uint32_t* flags) {
+  size_t n = 0;
+  while (n < length && !resp_.empty()) {
+    const auto run = resp_.front();
+    const size_t k = std::min(run.size(), length - n);
+    std::memcpy(buf + n, run.data(), k);
+    resp_.consume(k);
+    n += k;
+  }
+  if (const size_t c = std::min(n, resp_credited_); c > 0) {
+    conn_.copied_.emplace_back(credit_, c);
+    resp_credited_ -= c;
+  }
+  if (resp_.empty() && resp_eof_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  } else if (n == 0) {
+    deferred_ = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+// --- run by the connection after the library returned -----------------------------------------------
+
+bool H2Connection::Stream::step() {
+  if (closed_ && draining()) {
+    feed();
+    if (!done_) return true;
+  }
+  if (closed_) {
+    if (!done_) {
+      if (auto o = ex_.cancel(close_code_ == NGHTTP2_NO_ERROR ? "client closed the stream"
+                                                              : "client reset the stream")) {
+        conn_.log(*this, client_status(o->status), o->note);
+      }
+      done_ = true;
+    }
+    drop_response();
+    // Request bytes never handed on still count against the connection's window.
+    const size_t unread = body_.size() - body_pos_ + discard_;
+    if (unread > 0) nghttp2_session_consume_connection(conn_.session_, unread);
+    body_.clear();
+    body_pos_ = discard_ = 0;
+    return false;
+  }
+  if (head_done_ && !begun_) begin();
+  if (begun_ && !done_) {
+    if (arrived_ > 0) ex_.note_client_bytes(std::exchange(arrived_, 0));  // the body progress clock
+    feed();
+  }
+  if (discard_ > 0 || (done_ && body_pos_ < body_.size())) {
+    nghttp2_session_consume(conn_.session_, id_, discard_ + body_.size() - body_pos_);
+    discard_ = 0;
+    body_.clear();
+    body_pos_ = 0;
+  }
+  if (rst_code_ && response_sent_ && !rst_sent_ && !client_ended_) {
+    rst_sent_ = true;
+    nghttp2_submit_rst_stream(conn_.session_, NGHTTP2_FLAG_NONE, id_, *rst_code_);
+  }
+  return true;
+}
+
+void H2Connection::Stream::cancel_silently() {
+  if (!done_) ex_.cancel("");
+  done_ = true;
+  drop_response();
+}
+
+std::optional<ExchangeOutcome> H2Connection::Stream::cancel(std::string_view why) {
+  std::optional<ExchangeOutcome> o;
+  if (!done_) o = ex_.cancel(why);
+  done_ = true;
+  drop_response();
+  return o;
+}
+
+// --- ExchangeSink -----------------------------------------------------------------------------------
+
+void H2Connection::Stream::send_continue() {
+  const std::array<nghttp2_nv, 1> h{nv(":status", "100")};
+  nghttp2_submit_headers(conn_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, h.data(), h.size(), nullptr);
+}
+
+void H2Connection::Stream::send_response_head(const tunnel::ResponseHead& head, bool head_request,
+                                              bool /*reusable*/) {
+  if (ws_ == Ws::kAsked) {
+    if (head.status == 101) {
+      switch_websocket(head);
+      return;
+    }
+    ws_ = Ws::kNone;  // declined: a normal response (the exchange ended the request itself)
+  }
+  conn_.local_answers_ = 0;
+  status_ = head.status;
+  const bool bodiless = head_request || bodiless_status(head.status);
+  tunnel::HeaderPairs fields = response_fields(head);
+  for (auto& [n, v] : fields) n = lower_ascii(n);
+  const bool known_length = head.content_length && head.status != 204 && !(head.status < 200);
+  if (known_length) fields.emplace_back("content-length", std::to_string(*head.content_length));
+  no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
+  if (!no_body_) announced_ = head.content_length;
+  submit(std::to_string(head.status), fields, !no_body_);
+}
+
+void H2Connection::Stream::send_response_body(std::span<const uint8_t> data, const StreamRef& credit) {
+  if (data.empty()) return;
+  if (no_body_ || rst_sent_) {
+    conn_.dir_.consume(credit, data.size());
+    return;
+  }
+  resp_.append(data);
+  resp_credited_ += data.size();
+  credit_ = credit;
+  bytes_ += data.size();
+  resume();
+}
+
+void H2Connection::Stream::send_response_end(bool complete) {
+  resp_eof_ = true;
+  if (!complete) {
+    // Shorter than announced: the client must not take it for a whole response.
+    drop_response();
+    rst_now(NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  resume();
+}
+
+void H2Connection::Stream::send_error(int status, std::string_view detail, bool /*reusable*/,
+                                      bool from_agent) {
+  if (!from_agent && ++conn_.local_answers_ >= conn_.limits().max_local_answers) conn_.goaway();
+  ws_ = Ws::kNone;
+  status_ = status;
+  const ErrorPage page = error_page(status, detail);
+  tunnel::HeaderPairs fields = page.fields;
+  fields.emplace_back("content-length", std::to_string(page.body.size()));
+  resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
+  resp_eof_ = true;
+  no_body_ = false;
+  submit(std::to_string(status), fields, true);
+}
+
+void H2Connection::Stream::exchange_done(const ExchangeOutcome& outcome) {
+  done_ = true;
+  conn_.log(*this, client_status(outcome.status), outcome.note);
+  ++conn_.completed_;
+  // The whole announced length arrived (the agent sending more ends the exchange without
+  // send_response_end): the response is complete.
+  if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
+  if (!resp_eof_ || !outcome.completed) {
+    // Cut short (the agent went away mid-body): only a reset tells an HTTP/2 client.
+    drop_response();
+    rst_now(NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  resume();
+  // The response went out before the request body ended: the client should stop sending it.
+  if (!client_ended_) rst_code_ = NGHTTP2_NO_ERROR;
+}
+
+void H2Connection::Stream::exchange_progress() {
+  conn_.process();
+  if (conn_.hooks_.wake) conn_.hooks_.wake();
+}
+
+// --- the request ------------------------------------------------------------------------------------
+
+void H2Connection::Stream::begin() {
+  begun_ = true;
+  conn_.seen_request_ = true;
+  started_ = conn_.now();
+  if (too_large_) return answer(431, "The request header section is larger than the edge accepts.");
+  ExchangeRequest r;
+  std::string path, cookie;
+  std::optional<std::string> authority, host_field, protocol;
+  for (auto& [name, value] : fields_) {
+    if (name == ":method") {
+      r.method = value;
+    } else if (name == ":path") {
+      path = value;
+    } else if (name == ":authority") {
+      authority = value;
+    } else if (name == ":protocol") {
+      protocol = value;  // nghttp2 let it through: a CONNECT, and our SETTINGS enabled it
+    } else if (name.starts_with(':')) {
+      continue;  // :scheme (nghttp2 checked it)
+    } else if (name == "host") {
+      host_field = value;
+    } else if (name == "content-length") {
+      uint64_t v = 0;
+      const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (ec == std::errc() && p == value.data() + value.size()) r.content_length = v;
+    } else if (name == "cookie") {
+      cookie += (cookie.empty() ? "" : "; ") + value;  // RFC 9113 §8.2.3: crumbs joined again
+    } else {
+      if (name == "expect" && value == "100-continue") r.expect_continue = true;
+      if (name != "expect") r.headers.emplace_back(std::move(name), std::move(value));
+    }
+  }
+  fields_.clear();
+  if (!cookie.empty()) r.headers.emplace_back("cookie", std::move(cookie));
+  method_ = r.method;
+  target_ = path;
+  if (r.method == "CONNECT" && !protocol) return answer(405, "CONNECT is not supported by tunnels.");
+  if (protocol && !begin_websocket(r, *protocol)) return;
+  if (!(path.starts_with("/") || (path == "*" && r.method == "OPTIONS")))
+    return answer(400, "The request target is not a path.");
+  r.authority = authority ? *authority : host_field.value_or("");
+  const auto host = normalize_host(r.authority);
+  if (!host) return answer(400, "The :authority is not a valid host name.");
+  host_ = *host;
+  r.host = *host;
+  r.target = std::move(path);
+  r.has_body = !client_ended_ || !body_.empty();
+  if (r.content_length && *r.content_length == 0) r.has_body = false;
+  if (!r.has_body) r.content_length.reset();
+  r.head_request = r.method == "HEAD";
+  r.expect_continue = r.expect_continue && r.has_body;
+  ex_.begin(std::move(r), started_);
+}
+
+void H2Connection::Stream::feed() {
+  ex_.pump_request();
+  // An extended CONNECT's DATA (and END_STREAM) wait for the switch: they are the WebSocket's, and a
+  // declined upgrade drops them.
+  if (ws_ == Ws::kAsked) return;
+  while (!done_ && body_pos_ < body_.size()) {
+    const size_t n = std::min(ex_.request_body_room(), body_.size() - body_pos_);
+    if (n == 0) return;
+    const std::span<const uint8_t> chunk(body_.data() + body_pos_, n);
+    body_pos_ += n;
+    ex_.on_request_body(chunk);
+    nghttp2_session_consume(conn_.session_, id_, n);
+  }
+  if (body_pos_ == body_.size()) {
+    body_.clear();
+    body_pos_ = 0;
+  }
+  if (!done_ && client_ended_ && body_.empty() && !end_delivered_ && ex_.request_body_room() > 0) {
+    end_delivered_ = true;
+    ex_.on_request_end();
+  }
+}
+
+void H2Connection::Stream::answer(int status, std::string_view detail) {
+  done_ = true;
+  send_error(status, detail, true, false);
+  conn_.log(*this, status, std::string(detail));
+  ++conn_.completed_;
+  if (!client_ended_) rst_code_ = NGHTTP2_NO_ERROR;
+}
+
+// --- the response -----------------------------------------------------------------------------------
+
+void H2Connection::Stream::submit(const std::string& status, const tunnel::HeaderPairs& fields,
+                                  bool with_body) {
+  std::vector<nghttp2_nv> h;
+  h.reserve(fields.size() + 1);
+  h.push_back(nv(":status", status));
+  for (const auto& [n, v] : fields) h.push_back(nv(n, v));
+  nghttp2_data_provider provider{};
+  provider.source.ptr = this;
+  provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                              nghttp2_data_source* source, void*) -> ssize_t {
+    return static_cast<Stream*>(source->ptr)->read(buf, length, flags);
+  };
+  nghttp2_submit_response(conn_.session_, id_, h.data(), h.size(), with_body ? &provider : nullptr);
+}
+
+void H2Connection::Stream::resume() {
+  if (deferred_) {
+    deferred_ = false;
+    nghttp2_session_resume_data(conn_.session_, id_);
+  }
+}
+
+void H2Connection::Stream::rst_now(uint32_t code) {
+  if (rst_sent_ || closed_) return;
+  rst_sent_ = true;
+  nghttp2_submit_rst_stream(conn_.session_, NGHTTP2_FLAG_NONE, id_, code);
+}
+
+void H2Connection::Stream::drop_response() {
+  if (resp_credited_ > 0) conn_.dir_.consume(credit_, resp_credited_);
+  resp_credited_ = 0;
+  resp_.clear();
+}
+
+}  // namespace wtmesh::edge

@@ -1,0 +1,158 @@
+// One request stream of a public HTTP/2 connection (edge/h2_connection.h), private to the codec: what
+// nghttp2's callbacks recorded for it (header fields, DATA, END_STREAM, its close), the
+// PublicExchange that carries it, and the response waiting for nghttp2's data source.
+//
+// The callbacks only call the on_*() recorders and read(); step() runs the exchange after the library
+// returned. h2_stream.cc maps requests and responses; h2_websocket.cc the extended CONNECT (RFC 8441)
+// that carries a WebSocket.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/byte_ring.h"
+#include "edge/h2_connection.h"
+#include "edge/public_exchange.h"
+
+namespace wtmesh::edge {
+
+class H2Connection::Stream final : public ExchangeSink {
+ public:
+  Stream(H2Connection& conn, int32_t id)
+      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this) {}
+  ~Stream() override { drop_response(); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // --- recorded by the callbacks ---
+  void on_header(std::string_view name, std::string_view value) {
+    if (head_done_) return;  // a trailer section: dropped
+    header_bytes_ += name.size() + value.size() + 32;
+    if (header_bytes_ > conn_.config_.max_header_bytes) {
+      too_large_ = true;
+      fields_.clear();
+      return;
+    }
+    if (!too_large_) fields_.emplace_back(name, value);
+  }
+  void on_head_done(bool end_stream) {
+    if (head_done_) {
+      if (end_stream) client_ended_ = true;  // a trailer section ends the request
+      return;
+    }
+    head_done_ = true;
+    client_ended_ = end_stream;
+  }
+  void on_data(std::span<const uint8_t> data) {
+    arrived_ += data.size();
+    if (done_) {
+      discard_ += data.size();
+    } else {
+      body_.insert(body_.end(), data.begin(), data.end());
+    }
+  }
+  void on_end_stream() { client_ended_ = true; }
+  void on_closed(uint32_t code) {
+    closed_ = true;
+    close_code_ = code;
+  }
+  void on_end_stream_sent() { response_sent_ = true; }
+  // nghttp2's data source: copies buffered response bytes.
+  ssize_t read(uint8_t* buf, size_t length, uint32_t* flags);
+
+  // --- run by the connection after the library returned ---
+  // Returns false when the stream is over and can be forgotten.
+  bool step();
+  void cancel_silently();
+  std::optional<ExchangeOutcome> cancel(std::string_view why);
+  std::optional<SteadyTime> next_deadline() const { return done_ ? std::nullopt : ex_.next_deadline(); }
+  void on_tick(SteadyTime now) {
+    if (!done_) ex_.on_tick(now);
+  }
+  size_t buffered() const { return body_.size() - body_pos_ + ex_.buffered_body(); }
+  // A WebSocket runs on it (the agent switched protocols and the exchange goes on).
+  bool upgraded() const { return ws_ == Ws::kSwitched && !done_; }
+
+  // --- ExchangeSink ---
+  void send_continue() override;
+  void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) override;
+  void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override;
+  void send_response_end(bool complete) override;
+  void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override;
+  void exchange_done(const ExchangeOutcome& outcome) override;
+  void exchange_progress() override;
+
+  // Log fields.
+  std::string method_, host_, target_;
+  SteadyTime started_;
+  int status_ = 0;
+  uint64_t bytes_ = 0;
+
+ private:
+  // The extended CONNECT for a WebSocket (RFC 8441): asked (the agent's answer is awaited; client
+  // DATA waits here), switched (raw bytes both ways, each direction ends with its END_STREAM/FIN).
+  enum class Ws { kNone, kAsked, kSwitched };
+
+  void begin();
+  // Body bytes go to the exchange as far as it takes them; their window goes back to the client.
+  void feed();
+  // The edge answers by itself, before any exchange.
+  void answer(int status, std::string_view detail);
+  void submit(const std::string& status, const tunnel::HeaderPairs& fields, bool with_body);
+  void resume();
+  void rst_now(uint32_t code);
+  // Response bytes that will never reach the client still owe their credit to the agent.
+  void drop_response();
+
+  // h2_websocket.cc. An extended CONNECT (`protocol` = :protocol) becomes the RFC 6455 handshake
+  // request in `r`; false when the edge answered it itself.
+  bool begin_websocket(ExchangeRequest& r, std::string_view protocol);
+  // The agent's 101: checked against ws_key_ and answered with a 200 (false: 502 sent instead).
+  bool switch_websocket(const tunnel::ResponseHead& head);
+  // The status the client got for an exchange's `status` (a switched WebSocket's 101 was a 200).
+  int client_status(int status) const { return ws_ == Ws::kSwitched && status == 101 ? 200 : status; }
+  // A clean close of an upgraded stream while the client's last bytes still wait for the agent.
+  bool draining() const;
+
+  H2Connection& conn_;
+  const int32_t id_;
+  PublicExchange ex_;
+
+  std::vector<std::pair<std::string, std::string>> fields_;
+  size_t header_bytes_ = 0;
+  bool too_large_ = false;
+  bool head_done_ = false;
+  std::vector<uint8_t> body_;  // request body bytes not yet taken by the exchange, from body_pos_
+  size_t body_pos_ = 0;
+  size_t discard_ = 0;  // request body bytes received after the exchange ended
+  size_t arrived_ = 0;  // request body bytes received since the exchange last heard of them
+  bool client_ended_ = false;
+  bool closed_ = false;
+  uint32_t close_code_ = 0;
+
+  bool begun_ = false;
+  bool end_delivered_ = false;
+  bool done_ = false;
+  Ws ws_ = Ws::kNone;
+  std::string ws_key_;  // the Sec-WebSocket-Key the edge made up for the agent's upstream
+
+  ByteRing resp_;
+  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
+  StreamRef credit_;
+  bool resp_eof_ = false;
+  bool no_body_ = false;
+  std::optional<uint64_t> announced_;  // the response's content-length
+  bool deferred_ = false;
+  bool response_sent_ = false;
+  std::optional<uint32_t> rst_code_;  // reset once the response is out, if the client still sends
+  bool rst_sent_ = false;
+};
+
+}  // namespace wtmesh::edge

@@ -33,7 +33,6 @@ bool H2Connection::Stream::begin_websocket(ExchangeRequest& r, std::string_view 
   r.headers.emplace_back("sec-websocket-key", ws_key_);
   if (!version) r.headers.emplace_back("sec-websocket-version", "13");
   ws_ = Ws::kAsked;
-  method_ = "CONNECT websocket";
   return true;
 }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# WebSocket over public HTTP/2 (RFC 8441, extended CONNECT) through the tunnel to an HTTP/1.1
+# WebSocket service: Node's built-in http2 client with the `ws` package's frame Sender/Receiver
+# (ws_h2_client.mjs) against `wtmesh edge` with the edge's CA, and Node's `ws` as the local service
+# (ws_echo_server.mjs) behind `wtmesh http`. The edge maps the extended CONNECT onto the RFC 6455
+# handshake (its own Sec-WebSocket-Key, the accept checked, 101 → 200). Checks:
+#   - the edge advertises SETTINGS_ENABLE_CONNECT_PROTOCOL on an h2 connection; the CONNECT gets 200
+#     without Sec-WebSocket-Accept; Sec-WebSocket-Protocol ("chat") negotiated end to end
+#   - text, binary, empty, 1 MiB binary and 256 KiB text messages echoed byte-exact; ping/pong
+#   - 50 messages streamed 20 ms apart arrive one by one
+#   - 10 WebSockets multiplexed on the one HTTP/2 connection, each echoing and closing cleanly
+#   - close codes and reasons both ways (4001 from the client reaches the service and comes back,
+#     4002 from the service reaches the client), the stream ending with END_STREAM both ways
+#   - another :protocol gets 501; the service saw a WebSocket handshake (X-Forwarded-Proto https);
+#     the edge logs the exchanges as h2 CONNECT with status 200
+# Usage: websocket_h2.sh PATH_OF_WTMESH
+# shellcheck source=tests/peers/lib.bash
+source "$(dirname "$0")/lib.bash"
+peer_init "$@"
+
+[ -d "$PEER_DIR/node_modules/ws" ] || die "ws missing in $PEER_DIR (run scripts/setup.sh)"
+
+start_edge main
+EP=${EDGE_PORT[main]}
+CA=${EDGE_STATE[main]}/ca.pem
+
+T=$PEER_TMP
+node "$PEER_DIR/ws_echo_server.mjs" >"$T/ws-server.log" 2>&1 </dev/null &
+track $!
+wait_for 10 grep -q 'ws echo listening on' "$T/ws-server.log" || die "ws echo server did not start: $(cat "$T/ws-server.log")"
+WSP=$(grep -m1 -oE 'ws echo listening on [0-9]+' "$T/ws-server.log" | grep -oE '[0-9]+$')
+start_http app main app "$WSP"
+
+# run_client NAME ORIGIN [quick]: the client's "ok"/"not ok" lines become checks.
+run_client() {
+  local name=$1 origin=$2 mode=${3:-} rc line
+  timeout 120 node "$PEER_DIR/ws_h2_client.mjs" "$origin" "$CA" $mode >"$T/ws-client-$name.out" 2>"$T/ws-client-$name.log"
+  rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+      "ok "*) pass "$name: ${line#ok }" ;;
+      "not ok "*) fail "$name: ${line#not ok }" ;;
+    esac
+  done <"$T/ws-client-$name.out"
+  check "$name: the client exits 0 (status $rc)" [ "$rc" = 0 ]
+}
+
+run_client h2 "https://app.localhost:$EP"
+check "the service saw the client's close code 4001 and its reason" grep -q '^close 4001 client says bye$' "$T/ws-server.log"
+check "the service saw the WebSocket handshake with the subprotocol and X-Forwarded-Proto https" \
+  grep -q 'connection /h2chat protocol=chat xfp=https' "$T/ws-server.log"
+check "the service saw the 10 multiplexed sockets" [ "$(grep -c 'connection /mux-' "$T/ws-server.log")" = 10 ]
+run_client h2-quick "https://app.localhost:$EP" quick
+check "the edge logged the extended CONNECT as HTTP/2 with status 200" \
+  grep -qE 'CONNECT app\.localhost/h2chat 200 .* h2' "${EDGE_DIR[main]}/stderr"
+
+peer_finish

@@ -30,12 +30,8 @@ URL=https://app.localhost:$EP/
 T=$PEER_TMP
 
 # Two homes: one whose NSS db trusts the edge's CA, one with an empty db.
-for h in trusted untrusted; do
-  mkdir -p "$T/home-$h/.pki/nssdb"
-  certutil -d "sql:$T/home-$h/.pki/nssdb" -N --empty-password || die "certutil -N failed"
-done
-certutil -d "sql:$T/home-trusted/.pki/nssdb" -A -t 'C,,' -n wtmesh-local-ca -i "$CA" ||
-  die "certutil could not add $CA"
+nss_home "$T/home-trusted" "$CA"
+nss_home "$T/home-untrusted"
 
 # run_page HOME_NAME OUT [args...]: the harness, bounded.
 run_page() {

@@ -111,6 +111,15 @@ wait_for() {
   "$@"
 }
 
+# nss_home DIR [CA_FILE]: a HOME for Chromium whose NSS db (DIR/.pki/nssdb, certutil from
+# libnss3-tools) is empty, or trusts CA_FILE: real certificate verification, no --ignore-* flags.
+nss_home() {
+  mkdir -p "$1/.pki/nssdb"
+  certutil -d "sql:$1/.pki/nssdb" -N --empty-password || die "certutil -N failed"
+  [ -z "${2:-}" ] || certutil -d "sql:$1/.pki/nssdb" -A -t 'C,,' -n wtmesh-local-ca -i "$2" ||
+    die "certutil could not add $2"
+}
+
 # start_edge NAME [extra edge args...]: starts `wtmesh edge` on a free port with its own state dir and
 # waits (bounded) for its listening line. Dies when the edge exits or stays silent.
 start_edge() {

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Real peer: Debian's headless Chromium (playwright-core, tests/browser/websocket_page.mjs) opens a
+# WebSocket through `wtmesh edge` + `wtmesh http` to Node's `ws` echo service (ws_echo_server.mjs),
+# from a page of the same origin loaded first: Chromium then carries the socket on that HTTP/2
+# connection as an RFC 8441 extended CONNECT (it does so only on an existing h2 connection that
+# advertised SETTINGS_ENABLE_CONNECT_PROTOCOL). The certificate is verified for real (HOME's NSS db
+# trusts the edge's CA). Checks:
+#   - the page came over h2; the socket opens with the subprotocol "chat" and permessage-deflate
+#     negotiated end to end (the service's choice, through the 101 → 200 mapping)
+#   - a text and a 300,000-byte binary message echoed byte-exact
+#   - the client's close 4001 + reason reaches the service and comes back, cleanly
+#   - the edge logged the socket as an h2 CONNECT answered 200 (not an HTTP/1.1 GET 101)
+# Usage: websocket_h2_chromium.sh PATH_OF_WTMESH
+# shellcheck source=tests/peers/lib.bash
+source "$(dirname "$0")/lib.bash"
+peer_init "$@"
+
+browser_dir=$(cd "$(dirname "$0")/../browser" && pwd)
+chromium=${WTMESH_CHROMIUM:-/usr/bin/chromium}
+[ -x "$chromium" ] || die "chromium not found at $chromium (run scripts/setup.sh)"
+[ -d "$browser_dir/node_modules/playwright-core" ] || die "playwright-core missing in $browser_dir (run scripts/setup.sh)"
+command -v certutil >/dev/null || die "certutil not found (package libnss3-tools; run scripts/setup.sh)"
+[ -d "$PEER_DIR/node_modules/ws" ] || die "ws missing in $PEER_DIR (run scripts/setup.sh)"
+
+start_edge main
+EP=${EDGE_PORT[main]}
+T=$PEER_TMP
+node "$PEER_DIR/ws_echo_server.mjs" >"$T/ws-server.log" 2>&1 </dev/null &
+track $!
+wait_for 10 grep -q 'ws echo listening on' "$T/ws-server.log" || die "ws echo server did not start: $(cat "$T/ws-server.log")"
+WSP=$(grep -m1 -oE 'ws echo listening on [0-9]+' "$T/ws-server.log" | grep -oE '[0-9]+$')
+start_http app main app "$WSP"
+nss_home "$T/home" "${EDGE_STATE[main]}/ca.pem"
+
+# The page is the service's answer to a plain GET (ws answers 426): any document of the origin will do.
+log "Chromium loads https://app.localhost:$EP/ then opens wss://app.localhost:$EP/chromium"
+(cd "$browser_dir" && HOME=$T/home timeout -k 5 90 node websocket_page.mjs --url "https://app.localhost:$EP/" \
+  --ws "wss://app.localhost:$EP/chromium" --timeout 80000) >"$T/result.json" 2>"$T/chromium.log"
+rc=$?
+[ -s "$T/result.json" ] || die "browser harness printed nothing (exit $rc): $(tail -5 "$T/chromium.log")"
+log "result: $(cat "$T/result.json")"
+check "browser harness exits 0 (status $rc)" [ "$rc" = 0 ]
+
+field() {
+  node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+    const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],j);
+    console.log(v==null?"":typeof v==="object"?JSON.stringify(v):String(v))' "$T/result.json" "$1"
+}
+[ -z "$(field harness_error)" ] || fail "browser harness: $(field harness_error)"
+[ -z "$(field navError)" ] || fail "navigation failed: $(field navError)"
+[ -z "$(field ws.error)" ] || fail "the page's WebSocket: $(field ws.error)"
+check "Chromium $(field browser) loaded the page over h2 (got $(field protocolHttp))" [ "$(field protocolHttp)" = h2 ]
+check "the socket's subprotocol is chat (got '$(field ws.protocol)')" [ "$(field ws.protocol)" = chat ]
+check "permessage-deflate negotiated (got '$(field ws.extensions)')" grep -q permessage-deflate <<<"$(field ws.extensions)"
+check "a text message echoed (got '$(field ws.text)')" [ "$(field ws.text)" = "hello from chromium ✓" ]
+check "a 300,000-byte binary message echoed byte-exact" [ "$(field ws.binaryOk)" = true ]
+check "the close 4001 + reason came back cleanly (got $(field ws.close))" \
+  [ "$(field ws.close)" = '{"code":4001,"reason":"client says bye","wasClean":true}' ]
+check "the service saw the close 4001 and its reason" grep -q '^close 4001 client says bye$' "$T/ws-server.log"
+check "the service saw the socket (subprotocol chat, X-Forwarded-Proto https)" \
+  grep -q 'connection /chromium protocol=chat xfp=https' "$T/ws-server.log"
+check "the edge logged the socket as an h2 extended CONNECT answered 200" \
+  grep -qE 'CONNECT app\.localhost/chromium 200 .* h2' "${EDGE_DIR[main]}/stderr"
+peer_finish

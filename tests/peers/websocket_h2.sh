@@ -13,6 +13,7 @@
 #     4002 from the service reaches the client), the stream ending with END_STREAM both ways
 #   - another :protocol gets 501; the service saw a WebSocket handshake (X-Forwarded-Proto https);
 #     the edge logs the exchanges as h2 CONNECT with status 200
+#   - the README's try line (quick mode) against scripts/demo_service.mjs's own echo at /ws
 # Usage: websocket_h2.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -31,10 +32,10 @@ wait_for 10 grep -q 'ws echo listening on' "$T/ws-server.log" || die "ws echo se
 WSP=$(grep -m1 -oE 'ws echo listening on [0-9]+' "$T/ws-server.log" | grep -oE '[0-9]+$')
 start_http app main app "$WSP"
 
-# run_client NAME ORIGIN [quick]: the client's "ok"/"not ok" lines become checks.
+# run_client NAME URL [quick]: the client's "ok"/"not ok" lines become checks.
 run_client() {
-  local name=$1 origin=$2 mode=${3:-} rc line
-  timeout 120 node "$PEER_DIR/ws_h2_client.mjs" "$origin" "$CA" $mode >"$T/ws-client-$name.out" 2>"$T/ws-client-$name.log"
+  local name=$1 url=$2 mode=${3:-} rc line
+  timeout 120 node "$PEER_DIR/ws_h2_client.mjs" "$url" "$CA" $mode >"$T/ws-client-$name.out" 2>"$T/ws-client-$name.log"
   rc=$?
   while IFS= read -r line; do
     case "$line" in
@@ -45,13 +46,21 @@ run_client() {
   check "$name: the client exits 0 (status $rc)" [ "$rc" = 0 ]
 }
 
-run_client h2 "https://app.localhost:$EP"
+run_client h2 "https://app.localhost:$EP/h2chat"
 check "the service saw the client's close code 4001 and its reason" grep -q '^close 4001 client says bye$' "$T/ws-server.log"
 check "the service saw the WebSocket handshake with the subprotocol and X-Forwarded-Proto https" \
   grep -q 'connection /h2chat protocol=chat xfp=https' "$T/ws-server.log"
 check "the service saw the 10 multiplexed sockets" [ "$(grep -c 'connection /mux-' "$T/ws-server.log")" = 10 ]
-run_client h2-quick "https://app.localhost:$EP" quick
+run_client h2-quick "https://app.localhost:$EP/h2chat" quick
 check "the edge logged the extended CONNECT as HTTP/2 with status 200" \
   grep -qE 'CONNECT app\.localhost/h2chat 200 .* h2' "${EDGE_DIR[main]}/stderr"
+
+# The README's try line: the demo service's own (dependency-free) WebSocket echo at /ws.
+node "$(dirname "$0")/../../scripts/demo_service.mjs" --port 0 >"$T/demo.log" 2>&1 </dev/null &
+track $!
+wait_for 10 grep -q 'demo service listening on' "$T/demo.log" || die "demo service did not start: $(cat "$T/demo.log")"
+DP=$(grep -m1 -oE 'listening on http://[^ ]+:[0-9]+' "$T/demo.log" | grep -oE '[0-9]+$')
+start_http demo main demo "$DP"
+run_client demo "https://demo.localhost:$EP/ws" quick
 
 peer_finish

@@ -3,14 +3,16 @@
 // Receiver for the frames (masked, as a client's must be), against a wtmesh edge with its CA (real
 // verification; *.localhost resolved to 127.0.0.1 here). Prints one "ok NAME" or "not ok NAME: why"
 // line per check; exits 1 when one failed.
-//   node ws_h2_client.mjs ORIGIN CA_FILE [quick]      e.g. https://app.localhost:8443
-// quick: only the handshake, text and binary echo and a clean close (a try line, the demo).
+//   node ws_h2_client.mjs URL CA_FILE [quick]      e.g. https://app.localhost:8443/chat
+// The first socket goes to URL's path, the others to /mux-N and /server-closes (full run only).
+// quick: only the handshake, text and binary echo and a clean close (any echo service: the demo's /ws).
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Receiver, Sender } from 'ws';
 
-const [origin, caFile, mode] = process.argv.slice(2);
+const [url, caFile, mode] = process.argv.slice(2);
+const { origin, pathname, search } = new URL(url);
 const ca = readFileSync(caFile);
 let failed = 0;
 const check = (name, ok, why = '') => {
@@ -101,7 +103,7 @@ async function main() {
     JSON.stringify(settings));
   check('the connection is HTTP/2 over TLS (ALPN h2)', session.alpnProtocol === 'h2', session.alpnProtocol);
 
-  const ws = await open(session, '/h2chat', { protocol: mode === 'quick' ? undefined : 'chat' });
+  const ws = await open(session, pathname + search, { protocol: mode === 'quick' ? undefined : 'chat' });
   check('the extended CONNECT is answered 200 (101 through the tunnel)', ws.headers[':status'] === 200);
   check('no Sec-WebSocket-Accept reaches an HTTP/2 client', ws.headers['sec-websocket-accept'] === undefined);
   await echo(ws, 'a text message (UTF-8)', 'héllo wörld ✓ over HTTP/2', false);

@@ -182,6 +182,7 @@ print_banner() {
     curl --cacert .wtmesh/edge/ca.pem -d 'hello' ${PUBLIC_URL}echo
     curl --cacert .wtmesh/edge/ca.pem --http2 -sI $PUBLIC_URL      # HTTP/2 (--http1.1 for HTTP/1.1)
     node tests/peers/ws_client.mjs ${PUBLIC_URL/https/wss}ws .wtmesh/edge/ca.pem quick   # WebSocket echo
+    node tests/peers/ws_h2_client.mjs ${PUBLIC_URL}ws .wtmesh/edge/ca.pem quick   # WebSocket over HTTP/2
   The agent logs one line per request:   tail -f .wtmesh/agent.out
   Expose your own app:  ${wtmesh#"$root"/} http LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)

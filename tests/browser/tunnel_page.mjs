@@ -6,7 +6,7 @@
 // .pki/nssdb trusts the edge's CA (or, with --expect-cert-error, at one that does not, and the
 // navigation must fail). No --ignore-certificate-errors of any kind.
 // Output: {browser, status, protocolHttp, security: {...}, page: window.result, ...} or {navError}.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -29,18 +29,9 @@ const watchdog = setTimeout(() => { result.harness_error = `timed out after ${ti
 
 try {
   if (!url) throw new Error('--url is required');
-  browser = await chromium.launch({
-    executablePath: process.env.WTMESH_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    timeout: 30000,
-    // As root Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  let page;
+  ({ browser, page } = await launch(log));
   result.browser = browser.version();
-  const page = await browser.newPage();
-  page.on('console', (m) => log(`console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log(`page error: ${e}`));
   let response;
   try {
     response = await page.goto(url, { timeout: 20000 });

@@ -5,7 +5,7 @@
 // Used by tests/peers/websocket_h2_chromium.sh.
 //   node websocket_page.mjs --url https://app.localhost:PORT/ --ws wss://app.localhost:PORT/path [--timeout MS]
 // The caller points HOME at a directory whose .pki/nssdb trusts the edge's CA (no --ignore-* flags).
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -28,17 +28,9 @@ const watchdog = setTimeout(() => { result.harness_error = `timed out after ${ti
 
 try {
   if (!url || !wsUrl) throw new Error('--url and --ws are required');
-  browser = await chromium.launch({
-    executablePath: process.env.WTMESH_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    timeout: 30000,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  let page;
+  ({ browser, page } = await launch(log));
   result.browser = browser.version();
-  const page = await browser.newPage();
-  page.on('console', (m) => log(`console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log(`page error: ${e}`));
   let response;
   try {
     response = await page.goto(url, { timeout: 20000 });

@@ -9,7 +9,7 @@
 //   --probe                   only load the page and report whether WebTransport exists
 // HASH is the hex SHA-256 of the edge's leaf certificate ("-" for none).
 // Env: WTMESH_CHROMIUM (default /usr/bin/chromium).
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { servePages } from './serve.mjs';
 
 const log = (...a) => console.error('[wt_echo]', ...a);
@@ -57,20 +57,9 @@ async function main() {
   const pageUrl = `http://localhost:${server.address().port}/`;
   result.page = pageUrl;
 
-  const executablePath = process.env.WTMESH_CHROMIUM || '/usr/bin/chromium';
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    timeout: 30000,
-    // As root Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
-    // Not --disable-quic: WebTransport runs over QUIC.
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  let page;
+  ({ browser, page } = await launch(log));
   result.browser = browser.version();
-  const page = await browser.newPage();
-  page.on('console', (m) => log(`console.${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => log(`page error: ${e}`));
   await page.goto(pageUrl, { timeout: 15000 });
   result.hasWebTransport = await page.evaluate(() => window.wtmesh && window.wtmesh.hasWebTransport);
   result.secureContext = await page.evaluate(() => window.isSecureContext);

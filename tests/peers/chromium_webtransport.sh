@@ -10,10 +10,7 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-browser_dir=$(cd "$(dirname "$0")/../browser" && pwd)
-chromium=${WTMESH_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || die "chromium not found at $chromium (run scripts/setup.sh)"
-[ -d "$browser_dir/node_modules/playwright-core" ] || die "playwright-core missing in $browser_dir (run scripts/setup.sh)"
+need_chromium
 
 # The page's origin (http://localhost:PAGE_PORT) must be known before the edges start, for --allow-origin.
 page_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
@@ -40,7 +37,7 @@ check "leaf is valid now" [ "$not_before" -le "$now" -a "$now" -lt "$not_after" 
 # --- Chromium. Every wait inside the page is bounded; the whole harness is bounded here too.
 result=$PEER_TMP/result.json
 log "running Chromium (page $page_origin/)"
-timeout -k 5 150 node "$browser_dir/wt_echo.mjs" --page-port "$page_port" --timeout 140000 \
+timeout -k 5 150 node "$BROWSER_DIR/wt_echo.mjs" --page-port "$page_port" --timeout 140000 \
   --echo echo "https://127.0.0.1:${EDGE_PORT[open]}/echo" "${EDGE_HASH[open]}" \
   --refused wrong_path "https://127.0.0.1:${EDGE_PORT[open]}/no-such-path" "${EDGE_HASH[open]}" \
   --allowed allowed_origin "https://127.0.0.1:${EDGE_PORT[allowed]}/echo" "${EDGE_HASH[allowed]}" \

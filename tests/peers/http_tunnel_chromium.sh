@@ -15,10 +15,7 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-browser_dir=$(cd "$(dirname "$0")/../browser" && pwd)
-chromium=${WTMESH_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || die "chromium not found at $chromium (run scripts/setup.sh)"
-[ -d "$browser_dir/node_modules/playwright-core" ] || die "playwright-core missing in $browser_dir (run scripts/setup.sh)"
+need_chromium
 command -v certutil >/dev/null || die "certutil not found (package libnss3-tools; run scripts/setup.sh)"
 
 start_edge main
@@ -37,7 +34,7 @@ nss_home "$T/home-untrusted"
 run_page() {
   local h=$1 out=$2
   shift 2
-  (cd "$browser_dir" && HOME=$T/home-$h timeout -k 5 90 node tunnel_page.mjs --url "$URL" --timeout 80000 "$@") \
+  (cd "$BROWSER_DIR" && HOME=$T/home-$h timeout -k 5 90 node tunnel_page.mjs --url "$URL" --timeout 80000 "$@") \
     >"$out" 2>"$T/chromium-$h.log"
 }
 log "Chromium (trusting the edge's CA) loads $URL"
@@ -48,11 +45,7 @@ check "browser harness exits 0 (status $rc)" [ "$rc" = 0 ]
 log "result: $(cat "$T/trusted.json")"
 
 # field PATH: a value from the trusted run's JSON ("" when absent).
-field() {
-  node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
-    const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],j);
-    console.log(v==null?"":typeof v==="object"?JSON.stringify(v):String(v))' "$T/trusted.json" "$1"
-}
+field() { json_field "$T/trusted.json" "$1"; }
 err=$(field harness_error)
 [ -z "$err" ] || fail "browser harness: $err"
 nav=$(field navError)

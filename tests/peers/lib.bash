@@ -111,6 +111,53 @@ wait_for() {
   "$@"
 }
 
+# node_checks NAME SECONDS SCRIPT ARGS...: runs a Node peer client (bounded) whose "ok WHAT" /
+# "not ok WHAT: why" lines become checks (prefixed "NAME: " unless NAME is ""), then checks that it
+# exited 0. Its output is kept in $PEER_TMP/node-NAME.{out,log}.
+node_checks() {
+  local name=$1 secs=$2 script=$3 rc line prefix="" out
+  shift 3
+  [ -z "$name" ] || prefix="$name: "
+  out=$PEER_TMP/node-${name:-$(basename "$script" .mjs)}
+  timeout "$secs" node "$script" "$@" >"$out.out" 2>"$out.log"
+  rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+      "ok "*) pass "$prefix${line#ok }" ;;
+      "not ok "*) fail "$prefix${line#not ok }" ;;
+    esac
+  done <"$out.out"
+  check "${prefix}the client exits 0 (status $rc)" [ "$rc" = 0 ]
+}
+
+# start_ws_echo: Node's `ws` echo service (tests/peers/ws_echo_server.mjs) on a free port, WS_ECHO_PORT;
+# its log (one line per connection and close) is $PEER_TMP/ws-server.log.
+start_ws_echo() {
+  [ -d "$PEER_DIR/node_modules/ws" ] || die "ws missing in $PEER_DIR (run scripts/setup.sh)"
+  node "$PEER_DIR/ws_echo_server.mjs" >"$PEER_TMP/ws-server.log" 2>&1 </dev/null &
+  track $!
+  wait_for 10 grep -q 'ws echo listening on' "$PEER_TMP/ws-server.log" ||
+    die "ws echo server did not start: $(cat "$PEER_TMP/ws-server.log")"
+  WS_ECHO_PORT=$(grep -m1 -oE 'ws echo listening on [0-9]+' "$PEER_TMP/ws-server.log" | grep -oE '[0-9]+$')
+}
+
+# need_chromium: dies unless Debian's chromium (or WTMESH_CHROMIUM) and tests/browser's
+# playwright-core are installed; sets BROWSER_DIR.
+need_chromium() {
+  BROWSER_DIR=$(cd "$PEER_DIR/../browser" && pwd)
+  local chromium=${WTMESH_CHROMIUM:-/usr/bin/chromium}
+  [ -x "$chromium" ] || die "chromium not found at $chromium (run scripts/setup.sh)"
+  [ -d "$BROWSER_DIR/node_modules/playwright-core" ] ||
+    die "playwright-core missing in $BROWSER_DIR (run scripts/setup.sh)"
+}
+
+# json_field FILE PATH: a value from a JSON file ("a.b.c"; objects as JSON, "" when absent).
+json_field() {
+  node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+    const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],j);
+    console.log(v==null?"":typeof v==="object"?JSON.stringify(v):String(v))' "$1" "$2"
+}
+
 # nss_home DIR [CA_FILE]: a HOME for Chromium whose NSS db (DIR/.pki/nssdb, certutil from
 # libnss3-tools) is empty, or trusts CA_FILE: real certificate verification, no --ignore-* flags.
 nss_home() {

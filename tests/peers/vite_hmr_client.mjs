@@ -6,19 +6,10 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import WebSocket from 'ws';
+import { check, lookup, run } from './checks.mjs';
 
 const [base, caFile, root] = process.argv.slice(2);
 const ca = readFileSync(caFile);
-let failed = 0;
-const check = (name, ok, why = '') => {
-  console.log(ok ? `ok ${name}` : `not ok ${name}: ${why}`);
-  if (!ok) failed++;
-};
-const lookup = (host, opts, cb) => {
-  if (typeof opts === 'function') [cb, opts] = [opts, {}];
-  if (opts && opts.all) cb(null, [{ address: '127.0.0.1', family: 4 }]);
-  else cb(null, '127.0.0.1', 4);
-};
 const get = (path) =>
   new Promise((resolve, reject) => {
     https
@@ -77,10 +68,4 @@ async function main() {
   ws.close(1000);
 }
 
-main().then(
-  () => process.exit(failed ? 1 : 0),
-  (e) => {
-    console.log(`not ok the client script finished: ${e.message}`);
-    process.exit(1);
-  },
-);
+run(main);

@@ -16,8 +16,6 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-[ -d "$PEER_DIR/node_modules/ws" ] || die "ws missing in $PEER_DIR (run scripts/setup.sh)"
-
 start_edge main --http-listen 127.0.0.1:0
 EP=${EDGE_PORT[main]}
 CA=${EDGE_STATE[main]}/ca.pem
@@ -25,25 +23,11 @@ HTTP_PORT=$(grep -m1 -oE 'plain HTTP: http://NAME\.localhost:[0-9]+' "${EDGE_DIR
 [ -n "$HTTP_PORT" ] || die "edge printed no plain HTTP port"
 
 T=$PEER_TMP
-node "$PEER_DIR/ws_echo_server.mjs" >"$T/ws-server.log" 2>&1 </dev/null &
-track $!
-wait_for 10 grep -q 'ws echo listening on' "$T/ws-server.log" || die "ws echo server did not start: $(cat "$T/ws-server.log")"
-WSP=$(grep -m1 -oE 'ws echo listening on [0-9]+' "$T/ws-server.log" | grep -oE '[0-9]+$')
-start_http app main app "$WSP"
+start_ws_echo
+start_http app main app "$WS_ECHO_PORT"
 
 # run_client NAME URL [quick]: the client's "ok"/"not ok" lines become checks.
-run_client() {
-  local name=$1 url=$2 mode=${3:-} rc line
-  timeout 120 node "$PEER_DIR/ws_client.mjs" "$url" "$CA" $mode >"$T/ws-client-$name.out" 2>"$T/ws-client-$name.log"
-  rc=$?
-  while IFS= read -r line; do
-    case "$line" in
-      "ok "*) pass "$name: ${line#ok }" ;;
-      "not ok "*) fail "$name: ${line#not ok }" ;;
-    esac
-  done <"$T/ws-client-$name.out"
-  check "$name: the client exits 0 (status $rc)" [ "$rc" = 0 ]
-}
+run_client() { node_checks "$1" 120 "$PEER_DIR/ws_client.mjs" "$2" "$CA" ${3:-}; }
 
 run_client wss "wss://app.localhost:$EP/chat"
 check "the service saw the client's close code 4001 and its reason" grep -q '^close 4001 client says bye$' "$T/ws-server.log"

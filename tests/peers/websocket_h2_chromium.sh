@@ -15,37 +15,26 @@
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-browser_dir=$(cd "$(dirname "$0")/../browser" && pwd)
-chromium=${WTMESH_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || die "chromium not found at $chromium (run scripts/setup.sh)"
-[ -d "$browser_dir/node_modules/playwright-core" ] || die "playwright-core missing in $browser_dir (run scripts/setup.sh)"
+need_chromium
 command -v certutil >/dev/null || die "certutil not found (package libnss3-tools; run scripts/setup.sh)"
-[ -d "$PEER_DIR/node_modules/ws" ] || die "ws missing in $PEER_DIR (run scripts/setup.sh)"
 
 start_edge main
 EP=${EDGE_PORT[main]}
 T=$PEER_TMP
-node "$PEER_DIR/ws_echo_server.mjs" >"$T/ws-server.log" 2>&1 </dev/null &
-track $!
-wait_for 10 grep -q 'ws echo listening on' "$T/ws-server.log" || die "ws echo server did not start: $(cat "$T/ws-server.log")"
-WSP=$(grep -m1 -oE 'ws echo listening on [0-9]+' "$T/ws-server.log" | grep -oE '[0-9]+$')
-start_http app main app "$WSP"
+start_ws_echo
+start_http app main app "$WS_ECHO_PORT"
 nss_home "$T/home" "${EDGE_STATE[main]}/ca.pem"
 
 # The page is the service's answer to a plain GET (ws answers 426): any document of the origin will do.
 log "Chromium loads https://app.localhost:$EP/ then opens wss://app.localhost:$EP/chromium"
-(cd "$browser_dir" && HOME=$T/home timeout -k 5 90 node websocket_page.mjs --url "https://app.localhost:$EP/" \
+(cd "$BROWSER_DIR" && HOME=$T/home timeout -k 5 90 node websocket_page.mjs --url "https://app.localhost:$EP/" \
   --ws "wss://app.localhost:$EP/chromium" --timeout 80000) >"$T/result.json" 2>"$T/chromium.log"
 rc=$?
 [ -s "$T/result.json" ] || die "browser harness printed nothing (exit $rc): $(tail -5 "$T/chromium.log")"
 log "result: $(cat "$T/result.json")"
 check "browser harness exits 0 (status $rc)" [ "$rc" = 0 ]
 
-field() {
-  node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
-    const v=process.argv[2].split(".").reduce((o,k)=>o==null?o:o[k],j);
-    console.log(v==null?"":typeof v==="object"?JSON.stringify(v):String(v))' "$T/result.json" "$1"
-}
+field() { json_field "$T/result.json" "$1"; }
 [ -z "$(field harness_error)" ] || fail "browser harness: $(field harness_error)"
 [ -z "$(field navError)" ] || fail "navigation failed: $(field navError)"
 [ -z "$(field ws.error)" ] || fail "the page's WebSocket: $(field ws.error)"

@@ -32,14 +32,6 @@ wait_for 30 grep -q 'vite listening on' "$T/vite.log" || die "vite did not start
 VP=$(grep -m1 -oE 'vite listening on [0-9]+' "$T/vite.log" | grep -oE '[0-9]+$')
 start_http app main app "$VP"
 
-timeout 60 node "$PEER_DIR/vite_hmr_client.mjs" "https://app.localhost:$EP/" "$CA" "$T/site" >"$T/vite-client.out" 2>"$T/vite-client.log"
-rc=$?
-while IFS= read -r line; do
-  case "$line" in
-    "ok "*) pass "${line#ok }" ;;
-    "not ok "*) fail "${line#not ok }" ;;
-  esac
-done <"$T/vite-client.out"
-check "the client exits 0 (status $rc)" [ "$rc" = 0 ]
+node_checks "" 60 "$PEER_DIR/vite_hmr_client.mjs" "https://app.localhost:$EP/" "$CA" "$T/site"
 
 peer_finish

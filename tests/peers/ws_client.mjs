@@ -6,20 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { check, lookup, run, timeout } from './checks.mjs';
 
 const [url, caFile, mode] = process.argv.slice(2);
 const ca = readFileSync(caFile);
-let failed = 0;
-const check = (name, ok, why = '') => {
-  console.log(ok ? `ok ${name}` : `not ok ${name}: ${why}`);
-  if (!ok) failed++;
-};
-const lookup = (host, opts, cb) => {
-  if (typeof opts === 'function') [cb, opts] = [opts, {}];
-  if (opts && opts.all) cb(null, [{ address: '127.0.0.1', family: 4 }]);
-  else cb(null, '127.0.0.1', 4);
-};
-const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms).unref());
 
 function open(protocols) {
   return new Promise((resolve, reject) => {
@@ -105,10 +95,4 @@ async function main() {
     `${c.at - started} ms`);
 }
 
-main().then(
-  () => process.exit(failed ? 1 : 0),
-  (e) => {
-    console.log(`not ok the client script finished: ${e.message}`);
-    process.exit(1);
-  },
-);
+run(main);

@@ -10,22 +10,11 @@ import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Receiver, Sender } from 'ws';
+import { check, lookup, run, timeout } from './checks.mjs';
 
 const [url, caFile, mode] = process.argv.slice(2);
 const { origin, pathname, search } = new URL(url);
 const ca = readFileSync(caFile);
-let failed = 0;
-const check = (name, ok, why = '') => {
-  console.log(ok ? `ok ${name}` : `not ok ${name}: ${why}`);
-  if (!ok) failed++;
-};
-const lookup = (host, opts, cb) => {
-  if (typeof opts === 'function') [cb, opts] = [opts, {}];
-  if (opts && opts.all) cb(null, [{ address: '127.0.0.1', family: 4 }]);
-  else cb(null, '127.0.0.1', 4);
-};
-const timeout = (ms, what) =>
-  new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms).unref());
 
 // An extended CONNECT on `session`; resolves to a small WebSocket over the stream, or rejects with the
 // status the edge answered instead of 200.
@@ -162,10 +151,4 @@ async function main() {
   session.close();
 }
 
-main().then(
-  () => process.exit(failed ? 1 : 0),
-  (e) => {
-    console.log(`not ok the client script finished: ${e.message}`);
-    process.exit(1);
-  },
-);
+run(main);

@@ -18,3 +18,52 @@ export async function launch(log) {
   page.on('pageerror', (e) => log(`page error: ${e}`));
   return { browser, page };
 }
+
+// The value after `name` in the command line, or `dflt`.
+export function opt(name, dflt) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
+}
+
+// A one-shot harness: runs `body({result, log, open})`, where open() launches Chromium and returns its
+// page, then prints `result` as one JSON line and exits with what body returned (0 by default). A
+// throw becomes result.harness_error and exit 2, and so does running past `timeoutMs`; the browser
+// is closed first.
+export async function harness(name, timeoutMs, body) {
+  const log = (s) => process.stderr.write(`[${name}] ${s}\n`);
+  const result = {};
+  let browser;
+  const done = async (code) => {
+    console.log(JSON.stringify(result));
+    try { if (browser) await browser.close(); } catch { /* already gone */ }
+    process.exit(code);
+  };
+  const watchdog = setTimeout(() => { result.harness_error = `timed out after ${timeoutMs} ms`; done(2); }, timeoutMs);
+  const open = async () => {
+    let page;
+    ({ browser, page } = await launch(log));
+    result.browser = browser.version();
+    return page;
+  };
+  let code;
+  try {
+    code = (await body({ result, log, open })) ?? 0;
+  } catch (e) {
+    result.harness_error = String((e && e.message) || e);
+    log(`harness error: ${(e && e.stack) || e}`);
+    code = 2;
+  }
+  clearTimeout(watchdog);
+  await done(code);
+}
+
+// page.goto(url): the response, or null with result.navError set (the first line of the error).
+export async function navigate(page, url, result) {
+  try {
+    return await page.goto(url, { timeout: 20000 });
+  } catch (e) {
+    result.navError = String(e.message || e).split('\n')[0];
+    return null;
+  }
+}

@@ -6,40 +6,16 @@
 // .pki/nssdb trusts the edge's CA (or, with --expect-cert-error, at one that does not, and the
 // navigation must fail). No --ignore-certificate-errors of any kind.
 // Output: {browser, status, protocolHttp, security: {...}, page: window.result, ...} or {navError}.
-import { launch } from './launch.mjs';
+import { harness, navigate, opt } from './launch.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
-};
 const url = opt('--url', '');
-const timeoutMs = Number(opt('--timeout', '60000'));
-const expectCertError = args.includes('--expect-cert-error');
-const log = (s) => process.stderr.write(`[tunnel_page] ${s}\n`);
+const expectCertError = process.argv.includes('--expect-cert-error');
 
-let browser;
-const result = {};
-const done = async (code) => {
-  console.log(JSON.stringify(result));
-  try { if (browser) await browser.close(); } catch { /* already gone */ }
-  process.exit(code);
-};
-const watchdog = setTimeout(() => { result.harness_error = `timed out after ${timeoutMs} ms`; done(2); }, timeoutMs);
-
-try {
+await harness('tunnel_page', Number(opt('--timeout', '60000')), async ({ result, open }) => {
   if (!url) throw new Error('--url is required');
-  let page;
-  ({ browser, page } = await launch(log));
-  result.browser = browser.version();
-  let response;
-  try {
-    response = await page.goto(url, { timeout: 20000 });
-  } catch (e) {
-    result.navError = String(e.message || e).split('\n')[0];
-    clearTimeout(watchdog);
-    await done(expectCertError ? 0 : 1);
-  }
+  const page = await open();
+  const response = await navigate(page, url, result);
+  if (!response) return expectCertError ? 0 : 1;
   result.status = response.status();
   result.url = page.url();
   result.security = await response.securityDetails();
@@ -48,11 +24,5 @@ try {
   result.protocolHttp = await page.evaluate(
     () => performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? null);
   result.page = await page.evaluate(() => window.result);
-  clearTimeout(watchdog);
-  await done(0);
-} catch (e) {
-  result.harness_error = String(e && e.message || e);
-  log(`harness error: ${e && e.stack || e}`);
-  clearTimeout(watchdog);
-  await done(2);
-}
+  return 0;
+});

@@ -5,40 +5,16 @@
 // Used by tests/peers/websocket_h2_chromium.sh.
 //   node websocket_page.mjs --url https://app.localhost:PORT/ --ws wss://app.localhost:PORT/path [--timeout MS]
 // The caller points HOME at a directory whose .pki/nssdb trusts the edge's CA (no --ignore-* flags).
-import { launch } from './launch.mjs';
+import { harness, navigate, opt } from './launch.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
-};
 const url = opt('--url', '');
 const wsUrl = opt('--ws', '');
-const timeoutMs = Number(opt('--timeout', '60000'));
-const log = (s) => process.stderr.write(`[websocket_page] ${s}\n`);
 
-let browser;
-const result = {};
-const done = async (code) => {
-  console.log(JSON.stringify(result));
-  try { if (browser) await browser.close(); } catch { /* already gone */ }
-  process.exit(code);
-};
-const watchdog = setTimeout(() => { result.harness_error = `timed out after ${timeoutMs} ms`; done(2); }, timeoutMs);
-
-try {
+await harness('websocket_page', Number(opt('--timeout', '60000')), async ({ result, open }) => {
   if (!url || !wsUrl) throw new Error('--url and --ws are required');
-  let page;
-  ({ browser, page } = await launch(log));
-  result.browser = browser.version();
-  let response;
-  try {
-    response = await page.goto(url, { timeout: 20000 });
-  } catch (e) {
-    result.navError = String(e.message || e).split('\n')[0];
-    clearTimeout(watchdog);
-    await done(1);
-  }
+  const page = await open();
+  const response = await navigate(page, url, result);
+  if (!response) return 1;
   result.status = response.status();
   result.protocolHttp = await page.evaluate(
     () => performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? null);
@@ -64,11 +40,5 @@ try {
     r.close = await closed;
     return r;
   }, wsUrl).catch((e) => ({ error: String(e.message || e).split('\n')[0] }));
-  clearTimeout(watchdog);
-  await done(0);
-} catch (e) {
-  result.harness_error = String(e && e.message || e);
-  log(`harness error: ${e && e.stack || e}`);
-  clearTimeout(watchdog);
-  await done(2);
-}
+  return 0;
+});

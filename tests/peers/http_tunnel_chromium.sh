@@ -16,7 +16,6 @@ source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
 need_chromium
-command -v certutil >/dev/null || die "certutil not found (package libnss3-tools; run scripts/setup.sh)"
 
 start_edge main
 EP=${EDGE_PORT[main]}

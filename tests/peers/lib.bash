@@ -161,6 +161,7 @@ json_field() {
 # nss_home DIR [CA_FILE]: a HOME for Chromium whose NSS db (DIR/.pki/nssdb, certutil from
 # libnss3-tools) is empty, or trusts CA_FILE: real certificate verification, no --ignore-* flags.
 nss_home() {
+  command -v certutil >/dev/null || die "certutil not found (package libnss3-tools; run scripts/setup.sh)"
   mkdir -p "$1/.pki/nssdb"
   certutil -d "sql:$1/.pki/nssdb" -N --empty-password || die "certutil -N failed"
   [ -z "${2:-}" ] || certutil -d "sql:$1/.pki/nssdb" -A -t 'C,,' -n wtmesh-local-ca -i "$2" ||

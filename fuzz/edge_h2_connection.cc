@@ -5,13 +5,16 @@
 // each request head written to a stream decodes; a finished connection takes no more bytes.
 //
 // Input: byte 0 = fragment size (1..64), byte 1 = mode (bit 0: the host has a tunnel, bit 1: the
-// agent answers each complete request with 200, bit 2: the client stops reading), then the client's
-// bytes (the seeds start with the connection preface).
+// agent answers each complete request with 200, bit 2: the client stops reading, bit 3: the agent
+// answers WebSocket handshakes (an extended CONNECT, RFC 8441) with 101 and echoes the raw bytes,
+// bit 4: with a wrong Sec-WebSocket-Accept), then the client's bytes (the seeds start with the
+// connection preface).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <span>
 #include <vector>
 
@@ -37,6 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool found = data[1] & 1;
   const bool answer = data[1] & 2;
   const bool reads = (data[1] & 4) == 0;
+  const bool upgrades = data[1] & 8;
+  const bool bad_accept = data[1] & 16;
   std::span<const uint8_t> in(data + 2, size - 2);
 
   edge::test::FakeClock clock;
@@ -47,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.exchange.clock = clock.fn();
   edge::H2Connection conn(dir, cfg, {});
   std::vector<wt::StreamId> answered;
+  std::map<wt::StreamId, edge::test::UpgradeEcho> echoes;
   std::vector<uint8_t> pending;
   for (size_t off = 0; off < in.size() && !conn.finished(); off += step) {
     const auto chunk = in.subspan(off, std::min(step, in.size() - off));
@@ -58,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         cfg.exchange.limits.h2_connection_window + 65'535 + cfg.exchange.limits.body_chunk)
       broken(__LINE__);
     if (answer) edge::test::answer_complete_requests(dir, answered);
+    if (upgrades) edge::test::answer_upgrades(dir, echoes, bad_accept);
     // One socket write's worth (16 KiB) over the cap at most: frames are appended whole.
     if (conn.buffered_output() > cfg.exchange.limits.max_pending_output + 17 * 1024) broken(__LINE__);
     if (reads) {

@@ -14,6 +14,7 @@
 #include "../../support/response_head.h"
 #include "common/varint.h"
 #include "edge/tunnel_directory.h"
+#include "tunnel/websocket_handshake.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
 
@@ -183,6 +184,50 @@ inline void answer_complete_requests(FakeDirectory& dir, std::vector<wt::StreamI
     b.push_back('o');
     b.push_back('k');
     s.events->on_response_data(b, true);
+  }
+}
+
+// The fuzzers' agent for upgrades: answers each request head that asks for `upgrade: websocket` with a
+// 101 (the right Sec-WebSocket-Accept for its key unless `bad_accept`), then echoes the bytes written
+// after the head, and ends its own direction once the request's FIN came.
+struct UpgradeEcho {
+  size_t head_len = 0;  // of the request stream, once answered
+  size_t echoed = 0;
+  bool ended = false;
+};
+inline void answer_upgrades(FakeDirectory& dir, std::map<wt::StreamId, UpgradeEcho>& state, bool bad_accept) {
+  for (auto& [id, s] : dir.streams) {
+    if (s.cancelled || s.released || s.events == nullptr) continue;
+    auto it = state.find(id);
+    if (it == state.end()) {
+      tunnel::HeadReader<tunnel::RequestHead> reader;
+      tunnel::RequestHead head;
+      if (reader.feed(s.written, head) != tunnel::WireError::kNone) continue;
+      std::string upgrade, key;
+      for (const auto& [n, v] : head.headers) {
+        if (n == "upgrade") upgrade = v;
+        if (n == "sec-websocket-key") key = v;
+      }
+      if (upgrade != "websocket") continue;
+      it = state.emplace(id, UpgradeEcho{s.written.size() - reader.take_body().size(), 0, false}).first;
+      tunnel::ResponseHead h;
+      h.status = 101;
+      h.has_body = true;
+      h.headers = {{"upgrade", "websocket"},
+                   {"sec-websocket-accept",
+                    bad_accept ? "AAAAAAAAAAAAAAAAAAAAAAAAAAA=" : tunnel::websocket_accept(key)}};
+      s.events->on_response_data(tunnel::encode_response_head(h), false);
+      continue;  // echoing starts on the next call (the answer may have ended the stream)
+    }
+    auto& e = it->second;
+    if (e.ended) continue;
+    const size_t from = e.head_len + e.echoed;
+    if (from < s.written.size() || s.fin) {
+      const std::vector<uint8_t> echo(s.written.begin() + static_cast<ptrdiff_t>(from), s.written.end());
+      e.echoed += echo.size();
+      e.ended = s.fin;
+      s.events->on_response_data(echo, s.fin);
+    }
   }
 }
 

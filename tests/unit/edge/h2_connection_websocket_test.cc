@@ -3,6 +3,7 @@
 // then raw DATA both ways with each direction ending on its own.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 #include "h2_connection_fixture.h"
@@ -305,6 +306,27 @@ TEST_F(H2WebSocketTest, ClientBytesWaitWithinTheStreamWindowForASlowAgent) {
     pump();
   }
   EXPECT_EQ(agent_got(), std::string(64 * 1024, 'w'));
+}
+
+// The fuzzers' agent (fakes.h answer_upgrades()) really switches and echoes, so that
+// fuzz/edge_h2_connection.cc reaches the relay.
+TEST_F(H2WebSocketTest, TheFuzzersUpgradeAgentSwitchesAndEchoes) {
+  std::map<wt::StreamId, UpgradeEcho> state;
+  const int32_t id = open();
+  answer_upgrades(dir_, state, false);
+  pump();
+  EXPECT_EQ(client_.results[id].status(), 200);
+  client_.send(id, "ping");
+  client_.end(id);
+  pump();
+  answer_upgrades(dir_, state, false);
+  pump();
+  EXPECT_EQ(client_.results[id].body, "ping");
+  EXPECT_TRUE(client_.results[id].ended);
+  const int32_t bad = open("/bad");
+  answer_upgrades(dir_, state, true);
+  pump();
+  EXPECT_EQ(client_.results[bad].status(), 502);
 }
 
 }  // namespace

@@ -105,8 +105,10 @@ H2Connection::H2Connection(TunnelDirectory& directory, H2Config config, Connecti
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(limits().h2_stream_window)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(config_.max_header_bytes)},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      // RFC 8441: extended CONNECT (WebSocket). nghttp2 then accepts :protocol on a CONNECT with
-      // :scheme, :path and :authority, and still refuses it on any other request.
+      // RFC 8441: extended CONNECT (WebSocket). nghttp2 1.52 has no option for it: it checks an
+      // incoming :protocol against this value as submitted (pending_enable_connect_protocol, before
+      // the client's ACK), accepts it only on a CONNECT with :scheme, :path and :authority, and
+      // refuses it (a malformed request, RST_STREAM) on any other.
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   }};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());

@@ -218,7 +218,7 @@ TEST_F(H2WebSocketTest, ADeclinedUpgradeIsANormalResponse) {
   EXPECT_EQ(client_.results[next].body, "ok");
 }
 
-TEST_F(H2WebSocketTest, AnotherProtocolIs501AndPlainConnectStays405) {
+TEST_F(H2WebSocketTest, AnotherProtocolIs501PlainConnectStays405AndProtocolElsewhereIsRefused) {
   const int32_t other =
       client_.extended_connect("connect-udp", "/.well-known/masque/udp/h/1/", "app.localhost");
   const int32_t plain = client_.request("CONNECT", "", "app.localhost:443");
@@ -226,7 +226,12 @@ TEST_F(H2WebSocketTest, AnotherProtocolIs501AndPlainConnectStays405) {
   EXPECT_EQ(client_.results[other].status(), 501);
   EXPECT_NE(client_.results[other].body.find("connect-udp"), std::string::npos);
   EXPECT_EQ(client_.results[plain].status(), 405);
-  EXPECT_TRUE(dir_.streams.empty()) << "neither reached the agent";
+  // :protocol on anything but a CONNECT is a malformed request to nghttp2: the stream is reset.
+  const int32_t get = client_.request("GET", "/", "app.localhost", {{":protocol", "websocket"}});
+  pump();
+  EXPECT_TRUE(client_.results[get].closed);
+  EXPECT_EQ(client_.results[get].close_code, static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  EXPECT_TRUE(dir_.streams.empty()) << "none reached the agent";
 }
 
 TEST_F(H2WebSocketTest, SeveralWebSocketsShareTheConnection) {

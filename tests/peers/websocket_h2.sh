@@ -13,6 +13,8 @@
 #     4002 from the service reaches the client), the stream ending with END_STREAM both ways
 #   - another :protocol gets 501; the service saw a WebSocket handshake (X-Forwarded-Proto https);
 #     the edge logs the exchanges as h2 CONNECT with status 200
+#   - idle timeouts (an edge with --http-idle-timeout 1 --websocket-idle-timeout 4): a socket quiet for
+#     2.5 s still echoes, one quiet for more than 4 s is closed, a connection without one after ~1 s
 #   - the README's try line (quick mode) against scripts/demo_service.mjs's own echo at /ws
 # Usage: websocket_h2.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -39,6 +41,12 @@ run_client h2-quick "https://app.localhost:$EP/h2chat" quick
 check "the edge logged the extended CONNECT as HTTP/2 with status 200" \
   grep -qE 'CONNECT app\.localhost/h2chat 200 .* h2' "${EDGE_DIR[main]}/stderr"
 
+# The idle timeouts: a connection carrying a WebSocket gets --websocket-idle-timeout, others
+# --http-idle-timeout (H2Connection::upgraded()).
+start_edge idle --http-idle-timeout 1 --websocket-idle-timeout 4
+CA_IDLE=${EDGE_STATE[idle]}/ca.pem
+start_http app-idle idle app "$WS_ECHO_PORT"
+node_checks idle 60 "$PEER_DIR/ws_h2_client.mjs" "https://app.localhost:${EDGE_PORT[idle]}/idle" "$CA_IDLE" idle
 # The README's try line: the demo service's own (dependency-free) WebSocket echo at /ws.
 node "$(dirname "$0")/../../scripts/demo_service.mjs" --port 0 >"$T/demo.log" 2>&1 </dev/null &
 track $!

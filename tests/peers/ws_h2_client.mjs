@@ -6,6 +6,9 @@
 //   node ws_h2_client.mjs URL CA_FILE [quick]      e.g. https://app.localhost:8443/chat
 // The first socket goes to URL's path, the others to /mux-N and /server-closes (full run only).
 // quick: only the handshake, text and binary echo and a clean close (any echo service: the demo's /ws).
+// idle: against an edge run with --http-idle-timeout 1 --websocket-idle-timeout 4: a socket quiet for
+// 2.5 s still echoes (the connection carries a WebSocket), one quiet for longer than 4 s is closed,
+// and a connection without one is closed after about 1 s.
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -84,8 +87,34 @@ async function echo(ws, name, payload, binary) {
   check(`${name} echoed byte-exact`, same && m.isBinary === binary, `got ${m.data.length} bytes, binary=${m.isBinary}`);
 }
 
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+const connect = () => http2.connect(origin, { ca, lookup });
+// Resolves to the ms until `session` closes (the edge closed the connection), or null after `ms`.
+const closesWithin = (session, ms) => {
+  const t0 = Date.now();
+  return Promise.race([new Promise((res) => session.once('close', () => res(Date.now() - t0))), sleep(ms).then(() => null)]);
+};
+
+async function idle() {
+  const session = connect();
+  session.on('error', () => {});  // the edge closing it is what is checked
+  const ws = await open(session, pathname + search);
+  await sleep(2500);
+  await echo(ws, 'a WebSocket quiet for 2.5 s (longer than --http-idle-timeout 1)', 'still here', false);
+  const closed = await closesWithin(session, 8000);
+  check(`a WebSocket quiet for longer than --websocket-idle-timeout 4 is closed (after ${closed} ms)`,
+    closed !== null && closed >= 3500, `${closed} ms`);
+  const plain = connect();
+  plain.on('error', () => {});
+  await new Promise((res) => plain.once('remoteSettings', res));
+  const plainClosed = await closesWithin(plain, 4000);
+  check(`a connection without a WebSocket is closed after --http-idle-timeout 1 (after ${plainClosed} ms)`,
+    plainClosed !== null && plainClosed < 3000, `${plainClosed} ms`);
+}
+
 async function main() {
-  const session = http2.connect(origin, { ca, lookup });
+  if (mode === 'idle') return idle();
+  const session = connect();
   session.on('error', (e) => console.log(`not ok the HTTP/2 connection: ${e.message}`));
   const settings = await Promise.race([new Promise((res) => session.once('remoteSettings', res)), timeout(10000, 'SETTINGS')]);
   check('the edge advertises SETTINGS_ENABLE_CONNECT_PROTOCOL', settings.enableConnectProtocol === true,

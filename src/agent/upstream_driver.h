@@ -1,11 +1,10 @@
-// The Asio tier of the agent's upstream exchange: AsioUpstreamDriver owns one request's TCP
-// connection to the local service (taken from the UpstreamPool, or connected with TCP_NODELAY), runs
-// the socket's reads and writes, and feeds their completions to the socket-free UpstreamExchange it
-// owns (upstream_exchange.h), whose codec (HTTP/1.1 today) gives the bytes their meaning. Its stream-side
-// calls forward to the core. Every Asio handler holds the driver alive and carries a generation
+// The Asio tier of the agent's upstream exchange: AsioUpstreamDriver owns one request's connection to
+// the local service (an UpstreamConnection: plain TCP or TLS, taken from the UpstreamPool or opened),
+// runs its reads and writes, and feeds their completions to the socket-free UpstreamExchange it
+// owns (upstream_exchange.h), whose codec (HTTP/1.1 here) gives the bytes their meaning. Its stream-side
+// calls forward to the core. Every handler holds the driver alive and carries a generation
 // number: close() and release() bump it, so a late completion for a dropped connection is ignored.
-// Memory per exchange is one read buffer (allocated on the first read, never zero-filled: a 64 KiB
-// memset per exchange was ~15 % of the agent's CPU) plus what the core holds.
+// Memory per exchange is the connection's read buffer plus what the core holds.
 //
 // Another upstream transport (TLS to the local service; an h2c/h3 connection shared by many
 // exchanges; UDP) is another UpstreamTransport beside this one, with the same core.
@@ -61,8 +60,7 @@ class AsioUpstreamDriver final : public std::enable_shared_from_this<AsioUpstrea
   size_t read_chunk_;
   std::chrono::steady_clock::time_point started_;
   UpstreamExchange core_;
-  std::unique_ptr<UpstreamPool::Socket> socket_;
-  std::unique_ptr<uint8_t[]> read_buf_;
+  UpstreamPool::Connection conn_;
   uint64_t gen_ = 0;  // bumped when the connection is dropped or released: stale handlers ignore
 };
 

@@ -140,10 +140,10 @@ void UpstreamExchange::on_connected(bool reused) {
   start_read();
 }
 
-void UpstreamExchange::on_connect_failed(const std::string& why) {
+void UpstreamExchange::on_connect_failed(const std::string& why, bool tls) {
   if (aborted_ || !connecting_) return;
   connecting_ = false;
-  send_bad_gateway("upstream refused: " + why + " (" + transport_.name() + ")");
+  send_bad_gateway((tls ? "upstream TLS failed: " : "upstream refused: ") + why + " (" + transport_.name() + ")");
 }
 
 void UpstreamExchange::close_upstream() {

@@ -110,8 +110,9 @@ class UpstreamExchange {
 
   // --- the upstream side (UpstreamTransport completions) ---
   void on_connected(bool reused);
-  // `why` is a lower-case sentence fragment ("connection refused").
-  void on_connect_failed(const std::string& why);
+  // `why` is a lower-case sentence fragment ("connection refused"); `tls`: TCP connected but the TLS
+  // handshake failed ("certificate not trusted for localhost: ...").
+  void on_connect_failed(const std::string& why, bool tls = false);
   // `error` empty: every byte was written.
   void on_written(const std::string& error);
   // Bytes read (may be empty), then `eof` or `error` (non-empty: the read failed).

@@ -71,8 +71,12 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       backoff_(options_.backoff),
       retry_timer_(io),
       watchdog_(io) {
-  for (const auto& t : options_.tunnels)
+  for (const auto& t : options_.tunnels) {
     pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
+    h2_.push_back(t.upstream_protocol == "h2c"
+                      ? std::make_unique<H2UpstreamClient>(io_, upstream_target(t), options_.h2)
+                      : nullptr);
+  }
 }
 
 TunnelAgent::~TunnelAgent() {
@@ -180,7 +184,7 @@ void TunnelAgent::attempt() {
   std::vector<TunnelRoute> routes;
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
-    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get()});
+    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(), h2_[i].get()});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {

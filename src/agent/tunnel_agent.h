@@ -19,11 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "agent/edge_session.h"
 #include "agent/edge_url.h"
+#include "agent/h2_upstream_driver.h"
 #include "agent/tunnel_backoff.h"
 #include "agent/tunnel_config.h"
 #include "agent/tunnel_control.h"
-#include "agent/edge_session.h"
 #include "agent/upstream_exchange.h"
 #include "agent/upstream_pool.h"
 #include "quic/connection.h"
@@ -55,6 +56,7 @@ struct AgentOptions {
   ControlOptions control;
   BackoffPolicy backoff;
   PoolLimits pool;
+  H2ClientLimits h2;
   ExchangeLimits exchange;
   quic::TransportLimits transport;
   std::string user_agent = "wtmesh-agent/0.1.0";
@@ -106,7 +108,8 @@ class TunnelAgent {
   AgentEvents events_;
   Backoff backoff_;
   std::mt19937_64 rng_{std::random_device{}()};
-  std::vector<std::unique_ptr<UpstreamPool>> pools_;  // parallel to options_.tunnels
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;   // parallel to options_.tunnels
+  std::vector<std::unique_ptr<H2UpstreamClient>> h2_;  // parallel too; set for h2c tunnels
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<EdgeSession> session_;

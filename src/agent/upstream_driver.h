@@ -24,7 +24,24 @@
 
 namespace wtmesh::agent {
 
-class AsioUpstreamDriver final : public std::enable_shared_from_this<AsioUpstreamDriver>,
+// The stream side of one relayed request, whichever transport carries it upstream (EdgeSession holds
+// these): each call forwards to the driver's UpstreamExchange core.
+class UpstreamDriver {
+ public:
+  virtual ~UpstreamDriver() = default;
+  virtual void start(std::span<const uint8_t> early_body, bool fin) = 0;
+  virtual void on_body(std::span<const uint8_t> data, bool fin) = 0;
+  virtual void on_writable() = 0;
+  virtual void on_reset(std::optional<uint32_t> code) = 0;
+  virtual void on_stop_sending(std::optional<uint32_t> code) = 0;
+  virtual void on_stream_closed() = 0;
+  virtual void on_session_gone() = 0;
+  virtual bool finished() const = 0;
+  virtual wt::StreamId stream_id() const = 0;
+};
+
+class AsioUpstreamDriver final : public UpstreamDriver,
+                                 public std::enable_shared_from_this<AsioUpstreamDriver>,
                                  private UpstreamTransport {
  public:
   using DoneFn = UpstreamExchange::DoneFn;
@@ -35,15 +52,15 @@ class AsioUpstreamDriver final : public std::enable_shared_from_this<AsioUpstrea
   ~AsioUpstreamDriver() override;
 
   // The stream side, as UpstreamExchange's.
-  void start(std::span<const uint8_t> early_body, bool fin) { core_.start(early_body, fin); }
-  void on_body(std::span<const uint8_t> data, bool fin) { core_.on_body(data, fin); }
-  void on_writable() { core_.on_writable(); }
-  void on_reset(std::optional<uint32_t> code) { core_.on_reset(code); }
-  void on_stop_sending(std::optional<uint32_t> code) { core_.on_stop_sending(code); }
-  void on_stream_closed() { core_.on_stream_closed(); }
-  void on_session_gone() { core_.on_session_gone(); }
-  bool finished() const { return core_.finished(); }
-  wt::StreamId stream_id() const { return core_.stream_id(); }
+  void start(std::span<const uint8_t> early_body, bool fin) override { core_.start(early_body, fin); }
+  void on_body(std::span<const uint8_t> data, bool fin) override { core_.on_body(data, fin); }
+  void on_writable() override { core_.on_writable(); }
+  void on_reset(std::optional<uint32_t> code) override { core_.on_reset(code); }
+  void on_stop_sending(std::optional<uint32_t> code) override { core_.on_stop_sending(code); }
+  void on_stream_closed() override { core_.on_stream_closed(); }
+  void on_session_gone() override { core_.on_session_gone(); }
+  bool finished() const override { return core_.finished(); }
+  wt::StreamId stream_id() const override { return core_.stream_id(); }
 
  private:
   // UpstreamTransport

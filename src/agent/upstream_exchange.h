@@ -71,6 +71,9 @@ class UpstreamTransport {
   virtual void connect() = 0;
   // Writes all of `bytes` (kept valid by the caller until on_written() or close()).
   virtual void write(std::string_view bytes) = 0;
+  // The request's last bytes (possibly none) for a codec whose end is the transport's (end_by_fin):
+  // written, then the stream's request direction ends. on_written() as for write().
+  virtual void write_last(std::string_view bytes) { write(bytes); }
   // Reads at most `max` bytes: on_read().
   virtual void read(size_t max) = 0;
   virtual void close() = 0;

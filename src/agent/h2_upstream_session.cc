@@ -199,10 +199,16 @@ bool H2UpstreamSession::feed(std::span<const uint8_t> data) {
       mark(id);
     }
   }
-  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) && !streams_.empty()) {
-    set_error("the upstream ended the HTTP/2 connection");
-  }
+  check_over();
   return !failed();
+}
+
+void H2UpstreamSession::check_over() {
+  // nghttp2 answers a protocol error with GOAWAY and then stops reading: the connection is over.
+  if (session_ && !failed() && !nghttp2_session_want_read(session_)) {
+    set_error(goaway_ ? "the upstream ended the HTTP/2 connection (GOAWAY)"
+                      : "HTTP/2 protocol error from the upstream (not an HTTP/2 server?)");
+  }
 }
 
 void H2UpstreamSession::feed_eof() {
@@ -230,6 +236,7 @@ void H2UpstreamSession::fill_output() {
     if (n == 0) break;
     out_.insert(out_.end(), data, data + n);
   }
+  check_over();
 }
 
 std::span<const uint8_t> H2UpstreamSession::output() {

@@ -132,6 +132,7 @@ class H2UpstreamSession {
 
  private:
   void fill_output();
+  void check_over();
   const Stream* find(int32_t id) const;
 
   H2UpstreamLimits limits_;

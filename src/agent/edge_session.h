@@ -18,6 +18,7 @@
 #include "agent/tunnel_control.h"
 #include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
+#include "agent/upstream_select.h"
 #include "tunnel/registry.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -26,8 +27,9 @@ namespace wtmesh::agent {
 
 struct TunnelRoute {
   TunnelRegistration registration;
-  UpstreamPool* pool = nullptr;    // not owned; outlives the session
-  H2UpstreamClient* h2 = nullptr;  // set: requests go over HTTP/2 (h2c); not owned
+  UpstreamPool* pool = nullptr;        // not owned; outlives the session
+  H2UpstreamClient* h2 = nullptr;      // set: requests go over HTTP/2 (h2c); not owned
+  UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
 };
 
 class EdgeSession final : public wt::SessionHandler {

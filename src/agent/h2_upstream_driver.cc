@@ -160,12 +160,27 @@ void H2UpstreamClient::open_connection() {
           }
           return;
         }
-        auto c = std::make_shared<H2UpstreamConn>(*this, std::move(conn), limits_.session);
-        conns_.push_back(c);
-        c->pump();  // the preface and SETTINGS
-        serve_waiters();
-        arm_sweep();
+        if (target_.tls && conn->alpn() != "h2") {
+          conn->close();
+          auto waiting = std::move(waiting_);
+          waiting_.clear();
+          const std::string why =
+              "the TLS upstream did not choose h2 (ALPN \"" + conn->alpn() + "\") although it did before";
+          for (auto& w : waiting) {
+            if (auto d = w.lock()) d->on_connect_failed(why, true);
+          }
+          return;
+        }
+        adopt(std::move(conn));
       });
+}
+
+void H2UpstreamClient::adopt(std::shared_ptr<UpstreamConnection> conn) {
+  auto c = std::make_shared<H2UpstreamConn>(*this, std::move(conn), limits_.session);
+  conns_.push_back(c);
+  c->pump();  // the preface and SETTINGS
+  serve_waiters();
+  arm_sweep();
 }
 
 void H2UpstreamClient::serve_waiters() {
@@ -279,7 +294,7 @@ void H2StreamDriver::start_write(std::string_view bytes, bool fin) {
     tunnel::HeaderPairs fields;
     fields.reserve(head.headers.size() + 4);
     fields.emplace_back(":method", head.method);
-    fields.emplace_back(":scheme", "http");
+    fields.emplace_back(":scheme", client_.tls() ? "https" : "http");
     if (!head.authority.empty()) fields.emplace_back(":authority", head.authority);
     fields.emplace_back(":path", head.target);
     for (auto& f : head.headers) fields.push_back(std::move(f));

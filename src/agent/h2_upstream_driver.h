@@ -84,11 +84,14 @@ class H2UpstreamClient {
 
   boost::asio::io_context& io() { return io_; }
   std::string name() const;
+  bool tls() const { return target_.tls != nullptr; }
   // A stream for `driver`: H2StreamDriver::on_attached(), inline when a connection has room, or
   // later; or on_connect_failed().
   void acquire(const std::shared_ptr<H2StreamDriver>& driver);
   // A stream ended or a connection changed: waiting requests may go now.
   void serve_waiters();
+  // A connection opened elsewhere whose ALPN said h2 (agent/upstream_select.h).
+  void adopt(std::shared_ptr<UpstreamConnection> conn);
   void on_conn_closed(H2UpstreamConn* conn);
 
   size_t connections() const { return conns_.size(); }

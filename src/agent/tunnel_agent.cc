@@ -26,7 +26,7 @@ UpstreamTarget upstream_target(const TunnelSpec& t) {
       : t.upstream_ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*t.upstream_ca)
                           : quic::TlsClientContext::with_system_trust());
   target.tls_name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
-  // The HTTP/1.1 codec is the only one the HTTP/1.1 pool drives.
+  // The pool's connections speak HTTP/1.1 (the ALPN probe and the HTTP/2 client offer h2).
   target.alpn = {"http/1.1"};
   return target;
 }
@@ -73,9 +73,16 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       watchdog_(io) {
   for (const auto& t : options_.tunnels) {
     pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
-    h2_.push_back(t.upstream_protocol == "h2c"
-                      ? std::make_unique<H2UpstreamClient>(io_, upstream_target(t), options_.h2)
-                      : nullptr);
+    const bool alpn = t.upstream_tls && t.upstream_protocol.empty();
+    std::unique_ptr<H2UpstreamClient> h2;
+    if (t.upstream_protocol == "h2c" || alpn) {
+      auto target = upstream_target(t);
+      if (alpn) target.alpn = {"h2"};
+      h2 = std::make_unique<H2UpstreamClient>(io_, std::move(target), options_.h2);
+    }
+    selectors_.push_back(
+        alpn ? std::make_unique<UpstreamSelector>(io_, upstream_target(t), *pools_.back(), *h2) : nullptr);
+    h2_.push_back(std::move(h2));
   }
 }
 
@@ -184,7 +191,8 @@ void TunnelAgent::attempt() {
   std::vector<TunnelRoute> routes;
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
-    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(), h2_[i].get()});
+    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
+                      selectors_[i] ? nullptr : h2_[i].get(), selectors_[i].get()});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {

@@ -27,6 +27,7 @@
 #include "agent/tunnel_control.h"
 #include "agent/upstream_exchange.h"
 #include "agent/upstream_pool.h"
+#include "agent/upstream_select.h"
 #include "quic/connection.h"
 
 namespace wtmesh::wt {
@@ -108,8 +109,9 @@ class TunnelAgent {
   AgentEvents events_;
   Backoff backoff_;
   std::mt19937_64 rng_{std::random_device{}()};
-  std::vector<std::unique_ptr<UpstreamPool>> pools_;   // parallel to options_.tunnels
-  std::vector<std::unique_ptr<H2UpstreamClient>> h2_;  // parallel too; set for h2c tunnels
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;          // parallel to options_.tunnels
+  std::vector<std::unique_ptr<H2UpstreamClient>> h2_;         // parallel too; set for h2c and ALPN tunnels
+  std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<EdgeSession> session_;

@@ -235,9 +235,24 @@ void H2UpstreamClient::arm_sweep() {
 
 // --- H2StreamDriver ---------------------------------------------------------------------------------------
 
+namespace {
+
+bool asks_websocket(const tunnel::RequestHead& head) {
+  auto lower = [](std::string s) {
+    for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    return s;
+  };
+  return std::any_of(head.headers.begin(), head.headers.end(), [&](const auto& f) {
+    return lower(f.first) == "upgrade" && lower(f.second) == "websocket";
+  });
+}
+
+}  // namespace
+
 H2StreamDriver::H2StreamDriver(H2UpstreamClient& client, wt::Session& session, wt::StreamId id,
                                tunnel::RequestHead head, DoneFn done, ExchangeLimits limits)
     : client_(client),
+      websocket_(asks_websocket(head)),
       started_(std::chrono::steady_clock::now()),
       core_(
           session, id, *this, std::make_unique<H2Codec>(), std::move(head),
@@ -252,6 +267,10 @@ H2StreamDriver::H2StreamDriver(H2UpstreamClient& client, wt::Session& session, w
 H2StreamDriver::~H2StreamDriver() { detach(true); }
 
 void H2StreamDriver::connect() {
+  if (websocket_) {
+    // RFC 8441 extended CONNECT toward HTTP/2 upstreams is the next step (docs/notes/upstream-progress.md).
+    return core_.on_connect_failed("a WebSocket upgrade cannot be relayed to an HTTP/2 upstream yet");
+  }
   waiting_ = true;
   client_.acquire(shared_from_this());
 }

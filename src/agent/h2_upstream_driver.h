@@ -158,6 +158,7 @@ class H2StreamDriver final : public UpstreamDriver,
   void detach(bool cancel);
 
   H2UpstreamClient& client_;
+  bool websocket_;  // the request asks for a WebSocket (not relayed to HTTP/2 upstreams yet)
   std::chrono::steady_clock::time_point started_;
   UpstreamExchange core_;
   std::shared_ptr<H2UpstreamConn> conn_;

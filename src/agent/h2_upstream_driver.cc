@@ -251,18 +251,9 @@ bool asks_websocket(const tunnel::RequestHead& head) {
 
 H2StreamDriver::H2StreamDriver(H2UpstreamClient& client, wt::Session& session, wt::StreamId id,
                                tunnel::RequestHead head, DoneFn done, ExchangeLimits limits)
-    : client_(client),
-      websocket_(asks_websocket(head)),
-      started_(std::chrono::steady_clock::now()),
-      core_(
-          session, id, *this, std::make_unique<H2Codec>(), std::move(head),
-          [this, done = std::move(done)](const ExchangeResult& result) {
-            if (!done) return;
-            ExchangeResult timed = result;
-            timed.duration = std::chrono::steady_clock::now() - started_;
-            done(timed);
-          },
-          limits) {}
+    : ExchangeDriver(*this, session, id, std::make_unique<H2Codec>(), head, std::move(done), limits),
+      client_(client),
+      websocket_(asks_websocket(head)) {}
 
 H2StreamDriver::~H2StreamDriver() { detach(true); }
 

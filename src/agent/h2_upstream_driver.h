@@ -115,25 +115,13 @@ class H2UpstreamClient {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
-class H2StreamDriver final : public UpstreamDriver,
-                             public std::enable_shared_from_this<H2StreamDriver>,
-                             private UpstreamTransport {
+class H2StreamDriver final : private UpstreamTransport,
+                             public ExchangeDriver,
+                             public std::enable_shared_from_this<H2StreamDriver> {
  public:
-  using DoneFn = UpstreamExchange::DoneFn;
-
   H2StreamDriver(H2UpstreamClient& client, wt::Session& session, wt::StreamId id, tunnel::RequestHead head,
                  DoneFn done, ExchangeLimits limits = {});
   ~H2StreamDriver() override;
-
-  void start(std::span<const uint8_t> early_body, bool fin) override { core_.start(early_body, fin); }
-  void on_body(std::span<const uint8_t> data, bool fin) override { core_.on_body(data, fin); }
-  void on_writable() override { core_.on_writable(); }
-  void on_reset(std::optional<uint32_t> code) override { core_.on_reset(code); }
-  void on_stop_sending(std::optional<uint32_t> code) override { core_.on_stop_sending(code); }
-  void on_stream_closed() override { core_.on_stream_closed(); }
-  void on_session_gone() override { core_.on_session_gone(); }
-  bool finished() const override { return core_.finished(); }
-  wt::StreamId stream_id() const override { return core_.stream_id(); }
 
   // From the client and the connection.
   void on_attached(const std::shared_ptr<H2UpstreamConn>& conn);
@@ -159,8 +147,6 @@ class H2StreamDriver final : public UpstreamDriver,
 
   H2UpstreamClient& client_;
   bool websocket_;  // the request asks for a WebSocket (not relayed to HTTP/2 upstreams yet)
-  std::chrono::steady_clock::time_point started_;
-  UpstreamExchange core_;
   std::shared_ptr<H2UpstreamConn> conn_;
   int32_t h2_id_ = 0;
   uint64_t gen_ = 0;

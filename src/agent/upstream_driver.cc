@@ -8,15 +8,12 @@ namespace wtmesh::agent {
 
 namespace asio = boost::asio;
 
-AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& session, wt::StreamId id,
-                                       UpstreamPool& pool, tunnel::RequestHead head, DoneFn done,
-                                       ExchangeLimits limits)
-    : io_(io),
-      pool_(pool),
-      read_chunk_(limits.read_chunk),
-      started_(std::chrono::steady_clock::now()),
+ExchangeDriver::ExchangeDriver(UpstreamTransport& transport, wt::Session& session, wt::StreamId id,
+                               std::unique_ptr<UpstreamCodec> codec, tunnel::RequestHead head, DoneFn done,
+                               ExchangeLimits limits)
+    : started_(std::chrono::steady_clock::now()),
       core_(
-          session, id, *this, std::make_unique<Http1Codec>(limits.decoder), std::move(head),
+          session, id, transport, std::move(codec), std::move(head),
           [this, done = std::move(done)](const ExchangeResult& result) {
             if (!done) return;
             ExchangeResult timed = result;
@@ -24,6 +21,15 @@ AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& sessio
             done(timed);
           },
           limits) {}
+
+AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& session, wt::StreamId id,
+                                       UpstreamPool& pool, tunnel::RequestHead head, DoneFn done,
+                                       ExchangeLimits limits)
+    : ExchangeDriver(*this, session, id, std::make_unique<Http1Codec>(limits.decoder), std::move(head),
+                     std::move(done), limits),
+      io_(io),
+      pool_(pool),
+      read_chunk_(limits.read_chunk) {}
 
 AsioUpstreamDriver::~AsioUpstreamDriver() {
   if (conn_) conn_->close();

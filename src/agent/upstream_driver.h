@@ -40,18 +40,12 @@ class UpstreamDriver {
   virtual wt::StreamId stream_id() const = 0;
 };
 
-class AsioUpstreamDriver final : public UpstreamDriver,
-                                 public std::enable_shared_from_this<AsioUpstreamDriver>,
-                                 private UpstreamTransport {
+// The stream side forwarded to an UpstreamExchange core, with the request's duration measured for
+// the log: the base of the concrete drivers (which are the core's UpstreamTransport).
+class ExchangeDriver : public UpstreamDriver {
  public:
   using DoneFn = UpstreamExchange::DoneFn;
 
-  // An HTTP/1.1 exchange (Http1Codec) toward `pool`'s upstream.
-  AsioUpstreamDriver(boost::asio::io_context& io, wt::Session& session, wt::StreamId id, UpstreamPool& pool,
-                     tunnel::RequestHead head, DoneFn done, ExchangeLimits limits = {});
-  ~AsioUpstreamDriver() override;
-
-  // The stream side, as UpstreamExchange's.
   void start(std::span<const uint8_t> early_body, bool fin) override { core_.start(early_body, fin); }
   void on_body(std::span<const uint8_t> data, bool fin) override { core_.on_body(data, fin); }
   void on_writable() override { core_.on_writable(); }
@@ -61,6 +55,25 @@ class AsioUpstreamDriver final : public UpstreamDriver,
   void on_session_gone() override { core_.on_session_gone(); }
   bool finished() const override { return core_.finished(); }
   wt::StreamId stream_id() const override { return core_.stream_id(); }
+
+ protected:
+  ExchangeDriver(UpstreamTransport& transport, wt::Session& session, wt::StreamId id,
+                 std::unique_ptr<UpstreamCodec> codec, tunnel::RequestHead head, DoneFn done,
+                 ExchangeLimits limits);
+
+  std::chrono::steady_clock::time_point started_;
+  UpstreamExchange core_;
+};
+
+// UpstreamTransport comes first among the bases: the core keeps a reference to it from construction.
+class AsioUpstreamDriver final : private UpstreamTransport,
+                                 public ExchangeDriver,
+                                 public std::enable_shared_from_this<AsioUpstreamDriver> {
+ public:
+  // An HTTP/1.1 exchange (Http1Codec) toward `pool`'s upstream.
+  AsioUpstreamDriver(boost::asio::io_context& io, wt::Session& session, wt::StreamId id, UpstreamPool& pool,
+                     tunnel::RequestHead head, DoneFn done, ExchangeLimits limits = {});
+  ~AsioUpstreamDriver() override;
 
  private:
   // UpstreamTransport
@@ -75,8 +88,6 @@ class AsioUpstreamDriver final : public UpstreamDriver,
   boost::asio::io_context& io_;
   UpstreamPool& pool_;
   size_t read_chunk_;
-  std::chrono::steady_clock::time_point started_;
-  UpstreamExchange core_;
   UpstreamPool::Connection conn_;
   uint64_t gen_ = 0;  // bumped when the connection is dropped or released: stale handlers ignore
 };

@@ -342,18 +342,27 @@ gnutls_session_t TlsServerContext::new_session(ngtcp2_crypto_conn_ref* conn_ref)
 
 // --- TlsClientContext ----------------------------------------------------------------------------
 
+namespace {
+
+// Trusts the CA certificate(s) in `ca_pem`; throws naming the file.
+void add_trust_file(gnutls_certificate_credentials_t cred, const fs::path& ca_pem) {
+  int n = gnutls_certificate_set_x509_trust_file(cred, ca_pem.c_str(), GNUTLS_X509_FMT_PEM);
+  if (n < 0) {
+    throw std::runtime_error("cannot load CA certificate file " + ca_pem.string() + ": " +
+                             gnutls_strerror(n));
+  }
+  if (n == 0) throw std::runtime_error("CA certificate file " + ca_pem.string() + ": no certificate in it");
+}
+
+}  // namespace
+
 TlsClientContext TlsClientContext::with_ca_file(const fs::path& ca_pem) {
   global_init();
   require_readable(ca_pem, "CA certificate file");
   TlsClientContext ctx;
   ctx.cred_ = make_credentials();
   ctx.priority_ = make_priority();
-  int n = gnutls_certificate_set_x509_trust_file(ctx.cred_, ca_pem.c_str(), GNUTLS_X509_FMT_PEM);
-  if (n < 0) {
-    throw std::runtime_error("cannot load CA certificate file " + ca_pem.string() + ": " +
-                             gnutls_strerror(n));
-  }
-  if (n == 0) throw std::runtime_error("CA certificate file " + ca_pem.string() + ": no certificate in it");
+  add_trust_file(ctx.cred_, ca_pem);
   return ctx;
 }
 
@@ -372,12 +381,7 @@ TlsClientContext TlsClientContext::with_system_trust() {
 TlsClientContext TlsClientContext::with_system_trust_and_ca_file(const fs::path& ca_pem) {
   require_readable(ca_pem, "CA certificate file");
   TlsClientContext ctx = with_system_trust();
-  int n = gnutls_certificate_set_x509_trust_file(ctx.cred_, ca_pem.c_str(), GNUTLS_X509_FMT_PEM);
-  if (n < 0) {
-    throw std::runtime_error("cannot load CA certificate file " + ca_pem.string() + ": " +
-                             gnutls_strerror(n));
-  }
-  if (n == 0) throw std::runtime_error("CA certificate file " + ca_pem.string() + ": no certificate in it");
+  add_trust_file(ctx.cred_, ca_pem);
   return ctx;
 }
 

@@ -167,10 +167,18 @@ PEER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # start_origin NAME [origin.mjs args...]: the Node origin (tests/peers/origin.mjs) on a free port;
 # sets ORIGIN_PORT[NAME]; its requests are logged to $PEER_TMP/origin-NAME.requests.
 start_origin() {
-  local name=$1 out i line
+  local name=$1
   shift
+  start_node_origin "$name" origin.mjs --log "$PEER_TMP/origin-$name.requests" "$@"
+}
+
+# start_node_origin NAME SCRIPT [args...]: a Node service from tests/peers/SCRIPT that prints "origin
+# listening on PORT" once ready; sets ORIGIN_PID[NAME] and ORIGIN_PORT[NAME].
+start_node_origin() {
+  local name=$1 script=$2 out i line
+  shift 2
   out=$PEER_TMP/origin-$name.log
-  node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin-$name.requests" "$@" >"$out" 2>&1 </dev/null &
+  node "$PEER_DIR/$script" "$@" >"$out" 2>&1 </dev/null &
   ORIGIN_PID[$name]=$!
   track "${ORIGIN_PID[$name]}"
   for ((i = 0; i < 100; i++)); do
@@ -187,21 +195,9 @@ start_origin() {
 # start_h2_origin NAME [h2_origin.mjs args...]: tests/peers/h2_origin.mjs (Node http2/https) on a free
 # port; sets ORIGIN_PORT[NAME].
 start_h2_origin() {
-  local name=$1 out i line
+  local name=$1
   shift
-  out=$PEER_TMP/h2origin-$name.log
-  node "$PEER_DIR/h2_origin.mjs" "$@" >"$out" 2>&1 </dev/null &
-  ORIGIN_PID[$name]=$!
-  track "${ORIGIN_PID[$name]}"
-  for ((i = 0; i < 100; i++)); do
-    line=$(grep -m1 -oE 'origin listening on [0-9]+' "$out" 2>/dev/null || true)
-    [ -n "$line" ] && break
-    kill -0 "${ORIGIN_PID[$name]}" 2>/dev/null || die "h2 origin '$name' exited: $(cat "$out")"
-    sleep 0.1
-  done
-  [ -n "$line" ] || die "h2 origin '$name' did not start within 10 s"
-  ORIGIN_PORT[$name]=${line##* }
-  log "h2 origin '$name' is up: pid ${ORIGIN_PID[$name]}, port ${ORIGIN_PORT[$name]}"
+  start_node_origin "$name" h2_origin.mjs "$@"
 }
 
 # make_test_cert DIR: a CA (DIR/ca.pem) and a leaf for localhost and 127.0.0.1 (DIR/cert.pem,

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "agent/upstream_http.h"
+#include "tunnel/websocket_key.h"
 
 namespace wtmesh::agent {
 
@@ -65,6 +66,21 @@ bool H2Codec::start_request(const tunnel::RequestHead& head, std::string* error)
   request_.authority = head.authority;
   request_.has_body = head.has_body;
   request_.content_length = head.content_length;
+  upgrade_ = switched_ = false;
+  ws_key_.clear();
+  if (head.method == "GET") {
+    for (const auto& [name, value] : head.headers) {
+      if (lower(name) == "upgrade" && lower(value) == "websocket") upgrade_ = true;
+      if (lower(name) == "sec-websocket-key") ws_key_ = value;
+    }
+  }
+  if (upgrade_) {
+    if (!tunnel::is_valid_websocket_key(ws_key_))
+      return bad("WebSocket request without a valid Sec-WebSocket-Key");
+    request_.method = "CONNECT";  // the stream transport adds :protocol websocket (RFC 8441 §4)
+    request_.has_body = true;
+    request_.content_length.reset();
+  }
   const auto listed = connection_options(head.headers);
   for (const auto& [name, value] : head.headers) {
     std::string n = lower(name);
@@ -74,11 +90,13 @@ bool H2Codec::start_request(const tunnel::RequestHead& head, std::string* error)
       continue;
     }
     if (is_hop_by_hop(n) || n == "host" || n == "content-length") continue;
+    if (upgrade_ && n == "sec-websocket-key") continue;  // RFC 8441 §5: no key, no accept
     if (std::find(listed.begin(), listed.end(), n) != listed.end()) continue;
     request_.headers.emplace_back(std::move(n), value);
   }
-  if (head.content_length)
+  if (head.content_length && !upgrade_) {
     request_.headers.emplace_back("content-length", std::to_string(*head.content_length));
+  }
   head_request_ = head.method == "HEAD";
   restart_response();
   return true;
@@ -142,6 +160,21 @@ UpstreamCodec::Status H2Codec::decode(std::vector<uint8_t>& body, size_t max_bod
       return fail("the upstream answered status " + std::to_string(h.status));
     tunnel::ResponseHead out;
     out.status = h.status;
+    if (upgrade_ && h.status == 200) {
+      // The extended CONNECT was accepted: the RFC 6455 client gets its 101.
+      const auto accept = tunnel::websocket_accept(ws_key_);
+      if (!accept) return fail("cannot compute Sec-WebSocket-Accept");
+      out.status = 101;
+      out.has_body = true;
+      out.headers.emplace_back("sec-websocket-accept", *accept);
+      for (auto& [n, v] : h.headers) {
+        if (n == "sec-websocket-protocol" || n == "sec-websocket-extensions") out.headers.emplace_back(n, v);
+      }
+      switched_ = true;
+      head_ = std::move(out);
+      head_produced_ = true;
+      return Status::kHead;
+    }
     body_allowed_ = h.has_body && !head_request_ && h.status != 204 && h.status != 304;
     for (auto& [n, v] : h.headers) {
       if (is_hop_by_hop(n)) continue;

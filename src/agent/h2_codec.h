@@ -11,6 +11,7 @@
 //    codec checks the head (hop-by-hop fields dropped, content-length parsed, HEAD/204/304 bodiless)
 //    and passes the body through. The stream's end is the response's end (no length to trust).
 // reusable() is "the stream ended cleanly": the transport's release() then just forgets the stream.
+// A WebSocket request (GET + upgrade: websocket) becomes an RFC 8441 extended CONNECT: see upgrade().
 #pragma once
 
 #include <optional>
@@ -41,6 +42,10 @@ class H2Codec final : public UpstreamCodec {
   const std::string& error() const override { return error_; }
   bool reusable() const override { return done_ && error_.empty(); }
   void restart_response() override;
+  // A WebSocket (RFC 6455 request): sent as an RFC 8441 extended CONNECT (method CONNECT in the head
+  // given to the stream transport, which adds `:protocol: websocket`); a 200 becomes the 101.
+  bool upgrade() const override { return upgrade_; }
+  bool switched() const override { return switched_; }
 
   // The translated request (for tests).
   const tunnel::RequestHead& request() const { return request_; }
@@ -49,6 +54,9 @@ class H2Codec final : public UpstreamCodec {
   Status fail(std::string why);
 
   tunnel::RequestHead request_;
+  bool upgrade_ = false;
+  bool switched_ = false;
+  std::string ws_key_;
   bool head_request_ = false;
   std::vector<uint8_t> in_;
   size_t in_pos_ = 0;

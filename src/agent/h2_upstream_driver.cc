@@ -13,7 +13,9 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr size_t kConnReadChunk = 64 * 1024;
-}
+constexpr const char* kNoExtendedConnect =
+    "the HTTP/2 upstream does not accept WebSockets (no SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441)";
+}  // namespace
 
 // --- H2UpstreamConn ---------------------------------------------------------------------------------------
 
@@ -124,9 +126,29 @@ std::string H2UpstreamClient::name() const {
          std::to_string(ep.port());
 }
 
+// Whether `c` can take `d` now (kYes), never will (kNo: a WebSocket and a peer without extended
+// CONNECT), or may once its SETTINGS arrived (kLater).
+H2UpstreamClient::Fit H2UpstreamClient::fit(const H2UpstreamConn& c, const H2StreamDriver& d) {
+  if (!c.usable()) return Fit::kNo;
+  if (!d.websocket()) return Fit::kYes;
+  if (!c.session_settled()) return Fit::kLater;
+  return c.session_connect_protocol() ? Fit::kYes : Fit::kRefuses;
+}
+
 void H2UpstreamClient::acquire(const std::shared_ptr<H2StreamDriver>& driver) {
+  bool later = false;
   for (auto& c : conns_) {
-    if (c->usable()) return driver->on_attached(c);
+    switch (fit(*c, *driver)) {
+      case Fit::kYes:
+        return driver->on_attached(c);
+      case Fit::kRefuses:
+        return driver->on_connect_failed(kNoExtendedConnect, false);
+      case Fit::kLater:
+        later = true;
+        break;
+      case Fit::kNo:
+        break;
+    }
   }
   if (waiting_.size() >= limits_.max_waiting) {
     return driver->on_connect_failed(
@@ -134,6 +156,7 @@ void H2UpstreamClient::acquire(const std::shared_ptr<H2StreamDriver>& driver) {
         false);
   }
   waiting_.push_back(driver);
+  if (later) return;  // a connection's SETTINGS will tell (serve_waiters runs after every read)
   // A connection being opened serves up to its stream cap of waiters.
   const size_t coming = opening_ * limits_.session.max_streams;
   if (waiting_.size() > coming && conns_.size() + opening_ < limits_.max_connections) open_connection();
@@ -190,13 +213,28 @@ void H2UpstreamClient::serve_waiters() {
       waiting_.pop_front();
       continue;
     }
-    auto it = std::find_if(conns_.begin(), conns_.end(), [](const auto& c) { return c->usable(); });
-    if (it == conns_.end()) {
-      if (opening_ == 0 && conns_.size() < limits_.max_connections) open_connection();
+    std::shared_ptr<H2UpstreamConn> found;
+    bool later = false, refuses = false;
+    for (auto& c : conns_) {
+      const Fit f = fit(*c, *d);
+      if (f == Fit::kYes) {
+        found = c;
+        break;
+      }
+      later = later || f == Fit::kLater;
+      refuses = refuses || f == Fit::kRefuses;
+    }
+    if (!found && refuses && !later) {
+      waiting_.pop_front();
+      d->on_connect_failed(kNoExtendedConnect, false);
+      continue;
+    }
+    if (!found) {
+      if (!later && opening_ == 0 && conns_.size() < limits_.max_connections) open_connection();
       return;
     }
     waiting_.pop_front();
-    d->on_attached(*it);
+    d->on_attached(found);
   }
 }
 
@@ -258,10 +296,6 @@ H2StreamDriver::H2StreamDriver(H2UpstreamClient& client, wt::Session& session, w
 H2StreamDriver::~H2StreamDriver() { detach(true); }
 
 void H2StreamDriver::connect() {
-  if (websocket_) {
-    // RFC 8441 extended CONNECT toward HTTP/2 upstreams is the next step (docs/notes/upstream-progress.md).
-    return core_.on_connect_failed("a WebSocket upgrade cannot be relayed to an HTTP/2 upstream yet");
-  }
   waiting_ = true;
   client_.acquire(shared_from_this());
 }
@@ -304,6 +338,7 @@ void H2StreamDriver::start_write(std::string_view bytes, bool fin) {
     tunnel::HeaderPairs fields;
     fields.reserve(head.headers.size() + 4);
     fields.emplace_back(":method", head.method);
+    if (head.method == "CONNECT") fields.emplace_back(":protocol", "websocket");  // the codec's WebSocket
     fields.emplace_back(":scheme", client_.tls() ? "https" : "http");
     if (!head.authority.empty()) fields.emplace_back(":authority", head.authority);
     fields.emplace_back(":path", head.target);

@@ -53,6 +53,8 @@ class H2UpstreamConn final : public std::enable_shared_from_this<H2UpstreamConn>
   // Moves bytes and tells streams what changed; call after any session call.
   void pump();
   bool usable() const { return !closed_ && session_.can_open(); }
+  bool session_settled() const { return session_.settings_received(); }
+  bool session_connect_protocol() const { return session_.connect_protocol(); }
   bool closed() const { return closed_; }
   size_t streams() const { return streams_.size(); }
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
@@ -100,6 +102,8 @@ class H2UpstreamClient {
   void clear();
 
  private:
+  enum class Fit { kYes, kNo, kLater, kRefuses };
+  static Fit fit(const H2UpstreamConn& c, const H2StreamDriver& d);
   void open_connection();
   void arm_sweep();
 
@@ -128,6 +132,7 @@ class H2StreamDriver final : private UpstreamTransport,
   void on_connect_failed(const std::string& why, bool tls);
   void on_stream_event();
   bool waiting() const { return waiting_; }
+  bool websocket() const { return websocket_; }
 
  private:
   // UpstreamTransport
@@ -146,7 +151,7 @@ class H2StreamDriver final : private UpstreamTransport,
   void detach(bool cancel);
 
   H2UpstreamClient& client_;
-  bool websocket_;  // the request asks for a WebSocket (not relayed to HTTP/2 upstreams yet)
+  bool websocket_;  // the request asks for a WebSocket: an extended CONNECT (RFC 8441)
   std::shared_ptr<H2UpstreamConn> conn_;
   int32_t h2_id_ = 0;
   uint64_t gen_ = 0;

@@ -21,10 +21,12 @@
 //  - h3 (to come) is the same pair over HTTP/3: an H3UpstreamSession on nghttp3 over our QUIC client
 //    (UDP LOCALPORT, TLS implied), the same codec shape (QPACK instead of HPACK is the session's
 //    business), FIN instead of END_STREAM.
-//  - WebSocket toward HTTP/2 (to come, RFC 8441): the codec turns an RFC 6455 request into an extended
-//    CONNECT (:protocol websocket, the key dropped; only if the session saw
-//    SETTINGS_ENABLE_CONNECT_PROTOCOL=1), and a 200 back into a 101 with the Sec-WebSocket-Accept of
-//    the key (tunnel/websocket_key.h); upgrade()/switched() as for HTTP/1.1, shutdown_write() = END_STREAM.
+//  - WebSocket toward HTTP/2 (RFC 8441): H2Codec turns an RFC 6455 request into an extended CONNECT
+//    (method CONNECT in the head it gives the stream transport, which adds `:protocol: websocket`;
+//    the key is dropped and kept in the codec); H2UpstreamClient attaches such a stream only to a
+//    connection whose SETTINGS allow extended CONNECT (a 502 when they do not); a 200 becomes a 101
+//    with the Sec-WebSocket-Accept of the key (tunnel/websocket_key.h); upgrade()/switched() as for
+//    HTTP/1.1, and the transport's shutdown_write() is END_STREAM.
 //  - A raw TCP/UDP codec (tcp/udp tunnel types) is the identity: no head to write, body bytes pass
 //    through, decode() produces a synthetic head once and then passes bytes through until EOF; it is
 //    never reusable. A TLS upstream is a driver matter (a TLS stream under the same codec:

@@ -1,6 +1,6 @@
 // A local service on Node's built-in http2 / https modules, for the upstream-version peers
 // (tests/peers/upstream_*.sh). Listens on 127.0.0.1, prints "origin listening on PORT" once ready.
-//   node h2_origin.mjs --mode h2c|tls|tls-h1 [--cert FILE --key FILE]
+//   node h2_origin.mjs --mode h2c|tls|tls-h1 [--cert FILE --key FILE] [--no-connect]
 //     h2c     http2.createServer (HTTP/2 prior knowledge, no TLS)
 //     tls     http2.createSecureServer, ALPN h2 and http/1.1 (allowHTTP1)
 //     tls-h1  https.createServer: ALPN offers only http/1.1
@@ -13,7 +13,7 @@
 //   GET  /stats           JSON {connections, sessions, lastSent: {bytes, sha256}}
 //   GET  /slow?ms=M       answers after M ms (to hold streams open)
 //   GET  /trailers        a body, then the trailer grpc-status: 0
-//   CONNECT :protocol websocket   200, then echoes the stream's bytes (a WebSocket echo without framing)
+//   CONNECT :protocol websocket   200, then a WebSocket echo (RFC 8441; messages, ping, close)
 import http2 from 'node:http2';
 import https from 'node:https';
 import crypto from 'node:crypto';
@@ -31,7 +31,6 @@ let connections = 0;
 let sessions = 0;
 
 function handle(req, res) {
-  if (req.method === 'CONNECT') return;  // onStream answers it
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/hello') {
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -98,13 +97,49 @@ function onStream(stream, headers) {
       return stream.end();
     }
     stream.respond({ ':status': 200 });
-    stream.pipe(stream);
+    wsEcho(stream);
   }
+}
+
+// A WebSocket echo on an extended CONNECT stream (RFC 8441): client frames are masked; each message
+// frame comes back unmasked with its opcode, a ping as a pong, a close as a close, then the end.
+function wsEcho(stream) {
+  let buf = Buffer.alloc(0);
+  const frame = (opcode, payload) => {
+    const n = payload.length;
+    const head = n < 126 ? Buffer.from([0x80 | opcode, n])
+      : n < 65536 ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255])
+      : Buffer.concat([Buffer.from([0x80 | opcode, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; })()]);
+    return Buffer.concat([head, payload]);
+  };
+  stream.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      const opcode = buf[0] & 15;
+      let len = buf[1] & 127;
+      let off = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      const masked = (buf[1] & 128) !== 0;
+      const mask = masked ? buf.subarray(off, off + 4) : null;
+      if (masked) off += 4;
+      if (buf.length < off + len) return;
+      const payload = Buffer.from(buf.subarray(off, off + len));
+      if (mask) for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3];
+      buf = buf.subarray(off + len);
+      if (opcode === 8) { stream.end(frame(8, payload)); return; }
+      if (opcode === 9) { stream.write(frame(10, payload)); continue; }
+      if (opcode === 10) continue;
+      stream.write(Buffer.concat([Buffer.from([(buf[0] & 0) | 0x80 | opcode]), frame(opcode, payload).subarray(1)]));
+    }
+  });
+  stream.on('error', () => {});
 }
 
 let server;
 if (mode === 'h2c') {
-  server = http2.createServer({ settings: { enableConnectProtocol: true } }, handle);
+  server = http2.createServer({ settings: { enableConnectProtocol: !args.includes('--no-connect') } }, handle);
 } else if (mode === 'tls') {
   server = http2.createSecureServer({
     cert: fs.readFileSync(opt('--cert')),
@@ -123,8 +158,14 @@ if (mode === 'h2c') {
 }
 if (mode !== 'tls-h1') {
   server.on('session', () => { sessions += 1; });
-  // CONNECT streams get no request handler call in compat mode when handled here first.
-  server.prependListener('stream', onStream);
+  // Extended CONNECT streams bypass the compatibility API (its request/response objects stall the
+  // stream's data); everything else goes to it as before.
+  const compat = server.listeners('stream');
+  server.removeAllListeners('stream');
+  server.on('stream', (stream, headers, ...rest) => {
+    if (headers[':method'] === 'CONNECT') return onStream(stream, headers);
+    for (const l of compat) l.call(server, stream, headers, ...rest);
+  });
 }
 server.on('connection', () => { connections += 1; });
 server.listen(0, '127.0.0.1', () => {

@@ -6,6 +6,9 @@
 #   - 40 concurrent slow requests all answer over ONE upstream connection (Node counts them)
 #   - a response with trailers still arrives (the trailers are dropped: no room in the tunnel head)
 #   - an upstream that is not listening: a clear 502
+#   - WebSocket (RFC 6455 at the edge, Node `ws` client) to the h2c upstream as an RFC 8441 extended
+#     CONNECT (Node http2 with enableConnectProtocol, a frame echo in h2_origin.mjs): open, text and
+#     binary echo, clean close; an upstream without extended CONNECT: a clear 502
 # Usage: upstream_h2c.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -71,5 +74,18 @@ start_http nowhere main nowhere 1
 out=$(pcurl "https://nowhere.localhost:$EP/" --http2)
 check "no upstream listening: 502 (got $out)" [ "$out" = "502 2" ]
 check "... saying the upstream refused" grep -qi 'wtmesh-error: upstream refused: connection refused' "$T/head"
+
+# --- WebSocket over extended CONNECT.
+timeout 60 node "$PEER_DIR/ws_client.mjs" "wss://app.localhost:$EP/ws" "$CA" quick >"$T/ws.out" 2>"$T/ws.log"
+check "WebSocket through the tunnel to the h2c upstream (extended CONNECT): $(tr '\n' ';' <"$T/ws.out")" \
+  bash -c "[ \$(grep -c '^ok' '$T/ws.out') -ge 5 ] && ! grep -q '^not ok' '$T/ws.out'"
+start_h2_origin noconnect --mode h2c --no-connect
+HTTP_EXTRA_ARGS=(--upstream h2c)
+start_http noconnect main noconnect "${ORIGIN_PORT[noconnect]}"
+out=$(curl -sS -m 10 --http1.1 --cacert "$CA" -D "$T/head" -o /dev/null -w '%{http_code}' \
+  -H 'connection: upgrade' -H 'upgrade: websocket' -H 'sec-websocket-version: 13' \
+  -H 'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==' "https://noconnect.localhost:$EP/ws" 2>"$T/curl.err")
+check "WebSocket to an h2c upstream without extended CONNECT: 502 saying so (got $out)" \
+  bash -c "[ '$out' = 502 ] && grep -qi 'does not accept WebSockets' '$T/head'"
 
 peer_finish

@@ -299,5 +299,48 @@ TEST(H2Codec, HeadRequestIsBodilessAndBadLengthsFail) {
   EXPECT_EQ(early.decode(out, 64), UpstreamCodec::Status::kError);
 }
 
+TEST(H2Codec, WebSocketBecomesExtendedConnectAndTheAnswerA101) {
+  H2Codec codec;
+  auto h = testing::request("GET", "/ws");
+  h.headers = {{"Connection", "Upgrade"},
+               {"Upgrade", "websocket"},
+               {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+               {"Sec-WebSocket-Version", "13"},
+               {"Sec-WebSocket-Protocol", "chat"}};
+  std::string error;
+  ASSERT_TRUE(codec.start_request(h, &error)) << error;
+  EXPECT_TRUE(codec.upgrade());
+  EXPECT_EQ(codec.request().method, "CONNECT");  // the transport adds :protocol websocket
+  const tunnel::HeaderPairs want = {{"sec-websocket-version", "13"}, {"sec-websocket-protocol", "chat"}};
+  EXPECT_EQ(codec.request().headers, want);  // no key (RFC 8441 §5), no hop-by-hop fields
+  tunnel::ResponseHead rh;
+  rh.status = 200;
+  rh.has_body = true;
+  rh.headers = {{"sec-websocket-protocol", "chat"}, {"server", "x"}};
+  codec.put_input(tunnel::encode_response_head(rh));
+  std::vector<uint8_t> out;
+  ASSERT_EQ(codec.decode(out, 64), UpstreamCodec::Status::kHead);
+  EXPECT_TRUE(codec.switched());
+  auto head = codec.take_head();
+  EXPECT_EQ(head.status, 101);
+  const tunnel::HeaderPairs fields = {{"sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+                                      {"sec-websocket-protocol", "chat"}};
+  EXPECT_EQ(head.headers, fields);
+  EXPECT_FALSE(codec.reusable());
+
+  H2Codec declined;  // another status is a normal response
+  ASSERT_TRUE(declined.start_request(h, &error));
+  rh.status = 403;
+  declined.put_input(tunnel::encode_response_head(rh));
+  ASSERT_EQ(declined.decode(out, 64), UpstreamCodec::Status::kHead);
+  EXPECT_FALSE(declined.switched());
+  EXPECT_EQ(declined.take_head().status, 403);
+
+  H2Codec nokey;
+  h.headers.erase(h.headers.begin() + 2);
+  EXPECT_FALSE(nokey.start_request(h, &error));
+  EXPECT_NE(error.find("Sec-WebSocket-Key"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace wtmesh::agent

@@ -14,9 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "agent/h2_upstream_driver.h"
 #include "agent/tunnel_control.h"
 #include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
+#include "agent/upstream_select.h"
 #include "tunnel/registry.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -25,7 +27,9 @@ namespace wtmesh::agent {
 
 struct TunnelRoute {
   TunnelRegistration registration;
-  UpstreamPool* pool = nullptr;  // not owned; outlives the session
+  UpstreamPool* pool = nullptr;        // not owned; outlives the session
+  H2UpstreamClient* h2 = nullptr;      // set: requests go over HTTP/2 (h2c); not owned
+  UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
 };
 
 class EdgeSession final : public wt::SessionHandler {
@@ -84,7 +88,7 @@ class EdgeSession final : public wt::SessionHandler {
   boost::asio::steady_timer heartbeat_;
   std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
-  std::map<wt::StreamId, std::shared_ptr<AsioUpstreamDriver>> exchanges_;
+  std::map<wt::StreamId, std::shared_ptr<UpstreamDriver>> exchanges_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "agent/wt_client.h"
+#include "quic/tls_context.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
 
@@ -14,6 +15,21 @@ namespace wtmesh::agent {
 namespace asio = boost::asio;
 
 namespace {
+
+// Throws std::runtime_error for an unreadable CA file.
+UpstreamTarget upstream_target(const TunnelSpec& t) {
+  UpstreamTarget target;
+  target.endpoint = asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
+  if (!t.upstream_tls) return target;
+  target.tls = std::make_shared<quic::TlsClientContext>(
+      t.upstream_insecure ? quic::TlsClientContext::without_verification()
+      : t.upstream_ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*t.upstream_ca)
+                          : quic::TlsClientContext::with_system_trust());
+  target.tls_name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
+  // The pool's connections speak HTTP/1.1 (the ALPN probe and the HTTP/2 client offer h2).
+  target.alpn = {"http/1.1"};
+  return target;
+}
 
 std::string seconds_text(std::chrono::milliseconds d) {
   return fmt::format("{:.1f} s", static_cast<double>(d.count()) / 1000.0);
@@ -56,8 +72,17 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       retry_timer_(io),
       watchdog_(io) {
   for (const auto& t : options_.tunnels) {
-    const asio::ip::tcp::endpoint ep(asio::ip::make_address(t.upstream_host), t.upstream_port);
-    pools_.push_back(std::make_unique<UpstreamPool>(io_, ep, options_.pool));
+    pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
+    const bool alpn = t.upstream_tls && t.upstream_protocol.empty();
+    std::unique_ptr<H2UpstreamClient> h2;
+    if (t.upstream_protocol == "h2c" || alpn) {
+      auto target = upstream_target(t);
+      if (alpn) target.alpn = {"h2"};
+      h2 = std::make_unique<H2UpstreamClient>(io_, std::move(target), options_.h2);
+    }
+    selectors_.push_back(
+        alpn ? std::make_unique<UpstreamSelector>(io_, upstream_target(t), *pools_.back(), *h2) : nullptr);
+    h2_.push_back(std::move(h2));
   }
 }
 
@@ -166,7 +191,8 @@ void TunnelAgent::attempt() {
   std::vector<TunnelRoute> routes;
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
-    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get()});
+    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
+                      selectors_[i] ? nullptr : h2_[i].get(), selectors_[i].get()});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {
@@ -183,7 +209,7 @@ void TunnelAgent::attempt() {
   };
   cb.on_closed = [this, n](uint32_t code, const std::string& reason) { on_session_closed(n, code, reason); };
   session_ = std::make_unique<EdgeSession>(io_, std::move(routes), options_.control, options_.exchange,
-                                             std::move(cb));
+                                           std::move(cb));
 
   const wt::HeaderPairs headers = {
       {"authorization", "Bearer " + token},

@@ -19,13 +19,15 @@
 #include <string>
 #include <vector>
 
+#include "agent/edge_session.h"
 #include "agent/edge_url.h"
+#include "agent/h2_upstream_driver.h"
 #include "agent/tunnel_backoff.h"
 #include "agent/tunnel_config.h"
 #include "agent/tunnel_control.h"
-#include "agent/edge_session.h"
 #include "agent/upstream_exchange.h"
 #include "agent/upstream_pool.h"
+#include "agent/upstream_select.h"
 #include "quic/connection.h"
 
 namespace wtmesh::wt {
@@ -55,6 +57,7 @@ struct AgentOptions {
   ControlOptions control;
   BackoffPolicy backoff;
   PoolLimits pool;
+  H2ClientLimits h2;
   ExchangeLimits exchange;
   quic::TransportLimits transport;
   std::string user_agent = "wtmesh-agent/0.1.0";
@@ -106,7 +109,9 @@ class TunnelAgent {
   AgentEvents events_;
   Backoff backoff_;
   std::mt19937_64 rng_{std::random_device{}()};
-  std::vector<std::unique_ptr<UpstreamPool>> pools_;  // parallel to options_.tunnels
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;          // parallel to options_.tunnels
+  std::vector<std::unique_ptr<H2UpstreamClient>> h2_;         // parallel too; set for h2c and ALPN tunnels
+  std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<EdgeSession> session_;

@@ -45,11 +45,24 @@ std::filesystem::path resolve(const std::filesystem::path& base, const std::stri
   return path.is_absolute() || base.empty() ? path : base / path;
 }
 
-bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain, TunnelSpec& spec,
-                  std::string* error) {
+// "" leaves `out` as it is.
+bool parse_bool(const std::string& s, bool& out) {
+  if (s.empty()) return true;
+  if (s == "true" || s == "yes" || s == "on") {
+    out = true;
+  } else if (s == "false" || s == "no" || s == "off") {
+    out = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
+                  const std::filesystem::path& base_dir, TunnelSpec& spec, std::string* error) {
   const std::string where = "tunnels[" + std::to_string(index) + "]";
   if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
-  std::string name, type = "http", port_text, upstream;
+  std::string name, type = "http", port_text, upstream, protocol, tls, ca, sni, insecure;
   bool has_port = false, has_upstream = false, has_name = false;
   for (const auto& kv : t) {
     const std::string key = kv.first.Scalar();
@@ -65,9 +78,20 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain, 
     } else if (key == "upstream") {
       dst = &upstream;
       has_upstream = true;
+    } else if (key == "upstream_protocol") {
+      dst = &protocol;
+    } else if (key == "upstream_tls") {
+      dst = &tls;
+    } else if (key == "upstream_ca") {
+      dst = &ca;
+    } else if (key == "upstream_sni") {
+      dst = &sni;
+    } else if (key == "upstream_insecure") {
+      dst = &insecure;
     } else {
       return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
-                             "; expected name, type, local_port or upstream");
+                             "; expected name, type, local_port, upstream, upstream_protocol, upstream_tls, "
+                             "upstream_ca, upstream_sni or upstream_insecure");
     }
     if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
   }
@@ -93,10 +117,49 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain, 
     if (error) *error = where + ".upstream: " + *error + at_line(t);
     return false;
   }
+  spec.upstream_protocol = protocol;
+  if (!parse_bool(tls, spec.upstream_tls)) {
+    return fail(error, where + ".upstream_tls must be true or false, not \"" + tls + "\"" + at_line(t));
+  }
+  if (!parse_bool(insecure, spec.upstream_insecure)) {
+    return fail(error,
+                where + ".upstream_insecure must be true or false, not \"" + insecure + "\"" + at_line(t));
+  }
+  if (!ca.empty()) spec.upstream_ca = resolve(base_dir, ca);
+  spec.upstream_sni = sni;
+  if (!check_upstream_options(spec, error)) {
+    if (error) *error = where + ": " + *error + at_line(t);
+    return false;
+  }
   return true;
 }
 
 }  // namespace
+
+std::string TunnelSpec::upstream_url() const {
+  const std::string scheme = upstream_tls ? "https" : upstream_protocol == "h2c" ? "h2c" : "http";
+  return scheme + "://" + upstream();
+}
+
+bool check_upstream_options(const TunnelSpec& spec, std::string* error) {
+  const std::string& p = spec.upstream_protocol;
+  if (p == "h3") return fail(error, "upstream protocol h3 is not supported yet; use http1 or h2c");
+  if (!p.empty() && p != "http1" && p != "h2c") {
+    return fail(error, "upstream protocol must be http1 or h2c, not \"" + p + "\"");
+  }
+  if (p == "h2c" && spec.upstream_tls) {
+    return fail(error, "h2c is HTTP/2 without TLS; with TLS to the upstream, ALPN picks h2 or http/1.1");
+  }
+  if (!spec.upstream_tls && (spec.upstream_ca || !spec.upstream_sni.empty() || spec.upstream_insecure)) {
+    return fail(error,
+                "the upstream CA, SNI and insecure options need TLS to the upstream (upstream_tls / "
+                "--upstream-tls)");
+  }
+  if (spec.upstream_insecure && spec.upstream_ca) {
+    return fail(error, "give either an upstream CA or insecure, not both");
+  }
+  return true;
+}
 
 std::string TunnelSpec::upstream() const {
   return (upstream_host.find(':') != std::string::npos ? "[" + upstream_host + "]" : upstream_host) + ":" +
@@ -215,7 +278,7 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
   std::set<std::string> seen;
   for (size_t i = 0; i < tunnels.size(); ++i) {
     TunnelSpec spec;
-    if (!parse_tunnel(tunnels[i], i, cfg.domain, spec, error)) return std::nullopt;
+    if (!parse_tunnel(tunnels[i], i, cfg.domain, base_dir, spec, error)) return std::nullopt;
     if (!seen.insert(spec.hostname).second) {
       fail(error,
            "tunnels[" + std::to_string(i) + "] repeats the hostname " + spec.hostname + at_line(tunnels[i]));

@@ -9,6 +9,11 @@
 //     - name: app
 //       type: http                # optional; http is the only type in protocol v1
 //       local_port: 3000          # or upstream: 127.0.0.1:3000
+//       upstream_protocol: h2c    # optional: http1 (default) or h2c; with upstream_tls, ALPN picks
+//       upstream_tls: true        # optional: TLS to the local service (ALPN h2, http/1.1)
+//       upstream_ca: certs/ca.pem # optional: trusted beside the system store; relative to the file
+//       upstream_sni: app.test    # optional: the name checked and sent as SNI (default localhost)
+//       upstream_insecure: true   # optional: no certificate check (self-signed local services)
 #pragma once
 
 #include <cstdint>
@@ -31,7 +36,21 @@ struct TunnelSpec {
   std::string upstream_host = "127.0.0.1";  // an IP literal
   uint16_t upstream_port = 0;
   std::string upstream() const;  // "127.0.0.1:3000" ([v6]:port)
+
+  // How the agent speaks to the local service (`--upstream`, `--upstream-tls`, ...).
+  // "" (default): HTTP/1.1 on plain TCP, or over TLS whatever ALPN picks (h2 or http/1.1);
+  // "http1": HTTP/1.1 only (ALPN offers only http/1.1); "h2c": HTTP/2 with prior knowledge, no TLS.
+  std::string upstream_protocol;
+  bool upstream_tls = false;
+  std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store
+  std::string upstream_sni;                          // "" = localhost
+  bool upstream_insecure = false;                    // no certificate check at all
+  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs.
+  std::string upstream_url() const;
 };
+
+// Checks the upstream_* fields together; false with `error` set to one sentence.
+bool check_upstream_options(const TunnelSpec& spec, std::string* error);
 
 struct AgentConfig {
   std::string edge;

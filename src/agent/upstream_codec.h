@@ -8,15 +8,29 @@
 //  - Http1Codec (http1_codec.h): HTTP/1.1 on a keep-alive TCP connection; request head with the public
 //    Host, chunked framing when no length is known; Beast's response parser (chunked, close-delimited,
 //    HEAD/204/304, 1xx skipped, the keep-alive decision).
-//  - An h2c or h3 codec would implement the same calls over one stream of a shared connection: the
-//    request head becomes a HEADERS frame (HPACK/QPACK; hop-by-hop fields dropped, :authority = the
-//    public authority), body bytes become DATA frames and end_body() an END_STREAM flag (HTTP/2) or the
-//    stream's FIN (HTTP/3, given to the driver as an empty write with fin); decode() turns HEADERS/DATA
-//    back into a ResponseHead and body. reusable() is "the stream ended cleanly"; the connection
-//    multiplexing and its flow control are the driver's (a per-connection session beside the pool).
+//  - H2Codec (h2_codec.h): one request on one stream of a shared HTTP/2 connection (h2c, or h2 chosen
+//    by ALPN over TLS). The seam: the connection is a per-connection session beside the pool
+//    (H2UpstreamSession, sans-I/O on nghttp2: framing, HPACK, flow control, stream caps, GOAWAY),
+//    owned with its socket by H2UpstreamClient (one per tunnel: connection cap, bounded wait queue,
+//    idle expiry); the per-request transport is one stream of it (H2StreamDriver). Between codec and
+//    stream transport the bytes are the tunnel's own head encoding plus raw body, both ways: the codec
+//    owns the HTTP semantics (hop-by-hop fields dropped, :authority = the public authority,
+//    `te: trailers` kept, HEAD/204/304, content-length), the session owns the wire. end_by_fin(): the
+//    request body ends with the stream (END_STREAM), given to the transport as write_last().
+//    reusable() is "the stream ended cleanly"; release() forgets the stream, the connection stays.
+//  - h3 (to come) is the same pair over HTTP/3: an H3UpstreamSession on nghttp3 over our QUIC client
+//    (UDP LOCALPORT, TLS implied), the same codec shape (QPACK instead of HPACK is the session's
+//    business), FIN instead of END_STREAM.
+//  - WebSocket toward HTTP/2 (RFC 8441): H2Codec turns an RFC 6455 request into an extended CONNECT
+//    (method CONNECT in the head it gives the stream transport, which adds `:protocol: websocket`;
+//    the key is dropped and kept in the codec); H2UpstreamClient attaches such a stream only to a
+//    connection whose SETTINGS allow extended CONNECT (a 502 when they do not); a 200 becomes a 101
+//    with the Sec-WebSocket-Accept of the key (tunnel/websocket_handshake.h); upgrade()/switched() as for
+//    HTTP/1.1, and the transport's shutdown_write() is END_STREAM.
 //  - A raw TCP/UDP codec (tcp/udp tunnel types) is the identity: no head to write, body bytes pass
 //    through, decode() produces a synthetic head once and then passes bytes through until EOF; it is
-//    never reusable. A TLS upstream is a driver matter (a TLS stream under the same codec), not a codec.
+//    never reusable. A TLS upstream is a driver matter (a TLS stream under the same codec:
+//    UpstreamConnection, upstream_connection.h), not a codec.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +63,9 @@ class UpstreamCodec {
   virtual void write_body(std::string& out, std::span<const uint8_t> data) const = 0;
   // Appends what ends the request body (may be nothing when the length was announced).
   virtual void write_end(std::string& out) const = 0;
+  // The end of the request body is the transport's (HTTP/2 END_STREAM, HTTP/3 FIN): the exchange's
+  // last write goes through UpstreamTransport::write_last(), even when it carries no bytes.
+  virtual bool end_by_fin() const { return false; }
 
   // --- response (upstream → tunnel) ---
   // Room for upstream bytes; put_input takes at most this many. 0: do not read now.

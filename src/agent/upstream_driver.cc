@@ -1,9 +1,6 @@
 #include "agent/upstream_driver.h"
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/write.hpp>
-#include <cctype>
 
 #include "agent/http1_codec.h"
 
@@ -11,25 +8,12 @@ namespace wtmesh::agent {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// "Connection refused" -> "connection refused": the message goes inside a sentence.
-std::string lower_first(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-  return s;
-}
-
-}  // namespace
-
-AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& session, wt::StreamId id,
-                                       UpstreamPool& pool, tunnel::RequestHead head, DoneFn done,
-                                       ExchangeLimits limits)
-    : io_(io),
-      pool_(pool),
-      read_chunk_(limits.read_chunk),
-      started_(std::chrono::steady_clock::now()),
+ExchangeDriver::ExchangeDriver(UpstreamTransport& transport, wt::Session& session, wt::StreamId id,
+                               std::unique_ptr<UpstreamCodec> codec, tunnel::RequestHead head, DoneFn done,
+                               ExchangeLimits limits)
+    : started_(std::chrono::steady_clock::now()),
       core_(
-          session, id, *this, std::make_unique<Http1Codec>(limits.decoder), std::move(head),
+          session, id, transport, std::move(codec), std::move(head),
           [this, done = std::move(done)](const ExchangeResult& result) {
             if (!done) return;
             ExchangeResult timed = result;
@@ -38,7 +22,18 @@ AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& sessio
           },
           limits) {}
 
-AsioUpstreamDriver::~AsioUpstreamDriver() = default;
+AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& session, wt::StreamId id,
+                                       UpstreamPool& pool, tunnel::RequestHead head, DoneFn done,
+                                       ExchangeLimits limits)
+    : ExchangeDriver(*this, session, id, std::make_unique<Http1Codec>(limits.decoder), std::move(head),
+                     std::move(done), limits),
+      io_(io),
+      pool_(pool),
+      read_chunk_(limits.read_chunk) {}
+
+AsioUpstreamDriver::~AsioUpstreamDriver() {
+  if (conn_) conn_->close();
+}
 
 std::string AsioUpstreamDriver::name() const {
   const auto& ep = pool_.endpoint();
@@ -48,58 +43,55 @@ std::string AsioUpstreamDriver::name() const {
 
 void AsioUpstreamDriver::connect() {
   if (auto pooled = pool_.take()) {
-    socket_ = std::move(pooled);
+    conn_ = std::move(pooled);
     return core_.on_connected(true);
   }
-  socket_ = std::make_unique<UpstreamPool::Socket>(io_);
-  socket_->async_connect(pool_.endpoint(),
-                         [self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
-                           if (gen != self->gen_) return;
-                           if (ec) return self->core_.on_connect_failed(lower_first(ec.message()));
-                           boost::system::error_code ignored;
-                           self->socket_->set_option(asio::ip::tcp::no_delay(true), ignored);
-                           self->core_.on_connected(false);
-                         });
+  UpstreamConnection::open(
+      io_, pool_.target(),
+      [self = shared_from_this(), gen = gen_](std::shared_ptr<UpstreamConnection> conn,
+                                              const std::string& error, bool tls_failed) {
+        if (gen != self->gen_) {
+          if (conn) conn->close();
+          return;
+        }
+        if (!conn) return self->core_.on_connect_failed(error, tls_failed);
+        self->conn_ = std::move(conn);
+        self->core_.on_connected(false);
+      });
 }
 
 void AsioUpstreamDriver::write(std::string_view bytes) {
-  asio::async_write(*socket_, asio::buffer(bytes.data(), bytes.size()),
-                    [self = shared_from_this(), gen = gen_](boost::system::error_code ec, size_t) {
-                      if (gen != self->gen_) return;
-                      self->core_.on_written(ec ? lower_first(ec.message()) : std::string());
-                    });
+  conn_->write(bytes, [self = shared_from_this(), gen = gen_](const std::string& error) {
+    if (gen != self->gen_) return;
+    self->core_.on_written(error);
+  });
 }
 
 void AsioUpstreamDriver::read(size_t max) {
   max = std::min(max, read_chunk_);
-  if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<uint8_t[]>(read_chunk_);
-  socket_->async_read_some(asio::buffer(read_buf_.get(), max),
-                           [self = shared_from_this(), gen = gen_](boost::system::error_code ec, size_t n) {
-                             if (gen != self->gen_) return;
-                             const bool eof = ec == asio::error::eof;
-                             self->core_.on_read(std::span<const uint8_t>(self->read_buf_.get(), n), eof,
-                                                 ec && !eof ? lower_first(ec.message()) : std::string());
-                           });
+  conn_->read(max, [self = shared_from_this(), gen = gen_](std::span<const uint8_t> data, bool eof,
+                                                           const std::string& error) {
+    if (gen != self->gen_) return;
+    self->core_.on_read(data, eof, error);
+  });
 }
 
 void AsioUpstreamDriver::close() {
   ++gen_;
-  if (socket_) {
-    boost::system::error_code ec;
-    socket_->close(ec);
-    socket_.reset();
+  if (conn_) {
+    conn_->close();
+    conn_.reset();
   }
 }
 
 void AsioUpstreamDriver::release() {
   ++gen_;
-  pool_.put(std::move(socket_));
+  if (conn_) conn_->cancel();
+  pool_.put(std::move(conn_));
 }
 
 void AsioUpstreamDriver::shutdown_write() {
-  if (!socket_) return;
-  boost::system::error_code ignored;
-  socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  if (conn_) conn_->shutdown_write();
 }
 
 }  // namespace wtmesh::agent

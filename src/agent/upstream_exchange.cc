@@ -78,7 +78,8 @@ void UpstreamExchange::pump_request() {
   }
   const bool last = body_fin_ && !end_sent_ && body_held_.empty();
   if (last) codec_->write_end(write_buf_);
-  if (write_buf_.empty()) {
+  const bool fin_write = last && codec_->end_by_fin() && !hold;
+  if (write_buf_.empty() && !fin_write) {
     if (body_fin_ && head_written_ && body_held_.empty()) {
       request_complete_ = request_done_ = true;
       if (codec_->switched()) end_switched_request();
@@ -88,7 +89,11 @@ void UpstreamExchange::pump_request() {
   }
   writing_ = true;
   if (last) end_sent_ = true;
-  transport_.write(write_buf_);
+  if (fin_write) {
+    transport_.write_last(write_buf_);
+  } else {
+    transport_.write(write_buf_);
+  }
 }
 
 void UpstreamExchange::on_written(const std::string& error) {
@@ -140,10 +145,11 @@ void UpstreamExchange::on_connected(bool reused) {
   start_read();
 }
 
-void UpstreamExchange::on_connect_failed(const std::string& why) {
+void UpstreamExchange::on_connect_failed(const std::string& why, bool tls) {
   if (aborted_ || !connecting_) return;
   connecting_ = false;
-  send_bad_gateway("upstream refused: " + why + " (" + transport_.name() + ")");
+  send_bad_gateway((tls ? "upstream TLS failed: " : "upstream refused: ") + why + " (" + transport_.name() +
+                   ")");
 }
 
 void UpstreamExchange::close_upstream() {

@@ -71,6 +71,9 @@ class UpstreamTransport {
   virtual void connect() = 0;
   // Writes all of `bytes` (kept valid by the caller until on_written() or close()).
   virtual void write(std::string_view bytes) = 0;
+  // The request's last bytes (possibly none) for a codec whose end is the transport's (end_by_fin):
+  // written, then the stream's request direction ends. on_written() as for write().
+  virtual void write_last(std::string_view bytes) { write(bytes); }
   // Reads at most `max` bytes: on_read().
   virtual void read(size_t max) = 0;
   virtual void close() = 0;
@@ -110,8 +113,9 @@ class UpstreamExchange {
 
   // --- the upstream side (UpstreamTransport completions) ---
   void on_connected(bool reused);
-  // `why` is a lower-case sentence fragment ("connection refused").
-  void on_connect_failed(const std::string& why);
+  // `why` is a lower-case sentence fragment ("connection refused"); `tls`: TCP connected but the TLS
+  // handshake failed ("certificate not trusted for localhost: ...").
+  void on_connect_failed(const std::string& why, bool tls = false);
   // `error` empty: every byte was written.
   void on_written(const std::string& error);
   // Bytes read (may be empty), then `eof` or `error` (non-empty: the read failed).

@@ -7,51 +7,51 @@ namespace wtmesh::agent {
 namespace asio = boost::asio;
 
 UpstreamPool::UpstreamPool(asio::io_context& io, asio::ip::tcp::endpoint upstream, PoolLimits limits)
-    : endpoint_(std::move(upstream)), limits_(limits), sweep_(io) {}
+    : UpstreamPool(io, UpstreamTarget{.endpoint = std::move(upstream)}, limits) {}
+
+UpstreamPool::UpstreamPool(asio::io_context& io, UpstreamTarget target, PoolLimits limits)
+    : io_(io), target_(std::move(target)), limits_(limits), sweep_(io) {}
 
 UpstreamPool::~UpstreamPool() { clear(); }
 
 void UpstreamPool::clear() {
-  for (auto& i : idle_) {
-    boost::system::error_code ec;
-    i.socket->close(ec);
-  }
+  for (auto& i : idle_) i.conn->close();
   idle_.clear();
   sweep_.cancel();
   sweep_armed_ = false;
 }
 
-std::unique_ptr<UpstreamPool::Socket> UpstreamPool::take() {
+UpstreamPool::Connection UpstreamPool::take() {
   while (!idle_.empty()) {
     Idle i = std::move(idle_.back());
     idle_.pop_back();
-    boost::system::error_code ec;
-    i.socket->cancel(ec);  // ends the readability watch (its handler sees the serial gone)
-    if (!ec && i.socket->is_open()) {
+    i.conn->cancel();  // ends the idle watch
+    if (i.conn->is_open()) {
       ++reuses_;
-      return std::move(i.socket);
+      return std::move(i.conn);
     }
+    i.conn->close();
   }
   return nullptr;
 }
 
-void UpstreamPool::put(std::unique_ptr<Socket> socket) {
-  if (!socket || !socket->is_open() || limits_.max_idle == 0) return;
+void UpstreamPool::put(Connection conn) {
+  if (!conn || !conn->is_open() || limits_.max_idle == 0) {
+    if (conn) conn->close();
+    return;
+  }
   while (idle_.size() >= limits_.max_idle) {
-    boost::system::error_code ec;
-    idle_.front().socket->close(ec);
+    idle_.front().conn->close();
     idle_.pop_front();
   }
-  idle_.push_back(Idle{std::move(socket), std::chrono::steady_clock::now(), next_serial_++});
+  idle_.push_back(Idle{std::move(conn), std::chrono::steady_clock::now(), next_serial_++});
   watch(idle_.back());
   arm_sweep();
 }
 
 void UpstreamPool::watch(Idle& idle) {
-  // An idle keep-alive connection has nothing to say: readable means EOF, reset or junk.
-  idle.socket->async_wait(Socket::wait_read, [this, alive = std::weak_ptr<int>(alive_),
-                                              serial = idle.serial](boost::system::error_code ec) {
-    if (alive.expired() || ec == asio::error::operation_aborted) return;
+  idle.conn->watch_idle([this, alive = std::weak_ptr<int>(alive_), serial = idle.serial] {
+    if (alive.expired()) return;
     drop(serial);
   });
 }
@@ -59,8 +59,7 @@ void UpstreamPool::watch(Idle& idle) {
 void UpstreamPool::drop(uint64_t serial) {
   auto it = std::find_if(idle_.begin(), idle_.end(), [&](const Idle& i) { return i.serial == serial; });
   if (it == idle_.end()) return;
-  boost::system::error_code ec;
-  it->socket->close(ec);
+  it->conn->close();
   idle_.erase(it);
 }
 
@@ -74,8 +73,7 @@ void UpstreamPool::arm_sweep() {
     if (ec) return;
     const auto now = std::chrono::steady_clock::now();
     while (!idle_.empty() && now - idle_.front().since >= limits_.idle_timeout) {
-      boost::system::error_code ignored;
-      idle_.front().socket->close(ignored);
+      idle_.front().conn->close();
       idle_.pop_front();
     }
     arm_sweep();

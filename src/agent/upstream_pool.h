@@ -1,7 +1,8 @@
-// Idle keep-alive connections to one local upstream (127.0.0.1:PORT), so consecutive tunnel
-// requests reuse TCP connections. Bounded: at most max_idle sockets, each closed after idle_timeout.
-// While a socket is idle the pool waits for it to become readable: a keep-alive connection the
-// upstream closed (or that sent unsolicited bytes) is dropped at once instead of being handed out.
+// Idle HTTP/1.1 keep-alive connections to one local upstream (127.0.0.1:PORT, plain TCP or TLS: see
+// UpstreamTarget), so consecutive tunnel requests reuse connections. Bounded: at most max_idle
+// connections, each closed after idle_timeout. While a connection is idle the pool watches it
+// (UpstreamConnection::watch_idle): a keep-alive connection the upstream closed (or that sent
+// unsolicited bytes) is dropped at once instead of being handed out.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +11,8 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+
+#include "agent/upstream_connection.h"
 
 namespace wtmesh::agent {
 
@@ -22,18 +25,21 @@ struct PoolLimits {
 
 class UpstreamPool {
  public:
-  using Socket = boost::asio::ip::tcp::socket;
+  using Connection = std::shared_ptr<UpstreamConnection>;
 
   UpstreamPool(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint upstream, PoolLimits limits = {});
+  UpstreamPool(boost::asio::io_context& io, UpstreamTarget target, PoolLimits limits = {});
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+  boost::asio::io_context& io() const { return io_; }
+  const boost::asio::ip::tcp::endpoint& endpoint() const { return target_.endpoint; }
+  const UpstreamTarget& target() const { return target_; }
   // The most recently returned idle connection, or nullptr when none is idle.
-  std::unique_ptr<Socket> take();
+  Connection take();
   // Returns a connection that finished a request/response cleanly. Over max_idle, the oldest goes.
-  void put(std::unique_ptr<Socket> socket);
+  void put(Connection conn);
   size_t idle_count() const { return idle_.size(); }
   // Connections handed back and later reused (for tests and stats).
   uint64_t reuses() const { return reuses_; }
@@ -41,7 +47,7 @@ class UpstreamPool {
 
  private:
   struct Idle {
-    std::unique_ptr<Socket> socket;
+    Connection conn;
     std::chrono::steady_clock::time_point since;
     uint64_t serial;
   };
@@ -49,7 +55,8 @@ class UpstreamPool {
   void drop(uint64_t serial);
   void arm_sweep();
 
-  boost::asio::ip::tcp::endpoint endpoint_;
+  boost::asio::io_context& io_;
+  UpstreamTarget target_;
   PoolLimits limits_;
   std::deque<Idle> idle_;  // oldest first
   boost::asio::steady_timer sweep_;

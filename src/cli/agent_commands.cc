@@ -77,7 +77,7 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   ev.on_registered = [&announced](const TunnelSpec& t, const std::string& url) {
     // The public URL once; after a reconnect only a note that the name is served again.
     if (announced.insert(t.hostname).second) {
-      std::cout << url << "  ->  http://" << t.upstream() << "/" << std::endl;
+      std::cout << url << "  ->  " << t.upstream_url() << "/" << std::endl;
     } else {
       std::cerr << "wtmesh: " << t.hostname << " registered again" << std::endl;
     }
@@ -132,6 +132,13 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   return status;
 }
 
+void warn_insecure(const TunnelSpec& t) {
+  if (t.upstream_insecure) {
+    std::cerr << "wtmesh: warning: " << t.hostname << ": the certificate of " << t.upstream_url()
+              << " is not checked (--upstream-insecure)" << std::endl;
+  }
+}
+
 std::optional<std::filesystem::path> ca_path(const std::string& ca) {
   if (ca.empty()) return std::nullopt;
   if (!std::filesystem::exists(ca)) throw std::runtime_error("--ca " + ca + " does not exist");
@@ -149,6 +156,16 @@ int run_http(const AgentCommands& c) {
   if (!t) throw std::runtime_error("--name: " + error);
   t->id = 1;
   t->upstream_port = static_cast<uint16_t>(a.local_port);
+  t->upstream_protocol = a.upstream;
+  t->upstream_tls = a.upstream_tls;
+  if (!a.upstream_ca.empty()) {
+    if (!std::filesystem::exists(a.upstream_ca))
+      throw std::runtime_error("--upstream-ca " + a.upstream_ca + " does not exist");
+    t->upstream_ca = a.upstream_ca;
+  }
+  t->upstream_sni = a.upstream_sni;
+  t->upstream_insecure = a.upstream_insecure;
+  if (!check_upstream_options(*t, &error)) throw std::runtime_error(error);
   AgentOptions o;
   o.edge = *edge;
   o.ca_file = ca_path(a.ca);
@@ -158,8 +175,9 @@ int run_http(const AgentCommands& c) {
   o.exit_on_first_auth_failure = true;
   o.exit_on_refusal = true;
   o.transport.max_udp_payload = a.max_udp_payload;
-  std::cerr << "wtmesh: exposing http://" << t->upstream() << " as " << t->hostname << " via " << a.edge
+  std::cerr << "wtmesh: exposing " << t->upstream_url() << " as " << t->hostname << " via " << a.edge
             << std::endl;
+  warn_insecure(*t);
   return run_tunnels(std::move(o), false);
 }
 
@@ -179,7 +197,8 @@ int run_agent(const AgentCommands& c) {
   o.token_file = cfg->token_file;
   o.tunnels = cfg->tunnels;
   for (const auto& t : o.tunnels) {
-    std::cerr << "wtmesh: tunnel " << t.hostname << " -> http://" << t.upstream() << std::endl;
+    std::cerr << "wtmesh: tunnel " << t.hostname << " -> " << t.upstream_url() << std::endl;
+    warn_insecure(t);
   }
   return run_tunnels(std::move(o), true);
 }
@@ -212,10 +231,24 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
                          "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
   c.http_cmd->add_option("--domain", c.http.domain, "the edge's tunnel domain")->capture_default_str();
   c.http_cmd
-      ->add_option("--max-udp-payload", c.http.max_udp_payload,
-                   "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
+      ->add_option(
+          "--max-udp-payload", c.http.max_udp_payload,
+          "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
       ->capture_default_str()
       ->check(CLI::Range(1200, 65507));
+
+  c.http_cmd->add_option("--upstream", c.http.upstream,
+                         "protocol to the local service: http1 (default) or h2c (HTTP/2, prior knowledge)");
+  c.http_cmd->add_flag("--upstream-tls", c.http.upstream_tls,
+                       "TLS to the local service; ALPN picks h2 or http/1.1");
+  c.http_cmd->add_option(
+      "--upstream-ca", c.http.upstream_ca,
+      "CA certificate the local service's certificate may chain to (besides the system store)");
+  c.http_cmd->add_option(
+      "--upstream-sni", c.http.upstream_sni,
+      "name sent as SNI and checked in the local service's certificate (default: localhost)");
+  c.http_cmd->add_flag("--upstream-insecure", c.http.upstream_insecure,
+                       "do not check the local service's certificate (self-signed services)");
 
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")

@@ -24,6 +24,8 @@ struct AgentCommands {
     int local_port = 0;
     std::string edge, token, token_file, name, ca, domain = "localhost";
     size_t max_udp_payload = 1452;
+    std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
+    bool upstream_tls = false, upstream_insecure = false;
   } http;
   struct {
     std::string config;

@@ -42,7 +42,8 @@ gnutls_priority_t make_priority() {
 gnutls_certificate_credentials_t make_credentials() {
   gnutls_certificate_credentials_t cred = nullptr;
   if (int rv = gnutls_certificate_allocate_credentials(&cred); rv < 0) {
-    throw std::runtime_error(std::string("gnutls_certificate_allocate_credentials failed: ") + gnutls_strerror(rv));
+    throw std::runtime_error(std::string("gnutls_certificate_allocate_credentials failed: ") +
+                             gnutls_strerror(rv));
   }
   return cred;
 }
@@ -105,8 +106,8 @@ ClientSessionState* client_state(gnutls_session_t session) {
 }
 
 bool attach_state(gnutls_session_t session, std::unique_ptr<ClientSessionState> state) {
-  if (gnutls_session_ext_register(session, "wtmesh session state", kStateExtId, GNUTLS_EXT_TLS, ext_recv_never,
-                                  ext_send_nothing, delete_state, nullptr, nullptr,
+  if (gnutls_session_ext_register(session, "wtmesh session state", kStateExtId, GNUTLS_EXT_TLS,
+                                  ext_recv_never, ext_send_nothing, delete_state, nullptr, nullptr,
                                   GNUTLS_EXT_FLAG_CLIENT_HELLO | GNUTLS_EXT_FLAG_TLS) != 0) {
     return false;
   }
@@ -234,7 +235,9 @@ std::string normalize_host(const std::string& host, std::string* ip_raw) {
 
 }  // namespace
 
-bool server_alpn_acceptable(std::optional<std::string_view> selected) { return selected && *selected == kH3Alpn; }
+bool server_alpn_acceptable(std::optional<std::string_view> selected) {
+  return selected && *selected == kH3Alpn;
+}
 
 std::optional<std::array<uint8_t, 32>> parse_sha256_hex(std::string_view hex) {
   if (hex.size() != 64) return std::nullopt;
@@ -277,8 +280,8 @@ TlsServerContext TlsServerContext::from_files(const fs::path& cert_pem, const fs
   if (int rv = gnutls_certificate_set_x509_key_file(ctx.cred_, cert_pem.c_str(), key_pem.c_str(),
                                                     GNUTLS_X509_FMT_PEM);
       rv < 0) {
-    throw std::runtime_error("cannot load TLS certificate " + cert_pem.string() + " with key " + key_pem.string() +
-                             ": " + gnutls_strerror(rv));
+    throw std::runtime_error("cannot load TLS certificate " + cert_pem.string() + " with key " +
+                             key_pem.string() + ": " + gnutls_strerror(rv));
   }
   return ctx;
 }
@@ -311,7 +314,8 @@ gnutls_session_t TlsServerContext::new_session(ngtcp2_crypto_conn_ref* conn_ref)
   if (cred_ == nullptr) return fail_session("server", "context was moved from");
   if (conn_ref == nullptr) return fail_session("server", "no ngtcp2_crypto_conn_ref");
   gnutls_session_t raw = nullptr;
-  if (int rv = gnutls_init(&raw, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA); rv < 0) {
+  if (int rv = gnutls_init(&raw, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
+      rv < 0) {
     return fail_session("server", std::string("gnutls_init: ") + gnutls_strerror(rv));
   }
   SessionGuard guard(raw);
@@ -326,15 +330,31 @@ gnutls_session_t TlsServerContext::new_session(ngtcp2_crypto_conn_ref* conn_ref)
     return fail_session("server", std::string("gnutls_credentials_set: ") + gnutls_strerror(rv));
   }
   gnutls_datum_t alpn = h3_datum();
-  if (int rv = gnutls_alpn_set_protocols(raw, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
+  if (int rv =
+          gnutls_alpn_set_protocols(raw, &alpn, 1, GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
       rv < 0) {
     return fail_session("server", std::string("gnutls_alpn_set_protocols: ") + gnutls_strerror(rv));
   }
-  gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST, server_client_hello_hook);
+  gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
+                                     server_client_hello_hook);
   return guard.release();
 }
 
 // --- TlsClientContext ----------------------------------------------------------------------------
+
+namespace {
+
+// Trusts the CA certificate(s) in `ca_pem`; throws naming the file.
+void add_trust_file(gnutls_certificate_credentials_t cred, const fs::path& ca_pem) {
+  int n = gnutls_certificate_set_x509_trust_file(cred, ca_pem.c_str(), GNUTLS_X509_FMT_PEM);
+  if (n < 0) {
+    throw std::runtime_error("cannot load CA certificate file " + ca_pem.string() + ": " +
+                             gnutls_strerror(n));
+  }
+  if (n == 0) throw std::runtime_error("CA certificate file " + ca_pem.string() + ": no certificate in it");
+}
+
+}  // namespace
 
 TlsClientContext TlsClientContext::with_ca_file(const fs::path& ca_pem) {
   global_init();
@@ -342,11 +362,7 @@ TlsClientContext TlsClientContext::with_ca_file(const fs::path& ca_pem) {
   TlsClientContext ctx;
   ctx.cred_ = make_credentials();
   ctx.priority_ = make_priority();
-  int n = gnutls_certificate_set_x509_trust_file(ctx.cred_, ca_pem.c_str(), GNUTLS_X509_FMT_PEM);
-  if (n < 0) {
-    throw std::runtime_error("cannot load CA certificate file " + ca_pem.string() + ": " + gnutls_strerror(n));
-  }
-  if (n == 0) throw std::runtime_error("CA certificate file " + ca_pem.string() + ": no certificate in it");
+  add_trust_file(ctx.cred_, ca_pem);
   return ctx;
 }
 
@@ -356,8 +372,26 @@ TlsClientContext TlsClientContext::with_system_trust() {
   ctx.cred_ = make_credentials();
   ctx.priority_ = make_priority();
   int n = gnutls_certificate_set_x509_system_trust(ctx.cred_);
-  if (n < 0) throw std::runtime_error(std::string("cannot load the system trust store: ") + gnutls_strerror(n));
+  if (n < 0)
+    throw std::runtime_error(std::string("cannot load the system trust store: ") + gnutls_strerror(n));
   if (n == 0) spdlog::warn("the system trust store is empty: no server certificate will verify");
+  return ctx;
+}
+
+TlsClientContext TlsClientContext::with_system_trust_and_ca_file(const fs::path& ca_pem) {
+  require_readable(ca_pem, "CA certificate file");
+  TlsClientContext ctx = with_system_trust();
+  add_trust_file(ctx.cred_, ca_pem);
+  return ctx;
+}
+
+TlsClientContext TlsClientContext::without_verification() {
+  global_init();
+  TlsClientContext ctx;
+  ctx.cred_ = make_credentials();
+  ctx.priority_ = make_priority();
+  ctx.use_trust_ = false;
+  ctx.verify_ = false;
   return ctx;
 }
 
@@ -375,6 +409,7 @@ TlsClientContext::TlsClientContext(TlsClientContext&& other) noexcept
     : cred_(std::exchange(other.cred_, nullptr)),
       priority_(std::exchange(other.priority_, nullptr)),
       use_trust_(other.use_trust_),
+      verify_(other.verify_),
       pin_(other.pin_) {}
 
 TlsClientContext& TlsClientContext::operator=(TlsClientContext&& other) noexcept {
@@ -383,6 +418,7 @@ TlsClientContext& TlsClientContext::operator=(TlsClientContext&& other) noexcept
     cred_ = std::exchange(other.cred_, nullptr);
     priority_ = std::exchange(other.priority_, nullptr);
     use_trust_ = other.use_trust_;
+    verify_ = other.verify_;
     pin_ = other.pin_;
   }
   return *this;
@@ -399,7 +435,8 @@ void TlsClientContext::reset() noexcept {
 
 void TlsClientContext::pin_sha256(std::string hex) {
   auto digest = parse_sha256_hex(hex);
-  if (!digest) throw std::invalid_argument("certificate pin must be 64 hex digits (SHA-256), got '" + hex + "'");
+  if (!digest)
+    throw std::invalid_argument("certificate pin must be 64 hex digits (SHA-256), got '" + hex + "'");
   pin_ = *digest;
 }
 
@@ -424,7 +461,7 @@ std::string TlsClientContext::configure_verification(gnutls_session_t session,
     }
   }
   if (!attach_state(session, std::move(state))) return "cannot attach session state";
-  gnutls_session_set_verify_function(session, client_verify);
+  if (verify_) gnutls_session_set_verify_function(session, client_verify);
   return {};
 }
 
@@ -433,7 +470,8 @@ gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref,
   if (cred_ == nullptr) return fail_session("client", "context was moved from");
   if (conn_ref == nullptr) return fail_session("client", "no ngtcp2_crypto_conn_ref");
   gnutls_session_t raw = nullptr;
-  if (int rv = gnutls_init(&raw, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA); rv < 0) {
+  if (int rv = gnutls_init(&raw, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
+      rv < 0) {
     return fail_session("client", std::string("gnutls_init: ") + gnutls_strerror(rv));
   }
   SessionGuard guard(raw);

@@ -34,7 +34,8 @@ inline constexpr const char* kQuicTlsPriority =
 class TlsServerContext {
  public:
   // Loads a certificate chain + private key (PEM). Throws std::runtime_error naming the file.
-  static TlsServerContext from_files(const std::filesystem::path& cert_pem, const std::filesystem::path& key_pem);
+  static TlsServerContext from_files(const std::filesystem::path& cert_pem,
+                                     const std::filesystem::path& key_pem);
 
   TlsServerContext(TlsServerContext&& other) noexcept;
   TlsServerContext& operator=(TlsServerContext&& other) noexcept;
@@ -65,6 +66,11 @@ class TlsClientContext {
   // Trusts exactly one leaf, by the hex SHA-256 of its DER, like a browser's serverCertificateHashes:
   // no CA, no hostname check; the leaf must be inside its validity period. Throws std::invalid_argument.
   static TlsClientContext with_pin_only(std::string sha256_hex);
+  // Trusts the system store plus the CA certificate(s) in `ca_pem` (a local service's own CA).
+  static TlsClientContext with_system_trust_and_ca_file(const std::filesystem::path& ca_pem);
+  // Checks nothing: any certificate, any name, expired or not (`wtmesh http --upstream-insecure`, for a
+  // self-signed local service on this machine; never for the edge). SNI is still sent.
+  static TlsClientContext without_verification();
 
   TlsClientContext(TlsClientContext&& other) noexcept;
   TlsClientContext& operator=(TlsClientContext&& other) noexcept;
@@ -95,6 +101,7 @@ class TlsClientContext {
   gnutls_certificate_credentials_t cred_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
   bool use_trust_ = true;  // false for with_pin_only
+  bool verify_ = true;     // false for without_verification
   std::optional<std::array<uint8_t, 32>> pin_;
 };
 

@@ -50,6 +50,17 @@ std::string websocket_accept(std::string_view key) {
   return base64_encode(digest);
 }
 
+bool is_valid_websocket_key(std::string_view key) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (size_t i = 0; i < 22; ++i) {
+    if (kAlphabet.find(key[i]) == std::string_view::npos) return false;
+  }
+  // 16 bytes leave the last character's low 4 bits unused: they must be zero (canonical encoding).
+  return (kAlphabet.find(key[21]) & 15) == 0;
+}
+
 bool websocket_accept_matches(std::string_view key, std::string_view accept) {
   return trim(accept) == websocket_accept(key);
 }

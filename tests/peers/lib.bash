@@ -224,10 +224,18 @@ PEER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # start_origin NAME [origin.mjs args...]: the Node origin (tests/peers/origin.mjs) on a free port;
 # sets ORIGIN_PORT[NAME]; its requests are logged to $PEER_TMP/origin-NAME.requests.
 start_origin() {
-  local name=$1 out i line
+  local name=$1
   shift
+  start_node_origin "$name" origin.mjs --log "$PEER_TMP/origin-$name.requests" "$@"
+}
+
+# start_node_origin NAME SCRIPT [args...]: a Node service from tests/peers/SCRIPT that prints "origin
+# listening on PORT" once ready; sets ORIGIN_PID[NAME] and ORIGIN_PORT[NAME].
+start_node_origin() {
+  local name=$1 script=$2 out i line
+  shift 2
   out=$PEER_TMP/origin-$name.log
-  node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin-$name.requests" "$@" >"$out" 2>&1 </dev/null &
+  node "$PEER_DIR/$script" "$@" >"$out" 2>&1 </dev/null &
   ORIGIN_PID[$name]=$!
   track "${ORIGIN_PID[$name]}"
   for ((i = 0; i < 100; i++)); do
@@ -241,11 +249,35 @@ start_origin() {
   log "origin '$name' is up: pid ${ORIGIN_PID[$name]}, port ${ORIGIN_PORT[$name]}"
 }
 
+# start_h2_origin NAME [h2_origin.mjs args...]: tests/peers/h2_origin.mjs (Node http2/https) on a free
+# port; sets ORIGIN_PORT[NAME].
+start_h2_origin() {
+  local name=$1
+  shift
+  start_node_origin "$name" h2_origin.mjs "$@"
+}
+
+# make_test_cert DIR: a CA (DIR/ca.pem) and a leaf for localhost and 127.0.0.1 (DIR/cert.pem,
+# DIR/key.pem), with openssl.
+make_test_cert() {
+  local d=$1
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=wtmesh-test-ca \
+    -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 || die "openssl: CA"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$d/key.pem" -out "$d/leaf.csr" >/dev/null 2>&1 || die "openssl: CSR"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/leaf.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/ext.cnf" -out "$d/cert.pem" >/dev/null 2>&1 || die "openssl: leaf"
+}
+
 # make_token EDGE NAME [TTL]: prints a token signed with edge EDGE's key for NAME.localhost.
 make_token() { "$WTMESH" token --state-dir "${EDGE_STATE[$1]}" --name "$2" --ttl "${3:-10m}"; }
 
 # launch_http AGENT EDGE TUNNEL_NAME LOCALPORT TOKEN: starts `wtmesh http` (AGENT is our label for it)
 # without waiting; stdout/stderr go to $PEER_TMP/agent-AGENT.{out,err}.log; sets AGENT_PID[AGENT].
+# Extra `wtmesh http` arguments (e.g. --upstream h2c) come from the array HTTP_EXTRA_ARGS.
+HTTP_EXTRA_ARGS=()
 launch_http() {
   local agent=$1 edge=$2 tname=$3 lport=$4 token=$5
   AGENT_OUT[$agent]=$PEER_TMP/agent-$agent.out.log
@@ -255,7 +287,8 @@ launch_http() {
   : >"${AGENT_OUT[$agent]}"
   : >"${AGENT_ERR[$agent]}"
   "$WTMESH" http "$lport" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" --token "$token" --name "$tname" \
-    --ca "${EDGE_STATE[$edge]}/ca.pem" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
+    --ca "${EDGE_STATE[$edge]}/ca.pem" "${HTTP_EXTRA_ARGS[@]}" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" \
+    </dev/null &
   AGENT_PID[$agent]=$!
   track "${AGENT_PID[$agent]}"
 }

@@ -19,6 +19,48 @@ std::string error_of(const std::string& yaml) {
   return error;
 }
 
+TEST(AgentConfig, UpstreamProtocolAndTlsKeys) {
+  std::string error;
+  auto c = parse(R"(
+edge: https://127.0.0.1:4433
+token: t
+tunnels:
+  - {name: plain, local_port: 3000}
+  - {name: grpc, local_port: 50051, upstream_protocol: h2c}
+  - name: secure
+    local_port: 8443
+    upstream_tls: true
+    upstream_ca: certs/ca.pem
+    upstream_sni: app.test
+  - {name: self, local_port: 8444, upstream_tls: yes, upstream_insecure: true}
+)",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  ASSERT_EQ(c->tunnels.size(), 4u);
+  EXPECT_EQ(c->tunnels[0].upstream_url(), "http://127.0.0.1:3000");
+  EXPECT_FALSE(c->tunnels[0].upstream_tls);
+  EXPECT_EQ(c->tunnels[1].upstream_protocol, "h2c");
+  EXPECT_EQ(c->tunnels[1].upstream_url(), "h2c://127.0.0.1:50051");
+  EXPECT_TRUE(c->tunnels[2].upstream_tls);
+  EXPECT_EQ(c->tunnels[2].upstream_ca, std::filesystem::path("/etc/wtmesh/certs/ca.pem"));
+  EXPECT_EQ(c->tunnels[2].upstream_sni, "app.test");
+  EXPECT_EQ(c->tunnels[2].upstream_url(), "https://127.0.0.1:8443");
+  EXPECT_TRUE(c->tunnels[3].upstream_tls);
+  EXPECT_TRUE(c->tunnels[3].upstream_insecure);
+
+  const std::string head = "edge: https://127.0.0.1:4433\ntoken: t\ntunnels:\n  - {name: a, local_port: 1, ";
+  EXPECT_NE(error_of(head + "upstream_protocol: h3}").find("h3 is not supported yet"), std::string::npos);
+  EXPECT_NE(error_of(head + "upstream_protocol: spdy}").find("must be http1 or h2c"), std::string::npos);
+  EXPECT_NE(error_of(head + "upstream_tls: maybe}").find("upstream_tls must be true or false"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "upstream_protocol: h2c, upstream_tls: true}").find("ALPN"), std::string::npos);
+  EXPECT_NE(error_of(head + "upstream_insecure: true}").find("need TLS"), std::string::npos);
+  EXPECT_NE(
+      error_of(head + "upstream_tls: true, upstream_insecure: true, upstream_ca: x.pem}").find("not both"),
+      std::string::npos);
+  EXPECT_NE(error_of(head + "upstream_alpn: h2}").find("unknown key"), std::string::npos);
+}
+
 TEST(AgentConfig, FullFile) {
   std::string error;
   auto c = parse(R"(

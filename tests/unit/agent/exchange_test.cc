@@ -298,13 +298,13 @@ TEST(Pool, IdleConnectionsAreCappedExpiredAndDroppedWhenTheUpstreamCloses) {
   limits.idle_timeout = std::chrono::milliseconds(200);
   UpstreamPool pool(io, {asio::ip::make_address("127.0.0.1"), server.port()}, limits);
   auto connect = [&] {
-    auto s = std::make_unique<UpstreamPool::Socket>(io);
-    s->connect(pool.endpoint());
+    asio::ip::tcp::socket s(io);
+    s.connect(pool.endpoint());
     return s;
   };
-  pool.put(connect());
-  pool.put(connect());
-  pool.put(connect());
+  pool.put(UpstreamConnection::from_socket(connect()));
+  pool.put(UpstreamConnection::from_socket(connect()));
+  pool.put(UpstreamConnection::from_socket(connect()));
   EXPECT_EQ(pool.idle_count(), 2u);  // the oldest went
   auto deadline = Clock::now() + std::chrono::seconds(5);
   while (pool.idle_count() > 0 && Clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(5));
@@ -314,10 +314,10 @@ TEST(Pool, IdleConnectionsAreCappedExpiredAndDroppedWhenTheUpstreamCloses) {
   limits.idle_timeout = std::chrono::seconds(30);
   UpstreamPool pool2(io, pool.endpoint(), limits);
   auto s = connect();
-  asio::write(*s, asio::buffer(std::string("GET /close HTTP/1.1\r\nHost: x\r\n\r\n")));
+  asio::write(s, asio::buffer(std::string("GET /close HTTP/1.1\r\nHost: x\r\n\r\n")));
   char buf[256];
-  s->read_some(asio::buffer(buf));
-  pool2.put(std::move(s));
+  s.read_some(asio::buffer(buf));
+  pool2.put(UpstreamConnection::from_socket(std::move(s)));
   EXPECT_EQ(pool2.idle_count(), 1u);
   deadline = Clock::now() + std::chrono::seconds(5);
   while (pool2.idle_count() > 0 && Clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(5));

@@ -48,5 +48,19 @@ TEST(WebSocketHandshake, KeysAreFreshSixteenByteNonces) {
   EXPECT_EQ(seen.size(), 64u);
 }
 
+TEST(WebSocketKey, KeysAreSixteenBytesOfBase64) {
+  EXPECT_TRUE(is_valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ=="));
+  EXPECT_FALSE(is_valid_websocket_key(""));
+  EXPECT_FALSE(is_valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ="));   // 23 characters
+  EXPECT_FALSE(is_valid_websocket_key("dGhlIHNhbXBsZSBub25jZQ!="));  // no padding
+  EXPECT_FALSE(is_valid_websocket_key("dGhlIHNhbXBsZSBub25j*Q=="));  // not base64
+  EXPECT_FALSE(is_valid_websocket_key("dGhlIHNhbXBsZSBub25jZR=="));  // non-canonical last character
+  for (int i = 0; i < 50; ++i) {
+    const std::string k = websocket_key();
+    EXPECT_TRUE(is_valid_websocket_key(k)) << k;
+  }
+  EXPECT_NE(websocket_key(), websocket_key());
+}
+
 }  // namespace
 }  // namespace wtmesh::tunnel

@@ -161,6 +161,7 @@ class H2Connection::Stream final : public ExchangeSink {
     for (auto& [n, v] : fields) n = lower_ascii(n);
     const bool known_length = head.content_length && head.status != 204 && !(head.status < 200);
     if (known_length) fields.emplace_back("content-length", std::to_string(*head.content_length));
+    if (!conn_.config_.alt_svc.empty()) fields.emplace_back("alt-svc", conn_.config_.alt_svc);
     no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
     if (!no_body_) announced_ = head.content_length;
     submit(std::to_string(head.status), fields, !no_body_);
@@ -193,6 +194,7 @@ class H2Connection::Stream final : public ExchangeSink {
     const ErrorPage page = error_page(status, detail);
     tunnel::HeaderPairs fields = page.fields;
     fields.emplace_back("content-length", std::to_string(page.body.size()));
+    if (!conn_.config_.alt_svc.empty()) fields.emplace_back("alt-svc", conn_.config_.alt_svc);
     resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
     resp_eof_ = true;
     no_body_ = false;

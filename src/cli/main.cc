@@ -33,6 +33,7 @@ struct EdgeArgs {
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
   bool no_http2 = false;
+  bool no_http3 = false;
   size_t max_udp_payload = 1452;
   // Against unauthenticated public clients: the counts are set in place, the durations in seconds
   // (their defaults are PublicLimits' own).
@@ -71,6 +72,7 @@ int run_edge(const EdgeArgs& a) {
   opts.public_limits.header_timeout = std::chrono::seconds(a.header_timeout_s);
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
   opts.http2 = !a.no_http2;
+  opts.http3 = !a.no_http3;
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -148,6 +150,8 @@ int main(int argc, char** argv) {
                        "address:port for an additional plain-HTTP public listener (default: none)");
   edge_cmd->add_flag("--no-http2", edge_args.no_http2,
                      "public listeners speak HTTP/1.1 only (no ALPN h2, no h2c prior knowledge)");
+  edge_cmd->add_flag("--no-http3", edge_args.no_http3,
+                     "no public HTTP/3 on the UDP port (agents' sessions only) and no Alt-Svc on HTTPS");
   edge_cmd
       ->add_option("--http-idle-timeout", edge_args.http_idle_timeout_s,
                    "seconds a public HTTP connection may stay idle (no bytes either way)")

@@ -6,6 +6,8 @@
 
 #include "common/allocator.h"
 #include "edge/echo_service.h"
+#include "edge/h3_requests.h"
+#include "edge/http_codec.h"
 #include "edge/name_certs.h"
 #include "edge/public_listener.h"
 #include "edge/tls_server_stream.h"
@@ -20,15 +22,31 @@ namespace wtmesh::edge {
 
 namespace asio = boost::asio;
 
-// Everything the edge keeps for one QUIC connection, owned by that connection.
+// Everything the edge keeps for one QUIC connection, owned by that connection: agents' tunnel
+// sessions and /echo as WebTransport (wt::H3Server), a public client's HTTP/3 requests as exchanges
+// (H3Requests). One QUIC port serves both; what a connection carries tells them apart.
 struct EdgeServer::ConnApp final : quic::Connection::AppState {
   ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels)
       : quic(quic),
         tunnels(tunnels),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
+        requests(tunnels, h3, requests_config(quic, options),
+                 ConnectionHooks{[this] { arm_tick(); },
+                                 [&quic](const RequestLog& l) { log_request(quic.remote_address(), l); }}),
         server(h3, options.wt, [this](const wt::SessionInfo& info) { return accept(info); }),
         tick(io) {
     quic.set_handler(&h3);
+    if (options.http3) server.set_request_handler(&requests);
+  }
+
+  static H3RequestsConfig requests_config(const quic::Connection& quic, const EdgeOptions& options) {
+    H3RequestsConfig c;
+    const std::string peer = quic.remote_address();
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(peer, ec);
+    c.exchange.client = {peer, true, ec ? peer : client_limit_key(address)};
+    c.exchange.limits = options.public_limits;
+    return c;
   }
 
   wt::Accept accept(const wt::SessionInfo& request) {
@@ -46,27 +64,36 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     return {404, nullptr, {}};
   }
 
-  // Drives the WebTransport layer's deadlines; re-armed after each firing.
+  // Drives the WebTransport layer's and the requests' deadlines; re-armed after each firing, and
+  // sooner when a request's deadline moved up (the wake hook).
   void arm_tick() {
     const auto now = std::chrono::steady_clock::now();
     auto when = now + std::chrono::seconds(1);
     if (auto d = server.next_deadline()) when = std::min(when, std::max(*d, now));
+    if (auto d = requests.next_deadline()) when = std::min(when, std::max(*d, now));
+    if (armed_at && *armed_at <= when && *armed_at > now) return;  // already due sooner
+    armed_at = when;
     tick.expires_at(when);
     tick.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
       if (ec || alive.expired()) return;
-      server.on_tick(std::chrono::steady_clock::now());
+      armed_at.reset();
+      const auto t = std::chrono::steady_clock::now();
+      server.on_tick(t);
+      requests.on_tick(t);
       arm_tick();
     });
   }
 
   // Declaration order is destruction order in reverse: the server (which may still tell handlers
-  // their sessions closed) goes before the echo handlers, and h3 last.
+  // their sessions closed) goes before the echo handlers and the requests, and h3 last.
   quic::Connection& quic;
   TunnelService& tunnels;
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
+  H3Requests requests;
   wt::H3Server server;
   asio::steady_timer tick;
+  std::optional<std::chrono::steady_clock::time_point> armed_at;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
@@ -88,8 +115,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   } else {
     certs_ = quic::ensure_state_certs(options_.state_dir, {options_.domain, "*." + options_.domain});
   }
-  auto tls =
-      std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
+  load_name_certs();
+  auto tls = quic_tls();
   options_.wt.allowed_origins = options_.allowed_origins;
 
   // Token keys: the signing key is created on first start so `wtmesh token --state-dir` signs with
@@ -165,25 +192,38 @@ void EdgeServer::bind_sockets() {
 }
 
 PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind, bool tls) const {
-  return PublicListenerOptions{bind, tls, options_.http2, options_.public_limits};
+  // HTTP/3 is announced where it is served: HTTPS shares its port number with the QUIC endpoint.
+  std::string alt_svc =
+      tls && options_.http3 && endpoint_ ? alt_svc_h3(endpoint_->local_endpoint().port()) : "";
+  return PublicListenerOptions{bind, tls, options_.http2, options_.public_limits, std::move(alt_svc)};
+}
+
+void EdgeServer::load_name_certs() {
+  name_certs_ = {};
+  if (options_.cert_file) return;
+  // Generated certificates: "*.localhost" does not verify for NAME.localhost in OpenSSL or GnuTLS,
+  // so every name under the domain gets a leaf of its own from the local CA (one ECDSA signature,
+  // cached; cheaper than the handshake that asks for it), and even a 404 page is reachable. The same
+  // leaves serve TLS on TCP and HTTP/3 on QUIC.
+  issuer_ = std::make_shared<NameCertIssuer>(options_.state_dir);
+  // append(), not "." + string: GCC 12 at -O3 reports a false -Wrestrict for "lit" + string&&.
+  name_certs_ = [suffix = std::string(".").append(lower_ascii(options_.domain)),
+                 issuer = issuer_](std::string_view sni) -> std::shared_ptr<const TlsCredentials> {
+    const std::string name = lower_ascii(sni);
+    if (name.size() <= suffix.size() || !name.ends_with(suffix)) return nullptr;
+    return issuer->credentials_for(name);
+  };
+}
+
+std::shared_ptr<quic::TlsServerContext> EdgeServer::quic_tls() const {
+  auto tls =
+      std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
+  tls->set_sni_selector(name_certs_);
+  return tls;
 }
 
 void EdgeServer::load_public_tls() {
-  SniSelector selector;
-  if (!options_.cert_file) {
-    // Generated certificates: "*.localhost" does not verify for NAME.localhost in OpenSSL or GnuTLS,
-    // so every name under the domain gets a leaf of its own from the local CA (one ECDSA signature,
-    // cached; cheaper than the handshake that asks for it), and even a 404 page is reachable.
-    issuer_ = std::make_shared<NameCertIssuer>(options_.state_dir);
-    // append(), not "." + string: GCC 12 at -O3 reports a false -Wrestrict for "lit" + string&&.
-    selector = [suffix = std::string(".").append(lower_ascii(options_.domain)),
-                issuer = issuer_](std::string_view sni) -> std::shared_ptr<const TlsCredentials> {
-      const std::string name = lower_ascii(sni);
-      if (name.size() <= suffix.size() || !name.ends_with(suffix)) return nullptr;
-      return issuer->credentials_for(name);
-    };
-  }
-  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, std::move(selector), options_.http2);
+  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, name_certs_, options_.http2);
 }
 
 void EdgeServer::arm_tunnel_timer() {
@@ -215,9 +255,9 @@ bool EdgeServer::check_certificates() {
   try {
     auto fresh = quic::ensure_state_certs(options_.state_dir, {options_.domain, "*." + options_.domain});
     if (fresh.sha256_hex == certs_.sha256_hex) return false;
-    endpoint_->set_server_tls(
-        std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(fresh.cert, fresh.key)));
     certs_ = fresh;
+    load_name_certs();  // name certificates signed for the new leaf's key
+    endpoint_->set_server_tls(quic_tls());
     load_public_tls();  // new public connections: the new leaf, and name certificates with its key
     spdlog::info("edge: certificate renewed, sha256 {}", certs_.sha256_hex);
     return true;

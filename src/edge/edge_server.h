@@ -51,6 +51,9 @@ struct EdgeOptions {
   bool public_https = true;                                   // HTTPS on TCP at listen's port
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
   bool http2 = true;  // public HTTP/2: ALPN "h2" on HTTPS, prior knowledge on plain HTTP
+  // Public HTTP/3 on the QUIC port (tunnel names' requests beside the agents' sessions), announced
+  // by Alt-Svc on HTTPS responses.
+  bool http3 = true;
   // Against unauthenticated clients: to both listeners, and max_streams_per_client to the sessions.
   PublicLimits public_limits;
   // Tunnels.
@@ -98,6 +101,9 @@ class EdgeServer {
   void schedule_renewal();
   void bind_sockets();
   PublicListenerOptions listener_options(boost::asio::ip::tcp::endpoint bind, bool tls) const;
+  // The per-name certificate selector (generated certificates only), then the TLS contexts using it.
+  void load_name_certs();
+  std::shared_ptr<quic::TlsServerContext> quic_tls() const;
   void load_public_tls();
   void arm_tunnel_timer();
   void schedule_memory_check();
@@ -109,6 +115,7 @@ class EdgeServer {
   LocalRouteTable routes_;
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
   std::shared_ptr<NameCertIssuer> issuer_;
+  quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;
   std::unique_ptr<quic::Endpoint> endpoint_;
   boost::asio::steady_timer renew_timer_;

@@ -75,6 +75,7 @@ struct H2Config {
   size_t max_continuations = 8;                     // CONTINUATION frames per header block
   uint64_t reset_burst = 1000;                      // rapid-reset token bucket (nghttp2's defaults)
   uint64_t reset_rate = 33;                         // per second
+  std::string alt_svc;                              // "": none; else every response carries Alt-Svc
 };
 
 class H2Connection final : public PublicConnection {

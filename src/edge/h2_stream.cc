@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "edge/field_request.h"
 #include "edge/http_codec.h"
 #include "edge/route_table.h"
 
@@ -124,6 +125,7 @@ void H2Connection::Stream::send_response_head(const tunnel::ResponseHead& head, 
   for (auto& [n, v] : fields) n = lower_ascii(n);
   const bool known_length = head.content_length && head.status != 204 && !(head.status < 200);
   if (known_length) fields.emplace_back("content-length", std::to_string(*head.content_length));
+  if (!conn_.config_.alt_svc.empty()) fields.emplace_back("alt-svc", conn_.config_.alt_svc);
   no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
   if (!no_body_) announced_ = head.content_length;
   submit(std::to_string(head.status), fields, !no_body_);
@@ -161,6 +163,7 @@ void H2Connection::Stream::send_error(int status, std::string_view detail, bool 
   const ErrorPage page = error_page(status, detail);
   tunnel::HeaderPairs fields = page.fields;
   fields.emplace_back("content-length", std::to_string(page.body.size()));
+  if (!conn_.config_.alt_svc.empty()) fields.emplace_back("alt-svc", conn_.config_.alt_svc);
   resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
   resp_eof_ = true;
   no_body_ = false;
@@ -197,53 +200,16 @@ void H2Connection::Stream::begin() {
   conn_.seen_request_ = true;
   started_ = conn_.now();
   if (too_large_) return answer(431, "The request header section is larger than the edge accepts.");
-  ExchangeRequest r;
-  std::string path, cookie;
-  std::optional<std::string> authority, host_field, protocol;
-  for (auto& [name, value] : fields_) {
-    if (name == ":method") {
-      r.method = value;
-    } else if (name == ":path") {
-      path = value;
-    } else if (name == ":authority") {
-      authority = value;
-    } else if (name == ":protocol") {
-      protocol = value;  // nghttp2 let it through: a CONNECT, and our SETTINGS enabled it
-    } else if (name.starts_with(':')) {
-      continue;  // :scheme (nghttp2 checked it)
-    } else if (name == "host") {
-      host_field = value;
-    } else if (name == "content-length") {
-      uint64_t v = 0;
-      const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-      if (ec == std::errc() && p == value.data() + value.size()) r.content_length = v;
-    } else if (name == "cookie") {
-      cookie += (cookie.empty() ? "" : "; ") + value;  // RFC 9113 §8.2.3: crumbs joined again
-    } else {
-      if (name == "expect" && value == "100-continue") r.expect_continue = true;
-      if (name != "expect") r.headers.emplace_back(std::move(name), std::move(value));
-    }
-  }
+  tunnel::HeaderPairs fields = std::move(fields_);
   fields_.clear();
-  if (!cookie.empty()) r.headers.emplace_back("cookie", std::move(cookie));
-  method_ = r.method;
-  target_ = path;
-  if (r.method == "CONNECT" && !protocol) return answer(405, "CONNECT is not supported by tunnels.");
-  if (protocol && !begin_websocket(r, *protocol)) return;
-  if (!(path.starts_with("/") || (path == "*" && r.method == "OPTIONS")))
-    return answer(400, "The request target is not a path.");
-  r.authority = authority ? *authority : host_field.value_or("");
-  const auto host = normalize_host(r.authority);
-  if (!host) return answer(400, "The :authority is not a valid host name.");
-  host_ = *host;
-  r.host = *host;
-  r.target = std::move(path);
-  r.has_body = !client_ended_ || !body_.empty();
-  if (r.content_length && *r.content_length == 0) r.has_body = false;
-  if (!r.has_body) r.content_length.reset();
-  r.head_request = r.method == "HEAD";
-  r.expect_continue = r.expect_continue && r.has_body;
-  ex_.begin(std::move(r), started_);
+  // nghttp2 let :protocol through only on a CONNECT, with our SETTINGS enabling it.
+  FieldRequest fr = request_from_fields(std::move(fields), !client_ended_ || !body_.empty());
+  method_ = fr.method;
+  target_ = fr.path;
+  host_ = fr.host;
+  if (fr.refuse != 0) return answer(fr.refuse, fr.detail);
+  if (!fr.protocol.empty() && !begin_websocket(fr.request, fr.protocol)) return;
+  ex_.begin(std::move(fr.request), started_);
 }
 
 void H2Connection::Stream::feed() {

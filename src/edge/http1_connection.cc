@@ -100,6 +100,14 @@ void Http1Connection::on_client_written(size_t n) {
   if (!ex_.attached()) out_.release_if_empty();
 }
 
+void Http1Connection::append_head(std::string head) {
+  const size_t end = head.find("\r\n\r\n");
+  if (!config_.alt_svc.empty() && end != std::string::npos) {
+    head.insert(end + 2, "alt-svc: " + config_.alt_svc + "\r\n");
+  }
+  append_out(head);
+}
+
 void Http1Connection::append_out(std::string_view bytes) {
   out_.append({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
 }
@@ -379,7 +387,7 @@ void Http1Connection::send_response_head(const tunnel::ResponseHead& head, bool 
   upgrade_ = Upgrade::kNone;  // an upgrade declined (or never asked): a normal response
   const bool keep = keep_alive_ && reusable && !close_after_;
   ResponsePlan plan;
-  append_out(response_head_bytes(head, head_request, version_, keep, &plan));
+  append_head(response_head_bytes(head, head_request, version_, keep, &plan));
   framing_ = plan.framing;
   if (!plan.keep_alive) close_after_ = true;
 }
@@ -406,7 +414,7 @@ void Http1Connection::send_response_end(bool complete) {
 void Http1Connection::send_error(int status, std::string_view detail, bool reusable, bool from_agent) {
   bool keep = keep_alive_ && reusable;
   if (!from_agent && ++local_answers_ >= config_.limits.max_local_answers) keep = false;
-  append_out(error_response(status, detail, version_, keep));
+  append_head(error_response(status, detail, version_, keep));
   if (!keep) close_after_ = true;
 }
 
@@ -439,7 +447,7 @@ void Http1Connection::exchange_progress() {
 
 void Http1Connection::answer(int status, std::string_view detail) {
   ++local_answers_;
-  append_out(error_response(status, detail, version_, false));
+  append_head(error_response(status, detail, version_, false));
   write_log(status, std::string(detail));
   ++completed_;
   close_connection();

@@ -74,6 +74,7 @@ struct Http1Config {
   // header_timeout, max_pending_output, max_local_answers here; the rest go to the exchange.
   PublicLimits limits;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
+  std::string alt_svc;                // "": none; else every response carries Alt-Svc: this
 };
 
 class Http1Connection final : public PublicConnection, public ExchangeSink {
@@ -145,6 +146,8 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   // The H1 side answers by itself (400, 431, 405, 408 for the header section): no exchange.
   void answer(int status, std::string_view detail);
   void append_out(std::string_view bytes);
+  // A response head with the Alt-Svc field added (when configured) before its final CRLF.
+  void append_head(std::string head);
   void drop_output();
   void write_log(int status, std::string note);
   void close_connection();

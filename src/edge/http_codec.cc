@@ -221,6 +221,8 @@ int build_request_head(const beast_http::request_header<>& req, std::string_view
   return tunnel_request_head(r, client, tunnel_id, out, detail);
 }
 
+std::string alt_svc_h3(uint16_t udp_port) { return "h3=\":" + std::to_string(udp_port) + "\"; ma=86400"; }
+
 tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head) {
   std::vector<std::string> connection_names;
   for (const auto& [n, v] : head.headers) {
@@ -233,6 +235,7 @@ tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head) {
     const std::string name = lower_ascii(n);
     if (!is_token(name) || !is_field_value(v)) continue;
     if (is_hop_by_hop(name) || name == "content-length" || name == tunnel::kErrorHeader) continue;
+    if (name == "alt-svc") continue;  // the local service's alternatives are not the edge's
     if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
     out.emplace_back(n, v);
   }

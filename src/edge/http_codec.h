@@ -17,6 +17,10 @@ namespace wtmesh::edge {
 
 namespace beast_http = boost::beast::http;
 
+// The Alt-Svc value announcing HTTP/3 on the edge's UDP port (RFC 7838, RFC 9114 §3.1.1): what every
+// HTTPS response on TCP carries when public HTTP/3 is on.
+std::string alt_svc_h3(uint16_t udp_port);
+
 // Largest public request header section (request line + fields) the edge reads; a larger one gets
 // 431. Below tunnel::kMaxHeadLength so the encoded head (plus forwarding headers) always fits.
 inline constexpr size_t kMaxPublicHeaderBytes = 48 * 1024;
@@ -77,9 +81,10 @@ struct ResponsePlan {
 };
 
 // The agent's response fields the client may see, names as the agent wrote them (HTTP/2 lower-cases
-// them): hop-by-hop ones (and those named in
-// Connection), Content-Length (the codec frames the body), wtmesh-error and fields with invalid names
-// or values (no response splitting) are dropped. Every version's codec writes these.
+// them): hop-by-hop ones (and those named in Connection), Content-Length (the codec frames the body),
+// wtmesh-error, Alt-Svc (the local service's alternatives point at its own ports; the edge announces
+// its own) and fields with invalid names or values (no response splitting) are dropped. Every
+// version's codec writes these.
 tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head);
 
 // Status line + headers for the client. The agent's hop-by-hop and framing headers are dropped and

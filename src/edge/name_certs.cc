@@ -51,14 +51,6 @@ gnutls_x509_privkey_t load_key(const std::filesystem::path& p) {
 
 }  // namespace
 
-TlsCredentials::TlsCredentials() {
-  check(gnutls_certificate_allocate_credentials(&cred_), "gnutls_certificate_allocate_credentials");
-}
-
-TlsCredentials::~TlsCredentials() {
-  if (cred_) gnutls_certificate_free_credentials(cred_);
-}
-
 NameCertIssuer::NameCertIssuer(const std::filesystem::path& state_dir, size_t max_entries)
     : max_entries_(std::max<size_t>(max_entries, 1)) {
   const auto ca_path = state_dir / "ca.pem";

@@ -1,5 +1,5 @@
-// Per-hostname leaf certificates for the public HTTPS listener, issued on demand by the edge's local
-// CA (STATE_DIR/ca.pem + ca.key) for the SNI names of live tunnels.
+// Per-hostname leaf certificates for the public HTTPS listener and for HTTP/3 on QUIC, issued on demand
+// by the edge's local CA (STATE_DIR/ca.pem + ca.key) for the SNI names of live tunnels.
 //
 // Why: the generated leaf carries "*.localhost", but OpenSSL (curl) and GnuTLS refuse wildcards
 // directly under a single-label name, so `curl --cacert ca.pem https://NAME.localhost:PORT/` would
@@ -20,23 +20,14 @@
 #include <string>
 #include <string_view>
 
+#include "quic/tls_credentials.h"
+
 namespace wtmesh::edge {
 
 inline constexpr std::chrono::hours kNameCertLifetime{24 * 7};
 inline constexpr std::chrono::hours kNameCertRenewBefore{24};
 
-// One certificate + key as GnuTLS server credentials. Sessions keep the shared_ptr they used.
-class TlsCredentials {
- public:
-  TlsCredentials();  // empty credentials; throws std::runtime_error on allocation failure
-  ~TlsCredentials();
-  TlsCredentials(const TlsCredentials&) = delete;
-  TlsCredentials& operator=(const TlsCredentials&) = delete;
-  gnutls_certificate_credentials_t get() const { return cred_; }
-
- private:
-  gnutls_certificate_credentials_t cred_ = nullptr;
-};
+using quic::TlsCredentials;
 
 class NameCertIssuer {
  public:

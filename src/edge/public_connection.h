@@ -30,6 +30,10 @@ struct RequestLog {
   std::string version;  // "HTTP/1.1", "HTTP/2", ...
 };
 
+// Writes `l` to the edge's log as one line ("http PEER METHOD HOSTTARGET STATUS ...", with " h2" or
+// " h3" for those versions).
+void log_request(std::string_view peer, const RequestLog& l);
+
 struct ConnectionHooks {
   // Output or state changed during a tunnel event (not during a call from the glue).
   std::function<void()> wake;

@@ -44,6 +44,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     Http1Config cfg;
     cfg.client = {peer_, is_tls(), limit_key_};
     cfg.limits = limits;
+    cfg.alt_svc = listener.options_.alt_svc;
     conn_ = std::make_unique<Http1Connection>(listener.directory_, cfg, hooks());
     last_activity_ = std::chrono::steady_clock::now();
     handshake_deadline_ = last_activity_ + limits.handshake_timeout;
@@ -65,11 +66,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     return h;
   }
 
-  void log(const RequestLog& l) {
-    spdlog::info("http {} {} {}{} {} {}B {}ms{}{}{}", peer_, l.method, l.host, l.target, l.status, l.bytes,
-                 l.duration.count() / 1000, l.version == "HTTP/2" ? " h2" : "", l.note.empty() ? "" : " - ",
-                 l.note);
-  }
+  void log(const RequestLog& l) { log_request(peer_, l); }
 
   // HTTP/2 replaces the HTTP/1.1 codec before it saw a byte: on TLS when ALPN chose "h2", on the
   // plain listener when the client's first bytes are the HTTP/2 preface (prior knowledge). Returns
@@ -98,6 +95,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     H2Config cfg;
     cfg.exchange.client = {peer_, is_tls(), limit_key_};
     cfg.exchange.limits = listener_->options_.limits;
+    cfg.alt_svc = listener_->options_.alt_svc;
     conn_ = std::make_unique<H2Connection>(listener_->directory_, cfg, hooks());
   }
 

@@ -40,6 +40,7 @@ struct PublicListenerOptions {
   // idle_timeout, max_connections, max_connections_per_ip, handshake_timeout here; the whole struct
   // goes on to each connection's Http1Config or H2Config.
   PublicLimits limits;
+  std::string alt_svc;  // "": none; else every response carries Alt-Svc: this (HTTP/3 on the UDP port)
 };
 
 class PublicListener {

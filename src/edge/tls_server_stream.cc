@@ -237,12 +237,7 @@ std::string TlsServerStream::alpn() const {
 }
 
 std::string TlsServerStream::server_name() const {
-  if (session_ == nullptr) return {};
-  char buf[256];
-  size_t len = sizeof(buf);
-  unsigned type = 0;
-  if (gnutls_server_name_get(session_, buf, &len, &type, 0) != 0 || type != GNUTLS_NAME_DNS) return {};
-  return std::string(buf, strnlen(buf, len));
+  return session_ == nullptr ? std::string() : quic::server_name_of(session_);
 }
 
 std::string TlsServerStream::version() const {

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "quic/tls_credentials.h"
 #include "quic/tls_memory_transport.h"
 
 namespace wtmesh::edge {
@@ -35,10 +36,9 @@ namespace wtmesh::edge {
 inline constexpr std::string_view kHttp11Alpn = "http/1.1";
 inline constexpr std::string_view kH2Alpn = "h2";
 
-class TlsCredentials;
-// Picks other credentials for a ClientHello's SNI name (after GnuTLS parsed it), or nullptr to keep
-// the default certificate. See edge/name_certs.h.
-using SniSelector = std::function<std::shared_ptr<const TlsCredentials>(std::string_view server_name)>;
+// Per-name credentials by SNI (edge/name_certs.h issues them); the QUIC listener uses the same hook.
+using quic::SniSelector;
+using quic::TlsCredentials;
 
 // Credentials and priorities shared by every public TLS connection. To rotate certificates build a
 // new one; sessions keep the shared_ptr they started with.

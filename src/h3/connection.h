@@ -133,12 +133,17 @@ class Connection final : public quic::TransportHandler {
   // Server: sends response HEADERS on a request stream. False if the stream is unknown/gone.
   bool send_response(StreamId id, const HeaderList& headers, bool fin);
   // Sends body bytes as DATA frames. Returns how many bytes of `data` were taken (0..size);
-  // fewer than offered means the stream's send buffer is full: wait for on_request_writable.
+  // fewer than offered means the stream's send buffer is full: wait for on_request_writable. `fin`
+  // counts once every byte was taken (an empty `data` with `fin` always ends the stream).
   size_t send_body(StreamId id, std::span<const uint8_t> data, bool fin);
   // Returns flow-control credit for request-body or WT bytes the application has consumed.
   void consume(StreamId id, size_t n);
   // Aborts a request stream both ways with an HTTP/3 error code.
   void reset_request(StreamId id, uint64_t h3_error);
+  // Server: the request body is not wanted (STOP_SENDING; H3_NO_ERROR once the whole response is
+  // out, RFC 9114 §4.1). What still arrives is dropped and a reset of it is not reported; the
+  // response goes on.
+  void stop_request_body(StreamId id, uint64_t h3_error);
 
   // WebTransport streams: opens a stream and writes its header (0x41/0x54 + session id).
   std::optional<StreamId> open_wt_stream(uint64_t session_id, bool bidi);

@@ -137,7 +137,10 @@ size_t Connection::send_body(StreamId id, std::span<const uint8_t> data, bool fi
   Impl& I = *impl_;
   Impl::Stream* s = I.closed ? nullptr : I.find(id);
   if (s == nullptr || s->kind != Impl::Kind::kRequest || s->send_closed || s->fin_pending) return 0;
-  if (!I.flush_pending(id, *s)) return 0;
+  if (!I.flush_pending(id, *s)) {  // earlier framing still queued
+    if (data.empty() && fin) s->fin_pending = true;
+    return 0;
+  }
   size_t taken = 0;
   while (taken < data.size()) {
     if (s->data_frame_remaining > 0) {  // finish a frame whose header is already written
@@ -199,6 +202,15 @@ void Connection::reset_request(StreamId id, uint64_t h3_error) {
     s->pending_out.clear();
   }
   if (!s->fin_delivered) I.transport.stop_sending(id, h3_error);
+}
+
+void Connection::stop_request_body(StreamId id, uint64_t h3_error) {
+  Impl& I = *impl_;
+  Impl::Stream* s = I.closed ? nullptr : I.find(id);
+  if (s == nullptr || s->kind != Impl::Kind::kRequest || s->fin_delivered || s->failed) return;
+  s->failed = true;
+  s->reset_notified = true;
+  I.transport.stop_sending(id, h3_error);
 }
 
 std::optional<StreamId> Connection::open_wt_stream(uint64_t session_id, bool bidi) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace wtmesh::quic {
@@ -22,6 +23,7 @@ namespace fs = std::filesystem;
 // Private-use TLS extension id that is never sent: GnuTLS' per-extension session data (freed by
 // gnutls_deinit) is the only owned per-session slot left, since ngtcp2 takes gnutls_session_set_ptr.
 constexpr int kStateExtId = 0xff57;
+constexpr int kServerStateExtId = 0xff58;
 constexpr size_t kMaxHostLength = 253;
 
 void global_init() {
@@ -95,29 +97,66 @@ struct ClientSessionState {
   std::string failure;  // why verification failed, for logs
 };
 
-void delete_state(gnutls_ext_priv_data_t data) { delete static_cast<ClientSessionState*>(data); }
+// Server sessions with an SNI selector: the selector, and the credentials it chose (which must live
+// as long as the session).
+struct ServerSessionState {
+  std::shared_ptr<const SniSelector> selector;
+  std::shared_ptr<const TlsCredentials> chosen;
+};
+
 int ext_recv_never(gnutls_session_t, const unsigned char*, size_t) { return 0; }
 int ext_send_nothing(gnutls_session_t, gnutls_buffer_t) { return 0; }  // 0 bytes: extension not sent
 
-ClientSessionState* client_state(gnutls_session_t session) {
-  gnutls_ext_priv_data_t data = nullptr;
-  if (gnutls_ext_get_data(session, kStateExtId, &data) != 0) return nullptr;
-  return static_cast<ClientSessionState*>(data);
+template <typename State>
+constexpr int state_ext_id() {
+  return std::is_same_v<State, ClientSessionState> ? kStateExtId : kServerStateExtId;
 }
 
-bool attach_state(gnutls_session_t session, std::unique_ptr<ClientSessionState> state) {
-  if (gnutls_session_ext_register(session, "wtmesh session state", kStateExtId, GNUTLS_EXT_TLS,
-                                  ext_recv_never, ext_send_nothing, delete_state, nullptr, nullptr,
+template <typename State>
+State* session_state(gnutls_session_t session) {
+  gnutls_ext_priv_data_t data = nullptr;
+  if (gnutls_ext_get_data(session, state_ext_id<State>(), &data) != 0) return nullptr;
+  return static_cast<State*>(data);
+}
+
+ClientSessionState* client_state(gnutls_session_t session) {
+  return session_state<ClientSessionState>(session);
+}
+
+// Owned by the session: GnuTLS frees it with gnutls_deinit.
+template <typename State>
+bool attach_state(gnutls_session_t session, std::unique_ptr<State> state) {
+  constexpr int id = state_ext_id<State>();
+  const auto deinit = [](gnutls_ext_priv_data_t data) { delete static_cast<State*>(data); };
+  if (gnutls_session_ext_register(session, "wtmesh session state", id, GNUTLS_EXT_TLS, ext_recv_never,
+                                  ext_send_nothing, deinit, nullptr, nullptr,
                                   GNUTLS_EXT_FLAG_CLIENT_HELLO | GNUTLS_EXT_FLAG_TLS) != 0) {
     return false;
   }
-  ClientSessionState* raw = state.release();
-  gnutls_ext_set_data(session, kStateExtId, raw);
-  if (client_state(session) != raw) {
+  State* raw = state.release();
+  gnutls_ext_set_data(session, id, raw);
+  if (session_state<State>(session) != raw) {
     delete raw;
     return false;
   }
   return true;
+}
+
+// After the ClientHello is parsed and before a certificate is chosen: per-name credentials.
+int server_post_client_hello(gnutls_session_t session) {
+  ServerSessionState* st = session_state<ServerSessionState>(session);
+  if (st == nullptr || !st->selector || !*st->selector) return 0;
+  const std::string sni = server_name_of(session);
+  if (sni.empty()) return 0;
+  try {
+    if (auto cred = (*st->selector)(sni)) {
+      if (gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred->get()) == 0)
+        st->chosen = std::move(cred);
+    }
+  } catch (const std::exception&) {
+    // Keep the default certificate; nothing may escape into GnuTLS.
+  }
+  return 0;
 }
 
 std::string sha256_of(const gnutls_datum_t& der, std::array<uint8_t, 32>* out) {
@@ -289,7 +328,12 @@ TlsServerContext TlsServerContext::from_files(const fs::path& cert_pem, const fs
 TlsServerContext::TlsServerContext(TlsServerContext&& other) noexcept
     : cred_(std::exchange(other.cred_, nullptr)),
       priority_(std::exchange(other.priority_, nullptr)),
-      alpn_(other.alpn_) {}
+      alpn_(other.alpn_),
+      sni_(std::move(other.sni_)) {}
+
+void TlsServerContext::set_sni_selector(SniSelector selector) {
+  sni_ = selector ? std::make_shared<const SniSelector>(std::move(selector)) : nullptr;
+}
 
 TlsServerContext& TlsServerContext::operator=(TlsServerContext&& other) noexcept {
   if (this != &other) {
@@ -297,6 +341,7 @@ TlsServerContext& TlsServerContext::operator=(TlsServerContext&& other) noexcept
     cred_ = std::exchange(other.cred_, nullptr);
     priority_ = std::exchange(other.priority_, nullptr);
     alpn_ = other.alpn_;
+    sni_ = std::move(other.sni_);
   }
   return *this;
 }
@@ -337,6 +382,12 @@ gnutls_session_t TlsServerContext::new_session(ngtcp2_crypto_conn_ref* conn_ref)
   }
   gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
                                      server_client_hello_hook);
+  if (sni_) {
+    if (!attach_state(raw, std::make_unique<ServerSessionState>(ServerSessionState{sni_, nullptr}))) {
+      return fail_session("server", "cannot attach the SNI state");
+    }
+    gnutls_handshake_set_post_client_hello_function(raw, server_post_client_hello);
+  }
   return guard.release();
 }
 

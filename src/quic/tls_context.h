@@ -17,9 +17,12 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "quic/tls_credentials.h"
 
 namespace wtmesh::quic {
 
@@ -43,6 +46,11 @@ class TlsServerContext {
   TlsServerContext& operator=(const TlsServerContext&) = delete;
   ~TlsServerContext();
 
+  // Per-name certificates: after the ClientHello is parsed, a session whose SNI names a host the
+  // selector knows uses the credentials it returns (the default certificate otherwise). Affects
+  // sessions created afterwards.
+  void set_sni_selector(SniSelector selector);
+
   // A new server session for one QUIC connection (the caller owns it: gnutls_deinit). `conn_ref`
   // must stay valid for the session's life. Returns nullptr on failure (logged).
   gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref) const;
@@ -55,6 +63,7 @@ class TlsServerContext {
   gnutls_certificate_credentials_t cred_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
   std::string alpn_{kH3Alpn};
+  std::shared_ptr<const SniSelector> sni_;  // shared with the sessions (the context may move)
 };
 
 class TlsClientContext {

@@ -22,11 +22,8 @@ std::string header_or_empty(const h3::HeaderList& headers, std::string_view name
 
 }  // namespace
 
-H3Server::H3Server(h3::Connection& conn, ServerConfig config, Acceptor acceptor, RequestFallback fallback)
-    : H3SessionRegistry(conn, config),
-      server_config_(std::move(config)),
-      acceptor_(std::move(acceptor)),
-      fallback_(std::move(fallback)) {
+H3Server::H3Server(h3::Connection& conn, ServerConfig config, Acceptor acceptor)
+    : H3SessionRegistry(conn, config), server_config_(std::move(config)), acceptor_(std::move(acceptor)) {
   conn_.set_handler(this);
 }
 
@@ -51,6 +48,10 @@ void H3Server::on_peer_settings(const h3::Settings& /*peer*/) {
 
 void H3Server::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
   Entry entry(*this);
+  if (plain_.contains(id)) {  // trailers end a plain request's body
+    if (fin) requests_->on_request_body(id, {}, true);
+    return;
+  }
   if (H3Session* s = find_session(id)) {  // trailers on a CONNECT stream end its body
     if (fin) s->on_connect_data({}, true);
     return;
@@ -60,8 +61,9 @@ void H3Server::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
   }
   if (!is_webtransport_connect(headers)) {
     forget_session_id(id, kWtSessionGone);
-    if (fallback_) {
-      fallback_(conn_, id, headers);
+    if (requests_ != nullptr) {
+      plain_.insert(id);
+      requests_->on_request(id, headers, fin);
     } else {
       default_fallback(id);
     }
@@ -156,6 +158,39 @@ void H3Server::default_fallback(StreamId id) {
   static constexpr std::string_view kBody = "not found\n";
   conn_.send_response(id, {{":status", "404"}, {"content-type", "text/plain"}}, false);
   conn_.send_body(id, std::span(reinterpret_cast<const uint8_t*>(kBody.data()), kBody.size()), true);
+}
+
+// --- plain requests: the handler's streams, routed to it; everything else as the registry does ---
+
+void H3Server::on_body(StreamId id, std::span<const uint8_t> data, bool fin) {
+  if (!plain_.contains(id)) return H3SessionRegistry::on_body(id, data, fin);
+  Entry entry(*this);
+  requests_->on_request_body(id, data, fin);
+}
+
+void H3Server::on_request_reset(StreamId id, uint64_t h3_error) {
+  if (!plain_.contains(id)) return H3SessionRegistry::on_request_reset(id, h3_error);
+  Entry entry(*this);
+  requests_->on_request_reset(id, h3_error);  // our direction may go on: the id stays until closed
+}
+
+void H3Server::on_request_writable(StreamId id) {
+  if (!plain_.contains(id)) return H3SessionRegistry::on_request_writable(id);
+  Entry entry(*this);
+  requests_->on_request_writable(id);
+}
+
+void H3Server::on_request_closed(StreamId id) {
+  if (!plain_.contains(id)) return H3SessionRegistry::on_request_closed(id);
+  Entry entry(*this);
+  plain_.erase(id);
+  requests_->on_request_closed(id);
+}
+
+void H3Server::on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) {
+  H3SessionRegistry::on_connection_closed(error_code, is_application, reason);
+  plain_.clear();
+  if (requests_ != nullptr) requests_->on_connection_closed();
 }
 
 void H3Server::on_other_request_gone(StreamId id) {

@@ -171,12 +171,12 @@ nss_home() {
 # start_edge NAME [extra edge args...]: starts `wtmesh edge` on a free port with its own state dir and
 # waits (bounded) for its listening line. Dies when the edge exits or stays silent.
 start_edge() {
-  local name=$1 dir line pid i wait_s=${WTMESH_PEER_WAIT:-20}
+  local name=$1 dir line pid i wait_s=${WTMESH_PEER_WAIT:-20} addr=${EDGE_LISTEN_ADDR:-127.0.0.1}
   shift
   dir=$PEER_TMP/edge-$name
   mkdir -p "$dir/state"
-  log "starting edge '$name': $WTMESH edge --listen 127.0.0.1:0 --domain localhost --state-dir $dir/state $*"
-  "$WTMESH" edge --listen 127.0.0.1:0 --domain localhost --state-dir "$dir/state" "$@" \
+  log "starting edge '$name': $WTMESH edge --listen $addr:0 --domain localhost --state-dir $dir/state $*"
+  "$WTMESH" edge --listen "$addr:0" --domain localhost --state-dir "$dir/state" "$@" \
     >"$dir/stdout" 2>"$dir/stderr" </dev/null &
   pid=$!
   track "$pid"
@@ -185,15 +185,15 @@ start_edge() {
   EDGE_STATE[$name]=$dir/state
   line=""
   for ((i = 0; i < wait_s * 10; i++)); do
-    line=$(grep -m1 -oE 'wtmesh edge listening on udp://127\.0\.0\.1:[0-9]+' "$dir/stdout" 2>/dev/null || true)
+    line=$(grep -m1 -oE 'wtmesh edge listening on udp://[^ ]+:[0-9]+' "$dir/stdout" 2>/dev/null || true)
     [ -n "$line" ] && break
     kill -0 "$pid" 2>/dev/null || {
       wait "$pid"
-      die "edge '$name' exited (status $?) before printing 'wtmesh edge listening on udp://127.0.0.1:PORT'"
+      die "edge '$name' exited (status $?) before printing 'wtmesh edge listening on udp://ADDRESS:PORT'"
     }
     sleep 0.1
   done
-  [ -n "$line" ] || die "edge '$name' printed no 'wtmesh edge listening on udp://127.0.0.1:PORT' line" \
+  [ -n "$line" ] || die "edge '$name' printed no 'wtmesh edge listening on udp://ADDRESS:PORT' line" \
     "on stdout within ${wait_s} s (is stdout flushed after that line?)"
   EDGE_PORT[$name]=${line##*:}
   [ "${EDGE_PORT[$name]}" -gt 0 ] || die "edge '$name' reported port 0 instead of the real port"

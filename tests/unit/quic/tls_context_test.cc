@@ -505,3 +505,41 @@ TEST_F(TlsContextTest, PinOnlyTrustsTheHashWithoutCaOrHostname) {
 
 }  // namespace
 }  // namespace wtmesh::quic
+
+namespace wtmesh::quic {
+namespace {
+
+// Per-name certificates by SNI (what the edge does for NAME.DOMAIN on QUIC): the selector's
+// credentials for the names it knows, the default certificate for the others.
+TEST_F(TlsContextTest, SniSelectorPicksPerNameCredentials) {
+  auto named = std::make_shared<TlsCredentials>();
+  ASSERT_EQ(gnutls_certificate_set_x509_key_file2(named->get(), other_->cert.c_str(), other_->key.c_str(),
+                                                  GNUTLS_X509_FMT_PEM, nullptr, 0),
+            0);
+  TlsServerContext s = server();
+  std::vector<std::string> asked;
+  s.set_sni_selector([&](std::string_view name) -> std::shared_ptr<const TlsCredentials> {
+    asked.emplace_back(name);
+    return name == "localhost" ? named : nullptr;
+  });
+  // "localhost" gets the other CA's leaf: only a client trusting that CA accepts it.
+  HandshakeResult r = run_handshake(s, TlsClientContext::with_ca_file(other_->ca_cert), "localhost");
+  EXPECT_TRUE(r.client_done && r.server_done) << r.client_error << " " << r.client_verify_failure;
+  r = run_handshake(s, client(), "localhost");
+  EXPECT_FALSE(r.client_done) << "the default certificate was not used for a name the selector knows";
+  // A name the selector does not know keeps the default certificate; no SNI (an IP) is not asked.
+  r = run_handshake(s, client(), "edge.example.test");
+  EXPECT_TRUE(r.client_done && r.server_done) << r.client_verify_failure;
+  asked.clear();
+  r = run_handshake(s, client(), "127.0.0.1");
+  EXPECT_TRUE(r.client_done && r.server_done) << r.client_verify_failure;
+  EXPECT_TRUE(asked.empty());
+  // A selector that throws keeps the default certificate.
+  s.set_sni_selector(
+      [](std::string_view) -> std::shared_ptr<const TlsCredentials> { throw std::runtime_error("x"); });
+  r = run_handshake(s, client(), "edge.example.test");
+  EXPECT_TRUE(r.client_done && r.server_done);
+}
+
+}  // namespace
+}  // namespace wtmesh::quic

@@ -389,32 +389,93 @@ TEST(WtH3, PlainRequestsGetFallback) {
   h.client_conn.set_handler(h.client.get());
 }
 
-TEST(WtH3, CustomFallback) {
-  MemoryPair pair;
+// A RequestHandler owns plain request streams: headers, body (never consumed for it), resets and
+// the close; WebTransport CONNECTs still go to the acceptor.
+struct RecordingRequests : RequestHandler {
+  h3::Connection* conn = nullptr;
+  std::vector<std::string> paths;
+  std::map<StreamId, std::string> body;
+  std::map<StreamId, bool> ended;
+  std::vector<StreamId> resets, closed;
+  bool connection_closed = false;
+  void on_request(StreamId id, const h3::HeaderList& hl, bool fin) override {
+    paths.push_back(*h3::find_header(hl, ":path"));
+    ended[id] = fin;
+  }
+  void on_request_body(StreamId id, std::span<const uint8_t> d, bool fin) override {
+    body[id].append(d.begin(), d.end());
+    ended[id] = ended[id] || fin;
+  }
+  void on_request_reset(StreamId id, uint64_t) override { resets.push_back(id); }
+  void on_request_writable(StreamId) override {}
+  void on_request_closed(StreamId id) override { closed.push_back(id); }
+  void on_connection_closed() override { connection_closed = true; }
+};
+
+TEST(WtH3, RequestHandlerOwnsPlainStreams) {
+  MemoryPairConfig pc;
+  pc.stream_send_buffer = 4096;  // unconsumed request body holds the client back
+  MemoryPair pair(pc);
   h3::Connection cc(pair.client(), h3::Role::kClient, webtransport_h3_config(h3::Role::kClient));
   h3::Connection sc(pair.server(), h3::Role::kServer, webtransport_h3_config(h3::Role::kServer));
-  std::vector<std::string> paths;
-  H3Server server(sc, {}, {}, [&](h3::Connection& c, StreamId id, const h3::HeaderList& hl) {
-    paths.push_back(*h3::find_header(hl, ":path"));
-    c.send_response(id, {{":status", "204"}}, true);
-  });
+  H3Server server(sc, {}, {});
+  RecordingRequests requests;
+  server.set_request_handler(&requests);
   H3Client client(cc);
   pair.set_handler(MemoryPair::kClient, &cc);
   pair.set_handler(MemoryPair::kServer, &sc);
   cc.start();
   sc.start();
   ASSERT_TRUE(pair.run());
-  cc.send_request({{":method", "GET"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/status"}},
-                  true);
+
+  // A bodiless GET: answered by the handler.
+  const auto get = cc.send_request(
+      {{":method", "GET"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/status"}}, true);
+  ASSERT_TRUE(get.has_value());
   ASSERT_TRUE(pair.run());
-  EXPECT_EQ(paths, std::vector<std::string>{"/status"});
-  // No acceptor at all: WebTransport requests get 404.
+  EXPECT_EQ(requests.paths, std::vector<std::string>{"/status"});
+  EXPECT_TRUE(requests.ended[*get]);
+  EXPECT_TRUE(sc.send_response(*get, {{":status", "204"}}, true));
+  ASSERT_TRUE(pair.run());
+  EXPECT_EQ(requests.closed, std::vector<StreamId>{*get});
+  EXPECT_EQ(server.request_count(), 0u);
+
+  // A POST whose body the handler does not consume: the client can send only the window's worth.
+  const auto post = cc.send_request(
+      {{":method", "POST"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/up"}}, false);
+  ASSERT_TRUE(post.has_value());
+  const Bytes big(20000, 'x');
+  size_t sent = cc.send_body(*post, big, false);
+  ASSERT_TRUE(pair.run());
+  EXPECT_LT(sent, big.size());
+  EXPECT_LE(requests.body[*post].size(), 4096u);
+  // Consuming lets the rest through.
+  for (int i = 0; i < 20 && sent < big.size(); ++i) {
+    sc.consume(*post, requests.body[*post].size());
+    requests.body[*post].clear();
+    ASSERT_TRUE(pair.run());
+    sent += cc.send_body(*post, std::span(big).subspan(sent), false);
+    ASSERT_TRUE(pair.run());
+  }
+  EXPECT_EQ(sent, big.size());
+  EXPECT_FALSE(requests.ended[*post]);
+
+  // A reset reaches the handler; the stream stays its own until closed.
+  cc.reset_request(*post, h3::kH3RequestCancelled);
+  ASSERT_TRUE(pair.run());
+  EXPECT_EQ(requests.resets, std::vector<StreamId>{*post});
+
+  // No acceptor: WebTransport requests still get 404, and never reach the request handler.
   Recorder rec;
   client.connect("a", "/x", {}, &rec);
   ASSERT_TRUE(pair.run());
-  ASSERT_TRUE(rec.closed.has_value());
   ASSERT_TRUE(rec.refused.has_value());
   EXPECT_EQ(rec.refused->status, 404);
+  EXPECT_EQ(requests.paths.size(), 2u);
+
+  sc.close(h3::kH3NoError, "bye");
+  ASSERT_TRUE(pair.run());
+  EXPECT_TRUE(requests.connection_closed);
 }
 
 TEST(WtH3, ConnectionCloseEndsSessions) {

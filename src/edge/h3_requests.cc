@@ -1,0 +1,376 @@
+#include "edge/h3_requests.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/byte_ring.h"
+#include "edge/field_request.h"
+#include "edge/http_codec.h"
+#include "edge/route_table.h"
+#include "h3/error_codes.h"
+
+namespace wtmesh::edge {
+namespace {
+
+bool bodiless_status(int status) { return status == 204 || status == 304 || (status >= 100 && status < 200); }
+
+}  // namespace
+
+// One request stream: the request body waiting for the exchange, the exchange, and the response
+// waiting for the stream's send buffer.
+class H3Requests::Stream final : public ExchangeSink {
+ public:
+  Stream(H3Requests& owner, StreamId id)
+      : started_(owner.now()), owner_(owner), id_(id), ex_(owner.dir_, owner.config_.exchange, *this) {}
+  ~Stream() override { drop_response(); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // --- from the connection ---
+  void start(const h3::HeaderList& headers, bool fin) {
+    client_ended_ = fin;
+    tunnel::HeaderPairs fields;
+    fields.reserve(headers.size());
+    for (const auto& h : headers) fields.emplace_back(h.name, h.value);
+    FieldRequest fr = request_from_fields(std::move(fields), !fin);
+    method_ = std::move(fr.method);
+    target_ = std::move(fr.path);
+    host_ = std::move(fr.host);
+    if (fr.refuse != 0) return answer(fr.refuse, fr.detail);
+    if (!fr.protocol.empty()) {  // RFC 9220 (WebSocket over HTTP/3) is not mapped yet
+      return answer(501, "The extended CONNECT protocol \"" + sanitize_header_value(fr.protocol) +
+                             "\" is not supported over HTTP/3 yet.");
+    }
+    begun_ = true;
+    ex_.begin(std::move(fr.request), started_);
+    step();
+  }
+  void on_body(std::span<const uint8_t> data, bool fin) {
+    if (fin) client_ended_ = true;
+    if (done_ || !begun_) {
+      owner_.conn_.consume(id_, data.size());  // nobody wants them
+    } else if (held() + data.size() > owner_.config_.max_buffered_body) {
+      owner_.conn_.consume(id_, data.size());
+      abort("request body beyond the edge's buffer", h3::kH3ExcessiveLoad);
+      return;
+    } else {
+      body_.insert(body_.end(), data.begin(), data.end());
+      arrived_ += data.size();
+    }
+    step();
+  }
+  // The client reset its request, or asked us to stop the response: nothing more goes either way.
+  void on_reset() { abort(client_ended_ ? "client cancelled the response" : "client reset the stream", 0); }
+  void on_writable() { write_out(); }
+  // The connection is gone: the exchange is cancelled, the agent's credit returned.
+  void on_connection_gone() {
+    if (!done_) {
+      if (auto o = ex_.cancel("client connection closed")) owner_.log(*this, o->status, o->note);
+    }
+    done_ = true;
+    drop_response();
+  }
+  std::optional<SteadyTime> next_deadline() const { return done_ ? std::nullopt : ex_.next_deadline(); }
+  void on_tick(SteadyTime now) {
+    if (!done_) ex_.on_tick(now);
+  }
+
+  // --- ExchangeSink ---
+  void send_continue() override { owner_.conn_.send_response(id_, {{":status", "100"}}, false); }
+  void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {
+    owner_.local_answers_ = 0;
+    status_ = head.status;
+    const bool bodiless = head_request || bodiless_status(head.status);
+    h3::HeaderList fields{{":status", std::to_string(head.status)}};
+    for (auto& [n, v] : response_fields(head)) fields.push_back({lower_ascii(n), std::move(v)});
+    if (head.content_length && head.status >= 200 && head.status != 204) {
+      fields.push_back({"content-length", std::to_string(*head.content_length)});
+    }
+    no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
+    if (!no_body_) announced_ = head.content_length;
+    send_head(fields);
+  }
+  void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override {
+    if (data.empty()) return;
+    if (no_body_ || aborted_) {
+      owner_.dir_.consume(credit, data.size());
+      return;
+    }
+    resp_.append(data);
+    resp_credited_ += data.size();
+    credit_ = credit;
+    bytes_ += data.size();
+    write_out();
+  }
+  void send_response_end(bool complete) override {
+    if (!complete) return cut();  // shorter than announced: the client must not take it as whole
+    resp_eof_ = true;
+    write_out();
+  }
+  void send_error(int status, std::string_view detail, bool /*reusable*/, bool from_agent) override {
+    if (!from_agent && ++owner_.local_answers_ >= owner_.config_.exchange.limits.max_local_answers) {
+      owner_.goaway();
+    }
+    status_ = status;
+    const ErrorPage page = error_page(status, detail);
+    h3::HeaderList fields{{":status", std::to_string(status)}};
+    for (const auto& [n, v] : page.fields) fields.push_back({n, v});
+    fields.push_back({"content-length", std::to_string(page.body.size())});
+    no_body_ = false;
+    if (!send_head(fields)) return;
+    resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
+    resp_eof_ = true;
+    write_out();
+  }
+  void exchange_done(const ExchangeOutcome& outcome) override {
+    done_ = true;
+    owner_.log(*this, outcome.status, outcome.note);
+    ++owner_.completed_;
+    // The whole announced length arrived (the agent sending more ends the exchange without
+    // send_response_end): the response is complete.
+    if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
+    if (!resp_eof_ || !outcome.completed) return cut();
+    write_out();
+    stop_body();
+  }
+  void exchange_progress() override {
+    step();
+    if (owner_.hooks_.wake) owner_.hooks_.wake();
+  }
+
+  // Log fields.
+  std::string method_, host_, target_;
+  SteadyTime started_;
+  int status_ = 0;
+  uint64_t bytes_ = 0;
+
+ private:
+  size_t held() const { return body_.size() - body_pos_; }
+
+  void step() {
+    if (!begun_ || done_) return;
+    if (arrived_ > 0) ex_.note_client_bytes(std::exchange(arrived_, 0));  // the body progress clock
+    ex_.pump_request();
+    // Body bytes go to the exchange as far as it takes them; their credit goes back to the client.
+    while (!done_ && body_pos_ < body_.size()) {
+      const size_t n = std::min(ex_.request_body_room(), held());
+      if (n == 0) break;
+      const std::span<const uint8_t> chunk(body_.data() + body_pos_, n);
+      body_pos_ += n;
+      ex_.on_request_body(chunk);
+      owner_.conn_.consume(id_, n);
+    }
+    if (body_pos_ == body_.size()) {
+      body_.clear();
+      body_pos_ = 0;
+    }
+    if (!done_ && client_ended_ && body_.empty() && !end_delivered_ && ex_.request_body_room() > 0) {
+      end_delivered_ = true;
+      ex_.on_request_end();
+    }
+  }
+
+  // The edge answers by itself, before any exchange.
+  void answer(int status, std::string_view detail) {
+    done_ = true;
+    send_error(status, detail, true, false);
+    owner_.log(*this, status, std::string(detail));
+    ++owner_.completed_;
+    stop_body();
+  }
+  bool send_head(const h3::HeaderList& fields) {
+    if (!owner_.conn_.send_response(id_, fields, no_body_)) {
+      // Gone, or the peer's SETTINGS_MAX_FIELD_SECTION_SIZE refuses the fields: nothing can follow.
+      cut();
+      return false;
+    }
+    head_sent_ = true;
+    if (no_body_) fin_sent_ = true;
+    return true;
+  }
+  // DATA frames as far as the send buffer takes them; taken bytes are the agent's credit again.
+  void write_out() {
+    if (aborted_ || fin_sent_ || !head_sent_) return;
+    while (!resp_.empty()) {
+      const auto run = resp_.front();
+      const bool last = resp_eof_ && run.size() == resp_.size();
+      const size_t n = owner_.conn_.send_body(id_, run, last);
+      credit(n);
+      resp_.consume(n);
+      if (n < run.size()) return;  // on_request_writable resumes
+      if (last) {
+        fin_sent_ = true;
+        return;
+      }
+    }
+    if (resp_eof_) {
+      owner_.conn_.send_body(id_, {}, true);
+      fin_sent_ = true;
+    }
+  }
+  void credit(size_t n) {
+    const size_t c = std::min(n, resp_credited_);
+    if (c == 0) return;
+    owner_.dir_.consume(credit_, c);
+    resp_credited_ -= c;
+  }
+  // The whole response is on its way and the request body is still coming: not wanted.
+  void stop_body() {
+    if (client_ended_) return;
+    owner_.conn_.stop_request_body(id_, h3::kH3NoError);
+    release_body();
+  }
+  void release_body() {
+    if (held() > 0) owner_.conn_.consume(id_, held());
+    body_.clear();
+    body_pos_ = 0;
+  }
+  // The response broke off: reset, so the client sees it incomplete.
+  void cut() {
+    if (aborted_) return;
+    aborted_ = true;
+    drop_response();
+    release_body();
+    owner_.conn_.reset_request(id_, h3::kH3InternalError);
+  }
+  // Ends everything now: the exchange (if under way), the response, the stream. `code` 0: the client
+  // ended it (H3_REQUEST_CANCELLED back).
+  void abort(std::string_view why, uint64_t code) {
+    if (!done_) {
+      done_ = true;
+      if (auto o = ex_.cancel(why)) owner_.log(*this, o->status, o->note);
+    }
+    if (aborted_) return;
+    aborted_ = true;
+    drop_response();
+    release_body();
+    owner_.conn_.reset_request(id_, code != 0 ? code : h3::kH3RequestCancelled);
+  }
+  // Response bytes that will never reach the client still owe their credit to the agent.
+  void drop_response() {
+    if (resp_credited_ > 0) owner_.dir_.consume(credit_, resp_credited_);
+    resp_credited_ = 0;
+    resp_.clear();
+  }
+
+  H3Requests& owner_;
+  const StreamId id_;
+  PublicExchange ex_;
+
+  std::vector<uint8_t> body_;  // request body bytes not yet taken by the exchange, from body_pos_
+  size_t body_pos_ = 0;
+  size_t arrived_ = 0;  // request body bytes received since the exchange last heard of them
+  bool client_ended_ = false;
+  bool begun_ = false;
+  bool end_delivered_ = false;
+  bool done_ = false;  // the exchange is over (or never began)
+
+  ByteRing resp_;
+  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
+  StreamRef credit_;
+  bool head_sent_ = false;
+  bool resp_eof_ = false;
+  bool fin_sent_ = false;
+  bool no_body_ = false;
+  bool aborted_ = false;  // reset: nothing more is written
+  std::optional<uint64_t> announced_;
+};
+
+H3Requests::H3Requests(TunnelDirectory& directory, h3::Connection& conn, H3RequestsConfig config,
+                       ConnectionHooks hooks)
+    : dir_(directory), conn_(conn), config_(std::move(config)), hooks_(std::move(hooks)) {}
+
+H3Requests::~H3Requests() { on_connection_closed(); }
+
+SteadyTime H3Requests::now() const {
+  return config_.exchange.clock ? config_.exchange.clock() : std::chrono::steady_clock::now();
+}
+
+void H3Requests::bury() { graveyard_.clear(); }
+
+H3Requests::Stream* H3Requests::find(StreamId id) const {
+  const auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+void H3Requests::on_request(StreamId id, const h3::HeaderList& headers, bool fin) {
+  bury();
+  if (closed_) return;
+  next_id_ = std::max(next_id_, id + 4);
+  if (goaway_sent_) {  // a request above the GOAWAY id: not processed, the client may retry it
+    conn_.reset_request(id, h3::kH3RequestRejected);
+    return;
+  }
+  auto [it, inserted] = streams_.emplace(id, std::make_unique<Stream>(*this, id));
+  if (!inserted) return;  // h3/ hands each request over once
+  it->second->start(headers, fin);
+}
+
+void H3Requests::on_request_body(StreamId id, std::span<const uint8_t> data, bool fin) {
+  bury();
+  if (Stream* s = find(id)) {
+    s->on_body(data, fin);
+  } else {
+    conn_.consume(id, data.size());
+  }
+}
+
+void H3Requests::on_request_reset(StreamId id, uint64_t /*h3_error*/) {
+  bury();
+  if (Stream* s = find(id)) s->on_reset();
+}
+
+void H3Requests::on_request_writable(StreamId id) {
+  bury();
+  if (Stream* s = find(id)) s->on_writable();
+}
+
+void H3Requests::on_request_closed(StreamId id) {
+  const auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  it->second->on_connection_gone();  // normally over already; a stream closed early is cancelled
+  graveyard_.push_back(std::move(it->second));
+  streams_.erase(it);
+}
+
+void H3Requests::on_connection_closed() {
+  bury();
+  closed_ = true;
+  for (auto& [id, s] : streams_) s->on_connection_gone();
+  streams_.clear();
+}
+
+std::optional<SteadyTime> H3Requests::next_deadline() const {
+  std::optional<SteadyTime> d;
+  for (const auto& [id, s] : streams_) {
+    if (auto t = s->next_deadline(); t && (!d || *t < *d)) d = t;
+  }
+  return d;
+}
+
+void H3Requests::on_tick(SteadyTime t) {
+  bury();
+  for (auto& [id, s] : streams_) s->on_tick(t);
+}
+
+void H3Requests::goaway() {
+  if (goaway_sent_) return;
+  goaway_sent_ = true;
+  conn_.send_goaway(next_id_);
+}
+
+void H3Requests::log(const Stream& s, int status, std::string note) {
+  if (!hooks_.log) return;
+  RequestLog l;
+  l.method = s.method_.empty() ? "-" : s.method_;
+  l.host = s.host_.empty() ? "-" : s.host_;
+  l.target = s.target_.empty() ? "-" : s.target_;
+  l.status = status;
+  l.bytes = s.bytes_;
+  l.duration = std::chrono::duration_cast<std::chrono::microseconds>(now() - s.started_);
+  l.note = std::move(note);
+  l.version = "HTTP/3";
+  hooks_.log(l);
+}
+
+}  // namespace wtmesh::edge

@@ -136,6 +136,10 @@ start_agent() {
     fail "the agent did not register $name (agent log above)"
   fi
   PUBLIC_URL=$line
+  PUBLIC_HOST=${PUBLIC_URL#https://}
+  PUBLIC_PORT=${PUBLIC_HOST#*:}
+  PUBLIC_PORT=${PUBLIC_PORT%%/*}
+  PUBLIC_HOST=${PUBLIC_HOST%%:*}
 }
 
 # The public URL through curl, with the edge's CA: the page, the forwarding headers, an SSE stream.
@@ -152,7 +156,15 @@ check_tunnel() {
   versions=$(curl -sS -o /dev/null --max-time 10 --cacert "$state/edge/ca.pem" -w '%{http_version}' --http2 "$PUBLIC_URL")/$(
     curl -sS -o /dev/null --max-time 10 --cacert "$state/edge/ca.pem" -w '%{http_version}' --http1.1 "$PUBLIC_URL")
   [ "$versions" = 2/1.1 ] || fail "expected HTTP/2 and HTTP/1.1 at $PUBLIC_URL, got $versions"
-  say "checked: $PUBLIC_URL serves the demo page over HTTP/2 and HTTP/1.1 (HTTPS verified with the edge CA) and streams events"
+  local h3=""
+  if command -v gtlsclient >/dev/null; then
+    local out
+    out=$(timeout -k 2 20 gtlsclient --exit-on-all-streams-close --no-quic-dump --no-http-dump \
+      --sni="$PUBLIC_HOST" 127.0.0.1 "$PUBLIC_PORT" "$PUBLIC_URL" </dev/null 2>&1) || true
+    grep -q '^http: stream 0x0 \[:status: 200\]' <<<"$out" || fail "HTTP/3 (gtlsclient) to $PUBLIC_URL did not answer 200"
+    h3=", HTTP/3"
+  fi
+  say "checked: $PUBLIC_URL serves the demo page over HTTP/2, HTTP/1.1$h3 (HTTPS verified with the edge CA) and streams events"
 }
 
 # Sets PAGE_URL. Falls back to any free port when $page_port is taken.
@@ -183,11 +195,12 @@ print_banner() {
     curl --cacert .wtmesh/edge/ca.pem --http2 -sI $PUBLIC_URL      # HTTP/2 (--http1.1 for HTTP/1.1)
     node tests/peers/ws_client.mjs ${PUBLIC_URL/https/wss}ws .wtmesh/edge/ca.pem quick   # WebSocket echo
     node tests/peers/ws_h2_client.mjs ${PUBLIC_URL}ws .wtmesh/edge/ca.pem quick   # WebSocket over HTTP/2
+    gtlsclient --exit-on-all-streams-close --no-quic-dump --sni=$PUBLIC_HOST 127.0.0.1 $PUBLIC_PORT $PUBLIC_URL 2>&1 | grep :status   # HTTP/3
   The agent logs one line per request:   tail -f .wtmesh/agent.out
   Expose your own app:  ${wtmesh#"$root"/} http LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)
 
-  wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS, HTTP/2 + HTTP/1.1)
+  wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS, HTTP/2 + HTTP/1.1, Alt-Svc h3)
   echo endpoint      $EDGE_URL/echo
   cert sha-256       $CERT_HASH
   CA                 $state/edge/ca.pem

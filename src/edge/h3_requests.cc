@@ -361,16 +361,8 @@ void H3Requests::goaway() {
 
 void H3Requests::log(const Stream& s, int status, std::string note) {
   if (!hooks_.log) return;
-  RequestLog l;
-  l.method = s.method_.empty() ? "-" : s.method_;
-  l.host = s.host_.empty() ? "-" : s.host_;
-  l.target = s.target_.empty() ? "-" : s.target_;
-  l.status = status;
-  l.bytes = s.bytes_;
-  l.duration = std::chrono::duration_cast<std::chrono::microseconds>(now() - s.started_);
-  l.note = std::move(note);
-  l.version = "HTTP/3";
-  hooks_.log(l);
+  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes_, now() - s.started_,
+                              std::move(note), "HTTP/3"));
 }
 
 }  // namespace wtmesh::edge

@@ -473,17 +473,9 @@ void Http1Connection::reset_request() {
 
 void Http1Connection::write_log(int status, std::string note) {
   if (!hooks_.log) return;
-  RequestLog l;
-  l.method = method_.empty() ? "-" : method_;
-  l.host = host_.empty() ? "-" : host_;
-  l.target = target_.empty() ? "-" : target_;
-  l.status = status;
-  l.bytes = resp_bytes_;
   const SteadyTime start = started_.time_since_epoch().count() ? started_ : now();
-  l.duration = std::chrono::duration_cast<std::chrono::microseconds>(now() - start);
-  l.note = std::move(note);
-  l.version = version_ >= 11 ? "HTTP/1.1" : "HTTP/1.0";
-  hooks_.log(l);
+  hooks_.log(make_request_log(method_, host_, target_, status, resp_bytes_, now() - start, std::move(note),
+                              version_ >= 11 ? "HTTP/1.1" : "HTTP/1.0"));
 }
 
 }  // namespace wtmesh::edge

@@ -30,6 +30,11 @@ struct RequestLog {
   std::string version;  // "HTTP/1.1", "HTTP/2", ...
 };
 
+// One exchange's line; an empty method, host or target is written "-".
+RequestLog make_request_log(std::string_view method, std::string_view host, std::string_view target, int status,
+                            uint64_t bytes, std::chrono::steady_clock::duration took, std::string note,
+                            std::string version);
+
 // Writes `l` to the edge's log as one line ("http PEER METHOD HOSTTARGET STATUS ...", with " h2" or
 // " h3" for those versions).
 void log_request(std::string_view peer, const RequestLog& l);

@@ -104,7 +104,7 @@ ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t leng
   auto* s = self.stream(stream_id);
   if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   const size_t n = std::min(length, s->out.size() - s->out_pos);
-  std::memcpy(buf, s->out.data() + s->out_pos, n);
+  if (n > 0) std::memcpy(buf, s->out.data() + s->out_pos, n);  // an empty vector's data() may be null
   s->out_pos += n;
   if (s->out_pos == s->out.size()) {
     s->out.clear();

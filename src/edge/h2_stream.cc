@@ -111,13 +111,7 @@ void H2Connection::Stream::send_continue() {
 
 void H2Connection::Stream::send_response_head(const tunnel::ResponseHead& head, bool head_request,
                                               bool /*reusable*/) {
-  if (ws_ == Ws::kAsked) {
-    if (head.status == 101) {
-      switch_websocket(head);
-      return;
-    }
-    ws_ = Ws::kNone;  // declined: a normal response (the exchange ended the request itself)
-  }
+  if (ws_.asked() && switch_websocket(head)) return;  // else declined: a normal response
   conn_.local_answers_ = 0;
   status_ = head.status;
   const bool bodiless = head_request || bodiless_status(head.status);
@@ -158,7 +152,7 @@ void H2Connection::Stream::send_response_end(bool complete) {
 void H2Connection::Stream::send_error(int status, std::string_view detail, bool /*reusable*/,
                                       bool from_agent) {
   if (!from_agent && ++conn_.local_answers_ >= conn_.limits().max_local_answers) conn_.goaway();
-  ws_ = Ws::kNone;
+  ws_.forget();
   status_ = status;
   const ErrorPage page = error_page(status, detail);
   tunnel::HeaderPairs fields = page.fields;
@@ -216,7 +210,7 @@ void H2Connection::Stream::feed() {
   ex_.pump_request();
   // An extended CONNECT's DATA (and END_STREAM) wait for the switch: they are the WebSocket's, and a
   // declined upgrade drops them.
-  if (ws_ == Ws::kAsked) return;
+  if (ws_.asked()) return;
   while (!done_ && body_pos_ < body_.size()) {
     const size_t n = std::min(ex_.request_body_room(), body_.size() - body_pos_);
     if (n == 0) return;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/byte_ring.h"
+#include "edge/connect_websocket.h"
 #include "edge/h2_connection.h"
 #include "edge/public_exchange.h"
 
@@ -78,7 +79,7 @@ class H2Connection::Stream final : public ExchangeSink {
   }
   size_t buffered() const { return body_.size() - body_pos_ + ex_.buffered_body(); }
   // A WebSocket runs on it (the agent switched protocols and the exchange goes on).
-  bool upgraded() const { return ws_ == Ws::kSwitched && !done_; }
+  bool upgraded() const { return ws_.switched() && !done_; }
 
   // --- ExchangeSink ---
   void send_continue() override;
@@ -96,10 +97,6 @@ class H2Connection::Stream final : public ExchangeSink {
   uint64_t bytes_ = 0;
 
  private:
-  // The extended CONNECT for a WebSocket (RFC 8441): asked (the agent's answer is awaited; client
-  // DATA waits here), switched (raw bytes both ways, each direction ends with its END_STREAM/FIN).
-  enum class Ws { kNone, kAsked, kSwitched };
-
   void begin();
   // Body bytes go to the exchange as far as it takes them; their window goes back to the client.
   void feed();
@@ -114,10 +111,11 @@ class H2Connection::Stream final : public ExchangeSink {
   // h2_websocket.cc. An extended CONNECT (`protocol` = :protocol) becomes the RFC 6455 handshake
   // request in `r`; false when the edge answered it itself.
   bool begin_websocket(ExchangeRequest& r, std::string_view protocol);
-  // The agent's 101: checked against ws_key_ and answered with a 200 (false: 502 sent instead).
+  // The agent's answer while asked: a 101 is checked against the edge's key and answered with a 200,
+  // or a 502 when it does not match (true); any other status is a normal response (false).
   bool switch_websocket(const tunnel::ResponseHead& head);
   // The status the client got for an exchange's `status` (a switched WebSocket's 101 was a 200).
-  int client_status(int status) const { return ws_ == Ws::kSwitched && status == 101 ? 200 : status; }
+  int client_status(int status) const { return ws_.client_status(status); }
   // A clean close of an upgraded stream while the client's last bytes still wait for the agent.
   bool draining() const;
 
@@ -140,8 +138,7 @@ class H2Connection::Stream final : public ExchangeSink {
   bool begun_ = false;
   bool end_delivered_ = false;
   bool done_ = false;
-  Ws ws_ = Ws::kNone;
-  std::string ws_key_;  // the Sec-WebSocket-Key the edge made up for the agent's upstream
+  ConnectWebSocket ws_;  // an extended CONNECT for a WebSocket (RFC 8441); DATA waits while asked
 
   ByteRing resp_;
   size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)

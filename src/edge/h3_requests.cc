@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/byte_ring.h"
+#include "edge/connect_websocket.h"
 #include "edge/field_request.h"
 #include "edge/http_codec.h"
 #include "edge/route_table.h"
@@ -37,9 +38,10 @@ class H3Requests::Stream final : public ExchangeSink {
     target_ = std::move(fr.path);
     host_ = std::move(fr.host);
     if (fr.refuse != 0) return answer(fr.refuse, fr.detail);
-    if (!fr.protocol.empty()) {  // RFC 9220 (WebSocket over HTTP/3) is not mapped yet
-      return answer(501, "The extended CONNECT protocol \"" + sanitize_header_value(fr.protocol) +
-                             "\" is not supported over HTTP/3 yet.");
+    // h3/ let :protocol through only on a CONNECT with :scheme, :path and :authority, our SETTINGS
+    // enabling it (RFC 9220 §3); wt::H3Server kept the WebTransport ones.
+    if (!fr.protocol.empty()) {
+      if (auto refusal = ws_.begin(fr.request, fr.protocol, "RFC 9220")) return answer(501, *refusal);
     }
     begun_ = true;
     ex_.begin(std::move(fr.request), started_);
@@ -65,7 +67,7 @@ class H3Requests::Stream final : public ExchangeSink {
   // The connection is gone: the exchange is cancelled, the agent's credit returned.
   void on_connection_gone() {
     if (!done_) {
-      if (auto o = ex_.cancel("client connection closed")) owner_.log(*this, o->status, o->note);
+      if (auto o = ex_.cancel("client connection closed")) log(o->status, o->note);
     }
     done_ = true;
     drop_response();
@@ -78,6 +80,7 @@ class H3Requests::Stream final : public ExchangeSink {
   // --- ExchangeSink ---
   void send_continue() override { owner_.conn_.send_response(id_, {{":status", "100"}}, false); }
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {
+    if (ws_.asked() && switch_websocket(head)) return;  // else declined: a normal response
     owner_.local_answers_ = 0;
     status_ = head.status;
     const bool bodiless = head_request || bodiless_status(head.status);
@@ -111,6 +114,7 @@ class H3Requests::Stream final : public ExchangeSink {
     if (!from_agent && ++owner_.local_answers_ >= owner_.config_.exchange.limits.max_local_answers) {
       owner_.goaway();
     }
+    ws_.forget();
     status_ = status;
     const ErrorPage page = error_page(status, detail);
     h3::HeaderList fields{{":status", std::to_string(status)}};
@@ -124,18 +128,36 @@ class H3Requests::Stream final : public ExchangeSink {
   }
   void exchange_done(const ExchangeOutcome& outcome) override {
     done_ = true;
-    owner_.log(*this, outcome.status, outcome.note);
+    log(outcome.status, outcome.note);
     ++owner_.completed_;
     // The whole announced length arrived (the agent sending more ends the exchange without
     // send_response_end): the response is complete.
     if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
-    if (!resp_eof_ || !outcome.completed) return cut();
-    write_out();
-    stop_body();
+    if (!resp_eof_ || !outcome.completed) {
+      cut();
+    } else {
+      write_out();
+      stop_body();
+      release_body();  // what a declined upgrade's client sent early is nobody's
+    }
+    if (closed_) owner_.retire(id_);
   }
   void exchange_progress() override {
     step();
     if (owner_.hooks_.wake) owner_.hooks_.wake();
+  }
+
+  // The QUIC stream closed (both directions done). A switched WebSocket whose client said its last
+  // word cleanly may still hold bytes for the agent: it stays until the exchange delivered them.
+  // False: the stream is over.
+  bool on_closed() {
+    closed_ = true;
+    if (ws_.switched() && !done_ && !aborted_ && client_ended_ && fin_sent_) {
+      step();
+      return !done_;
+    }
+    on_connection_gone();
+    return false;
   }
 
   // Log fields.
@@ -151,6 +173,9 @@ class H3Requests::Stream final : public ExchangeSink {
     if (!begun_ || done_) return;
     if (arrived_ > 0) ex_.note_client_bytes(std::exchange(arrived_, 0));  // the body progress clock
     ex_.pump_request();
+    // An extended CONNECT's DATA (and FIN) wait for the switch: they are the WebSocket's, and a
+    // declined upgrade drops them.
+    if (ws_.asked()) return;
     // Body bytes go to the exchange as far as it takes them; their credit goes back to the client.
     while (!done_ && body_pos_ < body_.size()) {
       const size_t n = std::min(ex_.request_body_room(), held());
@@ -174,7 +199,7 @@ class H3Requests::Stream final : public ExchangeSink {
   void answer(int status, std::string_view detail) {
     done_ = true;
     send_error(status, detail, true, false);
-    owner_.log(*this, status, std::string(detail));
+    log(status, std::string(detail));
     ++owner_.completed_;
     stop_body();
   }
@@ -238,7 +263,7 @@ class H3Requests::Stream final : public ExchangeSink {
   void abort(std::string_view why, uint64_t code) {
     if (!done_) {
       done_ = true;
-      if (auto o = ex_.cancel(why)) owner_.log(*this, o->status, o->note);
+      if (auto o = ex_.cancel(why)) log(o->status, o->note);
     }
     if (aborted_) return;
     aborted_ = true;
@@ -246,6 +271,32 @@ class H3Requests::Stream final : public ExchangeSink {
     release_body();
     owner_.conn_.reset_request(id_, code != 0 ? code : h3::kH3RequestCancelled);
   }
+  // The agent's answer while asked: a 101 is checked against the edge's key and answered with a 200
+  // (RFC 9220 §3 / RFC 8441 §5), or a 502 when it does not match (true); any other status is a normal
+  // response (false).
+  bool switch_websocket(const tunnel::ResponseHead& head) {
+    ConnectWebSocket::Answer a = ws_.answer(head);
+    if (a.kind == ConnectWebSocket::Answer::Kind::kDeclined) return false;
+    if (a.kind == ConnectWebSocket::Answer::Kind::kBroken) {
+      ex_.cancel(a.detail);  // the agent's stream is reset; the exchange is over
+      done_ = true;
+      send_error(502, a.detail, false, true);  // the upstream's fault, not the client's
+      log(502, a.detail);
+      ++owner_.completed_;
+      stop_body();
+      return true;
+    }
+    owner_.local_answers_ = 0;
+    status_ = 200;
+    no_body_ = false;
+    h3::HeaderList fields{{":status", "200"}};
+    for (auto& [n, v] : a.fields) fields.push_back({std::move(n), std::move(v)});
+    send_head(fields);
+    step();  // the client's DATA that waited for the switch
+    return true;
+  }
+  void log(int status, std::string note) { owner_.log(*this, ws_.client_status(status), std::move(note)); }
+
   // Response bytes that will never reach the client still owe their credit to the agent.
   void drop_response() {
     if (resp_credited_ > 0) owner_.dir_.consume(credit_, resp_credited_);
@@ -273,7 +324,9 @@ class H3Requests::Stream final : public ExchangeSink {
   bool fin_sent_ = false;
   bool no_body_ = false;
   bool aborted_ = false;  // reset: nothing more is written
+  bool closed_ = false;   // the QUIC stream is gone (a WebSocket draining to the agent)
   std::optional<uint64_t> announced_;
+  ConnectWebSocket ws_;  // an extended CONNECT for a WebSocket (RFC 9220); DATA waits while asked
 };
 
 H3Requests::H3Requests(TunnelDirectory& directory, h3::Connection& conn, H3RequestsConfig config,
@@ -328,8 +381,14 @@ void H3Requests::on_request_writable(StreamId id) {
 void H3Requests::on_request_closed(StreamId id) {
   const auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  it->second->on_connection_gone();  // normally over already; a stream closed early is cancelled
-  graveyard_.push_back(std::move(it->second));
+  // Normally over already; a stream closed early is cancelled, a draining WebSocket stays.
+  if (!it->second->on_closed()) retire(id);
+}
+
+void H3Requests::retire(StreamId id) {
+  const auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  graveyard_.push_back(std::move(it->second));  // it may be on the stack
   streams_.erase(it);
 }
 

@@ -26,7 +26,8 @@
 // <proto>` and has a body (the bytes after the 101); the codec feeds none before the answer, and the
 // body progress clock does not run while the answer is awaited. Any other answer is a normal response
 // to a bodiless request: the exchange ends the request (FIN) itself. HTTP/1.1 asks for it for
-// WebSocket (Http1Connection), HTTP/2 for an extended CONNECT (H2Connection, RFC 8441); HTTP/3 will.
+// WebSocket (Http1Connection), HTTP/2 and HTTP/3 for an extended CONNECT (H2Connection, RFC 8441;
+// H3Requests, RFC 9220; both through ConnectWebSocket).
 //
 // An HTTP/2 stream or HTTP/3 request stream adds a codec beside Http1Connection that builds an
 // ExchangeRequest from its pseudo-headers and fields, feeds DATA frames to on_request_body(), and

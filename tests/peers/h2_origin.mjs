@@ -102,7 +102,7 @@ function onStream(stream, headers) {
 }
 
 // A WebSocket echo on an extended CONNECT stream (RFC 8441): client frames are masked; each message
-// frame comes back unmasked with its opcode, a ping as a pong, a close as a close, then the end.
+// frame comes back unmasked with its opcode and FIN bit, a ping as a pong, a close as a close, then the end.
 function wsEcho(stream) {
   let buf = Buffer.alloc(0);
   const frame = (opcode, payload) => {
@@ -116,6 +116,7 @@ function wsEcho(stream) {
     buf = Buffer.concat([buf, chunk]);
     for (;;) {
       if (buf.length < 2) return;
+      const fin = buf[0] & 0x80;  // a fragmented message (Chromium splits big ones) keeps its fragments
       const opcode = buf[0] & 15;
       let len = buf[1] & 127;
       let off = 2;
@@ -131,7 +132,7 @@ function wsEcho(stream) {
       if (opcode === 8) { stream.end(frame(8, payload)); return; }
       if (opcode === 9) { stream.write(frame(10, payload)); continue; }
       if (opcode === 10) continue;
-      stream.write(Buffer.concat([Buffer.from([(buf[0] & 0) | 0x80 | opcode]), frame(opcode, payload).subarray(1)]));
+      stream.write(Buffer.concat([Buffer.from([fin | opcode]), frame(opcode, payload).subarray(1)]));
     }
   });
   stream.on('error', () => {});

@@ -151,6 +151,40 @@ need_chromium() {
     die "playwright-core missing in $BROWSER_DIR (run scripts/setup.sh)"
 }
 
+# chromium_ws_h2c EDGE HTTPVER [chromium args...]: Chromium (need_chromium, nss_home $PEER_TMP/home
+# first) loads https://h2app.localhost:PORT/ over HTTPVER (h2 or h3) and opens a WebSocket from it to
+# a tunnel whose upstream is h2c (Node http2 with enableConnectProtocol and a frame echo,
+# h2_origin.mjs): the public leg's extended CONNECT, RFC 6455 on the tunnel, RFC 8441 upstream. Checks
+# the page's protocol, a text and a 300,000-byte binary echo, the close coming back, and the edge's log.
+chromium_ws_h2c() {
+  local edge=$1 ver=$2 port=${EDGE_PORT[$1]} out=$PEER_TMP/ws-h2c-$2.json rc
+  shift 2
+  local args=() a
+  for a in "$@"; do args+=(--chromium-arg "$a"); done
+  start_h2_origin "ws-h2c-$ver" --mode h2c
+  HTTP_EXTRA_ARGS=(--upstream h2c)
+  start_http "h2app-$ver" "$edge" h2app "${ORIGIN_PORT[ws-h2c-$ver]}"
+  HTTP_EXTRA_ARGS=()
+  log "Chromium over $ver: wss://h2app.localhost:$port/chromium to an h2c upstream"
+  (cd "$BROWSER_DIR" && HOME=$PEER_TMP/home timeout -k 5 90 node websocket_page.mjs \
+    --url "https://h2app.localhost:$port/" --ws "wss://h2app.localhost:$port/chromium" --timeout 80000 \
+    --subprotocol none "${args[@]}") >"$out" 2>"$out.log"
+  rc=$?
+  log "result: $(cat "$out")"
+  local f
+  f() { json_field "$out" "$1"; }
+  [ -z "$(f ws.error)$(f harness_error)$(f navError)" ] || fail "h2c: $(f harness_error)$(f navError)$(f ws.error)"
+  check "h2c: the harness exits 0 (status $rc)" [ "$rc" = 0 ]
+  check "h2c: the page came over $ver (got $(f protocolHttp))" [ "$(f protocolHttp)" = "$ver" ]
+  check "h2c: a text message echoed (got '$(f ws.text)')" [ "$(f ws.text)" = "hello from chromium ✓" ]
+  check "h2c: a 300,000-byte binary message echoed byte-exact" [ "$(f ws.binaryOk)" = true ]
+  check "h2c: the close 4001 + reason came back (got $(f ws.close))" \
+    grep -q '"code":4001,"reason":"client says bye"' <<<"$(f ws.close)"
+  check "h2c: the edge logged a $ver CONNECT answered 200" \
+    grep -qE "CONNECT h2app\.localhost/chromium 200 .* $ver\$" "${EDGE_DIR[$edge]}/stderr"
+  [ "$PEER_FAILED" -eq 0 ] || show_log "Chromium harness log (h2c)" "$out.log" 30
+}
+
 # json_field FILE PATH: a value from a JSON file ("a.b.c"; objects as JSON, "" when absent).
 json_field() {
   node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));

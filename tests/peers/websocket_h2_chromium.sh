@@ -10,6 +10,8 @@
 #   - a text and a 300,000-byte binary message echoed byte-exact
 #   - the client's close 4001 + reason reaches the service and comes back, cleanly
 #   - the edge logged the socket as an h2 CONNECT answered 200 (not an HTTP/1.1 GET 101)
+#   - the same from Chromium to an h2c upstream (`--upstream h2c`, Node's http2 echo): RFC 8441 on
+#     both HTTP/2 legs, RFC 6455 on the tunnel (chromium_ws_h2c in lib.bash)
 # Usage: websocket_h2_chromium.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -49,4 +51,5 @@ check "the service saw the socket (subprotocol chat, X-Forwarded-Proto https)" \
   grep -q 'connection /chromium protocol=chat xfp=https' "$T/ws-server.log"
 check "the edge logged the socket as an h2 extended CONNECT answered 200" \
   grep -qE 'CONNECT app\.localhost/chromium 200 .* h2' "${EDGE_DIR[main]}/stderr"
+chromium_ws_h2c main h2
 peer_finish

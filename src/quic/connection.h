@@ -138,6 +138,12 @@ class Connection final : public Transport {
   // Returns false if the connection must be dropped now.
   bool handle_expiry(Timestamp now);
   Timestamp expiry() const;
+  // The peer has been silent past the unresponsive deadline (TransportLimits::unresponsive_*): the
+  // next handle_expiry() closes the connection unless a packet arrives first.
+  bool unresponsive_due(Timestamp now) const {
+    const Timestamp d = unresponsive_deadline();
+    return d != 0 && now >= d;
+  }
   State state() const { return state_; }
   bool handshake_completed() const;
   // Tells the handler the connection is gone if it has not been told yet (the driver calls this

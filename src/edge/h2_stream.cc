@@ -40,6 +40,12 @@ ssize_t H2Connection::Stream::read(uint8_t* buf, size_t length, uint32_t* flags)
   }
   if (resp_.empty() && resp_eof_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers_.empty()) {
+      // The trailer section ends the stream instead; step() submits it once the library returned.
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      trailers_due_ = true;
+      conn_.step_pending_ = true;
+    }
   } else if (n == 0) {
     deferred_ = true;
     return NGHTTP2_ERR_DEFERRED;
@@ -69,6 +75,14 @@ bool H2Connection::Stream::step() {
     body_.clear();
     body_pos_ = discard_ = 0;
     return false;
+  }
+  if (trailers_due_) {
+    trailers_due_ = false;
+    std::vector<nghttp2_nv> h;
+    h.reserve(trailers_.size());
+    for (const auto& [n, v] : trailers_) h.push_back(nv(n, v));
+    if (!rst_sent_) nghttp2_submit_trailer(conn_.session_, id_, h.data(), h.size());
+    trailers_.clear();
   }
   if (head_done_ && !begun_) begin();
   if (begun_ && !done_) {
@@ -107,6 +121,22 @@ std::optional<ExchangeOutcome> H2Connection::Stream::cancel(std::string_view why
 void H2Connection::Stream::send_continue() {
   const std::array<nghttp2_nv, 1> h{nv(":status", "100")};
   nghttp2_submit_headers(conn_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, h.data(), h.size(), nullptr);
+}
+
+void H2Connection::Stream::send_interim(const tunnel::ResponseHead& head) {
+  if (ws_ != Ws::kNone) return;
+  const std::string status = std::to_string(head.status);
+  const tunnel::HeaderPairs fields = response_fields(head);
+  std::vector<nghttp2_nv> h;
+  h.reserve(fields.size() + 1);
+  h.push_back(nv(":status", status));
+  for (const auto& [n, v] : fields) h.push_back(nv(n, v));
+  nghttp2_submit_headers(conn_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, h.data(), h.size(), nullptr);
+}
+
+void H2Connection::Stream::send_trailers(const tunnel::HeaderPairs& trailers) {
+  if (no_body_ || rst_sent_ || ws_ != Ws::kNone) return;  // a response without DATA ended with its HEADERS
+  trailers_ = trailer_fields(trailers);
 }
 
 void H2Connection::Stream::send_response_head(const tunnel::ResponseHead& head, bool head_request,

@@ -84,6 +84,8 @@ class H2Connection::Stream final : public ExchangeSink {
   void send_continue() override;
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) override;
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override;
+  void send_interim(const tunnel::ResponseHead& head) override;
+  void send_trailers(const tunnel::HeaderPairs& trailers) override;
   void send_response_end(bool complete) override;
   void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override;
   void exchange_done(const ExchangeOutcome& outcome) override;
@@ -147,6 +149,8 @@ class H2Connection::Stream final : public ExchangeSink {
   size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
   StreamRef credit_;
   bool resp_eof_ = false;
+  tunnel::HeaderPairs trailers_;  // sent as a trailing HEADERS after the last DATA
+  bool trailers_due_ = false;     // read() ended the DATA without END_STREAM: submit them
   bool no_body_ = false;
   std::optional<uint64_t> announced_;  // the response's content-length
   bool deferred_ = false;

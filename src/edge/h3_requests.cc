@@ -77,6 +77,15 @@ class H3Requests::Stream final : public ExchangeSink {
 
   // --- ExchangeSink ---
   void send_continue() override { owner_.conn_.send_response(id_, {{":status", "100"}}, false); }
+  void send_interim(const tunnel::ResponseHead& head) override {
+    h3::HeaderList fields{{":status", std::to_string(head.status)}};
+    for (auto& [n, v] : response_fields(head)) fields.push_back({lower_ascii(n), std::move(v)});
+    owner_.conn_.send_response(id_, fields, false);  // a HEADERS before the final one (RFC 9114 §4.1)
+  }
+  void send_trailers(const tunnel::HeaderPairs& trailers) override {
+    if (no_body_ || aborted_) return;  // a response without DATA ended with its HEADERS
+    for (auto& [n, v] : trailer_fields(trailers)) trailers_.push_back({std::move(n), std::move(v)});
+  }
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {
     owner_.local_answers_ = 0;
     status_ = head.status;
@@ -193,7 +202,7 @@ class H3Requests::Stream final : public ExchangeSink {
     if (aborted_ || fin_sent_ || !head_sent_) return;
     while (!resp_.empty()) {
       const auto run = resp_.front();
-      const bool last = resp_eof_ && run.size() == resp_.size();
+      const bool last = resp_eof_ && trailers_.empty() && run.size() == resp_.size();
       const size_t n = owner_.conn_.send_body(id_, run, last);
       credit(n);
       resp_.consume(n);
@@ -203,7 +212,11 @@ class H3Requests::Stream final : public ExchangeSink {
         return;
       }
     }
-    if (resp_eof_) {
+    if (resp_eof_ && !trailers_.empty()) {
+      // The trailing HEADERS with FIN (RFC 9114 §4.1); refused fields (the peer's section size) cut it.
+      if (!owner_.conn_.send_response(id_, std::exchange(trailers_, {}), true)) return cut();
+      fin_sent_ = true;
+    } else if (resp_eof_) {
       owner_.conn_.send_body(id_, {}, true);
       fin_sent_ = true;
     }
@@ -270,6 +283,7 @@ class H3Requests::Stream final : public ExchangeSink {
   StreamRef credit_;
   bool head_sent_ = false;
   bool resp_eof_ = false;
+  h3::HeaderList trailers_;  // the trailing HEADERS, after the last DATA
   bool fin_sent_ = false;
   bool no_body_ = false;
   bool aborted_ = false;  // reset: nothing more is written

@@ -13,6 +13,8 @@
 //   GET  /stats           JSON {connections, sessions, lastSent: {bytes, sha256}}
 //   GET  /slow?ms=M       answers after M ms (to hold streams open)
 //   GET  /trailers        a body, then the trailer grpc-status: 0
+//   GET  /sse-gated?id=X  one SSE event now, the second once /sse-release?id=X was asked for
+//   GET  /early-hints     103 (link: </style.css>), then 200
 //   CONNECT :protocol websocket   200, then a WebSocket echo (RFC 8441; messages, ping, close)
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -80,6 +82,13 @@ function handle(req, res) {
     }, ms);
     return;
   }
+  if (url.pathname === '/sse-gated') return sseGated(url, res);
+  if (url.pathname === '/sse-release') return sseRelease(url, res);
+  if (url.pathname === '/early-hints') {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    return res.end('after early hints\n');
+  }
   if (url.pathname === '/trailers') {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'grpc-status' });
     res.addTrailers({ 'grpc-status': '0' });
@@ -87,6 +96,25 @@ function handle(req, res) {
   }
   res.writeHead(404, { 'content-type': 'text/plain' });
   res.end('h2 origin: not found\n');
+}
+
+// Gated SSE (the "unbuffered on every pair" checks): /sse-gated?id=X sends one event at once and the
+// second only when /sse-release?id=X is asked for, so a client that sees the first event before the
+// release proves nothing on the way held it.
+const gates = new Map();
+function sseGated(url, res) {
+  const id = url.searchParams.get('id') ?? '0';
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+  res.write('data: first\n\n');
+  gates.set(id, () => { res.write('data: second\n\n'); res.end(); });
+}
+function sseRelease(url, res) {
+  const id = url.searchParams.get('id') ?? '0';
+  const go = gates.get(id);
+  gates.delete(id);
+  if (go) go();
+  res.writeHead(go ? 200 : 404, { 'content-type': 'text/plain' });
+  res.end(go ? 'released\n' : 'no such stream\n');
 }
 
 function onStream(stream, headers) {

@@ -6,6 +6,9 @@
 //   GET  /headers          JSON {method, url, httpVersion, remote, headers (raw pairs, as received)}
 //   POST /echo             echoes the request body (Content-Length)
 //   GET  /sse?n=5&ms=300   text/event-stream, event i carries the origin's send time (Date.now())
+//   GET  /sse-gated?id=X   one event now, the second once /sse-release?id=X was asked for
+//   GET  /early-hints      103 (link: </style.css>), then 200
+//   GET  /trailers         a chunked body, then the trailer x-checksum: abc
 //   GET  /chunked?n=5&ms=200  Transfer-Encoding: chunked, one chunk "chunk i t=<ms>\n" every ms
 //   GET  /bytes?n=N        N pseudo-random bytes (Content-Length); their SHA-256 is kept for /stats
 //   PUT|POST /upload       reads the body, answers JSON {bytes, sha256}
@@ -60,6 +63,25 @@ window.result = (async () => {
 </script></body></html>
 `;
 
+// Gated SSE (the "unbuffered on every pair" checks): /sse-gated?id=X sends one event at once and the
+// second only when /sse-release?id=X is asked for, so a client that sees the first event before the
+// release proves nothing on the way held it.
+const gates = new Map();
+function sseGated(url, res) {
+  const id = url.searchParams.get('id') ?? '0';
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+  res.write('data: first\n\n');
+  gates.set(id, () => { res.write('data: second\n\n'); res.end(); });
+}
+function sseRelease(url, res) {
+  const id = url.searchParams.get('id') ?? '0';
+  const go = gates.get(id);
+  gates.delete(id);
+  if (go) go();
+  res.writeHead(go ? 200 : 404, { 'content-type': 'text/plain' });
+  res.end(go ? 'released\n' : 'no such stream\n');
+}
+
 function send(res, status, type, body) {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(body);
@@ -83,6 +105,17 @@ const server = http.createServer((req, res) => {
       req.on('end', () => send(res, 200, 'application/octet-stream', Buffer.concat(parts)));
       return;
     }
+    case '/sse-gated':
+      return sseGated(url, res);
+    case '/sse-release':
+      return sseRelease(url, res);
+    case '/trailers':
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.addTrailers({ 'x-checksum': 'abc' });
+      return res.end('with trailers\n');
+    case '/early-hints':
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      return send(res, 200, 'text/plain', 'after early hints\n');
     case '/sse':
     case '/chunked': {
       const n = q('n', 5), ms = q('ms', 300);

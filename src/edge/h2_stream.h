@@ -17,16 +17,16 @@
 #include <utility>
 #include <vector>
 
-#include "common/byte_ring.h"
 #include "edge/h2_connection.h"
 #include "edge/public_exchange.h"
+#include "edge/response_body.h"
 
 namespace wtmesh::edge {
 
 class H2Connection::Stream final : public ExchangeSink {
  public:
   Stream(H2Connection& conn, int32_t id)
-      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this) {}
+      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this), resp_(conn.dir_) {}
   ~Stream() override { drop_response(); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -95,7 +95,7 @@ class H2Connection::Stream final : public ExchangeSink {
   std::string method_, host_, target_;
   SteadyTime started_;
   int status_ = 0;
-  uint64_t bytes_ = 0;
+  uint64_t bytes() const { return resp_.bytes(); }
 
  private:
   // The extended CONNECT for a WebSocket (RFC 8441): asked (the agent's answer is awaited; client
@@ -145,9 +145,7 @@ class H2Connection::Stream final : public ExchangeSink {
   Ws ws_ = Ws::kNone;
   std::string ws_key_;  // the Sec-WebSocket-Key the edge made up for the agent's upstream
 
-  ByteRing resp_;
-  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
-  StreamRef credit_;
+  ResponseBody resp_;
   bool resp_eof_ = false;
   tunnel::HeaderPairs trailers_;  // sent as a trailing HEADERS after the last DATA
   bool trailers_due_ = false;     // read() ended the DATA without END_STREAM: submit them

@@ -465,7 +465,7 @@ TEST_F(ExchangeCore, WithTheTrailersFeatureInterimHeadsAndTrailersAreSent) {
   transport_.send("0\r\nX-Sum: 1\r\n\r\n");
   ASSERT_TRUE(stream().fin);
   EXPECT_EQ(std::vector<uint8_t>(out.begin() + static_cast<std::ptrdiff_t>(before), out.end()),
-            (std::vector<uint8_t>{0x00, 0x0b, 0x01, 0x05, 'x', '-', 's', 'u', 'm', 0x01, '1'}));
+            (std::vector<uint8_t>{0x00, 0x09, 0x01, 0x05, 'x', '-', 's', 'u', 'm', 0x01, '1'}));
   ASSERT_TRUE(result_);
   EXPECT_EQ(result_->response_bytes, 5u);  // data only, not framing
   EXPECT_EQ(transport_.releases, 1);

@@ -22,6 +22,7 @@
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { sseGated, sseRelease } from './sse_gate.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -62,25 +63,6 @@ window.result = (async () => {
 })();
 </script></body></html>
 `;
-
-// Gated SSE (the "unbuffered on every pair" checks): /sse-gated?id=X sends one event at once and the
-// second only when /sse-release?id=X is asked for, so a client that sees the first event before the
-// release proves nothing on the way held it.
-const gates = new Map();
-function sseGated(url, res) {
-  const id = url.searchParams.get('id') ?? '0';
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
-  res.write('data: first\n\n');
-  gates.set(id, () => { res.write('data: second\n\n'); res.end(); });
-}
-function sseRelease(url, res) {
-  const id = url.searchParams.get('id') ?? '0';
-  const go = gates.get(id);
-  gates.delete(id);
-  if (go) go();
-  res.writeHead(go ? 200 : 404, { 'content-type': 'text/plain' });
-  res.end(go ? 'released\n' : 'no such stream\n');
-}
 
 function send(res, status, type, body) {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });

@@ -11,6 +11,7 @@
 #include "../../support/memory_transport.h"
 #include "directory_fixture.h"
 #include "h3/error_codes.h"
+#include "tunnel/framed_body.h"
 #include "wt/h3_config.h"
 #include "wt/h3_server.h"
 
@@ -25,6 +26,7 @@ using StreamId = h3::StreamId;
 struct ClientView : h3::NullHandler {
   struct Result {
     h3::HeaderList head;  // the final response head
+    h3::HeaderList trailers;
     std::string body;
     bool fin = false;
     std::optional<uint64_t> reset;
@@ -40,7 +42,11 @@ struct ClientView : h3::NullHandler {
   std::vector<uint64_t> goaways;
 
   void on_headers(StreamId id, h3::HeaderList h, bool fin) override {
-    r[id].head = std::move(h);
+    if (!r[id].head.empty() && !h3::find_header(h, ":status")) {
+      r[id].trailers = std::move(h);  // a trailing HEADERS (h3::Connection skips 1xx heads)
+    } else {
+      r[id].head = std::move(h);
+    }
     r[id].fin = r[id].fin || fin;
   }
   void on_body(StreamId id, std::span<const uint8_t> d, bool fin) override {
@@ -200,6 +206,36 @@ TEST_F(H3RequestsTest, ChunkedResponseOfUnknownLengthEndsWithFin) {
   run();
   EXPECT_EQ(view_.r[id].body, "part1part2");
   EXPECT_TRUE(view_.r[id].fin);
+}
+
+// Session feature `trailers` (docs/protocol.md §4.1): a framed body's trailer section becomes a
+// trailing HEADERS with FIN, after all the DATA.
+TEST_F(H3RequestsTest, FramedBodyTrailersBecomeATrailingHeaders) {
+  const StreamId id = request("POST", "/wtmesh.test.Echo/Unary", "app.localhost", {{"te", "trailers"}}, true);
+  run();
+  std::vector<uint8_t> wire;
+  const auto ih = tunnel::encode_response_head(head(103, std::nullopt, false, {{"link", "</a>"}}));
+  wire.insert(wire.end(), ih.begin(), ih.end());
+  auto h = head(200, std::nullopt, true, {{"content-type", "application/grpc"}});
+  h.framed = true;
+  const auto fh = tunnel::encode_response_head(h);
+  wire.insert(wire.end(), fh.begin(), fh.end());
+  tunnel::append_body_chunk(wire, bytes("msg"));
+  stream().events->on_response_data(wire, false);
+  run();
+  EXPECT_EQ(view_.r[id].status(), 200);
+  EXPECT_EQ(view_.r[id].body, "msg");
+  EXPECT_FALSE(view_.r[id].fin);
+  std::vector<uint8_t> end;
+  ASSERT_TRUE(tunnel::append_body_end(end, {{"grpc-status", "7"}, {"grpc-message", "denied"}}));
+  stream().events->on_response_data(end, true);
+  run();
+  EXPECT_TRUE(view_.r[id].fin);
+  ASSERT_NE(h3::find_header(view_.r[id].trailers, "grpc-status"), nullptr);
+  EXPECT_EQ(*h3::find_header(view_.r[id].trailers, "grpc-status"), "7");
+  EXPECT_EQ(*h3::find_header(view_.r[id].trailers, "grpc-message"), "denied");
+  EXPECT_EQ(view_.r[id].field("grpc-status"), "") << "not in the head";
+  EXPECT_EQ(stream().consumed, wire.size() + end.size()) << "framing at once, the data once sent: all credited";
 }
 
 TEST_F(H3RequestsTest, AgentGoneMidBodyResetsTheStream) {

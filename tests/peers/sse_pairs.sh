@@ -24,8 +24,6 @@ start_http h2c main sseh2c "${ORIGIN_PORT[h2c]}"
 HTTP_EXTRA_ARGS=(--upstream-tls --upstream-ca "$T/certs/ca.pem")
 start_http tls main ssetls "${ORIGIN_PORT[tls]}"
 
-has() { grep -q "$2" "$1" 2>/dev/null; }
-
 # one_pair UPSTREAM PUBLIC: opens the gated stream with the public client, waits for event 1, checks
 # event 2 is absent, releases it, waits for event 2.
 n=0

@@ -28,8 +28,8 @@ TEST(FramedBody, EncodesChunksAndEndByteVector) {
   append_body_chunk(out, {reinterpret_cast<const uint8_t*>(hi.data()), hi.size()});
   append_body_chunk(out, {});  // nothing for an empty chunk: 0 is the end marker
   ASSERT_TRUE(append_body_end(out, {{"grpc-status", "0"}}));
-  EXPECT_EQ(out, bytes({0x02, 'h', 'i',  // chunk
-                        0x00, 0x0f,      // end, trailer_length 15
+  EXPECT_EQ(out, bytes({0x02, 'h',  'i',  // chunk
+                        0x00, 0x0f,       // end, trailer_length 15
                         0x01, 0x0b, 'g', 'r', 'p', 'c', '-', 's', 't', 'a', 't', 'u', 's', 0x01, '0'}));
   std::vector<uint8_t> empty;
   ASSERT_TRUE(append_body_end(empty, {}));

@@ -158,9 +158,11 @@ UpstreamCodec::Status H2Codec::decode(std::vector<uint8_t>& body, size_t max_bod
     const auto after = reader_->take_body();
     in_.assign(after.begin(), after.end());
     in_pos_ = 0;
-    if (tunnel::is_interim(h.status) && !upgrade_) {
-      // 100, 103: handed on as they are (hop-by-hop fields dropped); the final head follows.
+    if (tunnel::is_interim(h.status)) {
+      // 100, 103: handed on as they are (hop-by-hop fields dropped); the final head follows. An
+      // extended CONNECT's are skipped: the RFC 6455 client waits for its 101 only.
       reader_.emplace();
+      if (upgrade_) return decode(body, max_body);
       head_ = tunnel::ResponseHead{};
       head_.status = h.status;
       for (auto& [n, v] : h.headers) {

@@ -245,8 +245,9 @@ void UpstreamExchange::process_response() {
         auto head = codec_->take_head();
         if (tunnel::is_interim(head.status)) {
           // 100 Continue, 103 Early Hints: on the stream only with the `trailers` feature, at most
-          // kMaxInterimHeads; otherwise (as before the feature) dropped.
-          if (limits_.trailers && interim_sent_ < tunnel::kMaxInterimHeads) {
+          // kMaxInterimHeads, and not for an upgrade (the client waits for its 101); otherwise (as
+          // before the feature) dropped.
+          if (limits_.trailers && !codec_->upgrade() && interim_sent_ < tunnel::kMaxInterimHeads) {
             ++interim_sent_;
             const auto bytes = tunnel::encode_response_head(head);
             to_stream_.insert(to_stream_.end(), bytes.begin(), bytes.end());

@@ -26,7 +26,7 @@ void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
           502,
           std::string("The tunnel's agent sent an invalid response head (") + tunnel::to_string(err) + ").",
           false);
-    } else if (tunnel::is_interim(head.status) && req_.upgrade.empty()) {
+    } else if (tunnel::is_interim(head.status)) {
       // An interim head (docs/protocol.md §4.1): handed on, then the next head is read from the rest.
       const std::vector<uint8_t> rest = head_reader_.take_body();
       dir_.consume(ref, data.size() - rest.size());
@@ -36,7 +36,8 @@ void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
         cancel_stream(tunnel::kStreamProtocolError);
         respond_local(502, "The tunnel's agent sent too many interim (1xx) responses.", false);
       } else {
-        if (head.status != 100) sink_.send_interim(head);  // 100 Continue is the edge's own (§4)
+        // 100 Continue is the edge's own (§4); an upgrade's client waits for the switch only.
+        if (head.status != 100 && req_.upgrade.empty()) sink_.send_interim(head);
         if (generation == generation_ && phase_ != Phase::kIdle && (!rest.empty() || fin)) {
           return on_response_data(rest, fin);
         }

@@ -301,5 +301,17 @@ TEST_F(PublicExchangeTest, FramedBodyErrorsAndTooManyInterimHeads) {
   EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
 }
 
+TEST_F(PublicExchangeTest, AnUpgradeSkipsInterimHeads) {
+  auto r = get();
+  r.upgrade = "websocket";
+  ex_->begin(r, clock_.t);
+  auto wire = tunnel::encode_response_head(head(103, std::nullopt, false, {{"link", "</a>"}}));
+  const auto h101 = tunnel::encode_response_head(head(101, std::nullopt));
+  wire.insert(wire.end(), h101.begin(), h101.end());
+  stream().events->on_response_data(wire, false);
+  EXPECT_TRUE(ex_->upgraded());
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 101 last"}));
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

@@ -487,5 +487,22 @@ TEST_F(ExchangeCore, WithoutTheFeatureInterimHeadsAreDroppedAndBodiesRaw) {
   EXPECT_TRUE(stream().fin);
 }
 
+TEST_F(ExchangeCore, ATrailerSectionOverTheTunnelLimitAbortsTheStream) {
+  ExchangeLimits limits;
+  limits.trailers = true;
+  auto& ex = make(request("GET", "/"), limits);
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+  for (size_t i = 0; i <= tunnel::kMaxHeaderCount; ++i) wire += "t" + std::to_string(i) + ": v\r\n";
+  transport_.send(wire + "\r\n");
+  EXPECT_EQ(stream().reset, tunnel::kStreamUpstreamFailed) << "257 trailer fields do not fit a section";
+  EXPECT_FALSE(stream().fin);
+  ASSERT_TRUE(result_);
+  EXPECT_TRUE(result_->failed);
+  EXPECT_NE(result_->error.find("trailer"), std::string::npos) << result_->error;
+}
+
 }  // namespace
 }  // namespace wtmesh::agent

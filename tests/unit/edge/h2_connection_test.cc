@@ -7,7 +7,6 @@
 #include <string>
 
 #include "h2_connection_fixture.h"
-#include "tunnel/framed_body.h"
 
 namespace wtmesh::edge::test {
 namespace {
@@ -181,15 +180,8 @@ TEST_F(H2ConnectionTest, InterimHeadsAndTrailersReachTheClient) {
   std::string body;
   ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
   EXPECT_EQ(header_value(rh.headers, "te"), "trailers");
-  std::vector<uint8_t> wire;
-  const auto ih = tunnel::encode_response_head(head(103, std::nullopt, false, {{"link", "</a>"}}));
-  wire.insert(wire.end(), ih.begin(), ih.end());
-  auto h = head(200, std::nullopt, true, {{"content-type", "application/grpc"}});
-  h.framed = true;
-  const auto fh = tunnel::encode_response_head(h);
-  wire.insert(wire.end(), fh.begin(), fh.end());
-  tunnel::append_body_chunk(wire, bytes("reply"));
-  ASSERT_TRUE(tunnel::append_body_end(wire, {{"grpc-status", "0"}, {"Connection", "x"}}));
+  const auto wire = framed_answer({103}, head(200, std::nullopt, true, {{"content-type", "application/grpc"}}),
+                                  "reply", tunnel::HeaderPairs{{"grpc-status", "0"}, {"Connection", "x"}});
   stream().events->on_response_data(wire, true);
   pump();
   const auto& r = client_.results[id];

@@ -11,7 +11,6 @@
 #include "../../support/memory_transport.h"
 #include "directory_fixture.h"
 #include "h3/error_codes.h"
-#include "tunnel/framed_body.h"
 #include "wt/h3_config.h"
 #include "wt/h3_server.h"
 
@@ -213,14 +212,8 @@ TEST_F(H3RequestsTest, ChunkedResponseOfUnknownLengthEndsWithFin) {
 TEST_F(H3RequestsTest, FramedBodyTrailersBecomeATrailingHeaders) {
   const StreamId id = request("POST", "/wtmesh.test.Echo/Unary", "app.localhost", {{"te", "trailers"}}, true);
   run();
-  std::vector<uint8_t> wire;
-  const auto ih = tunnel::encode_response_head(head(103, std::nullopt, false, {{"link", "</a>"}}));
-  wire.insert(wire.end(), ih.begin(), ih.end());
-  auto h = head(200, std::nullopt, true, {{"content-type", "application/grpc"}});
-  h.framed = true;
-  const auto fh = tunnel::encode_response_head(h);
-  wire.insert(wire.end(), fh.begin(), fh.end());
-  tunnel::append_body_chunk(wire, bytes("msg"));
+  const auto wire = framed_answer({103}, head(200, std::nullopt, true, {{"content-type", "application/grpc"}}),
+                                  "msg", std::nullopt);
   stream().events->on_response_data(wire, false);
   run();
   EXPECT_EQ(view_.r[id].status(), 200);

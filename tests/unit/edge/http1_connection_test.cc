@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include "http1_connection_fixture.h"
-#include "tunnel/framed_body.h"
 
 namespace wtmesh::edge {
 namespace {
@@ -469,17 +468,8 @@ TEST_F(Http1ConnectionTest, OutputBufferIsReusedDuringAResponseAndGivenBackAfter
 // Session feature `trailers` (docs/protocol.md §4.1) toward an HTTP/1.1 client.
 TEST_F(Http1ConnectionTest, EarlyHintsAndTrailersOnlyWhenAsked) {
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\nTE: trailers\r\n\r\n");
-  std::vector<uint8_t> wire;
-  for (int status : {100, 103}) {
-    const auto h = tunnel::encode_response_head(head(status, std::nullopt, false, {{"link", "</a>"}}));
-    wire.insert(wire.end(), h.begin(), h.end());
-  }
-  auto h = head(200, std::nullopt);
-  h.framed = true;
-  const auto fh = tunnel::encode_response_head(h);
-  wire.insert(wire.end(), fh.begin(), fh.end());
-  tunnel::append_body_chunk(wire, bytes("ok"));
-  ASSERT_TRUE(tunnel::append_body_end(wire, {{"grpc-status", "0"}, {"connection", "x"}}));
+  const auto wire =
+      framed_answer({100, 103}, head(200, std::nullopt), "ok", tunnel::HeaderPairs{{"grpc-status", "0"}, {"connection", "x"}});
   stream().events->on_response_data(wire, true);
   EXPECT_EQ(drain(),
             "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"

@@ -236,16 +236,7 @@ TEST_F(PublicExchangeTest, UpgradedExchangeIsAByteStreamBothWays) {
 // Session feature `trailers` (docs/protocol.md §4.1): interim heads, a framed body and its trailers.
 TEST_F(PublicExchangeTest, InterimHeadsAndAFramedBodyWithTrailers) {
   ex_->begin(get(), clock_.t);
-  std::vector<uint8_t> wire;
-  for (int status : {100, 103}) {
-    const auto h = tunnel::encode_response_head(head(status, std::nullopt, false, {{"link", "</a>"}}));
-    wire.insert(wire.end(), h.begin(), h.end());
-  }
-  auto final_head = head(200, std::nullopt);
-  final_head.framed = true;
-  const auto fh = tunnel::encode_response_head(final_head);
-  wire.insert(wire.end(), fh.begin(), fh.end());
-  tunnel::append_body_chunk(wire, bytes("hello"));
+  auto wire = framed_answer({100, 103}, head(200, std::nullopt), "hello", std::nullopt);
   tunnel::append_body_chunk(wire, bytes(" world"));
   ASSERT_TRUE(tunnel::append_body_end(wire, {{"grpc-status", "0"}, {"grpc-message", ""}}));
   // In two pieces, split inside the second chunk's data.

@@ -33,6 +33,12 @@ const TunnelRoute* EdgeSession::route(uint32_t tunnel_id) const {
 
 void EdgeSession::on_ready() {
   ready_ = true;
+  // Feature `trailers` (docs/protocol.md §4.1): only when the edge echoed it.
+  limits_.trailers = false;
+  for (const auto& [name, value] : session_->response().headers) {
+    if (name == tunnel::kFeaturesHeader && tunnel::has_feature(value, tunnel::kFeatureTrailers))
+      limits_.trailers = true;
+  }
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
     close(tunnel::kCloseProtocolError, "cannot open the control stream");

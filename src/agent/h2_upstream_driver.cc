@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include "agent/h2_codec.h"
+#include "tunnel/framed_body.h"
 
 namespace wtmesh::agent {
 
@@ -305,6 +306,7 @@ void H2StreamDriver::on_attached(const std::shared_ptr<H2UpstreamConn>& conn) {
   waiting_ = false;
   conn_ = conn;
   head_delivered_ = false;
+  framed_ = false;
   // A multiplexed stream counts as a reused connection: a refused stream (GOAWAY, REFUSED_STREAM) is
   // replayed once, as a dead keep-alive connection is for HTTP/1.1.
   core_.on_connected(true);
@@ -395,24 +397,40 @@ void H2StreamDriver::progress_read() {
       if (gen == self->gen_) self->core_.on_read(self->read_buf_, eof, error);
     });
   };
+  // To the codec (H2Codec) the stream reads as the tunnel's own response encoding: interim heads, the
+  // head, and a framed body that ends with the trailer section (docs/protocol.md §4.1).
   if (!head_delivered_) {
+    read_buf_.clear();
+    for (const auto& ih : s.take_interim(h2_id_)) {
+      tunnel::ResponseHead rh;
+      rh.status = ih.status;
+      rh.headers = ih.headers;
+      const auto bytes = tunnel::encode_response_head(rh);
+      read_buf_.insert(read_buf_.end(), bytes.begin(), bytes.end());
+    }
     if (auto h = s.take_head(h2_id_)) {
       head_delivered_ = true;
       tunnel::ResponseHead rh;
       rh.status = h->status;
-      rh.has_body = !h->end_stream;
+      rh.has_body = rh.framed = !h->end_stream;
+      framed_ = rh.framed;
       rh.headers = std::move(h->headers);
-      read_buf_ = tunnel::encode_response_head(rh);
-      return deliver(false, {});
+      const auto bytes = tunnel::encode_response_head(rh);
+      read_buf_.insert(read_buf_.end(), bytes.begin(), bytes.end());
     }
+    if (!read_buf_.empty()) return deliver(false, {});
   } else if (const auto got = s.received(h2_id_); !got.empty()) {
     const size_t n = std::min(got.size(), read_max_);
-    read_buf_.assign(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(n));
+    read_buf_.clear();
+    tunnel::append_body_chunk(read_buf_, got.first(n));
     s.consume(h2_id_, n);
     conn_->pump();  // the WINDOW_UPDATE
     return deliver(false, {});
   } else if (s.finished(h2_id_)) {
     read_buf_.clear();
+    if (framed_ && !tunnel::append_body_end(read_buf_, s.take_trailers(h2_id_)))
+      return deliver(false, "the upstream's trailer section is over the tunnel's limits");
+    framed_ = false;
     return deliver(true, {});
   }
   if (auto why = s.failure(h2_id_)) {

@@ -165,6 +165,7 @@ class H2StreamDriver final : private UpstreamTransport,
   bool reading_ = false;
   size_t read_max_ = 0;
   bool head_delivered_ = false;
+  bool framed_ = false;  // the head went to the codec framed: the end carries the trailers
   std::vector<uint8_t> read_buf_;
 };
 

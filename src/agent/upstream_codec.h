@@ -46,7 +46,9 @@ class UpstreamCodec {
  public:
   enum class Status {
     kNeedInput,  // feed more upstream bytes (or put_eof)
-    kHead,       // the final response head is ready: take_head(); then call decode() again
+    kHead,       // a response head is ready: take_head(); then call decode() again. An interim one
+                 // (tunnel::is_interim(status): 100, 103) may come before the final head; it does
+                 // not count for head_produced()
     kBodyFull,   // `body` reached max_body: send it onward, then call decode() again
     kDone,       // the response is complete (the last body bytes may be in `body`)
     kError,      // error() says what; head_produced() tells whether a head was already produced
@@ -78,6 +80,10 @@ class UpstreamCodec {
   virtual tunnel::ResponseHead take_head() = 0;
   virtual bool head_produced() const = 0;
   virtual const std::string& error() const = 0;
+  // After the final head: the response may end with a trailer section (HTTP/2, chunked HTTP/1.1).
+  virtual bool may_have_trailers() const { return false; }
+  // After kDone: the trailer fields (lower-case names; none when there were none).
+  virtual tunnel::HeaderPairs take_trailers() { return {}; }
   // After kDone: the connection can carry another request.
   virtual bool reusable() const = 0;
   // Forgets the response so far, for replaying the request on a new connection.

@@ -17,17 +17,17 @@
 #include <utility>
 #include <vector>
 
-#include "common/byte_ring.h"
 #include "edge/connect_websocket.h"
 #include "edge/h2_connection.h"
 #include "edge/public_exchange.h"
+#include "edge/response_body.h"
 
 namespace wtmesh::edge {
 
 class H2Connection::Stream final : public ExchangeSink {
  public:
   Stream(H2Connection& conn, int32_t id)
-      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this) {}
+      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this), resp_(conn.dir_) {}
   ~Stream() override { drop_response(); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -85,6 +85,8 @@ class H2Connection::Stream final : public ExchangeSink {
   void send_continue() override;
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) override;
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override;
+  void send_interim(const tunnel::ResponseHead& head) override;
+  void send_trailers(const tunnel::HeaderPairs& trailers) override;
   void send_response_end(bool complete) override;
   void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override;
   void exchange_done(const ExchangeOutcome& outcome) override;
@@ -94,7 +96,7 @@ class H2Connection::Stream final : public ExchangeSink {
   std::string method_, host_, target_;
   SteadyTime started_;
   int status_ = 0;
-  uint64_t bytes_ = 0;
+  uint64_t bytes() const { return resp_.bytes(); }
 
  private:
   void begin();
@@ -140,10 +142,10 @@ class H2Connection::Stream final : public ExchangeSink {
   bool done_ = false;
   ConnectWebSocket ws_;  // an extended CONNECT for a WebSocket (RFC 8441); DATA waits while asked
 
-  ByteRing resp_;
-  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
-  StreamRef credit_;
+  ResponseBody resp_;
   bool resp_eof_ = false;
+  tunnel::HeaderPairs trailers_;  // sent as a trailing HEADERS after the last DATA
+  bool trailers_due_ = false;     // read() ended the DATA without END_STREAM: submit them
   bool no_body_ = false;
   std::optional<uint64_t> announced_;  // the response's content-length
   bool deferred_ = false;

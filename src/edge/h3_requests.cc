@@ -3,26 +3,24 @@
 #include <algorithm>
 #include <utility>
 
-#include "common/byte_ring.h"
 #include "edge/connect_websocket.h"
 #include "edge/field_request.h"
 #include "edge/http_codec.h"
+#include "edge/response_body.h"
 #include "edge/route_table.h"
 #include "h3/error_codes.h"
 
 namespace wtmesh::edge {
-namespace {
-
-bool bodiless_status(int status) { return status == 204 || status == 304 || (status >= 100 && status < 200); }
-
-}  // namespace
-
 // One request stream: the request body waiting for the exchange, the exchange, and the response
 // waiting for the stream's send buffer.
 class H3Requests::Stream final : public ExchangeSink {
  public:
   Stream(H3Requests& owner, StreamId id)
-      : started_(owner.now()), owner_(owner), id_(id), ex_(owner.dir_, owner.config_.exchange, *this) {}
+      : started_(owner.now()),
+        owner_(owner),
+        id_(id),
+        ex_(owner.dir_, owner.config_.exchange, *this),
+        resp_(owner.dir_) {}
   ~Stream() override { drop_response(); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -79,18 +77,25 @@ class H3Requests::Stream final : public ExchangeSink {
 
   // --- ExchangeSink ---
   void send_continue() override { owner_.conn_.send_response(id_, {{":status", "100"}}, false); }
+  void send_interim(const tunnel::ResponseHead& head) override {
+    if (ws_.state() != ConnectWebSocket::State::kNone) return;  // a WebSocket's answer has none
+    h3::HeaderList fields{{":status", std::to_string(head.status)}};
+    for (auto& [n, v] : response_fields(head)) fields.push_back({lower_ascii(n), std::move(v)});
+    owner_.conn_.send_response(id_, fields, false);  // a HEADERS before the final one (RFC 9114 §4.1)
+  }
+  void send_trailers(const tunnel::HeaderPairs& trailers) override {
+    if (no_body_ || aborted_ || ws_.state() != ConnectWebSocket::State::kNone) return;  // none to send
+    for (auto& [n, v] : trailer_fields(trailers)) trailers_.push_back({std::move(n), std::move(v)});
+  }
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {
     if (ws_.asked() && switch_websocket(head)) return;  // else declined: a normal response
     owner_.local_answers_ = 0;
     status_ = head.status;
-    const bool bodiless = head_request || bodiless_status(head.status);
+    FinalHead f = final_head(head, head_request);
     h3::HeaderList fields{{":status", std::to_string(head.status)}};
-    for (auto& [n, v] : response_fields(head)) fields.push_back({lower_ascii(n), std::move(v)});
-    if (head.content_length && head.status >= 200 && head.status != 204) {
-      fields.push_back({"content-length", std::to_string(*head.content_length)});
-    }
-    no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
-    if (!no_body_) announced_ = head.content_length;
+    for (auto& [n, v] : f.fields) fields.push_back({std::move(n), std::move(v)});
+    no_body_ = f.no_body;
+    announced_ = f.announced;
     send_head(fields);
   }
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override {
@@ -99,10 +104,7 @@ class H3Requests::Stream final : public ExchangeSink {
       owner_.dir_.consume(credit, data.size());
       return;
     }
-    resp_.append(data);
-    resp_credited_ += data.size();
-    credit_ = credit;
-    bytes_ += data.size();
+    resp_.append(data, credit);
     write_out();
   }
   void send_response_end(bool complete) override {
@@ -122,7 +124,7 @@ class H3Requests::Stream final : public ExchangeSink {
     fields.push_back({"content-length", std::to_string(page.body.size())});
     no_body_ = false;
     if (!send_head(fields)) return;
-    resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
+    resp_.append_local({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
     resp_eof_ = true;
     write_out();
   }
@@ -132,7 +134,7 @@ class H3Requests::Stream final : public ExchangeSink {
     ++owner_.completed_;
     // The whole announced length arrived (the agent sending more ends the exchange without
     // send_response_end): the response is complete.
-    if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
+    if (no_body_ || (announced_ && resp_.bytes() == *announced_)) resp_eof_ = true;
     if (!resp_eof_ || !outcome.completed) {
       cut();
     } else {
@@ -164,7 +166,7 @@ class H3Requests::Stream final : public ExchangeSink {
   std::string method_, host_, target_;
   SteadyTime started_;
   int status_ = 0;
-  uint64_t bytes_ = 0;
+  uint64_t bytes() const { return resp_.bytes(); }
 
  private:
   size_t held() const { return body_.size() - body_pos_; }
@@ -218,26 +220,23 @@ class H3Requests::Stream final : public ExchangeSink {
     if (aborted_ || fin_sent_ || !head_sent_) return;
     while (!resp_.empty()) {
       const auto run = resp_.front();
-      const bool last = resp_eof_ && run.size() == resp_.size();
+      const bool last = resp_eof_ && trailers_.empty() && run.size() == resp_.size();
       const size_t n = owner_.conn_.send_body(id_, run, last);
-      credit(n);
-      resp_.consume(n);
+      resp_.credit(resp_.take(n));
       if (n < run.size()) return;  // on_request_writable resumes
       if (last) {
         fin_sent_ = true;
         return;
       }
     }
-    if (resp_eof_) {
+    if (resp_eof_ && !trailers_.empty()) {
+      // The trailing HEADERS with FIN (RFC 9114 §4.1); refused fields (the peer's section size) cut it.
+      if (!owner_.conn_.send_response(id_, std::exchange(trailers_, {}), true)) return cut();
+      fin_sent_ = true;
+    } else if (resp_eof_) {
       owner_.conn_.send_body(id_, {}, true);
       fin_sent_ = true;
     }
-  }
-  void credit(size_t n) {
-    const size_t c = std::min(n, resp_credited_);
-    if (c == 0) return;
-    owner_.dir_.consume(credit_, c);
-    resp_credited_ -= c;
   }
   // The whole response is on its way and the request body is still coming: not wanted.
   void stop_body() {
@@ -298,11 +297,7 @@ class H3Requests::Stream final : public ExchangeSink {
   void log(int status, std::string note) { owner_.log(*this, ws_.client_status(status), std::move(note)); }
 
   // Response bytes that will never reach the client still owe their credit to the agent.
-  void drop_response() {
-    if (resp_credited_ > 0) owner_.dir_.consume(credit_, resp_credited_);
-    resp_credited_ = 0;
-    resp_.clear();
-  }
+  void drop_response() { resp_.drop(); }
 
   H3Requests& owner_;
   const StreamId id_;
@@ -316,11 +311,10 @@ class H3Requests::Stream final : public ExchangeSink {
   bool end_delivered_ = false;
   bool done_ = false;  // the exchange is over (or never began)
 
-  ByteRing resp_;
-  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
-  StreamRef credit_;
+  ResponseBody resp_;
   bool head_sent_ = false;
   bool resp_eof_ = false;
+  h3::HeaderList trailers_;  // the trailing HEADERS, after the last DATA
   bool fin_sent_ = false;
   bool no_body_ = false;
   bool aborted_ = false;  // reset: nothing more is written
@@ -420,7 +414,7 @@ void H3Requests::goaway() {
 
 void H3Requests::log(const Stream& s, int status, std::string note) {
   if (!hooks_.log) return;
-  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes_, now() - s.started_,
+  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes(), now() - s.started_,
                               std::move(note), "HTTP/3"));
 }
 

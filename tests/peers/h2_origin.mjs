@@ -13,11 +13,14 @@
 //   GET  /stats           JSON {connections, sessions, lastSent: {bytes, sha256}}
 //   GET  /slow?ms=M       answers after M ms (to hold streams open)
 //   GET  /trailers        a body, then the trailer grpc-status: 0
+//   GET  /sse-gated?id=X  one SSE event now, the second once /sse-release?id=X was asked for
+//   GET  /early-hints     103 (link: </style.css>), then 200
 //   CONNECT :protocol websocket   200, then a WebSocket echo (RFC 8441; messages, ping, close)
 import http2 from 'node:http2';
 import https from 'node:https';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { sseGated, sseRelease } from './sse_gate.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -79,6 +82,13 @@ function handle(req, res) {
       res.end('slow\n');
     }, ms);
     return;
+  }
+  if (url.pathname === '/sse-gated') return sseGated(url, res);
+  if (url.pathname === '/sse-release') return sseRelease(url, res);
+  if (url.pathname === '/early-hints') {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    return res.end('after early hints\n');
   }
   if (url.pathname === '/trailers') {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'grpc-status' });

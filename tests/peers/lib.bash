@@ -266,10 +266,18 @@ start_origin() {
 # start_node_origin NAME SCRIPT [args...]: a Node service from tests/peers/SCRIPT that prints "origin
 # listening on PORT" once ready; sets ORIGIN_PID[NAME] and ORIGIN_PORT[NAME].
 start_node_origin() {
-  local name=$1 script=$2 out i line
+  local name=$1 script=$2
   shift 2
+  start_listening_origin "$name" node "$PEER_DIR/$script" "$@"
+}
+
+# start_listening_origin NAME COMMAND [args...]: any local service that prints "origin listening on
+# PORT" once ready (a Node script, tests/peers/grpc_peer.py); sets ORIGIN_PID[NAME], ORIGIN_PORT[NAME].
+start_listening_origin() {
+  local name=$1 out i line
+  shift
   out=$PEER_TMP/origin-$name.log
-  node "$PEER_DIR/$script" "$@" >"$out" 2>&1 </dev/null &
+  "$@" >"$out" 2>&1 </dev/null &
   ORIGIN_PID[$name]=$!
   track "${ORIGIN_PID[$name]}"
   for ((i = 0; i < 100; i++)); do

@@ -27,6 +27,7 @@ using StreamId = h3::StreamId;
 struct ClientView : h3::NullHandler {
   struct Result {
     h3::HeaderList head;  // the final response head
+    h3::HeaderList trailers;
     std::string body;
     bool fin = false;
     std::optional<uint64_t> reset;
@@ -42,7 +43,11 @@ struct ClientView : h3::NullHandler {
   std::vector<uint64_t> goaways;
 
   void on_headers(StreamId id, h3::HeaderList h, bool fin) override {
-    r[id].head = std::move(h);
+    if (!r[id].head.empty() && !h3::find_header(h, ":status")) {
+      r[id].trailers = std::move(h);  // a trailing HEADERS (h3::Connection skips 1xx heads)
+    } else {
+      r[id].head = std::move(h);
+    }
     r[id].fin = r[id].fin || fin;
   }
   void on_body(StreamId id, std::span<const uint8_t> d, bool fin) override {

@@ -98,6 +98,30 @@ TEST_F(H3RequestsTest, ChunkedResponseOfUnknownLengthEndsWithFin) {
   EXPECT_TRUE(view_.r[id].fin);
 }
 
+// Session feature `trailers` (docs/protocol.md §4.1): a framed body's trailer section becomes a
+// trailing HEADERS with FIN, after all the DATA.
+TEST_F(H3RequestsTest, FramedBodyTrailersBecomeATrailingHeaders) {
+  const StreamId id = request("POST", "/wtmesh.test.Echo/Unary", "app.localhost", {{"te", "trailers"}}, true);
+  run();
+  const auto wire = framed_answer({103}, head(200, std::nullopt, true, {{"content-type", "application/grpc"}}),
+                                  "msg", std::nullopt);
+  stream().events->on_response_data(wire, false);
+  run();
+  EXPECT_EQ(view_.r[id].status(), 200);
+  EXPECT_EQ(view_.r[id].body, "msg");
+  EXPECT_FALSE(view_.r[id].fin);
+  std::vector<uint8_t> end;
+  ASSERT_TRUE(tunnel::append_body_end(end, {{"grpc-status", "7"}, {"grpc-message", "denied"}}));
+  stream().events->on_response_data(end, true);
+  run();
+  EXPECT_TRUE(view_.r[id].fin);
+  ASSERT_NE(h3::find_header(view_.r[id].trailers, "grpc-status"), nullptr);
+  EXPECT_EQ(*h3::find_header(view_.r[id].trailers, "grpc-status"), "7");
+  EXPECT_EQ(*h3::find_header(view_.r[id].trailers, "grpc-message"), "denied");
+  EXPECT_EQ(view_.r[id].field("grpc-status"), "") << "not in the head";
+  EXPECT_EQ(stream().consumed, wire.size() + end.size()) << "framing at once, the data once sent: all credited";
+}
+
 TEST_F(H3RequestsTest, AgentGoneMidBodyResetsTheStream) {
   const StreamId id = request("GET", "/", "app.localhost");
   run();

@@ -371,6 +371,10 @@ size_t Connection::path_max_udp_payload() const {
   return ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
 }
 
+uint64_t Connection::local_bidi_streams_left() const {
+  return conn_ == nullptr ? 0 : ngtcp2_conn_get_streams_bidi_left(conn_);
+}
+
 std::string Connection::negotiated_alpn() const {
   gnutls_datum_t alpn{};
   if (tls_session_ && gnutls_alpn_get_selected_protocol(tls_session_, &alpn) == 0) {

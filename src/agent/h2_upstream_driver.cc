@@ -140,14 +140,14 @@ std::optional<std::string> H2UpstreamConn::failure(int64_t id) const {
 // --- H2UpstreamClient -------------------------------------------------------------------------------------
 
 H2UpstreamClient::H2UpstreamClient(asio::io_context& io, UpstreamTarget target, H2ClientLimits limits)
-    : MuxUpstreamClient(io, limits, limits.session.max_streams), target_(std::move(target)), limits_(limits) {}
+    : MuxUpstreamClient(io, limits, limits.session.max_streams),
+      target_(std::move(target)),
+      limits_(limits) {}
 
 H2UpstreamClient::~H2UpstreamClient() { clear(); }
 
 std::string H2UpstreamClient::name() const {
-  const auto& ep = target_.endpoint;
-  return (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
-         std::to_string(ep.port());
+  return endpoint_text(target_.endpoint.address(), target_.endpoint.port());
 }
 
 void H2UpstreamClient::open_connection() {

@@ -39,7 +39,8 @@ class H2UpstreamConn final : public MuxConn, public std::enable_shared_from_this
   bool closed() const override { return closed_; }
   void shutdown_and_close() override;
   void close() override;
-  std::optional<int64_t> open(const tunnel::HeaderPairs& fields, bool end_stream, std::string* error) override;
+  std::optional<int64_t> open(const tunnel::HeaderPairs& fields, bool end_stream,
+                              std::string* error) override;
   size_t send(int64_t id, std::span<const uint8_t> data, bool fin) override;
   std::optional<MuxHead> take_head(int64_t id) override;
   std::span<const uint8_t> received(int64_t id) const override;

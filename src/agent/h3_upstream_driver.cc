@@ -191,9 +191,7 @@ H3UpstreamClient::~H3UpstreamClient() {
 }
 
 std::string H3UpstreamClient::name() const {
-  const auto& ep = target_.endpoint;
-  return (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
-         std::to_string(ep.port());
+  return endpoint_text(target_.endpoint.address(), target_.endpoint.port());
 }
 
 void H3UpstreamClient::open_connection() {

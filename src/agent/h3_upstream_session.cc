@@ -144,25 +144,19 @@ std::optional<std::string> H3UpstreamSession::failure(int64_t id, bool* refused)
   return std::nullopt;
 }
 
-void H3UpstreamSession::cancel(int64_t id) {
+// Cancelled: H3_REQUEST_CANCELLED both ways. Forgotten after the response ended: if our request side
+// is still open (the server answered early), the request is not wanted any more (H3_NO_ERROR).
+void H3UpstreamSession::cancel(int64_t id) { drop(id, h3::kH3RequestCancelled); }
+
+void H3UpstreamSession::forget(int64_t id) { drop(id, h3::kH3NoError); }
+
+void H3UpstreamSession::drop(int64_t id, uint64_t h3_error) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   Stream& s = *it->second;
   // Unconsumed bytes still hold connection credit.
   if (s.in.size() > s.in_pos) h3_.consume(static_cast<h3::StreamId>(id), s.in.size() - s.in_pos);
-  if (!s.closed && !failed()) h3_.reset_request(static_cast<h3::StreamId>(id), h3::kH3RequestCancelled);
-  streams_.erase(it);
-  mark_connection();
-}
-
-void H3UpstreamSession::forget(int64_t id) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  Stream& s = *it->second;
-  if (s.in.size() > s.in_pos) h3_.consume(static_cast<h3::StreamId>(id), s.in.size() - s.in_pos);
-  // A response that ended while our request side is still open (the server answered early): the
-  // request is not wanted any more.
-  if (!s.closed && !failed()) h3_.reset_request(static_cast<h3::StreamId>(id), h3::kH3NoError);
+  if (!s.closed && !failed()) h3_.reset_request(static_cast<h3::StreamId>(id), h3_error);
   streams_.erase(it);
   mark_connection();
 }

@@ -112,6 +112,7 @@ class H3UpstreamSession final : public h3::NullHandler {
   const Stream* find(int64_t id) const;
   void mark(int64_t id);
   void mark_connection();
+  void drop(int64_t id, uint64_t h3_error);
   // The seam for response trailers: today they are read and dropped.
   void on_trailers(int64_t /*id*/, const h3::HeaderList& /*trailers*/) {}
 

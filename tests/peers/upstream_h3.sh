@@ -4,7 +4,8 @@
 # --http1.1 / --http2 through our edge and ngtcp2's gtlsclient over the edge's HTTP/3 (the matrix cells
 # HTTP/1.1→h3, HTTP/2→h3, h3→h3). Checks:
 #   - --upstream-ca: a 1 KiB file and an 8 MB file arrive byte for byte (HTTP/1.1 and HTTP/2 public);
-#     HEAD answers 200 with no body (both public versions); gtlsserver's 404 passes through; gtlsclient through the edge gets the 1 KiB file byte for byte
+#     HEAD answers 200 with no body (both public versions); an 8 MB POST body goes up (gtlsserver
+#     ignores it and serves the file); gtlsserver's 404 passes through; gtlsclient through the edge gets the 1 KiB file byte for byte
 #   - 40 concurrent 1 MB downloads with gtlsserver's stream limit at 8 per connection (more than one
 #     connection's worth): every one byte for byte
 #   - system trust only: a 502 whose wtmesh-error says the HTTP/3 handshake failed and why (GnuTLS:
@@ -69,6 +70,11 @@ for v in --http1.1 --http2; do
   check "HEAD ($v public): 200 and no body (got $out)" [ "$out" = "200 0" ]
 done
 check "the edge logs the HEAD requests: 200" edge_log_has main "HEAD good.localhost/1k.bin 200"
+# A request body goes up through the QUIC stream's bounded send buffer (gtlsserver reads and ignores
+# it, then serves the file).
+out=$(pcurl "$B/1k.bin" --http2 --data-binary "@$H/big.bin" -H 'content-type: application/octet-stream')
+check "8 MB POST body up to the h3 upstream: answered 200 with the file (got $out)" \
+  bash -c "[ '$out' = 200 ] && cmp -s '$H/1k.bin' '$T/body'"
 out=$(pcurl "$B/nothing-here" --http2)
 check "a missing file: gtlsserver's 404 passes through (got $out)" [ "$out" = 404 ]
 

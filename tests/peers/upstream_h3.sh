@@ -4,8 +4,9 @@
 # --http1.1 / --http2 through our edge and ngtcp2's gtlsclient over the edge's HTTP/3 (the matrix cells
 # HTTP/1.1→h3, HTTP/2→h3, h3→h3). Checks:
 #   - --upstream-ca: a 1 KiB file and an 8 MB file arrive byte for byte (HTTP/1.1 and HTTP/2 public);
-#     HEAD answers 200 with no body (both public versions); an 8 MB POST body goes up (gtlsserver
-#     ignores it and serves the file); gtlsserver's 404 passes through; gtlsclient through the edge gets the 1 KiB file byte for byte
+#     HEAD answers 200 with no body (both public versions); gtlsclient through the edge's HTTP/3 gets
+#     the 1 KiB and the 8 MB file byte for byte; an 8 MB POST body goes up (gtlsserver
+#     ignores it and serves the file); gtlsserver's 404 passes through
 #   - 40 concurrent 1 MB downloads with gtlsserver's stream limit at 8 per connection (more than one
 #     connection's worth): every one byte for byte
 #   - system trust only: a 502 whose wtmesh-error says the HTTP/3 handshake failed and why (GnuTLS:
@@ -86,6 +87,10 @@ timeout -k 5 60 gtlsclient --exit-on-all-streams-close --no-quic-dump --no-http-
 check "h3 public → h3 (gtlsclient through the edge): exits 0" [ $? -eq 0 ]
 check "h3 public → h3: :status 200" grep -qE '^http: stream 0x0 \[:status: 200\]' "$T/gtlsclient.out"
 check "h3 public → h3: 1 KiB byte for byte" cmp -s "$H/1k.bin" "$T/dl/1k.bin"
+timeout -k 5 60 gtlsclient --exit-on-all-streams-close --no-quic-dump --no-http-dump --handshake-timeout=10s \
+  --timeout=30s --sni=good.localhost --download="$T/dl" 127.0.0.1 "$EP" "$B/big.bin" >"$T/gtlsclient-big.out" 2>&1 \
+  </dev/null
+check "h3 public → h3: 8 MB byte for byte (gtlsclient exit $?)" cmp -s "$H/big.bin" "$T/dl/big.bin"
 
 # More concurrent requests than one connection's stream limit (8).
 pids=()

@@ -140,7 +140,7 @@ std::optional<std::string> H2UpstreamConn::failure(int64_t id) const {
 // --- H2UpstreamClient -------------------------------------------------------------------------------------
 
 H2UpstreamClient::H2UpstreamClient(asio::io_context& io, UpstreamTarget target, H2ClientLimits limits)
-    : MuxUpstreamClient(io, limits, limits.session.max_streams),
+    : MuxUpstreamClient(io, static_cast<const MuxClientLimits&>(limits), limits.session.max_streams),
       target_(std::move(target)),
       limits_(limits) {}
 

@@ -174,7 +174,9 @@ void H3UpstreamConn::dispatch() {
 // --- H3UpstreamClient -------------------------------------------------------------------------------------
 
 H3UpstreamClient::H3UpstreamClient(asio::io_context& io, H3UpstreamTarget target, H3ClientLimits limits)
-    : MuxUpstreamClient(io, limits, limits.session.max_streams), target_(std::move(target)), limits_(limits) {
+    : MuxUpstreamClient(io, static_cast<const MuxClientLimits&>(limits), limits.session.max_streams),
+      target_(std::move(target)),
+      limits_(limits) {
   // Our timer words the 502; ngtcp2's own handshake timeout is only the backstop.
   limits_.transport.handshake_timeout = limits_.handshake_timeout + std::chrono::seconds(2);
 }

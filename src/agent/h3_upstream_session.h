@@ -90,7 +90,7 @@ class H3UpstreamSession final : public h3::NullHandler {
   void on_request_reset(h3::StreamId id, uint64_t h3_error) override;
   void on_request_writable(h3::StreamId id) override;
   void on_request_closed(h3::StreamId id) override;
-  void on_goaway(uint64_t id) override;
+  void on_goaway(uint64_t last) override;
   void on_streams_available() override;
   void on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) override;
 

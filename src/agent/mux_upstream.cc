@@ -199,7 +199,7 @@ bool asks_websocket(const tunnel::RequestHead& head) {
 }  // namespace
 
 MuxStreamDriver::MuxStreamDriver(MuxUpstreamClient& client, wt::Session& session, wt::StreamId id,
-                                 tunnel::RequestHead head, DoneFn done, ExchangeLimits limits)
+                                 const tunnel::RequestHead& head, DoneFn done, ExchangeLimits limits)
     : ExchangeDriver(*this, session, id, std::make_unique<H2Codec>(client.protocol()), head, std::move(done),
                      limits),
       client_(client),

@@ -163,8 +163,8 @@ class MuxStreamDriver final : private UpstreamTransport,
                               public ExchangeDriver,
                               public std::enable_shared_from_this<MuxStreamDriver> {
  public:
-  MuxStreamDriver(MuxUpstreamClient& client, wt::Session& session, wt::StreamId id, tunnel::RequestHead head,
-                  DoneFn done, ExchangeLimits limits = {});
+  MuxStreamDriver(MuxUpstreamClient& client, wt::Session& session, wt::StreamId id,
+                  const tunnel::RequestHead& head, DoneFn done, ExchangeLimits limits = {});
   ~MuxStreamDriver() override;
 
   // From the client and the connection.

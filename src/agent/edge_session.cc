@@ -201,8 +201,8 @@ void EdgeSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std:
   if (r->select) {
     ex = std::make_shared<SelectingDriver>(io_, *r->select, *session_, id, std::move(head), std::move(done),
                                            limits_);
-  } else if (r->h2) {
-    ex = std::make_shared<H2StreamDriver>(*r->h2, *session_, id, std::move(head), std::move(done), limits_);
+  } else if (r->mux) {
+    ex = std::make_shared<MuxStreamDriver>(*r->mux, *session_, id, std::move(head), std::move(done), limits_);
   } else {
     ex = std::make_shared<AsioUpstreamDriver>(io_, *session_, id, *r->pool, std::move(head), std::move(done),
                                               limits_);

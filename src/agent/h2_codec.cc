@@ -54,7 +54,7 @@ bool H2Codec::start_request(const tunnel::RequestHead& head, std::string* error)
     return false;
   };
   if (!is_token(head.method) || head.method == "CONNECT")
-    return bad("request method cannot go to HTTP/2 as given");
+    return bad("request method cannot go to " + protocol_ + " as given");
   if (head.target.empty() || has_ctl(head.target) || (head.target[0] != '/' && head.target != "*")) {
     return bad("request target is not an origin-form path");
   }
@@ -154,7 +154,7 @@ UpstreamCodec::Status H2Codec::decode(std::vector<uint8_t>& body, size_t max_bod
       if (eof_) return fail("the upstream ended the stream before a response head");
       return Status::kNeedInput;
     }
-    if (e != tunnel::WireError::kNone) return fail("bad response head from the HTTP/2 stream");
+    if (e != tunnel::WireError::kNone) return fail("bad response head from the " + protocol_ + " stream");
     const auto after = reader_->take_body();
     in_.assign(after.begin(), after.end());
     in_pos_ = 0;

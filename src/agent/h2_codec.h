@@ -30,6 +30,10 @@ class H2Codec final : public UpstreamCodec {
  public:
   static constexpr size_t kInputCap = 64 * 1024;
 
+  // `protocol` names the upstream's version in messages ("HTTP/2", "HTTP/3": the same semantics; for
+  // HTTP/3 the stream transport's FIN is the end, and a WebSocket is RFC 9220's extended CONNECT).
+  explicit H2Codec(std::string protocol = "HTTP/2") : protocol_(std::move(protocol)) {}
+
   bool start_request(const tunnel::RequestHead& head, std::string* error) override;
   void write_head(std::string& out) const override;
   void write_body(std::string& out, std::span<const uint8_t> data) const override;
@@ -58,6 +62,7 @@ class H2Codec final : public UpstreamCodec {
  private:
   Status fail(std::string why);
 
+  std::string protocol_;
   tunnel::RequestHead request_;
   bool upgrade_ = false;
   bool switched_ = false;

@@ -17,14 +17,26 @@ namespace asio = boost::asio;
 namespace {
 
 // Throws std::runtime_error for an unreadable CA file.
+std::shared_ptr<const quic::TlsClientContext> upstream_tls_context(const TunnelSpec& t) {
+  return std::make_shared<quic::TlsClientContext>(
+      t.upstream_insecure ? quic::TlsClientContext::without_verification()
+      : t.upstream_ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*t.upstream_ca)
+                          : quic::TlsClientContext::with_system_trust());
+}
+
+H3UpstreamTarget h3_upstream_target(const TunnelSpec& t) {
+  H3UpstreamTarget target;
+  target.endpoint = asio::ip::udp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
+  target.tls = upstream_tls_context(t);
+  target.tls_name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
+  return target;
+}
+
 UpstreamTarget upstream_target(const TunnelSpec& t) {
   UpstreamTarget target;
   target.endpoint = asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
   if (!t.upstream_tls) return target;
-  target.tls = std::make_shared<quic::TlsClientContext>(
-      t.upstream_insecure ? quic::TlsClientContext::without_verification()
-      : t.upstream_ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*t.upstream_ca)
-                          : quic::TlsClientContext::with_system_trust());
+  target.tls = upstream_tls_context(t);
   target.tls_name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
   // The pool's connections speak HTTP/1.1 (the ALPN probe and the HTTP/2 client offer h2).
   target.alpn = {"http/1.1"};
@@ -82,7 +94,11 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
     }
     selectors_.push_back(
         alpn ? std::make_unique<UpstreamSelector>(io_, upstream_target(t), *pools_.back(), *h2) : nullptr);
-    h2_.push_back(std::move(h2));
+    if (t.upstream_protocol == "h3") {
+      mux_.push_back(std::make_unique<H3UpstreamClient>(io_, h3_upstream_target(t), options_.h3));
+    } else {
+      mux_.push_back(std::move(h2));
+    }
   }
 }
 
@@ -192,7 +208,7 @@ void TunnelAgent::attempt() {
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
-                      selectors_[i] ? nullptr : h2_[i].get(), selectors_[i].get()});
+                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get()});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {

@@ -12,15 +12,16 @@
 //    by ALPN over TLS). The seam: the connection is a per-connection session beside the pool
 //    (H2UpstreamSession, sans-I/O on nghttp2: framing, HPACK, flow control, stream caps, GOAWAY),
 //    owned with its socket by H2UpstreamClient (one per tunnel: connection cap, bounded wait queue,
-//    idle expiry); the per-request transport is one stream of it (H2StreamDriver). Between codec and
+//    idle expiry); the per-request transport is one stream of it (MuxStreamDriver). Between codec and
 //    stream transport the bytes are the tunnel's own head encoding plus raw body, both ways: the codec
 //    owns the HTTP semantics (hop-by-hop fields dropped, :authority = the public authority,
 //    `te: trailers` kept, HEAD/204/304, content-length), the session owns the wire. end_by_fin(): the
 //    request body ends with the stream (END_STREAM), given to the transport as write_last().
 //    reusable() is "the stream ended cleanly"; release() forgets the stream, the connection stays.
-//  - h3 (to come) is the same pair over HTTP/3: an H3UpstreamSession on nghttp3 over our QUIC client
-//    (UDP LOCALPORT, TLS implied), the same codec shape (QPACK instead of HPACK is the session's
-//    business), FIN instead of END_STREAM.
+//  - HTTP/3 (`--upstream h3`) uses the same H2Codec (the HTTP semantics are the same): the stream
+//    transport is the shared MuxStreamDriver (mux_upstream.h) on an H3UpstreamSession (our h3::Connection
+//    over our QUIC client, UDP LOCALPORT, TLS implied; QPACK is h3/'s business), FIN instead of
+//    END_STREAM; a WebSocket is RFC 9220's extended CONNECT.
 //  - WebSocket toward HTTP/2 (RFC 8441): H2Codec turns an RFC 6455 request into an extended CONNECT
 //    (method CONNECT in the head it gives the stream transport, which adds `:protocol: websocket`;
 //    the key is dropped and kept in the codec); H2UpstreamClient attaches such a stream only to a

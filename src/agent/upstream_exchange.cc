@@ -150,8 +150,10 @@ void UpstreamExchange::on_connected(bool reused) {
 void UpstreamExchange::on_connect_failed(const std::string& why, bool tls) {
   if (aborted_ || !connecting_) return;
   connecting_ = false;
-  send_bad_gateway((tls ? "upstream TLS failed: " : "upstream refused: ") + why + " (" + transport_.name() +
-                   ")");
+  // A transport that words its own failure ("upstream HTTP/3 handshake timed out") keeps its words.
+  const bool worded = why.rfind("upstream ", 0) == 0;
+  send_bad_gateway((worded ? "" : tls ? "upstream TLS failed: " : "upstream refused: ") + why + " (" +
+                   transport_.name() + ")");
 }
 
 void UpstreamExchange::close_upstream() {

@@ -160,6 +160,8 @@ class Connection final : public Transport {
   // The largest UDP payload now sent on the path (grows as PMTUD probes succeed).
   size_t path_max_udp_payload() const;
   std::string negotiated_alpn() const;
+  // How many more bidi streams the peer's MAX_STREAMS lets us open now.
+  uint64_t local_bidi_streams_left() const;
 
   // --- Transport ---
   bool is_server() const override { return server_; }

@@ -43,6 +43,8 @@ class ConnectWebSocket {
 
   State state() const { return state_; }
   bool asked() const { return state_ == State::kAsked; }
+  // Asked or switched: the stream's answer is a WebSocket's, with no interim heads or trailers.
+  bool active() const { return state_ != State::kNone; }
   bool switched() const { return state_ == State::kSwitched; }
   // The edge answers by itself after all (an error page): no switch is awaited any more.
   void forget() { state_ = State::kNone; }

@@ -120,7 +120,7 @@ void H2Connection::Stream::send_continue() {
 }
 
 void H2Connection::Stream::send_interim(const tunnel::ResponseHead& head) {
-  if (ws_.state() != ConnectWebSocket::State::kNone) return;
+  if (ws_.active()) return;
   const std::string status = std::to_string(head.status);
   const tunnel::HeaderPairs fields = response_fields(head);
   std::vector<nghttp2_nv> h;
@@ -131,7 +131,7 @@ void H2Connection::Stream::send_interim(const tunnel::ResponseHead& head) {
 }
 
 void H2Connection::Stream::send_trailers(const tunnel::HeaderPairs& trailers) {
-  if (no_body_ || rst_sent_ || ws_.state() != ConnectWebSocket::State::kNone) return;  // a response without DATA ended with its HEADERS
+  if (no_body_ || rst_sent_ || ws_.active()) return;  // a response without DATA ended with its HEADERS
   trailers_ = trailer_fields(trailers);
 }
 

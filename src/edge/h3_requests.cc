@@ -78,13 +78,13 @@ class H3Requests::Stream final : public ExchangeSink {
   // --- ExchangeSink ---
   void send_continue() override { owner_.conn_.send_response(id_, {{":status", "100"}}, false); }
   void send_interim(const tunnel::ResponseHead& head) override {
-    if (ws_.state() != ConnectWebSocket::State::kNone) return;  // a WebSocket's answer has none
+    if (ws_.active()) return;  // a WebSocket's answer has none
     h3::HeaderList fields{{":status", std::to_string(head.status)}};
     for (auto& [n, v] : response_fields(head)) fields.push_back({lower_ascii(n), std::move(v)});
     owner_.conn_.send_response(id_, fields, false);  // a HEADERS before the final one (RFC 9114 §4.1)
   }
   void send_trailers(const tunnel::HeaderPairs& trailers) override {
-    if (no_body_ || aborted_ || ws_.state() != ConnectWebSocket::State::kNone) return;  // none to send
+    if (no_body_ || aborted_ || ws_.active()) return;  // none to send
     for (auto& [n, v] : trailer_fields(trailers)) trailers_.push_back({std::move(n), std::move(v)});
   }
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {

@@ -88,6 +88,23 @@ TEST(H2UpstreamSession, InterimResponsesAreSkippedAndHeadOnlyEnds) {
   EXPECT_TRUE(c.finished(id));
 }
 
+TEST(H2UpstreamSession, InterimHeadsAreKeptUpToTheCap) {
+  H2UpstreamSession c;
+  H2TestServer s;
+  const int32_t id = c.open(get("/"), true, nullptr);
+  pump(c, s);
+  for (size_t i = 0; i < H2UpstreamSession::kMaxInterim + 3; ++i) s.interim(id, 103);
+  s.respond(id, 204, {}, std::nullopt);
+  pump(c, s);
+  const auto interim = c.take_interim(id);
+  EXPECT_EQ(interim.size(), H2UpstreamSession::kMaxInterim) << "the rest are dropped";
+  for (const auto& h : interim) EXPECT_EQ(h.status, 103);
+  auto h = c.take_head(id);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 204);
+  EXPECT_TRUE(c.finished(id));
+}
+
 TEST(H2UpstreamSession, RequestBodyIsBoundedBySendBufferAndArrivesWhole) {
   H2UpstreamLimits limits;
   limits.max_send_buffer = 1000;

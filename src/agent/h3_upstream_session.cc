@@ -17,12 +17,34 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
+// The :status of a response section as 100..599, or 0 when missing or malformed.
+int status_of(const h3::HeaderList& headers) {
+  const std::string* status = h3::find_header(headers, ":status");
+  int code = 0;
+  if (status == nullptr || status->size() != 3 ||
+      std::from_chars(status->data(), status->data() + 3, code).ec != std::errc() || code < 100 ||
+      code > 599) {
+    return 0;
+  }
+  return code;
+}
+
+// The regular (non-pseudo) fields of a section.
+tunnel::HeaderPairs regular_fields(h3::HeaderList& headers) {
+  tunnel::HeaderPairs out;
+  for (auto& h : headers) {
+    if (!h.name.empty() && h.name[0] != ':') out.emplace_back(std::move(h.name), std::move(h.value));
+  }
+  return out;
+}
+
 }  // namespace
 
 h3::Config h3_upstream_config(const H3UpstreamLimits& limits) {
   h3::Config c;
   c.max_field_section_size = limits.max_header_bytes;
   c.local.max_field_section_size = limits.max_header_bytes;
+  c.max_interim_responses = tunnel::kMaxInterimHeads;
   return c;
 }
 
@@ -93,6 +115,15 @@ size_t H3UpstreamSession::send(int64_t id, std::span<const uint8_t> data, bool f
   const Stream* s = find(id);
   if (s == nullptr || s->reset || s->closed || failed()) return 0;
   return h3_.send_body(static_cast<h3::StreamId>(id), data, fin);
+}
+
+bool H3UpstreamSession::send_trailers(int64_t id, const tunnel::HeaderPairs& trailers) {
+  const Stream* s = find(id);
+  if (s == nullptr || s->reset || s->closed || failed() || trailers.empty()) return false;
+  h3::HeaderList fields;
+  fields.reserve(trailers.size());
+  for (const auto& [n, v] : trailers) fields.push_back({n, v});
+  return h3_.send_trailers(static_cast<h3::StreamId>(id), fields);
 }
 
 std::vector<MuxHead> H3UpstreamSession::take_interim(int64_t id) {
@@ -192,45 +223,39 @@ void H3UpstreamSession::on_headers(h3::StreamId sid, h3::HeaderList headers, boo
   Stream* s = find(id);
   if (s == nullptr) return;
   if (s->head_ready) {  // the trailing HEADERS
-    for (auto& h : headers) {
-      if (!h.name.empty() && h.name[0] != ':') s->trailers.emplace_back(std::move(h.name), std::move(h.value));
-    }
+    for (auto& f : regular_fields(headers)) s->trailers.push_back(std::move(f));
     if (fin) s->ended = true;
     return mark(id);
   }
-  const std::string* status = h3::find_header(headers, ":status");
-  int code = 0;
-  if (status == nullptr || status->size() != 3 ||
-      std::from_chars(status->data(), status->data() + 3, code).ec != std::errc() || code < 100 ||
-      code > 599) {
+  const int code = status_of(headers);
+  if (code == 0) {
     s->error = "the HTTP/3 upstream sent a response without a valid :status";
     h3_.reset_request(sid, h3::kH3MessageError);
     return mark(id);
   }
-  if (code < 200) {
-    if (fin) {
-      s->error = "the HTTP/3 upstream ended the stream after an interim response";
-      return mark(id);
-    }
-    if (code != 101 && s->interim.size() < tunnel::kMaxInterimHeads) {  // more are dropped
-      MuxHead ih;
-      ih.status = code;
-      for (auto& h : headers) {
-        if (!h.name.empty() && h.name[0] != ':') ih.headers.emplace_back(std::move(h.name), std::move(h.value));
-      }
-      s->interim.push_back(std::move(ih));
-      mark(id);
-    }
-    return;
+  if (code < 200) {  // h3::Connection delivers 1xx through on_interim_headers; not expected here
+    s->error = "the HTTP/3 upstream sent an interim response as its final one";
+    h3_.reset_request(sid, h3::kH3MessageError);
+    return mark(id);
   }
   s->head.status = code;
-  for (auto& h : headers) {
-    if (!h.name.empty() && h.name[0] == ':') continue;
-    s->head.headers.emplace_back(std::move(h.name), std::move(h.value));
-  }
+  s->head.headers = regular_fields(headers);
   s->head.end_stream = fin;
   s->head_ready = true;
   if (fin) s->ended = true;
+  mark(id);
+}
+
+// 103 Early Hints, 100 Continue, ...: kept for take_interim (h3::Connection delivers at most
+// tunnel::kMaxInterimHeads per stream, h3_upstream_config). A 101 means nothing in HTTP/3: dropped.
+void H3UpstreamSession::on_interim_headers(h3::StreamId sid, h3::HeaderList headers) {
+  const auto id = static_cast<int64_t>(sid);
+  Stream* s = find(id);
+  const int code = status_of(headers);
+  if (s == nullptr || s->head_ready || code == 0 || code == 101 || s->interim.size() >= tunnel::kMaxInterimHeads) {
+    return;
+  }
+  s->interim.push_back(MuxHead{code, regular_fields(headers), false});
   mark(id);
 }
 

@@ -13,8 +13,8 @@
 // taken), header sections by h3::Config::max_field_section_size, streams by min(the peer's
 // MAX_STREAMS, max_streams). Trailers are kept per stream (take_trailers) for the tunnel's `trailers`
 // feature (docs/protocol.md §4.1), bounded by the field section size h3/ accepts. Interim (1xx) heads
-// would be kept the same way (take_interim, at most tunnel::kMaxInterimHeads), but h3::Connection's
-// client role does not deliver them yet (it checks and skips them), so none arrive from an h3 upstream.
+// (h3::Handler::on_interim_headers) are kept the same way (take_interim), at most
+// tunnel::kMaxInterimHeads per stream: h3::Connection delivers no more than that, later ones are dropped.
 // GOAWAY: no new streams; streams at or above its id were not processed (refused, may be replayed),
 // as are streams reset with H3_REQUEST_REJECTED.
 //
@@ -74,6 +74,8 @@ class H3UpstreamSession final : public h3::NullHandler {
   size_t open_streams() const { return streams_.size(); }
   std::optional<int64_t> open(const tunnel::HeaderPairs& fields, bool end_stream, std::string* error);
   size_t send(int64_t id, std::span<const uint8_t> data, bool fin);
+  // Ends the request with a trailing HEADERS of `trailers` after the body sent so far.
+  bool send_trailers(int64_t id, const tunnel::HeaderPairs& trailers);
   std::vector<MuxHead> take_interim(int64_t id);
   tunnel::HeaderPairs take_trailers(int64_t id);
   std::optional<MuxHead> take_head(int64_t id);
@@ -90,6 +92,7 @@ class H3UpstreamSession final : public h3::NullHandler {
   // h3::Handler
   void on_peer_settings(const h3::Settings& peer) override;
   void on_headers(h3::StreamId id, h3::HeaderList headers, bool fin) override;
+  void on_interim_headers(h3::StreamId id, h3::HeaderList headers) override;
   void on_body(h3::StreamId id, std::span<const uint8_t> data, bool fin) override;
   void on_request_reset(h3::StreamId id, uint64_t h3_error) override;
   void on_request_writable(h3::StreamId id) override;

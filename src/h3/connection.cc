@@ -338,7 +338,12 @@ void Connection::Impl::handle_headers_frame(StreamId id, Stream& s, std::span<co
                            : validate_response_headers(d.headers);
       if (bad) return stream_error(id, s, kH3MessageError);
       if (role == Role::kClient && is_informational_response(d.headers)) {
-        if (last) stream_error(id, s, kH3MessageError);  // a 1xx must be followed by a final response
+        if (last) return stream_error(id, s, kH3MessageError);  // a 1xx must be followed by a final response
+        if (s.interim_count < config.max_interim_responses) {  // more are dropped
+          ++s.interim_count;
+          s.app_visible = true;
+          handler->on_interim_headers(id, std::move(d.headers));
+        }
         return;
       }
       s.phase = Phase::kBody;

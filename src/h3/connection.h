@@ -60,6 +60,9 @@ struct Config {
   size_t max_field_section_size = 16 * 1024;
   // Largest frame on the control stream other than DATA (SETTINGS, GOAWAY, unknown ones).
   size_t max_control_frame_size = 4096;
+  // Client: interim (1xx) responses delivered per request stream (on_interim_headers); later ones
+  // before the final response are decoded and dropped.
+  size_t max_interim_responses = 8;
 };
 
 class Handler {
@@ -70,6 +73,9 @@ class Handler {
   // Server: a request header section. Client: a response header section. `fin`: no body follows.
   // Trailers are delivered as a second on_headers call with fin=true.
   virtual void on_headers(StreamId id, HeaderList headers, bool fin) = 0;
+  // Client: an interim (1xx) response section before the final one (RFC 9114 §4.1), at most
+  // Config::max_interim_responses per stream. A 1xx that ends the stream is a stream error instead.
+  virtual void on_interim_headers(StreamId /*id*/, HeaderList /*headers*/) {}
   // DATA frame payload bytes, in order. The application must consume() them.
   virtual void on_body(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
   // The request stream failed (peer reset, or a protocol error we detected and reset it for).
@@ -132,6 +138,10 @@ class Connection final : public quic::TransportHandler {
   std::optional<StreamId> send_request(const HeaderList& headers, bool fin);
   // Server: sends response HEADERS on a request stream. False if the stream is unknown/gone.
   bool send_response(StreamId id, const HeaderList& headers, bool fin);
+  // Either role: ends our side of a request stream with a trailing HEADERS (`trailers`: regular fields)
+  // after the DATA sent so far. False if the stream is unknown, already ended, or the section cannot
+  // be encoded or queued.
+  bool send_trailers(StreamId id, const HeaderList& trailers);
   // Sends body bytes as DATA frames. Returns how many bytes of `data` were taken (0..size);
   // fewer than offered means the stream's send buffer is full: wait for on_request_writable. `fin`
   // counts once every byte was taken (an empty `data` with `fin` always ends the stream).

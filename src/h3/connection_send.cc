@@ -133,6 +133,18 @@ bool Connection::send_response(StreamId id, const HeaderList& headers, bool fin)
   return I.send_headers(id, *s, headers, fin);
 }
 
+bool Connection::send_trailers(StreamId id, const HeaderList& trailers) {
+  Impl& I = *impl_;
+  Impl::Stream* s = I.closed ? nullptr : I.find(id);
+  if (s == nullptr || s->kind != Impl::Kind::kRequest || s->send_closed || s->fin_pending) return false;
+  if (s->data_frame_remaining > 0) return false;  // inside a DATA frame whose payload is still owed
+  if (I.role == Role::kServer && !s->response_started) return false;
+  for (const Header& h : trailers) {
+    if (h.name.empty() || h.name[0] == ':') return false;
+  }
+  return I.send_headers(id, *s, trailers, true);
+}
+
 size_t Connection::send_body(StreamId id, std::span<const uint8_t> data, bool fin) {
   Impl& I = *impl_;
   Impl::Stream* s = I.closed ? nullptr : I.find(id);

@@ -25,8 +25,8 @@ namespace {
 namespace asio = boost::asio;
 using testing::FakeSession;
 
-// Answers every complete request 200 "ok <path>" (except /hold: never); answers an extended CONNECT
-// with 200 and echoes its DATA (FIN too).
+// Answers every complete request 200 "ok <path>" (except /hold: never; /early-hints: a 103 with a link
+// first); answers an extended CONNECT with 200 and echoes its DATA (FIN too).
 class LocalH3Server {
  public:
   LocalH3Server(asio::io_context& io, bool connect_protocol, uint64_t max_streams)
@@ -75,6 +75,7 @@ class LocalH3Server {
         h3.send_goaway(id);
         return;
       }
+      if (*path == "/early-hints") h3.send_response(id, {{":status", "103"}, {"link", "</style.css>"}}, false);
       const std::string body = "ok " + *path;
       h3.send_response(id, {{":status", "200"}, {"content-length", std::to_string(body.size())}}, false);
       h3.send_body(id, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, true);
@@ -101,9 +102,9 @@ class H3Client : public ::testing::Test {
     return wtmesh::test::run_io_until(io_, done, limit, wtmesh::test::Turn::kOneHandler);
   }
   std::shared_ptr<MuxStreamDriver> start(H3UpstreamClient& client, wt::StreamId id, tunnel::RequestHead head,
-                                         bool fin = true) {
-    auto d = std::make_shared<MuxStreamDriver>(client, session_, id, std::move(head),
-                                               [this, id](const ExchangeResult& r) { results_[id] = r; });
+                                         bool fin = true, ExchangeLimits limits = {}) {
+    auto d = std::make_shared<MuxStreamDriver>(
+        client, session_, id, std::move(head), [this, id](const ExchangeResult& r) { results_[id] = r; }, limits);
     d->start({}, fin);
     return d;
   }
@@ -147,6 +148,35 @@ TEST_F(H3Client, RequestsSpreadOverConnectionsUpToThePeersStreamLimit) {
   EXPECT_GE(client.connections_opened(), 2u);
   EXPECT_LE(client.connections_opened(), 4u);
   EXPECT_EQ(server.accepted, static_cast<int>(client.connections_opened()));
+}
+
+// A 103 from the HTTP/3 upstream reaches the tunnel stream as an interim head before the final one when
+// the session has the `trailers` feature (docs/protocol.md §4.1), and is dropped without it.
+TEST_F(H3Client, EarlyHintsReachTheTunnelWithTheTrailersFeature) {
+  LocalH3Server server(io_, false, 100);
+  H3UpstreamClient client(io_, target(server.port(), server.ca()));
+  ExchangeLimits with;
+  with.trailers = true;
+  auto a = start(client, 0, testing::request("GET", "/early-hints"), true, with);
+  auto b = start(client, 4, testing::request("GET", "/early-hints"));
+  ASSERT_TRUE(run_until([&] { return results_.size() == 2; }));
+  EXPECT_FALSE(results_[0].failed) << results_[0].error;
+  auto interim = session_.response(0);
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->head.status, 103);
+  EXPECT_EQ(interim->head.headers, (tunnel::HeaderPairs{{"link", "</style.css>"}}));
+  EXPECT_FALSE(interim->head.has_body);
+  tunnel::HeadReader<tunnel::ResponseHead> reader(/*kind_read=*/true);
+  tunnel::ResponseHead final_head;
+  const std::vector<uint8_t> rest(interim->body.begin(), interim->body.end());
+  ASSERT_EQ(reader.feed(rest, final_head), tunnel::WireError::kNone);
+  EXPECT_EQ(final_head.status, 200);
+  EXPECT_TRUE(final_head.framed);
+  EXPECT_TRUE(session_.streams[0].fin);
+  auto plain = session_.response(4);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->head.status, 200) << "without the feature the 103 is not sent";
+  EXPECT_EQ(plain->body, "ok /early-hints");
 }
 
 TEST_F(H3Client, GoawayRefusedRequestIsReplayedOnANewConnection) {

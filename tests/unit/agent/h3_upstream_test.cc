@@ -73,7 +73,7 @@ std::string field(const h3::HeaderList& h, std::string_view name) {
   return v ? *v : std::string();
 }
 
-TEST(H3UpstreamSession, GetWithBodyInterimSkippedTrailersKept) {
+TEST(H3UpstreamSession, GetWithBodyInterimAndTrailersKept) {
   Rig r;
   ASSERT_TRUE(r.session.settings_received());
   EXPECT_FALSE(r.session.connect_protocol());
@@ -100,7 +100,12 @@ TEST(H3UpstreamSession, GetWithBodyInterimSkippedTrailersKept) {
   EXPECT_FALSE(head->end_stream);
   ASSERT_EQ(head->headers.size(), 1u);
   EXPECT_EQ(head->headers[0].first, "content-type");
-  EXPECT_TRUE(r.session.take_interim(*id).empty()) << "h3::Connection's client skips 1xx heads";
+  const auto interim = r.session.take_interim(*id);
+  ASSERT_EQ(interim.size(), 1u);
+  EXPECT_EQ(interim[0].status, 103);
+  EXPECT_EQ(interim[0].headers, (tunnel::HeaderPairs{{"link", "</a.css>"}}));
+  EXPECT_FALSE(interim[0].end_stream);
+  EXPECT_TRUE(r.session.take_interim(*id).empty()) << "taken once";
   EXPECT_EQ(r.take_all(*id), "hello");
   EXPECT_TRUE(r.session.finished(*id));
   EXPECT_FALSE(r.session.failure(*id));
@@ -110,6 +115,55 @@ TEST(H3UpstreamSession, GetWithBodyInterimSkippedTrailersKept) {
   EXPECT_EQ(trailers[0].second, "abc");
   r.session.forget(*id);
   EXPECT_EQ(r.session.open_streams(), 0u);
+}
+
+// As H2UpstreamSession: 100 and 103 are kept up to tunnel::kMaxInterimHeads, the rest dropped (h3::Connection
+// stops delivering them), and a 101 (meaningless in HTTP/3) is not kept.
+TEST(H3UpstreamSession, InterimHeadsAreKeptUpToTheCap) {
+  Rig r;
+  std::string error;
+  const auto id = r.session.open(get("/upload", "POST"), false, &error);
+  ASSERT_TRUE(id) << error;
+  r.pair.run();
+  const auto sid = static_cast<h3::StreamId>(*id);
+  ASSERT_TRUE(r.server.send_response(sid, {{":status", "100"}}, false));
+  ASSERT_TRUE(r.server.send_response(sid, {{":status", "101"}}, false));
+  for (size_t i = 0; i < tunnel::kMaxInterimHeads + 3; ++i) {
+    ASSERT_TRUE(r.server.send_response(sid, {{":status", "103"}, {"link", "</" + std::to_string(i) + ">"}}, false));
+  }
+  ASSERT_TRUE(r.server.send_response(sid, {{":status", "204"}}, true));
+  r.pair.run();
+  const auto interim = r.session.take_interim(*id);
+  ASSERT_EQ(interim.size(), tunnel::kMaxInterimHeads - 1) << "101 delivered but not kept; past the cap dropped";
+  EXPECT_EQ(interim[0].status, 100);
+  for (size_t i = 1; i < interim.size(); ++i) {
+    EXPECT_EQ(interim[i].status, 103);
+    EXPECT_EQ(interim[i].headers, (tunnel::HeaderPairs{{"link", "</" + std::to_string(i - 1) + ">"}}));
+  }
+  auto head = r.session.take_head(*id);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 204);
+  EXPECT_TRUE(r.session.finished(*id));
+  EXPECT_FALSE(r.session.failure(*id));
+}
+
+// Request trailers: a trailing HEADERS with FIN after the DATA.
+TEST(H3UpstreamSession, RequestTrailersFollowTheBody) {
+  Rig r;
+  std::string error;
+  const auto id = r.session.open(get("/up", "POST"), false, &error);
+  ASSERT_TRUE(id) << error;
+  EXPECT_EQ(r.session.send(*id, bytes("abc"), false), 3u);
+  ASSERT_TRUE(r.session.send_trailers(*id, {{"x-checksum", "abc"}}));
+  EXPECT_FALSE(r.session.send_trailers(*id, {{"x-again", "1"}})) << "the request side already ended";
+  r.pair.run();
+  const auto sid = static_cast<h3::StreamId>(*id);
+  EXPECT_EQ(std::string(r.se.body[sid].begin(), r.se.body[sid].end()), "abc");
+  ASSERT_EQ(r.se.headers.size(), 2u);
+  EXPECT_EQ(r.se.headers[1].id, sid);
+  EXPECT_TRUE(r.se.headers[1].fin);
+  EXPECT_EQ(field(r.se.headers[1].headers, "x-checksum"), "abc");
+  EXPECT_FALSE(r.session.failure(*id));
 }
 
 TEST(H3UpstreamSession, HeadOnlyResponseEndsWithTheHeaders) {

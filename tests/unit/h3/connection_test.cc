@@ -118,7 +118,7 @@ TEST(H3Connection, Trailers) {
   EXPECT_EQ(p.ce.request_closed.size(), 1u);
 }
 
-TEST(H3Connection, InformationalResponseIsSkipped) {
+TEST(H3Connection, InformationalResponseIsDeliveredBeforeTheFinalOne) {
   RawPair r({}, wt_config(), /*raw_is_server=*/true);
   r.default_control();
   auto id = r.conn.send_request(get_request(), true);
@@ -127,9 +127,43 @@ TEST(H3Connection, InformationalResponseIsSkipped) {
          cat({headers_frame({{":status", "103"}, {"link", "</a>"}}), headers_frame({{":status", "200"}}),
               data_frame("x")}),
          true);
+  ASSERT_EQ(r.ev.interim.size(), 1u);
+  EXPECT_EQ(r.ev.interim[0].id, *id);
+  EXPECT_EQ(*find_header(r.ev.interim[0].headers, ":status"), "103");
+  EXPECT_EQ(*find_header(r.ev.interim[0].headers, "link"), "</a>");
   ASSERT_EQ(r.ev.headers.size(), 1u);
   EXPECT_EQ(*find_header(r.ev.headers[0].headers, ":status"), "200");
   EXPECT_EQ(str(r.ev.body[*id]), "x");
+}
+
+TEST(H3Connection, InformationalResponsesPastTheCapAreDropped) {
+  Config cfg = wt_config();
+  cfg.max_interim_responses = 3;
+  RawPair r({}, cfg, /*raw_is_server=*/true);
+  r.default_control();
+  auto id = r.conn.send_request(get_request(), true);
+  r.pair.run();
+  Bytes wire;
+  for (int i = 0; i < 5; ++i) wire = cat({wire, headers_frame({{":status", "100"}})});
+  r.send(*id, cat({wire, headers_frame({{":status", "103"}}), headers_frame({{":status", "204"}})}), true);
+  ASSERT_EQ(r.ev.interim.size(), 3u) << "the cap: later 1xx sections are decoded and dropped";
+  for (const auto& h : r.ev.interim) EXPECT_EQ(*find_header(h.headers, ":status"), "100");
+  ASSERT_EQ(r.ev.headers.size(), 1u);
+  EXPECT_EQ(*find_header(r.ev.headers[0].headers, ":status"), "204");
+  EXPECT_TRUE(r.ev.headers[0].fin);
+  EXPECT_TRUE(r.ev.request_resets.empty());
+}
+
+TEST(H3Connection, InformationalResponseThatEndsTheStreamIsAStreamError) {
+  RawPair r({}, wt_config(), /*raw_is_server=*/true);
+  r.default_control();
+  auto id = r.conn.send_request(get_request(), true);
+  r.pair.run();
+  r.send(*id, headers_frame({{":status", "103"}}), true);
+  EXPECT_TRUE(r.ev.interim.empty());
+  EXPECT_TRUE(r.ev.headers.empty());
+  ASSERT_EQ(r.ev.request_resets.count(*id), 1u);
+  EXPECT_EQ(r.ev.request_resets[*id], kH3MessageError);
 }
 
 // Pushes `total` bytes through send_body with a small send buffer, resuming on writable.

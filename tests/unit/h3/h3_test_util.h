@@ -37,6 +37,7 @@ struct Events : Handler {
   bool auto_consume = true;
   std::optional<Settings> settings;
   std::vector<Headers> headers;
+  std::vector<Headers> interim;  // on_interim_headers (fin always false)
   std::map<StreamId, Bytes> body;
   std::map<StreamId, bool> body_fin;
   std::map<StreamId, uint64_t> request_resets;
@@ -56,6 +57,7 @@ struct Events : Handler {
   void on_headers(StreamId id, HeaderList h, bool fin) override {
     headers.push_back({id, std::move(h), fin});
   }
+  void on_interim_headers(StreamId id, HeaderList h) override { interim.push_back({id, std::move(h), false}); }
   void on_body(StreamId id, std::span<const uint8_t> d, bool fin) override {
     ++body_calls;
     body[id].insert(body[id].end(), d.begin(), d.end());

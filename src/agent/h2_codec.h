@@ -5,7 +5,8 @@
 //  - request: write_head() is the request head translated for HTTP/2 (encode_request_open: method,
 //    target, authority = the public authority, header fields lower-case with hop-by-hop ones dropped,
 //    `te` only as `te: trailers`); body bytes unframed; the end of the body is the transport's
-//    write_last() (END_STREAM), so write_end() writes nothing;
+//    write_last() (END_STREAM, or a trailing HEADERS with the request's trailers), so write_end()
+//    writes nothing;
 //  - response: the stream transport delivers interim (1xx) heads and the upstream's final head as
 //    encode_response_head (has_body = no END_STREAM on the HEADERS), then the DATA bytes either raw or,
 //    when the head has the `framed` flag, as a framed body ending with the trailer section
@@ -37,7 +38,7 @@ class H2Codec final : public UpstreamCodec {
   bool start_request(const tunnel::RequestHead& head, std::string* error) override;
   void write_head(std::string& out) const override;
   void write_body(std::string& out, std::span<const uint8_t> data) const override;
-  void write_end(std::string& /*out*/) const override {}
+  void write_end(std::string& /*out*/, const tunnel::HeaderPairs& /*trailers*/) const override {}
   bool end_by_fin() const override { return true; }
 
   size_t input_room() const override;

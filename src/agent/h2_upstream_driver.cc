@@ -119,6 +119,10 @@ size_t H2UpstreamConn::send(int64_t id, std::span<const uint8_t> data, bool fin)
   return session_.send(static_cast<int32_t>(id), data, fin);
 }
 
+bool H2UpstreamConn::send_trailers(int64_t id, const tunnel::HeaderPairs& trailers) {
+  return session_.send_trailers(static_cast<int32_t>(id), trailers);
+}
+
 std::optional<MuxHead> H2UpstreamConn::take_head(int64_t id) {
   auto h = session_.take_head(static_cast<int32_t>(id));
   if (!h) return std::nullopt;

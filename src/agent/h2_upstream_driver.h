@@ -42,6 +42,7 @@ class H2UpstreamConn final : public MuxConn, public std::enable_shared_from_this
   std::optional<int64_t> open(const tunnel::HeaderPairs& fields, bool end_stream,
                               std::string* error) override;
   size_t send(int64_t id, std::span<const uint8_t> data, bool fin) override;
+  bool send_trailers(int64_t id, const tunnel::HeaderPairs& trailers) override;
   std::vector<MuxHead> take_interim(int64_t id) override;
   std::optional<MuxHead> take_head(int64_t id) override;
   tunnel::HeaderPairs take_trailers(int64_t id) override;

@@ -123,6 +123,11 @@ ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t leng
   if (n > 0) self.mark(stream_id);  // send room grew
   if (s->out.empty() && s->out_fin) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s->out_trailers.empty()) {  // the trailing HEADERS ends the stream; submitted after the call
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      s->trailers_due = true;
+      self.note_trailers_due();
+    }
   } else if (n == 0) {
     s->deferred = true;
     return NGHTTP2_ERR_DEFERRED;
@@ -243,10 +248,31 @@ void H2UpstreamSession::fill_output() {
       set_error(std::string("HTTP/2 send error: ") + nghttp2_strerror(static_cast<int>(n)));
       return;
     }
-    if (n == 0) break;
+    if (n == 0) {
+      if (!trailers_due_) break;
+      submit_due_trailers();
+      if (failed()) return;
+      continue;
+    }
     out_.insert(out_.end(), data, data + n);
   }
   check_over();
+}
+
+// Request trailers whose last DATA went out (read_body saw the end): their HEADERS with END_STREAM.
+void H2UpstreamSession::submit_due_trailers() {
+  trailers_due_ = false;
+  for (auto& [id, s] : streams_) {
+    if (!s->trailers_due) continue;
+    s->trailers_due = false;
+    const auto trailers = std::exchange(s->out_trailers, {});
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(trailers.size());
+    for (const auto& [n, v] : trailers) nva.push_back(nv(n, v));
+    if (const int rv = nghttp2_submit_trailer(session_, id, nva.data(), nva.size()); rv != 0) {
+      return set_error(std::string("cannot submit the request's trailers: ") + nghttp2_strerror(rv));
+    }
+  }
 }
 
 std::span<const uint8_t> H2UpstreamSession::output() {
@@ -308,6 +334,18 @@ size_t H2UpstreamSession::send(int32_t id, std::span<const uint8_t> data, bool f
     nghttp2_session_resume_data(session_, id);
   }
   return n;
+}
+
+bool H2UpstreamSession::send_trailers(int32_t id, const tunnel::HeaderPairs& trailers) {
+  Stream* s = stream(id);
+  if (!s || s->out_fin || s->closed || trailers.empty()) return false;
+  s->out_trailers = trailers;
+  s->out_fin = true;
+  if (s->deferred) {
+    s->deferred = false;
+    nghttp2_session_resume_data(session_, id);
+  }
+  return true;
 }
 
 std::optional<H2UpstreamSession::Head> H2UpstreamSession::take_head(int32_t id) {

@@ -84,6 +84,9 @@ class H2UpstreamSession {
   // stream.
   size_t send_room(int32_t id) const;
   size_t send(int32_t id, std::span<const uint8_t> data, bool fin);
+  // Ends the request body with a trailing HEADERS of `trailers` (after the bytes send() took) instead
+  // of END_STREAM on the last DATA. False when the stream's request side already ended or is gone.
+  bool send_trailers(int32_t id, const tunnel::HeaderPairs& trailers);
   // Response.
   static constexpr size_t kMaxInterim = tunnel::kMaxInterimHeads;
   // Interim (1xx) heads received before the final head, oldest first (at most kMaxInterim kept).
@@ -127,11 +130,14 @@ class H2UpstreamSession {
     std::vector<uint8_t> out;  // request body bytes not yet framed
     size_t out_pos = 0;
     bool out_fin = false;
+    tunnel::HeaderPairs out_trailers;  // the request's trailers: after the last DATA
+    bool trailers_due = false;         // the last DATA went out without END_STREAM: submit them
     bool deferred = false;
     bool forgotten = false;
   };
   Stream* stream(int32_t id);
   void mark(int32_t id) { changed_.push_back(id); }
+  void note_trailers_due() { trailers_due_ = true; }
   void set_error(std::string why);
   void on_goaway(int32_t last_stream_id);
   void on_settings() { settings_received_ = true; }
@@ -155,6 +161,8 @@ class H2UpstreamSession {
   bool settings_received_ = false;
   bool eof_ = false;
   size_t discard_ = 0;
+  bool trailers_due_ = false;  // some stream's trailers wait for nghttp2_submit_trailer
+  void submit_due_trailers();
 };
 
 }  // namespace wtmesh::agent

@@ -106,6 +106,10 @@ size_t H3UpstreamConn::send(int64_t id, std::span<const uint8_t> data, bool fin)
   return stack_ == nullptr ? 0 : session().send(id, data, fin);
 }
 
+bool H3UpstreamConn::send_trailers(int64_t id, const tunnel::HeaderPairs& trailers) {
+  return stack_ != nullptr && session().send_trailers(id, trailers);
+}
+
 std::optional<MuxHead> H3UpstreamConn::take_head(int64_t id) {
   return stack_ == nullptr ? std::nullopt : session().take_head(id);
 }

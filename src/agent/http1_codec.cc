@@ -26,8 +26,14 @@ void Http1Codec::write_body(std::string& out, std::span<const uint8_t> data) con
   }
 }
 
-void Http1Codec::write_end(std::string& out) const {
-  if (chunked_ && !upgrade_) out.append(kLastChunk);
+// A chunked request ends with its trailer section (RFC 9112 §7.1.2); with a content-length there is
+// nowhere to put trailers and they are dropped.
+void Http1Codec::write_end(std::string& out, const tunnel::HeaderPairs& trailers) const {
+  if (!chunked_ || upgrade_) return;
+  if (trailers.empty()) return out.append(kLastChunk), void();
+  out.append("0\r\n");
+  for (const auto& [n, v] : trailers) out.append(n).append(": ").append(v).append("\r\n");
+  out.append("\r\n");
 }
 
 UpstreamCodec::Status Http1Codec::decode(std::vector<uint8_t>& body, size_t max_body) {

@@ -18,7 +18,7 @@ class Http1Codec final : public UpstreamCodec {
   bool start_request(const tunnel::RequestHead& head, std::string* error) override;
   void write_head(std::string& out) const override { out.append(request_head_); }
   void write_body(std::string& out, std::span<const uint8_t> data) const override;
-  void write_end(std::string& out) const override;
+  void write_end(std::string& out, const tunnel::HeaderPairs& trailers) const override;
 
   size_t input_room() const override { return decoder_->input_room(); }
   void put_input(std::span<const uint8_t> data) override { decoder_->put_input(data); }

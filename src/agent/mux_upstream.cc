@@ -253,7 +253,7 @@ void MuxStreamDriver::start_write(std::string_view bytes, bool fin) {
     }
     pending_off_ = bytes.size() - reader.take_body().size();
     const auto fields = request_fields(std::move(head), client_.tls());
-    const bool end_stream = fin && pending_off_ == bytes.size();
+    const bool end_stream = fin && pending_off_ == bytes.size() && pending_trailers_.empty();
     std::string error;
     sid_ = conn_->open(fields, end_stream, &error);
     if (!sid_) return report_write(error);
@@ -267,15 +267,22 @@ void MuxStreamDriver::start_write(std::string_view bytes, bool fin) {
 void MuxStreamDriver::progress_write() {
   if (!writing_ || !conn_ || !sid_) return;
   const auto rest = pending_.substr(pending_off_);
+  std::string error;
   if (!rest.empty() || pending_fin_) {
+    // With trailers the body's end is their HEADERS, not a FIN on the last DATA.
+    const bool trailers = pending_fin_ && !pending_trailers_.empty();
     const size_t n = conn_->send(
         *sid_, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(rest.data()), rest.size()),
-        pending_fin_);
+        pending_fin_ && !trailers);
     pending_off_ += n;
-    if (pending_off_ == pending_.size()) pending_fin_ = false;
+    if (pending_off_ == pending_.size()) {
+      if (trailers && !conn_->send_trailers(*sid_, std::exchange(pending_trailers_, {}))) {
+        error = std::string("cannot send the request's trailers on the ") + client_.protocol() + " stream";
+      }
+      pending_fin_ = false;
+    }
   }
-  std::string error;
-  if (auto why = conn_->failure(*sid_)) error = *why;
+  if (auto why = conn_->failure(*sid_); why && error.empty()) error = *why;
   if (pending_off_ < pending_.size() && error.empty()) return;  // on_stream_event resumes
   report_write(std::move(error));                               // also the success report (an empty error)
 }

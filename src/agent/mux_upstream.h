@@ -74,6 +74,9 @@ class MuxConn {
                                       std::string* error) = 0;
   // Request body bytes: takes what fits in the stream's send buffer; `fin` once everything was taken.
   virtual size_t send(int64_t id, std::span<const uint8_t> data, bool fin) = 0;
+  // Ends the request direction with a trailing HEADERS of `trailers` (regular fields) after every byte
+  // send() took, instead of a plain END_STREAM/FIN. False when the stream cannot take it.
+  virtual bool send_trailers(int64_t id, const tunnel::HeaderPairs& trailers) = 0;
   // Interim (1xx, not 101) heads received before the final head, oldest first (at most
   // tunnel::kMaxInterimHeads kept).
   virtual std::vector<MuxHead> take_interim(int64_t id) = 0;
@@ -183,7 +186,10 @@ class MuxStreamDriver final : private UpstreamTransport,
   // UpstreamTransport
   void connect() override;
   void write(std::string_view bytes) override { start_write(bytes, false); }
-  void write_last(std::string_view bytes) override { start_write(bytes, true); }
+  void write_last(std::string_view bytes, const tunnel::HeaderPairs& trailers) override {
+    pending_trailers_ = trailers;
+    start_write(bytes, true);
+  }
   void read(size_t max) override;
   void close() override;
   void release() override;
@@ -207,6 +213,7 @@ class MuxStreamDriver final : private UpstreamTransport,
   std::string_view pending_;
   size_t pending_off_ = 0;
   bool pending_fin_ = false;
+  tunnel::HeaderPairs pending_trailers_;  // the request's trailers: sent after the last byte (§4.1)
   // The read in progress.
   bool reading_ = false;
   size_t read_max_ = 0;

@@ -64,8 +64,9 @@ class UpstreamCodec {
   virtual void write_head(std::string& out) const = 0;
   // Appends one piece of request body, framed.
   virtual void write_body(std::string& out, std::span<const uint8_t> data) const = 0;
-  // Appends what ends the request body (may be nothing when the length was announced).
-  virtual void write_end(std::string& out) const = 0;
+  // Appends what ends the request body (may be nothing when the length was announced), with the
+  // request's `trailers` where the framing carries them (HTTP/1.1 chunked; forwardable fields only).
+  virtual void write_end(std::string& out, const tunnel::HeaderPairs& trailers) const = 0;
   // The end of the request body is the transport's (HTTP/2 END_STREAM, HTTP/3 FIN): the exchange's
   // last write goes through UpstreamTransport::write_last(), even when it carries no bytes.
   virtual bool end_by_fin() const { return false; }

@@ -45,16 +45,43 @@ void UpstreamExchange::on_body(std::span<const uint8_t> data, bool fin) {
     if (session_) session_->consume(id_, data.size());  // not wanted any more: credit and drop
     return;
   }
-  body_received_ += data.size();
-  body_held_.insert(body_held_.end(), data.begin(), data.end());
-  if (!data.empty() && !head_.has_body)
+  if (!data.empty() && !head_.has_body) {
+    if (session_) session_->consume(id_, data.size());
     return protocol_error("request body on a request that announced none");
+  }
+  if (head_.framed) {
+    // A framed body (docs/protocol.md §4.1): the data is held, the framing credited at once.
+    const size_t held_before = body_held_.size();
+    pieces_.clear();
+    const tunnel::WireError e = request_reader_.feed(data, pieces_);
+    if (e != tunnel::WireError::kNone) {
+      if (session_) session_->consume(id_, data.size());
+      return protocol_error(std::string("framed request body: ") + tunnel::to_string(e));
+    }
+    for (const auto piece : pieces_) body_held_.insert(body_held_.end(), piece.begin(), piece.end());
+    pieces_.clear();
+    const size_t taken = body_held_.size() - held_before;
+    body_received_ += taken;
+    if (session_ && data.size() > taken) session_->consume(id_, data.size() - taken);
+    if (request_reader_.done() && !body_fin_) {
+      request_trailers_ = tunnel::forwardable_trailers(request_reader_.take_trailers());
+      if (head_.content_length && body_received_ < *head_.content_length) {
+        return protocol_error("request body shorter than its content-length");
+      }
+      body_fin_ = true;  // complete: the stream's FIN is not waited for
+    } else if (fin && !request_reader_.done()) {
+      return protocol_error("framed request body cut short (no trailer section before FIN)");
+    }
+  } else {
+    body_received_ += data.size();
+    body_held_.insert(body_held_.end(), data.begin(), data.end());
+  }
   if (head_.content_length && body_received_ > *head_.content_length) {
     return protocol_error("request body longer than its content-length");
   }
   if (body_held_.size() > limits_.max_request_hold)
     return protocol_error("request body ignores flow control");
-  if (fin) {
+  if (fin && !head_.framed) {
     if (head_.content_length && body_received_ < *head_.content_length) {
       return protocol_error("request body shorter than its content-length");
     }
@@ -62,7 +89,8 @@ void UpstreamExchange::on_body(std::span<const uint8_t> data, bool fin) {
   }
   // A body that is complete by its length (or absent) does not wait for the stream's FIN, so the
   // exchange can finish, and its connection be reused, even if the FIN comes later.
-  if (!head_.has_body || (head_.content_length && body_received_ == *head_.content_length)) body_fin_ = true;
+  if (!head_.has_body || (!head_.framed && head_.content_length && body_received_ == *head_.content_length))
+    body_fin_ = true;
   pump_request();
 }
 
@@ -79,7 +107,7 @@ void UpstreamExchange::pump_request() {
     body_held_.clear();
   }
   const bool last = body_fin_ && !end_sent_ && body_held_.empty();
-  if (last) codec_->write_end(write_buf_);
+  if (last) codec_->write_end(write_buf_, request_trailers_);
   const bool fin_write = last && codec_->end_by_fin() && !hold;
   if (write_buf_.empty() && !fin_write) {
     if (body_fin_ && head_written_ && body_held_.empty()) {
@@ -92,7 +120,7 @@ void UpstreamExchange::pump_request() {
   writing_ = true;
   if (last) end_sent_ = true;
   if (fin_write) {
-    transport_.write_last(write_buf_);
+    transport_.write_last(write_buf_, request_trailers_);
   } else {
     transport_.write(write_buf_);
   }

@@ -34,6 +34,7 @@
 
 #include "agent/upstream_codec.h"
 #include "agent/upstream_http.h"
+#include "tunnel/framed_body.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
 
@@ -75,8 +76,9 @@ class UpstreamTransport {
   // Writes all of `bytes` (kept valid by the caller until on_written() or close()).
   virtual void write(std::string_view bytes) = 0;
   // The request's last bytes (possibly none) for a codec whose end is the transport's (end_by_fin):
-  // written, then the stream's request direction ends. on_written() as for write().
-  virtual void write_last(std::string_view bytes) { write(bytes); }
+  // written, then the stream's request direction ends, with `trailers` as a trailer section when there
+  // are any (HTTP/2 and HTTP/3 trailing HEADERS). on_written() as for write().
+  virtual void write_last(std::string_view bytes, const tunnel::HeaderPairs& /*trailers*/) { write(bytes); }
   // Reads at most `max` bytes: on_read().
   virtual void read(size_t max) = 0;
   virtual void close() = 0;
@@ -170,6 +172,9 @@ class UpstreamExchange {
 
   // Request body: received from the stream, not yet accepted by the upstream (nor consumed).
   std::vector<uint8_t> body_held_;
+  tunnel::FramedBodyReader request_reader_;  // a framed request body (head_.framed, §4.1)
+  std::vector<std::span<const uint8_t>> pieces_;
+  tunnel::HeaderPairs request_trailers_;  // its trailer section (forwardable fields), once read
   bool body_fin_ = false;
   uint64_t body_received_ = 0;
   bool writing_ = false;

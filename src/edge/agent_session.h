@@ -92,6 +92,9 @@ class AgentSession final : public wt::SessionHandler {
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }
   bool has_control_stream() const { return control_.has_value(); }
+  // The session uses the feature `trailers` (docs/protocol.md §4.1), as the CONNECT's answer says.
+  void use_trailers() { trailers_ = true; }
+  bool trailers() const { return trailers_; }
   const tunnel::Heartbeat& heartbeat() const { return heartbeat_; }
 
   // Ends the session with a close capsule (code per docs/protocol.md §1).
@@ -177,6 +180,7 @@ class AgentSession final : public wt::SessionHandler {
   SteadyTime last_heard_;        // last bytes or FIN on any stream of the session
   SteadyTime token_deadline_;
   std::optional<SteadyTime> last_probe_;
+  bool trailers_ = false;
 };
 
 }  // namespace wtmesh::edge

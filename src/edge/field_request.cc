@@ -61,6 +61,7 @@ FieldRequest request_from_fields(tunnel::HeaderPairs fields, bool body_follows) 
   if (!r.has_body) r.content_length.reset();
   r.head_request = r.method == "HEAD";
   r.expect_continue = r.expect_continue && r.has_body;
+  r.may_have_trailers = r.has_body;  // a trailing HEADERS may end any HTTP/2 or HTTP/3 body
   return out;
 }
 

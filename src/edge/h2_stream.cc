@@ -244,7 +244,7 @@ void H2Connection::Stream::feed() {
   }
   if (!done_ && client_ended_ && body_.empty() && !end_delivered_ && ex_.request_body_room() > 0) {
     end_delivered_ = true;
-    ex_.on_request_end();
+    ex_.on_request_end(std::exchange(req_trailers_, {}));
   }
 }
 

@@ -34,8 +34,11 @@ class H2Connection::Stream final : public ExchangeSink {
 
   // --- recorded by the callbacks ---
   void on_header(std::string_view name, std::string_view value) {
-    if (head_done_) return;  // a trailer section: dropped
     header_bytes_ += name.size() + value.size() + 32;
+    if (head_done_) {  // a trailer section: kept for the end of the body, within the same bound
+      if (header_bytes_ <= conn_.config_.max_header_bytes && !done_) req_trailers_.emplace_back(name, value);
+      return;
+    }
     if (header_bytes_ > conn_.config_.max_header_bytes) {
       too_large_ = true;
       fields_.clear();
@@ -129,6 +132,7 @@ class H2Connection::Stream final : public ExchangeSink {
   size_t header_bytes_ = 0;
   bool too_large_ = false;
   bool head_done_ = false;
+  tunnel::HeaderPairs req_trailers_;  // the client's trailing HEADERS (what fits max_header_bytes)
   std::vector<uint8_t> body_;  // request body bytes not yet taken by the exchange, from body_pos_
   size_t body_pos_ = 0;
   size_t discard_ = 0;  // request body bytes received after the exchange ended

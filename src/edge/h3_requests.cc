@@ -59,6 +59,11 @@ class H3Requests::Stream final : public ExchangeSink {
     }
     step();
   }
+  // The request's trailing HEADERS (h3/ bounded its size): kept for the end of the body.
+  void on_trailers(const h3::HeaderList& trailers) {
+    if (done_ || !begun_) return;
+    for (const auto& h : trailers) req_trailers_.emplace_back(h.name, h.value);
+  }
   // The client reset its request, or asked us to stop the response: nothing more goes either way.
   void on_reset() { abort(client_ended_ ? "client cancelled the response" : "client reset the stream", 0); }
   void on_writable() { write_out(); }
@@ -193,7 +198,7 @@ class H3Requests::Stream final : public ExchangeSink {
     }
     if (!done_ && client_ended_ && body_.empty() && !end_delivered_ && ex_.request_body_room() > 0) {
       end_delivered_ = true;
-      ex_.on_request_end();
+      ex_.on_request_end(std::exchange(req_trailers_, {}));
     }
   }
 
@@ -315,6 +320,7 @@ class H3Requests::Stream final : public ExchangeSink {
   bool head_sent_ = false;
   bool resp_eof_ = false;
   h3::HeaderList trailers_;  // the trailing HEADERS, after the last DATA
+  tunnel::HeaderPairs req_trailers_;  // the client's trailing HEADERS, for the end of the request body
   bool fin_sent_ = false;
   bool no_body_ = false;
   bool aborted_ = false;  // reset: nothing more is written
@@ -360,6 +366,10 @@ void H3Requests::on_request_body(StreamId id, std::span<const uint8_t> data, boo
   } else {
     conn_.consume(id, data.size());
   }
+}
+
+void H3Requests::on_request_trailers(StreamId id, const h3::HeaderList& trailers) {
+  if (Stream* s = find(id)) s->on_trailers(trailers);
 }
 
 void H3Requests::on_request_reset(StreamId id, uint64_t /*h3_error*/) {

@@ -62,6 +62,7 @@ class H3Requests final : public wt::RequestHandler {
   // wt::RequestHandler
   void on_request(StreamId id, const h3::HeaderList& headers, bool fin) override;
   void on_request_body(StreamId id, std::span<const uint8_t> data, bool fin) override;
+  void on_request_trailers(StreamId id, const h3::HeaderList& trailers) override;
   void on_request_reset(StreamId id, uint64_t h3_error) override;
   void on_request_writable(StreamId id) override;
   void on_request_closed(StreamId id) override;

@@ -1,6 +1,7 @@
 #include "edge/http1_connection.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -285,6 +286,8 @@ void Http1Connection::start_request() {
   if (!parser_->chunked()) r.content_length = content_length;
   r.head_request = req.method() == http::verb::head;
   r.expect_continue = r.has_body && expects_continue(req);
+  r.may_have_trailers = parser_->chunked();  // a chunked body's trailer section (RFC 9112 §7.1.2)
+  head_fields_ = static_cast<size_t>(std::distance(req.begin(), req.end()));
   te_trailers_ = accepts_trailers(req);
   trailers_.clear();
   // WebSocket: a bodiless GET with Connection: upgrade + Upgrade: websocket. Another Upgrade is
@@ -315,7 +318,7 @@ void Http1Connection::feed_body() {
     if (room == 0) return;
     if (parser_->is_done()) {
       body_ended_ = true;
-      ex_.on_request_end();
+      ex_.on_request_end(request_trailers());
       return;
     }
     if (in_.empty()) return;
@@ -350,6 +353,18 @@ void Http1Connection::feed_body() {
     }
     if (!decoded_.empty()) ex_.on_request_body(decoded_);
   }
+}
+
+// Beast's parser adds a chunked body's trailer fields to the message after the head's (bounded by the
+// input buffer, which must hold the whole trailer section): those after head_fields_.
+tunnel::HeaderPairs Http1Connection::request_trailers() const {
+  tunnel::HeaderPairs out;
+  if (!parser_->chunked()) return out;
+  size_t i = 0;
+  for (const auto& f : parser_->get()) {
+    if (i++ >= head_fields_) out.emplace_back(std::string(view(f.name_string())), std::string(view(f.value())));
+  }
+  return out;
 }
 
 void Http1Connection::relay_raw() {

@@ -145,6 +145,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   void start_request();
   void feed_body();  // decodes request body bytes as far as the exchange takes them
   void relay_raw();  // after a 101: client bytes to the exchange as they are
+  tunnel::HeaderPairs request_trailers() const;  // a finished chunked body's trailer fields
   // The H1 side answers by itself (400, 431, 405, 408 for the header section): no exchange.
   void answer(int status, std::string_view detail);
   void append_out(std::string_view bytes);
@@ -172,6 +173,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   std::optional<SteadyTime> head_deadline_;  // set while a header section is due
   bool head_started_ = false;                // a byte of the current request arrived
   bool body_ended_ = false;                  // the exchange has the whole request body
+  size_t head_fields_ = 0;                   // fields of the request head (the trailers come after)
   std::vector<uint8_t> decoded_;             // scratch for request body decoding
   bool in_process_ = false;
   bool again_ = false;

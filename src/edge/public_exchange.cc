@@ -139,6 +139,8 @@ void PublicExchange::try_open() {
       phase_ = Phase::kExchange;
       body_deadline_ = now() + config_.limits.body_timeout;
       body_stalled_since_.reset();
+      head_.framed = framed_request_ =
+          ref.trailers && req_.has_body && req_.may_have_trailers && req_.upgrade.empty();
       head_out_ = tunnel::encode_request_open(head_);
       head_out_pos_ = 0;
       head_ = {};
@@ -226,12 +228,21 @@ size_t PublicExchange::request_body_room() const {
 
 void PublicExchange::on_request_body(std::span<const uint8_t> data) {
   if (phase_ != Phase::kExchange || req_end_) return;
-  body_.insert(body_.end(), data.begin(), data.end());
+  if (framed_request_) {
+    tunnel::append_body_chunk(body_, data);
+  } else {
+    body_.insert(body_.end(), data.begin(), data.end());
+  }
   pump_request();
 }
 
-void PublicExchange::on_request_end() {
+void PublicExchange::on_request_end(tunnel::HeaderPairs trailers) {
   if (phase_ != Phase::kExchange || req_end_) return;
+  if (framed_request_ && !tunnel::append_body_end(body_, tunnel::forwardable_trailers(std::move(trailers)))) {
+    return on_request_error("The request's trailer section is larger than the tunnel carries (" +
+                            std::to_string(tunnel::kMaxTrailerLength / 1024) + " KiB, " +
+                            std::to_string(tunnel::kMaxHeaderCount) + " fields).");
+  }
   req_end_ = true;
   pump_request();
 }
@@ -365,7 +376,7 @@ void PublicExchange::reset() {
   head_out_pos_ = 0;
   body_.clear();
   body_pos_ = 0;
-  req_end_ = req_fin_sent_ = req_stopped_ = false;
+  req_end_ = req_fin_sent_ = req_stopped_ = framed_request_ = false;
   body_stalled_since_.reset();
   resp_ = Resp::kAwaitHead;
   head_reader_ = {};

@@ -72,6 +72,9 @@ struct ExchangeRequest {
   bool head_request = false;               // HEAD: the response has no body
   bool expect_continue = false;            // the client waits for 100 Continue before the body
   std::string upgrade;                     // protocol asked for ("websocket"); "" = none
+  // The body may end with a trailer section (HTTP/2, HTTP/3, chunked HTTP/1.1): with the session
+  // feature `trailers` the tunnel request body goes framed (§4.1) and on_request_end() carries them.
+  bool may_have_trailers = false;
 };
 
 // The tunnel request head for `req`: its fields plus X-Forwarded-For/-Proto/-Host and Forwarded (the
@@ -137,7 +140,9 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   size_t request_body_room() const;
   // Decoded request body bytes (at most request_body_room()); raw bytes once upgraded.
   void on_request_body(std::span<const uint8_t> data);
-  void on_request_end();
+  // The request body ended, with the client's trailer fields (forwarded only on a framed stream;
+  // forbidden fields are dropped; a section over the tunnel's limits is a 400).
+  void on_request_end(tunnel::HeaderPairs trailers = {});
   // Writes what the stream can take of the request head and body held here.
   void pump_request();
   // The request body cannot be decoded: 400 (or a broken-off exchange once a response is out).
@@ -207,6 +212,7 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   std::vector<uint8_t> body_;  // request body not yet taken by the stream (<= body_chunk)
   size_t body_pos_ = 0;
   bool req_end_ = false;  // the codec has no more request body
+  bool framed_request_ = false;  // the request body goes framed (§4.1): chunks, then the trailers
   bool req_fin_sent_ = false;
   bool req_stopped_ = false;
   SteadyTime body_deadline_{};

@@ -148,6 +148,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   if (const std::string* features = header(info, tunnel::kFeaturesHeader);
       features && tunnel::has_feature(*features, tunnel::kFeatureTrailers)) {
     accept.headers.emplace_back(std::string(tunnel::kFeaturesHeader), std::string(tunnel::kFeatureTrailers));
+    raw->use_trailers();
   }
   return accept;
 }
@@ -254,7 +255,7 @@ TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route
   if (s == nullptr) return OpenStatus::kGone;
   wt::StreamId id = -1;
   const OpenStatus st = s->open_request(client, events, &id);
-  if (st == OpenStatus::kOpened) *out = StreamRef{route.session, id};
+  if (st == OpenStatus::kOpened) *out = StreamRef{route.session, id, s->trailers()};
   return st;
 }
 

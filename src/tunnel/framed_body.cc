@@ -1,6 +1,8 @@
 #include "tunnel/framed_body.h"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 #include "common/varint.h"
 
@@ -21,6 +23,32 @@ bool append_body_end(std::vector<uint8_t>& out, const HeaderPairs& trailers) {
   append_varint(out, section.size());
   append_bytes(out, section);
   return true;
+}
+
+namespace {
+
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+}  // namespace
+
+HeaderPairs forwardable_trailers(HeaderPairs fields) {
+  static constexpr std::array<std::string_view, 9> kDropped = {
+      "content-length", "transfer-encoding", "host",    "trailer", "connection",
+      "keep-alive",     "proxy-connection",  "te",      "upgrade"};
+  HeaderPairs out;
+  for (auto& [name, value] : fields) {
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar)) continue;  // pseudo-headers too
+    if (std::find(kDropped.begin(), kDropped.end(), name) != kDropped.end()) continue;
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) continue;
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  return out;
 }
 
 WireError FramedBodyReader::feed(std::span<const uint8_t> in, std::vector<std::span<const uint8_t>>& data) {

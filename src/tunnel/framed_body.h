@@ -25,6 +25,12 @@ void append_body_chunk(std::vector<uint8_t>& out, std::span<const uint8_t> data)
 // trailer section is over kMaxTrailerLength or kMaxHeaderCount.
 bool append_body_end(std::vector<uint8_t>& out, const HeaderPairs& trailers);
 
+// The fields of a trailer section that may be forwarded (§4.1), names lower-cased: drops pseudo-headers,
+// framing and routing fields (content-length, transfer-encoding, host, trailer), connection-specific ones
+// (connection, keep-alive, proxy-connection, te, upgrade), names that are not tokens and values with
+// CR, LF or NUL. Both sides apply it: the edge to what a public client sent, the agent before the upstream.
+HeaderPairs forwardable_trailers(HeaderPairs fields);
+
 class FramedBodyReader {
  public:
   // Consumes all of `in`, appending the chunk data it carries to `data` as spans into `in`. kNone, or

@@ -203,7 +203,7 @@ std::vector<uint8_t> encode_request_open(const RequestHead& h) {
   put_string(head, h.method);
   put_string(head, h.target);
   put_string(head, h.authority);
-  put_common(head, h.has_body, h.content_length, h.headers);
+  put_common(head, h.has_body, h.content_length, h.headers, h.framed);
   return with_length(std::move(head), StreamKind::kHttpRequest);
 }
 
@@ -222,7 +222,7 @@ WireError decode_request_head(std::span<const uint8_t> head, RequestHead& out) {
   out.authority = c.string();
   if (!c.ok || tunnel > UINT32_MAX || out.method.empty()) return WireError::kMalformed;
   out.tunnel_id = static_cast<uint32_t>(tunnel);
-  return get_common(c, out.has_body, out.content_length, out.headers);
+  return get_common(c, out.has_body, out.content_length, out.headers, &out.framed);
 }
 
 WireError decode_response_head(std::span<const uint8_t> head, ResponseHead& out) {

@@ -103,6 +103,9 @@ struct RequestHead {
   std::string authority;
   bool has_body = false;
   std::optional<uint64_t> content_length;
+  // Flag bit 2 (feature `trailers`, §4.1): the request body is framed in chunks and ends with a trailer
+  // section, as a framed response body; content_length, when present, counts the chunks' data.
+  bool framed = false;
   HeaderPairs headers;
 };
 

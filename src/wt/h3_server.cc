@@ -49,7 +49,10 @@ void H3Server::on_peer_settings(const h3::Settings& /*peer*/) {
 void H3Server::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
   Entry entry(*this);
   if (plain_.contains(id)) {  // trailers end a plain request's body
-    if (fin) requests_->on_request_body(id, {}, true);
+    if (fin) {
+      requests_->on_request_trailers(id, headers);
+      requests_->on_request_body(id, {}, true);
+    }
     return;
   }
   if (H3Session* s = find_session(id)) {  // trailers on a CONNECT stream end its body

@@ -41,8 +41,10 @@ class RequestHandler {
   // A request header section. `fin`: no body follows.
   virtual void on_request(StreamId id, const h3::HeaderList& headers, bool fin) = 0;
   // DATA payload in order (copy what is kept: the span is the connection's). Trailers end the body
-  // (fin with no data); their fields are dropped.
+  // (fin with no data), right after on_request_trailers.
   virtual void on_request_body(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
+  // The request's trailing HEADERS (regular fields, validated by h3/). Default: dropped.
+  virtual void on_request_trailers(StreamId /*id*/, const h3::HeaderList& /*trailers*/) {}
   // The peer reset the stream (or asked us to stop sending), or it failed. Only on_request_closed
   // follows (once our direction is done too: finish or reset it).
   virtual void on_request_reset(StreamId id, uint64_t h3_error) = 0;

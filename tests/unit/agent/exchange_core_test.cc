@@ -8,6 +8,7 @@
 #include "agent/upstream_exchange.h"
 #include "fake_session.h"
 #include "request_head.h"
+#include "tunnel/framed_body.h"
 
 namespace wtmesh::agent {
 namespace {
@@ -167,6 +168,60 @@ TEST_F(ExchangeCore, ChunkedUploadIsConsumedOnlyOnceWritten) {
   EXPECT_EQ(session_.response(kId)->head.status, 204);
   EXPECT_FALSE(session_.response(kId)->head.has_body);
   EXPECT_EQ(transport_.releases, 1);
+}
+
+// A framed request body (§4.1) to a chunked HTTP/1.1 upstream: the data as chunks, the trailers (the
+// forwardable ones) in the last chunk's trailer section; the framing bytes are credited at once, the
+// data once written.
+TEST_F(ExchangeCore, FramedRequestTrailersEndTheChunkedUpload) {
+  auto head = request("POST", "/echo", true);
+  head.framed = true;
+  auto& ex = make(head);
+  // 3 "abc", then 2 "de" and the end with x-checksum: abc and a content-length to drop.
+  std::vector<uint8_t> wire = {0x03, 'a', 'b', 'c'};
+  ex.start(wire, false);
+  EXPECT_EQ(stream().consumed, 1u) << "the chunk length byte";
+  transport_.connected();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing,
+            "POST /echo HTTP/1.1\r\nHost: app.localhost:4433\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3\r\nabc\r\n");
+  wire = {0x02, 'd', 'e'};
+  tunnel::append_body_end(wire, {{"x-checksum", "abc"}, {"content-length", "5"}});
+  ex.on_body(wire, true);
+  transport_.written();
+  ASSERT_TRUE(transport_.writing);
+  EXPECT_EQ(*transport_.writing, "2\r\nde\r\n0\r\nx-checksum: abc\r\n\r\n");
+  transport_.written();
+  EXPECT_EQ(stream().consumed, 4u + wire.size()) << "every stream byte credited";
+  transport_.send("HTTP/1.1 204 No Content\r\n\r\n");
+  ASSERT_TRUE(result_);
+  EXPECT_FALSE(result_->failed) << result_->error;
+  EXPECT_EQ(result_->request_bytes, 5u) << "data only";
+}
+
+TEST_F(ExchangeCore, FramedRequestCutShortOrWithBytesAfterItsEndIsAProtocolError) {
+  auto head = request("POST", "/echo", true);
+  head.framed = true;
+  auto& ex = make(head);
+  ex.start(std::vector<uint8_t>{0x03, 'a', 'b', 'c'}, true);  // FIN without the end chunk
+  EXPECT_EQ(stream().reset, tunnel::kStreamProtocolError);
+  ASSERT_TRUE(result_);
+  EXPECT_NE(result_->error.find("cut short"), std::string::npos) << result_->error;
+
+  FakeSession other;
+  std::optional<ExchangeResult> r2;
+  ScriptedTransport t2;
+  UpstreamExchange ex2(other, kId, t2, std::make_unique<Http1Codec>(), head,
+                       [&](const ExchangeResult& r) { r2 = r; });
+  t2.core = &ex2;
+  std::vector<uint8_t> wire;
+  tunnel::append_body_end(wire, {});
+  wire.push_back('x');  // a byte after the trailer section
+  ex2.start(wire, false);
+  EXPECT_EQ(other.streams[kId].reset, tunnel::kStreamProtocolError);
+  ASSERT_TRUE(r2);
+  EXPECT_NE(r2->error.find("framed request body"), std::string::npos) << r2->error;
 }
 
 TEST_F(ExchangeCore, ChunkedResponseStreamsAndIsReusable) {

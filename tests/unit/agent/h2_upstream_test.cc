@@ -105,6 +105,36 @@ TEST(H2UpstreamSession, InterimHeadsAreKeptUpToTheCap) {
   EXPECT_TRUE(c.finished(id));
 }
 
+// Request trailers: the body's DATA without END_STREAM, then a trailing HEADERS that ends the stream.
+TEST(H2UpstreamSession, RequestTrailersFollowTheBody) {
+  H2UpstreamSession c;
+  H2TestServer s;
+  tunnel::HeaderPairs f = get("/up");
+  f[0].second = "POST";
+  const int32_t id = c.open(f, false, nullptr);
+  EXPECT_EQ(c.send(id, bytes("abc"), false), 3u);
+  pump(c, s);
+  EXPECT_EQ(s.requests[id].body, "abc");
+  EXPECT_FALSE(s.requests[id].ended);
+  EXPECT_EQ(s.requests[id].field("x-checksum"), "") << "not yet";
+  EXPECT_EQ(c.send(id, bytes("de"), false), 2u);
+  ASSERT_TRUE(c.send_trailers(id, {{"x-checksum", "abc"}}));
+  EXPECT_FALSE(c.send_trailers(id, {{"x-again", "1"}})) << "the request side already ends";
+  pump(c, s);
+  EXPECT_EQ(s.requests[id].body, "abcde");
+  EXPECT_EQ(s.requests[id].field("x-checksum"), "abc");
+  EXPECT_TRUE(s.requests[id].ended);
+  EXPECT_FALSE(c.failed()) << c.error();
+  // Trailers right after the HEADERS, with no body byte at all.
+  const int32_t id2 = c.open(f, false, nullptr);
+  pump(c, s);
+  ASSERT_TRUE(c.send_trailers(id2, {{"grpc-timeout", "1S"}}));
+  pump(c, s);
+  EXPECT_EQ(s.requests[id2].field("grpc-timeout"), "1S");
+  EXPECT_TRUE(s.requests[id2].ended);
+  EXPECT_EQ(s.requests[id2].body, "");
+}
+
 TEST(H2UpstreamSession, RequestBodyIsBoundedBySendBufferAndArrivesWhole) {
   H2UpstreamLimits limits;
   limits.max_send_buffer = 1000;

@@ -69,6 +69,29 @@ TEST_F(H3RequestsTest, RequestBodyStreamsWithBackpressure) {
   EXPECT_TRUE(stream().fin);
 }
 
+// The client's trailing HEADERS (our h3 client's send_trailers) end a framed request body (§4.1).
+TEST_F(H3RequestsTest, RequestTrailersGoFramedWithTheFeature) {
+  dir_.trailers = true;
+  const StreamId id = request("POST", "/up", "app.localhost", {}, false);
+  send(id, "abc", false);
+  run();
+  ASSERT_TRUE(cc_->send_trailers(id, {{"x-checksum", "abc"}}));
+  run();
+  tunnel::HeadReader<tunnel::RequestHead> reader;
+  tunnel::RequestHead rh;
+  ASSERT_EQ(reader.feed(stream().written, rh), tunnel::WireError::kNone);
+  EXPECT_TRUE(rh.framed);
+  const auto rest = reader.take_body();
+  tunnel::FramedBodyReader fr;
+  std::vector<std::span<const uint8_t>> data;
+  ASSERT_EQ(fr.feed(rest, data), tunnel::WireError::kNone);
+  ASSERT_TRUE(fr.done());
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(data[0].data()), data[0].size()), "abc");
+  EXPECT_EQ(fr.take_trailers(), (tunnel::HeaderPairs{{"x-checksum", "abc"}}));
+  EXPECT_TRUE(stream().fin);
+}
+
 TEST_F(H3RequestsTest, ResponseBodyCreditFollowsTheSendBuffer) {
   MemoryPairConfig pc;
   pc.stream_send_buffer = 16 * 1024;

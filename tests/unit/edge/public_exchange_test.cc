@@ -150,6 +150,80 @@ TEST_F(PublicExchangeTest, RequestBodyIsTakenOnlyAsFarAsTheStreamTakesIt) {
   EXPECT_TRUE(stream().fin);
 }
 
+// Request trailers (§4.1): with the session feature the body goes framed and ends with the client's
+// trailer section (forbidden fields dropped); without it, raw as before and the trailers are dropped.
+TEST_F(PublicExchangeTest, RequestTrailersGoFramedWithTheFeature) {
+  auto r = get();
+  r.method = "POST";
+  r.has_body = true;
+  r.may_have_trailers = true;
+  dir_.trailers = true;
+  ex_->begin(r, clock_.t);
+  ex_->on_request_body(bytes("abcd"));
+  ex_->on_request_body(bytes("ef"));
+  ex_->on_request_end({{"X-Checksum", "abc"}, {"content-length", "6"}, {"host", "x"}});
+  tunnel::HeadReader<tunnel::RequestHead> reader;
+  tunnel::RequestHead rh;
+  ASSERT_EQ(reader.feed(stream().written, rh), tunnel::WireError::kNone);
+  EXPECT_TRUE(rh.framed);
+  EXPECT_TRUE(rh.has_body);
+  EXPECT_FALSE(rh.content_length);
+  const auto body = reader.take_body();
+  const std::string section = "\x01\x0a" "x-checksum" "\x03" "abc";
+  EXPECT_EQ(str(body), std::string("\x04" "abcd" "\x02" "ef" "\x00\x10", 10) + section);
+  EXPECT_TRUE(stream().fin);
+  std::vector<std::span<const uint8_t>> data;
+  tunnel::FramedBodyReader fr;
+  ASSERT_EQ(fr.feed(body, data), tunnel::WireError::kNone);
+  EXPECT_TRUE(fr.done());
+  EXPECT_EQ(fr.take_trailers(), (tunnel::HeaderPairs{{"x-checksum", "abc"}}));
+
+  // The same request without the feature: raw body, no trailers.
+  agent_answers(head(204, std::nullopt, false), "", true);
+  ASSERT_FALSE(ex_->active());
+  dir_.trailers = false;
+  ex_->begin(r, clock_.t);
+  ex_->on_request_body(bytes("ab"));
+  ex_->on_request_end({{"x-checksum", "abc"}});
+  tunnel::RequestHead plain;
+  std::string raw;
+  ASSERT_TRUE(decode_request_stream(stream().written, plain, &raw));
+  EXPECT_FALSE(plain.framed);
+  EXPECT_EQ(raw, "ab");
+}
+
+TEST_F(PublicExchangeTest, RequestTrailersPastTheTunnelLimitAre400) {
+  auto r = get();
+  r.method = "POST";
+  r.has_body = true;
+  r.may_have_trailers = true;
+  dir_.trailers = true;
+  ex_->begin(r, clock_.t);
+  tunnel::HeaderPairs many;
+  for (size_t i = 0; i <= tunnel::kMaxHeaderCount; ++i) many.emplace_back("t" + std::to_string(i), "v");
+  ex_->on_request_end(many);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"error 400 last"}));
+  EXPECT_NE(sink_.last_detail.find("trailer section"), std::string::npos) << sink_.last_detail;
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
+}
+
+TEST_F(PublicExchangeTest, AnHttp1BodyWithALengthIsNotFramed) {
+  auto r = get();
+  r.method = "POST";
+  r.has_body = true;
+  r.content_length = 2;
+  r.may_have_trailers = false;  // what Http1Connection says for a Content-Length body
+  dir_.trailers = true;
+  ex_->begin(r, clock_.t);
+  ex_->on_request_body(bytes("ab"));
+  ex_->on_request_end();
+  tunnel::RequestHead rh;
+  std::string raw;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &raw));
+  EXPECT_FALSE(rh.framed);
+  EXPECT_EQ(raw, "ab");
+}
+
 TEST_F(PublicExchangeTest, SlowBodyIs408AndCancelLogs499) {
   auto r = get();
   r.has_body = true;

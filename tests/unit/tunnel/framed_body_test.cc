@@ -136,10 +136,58 @@ TEST(FramedFlag, RoundTripsAndNeedsABody) {
   // framed without a body, and an unknown bit (8), are refused.
   EXPECT_EQ(decode_response_head(bytes({0x40, 0xc8, 0x04, 0x00}), back), WireError::kMalformed);
   EXPECT_EQ(decode_response_head(bytes({0x40, 0xc8, 0x09, 0x00}), back), WireError::kUnknownFlags);
-  // Requests do not have the bit.
+}
+
+// The request side (§4.1): the same bit 2 on the request head, the body framed like a response's.
+TEST(FramedFlag, RequestHeadByteVector) {
   RequestHead rq;
-  EXPECT_EQ(decode_request_head(bytes({0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x00, 0x05, 0x00}), rq),
+  // tunnel 1, "POST", "/", authority "", flags 0x05 = body | framed, no fields.
+  EXPECT_EQ(decode_request_head(bytes({0x01, 0x04, 'P', 'O', 'S', 'T', 0x01, '/', 0x00, 0x05, 0x00}), rq),
+            WireError::kNone);
+  EXPECT_TRUE(rq.framed);
+  EXPECT_TRUE(rq.has_body);
+  EXPECT_EQ(decode_request_head(bytes({0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x00, 0x01, 0x00}), rq),
+            WireError::kNone);
+  EXPECT_FALSE(rq.framed) << "reset by a head without the bit";
+  EXPECT_EQ(decode_request_head(bytes({0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x00, 0x04, 0x00}), rq),
+            WireError::kMalformed)
+      << "framed without a body";
+  EXPECT_EQ(decode_request_head(bytes({0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x00, 0x09, 0x00}), rq),
             WireError::kUnknownFlags);
+  RequestHead h;
+  h.tunnel_id = 1;
+  h.method = "POST";
+  h.target = "/";
+  h.has_body = true;
+  h.framed = true;
+  h.content_length = 2;
+  const auto enc = encode_request_open(h);
+  // kind 0x01, head_length 12, tunnel 1, "POST", "/", "", flags 0x07, length 2, no fields.
+  EXPECT_EQ(enc, bytes({0x01, 0x0c, 0x01, 0x04, 'P', 'O', 'S', 'T', 0x01, '/', 0x00, 0x07, 0x02, 0x00}));
+  HeadReader<RequestHead> reader;
+  RequestHead back;
+  ASSERT_EQ(reader.feed(enc, back), WireError::kNone);
+  EXPECT_TRUE(back.framed);
+  EXPECT_EQ(back.content_length, 2u);
+}
+
+TEST(ForwardableTrailers, DropsForbiddenFields) {
+  const HeaderPairs in = {{"X-Checksum", "abc"},
+                          {":path", "/"},
+                          {"content-length", "5"},
+                          {"Transfer-Encoding", "chunked"},
+                          {"host", "evil"},
+                          {"connection", "close"},
+                          {"keep-alive", "1"},
+                          {"proxy-connection", "x"},
+                          {"te", "trailers"},
+                          {"upgrade", "h2c"},
+                          {"trailer", "x-checksum"},
+                          {"bad name", "v"},
+                          {"", "v"},
+                          {"x-split", "a\r\nx-injected: 1"},
+                          {"grpc-status", "0"}};
+  EXPECT_EQ(forwardable_trailers(in), (HeaderPairs{{"x-checksum", "abc"}, {"grpc-status", "0"}}));
 }
 
 TEST(Features, ListMatching) {

@@ -145,7 +145,8 @@ TEST(RequestWire, TooManyHeadersIsRejected) {
 }
 
 TEST(RequestWire, UnknownFlagsAndTruncationAreErrors) {
-  std::vector<uint8_t> head = bytes({0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x01, 'a', 0x04, 0x00});
+  // Flag bit 3 (0x08) is undefined (bit 2 is `framed`, §4.1).
+  std::vector<uint8_t> head = bytes({0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x01, 'a', 0x08, 0x00});
   RequestHead got;
   EXPECT_EQ(decode_request_head(head, got), WireError::kUnknownFlags);
   head[9] = 0x00;

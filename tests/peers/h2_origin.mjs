@@ -15,6 +15,7 @@
 //   GET  /trailers        a body, then the trailer grpc-status: 0
 //   GET  /sse-gated?id=X  one SSE event now, the second once /sse-release?id=X was asked for
 //   GET  /early-hints     103 (link: </style.css>), then 200
+//   POST /request-trailers  reads the body, answers JSON {bytes, trailers} (the request's trailers)
 //   CONNECT :protocol websocket   200, then a WebSocket echo (RFC 8441; messages, ping, close)
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -89,6 +90,15 @@ function handle(req, res) {
     res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
     res.writeHead(200, { 'content-type': 'text/plain' });
     return res.end('after early hints\n');
+  }
+  if (url.pathname === '/request-trailers') {
+    let bytes = 0;
+    req.on('data', (d) => { bytes += d.length; });
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ bytes, trailers: req.trailers }));
+    });
+    return;
   }
   if (url.pathname === '/trailers') {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'grpc-status' });

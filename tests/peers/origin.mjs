@@ -9,6 +9,7 @@
 //   GET  /sse-gated?id=X   one event now, the second once /sse-release?id=X was asked for
 //   GET  /early-hints      103 (link: </style.css>), then 200
 //   GET  /trailers         a chunked body, then the trailer x-checksum: abc
+//   POST /request-trailers reads the body, answers JSON {bytes, trailers} (a chunked request's trailers)
 //   GET  /chunked?n=5&ms=200  Transfer-Encoding: chunked, one chunk "chunk i t=<ms>\n" every ms
 //   GET  /bytes?n=N        N pseudo-random bytes (Content-Length); their SHA-256 is kept for /stats
 //   PUT|POST /upload       reads the body, answers JSON {bytes, sha256}
@@ -91,6 +92,12 @@ const server = http.createServer((req, res) => {
       return sseGated(url, res);
     case '/sse-release':
       return sseRelease(url, res);
+    case '/request-trailers': {
+      let bytes = 0;
+      req.on('data', (d) => { bytes += d.length; });
+      req.on('end', () => send(res, 200, 'application/json', JSON.stringify({ bytes, trailers: req.trailers })));
+      return;
+    }
     case '/trailers':
       res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
       res.addTrailers({ 'x-checksum': 'abc' });

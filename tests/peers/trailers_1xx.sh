@@ -6,6 +6,10 @@
 #   - curl --http1.1: the trailers as chunked trailer fields only with TE: trailers; 103 before the 200
 #   - gtlsclient (HTTP/3): prints the trailing HEADERS it received (the origin sends grpc-status /
 #     x-checksum only as a trailer) and the 103 with its link before the 200
+# and request trailers the other way (§4.1, framed request bodies): nghttp --trailer (HTTP/2) and Node's
+# http2 client (waitForTrailers + sendTrailers, tests/peers/h2_trailers_client.mjs) POST to
+# /request-trailers, whose origin answers the trailers it received (Node http2 `req.trailers` for h2c,
+# Node http `req.trailers` of the chunked request the agent writes for HTTP/1.1).
 # Usage: trailers_1xx.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -55,7 +59,35 @@ pair() {
   fi
 }
 
+# request_trailers NAME LABEL NGHTTP_TRAILER: a body with the trailer x-checksum: abc reaches the origin's
+# req.trailers. nghttp -d announces a content-length: an HTTP/1.1 upstream then gets that length and
+# no trailer section (NGHTTP_TRAILER=no; a trailer section needs a chunked request), an HTTP/2 one gets both.
+request_trailers() {
+  local name=$1 label=$2 nghttp_trailer=$3
+  local B=https://$name.localhost:$EP
+  printf 'twelve bytes' >"$T/req.body"
+  if command -v nghttp >/dev/null; then
+    timeout -k 5 30 nghttp -d "$T/req.body" --trailer='x-checksum: abc' -H ":authority: $name.localhost:$EP" \
+      "https://127.0.0.1:$EP/request-trailers" >"$T/nghttp.out" 2>&1 </dev/null
+    if [ "$nghttp_trailer" = yes ]; then
+      check "$label: nghttp --trailer (HTTP/2): the origin got the body and x-checksum: abc ($(tr -d '\n' <"$T/nghttp.out" | head -c 200))" \
+        bash -c "grep -q '\"bytes\":12' '$T/nghttp.out' && grep -q '\"x-checksum\":\"abc\"' '$T/nghttp.out'"
+    else
+      check "$label: nghttp --trailer (HTTP/2, content-length): the origin got the body, no trailers ($(tr -d '\n' <"$T/nghttp.out" | head -c 200))" \
+        bash -c "grep -q '\"bytes\":12' '$T/nghttp.out' && grep -q '\"trailers\":{}' '$T/nghttp.out'"
+    fi
+  else
+    skip "nghttp not installed (nghttp2-client): request trailers from nghttp not checked"
+  fi
+  timeout -k 5 30 node "$(dirname "$0")/h2_trailers_client.mjs" "$B/request-trailers" "$CA" 'twelve bytes' \
+    x-checksum abc >"$T/nodetr.out" 2>&1 </dev/null
+  check "$label: Node http2 sendTrailers: the origin got the body and x-checksum: abc ($(tr -d '\n' <"$T/nodetr.out" | head -c 200))" \
+    bash -c "grep -q '\"bytes\":12' '$T/nodetr.out' && grep -q '\"x-checksum\":\"abc\"' '$T/nodetr.out'"
+}
+
 pair node "h2c upstream" "grpc-status: 0"
 pair h1app "HTTP/1.1 upstream" "x-checksum: abc"
+request_trailers node "h2c upstream" yes
+request_trailers h1app "HTTP/1.1 upstream" no
 
 peer_finish

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "edge/public_exchange.h"
 #include "fakes.h"
@@ -51,6 +54,26 @@ class DirectoryTest : public ::testing::Test {
       EXPECT_TRUE(tunnel::append_body_end(wire, *trailers));
     }
     return wire;
+  }
+
+  // The last stream as the agent reads a framed request (§4.1): head, the chunks' data, the trailer
+  // section; nullopt unless the head has the framed flag and the body ends with its trailer section.
+  struct FramedRequest {
+    tunnel::RequestHead head;
+    std::string data;
+    tunnel::HeaderPairs trailers;
+  };
+  std::optional<FramedRequest> framed_request() {
+    tunnel::HeadReader<tunnel::RequestHead> reader;
+    FramedRequest out;
+    if (reader.feed(stream().written, out.head) != tunnel::WireError::kNone || !out.head.framed) return std::nullopt;
+    const auto rest = reader.take_body();
+    tunnel::FramedBodyReader body;
+    std::vector<std::span<const uint8_t>> data;
+    if (body.feed(rest, data) != tunnel::WireError::kNone || !body.done()) return std::nullopt;
+    for (auto d : data) out.data.append(reinterpret_cast<const char*>(d.data()), d.size());
+    out.trailers = body.take_trailers();
+    return out;
   }
 
   FakeClock clock_;

@@ -153,6 +153,23 @@ TEST_F(H2ConnectionTest, RequestBodyIsForwardedWithItsEnd) {
   EXPECT_EQ(client_.results[id].status(), 201);
 }
 
+// Request trailers (§4.1): with the session feature the trailing HEADERS ends a framed body. Its fields
+// count against the same header-bytes bound as the head: what does not fit is dropped.
+TEST_F(H2ConnectionTest, RequestTrailersGoFramedWithinTheHeaderBound) {
+  H2Config cfg;
+  cfg.max_header_bytes = 4096;
+  make(cfg);
+  dir_.trailers = true;
+  const std::string big(4000, 'v');
+  client_.request("POST", "/up", "app.localhost", {}, "hello", {{"x-checksum", "abc"}, {"x-big", big}});
+  pump();
+  const auto req = framed_request();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->data, "hello");
+  EXPECT_EQ(req->trailers, (tunnel::HeaderPairs{{"x-checksum", "abc"}})) << "x-big is over the bound";
+  EXPECT_TRUE(stream().fin);
+}
+
 TEST_F(H2ConnectionTest, ExpectContinueGetsA100BeforeTheFinalResponse) {
   const int32_t id = client_.request("POST", "/up", "app.localhost",
                                      {{"expect", "100-continue"}, {"content-length", "2"}}, "hi");

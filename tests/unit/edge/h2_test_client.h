@@ -84,10 +84,12 @@ class H2TestClient {
   H2TestClient(const H2TestClient&) = delete;
   H2TestClient& operator=(const H2TestClient&) = delete;
 
-  // Submits a request; `body` nullopt sends END_STREAM with the HEADERS. Returns the stream id.
+  // Submits a request; `body` nullopt sends END_STREAM with the HEADERS; non-empty `trailers` follow
+  // the body as a trailing HEADERS with END_STREAM. Returns the stream id.
   int32_t request(std::string method, std::string path, std::string authority,
                   std::vector<std::pair<std::string, std::string>> fields = {},
-                  std::optional<std::string> body = std::nullopt) {
+                  std::optional<std::string> body = std::nullopt,
+                  std::vector<std::pair<std::string, std::string>> trailers = {}) {
     std::vector<std::pair<std::string, std::string>> all = {{":method", std::move(method)},
                                                             {":scheme", "https"},
                                                             {":authority", std::move(authority)},
@@ -100,16 +102,25 @@ class H2TestClient {
                      v.size(), NGHTTP2_NV_FLAG_NONE});
     }
     nghttp2_data_provider provider{};
-    auto* src = body ? new std::string(std::move(*body)) : nullptr;
+    auto* src = body ? new Body{std::move(*body), std::move(trailers)} : nullptr;
     provider.source.ptr = src;
-    provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags,
-                                nghttp2_data_source* source, void*) -> ssize_t {
-      auto* s = static_cast<std::string*>(source->ptr);
-      const size_t n = std::min(len, s->size());
-      std::memcpy(buf, s->data(), n);
-      s->erase(0, n);
-      if (s->empty()) {
+    provider.read_callback = [](nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t len,
+                                uint32_t* flags, nghttp2_data_source* source, void*) -> ssize_t {
+      auto* s = static_cast<Body*>(source->ptr);
+      const size_t n = std::min(len, s->data.size());
+      std::memcpy(buf, s->data.data(), n);
+      s->data.erase(0, n);
+      if (s->data.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!s->trailers.empty()) {  // a test client may submit them from the callback (nghttp2 allows it)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          std::vector<nghttp2_nv> tnv;
+          for (auto& [tn, tv] : s->trailers) {
+            tnv.push_back({reinterpret_cast<uint8_t*>(tn.data()), reinterpret_cast<uint8_t*>(tv.data()),
+                           tn.size(), tv.size(), NGHTTP2_NV_FLAG_NONE});
+          }
+          nghttp2_submit_trailer(session, stream_id, tnv.data(), tnv.size());
+        }
       }
       return static_cast<ssize_t>(n);
     };
@@ -194,7 +205,11 @@ class H2TestClient {
   };
   static H2TestClient& self(void* u) { return *static_cast<H2TestClient*>(u); }
   nghttp2_session* session_ = nullptr;
-  std::vector<std::unique_ptr<std::string>> bodies_;
+  struct Body {
+    std::string data;
+    std::vector<std::pair<std::string, std::string>> trailers;
+  };
+  std::vector<std::unique_ptr<Body>> bodies_;
   std::map<int32_t, std::unique_ptr<Outgoing>> outgoing_;
 };
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -152,53 +153,59 @@ TEST_F(PublicExchangeTest, RequestBodyIsTakenOnlyAsFarAsTheStreamTakesIt) {
 
 // Request trailers (§4.1): with the session feature the body goes framed and ends with the client's
 // trailer section (forbidden fields dropped); without it, raw as before and the trailers are dropped.
-TEST_F(PublicExchangeTest, RequestTrailersGoFramedWithTheFeature) {
-  auto r = get();
-  r.method = "POST";
-  r.has_body = true;
-  r.may_have_trailers = true;
-  dir_.trailers = true;
-  ex_->begin(r, clock_.t);
+class RequestTrailersTest : public PublicExchangeTest {
+ protected:
+  // A POST whose body may end with trailers (HTTP/2, HTTP/3, chunked HTTP/1.1) unless it has a length
+  // on HTTP/1.1; the session speaks the feature.
+  ExchangeRequest post(bool may_have_trailers = true, std::optional<uint64_t> length = std::nullopt) {
+    auto r = get();
+    r.method = "POST";
+    r.has_body = true;
+    r.content_length = length;
+    r.may_have_trailers = may_have_trailers;
+    dir_.trailers = true;
+    return r;
+  }
+  // The last stream carries an unframed head and exactly `body`.
+  void expect_raw_body(std::string_view body) {
+    tunnel::RequestHead rh;
+    std::string raw;
+    ASSERT_TRUE(decode_request_stream(stream().written, rh, &raw));
+    EXPECT_FALSE(rh.framed);
+    EXPECT_EQ(raw, body);
+  }
+};
+
+TEST_F(RequestTrailersTest, GoFramedWithTheFeature) {
+  ex_->begin(post(), clock_.t);
   ex_->on_request_body(bytes("abcd"));
   ex_->on_request_body(bytes("ef"));
   ex_->on_request_end({{"X-Checksum", "abc"}, {"content-length", "6"}, {"host", "x"}});
   tunnel::HeadReader<tunnel::RequestHead> reader;
   tunnel::RequestHead rh;
   ASSERT_EQ(reader.feed(stream().written, rh), tunnel::WireError::kNone);
-  EXPECT_TRUE(rh.framed);
-  EXPECT_TRUE(rh.has_body);
   EXPECT_FALSE(rh.content_length);
-  const auto body = reader.take_body();
   const std::string section = "\x01\x0a" "x-checksum" "\x03" "abc";
-  EXPECT_EQ(str(body), std::string("\x04" "abcd" "\x02" "ef" "\x00\x10", 10) + section);
+  EXPECT_EQ(str(reader.take_body()), std::string("\x04" "abcd" "\x02" "ef" "\x00\x10", 10) + section);
+  const auto req = framed_request();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->data, "abcdef");
+  EXPECT_EQ(req->trailers, (tunnel::HeaderPairs{{"x-checksum", "abc"}}));
   EXPECT_TRUE(stream().fin);
-  std::vector<std::span<const uint8_t>> data;
-  tunnel::FramedBodyReader fr;
-  ASSERT_EQ(fr.feed(body, data), tunnel::WireError::kNone);
-  EXPECT_TRUE(fr.done());
-  EXPECT_EQ(fr.take_trailers(), (tunnel::HeaderPairs{{"x-checksum", "abc"}}));
 
-  // The same request without the feature: raw body, no trailers.
+  // The same request on a session without the feature: raw body, no trailers.
   agent_answers(head(204, std::nullopt, false), "", true);
   ASSERT_FALSE(ex_->active());
+  auto r = post();
   dir_.trailers = false;
   ex_->begin(r, clock_.t);
   ex_->on_request_body(bytes("ab"));
   ex_->on_request_end({{"x-checksum", "abc"}});
-  tunnel::RequestHead plain;
-  std::string raw;
-  ASSERT_TRUE(decode_request_stream(stream().written, plain, &raw));
-  EXPECT_FALSE(plain.framed);
-  EXPECT_EQ(raw, "ab");
+  expect_raw_body("ab");
 }
 
-TEST_F(PublicExchangeTest, RequestTrailersPastTheTunnelLimitAre400) {
-  auto r = get();
-  r.method = "POST";
-  r.has_body = true;
-  r.may_have_trailers = true;
-  dir_.trailers = true;
-  ex_->begin(r, clock_.t);
+TEST_F(RequestTrailersTest, PastTheTunnelLimitAre400) {
+  ex_->begin(post(), clock_.t);
   tunnel::HeaderPairs many;
   for (size_t i = 0; i <= tunnel::kMaxHeaderCount; ++i) many.emplace_back("t" + std::to_string(i), "v");
   ex_->on_request_end(many);
@@ -207,21 +214,11 @@ TEST_F(PublicExchangeTest, RequestTrailersPastTheTunnelLimitAre400) {
   EXPECT_EQ(stream().cancelled, tunnel::kStreamCancelled);
 }
 
-TEST_F(PublicExchangeTest, AnHttp1BodyWithALengthIsNotFramed) {
-  auto r = get();
-  r.method = "POST";
-  r.has_body = true;
-  r.content_length = 2;
-  r.may_have_trailers = false;  // what Http1Connection says for a Content-Length body
-  dir_.trailers = true;
-  ex_->begin(r, clock_.t);
+TEST_F(RequestTrailersTest, AnHttp1BodyWithALengthIsNotFramed) {
+  ex_->begin(post(/*may_have_trailers=*/false, 2), clock_.t);  // what Http1Connection says for it
   ex_->on_request_body(bytes("ab"));
   ex_->on_request_end();
-  tunnel::RequestHead rh;
-  std::string raw;
-  ASSERT_TRUE(decode_request_stream(stream().written, rh, &raw));
-  EXPECT_FALSE(rh.framed);
-  EXPECT_EQ(raw, "ab");
+  expect_raw_body("ab");
 }
 
 TEST_F(PublicExchangeTest, SlowBodyIs408AndCancelLogs499) {

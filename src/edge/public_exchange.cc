@@ -236,9 +236,9 @@ void PublicExchange::on_request_body(std::span<const uint8_t> data) {
   pump_request();
 }
 
-void PublicExchange::on_request_end(tunnel::HeaderPairs trailers) {
+void PublicExchange::on_request_end(const tunnel::HeaderPairs& trailers) {
   if (phase_ != Phase::kExchange || req_end_) return;
-  if (framed_request_ && !tunnel::append_body_end(body_, tunnel::forwardable_trailers(std::move(trailers)))) {
+  if (framed_request_ && !tunnel::append_body_end(body_, tunnel::forwardable_trailers(trailers))) {
     return on_request_error("The request's trailer section is larger than the tunnel carries (" +
                             std::to_string(tunnel::kMaxTrailerLength / 1024) + " KiB, " +
                             std::to_string(tunnel::kMaxHeaderCount) + " fields).");

@@ -142,7 +142,7 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   void on_request_body(std::span<const uint8_t> data);
   // The request body ended, with the client's trailer fields (forwarded only on a framed stream;
   // forbidden fields are dropped; a section over the tunnel's limits is a 400).
-  void on_request_end(tunnel::HeaderPairs trailers = {});
+  void on_request_end(const tunnel::HeaderPairs& trailers = {});
   // Writes what the stream can take of the request head and body held here.
   void pump_request();
   // The request body cannot be decoded: 400 (or a broken-off exchange once a response is out).

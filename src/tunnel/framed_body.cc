@@ -34,19 +34,20 @@ bool is_tchar(char c) {
 
 }  // namespace
 
-HeaderPairs forwardable_trailers(HeaderPairs fields) {
+HeaderPairs forwardable_trailers(const HeaderPairs& fields) {
   static constexpr std::array<std::string_view, 9> kDropped = {
       "content-length", "transfer-encoding", "host",    "trailer", "connection",
       "keep-alive",     "proxy-connection",  "te",      "upgrade"};
   HeaderPairs out;
-  for (auto& [name, value] : fields) {
+  for (const auto& [field, value] : fields) {
+    std::string name = field;
     for (char& c : name) {
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     }
     if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar)) continue;  // pseudo-headers too
     if (std::find(kDropped.begin(), kDropped.end(), name) != kDropped.end()) continue;
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) continue;
-    out.emplace_back(std::move(name), std::move(value));
+    out.emplace_back(std::move(name), value);
   }
   return out;
 }

@@ -29,7 +29,7 @@ bool append_body_end(std::vector<uint8_t>& out, const HeaderPairs& trailers);
 // framing and routing fields (content-length, transfer-encoding, host, trailer), connection-specific ones
 // (connection, keep-alive, proxy-connection, te, upgrade), names that are not tokens and values with
 // CR, LF or NUL. Both sides apply it: the edge to what a public client sent, the agent before the upstream.
-HeaderPairs forwardable_trailers(HeaderPairs fields);
+HeaderPairs forwardable_trailers(const HeaderPairs& fields);
 
 class FramedBodyReader {
  public:

@@ -207,8 +207,15 @@ void TunnelAgent::attempt() {
   std::vector<TunnelRoute> routes;
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
+    if (t.type == "tcp") {
+      TcpTarget target{asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port),
+                       t.proxy_protocol};
+      routes.push_back({TunnelRegistration{t.id, t.hostname, t.type, t.remote_port, t.private_only}, nullptr,
+                        nullptr, nullptr, target});
+      continue;
+    }
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
-                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get()});
+                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get(), std::nullopt});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {

@@ -16,6 +16,12 @@
 //       upstream_ca: certs/ca.pem # optional: trusted beside the system store; relative to the file
 //       upstream_sni: app.test    # optional: the name checked and sent as SNI (default localhost)
 //       upstream_insecure: true   # optional: no certificate check (self-signed local services)
+//     - name: db
+//       type: tcp                 # a TCP tunnel: tcp://EDGE:PORT -> local_port
+//       local_port: 5432
+//       remote_port: 20042        # optional: this edge port (else one from the edge's range)
+//       private: true             # optional: by name only, no public port (not with remote_port)
+//       proxy_protocol: true      # optional: a PROXY v2 header toward the local service
 #pragma once
 
 #include <cstdint>
@@ -48,7 +54,11 @@ struct TunnelSpec {
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store
   std::string upstream_sni;                          // "" = localhost
   bool upstream_insecure = false;                    // no certificate check at all
-  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs.
+  // type "tcp": the public port asked for (0 = any), no public port at all, a PROXY v2 header first.
+  uint16_t remote_port = 0;
+  bool private_only = false;
+  bool proxy_protocol = false;
+  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp tunnel's is "127.0.0.1:3000".
   std::string upstream_url() const;
 };
 

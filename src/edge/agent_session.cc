@@ -193,7 +193,10 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   closed_ = true;
   session_ = nullptr;
   std::vector<std::string> hostnames;
-  for (auto& [id, tunnel] : tunnels_) hostnames.push_back(tunnel.hostname);
+  for (auto& [id, tunnel] : tunnels_) {
+    hostnames.push_back(tunnel.hostname);
+    if (tunnel.tcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, id);
+  }
   // Issued after any claim still under way, so it releases what those take too.
   routes_.release_all(owner_, now());
   tunnels_.clear();
@@ -287,13 +290,15 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     refuse(id, raw_host, refusal::kDuplicateId, "tunnel id " + std::to_string(id) + " is already registered");
     return;
   }
-  if (const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type); !type || !type->served) {
+  const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type);
+  if (!type || !type->served || (type->type == tunnel::TunnelType::kTcp && config_.tcp == nullptr)) {
     refuse(id, raw_host, refusal::kInvalid,
-           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served yet"
+           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served " + (type->served ? "here" : "yet")
                  : "unknown tunnel type \"" + reg.type.substr(0, 32) + "\"") +
-               " (v1 serves \"http\")");
+               " (v1 serves \"http\", \"tcp\")");
     return;
   }
+  const bool tcp = type->type == tunnel::TunnelType::kTcp;
   const std::string hostname = lower_ascii(raw_host);
   if (const std::string problem = hostname_problem(hostname); !problem.empty()) {
     refuse(id, raw_host, refusal::kInvalid, "\"" + raw_host.substr(0, 64) + "\" is " + problem);
@@ -309,16 +314,16 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     return;
   }
   for (const auto& [other_id, tunnel] : tunnels_) {
-    if (tunnel.hostname == hostname) {
+    if (tunnel.hostname == hostname && tunnel.tcp == tcp) {
       refuse(id, raw_host, refusal::kTaken, hostname + " is already registered on this session");
       return;
     }
   }
   // Held as registered from now on (duplicates and the limit count it); answered when the table is.
   const uint64_t claim = ++last_claim_;
-  tunnels_[id] = Tunnel{hostname, claim};
-  pending_claims_[claim] = PendingClaim{id, hostname, raw_host};
-  routes_.claim(RouteKey{kHttp, hostname}, RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
+  tunnels_[id] = Tunnel{hostname, claim, tcp};
+  pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
+  routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
                   if (!alive.expired()) on_claimed(claim, reply);
                 });
@@ -344,6 +349,20 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   }
   // Answered even when an UNREGISTER came meanwhile: the claim did succeed, and the release follows.
   if (current) tunnel->second.claim = 0;
+  if (c.reg.type == kTcp) {
+    if (!current) return;  // unregistered meanwhile: no port for it
+    const TcpPublishResult p = config_.tcp->publish(
+        TcpPublishRequest{serial_, c.id, c.hostname, c.reg.remote_port, c.reg.private_only});
+    if (!p.ok) {
+      routes_.release(route_key(tunnel->second), owner_, now());
+      tunnels_.erase(tunnel);
+      refuse(c.id, c.raw_host, p.code, p.message);
+      return;
+    }
+    spdlog::info("tunnel {}: registered tcp {} (id {}) -> {}", owner_, c.hostname, c.id, p.url);
+    send_control(tunnel::Registered{c.id, c.hostname, p.url});
+    return;
+  }
   std::string url = config_.public_scheme + "://" + c.hostname;
   const uint16_t default_port = config_.public_scheme == "http" ? 80 : 443;
   if (config_.public_port != default_port) url += ":" + std::to_string(config_.public_port);
@@ -356,7 +375,8 @@ void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   auto it = tunnels_.find(unreg.id);
   if (it == tunnels_.end()) return;  // idempotent
   // Issued after the claim even if that is still under way, so it releases what the claim takes.
-  routes_.release(RouteKey{kHttp, it->second.hostname}, owner_, now());
+  routes_.release(route_key(it->second), owner_, now());
+  if (it->second.tcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, unreg.id);
   spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
 }

@@ -32,6 +32,7 @@
 
 #include "common/time.h"
 #include "edge/route_table.h"
+#include "edge/tcp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
@@ -55,6 +56,7 @@ struct AgentSessionConfig {
   size_t max_streams_per_client = 64;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)
+  TcpPublisher* tcp = nullptr;        // gives REGISTERs of type "tcp" their ports; null: tcp refused
 };
 
 class AgentSession final : public wt::SessionHandler {
@@ -157,11 +159,14 @@ class AgentSession final : public wt::SessionHandler {
   struct Tunnel {
     std::string hostname;
     uint64_t claim = 0;  // the claim under way for it, 0 once the table answered
+    bool tcp = false;    // type "tcp": route key kTcp, and a port from config_.tcp once claimed
   };
   struct PendingClaim {
     uint32_t id = 0;
     std::string hostname, raw_host;
+    tunnel::Register reg;
   };
+  static RouteKey route_key(const Tunnel& t) { return RouteKey{t.tcp ? kTcp : kHttp, t.hostname}; }
   std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;

@@ -129,6 +129,12 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
+  if (options_.tcp_tunnels) {
+    TcpTunnelOptions to = options_.tcp;
+    to.listen_address = options_.listen.address();
+    tcp_ = std::make_unique<TcpTunnels>(io_, *tunnels_, std::move(to));
+    tunnels_->set_tcp_publisher(tcp_.get());
+  }
   load_public_tls();
 
   bind_sockets();

@@ -16,7 +16,8 @@ namespace wtmesh::tunnel {
 enum class Peer { kAgent, kEdge };
 
 // The varint that opens every bidirectional stream (§2).
-enum class StreamKind : uint64_t { kControl = 0x00, kHttpRequest = 0x01 };
+// 0x02 and 0x03 are reserved for the WebTransport relay.
+enum class StreamKind : uint64_t { kControl = 0x00, kHttpRequest = 0x01, kTcpStream = 0x04 };
 
 struct StreamKindInfo {
   StreamKind kind;
@@ -24,9 +25,10 @@ struct StreamKindInfo {
   Peer opener;  // the only side that may open streams of this kind
 };
 
-inline constexpr std::array<StreamKindInfo, 2> kStreamKinds{{
+inline constexpr std::array<StreamKindInfo, 3> kStreamKinds{{
     {StreamKind::kControl, "control", Peer::kAgent},
     {StreamKind::kHttpRequest, "http-request", Peer::kEdge},
+    {StreamKind::kTcpStream, "tcp-stream", Peer::kEdge},
 }};
 
 // The registered kind `value` names, or nullptr for a kind this version does not know.
@@ -63,7 +65,7 @@ struct TunnelTypeInfo {
 
 inline constexpr std::array<TunnelTypeInfo, 3> kTunnelTypes{{
     {TunnelType::kHttp, "http", true},
-    {TunnelType::kTcp, "tcp", false},
+    {TunnelType::kTcp, "tcp", true},
     {TunnelType::kUdp, "udp", false},
 }};
 

@@ -15,8 +15,14 @@ TEST(StreamKinds, RegistryAndDispatch) {
   ASSERT_TRUE(find_stream_kind(0x00));
   EXPECT_EQ(find_stream_kind(0x00)->name, "control");
   EXPECT_EQ(find_stream_kind(0x01)->opener, Peer::kEdge);
-  EXPECT_FALSE(find_stream_kind(0x02));
+  EXPECT_FALSE(find_stream_kind(0x02)) << "0x02/0x03: reserved for the WebTransport relay";
+  EXPECT_FALSE(find_stream_kind(0x03));
+  ASSERT_TRUE(find_stream_kind(0x04));
+  EXPECT_EQ(find_stream_kind(0x04)->opener, Peer::kEdge);
   EXPECT_EQ(to_string(StreamKind::kHttpRequest), "http-request");
+  EXPECT_EQ(to_string(StreamKind::kTcpStream), "tcp-stream");
+  EXPECT_EQ(accept_stream_kind(0x04, Peer::kAgent), StreamKind::kTcpStream);
+  EXPECT_EQ(accept_stream_kind(0x04, Peer::kEdge), std::nullopt) << "tcp-streams are the edge's to open";
   // Each side accepts the kinds its peer opens, and nothing else.
   EXPECT_EQ(accept_stream_kind(0x00, Peer::kEdge), StreamKind::kControl);
   EXPECT_EQ(accept_stream_kind(0x01, Peer::kEdge), std::nullopt) << "request streams are the edge's to open";
@@ -41,12 +47,12 @@ TEST(StreamKinds, ReaderTakesOnlyTheKindInAnyFragmentation) {
   EXPECT_EQ(eight.kind(), kVarintMax);
 }
 
-TEST(TunnelTypes, OnlyHttpIsServedTcpAndUdpAreReserved) {
+TEST(TunnelTypes, HttpAndTcpAreServedUdpIsReserved) {
   ASSERT_TRUE(find_tunnel_type("http"));
   EXPECT_TRUE(find_tunnel_type("http")->served);
   EXPECT_EQ(find_tunnel_type("http")->type, TunnelType::kHttp);
   ASSERT_TRUE(find_tunnel_type("tcp"));
-  EXPECT_FALSE(find_tunnel_type("tcp")->served);
+  EXPECT_TRUE(find_tunnel_type("tcp")->served);
   ASSERT_TRUE(find_tunnel_type("udp"));
   EXPECT_FALSE(find_tunnel_type("udp")->served);
   EXPECT_FALSE(find_tunnel_type("HTTP")) << "compared exactly, as v1 did";

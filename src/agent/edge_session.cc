@@ -231,9 +231,9 @@ void EdgeSession::on_tcp_head_data(wt::StreamId id, std::span<const uint8_t> dat
   tcp_heads_.erase(h);
   if (e != tunnel::WireError::kNone) {
     session_->consume(id, data.size());
-    return refuse_stream(id, e == tunnel::WireError::kNeedMore ? std::string("tcp-stream ended inside its head")
-                                                               : std::string("bad tcp-stream head: ") +
-                                                                     tunnel::to_string(e));
+    return refuse_stream(id, e == tunnel::WireError::kNeedMore
+                                 ? std::string("tcp-stream ended inside its head")
+                                 : std::string("bad tcp-stream head: ") + tunnel::to_string(e));
   }
   const TunnelRoute* r = route(head.tunnel_id);
   if (!r || !r->tcp) {

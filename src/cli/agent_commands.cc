@@ -274,7 +274,8 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
 
   c.tcp_cmd = app.add_subcommand("tcp", "expose a local TCP service on a port of an edge");
   add_tunnel_options(c.tcp_cmd, c.tcp, "tunnel name NAME.DOMAIN (the token must cover it)");
-  c.tcp_cmd->add_option("--remote-port", c.tcp.remote_port, "the edge port to ask for (default: any of its range)")
+  c.tcp_cmd
+      ->add_option("--remote-port", c.tcp.remote_port, "the edge port to ask for (default: any of its range)")
       ->check(CLI::Range(1, 65535));
   c.tcp_cmd->add_flag("--private", c.tcp.private_only, "no public port: reachable by name only");
   c.tcp_cmd->add_flag("--proxy-protocol", c.tcp.proxy_protocol,

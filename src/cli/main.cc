@@ -79,7 +79,10 @@ int run_edge(const EdgeArgs& a) {
     opts.tcp_tunnels = false;
   } else {
     const auto range = edge::parse_port_range(a.tcp_ports);
-    if (!range) throw std::runtime_error("--tcp-ports \"" + a.tcp_ports + "\" is not a range FIRST-LAST of ports 1-65535");
+    if (!range) {
+      throw std::runtime_error("--tcp-ports \"" + a.tcp_ports +
+                               "\" is not a range FIRST-LAST of ports 1-65535, nor none");
+    }
     opts.tcp.port_min = range->first;
     opts.tcp.port_max = range->second;
   }

@@ -292,8 +292,9 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
   }
   const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type);
   if (!type || !type->served || (type->type == tunnel::TunnelType::kTcp && config_.tcp == nullptr)) {
+    const std::string served = type && type->served ? "here" : "yet";
     refuse(id, raw_host, refusal::kInvalid,
-           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served " + (type->served ? "here" : "yet")
+           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served " + served
                  : "unknown tunnel type \"" + reg.type.substr(0, 32) + "\"") +
                " (v1 serves \"http\", \"tcp\")");
     return;

@@ -47,8 +47,8 @@ TEST(ControlMessages, V1ByteVectors) {
 
 TEST(ControlMessages, TcpRegisterOptions) {
   EXPECT_EQ(encode(Register{1, "tcp", "db.localhost", 20042, false}),
-            frame_bytes({0x01, 0x40, 0x4f},
-                        R"({"hostname":"db.localhost","id":1,"options":{"remote_port":20042},"type":"tcp"})"));
+            frame_bytes({0x01, 0x40, 0x4f}, R"({"hostname":"db.localhost","id":1,)"
+                                            R"("options":{"remote_port":20042},"type":"tcp"})"));
   EXPECT_EQ(encode(Register{2, "tcp", "db.localhost", 0, true}),
             frame_bytes({0x01, 0x40, 0x4a},
                         R"({"hostname":"db.localhost","id":2,"options":{"private":true},"type":"tcp"})"));

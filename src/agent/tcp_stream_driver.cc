@@ -18,7 +18,8 @@ TcpStreamDriver::TcpStreamDriver(asio::io_context& io, wt::Session& session, wt:
       target_(target),
       head_(head),
       done_fn_(std::move(done)),
-      socket_(io) {}
+      socket_(io),
+      relay_(target.read_chunk) {}
 
 TcpStreamDriver::~TcpStreamDriver() {
   boost::system::error_code ec;
@@ -26,7 +27,7 @@ TcpStreamDriver::~TcpStreamDriver() {
 }
 
 void TcpStreamDriver::start(std::span<const uint8_t> early, bool fin) {
-  if (target_.proxy_protocol) in_ = tunnel::proxy_v2_header(head_.client, head_.server);
+  if (target_.proxy_protocol) relay_.down_data(tunnel::proxy_v2_header(head_.client, head_.server), false, 0);
   on_body(early, fin);
   socket_.async_connect(target_.endpoint, [self = shared_from_this()](boost::system::error_code ec) {
     if (self->done_) return;
@@ -49,77 +50,61 @@ void TcpStreamDriver::on_body(std::span<const uint8_t> data, bool fin) {
     if (session_) session_->consume(id_, data.size());
     return;
   }
-  in_.insert(in_.end(), data.begin(), data.end());
-  in_credit_ += data.size();
-  if (fin) down_fin_ = true;
+  relay_.down_data(data, fin, data.size());
   pump_down();
 }
 
+// Stream → local service: credit goes back once the bytes are written to the socket.
 void TcpStreamDriver::pump_down() {
-  if (done_ || !connected_ || writing_) return;
-  if (out_.empty()) {
-    std::swap(out_, in_);
-    out_credit_ = std::exchange(in_credit_, 0);
+  if (done_ || !connected_) return;
+  const auto out = relay_.start_write();
+  if (out.empty()) {
+    if (!relay_.shutdown_due()) return;
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    relay_.shutdown_done();
+    return maybe_finish();
   }
-  if (out_.empty()) {
-    if (down_fin_ && !down_shut_) {
-      boost::system::error_code ec;
-      socket_.shutdown(tcp::socket::shutdown_send, ec);
-      down_shut_ = true;
-      maybe_finish();
-    }
-    return;
-  }
-  writing_ = true;
-  asio::async_write(socket_, asio::buffer(out_),
+  asio::async_write(socket_, asio::buffer(out.data(), out.size()),
                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                      self->writing_ = false;
                       if (self->done_) return;
                       if (ec) return self->fail_stream(tunnel::kStreamUpstreamFailed);
-                      if (self->session_) self->session_->consume(self->id_, self->out_credit_);
-                      self->out_.clear();
-                      self->out_credit_ = 0;
+                      const size_t credit = self->relay_.write_done();
+                      if (self->session_) self->session_->consume(self->id_, credit);
                       self->pump_down();
                     });
 }
 
+// Local service → stream (tunnel::TcpRelay says what is due).
 void TcpStreamDriver::pump_up() {
-  if (done_ || !connected_ || up_fin_sent_ || session_ == nullptr) return;
-  while (up_pos_ < up_.size()) {
-    const size_t n = session_->write(id_, std::span<const uint8_t>(up_).subspan(up_pos_), false);
+  if (done_ || !connected_ || session_ == nullptr) return;
+  for (auto p = relay_.up_pending(); !p.empty(); p = relay_.up_pending()) {
+    const size_t n = session_->write(id_, p, false);
     if (n == 0) return;  // on_writable follows
-    up_pos_ += n;
+    relay_.up_taken(n);
   }
-  up_.clear();
-  up_pos_ = 0;
-  if (up_eof_) {
+  if (relay_.up_fin_due()) {
     session_->write(id_, {}, true);
-    up_fin_sent_ = true;
+    relay_.up_fin_sent();
     return maybe_finish();
   }
-  if (reading_) return;
-  reading_ = true;
-  up_.resize(target_.read_chunk);
-  socket_.async_read_some(
-      asio::buffer(up_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-        self->reading_ = false;
-        if (self->done_) return;
-        if (ec == asio::error::eof) {
-          self->up_.clear();
-          self->up_eof_ = true;
-        } else if (ec) {
-          return self->fail_stream(tunnel::kStreamUpstreamFailed);  // the local service reset
-        } else {
-          self->up_.resize(n);
-        }
-        self->pump_up();
-      });
+  if (!relay_.read_wanted()) return;
+  const auto buf = relay_.start_read();
+  socket_.async_read_some(asio::buffer(buf.data(), buf.size()),
+                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                            if (self->done_) return;
+                            // The local service reset, or a socket error: the stream is reset.
+                            if (ec && ec != asio::error::eof)
+                              return self->fail_stream(tunnel::kStreamUpstreamFailed);
+                            self->relay_.read_done(n, ec == asio::error::eof);
+                            self->pump_up();
+                          });
 }
 
 void TcpStreamDriver::fail_stream(uint32_t code) {
   if (done_) return;
   if (session_) {
-    session_->consume(id_, in_credit_ + out_credit_);
+    session_->consume(id_, relay_.held_credit());
     session_->reset_stream(id_, code);
     session_->stop_sending(id_, code);
   }
@@ -144,7 +129,7 @@ void TcpStreamDriver::on_stop_sending(std::optional<uint32_t> /*code*/) { on_res
 void TcpStreamDriver::on_stream_closed() {
   // Both FINs exchanged while stream bytes are still being written locally: they finish (consume()
   // after the close still returns the connection's credit). Anything else is the end of the relay.
-  if (done_ || (up_fin_sent_ && down_fin_)) return;
+  if (done_ || (relay_.up_finished() && relay_.down_fin())) return;
   on_session_gone();
 }
 
@@ -156,7 +141,7 @@ void TcpStreamDriver::on_session_gone() {
 }
 
 void TcpStreamDriver::maybe_finish() {
-  if (up_fin_sent_ && down_shut_ && !writing_ && out_.empty()) {
+  if (relay_.finished()) {
     boost::system::error_code ec;
     socket_.close(ec);
     finish(true);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/upstream_driver.h"
+#include "tunnel/tcp_relay.h"
 #include "tunnel/tcp_stream.h"
 #include "wt/session.h"
 
@@ -58,13 +59,7 @@ class TcpStreamDriver final : public UpstreamDriver, public std::enable_shared_f
   std::function<void(bool)> done_fn_;
   boost::asio::ip::tcp::socket socket_;
   bool connected_ = false;
-  std::vector<uint8_t> up_;  // local bytes the stream has not taken yet
-  size_t up_pos_ = 0;
-  bool reading_ = false, up_eof_ = false, up_fin_sent_ = false;
-  std::vector<uint8_t> in_, out_;  // stream bytes arrived / being written (plus the PROXY header)
-  size_t out_credit_ = 0;          // stream bytes in out_ (the PROXY header is not the stream's)
-  size_t in_credit_ = 0;
-  bool writing_ = false, down_fin_ = false, down_shut_ = false;
+  tunnel::TcpRelay relay_;
   bool done_ = false;
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tunnel/control.h"
+#include "tunnel/tcp_relay.h"
 
 namespace wtmesh::edge {
 
@@ -75,14 +76,19 @@ class TcpTunnels::Relay final : public RequestStreamEvents, public std::enable_s
     route.session = l->request.session;
     route.tunnel_id = l->request.tunnel_id;
     route.pattern = l->request.hostname;
-    const auto st = owner_.directory_.open_request(route, peer.address().to_string(), this, &ref_);
+    // The per-client stream cap is for public HTTP clients; a TCP tunnel has its own connection cap
+    // (TcpTunnelOptions::max_connections_per_tunnel), so each connection is its own "client" here.
+    const std::string client = "tcp " + peer.address().to_string() + " " + std::to_string(peer.port());
+    const auto st = owner_.directory_.open_request(route, client, this, &ref_);
     if (st != TunnelDirectory::OpenStatus::kOpened) {
-      spdlog::info("tcp {}: connection from {} refused: the agent's session {}", l->request.hostname,
-                   peer.address().to_string(),
-                   st == TunnelDirectory::OpenStatus::kGone ? "is gone" : "has no stream to spare");
+      const char* why = "the agent's session has no stream to spare";
+      if (st == TunnelDirectory::OpenStatus::kGone) why = "the agent's session is gone";
+      spdlog::info("tcp {}: connection from {} reset: {}", l->request.hostname, peer.address().to_string(),
+                   why);
       return reset_client();
     }
-    up_ = tunnel::encode_tcp_stream_head({l->request.tunnel_id, to_tcp_address(peer), to_tcp_address(local)});
+    relay_.queue_up(
+        tunnel::encode_tcp_stream_head({l->request.tunnel_id, to_tcp_address(peer), to_tcp_address(local)}));
     pump_up();
   }
 
@@ -95,14 +101,12 @@ class TcpTunnels::Relay final : public RequestStreamEvents, public std::enable_s
 
   // --- RequestStreamEvents ---
   void on_response_data(std::span<const uint8_t> data, bool fin) override {
-    if (done_) return;
-    in_.insert(in_.end(), data.begin(), data.end());
-    if (fin) down_fin_ = true;
+    if (done_) return owner_.directory_.consume(ref_, data.size());
+    relay_.down_data(data, fin, data.size());
     pump_down();
   }
   void on_request_writable() override { pump_up(); }
   void on_stream_aborted(std::optional<uint32_t> /*code*/, std::string_view /*reason*/) override {
-    ref_ = {};  // the session forgot the stream
     reset_client();
   }
   void on_request_stopped(std::optional<uint32_t> /*code*/) override { abort(); }
@@ -110,69 +114,54 @@ class TcpTunnels::Relay final : public RequestStreamEvents, public std::enable_s
  private:
   bool gone() const { return done_ || alive_.expired(); }
 
-  // Client → stream: the buffer is written onto the stream before the next read.
+  // Client → stream (tunnel::TcpRelay says what is due).
   void pump_up() {
-    if (gone() || !ref_.valid() || up_fin_sent_) return;
-    while (up_pos_ < up_.size()) {
-      const size_t n = owner_.directory_.write(ref_, std::span<const uint8_t>(up_).subspan(up_pos_), false);
+    if (gone() || !ref_.valid()) return;
+    for (auto p = relay_.up_pending(); !p.empty(); p = relay_.up_pending()) {
+      const size_t n = owner_.directory_.write(ref_, p, false);
       if (n == 0) return;  // on_request_writable follows
-      up_pos_ += n;
+      relay_.up_taken(n);
     }
-    up_.clear();
-    up_pos_ = 0;
-    if (up_eof_) {
+    if (relay_.up_fin_due()) {
       owner_.directory_.write(ref_, {}, true);
-      up_fin_sent_ = true;
+      relay_.up_fin_sent();
       return maybe_finish();
     }
-    if (reading_) return;
-    reading_ = true;
-    up_.resize(owner_.options_.read_chunk);
-    socket_.async_read_some(asio::buffer(up_),
+    if (!relay_.read_wanted()) return;
+    const auto buf = relay_.start_read();
+    socket_.async_read_some(asio::buffer(buf.data(), buf.size()),
                             [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                              self->reading_ = false;
                               if (self->gone()) return;
-                              if (ec == asio::error::eof) {
-                                self->up_.clear();
-                                self->up_eof_ = true;
-                              } else if (ec) {
-                                return self->abort();  // RST from the client, or a socket error
-                              } else {
-                                self->up_.resize(n);
-                              }
+                              // A reset from the client, or a socket error: the stream is cancelled.
+                              if (ec && ec != asio::error::eof) return self->abort();
+                              self->relay_.read_done(n, ec == asio::error::eof);
                               self->pump_up();
                             });
   }
 
   // Stream → client: credit goes back once the bytes are written to the socket.
   void pump_down() {
-    if (gone() || writing_) return;
-    if (out_.empty()) std::swap(out_, in_);
-    if (out_.empty()) {
-      if (down_fin_ && !down_shut_) {
-        boost::system::error_code ec;
-        socket_.shutdown(tcp::socket::shutdown_send, ec);
-        down_shut_ = true;
-        maybe_finish();
-      }
-      return;
+    if (gone()) return;
+    const auto out = relay_.start_write();
+    if (out.empty()) {
+      if (!relay_.shutdown_due()) return;
+      boost::system::error_code ec;
+      socket_.shutdown(tcp::socket::shutdown_send, ec);
+      relay_.shutdown_done();
+      return maybe_finish();
     }
-    writing_ = true;
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                        self->writing_ = false;
+    asio::async_write(socket_, asio::buffer(out.data(), out.size()),
+                      [self = shared_from_this()](boost::system::error_code ec, size_t) {
                         if (self->gone()) return;
                         if (ec) return self->abort();
-                        if (self->ref_.valid()) self->owner_.directory_.consume(self->ref_, n);
-                        self->out_.clear();
+                        self->owner_.directory_.consume(self->ref_, self->relay_.write_done());
                         self->pump_down();
                       });
   }
 
   void maybe_finish() {
-    if (!up_fin_sent_ || !down_shut_ || done_) return;
+    if (!relay_.finished() || done_) return;
     owner_.directory_.release(ref_);
-    ref_ = {};
     boost::system::error_code ec;
     socket_.close(ec);
     finish();
@@ -180,6 +169,8 @@ class TcpTunnels::Relay final : public RequestStreamEvents, public std::enable_s
 
   void reset_client() {
     if (done_) return;
+    // The stream's bytes not written yet still owe the connection its flow-control credit.
+    if (ref_.valid()) owner_.directory_.consume(ref_, relay_.held_credit());
     boost::system::error_code ec;
     socket_.set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
     socket_.close(ec);
@@ -200,11 +191,7 @@ class TcpTunnels::Relay final : public RequestStreamEvents, public std::enable_s
   std::weak_ptr<Listener> listener_;
   tcp::socket socket_;
   StreamRef ref_;
-  std::vector<uint8_t> up_;  // client bytes (first the stream head) not yet on the stream
-  size_t up_pos_ = 0;
-  bool reading_ = false, up_eof_ = false, up_fin_sent_ = false;
-  std::vector<uint8_t> in_, out_;  // agent bytes arrived / being written to the client
-  bool writing_ = false, down_fin_ = false, down_shut_ = false;
+  tunnel::TcpRelay relay_{owner_.options_.read_chunk};
   bool done_ = false;
 };
 

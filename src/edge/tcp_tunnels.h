@@ -32,7 +32,9 @@ struct TcpTunnelOptions {
   std::string public_host;  // HOST in tcp://HOST:PORT; empty = listen_address
   uint16_t port_min = 20000;
   uint16_t port_max = 20999;
-  size_t max_connections_per_tunnel = 256;
+  // Below the 128 streams an agent grants a session, which all its tunnels share: past those the
+  // edge resets a connection at once too (it does not wait for a stream).
+  size_t max_connections_per_tunnel = 100;
   size_t read_chunk = 64 * 1024;  // client bytes read at once (the up direction's whole buffer)
 };
 

@@ -5,6 +5,8 @@
 
 #include <vector>
 
+#include "tunnel/tcp_relay.h"
+
 namespace wtmesh::tunnel {
 namespace {
 
@@ -110,6 +112,63 @@ TEST(TcpStream, ProxyV2Ipv6AndLocal) {
   const Bytes local = proxy_v2_header(TcpAddress{}, v4(127, 0, 0, 1, 1));
   EXPECT_EQ(Bytes(local.begin() + 12, local.end()), (Bytes{0x20, 0x00, 0x00, 0x00}));
   EXPECT_EQ(proxy_v2_header(v6_loopback(1), v4(127, 0, 0, 1, 1)), local);
+}
+
+TEST(TcpRelay, UpReadsAgainOnlyOnceTheStreamTookEverythingThenFin) {
+  TcpRelay r(4);
+  r.queue_up(Bytes{0x04, 0x00});  // e.g. a head
+  EXPECT_FALSE(r.read_wanted()) << "the head goes first";
+  EXPECT_EQ(r.up_pending().size(), 2u);
+  r.up_taken(2);
+  ASSERT_TRUE(r.read_wanted());
+  auto buf = r.start_read();
+  ASSERT_EQ(buf.size(), 4u) << "one read of at most read_chunk";
+  EXPECT_FALSE(r.read_wanted()) << "one read at a time";
+  buf[0] = 'a';
+  buf[1] = 'b';
+  buf[2] = 'c';
+  r.read_done(3, false);
+  EXPECT_EQ(Bytes(r.up_pending().begin(), r.up_pending().end()), (Bytes{'a', 'b', 'c'}));
+  r.up_taken(1);  // the stream took only one byte
+  EXPECT_FALSE(r.read_wanted());
+  EXPECT_EQ(r.up_pending().size(), 2u);
+  r.up_taken(2);
+  EXPECT_TRUE(r.read_wanted());
+  r.start_read();
+  r.read_done(0, true);  // EOF
+  EXPECT_TRUE(r.up_fin_due());
+  EXPECT_FALSE(r.read_wanted());
+  r.up_fin_sent();
+  EXPECT_FALSE(r.up_fin_due());
+  EXPECT_FALSE(r.finished()) << "the other direction is still open";
+}
+
+TEST(TcpRelay, DownReturnsCreditOnlyOnceWrittenAndShutsDownAfterTheLastByte) {
+  TcpRelay r(4);
+  r.down_data(Bytes{'P', 'P'}, false, 0);  // a PROXY header: no stream credit
+  r.down_data(Bytes{'x', 'y', 'z'}, false, 3);
+  EXPECT_EQ(r.held_credit(), 3u);
+  auto out = r.start_write();
+  EXPECT_EQ(Bytes(out.begin(), out.end()), (Bytes{'P', 'P', 'x', 'y', 'z'}));
+  EXPECT_TRUE(r.start_write().empty()) << "one write at a time";
+  r.down_data(Bytes{'!'}, true, 1);  // arrives while writing, with the FIN
+  EXPECT_FALSE(r.shutdown_due()) << "bytes before the FIN are still pending";
+  EXPECT_EQ(r.write_done(), 3u) << "the credit of the bytes written";
+  EXPECT_EQ(r.held_credit(), 1u);
+  out = r.start_write();
+  EXPECT_EQ(Bytes(out.begin(), out.end()), (Bytes{'!'}));
+  EXPECT_FALSE(r.shutdown_due());
+  EXPECT_EQ(r.write_done(), 1u);
+  EXPECT_TRUE(r.start_write().empty());
+  EXPECT_TRUE(r.shutdown_due());
+  r.shutdown_done();
+  EXPECT_FALSE(r.shutdown_due());
+  EXPECT_FALSE(r.finished());
+  r.start_read();
+  r.read_done(0, true);
+  r.up_fin_sent();
+  EXPECT_TRUE(r.finished());
+  EXPECT_EQ(r.held_credit(), 0u);
 }
 
 }  // namespace

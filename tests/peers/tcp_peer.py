@@ -16,6 +16,7 @@ Clients (exit 0 when what they check holds, else print why and exit 1):
   hold PORT N SECONDS          open N connections, check each stays open SECONDS (echo through serve-proxy
                                is not needed: a connection that is reset or closed fails)
   refused PORT                 expect the connection reset or closed at once without data
+  expect-end PORT SECONDS      connect, print "open", expect a reset or EOF within SECONDS
 """
 import hashlib
 import os
@@ -230,6 +231,23 @@ def c_refused(port):
     return 0  # closed at once
 
 
+def c_expect_end(port, secs):
+    c = connect(port)
+    c.settimeout(secs)
+    out("open")
+    try:
+        d = c.recv(1)
+    except ConnectionResetError:
+        return 0
+    except socket.timeout:
+        out("still open after %s s" % secs)
+        return 1
+    if d:
+        out("got data %r" % d)
+        return 1
+    return 0
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     servers = {"serve-count": h_count, "serve-proxy": h_proxy, "serve-hold": h_hold, "serve-rst": h_rst}
@@ -242,6 +260,7 @@ def main(argv):
         "expect-rst": lambda: c_expect_rst(int(args[0])),
         "hold": lambda: c_hold(int(args[0]), int(args[1]), float(args[2])),
         "refused": lambda: c_refused(int(args[0])),
+        "expect-end": lambda: c_expect_end(int(args[0]), float(args[1])),
     }
     return clients[cmd]()
 

@@ -11,7 +11,9 @@
 #   - refusals with a sentence: --remote-port outside the range, held by another tunnel, in use by
 #     another process on the edge's host; a name outside the token's hosts;
 #   - --remote-port inside the range is honoured; --private prints tcp://NAME.localhost, no port;
-#   - a `type: tcp` entry in `wtmesh agent --config`.
+#   - a `type: tcp` entry in `wtmesh agent --config`;
+#   - an agent killed (SIGKILL) with a connection open: the client's connection ends within 15 s;
+#     an agent stopped: its port closes and the edge unpublishes it.
 # Usage: tcp_tunnel.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -125,6 +127,21 @@ if wait_for 20 grep -qE '^tcp://127.0.0.1:[0-9]+  ->  ' "$T/agent-yaml.out.log";
   check "a type: tcp entry in the YAML config serves on $yport" timeout 20 "${PY[@]}" halfclose "$yport" 5000
 else
   fail "the YAML tcp tunnel printed no line: $(tail -3 "$T/agent-yaml.err.log")"
+fi
+
+# --- an agent killed: its open connections are reset, soon -------------------------------------------
+timeout 30 "${PY[@]}" expect-end "${TCP_PORT[hold]}" 15 >"$T/killed.log" 2>&1 &
+end_pid=$!
+if wait_for 10 grep -q '^open' "$T/killed.log"; then
+  sleep 0.5  # the stream reaches the agent and its service (not asserted: the end is)
+  start=$(now_ms)
+  kill -KILL "${AGENT_PID[hold]}"
+  wait "$end_pid"
+  rc=$?
+  check "a connection through a killed agent ends (status $rc, $(($(now_ms) - start)) ms; $(tail -1 "$T/killed.log"))" \
+    [ "$rc" = 0 ]
+else
+  fail "the connection for the kill check did not open: $(cat "$T/killed.log")"
 fi
 
 # --- the agent goes away: its port closes ----------------------------------------------------------

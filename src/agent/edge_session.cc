@@ -33,6 +33,10 @@ const TunnelRoute* EdgeSession::route(uint32_t tunnel_id) const {
 
 void EdgeSession::on_ready() {
   ready_ = true;
+  relays_ = std::make_unique<WtRelayHost>(io_, *session_, [this](uint32_t tunnel_id) -> const WtUpstream* {
+    const TunnelRoute* r = route(tunnel_id);
+    return r ? r->wt : nullptr;
+  });
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
     close(tunnel::kCloseProtocolError, "cannot open the control stream");
@@ -125,6 +129,7 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     keep->on_body(data, fin);
     return;
   }
+  if (relays_ && relays_->on_stream_data(id, data, fin)) return;
   if (auto k = kinds_.find(id); k != kinds_.end()) {
     // Dispatch by stream kind (docs/protocol.md §2): the edge opens only request streams in v1.
     const size_t used = k->second.feed(data);
@@ -139,7 +144,12 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
       return;
     }
     kinds_.erase(k);
-    if (tunnel::accept_stream_kind(*kind, tunnel::Peer::kAgent) != tunnel::StreamKind::kHttpRequest) {
+    const auto accepted = tunnel::accept_stream_kind(*kind, tunnel::Peer::kAgent);
+    if (relays_ && (accepted == tunnel::StreamKind::kWtSession || accepted == tunnel::StreamKind::kWtStream)) {
+      relays_->on_new_stream(id, *accepted, data, fin);
+      return;
+    }
+    if (accepted != tunnel::StreamKind::kHttpRequest) {
       session_->consume(id, data.size());
       refuse_stream(id, "stream of unknown kind " + std::to_string(*kind));
       return;
@@ -217,7 +227,9 @@ void EdgeSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code)
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_reset(code);
+    return;
   }
+  if (relays_) relays_->on_stream_reset(id, code);
 }
 
 void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
@@ -227,7 +239,9 @@ void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code)
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_stop_sending(code);
+    return;
   }
+  if (relays_) relays_->on_stop_sending(id, code);
 }
 
 void EdgeSession::on_stream_writable(wt::StreamId id) {
@@ -235,7 +249,9 @@ void EdgeSession::on_stream_writable(wt::StreamId id) {
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_writable();
+    return;
   }
+  if (relays_) relays_->on_stream_writable(id);
 }
 
 void EdgeSession::on_stream_closed(wt::StreamId id) {
@@ -245,7 +261,9 @@ void EdgeSession::on_stream_closed(wt::StreamId id) {
     auto keep = ex->second;
     keep->on_stream_closed();  // no-op when it finished normally
     exchanges_.erase(id);
+    return;
   }
+  if (relays_) relays_->on_stream_closed(id);
 }
 
 void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
@@ -257,8 +275,17 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   kinds_.clear();
   heads_.clear();
   for (auto& [id, ex] : exchanges) ex->on_session_gone();
+  if (relays_) relays_->on_tunnel_closed();
   session_ = nullptr;
   if (callbacks_.on_closed) callbacks_.on_closed(code, std::string(reason));
+}
+
+void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
+  if (relays_ && !closed_) relays_->on_datagram(payload);
+}
+
+void EdgeSession::on_streams_available() {
+  if (relays_ && !closed_) relays_->on_streams_available();
 }
 
 }  // namespace wtmesh::agent

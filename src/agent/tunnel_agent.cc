@@ -20,7 +20,7 @@ namespace {
 UpstreamTarget upstream_target(const TunnelSpec& t) {
   UpstreamTarget target;
   target.endpoint = asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
-  if (!t.upstream_tls) return target;
+  if (!t.upstream_tls && t.upstream_protocol != "h3") return target;
   target.tls = std::make_shared<quic::TlsClientContext>(
       t.upstream_insecure ? quic::TlsClientContext::without_verification()
       : t.upstream_ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*t.upstream_ca)
@@ -73,7 +73,7 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       watchdog_(io) {
   for (const auto& t : options_.tunnels) {
     pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
-    const bool alpn = t.upstream_tls && t.upstream_protocol.empty();
+    const bool alpn = (t.upstream_tls && t.upstream_protocol.empty()) || t.upstream_protocol == "h3";
     std::unique_ptr<H2UpstreamClient> h2;
     if (t.upstream_protocol == "h2c" || alpn) {
       auto target = upstream_target(t);
@@ -83,6 +83,18 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
     selectors_.push_back(
         alpn ? std::make_unique<UpstreamSelector>(io_, upstream_target(t), *pools_.back(), *h2) : nullptr);
     h2_.push_back(std::move(h2));
+    std::unique_ptr<WtUpstream> wt;
+    if (t.upstream_protocol == "h3") {
+      wt = std::make_unique<WtUpstream>();
+      wt->address = asio::ip::udp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
+      wt->name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
+      wt->tls = [insecure = t.upstream_insecure, ca = t.upstream_ca] {
+        return insecure ? quic::TlsClientContext::without_verification()
+               : ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*ca)
+                        : quic::TlsClientContext::with_system_trust();
+      };
+    }
+    wt_.push_back(std::move(wt));
   }
 }
 
@@ -192,7 +204,7 @@ void TunnelAgent::attempt() {
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
-                      selectors_[i] ? nullptr : h2_[i].get(), selectors_[i].get()});
+                      selectors_[i] ? nullptr : h2_[i].get(), selectors_[i].get(), wt_[i].get()});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {

@@ -112,6 +112,7 @@ class TunnelAgent {
   std::vector<std::unique_ptr<UpstreamPool>> pools_;          // parallel to options_.tunnels
   std::vector<std::unique_ptr<H2UpstreamClient>> h2_;         // parallel too; set for h2c and ALPN tunnels
   std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
+  std::vector<std::unique_ptr<WtUpstream>> wt_;               // parallel too; set for h3 tunnels
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<EdgeSession> session_;

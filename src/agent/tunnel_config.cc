@@ -137,20 +137,22 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
 }  // namespace
 
 std::string TunnelSpec::upstream_url() const {
-  const std::string scheme = upstream_tls ? "https" : upstream_protocol == "h2c" ? "h2c" : "http";
+  const std::string scheme = upstream_protocol == "h3" ? "h3"
+                             : upstream_tls           ? "https"
+                             : upstream_protocol == "h2c" ? "h2c"
+                                                          : "http";
   return scheme + "://" + upstream();
 }
 
 bool check_upstream_options(const TunnelSpec& spec, std::string* error) {
   const std::string& p = spec.upstream_protocol;
-  if (p == "h3") return fail(error, "upstream protocol h3 is not supported yet; use http1 or h2c");
-  if (!p.empty() && p != "http1" && p != "h2c") {
-    return fail(error, "upstream protocol must be http1 or h2c, not \"" + p + "\"");
+  if (!p.empty() && p != "http1" && p != "h2c" && p != "h3") {
+    return fail(error, "upstream protocol must be http1, h2c or h3, not \"" + p + "\"");
   }
   if (p == "h2c" && spec.upstream_tls) {
     return fail(error, "h2c is HTTP/2 without TLS; with TLS to the upstream, ALPN picks h2 or http/1.1");
   }
-  if (!spec.upstream_tls && (spec.upstream_ca || !spec.upstream_sni.empty() || spec.upstream_insecure)) {
+  if (!spec.upstream_tls && p != "h3" && (spec.upstream_ca || !spec.upstream_sni.empty() || spec.upstream_insecure)) {
     return fail(error,
                 "the upstream CA, SNI and insecure options need TLS to the upstream (upstream_tls / "
                 "--upstream-tls)");

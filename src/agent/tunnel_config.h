@@ -39,7 +39,10 @@ struct TunnelSpec {
 
   // How the agent speaks to the local service (`--upstream`, `--upstream-tls`, ...).
   // "" (default): HTTP/1.1 on plain TCP, or over TLS whatever ALPN picks (h2 or http/1.1);
-  // "http1": HTTP/1.1 only (ALPN offers only http/1.1); "h2c": HTTP/2 with prior knowledge, no TLS.
+  // "http1": HTTP/1.1 only (ALPN offers only http/1.1); "h2c": HTTP/2 with prior knowledge, no TLS;
+  // "h3": the service's WebTransport server on UDP at the same address (public WebTransport sessions
+  // are relayed to it, docs/protocol.md §7; TLS always, checked with the upstream_* options below),
+  // plain requests over TLS on TCP to the same port (ALPN h2 or http/1.1).
   std::string upstream_protocol;
   bool upstream_tls = false;
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store

@@ -42,16 +42,21 @@ WtClient::WtClient(asio::io_context& io, quic::TlsClientContext tls, quic::Trans
 
 WtClient::~WtClient() = default;
 
-bool WtClient::dial(const EdgeUrl& edge, std::string* error) {
+bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint* fixed_remote) {
   edge_ = edge;
-  boost::system::error_code ec;
-  udp::resolver resolver(io_);
-  auto results = resolver.resolve(edge.host, std::to_string(edge.port), ec);
-  if (ec || results.empty()) {
-    if (error) *error = "cannot resolve " + edge.host + ": " + ec.message();
-    return false;
+  udp::endpoint remote;
+  if (fixed_remote != nullptr) {
+    remote = *fixed_remote;
+  } else {
+    boost::system::error_code ec;
+    udp::resolver resolver(io_);
+    auto results = resolver.resolve(edge.host, std::to_string(edge.port), ec);
+    if (ec || results.empty()) {
+      if (error) *error = "cannot resolve " + edge.host + ": " + ec.message();
+      return false;
+    }
+    remote = *results.begin();
   }
-  const udp::endpoint remote = *results.begin();
   const udp::endpoint local(remote.address().is_v4() ? asio::ip::address(asio::ip::address_v4::any())
                                                      : asio::ip::address(asio::ip::address_v6::any()),
                             0);

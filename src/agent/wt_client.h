@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
@@ -24,8 +25,9 @@ class WtClient {
   WtClient(const WtClient&) = delete;
   WtClient& operator=(const WtClient&) = delete;
 
-  // Resolves the edge and starts the QUIC handshake. False with `error` set on failure.
-  bool dial(const EdgeUrl& edge, std::string* error);
+  // Resolves the edge and starts the QUIC handshake. False with `error` set on failure. With `remote`,
+  // that address is dialled instead and `edge.host` is only the TLS name (a local upstream's SNI).
+  bool dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::udp::endpoint* remote = nullptr);
   bool handshake_completed() const;
   // The connection is gone (closed by either side, idle, or failed handshake).
   bool closed() const;

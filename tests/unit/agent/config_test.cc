@@ -49,8 +49,14 @@ tunnels:
   EXPECT_TRUE(c->tunnels[3].upstream_insecure);
 
   const std::string head = "edge: https://127.0.0.1:4433\ntoken: t\ntunnels:\n  - {name: a, local_port: 1, ";
-  EXPECT_NE(error_of(head + "upstream_protocol: h3}").find("h3 is not supported yet"), std::string::npos);
-  EXPECT_NE(error_of(head + "upstream_protocol: spdy}").find("must be http1 or h2c"), std::string::npos);
+  // h3: WebTransport sessions are relayed to the service's own server (TLS always, so the upstream_ca /
+  // sni / insecure options need no upstream_tls).
+  std::string h3_error;
+  const auto h3 = parse(head + "upstream_protocol: h3, upstream_insecure: true}", &h3_error);
+  ASSERT_TRUE(h3) << h3_error;
+  EXPECT_EQ(h3->tunnels[0].upstream_url(), "h3://127.0.0.1:1");
+  EXPECT_TRUE(h3->tunnels[0].upstream_insecure);
+  EXPECT_NE(error_of(head + "upstream_protocol: spdy}").find("must be http1, h2c or h3"), std::string::npos);
   EXPECT_NE(error_of(head + "upstream_tls: maybe}").find("upstream_tls must be true or false"),
             std::string::npos);
   EXPECT_NE(error_of(head + "upstream_protocol: h2c, upstream_tls: true}").find("ALPN"), std::string::npos);

@@ -15,7 +15,9 @@ TEST(StreamKinds, RegistryAndDispatch) {
   ASSERT_TRUE(find_stream_kind(0x00));
   EXPECT_EQ(find_stream_kind(0x00)->name, "control");
   EXPECT_EQ(find_stream_kind(0x01)->opener, Peer::kEdge);
-  EXPECT_FALSE(find_stream_kind(0x02));
+  EXPECT_FALSE(find_stream_kind(0x04));
+  EXPECT_EQ(to_string(StreamKind::kWtSession), "wt-session");
+  EXPECT_EQ(to_string(StreamKind::kWtStream), "wt-stream");
   EXPECT_EQ(to_string(StreamKind::kHttpRequest), "http-request");
   // Each side accepts the kinds its peer opens, and nothing else.
   EXPECT_EQ(accept_stream_kind(0x00, Peer::kEdge), StreamKind::kControl);
@@ -24,6 +26,11 @@ TEST(StreamKinds, RegistryAndDispatch) {
   EXPECT_EQ(accept_stream_kind(0x00, Peer::kAgent), std::nullopt);
   EXPECT_EQ(accept_stream_kind(0x25, Peer::kAgent), std::nullopt);
   EXPECT_EQ(accept_stream_kind(kVarintMax, Peer::kEdge), std::nullopt);
+  // Relayed WebTransport (§7): session streams are the edge's to open, relayed streams either side's.
+  EXPECT_EQ(accept_stream_kind(0x02, Peer::kAgent), StreamKind::kWtSession);
+  EXPECT_EQ(accept_stream_kind(0x02, Peer::kEdge), std::nullopt);
+  EXPECT_EQ(accept_stream_kind(0x03, Peer::kAgent), StreamKind::kWtStream);
+  EXPECT_EQ(accept_stream_kind(0x03, Peer::kEdge), StreamKind::kWtStream);
 }
 
 TEST(StreamKinds, ReaderTakesOnlyTheKindInAnyFragmentation) {

@@ -60,10 +60,12 @@ class WtRelaySession final : public wt::SessionHandler {
     std::vector<wt::Capsule> out;
     const wt::CapsuleError e = capsules_.feed(data, out);
     for (const auto& c : out) {
-      if (const auto* close = std::get_if<wt::CloseSessionCapsule>(&c)) return close_upstream(close->code, close->message);
+      if (const auto* close = std::get_if<wt::CloseSessionCapsule>(&c))
+        return close_upstream(close->code, close->message);
       if (std::holds_alternative<wt::DrainSessionCapsule>(c) && up_ != nullptr && !up_closed_) up_->drain();
     }
-    if (e != wt::CapsuleError::kNone) return close_upstream(tunnel::kStreamProtocolError, "bad capsule from the edge");
+    if (e != wt::CapsuleError::kNone)
+      return close_upstream(tunnel::kStreamProtocolError, "bad capsule from the edge");
     if (fin) close_upstream(0, "");
   }
 
@@ -92,7 +94,8 @@ class WtRelaySession final : public wt::SessionHandler {
       tunnel_.consume(id, data.size());
       return;
     }
-    const bool ok = l.a.push(data, fin, kMaxHeld, writer_up(l), [this, id](size_t n) { tunnel_.consume(id, n); });
+    const bool ok =
+        l.a.push(data, fin, kMaxHeld, writer_up(l), [this, id](size_t n) { tunnel_.consume(id, n); });
     if (!ok) return abort(l, tunnel::kStreamProtocolError, true, true);
     maybe_finish(id);
   }
@@ -175,7 +178,8 @@ class WtRelaySession final : public wt::SessionHandler {
     Link* l = by_up(id);
     if (l == nullptr) return up_->consume(id, data.size());
     const wt::StreamId tid = l->tun;
-    const bool ok = l->b.push(data, fin, kMaxHeld, writer_down(*l), [this, id](size_t n) { up_->consume(id, n); });
+    const bool ok =
+        l->b.push(data, fin, kMaxHeld, writer_down(*l), [this, id](size_t n) { up_->consume(id, n); });
     if (!ok) return abort(*l, tunnel::kStreamProtocolError, true, true);
     maybe_finish(tid);
   }
@@ -205,8 +209,8 @@ class WtRelaySession final : public wt::SessionHandler {
   void on_closed(uint32_t code, std::string_view reason) override {
     if (up_closed_) return;
     up_closed_ = true;
-    spdlog::info("wt-relay {}: upstream session closed, code {} \"{}\" ({} datagram(s) dropped)", open_.relay_id,
-                 code, reason, dropped_);
+    spdlog::info("wt-relay {}: upstream session closed, code {} \"{}\" ({} datagram(s) dropped)",
+                 open_.relay_id, code, reason, dropped_);
     reset_links();
     if (!answered_) {
       refuse(502, "upstream session ended: " + std::string(reason));
@@ -220,11 +224,11 @@ class WtRelaySession final : public wt::SessionHandler {
  private:
   struct Link {
     wt::StreamId tun = -1;
-    wt::StreamId up = -1;   // -1 until the upstream stream is open
-    bool to_up = true;      // bytes tunnel → upstream
-    bool from_up = true;    // bytes upstream → tunnel
-    tunnel::RelayPipe a;    // tunnel → upstream
-    tunnel::RelayPipe b;    // upstream → tunnel
+    wt::StreamId up = -1;  // -1 until the upstream stream is open
+    bool to_up = true;     // bytes tunnel → upstream
+    bool from_up = true;   // bytes upstream → tunnel
+    tunnel::RelayPipe a;   // tunnel → upstream
+    tunnel::RelayPipe b;   // upstream → tunnel
   };
 
   Link* by_up(wt::StreamId up) {
@@ -352,7 +356,7 @@ class WtRelaySession final : public wt::SessionHandler {
   bool sstream_done_ = false, sstream_gone_ = false, session_fin_ = false, done_ = false;
   std::vector<uint8_t> session_out_;
   wt::CapsuleParser capsules_;
-  std::map<wt::StreamId, Link> links_;         // by tunnel stream id
+  std::map<wt::StreamId, Link> links_;           // by tunnel stream id
   std::map<wt::StreamId, wt::StreamId> up_ids_;  // upstream stream id → tunnel stream id
   uint64_t dropped_ = 0;
 };

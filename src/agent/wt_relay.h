@@ -28,8 +28,8 @@ namespace wtmesh::agent {
 // Where a tunnel's WebTransport sessions go (`--upstream h3`).
 struct WtUpstream {
   boost::asio::ip::udp::endpoint address;
-  std::string name = "localhost";                  // TLS name checked and sent as SNI
-  std::function<quic::TlsClientContext()> tls;     // a fresh client context per connection
+  std::string name = "localhost";               // TLS name checked and sent as SNI
+  std::function<quic::TlsClientContext()> tls;  // a fresh client context per connection
 };
 
 class WtRelaySession;
@@ -62,9 +62,9 @@ class WtRelayHost {
   void refuse(wt::StreamId id);
   void bind(wt::StreamId tunnel_stream, uint64_t relay_id) { stream_owner_[tunnel_stream] = relay_id; }
   void unbind(wt::StreamId tunnel_stream) { stream_owner_.erase(tunnel_stream); }
-  void finished(uint64_t relay_id);  // destroys it later (never inside its own calls)
-  WtRelaySession* owner(wt::StreamId id);          // of a relayed stream
-  WtRelaySession* session_of(wt::StreamId id);     // of a session stream
+  void finished(uint64_t relay_id);             // destroys it later (never inside its own calls)
+  WtRelaySession* owner(wt::StreamId id);       // of a relayed stream
+  WtRelaySession* session_of(wt::StreamId id);  // of a session stream
 
   boost::asio::io_context& io_;
   wt::Session& tunnel_;
@@ -72,8 +72,8 @@ class WtRelayHost {
   std::map<wt::StreamId, tunnel::WtSessionOpenReader> session_heads_;
   std::map<wt::StreamId, tunnel::WtStreamOpenReader> stream_heads_;
   std::map<uint64_t, std::unique_ptr<WtRelaySession>> sessions_;  // by relay id
-  std::map<wt::StreamId, uint64_t> session_streams_;             // session stream → relay id
-  std::map<wt::StreamId, uint64_t> stream_owner_;                // relayed tunnel stream → relay id
+  std::map<wt::StreamId, uint64_t> session_streams_;              // session stream → relay id
+  std::map<wt::StreamId, uint64_t> stream_owner_;                 // relayed tunnel stream → relay id
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

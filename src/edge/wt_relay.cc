@@ -212,7 +212,8 @@ void EdgeWtRelay::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     return;
   }
   const bool ok = link->up.push(
-      data, fin, kMaxHeld, [&](std::span<const uint8_t> b, bool f) { return tunnels_.write(link->ref, b, f); },
+      data, fin, kMaxHeld,
+      [&](std::span<const uint8_t> b, bool f) { return tunnels_.write(link->ref, b, f); },
       [&](size_t n) { public_->consume(id, n); });
   if (!ok) return abort_link(*link, tunnel::kStreamProtocolError, true, true);
   maybe_finish(*link);

@@ -18,9 +18,9 @@
 namespace wtmesh::tunnel {
 
 // Limits of §7, enforced by both sides.
-inline constexpr size_t kMaxRelayedSessions = 64;         // live relayed sessions per tunnel session
-inline constexpr size_t kMaxRelayedStreams = 256;         // live relayed streams per relayed session
-inline constexpr uint64_t kMaxRelayId = (1u << 30) - 1;   // relay ids fit 4-byte varints
+inline constexpr size_t kMaxRelayedSessions = 64;        // live relayed sessions per tunnel session
+inline constexpr size_t kMaxRelayedStreams = 256;        // live relayed streams per relayed session
+inline constexpr uint64_t kMaxRelayId = (1u << 30) - 1;  // relay ids fit 4-byte varints
 
 // The session stream: kind 0x02, relay_id, then a §4 request head (method CONNECT, target = :path,
 // the public CONNECT's headers).

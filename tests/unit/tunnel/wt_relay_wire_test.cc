@@ -65,7 +65,8 @@ TEST(WtRelayWire, SessionOpenReaderOneByteAtATimeKeepsTheRest) {
   WtSessionOpen got;
   WireError e = WireError::kNeedMore;
   size_t i = 0;
-  for (; i < w.size() && e == WireError::kNeedMore; ++i) e = r.feed(std::span<const uint8_t>(w).subspan(i, 1), got);
+  for (; i < w.size() && e == WireError::kNeedMore; ++i)
+    e = r.feed(std::span<const uint8_t>(w).subspan(i, 1), got);
   ASSERT_EQ(e, WireError::kNone);
   EXPECT_EQ(i, w.size() - capsule.size()) << "complete at the head's last byte";
   EXPECT_EQ(got.relay_id, 1u);
@@ -83,7 +84,8 @@ TEST(WtRelayWire, SessionOpenErrors) {
   size_t used = 0;
   EXPECT_EQ(decode_wt_session_open(bytes({0x00, 0x00}), got, &used), WireError::kMalformed) << "relay id 0";
   // relay id 2^30 (8-byte varint): over kMaxRelayId.
-  EXPECT_EQ(decode_wt_session_open(bytes({0xc0, 0, 0, 0, 0x40, 0, 0, 0, 0x00}), got, &used), WireError::kMalformed);
+  EXPECT_EQ(decode_wt_session_open(bytes({0xc0, 0, 0, 0, 0x40, 0, 0, 0, 0x00}), got, &used),
+            WireError::kMalformed);
   // head_length 65537 > kMaxHeadLength: refused before anything is buffered.
   EXPECT_EQ(decode_wt_session_open(bytes({0x01, 0x80, 0x01, 0x00, 0x01}), got, &used), WireError::kTooLarge);
   EXPECT_EQ(decode_wt_session_open(bytes({0x01, 0x05, 0x07}), got, &used), WireError::kNeedMore);
@@ -105,7 +107,8 @@ TEST(WtRelayWire, StreamOpenReader) {
   EXPECT_TRUE(got.uni);
   EXPECT_EQ(decode_wt_stream_open(bytes({0x05, 0x02}), got, &used), WireError::kUnknownFlags);
   EXPECT_EQ(decode_wt_stream_open(bytes({0x00, 0x00}), got, &used), WireError::kMalformed);
-  EXPECT_EQ(decode_wt_stream_open(bytes({0xc0, 0, 0, 0, 0x40, 0, 0, 0, 0x00}), got, &used), WireError::kMalformed);
+  EXPECT_EQ(decode_wt_stream_open(bytes({0xc0, 0, 0, 0, 0x40, 0, 0, 0, 0x00}), got, &used),
+            WireError::kMalformed);
   EXPECT_EQ(decode_wt_stream_open(bytes({0x05}), got, &used), WireError::kNeedMore);
 }
 

@@ -131,10 +131,19 @@ class WtRelaySession final : public wt::SessionHandler {
       ++dropped_;
     }
   }
+  // The tunnel session is gone (and may be destroyed before this object): detach from the upstream
+  // session first so none of its callbacks reach us, then close it.
   void on_tunnel_gone() {
     sstream_gone_ = true;
+    done_ = true;
     links_.clear();
-    close_upstream(0, "tunnel closed");
+    up_ids_.clear();
+    if (up_ != nullptr && !up_closed_) {
+      up_->set_handler(nullptr);
+      up_->close(0, "tunnel closed");
+    }
+    up_closed_ = true;
+    up_ = nullptr;
   }
   bool done() const { return done_; }
 

@@ -5,7 +5,8 @@
 # ('upstream', its /echo service: npm's @fails-components/webtransport needs a libquiche build from
 # GitHub, which cannot be fetched here). Checks, through the relay: a bidi echo (19 B, 256 KiB and
 # 4 MiB each way, byte-compared), a uni stream answered on a new uni stream, a datagram echo, and
-# Chromium's close(4243, "bye through the relay") logged by the upstream; a tunnel without
+# Chromium's close(4243, "bye through the relay") logged by the upstream; the upstream stopping
+# mid-session closes the public session; a tunnel without
 # --upstream h3 closes the session with code 501 and a reason; an unknown name is refused.
 # Usage: wt_relay.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -43,35 +44,24 @@ timeout -k 5 170 node "$BROWSER_DIR/wt_echo.mjs" --page-port "$page_port" --time
   --relay relay "https://relay.localhost:$PUB/echo" "$relay_hash" \
   --closed plain "https://plain.localhost:$PUB/echo" "$plain_hash" \
   --refused nobody "https://nobody.localhost:$PUB/no-such-path" "$nobody_hash" \
+  --closed upstream_gone "https://relay.localhost:$PUB/echo" "$relay_hash" \
   >"$result" 2>"$PEER_TMP/chromium.log" &
 node_pid=$!
 track "$node_pid"
+# The last check's session is the tunnel's second relayed session: once the agent has dialled the
+# upstream for it, the upstream edge goes away, and the public session must be closed, not left hanging.
+agent_has_second() { grep -q 'wt-relay 2: .* -> upstream' "${AGENT_ERR[relay]}"; }
+if wait_for 120 agent_has_second; then
+  stop_edge upstream
+else
+  fail "the agent never dialled the upstream for the second relayed session"
+fi
 wait "$node_pid"
 node_rc=$?
 [ "$node_rc" -eq 0 ] || fail "browser harness exited with status $node_rc (124 = killed by timeout): $(tail -5 "$PEER_TMP/chromium.log")"
 [ -s "$result" ] || die "browser harness printed no result"
 
-# shellcheck disable=SC2016  # JavaScript template literals, not shell
-steps=$(node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  if (r.harness_error) console.log(`harness\tfalse\t${r.harness_error}`);
-  for (const [check, res] of Object.entries(r.checks || {}))
-    for (const [step, v] of Object.entries(res))
-      if (v && typeof v === "object")
-        console.log(`${check}.${step}\t${v.ok}\t${JSON.stringify(v)}`);
-' "$result") || die "cannot parse the browser result: $(head -c 2000 "$result")"
-expect_step() {
-  local key=$1 what=$2 line
-  line=$(grep -P "^\Q$key\E\t" <<<"$steps" | head -1)
-  if [ -z "$line" ]; then
-    fail "$what (step $key did not run)"
-  elif [ "$(cut -f2 <<<"$line")" = true ]; then
-    pass "$what ($(cut -f3 <<<"$line"))"
-  else
-    fail "$what: $(cut -f3 <<<"$line")"
-  fi
-}
-grep -q '^harness' <<<"$steps" && fail "browser harness: $(grep '^harness' <<<"$steps" | cut -f3)"
+wt_steps "$result"
 expect_step relay.ready "relayed session to relay.localhost/echo is ready"
 expect_step relay.bidi_small "relayed bidi stream echo (19 bytes + FIN)"
 expect_step relay.bidi_large "relayed bidi stream echo (256 KiB + FIN)"
@@ -90,13 +80,20 @@ fi
 # A tunnel without --upstream h3: the edge accepted at once, the agent answers 501, the session closes
 # with the status as its code and the agent's sentence as its reason.
 expect_step plain.closed "a tunnel without --upstream h3: the session is closed"
-line=$(grep -P '^plain\.closed\t' <<<"$steps" | head -1)
+line=$(step_line plain.closed)
 check "its close code is 501 and the reason names HTTP 501 ($(cut -f3 <<<"$line"))" \
   grep -q '"closeCode":501,"reason":"upstream refused: HTTP 501' <<<"$line"
 if grep -qF 'upstream refused: HTTP 501' "${EDGE_DIR[public]}/stderr"; then
   pass "the edge logged the refusal: upstream refused: HTTP 501"
 else
   fail "the edge did not log 'upstream refused: HTTP 501'"
+fi
+
+expect_step upstream_gone.closed "the upstream edge stops during a relayed session: the public session is closed"
+if grep -qE 'wt-relay 2: upstream session closed' "${AGENT_ERR[relay]}"; then
+  pass "the agent saw the upstream session end and passed the close on"
+else
+  fail "the agent did not log the upstream session's end"
 fi
 
 stop_edge public

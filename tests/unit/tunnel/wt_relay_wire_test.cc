@@ -6,15 +6,12 @@
 #include <string>
 
 #include "tunnel/relay_pipe.h"
+#include "wire_bytes.h"
 
 namespace wtmesh::tunnel {
 namespace {
 
-std::vector<uint8_t> bytes(std::initializer_list<int> v) {
-  std::vector<uint8_t> out;
-  for (int b : v) out.push_back(static_cast<uint8_t>(b));
-  return out;
-}
+using test::bytes;
 void append(std::vector<uint8_t>& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
 
 WtSessionOpen sample_open() {

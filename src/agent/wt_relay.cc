@@ -169,6 +169,7 @@ class WtRelaySession final : public wt::SessionHandler {
   void on_incoming_stream(wt::StreamId id, bool bidi) override {
     const auto tid = links_.size() < tunnel::kMaxRelayedStreams ? tunnel_.open_bidi_stream() : std::nullopt;
     if (!tid) {
+      spdlog::warn("wt-relay {}: no tunnel stream free for upstream stream {}: refused", open_.relay_id, id);
       up_->stop_sending(id, 0);
       if (bidi) up_->reset_stream(id, 0);
       return;
@@ -275,7 +276,11 @@ class WtRelaySession final : public wt::SessionHandler {
     for (auto& [tid, l] : links_) {
       if (l.up >= 0) continue;
       const auto id = l.from_up ? up_->open_bidi_stream() : up_->open_uni_stream();
-      if (!id) return;  // on_streams_available retries
+      if (!id) {  // on_streams_available retries
+        spdlog::warn("wt-relay {}: no upstream stream free now for tunnel stream {}; waiting", open_.relay_id,
+                     tid);
+        return;
+      }
       l.up = *id;
       up_ids_[*id] = tid;
       pump_up(l);

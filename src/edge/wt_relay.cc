@@ -184,6 +184,8 @@ void EdgeWtRelay::on_incoming_stream(wt::StreamId id, bool bidi) {
   if (links_.size() > tunnel::kMaxRelayedStreams ||
       tunnels_.open_request(route_, client_, link, &link->ref) != TunnelDirectory::OpenStatus::kOpened) {
     links_.erase(id);
+    spdlog::warn("wt-relay {}: no tunnel stream for public stream {} (relay id {}): refused", client_, id,
+                 relay_id_);
     public_->stop_sending(id, 0);
     if (bidi) public_->reset_stream(id, 0);
     return;

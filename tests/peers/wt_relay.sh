@@ -69,6 +69,8 @@ expect_step relay.bidi_big "relayed bidi stream echo (4 MiB each way, byte-compa
 expect_step relay.uni "relayed uni stream answered by a new uni stream with the same bytes"
 expect_step relay.datagram "relayed datagram echo"
 expect_step relay.close "close({closeCode: 4243, reason: 'bye through the relay'})"
+check "the close echoes code 4243 and its reason ($(cut -f3 <<<"$(step_line relay.close)"))" \
+  grep -q '"closeCode":4243,"reason":"bye through the relay"' <<<"$(step_line relay.close)"
 expect_step nobody.refused "a session to a name no tunnel serves (not the edge's /echo) is refused"
 
 want='session closed code=4243 reason="bye through the relay"'

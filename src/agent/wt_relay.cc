@@ -76,6 +76,8 @@ class WtRelaySession final : public wt::SessionHandler {
       tunnel_.reset_stream(id, tunnel::kStreamCancelled);
       return;
     }
+    spdlog::debug("wt-relay {}: tunnel stream {} arrived ({}, {} bytes{})", open_.relay_id, id,
+                  uni ? "uni" : "bidi", rest.size(), fin ? ", FIN" : "");
     Link& l = links_[id];
     l.tun = id;
     l.to_up = true;
@@ -250,7 +252,12 @@ class WtRelaySession final : public wt::SessionHandler {
   using Writer = std::function<size_t(std::span<const uint8_t>, bool)>;
   Writer writer_up(Link& l) {
     return [this, &l](std::span<const uint8_t> b, bool fin) -> size_t {
-      return (l.up < 0 || up_ == nullptr) ? 0 : up_->write(l.up, b, fin);
+      const size_t n = (l.up < 0 || up_ == nullptr) ? 0 : up_->write(l.up, b, fin);
+      if (n < b.size() && l.up >= 0) {
+        spdlog::debug("wt-relay {}: upstream stream {} took {} of {} bytes (capacity {})", open_.relay_id,
+                      l.up, n, b.size(), up_ ? up_->send_capacity(l.up) : 0);
+      }
+      return n;
     };
   }
   Writer writer_down(Link& l) {
@@ -283,6 +290,7 @@ class WtRelaySession final : public wt::SessionHandler {
       }
       l.up = *id;
       up_ids_[*id] = tid;
+      spdlog::debug("wt-relay {}: tunnel stream {} -> upstream stream {}", open_.relay_id, tid, *id);
       pump_up(l);
       if (links_.count(tid) == 0) return;  // finished inside: the iterator is gone
     }

@@ -190,6 +190,7 @@ void EdgeWtRelay::on_incoming_stream(wt::StreamId id, bool bidi) {
     if (bidi) public_->reset_stream(id, 0);
     return;
   }
+  spdlog::debug("wt-relay {}: public stream {} -> tunnel stream {}", client_, id, link->ref.id);
   pump_up(*link);  // the opening goes out now
 }
 

@@ -51,7 +51,8 @@ track "$node_pid"
 # The last check's session is the tunnel's second relayed session: once the agent has dialled the
 # upstream for it, the upstream edge goes away, and the public session must be closed, not left hanging.
 agent_has_second() { grep -q 'wt-relay 2: .* -> upstream' "${AGENT_ERR[relay]}"; }
-if wait_for 120 agent_has_second; then
+second_or_done() { agent_has_second || ! kill -0 "$node_pid" 2>/dev/null; }
+if wait_for 120 second_or_done && agent_has_second; then
   stop_edge upstream
 else
   fail "the agent never dialled the upstream for the second relayed session"

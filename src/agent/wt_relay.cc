@@ -109,6 +109,7 @@ class WtRelaySession final : public wt::SessionHandler {
     if (auto it = links_.find(id); it != links_.end()) abort(it->second, code.value_or(0), false, true);
   }
   void on_tunnel_writable(wt::StreamId id) {
+    spdlog::debug("wt-relay {}: tunnel stream {} writable", open_.relay_id, id);
     if (id == sstream_) return flush_session_stream();
     if (auto it = links_.find(id); it != links_.end()) pump_down(it->second);
   }
@@ -202,6 +203,7 @@ class WtRelaySession final : public wt::SessionHandler {
     if (Link* l = by_up(id)) abort(*l, code.value_or(0), true, false);
   }
   void on_stream_writable(wt::StreamId id) override {
+    spdlog::debug("wt-relay {}: upstream stream {} writable", open_.relay_id, id);
     if (Link* l = by_up(id)) pump_up(*l);
   }
   void on_stream_closed(wt::StreamId id) override {
@@ -261,7 +263,14 @@ class WtRelaySession final : public wt::SessionHandler {
     };
   }
   Writer writer_down(Link& l) {
-    return [this, &l](std::span<const uint8_t> b, bool fin) { return tunnel_.write(l.tun, b, fin); };
+    return [this, &l](std::span<const uint8_t> b, bool fin) {
+      const size_t n = tunnel_.write(l.tun, b, fin);
+      if (n < b.size()) {
+        spdlog::debug("wt-relay {}: tunnel stream {} took {} of {} bytes", open_.relay_id, l.tun, n,
+                      b.size());
+      }
+      return n;
+    };
   }
   void pump_up(Link& l) {
     const wt::StreamId tid = l.tun;

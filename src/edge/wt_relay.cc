@@ -203,6 +203,7 @@ void EdgeWtRelay::pump_up(Link& link) {
 
 void EdgeWtRelay::pump_down(Link& link) {
   if (public_ == nullptr) return;
+  spdlog::debug("wt-relay {}: public stream {} writable, {} held", client_, link.pub, link.down.held());
   link.down.pump([&](std::span<const uint8_t> b, bool fin) { return public_->write(link.pub, b, fin); },
                  [&](size_t n) { tunnels_.consume(link.ref, n); });
   maybe_finish(link);
@@ -233,6 +234,8 @@ void EdgeWtRelay::link_data_from_agent(Link& link, std::span<const uint8_t> data
       data, fin, kMaxHeld, [&](std::span<const uint8_t> b, bool f) { return public_->write(link.pub, b, f); },
       [&](size_t n) { tunnels_.consume(link.ref, n); });
   if (!ok) return abort_link(link, tunnel::kStreamProtocolError, true, true);
+  if (link.down.held() > 0)
+    spdlog::debug("wt-relay {}: public stream {} holds {}", client_, link.pub, link.down.held());
   maybe_finish(link);
 }
 

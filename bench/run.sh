@@ -16,6 +16,8 @@ source "$BENCH_DIR/lib/targets.sh"
 source "$BENCH_DIR/lib/measure.sh"
 # shellcheck source=lib/report.sh
 source "$BENCH_DIR/lib/report.sh"
+# shellcheck source=lib/versions.sh
+source "$BENCH_DIR/lib/versions.sh"
 
 usage() {
   cat <<EOF
@@ -28,7 +30,9 @@ usage: bench/run.sh [--quick] [options]
   --fixed-secs S     seconds of the fixed-rate phase (default 10)
   --wtmesh PATH      wtmesh binary (default: \$REPO/build-bench/wtmesh, else the newest build-*/wtmesh)
   --no-wtmesh        measure only the baselines
-  --only LIST        comma-separated subset of: direct,nginx,nginx_tls,ssh,wtmesh,wtmesh_http
+  --only LIST        comma-separated subset of: direct,nginx,nginx_tls,ssh,wtmesh,wtmesh_http,wtmesh_h2c
+                     (the HTTP/2 public phase runs for nginx_tls and wtmesh, the HTTP/3 one for wtmesh)
+  --no-versions      skip the HTTP/2 (h2load) and HTTP/3 (gtlsclient) public phases
   --ssh-cipher C     cipher for ssh -R (default aes128-gcm@openssh.com)
   --profile          also record a perf (cpu-clock) profile of the edge and the agent under wrk
   --out DIR          keep logs, raw.tsv and the report in DIR (default: a temp dir, removed on exit)
@@ -39,7 +43,7 @@ EOF
 }
 
 MODE=full ROUNDS=3 WRK_SECS=10 WARM_SECS=2 BULK_RUNS=3 FIXED_RATE=1000 FIXED_SECS=10
-WAIT_QUIET=0 WTMESH="" USE_WTMESH=1 ONLY="" SSH_CIPHER=aes128-gcm@openssh.com PROFILE=0 OUT_DIR=""
+WAIT_QUIET=0 WTMESH="" USE_WTMESH=1 VERSIONS=1 ONLY="" SSH_CIPHER=aes128-gcm@openssh.com PROFILE=0 OUT_DIR=""
 while (($#)); do
   case "$1" in
     --quick) MODE=quick ROUNDS=1 WRK_SECS=3 WARM_SECS=1 BULK_RUNS=1 FIXED_SECS=4 ;;
@@ -50,6 +54,7 @@ while (($#)); do
     --fixed-secs) FIXED_SECS=$2; shift ;;
     --wtmesh) WTMESH=$2; shift ;;
     --no-wtmesh) USE_WTMESH=0 ;;
+    --no-versions) VERSIONS=0 ;;
     --only) ONLY=",$2,"; shift ;;
     --ssh-cipher) SSH_CIPHER=$2; shift ;;
     --profile) PROFILE=1 ;;
@@ -123,13 +128,14 @@ start_origin
 wanted nginx || wanted nginx_tls && start_nginx_proxy
 wanted ssh && start_ssh
 WTMESH_SKIP_REASON=""
-if ((USE_WTMESH)) && { wanted wtmesh || wanted wtmesh_http; }; then
+if ((USE_WTMESH)) && { wanted wtmesh || wanted wtmesh_http || wanted wtmesh_h2c; }; then
   if [[ -z "$WTMESH" || ! -x "$WTMESH" ]]; then
     WTMESH_SKIP_REASON="no wtmesh binary; build it: cmake --build build-bench --target wtmesh"
   elif ! "$WTMESH" http --help > /dev/null 2>&1; then
     WTMESH_SKIP_REASON="$WTMESH has no 'http' subcommand yet"
   else
     start_wtmesh
+    wanted wtmesh_h2c && start_wtmesh_h2c
   fi
   [[ -n "$WTMESH_SKIP_REASON" ]] && log "skipping wtmesh: $WTMESH_SKIP_REASON"
 else
@@ -156,6 +162,9 @@ done
 # 3. Bulk downloads.
 log "phase 3: $BULK_RUNS x 100 MiB download per target"
 for t in "${TARGETS[@]}"; do bulk_run "$t" "$BULK_RUNS"; done
+
+# 3b. The other public HTTP versions (bench/lib/versions.sh).
+((VERSIONS)) && phase_versions "$ROUNDS" "$WRK_SECS"
 
 # 4. wtmesh only: where its CPU went (per thread), peak RSS, liveness, optional perf profile.
 if [[ -n "${WTMESH_AGENT_PID:-}" ]]; then

@@ -31,6 +31,7 @@ using Status = ResponseDecoder::Status;
 
 struct Outcome {
   bool head = false;
+  int interim = 0;  // 1xx heads before the final one
   int status = 0;
   wtmesh::tunnel::ResponseHead head_value;
   std::vector<uint8_t> body;
@@ -58,10 +59,15 @@ Outcome run(std::span<const uint8_t> in, size_t step, bool head_request, bool sm
       if (dec.buffered_bytes() > input_cap) broken(__LINE__);
       switch (s) {
         case Status::kHead:
-          if (o.head) broken(__LINE__);  // one final head per response
+          if (o.head) broken(__LINE__);  // one final head per response, and nothing interim after it
+          o.head_value = dec.take_head();
+          if (wtmesh::tunnel::is_interim(o.head_value.status)) {  // 100, 103: before the final head
+            if (dec.head_produced() || ++o.interim > limits.max_informational) broken(__LINE__);
+            o.head_value = {};
+            break;
+          }
           o.head = true;
           o.status = dec.status();
-          o.head_value = dec.take_head();
           if (o.head_value.status < 200 || o.head_value.status > 599) broken(__LINE__);
           {
             // What the agent sends on: the edge must be able to read it back.

@@ -5,12 +5,14 @@
 // request head written to a stream decodes; each answered request head is within the tunnel limit.
 //
 // Input: byte 0 = fragment size (1..64), byte 1 = mode (bit 0: the host has a tunnel, bit 1: the
-// agent answers each complete request with 200), then the client's bytes.
+// agent answers each complete request with 200, bit 2: the agent answers WebSocket upgrades with 101
+// and echoes the raw bytes, bit 3: with a wrong Sec-WebSocket-Accept), then the client's bytes.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,7 +39,7 @@ struct Outcome {
   bool finished = false;
 };
 
-Outcome run(std::span<const uint8_t> in, size_t step, bool found, bool answer) {
+Outcome run(std::span<const uint8_t> in, size_t step, bool found, bool answer, bool upgrades, bool bad_accept) {
   edge::test::FakeClock clock;
   FakeDirectory dir;
   if (found) dir.add_route("app.localhost");
@@ -48,9 +50,11 @@ Outcome run(std::span<const uint8_t> in, size_t step, bool found, bool answer) {
   Outcome o;
   std::vector<uint8_t> pending;
   std::vector<wt::StreamId> answered;
+  std::map<wt::StreamId, edge::test::UpgradeEcho> echoes;
   auto service = [&] {
     // The agent answers a request once its body is complete (FIN), like a simple upstream.
     if (answer) edge::test::answer_complete_requests(dir, answered);
+    if (upgrades) edge::test::answer_upgrades(dir, echoes, bad_accept);
     for (auto out = proxy.client_output(); !out.empty(); out = proxy.client_output()) {
       o.client.append(out.begin(), out.end());  // run by run: the output may wrap around its ring
       proxy.on_client_written(out.size());
@@ -90,16 +94,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t step = 1 + data[0] % 64;
   const bool found = data[1] & 1;
   const bool answer = data[1] & 2;
+  const bool upgrades = data[1] & 4;
+  const bool bad_accept = data[1] & 8;
   std::span<const uint8_t> in(data + 2, size - 2);
 
-  const Outcome split = run(in, step, found, answer);
-  const Outcome whole = run(in, in.size() + 1, found, answer);
-  // The agent's answers come at points that depend on the split, so only the no-answer runs must
+  const Outcome split = run(in, step, found, answer, upgrades, bad_accept);
+  const Outcome whole = run(in, in.size() + 1, found, answer, upgrades, bad_accept);
+  // The agent's answers (and echoes) come at points that depend on the split, so only the no-answer runs must
   // match byte for byte. One exception: Beast checks a header section's bytes as they come only
   // when they arrive in one piece (fed in fragments it waits for the blank line), so a malformed
   // head that never ends gets its 400 whole but no answer yet split: then what the split run
   // sent is a prefix of what the whole run sent, and only the whole run finished.
-  if (!answer) {
+  if (!answer && !upgrades) {
     if (split.streams != whole.streams) broken(__LINE__);
     if (split.client != whole.client &&
         (split.finished || !whole.finished || !whole.client.starts_with(split.client)))

@@ -1,9 +1,10 @@
-// Fuzzes the tunnel protocol's readers: control frames and request/response heads, fed in
+// Fuzzes the tunnel protocol's readers: control frames, request/response heads and framed bodies, fed in
 // fragments the input chooses.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "tunnel/framed_body.h"
 #include "tunnel/wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -17,11 +18,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HeadReader<ResponseHead> response;
   RequestHead rq;
   ResponseHead rs;
+  FramedBodyReader framed;
+  std::vector<std::span<const uint8_t>> pieces;
   for (size_t off = 0; off < in.size(); off += step) {
     auto chunk = in.subspan(off, std::min(step, in.size() - off));
     control.feed(chunk, frames);
     request.feed(chunk, rq);
     response.feed(chunk, rs);
+    pieces.clear();
+    framed.feed(chunk, pieces);
+    for (auto p : pieces) {
+      if (p.data() < chunk.data() || p.data() + p.size() > chunk.data() + chunk.size()) __builtin_trap();
+    }
+    if (framed.buffered_bytes() > kMaxTrailerLength) __builtin_trap();
     if (control.buffered_bytes() > kMaxControlPayload + 16) __builtin_trap();
   }
   decode_request_head(in, rq);

@@ -199,6 +199,10 @@ print_banner() {
   The agent logs one line per request:   tail -f .wtmesh/agent.out
   Expose your own app:  ${wtmesh#"$root"/} http LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)
+    its upstream: --upstream h2c (HTTP/2 cleartext, gRPC with trailers) | --upstream h3 (HTTP/3 on UDP LOCALPORT)
+                  | --upstream-tls [--upstream-ca FILE | --upstream-insecure] (HTTPS, h2 or http/1.1 by ALPN)
+  WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
+                  --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 
   wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS, HTTP/2 + HTTP/1.1, Alt-Svc h3)
   echo endpoint      $EDGE_URL/echo

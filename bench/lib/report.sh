@@ -134,6 +134,7 @@ print_report() {
     echo
     echo "wtmesh was not measured (${WTMESH_SKIP_REASON:-skipped}); ratios need it."
   fi
+  print_versions  # bench/lib/versions.sh
   echo
   echo "Raw numbers ($OUT/raw.tsv: target, key, value; ticks are 1/${CLK_TCK} s):"
   awk -F'\t' '{ a[$1 "\t" $2] = a[$1 "\t" $2] (a[$1 "\t" $2] == "" ? "" : " ") $3; if (!($1 "\t" $2 in o)) { o[$1 "\t" $2] = ++n; ord[n] = $1 "\t" $2 } }

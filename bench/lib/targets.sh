@@ -49,10 +49,17 @@ start_origin() {
   head -c 1024 /dev/urandom > "$www/1k.bin"
   head -c $((100 * 1024 * 1024)) /dev/urandom > "$www/100m.bin"
   free_port ORIGIN_PORT
+  free_port ORIGIN_H2C_PORT
+  # The second port speaks HTTP/2 with prior knowledge (h2c) for the wtmesh_h2c row.
   { nginx_common "$dir"
     cat <<EOF
   server {
     listen 127.0.0.1:$ORIGIN_PORT reuseport backlog=4096;
+    root $www;
+  }
+  server {
+    listen 127.0.0.1:$ORIGIN_H2C_PORT http2 backlog=4096;
+    http2_max_requests 10000000;
     root $www;
   }
 }
@@ -91,7 +98,8 @@ start_nginx_proxy() {
     location / { proxy_pass http://origin; }
   }
   server {
-    listen 127.0.0.1:$PROXY_TLS_PORT ssl reuseport backlog=4096;
+    listen 127.0.0.1:$PROXY_TLS_PORT ssl http2 reuseport backlog=4096;
+    http2_max_requests 10000000;
     ssl_certificate $dir/cert.pem;
     ssl_certificate_key $dir/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;

@@ -33,8 +33,14 @@ const TunnelRoute* EdgeSession::route(uint32_t tunnel_id) const {
 
 void EdgeSession::on_ready() {
   ready_ = true;
-  relays_ = std::make_unique<WtRelayHost>(io_, *session_, [this](uint32_t tunnel_id) -> const WtUpstream* {
-    const TunnelRoute* r = route(tunnel_id);
+  // Feature `trailers` (docs/protocol.md §4.1): only when the edge echoed it.
+  limits_.trailers = false;
+  for (const auto& [name, value] : session_->response().headers) {
+    if (name == tunnel::kFeaturesHeader && tunnel::has_feature(value, tunnel::kFeatureTrailers))
+      limits_.trailers = true;
+  }
+  relays_ = std::make_unique<WtRelayHost>(io_, *session_, [this](uint32_t id) -> const H3UpstreamTarget* {
+    const TunnelRoute* r = route(id);
     return r ? r->wt : nullptr;
   });
   control_id_ = session_->open_bidi_stream();
@@ -205,8 +211,8 @@ void EdgeSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std:
   if (r->select) {
     ex = std::make_shared<SelectingDriver>(io_, *r->select, *session_, id, std::move(head), std::move(done),
                                            limits_);
-  } else if (r->h2) {
-    ex = std::make_shared<H2StreamDriver>(*r->h2, *session_, id, std::move(head), std::move(done), limits_);
+  } else if (r->mux) {
+    ex = std::make_shared<MuxStreamDriver>(*r->mux, *session_, id, std::move(head), std::move(done), limits_);
   } else {
     ex = std::make_shared<AsioUpstreamDriver>(io_, *session_, id, *r->pool, std::move(head), std::move(done),
                                               limits_);

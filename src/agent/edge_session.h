@@ -29,9 +29,9 @@ namespace wtmesh::agent {
 struct TunnelRoute {
   TunnelRegistration registration;
   UpstreamPool* pool = nullptr;        // not owned; outlives the session
-  H2UpstreamClient* h2 = nullptr;      // set: requests go over HTTP/2 (h2c); not owned
+  MuxUpstreamClient* mux = nullptr;    // set: requests go over HTTP/2 (h2c) or HTTP/3 (h3); not owned
   UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
-  const WtUpstream* wt = nullptr;      // set: WebTransport sessions are relayed there (§7); not owned
+  const H3UpstreamTarget* wt = nullptr;  // set: WebTransport sessions are relayed there (§7); not owned
 };
 
 class EdgeSession final : public wt::SessionHandler {

@@ -54,7 +54,7 @@ bool H2Codec::start_request(const tunnel::RequestHead& head, std::string* error)
     return false;
   };
   if (!is_token(head.method) || head.method == "CONNECT")
-    return bad("request method cannot go to HTTP/2 as given");
+    return bad("request method cannot go to " + protocol_ + " as given");
   if (head.target.empty() || has_ctl(head.target) || (head.target[0] != '/' && head.target != "*")) {
     return bad("request target is not an origin-form path");
   }
@@ -119,6 +119,8 @@ void H2Codec::restart_response() {
   head_produced_ = head_taken_ = done_ = false;
   body_allowed_ = true;
   head_ = {};
+  body_.reset();
+  trailers_.clear();
   error_.clear();
 }
 
@@ -152,10 +154,23 @@ UpstreamCodec::Status H2Codec::decode(std::vector<uint8_t>& body, size_t max_bod
       if (eof_) return fail("the upstream ended the stream before a response head");
       return Status::kNeedInput;
     }
-    if (e != tunnel::WireError::kNone) return fail("bad response head from the HTTP/2 stream");
+    if (e != tunnel::WireError::kNone) return fail("bad response head from the " + protocol_ + " stream");
     const auto after = reader_->take_body();
     in_.assign(after.begin(), after.end());
     in_pos_ = 0;
+    if (tunnel::is_interim(h.status)) {
+      // 100, 103: handed on as they are (hop-by-hop fields dropped); the final head follows. An
+      // extended CONNECT's are skipped: the RFC 6455 client waits for its 101 only.
+      reader_.emplace();
+      if (upgrade_) return decode(body, max_body);
+      head_ = tunnel::ResponseHead{};
+      head_.status = h.status;
+      for (auto& [n, v] : h.headers) {
+        if (!is_hop_by_hop(n)) head_.headers.emplace_back(std::move(n), std::move(v));
+      }
+      return Status::kHead;
+    }
+    if (h.framed) body_.emplace();
     if (h.status < 200 || h.status > 999)
       return fail("the upstream answered status " + std::to_string(h.status));
     tunnel::ResponseHead out;
@@ -197,15 +212,29 @@ UpstreamCodec::Status H2Codec::decode(std::vector<uint8_t>& body, size_t max_bod
   }
   const size_t avail = in_.size() - in_pos_;
   if (avail > 0) {
-    if (!body_allowed_) return fail("the upstream sent a body where none is allowed");
     const size_t room = max_body > body.size() ? max_body - body.size() : 0;
+    // A framed body yields at most as many data bytes as it is fed.
     const size_t n = std::min(avail, room);
-    body.insert(body.end(), in_.begin() + static_cast<std::ptrdiff_t>(in_pos_),
-                in_.begin() + static_cast<std::ptrdiff_t>(in_pos_ + n));
+    const auto piece = std::span<const uint8_t>(in_).subspan(in_pos_, n);
+    pieces_.clear();
+    if (body_) {
+      if (body_->feed(piece, pieces_) != tunnel::WireError::kNone)
+        return fail("bad framed body from the HTTP/2 stream");
+    } else if (!piece.empty()) {
+      pieces_.push_back(piece);
+    }
+    for (auto p : pieces_) {
+      if (!p.empty() && !body_allowed_) return fail("the upstream sent a body where none is allowed");
+      body.insert(body.end(), p.begin(), p.end());
+    }
     in_pos_ += n;
     if (in_pos_ < in_.size()) return Status::kBodyFull;
   }
   if (eof_) {
+    if (body_) {
+      if (!body_->done()) return fail("the HTTP/2 stream ended inside its body");
+      trailers_ = body_->take_trailers();
+    }
     done_ = true;
     return Status::kDone;
   }

@@ -6,10 +6,12 @@
 //    target, authority = the public authority, header fields lower-case with hop-by-hop ones dropped,
 //    `te` only as `te: trailers`); body bytes unframed; the end of the body is the transport's
 //    write_last() (END_STREAM), so write_end() writes nothing;
-//  - response: the stream transport delivers the upstream's final head as encode_response_head (1xx
-//    skipped, has_body = no END_STREAM on the HEADERS), then DATA bytes, then EOF at END_STREAM. The
-//    codec checks the head (hop-by-hop fields dropped, content-length parsed, HEAD/204/304 bodiless)
-//    and passes the body through. The stream's end is the response's end (no length to trust).
+//  - response: the stream transport delivers interim (1xx) heads and the upstream's final head as
+//    encode_response_head (has_body = no END_STREAM on the HEADERS), then the DATA bytes either raw or,
+//    when the head has the `framed` flag, as a framed body ending with the trailer section
+//    (tunnel/framed_body.h), then EOF at END_STREAM. The codec checks the head (hop-by-hop fields
+//    dropped, content-length parsed, HEAD/204/304 bodiless), produces interim heads as kHead, passes
+//    the body through and keeps the trailers (take_trailers). The stream's end is the response's end.
 // reusable() is "the stream ended cleanly": the transport's release() then just forgets the stream.
 // A WebSocket request (GET + upgrade: websocket) becomes an RFC 8441 extended CONNECT: see upgrade().
 #pragma once
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "agent/upstream_codec.h"
+#include "tunnel/framed_body.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::agent {
@@ -26,6 +29,10 @@ namespace wtmesh::agent {
 class H2Codec final : public UpstreamCodec {
  public:
   static constexpr size_t kInputCap = 64 * 1024;
+
+  // `protocol` names the upstream's version in messages ("HTTP/2", "HTTP/3": the same semantics; for
+  // HTTP/3 the stream transport's FIN is the end, and a WebSocket is RFC 9220's extended CONNECT).
+  explicit H2Codec(std::string protocol = "HTTP/2") : protocol_(std::move(protocol)) {}
 
   bool start_request(const tunnel::RequestHead& head, std::string* error) override;
   void write_head(std::string& out) const override;
@@ -46,6 +53,8 @@ class H2Codec final : public UpstreamCodec {
   // given to the stream transport, which adds `:protocol: websocket`); a 200 becomes the 101.
   bool upgrade() const override { return upgrade_; }
   bool switched() const override { return switched_; }
+  bool may_have_trailers() const override { return body_ && body_allowed_; }
+  tunnel::HeaderPairs take_trailers() override { return std::move(trailers_); }
 
   // The translated request (for tests).
   const tunnel::RequestHead& request() const { return request_; }
@@ -53,6 +62,7 @@ class H2Codec final : public UpstreamCodec {
  private:
   Status fail(std::string why);
 
+  std::string protocol_;
   tunnel::RequestHead request_;
   bool upgrade_ = false;
   bool switched_ = false;
@@ -67,6 +77,9 @@ class H2Codec final : public UpstreamCodec {
   bool body_allowed_ = true;
   bool done_ = false;
   tunnel::ResponseHead head_;
+  std::optional<tunnel::FramedBodyReader> body_;  // the head was framed
+  tunnel::HeaderPairs trailers_;
+  std::vector<std::span<const uint8_t>> pieces_;
   std::string error_;
 };
 

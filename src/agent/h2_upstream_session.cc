@@ -16,7 +16,10 @@ Self& self_of(void* user_data) { return *static_cast<Self*>(user_data); }
 
 int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  if (auto* s = self_of(ud).stream(frame->hd.stream_id); s && s->head_ready) s->in_trailers = true;
+  if (auto* s = self_of(ud).stream(frame->hd.stream_id); s && s->head_ready) {
+    s->in_trailers = true;
+    s->header_bytes = 0;  // the trailer section has the same cap as the head
+  }
   return 0;
 }
 
@@ -24,13 +27,19 @@ int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
   auto& self = self_of(ud);
   auto* s = self.stream(frame->hd.stream_id);
-  if (s == nullptr || s->in_trailers) return 0;  // trailers: dropped (no room in the tunnel head yet)
+  if (s == nullptr) return 0;
   const std::string_view n(reinterpret_cast<const char*>(name), namelen);
   const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   s->header_bytes += namelen + valuelen + 32;
   if (s->header_bytes > self.limits().max_header_bytes) {
     s->too_large = true;
     s->fields.clear();
+    s->trailers.clear();
+    return 0;
+  }
+  if (s->in_trailers) {
+    // Trailers (gRPC's grpc-status): forwarded when the tunnel session has the `trailers` feature.
+    if (!n.starts_with(':') && !s->too_large) s->trailers.emplace_back(n, v);
     return 0;
   }
   if (n == ":status") {
@@ -63,7 +72,8 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (frame->hd.type == NGHTTP2_HEADERS && !s->in_trailers && !s->head_ready) {
     if (s->status >= 100 && s->status < 200 && !end) {
-      // An interim response (100, 103): skipped.
+      // An interim response (100, 103): kept for take_interim() (at most kMaxInterim, then dropped).
+      if (s->interim.size() < Self::kMaxInterim) s->interim.push_back(Self::Head{s->status, std::move(s->fields), false});
       s->fields.clear();
       s->header_bytes = 0;
       s->status = 0;
@@ -309,6 +319,18 @@ std::optional<H2UpstreamSession::Head> H2UpstreamSession::take_head(int32_t id) 
   h.headers = std::move(s->fields);
   h.end_stream = s->head_end_stream;
   return h;
+}
+
+std::vector<H2UpstreamSession::Head> H2UpstreamSession::take_interim(int32_t id) {
+  Stream* s = stream(id);
+  if (!s) return {};
+  return std::exchange(s->interim, {});
+}
+
+tunnel::HeaderPairs H2UpstreamSession::take_trailers(int32_t id) {
+  Stream* s = stream(id);
+  if (!s) return {};
+  return std::exchange(s->trailers, {});
 }
 
 std::span<const uint8_t> H2UpstreamSession::received(int32_t id) const {

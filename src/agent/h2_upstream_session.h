@@ -14,7 +14,8 @@
 // Bounded: received bytes per stream by our stream window, per connection by the connection window;
 // the output buffer by max_output (output is produced only when there is room); header sections by
 // max_header_bytes; streams by min(the upstream's SETTINGS_MAX_CONCURRENT_STREAMS, max_streams).
-// Trailers are read and dropped (the tunnel head format has no trailers yet: docs/notes).
+// Interim (1xx) heads and trailers are kept per stream (take_interim, take_trailers) for the tunnel's
+// `trailers` feature (docs/protocol.md §4.1); the trailer section has the head's size cap.
 #pragma once
 
 #include <cstddef>
@@ -84,7 +85,12 @@ class H2UpstreamSession {
   size_t send_room(int32_t id) const;
   size_t send(int32_t id, std::span<const uint8_t> data, bool fin);
   // Response.
+  static constexpr size_t kMaxInterim = tunnel::kMaxInterimHeads;
+  // Interim (1xx) heads received before the final head, oldest first (at most kMaxInterim kept).
+  std::vector<Head> take_interim(int32_t id);
   std::optional<Head> take_head(int32_t id);
+  // The trailer section (regular fields), complete once finished(id).
+  tunnel::HeaderPairs take_trailers(int32_t id);
   std::span<const uint8_t> received(int32_t id) const;
   // The exchange took `n` received bytes: WINDOW_UPDATE credit.
   void consume(int32_t id, size_t n);
@@ -111,6 +117,8 @@ class H2UpstreamSession {
     bool head_taken = false;
     bool head_end_stream = false;
     bool in_trailers = false;
+    std::vector<Head> interim;
+    tunnel::HeaderPairs trailers;
     std::vector<uint8_t> in;  // received body bytes not yet consumed
     size_t in_pos = 0;
     bool ended = false;  // END_STREAM received

@@ -31,6 +31,8 @@ class Http1Codec final : public UpstreamCodec {
   void restart_response() override;
   bool upgrade() const override { return upgrade_; }
   bool switched() const override { return decoder_->switched(); }
+  bool may_have_trailers() const override { return decoder_->chunked(); }
+  tunnel::HeaderPairs take_trailers() override { return decoder_->take_trailers(); }
 
  private:
   ResponseDecoder::Limits limits_;

@@ -17,14 +17,26 @@ namespace asio = boost::asio;
 namespace {
 
 // Throws std::runtime_error for an unreadable CA file.
-UpstreamTarget upstream_target(const TunnelSpec& t) {
-  UpstreamTarget target;
-  target.endpoint = asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
-  if (!t.upstream_tls && t.upstream_protocol != "h3") return target;
-  target.tls = std::make_shared<quic::TlsClientContext>(
+std::shared_ptr<const quic::TlsClientContext> upstream_tls_context(const TunnelSpec& t) {
+  return std::make_shared<quic::TlsClientContext>(
       t.upstream_insecure ? quic::TlsClientContext::without_verification()
       : t.upstream_ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*t.upstream_ca)
                           : quic::TlsClientContext::with_system_trust());
+}
+
+H3UpstreamTarget h3_upstream_target(const TunnelSpec& t) {
+  H3UpstreamTarget target;
+  target.endpoint = asio::ip::udp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
+  target.tls = upstream_tls_context(t);
+  target.tls_name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
+  return target;
+}
+
+UpstreamTarget upstream_target(const TunnelSpec& t) {
+  UpstreamTarget target;
+  target.endpoint = asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
+  if (!t.upstream_tls) return target;
+  target.tls = upstream_tls_context(t);
   target.tls_name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
   // The pool's connections speak HTTP/1.1 (the ALPN probe and the HTTP/2 client offer h2).
   target.alpn = {"http/1.1"};
@@ -73,7 +85,7 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       watchdog_(io) {
   for (const auto& t : options_.tunnels) {
     pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
-    const bool alpn = (t.upstream_tls && t.upstream_protocol.empty()) || t.upstream_protocol == "h3";
+    const bool alpn = t.upstream_tls && t.upstream_protocol.empty();
     std::unique_ptr<H2UpstreamClient> h2;
     if (t.upstream_protocol == "h2c" || alpn) {
       auto target = upstream_target(t);
@@ -82,19 +94,14 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
     }
     selectors_.push_back(
         alpn ? std::make_unique<UpstreamSelector>(io_, upstream_target(t), *pools_.back(), *h2) : nullptr);
-    h2_.push_back(std::move(h2));
-    std::unique_ptr<WtUpstream> wt;
     if (t.upstream_protocol == "h3") {
-      wt = std::make_unique<WtUpstream>();
-      wt->address = asio::ip::udp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port);
-      wt->name = t.upstream_sni.empty() ? std::string("localhost") : t.upstream_sni;
-      wt->tls = [insecure = t.upstream_insecure, ca = t.upstream_ca] {
-        return insecure ? quic::TlsClientContext::without_verification()
-               : ca     ? quic::TlsClientContext::with_system_trust_and_ca_file(*ca)
-                        : quic::TlsClientContext::with_system_trust();
-      };
+      // Requests go to the service's HTTP/3 server; WebTransport sessions are relayed to it (§7).
+      mux_.push_back(std::make_unique<H3UpstreamClient>(io_, h3_upstream_target(t), options_.h3));
+      wt_.push_back(std::make_unique<H3UpstreamTarget>(h3_upstream_target(t)));
+    } else {
+      mux_.push_back(std::move(h2));
+      wt_.push_back(nullptr);
     }
-    wt_.push_back(std::move(wt));
   }
 }
 
@@ -204,7 +211,7 @@ void TunnelAgent::attempt() {
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
-                      selectors_[i] ? nullptr : h2_[i].get(), selectors_[i].get(), wt_[i].get()});
+                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get(), wt_[i].get()});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {
@@ -227,6 +234,7 @@ void TunnelAgent::attempt() {
       {"authorization", "Bearer " + token},
       {std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)},
       {"user-agent", options_.user_agent},
+      {std::string(tunnel::kFeaturesHeader), std::string(tunnel::kFeatureTrailers)},
   };
   wt_session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
   if (!wt_session_) return schedule_retry(n, "cannot open a session: " + error, false);

@@ -22,6 +22,7 @@
 #include "agent/edge_session.h"
 #include "agent/edge_url.h"
 #include "agent/h2_upstream_driver.h"
+#include "agent/h3_upstream_driver.h"
 #include "agent/tunnel_backoff.h"
 #include "agent/tunnel_config.h"
 #include "agent/tunnel_control.h"
@@ -58,6 +59,7 @@ struct AgentOptions {
   BackoffPolicy backoff;
   PoolLimits pool;
   H2ClientLimits h2;
+  H3ClientLimits h3;
   ExchangeLimits exchange;
   quic::TransportLimits transport;
   std::string user_agent = "wtmesh-agent/0.1.0";
@@ -110,9 +112,10 @@ class TunnelAgent {
   Backoff backoff_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::vector<std::unique_ptr<UpstreamPool>> pools_;          // parallel to options_.tunnels
-  std::vector<std::unique_ptr<H2UpstreamClient>> h2_;         // parallel too; set for h2c and ALPN tunnels
+  // Parallel too: the multiplexed client of h2c, ALPN (HTTP/2 part) and h3 tunnels.
+  std::vector<std::unique_ptr<MuxUpstreamClient>> mux_;
   std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
-  std::vector<std::unique_ptr<WtUpstream>> wt_;               // parallel too; set for h3 tunnels
+  std::vector<std::unique_ptr<H3UpstreamTarget>> wt_;         // parallel too; set for h3 tunnels
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<EdgeSession> session_;

@@ -152,7 +152,9 @@ bool check_upstream_options(const TunnelSpec& spec, std::string* error) {
   if (p == "h2c" && spec.upstream_tls) {
     return fail(error, "h2c is HTTP/2 without TLS; with TLS to the upstream, ALPN picks h2 or http/1.1");
   }
-  if (!spec.upstream_tls && p != "h3" && (spec.upstream_ca || !spec.upstream_sni.empty() || spec.upstream_insecure)) {
+  // h3 is always TLS (QUIC), so the TLS options apply to it without upstream_tls.
+  const bool tls = spec.upstream_tls || p == "h3";
+  if (!tls && (spec.upstream_ca || !spec.upstream_sni.empty() || spec.upstream_insecure)) {
     return fail(error,
                 "the upstream CA, SNI and insecure options need TLS to the upstream (upstream_tls / "
                 "--upstream-tls)");

@@ -9,7 +9,9 @@
 //     - name: app
 //       type: http                # optional; http is the only type in protocol v1
 //       local_port: 3000          # or upstream: 127.0.0.1:3000
-//       upstream_protocol: h2c    # optional: http1 (default) or h2c; with upstream_tls, ALPN picks
+//       upstream_protocol: h2c    # optional: http1 (default), h2c, or h3 (HTTP/3 over QUIC to UDP
+//                                 #   local_port; always TLS: upstream_ca/sni/insecure apply); with
+//                                 #   upstream_tls and no protocol, ALPN picks
 //       upstream_tls: true        # optional: TLS to the local service (ALPN h2, http/1.1)
 //       upstream_ca: certs/ca.pem # optional: trusted beside the system store; relative to the file
 //       upstream_sni: app.test    # optional: the name checked and sent as SNI (default localhost)
@@ -40,9 +42,8 @@ struct TunnelSpec {
   // How the agent speaks to the local service (`--upstream`, `--upstream-tls`, ...).
   // "" (default): HTTP/1.1 on plain TCP, or over TLS whatever ALPN picks (h2 or http/1.1);
   // "http1": HTTP/1.1 only (ALPN offers only http/1.1); "h2c": HTTP/2 with prior knowledge, no TLS;
-  // "h3": the service's WebTransport server on UDP at the same address (public WebTransport sessions
-  // are relayed to it, docs/protocol.md §7; TLS always, checked with the upstream_* options below),
-  // plain requests over TLS on TCP to the same port (ALPN h2 or http/1.1).
+  // "h3": HTTP/3 over QUIC to UDP upstream_port (TLS implied, ALPN h3; upstream_tls not needed);
+  // public WebTransport sessions are relayed to the service's WebTransport server (docs/protocol.md §7).
   std::string upstream_protocol;
   bool upstream_tls = false;
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store

@@ -12,15 +12,16 @@
 //    by ALPN over TLS). The seam: the connection is a per-connection session beside the pool
 //    (H2UpstreamSession, sans-I/O on nghttp2: framing, HPACK, flow control, stream caps, GOAWAY),
 //    owned with its socket by H2UpstreamClient (one per tunnel: connection cap, bounded wait queue,
-//    idle expiry); the per-request transport is one stream of it (H2StreamDriver). Between codec and
+//    idle expiry); the per-request transport is one stream of it (MuxStreamDriver). Between codec and
 //    stream transport the bytes are the tunnel's own head encoding plus raw body, both ways: the codec
 //    owns the HTTP semantics (hop-by-hop fields dropped, :authority = the public authority,
 //    `te: trailers` kept, HEAD/204/304, content-length), the session owns the wire. end_by_fin(): the
 //    request body ends with the stream (END_STREAM), given to the transport as write_last().
 //    reusable() is "the stream ended cleanly"; release() forgets the stream, the connection stays.
-//  - h3 (to come) is the same pair over HTTP/3: an H3UpstreamSession on nghttp3 over our QUIC client
-//    (UDP LOCALPORT, TLS implied), the same codec shape (QPACK instead of HPACK is the session's
-//    business), FIN instead of END_STREAM.
+//  - HTTP/3 (`--upstream h3`) uses the same H2Codec (the HTTP semantics are the same): the stream
+//    transport is the shared MuxStreamDriver (mux_upstream.h) on an H3UpstreamSession (our h3::Connection
+//    over our QUIC client, UDP LOCALPORT, TLS implied; QPACK is h3/'s business), FIN instead of
+//    END_STREAM; a WebSocket is RFC 9220's extended CONNECT.
 //  - WebSocket toward HTTP/2 (RFC 8441): H2Codec turns an RFC 6455 request into an extended CONNECT
 //    (method CONNECT in the head it gives the stream transport, which adds `:protocol: websocket`;
 //    the key is dropped and kept in the codec); H2UpstreamClient attaches such a stream only to a
@@ -46,7 +47,9 @@ class UpstreamCodec {
  public:
   enum class Status {
     kNeedInput,  // feed more upstream bytes (or put_eof)
-    kHead,       // the final response head is ready: take_head(); then call decode() again
+    kHead,       // a response head is ready: take_head(); then call decode() again. An interim one
+                 // (tunnel::is_interim(status): 100, 103) may come before the final head; it does
+                 // not count for head_produced()
     kBodyFull,   // `body` reached max_body: send it onward, then call decode() again
     kDone,       // the response is complete (the last body bytes may be in `body`)
     kError,      // error() says what; head_produced() tells whether a head was already produced
@@ -78,6 +81,10 @@ class UpstreamCodec {
   virtual tunnel::ResponseHead take_head() = 0;
   virtual bool head_produced() const = 0;
   virtual const std::string& error() const = 0;
+  // After the final head: the response may end with a trailer section (HTTP/2, chunked HTTP/1.1).
+  virtual bool may_have_trailers() const { return false; }
+  // After kDone: the trailer fields (lower-case names; none when there were none).
+  virtual tunnel::HeaderPairs take_trailers() { return {}; }
   // After kDone: the connection can carry another request.
   virtual bool reusable() const = 0;
   // Forgets the response so far, for replaying the request on a new connection.

@@ -35,10 +35,13 @@ AsioUpstreamDriver::~AsioUpstreamDriver() {
   if (conn_) conn_->close();
 }
 
+std::string endpoint_text(const asio::ip::address& address, uint16_t port) {
+  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  return host + ":" + std::to_string(port);
+}
+
 std::string AsioUpstreamDriver::name() const {
-  const auto& ep = pool_.endpoint();
-  return (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
-         std::to_string(ep.port());
+  return endpoint_text(pool_.endpoint().address(), pool_.endpoint().port());
 }
 
 void AsioUpstreamDriver::connect() {

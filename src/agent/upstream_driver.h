@@ -24,6 +24,9 @@
 
 namespace wtmesh::agent {
 
+// "127.0.0.1:3000", "[::1]:3000": an upstream's address in messages.
+std::string endpoint_text(const boost::asio::ip::address& address, uint16_t port);
+
 // The stream side of one relayed request, whichever transport carries it upstream (EdgeSession holds
 // these): each call forwards to the driver's UpstreamExchange core.
 class UpstreamDriver {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "tunnel/framed_body.h"
+
 namespace wtmesh::agent {
 
 using tunnel::kStreamCancelled;
@@ -148,8 +150,10 @@ void UpstreamExchange::on_connected(bool reused) {
 void UpstreamExchange::on_connect_failed(const std::string& why, bool tls) {
   if (aborted_ || !connecting_) return;
   connecting_ = false;
-  send_bad_gateway((tls ? "upstream TLS failed: " : "upstream refused: ") + why + " (" + transport_.name() +
-                   ")");
+  // A transport that words its own failure ("upstream HTTP/3 handshake timed out") keeps its words.
+  const bool worded = why.rfind("upstream ", 0) == 0;
+  send_bad_gateway((worded ? "" : tls ? "upstream TLS failed: " : "upstream refused: ") + why + " (" +
+                   transport_.name() + ")");
 }
 
 void UpstreamExchange::close_upstream() {
@@ -230,10 +234,31 @@ void UpstreamExchange::process_response() {
     if (!flush_to_stream()) return;
     if (response_done_) return on_response_complete();
     if (fin_after_) return;
-    const auto st = codec_->decode(to_stream_, limits_.wt_chunk);
+    // A framed body (docs/protocol.md §4.1) is decoded aside and goes on the stream as one chunk.
+    const auto st = codec_->decode(framed_ ? chunk_ : to_stream_, limits_.wt_chunk);
+    if (framed_ && !chunk_.empty()) {
+      result_.response_bytes += chunk_.size();
+      tunnel::append_body_chunk(to_stream_, chunk_);
+      chunk_.clear();
+    }
+    const uint64_t raw_bytes = framed_ ? 0 : to_stream_.size();
     switch (st) {
       case UpstreamCodec::Status::kHead: {
-        const auto head = codec_->take_head();
+        auto head = codec_->take_head();
+        if (tunnel::is_interim(head.status)) {
+          // 100 Continue, 103 Early Hints: on the stream only with the `trailers` feature, at most
+          // kMaxInterimHeads, and not for an upgrade (the client waits for its 101); otherwise (as
+          // before the feature) dropped.
+          if (limits_.trailers && !codec_->upgrade() && interim_sent_ < tunnel::kMaxInterimHeads) {
+            ++interim_sent_;
+            const auto bytes = tunnel::encode_response_head(head);
+            to_stream_.insert(to_stream_.end(), bytes.begin(), bytes.end());
+          }
+          continue;
+        }
+        if (limits_.trailers && head.has_body && !codec_->switched() && codec_->may_have_trailers()) {
+          head.framed = framed_ = true;
+        }
         result_.status = head.status;
         const auto bytes = tunnel::encode_response_head(head);
         to_stream_.insert(to_stream_.end(), bytes.begin(), bytes.end());
@@ -249,14 +274,17 @@ void UpstreamExchange::process_response() {
         continue;
       }
       case UpstreamCodec::Status::kBodyFull:
-        result_.response_bytes += to_stream_.size();
+        result_.response_bytes += raw_bytes;
         continue;
       case UpstreamCodec::Status::kNeedInput:
-        result_.response_bytes += to_stream_.size();
+        result_.response_bytes += raw_bytes;
         if (!flush_to_stream()) return;
         return start_read();
       case UpstreamCodec::Status::kDone:
-        result_.response_bytes += to_stream_.size();
+        result_.response_bytes += raw_bytes;
+        if (framed_ && !tunnel::append_body_end(to_stream_, codec_->take_trailers())) {
+          return fail_after_head("the upstream's trailer section is over the tunnel's limits");
+        }
         fin_after_ = true;
         continue;
       case UpstreamCodec::Status::kError:
@@ -316,7 +344,9 @@ void UpstreamExchange::send_bad_gateway(const std::string& why) {
   h.has_body = true;
   h.content_length = body.size();
   h.headers = {{std::string(tunnel::kErrorHeader), why}, {"content-type", "text/plain; charset=utf-8"}};
-  to_stream_ = tunnel::encode_response_head(h);
+  // After any interim heads still going out (a head's rest may be waiting for the stream).
+  const auto head_bytes = tunnel::encode_response_head(h);
+  to_stream_.insert(to_stream_.end(), head_bytes.begin(), head_bytes.end());
   to_stream_.insert(to_stream_.end(), body.begin(), body.end());
   result_.response_bytes = body.size();
   fin_after_ = true;

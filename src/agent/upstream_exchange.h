@@ -44,6 +44,9 @@ struct ExchangeLimits {
   size_t wt_chunk = 64 * 1024;         // decoded body bytes handed to the stream at a time
   size_t max_request_hold = 16 << 20;  // request body bytes held unconsumed (flow control keeps it far lower)
   ResponseDecoder::Limits decoder;
+  // The edge accepted the session feature `trailers` (docs/protocol.md §4.1): interim (1xx) heads are
+  // forwarded and a response that may end with trailers is sent framed. Set per session.
+  bool trailers = false;
 };
 
 // What happened, for the one-line request log.
@@ -182,6 +185,9 @@ class UpstreamExchange {
   bool got_response_bytes_ = false;
   std::vector<uint8_t> to_stream_;  // encoded head / body bytes not yet taken by the stream
   bool fin_after_ = false;          // send FIN once to_stream_ is empty
+  bool framed_ = false;             // the head went out framed: chunks, then the trailer section
+  std::vector<uint8_t> chunk_;      // decoded body bytes of a framed response, before framing
+  size_t interim_sent_ = 0;
   bool response_done_ = false;      // FIN sent, or the stream was reset
   bool reported_ = false;
   bool aborted_ = false;  // the session or the stream is gone: no more I/O toward either side

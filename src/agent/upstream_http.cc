@@ -179,6 +179,8 @@ bool ResponseDecoder::finish_head() {
   }
   if (auto len = p.content_length()) head_.content_length = *len;
   head_.has_body = !p.is_done();
+  chunked_ = p.chunked();
+  head_fields_ = static_cast<size_t>(std::distance(msg.begin(), msg.end()));
   keep_alive_ = p.keep_alive() && !p.need_eof();
   head_produced_ = true;
   return true;
@@ -205,11 +207,16 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
         return Status::kHead;
       }
       if (status / 100 == 1) {
-        // Interim response (100 Continue, 103 Early Hints): not forwarded; parse the next one.
+        // Interim response (100 Continue, 103 Early Hints): handed on (the exchange forwards it
+        // when the tunnel has the feature), then the next one is parsed.
         if (++informational_ > limits_.max_informational)
           return fail("the upstream sent too many 1xx responses");
+        if (!finish_head()) return Status::kError;
+        head_produced_ = false;
+        head_.has_body = false;
+        head_.content_length.reset();
         new_parser();
-        return decode(body, max_body);
+        return Status::kHead;
       }
       if (!finish_head()) return Status::kError;
       if (p.is_done()) done_ = true;
@@ -272,6 +279,20 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
     }
     if (ec) return fail("the upstream sent a malformed response (" + ec.message() + ")");
   }
+}
+
+tunnel::HeaderPairs ResponseDecoder::take_trailers() {
+  tunnel::HeaderPairs out;
+  if (!done_ || !chunked_ || !impl_->parser) return out;
+  const auto& msg = impl_->parser->get();
+  size_t i = 0;
+  for (const auto& f : msg) {
+    if (i++ < head_fields_) continue;
+    std::string n = lower(f.name_string());
+    if (is_hop_by_hop(n) || n == "content-length") continue;  // the count is the tunnel's to check
+    out.emplace_back(std::move(n), std::string(f.value()));
+  }
+  return out;
 }
 
 // After a 101: upstream bytes pass through as they are (the parser stopped at the end of the head, so

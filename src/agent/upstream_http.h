@@ -45,11 +45,12 @@ class ResponseDecoder {
   struct Limits {
     size_t header_limit = 60 * 1024;  // status line + fields; leaves room in the 64 KiB tunnel head
     size_t input_buffer = 64 * 1024;  // upstream bytes held before they are decoded
-    int max_informational = 8;        // 1xx interim responses skipped before the final one
+    int max_informational = 8;        // 1xx interim responses before the final one
   };
   enum class Status {
     kNeedInput,  // feed more upstream bytes (or put_eof)
-    kHead,       // the final response head is ready: take_head(); then call decode() again
+    kHead,       // a head is ready: take_head(); then call decode() again. An interim one (100,
+                 // 103: tunnel::is_interim) comes before the final one and is not head_produced()
     kBodyFull,   // `body` reached max_body: send it onward, then call decode() again
     kDone,       // the response is complete (the last body bytes may be in `body`)
     kError,      // error() says what; head_sent() tells whether a head was already produced
@@ -83,6 +84,10 @@ class ResponseDecoder {
   // nothing extra received).
   bool reusable() const;
   size_t buffered_bytes() const { return in_.size(); }
+  // After the final head: the body is chunked, so a trailer section may end it.
+  bool chunked() const { return chunked_; }
+  // After kDone: the chunked body's trailer fields (lower-case, hop-by-hop ones dropped).
+  tunnel::HeaderPairs take_trailers();
 
  private:
   struct Impl;
@@ -105,6 +110,8 @@ class ResponseDecoder {
   int informational_ = 0;
   size_t header_bytes_ = 0;  // of the current response's header section, counted by us (see decode)
   int status_ = 0;
+  bool chunked_ = false;
+  size_t head_fields_ = 0;  // fields of the final head; Beast appends the trailer fields after them
   tunnel::ResponseHead head_;
   std::string error_;
 };

@@ -38,6 +38,10 @@ struct WtClient::App final : quic::Connection::AppState {
 
 WtClient::WtClient(asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits,
                    wt::ClientConfig config)
+    : WtClient(io, std::make_shared<const quic::TlsClientContext>(std::move(tls)), limits, std::move(config)) {}
+
+WtClient::WtClient(asio::io_context& io, std::shared_ptr<const quic::TlsClientContext> tls,
+                   quic::TransportLimits limits, wt::ClientConfig config)
     : io_(io), tls_(std::move(tls)), limits_(limits), config_(std::move(config)) {}
 
 WtClient::~WtClient() = default;
@@ -74,7 +78,7 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
     conn_ = nullptr;
     app_ = nullptr;
   });
-  conn_ = endpoint_->connect(remote, edge.host, tls_, limits_, error);
+  conn_ = endpoint_->connect(remote, edge.host, *tls_, limits_, error);
   if (!conn_) return false;
   auto app = std::make_unique<App>(io_, *conn_, config_);
   app_ = app.get();

@@ -21,6 +21,9 @@ class WtClient {
  public:
   WtClient(boost::asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits = {},
            wt::ClientConfig config = {});
+  // With a trust shared with others (an h3 upstream's, used by its request tier too).
+  WtClient(boost::asio::io_context& io, std::shared_ptr<const quic::TlsClientContext> tls,
+           quic::TransportLimits limits = {}, wt::ClientConfig config = {});
   ~WtClient();
   WtClient(const WtClient&) = delete;
   WtClient& operator=(const WtClient&) = delete;
@@ -44,7 +47,7 @@ class WtClient {
  private:
   struct App;
   boost::asio::io_context& io_;
-  quic::TlsClientContext tls_;
+  std::shared_ptr<const quic::TlsClientContext> tls_;
   quic::TransportLimits limits_;
   wt::ClientConfig config_;
   std::optional<EdgeUrl> edge_;

@@ -29,18 +29,14 @@ class WtRelaySession final : public wt::SessionHandler {
     if (client_) client_->close("relay ended");  // one connection per relayed session
   }
 
-  void start(const WtUpstream* upstream) {
+  void start(const H3UpstreamTarget* upstream) {
     if (upstream == nullptr) {
       return refuse(501, "the tunnel's upstream does not serve WebTransport (start it with --upstream h3)");
     }
-    try {
-      client_ = std::make_unique<WtClient>(host_.io_, upstream->tls());
-    } catch (const std::exception& e) {
-      return refuse(502, std::string("upstream TLS: ") + e.what());
-    }
-    EdgeUrl url{upstream->name, upstream->address.port(), ""};
+    client_ = std::make_unique<WtClient>(host_.io_, upstream->tls);
+    EdgeUrl url{upstream->tls_name, upstream->endpoint.port(), ""};
     std::string error;
-    if (!client_->dial(url, &error, &upstream->address)) return refuse(502, "upstream unreachable: " + error);
+    if (!client_->dial(url, &error, &upstream->endpoint)) return refuse(502, "upstream unreachable: " + error);
     wt::HeaderPairs extra;
     for (const auto& [name, value] : open_.request.headers) {
       if (name == "origin" || name == "wt-available-protocols" || name == "user-agent" ||
@@ -51,7 +47,7 @@ class WtRelaySession final : public wt::SessionHandler {
     up_ = client_->open_session(open_.request.target, extra, this, &error);
     if (up_ == nullptr) return refuse(502, "upstream session: " + error);
     spdlog::info("wt-relay {}: {} -> upstream {}:{}{}", open_.relay_id, open_.request.authority,
-                 upstream->address.address().to_string(), upstream->address.port(), open_.request.target);
+                 upstream->endpoint.address().to_string(), upstream->endpoint.port(), open_.request.target);
   }
 
   // --- tunnel side ---
@@ -113,6 +109,8 @@ class WtRelaySession final : public wt::SessionHandler {
     if (id == sstream_) return flush_session_stream();
     if (auto it = links_.find(id); it != links_.end()) pump_down(it->second);
   }
+  // The transport forgot a tunnel stream: both of its directions ended there. Only the pipe that
+  // writes to it stops; what it delivered before its FIN still goes to the upstream.
   void on_tunnel_closed_stream(wt::StreamId id) {
     if (id == sstream_) {
       sstream_gone_ = true;
@@ -123,9 +121,9 @@ class WtRelaySession final : public wt::SessionHandler {
     auto it = links_.find(id);
     if (it == links_.end()) return;
     Link& l = it->second;
-    tunnel_.consume(id, l.a.abandon());
-    if (l.up >= 0 && up_ != nullptr) up_->consume(l.up, l.b.abandon());
-    l.b.abandon();
+    const size_t dropped = l.b.abandon();
+    if (l.up >= 0 && up_ != nullptr) up_->consume(l.up, dropped);
+    if (l.to_up && !l.a.finished() && !l.a.source_ended()) return abort(l, tunnel::kStreamCancelled, false, true);
     maybe_finish(id);
   }
   void on_tunnel_datagram(std::span<const uint8_t> payload) {
@@ -206,12 +204,13 @@ class WtRelaySession final : public wt::SessionHandler {
     spdlog::debug("wt-relay {}: upstream stream {} writable", open_.relay_id, id);
     if (Link* l = by_up(id)) pump_up(*l);
   }
+  // The transport forgot an upstream stream: as on_tunnel_closed_stream, the other way round.
   void on_stream_closed(wt::StreamId id) override {
     Link* l = by_up(id);
     if (l == nullptr) return;
     const wt::StreamId tid = l->tun;
     tunnel_.consume(tid, l->a.abandon());
-    up_->consume(id, l->b.abandon());
+    if (l->from_up && !l->b.finished() && !l->b.source_ended()) return abort(*l, tunnel::kStreamCancelled, true, false);
     maybe_finish(tid);
   }
   void on_datagram(std::span<const uint8_t> payload) override {
@@ -393,7 +392,7 @@ class WtRelaySession final : public wt::SessionHandler {
 };
 
 WtRelayHost::WtRelayHost(asio::io_context& io, wt::Session& tunnel,
-                         std::function<const WtUpstream*(uint32_t)> upstream_for)
+                         std::function<const H3UpstreamTarget*(uint32_t)> upstream_for)
     : io_(io), tunnel_(tunnel), upstream_for_(std::move(upstream_for)) {}
 
 WtRelayHost::~WtRelayHost() = default;

@@ -18,19 +18,12 @@
 #include <span>
 #include <string>
 
-#include "quic/tls_context.h"
+#include "agent/h3_upstream_target.h"
 #include "tunnel/wire.h"
 #include "tunnel/wt_relay_wire.h"
 #include "wt/session.h"
 
 namespace wtmesh::agent {
-
-// Where a tunnel's WebTransport sessions go (`--upstream h3`).
-struct WtUpstream {
-  boost::asio::ip::udp::endpoint address;
-  std::string name = "localhost";               // TLS name checked and sent as SNI
-  std::function<quic::TlsClientContext()> tls;  // a fresh client context per connection
-};
 
 class WtRelaySession;
 
@@ -39,7 +32,7 @@ class WtRelayHost {
   // `upstream_for(tunnel_id)`: the tunnel's WebTransport upstream, or nullptr (not an h3 tunnel: the
   // session is refused with 501).
   WtRelayHost(boost::asio::io_context& io, wt::Session& tunnel,
-              std::function<const WtUpstream*(uint32_t)> upstream_for);
+              std::function<const H3UpstreamTarget*(uint32_t)> upstream_for);
   ~WtRelayHost();
 
   // A stream of kind 0x02 or 0x03 the edge opened, with the bytes after its kind.
@@ -68,7 +61,7 @@ class WtRelayHost {
 
   boost::asio::io_context& io_;
   wt::Session& tunnel_;
-  std::function<const WtUpstream*(uint32_t)> upstream_for_;
+  std::function<const H3UpstreamTarget*(uint32_t)> upstream_for_;
   std::map<wt::StreamId, tunnel::WtSessionOpenReader> session_heads_;
   std::map<wt::StreamId, tunnel::WtStreamOpenReader> stream_heads_;
   std::map<uint64_t, std::unique_ptr<WtRelaySession>> sessions_;  // by relay id

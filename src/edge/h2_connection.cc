@@ -284,7 +284,7 @@ void H2Connection::flush() {
 
 void H2Connection::log(const Stream& s, int status, std::string note) {
   if (!hooks_.log) return;
-  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes_, now() - s.started_,
+  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes(), now() - s.started_,
                               std::move(note), "HTTP/2"));
 }
 

@@ -21,25 +21,27 @@ nghttp2_nv nv(std::string_view name, std::string_view value) {
                     NGHTTP2_NV_FLAG_NONE};
 }
 
-bool bodiless_status(int status) { return status == 204 || status == 304 || (status >= 100 && status < 200); }
-
 }  // namespace
 
 ssize_t H2Connection::Stream::read(uint8_t* buf, size_t length, uint32_t* flags) {
   size_t n = 0;
+  size_t owed = 0;
   while (n < length && !resp_.empty()) {
     const auto run = resp_.front();
     const size_t k = std::min(run.size(), length - n);
     std::memcpy(buf + n, run.data(), k);
-    resp_.consume(k);
+    owed += resp_.take(k);
     n += k;
   }
-  if (const size_t c = std::min(n, resp_credited_); c > 0) {
-    conn_.copied_.emplace_back(credit_, c);
-    resp_credited_ -= c;
-  }
+  if (owed > 0) conn_.copied_.emplace_back(resp_.credit_ref(), owed);  // credited after the library call
   if (resp_.empty() && resp_eof_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers_.empty()) {
+      // The trailer section ends the stream instead; step() submits it once the library returned.
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      trailers_due_ = true;
+      conn_.step_pending_ = true;
+    }
   } else if (n == 0) {
     deferred_ = true;
     return NGHTTP2_ERR_DEFERRED;
@@ -69,6 +71,14 @@ bool H2Connection::Stream::step() {
     body_.clear();
     body_pos_ = discard_ = 0;
     return false;
+  }
+  if (trailers_due_) {
+    trailers_due_ = false;
+    std::vector<nghttp2_nv> h;
+    h.reserve(trailers_.size());
+    for (const auto& [n, v] : trailers_) h.push_back(nv(n, v));
+    if (!rst_sent_) nghttp2_submit_trailer(conn_.session_, id_, h.data(), h.size());
+    trailers_.clear();
   }
   if (head_done_ && !begun_) begin();
   if (begun_ && !done_) {
@@ -109,26 +119,32 @@ void H2Connection::Stream::send_continue() {
   nghttp2_submit_headers(conn_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, h.data(), h.size(), nullptr);
 }
 
+void H2Connection::Stream::send_interim(const tunnel::ResponseHead& head) {
+  if (ws_.active()) return;
+  const std::string status = std::to_string(head.status);
+  const tunnel::HeaderPairs fields = response_fields(head);
+  std::vector<nghttp2_nv> h;
+  h.reserve(fields.size() + 1);
+  h.push_back(nv(":status", status));
+  for (const auto& [n, v] : fields) h.push_back(nv(n, v));
+  nghttp2_submit_headers(conn_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, h.data(), h.size(), nullptr);
+}
+
+void H2Connection::Stream::send_trailers(const tunnel::HeaderPairs& trailers) {
+  if (no_body_ || rst_sent_ || ws_.active()) return;  // a response without DATA ended with its HEADERS
+  trailers_ = trailer_fields(trailers);
+}
+
 void H2Connection::Stream::send_response_head(const tunnel::ResponseHead& head, bool head_request,
                                               bool /*reusable*/) {
-  if (ws_ == Ws::kAsked) {
-    if (head.status == 101) {
-      switch_websocket(head);
-      return;
-    }
-    ws_ = Ws::kNone;  // declined: a normal response (the exchange ended the request itself)
-  }
+  if (ws_.asked() && switch_websocket(head)) return;  // else declined: a normal response
   conn_.local_answers_ = 0;
   status_ = head.status;
-  const bool bodiless = head_request || bodiless_status(head.status);
-  tunnel::HeaderPairs fields = response_fields(head);
-  for (auto& [n, v] : fields) n = lower_ascii(n);
-  const bool known_length = head.content_length && head.status != 204 && !(head.status < 200);
-  if (known_length) fields.emplace_back("content-length", std::to_string(*head.content_length));
-  if (!conn_.config_.alt_svc.empty()) fields.emplace_back("alt-svc", conn_.config_.alt_svc);
-  no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
-  if (!no_body_) announced_ = head.content_length;
-  submit(std::to_string(head.status), fields, !no_body_);
+  FinalHead f = final_head(head, head_request);
+  if (!conn_.config_.alt_svc.empty()) f.fields.emplace_back("alt-svc", conn_.config_.alt_svc);
+  no_body_ = f.no_body;
+  announced_ = f.announced;
+  submit(std::to_string(head.status), f.fields, !no_body_);
 }
 
 void H2Connection::Stream::send_response_body(std::span<const uint8_t> data, const StreamRef& credit) {
@@ -137,10 +153,7 @@ void H2Connection::Stream::send_response_body(std::span<const uint8_t> data, con
     conn_.dir_.consume(credit, data.size());
     return;
   }
-  resp_.append(data);
-  resp_credited_ += data.size();
-  credit_ = credit;
-  bytes_ += data.size();
+  resp_.append(data, credit);
   resume();
 }
 
@@ -158,13 +171,13 @@ void H2Connection::Stream::send_response_end(bool complete) {
 void H2Connection::Stream::send_error(int status, std::string_view detail, bool /*reusable*/,
                                       bool from_agent) {
   if (!from_agent && ++conn_.local_answers_ >= conn_.limits().max_local_answers) conn_.goaway();
-  ws_ = Ws::kNone;
+  ws_.forget();
   status_ = status;
   const ErrorPage page = error_page(status, detail);
   tunnel::HeaderPairs fields = page.fields;
   fields.emplace_back("content-length", std::to_string(page.body.size()));
   if (!conn_.config_.alt_svc.empty()) fields.emplace_back("alt-svc", conn_.config_.alt_svc);
-  resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
+  resp_.append_local({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
   resp_eof_ = true;
   no_body_ = false;
   submit(std::to_string(status), fields, true);
@@ -176,7 +189,7 @@ void H2Connection::Stream::exchange_done(const ExchangeOutcome& outcome) {
   ++conn_.completed_;
   // The whole announced length arrived (the agent sending more ends the exchange without
   // send_response_end): the response is complete.
-  if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
+  if (no_body_ || (announced_ && resp_.bytes() == *announced_)) resp_eof_ = true;
   if (!resp_eof_ || !outcome.completed) {
     // Cut short (the agent went away mid-body): only a reset tells an HTTP/2 client.
     drop_response();
@@ -216,7 +229,7 @@ void H2Connection::Stream::feed() {
   ex_.pump_request();
   // An extended CONNECT's DATA (and END_STREAM) wait for the switch: they are the WebSocket's, and a
   // declined upgrade drops them.
-  if (ws_ == Ws::kAsked) return;
+  if (ws_.asked()) return;
   while (!done_ && body_pos_ < body_.size()) {
     const size_t n = std::min(ex_.request_body_room(), body_.size() - body_pos_);
     if (n == 0) return;
@@ -274,9 +287,7 @@ void H2Connection::Stream::rst_now(uint32_t code) {
 }
 
 void H2Connection::Stream::drop_response() {
-  if (resp_credited_ > 0) conn_.dir_.consume(credit_, resp_credited_);
-  resp_credited_ = 0;
-  resp_.clear();
+  resp_.drop();
 }
 
 }  // namespace wtmesh::edge

@@ -17,16 +17,17 @@
 #include <utility>
 #include <vector>
 
-#include "common/byte_ring.h"
+#include "edge/connect_websocket.h"
 #include "edge/h2_connection.h"
 #include "edge/public_exchange.h"
+#include "edge/response_body.h"
 
 namespace wtmesh::edge {
 
 class H2Connection::Stream final : public ExchangeSink {
  public:
   Stream(H2Connection& conn, int32_t id)
-      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this) {}
+      : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this), resp_(conn.dir_) {}
   ~Stream() override { drop_response(); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -78,12 +79,14 @@ class H2Connection::Stream final : public ExchangeSink {
   }
   size_t buffered() const { return body_.size() - body_pos_ + ex_.buffered_body(); }
   // A WebSocket runs on it (the agent switched protocols and the exchange goes on).
-  bool upgraded() const { return ws_ == Ws::kSwitched && !done_; }
+  bool upgraded() const { return ws_.switched() && !done_; }
 
   // --- ExchangeSink ---
   void send_continue() override;
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) override;
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override;
+  void send_interim(const tunnel::ResponseHead& head) override;
+  void send_trailers(const tunnel::HeaderPairs& trailers) override;
   void send_response_end(bool complete) override;
   void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override;
   void exchange_done(const ExchangeOutcome& outcome) override;
@@ -93,13 +96,9 @@ class H2Connection::Stream final : public ExchangeSink {
   std::string method_, host_, target_;
   SteadyTime started_;
   int status_ = 0;
-  uint64_t bytes_ = 0;
+  uint64_t bytes() const { return resp_.bytes(); }
 
  private:
-  // The extended CONNECT for a WebSocket (RFC 8441): asked (the agent's answer is awaited; client
-  // DATA waits here), switched (raw bytes both ways, each direction ends with its END_STREAM/FIN).
-  enum class Ws { kNone, kAsked, kSwitched };
-
   void begin();
   // Body bytes go to the exchange as far as it takes them; their window goes back to the client.
   void feed();
@@ -114,10 +113,11 @@ class H2Connection::Stream final : public ExchangeSink {
   // h2_websocket.cc. An extended CONNECT (`protocol` = :protocol) becomes the RFC 6455 handshake
   // request in `r`; false when the edge answered it itself.
   bool begin_websocket(ExchangeRequest& r, std::string_view protocol);
-  // The agent's 101: checked against ws_key_ and answered with a 200 (false: 502 sent instead).
+  // The agent's answer while asked: a 101 is checked against the edge's key and answered with a 200,
+  // or a 502 when it does not match (true); any other status is a normal response (false).
   bool switch_websocket(const tunnel::ResponseHead& head);
   // The status the client got for an exchange's `status` (a switched WebSocket's 101 was a 200).
-  int client_status(int status) const { return ws_ == Ws::kSwitched && status == 101 ? 200 : status; }
+  int client_status(int status) const { return ws_.client_status(status); }
   // A clean close of an upgraded stream while the client's last bytes still wait for the agent.
   bool draining() const;
 
@@ -140,13 +140,12 @@ class H2Connection::Stream final : public ExchangeSink {
   bool begun_ = false;
   bool end_delivered_ = false;
   bool done_ = false;
-  Ws ws_ = Ws::kNone;
-  std::string ws_key_;  // the Sec-WebSocket-Key the edge made up for the agent's upstream
+  ConnectWebSocket ws_;  // an extended CONNECT for a WebSocket (RFC 8441); DATA waits while asked
 
-  ByteRing resp_;
-  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
-  StreamRef credit_;
+  ResponseBody resp_;
   bool resp_eof_ = false;
+  tunnel::HeaderPairs trailers_;  // sent as a trailing HEADERS after the last DATA
+  bool trailers_due_ = false;     // read() ended the DATA without END_STREAM: submit them
   bool no_body_ = false;
   std::optional<uint64_t> announced_;  // the response's content-length
   bool deferred_ = false;

@@ -3,25 +3,24 @@
 #include <algorithm>
 #include <utility>
 
-#include "common/byte_ring.h"
+#include "edge/connect_websocket.h"
 #include "edge/field_request.h"
 #include "edge/http_codec.h"
+#include "edge/response_body.h"
 #include "edge/route_table.h"
 #include "h3/error_codes.h"
 
 namespace wtmesh::edge {
-namespace {
-
-bool bodiless_status(int status) { return status == 204 || status == 304 || (status >= 100 && status < 200); }
-
-}  // namespace
-
 // One request stream: the request body waiting for the exchange, the exchange, and the response
 // waiting for the stream's send buffer.
 class H3Requests::Stream final : public ExchangeSink {
  public:
   Stream(H3Requests& owner, StreamId id)
-      : started_(owner.now()), owner_(owner), id_(id), ex_(owner.dir_, owner.config_.exchange, *this) {}
+      : started_(owner.now()),
+        owner_(owner),
+        id_(id),
+        ex_(owner.dir_, owner.config_.exchange, *this),
+        resp_(owner.dir_) {}
   ~Stream() override { drop_response(); }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -37,9 +36,10 @@ class H3Requests::Stream final : public ExchangeSink {
     target_ = std::move(fr.path);
     host_ = std::move(fr.host);
     if (fr.refuse != 0) return answer(fr.refuse, fr.detail);
-    if (!fr.protocol.empty()) {  // RFC 9220 (WebSocket over HTTP/3) is not mapped yet
-      return answer(501, "The extended CONNECT protocol \"" + sanitize_header_value(fr.protocol) +
-                             "\" is not supported over HTTP/3 yet.");
+    // h3/ let :protocol through only on a CONNECT with :scheme, :path and :authority, our SETTINGS
+    // enabling it (RFC 9220 §3); wt::H3Server kept the WebTransport ones.
+    if (!fr.protocol.empty()) {
+      if (auto refusal = ws_.begin(fr.request, fr.protocol, "RFC 9220")) return answer(501, *refusal);
     }
     begun_ = true;
     ex_.begin(std::move(fr.request), started_);
@@ -65,7 +65,7 @@ class H3Requests::Stream final : public ExchangeSink {
   // The connection is gone: the exchange is cancelled, the agent's credit returned.
   void on_connection_gone() {
     if (!done_) {
-      if (auto o = ex_.cancel("client connection closed")) owner_.log(*this, o->status, o->note);
+      if (auto o = ex_.cancel("client connection closed")) log(o->status, o->note);
     }
     done_ = true;
     drop_response();
@@ -77,17 +77,25 @@ class H3Requests::Stream final : public ExchangeSink {
 
   // --- ExchangeSink ---
   void send_continue() override { owner_.conn_.send_response(id_, {{":status", "100"}}, false); }
-  void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {
-    owner_.local_answers_ = 0;
-    status_ = head.status;
-    const bool bodiless = head_request || bodiless_status(head.status);
+  void send_interim(const tunnel::ResponseHead& head) override {
+    if (ws_.active()) return;  // a WebSocket's answer has none
     h3::HeaderList fields{{":status", std::to_string(head.status)}};
     for (auto& [n, v] : response_fields(head)) fields.push_back({lower_ascii(n), std::move(v)});
-    if (head.content_length && head.status >= 200 && head.status != 204) {
-      fields.push_back({"content-length", std::to_string(*head.content_length)});
-    }
-    no_body_ = bodiless || !head.has_body || (head.content_length && *head.content_length == 0);
-    if (!no_body_) announced_ = head.content_length;
+    owner_.conn_.send_response(id_, fields, false);  // a HEADERS before the final one (RFC 9114 §4.1)
+  }
+  void send_trailers(const tunnel::HeaderPairs& trailers) override {
+    if (no_body_ || aborted_ || ws_.active()) return;  // none to send
+    for (auto& [n, v] : trailer_fields(trailers)) trailers_.push_back({std::move(n), std::move(v)});
+  }
+  void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool /*reusable*/) override {
+    if (ws_.asked() && switch_websocket(head)) return;  // else declined: a normal response
+    owner_.local_answers_ = 0;
+    status_ = head.status;
+    FinalHead f = final_head(head, head_request);
+    h3::HeaderList fields{{":status", std::to_string(head.status)}};
+    for (auto& [n, v] : f.fields) fields.push_back({std::move(n), std::move(v)});
+    no_body_ = f.no_body;
+    announced_ = f.announced;
     send_head(fields);
   }
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override {
@@ -96,10 +104,7 @@ class H3Requests::Stream final : public ExchangeSink {
       owner_.dir_.consume(credit, data.size());
       return;
     }
-    resp_.append(data);
-    resp_credited_ += data.size();
-    credit_ = credit;
-    bytes_ += data.size();
+    resp_.append(data, credit);
     write_out();
   }
   void send_response_end(bool complete) override {
@@ -111,6 +116,7 @@ class H3Requests::Stream final : public ExchangeSink {
     if (!from_agent && ++owner_.local_answers_ >= owner_.config_.exchange.limits.max_local_answers) {
       owner_.goaway();
     }
+    ws_.forget();
     status_ = status;
     const ErrorPage page = error_page(status, detail);
     h3::HeaderList fields{{":status", std::to_string(status)}};
@@ -118,31 +124,49 @@ class H3Requests::Stream final : public ExchangeSink {
     fields.push_back({"content-length", std::to_string(page.body.size())});
     no_body_ = false;
     if (!send_head(fields)) return;
-    resp_.append({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
+    resp_.append_local({reinterpret_cast<const uint8_t*>(page.body.data()), page.body.size()});
     resp_eof_ = true;
     write_out();
   }
   void exchange_done(const ExchangeOutcome& outcome) override {
     done_ = true;
-    owner_.log(*this, outcome.status, outcome.note);
+    log(outcome.status, outcome.note);
     ++owner_.completed_;
     // The whole announced length arrived (the agent sending more ends the exchange without
     // send_response_end): the response is complete.
-    if (no_body_ || (announced_ && bytes_ == *announced_)) resp_eof_ = true;
-    if (!resp_eof_ || !outcome.completed) return cut();
-    write_out();
-    stop_body();
+    if (no_body_ || (announced_ && resp_.bytes() == *announced_)) resp_eof_ = true;
+    if (!resp_eof_ || !outcome.completed) {
+      cut();
+    } else {
+      write_out();
+      stop_body();
+      release_body();  // what a declined upgrade's client sent early is nobody's
+    }
+    if (closed_) owner_.retire(id_);
   }
   void exchange_progress() override {
     step();
     if (owner_.hooks_.wake) owner_.hooks_.wake();
   }
 
+  // The QUIC stream closed (both directions done). A switched WebSocket whose client said its last
+  // word cleanly may still hold bytes for the agent: it stays until the exchange delivered them.
+  // False: the stream is over.
+  bool on_closed() {
+    closed_ = true;
+    if (ws_.switched() && !done_ && !aborted_ && client_ended_ && fin_sent_) {
+      step();
+      return !done_;
+    }
+    on_connection_gone();
+    return false;
+  }
+
   // Log fields.
   std::string method_, host_, target_;
   SteadyTime started_;
   int status_ = 0;
-  uint64_t bytes_ = 0;
+  uint64_t bytes() const { return resp_.bytes(); }
 
  private:
   size_t held() const { return body_.size() - body_pos_; }
@@ -151,6 +175,9 @@ class H3Requests::Stream final : public ExchangeSink {
     if (!begun_ || done_) return;
     if (arrived_ > 0) ex_.note_client_bytes(std::exchange(arrived_, 0));  // the body progress clock
     ex_.pump_request();
+    // An extended CONNECT's DATA (and FIN) wait for the switch: they are the WebSocket's, and a
+    // declined upgrade drops them.
+    if (ws_.asked()) return;
     // Body bytes go to the exchange as far as it takes them; their credit goes back to the client.
     while (!done_ && body_pos_ < body_.size()) {
       const size_t n = std::min(ex_.request_body_room(), held());
@@ -174,7 +201,7 @@ class H3Requests::Stream final : public ExchangeSink {
   void answer(int status, std::string_view detail) {
     done_ = true;
     send_error(status, detail, true, false);
-    owner_.log(*this, status, std::string(detail));
+    log(status, std::string(detail));
     ++owner_.completed_;
     stop_body();
   }
@@ -193,26 +220,23 @@ class H3Requests::Stream final : public ExchangeSink {
     if (aborted_ || fin_sent_ || !head_sent_) return;
     while (!resp_.empty()) {
       const auto run = resp_.front();
-      const bool last = resp_eof_ && run.size() == resp_.size();
+      const bool last = resp_eof_ && trailers_.empty() && run.size() == resp_.size();
       const size_t n = owner_.conn_.send_body(id_, run, last);
-      credit(n);
-      resp_.consume(n);
+      resp_.credit(resp_.take(n));
       if (n < run.size()) return;  // on_request_writable resumes
       if (last) {
         fin_sent_ = true;
         return;
       }
     }
-    if (resp_eof_) {
+    if (resp_eof_ && !trailers_.empty()) {
+      // The trailing HEADERS with FIN (RFC 9114 §4.1); refused fields (the peer's section size) cut it.
+      if (!owner_.conn_.send_response(id_, std::exchange(trailers_, {}), true)) return cut();
+      fin_sent_ = true;
+    } else if (resp_eof_) {
       owner_.conn_.send_body(id_, {}, true);
       fin_sent_ = true;
     }
-  }
-  void credit(size_t n) {
-    const size_t c = std::min(n, resp_credited_);
-    if (c == 0) return;
-    owner_.dir_.consume(credit_, c);
-    resp_credited_ -= c;
   }
   // The whole response is on its way and the request body is still coming: not wanted.
   void stop_body() {
@@ -238,7 +262,7 @@ class H3Requests::Stream final : public ExchangeSink {
   void abort(std::string_view why, uint64_t code) {
     if (!done_) {
       done_ = true;
-      if (auto o = ex_.cancel(why)) owner_.log(*this, o->status, o->note);
+      if (auto o = ex_.cancel(why)) log(o->status, o->note);
     }
     if (aborted_) return;
     aborted_ = true;
@@ -246,12 +270,34 @@ class H3Requests::Stream final : public ExchangeSink {
     release_body();
     owner_.conn_.reset_request(id_, code != 0 ? code : h3::kH3RequestCancelled);
   }
-  // Response bytes that will never reach the client still owe their credit to the agent.
-  void drop_response() {
-    if (resp_credited_ > 0) owner_.dir_.consume(credit_, resp_credited_);
-    resp_credited_ = 0;
-    resp_.clear();
+  // The agent's answer while asked: a 101 is checked against the edge's key and answered with a 200
+  // (RFC 9220 §3 / RFC 8441 §5), or a 502 when it does not match (true); any other status is a normal
+  // response (false).
+  bool switch_websocket(const tunnel::ResponseHead& head) {
+    ConnectWebSocket::Answer a = ws_.answer(head);
+    if (a.kind == ConnectWebSocket::Answer::Kind::kDeclined) return false;
+    if (a.kind == ConnectWebSocket::Answer::Kind::kBroken) {
+      ex_.cancel(a.detail);  // the agent's stream is reset; the exchange is over
+      done_ = true;
+      send_error(502, a.detail, false, true);  // the upstream's fault, not the client's
+      log(502, a.detail);
+      ++owner_.completed_;
+      stop_body();
+      return true;
+    }
+    owner_.local_answers_ = 0;
+    status_ = 200;
+    no_body_ = false;
+    h3::HeaderList fields{{":status", "200"}};
+    for (auto& [n, v] : a.fields) fields.push_back({std::move(n), std::move(v)});
+    send_head(fields);
+    step();  // the client's DATA that waited for the switch
+    return true;
   }
+  void log(int status, std::string note) { owner_.log(*this, ws_.client_status(status), std::move(note)); }
+
+  // Response bytes that will never reach the client still owe their credit to the agent.
+  void drop_response() { resp_.drop(); }
 
   H3Requests& owner_;
   const StreamId id_;
@@ -265,15 +311,16 @@ class H3Requests::Stream final : public ExchangeSink {
   bool end_delivered_ = false;
   bool done_ = false;  // the exchange is over (or never began)
 
-  ByteRing resp_;
-  size_t resp_credited_ = 0;  // of resp_, bytes the agent is owed credit for (the first ones)
-  StreamRef credit_;
+  ResponseBody resp_;
   bool head_sent_ = false;
   bool resp_eof_ = false;
+  h3::HeaderList trailers_;  // the trailing HEADERS, after the last DATA
   bool fin_sent_ = false;
   bool no_body_ = false;
   bool aborted_ = false;  // reset: nothing more is written
+  bool closed_ = false;   // the QUIC stream is gone (a WebSocket draining to the agent)
   std::optional<uint64_t> announced_;
+  ConnectWebSocket ws_;  // an extended CONNECT for a WebSocket (RFC 9220); DATA waits while asked
 };
 
 H3Requests::H3Requests(TunnelDirectory& directory, h3::Connection& conn, H3RequestsConfig config,
@@ -328,8 +375,14 @@ void H3Requests::on_request_writable(StreamId id) {
 void H3Requests::on_request_closed(StreamId id) {
   const auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  it->second->on_connection_gone();  // normally over already; a stream closed early is cancelled
-  graveyard_.push_back(std::move(it->second));
+  // Normally over already; a stream closed early is cancelled, a draining WebSocket stays.
+  if (!it->second->on_closed()) retire(id);
+}
+
+void H3Requests::retire(StreamId id) {
+  const auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  graveyard_.push_back(std::move(it->second));  // it may be on the stack
   streams_.erase(it);
 }
 
@@ -361,7 +414,7 @@ void H3Requests::goaway() {
 
 void H3Requests::log(const Stream& s, int status, std::string note) {
   if (!hooks_.log) return;
-  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes_, now() - s.started_,
+  hooks_.log(make_request_log(s.method_, s.host_, s.target_, status, s.bytes(), now() - s.started_,
                               std::move(note), "HTTP/3"));
 }
 

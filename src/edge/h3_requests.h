@@ -82,6 +82,8 @@ class H3Requests final : public wt::RequestHandler {
   Stream* find(StreamId id) const;
   // Streams whose closing event ran under their own calls are freed at the next entry point.
   void bury();
+  // The stream is over: it is freed at the next entry point.
+  void retire(StreamId id);
   void goaway();
   void log(const Stream& s, int status, std::string note);
 

@@ -1,6 +1,7 @@
 #include "edge/http1_connection.h"
 
 #include <algorithm>
+#include <utility>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -284,6 +285,8 @@ void Http1Connection::start_request() {
   if (!parser_->chunked()) r.content_length = content_length;
   r.head_request = req.method() == http::verb::head;
   r.expect_continue = r.has_body && expects_continue(req);
+  te_trailers_ = accepts_trailers(req);
+  trailers_.clear();
   // WebSocket: a bodiless GET with Connection: upgrade + Upgrade: websocket. Another Upgrade is
   // hop-by-hop and dropped: the request goes on as a plain one.
   if (!r.has_body) {
@@ -374,6 +377,15 @@ void Http1Connection::relay_raw() {
 
 void Http1Connection::send_continue() { append_out(kContinue); }
 
+void Http1Connection::send_interim(const tunnel::ResponseHead& head) {
+  // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client; 101 is the switch (send_response_head).
+  if (version_ >= 11 && upgrade_ != Upgrade::kAsked) append_out(interim_head_bytes(head));
+}
+
+void Http1Connection::send_trailers(const tunnel::HeaderPairs& trailers) {
+  if (te_trailers_ && framing_ == Framing::kChunked) trailers_ = trailers;  // else dropped (RFC 9110 §6.5.1)
+}
+
 void Http1Connection::send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) {
   local_answers_ = 0;
   if (head.status == 101 && upgrade_ == Upgrade::kAsked) {
@@ -407,7 +419,13 @@ void Http1Connection::send_response_body(std::span<const uint8_t> data, const St
 
 void Http1Connection::send_response_end(bool complete) {
   if (upgrade_ == Upgrade::kSwitched) upstream_ended_ = true;  // relay_raw() ends the client's side
-  if (framing_ == Framing::kChunked) append_out(kLastChunk);
+  if (framing_ == Framing::kChunked) {
+    if (trailers_.empty()) {
+      append_out(kLastChunk);
+    } else {
+      append_out(last_chunk_with_trailers(std::exchange(trailers_, {})));
+    }
+  }
   if (!complete || framing_ == Framing::kClose) close_after_ = true;
 }
 

@@ -119,6 +119,8 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
 
   // --- ExchangeSink ---
   void send_continue() override;
+  void send_interim(const tunnel::ResponseHead& head) override;
+  void send_trailers(const tunnel::HeaderPairs& trailers) override;
   void send_response_head(const tunnel::ResponseHead& head, bool head_request, bool reusable) override;
   void send_response_body(std::span<const uint8_t> data, const StreamRef& credit) override;
   void send_response_end(bool complete) override;
@@ -180,6 +182,8 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   bool keep_alive_ = true;
   SteadyTime started_{};
   Framing framing_ = Framing::kNone;  // of the response body being written
+  bool te_trailers_ = false;          // the request said TE: trailers
+  tunnel::HeaderPairs trailers_;      // for the last chunk
   uint64_t resp_bytes_ = 0;           // response body bytes put into the output
   bool close_after_ = false;          // close the connection after this response
   Upgrade upgrade_ = Upgrade::kNone;

@@ -154,6 +154,16 @@ int transfer_encoding_status(const beast_http::request_header<>& req, std::strin
   return 0;
 }
 
+bool accepts_trailers(const beast_http::request_header<>& req) {
+  if (req.version() < 11) return false;
+  for (auto it = req.find(beast_http::field::te); it != req.end() && it->name() == beast_http::field::te; ++it) {
+    for (const auto& t : list_tokens(it->value())) {
+      if (t == "trailers") return true;
+    }
+  }
+  return false;
+}
+
 bool expects_continue(const beast_http::request_header<>& req) {
   if (req.version() < 11) return false;
   auto it = req.find(beast_http::field::expect);
@@ -239,6 +249,33 @@ tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head) {
     if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
     out.emplace_back(n, v);
   }
+  return out;
+}
+
+tunnel::HeaderPairs trailer_fields(const tunnel::HeaderPairs& trailers) {
+  tunnel::ResponseHead h;
+  h.headers = trailers;
+  tunnel::HeaderPairs out = response_fields(h);
+  for (auto& [n, v] : out) n = lower_ascii(n);
+  return out;
+}
+
+std::string interim_head_bytes(const tunnel::ResponseHead& head) {
+  std::string out = "HTTP/1.1 " + std::to_string(head.status) + ' ';
+  const std::string_view reason =
+      head.status == 103 ? std::string_view("Early Hints")
+                         : std::string_view(beast_http::obsolete_reason(static_cast<beast_http::status>(head.status)));
+  out += reason.empty() || reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
+  out += "\r\n";
+  for (const auto& [n, v] : response_fields(head)) out += n + ": " + v + "\r\n";
+  out += "\r\n";
+  return out;
+}
+
+std::string last_chunk_with_trailers(const tunnel::HeaderPairs& trailers) {
+  std::string out = "0\r\n";
+  for (const auto& [n, v] : trailer_fields(trailers)) out += n + ": " + v + "\r\n";
+  out += "\r\n";
   return out;
 }
 

@@ -66,6 +66,8 @@ std::string switching_head_bytes(const tunnel::ResponseHead& head, std::string_v
 
 // True when `req` asks for 100-continue (HTTP/1.1 only).
 bool expects_continue(const beast_http::request_header<>& req);
+// The client said `TE: trailers` (HTTP/1.1): it takes a trailer section after a chunked body.
+bool accepts_trailers(const beast_http::request_header<>& req);
 
 enum class Framing {
   kNone,     // no body (HEAD, 1xx/204/304, or the agent said none)
@@ -86,6 +88,8 @@ struct ResponsePlan {
 // its own) and fields with invalid names or values (no response splitting) are dropped. Every
 // version's codec writes these.
 tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head);
+// The agent's trailer section as the client may get it: response_fields()'s rules, names lower-case.
+tunnel::HeaderPairs trailer_fields(const tunnel::HeaderPairs& trailers);
 
 // Status line + headers for the client. The agent's hop-by-hop and framing headers are dropped and
 // headers with invalid names/values are skipped (no response splitting); framing and Connection
@@ -94,6 +98,10 @@ std::string response_head_bytes(const tunnel::ResponseHead& head, bool head_requ
                                 bool keep_alive, ResponsePlan* plan);
 
 std::string chunk_header(size_t n);  // "<hex>\r\n"
+// An interim response (103 Early Hints) for an HTTP/1.1 client, fields as response_fields().
+std::string interim_head_bytes(const tunnel::ResponseHead& head);
+// The last chunk of a chunked body with a trailer section (trailer_fields()), then the empty line.
+std::string last_chunk_with_trailers(const tunnel::HeaderPairs& trailers);
 inline constexpr std::string_view kChunkTrailer = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 

@@ -369,6 +369,8 @@ void PublicExchange::reset() {
   body_stalled_since_.reset();
   resp_ = Resp::kAwaitHead;
   head_reader_ = {};
+  interim_count_ = 0;
+  framed_.reset();
   body_kind_ = Body::kNone;
   body_length_ = resp_in_ = 0;
   head_sent_ = upgraded_ = close_after_ = false;

@@ -26,6 +26,23 @@ void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
           502,
           std::string("The tunnel's agent sent an invalid response head (") + tunnel::to_string(err) + ").",
           false);
+    } else if (tunnel::is_interim(head.status)) {
+      // An interim head (docs/protocol.md §4.1): handed on, then the next head is read from the rest.
+      const std::vector<uint8_t> rest = head_reader_.take_body();
+      dir_.consume(ref, data.size() - rest.size());
+      head_reader_ = {};
+      if (++interim_count_ > tunnel::kMaxInterimHeads) {
+        dir_.consume(ref, rest.size());
+        cancel_stream(tunnel::kStreamProtocolError);
+        respond_local(502, "The tunnel's agent sent too many interim (1xx) responses.", false);
+      } else {
+        // 100 Continue is the edge's own (§4); an upgrade's client waits for the switch only.
+        if (head.status != 100 && req_.upgrade.empty()) sink_.send_interim(head);
+        if (generation == generation_ && phase_ != Phase::kIdle && (!rest.empty() || fin)) {
+          return on_response_data(rest, fin);
+        }
+        dir_.consume(ref, rest.size());
+      }
     } else {
       const std::vector<uint8_t> body = head_reader_.take_body();
       dir_.consume(ref, data.size() - body.size());
@@ -34,7 +51,7 @@ void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
         dir_.consume(ref, body.size());  // the exchange ended with the head
       } else if (resp_ == Resp::kBody) {
         append_body(body);
-        if (fin && attached_ && generation == generation_ && phase_ != Phase::kIdle) end_body();
+        if (fin && attached_ && generation == generation_ && phase_ != Phase::kIdle) on_response_fin();
       } else {
         dir_.consume(ref, body.size());
         if (fin && resp_ == Resp::kDiscard) response_complete();
@@ -42,7 +59,7 @@ void PublicExchange::on_response_data(std::span<const uint8_t> data, bool fin) {
     }
   } else if (resp_ == Resp::kBody) {
     append_body(data);
-    if (fin && attached_ && generation == generation_ && phase_ != Phase::kIdle) end_body();
+    if (fin && attached_ && generation == generation_ && phase_ != Phase::kIdle) on_response_fin();
   } else {
     dir_.consume(ref, data.size());
     if (fin && resp_ == Resp::kDiscard) response_complete();
@@ -88,6 +105,7 @@ void PublicExchange::start_response(tunnel::ResponseHead& head) {
   } else {
     body_kind_ = Body::kOpen;
   }
+  if (head.framed && !upgrade) framed_.emplace();
   head_sent_ = true;
   status_ = head.status;
   resp_ = Resp::kBody;
@@ -95,6 +113,48 @@ void PublicExchange::start_response(tunnel::ResponseHead& head) {
 }
 
 void PublicExchange::append_body(std::span<const uint8_t> data) {
+  if (!framed_) return append_data(data);
+  // A framed body (§4.1): the framing bytes are credited at once, the data as the client takes it.
+  pieces_.clear();
+  const tunnel::WireError err = framed_->feed(data, pieces_);
+  size_t payload = 0;
+  for (auto p : pieces_) payload += p.size();
+  dir_.consume(ref_, data.size() - payload);
+  const uint64_t generation = generation_;
+  const std::vector<std::span<const uint8_t>> pieces = std::move(pieces_);
+  for (auto p : pieces) {
+    if (generation != generation_ || resp_ != Resp::kBody) {
+      dir_.consume(ref_, p.size());
+      continue;
+    }
+    append_data(p);
+  }
+  if (err != tunnel::WireError::kNone && generation == generation_ && resp_ == Resp::kBody) {
+    cancel_stream(tunnel::kStreamProtocolError);
+    note_ = std::string("agent sent a bad framed body (") + tunnel::to_string(err) + ")";
+    close_after_ = true;
+    req_fin_sent_ = true;
+    resp_ = Resp::kDone;
+    maybe_finish();
+  }
+}
+
+void PublicExchange::on_response_fin() {
+  if (framed_) {
+    if (!framed_->done()) {
+      // FIN inside a framed body: cut short, as an abort after the head.
+      close_after_ = true;
+      note_ = "agent ended a framed body early";
+      sink_.send_response_end(false);
+      return response_complete();
+    }
+    auto trailers = framed_->take_trailers();
+    if (!trailers.empty() && !(body_kind_ == Body::kLength && resp_in_ < body_length_)) sink_.send_trailers(trailers);
+  }
+  end_body();
+}
+
+void PublicExchange::append_data(std::span<const uint8_t> data) {
   if (data.empty()) return;
   switch (body_kind_) {
     case Body::kNone:

@@ -142,8 +142,14 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {})", owner, claims.subject, from,
                result.kid(), claims.hosts.size());
   if (wakeup_) wakeup_();
-  return wt::Accept{
+  wt::Accept accept{
       200, raw, {{std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)}}};
+  // Session features (docs/protocol.md §4.1): the ones the agent offered that this edge speaks.
+  if (const std::string* features = header(info, tunnel::kFeaturesHeader);
+      features && tunnel::has_feature(*features, tunnel::kFeatureTrailers)) {
+    accept.headers.emplace_back(std::string(tunnel::kFeaturesHeader), std::string(tunnel::kFeatureTrailers));
+  }
+  return accept;
 }
 
 void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& /*hostnames*/) {

@@ -253,12 +253,15 @@ void EdgeWtRelay::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code)
 }
 
 void EdgeWtRelay::on_stream_closed(wt::StreamId id) {
-  if (Link* link = link_for(id)) {
-    // The transport forgot the stream: nothing more can move on the public side.
-    if (!link->up.finished()) public_->consume(id, link->up.abandon());
-    if (!link->down.finished()) tunnels_.consume(link->ref, link->down.abandon());
-    maybe_finish(*link);
+  Link* link = link_for(id);
+  if (link == nullptr) return;
+  // The transport forgot the public stream: both of its directions ended there. Nothing more can be
+  // written to it, but what the client sent before its FIN still goes on to the agent.
+  tunnels_.consume(link->ref, link->down.abandon());
+  if (link->to_agent && !link->up.finished() && !link->up.source_ended()) {
+    return abort_link(*link, tunnel::kStreamCancelled, /*tell_public=*/false, /*tell_agent=*/true);
   }
+  maybe_finish(*link);
 }
 
 void EdgeWtRelay::abort_link(Link& link, uint32_t code, bool tell_public, bool tell_agent) {

@@ -371,6 +371,10 @@ size_t Connection::path_max_udp_payload() const {
   return ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
 }
 
+uint64_t Connection::local_bidi_streams_left() const {
+  return conn_ == nullptr ? 0 : ngtcp2_conn_get_streams_bidi_left(conn_);
+}
+
 std::string Connection::negotiated_alpn() const {
   gnutls_datum_t alpn{};
   if (tls_session_ && gnutls_alpn_get_selected_protocol(tls_session_, &alpn) == 0) {
@@ -638,6 +642,10 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
     case NGTCP2_ERR_CRYPTO:
       ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
       close_reason_ = "TLS handshake failed (alert " + std::to_string(ngtcp2_conn_get_tls_alert(conn_)) + ")";
+      // A client that refused the server's certificate says why (verify_failure is "" otherwise).
+      if (!server_) {
+        if (const std::string why = verify_failure(tls_session_); !why.empty()) close_reason_ += ": " + why;
+      }
       break;
     default:
       ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);

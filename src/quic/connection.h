@@ -138,6 +138,12 @@ class Connection final : public Transport {
   // Returns false if the connection must be dropped now.
   bool handle_expiry(Timestamp now);
   Timestamp expiry() const;
+  // The peer has been silent past the unresponsive deadline (TransportLimits::unresponsive_*): the
+  // next handle_expiry() closes the connection unless a packet arrives first.
+  bool unresponsive_due(Timestamp now) const {
+    const Timestamp d = unresponsive_deadline();
+    return d != 0 && now >= d;
+  }
   State state() const { return state_; }
   bool handshake_completed() const;
   // Tells the handler the connection is gone if it has not been told yet (the driver calls this
@@ -154,6 +160,8 @@ class Connection final : public Transport {
   // The largest UDP payload now sent on the path (grows as PMTUD probes succeed).
   size_t path_max_udp_payload() const;
   std::string negotiated_alpn() const;
+  // How many more bidi streams the peer's MAX_STREAMS lets us open now.
+  uint64_t local_bidi_streams_left() const;
 
   // --- Transport ---
   bool is_server() const override { return server_; }

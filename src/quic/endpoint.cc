@@ -340,10 +340,22 @@ void Endpoint::arm_timer(Entry& e) {
     Entry* en = find(raw);
     if (!en) return;
     en->timer_deadline = kNever;
-    const Timestamp now = now_ts();
+    Timestamp now = now_ts();
     if (raw->expiry() > now) {
       arm_timer(*en);
       return;
+    }
+    if (raw->unresponsive_due(now)) {
+      // A process starved of CPU wakes up late, and the peer's answers may be waiting in the socket:
+      // they are read before the silence is judged (reading may remove connections, this one too).
+      on_readable();
+      en = find(raw);
+      if (!en) return;
+      now = now_ts();
+      if (raw->expiry() > now) {
+        arm_timer(*en);
+        return;
+      }
     }
     if (!raw->handle_expiry(now)) {
       remove(raw);

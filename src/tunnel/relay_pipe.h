@@ -52,6 +52,9 @@ class RelayPipe {
     return source_bytes;
   }
   bool finished() const { return done_; }  // FIN delivered to the sink, or abandoned
+  // The source's FIN arrived: everything it will send is here, so the source stream itself may be
+  // gone while the held bytes still wait for the sink.
+  bool source_ended() const { return fin_; }
   size_t held() const { return held_.size(); }
 
  private:

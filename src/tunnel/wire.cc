@@ -23,6 +23,19 @@ const char* to_string(WireError e) {
   return "?";
 }
 
+bool has_feature(std::string_view list, std::string_view feature) {
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    std::string_view item = list.substr(pos, comma - pos);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item == feature) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
 // --- control stream -------------------------------------------------------------------------
 
 std::vector<uint8_t> encode_control_frame(ControlType type, std::string_view json) {
@@ -92,6 +105,7 @@ namespace {
 
 constexpr uint64_t kFlagBody = 0x1;
 constexpr uint64_t kFlagLength = 0x2;
+constexpr uint64_t kFlagFramed = 0x4;  // responses only (§4.1)
 
 void put_string(std::vector<uint8_t>& out, std::string_view s) {
   append_varint(out, s.size());
@@ -99,14 +113,10 @@ void put_string(std::vector<uint8_t>& out, std::string_view s) {
 }
 
 void put_common(std::vector<uint8_t>& out, bool has_body, const std::optional<uint64_t>& length,
-                const HeaderPairs& headers) {
-  append_varint(out, (has_body ? kFlagBody : 0) | (length ? kFlagLength : 0));
+                const HeaderPairs& headers, bool framed = false) {
+  append_varint(out, (has_body ? kFlagBody : 0) | (length ? kFlagLength : 0) | (framed ? kFlagFramed : 0));
   if (length) append_varint(out, *length);
-  append_varint(out, headers.size());
-  for (const auto& [n, v] : headers) {
-    put_string(out, n);
-    put_string(out, v);
-  }
+  append_field_section(out, headers);
 }
 
 std::vector<uint8_t> with_length(std::vector<uint8_t> head, std::optional<StreamKind> kind) {
@@ -143,12 +153,7 @@ struct Cursor {
   }
 };
 
-WireError get_common(Cursor& c, bool& has_body, std::optional<uint64_t>& length, HeaderPairs& headers) {
-  const uint64_t flags = c.varint();
-  if (!c.ok) return WireError::kMalformed;
-  if (flags & ~(kFlagBody | kFlagLength)) return WireError::kUnknownFlags;
-  has_body = (flags & kFlagBody) != 0;
-  if (flags & kFlagLength) length = c.varint();
+WireError get_fields(Cursor& c, HeaderPairs& headers) {
   const uint64_t count = c.varint();
   if (!c.ok) return WireError::kMalformed;
   if (count > kMaxHeaderCount) return WireError::kTooLarge;
@@ -163,7 +168,34 @@ WireError get_common(Cursor& c, bool& has_body, std::optional<uint64_t>& length,
   return c.in.empty() ? WireError::kNone : WireError::kMalformed;
 }
 
+WireError get_common(Cursor& c, bool& has_body, std::optional<uint64_t>& length, HeaderPairs& headers,
+                     bool* framed = nullptr) {
+  const uint64_t flags = c.varint();
+  if (!c.ok) return WireError::kMalformed;
+  if (flags & ~(kFlagBody | kFlagLength | (framed ? kFlagFramed : 0))) return WireError::kUnknownFlags;
+  if (framed) {
+    *framed = (flags & kFlagFramed) != 0;
+    if (*framed && (flags & kFlagBody) == 0) return WireError::kMalformed;  // framing needs a body
+  }
+  has_body = (flags & kFlagBody) != 0;
+  if (flags & kFlagLength) length = c.varint();
+  return get_fields(c, headers);
+}
+
 }  // namespace
+
+void append_field_section(std::vector<uint8_t>& out, const HeaderPairs& fields) {
+  append_varint(out, fields.size());
+  for (const auto& [n, v] : fields) {
+    put_string(out, n);
+    put_string(out, v);
+  }
+}
+
+WireError decode_field_section(std::span<const uint8_t> in, HeaderPairs& out) {
+  Cursor c{in};
+  return get_fields(c, out);
+}
 
 std::vector<uint8_t> encode_request_open(const RequestHead& h) {
   std::vector<uint8_t> head;
@@ -178,7 +210,7 @@ std::vector<uint8_t> encode_request_open(const RequestHead& h) {
 std::vector<uint8_t> encode_response_head(const ResponseHead& h) {
   std::vector<uint8_t> head;
   append_varint(head, static_cast<uint64_t>(h.status));
-  put_common(head, h.has_body, h.content_length, h.headers);
+  put_common(head, h.has_body, h.content_length, h.headers, h.framed);
   return with_length(std::move(head), std::nullopt);
 }
 
@@ -198,7 +230,12 @@ WireError decode_response_head(std::span<const uint8_t> head, ResponseHead& out)
   const uint64_t status = c.varint();
   if (!c.ok || status < 100 || status > 599) return WireError::kMalformed;
   out.status = static_cast<int>(status);
-  return get_common(c, out.has_body, out.content_length, out.headers);
+  out.content_length.reset();
+  const WireError e = get_common(c, out.has_body, out.content_length, out.headers, &out.framed);
+  // An interim head carries fields only (§4.1).
+  if (e == WireError::kNone && is_interim(out.status) && (out.has_body || out.content_length || out.framed))
+    return WireError::kMalformed;
+  return e;
 }
 
 template <typename Head>

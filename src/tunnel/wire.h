@@ -20,6 +20,13 @@ inline constexpr std::string_view kSessionPath = "/ingress-mesh";
 inline constexpr std::string_view kProtocolHeader = "wtmesh-protocol";
 inline constexpr std::string_view kErrorHeader = "wtmesh-error";
 inline constexpr int kProtocolVersion = 1;
+// Session features (§4.1): the agent lists the ones it speaks in `wtmesh-features` on its CONNECT, the
+// edge answers with the ones both use. `trailers`: interim (1xx) heads and framed response bodies
+// that end with a trailer section.
+inline constexpr std::string_view kFeaturesHeader = "wtmesh-features";
+inline constexpr std::string_view kFeatureTrailers = "trailers";
+// True when the comma-separated `list` names `feature` (case-sensitive, spaces around items ignored).
+bool has_feature(std::string_view list, std::string_view feature);
 
 // Session close codes (§1) and stream error codes (§4).
 enum SessionCloseCode : uint32_t {
@@ -47,6 +54,8 @@ enum class ControlType : uint64_t {
 inline constexpr size_t kMaxControlPayload = 16 * 1024;
 inline constexpr size_t kMaxHeadLength = 64 * 1024;
 inline constexpr size_t kMaxHeaderCount = 256;
+inline constexpr size_t kMaxTrailerLength = 64 * 1024;  // a trailer section (§4.1)
+inline constexpr size_t kMaxInterimHeads = 8;           // 1xx heads before one final head (§4.1)
 
 enum class WireError {
   kNone,
@@ -101,8 +110,14 @@ struct ResponseHead {
   int status = 200;
   bool has_body = false;
   std::optional<uint64_t> content_length;
+  // Flag bit 2 (feature `trailers`, §4.1): the body is framed in chunks and ends with a trailer section
+  // (FramedBodyReader); content_length, when present, counts the chunks' data.
+  bool framed = false;
   HeaderPairs headers;
 };
+
+// An interim response (§4.1): 1xx other than 101 (which is the final head of an upgrade).
+inline bool is_interim(int status) { return status >= 100 && status < 200 && status != 101; }
 
 // The full opening of a request stream: kind + head_length + head.
 std::vector<uint8_t> encode_request_open(const RequestHead& head);
@@ -131,6 +146,10 @@ class HeadReader {
   bool done_ = false;
   bool kind_read_ = false;
 };
+
+// The header list of a head (`header_count (name value)*`), also the body of a trailer section (§4.1).
+void append_field_section(std::vector<uint8_t>& out, const HeaderPairs& fields);
+WireError decode_field_section(std::span<const uint8_t> in, HeaderPairs& out);
 
 // Decoders on a complete head (exposed for tests and fuzzing).
 WireError decode_request_head(std::span<const uint8_t> head, RequestHead& out);

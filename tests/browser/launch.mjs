@@ -5,18 +5,25 @@ import { chromium } from 'playwright-core';
 
 // As root Chromium needs --no-sandbox; the rest keeps it off the network. Not --disable-quic:
 // WebTransport runs over QUIC.
-export async function launch(log) {
+// `extra`: more Chromium switches (every `--chromium-arg X` of the command line by default).
+export async function launch(log, extra = chromiumArgs()) {
   const browser = await chromium.launch({
     executablePath: process.env.WTMESH_CHROMIUM || '/usr/bin/chromium',
     headless: true,
     timeout: 30000,
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync', ...extra],
   });
   const page = await browser.newPage();
   page.on('console', (m) => log(`console.${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log(`page error: ${e}`));
   return { browser, page };
+}
+
+// Every value after a `--chromium-arg` in the command line.
+export function chromiumArgs() {
+  const args = process.argv.slice(2);
+  return args.flatMap((a, i) => (a === '--chromium-arg' && i + 1 < args.length ? [args[i + 1]] : []));
 }
 
 // The value after `name` in the command line, or `dflt`.

@@ -1,14 +1,17 @@
 // Headless Chromium (playwright-core, Debian's /usr/bin/chromium) opens a WebSocket through a wtmesh
-// edge from a page of the same origin, so that the socket can ride the page's HTTP/2 connection
-// (Chromium uses RFC 8441 only on an existing h2 connection whose SETTINGS enabled extended CONNECT).
+// edge from a page of the same origin, so that the socket can ride the page's HTTP/2 or HTTP/3
+// connection (Chromium uses RFC 8441 / RFC 9220 only on an existing connection whose SETTINGS
+// enabled extended CONNECT; RFC 9220 only with --enable-features=EnableWebsocketsOverHttp3).
 // Prints one JSON object: {browser, status, protocolHttp, ws: {...}} or {navError} / {harness_error}.
-// Used by tests/peers/websocket_h2_chromium.sh.
+// Used by tests/peers/websocket_h2_chromium.sh and websocket_h3_chromium.sh.
 //   node websocket_page.mjs --url https://app.localhost:PORT/ --ws wss://app.localhost:PORT/path [--timeout MS]
+//                           [--subprotocol NAME|none] [--chromium-arg ARG]...
 // The caller points HOME at a directory whose .pki/nssdb trusts the edge's CA (no --ignore-* flags).
 import { harness, navigate, opt } from './launch.mjs';
 
 const url = opt('--url', '');
 const wsUrl = opt('--ws', '');
+const subprotocol = opt('--subprotocol', 'chat');  // "none": ask for none (a service that picks none)
 
 await harness('websocket_page', Number(opt('--timeout', '60000')), async ({ result, open }) => {
   if (!url || !wsUrl) throw new Error('--url and --ws are required');
@@ -18,9 +21,9 @@ await harness('websocket_page', Number(opt('--timeout', '60000')), async ({ resu
   result.status = response.status();
   result.protocolHttp = await page.evaluate(
     () => performance.getEntriesByType('navigation')[0]?.nextHopProtocol ?? null);
-  result.ws = await page.evaluate(async (target) => {
+  result.ws = await page.evaluate(async ([target, sub]) => {
     const r = {};
-    const ws = new WebSocket(target, ['chat']);
+    const ws = new WebSocket(target, sub === 'none' ? [] : [sub]);
     ws.binaryType = 'arraybuffer';
     await new Promise((res, rej) => {
       ws.onopen = res;
@@ -39,6 +42,6 @@ await harness('websocket_page', Number(opt('--timeout', '60000')), async ({ resu
     ws.close(4001, 'client says bye');
     r.close = await closed;
     return r;
-  }, wsUrl).catch((e) => ({ error: String(e.message || e).split('\n')[0] }));
+  }, [wsUrl, subprotocol]).catch((e) => ({ error: String(e.message || e).split('\n')[0] }));
   return 0;
 });

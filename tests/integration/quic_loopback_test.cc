@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "../support/run_until.h"
 #include "../support/temp_dir.h"
@@ -432,6 +433,54 @@ TEST_F(QuicLoopback, UnresponsivePeerIsNoticedWithinASecond) {
   EXPECT_LT(took, std::chrono::milliseconds(1000));
   EXPECT_GE(took, std::chrono::milliseconds(550));  // the 600 ms floor, give or take a timer tick
   EXPECT_EQ(rec.close_reason, "peer unresponsive");
+}
+
+// A process starved of CPU (a loaded box, a sanitizer build) wakes up after the unresponsive floor
+// while the peer's answers wait in its socket: they are read before the silence is judged, so a live
+// peer is not taken for a dead one. The server runs on a thread of its own and keeps answering while
+// the client's loop is held for longer than the floor.
+TEST_F(QuicLoopback, ALateWakeReadsThePeerBeforeJudgingIt) {
+  asio::io_context server_io;  // the fixture's server stays idle
+  std::optional<Endpoint> server;
+  server.emplace(server_io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  ServerOptions opts;
+  opts.tls = server_tls_;
+  // The server is the patient side here: it must not give up on the held client itself.
+  opts.limits.unresponsive_floor = std::chrono::seconds(30);
+  opts.on_connection = [](Connection& c) {
+    auto app = std::make_unique<ServerApp>(c);
+    c.set_handler(&app->echo);
+    c.set_app_state(std::move(app));
+  };
+  server->listen(opts);
+  const udp::endpoint where = server->local_endpoint();
+  auto guard = asio::make_work_guard(server_io);
+  std::thread server_thread([&] { server_io.run(); });
+  Connection* c = dial({}, where);
+  ClientRecorder& rec = attach(*c);
+  const std::string ping = "ping";
+  std::optional<StreamId> id;
+  if (run_until([&] { return rec.handshake; })) {
+    id = c->open_bidi_stream();
+    if (id) {
+      for (int round = 0; round < 3 && !rec.closed; ++round) {
+        c->write(*id, {reinterpret_cast<const uint8_t*>(ping.data()), ping.size()}, false);
+        // Out goes the ping (the loop runs once), then the client is starved past the 600 ms floor.
+        io_.poll();
+        std::this_thread::sleep_for(std::chrono::milliseconds(900));
+        run_until([&] { return rec.received[*id].size() == ping.size() * (round + 1); }, std::chrono::seconds(3));
+      }
+    }
+  }
+  const size_t echoed = id ? rec.received[*id].size() : 0;
+  const bool closed = rec.closed;
+  const std::string reason = rec.close_reason;
+  guard.reset();
+  asio::post(server_io, [&] { server.reset(); });
+  server_thread.join();
+  EXPECT_TRUE(rec.handshake);
+  EXPECT_FALSE(closed) << reason;
+  EXPECT_EQ(echoed, 3 * ping.size()) << "every echo came back";
 }
 
 TEST_F(QuicLoopback, WrongCaFailsHandshake) {

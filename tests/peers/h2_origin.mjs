@@ -13,11 +13,14 @@
 //   GET  /stats           JSON {connections, sessions, lastSent: {bytes, sha256}}
 //   GET  /slow?ms=M       answers after M ms (to hold streams open)
 //   GET  /trailers        a body, then the trailer grpc-status: 0
+//   GET  /sse-gated?id=X  one SSE event now, the second once /sse-release?id=X was asked for
+//   GET  /early-hints     103 (link: </style.css>), then 200
 //   CONNECT :protocol websocket   200, then a WebSocket echo (RFC 8441; messages, ping, close)
 import http2 from 'node:http2';
 import https from 'node:https';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { sseGated, sseRelease } from './sse_gate.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -80,6 +83,13 @@ function handle(req, res) {
     }, ms);
     return;
   }
+  if (url.pathname === '/sse-gated') return sseGated(url, res);
+  if (url.pathname === '/sse-release') return sseRelease(url, res);
+  if (url.pathname === '/early-hints') {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    return res.end('after early hints\n');
+  }
   if (url.pathname === '/trailers') {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'grpc-status' });
     res.addTrailers({ 'grpc-status': '0' });
@@ -102,7 +112,7 @@ function onStream(stream, headers) {
 }
 
 // A WebSocket echo on an extended CONNECT stream (RFC 8441): client frames are masked; each message
-// frame comes back unmasked with its opcode, a ping as a pong, a close as a close, then the end.
+// frame comes back unmasked with its opcode and FIN bit, a ping as a pong, a close as a close, then the end.
 function wsEcho(stream) {
   let buf = Buffer.alloc(0);
   const frame = (opcode, payload) => {
@@ -116,6 +126,7 @@ function wsEcho(stream) {
     buf = Buffer.concat([buf, chunk]);
     for (;;) {
       if (buf.length < 2) return;
+      const fin = buf[0] & 0x80;  // a fragmented message (Chromium splits big ones) keeps its fragments
       const opcode = buf[0] & 15;
       let len = buf[1] & 127;
       let off = 2;
@@ -131,7 +142,7 @@ function wsEcho(stream) {
       if (opcode === 8) { stream.end(frame(8, payload)); return; }
       if (opcode === 9) { stream.write(frame(10, payload)); continue; }
       if (opcode === 10) continue;
-      stream.write(Buffer.concat([Buffer.from([(buf[0] & 0) | 0x80 | opcode]), frame(opcode, payload).subarray(1)]));
+      stream.write(Buffer.concat([Buffer.from([fin | opcode]), frame(opcode, payload).subarray(1)]));
     }
   });
   stream.on('error', () => {});

@@ -151,6 +151,74 @@ need_chromium() {
     die "playwright-core missing in $BROWSER_DIR (run scripts/setup.sh)"
 }
 
+# chromium_ws_page OUT HOST PORT SUBPROTOCOL [chromium args...]: Chromium (need_chromium, nss_home
+# $PEER_TMP/home first) loads https://HOST:PORT/ and opens wss://HOST:PORT/chromium from it
+# (tests/browser/websocket_page.mjs); the JSON result goes to OUT, the harness log to OUT.log.
+chromium_ws_page() {
+  local out=$1 host=$2 port=$3 sub=$4 args=() a rc
+  shift 4
+  for a in "$@"; do args+=(--chromium-arg "$a"); done
+  log "Chromium loads https://$host:$port/ then opens wss://$host:$port/chromium"
+  (cd "$BROWSER_DIR" && HOME=$PEER_TMP/home timeout -k 5 90 node websocket_page.mjs --url "https://$host:$port/" \
+    --ws "wss://$host:$port/chromium" --timeout 80000 --subprotocol "$sub" "${args[@]}") >"$out" 2>"$out.log"
+  rc=$?
+  [ -s "$out" ] || die "browser harness printed nothing (exit $rc): $(tail -5 "$out.log")"
+  log "result: $(cat "$out")"
+  check "browser harness exits 0 (status $rc)" [ "$rc" = 0 ]
+  local e
+  e=$(json_field "$out" harness_error)$(json_field "$out" navError)$(json_field "$out" ws.error)
+  [ -z "$e" ] || fail "browser harness / navigation / the page's WebSocket: $e"
+}
+
+# chromium_ws_echo EDGE HTTPVER [chromium args...]: the page of app.localhost (a tunnel to Node's `ws`
+# echo service, start_ws_echo) over HTTPVER (h2 or h3), then a WebSocket from it: subprotocol chat and
+# permessage-deflate negotiated end to end, a text and a 300,000-byte binary message echoed, the
+# client's close 4001 + reason seen by the service and back, the edge's log line for HTTPVER.
+chromium_ws_echo() {
+  local edge=$1 ver=$2 out=$PEER_TMP/ws-echo-$2.json
+  shift 2
+  chromium_ws_page "$out" app.localhost "${EDGE_PORT[$edge]}" chat "$@"
+  local f
+  f() { json_field "$out" "$1"; }
+  check "Chromium $(f browser) loaded the page over $ver (got $(f protocolHttp))" [ "$(f protocolHttp)" = "$ver" ]
+  check "the socket's subprotocol is chat (got '$(f ws.protocol)')" [ "$(f ws.protocol)" = chat ]
+  check "permessage-deflate negotiated (got '$(f ws.extensions)')" grep -q permessage-deflate <<<"$(f ws.extensions)"
+  check "a text message echoed (got '$(f ws.text)')" [ "$(f ws.text)" = "hello from chromium ✓" ]
+  check "a 300,000-byte binary message echoed byte-exact" [ "$(f ws.binaryOk)" = true ]
+  check "the close 4001 + reason came back cleanly (got $(f ws.close))" \
+    [ "$(f ws.close)" = '{"code":4001,"reason":"client says bye","wasClean":true}' ]
+  check "the service saw the close 4001 and its reason" grep -q '^close 4001 client says bye$' "$PEER_TMP/ws-server.log"
+  check "the service saw the socket (subprotocol chat, X-Forwarded-Proto https)" \
+    grep -q 'connection /chromium protocol=chat xfp=https' "$PEER_TMP/ws-server.log"
+  check "the edge logged the socket as a $ver extended CONNECT answered 200" \
+    grep -qE "CONNECT app\.localhost/chromium 200 .* $ver\$" "${EDGE_DIR[$edge]}/stderr"
+  [ "$PEER_FAILED" -eq 0 ] || show_log "Chromium harness log" "$out.log" 30
+}
+
+# chromium_ws_h2c EDGE HTTPVER [chromium args...]: the same from a page of h2app.localhost, a tunnel
+# whose upstream is h2c (Node http2 with enableConnectProtocol and a frame echo, h2_origin.mjs): the
+# public leg's extended CONNECT, RFC 6455 on the tunnel, RFC 8441 upstream. Checks the page's
+# protocol, a text and a 300,000-byte binary echo, the close coming back, and the edge's log.
+chromium_ws_h2c() {
+  local edge=$1 ver=$2 out=$PEER_TMP/ws-h2c-$2.json
+  shift 2
+  start_h2_origin "ws-h2c-$ver" --mode h2c
+  HTTP_EXTRA_ARGS=(--upstream h2c)
+  start_http "h2app-$ver" "$edge" h2app "${ORIGIN_PORT[ws-h2c-$ver]}"
+  HTTP_EXTRA_ARGS=()
+  chromium_ws_page "$out" h2app.localhost "${EDGE_PORT[$edge]}" none "$@"
+  local f
+  f() { json_field "$out" "$1"; }
+  check "h2c: the page came over $ver (got $(f protocolHttp))" [ "$(f protocolHttp)" = "$ver" ]
+  check "h2c: a text message echoed (got '$(f ws.text)')" [ "$(f ws.text)" = "hello from chromium ✓" ]
+  check "h2c: a 300,000-byte binary message echoed byte-exact" [ "$(f ws.binaryOk)" = true ]
+  check "h2c: the close 4001 + reason came back (got $(f ws.close))" \
+    grep -q '"code":4001,"reason":"client says bye"' <<<"$(f ws.close)"
+  check "h2c: the edge logged a $ver CONNECT answered 200" \
+    grep -qE "CONNECT h2app\.localhost/chromium 200 .* $ver\$" "${EDGE_DIR[$edge]}/stderr"
+  [ "$PEER_FAILED" -eq 0 ] || show_log "Chromium harness log (h2c)" "$out.log" 30
+}
+
 # json_field FILE PATH: a value from a JSON file ("a.b.c"; objects as JSON, "" when absent).
 json_field() {
   node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
@@ -232,10 +300,18 @@ start_origin() {
 # start_node_origin NAME SCRIPT [args...]: a Node service from tests/peers/SCRIPT that prints "origin
 # listening on PORT" once ready; sets ORIGIN_PID[NAME] and ORIGIN_PORT[NAME].
 start_node_origin() {
-  local name=$1 script=$2 out i line
+  local name=$1 script=$2
   shift 2
+  start_listening_origin "$name" node "$PEER_DIR/$script" "$@"
+}
+
+# start_listening_origin NAME COMMAND [args...]: any local service that prints "origin listening on
+# PORT" once ready (a Node script, tests/peers/grpc_peer.py); sets ORIGIN_PID[NAME], ORIGIN_PORT[NAME].
+start_listening_origin() {
+  local name=$1 out i line
+  shift
   out=$PEER_TMP/origin-$name.log
-  node "$PEER_DIR/$script" "$@" >"$out" 2>&1 </dev/null &
+  "$@" >"$out" 2>&1 </dev/null &
   ORIGIN_PID[$name]=$!
   track "${ORIGIN_PID[$name]}"
   for ((i = 0; i < 100; i++)); do

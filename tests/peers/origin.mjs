@@ -6,6 +6,9 @@
 //   GET  /headers          JSON {method, url, httpVersion, remote, headers (raw pairs, as received)}
 //   POST /echo             echoes the request body (Content-Length)
 //   GET  /sse?n=5&ms=300   text/event-stream, event i carries the origin's send time (Date.now())
+//   GET  /sse-gated?id=X   one event now, the second once /sse-release?id=X was asked for
+//   GET  /early-hints      103 (link: </style.css>), then 200
+//   GET  /trailers         a chunked body, then the trailer x-checksum: abc
 //   GET  /chunked?n=5&ms=200  Transfer-Encoding: chunked, one chunk "chunk i t=<ms>\n" every ms
 //   GET  /bytes?n=N        N pseudo-random bytes (Content-Length); their SHA-256 is kept for /stats
 //   PUT|POST /upload       reads the body, answers JSON {bytes, sha256}
@@ -19,6 +22,7 @@
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { sseGated, sseRelease } from './sse_gate.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -83,6 +87,17 @@ const server = http.createServer((req, res) => {
       req.on('end', () => send(res, 200, 'application/octet-stream', Buffer.concat(parts)));
       return;
     }
+    case '/sse-gated':
+      return sseGated(url, res);
+    case '/sse-release':
+      return sseRelease(url, res);
+    case '/trailers':
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.addTrailers({ 'x-checksum': 'abc' });
+      return res.end('with trailers\n');
+    case '/early-hints':
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      return send(res, 200, 'text/plain', 'after early hints\n');
     case '/sse':
     case '/chunked': {
       const n = q('n', 5), ms = q('ms', 300);

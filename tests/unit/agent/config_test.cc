@@ -33,10 +33,12 @@ tunnels:
     upstream_ca: certs/ca.pem
     upstream_sni: app.test
   - {name: self, local_port: 8444, upstream_tls: yes, upstream_insecure: true}
+  - {name: quic, local_port: 4433, upstream_protocol: h3, upstream_insecure: true}
+  - {name: quicca, local_port: 4434, upstream_protocol: h3, upstream_ca: ca.pem, upstream_sni: a.test}
 )",
                  &error);
   ASSERT_TRUE(c) << error;
-  ASSERT_EQ(c->tunnels.size(), 4u);
+  ASSERT_EQ(c->tunnels.size(), 6u);
   EXPECT_EQ(c->tunnels[0].upstream_url(), "http://127.0.0.1:3000");
   EXPECT_FALSE(c->tunnels[0].upstream_tls);
   EXPECT_EQ(c->tunnels[1].upstream_protocol, "h2c");
@@ -47,16 +49,17 @@ tunnels:
   EXPECT_EQ(c->tunnels[2].upstream_url(), "https://127.0.0.1:8443");
   EXPECT_TRUE(c->tunnels[3].upstream_tls);
   EXPECT_TRUE(c->tunnels[3].upstream_insecure);
+  // h3 implies TLS: the TLS options apply without upstream_tls.
+  EXPECT_EQ(c->tunnels[4].upstream_protocol, "h3");
+  EXPECT_EQ(c->tunnels[4].upstream_url(), "h3://127.0.0.1:4433");
+  EXPECT_TRUE(c->tunnels[4].upstream_insecure);
+  EXPECT_EQ(c->tunnels[5].upstream_sni, "a.test");
+  EXPECT_TRUE(c->tunnels[5].upstream_ca);
 
   const std::string head = "edge: https://127.0.0.1:4433\ntoken: t\ntunnels:\n  - {name: a, local_port: 1, ";
-  // h3: WebTransport sessions are relayed to the service's own server (TLS always, so the upstream_ca /
-  // sni / insecure options need no upstream_tls).
-  std::string h3_error;
-  const auto h3 = parse(head + "upstream_protocol: h3, upstream_insecure: true}", &h3_error);
-  ASSERT_TRUE(h3) << h3_error;
-  EXPECT_EQ(h3->tunnels[0].upstream_url(), "h3://127.0.0.1:1");
-  EXPECT_TRUE(h3->tunnels[0].upstream_insecure);
   EXPECT_NE(error_of(head + "upstream_protocol: spdy}").find("must be http1, h2c or h3"), std::string::npos);
+  EXPECT_NE(error_of(head + "upstream_protocol: h3, upstream_insecure: true, upstream_ca: x.pem}").find("not both"),
+            std::string::npos);
   EXPECT_NE(error_of(head + "upstream_tls: maybe}").find("upstream_tls must be true or false"),
             std::string::npos);
   EXPECT_NE(error_of(head + "upstream_protocol: h2c, upstream_tls: true}").find("ALPN"), std::string::npos);

@@ -11,6 +11,7 @@
 #include "fake_session.h"
 #include "local_http_server.h"
 #include "request_head.h"
+#include "tunnel/framed_body.h"
 
 namespace wtmesh::agent {
 namespace {
@@ -110,6 +111,38 @@ TEST_F(Session, HeadInOneBytePiecesBecomesAnExchange) {
   EXPECT_EQ(fake_.response(1)->body, "hello");
   EXPECT_EQ(fake_.streams[1].consumed, bytes.size());
   ASSERT_TRUE(run_until([&] { return ts_->active_requests() == 0; }));
+}
+
+// Session feature `trailers` (docs/protocol.md §4.1): used only when the edge's 200 named it.
+TEST_F(Session, AChunkedAnswerIsFramedOnlyWhenTheEdgeAcceptedTrailers) {
+  for (bool accepted : {false, true}) {
+    results_.clear();
+    fake_.streams.clear();
+    fake_.set_response({200, accepted ? wt::HeaderPairs{{"wtmesh-features", "trailers"}} : wt::HeaderPairs{}});
+    make();
+    ts_->on_incoming_stream(1, true);
+    ts_->on_stream_data(1, request_bytes(7, "/sse?n=2&gap_ms=1"), true);
+    ASSERT_TRUE(run_until([&] { return !results_.empty(); }));
+    const auto& out = fake_.streams[1].out;
+    tunnel::HeadReader<tunnel::ResponseHead> reader;
+    tunnel::ResponseHead head;
+    ASSERT_EQ(reader.feed(out, head), tunnel::WireError::kNone);
+    EXPECT_EQ(head.framed, accepted);
+    const auto rest = reader.take_body();
+    std::string body;
+    if (accepted) {
+      tunnel::FramedBodyReader framed;
+      std::vector<std::span<const uint8_t>> pieces;
+      ASSERT_EQ(framed.feed(rest, pieces), tunnel::WireError::kNone);
+      for (auto p : pieces) body.append(p.begin(), p.end());
+      EXPECT_TRUE(framed.done());
+      EXPECT_TRUE(framed.take_trailers().empty());
+    } else {
+      body.assign(rest.begin(), rest.end());
+    }
+    EXPECT_EQ(body, "data: 0\n\ndata: 1\n\n");
+    ASSERT_TRUE(run_until([&] { return ts_->active_requests() == 0; }));
+  }
 }
 
 TEST_F(Session, StreamsAreDispatchedByKindSplitAnywhere) {

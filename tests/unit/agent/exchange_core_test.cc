@@ -431,3 +431,78 @@ TEST_F(ExchangeCore, WebSocketDeclinedIsANormalResponseAndTheHeldBytesAreDropped
 
 }  // namespace
 }  // namespace wtmesh::agent
+
+namespace wtmesh::agent {
+namespace {
+
+// The session feature `trailers` (docs/protocol.md §4.1): interim heads and a framed body.
+TEST_F(ExchangeCore, WithTheTrailersFeatureInterimHeadsAndTrailersAreSent) {
+  ExchangeLimits limits;
+  limits.trailers = true;
+  auto& ex = make(request("GET", "/"), limits);
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  transport_.send(
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  const auto& out = stream().out;
+  tunnel::HeadReader<tunnel::ResponseHead> r100, r103, rfinal;
+  tunnel::ResponseHead h100, h103, head;
+  ASSERT_EQ(r100.feed(out, h100), tunnel::WireError::kNone);
+  EXPECT_EQ(h100.status, 100);
+  auto rest = r100.take_body();
+  ASSERT_EQ(r103.feed(rest, h103), tunnel::WireError::kNone);
+  EXPECT_EQ(h103.status, 103);
+  EXPECT_EQ(h103.headers, (tunnel::HeaderPairs{{"link", "</a>"}}));
+  rest = r103.take_body();
+  ASSERT_EQ(rfinal.feed(rest, head), tunnel::WireError::kNone);
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.framed);
+  EXPECT_EQ(rfinal.take_body(), (std::vector<uint8_t>{0x05, 'h', 'e', 'l', 'l', 'o'}));
+  EXPECT_FALSE(stream().fin);
+  const size_t before = out.size();
+  transport_.send("0\r\nX-Sum: 1\r\n\r\n");
+  ASSERT_TRUE(stream().fin);
+  EXPECT_EQ(std::vector<uint8_t>(out.begin() + static_cast<std::ptrdiff_t>(before), out.end()),
+            (std::vector<uint8_t>{0x00, 0x09, 0x01, 0x05, 'x', '-', 's', 'u', 'm', 0x01, '1'}));
+  ASSERT_TRUE(result_);
+  EXPECT_EQ(result_->response_bytes, 5u);  // data only, not framing
+  EXPECT_EQ(transport_.releases, 1);
+}
+
+TEST_F(ExchangeCore, WithoutTheFeatureInterimHeadsAreDroppedAndBodiesRaw) {
+  auto& ex = make(request("GET", "/"));
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  transport_.send(
+      "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n");
+  auto r = session_.response(kId);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->head.status, 200);
+  EXPECT_FALSE(r->head.framed);
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_TRUE(stream().fin);
+}
+
+TEST_F(ExchangeCore, ATrailerSectionOverTheTunnelLimitAbortsTheStream) {
+  ExchangeLimits limits;
+  limits.trailers = true;
+  auto& ex = make(request("GET", "/"), limits);
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+  for (size_t i = 0; i <= tunnel::kMaxHeaderCount; ++i) wire += "t" + std::to_string(i) + ": v\r\n";
+  transport_.send(wire + "\r\n");
+  EXPECT_EQ(stream().reset, tunnel::kStreamUpstreamFailed) << "257 trailer fields do not fit a section";
+  EXPECT_FALSE(stream().fin);
+  ASSERT_TRUE(result_);
+  EXPECT_TRUE(result_->failed);
+  EXPECT_NE(result_->error.find("trailer"), std::string::npos) << result_->error;
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

@@ -58,6 +58,9 @@ class FakeSession final : public wt::Session {
     return out;
   }
 
+  // The edge's answer to the CONNECT (e.g. its wtmesh-features).
+  void set_response(wt::ConnectResponse r) { response_ = std::move(r); }
+
   std::map<wt::StreamId, Stream> streams;
   size_t capacity = std::numeric_limits<size_t>::max();
   std::optional<uint32_t> closed;

@@ -108,6 +108,12 @@ class H2TestServer {
     prd.read_callback = read_cb;
     nghttp2_submit_response(session_, id, nva.data(), nva.size(), &prd);
   }
+  // An interim (1xx) HEADERS before the response.
+  void interim(int32_t id, int status) {
+    const std::string s = std::to_string(status), name = ":status";
+    const nghttp2_nv h = nv(name, s);
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, &h, 1, nullptr);
+  }
   void more(int32_t id, const std::string& data, bool end) {
     auto& r = requests[id];
     r.out.append(data);

@@ -48,7 +48,7 @@ std::string take_all(H2UpstreamSession& c, int32_t id) {
   return out;
 }
 
-TEST(H2UpstreamSession, GetWithBodyAndTrailersDropped) {
+TEST(H2UpstreamSession, GetWithBodyAndTrailersKeptApart) {
   H2UpstreamSession c;
   H2TestServer s;
   std::string error;
@@ -69,6 +69,7 @@ TEST(H2UpstreamSession, GetWithBodyAndTrailersDropped) {
   EXPECT_EQ(take_all(c, id), "hello");
   EXPECT_TRUE(c.finished(id));
   EXPECT_FALSE(c.failure(id));
+  EXPECT_EQ(c.take_trailers(id), (tunnel::HeaderPairs{{"grpc-status", "0"}}));  // for the `trailers` feature
   c.forget(id);
   EXPECT_EQ(c.open_streams(), 0u);
 }
@@ -84,6 +85,23 @@ TEST(H2UpstreamSession, InterimResponsesAreSkippedAndHeadOnlyEnds) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 204);
   EXPECT_TRUE(h->end_stream);
+  EXPECT_TRUE(c.finished(id));
+}
+
+TEST(H2UpstreamSession, InterimHeadsAreKeptUpToTheCap) {
+  H2UpstreamSession c;
+  H2TestServer s;
+  const int32_t id = c.open(get("/"), true, nullptr);
+  pump(c, s);
+  for (size_t i = 0; i < H2UpstreamSession::kMaxInterim + 3; ++i) s.interim(id, 103);
+  s.respond(id, 204, {}, std::nullopt);
+  pump(c, s);
+  const auto interim = c.take_interim(id);
+  EXPECT_EQ(interim.size(), H2UpstreamSession::kMaxInterim) << "the rest are dropped";
+  for (const auto& h : interim) EXPECT_EQ(h.status, 103);
+  auto h = c.take_head(id);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 204);
   EXPECT_TRUE(c.finished(id));
 }
 
@@ -270,6 +288,55 @@ TEST(H2Codec, ResponseHeadThenBodyUntilEof) {
   EXPECT_EQ(std::string(out.begin(), out.end()), body);
   EXPECT_TRUE(codec.reusable());
   EXPECT_LE(codec.input_room(), H2Codec::kInputCap);
+}
+
+// What H2StreamDriver hands the codec (docs/protocol.md §4.1 encoding): interim heads, a framed head,
+// chunks and the trailer section.
+TEST(H2Codec, InterimHeadsFramedBodyAndTrailers) {
+  H2Codec codec;
+  ASSERT_TRUE(codec.start_request(testing::request("GET", "/"), nullptr));
+  tunnel::ResponseHead early;
+  early.status = 103;
+  early.headers = {{"link", "</a>"}, {"connection", "x"}};
+  auto in = tunnel::encode_response_head(early);
+  tunnel::ResponseHead rh;
+  rh.status = 200;
+  rh.has_body = rh.framed = true;
+  rh.headers = {{"content-type", "application/grpc"}};
+  const auto h = tunnel::encode_response_head(rh);
+  in.insert(in.end(), h.begin(), h.end());
+  const std::string body = "abcdef";
+  tunnel::append_body_chunk(in, {reinterpret_cast<const uint8_t*>(body.data()), body.size()});
+  ASSERT_TRUE(tunnel::append_body_end(in, {{"grpc-status", "0"}}));
+  for (uint8_t byte : in) codec.put_input({&byte, 1});
+  codec.put_eof();
+  std::vector<uint8_t> out;
+  ASSERT_EQ(codec.decode(out, 4), UpstreamCodec::Status::kHead);
+  EXPECT_FALSE(codec.head_produced());
+  auto first = codec.take_head();
+  EXPECT_EQ(first.status, 103);
+  EXPECT_EQ(first.headers, (tunnel::HeaderPairs{{"link", "</a>"}}));
+  ASSERT_EQ(codec.decode(out, 4), UpstreamCodec::Status::kHead);
+  EXPECT_TRUE(codec.head_produced());
+  EXPECT_EQ(codec.take_head().status, 200);
+  EXPECT_TRUE(codec.may_have_trailers());
+  UpstreamCodec::Status st;
+  do {
+    st = codec.decode(out, out.size() + 4);
+  } while (st == UpstreamCodec::Status::kBodyFull);
+  ASSERT_EQ(st, UpstreamCodec::Status::kDone) << codec.error();
+  EXPECT_EQ(std::string(out.begin(), out.end()), body);
+  EXPECT_EQ(codec.take_trailers(), (tunnel::HeaderPairs{{"grpc-status", "0"}}));
+
+  // EOF inside the framing is an error.
+  H2Codec cut;
+  ASSERT_TRUE(cut.start_request(testing::request("GET", "/"), nullptr));
+  cut.put_input(std::span<const uint8_t>(in).first(in.size() - 3));
+  cut.put_eof();
+  std::vector<uint8_t> o2;
+  while ((st = cut.decode(o2, 1 << 16)) == UpstreamCodec::Status::kHead || st == UpstreamCodec::Status::kBodyFull) {
+  }
+  EXPECT_EQ(st, UpstreamCodec::Status::kError);
 }
 
 TEST(H2Codec, HeadRequestIsBodilessAndBadLengthsFail) {

@@ -439,3 +439,47 @@ TEST(HopByHop, Names) {
 
 }  // namespace
 }  // namespace wtmesh::agent
+
+namespace wtmesh::agent {
+namespace {
+
+TEST(ResponseDecoderTrailers, InterimHeadsComeBeforeTheFinalOne) {
+  ResponseDecoder d(false);
+  std::vector<uint8_t> body;
+  d.put_input(bytes("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nConnection: x\r\n\r\nHTTP/1.1 200 OK\r\n"
+                    "Content-Length: 2\r\n\r\nok"));
+  ASSERT_EQ(d.decode(body, 1024), Status::kHead);
+  EXPECT_FALSE(d.head_produced());  // an interim head is not the response's head
+  auto interim = d.take_head();
+  EXPECT_EQ(interim.status, 103);
+  EXPECT_FALSE(interim.has_body);
+  EXPECT_EQ(interim.headers, (tunnel::HeaderPairs{{"link", "</a.css>"}}));
+  ASSERT_EQ(d.decode(body, 1024), Status::kHead);
+  EXPECT_TRUE(d.head_produced());
+  EXPECT_EQ(d.take_head().status, 200);
+  EXPECT_FALSE(d.chunked());
+  EXPECT_EQ(d.decode(body, 1024), Status::kDone);
+  EXPECT_EQ(text(body), "ok");
+}
+
+TEST(ResponseDecoderTrailers, ChunkedTrailerFieldsAreKept) {
+  for (size_t step : {1, 5, 4096}) {
+    ResponseDecoder d(false);
+    auto r = run(d,
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nX-Head: 1\r\n\r\n"
+                 "5\r\nhello\r\n0\r\nX-Checksum: abc\r\nConnection: close\r\n\r\n",
+                 step);
+    ASSERT_EQ(r.last, Status::kDone) << r.error;
+    EXPECT_EQ(r.body, "hello");
+    EXPECT_TRUE(d.chunked());
+    // Head fields are not repeated; hop-by-hop ones are dropped.
+    EXPECT_EQ(d.take_trailers(), (tunnel::HeaderPairs{{"x-checksum", "abc"}}));
+  }
+  ResponseDecoder none(false);
+  auto r = run(none, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 4096);
+  ASSERT_EQ(r.last, Status::kDone);
+  EXPECT_TRUE(none.take_trailers().empty());
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

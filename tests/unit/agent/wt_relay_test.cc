@@ -31,7 +31,7 @@ std::vector<uint8_t> session_opening(uint64_t relay_id) {
 struct WtRelayHostTest : ::testing::Test {
   boost::asio::io_context io;
   FakeSession tunnel;
-  const WtUpstream* upstream = nullptr;
+  const H3UpstreamTarget* upstream = nullptr;
   WtRelayHost host{io, tunnel, [this](uint32_t) { return upstream; }};
 };
 
@@ -71,9 +71,9 @@ TEST_F(WtRelayHostTest, BadOpeningsAndUnknownRelayIdsAreRefusedWithCode2) {
 
 TEST_F(WtRelayHostTest, RelayedSessionsAreCappedAt64) {
   // Upstreams that never answer (nothing listens on the port): each session stays pending.
-  WtUpstream up;
-  up.address = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 9);
-  up.tls = [] { return quic::TlsClientContext::without_verification(); };
+  H3UpstreamTarget up;
+  up.endpoint = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 9);
+  up.tls = std::make_shared<const quic::TlsClientContext>(quic::TlsClientContext::without_verification());
   upstream = &up;
   for (uint64_t i = 1; i <= tunnel::kMaxRelayedSessions; ++i) {
     host.on_new_stream(static_cast<wt::StreamId>(4 * i + 2), tunnel::StreamKind::kWtSession,

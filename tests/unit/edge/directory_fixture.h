@@ -11,6 +11,7 @@
 
 #include "edge/public_exchange.h"
 #include "fakes.h"
+#include "tunnel/framed_body.h"
 
 namespace wtmesh::edge::test {
 
@@ -29,6 +30,27 @@ class DirectoryTest : public ::testing::Test {
     auto b = tunnel::encode_response_head(head);
     b.insert(b.end(), body.begin(), body.end());
     stream().events->on_response_data(b, fin);
+  }
+
+  // An answer with the session feature `trailers` (docs/protocol.md §4.1): interim heads of
+  // `interim` statuses (link: </a>), `final` with the framed flag, `data` as one chunk, then the end
+  // with `trailers` unless they are nullopt (the body goes on).
+  static std::vector<uint8_t> framed_answer(std::initializer_list<int> interim, tunnel::ResponseHead final,
+                                            std::string_view data,
+                                            std::optional<tunnel::HeaderPairs> trailers) {
+    std::vector<uint8_t> wire;
+    for (int status : interim) {
+      const auto ih = tunnel::encode_response_head(head(status, std::nullopt, false, {{"link", "</a>"}}));
+      wire.insert(wire.end(), ih.begin(), ih.end());
+    }
+    final.framed = true;
+    const auto fh = tunnel::encode_response_head(final);
+    wire.insert(wire.end(), fh.begin(), fh.end());
+    tunnel::append_body_chunk(wire, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+    if (trailers) {
+      EXPECT_TRUE(tunnel::append_body_end(wire, *trailers));
+    }
+    return wire;
   }
 
   FakeClock clock_;

@@ -171,6 +171,30 @@ TEST_F(H2ConnectionTest, ExpectContinueGetsA100BeforeTheFinalResponse) {
   EXPECT_EQ(r.body, "ok");
 }
 
+// Session feature `trailers` (docs/protocol.md §4.1): a 103 becomes an interim HEADERS, the framed
+// body's trailer section a trailing HEADERS with END_STREAM after the DATA.
+TEST_F(H2ConnectionTest, InterimHeadsAndTrailersReachTheClient) {
+  const int32_t id = client_.request("POST", "/svc/Call", "app.localhost", {{"te", "trailers"}}, "req");
+  pump();
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(header_value(rh.headers, "te"), "trailers");
+  const auto wire = framed_answer({103}, head(200, std::nullopt, true, {{"content-type", "application/grpc"}}),
+                                  "reply", tunnel::HeaderPairs{{"grpc-status", "0"}, {"Connection", "x"}});
+  stream().events->on_response_data(wire, true);
+  pump();
+  const auto& r = client_.results[id];
+  EXPECT_EQ(r.informational, std::vector<int>{103});
+  EXPECT_EQ(r.status(), 200);
+  EXPECT_EQ(r.body, "reply");
+  EXPECT_TRUE(r.ended);
+  EXPECT_EQ(r.field("grpc-status"), "0") << "the trailing HEADERS (the test client appends its fields)";
+  EXPECT_EQ(r.field("connection"), "") << "hop-by-hop fields are not trailers either";
+  EXPECT_EQ(r.fields.back().first, "grpc-status");
+  EXPECT_EQ(stream().consumed, wire.size()) << "framing credited at once, the data once the client took it";
+}
+
 TEST_F(H2ConnectionTest, ConnectionWindowBoundsTheBodiesOfAllStreams) {
   dir_.capacity = 0;  // the agent takes nothing on any stream
   H2Config cfg;

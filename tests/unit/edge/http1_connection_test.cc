@@ -389,7 +389,7 @@ TEST_F(Http1ConnectionTest, BadResponseHeadsAre502) {
 
   make();
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
-  agent_answers(head(100, std::nullopt, false), "", false);
+  agent_answers(head(103, std::nullopt, true), "", false);  // an interim head may not announce a body
   EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
   EXPECT_TRUE(drain().starts_with("HTTP/1.1 502"));
 
@@ -463,6 +463,34 @@ TEST_F(Http1ConnectionTest, OutputBufferIsReusedDuringAResponseAndGivenBackAfter
   EXPECT_FALSE(proxy_->exchange_active());
   EXPECT_EQ(proxy_->output_capacity(), 0u) << "an idle keep-alive connection holds no large buffer";
   EXPECT_FALSE(proxy_->finished());
+}
+
+// Session feature `trailers` (docs/protocol.md §4.1) toward an HTTP/1.1 client.
+TEST_F(Http1ConnectionTest, EarlyHintsAndTrailersOnlyWhenAsked) {
+  feed("GET / HTTP/1.1\r\nHost: app.localhost\r\nTE: trailers\r\n\r\n");
+  const auto wire =
+      framed_answer({100, 103}, head(200, std::nullopt), "ok", tunnel::HeaderPairs{{"grpc-status", "0"}, {"connection", "x"}});
+  stream().events->on_response_data(wire, true);
+  EXPECT_EQ(drain(),
+            "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\ngrpc-status: 0\r\n\r\n");
+
+  // Without TE: trailers, the body ends with the plain last chunk; an HTTP/1.0 client gets no 103.
+  make();
+  feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  stream().events->on_response_data(std::span<const uint8_t>(wire).subspan(
+                                        tunnel::encode_response_head(head(100, std::nullopt, false, {{"link", "</a>"}})).size()),
+                                    true);
+  EXPECT_EQ(drain(),
+            "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+  make();
+  feed("GET / HTTP/1.0\r\nHost: app.localhost\r\nTE: trailers\r\n\r\n");
+  stream().events->on_response_data(wire, true);
+  const std::string out = drain();
+  EXPECT_EQ(out.find("103"), std::string::npos) << out;
+  EXPECT_EQ(out.find("grpc-status"), std::string::npos) << out;
+  EXPECT_NE(out.find("ok"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "directory_fixture.h"
+#include "tunnel/framed_body.h"
 
 namespace wtmesh::edge {
 namespace {
@@ -25,6 +27,14 @@ struct RecordingSink final : ExchangeSink {
   void send_response_body(std::span<const uint8_t> data, const StreamRef& ref) override {
     body += str(data);
     credits.emplace_back(ref, data.size());
+  }
+  void send_interim(const tunnel::ResponseHead& head) override {
+    events.push_back("interim " + std::to_string(head.status));
+  }
+  void send_trailers(const tunnel::HeaderPairs& t) override {
+    std::string e = "trailers";
+    for (const auto& [n, v] : t) e += " " + n + "=" + v;
+    events.push_back(e);
   }
   void send_response_end(bool complete) override { events.push_back(complete ? "end" : "end short"); }
   void send_error(int status, std::string_view detail, bool reusable, bool from_agent) override {
@@ -221,6 +231,77 @@ TEST_F(PublicExchangeTest, UpgradedExchangeIsAByteStreamBothWays) {
   ASSERT_EQ(sink_.done.size(), 1u);
   EXPECT_EQ(sink_.done[0].status, 101);
   EXPECT_FALSE(sink_.done[0].reusable);
+}
+
+// Session feature `trailers` (docs/protocol.md §4.1): interim heads, a framed body and its trailers.
+TEST_F(PublicExchangeTest, InterimHeadsAndAFramedBodyWithTrailers) {
+  ex_->begin(get(), clock_.t);
+  auto wire = framed_answer({100, 103}, head(200, std::nullopt), "hello", std::nullopt);
+  tunnel::append_body_chunk(wire, bytes(" world"));
+  ASSERT_TRUE(tunnel::append_body_end(wire, {{"grpc-status", "0"}, {"grpc-message", ""}}));
+  // In two pieces, split inside the second chunk's data.
+  const size_t cut = wire.size() - 14;
+  stream().events->on_response_data(std::span<const uint8_t>(wire).first(cut), false);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"interim 103", "head 200"})) << "100 is the edge's own";
+  stream().events->on_response_data(std::span<const uint8_t>(wire).subspan(cut), true);
+  EXPECT_EQ(sink_.body, "hello world");
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"interim 103", "head 200", "trailers grpc-status=0 grpc-message=",
+                                                    "end"}));
+  size_t credited = 0;
+  for (const auto& c : sink_.credits) credited += c.second;
+  EXPECT_EQ(credited, 11u);
+  EXPECT_EQ(stream().consumed + credited, wire.size()) << "framing is credited at once, data by the sink";
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_TRUE(sink_.done[0].reusable);
+}
+
+TEST_F(PublicExchangeTest, FramedBodyErrorsAndTooManyInterimHeads) {
+  // FIN before the end of a framed body: cut short.
+  ex_->begin(get(), clock_.t);
+  auto h = head(200, std::nullopt);
+  h.framed = true;
+  std::vector<uint8_t> wire = tunnel::encode_response_head(h);
+  tunnel::append_body_chunk(wire, bytes("abc"));
+  stream().events->on_response_data(wire, true);
+  EXPECT_EQ(sink_.events.back(), "end short");
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_FALSE(sink_.done[0].reusable);
+
+  // A byte after the trailer section: the stream is a protocol error.
+  sink_ = {};
+  ex_->begin(get(), clock_.t);
+  wire = tunnel::encode_response_head(h);
+  ASSERT_TRUE(tunnel::append_body_end(wire, {}));
+  wire.push_back(0x01);
+  stream().events->on_response_data(wire, false);
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_FALSE(sink_.done[0].reusable);
+
+  // Nine interim heads: 502.
+  sink_ = {};
+  ex_->begin(get(), clock_.t);
+  wire.clear();
+  for (size_t i = 0; i <= tunnel::kMaxInterimHeads; ++i) {
+    const auto ih = tunnel::encode_response_head(head(103, std::nullopt, false));
+    wire.insert(wire.end(), ih.begin(), ih.end());
+  }
+  stream().events->on_response_data(wire, false);
+  EXPECT_EQ(sink_.events.back(), "error 502 last");
+  EXPECT_EQ(std::count(sink_.events.begin(), sink_.events.end(), "interim 103"), 8);
+  EXPECT_EQ(stream().cancelled, tunnel::kStreamProtocolError);
+}
+
+TEST_F(PublicExchangeTest, AnUpgradeSkipsInterimHeads) {
+  auto r = get();
+  r.upgrade = "websocket";
+  ex_->begin(r, clock_.t);
+  auto wire = tunnel::encode_response_head(head(103, std::nullopt, false, {{"link", "</a>"}}));
+  const auto h101 = tunnel::encode_response_head(head(101, std::nullopt));
+  wire.insert(wire.end(), h101.begin(), h101.end());
+  stream().events->on_response_data(wire, false);
+  EXPECT_TRUE(ex_->upgraded());
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 101 last"}));
 }
 
 }  // namespace

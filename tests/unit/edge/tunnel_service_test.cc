@@ -23,6 +23,19 @@ TEST_F(TunnelServiceTest, ValidTokenIsAcceptedWithTheVersion) {
   EXPECT_NE(service_->find_owner("edge-t/1"), nullptr);
 }
 
+// Session features (docs/protocol.md §4.1): echoed only when the agent offered one the edge speaks.
+TEST_F(TunnelServiceTest, FeaturesAreEchoedOnlyWhenOffered) {
+  EXPECT_EQ(header(connect(info("Bearer " + token())), "wtmesh-features"), "<none>") << "an old agent: nothing";
+  auto offered = info("Bearer " + token());
+  offered.headers.emplace_back("wtmesh-features", "future-thing, trailers");
+  const wt::Accept a = connect(offered);
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(header(a, "wtmesh-features"), "trailers");
+  auto unknown = info("Bearer " + token());
+  unknown.headers.emplace_back("wtmesh-features", "future-thing");
+  EXPECT_EQ(header(connect(unknown), "wtmesh-features"), "<none>");
+}
+
 TEST_F(TunnelServiceTest, AuthenticationFailuresAre401) {
   const auto status = [&](const std::string& auth) { return connect(info(auth)).status; };
   EXPECT_EQ(status(""), 401) << "no token";

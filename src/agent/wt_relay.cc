@@ -36,7 +36,8 @@ class WtRelaySession final : public wt::SessionHandler {
     client_ = std::make_unique<WtClient>(host_.io_, upstream->tls);
     EdgeUrl url{upstream->tls_name, upstream->endpoint.port(), ""};
     std::string error;
-    if (!client_->dial(url, &error, &upstream->endpoint)) return refuse(502, "upstream unreachable: " + error);
+    if (!client_->dial(url, &error, &upstream->endpoint))
+      return refuse(502, "upstream unreachable: " + error);
     wt::HeaderPairs extra;
     for (const auto& [name, value] : open_.request.headers) {
       if (name == "origin" || name == "wt-available-protocols" || name == "user-agent" ||
@@ -123,7 +124,8 @@ class WtRelaySession final : public wt::SessionHandler {
     Link& l = it->second;
     const size_t dropped = l.b.abandon();
     if (l.up >= 0 && up_ != nullptr) up_->consume(l.up, dropped);
-    if (l.to_up && !l.a.finished() && !l.a.source_ended()) return abort(l, tunnel::kStreamCancelled, false, true);
+    if (l.to_up && !l.a.finished() && !l.a.source_ended())
+      return abort(l, tunnel::kStreamCancelled, false, true);
     maybe_finish(id);
   }
   void on_tunnel_datagram(std::span<const uint8_t> payload) {
@@ -210,7 +212,8 @@ class WtRelaySession final : public wt::SessionHandler {
     if (l == nullptr) return;
     const wt::StreamId tid = l->tun;
     tunnel_.consume(tid, l->a.abandon());
-    if (l->from_up && !l->b.finished() && !l->b.source_ended()) return abort(*l, tunnel::kStreamCancelled, true, false);
+    if (l->from_up && !l->b.finished() && !l->b.source_ended())
+      return abort(*l, tunnel::kStreamCancelled, true, false);
     maybe_finish(tid);
   }
   void on_datagram(std::span<const uint8_t> payload) override {

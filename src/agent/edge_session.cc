@@ -39,6 +39,10 @@ void EdgeSession::on_ready() {
     if (name == tunnel::kFeaturesHeader && tunnel::has_feature(value, tunnel::kFeatureTrailers))
       limits_.trailers = true;
   }
+  relays_ = std::make_unique<WtRelayHost>(io_, *session_, [this](uint32_t id) -> const H3UpstreamTarget* {
+    const TunnelRoute* r = route(id);
+    return r ? r->wt : nullptr;
+  });
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
     close(tunnel::kCloseProtocolError, "cannot open the control stream");
@@ -131,6 +135,7 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     keep->on_body(data, fin);
     return;
   }
+  if (relays_ && relays_->on_stream_data(id, data, fin)) return;
   if (auto k = kinds_.find(id); k != kinds_.end()) {
     // Dispatch by stream kind (docs/protocol.md §2): the edge opens only request streams in v1.
     const size_t used = k->second.feed(data);
@@ -149,6 +154,10 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     if (accepted == tunnel::StreamKind::kTcpStream) {
       tcp_heads_.emplace(id, tunnel::TcpHeadReader());
       return on_tcp_head_data(id, data, fin);
+    }
+    if (relays_ && (accepted == tunnel::StreamKind::kWtSession || accepted == tunnel::StreamKind::kWtStream)) {
+      relays_->on_new_stream(id, *accepted, data, fin);
+      return;
     }
     if (accepted != tunnel::StreamKind::kHttpRequest) {
       session_->consume(id, data.size());
@@ -265,7 +274,9 @@ void EdgeSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code)
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_reset(code);
+    return;
   }
+  if (relays_) relays_->on_stream_reset(id, code);
 }
 
 void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
@@ -275,7 +286,9 @@ void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code)
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_stop_sending(code);
+    return;
   }
+  if (relays_) relays_->on_stop_sending(id, code);
 }
 
 void EdgeSession::on_stream_writable(wt::StreamId id) {
@@ -283,7 +296,9 @@ void EdgeSession::on_stream_writable(wt::StreamId id) {
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_writable();
+    return;
   }
+  if (relays_) relays_->on_stream_writable(id);
 }
 
 void EdgeSession::on_stream_closed(wt::StreamId id) {
@@ -294,7 +309,9 @@ void EdgeSession::on_stream_closed(wt::StreamId id) {
     auto keep = ex->second;
     keep->on_stream_closed();  // no-op when it finished normally
     exchanges_.erase(id);
+    return;
   }
+  if (relays_) relays_->on_stream_closed(id);
 }
 
 void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
@@ -307,8 +324,17 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   heads_.clear();
   tcp_heads_.clear();
   for (auto& [id, ex] : exchanges) ex->on_session_gone();
+  if (relays_) relays_->on_tunnel_closed();
   session_ = nullptr;
   if (callbacks_.on_closed) callbacks_.on_closed(code, std::string(reason));
+}
+
+void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
+  if (relays_ && !closed_) relays_->on_datagram(payload);
+}
+
+void EdgeSession::on_streams_available() {
+  if (relays_ && !closed_) relays_->on_streams_available();
 }
 
 }  // namespace wtmesh::agent

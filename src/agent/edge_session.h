@@ -20,6 +20,7 @@
 #include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
 #include "agent/upstream_select.h"
+#include "agent/wt_relay.h"
 #include "tunnel/registry.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -31,7 +32,8 @@ struct TunnelRoute {
   UpstreamPool* pool = nullptr;        // not owned; outlives the session
   MuxUpstreamClient* mux = nullptr;    // set: requests go over HTTP/2 (h2c) or HTTP/3 (h3); not owned
   UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
-  std::optional<TcpTarget> tcp;        // set: a tcp tunnel; its streams are tcp-streams (kind 0x04)
+  const H3UpstreamTarget* wt = nullptr;  // set: WebTransport sessions are relayed there (§7); not owned
+  std::optional<TcpTarget> tcp;          // set: a tcp tunnel; its streams are tcp-streams (kind 0x04)
 };
 
 class EdgeSession final : public wt::SessionHandler {
@@ -67,7 +69,8 @@ class EdgeSession final : public wt::SessionHandler {
   void on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) override;
   void on_stream_writable(wt::StreamId id) override;
   void on_stream_closed(wt::StreamId id) override;
-  void on_datagram(std::span<const uint8_t> /*payload*/) override {}  // v1 uses no datagrams
+  void on_datagram(std::span<const uint8_t> payload) override;  // relayed sessions' flows (§7)
+  void on_streams_available() override;
   void on_closed(uint32_t code, std::string_view reason) override;
 
  private:
@@ -97,6 +100,7 @@ class EdgeSession final : public wt::SessionHandler {
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
   std::map<wt::StreamId, tunnel::TcpHeadReader> tcp_heads_;
   std::map<wt::StreamId, std::shared_ptr<UpstreamDriver>> exchanges_;
+  std::unique_ptr<WtRelayHost> relays_;  // relayed WebTransport sessions (made in on_ready)
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -48,7 +48,8 @@ struct TunnelSpec {
   // How the agent speaks to the local service (`--upstream`, `--upstream-tls`, ...).
   // "" (default): HTTP/1.1 on plain TCP, or over TLS whatever ALPN picks (h2 or http/1.1);
   // "http1": HTTP/1.1 only (ALPN offers only http/1.1); "h2c": HTTP/2 with prior knowledge, no TLS;
-  // "h3": HTTP/3 over QUIC to UDP upstream_port (TLS implied, ALPN h3; upstream_tls not needed).
+  // "h3": HTTP/3 over QUIC to UDP upstream_port (TLS implied, ALPN h3; upstream_tls not needed);
+  // public WebTransport sessions are relayed to the service's WebTransport server (docs/protocol.md §7).
   std::string upstream_protocol;
   bool upstream_tls = false;
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store

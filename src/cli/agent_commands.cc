@@ -260,7 +260,8 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
 
   c.http_cmd->add_option("--upstream", c.http.upstream,
                          "protocol to the local service: http1 (default), h2c (HTTP/2, prior knowledge) or h3 "
-                         "(HTTP/3 over QUIC to UDP LOCALPORT; always TLS, --upstream-ca/-sni/-insecure apply)");
+                         "(HTTP/3 over QUIC to UDP LOCALPORT; always TLS, --upstream-ca/-sni/-insecure apply; WebTransport "
+                         "sessions are relayed to it)");
   c.http_cmd->add_flag("--upstream-tls", c.http.upstream_tls,
                        "TLS to the local service; ALPN picks h2 or http/1.1");
   c.http_cmd->add_option(

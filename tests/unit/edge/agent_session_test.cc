@@ -443,3 +443,78 @@ TEST_F(AgentSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
 
 }  // namespace
 }  // namespace wtmesh::edge
+
+namespace wtmesh::edge {
+namespace {
+
+struct RelayPeer final : WtRelayPeer {
+  RequestStreamEvents* on_agent_stream(wt::StreamId id, bool is_uni) override {
+    streams.push_back(id);
+    uni = is_uni;
+    return refuse ? nullptr : &events;
+  }
+  void on_relay_datagram(std::span<const uint8_t> p) override { datagrams.append(p.begin(), p.end()); }
+  RecordedStreamEvents events;
+  std::vector<wt::StreamId> streams;
+  bool uni = false, refuse = false;
+  std::string datagrams;
+};
+
+TEST_F(AgentSessionTest, RelayedStreamsAndDatagramsReachTheirRelay) {
+  open_control();
+  RelayPeer peer;
+  const uint64_t relay = ts_->add_relay(&peer);
+  ASSERT_EQ(relay, 1u);
+  // A relayed stream (kind 0x03) the agent opens: relay id 1, uni, then bytes; split inside the opening.
+  ts_->on_incoming_stream(4, true);
+  const std::vector<uint8_t> open{0x03, 0x01, 0x01, 'h', 'i'};
+  ts_->on_stream_data(4, std::span<const uint8_t>(open).first(2), false);
+  EXPECT_TRUE(peer.streams.empty());
+  ts_->on_stream_data(4, std::span<const uint8_t>(open).subspan(2), true);
+  ASSERT_EQ(peer.streams, std::vector<wt::StreamId>{4});
+  EXPECT_TRUE(peer.uni);
+  EXPECT_EQ(peer.events.data, "hi");
+  EXPECT_TRUE(peer.events.fin);
+  EXPECT_EQ(fake_->streams[4].consumed, 3u) << "the opening is credited here, the payload by the relay";
+  EXPECT_EQ(ts_->write(4, bytes(""), true), 0u);
+  EXPECT_TRUE(fake_->streams[4].fin) << "held like a request stream: the relay writes on it";
+  // Unknown relay id, unknown flag bits, a relay that refuses: refused, the session lives on.
+  ts_->on_incoming_stream(8, true);
+  ts_->on_stream_data(8, bytes("\x03\x09"), false);
+  ts_->on_stream_data(8, std::vector<uint8_t>{0x00}, false);
+  EXPECT_EQ(fake_->streams[8].stop, tunnel::kStreamProtocolError);
+  ts_->on_incoming_stream(12, true);
+  ts_->on_stream_data(12, std::vector<uint8_t>{0x03, 0x01, 0x02}, false);
+  EXPECT_EQ(fake_->streams[12].reset, tunnel::kStreamProtocolError);
+  peer.refuse = true;
+  ts_->on_incoming_stream(16, true);
+  ts_->on_stream_data(16, std::vector<uint8_t>{0x03, 0x01, 0x00, 'x'}, false);
+  EXPECT_EQ(fake_->streams[16].stop, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_->streams[16].consumed, 4u);
+  // Session streams (0x02) are the edge's to open.
+  ts_->on_incoming_stream(20, true);
+  ts_->on_stream_data(20, std::vector<uint8_t>{0x02, 0x01}, false);
+  EXPECT_EQ(fake_->streams[20].stop, tunnel::kStreamProtocolError);
+  // Datagrams: flow = relay id; other flows are dropped.
+  ts_->on_datagram(std::vector<uint8_t>{0x01, 'd'});
+  ts_->on_datagram(std::vector<uint8_t>{0x05, 'x'});
+  ts_->on_datagram(std::vector<uint8_t>{});
+  EXPECT_EQ(peer.datagrams, "d");
+  EXPECT_FALSE(ts_->send_relay_datagram(relay, bytes("too big for a session without datagrams")));
+  EXPECT_EQ(ts_->relay_datagrams_dropped(), 1u);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(AgentSessionTest, RelayedSessionsPerTunnelSessionAreCapped) {
+  open_control();
+  std::vector<RelayPeer> peers(tunnel::kMaxRelayedSessions + 1);
+  for (size_t i = 0; i < tunnel::kMaxRelayedSessions; ++i) EXPECT_EQ(ts_->add_relay(&peers[i]), i + 1);
+  EXPECT_EQ(ts_->add_relay(&peers.back()), 0u) << "the 65th relayed session is refused";
+  ts_->remove_relay(3);
+  EXPECT_EQ(ts_->add_relay(&peers.back()), tunnel::kMaxRelayedSessions + 1)
+      << "a freed slot is usable again; ids keep counting up (reused only after a wrap)";
+  EXPECT_EQ(ts_->relay_count(), tunnel::kMaxRelayedSessions);
+}
+
+}  // namespace
+}  // namespace wtmesh::edge

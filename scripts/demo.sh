@@ -201,6 +201,8 @@ print_banner() {
                           --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)
     its upstream: --upstream h2c (HTTP/2 cleartext, gRPC with trailers) | --upstream h3 (HTTP/3 on UDP LOCALPORT)
                   | --upstream-tls [--upstream-ca FILE | --upstream-insecure] (HTTPS, h2 or http/1.1 by ALPN)
+  Expose a TCP service (ssh, redis, postgres):  ${wtmesh#"$root"/} tcp LOCALPORT --edge $EDGE_URL --name NAME \\
+                          --ca .wtmesh/edge/ca.pem --token ...   -> prints tcp://127.0.0.1:PORT (edge ports 20000-20999)
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 

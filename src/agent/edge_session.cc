@@ -39,6 +39,10 @@ void EdgeSession::on_ready() {
     if (name == tunnel::kFeaturesHeader && tunnel::has_feature(value, tunnel::kFeatureTrailers))
       limits_.trailers = true;
   }
+  relays_ = std::make_unique<WtRelayHost>(io_, *session_, [this](uint32_t id) -> const H3UpstreamTarget* {
+    const TunnelRoute* r = route(id);
+    return r ? r->wt : nullptr;
+  });
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
     close(tunnel::kCloseProtocolError, "cannot open the control stream");
@@ -131,6 +135,7 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     keep->on_body(data, fin);
     return;
   }
+  if (relays_ && relays_->on_stream_data(id, data, fin)) return;
   if (auto k = kinds_.find(id); k != kinds_.end()) {
     // Dispatch by stream kind (docs/protocol.md §2): the edge opens only request streams in v1.
     const size_t used = k->second.feed(data);
@@ -145,7 +150,16 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
       return;
     }
     kinds_.erase(k);
-    if (tunnel::accept_stream_kind(*kind, tunnel::Peer::kAgent) != tunnel::StreamKind::kHttpRequest) {
+    const auto accepted = tunnel::accept_stream_kind(*kind, tunnel::Peer::kAgent);
+    if (accepted == tunnel::StreamKind::kTcpStream) {
+      tcp_heads_.emplace(id, tunnel::TcpHeadReader());
+      return on_tcp_head_data(id, data, fin);
+    }
+    if (relays_ && (accepted == tunnel::StreamKind::kWtSession || accepted == tunnel::StreamKind::kWtStream)) {
+      relays_->on_new_stream(id, *accepted, data, fin);
+      return;
+    }
+    if (accepted != tunnel::StreamKind::kHttpRequest) {
       session_->consume(id, data.size());
       refuse_stream(id, "stream of unknown kind " + std::to_string(*kind));
       return;
@@ -153,6 +167,7 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     heads_.emplace(id, tunnel::HeadReader<tunnel::RequestHead>(/*kind_read=*/true));
     if (data.empty() && !fin) return;
   }
+  if (tcp_heads_.count(id) != 0) return on_tcp_head_data(id, data, fin);
   auto h = heads_.find(id);
   if (h == heads_.end()) {
     session_->consume(id, data.size());  // a refused or finished stream: credit and drop
@@ -192,10 +207,7 @@ void EdgeSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std:
   auto done = [this, alive = std::weak_ptr<int>(alive_), id, tunnel_id](const ExchangeResult& result) {
     if (alive.expired()) return;
     if (callbacks_.on_request) callbacks_.on_request(tunnel_id, result);
-    // Removed later: this runs inside the exchange's own code.
-    asio::post(io_, [this, alive, id] {
-      if (!alive.expired()) exchanges_.erase(id);
-    });
+    remove_later(id);
   };
   std::shared_ptr<UpstreamDriver> ex;
   if (r->select) {
@@ -211,6 +223,44 @@ void EdgeSession::start_exchange(wt::StreamId id, tunnel::RequestHead head, std:
   ex->start(body, fin);
 }
 
+void EdgeSession::remove_later(wt::StreamId id) {
+  asio::post(io_, [this, alive = std::weak_ptr<int>(alive_), id] {
+    if (!alive.expired()) exchanges_.erase(id);
+  });
+}
+
+void EdgeSession::on_tcp_head_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  auto h = tcp_heads_.find(id);
+  tunnel::TcpStreamHead head;
+  size_t used = 0;
+  const auto e = h->second.feed(data, used, head);
+  session_->consume(id, used);
+  data = data.subspan(used);
+  if (e == tunnel::WireError::kNeedMore && !fin) return;
+  tcp_heads_.erase(h);
+  if (e != tunnel::WireError::kNone) {
+    session_->consume(id, data.size());
+    return refuse_stream(id, e == tunnel::WireError::kNeedMore
+                                 ? std::string("tcp-stream ended inside its head")
+                                 : std::string("bad tcp-stream head: ") + tunnel::to_string(e));
+  }
+  const TunnelRoute* r = route(head.tunnel_id);
+  if (!r || !r->tcp) {
+    session_->consume(id, data.size());
+    return refuse_stream(id, "tcp-stream for tunnel id " + std::to_string(head.tunnel_id) +
+                                 ", which is no tcp tunnel here");
+  }
+  const uint32_t tunnel_id = head.tunnel_id;
+  auto done = [this, alive = std::weak_ptr<int>(alive_), id, tunnel_id](bool clean) {
+    if (alive.expired()) return;
+    if (callbacks_.on_tcp_closed) callbacks_.on_tcp_closed(tunnel_id, clean);
+    remove_later(id);
+  };
+  auto ex = std::make_shared<TcpStreamDriver>(io_, *session_, id, *r->tcp, head, std::move(done));
+  exchanges_.emplace(id, ex);
+  ex->start(data, fin);
+}
+
 void EdgeSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
   if (control_id_ && id == *control_id_) {
     // No application code: the transport's WT_SESSION_GONE, sent when the edge closes the session.
@@ -220,10 +270,13 @@ void EdgeSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code)
   }
   kinds_.erase(id);
   heads_.erase(id);
+  tcp_heads_.erase(id);
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_reset(code);
+    return;
   }
+  if (relays_) relays_->on_stream_reset(id, code);
 }
 
 void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
@@ -233,7 +286,9 @@ void EdgeSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code)
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_stop_sending(code);
+    return;
   }
+  if (relays_) relays_->on_stop_sending(id, code);
 }
 
 void EdgeSession::on_stream_writable(wt::StreamId id) {
@@ -241,17 +296,22 @@ void EdgeSession::on_stream_writable(wt::StreamId id) {
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_writable();
+    return;
   }
+  if (relays_) relays_->on_stream_writable(id);
 }
 
 void EdgeSession::on_stream_closed(wt::StreamId id) {
   kinds_.erase(id);
   heads_.erase(id);
+  tcp_heads_.erase(id);
   if (auto ex = exchanges_.find(id); ex != exchanges_.end()) {
     auto keep = ex->second;
     keep->on_stream_closed();  // no-op when it finished normally
     exchanges_.erase(id);
+    return;
   }
+  if (relays_) relays_->on_stream_closed(id);
 }
 
 void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
@@ -262,9 +322,19 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   exchanges_.clear();
   kinds_.clear();
   heads_.clear();
+  tcp_heads_.clear();
   for (auto& [id, ex] : exchanges) ex->on_session_gone();
+  if (relays_) relays_->on_tunnel_closed();
   session_ = nullptr;
   if (callbacks_.on_closed) callbacks_.on_closed(code, std::string(reason));
+}
+
+void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
+  if (relays_ && !closed_) relays_->on_datagram(payload);
+}
+
+void EdgeSession::on_streams_available() {
+  if (relays_ && !closed_) relays_->on_streams_available();
 }
 
 }  // namespace wtmesh::agent

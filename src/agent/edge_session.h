@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "agent/h2_upstream_driver.h"
+#include "agent/tcp_stream_driver.h"
 #include "agent/tunnel_control.h"
 #include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
 #include "agent/upstream_select.h"
+#include "agent/wt_relay.h"
 #include "tunnel/registry.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -30,6 +32,8 @@ struct TunnelRoute {
   UpstreamPool* pool = nullptr;        // not owned; outlives the session
   MuxUpstreamClient* mux = nullptr;    // set: requests go over HTTP/2 (h2c) or HTTP/3 (h3); not owned
   UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
+  const H3UpstreamTarget* wt = nullptr;  // set: WebTransport sessions are relayed there (§7); not owned
+  std::optional<TcpTarget> tcp;          // set: a tcp tunnel; its streams are tcp-streams (kind 0x04)
 };
 
 class EdgeSession final : public wt::SessionHandler {
@@ -38,6 +42,7 @@ class EdgeSession final : public wt::SessionHandler {
     std::function<void()> on_ready;                       // the edge accepted the session
     std::function<void(const ControlEvent&)> on_control;  // REGISTERED / REFUSED
     std::function<void(uint32_t tunnel_id, const ExchangeResult&)> on_request;
+    std::function<void(uint32_t tunnel_id, bool clean)> on_tcp_closed;  // a tcp-stream ended
     std::function<void(uint32_t code, const std::string& reason)> on_closed;  // inside wt's on_closed
   };
 
@@ -53,7 +58,7 @@ class EdgeSession final : public wt::SessionHandler {
   bool closed() const { return closed_; }
   size_t active_requests() const { return exchanges_.size(); }
   // Request streams whose kind or head is still arriving.
-  size_t pending_heads() const { return kinds_.size() + heads_.size(); }
+  size_t pending_heads() const { return kinds_.size() + heads_.size() + tcp_heads_.size(); }
 
   // wt::SessionHandler
   void on_attached(wt::Session& session) override { session_ = &session; }
@@ -64,7 +69,8 @@ class EdgeSession final : public wt::SessionHandler {
   void on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) override;
   void on_stream_writable(wt::StreamId id) override;
   void on_stream_closed(wt::StreamId id) override;
-  void on_datagram(std::span<const uint8_t> /*payload*/) override {}  // v1 uses no datagrams
+  void on_datagram(std::span<const uint8_t> payload) override;  // relayed sessions' flows (§7)
+  void on_streams_available() override;
   void on_closed(uint32_t code, std::string_view reason) override;
 
  private:
@@ -73,6 +79,10 @@ class EdgeSession final : public wt::SessionHandler {
   void control_failed();
   void refuse_stream(wt::StreamId id, const std::string& why);
   void start_exchange(wt::StreamId id, tunnel::RequestHead head, std::vector<uint8_t> body, bool fin);
+  // A tcp-stream's head (after its kind); then its TcpStreamDriver.
+  void on_tcp_head_data(wt::StreamId id, std::span<const uint8_t> data, bool fin);
+  // Called from inside the exchange's own code: removed on the next turn of the loop.
+  void remove_later(wt::StreamId id);
   const TunnelRoute* route(uint32_t tunnel_id) const;
 
   boost::asio::io_context& io_;
@@ -88,7 +98,9 @@ class EdgeSession final : public wt::SessionHandler {
   boost::asio::steady_timer heartbeat_;
   std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
+  std::map<wt::StreamId, tunnel::TcpHeadReader> tcp_heads_;
   std::map<wt::StreamId, std::shared_ptr<UpstreamDriver>> exchanges_;
+  std::unique_ptr<WtRelayHost> relays_;  // relayed WebTransport sessions (made in on_ready)
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

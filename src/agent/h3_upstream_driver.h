@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/h3_upstream_session.h"
+#include "agent/h3_upstream_target.h"
 #include "agent/mux_upstream.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
@@ -45,12 +46,6 @@ struct H3ClientLimits : MuxClientLimits {
     t.max_udp_payload = 65507;  // loopback: PMTUD probes up from 1200
     return t;
   }
-};
-
-struct H3UpstreamTarget {
-  boost::asio::ip::udp::endpoint endpoint;
-  std::shared_ptr<const quic::TlsClientContext> tls;  // required: HTTP/3 is always TLS
-  std::string tls_name = "localhost";
 };
 
 class H3UpstreamClient;

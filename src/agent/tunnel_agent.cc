@@ -95,9 +95,12 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
     selectors_.push_back(
         alpn ? std::make_unique<UpstreamSelector>(io_, upstream_target(t), *pools_.back(), *h2) : nullptr);
     if (t.upstream_protocol == "h3") {
+      // Requests go to the service's HTTP/3 server; WebTransport sessions are relayed to it (§7).
       mux_.push_back(std::make_unique<H3UpstreamClient>(io_, h3_upstream_target(t), options_.h3));
+      wt_.push_back(std::make_unique<H3UpstreamTarget>(h3_upstream_target(t)));
     } else {
       mux_.push_back(std::move(h2));
+      wt_.push_back(nullptr);
     }
   }
 }
@@ -207,8 +210,15 @@ void TunnelAgent::attempt() {
   std::vector<TunnelRoute> routes;
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
+    if (t.type == "tcp") {
+      TcpTarget target{asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port),
+                       t.proxy_protocol};
+      routes.push_back({TunnelRegistration{t.id, t.hostname, t.type, t.remote_port, t.private_only}, nullptr,
+                        nullptr, nullptr, nullptr, target});
+      continue;
+    }
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
-                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get()});
+                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get(), wt_[i].get(), std::nullopt});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {

@@ -115,6 +115,7 @@ class TunnelAgent {
   // Parallel too: the multiplexed client of h2c, ALPN (HTTP/2 part) and h3 tunnels.
   std::vector<std::unique_ptr<MuxUpstreamClient>> mux_;
   std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
+  std::vector<std::unique_ptr<H3UpstreamTarget>> wt_;         // parallel too; set for h3 tunnels
 
   std::unique_ptr<WtClient> client_;
   std::unique_ptr<EdgeSession> session_;

@@ -63,6 +63,7 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   const std::string where = "tunnels[" + std::to_string(index) + "]";
   if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
   std::string name, type = "http", port_text, upstream, protocol, tls, ca, sni, insecure;
+  std::string remote_port, private_only, proxy_protocol;  // type tcp only
   bool has_port = false, has_upstream = false, has_name = false;
   for (const auto& kv : t) {
     const std::string key = kv.first.Scalar();
@@ -88,10 +89,17 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
       dst = &sni;
     } else if (key == "upstream_insecure") {
       dst = &insecure;
+    } else if (key == "remote_port") {
+      dst = &remote_port;
+    } else if (key == "private") {
+      dst = &private_only;
+    } else if (key == "proxy_protocol") {
+      dst = &proxy_protocol;
     } else {
       return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
                              "; expected name, type, local_port, upstream, upstream_protocol, upstream_tls, "
-                             "upstream_ca, upstream_sni or upstream_insecure");
+                             "upstream_ca, upstream_sni, upstream_insecure, remote_port, private or "
+                             "proxy_protocol");
     }
     if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
   }
@@ -102,9 +110,22 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
     return false;
   }
   spec = std::move(*made);
-  if (type != "http") {
-    return fail(error,
-                where + " has type \"" + type + "\"; only http tunnels exist in protocol v1" + at_line(t));
+  if (type != "http" && type != "tcp") {
+    return fail(error, where + " has type \"" + type + "\"; the types are http and tcp" + at_line(t));
+  }
+  spec.type = type;
+  if (type == "tcp") {
+    if (!protocol.empty() || !tls.empty() || !ca.empty() || !sni.empty() || !insecure.empty())
+      return fail(error, where + " is a tcp tunnel: upstream_* options are for http tunnels" + at_line(t));
+    if (!remote_port.empty() && !parse_port(remote_port, spec.remote_port))
+      return fail(error, where + ".remote_port must be a port number from 1 to 65535, not \"" + remote_port +
+                             "\"" + at_line(t));
+    if (!parse_bool(private_only, spec.private_only) || !parse_bool(proxy_protocol, spec.proxy_protocol))
+      return fail(error, where + ".private and .proxy_protocol must be true or false" + at_line(t));
+    if (spec.private_only && spec.remote_port != 0)
+      return fail(error, where + " is private: it has no remote_port" + at_line(t));
+  } else if (!remote_port.empty() || !private_only.empty() || !proxy_protocol.empty()) {
+    return fail(error, where + ": remote_port, private and proxy_protocol are for tcp tunnels" + at_line(t));
   }
   if (has_port == has_upstream)
     return fail(error, where + " needs exactly one of local_port and upstream" + at_line(t));
@@ -137,6 +158,7 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
 }  // namespace
 
 std::string TunnelSpec::upstream_url() const {
+  if (type == "tcp") return upstream();
   const std::string scheme = upstream_protocol == "h3" ? "h3"
                              : upstream_tls           ? "https"
                              : upstream_protocol == "h2c" ? "h2c"

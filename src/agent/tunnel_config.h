@@ -16,6 +16,12 @@
 //       upstream_ca: certs/ca.pem # optional: trusted beside the system store; relative to the file
 //       upstream_sni: app.test    # optional: the name checked and sent as SNI (default localhost)
 //       upstream_insecure: true   # optional: no certificate check (self-signed local services)
+//     - name: db
+//       type: tcp                 # a TCP tunnel: tcp://EDGE:PORT -> local_port
+//       local_port: 5432
+//       remote_port: 20042        # optional: this edge port (else one from the edge's range)
+//       private: true             # optional: by name only, no public port (not with remote_port)
+//       proxy_protocol: true      # optional: a PROXY v2 header toward the local service
 #pragma once
 
 #include <cstdint>
@@ -42,13 +48,18 @@ struct TunnelSpec {
   // How the agent speaks to the local service (`--upstream`, `--upstream-tls`, ...).
   // "" (default): HTTP/1.1 on plain TCP, or over TLS whatever ALPN picks (h2 or http/1.1);
   // "http1": HTTP/1.1 only (ALPN offers only http/1.1); "h2c": HTTP/2 with prior knowledge, no TLS;
-  // "h3": HTTP/3 over QUIC to UDP upstream_port (TLS implied, ALPN h3; upstream_tls not needed).
+  // "h3": HTTP/3 over QUIC to UDP upstream_port (TLS implied, ALPN h3; upstream_tls not needed);
+  // public WebTransport sessions are relayed to the service's WebTransport server (docs/protocol.md §7).
   std::string upstream_protocol;
   bool upstream_tls = false;
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store
   std::string upstream_sni;                          // "" = localhost
   bool upstream_insecure = false;                    // no certificate check at all
-  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs.
+  // type "tcp": the public port asked for (0 = any), no public port at all, a PROXY v2 header first.
+  uint16_t remote_port = 0;
+  bool private_only = false;
+  bool proxy_protocol = false;
+  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp tunnel's is "127.0.0.1:3000".
   std::string upstream_url() const;
 };
 

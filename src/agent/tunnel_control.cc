@@ -15,7 +15,7 @@ void ControlChannel::start(const std::vector<TunnelRegistration>& tunnels) {
 }
 
 void ControlChannel::send_register(const TunnelRegistration& t) {
-  queue(tunnel::Register{t.id, t.type, t.hostname});
+  queue(tunnel::Register{t.id, t.type, t.hostname, t.remote_port, t.private_only});
 }
 
 void ControlChannel::send_unregister(uint32_t id) { queue(tunnel::Unregister{id}); }

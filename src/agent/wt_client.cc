@@ -38,20 +38,29 @@ struct WtClient::App final : quic::Connection::AppState {
 
 WtClient::WtClient(asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits,
                    wt::ClientConfig config)
+    : WtClient(io, std::make_shared<const quic::TlsClientContext>(std::move(tls)), limits, std::move(config)) {}
+
+WtClient::WtClient(asio::io_context& io, std::shared_ptr<const quic::TlsClientContext> tls,
+                   quic::TransportLimits limits, wt::ClientConfig config)
     : io_(io), tls_(std::move(tls)), limits_(limits), config_(std::move(config)) {}
 
 WtClient::~WtClient() = default;
 
-bool WtClient::dial(const EdgeUrl& edge, std::string* error) {
+bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint* fixed_remote) {
   edge_ = edge;
-  boost::system::error_code ec;
-  udp::resolver resolver(io_);
-  auto results = resolver.resolve(edge.host, std::to_string(edge.port), ec);
-  if (ec || results.empty()) {
-    if (error) *error = "cannot resolve " + edge.host + ": " + ec.message();
-    return false;
+  udp::endpoint remote;
+  if (fixed_remote != nullptr) {
+    remote = *fixed_remote;
+  } else {
+    boost::system::error_code ec;
+    udp::resolver resolver(io_);
+    auto results = resolver.resolve(edge.host, std::to_string(edge.port), ec);
+    if (ec || results.empty()) {
+      if (error) *error = "cannot resolve " + edge.host + ": " + ec.message();
+      return false;
+    }
+    remote = *results.begin();
   }
-  const udp::endpoint remote = *results.begin();
   const udp::endpoint local(remote.address().is_v4() ? asio::ip::address(asio::ip::address_v4::any())
                                                      : asio::ip::address(asio::ip::address_v6::any()),
                             0);
@@ -69,7 +78,7 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error) {
     conn_ = nullptr;
     app_ = nullptr;
   });
-  conn_ = endpoint_->connect(remote, edge.host, tls_, limits_, error);
+  conn_ = endpoint_->connect(remote, edge.host, *tls_, limits_, error);
   if (!conn_) return false;
   auto app = std::make_unique<App>(io_, *conn_, config_);
   app_ = app.get();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
@@ -20,12 +21,16 @@ class WtClient {
  public:
   WtClient(boost::asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits = {},
            wt::ClientConfig config = {});
+  // With a trust shared with others (an h3 upstream's, used by its request tier too).
+  WtClient(boost::asio::io_context& io, std::shared_ptr<const quic::TlsClientContext> tls,
+           quic::TransportLimits limits = {}, wt::ClientConfig config = {});
   ~WtClient();
   WtClient(const WtClient&) = delete;
   WtClient& operator=(const WtClient&) = delete;
 
-  // Resolves the edge and starts the QUIC handshake. False with `error` set on failure.
-  bool dial(const EdgeUrl& edge, std::string* error);
+  // Resolves the edge and starts the QUIC handshake. False with `error` set on failure. With `remote`,
+  // that address is dialled instead and `edge.host` is only the TLS name (a local upstream's SNI).
+  bool dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::udp::endpoint* remote = nullptr);
   bool handshake_completed() const;
   // The connection is gone (closed by either side, idle, or failed handshake).
   bool closed() const;
@@ -42,7 +47,7 @@ class WtClient {
  private:
   struct App;
   boost::asio::io_context& io_;
-  quic::TlsClientContext tls_;
+  std::shared_ptr<const quic::TlsClientContext> tls_;
   quic::TransportLimits limits_;
   wt::ClientConfig config_;
   std::optional<EdgeUrl> edge_;

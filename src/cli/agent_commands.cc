@@ -77,7 +77,7 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   ev.on_registered = [&announced](const TunnelSpec& t, const std::string& url) {
     // The public URL once; after a reconnect only a note that the name is served again.
     if (announced.insert(t.hostname).second) {
-      std::cout << url << "  ->  " << t.upstream_url() << "/" << std::endl;
+      std::cout << url << "  ->  " << t.upstream_url() << (t.type == "tcp" ? "" : "/") << std::endl;
     } else {
       std::cerr << "wtmesh: " << t.hostname << " registered again" << std::endl;
     }
@@ -145,8 +145,8 @@ std::optional<std::filesystem::path> ca_path(const std::string& ca) {
   return std::filesystem::path(ca);
 }
 
-int run_http(const AgentCommands& c) {
-  const auto& a = c.http;
+// The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
+std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
   std::string error;
   auto edge = parse_edge_url(a.edge, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
@@ -156,6 +156,36 @@ int run_http(const AgentCommands& c) {
   if (!t) throw std::runtime_error("--name: " + error);
   t->id = 1;
   t->upstream_port = static_cast<uint16_t>(a.local_port);
+  AgentOptions o;
+  o.edge = *edge;
+  o.ca_file = ca_path(a.ca);
+  o.token = a.token;
+  if (!a.token_file.empty()) o.token_file = a.token_file;
+  o.exit_on_first_auth_failure = true;
+  o.exit_on_refusal = true;
+  o.transport.max_udp_payload = a.max_udp_payload;
+  return {std::move(*t), std::move(o)};
+}
+
+int run_tcp(const AgentCommands& c) {
+  const auto& a = c.tcp;
+  auto [t, o] = single_tunnel(a);
+  t.type = "tcp";
+  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
+  t.remote_port = static_cast<uint16_t>(a.remote_port);
+  t.private_only = a.private_only;
+  t.proxy_protocol = a.proxy_protocol;
+  o.tunnels = {t};
+  std::cerr << "wtmesh: exposing tcp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
+            << (a.proxy_protocol ? " (PROXY v2 header toward it)" : "") << std::endl;
+  return run_tunnels(std::move(o), false);
+}
+
+int run_http(const AgentCommands& c) {
+  const auto& a = c.http;
+  std::string error;
+  auto [spec, o] = single_tunnel(a);
+  auto* t = &spec;
   t->upstream_protocol = a.upstream;
   t->upstream_tls = a.upstream_tls;
   if (!a.upstream_ca.empty()) {
@@ -166,15 +196,7 @@ int run_http(const AgentCommands& c) {
   t->upstream_sni = a.upstream_sni;
   t->upstream_insecure = a.upstream_insecure;
   if (!check_upstream_options(*t, &error)) throw std::runtime_error(error);
-  AgentOptions o;
-  o.edge = *edge;
-  o.ca_file = ca_path(a.ca);
-  o.token = a.token;
-  if (!a.token_file.empty()) o.token_file = a.token_file;
   o.tunnels = {*t};
-  o.exit_on_first_auth_failure = true;
-  o.exit_on_refusal = true;
-  o.transport.max_udp_payload = a.max_udp_payload;
   std::cerr << "wtmesh: exposing " << t->upstream_url() << " as " << t->hostname << " via " << a.edge
             << std::endl;
   warn_insecure(*t);
@@ -203,6 +225,22 @@ int run_agent(const AgentCommands& c) {
   return run_tunnels(std::move(o), true);
 }
 
+void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_help) {
+  cmd->add_option("LOCALPORT", a.local_port, "port of the local service on 127.0.0.1")
+      ->required()
+      ->check(CLI::Range(1, 65535));
+  cmd->add_option("--edge", a.edge, "the edge, https://HOST:PORT")->required();
+  cmd->add_option("--token", a.token, "token from `wtmesh token`");
+  cmd->add_option("--token-file", a.token_file, "file holding the token (re-read at each reconnect)");
+  cmd->add_option("--name", a.name, name_help)->required();
+  cmd->add_option("--ca", a.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
+  cmd->add_option("--domain", a.domain, "the edge's tunnel domain")->capture_default_str();
+  cmd->add_option("--max-udp-payload", a.max_udp_payload,
+                  "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
+      ->capture_default_str()
+      ->check(CLI::Range(1200, 65507));
+}
+
 }  // namespace
 
 void add_agent_commands(CLI::App& app, AgentCommands& c) {
@@ -218,28 +256,12 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.token_cmd->add_option("--subject", c.token.subject, "who the token is for (default: the name)");
 
   c.http_cmd = app.add_subcommand("http", "expose a local HTTP service through an edge");
-  c.http_cmd->add_option("LOCALPORT", c.http.local_port, "port of the local service on 127.0.0.1")
-      ->required()
-      ->check(CLI::Range(1, 65535));
-  c.http_cmd->add_option("--edge", c.http.edge, "the edge, https://HOST:PORT")->required();
-  c.http_cmd->add_option("--token", c.http.token, "token from `wtmesh token`");
-  c.http_cmd->add_option("--token-file", c.http.token_file,
-                         "file holding the token (re-read at each reconnect)");
-  c.http_cmd->add_option("--name", c.http.name, "tunnel name: the public URL is https://NAME.DOMAIN:PORT/")
-      ->required();
-  c.http_cmd->add_option("--ca", c.http.ca,
-                         "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
-  c.http_cmd->add_option("--domain", c.http.domain, "the edge's tunnel domain")->capture_default_str();
-  c.http_cmd
-      ->add_option(
-          "--max-udp-payload", c.http.max_udp_payload,
-          "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
-      ->capture_default_str()
-      ->check(CLI::Range(1200, 65507));
+  add_tunnel_options(c.http_cmd, c.http, "tunnel name: the public URL is https://NAME.DOMAIN:PORT/");
 
   c.http_cmd->add_option("--upstream", c.http.upstream,
                          "protocol to the local service: http1 (default), h2c (HTTP/2, prior knowledge) or h3 "
-                         "(HTTP/3 over QUIC to UDP LOCALPORT; always TLS, --upstream-ca/-sni/-insecure apply)");
+                         "(HTTP/3 over QUIC to UDP LOCALPORT; always TLS, --upstream-ca/-sni/-insecure apply; WebTransport "
+                         "sessions are relayed to it)");
   c.http_cmd->add_flag("--upstream-tls", c.http.upstream_tls,
                        "TLS to the local service; ALPN picks h2 or http/1.1");
   c.http_cmd->add_option(
@@ -251,6 +273,15 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.http_cmd->add_flag("--upstream-insecure", c.http.upstream_insecure,
                        "do not check the local service's certificate (self-signed services)");
 
+  c.tcp_cmd = app.add_subcommand("tcp", "expose a local TCP service on a port of an edge");
+  add_tunnel_options(c.tcp_cmd, c.tcp, "tunnel name NAME.DOMAIN (the token must cover it)");
+  c.tcp_cmd
+      ->add_option("--remote-port", c.tcp.remote_port, "the edge port to ask for (default: any of its range)")
+      ->check(CLI::Range(1, 65535));
+  c.tcp_cmd->add_flag("--private", c.tcp.private_only, "no public port: reachable by name only");
+  c.tcp_cmd->add_flag("--proxy-protocol", c.tcp.proxy_protocol,
+                      "send a PROXY protocol v2 header with the client's address to the local service");
+
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
       ->required();
@@ -259,6 +290,7 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
 std::optional<int> run_agent_command(const AgentCommands& c) {
   if (c.token_cmd && *c.token_cmd) return run_token(c);
   if (c.http_cmd && *c.http_cmd) return run_http(c);
+  if (c.tcp_cmd && *c.tcp_cmd) return run_tcp(c);
   if (c.agent_cmd && *c.agent_cmd) return run_agent(c);
   return std::nullopt;
 }

@@ -1,6 +1,7 @@
 // The agent-side subcommands of the wtmesh binary:
 //   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
 //   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
+//   wtmesh tcp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private] [--proxy-protocol]
 //   wtmesh agent --config FILE
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
@@ -12,21 +13,30 @@
 
 namespace wtmesh::cli {
 
+// What `http` and `tcp` share: the local port, the edge, the token and the name.
+struct TunnelArgs {
+  int local_port = 0;
+  std::string edge, token, token_file, name, ca, domain = "localhost";
+  size_t max_udp_payload = 1452;
+};
+
 struct AgentCommands {
   CLI::App* token_cmd = nullptr;
   CLI::App* http_cmd = nullptr;
+  CLI::App* tcp_cmd = nullptr;
   CLI::App* agent_cmd = nullptr;
 
   struct {
     std::string state_dir, name, ttl = "10m", domain = "localhost", subject;
   } token;
-  struct {
-    int local_port = 0;
-    std::string edge, token, token_file, name, ca, domain = "localhost";
-    size_t max_udp_payload = 1452;
+  struct : TunnelArgs {
     std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
     bool upstream_tls = false, upstream_insecure = false;
   } http;
+  struct : TunnelArgs {
+    int remote_port = 0;
+    bool private_only = false, proxy_protocol = false;
+  } tcp;
   struct {
     std::string config;
   } agent;

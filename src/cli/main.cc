@@ -43,6 +43,8 @@ struct EdgeArgs {
   int handshake_timeout_s = whole_seconds(limits.handshake_timeout);
   int header_timeout_s = whole_seconds(limits.header_timeout);
   int body_timeout_s = whole_seconds(limits.body_timeout);
+  std::string tcp_ports = "20000-20999";
+  size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -73,6 +75,18 @@ int run_edge(const EdgeArgs& a) {
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
   opts.http2 = !a.no_http2;
   opts.http3 = !a.no_http3;
+  if (a.tcp_ports == "none") {
+    opts.tcp_tunnels = false;
+  } else {
+    const auto range = edge::parse_port_range(a.tcp_ports);
+    if (!range) {
+      throw std::runtime_error("--tcp-ports \"" + a.tcp_ports +
+                               "\" is not a range FIRST-LAST of ports 1-65535, nor none");
+    }
+    opts.tcp.port_min = range->first;
+    opts.tcp.port_max = range->second;
+  }
+  opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -93,6 +107,9 @@ int run_edge(const EdgeArgs& a) {
   std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
   std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
             << ep.port() << ")" << std::endl;
+  if (server.tcp_tunnels() != nullptr) {
+    std::cout << "  tcp tunnels: tcp://" << host << ":" << a.tcp_ports << std::endl;
+  }
   if (auto http = server.http_endpoint()) {
     std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
   }
@@ -195,6 +212,16 @@ int main(int argc, char** argv) {
       ->add_option("--max-streams-per-client", edge_args.limits.max_streams_per_client,
                    "requests one client address may have in flight to one tunnel (over it: 429); 0 = no cap")
       ->capture_default_str();
+
+  edge_cmd
+      ->add_option("--tcp-ports", edge_args.tcp_ports,
+                   "ports for TCP tunnels on the listen address, FIRST-LAST, or none")
+      ->capture_default_str();
+  edge_cmd
+      ->add_option("--tcp-max-connections", edge_args.tcp_max_connections,
+                   "open connections one TCP tunnel may have (more are reset)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
 
   agent::DoctorOptions doctor;
   std::string doctor_ca;

@@ -113,6 +113,10 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
     it->second.events->on_response_data(data, fin);  // the public side consumes once written onward
     return;
   }
+  if (relay_heads_.count(id) != 0) {
+    on_relay_stream_bytes(id, data, fin);
+    return;
+  }
   auto it = undecided_.find(id);
   if (it == undecided_.end()) {
     session_->consume(id, data.size());  // refused, cancelled or released: drop
@@ -142,8 +146,64 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
     flush_control();
     return;
   }
+  if (tunnel::accept_stream_kind(*kind, tunnel::Peer::kEdge) == tunnel::StreamKind::kWtStream) {
+    relay_heads_[id];
+    if (!rest.empty() || fin) on_relay_stream_bytes(id, rest, fin);
+    return;
+  }
   session_->consume(id, rest.size());
   refuse_stream(id);  // unknown kind, or one only the edge may open
+}
+
+void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  auto it = relay_heads_.find(id);
+  tunnel::WtStreamOpen open;
+  size_t used = 0;
+  const tunnel::WireError e = it->second.feed(data, open, &used);
+  session_->consume(id, used);
+  if (e == tunnel::WireError::kNeedMore) {
+    if (fin) {
+      relay_heads_.erase(it);
+      refuse_stream(id);
+    }
+    return;
+  }
+  relay_heads_.erase(it);
+  const auto rest = data.subspan(used);
+  auto relay = relays_.find(open.relay_id);
+  RequestStreamEvents* events = nullptr;
+  if (e == tunnel::WireError::kNone && relay != relays_.end()) events = relay->second->on_agent_stream(id, open.uni);
+  if (events == nullptr) {
+    session_->consume(id, rest.size());
+    refuse_stream(id);  // a bad opening, a relayed session that is gone, or one at its stream cap
+    return;
+  }
+  // Held like a request stream; the relay is its own client key (agent-opened, so not capped here).
+  auto held = per_client_.emplace("wt-relay", 0).first;
+  ++held->second;
+  requests_[id] = RequestStream{events, held->first};
+  if (!rest.empty() || fin) events->on_response_data(rest, fin);
+}
+
+uint64_t AgentSession::add_relay(WtRelayPeer* peer) {
+  if (closed_ || session_ == nullptr || relays_.size() >= tunnel::kMaxRelayedSessions) return 0;
+  do {
+    last_relay_id_ = last_relay_id_ % tunnel::kMaxRelayId + 1;
+  } while (relays_.count(last_relay_id_) != 0);
+  relays_[last_relay_id_] = peer;
+  return last_relay_id_;
+}
+
+void AgentSession::remove_relay(uint64_t relay_id) { relays_.erase(relay_id); }
+
+bool AgentSession::send_relay_datagram(uint64_t relay_id, std::span<const uint8_t> payload) {
+  if (closed_ || session_ == nullptr) return false;
+  const std::vector<uint8_t> d = tunnel::encode_datagram(relay_id, payload);
+  if (d.size() > session_->max_datagram_size() || !session_->send_datagram(d)) {
+    ++relay_datagrams_dropped_;
+    return false;
+  }
+  return true;
 }
 
 void AgentSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
@@ -160,6 +220,7 @@ void AgentSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code
     return;
   }
   undecided_.erase(id);
+  relay_heads_.erase(id);
 }
 
 void AgentSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
@@ -184,16 +245,25 @@ void AgentSession::on_stream_closed(wt::StreamId id) {
   forget_request(id);
   undecided_.erase(id);
   refused_.erase(id);
+  relay_heads_.erase(id);
 }
 
-void AgentSession::on_datagram(std::span<const uint8_t> /*payload*/) {}  // not used in v1
+void AgentSession::on_datagram(std::span<const uint8_t> payload) {
+  // Flows are relayed WebTransport sessions (§7); any other flow is dropped (§2.1).
+  const auto d = tunnel::decode_datagram(payload);
+  if (!d || closed_) return;
+  if (auto it = relays_.find(d->flow_id); it != relays_.end()) it->second->on_relay_datagram(d->payload);
+}
 
 void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   if (closed_) return;
   closed_ = true;
   session_ = nullptr;
   std::vector<std::string> hostnames;
-  for (auto& [id, tunnel] : tunnels_) hostnames.push_back(tunnel.hostname);
+  for (auto& [id, tunnel] : tunnels_) {
+    hostnames.push_back(tunnel.hostname);
+    if (tunnel.tcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, id);
+  }
   // Issued after any claim still under way, so it releases what those take too.
   routes_.release_all(owner_, now());
   tunnels_.clear();
@@ -206,6 +276,8 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   const std::string why = "session closed" + (reason.empty() ? std::string() : ": " + std::string(reason));
   for (auto& [id, stream] : requests) stream.events->on_stream_aborted(std::nullopt, why);
   undecided_.clear();
+  relay_heads_.clear();
+  relays_.clear();  // their session streams were aborted above
   if (hooks_.on_ended) hooks_.on_ended(serial_, hostnames);
 }
 
@@ -287,13 +359,16 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     refuse(id, raw_host, refusal::kDuplicateId, "tunnel id " + std::to_string(id) + " is already registered");
     return;
   }
-  if (const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type); !type || !type->served) {
+  const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type);
+  if (!type || !type->served || (type->type == tunnel::TunnelType::kTcp && config_.tcp == nullptr)) {
+    const std::string served = type && type->served ? "here" : "yet";
     refuse(id, raw_host, refusal::kInvalid,
-           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served yet"
+           (type ? "tunnel type \"" + reg.type + "\" is reserved, not served " + served
                  : "unknown tunnel type \"" + reg.type.substr(0, 32) + "\"") +
-               " (v1 serves \"http\")");
+               " (v1 serves \"http\", \"tcp\")");
     return;
   }
+  const bool tcp = type->type == tunnel::TunnelType::kTcp;
   const std::string hostname = lower_ascii(raw_host);
   if (const std::string problem = hostname_problem(hostname); !problem.empty()) {
     refuse(id, raw_host, refusal::kInvalid, "\"" + raw_host.substr(0, 64) + "\" is " + problem);
@@ -309,16 +384,16 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     return;
   }
   for (const auto& [other_id, tunnel] : tunnels_) {
-    if (tunnel.hostname == hostname) {
+    if (tunnel.hostname == hostname && tunnel.tcp == tcp) {
       refuse(id, raw_host, refusal::kTaken, hostname + " is already registered on this session");
       return;
     }
   }
   // Held as registered from now on (duplicates and the limit count it); answered when the table is.
   const uint64_t claim = ++last_claim_;
-  tunnels_[id] = Tunnel{hostname, claim};
-  pending_claims_[claim] = PendingClaim{id, hostname, raw_host};
-  routes_.claim(RouteKey{kHttp, hostname}, RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
+  tunnels_[id] = Tunnel{hostname, claim, tcp};
+  pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
+  routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
                   if (!alive.expired()) on_claimed(claim, reply);
                 });
@@ -344,6 +419,20 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   }
   // Answered even when an UNREGISTER came meanwhile: the claim did succeed, and the release follows.
   if (current) tunnel->second.claim = 0;
+  if (c.reg.type == kTcp) {
+    if (!current) return;  // unregistered meanwhile: no port for it
+    const TcpPublishResult p = config_.tcp->publish(
+        TcpPublishRequest{serial_, c.id, c.hostname, c.reg.remote_port, c.reg.private_only});
+    if (!p.ok) {
+      routes_.release(route_key(tunnel->second), owner_, now());
+      tunnels_.erase(tunnel);
+      refuse(c.id, c.raw_host, p.code, p.message);
+      return;
+    }
+    spdlog::info("tunnel {}: registered tcp {} (id {}) -> {}", owner_, c.hostname, c.id, p.url);
+    send_control(tunnel::Registered{c.id, c.hostname, p.url});
+    return;
+  }
   std::string url = config_.public_scheme + "://" + c.hostname;
   const uint16_t default_port = config_.public_scheme == "http" ? 80 : 443;
   if (config_.public_port != default_port) url += ":" + std::to_string(config_.public_port);
@@ -356,7 +445,8 @@ void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   auto it = tunnels_.find(unreg.id);
   if (it == tunnels_.end()) return;  // idempotent
   // Issued after the claim even if that is still under way, so it releases what the claim takes.
-  routes_.release(RouteKey{kHttp, it->second.hostname}, owner_, now());
+  routes_.release(route_key(it->second), owner_, now());
+  if (it->second.tcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, unreg.id);
   spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
 }

@@ -32,15 +32,29 @@
 
 #include "common/time.h"
 #include "edge/route_table.h"
+#include "edge/tcp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
 #include "tunnel/registry.h"
 #include "tunnel/token.h"
 #include "tunnel/wire.h"
+#include "tunnel/wt_relay_wire.h"
 #include "wt/session.h"
 
 namespace wtmesh::edge {
+
+// The edge's end of one relayed WebTransport session (docs/protocol.md §7, edge/wt_relay.h), as its
+// tunnel session sees it: the streams the agent opens for it and its datagrams.
+class WtRelayPeer {
+ public:
+  virtual ~WtRelayPeer() = default;
+  // The agent opened a relayed stream (kind 0x03) for this relay. Returns where its events go (the
+  // stream is then held like a request stream: write/consume/cancel/release by id), or nullptr to
+  // refuse it (reset with kStreamProtocolError).
+  virtual RequestStreamEvents* on_agent_stream(wt::StreamId id, bool uni) = 0;
+  virtual void on_relay_datagram(std::span<const uint8_t> payload) = 0;
+};
 
 struct AgentSessionConfig {
   std::string domain = "localhost";     // hostnames must be NAME.DOMAIN (or *.NAME.DOMAIN, *.DOMAIN)
@@ -55,6 +69,7 @@ struct AgentSessionConfig {
   size_t max_streams_per_client = 64;
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)
+  TcpPublisher* tcp = nullptr;        // gives REGISTERs of type "tcp" their ports; null: tcp refused
 };
 
 class AgentSession final : public wt::SessionHandler {
@@ -114,6 +129,15 @@ class AgentSession final : public wt::SessionHandler {
   void cancel(wt::StreamId id, uint32_t code);
   void release(wt::StreamId id);
 
+  // --- relayed WebTransport sessions (§7) ---
+  // A relay id for `peer` (1..), or 0 at kMaxRelayedSessions. remove_relay() before `peer` goes.
+  uint64_t add_relay(WtRelayPeer* peer);
+  void remove_relay(uint64_t relay_id);
+  size_t relay_count() const { return relays_.size(); }
+  // Sends a §2.1 datagram on flow `relay_id`; false when it was dropped (too big, no room).
+  bool send_relay_datagram(uint64_t relay_id, std::span<const uint8_t> payload);
+  uint64_t relay_datagrams_dropped() const { return relay_datagrams_dropped_; }
+
   // --- wt::SessionHandler ---
   void on_attached(wt::Session& session) override { session_ = &session; }
   void on_ready() override {}
@@ -128,6 +152,7 @@ class AgentSession final : public wt::SessionHandler {
 
  private:
   void refuse_stream(wt::StreamId id);
+  void on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   bool forget_request(wt::StreamId id);  // false when `id` was no request stream
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);
@@ -157,14 +182,21 @@ class AgentSession final : public wt::SessionHandler {
   std::vector<uint8_t> control_out_;
   std::map<wt::StreamId, tunnel::StreamKindReader> undecided_;  // peer streams whose kind is still partial
   std::set<wt::StreamId> refused_;                              // peer streams refused (data is dropped)
+  std::map<wt::StreamId, tunnel::WtStreamOpenReader> relay_heads_;  // kind 0x03 streams, opening partial
+  std::map<uint64_t, WtRelayPeer*> relays_;                        // relay id → its edge end
+  uint64_t last_relay_id_ = 0;
+  uint64_t relay_datagrams_dropped_ = 0;
   struct Tunnel {
     std::string hostname;
     uint64_t claim = 0;  // the claim under way for it, 0 once the table answered
+    bool tcp = false;    // type "tcp": route key kTcp, and a port from config_.tcp once claimed
   };
   struct PendingClaim {
     uint32_t id = 0;
     std::string hostname, raw_host;
+    tunnel::Register reg;
   };
+  static RouteKey route_key(const Tunnel& t) { return RouteKey{t.tcp ? kTcp : kHttp, t.hostname}; }
   std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;

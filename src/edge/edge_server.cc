@@ -12,6 +12,7 @@
 #include "edge/public_listener.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_service.h"
+#include "edge/wt_relay.h"
 #include "h3/connection.h"
 #include "h3/error_codes.h"
 #include "tunnel/keystore.h"
@@ -53,6 +54,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     wt::SessionInfo info = request;
     info.peer = quic.remote_address();
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
+    if (auto relayed = relay(info)) return *relayed;
     if (info.path == "/echo") {
       // Sessions end before the connection does; keep finished handlers only until the next accept.
       std::erase_if(echo, [](const auto& e) { return e->closed(); });
@@ -62,6 +64,31 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     }
     spdlog::info("edge: no WebTransport service at path {}", info.path);
     return {404, nullptr, {}};
+  }
+
+  // A session to a tunnel hostname is relayed to its agent (docs/protocol.md §7); nullopt when the
+  // host is no tunnel's (the edge's own services answer).
+  std::optional<wt::Accept> relay(const wt::SessionInfo& info) {
+    struct Inline final : RouteEvents {
+      std::optional<RouteLookup> answer;
+      void on_route(const RouteLookup& r) override { answer = r; }
+    } lookup;
+    const auto host = normalize_host(info.authority);
+    if (!host) return std::nullopt;
+    const uint64_t ticket = tunnels.route(*host, &lookup);
+    if (ticket != 0) {
+      tunnels.cancel_route(ticket);  // a shared route store would answer later: not relayed yet
+      return wt::Accept{503, nullptr, {{"wtmesh-error", "route lookup pending"}}};
+    }
+    if (!lookup.answer || lookup.answer->kind == RouteLookup::Kind::kUnknown) return std::nullopt;
+    if (lookup.answer->kind == RouteLookup::Kind::kOffline) {
+      return wt::Accept{502, nullptr, {{"wtmesh-error", "the tunnel's agent is not connected"}}};
+    }
+    std::erase_if(relays, [](const auto& r) { return r->finished(); });
+    relays.push_back(std::make_unique<EdgeWtRelay>(tunnels, info.peer));
+    wt::Accept a = relays.back()->start(*lookup.answer, info);
+    if (a.handler == nullptr) relays.pop_back();
+    return a;
   }
 
   // Drives the WebTransport layer's and the requests' deadlines; re-armed after each firing, and
@@ -90,6 +117,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   TunnelService& tunnels;
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
+  std::vector<std::unique_ptr<EdgeWtRelay>> relays;
   H3Requests requests;
   wt::H3Server server;
   asio::steady_timer tick;
@@ -129,6 +157,12 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
+  if (options_.tcp_tunnels) {
+    TcpTunnelOptions to = options_.tcp;
+    to.listen_address = options_.listen.address();
+    tcp_ = std::make_unique<TcpTunnels>(io_, *tunnels_, std::move(to));
+    tunnels_->set_tcp_publisher(tcp_.get());
+  }
   load_public_tls();
 
   bind_sockets();

@@ -21,6 +21,7 @@
 
 #include "edge/public_limits.h"
 #include "edge/route_table.h"
+#include "edge/tcp_tunnels.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
@@ -59,6 +60,9 @@ struct EdgeOptions {
   // Tunnels.
   std::chrono::milliseconds heartbeat_interval{10'000};
   std::chrono::seconds offline_grace{300};  // a departed tunnel's name answers 502, not 404, this long
+  // TCP tunnels (edge/tcp_tunnels.h): ports on listen's address; its listen_address is set from it.
+  bool tcp_tunnels = true;
+  TcpTunnelOptions tcp;
 };
 
 class EdgeServer {
@@ -78,6 +82,7 @@ class EdgeServer {
   size_t connection_count() const { return endpoint_->connection_count(); }
   size_t public_connection_count() const;
   TunnelService& tunnels() { return *tunnels_; }
+  TcpTunnels* tcp_tunnels() { return tcp_.get(); }
   const LocalRouteTable& routes() const { return routes_; }
   // Closes public connections and tunnel sessions (code 4, draining), then (after kDrainGrace when
   // there were sessions, so their close capsules leave first) every QUIC connection (H3_NO_ERROR);
@@ -114,6 +119,7 @@ class EdgeServer {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   LocalRouteTable routes_;
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
+  std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

@@ -54,6 +54,8 @@ class TunnelService final : public TunnelDirectory {
   // The wt acceptor for kSessionPath.
   wt::Accept accept(const wt::SessionInfo& info);
   void set_verifiers(tunnel::VerifierKeySet keys) { keys_ = std::move(keys); }
+  // Serves REGISTERs of type "tcp" on sessions accepted afterwards (not owned; outlives them).
+  void set_tcp_publisher(TcpPublisher* tcp) { config_.session.tcp = tcp; }
   // Where the public listener is, for REGISTERED urls (sessions accepted afterwards).
   void set_public_url(std::string scheme, uint16_t port) {
     config_.session.public_scheme = std::move(scheme);

@@ -100,10 +100,13 @@ ControlSender sender_of(ControlType type) {
 std::vector<uint8_t> encode(const ControlMessage& message) {
   return std::visit(Overloaded{
                         [](const Register& m) {
+                          json options = json::object();
+                          if (m.remote_port != 0) options["remote_port"] = m.remote_port;
+                          if (m.private_only) options["private"] = true;
                           return frame(ControlType::kRegister, json{{"id", m.id},
                                                                     {"type", clip(m.type)},
                                                                     {"hostname", clip(m.hostname)},
-                                                                    {"options", json::object()}});
+                                                                    {"options", std::move(options)}});
                         },
                         [](const Registered& m) {
                           return frame(
@@ -156,6 +159,28 @@ std::string ControlDecode::describe() const {
   return out + to_string(error_);
 }
 
+namespace {
+
+// REGISTER's options (§3.1): absent members read as their defaults; a `remote_port` that is not a
+// port number reads as Register::kBadPort, which the edge refuses as `invalid`.
+Register decode_register(const json& j, uint32_t id) {
+  Register r{id, get_text(j, "type"), get_text(j, "hostname")};
+  const auto opts = j.find("options");
+  if (opts == j.end() || !opts->is_object()) return r;
+  if (const auto port = opts->find("remote_port"); port != opts->end()) {
+    r.remote_port = Register::kBadPort;
+    if (port->is_number_unsigned()) {
+      const uint64_t v = port->get<uint64_t>();
+      if (v >= 1 && v <= 65535) r.remote_port = static_cast<uint32_t>(v);
+    }
+  }
+  if (const auto priv = opts->find("private"); priv != opts->end() && priv->is_boolean())
+    r.private_only = priv->get<bool>();
+  return r;
+}
+
+}  // namespace
+
 ControlDecode decode(const ControlFrame& frame) {
   const auto type = static_cast<ControlType>(frame.type);
   switch (type) {
@@ -182,7 +207,7 @@ ControlDecode decode(const ControlFrame& frame) {
 
   switch (type) {
     case ControlType::kRegister:
-      return ControlDecode(Register{id, get_text(j, "type"), get_text(j, "hostname")});
+      return ControlDecode(decode_register(j, id));
     case ControlType::kRegistered:
       return ControlDecode(Registered{id, get_text(j, "hostname"), get_text(j, "url")});
     case ControlType::kRefused:

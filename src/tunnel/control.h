@@ -27,6 +27,11 @@ struct Register {  // agent → edge
   uint32_t id = 0;
   std::string type = "http";  // see registry.h: kTunnelTypes
   std::string hostname;
+  // `options` (protocol.md §3.1), used by type "tcp": the public port asked for (0 = any from the
+  // edge's range; kBadPort = present but not a port number 1..65535) and `private` (by name only).
+  static constexpr uint32_t kBadPort = 0x10000;
+  uint32_t remote_port = 0;
+  bool private_only = false;
 };
 struct Registered {  // edge → agent
   uint32_t id = 0;
@@ -59,6 +64,7 @@ inline constexpr std::string_view kInvalid =
     "invalid";                                       // not a hostname under the domain, or a type not served
 inline constexpr std::string_view kLimit = "limit";  // too many tunnels (session or edge)
 inline constexpr std::string_view kDuplicateId = "duplicate_id";
+inline constexpr std::string_view kPortTaken = "port_taken";  // tcp: the asked port is held or in use
 }  // namespace refusal
 
 // Longest text member an encoder writes (bytes): 3 text members, even fully \u-escaped, stay far

@@ -18,7 +18,7 @@ std::string_view to_string(StreamKind kind) {
 
 std::optional<StreamKind> accept_stream_kind(uint64_t value, Peer self) {
   const StreamKindInfo* k = find_stream_kind(value);
-  if (k == nullptr || k->opener == self) return std::nullopt;
+  if (k == nullptr || (k->opener == self && !k->either)) return std::nullopt;
   return k->kind;
 }
 

@@ -16,17 +16,27 @@ namespace wtmesh::tunnel {
 enum class Peer { kAgent, kEdge };
 
 // The varint that opens every bidirectional stream (§2).
-enum class StreamKind : uint64_t { kControl = 0x00, kHttpRequest = 0x01 };
+enum class StreamKind : uint64_t {
+  kControl = 0x00,
+  kHttpRequest = 0x01,
+  kWtSession = 0x02,
+  kWtStream = 0x03,
+  kTcpStream = 0x04,
+};
 
 struct StreamKindInfo {
   StreamKind kind;
   std::string_view name;
-  Peer opener;  // the only side that may open streams of this kind
+  Peer opener;         // the only side that may open streams of this kind (unless `either`)
+  bool either = false;  // both sides open streams of this kind
 };
 
-inline constexpr std::array<StreamKindInfo, 2> kStreamKinds{{
+inline constexpr std::array<StreamKindInfo, 5> kStreamKinds{{
     {StreamKind::kControl, "control", Peer::kAgent},
     {StreamKind::kHttpRequest, "http-request", Peer::kEdge},
+    {StreamKind::kWtSession, "wt-session", Peer::kEdge},      // a relayed WebTransport session (§7)
+    {StreamKind::kWtStream, "wt-stream", Peer::kEdge, true},  // one stream of a relayed session (§7)
+    {StreamKind::kTcpStream, "tcp-stream", Peer::kEdge},      // one TCP connection (§4.2)
 }};
 
 // The registered kind `value` names, or nullptr for a kind this version does not know.
@@ -63,7 +73,7 @@ struct TunnelTypeInfo {
 
 inline constexpr std::array<TunnelTypeInfo, 3> kTunnelTypes{{
     {TunnelType::kHttp, "http", true},
-    {TunnelType::kTcp, "tcp", false},
+    {TunnelType::kTcp, "tcp", true},
     {TunnelType::kUdp, "udp", false},
 }};
 

@@ -4,6 +4,8 @@
 //
 // Usage: node wt_echo.mjs [--page-port N] [--timeout MS] CHECK...
 //   --echo NAME URL HASH      full echo check (bidi, uni, datagram, close 4242)
+//   --relay NAME URL HASH     the same through a relayed session, plus 4 MiB bidi, close 4243
+//   --closed NAME URL HASH    the session must end with a close capsule (its code and reason)
 //   --refused NAME URL HASH   wt.ready must reject
 //   --allowed NAME URL HASH   wt.ready must resolve, then close
 //   --probe                   only load the page and report whether WebTransport exists
@@ -27,7 +29,7 @@ function parseArgs(argv) {
     if (a === '--page-port') out.pagePort = Number(need(1)[0]);
     else if (a === '--timeout') out.timeoutMs = Number(need(1)[0]);
     else if (a === '--probe') out.probe = true;
-    else if (a === '--echo' || a === '--refused' || a === '--allowed') {
+    else if (a === '--echo' || a === '--relay' || a === '--closed' || a === '--refused' || a === '--allowed') {
       const [name, url, hash] = need(3);
       out.checks.push({ kind: a.slice(2), name, url, hash: hash === '-' ? '' : hash });
     } else throw new Error(`unknown argument: ${a}`);
@@ -65,7 +67,7 @@ async function main() {
   result.secureContext = await page.evaluate(() => window.isSecureContext);
   if (!opts.probe && !result.hasWebTransport) throw new Error('the page has no WebTransport');
 
-  const fn = { echo: 'echo', refused: 'expectRefused', allowed: 'openClose' };
+  const fn = { echo: 'echo', relay: 'relayEcho', closed: 'expectClosed', refused: 'expectRefused', allowed: 'openClose' };
   for (const c of opts.checks) {
     log(`${c.name}: ${c.kind} ${c.url}`);
     const t0 = Date.now();

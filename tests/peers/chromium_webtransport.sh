@@ -50,31 +50,9 @@ node_rc=$?
 [ "$node_rc" -eq 0 ] || fail "browser harness exited with status $node_rc (124 = killed by timeout)"
 [ -s "$result" ] || die "browser harness printed no result"
 
-# Prints "key<TAB>ok<TAB>detail" for every step of every check in the JSON result.
-# shellcheck disable=SC2016  # JavaScript template literals, not shell
-steps=$(node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  if (r.harness_error) console.log(`harness\tfalse\t${r.harness_error}`);
-  for (const [check, res] of Object.entries(r.checks || {}))
-    for (const [step, v] of Object.entries(res))
-      if (v && typeof v === "object")
-        console.log(`${check}.${step}\t${v.ok}\t${JSON.stringify(v)}`);
-' "$result") || die "cannot parse the browser result: $(head -c 2000 "$result")"
+wt_steps "$result"
 log "browser $(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(r.browser||"?")' "$result")"
 
-# expect_step KEY DESCRIPTION: PASS when the step exists and is ok.
-expect_step() {
-  local key=$1 what=$2 line
-  line=$(grep -P "^\Q$key\E\t" <<<"$steps" | head -1)
-  if [ -z "$line" ]; then
-    fail "$what (step $key did not run)"
-  elif [ "$(cut -f2 <<<"$line")" = true ]; then
-    pass "$what ($(cut -f3 <<<"$line"))"
-  else
-    fail "$what: $(cut -f3 <<<"$line")"
-  fi
-}
-grep -q '^harness' <<<"$steps" && fail "browser harness: $(grep '^harness' <<<"$steps" | cut -f3)"
 expect_step echo.ready "WebTransport session to /echo is ready"
 expect_step echo.bidi_small "bidi stream echo (19 bytes + FIN)"
 expect_step echo.bidi_large "bidi stream echo (256 KiB + FIN)"

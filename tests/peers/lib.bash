@@ -537,3 +537,38 @@ attack_json() {
     console.log(typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
   ' "$PEER_TMP/attack-$1.json" "$2"
 }
+
+# --- wt_echo.mjs results (chromium_webtransport.sh, wt_relay.sh) -----------------------------------
+
+# wt_steps RESULT_JSON: sets STEPS to one "check.step<TAB>ok<TAB>detail" line per step of every check in
+# the harness's JSON result (plus "harness<TAB>false<TAB>error" when the harness failed), and FAILs
+# the harness error if there is one.
+wt_steps() {
+  # shellcheck disable=SC2016  # JavaScript template literals, not shell
+  STEPS=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    if (r.harness_error) console.log(`harness\tfalse\t${r.harness_error}`);
+    for (const [check, res] of Object.entries(r.checks || {}))
+      for (const [step, v] of Object.entries(res))
+        if (v && typeof v === "object")
+          console.log(`${check}.${step}\t${v.ok}\t${JSON.stringify(v)}`);
+  ' "$1") || die "cannot parse the browser result: $(head -c 2000 "$1")"
+  if grep -q '^harness' <<<"$STEPS"; then fail "browser harness: $(grep '^harness' <<<"$STEPS" | cut -f3)"; fi
+  return 0
+}
+
+# step_line KEY: the STEPS line of step KEY ("" when it did not run).
+step_line() { grep -P "^\Q$1\E\t" <<<"$STEPS" | head -1; }
+
+# expect_step KEY DESCRIPTION: PASS when the step exists and is ok.
+expect_step() {
+  local key=$1 what=$2 line
+  line=$(step_line "$key")
+  if [ -z "$line" ]; then
+    fail "$what (step $key did not run)"
+  elif [ "$(cut -f2 <<<"$line")" = true ]; then
+    pass "$what ($(cut -f3 <<<"$line"))"
+  else
+    fail "$what: $(cut -f3 <<<"$line")"
+  fi
+}

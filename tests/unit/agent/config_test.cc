@@ -70,6 +70,43 @@ tunnels:
   EXPECT_NE(error_of(head + "upstream_alpn: h2}").find("unknown key"), std::string::npos);
 }
 
+TEST(AgentConfig, TcpTunnels) {
+  std::string error;
+  auto c = parse(R"(
+edge: https://127.0.0.1:4433
+token: t
+tunnels:
+  - {name: db, type: tcp, local_port: 5432, remote_port: 20042, proxy_protocol: true}
+  - {name: ssh, type: tcp, upstream: "[::1]:22", private: yes}
+)",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  ASSERT_EQ(c->tunnels.size(), 2u);
+  const TunnelSpec& db = c->tunnels[0];
+  EXPECT_EQ(db.type, "tcp");
+  EXPECT_EQ(db.hostname, "db.localhost");
+  EXPECT_EQ(db.remote_port, 20042);
+  EXPECT_TRUE(db.proxy_protocol);
+  EXPECT_FALSE(db.private_only);
+  EXPECT_EQ(db.upstream_url(), "127.0.0.1:5432") << "a tcp tunnel's target has no scheme";
+  EXPECT_TRUE(c->tunnels[1].private_only);
+  EXPECT_EQ(c->tunnels[1].upstream_url(), "[::1]:22");
+
+  const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1}").find("the types are http and tcp"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: tcp, local_port: 1, upstream_tls: true}").find("upstream_*"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: tcp, local_port: 1, remote_port: 70000}").find(".remote_port"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: tcp, local_port: 1, private: true, remote_port: 2}")
+                .find("is private"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, local_port: 1, proxy_protocol: true}").find("for tcp tunnels"),
+            std::string::npos)
+      << "tcp keys on an http tunnel";
+}
+
 TEST(AgentConfig, FullFile) {
   std::string error;
   auto c = parse(R"(
@@ -136,7 +173,7 @@ TEST(AgentConfig, ErrorsAreSentencesNamingTheProblem) {
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: 'a*', local_port: 3}]\n").find("valid hostname"),
             std::string::npos);
-  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: tcp, local_port: 3}]\n").find("only http"),
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: udp, local_port: 3}]\n").find("http and tcp"),
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: a}]\n").find("exactly one of local_port and upstream"),
             std::string::npos);

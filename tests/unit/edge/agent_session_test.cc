@@ -4,101 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent_session_fixture.h"
 #include "edge/tunnel_service.h"
-#include "fakes.h"
 
 namespace wtmesh::edge {
 namespace {
 
-using json = nlohmann::json;
 using test::bytes;
-using test::FakeClock;
-using test::FakeSession;
-using namespace std::chrono_literals;
-
-constexpr wt::StreamId kControl = 0;  // the agent's first bidi stream
-
-struct Events final : RequestStreamEvents {
-  void on_response_data(std::span<const uint8_t> d, bool fin) override {
-    data.append(d.begin(), d.end());
-    this->fin |= fin;
-  }
-  void on_request_writable() override { ++writable; }
-  void on_stream_aborted(std::optional<uint32_t> c, std::string_view r) override {
-    aborted = true;
-    code = c;
-    reason = std::string(r);
-  }
-  void on_request_stopped(std::optional<uint32_t> c) override { stopped = c; }
-  std::string data;
-  bool fin = false, aborted = false;
-  int writable = 0;
-  std::optional<uint32_t> code, stopped;
-  std::string reason;
-};
-
-class AgentSessionTest : public ::testing::Test {
- protected:
-  void SetUp() override { start({"app.localhost", "*.wild.localhost", "other.localhost"}); }
-  void start(std::vector<std::string> hosts, size_t max_tunnels = 64) {
-    cfg_.domain = "localhost";
-    cfg_.public_port = 8443;
-    cfg_.ping_interval = 10s;
-    cfg_.max_tunnels = max_tunnels;
-    cfg_.clock = clock_.fn();
-    tunnel::TokenClaims claims = tunnel::make_claims("alice", std::move(hosts), 600s);
-    ts_.reset();  // before the fake session it points at
-    fake_ = std::make_unique<FakeSession>();
-    ended_.clear();
-    ts_ = std::make_unique<AgentSession>(
-        cfg_, routes_, 1, "edge-x/1", claims, clock_.t + 600s,
-        AgentSession::Hooks{[this](uint64_t, const std::vector<std::string>& h) { ended_ = h; }});
-    fake_->handler = ts_.get();
-    ts_->on_attached(*fake_);
-    ts_->on_ready();
-  }
-  // Opens the control stream (kind 0x00) and sends frames on it.
-  void open_control() {
-    ts_->on_incoming_stream(kControl, true);
-    const uint8_t kind = 0x00;
-    ts_->on_stream_data(kControl, {&kind, 1}, false);
-  }
-  void send(tunnel::ControlType type, const json& j) {
-    auto f = tunnel::encode_control_frame(type, j.dump());
-    ts_->on_stream_data(kControl, f, false);
-  }
-  // Frames the edge wrote on the control stream since the last call.
-  std::vector<std::pair<uint64_t, json>> replies() {
-    auto& w = fake_->streams[kControl].written;
-    std::vector<tunnel::ControlFrame> frames;
-    tunnel::ControlReader r;
-    EXPECT_EQ(r.feed(w, frames), tunnel::WireError::kNone);
-    std::vector<std::pair<uint64_t, json>> out;
-    for (size_t i = seen_; i < frames.size(); ++i)
-      out.emplace_back(frames[i].type, json::parse(frames[i].payload));
-    seen_ = frames.size();
-    return out;
-  }
-  json reg(uint32_t id, const std::string& host) {
-    return json{{"id", id}, {"type", "http"}, {"hostname", host}, {"options", json::object()}, {"future", 1}};
-  }
-  std::pair<uint64_t, json> register_one(uint32_t id, const std::string& host) {
-    send(tunnel::ControlType::kRegister, reg(id, host));
-    auto r = replies();
-    EXPECT_EQ(r.size(), 1u);
-    return r.empty() ? std::pair<uint64_t, json>{} : r[0];
-  }
-
-  void TearDown() override { ts_.reset(); }
-
-  FakeClock clock_;
-  AgentSessionConfig cfg_;
-  LocalRouteTable routes_;
-  std::unique_ptr<FakeSession> fake_;
-  std::unique_ptr<AgentSession> ts_;
-  std::vector<std::string> ended_;
-  size_t seen_ = 0;
-};
 
 TEST_F(AgentSessionTest, RegisterIsAnsweredWithTheUrl) {
   open_control();
@@ -393,7 +305,7 @@ TEST_F(AgentSessionTest, ControlBacklogDrainsWhenWritable) {
 
 TEST_F(AgentSessionTest, RequestStreamsCarryEventsBothWays) {
   open_control();
-  Events ev;
+  RecordedStreamEvents ev;
   wt::StreamId id = -1;
   ASSERT_EQ(ts_->open_request("c", &ev, &id), TunnelDirectory::OpenStatus::kOpened);
   EXPECT_EQ(ts_->write(id, bytes("req"), true), 3u);
@@ -420,7 +332,7 @@ TEST_F(AgentSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
   const auto ping = static_cast<uint64_t>(tunnel::ControlType::kPing);
   ASSERT_TRUE(ts_->next_deadline());
   EXPECT_EQ(*ts_->next_deadline(), t0 + 10s) << "no request streams: the heartbeat schedule only";
-  Events ev;
+  RecordedStreamEvents ev;
   wt::StreamId id = -1;
   ASSERT_EQ(ts_->open_request("c", &ev, &id), TunnelDirectory::OpenStatus::kOpened);
   EXPECT_EQ(*ts_->next_deadline(), t0 + 1s);
@@ -453,7 +365,7 @@ TEST_F(AgentSessionTest, QuietRequestStreamsProbeTheAgentOncePerSecond) {
 
 TEST_F(AgentSessionTest, ResetAndCancelAndBusy) {
   open_control();
-  Events a, b;
+  RecordedStreamEvents a, b;
   wt::StreamId ia = -1, ib = -1;
   ts_->open_request("c", &a, &ia);
   ts_->open_request("c", &b, &ib);
@@ -466,7 +378,7 @@ TEST_F(AgentSessionTest, ResetAndCancelAndBusy) {
   EXPECT_EQ(fake_->streams[ib].stop, tunnel::kStreamCancelled);
   EXPECT_EQ(ts_->request_stream_count(), 0u);
   fake_->max_local = 2;
-  Events c;
+  RecordedStreamEvents c;
   wt::StreamId ic = -1;
   EXPECT_EQ(ts_->open_request("c", &c, &ic), TunnelDirectory::OpenStatus::kBusy);
 }
@@ -475,7 +387,7 @@ TEST_F(AgentSessionTest, OneClientHoldsAtMostItsShareOfTheStreams) {
   cfg_.max_streams_per_client = 2;
   start({"app.localhost"});
   open_control();
-  Events e[6];
+  RecordedStreamEvents e[6];
   wt::StreamId id[6] = {-1, -1, -1, -1, -1, -1};
   using S = TunnelDirectory::OpenStatus;
   EXPECT_EQ(ts_->open_request("198.51.100.7", &e[0], &id[0]), S::kOpened);
@@ -502,7 +414,7 @@ TEST_F(AgentSessionTest, NoPerClientCapWhenItIsZero) {
   cfg_.max_streams_per_client = 0;
   start({"app.localhost"});
   open_control();
-  std::vector<Events> e(50);
+  std::vector<RecordedStreamEvents> e(50);
   for (auto& ev : e) {
     wt::StreamId id = -1;
     EXPECT_EQ(ts_->open_request("one", &ev, &id), TunnelDirectory::OpenStatus::kOpened);
@@ -512,7 +424,7 @@ TEST_F(AgentSessionTest, NoPerClientCapWhenItIsZero) {
 TEST_F(AgentSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
   open_control();
   register_one(1, "app.localhost");
-  Events a, b;
+  RecordedStreamEvents a, b;
   wt::StreamId ia = -1, ib = -1;
   ts_->open_request("c", &a, &ia);
   ts_->open_request("c", &b, &ib);
@@ -522,11 +434,86 @@ TEST_F(AgentSessionTest, SessionEndTellsEveryRequestAndReleasesRoutes) {
   EXPECT_FALSE(a.code);
   EXPECT_NE(a.reason.find("bye"), std::string::npos);
   EXPECT_FALSE(routes_.find(kHttp, "app.localhost", clock_.t).live());
-  Events c;
+  RecordedStreamEvents c;
   wt::StreamId ic = -1;
   EXPECT_EQ(ts_->open_request("c", &c, &ic), TunnelDirectory::OpenStatus::kGone);
   EXPECT_EQ(ts_->write(ia, bytes("x"), false), 0u);
   EXPECT_FALSE(ts_->next_deadline());
+}
+
+}  // namespace
+}  // namespace wtmesh::edge
+
+namespace wtmesh::edge {
+namespace {
+
+struct RelayPeer final : WtRelayPeer {
+  RequestStreamEvents* on_agent_stream(wt::StreamId id, bool is_uni) override {
+    streams.push_back(id);
+    uni = is_uni;
+    return refuse ? nullptr : &events;
+  }
+  void on_relay_datagram(std::span<const uint8_t> p) override { datagrams.append(p.begin(), p.end()); }
+  RecordedStreamEvents events;
+  std::vector<wt::StreamId> streams;
+  bool uni = false, refuse = false;
+  std::string datagrams;
+};
+
+TEST_F(AgentSessionTest, RelayedStreamsAndDatagramsReachTheirRelay) {
+  open_control();
+  RelayPeer peer;
+  const uint64_t relay = ts_->add_relay(&peer);
+  ASSERT_EQ(relay, 1u);
+  // A relayed stream (kind 0x03) the agent opens: relay id 1, uni, then bytes; split inside the opening.
+  ts_->on_incoming_stream(4, true);
+  const std::vector<uint8_t> open{0x03, 0x01, 0x01, 'h', 'i'};
+  ts_->on_stream_data(4, std::span<const uint8_t>(open).first(2), false);
+  EXPECT_TRUE(peer.streams.empty());
+  ts_->on_stream_data(4, std::span<const uint8_t>(open).subspan(2), true);
+  ASSERT_EQ(peer.streams, std::vector<wt::StreamId>{4});
+  EXPECT_TRUE(peer.uni);
+  EXPECT_EQ(peer.events.data, "hi");
+  EXPECT_TRUE(peer.events.fin);
+  EXPECT_EQ(fake_->streams[4].consumed, 3u) << "the opening is credited here, the payload by the relay";
+  EXPECT_EQ(ts_->write(4, bytes(""), true), 0u);
+  EXPECT_TRUE(fake_->streams[4].fin) << "held like a request stream: the relay writes on it";
+  // Unknown relay id, unknown flag bits, a relay that refuses: refused, the session lives on.
+  ts_->on_incoming_stream(8, true);
+  ts_->on_stream_data(8, bytes("\x03\x09"), false);
+  ts_->on_stream_data(8, std::vector<uint8_t>{0x00}, false);
+  EXPECT_EQ(fake_->streams[8].stop, tunnel::kStreamProtocolError);
+  ts_->on_incoming_stream(12, true);
+  ts_->on_stream_data(12, std::vector<uint8_t>{0x03, 0x01, 0x02}, false);
+  EXPECT_EQ(fake_->streams[12].reset, tunnel::kStreamProtocolError);
+  peer.refuse = true;
+  ts_->on_incoming_stream(16, true);
+  ts_->on_stream_data(16, std::vector<uint8_t>{0x03, 0x01, 0x00, 'x'}, false);
+  EXPECT_EQ(fake_->streams[16].stop, tunnel::kStreamProtocolError);
+  EXPECT_EQ(fake_->streams[16].consumed, 4u);
+  // Session streams (0x02) are the edge's to open.
+  ts_->on_incoming_stream(20, true);
+  ts_->on_stream_data(20, std::vector<uint8_t>{0x02, 0x01}, false);
+  EXPECT_EQ(fake_->streams[20].stop, tunnel::kStreamProtocolError);
+  // Datagrams: flow = relay id; other flows are dropped.
+  ts_->on_datagram(std::vector<uint8_t>{0x01, 'd'});
+  ts_->on_datagram(std::vector<uint8_t>{0x05, 'x'});
+  ts_->on_datagram(std::vector<uint8_t>{});
+  EXPECT_EQ(peer.datagrams, "d");
+  EXPECT_FALSE(ts_->send_relay_datagram(relay, bytes("too big for a session without datagrams")));
+  EXPECT_EQ(ts_->relay_datagrams_dropped(), 1u);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(AgentSessionTest, RelayedSessionsPerTunnelSessionAreCapped) {
+  open_control();
+  std::vector<RelayPeer> peers(tunnel::kMaxRelayedSessions + 1);
+  for (size_t i = 0; i < tunnel::kMaxRelayedSessions; ++i) EXPECT_EQ(ts_->add_relay(&peers[i]), i + 1);
+  EXPECT_EQ(ts_->add_relay(&peers.back()), 0u) << "the 65th relayed session is refused";
+  ts_->remove_relay(3);
+  EXPECT_EQ(ts_->add_relay(&peers.back()), tunnel::kMaxRelayedSessions + 1)
+      << "a freed slot is usable again; ids keep counting up (reused only after a wrap)";
+  EXPECT_EQ(ts_->relay_count(), tunnel::kMaxRelayedSessions);
 }
 
 }  // namespace

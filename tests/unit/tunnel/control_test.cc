@@ -45,6 +45,32 @@ TEST(ControlMessages, V1ByteVectors) {
   EXPECT_EQ(type_of(Refused{}), ControlType::kRefused);
 }
 
+TEST(ControlMessages, TcpRegisterOptions) {
+  EXPECT_EQ(encode(Register{1, "tcp", "db.localhost", 20042, false}),
+            frame_bytes({0x01, 0x40, 0x4f}, R"({"hostname":"db.localhost","id":1,)"
+                                            R"("options":{"remote_port":20042},"type":"tcp"})"));
+  EXPECT_EQ(encode(Register{2, "tcp", "db.localhost", 0, true}),
+            frame_bytes({0x01, 0x40, 0x4a},
+                        R"({"hostname":"db.localhost","id":2,"options":{"private":true},"type":"tcp"})"));
+  auto reg = [](std::string_view options) {
+    const auto d = decode_json(ControlType::kRegister,
+                               std::string(R"({"id":1,"type":"tcp","hostname":"db.localhost","options":)") +
+                                   std::string(options) + "}");
+    EXPECT_TRUE(d.ok()) << d.describe();
+    return d.ok() ? *d.get<Register>() : Register{};
+  };
+  EXPECT_EQ(reg(R"({"remote_port":20042})").remote_port, 20042u);
+  EXPECT_FALSE(reg(R"({"remote_port":20042})").private_only);
+  EXPECT_TRUE(reg(R"({"private":true})").private_only);
+  EXPECT_EQ(reg("{}").remote_port, 0u);
+  EXPECT_EQ(reg("[]").remote_port, 0u) << "options that are no object are ignored";
+  EXPECT_FALSE(reg(R"({"private":"yes"})").private_only) << "not a boolean: the default";
+  for (const char* bad : {R"({"remote_port":0})", R"({"remote_port":65536})", R"({"remote_port":-1})",
+                          R"({"remote_port":"22"})", R"({"remote_port":2.5})"}) {
+    EXPECT_EQ(reg(bad).remote_port, Register::kBadPort) << bad;
+  }
+}
+
 TEST(ControlMessages, RoundTripThroughTheReader) {
   const std::vector<ControlMessage> all = {
       Register{1, "http", "*.wild.localhost"},

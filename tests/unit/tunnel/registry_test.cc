@@ -15,8 +15,15 @@ TEST(StreamKinds, RegistryAndDispatch) {
   ASSERT_TRUE(find_stream_kind(0x00));
   EXPECT_EQ(find_stream_kind(0x00)->name, "control");
   EXPECT_EQ(find_stream_kind(0x01)->opener, Peer::kEdge);
-  EXPECT_FALSE(find_stream_kind(0x02));
+  ASSERT_TRUE(find_stream_kind(0x04));
+  EXPECT_EQ(find_stream_kind(0x04)->opener, Peer::kEdge);
+  EXPECT_FALSE(find_stream_kind(0x05));
+  EXPECT_EQ(to_string(StreamKind::kWtSession), "wt-session");
+  EXPECT_EQ(to_string(StreamKind::kWtStream), "wt-stream");
   EXPECT_EQ(to_string(StreamKind::kHttpRequest), "http-request");
+  EXPECT_EQ(to_string(StreamKind::kTcpStream), "tcp-stream");
+  EXPECT_EQ(accept_stream_kind(0x04, Peer::kAgent), StreamKind::kTcpStream);
+  EXPECT_EQ(accept_stream_kind(0x04, Peer::kEdge), std::nullopt) << "tcp-streams are the edge's to open";
   // Each side accepts the kinds its peer opens, and nothing else.
   EXPECT_EQ(accept_stream_kind(0x00, Peer::kEdge), StreamKind::kControl);
   EXPECT_EQ(accept_stream_kind(0x01, Peer::kEdge), std::nullopt) << "request streams are the edge's to open";
@@ -24,6 +31,11 @@ TEST(StreamKinds, RegistryAndDispatch) {
   EXPECT_EQ(accept_stream_kind(0x00, Peer::kAgent), std::nullopt);
   EXPECT_EQ(accept_stream_kind(0x25, Peer::kAgent), std::nullopt);
   EXPECT_EQ(accept_stream_kind(kVarintMax, Peer::kEdge), std::nullopt);
+  // Relayed WebTransport (§7): session streams are the edge's to open, relayed streams either side's.
+  EXPECT_EQ(accept_stream_kind(0x02, Peer::kAgent), StreamKind::kWtSession);
+  EXPECT_EQ(accept_stream_kind(0x02, Peer::kEdge), std::nullopt);
+  EXPECT_EQ(accept_stream_kind(0x03, Peer::kAgent), StreamKind::kWtStream);
+  EXPECT_EQ(accept_stream_kind(0x03, Peer::kEdge), StreamKind::kWtStream);
 }
 
 TEST(StreamKinds, ReaderTakesOnlyTheKindInAnyFragmentation) {
@@ -41,12 +53,12 @@ TEST(StreamKinds, ReaderTakesOnlyTheKindInAnyFragmentation) {
   EXPECT_EQ(eight.kind(), kVarintMax);
 }
 
-TEST(TunnelTypes, OnlyHttpIsServedTcpAndUdpAreReserved) {
+TEST(TunnelTypes, HttpAndTcpAreServedUdpIsReserved) {
   ASSERT_TRUE(find_tunnel_type("http"));
   EXPECT_TRUE(find_tunnel_type("http")->served);
   EXPECT_EQ(find_tunnel_type("http")->type, TunnelType::kHttp);
   ASSERT_TRUE(find_tunnel_type("tcp"));
-  EXPECT_FALSE(find_tunnel_type("tcp")->served);
+  EXPECT_TRUE(find_tunnel_type("tcp")->served);
   ASSERT_TRUE(find_tunnel_type("udp"));
   EXPECT_FALSE(find_tunnel_type("udp")->served);
   EXPECT_FALSE(find_tunnel_type("HTTP")) << "compared exactly, as v1 did";

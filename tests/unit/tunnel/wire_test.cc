@@ -3,15 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "common/varint.h"
+#include "wire_bytes.h"
 
 namespace wtmesh::tunnel {
 namespace {
 
-std::vector<uint8_t> bytes(std::initializer_list<int> v) {
-  std::vector<uint8_t> out;
-  for (int b : v) out.push_back(static_cast<uint8_t>(b));
-  return out;
-}
+using test::bytes;
 
 TEST(ControlWire, FrameByteVector) {
   EXPECT_EQ(encode_control_frame(ControlType::kPing, R"({"seq":1})"),

@@ -1,0 +1,96 @@
+// The agent's relay host against an in-memory tunnel session: session-stream openings, refusals with
+// a §4 answer, relayed streams that name no session, and the relayed-session cap.
+#include "agent/wt_relay.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "fake_session.h"
+#include "tunnel/wt_relay_wire.h"
+
+namespace wtmesh::agent {
+namespace {
+
+using testing::FakeSession;
+
+std::vector<uint8_t> session_opening(uint64_t relay_id) {
+  tunnel::WtSessionOpen o;
+  o.relay_id = relay_id;
+  o.request.tunnel_id = 1;
+  o.request.method = "CONNECT";
+  o.request.target = "/echo";
+  o.request.authority = "wt.localhost:4433";
+  o.request.has_body = true;
+  o.request.headers = {{"origin", "http://localhost:8080"}};
+  std::vector<uint8_t> w = tunnel::encode_wt_session_open(o);
+  w.erase(w.begin());  // EdgeSession's kind reader took the kind
+  return w;
+}
+
+struct WtRelayHostTest : ::testing::Test {
+  boost::asio::io_context io;
+  FakeSession tunnel;
+  const H3UpstreamTarget* upstream = nullptr;
+  WtRelayHost host{io, tunnel, [this](uint32_t) { return upstream; }};
+};
+
+TEST_F(WtRelayHostTest, ATunnelWithoutAnH3UpstreamAnswers501AndFinishes) {
+  const auto w = session_opening(1);
+  host.on_new_stream(2, tunnel::StreamKind::kWtSession, std::span<const uint8_t>(w).first(3), false);
+  EXPECT_TRUE(tunnel.streams[2].out.empty()) << "the opening is not complete yet";
+  host.on_new_stream(2, tunnel::StreamKind::kWtSession, {}, false);  // (a repeated call is harmless)
+  EXPECT_TRUE(host.on_stream_data(2, std::span<const uint8_t>(w).subspan(3), false));
+  const auto answer = tunnel.response(2);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->head.status, 501);
+  const std::string* why = wt::find_header(answer->head.headers, "wtmesh-error");
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("--upstream h3"), std::string::npos);
+  EXPECT_TRUE(tunnel.streams[2].fin);
+  EXPECT_EQ(tunnel.streams[2].consumed, w.size());
+  EXPECT_EQ(host.session_count(), 0u) << "a refused session is over";
+}
+
+TEST_F(WtRelayHostTest, BadOpeningsAndUnknownRelayIdsAreRefusedWithCode2) {
+  host.on_new_stream(6, tunnel::StreamKind::kWtSession, std::vector<uint8_t>{0x00, 0x00},
+                     false);  // relay id 0
+  EXPECT_EQ(tunnel.streams[6].reset, tunnel::kStreamProtocolError);
+  EXPECT_EQ(tunnel.streams[6].stopped, tunnel::kStreamProtocolError);
+  host.on_new_stream(10, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x07, 0x00, 'x'}, false);
+  EXPECT_EQ(tunnel.streams[10].reset, tunnel::kStreamProtocolError) << "relay id 7 names no session";
+  EXPECT_EQ(tunnel.streams[10].consumed, 3u);
+  host.on_new_stream(14, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01, 0x04}, false);
+  EXPECT_EQ(tunnel.streams[14].reset, tunnel::kStreamProtocolError) << "unknown flag bits";
+  host.on_new_stream(18, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01}, true);
+  EXPECT_EQ(tunnel.streams[18].reset, tunnel::kStreamProtocolError) << "FIN inside the opening";
+  host.on_datagram(std::vector<uint8_t>{0x07, 'd'});  // no such flow: dropped
+  host.on_datagram({});
+  EXPECT_FALSE(host.on_stream_data(99, std::vector<uint8_t>{1}, false)) << "not a relay stream";
+}
+
+TEST_F(WtRelayHostTest, RelayedSessionsAreCappedAt64) {
+  // Upstreams that never answer (nothing listens on the port): each session stays pending.
+  H3UpstreamTarget up;
+  up.endpoint = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 9);
+  up.tls = std::make_shared<const quic::TlsClientContext>(quic::TlsClientContext::without_verification());
+  upstream = &up;
+  for (uint64_t i = 1; i <= tunnel::kMaxRelayedSessions; ++i) {
+    host.on_new_stream(static_cast<wt::StreamId>(4 * i + 2), tunnel::StreamKind::kWtSession,
+                       session_opening(i), false);
+  }
+  EXPECT_EQ(host.session_count(), tunnel::kMaxRelayedSessions);
+  const wt::StreamId over = 4 * 100 + 2;
+  host.on_new_stream(over, tunnel::StreamKind::kWtSession, session_opening(100), false);
+  EXPECT_EQ(tunnel.streams[over].reset, tunnel::kStreamProtocolError) << "the 65th is refused";
+  EXPECT_EQ(host.session_count(), tunnel::kMaxRelayedSessions);
+  // A second session stream reusing a live relay id is refused too.
+  host.on_new_stream(4 * 101 + 2, tunnel::StreamKind::kWtSession, session_opening(1), false);
+  EXPECT_EQ(tunnel.streams[4 * 101 + 2].reset, tunnel::kStreamProtocolError);
+  host.on_tunnel_closed();
+  EXPECT_EQ(host.session_count(), 0u);
+  io.poll();
+}
+
+}  // namespace
+}  // namespace wtmesh::agent

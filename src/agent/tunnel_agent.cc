@@ -241,7 +241,8 @@ void TunnelAgent::attempt() {
       {"authorization", "Bearer " + token},
       {std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)},
       {"user-agent", options_.user_agent},
-      {std::string(tunnel::kFeaturesHeader), std::string(tunnel::kFeatureTrailers)},
+      {std::string(tunnel::kFeaturesHeader),
+       std::string(tunnel::kFeatureTrailers) + ", " + std::string(tunnel::kFeatureRequestTrailers)},
   };
   wt_session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
   if (!wt_session_) return schedule_retry(n, "cannot open a session: " + error, false);

@@ -107,9 +107,10 @@ class AgentSession final : public wt::SessionHandler {
   size_t request_stream_count() const { return requests_.size(); }
   size_t control_backlog() const { return control_out_.size(); }
   bool has_control_stream() const { return control_.has_value(); }
-  // The session uses the feature `trailers` (docs/protocol.md §4.1), as the CONNECT's answer says.
-  void use_trailers() { trailers_ = true; }
-  bool trailers() const { return trailers_; }
+  // The session uses the feature `request-trailers` (docs/protocol.md §4.1), as the CONNECT's answer
+  // says: request bodies that may end with trailers go framed.
+  void use_request_trailers() { request_trailers_ = true; }
+  bool request_trailers() const { return request_trailers_; }
   const tunnel::Heartbeat& heartbeat() const { return heartbeat_; }
 
   // Ends the session with a close capsule (code per docs/protocol.md §1).
@@ -212,7 +213,7 @@ class AgentSession final : public wt::SessionHandler {
   SteadyTime last_heard_;        // last bytes or FIN on any stream of the session
   SteadyTime token_deadline_;
   std::optional<SteadyTime> last_probe_;
-  bool trailers_ = false;
+  bool request_trailers_ = false;
 };
 
 }  // namespace wtmesh::edge

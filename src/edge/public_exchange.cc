@@ -140,7 +140,7 @@ void PublicExchange::try_open() {
       body_deadline_ = now() + config_.limits.body_timeout;
       body_stalled_since_.reset();
       head_.framed = framed_request_ =
-          ref.trailers && req_.has_body && req_.may_have_trailers && req_.upgrade.empty();
+          ref.request_trailers && req_.has_body && req_.may_have_trailers && req_.upgrade.empty();
       head_out_ = tunnel::encode_request_open(head_);
       head_out_pos_ = 0;
       head_ = {};

@@ -26,8 +26,9 @@ namespace wtmesh::edge {
 struct StreamRef {
   uint64_t session = 0;  // serial of the tunnel session on this edge (0 = none)
   wt::StreamId id = -1;
-  // The session uses the feature `trailers` (docs/protocol.md §4.1): a request body may go framed.
-  bool trailers = false;
+  // The session uses the feature `request-trailers` (docs/protocol.md §4.1): a request body may go
+  // framed.
+  bool request_trailers = false;
   bool valid() const { return session != 0 && id >= 0; }
 };
 

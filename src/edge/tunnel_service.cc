@@ -145,10 +145,15 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   wt::Accept accept{
       200, raw, {{std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)}}};
   // Session features (docs/protocol.md §4.1): the ones the agent offered that this edge speaks.
-  if (const std::string* features = header(info, tunnel::kFeaturesHeader);
-      features && tunnel::has_feature(*features, tunnel::kFeatureTrailers)) {
-    accept.headers.emplace_back(std::string(tunnel::kFeaturesHeader), std::string(tunnel::kFeatureTrailers));
-    raw->use_trailers();
+  if (const std::string* offered = header(info, tunnel::kFeaturesHeader)) {
+    std::string both;
+    for (const std::string_view f : {tunnel::kFeatureTrailers, tunnel::kFeatureRequestTrailers}) {
+      if (!tunnel::has_feature(*offered, f)) continue;
+      both += both.empty() ? "" : ", ";
+      both += f;
+    }
+    if (!both.empty()) accept.headers.emplace_back(std::string(tunnel::kFeaturesHeader), both);
+    if (tunnel::has_feature(*offered, tunnel::kFeatureRequestTrailers)) raw->use_request_trailers();
   }
   return accept;
 }
@@ -255,7 +260,7 @@ TunnelDirectory::OpenStatus TunnelService::open_request(const RouteLookup& route
   if (s == nullptr) return OpenStatus::kGone;
   wt::StreamId id = -1;
   const OpenStatus st = s->open_request(client, events, &id);
-  if (st == OpenStatus::kOpened) *out = StreamRef{route.session, id, s->trailers()};
+  if (st == OpenStatus::kOpened) *out = StreamRef{route.session, id, s->request_trailers()};
   return st;
 }
 

@@ -22,9 +22,10 @@ inline constexpr std::string_view kErrorHeader = "wtmesh-error";
 inline constexpr int kProtocolVersion = 1;
 // Session features (§4.1): the agent lists the ones it speaks in `wtmesh-features` on its CONNECT, the
 // edge answers with the ones both use. `trailers`: interim (1xx) heads and framed response bodies
-// that end with a trailer section.
+// that end with a trailer section; `request-trailers`: framed request bodies, the same way.
 inline constexpr std::string_view kFeaturesHeader = "wtmesh-features";
 inline constexpr std::string_view kFeatureTrailers = "trailers";
+inline constexpr std::string_view kFeatureRequestTrailers = "request-trailers";
 // True when the comma-separated `list` names `feature` (case-sensitive, spaces around items ignored).
 bool has_feature(std::string_view list, std::string_view feature);
 

@@ -130,7 +130,7 @@ class FakeDirectory final : public TunnelDirectory {
     next_id += 4;
     streams[id].events = events;
     streams[id].capacity = capacity;
-    *out = StreamRef{r.session, id, trailers};
+    *out = StreamRef{r.session, id, request_trailers};
     last = id;
     return OpenStatus::kOpened;
   }
@@ -163,7 +163,7 @@ class FakeDirectory final : public TunnelDirectory {
   int client_limited = 0;
   std::string last_client;
   bool gone = false;
-  bool trailers = false;  // the session uses the feature `trailers` (StreamRef::trailers)
+  bool request_trailers = false;  // the session uses `request-trailers` (StreamRef::request_trailers)
   size_t capacity = 1 << 20;
   int open_calls = 0;
   wt::StreamId next_id = 1;

@@ -159,7 +159,7 @@ TEST_F(H2ConnectionTest, RequestTrailersGoFramedWithinTheHeaderBound) {
   H2Config cfg;
   cfg.max_header_bytes = 4096;
   make(cfg);
-  dir_.trailers = true;
+  dir_.request_trailers = true;
   const std::string big(4000, 'v');
   client_.request("POST", "/up", "app.localhost", {}, "hello", {{"x-checksum", "abc"}, {"x-big", big}});
   pump();

@@ -71,7 +71,7 @@ TEST_F(H3RequestsTest, RequestBodyStreamsWithBackpressure) {
 
 // The client's trailing HEADERS (our h3 client's send_trailers) end a framed request body (§4.1).
 TEST_F(H3RequestsTest, RequestTrailersGoFramedWithTheFeature) {
-  dir_.trailers = true;
+  dir_.request_trailers = true;
   const StreamId id = request("POST", "/up", "app.localhost", {}, false);
   send(id, "abc", false);
   run();

@@ -144,7 +144,7 @@ TEST_F(Http1ConnectionTest, ChunkedRequestBodyIsDecoded) {
 
 // With the session feature `trailers` (§4.1) a chunked body goes framed and its trailer section follows.
 TEST_F(Http1ConnectionTest, ChunkedRequestTrailersGoFramedWithTheFeature) {
-  dir_.trailers = true;
+  dir_.request_trailers = true;
   feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nX-Head: 1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
   feed("0\r\nX-Checksum: abc\r\nHost: evil\r\n\r\n");  // host is never forwarded as a trailer
   const auto req = framed_request();

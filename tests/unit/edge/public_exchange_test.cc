@@ -163,7 +163,7 @@ class RequestTrailersTest : public PublicExchangeTest {
     r.has_body = true;
     r.content_length = length;
     r.may_have_trailers = may_have_trailers;
-    dir_.trailers = true;
+    dir_.request_trailers = true;
     return r;
   }
   // The last stream carries an unframed head and exactly `body`.
@@ -197,7 +197,7 @@ TEST_F(RequestTrailersTest, GoFramedWithTheFeature) {
   agent_answers(head(204, std::nullopt, false), "", true);
   ASSERT_FALSE(ex_->active());
   auto r = post();
-  dir_.trailers = false;
+  dir_.request_trailers = false;
   ex_->begin(r, clock_.t);
   ex_->on_request_body(bytes("ab"));
   ex_->on_request_end({{"x-checksum", "abc"}});

@@ -31,9 +31,16 @@ TEST_F(TunnelServiceTest, FeaturesAreEchoedOnlyWhenOffered) {
   const wt::Accept a = connect(offered);
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(header(a, "wtmesh-features"), "trailers");
+  EXPECT_FALSE(static_cast<AgentSession*>(a.handler)->request_trailers())
+      << "an agent that speaks only `trailers` (it predates request framing) never gets a framed request";
   auto unknown = info("Bearer " + token());
   unknown.headers.emplace_back("wtmesh-features", "future-thing");
   EXPECT_EQ(header(connect(unknown), "wtmesh-features"), "<none>");
+  auto both = info("Bearer " + token());
+  both.headers.emplace_back("wtmesh-features", "request-trailers, trailers");
+  const wt::Accept b = connect(both);
+  EXPECT_EQ(header(b, "wtmesh-features"), "trailers, request-trailers");
+  EXPECT_TRUE(static_cast<AgentSession*>(b.handler)->request_trailers());
 }
 
 TEST_F(TunnelServiceTest, AuthenticationFailuresAre401) {

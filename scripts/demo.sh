@@ -199,7 +199,8 @@ print_banner() {
   The agent logs one line per request:   tail -f .wtmesh/agent.out
   Expose your own app:  ${wtmesh#"$root"/} http LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name NAME)
-    its upstream: --upstream h2c (HTTP/2 cleartext, gRPC with trailers) | --upstream h3 (HTTP/3 on UDP LOCALPORT)
+    its upstream: --upstream h2c (HTTP/2 cleartext, gRPC with trailers) | --upstream h3 (HTTP/3 on UDP LOCALPORT;
+                  browsers' WebTransport sessions to https://NAME.localhost:PORT/... are relayed to its WebTransport server)
                   | --upstream-tls [--upstream-ca FILE | --upstream-insecure] (HTTPS, h2 or http/1.1 by ALPN)
   Expose a TCP service (ssh, redis, postgres):  ${wtmesh#"$root"/} tcp LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token ...   -> prints tcp://127.0.0.1:PORT (edge ports 20000-20999)

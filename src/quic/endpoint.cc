@@ -317,6 +317,9 @@ void Endpoint::service(Connection* conn) {
     // rather than through a zero-delay timer, then write whatever it released.
     const Timestamp now = now_ts();
     if (conn->expiry() > now) break;
+    // A peer that looks silent may have answered while this process was busy elsewhere: that is
+    // judged only by the timer, which reads the socket first (arm_timer below fires at once).
+    if (conn->unresponsive_due(now)) break;
     if (!conn->handle_expiry(now)) {
       remove(conn);
       return;

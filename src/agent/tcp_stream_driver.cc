@@ -12,8 +12,7 @@ using asio::ip::tcp;
 TcpStreamDriver::TcpStreamDriver(asio::io_context& io, wt::Session& session, wt::StreamId id,
                                  const TcpTarget& target, const tunnel::TcpStreamHead& head,
                                  std::function<void(bool)> done)
-    : io_(io),
-      session_(&session),
+    : session_(&session),
       id_(id),
       target_(target),
       head_(head),

@@ -51,7 +51,6 @@ class TcpStreamDriver final : public UpstreamDriver, public std::enable_shared_f
   void maybe_finish();
   void finish(bool clean);
 
-  boost::asio::io_context& io_;
   wt::Session* session_;
   wt::StreamId id_;
   TcpTarget target_;

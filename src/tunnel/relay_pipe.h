@@ -28,26 +28,36 @@ class RelayPipe {
     held_.insert(held_.end(), data.begin(), data.end());
     fin_ = fin_ || fin;
     pump(write, consume);
-    return held_.size() <= cap + prefix_;
+    return held() <= cap + prefix_;
   }
   // The sink can take more.
   template <typename Write, typename Consume>
   void pump(Write&& write, Consume&& consume) {
-    if (done_ || (held_.empty() && !fin_)) return;
-    const size_t n = write(std::span<const uint8_t>(held_), fin_);
+    if (done_ || (held() == 0 && !fin_)) return;
+    const size_t n = write(std::span<const uint8_t>(held_).subspan(head_), fin_);
     if (n > 0) {
-      held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
+      // Taken bytes are skipped, and dropped from the front only once they are most of the buffer:
+      // a sink that takes a little at a time costs no move of everything still held.
+      head_ += n;
+      if (head_ == held_.size()) {
+        held_.clear();
+        head_ = 0;
+      } else if (head_ >= held_.size() / 2) {
+        held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(head_));
+        head_ = 0;
+      }
       const size_t own = n < prefix_ ? n : prefix_;
       prefix_ -= own;
       if (n > own) consume(n - own);
     }
-    if (held_.empty() && fin_) done_ = true;
+    if (held() == 0 && fin_) done_ = true;
   }
   // The sink went away: later bytes are credited and dropped. Returns the held source bytes to credit.
   size_t abandon() {
     done_ = true;
-    const size_t source_bytes = held_.size() - prefix_;
+    const size_t source_bytes = held() - prefix_;
     held_.clear();
+    head_ = 0;
     prefix_ = 0;
     return source_bytes;
   }
@@ -55,10 +65,11 @@ class RelayPipe {
   // The source's FIN arrived: everything it will send is here, so the source stream itself may be
   // gone while the held bytes still wait for the sink.
   bool source_ended() const { return fin_; }
-  size_t held() const { return held_.size(); }
+  size_t held() const { return held_.size() - head_; }
 
  private:
-  std::vector<uint8_t> held_;
+  std::vector<uint8_t> held_;  // bytes from head_ on are still to be taken
+  size_t head_ = 0;
   size_t prefix_ = 0;
   bool fin_ = false;
   bool done_ = false;

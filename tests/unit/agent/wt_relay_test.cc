@@ -1,5 +1,5 @@
 // The agent's relay host against an in-memory tunnel session: session-stream openings, refusals with
-// a §4 answer, relayed streams that name no session, and the relayed-session cap.
+// a §4 answer, relayed streams that name no session, and the caps on relayed sessions and on streams per relayed session.
 #include "agent/wt_relay.h"
 
 #include <gtest/gtest.h>
@@ -89,6 +89,36 @@ TEST_F(WtRelayHostTest, RelayedSessionsAreCappedAt64) {
   EXPECT_EQ(tunnel.streams[4 * 101 + 2].reset, tunnel::kStreamProtocolError);
   host.on_tunnel_closed();
   EXPECT_EQ(host.session_count(), 0u);
+  io.poll();
+}
+
+TEST_F(WtRelayHostTest, RelayedStreamsAreCappedAt256PerSession) {
+  // The upstream never answers, so the session stays pending and every stream the edge opens for it is
+  // held (bytes kept until the upstream takes them): the cap is what stops them piling up.
+  H3UpstreamTarget up;
+  up.endpoint = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 9);
+  up.tls = std::make_shared<const quic::TlsClientContext>(quic::TlsClientContext::without_verification());
+  upstream = &up;
+  host.on_new_stream(2, tunnel::StreamKind::kWtSession, session_opening(1), false);
+  ASSERT_EQ(host.session_count(), 1u);
+  const auto stream_id = [](uint64_t i) { return static_cast<wt::StreamId>(4 * (i + 10) + 2); };
+  for (uint64_t i = 0; i < tunnel::kMaxRelayedStreams; ++i) {
+    host.on_new_stream(stream_id(i), tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01, 0x00, 'x'},
+                       false);
+    ASSERT_FALSE(tunnel.streams[stream_id(i)].reset) << "stream " << i << " is within the cap";
+  }
+  const wt::StreamId over = stream_id(tunnel::kMaxRelayedStreams);
+  host.on_new_stream(over, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01, 0x00, 'y'}, false);
+  EXPECT_EQ(tunnel.streams[over].reset, tunnel::kStreamCancelled) << "the 257th is refused";
+  EXPECT_EQ(tunnel.streams[over].stopped, tunnel::kStreamCancelled);
+  EXPECT_EQ(tunnel.streams[over].consumed, 3u) << "its bytes are taken, not held";
+  EXPECT_EQ(host.session_count(), 1u) << "the session itself goes on";
+  // Once one stream ends (the edge resets it), there is room for another.
+  host.on_stream_reset(stream_id(0), tunnel::kStreamCancelled);
+  const wt::StreamId again = stream_id(tunnel::kMaxRelayedStreams + 1);
+  host.on_new_stream(again, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01, 0x00, 'z'}, false);
+  EXPECT_FALSE(tunnel.streams[again].reset) << "a freed place is used again";
+  host.on_tunnel_closed();
   io.poll();
 }
 

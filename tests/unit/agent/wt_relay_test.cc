@@ -1,5 +1,6 @@
 // The agent's relay host against an in-memory tunnel session: session-stream openings, refusals with
-// a §4 answer, relayed streams that name no session, and the caps on relayed sessions and on streams per relayed session.
+// a §4 answer, relayed streams that name no session, and the caps on relayed sessions and on the
+// streams of one relayed session.
 #include "agent/wt_relay.h"
 
 #include <gtest/gtest.h>

@@ -125,9 +125,11 @@ tls_cipher() {
   awk -F': *' '/^Protocol version/ { v = $2 } /^Ciphersuite/ { c = $2 } END { print v " " c }' <<< "$out"
 }
 
+# start_sshd: an sshd on a free loopback port with a throw-away host key and client key; sets SSHD_PID,
+# SSH_OPTS (client options, cipher $SSH_CIPHER) and SSH_NEGOTIATED (cipher, MAC and kex in use).
 # sshd needs its compiled-in privilege-separation directory (/run/sshd). If it is missing, create it empty
 # and remove it again on exit; nothing else outside $BENCH_TMP is touched.
-start_ssh() {
+start_sshd() {
   local dir=$BENCH_TMP/ssh
   mkdir -p "$dir"
   chmod 700 "$dir"
@@ -138,7 +140,6 @@ start_ssh() {
   ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key" || die "ssh-keygen (client key) failed"
   cp "$dir/client_key.pub" "$dir/authorized_keys"
   free_port SSHD_PORT
-  free_port SSH_FWD_PORT
   cat > "$dir/sshd_config" <<EOF
 Port $SSHD_PORT
 ListenAddress 127.0.0.1
@@ -159,7 +160,7 @@ UseDNS no
 LogLevel ERROR
 EOF
   spawn sshd /usr/sbin/sshd -D -e -f "$dir/sshd_config"
-  local sshd_pid=$SPAWNED_PID
+  SSHD_PID=$SPAWNED_PID
   wait_tcp "$SSHD_PORT" 10 || die "sshd did not start (see $OUT/sshd.log)"
   SSH_OPTS=(-F /dev/null -i "$dir/client_key" -p "$SSHD_PORT" -c "$SSH_CIPHER"
             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes
@@ -168,11 +169,26 @@ EOF
   SSH_NEGOTIATED=$(timeout 10 ssh "${SSH_OPTS[@]}" -o LogLevel=DEBUG1 root@127.0.0.1 true 2>&1 |
     awk '/kex: algorithm:/ { k = $NF } /kex: server->client cipher:/ { c = $5; m = $7 }
          END { print c " mac " m " kex " k }')
-  spawn ssh ssh -N -o LogLevel=ERROR "${SSH_OPTS[@]}" -R "127.0.0.1:$SSH_FWD_PORT:127.0.0.1:$ORIGIN_PORT" root@127.0.0.1
-  local ssh_pid=$SPAWNED_PID
-  wait_tcp "$SSH_FWD_PORT" 10 || die "ssh -R did not open its port (see $OUT/ssh.log)"
+}
+
+# ssh_reverse FWD_PORT:TARGET_PORT...: one `ssh -N` session (the `ssh -R` tunnel) forwarding each
+# 127.0.0.1:FWD_PORT on the sshd side to 127.0.0.1:TARGET_PORT on the client side; sets SSH_PID.
+ssh_reverse() {
+  local pair fwd=()
+  for pair in "$@"; do fwd+=(-R "127.0.0.1:${pair%%:*}:127.0.0.1:${pair#*:}"); done
+  spawn ssh ssh -N -o LogLevel=ERROR "${SSH_OPTS[@]}" "${fwd[@]}" root@127.0.0.1
+  SSH_PID=$SPAWNED_PID
+  for pair in "$@"; do
+    wait_tcp "${pair%%:*}" 10 || die "ssh -R did not open port ${pair%%:*} (see $OUT/ssh.log)"
+  done
+}
+
+start_ssh() {
+  start_sshd
+  free_port SSH_FWD_PORT
+  ssh_reverse "$SSH_FWD_PORT:$ORIGIN_PORT"
   register ssh HTTP "http://127.0.0.1:$SSH_FWD_PORT" "" "http://127.0.0.1:$SSH_FWD_PORT" "" \
-    "$sshd_pid $ssh_pid" "$ssh_pid" "ssh -R, $SSH_NEGOTIATED"
+    "$SSHD_PID $SSH_PID" "$SSH_PID" "ssh -R, $SSH_NEGOTIATED"
 }
 
 # wtmesh: edge, token, agent (`wtmesh http`), then requests to https://127.0.0.1:EDGE_PORT/ with

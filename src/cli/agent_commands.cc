@@ -218,11 +218,19 @@ int run_agent(const AgentCommands& c) {
   o.token = cfg->token;
   o.token_file = cfg->token_file;
   o.tunnels = cfg->tunnels;
+  o.transport.max_udp_payload = c.agent.max_udp_payload;
   for (const auto& t : o.tunnels) {
     std::cerr << "wtmesh: tunnel " << t.hostname << " -> " << t.upstream_url() << std::endl;
     warn_insecure(t);
   }
   return run_tunnels(std::move(o), true);
+}
+
+void add_max_udp_payload_option(CLI::App* cmd, size_t& value) {
+  cmd->add_option("--max-udp-payload", value,
+                  "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
+      ->capture_default_str()
+      ->check(CLI::Range(1200, 65507));
 }
 
 void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_help) {
@@ -235,10 +243,7 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
   cmd->add_option("--name", a.name, name_help)->required();
   cmd->add_option("--ca", a.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
   cmd->add_option("--domain", a.domain, "the edge's tunnel domain")->capture_default_str();
-  cmd->add_option("--max-udp-payload", a.max_udp_payload,
-                  "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
-      ->capture_default_str()
-      ->check(CLI::Range(1200, 65507));
+  add_max_udp_payload_option(cmd, a.max_udp_payload);
 }
 
 }  // namespace
@@ -285,6 +290,7 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
       ->required();
+  add_max_udp_payload_option(c.agent_cmd, c.agent.max_udp_payload);
 }
 
 std::optional<int> run_agent_command(const AgentCommands& c) {

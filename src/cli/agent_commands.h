@@ -2,7 +2,7 @@
 //   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
 //   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
 //   wtmesh tcp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private] [--proxy-protocol]
-//   wtmesh agent --config FILE
+//   wtmesh agent --config FILE [--max-udp-payload N]
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
 #pragma once
@@ -39,6 +39,7 @@ struct AgentCommands {
   } tcp;
   struct {
     std::string config;
+    size_t max_udp_payload = 1452;
   } agent;
 };
 

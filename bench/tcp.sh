@@ -157,16 +157,19 @@ cat "$OUT/env.txt" >&2
 
 # --- measurements --------------------------------------------------------------------------------------
 # iperf_run TARGET up|down TAG: one iperf3 TCP stream for SECS seconds (down = -R: the service sends);
-# records Gbit/s received and the proxy's CPU ticks and bytes.
+# records Gbit/s received, the proxy's CPU ticks and bytes, and the box's UDP receive-buffer drops (QUIC
+# packets the kernel threw away because a wtmesh socket was not read in time).
 iperf_run() {
-  local t=$1 dir=$2 tag=$3 file="$OUT/iperf-$1-$2-$3.json" args=() p0 p1 parsed
+  local t=$1 dir=$2 tag=$3 file="$OUT/iperf-$1-$2-$3.json" args=() p0 p1 parsed d0 d1 x
   [[ "$dir" == down ]] && args=(-R)
+  read -r d0 x x <<< "$(udp_drops)"
   # shellcheck disable=SC2086
   p0=$(tree_ticks ${T_ROOTS[$t]:-})
   timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${T_IPERF[$t]}" -t "$SECS" -J "${args[@]}" > "$file" 2>&1 ||
     log "iperf3 on $t ($dir) exited non-zero"
   # shellcheck disable=SC2086
   p1=$(tree_ticks ${T_ROOTS[$t]:-})
+  read -r d1 x x <<< "$(udp_drops)"
   parsed=$(python3 -c 'import json,sys
 e = json.load(open(sys.argv[1]))["end"]["sum_received"]
 print("%.3f %d" % (e["bits_per_second"] / 1e9, e["bytes"]))' "$file" 2> /dev/null) ||
@@ -175,7 +178,8 @@ print("%.3f %d" % (e["bits_per_second"] / 1e9, e["bytes"]))' "$file" 2> /dev/nul
   raw "$t" "tcp_${dir}_gbps" "$gbps"
   raw "$t" "tcp_${dir}_bytes" "$bytes"
   raw "$t" "tcp_${dir}_ticks" "$((p1 - p0))"
-  log "$t iperf3 $dir $tag: $gbps Gbit/s, proxy CPU $((p1 - p0)) ticks"
+  raw "$t" "tcp_${dir}_udp_rcvbuf_drops" "$((d1 - d0))"
+  log "$t iperf3 $dir $tag: $gbps Gbit/s, proxy CPU $((p1 - p0)) ticks, UDP datagrams dropped for a full receive buffer on the box: $((d1 - d0))"
 }
 
 # redis_run TARGET TAG: redis-benchmark -c REDIS_C -n REDIS_N -t set,get; records SET+GET ops/s summed,

@@ -193,6 +193,7 @@ start_ssh() {
 
 # wtmesh: edge, token, agent (`wtmesh http`), then requests to https://127.0.0.1:EDGE_PORT/ with
 # Host: bench.localhost:EDGE_PORT (curl uses --resolve so that SNI and certificate checks are real).
+# WTMESH_START_WAIT (default 20) bounds each wait for them in seconds.
 start_wtmesh() {
   local dir=$BENCH_TMP/wtmesh
   mkdir -p "$dir"
@@ -209,8 +210,9 @@ start_wtmesh() {
   spawn edge "$WTMESH" $WTMESH_GLOBAL_ARGS edge --listen "127.0.0.1:$EDGE_PORT" --domain localhost \
     --state-dir "$dir" "${http_args[@]}" $WTMESH_EDGE_ARGS
   local edge_pid=$SPAWNED_PID
-  wait_tcp "$EDGE_PORT" 20 || { tail -20 "$OUT/edge.log" >&2; die "wtmesh edge did not listen on TCP $EDGE_PORT"; }
-  wait_file "$dir/ca.pem" 10 || die "wtmesh edge wrote no $dir/ca.pem"
+  local wait_s=${WTMESH_START_WAIT:-20}
+  wait_tcp "$EDGE_PORT" "$wait_s" || { tail -20 "$OUT/edge.log" >&2; die "wtmesh edge did not listen on TCP $EDGE_PORT"; }
+  wait_file "$dir/ca.pem" "$wait_s" || die "wtmesh edge wrote no $dir/ca.pem"
   local token
   token=$("$WTMESH" token --state-dir "$dir" --name bench --ttl 1h 2> "$OUT/token.log" |
     grep -Eo '[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+' | tail -1)
@@ -221,7 +223,7 @@ start_wtmesh() {
   local agent_pid=$SPAWNED_PID
   local host="bench.localhost:$EDGE_PORT"
   local curlargs="--cacert $dir/ca.pem --resolve bench.localhost:$EDGE_PORT:127.0.0.1"
-  local deadline=$((SECONDS + 20)) code=000
+  local deadline=$((SECONDS + wait_s)) code=000
   while ((SECONDS < deadline)); do
     alive "$agent_pid" || break
     # shellcheck disable=SC2086

@@ -4,7 +4,6 @@
 #include <array>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <cctype>
 #include <optional>
 
 namespace wtmesh::agent {
@@ -13,16 +12,34 @@ namespace http = boost::beast::http;
 
 namespace {
 
+// ASCII only, as HTTP field names and the tokens compared here are; no locale lookups per character.
+char lower_char(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = lower_char(c);
   return out;
 }
 
-bool is_tchar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+bool has_upper(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower_char(x) == lower_char(y); });
+}
+
+// RFC 9110 §5.6.2 tchar, as a table: every request's method and field names go through it.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_tchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 
 bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar); }
 
@@ -80,8 +97,10 @@ std::optional<UpstreamRequest> encode_upstream_request(const tunnel::RequestHead
   }
   if (!is_visible(h.authority)) return bad("request authority contains spaces or control characters");
   UpstreamRequest r;
-  for (const auto& [name, value] : h.headers) {
-    if (h.method == "GET" && lower(name) == "upgrade" && lower(value) == "websocket") r.upgrade = true;
+  if (h.method == "GET") {
+    for (const auto& [name, value] : h.headers) {
+      if (iequals(name, "upgrade") && iequals(value, "websocket")) r.upgrade = true;
+    }
   }
   std::string& o = r.head;
   o.reserve(256);
@@ -91,7 +110,10 @@ std::optional<UpstreamRequest> encode_upstream_request(const tunnel::RequestHead
     if (!is_token(name))
       return bad("request header name \"" + name.substr(0, 64) + "\" is not an HTTP token");
     if (!is_field_value(value)) return bad("request header " + name + " contains CR, LF or NUL");
-    const std::string n = lower(name);
+    // Names arrive lower-case (docs/protocol.md §4); only a name that is not costs a copy.
+    std::string lowered;
+    std::string_view n = name;
+    if (has_upper(name)) n = lowered = lower(name);
     if (is_hop_by_hop(n) || n == "host" || n == "content-length") continue;
     o.append(name).append(": ").append(value).append("\r\n");
   }

@@ -244,6 +244,21 @@ TEST(ResponseDecoder, SwitchingProtocolsUnaskedIsRefused) {
   EXPECT_NE(r.error.find("switched protocols without being asked"), std::string::npos);
 }
 
+TEST(UpstreamRequest, NamesThatAreNotLowerCaseAreStillRecognised) {
+  // The edge sends lower-case names (docs/protocol.md §4); one that is not must still be recognised as
+  // hop-by-hop or as Host/Content-Length, and is otherwise passed on as it came.
+  auto h = get("/");
+  h.headers = {{"X-Custom", "v"}, {"Keep-Alive", "timeout=5"}, {"HOST", "evil"}, {"Content-Length", "9"},
+               {"TE", "trailers"}, {"Upgrade", "WebSocket"}};
+  std::string error;
+  auto r = encode_upstream_request(h, &error);
+  ASSERT_TRUE(r) << error;
+  EXPECT_TRUE(r->upgrade) << "a GET asking Upgrade: WebSocket in any case";
+  EXPECT_EQ(r->head,
+            "GET / HTTP/1.1\r\nHost: app.localhost:4433\r\nX-Custom: v\r\n"
+            "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
 TEST(UpstreamRequest, WebSocketHandshakeAsksForTheUpgradeWithoutBodyFraming) {
   auto h = get("/ws");
   h.has_body = true;  // the bytes after the 101, of no known length

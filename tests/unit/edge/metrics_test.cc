@@ -125,7 +125,7 @@ TEST(EdgeMetricsTest, GaugesCountersAndRefusals) {
         "wtmesh_session_refusals_total{reason=\"missing_token\"} 0\n",
         "wtmesh_telemetry_reports_total{result=\"accepted\"} 1\n",
         "wtmesh_telemetry_reports_total{result=\"invalid\"} 1\n", "# TYPE wtmesh_agent_sessions gauge\n",
-        "# TYPE wtmesh_http_response_bytes_total counter\n"}) {
+        "# TYPE wtmesh_public_sent_bytes_total counter\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line;
   }
   EXPECT_EQ(text.find("wtmesh_agent_rtt_seconds"), std::string::npos);  // no agent reported

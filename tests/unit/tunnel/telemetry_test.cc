@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/varint.h"
 #include "tunnel/wire.h"
 #include "wire_bytes.h"
 
@@ -76,7 +77,7 @@ TEST(Telemetry, EncoderClampsValuesAndVersionText) {
   r.version = std::string(100, 'x') + "\n";
   TelemetryReport out;
   ASSERT_EQ(decode_telemetry(encode_telemetry(r), out), TelemetryError::kNone);
-  EXPECT_EQ(out.bytes_sent, kVarintMax);
+  EXPECT_EQ(out.bytes_sent, wtmesh::kVarintMax);
   EXPECT_EQ(out.version, std::string(kMaxTelemetryVersionText, 'x'));
   r.version = "a\x01z";
   ASSERT_EQ(decode_telemetry(encode_telemetry(r), out), TelemetryError::kNone);
@@ -143,9 +144,9 @@ TEST(Telemetry, SizeAndEntryCapsAreHit) {
   EXPECT_EQ(big.size(), kMaxTelemetrySize + 4);
   EXPECT_EQ(decode_telemetry(big, out), TelemetryError::kTooLarge);
   std::vector<uint8_t> many = bytes({0x01});
-  for (size_t i = 0; i < kMaxTelemetryEntries; ++i) append_bytes(many, bytes({0x30, 0x00}));
+  for (size_t i = 0; i < kMaxTelemetryEntries; ++i) wtmesh::append_bytes(many, bytes({0x30, 0x00}));
   EXPECT_EQ(decode_telemetry(many, out), TelemetryError::kNone);
-  append_bytes(many, bytes({0x30, 0x00}));
+  wtmesh::append_bytes(many, bytes({0x30, 0x00}));
   EXPECT_EQ(decode_telemetry(many, out), TelemetryError::kTooLarge);
 }
 

@@ -112,7 +112,7 @@ class AdminListener::Connection : public std::enable_shared_from_this<Connection
 };
 
 AdminListener::AdminListener(asio::io_context& io, const tcp::endpoint& bind, AdminSource source)
-    : source_(std::move(source)), acceptor_(io) {
+    : source_(std::move(source)), acceptor_(io), retry_timer_(io) {
   try {
     acceptor_.open(bind.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
@@ -133,6 +133,7 @@ void AdminListener::close() {
   closed_ = true;
   beast::error_code ec;
   acceptor_.close(ec);
+  retry_timer_.cancel();
   auto conns = std::move(conns_);
   conns_.clear();
   for (const auto& c : conns) c->detach();
@@ -154,7 +155,13 @@ void AdminListener::start_accept() {
         } else if (ec == asio::error::operation_aborted) {
           return;
         } else {
+          // Out of descriptors or the like: try again shortly instead of spinning on the error.
           spdlog::warn("edge: admin accept failed: {}", ec.message());
+          retry_timer_.expires_after(std::chrono::milliseconds(100));
+          retry_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](beast::error_code e) {
+            if (!e && !alive.expired() && !closed_) start_accept();
+          });
+          return;
         }
         start_accept();
       });

@@ -12,6 +12,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -62,6 +63,7 @@ class AdminListener {
   AdminSource source_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::ip::tcp::endpoint local_;
+  boost::asio::steady_timer retry_timer_;  // after a failed accept (e.g. out of descriptors)
   std::set<std::shared_ptr<Connection>> conns_;
   bool closed_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -17,10 +17,12 @@ EdgeSession::EdgeSession(asio::io_context& io, std::vector<TunnelRoute> routes, 
       control_(control, std::chrono::steady_clock::now()),
       limits_(limits),
       callbacks_(std::move(callbacks)),
-      heartbeat_(io) {}
+      heartbeat_(io),
+      telemetry_timer_(io) {}
 
 EdgeSession::~EdgeSession() {
   heartbeat_.cancel();
+  telemetry_timer_.cancel();
   for (auto& [id, ex] : exchanges_) ex->on_session_gone();
 }
 
@@ -55,7 +57,51 @@ void EdgeSession::on_ready() {
   control_.start(regs);
   flush_control();
   arm_heartbeat();
+  if (control_options_.telemetry_interval.count() > 0) {
+    send_telemetry();
+    arm_telemetry();
+  }
   if (callbacks_.on_ready) callbacks_.on_ready();
+}
+
+tunnel::TelemetryReport EdgeSession::telemetry_report() const {
+  tunnel::TelemetryReport r;
+  const auto us = [](auto d) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  };
+  // QUIC's smoothed RTT; the heartbeat's PING/PONG round trip where the transport measures none.
+  if (session_ != nullptr && session_->smoothed_rtt().count() > 0) {
+    r.rtt_us = us(session_->smoothed_rtt());
+  } else if (auto rtt = control_.heartbeat().rtt()) {
+    r.rtt_us = us(*rtt);
+  }
+  r.bytes_sent = counted_ ? counted_->bytes_sent() : 0;
+  r.bytes_received = bytes_received_;
+  r.open_streams = exchanges_.size() + pending_heads() + (control_id_ ? 1 : 0);
+  r.datagrams_dropped = telemetry_dropped_ + (relays_ ? relays_->datagrams_dropped() : 0);
+  if (control_options_.started_at != SteadyTime{}) {
+    r.uptime_s = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - control_options_.started_at)
+            .count());
+  }
+  if (!control_options_.agent_version.empty()) r.version = control_options_.agent_version;
+  return r;
+}
+
+void EdgeSession::send_telemetry() {
+  if (closed_ || session_ == nullptr) return;
+  const auto d = tunnel::encode_telemetry_datagram(telemetry_report(), session_->max_datagram_size());
+  if (!d || !session_->send_datagram(*d)) ++telemetry_dropped_;  // the next report says so
+}
+
+void EdgeSession::arm_telemetry() {
+  if (closed_) return;
+  telemetry_timer_.expires_after(control_options_.telemetry_interval);
+  telemetry_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || closed_) return;
+    send_telemetry();
+    arm_telemetry();
+  });
 }
 
 void EdgeSession::register_again(uint32_t tunnel_id) {
@@ -115,6 +161,7 @@ void EdgeSession::refuse_stream(wt::StreamId id, const std::string& why) {
 
 void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
   if (closed_) return;
+  bytes_received_ += data.size();
   if (control_id_ && id == *control_id_) {
     session_->consume(id, data.size());  // the reader holds at most one bounded frame
     std::vector<ControlEvent> events;
@@ -318,6 +365,7 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   if (closed_) return;
   closed_ = true;
   heartbeat_.cancel();
+  telemetry_timer_.cancel();
   auto exchanges = std::move(exchanges_);
   exchanges_.clear();
   kinds_.clear();
@@ -330,6 +378,7 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
 }
 
 void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
+  bytes_received_ += payload.size();
   if (relays_ && !closed_) relays_->on_datagram(payload);
 }
 

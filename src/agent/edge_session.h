@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/counting_session.h"
 #include "agent/h2_upstream_driver.h"
 #include "agent/tcp_stream_driver.h"
 #include "agent/tunnel_control.h"
@@ -22,6 +23,7 @@
 #include "agent/upstream_select.h"
 #include "agent/wt_relay.h"
 #include "tunnel/registry.h"
+#include "tunnel/telemetry.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
 
@@ -59,9 +61,14 @@ class EdgeSession final : public wt::SessionHandler {
   size_t active_requests() const { return exchanges_.size(); }
   // Request streams whose kind or head is still arriving.
   size_t pending_heads() const { return kinds_.size() + heads_.size() + tcp_heads_.size(); }
+  // The report send_telemetry() would send now (tests).
+  tunnel::TelemetryReport telemetry_report() const;
 
   // wt::SessionHandler
-  void on_attached(wt::Session& session) override { session_ = &session; }
+  void on_attached(wt::Session& session) override {
+    counted_.emplace(session);
+    session_ = &*counted_;  // everything the agent sends on the session is counted
+  }
   void on_ready() override;
   void on_incoming_stream(wt::StreamId id, bool bidi) override;
   void on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) override;
@@ -76,6 +83,9 @@ class EdgeSession final : public wt::SessionHandler {
  private:
   void flush_control();
   void arm_heartbeat();
+  void arm_telemetry();
+  // Sends one report on flow 0 (§2.2); one that does not fit or finds no room is dropped and counted.
+  void send_telemetry();
   void control_failed();
   void refuse_stream(wt::StreamId id, const std::string& why);
   void start_exchange(wt::StreamId id, tunnel::RequestHead head, std::vector<uint8_t> body, bool fin);
@@ -91,11 +101,15 @@ class EdgeSession final : public wt::SessionHandler {
   ControlChannel control_;
   ExchangeLimits limits_;
   Callbacks callbacks_;
-  wt::Session* session_ = nullptr;
+  std::optional<CountingSession> counted_;
+  wt::Session* session_ = nullptr;  // &*counted_
   std::optional<wt::StreamId> control_id_;
   bool ready_ = false;
   bool closed_ = false;
   boost::asio::steady_timer heartbeat_;
+  boost::asio::steady_timer telemetry_timer_;
+  uint64_t bytes_received_ = 0;     // stream and datagram payload from the edge
+  uint64_t telemetry_dropped_ = 0;  // own reports that did not fit or found no room
   std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
   std::map<wt::StreamId, tunnel::TcpHeadReader> tcp_heads_;

@@ -83,6 +83,8 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       backoff_(options_.backoff),
       retry_timer_(io),
       watchdog_(io) {
+  if (options_.control.agent_version.empty()) options_.control.agent_version = std::string(kAgentVersion);
+  if (options_.control.started_at == SteadyTime{}) options_.control.started_at = std::chrono::steady_clock::now();
   for (const auto& t : options_.tunnels) {
     pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
     const bool alpn = t.upstream_tls && t.upstream_protocol.empty();

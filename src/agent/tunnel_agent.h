@@ -39,6 +39,8 @@ namespace wtmesh::agent {
 
 class WtClient;
 
+inline constexpr std::string_view kAgentVersion = "0.1.0";
+
 struct AgentOptions {
   EdgeUrl edge;
   std::optional<std::filesystem::path> ca_file;     // trust only this CA; else the system store
@@ -62,7 +64,7 @@ struct AgentOptions {
   H3ClientLimits h3;
   ExchangeLimits exchange;
   quic::TransportLimits transport;
-  std::string user_agent = "wtmesh-agent/0.1.0";
+  std::string user_agent = "wtmesh-agent/" + std::string(kAgentVersion);
 };
 
 struct AgentEvents {

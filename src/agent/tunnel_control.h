@@ -41,6 +41,11 @@ struct ControlOptions {
   std::chrono::milliseconds ping_interval = tunnel::Heartbeat::kDefaultInterval;
   int missed_intervals = tunnel::Heartbeat::kDefaultMissedIntervals;  // silence this long = timeout
   size_t max_output = 256 * 1024;  // bytes queued for a peer that does not read: then an error
+  // Telemetry reports on datagram flow 0 (protocol.md §2.2), sent beside the control stream: one when
+  // the session is ready, then every telemetry_interval (0: none).
+  std::chrono::milliseconds telemetry_interval{5000};
+  std::string agent_version;  // in the reports
+  SteadyTime started_at{};    // the agent's start, for the reports' uptime
 };
 
 class ControlChannel {

@@ -132,6 +132,7 @@ class WtRelaySession final : public wt::SessionHandler {
     if (up_ == nullptr || !ready_ || up_closed_ || payload.size() > up_->max_datagram_size() ||
         !up_->send_datagram(payload)) {
       ++dropped_;
+      ++host_.datagrams_dropped_;
     }
   }
   // The tunnel session is gone (and may be destroyed before this object): detach from the upstream
@@ -218,7 +219,10 @@ class WtRelaySession final : public wt::SessionHandler {
   }
   void on_datagram(std::span<const uint8_t> payload) override {
     const auto d = tunnel::encode_datagram(open_.relay_id, payload);
-    if (d.size() > tunnel_.max_datagram_size() || !tunnel_.send_datagram(d)) ++dropped_;
+    if (d.size() > tunnel_.max_datagram_size() || !tunnel_.send_datagram(d)) {
+      ++dropped_;
+      ++host_.datagrams_dropped_;
+    }
   }
   void on_streams_available() override { open_upstream_streams(); }
   void on_drain() override { send_capsule(wt::DrainSessionCapsule{}, false); }
@@ -547,8 +551,15 @@ bool WtRelayHost::on_stream_closed(wt::StreamId id) {
 
 void WtRelayHost::on_datagram(std::span<const uint8_t> datagram) {
   const auto d = tunnel::decode_datagram(datagram);
-  if (!d) return;
-  if (auto s = sessions_.find(d->flow_id); s != sessions_.end()) s->second->on_tunnel_datagram(d->payload);
+  if (!d) {
+    ++datagrams_dropped_;
+    return;
+  }
+  if (auto s = sessions_.find(d->flow_id); s != sessions_.end()) {
+    s->second->on_tunnel_datagram(d->payload);
+  } else {
+    ++datagrams_dropped_;  // a flow no relayed session has (§2.1)
+  }
 }
 
 void WtRelayHost::on_streams_available() {

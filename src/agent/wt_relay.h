@@ -49,6 +49,9 @@ class WtRelayHost {
   void on_tunnel_closed();
 
   size_t session_count() const { return sessions_.size(); }
+  // Datagrams dropped either way: for a flow no relayed session has, too big or no room toward the
+  // upstream or the edge.
+  uint64_t datagrams_dropped() const { return datagrams_dropped_; }
 
  private:
   friend class WtRelaySession;
@@ -67,6 +70,7 @@ class WtRelayHost {
   std::map<uint64_t, std::unique_ptr<WtRelaySession>> sessions_;  // by relay id
   std::map<wt::StreamId, uint64_t> session_streams_;              // session stream → relay id
   std::map<wt::StreamId, uint64_t> stream_owner_;                 // relayed tunnel stream → relay id
+  uint64_t datagrams_dropped_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

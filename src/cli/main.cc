@@ -32,6 +32,7 @@ struct EdgeArgs {
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
+  std::string admin_listen;  // optional admin listener (GET /metrics, GET /ready)
   bool no_http2 = false;
   bool no_http3 = false;
   size_t max_udp_payload = 1452;
@@ -66,6 +67,11 @@ int run_edge(const EdgeArgs& a) {
     auto http = cli::parse_listen_address(a.http_listen, &error);
     if (!http) throw std::runtime_error("--http-listen: " + error);
     opts.http_listen = asio::ip::tcp::endpoint(http->address(), http->port());
+  }
+  if (!a.admin_listen.empty()) {
+    auto admin = cli::parse_listen_address(a.admin_listen, &error);
+    if (!admin) throw std::runtime_error("--admin-listen: " + error);
+    opts.admin_listen = asio::ip::tcp::endpoint(admin->address(), admin->port());
   }
   opts.public_limits = a.limits;
   opts.public_limits.idle_timeout = std::chrono::seconds(a.http_idle_timeout_s);
@@ -112,6 +118,11 @@ int run_edge(const EdgeArgs& a) {
   }
   if (auto http = server.http_endpoint()) {
     std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
+  }
+  if (auto admin = server.admin_endpoint()) {
+    const std::string ah =
+        admin->address().is_v6() ? "[" + admin->address().to_string() + "]" : admin->address().to_string();
+    std::cout << "  admin: http://" << ah << ":" << admin->port() << "/metrics and /ready" << std::endl;
   }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -165,6 +176,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1200, 65507));
   edge_cmd->add_option("--http-listen", edge_args.http_listen,
                        "address:port for an additional plain-HTTP public listener (default: none)");
+  edge_cmd->add_option("--admin-listen", edge_args.admin_listen,
+                       "admin listener ADDRESS:PORT serving GET /metrics (Prometheus text) and GET /ready; "
+                       "off unless given (keep it on loopback or a private network)");
   edge_cmd->add_flag("--no-http2", edge_args.no_http2,
                      "public listeners speak HTTP/1.1 only (no ALPN h2, no h2c prior knowledge)");
   edge_cmd->add_flag("--no-http3", edge_args.no_http3,

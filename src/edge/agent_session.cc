@@ -249,9 +249,22 @@ void AgentSession::on_stream_closed(wt::StreamId id) {
 }
 
 void AgentSession::on_datagram(std::span<const uint8_t> payload) {
-  // Flows are relayed WebTransport sessions (§7); any other flow is dropped (§2.1).
+  // Flow 0 is telemetry (§2.2), the others relayed WebTransport sessions (§7); any other flow is
+  // dropped (§2.1).
   const auto d = tunnel::decode_datagram(payload);
   if (!d || closed_) return;
+  if (d->flow_id == tunnel::kTelemetryFlowId) {
+    tunnel::TelemetryReport report;
+    const bool ok = tunnel::decode_telemetry(d->payload, report) == tunnel::TelemetryError::kNone;
+    if (ok) {
+      telemetry_ = std::move(report);
+      telemetry_at_ = now();
+    } else {
+      ++telemetry_invalid_;
+    }
+    if (config_.metrics != nullptr) config_.metrics->on_telemetry(ok);
+    return;
+  }
   if (auto it = relays_.find(d->flow_id); it != relays_.end()) it->second->on_relay_datagram(d->payload);
 }
 

@@ -31,12 +31,14 @@
 #include <vector>
 
 #include "common/time.h"
+#include "edge/metrics.h"
 #include "edge/route_table.h"
 #include "edge/tcp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
 #include "tunnel/registry.h"
+#include "tunnel/telemetry.h"
 #include "tunnel/token.h"
 #include "tunnel/wire.h"
 #include "tunnel/wt_relay_wire.h"
@@ -70,6 +72,7 @@ struct AgentSessionConfig {
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)
   TcpPublisher* tcp = nullptr;        // gives REGISTERs of type "tcp" their ports; null: tcp refused
+  EdgeMetrics* metrics = nullptr;     // counts telemetry reports (not owned; null: not counted)
 };
 
 class AgentSession final : public wt::SessionHandler {
@@ -139,6 +142,12 @@ class AgentSession final : public wt::SessionHandler {
   bool send_relay_datagram(uint64_t relay_id, std::span<const uint8_t> payload);
   uint64_t relay_datagrams_dropped() const { return relay_datagrams_dropped_; }
 
+  // --- telemetry (§2.2) ---
+  // The latest report that decoded (datagrams are lossy: only the newest is kept), and when it came.
+  const std::optional<tunnel::TelemetryReport>& telemetry() const { return telemetry_; }
+  SteadyTime telemetry_at() const { return telemetry_at_; }
+  uint64_t telemetry_invalid() const { return telemetry_invalid_; }
+
   // --- wt::SessionHandler ---
   void on_attached(wt::Session& session) override { session_ = &session; }
   void on_ready() override {}
@@ -187,6 +196,9 @@ class AgentSession final : public wt::SessionHandler {
   std::map<uint64_t, WtRelayPeer*> relays_;                        // relay id → its edge end
   uint64_t last_relay_id_ = 0;
   uint64_t relay_datagrams_dropped_ = 0;
+  std::optional<tunnel::TelemetryReport> telemetry_;
+  SteadyTime telemetry_at_{};
+  uint64_t telemetry_invalid_ = 0;
   struct Tunnel {
     std::string hostname;
     uint64_t claim = 0;  // the claim under way for it, 0 once the table answered

@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/allocator.h"
+#include "edge/admin_listener.h"
 #include "edge/echo_service.h"
 #include "edge/h3_requests.h"
 #include "edge/http_codec.h"
@@ -27,13 +28,17 @@ namespace asio = boost::asio;
 // sessions and /echo as WebTransport (wt::H3Server), a public client's HTTP/3 requests as exchanges
 // (H3Requests). One QUIC port serves both; what a connection carries tells them apart.
 struct EdgeServer::ConnApp final : quic::Connection::AppState {
-  ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels)
+  ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels,
+          std::function<void(const RequestLog&)> count)
       : quic(quic),
         tunnels(tunnels),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         requests(tunnels, h3, requests_config(quic, options),
                  ConnectionHooks{[this] { arm_tick(); },
-                                 [&quic](const RequestLog& l) { log_request(quic.remote_address(), l); }}),
+                                 [&quic, count = std::move(count)](const RequestLog& l) {
+                                   log_request(quic.remote_address(), l);
+                                   count(l);
+                                 }}),
         server(h3, options.wt, [this](const wt::SessionInfo& info) { return accept(info); }),
         tick(io) {
     quic.set_handler(&h3);
@@ -154,6 +159,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.domain = options_.domain;
   tc.session.ping_interval = options_.heartbeat_interval;
   tc.session.max_streams_per_client = options_.public_limits.max_streams_per_client;
+  tc.session.metrics = &metrics_;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
@@ -170,10 +176,42 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   so.tls = std::move(tls);
   so.limits = options_.limits;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
+  endpoint_->set_on_removed([this](quic::Connection& conn) {
+    if (!conn.handshake_completed()) metrics_.on_quic_handshake_failure();
+  });
   endpoint_->listen(std::move(so));
   if (!options_.cert_file) schedule_renewal();
   arm_tunnel_timer();
   schedule_memory_check();
+  if (options_.admin_listen) {
+    admin_ = std::make_unique<AdminListener>(
+        io_, *options_.admin_listen, AdminSource{[this] { return ready(); }, [this] { return metrics_text(); }});
+  }
+  serving_ = true;
+}
+
+void EdgeServer::count_request(const RequestLog& l) {
+  std::string tunnel = "_none";
+  if (auto host = normalize_host(l.host)) {
+    const RouteMatch m = routes_.find(kHttp, *host, std::chrono::steady_clock::now());
+    if (m.state != RouteMatch::State::kNone) tunnel = std::string(m.pattern);
+  }
+  metrics_.on_request(tunnel, l.status, l.bytes);
+}
+
+std::string EdgeServer::metrics_text() const {
+  EdgeGauges g;
+  g.agent_sessions = tunnels_->session_count();
+  g.tunnel_streams = tunnels_->stream_count();
+  g.public_connections = public_connection_count();
+  g.quic_connections = endpoint_ ? endpoint_->connection_count() : 0;
+  g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
+  return metrics_.render(g, tunnels_->telemetry(std::chrono::steady_clock::now()));
+}
+
+std::optional<asio::ip::tcp::endpoint> EdgeServer::admin_endpoint() const {
+  if (!admin_) return std::nullopt;
+  return admin_->local_endpoint();
 }
 
 void EdgeServer::schedule_memory_check() {
@@ -225,11 +263,17 @@ void EdgeServer::bind_sockets() {
   }
 }
 
-PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind, bool tls) const {
+PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind, bool tls) {
   // HTTP/3 is announced where it is served: HTTPS shares its port number with the QUIC endpoint.
   std::string alt_svc =
       tls && options_.http3 && endpoint_ ? alt_svc_h3(endpoint_->local_endpoint().port()) : "";
-  return PublicListenerOptions{bind, tls, options_.http2, options_.public_limits, std::move(alt_svc)};
+  return PublicListenerOptions{bind,
+                               tls,
+                               options_.http2,
+                               options_.public_limits,
+                               std::move(alt_svc),
+                               &metrics_,
+                               [this](const RequestLog& l) { count_request(l); }};
 }
 
 void EdgeServer::load_name_certs() {
@@ -303,6 +347,7 @@ bool EdgeServer::check_certificates() {
 }
 
 EdgeServer::~EdgeServer() {
+  admin_.reset();
   // Public connections first (they cancel their streams on live sessions), then the QUIC side
   // (sessions end and release their routes), then the tunnel service.
   http_.reset();
@@ -326,12 +371,14 @@ size_t EdgeServer::public_connection_count() const {
 }
 
 void EdgeServer::on_connection(quic::Connection& conn) {
-  auto app = std::make_unique<ConnApp>(io_, conn, options_, *tunnels_);
+  auto app = std::make_unique<ConnApp>(io_, conn, options_, *tunnels_,
+                                       [this](const RequestLog& l) { count_request(l); });
   app->arm_tick();
   conn.set_app_state(std::move(app));
 }
 
 void EdgeServer::shutdown() {
+  serving_ = false;  // GET /ready answers 503 while the edge drains
   renew_timer_.cancel();
   memory_timer_.cancel();
   tunnel_timer_.cancel();
@@ -340,6 +387,7 @@ void EdgeServer::shutdown() {
   const bool had_sessions = tunnels_->session_count() > 0;
   tunnels_->close_all(tunnel::kCloseDraining, "edge shutting down");
   if (!had_sessions) {
+    if (admin_) admin_->close();
     endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
     return;
   }
@@ -347,7 +395,9 @@ void EdgeServer::shutdown() {
   // otherwise overtake them and the agents would only see their connection drop.
   shutdown_timer_.expires_after(kDrainGrace);
   shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
+    if (ec) return;
+    if (admin_) admin_->close();
+    endpoint_->shutdown(h3::kH3NoError, "edge shutting down");
   });
 }
 

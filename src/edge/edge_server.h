@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "edge/metrics.h"
+#include "edge/public_connection.h"
 #include "edge/public_limits.h"
 #include "edge/route_table.h"
 #include "edge/tcp_tunnels.h"
@@ -30,6 +32,7 @@
 
 namespace wtmesh::edge {
 
+class AdminListener;
 class NameCertIssuer;
 class PublicListener;
 struct PublicListenerOptions;
@@ -63,6 +66,8 @@ struct EdgeOptions {
   // TCP tunnels (edge/tcp_tunnels.h): ports on listen's address; its listen_address is set from it.
   bool tcp_tunnels = true;
   TcpTunnelOptions tcp;
+  // The admin listener (GET /metrics, GET /ready; edge/admin_listener.h): off unless set.
+  std::optional<boost::asio::ip::tcp::endpoint> admin_listen;
 };
 
 class EdgeServer {
@@ -84,6 +89,12 @@ class EdgeServer {
   TunnelService& tunnels() { return *tunnels_; }
   TcpTunnels* tcp_tunnels() { return tcp_.get(); }
   const LocalRouteTable& routes() const { return routes_; }
+  std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint() const;
+  // True once every listener is up, false again from shutdown() on (GET /ready).
+  bool ready() const { return serving_; }
+  // The /metrics text: the edge's counters, gauges read now, and the agents' latest telemetry.
+  std::string metrics_text() const;
+  const EdgeMetrics& metrics() const { return metrics_; }
   // Closes public connections and tunnel sessions (code 4, draining), then (after kDrainGrace when
   // there were sessions, so their close capsules leave first) every QUIC connection (H3_NO_ERROR);
   // stops reading once they are gone.
@@ -105,19 +116,23 @@ class EdgeServer {
   // connections use it (existing ones keep the context they started with).
   void schedule_renewal();
   void bind_sockets();
-  PublicListenerOptions listener_options(boost::asio::ip::tcp::endpoint bind, bool tls) const;
+  PublicListenerOptions listener_options(boost::asio::ip::tcp::endpoint bind, bool tls);
   // The per-name certificate selector (generated certificates only), then the TLS contexts using it.
   void load_name_certs();
   std::shared_ptr<quic::TlsServerContext> quic_tls() const;
   void load_public_tls();
   void arm_tunnel_timer();
   void schedule_memory_check();
+  // Counts a public exchange by the tunnel that serves its host ("_none" when none does).
+  void count_request(const RequestLog& l);
 
   boost::asio::io_context& io_;
   EdgeOptions options_;
   quic::CertFiles certs_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   LocalRouteTable routes_;
+  EdgeMetrics metrics_;  // outlives everything that counts into it
+  bool serving_ = false;
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
   std::shared_ptr<NameCertIssuer> issuer_;
@@ -129,6 +144,7 @@ class EdgeServer {
   boost::asio::steady_timer shutdown_timer_;
   boost::asio::steady_timer memory_timer_;
   std::optional<std::chrono::steady_clock::time_point> tunnel_timer_at_;
+  std::unique_ptr<AdminListener> admin_;  // destroyed before what it reads
   // Destroyed first: public connections cancel their streams while the sessions still exist.
   std::unique_ptr<PublicListener> https_;
   std::unique_ptr<PublicListener> http_;

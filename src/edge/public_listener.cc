@@ -66,7 +66,12 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     return h;
   }
 
-  void log(const RequestLog& l) { log_request(peer_, l); }
+  void log(const RequestLog& l) {
+    log_request(peer_, l);
+    if (listener_ && listener_->options_.count_request) listener_->options_.count_request(l);
+  }
+
+  EdgeMetrics* metrics() const { return listener_ ? listener_->options_.metrics : nullptr; }
 
   // HTTP/2 replaces the HTTP/1.1 codec before it saw a byte: on TLS when ALPN chose "h2", on the
   // plain listener when the client's first bytes are the HTTP/2 preface (prior knowledge). Returns
@@ -183,8 +188,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     if (wbuf_.empty()) return;
     writing_ = true;
     asio::async_write(socket_, asio::buffer(wbuf_),
-                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
                         self->writing_ = false;
+                        if (EdgeMetrics* m = self->metrics()) m->add_public_bytes(0, n);
                         self->wbuf_.clear();
                         if (self->closed_) return;
                         if (ec) {
@@ -238,6 +244,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
 
   void on_read(const boost::system::error_code& ec, size_t n) {
     last_activity_ = std::chrono::steady_clock::now();
+    if (EdgeMetrics* m = metrics()) m->add_public_bytes(n, 0);
     if (lingering_) {
       lingered_bytes_ += n;
       if (ec || lingered_bytes_ > kLingerBytes)
@@ -345,6 +352,11 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void close_now() {
     if (closed_) return;
     closed_ = true;
+    // A TLS session that began (a first record came) but never opened: failed, timed out, or the
+    // client left mid-handshake.
+    if (tls_ && !codec_chosen_) {
+      if (EdgeMetrics* m = metrics()) m->on_tls_handshake_failure();
+    }
     conn_.reset();  // cancels an open stream, returns held credit
     boost::system::error_code ec;
     timer_.cancel();

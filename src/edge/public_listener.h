@@ -27,6 +27,7 @@
 #include <string>
 
 #include "edge/http1_connection.h"
+#include "edge/metrics.h"
 #include "edge/public_limits.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_directory.h"
@@ -41,6 +42,10 @@ struct PublicListenerOptions {
   // goes on to each connection's Http1Config or H2Config.
   PublicLimits limits;
   std::string alt_svc;  // "": none; else every response carries Alt-Svc: this (HTTP/3 on the UDP port)
+  // Counts socket bytes and TLS handshakes that did not complete (not owned; null: not counted).
+  EdgeMetrics* metrics = nullptr;
+  // Each exchange's log line also goes here (the edge counts it by tunnel and status class).
+  std::function<void(const RequestLog&)> count_request;
 };
 
 class PublicListener {

@@ -51,6 +51,19 @@ const std::string* header(const wt::SessionInfo& info, std::string_view name) {
   return nullptr;
 }
 
+SessionRefusal refusal_of(tunnel::TokenError e) {
+  switch (e) {
+    case tunnel::TokenError::kMalformed: return SessionRefusal::kMalformed;
+    case tunnel::TokenError::kUnsupportedAlg: return SessionRefusal::kUnsupportedAlg;
+    case tunnel::TokenError::kUnknownKey: return SessionRefusal::kUnknownKey;
+    case tunnel::TokenError::kBadSignature: return SessionRefusal::kBadSignature;
+    case tunnel::TokenError::kExpired: return SessionRefusal::kExpired;
+    case tunnel::TokenError::kNotYetValid: return SessionRefusal::kNotYetValid;
+    case tunnel::TokenError::kWrongAudience: return SessionRefusal::kWrongAudience;
+  }
+  return SessionRefusal::kMalformed;
+}
+
 wt::Accept refuse(int status, const std::string& why) {
   return wt::Accept{status, nullptr, {{std::string(tunnel::kErrorHeader), sanitize_header_value(why)}}};
 }
@@ -98,12 +111,14 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
     spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from, info.authority);
+    count_refusal(SessionRefusal::kMissingToken);
     return refuse(401, "missing bearer token");
   }
   const tunnel::VerifyResult result = verify(*token);
   if (!result.ok()) {
     spdlog::info("tunnel: refused session from {}: token {}: {}", from, tunnel::to_string(result.error()),
                  result.message());
+    count_refusal(refusal_of(result.error()));
     return refuse(401, std::string("invalid token: ") + tunnel::to_string(result.error()));
   }
   const tunnel::TokenClaims& claims = result.claims();
@@ -116,13 +131,18 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   if (!any) {
     spdlog::info("tunnel: refused session of {} from {}: token names no host under {}", claims.subject, from,
                  domain);
+    count_refusal(SessionRefusal::kNoHost);
     return refuse(403, "the token covers no hostname under " + domain);
   }
   if (!offers_version(info, tunnel::kProtocolVersion)) {
     spdlog::info("tunnel: refused session of {} from {}: no common protocol version", claims.subject, from);
+    count_refusal(SessionRefusal::kProtocolVersion);
     return refuse(400, "unsupported protocol version");
   }
-  if (session_count() >= config_.max_sessions) return refuse(503, "the edge has too many tunnel sessions");
+  if (session_count() >= config_.max_sessions) {
+    count_refusal(SessionRefusal::kCapacity);
+    return refuse(503, "the edge has too many tunnel sessions");
+  }
 
   const uint64_t serial = ++next_serial_;
   const std::string owner = config_.edge_id + "/" + std::to_string(serial);
@@ -194,6 +214,22 @@ size_t TunnelService::session_count() const {
   size_t n = 0;
   for (const auto& [serial, s] : sessions_) n += s->closed() ? 0 : 1;
   return n;
+}
+
+size_t TunnelService::stream_count() const {
+  size_t n = 0;
+  for (const auto& [serial, s] : sessions_) n += s->closed() ? 0 : s->request_stream_count();
+  return n;
+}
+
+std::vector<AgentTelemetry> TunnelService::telemetry(SteadyTime now) const {
+  std::vector<AgentTelemetry> out;
+  for (const auto& [serial, s] : sessions_) {
+    if (s->closed() || !s->telemetry()) continue;
+    const std::chrono::duration<double> age = now - s->telemetry_at();
+    out.push_back({s->claims().subject + "#" + std::to_string(serial), *s->telemetry(), age.count()});
+  }
+  return out;
 }
 
 AgentSession* TunnelService::find_session(uint64_t serial) const {

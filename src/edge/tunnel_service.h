@@ -70,6 +70,10 @@ class TunnelService final : public TunnelDirectory {
   void close_all(uint32_t code, std::string_view reason);
 
   size_t session_count() const;
+  // Streams open on live sessions (request, tcp and relayed ones).
+  size_t stream_count() const;
+  // The latest telemetry report of each live session that sent one, oldest session first.
+  std::vector<AgentTelemetry> telemetry(SteadyTime now) const;
   AgentSession* find_session(uint64_t serial) const;
   AgentSession* find_owner(std::string_view owner) const;
   const TunnelServiceConfig& config() const { return config_; }
@@ -89,6 +93,9 @@ class TunnelService final : public TunnelDirectory {
   SteadyTime steady_now() const;
   std::chrono::system_clock::time_point wall_now() const;
   tunnel::VerifyResult verify(std::string_view token);
+  void count_refusal(SessionRefusal why) {
+    if (config_.session.metrics != nullptr) config_.session.metrics->on_session_refused(why);
+  }
   void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
   void collect();  // destroys sessions that ended (never from inside one of their calls)
   void on_lookup(uint64_t ticket, const RouteMatch& match);

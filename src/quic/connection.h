@@ -151,7 +151,7 @@ class Connection final : public Transport {
   void abandon(std::string_view reason) { finish(0, false, reason); }
   // The peer's transport close or our own, for logs.
   const std::string& close_reason() const { return close_reason_; }
-  std::chrono::nanoseconds smoothed_rtt() const;
+  std::chrono::nanoseconds smoothed_rtt() const override;
   std::vector<ngtcp2_cid> scids() const;
   const ngtcp2_path& path() const;
   // The peer's address on the current path, as text ("192.0.2.1", "2001:db8::1"; IPv4-mapped IPv6 as

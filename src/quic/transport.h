@@ -17,6 +17,7 @@
 //    streams close, so the number of open peer streams never exceeds the configured limit.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -61,6 +62,9 @@ class Transport {
   // send_datagram() returns false when the datagram is dropped (too large, not enabled, queue full).
   virtual size_t max_datagram_payload() const = 0;
   virtual bool send_datagram(std::span<const uint8_t> payload) = 0;
+
+  // The smoothed round-trip time (RFC 9002 §5.3); 0 when the transport does not measure one.
+  virtual std::chrono::nanoseconds smoothed_rtt() const { return std::chrono::nanoseconds(0); }
 
   // Closes the connection with an application error (CONNECTION_CLOSE type 0x1d).
   virtual void close(uint64_t app_error, std::string_view reason) = 0;

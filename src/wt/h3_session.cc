@@ -72,6 +72,8 @@ void H3Session::stop_sending(StreamId id, uint32_t code) {
   if (is_open() && owns(id)) conn_.wt_stop_sending(id, wt_to_h3_error(code));
 }
 
+std::chrono::nanoseconds H3Session::smoothed_rtt() const { return conn_.transport().smoothed_rtt(); }
+
 size_t H3Session::max_datagram_size() const { return is_open() ? conn_.max_datagram_payload(id_) : 0; }
 
 bool H3Session::send_datagram(std::span<const uint8_t> payload) {

@@ -68,6 +68,7 @@ class H3Session final : public Session {
   void reset_stream(StreamId id, uint32_t code) override;
   void stop_sending(StreamId id, uint32_t code) override;
   size_t max_datagram_size() const override;
+  std::chrono::nanoseconds smoothed_rtt() const override;
   bool send_datagram(std::span<const uint8_t> payload) override;
   void close(uint32_t code, std::string_view reason) override;
   void drain() override;

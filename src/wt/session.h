@@ -16,6 +16,7 @@
 //    reset instead (CVE-2026-21435).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -123,6 +124,8 @@ class Session {
   // Largest datagram payload that can be sent now (0: datagrams unavailable).
   virtual size_t max_datagram_size() const = 0;
   virtual bool send_datagram(std::span<const uint8_t> payload) = 0;
+  // The connection's smoothed round-trip time; 0 when the transport does not tell.
+  virtual std::chrono::nanoseconds smoothed_rtt() const { return std::chrono::nanoseconds(0); }
 
   // Sends the close capsule (message truncated to 1024 bytes on a UTF-8 boundary) and FIN.
   virtual void close(uint32_t code, std::string_view reason) = 0;

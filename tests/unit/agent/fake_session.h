@@ -39,8 +39,12 @@ class FakeSession final : public wt::Session {
   void consume(wt::StreamId id, size_t n) override { streams[id].consumed += n; }
   void reset_stream(wt::StreamId id, uint32_t code) override { streams[id].reset = code; }
   void stop_sending(wt::StreamId id, uint32_t code) override { streams[id].stopped = code; }
-  size_t max_datagram_size() const override { return 0; }
-  bool send_datagram(std::span<const uint8_t>) override { return false; }
+  size_t max_datagram_size() const override { return max_datagram; }
+  bool send_datagram(std::span<const uint8_t> d) override {
+    if (d.size() > max_datagram) return false;
+    datagrams.emplace_back(d.begin(), d.end());
+    return true;
+  }
   void close(uint32_t code, std::string_view) override { closed = code; }
   void drain() override {}
 
@@ -63,6 +67,8 @@ class FakeSession final : public wt::Session {
 
   std::map<wt::StreamId, Stream> streams;
   size_t capacity = std::numeric_limits<size_t>::max();
+  size_t max_datagram = 0;  // 0: datagrams unavailable
+  std::vector<std::vector<uint8_t>> datagrams;  // sent
   std::optional<uint32_t> closed;
 
  private:

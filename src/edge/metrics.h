@@ -1,0 +1,140 @@
+// The edge's metrics: a small registry of counters kept on the io thread (plain integers, no locks),
+// gauges read from the live objects when /metrics is scraped, and the agents' latest telemetry
+// reports (docs/protocol.md §2.2), rendered as Prometheus text exposition format 0.0.4. Sans-I/O:
+// rendering takes values in and gives text out (edge/admin_listener.h serves it).
+//
+// Label cardinality is bounded: at most kMaxLabelValues distinct tunnel values and as many agent
+// values are rendered; beyond that a sample is folded into the value "_other" (counters and additive
+// gauges are summed there; per-agent values that do not add up, such as the RTT, are left out).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "tunnel/telemetry.h"
+
+namespace wtmesh::edge {
+
+// --- text exposition (format 0.0.4) ----------------------------------------------------------
+
+using MetricLabels = std::vector<std::pair<std::string, std::string>>;
+
+struct MetricSample {
+  MetricLabels labels;
+  std::variant<uint64_t, double> value;
+};
+
+struct MetricFamily {
+  enum class Type { kCounter, kGauge };
+  std::string name;
+  std::string help;
+  Type type = Type::kGauge;
+  std::vector<MetricSample> samples;  // a family without samples is not rendered
+};
+
+// `\` → `\\`, `"` → `\"`, newline → `\n` (label values); HELP text escapes `\` and newline only.
+std::string escape_label_value(std::string_view v);
+std::string escape_help(std::string_view v);
+// HELP and TYPE lines, then one line per sample: name{label="value",...} value.
+std::string render_metrics(const std::vector<MetricFamily>& families);
+
+// At most `cap` distinct values; admit() answers a value already held or, while there is room, the
+// value itself, else "_other".
+class LabelCap {
+ public:
+  static constexpr std::string_view kOther = "_other";
+  explicit LabelCap(size_t cap) : cap_(cap) {}
+  std::string admit(std::string_view value);
+  size_t size() const { return held_.size(); }
+
+ private:
+  size_t cap_;
+  std::set<std::string, std::less<>> held_;
+};
+
+// --- the edge's registry ---------------------------------------------------------------------
+
+inline constexpr size_t kMaxLabelValues = 256;
+
+// Why an agent's session request was refused (docs/protocol.md §1): a bounded set.
+enum class SessionRefusal {
+  kMissingToken,
+  kMalformed,
+  kUnsupportedAlg,
+  kUnknownKey,
+  kBadSignature,
+  kExpired,
+  kNotYetValid,
+  kWrongAudience,
+  kNoHost,           // 403: the token names no host under the edge's domain
+  kProtocolVersion,  // 400
+  kCapacity,         // 503
+  kCount,
+};
+const char* to_string(SessionRefusal r);
+
+// Gauges the edge reads from its live objects at scrape time.
+struct EdgeGauges {
+  uint64_t agent_sessions = 0;
+  uint64_t tunnel_streams = 0;  // request, tcp and relayed streams open on agent sessions
+  uint64_t public_connections = 0;
+  uint64_t quic_connections = 0;
+  uint64_t tcp_connections = 0;  // TCP tunnel connections (TcpTunnels::connection_count)
+};
+
+// One live agent session's latest telemetry report.
+struct AgentTelemetry {
+  std::string agent;  // "SUBJECT#SERIAL" (the token's subject, the session's serial)
+  tunnel::TelemetryReport report;
+  double age_seconds = 0;  // since the report arrived
+};
+
+class EdgeMetrics {
+ public:
+  explicit EdgeMetrics(size_t max_label_values = kMaxLabelValues)
+      : tunnels_(max_label_values), max_agents_(max_label_values) {}
+
+  // A public exchange ended: `tunnel` is the route that served the host ("_none" if none did).
+  void on_request(std::string_view tunnel, int status, uint64_t response_bytes);
+  void add_public_bytes(uint64_t received, uint64_t sent) {
+    public_received_ += received;
+    public_sent_ += sent;
+  }
+  void on_tls_handshake_failure() { ++tls_handshake_failures_; }
+  void on_quic_handshake_failure() { ++quic_handshake_failures_; }
+  void on_session_refused(SessionRefusal why) { ++refusals_[static_cast<size_t>(why)]; }
+  void on_telemetry(bool accepted) { ++(accepted ? telemetry_accepted_ : telemetry_invalid_); }
+
+  // Every family, in a fixed order; `agents` in the order given (the first max_label_values get labels
+  // of their own).
+  std::vector<MetricFamily> collect(const EdgeGauges& gauges,
+                                    const std::vector<AgentTelemetry>& agents) const;
+  std::string render(const EdgeGauges& gauges, const std::vector<AgentTelemetry>& agents) const {
+    return render_metrics(collect(gauges, agents));
+  }
+
+ private:
+  struct Requests {
+    std::array<uint64_t, 6> by_class{};  // 1xx..5xx, other
+    uint64_t bytes = 0;
+  };
+  void collect_agents(const std::vector<AgentTelemetry>& agents, std::vector<MetricFamily>& out) const;
+
+  LabelCap tunnels_;
+  size_t max_agents_;
+  std::map<std::string, Requests, std::less<>> requests_;  // by tunnel label
+  uint64_t public_received_ = 0, public_sent_ = 0;
+  uint64_t tls_handshake_failures_ = 0, quic_handshake_failures_ = 0;
+  std::array<uint64_t, static_cast<size_t>(SessionRefusal::kCount)> refusals_{};
+  uint64_t telemetry_accepted_ = 0, telemetry_invalid_ = 0;
+};
+
+}  // namespace wtmesh::edge

@@ -21,6 +21,7 @@
 
 #include "edge/public_limits.h"
 #include "edge/route_table.h"
+#include "edge/connect_bridges.h"
 #include "edge/tcp_tunnels.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
@@ -63,6 +64,10 @@ struct EdgeOptions {
   // TCP tunnels (edge/tcp_tunnels.h): ports on listen's address; its listen_address is set from it.
   bool tcp_tunnels = true;
   TcpTunnelOptions tcp;
+  // The mesh (edge/connect_bridges.h): names the edge reaches itself (--route NAME=HOST:PORT), and
+  // connect streams one agent session may hold at once.
+  std::vector<EdgeRoute> routes;
+  size_t max_connect_streams = 100;
 };
 
 class EdgeServer {
@@ -120,6 +125,7 @@ class EdgeServer {
   LocalRouteTable routes_;
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
+  std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

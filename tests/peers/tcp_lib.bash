@@ -65,3 +65,28 @@ refused_tcp() {
     fail "$label: want a non-zero exit and /$want/; got exit $rc: $(tail -2 "$err")"
   fi
 }
+
+declare -gA CONNECT_PORT=()
+
+# free_tcp_port: a loopback port nobody listens on right now.
+free_tcp_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_connect AGENT EDGE NAME TOKEN [ARGS...]: `wtmesh connect NAME --listen 127.0.0.1:PORT` on a free
+# port, then waits for its `connect NAME  ->  127.0.0.1:PORT` line; sets CONNECT_PORT[AGENT].
+start_connect() {
+  local agent=$1 edge=$2 cname=$3 token=$4 port
+  shift 4
+  port=$(free_tcp_port)
+  AGENT_OUT[$agent]=$PEER_TMP/agent-$agent.out.log
+  AGENT_ERR[$agent]=$PEER_TMP/agent-$agent.err.log
+  "$WTMESH" connect "$cname" --listen "127.0.0.1:$port" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" \
+    --token "$token" --ca "${EDGE_STATE[$edge]}/ca.pem" "$@" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
+  AGENT_PID[$agent]=$!
+  track "${AGENT_PID[$agent]}"
+  wait_for "${WTMESH_PEER_WAIT:-20}" grep -qE '^connect ' "${AGENT_OUT[$agent]}" ||
+    die "wtmesh connect '$agent' printed no connect line: $(cat "${AGENT_ERR[$agent]}")"
+  CONNECT_PORT[$agent]=$port
+  log "connect agent '$agent' is up: $(head -1 "${AGENT_OUT[$agent]}")"
+}

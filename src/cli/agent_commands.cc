@@ -160,24 +160,32 @@ std::optional<std::filesystem::path> ca_path(const std::string& ca) {
 }
 
 // The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
-std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
+// What `http`, `tcp` and `connect` share: the edge, the token (exactly one of --token and
+// --token-file), the CA and the packet size; the agent ends when the first attempt is refused a session.
+AgentOptions edge_options(const std::string& edge_url, const std::string& token, const std::string& token_file,
+                          const std::string& ca, size_t max_udp_payload) {
   std::string error;
-  auto edge = parse_edge_url(a.edge, &error);
+  auto edge = parse_edge_url(edge_url, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
-  if (a.token.empty() == a.token_file.empty())
-    throw std::runtime_error("give exactly one of --token and --token-file");
+  if (token.empty() == token_file.empty()) throw std::runtime_error("give exactly one of --token and --token-file");
+  AgentOptions o;
+  o.edge = *edge;
+  o.ca_file = ca_path(ca);
+  o.token = token;
+  if (!token_file.empty()) o.token_file = token_file;
+  o.exit_on_first_auth_failure = true;
+  o.transport.max_udp_payload = max_udp_payload;
+  return o;
+}
+
+std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
+  AgentOptions o = edge_options(a.edge, a.token, a.token_file, a.ca, a.max_udp_payload);
+  std::string error;
   auto t = make_tunnel(a.name, a.domain, &error);
   if (!t) throw std::runtime_error("--name: " + error);
   t->id = 1;
   t->upstream_port = static_cast<uint16_t>(a.local_port);
-  AgentOptions o;
-  o.edge = *edge;
-  o.ca_file = ca_path(a.ca);
-  o.token = a.token;
-  if (!a.token_file.empty()) o.token_file = a.token_file;
-  o.exit_on_first_auth_failure = true;
   o.exit_on_refusal = true;
-  o.transport.max_udp_payload = a.max_udp_payload;
   return {std::move(*t), std::move(o)};
 }
 
@@ -219,22 +227,12 @@ int run_http(const AgentCommands& c) {
 
 int run_connect(const AgentCommands& c) {
   const auto& a = c.connect;
+  AgentOptions o = edge_options(a.edge, a.token, a.token_file, a.ca, a.max_udp_payload);
   std::string error;
-  auto edge = parse_edge_url(a.edge, &error);
-  if (!edge) throw std::runtime_error("--edge: " + error);
-  if (a.token.empty() == a.token_file.empty())
-    throw std::runtime_error("give exactly one of --token and --token-file");
   if (a.name.empty() || a.name.size() > 253 || !tunnel::is_valid_host_pattern(a.name, false))
     throw std::runtime_error("NAME \"" + a.name + "\" is not a name");
   TunnelSpec addr;
   if (!parse_upstream(a.listen, addr, &error)) throw std::runtime_error("--listen: " + error);
-  AgentOptions o;
-  o.edge = *edge;
-  o.ca_file = ca_path(a.ca);
-  o.token = a.token;
-  if (!a.token_file.empty()) o.token_file = a.token_file;
-  o.exit_on_first_auth_failure = true;
-  o.transport.max_udp_payload = a.max_udp_payload;
   o.connects = {ConnectSpec{a.name, addr.upstream_host, addr.upstream_port}};
   std::cerr << "wtmesh: connecting " << a.listen << " to " << a.name << " via " << a.edge << std::endl;
   return run_tunnels(std::move(o), false);

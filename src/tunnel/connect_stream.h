@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tunnel/head_buffer.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::tunnel {
@@ -71,8 +72,7 @@ class ConnectHeadReader {
   WireError feed(std::span<const uint8_t> data, size_t& used, ConnectHead& head);
 
  private:
-  std::vector<uint8_t> buf_;
-  size_t head_length_ = 0;
+  HeadBuffer buf_{kMaxConnectHeadLength};
   bool done_ = false;
 };
 

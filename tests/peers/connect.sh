@@ -41,23 +41,7 @@ TOKEN_B=$("$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name client --conn
 start_connect b main svc "$TOKEN_B"
 P=${CONNECT_PORT[b]}
 check "the line is connect svc  ->  127.0.0.1:$P" grep -qxF "connect svc  ->  127.0.0.1:$P" "${AGENT_OUT[b]}"
-check "half-close through connect: 1 MiB, SHUT_WR, the answer still arrives" \
-  timeout 30 "${PY[@]}" halfclose "$P" 1048576
-check "half-close through connect: an empty request (FIN only) is answered" timeout 30 "${PY[@]}" halfclose "$P" 0
-if command -v nc >/dev/null; then
-  got=$(printf 'hello' | timeout 20 nc -N 127.0.0.1 "$P")
-  check "half-close with nc -N: '$got'" grep -q '^got 5 bytes sha256 2cf24dba' <<<"$got"
-else
-  skip "nc not installed (netcat-openbsd)"
-fi
-pids=()
-for i in 1 2 3 4; do
-  timeout 60 "${PY[@]}" halfclose "$P" $((i * 300000)) >"$T/parallel-$i.log" 2>&1 &
-  pids+=($!)
-done
-ok=1
-for pid in "${pids[@]}"; do wait "$pid" || ok=0; done
-check "four connections at once through connect, each answered with its own count" [ "$ok" = 1 ]
+byte_checks "$P" "through connect"
 
 # --- resets both ways ----------------------------------------------------------------------------
 start_tcp_server hold serve-hold

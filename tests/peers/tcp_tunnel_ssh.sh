@@ -57,15 +57,21 @@ check "ssh runs a command through the tunnel: $(tr '\n' ' ' <<<"$out")" [ "$out"
 
 head -c 20000000 /dev/urandom >"$T/data.bin"
 want=$(sha256sum <"$T/data.bin" | cut -d' ' -f1)
-start=$(now_ms)
-up=$(timeout 120 "${SSH[@]}" root@127.0.0.1 'sha256sum | cut -d" " -f1' <"$T/data.bin" 2>"$T/ssh-up.log")
-ms=$(($(now_ms) - start))
-check "20 MB up (ssh stdin → remote sha256sum) arrive exactly (${ms} ms)" [ "$up" = "$want" ]
-start=$(now_ms)
-timeout 120 "${SSH[@]}" root@127.0.0.1 "cat '$T/data.bin'" >"$T/down.bin" 2>"$T/ssh-down.log"
-ms=$(($(now_ms) - start))
-check "20 MB down (remote cat → ssh stdout) arrive exactly (${ms} ms)" \
-  [ "$(sha256sum <"$T/down.bin" | cut -d' ' -f1)" = "$want" ]
+# ssh_bytes WHAT SSH...: 20 MB up (ssh stdin → remote sha256sum) and down (remote cat → ssh stdout),
+# compared with $want.
+ssh_bytes() {
+  local what=$1 start ms up
+  shift
+  start=$(now_ms)
+  up=$(timeout 120 "$@" root@127.0.0.1 'sha256sum | cut -d" " -f1' <"$T/data.bin" 2>>"$T/ssh-up.log")
+  ms=$(($(now_ms) - start))
+  check "20 MB up $what arrive exactly (${ms} ms)" [ "$up" = "$want" ]
+  start=$(now_ms)
+  timeout 120 "$@" root@127.0.0.1 "cat '$T/data.bin'" >"$T/down.bin" 2>>"$T/ssh-down.log"
+  ms=$(($(now_ms) - start))
+  check "20 MB down $what arrive exactly (${ms} ms)" [ "$(sha256sum <"$T/down.bin" | cut -d' ' -f1)" = "$want" ]
+}
+ssh_bytes "through the tunnel" "${SSH[@]}"
 
 # Sessions one after another and two at once: each is its own tunnel stream.
 timeout 30 "${SSH[@]}" root@127.0.0.1 'sleep 3; echo a' >"$T/slow.out" 2>/dev/null &
@@ -83,14 +89,6 @@ start_connect sshc main ssh "$TOKEN_B"
 SSH_C=("${SSH_BASE[@]}" -p "${CONNECT_PORT[sshc]}")
 out=$(timeout 30 "${SSH_C[@]}" root@127.0.0.1 'echo "mesh $((6 * 7))"' 2>"$T/sshc-cmd.log")
 check "ssh runs a command through connect (agent → edge → agent): '$out'" [ "$out" = "mesh 42" ]
-start=$(now_ms)
-up=$(timeout 120 "${SSH_C[@]}" root@127.0.0.1 'sha256sum | cut -d" " -f1' <"$T/data.bin" 2>"$T/sshc-up.log")
-ms=$(($(now_ms) - start))
-check "20 MB up through connect arrive exactly (${ms} ms)" [ "$up" = "$want" ]
-start=$(now_ms)
-timeout 120 "${SSH_C[@]}" root@127.0.0.1 "cat '$T/data.bin'" >"$T/down-c.bin" 2>"$T/sshc-down.log"
-ms=$(($(now_ms) - start))
-check "20 MB down through connect arrive exactly (${ms} ms)" \
-  [ "$(sha256sum <"$T/down-c.bin" | cut -d' ' -f1)" = "$want" ]
+ssh_bytes "through connect" "${SSH_C[@]}"
 
 peer_finish

@@ -82,7 +82,7 @@ class SocketEnd final : public BridgeEnd {
 // any byte of the other end (a tcp-stream head, a connect reply).
 class StreamEnd final : public BridgeEnd, public RequestStreamEvents {
  public:
-  StreamEnd(TunnelDirectory& directory, std::vector<uint8_t> prefix = {});
+  explicit StreamEnd(TunnelDirectory& directory, std::vector<uint8_t> prefix = {});
   ~StreamEnd() override;
 
   StreamRef* ref() { return &ref_; }

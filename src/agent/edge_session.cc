@@ -104,6 +104,28 @@ void EdgeSession::arm_telemetry() {
   });
 }
 
+bool EdgeSession::open_connect(const std::string& name, asio::ip::tcp::socket client) {
+  std::optional<wt::StreamId> id;
+  if (ready_ && !closed_ && session_) id = session_->open_bidi_stream();
+  if (!id) {
+    boost::system::error_code ec;
+    client.set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
+    client.close(ec);
+    return false;
+  }
+  auto refused = [this, alive = std::weak_ptr<int>(alive_), name](const tunnel::ConnectReply& reply) {
+    if (!alive.expired() && callbacks_.on_connect_refused) callbacks_.on_connect_refused(name, reply);
+  };
+  auto done = [this, alive = std::weak_ptr<int>(alive_), id = *id](bool) {
+    if (!alive.expired()) remove_later(id);
+  };
+  auto ex = std::make_shared<TcpStreamDriver>(*session_, *id, std::move(client), name, std::move(refused),
+                                              std::move(done));
+  exchanges_.emplace(*id, ex);
+  ex->start({}, false);
+  return true;
+}
+
 void EdgeSession::register_again(uint32_t tunnel_id) {
   const TunnelRoute* r = route(tunnel_id);
   if (!r || closed_ || !control_id_) return;

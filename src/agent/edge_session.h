@@ -45,6 +45,8 @@ class EdgeSession final : public wt::SessionHandler {
     std::function<void(const ControlEvent&)> on_control;  // REGISTERED / REFUSED
     std::function<void(uint32_t tunnel_id, const ExchangeResult&)> on_request;
     std::function<void(uint32_t tunnel_id, bool clean)> on_tcp_closed;  // a tcp-stream ended
+    // The edge refused a connect stream (§4.3) to `name`.
+    std::function<void(const std::string& name, const tunnel::ConnectReply& reply)> on_connect_refused;
     std::function<void(uint32_t code, const std::string& reason)> on_closed;  // inside wt's on_closed
   };
 
@@ -52,6 +54,9 @@ class EdgeSession final : public wt::SessionHandler {
               ExchangeLimits limits, Callbacks callbacks);
   ~EdgeSession() override;
 
+  // Opens a connect stream (§4.3) to `name` for `client`, a local connection `wtmesh connect`
+  // accepted; false (and the client reset) when the session is not ready or has no stream to spare.
+  bool open_connect(const std::string& name, boost::asio::ip::tcp::socket client);
   // Sends REGISTER for a tunnel again (after a REFUSED `taken`).
   void register_again(uint32_t tunnel_id);
   // Closes the session (close capsule); on_closed follows.

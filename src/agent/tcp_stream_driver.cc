@@ -20,12 +20,33 @@ TcpStreamDriver::TcpStreamDriver(asio::io_context& io, wt::Session& session, wt:
       socket_(io),
       relay_(target.read_chunk) {}
 
+TcpStreamDriver::TcpStreamDriver(wt::Session& session, wt::StreamId id, tcp::socket client, std::string name,
+                                 std::function<void(const tunnel::ConnectReply&)> on_refused,
+                                 std::function<void(bool)> done)
+    : session_(&session),
+      id_(id),
+      done_fn_(std::move(done)),
+      socket_(std::move(client)),
+      relay_(target_.read_chunk),
+      connect_name_(std::move(name)),
+      on_refused_(std::move(on_refused)) {}
+
 TcpStreamDriver::~TcpStreamDriver() {
   boost::system::error_code ec;
   socket_.close(ec);
 }
 
 void TcpStreamDriver::start(std::span<const uint8_t> early, bool fin) {
+  if (connect_name_) {
+    // The head first; the client's bytes follow at once (the edge holds them until it answers).
+    relay_.queue_up(tunnel::encode_connect_stream_head({*connect_name_}));
+    boost::system::error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    connected_ = true;
+    on_body(early, fin);
+    pump_up();
+    return;
+  }
   if (target_.proxy_protocol) relay_.down_data(tunnel::proxy_v2_header(head_.client, head_.server), false, 0);
   on_body(early, fin);
   socket_.async_connect(target_.endpoint, [self = shared_from_this()](boost::system::error_code ec) {
@@ -44,11 +65,33 @@ void TcpStreamDriver::start(std::span<const uint8_t> early, bool fin) {
   });
 }
 
+bool TcpStreamDriver::take_reply(std::span<const uint8_t>& data, bool fin) {
+  tunnel::ConnectReply reply;
+  size_t used = 0;
+  const auto e = reply_reader_.feed(data, used, reply);
+  if (session_) session_->consume(id_, used);
+  data = data.subspan(used);
+  if (e == tunnel::WireError::kNeedMore && !fin) return false;
+  if (e != tunnel::WireError::kNone) {
+    if (session_) session_->consume(id_, data.size());
+    spdlog::info("connect {}: bad reply from the edge: {}", *connect_name_,
+                 e == tunnel::WireError::kNeedMore ? "the stream ended inside it" : tunnel::to_string(e));
+    fail_stream(tunnel::kStreamProtocolError);
+    return false;
+  }
+  if (reply.connected()) return true;
+  if (session_) session_->consume(id_, data.size());
+  if (on_refused_) on_refused_(reply);
+  fail_stream(tunnel::kStreamCancelled);  // the local client is reset: it reaches nothing
+  return false;
+}
+
 void TcpStreamDriver::on_body(std::span<const uint8_t> data, bool fin) {
   if (done_) {
     if (session_) session_->consume(id_, data.size());
     return;
   }
+  if (connect_name_ && !reply_reader_.done() && (!data.empty() || fin) && !take_reply(data, fin)) return;
   relay_.down_data(data, fin, data.size());
   pump_down();
 }

@@ -5,6 +5,11 @@
 // resets the stream (RESET_STREAM + STOP_SENDING, code 1: upstream failed), a RESET_STREAM or
 // STOP_SENDING from the edge resets the local connection (RST). With proxy_protocol the connection
 // starts with a PROXY v2 header naming the public client (tunnel/tcp_stream.h).
+//
+// Connect mode (`wtmesh connect`, docs/protocol.md §4.3) is the same relay the other way round: the
+// socket is a local client the agent accepted, the stream one the agent opened; its first bytes are
+// the connect head, and the edge's first bytes the connect reply. A refusal is reported through
+// `on_refused`, and the local client is reset (it reaches nothing).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -14,6 +19,7 @@
 #include <vector>
 
 #include "agent/upstream_driver.h"
+#include "tunnel/connect_stream.h"
 #include "tunnel/tcp_relay.h"
 #include "tunnel/tcp_stream.h"
 #include "wt/session.h"
@@ -31,6 +37,9 @@ class TcpStreamDriver final : public UpstreamDriver, public std::enable_shared_f
   // `done` runs once, when both directions ended or the stream was reset (true: cleanly).
   TcpStreamDriver(boost::asio::io_context& io, wt::Session& session, wt::StreamId id, const TcpTarget& target,
                   const tunnel::TcpStreamHead& head, std::function<void(bool clean)> done);
+  // Connect mode: `client` is connected already; the stream `id` was opened by the agent.
+  TcpStreamDriver(wt::Session& session, wt::StreamId id, boost::asio::ip::tcp::socket client, std::string name,
+                  std::function<void(const tunnel::ConnectReply&)> on_refused, std::function<void(bool clean)> done);
   ~TcpStreamDriver() override;
 
   void start(std::span<const uint8_t> early, bool fin) override;
@@ -50,6 +59,8 @@ class TcpStreamDriver final : public UpstreamDriver, public std::enable_shared_f
   void reset_local();
   void maybe_finish();
   void finish(bool clean);
+  // Connect mode: reads the reply off the front of `data`; false when the relay ended.
+  bool take_reply(std::span<const uint8_t>& data, bool fin);
 
   wt::Session* session_;
   wt::StreamId id_;
@@ -60,6 +71,10 @@ class TcpStreamDriver final : public UpstreamDriver, public std::enable_shared_f
   bool connected_ = false;
   tunnel::TcpRelay relay_;
   bool done_ = false;
+  // Connect mode.
+  std::optional<std::string> connect_name_;
+  std::function<void(const tunnel::ConnectReply&)> on_refused_;
+  tunnel::ConnectReplyReader reply_reader_;
 };
 
 }  // namespace wtmesh::agent

@@ -152,7 +152,61 @@ uint64_t TunnelAgent::upstream_reuses(uint32_t tunnel_id) const {
 }
 
 void TunnelAgent::start() {
-  if (!stopped_ && !client_) attempt();
+  if (stopped_ || client_) return;
+  std::string error;
+  if (!listen_connects(&error)) return fatal(error);
+  attempt();
+}
+
+bool TunnelAgent::listen_connects(std::string* error) {
+  for (size_t i = connect_acceptors_.size(); i < options_.connects.size(); ++i) {
+    const ConnectSpec& c = options_.connects[i];
+    auto a = std::make_unique<asio::ip::tcp::acceptor>(io_);
+    boost::system::error_code ec;
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address(c.listen_host, ec), c.listen_port);
+    if (!ec) a->open(ep.protocol(), ec);
+    if (!ec) a->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+    if (!ec) a->bind(ep, ec);
+    if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      *error = "connect " + c.name + ": cannot listen on " + c.listen() + ": " + ec.message();
+      return false;
+    }
+    connect_acceptors_.push_back(std::move(a));
+    accept_connect(i);
+  }
+  return true;
+}
+
+std::optional<asio::ip::tcp::endpoint> TunnelAgent::connect_endpoint(size_t index) const {
+  if (index >= connect_acceptors_.size()) return std::nullopt;
+  boost::system::error_code ec;
+  const auto ep = connect_acceptors_[index]->local_endpoint(ec);
+  if (ec) return std::nullopt;
+  return ep;
+}
+
+void TunnelAgent::accept_connect(size_t index) {
+  connect_acceptors_[index]->async_accept(
+      [this, index, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec, asio::ip::tcp::socket s) {
+        if (alive.expired() || stopped_ || ec == asio::error::operation_aborted) return;
+        const ConnectSpec& c = options_.connects[index];
+        if (!ec && !(connected() && session_->open_connect(c.name, std::move(s)))) {
+          notice("connect " + c.name + ": no session to the edge right now; connection reset");
+        }
+        accept_connect(index);  // a failed accept (EMFILE, ...) does not end the listener
+      });
+}
+
+void TunnelAgent::announce_connects() {
+  if (connects_announced_) return;
+  connects_announced_ = true;
+  for (size_t i = 0; i < options_.connects.size(); ++i) {
+    const auto ep = connect_endpoint(i);
+    if (!ep || !events_.on_connect_ready) continue;
+    const std::string host = ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
+    events_.on_connect_ready(options_.connects[i], host + ":" + std::to_string(ep->port()));
+  }
 }
 
 void TunnelAgent::stop() {
@@ -162,6 +216,10 @@ void TunnelAgent::stop() {
   watchdog_.cancel();
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
+  for (auto& a : connect_acceptors_) {
+    boost::system::error_code ec;
+    a->close(ec);
+  }
   if (session_ && session_->ready() && !session_->closed())
     session_->close(tunnel::kCloseNormal, "agent stopping");
   // The connection close goes out from a fresh handler: stop() may run inside the stack's callbacks.
@@ -230,6 +288,16 @@ void TunnelAgent::attempt() {
     ever_connected_ = true;
     session_started_ = std::chrono::steady_clock::now();
     notice("connected to the edge " + options_.edge.authority());
+    announce_connects();
+  };
+  cb.on_connect_refused = [this](const std::string& name, const tunnel::ConnectReply& reply) {
+    if (!events_.on_connect_refused) return;
+    for (const auto& c : options_.connects) {
+      if (c.name != name) continue;
+      const auto code = tunnel::to_string(static_cast<tunnel::ConnectStatus>(reply.status));
+      events_.on_connect_refused(c, std::string(code), reply.message);
+      return;
+    }
   };
   cb.on_control = [this, n](const ControlEvent& ev) { on_control(n, ev); };
   cb.on_request = [this](uint32_t id, const ExchangeResult& r) {

@@ -47,6 +47,7 @@ struct AgentOptions {
   std::string token;                                // used when token_file is not set
   std::optional<std::filesystem::path> token_file;  // re-read before every connection attempt
   std::vector<TunnelSpec> tunnels;                  // ids must be unique
+  std::vector<ConnectSpec> connects;                // `wtmesh connect`: local ports reaching names
   bool exit_on_first_auth_failure = false;
   // Give up when the edge refuses a hostname for good (not_covered, invalid, ...); `taken` is
   // always retried, since the previous holder may be our own dead session.
@@ -71,6 +72,11 @@ struct AgentEvents {
   std::function<void(const TunnelSpec&, const std::string& url)> on_registered;
   std::function<void(const TunnelSpec&, const std::string& code, const std::string& message)> on_refused;
   std::function<void(const TunnelSpec&, const ExchangeResult&)> on_request;
+  // A connect's local port listens and the session is up (once per ConnectSpec); `listen` is its
+  // address ("127.0.0.1:15432").
+  std::function<void(const ConnectSpec&, const std::string& listen)> on_connect_ready;
+  // The edge refused one connection of a connect (`code` as tunnel::to_string(ConnectStatus)).
+  std::function<void(const ConnectSpec&, const std::string& code, const std::string& message)> on_connect_refused;
   std::function<void(const std::string& sentence)> on_notice;  // connected, lost, retrying in ...
   std::function<void(const std::string& sentence)> on_fatal;   // the agent gave up (then stopped)
 };
@@ -83,6 +89,8 @@ class TunnelAgent {
   TunnelAgent& operator=(const TunnelAgent&) = delete;
 
   void start();
+  // The local address of connect `index` (its port is known once start() bound it).
+  std::optional<boost::asio::ip::tcp::endpoint> connect_endpoint(size_t index) const;
   // Closes the session normally (code 0) and stops reconnecting.
   void stop();
 
@@ -106,6 +114,10 @@ class TunnelAgent {
   void on_control(uint64_t attempt, const ControlEvent& ev);
   const TunnelSpec* spec(uint32_t id) const;
   void notice(const std::string& s);
+  // The local ports of options_.connects; false (with `error`) when one cannot be bound.
+  bool listen_connects(std::string* error);
+  void accept_connect(size_t index);
+  void announce_connects();
   void fatal(const std::string& s);
 
   boost::asio::io_context& io_;
@@ -135,6 +147,8 @@ class TunnelAgent {
   boost::asio::steady_timer watchdog_;
   std::vector<std::shared_ptr<boost::asio::steady_timer>> register_timers_;
   std::map<uint32_t, int> taken_refusals_;  // per tunnel id, in the current attempt
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> connect_acceptors_;  // parallel to connects
+  bool connects_announced_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -111,7 +111,7 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   }
   spec = std::move(*made);
   if (type != "http" && type != "tcp") {
-    return fail(error, where + " has type \"" + type + "\"; the types are http and tcp" + at_line(t));
+    return fail(error, where + " has type \"" + type + "\"; the types are http, tcp and connect" + at_line(t));
   }
   spec.type = type;
   if (type == "tcp") {
@@ -155,7 +155,37 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   return true;
 }
 
+bool parse_connect(const YAML::Node& t, size_t index, ConnectSpec& spec, std::string* error) {
+  const std::string where = "tunnels[" + std::to_string(index) + "]";
+  std::string name, type, listen;
+  for (const auto& kv : t) {
+    const std::string key = kv.first.Scalar();
+    std::string* dst = key == "name" ? &name : key == "type" ? &type : key == "listen" ? &listen : nullptr;
+    if (dst == nullptr) {
+      return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
+                             "; a connect entry has name, type and listen");
+    }
+    if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
+  }
+  if (name.empty() || name.size() > 253 || !tunnel::is_valid_host_pattern(name, /*allow_wildcard=*/false))
+    return fail(error, where + ": name \"" + name.substr(0, 64) + "\" is not a name" + at_line(t));
+  TunnelSpec addr;
+  if (listen.empty() || !parse_upstream(listen, addr, error)) {
+    if (error) *error = where + ".listen must be HOST:PORT (e.g. 127.0.0.1:15432)" + at_line(t);
+    return false;
+  }
+  spec.name = name;
+  spec.listen_host = addr.upstream_host;
+  spec.listen_port = addr.upstream_port;
+  return true;
+}
+
 }  // namespace
+
+std::string ConnectSpec::listen() const {
+  return (listen_host.find(':') != std::string::npos ? "[" + listen_host + "]" : listen_host) + ":" +
+         std::to_string(listen_port);
+}
 
 std::string TunnelSpec::upstream_url() const {
   if (type == "tcp") return upstream();
@@ -303,6 +333,13 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
   }
   std::set<std::string> seen;
   for (size_t i = 0; i < tunnels.size(); ++i) {
+    if (tunnels[i].IsMap() && tunnels[i]["type"] && tunnels[i]["type"].IsScalar() &&
+        tunnels[i]["type"].Scalar() == "connect") {
+      ConnectSpec c;
+      if (!parse_connect(tunnels[i], i, c, error)) return std::nullopt;
+      cfg.connects.push_back(std::move(c));
+      continue;
+    }
     TunnelSpec spec;
     if (!parse_tunnel(tunnels[i], i, cfg.domain, base_dir, spec, error)) return std::nullopt;
     if (!seen.insert(spec.hostname).second) {

@@ -22,6 +22,9 @@
 //       remote_port: 20042        # optional: this edge port (else one from the edge's range)
 //       private: true             # optional: by name only, no public port (not with remote_port)
 //       proxy_protocol: true      # optional: a PROXY v2 header toward the local service
+//     - name: db                  # the mesh (`wtmesh connect`): a local port whose connections reach
+//       type: connect             #   the tcp tunnel (or edge route) NAME through the edge; the token's
+//       listen: 127.0.0.1:15432   #   `connect` claim must cover it
 #pragma once
 
 #include <cstdint>
@@ -63,6 +66,15 @@ struct TunnelSpec {
   std::string upstream_url() const;
 };
 
+// One `wtmesh connect NAME --listen HOST:PORT`: connections accepted there reach NAME (docs/protocol.md
+// §4.3). Not registered: the edge is asked per connection.
+struct ConnectSpec {
+  std::string name;                       // as given; the edge reads NAME alone as NAME.DOMAIN
+  std::string listen_host = "127.0.0.1";  // an IP literal
+  uint16_t listen_port = 0;               // 0: any free port (tests)
+  std::string listen() const;             // "127.0.0.1:15432"
+};
+
 // Checks the upstream_* fields together; false with `error` set to one sentence.
 bool check_upstream_options(const TunnelSpec& spec, std::string* error);
 
@@ -73,6 +85,7 @@ struct AgentConfig {
   std::optional<std::filesystem::path> token_file;  // read at each connect
   std::string domain = "localhost";
   std::vector<TunnelSpec> tunnels;
+  std::vector<ConnectSpec> connects;  // entries of type connect
 };
 
 // `text` is the YAML document; relative paths are resolved against `base_dir`. nullopt with

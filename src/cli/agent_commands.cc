@@ -63,7 +63,14 @@ int run_token(const AgentCommands& c) {
     throw std::runtime_error("--domain \"" + a.domain + "\" is not a DNS name");
   tunnel::KeyStore store(a.state_dir);
   const tunnel::SigningKey key = store.signing_key();
-  const auto claims = tunnel::make_claims(a.subject.empty() ? a.name : a.subject, {host}, *ttl);
+  auto claims = tunnel::make_claims(a.subject.empty() ? a.name : a.subject, {host}, *ttl);
+  for (const auto& c : a.connect) {
+    // As the edge reads a connect's name: NAME alone is NAME.DOMAIN, "*" every NAME.DOMAIN.
+    const std::string pattern = c == "*" ? "*." + a.domain : c.find('.') == std::string::npos ? c + "." + a.domain : c;
+    if (!tunnel::is_valid_host_pattern(pattern))
+      throw std::runtime_error("--connect \"" + c + "\" is not a name, NAME.DOMAIN or *.DOMAIN");
+    claims.connect.push_back(pattern);
+  }
   std::cout << key.sign(claims) << std::endl;
   return 0;
 }
@@ -110,6 +117,13 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
     });
   };
   arm_flush();
+  ev.on_connect_ready = [](const ConnectSpec& c, const std::string& listen) {
+    std::cout << "connect " << c.name << "  ->  " << listen << std::endl;
+  };
+  ev.on_connect_refused = [](const ConnectSpec& c, const std::string& code, const std::string& message) {
+    std::cerr << "wtmesh: connect " << c.name << " refused: " << (message.empty() ? code : message) << " ("
+              << code << ")" << std::endl;
+  };
   ev.on_notice = [](const std::string& s) { std::cerr << "wtmesh: " << s << std::endl; };
   ev.on_fatal = [&](const std::string& s) {
     std::cerr << "wtmesh: " << s << std::endl;
@@ -146,24 +160,32 @@ std::optional<std::filesystem::path> ca_path(const std::string& ca) {
 }
 
 // The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
-std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
+// What `http`, `tcp` and `connect` share: the edge, the token (exactly one of --token and
+// --token-file), the CA and the packet size; the agent ends when the first attempt is refused a session.
+AgentOptions edge_options(const std::string& edge_url, const std::string& token, const std::string& token_file,
+                          const std::string& ca, size_t max_udp_payload) {
   std::string error;
-  auto edge = parse_edge_url(a.edge, &error);
+  auto edge = parse_edge_url(edge_url, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
-  if (a.token.empty() == a.token_file.empty())
-    throw std::runtime_error("give exactly one of --token and --token-file");
+  if (token.empty() == token_file.empty()) throw std::runtime_error("give exactly one of --token and --token-file");
+  AgentOptions o;
+  o.edge = *edge;
+  o.ca_file = ca_path(ca);
+  o.token = token;
+  if (!token_file.empty()) o.token_file = token_file;
+  o.exit_on_first_auth_failure = true;
+  o.transport.max_udp_payload = max_udp_payload;
+  return o;
+}
+
+std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
+  AgentOptions o = edge_options(a.edge, a.token, a.token_file, a.ca, a.max_udp_payload);
+  std::string error;
   auto t = make_tunnel(a.name, a.domain, &error);
   if (!t) throw std::runtime_error("--name: " + error);
   t->id = 1;
   t->upstream_port = static_cast<uint16_t>(a.local_port);
-  AgentOptions o;
-  o.edge = *edge;
-  o.ca_file = ca_path(a.ca);
-  o.token = a.token;
-  if (!a.token_file.empty()) o.token_file = a.token_file;
-  o.exit_on_first_auth_failure = true;
   o.exit_on_refusal = true;
-  o.transport.max_udp_payload = a.max_udp_payload;
   return {std::move(*t), std::move(o)};
 }
 
@@ -203,6 +225,19 @@ int run_http(const AgentCommands& c) {
   return run_tunnels(std::move(o), false);
 }
 
+int run_connect(const AgentCommands& c) {
+  const auto& a = c.connect;
+  AgentOptions o = edge_options(a.edge, a.token, a.token_file, a.ca, a.max_udp_payload);
+  std::string error;
+  if (a.name.empty() || a.name.size() > 253 || !tunnel::is_valid_host_pattern(a.name, false))
+    throw std::runtime_error("NAME \"" + a.name + "\" is not a name");
+  TunnelSpec addr;
+  if (!parse_upstream(a.listen, addr, &error)) throw std::runtime_error("--listen: " + error);
+  o.connects = {ConnectSpec{a.name, addr.upstream_host, addr.upstream_port}};
+  std::cerr << "wtmesh: connecting " << a.listen << " to " << a.name << " via " << a.edge << std::endl;
+  return run_tunnels(std::move(o), false);
+}
+
 int run_agent(const AgentCommands& c) {
   std::string error;
   auto cfg = load_agent_config(c.agent.config, &error);
@@ -219,6 +254,7 @@ int run_agent(const AgentCommands& c) {
   o.token_file = cfg->token_file;
   o.tunnels = cfg->tunnels;
   o.transport.max_udp_payload = c.agent.max_udp_payload;
+  o.connects = cfg->connects;
   for (const auto& t : o.tunnels) {
     std::cerr << "wtmesh: tunnel " << t.hostname << " -> " << t.upstream_url() << std::endl;
     warn_insecure(t);
@@ -259,6 +295,9 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.token_cmd->add_option("--ttl", c.token.ttl, "lifetime: 90s, 10m, 2h, 1d")->capture_default_str();
   c.token_cmd->add_option("--domain", c.token.domain, "the edge's tunnel domain")->capture_default_str();
   c.token_cmd->add_option("--subject", c.token.subject, "who the token is for (default: the name)");
+  c.token_cmd->add_option("--connect", c.token.connect,
+                          "a name the bearer may reach with `wtmesh connect` (NAME.DOMAIN, \"*\": every "
+                          "name; repeatable); without it the token reaches nothing");
 
   c.http_cmd = app.add_subcommand("http", "expose a local HTTP service through an edge");
   add_tunnel_options(c.http_cmd, c.http, "tunnel name: the public URL is https://NAME.DOMAIN:PORT/");
@@ -287,6 +326,20 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.tcp_cmd->add_flag("--proxy-protocol", c.tcp.proxy_protocol,
                       "send a PROXY protocol v2 header with the client's address to the local service");
 
+  c.connect_cmd = app.add_subcommand(
+      "connect", "open a local port whose connections reach a private tcp tunnel (or edge route) by name");
+  c.connect_cmd->add_option("NAME", c.connect.name, "the name to reach (NAME means NAME.DOMAIN at the edge)")
+      ->required();
+  c.connect_cmd->add_option("--listen", c.connect.listen, "local address to listen on, 127.0.0.1:PORT")
+      ->required();
+  c.connect_cmd->add_option("--edge", c.connect.edge, "the edge, https://HOST:PORT")->required();
+  c.connect_cmd->add_option("--token", c.connect.token, "token from `wtmesh token --connect NAME`");
+  c.connect_cmd->add_option("--token-file", c.connect.token_file, "file holding the token");
+  c.connect_cmd->add_option("--ca", c.connect.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
+  c.connect_cmd->add_option("--max-udp-payload", c.connect.max_udp_payload, "largest QUIC packet to send")
+      ->capture_default_str()
+      ->check(CLI::Range(1200, 65507));
+
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
       ->required();
@@ -298,6 +351,7 @@ std::optional<int> run_agent_command(const AgentCommands& c) {
   if (c.http_cmd && *c.http_cmd) return run_http(c);
   if (c.tcp_cmd && *c.tcp_cmd) return run_tcp(c);
   if (c.agent_cmd && *c.agent_cmd) return run_agent(c);
+  if (c.connect_cmd && *c.connect_cmd) return run_connect(c);
   return std::nullopt;
 }
 

@@ -2,6 +2,7 @@
 //   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
 //   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
 //   wtmesh tcp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private] [--proxy-protocol]
+//   wtmesh connect NAME --listen 127.0.0.1:PORT --edge ... --token ... [--ca FILE]
 //   wtmesh agent --config FILE [--max-udp-payload N]
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
@@ -10,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace wtmesh::cli {
 
@@ -25,9 +27,11 @@ struct AgentCommands {
   CLI::App* http_cmd = nullptr;
   CLI::App* tcp_cmd = nullptr;
   CLI::App* agent_cmd = nullptr;
+  CLI::App* connect_cmd = nullptr;
 
   struct {
     std::string state_dir, name, ttl = "10m", domain = "localhost", subject;
+    std::vector<std::string> connect;  // --connect NAME: names the token may reach
   } token;
   struct : TunnelArgs {
     std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
@@ -41,6 +45,10 @@ struct AgentCommands {
     std::string config;
     size_t max_udp_payload = 1452;
   } agent;
+  struct {
+    std::string name, listen, edge, token, token_file, ca;
+    size_t max_udp_payload = 1452;
+  } connect;
 };
 
 void add_agent_commands(CLI::App& app, AgentCommands& commands);

@@ -46,6 +46,8 @@ struct EdgeArgs {
   int body_timeout_s = whole_seconds(limits.body_timeout);
   std::string tcp_ports = "20000-20999";
   size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
+  std::vector<std::string> routes;  // --route NAME=HOST:PORT
+  size_t max_connects = edge::EdgeOptions{}.max_connect_streams;
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -93,6 +95,12 @@ int run_edge(const EdgeArgs& a) {
     opts.tcp.port_max = range->second;
   }
   opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
+  for (const auto& text : a.routes) {
+    auto r = edge::parse_edge_route(text, a.domain, &error);
+    if (!r) throw std::runtime_error("--route: " + error);
+    opts.routes.push_back(std::move(*r));
+  }
+  opts.max_connect_streams = a.max_connects;
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -115,6 +123,10 @@ int run_edge(const EdgeArgs& a) {
             << ep.port() << ")" << std::endl;
   if (server.tcp_tunnels() != nullptr) {
     std::cout << "  tcp tunnels: tcp://" << host << ":" << a.tcp_ports << std::endl;
+  }
+  for (const auto& r : opts.routes) {
+    std::cout << "  route: " << r.name << "  ->  " << r.target.address().to_string() << ":" << r.target.port()
+              << std::endl;
   }
   if (auto http = server.http_endpoint()) {
     std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
@@ -234,6 +246,14 @@ int main(int argc, char** argv) {
   edge_cmd
       ->add_option("--tcp-max-connections", edge_args.tcp_max_connections,
                    "open connections one TCP tunnel may have (more are reset)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd->add_option("--route", edge_args.routes,
+                       "NAME=HOST:PORT: a name `wtmesh connect` reaches through a TCP connection the edge "
+                       "opens itself (repeatable; NAME means NAME.DOMAIN)");
+  edge_cmd
+      ->add_option("--max-connects-per-session", edge_args.max_connects,
+                   "connect streams one agent session may hold at once (more are refused)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
 

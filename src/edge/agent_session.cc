@@ -117,6 +117,10 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
     on_relay_stream_bytes(id, data, fin);
     return;
   }
+  if (connect_heads_.count(id) != 0) {
+    on_connect_stream_bytes(id, data, fin);
+    return;
+  }
   auto it = undecided_.find(id);
   if (it == undecided_.end()) {
     session_->consume(id, data.size());  // refused, cancelled or released: drop
@@ -151,8 +155,73 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
     if (!rest.empty() || fin) on_relay_stream_bytes(id, rest, fin);
     return;
   }
+  if (tunnel::accept_stream_kind(*kind, tunnel::Peer::kEdge) == tunnel::StreamKind::kConnectStream) {
+    connect_heads_[id];
+    if (!rest.empty() || fin) on_connect_stream_bytes(id, rest, fin);
+    return;
+  }
   session_->consume(id, rest.size());
   refuse_stream(id);  // unknown kind, or one only the edge may open
+}
+
+void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  auto it = connect_heads_.find(id);
+  tunnel::ConnectHead head;
+  size_t used = 0;
+  const tunnel::WireError e = it->second.feed(data, used, head);
+  session_->consume(id, used);
+  if (e == tunnel::WireError::kNeedMore && !fin) return;
+  connect_heads_.erase(it);
+  const auto rest = data.subspan(used);
+  if (e != tunnel::WireError::kNone) {
+    session_->consume(id, rest.size());
+    refuse_stream(id);  // a malformed head, or a FIN inside it
+    return;
+  }
+  // NAME alone means NAME.DOMAIN, as the agent's --name does.
+  std::string name = lower_ascii(head.name);
+  if (name.find('.') == std::string::npos) name += "." + lower_ascii(config_.domain);
+  std::string problem;
+  tunnel::ConnectStatus status = tunnel::ConnectStatus::kConnected;
+  if (!tunnel::is_valid_host_pattern(name, /*allow_wildcard=*/false)) {
+    status = tunnel::ConnectStatus::kInvalid;
+    problem = "not a name";
+  } else if (!tunnel::token_may_connect(claims_, name)) {
+    status = tunnel::ConnectStatus::kNotInScope;
+    problem = "not in token scope";
+  } else if (connect_stream_count() >= config_.max_connect_streams) {
+    status = tunnel::ConnectStatus::kLimit;
+    problem = "this session holds " + std::to_string(config_.max_connect_streams) + " connections, its limit";
+  } else if (config_.connect == nullptr) {
+    status = tunnel::ConnectStatus::kUnknown;
+    problem = "this edge reaches no names";
+  }
+  if (status != tunnel::ConnectStatus::kConnected) {
+    session_->consume(id, rest.size());
+    refuse_connect(id, name, status, problem);
+    return;
+  }
+  auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
+  ++held->second;
+  requests_[id] = RequestStream{nullptr, held->first};
+  RequestStreamEvents* events = config_.connect->on_connect(StreamRef{serial_, id, false}, name);
+  if (closed_) return;
+  auto req = requests_.find(id);
+  if (req == requests_.end()) {  // answered (refused) at once: its bytes are dropped
+    session_->consume(id, rest.size());
+    return;
+  }
+  req->second.events = events;
+  if (!rest.empty() || fin) events->on_response_data(rest, fin);
+}
+
+void AgentSession::refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
+                                  const std::string& message) {
+  spdlog::info("tunnel {}: connect {} refused: {} ({})", owner_, name.substr(0, 64), message,
+               tunnel::to_string(status));
+  const std::vector<uint8_t> reply = tunnel::encode_connect_reply(status, message);
+  // The agent's bytes are dropped from now on (on_stream_data credits them).
+  if (session_->write(id, reply, true) < reply.size()) refuse_stream(id);
 }
 
 void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
@@ -221,6 +290,7 @@ void AgentSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code
   }
   undecided_.erase(id);
   relay_heads_.erase(id);
+  connect_heads_.erase(id);
 }
 
 void AgentSession::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) {
@@ -246,6 +316,7 @@ void AgentSession::on_stream_closed(wt::StreamId id) {
   undecided_.erase(id);
   refused_.erase(id);
   relay_heads_.erase(id);
+  connect_heads_.erase(id);
 }
 
 void AgentSession::on_datagram(std::span<const uint8_t> payload) {
@@ -287,9 +358,12 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   auto requests = std::exchange(requests_, {});
   per_client_.clear();
   const std::string why = "session closed" + (reason.empty() ? std::string() : ": " + std::string(reason));
-  for (auto& [id, stream] : requests) stream.events->on_stream_aborted(std::nullopt, why);
+  for (auto& [id, stream] : requests) {
+    if (stream.events != nullptr) stream.events->on_stream_aborted(std::nullopt, why);
+  }
   undecided_.clear();
   relay_heads_.clear();
+  connect_heads_.clear();
   relays_.clear();  // their session streams were aborted above
   if (hooks_.on_ended) hooks_.on_ended(serial_, hostnames);
 }

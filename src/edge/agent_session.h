@@ -31,10 +31,12 @@
 #include <vector>
 
 #include "common/time.h"
+#include "edge/connect_broker.h"
 #include "edge/metrics.h"
 #include "edge/route_table.h"
 #include "edge/tcp_publisher.h"
 #include "edge/tunnel_directory.h"
+#include "tunnel/connect_stream.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
 #include "tunnel/registry.h"
@@ -73,6 +75,10 @@ struct AgentSessionConfig {
   std::string edge_id;                // in the route leases (TunnelService sets its own)
   TcpPublisher* tcp = nullptr;        // gives REGISTERs of type "tcp" their ports; null: tcp refused
   EdgeMetrics* metrics = nullptr;     // counts telemetry reports (not owned; null: not counted)
+  // Reaches the names of connect streams (§4.3); null: every connect is refused as `unknown`.
+  ConnectBroker* connect = nullptr;
+  // Connect streams one session may hold at once (§4.3); one more is refused as `limit`.
+  size_t max_connect_streams = 100;
 };
 
 class AgentSession final : public wt::SessionHandler {
@@ -108,6 +114,9 @@ class AgentSession final : public wt::SessionHandler {
   std::chrono::milliseconds lease_ttl() const { return (kMissedPings + 1) * config_.ping_interval; }
   static constexpr int kMissedPings = 3;  // heartbeat intervals without control bytes that end a session
   size_t request_stream_count() const { return requests_.size(); }
+  size_t connect_stream_count() const { return client_stream_count(kConnectClient); }
+  // The per-client key connect streams are counted under (not a public client's).
+  static constexpr std::string_view kConnectClient = "connect-stream";
   size_t control_backlog() const { return control_out_.size(); }
   bool has_control_stream() const { return control_.has_value(); }
   // The session uses the feature `request-trailers` (docs/protocol.md §4.1), as the CONNECT's answer
@@ -163,6 +172,9 @@ class AgentSession final : public wt::SessionHandler {
  private:
   void refuse_stream(wt::StreamId id);
   void on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
+  void on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
+  void refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
+                      const std::string& message);
   bool forget_request(wt::StreamId id);  // false when `id` was no request stream
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);
@@ -193,6 +205,7 @@ class AgentSession final : public wt::SessionHandler {
   std::map<wt::StreamId, tunnel::StreamKindReader> undecided_;  // peer streams whose kind is still partial
   std::set<wt::StreamId> refused_;                              // peer streams refused (data is dropped)
   std::map<wt::StreamId, tunnel::WtStreamOpenReader> relay_heads_;  // kind 0x03 streams, opening partial
+  std::map<wt::StreamId, tunnel::ConnectHeadReader> connect_heads_;  // kind 0x05, head partial
   std::map<uint64_t, WtRelayPeer*> relays_;                        // relay id → its edge end
   uint64_t last_relay_id_ = 0;
   uint64_t relay_datagrams_dropped_ = 0;

@@ -160,6 +160,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.ping_interval = options_.heartbeat_interval;
   tc.session.max_streams_per_client = options_.public_limits.max_streams_per_client;
   tc.session.metrics = &metrics_;
+  tc.session.max_connect_streams = options_.max_connect_streams;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
@@ -169,6 +170,10 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     tcp_ = std::make_unique<TcpTunnels>(io_, *tunnels_, std::move(to));
     tunnels_->set_tcp_publisher(tcp_.get());
   }
+  std::map<std::string, asio::ip::tcp::endpoint> routes;
+  for (const auto& r : options_.routes) routes[r.name] = r.target;
+  connect_ = std::make_unique<ConnectBridges>(io_, *tunnels_, std::move(routes), options_.tcp.read_chunk);
+  tunnels_->set_connect_broker(connect_.get());
   load_public_tls();
 
   bind_sockets();

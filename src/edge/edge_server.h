@@ -23,6 +23,7 @@
 #include "edge/public_connection.h"
 #include "edge/public_limits.h"
 #include "edge/route_table.h"
+#include "edge/connect_bridges.h"
 #include "edge/tcp_tunnels.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
@@ -68,6 +69,10 @@ struct EdgeOptions {
   TcpTunnelOptions tcp;
   // The admin listener (GET /metrics, GET /ready; edge/admin_listener.h): off unless set.
   std::optional<boost::asio::ip::tcp::endpoint> admin_listen;
+  // The mesh (edge/connect_bridges.h): names the edge reaches itself (--route NAME=HOST:PORT), and
+  // connect streams one agent session may hold at once.
+  std::vector<EdgeRoute> routes;
+  size_t max_connect_streams = 100;
 };
 
 class EdgeServer {
@@ -135,6 +140,7 @@ class EdgeServer {
   bool serving_ = false;
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
+  std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

@@ -8,8 +8,8 @@
 #include <set>
 #include <vector>
 
+#include "edge/tcp_bridge.h"
 #include "tunnel/control.h"
-#include "tunnel/tcp_relay.h"
 
 namespace wtmesh::edge {
 
@@ -56,143 +56,7 @@ struct TcpTunnels::Listener {
   TcpPublishRequest request;
   uint16_t port = 0;  // 0: private (no acceptor)
   bool closed = false;
-  std::set<std::shared_ptr<Relay>> relays;
-};
-
-// One accepted connection and its tcp-stream. Owned by its Listener's set; every handler holds it.
-class TcpTunnels::Relay final : public RequestStreamEvents, public std::enable_shared_from_this<Relay> {
- public:
-  Relay(TcpTunnels& owner, const std::shared_ptr<Listener>& l, tcp::socket socket)
-      : owner_(owner), alive_(owner.alive_), listener_(l), socket_(std::move(socket)) {}
-
-  void start() {
-    boost::system::error_code ec;
-    const auto peer = socket_.remote_endpoint(ec);
-    const auto local = socket_.local_endpoint(ec);
-    socket_.set_option(tcp::no_delay(true), ec);
-    auto l = listener_.lock();
-    RouteLookup route;
-    route.kind = RouteLookup::Kind::kFound;
-    route.session = l->request.session;
-    route.tunnel_id = l->request.tunnel_id;
-    route.pattern = l->request.hostname;
-    // The per-client stream cap is for public HTTP clients; a TCP tunnel has its own connection cap
-    // (TcpTunnelOptions::max_connections_per_tunnel), so each connection is its own "client" here.
-    const std::string client = "tcp " + peer.address().to_string() + " " + std::to_string(peer.port());
-    const auto st = owner_.directory_.open_request(route, client, this, &ref_);
-    if (st != TunnelDirectory::OpenStatus::kOpened) {
-      const char* why = "the agent's session has no stream to spare";
-      if (st == TunnelDirectory::OpenStatus::kGone) why = "the agent's session is gone";
-      spdlog::info("tcp {}: connection from {} reset: {}", l->request.hostname, peer.address().to_string(),
-                   why);
-      return reset_client();
-    }
-    relay_.queue_up(
-        tunnel::encode_tcp_stream_head({l->request.tunnel_id, to_tcp_address(peer), to_tcp_address(local)}));
-    pump_up();
-  }
-
-  // Ends everything at once: the stream cancelled, the client reset.
-  void abort() {
-    if (done_) return;
-    if (ref_.valid()) owner_.directory_.cancel(ref_, tunnel::kStreamCancelled);
-    reset_client();
-  }
-
-  // --- RequestStreamEvents ---
-  void on_response_data(std::span<const uint8_t> data, bool fin) override {
-    if (done_) return owner_.directory_.consume(ref_, data.size());
-    relay_.down_data(data, fin, data.size());
-    pump_down();
-  }
-  void on_request_writable() override { pump_up(); }
-  void on_stream_aborted(std::optional<uint32_t> /*code*/, std::string_view /*reason*/) override {
-    reset_client();
-  }
-  void on_request_stopped(std::optional<uint32_t> /*code*/) override { abort(); }
-
- private:
-  bool gone() const { return done_ || alive_.expired(); }
-
-  // Client → stream (tunnel::TcpRelay says what is due).
-  void pump_up() {
-    if (gone() || !ref_.valid()) return;
-    for (auto p = relay_.up_pending(); !p.empty(); p = relay_.up_pending()) {
-      const size_t n = owner_.directory_.write(ref_, p, false);
-      if (n == 0) return;  // on_request_writable follows
-      relay_.up_taken(n);
-    }
-    if (relay_.up_fin_due()) {
-      owner_.directory_.write(ref_, {}, true);
-      relay_.up_fin_sent();
-      return maybe_finish();
-    }
-    if (!relay_.read_wanted()) return;
-    const auto buf = relay_.start_read();
-    socket_.async_read_some(asio::buffer(buf.data(), buf.size()),
-                            [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                              if (self->gone()) return;
-                              // A reset from the client, or a socket error: the stream is cancelled.
-                              if (ec && ec != asio::error::eof) return self->abort();
-                              self->relay_.read_done(n, ec == asio::error::eof);
-                              self->pump_up();
-                            });
-  }
-
-  // Stream → client: credit goes back once the bytes are written to the socket.
-  void pump_down() {
-    if (gone()) return;
-    const auto out = relay_.start_write();
-    if (out.empty()) {
-      if (!relay_.shutdown_due()) return;
-      boost::system::error_code ec;
-      socket_.shutdown(tcp::socket::shutdown_send, ec);
-      relay_.shutdown_done();
-      return maybe_finish();
-    }
-    asio::async_write(socket_, asio::buffer(out.data(), out.size()),
-                      [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                        if (self->gone()) return;
-                        if (ec) return self->abort();
-                        self->owner_.directory_.consume(self->ref_, self->relay_.write_done());
-                        self->pump_down();
-                      });
-  }
-
-  void maybe_finish() {
-    if (!relay_.finished() || done_) return;
-    owner_.directory_.release(ref_);
-    boost::system::error_code ec;
-    socket_.close(ec);
-    finish();
-  }
-
-  void reset_client() {
-    if (done_) return;
-    // The stream's bytes not written yet still owe the connection its flow-control credit.
-    if (ref_.valid()) owner_.directory_.consume(ref_, relay_.held_credit());
-    boost::system::error_code ec;
-    socket_.set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
-    socket_.close(ec);
-    finish();
-  }
-
-  void finish() {
-    done_ = true;
-    if (alive_.expired()) return;
-    // Removed from the listener later: this may run inside one of its own calls.
-    asio::post(owner_.io_, [self = shared_from_this()] {
-      if (auto l = self->listener_.lock()) l->relays.erase(self);
-    });
-  }
-
-  TcpTunnels& owner_;
-  std::weak_ptr<int> alive_;
-  std::weak_ptr<Listener> listener_;
-  tcp::socket socket_;
-  StreamRef ref_;
-  tunnel::TcpRelay relay_{owner_.options_.read_chunk};
-  bool done_ = false;
+  std::set<std::shared_ptr<TcpBridge>> relays;  // client socket ↔ the agent's tcp-stream
 };
 
 TcpTunnels::TcpTunnels(asio::io_context& io, TunnelDirectory& directory, TcpTunnelOptions options)
@@ -319,7 +183,38 @@ void TcpTunnels::start_relay(const std::shared_ptr<Listener>& l, tcp::socket soc
     socket.close(ec);
     return;
   }
-  auto relay = std::make_shared<Relay>(*this, l, std::move(socket));
+  const auto peer = socket.remote_endpoint(ec);
+  const auto local = socket.local_endpoint(ec);
+  RouteLookup route;
+  route.kind = RouteLookup::Kind::kFound;
+  route.session = l->request.session;
+  route.tunnel_id = l->request.tunnel_id;
+  route.pattern = l->request.hostname;
+  auto agent = std::make_unique<StreamEnd>(
+      directory_, tunnel::encode_tcp_stream_head({l->request.tunnel_id, to_tcp_address(peer), to_tcp_address(local)}));
+  // The per-client stream cap is for public HTTP clients; a TCP tunnel has its own connection cap
+  // (TcpTunnelOptions::max_connections_per_tunnel), so each connection is its own "client" here.
+  const std::string client = "tcp " + peer.address().to_string() + " " + std::to_string(peer.port());
+  const auto st = directory_.open_request(route, client, agent.get(), agent->ref());
+  if (st != TunnelDirectory::OpenStatus::kOpened) {
+    spdlog::info("tcp {}: connection from {} reset: {}", l->request.hostname, peer.address().to_string(),
+                 st == TunnelDirectory::OpenStatus::kGone ? "the agent's session is gone"
+                                                          : "the agent's session has no stream to spare");
+    socket.set_option(asio::socket_base::linger(true, 0), ec);
+    socket.close(ec);
+    return;
+  }
+  auto relay = std::make_shared<TcpBridge>(
+      std::make_unique<SocketEnd>(std::move(socket), options_.read_chunk), std::move(agent),
+      [this, alive = std::weak_ptr<int>(alive_), w = std::weak_ptr<Listener>(l)](bool) {
+        // Removed later: this may run inside one of the bridge's own calls.
+        if (alive.expired()) return;
+        asio::post(io_, [w, alive] {
+          auto listener = w.lock();
+          if (alive.expired() || !listener) return;
+          std::erase_if(listener->relays, [](const auto& r) { return r->done(); });
+        });
+      });
   l->relays.insert(relay);
   relay->start();
 }

@@ -9,8 +9,9 @@
 //   - resets: a client RST (or a write error) cancels the stream (RESET_STREAM + STOP_SENDING, code 3),
 //     a RESET_STREAM or STOP_SENDING from the agent, or its session ending, resets the client (RST).
 // Connections per tunnel are capped (max_connections_per_tunnel): one past the cap is reset at once.
-// Private tunnels (publish by name only) get no port. The Asio glue around TunnelDirectory, which
-// owns the streams; the wire format is tunnel/tcp_stream.h.
+// Private tunnels (publish by name only) get no port. Each connection is a TcpBridge (edge/tcp_bridge.h)
+// of a SocketEnd and a StreamEnd on TunnelDirectory, which owns the streams; the wire format is
+// tunnel/tcp_stream.h.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -57,8 +58,7 @@ class TcpTunnels final : public TcpPublisher {
   size_t connection_count() const;
   const TcpTunnelOptions& options() const { return options_; }
 
-  struct Listener;  // one tunnel: its acceptor and its connections
-  class Relay;      // one TCP connection ↔ one tcp-stream
+  struct Listener;  // one tunnel: its acceptor and its connections (TcpBridges: socket ↔ tcp-stream)
 
  private:
   void accept(const std::shared_ptr<Listener>& l);

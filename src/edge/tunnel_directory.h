@@ -72,6 +72,13 @@ class TunnelDirectory {
   // inline (before route() returns) or later, unless cancel_route() comes first. Returns the ticket
   // of a lookup still under way, or 0 when it was answered inline.
   virtual uint64_t route(std::string_view host, RouteEvents* events) = 0;
+  // The same for a route of another type of the route table ("tcp": the mesh's connect). A directory
+  // without such routes answers kUnknown.
+  virtual uint64_t route_of(std::string_view type, std::string_view host, RouteEvents* events) {
+    if (type == "http") return route(host, events);
+    events->on_route(RouteLookup{});
+    return 0;
+  }
   // `events` of a route() still under way hears nothing of it. Unknown or answered tickets: no-op.
   virtual void cancel_route(uint64_t ticket) = 0;
 

@@ -244,11 +244,11 @@ AgentSession* TunnelService::find_owner(std::string_view owner) const {
 
 // --- TunnelDirectory ------------------------------------------------------------------------------
 
-uint64_t TunnelService::route(std::string_view host, RouteEvents* events) {
+uint64_t TunnelService::route_of(std::string_view type, std::string_view host, RouteEvents* events) {
   // An answer that comes inline lands in answered_ and goes to `events` without a map entry.
   const uint64_t ticket = ++last_ticket_;
   asking_ = ticket;
-  routes_.lookup(kHttp, host, steady_now(),
+  routes_.lookup(type, host, steady_now(),
                  [this, alive = std::weak_ptr<int>(alive_), ticket](const RouteMatch& match) {
                    if (!alive.expired()) on_lookup(ticket, match);
                  });

@@ -56,6 +56,8 @@ class TunnelService final : public TunnelDirectory {
   void set_verifiers(tunnel::VerifierKeySet keys) { keys_ = std::move(keys); }
   // Serves REGISTERs of type "tcp" on sessions accepted afterwards (not owned; outlives them).
   void set_tcp_publisher(TcpPublisher* tcp) { config_.session.tcp = tcp; }
+  // Serves connect streams on sessions accepted afterwards (not owned; outlives them).
+  void set_connect_broker(ConnectBroker* broker) { config_.session.connect = broker; }
   // Where the public listener is, for REGISTERED urls (sessions accepted afterwards).
   void set_public_url(std::string scheme, uint16_t port) {
     config_.session.public_scheme = std::move(scheme);
@@ -79,7 +81,8 @@ class TunnelService final : public TunnelDirectory {
   const TunnelServiceConfig& config() const { return config_; }
 
   // --- TunnelDirectory ---
-  uint64_t route(std::string_view host, RouteEvents* events) override;
+  uint64_t route(std::string_view host, RouteEvents* events) override { return route_of(kHttp, host, events); }
+  uint64_t route_of(std::string_view type, std::string_view host, RouteEvents* events) override;
   void cancel_route(uint64_t ticket) override;
   OpenStatus open_request(const RouteLookup& route, std::string_view client, RequestStreamEvents* events,
                           StreamRef* out) override;

@@ -146,6 +146,13 @@ std::string check_claims(const TokenClaims& c) {
     if (!is_valid_host_pattern(h))
       return "hosts entry \"" + h.substr(0, 64) + "\" is not a host name or *.wildcard";
   }
+  if (c.connect.size() > kMaxTokenHosts) {
+    return "connect must list at most " + std::to_string(kMaxTokenHosts) + " names";
+  }
+  for (const auto& h : c.connect) {
+    if (!is_valid_host_pattern(h))
+      return "connect entry \"" + h.substr(0, 64) + "\" is not a host name or *.wildcard";
+  }
   for (auto t : {c.issued_at, c.not_before, c.expires_at}) {
     int64_t v = to_numeric_date(t);
     if (v < 0 || v >= kMaxNumericDate) return "iat, nbf and exp must be between 1970 and 2242";
@@ -166,6 +173,7 @@ std::string claims_to_json(const TokenClaims& c) {
             {"exp", to_numeric_date(c.expires_at)},
             {"jti", c.id},
             {"hosts", c.hosts}};
+  if (!c.connect.empty()) j["connect"] = c.connect;  // optional: older edges ignore it
   try {
     return j.dump();
   } catch (const json::exception& e) {  // invalid UTF-8 in a string claim
@@ -210,6 +218,17 @@ std::optional<TokenClaims> claims_from_json(const json& p, std::string* why) {
     if (!h.is_string()) return missing("hosts", "an array of strings");
     c.hosts.push_back(h.get<std::string>());
   }
+  if (auto connect = p.find("connect"); connect != p.end()) {
+    if (!connect->is_array()) return missing("connect", "an array of strings");
+    if (connect->size() > kMaxTokenHosts) {
+      *why = "connect lists more than " + std::to_string(kMaxTokenHosts) + " names";
+      return std::nullopt;
+    }
+    for (const auto& h : *connect) {
+      if (!h.is_string()) return missing("connect", "an array of strings");
+      c.connect.push_back(h.get<std::string>());
+    }
+  }
   if (std::string problem = check_claims(c); !problem.empty()) {
     *why = problem;
     return std::nullopt;
@@ -244,9 +263,11 @@ bool is_valid_host_pattern(std::string_view pattern, bool allow_wildcard) {
   return is_dns_name(pattern);
 }
 
-bool token_covers_host(const TokenClaims& claims, std::string_view host) {
+namespace {
+
+bool patterns_cover(const std::vector<std::string>& patterns, std::string_view host) {
   if (!is_valid_host_pattern(host, /*allow_wildcard=*/false)) return false;
-  for (std::string_view p : claims.hosts) {
+  for (std::string_view p : patterns) {
     if (p.starts_with("*.")) {
       if (const auto parent = wildcard_parent(host); parent && iequals(*parent, p.substr(2))) return true;
     } else if (iequals(host, p)) {
@@ -254,6 +275,16 @@ bool token_covers_host(const TokenClaims& claims, std::string_view host) {
     }
   }
   return false;
+}
+
+}  // namespace
+
+bool token_covers_host(const TokenClaims& claims, std::string_view host) {
+  return patterns_cover(claims.hosts, host);
+}
+
+bool token_may_connect(const TokenClaims& claims, std::string_view name) {
+  return patterns_cover(claims.connect, name);
 }
 
 int tunnel_auth_status(const VerifyResult* result, std::string_view host) {

@@ -22,6 +22,7 @@ enum class StreamKind : uint64_t {
   kWtSession = 0x02,
   kWtStream = 0x03,
   kTcpStream = 0x04,
+  kConnectStream = 0x05,
 };
 
 struct StreamKindInfo {
@@ -31,12 +32,13 @@ struct StreamKindInfo {
   bool either = false;  // both sides open streams of this kind
 };
 
-inline constexpr std::array<StreamKindInfo, 5> kStreamKinds{{
+inline constexpr std::array<StreamKindInfo, 6> kStreamKinds{{
     {StreamKind::kControl, "control", Peer::kAgent},
     {StreamKind::kHttpRequest, "http-request", Peer::kEdge},
     {StreamKind::kWtSession, "wt-session", Peer::kEdge},      // a relayed WebTransport session (§7)
     {StreamKind::kWtStream, "wt-stream", Peer::kEdge, true},  // one stream of a relayed session (§7)
     {StreamKind::kTcpStream, "tcp-stream", Peer::kEdge},      // one TCP connection (§4.2)
+    {StreamKind::kConnectStream, "connect-stream", Peer::kAgent},  // one mesh connection (§4.3)
 }};
 
 // The registered kind `value` names, or nullptr for a kind this version does not know.

@@ -83,24 +83,10 @@ WireError decode_tcp_head(std::span<const uint8_t> in, TcpStreamHead& head) {
 WireError TcpHeadReader::feed(std::span<const uint8_t> data, size_t& used, TcpStreamHead& head) {
   used = 0;
   if (done_) return WireError::kNone;
-  while (head_length_ == 0) {
-    if (used == data.size()) return WireError::kNeedMore;
-    buf_.push_back(data[used++]);
-    const auto len = read_varint(buf_);
-    if (!len) continue;  // at most 8 bytes: a varint's longest form
-    if (len->value == 0) return WireError::kMalformed;
-    if (len->value > kMaxTcpHeadLength) return WireError::kTooLarge;
-    head_length_ = static_cast<size_t>(len->value);
-    buf_.clear();
-  }
-  const size_t take = std::min(head_length_ - buf_.size(), data.size() - used);
-  buf_.insert(buf_.end(), data.begin() + static_cast<ptrdiff_t>(used),
-              data.begin() + static_cast<ptrdiff_t>(used + take));
-  used += take;
-  if (buf_.size() < head_length_) return WireError::kNeedMore;
-  const WireError e = decode_tcp_head(buf_, head);
-  buf_.clear();
-  buf_.shrink_to_fit();
+  const WireError got = buf_.feed(data, used);
+  if (got != WireError::kNone) return got;
+  const WireError e = decode_tcp_head(buf_.head(), head);
+  buf_.release();
   if (e == WireError::kNone) done_ = true;
   return e;
 }

@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "tunnel/head_buffer.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::tunnel {
@@ -50,11 +51,10 @@ class TcpHeadReader {
   // Takes bytes from the front of `data`; kNone once the head is complete (then `used` says how many
   // bytes of `data` belonged to it: the rest is the stream's payload), kNeedMore, or an error.
   WireError feed(std::span<const uint8_t> data, size_t& used, TcpStreamHead& head);
-  size_t buffered_bytes() const { return buf_.size(); }
+  size_t buffered_bytes() const { return buf_.buffered_bytes(); }
 
  private:
-  std::vector<uint8_t> buf_;
-  size_t head_length_ = 0;  // 0 until the length varint is read
+  HeadBuffer buf_{kMaxTcpHeadLength};
   bool done_ = false;
 };
 

@@ -44,6 +44,9 @@ inline constexpr std::chrono::seconds kMaxLeeway{300};
 struct TokenClaims {
   std::string subject;             // "sub": who the token was issued to (the tunnel name)
   std::vector<std::string> hosts;  // "hosts": exact names or "*.example.com" wildcards (one label)
+  // "connect" (optional): names the bearer may reach through the mesh (`wtmesh connect`), patterns
+  // as for hosts. Absent or empty: it reaches nothing.
+  std::vector<std::string> connect;
   std::chrono::system_clock::time_point issued_at;   // "iat"
   std::chrono::system_clock::time_point not_before;  // "nbf"
   std::chrono::system_clock::time_point expires_at;  // "exp"
@@ -151,6 +154,9 @@ bool is_valid_host_pattern(std::string_view pattern, bool allow_wildcard = true)
 // has exactly one more label (a.example.com yes, a.b.example.com no, example.com no). ASCII
 // case-insensitive. An invalid `host` (empty, trailing dot, port, '*') is never covered.
 bool token_covers_host(const TokenClaims& claims, std::string_view host);
+
+// True when one of the token's `connect` patterns covers `name` (the rule of token_covers_host).
+bool token_may_connect(const TokenClaims& claims, std::string_view name);
 
 // HTTP status for a tunnel request: 401 when the token is missing or failed verification (any
 // TokenError), 403 when it is valid but does not cover `host`, 200 when it may serve `host`.

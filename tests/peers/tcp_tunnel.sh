@@ -34,23 +34,7 @@ P=${TCP_PORT[count]}
 check "the line is tcp://127.0.0.1:PORT  ->  127.0.0.1:${SRV_PORT[count]}" \
   grep -qxE "tcp://127\.0\.0\.1:[0-9]+  ->  127\.0\.0\.1:${SRV_PORT[count]}" "${AGENT_OUT[count]}"
 check "the port $P is in the range $TCP_RANGE" [ "$P" -ge "$TCP_RANGE_MIN" -a "$P" -le "$TCP_RANGE_MAX" ]
-check "half-close: 1 MiB, SHUT_WR, the answer still arrives" timeout 30 "${PY[@]}" halfclose "$P" 1048576
-check "half-close: an empty request (FIN only) is answered" timeout 30 "${PY[@]}" halfclose "$P" 0
-if command -v nc >/dev/null; then
-  got=$(printf 'hello' | timeout 20 nc -N 127.0.0.1 "$P")
-  check "half-close with nc -N: '$got'" grep -q '^got 5 bytes sha256 2cf24dba' <<<"$got"
-else
-  skip "nc not installed (netcat-openbsd)"
-fi
-# Eight at once: one stream per connection, none waits for another.
-pids=()
-for i in 1 2 3 4; do
-  timeout 60 "${PY[@]}" halfclose "$P" $((i * 300000)) >"$T/parallel-$i.log" 2>&1 &
-  pids+=($!)
-done
-ok=1
-for pid in "${pids[@]}"; do wait "$pid" || ok=0; done
-check "four connections at once, each answered with its own count" [ "$ok" = 1 ]
+byte_checks "$P" "through the tunnel"
 
 # --- resets both ways ----------------------------------------------------------------------------
 start_tcp_server hold serve-hold

@@ -93,7 +93,7 @@ tunnels:
   EXPECT_EQ(c->tunnels[1].upstream_url(), "[::1]:22");
 
   const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
-  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1}").find("the types are http and tcp"),
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1}").find("the types are http, tcp and connect"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: a, type: tcp, local_port: 1, upstream_tls: true}").find("upstream_*"),
             std::string::npos);
@@ -105,6 +105,36 @@ tunnels:
   EXPECT_NE(error_of(head + "{name: a, local_port: 1, proxy_protocol: true}").find("for tcp tunnels"),
             std::string::npos)
       << "tcp keys on an http tunnel";
+}
+
+TEST(AgentConfig, ConnectEntries) {
+  std::string error;
+  auto c = parse(R"(
+edge: https://127.0.0.1:4433
+token: t
+tunnels:
+  - {name: web, local_port: 3000}
+  - {name: db, type: connect, listen: "127.0.0.1:15432"}
+  - {name: redis.mesh.localhost, type: connect, listen: "[::1]:16379"}
+)",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  ASSERT_EQ(c->tunnels.size(), 1u) << "connects are not registered";
+  ASSERT_EQ(c->connects.size(), 2u);
+  EXPECT_EQ(c->connects[0].name, "db");
+  EXPECT_EQ(c->connects[0].listen(), "127.0.0.1:15432");
+  EXPECT_EQ(c->connects[1].name, "redis.mesh.localhost");
+  EXPECT_EQ(c->connects[1].listen(), "[::1]:16379");
+
+  const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
+  EXPECT_NE(error_of(head + "{name: db, type: connect}").find(".listen must be HOST:PORT"), std::string::npos);
+  EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"example.com:1\"}").find(".listen"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"127.0.0.1:1\", local_port: 2}")
+                .find("a connect entry has name, type and listen"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: \"bad name\", type: connect, listen: \"127.0.0.1:1\"}").find("is not a name"),
+            std::string::npos);
 }
 
 TEST(AgentConfig, FullFile) {
@@ -173,7 +203,7 @@ TEST(AgentConfig, ErrorsAreSentencesNamingTheProblem) {
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: 'a*', local_port: 3}]\n").find("valid hostname"),
             std::string::npos);
-  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: udp, local_port: 3}]\n").find("http and tcp"),
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: udp, local_port: 3}]\n").find("http, tcp and connect"),
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: a}]\n").find("exactly one of local_port and upstream"),
             std::string::npos);

@@ -40,7 +40,8 @@ struct RecordedStreamEvents final : RequestStreamEvents {
 class AgentSessionTest : public ::testing::Test {
  protected:
   void SetUp() override { start({"app.localhost", "*.wild.localhost", "other.localhost"}); }
-  void start(std::vector<std::string> hosts, size_t max_tunnels = 64, TcpPublisher* tcp = nullptr) {
+  void start(std::vector<std::string> hosts, size_t max_tunnels = 64, TcpPublisher* tcp = nullptr,
+             std::vector<std::string> connect = {}) {
     cfg_.domain = "localhost";
     cfg_.tcp = tcp;
     seen_ = 0;
@@ -49,6 +50,7 @@ class AgentSessionTest : public ::testing::Test {
     cfg_.max_tunnels = max_tunnels;
     cfg_.clock = clock_.fn();
     tunnel::TokenClaims claims = tunnel::make_claims("alice", std::move(hosts), 600s);
+    claims.connect = std::move(connect);
     ts_.reset();  // before the fake session it points at
     fake_ = std::make_unique<FakeSession>();
     ended_.clear();

@@ -17,7 +17,10 @@ TEST(StreamKinds, RegistryAndDispatch) {
   EXPECT_EQ(find_stream_kind(0x01)->opener, Peer::kEdge);
   ASSERT_TRUE(find_stream_kind(0x04));
   EXPECT_EQ(find_stream_kind(0x04)->opener, Peer::kEdge);
-  EXPECT_FALSE(find_stream_kind(0x05));
+  ASSERT_TRUE(find_stream_kind(0x05));
+  EXPECT_EQ(find_stream_kind(0x05)->opener, Peer::kAgent);
+  EXPECT_EQ(to_string(StreamKind::kConnectStream), "connect-stream");
+  EXPECT_FALSE(find_stream_kind(0x06));
   EXPECT_EQ(to_string(StreamKind::kWtSession), "wt-session");
   EXPECT_EQ(to_string(StreamKind::kWtStream), "wt-stream");
   EXPECT_EQ(to_string(StreamKind::kHttpRequest), "http-request");

@@ -10,14 +10,15 @@ namespace asio = boost::asio;
 using tunnel::kStreamProtocolError;
 
 EdgeSession::EdgeSession(asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
-                         ExchangeLimits limits, Callbacks callbacks)
+                         ExchangeLimits limits, Callbacks callbacks, tunnel::UdpFlowOptions udp)
     : io_(io),
       routes_(std::move(routes)),
       control_options_(control),
       control_(control, std::chrono::steady_clock::now()),
       limits_(limits),
       callbacks_(std::move(callbacks)),
-      heartbeat_(io) {}
+      heartbeat_(io),
+      udp_options_(udp) {}
 
 EdgeSession::~EdgeSession() {
   heartbeat_.cancel();
@@ -43,6 +44,13 @@ void EdgeSession::on_ready() {
     const TunnelRoute* r = route(id);
     return r ? r->wt : nullptr;
   });
+  udp_ = std::make_unique<UdpFlows>(
+      io_, *session_,
+      [this](uint32_t id) -> const UdpTarget* {
+        const TunnelRoute* r = route(id);
+        return r && r->udp ? &*r->udp : nullptr;
+      },
+      udp_options_);
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
     close(tunnel::kCloseProtocolError, "cannot open the control stream");
@@ -325,12 +333,18 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   tcp_heads_.clear();
   for (auto& [id, ex] : exchanges) ex->on_session_gone();
   if (relays_) relays_->on_tunnel_closed();
+  if (udp_) udp_->close_all();
   session_ = nullptr;
   if (callbacks_.on_closed) callbacks_.on_closed(code, std::string(reason));
 }
 
 void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
-  if (relays_ && !closed_) relays_->on_datagram(payload);
+  if (closed_) return;
+  if (const auto udp = tunnel::decode_udp_datagram(payload)) {
+    if (udp_) udp_->on_datagram(*udp);
+    return;
+  }
+  if (relays_) relays_->on_datagram(payload);
 }
 
 void EdgeSession::on_streams_available() {

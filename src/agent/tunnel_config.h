@@ -22,6 +22,9 @@
 //       remote_port: 20042        # optional: this edge port (else one from the edge's range)
 //       private: true             # optional: by name only, no public port (not with remote_port)
 //       proxy_protocol: true      # optional: a PROXY v2 header toward the local service
+//     - name: dns
+//       type: udp                 # a UDP tunnel: udp://EDGE:PORT -> local_port (remote_port, private
+//       local_port: 5353          #   as for tcp)
 #pragma once
 
 #include <cstdint>
@@ -55,11 +58,12 @@ struct TunnelSpec {
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store
   std::string upstream_sni;                          // "" = localhost
   bool upstream_insecure = false;                    // no certificate check at all
-  // type "tcp": the public port asked for (0 = any), no public port at all, a PROXY v2 header first.
+  // types "tcp", "udp": the public port asked for (0 = any), no public port at all; tcp only: a PROXY
+  // v2 header first.
   uint16_t remote_port = 0;
   bool private_only = false;
   bool proxy_protocol = false;
-  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp tunnel's is "127.0.0.1:3000".
+  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp or udp tunnel's is "127.0.0.1:3000".
   std::string upstream_url() const;
 };
 

@@ -77,7 +77,7 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   ev.on_registered = [&announced](const TunnelSpec& t, const std::string& url) {
     // The public URL once; after a reconnect only a note that the name is served again.
     if (announced.insert(t.hostname).second) {
-      std::cout << url << "  ->  " << t.upstream_url() << (t.type == "tcp" ? "" : "/") << std::endl;
+      std::cout << url << "  ->  " << t.upstream_url() << (t.type == "http" ? "/" : "") << std::endl;
     } else {
       std::cerr << "wtmesh: " << t.hostname << " registered again" << std::endl;
     }
@@ -181,6 +181,27 @@ int run_tcp(const AgentCommands& c) {
   return run_tunnels(std::move(o), false);
 }
 
+tunnel::UdpFlowOptions udp_flow_options(const AgentCommands::UdpFlowArgs& a) {
+  tunnel::UdpFlowOptions o;
+  o.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
+  o.max_flows = a.max_flows;
+  return o;
+}
+
+int run_udp(const AgentCommands& c) {
+  const auto& a = c.udp;
+  auto [t, o] = single_tunnel(a);
+  t.type = "udp";
+  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
+  t.remote_port = static_cast<uint16_t>(a.remote_port);
+  t.private_only = a.private_only;
+  o.tunnels = {t};
+  o.udp = udp_flow_options(a.flows);
+  std::cerr << "wtmesh: exposing udp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
+            << std::endl;
+  return run_tunnels(std::move(o), false);
+}
+
 int run_http(const AgentCommands& c) {
   const auto& a = c.http;
   std::string error;
@@ -218,6 +239,7 @@ int run_agent(const AgentCommands& c) {
   o.token = cfg->token;
   o.token_file = cfg->token_file;
   o.tunnels = cfg->tunnels;
+  o.udp = udp_flow_options(c.agent.flows);
   for (const auto& t : o.tunnels) {
     std::cerr << "wtmesh: tunnel " << t.hostname << " -> " << t.upstream_url() << std::endl;
     warn_insecure(t);
@@ -239,6 +261,17 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
                   "largest QUIC packet to send; PMTU discovery probes up to it (larger cuts CPU on loopback)")
       ->capture_default_str()
       ->check(CLI::Range(1200, 65507));
+}
+
+void add_udp_flow_options(CLI::App* cmd, AgentCommands::UdpFlowArgs& a) {
+  cmd->add_option("--udp-idle-timeout", a.idle_timeout_s,
+                  "seconds without a packet after which a udp tunnel's flow (its local socket) is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--udp-max-flows", a.max_flows,
+                  "flows one udp tunnel may have open at once (more are dropped)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
 }
 
 }  // namespace
@@ -282,15 +315,25 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.tcp_cmd->add_flag("--proxy-protocol", c.tcp.proxy_protocol,
                       "send a PROXY protocol v2 header with the client's address to the local service");
 
+  c.udp_cmd = app.add_subcommand("udp", "expose a local UDP service on a port of an edge");
+  add_tunnel_options(c.udp_cmd, c.udp, "tunnel name NAME.DOMAIN (the token must cover it)");
+  c.udp_cmd
+      ->add_option("--remote-port", c.udp.remote_port, "the edge port to ask for (default: any of its range)")
+      ->check(CLI::Range(1, 65535));
+  c.udp_cmd->add_flag("--private", c.udp.private_only, "no public port: reachable by name only");
+  add_udp_flow_options(c.udp_cmd, c.udp.flows);
+
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
       ->required();
+  add_udp_flow_options(c.agent_cmd, c.agent.flows);
 }
 
 std::optional<int> run_agent_command(const AgentCommands& c) {
   if (c.token_cmd && *c.token_cmd) return run_token(c);
   if (c.http_cmd && *c.http_cmd) return run_http(c);
   if (c.tcp_cmd && *c.tcp_cmd) return run_tcp(c);
+  if (c.udp_cmd && *c.udp_cmd) return run_udp(c);
   if (c.agent_cmd && *c.agent_cmd) return run_agent(c);
   return std::nullopt;
 }

@@ -2,7 +2,9 @@
 //   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
 //   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
 //   wtmesh tcp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private] [--proxy-protocol]
-//   wtmesh agent --config FILE
+//   wtmesh udp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private]
+//              [--udp-idle-timeout S] [--udp-max-flows N]
+//   wtmesh agent --config FILE [--udp-idle-timeout S] [--udp-max-flows N]
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
 #pragma once
@@ -13,7 +15,7 @@
 
 namespace wtmesh::cli {
 
-// What `http` and `tcp` share: the local port, the edge, the token and the name.
+// What `http`, `tcp` and `udp` share: the local port, the edge, the token and the name.
 struct TunnelArgs {
   int local_port = 0;
   std::string edge, token, token_file, name, ca, domain = "localhost";
@@ -24,6 +26,7 @@ struct AgentCommands {
   CLI::App* token_cmd = nullptr;
   CLI::App* http_cmd = nullptr;
   CLI::App* tcp_cmd = nullptr;
+  CLI::App* udp_cmd = nullptr;
   CLI::App* agent_cmd = nullptr;
 
   struct {
@@ -37,8 +40,19 @@ struct AgentCommands {
     int remote_port = 0;
     bool private_only = false, proxy_protocol = false;
   } tcp;
+  // The agent's side of udp tunnels' flows (`udp` and `agent`).
+  struct UdpFlowArgs {
+    int idle_timeout_s = 60;
+    size_t max_flows = 1024;
+  };
+  struct : TunnelArgs {
+    int remote_port = 0;
+    bool private_only = false;
+    UdpFlowArgs flows;
+  } udp;
   struct {
     std::string config;
+    UdpFlowArgs flows;
   } agent;
 };
 

@@ -45,6 +45,9 @@ struct EdgeArgs {
   int body_timeout_s = whole_seconds(limits.body_timeout);
   std::string tcp_ports = "20000-20999";
   size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
+  std::string udp_ports = "21000-21999";
+  size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
+  int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
 };
 
 int run_edge(const EdgeArgs& a) {
@@ -87,6 +90,19 @@ int run_edge(const EdgeArgs& a) {
     opts.tcp.port_max = range->second;
   }
   opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
+  if (a.udp_ports == "none") {
+    opts.udp_tunnels = false;
+  } else {
+    const auto range = edge::parse_port_range(a.udp_ports);
+    if (!range) {
+      throw std::runtime_error("--udp-ports \"" + a.udp_ports +
+                               "\" is not a range FIRST-LAST of ports 1-65535, nor none");
+    }
+    opts.udp.port_min = range->first;
+    opts.udp.port_max = range->second;
+  }
+  opts.udp.flows.max_flows = a.udp_max_flows;
+  opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -109,6 +125,9 @@ int run_edge(const EdgeArgs& a) {
             << ep.port() << ")" << std::endl;
   if (server.tcp_tunnels() != nullptr) {
     std::cout << "  tcp tunnels: tcp://" << host << ":" << a.tcp_ports << std::endl;
+  }
+  if (server.udp_tunnels() != nullptr) {
+    std::cout << "  udp tunnels: udp://" << host << ":" << a.udp_ports << std::endl;
   }
   if (auto http = server.http_endpoint()) {
     std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
@@ -222,6 +241,20 @@ int main(int argc, char** argv) {
                    "open connections one TCP tunnel may have (more are reset)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--udp-ports", edge_args.udp_ports,
+                   "ports for UDP tunnels on the listen address, FIRST-LAST, or none")
+      ->capture_default_str();
+  edge_cmd
+      ->add_option("--udp-max-flows", edge_args.udp_max_flows,
+                   "client addresses (flows) one UDP tunnel may serve at once (packets of more are dropped)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  edge_cmd
+      ->add_option("--udp-idle-timeout", edge_args.udp_idle_timeout_s,
+                   "seconds without a packet after which a UDP tunnel's flow is forgotten")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
 
   agent::DoctorOptions doctor;
   std::string doctor_ca;

@@ -33,6 +33,7 @@
 #include "common/time.h"
 #include "edge/route_table.h"
 #include "edge/tcp_publisher.h"
+#include "edge/udp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
@@ -70,9 +71,10 @@ struct AgentSessionConfig {
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)
   TcpPublisher* tcp = nullptr;        // gives REGISTERs of type "tcp" their ports; null: tcp refused
+  UdpPublisher* udp = nullptr;        // gives REGISTERs of type "udp" their ports and flows; null: refused
 };
 
-class AgentSession final : public wt::SessionHandler {
+class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
  public:
   struct Hooks {
     // The session ended (after its routes were released); `hostnames` were registered on it.
@@ -139,6 +141,10 @@ class AgentSession final : public wt::SessionHandler {
   bool send_relay_datagram(uint64_t relay_id, std::span<const uint8_t> payload);
   uint64_t relay_datagrams_dropped() const { return relay_datagrams_dropped_; }
 
+  // --- UDP tunnels' datagrams (§4.3), for the UdpPublisher ---
+  size_t max_datagram_size() const override;
+  bool send_datagram(std::span<const uint8_t> datagram) override;
+
   // --- wt::SessionHandler ---
   void on_attached(wt::Session& session) override { session_ = &session; }
   void on_ready() override {}
@@ -190,14 +196,17 @@ class AgentSession final : public wt::SessionHandler {
   struct Tunnel {
     std::string hostname;
     uint64_t claim = 0;  // the claim under way for it, 0 once the table answered
-    bool tcp = false;    // type "tcp": route key kTcp, and a port from config_.tcp once claimed
+    // kHttp, kTcp or kUdp (the route key's type): tcp and udp get a port from config_.tcp / .udp
+    // once claimed.
+    std::string_view type = kHttp;
   };
   struct PendingClaim {
     uint32_t id = 0;
     std::string hostname, raw_host;
     tunnel::Register reg;
   };
-  static RouteKey route_key(const Tunnel& t) { return RouteKey{t.tcp ? kTcp : kHttp, t.hostname}; }
+  static RouteKey route_key(const Tunnel& t) { return RouteKey{t.type, t.hostname}; }
+  void unpublish(uint32_t id, const Tunnel& t);
   std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;

@@ -163,6 +163,13 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     tcp_ = std::make_unique<TcpTunnels>(io_, *tunnels_, std::move(to));
     tunnels_->set_tcp_publisher(tcp_.get());
   }
+  if (options_.udp_tunnels) {
+    UdpTunnelOptions uo = options_.udp;
+    uo.listen_address = options_.listen.address();
+    auto link = [this](uint64_t serial) -> UdpFlowLink* { return tunnels_->find_session(serial); };
+    udp_ = std::make_unique<UdpTunnels>(io_, std::move(link), std::move(uo));
+    tunnels_->set_udp_publisher(udp_.get());
+  }
   load_public_tls();
 
   bind_sockets();

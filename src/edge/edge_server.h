@@ -22,6 +22,7 @@
 #include "edge/public_limits.h"
 #include "edge/route_table.h"
 #include "edge/tcp_tunnels.h"
+#include "edge/udp_tunnels.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
@@ -63,6 +64,9 @@ struct EdgeOptions {
   // TCP tunnels (edge/tcp_tunnels.h): ports on listen's address; its listen_address is set from it.
   bool tcp_tunnels = true;
   TcpTunnelOptions tcp;
+  // UDP tunnels (edge/udp_tunnels.h): ports on listen's address, likewise.
+  bool udp_tunnels = true;
+  UdpTunnelOptions udp;
 };
 
 class EdgeServer {
@@ -83,6 +87,7 @@ class EdgeServer {
   size_t public_connection_count() const;
   TunnelService& tunnels() { return *tunnels_; }
   TcpTunnels* tcp_tunnels() { return tcp_.get(); }
+  UdpTunnels* udp_tunnels() { return udp_.get(); }
   const LocalRouteTable& routes() const { return routes_; }
   // Closes public connections and tunnel sessions (code 4, draining), then (after kDrainGrace when
   // there were sessions, so their close capsules leave first) every QUIC connection (H3_NO_ERROR);
@@ -120,6 +125,7 @@ class EdgeServer {
   LocalRouteTable routes_;
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
+  std::unique_ptr<UdpTunnels> udp_;         // likewise
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

@@ -76,7 +76,7 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   std::set<std::string> announced;
   ev.on_registered = [&announced](const TunnelSpec& t, const std::string& url) {
     // The public URL once; after a reconnect only a note that the name is served again.
-    if (announced.insert(t.hostname).second) {
+    if (announced.insert(t.type + " " + t.hostname).second) {  // a name may be a tcp and a udp tunnel
       std::cout << url << "  ->  " << t.upstream_url() << (t.type == "http" ? "/" : "") << std::endl;
     } else {
       std::cerr << "wtmesh: " << t.hostname << " registered again" << std::endl;

@@ -167,13 +167,19 @@ std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
   return {std::move(*t), std::move(o)};
 }
 
+// The one tunnel of `wtmesh tcp` / `wtmesh udp`: single_tunnel() with its type and edge port.
+std::pair<TunnelSpec, AgentOptions> single_port_tunnel(const PortTunnelArgs& a, const std::string& type) {
+  auto r = single_tunnel(a);
+  r.first.type = type;
+  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
+  r.first.remote_port = static_cast<uint16_t>(a.remote_port);
+  r.first.private_only = a.private_only;
+  return r;
+}
+
 int run_tcp(const AgentCommands& c) {
   const auto& a = c.tcp;
-  auto [t, o] = single_tunnel(a);
-  t.type = "tcp";
-  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
-  t.remote_port = static_cast<uint16_t>(a.remote_port);
-  t.private_only = a.private_only;
+  auto [t, o] = single_port_tunnel(a, "tcp");
   t.proxy_protocol = a.proxy_protocol;
   o.tunnels = {t};
   std::cerr << "wtmesh: exposing tcp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
@@ -190,11 +196,7 @@ tunnel::UdpFlowOptions udp_flow_options(const AgentCommands::UdpFlowArgs& a) {
 
 int run_udp(const AgentCommands& c) {
   const auto& a = c.udp;
-  auto [t, o] = single_tunnel(a);
-  t.type = "udp";
-  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
-  t.remote_port = static_cast<uint16_t>(a.remote_port);
-  t.private_only = a.private_only;
+  auto [t, o] = single_port_tunnel(a, "udp");
   o.tunnels = {t};
   o.udp = udp_flow_options(a.flows);
   std::cerr << "wtmesh: exposing udp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
@@ -263,6 +265,12 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
       ->check(CLI::Range(1200, 65507));
 }
 
+void add_port_options(CLI::App* cmd, PortTunnelArgs& a) {
+  cmd->add_option("--remote-port", a.remote_port, "the edge port to ask for (default: any of its range)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_flag("--private", a.private_only, "no public port: reachable by name only");
+}
+
 void add_udp_flow_options(CLI::App* cmd, AgentCommands::UdpFlowArgs& a) {
   cmd->add_option("--udp-idle-timeout", a.idle_timeout_s,
                   "seconds without a packet after which a udp tunnel's flow (its local socket) is closed")
@@ -308,19 +316,13 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
 
   c.tcp_cmd = app.add_subcommand("tcp", "expose a local TCP service on a port of an edge");
   add_tunnel_options(c.tcp_cmd, c.tcp, "tunnel name NAME.DOMAIN (the token must cover it)");
-  c.tcp_cmd
-      ->add_option("--remote-port", c.tcp.remote_port, "the edge port to ask for (default: any of its range)")
-      ->check(CLI::Range(1, 65535));
-  c.tcp_cmd->add_flag("--private", c.tcp.private_only, "no public port: reachable by name only");
+  add_port_options(c.tcp_cmd, c.tcp);
   c.tcp_cmd->add_flag("--proxy-protocol", c.tcp.proxy_protocol,
                       "send a PROXY protocol v2 header with the client's address to the local service");
 
   c.udp_cmd = app.add_subcommand("udp", "expose a local UDP service on a port of an edge");
   add_tunnel_options(c.udp_cmd, c.udp, "tunnel name NAME.DOMAIN (the token must cover it)");
-  c.udp_cmd
-      ->add_option("--remote-port", c.udp.remote_port, "the edge port to ask for (default: any of its range)")
-      ->check(CLI::Range(1, 65535));
-  c.udp_cmd->add_flag("--private", c.udp.private_only, "no public port: reachable by name only");
+  add_port_options(c.udp_cmd, c.udp);
   add_udp_flow_options(c.udp_cmd, c.udp.flows);
 
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");

@@ -22,6 +22,12 @@ struct TunnelArgs {
   size_t max_udp_payload = 1452;
 };
 
+// What `tcp` and `udp` add: an edge port of their own.
+struct PortTunnelArgs : TunnelArgs {
+  int remote_port = 0;
+  bool private_only = false;
+};
+
 struct AgentCommands {
   CLI::App* token_cmd = nullptr;
   CLI::App* http_cmd = nullptr;
@@ -36,18 +42,15 @@ struct AgentCommands {
     std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
     bool upstream_tls = false, upstream_insecure = false;
   } http;
-  struct : TunnelArgs {
-    int remote_port = 0;
-    bool private_only = false, proxy_protocol = false;
+  struct : PortTunnelArgs {
+    bool proxy_protocol = false;
   } tcp;
   // The agent's side of udp tunnels' flows (`udp` and `agent`).
   struct UdpFlowArgs {
     int idle_timeout_s = 60;
     size_t max_flows = 1024;
   };
-  struct : TunnelArgs {
-    int remote_port = 0;
-    bool private_only = false;
+  struct : PortTunnelArgs {
     UdpFlowArgs flows;
   } udp;
   struct {

@@ -50,6 +50,17 @@ struct EdgeArgs {
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
 };
 
+// --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
+bool port_range_option(const std::string& flag, const std::string& text, uint16_t& min, uint16_t& max) {
+  if (text == "none") return false;
+  const auto range = edge::parse_port_range(text);
+  if (!range)
+    throw std::runtime_error(flag + " \"" + text + "\" is not a range FIRST-LAST of ports 1-65535, nor none");
+  min = range->first;
+  max = range->second;
+  return true;
+}
+
 int run_edge(const EdgeArgs& a) {
   std::string error;
   auto listen = cli::parse_listen_address(a.listen, &error);
@@ -78,29 +89,9 @@ int run_edge(const EdgeArgs& a) {
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
   opts.http2 = !a.no_http2;
   opts.http3 = !a.no_http3;
-  if (a.tcp_ports == "none") {
-    opts.tcp_tunnels = false;
-  } else {
-    const auto range = edge::parse_port_range(a.tcp_ports);
-    if (!range) {
-      throw std::runtime_error("--tcp-ports \"" + a.tcp_ports +
-                               "\" is not a range FIRST-LAST of ports 1-65535, nor none");
-    }
-    opts.tcp.port_min = range->first;
-    opts.tcp.port_max = range->second;
-  }
+  opts.tcp_tunnels = port_range_option("--tcp-ports", a.tcp_ports, opts.tcp.port_min, opts.tcp.port_max);
   opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
-  if (a.udp_ports == "none") {
-    opts.udp_tunnels = false;
-  } else {
-    const auto range = edge::parse_port_range(a.udp_ports);
-    if (!range) {
-      throw std::runtime_error("--udp-ports \"" + a.udp_ports +
-                               "\" is not a range FIRST-LAST of ports 1-65535, nor none");
-    }
-    opts.udp.port_min = range->first;
-    opts.udp.port_max = range->second;
-  }
+  opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
 

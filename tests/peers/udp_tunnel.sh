@@ -17,10 +17,11 @@
 # Usage: udp_tunnel.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
+# shellcheck source=tests/peers/tcp_lib.bash
+source "$(dirname "$0")/tcp_lib.bash"
 peer_init "$@"
 T=$PEER_TMP
 PY=(python3 -u "$PEER_DIR/udp_peer.py")
-declare -A SRV_PORT=() UDP_PORT=()
 
 # 40 ports per edge, below the ephemeral range; the edge skips ports it cannot bind anyway.
 base=$((21000 + (RANDOM % 250) * 40))
@@ -37,45 +38,6 @@ start_echo() {
   track $!
   wait_for 10 grep -q '^listening ' "$log" || die "udp_peer.py serve-echo did not start: $(cat "$log")"
   SRV_PORT[$name]=$(grep -m1 '^listening ' "$log" | cut -d' ' -f2)
-}
-
-# launch_udp AGENT EDGE NAME LOCALPORT TOKEN [ARGS...]: `wtmesh udp` without waiting.
-launch_udp() {
-  local agent=$1 edge=$2 tname=$3 lport=$4 token=$5
-  shift 5
-  AGENT_OUT[$agent]=$T/agent-$agent.out.log
-  AGENT_ERR[$agent]=$T/agent-$agent.err.log
-  "$WTMESH" udp "$lport" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" --token "$token" --name "$tname" \
-    --ca "${EDGE_STATE[$edge]}/ca.pem" "$@" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
-  AGENT_PID[$agent]=$!
-  track "${AGENT_PID[$agent]}"
-}
-
-# start_udp AGENT EDGE NAME LOCALPORT [ARGS...]: waits for `udp://HOST:PORT  ->  127.0.0.1:LOCALPORT`.
-start_udp() {
-  local agent=$1 edge=$2 tname=$3 lport=$4 line
-  shift 4
-  launch_udp "$agent" "$edge" "$tname" "$lport" "$(make_token "$edge" "$tname")" "$@"
-  wait_for 20 grep -qE '^udp://' "${AGENT_OUT[$agent]}" ||
-    die "wtmesh udp '$agent' printed no udp:// line: $(cat "${AGENT_ERR[$agent]}")"
-  line=$(grep -m1 -E '^udp://' "${AGENT_OUT[$agent]}")
-  UDP_PORT[$agent]=$(sed -nE 's|^udp://[^ ]+:([0-9]+)  ->  .*|\1|p' <<<"$line")
-  log "udp agent '$agent' is up: $line"
-}
-
-# refused_udp LABEL EDGE NAME TOKEN WANT_REGEX [ARGS...]: exits non-zero with WANT_REGEX, no udp:// line.
-refused_udp() {
-  local label=$1 edge=$2 tname=$3 token=$4 want=$5 rc err
-  shift 5
-  err=$T/refused-$label.err.log
-  timeout -k 2 15 "$WTMESH" udp 9 --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" --token "$token" \
-    --name "$tname" --ca "${EDGE_STATE[$edge]}/ca.pem" "$@" >"$T/refused-$label.out.log" 2>"$err" </dev/null
-  rc=$?
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qE -- "$want" "$err" && ! grep -q '^udp://' "$T/refused-$label.out.log"; then
-    pass "$label: refused (exit $rc): $(grep -E "$want" "$err" | tail -1)"
-  else
-    fail "$label: want a non-zero exit and /$want/; got exit $rc: $(tail -2 "$err")"
-  fi
 }
 
 # --- dig through the tunnel to dnsmasq --------------------------------------------------------------

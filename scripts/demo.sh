@@ -204,6 +204,8 @@ print_banner() {
                   | --upstream-tls [--upstream-ca FILE | --upstream-insecure] (HTTPS, h2 or http/1.1 by ALPN)
   Expose a TCP service (ssh, redis, postgres):  ${wtmesh#"$root"/} tcp LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token ...   -> prints tcp://127.0.0.1:PORT (edge ports 20000-20999)
+  Expose a UDP service (DNS, games):  ${wtmesh#"$root"/} udp LOCALPORT --edge $EDGE_URL --name NAME \\
+                          --ca .wtmesh/edge/ca.pem --token ...   -> prints udp://127.0.0.1:PORT (edge ports 21000-21999)
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 

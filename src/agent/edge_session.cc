@@ -10,7 +10,7 @@ namespace asio = boost::asio;
 using tunnel::kStreamProtocolError;
 
 EdgeSession::EdgeSession(asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
-                         ExchangeLimits limits, Callbacks callbacks)
+                         ExchangeLimits limits, Callbacks callbacks, tunnel::UdpFlowOptions udp)
     : io_(io),
       routes_(std::move(routes)),
       control_options_(control),
@@ -18,7 +18,8 @@ EdgeSession::EdgeSession(asio::io_context& io, std::vector<TunnelRoute> routes, 
       limits_(limits),
       callbacks_(std::move(callbacks)),
       heartbeat_(io),
-      telemetry_timer_(io) {}
+      telemetry_timer_(io),
+      udp_options_(udp) {}
 
 EdgeSession::~EdgeSession() {
   heartbeat_.cancel();
@@ -45,6 +46,13 @@ void EdgeSession::on_ready() {
     const TunnelRoute* r = route(id);
     return r ? r->wt : nullptr;
   });
+  udp_ = std::make_unique<UdpFlows>(
+      io_, *session_,
+      [this](uint32_t id) -> const UdpTarget* {
+        const TunnelRoute* r = route(id);
+        return r && r->udp ? &*r->udp : nullptr;
+      },
+      udp_options_);
   control_id_ = session_->open_bidi_stream();
   if (!control_id_) {
     close(tunnel::kCloseProtocolError, "cannot open the control stream");
@@ -395,13 +403,19 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   tcp_heads_.clear();
   for (auto& [id, ex] : exchanges) ex->on_session_gone();
   if (relays_) relays_->on_tunnel_closed();
+  if (udp_) udp_->close_all();
   session_ = nullptr;
   if (callbacks_.on_closed) callbacks_.on_closed(code, std::string(reason));
 }
 
 void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
   bytes_received_ += payload.size();
-  if (relays_ && !closed_) relays_->on_datagram(payload);
+  if (closed_) return;
+  if (const auto udp = tunnel::decode_udp_datagram(payload)) {
+    if (udp_) udp_->on_datagram(*udp);
+    return;
+  }
+  if (relays_) relays_->on_datagram(payload);
 }
 
 void EdgeSession::on_streams_available() {

@@ -18,6 +18,7 @@
 #include "agent/h2_upstream_driver.h"
 #include "agent/tcp_stream_driver.h"
 #include "agent/tunnel_control.h"
+#include "agent/udp_flows.h"
 #include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
 #include "agent/upstream_select.h"
@@ -36,6 +37,7 @@ struct TunnelRoute {
   UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
   const H3UpstreamTarget* wt = nullptr;  // set: WebTransport sessions are relayed there (§7); not owned
   std::optional<TcpTarget> tcp;          // set: a tcp tunnel; its streams are tcp-streams (kind 0x04)
+  std::optional<UdpTarget> udp;          // set: a udp tunnel; its flows are datagrams (§4.4)
 };
 
 class EdgeSession final : public wt::SessionHandler {
@@ -51,7 +53,7 @@ class EdgeSession final : public wt::SessionHandler {
   };
 
   EdgeSession(boost::asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
-              ExchangeLimits limits, Callbacks callbacks);
+              ExchangeLimits limits, Callbacks callbacks, tunnel::UdpFlowOptions udp = {});
   ~EdgeSession() override;
 
   // Opens a connect stream (§4.3) to `name` for `client`, a local connection `wtmesh connect`
@@ -81,7 +83,9 @@ class EdgeSession final : public wt::SessionHandler {
   void on_stop_sending(wt::StreamId id, std::optional<uint32_t> code) override;
   void on_stream_writable(wt::StreamId id) override;
   void on_stream_closed(wt::StreamId id) override;
-  void on_datagram(std::span<const uint8_t> payload) override;  // relayed sessions' flows (§7)
+  // Relayed sessions' flows (§7) and udp tunnels' flows (§4.4).
+  void on_datagram(std::span<const uint8_t> payload) override;
+  const UdpFlows* udp_flows() const { return udp_.get(); }
   void on_streams_available() override;
   void on_closed(uint32_t code, std::string_view reason) override;
 
@@ -120,6 +124,8 @@ class EdgeSession final : public wt::SessionHandler {
   std::map<wt::StreamId, tunnel::TcpHeadReader> tcp_heads_;
   std::map<wt::StreamId, std::shared_ptr<UpstreamDriver>> exchanges_;
   std::unique_ptr<WtRelayHost> relays_;  // relayed WebTransport sessions (made in on_ready)
+  tunnel::UdpFlowOptions udp_options_;
+  std::unique_ptr<UdpFlows> udp_;        // udp tunnels' flows (made in on_ready)
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

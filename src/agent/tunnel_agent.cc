@@ -274,11 +274,18 @@ void TunnelAgent::attempt() {
       TcpTarget target{asio::ip::tcp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port),
                        t.proxy_protocol};
       routes.push_back({TunnelRegistration{t.id, t.hostname, t.type, t.remote_port, t.private_only}, nullptr,
-                        nullptr, nullptr, nullptr, target});
+                        nullptr, nullptr, nullptr, target, std::nullopt});
+      continue;
+    }
+    if (t.type == "udp") {
+      UdpTarget target{asio::ip::udp::endpoint(asio::ip::make_address(t.upstream_host), t.upstream_port)};
+      routes.push_back({TunnelRegistration{t.id, t.hostname, t.type, t.remote_port, t.private_only}, nullptr,
+                        nullptr, nullptr, nullptr, std::nullopt, target});
       continue;
     }
     routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
-                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get(), wt_[i].get(), std::nullopt});
+                      selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get(), wt_[i].get(),
+                      std::nullopt, std::nullopt});
   }
   EdgeSession::Callbacks cb;
   cb.on_ready = [this, n] {
@@ -305,7 +312,7 @@ void TunnelAgent::attempt() {
   };
   cb.on_closed = [this, n](uint32_t code, const std::string& reason) { on_session_closed(n, code, reason); };
   session_ = std::make_unique<EdgeSession>(io_, std::move(routes), options_.control, options_.exchange,
-                                           std::move(cb));
+                                           std::move(cb), options_.udp);
 
   const wt::HeaderPairs headers = {
       {"authorization", "Bearer " + token},

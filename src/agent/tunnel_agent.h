@@ -65,6 +65,7 @@ struct AgentOptions {
   H3ClientLimits h3;
   ExchangeLimits exchange;
   quic::TransportLimits transport;
+  tunnel::UdpFlowOptions udp;  // udp tunnels' flows: cap per tunnel, idle expiry
   std::string user_agent = "wtmesh-agent/" + std::string(kAgentVersion);
 };
 

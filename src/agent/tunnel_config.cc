@@ -63,7 +63,7 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   const std::string where = "tunnels[" + std::to_string(index) + "]";
   if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
   std::string name, type = "http", port_text, upstream, protocol, tls, ca, sni, insecure;
-  std::string remote_port, private_only, proxy_protocol;  // type tcp only
+  std::string remote_port, private_only, proxy_protocol;  // types tcp and udp only (proxy_protocol: tcp)
   bool has_port = false, has_upstream = false, has_name = false;
   for (const auto& kv : t) {
     const std::string key = kv.first.Scalar();
@@ -110,13 +110,16 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
     return false;
   }
   spec = std::move(*made);
-  if (type != "http" && type != "tcp") {
-    return fail(error, where + " has type \"" + type + "\"; the types are http, tcp and connect" + at_line(t));
+  if (type != "http" && type != "tcp" && type != "udp") {
+    return fail(error, where + " has type \"" + type + "\"; the types are http, tcp, udp and connect" + at_line(t));
   }
   spec.type = type;
-  if (type == "tcp") {
+  if (type == "udp" && !proxy_protocol.empty())
+    return fail(error, where + " is a udp tunnel: proxy_protocol is for tcp tunnels" + at_line(t));
+  if (type == "tcp" || type == "udp") {
     if (!protocol.empty() || !tls.empty() || !ca.empty() || !sni.empty() || !insecure.empty())
-      return fail(error, where + " is a tcp tunnel: upstream_* options are for http tunnels" + at_line(t));
+      return fail(error,
+                  where + " is a " + type + " tunnel: upstream_* options are for http tunnels" + at_line(t));
     if (!remote_port.empty() && !parse_port(remote_port, spec.remote_port))
       return fail(error, where + ".remote_port must be a port number from 1 to 65535, not \"" + remote_port +
                              "\"" + at_line(t));
@@ -125,7 +128,8 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
     if (spec.private_only && spec.remote_port != 0)
       return fail(error, where + " is private: it has no remote_port" + at_line(t));
   } else if (!remote_port.empty() || !private_only.empty() || !proxy_protocol.empty()) {
-    return fail(error, where + ": remote_port, private and proxy_protocol are for tcp tunnels" + at_line(t));
+    return fail(error, where + ": remote_port, private and proxy_protocol are for tcp tunnels (the first two: udp too)" +
+                           at_line(t));
   }
   if (has_port == has_upstream)
     return fail(error, where + " needs exactly one of local_port and upstream" + at_line(t));
@@ -188,7 +192,7 @@ std::string ConnectSpec::listen() const {
 }
 
 std::string TunnelSpec::upstream_url() const {
-  if (type == "tcp") return upstream();
+  if (type == "tcp" || type == "udp") return upstream();
   const std::string scheme = upstream_protocol == "h3" ? "h3"
                              : upstream_tls           ? "https"
                              : upstream_protocol == "h2c" ? "h2c"
@@ -342,9 +346,10 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
     }
     TunnelSpec spec;
     if (!parse_tunnel(tunnels[i], i, cfg.domain, base_dir, spec, error)) return std::nullopt;
-    if (!seen.insert(spec.hostname).second) {
-      fail(error,
-           "tunnels[" + std::to_string(i) + "] repeats the hostname " + spec.hostname + at_line(tunnels[i]));
+    // One name per type: an http, a tcp and a udp tunnel may share it (the edge's routes are per type).
+    if (!seen.insert(spec.type + " " + spec.hostname).second) {
+      fail(error, "tunnels[" + std::to_string(i) + "] repeats the " + spec.type + " hostname " + spec.hostname +
+                      at_line(tunnels[i]));
       return std::nullopt;
     }
     spec.id = static_cast<uint32_t>(i + 1);

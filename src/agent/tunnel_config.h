@@ -25,6 +25,9 @@
 //     - name: db                  # the mesh (`wtmesh connect`): a local port whose connections reach
 //       type: connect             #   the tcp tunnel (or edge route) NAME through the edge; the token's
 //       listen: 127.0.0.1:15432   #   `connect` claim must cover it
+//     - name: dns
+//       type: udp                 # a UDP tunnel: udp://EDGE:PORT -> local_port (remote_port, private
+//       local_port: 5353          #   as for tcp)
 #pragma once
 
 #include <cstdint>
@@ -58,11 +61,12 @@ struct TunnelSpec {
   std::optional<std::filesystem::path> upstream_ca;  // trusted beside the system store
   std::string upstream_sni;                          // "" = localhost
   bool upstream_insecure = false;                    // no certificate check at all
-  // type "tcp": the public port asked for (0 = any), no public port at all, a PROXY v2 header first.
+  // types "tcp", "udp": the public port asked for (0 = any), no public port at all; tcp only: a PROXY
+  // v2 header first.
   uint16_t remote_port = 0;
   bool private_only = false;
   bool proxy_protocol = false;
-  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp tunnel's is "127.0.0.1:3000".
+  // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp or udp tunnel's is "127.0.0.1:3000".
   std::string upstream_url() const;
 };
 

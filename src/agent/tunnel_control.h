@@ -22,8 +22,8 @@ struct TunnelRegistration {
   uint32_t id = 0;
   std::string hostname;  // NAME.DOMAIN
   std::string type = "http";
-  uint16_t remote_port = 0;   // tcp: REGISTER options (protocol.md §3.1)
-  bool private_only = false;  // tcp
+  uint16_t remote_port = 0;   // tcp, udp: REGISTER options (protocol.md §3.1, §3.2)
+  bool private_only = false;  // tcp, udp
 };
 
 struct ControlEvent {

@@ -83,8 +83,8 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   std::set<std::string> announced;
   ev.on_registered = [&announced](const TunnelSpec& t, const std::string& url) {
     // The public URL once; after a reconnect only a note that the name is served again.
-    if (announced.insert(t.hostname).second) {
-      std::cout << url << "  ->  " << t.upstream_url() << (t.type == "tcp" ? "" : "/") << std::endl;
+    if (announced.insert(t.type + " " + t.hostname).second) {  // a name may be a tcp and a udp tunnel
+      std::cout << url << "  ->  " << t.upstream_url() << (t.type == "http" ? "/" : "") << std::endl;
     } else {
       std::cerr << "wtmesh: " << t.hostname << " registered again" << std::endl;
     }
@@ -189,17 +189,40 @@ std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
   return {std::move(*t), std::move(o)};
 }
 
+// The one tunnel of `wtmesh tcp` / `wtmesh udp`: single_tunnel() with its type and edge port.
+std::pair<TunnelSpec, AgentOptions> single_port_tunnel(const PortTunnelArgs& a, const std::string& type) {
+  auto r = single_tunnel(a);
+  r.first.type = type;
+  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
+  r.first.remote_port = static_cast<uint16_t>(a.remote_port);
+  r.first.private_only = a.private_only;
+  return r;
+}
+
 int run_tcp(const AgentCommands& c) {
   const auto& a = c.tcp;
-  auto [t, o] = single_tunnel(a);
-  t.type = "tcp";
-  if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
-  t.remote_port = static_cast<uint16_t>(a.remote_port);
-  t.private_only = a.private_only;
+  auto [t, o] = single_port_tunnel(a, "tcp");
   t.proxy_protocol = a.proxy_protocol;
   o.tunnels = {t};
   std::cerr << "wtmesh: exposing tcp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
             << (a.proxy_protocol ? " (PROXY v2 header toward it)" : "") << std::endl;
+  return run_tunnels(std::move(o), false);
+}
+
+tunnel::UdpFlowOptions udp_flow_options(const AgentCommands::UdpFlowArgs& a) {
+  tunnel::UdpFlowOptions o;
+  o.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
+  o.max_flows = a.max_flows;
+  return o;
+}
+
+int run_udp(const AgentCommands& c) {
+  const auto& a = c.udp;
+  auto [t, o] = single_port_tunnel(a, "udp");
+  o.tunnels = {t};
+  o.udp = udp_flow_options(a.flows);
+  std::cerr << "wtmesh: exposing udp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
+            << std::endl;
   return run_tunnels(std::move(o), false);
 }
 
@@ -255,6 +278,7 @@ int run_agent(const AgentCommands& c) {
   o.tunnels = cfg->tunnels;
   o.transport.max_udp_payload = c.agent.max_udp_payload;
   o.connects = cfg->connects;
+  o.udp = udp_flow_options(c.agent.flows);
   for (const auto& t : o.tunnels) {
     std::cerr << "wtmesh: tunnel " << t.hostname << " -> " << t.upstream_url() << std::endl;
     warn_insecure(t);
@@ -280,6 +304,23 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
   cmd->add_option("--ca", a.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
   cmd->add_option("--domain", a.domain, "the edge's tunnel domain")->capture_default_str();
   add_max_udp_payload_option(cmd, a.max_udp_payload);
+}
+
+void add_port_options(CLI::App* cmd, PortTunnelArgs& a) {
+  cmd->add_option("--remote-port", a.remote_port, "the edge port to ask for (default: any of its range)")
+      ->check(CLI::Range(1, 65535));
+  cmd->add_flag("--private", a.private_only, "no public port: reachable by name only");
+}
+
+void add_udp_flow_options(CLI::App* cmd, AgentCommands::UdpFlowArgs& a) {
+  cmd->add_option("--udp-idle-timeout", a.idle_timeout_s,
+                  "seconds without a packet after which a udp tunnel's flow (its local socket) is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  cmd->add_option("--udp-max-flows", a.max_flows,
+                  "flows one udp tunnel may have open at once (more are dropped)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
 }
 
 }  // namespace
@@ -319,10 +360,7 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
 
   c.tcp_cmd = app.add_subcommand("tcp", "expose a local TCP service on a port of an edge");
   add_tunnel_options(c.tcp_cmd, c.tcp, "tunnel name NAME.DOMAIN (the token must cover it)");
-  c.tcp_cmd
-      ->add_option("--remote-port", c.tcp.remote_port, "the edge port to ask for (default: any of its range)")
-      ->check(CLI::Range(1, 65535));
-  c.tcp_cmd->add_flag("--private", c.tcp.private_only, "no public port: reachable by name only");
+  add_port_options(c.tcp_cmd, c.tcp);
   c.tcp_cmd->add_flag("--proxy-protocol", c.tcp.proxy_protocol,
                       "send a PROXY protocol v2 header with the client's address to the local service");
 
@@ -339,17 +377,23 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.connect_cmd->add_option("--max-udp-payload", c.connect.max_udp_payload, "largest QUIC packet to send")
       ->capture_default_str()
       ->check(CLI::Range(1200, 65507));
+  c.udp_cmd = app.add_subcommand("udp", "expose a local UDP service on a port of an edge");
+  add_tunnel_options(c.udp_cmd, c.udp, "tunnel name NAME.DOMAIN (the token must cover it)");
+  add_port_options(c.udp_cmd, c.udp);
+  add_udp_flow_options(c.udp_cmd, c.udp.flows);
 
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
   c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
       ->required();
   add_max_udp_payload_option(c.agent_cmd, c.agent.max_udp_payload);
+  add_udp_flow_options(c.agent_cmd, c.agent.flows);
 }
 
 std::optional<int> run_agent_command(const AgentCommands& c) {
   if (c.token_cmd && *c.token_cmd) return run_token(c);
   if (c.http_cmd && *c.http_cmd) return run_http(c);
   if (c.tcp_cmd && *c.tcp_cmd) return run_tcp(c);
+  if (c.udp_cmd && *c.udp_cmd) return run_udp(c);
   if (c.agent_cmd && *c.agent_cmd) return run_agent(c);
   if (c.connect_cmd && *c.connect_cmd) return run_connect(c);
   return std::nullopt;

@@ -2,8 +2,10 @@
 //   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
 //   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
 //   wtmesh tcp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private] [--proxy-protocol]
+//   wtmesh udp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private]
+//              [--udp-idle-timeout S] [--udp-max-flows N]
 //   wtmesh connect NAME --listen 127.0.0.1:PORT --edge ... --token ... [--ca FILE]
-//   wtmesh agent --config FILE [--max-udp-payload N]
+//   wtmesh agent --config FILE [--max-udp-payload N] [--udp-idle-timeout S] [--udp-max-flows N]
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
 #pragma once
@@ -15,17 +17,24 @@
 
 namespace wtmesh::cli {
 
-// What `http` and `tcp` share: the local port, the edge, the token and the name.
+// What `http`, `tcp` and `udp` share: the local port, the edge, the token and the name.
 struct TunnelArgs {
   int local_port = 0;
   std::string edge, token, token_file, name, ca, domain = "localhost";
   size_t max_udp_payload = 1452;
 };
 
+// What `tcp` and `udp` add: an edge port of their own.
+struct PortTunnelArgs : TunnelArgs {
+  int remote_port = 0;
+  bool private_only = false;
+};
+
 struct AgentCommands {
   CLI::App* token_cmd = nullptr;
   CLI::App* http_cmd = nullptr;
   CLI::App* tcp_cmd = nullptr;
+  CLI::App* udp_cmd = nullptr;
   CLI::App* agent_cmd = nullptr;
   CLI::App* connect_cmd = nullptr;
 
@@ -37,13 +46,21 @@ struct AgentCommands {
     std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
     bool upstream_tls = false, upstream_insecure = false;
   } http;
-  struct : TunnelArgs {
-    int remote_port = 0;
-    bool private_only = false, proxy_protocol = false;
+  struct : PortTunnelArgs {
+    bool proxy_protocol = false;
   } tcp;
+  // The agent's side of udp tunnels' flows (`udp` and `agent`).
+  struct UdpFlowArgs {
+    int idle_timeout_s = 60;
+    size_t max_flows = 1024;
+  };
+  struct : PortTunnelArgs {
+    UdpFlowArgs flows;
+  } udp;
   struct {
     std::string config;
     size_t max_udp_payload = 1452;
+    UdpFlowArgs flows;
   } agent;
   struct {
     std::string name, listen, edge, token, token_file, ca;

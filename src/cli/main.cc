@@ -48,7 +48,21 @@ struct EdgeArgs {
   size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
   std::vector<std::string> routes;  // --route NAME=HOST:PORT
   size_t max_connects = edge::EdgeOptions{}.max_connect_streams;
+  std::string udp_ports = "21000-21999";
+  size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
+  int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
 };
+
+// --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
+bool port_range_option(const std::string& flag, const std::string& text, uint16_t& min, uint16_t& max) {
+  if (text == "none") return false;
+  const auto range = edge::parse_port_range(text);
+  if (!range)
+    throw std::runtime_error(flag + " \"" + text + "\" is not a range FIRST-LAST of ports 1-65535, nor none");
+  min = range->first;
+  max = range->second;
+  return true;
+}
 
 int run_edge(const EdgeArgs& a) {
   std::string error;
@@ -83,17 +97,7 @@ int run_edge(const EdgeArgs& a) {
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
   opts.http2 = !a.no_http2;
   opts.http3 = !a.no_http3;
-  if (a.tcp_ports == "none") {
-    opts.tcp_tunnels = false;
-  } else {
-    const auto range = edge::parse_port_range(a.tcp_ports);
-    if (!range) {
-      throw std::runtime_error("--tcp-ports \"" + a.tcp_ports +
-                               "\" is not a range FIRST-LAST of ports 1-65535, nor none");
-    }
-    opts.tcp.port_min = range->first;
-    opts.tcp.port_max = range->second;
-  }
+  opts.tcp_tunnels = port_range_option("--tcp-ports", a.tcp_ports, opts.tcp.port_min, opts.tcp.port_max);
   opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
   for (const auto& text : a.routes) {
     auto r = edge::parse_edge_route(text, a.domain, &error);
@@ -101,6 +105,9 @@ int run_edge(const EdgeArgs& a) {
     opts.routes.push_back(std::move(*r));
   }
   opts.max_connect_streams = a.max_connects;
+  opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
+  opts.udp.flows.max_flows = a.udp_max_flows;
+  opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -127,6 +134,9 @@ int run_edge(const EdgeArgs& a) {
   for (const auto& r : opts.routes) {
     std::cout << "  route: " << r.name << "  ->  " << r.target.address().to_string() << ":" << r.target.port()
               << std::endl;
+  }
+  if (server.udp_tunnels() != nullptr) {
+    std::cout << "  udp tunnels: udp://" << host << ":" << a.udp_ports << std::endl;
   }
   if (auto http = server.http_endpoint()) {
     std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
@@ -256,6 +266,20 @@ int main(int argc, char** argv) {
                    "connect streams one agent session may hold at once (more are refused)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--udp-ports", edge_args.udp_ports,
+                   "ports for UDP tunnels on the listen address, FIRST-LAST, or none")
+      ->capture_default_str();
+  edge_cmd
+      ->add_option("--udp-max-flows", edge_args.udp_max_flows,
+                   "client addresses (flows) one UDP tunnel may serve at once (packets of more are dropped)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  edge_cmd
+      ->add_option("--udp-idle-timeout", edge_args.udp_idle_timeout_s,
+                   "seconds without a packet after which a UDP tunnel's flow is forgotten")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
 
   agent::DoctorOptions doctor;
   std::string doctor_ca;

@@ -319,11 +319,24 @@ void AgentSession::on_stream_closed(wt::StreamId id) {
   connect_heads_.erase(id);
 }
 
+size_t AgentSession::max_datagram_size() const {
+  return closed_ || session_ == nullptr ? 0 : session_->max_datagram_size();
+}
+
+bool AgentSession::send_datagram(std::span<const uint8_t> datagram) {
+  return !closed_ && session_ != nullptr && session_->send_datagram(datagram);
+}
+
 void AgentSession::on_datagram(std::span<const uint8_t> payload) {
-  // Flow 0 is telemetry (§2.2), the others relayed WebTransport sessions (§7); any other flow is
-  // dropped (§2.1).
+  // Flow 0 is telemetry (§2.2); UDP tunnels' flows (§4.4) and relayed WebTransport sessions (§7)
+  // have theirs; any other flow is dropped (§2.1).
+  if (closed_) return;
+  if (const auto udp = tunnel::decode_udp_datagram(payload)) {
+    if (config_.udp != nullptr) config_.udp->on_agent_datagram(serial_, *udp);
+    return;
+  }
   const auto d = tunnel::decode_datagram(payload);
-  if (!d || closed_) return;
+  if (!d) return;
   if (d->flow_id == tunnel::kTelemetryFlowId) {
     tunnel::TelemetryReport report;
     const bool ok = tunnel::decode_telemetry(d->payload, report) == tunnel::TelemetryError::kNone;
@@ -346,7 +359,7 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   std::vector<std::string> hostnames;
   for (auto& [id, tunnel] : tunnels_) {
     hostnames.push_back(tunnel.hostname);
-    if (tunnel.tcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, id);
+    unpublish(id, tunnel);
   }
   // Issued after any claim still under way, so it releases what those take too.
   routes_.release_all(owner_, now());
@@ -447,15 +460,19 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     return;
   }
   const tunnel::TunnelTypeInfo* type = tunnel::find_tunnel_type(reg.type);
-  if (!type || !type->served || (type->type == tunnel::TunnelType::kTcp && config_.tcp == nullptr)) {
+  const bool off = type && ((type->type == tunnel::TunnelType::kTcp && config_.tcp == nullptr) ||
+                            (type->type == tunnel::TunnelType::kUdp && config_.udp == nullptr));
+  if (!type || !type->served || off) {
     const std::string served = type && type->served ? "here" : "yet";
     refuse(id, raw_host, refusal::kInvalid,
            (type ? "tunnel type \"" + reg.type + "\" is reserved, not served " + served
                  : "unknown tunnel type \"" + reg.type.substr(0, 32) + "\"") +
-               " (v1 serves \"http\", \"tcp\")");
+               " (v1 serves \"http\", \"tcp\", \"udp\")");
     return;
   }
-  const bool tcp = type->type == tunnel::TunnelType::kTcp;
+  const std::string_view route_type = type->type == tunnel::TunnelType::kTcp   ? kTcp
+                                     : type->type == tunnel::TunnelType::kUdp ? kUdp
+                                                                              : kHttp;
   const std::string hostname = lower_ascii(raw_host);
   if (const std::string problem = hostname_problem(hostname); !problem.empty()) {
     refuse(id, raw_host, refusal::kInvalid, "\"" + raw_host.substr(0, 64) + "\" is " + problem);
@@ -471,14 +488,14 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     return;
   }
   for (const auto& [other_id, tunnel] : tunnels_) {
-    if (tunnel.hostname == hostname && tunnel.tcp == tcp) {
+    if (tunnel.hostname == hostname && tunnel.type == route_type) {
       refuse(id, raw_host, refusal::kTaken, hostname + " is already registered on this session");
       return;
     }
   }
   // Held as registered from now on (duplicates and the limit count it); answered when the table is.
   const uint64_t claim = ++last_claim_;
-  tunnels_[id] = Tunnel{hostname, claim, tcp};
+  tunnels_[id] = Tunnel{hostname, claim, route_type};
   pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
   routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
@@ -506,17 +523,18 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   }
   // Answered even when an UNREGISTER came meanwhile: the claim did succeed, and the release follows.
   if (current) tunnel->second.claim = 0;
-  if (c.reg.type == kTcp) {
+  if (c.reg.type == kTcp || c.reg.type == kUdp) {
     if (!current) return;  // unregistered meanwhile: no port for it
-    const TcpPublishResult p = config_.tcp->publish(
-        TcpPublishRequest{serial_, c.id, c.hostname, c.reg.remote_port, c.reg.private_only});
+    const TcpPublishRequest request{serial_, c.id, c.hostname, c.reg.remote_port, c.reg.private_only};
+    const TcpPublishResult p =
+        c.reg.type == kTcp ? config_.tcp->publish(request) : config_.udp->publish(request);
     if (!p.ok) {
       routes_.release(route_key(tunnel->second), owner_, now());
       tunnels_.erase(tunnel);
       refuse(c.id, c.raw_host, p.code, p.message);
       return;
     }
-    spdlog::info("tunnel {}: registered tcp {} (id {}) -> {}", owner_, c.hostname, c.id, p.url);
+    spdlog::info("tunnel {}: registered {} {} (id {}) -> {}", owner_, c.reg.type, c.hostname, c.id, p.url);
     send_control(tunnel::Registered{c.id, c.hostname, p.url});
     return;
   }
@@ -533,9 +551,14 @@ void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   if (it == tunnels_.end()) return;  // idempotent
   // Issued after the claim even if that is still under way, so it releases what the claim takes.
   routes_.release(route_key(it->second), owner_, now());
-  if (it->second.tcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, unreg.id);
+  unpublish(unreg.id, it->second);
   spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
+}
+
+void AgentSession::unpublish(uint32_t id, const Tunnel& t) {
+  if (t.type == kTcp && config_.tcp != nullptr) config_.tcp->unpublish(serial_, id);
+  if (t.type == kUdp && config_.udp != nullptr) config_.udp->unpublish(serial_, id);
 }
 
 void AgentSession::send_control(const tunnel::ControlMessage& message) {

@@ -35,6 +35,7 @@
 #include "edge/metrics.h"
 #include "edge/route_table.h"
 #include "edge/tcp_publisher.h"
+#include "edge/udp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/connect_stream.h"
 #include "tunnel/control.h"
@@ -79,9 +80,10 @@ struct AgentSessionConfig {
   ConnectBroker* connect = nullptr;
   // Connect streams one session may hold at once (§4.3); one more is refused as `limit`.
   size_t max_connect_streams = 100;
+  UdpPublisher* udp = nullptr;        // gives REGISTERs of type "udp" their ports and flows; null: refused
 };
 
-class AgentSession final : public wt::SessionHandler {
+class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
  public:
   struct Hooks {
     // The session ended (after its routes were released); `hostnames` were registered on it.
@@ -156,6 +158,9 @@ class AgentSession final : public wt::SessionHandler {
   const std::optional<tunnel::TelemetryReport>& telemetry() const { return telemetry_; }
   SteadyTime telemetry_at() const { return telemetry_at_; }
   uint64_t telemetry_invalid() const { return telemetry_invalid_; }
+  // --- UDP tunnels' datagrams (§4.4), for the UdpPublisher ---
+  size_t max_datagram_size() const override;
+  bool send_datagram(std::span<const uint8_t> datagram) override;
 
   // --- wt::SessionHandler ---
   void on_attached(wt::Session& session) override { session_ = &session; }
@@ -215,14 +220,17 @@ class AgentSession final : public wt::SessionHandler {
   struct Tunnel {
     std::string hostname;
     uint64_t claim = 0;  // the claim under way for it, 0 once the table answered
-    bool tcp = false;    // type "tcp": route key kTcp, and a port from config_.tcp once claimed
+    // kHttp, kTcp or kUdp (the route key's type): tcp and udp get a port from config_.tcp / .udp
+    // once claimed.
+    std::string_view type = kHttp;
   };
   struct PendingClaim {
     uint32_t id = 0;
     std::string hostname, raw_host;
     tunnel::Register reg;
   };
-  static RouteKey route_key(const Tunnel& t) { return RouteKey{t.tcp ? kTcp : kHttp, t.hostname}; }
+  static RouteKey route_key(const Tunnel& t) { return RouteKey{t.type, t.hostname}; }
+  void unpublish(uint32_t id, const Tunnel& t);
   std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;

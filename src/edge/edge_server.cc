@@ -174,6 +174,13 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   for (const auto& r : options_.routes) routes[r.name] = r.target;
   connect_ = std::make_unique<ConnectBridges>(io_, *tunnels_, std::move(routes), options_.tcp.read_chunk);
   tunnels_->set_connect_broker(connect_.get());
+  if (options_.udp_tunnels) {
+    UdpTunnelOptions uo = options_.udp;
+    uo.listen_address = options_.listen.address();
+    auto link = [this](uint64_t serial) -> UdpFlowLink* { return tunnels_->find_session(serial); };
+    udp_ = std::make_unique<UdpTunnels>(io_, std::move(link), std::move(uo));
+    tunnels_->set_udp_publisher(udp_.get());
+  }
   load_public_tls();
 
   bind_sockets();

@@ -25,6 +25,7 @@
 #include "edge/route_table.h"
 #include "edge/connect_bridges.h"
 #include "edge/tcp_tunnels.h"
+#include "edge/udp_tunnels.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
@@ -73,6 +74,9 @@ struct EdgeOptions {
   // connect streams one agent session may hold at once.
   std::vector<EdgeRoute> routes;
   size_t max_connect_streams = 100;
+  // UDP tunnels (edge/udp_tunnels.h): ports on listen's address, likewise.
+  bool udp_tunnels = true;
+  UdpTunnelOptions udp;
 };
 
 class EdgeServer {
@@ -93,6 +97,7 @@ class EdgeServer {
   size_t public_connection_count() const;
   TunnelService& tunnels() { return *tunnels_; }
   TcpTunnels* tcp_tunnels() { return tcp_.get(); }
+  UdpTunnels* udp_tunnels() { return udp_.get(); }
   const LocalRouteTable& routes() const { return routes_; }
   std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint() const;
   // True once every listener is up, false again from shutdown() on (GET /ready).
@@ -141,6 +146,7 @@ class EdgeServer {
   std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
   std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
+  std::unique_ptr<UdpTunnels> udp_;         // likewise
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

@@ -66,11 +66,12 @@ namespace wtmesh::edge {
 
 inline constexpr std::string_view kHttp = "http";
 inline constexpr std::string_view kTcp = "tcp";  // TCP tunnels by name (public port or private)
+inline constexpr std::string_view kUdp = "udp";  // UDP tunnels by name (public port or private)
 inline constexpr std::string_view kCatchAll = "*";
 
 // A route's name within its type. Views: the table copies what it keeps.
 struct RouteKey {
-  std::string_view type;  // kHttp, kTcp
+  std::string_view type;  // kHttp, kTcp, kUdp
   std::string_view name;  // a name, "*.name" or kCatchAll, already validated by the caller
 };
 

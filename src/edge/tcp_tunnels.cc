@@ -4,7 +4,6 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <charconv>
 #include <set>
 #include <vector>
 
@@ -15,22 +14,6 @@ namespace wtmesh::edge {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-
-std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view text) {
-  const size_t dash = text.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
-  auto number = [](std::string_view s) -> std::optional<uint32_t> {
-    uint32_t v = 0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 1 || v > 65535)
-      return std::nullopt;
-    return v;
-  };
-  const auto first = number(text.substr(0, dash));
-  const auto last = number(text.substr(dash + 1));
-  if (!first || !last || *first > *last) return std::nullopt;
-  return std::pair<uint16_t, uint16_t>(static_cast<uint16_t>(*first), static_cast<uint16_t>(*last));
-}
 
 tunnel::TcpAddress to_tcp_address(const tcp::endpoint& ep) {
   tunnel::TcpAddress a;
@@ -60,7 +43,10 @@ struct TcpTunnels::Listener {
 };
 
 TcpTunnels::TcpTunnels(asio::io_context& io, TunnelDirectory& directory, TcpTunnelOptions options)
-    : io_(io), directory_(directory), options_(std::move(options)) {
+    : io_(io),
+      directory_(directory),
+      options_(std::move(options)),
+      ports_(options_.port_min, options_.port_max, "TCP") {
   if (options_.public_host.empty()) options_.public_host = options_.listen_address.to_string();
   if (options_.listen_address.is_v6() && options_.public_host.find(':') != std::string::npos)
     options_.public_host = "[" + options_.public_host + "]";
@@ -100,50 +86,25 @@ bool TcpTunnels::bind(Listener& l, uint16_t port, std::string* error) {
 
 TcpPublishResult TcpTunnels::publish(const TcpPublishRequest& request) {
   TcpPublishResult r;
-  auto fail = [&r](std::string_view code, std::string message) {
-    r.code = code;
-    r.message = std::move(message);
-    return r;
-  };
   const auto key = std::make_pair(request.session, request.tunnel_id);
-  if (tunnels_.count(key) != 0)
-    return fail(tunnel::refusal::kDuplicateId,
-                "tunnel id " + std::to_string(request.tunnel_id) + " has a port");
+  if (tunnels_.count(key) != 0) {
+    r.code = tunnel::refusal::kDuplicateId;
+    r.message = "tunnel id " + std::to_string(request.tunnel_id) + " has a port";
+    return r;
+  }
   auto l = std::make_shared<Listener>(io_, request);
-  const std::string range = std::to_string(options_.port_min) + "-" + std::to_string(options_.port_max);
-  if (request.private_only) {
-    if (request.remote_port != 0)
-      return fail(tunnel::refusal::kInvalid, "a private tunnel has no public port");
-  } else if (request.remote_port != 0) {
-    const uint32_t p = request.remote_port;
-    if (p == tunnel::Register::kBadPort)
-      return fail(tunnel::refusal::kInvalid, "remote_port is not a port number");
-    if (p < options_.port_min || p > options_.port_max)
-      return fail(tunnel::refusal::kInvalid,
-                  "port " + std::to_string(p) + " is outside the edge's TCP port range " + range);
-    if (ports_.count(static_cast<uint16_t>(p)) != 0)
-      return fail(tunnel::refusal::kPortTaken, "port " + std::to_string(p) + " is held by another tunnel");
-    std::string error;
-    if (!bind(*l, static_cast<uint16_t>(p), &error))
-      return fail(tunnel::refusal::kPortTaken,
-                  "port " + std::to_string(p) + " is in use on the edge's host (" + error + ")");
-  } else {
-    const uint32_t size = uint32_t{options_.port_max} - options_.port_min + 1;
-    std::string error;
-    for (uint32_t i = 0; i < size && l->port == 0; ++i) {
-      const auto p = static_cast<uint16_t>(options_.port_min + (cursor_ + i) % size);
-      if (ports_.count(p) == 0 && bind(*l, p, &error))
-        cursor_ = static_cast<uint16_t>((cursor_ + i + 1) % size);
-    }
-    if (l->port == 0)
-      return fail(tunnel::refusal::kLimit, "no free port in the edge's TCP port range " + range);
+  const PortPick pick = ports_.take(request.remote_port, request.private_only,
+                                    [&](uint16_t port, std::string* error) { return bind(*l, port, error); });
+  if (!pick.ok) {
+    r.code = pick.code;
+    r.message = pick.message;
+    return r;
   }
   tunnels_[key] = l;
   r.ok = true;
   if (l->port == 0) {
     r.url = "tcp://" + request.hostname;
   } else {
-    ports_[l->port] = l.get();
     r.url = "tcp://" + options_.public_host + ":" + std::to_string(l->port);
     accept(l);
   }
@@ -156,7 +117,7 @@ void TcpTunnels::unpublish(uint64_t session, uint32_t tunnel_id) {
   if (it == tunnels_.end()) return;
   auto l = it->second;
   tunnels_.erase(it);
-  if (l->port != 0) ports_.erase(l->port);
+  if (l->port != 0) ports_.give_back(l->port);
   l->closed = true;
   boost::system::error_code ec;
   l->acceptor.close(ec);

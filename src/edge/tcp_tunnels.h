@@ -22,6 +22,7 @@
 #include <string>
 #include <utility>
 
+#include "edge/port_pool.h"
 #include "edge/tcp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/tcp_stream.h"
@@ -38,9 +39,6 @@ struct TcpTunnelOptions {
   size_t max_connections_per_tunnel = 100;
   size_t read_chunk = 64 * 1024;  // client bytes read at once (the up direction's whole buffer)
 };
-
-// "20000-20999" → {20000, 20999}; nullopt unless 1 <= first <= last <= 65535.
-std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view text);
 
 tunnel::TcpAddress to_tcp_address(const boost::asio::ip::tcp::endpoint& ep);
 
@@ -70,8 +68,7 @@ class TcpTunnels final : public TcpPublisher {
   TunnelDirectory& directory_;
   TcpTunnelOptions options_;
   std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<Listener>> tunnels_;  // (session, tunnel id)
-  std::map<uint16_t, Listener*> ports_;
-  uint16_t cursor_ = 0;  // where the next search for a free port starts (offset in the range)
+  PortPool ports_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -58,6 +58,8 @@ class TunnelService final : public TunnelDirectory {
   void set_tcp_publisher(TcpPublisher* tcp) { config_.session.tcp = tcp; }
   // Serves connect streams on sessions accepted afterwards (not owned; outlives them).
   void set_connect_broker(ConnectBroker* broker) { config_.session.connect = broker; }
+  // Serves REGISTERs of type "udp" likewise.
+  void set_udp_publisher(UdpPublisher* udp) { config_.session.udp = udp; }
   // Where the public listener is, for REGISTERED urls (sessions accepted afterwards).
   void set_public_url(std::string scheme, uint16_t port) {
     config_.session.public_scheme = std::move(scheme);

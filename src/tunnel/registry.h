@@ -76,7 +76,7 @@ struct TunnelTypeInfo {
 inline constexpr std::array<TunnelTypeInfo, 3> kTunnelTypes{{
     {TunnelType::kHttp, "http", true},
     {TunnelType::kTcp, "tcp", true},
-    {TunnelType::kUdp, "udp", false},
+    {TunnelType::kUdp, "udp", true},
 }};
 
 // The registered type named `name`, or nullptr.

@@ -161,8 +161,9 @@ WireError decode_response_head(std::span<const uint8_t> head, ResponseHead& out)
 
 // --- datagrams -----------------------------------------------------------------------------------
 
-// Every WebTransport datagram of a tunnel session is `flow_id:varint payload` (§2.1). v1 assigns no
-// flows: it sends no datagrams and drops those it receives.
+// Every WebTransport datagram of a tunnel session is `flow_id:varint payload` (§2.1). Flow ids: 0
+// telemetry, 1..2^30-1 relayed WebTransport sessions (§7), from 2^30 UDP flows (tunnel/udp_flow.h);
+// a receiver drops datagrams of flows it does not know.
 struct Datagram {
   uint64_t flow_id = 0;
   std::span<const uint8_t> payload;  // points into the decoded bytes

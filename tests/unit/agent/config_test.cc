@@ -93,7 +93,7 @@ tunnels:
   EXPECT_EQ(c->tunnels[1].upstream_url(), "[::1]:22");
 
   const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
-  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1}").find("the types are http, tcp and connect"),
+  EXPECT_NE(error_of(head + "{name: a, type: sctp, local_port: 1}").find("the types are http, tcp, udp and connect"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: a, type: tcp, local_port: 1, upstream_tls: true}").find("upstream_*"),
             std::string::npos);
@@ -134,6 +134,48 @@ tunnels:
                 .find("a connect entry has name, type and listen"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: \"bad name\", type: connect, listen: \"127.0.0.1:1\"}").find("is not a name"),
+            std::string::npos);
+}
+
+TEST(AgentConfig, UdpTunnels) {
+  std::string error;
+  auto c = parse(R"(
+edge: https://127.0.0.1:4433
+token: t
+tunnels:
+  - {name: dns, type: udp, local_port: 5353, remote_port: 21053}
+  - {name: game, type: udp, upstream: "[::1]:27015", private: true}
+  - {name: iperf, type: tcp, local_port: 5201, remote_port: 20201}
+  - {name: iperf, type: udp, local_port: 5201, remote_port: 20201}
+)",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  ASSERT_EQ(c->tunnels.size(), 4u);
+  const TunnelSpec& dns = c->tunnels[0];
+  EXPECT_EQ(dns.type, "udp");
+  EXPECT_EQ(dns.hostname, "dns.localhost");
+  EXPECT_EQ(dns.remote_port, 21053);
+  EXPECT_FALSE(dns.private_only);
+  EXPECT_EQ(dns.upstream_url(), "127.0.0.1:5353") << "a udp tunnel's target has no scheme";
+  EXPECT_TRUE(c->tunnels[1].private_only);
+  EXPECT_EQ(c->tunnels[1].upstream_url(), "[::1]:27015");
+  EXPECT_EQ(c->tunnels[2].type, "tcp") << "a tcp and a udp tunnel may share a name and a port number";
+  EXPECT_EQ(c->tunnels[3].type, "udp");
+
+  const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1, proxy_protocol: true}")
+                .find("proxy_protocol is for tcp tunnels"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1, upstream_tls: true}")
+                .find("udp tunnel: upstream_*"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1}\n  - {name: a, type: udp, local_port: 2}")
+                .find("repeats the udp hostname a.localhost"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1, remote_port: 0}").find(".remote_port"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: a, type: udp, local_port: 1, private: true, remote_port: 2}")
+                .find("is private"),
             std::string::npos);
 }
 
@@ -203,7 +245,7 @@ TEST(AgentConfig, ErrorsAreSentencesNamingTheProblem) {
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: 'a*', local_port: 3}]\n").find("valid hostname"),
             std::string::npos);
-  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: udp, local_port: 3}]\n").find("http, tcp and connect"),
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: quic, local_port: 3}]\n").find("http, tcp, udp and connect"),
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: a}]\n").find("exactly one of local_port and upstream"),
             std::string::npos);
@@ -221,7 +263,7 @@ TEST(AgentConfig, ErrorsAreSentencesNamingTheProblem) {
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, upstream: '127.0.0.1'}]\n").find("not HOST:PORT"),
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, local_port: 1}, {name: A, local_port: 2}]\n")
-                .find("repeats the hostname a.localhost"),
+                .find("repeats the http hostname a.localhost"),
             std::string::npos);
 }
 

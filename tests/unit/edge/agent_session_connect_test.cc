@@ -27,7 +27,7 @@ class AgentSessionConnectTest : public AgentSessionTest {
   void SetUp() override {
     cfg_.connect = &broker_;
     cfg_.max_connect_streams = 2;
-    start({"b.localhost"}, 64, nullptr, {"db.localhost", "*.mesh.localhost"});
+    start({"b.localhost"}, 64, nullptr, nullptr, {"db.localhost", "*.mesh.localhost"});
     open_control();
   }
   // The agent opens stream `id` and sends `bytes` on it.
@@ -85,7 +85,7 @@ TEST_F(AgentSessionConnectTest, OutOfScopeIsRefusedWithAReplyAndFin) {
 }
 
 TEST_F(AgentSessionConnectTest, ATokenWithoutTheClaimReachesNothing) {
-  start({"b.localhost"}, 64, nullptr, {});
+  start({"b.localhost"}, 64, nullptr, nullptr, {});
   open_control();
   agent_sends(4, tunnel::encode_connect_stream_head({"db"}));
   EXPECT_TRUE(broker_.names.empty());
@@ -126,7 +126,7 @@ TEST_F(AgentSessionConnectTest, SessionEndAbortsTheBrokersStreams) {
 
 TEST_F(AgentSessionConnectTest, NoBrokerRefusesUnknown) {
   cfg_.connect = nullptr;
-  start({"b.localhost"}, 64, nullptr, {"db.localhost"});
+  start({"b.localhost"}, 64, nullptr, nullptr, {"db.localhost"});
   open_control();
   agent_sends(4, tunnel::encode_connect_stream_head({"db"}));
   EXPECT_EQ(reply_on(4).status, static_cast<uint64_t>(tunnel::ConnectStatus::kUnknown));

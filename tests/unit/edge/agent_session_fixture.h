@@ -41,9 +41,10 @@ class AgentSessionTest : public ::testing::Test {
  protected:
   void SetUp() override { start({"app.localhost", "*.wild.localhost", "other.localhost"}); }
   void start(std::vector<std::string> hosts, size_t max_tunnels = 64, TcpPublisher* tcp = nullptr,
-             std::vector<std::string> connect = {}) {
+             UdpPublisher* udp = nullptr, std::vector<std::string> connect = {}) {
     cfg_.domain = "localhost";
     cfg_.tcp = tcp;
+    cfg_.udp = udp;
     seen_ = 0;
     cfg_.public_port = 8443;
     cfg_.ping_interval = 10s;

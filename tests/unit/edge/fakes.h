@@ -66,8 +66,12 @@ class FakeSession final : public wt::Session {
   void consume(wt::StreamId id, size_t n) override { streams[id].consumed += n; }
   void reset_stream(wt::StreamId id, uint32_t code) override { streams[id].reset = code; }
   void stop_sending(wt::StreamId id, uint32_t code) override { streams[id].stop = code; }
-  size_t max_datagram_size() const override { return 0; }
-  bool send_datagram(std::span<const uint8_t>) override { return false; }
+  size_t max_datagram_size() const override { return max_datagram; }
+  bool send_datagram(std::span<const uint8_t> d) override {
+    if (closed || d.size() > max_datagram || datagrams.size() >= datagram_room) return false;
+    datagrams.emplace_back(d.begin(), d.end());
+    return true;
+  }
   void close(uint32_t code, std::string_view reason) override {
     if (closed) return;
     closed = true;
@@ -89,6 +93,9 @@ class FakeSession final : public wt::Session {
   std::map<wt::StreamId, FakeStream> streams;
   wt::StreamId next_bidi = 1;  // server-initiated bidi ids
   size_t open_local = 0, max_local = 100;
+  size_t max_datagram = 0;        // 0: datagrams unavailable
+  size_t datagram_room = 1000;    // datagrams sent before send_datagram reports no room
+  std::vector<std::vector<uint8_t>> datagrams;  // sent
   bool closed = false;
   uint32_t close_code = 0;
   std::string close_reason;

@@ -56,14 +56,15 @@ TEST(StreamKinds, ReaderTakesOnlyTheKindInAnyFragmentation) {
   EXPECT_EQ(eight.kind(), kVarintMax);
 }
 
-TEST(TunnelTypes, HttpAndTcpAreServedUdpIsReserved) {
+TEST(TunnelTypes, HttpTcpAndUdpAreServed) {
   ASSERT_TRUE(find_tunnel_type("http"));
   EXPECT_TRUE(find_tunnel_type("http")->served);
   EXPECT_EQ(find_tunnel_type("http")->type, TunnelType::kHttp);
   ASSERT_TRUE(find_tunnel_type("tcp"));
   EXPECT_TRUE(find_tunnel_type("tcp")->served);
   ASSERT_TRUE(find_tunnel_type("udp"));
-  EXPECT_FALSE(find_tunnel_type("udp")->served);
+  EXPECT_TRUE(find_tunnel_type("udp")->served);
+  EXPECT_EQ(find_tunnel_type("udp")->type, TunnelType::kUdp);
   EXPECT_FALSE(find_tunnel_type("HTTP")) << "compared exactly, as v1 did";
   EXPECT_FALSE(find_tunnel_type(""));
   EXPECT_FALSE(find_tunnel_type("quic"));

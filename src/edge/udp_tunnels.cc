@@ -1,0 +1,229 @@
+#include "edge/udp_tunnels.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <vector>
+
+#include "tunnel/control.h"
+
+namespace wtmesh::edge {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+namespace {
+
+// A client address as a flow-table key: the address bytes and the port.
+std::string endpoint_key(const udp::endpoint& ep) {
+  std::string key;
+  if (ep.address().is_v4()) {
+    const auto b = ep.address().to_v4().to_bytes();
+    key.assign(b.begin(), b.end());
+  } else {
+    const auto b = ep.address().to_v6().to_bytes();
+    key.assign(b.begin(), b.end());
+  }
+  key.push_back(static_cast<char>(ep.port() >> 8));
+  key.push_back(static_cast<char>(ep.port() & 0xff));
+  return key;
+}
+
+constexpr size_t kMaxUdpPacket = 65535;
+
+}  // namespace
+
+struct UdpTunnels::Tunnel {
+  Tunnel(asio::io_context& io, UdpPublishRequest r, tunnel::UdpFlowOptions flow_options)
+      : socket(io), request(std::move(r)), flows(flow_options) {}
+  udp::socket socket;
+  UdpPublishRequest request;
+  uint16_t port = 0;  // 0: private (no socket)
+  bool closed = false;
+  tunnel::UdpFlowTable flows;
+  std::map<uint64_t, udp::endpoint> clients;  // flow id → client address
+  tunnel::UdpDropCounters drops;
+  uint64_t logged_drops = 0;  // drops.total() when last logged
+  std::vector<uint8_t> buffer = std::vector<uint8_t>(kMaxUdpPacket);
+  udp::endpoint from;
+};
+
+UdpTunnels::UdpTunnels(asio::io_context& io, std::function<UdpFlowLink*(uint64_t)> link,
+                       UdpTunnelOptions options)
+    : io_(io),
+      link_(std::move(link)),
+      options_(std::move(options)),
+      ports_(options_.port_min, options_.port_max, "UDP"),
+      sweep_timer_(io) {
+  if (options_.public_host.empty()) options_.public_host = options_.listen_address.to_string();
+  if (options_.listen_address.is_v6() && options_.public_host.find(':') != std::string::npos)
+    options_.public_host = "[" + options_.public_host + "]";
+}
+
+UdpTunnels::~UdpTunnels() {
+  for (auto& [key, t] : tunnels_) {
+    t->closed = true;
+    boost::system::error_code ec;
+    t->socket.close(ec);
+  }
+}
+
+size_t UdpTunnels::flow_count() const {
+  size_t n = 0;
+  for (const auto& [key, t] : tunnels_) n += t->flows.size();
+  return n;
+}
+
+const tunnel::UdpDropCounters* UdpTunnels::drops(uint64_t session, uint32_t tunnel_id) const {
+  auto it = tunnels_.find({session, tunnel_id});
+  return it == tunnels_.end() ? nullptr : &it->second->drops;
+}
+
+void UdpTunnels::count(Tunnel& t, uint64_t tunnel::UdpDropCounters::*which) {
+  ++(t.drops.*which);
+  ++(total_.*which);
+}
+
+bool UdpTunnels::bind(Tunnel& t, uint16_t port, std::string* error) {
+  // No SO_REUSEADDR: on Linux it would let two UDP sockets share the port.
+  boost::system::error_code ec;
+  const udp::endpoint ep(options_.listen_address, port);
+  t.socket.open(ep.protocol(), ec);
+  if (!ec) t.socket.bind(ep, ec);
+  if (!ec) t.socket.non_blocking(true, ec);
+  if (ec) {
+    boost::system::error_code ignored;
+    t.socket.close(ignored);
+    *error = ec.message();
+    return false;
+  }
+  t.port = port;
+  return true;
+}
+
+UdpPublishResult UdpTunnels::publish(const UdpPublishRequest& request) {
+  UdpPublishResult r;
+  const auto key = std::make_pair(request.session, request.tunnel_id);
+  if (tunnels_.count(key) != 0) {
+    r.code = tunnel::refusal::kDuplicateId;
+    r.message = "tunnel id " + std::to_string(request.tunnel_id) + " has a port";
+    return r;
+  }
+  auto t = std::make_shared<Tunnel>(io_, request, options_.flows);
+  const PortPick pick = ports_.take(request.remote_port, request.private_only,
+                                    [&](uint16_t port, std::string* error) { return bind(*t, port, error); });
+  if (!pick.ok) {
+    r.code = pick.code;
+    r.message = pick.message;
+    return r;
+  }
+  tunnels_[key] = t;
+  r.ok = true;
+  if (t->port == 0) {
+    r.url = "udp://" + request.hostname;
+  } else {
+    r.url = "udp://" + options_.public_host + ":" + std::to_string(t->port);
+    receive(t);
+  }
+  spdlog::info("udp {}: published {}", request.hostname, r.url);
+  arm_sweep();
+  return r;
+}
+
+void UdpTunnels::unpublish(uint64_t session, uint32_t tunnel_id) {
+  auto it = tunnels_.find({session, tunnel_id});
+  if (it == tunnels_.end()) return;
+  auto t = it->second;
+  tunnels_.erase(it);
+  if (t->port != 0) ports_.give_back(t->port);
+  t->closed = true;
+  boost::system::error_code ec;
+  t->socket.close(ec);
+  spdlog::info("udp {}: unpublished ({} flow(s) open; dropped: {})", t->request.hostname, t->flows.size(),
+               t->drops.describe());
+}
+
+void UdpTunnels::receive(const std::shared_ptr<Tunnel>& t) {
+  t->socket.async_receive_from(
+      asio::buffer(t->buffer), t->from,
+      [this, alive = std::weak_ptr<int>(alive_), t](boost::system::error_code ec, size_t n) {
+        if (alive.expired() || t->closed) return;
+        if (ec == asio::error::operation_aborted) return;
+        if (!ec) on_client_packet(*t, n);
+        receive(t);  // an error (an ICMP report, ...) does not end the tunnel
+      });
+}
+
+void UdpTunnels::on_client_packet(Tunnel& t, size_t n) {
+  const auto now = std::chrono::steady_clock::now();
+  const std::string key = endpoint_key(t.from);
+  std::optional<uint64_t> flow = t.flows.find(key, now);
+  if (!flow) {
+    if (t.flows.full()) {
+      if (t.drops.flow_cap == 0)
+        spdlog::info("udp {}: flow cap of {} reached: packets of new clients are dropped", t.request.hostname,
+                     t.flows.options().max_flows);
+      return count(t, &tunnel::UdpDropCounters::flow_cap);
+    }
+    flow = tunnel::udp_flow_id(tunnel::FlowOpener::kEdge, flows_opened_++);
+    if (!flow || !t.flows.add(*flow, key, now)) return count(t, &tunnel::UdpDropCounters::flow_cap);
+    t.clients[*flow] = t.from;
+    spdlog::debug("udp {}: flow {} opened for {}:{}", t.request.hostname, *flow, t.from.address().to_string(),
+                  t.from.port());
+  }
+  UdpFlowLink* link = link_(t.request.session);
+  const auto payload = std::span<const uint8_t>(t.buffer.data(), n);
+  const size_t size = tunnel::udp_datagram_overhead(*flow, t.request.tunnel_id) + n;
+  if (link == nullptr) return count(t, &tunnel::UdpDropCounters::queue_full);
+  if (size > link->max_datagram_size()) return count(t, &tunnel::UdpDropCounters::too_big);
+  if (!link->send_datagram(tunnel::encode_udp_datagram(*flow, t.request.tunnel_id, payload)))
+    count(t, &tunnel::UdpDropCounters::queue_full);
+}
+
+void UdpTunnels::on_agent_datagram(uint64_t session, const tunnel::UdpDatagram& d) {
+  auto it = tunnels_.find({session, d.tunnel_id});
+  if (it == tunnels_.end()) {
+    ++total_.unknown_flow;
+    return;
+  }
+  Tunnel& t = *it->second;
+  auto client = t.clients.find(d.flow_id);
+  if (client == t.clients.end() || !t.flows.touch(d.flow_id, std::chrono::steady_clock::now()))
+    return count(t, &tunnel::UdpDropCounters::unknown_flow);
+  boost::system::error_code ec;
+  t.socket.send_to(asio::buffer(d.payload.data(), d.payload.size()), client->second, 0, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::no_buffer_space)
+    count(t, &tunnel::UdpDropCounters::queue_full);
+}
+
+void UdpTunnels::arm_sweep() {
+  if (sweep_armed_ || tunnels_.empty()) return;
+  sweep_armed_ = true;
+  // Often enough that a flow outlives its idle timeout by at most a quarter of it (and 1 s).
+  const auto period =
+      std::min<std::chrono::milliseconds>(std::chrono::seconds(1), options_.flows.idle_timeout / 4);
+  sweep_timer_.expires_after(std::max(period, std::chrono::milliseconds(10)));
+  sweep_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    sweep_armed_ = false;
+    sweep();
+    arm_sweep();
+  });
+}
+
+void UdpTunnels::sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [key, t] : tunnels_) {
+    const auto gone = t->flows.expire(now);
+    for (const uint64_t flow : gone) t->clients.erase(flow);
+    if (!gone.empty())
+      spdlog::info("udp {}: {} idle flow(s) expired, {} open", t->request.hostname, gone.size(),
+                   t->flows.size());
+    if (t->drops.total() != t->logged_drops) {
+      t->logged_drops = t->drops.total();
+      spdlog::info("udp {}: dropped so far: {}", t->request.hostname, t->drops.describe());
+    }
+  }
+}
+
+}  // namespace wtmesh::edge

@@ -75,12 +75,12 @@ setup_and_build() {
   cmake --build "$build_dir" -j2 --target wtmesh || fail "build of wtmesh"
 }
 
-# Sets EDGE_PORT, EDGE_URL, CERT_HASH.
+# Sets EDGE_PORT, EDGE_URL, CERT_HASH, METRICS_URL.
 start_edge() {
   mkdir -p "$state/edge"
   say "starting edge on 127.0.0.1:$edge_port (state in .wtmesh/edge, log in .wtmesh/edge.log)"
   "$wtmesh" edge --listen "127.0.0.1:$edge_port" --domain localhost --state-dir "$state/edge" \
-    >"$state/edge.out" 2>"$state/edge.log" </dev/null &
+    --admin-listen 127.0.0.1:0 >"$state/edge.out" 2>"$state/edge.log" </dev/null &
   local pid=$!
   pids+=("$pid")
   local line
@@ -90,6 +90,8 @@ start_edge() {
   fi
   EDGE_PORT=${line##*:}
   EDGE_URL="https://127.0.0.1:$EDGE_PORT"
+  METRICS_URL=$(wait_line "$state/edge.out" 'http://127\.0\.0\.1:[0-9]+/metrics' "$pid" 10) ||
+    fail "the edge printed no admin listener line"
   CERT_HASH=$(tr -d ' \t\r\n' <"$state/edge/cert.sha256")
 }
 
@@ -164,7 +166,10 @@ check_tunnel() {
     grep -q '^http: stream 0x0 \[:status: 200\]' <<<"$out" || fail "HTTP/3 (gtlsclient) to $PUBLIC_URL did not answer 200"
     h3=", HTTP/3"
   fi
-  say "checked: $PUBLIC_URL serves the demo page over HTTP/2, HTTP/1.1$h3 (HTTPS verified with the edge CA) and streams events"
+  local metrics
+  metrics=$(curl -sS --max-time 10 "$METRICS_URL") || fail "curl $METRICS_URL failed"
+  grep -q '^wtmesh_http_requests_total{' <<<"$metrics" || fail "$METRICS_URL does not count the requests just made"
+  say "checked: $PUBLIC_URL serves the demo page over HTTP/2, HTTP/1.1$h3 (HTTPS verified with the edge CA) and streams events; $METRICS_URL counts them"
 }
 
 # Sets PAGE_URL. Falls back to any free port when $page_port is taken.
@@ -206,6 +211,10 @@ print_banner() {
                           --ca .wtmesh/edge/ca.pem --token ...   -> prints tcp://127.0.0.1:PORT (edge ports 20000-20999)
   Expose a UDP service (DNS, games):  ${wtmesh#"$root"/} udp LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token ...   -> prints udp://127.0.0.1:PORT (edge ports 21000-21999)
+  The mesh: publish by name only (tcp ... --private), then reach it from another agent on a local port:
+                        ${wtmesh#"$root"/} connect NAME --listen 127.0.0.1:PORT --edge $EDGE_URL --ca .wtmesh/edge/ca.pem \\
+                          --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name me --connect NAME)
+  Metrics (requests by tunnel, agents' RTT from their telemetry):   curl $METRICS_URL
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 

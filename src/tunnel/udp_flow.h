@@ -20,7 +20,6 @@
 
 namespace wtmesh::tunnel {
 
-inline constexpr uint64_t kTelemetryFlowId = 0;
 inline constexpr uint64_t kFirstUdpFlowId = uint64_t{1} << 30;
 inline constexpr uint64_t kMaxUdpFlowId = (uint64_t{1} << 62) - 1;
 

@@ -20,7 +20,7 @@ TEST(UdpFlowIds, EdgeEvenAgentOddFromTwoToTheThirty) {
   EXPECT_EQ(udp_flow_id(FlowOpener::kEdge, 5), (uint64_t{1} << 30) + 10);
   EXPECT_EQ(udp_flow_opener(*udp_flow_id(FlowOpener::kEdge, 7)), FlowOpener::kEdge);
   EXPECT_EQ(udp_flow_opener(*udp_flow_id(FlowOpener::kAgent, 7)), FlowOpener::kAgent);
-  EXPECT_FALSE(is_udp_flow(kTelemetryFlowId));
+  EXPECT_FALSE(is_udp_flow(0)) << "flow 0 is telemetry";
   EXPECT_FALSE(is_udp_flow((uint64_t{1} << 30) - 1)) << "the last relay id";
   EXPECT_TRUE(is_udp_flow(uint64_t{1} << 30));
   EXPECT_TRUE(is_udp_flow(kMaxUdpFlowId));

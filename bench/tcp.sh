@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# bench/tcp.sh: TCP tunnels side by side in one run: iperf3 (bulk, both directions) and redis-benchmark
-# (many small requests on many connections) against the same local iperf3 and redis-server, reached
-# directly, through an `ssh -R` reverse tunnel (AES-GCM), and through `wtmesh tcp` twice: with QUIC's
-# default 1452-byte packets and with 64 KiB packets (loopback's MTU allows them; `--max-udp-payload`).
+# bench/tcp.sh: TCP and UDP tunnels side by side in one run: iperf3 (bulk, both directions) and
+# redis-benchmark (many small requests on many connections) against the same local iperf3 and
+# redis-server, reached directly, through an `ssh -R` reverse tunnel (AES-GCM), and through `wtmesh tcp`
+# twice: with QUIC's default 1452-byte packets and with 64 KiB packets (loopback's MTU allows them;
+# `--max-udp-payload`); then iperf3 UDP at a fixed rate, directly and through `wtmesh udp` (loss and
+# jitter; ssh forwards no UDP).
 # Prints one table with ratios and keeps the raw numbers. See bench/README.md ("TCP tunnels").
 # shellcheck source=lib/common.sh
 # shellcheck source=lib/cpu.sh
@@ -23,6 +25,7 @@ usage: bench/tcp.sh [--quick] [options]
   --secs S           seconds of each iperf3 run (default 8)
   --redis-requests N requests per redis-benchmark test (SET and GET; default 100000)
   --redis-clients N  redis-benchmark connections (default 50)
+  --udp-rate R       iperf3 UDP rate, iperf3 units (default 100M); 1200-byte packets
   --wtmesh PATH      wtmesh binary (default: \$REPO/build-bench/wtmesh)
   --only LIST        comma-separated subset of: direct,ssh,wtmesh,wtmesh_jumbo
   --ssh-cipher C     cipher for ssh -R (default aes128-gcm@openssh.com)
@@ -32,7 +35,7 @@ Environment: WTMESH_GLOBAL_ARGS (default "--log-level warn").
 EOF
 }
 
-ROUNDS=3 SECS=8 REDIS_N=100000 REDIS_C=50 WTMESH="" ONLY="" SSH_CIPHER=aes128-gcm@openssh.com OUT_DIR=""
+ROUNDS=3 SECS=8 REDIS_N=100000 REDIS_C=50 UDP_RATE=100M WTMESH="" ONLY="" SSH_CIPHER=aes128-gcm@openssh.com OUT_DIR=""
 WAIT_QUIET=0
 while (($#)); do
   case $1 in
@@ -41,6 +44,7 @@ while (($#)); do
     --secs) SECS=$2; shift ;;
     --redis-requests) REDIS_N=$2; shift ;;
     --redis-clients) REDIS_C=$2; shift ;;
+    --udp-rate) UDP_RATE=$2; shift ;;
     --wtmesh) WTMESH=$2; shift ;;
     --only) ONLY=",$2,"; shift ;;
     --ssh-cipher) SSH_CIPHER=$2; shift ;;
@@ -55,6 +59,7 @@ for v in ROUNDS SECS REDIS_N REDIS_C; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
 [[ "$WAIT_QUIET" =~ ^[0-9]+$ ]] || die "--wait-quiet takes seconds"
+[[ "$UDP_RATE" =~ ^[0-9]+[KMG]?$ ]] || die "--udp-rate takes a rate such as 100M"
 wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
 WTMESH_GLOBAL_ARGS=${WTMESH_GLOBAL_ARGS---log-level warn}
 WTMESH=${WTMESH:-$REPO_DIR/build-bench/wtmesh}
@@ -86,13 +91,13 @@ spawn redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appen
 wait_tcp "$REDIS_PORT" 10 || die "redis-server did not start (see $OUT/redis.log)"
 
 # --- the ways to reach them: T_IPERF/T_REDIS (ports), T_ROOTS (the proxy's processes), T_NOTE --------
-declare -A T_IPERF T_REDIS
-target() {  # target NAME IPERF_PORT REDIS_PORT ROOTS NOTE
+declare -A T_IPERF T_REDIS T_UDP
+target() {  # target NAME IPERF_PORT REDIS_PORT ROOTS NOTE [UDP]: UDP=1 when iperf3 -u works through it
   TARGETS+=("$1")
-  T_IPERF[$1]=$2 T_REDIS[$1]=$3 T_ROOTS[$1]=$4 T_NOTE[$1]=$5
+  T_IPERF[$1]=$2 T_REDIS[$1]=$3 T_ROOTS[$1]=$4 T_NOTE[$1]=$5 T_UDP[$1]=${6:-0}
 }
 TARGETS=()
-wanted direct && target direct "$IPERF_PORT" "$REDIS_PORT" "" "no proxy"
+wanted direct && target direct "$IPERF_PORT" "$REDIS_PORT" "" "no proxy" 1
 if wanted ssh; then
   start_sshd
   free_port SSH_IPERF
@@ -102,16 +107,18 @@ if wanted ssh; then
 fi
 
 # start_wtmesh_tcp NAME MAX_UDP_PAYLOAD: an edge and one agent (`wtmesh agent --config`, one session)
-# publishing iperf3 and redis as two tcp tunnels on ports chosen here.
+# publishing iperf3 and redis as tcp tunnels on ports chosen here, and iperf3 once more as a udp tunnel
+# on the same port number (its UDP test keeps its control connection on TCP), when the binary has udp.
 start_wtmesh_tcp() {
-  local name=$1 payload=$2 dir=$BENCH_TMP/$1 edge_port iport rport token
+  local name=$1 payload=$2 dir=$BENCH_TMP/$1 edge_port iport rport token udp=0 udp_ports=()
   mkdir -p "$dir"
+  if "$WTMESH" udp --help > /dev/null 2>&1; then udp=1 udp_ports=(--udp-ports 10000-32767); fi
   free_port edge_port
   free_port iport
   free_port rport
   # shellcheck disable=SC2086
   spawn "$name-edge" "$WTMESH" $WTMESH_GLOBAL_ARGS edge --listen "127.0.0.1:$edge_port" --domain localhost \
-    --state-dir "$dir/state" --tcp-ports 10000-32767 --max-udp-payload "$payload"
+    --state-dir "$dir/state" --tcp-ports 10000-32767 "${udp_ports[@]}" --max-udp-payload "$payload"
   local edge_pid=$SPAWNED_PID
   wait_file "$dir/state/ca.pem" 20 || die "wtmesh edge wrote no ca.pem (see $OUT/$name-edge.log)"
   wait_tcp "$edge_port" 20 || die "wtmesh edge did not listen (see $OUT/$name-edge.log)"
@@ -132,11 +139,13 @@ tunnels:
     local_port: $REDIS_PORT
     remote_port: $rport
 EOF
+  ((udp)) && printf '  - name: iperf\n    type: udp\n    local_port: %s\n    remote_port: %s\n' \
+    "$IPERF_PORT" "$iport" >> "$dir/agent.yaml"
   # shellcheck disable=SC2086
   spawn "$name-agent" "$WTMESH" $WTMESH_GLOBAL_ARGS agent --config "$dir/agent.yaml" --max-udp-payload "$payload"
   local agent_pid=$SPAWNED_PID
   { wait_tcp "$iport" 20 && wait_tcp "$rport" 20; } || die "wtmesh tcp tunnels did not open (see $OUT/$name-agent.log)"
-  target "$name" "$iport" "$rport" "$edge_pid $agent_pid" "edge+agent, QUIC packets up to $payload bytes"
+  target "$name" "$iport" "$rport" "$edge_pid $agent_pid" "edge+agent, QUIC packets up to $payload bytes" "$udp"
 }
 if [[ -x "$WTMESH" ]] && "$WTMESH" tcp --help > /dev/null 2>&1; then
   wanted wtmesh && start_wtmesh_tcp wtmesh 1452
@@ -202,6 +211,22 @@ redis_run() {
   log "$t redis $tag: $ops ops/s (SET+GET), proxy CPU $((p1 - p0)) ticks"
 }
 
+# udp_run TARGET TAG: iperf3 -u at UDP_RATE for SECS seconds with 1200-byte packets; records the loss
+# and jitter the server saw.
+udp_run() {
+  local t=$1 tag=$2 file="$OUT/iperf-udp-$1-$2.json" parsed loss jitter packets
+  timeout $((SECS + 30)) iperf3 -c 127.0.0.1 -p "${T_IPERF[$t]}" -u -b "$UDP_RATE" -l 1200 -t "$SECS" -J \
+    > "$file" 2>&1 || log "iperf3 -u on $t exited non-zero"
+  parsed=$(python3 -c 'import json,sys
+s = json.load(open(sys.argv[1]))["end"]["sum"]
+print("%.3f %.4f %d" % (s["lost_percent"], s["jitter_ms"], s["packets"]))' "$file" 2> /dev/null) ||
+    { log "could not parse $file"; return 0; }
+  read -r loss jitter packets <<< "$parsed"
+  raw "$t" udp_loss_pct "$loss"
+  raw "$t" udp_jitter_ms "$jitter"
+  log "$t iperf3 udp $tag: $loss % of $packets packets lost, jitter $jitter ms"
+}
+
 n=${#TARGETS[@]}
 log "warm-up: one short iperf3 run per target"
 for t in "${TARGETS[@]}"; do
@@ -214,12 +239,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
     iperf_run "$t" up "r$r"
     iperf_run "$t" down "r$r"
     redis_run "$t" "r$r"
+    if ((T_UDP[$t])); then udp_run "$t" "r$r"; fi
   done
 done
 
 # --- report ----------------------------------------------------------------------------------------------
 # med TARGET KEY: the median of the raw values; sum TARGET KEY: their sum.
 med() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $2 == k { print $3 }' "$OUT/raw.tsv" | median; }
+med_or_dash() { local v; v=$(med "$1" "$2"); echo "${v:--}"; }
 sum() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $2 == k { s += $3 } END { printf "%.0f", s }' "$OUT/raw.tsv"; }
 # per TICKS_KEY AMOUNT_KEY SCALE: CPU ms per (amount / scale) for target $t, "-" without a proxy.
 per() {
@@ -230,16 +257,19 @@ per() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 {
-  printf '%-13s %10s %10s %12s %12s %13s   %s\n' target "up Gbit/s" "down" "CPU ms/GiB" "redis ops/s" "CPU us/op" note
+  printf '%-13s %10s %10s %11s %12s %10s %10s %10s   %s\n' target "up Gbit/s" "down" "CPU ms/GiB" "redis ops/s" \
+    "CPU us/op" "UDP loss%" "jitter ms" note
   for t in "${TARGETS[@]}"; do
-    printf '%-13s %10s %10s %12s %12s %13s   %s\n' "$t" "$(med "$t" tcp_up_gbps)" "$(med "$t" tcp_down_gbps)" \
-      "$(per tcp_up_ticks tcp_up_bytes 1073741824)" "$(med "$t" redis_ops)" \
-      "$(per redis_ticks redis_requests 1000)" "${T_NOTE[$t]}"
+    printf '%-13s %10s %10s %11s %12s %10s %10s %10s   %s\n' "$t" "$(med "$t" tcp_up_gbps)" \
+      "$(med "$t" tcp_down_gbps)" "$(per tcp_up_ticks tcp_up_bytes 1073741824)" "$(med "$t" redis_ops)" \
+      "$(per redis_ticks redis_requests 1000)" "$(med_or_dash "$t" udp_loss_pct)" \
+      "$(med_or_dash "$t" udp_jitter_ms)" "${T_NOTE[$t]}"
   done
   echo
   echo "(medians of $ROUNDS round(s); iperf3 one TCP stream for ${SECS}s each way; redis-benchmark -c $REDIS_C" \
     "-n $REDIS_N -t set,get, SET and GET ops/s summed; CPU = the proxy's processes, utime+stime from /proc;" \
-    "CPU ms/GiB from the upload runs; CPU us/op is per request)"
+    "CPU ms/GiB from the upload runs; CPU us/op is per request; UDP: iperf3 -u -b $UDP_RATE -l 1200 for" \
+    "${SECS}s, loss and jitter as its server saw them)"
   if [[ -n "${T_IPERF[ssh]:-}" ]]; then
     for w in wtmesh wtmesh_jumbo; do
       [[ -n "${T_IPERF[$w]:-}" ]] || continue

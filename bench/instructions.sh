@@ -44,12 +44,7 @@ for tool in valgrind callgrind_control h2load curl nginx openssl ss; do
   command -v "$tool" > /dev/null || die "missing tool: $tool"
 done
 
-BENCH_TMP=$(mktemp -d /tmp/wtmesh-bench-ir.XXXXXX)
-chmod 755 "$BENCH_TMP"  # nginx workers run as nobody and must read the files
-OUT=${OUT_DIR:-$BENCH_TMP/out}
-mkdir -p "$OUT"
-: > "$OUT/raw.tsv"
-trap bench_cleanup EXIT INT TERM
+bench_start wtmesh-bench-ir
 WTMESH_GLOBAL_ARGS=${WTMESH_GLOBAL_ARGS---log-level warn}
 WTMESH_EDGE_ARGS="" WTMESH_HTTP_ARGS=""
 export WTMESH_START_WAIT=120  # under callgrind the edge takes seconds to make its certificates

@@ -97,20 +97,8 @@ if [[ -n "$WTMESH" && -f "$(dirname "$WTMESH")/CMakeCache.txt" ]]; then
   fi
 fi
 
-BENCH_TMP=$(mktemp -d /tmp/wtmesh-bench.XXXXXX)
-chmod 755 "$BENCH_TMP"  # nginx workers run as nobody and must read the files
-OUT=${OUT_DIR:-$BENCH_TMP/out}
-mkdir -p "$OUT"
-: > "$OUT/raw.tsv"
-trap bench_cleanup EXIT INT TERM
-
-if ((WAIT_QUIET > 0)); then
-  quiet_deadline=$((SECONDS + WAIT_QUIET))
-  while ((SECONDS < quiet_deadline)) && awk '{ exit !($1 >= 1.0) }' /proc/loadavg; do
-    log "waiting for a quieter box (load average $(cut -d' ' -f1 /proc/loadavg))"
-    sleep 10
-  done
-fi
+bench_start wtmesh-bench
+wait_quiet "$WAIT_QUIET"
 started=$SECONDS
 read -r udp_rcv0 udp_snd0 udp_in0 <<< "$(udp_drops)"
 {

@@ -67,19 +67,8 @@ for tool in iperf3 redis-server redis-benchmark redis-cli /usr/sbin/sshd ssh ssh
   command -v "$tool" > /dev/null || die "missing tool: $tool (scripts/setup.sh installs it)"
 done
 
-BENCH_TMP=$(mktemp -d /tmp/wtmesh-bench-tcp.XXXXXX)
-OUT=${OUT_DIR:-$BENCH_TMP/out}
-mkdir -p "$OUT"
-: > "$OUT/raw.tsv"
-trap bench_cleanup EXIT INT TERM
-
-if ((WAIT_QUIET > 0)); then
-  quiet_deadline=$((SECONDS + WAIT_QUIET))
-  while ((SECONDS < quiet_deadline)) && awk '{ exit !($1 >= 1.0) }' /proc/loadavg; do
-    log "waiting for a quieter box (load average $(cut -d' ' -f1 /proc/loadavg))"
-    sleep 10
-  done
-fi
+bench_start wtmesh-bench-tcp
+wait_quiet "$WAIT_QUIET"
 started=$SECONDS
 
 # --- the services ------------------------------------------------------------------------------------

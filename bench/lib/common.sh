@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034
-# bench/lib/common.sh: logging, free ports, bounded waits, and process bookkeeping for bench/run.sh.
-# Every process the bench starts is recorded in BENCH_PIDS and killed (with its descendants) by
-# bench_cleanup, which run.sh installs as the EXIT/INT/TERM trap. Sourced, not executed.
+# bench/lib/common.sh: logging, free ports, bounded waits, and process bookkeeping for the bench
+# scripts (run.sh, tcp.sh, instructions.sh). Every process the bench starts is recorded in BENCH_PIDS and killed (with its descendants) by
+# bench_cleanup, which bench_start installs as the EXIT/INT/TERM trap. Sourced, not executed.
 
 BENCH_PIDS=()
 
@@ -109,3 +109,23 @@ bench_cleanup() {
 
 # median of numbers on stdin (one per line); empty input prints nothing.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# bench_start PREFIX: BENCH_TMP (a new directory /tmp/PREFIX.XXXXXX, readable by nginx's workers, which
+# run as nobody), OUT (OUT_DIR, else BENCH_TMP/out) with an empty raw.tsv, and the cleanup trap.
+bench_start() {
+  BENCH_TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$BENCH_TMP"
+  OUT=${OUT_DIR:-$BENCH_TMP/out}
+  mkdir -p "$OUT"
+  : > "$OUT/raw.tsv"
+  trap bench_cleanup EXIT INT TERM
+}
+
+# wait_quiet SECONDS: waits up to SECONDS (0: not at all) for the 1-minute load average to drop below 1.
+wait_quiet() {
+  local deadline=$((SECONDS + $1))
+  while ((SECONDS < deadline)) && awk '{ exit !($1 >= 1.0) }' /proc/loadavg; do
+    log "waiting for a quieter box (load average $(cut -d' ' -f1 /proc/loadavg))"
+    sleep 10
+  done
+}

@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034
 # bench/lib/common.sh: logging, free ports, bounded waits, and process bookkeeping for the bench
-# scripts (run.sh, tcp.sh, instructions.sh). Every process the bench starts is recorded in BENCH_PIDS and killed (with its descendants) by
-# bench_cleanup, which bench_start installs as the EXIT/INT/TERM trap. Sourced, not executed.
+# scripts (run.sh, tcp.sh, instructions.sh). Every process the bench starts is recorded in BENCH_PIDS
+# and killed (with its descendants) by bench_cleanup, which bench_start installs as the EXIT/INT/TERM
+# trap. Sourced, not executed.
 
 BENCH_PIDS=()
 

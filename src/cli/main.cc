@@ -13,6 +13,7 @@
 #include "common/allocator.h"
 #include "common/process_limits.h"
 #include "edge/edge_server.h"
+#include "tunnel/token.h"
 
 namespace {
 
@@ -44,6 +45,7 @@ struct EdgeArgs {
   int handshake_timeout_s = whole_seconds(limits.handshake_timeout);
   int header_timeout_s = whole_seconds(limits.header_timeout);
   int body_timeout_s = whole_seconds(limits.body_timeout);
+  std::string public_host;  // HOST in the tcp:// and udp:// URLs agents print; empty: the listen address
   std::string tcp_ports = "20000-20999";
   size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
   std::vector<std::string> routes;  // --route NAME=HOST:PORT
@@ -99,6 +101,14 @@ int run_edge(const EdgeArgs& a) {
   opts.http3 = !a.no_http3;
   opts.tcp_tunnels = port_range_option("--tcp-ports", a.tcp_ports, opts.tcp.port_min, opts.tcp.port_max);
   opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
+  if (!a.public_host.empty()) {
+    boost::system::error_code ec;
+    asio::ip::make_address(a.public_host, ec);
+    if (ec && !tunnel::is_valid_host_pattern(a.public_host, /*allow_wildcard=*/false))
+      throw std::runtime_error("--public-host \"" + a.public_host.substr(0, 64) +
+                               "\" is neither a DNS name nor an IP address");
+    opts.tcp.public_host = opts.udp.public_host = a.public_host;
+  }
   for (const auto& text : a.routes) {
     auto r = edge::parse_edge_route(text, a.domain, &error);
     if (!r) throw std::runtime_error("--route: " + error);
@@ -128,15 +138,16 @@ int run_edge(const EdgeArgs& a) {
   std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
   std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
             << ep.port() << ")" << std::endl;
+  const std::string& public_host = a.public_host.empty() ? host : a.public_host;
   if (server.tcp_tunnels() != nullptr) {
-    std::cout << "  tcp tunnels: tcp://" << host << ":" << a.tcp_ports << std::endl;
+    std::cout << "  tcp tunnels: tcp://" << public_host << ":" << a.tcp_ports << std::endl;
   }
   for (const auto& r : opts.routes) {
     std::cout << "  route: " << r.name << "  ->  " << r.target.address().to_string() << ":" << r.target.port()
               << std::endl;
   }
   if (server.udp_tunnels() != nullptr) {
-    std::cout << "  udp tunnels: udp://" << host << ":" << a.udp_ports << std::endl;
+    std::cout << "  udp tunnels: udp://" << public_host << ":" << a.udp_ports << std::endl;
   }
   if (auto http = server.http_endpoint()) {
     std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
@@ -249,6 +260,9 @@ int main(int argc, char** argv) {
                    "requests one client address may have in flight to one tunnel (over it: 429); 0 = no cap")
       ->capture_default_str();
 
+  edge_cmd->add_option("--public-host", edge_args.public_host,
+                       "the name (or address) clients reach this edge by, printed in tcp:// and udp:// URLs "
+                       "(default: the listen address)");
   edge_cmd
       ->add_option("--tcp-ports", edge_args.tcp_ports,
                    "ports for TCP tunnels on the listen address, FIRST-LAST, or none")

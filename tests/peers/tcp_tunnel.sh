@@ -26,6 +26,9 @@ PY=(python3 -u "$PEER_DIR/tcp_peer.py")
 pick_tcp_range
 start_edge main --tcp-ports "$TCP_RANGE" --tcp-max-connections 4
 check "the edge announces its tcp range" grep -qF "tcp tunnels: tcp://127.0.0.1:$TCP_RANGE" "${EDGE_DIR[main]}/stdout"
+# --public-host must be a DNS name or an IP address: anything else stops the edge before it listens.
+bad_host_out=$(timeout 10 "$WTMESH" edge --listen 127.0.0.1:0 --state-dir "$T/bad-host" --public-host 'two words' 2>&1)
+check "edge --public-host 'two words' is refused with a reason" grep -q -- "--public-host \"two words\" is neither" <<<"$bad_host_out"
 
 # --- bytes, FIN, the printed line ----------------------------------------------------------------
 start_tcp_server count serve-count

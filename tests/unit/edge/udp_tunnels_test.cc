@@ -34,8 +34,9 @@ struct FakeLink final : UdpFlowLink {
 
 class UdpTunnelsTest : public ::testing::Test {
  protected:
-  void make(size_t max_flows, std::chrono::milliseconds idle) {
+  void make(size_t max_flows, std::chrono::milliseconds idle, std::string public_host = "") {
     UdpTunnelOptions o;
+    o.public_host = std::move(public_host);
     o.port_min = 0;  // set below: a free range found by binding
     o.flows.max_flows = max_flows;
     o.flows.idle_timeout = idle;
@@ -162,6 +163,14 @@ TEST_F(UdpTunnelsTest, PortRulesAndUnpublish) {
   again.open(udp::v4());
   again.bind(udp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
   EXPECT_FALSE(ec) << ec.message();
+}
+
+TEST_F(UdpTunnelsTest, PublicHostNamesTheUrl) {
+  // `wtmesh edge --public-host`: the name clients use, not the address the edge listens on.
+  make(4, 60s, "tunnels.example.test");
+  const auto r = tunnels_->publish({1, 1, "dns.localhost", 0, false});
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.url, "udp://tunnels.example.test:" + std::to_string(port_));
 }
 
 }  // namespace

@@ -218,6 +218,10 @@ std::string EdgeServer::metrics_text() const {
   g.public_connections = public_connection_count();
   g.quic_connections = endpoint_ ? endpoint_->connection_count() : 0;
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
+  if (udp_) {
+    g.udp_flows = udp_->flow_count();
+    g.udp_drops = udp_->total_drops();
+  }
   return metrics_.render(g, tunnels_->telemetry(std::chrono::steady_clock::now()));
 }
 

@@ -176,6 +176,16 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
                        T::kGauge, g.quic_connections));
   out.push_back(single("wtmesh_tcp_tunnel_connections", "Connections open now on TCP tunnels' edge ports.",
                        T::kGauge, g.tcp_connections));
+  out.push_back(single("wtmesh_udp_tunnel_flows", "UDP tunnels' flows (client addresses) open now.",
+                       T::kGauge, g.udp_flows));
+  MetricFamily udp_drops =
+      family("wtmesh_udp_packets_dropped_total",
+             "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);
+  udp_drops.samples.push_back({{{"reason", "too_big"}}, g.udp_drops.too_big});
+  udp_drops.samples.push_back({{{"reason", "flow_cap"}}, g.udp_drops.flow_cap});
+  udp_drops.samples.push_back({{{"reason", "queue_full"}}, g.udp_drops.queue_full});
+  udp_drops.samples.push_back({{{"reason", "unknown_flow"}}, g.udp_drops.unknown_flow});
+  out.push_back(std::move(udp_drops));
   MetricFamily hs =
       family("wtmesh_handshake_failures_total",
              "Handshakes that did not complete, by transport (tls: public HTTPS; quic).", T::kCounter);

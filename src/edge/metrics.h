@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tunnel/telemetry.h"
+#include "tunnel/udp_flow.h"
 
 namespace wtmesh::edge {
 
@@ -88,6 +89,8 @@ struct EdgeGauges {
   uint64_t public_connections = 0;
   uint64_t quic_connections = 0;
   uint64_t tcp_connections = 0;  // TCP tunnel connections (TcpTunnels::connection_count)
+  uint64_t udp_flows = 0;        // UDP tunnels' flows (client addresses) now (UdpTunnels::flow_count)
+  tunnel::UdpDropCounters udp_drops;  // packets the edge's UDP tunnels dropped, since start (a counter)
 };
 
 // One live agent session's latest telemetry report.

@@ -29,7 +29,7 @@ RANGE_MIN=$base RANGE_MAX=$((base + 39))
 RANGE="$RANGE_MIN-$RANGE_MAX"
 start_edge main --udp-ports "$RANGE" --udp-max-flows 64 --tcp-ports "$((base + 200))-$((base + 239))"
 check "the edge announces its udp range" grep -qF "udp tunnels: udp://127.0.0.1:$RANGE" "${EDGE_DIR[main]}/stdout"
-start_edge cap --udp-ports "$((base + 40))-$((base + 79))" --udp-max-flows 4
+start_edge cap --udp-ports "$((base + 40))-$((base + 79))" --udp-max-flows 4 --admin-listen 127.0.0.1:0
 start_edge idle --udp-ports "$((base + 80))-$((base + 119))" --udp-idle-timeout 1
 
 start_echo() {
@@ -133,6 +133,9 @@ start_udp capped cap capped "${SRV_PORT[echo]}"
 check "4 flows (the cap) answered, a 5th dropped, the 4 still answered" timeout 30 "${PY[@]}" cap "${UDP_PORT[capped]}" 4
 check "the edge logs the cap" edge_log_has cap "udp capped.localhost: flow cap of 4 reached"
 check "and counts the dropped packets" wait_for 5 grep -qE "udp capped.localhost: dropped so far: too_big 0, flow_cap [1-9]" "${EDGE_DIR[cap]}/stderr"
+cap_admin=$(grep -m1 -oE 'admin: http://127\.0\.0\.1:[0-9]+' "${EDGE_DIR[cap]}/stdout" | grep -oE '[0-9]+$')
+check "/metrics counts them: wtmesh_udp_packets_dropped_total{reason=\"flow_cap\"} > 0" \
+  bash -c "curl -sS -m 5 http://127.0.0.1:$cap_admin/metrics | grep -qE '^wtmesh_udp_packets_dropped_total\\{reason=\"flow_cap\"\\} [1-9]'"
 
 # --- idle expiry on both sides -------------------------------------------------------------------------
 start_udp idler idle idler "${SRV_PORT[echo]}" --udp-idle-timeout 1

@@ -6,6 +6,12 @@
 
 namespace wtmesh::edge {
 
+std::string url_host(const std::string& public_host, const std::string& listen_address) {
+  const std::string& host = public_host.empty() ? listen_address : public_host;
+  if (host.find(':') != std::string::npos && host.front() != '[') return "[" + host + "]";
+  return host;
+}
+
 std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view text) {
   const size_t dash = text.find('-');
   if (dash == std::string_view::npos) return std::nullopt;

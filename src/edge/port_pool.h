@@ -13,6 +13,10 @@
 
 namespace wtmesh::edge {
 
+// HOST of the tcp:// and udp:// URLs the edge hands out: `public_host` (--public-host), else the listen
+// address; an IPv6 literal in brackets.
+std::string url_host(const std::string& public_host, const std::string& listen_address);
+
 // "20000-20999" → {20000, 20999}; nullopt unless 1 <= first <= last <= 65535.
 std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view text);
 

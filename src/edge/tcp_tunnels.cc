@@ -47,9 +47,7 @@ TcpTunnels::TcpTunnels(asio::io_context& io, TunnelDirectory& directory, TcpTunn
       directory_(directory),
       options_(std::move(options)),
       ports_(options_.port_min, options_.port_max, "TCP") {
-  if (options_.public_host.empty()) options_.public_host = options_.listen_address.to_string();
-  if (options_.listen_address.is_v6() && options_.public_host.find(':') != std::string::npos)
-    options_.public_host = "[" + options_.public_host + "]";
+  options_.public_host = url_host(options_.public_host, options_.listen_address.to_string());
 }
 
 TcpTunnels::~TcpTunnels() {

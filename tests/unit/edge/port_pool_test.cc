@@ -18,6 +18,14 @@ TEST(PortRange, Parses) {
   EXPECT_FALSE(parse_port_range("none"));
 }
 
+TEST(UrlHost, PublicHostOrListenAddressWithIpv6Bracketed) {
+  EXPECT_EQ(url_host("", "127.0.0.1"), "127.0.0.1");
+  EXPECT_EQ(url_host("", "::1"), "[::1]");
+  EXPECT_EQ(url_host("tunnels.example.test", "::"), "tunnels.example.test");
+  EXPECT_EQ(url_host("2001:db8::1", "0.0.0.0"), "[2001:db8::1]") << "a v6 literal even on a v4 listener";
+  EXPECT_EQ(url_host("[2001:db8::1]", "::"), "[2001:db8::1]");
+}
+
 TEST(PortPool, RulesOfAnAskedPort) {
   PortPool pool(21000, 21002, "UDP");
   std::set<uint16_t> in_use = {21001};  // held by another process

@@ -83,13 +83,4 @@ std::vector<uint64_t> UdpFlowTable::expire(SteadyTime now) {
   return gone;
 }
 
-std::optional<SteadyTime> UdpFlowTable::next_expiry() const {
-  std::optional<SteadyTime> next;
-  for (const auto& [id, flow] : flows_) {
-    const SteadyTime t = flow.last + options_.idle_timeout;
-    if (!next || t < *next) next = t;
-  }
-  return next;
-}
-
 }  // namespace wtmesh::tunnel

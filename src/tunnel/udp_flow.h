@@ -86,8 +86,6 @@ class UdpFlowTable {
   void remove(uint64_t flow_id);
   // Removes and returns the flows idle for idle_timeout or longer at `now`.
   std::vector<uint64_t> expire(SteadyTime now);
-  // When the next flow falls idle (nullopt: no flows).
-  std::optional<SteadyTime> next_expiry() const;
 
  private:
   struct Flow {

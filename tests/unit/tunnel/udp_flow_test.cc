@@ -92,7 +92,6 @@ TEST(UdpFlowTable, CapHoldsAndRoomComesBackOnExpiry) {
   EXPECT_EQ(t.find("a", t0 + 2s), 100u);
   EXPECT_FALSE(t.find("c", t0));
   EXPECT_EQ(*t.key_of(102), "b");
-  EXPECT_EQ(t.next_expiry(), t0 + 11s) << "b, last seen at 1 s; a was touched at 2 s";
   EXPECT_TRUE(t.expire(t0 + 10s).empty());
   EXPECT_EQ(t.expire(t0 + 11s), std::vector<uint64_t>{102});
   EXPECT_FALSE(t.find("b", t0 + 11s));
@@ -103,7 +102,6 @@ TEST(UdpFlowTable, CapHoldsAndRoomComesBackOnExpiry) {
   EXPECT_FALSE(t.touch(100, t0 + 25s));
   t.remove(104);
   EXPECT_EQ(t.size(), 0u);
-  EXPECT_FALSE(t.next_expiry());
 }
 
 TEST(UdpFlowTable, DuplicatesRefusedEmptyKeysAllowed) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tunnel/udp_flow.h"
 #include "wt/session.h"
@@ -68,6 +69,9 @@ class UdpFlows {
   tunnel::UdpFlowOptions options_;
   std::map<uint64_t, std::shared_ptr<Flow>> flows_;  // flow id → its socket
   std::map<uint32_t, TunnelFlows> tunnels_;          // tunnel id → its flow table and drops
+  // Packets read from one flow's socket per readiness wake-up, before the others get a turn.
+  static constexpr size_t kMaxPacketsPerWake = 32;
+  std::vector<uint8_t> buffer_ = std::vector<uint8_t>(65535);  // every flow's reads land here
   tunnel::UdpDropCounters total_;
   boost::asio::steady_timer sweep_timer_;
   bool sweep_armed_ = false;

@@ -29,7 +29,16 @@ std::string endpoint_key(const udp::endpoint& ep) {
   return key;
 }
 
-constexpr size_t kMaxUdpPacket = 65535;
+// The client address back from its key (the flow table keeps it: no second map).
+udp::endpoint endpoint_of_key(const std::string& key) {
+  const auto byte = [&](size_t i) { return static_cast<uint8_t>(key[i]); };
+  const size_t n = key.size() - 2;
+  const auto port = static_cast<uint16_t>(byte(n) << 8 | byte(n + 1));
+  if (n == 4) return {asio::ip::address_v4({byte(0), byte(1), byte(2), byte(3)}), port};
+  asio::ip::address_v6::bytes_type b{};
+  for (size_t i = 0; i < b.size(); ++i) b[i] = byte(i);
+  return {asio::ip::address_v6(b), port};
+}
 
 }  // namespace
 
@@ -40,12 +49,9 @@ struct UdpTunnels::Tunnel {
   UdpPublishRequest request;
   uint16_t port = 0;  // 0: private (no socket)
   bool closed = false;
-  tunnel::UdpFlowTable flows;
-  std::map<uint64_t, udp::endpoint> clients;  // flow id → client address
+  tunnel::UdpFlowTable flows;  // flow id ↔ client address (endpoint_key)
   tunnel::UdpDropCounters drops;
   uint64_t logged_drops = 0;  // drops.total() when last logged
-  std::vector<uint8_t> buffer = std::vector<uint8_t>(kMaxUdpPacket);
-  udp::endpoint from;
 };
 
 UdpTunnels::UdpTunnels(asio::io_context& io, std::function<UdpFlowLink*(uint64_t)> link,
@@ -55,9 +61,7 @@ UdpTunnels::UdpTunnels(asio::io_context& io, std::function<UdpFlowLink*(uint64_t
       options_(std::move(options)),
       ports_(options_.port_min, options_.port_max, "UDP"),
       sweep_timer_(io) {
-  if (options_.public_host.empty()) options_.public_host = options_.listen_address.to_string();
-  if (options_.listen_address.is_v6() && options_.public_host.find(':') != std::string::npos)
-    options_.public_host = "[" + options_.public_host + "]";
+  options_.public_host = url_host(options_.public_host, options_.listen_address.to_string());
 }
 
 UdpTunnels::~UdpTunnels() {
@@ -143,20 +147,27 @@ void UdpTunnels::unpublish(uint64_t session, uint32_t tunnel_id) {
                t->drops.describe());
 }
 
+// Waits for the tunnel's socket to be readable, then reads what is queued into the one buffer every
+// tunnel shares (a pending read per tunnel would hold 64 KiB each).
 void UdpTunnels::receive(const std::shared_ptr<Tunnel>& t) {
-  t->socket.async_receive_from(
-      asio::buffer(t->buffer), t->from,
-      [this, alive = std::weak_ptr<int>(alive_), t](boost::system::error_code ec, size_t n) {
-        if (alive.expired() || t->closed) return;
-        if (ec == asio::error::operation_aborted) return;
-        if (!ec) on_client_packet(*t, n);
-        receive(t);  // an error (an ICMP report, ...) does not end the tunnel
-      });
+  t->socket.async_wait(udp::socket::wait_read, [this, alive = std::weak_ptr<int>(alive_),
+                                                t](boost::system::error_code ec) {
+    if (alive.expired() || t->closed) return;
+    if (ec == asio::error::operation_aborted) return;
+    udp::endpoint from;
+    for (size_t i = 0; i < kMaxPacketsPerWake && !t->closed; ++i) {
+      const size_t n = t->socket.receive_from(asio::buffer(buffer_), from, 0, ec);
+      // would_block: nothing more queued; another error (an ICMP report, ...) does not end the tunnel.
+      if (ec) break;
+      on_client_packet(*t, std::span<const uint8_t>(buffer_.data(), n), from);
+    }
+    if (!t->closed) receive(t);
+  });
 }
 
-void UdpTunnels::on_client_packet(Tunnel& t, size_t n) {
+void UdpTunnels::on_client_packet(Tunnel& t, std::span<const uint8_t> payload, const udp::endpoint& from) {
   const auto now = std::chrono::steady_clock::now();
-  const std::string key = endpoint_key(t.from);
+  const std::string key = endpoint_key(from);
   std::optional<uint64_t> flow = t.flows.find(key, now);
   if (!flow) {
     if (t.flows.full()) {
@@ -167,13 +178,11 @@ void UdpTunnels::on_client_packet(Tunnel& t, size_t n) {
     }
     flow = tunnel::udp_flow_id(tunnel::FlowOpener::kEdge, flows_opened_++);
     if (!flow || !t.flows.add(*flow, key, now)) return count(t, &tunnel::UdpDropCounters::flow_cap);
-    t.clients[*flow] = t.from;
-    spdlog::debug("udp {}: flow {} opened for {}:{}", t.request.hostname, *flow, t.from.address().to_string(),
-                  t.from.port());
+    spdlog::debug("udp {}: flow {} opened for {}:{}", t.request.hostname, *flow, from.address().to_string(),
+                  from.port());
   }
   UdpFlowLink* link = link_(t.request.session);
-  const auto payload = std::span<const uint8_t>(t.buffer.data(), n);
-  const size_t size = tunnel::udp_datagram_overhead(*flow, t.request.tunnel_id) + n;
+  const size_t size = tunnel::udp_datagram_overhead(*flow, t.request.tunnel_id) + payload.size();
   if (link == nullptr) return count(t, &tunnel::UdpDropCounters::queue_full);
   if (size > link->max_datagram_size()) return count(t, &tunnel::UdpDropCounters::too_big);
   if (!link->send_datagram(tunnel::encode_udp_datagram(*flow, t.request.tunnel_id, payload)))
@@ -187,11 +196,11 @@ void UdpTunnels::on_agent_datagram(uint64_t session, const tunnel::UdpDatagram& 
     return;
   }
   Tunnel& t = *it->second;
-  auto client = t.clients.find(d.flow_id);
-  if (client == t.clients.end() || !t.flows.touch(d.flow_id, std::chrono::steady_clock::now()))
-    return count(t, &tunnel::UdpDropCounters::unknown_flow);
+  const std::string* key = t.flows.key_of(d.flow_id);
+  if (key == nullptr) return count(t, &tunnel::UdpDropCounters::unknown_flow);
+  t.flows.touch(d.flow_id, std::chrono::steady_clock::now());
   boost::system::error_code ec;
-  t.socket.send_to(asio::buffer(d.payload.data(), d.payload.size()), client->second, 0, ec);
+  t.socket.send_to(asio::buffer(d.payload.data(), d.payload.size()), endpoint_of_key(*key), 0, ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::no_buffer_space)
     count(t, &tunnel::UdpDropCounters::queue_full);
 }
@@ -215,7 +224,6 @@ void UdpTunnels::sweep() {
   const auto now = std::chrono::steady_clock::now();
   for (auto& [key, t] : tunnels_) {
     const auto gone = t->flows.expire(now);
-    for (const uint64_t flow : gone) t->clients.erase(flow);
     if (!gone.empty())
       spdlog::info("udp {}: {} idle flow(s) expired, {} open", t->request.hostname, gone.size(),
                    t->flows.size());

@@ -16,7 +16,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "edge/port_pool.h"
 #include "edge/udp_publisher.h"
@@ -57,7 +59,8 @@ class UdpTunnels final : public UdpPublisher {
 
  private:
   void receive(const std::shared_ptr<Tunnel>& t);
-  void on_client_packet(Tunnel& t, size_t n);
+  void on_client_packet(Tunnel& t, std::span<const uint8_t> payload,
+                        const boost::asio::ip::udp::endpoint& from);
   bool bind(Tunnel& t, uint16_t port, std::string* error);
   void arm_sweep();
   void sweep();
@@ -70,6 +73,9 @@ class UdpTunnels final : public UdpPublisher {
   std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<Tunnel>> tunnels_;  // (session, tunnel id)
   uint64_t flows_opened_ = 0;  // n of the next edge flow id (tunnel::udp_flow_id)
   tunnel::UdpDropCounters total_;
+  // Packets read from one tunnel's socket per readiness wake-up, before the others get a turn.
+  static constexpr size_t kMaxPacketsPerWake = 32;
+  std::vector<uint8_t> buffer_ = std::vector<uint8_t>(65535);  // every tunnel's reads land here
   boost::asio::steady_timer sweep_timer_;
   bool sweep_armed_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   UdpFlowTable table({static_cast<size_t>(1 + data[0] % 8), std::chrono::milliseconds(1 + data[1] % 50)});
   wtmesh::SteadyTime now{};
+  std::map<uint64_t, wtmesh::SteadyTime> last;  // what the table should hold: each flow's last packet
   for (size_t i = 2; i + 1 < size; i += 2) {
     const uint8_t op = data[i] % 5;
     const uint64_t flow = kFirstUdpFlowId + data[i + 1] % 16;
@@ -33,25 +35,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     now += std::chrono::milliseconds(data[i] / 5);
     switch (op) {
       case 0:
-        table.add(flow, key, now);
+        if (table.add(flow, key, now)) last[flow] = now;
         break;
       case 1:
-        table.touch(flow, now);
+        if (table.touch(flow, now) != last.contains(flow)) __builtin_trap();
+        if (last.contains(flow)) last[flow] = now;
         break;
       case 2:
-        if (const auto f = table.find(key, now); f && (!table.key_of(*f) || *table.key_of(*f) != key))
-          __builtin_trap();
+        if (const auto f = table.find(key, now)) {
+          if (!table.key_of(*f) || *table.key_of(*f) != key || !last.contains(*f)) __builtin_trap();
+          last[*f] = now;
+        }
         break;
       case 3: {
-        const auto next = table.next_expiry();
         const auto gone = table.expire(now);
-        if (!gone.empty() && (!next || *next > now)) __builtin_trap();
-        for (const uint64_t g : gone)
-          if (table.contains(g)) __builtin_trap();
+        for (const uint64_t g : gone) {
+          if (table.contains(g) || !last.contains(g)) __builtin_trap();
+          if (now - last[g] < table.options().idle_timeout) __builtin_trap();  // expired too early
+          last.erase(g);
+        }
+        for (const auto& [f, t] : last)  // and every flow idle that long went
+          if (now - t >= table.options().idle_timeout) __builtin_trap();
         break;
       }
       default:
         table.remove(flow);
+        last.erase(flow);
         break;
     }
     if (table.size() > table.options().max_flows) __builtin_trap();

@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (ev.kind == FrameEvent::Kind::kError) return 0;
       if (ev.kind == FrameEvent::Kind::kFrame) {
         whole_bytes += ev.payload.size();
-        if (ev.payload.size() > 1 + (ctl >> 2) * 64) __builtin_trap();  // the cap holds
+        if (ev.payload.size() > 1 + static_cast<size_t>(ctl >> 2) * 64) __builtin_trap();  // the cap holds
         if (ev.type == kFrameGoaway) (void)parse_varint_payload(ev.payload);
       }
     }

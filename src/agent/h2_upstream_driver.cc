@@ -152,6 +152,12 @@ std::optional<std::string> H2UpstreamConn::failure(int64_t id) const {
   return session_.failure(static_cast<int32_t>(id));
 }
 
+bool H2UpstreamConn::refused(int64_t id) const {
+  bool refused = false;
+  session_.failure(static_cast<int32_t>(id), &refused);
+  return refused;
+}
+
 // --- H2UpstreamClient -------------------------------------------------------------------------------------
 
 H2UpstreamClient::H2UpstreamClient(asio::io_context& io, UpstreamTarget target, H2ClientLimits limits)

@@ -50,6 +50,7 @@ class H2UpstreamConn final : public MuxConn, public std::enable_shared_from_this
   void consume(int64_t id, size_t n) override;
   bool finished(int64_t id) const override;
   std::optional<std::string> failure(int64_t id) const override;
+  bool refused(int64_t id) const override;
   void detach(int64_t id, bool cancel) override;
   void pump() override;
 

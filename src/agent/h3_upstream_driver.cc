@@ -137,6 +137,12 @@ std::optional<std::string> H3UpstreamConn::failure(int64_t id) const {
   return session().failure(id);
 }
 
+bool H3UpstreamConn::refused(int64_t id) const {
+  bool refused = false;
+  if (stack_ != nullptr) session().failure(id, &refused);
+  return refused;
+}
+
 void H3UpstreamConn::detach(int64_t id, bool cancel) {
   forget_stream(id);
   if (stack_ != nullptr) {

@@ -208,6 +208,8 @@ MuxStreamDriver::MuxStreamDriver(MuxUpstreamClient& client, wt::Session& session
 
 MuxStreamDriver::~MuxStreamDriver() { detach(true); }
 
+bool MuxStreamDriver::unprocessed() const { return conn_ && sid_ && conn_->refused(*sid_); }
+
 void MuxStreamDriver::connect() {
   waiting_ = true;
   client_.acquire(shared_from_this());

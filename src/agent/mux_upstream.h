@@ -90,6 +90,9 @@ class MuxConn {
   virtual bool finished(int64_t id) const = 0;
   // The stream failed (reset, GOAWAY, connection gone): why, as a sentence.
   virtual std::optional<std::string> failure(int64_t id) const = 0;
+  // The stream failed because the upstream refused it unprocessed (REFUSED_STREAM, GOAWAY,
+  // H3_REQUEST_REJECTED): a request on it may be replayed whatever its method.
+  virtual bool refused(int64_t id) const = 0;
   void attach(int64_t id, MuxStreamDriver* driver) { streams_[id] = driver; }
   // The driver is done with the stream (cancelled or finished).
   virtual void detach(int64_t id, bool cancel) = 0;
@@ -195,6 +198,7 @@ class MuxStreamDriver final : private UpstreamTransport,
   void release() override;
   void shutdown_write() override;
   std::string name() const override { return client_.name(); }
+  bool unprocessed() const override;
 
   void start_write(std::string_view bytes, bool fin);
   void report_write(std::string error);

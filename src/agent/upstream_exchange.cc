@@ -195,11 +195,23 @@ void UpstreamExchange::close_upstream() {
   }
 }
 
+namespace {
+// RFC 9110 §9.2.2: a request the upstream may have processed can be sent again only if repeating it
+// has the same effect.
+bool idempotent(std::string_view method) {
+  for (const std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+    if (method == m) return true;
+  return false;
+}
+}  // namespace
+
 bool UpstreamExchange::can_retry() const {
   // Only a reused keep-alive connection that died before answering, and only while every request
-  // body byte is still held here (none was consumed), so the request can be replayed unchanged.
+  // body byte is still held here (none was consumed), so the request can be replayed unchanged. A
+  // connection that died may still have run the request (a POST would run twice), so only idempotent
+  // methods are replayed, unless the upstream said it did not process it (HTTP/2 and HTTP/3 refusals).
   return reused_ && !retried_ && !got_response_bytes_ && result_.request_bytes == 0 && write_consumes_ == 0 &&
-         !request_abandoned_;
+         !request_abandoned_ && (idempotent(head_.method) || transport_.unprocessed());
 }
 
 void UpstreamExchange::retry() {

@@ -89,6 +89,10 @@ class UpstreamTransport {
   virtual void shutdown_write() = 0;
   // "127.0.0.1:8080", for error messages.
   virtual std::string name() const = 0;
+  // The upstream said it did not process the request it failed (HTTP/2 REFUSED_STREAM or a stream
+  // above GOAWAY's last id, HTTP/3 H3_REQUEST_REJECTED or GOAWAY): safe to replay whatever its method.
+  // A dead HTTP/1.1 connection never says so.
+  virtual bool unprocessed() const { return false; }
 };
 
 class UpstreamExchange {

@@ -40,6 +40,7 @@ class ScriptedTransport final : public UpstreamTransport {
     EXPECT_FALSE(read_max) << "one read at a time";
     read_max = max;
   }
+  bool unprocessed() const override { return refused; }
   void close() override {
     ++closes;
     drop();
@@ -81,7 +82,8 @@ class ScriptedTransport final : public UpstreamTransport {
   }
 
   UpstreamExchange* core = nullptr;
-  bool pooled = false;  // the next connect() finds an idle pooled connection
+  bool pooled = false;   // the next connect() finds an idle pooled connection
+  bool refused = false;  // the upstream says it did not process the request (an HTTP/2 or HTTP/3 refusal)
   int connects = 0, closes = 0, releases = 0, shutdowns = 0;
   bool connect_pending = false;
   std::optional<std::string> writing;
@@ -382,6 +384,42 @@ TEST_F(ExchangeCore, ReusedConnectionClosedBeforeAnsweringIsReplayedOnce) {
   ASSERT_TRUE(result_);
   EXPECT_FALSE(result_->reused_connection);
   EXPECT_FALSE(result_->failed);
+}
+
+TEST_F(ExchangeCore, APostOnADeadReusedConnectionIsNotReplayed) {
+  // The upstream may have run it before the connection died: sending it again could run it twice.
+  for (const char* method : {"POST", "PATCH"}) {
+    transport_ = {};
+    result_.reset();
+    transport_.pooled = true;
+    auto& ex = make(request(method, "/order"));
+    ex.start({}, true);
+    transport_.written();
+    transport_.send("", true);
+    EXPECT_EQ(transport_.connects, 1) << method;
+    ASSERT_TRUE(result_) << method;
+    EXPECT_TRUE(result_->failed);
+    EXPECT_EQ(session_.response(kId)->head.status, 502) << method;
+    session_.streams.clear();
+  }
+}
+
+TEST_F(ExchangeCore, IdempotentMethodsAndRefusedRequestsAreReplayed) {
+  for (const char* method : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST"}) {
+    transport_ = {};
+    result_.reset();
+    transport_.pooled = true;
+    transport_.refused = std::string_view(method) == "POST";  // e.g. REFUSED_STREAM: never processed
+    auto& ex = make(request(method, "/x"));
+    ex.start({}, true);
+    transport_.written();
+    transport_.send("", true);
+    EXPECT_EQ(transport_.connects, 2) << method;
+    transport_.connected();
+    ASSERT_TRUE(transport_.writing) << method;
+    EXPECT_EQ(transport_.writing->rfind(std::string(method) + " /x HTTP/1.1\r\n", 0), 0u);
+    session_.streams.clear();
+  }
 }
 
 // --- WebSocket (switching protocols) ------------------------------------------------------------------

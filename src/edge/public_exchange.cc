@@ -30,6 +30,10 @@ int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, ui
   std::string xff, forwarded;
   for (const auto& [name, value] : req.headers) {
     if (name == "x-forwarded-proto" || name == "x-forwarded-host") continue;  // ours replace them
+    // Single-address client-IP headers that services trust as they find them: a client could name
+    // any address. Dropped; x-real-ip is set below to the address the edge saw.
+    if (name == "x-real-ip" || name == "true-client-ip" || name == "x-client-ip" || name == "cf-connecting-ip")
+      continue;
     if (name == "x-forwarded-for") {
       xff += (xff.empty() ? "" : ", ") + std::string(trim(value));
       continue;
@@ -51,6 +55,7 @@ int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, ui
   out.headers.emplace_back("x-forwarded-proto", proto);
   out.headers.emplace_back("x-forwarded-host", req.authority);
   out.headers.emplace_back("forwarded", std::move(forwarded));
+  out.headers.emplace_back("x-real-ip", client.ip);
 
   if (out.headers.size() > tunnel::kMaxHeaderCount) {
     *detail = "too many header fields";

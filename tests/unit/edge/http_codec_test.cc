@@ -201,9 +201,9 @@ TEST(BuildRequestHead, TooManyFieldsIs431) {
   EXPECT_EQ(
       build_request_head(req, "/", "a.localhost", std::nullopt, false, {"1.2.3.4", true}, 1, head, &detail),
       431);
-  // Exactly the cap (our four forwarding headers included) is fine.
+  // Exactly the cap (our five forwarding headers included) is fine.
   req = request({{"Host", "a.localhost"}});
-  for (size_t i = 0; i + 4 < tunnel::kMaxHeaderCount; ++i) req.insert("x-h" + std::to_string(i), "v");
+  for (size_t i = 0; i + 5 < tunnel::kMaxHeaderCount; ++i) req.insert("x-h" + std::to_string(i), "v");
   EXPECT_EQ(
       build_request_head(req, "/", "a.localhost", std::nullopt, false, {"1.2.3.4", true}, 1, head, &detail),
       0);

@@ -77,6 +77,28 @@ class PublicExchangeTest : public test::DirectoryTest {
   std::unique_ptr<PublicExchange> ex_;
 };
 
+TEST_F(PublicExchangeTest, ClientIpHeadersFromTheClientAreReplacedByTheAddressTheEdgeSaw) {
+  auto req = get();
+  for (const char* name : {"x-real-ip", "true-client-ip", "x-client-ip", "cf-connecting-ip"})
+    req.headers.emplace_back(name, "127.0.0.1");
+  ex_->begin(req, clock_.t);
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  size_t real_ip = 0;
+  for (const auto& [name, value] : rh.headers) {
+    EXPECT_NE(name, "true-client-ip");
+    EXPECT_NE(name, "x-client-ip");
+    EXPECT_NE(name, "cf-connecting-ip");
+    if (name == "x-real-ip") {
+      ++real_ip;
+      EXPECT_EQ(value, "192.0.2.1");
+    }
+  }
+  EXPECT_EQ(real_ip, 1u);
+}
+
 TEST_F(PublicExchangeTest, NeutralRequestBecomesTheTunnelHeadAndTheAnswerGoesToTheSink) {
   ex_->begin(get(), clock_.t);
   ASSERT_EQ(dir_.streams.size(), 1u);
@@ -89,6 +111,7 @@ TEST_F(PublicExchangeTest, NeutralRequestBecomesTheTunnelHeadAndTheAnswerGoesToT
   EXPECT_EQ(header_value(rh.headers, "x-forwarded-for"), "10.0.0.1, 192.0.2.1");
   EXPECT_EQ(header_value(rh.headers, "x-forwarded-proto"), "https");
   EXPECT_EQ(header_value(rh.headers, "forwarded"), "for=192.0.2.1;host=\"app.localhost\";proto=https");
+  EXPECT_EQ(header_value(rh.headers, "x-real-ip"), "192.0.2.1");
 
   agent_answers(head(200, 5), "hel", false);
   stream().events->on_response_data(bytes("lo"), true);

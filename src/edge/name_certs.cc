@@ -51,8 +51,8 @@ gnutls_x509_privkey_t load_key(const std::filesystem::path& p) {
 
 }  // namespace
 
-NameCertIssuer::NameCertIssuer(const std::filesystem::path& state_dir, size_t max_entries)
-    : max_entries_(std::max<size_t>(max_entries, 1)) {
+NameCertIssuer::NameCertIssuer(const std::filesystem::path& state_dir, size_t max_entries, NameCertRate rate)
+    : max_entries_(std::max<size_t>(max_entries, 1)), rate_(rate), tokens_(rate.burst) {
   const auto ca_path = state_dir / "ca.pem";
   const std::string ca_pem = read_pem(ca_path);
   check(gnutls_x509_crt_init(&ca_crt_), "gnutls_x509_crt_init");
@@ -71,14 +71,29 @@ NameCertIssuer::~NameCertIssuer() {
   if (ca_crt_) gnutls_x509_crt_deinit(ca_crt_);
 }
 
+bool NameCertIssuer::take_issue_token(SysClock::time_point now) {
+  if (refilled_ != SysClock::time_point{} && now > refilled_) {
+    const double seconds = std::chrono::duration<double>(now - refilled_).count();
+    tokens_ = std::min(rate_.burst, tokens_ + seconds * rate_.per_second);
+  }
+  if (now > refilled_) refilled_ = now;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
 std::shared_ptr<const TlsCredentials> NameCertIssuer::credentials_for(std::string_view name_in,
                                                                       SysClock::time_point now) {
   if (!tunnel::is_valid_host_pattern(name_in, /*allow_wildcard=*/false)) return nullptr;
   const std::string name = lower_ascii(name_in);
   auto it = cache_.find(name);
-  if (it != cache_.end() && it->second.not_after - now > kNameCertRenewBefore) {
-    it->second.last_use = ++use_counter_;
-    return it->second.cred;
+  if (it != cache_.end()) lru_.splice(lru_.begin(), lru_, it->second.use);  // most recently used now
+  if (it != cache_.end() && it->second.not_after - now > kNameCertRenewBefore) return it->second.cred;
+  if (!take_issue_token(now)) {
+    ++throttled_;
+    // Over the rate: a cached leaf close to its renewal still verifies; otherwise the shared one.
+    if (it != cache_.end() && it->second.not_after > now) return it->second.cred;
+    return nullptr;
   }
   SysClock::time_point not_after;
   std::shared_ptr<const TlsCredentials> cred;
@@ -88,15 +103,19 @@ std::shared_ptr<const TlsCredentials> NameCertIssuer::credentials_for(std::strin
     spdlog::error("edge: cannot issue a certificate for {}: {}", name, e.what());
     return nullptr;
   }
-  if (it == cache_.end() && cache_.size() >= max_entries_) {
-    // Evict the least recently used name; sessions still using its credentials keep them alive.
-    auto lru = std::min_element(cache_.begin(), cache_.end(), [](const auto& a, const auto& b) {
-      return a.second.last_use < b.second.last_use;
-    });
-    cache_.erase(lru);
-  }
-  cache_[name] = Entry{cred, not_after, ++use_counter_};
   ++issued_;
+  if (it != cache_.end()) {
+    it->second.cred = cred;
+    it->second.not_after = not_after;
+    return cred;
+  }
+  if (cache_.size() >= max_entries_) {
+    // Evict the least recently used name; sessions still using its credentials keep them alive.
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(name);
+  cache_.emplace(name, Entry{cred, not_after, lru_.begin()});
   return cred;
 }
 

@@ -5,7 +5,11 @@
 // directly under a single-label name, so `curl --cacert ca.pem https://NAME.localhost:PORT/` would
 // fail verification with the shared leaf. A leaf naming exactly NAME.localhost verifies everywhere.
 // Issued leaves reuse the edge leaf's key (key.pem), so issuing is one ECDSA signature, and live for
-// kNameCertLifetime; they are cached (at most max_entries names) and reissued before they expire.
+// kNameCertLifetime; they are cached (at most max_entries names, least recently used evicted in O(1))
+// and reissued before they expire. Any name under the domain gets one (a 404 page is reachable too),
+// so a client sending random SNI names would buy one signature per handshake: issuing is rate-limited
+// (NameCertRate, a token bucket); past it the handshake gets the shared leaf, and names already cached,
+// which is every name in steady use, are not affected.
 // Operator-supplied certificates (--cert/--key) never use this.
 #pragma once
 
@@ -15,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,28 +34,38 @@ inline constexpr std::chrono::hours kNameCertRenewBefore{24};
 
 using quic::TlsCredentials;
 
+// How fast a NameCertIssuer signs new leaves (a token bucket).
+struct NameCertRate {
+  double per_second = 20;  // new certificates per second, sustained
+  double burst = 64;       // at once (an edge that starts with many tunnels)
+};
+
 class NameCertIssuer {
  public:
   // Loads ca.pem, ca.key and key.pem from `state_dir`. Throws std::runtime_error naming the file.
-  explicit NameCertIssuer(const std::filesystem::path& state_dir, size_t max_entries = 1024);
+  explicit NameCertIssuer(const std::filesystem::path& state_dir, size_t max_entries = 1024,
+                          NameCertRate rate = {});
   ~NameCertIssuer();
   NameCertIssuer(const NameCertIssuer&) = delete;
   NameCertIssuer& operator=(const NameCertIssuer&) = delete;
 
   // Credentials whose leaf names exactly `name` (lower-cased), issued now if not cached or close to
-  // expiry. nullptr if `name` is not a DNS name or issuing failed (logged).
+  // expiry. nullptr if `name` is not a DNS name, issuing failed (logged) or is over the rate (counted
+  // in throttled(); a cached certificate close to expiry is still returned then).
   std::shared_ptr<const TlsCredentials> credentials_for(
       std::string_view name, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
   size_t cached() const { return cache_.size(); }
   size_t issued() const { return issued_; }
+  size_t throttled() const { return throttled_; }
 
  private:
   struct Entry {
     std::shared_ptr<const TlsCredentials> cred;
     std::chrono::system_clock::time_point not_after;
-    uint64_t last_use = 0;
+    std::list<std::string>::iterator use;  // its place in lru_
   };
+  bool take_issue_token(std::chrono::system_clock::time_point now);
   std::shared_ptr<const TlsCredentials> issue(const std::string& name,
                                               std::chrono::system_clock::time_point now,
                                               std::chrono::system_clock::time_point* not_after);
@@ -61,8 +76,12 @@ class NameCertIssuer {
   std::chrono::system_clock::time_point ca_not_after_;
   size_t max_entries_;
   std::map<std::string, Entry, std::less<>> cache_;
-  uint64_t use_counter_ = 0;
+  std::list<std::string> lru_;  // cached names, most recently used first
+  NameCertRate rate_;
+  double tokens_;
+  std::chrono::system_clock::time_point refilled_{};
   size_t issued_ = 0;
+  size_t throttled_ = 0;
 };
 
 }  // namespace wtmesh::edge

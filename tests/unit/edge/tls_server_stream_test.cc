@@ -393,6 +393,29 @@ TEST_F(TlsServerStreamTest, NameCertIssuerCacheIsBoundedAndRenews) {
   EXPECT_EQ(issuer.credentials_for("", now), nullptr);
 }
 
+TEST_F(TlsServerStreamTest, NameCertIssuingIsRateLimitedAndCachedNamesAreNot) {
+  // Random SNI names cost one signature each: past the burst, at most per_second of them.
+  NameCertIssuer issuer(dir_.path(), 16, {.per_second = 2, .burst = 3});
+  const auto now = std::chrono::system_clock::now();
+  auto a = issuer.credentials_for("a.localhost", now);
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(issuer.credentials_for("b.localhost", now));
+  EXPECT_TRUE(issuer.credentials_for("c.localhost", now));
+  EXPECT_EQ(issuer.credentials_for("d.localhost", now), nullptr) << "over the burst: the shared leaf";
+  EXPECT_EQ(issuer.throttled(), 1u);
+  EXPECT_EQ(issuer.credentials_for("a.localhost", now), a) << "a cached name needs no token";
+  // Half a second later one token is back (2 per second), not two.
+  const auto later = now + std::chrono::milliseconds(500);
+  EXPECT_TRUE(issuer.credentials_for("d.localhost", later));
+  EXPECT_EQ(issuer.credentials_for("e.localhost", later), nullptr);
+  EXPECT_EQ(issuer.issued(), 4u);
+  EXPECT_EQ(issuer.throttled(), 2u);
+  // Renewal over the rate keeps the old leaf while it is still valid.
+  const auto renew = now + kNameCertLifetime - kNameCertRenewBefore;
+  for (const char* n : {"b.localhost", "c.localhost", "e.localhost"}) ASSERT_TRUE(issuer.credentials_for(n, renew));
+  EXPECT_EQ(issuer.credentials_for("a.localhost", renew), a) << "no token left: the old leaf, still valid";
+}
+
 TEST_F(TlsServerStreamTest, NameCertIssuerNeedsTheCa) {
   test::TempDir empty;
   EXPECT_THROW(NameCertIssuer{empty.path()}, std::runtime_error);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_text.h"
+
 namespace wtmesh::edge {
 namespace {
 
@@ -217,7 +219,7 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
 
 void AgentSession::refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
                                   const std::string& message) {
-  spdlog::info("tunnel {}: connect {} refused: {} ({})", owner_, name.substr(0, 64), message,
+  spdlog::info("tunnel {}: connect {} refused: {} ({})", owner_, log_text(name, 64), message,
                tunnel::to_string(status));
   const std::vector<uint8_t> reply = tunnel::encode_connect_reply(status, message);
   // The agent's bytes are dropped from now on (on_stream_data credits them).
@@ -448,7 +450,7 @@ bool AgentSession::covered(const std::string& h) const {
 
 void AgentSession::refuse(uint32_t id, const std::string& hostname, std::string_view code,
                           const std::string& message) {
-  spdlog::info("tunnel {}: refused {} (id {}): {} - {}", owner_, hostname, id, code, message);
+  spdlog::info("tunnel {}: refused {} (id {}): {} - {}", owner_, log_text(hostname, 128), id, code, message);
   send_control(tunnel::Refused{id, hostname, std::string(code), message});
 }
 

@@ -4,16 +4,20 @@
 
 #include <utility>
 
+#include "common/log_text.h"
+
 namespace wtmesh::edge {
 
 RequestLog make_request_log(std::string_view method, std::string_view host, std::string_view target, int status,
                             uint64_t bytes, std::chrono::steady_clock::duration took, std::string note,
                             std::string version) {
-  const auto or_dash = [](std::string_view v) { return std::string(v.empty() ? "-" : v); };
+  // Every field the client chose is escaped (no forged lines, no terminal escapes) and bounded, and
+  // credentials in the query are redacted.
+  const auto or_dash = [](std::string v) { return v.empty() ? std::string("-") : v; };
   RequestLog l;
-  l.method = or_dash(method);
-  l.host = or_dash(host);
-  l.target = or_dash(target);
+  l.method = or_dash(log_text(method, 32));
+  l.host = or_dash(log_text(host, 256));
+  l.target = or_dash(log_target(target, 1024));
   l.status = status;
   l.bytes = bytes;
   l.duration = std::chrono::duration_cast<std::chrono::microseconds>(took);

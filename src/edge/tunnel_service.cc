@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 
+#include "common/log_text.h"
 #include "edge/http_codec.h"
 
 namespace wtmesh::edge {
@@ -110,7 +111,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   const std::string* auth = header(info, "authorization");
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
-    spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from, info.authority);
+    spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from, log_text(info.authority));
     count_refusal(SessionRefusal::kMissingToken);
     return refuse(401, "missing bearer token");
   }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_text.h"
 #include "edge/tunnel_service.h"
 #include "tunnel/wt_relay_wire.h"
 
@@ -75,7 +76,8 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
   if (info.headers.size() > tunnel::kMaxHeaderCount) open.request.headers.resize(tunnel::kMaxHeaderCount);
   session_out_ = tunnel::encode_wt_session_open(open);
   flush_session_stream();
-  spdlog::info("wt-relay {}: {} {} relayed to tunnel {} (relay id {})", client_, info.authority, info.path,
+  spdlog::info("wt-relay {}: {} {} relayed to tunnel {} (relay id {})", client_, log_text(info.authority),
+               log_target(info.path),
                route.pattern, relay_id_);
   return {200, this, {}};
 }

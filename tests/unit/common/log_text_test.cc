@@ -1,0 +1,40 @@
+#include "common/log_text.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace wtmesh {
+namespace {
+
+TEST(LogText, PrintableAsciiIsKeptAndEverythingElseEscaped) {
+  EXPECT_EQ(log_text("app.localhost:4433"), "app.localhost:4433");
+  // A forged second log line, a terminal escape, NUL, a backslash and UTF-8 bytes.
+  EXPECT_EQ(log_text("a\r\nhttp x GET /admin 200"), "a\\x0d\\x0ahttp x GET /admin 200");
+  EXPECT_EQ(log_text("\x1b[2J"), "\\x1b[2J");
+  EXPECT_EQ(log_text(std::string("n\0l", 3)), "n\\x00l");
+  EXPECT_EQ(log_text("a\\x41"), "a\\\\x41") << "a literal backslash cannot pass for an escape";
+  EXPECT_EQ(log_text("caf\xc3\xa9"), "caf\\xc3\\xa9");
+  EXPECT_EQ(log_text(""), "");
+}
+
+TEST(LogText, LongTextIsCutAndSaysHowLongItWas) {
+  EXPECT_EQ(log_text(std::string(10, 'a'), 10), std::string(10, 'a'));
+  EXPECT_EQ(log_text(std::string(11, 'a'), 10), std::string(10, 'a') + "...(11 bytes)");
+  EXPECT_EQ(log_text(std::string(1 << 20, 'x')).size(), 256u + std::string("...(1048576 bytes)").size());
+  // An escape is never cut in half.
+  EXPECT_EQ(log_text("abcdefgh\x01", 10), "abcdefgh...(9 bytes)");
+}
+
+TEST(LogTarget, CredentialQueryParametersAreRedacted) {
+  EXPECT_EQ(log_target("/x"), "/x");
+  EXPECT_EQ(log_target("/connect/redis?token=eyJh.b.c"), "/connect/redis?token=REDACTED");
+  EXPECT_EQ(log_target("/a?page=2&WTMESH_TOKEN=s3cret&q=x"), "/a?page=2&WTMESH_TOKEN=REDACTED&q=x");
+  EXPECT_EQ(log_target("/a?access_token=1&token=2&tokens=3"), "/a?access_token=REDACTED&token=REDACTED&tokens=3");
+  EXPECT_EQ(log_target("/a?token"), "/a?token") << "no value, nothing to hide";
+  EXPECT_EQ(log_target("/a?"), "/a?");
+  EXPECT_EQ(log_target("/a?x=\r\n"), "/a?x=\\x0d\\x0a");
+}
+
+}  // namespace
+}  // namespace wtmesh

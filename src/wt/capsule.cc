@@ -18,8 +18,8 @@ bool is_flow_control_type(uint64_t type) {
 }
 
 bool is_http2_only_type(uint64_t type) {
-  return type == kCapsuleResetStream || type == kCapsuleStopSending || type == kCapsuleStream ||
-         type == kCapsuleStreamWithFin || type == kCapsuleMaxStreamData || type == kCapsuleStreamDataBlocked;
+  return type == kCapsuleResetStream || type == kCapsuleStopSending || type == kCapsuleStreamFin ||
+         type == kCapsuleStreamNoFin || type == kCapsuleMaxStreamData || type == kCapsuleStreamDataBlocked;
 }
 
 void append_clamped_varint(std::vector<uint8_t>& out, uint64_t v) { append_varint(out, std::min(v, kVarintMax)); }
@@ -74,6 +74,7 @@ const char* to_string(CapsuleError error) {
     case CapsuleError::kMessageTooLong: return "close message longer than 1024 bytes";
     case CapsuleError::kInvalidUtf8: return "close message is not valid UTF-8";
     case CapsuleError::kTruncated: return "stream ended inside a capsule";
+    case CapsuleError::kBadErrorCode: return "application error code above 2^32-1";
   }
   return "unknown capsule error";
 }

@@ -22,12 +22,16 @@ namespace wtmesh::wt {
 inline constexpr uint64_t kCapsuleDatagram = 0x00;  // RFC 9297
 inline constexpr uint64_t kCapsuleCloseSession = 0x2843;  // CLOSE_WEBTRANSPORT_SESSION / WT_CLOSE_SESSION
 inline constexpr uint64_t kCapsuleDrainSession = 0x78ae;  // DRAIN_WEBTRANSPORT_SESSION / WT_DRAIN_SESSION
-// HTTP/2-only (draft-ietf-webtrans-http2); prohibited over HTTP/3.
+// HTTP/2-only (draft-ietf-webtrans-http2-15 §6, IANA §11.4); prohibited over HTTP/3. The typed
+// values and the HTTP/2 session's use of them are wt/h2_capsules.h.
 inline constexpr uint64_t kCapsulePadding = 0x190b4d38;
 inline constexpr uint64_t kCapsuleResetStream = 0x190b4d39;
 inline constexpr uint64_t kCapsuleStopSending = 0x190b4d3a;
-inline constexpr uint64_t kCapsuleStream = 0x190b4d3b;
-inline constexpr uint64_t kCapsuleStreamWithFin = 0x190b4d3c;
+// WT_STREAM (-15 §6.4): the type's least significant bit is FIN, so 0x190b4d3b ends the stream and
+// 0x190b4d3c does not. Drafts -00..-14 (and quiche) said the opposite in their example ("0x..3b
+// capsules followed by a terminal 0x..3c"); -15 fixed that text (draft commit 9b2c9f5, issue #178).
+inline constexpr uint64_t kCapsuleStreamFin = 0x190b4d3b;
+inline constexpr uint64_t kCapsuleStreamNoFin = 0x190b4d3c;
 inline constexpr uint64_t kCapsuleMaxStreamData = 0x190b4d3e;
 inline constexpr uint64_t kCapsuleStreamDataBlocked = 0x190b4d42;
 // Session flow control (draft-ietf-webtrans-http3 §5), valid over both transports.
@@ -104,6 +108,7 @@ enum class CapsuleError {
   kMessageTooLong,  // close message longer than 1024 bytes
   kInvalidUtf8,     // close message is not valid UTF-8
   kTruncated,       // the stream ended inside a capsule
+  kBadErrorCode,    // an application error code above 2^32 - 1 (HTTP/2 WT_RESET_STREAM / WT_STOP_SENDING)
 };
 const char* to_string(CapsuleError error);
 

@@ -15,6 +15,10 @@ inline constexpr uint64_t kWtFlowControlError = 0x045d4487;
 inline constexpr uint64_t kWtAlpnError = 0x0817b3dd;
 inline constexpr uint64_t kWtRequirementsNotMet = 0x212c0d48;
 
+// on_closed code for sessions that ended abnormally, whatever the transport (same value as the
+// WT_SESSION_GONE H3 code).
+inline constexpr uint32_t kSessionGoneCode = static_cast<uint32_t>(kWtSessionGone);
+
 // The HTTP/3 range that carries WebTransport application codes 0..2^32-1.
 inline constexpr uint64_t kWtAppErrorFirst = 0x52e4a40fa8db;
 inline constexpr uint64_t kWtAppErrorLast = 0x52e5ac983162;

@@ -40,9 +40,6 @@ namespace wtmesh::wt {
 
 class H3SessionRegistry;
 
-// on_closed code for sessions that ended abnormally (same value as the WT_SESSION_GONE H3 code).
-inline constexpr uint32_t kSessionGoneCode = static_cast<uint32_t>(kWtSessionGone);
-
 class H3Session final : public Session {
  public:
   enum class State {

@@ -1,6 +1,7 @@
 // The WebTransport session API that everything above wt/ uses (tunnel, edge, agent, doctor).
 //
-// One interface, several transports: today HTTP/3 (wt/h3_session.*); WebTransport over HTTP/2 later.
+// One interface, several transports: HTTP/3 (wt/h3_session.*) and HTTP/2 (wt/h2_session.*, sans-I/O; the
+// nghttp2 glue that carries it comes with the fallback issue).
 // Nothing here names QUIC, HTTP/3, ngtcp2 or Asio.
 //
 // Contract (after quiche's web_transport.h):

@@ -196,7 +196,7 @@ TEST(CapsuleParser, DatagramAndHttp2OnlyCaps) {
   }
   {
     CapsuleParser p(limits);
-    EXPECT_EQ(p.feed(header(kCapsuleStream, 51), out), CapsuleError::kTooLarge);
+    EXPECT_EQ(p.feed(header(kCapsuleStreamNoFin, 51), out), CapsuleError::kTooLarge);
   }
   {
     CapsuleParser p;  // default: a 2^62-1 datagram length is rejected, not allocated

@@ -27,8 +27,10 @@ class UdpConnectTest : public ::testing::Test {
  protected:
   void make(size_t max_flows = 8, std::chrono::milliseconds idle = 60s) {
     fake_.max_datagram = 1200;
-    session_ = std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{}, ControlOptions{},
-                                             ExchangeLimits{}, EdgeSession::Callbacks{});
+    ControlOptions control;
+    control.telemetry_interval = std::chrono::milliseconds(0);  // no reports on flow 0: only flows here
+    session_ = std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{}, control, ExchangeLimits{},
+                                             EdgeSession::Callbacks{});
     session_->on_attached(fake_);
     session_->on_ready();
     control_ = fake_.streams.begin()->first;

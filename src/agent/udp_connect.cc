@@ -61,6 +61,7 @@ void UdpConnectPort::set_session(EdgeSession* session) {
 
 void UdpConnectPort::end_all() {
   auto flows = std::exchange(flows_, {});
+  held_bytes_ = 0;
   for (const auto& [id, f] : flows) {
     table_.remove(id);
     if (session_ != nullptr) session_->end_udp_connect(id);
@@ -89,7 +90,13 @@ void UdpConnectPort::on_client_packet(std::span<const uint8_t> payload, const ud
   if (const auto flow = table_.find(key, now)) {
     auto& f = flows_[*flow];
     if (f.open) return send_to_edge(*flow, payload);
-    ++drops_.queue_full;  // the reply is not here yet: only the first packet waits for it
+    // The reply is not here yet: a few packets wait for it, no more.
+    if (f.held.size() >= kMaxHeldPackets || held_bytes_ + payload.size() > kMaxHeldBytes) {
+      ++drops_.queue_full;
+      return;
+    }
+    held_bytes_ += payload.size();
+    f.held.emplace_back(payload.begin(), payload.end());
     return;
   }
   if (auto held = refused_until_.find(key); held != refused_until_.end()) {
@@ -113,7 +120,14 @@ void UdpConnectPort::on_client_packet(std::span<const uint8_t> payload, const ud
     return;
   }
   table_.add(*flow, key, now);
-  flows_[*flow] = Flow{from, false, std::vector<uint8_t>(payload.begin(), payload.end())};
+  Flow& f = flows_[*flow];
+  f.client = from;
+  if (held_bytes_ + payload.size() <= kMaxHeldBytes) {
+    held_bytes_ += payload.size();
+    f.held.emplace_back(payload.begin(), payload.end());
+  } else {
+    ++drops_.queue_full;
+  }
   spdlog::debug("connect {} --udp: flow {} opened for {}:{}", name_, *flow, from.address().to_string(),
                 from.port());
 }
@@ -140,7 +154,11 @@ void UdpConnectPort::on_udp_reply(uint64_t flow_id, const tunnel::ConnectReply& 
   if (it == flows_.end()) return;
   if (reply.connected()) {
     it->second.open = true;
-    if (auto first = std::exchange(it->second.first, std::nullopt)) send_to_edge(flow_id, *first);
+    const auto held = std::exchange(it->second.held, {});
+    for (const auto& p : held) {
+      held_bytes_ -= p.size();
+      send_to_edge(flow_id, p);
+    }
     return;
   }
   const auto now = std::chrono::steady_clock::now();
@@ -172,7 +190,10 @@ void UdpConnectPort::on_udp_packet(uint64_t flow_id, std::span<const uint8_t> pa
 void UdpConnectPort::on_udp_end(uint64_t flow_id) { forget(flow_id); }
 
 void UdpConnectPort::forget(uint64_t flow_id) {
-  flows_.erase(flow_id);
+  if (auto it = flows_.find(flow_id); it != flows_.end()) {
+    for (const auto& p : it->second.held) held_bytes_ -= p.size();
+    flows_.erase(it);
+  }
   table_.remove(flow_id);
 }
 
@@ -193,7 +214,7 @@ void UdpConnectPort::sweep() {
   const auto now = std::chrono::steady_clock::now();
   const auto gone = table_.expire(now);
   for (const uint64_t id : gone) {
-    flows_.erase(id);
+    forget(id);
     if (session_ != nullptr) session_->end_udp_connect(id);
   }
   if (!gone.empty())

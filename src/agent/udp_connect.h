@@ -2,11 +2,12 @@
 // flag `udp`): each client address that sends to the port is one flow, opened on the current session
 // to the edge with a connect stream (EdgeSession::open_udp_connect) and carried in datagrams of the
 // flow's odd id; the edge maps it onto a flow of the udp tunnel NAME, and the service's answers come
-// back to the client's address from the port. The first packet of a flow waits for the edge's reply
-// (one packet, not a queue); later packets before it, packets larger than the session's current max
-// datagram size, a new client past the cap, and packets the QUIC send path or the socket has no room
-// for are dropped and counted (tunnel::UdpDropCounters, logged when they change). A refusal is
-// reported (at most once a second; the client's packets are dropped for a second before asking again).
+// back to the client's address from the port. Until the edge's reply (one round trip) a flow's packets
+// wait: at most kMaxHeldPackets per flow and kMaxHeldBytes for the port. More than that, packets larger
+// than the session's current max datagram size, a new client past the cap, and packets the QUIC send
+// path or the socket has no room for are dropped and counted (tunnel::UdpDropCounters, logged when they
+// change). A refusal is reported (at most once a second; the client's packets are then dropped for a
+// second before asking again).
 // Flows idle for idle_timeout end (FIN on their stream); the session's end ends every flow.
 #pragma once
 
@@ -41,6 +42,8 @@ class UdpConnectPort final : public UdpConnectSink {
   void set_session(EdgeSession* session);
 
   size_t flow_count() const { return flows_.size(); }
+  static constexpr size_t kMaxHeldPackets = 8;         // per flow, until the edge's reply
+  static constexpr size_t kMaxHeldBytes = 256 * 1024;  // all flows of the port together
   const tunnel::UdpDropCounters& drops() const { return drops_; }
 
   // UdpConnectSink
@@ -51,8 +54,8 @@ class UdpConnectPort final : public UdpConnectSink {
  private:
   struct Flow {
     boost::asio::ip::udp::endpoint client;
-    bool open = false;                          // the edge answered `connected`
-    std::optional<std::vector<uint8_t>> first;  // the first packet, until the reply
+    bool open = false;                       // the edge answered `connected`
+    std::vector<std::vector<uint8_t>> held;  // packets waiting for the reply
   };
   void receive();
   void on_client_packet(std::span<const uint8_t> payload, const boost::asio::ip::udp::endpoint& from);
@@ -73,6 +76,7 @@ class UdpConnectPort final : public UdpConnectSink {
   std::map<std::string, SteadyTime, std::less<>> refused_until_;  // client key → when to ask again
   std::optional<SteadyTime> last_refusal_report_;
   tunnel::UdpDropCounters drops_;
+  size_t held_bytes_ = 0;
   uint64_t logged_drops_ = 0;
   static constexpr size_t kMaxPacketsPerWake = 32;
   std::vector<uint8_t> buffer_ = std::vector<uint8_t>(65535);

@@ -1,6 +1,6 @@
 // `wtmesh connect NAME --udp` on the agent (agent/udp_connect.h over EdgeSession, an in-memory session
 // to the edge, real loopback UDP clients): a new client address opens a connect stream with flag `udp`
-// and the next odd flow id (byte vector), its first packet waits for the reply, then packets go as
+// and the next odd flow id (byte vector), its packets wait for the reply (8 at most), then go as
 // `flow_id 0 payload` datagrams and the edge's answers come back to that client; a refusal is reported
 // and the client's packets dropped for a while; the cap, too big and early packets are counted; the
 // edge's FIN, the agent's idle expiry and the session's end close flows.
@@ -50,7 +50,7 @@ class UdpConnectTest : public ::testing::Test {
     return test::run_io_until(io_, done, limit, test::Turn::kOneHandler);
   }
   udp::socket client() { return udp::socket(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)); }
-  void send(udp::socket& s, std::string_view payload) {
+  void send(udp::socket& s, const std::string& payload) {
     s.send_to(asio::buffer(payload.data(), payload.size()), port_->local_endpoint());
   }
   // The streams other than the control stream, in the order they were opened.
@@ -93,19 +93,20 @@ class UdpConnectTest : public ::testing::Test {
 TEST_F(UdpConnectTest, AFlowPerClientBothWays) {
   make();
   auto a = client();
-  send(a, "q1");
-  send(a, "q2");  // before the reply: dropped (only the first packet waits)
-  ASSERT_TRUE(run_until([&] { return flow_streams().size() == 1 && port_->drops().queue_full == 1; }));
+  // Before the reply 8 packets wait (q0..q7), the 9th and 10th are dropped.
+  for (int i = 0; i < 10; ++i) send(a, "q" + std::to_string(i));
+  ASSERT_TRUE(run_until([&] { return flow_streams().size() == 1 && port_->drops().queue_full == 2; }));
   const wt::StreamId id = flow_streams()[0];
   EXPECT_EQ(fake_.streams[id].out,
             (std::vector<uint8_t>{0x05, 0x0d, 0x01, 0x03, 'd', 'n', 's', 0xc0, 0, 0, 0, 0x40, 0, 0, 0x01}))
       << "kind, head_length, flag udp, name, flow id 2^30+1";
   EXPECT_TRUE(fake_.datagrams.empty()) << "nothing is sent before the reply";
   edge_replies(id, tunnel::ConnectStatus::kConnected);
-  ASSERT_EQ(fake_.datagrams.size(), 1u) << "the held first packet goes out";
-  EXPECT_EQ(fake_.datagrams[0], (std::vector<uint8_t>{0xc0, 0, 0, 0, 0x40, 0, 0, 0x01, 0x00, 'q', '1'}));
-  send(a, "q3");
-  ASSERT_TRUE(run_until([&] { return fake_.datagrams.size() == 2; }));
+  ASSERT_EQ(fake_.datagrams.size(), 8u) << "the held packets go out, in order";
+  EXPECT_EQ(fake_.datagrams[0], (std::vector<uint8_t>{0xc0, 0, 0, 0, 0x40, 0, 0, 0x01, 0x00, 'q', '0'}));
+  EXPECT_EQ(fake_.datagrams[7].back(), '7');
+  send(a, "later");
+  ASSERT_TRUE(run_until([&] { return fake_.datagrams.size() == 9; }));
   edge_answers(kFirstFlow, "r1");
   EXPECT_EQ(receive(a), "r1");
   // A second client: its own flow, the next odd id.

@@ -16,6 +16,7 @@ Clients (exit 0 when what they check holds, else print why and exit 1). Each ask
   bigreply PORT SIZE           asks the service for a SIZE-byte answer: none arrives; a small echo does
   idle PORT SECONDS            "WHO" twice, SECONDS apart, on one socket: prints both sources and
                                exits 0 when they differ (the flow expired and a new one was made)
+  noanswer PORT                a packet sent 3 times gets no answer at all (a refused connect)
 """
 import os
 import socket
@@ -141,6 +142,10 @@ def main():
         print("first", a, "then", b)
         if a is None or b is None or a == b:
             sys.exit(1)
+    elif mode == "noanswer":
+        if ask(client(1.0), port, b"anyone", want=True) is not None:
+            fail("an answer arrived")
+        print("no answer")
     else:
         fail("unknown mode " + mode)
 

@@ -35,6 +35,7 @@
 namespace wtmesh::edge {
 
 class AdminListener;
+class BrowserConnect;
 class NameCertIssuer;
 class PublicListener;
 struct PublicListenerOptions;
@@ -147,6 +148,7 @@ class EdgeServer {
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
   std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
   std::unique_ptr<UdpTunnels> udp_;         // likewise
+  std::unique_ptr<BrowserConnect> browser_;  // /connect/NAME sessions: uses tunnels_, connect_, udp_
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

@@ -134,6 +134,43 @@ bool EdgeSession::open_connect(const std::string& name, asio::ip::tcp::socket cl
   return true;
 }
 
+std::optional<uint64_t> EdgeSession::open_udp_connect(const std::string& name, UdpConnectSink* sink) {
+  std::optional<wt::StreamId> id;
+  if (ready_ && !closed_ && session_) id = session_->open_bidi_stream();
+  if (!id) return std::nullopt;
+  const auto flow = tunnel::udp_flow_id(tunnel::FlowOpener::kAgent, udp_flows_opened_++);
+  if (!flow) {
+    session_->reset_stream(*id, tunnel::kStreamCancelled);
+    return std::nullopt;
+  }
+  auto done = [this, alive = std::weak_ptr<int>(alive_), id = *id, flow = *flow] {
+    if (alive.expired()) return;
+    udp_connects_.erase(flow);
+    remove_later(id);
+  };
+  auto st = std::make_shared<UdpConnectStream>(*session_, *id, name, *flow, sink, std::move(done));
+  udp_connects_[*flow] = UdpConnectFlow{st, sink};
+  exchanges_.emplace(*id, st);
+  st->start({}, false);
+  return *flow;
+}
+
+void EdgeSession::end_udp_connect(uint64_t flow_id) {
+  auto it = udp_connects_.find(flow_id);
+  if (it == udp_connects_.end()) return;
+  auto st = it->second.stream.lock();
+  udp_connects_.erase(it);
+  if (st) st->finish();
+}
+
+EdgeSession::UdpSend EdgeSession::send_udp_connect(uint64_t flow_id, std::span<const uint8_t> payload) {
+  if (closed_ || session_ == nullptr || udp_connects_.count(flow_id) == 0) return UdpSend::kNotOpen;
+  if (tunnel::udp_datagram_overhead(flow_id, 0) + payload.size() > session_->max_datagram_size())
+    return UdpSend::kTooBig;
+  return session_->send_datagram(tunnel::encode_udp_datagram(flow_id, 0, payload)) ? UdpSend::kSent
+                                                                                   : UdpSend::kNoRoom;
+}
+
 void EdgeSession::register_again(uint32_t tunnel_id) {
   const TunnelRoute* r = route(tunnel_id);
   if (!r || closed_ || !control_id_) return;
@@ -412,6 +449,15 @@ void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
   bytes_received_ += payload.size();
   if (closed_) return;
   if (const auto udp = tunnel::decode_udp_datagram(payload)) {
+    if (tunnel::udp_flow_opener(udp->flow_id) == tunnel::FlowOpener::kAgent) {
+      // Answers on a `connect --udp` flow (tunnel id 0); one of no flow open here is dropped.
+      auto it = udp_connects_.find(udp->flow_id);
+      if (it != udp_connects_.end() && udp->tunnel_id == 0)
+        it->second.sink->on_udp_packet(udp->flow_id, udp->payload);
+      else
+        ++udp_connect_unknown_;
+      return;
+    }
     if (udp_) udp_->on_datagram(*udp);
     return;
   }

@@ -18,6 +18,7 @@
 #include "agent/h2_upstream_driver.h"
 #include "agent/tcp_stream_driver.h"
 #include "agent/tunnel_control.h"
+#include "agent/udp_connect_stream.h"
 #include "agent/udp_flows.h"
 #include "agent/upstream_driver.h"
 #include "agent/upstream_pool.h"
@@ -59,6 +60,18 @@ class EdgeSession final : public wt::SessionHandler {
   // Opens a connect stream (§4.3) to `name` for `client`, a local connection `wtmesh connect`
   // accepted; false (and the client reset) when the session is not ready or has no stream to spare.
   bool open_connect(const std::string& name, boost::asio::ip::tcp::socket client);
+  // `wtmesh connect --udp` (§4.3 flag `udp`): opens a connect stream for a new flow to `name` and
+  // returns the flow id it picked (odd, from 2^30; never reused in this session), or nullopt when the
+  // session is not ready or has no stream to spare. `sink` hears the reply, the answers and the end.
+  std::optional<uint64_t> open_udp_connect(const std::string& name, UdpConnectSink* sink);
+  // Ends a flow from the agent's side: FIN on its stream, no more calls to its sink. Unknown: no-op.
+  void end_udp_connect(uint64_t flow_id);
+  enum class UdpSend { kSent, kTooBig, kNoRoom, kNotOpen };
+  // Sends one packet on an open flow (`flow_id 0 payload`): never queued, never fragmented.
+  UdpSend send_udp_connect(uint64_t flow_id, std::span<const uint8_t> payload);
+  size_t udp_connect_count() const { return udp_connects_.size(); }
+  // Datagrams of agent-opened flow ids that no flow here has (ended, or never opened): dropped.
+  uint64_t udp_connect_unknown() const { return udp_connect_unknown_; }
   // Sends REGISTER for a tunnel again (after a REFUSED `taken`).
   void register_again(uint32_t tunnel_id);
   // Closes the session (close capsule); on_closed follows.
@@ -126,6 +139,13 @@ class EdgeSession final : public wt::SessionHandler {
   std::unique_ptr<WtRelayHost> relays_;  // relayed WebTransport sessions (made in on_ready)
   tunnel::UdpFlowOptions udp_options_;
   std::unique_ptr<UdpFlows> udp_;        // udp tunnels' flows (made in on_ready)
+  struct UdpConnectFlow {
+    std::weak_ptr<UdpConnectStream> stream;
+    UdpConnectSink* sink = nullptr;
+  };
+  std::map<uint64_t, UdpConnectFlow> udp_connects_;  // `connect --udp` flows by their (odd) flow id
+  uint64_t udp_flows_opened_ = 0;                    // n of the next agent flow id (tunnel::udp_flow_id)
+  uint64_t udp_connect_unknown_ = 0;                 // datagrams of agent flow ids not open here
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

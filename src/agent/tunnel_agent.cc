@@ -161,8 +161,23 @@ void TunnelAgent::start() {
 bool TunnelAgent::listen_connects(std::string* error) {
   for (size_t i = connect_acceptors_.size(); i < options_.connects.size(); ++i) {
     const ConnectSpec& c = options_.connects[i];
-    auto a = std::make_unique<asio::ip::tcp::acceptor>(io_);
     boost::system::error_code ec;
+    if (c.udp) {
+      auto refused = [this, i](const std::string& code, const std::string& message) {
+        if (events_.on_connect_refused) events_.on_connect_refused(options_.connects[i], code, message);
+      };
+      auto port = std::make_unique<UdpConnectPort>(io_, c.name, options_.udp, std::move(refused));
+      const asio::ip::udp::endpoint ep(asio::ip::make_address(c.listen_host, ec), c.listen_port);
+      std::string why = ec ? ec.message() : "";
+      if (ec || !port->listen(ep, &why)) {
+        *error = "connect " + c.name + " --udp: cannot listen on " + c.listen() + ": " + why;
+        return false;
+      }
+      connect_acceptors_.push_back(nullptr);
+      udp_ports_.push_back(std::move(port));
+      continue;
+    }
+    auto a = std::make_unique<asio::ip::tcp::acceptor>(io_);
     const asio::ip::tcp::endpoint ep(asio::ip::make_address(c.listen_host, ec), c.listen_port);
     if (!ec) a->open(ep.protocol(), ec);
     if (!ec) a->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
@@ -173,6 +188,7 @@ bool TunnelAgent::listen_connects(std::string* error) {
       return false;
     }
     connect_acceptors_.push_back(std::move(a));
+    udp_ports_.push_back(nullptr);
     accept_connect(i);
   }
   return true;
@@ -180,6 +196,10 @@ bool TunnelAgent::listen_connects(std::string* error) {
 
 std::optional<asio::ip::tcp::endpoint> TunnelAgent::connect_endpoint(size_t index) const {
   if (index >= connect_acceptors_.size()) return std::nullopt;
+  if (udp_ports_[index]) {
+    const auto u = udp_ports_[index]->local_endpoint();
+    return asio::ip::tcp::endpoint(u.address(), u.port());
+  }
   boost::system::error_code ec;
   const auto ep = connect_acceptors_[index]->local_endpoint(ec);
   if (ec) return std::nullopt;
@@ -218,7 +238,10 @@ void TunnelAgent::stop() {
   register_timers_.clear();
   for (auto& a : connect_acceptors_) {
     boost::system::error_code ec;
-    a->close(ec);
+    if (a) a->close(ec);
+  }
+  for (auto& p : udp_ports_) {
+    if (p) p->set_session(nullptr);
   }
   if (session_ && session_->ready() && !session_->closed())
     session_->close(tunnel::kCloseNormal, "agent stopping");
@@ -234,6 +257,9 @@ void TunnelAgent::teardown() {
   register_timers_.clear();
   watchdog_.cancel();
   if (client_) client_->close("reconnecting");
+  for (auto& p : udp_ports_) {
+    if (p) p->set_session(nullptr);  // its flows were on the session that goes now
+  }
   // The client (and the sessions it owns) first: a live session still reports to its handler.
   client_.reset();
   session_.reset();
@@ -295,6 +321,9 @@ void TunnelAgent::attempt() {
     ever_connected_ = true;
     session_started_ = std::chrono::steady_clock::now();
     notice("connected to the edge " + options_.edge.authority());
+    for (auto& p : udp_ports_) {
+      if (p) p->set_session(session_.get());
+    }
     announce_connects();
   };
   cb.on_connect_refused = [this](const std::string& name, const tunnel::ConnectReply& reply) {

@@ -26,6 +26,7 @@
 #include "agent/tunnel_backoff.h"
 #include "agent/tunnel_config.h"
 #include "agent/tunnel_control.h"
+#include "agent/udp_connect.h"
 #include "agent/upstream_exchange.h"
 #include "agent/upstream_pool.h"
 #include "agent/upstream_select.h"
@@ -90,8 +91,13 @@ class TunnelAgent {
   TunnelAgent& operator=(const TunnelAgent&) = delete;
 
   void start();
-  // The local address of connect `index` (its port is known once start() bound it).
+  // The local address of connect `index` (its port is known once start() bound it; a UDP port for a
+  // `udp` connect).
   std::optional<boost::asio::ip::tcp::endpoint> connect_endpoint(size_t index) const;
+  // The UDP port of connect `index` when it is a `udp` one (tests: its flows and drops), else null.
+  const UdpConnectPort* udp_connect_port(size_t index) const {
+    return index < udp_ports_.size() ? udp_ports_[index].get() : nullptr;
+  }
   // Closes the session normally (code 0) and stops reconnecting.
   void stop();
 
@@ -149,6 +155,9 @@ class TunnelAgent {
   std::vector<std::shared_ptr<boost::asio::steady_timer>> register_timers_;
   std::map<uint32_t, int> taken_refusals_;  // per tunnel id, in the current attempt
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> connect_acceptors_;  // parallel to connects
+  // Parallel too: the UDP ports of `connect --udp` entries (null for TCP ones, whose acceptor is set).
+  // After session_: destroyed first, while the session they end their flows on still exists.
+  std::vector<std::unique_ptr<UdpConnectPort>> udp_ports_;
   bool connects_announced_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

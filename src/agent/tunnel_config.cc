@@ -161,13 +161,17 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
 
 bool parse_connect(const YAML::Node& t, size_t index, ConnectSpec& spec, std::string* error) {
   const std::string where = "tunnels[" + std::to_string(index) + "]";
-  std::string name, type, listen;
+  std::string name, type, listen, udp;
   for (const auto& kv : t) {
     const std::string key = kv.first.Scalar();
-    std::string* dst = key == "name" ? &name : key == "type" ? &type : key == "listen" ? &listen : nullptr;
+    std::string* dst = key == "name"     ? &name
+                       : key == "type"   ? &type
+                       : key == "listen" ? &listen
+                       : key == "udp"    ? &udp
+                                         : nullptr;
     if (dst == nullptr) {
       return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
-                             "; a connect entry has name, type and listen");
+                             "; a connect entry has name, type, listen and udp");
     }
     if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
   }
@@ -178,6 +182,7 @@ bool parse_connect(const YAML::Node& t, size_t index, ConnectSpec& spec, std::st
     if (error) *error = where + ".listen must be HOST:PORT (e.g. 127.0.0.1:15432)" + at_line(t);
     return false;
   }
+  if (!parse_bool(udp, spec.udp)) return fail(error, where + ".udp must be true or false" + at_line(t));
   spec.name = name;
   spec.listen_host = addr.upstream_host;
   spec.listen_port = addr.upstream_port;

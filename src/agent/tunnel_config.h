@@ -76,6 +76,7 @@ struct ConnectSpec {
   std::string name;                       // as given; the edge reads NAME alone as NAME.DOMAIN
   std::string listen_host = "127.0.0.1";  // an IP literal
   uint16_t listen_port = 0;               // 0: any free port (tests)
+  bool udp = false;                       // a UDP port whose flows reach a udp tunnel (`--udp`)
   std::string listen() const;             // "127.0.0.1:15432"
 };
 

@@ -118,11 +118,11 @@ int run_tunnels(AgentOptions options, bool prefix_names) {
   };
   arm_flush();
   ev.on_connect_ready = [](const ConnectSpec& c, const std::string& listen) {
-    std::cout << "connect " << c.name << "  ->  " << listen << std::endl;
+    std::cout << "connect " << c.name << "  ->  " << (c.udp ? "udp://" : "") << listen << std::endl;
   };
   ev.on_connect_refused = [](const ConnectSpec& c, const std::string& code, const std::string& message) {
-    std::cerr << "wtmesh: connect " << c.name << " refused: " << (message.empty() ? code : message) << " ("
-              << code << ")" << std::endl;
+    std::cerr << "wtmesh: connect " << c.name << (c.udp ? " --udp" : "")
+              << " refused: " << (message.empty() ? code : message) << " (" << code << ")" << std::endl;
   };
   ev.on_notice = [](const std::string& s) { std::cerr << "wtmesh: " << s << std::endl; };
   ev.on_fatal = [&](const std::string& s) {
@@ -256,8 +256,10 @@ int run_connect(const AgentCommands& c) {
     throw std::runtime_error("NAME \"" + a.name + "\" is not a name");
   TunnelSpec addr;
   if (!parse_upstream(a.listen, addr, &error)) throw std::runtime_error("--listen: " + error);
-  o.connects = {ConnectSpec{a.name, addr.upstream_host, addr.upstream_port}};
-  std::cerr << "wtmesh: connecting " << a.listen << " to " << a.name << " via " << a.edge << std::endl;
+  o.connects = {ConnectSpec{a.name, addr.upstream_host, addr.upstream_port, a.udp}};
+  o.udp = udp_flow_options(a.flows);
+  std::cerr << "wtmesh: connecting " << (a.udp ? "udp " : "") << a.listen << " to " << a.name << " via "
+            << a.edge << std::endl;
   return run_tunnels(std::move(o), false);
 }
 
@@ -365,7 +367,9 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
                       "send a PROXY protocol v2 header with the client's address to the local service");
 
   c.connect_cmd = app.add_subcommand(
-      "connect", "open a local port whose connections reach a private tcp tunnel (or edge route) by name");
+      "connect",
+      "open a local port whose connections reach a private tcp tunnel (or edge route) by name; with --udp a "
+      "UDP port whose packets reach a udp tunnel");
   c.connect_cmd->add_option("NAME", c.connect.name, "the name to reach (NAME means NAME.DOMAIN at the edge)")
       ->required();
   c.connect_cmd->add_option("--listen", c.connect.listen, "local address to listen on, 127.0.0.1:PORT")
@@ -377,6 +381,9 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.connect_cmd->add_option("--max-udp-payload", c.connect.max_udp_payload, "largest QUIC packet to send")
       ->capture_default_str()
       ->check(CLI::Range(1200, 65507));
+  c.connect_cmd->add_flag("--udp", c.connect.udp,
+                          "a UDP port: each client address is one flow to the udp tunnel NAME");
+  add_udp_flow_options(c.connect_cmd, c.connect.flows);
   c.udp_cmd = app.add_subcommand("udp", "expose a local UDP service on a port of an edge");
   add_tunnel_options(c.udp_cmd, c.udp, "tunnel name NAME.DOMAIN (the token must cover it)");
   add_port_options(c.udp_cmd, c.udp);

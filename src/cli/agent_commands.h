@@ -5,6 +5,7 @@
 //   wtmesh udp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private]
 //              [--udp-idle-timeout S] [--udp-max-flows N]
 //   wtmesh connect NAME --listen 127.0.0.1:PORT --edge ... --token ... [--ca FILE]
+//                  [--udp [--udp-idle-timeout S] [--udp-max-flows N]]
 //   wtmesh agent --config FILE [--max-udp-payload N] [--udp-idle-timeout S] [--udp-max-flows N]
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
@@ -65,6 +66,8 @@ struct AgentCommands {
   struct {
     std::string name, listen, edge, token, token_file, ca;
     size_t max_udp_payload = 1452;
+    bool udp = false;   // --udp: a UDP port, one flow per client address
+    UdpFlowArgs flows;  // its flows' cap and idle expiry
   } connect;
 };
 

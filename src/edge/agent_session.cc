@@ -192,7 +192,10 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
   } else if (connect_stream_count() >= config_.max_connect_streams) {
     status = tunnel::ConnectStatus::kLimit;
     problem = "this session holds " + std::to_string(config_.max_connect_streams) + " connections, its limit";
-  } else if (config_.connect == nullptr) {
+  } else if (head.udp_flow && config_.udp_connects == nullptr) {
+    status = tunnel::ConnectStatus::kUnknown;
+    problem = "this edge has no UDP tunnels";
+  } else if (!head.udp_flow && config_.connect == nullptr) {
     status = tunnel::ConnectStatus::kUnknown;
     problem = "this edge reaches no names";
   }
@@ -201,6 +204,7 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
     refuse_connect(id, name, status, problem);
     return;
   }
+  if (head.udp_flow) return open_udp_connect(id, name, *head.udp_flow, rest, fin);
   auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
   ++held->second;
   requests_[id] = RequestStream{nullptr, held->first};
@@ -212,6 +216,23 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
     return;
   }
   req->second.events = events;
+  if (!rest.empty() || fin) events->on_response_data(rest, fin);
+}
+
+void AgentSession::open_udp_connect(wt::StreamId id, const std::string& name, uint64_t flow_id,
+                                    std::span<const uint8_t> rest, bool fin) {
+  if (!udp_connects_) udp_connects_ = std::make_unique<AgentUdpConnects>(*this, *config_.udp_connects);
+  RequestStreamEvents* events = udp_connects_->open(id, flow_id, name);
+  if (events == nullptr) {
+    session_->consume(id, rest.size());
+    refuse_connect(id, name, tunnel::ConnectStatus::kInvalid,
+                   "flow " + std::to_string(flow_id) + " is already open on this session");
+    return;
+  }
+  // Held like a request stream, counted toward the connect cap; answered once the flow is.
+  auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
+  ++held->second;
+  requests_[id] = RequestStream{events, held->first};
   if (!rest.empty() || fin) events->on_response_data(rest, fin);
 }
 
@@ -332,6 +353,10 @@ void AgentSession::on_datagram(std::span<const uint8_t> payload) {
   // have theirs; any other flow is dropped (§2.1).
   if (closed_) return;
   if (const auto udp = tunnel::decode_udp_datagram(payload)) {
+    if (udp_connects_ && tunnel::udp_flow_opener(udp->flow_id) == tunnel::FlowOpener::kAgent) {
+      udp_connects_->on_datagram(*udp);  // the agent's own flows: `connect --udp` (§4.3)
+      return;
+    }
     if (config_.udp != nullptr) config_.udp->on_agent_datagram(serial_, *udp);
     return;
   }

@@ -31,12 +31,13 @@
 #include <vector>
 
 #include "common/time.h"
+#include "edge/agent_udp_connects.h"
 #include "edge/connect_broker.h"
 #include "edge/metrics.h"
 #include "edge/route_table.h"
 #include "edge/tcp_publisher.h"
-#include "edge/udp_publisher.h"
 #include "edge/tunnel_directory.h"
+#include "edge/udp_publisher.h"
 #include "tunnel/connect_stream.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
@@ -81,6 +82,9 @@ struct AgentSessionConfig {
   // Connect streams one session may hold at once (§4.3); one more is refused as `limit`.
   size_t max_connect_streams = 100;
   UdpPublisher* udp = nullptr;        // gives REGISTERs of type "udp" their ports and flows; null: refused
+  // Reaches the `udp` tunnels of connect streams with flag `udp` (§4.3, edge/agent_udp_connects.h);
+  // null: they are refused as `unknown`.
+  UdpConnects* udp_connects = nullptr;
 };
 
 class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
@@ -117,6 +121,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   static constexpr int kMissedPings = 3;  // heartbeat intervals without control bytes that end a session
   size_t request_stream_count() const { return requests_.size(); }
   size_t connect_stream_count() const { return client_stream_count(kConnectClient); }
+  // UDP connect flows open or being opened (each holds one connect stream).
+  size_t udp_connect_count() const { return udp_connects_ ? udp_connects_->count() : 0; }
   // The per-client key connect streams are counted under (not a public client's).
   static constexpr std::string_view kConnectClient = "connect-stream";
   size_t control_backlog() const { return control_out_.size(); }
@@ -180,6 +186,9 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   void on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   void refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
                       const std::string& message);
+  // A connect stream with flag `udp` whose name and scope passed: one flow (edge/agent_udp_connects.h).
+  void open_udp_connect(wt::StreamId id, const std::string& name, uint64_t flow_id,
+                        std::span<const uint8_t> rest, bool fin);
   bool forget_request(wt::StreamId id);  // false when `id` was no request stream
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);
@@ -211,6 +220,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   std::set<wt::StreamId> refused_;                              // peer streams refused (data is dropped)
   std::map<wt::StreamId, tunnel::WtStreamOpenReader> relay_heads_;  // kind 0x03 streams, opening partial
   std::map<wt::StreamId, tunnel::ConnectHeadReader> connect_heads_;  // kind 0x05, head partial
+  std::unique_ptr<AgentUdpConnects> udp_connects_;                   // made at the first udp connect
   std::map<uint64_t, WtRelayPeer*> relays_;                        // relay id → its edge end
   uint64_t last_relay_id_ = 0;
   uint64_t relay_datagrams_dropped_ = 0;

@@ -191,6 +191,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     auto link = [this](uint64_t serial) -> UdpFlowLink* { return tunnels_->find_session(serial); };
     udp_ = std::make_unique<UdpTunnels>(io_, std::move(link), std::move(uo));
     tunnels_->set_udp_publisher(udp_.get());
+    udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get());
+    tunnels_->set_udp_connects(udp_connects_.get());
   }
   browser_ = std::make_unique<BrowserConnect>(*tunnels_, *connect_, udp_.get(), std::move(bo));
   load_public_tls();

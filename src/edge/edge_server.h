@@ -19,12 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "edge/connect_bridges.h"
 #include "edge/metrics.h"
 #include "edge/public_connection.h"
 #include "edge/public_limits.h"
 #include "edge/route_table.h"
-#include "edge/connect_bridges.h"
 #include "edge/tcp_tunnels.h"
+#include "edge/udp_connects.h"
 #include "edge/udp_tunnels.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
@@ -99,6 +100,8 @@ class EdgeServer {
   TunnelService& tunnels() { return *tunnels_; }
   TcpTunnels* tcp_tunnels() { return tcp_.get(); }
   UdpTunnels* udp_tunnels() { return udp_.get(); }
+  // UDP flows toward names for clients that are not sockets (null without UDP tunnels).
+  UdpConnects* udp_connects() { return udp_connects_.get(); }
   const LocalRouteTable& routes() const { return routes_; }
   std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint() const;
   // True once every listener is up, false again from shutdown() on (GET /ready).
@@ -148,7 +151,8 @@ class EdgeServer {
   std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
   std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
   std::unique_ptr<UdpTunnels> udp_;         // likewise
-  std::unique_ptr<BrowserConnect> browser_;  // /connect/NAME sessions: uses tunnels_, connect_, udp_
+  std::unique_ptr<UdpConnects> udp_connects_;  // likewise: flows of `connect --udp` on udp_'s tunnels
+  std::unique_ptr<BrowserConnect> browser_;  // /connect/NAME sessions: uses tunnels_, connect_, udp_connects_
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

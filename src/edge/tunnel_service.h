@@ -63,6 +63,8 @@ class TunnelService final : public TunnelDirectory {
   void set_connect_broker(ConnectBroker* broker) { config_.session.connect = broker; }
   // Serves REGISTERs of type "udp" likewise.
   void set_udp_publisher(UdpPublisher* udp) { config_.session.udp = udp; }
+  // Reaches udp tunnels for connect streams with flag `udp` likewise.
+  void set_udp_connects(UdpConnects* connects) { config_.session.udp_connects = connects; }
   // Where the public listener is, for REGISTERED urls (sessions accepted afterwards).
   void set_public_url(std::string scheme, uint16_t port) {
     config_.session.public_scheme = std::move(scheme);

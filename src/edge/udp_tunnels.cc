@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <utility>
 #include <vector>
 
 #include "tunnel/control.h"
@@ -49,7 +50,8 @@ struct UdpTunnels::Tunnel {
   UdpPublishRequest request;
   uint16_t port = 0;  // 0: private (no socket)
   bool closed = false;
-  tunnel::UdpFlowTable flows;  // flow id ↔ client address (endpoint_key)
+  tunnel::UdpFlowTable flows;  // flow id ↔ client address (endpoint_key); "" for a client flow
+  std::map<uint64_t, UdpFlowClient*> clients;  // flows of clients that are not socket addresses
   tunnel::UdpDropCounters drops;
   uint64_t logged_drops = 0;  // drops.total() when last logged
 };
@@ -145,6 +147,19 @@ void UdpTunnels::unpublish(uint64_t session, uint32_t tunnel_id) {
   t->socket.close(ec);
   spdlog::info("udp {}: unpublished ({} flow(s) open; dropped: {})", t->request.hostname, t->flows.size(),
                t->drops.describe());
+  for (const auto& [flow, client] : std::exchange(t->clients, {}))
+    ending_[{session, tunnel_id, flow}] = client;
+  tell_ended("the tunnel " + t->request.hostname + " ended");
+}
+
+// Tells the clients in ending_ their flow ended, one at a time: each may call back into us, even close
+// another one's flow (close_client_flow takes it out of ending_, so it is not told).
+void UdpTunnels::tell_ended(const std::string& why) {
+  while (!ending_.empty()) {
+    UdpFlowClient* client = ending_.begin()->second;
+    ending_.erase(ending_.begin());
+    client->on_udp_flow_end(why);
+  }
 }
 
 // Waits for the tunnel's socket to be readable, then reads what is queued into the one buffer every
@@ -199,6 +214,7 @@ void UdpTunnels::on_agent_datagram(uint64_t session, const tunnel::UdpDatagram& 
   const std::string* key = t.flows.key_of(d.flow_id);
   if (key == nullptr) return count(t, &tunnel::UdpDropCounters::unknown_flow);
   t.flows.touch(d.flow_id, std::chrono::steady_clock::now());
+  if (auto c = t.clients.find(d.flow_id); c != t.clients.end()) return c->second->on_udp_packet(d.payload);
   boost::system::error_code ec;
   t.socket.send_to(asio::buffer(d.payload.data(), d.payload.size()), endpoint_of_key(*key), 0, ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::no_buffer_space)
@@ -224,6 +240,12 @@ void UdpTunnels::sweep() {
   const auto now = std::chrono::steady_clock::now();
   for (auto& [key, t] : tunnels_) {
     const auto gone = t->flows.expire(now);
+    for (const uint64_t flow : gone) {
+      if (auto c = t->clients.find(flow); c != t->clients.end()) {
+        ending_[{key.first, key.second, flow}] = c->second;  // told once the sweep is done
+        t->clients.erase(c);
+      }
+    }
     if (!gone.empty())
       spdlog::info("udp {}: {} idle flow(s) expired, {} open", t->request.hostname, gone.size(),
                    t->flows.size());
@@ -232,6 +254,73 @@ void UdpTunnels::sweep() {
       spdlog::info("udp {}: dropped so far: {}", t->request.hostname, t->drops.describe());
     }
   }
+  tell_ended("idle for the tunnel's idle timeout");
+}
+
+// --- clients that are not socket addresses --------------------------------------------------------
+
+UdpTunnels::ClientOpen UdpTunnels::open_client_flow(uint64_t session, uint32_t tunnel_id,
+                                                    UdpFlowClient* client, UdpClientFlow* out) {
+  auto it = tunnels_.find({session, tunnel_id});
+  if (it == tunnels_.end() || link_(session) == nullptr) return ClientOpen::kNoTunnel;
+  Tunnel& t = *it->second;
+  const auto flow =
+      t.flows.full() ? std::nullopt : tunnel::udp_flow_id(tunnel::FlowOpener::kEdge, flows_opened_++);
+  if (!flow || !t.flows.add(*flow, {}, std::chrono::steady_clock::now())) {
+    if (t.drops.flow_cap == 0)
+      spdlog::info("udp {}: flow cap of {} reached: new clients are dropped", t.request.hostname,
+                   t.flows.options().max_flows);
+    count(t, &tunnel::UdpDropCounters::flow_cap);
+    return ClientOpen::kFlowCap;
+  }
+  t.clients[*flow] = client;
+  *out = UdpClientFlow{session, tunnel_id, *flow};
+  spdlog::debug("udp {}: flow {} opened for a client that is no socket", t.request.hostname, *flow);
+  return ClientOpen::kOpened;
+}
+
+UdpTunnels::ClientSend UdpTunnels::send_client_packet(const UdpClientFlow& f,
+                                                      std::span<const uint8_t> payload) {
+  auto it = tunnels_.find({f.session, f.tunnel_id});
+  if (it == tunnels_.end() || it->second->clients.count(f.flow_id) == 0) return ClientSend::kGone;
+  Tunnel& t = *it->second;
+  t.flows.touch(f.flow_id, std::chrono::steady_clock::now());
+  UdpFlowLink* link = link_(f.session);
+  if (link == nullptr) {
+    count(t, &tunnel::UdpDropCounters::queue_full);
+    return ClientSend::kNoRoom;
+  }
+  if (tunnel::udp_datagram_overhead(f.flow_id, f.tunnel_id) + payload.size() > link->max_datagram_size()) {
+    count(t, &tunnel::UdpDropCounters::too_big);
+    return ClientSend::kTooBig;
+  }
+  if (!link->send_datagram(tunnel::encode_udp_datagram(f.flow_id, f.tunnel_id, payload))) {
+    count(t, &tunnel::UdpDropCounters::queue_full);
+    return ClientSend::kNoRoom;
+  }
+  return ClientSend::kSent;
+}
+
+void UdpTunnels::close_client_flow(const UdpClientFlow& f) {
+  ending_.erase({f.session, f.tunnel_id, f.flow_id});
+  auto it = tunnels_.find({f.session, f.tunnel_id});
+  if (it == tunnels_.end() || it->second->clients.erase(f.flow_id) == 0) return;
+  it->second->flows.remove(f.flow_id);
+}
+
+size_t UdpTunnels::client_payload_limit(const UdpClientFlow& f) const {
+  auto it = tunnels_.find({f.session, f.tunnel_id});
+  if (it == tunnels_.end() || it->second->clients.count(f.flow_id) == 0) return 0;
+  const UdpFlowLink* link = link_(f.session);
+  const size_t overhead = tunnel::udp_datagram_overhead(f.flow_id, f.tunnel_id);
+  const size_t max = link == nullptr ? 0 : link->max_datagram_size();
+  return max > overhead ? max - overhead : 0;
+}
+
+size_t UdpTunnels::client_flow_count() const {
+  size_t n = 0;
+  for (const auto& [key, t] : tunnels_) n += t->clients.size();
+  return n;
 }
 
 }  // namespace wtmesh::edge

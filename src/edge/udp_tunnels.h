@@ -7,6 +7,11 @@
 // new client past the flow cap, or names a flow that is gone is dropped and counted
 // (tunnel::UdpDropCounters, per tunnel; logged when they change and when the tunnel ends). Flows
 // idle for idle_timeout are forgotten. Private tunnels get no socket.
+//
+// A client need not be a socket address: open_client_flow() gives a UdpFlowClient (a `wtmesh connect
+// --udp` flow, a browser's datagrams: edge/udp_connects.h) a flow of its own on the tunnel. It is one
+// more flow of the tunnel (an even flow id, the same cap, the same idle expiry, the same counters);
+// its packets go in with send_client_packet() and the agent's answers come back to the client.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +23,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "edge/port_pool.h"
@@ -34,6 +41,24 @@ struct UdpTunnelOptions {
   tunnel::UdpFlowOptions flows;  // per tunnel: max_flows (--udp-max-flows), idle_timeout
 };
 
+// A client of a UDP tunnel that is not a socket address (see above).
+class UdpFlowClient {
+ public:
+  virtual ~UdpFlowClient() = default;
+  // A packet the tunnel's service sent back on the client's flow (payload valid during the call).
+  virtual void on_udp_packet(std::span<const uint8_t> payload) = 0;
+  // The flow ended: idle for the tunnel's idle timeout, or the tunnel ended (UNREGISTER, the end of
+  // its agent's session). No calls after this one; the client may be destroyed in it.
+  virtual void on_udp_flow_end(std::string_view why) = 0;
+};
+
+// One client flow: the tunnel (its session, its REGISTER id) and the flow's even id there.
+struct UdpClientFlow {
+  uint64_t session = 0;
+  uint32_t tunnel_id = 0;
+  uint64_t flow_id = 0;
+};
+
 class UdpTunnels final : public UdpPublisher {
  public:
   // `link(serial)`: the live session with that serial, or nullptr.
@@ -46,6 +71,30 @@ class UdpTunnels final : public UdpPublisher {
   UdpPublishResult publish(const UdpPublishRequest& request) override;
   void unpublish(uint64_t session, uint32_t tunnel_id) override;
   void on_agent_datagram(uint64_t session, const tunnel::UdpDatagram& datagram) override;
+
+  // --- clients that are not socket addresses ---
+  enum class ClientOpen {
+    kOpened,
+    kNoTunnel,  // (session, tunnel_id) is not a udp tunnel here (unregistered, session gone)
+    kFlowCap,   // the tunnel has as many flows as it may (counted as flow_cap)
+  };
+  // Opens a flow of tunnel (session, tunnel_id) for `client` (not owned; it must outlive the flow or
+  // close it first); `*flow` is set when kOpened.
+  ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
+                              UdpClientFlow* flow);
+  enum class ClientSend {
+    kSent,
+    kTooBig,  // larger than the session's current max datagram size (counted as too_big)
+    kNoRoom,  // the QUIC send path has no room now, or the agent's session is gone (queue_full)
+    kGone,    // the flow is not open (expired, closed, its tunnel gone): nothing counted
+  };
+  // Sends one packet of the client to the tunnel's agent (nothing queued, nothing fragmented).
+  ClientSend send_client_packet(const UdpClientFlow& flow, std::span<const uint8_t> payload);
+  // Ends a client flow now; its client hears nothing more (no on_udp_flow_end). Unknown flows: no-op.
+  void close_client_flow(const UdpClientFlow& flow);
+  // The largest payload a packet of `flow` may have now (0: the flow or its session is gone).
+  size_t client_payload_limit(const UdpClientFlow& flow) const;
+  size_t client_flow_count() const;
 
   size_t tunnel_count() const { return tunnels_.size(); }
   size_t flow_count() const;
@@ -65,12 +114,15 @@ class UdpTunnels final : public UdpPublisher {
   void arm_sweep();
   void sweep();
   void count(Tunnel& t, uint64_t tunnel::UdpDropCounters::*which);
+  void tell_ended(const std::string& why);
 
   boost::asio::io_context& io_;
   std::function<UdpFlowLink*(uint64_t)> link_;
   UdpTunnelOptions options_;
   PortPool ports_;
   std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<Tunnel>> tunnels_;  // (session, tunnel id)
+  // Client flows that ended (expired, their tunnel gone) whose clients are still to be told.
+  std::map<std::tuple<uint64_t, uint32_t, uint64_t>, UdpFlowClient*> ending_;
   uint64_t flows_opened_ = 0;  // n of the next edge flow id (tunnel::udp_flow_id)
   tunnel::UdpDropCounters total_;
   // Packets read from one tunnel's socket per readiness wake-up, before the others get a turn.

@@ -5,6 +5,7 @@
 
 #include "common/varint.h"
 #include "tunnel/registry.h"
+#include "tunnel/udp_flow.h"
 
 namespace wtmesh::tunnel {
 namespace {
@@ -39,9 +40,13 @@ std::string_view to_string(ConnectStatus s) {
 std::vector<uint8_t> encode_connect_stream_head(const ConnectHead& head) {
   if (head.name.empty() || head.name.size() > kMaxConnectName)
     throw std::invalid_argument("connect name must be 1.." + std::to_string(kMaxConnectName) + " bytes");
+  if (head.udp_flow &&
+      (!is_udp_flow(*head.udp_flow) || udp_flow_opener(*head.udp_flow) != FlowOpener::kAgent))
+    throw std::invalid_argument("a udp connect's flow id must be an agent-opened UDP flow id");
   std::vector<uint8_t> body;
-  append_varint(body, 0);  // flags
+  append_varint(body, head.udp_flow ? kConnectFlagUdp : 0);  // flags
   append_string(body, head.name);
+  if (head.udp_flow) append_varint(body, *head.udp_flow);
   std::vector<uint8_t> out;
   append_varint(out, static_cast<uint64_t>(StreamKind::kConnectStream));
   append_varint(out, body.size());
@@ -59,14 +64,26 @@ std::vector<uint8_t> encode_connect_reply(ConnectStatus status, std::string_view
 WireError decode_connect_head(std::span<const uint8_t> in, ConnectHead& head) {
   const auto flags = read_varint(in);
   if (!flags) return WireError::kMalformed;
-  if (flags->value != 0) return WireError::kUnknownFlags;
+  if ((flags->value & ~kConnectFlagUdp) != 0) return WireError::kUnknownFlags;
   size_t pos = flags->length;
   const auto len = read_varint(in.subspan(pos));
   if (!len) return WireError::kMalformed;
   pos += len->length;
-  if (len->value == 0 || len->value > kMaxConnectName) return WireError::kMalformed;
-  if (in.size() - pos != len->value) return WireError::kMalformed;  // the name fills the head exactly
+  if (len->value == 0 || len->value > kMaxConnectName || len->value > in.size() - pos)
+    return WireError::kMalformed;
+  const auto name_end = pos + static_cast<size_t>(len->value);
+  std::optional<uint64_t> flow;
+  if (flags->value & kConnectFlagUdp) {
+    const auto f = read_varint(in.subspan(name_end));
+    if (!f || !is_udp_flow(f->value) || udp_flow_opener(f->value) != FlowOpener::kAgent)
+      return WireError::kMalformed;
+    if (in.size() - name_end != f->length) return WireError::kMalformed;  // the fields fill the head exactly
+    flow = f->value;
+  } else if (in.size() != name_end) {
+    return WireError::kMalformed;  // the name fills the head exactly
+  }
   head.name.assign(reinterpret_cast<const char*>(in.data() + pos), static_cast<size_t>(len->value));
+  head.udp_flow = flow;
   return WireError::kNone;
 }
 

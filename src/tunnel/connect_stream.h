@@ -3,8 +3,12 @@
 // the edge answers with a reply before any byte of the service flows. Sans-I/O: bytes in, values out.
 //
 //   connect_stream = kind:varint(0x05)  head_length:varint  connect_head  bytes...   (agent → edge)
-//   connect_head   = flags:varint(0)  name:string                 (bit 0 reserved: --udp, not in v1)
+//   connect_head   = flags:varint  name:string  [flow_id:varint]   (flow_id iff flag bit 0: udp)
 //   connect_reply  = status:varint  message:string  bytes...                          (edge → agent)
+//
+// Flag bit 0 (`udp`, `wtmesh connect --udp`): the stream asks for one UDP flow to the name's `udp`
+// tunnel; `flow_id` is the agent's (odd, from 2^30: tunnel/udp_flow.h) and names the flow's datagrams.
+// After a `connected` reply the stream carries no bytes; its FIN (either way) ends the flow.
 //
 // head_length is 1..kMaxConnectHeadLength and the head's fields fill it exactly; name is 1..253
 // bytes; the reply's message is at most kMaxConnectMessage bytes. Status 0 is "connected": the
@@ -31,6 +35,8 @@ inline constexpr size_t kMaxConnectMessage = 512;
 
 struct ConnectHead {
   std::string name;  // the service asked for, as the agent wrote it
+  // Set: a UDP connect (flag bit 0) for this agent-opened flow id (odd, >= 2^30).
+  std::optional<uint64_t> udp_flow;
   bool operator==(const ConnectHead&) const = default;
 };
 
@@ -55,12 +61,15 @@ struct ConnectReply {
   bool operator==(const ConnectReply&) const = default;
 };
 
+inline constexpr uint64_t kConnectFlagUdp = 1;
+
 // kind 0x05 + head_length + head: what the agent writes first. Throws std::invalid_argument for a
-// name that is empty or over kMaxConnectName.
+// name that is empty or over kMaxConnectName, or a udp_flow that is no agent-opened UDP flow id.
 std::vector<uint8_t> encode_connect_stream_head(const ConnectHead& head);
 std::vector<uint8_t> encode_connect_reply(ConnectStatus status, std::string_view message);
 
-// Decodes a complete connect_head (without kind and length).
+// Decodes a complete connect_head (without kind and length). kUnknownFlags for a flag other than bit
+// 0; kMalformed for a udp flow id that is not odd and in 2^30..2^62-1.
 WireError decode_connect_head(std::span<const uint8_t> in, ConnectHead& head);
 
 // Reads head_length + head after the kind, in any fragmentation; holds at most

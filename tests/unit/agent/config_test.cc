@@ -116,11 +116,15 @@ tunnels:
   - {name: web, local_port: 3000}
   - {name: db, type: connect, listen: "127.0.0.1:15432"}
   - {name: redis.mesh.localhost, type: connect, listen: "[::1]:16379"}
+  - {name: dns, type: connect, listen: "127.0.0.1:15353", udp: true}
 )",
                  &error);
   ASSERT_TRUE(c) << error;
   ASSERT_EQ(c->tunnels.size(), 1u) << "connects are not registered";
-  ASSERT_EQ(c->connects.size(), 2u);
+  ASSERT_EQ(c->connects.size(), 3u);
+  EXPECT_FALSE(c->connects[0].udp);
+  EXPECT_TRUE(c->connects[2].udp) << "connect --udp";
+  EXPECT_EQ(c->connects[2].listen(), "127.0.0.1:15353");
   EXPECT_EQ(c->connects[0].name, "db");
   EXPECT_EQ(c->connects[0].listen(), "127.0.0.1:15432");
   EXPECT_EQ(c->connects[1].name, "redis.mesh.localhost");
@@ -131,7 +135,10 @@ tunnels:
   EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"example.com:1\"}").find(".listen"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"127.0.0.1:1\", local_port: 2}")
-                .find("a connect entry has name, type and listen"),
+                .find("a connect entry has name, type, listen and udp"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"127.0.0.1:1\", udp: maybe}")
+                .find(".udp must be true or false"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: \"bad name\", type: connect, listen: \"127.0.0.1:1\"}").find("is not a name"),
             std::string::npos);

@@ -106,7 +106,7 @@ TEST_F(AgentSessionConnectTest, CapPerSessionThenRoomAgain) {
 }
 
 TEST_F(AgentSessionConnectTest, MalformedHeadIsAProtocolErrorOfTheStreamOnly) {
-  agent_sends(4, {0x05, 0x03, 0x01, 0x01, 'a'});  // flag bit 0: --udp, not in v1
+  agent_sends(4, {0x05, 0x03, 0x02, 0x01, 'a'});  // flag bit 1: unknown
   EXPECT_EQ(fake_->streams[4].reset, tunnel::kStreamProtocolError);
   EXPECT_EQ(fake_->streams[4].stop, tunnel::kStreamProtocolError);
   agent_sends(8, {0x05, 0x04, 0x00}, true);  // FIN inside the head

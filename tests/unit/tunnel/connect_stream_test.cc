@@ -30,6 +30,32 @@ TEST(ConnectStream, HeadByteVector) {
   EXPECT_EQ(accept_stream_kind(0x05, Peer::kAgent), std::nullopt) << "connect-streams are the agent's to open";
 }
 
+TEST(ConnectStream, UdpHeadByteVectorAndFlowIdRules) {
+  const uint64_t flow = (uint64_t{1} << 30) + 1;  // the agent's first UDP flow id
+  const Bytes wire = encode_connect_stream_head({"dns", flow});
+  // kind 0x05, head_length 13, flags 1 (udp), name "dns", flow id 2^30+1 as an 8-byte varint
+  EXPECT_EQ(wire,
+            (Bytes{0x05, 0x0d, 0x01, 0x03, 'd', 'n', 's', 0xc0, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x01}));
+  ConnectHead back;
+  ASSERT_EQ(decode_connect_head(std::span<const uint8_t>(wire).subspan(2), back), WireError::kNone);
+  EXPECT_EQ(back.name, "dns");
+  EXPECT_EQ(back.udp_flow, flow);
+  // The flow id must be the agent's (odd) and a UDP flow's (from 2^30).
+  const Bytes even{0x01, 0x01, 'a', 0xc0, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00};
+  EXPECT_EQ(decode_connect_head(even, back), WireError::kMalformed) << "an even (edge) flow id";
+  const Bytes low{0x01, 0x01, 'a', 0x05};
+  EXPECT_EQ(decode_connect_head(low, back), WireError::kMalformed) << "a flow id below 2^30";
+  const Bytes trailing{0x01, 0x01, 'a', 0xc0, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x01, 0x00};
+  EXPECT_EQ(decode_connect_head(trailing, back), WireError::kMalformed) << "a byte after the flow id";
+  const Bytes truncated{0x01, 0x01, 'a', 0xc0, 0x00, 0x00};
+  EXPECT_EQ(decode_connect_head(truncated, back), WireError::kMalformed) << "a truncated flow id";
+  EXPECT_THROW(encode_connect_stream_head({"dns", uint64_t{1} << 30}), std::invalid_argument);
+  EXPECT_THROW(encode_connect_stream_head({"dns", uint64_t{7}}), std::invalid_argument);
+  // A TCP connect decodes without a flow.
+  ASSERT_EQ(decode_connect_head(Bytes{0x00, 0x01, 'a'}, back), WireError::kNone);
+  EXPECT_FALSE(back.udp_flow.has_value());
+}
+
 TEST(ConnectStream, ReplyByteVectors) {
   EXPECT_EQ(encode_connect_reply(ConnectStatus::kConnected, ""), (Bytes{0x00, 0x00}));
   Bytes refused{0x01, 0x12};
@@ -72,7 +98,8 @@ TEST(ConnectStream, HeadLimitsAndMalformed) {
   };
   EXPECT_EQ(feed({0x00}), WireError::kMalformed) << "head_length 0";
   EXPECT_EQ(feed({0x41, 0x2d}), WireError::kTooLarge) << "head_length 301";
-  EXPECT_EQ(feed({0x03, 0x01, 0x01, 'a'}), WireError::kUnknownFlags) << "flag bit 0 (--udp) is not in v1";
+  EXPECT_EQ(feed({0x03, 0x02, 0x01, 'a'}), WireError::kUnknownFlags) << "flag bit 1 is unknown";
+  EXPECT_EQ(feed({0x03, 0x01, 0x01, 'a'}), WireError::kMalformed) << "flag bit 0 (udp) without a flow id";
   EXPECT_EQ(feed({0x02, 0x00, 0x00}), WireError::kMalformed) << "empty name";
   EXPECT_EQ(feed({0x04, 0x00, 0x01, 'a', 'b'}), WireError::kMalformed) << "a byte after the name";
   EXPECT_EQ(feed({0x04, 0x00, 0x03, 'a', 'b'}), WireError::kMalformed) << "the name runs past the head";

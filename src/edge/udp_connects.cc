@@ -1,0 +1,137 @@
+#include "edge/udp_connects.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "edge/route_table.h"
+
+namespace wtmesh::edge {
+
+namespace asio = boost::asio;
+using tunnel::ConnectStatus;
+
+struct UdpConnects::Flow final : RouteEvents, UdpFlowClient {
+  Flow(UdpConnects& o, Handle h, std::string n, UdpConnectEvents* e)
+      : owner(o), handle(h), name(std::move(n)), events(e) {}
+  void on_route(const RouteLookup& route) override {
+    if (alive.expired()) return;
+    if (auto self = weak_self.lock()) owner.on_route(self, route);
+  }
+  void on_udp_packet(std::span<const uint8_t> payload) override { events->on_udp_packet(payload); }
+  void on_udp_flow_end(std::string_view why) override {
+    if (!alive.expired()) owner.ended(handle, why);
+  }
+  UdpConnects& owner;
+  Handle handle;
+  std::string name;
+  UdpConnectEvents* events;
+  std::weak_ptr<int> alive;
+  std::weak_ptr<Flow> weak_self;
+  uint64_t ticket = 0;                // a route lookup under way
+  std::optional<UdpClientFlow> flow;  // set once connected
+};
+
+UdpConnects::UdpConnects(asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels)
+    : io_(io), directory_(directory), tunnels_(tunnels) {}
+
+UdpConnects::~UdpConnects() {
+  if (client_drops_.total() != logged_drops_)
+    spdlog::info("connect --udp: dropped on the way back: {}", client_drops_.describe());
+  for (const auto& [h, f] : flows_) {
+    if (f->ticket != 0) directory_.cancel_route(f->ticket);
+    if (f->flow && tunnels_ != nullptr) tunnels_->close_client_flow(*f->flow);
+  }
+}
+
+UdpConnects::Handle UdpConnects::open(std::string_view name, UdpConnectEvents* events) {
+  const Handle h = ++last_;
+  auto f = std::make_shared<Flow>(*this, h, std::string(name), events);
+  f->alive = alive_;
+  f->weak_self = f;
+  flows_[h] = f;
+  // Looked up from a fresh handler: the answer must not come inside open().
+  asio::post(io_, [this, alive = std::weak_ptr<int>(alive_), f] {
+    if (alive.expired() || flows_.count(f->handle) == 0) return;  // closed meanwhile
+    if (tunnels_ == nullptr) return refuse(f, ConnectStatus::kUnknown, "this edge has no UDP tunnels");
+    f->ticket = directory_.route_of(kUdp, f->name, f.get());  // 0 when answered inline
+  });
+  return h;
+}
+
+void UdpConnects::on_route(const std::shared_ptr<Flow>& f, const RouteLookup& route) {
+  f->ticket = 0;
+  if (flows_.count(f->handle) == 0) return;
+  if (route.kind == RouteLookup::Kind::kUnknown)
+    return refuse(f, ConnectStatus::kUnknown, "no udp tunnel is named " + f->name);
+  if (route.kind == RouteLookup::Kind::kOffline)
+    return refuse(f, ConnectStatus::kOffline, f->name + ": its agent is not connected");
+  UdpClientFlow flow;
+  switch (tunnels_->open_client_flow(route.session, route.tunnel_id, f.get(), &flow)) {
+    case UdpTunnels::ClientOpen::kNoTunnel:
+      return refuse(f, ConnectStatus::kOffline, f->name + ": its agent is not connected");
+    case UdpTunnels::ClientOpen::kFlowCap:
+      return refuse(f, ConnectStatus::kLimit, f->name + ": the tunnel has as many flows as it may");
+    case UdpTunnels::ClientOpen::kOpened:
+      break;
+  }
+  f->flow = flow;
+  f->events->on_udp_open(ConnectStatus::kConnected, "");
+}
+
+void UdpConnects::refuse(const std::shared_ptr<Flow>& f, ConnectStatus status, const std::string& message) {
+  spdlog::info("connect --udp {}: refused: {}", f->name, message);
+  flows_.erase(f->handle);
+  f->events->on_udp_open(status, message);
+}
+
+void UdpConnects::ended(Handle h, std::string_view why) {
+  auto it = flows_.find(h);
+  if (it == flows_.end()) return;
+  const auto f = it->second;
+  flows_.erase(it);
+  spdlog::debug("connect --udp {}: flow ended: {}", f->name, why);
+  f->events->on_udp_end(why);
+}
+
+UdpConnects::Send UdpConnects::send(Handle h, std::span<const uint8_t> payload) {
+  auto it = flows_.find(h);
+  if (it == flows_.end() || !it->second->flow) return Send::kNotOpen;
+  switch (tunnels_->send_client_packet(*it->second->flow, payload)) {
+    case UdpTunnels::ClientSend::kSent:
+      return Send::kSent;
+    case UdpTunnels::ClientSend::kTooBig:
+      return Send::kTooBig;
+    case UdpTunnels::ClientSend::kNoRoom:
+      return Send::kNoRoom;
+    case UdpTunnels::ClientSend::kGone:
+      break;
+  }
+  return Send::kNotOpen;
+}
+
+size_t UdpConnects::payload_limit(Handle h) const {
+  auto it = flows_.find(h);
+  if (it == flows_.end() || !it->second->flow) return 0;
+  return tunnels_->client_payload_limit(*it->second->flow);
+}
+
+void UdpConnects::count_client_drop(uint64_t tunnel::UdpDropCounters::*which) {
+  ++(client_drops_.*which);
+  const auto now = std::chrono::steady_clock::now();
+  if (logged_at_ && now - *logged_at_ < std::chrono::seconds(1)) return;
+  logged_at_ = now;
+  logged_drops_ = client_drops_.total();
+  spdlog::info("connect --udp: dropped on the way back so far: {}", client_drops_.describe());
+}
+
+void UdpConnects::close(Handle h) {
+  auto it = flows_.find(h);
+  if (it == flows_.end()) return;
+  const auto f = it->second;
+  flows_.erase(it);
+  if (f->ticket != 0) directory_.cancel_route(f->ticket);
+  if (f->flow) tunnels_->close_client_flow(*f->flow);
+}
+
+}  // namespace wtmesh::edge

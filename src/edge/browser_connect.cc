@@ -153,7 +153,7 @@ class WtConnectClient final : public ConnectClient {
 
 }  // namespace
 
-BrowserSession::BrowserSession(ConnectBridges& bridges, UdpTunnels* udp, std::string name,
+BrowserSession::BrowserSession(ConnectBridges& bridges, UdpConnects* udp, std::string name,
                                std::string subject, std::chrono::system_clock::time_point expires,
                                size_t max_streams)
     : bridges_(bridges),
@@ -228,7 +228,74 @@ void BrowserSession::on_stream_closed(wt::StreamId id) {
   link_->ends.erase(id);
 }
 
-void BrowserSession::on_datagram(std::span<const uint8_t> /*payload*/) {}
+void BrowserSession::on_datagram(std::span<const uint8_t> payload) {
+  if (closed_) return;
+  if (udp_ == nullptr) {
+    ++dropped_;
+    return;
+  }
+  if (udp_open_) return send_udp(payload);
+  if (udp_handle_ == 0) {
+    const auto now = std::chrono::steady_clock::now();
+    if (udp_refused_at_ && now - *udp_refused_at_ < kRetryAfter) {
+      ++dropped_;
+      return;
+    }
+    udp_refused_at_.reset();
+    udp_handle_ = udp_->open(name_, this);  // answered later, never inside open()
+  }
+  if (held_.size() >= kMaxHeldDatagrams || held_bytes_ + payload.size() > kMaxHeldBytes) {
+    ++dropped_;
+    return;
+  }
+  held_.emplace_back(payload.begin(), payload.end());
+  held_bytes_ += payload.size();
+}
+
+void BrowserSession::send_udp(std::span<const uint8_t> payload) {
+  // Not sent (too big, no room: counted per tunnel by UdpTunnels; the flow just ended: opened again
+  // by the next datagram) is dropped: nothing is queued.
+  if (udp_->send(udp_handle_, payload) != UdpConnects::Send::kSent) ++dropped_;
+}
+
+void BrowserSession::on_udp_open(ConnectStatus status, std::string_view message) {
+  if (status != ConnectStatus::kConnected) {
+    spdlog::info("browser {}: connect {}: datagrams go nowhere: {} ({})", subject_, name_, message,
+                 tunnel::to_string(status));
+    udp_handle_ = 0;
+    udp_refused_at_ = std::chrono::steady_clock::now();
+    dropped_ += held_.size();
+    held_.clear();
+    held_bytes_ = 0;
+    return;
+  }
+  udp_open_ = true;
+  auto held = std::exchange(held_, {});
+  held_bytes_ = 0;
+  for (const auto& d : held) {
+    if (!udp_open_) {
+      ++dropped_;
+      continue;
+    }
+    send_udp(d);
+  }
+}
+
+void BrowserSession::on_udp_packet(std::span<const uint8_t> payload) {
+  wt::Session* s = link_->session;
+  if (s == nullptr) return;
+  if (payload.size() > s->max_datagram_size()) {
+    udp_->count_client_drop(&tunnel::UdpDropCounters::too_big);
+  } else if (!s->send_datagram(payload)) {
+    udp_->count_client_drop(&tunnel::UdpDropCounters::queue_full);
+  }
+}
+
+void BrowserSession::on_udp_end(std::string_view why) {
+  spdlog::debug("browser {}: connect {}: udp flow ended: {}", subject_, name_, why);
+  udp_handle_ = 0;
+  udp_open_ = false;
+}
 
 void BrowserSession::on_closed(uint32_t code, std::string_view reason) {
   if (closed_) return;
@@ -236,6 +303,9 @@ void BrowserSession::on_closed(uint32_t code, std::string_view reason) {
   spdlog::info("browser {}: connect {}: session closed code={} reason=\"{}\"", subject_, name_, code,
                reason.substr(0, 128));
   link_->session = nullptr;
+  if (udp_handle_ != 0) udp_->close(std::exchange(udp_handle_, 0));
+  udp_open_ = false;
+  held_.clear();
   // The bridges abort; their ends find no session to reset.
   const auto ends = std::exchange(link_->ends, {});
   for (const auto& [id, end] : ends) end->on_failed();
@@ -251,7 +321,7 @@ wt::Accept refusal(int status, const std::string& why) {
 
 }  // namespace
 
-BrowserConnect::BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpTunnels* udp,
+BrowserConnect::BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpConnects* udp,
                                BrowserConnectOptions options)
     : tunnels_(tunnels), bridges_(bridges), udp_(udp), options_(std::move(options)) {}
 

@@ -26,12 +26,12 @@
 #include "edge/browser_connect_path.h"
 #include "edge/connect_bridges.h"
 #include "edge/tcp_bridge.h"
+#include "edge/udp_connects.h"
 #include "wt/session.h"
 
 namespace wtmesh::edge {
 
 class TunnelService;
-class UdpTunnels;
 
 struct BrowserConnectOptions {
   std::string domain = "localhost";
@@ -85,10 +85,17 @@ class WtStreamEnd final : public BridgeEnd {
   bool failed_ = false, done_ = false;
 };
 
-// One accepted /connect/NAME session.
-class BrowserSession final : public wt::SessionHandler {
+// One accepted /connect/NAME session. Its datagrams are one flow of NAME's `udp` tunnel (UdpConnects),
+// opened at the first datagram; while it opens, up to kMaxHeldDatagrams (kMaxHeldBytes) wait, more
+// are dropped. A refused open is retried by a datagram kRetryAfter later at the earliest; an ended
+// flow (idle, tunnel gone) is opened again by the next datagram.
+class BrowserSession final : public wt::SessionHandler, public UdpConnectEvents {
  public:
-  BrowserSession(ConnectBridges& bridges, UdpTunnels* udp, std::string name, std::string subject,
+  static constexpr size_t kMaxHeldDatagrams = 16;
+  static constexpr size_t kMaxHeldBytes = 32 * 1024;
+  static constexpr std::chrono::seconds kRetryAfter{1};
+
+  BrowserSession(ConnectBridges& bridges, UdpConnects* udp, std::string name, std::string subject,
                  std::chrono::system_clock::time_point expires, size_t max_streams);
   ~BrowserSession() override;
 
@@ -107,9 +114,25 @@ class BrowserSession final : public wt::SessionHandler {
   void on_datagram(std::span<const uint8_t> payload) override;
   void on_closed(uint32_t code, std::string_view reason) override;
 
+  // --- UdpConnectEvents ---
+  void on_udp_open(tunnel::ConnectStatus status, std::string_view message) override;
+  void on_udp_packet(std::span<const uint8_t> payload) override;
+  void on_udp_end(std::string_view why) override;
+
+  size_t held_datagrams() const { return held_.size(); }
+  uint64_t dropped_datagrams() const { return dropped_; }
+
  private:
+  void send_udp(std::span<const uint8_t> payload);
+
   ConnectBridges& bridges_;
-  UdpTunnels* udp_;
+  UdpConnects* udp_;
+  UdpConnects::Handle udp_handle_ = 0;
+  bool udp_open_ = false;
+  std::optional<std::chrono::steady_clock::time_point> udp_refused_at_;
+  std::vector<std::vector<uint8_t>> held_;  // datagrams waiting for the flow to open
+  size_t held_bytes_ = 0;
+  uint64_t dropped_ = 0;  // datagrams from the page that went nowhere
   std::string name_, subject_;
   std::chrono::system_clock::time_point expires_;
   size_t max_streams_;
@@ -120,7 +143,8 @@ class BrowserSession final : public wt::SessionHandler {
 // The acceptor for kConnectPathPrefix: checks the path, the token, its scope and the name.
 class BrowserConnect {
  public:
-  BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpTunnels* udp,
+  // `udp` null: an edge without UDP tunnels (datagrams are dropped).
+  BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpConnects* udp,
                  BrowserConnectOptions options);
 
   // A refusal (status >= 300, handler null), or an accepted session's handler, owned by `sessions`
@@ -130,7 +154,7 @@ class BrowserConnect {
  private:
   TunnelService& tunnels_;
   ConnectBridges& bridges_;
-  UdpTunnels* udp_;
+  UdpConnects* udp_;
   BrowserConnectOptions options_;
 };
 

@@ -194,7 +194,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get());
     tunnels_->set_udp_connects(udp_connects_.get());
   }
-  browser_ = std::make_unique<BrowserConnect>(*tunnels_, *connect_, udp_.get(), std::move(bo));
+  browser_ = std::make_unique<BrowserConnect>(*tunnels_, *connect_, udp_connects_.get(), std::move(bo));
   load_public_tls();
 
   bind_sockets();

@@ -280,5 +280,44 @@ TEST_F(BrowserSessionTest, BackpressureTheBrowsersBytesWaitForTheTunnelStream) {
   EXPECT_EQ(session_.streams[0].consumed, 10u);
 }
 
+// Datagrams wait (bounded) while the session's udp flow opens; a refusal drops them, and the next
+// open waits kRetryAfter. UdpConnects without UDP tunnels refuses every open `unknown`, after a post.
+TEST_F(BrowserSessionTest, DatagramsHeldWhileTheFlowOpensAreBoundedAndARefusalDropsThem) {
+  UdpConnects udp(io_, tcp_, nullptr);
+  browser_ = std::make_unique<BrowserSession>(bridges_, &udp, "svc.localhost", "client",
+                                              std::chrono::system_clock::now() + std::chrono::hours(1), 2);
+  session_.set_handler(browser_.get());
+  browser_->on_attached(session_);
+  for (size_t i = 0; i < BrowserSession::kMaxHeldDatagrams + 3; ++i) browser_->on_datagram(bytes("ping"));
+  EXPECT_EQ(udp.open_count(), 1u) << "one flow per session";
+  EXPECT_EQ(browser_->held_datagrams(), BrowserSession::kMaxHeldDatagrams);
+  EXPECT_EQ(browser_->dropped_datagrams(), 3u);
+  io_.poll();  // refused: unknown
+  EXPECT_EQ(browser_->held_datagrams(), 0u);
+  EXPECT_EQ(browser_->dropped_datagrams(), BrowserSession::kMaxHeldDatagrams + 3);
+  browser_->on_datagram(bytes("ping"));
+  EXPECT_EQ(udp.open_count(), 0u) << "no new open before kRetryAfter";
+  EXPECT_EQ(browser_->dropped_datagrams(), BrowserSession::kMaxHeldDatagrams + 4);
+  EXPECT_TRUE(session_.datagrams.empty());
+  // The bytes bound: one large datagram fills what may wait.
+  browser_ = std::make_unique<BrowserSession>(bridges_, &udp, "svc.localhost", "client",
+                                              std::chrono::system_clock::now() + std::chrono::hours(1), 2);
+  session_.set_handler(browser_.get());
+  browser_->on_attached(session_);
+  browser_->on_datagram(std::vector<uint8_t>(BrowserSession::kMaxHeldBytes, 1));
+  browser_->on_datagram(bytes("x"));
+  EXPECT_EQ(browser_->held_datagrams(), 1u);
+  EXPECT_EQ(browser_->dropped_datagrams(), 1u);
+  browser_.reset();  // closes its open flow
+  EXPECT_EQ(udp.open_count(), 0u);
+  io_.poll();
+}
+
+TEST_F(BrowserSessionTest, WithoutUdpTunnelsDatagramsAreDropped) {
+  browser_->on_datagram(bytes("ping"));
+  EXPECT_EQ(browser_->dropped_datagrams(), 1u);
+  EXPECT_EQ(browser_->held_datagrams(), 0u);
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

@@ -156,6 +156,11 @@ class BrowserSessionTest : public ::testing::Test {
   void send(wt::StreamId id, std::string_view text, bool fin = false) {
     browser_->on_incoming_stream(id, true);
     browser_->on_stream_data(id, bytes(text), fin);
+    poll();
+  }
+  // Runs what is posted (an io_context that ran out of work stops until restarted).
+  void poll() {
+    io_.restart();
     io_.poll();
   }
   std::string tunnel_bytes(wt::StreamId tunnel_stream) {
@@ -183,13 +188,13 @@ TEST_F(BrowserSessionTest, EachBidiStreamIsOneConnectionBothWays) {
   EXPECT_EQ(session_.streams[0].consumed, 6u) << "credit goes back once the tunnel stream took the bytes";
   // The service answers and closes; the browser's stream gets the bytes and the FIN.
   dir_.streams[t].events->on_response_data(bytes("HELLO\n"), true);
-  io_.poll();
+  poll();
   EXPECT_EQ(str(session_.streams[0].written), "HELLO\n");
   EXPECT_TRUE(session_.streams[0].fin);
   EXPECT_EQ(dir_.streams[t].consumed, 6u);
   // The browser's FIN ends the other direction: the bridge is done cleanly.
   browser_->on_stream_data(0, {}, true);
-  io_.poll();
+  poll();
   EXPECT_TRUE(dir_.streams[t].fin);
   EXPECT_FALSE(dir_.streams[t].cancelled);
   EXPECT_EQ(bridges_.bridge_count(), 0u);
@@ -215,7 +220,7 @@ TEST_F(BrowserSessionTest, TheCapRefusesTheThirdStreamAndUniStreams) {
   // One ends (reset by the browser): room for another.
   browser_->on_stream_reset(0, 0);
   browser_->on_stream_closed(0);
-  io_.poll();
+  poll();
   EXPECT_TRUE(dir_.streams[1].cancelled) << "the browser's reset reaches the service";
   send(12, "d");
   EXPECT_EQ(dir_.open_calls, 3);
@@ -224,7 +229,7 @@ TEST_F(BrowserSessionTest, TheCapRefusesTheThirdStreamAndUniStreams) {
 TEST_F(BrowserSessionTest, AServiceResetResetsTheBrowserStream) {
   send(0, "a");
   dir_.streams[dir_.last].events->on_stream_aborted(3, "reset");
-  io_.poll();
+  poll();
   EXPECT_EQ(session_.streams[0].reset, kBrowserStreamAborted);
   EXPECT_EQ(session_.streams[0].stop, kBrowserStreamAborted);
 }
@@ -251,7 +256,7 @@ TEST_F(BrowserSessionTest, TheSessionsEndCancelsItsConnections) {
   send(0, "a");
   send(4, "b");
   session_.peer_closes(0, "bye");
-  io_.poll();
+  poll();
   EXPECT_TRUE(browser_->closed());
   EXPECT_TRUE(dir_.streams[1].cancelled);
   EXPECT_TRUE(dir_.streams[5].cancelled);
@@ -275,7 +280,7 @@ TEST_F(BrowserSessionTest, BackpressureTheBrowsersBytesWaitForTheTunnelStream) {
   EXPECT_EQ(session_.streams[0].consumed, 0u) << "no credit back while the tunnel stream holds only part";
   dir_.streams[t].capacity = 1 << 20;
   dir_.streams[t].events->on_request_writable();
-  io_.poll();
+  poll();
   EXPECT_EQ(tunnel_bytes(t), "0123456789");
   EXPECT_EQ(session_.streams[0].consumed, 10u);
 }
@@ -292,7 +297,7 @@ TEST_F(BrowserSessionTest, DatagramsHeldWhileTheFlowOpensAreBoundedAndARefusalDr
   EXPECT_EQ(udp.open_count(), 1u) << "one flow per session";
   EXPECT_EQ(browser_->held_datagrams(), BrowserSession::kMaxHeldDatagrams);
   EXPECT_EQ(browser_->dropped_datagrams(), 3u);
-  io_.poll();  // refused: unknown
+  poll();  // refused: unknown
   EXPECT_EQ(browser_->held_datagrams(), 0u);
   EXPECT_EQ(browser_->dropped_datagrams(), BrowserSession::kMaxHeldDatagrams + 3);
   browser_->on_datagram(bytes("ping"));
@@ -310,7 +315,7 @@ TEST_F(BrowserSessionTest, DatagramsHeldWhileTheFlowOpensAreBoundedAndARefusalDr
   EXPECT_EQ(browser_->dropped_datagrams(), 1u);
   browser_.reset();  // closes its open flow
   EXPECT_EQ(udp.open_count(), 0u);
-  io_.poll();
+  poll();
 }
 
 TEST_F(BrowserSessionTest, WithoutUdpTunnelsDatagramsAreDropped) {

@@ -215,6 +215,9 @@ print_banner() {
                         ${wtmesh#"$root"/} connect NAME --listen 127.0.0.1:PORT --edge $EDGE_URL --ca .wtmesh/edge/ca.pem \\
                           --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name me --connect NAME)
                         add --udp to reach a udp tunnel (udp ... --private): each client address is one flow
+  Browsers as mesh clients: publish by name (tcp/udp ... --private --name NAME), then open in Chromium
+                        ${EDGE_URL/127.0.0.1/localhost}/connect/#name=NAME&hash=$CERT_HASH&token=\$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name me --connect NAME)
+                        (the edge's demo page: a line terminal over a stream, a datagram ping; trust .wtmesh/edge/ca.pem)
   Metrics (requests by tunnel, agents' RTT from their telemetry):   curl $METRICS_URL
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")

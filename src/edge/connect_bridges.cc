@@ -51,8 +51,31 @@ std::optional<EdgeRoute> parse_edge_route(std::string_view text, std::string_vie
   return r;
 }
 
+namespace {
+
+// An agent's connect stream: refused or connected with a connect reply (§4.3).
+class AgentConnectClient final : public ConnectClient {
+ public:
+  explicit AgentConnectClient(TunnelDirectory& d) : end_(std::make_unique<StreamEnd>(d)) {}
+  StreamEnd& end() { return *end_; }
+  bool gone() const override { return end_->failed(); }
+  void refuse(ConnectStatus status, const std::string& message) override {
+    end_->refuse(tunnel::encode_connect_reply(status, message));
+  }
+  std::unique_ptr<BridgeEnd> connected() override {
+    end_->set_prefix(tunnel::encode_connect_reply(ConnectStatus::kConnected, ""));
+    return std::move(end_);
+  }
+
+ private:
+  std::unique_ptr<StreamEnd> end_;
+};
+
+}  // namespace
+
 struct ConnectBridges::Pending final : RouteEvents {
-  Pending(ConnectBridges& o, TunnelDirectory& d, std::string n) : owner(o), client(std::make_unique<StreamEnd>(d)), name(std::move(n)) {}
+  Pending(ConnectBridges& o, std::unique_ptr<ConnectClient> c, std::string n)
+      : owner(o), client(std::move(c)), name(std::move(n)) {}
   void on_route(const RouteLookup& route) override {
     if (alive.expired()) return;
     if (auto self = weak_self.lock()) owner.on_route(self, route);
@@ -60,10 +83,11 @@ struct ConnectBridges::Pending final : RouteEvents {
   ConnectBridges& owner;
   std::weak_ptr<int> alive;
   std::weak_ptr<Pending> weak_self;
-  std::unique_ptr<StreamEnd> client;  // the connect stream
+  std::unique_ptr<ConnectClient> client;
   std::string name;
   uint64_t ticket = 0;
   std::unique_ptr<tcp::socket> socket;  // an edge route's connection under way
+  uint64_t serial = 0;                  // names this connect to the serving session
 };
 
 ConnectBridges::ConnectBridges(asio::io_context& io, TunnelDirectory& directory,
@@ -78,38 +102,42 @@ ConnectBridges::~ConnectBridges() {
 }
 
 RequestStreamEvents* ConnectBridges::on_connect(const StreamRef& ref, std::string_view name) {
-  auto p = std::make_shared<Pending>(*this, directory_, std::string(name));
+  auto client = std::make_unique<AgentConnectClient>(directory_);
+  *client->end().ref() = ref;
+  RequestStreamEvents* events = &client->end();
+  connect(std::move(client), std::string(name));
+  return events;
+}
+
+void ConnectBridges::connect(std::unique_ptr<ConnectClient> client, std::string name) {
+  auto p = std::make_shared<Pending>(*this, std::move(client), std::move(name));
   p->alive = alive_;
   p->weak_self = p;
-  *p->client->ref() = ref;
+  p->serial = ++serial_;
   pending_.insert(p);
-  RequestStreamEvents* events = p->client.get();
   if (auto r = routes_.find(p->name); r != routes_.end()) {
     dial(p, r->second);
   } else {
     p->ticket = directory_.route_of(kTcp, p->name, p.get());  // 0 when answered inline
   }
-  return events;
 }
 
 void ConnectBridges::on_route(const std::shared_ptr<Pending>& p, const RouteLookup& route) {
   p->ticket = 0;
-  if (p->client->failed()) return drop_later(p);
+  if (p->client->gone()) return drop_later(p);
   if (route.kind == RouteLookup::Kind::kUnknown)
-    return refuse(p, static_cast<uint64_t>(ConnectStatus::kUnknown), "no tunnel or route is named " + p->name);
+    return refuse(p, ConnectStatus::kUnknown, "no tunnel or route is named " + p->name);
   if (route.kind == RouteLookup::Kind::kOffline)
-    return refuse(p, static_cast<uint64_t>(ConnectStatus::kOffline), p->name + ": its agent is not connected");
+    return refuse(p, ConnectStatus::kOffline, p->name + ": its agent is not connected");
   // The serving agent sees a tcp-stream like a public connection's, with no client address.
   auto server = std::make_unique<StreamEnd>(directory_, tunnel::encode_tcp_stream_head({route.tunnel_id, {}, {}}));
   // Each connect is its own "client" of the serving session: the HTTP per-client cap is not for it.
-  const std::string client = "connect " + std::to_string(p->client->ref()->session) + " " +
-                             std::to_string(p->client->ref()->id);
+  const std::string client = "connect " + std::to_string(p->serial);
   const auto st = directory_.open_request(route, client, server.get(), server->ref());
   if (st == TunnelDirectory::OpenStatus::kGone)
-    return refuse(p, static_cast<uint64_t>(ConnectStatus::kOffline), p->name + ": its agent is not connected");
+    return refuse(p, ConnectStatus::kOffline, p->name + ": its agent is not connected");
   if (st != TunnelDirectory::OpenStatus::kOpened)
-    return refuse(p, static_cast<uint64_t>(ConnectStatus::kLimit),
-                  p->name + ": its agent's session has no stream to spare");
+    return refuse(p, ConnectStatus::kLimit, p->name + ": its agent's session has no stream to spare");
   bridge(p, std::move(server));
 }
 
@@ -117,9 +145,9 @@ void ConnectBridges::dial(const std::shared_ptr<Pending>& p, const tcp::endpoint
   p->socket = std::make_unique<tcp::socket>(io_);
   p->socket->async_connect(target, [this, alive = std::weak_ptr<int>(alive_), p, target](boost::system::error_code ec) {
     if (alive.expired()) return;
-    if (p->client->failed()) return drop_later(p);
+    if (p->client->gone()) return drop_later(p);
     if (ec) {
-      return refuse(p, static_cast<uint64_t>(ConnectStatus::kUnreachable),
+      return refuse(p, ConnectStatus::kUnreachable,
                     p->name + ": " + target.address().to_string() + ":" + std::to_string(target.port()) +
                         " did not accept the connection (" + ec.message() + ")");
     }
@@ -127,15 +155,14 @@ void ConnectBridges::dial(const std::shared_ptr<Pending>& p, const tcp::endpoint
   });
 }
 
-void ConnectBridges::refuse(const std::shared_ptr<Pending>& p, uint64_t status, const std::string& message) {
+void ConnectBridges::refuse(const std::shared_ptr<Pending>& p, ConnectStatus status, const std::string& message) {
   spdlog::info("connect {}: refused: {}", p->name, message);
-  p->client->refuse(tunnel::encode_connect_reply(static_cast<ConnectStatus>(status), message));
+  p->client->refuse(status, message);
   drop_later(p);
 }
 
 void ConnectBridges::bridge(const std::shared_ptr<Pending>& p, std::unique_ptr<BridgeEnd> server) {
-  p->client->set_prefix(tunnel::encode_connect_reply(ConnectStatus::kConnected, ""));
-  auto b = std::make_shared<TcpBridge>(std::move(p->client), std::move(server),
+  auto b = std::make_shared<TcpBridge>(p->client->connected(), std::move(server),
                                        [this, alive = std::weak_ptr<int>(alive_)](bool) {
                                          if (alive.expired()) return;
                                          asio::post(io_, [this, alive] {

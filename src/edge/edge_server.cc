@@ -6,6 +6,7 @@
 
 #include "common/allocator.h"
 #include "edge/admin_listener.h"
+#include "edge/browser_connect.h"
 #include "edge/echo_service.h"
 #include "edge/h3_requests.h"
 #include "edge/http_codec.h"
@@ -29,9 +30,10 @@ namespace asio = boost::asio;
 // (H3Requests). One QUIC port serves both; what a connection carries tells them apart.
 struct EdgeServer::ConnApp final : quic::Connection::AppState {
   ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels,
-          std::function<void(const RequestLog&)> count)
+          BrowserConnect& browser, std::function<void(const RequestLog&)> count)
       : quic(quic),
         tunnels(tunnels),
+        browser(browser),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         requests(tunnels, h3, requests_config(quic, options),
                  ConnectionHooks{[this] { arm_tick(); },
@@ -60,6 +62,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     info.peer = quic.remote_address();
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
     if (auto relayed = relay(info)) return *relayed;
+    if (is_browser_connect_path(info.path)) return browser.accept(info, browsers);
     if (info.path == "/echo") {
       // Sessions end before the connection does; keep finished handlers only until the next accept.
       std::erase_if(echo, [](const auto& e) { return e->closed(); });
@@ -67,7 +70,8 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
       spdlog::info("echo: session opened authority={} origin=\"{}\"", info.authority, info.origin);
       return {200, echo.back().get(), {}};
     }
-    spdlog::info("edge: no WebTransport service at path {}", info.path);
+    // Without the query: a mistyped /connect URL may carry a token.
+    spdlog::info("edge: no WebTransport service at path {}", info.path.substr(0, info.path.find('?')).substr(0, 128));
     return {404, nullptr, {}};
   }
 
@@ -112,6 +116,8 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
       const auto t = std::chrono::steady_clock::now();
       server.on_tick(t);
       requests.on_tick(t);
+      const auto wall = std::chrono::system_clock::now();
+      for (const auto& b : browsers) b->on_tick(wall);
       arm_tick();
     });
   }
@@ -120,8 +126,10 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   // their sessions closed) goes before the echo handlers and the requests, and h3 last.
   quic::Connection& quic;
   TunnelService& tunnels;
+  BrowserConnect& browser;
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
+  std::vector<std::unique_ptr<BrowserSession>> browsers;
   std::vector<std::unique_ptr<EdgeWtRelay>> relays;
   H3Requests requests;
   wt::H3Server server;
@@ -174,6 +182,9 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   for (const auto& r : options_.routes) routes[r.name] = r.target;
   connect_ = std::make_unique<ConnectBridges>(io_, *tunnels_, std::move(routes), options_.tcp.read_chunk);
   tunnels_->set_connect_broker(connect_.get());
+  BrowserConnectOptions bo;
+  bo.domain = options_.domain;
+  bo.max_streams = options_.max_connect_streams;
   if (options_.udp_tunnels) {
     UdpTunnelOptions uo = options_.udp;
     uo.listen_address = options_.listen.address();
@@ -183,6 +194,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get());
     tunnels_->set_udp_connects(udp_connects_.get());
   }
+  browser_ = std::make_unique<BrowserConnect>(*tunnels_, *connect_, udp_connects_.get(), std::move(bo));
   load_public_tls();
 
   bind_sockets();
@@ -389,7 +401,7 @@ size_t EdgeServer::public_connection_count() const {
 }
 
 void EdgeServer::on_connection(quic::Connection& conn) {
-  auto app = std::make_unique<ConnApp>(io_, conn, options_, *tunnels_,
+  auto app = std::make_unique<ConnApp>(io_, conn, options_, *tunnels_, *browser_,
                                        [this](const RequestLog& l) { count_request(l); });
   app->arm_tick();
   conn.set_app_state(std::move(app));

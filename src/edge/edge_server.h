@@ -36,6 +36,7 @@
 namespace wtmesh::edge {
 
 class AdminListener;
+class BrowserConnect;
 class NameCertIssuer;
 class PublicListener;
 struct PublicListenerOptions;
@@ -151,6 +152,7 @@ class EdgeServer {
   std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
   std::unique_ptr<UdpTunnels> udp_;         // likewise
   std::unique_ptr<UdpConnects> udp_connects_;  // likewise: flows of `connect --udp` on udp_'s tunnels
+  std::unique_ptr<BrowserConnect> browser_;  // /connect/NAME sessions: uses tunnels_, connect_, udp_connects_
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "edge/connect_page.h"
+
 namespace wtmesh::edge {
 namespace {
 
@@ -114,6 +116,7 @@ void PublicExchange::on_route(const RouteLookup& route) {
 void PublicExchange::routed() {
   const bool body_unread = req_.has_body;  // nothing of it is read before a stream is open
   if (route_.kind == RouteLookup::Kind::kUnknown) {
+    if (serve_connect_page()) return;
     respond_local(404, "No tunnel is serving " + req_.host + ".", !body_unread);
     return;
   }
@@ -350,6 +353,34 @@ void PublicExchange::respond_local(int status, std::string_view detail, bool reu
   resp_ = Resp::kDone;
   req_fin_sent_ = true;  // nothing more goes to an agent for this request
   maybe_finish();
+}
+
+bool PublicExchange::serve_connect_page() {
+  // The edge's own page (edge/connect_page.h), on a host no tunnel has: GET or HEAD of exactly its path.
+  if ((req_.method != "GET" && req_.method != "HEAD") || req_.has_body || !req_.upgrade.empty()) return false;
+  if (std::string_view(req_.target).substr(0, req_.target.find('?')) != kConnectPagePath) return false;
+  const std::string_view page = connect_page_html();
+  tunnel::ResponseHead head;
+  head.status = 200;
+  head.has_body = true;
+  head.content_length = page.size();
+  head.headers = {{"content-type", "text/html; charset=utf-8"},
+                  {"cache-control", "no-store"},
+                  {"referrer-policy", "no-referrer"},
+                  {"x-content-type-options", "nosniff"}};
+  sink_.send_response_head(head, req_.head_request, true);
+  if (!req_.head_request) {
+    sink_.send_response_body(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(page.data()), page.size()),
+                             StreamRef{});
+  }
+  sink_.send_response_end(true);
+  head_sent_ = true;
+  status_ = 200;
+  note_ = "the connect page";
+  resp_ = Resp::kDone;
+  req_fin_sent_ = true;
+  maybe_finish();
+  return true;
 }
 
 void PublicExchange::maybe_finish() {

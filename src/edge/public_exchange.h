@@ -179,6 +179,9 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   void routed();
   void try_open();
   void respond_local(int status, std::string_view detail, bool reusable);
+  // GET /connect/ on a host no tunnel serves: the edge's demo page (edge/connect_page.h). False when
+  // the request is not for it.
+  bool serve_connect_page();
   void cancel_stream(uint32_t code);
   void start_response(tunnel::ResponseHead& head);
   void append_body(std::span<const uint8_t> data);

@@ -53,6 +53,9 @@ class TunnelService final : public TunnelDirectory {
 
   // The wt acceptor for kSessionPath.
   wt::Accept accept(const wt::SessionInfo& info);
+  // Verifies a token with this edge's keys (reloaded when its key is unknown, at most every
+  // kKeyReloadInterval).
+  tunnel::VerifyResult verify(std::string_view token);
   void set_verifiers(tunnel::VerifierKeySet keys) { keys_ = std::move(keys); }
   // Serves REGISTERs of type "tcp" on sessions accepted afterwards (not owned; outlives them).
   void set_tcp_publisher(TcpPublisher* tcp) { config_.session.tcp = tcp; }
@@ -99,7 +102,6 @@ class TunnelService final : public TunnelDirectory {
  private:
   SteadyTime steady_now() const;
   std::chrono::system_clock::time_point wall_now() const;
-  tunnel::VerifyResult verify(std::string_view token);
   void count_refusal(SessionRefusal why) {
     if (config_.session.metrics != nullptr) config_.session.metrics->on_session_refused(why);
   }

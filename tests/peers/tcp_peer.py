@@ -6,6 +6,7 @@ Servers print "listening PORT" on stdout once bound to 127.0.0.1, then one line 
                                (answers only after the client's FIN: a half-close check)
   serve-proxy                  per connection: parse a PROXY protocol v2 header strictly, answer
                                "proxy SRC_IP:SRC_PORT DST_IP:DST_PORT" (or "proxy error: why"), then echo
+  serve-echo                   per connection: every byte back as it comes; FIN after the client's FIN
   serve-hold                   accept and hold connections; print "reset" when a peer resets one
   serve-rst                    per connection: read a line, then close with RST (SO_LINGER 0)
 Clients (exit 0 when what they check holds, else print why and exit 1):
@@ -74,6 +75,16 @@ def h_count(c):
         n += len(d)
         h.update(d)
     c.sendall(b"got %d bytes sha256 %s\n" % (n, h.hexdigest().encode()))
+    c.close()
+
+
+def h_echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.shutdown(socket.SHUT_WR)
     c.close()
 
 
@@ -250,7 +261,7 @@ def c_expect_end(port, secs):
 
 def main(argv):
     cmd, args = argv[1], argv[2:]
-    servers = {"serve-count": h_count, "serve-proxy": h_proxy, "serve-hold": h_hold, "serve-rst": h_rst}
+    servers = {"serve-count": h_count, "serve-echo": h_echo, "serve-proxy": h_proxy, "serve-hold": h_hold, "serve-rst": h_rst}
     if cmd in servers:
         serve(servers[cmd])
     clients = {

@@ -2,6 +2,7 @@
 # UDP tunnels (`wtmesh udp`, docs/protocol.md §3.2, §4.4) against real peers we did not write:
 #   - `dig` (bind9-dnsutils) through the tunnel to a local `dnsmasq` (dnsmasq-base, unprivileged port):
 #     the answer 10.1.2.3 for x.test, and a batch of 50 queries each answered;
+#   - iperf3 TCP both ways (-t 2, -R) through the tcp tunnel of the same name;
 #   - iperf3 UDP at a fixed rate (-u -b 20M -t 3 -l 1200): its TCP control connection through a tcp
 #     tunnel and its UDP data through a udp tunnel with the same name and the same edge port number,
 #     both in one `wtmesh agent --config` YAML file; loss and jitter reported;
@@ -121,6 +122,21 @@ sys.exit(0 if s["packets"] > 1000 and s["lost_percent"] < 5 else 1)
     log "iperf3 UDP through the tunnel: $summary"
     check "iperf3 -u -b 20M -t 3 -l 1200 (exit $rc): $summary; more than 1000 packets, under 5 % lost" \
       [ "$rc" = 0 -a "$ok" = 0 ]
+    # TCP data through the tcp tunnel of the same name, both directions (-R: the service sends).
+    for dir in up down; do
+      flag=(); [ "$dir" = down ] && flag=(-R)
+      timeout 60 iperf3 -c 127.0.0.1 -p "$RP" -t 2 "${flag[@]}" --json >"$T/iperf3-tcp-$dir.json" 2>"$T/iperf3-tcp-$dir.err"
+      rc=$?
+      summary=$(python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["end"]
+s, r = e["sum_sent"], e["sum_received"]
+print("%.0f Mbit/s, %d bytes sent, %d received" % (r["bits_per_second"] / 1e6, s["bytes"], r["bytes"]))
+sys.exit(0 if r["bytes"] > 1e6 and r["bits_per_second"] > 10e6 else 1)
+' "$T/iperf3-tcp-$dir.json" 2>&1)
+      ok=$?
+      check "iperf3 TCP $dir through the tcp tunnel -t 2 (exit $rc): $summary; over 10 Mbit/s" [ "$rc" = 0 -a "$ok" = 0 ]
+    done
   else
     fail "the iperf YAML agent printed no tcp:// and udp:// lines: $(tail -3 "$T/agent-iperf.err.log")"
   fi

@@ -10,6 +10,7 @@
 #include "agent/doctor.h"
 #include "cli/agent_commands.h"
 #include "cli/listen_address.h"
+#include "cli/yaml_config.h"
 #include "common/allocator.h"
 #include "common/process_limits.h"
 #include "edge/edge_server.h"
@@ -183,6 +184,10 @@ int main(int argc, char** argv) {
 
   EdgeArgs edge_args;
   auto* edge_cmd = app.add_subcommand("edge", "run an edge: the public side of the tunnels");
+  std::string edge_config;
+  edge_cmd->add_option("--config", edge_config,
+                       "a YAML file of edge options: keys are the long option names without dashes "
+                       "(listen: 0.0.0.0:443, route: [db=10.0.0.5:5432]); the command line wins");
   edge_cmd
       ->add_option("--listen", edge_args.listen,
                    "address:port for QUIC (UDP) and public HTTPS (TCP); port 0 picks one")
@@ -310,6 +315,8 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+    // CLI11 2.1 reads config files for the top-level command only: the edge applies its own.
+    if (*edge_cmd && !edge_config.empty()) cli::apply_yaml_config(*edge_cmd, edge_config);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -26,8 +26,15 @@ PY=(python3 -u "$PEER_DIR/tcp_peer.py")
 start_tcp_server routed serve-count
 CLOSED_PORT=$(free_tcp_port)
 pick_tcp_range
-start_edge main --tcp-ports "$TCP_RANGE" --max-connects-per-session 4 \
-  --route "routed=127.0.0.1:${SRV_PORT[routed]}" --route "closed=127.0.0.1:$CLOSED_PORT"
+# The routes and the cap come from an edge config file (`wtmesh edge --config`, YAML keyed by option
+# names); --tcp-ports from the command line.
+cat >"$T/edge.yaml" <<YAML
+max-connects-per-session: 4
+route:
+  - routed=127.0.0.1:${SRV_PORT[routed]}
+  - closed=127.0.0.1:$CLOSED_PORT
+YAML
+start_edge main --tcp-ports "$TCP_RANGE" --config "$T/edge.yaml"
 check "the edge announces its route" grep -qF "route: routed.localhost  ->  127.0.0.1:${SRV_PORT[routed]}" \
   "${EDGE_DIR[main]}/stdout"
 

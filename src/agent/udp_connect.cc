@@ -19,8 +19,7 @@ std::string client_key(const udp::endpoint& ep) {
 
 UdpConnectPort::UdpConnectPort(asio::io_context& io, std::string name, tunnel::UdpFlowOptions options,
                                std::function<void(const std::string&, const std::string&)> refused)
-    : io_(io),
-      name_(std::move(name)),
+    : name_(std::move(name)),
       options_(options),
       refused_(std::move(refused)),
       socket_(io),

@@ -65,7 +65,6 @@ class UdpConnectPort final : public UdpConnectSink {
   void arm_sweep();
   void sweep();
 
-  boost::asio::io_context& io_;
   std::string name_;
   tunnel::UdpFlowOptions options_;
   std::function<void(const std::string&, const std::string&)> refused_;

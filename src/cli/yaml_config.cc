@@ -11,7 +11,8 @@ constexpr size_t kMaxConfigBytes = 1 << 20;
 constexpr size_t kMaxListItems = 4096;
 
 std::string scalar(const YAML::Node& n, const std::string& key) {
-  if (!n.IsScalar()) throw CLI::ConversionError("config key '" + key + "': expected a value or a list of values");
+  if (!n.IsScalar())
+    throw CLI::ConversionError("config key '" + key + "': expected a value or a list of values");
   return n.Scalar();
 }
 
@@ -85,7 +86,8 @@ void apply_yaml_config(CLI::App& cmd, const std::string& file) {
   for (const auto& item : items) {
     CLI::Option* opt = cmd.get_option_no_throw("--" + item.name);
     if (opt == nullptr || item.name == "config" || item.name == "help") {
-      throw CLI::ConversionError(file + ": '" + item.name + "' is not an option of `wtmesh " + cmd.get_name() + "`");
+      throw CLI::ConversionError(file + ": '" + item.name + "' is not an option of `wtmesh " +
+                                 cmd.get_name() + "`");
     }
     if (opt->count() > 0) continue;  // the command line wins
     try {

@@ -41,7 +41,7 @@ void WtStreamEnd::abandon(uint32_t code) {
   done_ = true;
   if (wt::Session* s = session()) {
     // Bytes arrived but not written onward still owe the connection their flow-control credit.
-    s->consume(id_, std::exchange(in_credit_, 0) + std::exchange(out_credit_, 0));
+    s->consume(id_, inbox_.take_owed());
     s->reset_stream(id_, code);
     s->stop_sending(id_, code);
   }
@@ -59,39 +59,24 @@ void WtStreamEnd::on_data(std::span<const uint8_t> data, bool fin) {
     if (wt::Session* s = session()) s->consume(id_, data.size());
     return;
   }
-  in_.insert(in_.end(), data.begin(), data.end());
-  in_credit_ += data.size();
-  if (fin) fin_ = true;
-  if (want_read_) deliver();
+  inbox_.push(data, fin);
+  deliver();
 }
 
 void WtStreamEnd::read() {
-  want_read_ = true;
+  inbox_.want();
   deliver();
 }
 
 void WtStreamEnd::deliver() {
   auto sink = sink_.lock();
-  if (done_ || failed_ || !sink || out_held_) return;
-  if (!in_.empty()) {
-    want_read_ = false;
-    std::swap(in_, out_);
-    out_credit_ = std::exchange(in_credit_, 0);
-    out_held_ = true;
-    sink->on_end_data(*this, out_, false);
-  } else if (fin_ && !eof_told_) {
-    want_read_ = false;
-    eof_told_ = true;
-    sink->on_end_data(*this, {}, true);
-  }
+  if (done_ || failed_ || !sink) return;
+  inbox_.deliver(*this, *sink);
 }
 
 void WtStreamEnd::release() {
-  if (!out_held_) return;
-  out_held_ = false;
-  out_.clear();
-  if (wt::Session* s = session()) s->consume(id_, out_credit_);
-  out_credit_ = 0;
+  const size_t credit = inbox_.release();
+  if (wt::Session* s = session(); s != nullptr && credit > 0) s->consume(id_, credit);
 }
 
 void WtStreamEnd::write(std::span<const uint8_t> data) {

@@ -78,9 +78,7 @@ class WtStreamEnd final : public BridgeEnd {
   std::weak_ptr<Sink> sink_;
   std::span<const uint8_t> pending_;
   bool writing_ = false;
-  std::vector<uint8_t> in_, out_;
-  size_t in_credit_ = 0, out_credit_ = 0;
-  bool fin_ = false, eof_told_ = false, want_read_ = false, out_held_ = false;
+  StreamInbox inbox_;
   bool fin_due_ = false, fin_sent_ = false;
   bool failed_ = false, done_ = false;
 };

@@ -60,6 +60,36 @@ void SocketEnd::close() {
   socket_.close(ec);
 }
 
+// --- StreamInbox ----------------------------------------------------------------------------------
+
+void StreamInbox::push(std::span<const uint8_t> data, bool fin) {
+  in_.insert(in_.end(), data.begin(), data.end());
+  in_credit_ += data.size();
+  if (fin) fin_ = true;
+}
+
+void StreamInbox::deliver(BridgeEnd& from, BridgeEnd::Sink& sink) {
+  if (!want_read_ || out_held_) return;
+  if (!in_.empty()) {
+    want_read_ = false;
+    std::swap(in_, out_);
+    out_credit_ = std::exchange(in_credit_, 0);
+    out_held_ = true;
+    sink.on_end_data(from, out_, false);
+  } else if (fin_ && !eof_told_) {
+    want_read_ = false;
+    eof_told_ = true;
+    sink.on_end_data(from, {}, true);
+  }
+}
+
+size_t StreamInbox::release() {
+  if (!out_held_) return 0;
+  out_held_ = false;
+  out_.clear();
+  return std::exchange(out_credit_, 0);
+}
+
 // --- StreamEnd ------------------------------------------------------------------------------------
 
 StreamEnd::StreamEnd(TunnelDirectory& directory, std::vector<uint8_t> prefix)
@@ -67,7 +97,7 @@ StreamEnd::StreamEnd(TunnelDirectory& directory, std::vector<uint8_t> prefix)
 
 StreamEnd::~StreamEnd() {
   if (!done_ && ref_.valid()) {
-    directory_.consume(ref_, in_credit_ + out_credit_);
+    directory_.consume(ref_, inbox_.take_owed());
     directory_.cancel(ref_, tunnel::kStreamCancelled);
   }
 }
@@ -83,44 +113,29 @@ void StreamEnd::refuse(std::span<const uint8_t> reply) {
   done_ = true;
   // A new stream's window holds a reply many times over; if not, the agent sees a reset instead.
   if (directory_.write(ref_, reply, true) < reply.size()) directory_.cancel(ref_, tunnel::kStreamCancelled);
-  directory_.consume(ref_, in_credit_ + out_credit_);
+  directory_.consume(ref_, inbox_.take_owed());
   directory_.release(ref_);  // the session drops (and credits) what the agent still sends
 }
 
 void StreamEnd::on_response_data(std::span<const uint8_t> data, bool fin) {
   if (done_) return directory_.consume(ref_, data.size());
-  in_.insert(in_.end(), data.begin(), data.end());
-  in_credit_ += data.size();
-  if (fin) fin_ = true;
-  if (want_read_) deliver();
+  inbox_.push(data, fin);
+  deliver();
 }
 
 void StreamEnd::read() {
-  want_read_ = true;
+  inbox_.want();
   deliver();
 }
 
 void StreamEnd::deliver() {
   auto sink = sink_.lock();
-  if (done_ || failed_ || !sink || out_held_) return;
-  if (!in_.empty()) {
-    want_read_ = false;
-    std::swap(in_, out_);
-    out_credit_ = std::exchange(in_credit_, 0);
-    out_held_ = true;
-    sink->on_end_data(*this, out_, false);
-  } else if (fin_ && !eof_told_) {
-    want_read_ = false;
-    eof_told_ = true;
-    sink->on_end_data(*this, {}, true);
-  }
+  if (done_ || failed_ || !sink) return;
+  inbox_.deliver(*this, *sink);
 }
 
 void StreamEnd::release() {
-  if (!out_held_) return;
-  out_held_ = false;
-  out_.clear();
-  directory_.consume(ref_, std::exchange(out_credit_, 0));
+  if (const size_t credit = inbox_.release()) directory_.consume(ref_, credit);
 }
 
 void StreamEnd::write(std::span<const uint8_t> data) {
@@ -161,7 +176,7 @@ void StreamEnd::reset() {
   if (done_) return;
   done_ = true;
   // Bytes arrived but not written onward still owe the connection their flow-control credit.
-  directory_.consume(ref_, in_credit_ + out_credit_);
+  directory_.consume(ref_, inbox_.take_owed());
   directory_.cancel(ref_, tunnel::kStreamCancelled);
 }
 

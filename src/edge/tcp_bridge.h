@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "edge/tunnel_directory.h"
@@ -54,6 +55,29 @@ class BridgeEnd {
   virtual void reset() = 0;
   // Both directions ended cleanly: lets go. No more answers.
   virtual void close() = 0;
+};
+
+// The receive side of an end backed by a flow-controlled stream (StreamEnd, WtStreamEnd): bytes the
+// stream delivered, handed to the bridge a batch at a time. Their credit is owed to the stream until
+// the bridge releases the batch (so a slow other side slows the sender, and the buffer stays within
+// the stream's receive window); the owner returns it.
+class StreamInbox {
+ public:
+  void push(std::span<const uint8_t> data, bool fin);
+  void want() { want_read_ = true; }
+  bool wanted() const { return want_read_; }
+  // Hands the next batch, or the FIN once every byte went, to `sink` if a read is pending and
+  // nothing is held.
+  void deliver(BridgeEnd& from, BridgeEnd::Sink& sink);
+  // The bridge is done with the held batch: the credit to return now (0 when nothing was held).
+  size_t release();
+  // Every byte's credit not yet returned (the end is going away); zero afterwards.
+  size_t take_owed() { return std::exchange(in_credit_, 0) + std::exchange(out_credit_, 0); }
+
+ private:
+  std::vector<uint8_t> in_, out_;  // arrived / handed to the bridge
+  size_t in_credit_ = 0, out_credit_ = 0;
+  bool fin_ = false, eof_told_ = false, want_read_ = false, out_held_ = false;
 };
 
 // A TCP socket (connected) as an end.
@@ -119,9 +143,7 @@ class StreamEnd final : public BridgeEnd, public RequestStreamEvents {
   size_t prefix_pos_ = 0;
   std::span<const uint8_t> pending_;  // the bridge's bytes being written
   bool writing_ = false;
-  std::vector<uint8_t> in_, out_;  // arrived / handed to the bridge
-  size_t in_credit_ = 0, out_credit_ = 0;
-  bool fin_ = false, eof_told_ = false, want_read_ = false, out_held_ = false;
+  StreamInbox inbox_;
   bool fin_due_ = false, fin_sent_ = false;
   bool failed_ = false, done_ = false;
 };

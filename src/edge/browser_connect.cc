@@ -140,14 +140,17 @@ class WtConnectClient final : public ConnectClient {
 
 BrowserSession::BrowserSession(ConnectBridges& bridges, UdpConnects* udp, std::string name,
                                std::string subject, std::chrono::system_clock::time_point expires,
-                               size_t max_streams)
+                               size_t max_streams, std::shared_ptr<BrowserTelemetry> telemetry)
     : bridges_(bridges),
       udp_(udp),
       name_(std::move(name)),
       subject_(std::move(subject)),
       expires_(expires),
       max_streams_(max_streams),
-      link_(std::make_shared<BrowserLink>()) {}
+      link_(std::make_shared<BrowserLink>()),
+      telemetry_(std::move(telemetry)) {
+  if (telemetry_) telemetry_key_ = telemetry_->add_session(subject_);
+}
 
 BrowserSession::~BrowserSession() {
   if (!closed_) on_closed(0, "edge gone");
@@ -167,8 +170,9 @@ void BrowserSession::on_incoming_stream(wt::StreamId id, bool bidi) {
   wt::Session* s = link_->session;
   if (s == nullptr) return;
   if (!bidi) {
-    // Uni streams carry nothing on this endpoint.
-    s->stop_sending(id, stream_code_of(ConnectStatus::kInvalid));
+    // Uni streams carry the page's telemetry reports, a few at once at most.
+    if (!telemetry_) return s->stop_sending(id, stream_code_of(ConnectStatus::kInvalid));
+    if (!reports_.open(id)) return s->stop_sending(id, stream_code_of(ConnectStatus::kLimit));
     return;
   }
   if (link_->ends.size() >= max_streams_) {
@@ -187,6 +191,21 @@ void BrowserSession::on_incoming_stream(wt::StreamId id, bool bidi) {
 }
 
 void BrowserSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
+  if (reports_.has(id)) {
+    tunnel::TelemetryReport report;
+    std::string error;
+    const auto result = reports_.on_data(id, data, fin, &report, &error);
+    if (link_->session != nullptr) link_->session->consume(id, data.size());
+    if (result == TelemetryStreams::Result::kReport) {
+      telemetry_->on_report(telemetry_key_, std::move(report), std::chrono::steady_clock::now());
+    } else if (result == TelemetryStreams::Result::kRefused) {
+      spdlog::info("browser {}: connect {}: refused {}", subject_, name_, error);
+      telemetry_->on_invalid();
+      if (link_->session != nullptr)
+        link_->session->stop_sending(id, stream_code_of(ConnectStatus::kInvalid));
+    }
+    return;
+  }
   auto it = link_->ends.find(id);
   if (it == link_->ends.end()) {
     if (link_->session != nullptr) link_->session->consume(id, data.size());  // refused: dropped
@@ -196,6 +215,7 @@ void BrowserSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> da
 }
 
 void BrowserSession::on_stream_reset(wt::StreamId id, std::optional<uint32_t> /*code*/) {
+  reports_.forget(id);
   if (auto it = link_->ends.find(id); it != link_->ends.end()) it->second->on_failed();
 }
 
@@ -211,6 +231,7 @@ void BrowserSession::on_stream_closed(wt::StreamId id) {
   // The transport forgot the id (CVE-2026-21438: no state for closed streams); the end, if its
   // bridge still holds it, reaches the session no more.
   link_->ends.erase(id);
+  reports_.forget(id);
 }
 
 void BrowserSession::on_datagram(std::span<const uint8_t> payload) {
@@ -288,6 +309,7 @@ void BrowserSession::on_closed(uint32_t code, std::string_view reason) {
   spdlog::info("browser {}: connect {}: session closed code={} reason=\"{}\"", subject_, name_, code,
                reason.substr(0, 128));
   link_->session = nullptr;
+  if (telemetry_) telemetry_->remove_session(telemetry_key_);
   if (udp_handle_ != 0) udp_->close(std::exchange(udp_handle_, 0));
   udp_open_ = false;
   held_.clear();
@@ -308,7 +330,11 @@ wt::Accept refusal(int status, const std::string& why) {
 
 BrowserConnect::BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpConnects* udp,
                                BrowserConnectOptions options)
-    : tunnels_(tunnels), bridges_(bridges), udp_(udp), options_(std::move(options)) {}
+    : tunnels_(tunnels),
+      bridges_(bridges),
+      udp_(udp),
+      options_(std::move(options)),
+      telemetry_(std::make_shared<BrowserTelemetry>(options_.metrics)) {}
 
 wt::Accept BrowserConnect::accept(const wt::SessionInfo& info,
                                   std::vector<std::unique_ptr<BrowserSession>>& sessions) {
@@ -331,7 +357,7 @@ wt::Accept BrowserConnect::accept(const wt::SessionInfo& info,
   if (!tunnel::token_may_connect(claims, request->name)) {
     return refuse(http_status_of(ConnectStatus::kNotInScope), request->name, "not in token scope");
   }
-  if (!bridges_.has_route(request->name)) {
+  if (!bridges_.has_route(request->name) && !(udp_ != nullptr && udp_->has_route(request->name))) {
     struct Inline final : RouteEvents {
       std::optional<RouteLookup> answer;
       void on_route(const RouteLookup& r) override { answer = r; }
@@ -362,7 +388,7 @@ wt::Accept BrowserConnect::accept(const wt::SessionInfo& info,
   spdlog::info("browser {}: connect {}: session opened from {} origin=\"{}\"", claims.subject, request->name,
                from, info.origin.substr(0, 128));
   sessions.push_back(std::make_unique<BrowserSession>(bridges_, udp_, request->name, claims.subject,
-                                                      claims.expires_at, options_.max_streams));
+                                                      claims.expires_at, options_.max_streams, telemetry_));
   return {200, sessions.back().get(), {}};
 }
 

@@ -3,7 +3,8 @@
 // and each bidi stream it opens is one TCP connection to NAME, bridged (edge/tcp_bridge.h) by
 // ConnectBridges exactly as an agent's connect stream is: onto NAME's `tcp` tunnel (any agent's, public
 // or private) or an edge route. Each datagram is one UDP packet to NAME's `udp` tunnel; its answers
-// come back as datagrams.
+// come back as datagrams. Unidirectional streams from the page carry telemetry reports
+// (edge/browser_telemetry.h), shown in /metrics beside the agents'.
 //
 // The session is accepted only for a verified token whose `connect` claim covers NAME and a name the
 // edge can reach now; otherwise the CONNECT is answered with an HTTP status (edge/browser_connect_path.h:
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "edge/browser_connect_path.h"
+#include "edge/browser_telemetry.h"
 #include "edge/connect_bridges.h"
 #include "edge/tcp_bridge.h"
 #include "edge/udp_connects.h"
@@ -35,7 +37,8 @@ class TunnelService;
 
 struct BrowserConnectOptions {
   std::string domain = "localhost";
-  size_t max_streams = 100;  // bidi streams (connections) one session holds at once
+  size_t max_streams = 100;        // bidi streams (connections) one session holds at once
+  EdgeMetrics* metrics = nullptr;  // counts the pages' telemetry reports (may be null)
 };
 
 // The streams of one browser session as the ends of their bridges see them: a shared record that
@@ -93,8 +96,10 @@ class BrowserSession final : public wt::SessionHandler, public UdpConnectEvents 
   static constexpr size_t kMaxHeldBytes = 32 * 1024;
   static constexpr std::chrono::seconds kRetryAfter{1};
 
+  // `telemetry` null: uni streams are refused.
   BrowserSession(ConnectBridges& bridges, UdpConnects* udp, std::string name, std::string subject,
-                 std::chrono::system_clock::time_point expires, size_t max_streams);
+                 std::chrono::system_clock::time_point expires, size_t max_streams,
+                 std::shared_ptr<BrowserTelemetry> telemetry = nullptr);
   ~BrowserSession() override;
 
   bool closed() const { return closed_; }
@@ -118,6 +123,7 @@ class BrowserSession final : public wt::SessionHandler, public UdpConnectEvents 
   void on_udp_end(std::string_view why) override;
 
   size_t held_datagrams() const { return held_.size(); }
+  size_t telemetry_streams() const { return reports_.count(); }
   uint64_t dropped_datagrams() const { return dropped_; }
 
  private:
@@ -135,6 +141,9 @@ class BrowserSession final : public wt::SessionHandler, public UdpConnectEvents 
   std::chrono::system_clock::time_point expires_;
   size_t max_streams_;
   std::shared_ptr<BrowserLink> link_;
+  std::shared_ptr<BrowserTelemetry> telemetry_;
+  uint64_t telemetry_key_ = 0;
+  TelemetryStreams reports_;
   bool closed_ = false;
 };
 
@@ -148,12 +157,15 @@ class BrowserConnect {
   // A refusal (status >= 300, handler null), or an accepted session's handler, owned by `sessions`
   // (finished ones are dropped from it first).
   wt::Accept accept(const wt::SessionInfo& info, std::vector<std::unique_ptr<BrowserSession>>& sessions);
+  // The live sessions' latest telemetry reports (for /metrics).
+  std::vector<AgentTelemetry> telemetry(SteadyTime now) const { return telemetry_->snapshot(now); }
 
  private:
   TunnelService& tunnels_;
   ConnectBridges& bridges_;
   UdpConnects* udp_;
   BrowserConnectOptions options_;
+  std::shared_ptr<BrowserTelemetry> telemetry_;
 };
 
 }  // namespace wtmesh::edge

@@ -189,11 +189,87 @@ constexpr std::string_view kPage = R"html(<!doctype html>
       wt.close({ closeCode: 0, reason: 'done' });
     }
   }
-  window.wtmeshConnect = { hasWebTransport: typeof WebTransport === 'function', lines, pings, refused, streamRefused, capped };
+  // --- telemetry (docs/protocol.md §8, "Telemetry"): a report in the agents' encoding (§2.2), each on a uni stream
+  // of its own, since this session's datagrams are UDP packets to NAME.
+  function varint(n) {
+    n = Math.max(0, Math.floor(n));
+    if (n < 0x40) return [n];
+    if (n < 0x4000) return [0x40 | (n >> 8), n & 0xff];
+    if (n < 0x40000000) return [0x80 | (n >>> 24), (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+    let b = BigInt(Math.min(n, Number.MAX_SAFE_INTEGER));
+    const out = [];
+    for (let i = 0; i < 8; i++) { out.unshift(Number(b & 0xffn)); b >>= 8n; }
+    out[0] |= 0xc0;
+    return out;
+  }
+  const pageVersion = 'wtmesh-connect-page/1';
+  // r: { rttUs, sent, received, streams, dropped, uptime, version } (any may be missing).
+  function encodeReport(r) {
+    const out = varint(1);
+    const entry = (key, bytes) => out.push(...varint(key), ...varint(bytes.length), ...bytes);
+    const nums = [[1, r.rttUs], [2, r.sent], [3, r.received], [4, r.streams], [5, r.dropped], [6, r.uptime]];
+    for (const [key, v] of nums) if (v !== undefined && v !== null) entry(key, varint(v));
+    if (r.version) entry(7, Array.from(enc.encode(r.version.replace(/[^\x20-\x7e]/g, '?').slice(0, 64))));
+    return new Uint8Array(out);
+  }
+  async function sendReport(wt, bytes) {
+    const s = await wt.createUnidirectionalStream();
+    const w = s.getWriter();
+    await w.write(bytes);
+    await w.close();
+  }
+  // The transport's smoothed RTT where the browser tells it (WebTransport.getStats), else `fallback`.
+  async function rttMicros(wt, fallback) {
+    try {
+      const st = typeof wt.getStats === 'function' ? await wt.getStats() : null;
+      if (st && typeof st.smoothedRtt === 'number' && st.smoothedRtt > 0) return Math.round(st.smoothedRtt * 1000);
+    } catch (e) { /* not supported: the pings' RTT */ }
+    return fallback;
+  }
+  // Sends one report with these counters, then one too large (the edge refuses it), then holds the
+  // session `holdMs` so that the report can be seen in /metrics.
+  // One datagram's round trip through NAME's UDP service, in microseconds (null without an answer).
+  async function pingMicros(wt) {
+    const reader = wt.datagrams.readable.getReader();
+    const writer = wt.datagrams.writable.getWriter();
+    const t0 = performance.now();
+    try {
+      await writer.write(enc.encode('rtt probe'));
+      const { value } = await withTimeout(reader.read(), 3000, 'the probe');
+      return value ? Math.max(1, Math.round((performance.now() - t0) * 1000)) : null;
+    } catch (e) {
+      return null;
+    } finally {
+      try { reader.releaseLock(); writer.releaseLock(); } catch (e) { /* a read still pending */ }
+    }
+  }
+  async function telemetry(name, token, hash, holdMs) {
+    const wt = await open(name, token, hash);
+    try {
+      const rttUs = await rttMicros(wt, await pingMicros(wt));
+      const report = { rttUs, sent: 1234, received: 5678, streams: 1, dropped: 2, uptime: 7, version: pageVersion };
+      await sendReport(wt, encodeReport(report));
+      let refusedBig = null;
+      try {
+        await sendReport(wt, new Uint8Array(1500).fill(7));
+        refusedBig = false;
+      } catch (e) {
+        refusedBig = true;
+      }
+      await new Promise((r) => setTimeout(r, holdMs));
+      return { sent: true, rttUs, refusedBig };
+    } finally {
+      wt.close({ closeCode: 0, reason: 'done' });
+    }
+  }
+  window.wtmeshConnect = { hasWebTransport: typeof WebTransport === 'function', lines, pings, refused, streamRefused,
+    capped, telemetry, encodeReport };
 
   // --- the interactive page ---
-  let session = null, writer = null, dgrams = null, pingNo = 0;
+  let session = null, writer = null, dgrams = null, pingNo = 0, reporter = null;
   const sentAt = new Map();
+  const started = performance.now();
+  const counts = { sent: 0, received: 0, pings: 0, answered: 0, rttUs: null };
   const show = (el, text, err) => {
     const line = document.createElement('span');
     if (err) line.className = 'err';
@@ -213,6 +289,15 @@ constexpr std::string_view kPage = R"html(<!doctype html>
     }
     const wt = session;
     $('status').textContent = `connected to ${name}`;
+    // Every 5 s while the session lives: what this page sent and got, its RTT, its pings unanswered.
+    clearInterval(reporter);
+    reporter = setInterval(async () => {
+      if (wt !== session) return;
+      const report = { rttUs: await rttMicros(wt, counts.rttUs), sent: counts.sent, received: counts.received,
+        streams: writer ? 1 : 0, dropped: Math.max(0, counts.pings - counts.answered),
+        uptime: (performance.now() - started) / 1000, version: pageVersion };
+      sendReport(wt, encodeReport(report)).catch(() => {});
+    }, 5000);
     wt.closed.then((c) => { $('status').textContent = `session closed: ${c.closeCode} ${c.reason}`; },
       (e) => { $('status').textContent = `session ended: ${describe(e)}`; });
     const s = await wt.createBidirectionalStream();
@@ -226,6 +311,7 @@ constexpr std::string_view kPage = R"html(<!doctype html>
         for (;;) {
           const { value, done } = await r.read();
           if (done) { show($('term'), '[the service closed the connection]\n', true); return; }
+          counts.received += value.length;
           show($('term'), dec.decode(value, { stream: true }));
         }
       } catch (e) {
@@ -240,6 +326,11 @@ constexpr std::string_view kPage = R"html(<!doctype html>
         if (done) return;
         const text = dec.decode(value);
         const t = sentAt.get(text);
+        counts.received += value.length;
+        if (t) {
+          counts.answered++;
+          counts.rttUs = Math.round((performance.now() - t) * 1000);
+        }
         show($('pings'), `${text}${t ? `  ${(performance.now() - t).toFixed(1)} ms` : ''}\n`);
       }
     })().catch(() => {});
@@ -247,13 +338,17 @@ constexpr std::string_view kPage = R"html(<!doctype html>
   $('form').addEventListener('submit', (ev) => { ev.preventDefault(); connect(); });
   $('line').addEventListener('keydown', (ev) => {
     if (ev.key !== 'Enter' || !writer) return;
-    writer.write(enc.encode($('line').value + '\n')).catch((e) => show($('term'), `[${describe(e)}]\n`, true));
+    const bytes = enc.encode($('line').value + '\n');
+    counts.sent += bytes.length;
+    writer.write(bytes).catch((e) => show($('term'), `[${describe(e)}]\n`, true));
     $('line').value = '';
   });
   $('ping').addEventListener('click', () => {
     if (!dgrams) return;
     const p = `ping ${pingNo++}`;
     sentAt.set(p, performance.now());
+    counts.pings++;
+    counts.sent += p.length;
     dgrams.write(enc.encode(p)).catch(() => {});
   });
   const frag = new URLSearchParams(location.hash.slice(1));

@@ -178,6 +178,11 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
                        T::kGauge, g.tcp_connections));
   out.push_back(single("wtmesh_udp_tunnel_flows", "UDP tunnels' flows (client addresses) open now.",
                        T::kGauge, g.udp_flows));
+  out.push_back(single("wtmesh_udp_route_flows", "Flows of the edge's own UDP routes (--udp-route) open now.",
+                       T::kGauge, g.udp_route_flows));
+  out.push_back(single("wtmesh_udp_route_flows_refused_total",
+                       "Flows to the edge's UDP routes refused: the route's flow cap, or no socket.",
+                       T::kCounter, g.udp_route_refused));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);

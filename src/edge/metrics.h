@@ -88,9 +88,11 @@ struct EdgeGauges {
   uint64_t tunnel_streams = 0;  // request, tcp and relayed streams open on agent sessions
   uint64_t public_connections = 0;
   uint64_t quic_connections = 0;
-  uint64_t tcp_connections = 0;  // TCP tunnel connections (TcpTunnels::connection_count)
-  uint64_t udp_flows = 0;        // UDP tunnels' flows (client addresses) now (UdpTunnels::flow_count)
+  uint64_t tcp_connections = 0;       // TCP tunnel connections (TcpTunnels::connection_count)
+  uint64_t udp_flows = 0;             // UDP tunnels' flows (client addresses) now (UdpTunnels::flow_count)
   tunnel::UdpDropCounters udp_drops;  // packets the edge's UDP tunnels dropped, since start (a counter)
+  uint64_t udp_route_flows = 0;       // flows of the edge's UDP routes (--udp-route) now
+  uint64_t udp_route_refused = 0;     // route flows refused (cap, no socket), since start (a counter)
 };
 
 // One live agent session's latest telemetry report.

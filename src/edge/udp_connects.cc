@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "edge/route_table.h"
+#include "edge/udp_route_flow.h"
 
 namespace wtmesh::edge {
 
@@ -28,20 +29,44 @@ struct UdpConnects::Flow final : RouteEvents, UdpFlowClient {
   UdpConnectEvents* events;
   std::weak_ptr<int> alive;
   std::weak_ptr<Flow> weak_self;
-  uint64_t ticket = 0;                // a route lookup under way
-  std::optional<UdpClientFlow> flow;  // set once connected
+  uint64_t ticket = 0;                  // a route lookup under way
+  std::optional<UdpClientFlow> flow;    // a tunnel's flow, set once connected
+  std::unique_ptr<UdpRouteFlow> route;  // or an edge route's socket, likewise
 };
 
-UdpConnects::UdpConnects(asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels)
-    : io_(io), directory_(directory), tunnels_(tunnels) {}
+UdpConnects::UdpConnects(asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels,
+                         UdpRoutes routes)
+    : io_(io), directory_(directory), tunnels_(tunnels), routes_(std::move(routes)) {
+  if (!routes_.targets.empty()) route_buffer_.resize(UdpRouteFlow::kMaxPayload);
+}
 
 UdpConnects::~UdpConnects() {
   if (client_drops_.total() != logged_drops_)
     spdlog::info("connect --udp: dropped on the way back: {}", client_drops_.describe());
-  for (const auto& [h, f] : flows_) {
-    if (f->ticket != 0) directory_.cancel_route(f->ticket);
-    if (f->flow && tunnels_ != nullptr) tunnels_->close_client_flow(*f->flow);
+  for (const auto& [h, f] : flows_) release(*f, /*close_tunnel_flow=*/true);
+}
+
+void UdpConnects::release(Flow& f, bool close_tunnel_flow) {
+  if (f.ticket != 0) directory_.cancel_route(f.ticket);
+  f.ticket = 0;
+  if (f.flow && close_tunnel_flow && tunnels_ != nullptr) tunnels_->close_client_flow(*f.flow);
+  f.flow.reset();
+  if (f.route) {
+    f.route.reset();
+    if (auto it = route_flows_.find(f.name); it != route_flows_.end() && --it->second == 0)
+      route_flows_.erase(it);
   }
+}
+
+size_t UdpConnects::route_flow_count() const {
+  size_t n = 0;
+  for (const auto& [name, count] : route_flows_) n += count;
+  return n;
+}
+
+size_t UdpConnects::route_flow_count(const std::string& name) const {
+  auto it = route_flows_.find(name);
+  return it == route_flows_.end() ? 0 : it->second;
 }
 
 UdpConnects::Handle UdpConnects::open(std::string_view name, UdpConnectEvents* events) {
@@ -53,6 +78,7 @@ UdpConnects::Handle UdpConnects::open(std::string_view name, UdpConnectEvents* e
   // Looked up from a fresh handler: the answer must not come inside open().
   asio::post(io_, [this, alive = std::weak_ptr<int>(alive_), f] {
     if (alive.expired() || flows_.count(f->handle) == 0) return;  // closed meanwhile
+    if (auto r = routes_.targets.find(f->name); r != routes_.targets.end()) return open_route(f, r->second);
     if (tunnels_ == nullptr) return refuse(f, ConnectStatus::kUnknown, "this edge has no UDP tunnels");
     f->ticket = directory_.route_of(kUdp, f->name, f.get());  // 0 when answered inline
   });
@@ -79,6 +105,21 @@ void UdpConnects::on_route(const std::shared_ptr<Flow>& f, const RouteLookup& ro
   f->events->on_udp_open(ConnectStatus::kConnected, "");
 }
 
+void UdpConnects::open_route(const std::shared_ptr<Flow>& f, const asio::ip::udp::endpoint& target) {
+  if (route_flow_count(f->name) >= routes_.flows.max_flows) {
+    ++route_refusals_;
+    return refuse(f, ConnectStatus::kLimit, f->name + ": the route has as many flows as it may");
+  }
+  std::string error;
+  f->route = UdpRouteFlow::open(io_, target, routes_.flows.idle_timeout, route_buffer_, f.get(), &error);
+  if (!f->route) {
+    ++route_refusals_;
+    return refuse(f, ConnectStatus::kUnreachable, f->name + ": " + error);
+  }
+  ++route_flows_[f->name];
+  f->events->on_udp_open(ConnectStatus::kConnected, "");
+}
+
 void UdpConnects::refuse(const std::shared_ptr<Flow>& f, ConnectStatus status, const std::string& message) {
   spdlog::info("connect --udp {}: refused: {}", f->name, message);
   flows_.erase(f->handle);
@@ -90,13 +131,25 @@ void UdpConnects::ended(Handle h, std::string_view why) {
   if (it == flows_.end()) return;
   const auto f = it->second;
   flows_.erase(it);
+  release(*f, /*close_tunnel_flow=*/false);  // the tunnel ended it; a route's socket goes here
   spdlog::debug("connect --udp {}: flow ended: {}", f->name, why);
   f->events->on_udp_end(why);
 }
 
 UdpConnects::Send UdpConnects::send(Handle h, std::span<const uint8_t> payload) {
   auto it = flows_.find(h);
-  if (it == flows_.end() || !it->second->flow) return Send::kNotOpen;
+  if (it == flows_.end()) return Send::kNotOpen;
+  if (it->second->route) {
+    switch (it->second->route->send(payload)) {
+      case UdpRouteFlow::Send::kSent:
+        return Send::kSent;
+      case UdpRouteFlow::Send::kTooBig:
+        return Send::kTooBig;
+      case UdpRouteFlow::Send::kNoRoom:
+        return Send::kNoRoom;
+    }
+  }
+  if (!it->second->flow) return Send::kNotOpen;
   switch (tunnels_->send_client_packet(*it->second->flow, payload)) {
     case UdpTunnels::ClientSend::kSent:
       return Send::kSent;
@@ -112,7 +165,9 @@ UdpConnects::Send UdpConnects::send(Handle h, std::span<const uint8_t> payload) 
 
 size_t UdpConnects::payload_limit(Handle h) const {
   auto it = flows_.find(h);
-  if (it == flows_.end() || !it->second->flow) return 0;
+  if (it == flows_.end()) return 0;
+  if (it->second->route) return UdpRouteFlow::kMaxPayload;
+  if (!it->second->flow) return 0;
   return tunnels_->client_payload_limit(*it->second->flow);
 }
 
@@ -130,8 +185,7 @@ void UdpConnects::close(Handle h) {
   if (it == flows_.end()) return;
   const auto f = it->second;
   flows_.erase(it);
-  if (f->ticket != 0) directory_.cancel_route(f->ticket);
-  if (f->flow) tunnels_->close_client_flow(*f->flow);
+  release(*f, /*close_tunnel_flow=*/true);
 }
 
 }  // namespace wtmesh::edge

@@ -1,10 +1,12 @@
 // UDP flows toward a name for clients that are not socket addresses (docs/protocol.md §4.3, §4.4):
 // `wtmesh connect NAME --udp` (one flow per local client address, edge/agent_udp_connects.h) and
 // browsers at /connect/NAME (one flow per WebTransport session's datagrams). The caller has checked
-// its client may reach the name (a token's `connect` scope); UdpConnects finds the name's `udp`
-// tunnel in the route table (private or public, any agent session on this edge) and opens a flow of
-// that tunnel for the client (UdpTunnels::open_client_flow: an even flow id on the serving agent's
-// session, the tunnel's flow cap, idle expiry and drop counters).
+// its client may reach the name (a token's `connect` scope). UdpConnects then reaches, in this order:
+//   - an edge UDP route (`wtmesh edge --udp-route NAME=HOST:PORT`): a UDP socket of the edge's own per
+//     flow (edge/udp_route_flow.h), with the route's flow cap and idle expiry; or
+//   - the name's `udp` tunnel in the route table (private or public, any agent session on this edge):
+//     a flow of that tunnel for the client (UdpTunnels::open_client_flow: an even flow id on the serving
+//     agent's session, the tunnel's flow cap, idle expiry and drop counters).
 //
 //   UdpConnects::Handle h = connects.open("dns.localhost", &events);   // answer: events.on_udp_open
 //   connects.send(h, payload);            // one packet to the service: never queued, never fragmented
@@ -13,11 +15,13 @@
 //
 // The answer to open() never comes inside open() (it is posted, or waits for a shared route table),
 // so the caller always holds the handle first. Refusals are ConnectStatus values with a sentence:
-// `unknown` (no udp tunnel has the name), `offline` (its agent is gone), `limit` (the tunnel is at
-// its flow cap). Nothing is queued: send() before `connected` or after the end is kNotOpen.
+// `unknown` (no udp route or tunnel has the name), `offline` (its agent is gone), `limit` (the tunnel
+// or route is at its flow cap), `unreachable` (the edge could not open a socket for a route). Nothing is
+// queued: send() before `connected` or after the end is kNotOpen.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/time.h"
 #include "edge/tunnel_directory.h"
@@ -48,11 +53,19 @@ class UdpConnectEvents {
   virtual void on_udp_end(std::string_view why) = 0;
 };
 
+// The edge's own UDP routes (--udp-route): name (lower-case NAME.DOMAIN) -> address, and the limits of
+// each route's flows (the same options as a UDP tunnel's: --udp-max-flows, the idle timeout).
+struct UdpRoutes {
+  std::map<std::string, boost::asio::ip::udp::endpoint> targets;
+  tunnel::UdpFlowOptions flows;
+};
+
 class UdpConnects {
  public:
   using Handle = uint64_t;  // never 0
-  // `tunnels` null: an edge without UDP tunnels; every open() is refused `unknown`.
-  UdpConnects(boost::asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels);
+  // `tunnels` null: an edge without UDP tunnels; names that are not routes are refused `unknown`.
+  UdpConnects(boost::asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels,
+              UdpRoutes routes = {});
   ~UdpConnects();
   UdpConnects(const UdpConnects&) = delete;
   UdpConnects& operator=(const UdpConnects&) = delete;
@@ -72,6 +85,11 @@ class UdpConnects {
   void close(Handle h);
 
   size_t open_count() const { return flows_.size(); }
+  // `name` is an edge UDP route (--udp-route), and how many flows it has now.
+  bool has_route(const std::string& name) const { return routes_.targets.contains(name); }
+  size_t route_flow_count(const std::string& name) const;
+  size_t route_flow_count() const;                             // all routes
+  uint64_t route_refusals() const { return route_refusals_; }  // at a route's cap, or no socket
   // Expires when this object is destroyed (for holders of handles that may outlive it).
   std::weak_ptr<const int> lifetime() const { return alive_; }  // flows connected or being opened
   // Drops on the way back to the clients, which the callers count here (their client's own limits:
@@ -85,12 +103,18 @@ class UdpConnects {
 
  private:
   void on_route(const std::shared_ptr<Flow>& f, const RouteLookup& route);
+  void open_route(const std::shared_ptr<Flow>& f, const boost::asio::ip::udp::endpoint& target);
+  void release(Flow& f, bool close_tunnel_flow);
   void refuse(const std::shared_ptr<Flow>& f, tunnel::ConnectStatus status, const std::string& message);
   void ended(Handle h, std::string_view why);
 
   boost::asio::io_context& io_;
   TunnelDirectory& directory_;
   UdpTunnels* tunnels_;
+  UdpRoutes routes_;
+  std::map<std::string, size_t, std::less<>> route_flows_;  // per route with flows: how many
+  std::vector<uint8_t> route_buffer_;                       // answers of every route flow, one at a time
+  uint64_t route_refusals_ = 0;
   std::map<Handle, std::shared_ptr<Flow>> flows_;
   Handle last_ = 0;
   tunnel::UdpDropCounters client_drops_;

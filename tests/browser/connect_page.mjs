@@ -7,13 +7,15 @@
 //     --refused LABEL NAME TOKEN               the session must be refused
 //     --stream-refused LABEL NAME TOKEN        the session opens, its stream is reset (the code)
 //     --capped LABEL NAME TOKEN N              N connections held, then one more: its reset code
+//     --telemetry LABEL NAME TOKEN HOLD_MS     a telemetry report on a uni stream, one too large, then the
+//                                              session held HOLD_MS (for a scrape of /metrics meanwhile)
 // Prints one JSON object: {browser, status, hasWebTransport, origin, checks: {LABEL: ...}} or
 // {harness_error}/{navError}. The caller points HOME at a directory whose NSS db trusts the edge's CA.
 import { harness, navigate, opt } from './launch.mjs';
 
 function parseChecks(argv) {
   const checks = [];
-  const arity = { '--lines': 5, '--pings': 4, '--refused': 3, '--stream-refused': 3, '--capped': 4 };
+  const arity = { '--lines': 5, '--pings': 4, '--refused': 3, '--stream-refused': 3, '--capped': 4, '--telemetry': 4 };
   for (let i = 0; i < argv.length; i++) {
     const n = arity[argv[i]];
     if (!n) continue;
@@ -49,6 +51,7 @@ await harness('connect_page', Number(opt('--timeout', '120000')), async ({ resul
         if (kind === 'refused') return await w.refused(name, token, hash);
         if (kind === 'stream-refused') return await w.streamRefused(name, token, hash);
         if (kind === 'capped') return await w.capped(name, token, hash, Number(rest[0]));
+        if (kind === 'telemetry') return await w.telemetry(name, token, hash, Number(rest[0]));
         return { error: `unknown check ${kind}` };
       } catch (e) {
         return { error: `${e.name || 'Error'}: ${e.message || e}` };

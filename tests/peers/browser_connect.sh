@@ -11,6 +11,9 @@
 #     (the session is refused; the edge logs the HTTP status), an Origin outside --allow-origin (403,
 #     no session), a name whose agent went away after the session opened (its stream is reset with
 #     0x13 "offline"), the per-session cap;
+#   - telemetry from the page (§8, "Telemetry"): a report on a uni stream shows in the edge's /metrics as
+#     wtmesh_agent_* gauges of agent="browser/SUBJECT#N" while the session lives, gone after it; a
+#     report over 1024 bytes is refused and counted invalid;
 #   - the token appears nowhere in the edge's log.
 # Usage: browser_connect.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -29,7 +32,10 @@ wait_for 10 grep -q '^listening ' "$T/srv-udp.log" || die "udp_peer.py serve-ech
 UDP_ECHO=$(grep -m1 '^listening ' "$T/srv-udp.log" | cut -d' ' -f2)
 
 pick_tcp_range
-start_edge main --tcp-ports "$TCP_RANGE" --max-connects-per-session 6 --route "routed=127.0.0.1:${SRV_PORT[routed]}"
+start_edge main --tcp-ports "$TCP_RANGE" --max-connects-per-session 6 --route "routed=127.0.0.1:${SRV_PORT[routed]}" \
+  --admin-listen 127.0.0.1:0
+wait_for 10 grep -q 'admin: http://127.0.0.1:[0-9]*/metrics' "${EDGE_DIR[main]}/stdout" || die "edge printed no admin line"
+ADMIN=http://127.0.0.1:$(grep -m1 -oE 'admin: http://127\.0\.0\.1:[0-9]+' "${EDGE_DIR[main]}/stdout" | grep -oE '[0-9]+$')
 start_edge strict --allow-origin https://example.invalid
 start_tcp echo main echo "${SRV_PORT[echo]}" --private
 start_udp uecho main echo "$UDP_ECHO" --private
@@ -101,6 +107,34 @@ check "and the edge answered 403 not in token scope" grep -q 'to echo.localhost:
 check "an unknown name: refused" [ "$(f checks.unknown.refused)" = true ]
 check "and the edge answered 404" grep -q 'to nosuch.localhost: 404 no tunnel or route is named nosuch.localhost' "${EDGE_DIR[main]}/stderr"
 check "the UDP service saw the pings as packets" grep -q '^source 127.0.0.1:' "$T/srv-udp.log"
+
+# --- telemetry from the page: /metrics while the session lives, then gone ---------------------------
+R=$T/telemetry.json
+(cd "$BROWSER_DIR" && HOME=$T/home timeout -k 5 90 node connect_page.mjs \
+  --url "https://localhost:${EDGE_PORT[main]}/connect/" --hash "${EDGE_HASH[main]}" --timeout 80000 \
+  --chromium-arg "--host-resolver-rules=MAP localhost 127.0.0.1" --telemetry tele echo "$TOKEN" 8000) \
+  >"$R" 2>"$R.log" &
+page_pid=$!
+track $page_pid
+metrics() { curl -s --max-time 5 "$ADMIN/metrics"; }
+check "the page's report is in /metrics while its session lives (rtt, bytes, version)" \
+  wait_for 40 bash -c "curl -s --max-time 5 '$ADMIN/metrics' | grep -q '^wtmesh_agent_sent_bytes_total{agent=\"browser/browser#[0-9]*\"} 1234\$'"
+M=$(metrics)
+log "browser telemetry in /metrics: $(echo "$M" | grep 'agent="browser/' | tr '\n' ' ')"
+check "with the page's version" grep -q 'wtmesh_agent_info{agent="browser/browser#[0-9]*",version="wtmesh-connect-page/1"} 1' <<<"$M"
+for want in 'wtmesh_agent_received_bytes_total{agent="browser/browser#[0-9]*"} 5678' \
+  'wtmesh_agent_open_streams{agent="browser/browser#[0-9]*"} 1' \
+  'wtmesh_agent_datagrams_dropped_total{agent="browser/browser#[0-9]*"} 2' \
+  'wtmesh_agent_rtt_seconds{agent="browser/browser#[0-9]*"} '; do
+  check "and ${want%%\{*}" grep -q "^$want" <<<"$M"
+done
+check "the report over 1024 bytes was refused and counted invalid" \
+  wait_for 10 bash -c "curl -s --max-time 5 '$ADMIN/metrics' | grep -qE '^wtmesh_telemetry_reports_total\{result=\"invalid\"\} [1-9]'"
+check "the edge says why" edge_log_has main "refused a telemetry report over 1024 bytes"
+wait "$page_pid"
+check "the telemetry page run exits 0 ($(head -c 300 "$R"))" [ "$(json_field "$R" checks.tele.sent)" = true ]
+check "after the session the browser's gauges are gone" \
+  wait_for 10 bash -c "! curl -s --max-time 5 '$ADMIN/metrics' | grep -q 'agent=\"browser/'"
 
 # --- a name whose agent goes away: the session was accepted, its stream is reset -------------------
 stop_pid "${AGENT_PID[gone]}" 5 TERM

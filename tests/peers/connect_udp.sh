@@ -12,6 +12,10 @@
 #     --udp-idle-timeout 1): a client later reaches the service through a new flow;
 #   - refusals the connecting agent reports, the client getting nothing back: a name outside the
 #     token's `connect` claim (the service behind it sees no packet) and an unknown name;
+#   - edge UDP routes (`wtmesh edge --udp-route NAME=HOST:PORT`, the edge's own socket per flow, no
+#     agent behind the name): dig to dnsmasq through one; the echo service through another, with the
+#     route's flow cap (--udp-max-flows 3) and idle expiry (--udp-idle-timeout 4) on an edge without
+#     UDP tunnels;
 #   - iperf3 -u: its TCP control through `connect` (TCP) and its UDP data through `connect --udp`, both
 #     on the same local port number and reaching a tcp and a udp tunnel of one name, both sides in YAML.
 # Usage: connect_udp.sh PATH_OF_WTMESH
@@ -154,6 +158,38 @@ check "unknown name: the client gets nothing back" timeout 10 "${PY[@]}" noanswe
 check "unknown name: the agent reports it" \
   wait_for 5 grep -q 'connect nosuch --udp refused: no udp tunnel is named nosuch.localhost (unknown)' "${AGENT_ERR[cunknown]}"
 check "after the refusals the edge and the other connects live on" timeout 20 "${PY[@]}" ping "$E"
+
+# --- edge UDP routes: the edge's own socket per flow ----------------------------------------------------
+start_echo routed
+route_args=(--udp-route "echoroute=127.0.0.1:${SRV_PORT[routed]}")
+[ -n "${DNS_PORT:-}" ] && route_args+=(--udp-route "dnsroute=127.0.0.1:$DNS_PORT")
+start_edge route --udp-ports none --tcp-ports none --udp-max-flows 3 --udp-idle-timeout 4 "${route_args[@]}" \
+  --admin-listen 127.0.0.1:0
+wait_for 10 grep -q 'admin: http://127.0.0.1:[0-9]*/metrics' "${EDGE_DIR[route]}/stdout" || die "edge printed no admin line"
+ADMIN=http://127.0.0.1:$(grep -m1 -oE 'admin: http://127\.0\.0\.1:[0-9]+' "${EDGE_DIR[route]}/stdout" | grep -oE '[0-9]+$')
+check "the edge prints its udp route" \
+  grep -qxF "  udp route: echoroute.localhost  ->  udp://127.0.0.1:${SRV_PORT[routed]}" "${EDGE_DIR[route]}/stdout"
+TOKEN_ROUTE=$("$WTMESH" token --state-dir "${EDGE_STATE[route]}" --name client --connect echoroute --connect dnsroute) ||
+  die "wtmesh token failed"
+if [ -n "${DNS_PORT:-}" ]; then
+  start_connect_udp croutedns route dnsroute "$TOKEN_ROUTE"
+  got=$(timeout 20 dig @127.0.0.1 -p "${CONNECT_PORT[croutedns]}" x.test +short +time=2 +tries=3)
+  check "dig x.test through connect --udp to an edge udp route: '$got'" [ "$got" = 10.1.2.3 ]
+fi
+start_connect_udp croute route echoroute "$TOKEN_ROUTE"
+R=${CONNECT_PORT[croute]}
+check "the route's flow cap: 3 flows answered through an edge udp route, a 4th refused, the 3 still answered" \
+  timeout 30 "${PY[@]}" cap "$R" 3
+check "the connecting agent reports the refusal" \
+  wait_for 5 grep -q 'connect echoroute --udp refused: echoroute.localhost: the route has as many flows as it may (limit)' \
+  "${AGENT_ERR[croute]}"
+check "/metrics counts the refused route flow" \
+  bash -c "curl -s --max-time 5 '$ADMIN/metrics' | grep -qE '^wtmesh_udp_route_flows_refused_total [1-9]'"
+sleep 5  # the cap test's flows expire (4 s idle) and free the route's places
+check "route idle expiry: after 6 s idle the same client reaches the service from a new edge socket" \
+  timeout 30 "${PY[@]}" idle "$R" 6
+check "the echo service saw only the edge's sockets, one per flow" \
+  bash -c "[ \$(grep -c '^source' '$T/srv-routed.log') -ge 5 ]"
 
 # --- iperf3 -u: control through connect (TCP), data through connect --udp, one port number --------------
 if command -v iperf3 >/dev/null; then

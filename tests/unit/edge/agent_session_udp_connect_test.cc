@@ -71,7 +71,7 @@ class AgentSessionUdpConnectTest : public AgentSessionTest {
 
   boost::asio::io_context io_;
   test::FakeLink link_;
-  test::UdpRoutes dir_;
+  test::UdpDirectory dir_;
   std::unique_ptr<UdpTunnels> tunnels_;
   std::unique_ptr<UdpConnects> connects_;
 };

@@ -1,7 +1,7 @@
 // Browsers as mesh clients (edge/browser_connect.h): the /connect/NAME?token=TOKEN path, the
 // refusal mapping, and a browser session's bidi streams bridged by ConnectBridges onto a tcp tunnel's
 // stream (a scripted directory), with the per-session cap, uni streams, unknown names, the session's
-// end and the token's expiry.
+// end and the token's expiry; the page's telemetry reports on uni streams (edge/browser_telemetry.h).
 #include "edge/browser_connect.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +11,7 @@
 #include "edge/route_table.h"
 #include "fakes.h"
 #include "tunnel/tcp_stream.h"
+#include "tunnel/telemetry.h"
 #include "tunnel/token.h"
 
 namespace wtmesh::edge {
@@ -224,6 +225,77 @@ TEST_F(BrowserSessionTest, TheCapRefusesTheThirdStreamAndUniStreams) {
   EXPECT_TRUE(dir_.streams[1].cancelled) << "the browser's reset reaches the service";
   send(12, "d");
   EXPECT_EQ(dir_.open_calls, 3);
+}
+
+TEST_F(BrowserSessionTest, TelemetryReportsOnUniStreamsReachTheBoardUntilTheSessionEnds) {
+  EdgeMetrics metrics;
+  auto board = std::make_shared<BrowserTelemetry>(&metrics);
+  browser_ =
+      std::make_unique<BrowserSession>(bridges_, nullptr, "svc.localhost", "page",
+                                       std::chrono::system_clock::now() + std::chrono::hours(1), 2, board);
+  session_.set_handler(browser_.get());
+  browser_->on_attached(session_);
+  tunnel::TelemetryReport r;
+  r.rtt_us = 1500;
+  r.bytes_sent = 10;
+  r.version = "wtmesh-connect-page/1";
+  const auto wire = tunnel::encode_telemetry(r);
+  // In two pieces, the FIN with the second.
+  browser_->on_incoming_stream(2, false);
+  browser_->on_stream_data(2, std::span(wire).first(3), false);
+  EXPECT_TRUE(board->snapshot(std::chrono::steady_clock::now()).empty()) << "nothing before the FIN";
+  browser_->on_stream_data(2, std::span(wire).subspan(3), true);
+  EXPECT_EQ(session_.streams[2].consumed, wire.size());
+  EXPECT_FALSE(session_.streams[2].stop);
+  auto snap = board->snapshot(std::chrono::steady_clock::now());
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].agent, "browser/page#1");
+  EXPECT_EQ(snap[0].report, r);
+  EXPECT_EQ(browser_->telemetry_streams(), 0u);
+  const std::string text = metrics.render({}, snap);
+  EXPECT_NE(text.find("wtmesh_agent_rtt_seconds{agent=\"browser/page#1\"} 0.0015"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("wtmesh_telemetry_reports_total{result=\"accepted\"} 1"), std::string::npos) << text;
+  // The session ends: its report goes.
+  browser_->on_closed(0, "done");
+  EXPECT_TRUE(board->snapshot(std::chrono::steady_clock::now()).empty());
+  EXPECT_EQ(board->session_count(), 0u);
+}
+
+TEST_F(BrowserSessionTest, TelemetryStreamsAreCappedInSizeCountAndForm) {
+  auto board = std::make_shared<BrowserTelemetry>(nullptr);
+  browser_ =
+      std::make_unique<BrowserSession>(bridges_, nullptr, "svc.localhost", "page",
+                                       std::chrono::system_clock::now() + std::chrono::hours(1), 2, board);
+  session_.set_handler(browser_.get());
+  browser_->on_attached(session_);
+  // Over 1024 bytes: refused with STOP_SENDING 0x16, counted, the rest of its bytes credited.
+  const std::vector<uint8_t> big(tunnel::kMaxTelemetrySize + 1, 0x01);
+  browser_->on_incoming_stream(2, false);
+  browser_->on_stream_data(2, big, false);
+  EXPECT_EQ(session_.streams[2].stop, stream_code_of(ConnectStatus::kInvalid));
+  browser_->on_stream_data(2, bytes("more"), true);
+  EXPECT_EQ(session_.streams[2].consumed, big.size() + 4);
+  EXPECT_EQ(board->invalid(), 1u);
+  // Not a report: refused likewise.
+  browser_->on_incoming_stream(6, false);
+  browser_->on_stream_data(6, bytes("\x09junk"), true);
+  EXPECT_EQ(session_.streams[6].stop, stream_code_of(ConnectStatus::kInvalid));
+  EXPECT_EQ(board->invalid(), 2u);
+  // Two arriving at once at most; a third waits for none of them: refused (limit).
+  browser_->on_incoming_stream(10, false);
+  browser_->on_incoming_stream(14, false);
+  browser_->on_incoming_stream(18, false);
+  EXPECT_FALSE(session_.streams[10].stop);
+  EXPECT_FALSE(session_.streams[14].stop);
+  EXPECT_EQ(session_.streams[18].stop, stream_code_of(ConnectStatus::kLimit));
+  // A reset one frees its place.
+  browser_->on_stream_reset(10, 0);
+  browser_->on_incoming_stream(22, false);
+  EXPECT_FALSE(session_.streams[22].stop);
+  EXPECT_EQ(browser_->telemetry_streams(), 2u);
+  EXPECT_EQ(board->accepted(), 0u);
+  EXPECT_TRUE(board->snapshot(std::chrono::steady_clock::now()).empty());
 }
 
 TEST_F(BrowserSessionTest, AServiceResetResetsTheBrowserStream) {

@@ -115,23 +115,32 @@ TEST(EdgeMetricsTest, GaugesCountersAndRefusals) {
                .quic_connections = 4,
                .tcp_connections = 1,
                .udp_flows = 6,
-               .udp_drops = {.too_big = 7, .flow_cap = 8, .queue_full = 0, .unknown_flow = 9}};
+               .udp_drops = {.too_big = 7, .flow_cap = 8, .queue_full = 0, .unknown_flow = 9},
+               .udp_route_flows = 10,
+               .udp_route_refused = 11};
   const std::string text = m.render(g, {});
-  for (const char* line :
-       {"wtmesh_public_received_bytes_total 100\n", "wtmesh_public_sent_bytes_total 2000\n",
-        "wtmesh_agent_sessions 2\n", "wtmesh_tunnel_streams 5\n", "wtmesh_public_connections 3\n",
-        "wtmesh_quic_connections 4\n", "wtmesh_tcp_tunnel_connections 1\n", "wtmesh_udp_tunnel_flows 6\n",
-        "wtmesh_udp_packets_dropped_total{reason=\"too_big\"} 7\n",
-        "wtmesh_udp_packets_dropped_total{reason=\"flow_cap\"} 8\n",
-        "wtmesh_udp_packets_dropped_total{reason=\"queue_full\"} 0\n",
-        "wtmesh_udp_packets_dropped_total{reason=\"unknown_flow\"} 9\n",
-        "wtmesh_handshake_failures_total{transport=\"tls\"} 1\n",
-        "wtmesh_handshake_failures_total{transport=\"quic\"} 2\n",
-        "wtmesh_session_refusals_total{reason=\"expired\"} 1\n",
-        "wtmesh_session_refusals_total{reason=\"missing_token\"} 0\n",
-        "wtmesh_telemetry_reports_total{result=\"accepted\"} 1\n",
-        "wtmesh_telemetry_reports_total{result=\"invalid\"} 1\n", "# TYPE wtmesh_agent_sessions gauge\n",
-        "# TYPE wtmesh_public_sent_bytes_total counter\n"}) {
+  for (const char* line : {"wtmesh_public_received_bytes_total 100\n",
+                           "wtmesh_public_sent_bytes_total 2000\n",
+                           "wtmesh_agent_sessions 2\n",
+                           "wtmesh_tunnel_streams 5\n",
+                           "wtmesh_public_connections 3\n",
+                           "wtmesh_quic_connections 4\n",
+                           "wtmesh_tcp_tunnel_connections 1\n",
+                           "wtmesh_udp_tunnel_flows 6\n",
+                           "wtmesh_udp_route_flows 10\n",
+                           "wtmesh_udp_route_flows_refused_total 11\n",
+                           "wtmesh_udp_packets_dropped_total{reason=\"too_big\"} 7\n",
+                           "wtmesh_udp_packets_dropped_total{reason=\"flow_cap\"} 8\n",
+                           "wtmesh_udp_packets_dropped_total{reason=\"queue_full\"} 0\n",
+                           "wtmesh_udp_packets_dropped_total{reason=\"unknown_flow\"} 9\n",
+                           "wtmesh_handshake_failures_total{transport=\"tls\"} 1\n",
+                           "wtmesh_handshake_failures_total{transport=\"quic\"} 2\n",
+                           "wtmesh_session_refusals_total{reason=\"expired\"} 1\n",
+                           "wtmesh_session_refusals_total{reason=\"missing_token\"} 0\n",
+                           "wtmesh_telemetry_reports_total{result=\"accepted\"} 1\n",
+                           "wtmesh_telemetry_reports_total{result=\"invalid\"} 1\n",
+                           "# TYPE wtmesh_agent_sessions gauge\n",
+                           "# TYPE wtmesh_public_sent_bytes_total counter\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line;
   }
   EXPECT_EQ(text.find("wtmesh_agent_rtt_seconds"), std::string::npos);  // no agent reported

@@ -30,7 +30,7 @@ struct FakeLink final : UdpFlowLink {
 };
 
 // Answers route_of("udp", ...) from `routes`; with `later`, only when answer() is called.
-struct UdpRoutes final : TunnelDirectory {
+struct UdpDirectory final : TunnelDirectory {
   uint64_t route(std::string_view, RouteEvents* events) override {
     events->on_route({});
     return 0;

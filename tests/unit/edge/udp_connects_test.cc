@@ -3,11 +3,14 @@
 // `udp` lookups from a map (at once or later). A flow opens on the name's tunnel with an even flow id
 // of that tunnel, packets go out framed for the tunnel, answers come back to the client; refusals
 // (unknown, offline, flow cap), too big and no room counted, idle expiry and the tunnel's end told to
-// the client, close() silences it, and the answer never comes inside open().
+// the client, close() silences it, and the answer never comes inside open(). Edge UDP routes
+// (--udp-route) against a real UDP echo service on loopback: a socket per flow, the route's flow cap,
+// idle expiry, a service that is not up, and no UDP tunnels needed.
 #include "edge/udp_connects.h"
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/ip/udp.hpp>
 #include <chrono>
 #include <functional>
@@ -24,7 +27,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using test::FakeLink;
-using test::UdpRoutes;
+using test::UdpDirectory;
 using tunnel::ConnectStatus;
 
 struct Client final : UdpConnectEvents {
@@ -73,7 +76,7 @@ class UdpConnectsTest : public ::testing::Test {
   asio::io_context io_;
   FakeLink link_;
   bool gone_ = false;
-  UdpRoutes dir_;
+  UdpDirectory dir_;
   std::unique_ptr<UdpTunnels> tunnels_;
   std::unique_ptr<UdpConnects> connects_;
 };
@@ -209,6 +212,118 @@ TEST_F(UdpConnectsTest, NoUdpTunnelsOnThisEdge) {
   none.open("dns.localhost", &c);
   ASSERT_TRUE(run_until([&] { return c.status.has_value(); }));
   EXPECT_EQ(*c.status, ConnectStatus::kUnknown);
+}
+
+// A UDP echo service on loopback, answering each packet to its sender (so each flow hears only its
+// own answers), in the test's io_context.
+class EchoService {
+ public:
+  explicit EchoService(asio::io_context& io)
+      : socket_(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    receive();
+  }
+  asio::ip::udp::endpoint endpoint() const { return socket_.local_endpoint(); }
+  size_t received = 0;
+
+ private:
+  void receive() {
+    socket_.async_receive_from(asio::buffer(buf_), from_, [this](boost::system::error_code ec, size_t n) {
+      if (ec) return;
+      ++received;
+      boost::system::error_code ignored;
+      socket_.send_to(asio::buffer(buf_.data(), n), from_, 0, ignored);
+      receive();
+    });
+  }
+  asio::ip::udp::socket socket_;
+  asio::ip::udp::endpoint from_;
+  std::array<uint8_t, 65536> buf_{};
+};
+
+std::string text_of(const std::vector<uint8_t>& v) { return {v.begin(), v.end()}; }
+
+TEST_F(UdpConnectsTest, EdgeRouteFlowsReachTheServiceEachWithItsOwnSocket) {
+  EchoService echo(io_);
+  edge::UdpRoutes routes;
+  routes.targets["echo.localhost"] = echo.endpoint();
+  routes.flows.max_flows = 2;
+  routes.flows.idle_timeout = 60s;
+  UdpConnects connects(io_, dir_, nullptr, routes);  // no UDP tunnels: routes still work
+  EXPECT_TRUE(connects.has_route("echo.localhost"));
+  Client a, b, c, unknown;
+  const auto ha = connects.open("echo.localhost", &a);
+  const auto hb = connects.open("echo.localhost", &b);
+  connects.open("echo.localhost", &c);
+  connects.open("dns.localhost", &unknown);
+  EXPECT_FALSE(a.status) << "never answered inside open()";
+  ASSERT_TRUE(run_until([&] { return a.status && b.status && c.status && unknown.status; }));
+  EXPECT_EQ(*a.status, ConnectStatus::kConnected);
+  EXPECT_EQ(*b.status, ConnectStatus::kConnected);
+  EXPECT_EQ(*c.status, ConnectStatus::kLimit) << c.message;
+  EXPECT_NE(c.message.find("as many flows"), std::string::npos) << c.message;
+  EXPECT_EQ(*unknown.status, ConnectStatus::kUnknown);
+  EXPECT_EQ(connects.route_flow_count("echo.localhost"), 2u);
+  EXPECT_EQ(connects.route_flow_count(), 2u);
+  EXPECT_EQ(connects.route_refusals(), 1u) << "the cap, counted";
+
+  EXPECT_EQ(connects.payload_limit(ha), 65507u);
+  EXPECT_EQ(connects.send(ha, bytes("from a")), UdpConnects::Send::kSent);
+  EXPECT_EQ(connects.send(hb, bytes("from b 1")), UdpConnects::Send::kSent);
+  EXPECT_EQ(connects.send(hb, bytes("from b 2")), UdpConnects::Send::kSent);
+  ASSERT_TRUE(run_until([&] { return a.packets.size() == 1 && b.packets.size() == 2; }));
+  EXPECT_EQ(text_of(a.packets[0]), "from a");
+  EXPECT_EQ(text_of(b.packets[0]), "from b 1");
+  EXPECT_EQ(text_of(b.packets[1]), "from b 2");
+  const std::vector<uint8_t> huge(70000, 'x');
+  EXPECT_EQ(connects.send(ha, huge), UdpConnects::Send::kTooBig);
+
+  // Closing a flow frees its place under the cap.
+  connects.close(ha);
+  EXPECT_EQ(connects.send(ha, bytes("x")), UdpConnects::Send::kNotOpen);
+  EXPECT_EQ(connects.route_flow_count("echo.localhost"), 1u);
+  Client d;
+  connects.open("echo.localhost", &d);
+  ASSERT_TRUE(run_until([&] { return d.status.has_value(); }));
+  EXPECT_EQ(*d.status, ConnectStatus::kConnected);
+  EXPECT_FALSE(a.ended) << "close() is not told";
+}
+
+TEST_F(UdpConnectsTest, EdgeRouteFlowsExpireWhenIdleAndSurviveAServiceThatIsNotUp) {
+  // A port nobody listens on: its ICMP errors must not end the flow.
+  asio::ip::udp::endpoint closed;
+  {
+    asio::ip::udp::socket probe(io_, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    closed = probe.local_endpoint();
+  }
+  EchoService echo(io_);
+  edge::UdpRoutes routes;
+  routes.targets["down.localhost"] = closed;
+  routes.targets["echo.localhost"] = echo.endpoint();
+  routes.flows.max_flows = 8;
+  routes.flows.idle_timeout = 150ms;
+  UdpConnects connects(io_, dir_, nullptr, routes);
+  Client down, idle, busy;
+  const auto hd = connects.open("down.localhost", &down);
+  connects.open("echo.localhost", &idle);
+  const auto hb = connects.open("echo.localhost", &busy);
+  ASSERT_TRUE(run_until([&] { return down.status && idle.status && busy.status; }));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(connects.send(hd, bytes("anyone?")), UdpConnects::Send::kNotOpen);
+    run_until([] { return false; }, 20ms);
+  }
+  EXPECT_FALSE(down.ended) << "port unreachable is not the end of a UDP flow";
+  EXPECT_TRUE(down.packets.empty());
+  // busy keeps its flow alive; idle and down (no packet either way for 150 ms) end.
+  ASSERT_TRUE(run_until([&] {
+    connects.send(hb, bytes("k"));
+    return idle.ended.has_value() && down.ended.has_value();
+  }));
+  EXPECT_NE(idle.ended->find("idle"), std::string::npos) << *idle.ended;
+  EXPECT_FALSE(busy.ended);
+  EXPECT_FALSE(busy.packets.empty());
+  EXPECT_EQ(connects.route_flow_count("echo.localhost"), 1u);
+  EXPECT_EQ(connects.route_flow_count("down.localhost"), 0u);
+  EXPECT_EQ(connects.open_count(), 1u);
 }
 
 }  // namespace

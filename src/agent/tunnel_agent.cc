@@ -84,7 +84,8 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       retry_timer_(io),
       watchdog_(io) {
   if (options_.control.agent_version.empty()) options_.control.agent_version = std::string(kAgentVersion);
-  if (options_.control.started_at == SteadyTime{}) options_.control.started_at = std::chrono::steady_clock::now();
+  if (options_.control.started_at == SteadyTime{})
+    options_.control.started_at = std::chrono::steady_clock::now();
   for (const auto& t : options_.tunnels) {
     pools_.push_back(std::make_unique<UpstreamPool>(io_, upstream_target(t), options_.pool));
     const bool alpn = t.upstream_tls && t.upstream_protocol.empty();
@@ -207,15 +208,15 @@ std::optional<asio::ip::tcp::endpoint> TunnelAgent::connect_endpoint(size_t inde
 }
 
 void TunnelAgent::accept_connect(size_t index) {
-  connect_acceptors_[index]->async_accept(
-      [this, index, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec, asio::ip::tcp::socket s) {
-        if (alive.expired() || stopped_ || ec == asio::error::operation_aborted) return;
-        const ConnectSpec& c = options_.connects[index];
-        if (!ec && !(connected() && session_->open_connect(c.name, std::move(s)))) {
-          notice("connect " + c.name + ": no session to the edge right now; connection reset");
-        }
-        accept_connect(index);  // a failed accept (EMFILE, ...) does not end the listener
-      });
+  connect_acceptors_[index]->async_accept([this, index, alive = std::weak_ptr<int>(alive_)](
+                                              boost::system::error_code ec, asio::ip::tcp::socket s) {
+    if (alive.expired() || stopped_ || ec == asio::error::operation_aborted) return;
+    const ConnectSpec& c = options_.connects[index];
+    if (!ec && !(connected() && session_->open_connect(c.name, std::move(s)))) {
+      notice("connect " + c.name + ": no session to the edge right now; connection reset");
+    }
+    accept_connect(index);  // a failed accept (EMFILE, ...) does not end the listener
+  });
 }
 
 void TunnelAgent::announce_connects() {
@@ -224,7 +225,8 @@ void TunnelAgent::announce_connects() {
   for (size_t i = 0; i < options_.connects.size(); ++i) {
     const auto ep = connect_endpoint(i);
     if (!ep || !events_.on_connect_ready) continue;
-    const std::string host = ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
+    const std::string host =
+        ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
     events_.on_connect_ready(options_.connects[i], host + ":" + std::to_string(ep->port()));
   }
 }
@@ -309,7 +311,7 @@ void TunnelAgent::attempt() {
                         nullptr, nullptr, nullptr, std::nullopt, target});
       continue;
     }
-    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type}, pools_[i].get(),
+    routes.push_back({TunnelRegistration{t.id, t.hostname, t.type, 0, false, t.visitor}, pools_[i].get(),
                       selectors_[i] ? nullptr : mux_[i].get(), selectors_[i].get(), wt_[i].get(),
                       std::nullopt, std::nullopt});
   }

@@ -32,6 +32,21 @@ bool scalar(const YAML::Node& n, const std::string& what, std::string& out, std:
   return true;
 }
 
+// A scalar or a sequence of scalars.
+bool scalar_list(const YAML::Node& n, const std::string& what, std::vector<std::string>& out,
+                 std::string* error) {
+  if (n.IsScalar()) {
+    out.push_back(n.Scalar());
+    return true;
+  }
+  if (!n.IsSequence()) return fail(error, what + " must be a value or a list of values" + at_line(n));
+  for (const auto& v : n) {
+    if (!v.IsScalar()) return fail(error, what + " must be a list of values" + at_line(v));
+    out.push_back(v.Scalar());
+  }
+  return true;
+}
+
 bool parse_port(std::string_view s, uint16_t& out) {
   unsigned v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -63,11 +78,17 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   const std::string where = "tunnels[" + std::to_string(index) + "]";
   if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
   std::string name, type = "http", port_text, upstream, protocol, tls, ca, sni, insecure;
-  std::string remote_port, private_only, proxy_protocol;  // types tcp and udp only (proxy_protocol: tcp)
+  std::string remote_port, private_only, proxy_protocol;       // types tcp and udp only (proxy_protocol: tcp)
+  std::vector<std::string> basic_auth, allow_cidr, deny_cidr;  // type http only
   bool has_port = false, has_upstream = false, has_name = false;
   for (const auto& kv : t) {
     const std::string key = kv.first.Scalar();
     std::string* dst = nullptr;
+    if (key == "basic_auth" || key == "allow_cidr" || key == "deny_cidr") {
+      auto& list = key == "basic_auth" ? basic_auth : key == "allow_cidr" ? allow_cidr : deny_cidr;
+      if (!scalar_list(kv.second, where + "." + key, list, error)) return false;
+      continue;
+    }
     if (key == "name") {
       dst = &name;
       has_name = true;
@@ -98,8 +119,8 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
     } else {
       return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
                              "; expected name, type, local_port, upstream, upstream_protocol, upstream_tls, "
-                             "upstream_ca, upstream_sni, upstream_insecure, remote_port, private or "
-                             "proxy_protocol");
+                             "upstream_ca, upstream_sni, upstream_insecure, remote_port, private, "
+                             "proxy_protocol, basic_auth, allow_cidr or deny_cidr");
     }
     if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
   }
@@ -111,9 +132,16 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   }
   spec = std::move(*made);
   if (type != "http" && type != "tcp" && type != "udp") {
-    return fail(error, where + " has type \"" + type + "\"; the types are http, tcp, udp and connect" + at_line(t));
+    return fail(error,
+                where + " has type \"" + type + "\"; the types are http, tcp, udp and connect" + at_line(t));
   }
   spec.type = type;
+  if (type != "http" && !(basic_auth.empty() && allow_cidr.empty() && deny_cidr.empty()))
+    return fail(error, where + ": basic_auth, allow_cidr and deny_cidr are for http tunnels" + at_line(t));
+  if (!add_visitor_auth(spec.visitor, basic_auth, allow_cidr, deny_cidr, error)) {
+    if (error) *error = where + ": " + *error + at_line(t);
+    return false;
+  }
   if (type == "udp" && !proxy_protocol.empty())
     return fail(error, where + " is a udp tunnel: proxy_protocol is for tcp tunnels" + at_line(t));
   if (type == "tcp" || type == "udp") {
@@ -128,8 +156,10 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
     if (spec.private_only && spec.remote_port != 0)
       return fail(error, where + " is private: it has no remote_port" + at_line(t));
   } else if (!remote_port.empty() || !private_only.empty() || !proxy_protocol.empty()) {
-    return fail(error, where + ": remote_port, private and proxy_protocol are for tcp tunnels (the first two: udp too)" +
-                           at_line(t));
+    return fail(error,
+                where +
+                    ": remote_port, private and proxy_protocol are for tcp tunnels (the first two: udp too)" +
+                    at_line(t));
   }
   if (has_port == has_upstream)
     return fail(error, where + " needs exactly one of local_port and upstream" + at_line(t));
@@ -198,8 +228,8 @@ std::string ConnectSpec::listen() const {
 
 std::string TunnelSpec::upstream_url() const {
   if (type == "tcp" || type == "udp") return upstream();
-  const std::string scheme = upstream_protocol == "h3" ? "h3"
-                             : upstream_tls           ? "https"
+  const std::string scheme = upstream_protocol == "h3"    ? "h3"
+                             : upstream_tls               ? "https"
                              : upstream_protocol == "h2c" ? "h2c"
                                                           : "http";
   return scheme + "://" + upstream();
@@ -224,6 +254,32 @@ bool check_upstream_options(const TunnelSpec& spec, std::string* error) {
     return fail(error, "give either an upstream CA or insecure, not both");
   }
   return true;
+}
+
+bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::string>& basic,
+                      const std::vector<std::string>& allow, const std::vector<std::string>& deny,
+                      std::string* error) {
+  std::string why;
+  for (const auto& b : basic) {
+    if (policy.basic.size() >= tunnel::kMaxBasicCredentials)
+      return fail(error, "at most " + std::to_string(tunnel::kMaxBasicCredentials) + " basic auth users");
+    auto c = tunnel::make_basic_credential(b, &why);
+    if (!c) return fail(error, "basic auth \"" + b.substr(0, b.find(':')).substr(0, 32) + ":...\": " + why);
+    policy.basic.push_back(std::move(*c));
+  }
+  const auto ranges = [&](const std::vector<std::string>& in, std::vector<tunnel::CidrRange>& out,
+                          const char* what) {
+    for (const auto& text : in) {
+      if (out.size() >= tunnel::kMaxCidrs)
+        return fail(error,
+                    std::string("at most ") + std::to_string(tunnel::kMaxCidrs) + " " + what + " ranges");
+      auto r = tunnel::parse_cidr(text, &why);
+      if (!r) return fail(error, std::string(what) + ": " + why);
+      out.push_back(*r);
+    }
+    return true;
+  };
+  return ranges(allow, policy.allow, "allow_cidr") && ranges(deny, policy.deny, "deny_cidr");
 }
 
 std::string TunnelSpec::upstream() const {
@@ -353,8 +409,8 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
     if (!parse_tunnel(tunnels[i], i, cfg.domain, base_dir, spec, error)) return std::nullopt;
     // One name per type: an http, a tcp and a udp tunnel may share it (the edge's routes are per type).
     if (!seen.insert(spec.type + " " + spec.hostname).second) {
-      fail(error, "tunnels[" + std::to_string(i) + "] repeats the " + spec.type + " hostname " + spec.hostname +
-                      at_line(tunnels[i]));
+      fail(error, "tunnels[" + std::to_string(i) + "] repeats the " + spec.type + " hostname " +
+                      spec.hostname + at_line(tunnels[i]));
       return std::nullopt;
     }
     spec.id = static_cast<uint32_t>(i + 1);

@@ -16,6 +16,9 @@
 //       upstream_ca: certs/ca.pem # optional: trusted beside the system store; relative to the file
 //       upstream_sni: app.test    # optional: the name checked and sent as SNI (default localhost)
 //       upstream_insecure: true   # optional: no certificate check (self-signed local services)
+//       basic_auth: [user:pass]   # optional visitor auth, checked by the edge (docs/protocol.md §3.3):
+//       allow_cidr: [10.0.0.0/8]  #   a user:password list (the edge gets salted hashes only), the
+//       deny_cidr: [10.9.0.0/16]  #   client ranges allowed (none: any) and denied
 //     - name: db
 //       type: tcp                 # a TCP tunnel: tcp://EDGE:PORT -> local_port
 //       local_port: 5432
@@ -36,6 +39,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "tunnel/visitor_policy.h"
 
 namespace wtmesh::agent {
 
@@ -66,6 +71,8 @@ struct TunnelSpec {
   uint16_t remote_port = 0;
   bool private_only = false;
   bool proxy_protocol = false;
+  // type "http": visitor auth the edge enforces (--basic-auth, --allow-cidr, --deny-cidr).
+  tunnel::VisitorPolicy visitor;
   // "http://127.0.0.1:3000", "https://...", "h2c://..." for logs; a tcp or udp tunnel's is "127.0.0.1:3000".
   std::string upstream_url() const;
 };
@@ -82,6 +89,11 @@ struct ConnectSpec {
 
 // Checks the upstream_* fields together; false with `error` set to one sentence.
 bool check_upstream_options(const TunnelSpec& spec, std::string* error);
+// Adds visitor auth from the command line or YAML: "USER:PASS" credentials, allowed and denied CIDR
+// ranges. False with `error` naming the bad value (never the password).
+bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::string>& basic,
+                      const std::vector<std::string>& allow, const std::vector<std::string>& deny,
+                      std::string* error);
 
 struct AgentConfig {
   std::string edge;

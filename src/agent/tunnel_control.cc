@@ -15,7 +15,9 @@ void ControlChannel::start(const std::vector<TunnelRegistration>& tunnels) {
 }
 
 void ControlChannel::send_register(const TunnelRegistration& t) {
-  queue(tunnel::Register{t.id, t.type, t.hostname, t.remote_port, t.private_only});
+  tunnel::Register reg{t.id, t.type, t.hostname, t.remote_port, t.private_only};
+  reg.visitor = t.visitor;
+  queue(reg);
 }
 
 void ControlChannel::send_unregister(uint32_t id) { queue(tunnel::Unregister{id}); }

@@ -22,8 +22,9 @@ struct TunnelRegistration {
   uint32_t id = 0;
   std::string hostname;  // NAME.DOMAIN
   std::string type = "http";
-  uint16_t remote_port = 0;   // tcp, udp: REGISTER options (protocol.md §3.1, §3.2)
-  bool private_only = false;  // tcp, udp
+  uint16_t remote_port = 0;       // tcp, udp: REGISTER options (protocol.md §3.1, §3.2)
+  bool private_only = false;      // tcp, udp
+  tunnel::VisitorPolicy visitor;  // http: visitor auth (protocol.md §3.3)
 };
 
 struct ControlEvent {

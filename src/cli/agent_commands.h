@@ -46,6 +46,7 @@ struct AgentCommands {
   struct : TunnelArgs {
     std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
     bool upstream_tls = false, upstream_insecure = false;
+    std::vector<std::string> basic_auth, allow_cidr, deny_cidr;  // visitor auth at the edge
   } http;
   struct : PortTunnelArgs {
     bool proxy_protocol = false;

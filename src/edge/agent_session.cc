@@ -264,7 +264,8 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
   const auto rest = data.subspan(used);
   auto relay = relays_.find(open.relay_id);
   RequestStreamEvents* events = nullptr;
-  if (e == tunnel::WireError::kNone && relay != relays_.end()) events = relay->second->on_agent_stream(id, open.uni);
+  if (e == tunnel::WireError::kNone && relay != relays_.end())
+    events = relay->second->on_agent_stream(id, open.uni);
   if (events == nullptr) {
     session_->consume(id, rest.size());
     refuse_stream(id);  // a bad opening, a relayed session that is gone, or one at its stream cap
@@ -479,6 +480,11 @@ void AgentSession::refuse(uint32_t id, const std::string& hostname, std::string_
   send_control(tunnel::Refused{id, hostname, std::string(code), message});
 }
 
+VisitorGate* AgentSession::visitor_gate(uint32_t id) const {
+  auto it = tunnels_.find(id);
+  return it == tunnels_.end() ? nullptr : it->second.visitor.get();
+}
+
 void AgentSession::handle_register(const tunnel::Register& reg) {
   const uint32_t id = reg.id;
   const std::string& raw_host = reg.hostname;
@@ -498,8 +504,22 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     return;
   }
   const std::string_view route_type = type->type == tunnel::TunnelType::kTcp   ? kTcp
-                                     : type->type == tunnel::TunnelType::kUdp ? kUdp
-                                                                              : kHttp;
+                                      : type->type == tunnel::TunnelType::kUdp ? kUdp
+                                                                               : kHttp;
+  if (!reg.visitor_error.empty()) {
+    refuse(id, raw_host, refusal::kInvalid, "visitor auth: " + reg.visitor_error);
+    return;
+  }
+  if (!reg.visitor.empty() && route_type != kHttp) {
+    refuse(id, raw_host, refusal::kInvalid, "visitor auth applies to http tunnels only");
+    return;
+  }
+  if (config_.require_visitor_auth && route_type == kHttp && reg.visitor.basic.empty() &&
+      reg.visitor.allow.empty()) {
+    refuse(id, raw_host, refusal::kInvalid,
+           "this edge requires visitor auth on every http tunnel (--basic-auth or --allow-cidr)");
+    return;
+  }
   const std::string hostname = lower_ascii(raw_host);
   if (const std::string problem = hostname_problem(hostname); !problem.empty()) {
     refuse(id, raw_host, refusal::kInvalid, "\"" + raw_host.substr(0, 64) + "\" is " + problem);
@@ -522,7 +542,8 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
   }
   // Held as registered from now on (duplicates and the limit count it); answered when the table is.
   const uint64_t claim = ++last_claim_;
-  tunnels_[id] = Tunnel{hostname, claim, route_type};
+  tunnels_[id] = Tunnel{hostname, claim, route_type,
+                        reg.visitor.empty() ? nullptr : std::make_shared<VisitorGate>(reg.visitor)};
   pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
   routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
@@ -569,7 +590,15 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   const uint16_t default_port = config_.public_scheme == "http" ? 80 : 443;
   if (config_.public_port != default_port) url += ":" + std::to_string(config_.public_port);
   url += "/";
-  spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, c.hostname, c.id, url);
+  if (current && tunnel->second.visitor) {
+    const auto& p = tunnel->second.visitor->policy();
+    spdlog::info(
+        "tunnel {}: registered {} (id {}) -> {} (visitor auth: {} basic user(s), {} allowed and {} denied "
+        "range(s))",
+        owner_, c.hostname, c.id, url, p.basic.size(), p.allow.size(), p.deny.size());
+  } else {
+    spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, c.hostname, c.id, url);
+  }
   send_control(tunnel::Registered{c.id, c.hostname, url});
 }
 

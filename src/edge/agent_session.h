@@ -38,6 +38,7 @@
 #include "edge/tcp_publisher.h"
 #include "edge/tunnel_directory.h"
 #include "edge/udp_publisher.h"
+#include "edge/visitor_gate.h"
 #include "tunnel/connect_stream.h"
 #include "tunnel/control.h"
 #include "tunnel/heartbeat.h"
@@ -81,10 +82,13 @@ struct AgentSessionConfig {
   ConnectBroker* connect = nullptr;
   // Connect streams one session may hold at once (§4.3); one more is refused as `limit`.
   size_t max_connect_streams = 100;
-  UdpPublisher* udp = nullptr;        // gives REGISTERs of type "udp" their ports and flows; null: refused
+  UdpPublisher* udp = nullptr;  // gives REGISTERs of type "udp" their ports and flows; null: refused
   // Reaches the `udp` tunnels of connect streams with flag `udp` (§4.3, edge/agent_udp_connects.h);
   // null: they are refused as `unknown`.
   UdpConnects* udp_connects = nullptr;
+  // An operator's bound (--require-visitor-auth): an http tunnel without basic auth or an allowed
+  // range is refused as `invalid`.
+  bool require_visitor_auth = false;
 };
 
 class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
@@ -116,6 +120,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   static constexpr std::chrono::seconds kQuietProbeAfter{1};
   // REGISTERs accepted or waiting for the route table.
   size_t tunnel_count() const { return tunnels_.size(); }
+  // The visitor auth of tunnel `id` (an http tunnel that asked for some), or null.
+  VisitorGate* visitor_gate(uint32_t id) const;
   // How long a route lease lasts without a renewal: the heartbeat timeout plus one interval.
   std::chrono::milliseconds lease_ttl() const { return (kMissedPings + 1) * config_.ping_interval; }
   static constexpr int kMissedPings = 3;  // heartbeat intervals without control bytes that end a session
@@ -218,10 +224,10 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   std::vector<uint8_t> control_out_;
   std::map<wt::StreamId, tunnel::StreamKindReader> undecided_;  // peer streams whose kind is still partial
   std::set<wt::StreamId> refused_;                              // peer streams refused (data is dropped)
-  std::map<wt::StreamId, tunnel::WtStreamOpenReader> relay_heads_;  // kind 0x03 streams, opening partial
+  std::map<wt::StreamId, tunnel::WtStreamOpenReader> relay_heads_;   // kind 0x03 streams, opening partial
   std::map<wt::StreamId, tunnel::ConnectHeadReader> connect_heads_;  // kind 0x05, head partial
   std::unique_ptr<AgentUdpConnects> udp_connects_;                   // made at the first udp connect
-  std::map<uint64_t, WtRelayPeer*> relays_;                        // relay id → its edge end
+  std::map<uint64_t, WtRelayPeer*> relays_;                          // relay id → its edge end
   uint64_t last_relay_id_ = 0;
   uint64_t relay_datagrams_dropped_ = 0;
   std::optional<tunnel::TelemetryReport> telemetry_;
@@ -233,6 +239,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     // kHttp, kTcp or kUdp (the route key's type): tcp and udp get a port from config_.tcp / .udp
     // once claimed.
     std::string_view type = kHttp;
+    std::shared_ptr<VisitorGate> visitor;  // http tunnels with visitor auth (REGISTER options.visitor)
   };
   struct PendingClaim {
     uint32_t id = 0;

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "edge/connect_page.h"
+#include "edge/http_codec.h"
+#include "edge/visitor_gate.h"
 
 namespace wtmesh::edge {
 namespace {
@@ -34,7 +36,8 @@ int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, ui
     if (name == "x-forwarded-proto" || name == "x-forwarded-host") continue;  // ours replace them
     // Single-address client-IP headers that services trust as they find them: a client could name
     // any address. Dropped; x-real-ip is set below to the address the edge saw.
-    if (name == "x-real-ip" || name == "true-client-ip" || name == "x-client-ip" || name == "cf-connecting-ip")
+    if (name == "x-real-ip" || name == "true-client-ip" || name == "x-client-ip" ||
+        name == "cf-connecting-ip")
       continue;
     if (name == "x-forwarded-for") {
       xff += (xff.empty() ? "" : ", ") + std::string(trim(value));
@@ -125,6 +128,7 @@ void PublicExchange::routed() {
                   !body_unread);
     return;
   }
+  if (!admit_visitor(body_unread)) return;
   std::string detail;
   if (const int status = tunnel_request_head(req_, config_.client, route_.tunnel_id, head_, &detail);
       status != 0) {
@@ -355,6 +359,55 @@ void PublicExchange::respond_local(int status, std::string_view detail, bool reu
   maybe_finish();
 }
 
+bool PublicExchange::admit_visitor(bool body_unread) {
+  VisitorGate* gate = dir_.visitor_gate(route_);
+  if (gate == nullptr) return true;
+  const VisitorGate::Decision d = gate->check(config_.client.ip, req_.headers, now());
+  switch (d.verdict) {
+    case VisitorGate::Verdict::kAllow:
+      if (d.strip_authorization) {
+        std::erase_if(req_.headers, [](const auto& field) {
+          return field.first.size() == 13 &&
+                 std::equal(field.first.begin(), field.first.end(), "authorization",
+                            [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+        });
+      }
+      return true;
+    case VisitorGate::Verdict::kForbidden:
+      respond_local(403, d.detail, !body_unread);
+      return false;
+    case VisitorGate::Verdict::kUnauthorized: {
+      const ErrorPage page = error_page(401, d.detail);
+      tunnel::ResponseHead head;
+      head.status = 401;
+      head.has_body = true;
+      head.content_length = page.body.size();
+      head.headers = page.fields;
+      head.headers.emplace_back("www-authenticate", VisitorGate::challenge(req_.host));
+      send_own_response(std::move(head), page.body, d.detail, !body_unread);
+      return false;
+    }
+  }
+  return true;
+}
+
+void PublicExchange::send_own_response(tunnel::ResponseHead head, std::string_view body, std::string note,
+                                       bool reusable) {
+  if (!reusable) close_after_ = true;
+  sink_.send_response_head(head, req_.head_request, reusable);
+  if (!req_.head_request && !body.empty()) {
+    sink_.send_response_body(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(body.data()), body.size()), StreamRef{});
+  }
+  sink_.send_response_end(true);
+  head_sent_ = true;
+  status_ = head.status;
+  note_ = std::move(note);
+  resp_ = Resp::kDone;
+  req_fin_sent_ = true;  // nothing goes to an agent for this request
+  maybe_finish();
+}
+
 bool PublicExchange::serve_connect_page() {
   // The edge's own page (edge/connect_page.h), on a host no tunnel has: GET or HEAD of exactly its path.
   if ((req_.method != "GET" && req_.method != "HEAD") || req_.has_body || !req_.upgrade.empty()) return false;
@@ -368,18 +421,7 @@ bool PublicExchange::serve_connect_page() {
                   {"cache-control", "no-store"},
                   {"referrer-policy", "no-referrer"},
                   {"x-content-type-options", "nosniff"}};
-  sink_.send_response_head(head, req_.head_request, true);
-  if (!req_.head_request) {
-    sink_.send_response_body(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(page.data()), page.size()),
-                             StreamRef{});
-  }
-  sink_.send_response_end(true);
-  head_sent_ = true;
-  status_ = 200;
-  note_ = "the connect page";
-  resp_ = Resp::kDone;
-  req_fin_sent_ = true;
-  maybe_finish();
+  send_own_response(std::move(head), page, "the connect page", true);
   return true;
 }
 

@@ -182,6 +182,10 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   // GET /connect/ on a host no tunnel serves: the edge's demo page (edge/connect_page.h). False when
   // the request is not for it.
   bool serve_connect_page();
+  // Visitor auth of the routed tunnel (edge/visitor_gate.h): false when the edge answered 401/403.
+  bool admit_visitor(bool body_unread);
+  // A whole response of the edge's own (a page it generates with extra fields, the connect page).
+  void send_own_response(tunnel::ResponseHead head, std::string_view body, std::string note, bool reusable);
   void cancel_stream(uint32_t code);
   void start_response(tunnel::ResponseHead& head);
   void append_body(std::span<const uint8_t> data);
@@ -214,7 +218,7 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   size_t head_out_pos_ = 0;
   std::vector<uint8_t> body_;  // request body not yet taken by the stream (<= body_chunk)
   size_t body_pos_ = 0;
-  bool req_end_ = false;  // the codec has no more request body
+  bool req_end_ = false;         // the codec has no more request body
   bool framed_request_ = false;  // the request body goes framed (§4.1): chunks, then the trailers
   bool req_fin_sent_ = false;
   bool req_stopped_ = false;
@@ -223,7 +227,7 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
 
   Resp resp_ = Resp::kAwaitHead;
   tunnel::HeadReader<tunnel::ResponseHead> head_reader_;
-  size_t interim_count_ = 0;                         // interim heads read (§4.1)
+  size_t interim_count_ = 0;                        // interim heads read (§4.1)
   std::optional<tunnel::FramedBodyReader> framed_;  // the head had the `framed` flag
   std::vector<std::span<const uint8_t>> pieces_;
   Body body_kind_ = Body::kNone;

@@ -23,6 +23,8 @@
 
 namespace wtmesh::edge {
 
+class VisitorGate;
+
 struct StreamRef {
   uint64_t session = 0;  // serial of the tunnel session on this edge (0 = none)
   wt::StreamId id = -1;
@@ -81,6 +83,9 @@ class TunnelDirectory {
   }
   // `events` of a route() still under way hears nothing of it. Unknown or answered tickets: no-op.
   virtual void cancel_route(uint64_t ticket) = 0;
+  // The visitor auth of the http tunnel a kFound route names (edge/visitor_gate.h), or null when it
+  // asked for none (or the route is not on this edge). Valid until the directory's next event.
+  virtual VisitorGate* visitor_gate(const RouteLookup& /*route*/) { return nullptr; }
 
   enum class OpenStatus {
     kOpened,

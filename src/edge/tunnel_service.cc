@@ -54,13 +54,20 @@ const std::string* header(const wt::SessionInfo& info, std::string_view name) {
 
 SessionRefusal refusal_of(tunnel::TokenError e) {
   switch (e) {
-    case tunnel::TokenError::kMalformed: return SessionRefusal::kMalformed;
-    case tunnel::TokenError::kUnsupportedAlg: return SessionRefusal::kUnsupportedAlg;
-    case tunnel::TokenError::kUnknownKey: return SessionRefusal::kUnknownKey;
-    case tunnel::TokenError::kBadSignature: return SessionRefusal::kBadSignature;
-    case tunnel::TokenError::kExpired: return SessionRefusal::kExpired;
-    case tunnel::TokenError::kNotYetValid: return SessionRefusal::kNotYetValid;
-    case tunnel::TokenError::kWrongAudience: return SessionRefusal::kWrongAudience;
+    case tunnel::TokenError::kMalformed:
+      return SessionRefusal::kMalformed;
+    case tunnel::TokenError::kUnsupportedAlg:
+      return SessionRefusal::kUnsupportedAlg;
+    case tunnel::TokenError::kUnknownKey:
+      return SessionRefusal::kUnknownKey;
+    case tunnel::TokenError::kBadSignature:
+      return SessionRefusal::kBadSignature;
+    case tunnel::TokenError::kExpired:
+      return SessionRefusal::kExpired;
+    case tunnel::TokenError::kNotYetValid:
+      return SessionRefusal::kNotYetValid;
+    case tunnel::TokenError::kWrongAudience:
+      return SessionRefusal::kWrongAudience;
   }
   return SessionRefusal::kMalformed;
 }
@@ -111,7 +118,8 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   const std::string* auth = header(info, "authorization");
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
-    spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from, log_text(info.authority));
+    spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from,
+                 log_text(info.authority));
     count_refusal(SessionRefusal::kMissingToken);
     return refuse(401, "missing bearer token");
   }
@@ -156,7 +164,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     if (AgentSession* s = find_owner(holder)) s->probe();
   };
   auto session = std::make_unique<AgentSession>(config_.session, routes_, serial, owner, claims, deadline,
-                                                 std::move(hooks));
+                                                std::move(hooks));
   AgentSession* raw = session.get();
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
@@ -265,6 +273,12 @@ uint64_t TunnelService::route_of(std::string_view type, std::string_view host, R
 }
 
 void TunnelService::cancel_route(uint64_t ticket) { lookups_.erase(ticket); }
+
+VisitorGate* TunnelService::visitor_gate(const RouteLookup& route) {
+  if (route.kind != RouteLookup::Kind::kFound) return nullptr;
+  AgentSession* s = find_session(route.session);
+  return s == nullptr ? nullptr : s->visitor_gate(route.tunnel_id);
+}
 
 void TunnelService::on_lookup(uint64_t ticket, const RouteMatch& match) {
   RouteLookup r;

@@ -24,9 +24,9 @@
 #include <optional>
 #include <string>
 
+#include "edge/agent_session.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
-#include "edge/agent_session.h"
 #include "tunnel/token.h"
 #include "wt/session.h"
 
@@ -88,9 +88,12 @@ class TunnelService final : public TunnelDirectory {
   const TunnelServiceConfig& config() const { return config_; }
 
   // --- TunnelDirectory ---
-  uint64_t route(std::string_view host, RouteEvents* events) override { return route_of(kHttp, host, events); }
+  uint64_t route(std::string_view host, RouteEvents* events) override {
+    return route_of(kHttp, host, events);
+  }
   uint64_t route_of(std::string_view type, std::string_view host, RouteEvents* events) override;
   void cancel_route(uint64_t ticket) override;
+  VisitorGate* visitor_gate(const RouteLookup& route) override;
   OpenStatus open_request(const RouteLookup& route, std::string_view client, RequestStreamEvents* events,
                           StreamRef* out) override;
   size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) override;

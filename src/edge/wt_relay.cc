@@ -4,6 +4,7 @@
 
 #include "common/log_text.h"
 #include "edge/tunnel_service.h"
+#include "edge/visitor_gate.h"
 #include "tunnel/wt_relay_wire.h"
 
 namespace wtmesh::edge {
@@ -53,6 +54,21 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
   route_ = route;
   AgentSession* a = agent();
   if (a == nullptr) return {502, nullptr, {{"wtmesh-error", "the tunnel's agent is not connected"}}};
+  // Visitor auth, as for every HTTP request to the tunnel (edge/visitor_gate.h).
+  bool strip_authorization = false;
+  if (VisitorGate* gate = tunnels_.visitor_gate(route)) {
+    const VisitorGate::Decision d = gate->check(client_, info.headers, std::chrono::steady_clock::now());
+    if (d.verdict == VisitorGate::Verdict::kForbidden) {
+      spdlog::info("wt-relay {}: {} refused: 403 {}", client_, log_text(info.authority), d.detail);
+      return {403, nullptr, {{"wtmesh-error", d.detail}}};
+    }
+    if (d.verdict == VisitorGate::Verdict::kUnauthorized) {
+      spdlog::info("wt-relay {}: {} refused: 401 {}", client_, log_text(info.authority), d.detail);
+      const std::string_view host = std::string_view(info.authority).substr(0, info.authority.rfind(':'));
+      return {401, nullptr, {{"www-authenticate", VisitorGate::challenge(host)}, {"wtmesh-error", d.detail}}};
+    }
+    strip_authorization = d.strip_authorization;
+  }
   relay_id_ = a->add_relay(this);
   if (relay_id_ == 0) {
     return {503, nullptr, {{"wtmesh-error", "too many WebTransport sessions on this tunnel"}}};
@@ -71,14 +87,14 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
   open.request.authority = info.authority;
   open.request.has_body = true;  // capsules follow
   for (const auto& [name, value] : info.headers) {
-    if (!name.starts_with(':')) open.request.headers.emplace_back(name, value);
+    if (name.starts_with(':') || (strip_authorization && name == "authorization")) continue;
+    open.request.headers.emplace_back(name, value);
   }
   if (info.headers.size() > tunnel::kMaxHeaderCount) open.request.headers.resize(tunnel::kMaxHeaderCount);
   session_out_ = tunnel::encode_wt_session_open(open);
   flush_session_stream();
   spdlog::info("wt-relay {}: {} {} relayed to tunnel {} (relay id {})", client_, log_text(info.authority),
-               log_target(info.path),
-               route.pattern, relay_id_);
+               log_target(info.path), route.pattern, relay_id_);
   return {200, this, {}};
 }
 

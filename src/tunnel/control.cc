@@ -103,6 +103,7 @@ std::vector<uint8_t> encode(const ControlMessage& message) {
                           json options = json::object();
                           if (m.remote_port != 0) options["remote_port"] = m.remote_port;
                           if (m.private_only) options["private"] = true;
+                          if (!m.visitor.empty()) options["visitor"] = encode_visitor_policy(m.visitor);
                           return frame(ControlType::kRegister, json{{"id", m.id},
                                                                     {"type", clip(m.type)},
                                                                     {"hostname", clip(m.hostname)},
@@ -176,6 +177,9 @@ Register decode_register(const json& j, uint32_t id) {
   }
   if (const auto priv = opts->find("private"); priv != opts->end() && priv->is_boolean())
     r.private_only = priv->get<bool>();
+  if (const auto visitor = opts->find("visitor"); visitor != opts->end()) {
+    if (auto p = decode_visitor_policy(*visitor, &r.visitor_error)) r.visitor = std::move(*p);
+  }
   return r;
 }
 

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "tunnel/visitor_policy.h"
 #include "tunnel/wire.h"
 
 namespace wtmesh::tunnel {
@@ -32,6 +33,10 @@ struct Register {  // agent → edge
   static constexpr uint32_t kBadPort = 0x10000;
   uint32_t remote_port = 0;
   bool private_only = false;
+  // `visitor` (§3.3, type "http"): visitor auth the edge enforces; absent or empty: none. A member
+  // that does not decode leaves `visitor_error` set, which the edge refuses as `invalid`.
+  VisitorPolicy visitor;
+  std::string visitor_error;
 };
 struct Registered {  // edge → agent
   uint32_t id = 0;

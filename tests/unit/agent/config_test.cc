@@ -58,8 +58,9 @@ tunnels:
 
   const std::string head = "edge: https://127.0.0.1:4433\ntoken: t\ntunnels:\n  - {name: a, local_port: 1, ";
   EXPECT_NE(error_of(head + "upstream_protocol: spdy}").find("must be http1, h2c or h3"), std::string::npos);
-  EXPECT_NE(error_of(head + "upstream_protocol: h3, upstream_insecure: true, upstream_ca: x.pem}").find("not both"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(head + "upstream_protocol: h3, upstream_insecure: true, upstream_ca: x.pem}").find("not both"),
+      std::string::npos);
   EXPECT_NE(error_of(head + "upstream_tls: maybe}").find("upstream_tls must be true or false"),
             std::string::npos);
   EXPECT_NE(error_of(head + "upstream_protocol: h2c, upstream_tls: true}").find("ALPN"), std::string::npos);
@@ -68,6 +69,44 @@ tunnels:
       error_of(head + "upstream_tls: true, upstream_insecure: true, upstream_ca: x.pem}").find("not both"),
       std::string::npos);
   EXPECT_NE(error_of(head + "upstream_alpn: h2}").find("unknown key"), std::string::npos);
+}
+
+TEST(AgentConfig, VisitorAuthKeys) {
+  std::string error;
+  auto c = parse(R"(
+edge: https://127.0.0.1:4433
+token: t
+tunnels:
+  - name: app
+    local_port: 3000
+    basic_auth: [alice:one, "bob:two words"]
+    allow_cidr: 10.0.0.0/8
+    deny_cidr: [10.9.0.0/16, "2001:db8::/32"]
+  - {name: open, local_port: 3001}
+)",
+                 &error);
+  ASSERT_TRUE(c) << error;
+  const auto& v = c->tunnels[0].visitor;
+  ASSERT_EQ(v.basic.size(), 2u);
+  EXPECT_EQ(v.basic[1].user, "bob");
+  EXPECT_TRUE(tunnel::basic_password_matches(v.basic[1], "two words"));
+  ASSERT_EQ(v.allow.size(), 1u);
+  EXPECT_EQ(tunnel::to_string(v.allow[0]), "10.0.0.0/8");
+  ASSERT_EQ(v.deny.size(), 2u);
+  EXPECT_TRUE(c->tunnels[1].visitor.empty());
+  const std::string head = "edge: https://127.0.0.1:4433\ntoken: t\ntunnels:\n";
+  EXPECT_NE(error_of(head + "  - {name: a, local_port: 1, basic_auth: nocolon}\n").find("basic auth"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "  - {name: a, local_port: 1, allow_cidr: 10.1.0.0/8}\n").find("allow_cidr"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "  - {name: a, type: tcp, local_port: 1, deny_cidr: 10.0.0.0/8}\n")
+                .find("http tunnels"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "  - {name: a, local_port: 1, basic_auth: {x: y}}\n").find("list"),
+            std::string::npos);
+  const std::string err =
+      error_of(head + "  - {name: a, local_port: 1, basic_auth: [\"alice:secretpw\", nocolon]}\n");
+  EXPECT_EQ(err.find("secretpw"), std::string::npos) << "errors never show a password: " << err;
 }
 
 TEST(AgentConfig, TcpTunnels) {
@@ -93,7 +132,8 @@ tunnels:
   EXPECT_EQ(c->tunnels[1].upstream_url(), "[::1]:22");
 
   const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
-  EXPECT_NE(error_of(head + "{name: a, type: sctp, local_port: 1}").find("the types are http, tcp, udp and connect"),
+  EXPECT_NE(error_of(head + "{name: a, type: sctp, local_port: 1}")
+                .find("the types are http, tcp, udp and connect"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: a, type: tcp, local_port: 1, upstream_tls: true}").find("upstream_*"),
             std::string::npos);
@@ -131,7 +171,8 @@ tunnels:
   EXPECT_EQ(c->connects[1].listen(), "[::1]:16379");
 
   const std::string head = "edge: https://e:1\ntoken: t\ntunnels:\n  - ";
-  EXPECT_NE(error_of(head + "{name: db, type: connect}").find(".listen must be HOST:PORT"), std::string::npos);
+  EXPECT_NE(error_of(head + "{name: db, type: connect}").find(".listen must be HOST:PORT"),
+            std::string::npos);
   EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"example.com:1\"}").find(".listen"),
             std::string::npos);
   EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"127.0.0.1:1\", local_port: 2}")
@@ -140,8 +181,9 @@ tunnels:
   EXPECT_NE(error_of(head + "{name: db, type: connect, listen: \"127.0.0.1:1\", udp: maybe}")
                 .find(".udp must be true or false"),
             std::string::npos);
-  EXPECT_NE(error_of(head + "{name: \"bad name\", type: connect, listen: \"127.0.0.1:1\"}").find("is not a name"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(head + "{name: \"bad name\", type: connect, listen: \"127.0.0.1:1\"}").find("is not a name"),
+      std::string::npos);
 }
 
 TEST(AgentConfig, UdpTunnels) {
@@ -252,7 +294,8 @@ TEST(AgentConfig, ErrorsAreSentencesNamingTheProblem) {
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: 'a*', local_port: 3}]\n").find("valid hostname"),
             std::string::npos);
-  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: quic, local_port: 3}]\n").find("http, tcp, udp and connect"),
+  EXPECT_NE(error_of(ok_head + "tunnels: [{name: a, type: quic, local_port: 3}]\n")
+                .find("http, tcp, udp and connect"),
             std::string::npos);
   EXPECT_NE(error_of(ok_head + "tunnels: [{name: a}]\n").find("exactly one of local_port and upstream"),
             std::string::npos);

@@ -47,6 +47,21 @@ TEST_F(Control, StartsWithKindAndOneRegisterPerTunnel) {
   EXPECT_TRUE(j["options"].is_object());
 }
 
+TEST_F(Control, ARegisterCarriesTheTunnelsVisitorAuth) {
+  std::string error;
+  TunnelRegistration t{1, "app.localhost", "http"};
+  t.visitor.basic.push_back(*tunnel::make_basic_credential("alice:pw", &error));
+  t.visitor.deny.push_back(*tunnel::parse_cidr("10.0.0.0/8", &error));
+  c.start({t, {2, "api.localhost", "http"}});
+  auto frames = drain(c, true);
+  ASSERT_EQ(frames.size(), 2u);
+  const auto d = tunnel::decode(frames[0]);
+  ASSERT_TRUE(d.ok()) << d.describe();
+  EXPECT_EQ(d.get<tunnel::Register>()->visitor, t.visitor);
+  EXPECT_EQ(frames[0].payload.find("pw\""), std::string::npos) << "the password itself is not sent";
+  EXPECT_FALSE(json::parse(frames[1].payload)["options"].contains("visitor")) << "none asked: none sent";
+}
+
 TEST_F(Control, RegisteredAndRefusedBecomeEventsInAnyFragmentation) {
   std::vector<uint8_t> in =
       frame(ControlType::kRegistered,

@@ -54,6 +54,56 @@ TEST_F(AgentSessionTest, RefusalCodes) {
   EXPECT_FALSE(fake_->closed);
 }
 
+TEST_F(AgentSessionTest, VisitorAuthIsKeptWithTheRegistrationAndBadOnesAreRefused) {
+  open_control();
+  std::string error;
+  tunnel::VisitorPolicy p;
+  p.basic.push_back(*tunnel::make_basic_credential("alice:pw", &error));
+  p.allow.push_back(*tunnel::parse_cidr("127.0.0.0/8", &error));
+  json r = reg(3, "app.localhost");
+  r["options"] = {{"visitor", tunnel::encode_visitor_policy(p)}};
+  send(tunnel::ControlType::kRegister, r);
+  auto answers = replies();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  VisitorGate* gate = ts_->visitor_gate(3);
+  ASSERT_NE(gate, nullptr);
+  EXPECT_EQ(gate->policy(), p);
+  EXPECT_EQ(ts_->visitor_gate(99), nullptr);
+  // Malformed: refused as invalid, with the reason; nothing registered.
+  json bad = reg(4, "other.localhost");
+  bad["options"] = {{"visitor", {{"allow_cidr", json::array({"10.1.0.0/8"})}}}};
+  send(tunnel::ControlType::kRegister, bad);
+  answers = replies();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].second["code"], "invalid");
+  EXPECT_NE(answers[0].second["message"].get<std::string>().find("visitor auth: "), std::string::npos);
+  EXPECT_FALSE(routes_.find(kHttp, "other.localhost", clock_.t).live());
+  // Without any: no gate.
+  EXPECT_EQ(register_one(5, "other.localhost").first,
+            static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  EXPECT_EQ(ts_->visitor_gate(5), nullptr);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(AgentSessionTest, AnEdgeThatRequiresVisitorAuthRefusesTunnelsWithout) {
+  cfg_.require_visitor_auth = true;
+  start({"app.localhost", "other.localhost"});
+  open_control();
+  auto [type, j] = register_one(1, "app.localhost");
+  EXPECT_EQ(type, static_cast<uint64_t>(tunnel::ControlType::kRefused));
+  EXPECT_EQ(j["code"], "invalid");
+  EXPECT_NE(j["message"].get<std::string>().find("requires visitor auth"), std::string::npos);
+  std::string error;
+  tunnel::VisitorPolicy p;
+  p.allow.push_back(*tunnel::parse_cidr("10.0.0.0/8", &error));
+  json r = reg(2, "other.localhost");
+  r["options"] = {{"visitor", tunnel::encode_visitor_policy(p)}};
+  send(tunnel::ControlType::kRegister, r);
+  EXPECT_EQ(replies().at(0).first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  cfg_.require_visitor_auth = false;
+}
+
 TEST_F(AgentSessionTest, TypesAreCheckedAgainstTheRegistry) {
   open_control();
   auto refused = [&](const json& reg) {

@@ -14,6 +14,7 @@
 #include "../../support/response_head.h"
 #include "common/varint.h"
 #include "edge/tunnel_directory.h"
+#include "edge/visitor_gate.h"
 #include "tunnel/websocket_handshake.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -93,8 +94,8 @@ class FakeSession final : public wt::Session {
   std::map<wt::StreamId, FakeStream> streams;
   wt::StreamId next_bidi = 1;  // server-initiated bidi ids
   size_t open_local = 0, max_local = 100;
-  size_t max_datagram = 0;        // 0: datagrams unavailable
-  size_t datagram_room = 1000;    // datagrams sent before send_datagram reports no room
+  size_t max_datagram = 0;                      // 0: datagrams unavailable
+  size_t datagram_room = 1000;                  // datagrams sent before send_datagram reports no room
   std::vector<std::vector<uint8_t>> datagrams;  // sent
   bool closed = false;
   uint32_t close_code = 0;
@@ -120,6 +121,9 @@ class FakeDirectory final : public TunnelDirectory {
     return 0;
   }
   void cancel_route(uint64_t /*ticket*/) override {}
+  VisitorGate* visitor_gate(const RouteLookup& r) override {
+    return r.kind == RouteLookup::Kind::kFound ? gate.get() : nullptr;
+  }
   OpenStatus open_request(const RouteLookup& r, std::string_view client, RequestStreamEvents* events,
                           StreamRef* out) override {
     ++open_calls;
@@ -165,6 +169,7 @@ class FakeDirectory final : public TunnelDirectory {
   }
 
   std::map<std::string, RouteLookup> routes;
+  std::shared_ptr<VisitorGate> gate;  // every found route's visitor auth (null: none)
   std::map<wt::StreamId, Stream> streams;
   int busy = 0;
   int client_limited = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "directory_fixture.h"
+#include "edge/visitor_gate.h"
 #include "tunnel/framed_body.h"
 
 namespace wtmesh::edge {
@@ -24,6 +25,7 @@ struct RecordingSink final : ExchangeSink {
   void send_continue() override { events.push_back("continue"); }
   void send_response_head(const tunnel::ResponseHead& head, bool, bool reusable) override {
     events.push_back("head " + std::to_string(head.status) + (reusable ? "" : " last"));
+    last_head = head;
   }
   void send_response_body(std::span<const uint8_t> data, const StreamRef& ref) override {
     body += str(data);
@@ -47,6 +49,7 @@ struct RecordingSink final : ExchangeSink {
   void exchange_progress() override { ++progress; }
 
   std::vector<std::string> events;
+  tunnel::ResponseHead last_head;
   std::string body, last_detail;
   std::vector<std::pair<StreamRef, size_t>> credits;
   std::vector<ExchangeOutcome> done;
@@ -97,6 +100,49 @@ TEST_F(PublicExchangeTest, ClientIpHeadersFromTheClientAreReplacedByTheAddressTh
     }
   }
   EXPECT_EQ(real_ip, 1u);
+}
+
+TEST_F(PublicExchangeTest, VisitorAuthAnswers403And401BeforeTheAgentAndStripsTheEdgesCredentials) {
+  std::string error;
+  tunnel::VisitorPolicy p;
+  p.basic.push_back(*tunnel::make_basic_credential("alice:pw", &error));
+  p.deny.push_back(*tunnel::parse_cidr("198.51.100.0/24", &error));
+  dir_.gate = std::make_shared<VisitorGate>(p);
+  // No credentials: 401 with the challenge, an HTML page, nothing opened.
+  ex_->begin(get(), clock_.t);
+  EXPECT_EQ(dir_.open_calls, 0);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"head 401", "end"}));
+  EXPECT_EQ(header_value(sink_.last_head.headers, "www-authenticate"),
+            "Basic realm=\"app.localhost\", charset=\"UTF-8\"");
+  EXPECT_NE(sink_.body.find("needs a user name and password"), std::string::npos) << sink_.body;
+  ASSERT_EQ(sink_.done.size(), 1u);
+  EXPECT_EQ(sink_.done[0].status, 401);
+  EXPECT_TRUE(sink_.done[0].reusable);
+  // With them: the request reaches the agent without its Authorization field.
+  sink_ = RecordingSink{};
+  auto req = get();
+  req.headers.emplace_back("Authorization", "Basic YWxpY2U6cHc=");  // alice:pw
+  req.headers.emplace_back("cookie", "k=v");
+  ex_->begin(req, clock_.t);
+  ASSERT_EQ(dir_.open_calls, 1);
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_EQ(header_value(rh.headers, "authorization"), "");
+  EXPECT_EQ(header_value(rh.headers, "cookie"), "k=v");
+}
+
+TEST_F(PublicExchangeTest, VisitorAuthDeniedRangeGets403EvenForAnUpgrade) {
+  std::string error;
+  tunnel::VisitorPolicy p;
+  p.allow.push_back(*tunnel::parse_cidr("10.0.0.0/8", &error));  // the client is 192.0.2.1
+  dir_.gate = std::make_shared<VisitorGate>(p);
+  auto req = get();
+  req.upgrade = "websocket";
+  ex_->begin(req, clock_.t);
+  EXPECT_EQ(dir_.open_calls, 0);
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"error 403"}));
+  EXPECT_NE(sink_.last_detail.find("not allowed"), std::string::npos);
 }
 
 TEST_F(PublicExchangeTest, NeutralRequestBecomesTheTunnelHeadAndTheAnswerGoesToTheSink) {
@@ -208,8 +254,18 @@ TEST_F(RequestTrailersTest, GoFramedWithTheFeature) {
   tunnel::RequestHead rh;
   ASSERT_EQ(reader.feed(stream().written, rh), tunnel::WireError::kNone);
   EXPECT_FALSE(rh.content_length);
-  const std::string section = "\x01\x0a" "x-checksum" "\x03" "abc";
-  EXPECT_EQ(str(reader.take_body()), std::string("\x04" "abcd" "\x02" "ef" "\x00\x10", 10) + section);
+  const std::string section =
+      "\x01\x0a"
+      "x-checksum"
+      "\x03"
+      "abc";
+  EXPECT_EQ(str(reader.take_body()), std::string("\x04"
+                                                 "abcd"
+                                                 "\x02"
+                                                 "ef"
+                                                 "\x00\x10",
+                                                 10) +
+                                         section);
   const auto req = framed_request();
   ASSERT_TRUE(req);
   EXPECT_EQ(req->data, "abcdef");
@@ -339,8 +395,8 @@ TEST_F(PublicExchangeTest, InterimHeadsAndAFramedBodyWithTrailers) {
   EXPECT_EQ(sink_.events, (std::vector<std::string>{"interim 103", "head 200"})) << "100 is the edge's own";
   stream().events->on_response_data(std::span<const uint8_t>(wire).subspan(cut), true);
   EXPECT_EQ(sink_.body, "hello world");
-  EXPECT_EQ(sink_.events, (std::vector<std::string>{"interim 103", "head 200", "trailers grpc-status=0 grpc-message=",
-                                                    "end"}));
+  EXPECT_EQ(sink_.events, (std::vector<std::string>{"interim 103", "head 200",
+                                                    "trailers grpc-status=0 grpc-message=", "end"}));
   size_t credited = 0;
   for (const auto& c : sink_.credits) credited += c.second;
   EXPECT_EQ(credited, 11u);

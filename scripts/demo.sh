@@ -207,6 +207,7 @@ print_banner() {
     its upstream: --upstream h2c (HTTP/2 cleartext, gRPC with trailers) | --upstream h3 (HTTP/3 on UDP LOCALPORT;
                   browsers' WebTransport sessions to https://NAME.localhost:PORT/... are relayed to its WebTransport server)
                   | --upstream-tls [--upstream-ca FILE | --upstream-insecure] (HTTPS, h2 or http/1.1 by ALPN)
+    who may visit (checked at the edge): --basic-auth USER:PASS | --allow-cidr RANGE | --deny-cidr RANGE
   Expose a TCP service (ssh, redis, postgres):  ${wtmesh#"$root"/} tcp LOCALPORT --edge $EDGE_URL --name NAME \\
                           --ca .wtmesh/edge/ca.pem --token ...   -> prints tcp://127.0.0.1:PORT (edge ports 20000-20999)
   Expose a UDP service (DNS, games):  ${wtmesh#"$root"/} udp LOCALPORT --edge $EDGE_URL --name NAME \\
@@ -215,9 +216,11 @@ print_banner() {
                         ${wtmesh#"$root"/} connect NAME --listen 127.0.0.1:PORT --edge $EDGE_URL --ca .wtmesh/edge/ca.pem \\
                           --token \$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name me --connect NAME)
                         add --udp to reach a udp tunnel (udp ... --private): each client address is one flow
+                        names the edge reaches itself: wtmesh edge ... --route db=HOST:PORT --udp-route dns=HOST:53
   Browsers as mesh clients: publish by name (tcp/udp ... --private --name NAME), then open in Chromium
                         ${EDGE_URL/127.0.0.1/localhost}/connect/#name=NAME&hash=$CERT_HASH&token=\$(${wtmesh#"$root"/} token --state-dir .wtmesh/edge --name me --connect NAME)
-                        (the edge's demo page: a line terminal over a stream, a datagram ping; trust .wtmesh/edge/ca.pem)
+                        (the edge's demo page: a line terminal over a stream, a datagram ping; trust .wtmesh/edge/ca.pem;
+                         it reports telemetry every 5 s: agent="browser/me#N" in the metrics below)
   Metrics (requests by tunnel, agents' RTT from their telemetry):   curl $METRICS_URL
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")

@@ -14,6 +14,7 @@
 #include "agent/edge_url.h"
 #include "agent/tunnel_agent.h"
 #include "agent/tunnel_config.h"
+#include "common/log_text.h"
 #include "tunnel/keystore.h"
 #include "tunnel/token.h"
 
@@ -37,7 +38,7 @@ std::string clock_now() {
 std::string request_line(const std::string& prefix, const ExchangeResult& r) {
   const double ms = std::chrono::duration<double, std::milli>(r.duration).count();
   std::string line =
-      fmt::format("{} {}{} {} {} {} {:.1f} ms", clock_now(), prefix, r.method, r.target,
+      fmt::format("{} {}{} {} {} {} {:.1f} ms", clock_now(), prefix, log_text(r.method, 32), log_target(r.target),
                   r.status == 0 ? std::string("-") : std::to_string(r.status), r.response_bytes, ms);
   if (r.failed && !r.error.empty()) line += "  (" + r.error + ")";
   return line;
@@ -66,7 +67,9 @@ int run_token(const AgentCommands& c) {
   auto claims = tunnel::make_claims(a.subject.empty() ? a.name : a.subject, {host}, *ttl);
   for (const auto& c : a.connect) {
     // As the edge reads a connect's name: NAME alone is NAME.DOMAIN, "*" every NAME.DOMAIN.
-    const std::string pattern = c == "*" ? "*." + a.domain : c.find('.') == std::string::npos ? c + "." + a.domain : c;
+    const std::string pattern = c == "*"                           ? "*." + a.domain
+                                : c.find('.') == std::string::npos ? c + "." + a.domain
+                                                                   : c;
     if (!tunnel::is_valid_host_pattern(pattern))
       throw std::runtime_error("--connect \"" + c + "\" is not a name, NAME.DOMAIN or *.DOMAIN");
     claims.connect.push_back(pattern);
@@ -162,12 +165,13 @@ std::optional<std::filesystem::path> ca_path(const std::string& ca) {
 // The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
 // What `http`, `tcp` and `connect` share: the edge, the token (exactly one of --token and
 // --token-file), the CA and the packet size; the agent ends when the first attempt is refused a session.
-AgentOptions edge_options(const std::string& edge_url, const std::string& token, const std::string& token_file,
-                          const std::string& ca, size_t max_udp_payload) {
+AgentOptions edge_options(const std::string& edge_url, const std::string& token,
+                          const std::string& token_file, const std::string& ca, size_t max_udp_payload) {
   std::string error;
   auto edge = parse_edge_url(edge_url, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
-  if (token.empty() == token_file.empty()) throw std::runtime_error("give exactly one of --token and --token-file");
+  if (token.empty() == token_file.empty())
+    throw std::runtime_error("give exactly one of --token and --token-file");
   AgentOptions o;
   o.edge = *edge;
   o.ca_file = ca_path(ca);
@@ -241,6 +245,13 @@ int run_http(const AgentCommands& c) {
   t->upstream_sni = a.upstream_sni;
   t->upstream_insecure = a.upstream_insecure;
   if (!check_upstream_options(*t, &error)) throw std::runtime_error(error);
+  if (!add_visitor_auth(t->visitor, a.basic_auth, a.allow_cidr, a.deny_cidr, &error))
+    throw std::runtime_error(error);
+  if (!a.basic_auth.empty()) {
+    std::cerr << "wtmesh: warning: --basic-auth passwords on the command line are visible to other local "
+                 "users (ps); a YAML config file (basic_auth:) keeps them out of sight"
+              << std::endl;
+  }
   o.tunnels = {*t};
   std::cerr << "wtmesh: exposing " << t->upstream_url() << " as " << t->hostname << " via " << a.edge
             << std::endl;
@@ -345,10 +356,11 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.http_cmd = app.add_subcommand("http", "expose a local HTTP service through an edge");
   add_tunnel_options(c.http_cmd, c.http, "tunnel name: the public URL is https://NAME.DOMAIN:PORT/");
 
-  c.http_cmd->add_option("--upstream", c.http.upstream,
-                         "protocol to the local service: http1 (default), h2c (HTTP/2, prior knowledge) or h3 "
-                         "(HTTP/3 over QUIC to UDP LOCALPORT; always TLS, --upstream-ca/-sni/-insecure apply; WebTransport "
-                         "sessions are relayed to it)");
+  c.http_cmd->add_option(
+      "--upstream", c.http.upstream,
+      "protocol to the local service: http1 (default), h2c (HTTP/2, prior knowledge) or h3 "
+      "(HTTP/3 over QUIC to UDP LOCALPORT; always TLS, --upstream-ca/-sni/-insecure apply; WebTransport "
+      "sessions are relayed to it)");
   c.http_cmd->add_flag("--upstream-tls", c.http.upstream_tls,
                        "TLS to the local service; ALPN picks h2 or http/1.1");
   c.http_cmd->add_option(
@@ -359,6 +371,16 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
       "name sent as SNI and checked in the local service's certificate (default: localhost)");
   c.http_cmd->add_flag("--upstream-insecure", c.http.upstream_insecure,
                        "do not check the local service's certificate (self-signed services)");
+  c.http_cmd->add_option(
+      "--basic-auth", c.http.basic_auth,
+      "USER:PASSWORD visitors must give (HTTP Basic, checked by the edge, which gets only a salted "
+      "hash; repeatable)");
+  c.http_cmd->add_option(
+      "--allow-cidr", c.http.allow_cidr,
+      "client address range allowed to reach the tunnel, e.g. 203.0.113.0/24 (repeatable; others "
+      "get 403)");
+  c.http_cmd->add_option("--deny-cidr", c.http.deny_cidr,
+                         "client address range refused with 403 (repeatable; wins over --allow-cidr)");
 
   c.tcp_cmd = app.add_subcommand("tcp", "expose a local TCP service on a port of an edge");
   add_tunnel_options(c.tcp_cmd, c.tcp, "tunnel name NAME.DOMAIN (the token must cover it)");

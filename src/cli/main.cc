@@ -33,7 +33,7 @@ struct EdgeArgs {
   std::vector<std::string> allow_origins;
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
-  std::string http_listen;  // optional plain-HTTP public listener
+  std::string http_listen;   // optional plain-HTTP public listener
   std::string admin_listen;  // optional admin listener (GET /metrics, GET /ready)
   bool no_http2 = false;
   bool no_http3 = false;
@@ -49,8 +49,10 @@ struct EdgeArgs {
   std::string public_host;  // HOST in the tcp:// and udp:// URLs agents print; empty: the listen address
   std::string tcp_ports = "20000-20999";
   size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
-  std::vector<std::string> routes;  // --route NAME=HOST:PORT
+  std::vector<std::string> routes;      // --route NAME=HOST:PORT
+  std::vector<std::string> udp_routes;  // --udp-route NAME=HOST:PORT
   size_t max_connects = edge::EdgeOptions{}.max_connect_streams;
+  bool require_visitor_auth = false;
   std::string udp_ports = "21000-21999";
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
@@ -115,7 +117,13 @@ int run_edge(const EdgeArgs& a) {
     if (!r) throw std::runtime_error("--route: " + error);
     opts.routes.push_back(std::move(*r));
   }
+  for (const auto& text : a.udp_routes) {
+    auto r = edge::parse_edge_route(text, a.domain, &error);
+    if (!r) throw std::runtime_error("--udp-route: " + error);
+    opts.udp_routes.push_back(std::move(*r));
+  }
   opts.max_connect_streams = a.max_connects;
+  opts.require_visitor_auth = a.require_visitor_auth;
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -146,6 +154,10 @@ int run_edge(const EdgeArgs& a) {
   for (const auto& r : opts.routes) {
     std::cout << "  route: " << r.name << "  ->  " << r.target.address().to_string() << ":" << r.target.port()
               << std::endl;
+  }
+  for (const auto& r : opts.udp_routes) {
+    std::cout << "  udp route: " << r.name << "  ->  udp://" << r.target.address().to_string() << ":"
+              << r.target.port() << std::endl;
   }
   if (server.udp_tunnels() != nullptr) {
     std::cout << "  udp tunnels: udp://" << public_host << ":" << a.udp_ports << std::endl;
@@ -280,6 +292,13 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--route", edge_args.routes,
                        "NAME=HOST:PORT: a name `wtmesh connect` reaches through a TCP connection the edge "
                        "opens itself (repeatable; NAME means NAME.DOMAIN)");
+  edge_cmd->add_option(
+      "--udp-route", edge_args.udp_routes,
+      "NAME=HOST:PORT: a name `wtmesh connect --udp` and browsers reach through a UDP socket "
+      "the edge opens itself per flow (repeatable; flows capped by --udp-max-flows)");
+  edge_cmd->add_flag(
+      "--require-visitor-auth", edge_args.require_visitor_auth,
+      "refuse http tunnels that bring no visitor auth (--basic-auth or --allow-cidr on the agent)");
   edge_cmd
       ->add_option("--max-connects-per-session", edge_args.max_connects,
                    "connect streams one agent session may hold at once (more are refused)")

@@ -71,7 +71,8 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
       return {200, echo.back().get(), {}};
     }
     // Without the query: a mistyped /connect URL may carry a token.
-    spdlog::info("edge: no WebTransport service at path {}", info.path.substr(0, info.path.find('?')).substr(0, 128));
+    spdlog::info("edge: no WebTransport service at path {}",
+                 info.path.substr(0, info.path.find('?')).substr(0, 128));
     return {404, nullptr, {}};
   }
 
@@ -169,6 +170,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.max_streams_per_client = options_.public_limits.max_streams_per_client;
   tc.session.metrics = &metrics_;
   tc.session.max_connect_streams = options_.max_connect_streams;
+  tc.session.require_visitor_auth = options_.require_visitor_auth;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
@@ -185,13 +187,20 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   BrowserConnectOptions bo;
   bo.domain = options_.domain;
   bo.max_streams = options_.max_connect_streams;
+  bo.metrics = &metrics_;
   if (options_.udp_tunnels) {
     UdpTunnelOptions uo = options_.udp;
     uo.listen_address = options_.listen.address();
     auto link = [this](uint64_t serial) -> UdpFlowLink* { return tunnels_->find_session(serial); };
     udp_ = std::make_unique<UdpTunnels>(io_, std::move(link), std::move(uo));
     tunnels_->set_udp_publisher(udp_.get());
-    udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get());
+  }
+  if (udp_ || !options_.udp_routes.empty()) {
+    UdpRoutes ur;
+    for (const auto& r : options_.udp_routes)
+      ur.targets[r.name] = asio::ip::udp::endpoint(r.target.address(), r.target.port());
+    ur.flows = options_.udp.flows;
+    udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get(), std::move(ur));
     tunnels_->set_udp_connects(udp_connects_.get());
   }
   browser_ = std::make_unique<BrowserConnect>(*tunnels_, *connect_, udp_connects_.get(), std::move(bo));
@@ -211,7 +220,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   schedule_memory_check();
   if (options_.admin_listen) {
     admin_ = std::make_unique<AdminListener>(
-        io_, *options_.admin_listen, AdminSource{[this] { return ready(); }, [this] { return metrics_text(); }});
+        io_, *options_.admin_listen,
+        AdminSource{[this] { return ready(); }, [this] { return metrics_text(); }});
   }
   serving_ = true;
 }
@@ -236,7 +246,14 @@ std::string EdgeServer::metrics_text() const {
     g.udp_flows = udp_->flow_count();
     g.udp_drops = udp_->total_drops();
   }
-  return metrics_.render(g, tunnels_->telemetry(std::chrono::steady_clock::now()));
+  if (udp_connects_) {
+    g.udp_route_flows = udp_connects_->route_flow_count();
+    g.udp_route_refused = udp_connects_->route_refusals();
+  }
+  const auto now = std::chrono::steady_clock::now();
+  auto reports = tunnels_->telemetry(now);
+  for (auto& b : browser_->telemetry(now)) reports.push_back(std::move(b));  // after the agents
+  return metrics_.render(g, reports);
 }
 
 std::optional<asio::ip::tcp::endpoint> EdgeServer::admin_endpoint() const {

@@ -72,10 +72,14 @@ struct EdgeOptions {
   TcpTunnelOptions tcp;
   // The admin listener (GET /metrics, GET /ready; edge/admin_listener.h): off unless set.
   std::optional<boost::asio::ip::tcp::endpoint> admin_listen;
-  // The mesh (edge/connect_bridges.h): names the edge reaches itself (--route NAME=HOST:PORT), and
-  // connect streams one agent session may hold at once.
+  // The mesh (edge/connect_bridges.h): names the edge reaches itself over TCP (--route NAME=HOST:PORT)
+  // and over UDP (--udp-route NAME=HOST:PORT, edge/udp_connects.h), and connect streams one agent
+  // session may hold at once.
   std::vector<EdgeRoute> routes;
+  std::vector<EdgeRoute> udp_routes;
   size_t max_connect_streams = 100;
+  // Every http tunnel must bring visitor auth (basic auth or allowed ranges; tunnel/visitor_policy.h).
+  bool require_visitor_auth = false;
   // UDP tunnels (edge/udp_tunnels.h): ports on listen's address, likewise.
   bool udp_tunnels = true;
   UdpTunnelOptions udp;
@@ -147,10 +151,10 @@ class EdgeServer {
   LocalRouteTable routes_;
   EdgeMetrics metrics_;  // outlives everything that counts into it
   bool serving_ = false;
-  std::unique_ptr<TunnelService> tunnels_;  // outlives the QUIC endpoint (sessions report to it)
-  std::unique_ptr<TcpTunnels> tcp_;         // between the two: sessions unpublish into it, it uses tunnels_
+  std::unique_ptr<TunnelService> tunnels_;   // outlives the QUIC endpoint (sessions report to it)
+  std::unique_ptr<TcpTunnels> tcp_;          // between the two: sessions unpublish into it, it uses tunnels_
   std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
-  std::unique_ptr<UdpTunnels> udp_;         // likewise
+  std::unique_ptr<UdpTunnels> udp_;          // likewise
   std::unique_ptr<UdpConnects> udp_connects_;  // likewise: flows of `connect --udp` on udp_'s tunnels
   std::unique_ptr<BrowserConnect> browser_;  // /connect/NAME sessions: uses tunnels_, connect_, udp_connects_
   std::shared_ptr<NameCertIssuer> issuer_;

@@ -31,6 +31,7 @@ struct EdgeArgs {
   std::string state_dir = ".wtmesh/edge";
   std::string cert, key;
   std::vector<std::string> allow_origins;
+  bool echo = false;
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
   std::string http_listen;  // optional plain-HTTP public listener
@@ -78,6 +79,7 @@ int run_edge(const EdgeArgs& a) {
   if (!a.cert.empty()) opts.cert_file = a.cert;
   if (!a.key.empty()) opts.key_file = a.key;
   opts.allowed_origins = a.allow_origins;
+  opts.echo = a.echo;
   opts.limits.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
   opts.limits.max_streams_bidi = a.max_streams;
   opts.limits.max_streams_uni = a.max_streams;
@@ -136,7 +138,8 @@ int run_edge(const EdgeArgs& a) {
   std::cout << "  certificate sha256: " << server.certs().sha256_hex << std::endl;
   if (!server.certs().ca_cert.empty())
     std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
-  std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
+  if (a.echo)
+    std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
   std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
             << ep.port() << ")" << std::endl;
   const std::string& public_host = a.public_host.empty() ? host : a.public_host;
@@ -200,6 +203,9 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--key", edge_args.key, "PEM private key for --cert");
   edge_cmd->add_option("--allow-origin", edge_args.allow_origins,
                        "browser origin allowed to open sessions (repeatable; default: any)");
+  edge_cmd->add_flag("--echo", edge_args.echo,
+                     "serve the diagnostic WebTransport echo at /echo (for wtmesh doctor and browser "
+                     "checks; off by default: it answers anyone whose Origin --allow-origin admits)");
   edge_cmd->add_option("--idle-timeout", edge_args.idle_timeout_s, "QUIC idle timeout in seconds")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));

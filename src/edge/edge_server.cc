@@ -34,6 +34,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
       : quic(quic),
         tunnels(tunnels),
         browser(browser),
+        echo_enabled(options.echo),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         requests(tunnels, h3, requests_config(quic, options),
                  ConnectionHooks{[this] { arm_tick(); },
@@ -63,7 +64,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
     if (auto relayed = relay(info)) return *relayed;
     if (is_browser_connect_path(info.path)) return browser.accept(info, browsers);
-    if (info.path == "/echo") {
+    if (info.path == "/echo" && echo_enabled) {
       // Sessions end before the connection does; keep finished handlers only until the next accept.
       std::erase_if(echo, [](const auto& e) { return e->closed(); });
       echo.push_back(std::make_unique<EchoSession>());
@@ -127,6 +128,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   quic::Connection& quic;
   TunnelService& tunnels;
   BrowserConnect& browser;
+  const bool echo_enabled;  // --echo
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
   std::vector<std::unique_ptr<BrowserSession>> browsers;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/allocator.h"
@@ -58,7 +59,28 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     return c;
   }
 
+  // Session requests refused for their credentials (401, 429) count against the connection: past
+  // TunnelServiceConfig::max_auth_failures_per_connection it is closed, so one connection cannot
+  // make the edge verify signatures without end (issue 14 6c; the per-address bucket is the
+  // tunnel service's).
   wt::Accept accept(const wt::SessionInfo& request) {
+    wt::Accept a = route_session(request);
+    if (a.status != 401 && a.status != 429) return a;
+    if (++auth_failures < tunnels.config().max_auth_failures_per_connection) return a;
+    if (!shed) {
+      shed = true;
+      spdlog::info("edge: closing the connection from {}: {} refused session requests", quic.remote_address(),
+                   auth_failures);
+      if (auto* m = tunnels.config().session.metrics) m->on_connection_shed(ConnectionShed::kAuthFailures);
+      // After this refusal has been answered (not from inside the WebTransport layer's call).
+      asio::post(tick.get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
+        if (!alive.expired()) quic.close(h3::kH3ExcessiveLoad, "too many authentication failures");
+      });
+    }
+    return a;
+  }
+
+  wt::Accept route_session(const wt::SessionInfo& request) {
     wt::SessionInfo info = request;
     info.peer = quic.remote_address();
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
@@ -129,6 +151,8 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   TunnelService& tunnels;
   BrowserConnect& browser;
   const bool echo_enabled;  // --echo
+  size_t auth_failures = 0;  // 401/429 answers on this connection
+  bool shed = false;         // closed for them
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
   std::vector<std::unique_ptr<BrowserSession>> browsers;

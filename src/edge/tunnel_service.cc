@@ -69,10 +69,17 @@ wt::Accept refuse(int status, const std::string& why) {
   return wt::Accept{status, nullptr, {{std::string(tunnel::kErrorHeader), sanitize_header_value(why)}}};
 }
 
+// What per-address limits count: the address (IPv6: its /64), or the text as given.
+std::string address_key(const std::string& peer) {
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(peer, ec);
+  return ec ? peer : client_limit_key(address);
+}
+
 }  // namespace
 
 TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys)
-    : config_(std::move(config)), routes_(routes), keys_(std::move(keys)) {
+    : config_(std::move(config)), routes_(routes), keys_(std::move(keys)), auth_failures_(config_.auth_failures) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   config_.session.edge_id = config_.edge_id;
 }
@@ -105,14 +112,28 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
   return result;
 }
 
+void TunnelService::auth_failed(const std::string& key, const std::string& from) {
+  if (!auth_failures_.on_failure(key, steady_now())) return;
+  spdlog::warn("tunnel: {} ran out of authentication attempts ({} failures at once, one back every {:.1f} s); "
+               "its session requests get 429 until then",
+               from, config_.auth_failures.burst, 1.0 / config_.auth_failures.per_second);
+}
+
 wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   collect();
   const std::string from = info.peer.empty() ? std::string("?") : info.peer;
+  const std::string key = address_key(info.peer);
+  if (!auth_failures_.allowed(key, steady_now())) {
+    // No verification and no log line: the address was logged when it ran out.
+    count_refusal(SessionRefusal::kRateLimited);
+    return refuse(429, "too many authentication failures from this address; retry later");
+  }
   const std::string* auth = header(info, "authorization");
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
     spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from, log_text(info.authority));
     count_refusal(SessionRefusal::kMissingToken);
+    auth_failed(key, from);
     return refuse(401, "missing bearer token");
   }
   const tunnel::VerifyResult result = verify(*token);
@@ -120,6 +141,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     spdlog::info("tunnel: refused session from {}: token {}: {}", from, tunnel::to_string(result.error()),
                  result.message());
     count_refusal(refusal_of(result.error()));
+    auth_failed(key, from);
     return refuse(401, std::string("invalid token: ") + tunnel::to_string(result.error()));
   }
   const tunnel::TokenClaims& claims = result.claims();

@@ -4,6 +4,7 @@
 // (the edge's timer calls it at next_deadline()) and from the configured clocks.
 //
 // Acceptance (docs/protocol.md §1), in this order:
+//   the client's address had too many authentication failures (edge/auth_failures.h)         → 429
 //   no/invalid bearer token, bad signature, unknown kid, expired, not yet valid, wrong audience → 401
 //   valid token naming no host under this edge's domain                                      → 403
 //   no common wtmesh-protocol version                                                         → 400
@@ -24,9 +25,10 @@
 #include <optional>
 #include <string>
 
+#include "edge/agent_session.h"
+#include "edge/auth_failures.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
-#include "edge/agent_session.h"
 #include "tunnel/token.h"
 #include "wt/session.h"
 
@@ -40,6 +42,10 @@ struct TunnelServiceConfig {
   std::function<std::chrono::system_clock::time_point()> wall_clock;  // default: system_clock::now
   // Fresh verifier keys (e.g. KeyStore::load_verifiers); empty = never reload.
   std::function<tunnel::VerifierKeySet()> reload_keys;
+  // Authentication failures (401s) per client address before its requests get 429 unverified.
+  AuthFailureLimits auth_failures;
+  // 401/429 answers one QUIC connection may get before the edge closes it (EdgeServer counts them).
+  size_t max_auth_failures_per_connection = 3;
 };
 
 class TunnelService final : public TunnelDirectory {
@@ -105,6 +111,8 @@ class TunnelService final : public TunnelDirectory {
   void count_refusal(SessionRefusal why) {
     if (config_.session.metrics != nullptr) config_.session.metrics->on_session_refused(why);
   }
+  // A 401 for `key` (the client's address key): counted, and logged when the address runs out.
+  void auth_failed(const std::string& key, const std::string& from);
   void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
   void collect();  // destroys sessions that ended (never from inside one of their calls)
   void on_lookup(uint64_t ticket, const RouteMatch& match);
@@ -113,6 +121,7 @@ class TunnelService final : public TunnelDirectory {
   RouteTable& routes_;
   tunnel::VerifierKeySet keys_;
   std::optional<SteadyTime> last_key_reload_;
+  AuthFailureLimiter auth_failures_;
   std::function<void()> wakeup_;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;

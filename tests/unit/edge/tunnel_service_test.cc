@@ -63,6 +63,40 @@ TEST_F(TunnelServiceTest, AuthenticationFailuresAre401) {
   EXPECT_EQ(service_->session_count(), 0u);
 }
 
+TEST_F(TunnelServiceTest, AnAddressWithTooManyAuthFailuresGets429WithoutVerification) {
+  const AuthFailureLimits limits = service_->config().auth_failures;
+  auto from = [&](const std::string& peer, const std::string& auth) {
+    wt::SessionInfo i = info(auth);
+    i.peer = peer;
+    return connect(i).status;
+  };
+  for (int i = 0; i < static_cast<int>(limits.burst); ++i) EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 401) << i;
+  EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 429);
+  // Even a good token is not looked at while the address has no attempt left.
+  const auto reloads = reloads_;
+  EXPECT_EQ(from("192.0.2.7", "Bearer " + token({"app.localhost"}, 600s, &later_key_)), 429);
+  EXPECT_EQ(reloads_, reloads) << "no verification (an unknown kid would have reloaded the keys)";
+  EXPECT_EQ(from("192.0.2.8", "Bearer " + token()), 200) << "another address is not affected";
+  EXPECT_EQ(from("2001:db8::1", "Bearer x.y.z"), 401);
+  // One attempt comes back after 1/per_second.
+  clock_.t += std::chrono::milliseconds(static_cast<int>(1000 / limits.per_second) + 1);
+  EXPECT_EQ(from("192.0.2.7", "Bearer " + token()), 200);
+  EXPECT_EQ(from("192.0.2.7", ""), 401);
+  EXPECT_EQ(from("192.0.2.7", ""), 429);
+}
+
+TEST_F(TunnelServiceTest, IPv6AddressesOfOneSlash64ShareABucket) {
+  const AuthFailureLimits limits = service_->config().auth_failures;
+  for (int i = 0; i < static_cast<int>(limits.burst); ++i) {
+    wt::SessionInfo in = info("");
+    in.peer = "2001:db8:1:2::" + std::to_string(i + 1);
+    EXPECT_EQ(connect(in).status, 401);
+  }
+  wt::SessionInfo in = info("");
+  in.peer = "2001:db8:1:2:ffff::9";
+  EXPECT_EQ(connect(in).status, 429);
+}
+
 TEST_F(TunnelServiceTest, TokenForOtherDomainsIs403) {
   EXPECT_EQ(connect(info("Bearer " + token({"app.example.com", "*.example.com"}))).status, 403);
   EXPECT_EQ(connect(info("Bearer " + token({"localhost"}))).status, 403) << "the bare domain is no tunnel";

@@ -52,6 +52,8 @@ struct EdgeArgs {
   size_t tcp_max_connections = edge::TcpTunnelOptions{}.max_connections_per_tunnel;
   std::vector<std::string> routes;  // --route NAME=HOST:PORT
   size_t max_connects = edge::EdgeOptions{}.max_connect_streams;
+  size_t max_sessions_per_subject = edge::EdgeOptions{}.max_sessions_per_subject;
+  size_t max_tunnels_per_subject = edge::EdgeOptions{}.max_tunnels_per_subject;
   std::string udp_ports = "21000-21999";
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
@@ -118,6 +120,8 @@ int run_edge(const EdgeArgs& a) {
     opts.routes.push_back(std::move(*r));
   }
   opts.max_connect_streams = a.max_connects;
+  opts.max_sessions_per_subject = a.max_sessions_per_subject;
+  opts.max_tunnels_per_subject = a.max_tunnels_per_subject;
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -289,6 +293,16 @@ int main(int argc, char** argv) {
   edge_cmd
       ->add_option("--max-connects-per-session", edge_args.max_connects,
                    "connect streams one agent session may hold at once (more are refused)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--max-sessions-per-subject", edge_args.max_sessions_per_subject,
+                   "live agent sessions one token subject may hold on this edge (more get 429)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--max-tunnels-per-subject", edge_args.max_tunnels_per_subject,
+                   "tunnels one token subject may hold across its sessions (more are refused \"limit\")")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   edge_cmd

@@ -195,6 +195,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.max_streams_per_client = options_.public_limits.max_streams_per_client;
   tc.session.metrics = &metrics_;
   tc.session.max_connect_streams = options_.max_connect_streams;
+  tc.max_sessions_per_subject = options_.max_sessions_per_subject;
+  tc.max_tunnels_per_subject = options_.max_tunnels_per_subject;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });

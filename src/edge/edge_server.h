@@ -80,6 +80,9 @@ struct EdgeOptions {
   // connect streams one agent session may hold at once.
   std::vector<EdgeRoute> routes;
   size_t max_connect_streams = 100;
+  // One token subject across the edge (TunnelServiceConfig): live sessions and tunnels on them.
+  size_t max_sessions_per_subject = 100;
+  size_t max_tunnels_per_subject = 1000;
   // UDP tunnels (edge/udp_tunnels.h): ports on listen's address, likewise.
   bool udp_tunnels = true;
   UdpTunnelOptions udp;

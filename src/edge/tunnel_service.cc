@@ -162,6 +162,14 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     count_refusal(SessionRefusal::kProtocolVersion);
     return refuse(400, "unsupported protocol version");
   }
+  if (auto it = subjects_.find(claims.subject);
+      it != subjects_.end() && it->second.size() >= config_.max_sessions_per_subject) {
+    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions", log_text(claims.subject, 64),
+                 from, it->second.size());
+    count_refusal(SessionRefusal::kSubjectSessions);
+    return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
+                           " sessions per token subject on this edge");
+  }
   if (session_count() >= config_.max_sessions) {
     count_refusal(SessionRefusal::kCapacity);
     return refuse(503, "the edge has too many tunnel sessions");
@@ -177,11 +185,13 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   hooks.on_name_contended = [this](const std::string& holder) {
     if (AgentSession* s = find_owner(holder)) s->probe();
   };
+  hooks.subject_full = [this, subject = claims.subject] { return subject_full(subject); };
   auto session = std::make_unique<AgentSession>(config_.session, routes_, serial, owner, claims, deadline,
                                                  std::move(hooks));
   AgentSession* raw = session.get();
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
+  subjects_[claims.subject].insert(serial);
   spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {})", owner, claims.subject, from,
                result.kid(), claims.hosts.size());
   if (wakeup_) wakeup_();
@@ -204,7 +214,22 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
 void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& /*hostnames*/) {
   // The session released its routes; the table keeps them offline for its grace.
   auto it = sessions_.find(serial);
-  if (it != sessions_.end()) owners_.erase(it->second->owner());
+  if (it == sessions_.end()) return;
+  owners_.erase(it->second->owner());
+  if (auto s = subjects_.find(it->second->claims().subject); s != subjects_.end()) {
+    s->second.erase(serial);
+    if (s->second.empty()) subjects_.erase(s);
+  }
+}
+
+size_t TunnelService::subject_full(const std::string& subject) const {
+  auto it = subjects_.find(subject);
+  if (it == subjects_.end()) return 0;
+  size_t held = 0;  // at most max_sessions_per_subject sessions to add up
+  for (const uint64_t serial : it->second) {
+    if (auto s = sessions_.find(serial); s != sessions_.end()) held += s->second->tunnel_count();
+  }
+  return held >= config_.max_tunnels_per_subject ? config_.max_tunnels_per_subject : 0;
 }
 
 void TunnelService::collect() {

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "edge/agent_session.h"
@@ -44,6 +45,11 @@ struct TunnelServiceConfig {
   std::function<tunnel::VerifierKeySet()> reload_keys;
   // Authentication failures (401s) per client address before its requests get 429 unverified.
   AuthFailureLimits auth_failures;
+  // One token subject (every agent with tokens for it) across this edge: live sessions (429 beyond)
+  // and tunnels on them (REGISTER refused "limit" beyond), so one `*` token cannot fill the route
+  // table (issue 14 6g). The per-session cap is AgentSessionConfig::max_tunnels.
+  size_t max_sessions_per_subject = 100;
+  size_t max_tunnels_per_subject = 1000;
   // 401/429 answers one QUIC connection may get before the edge closes it (EdgeServer counts them).
   size_t max_auth_failures_per_connection = 3;
 };
@@ -113,6 +119,8 @@ class TunnelService final : public TunnelDirectory {
   }
   // A 401 for `key` (the client's address key): counted, and logged when the address runs out.
   void auth_failed(const std::string& key, const std::string& from);
+  // 0 while `subject`'s live sessions hold fewer than max_tunnels_per_subject tunnels, else the cap.
+  size_t subject_full(const std::string& subject) const;
   void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
   void collect();  // destroys sessions that ended (never from inside one of their calls)
   void on_lookup(uint64_t ticket, const RouteMatch& match);
@@ -126,6 +134,7 @@ class TunnelService final : public TunnelDirectory {
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;
   std::map<std::string, uint64_t, std::less<>> owners_;  // owner id → serial (live sessions)
+  std::map<std::string, std::set<uint64_t>, std::less<>> subjects_;  // token subject → live serials
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
   uint64_t last_ticket_ = 0;
   uint64_t asking_ = 0;

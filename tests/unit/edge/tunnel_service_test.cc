@@ -132,6 +132,50 @@ TEST_F(TunnelServiceTest, SessionCapIs503) {
   EXPECT_EQ(connect(info("Bearer " + token())).status, 200);
 }
 
+TEST_F(TunnelServiceTest, OneTokenSubjectIsCappedInSessionsAndTunnelsAcrossSessions) {
+  EdgeMetrics metrics;
+  tweak_ = [&](TunnelServiceConfig& c) {
+    c.max_sessions_per_subject = 2;
+    c.max_tunnels_per_subject = 3;
+    c.session.metrics = &metrics;
+  };
+  make();
+  const std::string star = "Bearer " + token({"*.localhost"});  // a `*` token: any name
+  ASSERT_EQ(connect(info(star)).status, 200);
+  ASSERT_EQ(connect(info(star)).status, 200);
+  const wt::Accept third = connect(info(star));
+  EXPECT_EQ(third.status, 429) << "a third session of the same subject";
+  EXPECT_NE(header(third, "wtmesh-error").find("per token subject"), std::string::npos);
+  EXPECT_EQ(metrics.sessions_refused(SessionRefusal::kSubjectSessions), 1u);
+
+  register_host(*sessions_[0], 1, "a.localhost");
+  register_more(*sessions_[0], 2, "b.localhost");
+  register_host(*sessions_[1], 1, "c.localhost");
+  EXPECT_EQ(route("c.localhost").kind, RouteLookup::Kind::kFound);
+  register_more(*sessions_[1], 2, "d.localhost");
+  EXPECT_EQ(route("d.localhost").kind, RouteLookup::Kind::kUnknown) << "a fourth tunnel of the subject";
+  EXPECT_NE(control_text(*sessions_[1]).find("at most 3 tunnels per token subject"), std::string::npos);
+  register_more(*sessions_[0], 3, "e.localhost");
+  EXPECT_EQ(route("e.localhost").kind, RouteLookup::Kind::kUnknown) << "on either session";
+  EXPECT_EQ(metrics.tunnels_refused(TunnelRefusal::kSubjectCap), 2u);
+
+  // Another subject is not affected.
+  const std::string bob =
+      "Bearer " + key_.sign(tunnel::make_claims("bob", {"*.localhost"}, std::chrono::seconds(600), wall_));
+  ASSERT_EQ(connect(info(bob)).status, 200);
+  register_host(*sessions_[2], 1, "f.localhost");
+  EXPECT_EQ(route("f.localhost").kind, RouteLookup::Kind::kFound);
+
+  // A session that ends gives its share back: one session and its two tunnels.
+  sessions_[0]->peer_closes(0, "gone");
+  service_->on_tick(clock_.t);
+  ASSERT_EQ(connect(info(star)).status, 200);
+  register_more(*sessions_[1], 4, "g.localhost");
+  EXPECT_EQ(route("g.localhost").kind, RouteLookup::Kind::kFound);
+  const std::string text = metrics.render({}, {});
+  EXPECT_NE(text.find("wtmesh_tunnel_refusals_total{reason=\"subject_cap\"} 2"), std::string::npos) << text;
+}
+
 TEST_F(TunnelServiceTest, RoutesFoundOfflineAndUnknown) {
   ASSERT_EQ(connect(info("Bearer " + token({"app.localhost"}))).status, 200);
   register_host(*sessions_[0], 5, "app.localhost");

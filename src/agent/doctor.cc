@@ -117,7 +117,8 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
   if (!session) return fail("cannot start a WebTransport session: " + error);
   if (!run_until([&] { return rec.ready || rec.closed; }) || !rec.ready) {
     std::string why = rec.closed ? rec.reason : std::string("timed out");
-    if (rec.refused_status == 404) why += " (an edge serves " + options.path + " only when started with --echo)";
+    if (rec.refused_status == 404)
+      why += " (an edge serves " + options.path + " only when started with --echo)";
     return fail("WebTransport session refused: " + why);
   }
   report.session_ms = ms_since(t1);

@@ -143,7 +143,8 @@ int run_edge(const EdgeArgs& a) {
   if (!server.certs().ca_cert.empty())
     std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
   if (a.echo)
-    std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
+    std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)"
+              << std::endl;
   std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
             << ep.port() << ")" << std::endl;
   const std::string& public_host = a.public_host.empty() ? host : a.public_host;

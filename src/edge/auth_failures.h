@@ -19,8 +19,8 @@
 namespace wtmesh::edge {
 
 struct AuthFailureLimits {
-  double burst = 20;           // failures an address may have at once
-  double per_second = 0.5;     // failures given back per second (one every 2 s)
+  double burst = 20;            // failures an address may have at once
+  double per_second = 0.5;      // failures given back per second (one every 2 s)
   size_t max_addresses = 4096;  // keys tracked; the least recently failing goes beyond
 };
 

@@ -150,7 +150,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   quic::Connection& quic;
   TunnelService& tunnels;
   BrowserConnect& browser;
-  const bool echo_enabled;  // --echo
+  const bool echo_enabled;   // --echo
   size_t auth_failures = 0;  // 401/429 answers on this connection
   bool shed = false;         // closed for them
   h3::Connection h3;

@@ -79,7 +79,10 @@ std::string address_key(const std::string& peer) {
 }  // namespace
 
 TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys)
-    : config_(std::move(config)), routes_(routes), keys_(std::move(keys)), auth_failures_(config_.auth_failures) {
+    : config_(std::move(config)),
+      routes_(routes),
+      keys_(std::move(keys)),
+      auth_failures_(config_.auth_failures) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   config_.session.edge_id = config_.edge_id;
 }
@@ -114,9 +117,10 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
 
 void TunnelService::auth_failed(const std::string& key, const std::string& from) {
   if (!auth_failures_.on_failure(key, steady_now())) return;
-  spdlog::warn("tunnel: {} ran out of authentication attempts ({} failures at once, one back every {:.1f} s); "
-               "its session requests get 429 until then",
-               from, config_.auth_failures.burst, 1.0 / config_.auth_failures.per_second);
+  spdlog::warn(
+      "tunnel: {} ran out of authentication attempts ({} failures at once, one back every {:.1f} s); "
+      "its session requests get 429 until then",
+      from, config_.auth_failures.burst, 1.0 / config_.auth_failures.per_second);
 }
 
 wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
@@ -164,8 +168,8 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   }
   if (auto it = subjects_.find(claims.subject);
       it != subjects_.end() && it->second.size() >= config_.max_sessions_per_subject) {
-    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions", log_text(claims.subject, 64),
-                 from, it->second.size());
+    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions",
+                 log_text(claims.subject, 64), from, it->second.size());
     count_refusal(SessionRefusal::kSubjectSessions);
     return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
                            " sessions per token subject on this edge");

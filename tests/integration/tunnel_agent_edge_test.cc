@@ -167,9 +167,11 @@ TEST_F(AgentEdgeE2E, RefusedUpstreamIs502WithTheReasonInTheAgentsLogOnly) {
   EXPECT_EQ(r.status, 502) << r.error << r.head;
   const std::string why = "upstream refused: connection refused (127.0.0.1:" + std::to_string(dead) + ")";
   // The visitor learns neither the upstream's address nor the errno (issue 14 6k)...
-  EXPECT_EQ((r.head + r.body).find("127.0.0.1:" + std::to_string(dead)), std::string::npos) << r.head << r.body;
+  EXPECT_EQ((r.head + r.body).find("127.0.0.1:" + std::to_string(dead)), std::string::npos)
+      << r.head << r.body;
   EXPECT_EQ((r.head + r.body).find("refused"), std::string::npos) << r.head << r.body;
-  EXPECT_NE(r.body.find("local service did not answer"), std::string::npos) << r.body;  // edge::kUpstreamFailedPage
+  EXPECT_NE(r.body.find("local service did not answer"), std::string::npos)
+      << r.body;  // edge::kUpstreamFailedPage
   // ...the agent's request log has it.
   ASSERT_TRUE(run_until([&] { return !results_.empty(); }));
   EXPECT_EQ(results_.back().error, why);

@@ -116,7 +116,8 @@ TEST_F(TunnelEdgeHttp, WtmeshErrorFromTheAgentIsA502WithoutTheReason) {
   // The agent's reason names the tunnel's inside: not shown to the visitor (issue 14 6k).
   EXPECT_EQ(r.out.find("127.0.0.1:3000"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("connection refused"), std::string::npos) << r.out;
-  EXPECT_NE(resp->body.find("local service did not answer"), std::string::npos) << resp->body;  // kUpstreamFailedPage
+  EXPECT_NE(resp->body.find("local service did not answer"), std::string::npos)
+      << resp->body;  // kUpstreamFailedPage
 }
 
 TEST_F(TunnelEdgeHttp, AgentLeavingAnswers502WithinASecond) {

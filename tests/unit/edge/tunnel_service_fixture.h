@@ -119,7 +119,8 @@ class TunnelServiceFixture : public ::testing::Test {
   }
   static std::string control_text(const FakeSession& s) {
     auto it = s.streams.find(0);
-    return it == s.streams.end() ? std::string() : std::string(it->second.written.begin(), it->second.written.end());
+    return it == s.streams.end() ? std::string()
+                                 : std::string(it->second.written.begin(), it->second.written.end());
   }
 
   std::function<void(TunnelServiceConfig&)> tweak_;  // applied by make()

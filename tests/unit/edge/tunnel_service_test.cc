@@ -70,7 +70,8 @@ TEST_F(TunnelServiceTest, AnAddressWithTooManyAuthFailuresGets429WithoutVerifica
     i.peer = peer;
     return connect(i).status;
   };
-  for (int i = 0; i < static_cast<int>(limits.burst); ++i) EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 401) << i;
+  for (int i = 0; i < static_cast<int>(limits.burst); ++i)
+    EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 401) << i;
   EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 429);
   // Even a good token is not looked at while the address has no attempt left.
   const auto reloads = reloads_;

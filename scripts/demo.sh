@@ -79,7 +79,7 @@ setup_and_build() {
 start_edge() {
   mkdir -p "$state/edge"
   say "starting edge on 127.0.0.1:$edge_port (state in .wtmesh/edge, log in .wtmesh/edge.log)"
-  "$wtmesh" edge --listen "127.0.0.1:$edge_port" --domain localhost --state-dir "$state/edge" \
+  "$wtmesh" edge --listen "127.0.0.1:$edge_port" --domain localhost --state-dir "$state/edge" --echo \
     --admin-listen 127.0.0.1:0 >"$state/edge.out" 2>"$state/edge.log" </dev/null &
   local pid=$!
   pids+=("$pid")
@@ -226,7 +226,7 @@ print_banner() {
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 
   wtmesh edge        $EDGE_URL   (UDP: HTTP/3 + WebTransport; TCP: public HTTPS, HTTP/2 + HTTP/1.1, Alt-Svc h3)
-  echo endpoint      $EDGE_URL/echo
+  echo endpoint      $EDGE_URL/echo  (the edge runs with --echo; off by default)
   cert sha-256       $CERT_HASH
   CA                 $state/edge/ca.pem
 

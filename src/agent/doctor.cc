@@ -31,6 +31,7 @@ class Recorder final : public wt::SessionHandler {
  public:
   void on_attached(wt::Session& s) override { session = &s; }
   void on_ready() override { ready = true; }
+  void on_refused(const wt::ConnectResponse& r) override { refused_status = r.status; }
   void on_incoming_stream(wt::StreamId id, bool /*bidi*/) override { incoming.push_back(id); }
   void on_stream_data(wt::StreamId id, std::span<const uint8_t> data, bool fin) override {
     auto& r = received[id];
@@ -52,6 +53,7 @@ class Recorder final : public wt::SessionHandler {
   bool ready = false;
   bool closed = false;
   uint32_t code = 0;
+  int refused_status = 0;
   std::string reason;
   std::vector<wt::StreamId> incoming;
   std::map<wt::StreamId, std::vector<uint8_t>> received;
@@ -114,7 +116,10 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
   wt::Session* session = client.open_session(options.path, {}, &rec, &error);
   if (!session) return fail("cannot start a WebTransport session: " + error);
   if (!run_until([&] { return rec.ready || rec.closed; }) || !rec.ready) {
-    return fail("WebTransport session refused: " + (rec.closed ? rec.reason : std::string("timed out")));
+    std::string why = rec.closed ? rec.reason : std::string("timed out");
+    if (rec.refused_status == 404)
+      why += " (an edge serves " + options.path + " only when started with --echo)";
+    return fail("WebTransport session refused: " + why);
   }
   report.session_ms = ms_since(t1);
   out << fmt::format("  session       ok  {:.2f} ms  (extended CONNECT {} -> {})\n", report.session_ms,

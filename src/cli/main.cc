@@ -31,6 +31,7 @@ struct EdgeArgs {
   std::string state_dir = ".wtmesh/edge";
   std::string cert, key;
   std::vector<std::string> allow_origins;
+  bool echo = false;
   int idle_timeout_s = 30;
   uint64_t max_streams = 128;
   std::string http_listen;   // optional plain-HTTP public listener
@@ -53,6 +54,8 @@ struct EdgeArgs {
   std::vector<std::string> udp_routes;  // --udp-route NAME=HOST:PORT
   size_t max_connects = edge::EdgeOptions{}.max_connect_streams;
   bool require_visitor_auth = false;
+  size_t max_sessions_per_subject = edge::EdgeOptions{}.max_sessions_per_subject;
+  size_t max_tunnels_per_subject = edge::EdgeOptions{}.max_tunnels_per_subject;
   std::string udp_ports = "21000-21999";
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
@@ -80,6 +83,7 @@ int run_edge(const EdgeArgs& a) {
   if (!a.cert.empty()) opts.cert_file = a.cert;
   if (!a.key.empty()) opts.key_file = a.key;
   opts.allowed_origins = a.allow_origins;
+  opts.echo = a.echo;
   opts.limits.idle_timeout = std::chrono::seconds(a.idle_timeout_s);
   opts.limits.max_streams_bidi = a.max_streams;
   opts.limits.max_streams_uni = a.max_streams;
@@ -124,6 +128,8 @@ int run_edge(const EdgeArgs& a) {
   }
   opts.max_connect_streams = a.max_connects;
   opts.require_visitor_auth = a.require_visitor_auth;
+  opts.max_sessions_per_subject = a.max_sessions_per_subject;
+  opts.max_tunnels_per_subject = a.max_tunnels_per_subject;
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -144,7 +150,9 @@ int run_edge(const EdgeArgs& a) {
   std::cout << "  certificate sha256: " << server.certs().sha256_hex << std::endl;
   if (!server.certs().ca_cert.empty())
     std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
-  std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)" << std::endl;
+  if (a.echo)
+    std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)"
+              << std::endl;
   std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
             << ep.port() << ")" << std::endl;
   const std::string& public_host = a.public_host.empty() ? host : a.public_host;
@@ -212,6 +220,9 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--key", edge_args.key, "PEM private key for --cert");
   edge_cmd->add_option("--allow-origin", edge_args.allow_origins,
                        "browser origin allowed to open sessions (repeatable; default: any)");
+  edge_cmd->add_flag("--echo", edge_args.echo,
+                     "serve the diagnostic WebTransport echo at /echo (for wtmesh doctor and browser "
+                     "checks; off by default: it answers anyone whose Origin --allow-origin admits)");
   edge_cmd->add_option("--idle-timeout", edge_args.idle_timeout_s, "QUIC idle timeout in seconds")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
@@ -302,6 +313,16 @@ int main(int argc, char** argv) {
   edge_cmd
       ->add_option("--max-connects-per-session", edge_args.max_connects,
                    "connect streams one agent session may hold at once (more are refused)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--max-sessions-per-subject", edge_args.max_sessions_per_subject,
+                   "live agent sessions one token subject may hold on this edge (more get 429)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--max-tunnels-per-subject", edge_args.max_tunnels_per_subject,
+                   "tunnels one token subject may hold across its sessions (more are refused \"limit\")")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   edge_cmd

@@ -530,8 +530,16 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     return;
   }
   if (tunnels_.size() >= config_.max_tunnels) {
+    if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kSessionCap);
     refuse(id, raw_host, refusal::kLimit,
            "at most " + std::to_string(config_.max_tunnels) + " tunnels per session");
+    return;
+  }
+  if (const size_t cap = hooks_.subject_full ? hooks_.subject_full() : 0; cap != 0) {
+    if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kSubjectCap);
+    refuse(id, raw_host, refusal::kLimit,
+           "at most " + std::to_string(cap) + " tunnels per token subject on this edge (" +
+               log_text(claims_.subject, 64) + ")");
     return;
   }
   for (const auto& [other_id, tunnel] : tunnels_) {
@@ -561,6 +569,7 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   if (reply.result != ClaimResult::kOk) {
     if (current) tunnels_.erase(tunnel);
     if (reply.result == ClaimResult::kFull) {
+      if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kTableFull);
       refuse(c.id, c.raw_host, refusal::kLimit, "the edge's route table is full");
       return;
     }

@@ -99,6 +99,9 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     // A REGISTER was refused as "taken" by `holder` (a route owner): the service may probe() the
     // holder, which may be a dead session that has not been noticed yet (an agent restarted at once).
     std::function<void(const std::string& holder)> on_name_contended;
+    // Before a REGISTER is held: 0 while the token's subject may hold one more tunnel, else its cap
+    // (the REGISTER is refused "limit"). Unset: no cap.
+    std::function<size_t()> subject_full;
   };
 
   AgentSession(const AgentSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/allocator.h"
@@ -34,6 +35,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
       : quic(quic),
         tunnels(tunnels),
         browser(browser),
+        echo_enabled(options.echo),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         requests(tunnels, h3, requests_config(quic, options),
                  ConnectionHooks{[this] { arm_tick(); },
@@ -57,13 +59,34 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     return c;
   }
 
+  // Session requests refused for their credentials (401, 429) count against the connection: past
+  // TunnelServiceConfig::max_auth_failures_per_connection it is closed, so one connection cannot
+  // make the edge verify signatures without end (issue 14 6c; the per-address bucket is the
+  // tunnel service's).
   wt::Accept accept(const wt::SessionInfo& request) {
+    wt::Accept a = route_session(request);
+    if (a.status != 401 && a.status != 429) return a;
+    if (++auth_failures < tunnels.config().max_auth_failures_per_connection) return a;
+    if (!shed) {
+      shed = true;
+      spdlog::info("edge: closing the connection from {}: {} refused session requests", quic.remote_address(),
+                   auth_failures);
+      if (auto* m = tunnels.config().session.metrics) m->on_connection_shed(ConnectionShed::kAuthFailures);
+      // After this refusal has been answered (not from inside the WebTransport layer's call).
+      asio::post(tick.get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
+        if (!alive.expired()) quic.close(h3::kH3ExcessiveLoad, "too many authentication failures");
+      });
+    }
+    return a;
+  }
+
+  wt::Accept route_session(const wt::SessionInfo& request) {
     wt::SessionInfo info = request;
     info.peer = quic.remote_address();
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
     if (auto relayed = relay(info)) return *relayed;
     if (is_browser_connect_path(info.path)) return browser.accept(info, browsers);
-    if (info.path == "/echo") {
+    if (info.path == "/echo" && echo_enabled) {
       // Sessions end before the connection does; keep finished handlers only until the next accept.
       std::erase_if(echo, [](const auto& e) { return e->closed(); });
       echo.push_back(std::make_unique<EchoSession>());
@@ -128,6 +151,9 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   quic::Connection& quic;
   TunnelService& tunnels;
   BrowserConnect& browser;
+  const bool echo_enabled;   // --echo
+  size_t auth_failures = 0;  // 401/429 answers on this connection
+  bool shed = false;         // closed for them
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
   std::vector<std::unique_ptr<BrowserSession>> browsers;
@@ -171,6 +197,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.metrics = &metrics_;
   tc.session.max_connect_streams = options_.max_connect_streams;
   tc.session.require_visitor_auth = options_.require_visitor_auth;
+  tc.max_sessions_per_subject = options_.max_sessions_per_subject;
+  tc.max_tunnels_per_subject = options_.max_tunnels_per_subject;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });

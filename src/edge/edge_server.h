@@ -1,6 +1,7 @@
 // The edge process: one UDP endpoint serving HTTP/3 + WebTransport, the public HTTPS listener on the
 // same port number over TCP (and optionally plain HTTP on another), certificates from its state
-// directory, and the services mounted on WebTransport paths: /echo (diagnostics) and /ingress-mesh
+// directory, and the services mounted on WebTransport paths: /echo (diagnostics, only with
+// EdgeOptions::echo) and /ingress-mesh
 // (agents' tunnel sessions, edge/tunnel_service.h).
 //
 // Per QUIC connection it builds the stack quic::Connection → h3::Connection → wt::H3Server and a
@@ -52,6 +53,9 @@ struct EdgeOptions {
   std::optional<std::filesystem::path> cert_file;
   std::optional<std::filesystem::path> key_file;
   std::vector<std::string> allowed_origins;  // empty = any origin
+  // The diagnostic WebTransport echo at /echo (`wtmesh doctor`, browser checks): off unless asked
+  // for (--echo), since it answers anyone; when on, allowed_origins applies to it as to every session.
+  bool echo = false;
   quic::TransportLimits limits;
   wt::ServerConfig wt;
 
@@ -80,6 +84,9 @@ struct EdgeOptions {
   size_t max_connect_streams = 100;
   // Every http tunnel must bring visitor auth (basic auth or allowed ranges; tunnel/visitor_policy.h).
   bool require_visitor_auth = false;
+  // One token subject across the edge (TunnelServiceConfig): live sessions and tunnels on them.
+  size_t max_sessions_per_subject = 100;
+  size_t max_tunnels_per_subject = 1000;
   // UDP tunnels (edge/udp_tunnels.h): ports on listen's address, likewise.
   bool udp_tunnels = true;
   UdpTunnelOptions udp;

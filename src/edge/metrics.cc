@@ -125,7 +125,35 @@ const char* to_string(SessionRefusal r) {
       return "protocol_version";
     case SessionRefusal::kCapacity:
       return "capacity";
+    case SessionRefusal::kRateLimited:
+      return "rate_limited";
+    case SessionRefusal::kSubjectSessions:
+      return "subject_sessions";
     case SessionRefusal::kCount:
+      break;
+  }
+  return "other";
+}
+
+const char* to_string(TunnelRefusal r) {
+  switch (r) {
+    case TunnelRefusal::kSessionCap:
+      return "session_cap";
+    case TunnelRefusal::kSubjectCap:
+      return "subject_cap";
+    case TunnelRefusal::kTableFull:
+      return "table_full";
+    case TunnelRefusal::kCount:
+      break;
+  }
+  return "other";
+}
+
+const char* to_string(ConnectionShed r) {
+  switch (r) {
+    case ConnectionShed::kAuthFailures:
+      return "auth_failures";
+    case ConnectionShed::kCount:
       break;
   }
   return "other";
@@ -200,12 +228,31 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   MetricFamily refused =
       family("wtmesh_session_refusals_total",
              "Agent session requests refused, by reason (token problems, no host, protocol "
-             "version, capacity).",
+             "version, capacity, rate_limited: the address had too many authentication failures, "
+             "subject_sessions: the token's subject holds its cap of sessions).",
              T::kCounter);
   for (size_t i = 0; i < refusals_.size(); ++i) {
     refused.samples.push_back({{{"reason", to_string(static_cast<SessionRefusal>(i))}}, refusals_[i]});
   }
   out.push_back(std::move(refused));
+  MetricFamily tunnels_refused =
+      family("wtmesh_tunnel_refusals_total",
+             "Tunnel registrations refused for a cap, by reason (session_cap: tunnels per session, "
+             "subject_cap: tunnels per token subject, table_full: the route table).",
+             T::kCounter);
+  for (size_t i = 0; i < tunnel_refusals_.size(); ++i) {
+    tunnels_refused.samples.push_back(
+        {{{"reason", to_string(static_cast<TunnelRefusal>(i))}}, tunnel_refusals_[i]});
+  }
+  out.push_back(std::move(tunnels_refused));
+  MetricFamily shed = family("wtmesh_connections_shed_total",
+                             "QUIC connections the edge closed to protect itself, by reason "
+                             "(auth_failures: too many refused session requests on one connection).",
+                             T::kCounter);
+  for (size_t i = 0; i < shed_.size(); ++i) {
+    shed.samples.push_back({{{"reason", to_string(static_cast<ConnectionShed>(i))}}, shed_[i]});
+  }
+  out.push_back(std::move(shed));
   MetricFamily tele =
       family("wtmesh_telemetry_reports_total",
              "Telemetry datagrams received from agents, by result (accepted, invalid).", T::kCounter);

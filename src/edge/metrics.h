@@ -78,9 +78,27 @@ enum class SessionRefusal {
   kNoHost,           // 403: the token names no host under the edge's domain
   kProtocolVersion,  // 400
   kCapacity,         // 503
+  kRateLimited,      // 429: the address has had too many authentication failures (edge/auth_failures.h)
+  kSubjectSessions,  // 429: the token's subject holds TunnelServiceConfig::max_sessions_per_subject
   kCount,
 };
 const char* to_string(SessionRefusal r);
+
+// Why a REGISTER was refused for a cap (docs/protocol.md §2): a bounded set.
+enum class TunnelRefusal {
+  kSessionCap,  // the session holds AgentSessionConfig::max_tunnels
+  kSubjectCap,  // the token subject's sessions hold TunnelServiceConfig::max_tunnels_per_subject
+  kTableFull,   // the route table is full
+  kCount,
+};
+const char* to_string(TunnelRefusal r);
+
+// Why the edge closed (or never admitted) a QUIC connection to protect itself: a bounded set.
+enum class ConnectionShed {
+  kAuthFailures,  // too many refused session requests (bad tokens) on one connection
+  kCount,
+};
+const char* to_string(ConnectionShed r);
 
 // Gauges the edge reads from its live objects at scrape time.
 struct EdgeGauges {
@@ -116,6 +134,11 @@ class EdgeMetrics {
   void on_tls_handshake_failure() { ++tls_handshake_failures_; }
   void on_quic_handshake_failure() { ++quic_handshake_failures_; }
   void on_session_refused(SessionRefusal why) { ++refusals_[static_cast<size_t>(why)]; }
+  void on_tunnel_refused(TunnelRefusal why) { ++tunnel_refusals_[static_cast<size_t>(why)]; }
+  uint64_t tunnels_refused(TunnelRefusal why) const { return tunnel_refusals_[static_cast<size_t>(why)]; }
+  void on_connection_shed(ConnectionShed why) { ++shed_[static_cast<size_t>(why)]; }
+  uint64_t connections_shed(ConnectionShed why) const { return shed_[static_cast<size_t>(why)]; }
+  uint64_t sessions_refused(SessionRefusal why) const { return refusals_[static_cast<size_t>(why)]; }
   void on_telemetry(bool accepted) { ++(accepted ? telemetry_accepted_ : telemetry_invalid_); }
 
   // Every family, in a fixed order; `agents` in the order given (the first max_label_values get labels
@@ -139,6 +162,8 @@ class EdgeMetrics {
   uint64_t public_received_ = 0, public_sent_ = 0;
   uint64_t tls_handshake_failures_ = 0, quic_handshake_failures_ = 0;
   std::array<uint64_t, static_cast<size_t>(SessionRefusal::kCount)> refusals_{};
+  std::array<uint64_t, static_cast<size_t>(ConnectionShed::kCount)> shed_{};
+  std::array<uint64_t, static_cast<size_t>(TunnelRefusal::kCount)> tunnel_refusals_{};
   uint64_t telemetry_accepted_ = 0, telemetry_invalid_ = 0;
 };
 

@@ -52,6 +52,11 @@
 
 namespace wtmesh::edge {
 
+// What a visitor reads when the tunnel's agent could not get an answer from its local service (its
+// reason stays in the agent's log and the edge's request log, never in the public response).
+inline constexpr std::string_view kUpstreamFailedPage =
+    "The tunnel's local service did not answer. Its owner can find why in the wtmesh agent's log.";
+
 struct ClientInfo {
   std::string ip;         // textual address of the public client (IPv6 without brackets)
   bool tls = true;        // arrived on the HTTPS listener

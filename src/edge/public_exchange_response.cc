@@ -80,8 +80,11 @@ void PublicExchange::start_response(tunnel::ResponseHead& head) {
       if (!reusable) close_after_ = true;
       head_sent_ = true;
       status_ = 502;
+      // The agent's words (the upstream's address, an errno, a certificate problem) are for the
+      // tunnel's owner, who has them in the agent's log, and for the edge's log; a visitor gets a
+      // page that names nothing inside the tunnel (docs/protocol.md §4, issue 14 6k).
       note_ = sanitize_header_value(value);
-      sink_.send_error(502, value, reusable, true);
+      sink_.send_error(502, kUpstreamFailedPage, reusable, true);
       return;
     }
   }

@@ -76,10 +76,20 @@ wt::Accept refuse(int status, const std::string& why) {
   return wt::Accept{status, nullptr, {{std::string(tunnel::kErrorHeader), sanitize_header_value(why)}}};
 }
 
+// What per-address limits count: the address (IPv6: its /64), or the text as given.
+std::string address_key(const std::string& peer) {
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(peer, ec);
+  return ec ? peer : client_limit_key(address);
+}
+
 }  // namespace
 
 TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys)
-    : config_(std::move(config)), routes_(routes), keys_(std::move(keys)) {
+    : config_(std::move(config)),
+      routes_(routes),
+      keys_(std::move(keys)),
+      auth_failures_(config_.auth_failures) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   config_.session.edge_id = config_.edge_id;
 }
@@ -112,15 +122,30 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
   return result;
 }
 
+void TunnelService::auth_failed(const std::string& key, const std::string& from) {
+  if (!auth_failures_.on_failure(key, steady_now())) return;
+  spdlog::warn(
+      "tunnel: {} ran out of authentication attempts ({} failures at once, one back every {:.1f} s); "
+      "its session requests get 429 until then",
+      from, config_.auth_failures.burst, 1.0 / config_.auth_failures.per_second);
+}
+
 wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   collect();
   const std::string from = info.peer.empty() ? std::string("?") : info.peer;
+  const std::string key = address_key(info.peer);
+  if (!auth_failures_.allowed(key, steady_now())) {
+    // No verification and no log line: the address was logged when it ran out.
+    count_refusal(SessionRefusal::kRateLimited);
+    return refuse(429, "too many authentication failures from this address; retry later");
+  }
   const std::string* auth = header(info, "authorization");
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
     spdlog::info("tunnel: refused session from {} (authority {}): no bearer token", from,
                  log_text(info.authority));
     count_refusal(SessionRefusal::kMissingToken);
+    auth_failed(key, from);
     return refuse(401, "missing bearer token");
   }
   const tunnel::VerifyResult result = verify(*token);
@@ -128,6 +153,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     spdlog::info("tunnel: refused session from {}: token {}: {}", from, tunnel::to_string(result.error()),
                  result.message());
     count_refusal(refusal_of(result.error()));
+    auth_failed(key, from);
     return refuse(401, std::string("invalid token: ") + tunnel::to_string(result.error()));
   }
   const tunnel::TokenClaims& claims = result.claims();
@@ -148,6 +174,14 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     count_refusal(SessionRefusal::kProtocolVersion);
     return refuse(400, "unsupported protocol version");
   }
+  if (auto it = subjects_.find(claims.subject);
+      it != subjects_.end() && it->second.size() >= config_.max_sessions_per_subject) {
+    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions",
+                 log_text(claims.subject, 64), from, it->second.size());
+    count_refusal(SessionRefusal::kSubjectSessions);
+    return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
+                           " sessions per token subject on this edge");
+  }
   if (session_count() >= config_.max_sessions) {
     count_refusal(SessionRefusal::kCapacity);
     return refuse(503, "the edge has too many tunnel sessions");
@@ -163,11 +197,13 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   hooks.on_name_contended = [this](const std::string& holder) {
     if (AgentSession* s = find_owner(holder)) s->probe();
   };
+  hooks.subject_full = [this, subject = claims.subject] { return subject_full(subject); };
   auto session = std::make_unique<AgentSession>(config_.session, routes_, serial, owner, claims, deadline,
                                                 std::move(hooks));
   AgentSession* raw = session.get();
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
+  subjects_[claims.subject].insert(serial);
   spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {})", owner, claims.subject, from,
                result.kid(), claims.hosts.size());
   if (wakeup_) wakeup_();
@@ -190,7 +226,22 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
 void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& /*hostnames*/) {
   // The session released its routes; the table keeps them offline for its grace.
   auto it = sessions_.find(serial);
-  if (it != sessions_.end()) owners_.erase(it->second->owner());
+  if (it == sessions_.end()) return;
+  owners_.erase(it->second->owner());
+  if (auto s = subjects_.find(it->second->claims().subject); s != subjects_.end()) {
+    s->second.erase(serial);
+    if (s->second.empty()) subjects_.erase(s);
+  }
+}
+
+size_t TunnelService::subject_full(const std::string& subject) const {
+  auto it = subjects_.find(subject);
+  if (it == subjects_.end()) return 0;
+  size_t held = 0;  // at most max_sessions_per_subject sessions to add up
+  for (const uint64_t serial : it->second) {
+    if (auto s = sessions_.find(serial); s != sessions_.end()) held += s->second->tunnel_count();
+  }
+  return held >= config_.max_tunnels_per_subject ? config_.max_tunnels_per_subject : 0;
 }
 
 void TunnelService::collect() {

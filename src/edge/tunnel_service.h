@@ -4,6 +4,7 @@
 // (the edge's timer calls it at next_deadline()) and from the configured clocks.
 //
 // Acceptance (docs/protocol.md §1), in this order:
+//   the client's address had too many authentication failures (edge/auth_failures.h)         → 429
 //   no/invalid bearer token, bad signature, unknown kid, expired, not yet valid, wrong audience → 401
 //   valid token naming no host under this edge's domain                                      → 403
 //   no common wtmesh-protocol version                                                         → 400
@@ -22,9 +23,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "edge/agent_session.h"
+#include "edge/auth_failures.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/token.h"
@@ -40,6 +43,15 @@ struct TunnelServiceConfig {
   std::function<std::chrono::system_clock::time_point()> wall_clock;  // default: system_clock::now
   // Fresh verifier keys (e.g. KeyStore::load_verifiers); empty = never reload.
   std::function<tunnel::VerifierKeySet()> reload_keys;
+  // Authentication failures (401s) per client address before its requests get 429 unverified.
+  AuthFailureLimits auth_failures;
+  // One token subject (every agent with tokens for it) across this edge: live sessions (429 beyond)
+  // and tunnels on them (REGISTER refused "limit" beyond), so one `*` token cannot fill the route
+  // table (issue 14 6g). The per-session cap is AgentSessionConfig::max_tunnels.
+  size_t max_sessions_per_subject = 100;
+  size_t max_tunnels_per_subject = 1000;
+  // 401/429 answers one QUIC connection may get before the edge closes it (EdgeServer counts them).
+  size_t max_auth_failures_per_connection = 3;
 };
 
 class TunnelService final : public TunnelDirectory {
@@ -108,6 +120,10 @@ class TunnelService final : public TunnelDirectory {
   void count_refusal(SessionRefusal why) {
     if (config_.session.metrics != nullptr) config_.session.metrics->on_session_refused(why);
   }
+  // A 401 for `key` (the client's address key): counted, and logged when the address runs out.
+  void auth_failed(const std::string& key, const std::string& from);
+  // 0 while `subject`'s live sessions hold fewer than max_tunnels_per_subject tunnels, else the cap.
+  size_t subject_full(const std::string& subject) const;
   void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
   void collect();  // destroys sessions that ended (never from inside one of their calls)
   void on_lookup(uint64_t ticket, const RouteMatch& match);
@@ -116,10 +132,12 @@ class TunnelService final : public TunnelDirectory {
   RouteTable& routes_;
   tunnel::VerifierKeySet keys_;
   std::optional<SteadyTime> last_key_reload_;
+  AuthFailureLimiter auth_failures_;
   std::function<void()> wakeup_;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;
   std::map<std::string, uint64_t, std::less<>> owners_;  // owner id → serial (live sessions)
+  std::map<std::string, std::set<uint64_t>, std::less<>> subjects_;  // token subject → live serials
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
   uint64_t last_ticket_ = 0;
   uint64_t asking_ = 0;

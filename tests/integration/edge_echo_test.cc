@@ -65,11 +65,12 @@ struct Recorder final : wt::SessionHandler {
 
 class EdgeEcho : public ::testing::Test {
  protected:
-  void start_edge(std::vector<std::string> origins = {}) {
+  void start_edge(std::vector<std::string> origins = {}, bool echo = true) {
     edge::EdgeOptions opts;
     opts.listen = asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
     opts.state_dir = dir_.path();
     opts.allowed_origins = std::move(origins);
+    opts.echo = echo;
     edge_ = std::make_unique<EdgeThread>(opts);
   }
   void SetUp() override { start_edge(); }
@@ -234,6 +235,27 @@ TEST_F(EdgeEcho, UnknownPathIs404) {
   ASSERT_TRUE(run_until([&] { return rec.closed; }));
   EXPECT_FALSE(rec.ready);
   EXPECT_EQ(rec.refused_status, 404);
+}
+
+TEST_F(EdgeEcho, EchoIsOffByDefault) {
+  edge_.reset();
+  start_edge({}, edge::EdgeOptions{}.echo);
+  {
+    Recorder rec;  // outlives the client, which may still report the session's end to it
+    auto c = dial();
+    open(*c, rec, "/echo", {{"origin", "https://anyone.example"}});
+    ASSERT_TRUE(run_until([&] { return rec.closed; }));
+    EXPECT_FALSE(rec.ready);
+    EXPECT_EQ(rec.refused_status, 404);
+  }
+  // The doctor says what to do about it.
+  agent::DoctorOptions opts;
+  opts.edge_url = "https://127.0.0.1:" + std::to_string(edge_->port());
+  opts.ca_file = dir_.path() / "ca.pem";
+  opts.timeout = std::chrono::seconds(5);
+  std::ostringstream out;
+  EXPECT_FALSE(agent::run_doctor(opts, out).ok);
+  EXPECT_NE(out.str().find("--echo"), std::string::npos) << out.str();
 }
 
 TEST_F(EdgeEcho, OriginOutsideTheAllowListIs403) {

@@ -176,7 +176,7 @@ TEST_F(TunnelEdgeEndToEnd, StreamedEventsArriveOneByOne) {
   EXPECT_EQ(resp->headers.at("transfer-encoding"), "chunked");
 }
 
-TEST_F(TunnelEdgeEndToEnd, RefusedUpstreamIsA502WithTheReason) {
+TEST_F(TunnelEdgeEndToEnd, RefusedUpstreamIsA502WithoutTheReason) {
   uint16_t closed_port;
   {
     tcp::acceptor a(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -187,7 +187,10 @@ TEST_F(TunnelEdgeEndToEnd, RefusedUpstreamIsA502WithTheReason) {
   const auto resp = parse_response(r.out);
   ASSERT_TRUE(resp) << r.out;
   EXPECT_EQ(resp->status, 502);
-  EXPECT_NE(resp->body.find("refused"), std::string::npos) << resp->body;
+  // The reason (connection refused, the port) is the agent's log's, not the visitor's (issue 14 6k).
+  EXPECT_EQ(r.out.find("refused"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(":" + std::to_string(closed_port)), std::string::npos) << r.out;
+  EXPECT_NE(resp->body.find("local service did not answer"), std::string::npos) << resp->body;
 }
 
 TEST_F(TunnelEdgeEndToEnd, AgentReconnectsAfterTheEdgeDropsItsSession) {

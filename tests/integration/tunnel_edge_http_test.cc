@@ -101,7 +101,7 @@ TEST_F(TunnelEdgeHttp, MalformedIs400AndOversizedHeadersAre431) {
   EXPECT_EQ(resp->status, 431);
 }
 
-TEST_F(TunnelEdgeHttp, WtmeshErrorFromTheAgentIsA502WithTheReason) {
+TEST_F(TunnelEdgeHttp, WtmeshErrorFromTheAgentIsA502WithoutTheReason) {
   TestAgent& a = agent_for("app.localhost");
   a.on_request = [&](wt::StreamId id, TestAgent::Request&) {
     a.respond(
@@ -113,7 +113,11 @@ TEST_F(TunnelEdgeHttp, WtmeshErrorFromTheAgentIsA502WithTheReason) {
   const auto resp = parse_response(r.out);
   ASSERT_TRUE(resp) << r.out;
   EXPECT_EQ(resp->status, 502);
-  EXPECT_NE(resp->body.find("upstream refused: connection refused (127.0.0.1:3000)"), std::string::npos);
+  // The agent's reason names the tunnel's inside: not shown to the visitor (issue 14 6k).
+  EXPECT_EQ(r.out.find("127.0.0.1:3000"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("connection refused"), std::string::npos) << r.out;
+  EXPECT_NE(resp->body.find("local service did not answer"), std::string::npos)
+      << resp->body;  // kUpstreamFailedPage
 }
 
 TEST_F(TunnelEdgeHttp, AgentLeavingAnswers502WithinASecond) {

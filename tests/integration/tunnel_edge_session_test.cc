@@ -59,6 +59,50 @@ TEST_F(TunnelEdgeTest, SessionAuthFailuresNeverOpenASession) {
   EXPECT_EQ(edge_->on_edge([&] { return edge_->server().tunnels().session_count(); }), 0u);
 }
 
+TEST_F(TunnelEdgeTest, AConnectionIsClosedAfterThreeRefusedSessionRequests) {
+  // One QUIC connection asking again and again with bad tokens (each an ECDSA verification and a
+  // log line): after the third refusal the edge closes it.
+  clients_.push_back(dial());
+  agent::WtClient& c = *clients_.back();
+  const wt::HeaderPairs bad = {{"authorization", "Bearer x.y.z"}, {"wtmesh-protocol", "1"}};
+  for (int i = 0; i < 3; ++i) {
+    agents_.push_back(std::make_unique<TestAgent>());
+    TestAgent& a = *agents_.back();
+    std::string error;
+    ASSERT_NE(c.open_session(std::string(tunnel::kSessionPath), bad, &a, &error), nullptr) << i << error;
+    ASSERT_TRUE(run_until([&] { return a.closed; })) << i;
+    EXPECT_EQ(a.status, 401) << i;
+  }
+  // The client never closes it: the edge did (the metric below says why).
+  ASSERT_TRUE(run_until([&] { return c.closed(); })) << "the connection stays open";
+  EXPECT_EQ(edge_->on_edge([&] {
+    return edge_->server().metrics().connections_shed(edge::ConnectionShed::kAuthFailures);
+  }),
+            1u);
+  // A good agent from the same address still gets in (the address has attempts left).
+  TestAgent& good = connect_with(token());
+  ASSERT_TRUE(run_until([&] { return good.ready || good.closed; }));
+  EXPECT_TRUE(good.ready) << good.reason;
+}
+
+TEST_F(TunnelEdgeTest, AnAddressOutOfAttemptsGets429) {
+  const size_t burst = static_cast<size_t>(edge::AuthFailureLimits{}.burst);
+  for (size_t i = 0; i < burst; ++i) {
+    TestAgent& a = connect({{"authorization", "Bearer x.y.z"}, {"wtmesh-protocol", "1"}});
+    ASSERT_TRUE(run_until([&] { return a.closed; })) << i;
+    EXPECT_EQ(a.status, 401) << i;
+  }
+  TestAgent& a = connect_with(token());
+  ASSERT_TRUE(run_until([&] { return a.closed || a.ready; }));
+  EXPECT_EQ(a.status, 429);
+  EXPECT_EQ(edge_->on_edge([&] {
+    return edge_->server().metrics().sessions_refused(edge::SessionRefusal::kRateLimited);
+  }),
+            1u);
+  const std::string text = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(text.find("wtmesh_session_refusals_total{reason=\"rate_limited\"} 1"), std::string::npos);
+}
+
 TEST_F(TunnelEdgeTest, AcceptedSessionAnswersWithTheVersion) {
   TestAgent& a = connect_with(token());
   ASSERT_TRUE(run_until([&] { return a.ready || a.closed; }));

@@ -32,6 +32,7 @@
 #include "../support/temp_dir.h"
 #include "agent/wt_client.h"
 #include "edge/edge_server.h"
+#include "edge/public_exchange.h"
 #include "edge/tunnel_service.h"
 #include "tunnel/keystore.h"
 #include "tunnel/wire.h"

@@ -16,9 +16,9 @@ need_chromium
 page_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 page_origin="http://localhost:$page_port"
 
-start_edge open
-start_edge allowed --allow-origin https://example.invalid --allow-origin "$page_origin"
-start_edge refused --allow-origin https://example.invalid
+start_edge open --echo
+start_edge allowed --echo --allow-origin https://example.invalid --allow-origin "$page_origin"
+start_edge refused --echo --allow-origin https://example.invalid
 
 # --- The certificate, as Chromium's serverCertificateHashes verifier will judge it.
 cert=${EDGE_STATE[open]}/cert.pem

@@ -5,13 +5,15 @@
 #   - doctor exits 0 and prints all three timings
 #   - doctor fails (non-zero, bounded) with a CA that did not sign the edge's certificate
 #   - doctor fails (non-zero, bounded) when nothing listens on the port
+#   - an edge started without --echo refuses /echo (404) and doctor says to start it with --echo
 #   - the edge stops cleanly on SIGINT
 # Usage: doctor.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
 
-start_edge main
+start_edge main --echo
+start_edge plain
 port=${EDGE_PORT[main]}
 ca=${EDGE_STATE[main]}/ca.pem
 
@@ -48,6 +50,12 @@ check "doctor with a foreign CA fails (status $DOCTOR_RC)" [ "$DOCTOR_RC" -ne 0 
 closed_port=$(node -e 'const d=require("dgram").createSocket("udp4");d.bind(0,"127.0.0.1",()=>{console.log(d.address().port);d.close()})')
 run_doctor "$PEER_TMP/doctor-no-edge.log" --edge "https://127.0.0.1:$closed_port" --ca "$ca"
 check "doctor against a closed port fails within 40 s (status $DOCTOR_RC)" [ "$DOCTOR_RC" -ne 0 -a "$DOCTOR_RC" -ne 124 -a "$DOCTOR_RC" -ne 137 ]
+
+# An edge without --echo (the default) serves no /echo: doctor fails and names the flag.
+run_doctor "$PEER_TMP/doctor-no-echo.log" --edge "https://127.0.0.1:${EDGE_PORT[plain]}" --ca "${EDGE_STATE[plain]}/ca.pem"
+check "doctor against an edge without --echo fails (status $DOCTOR_RC)" [ "$DOCTOR_RC" -ne 0 -a "$DOCTOR_RC" -ne 124 -a "$DOCTOR_RC" -ne 137 ]
+check "... and says the edge serves /echo only with --echo ($(grep -o 'refused.*' "$PEER_TMP/doctor-no-echo.log" | head -1))" \
+  grep -q 'only when started with --echo' "$PEER_TMP/doctor-no-echo.log"
 
 check "edge still running" kill -0 "${EDGE_PID[main]}"
 stop_edge main INT

@@ -16,7 +16,7 @@ peer_init "$@"
 need_chromium
 page_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 
-start_edge upstream
+start_edge upstream --echo
 EDGE_LISTEN_ADDR="[::]" start_edge public  # Chromium tries ::1 first for NAME.localhost
 UP=${EDGE_PORT[upstream]}
 PUB=${EDGE_PORT[public]}

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,6 +36,7 @@ class TunnelServiceFixture : public ::testing::Test {
     cfg.edge_id = "edge-t";
     cfg.wall_clock = [this] { return wall_; };
     cfg.max_sessions = max_sessions;
+    if (tweak_) tweak_(cfg);
     cfg.reload_keys = [this] {
       ++reloads_;
       tunnel::VerifierKeySet k;
@@ -109,6 +111,19 @@ class TunnelServiceFixture : public ::testing::Test {
     service_.reset();
   }
 
+  // Sends one more REGISTER on a session whose control stream is open (register_host opened it).
+  void register_more(FakeSession& s, uint32_t id, const std::string& host) {
+    auto f = tunnel::encode_control_frame(tunnel::ControlType::kRegister,
+                                          json{{"id", id}, {"type", "http"}, {"hostname", host}}.dump());
+    s.handler->on_stream_data(0, f, false);
+  }
+  static std::string control_text(const FakeSession& s) {
+    auto it = s.streams.find(0);
+    return it == s.streams.end() ? std::string()
+                                 : std::string(it->second.written.begin(), it->second.written.end());
+  }
+
+  std::function<void(TunnelServiceConfig&)> tweak_;  // applied by make()
   FakeClock clock_;
   std::chrono::system_clock::time_point wall_ =
       std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));

@@ -63,6 +63,41 @@ TEST_F(TunnelServiceTest, AuthenticationFailuresAre401) {
   EXPECT_EQ(service_->session_count(), 0u);
 }
 
+TEST_F(TunnelServiceTest, AnAddressWithTooManyAuthFailuresGets429WithoutVerification) {
+  const AuthFailureLimits limits = service_->config().auth_failures;
+  auto from = [&](const std::string& peer, const std::string& auth) {
+    wt::SessionInfo i = info(auth);
+    i.peer = peer;
+    return connect(i).status;
+  };
+  for (int i = 0; i < static_cast<int>(limits.burst); ++i)
+    EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 401) << i;
+  EXPECT_EQ(from("192.0.2.7", "Bearer x.y.z"), 429);
+  // Even a good token is not looked at while the address has no attempt left.
+  const auto reloads = reloads_;
+  EXPECT_EQ(from("192.0.2.7", "Bearer " + token({"app.localhost"}, 600s, &later_key_)), 429);
+  EXPECT_EQ(reloads_, reloads) << "no verification (an unknown kid would have reloaded the keys)";
+  EXPECT_EQ(from("192.0.2.8", "Bearer " + token()), 200) << "another address is not affected";
+  EXPECT_EQ(from("2001:db8::1", "Bearer x.y.z"), 401);
+  // One attempt comes back after 1/per_second.
+  clock_.t += std::chrono::milliseconds(static_cast<int>(1000 / limits.per_second) + 1);
+  EXPECT_EQ(from("192.0.2.7", "Bearer " + token()), 200);
+  EXPECT_EQ(from("192.0.2.7", ""), 401);
+  EXPECT_EQ(from("192.0.2.7", ""), 429);
+}
+
+TEST_F(TunnelServiceTest, IPv6AddressesOfOneSlash64ShareABucket) {
+  const AuthFailureLimits limits = service_->config().auth_failures;
+  for (int i = 0; i < static_cast<int>(limits.burst); ++i) {
+    wt::SessionInfo in = info("");
+    in.peer = "2001:db8:1:2::" + std::to_string(i + 1);
+    EXPECT_EQ(connect(in).status, 401);
+  }
+  wt::SessionInfo in = info("");
+  in.peer = "2001:db8:1:2:ffff::9";
+  EXPECT_EQ(connect(in).status, 429);
+}
+
 TEST_F(TunnelServiceTest, TokenForOtherDomainsIs403) {
   EXPECT_EQ(connect(info("Bearer " + token({"app.example.com", "*.example.com"}))).status, 403);
   EXPECT_EQ(connect(info("Bearer " + token({"localhost"}))).status, 403) << "the bare domain is no tunnel";
@@ -96,6 +131,50 @@ TEST_F(TunnelServiceTest, SessionCapIs503) {
   EXPECT_EQ(connect(info("Bearer " + token())).status, 503);
   sessions_[0]->peer_closes(0, "");
   EXPECT_EQ(connect(info("Bearer " + token())).status, 200);
+}
+
+TEST_F(TunnelServiceTest, OneTokenSubjectIsCappedInSessionsAndTunnelsAcrossSessions) {
+  EdgeMetrics metrics;
+  tweak_ = [&](TunnelServiceConfig& c) {
+    c.max_sessions_per_subject = 2;
+    c.max_tunnels_per_subject = 3;
+    c.session.metrics = &metrics;
+  };
+  make();
+  const std::string star = "Bearer " + token({"*.localhost"});  // a `*` token: any name
+  ASSERT_EQ(connect(info(star)).status, 200);
+  ASSERT_EQ(connect(info(star)).status, 200);
+  const wt::Accept third = connect(info(star));
+  EXPECT_EQ(third.status, 429) << "a third session of the same subject";
+  EXPECT_NE(header(third, "wtmesh-error").find("per token subject"), std::string::npos);
+  EXPECT_EQ(metrics.sessions_refused(SessionRefusal::kSubjectSessions), 1u);
+
+  register_host(*sessions_[0], 1, "a.localhost");
+  register_more(*sessions_[0], 2, "b.localhost");
+  register_host(*sessions_[1], 1, "c.localhost");
+  EXPECT_EQ(route("c.localhost").kind, RouteLookup::Kind::kFound);
+  register_more(*sessions_[1], 2, "d.localhost");
+  EXPECT_EQ(route("d.localhost").kind, RouteLookup::Kind::kUnknown) << "a fourth tunnel of the subject";
+  EXPECT_NE(control_text(*sessions_[1]).find("at most 3 tunnels per token subject"), std::string::npos);
+  register_more(*sessions_[0], 3, "e.localhost");
+  EXPECT_EQ(route("e.localhost").kind, RouteLookup::Kind::kUnknown) << "on either session";
+  EXPECT_EQ(metrics.tunnels_refused(TunnelRefusal::kSubjectCap), 2u);
+
+  // Another subject is not affected.
+  const std::string bob =
+      "Bearer " + key_.sign(tunnel::make_claims("bob", {"*.localhost"}, std::chrono::seconds(600), wall_));
+  ASSERT_EQ(connect(info(bob)).status, 200);
+  register_host(*sessions_[2], 1, "f.localhost");
+  EXPECT_EQ(route("f.localhost").kind, RouteLookup::Kind::kFound);
+
+  // A session that ends gives its share back: one session and its two tunnels.
+  sessions_[0]->peer_closes(0, "gone");
+  service_->on_tick(clock_.t);
+  ASSERT_EQ(connect(info(star)).status, 200);
+  register_more(*sessions_[1], 4, "g.localhost");
+  EXPECT_EQ(route("g.localhost").kind, RouteLookup::Kind::kFound);
+  const std::string text = metrics.render({}, {});
+  EXPECT_NE(text.find("wtmesh_tunnel_refusals_total{reason=\"subject_cap\"} 2"), std::string::npos) << text;
 }
 
 TEST_F(TunnelServiceTest, RoutesFoundOfflineAndUnknown) {

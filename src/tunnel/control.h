@@ -54,7 +54,17 @@ struct Pong {  // either way, echoing the PING's seq
   uint64_t seq = 0;
 };
 
-using ControlMessage = std::variant<Register, Registered, Refused, Unregister, Ping, Pong>;
+struct Renew {  // agent → edge (§3.3): a fresh session token minted from the session's credential
+  uint64_t seq = 0;
+  std::string token;  // sent whole (a token is at most kMaxTokenSize = 8 KiB), never clipped
+};
+struct Renewed {  // edge → agent: the answer to the RENEW with the same seq
+  uint64_t seq = 0;
+  uint64_t expires = 0;  // accepted: the session's new expiry (Unix seconds); 0 when refused
+  std::string error;     // refused: a sentence; empty when accepted
+};
+
+using ControlMessage = std::variant<Register, Registered, Refused, Unregister, Ping, Pong, Renew, Renewed>;
 
 // REFUSED codes (§3).
 namespace refusal {

@@ -170,6 +170,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.metrics = &metrics_;
   tc.session.max_connect_streams = options_.max_connect_streams;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
+  tc.session_token_ttl = options_.session_token_ttl;
+  tc.revocation_file = tunnel::RevocationList::file_in(options_.state_dir);
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
   if (options_.tcp_tunnels) {

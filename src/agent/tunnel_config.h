@@ -3,7 +3,9 @@
 //
 //   edge: https://127.0.0.1:4433
 //   ca: state/ca.pem              # optional (system trust otherwise); relative to the file
-//   token: eyJ...                 # or token_file: path (re-read at every reconnect)
+//   token: eyJ...                 # or token_file: path (re-read at every reconnect), or
+//                                 # credential_file: agent.cred (`wtmesh credential`; tokens minted
+//                                 # and renewed from it; session_token_ttl: 5m sets their life)
 //   domain: localhost             # optional: tunnels are NAME.DOMAIN
 //   tunnels:
 //     - name: app
@@ -30,6 +32,7 @@
 //       local_port: 5353          #   as for tcp)
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -87,7 +90,9 @@ struct AgentConfig {
   std::string edge;
   std::optional<std::filesystem::path> ca;
   std::string token;                                // inline, or
-  std::optional<std::filesystem::path> token_file;  // read at each connect
+  std::optional<std::filesystem::path> token_file;  // read at each connect, or
+  std::optional<std::filesystem::path> credential_file;  // a credential (tunnel/credential.h)
+  std::chrono::seconds session_token_ttl{300};           // of the tokens minted from it
   std::string domain = "localhost";
   std::vector<TunnelSpec> tunnels;
   std::vector<ConnectSpec> connects;  // entries of type connect

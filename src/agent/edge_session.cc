@@ -19,11 +19,13 @@ EdgeSession::EdgeSession(asio::io_context& io, std::vector<TunnelRoute> routes, 
       callbacks_(std::move(callbacks)),
       heartbeat_(io),
       telemetry_timer_(io),
+      renew_timer_(io),
       udp_options_(udp) {}
 
 EdgeSession::~EdgeSession() {
   heartbeat_.cancel();
   telemetry_timer_.cancel();
+  renew_timer_.cancel();
   for (auto& [id, ex] : exchanges_) ex->on_session_gone();
 }
 
@@ -69,7 +71,47 @@ void EdgeSession::on_ready() {
     send_telemetry();
     arm_telemetry();
   }
+  arm_renewal(renewal_.every);
   if (callbacks_.on_ready) callbacks_.on_ready();
+}
+
+void EdgeSession::arm_renewal(std::chrono::milliseconds delay) {
+  if (closed_ || renewal_.every.count() <= 0 || !renewal_.mint) return;
+  renew_timer_.expires_after(std::max(delay, std::chrono::milliseconds(0)));
+  renew_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || closed_) return;
+    send_renewal();
+  });
+}
+
+void EdgeSession::send_renewal() {
+  std::string token;
+  try {
+    token = renewal_.mint();
+  } catch (const std::exception& e) {
+    if (callbacks_.on_renewed) callbacks_.on_renewed(false, std::string("cannot mint a session token: ") + e.what());
+    return;  // the session ends at its token's expiry; the next attempt reports the same
+  }
+  minted_at_ = std::chrono::steady_clock::now();
+  control_.send_renew(std::move(token));
+  flush_control();
+}
+
+void EdgeSession::on_renewed(const ControlEvent& ev) {
+  if (ev.expires == 0) {
+    if (callbacks_.on_renewed)
+      callbacks_.on_renewed(false, "the edge refused to renew the session token: " + ev.message +
+                                       "; the session ends when its token expires");
+    return;
+  }
+  ++renewals_;
+  const auto left = std::chrono::system_clock::time_point(std::chrono::seconds(ev.expires)) - std::chrono::system_clock::now();
+  if (callbacks_.on_renewed)
+    callbacks_.on_renewed(true, "session token renewed (" + std::to_string(renewals_) + "), valid for " +
+                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(left).count()) +
+                                    " s more");
+  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - minted_at_);
+  arm_renewal(renewal_.every - since);
 }
 
 tunnel::TelemetryReport EdgeSession::telemetry_report() const {
@@ -234,6 +276,7 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     std::vector<ControlEvent> events;
     const bool ok = control_.on_data(data, std::chrono::steady_clock::now(), events);
     for (const auto& ev : events) {
+      if (ev.kind == ControlEvent::Kind::kRenewed) on_renewed(ev);
       if ((ev.kind == ControlEvent::Kind::kRegistered || ev.kind == ControlEvent::Kind::kRefused) &&
           callbacks_.on_control) {
         callbacks_.on_control(ev);
@@ -433,6 +476,7 @@ void EdgeSession::on_closed(uint32_t code, std::string_view reason) {
   closed_ = true;
   heartbeat_.cancel();
   telemetry_timer_.cancel();
+  renew_timer_.cancel();
   auto exchanges = std::move(exchanges_);
   exchanges_.clear();
   kinds_.clear();

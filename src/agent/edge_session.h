@@ -41,9 +41,18 @@ struct TunnelRoute {
   std::optional<UdpTarget> udp;          // set: a udp tunnel; its flows are datagrams (§4.4)
 };
 
+// Renewal of the session's token inside the live session (docs/protocol.md §3.3): sessions opened with
+// a credential's session token send a RENEW with a fresh one `every` after the last was minted.
+struct TokenRenewal {
+  std::function<std::string()> mint;   // a fresh session token; throws std::exception when it cannot
+  std::chrono::milliseconds every{0};  // 0: never renew (plain tokens)
+};
+
 class EdgeSession final : public wt::SessionHandler {
  public:
   struct Callbacks {
+    // A RENEW was answered (ok: the session's expiry moved) or could not be sent; a sentence for logs.
+    std::function<void(bool ok, const std::string& sentence)> on_renewed;
     std::function<void()> on_ready;                       // the edge accepted the session
     std::function<void(const ControlEvent&)> on_control;  // REGISTERED / REFUSED
     std::function<void(uint32_t tunnel_id, const ExchangeResult&)> on_request;
@@ -72,6 +81,9 @@ class EdgeSession final : public wt::SessionHandler {
   size_t udp_connect_count() const { return udp_connects_.size(); }
   // Datagrams of agent-opened flow ids that no flow here has (ended, or never opened): dropped.
   uint64_t udp_connect_unknown() const { return udp_connect_unknown_; }
+  // Renews the session's token as `renewal` says (call before the session is ready).
+  void set_renewal(TokenRenewal renewal) { renewal_ = std::move(renewal); }
+  uint64_t renewals() const { return renewals_; }
   // Sends REGISTER for a tunnel again (after a REFUSED `taken`).
   void register_again(uint32_t tunnel_id);
   // Closes the session (close capsule); on_closed follows.
@@ -106,6 +118,10 @@ class EdgeSession final : public wt::SessionHandler {
   void flush_control();
   void arm_heartbeat();
   void arm_telemetry();
+  // Arms the renewal timer `delay` from now; at it, mints a token and sends a RENEW.
+  void arm_renewal(std::chrono::milliseconds delay);
+  void send_renewal();
+  void on_renewed(const ControlEvent& ev);
   // Sends one report on flow 0 (§2.2); one that does not fit or finds no room is dropped and counted.
   void send_telemetry();
   void control_failed();
@@ -130,6 +146,10 @@ class EdgeSession final : public wt::SessionHandler {
   bool closed_ = false;
   boost::asio::steady_timer heartbeat_;
   boost::asio::steady_timer telemetry_timer_;
+  boost::asio::steady_timer renew_timer_;
+  TokenRenewal renewal_;
+  std::chrono::steady_clock::time_point minted_at_{};  // when the RENEW in flight was minted
+  uint64_t renewals_ = 0;                               // RENEWs the edge accepted
   uint64_t bytes_received_ = 0;     // stream and datagram payload from the edge
   uint64_t telemetry_dropped_ = 0;  // own reports that did not fit or found no room
   std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial

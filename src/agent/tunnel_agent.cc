@@ -67,6 +67,9 @@ std::string describe_close(uint32_t code, const std::string& reason) {
     case tunnel::kCloseDraining:
       what = "the edge is draining";
       break;
+    case tunnel::kCloseCredentialRevoked:
+      what = "the credential was revoked";
+      break;
     default:
       what = "code " + std::to_string(code);
       break;
@@ -279,7 +282,14 @@ void TunnelAgent::attempt() {
 
   std::string token = options_.token;
   std::string error;
-  if (options_.token_file) {
+  if (options_.credential) {
+    try {
+      token = options_.credential->mint(options_.session_token_ttl);
+    } catch (const std::exception& e) {
+      if (!ever_connected_ && attempts_ == 1 && options_.exit_on_first_auth_failure) return fatal(e.what());
+      return schedule_retry(n, e.what(), true);
+    }
+  } else if (options_.token_file) {
     auto t = read_token_file(*options_.token_file, &error);
     if (!t) return schedule_retry(n, error, false);
     token = std::move(*t);
@@ -342,8 +352,25 @@ void TunnelAgent::attempt() {
     if (const TunnelSpec* s = spec(id); s && events_.on_request) events_.on_request(*s, r);
   };
   cb.on_closed = [this, n](uint32_t code, const std::string& reason) { on_session_closed(n, code, reason); };
+  cb.on_renewed = [this, n](bool ok, const std::string& sentence) {
+    if (n != attempt_ || tearing_down_) return;
+    if (ok) {
+      spdlog::debug("agent: {}", sentence);
+      if (options_.log_renewals) notice(sentence);
+    } else {
+      notice(sentence);
+    }
+  };
   session_ = std::make_unique<EdgeSession>(io_, std::move(routes), options_.control, options_.exchange,
                                            std::move(cb), options_.udp);
+  if (options_.credential) {
+    TokenRenewal renewal;
+    renewal.mint = [credential = options_.credential, ttl = options_.session_token_ttl] {
+      return credential->mint(ttl);
+    };
+    renewal.every = std::chrono::duration_cast<std::chrono::milliseconds>(options_.session_token_ttl) * 2 / 3;
+    session_->set_renewal(std::move(renewal));
+  }
 
   const wt::HeaderPairs headers = {
       {"authorization", "Bearer " + token},
@@ -375,10 +402,11 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
     const bool http_status = answer && answer->status != 0 && !answer->accepted();
     const int status = http_status ? answer->status : 0;
     if (status == 401) {
+      const std::string* detail = wt::find_header(answer->headers, tunnel::kErrorHeader);
       why =
-          "the edge refused the token (HTTP 401): it is malformed, expired, not yet valid, or signed by a "
-          "key "
-          "the edge does not accept";
+          "the edge refused the token (HTTP 401): it is malformed, expired, not yet valid, revoked, or signed "
+          "by a key the edge does not accept" +
+          (detail ? " (" + *detail + ")" : std::string());
       auth = true;
     } else if (status == 403) {
       why = "the edge refused the token (HTTP 403): it does not cover any hostname";
@@ -400,6 +428,10 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
         std::chrono::steady_clock::now() - session_started_);
     backoff_.on_session_ended(lived);
     why = "the session to the edge ended: " + describe_close(code, reason);
+    if (code == tunnel::kCloseCredentialRevoked) {
+      wt_session_ = nullptr;
+      return fatal(why + "; get a new credential (wtmesh credential)");
+    }
   }
   wt_session_ = nullptr;
   if (auth && options_.exit_on_first_auth_failure && !ever_connected_ && attempts_ == 1) return fatal(why);

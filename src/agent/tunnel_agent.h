@@ -3,7 +3,9 @@
 // services (EdgeSession + UpstreamExchange), and when the session ends reconnects with
 // exponential backoff and jitter, registering the same hostnames again. A 401/403 is reported as a
 // sentence and retried only at the longest backoff (never in a tight loop), or ends the agent when
-// the very first attempt fails that way and exit_on_first_auth_failure is set (`wtmesh http`).
+// the very first attempt fails that way and exit_on_first_auth_failure is set (`wtmesh http`). With a
+// credential it mints a session token per attempt and renews it inside the session; a session closed
+// because the credential was revoked (code 5) ends the agent.
 // Single-threaded: everything runs on the io_context given.
 #pragma once
 
@@ -31,6 +33,7 @@
 #include "agent/upstream_pool.h"
 #include "agent/upstream_select.h"
 #include "quic/connection.h"
+#include "tunnel/credential.h"
 
 namespace wtmesh::wt {
 class Session;
@@ -47,6 +50,11 @@ struct AgentOptions {
   std::optional<std::filesystem::path> ca_file;     // trust only this CA; else the system store
   std::string token;                                // used when token_file is not set
   std::optional<std::filesystem::path> token_file;  // re-read before every connection attempt
+  // Set: every attempt mints a session token from it (lifetime session_token_ttl), and the session
+  // renews it at 2/3 of its life with a RENEW (docs/protocol.md §3.3). token/token_file are unused.
+  std::shared_ptr<const tunnel::Credential> credential;
+  std::chrono::seconds session_token_ttl = tunnel::kDefaultSessionTokenTtl;
+  bool log_renewals = true;  // each accepted renewal is a notice (else debug); refusals always are
   std::vector<TunnelSpec> tunnels;                  // ids must be unique
   std::vector<ConnectSpec> connects;                // `wtmesh connect`: local ports reaching names
   bool exit_on_first_auth_failure = false;

@@ -346,7 +346,7 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
     return std::nullopt;
   }
   AgentConfig cfg;
-  std::string ca, token_file;
+  std::string ca, token_file, credential_file;
   bool has_tunnels = false;
   YAML::Node tunnels;
   for (const auto& kv : root) {
@@ -360,6 +360,17 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
       ok = scalar(kv.second, "token", cfg.token, error);
     } else if (key == "token_file") {
       ok = scalar(kv.second, "token_file", token_file, error);
+    } else if (key == "credential_file") {
+      ok = scalar(kv.second, "credential_file", credential_file, error);
+    } else if (key == "session_token_ttl") {
+      std::string ttl;
+      ok = scalar(kv.second, "session_token_ttl", ttl, error);
+      const auto d = tunnel::parse_duration(ttl);
+      if (ok && !d) {
+        fail(error, "session_token_ttl \"" + ttl + "\" is not a duration such as 30s or 5m (10s..30d)");
+        return std::nullopt;
+      }
+      if (d) cfg.session_token_ttl = *d;
     } else if (key == "domain") {
       ok = scalar(kv.second, "domain", cfg.domain, error);
     } else if (key == "tunnels") {
@@ -367,7 +378,7 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
       tunnels = kv.second;
     } else {
       fail(error, "unknown key \"" + key + "\"" + at_line(kv.first) +
-                      "; expected edge, ca, token, token_file, domain or tunnels");
+                      "; expected edge, ca, token, token_file, credential_file, session_token_ttl, domain or tunnels");
       return std::nullopt;
     }
     if (!ok) return std::nullopt;
@@ -381,12 +392,13 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
     fail(error, "edge: " + why);
     return std::nullopt;
   }
-  if (cfg.token.empty() == token_file.empty()) {
-    fail(error, "give exactly one of token and token_file");
+  if (int{!cfg.token.empty()} + int{!token_file.empty()} + int{!credential_file.empty()} != 1) {
+    fail(error, "give exactly one of token, token_file and credential_file");
     return std::nullopt;
   }
   if (!ca.empty()) cfg.ca = resolve(base_dir, ca);
   if (!token_file.empty()) cfg.token_file = resolve(base_dir, token_file);
+  if (!credential_file.empty()) cfg.credential_file = resolve(base_dir, credential_file);
   if (!has_tunnels || !tunnels.IsSequence() || tunnels.size() == 0) {
     fail(error, "tunnels must be a non-empty list, e.g. tunnels: [{name: app, local_port: 3000}]");
     return std::nullopt;

@@ -3,7 +3,9 @@
 //
 //   edge: https://127.0.0.1:4433
 //   ca: state/ca.pem              # optional (system trust otherwise); relative to the file
-//   token: eyJ...                 # or token_file: path (re-read at every reconnect)
+//   token: eyJ...                 # or token_file: path (re-read at every reconnect), or
+//                                 # credential_file: agent.cred (`wtmesh credential`; tokens minted
+//                                 # and renewed from it; session_token_ttl: 5m sets their life)
 //   domain: localhost             # optional: tunnels are NAME.DOMAIN
 //   tunnels:
 //     - name: app
@@ -16,7 +18,7 @@
 //       upstream_ca: certs/ca.pem # optional: trusted beside the system store; relative to the file
 //       upstream_sni: app.test    # optional: the name checked and sent as SNI (default localhost)
 //       upstream_insecure: true   # optional: no certificate check (self-signed local services)
-//       basic_auth: [user:pass]   # optional visitor auth, checked by the edge (docs/protocol.md §3.3):
+//       basic_auth: [user:pass]   # optional visitor auth, checked by the edge (docs/protocol.md §3.4):
 //       allow_cidr: [10.0.0.0/8]  #   a user:password list (the edge gets salted hashes only), the
 //       deny_cidr: [10.9.0.0/16]  #   client ranges allowed (none: any) and denied
 //     - name: db
@@ -33,6 +35,7 @@
 //       local_port: 5353          #   as for tcp)
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -99,7 +102,9 @@ struct AgentConfig {
   std::string edge;
   std::optional<std::filesystem::path> ca;
   std::string token;                                // inline, or
-  std::optional<std::filesystem::path> token_file;  // read at each connect
+  std::optional<std::filesystem::path> token_file;  // read at each connect, or
+  std::optional<std::filesystem::path> credential_file;  // a credential (tunnel/credential.h)
+  std::chrono::seconds session_token_ttl{300};           // of the tokens minted from it
   std::string domain = "localhost";
   std::vector<TunnelSpec> tunnels;
   std::vector<ConnectSpec> connects;  // entries of type connect

@@ -22,6 +22,11 @@ void ControlChannel::send_register(const TunnelRegistration& t) {
 
 void ControlChannel::send_unregister(uint32_t id) { queue(tunnel::Unregister{id}); }
 
+uint64_t ControlChannel::send_renew(std::string token) {
+  queue(tunnel::Renew{++renew_seq_, std::move(token)});
+  return renew_seq_;
+}
+
 void ControlChannel::queue(const tunnel::ControlMessage& message) {
   if (failed()) return;
   const auto frame = tunnel::encode(message);
@@ -80,6 +85,11 @@ bool ControlChannel::handle(const tunnel::ControlFrame& f, SteadyTime now,
     ev.kind = ControlEvent::Kind::kPing;
     ev.seq = ping->seq;
     queue(tunnel::Pong{ping->seq});
+  } else if (const auto* renewed = d.get<tunnel::Renewed>()) {
+    ev.kind = ControlEvent::Kind::kRenewed;
+    ev.seq = renewed->seq;
+    ev.expires = renewed->expires;
+    ev.message = renewed->error;
   } else if (const auto* pong = d.get<tunnel::Pong>()) {
     ev.kind = ControlEvent::Kind::kPong;
     ev.seq = pong->seq;

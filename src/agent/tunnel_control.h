@@ -24,18 +24,19 @@ struct TunnelRegistration {
   std::string type = "http";
   uint16_t remote_port = 0;       // tcp, udp: REGISTER options (protocol.md §3.1, §3.2)
   bool private_only = false;      // tcp, udp
-  tunnel::VisitorPolicy visitor;  // http: visitor auth (protocol.md §3.3)
+  tunnel::VisitorPolicy visitor;  // http: visitor auth (protocol.md §3.4)
 };
 
 struct ControlEvent {
-  enum class Kind { kRegistered, kRefused, kPing, kPong };
+  enum class Kind { kRegistered, kRefused, kPing, kPong, kRenewed };
   Kind kind = Kind::kPong;
   uint32_t id = 0;
   std::string hostname;
   std::string url;      // kRegistered
   std::string code;     // kRefused: not_covered, taken, invalid, limit, duplicate_id, ...
-  std::string message;  // kRefused: a sentence
-  uint64_t seq = 0;     // kPing / kPong
+  std::string message;  // kRefused: a sentence; kRenewed: the edge's reason when it refused
+  uint64_t seq = 0;     // kPing / kPong / kRenewed
+  uint64_t expires = 0;  // kRenewed: the session's new expiry (Unix seconds), 0 when refused
 };
 
 struct ControlOptions {
@@ -57,6 +58,8 @@ class ControlChannel {
   void start(const std::vector<TunnelRegistration>& tunnels);
   void send_register(const TunnelRegistration& tunnel);
   void send_unregister(uint32_t id);
+  // RENEW (§3.3) with a fresh session token; returns its seq.
+  uint64_t send_renew(std::string token);
 
   // Bytes received on the control stream. Complete frames become `events` (PINGs are answered
   // here). False on a protocol violation; error() says which.
@@ -86,6 +89,7 @@ class ControlChannel {
   std::vector<uint8_t> out_;
   std::string error_;
   bool timed_out_ = false;
+  uint64_t renew_seq_ = 0;
 };
 
 }  // namespace wtmesh::agent

@@ -14,6 +14,7 @@
 #include "agent/edge_url.h"
 #include "agent/tunnel_agent.h"
 #include "agent/tunnel_config.h"
+#include "cli/credential_commands.h"
 #include "common/log_text.h"
 #include "tunnel/keystore.h"
 #include "tunnel/token.h"
@@ -37,9 +38,9 @@ std::string clock_now() {
 // One line per request: time method path status bytes duration.
 std::string request_line(const std::string& prefix, const ExchangeResult& r) {
   const double ms = std::chrono::duration<double, std::milli>(r.duration).count();
-  std::string line =
-      fmt::format("{} {}{} {} {} {} {:.1f} ms", clock_now(), prefix, log_text(r.method, 32), log_target(r.target),
-                  r.status == 0 ? std::string("-") : std::to_string(r.status), r.response_bytes, ms);
+  std::string line = fmt::format(
+      "{} {}{} {} {} {} {:.1f} ms", clock_now(), prefix, log_text(r.method, 32), log_target(r.target),
+      r.status == 0 ? std::string("-") : std::to_string(r.status), r.response_bytes, ms);
   if (r.failed && !r.error.empty()) line += "  (" + r.error + ")";
   return line;
 }
@@ -165,25 +166,48 @@ std::optional<std::filesystem::path> ca_path(const std::string& ca) {
 // The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
 // What `http`, `tcp` and `connect` share: the edge, the token (exactly one of --token and
 // --token-file), the CA and the packet size; the agent ends when the first attempt is refused a session.
-AgentOptions edge_options(const std::string& edge_url, const std::string& token,
-                          const std::string& token_file, const std::string& ca, size_t max_udp_payload) {
+// The secret of `http`, `tcp`, `udp` and `connect`: exactly one of --token, --token-file and
+// --credential.
+struct Secret {
+  const std::string& token;
+  const std::string& token_file;
+  const std::string& credential;
+  const std::string& session_token_ttl;
+};
+
+std::chrono::seconds session_token_ttl(const std::string& text) {
+  const auto ttl = tunnel::parse_duration(text);
+  if (!ttl) {
+    throw std::runtime_error("--session-token-ttl \"" + text +
+                             "\" is not a duration such as 30s or 5m (at least 10s, at most 30d)");
+  }
+  return *ttl;
+}
+
+AgentOptions edge_options(const std::string& edge_url, const Secret& secret, const std::string& ca,
+                          size_t max_udp_payload) {
   std::string error;
   auto edge = parse_edge_url(edge_url, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
-  if (token.empty() == token_file.empty())
-    throw std::runtime_error("give exactly one of --token and --token-file");
+  if (int{!secret.token.empty()} + int{!secret.token_file.empty()} + int{!secret.credential.empty()} != 1)
+    throw std::runtime_error("give exactly one of --token, --token-file and --credential");
   AgentOptions o;
   o.edge = *edge;
   o.ca_file = ca_path(ca);
-  o.token = token;
-  if (!token_file.empty()) o.token_file = token_file;
+  o.token = secret.token;
+  if (!secret.token_file.empty()) o.token_file = secret.token_file;
+  if (!secret.credential.empty()) {
+    o.credential = load_credential(secret.credential);
+    o.session_token_ttl = session_token_ttl(secret.session_token_ttl);
+  }
   o.exit_on_first_auth_failure = true;
   o.transport.max_udp_payload = max_udp_payload;
   return o;
 }
 
 std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
-  AgentOptions o = edge_options(a.edge, a.token, a.token_file, a.ca, a.max_udp_payload);
+  AgentOptions o = edge_options(a.edge, {a.token, a.token_file, a.credential, a.session_token_ttl}, a.ca,
+                                a.max_udp_payload);
   std::string error;
   auto t = make_tunnel(a.name, a.domain, &error);
   if (!t) throw std::runtime_error("--name: " + error);
@@ -261,7 +285,8 @@ int run_http(const AgentCommands& c) {
 
 int run_connect(const AgentCommands& c) {
   const auto& a = c.connect;
-  AgentOptions o = edge_options(a.edge, a.token, a.token_file, a.ca, a.max_udp_payload);
+  AgentOptions o = edge_options(a.edge, {a.token, a.token_file, a.credential, a.session_token_ttl}, a.ca,
+                                a.max_udp_payload);
   std::string error;
   if (a.name.empty() || a.name.size() > 253 || !tunnel::is_valid_host_pattern(a.name, false))
     throw std::runtime_error("NAME \"" + a.name + "\" is not a name");
@@ -288,6 +313,8 @@ int run_agent(const AgentCommands& c) {
   o.ca_file = cfg->ca;
   o.token = cfg->token;
   o.token_file = cfg->token_file;
+  if (cfg->credential_file) o.credential = load_credential(*cfg->credential_file);
+  o.session_token_ttl = cfg->session_token_ttl;
   o.tunnels = cfg->tunnels;
   o.transport.max_udp_payload = c.agent.max_udp_payload;
   o.connects = cfg->connects;
@@ -306,6 +333,16 @@ void add_max_udp_payload_option(CLI::App* cmd, size_t& value) {
       ->check(CLI::Range(1200, 65507));
 }
 
+void add_credential_options(CLI::App* cmd, std::string& credential, std::string& ttl) {
+  cmd->add_option("--credential", credential,
+                  "credential file from `wtmesh credential`: session tokens are minted from it and renewed "
+                  "inside the live session");
+  cmd->add_option("--session-token-ttl", ttl,
+                  "lifetime of the session tokens minted from --credential (at most the edge's "
+                  "--session-token-ttl)")
+      ->capture_default_str();
+}
+
 void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_help) {
   cmd->add_option("LOCALPORT", a.local_port, "port of the local service on 127.0.0.1")
       ->required()
@@ -313,6 +350,7 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
   cmd->add_option("--edge", a.edge, "the edge, https://HOST:PORT")->required();
   cmd->add_option("--token", a.token, "token from `wtmesh token`");
   cmd->add_option("--token-file", a.token_file, "file holding the token (re-read at each reconnect)");
+  add_credential_options(cmd, a.credential, a.session_token_ttl);
   cmd->add_option("--name", a.name, name_help)->required();
   cmd->add_option("--ca", a.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
   cmd->add_option("--domain", a.domain, "the edge's tunnel domain")->capture_default_str();
@@ -399,6 +437,7 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.connect_cmd->add_option("--edge", c.connect.edge, "the edge, https://HOST:PORT")->required();
   c.connect_cmd->add_option("--token", c.connect.token, "token from `wtmesh token --connect NAME`");
   c.connect_cmd->add_option("--token-file", c.connect.token_file, "file holding the token");
+  add_credential_options(c.connect_cmd, c.connect.credential, c.connect.session_token_ttl);
   c.connect_cmd->add_option("--ca", c.connect.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
   c.connect_cmd->add_option("--max-udp-payload", c.connect.max_udp_payload, "largest QUIC packet to send")
       ->capture_default_str()
@@ -412,7 +451,9 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   add_udp_flow_options(c.udp_cmd, c.udp.flows);
 
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
-  c.agent_cmd->add_option("--config", c.agent.config, "YAML file: edge, ca, token or token_file, tunnels")
+  c.agent_cmd
+      ->add_option("--config", c.agent.config,
+                   "YAML file: edge, ca, token or token_file or credential_file, tunnels")
       ->required();
   add_max_udp_payload_option(c.agent_cmd, c.agent.max_udp_payload);
   add_udp_flow_options(c.agent_cmd, c.agent.flows);

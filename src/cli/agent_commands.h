@@ -1,6 +1,7 @@
 // The agent-side subcommands of the wtmesh binary:
 //   wtmesh token --state-dir DIR --name NAME [--ttl 10m] [--domain localhost]
 //   wtmesh http LOCALPORT --edge https://HOST:PORT --token TOKEN --name NAME [--ca FILE] [--domain D]
+//              (or --token-file FILE, or --credential FILE [--session-token-ttl 5m], the same for all)
 //   wtmesh tcp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private] [--proxy-protocol]
 //   wtmesh udp LOCALPORT --edge ... --token ... --name NAME [--remote-port N] [--private]
 //              [--udp-idle-timeout S] [--udp-max-flows N]
@@ -22,6 +23,7 @@ namespace wtmesh::cli {
 struct TunnelArgs {
   int local_port = 0;
   std::string edge, token, token_file, name, ca, domain = "localhost";
+  std::string credential, session_token_ttl = "5m";  // --credential FILE (tunnel/credential.h)
   size_t max_udp_payload = 1452;
 };
 
@@ -66,6 +68,7 @@ struct AgentCommands {
   } agent;
   struct {
     std::string name, listen, edge, token, token_file, ca;
+    std::string credential, session_token_ttl = "5m";
     size_t max_udp_payload = 1452;
     bool udp = false;   // --udp: a UDP port, one flow per client address
     UdpFlowArgs flows;  // its flows' cap and idle expiry

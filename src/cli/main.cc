@@ -9,6 +9,7 @@
 
 #include "agent/doctor.h"
 #include "cli/agent_commands.h"
+#include "cli/credential_commands.h"
 #include "cli/listen_address.h"
 #include "cli/yaml_config.h"
 #include "common/allocator.h"
@@ -59,6 +60,7 @@ struct EdgeArgs {
   std::string udp_ports = "21000-21999";
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
+  std::string session_token_ttl = "5m";
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -133,6 +135,12 @@ int run_edge(const EdgeArgs& a) {
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
+  const auto ttl = tunnel::parse_duration(a.session_token_ttl);
+  if (!ttl) {
+    throw std::runtime_error("--session-token-ttl \"" + a.session_token_ttl +
+                             "\" is not a duration such as 30s or 5m (at least 10s, at most 30d)");
+  }
+  opts.session_token_ttl = *ttl;
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -340,6 +348,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
 
+  edge_cmd
+      ->add_option("--session-token-ttl", edge_args.session_token_ttl,
+                   "the longest lifetime a credential's session token may have (10s..30d); agents renew "
+                   "theirs inside the session before it ends")
+      ->capture_default_str();
+
   agent::DoctorOptions doctor;
   std::string doctor_ca;
   auto* doctor_cmd = app.add_subcommand("doctor", "check an edge end to end and report timings");
@@ -352,6 +366,9 @@ int main(int argc, char** argv) {
   // token, http, agent (cli/agent_commands.cc).
   cli::AgentCommands agent_commands;
   cli::add_agent_commands(app, agent_commands);
+  // credential, revoke (cli/credential_commands.cc).
+  cli::CredentialCommands credential_commands;
+  cli::add_credential_commands(app, credential_commands);
 
   try {
     app.parse(argc, argv);
@@ -365,6 +382,7 @@ int main(int argc, char** argv) {
   try {
     if (*edge_cmd) return run_edge(edge_args);
     if (auto status = cli::run_agent_command(agent_commands)) return *status;
+    if (auto status = cli::run_credential_command(credential_commands)) return *status;
     if (*doctor_cmd) {
       if (!doctor_ca.empty()) doctor.ca_file = doctor_ca;
       const auto report = agent::run_doctor(doctor, std::cout);

@@ -446,7 +446,34 @@ void AgentSession::handle_frame(const tunnel::ControlFrame& f) {
     handle_unregister(*unreg);
   } else if (const auto* ping = d.get<tunnel::Ping>()) {
     send_control(tunnel::Pong{ping->seq});
+  } else if (const auto* renew = d.get<tunnel::Renew>()) {
+    handle_renew(*renew);
   }
+}
+
+void AgentSession::handle_renew(const tunnel::Renew& r) {
+  const SteadyTime t = now();
+  RenewOutcome out;
+  if (last_renew_ && t - *last_renew_ < kMinRenewInterval) {
+    out.error = "renewals come at most every " + std::to_string(kMinRenewInterval.count()) + " s";
+  } else if (!hooks_.on_renew) {
+    out.error = "this edge does not renew sessions";
+  } else {
+    last_renew_ = t;
+    out = hooks_.on_renew(*this, r.token);
+  }
+  if (!out.error.empty()) {
+    spdlog::info("tunnel {}: renewal {} refused: {}", owner_, r.seq, out.error);
+    send_control(tunnel::Renewed{r.seq, 0, out.error});
+    return;
+  }
+  claims_ = std::move(out.claims);
+  token_deadline_ = out.deadline;
+  const auto exp = std::chrono::floor<std::chrono::seconds>(claims_.expires_at.time_since_epoch()).count();
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(token_deadline_ - t).count();
+  spdlog::info("tunnel {}: session renewed (credential {}), closes in {} s unless renewed again", owner_,
+               claims_.credential_id, left);
+  send_control(tunnel::Renewed{r.seq, static_cast<uint64_t>(std::max<int64_t>(exp, 1)), ""});
 }
 
 std::string AgentSession::hostname_problem(const std::string& h) const {

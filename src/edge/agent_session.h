@@ -8,7 +8,8 @@
 // second one is a protocol error (session closed with code 1); any other kind, and every
 // unidirectional stream, is refused with STOP_SENDING + RESET_STREAM code 2 without ending the
 // session. The session ends (close code per §1) on a control protocol error (1), 3 heartbeat
-// intervals without control bytes (2), or the token's expiry (3). When it ends, its routes are
+// intervals without control bytes (2), or the token's expiry (3), which a RENEW with a fresh session
+// token of the same credential moves (§3.3). When it ends, its routes are
 // released at once (the route table keeps them "offline" for its grace) and every open request
 // stream is told its agent is gone.
 //
@@ -91,6 +92,16 @@ struct AgentSessionConfig {
   bool require_visitor_auth = false;
 };
 
+class AgentSession;
+
+// What the tunnel service made of a RENEW (docs/protocol.md §3.3): an error sentence, or the session's
+// new claims and expiry.
+struct RenewOutcome {
+  std::string error;  // empty: accepted
+  tunnel::TokenClaims claims;
+  SteadyTime deadline{};
+};
+
 class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
  public:
   struct Hooks {
@@ -102,6 +113,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     // Before a REGISTER is held: 0 while the token's subject may hold one more tunnel, else its cap
     // (the REGISTER is refused "limit"). Unset: no cap.
     std::function<size_t()> subject_full;
+    // A RENEW arrived with `token`: the service verifies it against this session (null: refused).
+    std::function<RenewOutcome(const AgentSession& session, const std::string& token)> on_renew;
   };
 
   AgentSession(const AgentSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,
@@ -111,6 +124,10 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   uint64_t serial() const { return serial_; }
   const std::string& owner() const { return owner_; }
   const tunnel::TokenClaims& claims() const { return claims_; }
+  // When the session closes with kCloseTokenExpired unless a RENEW moves it.
+  SteadyTime token_deadline() const { return token_deadline_; }
+  // RENEWs closer together than this are refused without being verified (each costs two ECDSA checks).
+  static constexpr std::chrono::seconds kMinRenewInterval{2};
   bool closed() const { return closed_; }
   // Sends a PING now: bytes in flight make the QUIC layer notice a peer that is gone
   // (TransportLimits::unresponsive_*), which closes this session and releases its names. At most one
@@ -204,6 +221,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   void handle_register(const tunnel::Register& reg);
   void on_claimed(uint64_t claim, const ClaimReply& reply);
   void handle_unregister(const tunnel::Unregister& unreg);
+  void handle_renew(const tunnel::Renew& renew);
   void send_control(const tunnel::ControlMessage& message);
   void flush_control();
   void refuse(uint32_t id, const std::string& hostname, std::string_view code, const std::string& message);
@@ -266,6 +284,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   SteadyTime last_heard_;        // last bytes or FIN on any stream of the session
   SteadyTime token_deadline_;
   std::optional<SteadyTime> last_probe_;
+  std::optional<SteadyTime> last_renew_;
   bool request_trailers_ = false;
 };
 

@@ -200,6 +200,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.max_sessions_per_subject = options_.max_sessions_per_subject;
   tc.max_tunnels_per_subject = options_.max_tunnels_per_subject;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
+  tc.session_token_ttl = options_.session_token_ttl;
+  tc.revocation_file = tunnel::RevocationList::file_in(options_.state_dir);
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
   if (options_.tcp_tunnels) {

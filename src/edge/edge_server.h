@@ -70,7 +70,10 @@ struct EdgeOptions {
   PublicLimits public_limits;
   // Tunnels.
   std::chrono::milliseconds heartbeat_interval{10'000};
-  std::chrono::seconds offline_grace{300};  // a departed tunnel's name answers 502, not 404, this long
+  std::chrono::seconds offline_grace{300};
+  // The longest lifetime of a session token minted from a credential (--session-token-ttl). Revoked
+  // credentials are listed in state_dir/revoked (`wtmesh revoke`).
+  std::chrono::seconds session_token_ttl{300};  // a departed tunnel's name answers 502, not 404, this long
   // TCP tunnels (edge/tcp_tunnels.h): ports on listen's address; its listen_address is set from it.
   bool tcp_tunnels = true;
   TcpTunnelOptions tcp;

@@ -119,6 +119,10 @@ const char* to_string(SessionRefusal r) {
       return "not_yet_valid";
     case SessionRefusal::kWrongAudience:
       return "wrong_audience";
+    case SessionRefusal::kRevoked:
+      return "revoked";
+    case SessionRefusal::kReplayed:
+      return "replayed";
     case SessionRefusal::kNoHost:
       return "no_host";
     case SessionRefusal::kProtocolVersion:

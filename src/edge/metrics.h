@@ -75,6 +75,8 @@ enum class SessionRefusal {
   kExpired,
   kNotYetValid,
   kWrongAudience,
+  kRevoked,          // a credential's session token after `wtmesh revoke`
+  kReplayed,         // a session token whose jti was seen already
   kNoHost,           // 403: the token names no host under the edge's domain
   kProtocolVersion,  // 400
   kCapacity,         // 503

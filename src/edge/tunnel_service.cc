@@ -68,6 +68,10 @@ SessionRefusal refusal_of(tunnel::TokenError e) {
       return SessionRefusal::kNotYetValid;
     case tunnel::TokenError::kWrongAudience:
       return SessionRefusal::kWrongAudience;
+    case tunnel::TokenError::kRevoked:
+      return SessionRefusal::kRevoked;
+    case tunnel::TokenError::kReplayed:
+      return SessionRefusal::kReplayed;
   }
   return SessionRefusal::kMalformed;
 }
@@ -92,6 +96,7 @@ TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tun
       auth_failures_(config_.auth_failures) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   config_.session.edge_id = config_.edge_id;
+  check_revocations();
 }
 
 TunnelService::~TunnelService() = default;
@@ -104,8 +109,13 @@ std::chrono::system_clock::time_point TunnelService::wall_now() const {
   return config_.wall_clock ? config_.wall_clock() : std::chrono::system_clock::now();
 }
 
-tunnel::VerifyResult TunnelService::verify(std::string_view token) {
-  auto result = keys_.verify(token, wall_now(), config_.token_leeway);
+tunnel::VerifyResult TunnelService::verify_with_keys(std::string_view token, bool session_token) {
+  auto check = [&] {
+    return session_token ? tunnel::verify_session_token(token, keys_, wall_now(), config_.session_token_ttl,
+                                                        config_.token_leeway)
+                         : keys_.verify(token, wall_now(), config_.token_leeway);
+  };
+  auto result = check();
   if (!result.ok() && result.error() == tunnel::TokenError::kUnknownKey && config_.reload_keys) {
     const SteadyTime t = steady_now();
     if (!last_key_reload_ || t - *last_key_reload_ >= kKeyReloadInterval) {
@@ -113,7 +123,7 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
       try {
         keys_ = config_.reload_keys();
         spdlog::info("tunnel: reloaded verifier keys ({} accepted)", keys_.size());
-        result = keys_.verify(token, wall_now(), config_.token_leeway);
+        result = check();
       } catch (const std::exception& e) {
         spdlog::error("tunnel: cannot reload verifier keys: {}", e.what());
       }
@@ -128,6 +138,102 @@ void TunnelService::auth_failed(const std::string& key, const std::string& from)
       "tunnel: {} ran out of authentication attempts ({} failures at once, one back every {:.1f} s); "
       "its session requests get 429 until then",
       from, config_.auth_failures.burst, 1.0 / config_.auth_failures.per_second);
+}
+
+tunnel::VerifyResult TunnelService::verify(std::string_view token) {
+  if (!tunnel::is_session_token(token)) return verify_with_keys(token, false);
+  auto result = verify_with_keys(token, true);
+  if (!result.ok()) return result;
+  const tunnel::TokenClaims& c = result.claims();
+  if (revoked_.contains(c.credential_id)) {
+    return tunnel::VerifyResult::failure(tunnel::TokenError::kRevoked,
+                                         "credential " + c.credential_id + " was revoked");
+  }
+  const auto now = wall_now();
+  if (auto it = seen_jtis_.find(c.id); it != seen_jtis_.end() && it->second > now) {
+    return tunnel::VerifyResult::failure(
+        tunnel::TokenError::kReplayed,
+        "session token " + c.id + " of credential " + c.credential_id + " was used already");
+  }
+  if (seen_jtis_.size() >= config_.max_replay_entries)
+    std::erase_if(seen_jtis_, [&](const auto& kv) { return kv.second <= now; });
+  if (seen_jtis_.size() >= config_.max_replay_entries) {
+    return tunnel::VerifyResult::failure(tunnel::TokenError::kReplayed,
+                                         "the edge's replay cache is full; try again later");
+  }
+  seen_jtis_[c.id] = c.expires_at + config_.token_leeway;
+  return result;
+}
+
+SteadyTime TunnelService::deadline_of(std::chrono::system_clock::time_point exp) const {
+  const auto left = exp + config_.token_leeway - wall_now();
+  return steady_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+}
+
+RenewOutcome TunnelService::renew(const AgentSession& session, const std::string& token) {
+  RenewOutcome out;
+  const tunnel::TokenClaims& had = session.claims();
+  if (had.credential_id.empty()) {
+    out.error = "the session was opened with a plain token; only sessions of a credential renew";
+    return out;
+  }
+  if (!tunnel::is_session_token(token)) {
+    out.error = "not a session token of a credential";
+    return out;
+  }
+  const tunnel::VerifyResult r = verify(token);
+  if (!r.ok()) {
+    count_refusal(refusal_of(r.error()));
+    out.error = std::string("invalid token: ") + tunnel::to_string(r.error()) + ": " + r.message();
+    return out;
+  }
+  const tunnel::TokenClaims& c = r.claims();
+  if (c.credential_id != had.credential_id || c.subject != had.subject) {
+    out.error = "the token is for another credential than the session's";
+    return out;
+  }
+  if (c.hosts != had.hosts || c.connect != had.connect) {
+    out.error = "the token's scope differs from the session's";
+    return out;
+  }
+  out.claims = c;
+  out.deadline = deadline_of(c.expires_at);
+  return out;
+}
+
+void TunnelService::check_revocations() {
+  if (!config_.revocation_file) return;
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(*config_.revocation_file, ec);
+  const uintmax_t size = ec ? 0 : std::filesystem::file_size(*config_.revocation_file, ec);
+  if (ec) {
+    if (!revocation_mtime_ && revoked_.empty()) return;  // no file, none revoked
+    revocation_mtime_.reset();
+    revocation_size_ = 0;
+  } else if (revocation_mtime_ && *revocation_mtime_ == mtime && revocation_size_ == size) {
+    return;  // unchanged
+  }
+  try {
+    revoked_ = tunnel::RevocationList::load(*config_.revocation_file);
+    if (!ec) {
+      revocation_mtime_ = mtime;
+      revocation_size_ = size;
+    }
+    spdlog::info("tunnel: revocation list loaded: {} credential(s) revoked", revoked_.size());
+  } catch (const std::exception& e) {
+    spdlog::error("tunnel: cannot load the revocation list (keeping the previous one): {}", e.what());
+    return;
+  }
+  std::vector<AgentSession*> hit;
+  for (auto& [serial, s] : sessions_) {
+    if (!s->closed() && !s->claims().credential_id.empty() && revoked_.contains(s->claims().credential_id))
+      hit.push_back(s.get());
+  }
+  for (AgentSession* s : hit) {
+    spdlog::info("tunnel {}: credential {} was revoked; closing the session", s->owner(),
+                 s->claims().credential_id);
+    s->close(tunnel::kCloseCredentialRevoked, "credential revoked");
+  }
 }
 
 wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
@@ -154,7 +260,11 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
                  result.message());
     count_refusal(refusal_of(result.error()));
     auth_failed(key, from);
-    return refuse(401, std::string("invalid token: ") + tunnel::to_string(result.error()));
+    // A credential's session token gets the verifier's sentence (it names only checked ids and
+    // numbers): the agent can say why (revoked, lifetime over this edge's maximum, ...).
+    std::string why = std::string("invalid token: ") + tunnel::to_string(result.error());
+    if (tunnel::is_session_token(*token)) why += ": " + result.message();
+    return refuse(401, why);
   }
   const tunnel::TokenClaims& claims = result.claims();
   const std::string domain = lower_ascii(config_.session.domain);
@@ -189,10 +299,9 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
 
   const uint64_t serial = ++next_serial_;
   const std::string owner = config_.edge_id + "/" + std::to_string(serial);
-  const auto left = claims.expires_at + config_.token_leeway - wall_now();
-  const SteadyTime deadline =
-      steady_now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+  const SteadyTime deadline = deadline_of(claims.expires_at);
   AgentSession::Hooks hooks;
+  hooks.on_renew = [this](const AgentSession& s, const std::string& token) { return renew(s, token); };
   hooks.on_ended = [this](uint64_t s, const std::vector<std::string>& names) { on_session_ended(s, names); };
   hooks.on_name_contended = [this](const std::string& holder) {
     if (AgentSession* s = find_owner(holder)) s->probe();
@@ -204,8 +313,9 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
   subjects_[claims.subject].insert(serial);
-  spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {})", owner, claims.subject, from,
-               result.kid(), claims.hosts.size());
+  spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {}{}{})", owner, claims.subject,
+               from, result.kid(), claims.hosts.size(), claims.credential_id.empty() ? "" : ", credential ",
+               claims.credential_id);
   if (wakeup_) wakeup_();
   wt::Accept accept{
       200, raw, {{std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)}}};
@@ -257,6 +367,10 @@ std::optional<SteadyTime> TunnelService::next_deadline() const {
 }
 
 void TunnelService::on_tick(SteadyTime t) {
+  if (!last_revocation_check_ || t - *last_revocation_check_ >= kRevocationCheck) {
+    last_revocation_check_ = t;
+    check_revocations();
+  }
   std::vector<AgentSession*> live;
   for (auto& [serial, s] : sessions_) live.push_back(s.get());
   for (AgentSession* s : live) s->on_tick(t);

@@ -12,6 +12,12 @@
 // A kid the edge does not know makes it reload its verifier keys (at most every kKeyReloadInterval),
 // so keys added by `wtmesh token` after the edge started are picked up.
 //
+// Session tokens minted from credentials (tunnel/credential.h, docs/protocol.md §6.1) are verified
+// with the same keys, then against the revocation list (re-read when its file changes, checked every
+// kRevocationCheck; live sessions of a revoked credential close with code 5) and the replay cache (a
+// jti is accepted once, remembered until its token expires; at most max_replay_entries). A RENEW
+// (§3.3) must carry a session token of the session's own credential with the same scope.
+//
 // Routes are found in the RouteTable (edge/route_table.h), which also keeps a departed tunnel's name
 // "offline" (502 rather than 404) for its grace. A route held by an owner that is no live session of
 // this edge (another edge's, or one that just ended) is offline too. The table may answer later than
@@ -19,17 +25,21 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "edge/agent_session.h"
 #include "edge/auth_failures.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
+#include "tunnel/credential.h"
+#include "tunnel/revocation.h"
 #include "tunnel/token.h"
 #include "wt/session.h"
 
@@ -52,11 +62,18 @@ struct TunnelServiceConfig {
   size_t max_tunnels_per_subject = 1000;
   // 401/429 answers one QUIC connection may get before the edge closes it (EdgeServer counts them).
   size_t max_auth_failures_per_connection = 3;
+  // The longest exp - iat a credential's session token may have (--session-token-ttl).
+  std::chrono::seconds session_token_ttl = tunnel::kDefaultSessionTokenTtl;
+  // Session-token jtis remembered against replay; a token past it (none expired) is refused.
+  size_t max_replay_entries = 65'536;
+  // The revoked credential ids (tunnel/revocation.h); unset = none are.
+  std::optional<std::filesystem::path> revocation_file;
 };
 
 class TunnelService final : public TunnelDirectory {
  public:
   static constexpr std::chrono::seconds kKeyReloadInterval{5};
+  static constexpr std::chrono::seconds kRevocationCheck{2};
 
   TunnelService(TunnelServiceConfig config, RouteTable& routes, tunnel::VerifierKeySet keys);
   ~TunnelService() override;
@@ -67,7 +84,14 @@ class TunnelService final : public TunnelDirectory {
   wt::Accept accept(const wt::SessionInfo& info);
   // Verifies a token with this edge's keys (reloaded when its key is unknown, at most every
   // kKeyReloadInterval).
+  // A session token (tunnel::is_session_token) is checked against the revocation list and the replay
+  // cache too, and its jti is then remembered.
   tunnel::VerifyResult verify(std::string_view token);
+  // Re-reads the revocation file if it changed and closes the live sessions of revoked credentials
+  // (on_tick does it every kRevocationCheck).
+  void check_revocations();
+  const tunnel::RevocationList& revoked() const { return revoked_; }
+  size_t replay_entries() const { return seen_jtis_.size(); }
   void set_verifiers(tunnel::VerifierKeySet keys) { keys_ = std::move(keys); }
   // Serves REGISTERs of type "tcp" on sessions accepted afterwards (not owned; outlives them).
   void set_tcp_publisher(TcpPublisher* tcp) { config_.session.tcp = tcp; }
@@ -125,6 +149,10 @@ class TunnelService final : public TunnelDirectory {
   // 0 while `subject`'s live sessions hold fewer than max_tunnels_per_subject tunnels, else the cap.
   size_t subject_full(const std::string& subject) const;
   void on_session_ended(uint64_t serial, const std::vector<std::string>& hostnames);
+  RenewOutcome renew(const AgentSession& session, const std::string& token);
+  tunnel::VerifyResult verify_with_keys(std::string_view token, bool session_token);
+  // The steady time at which a token expiring at `exp` (wall clock) ends its session.
+  SteadyTime deadline_of(std::chrono::system_clock::time_point exp) const;
   void collect();  // destroys sessions that ended (never from inside one of their calls)
   void on_lookup(uint64_t ticket, const RouteMatch& match);
 
@@ -133,10 +161,16 @@ class TunnelService final : public TunnelDirectory {
   tunnel::VerifierKeySet keys_;
   std::optional<SteadyTime> last_key_reload_;
   AuthFailureLimiter auth_failures_;
+  tunnel::RevocationList revoked_;
+  std::optional<SteadyTime> last_revocation_check_;
+  std::optional<std::filesystem::file_time_type> revocation_mtime_;
+  uintmax_t revocation_size_ = 0;
+  // Session-token jtis seen, and when each can be forgotten (its token's exp + leeway).
+  std::unordered_map<std::string, std::chrono::system_clock::time_point> seen_jtis_;
   std::function<void()> wakeup_;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;
-  std::map<std::string, uint64_t, std::less<>> owners_;  // owner id → serial (live sessions)
+  std::map<std::string, uint64_t, std::less<>> owners_;              // owner id → serial (live sessions)
   std::map<std::string, std::set<uint64_t>, std::less<>> subjects_;  // token subject → live serials
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
   uint64_t last_ticket_ = 0;

@@ -1,4 +1,4 @@
-// The edge's side of visitor auth (tunnel/visitor_policy.h, docs/protocol.md §3.3): one gate per http
+// The edge's side of visitor auth (tunnel/visitor_policy.h, docs/protocol.md §3.4): one gate per http
 // tunnel registration that asked for it, consulted by every public request routed to that tunnel on
 // any HTTP version (edge/public_exchange.h: WebSocket upgrades and extended CONNECTs included) before
 // anything reaches the agent.

@@ -64,6 +64,10 @@ bool is_clean_text(std::string_view s, size_t max_size) {
   });
 }
 
+}  // namespace
+
+namespace detail {
+
 int64_t to_numeric_date(Clock::time_point t) {
   return std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -73,20 +77,16 @@ std::optional<Clock::time_point> numeric_date(const json& j) {
   int64_t v = 0;
   if (j.is_number_unsigned()) {
     uint64_t u = j.get<uint64_t>();
-    if (u >= static_cast<uint64_t>(detail::kMaxNumericDate)) return std::nullopt;
+    if (u >= static_cast<uint64_t>(kMaxNumericDate)) return std::nullopt;
     v = static_cast<int64_t>(u);
   } else if (j.is_number_integer()) {
     v = j.get<int64_t>();
   } else {
     return std::nullopt;
   }
-  if (v < 0 || v >= detail::kMaxNumericDate) return std::nullopt;
+  if (v < 0 || v >= kMaxNumericDate) return std::nullopt;
   return Clock::time_point(std::chrono::seconds(v));
 }
-
-}  // namespace
-
-namespace detail {
 
 std::optional<json> parse_json_object(std::string_view text, std::string* why) {
   // The callback sees every member name; a set per open object catches duplicates at any depth.

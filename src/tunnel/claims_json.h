@@ -18,6 +18,10 @@ inline constexpr int64_t kMaxNumericDate = int64_t{1} << 33;  // ~year 2242; fit
 // level, or nesting deeper than kMaxJsonDepth.
 std::optional<nlohmann::json> parse_json_object(std::string_view text, std::string* why);
 
+// An integer NumericDate in [0, kMaxNumericDate); nullopt for anything else.
+std::optional<std::chrono::system_clock::time_point> numeric_date(const nlohmann::json& j);
+int64_t to_numeric_date(std::chrono::system_clock::time_point t);
+
 // Empty when sign() and verify() accept these claims, else the reason (one sentence).
 std::string check_claims(const TokenClaims& claims);
 

@@ -58,6 +58,8 @@ ControlType type_of(const ControlMessage& message) {
                         [](const Unregister&) { return ControlType::kUnregister; },
                         [](const Ping&) { return ControlType::kPing; },
                         [](const Pong&) { return ControlType::kPong; },
+                        [](const Renew&) { return ControlType::kRenew; },
+                        [](const Renewed&) { return ControlType::kRenewed; },
                     },
                     message);
 }
@@ -76,6 +78,10 @@ std::string control_name(uint64_t type) {
       return "PING";
     case ControlType::kPong:
       return "PONG";
+    case ControlType::kRenew:
+      return "RENEW";
+    case ControlType::kRenewed:
+      return "RENEWED";
   }
   char buf[40];
   std::snprintf(buf, sizeof(buf), "control frame 0x%llx", static_cast<unsigned long long>(type));
@@ -86,9 +92,11 @@ ControlSender sender_of(ControlType type) {
   switch (type) {
     case ControlType::kRegister:
     case ControlType::kUnregister:
+    case ControlType::kRenew:
       return ControlSender::kAgent;
     case ControlType::kRegistered:
     case ControlType::kRefused:
+    case ControlType::kRenewed:
       return ControlSender::kEdge;
     case ControlType::kPing:
     case ControlType::kPong:
@@ -128,6 +136,18 @@ std::vector<uint8_t> encode(const ControlMessage& message) {
                         },
                         [](const Pong& m) {
                           return frame(ControlType::kPong, json{{"seq", m.seq}});
+                        },
+                        [](const Renew& m) {
+                          return frame(ControlType::kRenew, json{{"seq", m.seq}, {"token", m.token}});
+                        },
+                        [](const Renewed& m) {
+                          json j{{"seq", m.seq}};
+                          if (m.error.empty()) {
+                            j["exp"] = m.expires;
+                          } else {
+                            j["error"] = clip(m.error);
+                          }
+                          return frame(ControlType::kRenewed, j);
                         },
                     },
                     message);
@@ -194,6 +214,8 @@ ControlDecode decode(const ControlFrame& frame) {
     case ControlType::kUnregister:
     case ControlType::kPing:
     case ControlType::kPong:
+    case ControlType::kRenew:
+    case ControlType::kRenewed:
       break;
     default:
       return ControlDecode(frame.type, ControlError::kUnknownType);
@@ -203,7 +225,8 @@ ControlDecode decode(const ControlFrame& frame) {
   if (!j.is_object()) return ControlDecode(frame.type, ControlError::kNotAnObject);
 
   // Every type has one required number: PING and PONG their u64 `seq`, the others their u32 `id`.
-  const bool by_seq = type == ControlType::kPing || type == ControlType::kPong;
+  const bool by_seq = type == ControlType::kPing || type == ControlType::kPong || type == ControlType::kRenew ||
+                      type == ControlType::kRenewed;
   uint64_t seq = 0;
   uint32_t id = 0;
   const ControlError e = by_seq ? get_uint(j, "seq", seq) : get_uint(j, "id", id);
@@ -222,6 +245,17 @@ ControlDecode decode(const ControlFrame& frame) {
       return ControlDecode(Ping{seq});
     case ControlType::kPong:
       return ControlDecode(Pong{seq});
+    case ControlType::kRenew:
+      return ControlDecode(Renew{seq, get_text(j, "token")});
+    case ControlType::kRenewed: {
+      // `exp` is present when accepted; a RENEWED with neither exp nor error is a refusal without reason.
+      uint64_t exp = 0;
+      const ControlError e = get_uint(j, "exp", exp);
+      if (e != ControlError::kNone && e != ControlError::kMissingField) return ControlDecode(frame.type, e, "exp");
+      Renewed r{seq, exp, get_text(j, "error")};
+      if (r.expires == 0 && r.error.empty()) r.error = "refused";
+      return ControlDecode(std::move(r));
+    }
   }
   return ControlDecode(frame.type, ControlError::kUnknownType);
 }

@@ -33,7 +33,7 @@ struct Register {  // agent → edge
   static constexpr uint32_t kBadPort = 0x10000;
   uint32_t remote_port = 0;
   bool private_only = false;
-  // `visitor` (§3.3, type "http"): visitor auth the edge enforces; absent or empty: none. A member
+  // `visitor` (§3.4, type "http"): visitor auth the edge enforces; absent or empty: none. A member
   // that does not decode leaves `visitor_error` set, which the edge refuses as `invalid`.
   VisitorPolicy visitor;
   std::string visitor_error;
@@ -59,7 +59,17 @@ struct Pong {  // either way, echoing the PING's seq
   uint64_t seq = 0;
 };
 
-using ControlMessage = std::variant<Register, Registered, Refused, Unregister, Ping, Pong>;
+struct Renew {  // agent → edge (§3.3): a fresh session token minted from the session's credential
+  uint64_t seq = 0;
+  std::string token;  // sent whole (a token is at most kMaxTokenSize = 8 KiB), never clipped
+};
+struct Renewed {  // edge → agent: the answer to the RENEW with the same seq
+  uint64_t seq = 0;
+  uint64_t expires = 0;  // accepted: the session's new expiry (Unix seconds); 0 when refused
+  std::string error;     // refused: a sentence; empty when accepted
+};
+
+using ControlMessage = std::variant<Register, Registered, Refused, Unregister, Ping, Pong, Renew, Renewed>;
 
 // REFUSED codes (§3).
 namespace refusal {

@@ -57,6 +57,10 @@ const char* to_string(TokenError e) {
       return "not_yet_valid";
     case TokenError::kWrongAudience:
       return "wrong_audience";
+    case TokenError::kRevoked:
+      return "revoked";
+    case TokenError::kReplayed:
+      return "replayed";
   }
   return "unknown";
 }

@@ -52,6 +52,9 @@ struct TokenClaims {
   std::chrono::system_clock::time_point expires_at;  // "exp"
   std::string audience;                              // "aud"; kTokenAudience
   std::string id;                                    // "jti": random, unique per token
+  // Set only for a session token minted from a credential (tunnel/credential.h): the credential's id
+  // ("cid"). Not a claim of plain tokens: never written by sign(), never read by verify().
+  std::string credential_id;
 
   bool operator==(const TokenClaims&) const = default;
 };
@@ -69,6 +72,8 @@ enum class TokenError {
   kExpired,         // now >= exp + leeway
   kNotYetValid,     // now < nbf - leeway, or iat > now + leeway
   kWrongAudience,   // aud is not kTokenAudience
+  kRevoked,         // a session token of a credential the edge revoked (tunnel/credential.h)
+  kReplayed,        // a session token whose jti the edge has already seen
 };
 const char* to_string(TokenError e);  // "malformed", "unsupported_alg", ...
 
@@ -133,6 +138,11 @@ class VerifierKeySet {
   std::string add_pem(std::string_view public_pem);
   bool remove(std::string_view kid);
   bool contains(std::string_view kid) const { return keys_.find(kid) != keys_.end(); }
+  // The key with this kid, or nullptr.
+  const es256::PublicKey* find(std::string_view kid) const {
+    auto it = keys_.find(kid);
+    return it == keys_.end() ? nullptr : &it->second;
+  }
   size_t size() const { return keys_.size(); }
   std::vector<std::string> kids() const;
 

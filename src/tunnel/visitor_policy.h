@@ -1,4 +1,4 @@
-// Visitor auth of an http tunnel (docs/protocol.md §3.3): who may reach the tunnel's public URL,
+// Visitor auth of an http tunnel (docs/protocol.md §3.4): who may reach the tunnel's public URL,
 // checked by the edge before a request, a WebSocket or a WebTransport session reaches the agent.
 // The agent states it in REGISTER's options ("visitor"); the edge keeps it with that registration.
 //

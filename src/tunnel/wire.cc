@@ -48,7 +48,7 @@ std::vector<uint8_t> encode_control_frame(ControlType type, std::string_view jso
 
 namespace {
 
-bool known_control_type(uint64_t t) { return t >= 0x01 && t <= 0x06; }
+bool known_control_type(uint64_t t) { return t >= 0x01 && t <= 0x08; }
 
 }  // namespace
 

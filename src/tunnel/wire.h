@@ -36,6 +36,7 @@ enum SessionCloseCode : uint32_t {
   kCloseHeartbeatTimeout = 2,
   kCloseTokenExpired = 3,
   kCloseDraining = 4,
+  kCloseCredentialRevoked = 5,
 };
 enum StreamErrorCode : uint32_t {
   kStreamUpstreamFailed = 1,
@@ -50,6 +51,8 @@ enum class ControlType : uint64_t {
   kUnregister = 0x04,
   kPing = 0x05,
   kPong = 0x06,
+  kRenew = 0x07,    // agent→edge: a fresh session token for the live session (§3.3)
+  kRenewed = 0x08,  // edge→agent: the answer to a RENEW
 };
 
 inline constexpr size_t kMaxControlPayload = 16 * 1024;

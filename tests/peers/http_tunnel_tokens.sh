@@ -95,9 +95,9 @@ cli_refused() {
   fi
 }
 http_args=(http "$OP" --edge "https://127.0.0.1:$EP" --name app --ca "$CA")
-cli_refused missing_token 'give exactly one of --token and --token-file' "$WTMESH" "${http_args[@]}"
+cli_refused missing_token 'give exactly one of --token, --token-file and --credential' "$WTMESH" "${http_args[@]}"
 echo "$good" >"$T/good.token"
-cli_refused token_and_file 'give exactly one of --token and --token-file' \
+cli_refused token_and_file 'give exactly one of --token, --token-file and --credential' \
   "$WTMESH" "${http_args[@]}" --token "$good" --token-file "$T/good.token"
 cli_refused ttl_too_short 'is not a duration .*at least 10s' \
   "$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name app --ttl 1s

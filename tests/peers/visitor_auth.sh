@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Visitor auth at the edge (docs/protocol.md §3.3, issue 14 item 3), with clients we did not write:
+# Visitor auth at the edge (docs/protocol.md §3.4, issue 14 item 3), with clients we did not write:
 #   - `wtmesh http --basic-auth alice:wonderland --basic-auth bob:builder`: curl over HTTP/1.1 and
 #     HTTP/2 without credentials gets 401 with `WWW-Authenticate: Basic realm="app.localhost"`, with a
 #     wrong password 401, an unknown user 401; with either user 200, and the service never sees the

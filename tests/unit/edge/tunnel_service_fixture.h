@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,9 @@ class TunnelServiceFixture : public ::testing::Test {
     cfg.wall_clock = [this] { return wall_; };
     cfg.max_sessions = max_sessions;
     if (tweak_) tweak_(cfg);
+    cfg.revocation_file = revocation_file_;
+    cfg.session_token_ttl = session_token_ttl_;
+    cfg.max_replay_entries = max_replay_entries_;
     cfg.reload_keys = [this] {
       ++reloads_;
       tunnel::VerifierKeySet k;
@@ -134,6 +138,10 @@ class TunnelServiceFixture : public ::testing::Test {
   std::unique_ptr<TunnelService> service_;
   std::vector<std::unique_ptr<FakeSession>> sessions_;
   int reloads_ = 0;
+  // Credentials (tunnel/credential.h): set before make().
+  std::optional<std::filesystem::path> revocation_file_;
+  std::chrono::seconds session_token_ttl_{300};
+  size_t max_replay_entries_ = 65'536;
 };
 
 }  // namespace wtmesh::edge::test

@@ -23,6 +23,7 @@ struct TunnelArgs {
   int local_port = 0;
   std::string edge, token, token_file, name, ca, domain = "localhost";
   size_t max_udp_payload = 1452;
+  std::string transport = "auto";  // --transport quic|h2|auto
 };
 
 // What `tcp` and `udp` add: an edge port of their own.
@@ -61,11 +62,13 @@ struct AgentCommands {
   struct {
     std::string config;
     size_t max_udp_payload = 1452;
+    std::string transport = "auto";
     UdpFlowArgs flows;
   } agent;
   struct {
     std::string name, listen, edge, token, token_file, ca;
     size_t max_udp_payload = 1452;
+    std::string transport = "auto";
     bool udp = false;   // --udp: a UDP port, one flow per client address
     UdpFlowArgs flows;  // its flows' cap and idle expiry
   } connect;

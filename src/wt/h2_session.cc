@@ -71,6 +71,14 @@ H2Session::~H2Session() = default;
 
 // --- opening ---
 
+void H2Session::set_peer_settings(const H2WtSettings& peer) {
+  if (state_ != State::kRequested || !records_.empty()) return;
+  config_.peer = peer;
+  send_data_ = SendCredit::bytes(peer.initial_max_data);
+  send_streams_[0] = SendCredit::streams(peer.initial_max_streams_bidi);
+  send_streams_[1] = SendCredit::streams(peer.initial_max_streams_uni);
+}
+
 void H2Session::start(ConnectResponse response) {
   if (state_ != State::kRequested) return;
   response_ = std::move(response);

@@ -124,6 +124,10 @@ class H2Session final : public Session, private H2CapsuleVisitor {
   void drain() override;
 
   // --- from the HTTP/2 glue ---
+  // Client: the peer's WebTransport SETTINGS, when they arrived after the session was created (the
+  // glue calls it just before the CONNECT goes out, -15 §4.3.1). Ignored once a stream was opened or
+  // the session is no longer kRequested.
+  void set_peer_settings(const H2WtSettings& peer);
   // Server: the session is accepted (`response` is what was sent): on_attached, on_ready.
   void start(ConnectResponse response);
   // Client: the final response arrived. 2xx opens the session; anything else refuses it.

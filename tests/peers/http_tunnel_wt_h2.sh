@@ -11,6 +11,8 @@
 #   - `wtmesh udp --transport h2` in front of dnsmasq: dig through the tunnel (DNS datagrams ride as
 #     DATAGRAM capsules), and 50 queries each answered;
 #   - `wtmesh doctor --transport h2` against /echo: every check passes and it names h2;
+#   - `--transport auto` (the default) against a port whose UDP side is a black hole and whose TCP side
+#     forwards to the edge: no QUIC handshake, HTTP/2 after 2 s, the tunnel serves within 4 s of start;
 #   - a refusal over HTTP/2: a bad token gets the edge's 401 and the agent exits saying so.
 # Usage: http_tunnel_wt_h2.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -117,5 +119,59 @@ check "doctor's handshake line says TLS and h2" grep -qE 'handshake +ok .*transp
 
 # --- Refusals over HTTP/2.
 refused_port_tunnel tcp "bad token over h2" main x "not-a-token" 'refused the token \(HTTP 401\)' --transport h2
+
+# --- auto with UDP blocked: a port whose UDP side drops everything (a bound socket nobody answers from)
+# and whose TCP side forwards to the edge's HTTPS port. The agent's QUIC gets no handshake, and after
+# 2 s the same session goes over HTTP/2; the tunnel then serves.
+python3 -u - >"$T/blackhole.log" 2>&1 </dev/null <<PY &
+import socket, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+for _ in range(50):
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    try:
+        u.bind(("127.0.0.1", port))
+        break
+    except OSError:
+        t.close(); t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.listen(16)
+print("listening", port, flush=True)
+def pipe(a, b):
+    try:
+        while (d := a.recv(65536)):
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def serve(c):
+    e = socket.create_connection(("127.0.0.1", $EP))
+    threading.Thread(target=pipe, args=(c, e), daemon=True).start()
+    pipe(e, c)
+threading.Thread(target=lambda: [u.recvfrom(65536) for _ in iter(int, 1)], daemon=True).start()
+while True:
+    c, _ = t.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+track $!
+wait_for 10 grep -q '^listening ' "$T/blackhole.log" || die "the UDP black hole did not start: $(cat "$T/blackhole.log")"
+BH=$(cut -d' ' -f2 "$T/blackhole.log" | head -1)
+token=$(make_token main auto) || die "wtmesh token failed"
+AGENT_OUT[auto]=$T/agent-auto.out.log
+AGENT_ERR[auto]=$T/agent-auto.err.log
+started=$(now_ms)
+"$WTMESH" http "$OP" --edge "https://127.0.0.1:$BH" --token "$token" --name auto --ca "$CA" \
+  >"${AGENT_OUT[auto]}" 2>"${AGENT_ERR[auto]}" </dev/null &
+track $!
+check "auto with UDP blocked: the agent falls back to HTTP/2" wait_for 15 grep -q 'over HTTP/2 (TCP)' "${AGENT_ERR[auto]}"
+ready_ms=$(($(now_ms) - started))
+check "auto with UDP blocked: it said why (no QUIC handshake within 2 s)" \
+  grep -q 'no QUIC handshake with the edge within 2.0 s' "${AGENT_ERR[auto]}"
+code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "https://auto.localhost:$EP/hello" 2>"$T/curl.err")
+check "auto with UDP blocked: the tunnel serves (got $code), $ready_ms ms after the agent started (want < 4000)" \
+  [ "$code" = 200 -a "$ready_ms" -lt 4000 ]
 
 peer_finish

@@ -340,9 +340,6 @@ TEST(H2Session, ManyStreamsLeaveNoRecords) {
   EXPECT_EQ(p.sh.closed_streams.size(), 1000u);
 }
 
-}  // namespace
-}  // namespace wtmesh::wt::h2test
-
 // The write that ends a stream whose other direction is already over does not tell the application
 // the stream closed from inside that write (an agent's exchange is still in its write call there: it
 // would be torn down under it); the glue's next call delivers it. Found with the agent over HTTP/2.
@@ -369,3 +366,6 @@ TEST(H2Session, StreamClosedIsNotDeliveredInsideTheWriteThatEndedIt) {
   p.pump();
   EXPECT_EQ(p.sh.closed_streams.back(), id2);
 }
+
+}  // namespace
+}  // namespace wtmesh::wt::h2test

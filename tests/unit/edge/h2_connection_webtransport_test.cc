@@ -152,9 +152,10 @@ class H2WebTransportTest : public DirectoryTest {
     }
     FAIL() << "pump did not settle";
   }
+  // The handlers outlive the connection (it tells them their sessions' end when it goes).
+  std::vector<std::unique_ptr<EchoHandler>> handlers_;
   H2TestClient client_{client_settings()};
   std::unique_ptr<H2Connection> conn_;
-  std::vector<std::unique_ptr<EchoHandler>> handlers_;
   std::vector<wt::SessionInfo> infos_;
   ClientHandler app_;
   std::map<int32_t, std::unique_ptr<wt::H2Session>> sessions_;

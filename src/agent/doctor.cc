@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/wt_client.h"
+#include "quic/tls_context.h"
 
 namespace wtmesh::agent {
 
@@ -88,32 +89,62 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
 
   boost::asio::io_context io;
   Recorder rec;  // declared before the client: it must outlive the session it observes
-  WtClient client(io, std::move(*tls));
+  auto trust = std::make_shared<const quic::TlsClientContext>(std::move(*tls));
+  std::unique_ptr<WtClient> client;
+  auto make_client = [&](EdgeTransport t) {
+    client = std::make_unique<WtClient>(io, trust);
+    client->use_transport(t);
+    report.transport = t;
+  };
   // Runs the loop until `done` or the step's timeout (or the connection dies).
-  auto run_until = [&](const std::function<bool()>& done) {
-    const auto deadline = Clock::now() + options.timeout;
+  auto run_until = [&](const std::function<bool()>& done,
+                       std::chrono::milliseconds limit = std::chrono::milliseconds(0)) {
+    const auto deadline = Clock::now() + (limit.count() > 0 ? limit : options.timeout);
     for (;;) {
       if (done()) return true;
-      if (client.closed() || Clock::now() >= deadline) return false;
+      if (client->closed() || Clock::now() >= deadline) return false;
       // One handler at a time, so a result is seen the moment it arrives (timings stay honest).
       io.run_one_for(std::chrono::milliseconds(5));
       if (io.stopped()) io.restart();
     }
   };
 
-  out << "wtmesh doctor: " << options.edge_url << options.path << "\n";
-  const auto t0 = Clock::now();
-  if (!client.dial(*url, &error)) return fail(error);
-  if (!run_until([&] { return client.handshake_completed(); })) {
-    return fail("QUIC handshake did not complete: " +
-                (client.close_reason().empty() ? std::string("timed out") : client.close_reason()));
+  out << "wtmesh doctor: " << options.edge_url << options.path << " (transport "
+      << to_string(options.transport) << ")\n";
+  auto t0 = Clock::now();
+  make_client(options.transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic);
+  if (!client->dial(*url, &error)) return fail(error);
+  const bool quick = options.transport == EdgeTransport::kAuto;
+  if (!run_until([&] { return client->handshake_completed(); },
+                 quick ? options.h2_fallback_after : std::chrono::milliseconds(0))) {
+    const std::string why =
+        client->close_reason().empty() ? std::string("timed out") : client->close_reason();
+    if (!quick) {
+      return fail(std::string(options.transport == EdgeTransport::kH2 ? "TLS/HTTP/2" : "QUIC") +
+                  " handshake did not complete: " + why);
+    }
+    out << "  quic          --  no handshake within " << options.h2_fallback_after.count() << " ms (" << why
+        << "): trying HTTP/2 over TCP\n";
+    client->close("falling back to HTTP/2");
+    make_client(EdgeTransport::kH2);
+    t0 = Clock::now();
+    if (!client->dial(*url, &error)) return fail(error);
+    if (!run_until([&] { return client->handshake_completed(); })) {
+      return fail("TLS/HTTP/2 handshake did not complete: " +
+                  (client->close_reason().empty() ? std::string("timed out") : client->close_reason()));
+    }
   }
   report.handshake_ms = ms_since(t0);
-  out << fmt::format("  handshake     ok  {:.2f} ms  (QUIC v1, TLS 1.3, ALPN {})\n", report.handshake_ms,
-                     client.connection()->negotiated_alpn());
+  if (report.transport == EdgeTransport::kH2) {
+    out << fmt::format("  handshake     ok  {:.2f} ms  (transport h2: TCP, {}, SETTINGS_WT_ENABLED)\n",
+                       report.handshake_ms, client->tls_summary());
+  } else {
+    out << fmt::format("  handshake     ok  {:.2f} ms  (transport quic: QUIC v1, TLS 1.3, ALPN {})\n",
+                       report.handshake_ms, client->connection()->negotiated_alpn());
+  }
 
   const auto t1 = Clock::now();
-  wt::Session* session = client.open_session(options.path, {}, &rec, &error);
+  wt::Session* session = client->open_session(options.path, {}, &rec, &error);
   if (!session) return fail("cannot start a WebTransport session: " + error);
   if (!run_until([&] { return rec.ready || rec.closed; }) || !rec.ready) {
     std::string why = rec.closed ? rec.reason : std::string("timed out");
@@ -168,7 +199,7 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
     const auto ts = Clock::now();
     session->send_datagram(d);
     const auto deadline = Clock::now() + std::chrono::milliseconds(500);
-    while (rec.datagrams.size() == before && Clock::now() < deadline && !client.closed()) {
+    while (rec.datagrams.size() == before && Clock::now() < deadline && !client->closed()) {
       io.run_one_for(std::chrono::milliseconds(5));
       if (io.stopped()) io.restart();
     }
@@ -184,12 +215,12 @@ DoctorReport run_doctor(const DoctorOptions& options, std::ostream& out) {
   // Let the close capsule reach the edge (every stream acked and finished) before the connection goes.
   const auto close_deadline = Clock::now() + std::chrono::seconds(1);
   run_until([&] {
-    return rec.closed && (client.connection() == nullptr || client.connection()->stream_count() == 0 ||
+    return rec.closed && (client->connection() == nullptr || client->connection()->stream_count() == 0 ||
                           Clock::now() >= close_deadline);
   });
-  client.close("doctor done");
+  client->close("doctor done");
   io.run_for(std::chrono::milliseconds(20));
-  out << "  close         ok\nall checks passed\n";
+  out << "  close         ok\nall checks passed (transport " << to_string(report.transport) << ")\n";
   report.ok = true;
   return report;
 }

@@ -9,6 +9,8 @@
 #include <ostream>
 #include <string>
 
+#include "agent/edge_url.h"
+
 namespace wtmesh::agent {
 
 struct DoctorOptions {
@@ -18,6 +20,10 @@ struct DoctorOptions {
   std::string path = "/echo";
   int rounds = 5;
   std::chrono::milliseconds timeout{10000};  // per step
+  // quic, h2 (WebTransport over HTTP/2 on TCP + TLS) or auto: QUIC, and h2 when the QUIC handshake has
+  // not completed within h2_fallback_after.
+  EdgeTransport transport = EdgeTransport::kAuto;
+  std::chrono::milliseconds h2_fallback_after{2000};
 };
 
 struct DoctorReport {
@@ -28,6 +34,7 @@ struct DoctorReport {
   double uni_rtt_ms = 0;
   double datagram_rtt_ms = 0;  // median over echoed datagrams
   int datagrams_echoed = 0;
+  EdgeTransport transport = EdgeTransport::kQuic;  // what the checks ran over
   std::string failure;  // what failed, as a sentence
 };
 

@@ -52,4 +52,23 @@ std::optional<EdgeUrl> parse_edge_url(std::string_view url, std::string* error) 
   return out;
 }
 
+std::optional<EdgeTransport> parse_edge_transport(std::string_view text) {
+  if (text == "quic") return EdgeTransport::kQuic;
+  if (text == "h2") return EdgeTransport::kH2;
+  if (text == "auto") return EdgeTransport::kAuto;
+  return std::nullopt;
+}
+
+const char* to_string(EdgeTransport t) {
+  switch (t) {
+    case EdgeTransport::kQuic:
+      return "quic";
+    case EdgeTransport::kH2:
+      return "h2";
+    case EdgeTransport::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
 }  // namespace wtmesh::agent

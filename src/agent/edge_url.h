@@ -16,6 +16,12 @@ struct EdgeUrl {
   std::string authority() const;
 };
 
+// How the agent reaches the edge (`--transport`). kAuto: QUIC first, and HTTP/2 over TCP when the QUIC
+// handshake has not completed within the fallback delay (the caller runs that race: TunnelAgent, doctor).
+enum class EdgeTransport { kQuic, kH2, kAuto };
+std::optional<EdgeTransport> parse_edge_transport(std::string_view text);
+const char* to_string(EdgeTransport t);  // "quic", "h2", "auto"
+
 // nullopt with `error` set to a sentence when the URL is not https://HOST[:PORT][/PATH].
 std::optional<EdgeUrl> parse_edge_url(std::string_view url, std::string* error);
 

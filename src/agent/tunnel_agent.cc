@@ -85,7 +85,8 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       events_(std::move(events)),
       backoff_(options_.backoff),
       retry_timer_(io),
-      watchdog_(io) {
+      watchdog_(io),
+      fallback_timer_(io) {
   if (options_.control.agent_version.empty()) options_.control.agent_version = std::string(kAgentVersion);
   if (options_.control.started_at == SteadyTime{})
     options_.control.started_at = std::chrono::steady_clock::now();
@@ -239,6 +240,7 @@ void TunnelAgent::stop() {
   stopped_ = true;
   retry_timer_.cancel();
   watchdog_.cancel();
+  fallback_timer_.cancel();
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
   for (auto& a : connect_acceptors_) {
@@ -261,6 +263,7 @@ void TunnelAgent::teardown() {
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
   watchdog_.cancel();
+  fallback_timer_.cancel();
   if (client_) client_->close("reconnecting");
   for (auto& p : udp_ports_) {
     if (p) p->set_session(nullptr);  // its flows were on the session that goes now
@@ -302,6 +305,10 @@ void TunnelAgent::attempt() {
     return schedule_retry(n, std::string("cannot set up TLS: ") + e.what(), false);
   }
   client_ = std::make_unique<WtClient>(io_, std::move(*tls), options_.transport);
+  transport_in_use_ = options_.edge_transport == EdgeTransport::kAuto
+                          ? (std::exchange(h2_next_, false) ? EdgeTransport::kH2 : EdgeTransport::kQuic)
+                          : options_.edge_transport;
+  client_->use_transport(transport_in_use_);
   if (!client_->dial(options_.edge, &error))
     return schedule_retry(n, "cannot dial the edge: " + error, false);
 
@@ -332,7 +339,9 @@ void TunnelAgent::attempt() {
     ++sessions_opened_;
     ever_connected_ = true;
     session_started_ = std::chrono::steady_clock::now();
-    notice("connected to the edge " + options_.edge.authority());
+    fallback_timer_.cancel();
+    notice("connected to the edge " + options_.edge.authority() +
+           (transport_in_use_ == EdgeTransport::kH2 ? " over HTTP/2 (TCP)" : " over QUIC"));
     for (auto& p : udp_ports_) {
       if (p) p->set_session(session_.get());
     }
@@ -382,6 +391,17 @@ void TunnelAgent::attempt() {
   wt_session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
   if (!wt_session_) return schedule_retry(n, "cannot open a session: " + error, false);
 
+  if (options_.edge_transport == EdgeTransport::kAuto && transport_in_use_ == EdgeTransport::kQuic) {
+    fallback_timer_.expires_after(options_.h2_fallback_after);
+    fallback_timer_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+      if (ec || alive.expired() || n != attempt_ || stopped_ || !client_ || client_->handshake_completed())
+        return;
+      notice("no QUIC handshake with the edge within " + seconds_text(options_.h2_fallback_after) +
+             ": trying WebTransport over HTTP/2 (TCP)");
+      h2_next_ = true;
+      attempt();
+    });
+  }
   watchdog_.expires_after(options_.connect_timeout);
   watchdog_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
     if (ec || alive.expired() || n != attempt_ || connected()) return;
@@ -421,7 +441,9 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
       why = "the edge at " + options_.edge.authority() +
             " did not answer (the QUIC handshake timed out: is it running, and does UDP get through?)";
     } else {
-      why = "could not open a session with the edge: " + (reason.empty() ? "connection failed" : reason);
+      const std::string conn = client_ ? client_->close_reason() : std::string();
+      why = "could not open a session with the edge: " + (reason.empty() ? "connection failed" : reason) +
+            (conn.empty() || conn == reason ? "" : " (" + conn + ")");
     }
   } else {
     const auto lived = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -67,6 +67,11 @@ struct AgentOptions {
   std::chrono::milliseconds first_taken_retry{1500};
   std::chrono::milliseconds taken_retry{5000};
   std::chrono::milliseconds connect_timeout{15000};  // QUIC handshake + session acceptance
+  // `--transport`: QUIC, WebTransport over HTTP/2 on TCP, or auto: each attempt dials QUIC and, when
+  // its handshake has not completed within h2_fallback_after, is replaced by an HTTP/2 attempt (the
+  // next attempt after that session ends starts with QUIC again).
+  EdgeTransport edge_transport = EdgeTransport::kAuto;
+  std::chrono::milliseconds h2_fallback_after{2000};
   ControlOptions control;
   BackoffPolicy backoff;
   PoolLimits pool;
@@ -113,6 +118,8 @@ class TunnelAgent {
   bool stopped() const { return stopped_; }
   uint64_t sessions_opened() const { return sessions_opened_; }
   uint64_t attempts() const { return attempts_; }
+  // What the current (or last) attempt dialled: kQuic or kH2.
+  EdgeTransport transport_in_use() const { return transport_in_use_; }
   size_t active_requests() const;
   size_t idle_upstream_connections(uint32_t tunnel_id) const;
   uint64_t upstream_reuses(uint32_t tunnel_id) const;
@@ -160,6 +167,9 @@ class TunnelAgent {
   std::chrono::milliseconds pending_delay_{0};
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer fallback_timer_;  // auto: QUIC's handshake deadline before HTTP/2
+  bool h2_next_ = false;                      // auto: the next attempt dials HTTP/2
+  EdgeTransport transport_in_use_ = EdgeTransport::kQuic;
   std::vector<std::shared_ptr<boost::asio::steady_timer>> register_timers_;
   std::map<uint32_t, int> taken_refusals_;  // per tunnel id, in the current attempt
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> connect_acceptors_;  // parallel to connects

@@ -4,6 +4,7 @@
 
 #include <boost/asio/ip/udp.hpp>
 
+#include "agent/h2_wt_client.h"
 #include "h3/error_codes.h"
 
 namespace wtmesh::agent {
@@ -46,8 +47,16 @@ WtClient::WtClient(asio::io_context& io, std::shared_ptr<const quic::TlsClientCo
 
 WtClient::~WtClient() = default;
 
+const std::string& WtClient::close_reason() const { return h2_ ? h2_->close_reason() : close_reason_; }
+
+std::string WtClient::tls_summary() const { return h2_ ? h2_->tls_summary() : std::string(); }
+
 bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint* fixed_remote) {
   edge_ = edge;
+  if (transport_ == EdgeTransport::kH2) {
+    h2_ = std::make_unique<H2WtClient>(io_, tls_, limits_.handshake_timeout);
+    return h2_->dial(edge, error);
+  }
   udp::endpoint remote;
   if (fixed_remote != nullptr) {
     remote = *fixed_remote;
@@ -87,15 +96,20 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
   return true;
 }
 
-bool WtClient::handshake_completed() const { return conn_ && conn_->handshake_completed(); }
+bool WtClient::handshake_completed() const {
+  if (h2_) return h2_->handshake_completed();
+  return conn_ && conn_->handshake_completed();
+}
 
 bool WtClient::closed() const {
+  if (h2_) return h2_->closed();
   return closed_ || (conn_ && conn_->state() != quic::Connection::State::kOpen &&
                      conn_->state() != quic::Connection::State::kHandshaking);
 }
 
 wt::Session* WtClient::open_session(const std::string& path, const wt::HeaderPairs& extra,
                                     wt::SessionHandler* handler, std::string* error) {
+  if (h2_) return h2_->open_session(path, extra, handler, error);
   if (!app_ || !edge_) {
     if (error) *error = "not connected";
     return nullptr;
@@ -109,6 +123,7 @@ wt::Session* WtClient::open_session(const std::string& path, const wt::HeaderPai
 }
 
 void WtClient::close(std::string_view reason) {
+  if (h2_) return h2_->close(reason);
   if (app_) app_->h3.close(h3::kH3NoError, reason);
 }
 

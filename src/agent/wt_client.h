@@ -1,5 +1,7 @@
 // A WebTransport client connection to an edge: resolves the edge, dials QUIC from an ephemeral UDP
-// port, and stacks h3::Connection + wt::H3Client on it. Used by `wtmesh doctor` and the agent.
+// port, and stacks h3::Connection + wt::H3Client on it; or, with EdgeTransport::kH2, WebTransport over
+// HTTP/2 on TCP + TLS (agent/h2_wt_client.h). Either way callers get a wt::Session. Used by
+// `wtmesh doctor` and the agent.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -8,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "agent/edge_url.h"
 #include "h3/connection.h"
@@ -17,6 +20,8 @@
 
 namespace wtmesh::agent {
 
+class H2WtClient;
+
 class WtClient {
  public:
   WtClient(boost::asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits = {},
@@ -25,6 +30,12 @@ class WtClient {
   WtClient(boost::asio::io_context& io, std::shared_ptr<const quic::TlsClientContext> tls,
            quic::TransportLimits limits = {}, wt::ClientConfig config = {});
   ~WtClient();
+  // Before dial(): kH2 dials WebTransport over HTTP/2 instead of QUIC (kAuto is treated as kQuic here).
+  void use_transport(EdgeTransport t) { transport_ = t; }
+  // kQuic or kH2: what this client dials.
+  EdgeTransport transport() const {
+    return transport_ == EdgeTransport::kH2 ? transport_ : EdgeTransport::kQuic;
+  }
   WtClient(const WtClient&) = delete;
   WtClient& operator=(const WtClient&) = delete;
 
@@ -34,14 +45,17 @@ class WtClient {
   bool handshake_completed() const;
   // The connection is gone (closed by either side, idle, or failed handshake).
   bool closed() const;
-  const std::string& close_reason() const { return close_reason_; }
+  const std::string& close_reason() const;
 
   // Opens a WebTransport session at `path` (sent once the server's SETTINGS arrive). nullptr with
   // `error` set if it cannot be started. The session is valid until its handler's on_closed returns;
   // a refusal is reported typed (SessionHandler::on_refused, Session::response()).
   wt::Session* open_session(const std::string& path, const wt::HeaderPairs& extra,
                             wt::SessionHandler* handler, std::string* error);
+  // The QUIC connection (nullptr over HTTP/2).
   quic::Connection* connection() const { return conn_; }
+  // Over HTTP/2: what TLS negotiated ("TLS1.3 h2"); "" otherwise.
+  std::string tls_summary() const;
   void close(std::string_view reason);
 
  private:
@@ -56,6 +70,8 @@ class WtClient {
   App* app_ = nullptr;  // owned by conn_
   std::string close_reason_;
   bool closed_ = false;
+  EdgeTransport transport_ = EdgeTransport::kQuic;
+  std::unique_ptr<H2WtClient> h2_;
 };
 
 }  // namespace wtmesh::agent

@@ -166,6 +166,12 @@ std::optional<std::filesystem::path> ca_path(const std::string& ca) {
 // The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
 // What `http`, `tcp` and `connect` share: the edge, the token (exactly one of --token and
 // --token-file), the CA and the packet size; the agent ends when the first attempt is refused a session.
+EdgeTransport transport_option(const std::string& text) {
+  auto t = parse_edge_transport(text);
+  if (!t) throw std::runtime_error("--transport: \"" + text + "\" is not quic, h2 or auto");
+  return *t;
+}
+
 // The secret of `http`, `tcp`, `udp` and `connect`: exactly one of --token, --token-file and
 // --credential.
 struct Secret {
@@ -185,7 +191,7 @@ std::chrono::seconds session_token_ttl(const std::string& text) {
 }
 
 AgentOptions edge_options(const std::string& edge_url, const Secret& secret, const std::string& ca,
-                          size_t max_udp_payload) {
+                          size_t max_udp_payload, const std::string& transport) {
   std::string error;
   auto edge = parse_edge_url(edge_url, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
@@ -202,12 +208,13 @@ AgentOptions edge_options(const std::string& edge_url, const Secret& secret, con
   }
   o.exit_on_first_auth_failure = true;
   o.transport.max_udp_payload = max_udp_payload;
+  o.edge_transport = transport_option(transport);
   return o;
 }
 
 std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
   AgentOptions o = edge_options(a.edge, {a.token, a.token_file, a.credential, a.session_token_ttl}, a.ca,
-                                a.max_udp_payload);
+                                a.max_udp_payload, a.transport);
   std::string error;
   auto t = make_tunnel(a.name, a.domain, &error);
   if (!t) throw std::runtime_error("--name: " + error);
@@ -286,7 +293,7 @@ int run_http(const AgentCommands& c) {
 int run_connect(const AgentCommands& c) {
   const auto& a = c.connect;
   AgentOptions o = edge_options(a.edge, {a.token, a.token_file, a.credential, a.session_token_ttl}, a.ca,
-                                a.max_udp_payload);
+                                a.max_udp_payload, a.transport);
   std::string error;
   if (a.name.empty() || a.name.size() > 253 || !tunnel::is_valid_host_pattern(a.name, false))
     throw std::runtime_error("NAME \"" + a.name + "\" is not a name");
@@ -317,6 +324,7 @@ int run_agent(const AgentCommands& c) {
   o.session_token_ttl = cfg->session_token_ttl;
   o.tunnels = cfg->tunnels;
   o.transport.max_udp_payload = c.agent.max_udp_payload;
+  o.edge_transport = transport_option(c.agent.transport);
   o.connects = cfg->connects;
   o.udp = udp_flow_options(c.agent.flows);
   for (const auto& t : o.tunnels) {
@@ -324,6 +332,16 @@ int run_agent(const AgentCommands& c) {
     warn_insecure(t);
   }
   return run_tunnels(std::move(o), true);
+}
+
+void add_transport_option(CLI::App* cmd, std::string& value) {
+  cmd->add_option(
+         "--transport", value,
+         "how to reach the edge: quic (HTTP/3), h2 (WebTransport over HTTP/2 on TCP + TLS, where UDP is "
+         "blocked), or auto: QUIC, and h2 when the QUIC handshake has not completed within 2 s (QUIC is "
+         "tried first again at each reconnect)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"quic", "h2", "auto"}));
 }
 
 void add_max_udp_payload_option(CLI::App* cmd, size_t& value) {
@@ -348,6 +366,7 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
       ->required()
       ->check(CLI::Range(1, 65535));
   cmd->add_option("--edge", a.edge, "the edge, https://HOST:PORT")->required();
+  add_transport_option(cmd, a.transport);
   cmd->add_option("--token", a.token, "token from `wtmesh token`");
   cmd->add_option("--token-file", a.token_file, "file holding the token (re-read at each reconnect)");
   add_credential_options(cmd, a.credential, a.session_token_ttl);
@@ -435,6 +454,7 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.connect_cmd->add_option("--listen", c.connect.listen, "local address to listen on, 127.0.0.1:PORT")
       ->required();
   c.connect_cmd->add_option("--edge", c.connect.edge, "the edge, https://HOST:PORT")->required();
+  add_transport_option(c.connect_cmd, c.connect.transport);
   c.connect_cmd->add_option("--token", c.connect.token, "token from `wtmesh token --connect NAME`");
   c.connect_cmd->add_option("--token-file", c.connect.token_file, "file holding the token");
   add_credential_options(c.connect_cmd, c.connect.credential, c.connect.session_token_ttl);
@@ -456,6 +476,7 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
                    "YAML file: edge, ca, token or token_file or credential_file, tunnels")
       ->required();
   add_max_udp_payload_option(c.agent_cmd, c.agent.max_udp_payload);
+  add_transport_option(c.agent_cmd, c.agent.transport);
   add_udp_flow_options(c.agent_cmd, c.agent.flows);
 }
 

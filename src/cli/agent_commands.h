@@ -25,6 +25,7 @@ struct TunnelArgs {
   std::string edge, token, token_file, name, ca, domain = "localhost";
   std::string credential, session_token_ttl = "5m";  // --credential FILE (tunnel/credential.h)
   size_t max_udp_payload = 1452;
+  std::string transport = "auto";  // --transport quic|h2|auto
 };
 
 // What `tcp` and `udp` add: an edge port of their own.
@@ -64,12 +65,14 @@ struct AgentCommands {
   struct {
     std::string config;
     size_t max_udp_payload = 1452;
+    std::string transport = "auto";
     UdpFlowArgs flows;
   } agent;
   struct {
     std::string name, listen, edge, token, token_file, ca;
     std::string credential, session_token_ttl = "5m";
     size_t max_udp_payload = 1452;
+    std::string transport = "auto";
     bool udp = false;   // --udp: a UDP port, one flow per client address
     UdpFlowArgs flows;  // its flows' cap and idle expiry
   } connect;

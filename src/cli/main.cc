@@ -359,6 +359,14 @@ int main(int argc, char** argv) {
   auto* doctor_cmd = app.add_subcommand("doctor", "check an edge end to end and report timings");
   doctor_cmd->add_option("--edge", doctor.edge_url, "the edge, https://HOST:PORT")->required();
   doctor_cmd->add_option("--ca", doctor_ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
+  std::string doctor_transport = "auto";
+  doctor_cmd
+      ->add_option(
+          "--transport", doctor_transport,
+          "quic, h2 (WebTransport over HTTP/2 on TCP + TLS) or auto (QUIC, h2 when the QUIC handshake "
+          "has not completed within 2 s); the report names the one used")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"quic", "h2", "auto"}));
   doctor_cmd->add_option("--rounds", doctor.rounds, "round trips per check")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -385,6 +393,7 @@ int main(int argc, char** argv) {
     if (auto status = cli::run_credential_command(credential_commands)) return *status;
     if (*doctor_cmd) {
       if (!doctor_ca.empty()) doctor.ca_file = doctor_ca;
+      doctor.transport = agent::parse_edge_transport(doctor_transport).value_or(agent::EdgeTransport::kAuto);
       const auto report = agent::run_doctor(doctor, std::cout);
       return report.ok ? 0 : 1;
     }

@@ -350,7 +350,24 @@ PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind,
                                options_.public_limits,
                                std::move(alt_svc),
                                &metrics_,
-                               [this](const RequestLog& l) { count_request(l); }};
+                               [this](const RequestLog& l) { count_request(l); },
+                               tls ? wt::Acceptor(webtransport_acceptor()) : wt::Acceptor()};
+}
+
+wt::Acceptor EdgeServer::webtransport_acceptor() {
+  return [this](const wt::SessionInfo& info) -> wt::Accept {
+    if (info.path == tunnel::kSessionPath) return tunnels_->accept(info);
+    if (info.path == "/echo") {
+      std::erase_if(h2_echo_, [](const auto& e) { return e->closed(); });
+      h2_echo_.push_back(std::make_unique<EchoSession>());
+      spdlog::info("echo: session opened over HTTP/2 authority={} from {}", info.authority.substr(0, 128),
+                   info.peer);
+      return {200, h2_echo_.back().get(), {}};
+    }
+    spdlog::info("edge: no WebTransport-over-HTTP/2 service at path {}",
+                 info.path.substr(0, info.path.find('?')).substr(0, 128));
+    return {404, nullptr, {}};
+  };
 }
 
 void EdgeServer::load_name_certs() {

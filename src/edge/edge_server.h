@@ -33,11 +33,13 @@
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
 #include "wt/config.h"
+#include "wt/session.h"
 
 namespace wtmesh::edge {
 
 class AdminListener;
 class BrowserConnect;
+class EchoSession;
 class NameCertIssuer;
 class PublicListener;
 struct PublicListenerOptions;
@@ -145,6 +147,9 @@ class EdgeServer {
   void schedule_renewal();
   void bind_sockets();
   PublicListenerOptions listener_options(boost::asio::ip::tcp::endpoint bind, bool tls);
+  // WebTransport over HTTP/2 on the HTTPS listener: agents' tunnel sessions (the same acceptance as
+  // over HTTP/3, TunnelService::accept) and /echo (doctor); other paths 404.
+  wt::Acceptor webtransport_acceptor();
   // The per-name certificate selector (generated certificates only), then the TLS contexts using it.
   void load_name_certs();
   std::shared_ptr<quic::TlsServerContext> quic_tls() const;
@@ -177,6 +182,9 @@ class EdgeServer {
   boost::asio::steady_timer memory_timer_;
   std::optional<std::chrono::steady_clock::time_point> tunnel_timer_at_;
   std::unique_ptr<AdminListener> admin_;  // destroyed before what it reads
+  // /echo handlers of sessions over HTTP/2 (finished ones dropped at the next accept); after https_ in
+  // destruction order is before it in declaration: the connections tell them their end first.
+  std::vector<std::unique_ptr<EchoSession>> h2_echo_;
   // Destroyed first: public connections cancel their streams while the sessions still exist.
   std::unique_ptr<PublicListener> https_;
   std::unique_ptr<PublicListener> http_;

@@ -3,8 +3,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <array>
 #include <utility>
+#include <vector>
 
 #include "edge/h2_stream.h"
 
@@ -33,6 +33,15 @@ struct H2Connection::Callbacks {
     return 0;
   }
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+      // nghttp2 ignores ids it does not know: the client's WebTransport SETTINGS are read here.
+      auto& c = conn(user);
+      for (size_t i = 0; i < frame->settings.niv; ++i) {
+        const nghttp2_settings_entry& e = frame->settings.iv[i];
+        if (e.settings_id <= 0xffff) c.peer_wt_.apply(static_cast<uint16_t>(e.settings_id), e.value);
+      }
+      return 0;
+    }
     Stream* s = conn(user).find(frame->hd.stream_id);
     if (s == nullptr) return 0;
     const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -100,7 +109,7 @@ H2Connection::H2Connection(TunnelDirectory& directory, H2Config config, Connecti
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
 
-  const std::array<nghttp2_settings_entry, 5> settings{{
+  std::vector<nghttp2_settings_entry> settings{{
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, static_cast<uint32_t>(limits().h2_max_concurrent_streams)},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(limits().h2_stream_window)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(config_.max_header_bytes)},
@@ -111,6 +120,11 @@ H2Connection::H2Connection(TunnelDirectory& directory, H2Config config, Connecti
       // refuses it (a malformed request, RST_STREAM) on any other.
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   }};
+  if (config_.webtransport_acceptor) {
+    // draft-ietf-webtrans-http2-15 §3.1, §4.3.1: SETTINGS_WT_ENABLED = 1 and our initial limits.
+    config_.webtransport.local.wt_enabled = 1;
+    for (const auto& [id, value] : config_.webtransport.local.entries()) settings.push_back({id, value});
+  }
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(limits().h2_connection_window));
@@ -130,6 +144,16 @@ SteadyTime H2Connection::now() const {
 H2Connection::Stream* H2Connection::find(int32_t id) const {
   const auto it = streams_.find(id);
   return it == streams_.end() ? nullptr : it->second.get();
+}
+
+size_t H2Connection::webtransport_sessions() const {
+  return static_cast<size_t>(std::count_if(streams_.begin(), streams_.end(),
+                                           [](const auto& s) { return s.second->webtransport(); }));
+}
+
+void H2Connection::on_wake() {
+  bury();
+  if (std::exchange(wt_wake_, false) && !finished_) process();
 }
 
 bool H2Connection::upgraded() const {

@@ -59,6 +59,7 @@
 #include "edge/public_connection.h"
 #include "edge/public_exchange.h"
 #include "edge/tunnel_directory.h"
+#include "wt/h2_session.h"
 
 struct nghttp2_session;
 
@@ -76,6 +77,12 @@ struct H2Config {
   uint64_t reset_burst = 1000;                      // rapid-reset token bucket (nghttp2's defaults)
   uint64_t reset_rate = 33;                         // per second
   std::string alt_svc;                              // "": none; else every response carries Alt-Svc
+  // WebTransport over HTTP/2 (h2_webtransport.cc): empty = not offered (no SETTINGS_WT_ENABLED, and
+  // `:protocol webtransport` gets 501 like any protocol but websocket). Else it decides on each
+  // session request as the HTTP/3 server's acceptor does; the session's limits are `webtransport`'s.
+  wt::Acceptor webtransport_acceptor;
+  wt::H2SessionConfig webtransport;
+  size_t max_webtransport_sessions = 1;  // per connection at once; more get 429
 };
 
 class H2Connection final : public PublicConnection {
@@ -97,10 +104,14 @@ class H2Connection final : public PublicConnection {
   size_t buffered_output() const override { return out_.size(); }
   size_t buffered_input() const override;
   bool upgraded() const override;
+  void on_wake() override;
 
   // Introspection (tests, limits).
   size_t stream_count() const { return streams_.size(); }
   uint64_t requests_completed() const { return completed_; }
+  // WebTransport sessions open on this connection, and the client's WebTransport SETTINGS.
+  size_t webtransport_sessions() const;
+  const wt::H2WtSettings& peer_webtransport_settings() const { return peer_wt_; }
   // The nghttp2 error that ended the connection ("" while it runs or after a clean end).
   const std::string& error() const { return error_; }
 
@@ -144,6 +155,8 @@ class H2Connection final : public PublicConnection {
   size_t local_answers_ = 0;
   size_t unowned_ = 0;  // request body bytes of streams already forgotten, to give back to the window
   uint64_t completed_ = 0;
+  wt::H2WtSettings peer_wt_;  // the client's WebTransport SETTINGS (H2WtSettings::apply)
+  bool wt_wake_ = false;      // a session's output grew outside process(): run it at on_wake()
 
   // Output to the client, and the agent's credit owed once the client took it.
   ByteRing out_;

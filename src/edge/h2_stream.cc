@@ -24,6 +24,7 @@ nghttp2_nv nv(std::string_view name, std::string_view value) {
 }  // namespace
 
 ssize_t H2Connection::Stream::read(uint8_t* buf, size_t length, uint32_t* flags) {
+  if (wt_) return wt_read(buf, length, flags);
   size_t n = 0;
   size_t owed = 0;
   while (n < length && !resp_.empty()) {
@@ -52,6 +53,7 @@ ssize_t H2Connection::Stream::read(uint8_t* buf, size_t length, uint32_t* flags)
 // --- run by the connection after the library returned -----------------------------------------------
 
 bool H2Connection::Stream::step() {
+  if (wt_) return wt_step();
   if (closed_ && draining()) {
     feed();
     if (!done_) return true;
@@ -80,7 +82,10 @@ bool H2Connection::Stream::step() {
     if (!rst_sent_) nghttp2_submit_trailer(conn_.session_, id_, h.data(), h.size());
     trailers_.clear();
   }
-  if (head_done_ && !begun_) begin();
+  if (head_done_ && !begun_) {
+    begin();
+    if (wt_) return wt_step();
+  }
   if (begun_ && !done_) {
     if (arrived_ > 0) ex_.note_client_bytes(std::exchange(arrived_, 0));  // the body progress clock
     feed();
@@ -99,12 +104,14 @@ bool H2Connection::Stream::step() {
 }
 
 void H2Connection::Stream::cancel_silently() {
+  wt_cancel();
   if (!done_) ex_.cancel("");
   done_ = true;
   drop_response();
 }
 
 std::optional<ExchangeOutcome> H2Connection::Stream::cancel(std::string_view why) {
+  wt_cancel();
   std::optional<ExchangeOutcome> o;
   if (!done_) o = ex_.cancel(why);
   done_ = true;
@@ -213,6 +220,9 @@ void H2Connection::Stream::begin() {
   conn_.seen_request_ = true;
   started_ = conn_.now();
   if (too_large_) return answer(431, "The request header section is larger than the edge accepts.");
+  for (const auto& [n, v] : fields_) {
+    if (n == ":protocol" && v == "webtransport" && begin_webtransport(fields_)) return;
+  }
   tunnel::HeaderPairs fields = std::move(fields_);
   fields_.clear();
   // nghttp2 let :protocol through only on a CONNECT, with our SETTINGS enabling it.

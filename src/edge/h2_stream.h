@@ -4,12 +4,13 @@
 //
 // The callbacks only call the on_*() recorders and read(); step() runs the exchange after the library
 // returned. h2_stream.cc maps requests and responses; h2_websocket.cc the extended CONNECT (RFC 8441)
-// that carries a WebSocket.
+// that carries a WebSocket; h2_webtransport.cc the one that carries a WebTransport session.
 #pragma once
 
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,14 +22,18 @@
 #include "edge/h2_connection.h"
 #include "edge/public_exchange.h"
 #include "edge/response_body.h"
+#include "wt/h2_session.h"
 
 namespace wtmesh::edge {
 
-class H2Connection::Stream final : public ExchangeSink {
+class H2Connection::Stream final : public ExchangeSink, private wt::H2OutputListener {
  public:
   Stream(H2Connection& conn, int32_t id)
       : started_(conn.now()), conn_(conn), id_(id), ex_(conn.dir_, conn.config_.exchange, *this), resp_(conn.dir_) {}
-  ~Stream() override { drop_response(); }
+  ~Stream() override {
+    wt_cancel();
+    drop_response();
+  }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
@@ -56,7 +61,7 @@ class H2Connection::Stream final : public ExchangeSink {
   }
   void on_data(std::span<const uint8_t> data) {
     arrived_ += data.size();
-    if (done_) {
+    if (done_ && !wt_) {
       discard_ += data.size();
     } else {
       body_.insert(body_.end(), data.begin(), data.end());
@@ -82,7 +87,9 @@ class H2Connection::Stream final : public ExchangeSink {
   }
   size_t buffered() const { return body_.size() - body_pos_ + ex_.buffered_body(); }
   // A WebSocket runs on it (the agent switched protocols and the exchange goes on).
-  bool upgraded() const { return ws_.switched() && !done_; }
+  bool upgraded() const { return (ws_.switched() && !done_) || webtransport(); }
+  // A WebTransport session runs on it (accepted and not over).
+  bool webtransport() const { return wt_ && wt_->state() != wt::H2Session::State::kClosed; }
 
   // --- ExchangeSink ---
   void send_continue() override;
@@ -124,6 +131,20 @@ class H2Connection::Stream final : public ExchangeSink {
   // A clean close of an upgraded stream while the client's last bytes still wait for the agent.
   bool draining() const;
 
+  // h2_webtransport.cc. An extended CONNECT with `:protocol webtransport` (draft-ietf-webtrans-http2-15):
+  // the acceptor's answer is sent, and on 2xx an H2Session carries the DATA payload. False when the
+  // connection offers no WebTransport (the caller answers 501 as for any other protocol).
+  bool begin_webtransport(const tunnel::HeaderPairs& fields);
+  // The edge refuses the session request itself (HEADERS with END_STREAM, no body).
+  void refuse_webtransport(int status, const tunnel::HeaderPairs& fields);
+  // The session's step: DATA in, output's progress, the stream's end. False when it is over.
+  bool wt_step();
+  // nghttp2's data source for the session's output: copies, and step() consumes after the library.
+  ssize_t wt_read(uint8_t* buf, size_t length, uint32_t* flags);
+  // The connection or stream is gone: the session hears a reset (its handler's on_closed).
+  void wt_cancel();
+  void on_output_ready() override;
+
   H2Connection& conn_;
   const int32_t id_;
   PublicExchange ex_;
@@ -156,6 +177,10 @@ class H2Connection::Stream final : public ExchangeSink {
   bool response_sent_ = false;
   std::optional<uint32_t> rst_code_;  // reset once the response is out, if the client still sends
   bool rst_sent_ = false;
+
+  std::unique_ptr<wt::H2Session> wt_;  // an accepted WebTransport session (h2_webtransport.cc)
+  size_t wt_taken_ = 0;                // output bytes the data source copied, consumed at step()
+  bool wt_fin_delivered_ = false;      // the client's END_STREAM was given to the session
 };
 
 }  // namespace wtmesh::edge

@@ -53,6 +53,9 @@ class PublicConnection {
   virtual size_t on_client_bytes(std::span<const uint8_t> data) = 0;
   // The client closed its side or the socket failed: every exchange in progress is cancelled.
   virtual void on_client_eof() = 0;
+  // The glue runs this before the pump that hooks.wake asked for: work that could not run where the
+  // wake came from (e.g. inside a WebTransport session's own call) runs here.
+  virtual void on_wake() {}
   // The glue gives up on the connection (idle timeout, shutdown): same as on_client_eof().
   virtual void abort(std::string_view why) = 0;
   // The next bytes for the client: the first contiguous run of the output (call again after

@@ -101,6 +101,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     cfg.exchange.client = {peer_, is_tls(), limit_key_};
     cfg.exchange.limits = listener_->options_.limits;
     cfg.alt_svc = listener_->options_.alt_svc;
+    if (is_tls()) cfg.webtransport_acceptor = listener_->options_.webtransport;  // -15 §7: TLS only
     conn_ = std::make_unique<H2Connection>(listener_->directory_, cfg, hooks());
   }
 
@@ -109,6 +110,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     pump_posted_ = true;
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
       self->pump_posted_ = false;
+      if (self->conn_ && !self->closed_) self->conn_->on_wake();
       self->pump();
     });
   }

@@ -31,6 +31,7 @@
 #include "edge/public_limits.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_directory.h"
+#include "wt/session.h"
 
 namespace wtmesh::edge {
 
@@ -46,6 +47,8 @@ struct PublicListenerOptions {
   EdgeMetrics* metrics = nullptr;
   // Each exchange's log line also goes here (the edge counts it by tunnel and status class).
   std::function<void(const RequestLog&)> count_request;
+  // WebTransport over HTTP/2 on the TLS listener (H2Config::webtransport_acceptor): empty = not offered.
+  wt::Acceptor webtransport;
 };
 
 class PublicListener {

@@ -71,6 +71,14 @@ H2Session::~H2Session() = default;
 
 // --- opening ---
 
+void H2Session::set_peer_settings(const H2WtSettings& peer) {
+  if (state_ != State::kRequested || !records_.empty()) return;
+  config_.peer = peer;
+  send_data_ = SendCredit::bytes(peer.initial_max_data);
+  send_streams_[0] = SendCredit::streams(peer.initial_max_streams_bidi);
+  send_streams_[1] = SendCredit::streams(peer.initial_max_streams_uni);
+}
+
 void H2Session::start(ConnectResponse response) {
   if (state_ != State::kRequested) return;
   response_ = std::move(response);
@@ -137,7 +145,7 @@ std::optional<StreamId> H2Session::open_stream(bool bidi) {
   return id;
 }
 
-void H2Session::maybe_forget(StreamId id) {
+void H2Session::maybe_forget(StreamId id, bool defer) {
   const auto it = records_.find(id);
   if (it == records_.end() || it->second.send == Side::kOpen || it->second.recv == Side::kOpen) return;
   const StreamTable::Entry* entry = streams_.find(id);
@@ -152,9 +160,30 @@ void H2Session::maybe_forget(StreamId id) {
       if (!put_control(MaxStreamsCapsule{bidi, *limit})) return;
     }
   }
+  if (defer) {
+    closed_deferred_.push_back(id);
+    if (local && want_streams_) {
+      want_streams_ = false;
+      streams_available_deferred_ = true;
+    }
+    return;
+  }
   if (handler_ != nullptr) handler_->on_stream_closed(id);
   if (is_open() && local && want_streams_ && handler_ != nullptr) {
     want_streams_ = false;
+    handler_->on_streams_available();
+  }
+}
+
+void H2Session::deliver_deferred() {
+  while (!closed_deferred_.empty() && is_open() && handler_ != nullptr) {
+    const std::vector<StreamId> ids = std::exchange(closed_deferred_, {});
+    for (StreamId id : ids) {
+      if (!is_open() || handler_ == nullptr) break;
+      handler_->on_stream_closed(id);
+    }
+  }
+  if (std::exchange(streams_available_deferred_, false) && is_open() && handler_ != nullptr) {
     handler_->on_streams_available();
   }
 }
@@ -200,7 +229,7 @@ size_t H2Session::write(StreamId id, std::span<const uint8_t> data, bool fin) {
     }
     if (is_open()) wait_writable(id);
   }
-  if (fin_sent) maybe_forget(id);
+  if (fin_sent) maybe_forget(id, true);
   return taken;
 }
 
@@ -236,7 +265,7 @@ void H2Session::reset_stream(StreamId id, uint32_t code) {
   it->second.send = Side::kReset;
   // Reliable Size: every byte we sent, as -15 §6.2 requires over an ordered stream.
   if (!put_control(WtResetStreamCapsule{id, code, it->second.sent})) return;
-  maybe_forget(id);
+  maybe_forget(id, true);
 }
 
 void H2Session::stop_sending(StreamId id, uint32_t code) {
@@ -295,6 +324,7 @@ void H2Session::consume_output(size_t n) {
     out_head_ = 0;
   }
   if (n > 0) notify_writable();
+  deliver_deferred();
 }
 
 size_t H2Session::data_room() const {

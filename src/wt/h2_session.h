@@ -124,6 +124,10 @@ class H2Session final : public Session, private H2CapsuleVisitor {
   void drain() override;
 
   // --- from the HTTP/2 glue ---
+  // Client: the peer's WebTransport SETTINGS, when they arrived after the session was created (the
+  // glue calls it just before the CONNECT goes out, -15 §4.3.1). Ignored once a stream was opened or
+  // the session is no longer kRequested.
+  void set_peer_settings(const H2WtSettings& peer);
   // Server: the session is accepted (`response` is what was sent): on_attached, on_ready.
   void start(ConnectResponse response);
   // Client: the final response arrived. 2xx opens the session; anything else refuses it.
@@ -177,8 +181,12 @@ class H2Session final : public Session, private H2CapsuleVisitor {
   // when the capsule is to be ignored (a stream that is gone) or after a session error (`error` set).
   Stream* peer_stream(StreamId id, bool& error);
   void add_stream(StreamId id, bool bidi, bool local);
-  // Forgets the stream once both directions are over; returns stream credit to the peer.
-  void maybe_forget(StreamId id);
+  // Forgets the stream once both directions are over; returns stream credit to the peer. From the
+  // application's own calls (write, reset_stream) `defer` holds on_stream_closed / on_streams_available
+  // back until the glue's next call (deliver_deferred): the application is inside its write there, and
+  // hearing its stream closed under it would end an exchange whose write has not returned.
+  void maybe_forget(StreamId id, bool defer = false);
+  void deliver_deferred();
   std::optional<StreamId> open_stream(bool bidi);
 
   // Output. put_control() fails the session (kCancel) when even the reserve is used up.
@@ -206,12 +214,14 @@ class H2Session final : public Session, private H2CapsuleVisitor {
 
   StreamTable streams_;
   std::unordered_map<StreamId, Stream> records_;
-  SendCredit send_data_;              // WT_MAX_DATA from the peer
-  ReceiveCredit recv_data_;           // WT_MAX_DATA we grant
-  SendCredit send_streams_[2];        // WT_MAX_STREAMS from the peer [bidi, uni]
-  ReceiveCredit recv_streams_[2];     // WT_MAX_STREAMS we grant [bidi, uni]
-  std::set<StreamId> want_writable_;  // write() came up short
-  bool want_streams_ = false;         // open_*_stream came up short
+  SendCredit send_data_;                   // WT_MAX_DATA from the peer
+  ReceiveCredit recv_data_;                // WT_MAX_DATA we grant
+  SendCredit send_streams_[2];             // WT_MAX_STREAMS from the peer [bidi, uni]
+  ReceiveCredit recv_streams_[2];          // WT_MAX_STREAMS we grant [bidi, uni]
+  std::set<StreamId> want_writable_;       // write() came up short
+  bool want_streams_ = false;              // open_*_stream came up short
+  std::vector<StreamId> closed_deferred_;  // on_stream_closed owed (maybe_forget with defer)
+  bool streams_available_deferred_ = false;
 
   std::vector<uint8_t> out_;
   size_t out_head_ = 0;

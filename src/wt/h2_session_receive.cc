@@ -14,6 +14,7 @@ std::string sid(StreamId id) { return "stream " + std::to_string(id); }
 
 void H2Session::receive(std::span<const uint8_t> data, bool fin) {
   if (!is_open()) return;  // a server is created open; a client gets no DATA before its 2xx
+  deliver_deferred();
   const CapsuleError err = parser_.feed(data, *this);
   if (!is_open()) return;
   if (err != CapsuleError::kNone) {

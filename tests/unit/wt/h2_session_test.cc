@@ -340,5 +340,32 @@ TEST(H2Session, ManyStreamsLeaveNoRecords) {
   EXPECT_EQ(p.sh.closed_streams.size(), 1000u);
 }
 
+// The write that ends a stream whose other direction is already over does not tell the application
+// the stream closed from inside that write (an agent's exchange is still in its write call there: it
+// would be torn down under it); the glue's next call delivers it. Found with the agent over HTTP/2.
+TEST(H2Session, StreamClosedIsNotDeliveredInsideTheWriteThatEndedIt) {
+  H2Pair p;
+  p.open();
+  const StreamId id = *p.client->open_bidi_stream();
+  ASSERT_EQ(p.client->write(id, bytes("request"), true), 7u);
+  p.pump();
+  ASSERT_TRUE(p.sh.fin[id]);
+  ASSERT_TRUE(p.sh.closed_streams.empty());
+  EXPECT_EQ(p.server->write(id, bytes("response"), true), 8u);
+  EXPECT_TRUE(p.sh.closed_streams.empty()) << "delivered inside write()";
+  EXPECT_EQ(p.server->stream_records(), 0u);  // the record itself is gone at once
+  p.pump();                                   // the glue takes the output: now it is told
+  EXPECT_EQ(p.sh.closed_streams, std::vector<StreamId>{id});
+  EXPECT_EQ(p.ch.data[id], "response");
+  // Likewise for a reset.
+  const StreamId id2 = *p.client->open_bidi_stream();
+  ASSERT_EQ(p.client->write(id2, bytes("x"), true), 1u);
+  p.pump();
+  p.server->reset_stream(id2, 7);
+  EXPECT_EQ(p.sh.closed_streams.size(), 1u);
+  p.pump();
+  EXPECT_EQ(p.sh.closed_streams.back(), id2);
+}
+
 }  // namespace
 }  // namespace wtmesh::wt::h2test

@@ -76,19 +76,7 @@ TOKEN=$("$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name client --connec
 # --- dig through connect --udp to dnsmasq behind a private udp tunnel ----------------------------------
 if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
   dns_ok=0
-  for attempt in 1 2 3 4 5; do
-    DNS_PORT=$(free_port)
-    dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --address=/x.test/10.1.2.3 -p "$DNS_PORT" \
-      --listen-address=127.0.0.1 --bind-interfaces --user="$(id -un)" --pid-file="$T/dnsmasq.pid" \
-      --log-facility=- >"$T/dnsmasq-$attempt.log" 2>&1 </dev/null &
-    dns_pid=$!
-    track $dns_pid
-    if wait_for 5 bash -c "timeout 5 dig @127.0.0.1 -p $DNS_PORT x.test +short +time=1 +tries=1 | grep -qx 10.1.2.3"; then
-      dns_ok=1
-      break
-    fi
-    kill "$dns_pid" 2>/dev/null
-  done
+  start_dnsmasq && dns_ok=1
   check "dnsmasq answers directly (port $DNS_PORT)" [ "$dns_ok" = 1 ]
   start_udp dns main dns "$DNS_PORT" --private
   check "the dns tunnel is private: udp://dns.localhost" grep -qxF "udp://dns.localhost  ->  127.0.0.1:$DNS_PORT" "${AGENT_OUT[dns]}"

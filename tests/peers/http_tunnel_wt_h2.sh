@@ -84,19 +84,7 @@ fi
 # --- A UDP tunnel over the h2 session: DNS with dig (datagrams as DATAGRAM capsules).
 if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
   dns_ok=0
-  for attempt in 1 2 3 4 5; do
-    DNS_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --address=/x.test/10.1.2.3 -p "$DNS_PORT" \
-      --listen-address=127.0.0.1 --bind-interfaces --user="$(id -un)" --pid-file="$T/dnsmasq.pid" \
-      --log-facility=- >"$T/dnsmasq-$attempt.log" 2>&1 </dev/null &
-    dns_pid=$!
-    track $dns_pid
-    if wait_for 5 bash -c "timeout 5 dig @127.0.0.1 -p $DNS_PORT x.test +short +time=1 +tries=1 | grep -qx 10.1.2.3"; then
-      dns_ok=1
-      break
-    fi
-    kill "$dns_pid" 2>/dev/null
-  done
+  start_dnsmasq && dns_ok=1
   check "dnsmasq answers directly (port $DNS_PORT)" [ "$dns_ok" = 1 ]
   start_udp dns main dns "$DNS_PORT" --transport h2
   check "wtmesh udp is connected over HTTP/2" wait_for 5 grep -q 'over HTTP/2 (TCP)' "${AGENT_ERR[dns]}"

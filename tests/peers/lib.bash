@@ -392,6 +392,36 @@ wtmesh_sanitized() { LC_ALL=C grep -qa -m1 -e '__asan_init' -e '__ubsan_handle' 
 # now_ms: wall clock in milliseconds.
 now_ms() { date +%s%3N; }
 
+# start_dnsmasq: a dnsmasq on a free loopback port that answers x.test with 10.1.2.3 (udp_tunnel.sh,
+# connect_udp.sh, http_tunnel_wt_h2.sh). dnsmasq binds TCP on its port too, so the port is one free
+# for both, and a few are tried. Sets DNS_PORT; status 1 when none answered.
+start_dnsmasq() {
+  local attempt pid
+  for attempt in 1 2 3 4 5; do
+    DNS_PORT=$(python3 -c '
+import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p)); break
+    except OSError:
+        pass
+print(p)')
+    dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --address=/x.test/10.1.2.3 -p "$DNS_PORT" \
+      --listen-address=127.0.0.1 --bind-interfaces --user="$(id -un)" --pid-file="$PEER_TMP/dnsmasq.pid" \
+      --log-facility=- >"$PEER_TMP/dnsmasq-$attempt.log" 2>&1 </dev/null &
+    pid=$!
+    track "$pid"
+    if wait_for 5 bash -c "timeout 5 dig @127.0.0.1 -p $DNS_PORT x.test +short +time=1 +tries=1 | grep -qx 10.1.2.3"; then
+      return 0
+    fi
+    log "dnsmasq on $DNS_PORT did not answer (attempt $attempt): $(tail -1 "$PEER_TMP/dnsmasq-$attempt.log")"
+    kill "$pid" 2>/dev/null
+  done
+  return 1
+}
+
 # --- Attacks on the public listener (edge_dos_*.sh, edge_smuggling.sh) -------------------------------
 
 # start_app_tunnel [edge args...]: edge 'main', the Node origin, and `wtmesh http` exposing it as

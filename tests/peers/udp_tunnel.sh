@@ -43,22 +43,8 @@ start_echo() {
 
 # --- dig through the tunnel to dnsmasq --------------------------------------------------------------
 if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
-  # dnsmasq binds TCP on its port too: a port free for UDP may be held for TCP, so try a few.
   dns_ok=0
-  for attempt in 1 2 3 4 5; do
-    DNS_PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --address=/x.test/10.1.2.3 -p "$DNS_PORT" \
-      --listen-address=127.0.0.1 --bind-interfaces --user="$(id -un)" --pid-file="$T/dnsmasq.pid" \
-      --log-facility=- >"$T/dnsmasq-$attempt.log" 2>&1 </dev/null &
-    dns_pid=$!
-    track $dns_pid
-    if wait_for 5 bash -c "timeout 5 dig @127.0.0.1 -p $DNS_PORT x.test +short +time=1 +tries=1 | grep -qx 10.1.2.3"; then
-      dns_ok=1
-      break
-    fi
-    log "dnsmasq on $DNS_PORT did not answer (attempt $attempt): $(tail -1 "$T/dnsmasq-$attempt.log")"
-    kill "$dns_pid" 2>/dev/null
-  done
+  start_dnsmasq && dns_ok=1
   check "dnsmasq answers directly (port $DNS_PORT)" [ "$dns_ok" = 1 ]
   start_udp dns main dns "$DNS_PORT"
   P=${UDP_PORT[dns]}

@@ -72,8 +72,8 @@ run_one() {
     "$bin" -merge=1 "$seeds" "$work" >"$build/fuzz-logs/$t.merge.log" 2>&1 || status="merge-failed"
   fi
   after=$(find "$seeds" -type f | wc -l)
-  runs=$(grep -oE '^stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
-  rate=$(grep -oE '^stat::average_exec_per_sec: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  runs=$(grep -oE '^stat::number_of_executed_units: +[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+  rate=$(grep -oE '^stat::average_exec_per_sec: +[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo '?')
   printf '%-28s %12s %9s %7s %6s %6s  %s\n' "$t" "$runs" "$rate" "$cov" "$before" "$after" "$status" \
     >"$build/fuzz-logs/$t.result"

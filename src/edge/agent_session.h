@@ -2,7 +2,8 @@
 // (docs/protocol.md), named for the peer it serves (the agent's side is agent::EdgeSession): the
 // control stream (REGISTER → REGISTERED/REFUSED, UNREGISTER, PING/PONG), heartbeats and token expiry
 // driven by on_tick(now), and the request streams the edge opens for public requests. Sans-I/O: it
-// talks only to wt::Session, so tests drive it with a fake session and a fake clock.
+// talks only to wt::Session, so tests drive it with a fake session and a fake clock. Two files: the
+// streams, datagrams and timers in agent_session.cc, the control stream in agent_session_control.cc.
 //
 // Streams the agent opens start with a kind varint: the first 0x00 stream is the control stream, a
 // second one is a protocol error (session closed with code 1); any other kind, and every

@@ -365,13 +365,7 @@ bool PublicExchange::admit_visitor(bool body_unread) {
   const VisitorGate::Decision d = gate->check(config_.client.ip, req_.headers, now());
   switch (d.verdict) {
     case VisitorGate::Verdict::kAllow:
-      if (d.strip_authorization) {
-        std::erase_if(req_.headers, [](const auto& field) {
-          return field.first.size() == 13 &&
-                 std::equal(field.first.begin(), field.first.end(), "authorization",
-                            [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
-        });
-      }
+      if (d.strip_authorization) VisitorGate::strip_authorization(req_.headers);
       return true;
     case VisitorGate::Verdict::kForbidden:
       respond_local(403, d.detail, !body_unread);

@@ -30,6 +30,10 @@ std::optional<std::string> base64_decode(std::string_view in) {
 
 }  // namespace
 
+void VisitorGate::strip_authorization(tunnel::HeaderPairs& headers) {
+  std::erase_if(headers, [](const auto& field) { return iequals(field.first, "authorization"); });
+}
+
 std::string VisitorGate::challenge(std::string_view host) {
   std::string realm;
   for (const char c : host.substr(0, 253)) {

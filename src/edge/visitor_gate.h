@@ -47,6 +47,8 @@ class VisitorGate {
 
   // The WWW-Authenticate value of a 401 for `host`.
   static std::string challenge(std::string_view host);
+  // Removes the Authorization fields (any case) from a request that passed (Decision::strip_authorization).
+  static void strip_authorization(tunnel::HeaderPairs& headers);
   const tunnel::VisitorPolicy& policy() const { return policy_; }
   uint64_t password_checks() const { return password_checks_; }
   size_t remembered() const { return remembered_.size(); }

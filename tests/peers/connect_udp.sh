@@ -27,20 +27,6 @@ peer_init "$@"
 T=$PEER_TMP
 PY=(python3 -u "$PEER_DIR/udp_peer.py")
 
-# A loopback port free for UDP and TCP both (iperf3 uses one number for both).
-free_port() {
-  python3 -c '
-import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p)); break
-    except OSError:
-        pass
-print(p)'
-}
-
 start_echo() {
   local name=$1 log=$T/srv-$1.log
   "${PY[@]}" serve-echo >"$log" 2>&1 </dev/null &

@@ -392,13 +392,9 @@ wtmesh_sanitized() { LC_ALL=C grep -qa -m1 -e '__asan_init' -e '__ubsan_handle' 
 # now_ms: wall clock in milliseconds.
 now_ms() { date +%s%3N; }
 
-# start_dnsmasq: a dnsmasq on a free loopback port that answers x.test with 10.1.2.3 (udp_tunnel.sh,
-# connect_udp.sh, http_tunnel_wt_h2.sh). dnsmasq binds TCP on its port too, so the port is one free
-# for both, and a few are tried. Sets DNS_PORT; status 1 when none answered.
-start_dnsmasq() {
-  local attempt pid
-  for attempt in 1 2 3 4 5; do
-    DNS_PORT=$(python3 -c '
+# free_port: a loopback port free for UDP and TCP both (dnsmasq and iperf3 use one number for both).
+free_port() {
+  python3 -c '
 import socket
 while True:
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
@@ -407,7 +403,16 @@ while True:
         t.bind(("127.0.0.1", p)); break
     except OSError:
         pass
-print(p)')
+print(p)'
+}
+
+# start_dnsmasq: a dnsmasq on a free loopback port that answers x.test with 10.1.2.3 (udp_tunnel.sh,
+# connect_udp.sh, http_tunnel_wt_h2.sh). dnsmasq binds TCP on its port too, so the port is one free
+# for both, and a few are tried. Sets DNS_PORT; status 1 when none answered.
+start_dnsmasq() {
+  local attempt pid
+  for attempt in 1 2 3 4 5; do
+    DNS_PORT=$(free_port)
     dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --address=/x.test/10.1.2.3 -p "$DNS_PORT" \
       --listen-address=127.0.0.1 --bind-interfaces --user="$(id -un)" --pid-file="$PEER_TMP/dnsmasq.pid" \
       --log-facility=- >"$PEER_TMP/dnsmasq-$attempt.log" 2>&1 </dev/null &

@@ -6,7 +6,7 @@
 # statically, and unused sections are dropped. Each shared object a process maps costs resident pages
 # for its relocations, GOT, init code and the code around them, whichever functions are used; that is
 # most of the agent's RSS (bench/README.md, "Agent memory"). p11-kit, libunistring and libc stay shared:
-# Debian has no static archive of them. The bench builds this way; tests use the default.
+# Debian has no static archive of them. The bench and CI's test run (.ci/run) build this way.
 
 option(WTMESH_STATIC_DEPS "Link static archives of ngtcp2, nghttp3, nghttp2, GnuTLS, yaml-cpp, libstdc++" OFF)
 

@@ -238,6 +238,13 @@ void H2WtClient::pump() {
     if (taken_ == taken_before && taken_ == 0) break;  // nothing copied: nothing more to consume
   }
   in_pump_ = false;
+  if (on_change_ && (settings_received_ != reported_handshake_ || closed_ != reported_closed_)) {
+    reported_handshake_ = settings_received_;
+    reported_closed_ = closed_;
+    boost::asio::post(io_, [fn = on_change_, alive = std::weak_ptr<int>(alive_)] {
+      if (!alive.expired()) fn();
+    });
+  }
 }
 
 void H2WtClient::step() {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,9 @@ class H2WtClient final : private wt::ByteStreamHandler, private wt::H2OutputList
   bool dial(const EdgeUrl& edge, std::string* error);
   // TLS is open and the edge's SETTINGS arrived.
   bool handshake_completed() const { return settings_received_; }
+  // Called from a fresh handler (never inside this client's calls, so it may destroy the client) when
+  // handshake_completed() or closed() became true.
+  void set_on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
   bool closed() const { return closed_; }
   const std::string& close_reason() const { return close_reason_; }
   // What TLS negotiated ("TLS1.3 h2"), once open.
@@ -111,6 +115,9 @@ class H2WtClient final : private wt::ByteStreamHandler, private wt::H2OutputList
   bool pump_posted_ = false;
   bool in_pump_ = false;
   bool closed_ = false;
+  std::function<void()> on_change_;
+  bool reported_handshake_ = false;
+  bool reported_closed_ = false;
   bool closing_ = false;  // close(): our direction ends once nghttp2's last frames were written
   std::string close_reason_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

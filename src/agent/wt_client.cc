@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
 
 #include "agent/h2_wt_client.h"
 #include "h3/error_codes.h"
@@ -45,7 +46,13 @@ WtClient::WtClient(asio::io_context& io, std::shared_ptr<const quic::TlsClientCo
                    quic::TransportLimits limits, wt::ClientConfig config)
     : io_(io), tls_(std::move(tls)), limits_(limits), config_(std::move(config)) {}
 
-WtClient::~WtClient() = default;
+WtClient::~WtClient() {
+  // The endpoint may report its connections removed as it goes: with every member still here, and
+  // nobody told.
+  on_change_ = nullptr;
+  h2_.reset();
+  endpoint_.reset();
+}
 
 const std::string& WtClient::close_reason() const { return h2_ ? h2_->close_reason() : close_reason_; }
 
@@ -55,6 +62,7 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
   edge_ = edge;
   if (transport_ == EdgeTransport::kH2) {
     h2_ = std::make_unique<H2WtClient>(io_, tls_, limits_.handshake_timeout);
+    if (on_change_) h2_->set_on_change(on_change_);
     return h2_->dial(edge, error);
   }
   udp::endpoint remote;
@@ -86,14 +94,23 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
       close_reason_ = c.close_reason().empty() ? "connection closed" : c.close_reason();
     conn_ = nullptr;
     app_ = nullptr;
+    post_change();
   });
   conn_ = endpoint_->connect(remote, edge.host, *tls_, limits_, error);
   if (!conn_) return false;
+  conn_->set_handshake_hook([this] { post_change(); });
   auto app = std::make_unique<App>(io_, *conn_, config_);
   app_ = app.get();
   app_->arm_tick();
   conn_->set_app_state(std::move(app));
   return true;
+}
+
+void WtClient::post_change() {
+  if (!on_change_) return;
+  asio::post(io_, [fn = on_change_, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) fn();
+  });
 }
 
 bool WtClient::handshake_completed() const {

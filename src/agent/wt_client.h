@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ class WtClient {
   // that address is dialled instead and `edge.host` is only the TLS name (a local upstream's SNI).
   bool dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::udp::endpoint* remote = nullptr);
   bool handshake_completed() const;
+  // Before dial(): called from a fresh handler (so it may destroy this client) when the handshake
+  // completed (QUIC: TLS done; HTTP/2: TLS done and the edge's SETTINGS in) or the connection closed.
+  void set_on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
   // The connection is gone (closed by either side, idle, or failed handshake).
   bool closed() const;
   const std::string& close_reason() const;
@@ -60,6 +64,7 @@ class WtClient {
 
  private:
   struct App;
+  void post_change();
   boost::asio::io_context& io_;
   std::shared_ptr<const quic::TlsClientContext> tls_;
   quic::TransportLimits limits_;
@@ -72,6 +77,8 @@ class WtClient {
   bool closed_ = false;
   EdgeTransport transport_ = EdgeTransport::kQuic;
   std::unique_ptr<H2WtClient> h2_;
+  std::function<void()> on_change_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace wtmesh::agent

@@ -547,6 +547,7 @@ void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
   switch (e.kind) {
     case K::kHandshakeCompleted:
       handler_->on_handshake_completed();
+      if (handshake_hook_) handshake_hook_();
       break;
     case K::kStreamData:
       handler_->on_stream_data(e.id, bytes, e.fin);

@@ -112,6 +112,8 @@ class Connection final : public Transport {
   // Called whenever new output may be ready outside read/expiry processing (e.g. an application
   // write from a timer); the driver should schedule write_packets().
   void set_flush_hook(std::function<void()> hook) { flush_hook_ = std::move(hook); }
+  // Called once the handshake completed, right after the handler heard it (outside ngtcp2's calls).
+  void set_handshake_hook(std::function<void()> hook) { handshake_hook_ = std::move(hook); }
   // The clock close() reads (it has no time parameter); default now_ts(). Tests with a fake clock
   // set theirs.
   void set_clock(std::function<Timestamp()> clock) { clock_ = std::move(clock); }
@@ -260,6 +262,7 @@ class Connection final : public Transport {
   ngtcp2_crypto_conn_ref conn_ref_{};
   TransportHandler* handler_ = nullptr;
   std::function<void()> flush_hook_;
+  std::function<void()> handshake_hook_;
   std::function<Timestamp()> clock_;
   std::unique_ptr<AppState> app_;
   State state_ = State::kHandshaking;

@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "agent/edge_dialer.h"
 #include "agent/wt_client.h"
 #include "quic/tls_context.h"
 #include "tunnel/wire.h"
@@ -84,9 +85,11 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       options_(std::move(options)),
       events_(std::move(events)),
       backoff_(options_.backoff),
+      probe_timer_(io),
+      drain_timer_(io),
       retry_timer_(io),
-      watchdog_(io),
-      fallback_timer_(io) {
+      watchdog_(io) {
+  instance_id_ = fmt::format("{:016x}{:016x}", rng_(), rng_());
   if (options_.control.agent_version.empty()) options_.control.agent_version = std::string(kAgentVersion);
   if (options_.control.started_at == SteadyTime{})
     options_.control.started_at = std::chrono::steady_clock::now();
@@ -116,6 +119,10 @@ TunnelAgent::~TunnelAgent() {
   stopped_ = true;
   retry_timer_.cancel();
   teardown();
+  tearing_down_ = true;
+  probe_.reset();
+  for (auto& d : draining_) d.client.reset();  // the clients first: their sessions report to the handlers
+  draining_.clear();
 }
 
 const TunnelSpec* TunnelAgent::spec(uint32_t id) const {
@@ -240,7 +247,7 @@ void TunnelAgent::stop() {
   stopped_ = true;
   retry_timer_.cancel();
   watchdog_.cancel();
-  fallback_timer_.cancel();
+  dialer_.reset();
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
   for (auto& a : connect_acceptors_) {
@@ -252,6 +259,11 @@ void TunnelAgent::stop() {
   }
   if (session_ && session_->ready() && !session_->closed())
     session_->close(tunnel::kCloseNormal, "agent stopping");
+  probe_.reset();
+  probe_timer_.cancel();
+  for (auto& d : draining_) {
+    if (d.session->ready() && !d.session->closed()) d.session->close(tunnel::kCloseNormal, "agent stopping");
+  }
   // The connection close goes out from a fresh handler: stop() may run inside the stack's callbacks.
   asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
     if (!alive.expired() && client_) client_->close("agent stopping");
@@ -263,7 +275,10 @@ void TunnelAgent::teardown() {
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
   watchdog_.cancel();
-  fallback_timer_.cancel();
+  dialer_.reset();
+  probe_.reset();
+  probe_timer_.cancel();
+  quic_lost_story_.clear();
   if (client_) client_->close("reconnecting");
   for (auto& p : udp_ports_) {
     if (p) p->set_session(nullptr);  // its flows were on the session that goes now
@@ -280,6 +295,7 @@ void TunnelAgent::attempt() {
   teardown();
   pending_delay_ = std::chrono::milliseconds(0);
   taken_refusals_.clear();
+  registered_.clear();
   const uint64_t n = ++attempt_;
   ++attempts_;
 
@@ -297,21 +313,57 @@ void TunnelAgent::attempt() {
     if (!t) return schedule_retry(n, error, false);
     token = std::move(*t);
   }
-  std::optional<quic::TlsClientContext> tls;
+  std::shared_ptr<const quic::TlsClientContext> tls;
   try {
-    tls.emplace(options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
-                                 : quic::TlsClientContext::with_system_trust());
+    tls = std::make_shared<const quic::TlsClientContext>(
+        options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
+                         : quic::TlsClientContext::with_system_trust());
   } catch (const std::exception& e) {
     return schedule_retry(n, std::string("cannot set up TLS: ") + e.what(), false);
   }
-  client_ = std::make_unique<WtClient>(io_, std::move(*tls), options_.transport);
-  transport_in_use_ = options_.edge_transport == EdgeTransport::kAuto
-                          ? (std::exchange(h2_next_, false) ? EdgeTransport::kH2 : EdgeTransport::kQuic)
-                          : options_.edge_transport;
-  client_->use_transport(transport_in_use_);
-  if (!client_->dial(options_.edge, &error))
-    return schedule_retry(n, "cannot dial the edge: " + error, false);
+  attempt_token_ = std::move(token);
+  transport_in_use_ = options_.edge_transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic;
+  DialOptions dial{options_.edge, std::move(tls), options_.transport, options_.edge_transport,
+                   options_.h2_race_after};
+  dialer_ = std::make_unique<EdgeDialer>(
+      io_, std::move(dial), [this, n](std::unique_ptr<WtClient> winner, const std::string& why) {
+        on_dialed(n, std::move(winner), why);
+      });
+  if (!dialer_->start(&error)) return schedule_retry(n, "cannot dial the edge: " + error, false);
+  arm_watchdog(n);
+}
 
+void TunnelAgent::arm_watchdog(uint64_t n) {
+  watchdog_.expires_after(options_.connect_timeout);
+  watchdog_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || n != attempt_ || connected()) return;
+    std::string why = client_ && !client_->close_reason().empty() ? ": " + client_->close_reason() : "";
+    if (dialer_ && !dialer_->quic_story().empty()) why += " (" + dialer_->quic_story() + ")";
+    schedule_retry(
+        n, "the edge did not accept a session within " + seconds_text(options_.connect_timeout) + why, false);
+  });
+}
+
+void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const std::string& why) {
+  if (n != attempt_ || stopped_) return;
+  const std::string story = dialer_ ? dialer_->quic_story() : std::string();
+  const bool raced = dialer_ && dialer_->raced();
+  dialer_.reset();  // safe: it called us from a fresh handler and touches nothing after
+  if (!winner) {
+    const bool timeout = why.find("HANDSHAKE_TIMEOUT") != std::string::npos;
+    return schedule_retry(n,
+                          timeout ? "the edge at " + options_.edge.authority() +
+                                        " did not answer (the QUIC handshake timed out: is it running, and "
+                                        "does UDP get through?)"
+                                  : "cannot reach the edge: " + why,
+                          false);
+  }
+  client_ = std::move(winner);
+  transport_in_use_ = client_->transport();
+  if (raced && transport_in_use_ == EdgeTransport::kH2) quic_lost_story_ = story;
+  if (raced && transport_in_use_ == EdgeTransport::kQuic)
+    spdlog::debug("agent: QUIC answered after the HTTP/2 dial started; keeping QUIC");
+  std::string error;
   std::vector<TunnelRoute> routes;
   for (size_t i = 0; i < options_.tunnels.size(); ++i) {
     const auto& t = options_.tunnels[i];
@@ -339,13 +391,16 @@ void TunnelAgent::attempt() {
     ++sessions_opened_;
     ever_connected_ = true;
     session_started_ = std::chrono::steady_clock::now();
-    fallback_timer_.cancel();
     notice("connected to the edge " + options_.edge.authority() +
-           (transport_in_use_ == EdgeTransport::kH2 ? " over HTTP/2 (TCP)" : " over QUIC"));
+           (transport_in_use_ == EdgeTransport::kQuic ? std::string(" over QUIC")
+            : quic_lost_story_.empty()                ? std::string(" over HTTP/2 (TCP)")
+                                                      : " over HTTP/2 (TCP): " + quic_lost_story_));
     for (auto& p : udp_ports_) {
       if (p) p->set_session(session_.get());
     }
     announce_connects();
+    if (options_.edge_transport == EdgeTransport::kAuto && transport_in_use_ == EdgeTransport::kH2)
+      arm_quic_probe(n);
   };
   cb.on_connect_refused = [this](const std::string& name, const tunnel::ConnectReply& reply) {
     if (!events_.on_connect_refused) return;
@@ -382,33 +437,16 @@ void TunnelAgent::attempt() {
   }
 
   const wt::HeaderPairs headers = {
-      {"authorization", "Bearer " + token},
+      {"authorization", "Bearer " + attempt_token_},
       {std::string(tunnel::kProtocolHeader), std::to_string(tunnel::kProtocolVersion)},
       {"user-agent", options_.user_agent},
+      {std::string(tunnel::kInstanceHeader), instance_id_},
       {std::string(tunnel::kFeaturesHeader),
        std::string(tunnel::kFeatureTrailers) + ", " + std::string(tunnel::kFeatureRequestTrailers)},
   };
   wt_session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
   if (!wt_session_) return schedule_retry(n, "cannot open a session: " + error, false);
 
-  if (options_.edge_transport == EdgeTransport::kAuto && transport_in_use_ == EdgeTransport::kQuic) {
-    fallback_timer_.expires_after(options_.h2_fallback_after);
-    fallback_timer_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
-      if (ec || alive.expired() || n != attempt_ || stopped_ || !client_ || client_->handshake_completed())
-        return;
-      notice("no QUIC handshake with the edge within " + seconds_text(options_.h2_fallback_after) +
-             ": trying WebTransport over HTTP/2 (TCP)");
-      h2_next_ = true;
-      attempt();
-    });
-  }
-  watchdog_.expires_after(options_.connect_timeout);
-  watchdog_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
-    if (ec || alive.expired() || n != attempt_ || connected()) return;
-    const std::string why = client_ && !client_->close_reason().empty() ? ": " + client_->close_reason() : "";
-    schedule_retry(
-        n, "the edge did not accept a session within " + seconds_text(options_.connect_timeout) + why, false);
-  });
 }
 
 void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string& reason) {
@@ -489,6 +527,7 @@ void TunnelAgent::on_control(uint64_t n, const ControlEvent& ev) {
     return;
   }
   if (ev.kind == ControlEvent::Kind::kRegistered) {
+    registered_.insert(ev.id);
     if (events_.on_registered) events_.on_registered(*s, ev.url);
     return;
   }

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,7 @@ class Session;
 
 namespace wtmesh::agent {
 
+class EdgeDialer;
 class WtClient;
 
 inline constexpr std::string_view kAgentVersion = "0.1.0";
@@ -67,11 +69,17 @@ struct AgentOptions {
   std::chrono::milliseconds first_taken_retry{1500};
   std::chrono::milliseconds taken_retry{5000};
   std::chrono::milliseconds connect_timeout{15000};  // QUIC handshake + session acceptance
-  // `--transport`: QUIC, WebTransport over HTTP/2 on TCP, or auto: each attempt dials QUIC and, when
-  // its handshake has not completed within h2_fallback_after, is replaced by an HTTP/2 attempt (the
-  // next attempt after that session ends starts with QUIC again).
+  // `--transport`: QUIC, WebTransport over HTTP/2 on TCP, or auto: each attempt races them
+  // (agent/edge_dialer.h): QUIC first, HTTP/2 h2_race_after later or as soon as QUIC fails, and the
+  // first handshake wins (each reconnect races again).
   EdgeTransport edge_transport = EdgeTransport::kAuto;
-  std::chrono::milliseconds h2_fallback_after{2000};
+  std::chrono::milliseconds h2_race_after{300};
+  // auto, on HTTP/2: how often QUIC is tried again; when its handshake completes, the agent opens a
+  // new session over QUIC, its REGISTERs take the names over from the HTTP/2 session at the edge
+  // (docs/protocol.md §3.5), and the HTTP/2 session ends once its requests finished (at most
+  // drain_grace later).
+  std::chrono::milliseconds quic_probe_every{60'000};
+  std::chrono::milliseconds drain_grace{30'000};
   ControlOptions control;
   BackoffPolicy backoff;
   PoolLimits pool;
@@ -129,6 +137,20 @@ class TunnelAgent {
 
  private:
   void attempt();
+  // The dial of attempt `n` ended: open the session on the winner, or retry.
+  void on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const std::string& why);
+  // The session of attempt `n` did not open within connect_timeout: retry.
+  void arm_watchdog(uint64_t n);
+  // --- moving to a better session (tunnel_agent_moves.cc) ---
+  // auto, on HTTP/2: a QUIC dial quic_probe_every from now.
+  void arm_quic_probe(uint64_t n);
+  // QUIC's handshake completed (`quic` set): the current session starts draining, a new one opens
+  // on `quic` as attempt n + 1.
+  void on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, const std::string& why);
+  void arm_drain();
+  // Ends the draining sessions whose requests finished once the current session holds every tunnel
+  // (or drain_grace passed), and forgets the closed ones.
+  void drain_step();
   void teardown();
   // Ends this attempt/session and schedules the next one (once per attempt).
   void schedule_retry(uint64_t attempt, const std::string& why, bool auth_failure);
@@ -153,7 +175,22 @@ class TunnelAgent {
   std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
   std::vector<std::unique_ptr<H3UpstreamTarget>> wt_;         // parallel too; set for h3 tunnels
 
+  std::unique_ptr<EdgeDialer> dialer_;  // the attempt's dial, until its handshake completed
   std::unique_ptr<WtClient> client_;
+  std::unique_ptr<EdgeDialer> probe_;  // auto, on HTTP/2: the QUIC dial that may move us back
+  boost::asio::steady_timer probe_timer_;
+  // Sessions replaced by a newer one: requests under way finish on them (their callbacks carry an
+  // older attempt number, so only on_request is heard).
+  struct Draining {
+    std::unique_ptr<WtClient> client;
+    std::unique_ptr<EdgeSession> session;
+    std::chrono::steady_clock::time_point deadline;
+    bool closing = false;
+  };
+  std::vector<Draining> draining_;
+  boost::asio::steady_timer drain_timer_;
+  std::set<uint32_t> registered_;  // tunnel ids REGISTERED on the current session
+  std::string instance_id_;        // wtmesh-agent-instance: random per process (§3.5)
   std::unique_ptr<EdgeSession> session_;
   wt::Session* wt_session_ = nullptr;  // valid while session_ is open
   uint64_t attempt_ = 0;               // the current attempt's number
@@ -167,8 +204,8 @@ class TunnelAgent {
   std::chrono::milliseconds pending_delay_{0};
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer watchdog_;
-  boost::asio::steady_timer fallback_timer_;  // auto: QUIC's handshake deadline before HTTP/2
-  bool h2_next_ = false;                      // auto: the next attempt dials HTTP/2
+  std::string attempt_token_;    // the bearer token of the current attempt's session
+  std::string quic_lost_story_;  // auto, HTTP/2 won: why QUIC did not ("no QUIC handshake within 300 ms")
   EdgeTransport transport_in_use_ = EdgeTransport::kQuic;
   std::vector<std::shared_ptr<boost::asio::steady_timer>> register_timers_;
   std::map<uint32_t, int> taken_refusals_;  // per tunnel id, in the current attempt

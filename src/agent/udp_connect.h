@@ -40,6 +40,7 @@ class UdpConnectPort final : public UdpConnectSink {
   boost::asio::ip::udp::endpoint local_endpoint() const;
   // The session flows open on from now on (nullptr: none; every flow ends).
   void set_session(EdgeSession* session);
+  EdgeSession* session() const { return session_; }
 
   size_t flow_count() const { return flows_.size(); }
   static constexpr size_t kMaxHeldPackets = 8;         // per flow, until the edge's reply

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
 #include <ctime>
 #include <functional>
 #include <iostream>
@@ -190,6 +191,21 @@ std::chrono::seconds session_token_ttl(const std::string& text) {
   return *ttl;
 }
 
+// WTMESH_QUIC_PROBE_INTERVAL_MS (1000..86400000): how often an agent on h2 tries QUIC again (tests,
+// tuning); unset or malformed: the default.
+void apply_probe_interval(AgentOptions& o) {
+  const char* env = std::getenv("WTMESH_QUIC_PROBE_INTERVAL_MS");
+  if (env == nullptr) return;
+  char* end = nullptr;
+  const long long ms = std::strtoll(env, &end, 10);
+  if (end == env || *end != '\0' || ms < 1000 || ms > 86'400'000) {
+    spdlog::warn("WTMESH_QUIC_PROBE_INTERVAL_MS=\"{}\" is not 1000..86400000: using {} ms", env,
+                 o.quic_probe_every.count());
+    return;
+  }
+  o.quic_probe_every = std::chrono::milliseconds(ms);
+}
+
 AgentOptions edge_options(const std::string& edge_url, const Secret& secret, const std::string& ca,
                           size_t max_udp_payload, const std::string& transport) {
   std::string error;
@@ -209,6 +225,7 @@ AgentOptions edge_options(const std::string& edge_url, const Secret& secret, con
   o.exit_on_first_auth_failure = true;
   o.transport.max_udp_payload = max_udp_payload;
   o.edge_transport = transport_option(transport);
+  apply_probe_interval(o);
   return o;
 }
 
@@ -325,6 +342,7 @@ int run_agent(const AgentCommands& c) {
   o.tunnels = cfg->tunnels;
   o.transport.max_udp_payload = c.agent.max_udp_payload;
   o.edge_transport = transport_option(c.agent.transport);
+  apply_probe_interval(o);
   o.connects = cfg->connects;
   o.udp = udp_flow_options(c.agent.flows);
   for (const auto& t : o.tunnels) {
@@ -338,8 +356,9 @@ void add_transport_option(CLI::App* cmd, std::string& value) {
   cmd->add_option(
          "--transport", value,
          "how to reach the edge: quic (HTTP/3), h2 (WebTransport over HTTP/2 on TCP + TLS, where UDP is "
-         "blocked), or auto: QUIC, and h2 when the QUIC handshake has not completed within 2 s (QUIC is "
-         "tried first again at each reconnect)")
+         "blocked), or auto: races them (QUIC first, h2 300 ms later or when QUIC fails; the first "
+         "handshake wins) and, on h2, tries QUIC again every 60 s (WTMESH_QUIC_PROBE_INTERVAL_MS) and moves "
+         "to it without dropping a request")
       ->capture_default_str()
       ->check(CLI::IsMember({"quic", "h2", "auto"}));
 }

@@ -114,6 +114,10 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     // Before a REGISTER is held: 0 while the token's subject may hold one more tunnel, else its cap
     // (the REGISTER is refused "limit"). Unset: no cap.
     std::function<size_t()> subject_full;
+    // A REGISTER's claim found `key` held by `holder` (another route owner): true when the service
+    // handed the name over (the holder is a live session on this edge of the same agent instance and
+    // token subject, and released it: docs/protocol.md §3.5); the claim is then made again, once.
+    std::function<bool(const std::string& holder, RouteKey key)> hand_over;
     // A RENEW arrived with `token`: the service verifies it against this session (null: refused).
     std::function<RenewOutcome(const AgentSession& session, const std::string& token)> on_renew;
   };
@@ -125,6 +129,13 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   uint64_t serial() const { return serial_; }
   const std::string& owner() const { return owner_; }
   const tunnel::TokenClaims& claims() const { return claims_; }
+  // The agent's instance id (CONNECT header wtmesh-agent-instance), "" when it sent none.
+  const std::string& instance() const { return instance_; }
+  void set_instance(std::string id) { instance_ = std::move(id); }
+  // Gives the route `key` up for the agent's newer session (§3.5): released without a tombstone and,
+  // for tcp/udp, its port unpublished (connections through it end: a byte stream cannot move between
+  // sessions); requests already under way finish here. False when this session holds no such tunnel.
+  bool hand_over(RouteKey key);
   // When the session closes with kCloseTokenExpired unless a RENEW moves it.
   SteadyTime token_deadline() const { return token_deadline_; }
   // RENEWs closer together than this are refused without being verified (each costs two ECDSA checks).
@@ -267,10 +278,12 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     uint32_t id = 0;
     std::string hostname, raw_host;
     tunnel::Register reg;
+    bool handed_over = false;  // made again after the holder handed the name over
   };
   static RouteKey route_key(const Tunnel& t) { return RouteKey{t.type, t.hostname}; }
   void unpublish(uint32_t id, const Tunnel& t);
   std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
+  std::string instance_;
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // route table completions check it

@@ -198,6 +198,23 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   auto tunnel = tunnels_.find(c.id);
   const bool current = tunnel != tunnels_.end() && tunnel->second.claim == claim;  // not unregistered
   if (reply.result != ClaimResult::kOk) {
+    // A copy: the view goes with the holder's route when it hands it over.
+    const std::string holder = reply.result == ClaimResult::kTaken ? std::string(reply.holder) : std::string();
+    if (reply.result == ClaimResult::kTaken && current && !c.handed_over && holder != owner_ &&
+        hooks_.hand_over && hooks_.hand_over(holder, route_key(tunnel->second))) {
+      spdlog::info("tunnel {}: {} handed over from {} (the same agent's older session)", owner_, c.hostname,
+                   log_text(holder, 64));
+      const uint64_t again = ++last_claim_;
+      tunnel->second.claim = again;
+      PendingClaim retry = c;
+      retry.handed_over = true;
+      pending_claims_[again] = std::move(retry);
+      routes_.claim(route_key(tunnel->second), RouteLease{owner_, config_.edge_id, lease_ttl()}, c.id, now(),
+                    [this, alive = std::weak_ptr<int>(alive_), again](const ClaimReply& r) {
+                      if (!alive.expired()) on_claimed(again, r);
+                    });
+      return;
+    }
     if (current) tunnels_.erase(tunnel);
     if (reply.result == ClaimResult::kFull) {
       if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kTableFull);
@@ -205,8 +222,7 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
       return;
     }
     refuse(c.id, c.raw_host, refusal::kTaken, c.hostname + " is served by another agent");
-    if (hooks_.on_name_contended && reply.holder != owner_)
-      hooks_.on_name_contended(std::string(reply.holder));
+    if (hooks_.on_name_contended && holder != owner_) hooks_.on_name_contended(holder);
     return;
   }
   // Answered even when an UNREGISTER came meanwhile: the claim did succeed, and the release follows.
@@ -250,6 +266,20 @@ void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   unpublish(unreg.id, it->second);
   spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
+}
+
+bool AgentSession::hand_over(RouteKey key) {
+  if (closed_) return false;
+  for (auto it = tunnels_.begin(); it != tunnels_.end(); ++it) {
+    if (it->second.type != key.type || it->second.hostname != key.name) continue;
+    routes_.release(route_key(it->second), owner_, now());
+    unpublish(it->first, it->second);
+    spdlog::info("tunnel {}: handed {} {} (id {}) over to the agent's newer session", owner_, it->second.type,
+                 it->second.hostname, it->first);
+    tunnels_.erase(it);
+    return true;
+  }
+  return false;
 }
 
 void AgentSession::unpublish(uint32_t id, const Tunnel& t) {

@@ -307,9 +307,22 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     if (AgentSession* s = find_owner(holder)) s->probe();
   };
   hooks.subject_full = [this, subject = claims.subject] { return subject_full(subject); };
+  hooks.hand_over = [this, serial](const std::string& holder, RouteKey key) {
+    AgentSession* from = find_owner(holder);
+    auto to = sessions_.find(serial);
+    if (from == nullptr || to == sessions_.end() || from == to->second.get() || from->closed()) return false;
+    const AgentSession& next = *to->second;
+    if (next.instance().empty() || from->instance() != next.instance() ||
+        from->claims().subject != next.claims().subject)
+      return false;
+    return from->hand_over(key);
+  };
   auto session = std::make_unique<AgentSession>(config_.session, routes_, serial, owner, claims, deadline,
                                                 std::move(hooks));
   AgentSession* raw = session.get();
+  if (const std::string* instance = header(info, tunnel::kInstanceHeader);
+      instance != nullptr && tunnel::valid_instance_id(*instance))
+    raw->set_instance(*instance);
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
   subjects_[claims.subject].insert(serial);

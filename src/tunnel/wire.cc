@@ -36,6 +36,16 @@ bool has_feature(std::string_view list, std::string_view feature) {
   return false;
 }
 
+bool valid_instance_id(std::string_view id) {
+  if (id.size() < 16 || id.size() > 64) return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // --- control stream -------------------------------------------------------------------------
 
 std::vector<uint8_t> encode_control_frame(ControlType type, std::string_view json) {

@@ -24,6 +24,11 @@ inline constexpr int kProtocolVersion = 1;
 // edge answers with the ones both use. `trailers`: interim (1xx) heads and framed response bodies
 // that end with a trailer section; `request-trailers`: framed request bodies, the same way.
 inline constexpr std::string_view kFeaturesHeader = "wtmesh-features";
+// The agent process's instance id on its CONNECT (§3.5): 16 to 64 of [A-Za-z0-9_-], random per
+// process. A REGISTER of a name held on this edge by another live session of the same token subject
+// and the same instance moves the name to the new session (a handover) instead of `taken`.
+inline constexpr std::string_view kInstanceHeader = "wtmesh-agent-instance";
+bool valid_instance_id(std::string_view id);
 inline constexpr std::string_view kFeatureTrailers = "trailers";
 inline constexpr std::string_view kFeatureRequestTrailers = "request-trailers";
 // True when the comma-separated `list` names `feature` (case-sensitive, spaces around items ignored).

@@ -245,6 +245,90 @@ TEST_F(TunnelServiceTest, TakenNameProbesTheHolder) {
   EXPECT_FALSE(sessions_[1]->closed);
 }
 
+// The same agent's newer session (same wtmesh-agent-instance, same token subject) takes a name over
+// from its older, live session in one step (protocol.md §3.5): the route never goes missing,
+// requests already on the older session stay there, and the older session's end leaves no
+// tombstone over the moved name.
+TEST_F(TunnelServiceTest, TheSameAgentsNewerSessionTakesTheNameOver) {
+  const std::string instance = "a1b2c3d4e5f6a7b8c9d0";
+  auto with_instance = [&](std::string id) {
+    wt::SessionInfo i = info("Bearer " + token());
+    i.headers.emplace_back("wtmesh-agent-instance", std::move(id));
+    return i;
+  };
+  ASSERT_EQ(connect(with_instance(instance)).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  ASSERT_EQ(route("app.localhost").session, 1u);
+  struct Ev final : RequestStreamEvents {
+    void on_response_data(std::span<const uint8_t>, bool) override {}
+    void on_request_writable() override {}
+    void on_stream_aborted(std::optional<uint32_t>, std::string_view) override { aborted = true; }
+    void on_request_stopped(std::optional<uint32_t>) override {}
+    bool aborted = false;
+  } in_flight;
+  StreamRef ref;
+  ASSERT_EQ(service_->open_request(route("app.localhost"), "c", &in_flight, &ref),
+            TunnelDirectory::OpenStatus::kOpened);
+
+  ASSERT_EQ(connect(with_instance(instance)).status, 200);
+  register_host(*sessions_[1], 7, "app.localhost");
+  EXPECT_NE(control_text(*sessions_[1]).find("app.localhost"), std::string::npos);
+  EXPECT_EQ(control_text(*sessions_[1]).find("taken"), std::string::npos) << control_text(*sessions_[1]);
+  const RouteLookup r = route("app.localhost");
+  EXPECT_EQ(r.kind, RouteLookup::Kind::kFound);
+  EXPECT_EQ(r.session, 2u);
+  EXPECT_EQ(r.tunnel_id, 7u);
+  // The request under way on the older session goes on there.
+  const uint8_t b = 1;
+  EXPECT_EQ(service_->write(ref, {&b, 1}, true), 1u);
+  EXPECT_FALSE(in_flight.aborted);
+  EXPECT_FALSE(sessions_[0]->closed) << "the edge does not close the older session: the agent does";
+  // The older session ends: the moved name is not left offline behind it.
+  sessions_[0]->peer_closes(0, "moved to a new session");
+  EXPECT_EQ(route("app.localhost").session, 2u);
+  EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kFound);
+}
+
+// Another process of the same subject (another instance id), or a session without one, gets "taken".
+TEST_F(TunnelServiceTest, AnotherInstanceOrNoInstanceIsStillTaken) {
+  auto with_instance = [&](std::optional<std::string> id) {
+    wt::SessionInfo i = info("Bearer " + token());
+    if (id) i.headers.emplace_back("wtmesh-agent-instance", *id);
+    return i;
+  };
+  ASSERT_EQ(connect(with_instance("aaaaaaaaaaaaaaaaaaaa")).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  ASSERT_EQ(connect(with_instance("bbbbbbbbbbbbbbbbbbbb")).status, 200);
+  register_host(*sessions_[1], 1, "app.localhost");
+  EXPECT_NE(control_text(*sessions_[1]).find("taken"), std::string::npos);
+  ASSERT_EQ(connect(with_instance(std::nullopt)).status, 200);
+  register_host(*sessions_[2], 1, "app.localhost");
+  EXPECT_NE(control_text(*sessions_[2]).find("taken"), std::string::npos);
+  // A malformed id is ignored, so it matches nothing (not even another malformed one).
+  ASSERT_EQ(connect(with_instance("short")).status, 200);
+  register_host(*sessions_[3], 1, "app.localhost");
+  ASSERT_EQ(connect(with_instance("short")).status, 200);
+  register_host(*sessions_[4], 1, "app.localhost");
+  EXPECT_NE(control_text(*sessions_[4]).find("taken"), std::string::npos);
+  EXPECT_EQ(route("app.localhost").session, 1u);
+}
+
+// The same instance id under another token subject does not take a name over.
+TEST_F(TunnelServiceTest, TheInstanceIdAloneDoesNotAuthorizeAHandover) {
+  const std::string instance = "cccccccccccccccccccc";
+  wt::SessionInfo alice = info("Bearer " + token());
+  alice.headers.emplace_back("wtmesh-agent-instance", instance);
+  ASSERT_EQ(connect(alice).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  wt::SessionInfo mallory =
+      info("Bearer " + key_.sign(tunnel::make_claims("mallory", {"app.localhost"}, 600s, wall_)));
+  mallory.headers.emplace_back("wtmesh-agent-instance", instance);
+  ASSERT_EQ(connect(mallory).status, 200);
+  register_host(*sessions_[1], 1, "app.localhost");
+  EXPECT_NE(control_text(*sessions_[1]).find("taken"), std::string::npos);
+  EXPECT_EQ(route("app.localhost").session, 1u);
+}
+
 TEST_F(TunnelServiceTest, OfflineNamesAreCapped) {
   make(100, 2);
   ASSERT_EQ(connect(info("Bearer " + token({"*.localhost"}))).status, 200);

@@ -1,0 +1,122 @@
+// TunnelAgent, moving to a better session without losing work: on HTTP/2 (auto), QUIC is dialled
+// again every quic_probe_every; once its handshake completes, a new session opens over it and
+// registers the same names, which the edge hands over from the HTTP/2 session (same agent instance
+// and token subject: docs/protocol.md §3.5) in one step, so no request finds the name missing. The
+// HTTP/2 session drains: requests already on it finish there, and it closes once the new session
+// holds every tunnel and its last request ended (at most drain_grace later).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/edge_dialer.h"
+#include "agent/tunnel_agent.h"
+#include "agent/wt_client.h"
+#include "quic/tls_context.h"
+
+namespace wtmesh::agent {
+
+namespace asio = boost::asio;
+
+void TunnelAgent::arm_quic_probe(uint64_t n) {
+  probe_timer_.expires_after(options_.quic_probe_every);
+  probe_timer_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || stopped_ || n != attempt_ || !connected() ||
+        transport_in_use_ != EdgeTransport::kH2)
+      return;
+    std::shared_ptr<const quic::TlsClientContext> tls;
+    try {
+      tls = std::make_shared<const quic::TlsClientContext>(
+          options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
+                           : quic::TlsClientContext::with_system_trust());
+    } catch (const std::exception& e) {
+      spdlog::debug("agent: no QUIC probe: {}", e.what());
+      return arm_quic_probe(n);
+    }
+    DialOptions dial{options_.edge, std::move(tls), options_.transport, EdgeTransport::kQuic};
+    // A probe that gets no answer should not take the 10 s of a first connection.
+    dial.transport.handshake_timeout = std::min(dial.transport.handshake_timeout, std::chrono::milliseconds(3000));
+    probe_ = std::make_unique<EdgeDialer>(
+        io_, std::move(dial), [this, n](std::unique_ptr<WtClient> quic, const std::string& why) {
+          on_quic_probe(n, std::move(quic), why);
+        });
+    std::string error;
+    if (!probe_->start(&error)) {
+      probe_.reset();
+      spdlog::debug("agent: QUIC probe could not start: {}", error);
+      arm_quic_probe(n);
+    }
+  });
+}
+
+void TunnelAgent::on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, const std::string& why) {
+  probe_.reset();  // it called us from a fresh handler and touches nothing after
+  if (stopped_ || n != attempt_ || !connected()) return;
+  if (!quic) {
+    spdlog::debug("agent: QUIC still does not reach the edge: {}", why);
+    return arm_quic_probe(n);
+  }
+  std::string token = attempt_token_;
+  if (options_.credential) {
+    try {
+      token = options_.credential->mint(options_.session_token_ttl);
+    } catch (const std::exception& e) {
+      spdlog::debug("agent: staying on HTTP/2: cannot mint a session token: {}", e.what());
+      return arm_quic_probe(n);
+    }
+  }
+  notice("QUIC reaches the edge again: moving to a new session over QUIC (" +
+         std::to_string(session_->active_requests()) + " request(s) finish on the HTTP/2 session)");
+  for (auto& t : register_timers_) t->cancel();
+  register_timers_.clear();
+  watchdog_.cancel();
+  draining_.push_back(Draining{std::move(client_), std::move(session_),
+                               std::chrono::steady_clock::now() + options_.drain_grace});
+  wt_session_ = nullptr;
+  taken_refusals_.clear();
+  registered_.clear();
+  attempt_token_ = std::move(token);
+  const uint64_t next = ++attempt_;
+  ++attempts_;
+  arm_drain();
+  on_dialed(next, std::move(quic), "");
+  if (next == attempt_ && !stopped_) arm_watchdog(next);
+}
+
+void TunnelAgent::arm_drain() {
+  drain_timer_.expires_after(std::chrono::milliseconds(200));
+  drain_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    drain_step();
+    if (!draining_.empty()) arm_drain();
+  });
+}
+
+void TunnelAgent::drain_step() {
+  const auto now = std::chrono::steady_clock::now();
+  const bool replaced = connected() && registered_.size() >= options_.tunnels.size();
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    Draining& d = *it;
+    if (d.session->closed() || (d.closing && now >= d.deadline + std::chrono::seconds(2))) {
+      for (auto& p : udp_ports_) {
+        if (p && p->session() == d.session.get()) p->set_session(connected() ? session_.get() : nullptr);
+      }
+      tearing_down_ = true;  // its last callbacks are for an old attempt anyway
+      d.client.reset();      // the client first: its session reports to the handler
+      d.session.reset();
+      tearing_down_ = false;
+      it = draining_.erase(it);
+      continue;
+    }
+    if (!d.closing && ((replaced && d.session->active_requests() == 0) || now >= d.deadline)) {
+      const size_t left = d.session->active_requests();
+      notice(left == 0 ? std::string("closing the replaced session: its requests finished")
+                       : fmt::format("closing the replaced session after {:.1f} s with ", options_.drain_grace.count() / 1000.0) +
+                             std::to_string(left) + " request(s) still on it");
+      d.closing = true;
+      d.deadline = now;
+      d.session->close(tunnel::kCloseNormal, "moved to a new session");
+    }
+    ++it;
+  }
+}
+
+}  // namespace wtmesh::agent

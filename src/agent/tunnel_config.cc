@@ -394,11 +394,11 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
     if (!ok) return std::nullopt;
   }
   std::string why;
-  if (cfg.edge.empty()) {
+  if (cfg.edge.empty() && !user) {
     fail(error, "edge is missing: give the edge's address, e.g. edge: https://127.0.0.1:4433");
     return std::nullopt;
   }
-  if (!parse_edge_url(cfg.edge, &why)) {
+  if (!cfg.edge.empty() && !parse_edge_url(cfg.edge, &why)) {
     fail(error, "edge: " + why);
     return std::nullopt;
   }

@@ -113,8 +113,8 @@ struct AgentConfig {
 };
 
 // Which file is read: `wtmesh agent --config FILE` (kAgent), or the user's config that `wtmesh login`
-// writes (kUser, agent/user_config.h), where tunnels and the secret may be absent and a top-level
-// `name:` sets the default tunnel name.
+// writes (kUser, agent/user_config.h), where the edge, tunnels and the secret may be absent (what
+// `wtmesh logout` leaves) and a top-level `name:` sets the default tunnel name.
 enum class ConfigKind { kAgent, kUser };
 
 // `text` is the YAML document; relative paths are resolved against `base_dir`. nullopt with

@@ -347,8 +347,9 @@ int run_agent(const AgentCommands& c) {
                                     : std::string("no login (`wtmesh login --edge URL --credential FILE`)")) +
                                "; for one tunnel, `wtmesh http PORT` is enough");
     }
-    if (login->config.token.empty() && !login->config.token_file && !login->config.credential_file)
-      throw std::runtime_error(file + " has no credential_file, token_file or token (run `wtmesh login`)");
+    if (login->config.edge.empty() ||
+        (login->config.token.empty() && !login->config.token_file && !login->config.credential_file))
+      throw std::runtime_error(file + " has no edge or no credential (run `wtmesh login`)");
     cfg = std::move(login->config);
   } else {
     cfg = load_agent_config(file, &error);

@@ -159,11 +159,20 @@ rc=$?
 check "--edge of another edge with no secret: exit non-zero ($rc)" [ "$rc" != 0 -a "$rc" != 124 ]
 check "  saying the login is for $EDGE" grep -qF "is for $EDGE" "$T/otheredge.err"
 
+# --- wtmesh agent with no --config: the tunnels added to the login's file.
+printf 'tunnels:\n  - {name: app, local_port: %s}\n' "$OP" >>"$CFG/agent.yml"
+serve agent '^https://app\.localhost:[0-9]+/' "${AS_USER[@]}" HOME="$H" "$WTMESH" agent
+check "wtmesh agent alone runs the tunnels of agent.yml: $SERVE_URL" [ -n "$SERVE_URL" ]
+[ -n "$SERVE_URL" ] && through "wtmesh agent alone" "${SERVE_URL%/}"
+stop_pid $SERVE_PID 5
+
 # --- logout.
 "${AS_USER[@]}" HOME="$H" "$WTMESH" logout 2>"$T/logout.err"
 rc=$?
 check "wtmesh logout exits 0 ($rc): $(cat "$T/logout.err")" [ "$rc" = 0 ]
-check "  agent.yml and agent.cred are gone" [ ! -e "$CFG/agent.yml" -a ! -e "$CFG/agent.cred" ]
+check "  agent.cred is gone" [ ! -e "$CFG/agent.cred" ]
+check "  agent.yml keeps the user's tunnels but no edge or credential" \
+  bash -c "grep -q 'local_port' '$CFG/agent.yml' && ! grep -qE 'edge|credential' '$CFG/agent.yml'"
 timeout -k 2 20 "${AS_USER[@]}" HOME="$H" "$WTMESH" http "$OP" >/dev/null 2>"$T/after.err" </dev/null
 rc=$?
 check "after logout wtmesh http $OP exits 1 ($rc) saying how to log in: $(cat "$T/after.err")" \

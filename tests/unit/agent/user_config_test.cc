@@ -172,6 +172,16 @@ TEST_F(UserConfigTest, LoginKeepsTheUsersTunnelsAndLogoutKeepsThemToo) {
   EXPECT_EQ(left.find("edge"), std::string::npos) << left;
   EXPECT_NE(left.find("web"), std::string::npos) << left;
   EXPECT_EQ(mode_of(dir_ / "agent.yml"), 0600u);
+  // What logout leaves still reads (no edge, no secret), and a new login fills it in again.
+  cfg = load_user_config(dir_);
+  ASSERT_TRUE(cfg);
+  EXPECT_TRUE(cfg->edge.empty());
+  EXPECT_EQ(cfg->tunnels.size(), 1u);
+  save_login(dir_, login_for(credential_file("app")));
+  cfg = load_user_config(dir_);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->edge, "https://127.0.0.1:4433");
+  EXPECT_EQ(cfg->tunnels.size(), 1u);
 }
 
 TEST_F(UserConfigTest, LogoutRemovesALoginOnlyFileAndIsIdempotent) {

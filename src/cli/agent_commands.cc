@@ -253,7 +253,7 @@ SingleTunnel single_port_tunnel(const PortTunnelArgs& a, const std::string& type
   return r;
 }
 
-// " (a random name: give --name or `wtmesh login --name` to choose one)" when it is one.
+// The banner's note that the tunnel's name was picked at random, or "".
 std::string random_note(const SingleTunnel& t) {
   return t.random_name ? " (a random name: choose one with --name, or `wtmesh login --name`)" : "";
 }

@@ -9,6 +9,8 @@
 #     printed in the banner, and served;
 #   - --token prints the `ps` warning; WTMESH_TOKEN and WTMESH_CREDENTIAL (a path, or the file's
 #     contents) work with no secret flag and no warning;
+#   - the edge's CA carries nameConstraints: openssl verify accepts a leaf it signs for a .localhost
+#     name and rejects one for bank.example (permitted subtree violation);
 #   - another --edge does not get the login's credential; `wtmesh logout` removes it all and then
 #     `wtmesh http PORT` says how to log in.
 # Usage: login.sh PATH_OF_WTMESH
@@ -55,6 +57,24 @@ through() {
   code=${body##*$'\n'}
   check "$label: curl $url/hello through the tunnel: 200 (got $code)" [ "$code" = 200 ]
 }
+
+# --- The edge's CA is name-constrained (issue 14 item 6m), as OpenSSL reads and enforces it.
+nc=$(openssl x509 -in "$STATE/ca.pem" -noout -ext nameConstraints 2>&1)
+check "openssl sees critical nameConstraints on ca.pem: $(echo "$nc" | tr -s ' \n' ' ')" \
+  bash -c "grep -q 'critical' <<<'$nc' && grep -q 'DNS:localhost' <<<'$nc' && grep -q 'IP:127.0.0.0/255.0.0.0' <<<'$nc'"
+# mint_leaf NAME SAN: a leaf signed with the edge's CA key (as a thief of ca.key would).
+mint_leaf() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" -subj "/CN=$1" \
+    -out "$T/$1.csr" 2>/dev/null &&
+    openssl x509 -req -in "$T/$1.csr" -CA "$STATE/ca.pem" -CAkey "$STATE/ca.key" -CAcreateserial -days 1 \
+      -extfile <(printf 'subjectAltName=%s\n' "$2") -out "$T/$1.pem" 2>/dev/null
+}
+mint_leaf inside DNS:other.localhost && mint_leaf outside DNS:bank.example || die "openssl could not mint leaves"
+check "openssl verify accepts a leaf for other.localhost from that CA" \
+  openssl verify -CAfile "$STATE/ca.pem" "$T/inside.pem"
+out=$(openssl verify -CAfile "$STATE/ca.pem" "$T/outside.pem" 2>&1)
+check "openssl verify rejects one for bank.example: $(echo "$out" | grep -o 'error [0-9]*.*' | head -1)" \
+  bash -c "! openssl verify -CAfile '$STATE/ca.pem' '$T/outside.pem' >/dev/null 2>&1 && grep -q 'permitted subtree violation' <<<'$out'"
 
 # --- login with HOME alone (~/.config/wtmesh).
 H=$T/home

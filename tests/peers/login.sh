@@ -3,8 +3,9 @@
 # through curl, with HOME and XDG_CONFIG_HOME in a temp dir and the umask at 000:
 #   - login writes ~/.config/wtmesh/agent.yml and a copy of the credential, both 0600, in 0700
 #     directories; the original credential can go away;
-#   - `wtmesh http PORT` alone serves the credential's name; `wtmesh tcp PORT` and `wtmesh doctor`
-#     alone work too; an explicit --name wins over the stored one;
+#   - `wtmesh http PORT` alone serves the credential's name; `wtmesh tcp PORT`, `connect NAME --listen`,
+#     `udp PORT`, `doctor` and `agent` (tunnels added to agent.yml) alone work too; an explicit --name
+#     wins over the stored one;
 #   - with a wildcard credential (XDG_CONFIG_HOME this time) the name is a random readable one,
 #     printed in the banner, and served;
 #   - --token prints the `ps` warning; WTMESH_TOKEN and WTMESH_CREDENTIAL (a path, or the file's
@@ -80,7 +81,8 @@ check "openssl verify rejects one for bank.example: $(echo "$out" | grep -o 'err
 H=$T/home
 mkdir -p "$H"
 chmod 755 "$H"
-"$WTMESH" credential --state-dir "$STATE" --name app -o "$T/app.cred" 2>/dev/null || die "wtmesh credential failed"
+"$WTMESH" credential --state-dir "$STATE" --name app --connect app -o "$T/app.cred" 2>/dev/null ||
+  die "wtmesh credential failed"
 "${AS_USER[@]}" HOME="$H" "$WTMESH" login --edge "$EDGE" --credential "$T/app.cred" --ca "$STATE/ca.pem" \
   >"$T/login.out" 2>"$T/login.err"
 rc=$?
@@ -122,6 +124,18 @@ if [ -n "$SERVE_URL" ]; then
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:${hp##*:}/hello")
   check "  plain HTTP through the tcp tunnel: 200 (got $code)" [ "$code" = 200 ]
 fi
+TCP_PID=$SERVE_PID
+# connect NAME --listen ... alone reaches that tcp tunnel (the credential's --connect app).
+CP=$(free_port)
+serve connect '^connect app  ->  [0-9.:]+' "${AS_USER[@]}" HOME="$H" "$WTMESH" connect app --listen "127.0.0.1:$CP"
+check "wtmesh connect app --listen 127.0.0.1:$CP alone: $SERVE_URL" [ -n "$SERVE_URL" ]
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$CP/hello")
+check "  plain HTTP through connect -> tcp tunnel: 200 (got $code)" [ "$code" = 200 ]
+stop_pid $SERVE_PID 5
+stop_pid $TCP_PID 5
+# udp PORT alone: the edge publishes a udp port for the credential's name.
+serve udp '^udp://[^ ]+:[0-9]+' "${AS_USER[@]}" HOME="$H" "$WTMESH" udp "$(free_port)"
+check "wtmesh udp PORT alone: $SERVE_URL" [ -n "$SERVE_URL" ]
 stop_pid $SERVE_PID 5
 timeout -k 2 60 "${AS_USER[@]}" HOME="$H" "$WTMESH" doctor >"$T/doctor.out" 2>"$T/doctor.err" </dev/null
 rc=$?

@@ -70,7 +70,7 @@ mint_leaf() {
     openssl x509 -req -in "$T/$1.csr" -CA "$STATE/ca.pem" -CAkey "$STATE/ca.key" -CAcreateserial -days 1 \
       -extfile <(printf 'subjectAltName=%s\n' "$2") -out "$T/$1.pem" 2>/dev/null
 }
-mint_leaf inside DNS:other.localhost && mint_leaf outside DNS:bank.example || die "openssl could not mint leaves"
+{ mint_leaf inside DNS:other.localhost && mint_leaf outside DNS:bank.example; } || die "openssl could not mint leaves"
 check "openssl verify accepts a leaf for other.localhost from that CA" \
   openssl verify -CAfile "$STATE/ca.pem" "$T/inside.pem"
 out=$(openssl verify -CAfile "$STATE/ca.pem" "$T/outside.pem" 2>&1)

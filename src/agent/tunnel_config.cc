@@ -333,7 +333,8 @@ bool parse_upstream(std::string_view text, TunnelSpec& spec, std::string* error)
 }
 
 std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::filesystem::path& base_dir,
-                                              std::string* error) {
+                                              std::string* error, ConfigKind kind) {
+  const bool user = kind == ConfigKind::kUser;
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
@@ -373,32 +374,44 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
       if (d) cfg.session_token_ttl = *d;
     } else if (key == "domain") {
       ok = scalar(kv.second, "domain", cfg.domain, error);
+      cfg.has_domain = true;
+    } else if (key == "name" && user) {
+      ok = scalar(kv.second, "name", cfg.name, error);
+      std::string why;
+      if (ok && !make_tunnel(cfg.name, "localhost", &why)) {
+        fail(error, "name: " + why);
+        return std::nullopt;
+      }
     } else if (key == "tunnels") {
       has_tunnels = true;
       tunnels = kv.second;
     } else {
       fail(error, "unknown key \"" + key + "\"" + at_line(kv.first) +
-                      "; expected edge, ca, token, token_file, credential_file, session_token_ttl, domain or tunnels");
+                      "; expected edge, ca, token, token_file, credential_file, session_token_ttl, domain" +
+                      (user ? ", name" : "") + " or tunnels");
       return std::nullopt;
     }
     if (!ok) return std::nullopt;
   }
   std::string why;
-  if (cfg.edge.empty()) {
+  if (cfg.edge.empty() && !user) {
     fail(error, "edge is missing: give the edge's address, e.g. edge: https://127.0.0.1:4433");
     return std::nullopt;
   }
-  if (!parse_edge_url(cfg.edge, &why)) {
+  if (!cfg.edge.empty() && !parse_edge_url(cfg.edge, &why)) {
     fail(error, "edge: " + why);
     return std::nullopt;
   }
-  if (int{!cfg.token.empty()} + int{!token_file.empty()} + int{!credential_file.empty()} != 1) {
-    fail(error, "give exactly one of token, token_file and credential_file");
+  const int secrets = int{!cfg.token.empty()} + int{!token_file.empty()} + int{!credential_file.empty()};
+  if (secrets > 1 || (secrets == 0 && !user)) {
+    fail(error, std::string("give ") + (user ? "at most" : "exactly") +
+                    " one of token, token_file and credential_file");
     return std::nullopt;
   }
   if (!ca.empty()) cfg.ca = resolve(base_dir, ca);
   if (!token_file.empty()) cfg.token_file = resolve(base_dir, token_file);
   if (!credential_file.empty()) cfg.credential_file = resolve(base_dir, credential_file);
+  if (user && !has_tunnels) return cfg;  // `wtmesh login` alone: the edge and the secret
   if (!has_tunnels || !tunnels.IsSequence() || tunnels.size() == 0) {
     fail(error, "tunnels must be a non-empty list, e.g. tunnels: [{name: app, local_port: 3000}]");
     return std::nullopt;
@@ -431,7 +444,8 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
   return cfg;
 }
 
-std::optional<AgentConfig> load_agent_config(const std::filesystem::path& file, std::string* error) {
+std::optional<AgentConfig> load_agent_config(const std::filesystem::path& file, std::string* error,
+                                             ConfigKind kind) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     fail(error, "cannot read " + file.string());
@@ -445,7 +459,7 @@ std::optional<AgentConfig> load_agent_config(const std::filesystem::path& file, 
     fail(error, file.string() + " is larger than " + std::to_string(kMaxConfigFileSize / 1024) + " KiB");
     return std::nullopt;
   }
-  auto cfg = parse_agent_config(text, file.parent_path(), error);
+  auto cfg = parse_agent_config(text, file.parent_path(), error, kind);
   if (!cfg && error) *error = file.string() + ": " + *error;
   return cfg;
 }

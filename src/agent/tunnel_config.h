@@ -100,6 +100,8 @@ bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::stri
 
 struct AgentConfig {
   std::string edge;
+  std::string name;         // the user config's (kUser) default tunnel name for `wtmesh http/tcp/udp`
+  bool has_domain = false;  // the file sets domain (else the default below)
   std::optional<std::filesystem::path> ca;
   std::string token;                                // inline, or
   std::optional<std::filesystem::path> token_file;  // read at each connect, or
@@ -110,11 +112,17 @@ struct AgentConfig {
   std::vector<ConnectSpec> connects;  // entries of type connect
 };
 
+// Which file is read: `wtmesh agent --config FILE` (kAgent), or the user's config that `wtmesh login`
+// writes (kUser, agent/user_config.h), where the edge, tunnels and the secret may be absent (what
+// `wtmesh logout` leaves) and a top-level `name:` sets the default tunnel name.
+enum class ConfigKind { kAgent, kUser };
+
 // `text` is the YAML document; relative paths are resolved against `base_dir`. nullopt with
 // `error` set to one sentence on the first problem found.
 std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::filesystem::path& base_dir,
-                                              std::string* error);
-std::optional<AgentConfig> load_agent_config(const std::filesystem::path& file, std::string* error);
+                                              std::string* error, ConfigKind kind = ConfigKind::kAgent);
+std::optional<AgentConfig> load_agent_config(const std::filesystem::path& file, std::string* error,
+                                             ConfigKind kind = ConfigKind::kAgent);
 
 // "app" + "localhost" -> a TunnelSpec for app.localhost; nullopt with `error` for a name that does
 // not make a valid hostname.

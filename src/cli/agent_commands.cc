@@ -15,7 +15,9 @@
 #include "agent/edge_url.h"
 #include "agent/tunnel_agent.h"
 #include "agent/tunnel_config.h"
+#include "agent/user_config.h"
 #include "cli/credential_commands.h"
+#include "cli/login_commands.h"
 #include "common/log_text.h"
 #include "tunnel/keystore.h"
 #include "tunnel/token.h"
@@ -158,29 +160,11 @@ void warn_insecure(const TunnelSpec& t) {
   }
 }
 
-std::optional<std::filesystem::path> ca_path(const std::string& ca) {
-  if (ca.empty()) return std::nullopt;
-  if (!std::filesystem::exists(ca)) throw std::runtime_error("--ca " + ca + " does not exist");
-  return std::filesystem::path(ca);
-}
-
-// The one tunnel of `wtmesh http` / `wtmesh tcp` (id 1) and the options to reach the edge with it.
-// What `http`, `tcp` and `connect` share: the edge, the token (exactly one of --token and
-// --token-file), the CA and the packet size; the agent ends when the first attempt is refused a session.
 EdgeTransport transport_option(const std::string& text) {
   auto t = parse_edge_transport(text);
   if (!t) throw std::runtime_error("--transport: \"" + text + "\" is not quic, h2 or auto");
   return *t;
 }
-
-// The secret of `http`, `tcp`, `udp` and `connect`: exactly one of --token, --token-file and
-// --credential.
-struct Secret {
-  const std::string& token;
-  const std::string& token_file;
-  const std::string& credential;
-  const std::string& session_token_ttl;
-};
 
 std::chrono::seconds session_token_ttl(const std::string& text) {
   const auto ttl = tunnel::parse_duration(text);
@@ -206,59 +190,100 @@ void apply_probe_interval(AgentOptions& o) {
   o.quic_probe_every = std::chrono::milliseconds(ms);
 }
 
-AgentOptions edge_options(const std::string& edge_url, const Secret& secret, const std::string& ca,
-                          size_t max_udp_payload, const std::string& transport) {
+// The edge and the secret of `http`, `tcp`, `udp` and `connect`: the command line, then WTMESH_TOKEN /
+// WTMESH_CREDENTIAL, then the stored login (agent/user_config.h).
+struct EdgeChoice {
+  AgentOptions options;
+  ResolvedAgent resolved;
+};
+
+EdgeChoice edge_options(const AgentFlags& flags, const std::string& ttl, size_t max_udp_payload,
+                        const std::string& transport) {
+  if (!flags.token.empty()) {
+    std::cerr << "wtmesh: warning: --token on the command line is visible to other local users (ps, "
+                 "/proc); use --token-file FILE, the WTMESH_TOKEN variable, or `wtmesh login` with a "
+                 "credential"
+              << std::endl;
+  }
+  const auto login = stored_login();
   std::string error;
-  auto edge = parse_edge_url(edge_url, &error);
+  auto r = resolve_agent(flags, AgentEnvironment::from_process(),
+                         login ? std::optional<AgentConfig>(login->config) : std::nullopt,
+                         login ? login->file : std::filesystem::path(), &error);
+  if (!r) throw std::runtime_error(error);
+  auto edge = parse_edge_url(r->edge, &error);
   if (!edge) throw std::runtime_error("--edge: " + error);
-  if (int{!secret.token.empty()} + int{!secret.token_file.empty()} + int{!secret.credential.empty()} != 1)
-    throw std::runtime_error("give exactly one of --token, --token-file and --credential");
   AgentOptions o;
   o.edge = *edge;
-  o.ca_file = ca_path(ca);
-  o.token = secret.token;
-  if (!secret.token_file.empty()) o.token_file = secret.token_file;
-  if (!secret.credential.empty()) {
-    o.credential = load_credential(secret.credential);
-    o.session_token_ttl = session_token_ttl(secret.session_token_ttl);
+  if (r->ca) {
+    if (!std::filesystem::exists(*r->ca))
+      throw std::runtime_error("--ca " + r->ca->string() + " does not exist");
+    o.ca_file = r->ca;
   }
+  o.token = r->token;
+  o.token_file = r->token_file;
+  if (r->credential_file) {
+    o.credential = load_credential(*r->credential_file);
+  } else if (!r->credential_json.empty()) {
+    std::string why;
+    auto cred = tunnel::Credential::parse(r->credential_json, &why);
+    if (!cred) throw std::runtime_error("WTMESH_CREDENTIAL is not a credential: " + why);
+    o.credential = std::make_shared<const tunnel::Credential>(std::move(*cred));
+  }
+  if (o.credential) o.session_token_ttl = session_token_ttl(ttl);
   o.exit_on_first_auth_failure = true;
   o.transport.max_udp_payload = max_udp_payload;
   o.edge_transport = transport_option(transport);
   apply_probe_interval(o);
-  return o;
+  return {std::move(o), std::move(*r)};
 }
 
-std::pair<TunnelSpec, AgentOptions> single_tunnel(const TunnelArgs& a) {
-  AgentOptions o = edge_options(a.edge, {a.token, a.token_file, a.credential, a.session_token_ttl}, a.ca,
-                                a.max_udp_payload, a.transport);
+struct SingleTunnel {
+  TunnelSpec spec;
+  AgentOptions options;
+  std::string edge;  // the URL, for the banner
+  bool random_name = false;
+};
+
+// The one tunnel of `wtmesh http` / `wtmesh tcp` / `wtmesh udp` (id 1); the agent ends when the first
+// attempt is refused a session.
+SingleTunnel single_tunnel(const TunnelArgs& a) {
+  auto [o, r] = edge_options({a.edge, a.token, a.token_file, a.credential, a.ca, a.name, a.domain},
+                             a.session_token_ttl, a.max_udp_payload, a.transport);
+  const TunnelName name = default_tunnel_name(r.name, r.domain, o.credential.get());
   std::string error;
-  auto t = make_tunnel(a.name, a.domain, &error);
+  auto t = make_tunnel(name.name, name.domain, &error);
   if (!t) throw std::runtime_error("--name: " + error);
   t->id = 1;
   t->upstream_port = static_cast<uint16_t>(a.local_port);
   o.exit_on_refusal = true;
-  return {std::move(*t), std::move(o)};
+  return {std::move(*t), std::move(o), r.edge, name.random};
 }
 
 // The one tunnel of `wtmesh tcp` / `wtmesh udp`: single_tunnel() with its type and edge port.
-std::pair<TunnelSpec, AgentOptions> single_port_tunnel(const PortTunnelArgs& a, const std::string& type) {
+SingleTunnel single_port_tunnel(const PortTunnelArgs& a, const std::string& type) {
   auto r = single_tunnel(a);
-  r.first.type = type;
+  r.spec.type = type;
   if (a.private_only && a.remote_port != 0) throw std::runtime_error("--private has no --remote-port");
-  r.first.remote_port = static_cast<uint16_t>(a.remote_port);
-  r.first.private_only = a.private_only;
+  r.spec.remote_port = static_cast<uint16_t>(a.remote_port);
+  r.spec.private_only = a.private_only;
   return r;
+}
+
+// The banner's note that the tunnel's name was picked at random, or "".
+std::string random_note(const SingleTunnel& t) {
+  return t.random_name ? " (a random name: choose one with --name, or `wtmesh login --name`)" : "";
 }
 
 int run_tcp(const AgentCommands& c) {
   const auto& a = c.tcp;
-  auto [t, o] = single_port_tunnel(a, "tcp");
-  t.proxy_protocol = a.proxy_protocol;
-  o.tunnels = {t};
-  std::cerr << "wtmesh: exposing tcp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
-            << (a.proxy_protocol ? " (PROXY v2 header toward it)" : "") << std::endl;
-  return run_tunnels(std::move(o), false);
+  auto t = single_port_tunnel(a, "tcp");
+  t.spec.proxy_protocol = a.proxy_protocol;
+  t.options.tunnels = {t.spec};
+  std::cerr << "wtmesh: exposing tcp " << t.spec.upstream_url() << " as " << t.spec.hostname << " via "
+            << t.edge << (a.proxy_protocol ? " (PROXY v2 header toward it)" : "") << random_note(t)
+            << std::endl;
+  return run_tunnels(std::move(t.options), false);
 }
 
 tunnel::UdpFlowOptions udp_flow_options(const AgentCommands::UdpFlowArgs& a) {
@@ -270,19 +295,19 @@ tunnel::UdpFlowOptions udp_flow_options(const AgentCommands::UdpFlowArgs& a) {
 
 int run_udp(const AgentCommands& c) {
   const auto& a = c.udp;
-  auto [t, o] = single_port_tunnel(a, "udp");
-  o.tunnels = {t};
-  o.udp = udp_flow_options(a.flows);
-  std::cerr << "wtmesh: exposing udp " << t.upstream_url() << " as " << t.hostname << " via " << a.edge
-            << std::endl;
-  return run_tunnels(std::move(o), false);
+  auto t = single_port_tunnel(a, "udp");
+  t.options.tunnels = {t.spec};
+  t.options.udp = udp_flow_options(a.flows);
+  std::cerr << "wtmesh: exposing udp " << t.spec.upstream_url() << " as " << t.spec.hostname << " via "
+            << t.edge << random_note(t) << std::endl;
+  return run_tunnels(std::move(t.options), false);
 }
 
 int run_http(const AgentCommands& c) {
   const auto& a = c.http;
   std::string error;
-  auto [spec, o] = single_tunnel(a);
-  auto* t = &spec;
+  auto single = single_tunnel(a);
+  auto* t = &single.spec;
   t->upstream_protocol = a.upstream;
   t->upstream_tls = a.upstream_tls;
   if (!a.upstream_ca.empty()) {
@@ -300,17 +325,18 @@ int run_http(const AgentCommands& c) {
                  "users (ps); a YAML config file (basic_auth:) keeps them out of sight"
               << std::endl;
   }
+  auto o = std::move(single.options);
   o.tunnels = {*t};
-  std::cerr << "wtmesh: exposing " << t->upstream_url() << " as " << t->hostname << " via " << a.edge
-            << std::endl;
+  std::cerr << "wtmesh: exposing " << t->upstream_url() << " as " << t->hostname << " via " << single.edge
+            << random_note(single) << std::endl;
   warn_insecure(*t);
   return run_tunnels(std::move(o), false);
 }
 
 int run_connect(const AgentCommands& c) {
   const auto& a = c.connect;
-  AgentOptions o = edge_options(a.edge, {a.token, a.token_file, a.credential, a.session_token_ttl}, a.ca,
-                                a.max_udp_payload, a.transport);
+  auto [o, r] = edge_options({a.edge, a.token, a.token_file, a.credential, a.ca, "", ""}, a.session_token_ttl,
+                             a.max_udp_payload, a.transport);
   std::string error;
   if (a.name.empty() || a.name.size() > 253 || !tunnel::is_valid_host_pattern(a.name, false))
     throw std::runtime_error("NAME \"" + a.name + "\" is not a name");
@@ -319,18 +345,37 @@ int run_connect(const AgentCommands& c) {
   o.connects = {ConnectSpec{a.name, addr.upstream_host, addr.upstream_port, a.udp}};
   o.udp = udp_flow_options(a.flows);
   std::cerr << "wtmesh: connecting " << (a.udp ? "udp " : "") << a.listen << " to " << a.name << " via "
-            << a.edge << std::endl;
+            << r.edge << std::endl;
   return run_tunnels(std::move(o), false);
 }
 
 int run_agent(const AgentCommands& c) {
   std::string error;
-  auto cfg = load_agent_config(c.agent.config, &error);
+  std::optional<AgentConfig> cfg;
+  std::string file = c.agent.config;
+  if (file.empty()) {
+    // Without --config: the tunnels of the user's config, next to the login.
+    auto login = stored_login();
+    if (login) file = login->file.string();
+    if (!login || login->config.tunnels.empty()) {
+      throw std::runtime_error("no --config, and " +
+                               (login
+                                    ? file + " lists no tunnels (add tunnels: as in `wtmesh agent --config`)"
+                                    : std::string("no login (`wtmesh login --edge URL --credential FILE`)")) +
+                               "; for one tunnel, `wtmesh http PORT` is enough");
+    }
+    if (login->config.edge.empty() ||
+        (login->config.token.empty() && !login->config.token_file && !login->config.credential_file))
+      throw std::runtime_error(file + " has no edge or no credential (run `wtmesh login`)");
+    cfg = std::move(login->config);
+  } else {
+    cfg = load_agent_config(file, &error);
+  }
   if (!cfg) throw std::runtime_error(error);
   auto edge = parse_edge_url(cfg->edge, &error);
-  if (!edge) throw std::runtime_error(c.agent.config + ": edge: " + error);
+  if (!edge) throw std::runtime_error(file + ": edge: " + error);
   if (cfg->ca && !std::filesystem::exists(*cfg->ca)) {
-    throw std::runtime_error(c.agent.config + ": ca " + cfg->ca->string() + " does not exist");
+    throw std::runtime_error(file + ": ca " + cfg->ca->string() + " does not exist");
   }
   AgentOptions o;
   o.edge = *edge;
@@ -384,14 +429,19 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
   cmd->add_option("LOCALPORT", a.local_port, "port of the local service on 127.0.0.1")
       ->required()
       ->check(CLI::Range(1, 65535));
-  cmd->add_option("--edge", a.edge, "the edge, https://HOST:PORT")->required();
+  cmd->add_option("--edge", a.edge, "the edge, https://HOST:PORT (default: the one `wtmesh login` stored)");
   add_transport_option(cmd, a.transport);
-  cmd->add_option("--token", a.token, "token from `wtmesh token`");
+  cmd->add_option("--token", a.token,
+                  "token from `wtmesh token` (visible to other local users in ps: prefer --token-file, "
+                  "WTMESH_TOKEN or `wtmesh login`)");
   cmd->add_option("--token-file", a.token_file, "file holding the token (re-read at each reconnect)");
   add_credential_options(cmd, a.credential, a.session_token_ttl);
-  cmd->add_option("--name", a.name, name_help)->required();
-  cmd->add_option("--ca", a.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: system");
-  cmd->add_option("--domain", a.domain, "the edge's tunnel domain")->capture_default_str();
+  cmd->add_option("--name", a.name,
+                  name_help + " (default: the login's name, the credential's, or a random one)");
+  cmd->add_option("--ca", a.ca,
+                  "CA certificate to trust (e.g. STATE_DIR/ca.pem); default: the login's, else the system's");
+  cmd->add_option("--domain", a.domain,
+                  "the edge's tunnel domain (default: the login's, the credential's, or localhost)");
   add_max_udp_payload_option(cmd, a.max_udp_payload);
 }
 
@@ -472,12 +522,15 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
       ->required();
   c.connect_cmd->add_option("--listen", c.connect.listen, "local address to listen on, 127.0.0.1:PORT")
       ->required();
-  c.connect_cmd->add_option("--edge", c.connect.edge, "the edge, https://HOST:PORT")->required();
+  c.connect_cmd->add_option("--edge", c.connect.edge,
+                            "the edge, https://HOST:PORT (default: the one `wtmesh login` stored)");
   add_transport_option(c.connect_cmd, c.connect.transport);
-  c.connect_cmd->add_option("--token", c.connect.token, "token from `wtmesh token --connect NAME`");
+  c.connect_cmd->add_option("--token", c.connect.token,
+                            "token from `wtmesh token --connect NAME` (visible in ps: prefer --token-file)");
   c.connect_cmd->add_option("--token-file", c.connect.token_file, "file holding the token");
   add_credential_options(c.connect_cmd, c.connect.credential, c.connect.session_token_ttl);
-  c.connect_cmd->add_option("--ca", c.connect.ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
+  c.connect_cmd->add_option("--ca", c.connect.ca,
+                            "CA certificate to trust (e.g. STATE_DIR/ca.pem; default: the login's)");
   c.connect_cmd->add_option("--max-udp-payload", c.connect.max_udp_payload, "largest QUIC packet to send")
       ->capture_default_str()
       ->check(CLI::Range(1200, 65507));
@@ -490,10 +543,10 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
   add_udp_flow_options(c.udp_cmd, c.udp.flows);
 
   c.agent_cmd = app.add_subcommand("agent", "run the tunnels of a YAML file on one session");
-  c.agent_cmd
-      ->add_option("--config", c.agent.config,
-                   "YAML file: edge, ca, token or token_file or credential_file, tunnels")
-      ->required();
+  c.agent_cmd->add_option(
+      "--config", c.agent.config,
+      "YAML file: edge, ca, token or token_file or credential_file, tunnels (default: the "
+      "user's config that `wtmesh login` wrote, with tunnels: added)");
   add_max_udp_payload_option(c.agent_cmd, c.agent.max_udp_payload);
   add_transport_option(c.agent_cmd, c.agent.transport);
   add_udp_flow_options(c.agent_cmd, c.agent.flows);

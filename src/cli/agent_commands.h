@@ -8,6 +8,8 @@
 //   wtmesh connect NAME --listen 127.0.0.1:PORT --edge ... --token ... [--ca FILE]
 //                  [--udp [--udp-idle-timeout S] [--udp-max-flows N]]
 //   wtmesh agent --config FILE [--max-udp-payload N] [--udp-idle-timeout S] [--udp-max-flows N]
+// --edge, the secret, --ca, --name and --domain default to `wtmesh login`'s (cli/login_commands.h);
+// WTMESH_TOKEN / WTMESH_CREDENTIAL come between the command line and the login.
 // main.cc registers them with add_agent_commands() and runs the chosen one with
 // run_agent_command(). Errors are sentences on stderr; exit status 1.
 #pragma once
@@ -22,7 +24,7 @@ namespace wtmesh::cli {
 // What `http`, `tcp` and `udp` share: the local port, the edge, the token and the name.
 struct TunnelArgs {
   int local_port = 0;
-  std::string edge, token, token_file, name, ca, domain = "localhost";
+  std::string edge, token, token_file, name, ca, domain;  // "": from the login (agent/user_config.h)
   std::string credential, session_token_ttl = "5m";  // --credential FILE (tunnel/credential.h)
   size_t max_udp_payload = 1452;
   std::string transport = "auto";  // --transport quic|h2|auto

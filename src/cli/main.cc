@@ -11,6 +11,7 @@
 #include "cli/agent_commands.h"
 #include "cli/credential_commands.h"
 #include "cli/listen_address.h"
+#include "cli/login_commands.h"
 #include "cli/yaml_config.h"
 #include "common/allocator.h"
 #include "common/process_limits.h"
@@ -357,8 +358,11 @@ int main(int argc, char** argv) {
   agent::DoctorOptions doctor;
   std::string doctor_ca;
   auto* doctor_cmd = app.add_subcommand("doctor", "check an edge end to end and report timings");
-  doctor_cmd->add_option("--edge", doctor.edge_url, "the edge, https://HOST:PORT")->required();
-  doctor_cmd->add_option("--ca", doctor_ca, "CA certificate to trust (e.g. STATE_DIR/ca.pem)");
+  doctor_cmd->add_option("--edge", doctor.edge_url,
+                         "the edge, https://HOST:PORT (default: the one `wtmesh login` stored)");
+  doctor_cmd->add_option(
+      "--ca", doctor_ca,
+      "CA certificate to trust (e.g. STATE_DIR/ca.pem; default: the login's for its edge)");
   std::string doctor_transport = "auto";
   doctor_cmd
       ->add_option(
@@ -377,6 +381,9 @@ int main(int argc, char** argv) {
   // credential, revoke (cli/credential_commands.cc).
   cli::CredentialCommands credential_commands;
   cli::add_credential_commands(app, credential_commands);
+  // login, logout (cli/login_commands.cc).
+  cli::LoginCommands login_commands;
+  cli::add_login_commands(app, login_commands);
 
   try {
     app.parse(argc, argv);
@@ -391,7 +398,15 @@ int main(int argc, char** argv) {
     if (*edge_cmd) return run_edge(edge_args);
     if (auto status = cli::run_agent_command(agent_commands)) return *status;
     if (auto status = cli::run_credential_command(credential_commands)) return *status;
+    if (auto status = cli::run_login_command(login_commands)) return *status;
     if (*doctor_cmd) {
+      if (const auto login = cli::stored_login();
+          login && (doctor.edge_url.empty() || doctor.edge_url == login->config.edge)) {
+        doctor.edge_url = login->config.edge;
+        if (doctor_ca.empty() && login->config.ca) doctor_ca = login->config.ca->string();
+      }
+      if (doctor.edge_url.empty())
+        throw std::runtime_error("no edge: give --edge https://HOST:PORT, or log in with `wtmesh login`");
       if (!doctor_ca.empty()) doctor.ca_file = doctor_ca;
       doctor.transport = agent::parse_edge_transport(doctor_transport).value_or(agent::EdgeTransport::kAuto);
       const auto report = agent::run_doctor(doctor, std::cout);

@@ -50,6 +50,8 @@ void global_init() {
 using Crt = wtmesh::gnutls::Handle<gnutls_x509_crt_t, gnutls_x509_crt_deinit>;
 using XKey = wtmesh::gnutls::Handle<gnutls_x509_privkey_t, gnutls_x509_privkey_deinit>;
 using PKey = wtmesh::gnutls::Handle<gnutls_privkey_t, gnutls_privkey_deinit>;
+using Constraints =
+    wtmesh::gnutls::Handle<gnutls_x509_name_constraints_t, gnutls_x509_name_constraints_deinit>;
 using wtmesh::gnutls::Datum;
 
 // --- X.509 helpers -------------------------------------------------------------------------------
@@ -208,6 +210,90 @@ void check(int rv, const char* what) {
   if (rv < 0) throw std::runtime_error(std::string(what) + " failed: " + gnutls_strerror(rv));
 }
 
+// --- nameConstraints of the local CA -------------------------------------------------------------
+// The CA may sign for the names the edge's leaves carry and nothing else: each DNS name's subtree
+// (RFC 5280: "example.com" permits example.com and every name under it; "*.d" adds nothing over d),
+// 127.0.0.0/8, ::1/128 and each extra IP address alone. A machine that trusts ca.pem so trusts it
+// for no bank's name.
+
+// The DNS subtrees `names` needs: wildcards stripped, names under another one dropped.
+std::vector<std::string> dns_subtrees(const Names& names) {
+  std::vector<std::string> bases;
+  for (const auto& n : names.dns) Names::add_unique(bases, n.starts_with("*.") ? n.substr(2) : n);
+  const auto under = [](const std::string& n, const std::string& base) {
+    return n.size() > base.size() && n.ends_with(base) && n[n.size() - base.size() - 1] == '.';
+  };
+  std::vector<std::string> out;
+  for (const auto& n : bases) {
+    if (std::none_of(bases.begin(), bases.end(), [&](const std::string& b) { return under(n, b); }))
+      out.push_back(n);
+  }
+  return out;
+}
+
+// IP subtrees as GnuTLS takes them: address then mask (8 or 32 bytes).
+std::vector<std::string> ip_subtrees(const Names& names) {
+  const auto subtree = [](std::string addr, size_t prefix_bits) {
+    std::string mask(addr.size(), '\0');
+    for (size_t i = 0; i < mask.size(); ++i) {
+      const size_t bits = prefix_bits > i * 8 ? std::min<size_t>(8, prefix_bits - i * 8) : 0;
+      mask[i] = static_cast<char>(0xff00 >> bits);
+      addr[i] = static_cast<char>(addr[i] & mask[i]);
+    }
+    return addr + mask;
+  };
+  std::string v4(4, '\0'), v6(16, '\0');
+  v4[0] = 127;
+  v6[15] = 1;
+  std::vector<std::string> out = {subtree(v4, 8), subtree(v6, 128)};
+  for (const auto& ip : names.ips) {
+    const bool loopback4 = ip.size() == 4 && ip[0] == 127;
+    if (!loopback4 && ip != v6) out.push_back(subtree(ip, ip.size() * 8));
+  }
+  return out;
+}
+
+Constraints new_constraints() {
+  gnutls_x509_name_constraints_t raw = nullptr;
+  check(gnutls_x509_name_constraints_init(&raw), "gnutls_x509_name_constraints_init");
+  return Constraints(raw);
+}
+
+void set_name_constraints(gnutls_x509_crt_t crt, const Names& names) {
+  Constraints nc = new_constraints();
+  for (const auto& d : dns_subtrees(names)) {
+    const gnutls_datum_t datum = wtmesh::gnutls::view(d);
+    check(gnutls_x509_name_constraints_add_permitted(nc.get(), GNUTLS_SAN_DNSNAME, &datum),
+          "permit a DNS name");
+  }
+  for (const auto& ip : ip_subtrees(names)) {
+    const gnutls_datum_t datum = wtmesh::gnutls::view(ip);
+    check(gnutls_x509_name_constraints_add_permitted(nc.get(), GNUTLS_SAN_IPADDRESS, &datum),
+          "permit an IP range");
+  }
+  check(gnutls_x509_crt_set_name_constraints(crt, nc.get(), /*critical=*/1), "set name constraints");
+}
+
+// Why `ca` cannot sign leaves for `names` under its constraints (none at all counts), or nullopt.
+std::optional<std::string> constraints_problem(gnutls_x509_crt_t ca, const Names& names) {
+  Constraints nc = new_constraints();
+  unsigned critical = 0;
+  const int rv = gnutls_x509_crt_get_name_constraints(ca, nc.get(), 0, &critical);
+  if (rv == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) return "it has no nameConstraints";
+  if (rv < 0) return std::string("its nameConstraints cannot be read (") + gnutls_strerror(rv) + ")";
+  for (const auto& d : dns_subtrees(names)) {
+    const gnutls_datum_t datum = wtmesh::gnutls::view(d);
+    if (!gnutls_x509_name_constraints_check(nc.get(), GNUTLS_SAN_DNSNAME, &datum))
+      return "its nameConstraints do not permit " + d;
+  }
+  for (const auto& ip : names.ips) {
+    const gnutls_datum_t datum = wtmesh::gnutls::view(ip);
+    if (!gnutls_x509_name_constraints_check(nc.get(), GNUTLS_SAN_IPADDRESS, &datum))
+      return "its nameConstraints do not permit one of the leaf's IP addresses";
+  }
+  return std::nullopt;
+}
+
 XKey generate_p256_key() {
   gnutls_x509_privkey_t raw = nullptr;
   check(gnutls_x509_privkey_init(&raw), "gnutls_x509_privkey_init");
@@ -267,7 +353,7 @@ struct Ca {
   XKey key;
 };
 
-Ca create_ca(const fs::path& cert_path, const fs::path& key_path, Clock::time_point now) {
+Ca create_ca(const fs::path& cert_path, const fs::path& key_path, const Names& names, Clock::time_point now) {
   XKey key = generate_p256_key();
   std::array<uint8_t, 4> tag{};
   check(gnutls_rnd(GNUTLS_RND_NONCE, tag.data(), tag.size()), "gnutls_rnd");
@@ -278,6 +364,7 @@ Ca create_ca(const fs::path& cert_path, const fs::path& key_path, Clock::time_po
   check(gnutls_x509_crt_set_key_usage(crt.get(), GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
                                                      GNUTLS_KEY_DIGITAL_SIGNATURE),
         "set key usage");
+  set_name_constraints(crt.get(), names);
   sign(crt.get(), crt.get(), key.get());
   files::write_file_atomic(key_path, key_pem(key.get()), 0600);
   files::write_file_atomic(cert_path, crt_pem(crt.get()), 0644);
@@ -286,11 +373,13 @@ Ca create_ca(const fs::path& cert_path, const fs::path& key_path, Clock::time_po
 }
 
 // The CA is long-lived trust material: anything odd about it is reported, never papered over.
-Ca load_or_create_ca(const fs::path& dir, Clock::time_point now) {
+// The one exception: a CA without nameConstraints (made before they existed), or whose constraints
+// miss a name the leaves now need (another --domain), is replaced, loudly.
+Ca load_or_create_ca(const fs::path& dir, const Names& names, Clock::time_point now) {
   const fs::path cert_path = dir / "ca.pem", key_path = dir / "ca.key";
   auto cert_text = files::read_small_file(cert_path, kMaxPemFile);
   auto key_text = files::read_small_file(key_path, kMaxPemFile);
-  if (!cert_text && !key_text) return create_ca(cert_path, key_path, now);
+  if (!cert_text && !key_text) return create_ca(cert_path, key_path, names, now);
   const std::string remedy = "; remove ca.pem and ca.key to create a new local CA";
   if (!cert_text) fail(cert_path, "missing although ca.key exists" + remedy);
   if (!key_text) fail(key_path, "missing although ca.pem exists" + remedy);
@@ -307,6 +396,13 @@ Ca load_or_create_ca(const fs::path& dir, Clock::time_point now) {
   }
   if (expiry_of(crt.get()) < now + kLeafLifetime + std::chrono::hours(24)) {
     fail(cert_path, "expires too soon to sign a new leaf" + remedy);
+  }
+  if (auto problem = constraints_problem(crt.get(), names)) {
+    spdlog::warn(
+        "replacing the local CA {} and its leaves: {}; anyone who trusts the old ca.pem (agents' --ca, "
+        "browsers, system stores) must trust the new one",
+        cert_path.string(), *problem);
+    return create_ca(cert_path, key_path, names, now);
   }
   files::ensure_private_mode(key_path);
   return Ca{std::move(crt), std::move(key)};
@@ -408,7 +504,7 @@ CertFiles ensure_state_certs(const fs::path& dir_in, const std::vector<std::stri
   files::DirLock lock(dir / ".lock");  // serialises concurrent edges sharing a state dir
 
   CertFiles files{dir / "ca.pem", dir / "cert.pem", dir / "key.pem", {}, {}};
-  Ca ca = load_or_create_ca(dir, now);
+  Ca ca = load_or_create_ca(dir, names, now);
 
   Crt leaf;
   if (auto problem = leaf_problem(files.cert, files.key, ca, names, renew_before, now, &leaf)) {

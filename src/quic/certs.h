@@ -29,14 +29,19 @@ inline constexpr std::chrono::hours kLeafLifetime{13 * 24};
 // Loads, creates or renews the certificates in `dir` (created with mode 0700 if missing).
 //  - Local CA (ca.pem + ca.key, ECDSA P-256, ~10 years): created when both files are absent and kept
 //    afterwards. A CA that is half present, unparsable, mismatched or about to expire is an error
-//    (we never silently replace a CA that agents may already trust).
+//    (we never silently replace a CA that agents may already trust). Its critical nameConstraints
+//    permit only the leaf's names: the DNS subtrees of localhost and of each extra name ("*." dropped),
+//    127.0.0.0/8, ::1/128 and each extra IP address. A CA without them (made by an older wtmesh), or
+//    whose constraints miss a wanted name (another --domain), is replaced with a warning, and with it
+//    the leaf: whoever trusted the old ca.pem must trust the new one.
 //  - Leaf (cert.pem + key.pem): regenerated when missing, unparsable, not ECDSA P-256, key mismatch,
 //    not signed by the CA, not yet valid, longer than kMaxLeafValidity, expiring within
 //    `renew_before` of `now`, or when its SANs miss localhost, *.localhost, 127.0.0.1, ::1 or any
 //    of `extra_names` (DNS names, or IP literals, "[v6]" accepted).
 //  - cert.sha256 holds sha256_hex + "\n".
-// `renew_before` must be in [0, kLeafLifetime). Files are written atomically (temp file + rename), private keys with mode 0600; a lock file
-// (DIR/.lock) serialises concurrent callers. Throws std::runtime_error naming the file and reason.
+// `renew_before` must be in [0, kLeafLifetime). Files are written atomically (temp file + rename), private
+// keys with mode 0600; a lock file (DIR/.lock) serialises concurrent callers. Throws std::runtime_error
+// naming the file and reason.
 CertFiles ensure_state_certs(const std::filesystem::path& dir, const std::vector<std::string>& extra_names = {},
                              std::chrono::hours renew_before = std::chrono::hours(96),
                              std::chrono::system_clock::time_point now = std::chrono::system_clock::now());

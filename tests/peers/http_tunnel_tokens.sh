@@ -95,9 +95,11 @@ cli_refused() {
   fi
 }
 http_args=(http "$OP" --edge "https://127.0.0.1:$EP" --name app --ca "$CA")
-cli_refused missing_token 'give exactly one of --token, --token-file and --credential' "$WTMESH" "${http_args[@]}"
+# No secret anywhere (no flag, no WTMESH_TOKEN / WTMESH_CREDENTIAL, no `wtmesh login` in this HOME).
+cli_refused missing_token 'no credential for https://127.0.0.1:[0-9]+: give --credential FILE or --token-file FILE, set WTMESH_CREDENTIAL or WTMESH_TOKEN, or log in' \
+  env -u WTMESH_TOKEN -u WTMESH_CREDENTIAL -u XDG_CONFIG_HOME HOME="$T" "$WTMESH" "${http_args[@]}"
 echo "$good" >"$T/good.token"
-cli_refused token_and_file 'give exactly one of --token, --token-file and --credential' \
+cli_refused token_and_file 'give at most one of --token, --token-file and --credential' \
   "$WTMESH" "${http_args[@]}" --token "$good" --token-file "$T/good.token"
 cli_refused ttl_too_short 'is not a duration .*at least 10s' \
   "$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name app --ttl 1s

@@ -438,5 +438,195 @@ TEST_F(CertsTest, Sha256OfCertFileErrors) {
   EXPECT_THROW(sha256_hex_of_cert_file(root_ / "junk.pem"), std::runtime_error);
 }
 
+// --- nameConstraints on the local CA (issue 14 item 6m) ---------------------------------------------
+
+struct KeyDeleter {
+  void operator()(gnutls_x509_privkey_t k) const { gnutls_x509_privkey_deinit(k); }
+};
+using Key = std::unique_ptr<std::remove_pointer_t<gnutls_x509_privkey_t>, KeyDeleter>;
+
+Key new_p256_key() {
+  gnutls_x509_privkey_t raw = nullptr;
+  EXPECT_EQ(gnutls_x509_privkey_init(&raw), 0);
+  Key key(raw);
+  EXPECT_EQ(
+      gnutls_x509_privkey_generate(raw, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+      0);
+  return key;
+}
+
+Key load_key(const fs::path& p) {
+  std::string pem = slurp(p);
+  gnutls_x509_privkey_t raw = nullptr;
+  EXPECT_EQ(gnutls_x509_privkey_init(&raw), 0);
+  Key key(raw);
+  gnutls_datum_t d{reinterpret_cast<unsigned char*>(pem.data()), static_cast<unsigned>(pem.size())};
+  EXPECT_EQ(gnutls_x509_privkey_import2(raw, &d, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN), 0);
+  return key;
+}
+
+// A certificate over a fresh key, valid from an hour ago for a day; `ca` null: self-signed CA.
+Crt make_crt(const char* dn, const std::vector<std::string>& dns, const std::vector<std::string>& ips,
+             gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key, Key* key_out = nullptr) {
+  Key key = new_p256_key();
+  gnutls_x509_crt_t raw = nullptr;
+  EXPECT_EQ(gnutls_x509_crt_init(&raw), 0);
+  Crt crt(raw);
+  const auto now = Clock::now();
+  unsigned char serial[8] = {1, 2, 3, 4, 5, 6, 7, 9};
+  EXPECT_EQ(gnutls_x509_crt_set_version(raw, 3), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_serial(raw, serial, sizeof serial), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_dn(raw, dn, nullptr), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_activation_time(raw, Clock::to_time_t(now - 1h)), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_expiration_time(raw, Clock::to_time_t(now + (ca ? 24h : 24h * 3650))), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_key(raw, key.get()), 0);
+  for (const auto& n : dns) {
+    EXPECT_EQ(gnutls_x509_crt_set_subject_alt_name(raw, GNUTLS_SAN_DNSNAME, n.data(),
+                                                   static_cast<unsigned>(n.size()), GNUTLS_FSAN_APPEND),
+              0);
+  }
+  for (const auto& ip : ips) {
+    unsigned char bytes[16];
+    const bool v6 = ip.find(':') != std::string::npos;
+    EXPECT_EQ(inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), bytes), 1);
+    EXPECT_EQ(gnutls_x509_crt_set_subject_alt_name(raw, GNUTLS_SAN_IPADDRESS, bytes, v6 ? 16 : 4,
+                                                   GNUTLS_FSAN_APPEND),
+              0);
+  }
+  if (ca == nullptr) {
+    EXPECT_EQ(gnutls_x509_crt_set_basic_constraints(raw, 1, 0), 0);
+    EXPECT_EQ(gnutls_x509_crt_set_key_usage(raw, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_DIGITAL_SIGNATURE), 0);
+    EXPECT_EQ(gnutls_x509_crt_sign2(raw, raw, key.get(), GNUTLS_DIG_SHA256, 0), 0);
+  } else {
+    EXPECT_EQ(gnutls_x509_crt_set_basic_constraints(raw, 0, -1), 0);
+    EXPECT_EQ(gnutls_x509_crt_sign2(raw, ca, ca_key, GNUTLS_DIG_SHA256, 0), 0);
+  }
+  if (key_out) *key_out = std::move(key);
+  return crt;
+}
+
+std::string pem_of(gnutls_x509_crt_t crt) {
+  gnutls_datum_t out{};
+  EXPECT_EQ(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out), 0);
+  std::string s(reinterpret_cast<char*>(out.data), out.size);
+  gnutls_free(out.data);
+  return s;
+}
+
+std::string pem_of(gnutls_x509_privkey_t key) {
+  gnutls_datum_t out{};
+  EXPECT_EQ(gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN, &out), 0);
+  std::string s(reinterpret_cast<char*>(out.data), out.size);
+  gnutls_free(out.data);
+  return s;
+}
+
+// GnuTLS' verdict on a leaf for `dns`/`ips` that DIR's CA signs: the status bits (0 = trusted).
+unsigned verify_leaf_from_state_ca(const fs::path& dir, const std::vector<std::string>& dns,
+                                   const std::vector<std::string>& ips) {
+  Crt ca = load_crt(dir / "ca.pem");
+  Key ca_key = load_key(dir / "ca.key");
+  // Through PEM and back: a certificate made in memory has no raw issuer DN for the trust list to
+  // look its CA up by.
+  spit(dir.parent_path() / "probe.pem", pem_of(make_crt("CN=probe", dns, ips, ca.get(), ca_key.get()).get()));
+  Crt leaf = load_crt(dir.parent_path() / "probe.pem");
+  gnutls_x509_trust_list_t list = nullptr;
+  EXPECT_EQ(gnutls_x509_trust_list_init(&list, 0), 0);
+  gnutls_x509_crt_t cas[1] = {ca.get()};
+  EXPECT_EQ(gnutls_x509_trust_list_add_cas(list, cas, 1, 0), 1);
+  unsigned status = 0;
+  gnutls_x509_crt_t chain[1] = {leaf.get()};
+  EXPECT_EQ(gnutls_x509_trust_list_verify_crt(list, chain, 1, 0, &status, nullptr), 0);
+  gnutls_x509_trust_list_deinit(list, 0);
+  return status;
+}
+
+bool has_name_constraints(const fs::path& ca_pem) {
+  Crt ca = load_crt(ca_pem);
+  gnutls_x509_name_constraints_t nc = nullptr;
+  EXPECT_EQ(gnutls_x509_name_constraints_init(&nc), 0);
+  unsigned critical = 0;
+  const int rv = gnutls_x509_crt_get_name_constraints(ca.get(), nc, 0, &critical);
+  gnutls_x509_name_constraints_deinit(nc);
+  return rv == 0 && critical == 1;
+}
+
+TEST_F(CertsTest, CaIsNameConstrainedToTheDomainAndLoopback) {
+  CertFiles f = ensure_state_certs(dir_, {"edge.example.test", "*.edge.example.test"});
+  EXPECT_TRUE(has_name_constraints(f.ca_cert));
+  // Our own leaf verifies against it.
+  Crt ca = load_crt(f.ca_cert), leaf = load_crt(f.cert);
+  ASSERT_TRUE(ca && leaf);
+  EXPECT_TRUE(signed_by(leaf.get(), ca.get()));
+  // Inside: the domain, its subdomains (a tunnel's name), localhost and its subdomains, loopback.
+  EXPECT_EQ(verify_leaf_from_state_ca(dir_, {"edge.example.test", "app.edge.example.test"}, {}), 0u);
+  EXPECT_EQ(verify_leaf_from_state_ca(dir_, {"a.b.edge.example.test"}, {}), 0u);
+  EXPECT_EQ(
+      verify_leaf_from_state_ca(dir_, {"localhost", "app.localhost"}, {"127.0.0.1", "127.9.9.9", "::1"}), 0u);
+  // Outside: another name, a look-alike suffix, a parent, a public or private address, another v6.
+  for (const auto& dns : {"bank.example", "evil-edge.example.test", "example.test", "localhost.evil.test"}) {
+    const unsigned status = verify_leaf_from_state_ca(dir_, {dns}, {});
+    EXPECT_NE(status & GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, 0u) << dns << " status " << status;
+  }
+  for (const auto& ip : {"10.0.0.1", "8.8.8.8", "128.0.0.1", "::2", "2001:db8::1"}) {
+    const unsigned status = verify_leaf_from_state_ca(dir_, {"localhost"}, {ip});
+    EXPECT_NE(status & GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, 0u) << ip << " status " << status;
+  }
+  // One bad name among good ones spoils the leaf.
+  EXPECT_NE(verify_leaf_from_state_ca(dir_, {"app.localhost", "bank.example"}, {}), 0u);
+}
+
+TEST_F(CertsTest, ExtraIpAddressesArePermittedOneByOne) {
+  ensure_state_certs(dir_, {"10.1.2.3", "[fd00::1]"});
+  EXPECT_EQ(verify_leaf_from_state_ca(dir_, {"localhost"}, {"10.1.2.3", "fd00::1"}), 0u);
+  EXPECT_NE(verify_leaf_from_state_ca(dir_, {"localhost"}, {"10.1.2.4"}), 0u);
+  EXPECT_NE(verify_leaf_from_state_ca(dir_, {"localhost"}, {"fd00::2"}), 0u);
+}
+
+TEST_F(CertsTest, UnconstrainedCaIsReplacedWithItsLeaf) {
+  // A state directory from before nameConstraints: an unconstrained CA and a leaf it signed.
+  fs::create_directories(dir_);
+  Key ca_key, leaf_key;
+  Crt old_ca = make_crt("CN=old wtmesh local CA", {}, {}, nullptr, nullptr, &ca_key);
+  Crt old_leaf = make_crt("CN=old leaf", {"localhost", "*.localhost"}, {"127.0.0.1", "::1"}, old_ca.get(),
+                          ca_key.get(), &leaf_key);
+  spit(dir_ / "ca.pem", pem_of(old_ca.get()));
+  spit(dir_ / "ca.key", pem_of(ca_key.get()));
+  spit(dir_ / "cert.pem", pem_of(old_leaf.get()));
+  spit(dir_ / "key.pem", pem_of(leaf_key.get()));
+  ::chmod((dir_ / "ca.key").c_str(), 0600);
+  ::chmod((dir_ / "key.pem").c_str(), 0600);
+  const std::string old_ca_pem = slurp(dir_ / "ca.pem"), old_leaf_hash = der_hash_hex(old_leaf.get());
+  EXPECT_FALSE(has_name_constraints(dir_ / "ca.pem"));
+  // Control: that old CA signs for anything.
+  EXPECT_EQ(verify_leaf_from_state_ca(dir_, {"bank.example"}, {}), 0u);
+
+  CertFiles f = ensure_state_certs(dir_);
+  EXPECT_NE(slurp(f.ca_cert), old_ca_pem);
+  EXPECT_TRUE(has_name_constraints(f.ca_cert));
+  EXPECT_NE(f.sha256_hex, old_leaf_hash);
+  Crt ca = load_crt(f.ca_cert), leaf = load_crt(f.cert);
+  EXPECT_TRUE(signed_by(leaf.get(), ca.get()));
+  EXPECT_EQ(mode_of(dir_ / "ca.key"), 0600u);
+  EXPECT_NE(verify_leaf_from_state_ca(dir_, {"bank.example"}, {}), 0u);
+  // Once constrained it is kept.
+  const std::string new_ca_pem = slurp(f.ca_cert);
+  EXPECT_EQ(ensure_state_certs(dir_).sha256_hex, f.sha256_hex);
+  EXPECT_EQ(slurp(f.ca_cert), new_ca_pem);
+}
+
+TEST_F(CertsTest, ConstrainedCaIsReplacedWhenTheDomainChanges) {
+  CertFiles a = ensure_state_certs(dir_, {"one.example.test", "*.one.example.test"});
+  const std::string ca_one = slurp(a.ca_cert);
+  // A subdomain of the permitted one, or fewer names, keeps the CA.
+  ensure_state_certs(dir_, {"sub.one.example.test"});
+  ensure_state_certs(dir_);
+  EXPECT_EQ(slurp(a.ca_cert), ca_one);
+  CertFiles b = ensure_state_certs(dir_, {"two.example.test", "*.two.example.test"});
+  EXPECT_NE(slurp(b.ca_cert), ca_one);
+  EXPECT_EQ(verify_leaf_from_state_ca(dir_, {"app.two.example.test"}, {}), 0u);
+  EXPECT_NE(verify_leaf_from_state_ca(dir_, {"app.one.example.test"}, {}), 0u);
+}
+
 }  // namespace
 }  // namespace wtmesh::quic

@@ -61,6 +61,7 @@ struct EdgeArgs {
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
   std::string session_token_ttl = "5m";
+  int session_deadline_s = whole_seconds(edge::EdgeOptions{}.session_deadline);
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -132,6 +133,7 @@ int run_edge(const EdgeArgs& a) {
   opts.require_visitor_auth = a.require_visitor_auth;
   opts.max_sessions_per_subject = a.max_sessions_per_subject;
   opts.max_tunnels_per_subject = a.max_tunnels_per_subject;
+  opts.session_deadline = std::chrono::seconds(a.session_deadline_s);
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -333,6 +335,12 @@ int main(int argc, char** argv) {
                    "tunnels one token subject may hold across its sessions (more are refused \"limit\")")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--session-deadline", edge_args.session_deadline_s,
+                   "seconds a QUIC connection may stay open after its handshake without opening a "
+                   "WebTransport session or sending a request (then it is closed, H3_NO_ERROR)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   edge_cmd
       ->add_option("--udp-ports", edge_args.udp_ports,
                    "ports for UDP tunnels on the listen address, FIRST-LAST, or none")

@@ -59,6 +59,9 @@ struct EdgeOptions {
   // for (--echo), since it answers anyone; when on, allowed_origins applies to it as to every session.
   bool echo = false;
   quic::TransportLimits limits;
+  // A QUIC connection whose handshake completed but that opened no WebTransport session and sent no
+  // HTTP/3 request within this long is closed with H3_NO_ERROR (--session-deadline; issue 14 6b).
+  std::chrono::milliseconds session_deadline{10'000};
   wt::ServerConfig wt;
 
   // Public side.

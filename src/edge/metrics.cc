@@ -155,6 +155,8 @@ const char* to_string(TunnelRefusal r) {
 
 const char* to_string(ConnectionShed r) {
   switch (r) {
+    case ConnectionShed::kNoSession:
+      return "no_session";
     case ConnectionShed::kAuthFailures:
       return "auth_failures";
     case ConnectionShed::kCount:
@@ -249,10 +251,12 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
         {{{"reason", to_string(static_cast<TunnelRefusal>(i))}}, tunnel_refusals_[i]});
   }
   out.push_back(std::move(tunnels_refused));
-  MetricFamily shed = family("wtmesh_connections_shed_total",
-                             "QUIC connections the edge closed to protect itself, by reason "
-                             "(auth_failures: too many refused session requests on one connection).",
-                             T::kCounter);
+  MetricFamily shed =
+      family("wtmesh_connections_shed_total",
+             "QUIC connections the edge closed to protect itself, by reason "
+             "(auth_failures: too many refused session requests on one connection, no_session: no "
+             "session or request within the session deadline).",
+             T::kCounter);
   for (size_t i = 0; i < shed_.size(); ++i) {
     shed.samples.push_back({{{"reason", to_string(static_cast<ConnectionShed>(i))}}, shed_[i]});
   }

@@ -98,6 +98,7 @@ const char* to_string(TunnelRefusal r);
 // Why the edge closed (or never admitted) a QUIC connection to protect itself: a bounded set.
 enum class ConnectionShed {
   kAuthFailures,  // too many refused session requests (bad tokens) on one connection
+  kNoSession,     // handshake done, but no session or request within EdgeOptions::session_deadline
   kCount,
 };
 const char* to_string(ConnectionShed r);

@@ -62,6 +62,9 @@ struct EdgeArgs {
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
   std::string session_token_ttl = "5m";
   int session_deadline_s = whole_seconds(edge::EdgeOptions{}.session_deadline);
+  size_t quic_max_connections_per_ip = quic::AddressLimitOptions{}.max_connections_per_address;
+  double quic_handshakes_per_ip = quic::AddressLimitOptions{}.handshakes_per_second;
+  double quic_handshake_burst = quic::AddressLimitOptions{}.handshake_burst;
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -134,6 +137,9 @@ int run_edge(const EdgeArgs& a) {
   opts.max_sessions_per_subject = a.max_sessions_per_subject;
   opts.max_tunnels_per_subject = a.max_tunnels_per_subject;
   opts.session_deadline = std::chrono::seconds(a.session_deadline_s);
+  opts.quic_address_limits.max_connections_per_address = a.quic_max_connections_per_ip;
+  opts.quic_address_limits.handshakes_per_second = a.quic_handshakes_per_ip;
+  opts.quic_address_limits.handshake_burst = a.quic_handshake_burst;
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -341,6 +347,23 @@ int main(int argc, char** argv) {
                    "WebTransport session or sending a request (then it is closed, H3_NO_ERROR)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  edge_cmd
+      ->add_option("--quic-max-connections-per-ip", edge_args.quic_max_connections_per_ip,
+                   "live QUIC connections one client address (IPv6: one /64) may hold; beyond, its Initials "
+                   "get CONNECTION_CLOSE CONNECTION_REFUSED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--quic-handshakes-per-ip", edge_args.quic_handshakes_per_ip,
+                   "new QUIC connections per second one client address may start, after a burst of "
+                   "--quic-handshake-burst (beyond: CONNECTION_REFUSED)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 100000.0));
+  edge_cmd
+      ->add_option("--quic-handshake-burst", edge_args.quic_handshake_burst,
+                   "new QUIC connections one client address may start at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 100000.0));
   edge_cmd
       ->add_option("--udp-ports", edge_args.udp_ports,
                    "ports for UDP tunnels on the listen address, FIRST-LAST, or none")

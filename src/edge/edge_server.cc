@@ -272,6 +272,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   quic::ServerOptions so;
   so.tls = std::move(tls);
   so.limits = options_.limits;
+  so.address_limits = options_.quic_address_limits;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
   endpoint_->set_on_removed([this](quic::Connection& conn) {
     if (!conn.handshake_completed()) metrics_.on_quic_handshake_failure();
@@ -303,6 +304,12 @@ std::string EdgeServer::metrics_text() const {
   g.tunnel_streams = tunnels_->stream_count();
   g.public_connections = public_connection_count();
   g.quic_connections = endpoint_ ? endpoint_->connection_count() : 0;
+  if (endpoint_) {
+    const quic::EndpointStats q = endpoint_->stats();
+    g.quic_refused_connection_limit = q.refused;
+    g.quic_refused_address_connections = q.refused_address_connections;
+    g.quic_refused_handshake_rate = q.refused_handshake_rate;
+  }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
   if (udp_) {
     g.udp_flows = udp_->flow_count();

@@ -62,6 +62,9 @@ struct EdgeOptions {
   // A QUIC connection whose handshake completed but that opened no WebTransport session and sent no
   // HTTP/3 request within this long is closed with H3_NO_ERROR (--session-deadline; issue 14 6b).
   std::chrono::milliseconds session_deadline{10'000};
+  // New QUIC connections per client address (IPv6: one /64): live ones, and a handshake token
+  // bucket (--quic-max-connections-per-ip, --quic-handshakes-per-ip; quic/address_limits.h).
+  quic::AddressLimitOptions quic_address_limits;
   wt::ServerConfig wt;
 
   // Public side.

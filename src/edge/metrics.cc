@@ -217,6 +217,16 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   out.push_back(single("wtmesh_udp_route_flows_refused_total",
                        "Flows to the edge's UDP routes refused: the route's flow cap, or no socket.",
                        T::kCounter, g.udp_route_refused));
+  MetricFamily quic_refused = family(
+      "wtmesh_quic_initials_refused_total",
+      "Client Initials that opened no QUIC connection, by reason (connection_limit: the endpoint's "
+      "4096 slots; address_connections: the address's live connections, --quic-max-connections-per-ip; "
+      "handshake_rate: the address's handshakes per second, --quic-handshakes-per-ip).",
+      T::kCounter);
+  quic_refused.samples.push_back({{{"reason", "connection_limit"}}, g.quic_refused_connection_limit});
+  quic_refused.samples.push_back({{{"reason", "address_connections"}}, g.quic_refused_address_connections});
+  quic_refused.samples.push_back({{{"reason", "handshake_rate"}}, g.quic_refused_handshake_rate});
+  out.push_back(std::move(quic_refused));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);

@@ -10,6 +10,8 @@
 //   kReply     answer with `reply()` (Version Negotiation for an unknown version, Stateless Reset for
 //              a short-header packet of a connection we do not know), one datagram to the sender
 //   kRefuse    a valid Initial the endpoint will not take (connection limit): counted and dropped
+//              (an address over its own limits, quic/address_limits.h, gets kReply with a
+//              CONNECTION_CLOSE CONNECTION_REFUSED instead, so a real client stops at once)
 //   kDrop      anything else (undecodable, not an Initial, client side, shutting down)
 //
 // The Asio driver (quic::Endpoint) does the I/O: it reads datagrams, sends replies, owns the
@@ -22,15 +24,18 @@
 #pragma once
 
 #include <ngtcp2/ngtcp2.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "quic/address_limits.h"
 #include "quic/connection.h"
 
 namespace wtmesh::quic {
@@ -38,12 +43,16 @@ namespace wtmesh::quic {
 struct DispatcherOptions {
   bool server = false;  // accept Initials and answer strays; a client only routes
   size_t max_connections = 4096;
+  // Per client address (applied when classify() is given the sender's address).
+  AddressLimitOptions address_limits;
 };
 
 struct DispatcherStats {
   uint64_t version_negotiations = 0;
   uint64_t stateless_resets = 0;
-  uint64_t refused = 0;  // valid Initials refused because the endpoint was at its limit
+  uint64_t refused = 0;                      // valid Initials refused because the endpoint was at its limit
+  uint64_t refused_address_connections = 0;  // the sender's address holds its cap of connections
+  uint64_t refused_handshake_rate = 0;       // the sender's address started too many handshakes
 };
 
 class Dispatcher final : public CidRegistry {
@@ -53,6 +62,9 @@ class Dispatcher final : public CidRegistry {
     Kind kind = Kind::kDrop;
     Connection* conn = nullptr;  // kRoute
     ngtcp2_pkt_hd header{};      // kAccept: the Initial's header, for Connection::accept
+    // kAccept with a sender's address: its key; the driver calls opened(key) once the connection
+    // exists and closed(key) when it is gone.
+    std::optional<AddressKey> address;
   };
 
   // A random stateless-reset secret.
@@ -60,19 +72,28 @@ class Dispatcher final : public CidRegistry {
   // A given secret (tests; several processes behind one address would share one).
   Dispatcher(DispatcherOptions options, std::span<const uint8_t, 32> reset_secret);
 
-  void set_options(DispatcherOptions options) { options_ = options; }
+  void set_options(DispatcherOptions options) {
+    options_ = options;
+    address_limits_.set_options(options.address_limits);
+  }
   const DispatcherOptions& options() const { return options_; }
   // No new connections from now on (the endpoint is shutting down); existing ones still route.
   void stop_accepting() { accepting_ = false; }
 
   // `open_connections` is how many the driver holds now (the limit counts them all, also those not
   // yet routed). After kReply, reply() holds the datagram until the next classify().
-  Decision classify(std::span<const uint8_t> packet, size_t open_connections);
+  // With the sender's address `from` (and the time), per-address limits apply to new connections.
+  Decision classify(std::span<const uint8_t> packet, size_t open_connections, const sockaddr* from = nullptr,
+                    socklen_t fromlen = 0, Timestamp now = 0);
   std::span<const uint8_t> reply() const { return {reply_.data(), reply_len_}; }
 
   // Forgets every id `conn` registered (it is about to be destroyed).
   void forget(const Connection* conn);
   size_t route_count() const { return routes_.size(); }
+  // A connection accepted with Decision::address `key` now exists / is gone.
+  void opened(const AddressKey& key) { address_limits_.opened(key); }
+  void closed(const AddressKey& key) { address_limits_.closed(key); }
+  const AddressLimits& address_limits() const { return address_limits_; }
   const DispatcherStats& stats() const { return stats_; }
 
   // CidRegistry
@@ -98,13 +119,16 @@ class Dispatcher final : public CidRegistry {
 
   bool write_version_negotiation(const ngtcp2_version_cid& vc);
   bool write_stateless_reset(std::span<const uint8_t> packet, const ngtcp2_version_cid& vc);
+  // A stateless Initial CONNECTION_CLOSE answering the client Initial `hd` (transport error `code`).
+  bool write_initial_close(const ngtcp2_pkt_hd& hd, uint64_t code, std::string_view reason);
 
   DispatcherOptions options_;
   bool accepting_ = true;
   std::array<uint8_t, 32> reset_secret_{};
   std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;         // DCID → connection
   std::unordered_map<const Connection*, std::vector<CidKey>> ids_of_;  // connection → its DCIDs
-  std::array<uint8_t, 256> reply_{};
+  AddressLimits address_limits_;
+  std::array<uint8_t, 1280> reply_{};  // a Retry or an Initial CONNECTION_CLOSE fits
   size_t reply_len_ = 0;
   DispatcherStats stats_;
 };

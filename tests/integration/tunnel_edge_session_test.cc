@@ -112,6 +112,29 @@ TEST_F(TunnelEdgeTest, AConnectionThatOpensNoSessionIsClosedAtTheSessionDeadline
   EXPECT_FALSE(clients_.front()->closed());
 }
 
+TEST_F(TunnelEdgeTest, AnAddressAtItsQuicConnectionCapIsRefused) {
+  // Issue 14 item 4: live QUIC connections per client address (every client here is 127.0.0.1).
+  start_edge([](edge::EdgeOptions& o) { o.quic_address_limits.max_connections_per_address = 2; });
+  for (int i = 0; i < 2; ++i) {
+    clients_.push_back(dial());
+    ASSERT_TRUE(run_until([&] { return clients_.back()->handshake_completed(); })) << i;
+  }
+  clients_.push_back(dial());
+  agent::WtClient& third = *clients_.back();
+  ASSERT_TRUE(run_until([&] { return !third.close_reason().empty(); }, 5s)) << "the third was not refused";
+  EXPECT_FALSE(third.handshake_completed());
+  EXPECT_EQ(third.close_reason(), "too many connections from this address");
+  const std::string text = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(text.find("wtmesh_quic_initials_refused_total{reason=\"address_connections\"} 1"),
+            std::string::npos);
+  // One closes: the address may connect again.
+  clients_.front()->close("done");
+  ASSERT_TRUE(
+      run_until([&] { return edge_->on_edge([&] { return edge_->server().connection_count(); }) == 1; }));
+  clients_.push_back(dial());
+  EXPECT_TRUE(run_until([&] { return clients_.back()->handshake_completed(); }));
+}
+
 TEST_F(TunnelEdgeTest, AnAddressOutOfAttemptsGets429) {
   const size_t burst = static_cast<size_t>(edge::AuthFailureLimits{}.burst);
   for (size_t i = 0; i < burst; ++i) {

@@ -5,6 +5,13 @@
 #       with --session-deadline 1 closes the connection within 4 s (CONNECTION_CLOSE with H3_NO_ERROR,
 #       0x100, reason "no session opened"), and /metrics counts it as
 #       wtmesh_connections_shed_total{reason="no_session"} 1.
+#   (per-ip cap) with --quic-max-connections-per-ip 4: four gtlsclients from 127.0.0.1 hold their
+#       connections (--delay-stream=20s); a fifth is refused at once (CONNECTION_CLOSE
+#       CONNECTION_REFUSED, 0x2, before any handshake), counted as
+#       wtmesh_quic_initials_refused_total{reason="address_connections"} 1; the four are served.
+#   (rate) with --quic-handshake-burst 3 --quic-handshakes-per-ip 0.01: three GETs one after the
+#       other get their 404, the fourth connection is refused (0x2), counted as
+#       wtmesh_quic_initials_refused_total{reason="handshake_rate"} 1.
 # Usage: edge_dos_quic.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -37,5 +44,52 @@ check "metric wtmesh_connections_shed_total{reason=\"no_session\"} 1" \
   grep -qF 'wtmesh_connections_shed_total{reason="no_session"} 1' <<<"$metrics"
 stop_edge deadline
 
-[ "$PEER_FAILED" -eq 0 ] || show_log "gtlsclient (idle)" "$PEER_TMP/idle.out" 40
+# --- per-address cap on live connections ---------------------------------------------------------
+admin_port=$(free_port)
+start_edge cap --quic-max-connections-per-ip 4 --admin-listen "127.0.0.1:$admin_port"
+holders=()
+for i in 1 2 3 4; do
+  timeout -k 5 40 gtlsclient --no-quic-dump --no-http-dump --handshake-timeout=10s --delay-stream=4s \
+    --exit-on-all-streams-close 127.0.0.1 "${EDGE_PORT[cap]}" "https://127.0.0.1:${EDGE_PORT[cap]}/" \
+    >"$PEER_TMP/holder$i.out" 2>&1 </dev/null &
+  holders+=($!)
+  track "${holders[-1]}"
+done
+for i in 1 2 3 4; do
+  check "holder $i handshakes" wait_for 10 grep -q '^QUIC handshake has completed' "$PEER_TMP/holder$i.out"
+done
+run_gtlsclient fifth "${EDGE_PORT[cap]}" --timeout=5s
+check "the fifth connection is refused at once (took ${GC_MS} ms)" [ "$GC_MS" -lt 3000 ]
+check "with CONNECTION_CLOSE CONNECTION_REFUSED (0x2) and no handshake" \
+  grep -qE 'frm rx .*CONNECTION_CLOSE.*error_code=[^ ]*\(0x2\)' "$PEER_TMP/fifth.out"
+check "the fifth never completed a handshake" bash -c "! grep -q '^QUIC handshake has completed' '$PEER_TMP/fifth.out'"
+metrics=$(curl -sS -m 5 "http://127.0.0.1:$admin_port/metrics")
+check "metric wtmesh_quic_initials_refused_total{reason=\"address_connections\"} 1" \
+  grep -qF 'wtmesh_quic_initials_refused_total{reason="address_connections"} 1' <<<"$metrics"
+for i in 1 2 3 4; do
+  wait "${holders[$((i - 1))]}"
+  rc=$?
+  check "holder $i served after its wait (gtlsclient status $rc, :status 404)" \
+    grep -q '\[:status: 404\]' "$PEER_TMP/holder$i.out"
+done
+stop_edge cap
+
+# --- per-address handshake rate -------------------------------------------------------------------
+admin_port=$(free_port)
+start_edge rate --quic-handshake-burst 3 --quic-handshakes-per-ip 0.01 --admin-listen "127.0.0.1:$admin_port"
+for i in 1 2 3; do
+  run_gtlsclient get$i "${EDGE_PORT[rate]}" --exit-on-all-streams-close --timeout=5s
+  check "GET $i served (:status 404)" grep -q '\[:status: 404\]' "$PEER_TMP/get$i.out"
+done
+run_gtlsclient get4 "${EDGE_PORT[rate]}" --exit-on-all-streams-close --timeout=5s
+check "the fourth connection within the burst window is refused (0x2, took ${GC_MS} ms)" \
+  grep -qE 'frm rx .*CONNECTION_CLOSE.*error_code=[^ ]*\(0x2\)' "$PEER_TMP/get4.out"
+metrics=$(curl -sS -m 5 "http://127.0.0.1:$admin_port/metrics")
+check "metric wtmesh_quic_initials_refused_total{reason=\"handshake_rate\"} 1" \
+  grep -qF 'wtmesh_quic_initials_refused_total{reason="handshake_rate"} 1' <<<"$metrics"
+stop_edge rate
+
+if [ "$PEER_FAILED" -gt 0 ]; then
+  for f in idle fifth get4; do [ -f "$PEER_TMP/$f.out" ] && show_log "gtlsclient ($f)" "$PEER_TMP/$f.out" 40; done
+fi
 peer_finish

@@ -3,7 +3,9 @@
 // decision on a real Initial, routing by connection id and forgetting a connection's ids.
 #include "quic/dispatcher.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <array>
@@ -18,6 +20,16 @@ using Kind = Dispatcher::Decision::Kind;
 
 constexpr std::array<uint8_t, 32> kSecret = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                              17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+sockaddr_in v4(const char* text, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, text, &a.sin_addr);
+  return a;
+}
+const sockaddr* sa(const sockaddr_in& a) { return reinterpret_cast<const sockaddr*>(&a); }
+constexpr Timestamp kSecond = 1'000'000'000;
 
 uint32_t be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -189,6 +201,55 @@ TEST_F(DispatcherInitialTest, AClientOfAVanishedServerStopsAtTheStatelessReset) 
   pair_.advance(std::chrono::milliseconds(50));  // (pacing may hold the packet a moment)
   EXPECT_EQ(pair_.server_dispatcher().stats().stateless_resets, 1u);
   EXPECT_TRUE(client_handler_.closed) << "the reset closes the client at once, not after its idle timeout";
+}
+
+TEST_F(DispatcherInitialTest, AnAddressAtItsConnectionCapGetsConnectionRefused) {
+  Dispatcher d({.server = true,
+                .max_connections = 100,
+                .address_limits = {.max_connections_per_address = 2, .handshake_burst = 100}},
+               kSecret);
+  const sockaddr_in a = v4("192.0.2.7", 40000), b = v4("192.0.2.8", 40000);
+  std::vector<AddressKey> held;
+  for (int i = 0; i < 2; ++i) {
+    const auto ok = d.classify(initial_, held.size(), sa(a), sizeof(a), kSecond);
+    ASSERT_EQ(ok.kind, Kind::kAccept) << i;
+    ASSERT_TRUE(ok.address.has_value());
+    d.opened(*ok.address);
+    held.push_back(*ok.address);
+  }
+  const auto refused = d.classify(initial_, 2, sa(a), sizeof(a), kSecond);
+  ASSERT_EQ(refused.kind, Kind::kReply) << "an Initial CONNECTION_CLOSE, not silence";
+  EXPECT_EQ(d.stats().refused_address_connections, 1u);
+  const std::vector<uint8_t> close(d.reply().begin(), d.reply().end());
+  EXPECT_EQ(d.classify(initial_, 2, sa(b), sizeof(b), kSecond).kind, Kind::kAccept) << "another address";
+
+  // The real client reads the refusal and stops at once (CONNECTION_REFUSED), no timeout.
+  sockaddr_in client = v4("127.0.0.1", 40000), server = v4("127.0.0.1", 4433);
+  ngtcp2_path path{};
+  path.local = {reinterpret_cast<sockaddr*>(&client), sizeof(client)};
+  path.remote = {reinterpret_cast<sockaddr*>(&server), sizeof(server)};
+  pair_.client().read_packet(path, ngtcp2_pkt_info{}, close, pair_.now());
+  EXPECT_TRUE(client_handler_.closed);
+  EXPECT_EQ(pair_.client().close_reason(), "too many connections from this address");
+
+  d.closed(held.back());
+  EXPECT_EQ(d.classify(initial_, 1, sa(a), sizeof(a), kSecond).kind, Kind::kAccept) << "a slot was freed";
+}
+
+TEST_F(DispatcherInitialTest, AnAddressStartingHandshakesTooFastIsRefused) {
+  Dispatcher d({.server = true,
+                .max_connections = 100,
+                .address_limits = {.handshake_burst = 3, .handshakes_per_second = 1}},
+               kSecret);
+  const sockaddr_in a = v4("192.0.2.7", 40000);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kAccept);
+  EXPECT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kReply);
+  EXPECT_EQ(d.stats().refused_handshake_rate, 1u);
+  EXPECT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), 2 * kSecond).kind, Kind::kAccept)
+      << "one back per second";
+  // Without the sender's address (a client endpoint, tests) no per-address limit applies.
+  EXPECT_EQ(d.classify(initial_, 0).kind, Kind::kAccept);
 }
 
 }  // namespace

@@ -273,6 +273,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   so.tls = std::move(tls);
   so.limits = options_.limits;
   so.address_limits = options_.quic_address_limits;
+  so.retry_above = options_.quic_retry_above;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
   endpoint_->set_on_removed([this](quic::Connection& conn) {
     if (!conn.handshake_completed()) metrics_.on_quic_handshake_failure();
@@ -309,6 +310,8 @@ std::string EdgeServer::metrics_text() const {
     g.quic_refused_connection_limit = q.refused;
     g.quic_refused_address_connections = q.refused_address_connections;
     g.quic_refused_handshake_rate = q.refused_handshake_rate;
+    g.quic_refused_invalid_token = q.invalid_tokens;
+    g.quic_retries = q.retries;
   }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
   if (udp_) {

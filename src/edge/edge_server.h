@@ -65,6 +65,9 @@ struct EdgeOptions {
   // New QUIC connections per client address (IPv6: one /64): live ones, and a handshake token
   // bucket (--quic-max-connections-per-ip, --quic-handshakes-per-ip; quic/address_limits.h).
   quic::AddressLimitOptions quic_address_limits;
+  // Token-less Initials get a Retry (address validation) while this many QUIC connections are open;
+  // 0: always (--quic-retry-above).
+  size_t quic_retry_above = quic::ServerOptions{}.retry_above;
   wt::ServerConfig wt;
 
   // Public side.

@@ -221,12 +221,17 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
       "wtmesh_quic_initials_refused_total",
       "Client Initials that opened no QUIC connection, by reason (connection_limit: the endpoint's "
       "4096 slots; address_connections: the address's live connections, --quic-max-connections-per-ip; "
-      "handshake_rate: the address's handshakes per second, --quic-handshakes-per-ip).",
+      "handshake_rate: the address's handshakes per second, --quic-handshakes-per-ip; invalid_token: a "
+      "Retry token that did not verify).",
       T::kCounter);
   quic_refused.samples.push_back({{{"reason", "connection_limit"}}, g.quic_refused_connection_limit});
   quic_refused.samples.push_back({{{"reason", "address_connections"}}, g.quic_refused_address_connections});
   quic_refused.samples.push_back({{{"reason", "handshake_rate"}}, g.quic_refused_handshake_rate});
+  quic_refused.samples.push_back({{{"reason", "invalid_token"}}, g.quic_refused_invalid_token});
   out.push_back(std::move(quic_refused));
+  out.push_back(single("wtmesh_quic_retries_total",
+                       "Retry packets sent (address validation: --quic-retry-above connections open).",
+                       T::kCounter, g.quic_retries));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);

@@ -118,6 +118,8 @@ struct EdgeGauges {
   uint64_t quic_refused_connection_limit = 0;     // the endpoint held max_connections
   uint64_t quic_refused_address_connections = 0;  // the address held its cap of connections
   uint64_t quic_refused_handshake_rate = 0;       // the address started handshakes too fast
+  uint64_t quic_refused_invalid_token = 0;        // a Retry token that did not verify
+  uint64_t quic_retries = 0;                      // Retry packets sent
 };
 
 // One live agent session's latest telemetry report.

@@ -249,14 +249,15 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
 std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
                                                std::shared_ptr<const TlsServerContext> tls,
                                                const TransportLimits& limits, CidRegistry& cids,
-                                               Timestamp now, std::string* error) {
+                                               Timestamp now, std::string* error,
+                                               const ngtcp2_cid* retry_original_dcid) {
   if (!tls) {
     if (error) *error = "no TLS context";
     return nullptr;
   }
   std::unique_ptr<Connection> c(new Connection(true, limits, cids));
   c->server_tls_ = std::move(tls);
-  if (!c->init_server(initial, path, *c->server_tls_, now, error)) return nullptr;
+  if (!c->init_server(initial, path, *c->server_tls_, now, error, retry_original_dcid)) return nullptr;
   return c;
 }
 
@@ -269,7 +270,8 @@ std::unique_ptr<Connection> Connection::connect(const ngtcp2_path& path, const s
 }
 
 bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
-                             const TlsServerContext& tls, Timestamp now, std::string* error) {
+                             const TlsServerContext& tls, Timestamp now, std::string* error,
+                             const ngtcp2_cid* retry_original_dcid) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
@@ -278,6 +280,13 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
   settings.tokenlen = initial.tokenlen;
   params.original_dcid = initial.dcid;
   params.original_dcid_present = 1;
+  if (retry_original_dcid != nullptr) {
+    // Through a Retry (RFC 9000 §7.3): the client checks both ids against what it sent and received.
+    settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    params.original_dcid = *retry_original_dcid;
+    params.retry_scid = initial.dcid;
+    params.retry_scid_present = 1;
+  }
   params.stateless_reset_token_present = 1;
   ngtcp2_cid scid;
   scid.datalen = kCidLength;

@@ -65,7 +65,8 @@ void Endpoint::listen(ServerOptions options) {
   options_ = std::move(options);
   dispatcher_.set_options({.server = true,
                            .max_connections = options_.max_connections,
-                           .address_limits = options_.address_limits});
+                           .address_limits = options_.address_limits,
+                           .retry_above = options_.retry_above});
 }
 
 EndpointStats Endpoint::stats() const {
@@ -76,6 +77,8 @@ EndpointStats Endpoint::stats() const {
   s.refused += d.refused;
   s.refused_address_connections = d.refused_address_connections;
   s.refused_handshake_rate = d.refused_handshake_rate;
+  s.retries = d.retries;
+  s.invalid_tokens = d.invalid_tokens;
   return s;
 }
 
@@ -206,7 +209,8 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
 Connection* Endpoint::accept(const Dispatcher::Decision& d, const ngtcp2_path& path,
                              const ngtcp2_pkt_info& pi, std::span<const uint8_t> pkt, Timestamp now) {
   std::string error;
-  auto conn = Connection::accept(d.header, path, options_.tls, options_.limits, dispatcher_, now, &error);
+  auto conn = Connection::accept(d.header, path, options_.tls, options_.limits, dispatcher_, now, &error,
+                                 d.retry_original_dcid ? &*d.retry_original_dcid : nullptr);
   if (!conn) {
     ++stats_.refused;
     spdlog::warn("quic: cannot accept connection: {}", error);

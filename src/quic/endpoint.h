@@ -42,6 +42,9 @@ struct ServerOptions {
   size_t max_connections = 4096;
   // Per client address (IPv4 address, IPv6 /64): live connections and a handshake rate.
   AddressLimitOptions address_limits;
+  // Answer token-less Initials with a Retry while this many connections are open (0: always); half
+  // of max_connections by default, so spoofed Initials cannot fill the table.
+  size_t retry_above = 2048;
   // Called for each new server connection before its first packet is processed: install the
   // protocol handler (and app state) here.
   std::function<void(Connection&)> on_connection;
@@ -55,6 +58,8 @@ struct EndpointStats {
   uint64_t refused = 0;                      // new connections refused (limit reached or bad Initial)
   uint64_t refused_address_connections = 0;  // the address held its cap of connections
   uint64_t refused_handshake_rate = 0;       // the address started handshakes too fast
+  uint64_t retries = 0;                      // Retry packets sent
+  uint64_t invalid_tokens = 0;               // Initials with a Retry token that did not verify
   uint64_t send_blocked = 0;                 // trains parked because the socket buffer was full
   uint64_t parked_dropped = 0;               // trains dropped because a connection already had two parked
 };

@@ -135,6 +135,17 @@ TEST_F(TunnelEdgeTest, AnAddressAtItsQuicConnectionCapIsRefused) {
   EXPECT_TRUE(run_until([&] { return clients_.back()->handshake_completed(); }));
 }
 
+TEST_F(TunnelEdgeTest, AnAgentConnectsThroughAForcedRetry) {
+  // Issue 14 6b: with --quic-retry-above 0 every new connection is validated with a Retry first.
+  start_edge([](edge::EdgeOptions& o) { o.quic_retry_above = 0; });
+  TestAgent& a = connect_with(token());
+  ASSERT_TRUE(run_until([&] { return a.ready || a.closed; }));
+  EXPECT_TRUE(a.ready) << a.reason;
+  const std::string text = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(text.find("wtmesh_quic_retries_total 1\n"), std::string::npos);
+  EXPECT_NE(text.find("wtmesh_quic_initials_refused_total{reason=\"invalid_token\"} 0"), std::string::npos);
+}
+
 TEST_F(TunnelEdgeTest, AnAddressOutOfAttemptsGets429) {
   const size_t burst = static_cast<size_t>(edge::AuthFailureLimits{}.burst);
   for (size_t i = 0; i < burst; ++i) {

@@ -12,6 +12,11 @@
 #   (rate) with --quic-handshake-burst 3 --quic-handshakes-per-ip 0.01: three GETs one after the
 #       other get their 404, the fourth connection is refused (0x2), counted as
 #       wtmesh_quic_initials_refused_total{reason="handshake_rate"} 1.
+#   (retry) with --quic-retry-above 0 (Retry always): gtlsclient completes its handshake through the
+#       Retry and gets its 404 (it checks original_dcid and retry_scid in our transport parameters);
+#       an Initial carrying a forged Retry token (gtlsclient --token-file: the right magic byte,
+#       random bytes) gets CONNECTION_CLOSE INVALID_TOKEN (0xb) and no connection; /metrics:
+#       wtmesh_quic_retries_total 1, wtmesh_quic_initials_refused_total{reason="invalid_token"} 1.
 # Usage: edge_dos_quic.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -89,7 +94,30 @@ check "metric wtmesh_quic_initials_refused_total{reason=\"handshake_rate\"} 1" \
   grep -qF 'wtmesh_quic_initials_refused_total{reason="handshake_rate"} 1' <<<"$metrics"
 stop_edge rate
 
+# --- Retry (address validation) --------------------------------------------------------------------
+# write_token FILE HEX: a token in the PEM form gtlsclient --token-file reads.
+write_token() {
+  { echo "-----BEGIN QUIC TOKEN-----"; xxd -r -p <<<"$2" | base64 -w 64; echo "-----END QUIC TOKEN-----"; } >"$1"
+}
+admin_port=$(free_port)
+start_edge retry --quic-retry-above 0 --admin-listen "127.0.0.1:$admin_port"
+run_gtlsclient retry "${EDGE_PORT[retry]}" --exit-on-all-streams-close --timeout=5s
+check "gtlsclient received a Retry" grep -qiE 'pkt rx .*type=Retry|Received Retry|retry' "$PEER_TMP/retry.out"
+check "gtlsclient completes its handshake through the Retry" grep -q '^QUIC handshake has completed' "$PEER_TMP/retry.out"
+check "and its GET gets :status 404 (gtlsclient status $GC_RC)" grep -q '\[:status: 404\]' "$PEER_TMP/retry.out"
+# 0xb7 is ngtcp2's Retry-token magic; the rest (a sealed token's length) is random.
+write_token "$PEER_TMP/forged.pem" "b7$(head -c 120 /dev/urandom | xxd -p | tr -d '\n')"
+run_gtlsclient forged "${EDGE_PORT[retry]}" --exit-on-all-streams-close --timeout=5s --token-file="$PEER_TMP/forged.pem"
+check "a forged Retry token gets CONNECTION_CLOSE INVALID_TOKEN (0xb) (took ${GC_MS} ms)" \
+  grep -qE 'frm rx .*CONNECTION_CLOSE.*error_code=[^ ]*\(0xb\)' "$PEER_TMP/forged.out"
+check "and no handshake" bash -c "! grep -q '^QUIC handshake has completed' '$PEER_TMP/forged.out'"
+metrics=$(curl -sS -m 5 "http://127.0.0.1:$admin_port/metrics")
+check "metric wtmesh_quic_retries_total 1" grep -qx 'wtmesh_quic_retries_total 1' <<<"$metrics"
+check "metric wtmesh_quic_initials_refused_total{reason=\"invalid_token\"} 1" \
+  grep -qF 'wtmesh_quic_initials_refused_total{reason="invalid_token"} 1' <<<"$metrics"
+stop_edge retry
+
 if [ "$PEER_FAILED" -gt 0 ]; then
-  for f in idle fifth get4; do [ -f "$PEER_TMP/$f.out" ] && show_log "gtlsclient ($f)" "$PEER_TMP/$f.out" 40; done
+  for f in idle fifth get4 retry forged; do [ -f "$PEER_TMP/$f.out" ] && show_log "gtlsclient ($f)" "$PEER_TMP/$f.out" 40; done
 fi
 peer_finish

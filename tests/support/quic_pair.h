@@ -158,7 +158,9 @@ class QuicPair {
       quic::Connection* c = to == kClient && alive_[kClient] ? client_.get() : nullptr;
       if (to == kServer) {
         using Kind = quic::Dispatcher::Decision::Kind;
-        const quic::Dispatcher::Decision d = server_ids_.classify(pkt, server_ ? 1 : 0);
+        const ngtcp2_path from = path_of(kServer);
+        const quic::Dispatcher::Decision d =
+            server_ids_.classify(pkt, server_ ? 1 : 0, from.remote.addr, from.remote.addrlen, now_);
         if (d.kind == Kind::kReply) {
           const auto reply = server_ids_.reply();
           queue_[kServer].emplace_back(reply.begin(), reply.end());
@@ -166,8 +168,9 @@ class QuicPair {
         }
         if (d.kind == Kind::kAccept) {
           std::string error;
-          server_ = quic::Connection::accept(d.header, path, server_tls_, server_limits_, server_ids_, now_,
-                                             &error);
+          server_ =
+              quic::Connection::accept(d.header, path, server_tls_, server_limits_, server_ids_, now_, &error,
+                                       d.retry_original_dcid ? &*d.retry_original_dcid : nullptr);
           if (!server_) throw std::runtime_error("QuicPair: accept: " + error);
           server_->set_clock([this] { return now_; });
           server_->set_handler(server_handler_);

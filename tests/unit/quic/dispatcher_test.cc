@@ -252,5 +252,64 @@ TEST_F(DispatcherInitialTest, AnAddressStartingHandshakesTooFastIsRefused) {
   EXPECT_EQ(d.classify(initial_, 0).kind, Kind::kAccept);
 }
 
+TEST_F(DispatcherInitialTest, AClientCompletesItsHandshakeThroughARetry) {
+  DispatcherOptions o = pair_.server_dispatcher().options();
+  o.retry_above = 0;  // always
+  pair_.server_dispatcher().set_options(o);
+  pair_.pump();
+  pair_.advance(std::chrono::milliseconds(100));  // (pacing may hold the client's last flight)
+  ASSERT_NE(pair_.server(), nullptr);
+  // The client checks original_dcid and retry_scid in our transport parameters against the Retry it
+  // took: a mismatch would fail its handshake (TRANSPORT_PARAMETER_ERROR).
+  EXPECT_TRUE(pair_.client().handshake_completed());
+  EXPECT_TRUE(pair_.server()->handshake_completed());
+  EXPECT_FALSE(client_handler_.closed) << client_handler_.why;
+  EXPECT_EQ(pair_.server_dispatcher().stats().retries, 1u);
+  EXPECT_EQ(pair_.server_dispatcher().stats().invalid_tokens, 0u);
+}
+
+TEST_F(DispatcherInitialTest, ARetryTokenIsBoundToTheAddressTheSecretAndTime) {
+  Dispatcher d({.server = true, .max_connections = 100, .retry_above = 0}, kSecret);
+  const sockaddr_in a = v4("127.0.0.1", 40000), other = v4("127.0.0.1", 40001);
+  ASSERT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kReply);
+  EXPECT_EQ(d.stats().retries, 1u);
+  const std::vector<uint8_t> retry(d.reply().begin(), d.reply().end());
+  EXPECT_EQ(retry[0] & 0xf0, 0xf0) << "long header, packet type Retry (QUIC v1)";
+  // Above the threshold only: below it the same Initial is accepted.
+  Dispatcher calm({.server = true, .max_connections = 100, .retry_above = 10}, kSecret);
+  EXPECT_EQ(calm.classify(initial_, 9, sa(a), sizeof(a), kSecond).kind, Kind::kAccept);
+  EXPECT_EQ(calm.classify(initial_, 10, sa(a), sizeof(a), kSecond).kind, Kind::kReply);
+
+  // The real client takes the Retry and sends its Initial again, with the token.
+  sockaddr_in client = v4("127.0.0.1", 40000), server = v4("127.0.0.1", 4433);
+  ngtcp2_path path{};
+  path.local = {reinterpret_cast<sockaddr*>(&client), sizeof(client)};
+  path.remote = {reinterpret_cast<sockaddr*>(&server), sizeof(server)};
+  ASSERT_TRUE(pair_.client().read_packet(path, ngtcp2_pkt_info{}, retry, pair_.now()));
+  std::vector<uint8_t> second;
+  pair_.client().write_packets(pair_.now(), [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
+    if (second.empty()) second.assign(pkt.begin(), pkt.end());
+  });
+  ASSERT_FALSE(second.empty());
+  const auto ok = d.classify(second, 0, sa(a), sizeof(a), 2 * kSecond);
+  ASSERT_EQ(ok.kind, Kind::kAccept);
+  ASSERT_TRUE(ok.retry_original_dcid.has_value());
+  ASSERT_EQ(ok.retry_original_dcid->datalen, initial_[5]);
+  EXPECT_TRUE(
+      std::equal(initial_.begin() + 6, initial_.begin() + 6 + initial_[5], ok.retry_original_dcid->data))
+      << "the token carries the client's first destination id";
+
+  // Another address (the port counts), after its lifetime, or another process's secret: refused with
+  // INVALID_TOKEN, never accepted.
+  EXPECT_EQ(d.classify(second, 0, sa(other), sizeof(other), 2 * kSecond).kind, Kind::kReply);
+  EXPECT_EQ(d.classify(second, 0, sa(a), sizeof(a), kSecond + kRetryTokenLifetime + kSecond).kind,
+            Kind::kReply);
+  EXPECT_EQ(d.stats().invalid_tokens, 2u);
+  Dispatcher restarted({.server = true, .max_connections = 100, .retry_above = 0}, kSecret);
+  EXPECT_EQ(restarted.classify(second, 0, sa(a), sizeof(a), 2 * kSecond).kind, Kind::kReply);
+  EXPECT_EQ(restarted.stats().invalid_tokens, 1u);
+  EXPECT_EQ(d.classify(second, 0, sa(a), sizeof(a), 3 * kSecond).kind, Kind::kAccept) << "still valid here";
+}
+
 }  // namespace
 }  // namespace wtmesh::quic

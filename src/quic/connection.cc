@@ -263,9 +263,10 @@ std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, con
 
 std::unique_ptr<Connection> Connection::connect(const ngtcp2_path& path, const std::string& host,
                                                 const TlsClientContext& tls, const TransportLimits& limits,
-                                                CidRegistry& cids, Timestamp now, std::string* error) {
+                                                CidRegistry& cids, Timestamp now, std::string* error,
+                                                std::span<const uint8_t> token) {
   std::unique_ptr<Connection> c(new Connection(false, limits, cids));
-  if (!c->init_client(path, host, tls, now, error)) return nullptr;
+  if (!c->init_client(path, host, tls, now, error, token)) return nullptr;
   return c;
 }
 
@@ -276,12 +277,16 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
   fill_settings(settings, params, now, probes);
-  settings.token = initial.token;
-  settings.tokenlen = initial.tokenlen;
   params.original_dcid = initial.dcid;
   params.original_dcid_present = 1;
   if (retry_original_dcid != nullptr) {
     // Through a Retry (RFC 9000 §7.3): the client checks both ids against what it sent and received.
+    // Only a token quic::Dispatcher verified goes to ngtcp2: a server given a token counts the
+    // client's address as validated and lifts the 3x anti-amplification limit (RFC 9000 §8.1).
+    // Any other token (forged, or a NEW_TOKEN token, which we never issue) is dropped here, so the
+    // address stays unvalidated until the handshake proves it (issue 14 6a).
+    settings.token = initial.token;
+    settings.tokenlen = initial.tokenlen;
     settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
     params.original_dcid = *retry_original_dcid;
     params.retry_scid = initial.dcid;
@@ -313,11 +318,13 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
 }
 
 bool Connection::init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
-                             Timestamp now, std::string* error) {
+                             Timestamp now, std::string* error, std::span<const uint8_t> token) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
   fill_settings(settings, params, now, probes);
+  settings.token = token.empty() ? nullptr : token.data();  // ngtcp2 copies it
+  settings.tokenlen = token.size();
   ngtcp2_cid scid, dcid;
   scid.datalen = kCidLength;
   random_bytes(scid.data, scid.datalen);

@@ -311,5 +311,36 @@ TEST_F(DispatcherInitialTest, ARetryTokenIsBoundToTheAddressTheSecretAndTime) {
   EXPECT_EQ(d.classify(second, 0, sa(a), sizeof(a), 3 * kSecond).kind, Kind::kAccept) << "still valid here";
 }
 
+// Issue 14 6a: a server that hands ngtcp2 the Initial's token tells it the address is validated,
+// which lifts the 3x anti-amplification limit (RFC 9000 §8.1). A forged token must not.
+class ForgedTokenTest : public DispatcherInitialTest {
+ protected:
+  void SetUp() override {}  // the client starts in the test, with its token
+};
+
+TEST_F(ForgedTokenTest, AForgedTokenDoesNotLiftTheAntiAmplificationLimit) {
+  // It looks like ngtcp2's NEW_TOKEN tokens (magic 0x36), the bytes are random.
+  std::vector<uint8_t> forged(1 + 8 + 16 + 16, 0x5a);
+  forged[0] = 0x36;
+  pair_.set_client_token(forged);
+  pair_.start(&client_handler_, &server_handler_);
+  std::vector<std::vector<uint8_t>> flight;
+  pair_.client().write_packets(pair_.now(), [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
+    flight.emplace_back(pkt.begin(), pkt.end());
+  });
+  ASSERT_FALSE(flight.empty());
+  ASSERT_GE(flight[0].size(), 1200u);
+  ASSERT_NE(std::search(flight[0].begin(), flight[0].end(), forged.begin(), forged.end()), flight[0].end())
+      << "the token travels in the clear in the Initial's header";
+  // Only the client's first datagram ever arrives (as from a spoofed address): the server may send
+  // at most three times that, however many times its loss timer fires.
+  pair_.inject(test::QuicPair::kClient, flight[0]);
+  pair_.drop_next(test::QuicPair::kClient, 1'000'000);
+  pair_.advance(std::chrono::seconds(8));
+  ASSERT_NE(pair_.server(), nullptr) << "the Initial was accepted";
+  EXPECT_GT(pair_.bytes_sent(test::QuicPair::kServer), 0u);
+  EXPECT_LE(pair_.bytes_sent(test::QuicPair::kServer), 3 * flight[0].size());
+}
+
 }  // namespace
 }  // namespace wtmesh::quic

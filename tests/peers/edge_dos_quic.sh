@@ -17,6 +17,9 @@
 #       an Initial carrying a forged Retry token (gtlsclient --token-file: the right magic byte,
 #       random bytes) gets CONNECTION_CLOSE INVALID_TOKEN (0xb) and no connection; /metrics:
 #       wtmesh_quic_retries_total 1, wtmesh_quic_initials_refused_total{reason="invalid_token"} 1.
+#   (unknown token) an Initial carrying a token we never issued (NEW_TOKEN-like, random) is served
+#       as one without a token: the token is dropped (it does not validate the address; the 3x
+#       anti-amplification limit itself is checked by ForgedTokenTest in dispatcher_test.cc).
 # Usage: edge_dos_quic.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -34,6 +37,11 @@ run_gtlsclient() {
     "https://127.0.0.1:$port/" >"$PEER_TMP/$name.out" 2>&1 </dev/null
   GC_RC=$?
   GC_MS=$(($(now_ms) - start))
+}
+
+# write_token FILE HEX: a token in the PEM form gtlsclient --token-file reads.
+write_token() {
+  { echo "-----BEGIN QUIC TOKEN-----"; xxd -r -p <<<"$2" | base64 -w 64; echo "-----END QUIC TOKEN-----"; } >"$1"
 }
 
 admin_port=$(free_port)
@@ -77,6 +85,12 @@ for i in 1 2 3 4; do
   check "holder $i served after its wait (gtlsclient status $rc, :status 404)" \
     grep -q '\[:status: 404\]' "$PEER_TMP/holder$i.out"
 done
+# (a) A token we did not issue (NEW_TOKEN-like magic 0x36, random bytes) is dropped, not refused:
+# the client is served as one without a token (its address unvalidated until the handshake).
+write_token "$PEER_TMP/unknown.pem" "36$(head -c 40 /dev/urandom | xxd -p | tr -d '\n')"
+run_gtlsclient unknown "${EDGE_PORT[cap]}" --exit-on-all-streams-close --timeout=5s --token-file="$PEER_TMP/unknown.pem"
+check "an Initial with an unknown token is still served (:status 404, gtlsclient status $GC_RC)" \
+  grep -q '\[:status: 404\]' "$PEER_TMP/unknown.out"
 stop_edge cap
 
 # --- per-address handshake rate -------------------------------------------------------------------
@@ -95,14 +109,12 @@ check "metric wtmesh_quic_initials_refused_total{reason=\"handshake_rate\"} 1" \
 stop_edge rate
 
 # --- Retry (address validation) --------------------------------------------------------------------
-# write_token FILE HEX: a token in the PEM form gtlsclient --token-file reads.
-write_token() {
-  { echo "-----BEGIN QUIC TOKEN-----"; xxd -r -p <<<"$2" | base64 -w 64; echo "-----END QUIC TOKEN-----"; } >"$1"
-}
 admin_port=$(free_port)
 start_edge retry --quic-retry-above 0 --admin-listen "127.0.0.1:$admin_port"
 run_gtlsclient retry "${EDGE_PORT[retry]}" --exit-on-all-streams-close --timeout=5s
-check "gtlsclient received a Retry" grep -qiE 'pkt rx .*type=Retry|Received Retry|retry' "$PEER_TMP/retry.out"
+check "gtlsclient received a Retry" grep -qE 'pkt rx .* type=Retry ' "$PEER_TMP/retry.out"
+check "our transport parameters carry retry_source_connection_id" \
+  grep -qE 'remote transport_parameters retry_source_connection_id=0x[0-9a-f]+' "$PEER_TMP/retry.out"
 check "gtlsclient completes its handshake through the Retry" grep -q '^QUIC handshake has completed' "$PEER_TMP/retry.out"
 check "and its GET gets :status 404 (gtlsclient status $GC_RC)" grep -q '\[:status: 404\]' "$PEER_TMP/retry.out"
 # 0xb7 is ngtcp2's Retry-token magic; the rest (a sealed token's length) is random.
@@ -118,6 +130,6 @@ check "metric wtmesh_quic_initials_refused_total{reason=\"invalid_token\"} 1" \
 stop_edge retry
 
 if [ "$PEER_FAILED" -gt 0 ]; then
-  for f in idle fifth get4 retry forged; do [ -f "$PEER_TMP/$f.out" ] && show_log "gtlsclient ($f)" "$PEER_TMP/$f.out" 40; done
+  for f in idle fifth get4 unknown retry forged; do [ -f "$PEER_TMP/$f.out" ] && show_log "gtlsclient ($f)" "$PEER_TMP/$f.out" 40; done
 fi
 peer_finish

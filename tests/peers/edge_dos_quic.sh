@@ -16,7 +16,8 @@
 #       Retry and gets its 404 (it checks original_dcid and retry_scid in our transport parameters);
 #       an Initial carrying a forged Retry token (gtlsclient --token-file: the right magic byte,
 #       random bytes) gets CONNECTION_CLOSE INVALID_TOKEN (0xb) and no connection; /metrics:
-#       wtmesh_quic_retries_total 1, wtmesh_quic_initials_refused_total{reason="invalid_token"} 1.
+#       wtmesh_quic_retries_total 1, wtmesh_quic_initials_refused_total{reason="invalid_token"} 1;
+#       then our agent (`wtmesh http`) connects through a Retry too and its tunnel serves a file.
 #   (unknown token) an Initial carrying a token we never issued (NEW_TOKEN-like, random) is served
 #       as one without a token: the token is dropped (it does not validate the address; the 3x
 #       anti-amplification limit itself is checked by ForgedTokenTest in dispatcher_test.cc).
@@ -127,6 +128,17 @@ metrics=$(curl -sS -m 5 "http://127.0.0.1:$admin_port/metrics")
 check "metric wtmesh_quic_retries_total 1" grep -qx 'wtmesh_quic_retries_total 1' <<<"$metrics"
 check "metric wtmesh_quic_initials_refused_total{reason=\"invalid_token\"} 1" \
   grep -qF 'wtmesh_quic_initials_refused_total{reason="invalid_token"} 1' <<<"$metrics"
+# Our agent (`wtmesh http`) through the forced Retry: its tunnel serves.
+origin_port=$(free_port)
+mkdir -p "$PEER_TMP/www" && echo "hello through a retry" >"$PEER_TMP/www/hi.txt"
+python3 -m http.server "$origin_port" --bind 127.0.0.1 --directory "$PEER_TMP/www" >/dev/null 2>&1 </dev/null &
+track $!
+wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$origin_port/hi.txt" || die "the origin did not start"
+start_http agent retry app "$origin_port"
+body=$(curl -sS -m 10 --cacert "${EDGE_STATE[retry]}/ca.pem" "${AGENT_URL[agent]%/}/hi.txt")
+check "wtmesh http through the forced Retry: the tunnel serves (got \"$body\")" [ "$body" = "hello through a retry" ]
+metrics=$(curl -sS -m 5 "http://127.0.0.1:$admin_port/metrics")
+check "metric wtmesh_quic_retries_total 2 (gtlsclient's and the agent's)" grep -qx 'wtmesh_quic_retries_total 2' <<<"$metrics"
 stop_edge retry
 
 if [ "$PEER_FAILED" -gt 0 ]; then

@@ -62,6 +62,11 @@ struct EdgeArgs {
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
   std::string session_token_ttl = "5m";
+  int session_deadline_s = whole_seconds(edge::EdgeOptions{}.session_deadline);
+  size_t quic_max_connections_per_ip = quic::AddressLimitOptions{}.max_connections_per_address;
+  double quic_handshakes_per_ip = quic::AddressLimitOptions{}.handshakes_per_second;
+  double quic_handshake_burst = quic::AddressLimitOptions{}.handshake_burst;
+  size_t quic_retry_above = edge::EdgeOptions{}.quic_retry_above;
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -133,6 +138,11 @@ int run_edge(const EdgeArgs& a) {
   opts.require_visitor_auth = a.require_visitor_auth;
   opts.max_sessions_per_subject = a.max_sessions_per_subject;
   opts.max_tunnels_per_subject = a.max_tunnels_per_subject;
+  opts.session_deadline = std::chrono::seconds(a.session_deadline_s);
+  opts.quic_address_limits.max_connections_per_address = a.quic_max_connections_per_ip;
+  opts.quic_address_limits.handshakes_per_second = a.quic_handshakes_per_ip;
+  opts.quic_address_limits.handshake_burst = a.quic_handshake_burst;
+  opts.quic_retry_above = a.quic_retry_above;
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -334,6 +344,35 @@ int main(int argc, char** argv) {
                    "tunnels one token subject may hold across its sessions (more are refused \"limit\")")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--session-deadline", edge_args.session_deadline_s,
+                   "seconds a QUIC connection may stay open after its handshake without opening a "
+                   "WebTransport session or sending a request (then it is closed, H3_NO_ERROR)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  edge_cmd
+      ->add_option("--quic-max-connections-per-ip", edge_args.quic_max_connections_per_ip,
+                   "live QUIC connections one client address (IPv6: one /64) may hold; beyond, its Initials "
+                   "get CONNECTION_CLOSE CONNECTION_REFUSED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  edge_cmd
+      ->add_option("--quic-handshakes-per-ip", edge_args.quic_handshakes_per_ip,
+                   "new QUIC connections per second one client address may start, after a burst of "
+                   "--quic-handshake-burst (beyond: CONNECTION_REFUSED)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 100000.0));
+  edge_cmd
+      ->add_option("--quic-handshake-burst", edge_args.quic_handshake_burst,
+                   "new QUIC connections one client address may start at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 100000.0));
+  edge_cmd
+      ->add_option("--quic-retry-above", edge_args.quic_retry_above,
+                   "answer QUIC Initials without a token with a Retry (address validation) while this many "
+                   "QUIC connections are open; 0: always")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   edge_cmd
       ->add_option("--udp-ports", edge_args.udp_ports,
                    "ports for UDP tunnels on the listen address, FIRST-LAST, or none")

@@ -36,6 +36,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
         tunnels(tunnels),
         browser(browser),
         echo_enabled(options.echo),
+        session_deadline(options.session_deadline),
         h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
         requests(tunnels, h3, requests_config(quic, options),
                  ConnectionHooks{[this] { arm_tick(); },
@@ -64,6 +65,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   // make the edge verify signatures without end (issue 14 6c; the per-address bucket is the
   // tunnel service's).
   wt::Accept accept(const wt::SessionInfo& request) {
+    opened = true;
     wt::Accept a = route_session(request);
     if (a.status != 401 && a.status != 429) return a;
     if (++auth_failures < tunnels.config().max_auth_failures_per_connection) return a;
@@ -131,6 +133,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
     auto when = now + std::chrono::seconds(1);
     if (auto d = server.next_deadline()) when = std::min(when, std::max(*d, now));
     if (auto d = requests.next_deadline()) when = std::min(when, std::max(*d, now));
+    if (established_at && !opened) when = std::min(when, std::max(*established_at + session_deadline, now));
     if (armed_at && *armed_at <= when && *armed_at > now) return;  // already due sooner
     armed_at = when;
     tick.expires_at(when);
@@ -142,8 +145,34 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
       requests.on_tick(t);
       const auto wall = std::chrono::system_clock::now();
       for (const auto& b : browsers) b->on_tick(wall);
+      if (!check_session_deadline(t)) return;
       arm_tick();
     });
+  }
+
+  // A connection that completed its handshake but opened no WebTransport session and sent no
+  // request within EdgeOptions::session_deadline is closed (H3_NO_ERROR, "no session opened"): a
+  // client may not hold one of the endpoint's connection slots for nothing (issue 14 6b). The clock
+  // starts at the first tick that sees the handshake done (at most a second late). False once closed.
+  bool check_session_deadline(std::chrono::steady_clock::time_point now) {
+    if (opened || shed) return true;
+    if (server.request_count() > 0 || server.deferred_request_count() > 0 || requests.stream_count() > 0 ||
+        requests.requests_completed() > 0) {
+      opened = true;
+      return true;
+    }
+    if (!quic.handshake_completed()) return true;
+    if (!established_at) {
+      established_at = now;
+      return true;
+    }
+    if (now - *established_at < session_deadline) return true;
+    shed = true;
+    spdlog::info("edge: closing the connection from {}: no session or request within {} ms",
+                 quic.remote_address(), session_deadline.count());
+    if (auto* m = tunnels.config().session.metrics) m->on_connection_shed(ConnectionShed::kNoSession);
+    quic.close(h3::kH3NoError, "no session opened");
+    return false;
   }
 
   // Declaration order is destruction order in reverse: the server (which may still tell handlers
@@ -151,9 +180,12 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   quic::Connection& quic;
   TunnelService& tunnels;
   BrowserConnect& browser;
-  const bool echo_enabled;   // --echo
-  size_t auth_failures = 0;  // 401/429 answers on this connection
-  bool shed = false;         // closed for them
+  const bool echo_enabled;                           // --echo
+  const std::chrono::milliseconds session_deadline;  // --session-deadline
+  bool opened = false;  // a session or request arrived: the deadline no longer applies
+  std::optional<std::chrono::steady_clock::time_point> established_at;  // handshake seen done
+  size_t auth_failures = 0;                                             // 401/429 answers on this connection
+  bool shed = false;                                                    // closed for them
   h3::Connection h3;
   std::vector<std::unique_ptr<EchoSession>> echo;
   std::vector<std::unique_ptr<BrowserSession>> browsers;
@@ -240,6 +272,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   quic::ServerOptions so;
   so.tls = std::move(tls);
   so.limits = options_.limits;
+  so.address_limits = options_.quic_address_limits;
+  so.retry_above = options_.quic_retry_above;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
   endpoint_->set_on_removed([this](quic::Connection& conn) {
     if (!conn.handshake_completed()) metrics_.on_quic_handshake_failure();
@@ -271,6 +305,14 @@ std::string EdgeServer::metrics_text() const {
   g.tunnel_streams = tunnels_->stream_count();
   g.public_connections = public_connection_count();
   g.quic_connections = endpoint_ ? endpoint_->connection_count() : 0;
+  if (endpoint_) {
+    const quic::EndpointStats q = endpoint_->stats();
+    g.quic_refused_connection_limit = q.refused;
+    g.quic_refused_address_connections = q.refused_address_connections;
+    g.quic_refused_handshake_rate = q.refused_handshake_rate;
+    g.quic_refused_invalid_token = q.invalid_tokens;
+    g.quic_retries = q.retries;
+  }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
   if (udp_) {
     g.udp_flows = udp_->flow_count();

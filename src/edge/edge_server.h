@@ -59,6 +59,15 @@ struct EdgeOptions {
   // for (--echo), since it answers anyone; when on, allowed_origins applies to it as to every session.
   bool echo = false;
   quic::TransportLimits limits;
+  // A QUIC connection whose handshake completed but that opened no WebTransport session and sent no
+  // HTTP/3 request within this long is closed with H3_NO_ERROR (--session-deadline; issue 14 6b).
+  std::chrono::milliseconds session_deadline{10'000};
+  // New QUIC connections per client address (IPv6: one /64): live ones, and a handshake token
+  // bucket (--quic-max-connections-per-ip, --quic-handshakes-per-ip; quic/address_limits.h).
+  quic::AddressLimitOptions quic_address_limits;
+  // Token-less Initials get a Retry (address validation) while this many QUIC connections are open;
+  // 0: always (--quic-retry-above).
+  size_t quic_retry_above = quic::ServerOptions{}.retry_above;
   wt::ServerConfig wt;
 
   // Public side.

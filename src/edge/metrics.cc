@@ -155,6 +155,8 @@ const char* to_string(TunnelRefusal r) {
 
 const char* to_string(ConnectionShed r) {
   switch (r) {
+    case ConnectionShed::kNoSession:
+      return "no_session";
     case ConnectionShed::kAuthFailures:
       return "auth_failures";
     case ConnectionShed::kCount:
@@ -215,6 +217,21 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   out.push_back(single("wtmesh_udp_route_flows_refused_total",
                        "Flows to the edge's UDP routes refused: the route's flow cap, or no socket.",
                        T::kCounter, g.udp_route_refused));
+  MetricFamily quic_refused = family(
+      "wtmesh_quic_initials_refused_total",
+      "Client Initials that opened no QUIC connection, by reason (connection_limit: the endpoint's "
+      "4096 slots; address_connections: the address's live connections, --quic-max-connections-per-ip; "
+      "handshake_rate: the address's handshakes per second, --quic-handshakes-per-ip; invalid_token: a "
+      "Retry token that did not verify).",
+      T::kCounter);
+  quic_refused.samples.push_back({{{"reason", "connection_limit"}}, g.quic_refused_connection_limit});
+  quic_refused.samples.push_back({{{"reason", "address_connections"}}, g.quic_refused_address_connections});
+  quic_refused.samples.push_back({{{"reason", "handshake_rate"}}, g.quic_refused_handshake_rate});
+  quic_refused.samples.push_back({{{"reason", "invalid_token"}}, g.quic_refused_invalid_token});
+  out.push_back(std::move(quic_refused));
+  out.push_back(single("wtmesh_quic_retries_total",
+                       "Retry packets sent (address validation: --quic-retry-above connections open).",
+                       T::kCounter, g.quic_retries));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);
@@ -249,10 +266,12 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
         {{{"reason", to_string(static_cast<TunnelRefusal>(i))}}, tunnel_refusals_[i]});
   }
   out.push_back(std::move(tunnels_refused));
-  MetricFamily shed = family("wtmesh_connections_shed_total",
-                             "QUIC connections the edge closed to protect itself, by reason "
-                             "(auth_failures: too many refused session requests on one connection).",
-                             T::kCounter);
+  MetricFamily shed =
+      family("wtmesh_connections_shed_total",
+             "QUIC connections the edge closed to protect itself, by reason "
+             "(auth_failures: too many refused session requests on one connection, no_session: no "
+             "session or request within the session deadline).",
+             T::kCounter);
   for (size_t i = 0; i < shed_.size(); ++i) {
     shed.samples.push_back({{{"reason", to_string(static_cast<ConnectionShed>(i))}}, shed_[i]});
   }

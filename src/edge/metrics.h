@@ -98,6 +98,7 @@ const char* to_string(TunnelRefusal r);
 // Why the edge closed (or never admitted) a QUIC connection to protect itself: a bounded set.
 enum class ConnectionShed {
   kAuthFailures,  // too many refused session requests (bad tokens) on one connection
+  kNoSession,     // handshake done, but no session or request within EdgeOptions::session_deadline
   kCount,
 };
 const char* to_string(ConnectionShed r);
@@ -113,6 +114,12 @@ struct EdgeGauges {
   tunnel::UdpDropCounters udp_drops;  // packets the edge's UDP tunnels dropped, since start (a counter)
   uint64_t udp_route_flows = 0;       // flows of the edge's UDP routes (--udp-route) now
   uint64_t udp_route_refused = 0;     // route flows refused (cap, no socket), since start (a counter)
+  // New QUIC connections refused, since start (counters; quic::EndpointStats).
+  uint64_t quic_refused_connection_limit = 0;     // the endpoint held max_connections
+  uint64_t quic_refused_address_connections = 0;  // the address held its cap of connections
+  uint64_t quic_refused_handshake_rate = 0;       // the address started handshakes too fast
+  uint64_t quic_refused_invalid_token = 0;        // a Retry token that did not verify
+  uint64_t quic_retries = 0;                      // Retry packets sent
 };
 
 // One live agent session's latest telemetry report.

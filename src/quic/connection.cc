@@ -249,35 +249,49 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
 std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
                                                std::shared_ptr<const TlsServerContext> tls,
                                                const TransportLimits& limits, CidRegistry& cids,
-                                               Timestamp now, std::string* error) {
+                                               Timestamp now, std::string* error,
+                                               const ngtcp2_cid* retry_original_dcid) {
   if (!tls) {
     if (error) *error = "no TLS context";
     return nullptr;
   }
   std::unique_ptr<Connection> c(new Connection(true, limits, cids));
   c->server_tls_ = std::move(tls);
-  if (!c->init_server(initial, path, *c->server_tls_, now, error)) return nullptr;
+  if (!c->init_server(initial, path, *c->server_tls_, now, error, retry_original_dcid)) return nullptr;
   return c;
 }
 
 std::unique_ptr<Connection> Connection::connect(const ngtcp2_path& path, const std::string& host,
                                                 const TlsClientContext& tls, const TransportLimits& limits,
-                                                CidRegistry& cids, Timestamp now, std::string* error) {
+                                                CidRegistry& cids, Timestamp now, std::string* error,
+                                                std::span<const uint8_t> token) {
   std::unique_ptr<Connection> c(new Connection(false, limits, cids));
-  if (!c->init_client(path, host, tls, now, error)) return nullptr;
+  if (!c->init_client(path, host, tls, now, error, token)) return nullptr;
   return c;
 }
 
 bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
-                             const TlsServerContext& tls, Timestamp now, std::string* error) {
+                             const TlsServerContext& tls, Timestamp now, std::string* error,
+                             const ngtcp2_cid* retry_original_dcid) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
   fill_settings(settings, params, now, probes);
-  settings.token = initial.token;
-  settings.tokenlen = initial.tokenlen;
   params.original_dcid = initial.dcid;
   params.original_dcid_present = 1;
+  if (retry_original_dcid != nullptr) {
+    // Through a Retry (RFC 9000 §7.3): the client checks both ids against what it sent and received.
+    // Only a token quic::Dispatcher verified goes to ngtcp2: a server given a token counts the
+    // client's address as validated and lifts the 3x anti-amplification limit (RFC 9000 §8.1).
+    // Any other token (forged, or a NEW_TOKEN token, which we never issue) is dropped here, so the
+    // address stays unvalidated until the handshake proves it (issue 14 6a).
+    settings.token = initial.token;
+    settings.tokenlen = initial.tokenlen;
+    settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+    params.original_dcid = *retry_original_dcid;
+    params.retry_scid = initial.dcid;
+    params.retry_scid_present = 1;
+  }
   params.stateless_reset_token_present = 1;
   ngtcp2_cid scid;
   scid.datalen = kCidLength;
@@ -304,11 +318,13 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
 }
 
 bool Connection::init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
-                             Timestamp now, std::string* error) {
+                             Timestamp now, std::string* error, std::span<const uint8_t> token) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
   fill_settings(settings, params, now, probes);
+  settings.token = token.empty() ? nullptr : token.data();  // ngtcp2 copies it
+  settings.tokenlen = token.size();
   ngtcp2_cid scid, dcid;
   scid.datalen = kCidLength;
   random_bytes(scid.data, scid.datalen);

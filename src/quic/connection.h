@@ -96,14 +96,18 @@ class Connection final : public Transport {
   enum class State { kHandshaking, kOpen, kClosing, kDraining, kClosed };
 
   // Server side: `initial` is the client's first packet, already checked with ngtcp2_accept().
+  // `retry_original_dcid`: its Retry token verified (quic::Dispatcher), this was the client's first
+  // destination id; the address counts as validated.
   static std::unique_ptr<Connection> accept(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path,
                                             std::shared_ptr<const TlsServerContext> tls,
                                             const TransportLimits& limits, CidRegistry& cids, Timestamp now,
-                                            std::string* error);
-  // Client side.
+                                            std::string* error,
+                                            const ngtcp2_cid* retry_original_dcid = nullptr);
+  // Client side. `token`: sent in the client's Initials (a NEW_TOKEN token; tests forge one).
   static std::unique_ptr<Connection> connect(const ngtcp2_path& path, const std::string& host,
                                              const TlsClientContext& tls, const TransportLimits& limits,
-                                             CidRegistry& cids, Timestamp now, std::string* error);
+                                             CidRegistry& cids, Timestamp now, std::string* error,
+                                             std::span<const uint8_t> token = {});
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -193,9 +197,9 @@ class Connection final : public Transport {
 
   Connection(bool server, const TransportLimits& limits, CidRegistry& cids);
   bool init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path, const TlsServerContext& tls,
-                   Timestamp now, std::string* error);
+                   Timestamp now, std::string* error, const ngtcp2_cid* retry_original_dcid);
   bool init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
-                   Timestamp now, std::string* error);
+                   Timestamp now, std::string* error, std::span<const uint8_t> token);
   struct Tx;  // the state of one write_packets() call (connection_tx.cc)
 
   void fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now,

@@ -13,13 +13,16 @@ Dispatcher::CidKey::CidKey(const uint8_t* data, size_t n)
   std::memcpy(bytes.data(), data, len);
 }
 
-Dispatcher::Dispatcher(DispatcherOptions options) : options_(options) {
+Dispatcher::Dispatcher(DispatcherOptions options)
+    : options_(options), address_limits_(options.address_limits) {
   gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_.data(), reset_secret_.size());
+  gnutls_rnd(GNUTLS_RND_RANDOM, token_secret_.data(), token_secret_.size());
 }
 
 Dispatcher::Dispatcher(DispatcherOptions options, std::span<const uint8_t, 32> reset_secret)
-    : options_(options) {
+    : options_(options), address_limits_(options.address_limits) {
   std::copy(reset_secret.begin(), reset_secret.end(), reset_secret_.begin());
+  gnutls_rnd(GNUTLS_RND_RANDOM, token_secret_.data(), token_secret_.size());
 }
 
 void Dispatcher::add_cid(const ngtcp2_cid& cid, Connection* conn) {
@@ -63,7 +66,8 @@ void Dispatcher::stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) {
   ngtcp2_crypto_generate_stateless_reset_token(token, reset_secret_.data(), reset_secret_.size(), &cid);
 }
 
-Dispatcher::Decision Dispatcher::classify(std::span<const uint8_t> packet, size_t open_connections) {
+Dispatcher::Decision Dispatcher::classify(std::span<const uint8_t> packet, size_t open_connections,
+                                          const sockaddr* from, socklen_t fromlen, Timestamp now) {
   reply_len_ = 0;
   Decision d;
   if (packet.empty()) return d;  // ngtcp2 asserts on an empty packet
@@ -93,8 +97,71 @@ Dispatcher::Decision Dispatcher::classify(std::span<const uint8_t> packet, size_
     d.kind = Decision::Kind::kRefuse;
     return d;
   }
+  const auto key = address_key(from, fromlen);
+  if (key && d.header.tokenlen > 0 && d.header.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+    ngtcp2_cid original{};
+    if (ngtcp2_crypto_verify_retry_token2(&original, d.header.token, d.header.tokenlen, token_secret_.data(),
+                                          token_secret_.size(), d.header.version, from, fromlen,
+                                          &d.header.dcid, kRetryTokenLifetime, now) != 0) {
+      ++stats_.invalid_tokens;
+      if (write_initial_close(d.header, NGTCP2_INVALID_TOKEN, "invalid retry token"))
+        d.kind = Decision::Kind::kReply;
+      return d;
+    }
+    d.retry_original_dcid = original;
+  } else if (key && open_connections >= options_.retry_above) {
+    if (write_retry(d.header, from, fromlen, now)) d.kind = Decision::Kind::kReply;
+    return d;
+  }
+  if (key) {
+    switch (address_limits_.admit(*key, now)) {
+      case AddressLimits::Verdict::kAdmit:
+        d.address = key;
+        break;
+      case AddressLimits::Verdict::kTooManyConnections:
+        ++stats_.refused_address_connections;
+        if (write_initial_close(d.header, NGTCP2_CONNECTION_REFUSED,
+                                "too many connections from this address"))
+          d.kind = Decision::Kind::kReply;
+        return d;
+      case AddressLimits::Verdict::kTooManyHandshakes:
+        ++stats_.refused_handshake_rate;
+        if (write_initial_close(d.header, NGTCP2_CONNECTION_REFUSED, "too many handshakes from this address"))
+          d.kind = Decision::Kind::kReply;
+        return d;
+    }
+  }
   d.kind = Decision::Kind::kAccept;
   return d;
+}
+
+bool Dispatcher::write_retry(const ngtcp2_pkt_hd& hd, const sockaddr* from, socklen_t fromlen,
+                             Timestamp now) {
+  ngtcp2_cid retry_scid;
+  retry_scid.datalen = kCidLength;
+  gnutls_rnd(GNUTLS_RND_NONCE, retry_scid.data, retry_scid.datalen);
+  std::array<uint8_t, NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2> token{};
+  const ngtcp2_ssize tokenlen =
+      ngtcp2_crypto_generate_retry_token2(token.data(), token_secret_.data(), token_secret_.size(),
+                                          hd.version, from, fromlen, &retry_scid, &hd.dcid, now);
+  if (tokenlen < 0) return false;
+  const ngtcp2_ssize n =
+      ngtcp2_crypto_write_retry(reply_.data(), reply_.size(), hd.version, &hd.scid, &retry_scid, &hd.dcid,
+                                token.data(), static_cast<size_t>(tokenlen));
+  if (n <= 0) return false;
+  reply_len_ = static_cast<size_t>(n);
+  ++stats_.retries;
+  return true;
+}
+
+bool Dispatcher::write_initial_close(const ngtcp2_pkt_hd& hd, uint64_t code, std::string_view reason) {
+  // Our SCID is the client's DCID (it also derives the Initial keys), our DCID the client's SCID.
+  const ngtcp2_ssize n =
+      ngtcp2_crypto_write_connection_close(reply_.data(), reply_.size(), hd.version, &hd.scid, &hd.dcid, code,
+                                           reinterpret_cast<const uint8_t*>(reason.data()), reason.size());
+  if (n <= 0) return false;
+  reply_len_ = static_cast<size_t>(n);
+  return true;
 }
 
 bool Dispatcher::write_version_negotiation(const ngtcp2_version_cid& vc) {

@@ -10,27 +10,39 @@
 //   kReply     answer with `reply()` (Version Negotiation for an unknown version, Stateless Reset for
 //              a short-header packet of a connection we do not know), one datagram to the sender
 //   kRefuse    a valid Initial the endpoint will not take (connection limit): counted and dropped
+//              (an address over its own limits, quic/address_limits.h, gets kReply with a
+//              CONNECTION_CLOSE CONNECTION_REFUSED instead, so a real client stops at once)
 //   kDrop      anything else (undecodable, not an Initial, client side, shutting down)
 //
 // The Asio driver (quic::Endpoint) does the I/O: it reads datagrams, sends replies, owns the
 // Connections, their timers and parked output. Tests drive the Dispatcher with byte vectors and real
 // Connections in memory (tests/unit/quic/dispatcher_test.cc, tests/support/quic_pair.h).
 //
-// Address validation (Retry) would be one more outcome of the accept decision: an Initial without a
-// valid token from an address over a rate would get kReply with a Retry packet, and the token would
-// be checked here before kAccept.
+// Address validation (RFC 9000 §8.1.2): while `retry_above` or more connections are open (0: always),
+// an Initial without a token is answered with a Retry (kReply) carrying a token that
+// ngtcp2_crypto_generate_retry_token2 seals (AEAD) with a per-process random secret, bound to the
+// client's address and its original destination connection id, valid kRetryTokenLifetime. The
+// client's next Initial brings it back: verified here, it gives kAccept with retry_original_dcid (the
+// connection then sends original_dcid and retry_scid, and ngtcp2 counts the address as validated); a
+// Retry token that does not verify (forged, another address, expired) gets an Initial
+// CONNECTION_CLOSE INVALID_TOKEN. Spoofed Initials then cost one stateless packet each and hold no
+// connection slot. Only classify() with the sender's address does any of this.
 #pragma once
 
 #include <ngtcp2/ngtcp2.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "quic/address_limits.h"
 #include "quic/connection.h"
 
 namespace wtmesh::quic {
@@ -38,12 +50,23 @@ namespace wtmesh::quic {
 struct DispatcherOptions {
   bool server = false;  // accept Initials and answer strays; a client only routes
   size_t max_connections = 4096;
+  // Per client address (applied when classify() is given the sender's address).
+  AddressLimitOptions address_limits;
+  // Retry token-less Initials while this many connections (or more) are open; 0: always.
+  size_t retry_above = std::numeric_limits<size_t>::max();
 };
+
+// How long a Retry token is accepted after it was issued.
+inline constexpr Timestamp kRetryTokenLifetime = 10'000'000'000;  // 10 s
 
 struct DispatcherStats {
   uint64_t version_negotiations = 0;
   uint64_t stateless_resets = 0;
-  uint64_t refused = 0;  // valid Initials refused because the endpoint was at its limit
+  uint64_t refused = 0;                      // valid Initials refused because the endpoint was at its limit
+  uint64_t refused_address_connections = 0;  // the sender's address holds its cap of connections
+  uint64_t refused_handshake_rate = 0;       // the sender's address started too many handshakes
+  uint64_t retries = 0;                      // Retry packets sent
+  uint64_t invalid_tokens = 0;               // Retry tokens that did not verify (INVALID_TOKEN sent)
 };
 
 class Dispatcher final : public CidRegistry {
@@ -53,6 +76,11 @@ class Dispatcher final : public CidRegistry {
     Kind kind = Kind::kDrop;
     Connection* conn = nullptr;  // kRoute
     ngtcp2_pkt_hd header{};      // kAccept: the Initial's header, for Connection::accept
+    // kAccept with a sender's address: its key; the driver calls opened(key) once the connection
+    // exists and closed(key) when it is gone.
+    std::optional<AddressKey> address;
+    // kAccept of an Initial whose Retry token verified: the client's first destination id.
+    std::optional<ngtcp2_cid> retry_original_dcid;
   };
 
   // A random stateless-reset secret.
@@ -60,19 +88,28 @@ class Dispatcher final : public CidRegistry {
   // A given secret (tests; several processes behind one address would share one).
   Dispatcher(DispatcherOptions options, std::span<const uint8_t, 32> reset_secret);
 
-  void set_options(DispatcherOptions options) { options_ = options; }
+  void set_options(DispatcherOptions options) {
+    options_ = options;
+    address_limits_.set_options(options.address_limits);
+  }
   const DispatcherOptions& options() const { return options_; }
   // No new connections from now on (the endpoint is shutting down); existing ones still route.
   void stop_accepting() { accepting_ = false; }
 
   // `open_connections` is how many the driver holds now (the limit counts them all, also those not
   // yet routed). After kReply, reply() holds the datagram until the next classify().
-  Decision classify(std::span<const uint8_t> packet, size_t open_connections);
+  // With the sender's address `from` (and the time), per-address limits apply to new connections.
+  Decision classify(std::span<const uint8_t> packet, size_t open_connections, const sockaddr* from = nullptr,
+                    socklen_t fromlen = 0, Timestamp now = 0);
   std::span<const uint8_t> reply() const { return {reply_.data(), reply_len_}; }
 
   // Forgets every id `conn` registered (it is about to be destroyed).
   void forget(const Connection* conn);
   size_t route_count() const { return routes_.size(); }
+  // A connection accepted with Decision::address `key` now exists / is gone.
+  void opened(const AddressKey& key) { address_limits_.opened(key); }
+  void closed(const AddressKey& key) { address_limits_.closed(key); }
+  const AddressLimits& address_limits() const { return address_limits_; }
   const DispatcherStats& stats() const { return stats_; }
 
   // CidRegistry
@@ -98,13 +135,18 @@ class Dispatcher final : public CidRegistry {
 
   bool write_version_negotiation(const ngtcp2_version_cid& vc);
   bool write_stateless_reset(std::span<const uint8_t> packet, const ngtcp2_version_cid& vc);
+  // A stateless Initial CONNECTION_CLOSE answering the client Initial `hd` (transport error `code`).
+  bool write_initial_close(const ngtcp2_pkt_hd& hd, uint64_t code, std::string_view reason);
+  bool write_retry(const ngtcp2_pkt_hd& hd, const sockaddr* from, socklen_t fromlen, Timestamp now);
 
   DispatcherOptions options_;
   bool accepting_ = true;
   std::array<uint8_t, 32> reset_secret_{};
+  std::array<uint8_t, 32> token_secret_{};  // Retry tokens' key material, random per process
   std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;         // DCID → connection
   std::unordered_map<const Connection*, std::vector<CidKey>> ids_of_;  // connection → its DCIDs
-  std::array<uint8_t, 256> reply_{};
+  AddressLimits address_limits_;
+  std::array<uint8_t, 1280> reply_{};  // a Retry or an Initial CONNECTION_CLOSE fits
   size_t reply_len_ = 0;
   DispatcherStats stats_;
 };

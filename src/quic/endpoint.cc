@@ -63,7 +63,10 @@ udp::endpoint Endpoint::local_endpoint() const { return socket_.local_endpoint()
 
 void Endpoint::listen(ServerOptions options) {
   options_ = std::move(options);
-  dispatcher_.set_options({.server = true, .max_connections = options_.max_connections});
+  dispatcher_.set_options({.server = true,
+                           .max_connections = options_.max_connections,
+                           .address_limits = options_.address_limits,
+                           .retry_above = options_.retry_above});
 }
 
 EndpointStats Endpoint::stats() const {
@@ -72,6 +75,10 @@ EndpointStats Endpoint::stats() const {
   s.version_negotiations = d.version_negotiations;
   s.stateless_resets = d.stateless_resets;
   s.refused += d.refused;
+  s.refused_address_connections = d.refused_address_connections;
+  s.refused_handshake_rate = d.refused_handshake_rate;
+  s.retries = d.retries;
+  s.invalid_tokens = d.invalid_tokens;
   return s;
 }
 
@@ -170,7 +177,7 @@ void Endpoint::service_touched() {
 
 Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen,
                                     Timestamp now) {
-  const Dispatcher::Decision d = dispatcher_.classify(pkt, conns_.size());
+  const Dispatcher::Decision d = dispatcher_.classify(pkt, conns_.size(), from, fromlen, now);
   using Kind = Dispatcher::Decision::Kind;
   switch (d.kind) {
     case Kind::kDrop:
@@ -191,7 +198,7 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
   path.remote.addr = const_cast<sockaddr*>(from);
   path.remote.addrlen = fromlen;
   const ngtcp2_pkt_info pi{};
-  if (d.kind == Kind::kAccept) return accept(d.header, path, pi, pkt, now);
+  if (d.kind == Kind::kAccept) return accept(d, path, pi, pkt, now);
   if (!d.conn->read_packet(path, pi, pkt, now)) {
     remove(d.conn);
     return nullptr;
@@ -199,17 +206,22 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
   return d.conn;
 }
 
-Connection* Endpoint::accept(const ngtcp2_pkt_hd& header, const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
-                             std::span<const uint8_t> pkt, Timestamp now) {
+Connection* Endpoint::accept(const Dispatcher::Decision& d, const ngtcp2_path& path,
+                             const ngtcp2_pkt_info& pi, std::span<const uint8_t> pkt, Timestamp now) {
   std::string error;
-  auto conn = Connection::accept(header, path, options_.tls, options_.limits, dispatcher_, now, &error);
+  auto conn = Connection::accept(d.header, path, options_.tls, options_.limits, dispatcher_, now, &error,
+                                 d.retry_original_dcid ? &*d.retry_original_dcid : nullptr);
   if (!conn) {
     ++stats_.refused;
     spdlog::warn("quic: cannot accept connection: {}", error);
     return nullptr;
   }
   Connection* raw = conn.get();
-  adopt(std::move(conn));
+  Entry* e = adopt(std::move(conn));
+  if (d.address) {
+    e->address = d.address;
+    dispatcher_.opened(*d.address);
+  }
   if (options_.on_connection) options_.on_connection(*raw);
   if (!raw->read_packet(path, pi, pkt, now)) {
     remove(raw);
@@ -374,6 +386,7 @@ void Endpoint::remove(Connection* conn) {
   std::unique_ptr<Entry> entry = std::move(it->second);
   conns_.erase(it);
   dispatcher_.forget(conn);
+  if (entry->address) dispatcher_.closed(*entry->address);
   entry->timer.cancel();
   if (entry->blocked) blocked_.erase(std::find(blocked_.begin(), blocked_.end(), conn));
   entry->conn->abandon("connection removed");

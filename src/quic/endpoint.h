@@ -40,6 +40,11 @@ struct ServerOptions {
   std::shared_ptr<const TlsServerContext> tls;
   TransportLimits limits;
   size_t max_connections = 4096;
+  // Per client address (IPv4 address, IPv6 /64): live connections and a handshake rate.
+  AddressLimitOptions address_limits;
+  // Answer token-less Initials with a Retry while this many connections are open (0: always); half
+  // of max_connections by default, so spoofed Initials cannot fill the table.
+  size_t retry_above = 2048;
   // Called for each new server connection before its first packet is processed: install the
   // protocol handler (and app state) here.
   std::function<void(Connection&)> on_connection;
@@ -50,9 +55,13 @@ struct EndpointStats {
   uint64_t packets_out = 0;
   uint64_t version_negotiations = 0;
   uint64_t stateless_resets = 0;
-  uint64_t refused = 0;         // new connections refused (limit reached or bad Initial)
-  uint64_t send_blocked = 0;    // trains parked because the socket buffer was full
-  uint64_t parked_dropped = 0;  // trains dropped because a connection already had two parked
+  uint64_t refused = 0;                      // new connections refused (limit reached or bad Initial)
+  uint64_t refused_address_connections = 0;  // the address held its cap of connections
+  uint64_t refused_handshake_rate = 0;       // the address started handshakes too fast
+  uint64_t retries = 0;                      // Retry packets sent
+  uint64_t invalid_tokens = 0;               // Initials with a Retry token that did not verify
+  uint64_t send_blocked = 0;                 // trains parked because the socket buffer was full
+  uint64_t parked_dropped = 0;               // trains dropped because a connection already had two parked
 };
 
 class Endpoint final {
@@ -104,7 +113,8 @@ class Endpoint final {
     Timestamp timer_deadline = kNever;  // when the pending timer wait fires (kNever: none pending)
     std::vector<Parked> parked;
     bool flush_posted = false;
-    bool blocked = false;  // listed in blocked_
+    bool blocked = false;               // listed in blocked_
+    std::optional<AddressKey> address;  // counted in the dispatcher's per-address limits
     explicit Entry(boost::asio::io_context& io) : timer(io) {}
   };
   class EntrySink;
@@ -125,7 +135,7 @@ class Endpoint final {
   void wait_writable();
   void on_writable();
   void post_flush(Entry& e);
-  Connection* accept(const ngtcp2_pkt_hd& header, const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
+  Connection* accept(const Dispatcher::Decision& d, const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
                      std::span<const uint8_t> pkt, Timestamp now);
   Entry* adopt(std::unique_ptr<Connection> conn);
   // Writes pending output and re-arms the timer; removes the connection if it is finished.

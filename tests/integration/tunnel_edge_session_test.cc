@@ -85,6 +85,67 @@ TEST_F(TunnelEdgeTest, AConnectionIsClosedAfterThreeRefusedSessionRequests) {
   EXPECT_TRUE(good.ready) << good.reason;
 }
 
+TEST_F(TunnelEdgeTest, AConnectionThatOpensNoSessionIsClosedAtTheSessionDeadline) {
+  // Issue 14 6b: a client that completes the QUIC handshake and then idles held one of the
+  // endpoint's connection slots until the idle timeout (30 s, or for ever with PINGs).
+  start_edge([](edge::EdgeOptions& o) { o.session_deadline = 1s; });
+  TestAgent& agent = connect_with(token());  // opens its session at once: not affected
+  clients_.push_back(dial());
+  agent::WtClient& idle = *clients_.back();
+  ASSERT_TRUE(run_until([&] { return idle.handshake_completed(); }));
+  const auto start = Clock::now();
+  ASSERT_TRUE(run_until([&] { return idle.closed(); }, 5s)) << "the idle connection stays open";
+  const auto took = Clock::now() - start;
+  EXPECT_GE(took, 900ms);
+  EXPECT_LE(took, 3s) << "deadline 1 s, checked at least once a second";
+  // (The reason is kept once the closing connection is removed, after its draining period.)
+  ASSERT_TRUE(run_until([&] { return !idle.close_reason().empty(); }));
+  EXPECT_EQ(idle.close_reason(), "no session opened");
+  EXPECT_EQ(edge_->on_edge(
+                [&] { return edge_->server().metrics().connections_shed(edge::ConnectionShed::kNoSession); }),
+            1u);
+  const std::string text = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(text.find("wtmesh_connections_shed_total{reason=\"no_session\"} 1"), std::string::npos);
+  // The agent's connection, past the deadline too, is still open.
+  ASSERT_TRUE(agent.ready) << agent.reason;
+  EXPECT_FALSE(agent.closed);
+  EXPECT_FALSE(clients_.front()->closed());
+}
+
+TEST_F(TunnelEdgeTest, AnAddressAtItsQuicConnectionCapIsRefused) {
+  // Issue 14 item 4: live QUIC connections per client address (every client here is 127.0.0.1).
+  start_edge([](edge::EdgeOptions& o) { o.quic_address_limits.max_connections_per_address = 2; });
+  for (int i = 0; i < 2; ++i) {
+    clients_.push_back(dial());
+    ASSERT_TRUE(run_until([&] { return clients_.back()->handshake_completed(); })) << i;
+  }
+  clients_.push_back(dial());
+  agent::WtClient& third = *clients_.back();
+  ASSERT_TRUE(run_until([&] { return !third.close_reason().empty(); }, 5s)) << "the third was not refused";
+  EXPECT_FALSE(third.handshake_completed());
+  EXPECT_EQ(third.close_reason(), "too many connections from this address");
+  const std::string text = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(text.find("wtmesh_quic_initials_refused_total{reason=\"address_connections\"} 1"),
+            std::string::npos);
+  // One closes: the address may connect again.
+  clients_.front()->close("done");
+  ASSERT_TRUE(
+      run_until([&] { return edge_->on_edge([&] { return edge_->server().connection_count(); }) == 1; }));
+  clients_.push_back(dial());
+  EXPECT_TRUE(run_until([&] { return clients_.back()->handshake_completed(); }));
+}
+
+TEST_F(TunnelEdgeTest, AnAgentConnectsThroughAForcedRetry) {
+  // Issue 14 6b: with --quic-retry-above 0 every new connection is validated with a Retry first.
+  start_edge([](edge::EdgeOptions& o) { o.quic_retry_above = 0; });
+  TestAgent& a = connect_with(token());
+  ASSERT_TRUE(run_until([&] { return a.ready || a.closed; }));
+  EXPECT_TRUE(a.ready) << a.reason;
+  const std::string text = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(text.find("wtmesh_quic_retries_total 1\n"), std::string::npos);
+  EXPECT_NE(text.find("wtmesh_quic_initials_refused_total{reason=\"invalid_token\"} 0"), std::string::npos);
+}
+
 TEST_F(TunnelEdgeTest, AnAddressOutOfAttemptsGets429) {
   const size_t burst = static_cast<size_t>(edge::AuthFailureLimits{}.burst);
   for (size_t i = 0; i < burst; ++i) {

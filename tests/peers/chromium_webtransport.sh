@@ -5,6 +5,8 @@
 #   - /echo: bidi echo (small, 256 KiB), uni echo, datagram echo, close(4242, "bye from chromium"),
 #     and the edge logs `session closed code=4242 reason="bye from chromium"`
 #   - another path is refused (404), an Origin outside --allow-origin is refused, one inside is accepted
+#   - the edge 'open' runs with --quic-retry-above 0: every Chromium connection to it goes through a
+#     QUIC Retry first (address validation), and its /metrics counts them (wtmesh_quic_retries_total)
 # Usage: chromium_webtransport.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
@@ -16,7 +18,8 @@ need_chromium
 page_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 page_origin="http://localhost:$page_port"
 
-start_edge open --echo
+open_admin=$(free_port)
+start_edge open --echo --quic-retry-above 0 --admin-listen "127.0.0.1:$open_admin"
 start_edge allowed --echo --allow-origin https://example.invalid --allow-origin "$page_origin"
 start_edge refused --echo --allow-origin https://example.invalid
 
@@ -78,6 +81,10 @@ if wait_for 5 edge_log_has open "$want"; then
 else
   fail "edge did not log: $want"
 fi
+
+retries=$(curl -sS -m 5 "http://127.0.0.1:$open_admin/metrics" | awk '$1 == "wtmesh_quic_retries_total" {print $2}')
+check "edge 'open' sent Chromium's connections through a Retry (wtmesh_quic_retries_total ${retries:-missing} >= 1)" \
+  [ "${retries:-0}" -ge 1 ]
 
 stop_edge open
 check "edge stops cleanly on SIGTERM (exit status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]

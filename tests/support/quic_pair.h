@@ -54,8 +54,8 @@ class QuicPair {
     server_handler_ = server_handler;
     std::string error;
     const ngtcp2_path path = path_of(kClient);
-    client_ =
-        quic::Connection::connect(path, "localhost", *client_tls_, client_limits_, client_ids_, now_, &error);
+    client_ = quic::Connection::connect(path, "localhost", *client_tls_, client_limits_, client_ids_, now_,
+                                        &error, client_token_);
     if (!client_) throw std::runtime_error("QuicPair: connect: " + error);
     client_->set_clock([this] { return now_; });
     client_->set_handler(client_handler);
@@ -67,6 +67,9 @@ class QuicPair {
   bool alive(Side s) const { return alive_[s]; }
   quic::Timestamp now() const { return now_; }
   size_t packets_sent(Side s) const { return sent_[s]; }
+  size_t bytes_sent(Side s) const { return bytes_[s]; }
+  // Before start(): a token the client sends in its Initials (tests forge one).
+  void set_client_token(std::vector<uint8_t> token) { client_token_ = std::move(token); }
 
   // The next `n` packets `from` sends are lost.
   void drop_next(Side from, size_t n) { drop_[from] += n; }
@@ -138,6 +141,7 @@ class QuicPair {
     if (!c || !alive_[from]) return;
     c->write_packets(now_, [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
       ++sent_[from];
+      bytes_[from] += pkt.size();
       if (drop_[from] > 0) {
         --drop_[from];
         return;
@@ -158,7 +162,9 @@ class QuicPair {
       quic::Connection* c = to == kClient && alive_[kClient] ? client_.get() : nullptr;
       if (to == kServer) {
         using Kind = quic::Dispatcher::Decision::Kind;
-        const quic::Dispatcher::Decision d = server_ids_.classify(pkt, server_ ? 1 : 0);
+        const ngtcp2_path from = path_of(kServer);
+        const quic::Dispatcher::Decision d =
+            server_ids_.classify(pkt, server_ ? 1 : 0, from.remote.addr, from.remote.addrlen, now_);
         if (d.kind == Kind::kReply) {
           const auto reply = server_ids_.reply();
           queue_[kServer].emplace_back(reply.begin(), reply.end());
@@ -166,8 +172,9 @@ class QuicPair {
         }
         if (d.kind == Kind::kAccept) {
           std::string error;
-          server_ = quic::Connection::accept(d.header, path, server_tls_, server_limits_, server_ids_, now_,
-                                             &error);
+          server_ =
+              quic::Connection::accept(d.header, path, server_tls_, server_limits_, server_ids_, now_, &error,
+                                       d.retry_original_dcid ? &*d.retry_original_dcid : nullptr);
           if (!server_) throw std::runtime_error("QuicPair: accept: " + error);
           server_->set_clock([this] { return now_; });
           server_->set_handler(server_handler_);
@@ -197,6 +204,8 @@ class QuicPair {
   std::deque<std::vector<uint8_t>> queue_[2];
   size_t drop_[2] = {0, 0};
   size_t sent_[2] = {0, 0};
+  size_t bytes_[2] = {0, 0};
+  std::vector<uint8_t> client_token_;
   bool alive_[2] = {true, true};
 };
 

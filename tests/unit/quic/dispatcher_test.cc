@@ -3,7 +3,9 @@
 // decision on a real Initial, routing by connection id and forgetting a connection's ids.
 #include "quic/dispatcher.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <array>
@@ -18,6 +20,16 @@ using Kind = Dispatcher::Decision::Kind;
 
 constexpr std::array<uint8_t, 32> kSecret = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                              17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+sockaddr_in v4(const char* text, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, text, &a.sin_addr);
+  return a;
+}
+const sockaddr* sa(const sockaddr_in& a) { return reinterpret_cast<const sockaddr*>(&a); }
+constexpr Timestamp kSecond = 1'000'000'000;
 
 uint32_t be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -189,6 +201,145 @@ TEST_F(DispatcherInitialTest, AClientOfAVanishedServerStopsAtTheStatelessReset) 
   pair_.advance(std::chrono::milliseconds(50));  // (pacing may hold the packet a moment)
   EXPECT_EQ(pair_.server_dispatcher().stats().stateless_resets, 1u);
   EXPECT_TRUE(client_handler_.closed) << "the reset closes the client at once, not after its idle timeout";
+}
+
+TEST_F(DispatcherInitialTest, AnAddressAtItsConnectionCapGetsConnectionRefused) {
+  Dispatcher d({.server = true,
+                .max_connections = 100,
+                .address_limits = {.max_connections_per_address = 2, .handshake_burst = 100}},
+               kSecret);
+  const sockaddr_in a = v4("192.0.2.7", 40000), b = v4("192.0.2.8", 40000);
+  std::vector<AddressKey> held;
+  for (int i = 0; i < 2; ++i) {
+    const auto ok = d.classify(initial_, held.size(), sa(a), sizeof(a), kSecond);
+    ASSERT_EQ(ok.kind, Kind::kAccept) << i;
+    ASSERT_TRUE(ok.address.has_value());
+    d.opened(*ok.address);
+    held.push_back(*ok.address);
+  }
+  const auto refused = d.classify(initial_, 2, sa(a), sizeof(a), kSecond);
+  ASSERT_EQ(refused.kind, Kind::kReply) << "an Initial CONNECTION_CLOSE, not silence";
+  EXPECT_EQ(d.stats().refused_address_connections, 1u);
+  const std::vector<uint8_t> close(d.reply().begin(), d.reply().end());
+  EXPECT_EQ(d.classify(initial_, 2, sa(b), sizeof(b), kSecond).kind, Kind::kAccept) << "another address";
+
+  // The real client reads the refusal and stops at once (CONNECTION_REFUSED), no timeout.
+  sockaddr_in client = v4("127.0.0.1", 40000), server = v4("127.0.0.1", 4433);
+  ngtcp2_path path{};
+  path.local = {reinterpret_cast<sockaddr*>(&client), sizeof(client)};
+  path.remote = {reinterpret_cast<sockaddr*>(&server), sizeof(server)};
+  pair_.client().read_packet(path, ngtcp2_pkt_info{}, close, pair_.now());
+  EXPECT_TRUE(client_handler_.closed);
+  EXPECT_EQ(pair_.client().close_reason(), "too many connections from this address");
+
+  d.closed(held.back());
+  EXPECT_EQ(d.classify(initial_, 1, sa(a), sizeof(a), kSecond).kind, Kind::kAccept) << "a slot was freed";
+}
+
+TEST_F(DispatcherInitialTest, AnAddressStartingHandshakesTooFastIsRefused) {
+  Dispatcher d({.server = true,
+                .max_connections = 100,
+                .address_limits = {.handshake_burst = 3, .handshakes_per_second = 1}},
+               kSecret);
+  const sockaddr_in a = v4("192.0.2.7", 40000);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kAccept);
+  EXPECT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kReply);
+  EXPECT_EQ(d.stats().refused_handshake_rate, 1u);
+  EXPECT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), 2 * kSecond).kind, Kind::kAccept)
+      << "one back per second";
+  // Without the sender's address (a client endpoint, tests) no per-address limit applies.
+  EXPECT_EQ(d.classify(initial_, 0).kind, Kind::kAccept);
+}
+
+TEST_F(DispatcherInitialTest, AClientCompletesItsHandshakeThroughARetry) {
+  DispatcherOptions o = pair_.server_dispatcher().options();
+  o.retry_above = 0;  // always
+  pair_.server_dispatcher().set_options(o);
+  pair_.pump();
+  pair_.advance(std::chrono::milliseconds(100));  // (pacing may hold the client's last flight)
+  ASSERT_NE(pair_.server(), nullptr);
+  // The client checks original_dcid and retry_scid in our transport parameters against the Retry it
+  // took: a mismatch would fail its handshake (TRANSPORT_PARAMETER_ERROR).
+  EXPECT_TRUE(pair_.client().handshake_completed());
+  EXPECT_TRUE(pair_.server()->handshake_completed());
+  EXPECT_FALSE(client_handler_.closed) << client_handler_.why;
+  EXPECT_EQ(pair_.server_dispatcher().stats().retries, 1u);
+  EXPECT_EQ(pair_.server_dispatcher().stats().invalid_tokens, 0u);
+}
+
+TEST_F(DispatcherInitialTest, ARetryTokenIsBoundToTheAddressTheSecretAndTime) {
+  Dispatcher d({.server = true, .max_connections = 100, .retry_above = 0}, kSecret);
+  const sockaddr_in a = v4("127.0.0.1", 40000), other = v4("127.0.0.1", 40001);
+  ASSERT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kReply);
+  EXPECT_EQ(d.stats().retries, 1u);
+  const std::vector<uint8_t> retry(d.reply().begin(), d.reply().end());
+  EXPECT_EQ(retry[0] & 0xf0, 0xf0) << "long header, packet type Retry (QUIC v1)";
+  // Above the threshold only: below it the same Initial is accepted.
+  Dispatcher calm({.server = true, .max_connections = 100, .retry_above = 10}, kSecret);
+  EXPECT_EQ(calm.classify(initial_, 9, sa(a), sizeof(a), kSecond).kind, Kind::kAccept);
+  EXPECT_EQ(calm.classify(initial_, 10, sa(a), sizeof(a), kSecond).kind, Kind::kReply);
+
+  // The real client takes the Retry and sends its Initial again, with the token.
+  sockaddr_in client = v4("127.0.0.1", 40000), server = v4("127.0.0.1", 4433);
+  ngtcp2_path path{};
+  path.local = {reinterpret_cast<sockaddr*>(&client), sizeof(client)};
+  path.remote = {reinterpret_cast<sockaddr*>(&server), sizeof(server)};
+  ASSERT_TRUE(pair_.client().read_packet(path, ngtcp2_pkt_info{}, retry, pair_.now()));
+  std::vector<uint8_t> second;
+  pair_.client().write_packets(pair_.now(), [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
+    if (second.empty()) second.assign(pkt.begin(), pkt.end());
+  });
+  ASSERT_FALSE(second.empty());
+  const auto ok = d.classify(second, 0, sa(a), sizeof(a), 2 * kSecond);
+  ASSERT_EQ(ok.kind, Kind::kAccept);
+  ASSERT_TRUE(ok.retry_original_dcid.has_value());
+  ASSERT_EQ(ok.retry_original_dcid->datalen, initial_[5]);
+  EXPECT_TRUE(
+      std::equal(initial_.begin() + 6, initial_.begin() + 6 + initial_[5], ok.retry_original_dcid->data))
+      << "the token carries the client's first destination id";
+
+  // Another address (the port counts), after its lifetime, or another process's secret: refused with
+  // INVALID_TOKEN, never accepted.
+  EXPECT_EQ(d.classify(second, 0, sa(other), sizeof(other), 2 * kSecond).kind, Kind::kReply);
+  EXPECT_EQ(d.classify(second, 0, sa(a), sizeof(a), kSecond + kRetryTokenLifetime + kSecond).kind,
+            Kind::kReply);
+  EXPECT_EQ(d.stats().invalid_tokens, 2u);
+  Dispatcher restarted({.server = true, .max_connections = 100, .retry_above = 0}, kSecret);
+  EXPECT_EQ(restarted.classify(second, 0, sa(a), sizeof(a), 2 * kSecond).kind, Kind::kReply);
+  EXPECT_EQ(restarted.stats().invalid_tokens, 1u);
+  EXPECT_EQ(d.classify(second, 0, sa(a), sizeof(a), 3 * kSecond).kind, Kind::kAccept) << "still valid here";
+}
+
+// Issue 14 6a: a server that hands ngtcp2 the Initial's token tells it the address is validated,
+// which lifts the 3x anti-amplification limit (RFC 9000 §8.1). A forged token must not.
+class ForgedTokenTest : public DispatcherInitialTest {
+ protected:
+  void SetUp() override {}  // the client starts in the test, with its token
+};
+
+TEST_F(ForgedTokenTest, AForgedTokenDoesNotLiftTheAntiAmplificationLimit) {
+  // It looks like ngtcp2's NEW_TOKEN tokens (magic 0x36), the bytes are random.
+  std::vector<uint8_t> forged(1 + 8 + 16 + 16, 0x5a);
+  forged[0] = 0x36;
+  pair_.set_client_token(forged);
+  pair_.start(&client_handler_, &server_handler_);
+  std::vector<std::vector<uint8_t>> flight;
+  pair_.client().write_packets(pair_.now(), [&](const ngtcp2_path&, std::span<const uint8_t> pkt) {
+    flight.emplace_back(pkt.begin(), pkt.end());
+  });
+  ASSERT_FALSE(flight.empty());
+  ASSERT_GE(flight[0].size(), 1200u);
+  ASSERT_NE(std::search(flight[0].begin(), flight[0].end(), forged.begin(), forged.end()), flight[0].end())
+      << "the token travels in the clear in the Initial's header";
+  // Only the client's first datagram ever arrives (as from a spoofed address): the server may send
+  // at most three times that, however many times its loss timer fires.
+  pair_.inject(test::QuicPair::kClient, flight[0]);
+  pair_.drop_next(test::QuicPair::kClient, 1'000'000);
+  pair_.advance(std::chrono::seconds(8));
+  ASSERT_NE(pair_.server(), nullptr) << "the Initial was accepted";
+  EXPECT_GT(pair_.bytes_sent(test::QuicPair::kServer), 0u);
+  EXPECT_LE(pair_.bytes_sent(test::QuicPair::kServer), 3 * flight[0].size());
 }
 
 }  // namespace

@@ -92,6 +92,10 @@ struct ConnectSpec {
 
 // Checks the upstream_* fields together; false with `error` set to one sentence.
 bool check_upstream_options(const TunnelSpec& spec, std::string* error);
+// Adds --require-token key files (their public keys) and --challenge; false with `error` for a file
+// that is missing or holds no P-256 key, or more than kMaxTokenKeys.
+bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files, bool challenge,
+                        std::string* error);
 // Adds visitor auth from the command line or YAML: "USER:PASS" credentials, allowed and denied CIDR
 // ranges. False with `error` naming the bad value (never the password).
 bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::string>& basic,

@@ -71,11 +71,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string target = "/" + std::string(cidr);
   tunnel::HeaderPairs fields{{"cookie", std::string(cidr)}, {"accept", "text/html"}};
   if (a != std::string_view::npos) fields.emplace_back("authorization", "Bearer " + std::string(auth));
-  const auto g = guarded().check(edge::VisitorRequest{"127.0.0.1", {}, "app.localhost", "GET", target, fields}, now);
+  const auto g =
+      guarded().check(edge::VisitorRequest{"127.0.0.1", {}, "app.localhost", "GET", target, fields}, now);
   if (g.verdict == edge::VisitorGate::Verdict::kAllow || g.verdict == edge::VisitorGate::Verdict::kPassed)
     __builtin_trap();
   std::string rest;
-  if (edge::query_parameter(target, edge::kTokenParameter, &rest) && rest.size() >= target.size()) __builtin_trap();
+  if (edge::query_parameter(target, edge::kTokenParameter, &rest) && rest.size() >= target.size())
+    __builtin_trap();
   edge::strip_pass_cookie(fields);
   if (!edge::pass_cookies(fields).empty()) __builtin_trap();
 

@@ -79,7 +79,7 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   const std::string where = "tunnels[" + std::to_string(index) + "]";
   if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
   std::string name, type = "http", port_text, upstream, protocol, tls, ca, sni, insecure;
-  std::string remote_port, private_only, proxy_protocol;       // types tcp and udp only (proxy_protocol: tcp)
+  std::string remote_port, private_only, proxy_protocol;  // types tcp and udp only (proxy_protocol: tcp)
   std::vector<std::string> basic_auth, allow_cidr, deny_cidr, require_token;  // type http only
   std::string challenge;
   bool has_port = false, has_upstream = false, has_name = false;
@@ -143,10 +143,12 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
                 where + " has type \"" + type + "\"; the types are http, tcp, udp and connect" + at_line(t));
   }
   spec.type = type;
-  if (type != "http" &&
-      !(basic_auth.empty() && allow_cidr.empty() && deny_cidr.empty() && require_token.empty() && challenge.empty()))
-    return fail(error, where + ": basic_auth, allow_cidr, deny_cidr, require_token and challenge are for http tunnels" +
-                           at_line(t));
+  if (type != "http" && !(basic_auth.empty() && allow_cidr.empty() && deny_cidr.empty() &&
+                          require_token.empty() && challenge.empty()))
+    return fail(error,
+                where +
+                    ": basic_auth, allow_cidr, deny_cidr, require_token and challenge are for http tunnels" +
+                    at_line(t));
   if (!challenge.empty() && challenge != "true" && challenge != "false")
     return fail(error, where + ".challenge must be true or false" + at_line(t));
   std::vector<std::string> key_files;
@@ -273,8 +275,8 @@ bool check_upstream_options(const TunnelSpec& spec, std::string* error) {
   return true;
 }
 
-bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files, bool challenge,
-                        std::string* error) {
+bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files,
+                        bool challenge, std::string* error) {
   for (const auto& file : key_files) {
     if (policy.token_keys.size() >= tunnel::kMaxTokenKeys)
       return fail(error, "at most " + std::to_string(tunnel::kMaxTokenKeys) + " --require-token keys");
@@ -411,7 +413,8 @@ std::optional<AgentConfig> parse_agent_config(std::string_view text, const std::
       tunnels = kv.second;
     } else {
       fail(error, "unknown key \"" + key + "\"" + at_line(kv.first) +
-                      "; expected edge, ca, token, token_file, credential_file, session_token_ttl, domain or tunnels");
+                      "; expected edge, ca, token, token_file, credential_file, session_token_ttl, domain or "
+                      "tunnels");
       return std::nullopt;
     }
     if (!ok) return std::nullopt;

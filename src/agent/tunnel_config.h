@@ -94,8 +94,8 @@ struct ConnectSpec {
 bool check_upstream_options(const TunnelSpec& spec, std::string* error);
 // Adds --require-token key files (their public keys) and --challenge; false with `error` for a file
 // that is missing or holds no P-256 key, or more than kMaxTokenKeys.
-bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files, bool challenge,
-                        std::string* error);
+bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files,
+                        bool challenge, std::string* error);
 // Adds visitor auth from the command line or YAML: "USER:PASS" credentials, allowed and denied CIDR
 // ranges. False with `error` naming the bad value (never the password).
 bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::string>& basic,
@@ -105,8 +105,8 @@ bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::stri
 struct AgentConfig {
   std::string edge;
   std::optional<std::filesystem::path> ca;
-  std::string token;                                // inline, or
-  std::optional<std::filesystem::path> token_file;  // read at each connect, or
+  std::string token;                                     // inline, or
+  std::optional<std::filesystem::path> token_file;       // read at each connect, or
   std::optional<std::filesystem::path> credential_file;  // a credential (tunnel/credential.h)
   std::chrono::seconds session_token_ttl{300};           // of the tokens minted from it
   std::string domain = "localhost";

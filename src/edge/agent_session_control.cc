@@ -145,9 +145,11 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     refuse(id, raw_host, refusal::kInvalid, "visitor auth applies to http tunnels only");
     return;
   }
-  const auto min = std::max(config_.visitor_auth_min,
-                            config_.require_visitor_auth ? tunnel::VisitorAuthMin::kAny : tunnel::VisitorAuthMin::kNone);
-  if (const std::string why = tunnel::visitor_auth_shortfall(reg.visitor, min); route_type == kHttp && !why.empty()) {
+  const auto min =
+      std::max(config_.visitor_auth_min,
+               config_.require_visitor_auth ? tunnel::VisitorAuthMin::kAny : tunnel::VisitorAuthMin::kNone);
+  if (const std::string why = tunnel::visitor_auth_shortfall(reg.visitor, min);
+      route_type == kHttp && !why.empty()) {
     refuse(id, raw_host, refusal::kInvalid, why);
     return;
   }
@@ -181,11 +183,11 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
   }
   // Held as registered from now on (duplicates and the limit count it); answered when the table is.
   const uint64_t claim = ++last_claim_;
-  tunnels_[id] = Tunnel{hostname, claim, route_type,
-                        reg.visitor.empty() ? nullptr
-                                            : config_.visitor_env
-                                                ? std::make_shared<VisitorGate>(reg.visitor, config_.visitor_env)
-                                                : std::make_shared<VisitorGate>(reg.visitor)};
+  tunnels_[id] =
+      Tunnel{hostname, claim, route_type,
+             reg.visitor.empty()   ? nullptr
+             : config_.visitor_env ? std::make_shared<VisitorGate>(reg.visitor, config_.visitor_env)
+                                   : std::make_shared<VisitorGate>(reg.visitor)};
   pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
   routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {

@@ -33,8 +33,8 @@
 #include "quic/connection.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
-#include "wt/config.h"
 #include "tunnel/visitor_policy.h"
+#include "wt/config.h"
 #include "wt/session.h"
 
 namespace wtmesh::edge {

@@ -362,9 +362,10 @@ void PublicExchange::respond_local(int status, std::string_view detail, bool reu
 bool PublicExchange::admit_visitor(bool body_unread) {
   VisitorGate* gate = dir_.visitor_gate(route_);
   if (gate == nullptr) return true;
-  const VisitorGate::Decision d = gate->check(
-      VisitorRequest{config_.client.ip, config_.client.limit_key, req_.host, req_.method, req_.target, req_.headers},
-      now());
+  const VisitorGate::Decision d =
+      gate->check(VisitorRequest{config_.client.ip, config_.client.limit_key, req_.host, req_.method,
+                                 req_.target, req_.headers},
+                  now());
   const auto own_page = [&](int status, std::string_view body, tunnel::HeaderPairs fields, std::string note) {
     tunnel::ResponseHead head;
     head.status = status;
@@ -404,7 +405,8 @@ bool PublicExchange::admit_visitor(bool body_unread) {
                d.detail);
       return false;
     case VisitorGate::Verdict::kPassed:
-      own_page(303, "", {{"location", d.location}, {"set-cookie", d.set_cookie}, {"cache-control", "no-store"}},
+      own_page(303, "",
+               {{"location", d.location}, {"set-cookie", d.set_cookie}, {"cache-control", "no-store"}},
                "browser check passed");
       return false;
   }

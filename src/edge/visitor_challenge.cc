@@ -91,8 +91,8 @@ std::string ChallengeKey::pass(std::string_view host, WallTime now, std::chrono:
 }
 
 std::string ChallengeKey::set_cookie(std::string_view value, std::chrono::seconds lifetime) {
-  return std::string(kPassCookie) + "=" + std::string(value) + "; Path=/; Max-Age=" +
-         std::to_string(lifetime.count()) + "; HttpOnly; Secure; SameSite=Lax";
+  return std::string(kPassCookie) + "=" + std::string(value) +
+         "; Path=/; Max-Age=" + std::to_string(lifetime.count()) + "; HttpOnly; Secure; SameSite=Lax";
 }
 
 bool ChallengeKey::pass_ok(std::string_view value, std::string_view host, WallTime now) const {
@@ -108,8 +108,8 @@ bool ChallengeKey::pass_ok(std::string_view value, std::string_view host, WallTi
 std::string ChallengeKey::nonce(std::string_view host, WallTime now) const {
   std::array<uint8_t, 12> r{};
   if (gnutls_rnd(GNUTLS_RND_NONCE, r.data(), r.size()) != 0) throw std::runtime_error("gnutls_rnd failed");
-  const std::string body = std::to_string(unix_seconds(now) + kNonceLifetime.count()) + "." +
-                           tunnel::base64url_encode(r);
+  const std::string body =
+      std::to_string(unix_seconds(now) + kNonceLifetime.count()) + "." + tunnel::base64url_encode(r);
   return body + "." + mac("nonce", host, body);
 }
 
@@ -125,8 +125,10 @@ bool ChallengeKey::nonce_ok(std::string_view nonce, std::string_view host, WallT
 }
 
 bool work_ok(std::string_view nonce, std::string_view solution, unsigned bits) {
-  if (solution.empty() || solution.size() > 20 || nonce.size() > 128 || bits > kMaxChallengeBits) return false;
-  if (!std::all_of(solution.begin(), solution.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  if (solution.empty() || solution.size() > 20 || nonce.size() > 128 || bits > kMaxChallengeBits)
+    return false;
+  if (!std::all_of(solution.begin(), solution.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
   std::string text(nonce);
   text.append(":").append(solution);
   std::array<uint8_t, 32> d{};
@@ -218,7 +220,8 @@ void strip_pass_cookie(tunnel::HeaderPairs& headers) {
   std::erase_if(headers, [](const auto& f) { return iequals(f.first, "cookie") && f.second.empty(); });
 }
 
-std::optional<std::string> query_parameter(std::string_view target, std::string_view name, std::string* rest) {
+std::optional<std::string> query_parameter(std::string_view target, std::string_view name,
+                                           std::string* rest) {
   const size_t q = target.find('?');
   if (q == std::string_view::npos || target.size() > 16 * 1024) return std::nullopt;
   std::string_view query = target.substr(q + 1);

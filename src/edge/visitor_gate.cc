@@ -2,9 +2,9 @@
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <spdlog/spdlog.h>
 
 #include "edge/metrics.h"
 
@@ -96,8 +96,9 @@ VisitorGate::Decision VisitorGate::check(const VisitorRequest& r, SteadyTime now
       return refuse(Verdict::kForbidden, "Your address is not allowed to reach this tunnel.", r);
   }
   if (!policy_.allow.empty() &&
-      std::none_of(policy_.allow.begin(), policy_.allow.end(),
-                   [&](const tunnel::CidrRange& range) { return tunnel::cidr_contains(range, r.client_ip); })) {
+      std::none_of(policy_.allow.begin(), policy_.allow.end(), [&](const tunnel::CidrRange& range) {
+        return tunnel::cidr_contains(range, r.client_ip);
+      })) {
     return refuse(Verdict::kForbidden, "Your address is not allowed to reach this tunnel.", r);
   }
   const std::string key(r.limit_key.empty() ? r.client_ip : r.limit_key);
@@ -159,9 +160,10 @@ VisitorGate::Decision VisitorGate::check(const VisitorRequest& r, SteadyTime now
       if (found != Credential::kValid && query_token) found = token(*query_token, r.host, wall);
       if (found == Credential::kWrong) {
         if (env_->failures.on_failure(key, now)) {
-          spdlog::warn("visitor auth: {} ran out of attempts ({} wrong credentials at once); it gets 429 "
-                       "for a while",
-                       key, env_->failures.limits().burst);
+          spdlog::warn(
+              "visitor auth: {} ran out of attempts ({} wrong credentials at once); it gets 429 "
+              "for a while",
+              key, env_->failures.limits().burst);
         }
         return refuse(Verdict::kUnauthorized,
                       policy_.token_keys.empty() ? "The user name or password is wrong."
@@ -193,9 +195,10 @@ VisitorGate::Decision VisitorGate::check(const VisitorRequest& r, SteadyTime now
   }
   if (policy_.requires_credentials()) {
     return refuse(Verdict::kUnauthorized,
-                  policy_.basic.empty()    ? "This tunnel needs a visitor token."
-                  : policy_.token_keys.empty() ? "This tunnel needs a user name and password."
-                                               : "This tunnel needs a user name and password or a visitor token.",
+                  policy_.basic.empty() ? "This tunnel needs a visitor token."
+                  : policy_.token_keys.empty()
+                      ? "This tunnel needs a user name and password."
+                      : "This tunnel needs a user name and password or a visitor token.",
                   r);
   }
   return d;

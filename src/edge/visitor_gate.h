@@ -73,12 +73,12 @@ class VisitorGate {
   };
   struct Decision {
     Verdict verdict = Verdict::kAllow;
-    std::string detail;                // for the error page and the log (never the credentials)
-    bool strip_authorization = false;  // kAllow: the request's Authorization field was the edge's
-    bool strip_cookie = false;         // kAllow: remove our pass cookie (strip_pass_cookie)
-    std::optional<std::string> target; // kAllow: the target without wtmesh_token, when it had one
-    std::string page;                  // kChallenge
-    std::string location, set_cookie;  // kPassed
+    std::string detail;                 // for the error page and the log (never the credentials)
+    bool strip_authorization = false;   // kAllow: the request's Authorization field was the edge's
+    bool strip_cookie = false;          // kAllow: remove our pass cookie (strip_pass_cookie)
+    std::optional<std::string> target;  // kAllow: the target without wtmesh_token, when it had one
+    std::string page;                   // kChallenge
+    std::string location, set_cookie;   // kPassed
   };
   Decision check(const VisitorRequest& request, SteadyTime now,
                  std::chrono::system_clock::time_point wall = std::chrono::system_clock::now());

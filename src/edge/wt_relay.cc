@@ -69,7 +69,8 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
         break;
       case VisitorGate::Verdict::kUnauthorized:
         spdlog::info("wt-relay {}: {} refused: 401 {}", client_, log_text(info.authority), admitted.detail);
-        return {401, nullptr, {{"www-authenticate", gate->challenge(lower)}, {"wtmesh-error", admitted.detail}}};
+        return {
+            401, nullptr, {{"www-authenticate", gate->challenge(lower)}, {"wtmesh-error", admitted.detail}}};
       case VisitorGate::Verdict::kRateLimited:
         spdlog::info("wt-relay {}: {} refused: 429 {}", client_, log_text(info.authority), admitted.detail);
         return {429, nullptr, {{"retry-after", "10"}, {"wtmesh-error", admitted.detail}}};
@@ -101,7 +102,8 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
   open.request.authority = info.authority;
   open.request.has_body = true;  // capsules follow
   open.request.headers = std::move(fields);
-  if (open.request.headers.size() > tunnel::kMaxHeaderCount) open.request.headers.resize(tunnel::kMaxHeaderCount);
+  if (open.request.headers.size() > tunnel::kMaxHeaderCount)
+    open.request.headers.resize(tunnel::kMaxHeaderCount);
   session_out_ = tunnel::encode_wt_session_open(open);
   flush_session_stream();
   spdlog::info("wt-relay {}: {} {} relayed to tunnel {} (relay id {})", client_, log_text(info.authority),

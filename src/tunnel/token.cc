@@ -5,9 +5,9 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/files.h"
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
-#include "common/files.h"
 
 namespace wtmesh::tunnel {
 namespace {
@@ -176,8 +176,8 @@ std::vector<std::string> VerifierKeySet::kids() const {
   return out;
 }
 
-VerifyResult VerifierKeySet::verify(std::string_view token, Clock::time_point now, std::chrono::seconds leeway,
-                                    std::string_view audience) const {
+VerifyResult VerifierKeySet::verify(std::string_view token, Clock::time_point now,
+                                    std::chrono::seconds leeway, std::string_view audience) const {
   leeway = std::clamp(leeway, std::chrono::seconds(0), kMaxLeeway);
   if (token.size() > kMaxTokenSize) {
     return fail(TokenError::kMalformed, "token is longer than " + std::to_string(kMaxTokenSize) + " bytes");

@@ -58,7 +58,9 @@ struct VisitorPolicy {
   std::vector<CidrRange> allow, deny;
   std::vector<std::string> token_keys;  // SubjectPublicKeyInfo PEM, P-256
   bool challenge = false;
-  bool empty() const { return basic.empty() && allow.empty() && deny.empty() && token_keys.empty() && !challenge; }
+  bool empty() const {
+    return basic.empty() && allow.empty() && deny.empty() && token_keys.empty() && !challenge;
+  }
   // Whether a visitor must bring a credential (basic or token): some are set and no challenge is.
   bool requires_credentials() const { return !challenge && (!basic.empty() || !token_keys.empty()); }
   bool operator==(const VisitorPolicy&) const = default;

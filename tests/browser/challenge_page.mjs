@@ -1,6 +1,6 @@
 // Headless Chromium (playwright-core, Debian's /usr/bin/chromium) passes the browser check of a
 // `wtmesh http --challenge` tunnel (edge/visitor_challenge.h) and uses the site it opens. Prints one
-// JSON object: {browser, first: {status, title}, final: {url, status, title, heading}, ms, cookie,
+// JSON object: {browser, documents: [{path, status}], first: {status, title}, final: {url, status, title, heading}, ms, cookie,
 // scriptSeesCookie, fetch: {status, text}, ws: {...}} or {navError} / {harness_error}.
 // Used by tests/peers/visitor_challenge.sh.
 //   node challenge_page.mjs --url https://app.localhost:PORT/path [--fetch /api] [--ws wss://...]
@@ -15,6 +15,13 @@ const wsUrl = opt('--ws', '');
 await harness('challenge_page', Number(opt('--timeout', '60000')), async ({ result, open }) => {
   if (!url) throw new Error('--url is required');
   const page = await open();
+  // Every document the tab loads, redirects included: the check page, the answer (303), the site.
+  result.documents = [];
+  page.on('response', (r) => {
+    if (r.request().resourceType() === 'document') {
+      result.documents.push({ path: new URL(r.url()).pathname, status: r.status() });
+    }
+  });
   const started = Date.now();
   const response = await navigate(page, url, result);
   if (!response) return 1;

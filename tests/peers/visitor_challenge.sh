@@ -14,7 +14,7 @@
 #     site loads, the page's fetch works, and a WebSocket from the page opens and echoes, the service
 #     not seeing the edge's cookie; Node's `ws` without the cookie gets 403;
 #   - wrong visitor tokens from one address: 401 until its bucket is empty, then 429 (a right token
-#     too), counted in wtmesh_visitor_refusals_total{reason="rate_limited"} and logged once;
+#     too), counted in wtmesh_visitor_refusals_total{reason="rate_limited"}, logged when it empties;
 #   - `wtmesh edge --visitor-auth-min credentials`: a --challenge tunnel is refused with the reason, a
 #     --require-token one registers.
 # Usage: visitor_challenge.sh PATH_OF_WTMESH
@@ -122,8 +122,10 @@ run_page --url "$SURL/" --fetch '/headers' >"$T/site.json"
 log "result: $(cat "$T/site.json")"
 f() { json_field "$T/site.json" "$1"; }
 [ -z "$(f harness_error)$(f navError)" ] || fail "browser: $(f harness_error)$(f navError)"
-check "Chromium $(f browser): the first answer is the check page ($(f first.status) '$(f first.title)')" \
-  [ "$(f first.title)" = "Checking your browser" ]
+docs=$(node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+  console.log((j.documents||[]).map(d=>`${d.path} ${d.status}`).join(", "))' "$T/site.json")
+check "Chromium $(f browser): the check page, the answer (303), the site ($docs)" \
+  grep -qE '^/ 200, /\.well-known/wtmesh-challenge 303, / 200$' <<<"$docs"
 check "it passes the check and the site loads in $(f ms) ms: heading '$(f final.heading)', status $(f final.status)" \
   [ "$(f final.heading)" = "served through the wtmesh tunnel" ]
 check "back on the page asked for ($(f final.url))" [ "$(f final.url)" = "$SURL/" ]
@@ -146,13 +148,14 @@ check "the WebSocket service did not see the edge's cookie" \
 
 # --- wrong tokens from one address: 429 -----------------------------------------------------------
 codes=""
-for i in $(seq 1 24); do codes+=" $(curl_status "$URL/hello" --http1.1 -H "Authorization: Bearer $FOREIGN")"; done
-check "24 wrong tokens: 401s, then 429 ($codes)" grep -qE '^( 401)+( 429)+$' <<<"$codes"
+for i in $(seq 1 40); do codes+=" $(curl_status "$URL/hello" --http1.1 -H "Authorization: Bearer $FOREIGN")"; done
+check "40 wrong tokens: 401s, then 429 ($codes)" grep -qE '^( 401){20,}.* 429 429$' <<<"$codes"
 code=$(curl_status "$URL/hello" --http1.1 -H "Authorization: Bearer $VTOKEN")
 check "then a right token from that address: 429 too (got $code)" [ "$code" = 429 ]
 check "with Retry-After" grep -qi '^retry-after:' "$T/head"
-check "the edge logged the address running out once" \
-  bash -c "[ \$(grep -c 'ran out of attempts' '${EDGE_DIR[main]}/stderr' '${EDGE_DIR[main]}/stdout' | awk -F: '{s+=\$NF} END {print s}') = 1 ]"
+# Logged when the bucket empties, not for each 429 (a token coming back meanwhile may empty it again).
+n_out=$(cat "${EDGE_DIR[main]}/stderr" "${EDGE_DIR[main]}/stdout" | grep -c 'ran out of attempts')
+check "the edge logged the address running out ($n_out times), not each 429" bash -c "[ $n_out -ge 1 ] && [ $n_out -le 5 ]"
 metrics=$(curl -s --max-time 5 "http://127.0.0.1:$admin_port/metrics")
 check "wtmesh_visitor_refusals_total counts them: $(grep -o 'wtmesh_visitor_refusals_total{reason="rate_limited"} [0-9]*' <<<"$metrics")" \
   grep -qE 'wtmesh_visitor_refusals_total\{reason="rate_limited"\} [1-9]' <<<"$metrics"

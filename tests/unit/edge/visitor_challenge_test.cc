@@ -1,9 +1,10 @@
 // Visitor tokens, the browser challenge and the failed-check limit of the edge's visitor gate
 // (edge/visitor_gate.h, edge/visitor_challenge.h; docs/protocol.md §3.4).
+#include "edge/visitor_challenge.h"
+
 #include <gtest/gtest.h>
 
 #include "edge/metrics.h"
-#include "edge/visitor_challenge.h"
 #include "edge/visitor_gate.h"
 #include "tunnel/token.h"
 
@@ -93,7 +94,8 @@ TEST(VisitorToken, BasicAndTokenEitherPasses) {
   EXPECT_EQ(ask(gate, "/", {{"authorization", "Basic YWxpY2U6cHc="}}).verdict, V::kAllow);
   EXPECT_EQ(ask(gate, "/", {{"authorization", "Bearer " + owner.token("app.localhost")}}).verdict, V::kAllow);
   // A wrong Authorization but a good query token: the token lets it in, the field stays.
-  const auto d = ask(gate, "/?wtmesh_token=" + owner.token("app.localhost"), {{"authorization", "Basic eDp5"}});
+  const auto d =
+      ask(gate, "/?wtmesh_token=" + owner.token("app.localhost"), {{"authorization", "Basic eDp5"}});
   EXPECT_EQ(d.verdict, V::kAllow);
   EXPECT_FALSE(d.strip_authorization);
 }
@@ -126,20 +128,24 @@ TEST(VisitorChallenge, PagePassCookieAndWhatIsRefused) {
   EXPECT_FALSE(env->key.nonce_ok(nonce, "evil.localhost", w0));
   EXPECT_FALSE(env->key.nonce_ok(nonce, "app.localhost", w0 + kNonceLifetime + 1s));
   const std::string s = solve_work(nonce, 8);
-  const auto passed = ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + s + "&r=%2Fapp%3Fx%3D1", {});
+  const auto passed =
+      ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + s + "&r=%2Fapp%3Fx%3D1", {});
   ASSERT_EQ(passed.verdict, V::kPassed) << passed.detail;
   EXPECT_EQ(passed.location, "/app?x=1");
   ASSERT_TRUE(passed.set_cookie.starts_with("__Host-wtmesh_pass=v1."));
-  EXPECT_NE(passed.set_cookie.find("; Path=/; Max-Age=43200; HttpOnly; Secure; SameSite=Lax"), std::string::npos);
+  EXPECT_NE(passed.set_cookie.find("; Path=/; Max-Age=43200; HttpOnly; Secure; SameSite=Lax"),
+            std::string::npos);
   const std::string cookie = passed.set_cookie.substr(0, passed.set_cookie.find(';'));
   // An open redirect is not: another host's URL goes to "/".
   for (const char* r : {"https%3A%2F%2Fevil.example%2F", "%2F%2Fevil.example", "%2F%5Cevil", "%2Fa%0Db"}) {
-    EXPECT_EQ(ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + s + "&r=" + r, {}).location, "/");
+    EXPECT_EQ(ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + s + "&r=" + r, {}).location,
+              "/");
   }
   // Wrong work, a forged or expired nonce: 403.
   std::string wrong = "0";
   while (work_ok(nonce, wrong, 8)) wrong += "1";
-  EXPECT_EQ(ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + wrong, {}).verdict, V::kForbidden);
+  EXPECT_EQ(ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + wrong, {}).verdict,
+            V::kForbidden);
   EXPECT_EQ(ask(gate, std::string(kChallengePath) + "?n=9" + nonce + "&s=" + s, {}).verdict, V::kForbidden);
   EXPECT_EQ(ask(gate, std::string(kChallengePath) + "?n=" + nonce + "&s=" + s, {}, "GET", "192.0.2.1", t0,
                 w0 + kNonceLifetime)
@@ -162,7 +168,8 @@ TEST(VisitorChallenge, PagePassCookieAndWhatIsRefused) {
   VisitorGate other(p, env);
   EXPECT_EQ(other.check(VisitorRequest{"192.0.2.1", {}, "evil.localhost", "GET", "/", with}, t0, w0).verdict,
             V::kForbidden);
-  EXPECT_EQ(ask(gate, "/", with, "GET", "192.0.2.1", t0, w0 + kDefaultPassLifetime + 1s).verdict, V::kForbidden);
+  EXPECT_EQ(ask(gate, "/", with, "GET", "192.0.2.1", t0, w0 + kDefaultPassLifetime + 1s).verdict,
+            V::kForbidden);
   std::string tampered = cookie;
   tampered[tampered.find("v1.") + 4] ^= 1;
   EXPECT_EQ(ask(gate, "/", {{"cookie", tampered}}).verdict, V::kForbidden);
@@ -219,8 +226,9 @@ TEST(VisitorGateLimits, WrongCredentialsPerAddressGet429) {
   EXPECT_EQ(ask(gate, "/", {}).verdict, V::kUnauthorized);
   EXPECT_EQ(ask(gate, "/", {{"authorization", "Basic YWxpY2U6cHc="}}, "GET", "192.0.2.2").verdict, V::kAllow);
   // One token comes back per second; a right password does not cost a token.
-  EXPECT_EQ(ask(gate, "/", {{"authorization", "Basic YWxpY2U6cHc="}}, "GET", "192.0.2.1", t0 + 1100ms).verdict,
-            V::kAllow);
+  EXPECT_EQ(
+      ask(gate, "/", {{"authorization", "Basic YWxpY2U6cHc="}}, "GET", "192.0.2.1", t0 + 1100ms).verdict,
+      V::kAllow);
   const std::string text = metrics.render({}, {});
   EXPECT_NE(text.find("wtmesh_visitor_refusals_total{reason=\"rate_limited\"} 2"), std::string::npos);
 }
@@ -228,7 +236,8 @@ TEST(VisitorGateLimits, WrongCredentialsPerAddressGet429) {
 TEST(VisitorChallenge, CookieAndQueryParsingIsBounded) {
   EXPECT_EQ(pass_cookies({{"cookie", "__Host-wtmesh_pass=a; __Host-wtmesh_pass = b ;x=y"}}),
             (std::vector<std::string_view>{"a", "b"}));
-  EXPECT_TRUE(pass_cookies({{"cookie", std::string(kMaxCookieHeader + 1, 'x') + ";__Host-wtmesh_pass=a"}}).empty());
+  EXPECT_TRUE(
+      pass_cookies({{"cookie", std::string(kMaxCookieHeader + 1, 'x') + ";__Host-wtmesh_pass=a"}}).empty());
   EXPECT_TRUE(pass_cookies({{"cookie", "__Host-wtmesh_passx=a; wtmesh_pass=b"}}).empty());
   std::string rest;
   EXPECT_EQ(query_parameter("/p?a=1&k=v%20w&b", "k", &rest), "v w");

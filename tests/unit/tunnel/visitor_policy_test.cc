@@ -156,7 +156,8 @@ TEST(VisitorPolicy, RegisterCarriesItAndTheLargestFitsAFrame) {
     reg.visitor.deny.push_back(
         *parse_cidr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:" + std::to_string(2000 + i), &error));
   }
-  for (size_t i = 0; i < kMaxTokenKeys; ++i) reg.visitor.token_keys.push_back(SigningKey::generate().public_pem());
+  for (size_t i = 0; i < kMaxTokenKeys; ++i)
+    reg.visitor.token_keys.push_back(SigningKey::generate().public_pem());
   reg.visitor.challenge = true;
   const auto bytes = encode(reg);
   EXPECT_LT(bytes.size(), 16u * 1024) << "the largest policy fits the 16 KiB control frame";
@@ -227,8 +228,11 @@ TEST(VisitorPolicy, OperatorBoundsWin) {
   both.challenge = true;  // the token skips the check page: credentials are not required
   EXPECT_EQ(parse_visitor_auth_min("challenge"), VisitorAuthMin::kChallenge);
   EXPECT_FALSE(parse_visitor_auth_min("strong"));
-  const auto ok = [](const VisitorPolicy& p, VisitorAuthMin m) { return visitor_auth_shortfall(p, m).empty(); };
-  for (const auto* p : {&none, &basic, &token, &challenge, &range, &both}) EXPECT_TRUE(ok(*p, VisitorAuthMin::kNone));
+  const auto ok = [](const VisitorPolicy& p, VisitorAuthMin m) {
+    return visitor_auth_shortfall(p, m).empty();
+  };
+  for (const auto* p : {&none, &basic, &token, &challenge, &range, &both})
+    EXPECT_TRUE(ok(*p, VisitorAuthMin::kNone));
   EXPECT_FALSE(ok(none, VisitorAuthMin::kAny));
   for (const auto* p : {&basic, &token, &challenge, &range, &both}) EXPECT_TRUE(ok(*p, VisitorAuthMin::kAny));
   EXPECT_FALSE(ok(range, VisitorAuthMin::kChallenge));

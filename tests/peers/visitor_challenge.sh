@@ -147,9 +147,10 @@ check "the WebSocket service did not see the edge's cookie" \
   bash -c "grep 'connection /chat' '$T/ws-server.log' | tail -1 | grep -q 'cookie=-'"
 
 # --- wrong tokens from one address: 429 -----------------------------------------------------------
+# 20 at once, one back every 2 s: on a slow machine a token may come back (and be spent) mid-run.
 codes=""
 for i in $(seq 1 40); do codes+=" $(curl_status "$URL/hello" --http1.1 -H "Authorization: Bearer $FOREIGN")"; done
-check "40 wrong tokens: 401s, then 429 ($codes)" grep -qE '^( 401){20,}.* 429 429$' <<<"$codes"
+check "40 wrong tokens: 401s, then 429 ($codes)" grep -qE '^( 401){20,}( 40[1-9]| 429)* 429( 40[1-9]| 429)*$' <<<"$codes"
 code=$(curl_status "$URL/hello" --http1.1 -H "Authorization: Bearer $VTOKEN")
 check "then a right token from that address: 429 too (got $code)" [ "$code" = 429 ]
 check "with Retry-After" grep -qi '^retry-after:' "$T/head"

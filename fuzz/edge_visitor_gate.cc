@@ -2,7 +2,10 @@
 // the input is split at the first two newlines into a client address, an Authorization field value
 // and a CIDR text. The gate never crashes, lets a request through only with the one right credential
 // (alice:pw) and an address the ranges allow, and never remembers more than kRemembered values; a
-// range that parses prints back to a text that parses to the same range.
+// range that parses prints back to a text that parses to the same range. The third part is also
+// given to a gate with --challenge and --require-token as a Cookie field, a request target and a
+// Bearer token: without the edge's secret or the owner's key nothing forged gets in (no kAllow, no
+// kPassed), and the cookie, query and token parsers stay in bounds.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -23,6 +26,17 @@ edge::VisitorGate& gate() {
     p.allow.push_back(*tunnel::parse_cidr("::1", &error));
     p.deny.push_back(*tunnel::parse_cidr("127.0.0.2", &error));
     return new edge::VisitorGate(p);
+  }();
+  return *g;
+}
+
+edge::VisitorGate& guarded() {
+  static edge::VisitorGate* g = [] {
+    tunnel::VisitorPolicy p;
+    p.challenge = true;
+    p.token_keys.push_back(tunnel::SigningKey::generate().public_pem());
+    auto env = std::make_shared<edge::VisitorEnvironment>(edge::AuthFailureLimits{1e9, 1e9, 16});
+    return new edge::VisitorGate(p, env);
   }();
   return *g;
 }
@@ -53,6 +67,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   if (gate().remembered() > edge::VisitorGate::kRemembered) __builtin_trap();
+
+  const std::string target = "/" + std::string(cidr);
+  tunnel::HeaderPairs fields{{"cookie", std::string(cidr)}, {"accept", "text/html"}};
+  if (a != std::string_view::npos) fields.emplace_back("authorization", "Bearer " + std::string(auth));
+  const auto g =
+      guarded().check(edge::VisitorRequest{"127.0.0.1", {}, "app.localhost", "GET", target, fields}, now);
+  if (g.verdict == edge::VisitorGate::Verdict::kAllow || g.verdict == edge::VisitorGate::Verdict::kPassed)
+    __builtin_trap();
+  std::string rest;
+  if (edge::query_parameter(target, edge::kTokenParameter, &rest) && rest.size() >= target.size())
+    __builtin_trap();
+  edge::strip_pass_cookie(fields);
+  if (!edge::pass_cookies(fields).empty()) __builtin_trap();
 
   std::string error;
   if (const auto r = tunnel::parse_cidr(cidr, &error)) {

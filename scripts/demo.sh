@@ -208,6 +208,7 @@ print_banner() {
                   browsers' WebTransport sessions to https://NAME.localhost:PORT/... are relayed to its WebTransport server)
                   | --upstream-tls [--upstream-ca FILE | --upstream-insecure] (HTTPS, h2 or http/1.1 by ALPN)
     who may visit (checked at the edge): --basic-auth USER:PASS | --allow-cidr RANGE | --deny-cidr RANGE
+                                         | --require-token KEY (wtmesh token --visitor-key KEY) | --challenge
     where UDP is blocked: --transport h2 (WebTransport over HTTP/2 on the same port; the default auto races QUIC and HTTP/2, and moves back to QUIC when it returns)
   A tunnel that outlives tokens: ${wtmesh#"$root"/} credential --state-dir .wtmesh/edge --name NAME -o agent.cred, then
                           ... http LOCALPORT --credential agent.cred (renews inside the session; wtmesh revoke ID ends it)

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "agent/edge_url.h"
+#include "common/files.h"
 #include "tunnel/token.h"
 
 namespace wtmesh::agent {
@@ -78,14 +79,18 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
   const std::string where = "tunnels[" + std::to_string(index) + "]";
   if (!t.IsMap()) return fail(error, where + " must be a mapping with name and local_port" + at_line(t));
   std::string name, type = "http", port_text, upstream, protocol, tls, ca, sni, insecure;
-  std::string remote_port, private_only, proxy_protocol;       // types tcp and udp only (proxy_protocol: tcp)
-  std::vector<std::string> basic_auth, allow_cidr, deny_cidr;  // type http only
+  std::string remote_port, private_only, proxy_protocol;  // types tcp and udp only (proxy_protocol: tcp)
+  std::vector<std::string> basic_auth, allow_cidr, deny_cidr, require_token;  // type http only
+  std::string challenge;
   bool has_port = false, has_upstream = false, has_name = false;
   for (const auto& kv : t) {
     const std::string key = kv.first.Scalar();
     std::string* dst = nullptr;
-    if (key == "basic_auth" || key == "allow_cidr" || key == "deny_cidr") {
-      auto& list = key == "basic_auth" ? basic_auth : key == "allow_cidr" ? allow_cidr : deny_cidr;
+    if (key == "basic_auth" || key == "allow_cidr" || key == "deny_cidr" || key == "require_token") {
+      auto& list = key == "basic_auth"   ? basic_auth
+                   : key == "allow_cidr" ? allow_cidr
+                   : key == "deny_cidr"  ? deny_cidr
+                                         : require_token;
       if (!scalar_list(kv.second, where + "." + key, list, error)) return false;
       continue;
     }
@@ -116,11 +121,13 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
       dst = &private_only;
     } else if (key == "proxy_protocol") {
       dst = &proxy_protocol;
+    } else if (key == "challenge") {
+      dst = &challenge;
     } else {
       return fail(error, "unknown key \"" + key + "\" in " + where + at_line(kv.first) +
                              "; expected name, type, local_port, upstream, upstream_protocol, upstream_tls, "
                              "upstream_ca, upstream_sni, upstream_insecure, remote_port, private, "
-                             "proxy_protocol, basic_auth, allow_cidr or deny_cidr");
+                             "proxy_protocol, basic_auth, allow_cidr, deny_cidr, require_token or challenge");
     }
     if (!scalar(kv.second, where + "." + key, *dst, error)) return false;
   }
@@ -136,9 +143,21 @@ bool parse_tunnel(const YAML::Node& t, size_t index, const std::string& domain,
                 where + " has type \"" + type + "\"; the types are http, tcp, udp and connect" + at_line(t));
   }
   spec.type = type;
-  if (type != "http" && !(basic_auth.empty() && allow_cidr.empty() && deny_cidr.empty()))
-    return fail(error, where + ": basic_auth, allow_cidr and deny_cidr are for http tunnels" + at_line(t));
-  if (!add_visitor_auth(spec.visitor, basic_auth, allow_cidr, deny_cidr, error)) {
+  if (type != "http" && !(basic_auth.empty() && allow_cidr.empty() && deny_cidr.empty() &&
+                          require_token.empty() && challenge.empty()))
+    return fail(error,
+                where +
+                    ": basic_auth, allow_cidr, deny_cidr, require_token and challenge are for http tunnels" +
+                    at_line(t));
+  if (!challenge.empty() && challenge != "true" && challenge != "false")
+    return fail(error, where + ".challenge must be true or false" + at_line(t));
+  std::vector<std::string> key_files;
+  for (const auto& f : require_token) {
+    const std::filesystem::path p(f);
+    key_files.push_back(resolve(base_dir, f));
+  }
+  if (!add_visitor_auth(spec.visitor, basic_auth, allow_cidr, deny_cidr, error) ||
+      !add_visitor_tokens(spec.visitor, key_files, challenge == "true", error)) {
     if (error) *error = where + ": " + *error + at_line(t);
     return false;
   }
@@ -253,6 +272,22 @@ bool check_upstream_options(const TunnelSpec& spec, std::string* error) {
   if (spec.upstream_insecure && spec.upstream_ca) {
     return fail(error, "give either an upstream CA or insecure, not both");
   }
+  return true;
+}
+
+bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files,
+                        bool challenge, std::string* error) {
+  for (const auto& file : key_files) {
+    if (policy.token_keys.size() >= tunnel::kMaxTokenKeys)
+      return fail(error, "at most " + std::to_string(tunnel::kMaxTokenKeys) + " --require-token keys");
+    const auto pem = files::read_small_file(file);
+    if (!pem) return fail(error, "require_token: cannot read " + file);
+    std::string why;
+    auto key = tunnel::visitor_token_key(*pem, &why);
+    if (!key) return fail(error, "require_token: " + file + ": " + why);
+    policy.token_keys.push_back(std::move(*key));
+  }
+  policy.challenge = policy.challenge || challenge;
   return true;
 }
 

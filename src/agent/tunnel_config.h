@@ -92,6 +92,10 @@ struct ConnectSpec {
 
 // Checks the upstream_* fields together; false with `error` set to one sentence.
 bool check_upstream_options(const TunnelSpec& spec, std::string* error);
+// Adds --require-token key files (their public keys) and --challenge; false with `error` for a file
+// that is missing or holds no P-256 key, or more than kMaxTokenKeys.
+bool add_visitor_tokens(tunnel::VisitorPolicy& policy, const std::vector<std::string>& key_files,
+                        bool challenge, std::string* error);
 // Adds visitor auth from the command line or YAML: "USER:PASS" credentials, allowed and denied CIDR
 // ranges. False with `error` naming the bad value (never the password).
 bool add_visitor_auth(tunnel::VisitorPolicy& policy, const std::vector<std::string>& basic,
@@ -103,8 +107,8 @@ struct AgentConfig {
   std::string name;         // the user config's (kUser) default tunnel name for `wtmesh http/tcp/udp`
   bool has_domain = false;  // the file sets domain (else the default below)
   std::optional<std::filesystem::path> ca;
-  std::string token;                                // inline, or
-  std::optional<std::filesystem::path> token_file;  // read at each connect, or
+  std::string token;                                     // inline, or
+  std::optional<std::filesystem::path> token_file;       // read at each connect, or
   std::optional<std::filesystem::path> credential_file;  // a credential (tunnel/credential.h)
   std::chrono::seconds session_token_ttl{300};           // of the tokens minted from it
   std::string domain = "localhost";

@@ -50,6 +50,8 @@ std::string request_line(const std::string& prefix, const ExchangeResult& r) {
 
 int run_token(const AgentCommands& c) {
   const auto& a = c.token;
+  if (a.visitor_key.empty() && a.state_dir.empty())
+    throw std::runtime_error("give --state-dir (an agent's token) or --visitor-key (a visitor token)");
   const auto ttl = tunnel::parse_duration(a.ttl);
   if (!ttl) {
     throw std::runtime_error("--ttl \"" + a.ttl +
@@ -66,6 +68,21 @@ int run_token(const AgentCommands& c) {
   }
   if (!tunnel::is_valid_host_pattern(host))
     throw std::runtime_error("--domain \"" + a.domain + "\" is not a DNS name");
+  if (!a.visitor_key.empty()) {
+    // A visitor token (docs/protocol.md §3.4): signed by the tunnel owner's key, which is made on
+    // first use; the tunnel names it with --require-token.
+    if (!a.connect.empty()) throw std::runtime_error("--connect is for agents' tokens, not visitor tokens");
+    if (!std::filesystem::exists(a.visitor_key)) {
+      tunnel::SigningKey::generate().save(a.visitor_key);
+      std::cerr << "wtmesh: made the visitor key " << a.visitor_key << " (mode 0600); start the tunnel with "
+                << "--require-token " << a.visitor_key << std::endl;
+    }
+    const tunnel::SigningKey key = tunnel::SigningKey::load(a.visitor_key);
+    auto claims = tunnel::make_claims(a.subject.empty() ? "visitor" : a.subject, {host}, *ttl);
+    claims.audience = std::string(tunnel::kVisitorAudience);
+    std::cout << key.sign(claims) << std::endl;
+    return 0;
+  }
   tunnel::KeyStore store(a.state_dir);
   const tunnel::SigningKey key = store.signing_key();
   auto claims = tunnel::make_claims(a.subject.empty() ? a.name : a.subject, {host}, *ttl);
@@ -318,7 +335,8 @@ int run_http(const AgentCommands& c) {
   t->upstream_sni = a.upstream_sni;
   t->upstream_insecure = a.upstream_insecure;
   if (!check_upstream_options(*t, &error)) throw std::runtime_error(error);
-  if (!add_visitor_auth(t->visitor, a.basic_auth, a.allow_cidr, a.deny_cidr, &error))
+  if (!add_visitor_auth(t->visitor, a.basic_auth, a.allow_cidr, a.deny_cidr, &error) ||
+      !add_visitor_tokens(t->visitor, a.require_token, a.challenge, &error))
     throw std::runtime_error(error);
   if (!a.basic_auth.empty()) {
     std::cerr << "wtmesh: warning: --basic-auth passwords on the command line are visible to other local "
@@ -466,9 +484,11 @@ void add_udp_flow_options(CLI::App* cmd, AgentCommands::UdpFlowArgs& a) {
 
 void add_agent_commands(CLI::App& app, AgentCommands& c) {
   c.token_cmd = app.add_subcommand("token", "print a short-lived token for a tunnel hostname (NAME.DOMAIN)");
-  c.token_cmd
-      ->add_option("--state-dir", c.token.state_dir, "the edge's state directory (its keys/ signs the token)")
-      ->required();
+  c.token_cmd->add_option("--state-dir", c.token.state_dir,
+                          "the edge's state directory (its keys/ signs the token)");
+  c.token_cmd->add_option("--visitor-key", c.token.visitor_key,
+                          "print a visitor token instead, signed with this key file of the tunnel's owner "
+                          "(made, mode 0600, if missing); the tunnel takes it with --require-token FILE");
   c.token_cmd
       ->add_option("--name", c.token.name, "tunnel name; the token covers NAME.DOMAIN (\"*\": every name)")
       ->required();
@@ -507,6 +527,13 @@ void add_agent_commands(CLI::App& app, AgentCommands& c) {
       "get 403)");
   c.http_cmd->add_option("--deny-cidr", c.http.deny_cidr,
                          "client address range refused with 403 (repeatable; wins over --allow-cidr)");
+  c.http_cmd->add_option(
+      "--require-token", c.http.require_token,
+      "key file (from `wtmesh token --visitor-key FILE`, or its public key): visitors need a token it "
+      "signed, as Authorization: Bearer or ?wtmesh_token= (repeatable; the edge gets the public key only)");
+  c.http_cmd->add_flag("--challenge", c.http.challenge,
+                       "browsers pass a short check page that sets a signed cookie; other clients need it, "
+                       "or a visitor token or password if those are set");
 
   c.tcp_cmd = app.add_subcommand("tcp", "expose a local TCP service on a port of an edge");
   add_tunnel_options(c.tcp_cmd, c.tcp, "tunnel name NAME.DOMAIN (the token must cover it)");

@@ -46,12 +46,15 @@ struct AgentCommands {
 
   struct {
     std::string state_dir, name, ttl = "10m", domain = "localhost", subject;
+    std::string visitor_key;           // --visitor-key FILE: a visitor token signed with the owner's key
     std::vector<std::string> connect;  // --connect NAME: names the token may reach
   } token;
   struct : TunnelArgs {
     std::string upstream, upstream_ca, upstream_sni;  // --upstream http1|h2c, TLS options
     bool upstream_tls = false, upstream_insecure = false;
     std::vector<std::string> basic_auth, allow_cidr, deny_cidr;  // visitor auth at the edge
+    std::vector<std::string> require_token;                      // key files (--require-token)
+    bool challenge = false;                                      // --challenge
   } http;
   struct : PortTunnelArgs {
     bool proxy_protocol = false;

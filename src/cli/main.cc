@@ -56,6 +56,8 @@ struct EdgeArgs {
   std::vector<std::string> udp_routes;  // --udp-route NAME=HOST:PORT
   size_t max_connects = edge::EdgeOptions{}.max_connect_streams;
   bool require_visitor_auth = false;
+  std::string visitor_auth_min = "none";
+  unsigned challenge_bits = edge::kDefaultChallengeBits;
   size_t max_sessions_per_subject = edge::EdgeOptions{}.max_sessions_per_subject;
   size_t max_tunnels_per_subject = edge::EdgeOptions{}.max_tunnels_per_subject;
   std::string udp_ports = "21000-21999";
@@ -136,6 +138,15 @@ int run_edge(const EdgeArgs& a) {
   }
   opts.max_connect_streams = a.max_connects;
   opts.require_visitor_auth = a.require_visitor_auth;
+  const auto min = tunnel::parse_visitor_auth_min(a.visitor_auth_min);
+  if (!min) {
+    throw std::runtime_error("--visitor-auth-min \"" + a.visitor_auth_min +
+                             "\" is not none, any, challenge or credentials");
+  }
+  opts.visitor_auth_min = *min;
+  if (a.challenge_bits > edge::kMaxChallengeBits)
+    throw std::runtime_error("--challenge-bits is at most " + std::to_string(edge::kMaxChallengeBits));
+  opts.challenge_bits = a.challenge_bits;
   opts.max_sessions_per_subject = a.max_sessions_per_subject;
   opts.max_tunnels_per_subject = a.max_tunnels_per_subject;
   opts.session_deadline = std::chrono::seconds(a.session_deadline_s);
@@ -328,7 +339,18 @@ int main(int argc, char** argv) {
       "the edge opens itself per flow (repeatable; flows capped by --udp-max-flows)");
   edge_cmd->add_flag(
       "--require-visitor-auth", edge_args.require_visitor_auth,
-      "refuse http tunnels that bring no visitor auth (--basic-auth or --allow-cidr on the agent)");
+      "refuse http tunnels that bring no visitor auth (--basic-auth, --require-token, --allow-cidr or "
+      "--challenge on the agent); the same as --visitor-auth-min any");
+  edge_cmd
+      ->add_option("--visitor-auth-min", edge_args.visitor_auth_min,
+                   "the least visitor auth every http tunnel must bring: none, any, challenge (the browser "
+                   "check or required credentials), credentials (a password or visitor token, no check page "
+                   "instead)")
+      ->capture_default_str();
+  edge_cmd
+      ->add_option("--challenge-bits", edge_args.challenge_bits,
+                   "work of the --challenge page: leading zero bits of a SHA-256 (2^N hashes in the browser)")
+      ->capture_default_str();
   edge_cmd
       ->add_option("--max-connects-per-session", edge_args.max_connects,
                    "connect streams one agent session may hold at once (more are refused)")

@@ -88,9 +88,13 @@ struct AgentSessionConfig {
   // Reaches the `udp` tunnels of connect streams with flag `udp` (§4.3, edge/agent_udp_connects.h);
   // null: they are refused as `unknown`.
   UdpConnects* udp_connects = nullptr;
-  // An operator's bound (--require-visitor-auth): an http tunnel without basic auth or an allowed
-  // range is refused as `invalid`.
+  // An operator's bound (--require-visitor-auth = kAny, --visitor-auth-min): an http tunnel whose
+  // visitor auth is weaker is refused as `invalid` (tunnel::visitor_auth_shortfall).
   bool require_visitor_auth = false;
+  tunnel::VisitorAuthMin visitor_auth_min = tunnel::VisitorAuthMin::kNone;
+  // What every tunnel's visitor gate shares (challenge secret, failure limiter); null: TunnelService
+  // makes one (a lone AgentSession, in tests, gives each gate its own).
+  std::shared_ptr<VisitorEnvironment> visitor_env;
 };
 
 class AgentSession;

@@ -145,10 +145,12 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
     refuse(id, raw_host, refusal::kInvalid, "visitor auth applies to http tunnels only");
     return;
   }
-  if (config_.require_visitor_auth && route_type == kHttp && reg.visitor.basic.empty() &&
-      reg.visitor.allow.empty()) {
-    refuse(id, raw_host, refusal::kInvalid,
-           "this edge requires visitor auth on every http tunnel (--basic-auth or --allow-cidr)");
+  const auto min =
+      std::max(config_.visitor_auth_min,
+               config_.require_visitor_auth ? tunnel::VisitorAuthMin::kAny : tunnel::VisitorAuthMin::kNone);
+  if (const std::string why = tunnel::visitor_auth_shortfall(reg.visitor, min);
+      route_type == kHttp && !why.empty()) {
+    refuse(id, raw_host, refusal::kInvalid, why);
     return;
   }
   const std::string hostname = lower_ascii(raw_host);
@@ -181,8 +183,11 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
   }
   // Held as registered from now on (duplicates and the limit count it); answered when the table is.
   const uint64_t claim = ++last_claim_;
-  tunnels_[id] = Tunnel{hostname, claim, route_type,
-                        reg.visitor.empty() ? nullptr : std::make_shared<VisitorGate>(reg.visitor)};
+  tunnels_[id] =
+      Tunnel{hostname, claim, route_type,
+             reg.visitor.empty()   ? nullptr
+             : config_.visitor_env ? std::make_shared<VisitorGate>(reg.visitor, config_.visitor_env)
+                                   : std::make_shared<VisitorGate>(reg.visitor)};
   pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
   routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
@@ -249,9 +254,10 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   if (current && tunnel->second.visitor) {
     const auto& p = tunnel->second.visitor->policy();
     spdlog::info(
-        "tunnel {}: registered {} (id {}) -> {} (visitor auth: {} basic user(s), {} allowed and {} denied "
-        "range(s))",
-        owner_, c.hostname, c.id, url, p.basic.size(), p.allow.size(), p.deny.size());
+        "tunnel {}: registered {} (id {}) -> {} (visitor auth: {} basic user(s), {} token key(s), {} allowed "
+        "and {} denied range(s){})",
+        owner_, c.hostname, c.id, url, p.basic.size(), p.token_keys.size(), p.allow.size(), p.deny.size(),
+        p.challenge ? ", browser check" : "");
   } else {
     spdlog::info("tunnel {}: registered {} (id {}) -> {}", owner_, c.hostname, c.id, url);
   }

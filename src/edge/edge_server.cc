@@ -229,6 +229,10 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.session.metrics = &metrics_;
   tc.session.max_connect_streams = options_.max_connect_streams;
   tc.session.require_visitor_auth = options_.require_visitor_auth;
+  tc.session.visitor_auth_min = options_.visitor_auth_min;
+  tc.session.visitor_env = std::make_shared<VisitorEnvironment>(tc.auth_failures);
+  tc.session.visitor_env->challenge_bits = options_.challenge_bits;
+  tc.session.visitor_env->metrics = &metrics_;
   tc.max_sessions_per_subject = options_.max_sessions_per_subject;
   tc.max_tunnels_per_subject = options_.max_tunnels_per_subject;
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };

@@ -28,10 +28,12 @@
 #include "edge/tcp_tunnels.h"
 #include "edge/udp_connects.h"
 #include "edge/udp_tunnels.h"
+#include "edge/visitor_challenge.h"
 #include "quic/certs.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
+#include "tunnel/visitor_policy.h"
 #include "wt/config.h"
 #include "wt/session.h"
 
@@ -98,6 +100,9 @@ struct EdgeOptions {
   size_t max_connect_streams = 100;
   // Every http tunnel must bring visitor auth (basic auth or allowed ranges; tunnel/visitor_policy.h).
   bool require_visitor_auth = false;
+  // The least visitor auth every http tunnel must bring (--visitor-auth-min; tunnel::VisitorAuthMin).
+  tunnel::VisitorAuthMin visitor_auth_min = tunnel::VisitorAuthMin::kNone;
+  unsigned challenge_bits = kDefaultChallengeBits;  // the --challenge page's work (edge/visitor_challenge.h)
   // One token subject across the edge (TunnelServiceConfig): live sessions and tunnels on them.
   size_t max_sessions_per_subject = 100;
   size_t max_tunnels_per_subject = 1000;

@@ -165,6 +165,22 @@ const char* to_string(ConnectionShed r) {
   return "other";
 }
 
+const char* to_string(VisitorRefusal r) {
+  switch (r) {
+    case VisitorRefusal::kForbidden:
+      return "forbidden";
+    case VisitorRefusal::kUnauthorized:
+      return "unauthorized";
+    case VisitorRefusal::kChallenged:
+      return "challenged";
+    case VisitorRefusal::kRateLimited:
+      return "rate_limited";
+    case VisitorRefusal::kCount:
+      break;
+  }
+  return "other";
+}
+
 void EdgeMetrics::on_request(std::string_view tunnel, int status, uint64_t response_bytes) {
   const std::string label = tunnels_.admit(tunnel);
   auto it = requests_.find(label);
@@ -276,6 +292,17 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
     shed.samples.push_back({{{"reason", to_string(static_cast<ConnectionShed>(i))}}, shed_[i]});
   }
   out.push_back(std::move(shed));
+  MetricFamily visitors =
+      family("wtmesh_visitor_refusals_total",
+             "Public requests visitor auth did not let through, by reason (forbidden: address ranges or "
+             "a failed browser check, unauthorized: no or wrong password or visitor token, challenged: the "
+             "browser check page was served, rate_limited: the address had too many wrong credentials).",
+             T::kCounter);
+  for (size_t i = 0; i < visitor_refusals_.size(); ++i) {
+    visitors.samples.push_back(
+        {{{"reason", to_string(static_cast<VisitorRefusal>(i))}}, visitor_refusals_[i]});
+  }
+  out.push_back(std::move(visitors));
   MetricFamily tele =
       family("wtmesh_telemetry_reports_total",
              "Telemetry datagrams received from agents, by result (accepted, invalid).", T::kCounter);

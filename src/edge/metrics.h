@@ -103,6 +103,16 @@ enum class ConnectionShed {
 };
 const char* to_string(ConnectionShed r);
 
+// Why the edge did not let a visitor through to a tunnel (edge/visitor_gate.h): a bounded set.
+enum class VisitorRefusal {
+  kForbidden,     // 403: address ranges, a failed or missing browser check
+  kUnauthorized,  // 401: no or wrong password or visitor token
+  kChallenged,    // 200: the interstitial page was served
+  kRateLimited,   // 429: the address had too many wrong credentials
+  kCount,
+};
+const char* to_string(VisitorRefusal r);
+
 // Gauges the edge reads from its live objects at scrape time.
 struct EdgeGauges {
   uint64_t agent_sessions = 0;
@@ -148,6 +158,8 @@ class EdgeMetrics {
   void on_connection_shed(ConnectionShed why) { ++shed_[static_cast<size_t>(why)]; }
   uint64_t connections_shed(ConnectionShed why) const { return shed_[static_cast<size_t>(why)]; }
   uint64_t sessions_refused(SessionRefusal why) const { return refusals_[static_cast<size_t>(why)]; }
+  void on_visitor_refused(VisitorRefusal why) { ++visitor_refusals_[static_cast<size_t>(why)]; }
+  uint64_t visitors_refused(VisitorRefusal why) const { return visitor_refusals_[static_cast<size_t>(why)]; }
   void on_telemetry(bool accepted) { ++(accepted ? telemetry_accepted_ : telemetry_invalid_); }
 
   // Every family, in a fixed order; `agents` in the order given (the first max_label_values get labels
@@ -173,6 +185,7 @@ class EdgeMetrics {
   std::array<uint64_t, static_cast<size_t>(SessionRefusal::kCount)> refusals_{};
   std::array<uint64_t, static_cast<size_t>(ConnectionShed::kCount)> shed_{};
   std::array<uint64_t, static_cast<size_t>(TunnelRefusal::kCount)> tunnel_refusals_{};
+  std::array<uint64_t, static_cast<size_t>(VisitorRefusal::kCount)> visitor_refusals_{};
   uint64_t telemetry_accepted_ = 0, telemetry_invalid_ = 0;
 };
 

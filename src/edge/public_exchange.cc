@@ -362,25 +362,53 @@ void PublicExchange::respond_local(int status, std::string_view detail, bool reu
 bool PublicExchange::admit_visitor(bool body_unread) {
   VisitorGate* gate = dir_.visitor_gate(route_);
   if (gate == nullptr) return true;
-  const VisitorGate::Decision d = gate->check(config_.client.ip, req_.headers, now());
+  const VisitorGate::Decision d =
+      gate->check(VisitorRequest{config_.client.ip, config_.client.limit_key, req_.host, req_.method,
+                                 req_.target, req_.headers},
+                  now());
+  const auto own_page = [&](int status, std::string_view body, tunnel::HeaderPairs fields, std::string note) {
+    tunnel::ResponseHead head;
+    head.status = status;
+    head.has_body = true;
+    head.content_length = body.size();
+    head.headers = std::move(fields);
+    send_own_response(std::move(head), body, std::move(note), !body_unread);
+  };
   switch (d.verdict) {
     case VisitorGate::Verdict::kAllow:
-      if (d.strip_authorization) VisitorGate::strip_authorization(req_.headers);
+      VisitorGate::apply(d, req_.headers, req_.target);
       return true;
     case VisitorGate::Verdict::kForbidden:
       respond_local(403, d.detail, !body_unread);
       return false;
-    case VisitorGate::Verdict::kUnauthorized: {
-      const ErrorPage page = error_page(401, d.detail);
-      tunnel::ResponseHead head;
-      head.status = 401;
-      head.has_body = true;
-      head.content_length = page.body.size();
-      head.headers = page.fields;
-      head.headers.emplace_back("www-authenticate", VisitorGate::challenge(req_.host));
-      send_own_response(std::move(head), page.body, d.detail, !body_unread);
+    case VisitorGate::Verdict::kRateLimited: {
+      ErrorPage page = error_page(429, d.detail);
+      page.fields.emplace_back("retry-after", "10");
+      own_page(429, page.body, page.fields, d.detail);
       return false;
     }
+    case VisitorGate::Verdict::kUnauthorized: {
+      ErrorPage page = error_page(401, d.detail);
+      page.fields.emplace_back("www-authenticate", gate->challenge(req_.host));
+      own_page(401, page.body, page.fields, d.detail);
+      return false;
+    }
+    case VisitorGate::Verdict::kChallenge:
+      own_page(200, d.page,
+               {{"content-type", "text/html; charset=utf-8"},
+                {"cache-control", "no-store"},
+                {"referrer-policy", "no-referrer"},
+                {"x-content-type-options", "nosniff"},
+                {"content-security-policy",
+                 "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                 "frame-ancestors 'none'"}},
+               d.detail);
+      return false;
+    case VisitorGate::Verdict::kPassed:
+      own_page(303, "",
+               {{"location", d.location}, {"set-cookie", d.set_cookie}, {"cache-control", "no-store"}},
+               "browser check passed");
+      return false;
   }
   return true;
 }

@@ -96,6 +96,10 @@ TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tun
       auth_failures_(config_.auth_failures) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   config_.session.edge_id = config_.edge_id;
+  if (!config_.session.visitor_env) {
+    config_.session.visitor_env = std::make_shared<VisitorEnvironment>(config_.auth_failures);
+    config_.session.visitor_env->metrics = config_.session.metrics;
+  }
   check_revocations();
 }
 

@@ -54,20 +54,30 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
   route_ = route;
   AgentSession* a = agent();
   if (a == nullptr) return {502, nullptr, {{"wtmesh-error", "the tunnel's agent is not connected"}}};
-  // Visitor auth, as for every HTTP request to the tunnel (edge/visitor_gate.h).
-  bool strip_authorization = false;
+  // Visitor auth, as for every HTTP request to the tunnel (edge/visitor_gate.h). No page is served
+  // here: a CONNECT is no page request, so a challenge tunnel wants the pass cookie or a credential.
+  VisitorGate::Decision admitted;
+  std::string target = info.path;
   if (VisitorGate* gate = tunnels_.visitor_gate(route)) {
-    const VisitorGate::Decision d = gate->check(client_, info.headers, std::chrono::steady_clock::now());
-    if (d.verdict == VisitorGate::Verdict::kForbidden) {
-      spdlog::info("wt-relay {}: {} refused: 403 {}", client_, log_text(info.authority), d.detail);
-      return {403, nullptr, {{"wtmesh-error", d.detail}}};
+    const std::string_view host = std::string_view(info.authority).substr(0, info.authority.rfind(':'));
+    std::string lower(host);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    admitted = gate->check(VisitorRequest{client_, {}, lower, "CONNECT", info.path, info.headers},
+                           std::chrono::steady_clock::now());
+    switch (admitted.verdict) {
+      case VisitorGate::Verdict::kAllow:
+        break;
+      case VisitorGate::Verdict::kUnauthorized:
+        spdlog::info("wt-relay {}: {} refused: 401 {}", client_, log_text(info.authority), admitted.detail);
+        return {
+            401, nullptr, {{"www-authenticate", gate->challenge(lower)}, {"wtmesh-error", admitted.detail}}};
+      case VisitorGate::Verdict::kRateLimited:
+        spdlog::info("wt-relay {}: {} refused: 429 {}", client_, log_text(info.authority), admitted.detail);
+        return {429, nullptr, {{"retry-after", "10"}, {"wtmesh-error", admitted.detail}}};
+      default:
+        spdlog::info("wt-relay {}: {} refused: 403 {}", client_, log_text(info.authority), admitted.detail);
+        return {403, nullptr, {{"wtmesh-error", admitted.detail}}};
     }
-    if (d.verdict == VisitorGate::Verdict::kUnauthorized) {
-      spdlog::info("wt-relay {}: {} refused: 401 {}", client_, log_text(info.authority), d.detail);
-      const std::string_view host = std::string_view(info.authority).substr(0, info.authority.rfind(':'));
-      return {401, nullptr, {{"www-authenticate", VisitorGate::challenge(host)}, {"wtmesh-error", d.detail}}};
-    }
-    strip_authorization = d.strip_authorization;
   }
   relay_id_ = a->add_relay(this);
   if (relay_id_ == 0) {
@@ -83,18 +93,21 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
   open.relay_id = relay_id_;
   open.request.tunnel_id = route.tunnel_id;
   open.request.method = "CONNECT";
-  open.request.target = info.path;
+  tunnel::HeaderPairs fields;
+  for (const auto& [name, value] : info.headers) {
+    if (!name.starts_with(':')) fields.emplace_back(name, value);
+  }
+  VisitorGate::apply(admitted, fields, target);
+  open.request.target = target;
   open.request.authority = info.authority;
   open.request.has_body = true;  // capsules follow
-  for (const auto& [name, value] : info.headers) {
-    if (name.starts_with(':') || (strip_authorization && name == "authorization")) continue;
-    open.request.headers.emplace_back(name, value);
-  }
-  if (info.headers.size() > tunnel::kMaxHeaderCount) open.request.headers.resize(tunnel::kMaxHeaderCount);
+  open.request.headers = std::move(fields);
+  if (open.request.headers.size() > tunnel::kMaxHeaderCount)
+    open.request.headers.resize(tunnel::kMaxHeaderCount);
   session_out_ = tunnel::encode_wt_session_open(open);
   flush_session_stream();
   spdlog::info("wt-relay {}: {} {} relayed to tunnel {} (relay id {})", client_, log_text(info.authority),
-               log_target(info.path), route.pattern, relay_id_);
+               log_target(target), route.pattern, relay_id_);
   return {200, this, {}};
 }
 

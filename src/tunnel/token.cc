@@ -5,9 +5,9 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/files.h"
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
-#include "common/files.h"
 
 namespace wtmesh::tunnel {
 namespace {
@@ -177,7 +177,7 @@ std::vector<std::string> VerifierKeySet::kids() const {
 }
 
 VerifyResult VerifierKeySet::verify(std::string_view token, Clock::time_point now,
-                                    std::chrono::seconds leeway) const {
+                                    std::chrono::seconds leeway, std::string_view audience) const {
   leeway = std::clamp(leeway, std::chrono::seconds(0), kMaxLeeway);
   if (token.size() > kMaxTokenSize) {
     return fail(TokenError::kMalformed, "token is longer than " + std::to_string(kMaxTokenSize) + " bytes");
@@ -240,8 +240,8 @@ VerifyResult VerifierKeySet::verify(std::string_view token, Clock::time_point no
   if (!payload) return fail(TokenError::kMalformed, "token payload: " + why);
   auto claims = detail::claims_from_json(*payload, &why);
   if (!claims) return fail(TokenError::kMalformed, "token claims: " + why);
-  if (claims->audience != kTokenAudience) {
-    return fail(TokenError::kWrongAudience, "token audience is not \"" + std::string(kTokenAudience) + "\"");
+  if (claims->audience != audience) {
+    return fail(TokenError::kWrongAudience, "token audience is not \"" + std::string(audience) + "\"");
   }
   if (now < claims->not_before - leeway) {
     return fail(TokenError::kNotYetValid,

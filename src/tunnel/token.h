@@ -31,6 +31,9 @@
 namespace wtmesh::tunnel {
 
 inline constexpr std::string_view kTokenAudience = "wtmesh-edge";
+// The audience of a visitor token (docs/protocol.md §3.4): signed by a tunnel owner's own key, shown
+// by a visitor to the edge; never accepted where kTokenAudience is expected, nor the other way round.
+inline constexpr std::string_view kVisitorAudience = "wtmesh-visitor";
 inline constexpr size_t kMaxTokenSize = 8 * 1024;  // whole compact token, in bytes
 inline constexpr size_t kMaxTokenHosts = 64;
 inline constexpr size_t kMaxSubjectSize = 255;
@@ -146,9 +149,11 @@ class VerifierKeySet {
   size_t size() const { return keys_.size(); }
   std::vector<std::string> kids() const;
 
-  // `leeway` (clamped to [0, kMaxLeeway]) absorbs clock skew for exp, nbf and iat.
+  // `leeway` (clamped to [0, kMaxLeeway]) absorbs clock skew for exp, nbf and iat. The aud claim must
+  // be `audience` (kVisitorAudience for visitor tokens).
   VerifyResult verify(std::string_view token, std::chrono::system_clock::time_point now,
-                      std::chrono::seconds leeway = kDefaultLeeway) const;
+                      std::chrono::seconds leeway = kDefaultLeeway,
+                      std::string_view audience = kTokenAudience) const;
 
  private:
   std::map<std::string, es256::PublicKey, std::less<>> keys_;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tunnel/base64url.h"
+#include "tunnel/es256.h"
 
 namespace wtmesh::tunnel {
 
@@ -171,6 +172,68 @@ std::string to_string(const CidrRange& range) {
   return out + "/" + std::to_string(range.prefix);
 }
 
+std::optional<VisitorAuthMin> parse_visitor_auth_min(std::string_view text) {
+  if (text == "none") return VisitorAuthMin::kNone;
+  if (text == "any") return VisitorAuthMin::kAny;
+  if (text == "challenge") return VisitorAuthMin::kChallenge;
+  if (text == "credentials") return VisitorAuthMin::kCredentials;
+  return std::nullopt;
+}
+
+const char* to_string(VisitorAuthMin min) {
+  switch (min) {
+    case VisitorAuthMin::kNone:
+      return "none";
+    case VisitorAuthMin::kAny:
+      return "any";
+    case VisitorAuthMin::kChallenge:
+      return "challenge";
+    case VisitorAuthMin::kCredentials:
+      return "credentials";
+  }
+  return "none";
+}
+
+std::string visitor_auth_shortfall(const VisitorPolicy& p, VisitorAuthMin min) {
+  switch (min) {
+    case VisitorAuthMin::kNone:
+      return {};
+    case VisitorAuthMin::kAny:
+      if (!p.basic.empty() || !p.token_keys.empty() || !p.allow.empty() || p.challenge) return {};
+      return "this edge requires visitor auth on every http tunnel (--basic-auth, --require-token, "
+             "--allow-cidr or --challenge)";
+    case VisitorAuthMin::kChallenge:
+      if (p.challenge || p.requires_credentials()) return {};
+      return "this edge requires the browser check or credentials on every http tunnel (--challenge, "
+             "--basic-auth or --require-token)";
+    case VisitorAuthMin::kCredentials:
+      if (p.requires_credentials()) return {};
+      return p.challenge ? "this edge requires credentials on every http tunnel, and --challenge would let "
+                           "visitors in without them (--basic-auth or --require-token, no --challenge)"
+                         : "this edge requires credentials on every http tunnel (--basic-auth or "
+                           "--require-token)";
+  }
+  return {};
+}
+
+std::optional<std::string> visitor_token_key(std::string_view pem, std::string* error) {
+  if (pem.find("PRIVATE KEY") != std::string_view::npos) {
+    try {
+      return es256::PrivateKey::from_pem(pem).public_pem();
+    } catch (const std::exception& e) {
+      *error = std::string("not a P-256 private key: ") + e.what();
+      return std::nullopt;
+    }
+  }
+  std::string why;
+  auto key = es256::PublicKey::from_pem(pem, &why);
+  if (!key) {
+    *error = "not a P-256 public key: " + why;
+    return std::nullopt;
+  }
+  return key->public_pem();
+}
+
 bool cidr_contains(const CidrRange& range, std::string_view ip) {
   const auto addr = address_bytes(ip);
   if (!addr || addr->second != range.v4) return false;
@@ -196,6 +259,8 @@ json encode_visitor_policy(const VisitorPolicy& policy) {
   };
   if (!policy.allow.empty()) j["allow_cidr"] = cidrs(policy.allow);
   if (!policy.deny.empty()) j["deny_cidr"] = cidrs(policy.deny);
+  if (!policy.token_keys.empty()) j["token_keys"] = policy.token_keys;
+  if (policy.challenge) j["challenge"] = true;
   return j;
 }
 
@@ -233,6 +298,28 @@ std::optional<VisitorPolicy> decode_visitor_policy(const json& j, std::string* e
   }
   if (!decode_cidrs(j, "allow_cidr", p.allow, error) || !decode_cidrs(j, "deny_cidr", p.deny, error))
     return std::nullopt;
+  if (const auto it = j.find("token_keys"); it != j.end()) {
+    if (!it->is_array() || it->size() > kMaxTokenKeys) {
+      *error = "token_keys is not a list of at most " + std::to_string(kMaxTokenKeys) + " keys";
+      return std::nullopt;
+    }
+    for (const auto& v : *it) {
+      std::string why;
+      if (!v.is_string() || v.get_ref<const std::string&>().size() > kMaxTokenKeyPem ||
+          !es256::PublicKey::from_pem(v.get_ref<const std::string&>(), &why)) {
+        *error = "a token key is not a P-256 public key PEM";
+        return std::nullopt;
+      }
+      p.token_keys.push_back(v.get<std::string>());
+    }
+  }
+  if (const auto it = j.find("challenge"); it != j.end()) {
+    if (!it->is_boolean()) {
+      *error = "challenge is not a boolean";
+      return std::nullopt;
+    }
+    p.challenge = it->get<bool>();
+  }
   return p;
 }
 

@@ -17,7 +17,8 @@ wss.on('listening', () => console.log(`ws echo listening on ${wss.address().port
 wss.on('connection', (ws, req) => {
   console.log(
     `connection ${req.url} protocol=${ws.protocol} xfp=${req.headers['x-forwarded-proto']} ` +
-      `host=${req.headers.host} xff=${req.headers['x-forwarded-for']} auth=${req.headers.authorization ? 'yes' : 'no'}`,
+      `host=${req.headers.host} xff=${req.headers['x-forwarded-for']} auth=${req.headers.authorization ? 'yes' : 'no'} ` +
+      `cookie=${req.headers.cookie ?? '-'}`,
   );
   ws.on('message', (data, isBinary) => {
     if (!isBinary) {

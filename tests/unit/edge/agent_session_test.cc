@@ -104,6 +104,28 @@ TEST_F(AgentSessionTest, AnEdgeThatRequiresVisitorAuthRefusesTunnelsWithout) {
   cfg_.require_visitor_auth = false;
 }
 
+TEST_F(AgentSessionTest, AnEdgeWithVisitorAuthMinCredentialsRefusesTheChallengeAlone) {
+  cfg_.visitor_auth_min = tunnel::VisitorAuthMin::kCredentials;
+  start({"app.localhost", "other.localhost"});
+  open_control();
+  tunnel::VisitorPolicy weak;
+  weak.challenge = true;
+  json r = reg(1, "app.localhost");
+  r["options"] = {{"visitor", tunnel::encode_visitor_policy(weak)}};
+  send(tunnel::ControlType::kRegister, r);
+  auto got = replies();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got.at(0).first, static_cast<uint64_t>(tunnel::ControlType::kRefused));
+  EXPECT_NE(got.at(0).second["message"].get<std::string>().find("requires credentials"), std::string::npos);
+  tunnel::VisitorPolicy strong;
+  strong.token_keys.push_back(tunnel::SigningKey::generate().public_pem());
+  r = reg(2, "other.localhost");
+  r["options"] = {{"visitor", tunnel::encode_visitor_policy(strong)}};
+  send(tunnel::ControlType::kRegister, r);
+  EXPECT_EQ(replies().at(0).first, static_cast<uint64_t>(tunnel::ControlType::kRegistered));
+  cfg_.visitor_auth_min = tunnel::VisitorAuthMin::kNone;
+}
+
 TEST_F(AgentSessionTest, TypesAreCheckedAgainstTheRegistry) {
   open_control();
   auto refused = [&](const json& reg) {

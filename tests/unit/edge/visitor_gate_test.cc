@@ -94,9 +94,9 @@ TEST(VisitorGate, BasicCredentials) {
                        {{"authorization", basic("bob:builder")}, {"authorization", basic("bob:builder")}}, t0)
                 .verdict,
             VisitorGate::Verdict::kUnauthorized);
-  EXPECT_NE(VisitorGate::challenge("app.localhost"), "");
-  EXPECT_EQ(VisitorGate::challenge("app.localhost"), "Basic realm=\"app.localhost\", charset=\"UTF-8\"");
-  EXPECT_EQ(VisitorGate::challenge("a\"b\\c\r\n"), "Basic realm=\"abc\", charset=\"UTF-8\"");
+  EXPECT_NE(gate.challenge("app.localhost"), "");
+  EXPECT_EQ(gate.challenge("app.localhost"), "Basic realm=\"app.localhost\", charset=\"UTF-8\"");
+  EXPECT_EQ(gate.challenge("a\"b\\c\r\n"), "Basic realm=\"abc\", charset=\"UTF-8\"");
 }
 
 TEST(VisitorGate, APassingValueIsRememberedAWrongOneNever) {

@@ -9,6 +9,7 @@
 
 #include "tunnel/base64url.h"
 #include "tunnel/control.h"
+#include "tunnel/token.h"
 
 namespace wtmesh::tunnel {
 namespace {
@@ -155,6 +156,9 @@ TEST(VisitorPolicy, RegisterCarriesItAndTheLargestFitsAFrame) {
     reg.visitor.deny.push_back(
         *parse_cidr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:" + std::to_string(2000 + i), &error));
   }
+  for (size_t i = 0; i < kMaxTokenKeys; ++i)
+    reg.visitor.token_keys.push_back(SigningKey::generate().public_pem());
+  reg.visitor.challenge = true;
   const auto bytes = encode(reg);
   EXPECT_LT(bytes.size(), 16u * 1024) << "the largest policy fits the 16 KiB control frame";
   ControlReader reader;
@@ -174,6 +178,70 @@ TEST(VisitorPolicy, RegisterCarriesItAndTheLargestFitsAFrame) {
   ASSERT_TRUE(m.ok());
   EXPECT_FALSE(m.get<Register>()->visitor_error.empty());
   EXPECT_TRUE(m.get<Register>()->visitor.empty());
+}
+
+}  // namespace
+}  // namespace wtmesh::tunnel
+
+namespace wtmesh::tunnel {
+namespace {
+
+TEST(VisitorPolicy, TokenKeysAndChallengeInJson) {
+  const SigningKey owner = SigningKey::generate();
+  std::string error;
+  // --require-token FILE takes the owner's private key file or its public key: the public half either way.
+  const auto from_private = visitor_token_key(owner.private_pem(), &error);
+  ASSERT_TRUE(from_private) << error;
+  EXPECT_EQ(*from_private, owner.public_pem());
+  EXPECT_EQ(visitor_token_key(owner.public_pem(), &error), owner.public_pem());
+  EXPECT_FALSE(visitor_token_key("nonsense", &error));
+  EXPECT_FALSE(error.empty());
+
+  VisitorPolicy p;
+  p.token_keys.push_back(owner.public_pem());
+  p.challenge = true;
+  const json j = encode_visitor_policy(p);
+  EXPECT_EQ(j["challenge"], true);
+  EXPECT_EQ(j["token_keys"][0], owner.public_pem());
+  EXPECT_EQ(decode_visitor_policy(j, &error), p);
+  EXPECT_FALSE(encode_visitor_policy(VisitorPolicy{}).contains("challenge"));
+  const auto bad = [&](json v) {
+    error.clear();
+    return !decode_visitor_policy(v, &error) && !error.empty();
+  };
+  EXPECT_TRUE(bad({{"challenge", "yes"}}));
+  EXPECT_TRUE(bad({{"token_keys", "x"}}));
+  EXPECT_TRUE(bad({{"token_keys", {"not a key"}}}));
+  EXPECT_TRUE(bad({{"token_keys", {owner.private_pem()}}})) << "a private key never goes to the edge";
+  EXPECT_TRUE(bad({{"token_keys", {owner.public_pem() + std::string(600, ' ')}}}));
+  EXPECT_TRUE(bad({{"token_keys", std::vector<std::string>(kMaxTokenKeys + 1, owner.public_pem())}}));
+}
+
+TEST(VisitorPolicy, OperatorBoundsWin) {
+  VisitorPolicy none, basic, token, challenge, range, both;
+  std::string error;
+  basic.basic.push_back(*make_basic_credential("a:b", &error, 1));
+  token.token_keys.push_back(SigningKey::generate().public_pem());
+  challenge.challenge = true;
+  range.allow.push_back(*parse_cidr("10.0.0.0/8", &error));
+  both = token;
+  both.challenge = true;  // the token skips the check page: credentials are not required
+  EXPECT_EQ(parse_visitor_auth_min("challenge"), VisitorAuthMin::kChallenge);
+  EXPECT_FALSE(parse_visitor_auth_min("strong"));
+  const auto ok = [](const VisitorPolicy& p, VisitorAuthMin m) {
+    return visitor_auth_shortfall(p, m).empty();
+  };
+  for (const auto* p : {&none, &basic, &token, &challenge, &range, &both})
+    EXPECT_TRUE(ok(*p, VisitorAuthMin::kNone));
+  EXPECT_FALSE(ok(none, VisitorAuthMin::kAny));
+  for (const auto* p : {&basic, &token, &challenge, &range, &both}) EXPECT_TRUE(ok(*p, VisitorAuthMin::kAny));
+  EXPECT_FALSE(ok(range, VisitorAuthMin::kChallenge));
+  for (const auto* p : {&basic, &token, &challenge, &both}) EXPECT_TRUE(ok(*p, VisitorAuthMin::kChallenge));
+  EXPECT_TRUE(ok(basic, VisitorAuthMin::kCredentials));
+  EXPECT_TRUE(ok(token, VisitorAuthMin::kCredentials));
+  EXPECT_FALSE(ok(challenge, VisitorAuthMin::kCredentials));
+  EXPECT_NE(visitor_auth_shortfall(both, VisitorAuthMin::kCredentials).find("--challenge would let"),
+            std::string::npos);
 }
 
 }  // namespace

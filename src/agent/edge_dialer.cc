@@ -84,7 +84,8 @@ void EdgeDialer::on_change() {
     start_h2();
     return;
   }
-  if (quic_failed && quic_story_.rfind("QUIC failed", 0) != 0) quic_story_ = "QUIC failed: " + quic_->close_reason();
+  if (quic_failed && quic_story_.rfind("QUIC failed", 0) != 0)
+    quic_story_ = "QUIC failed: " + quic_->close_reason();
   const bool quic_out = !quic_ || quic_failed;
   const bool h2_out = raced_ && (!h2_ || h2_failed);
   if (quic_out && h2_out) finish(nullptr, quic_story_ + "; HTTP/2: " + h2_error_);

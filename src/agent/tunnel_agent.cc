@@ -322,13 +322,14 @@ void TunnelAgent::attempt() {
     return schedule_retry(n, std::string("cannot set up TLS: ") + e.what(), false);
   }
   attempt_token_ = std::move(token);
-  transport_in_use_ = options_.edge_transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic;
+  transport_in_use_ =
+      options_.edge_transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic;
   DialOptions dial{options_.edge, std::move(tls), options_.transport, options_.edge_transport,
                    options_.h2_race_after};
-  dialer_ = std::make_unique<EdgeDialer>(
-      io_, std::move(dial), [this, n](std::unique_ptr<WtClient> winner, const std::string& why) {
-        on_dialed(n, std::move(winner), why);
-      });
+  dialer_ = std::make_unique<EdgeDialer>(io_, std::move(dial),
+                                         [this, n](std::unique_ptr<WtClient> winner, const std::string& why) {
+                                           on_dialed(n, std::move(winner), why);
+                                         });
   if (!dialer_->start(&error)) return schedule_retry(n, "cannot dial the edge: " + error, false);
   arm_watchdog(n);
 }
@@ -446,7 +447,6 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
   };
   wt_session_ = client_->open_session(std::string(tunnel::kSessionPath), headers, session_.get(), &error);
   if (!wt_session_) return schedule_retry(n, "cannot open a session: " + error, false);
-
 }
 
 void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string& reason) {
@@ -462,7 +462,8 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
     if (status == 401) {
       const std::string* detail = wt::find_header(answer->headers, tunnel::kErrorHeader);
       why =
-          "the edge refused the token (HTTP 401): it is malformed, expired, not yet valid, revoked, or signed "
+          "the edge refused the token (HTTP 401): it is malformed, expired, not yet valid, revoked, or "
+          "signed "
           "by a key the edge does not accept" +
           (detail ? " (" + *detail + ")" : std::string());
       auth = true;

@@ -33,11 +33,12 @@ void TunnelAgent::arm_quic_probe(uint64_t n) {
     }
     DialOptions dial{options_.edge, std::move(tls), options_.transport, EdgeTransport::kQuic};
     // A probe that gets no answer should not take the 10 s of a first connection.
-    dial.transport.handshake_timeout = std::min(dial.transport.handshake_timeout, std::chrono::milliseconds(3000));
-    probe_ = std::make_unique<EdgeDialer>(
-        io_, std::move(dial), [this, n](std::unique_ptr<WtClient> quic, const std::string& why) {
-          on_quic_probe(n, std::move(quic), why);
-        });
+    dial.transport.handshake_timeout =
+        std::min(dial.transport.handshake_timeout, std::chrono::milliseconds(3000));
+    probe_ = std::make_unique<EdgeDialer>(io_, std::move(dial),
+                                          [this, n](std::unique_ptr<WtClient> quic, const std::string& why) {
+                                            on_quic_probe(n, std::move(quic), why);
+                                          });
     std::string error;
     if (!probe_->start(&error)) {
       probe_.reset();
@@ -109,7 +110,8 @@ void TunnelAgent::drain_step() {
     if (!d.closing && ((replaced && d.session->active_requests() == 0) || now >= d.deadline)) {
       const size_t left = d.session->active_requests();
       notice(left == 0 ? std::string("closing the replaced session: its requests finished")
-                       : fmt::format("closing the replaced session after {:.1f} s with ", options_.drain_grace.count() / 1000.0) +
+                       : fmt::format("closing the replaced session after {:.1f} s with ",
+                                     options_.drain_grace.count() / 1000.0) +
                              std::to_string(left) + " request(s) still on it");
       d.closing = true;
       d.deadline = now;

@@ -204,7 +204,8 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
   const bool current = tunnel != tunnels_.end() && tunnel->second.claim == claim;  // not unregistered
   if (reply.result != ClaimResult::kOk) {
     // A copy: the view goes with the holder's route when it hands it over.
-    const std::string holder = reply.result == ClaimResult::kTaken ? std::string(reply.holder) : std::string();
+    const std::string holder =
+        reply.result == ClaimResult::kTaken ? std::string(reply.holder) : std::string();
     if (reply.result == ClaimResult::kTaken && current && !c.handed_over && holder != owner_ &&
         hooks_.hand_over && hooks_.hand_over(holder, route_key(tunnel->second))) {
       spdlog::info("tunnel {}: {} handed over from {} (the same agent's older session)", owner_, c.hostname,

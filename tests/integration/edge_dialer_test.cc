@@ -2,6 +2,8 @@
 // when UDP gets through; WebTransport over HTTP/2 wins when UDP is a black hole (a bound socket that
 // never answers, in front of a TCP forwarder to the edge's HTTPS port); both failing ends the dial
 // with both reasons; a dialer destroyed mid-race says nothing and leaks nothing (ASan build).
+#include "agent/edge_dialer.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -13,7 +15,6 @@
 #include "../support/edge_thread.h"
 #include "../support/run_until.h"
 #include "../support/temp_dir.h"
-#include "agent/edge_dialer.h"
 #include "agent/wt_client.h"
 #include "edge/edge_server.h"
 #include "quic/tls_context.h"
@@ -55,7 +56,7 @@ class UdpBlackHoleTcpForwarder {
     }
     void pump(tcp::socket& from, tcp::socket& to, std::array<char, 16384>& buf) {
       from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](
-                                                   boost::system::error_code ec, size_t n) {
+                                                  boost::system::error_code ec, size_t n) {
         if (ec) {
           boost::system::error_code ignored;
           to.shutdown(tcp::socket::shutdown_send, ignored);
@@ -74,10 +75,11 @@ class UdpBlackHoleTcpForwarder {
     acceptor_->async_accept([this](boost::system::error_code ec, tcp::socket s) {
       if (ec) return;
       auto out = std::make_shared<tcp::socket>(io_);
-      out->async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), *target_),
-                         [out, in = std::make_shared<tcp::socket>(std::move(s))](boost::system::error_code e) {
-                           if (!e) std::make_shared<Pipe>(std::move(*in), std::move(*out))->start();
-                         });
+      out->async_connect(
+          tcp::endpoint(asio::ip::make_address("127.0.0.1"), *target_),
+          [out, in = std::make_shared<tcp::socket>(std::move(s))](boost::system::error_code e) {
+            if (!e) std::make_shared<Pipe>(std::move(*in), std::move(*out))->start();
+          });
       accept();
     });
   }
@@ -108,18 +110,20 @@ class EdgeDialerTest : public ::testing::Test {
   // Runs a dial to its end; the winner (or nullptr) and the error are kept.
   bool dial(agent::DialOptions o, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     bool done = false;
-    agent::EdgeDialer dialer(io_, std::move(o), [&](std::unique_ptr<agent::WtClient> w, const std::string& e) {
-      done = true;
-      winner_ = std::move(w);
-      error_ = e;
-    });
+    agent::EdgeDialer dialer(io_, std::move(o),
+                             [&](std::unique_ptr<agent::WtClient> w, const std::string& e) {
+                               done = true;
+                               winner_ = std::move(w);
+                               error_ = e;
+                             });
     std::string error;
     started_ = Clock::now();
     if (!dialer.start(&error)) {
       error_ = error;
       return false;
     }
-    const bool ok = test::run_io_until(io_, [&] { return done; }, limit, test::Turn::kOneHandler);
+    const bool ok = test::run_io_until(
+        io_, [&] { return done; }, limit, test::Turn::kOneHandler);
     elapsed_ = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);
     story_ = dialer.quic_story();
     raced_ = dialer.raced();
@@ -166,7 +170,8 @@ TEST_F(EdgeDialerTest, Http2WinsWhenUdpIsABlackHoleAndTheSessionWorksOnIt) {
   std::string error;
   ASSERT_NE(winner_->open_session("/echo", {}, &handler, &error), nullptr) << error;
   ASSERT_TRUE(test::run_io_until(
-      io_, [&] { return handler.ready || handler.closed; }, std::chrono::seconds(10), test::Turn::kOneHandler));
+      io_, [&] { return handler.ready || handler.closed; }, std::chrono::seconds(10),
+      test::Turn::kOneHandler));
   EXPECT_TRUE(handler.ready);
   winner_.reset();  // before the handler it reports to
 }
@@ -201,11 +206,13 @@ TEST_F(EdgeDialerTest, ADialerDestroyedMidRaceSaysNothing) {
                              [&](std::unique_ptr<agent::WtClient>, const std::string&) { called = true; });
     std::string error;
     ASSERT_TRUE(dialer.start(&error)) << error;
-    test::run_io_until(io_, [&] { return dialer.raced(); }, std::chrono::seconds(5), test::Turn::kOneHandler);
+    test::run_io_until(
+        io_, [&] { return dialer.raced(); }, std::chrono::seconds(5), test::Turn::kOneHandler);
     EXPECT_TRUE(dialer.raced());
   }
   // Whatever the clients had posted finds them gone.
-  test::run_io_until(io_, [] { return false; }, std::chrono::milliseconds(300), test::Turn::kOneHandler);
+  test::run_io_until(
+      io_, [] { return false; }, std::chrono::milliseconds(300), test::Turn::kOneHandler);
   EXPECT_FALSE(called);
 }
 

@@ -313,14 +313,8 @@ void TunnelAgent::attempt() {
     if (!t) return schedule_retry(n, error, false);
     token = std::move(*t);
   }
-  std::shared_ptr<const quic::TlsClientContext> tls;
-  try {
-    tls = std::make_shared<const quic::TlsClientContext>(
-        options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
-                         : quic::TlsClientContext::with_system_trust());
-  } catch (const std::exception& e) {
-    return schedule_retry(n, std::string("cannot set up TLS: ") + e.what(), false);
-  }
+  std::shared_ptr<const quic::TlsClientContext> tls = edge_trust(&error);
+  if (!tls) return schedule_retry(n, "cannot set up TLS: " + error, false);
   attempt_token_ = std::move(token);
   transport_in_use_ =
       options_.edge_transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic;
@@ -332,6 +326,17 @@ void TunnelAgent::attempt() {
                                          });
   if (!dialer_->start(&error)) return schedule_retry(n, "cannot dial the edge: " + error, false);
   arm_watchdog(n);
+}
+
+std::shared_ptr<const quic::TlsClientContext> TunnelAgent::edge_trust(std::string* error) const {
+  try {
+    return std::make_shared<const quic::TlsClientContext>(
+        options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
+                         : quic::TlsClientContext::with_system_trust());
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return nullptr;
+  }
 }
 
 void TunnelAgent::arm_watchdog(uint64_t n) {

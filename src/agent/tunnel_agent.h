@@ -39,6 +39,9 @@
 namespace wtmesh::wt {
 class Session;
 }
+namespace wtmesh::quic {
+class TlsClientContext;
+}
 
 namespace wtmesh::agent {
 
@@ -139,6 +142,8 @@ class TunnelAgent {
   void attempt();
   // The dial of attempt `n` ended: open the session on the winner, or retry.
   void on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const std::string& why);
+  // The trust for the edge's certificate (--ca or the system store); null with `error` when unreadable.
+  std::shared_ptr<const quic::TlsClientContext> edge_trust(std::string* error) const;
   // The session of attempt `n` did not open within connect_timeout: retry.
   void arm_watchdog(uint64_t n);
   // --- moving to a better session (tunnel_agent_moves.cc) ---

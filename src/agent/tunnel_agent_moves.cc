@@ -22,13 +22,10 @@ void TunnelAgent::arm_quic_probe(uint64_t n) {
     if (ec || alive.expired() || stopped_ || n != attempt_ || !connected() ||
         transport_in_use_ != EdgeTransport::kH2)
       return;
-    std::shared_ptr<const quic::TlsClientContext> tls;
-    try {
-      tls = std::make_shared<const quic::TlsClientContext>(
-          options_.ca_file ? quic::TlsClientContext::with_ca_file(*options_.ca_file)
-                           : quic::TlsClientContext::with_system_trust());
-    } catch (const std::exception& e) {
-      spdlog::debug("agent: no QUIC probe: {}", e.what());
+    std::string error;
+    std::shared_ptr<const quic::TlsClientContext> tls = edge_trust(&error);
+    if (!tls) {
+      spdlog::debug("agent: no QUIC probe: {}", error);
       return arm_quic_probe(n);
     }
     DialOptions dial{options_.edge, std::move(tls), options_.transport, EdgeTransport::kQuic};
@@ -39,7 +36,6 @@ void TunnelAgent::arm_quic_probe(uint64_t n) {
                                           [this, n](std::unique_ptr<WtClient> quic, const std::string& why) {
                                             on_quic_probe(n, std::move(quic), why);
                                           });
-    std::string error;
     if (!probe_->start(&error)) {
       probe_.reset();
       spdlog::debug("agent: QUIC probe could not start: {}", error);

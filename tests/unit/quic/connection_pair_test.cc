@@ -207,7 +207,7 @@ TEST_F(ConnectionPairTest, IdleTimeoutClosesBothSidesSilently) {
 class CloseInsideCallback : public ConnectionPairTest, public ::testing::WithParamInterface<std::string> {
  protected:
   void arm(Recorder& r, std::function<Connection*()> conn) {
-    r.hook = [this, &r, conn](const std::string& kind) {
+    r.hook = [&r, conn](const std::string& kind) {
       if (kind == GetParam() && r.closes == 0) conn()->close(42, "closed inside " + kind);
     };
   }

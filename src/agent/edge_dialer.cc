@@ -91,7 +91,7 @@ void EdgeDialer::on_change() {
   if (quic_out && h2_out) finish(nullptr, quic_story_ + "; HTTP/2: " + h2_error_);
 }
 
-void EdgeDialer::finish(std::unique_ptr<WtClient> winner, const std::string& error) {
+void EdgeDialer::finish(std::unique_ptr<WtClient> winner, std::string error) {
   finished_ = true;
   race_timer_.cancel();
   if (quic_) quic_->close("the edge answered over HTTP/2 first");

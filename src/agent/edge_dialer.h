@@ -63,7 +63,8 @@ class EdgeDialer {
   std::unique_ptr<WtClient> dial(EdgeTransport t, std::string* error);
   void start_h2();
   void on_change();
-  void finish(std::unique_ptr<WtClient> winner, const std::string& error);
+  // `error` by value: it may come from a client this call destroys.
+  void finish(std::unique_ptr<WtClient> winner, std::string error);
 
   boost::asio::io_context& io_;
   DialOptions options_;

@@ -79,13 +79,11 @@ void EdgeDialer::on_change() {
     case EdgeTransport::kAuto:
       break;
   }
-  if (quic_failed && !raced_) {
+  if (quic_failed && !quic_failure_told_) {
+    quic_failure_told_ = true;
     quic_story_ = "QUIC failed: " + quic_->close_reason();
-    start_h2();
-    return;
+    if (!raced_) return start_h2();
   }
-  if (quic_failed && quic_story_.rfind("QUIC failed", 0) != 0)
-    quic_story_ = "QUIC failed: " + quic_->close_reason();
   const bool quic_out = !quic_ || quic_failed;
   const bool h2_out = raced_ && (!h2_ || h2_failed);
   if (quic_out && h2_out) finish(nullptr, quic_story_ + "; HTTP/2: " + h2_error_);

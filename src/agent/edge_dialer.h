@@ -74,6 +74,7 @@ class EdgeDialer {
   boost::asio::steady_timer race_timer_;
   bool raced_ = false;
   bool finished_ = false;
+  bool quic_failure_told_ = false;  // quic_story_ names QUIC's failure
   std::string quic_story_;
   std::string h2_error_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -14,6 +14,15 @@ using namespace std::chrono_literals;
 
 class TunnelServiceTest : public test::TunnelServiceFixture<LocalRouteTable> {};
 
+// A request stream's events that only note whether the stream was aborted.
+struct AbortRecorder final : RequestStreamEvents {
+  void on_response_data(std::span<const uint8_t>, bool) override {}
+  void on_request_writable() override {}
+  void on_stream_aborted(std::optional<uint32_t>, std::string_view) override { aborted = true; }
+  void on_request_stopped(std::optional<uint32_t>) override {}
+  bool aborted = false;
+};
+
 TEST_F(TunnelServiceTest, ValidTokenIsAcceptedWithTheVersion) {
   const wt::Accept a = connect(info("Bearer " + token(), "2, 1"));
   EXPECT_EQ(a.status, 200);
@@ -259,13 +268,7 @@ TEST_F(TunnelServiceTest, TheSameAgentsNewerSessionTakesTheNameOver) {
   ASSERT_EQ(connect(with_instance(instance)).status, 200);
   register_host(*sessions_[0], 1, "app.localhost");
   ASSERT_EQ(route("app.localhost").session, 1u);
-  struct Ev final : RequestStreamEvents {
-    void on_response_data(std::span<const uint8_t>, bool) override {}
-    void on_request_writable() override {}
-    void on_stream_aborted(std::optional<uint32_t>, std::string_view) override { aborted = true; }
-    void on_request_stopped(std::optional<uint32_t>) override {}
-    bool aborted = false;
-  } in_flight;
+  AbortRecorder in_flight;
   StreamRef ref;
   ASSERT_EQ(service_->open_request(route("app.localhost"), "c", &in_flight, &ref),
             TunnelDirectory::OpenStatus::kOpened);
@@ -353,13 +356,7 @@ TEST_F(TunnelServiceTest, OfflineNamesAreCapped) {
 TEST_F(TunnelServiceTest, DirectoryOpensStreamsOnTheOwningSession) {
   ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
   register_host(*sessions_[0], 1, "app.localhost");
-  struct Ev final : RequestStreamEvents {
-    void on_response_data(std::span<const uint8_t>, bool) override {}
-    void on_request_writable() override {}
-    void on_stream_aborted(std::optional<uint32_t>, std::string_view) override { aborted = true; }
-    void on_request_stopped(std::optional<uint32_t>) override {}
-    bool aborted = false;
-  } ev;
+  AbortRecorder ev;
   const RouteLookup r = route("app.localhost");
   StreamRef ref;
   ASSERT_EQ(service_->open_request(r, "c", &ev, &ref), TunnelDirectory::OpenStatus::kOpened);

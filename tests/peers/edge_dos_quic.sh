@@ -86,6 +86,11 @@ for i in 1 2 3 4; do
   check "holder $i served after its wait (gtlsclient status $rc, :status 404)" \
     grep -q '\[:status: 404\]' "$PEER_TMP/holder$i.out"
 done
+# The holders' connections leave the edge's table (and the per-address count of 4) only after their
+# closing period (3 PTO, longer under a sanitizer): wait for that, or the next Initial is refused as
+# the fifth was.
+check "the holders' connections are gone from the edge" wait_for 10 bash -c \
+  "curl -sS -m 2 'http://127.0.0.1:$admin_port/metrics' | grep -qx 'wtmesh_quic_connections 0'"
 # (a) A token we did not issue (NEW_TOKEN-like magic 0x36, random bytes) is dropped, not refused:
 # the client is served as one without a token (its address unvalidated until the handshake).
 write_token "$PEER_TMP/unknown.pem" "36$(head -c 40 /dev/urandom | xxd -p | tr -d '\n')"

@@ -68,8 +68,8 @@ struct AgentOptions {
   bool exit_on_refusal = false;
   // A name refused as `taken` is asked for again after first_taken_retry, then every taken_retry.
   // The first is short because the edge probes the holder on that refusal, and a holder that is our
-  // own killed process is gone within about a second (quic::TransportLimits::unresponsive_floor).
-  std::chrono::milliseconds first_taken_retry{1500};
+  // own killed process is gone within about two seconds (the edge's unresponsive floor, 2 s).
+  std::chrono::milliseconds first_taken_retry{2500};
   std::chrono::milliseconds taken_retry{5000};
   std::chrono::milliseconds connect_timeout{15000};  // QUIC handshake + session acceptance
   // `--transport`: QUIC, WebTransport over HTTP/2 on TCP, or auto: each attempt races them
@@ -89,7 +89,13 @@ struct AgentOptions {
   H2ClientLimits h2;
   H3ClientLimits h3;
   ExchangeLimits exchange;
-  quic::TransportLimits transport;
+  // TransportLimits' defaults plus a 1 s keep-alive PING: a NAT that rebinds while the agent is
+  // silent is repaired by the agent's next packet, before the edge's 2 s unresponsive floor.
+  quic::TransportLimits transport = [] {
+    quic::TransportLimits l;
+    l.keep_alive = std::chrono::milliseconds(1000);
+    return l;
+  }();
   tunnel::UdpFlowOptions udp;  // udp tunnels' flows: cap per tunnel, idle expiry
   std::string user_agent = "wtmesh-agent/" + std::string(kAgentVersion);
 };

@@ -60,7 +60,14 @@ struct EdgeOptions {
   // The diagnostic WebTransport echo at /echo (`wtmesh doctor`, browser checks): off unless asked
   // for (--echo), since it answers anyone; when on, allowed_origins applies to it as to every session.
   bool echo = false;
-  quic::TransportLimits limits;
+  // TransportLimits' defaults but for the unresponsive floor: 2 s, not 600 ms. An agent whose NAT
+  // rebound while it was silent cannot be reached until it sends again (its 1 s keep-alive PING), so
+  // the edge waits longer than that before it gives a peer up (docs/protocol.md §2).
+  quic::TransportLimits limits = [] {
+    quic::TransportLimits l;
+    l.unresponsive_floor = std::chrono::milliseconds(2000);
+    return l;
+  }();
   // A QUIC connection whose handshake completed but that opened no WebTransport session and sent no
   // HTTP/3 request within this long is closed with H3_NO_ERROR (--session-deadline; issue 14 6b).
   std::chrono::milliseconds session_deadline{10'000};

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "quic/tls_context.h"
@@ -208,6 +211,17 @@ Connection::~Connection() {
   if (tls_session_) gnutls_deinit(tls_session_);
 }
 
+namespace {
+// ngtcp2's log_printf: the line as the library formats it (it only records; nothing calls back in).
+void log_to_stderr(void* /*user_data*/, const char* format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  std::vfprintf(stderr, format, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+}
+}  // namespace
+
 void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now,
                                std::vector<uint16_t>& probes) const {
   ngtcp2_settings_default(&settings);
@@ -229,7 +243,13 @@ void Connection::fill_settings(ngtcp2_settings& settings, ngtcp2_transport_param
   settings.handshake_timeout =
       static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.handshake_timeout).count());
   settings.cc_algo = NGTCP2_CC_ALGO_CUBIC;
-  // qlog stays off: CVE-2026-40170 in this ngtcp2 version.
+  // qlog stays off: CVE-2026-40170 in this ngtcp2 version. ngtcp2's own text log (frames, path
+  // validation, recovery) goes to stderr when WTMESH_NGTCP2_LOG=1: a debugging aid, very verbose.
+  static const bool library_log = [] {
+    const char* v = std::getenv("WTMESH_NGTCP2_LOG");
+    return v != nullptr && std::string_view(v) == "1";
+  }();
+  if (library_log) settings.log_printf = log_to_stderr;
   ngtcp2_transport_params_default(&params);
   params.initial_max_stream_data_bidi_local = limits_.stream_window;
   params.initial_max_stream_data_bidi_remote = limits_.stream_window;
@@ -305,6 +325,7 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
     if (error) *error = std::string("ngtcp2_conn_server_new: ") + ngtcp2_strerror(rv);
     return false;
   }
+  apply_keep_alive();
   tls_session_ = tls.new_session(&conn_ref_);
   if (!tls_session_) {
     if (error) *error = "could not create a TLS session";
@@ -338,6 +359,7 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
     if (error) *error = std::string("ngtcp2_conn_client_new: ") + ngtcp2_strerror(rv);
     return false;
   }
+  apply_keep_alive();
   tls_session_ = tls.new_session(&conn_ref_, host);
   if (!tls_session_) {
     if (error) *error = "could not create a TLS session";
@@ -346,6 +368,12 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
   ngtcp2_conn_set_tls_native_handle(conn_, tls_session_);
   cids_.add_cid(scid, this);
   return true;
+}
+
+void Connection::apply_keep_alive() {
+  if (limits_.keep_alive.count() <= 0) return;
+  ngtcp2_conn_set_keep_alive_timeout(
+      conn_, static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.keep_alive).count()));
 }
 
 bool Connection::handshake_completed() const { return ngtcp2_conn_get_handshake_completed(conn_) != 0; }

@@ -62,6 +62,12 @@ struct TransportLimits {
   // one RTT + its max_ack_delay, so this scales with the path. 0 ms disables it.
   std::chrono::milliseconds unresponsive_floor{600};
   unsigned unresponsive_ptos = 8;
+  // A PING when nothing was sent or received for this long (0: never). A NAT that rebinds while we
+  // are silent sends the peer's packets to a mapping that is gone, and the peer can only find our
+  // new address in a packet from us: the agent sets 1 s, so an edge hears from it again within
+  // about a second and migrates the path (docs/protocol.md §2, liveness), well before the edge's
+  // own unresponsive floor. Costs one small packet each way per idle second.
+  std::chrono::milliseconds keep_alive{0};
 };
 
 // Connection-id bookkeeping owned by the endpoint (routing table + stateless-reset secret).
@@ -254,6 +260,7 @@ class Connection final : public Transport {
     Connection& conn;
   };
   void apply_deferred_close();
+  void apply_keep_alive();  // limits_.keep_alive, once conn_ exists
 
   friend struct ConnectionCallbacks;
 

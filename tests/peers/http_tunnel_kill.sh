@@ -2,16 +2,17 @@
 # Real peers through the HTTP tunnel when the agent dies without a word (kill -9), as a crash or a
 # power cut would: `wtmesh edge` + `wtmesh http` in front of the Node origin (tests/peers/origin.mjs),
 # curl as the public client. The edge notices a silent peer once data it sent waits for an answer
-# (quic::TransportLimits::unresponsive_floor, 600 ms on loopback), so:
-#   A. kill -9, then a request: 502 within 1 s; an agent restarted then serves the same name at once.
+# (quic::TransportLimits::unresponsive_floor: 2 s on the edge, longer than the agents' 1 s keep-alive
+# so that a NAT rebinding is survived; docs/protocol.md §2), so:
+#   A. kill -9, then a request: 502 within 3.5 s; an agent restarted then serves the same name at once.
 #   B. kill -9 and an immediate restart with no request in between (the old session still looks
 #      alive): the new agent is refused "taken", the edge probes the holder, drops it, and the
 #      restarted agent's early retry gets the same hostname back within 5 s.
 #   D. kill -9 while a response streams (SSE, the edge only receives): the session's quiet-stream probe
 #      (AgentSession::kQuietProbeAfter, 1 s) plus the unresponsive rule cut the client's response
-#      within ~2 s, not at the next heartbeat.
+#      within ~3 s, not at the next heartbeat.
 #   C. kill -9 with no traffic at all: the edge's own heartbeat PING (every 10 s) finds the agent
-#      gone and the name answers 502, not a hang, within ~11 s.
+#      gone and the name answers 502, not a hang, within ~12 s.
 # The real times are printed.
 # Usage: http_tunnel_kill.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -37,11 +38,11 @@ wait_for_200() {
 kill -KILL "${AGENT_PID[app]}"
 wait "${AGENT_PID[app]}" 2>/dev/null
 t0=$(now_ms)
-code=$(curl -sS -m 3 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
+code=$(curl -sS -m 5 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
 first_ms=$(($(now_ms) - t0))
 log "A: 502 after kill -9: $(grep -oE '<p>[^<]*' "$T/body" | head -1)"
-check "A: after kill -9 of the agent the next request gets 502 within 1 s (got '$code' after $first_ms ms)" \
-  bash -c '[ "$1" = 502 ] && [ "$2" -le 1000 ]' _ "$code" "$first_ms"
+check "A: after kill -9 of the agent the next request gets 502 within 3.5 s (got '$code' after $first_ms ms)" \
+  bash -c '[ "$1" = 502 ] && [ "$2" -le 3500 ]' _ "$code" "$first_ms"
 launch_http app main app "$OP" "$(make_token main app)"
 back=$(wait_for_200 10)
 log "A: restarted agent serves the name after ${back:-never} ms"
@@ -80,8 +81,8 @@ cut_ms=$(($(now_ms) - t0))
 wait "$sse_pid" 2>/dev/null
 sse_rc=$?
 log "D: the streaming response was cut ${cut_ms} ms after kill -9 (curl exit $sse_rc: $(head -c 200 "$T/sse.err"))"
-check "D: the client's streaming response ends within 3.5 s of the kill, not at the heartbeat (after $cut_ms ms)" \
-  [ "$cut_ms" -le 3500 ]
+check "D: the client's streaming response ends within 5 s of the kill, not at the heartbeat (after $cut_ms ms)" \
+  [ "$cut_ms" -le 5000 ]
 check "D: curl sees a cut response, not a complete one (exit $sse_rc)" [ "$sse_rc" != 0 ]
 launch_http app main app "$OP" "$(make_token main app)"
 back=$(wait_for_200 10)
@@ -103,8 +104,8 @@ for ((i = 0; i < 300; i++)); do
   sleep 0.05
 done
 log "C: the edge dropped the silent session after ${gone:-never} ms"
-check "C: with no traffic, the edge drops the killed agent's session within 11 s (after ${gone:-more than 15000} ms)" \
-  bash -c '[ -n "$1" ] && [ "$1" -le 11000 ]' _ "$gone"
+check "C: with no traffic, the edge drops the killed agent's session within 13 s (after ${gone:-more than 15000} ms)" \
+  bash -c '[ -n "$1" ] && [ "$1" -le 13000 ]' _ "$gone"
 code=$(curl -sS -m 3 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
 check "C: then the name answers 502 at once (got '$code')" [ "$code" = 502 ]
 

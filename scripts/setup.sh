@@ -32,6 +32,7 @@ peer_pkgs=(
   chromium curl openssl gnutls-bin procps psmisc coreutils libnss3-tools
   nghttp2-client wrk nginx-light openssh-server openssh-client iperf3
   python3-grpcio redis-server redis-tools netcat-openbsd dnsmasq-base bind9-dnsutils
+  nftables iproute2 conntrack  # tests/net: namespaces with loss, UDP blocking, NAT rebinding
   prometheus  # for promtool: tests/peers/metrics.sh checks /metrics with `promtool check metrics`
 )
 # Minimum versions that only backports has (bookworm itself ships older ngtcp2/nghttp3).

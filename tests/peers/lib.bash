@@ -244,8 +244,9 @@ start_edge() {
   dir=$PEER_TMP/edge-$name
   mkdir -p "$dir/state"
   log "starting edge '$name': $WTMESH edge --listen $addr:0 --domain localhost --state-dir $dir/state $*"
-  "$WTMESH" edge --listen "$addr:0" --domain localhost --state-dir "$dir/state" "$@" \
-    >"$dir/stdout" 2>"$dir/stderr" </dev/null &
+  # EDGE_NETNS (tests/net/netlab.bash): in that network namespace (ip execs the edge: same pid).
+  ${EDGE_NETNS:+ip netns exec "$EDGE_NETNS"} "$WTMESH" edge --listen "$addr:0" --domain localhost \
+    --state-dir "$dir/state" "$@" >"$dir/stdout" 2>"$dir/stderr" </dev/null &
   pid=$!
   track "$pid"
   EDGE_PID[$name]=$pid

@@ -8,7 +8,8 @@
 #   ./scripts/test.sh -R peer_doctor   one test by name
 # Env: WTMESH_SKIP_SETUP=1 skips setup.sh; WTMESH_BUILD_DIR (default build); WTMESH_BUILD_TYPE
 # (default RelWithDebInfo); WTMESH_CMAKE_ARGS (extra configure arguments, split on spaces); WTMESH_JOBS
-# (default 2) for the build; WTMESH_CTEST_JOBS (default 1).
+# (default 2) for the build; WTMESH_CTEST_JOBS (default 2: two tests at a time; the peer tests that load
+# the machine and measure it are RUN_SERIAL in tests/CMakeLists.txt and run alone).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +30,6 @@ echo "test: build $build_dir (-j$jobs)"
 cmake --build "$build_dir" -j"$jobs" || { echo "test: FAILED: build of $build_dir" >&2; exit 1; }
 
 echo "test: ctest"
-ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j"${WTMESH_CTEST_JOBS:-1}" "$@" \
+ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j"${WTMESH_CTEST_JOBS:-2}" "$@" \
   || { echo "test: FAILED: some tests failed (see above)" >&2; exit 1; }
 echo "test: all tests passed"

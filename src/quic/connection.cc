@@ -213,7 +213,7 @@ Connection::~Connection() {
 
 namespace {
 // ngtcp2's log_printf: the line as the library formats it (it only records; nothing calls back in).
-void log_to_stderr(void* /*user_data*/, const char* format, ...) {
+__attribute__((format(printf, 2, 3))) void log_to_stderr(void* /*user_data*/, const char* format, ...) {
   va_list ap;
   va_start(ap, format);
   std::vfprintf(stderr, format, ap);

@@ -27,6 +27,7 @@
 #                   encoder-stream instructions growing the table past the 0 we advertise (connection
 #                   closed, QPACK_ENCODER_STREAM_ERROR): 20 connections one after another each
 # Usage: edge_attacks_quic.sh PATH_OF_WTMESH
+# shellcheck disable=SC2154  # variables set by attack_vals (printf -v)
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
@@ -59,6 +60,20 @@ for _ in 1 2 3 4 5; do curl -s -m 5 --cacert "$CA" -o /dev/null "$BASE/hello"; d
 holds() { eval "$1"; }
 metric() { # metric TEXT: the value of the sample line starting with TEXT (0 if absent)
   curl -sS -m 5 "http://127.0.0.1:$admin_port/metrics" | awk -v k="$1" 'index($0, k " ") == 1 {print $2; f = 1} END {if (!f) print 0}'
+}
+
+# attack_vals LABEL NAME EXPR [NAME EXPR ...]: sets each shell variable NAME to attack_json LABEL EXPR,
+# with one node process for all of them (node starts slowly on a loaded machine).
+attack_vals() {
+  local label=$1 k v
+  shift
+  while IFS=$'\t' read -r k v; do printf -v "$k" '%s' "$v"; done < <(node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
+    const s = JSON.parse(lines[lines.length - 1]);
+    for (let i = 2; i + 1 < process.argv.length; i += 2) {
+      const v = eval(process.argv[i + 1]);
+      console.log(process.argv[i] + "\t" + (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)));
+    }' "$PEER_TMP/attack-$label.json" "$@")
 }
 
 TABLE=$T/table.txt
@@ -111,21 +126,21 @@ row() {
 kind0=$(metric 'wtmesh_tunnel_stream_refusals_total{reason="kind"}')
 bad0=$(metric 'wtmesh_tunnel_stream_refusals_total{reason="malformed"}')
 quic_attack streams-bidi streams-bidi --token-file "$T/atk.tok" --count "$STREAMS" --duration 30
-opened=$(attack_json streams-bidi 's.opened')
-resets=$(attack_json streams-bidi 's.peerResets')
+attack_vals streams-bidi opened 's.opened' resets 's.peerResets' all_ms 's.allOpenedMs' \
+  median 's.shedTimesMs.median' max 's.shedTimesMs.max' not_refused 's.sampledNotRefused' closed_by_edge 's.connClosedByEdge'
 kind=$(($(metric 'wtmesh_tunnel_stream_refusals_total{reason="kind"}') - kind0))
 bad=$(($(metric 'wtmesh_tunnel_stream_refusals_total{reason="malformed"}') - bad0))
-check "(streams-bidi) the attacker opened $opened of $STREAMS streams on one session in $(attack_json streams-bidi 's.allOpenedMs') ms" \
+check "(streams-bidi) the attacker opened $opened of $STREAMS streams on one session in $all_ms ms" \
   [ "$opened" = "$STREAMS" ]
 check "(streams-bidi) the edge reset every one ($resets resets; stream credit came back each time)" [ "$resets" -ge "$STREAMS" ]
-check "(streams-bidi) a sampled stream was refused within $SHED_LIMIT_MS ms (median $(attack_json streams-bidi 's.shedTimesMs.median') ms, max $(attack_json streams-bidi 's.shedTimesMs.max') ms; $(attack_json streams-bidi 's.sampledNotRefused') never refused)" \
-  holds "[ \"$(attack_json streams-bidi 's.shedTimesMs.max')\" -lt \"$SHED_LIMIT_MS\" ] && [ \"$(attack_json streams-bidi 's.sampledNotRefused')\" = 0 ]"
+check "(streams-bidi) a sampled stream was refused within $SHED_LIMIT_MS ms (median $median ms, max $max ms; $not_refused never refused)" \
+  holds "[ \"$max\" -lt \"$SHED_LIMIT_MS\" ] && [ \"$not_refused\" = 0 ]"
 check "(streams-bidi) metric wtmesh_tunnel_stream_refusals_total: kind +$kind, malformed +$bad (want $((STREAMS / 2)) each)" \
   holds "[ \"$kind\" = $((STREAMS / 2)) ] && [ \"$bad\" = $((STREAMS / 2)) ]"
 check "(streams-bidi) the session lived on (the edge refuses streams, not the session)" \
-  [ "$(attack_json streams-bidi 's.connClosedByEdge')" = false ]
-row streams-bidi "each stream reset, median $(attack_json streams-bidi 's.shedTimesMs.median') ms, max $(attack_json streams-bidi 's.shedTimesMs.max') ms" \
-  "$opened opened in $(attack_json streams-bidi 's.allOpenedMs') ms"
+  [ "$closed_by_edge" = false ]
+row streams-bidi "each stream reset, median $median ms, max $max ms" \
+  "$opened opened in $all_ms ms"
 
 uni0=$(metric 'wtmesh_tunnel_stream_refusals_total{reason="uni"}')
 quic_attack streams-uni streams-uni --token-file "$T/atk.tok" --count "$STREAMS" --duration 30
@@ -172,36 +187,37 @@ check "(register) refusals are logged rate-limited: $refusal_lines lines for 993
 row register "every REGISTER answered in $(attack_json register 's.answeredMs') ms (64 ok, 9936 \`limit\`)" "+$LOG_LINES log lines"
 
 # --- 1000 bad tokens ------------------------------------------------------------------------------------
-good=$(cat "$T/atk.tok")
-{
-  for i in $(seq 1 334); do
-    echo "${good%.*}.$(head -c 64 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" # forged signature
-    echo "$(cut -d. -f1 <<<"$good").eyJzdWIiOiJldmUifQ.${good##*.}"                      # tampered claims
-    cat "$T/expired.tok"                                                                 # expired
-  done
-} >"$T/bad.tok"
+# 334 of each: a forged signature, tampered claims (the signature of other claims), the expired token.
+python3 - "$T/atk.tok" "$T/expired.tok" "$T/bad.tok" <<'PY'
+import base64, os, sys
+good = open(sys.argv[1]).read().strip()
+expired = open(sys.argv[2]).read().strip()
+h, p, sig = good.split(".")
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+tampered = h + "." + b64(b'{"sub":"eve"}') + "." + sig
+with open(sys.argv[3], "w") as out:
+    for _ in range(334):
+        out.write(h + "." + p + "." + b64(os.urandom(64)) + "\n" + tampered + "\n" + expired + "\n")
+PY
 rl0=$(metric 'wtmesh_session_refusals_total{reason="rate_limited"}')
 shed0=$(metric 'wtmesh_connections_shed_total{reason="auth_failures"}')
 quic_attack bad-tokens bad-tokens --token-file "$T/bad.tok" --count 1000 --duration 20 \
   --local 127.0.0.21,127.0.0.22,127.0.0.23,127.0.0.24
-requests=$(attack_json bad-tokens 's.requests')
-conns=$(attack_json bad-tokens 's.handshaken')
-refused_conns=$(($(attack_json bad-tokens 's.connections') - conns))
-closed_auth=$(attack_json bad-tokens 's.closes["app 0x107 too many authentication failures"] || 0')
+attack_vals bad-tokens requests 's.requests' conns 's.handshaken' all_conns 's.connections' \
+  closed_auth 's.closes["app 0x107 too many authentication failures"] || 0' statuses 'JSON.stringify(s.statuses)' \
+  closes 'JSON.stringify(s.closes)' s200 's.statuses["200"] || 0' s401 's.statuses["401"] || 0' \
+  s429 's.statuses["429"] || 0' cut_off 's.statuses["-4"] || 0' first_life 's.firstConnLifeMs'
+refused_conns=$((all_conns - conns))
 rl=$(($(metric 'wtmesh_session_refusals_total{reason="rate_limited"}') - rl0))
 shed=$(($(metric 'wtmesh_connections_shed_total{reason="auth_failures"}') - shed0))
-log "(bad-tokens) statuses $(attack_json bad-tokens 'JSON.stringify(s.statuses)'), closes $(attack_json bad-tokens 'JSON.stringify(s.closes)')"
+log "(bad-tokens) statuses $statuses, closes $closes"
 check "(bad-tokens) $requests of 1000 session requests sent on $conns connections ($refused_conns more refused at the handshake: per-address handshake rate)" \
   [ "$requests" = 1000 ]
 check "(bad-tokens) the edge closed $closed_auth connections for auth failures (want >= $((conns - 2)) of $conns; metric +$shed)" \
   holds "[ \"$closed_auth\" -ge $((conns - 2)) ] && [ \"$shed\" -ge \"$closed_auth\" ]"
-check "(bad-tokens) no request was accepted ($(attack_json bad-tokens 's.statuses["200"] || 0') got 200)" \
-  [ "$(attack_json bad-tokens 's.statuses["200"] || 0')" = 0 ]
+check "(bad-tokens) no request was accepted ($s200 got 200)" [ "$s200" = 0 ]
 check "(bad-tokens) most were refused 429 before verification: rate_limited +$rl (want >= 800)" [ "$rl" -ge 800 ]
-s401=$(attack_json bad-tokens 's.statuses["401"] || 0')
-s429=$(attack_json bad-tokens 's.statuses["429"] || 0')
-cut_off=$(attack_json bad-tokens 's.statuses["-4"] || 0')
-row bad-tokens "each connection closed after 3 refusals ($closed_auth of $conns, the first after $(attack_json bad-tokens 's.firstConnLifeMs') ms)" \
+row bad-tokens "each connection closed after 3 refusals ($closed_auth of $conns, the first after $first_life ms)" \
   "401 x$s401, 429 x$s429, $cut_off cut off by the close, $refused_conns connections refused at the handshake"
 
 # --- HTTP/3 rapid reset -----------------------------------------------------------------------------------
@@ -233,22 +249,21 @@ qaddr=30
 for m in qpack-big qpack-many qpack-literal qpack-encoder; do
   qaddr=$((qaddr + 1))
   quic_attack "$m" "$m" --sni app.localhost --duration 6 --count 20 --local "127.0.0.$qaddr"
-  conns=$(attack_json "$m" 's.connections')
-  not_shed=$(attack_json "$m" 's.notShed')
-  outcomes=$(attack_json "$m" 'JSON.stringify(s.outcomes)')
-  max=$(attack_json "$m" 's.shedTimesMs.max')
+  attack_vals "$m" conns 's.connections' not_shed 's.notShed' outcomes 'JSON.stringify(s.outcomes)' \
+    max 's.shedTimesMs.max' median 's.shedTimesMs.median' sent_b 's.sentBytes' \
+    all_enc "Object.keys(s.outcomes).every(k => k.includes('app 0x201'))" \
+    all_431 "Object.keys(s.outcomes).every(k => k === 'status 431')" kinds "Object.keys(s.outcomes).join(', ')"
   check "($m) every one of $conns attempts shed ($outcomes), none lasted (notShed $not_shed)" \
     holds "[ \"$not_shed\" = 0 ] && [ \"$conns\" -ge 15 ]"
   if [ "$m" = qpack-encoder ]; then
     check "($m) each connection closed with QPACK_ENCODER_STREAM_ERROR (0x201)" \
-      [ "$(attack_json "$m" "Object.keys(s.outcomes).every(k => k.includes('app 0x201'))")" = true ]
+      [ "$all_enc" = true ]
   else
-    check "($m) each request answered 431" [ "$(attack_json "$m" "Object.keys(s.outcomes).every(k => k === 'status 431')")" = true ]
+    check "($m) each request answered 431" [ "$all_431" = true ]
   fi
-  check "($m) shed within $SHED_LIMIT_MS ms (median $(attack_json "$m" 's.shedTimesMs.median') ms, max $max ms)" \
+  check "($m) shed within $SHED_LIMIT_MS ms (median $median ms, max $max ms)" \
     [ "$max" -lt "$SHED_LIMIT_MS" ]
-  row "$m" "$(attack_json "$m" "Object.keys(s.outcomes).join(', ')"), median $(attack_json "$m" 's.shedTimesMs.median') ms, max $max ms" \
-    "$conns connections, $(attack_json "$m" 's.sentBytes') B sent"
+  row "$m" "$kinds, median $median ms, max $max ms" "$conns connections, $sent_b B sent"
 done
 
 code=$(curl -sS -m 5 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")

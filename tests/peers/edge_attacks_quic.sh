@@ -17,12 +17,13 @@
 #   (datagrams)     5 s of datagrams as fast as QUIC takes them (unknown flows, bad telemetry): dropped,
 #                   counted, the log does not grow with them
 #   (register)      10,000 REGISTERs of distinct names (a `*` token): 64 registered, the rest refused
-#                   `limit`, answered within 5 s, counted, and the log gets < 100 lines for them
-#   (bad-tokens)    1,000 session requests with forged, tampered and expired (10 s, minted at the start) tokens, 3 per connection,
-#                   from 4 addresses: every connection is closed by the edge after its third refusal
-#                   (H3_EXCESSIVE_LOAD), most requests get 429 without a verification
-#   (rapid-reset)   10,000 public requests whose HEADERS went out, reset right after; and 10,000 reset
-#                   before their first byte (the edge must reset back, or the stream credit is gone)
+#                   `limit`, answered within 5 s, counted, and at most 30 log lines for the refusals
+#   (bad-tokens)    1,000 session requests with forged, tampered and expired (10 s, minted at the start)
+#                   tokens, 3 per connection, from 4 addresses: every connection is closed by the edge
+#                   after its third refusal (H3_EXCESSIVE_LOAD), most requests get 429 unverified
+#   (rapid-reset)   10,000 public requests (3,000 sanitized) whose HEADERS went out, reset right after
+#                   (bounded by the connection's 128 streams); and as many reset before their first byte
+#                   (the edge must reset back, or the stream credit is gone)
 #   (qpack-*)       a 1 MiB field section, 20,000 fields, a literal announcing 2^62 bytes (431, at once),
 #                   encoder-stream instructions growing the table past the 0 we advertise (connection
 #                   closed, QPACK_ENCODER_STREAM_ERROR): 20 connections one after another each

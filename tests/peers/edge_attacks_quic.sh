@@ -18,8 +18,8 @@
 #                   counted, the log does not grow with them
 #   (register)      10,000 REGISTERs of distinct names (a `*` token): 64 registered, the rest refused
 #                   `limit`, answered within 5 s, counted, and at most 30 log lines for the refusals
-#   (bad-tokens)    1,000 session requests with forged, tampered and expired (10 s, minted at the start)
-#                   tokens, 3 per connection, from 4 addresses: every connection is closed by the edge
+#   (bad-tokens)    1,000 session requests with forged, tampered and expired (10 s, minted at the start,
+#                   used after 42 s: past the 30 s leeway) tokens, 3 per connection, from 4 addresses: every connection is closed by the edge
 #                   after its third refusal (H3_EXCESSIVE_LOAD), most requests get 429 unverified
 #   (rapid-reset)   10,000 public requests (3,000 sanitized) whose HEADERS went out, reset right after
 #                   (bounded by the connection's 128 streams); and as many reset before their first byte
@@ -56,6 +56,7 @@ make_token main atk >"$T/atk.tok" || die "wtmesh token failed"
 "$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name '*' --subject star --ttl 10m >"$T/star.tok" ||
   die "wtmesh token failed"
 "$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name bad --ttl 10s >"$T/expired.tok" || die "wtmesh token failed"
+EXPIRED_MINTED_MS=$(ms_now)
 for _ in 1 2 3 4 5; do curl -s -m 5 --cacert "$CA" -o /dev/null "$BASE/hello"; done
 
 # holds "COND && COND": one check of several conditions (expanded by the caller, evaluated here).
@@ -189,40 +190,6 @@ check "(register) refusals are logged rate-limited: $refusal_lines lines for 993
   [ "$refusal_lines" -le 30 ]
 row register "every REGISTER answered in $(attack_json register 's.answeredMs') ms (64 ok, 9936 \`limit\`)" "+$LOG_LINES log lines"
 
-# --- 1000 bad tokens ------------------------------------------------------------------------------------
-# 334 of each: a forged signature, tampered claims (the signature of other claims), the expired token.
-python3 - "$T/atk.tok" "$T/expired.tok" "$T/bad.tok" <<'PY'
-import base64, os, sys
-good = open(sys.argv[1]).read().strip()
-expired = open(sys.argv[2]).read().strip()
-h, p, sig = good.split(".")
-b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
-tampered = h + "." + b64(b'{"sub":"eve"}') + "." + sig
-with open(sys.argv[3], "w") as out:
-    for _ in range(334):
-        out.write(h + "." + p + "." + b64(os.urandom(64)) + "\n" + tampered + "\n" + expired + "\n")
-PY
-rl0=$(metric 'wtmesh_session_refusals_total{reason="rate_limited"}')
-shed0=$(metric 'wtmesh_connections_shed_total{reason="auth_failures"}')
-quic_attack bad-tokens bad-tokens --token-file "$T/bad.tok" --count 1000 --duration 20 \
-  --local 127.0.0.21,127.0.0.22,127.0.0.23,127.0.0.24
-attack_vals bad-tokens requests 's.requests' conns 's.handshaken' all_conns 's.connections' \
-  closed_auth 's.closes["app 0x107 too many authentication failures"] || 0' statuses 'JSON.stringify(s.statuses)' \
-  closes 'JSON.stringify(s.closes)' s200 's.statuses["200"] || 0' s401 's.statuses["401"] || 0' \
-  s429 's.statuses["429"] || 0' cut_off 's.statuses["-4"] || 0' first_life 's.firstConnLifeMs'
-refused_conns=$((all_conns - conns))
-rl=$(($(metric 'wtmesh_session_refusals_total{reason="rate_limited"}') - rl0))
-shed=$(($(metric 'wtmesh_connections_shed_total{reason="auth_failures"}') - shed0))
-log "(bad-tokens) statuses $statuses, closes $closes"
-check "(bad-tokens) $requests of 1000 session requests sent on $conns connections ($refused_conns more refused at the handshake: per-address handshake rate)" \
-  [ "$requests" = 1000 ]
-check "(bad-tokens) the edge closed $closed_auth connections for auth failures (want >= $((conns - 2)) of $conns; metric +$shed)" \
-  holds "[ \"$closed_auth\" -ge $((conns - 2)) ] && [ \"$shed\" -ge \"$closed_auth\" ]"
-check "(bad-tokens) no request was accepted ($s200 got 200)" [ "$s200" = 0 ]
-check "(bad-tokens) most were refused 429 before verification: rate_limited +$rl (want >= 800)" [ "$rl" -ge 800 ]
-row bad-tokens "each connection closed after 3 refusals ($closed_auth of $conns, the first after $first_life ms)" \
-  "401 x$s401, 429 x$s429, $cut_off cut off by the close, $refused_conns connections refused at the handshake"
-
 # --- HTTP/3 rapid reset -----------------------------------------------------------------------------------
 ORIGIN_LOG=$PEER_TMP/origin-main.requests
 o0=$(wc -l <"$ORIGIN_LOG")
@@ -269,6 +236,42 @@ for m in qpack-big qpack-many qpack-literal qpack-encoder; do
     [ "$max" -lt "$SHED_LIMIT_MS" ]
   row "$m" "$kinds, median $median ms, max $max ms" "$conns connections, $sent_b B sent"
 done
+
+# --- 1000 bad tokens ------------------------------------------------------------------------------------
+# Last, so the expired token (10 s, minted at the start) is past the edge's 30 s clock-skew leeway.
+while [ $(($(ms_now) - EXPIRED_MINTED_MS)) -lt 42000 ]; do sleep 0.5; done
+# 334 of each: a forged signature, tampered claims (the signature of other claims), the expired token.
+python3 - "$T/atk.tok" "$T/expired.tok" "$T/bad.tok" <<'PY'
+import base64, os, sys
+good = open(sys.argv[1]).read().strip()
+expired = open(sys.argv[2]).read().strip()
+h, p, sig = good.split(".")
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+tampered = h + "." + b64(b'{"sub":"eve"}') + "." + sig
+with open(sys.argv[3], "w") as out:
+    for _ in range(334):
+        out.write(h + "." + p + "." + b64(os.urandom(64)) + "\n" + tampered + "\n" + expired + "\n")
+PY
+rl0=$(metric 'wtmesh_session_refusals_total{reason="rate_limited"}')
+shed0=$(metric 'wtmesh_connections_shed_total{reason="auth_failures"}')
+quic_attack bad-tokens bad-tokens --token-file "$T/bad.tok" --count 1000 --duration 20 \
+  --local 127.0.0.21,127.0.0.22,127.0.0.23,127.0.0.24
+attack_vals bad-tokens requests 's.requests' conns 's.handshaken' all_conns 's.connections' \
+  closed_auth 's.closes["app 0x107 too many authentication failures"] || 0' statuses 'JSON.stringify(s.statuses)' \
+  closes 'JSON.stringify(s.closes)' s200 's.statuses["200"] || 0' s401 's.statuses["401"] || 0' \
+  s429 's.statuses["429"] || 0' cut_off 's.statuses["-4"] || 0' first_life 's.firstConnLifeMs'
+refused_conns=$((all_conns - conns))
+rl=$(($(metric 'wtmesh_session_refusals_total{reason="rate_limited"}') - rl0))
+shed=$(($(metric 'wtmesh_connections_shed_total{reason="auth_failures"}') - shed0))
+log "(bad-tokens) statuses $statuses, closes $closes"
+check "(bad-tokens) $requests of 1000 session requests sent on $conns connections ($refused_conns more refused at the handshake: per-address handshake rate)" \
+  [ "$requests" = 1000 ]
+check "(bad-tokens) the edge closed $closed_auth connections for auth failures (want >= $((conns - 2)) of $conns; metric +$shed)" \
+  holds "[ \"$closed_auth\" -ge $((conns - 2)) ] && [ \"$shed\" -ge \"$closed_auth\" ]"
+check "(bad-tokens) no request was accepted ($s200 got 200)" [ "$s200" = 0 ]
+check "(bad-tokens) most were refused 429 before verification: rate_limited +$rl (want >= 800)" [ "$rl" -ge 800 ]
+row bad-tokens "each connection closed after 3 refusals ($closed_auth of $conns, the first after $first_life ms)" \
+  "401 x$s401, 429 x$s429, $cut_off cut off by the close, $refused_conns connections refused at the handshake"
 
 code=$(curl -sS -m 5 --cacert "$CA" -o /dev/null -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
 check "after the attacks the tunnel answers 200 (got $code)" [ "$code" = 200 ]

@@ -1,5 +1,6 @@
 #include "common/log_text.h"
 
+#include <algorithm>
 #include <array>
 
 namespace wtmesh {
@@ -68,6 +69,33 @@ std::string log_target(std::string_view target, size_t max) {
     query.remove_prefix(amp + 1);
   }
   return log_text(redacted, max);
+}
+
+bool LogBudget::allow(SteadyTime now) {
+  if (!started_) {
+    started_ = true;
+    tokens_ = burst_;
+  }
+  if (tokens_ >= burst_) {
+    refilled_ = now;  // a full bucket: refills count from its first use
+  } else if (interval_.count() > 0 && now > refilled_) {
+    const auto steps = static_cast<uint64_t>((now - refilled_) / interval_);
+    if (steps > 0) {
+      tokens_ = static_cast<size_t>(std::min<uint64_t>(burst_, tokens_ + steps));
+      refilled_ += std::chrono::duration_cast<SteadyTime::duration>(interval_ * steps);
+    }
+  }
+  if (tokens_ == 0) {
+    ++suppressed_;
+    return false;
+  }
+  --tokens_;
+  return true;
+}
+
+std::string LogBudget::suppressed_note() {
+  const uint64_t n = take_suppressed();
+  return n == 0 ? std::string() : " (" + std::to_string(n) + " similar lines suppressed)";
 }
 
 }  // namespace wtmesh

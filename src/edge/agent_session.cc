@@ -80,8 +80,9 @@ void AgentSession::probe() {
 
 // --- incoming streams -----------------------------------------------------------------------------
 
-void AgentSession::refuse_stream(wt::StreamId id) {
+void AgentSession::refuse_stream(wt::StreamId id, StreamRefusal why) {
   refused_.insert(id);
+  if (config_.metrics != nullptr) config_.metrics->on_stream_refused(why);
   if (session_ == nullptr) return;
   session_->stop_sending(id, tunnel::kStreamProtocolError);
   session_->reset_stream(id, tunnel::kStreamProtocolError);
@@ -90,7 +91,7 @@ void AgentSession::refuse_stream(wt::StreamId id) {
 void AgentSession::on_incoming_stream(wt::StreamId id, bool bidi) {
   if (closed_) return;
   if (!bidi) {
-    refuse_stream(id);  // unidirectional streams are not used in v1
+    refuse_stream(id, StreamRefusal::kUni);  // unidirectional streams are not used in v1
     return;
   }
   undecided_[id];
@@ -128,7 +129,7 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
   if (!kind) {
     if (fin) {
       undecided_.erase(it);
-      refuse_stream(id);
+      refuse_stream(id, StreamRefusal::kMalformed);
     }
     return;
   }
@@ -156,7 +157,7 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
     return;
   }
   session_->consume(id, rest.size());
-  refuse_stream(id);  // unknown kind, or one only the edge may open
+  refuse_stream(id, StreamRefusal::kKind);  // unknown kind, or one only the edge may open
 }
 
 void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
@@ -170,7 +171,7 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
   const auto rest = data.subspan(used);
   if (e != tunnel::WireError::kNone) {
     session_->consume(id, rest.size());
-    refuse_stream(id);  // a malformed head, or a FIN inside it
+    refuse_stream(id, StreamRefusal::kMalformed);  // a malformed head, or a FIN inside it
     return;
   }
   // NAME alone means NAME.DOMAIN, as the agent's --name does.
@@ -233,11 +234,13 @@ void AgentSession::open_udp_connect(wt::StreamId id, const std::string& name, ui
 
 void AgentSession::refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
                                   const std::string& message) {
-  spdlog::info("tunnel {}: connect {} refused: {} ({})", owner_, log_text(name, 64), message,
-               tunnel::to_string(status));
+  if (refusal_log_.allow(now())) {
+    spdlog::info("tunnel {}: connect {} refused: {} ({}){}", owner_, log_text(name, 64), message,
+                 tunnel::to_string(status), refusal_log_.suppressed_note());
+  }
   const std::vector<uint8_t> reply = tunnel::encode_connect_reply(status, message);
   // The agent's bytes are dropped from now on (on_stream_data credits them).
-  if (session_->write(id, reply, true) < reply.size()) refuse_stream(id);
+  if (session_->write(id, reply, true) < reply.size()) refuse_stream(id, StreamRefusal::kKind);
 }
 
 void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin) {
@@ -249,7 +252,7 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
   if (e == tunnel::WireError::kNeedMore) {
     if (fin) {
       relay_heads_.erase(it);
-      refuse_stream(id);
+      refuse_stream(id, StreamRefusal::kMalformed);
     }
     return;
   }
@@ -261,7 +264,9 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
     events = relay->second->on_agent_stream(id, open.uni);
   if (events == nullptr) {
     session_->consume(id, rest.size());
-    refuse_stream(id);  // a bad opening, a relayed session that is gone, or one at its stream cap
+    refuse_stream(
+        id,
+        StreamRefusal::kRelay);  // a bad opening, a relayed session that is gone, or one at its stream cap
     return;
   }
   // Held like a request stream; the relay is its own client key (agent-opened, so not capped here).

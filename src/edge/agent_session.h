@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "common/log_text.h"
 #include "common/time.h"
 #include "edge/agent_udp_connects.h"
 #include "edge/connect_broker.h"
@@ -79,7 +80,7 @@ struct AgentSessionConfig {
   std::function<SteadyTime()> clock;  // default: steady_clock::now
   std::string edge_id;                // in the route leases (TunnelService sets its own)
   TcpPublisher* tcp = nullptr;        // gives REGISTERs of type "tcp" their ports; null: tcp refused
-  EdgeMetrics* metrics = nullptr;     // counts telemetry reports (not owned; null: not counted)
+  EdgeMetrics* metrics = nullptr;     // counts telemetry, refused streams (not owned; null: none)
   // Reaches the names of connect streams (§4.3); null: every connect is refused as `unknown`.
   ConnectBroker* connect = nullptr;
   // Connect streams one session may hold at once (§4.3); one more is refused as `limit`.
@@ -223,7 +224,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   void on_closed(uint32_t code, std::string_view reason) override;
 
  private:
-  void refuse_stream(wt::StreamId id);
+  void refuse_stream(wt::StreamId id, StreamRefusal why);
   void on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   void on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   void refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
@@ -297,6 +298,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   };
   std::map<wt::StreamId, RequestStream> requests_;
   std::map<std::string, size_t, std::less<>> per_client_;  // client → request streams held
+  // Refusal log lines (REGISTER, connect) an agent can repeat at will: 20 at once, then one a second.
+  LogBudget refusal_log_{20, std::chrono::milliseconds(1000)};
 
   tunnel::Heartbeat heartbeat_;  // PINGs once the control stream exists; silence counted from the start
   SteadyTime last_heard_;        // last bytes or FIN on any stream of the session

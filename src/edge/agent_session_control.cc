@@ -107,7 +107,11 @@ bool AgentSession::covered(const std::string& h) const {
 
 void AgentSession::refuse(uint32_t id, const std::string& hostname, std::string_view code,
                           const std::string& message) {
-  spdlog::info("tunnel {}: refused {} (id {}): {} - {}", owner_, log_text(hostname, 128), id, code, message);
+  // An agent may send REGISTERs without end (10k names): one line each would flood the log.
+  if (refusal_log_.allow(now())) {
+    spdlog::info("tunnel {}: refused {} (id {}): {} - {}{}", owner_, log_text(hostname, 128), id, code,
+                 message, refusal_log_.suppressed_note());
+  }
   send_control(tunnel::Refused{id, hostname, std::string(code), message});
 }
 

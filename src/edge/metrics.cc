@@ -153,6 +153,22 @@ const char* to_string(TunnelRefusal r) {
   return "other";
 }
 
+const char* to_string(StreamRefusal r) {
+  switch (r) {
+    case StreamRefusal::kUni:
+      return "uni";
+    case StreamRefusal::kKind:
+      return "kind";
+    case StreamRefusal::kMalformed:
+      return "malformed";
+    case StreamRefusal::kRelay:
+      return "relay";
+    case StreamRefusal::kCount:
+      break;
+  }
+  return "other";
+}
+
 const char* to_string(ConnectionShed r) {
   switch (r) {
     case ConnectionShed::kNoSession:
@@ -282,6 +298,17 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
         {{{"reason", to_string(static_cast<TunnelRefusal>(i))}}, tunnel_refusals_[i]});
   }
   out.push_back(std::move(tunnels_refused));
+  MetricFamily streams_refused =
+      family("wtmesh_tunnel_stream_refusals_total",
+             "Streams agents opened on their sessions that the edge refused, by reason (uni: "
+             "unidirectional, kind: unknown or the edge's own kind, malformed: a bad or cut head, "
+             "relay: a relayed session gone or at its stream cap).",
+             T::kCounter);
+  for (size_t i = 0; i < stream_refusals_.size(); ++i) {
+    streams_refused.samples.push_back(
+        {{{"reason", to_string(static_cast<StreamRefusal>(i))}}, stream_refusals_[i]});
+  }
+  out.push_back(std::move(streams_refused));
   MetricFamily shed =
       family("wtmesh_connections_shed_total",
              "QUIC connections the edge closed to protect itself, by reason "

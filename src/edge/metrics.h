@@ -95,6 +95,16 @@ enum class TunnelRefusal {
 };
 const char* to_string(TunnelRefusal r);
 
+// Why the edge refused a stream an agent opened on its session (docs/protocol.md §2): a bounded set.
+enum class StreamRefusal {
+  kUni,        // unidirectional: not used in v1
+  kKind,       // an unknown kind, or one only the edge may open
+  kMalformed,  // the kind or the stream's head did not parse, or the stream ended inside it
+  kRelay,      // a wt-stream for a relayed session that is gone, or at its stream cap
+  kCount,
+};
+const char* to_string(StreamRefusal r);
+
 // Why the edge closed (or never admitted) a QUIC connection to protect itself: a bounded set.
 enum class ConnectionShed {
   kAuthFailures,  // too many refused session requests (bad tokens) on one connection
@@ -155,6 +165,8 @@ class EdgeMetrics {
   void on_session_refused(SessionRefusal why) { ++refusals_[static_cast<size_t>(why)]; }
   void on_tunnel_refused(TunnelRefusal why) { ++tunnel_refusals_[static_cast<size_t>(why)]; }
   uint64_t tunnels_refused(TunnelRefusal why) const { return tunnel_refusals_[static_cast<size_t>(why)]; }
+  void on_stream_refused(StreamRefusal why) { ++stream_refusals_[static_cast<size_t>(why)]; }
+  uint64_t streams_refused(StreamRefusal why) const { return stream_refusals_[static_cast<size_t>(why)]; }
   void on_connection_shed(ConnectionShed why) { ++shed_[static_cast<size_t>(why)]; }
   uint64_t connections_shed(ConnectionShed why) const { return shed_[static_cast<size_t>(why)]; }
   uint64_t sessions_refused(SessionRefusal why) const { return refusals_[static_cast<size_t>(why)]; }
@@ -185,6 +197,7 @@ class EdgeMetrics {
   std::array<uint64_t, static_cast<size_t>(SessionRefusal::kCount)> refusals_{};
   std::array<uint64_t, static_cast<size_t>(ConnectionShed::kCount)> shed_{};
   std::array<uint64_t, static_cast<size_t>(TunnelRefusal::kCount)> tunnel_refusals_{};
+  std::array<uint64_t, static_cast<size_t>(StreamRefusal::kCount)> stream_refusals_{};
   std::array<uint64_t, static_cast<size_t>(VisitorRefusal::kCount)> visitor_refusals_{};
   uint64_t telemetry_accepted_ = 0, telemetry_invalid_ = 0;
 };

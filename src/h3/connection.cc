@@ -412,7 +412,14 @@ void Connection::on_stream_data(StreamId id, std::span<const uint8_t> data, bool
 void Connection::on_stream_reset(StreamId id, uint64_t app_error) {
   Impl& I = *impl_;
   Impl::Stream* s = I.closed ? nullptr : I.find(id);
-  if (s == nullptr) return;
+  if (s == nullptr) {
+    // A peer bidi stream reset before its first byte reached us: nobody will answer it, so finish
+    // our side, or it never closes and the peer's stream credit is gone (HTTP/3 rapid reset).
+    if (!I.closed && quic::is_bidi(id) && quic::is_client_initiated(id) == I.transport.is_server()) {
+      I.transport.reset_stream(id, kH3RequestCancelled);
+    }
+    return;
+  }
   using Kind = Impl::Kind;
   if (s->kind == Kind::kControl || s->kind == Kind::kQpackEncoder || s->kind == Kind::kQpackDecoder) {
     return I.connection_error(kH3ClosedCriticalStream, "critical stream reset");

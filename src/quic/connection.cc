@@ -108,10 +108,15 @@ struct ConnectionCallbacks {
 
   static int stream_reset(ngtcp2_conn* /*conn*/, int64_t stream_id, uint64_t /*final_size*/,
                           uint64_t app_error_code, void* user_data, void* /*stream_user_data*/) {
+    Connection* c = self(user_data);
+    // A peer stream reset before any of its data arrived is known only from this reset: track it,
+    // so the handler can reset our side back (reset_stream) and the stream closes, returning the
+    // peer's stream credit (HTTP/3 rapid reset).
+    if (quic::is_client_initiated(stream_id) == c->server_) c->stream(stream_id);
     Connection::Event e{Connection::Event::Kind::kStreamReset};
     e.id = stream_id;
     e.code = app_error_code;
-    self(user_data)->record(e);
+    c->record(e);
     return 0;
   }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 namespace wtmesh {
@@ -34,6 +35,25 @@ TEST(LogTarget, CredentialQueryParametersAreRedacted) {
   EXPECT_EQ(log_target("/a?token"), "/a?token") << "no value, nothing to hide";
   EXPECT_EQ(log_target("/a?"), "/a?");
   EXPECT_EQ(log_target("/a?x=\r\n"), "/a?x=\\x0d\\x0a");
+}
+
+TEST(LogBudget, ABurstThenOneLinePerIntervalAndTheSuppressedAreCounted) {
+  using namespace std::chrono_literals;
+  LogBudget b(3, 1000ms);
+  SteadyTime t{};
+  t += 5s;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(b.allow(t)) << i;
+  for (int i = 0; i < 1000; ++i) EXPECT_FALSE(b.allow(t + 10ms));
+  EXPECT_EQ(b.suppressed_note(), " (1000 similar lines suppressed)");
+  EXPECT_EQ(b.suppressed_note(), "");
+  EXPECT_FALSE(b.allow(t + 999ms));
+  EXPECT_TRUE(b.allow(t + 1000ms));
+  EXPECT_FALSE(b.allow(t + 1500ms));
+  EXPECT_EQ(b.take_suppressed(), 2u);
+  // Quiet for long: the bucket is full again, never fuller.
+  t += 1h;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(b.allow(t)) << i;
+  EXPECT_FALSE(b.allow(t));
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #include "edge/agent_session.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent_session_fixture.h"
 #include "edge/tunnel_service.h"
@@ -332,6 +336,55 @@ TEST_F(AgentSessionTest, UnknownKindsAndUniStreamsAreRefusedWithoutEndingTheSess
   EXPECT_EQ(fake_->streams[8].stop, tunnel::kStreamProtocolError);
   ts_->on_incoming_stream(2, false);
   EXPECT_EQ(fake_->streams[2].stop, tunnel::kStreamProtocolError);
+  EXPECT_FALSE(fake_->closed);
+}
+
+TEST_F(AgentSessionTest, RefusedStreamsAreCountedByReason) {
+  EdgeMetrics metrics;
+  cfg_.metrics = &metrics;
+  start({"app.localhost"});
+  open_control();
+  ts_->on_incoming_stream(2, false);  // uni
+  ts_->on_incoming_stream(4, true);
+  ts_->on_stream_data(4, bytes("\x01"), false);  // http-request: the edge's to open
+  ts_->on_incoming_stream(8, true);
+  ts_->on_stream_data(8, bytes("\x40"), true);  // a FIN inside the kind varint
+  ts_->on_incoming_stream(12, true);
+  ts_->on_stream_data(12, bytes("\x05"), true);  // connect-stream ended inside its head
+  EXPECT_EQ(metrics.streams_refused(StreamRefusal::kUni), 1u);
+  EXPECT_EQ(metrics.streams_refused(StreamRefusal::kKind), 1u);
+  EXPECT_EQ(metrics.streams_refused(StreamRefusal::kMalformed), 2u);
+  const std::string text = metrics.render({}, {});
+  EXPECT_NE(text.find("wtmesh_tunnel_stream_refusals_total{reason=\"malformed\"} 2"), std::string::npos)
+      << text;
+  EXPECT_FALSE(fake_->closed);
+}
+
+// An agent sending 10,000 REGISTERs past its cap gets 10,000 REFUSED answers but does not get 10,000
+// log lines (tests/peers/edge_attacks_quic.sh, "an agent registering 10k names").
+TEST_F(AgentSessionTest, TenThousandRefusedRegistersAreAnsweredButLoggedRateLimited) {
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  start({"*.localhost"}, 4);
+  open_control();
+  size_t refused = 0, registered = 0;
+  for (uint32_t i = 1; i <= 10000; ++i) {
+    send(tunnel::ControlType::kRegister, reg(i, "n" + std::to_string(i) + ".localhost"));
+    if (i % 1000 == 0) clock_.t += 1s;
+  }
+  for (const auto& [type, j] : replies()) {  // parsed once: replies() reads the stream from its start
+    if (type == static_cast<uint64_t>(tunnel::ControlType::kRefused) && j["code"] == "limit") ++refused;
+    if (type == static_cast<uint64_t>(tunnel::ControlType::kRegistered)) ++registered;
+  }
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(registered, 4u);
+  EXPECT_EQ(refused, 9996u);
+  const std::string text = log.str();
+  const auto lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  EXPECT_LT(lines, 60u) << "refusals logged one line each";
+  EXPECT_NE(text.find("similar lines suppressed"), std::string::npos);
   EXPECT_FALSE(fake_->closed);
 }
 

@@ -1,11 +1,31 @@
 // h3::Connection: every cap and protocol error, driven by a hand-written peer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "h3/connection_impl.h"
 #include "h3_test_util.h"
 
 namespace wtmesh::h3::test {
 namespace {
+
+// --- streams reset before any byte (HTTP/3 rapid reset, tests/peers/edge_attacks_quic.sh)
+
+// A request stream reset before its HEADERS arrived: the connection never saw it, yet must reset its
+// own side, or the stream never closes and the client's stream credit is gone for good.
+TEST(H3Errors, AStreamResetBeforeItsFirstByteIsResetBack) {
+  RawPair r;
+  r.default_control();
+  for (int i = 0; i < 3; ++i) {
+    const StreamId id = *r.peer().open_bidi_stream();
+    r.peer().reset_stream(id, kH3RequestCancelled);
+    r.pair.run();
+    EXPECT_EQ(r.raw.resets[id], kH3RequestCancelled) << "stream " << id;
+    EXPECT_TRUE(std::count(r.raw.closed.begin(), r.raw.closed.end(), id)) << "stream " << id;
+    EXPECT_TRUE(r.ev.request_resets.empty()) << "the application never saw it";
+  }
+  EXPECT_FALSE(r.raw.close_code) << "not a connection error";
+}
 
 // --- control stream
 

@@ -169,6 +169,35 @@ TEST_F(ConnectionPairTest, StreamCreditHoldsTheSenderUntilTheReaderConsumes) {
   EXPECT_TRUE(server_.fins.count(*id));
 }
 
+// HTTP/3 rapid reset (tests/peers/edge_attacks_quic.sh): a peer that opens a stream and resets it
+// before any byte of it arrives. The server learns of the stream only from the reset; answering it with
+// a reset of its own side must close the stream, or the peer's stream credit (max_streams_bidi) never
+// comes back and the stream stays in ngtcp2 until the connection ends.
+TEST_F(ConnectionPairTest, AStreamResetBeforeAnyDataCanBeResetBackAndCloses) {
+  server_.hook = [this](const std::string& kind) {
+    if (kind != "stream_reset") return;
+    for (const auto& [id, code] : server_.resets) pair_->server()->reset_stream(id, code + 1);
+  };
+  TransportLimits server_limits;
+  server_limits.max_streams_bidi = 2;
+  start({}, server_limits);
+  Connection& c = pair_->client();
+  for (int round = 0; round < 5; ++round) {
+    const auto id = c.open_bidi_stream();
+    ASSERT_TRUE(id) << "round " << round << ": the server's stream credit came back";
+    c.write(*id, bytes("GET"), true);
+    c.reset_stream(*id, 0x10c);  // before the first flush: only RESET_STREAM goes out
+    pair_->pump();
+    pair_->advance(50ms);
+    EXPECT_EQ(server_.resets.count(*id), 1u);
+    EXPECT_FALSE(server_.data.count(*id)) << "no data arrived, only the reset";
+    EXPECT_EQ(client_.resets[*id], 0x10du) << "the server's reset reached the client";
+    EXPECT_TRUE(client_.closed_streams.count(*id));
+    EXPECT_TRUE(server_.closed_streams.count(*id));
+  }
+  EXPECT_EQ(pair_->server()->stream_count(), 0u);
+}
+
 TEST_F(ConnectionPairTest, LostPacketsAreSentAgain) {
   start();
   const auto id = pair_->client().open_bidi_stream();

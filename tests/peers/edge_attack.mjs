@@ -35,6 +35,22 @@
 //              reads the responses (HTTP/1.1, parsed: Content-Length / chunked / close) until the
 //              peer closes, --timeout s pass, or --quiet-ms pass without a byte after a response.
 //              Summary: statuses of every response, closed by peer, first body (up to 2000 bytes).
+//   h2         --h2 KIND: TLS with ALPN h2, the preface, then KIND's frames (written by hand) as fast
+//              as the socket takes them, --count units per connection (100000), with --no-read never
+//              reading; --parallel P (1) connections at a time, a new one each time the edge shed one,
+//              up to --conns. KIND: rapidreset (HEADERS + RST_STREAM per stream), continuation
+//              (HEADERS without END_HEADERS, then CONTINUATIONs of --frame-bytes), hpackref (a
+//              --value-bytes (4000) field into the HPACK table, then one-byte references to it filling
+//              a 16 KiB HEADERS frame), hpacklit (one --value-bytes literal over CONTINUATIONs),
+//              hpackmany (~2,700 tiny fields per frame), settings, ping, window (WINDOW_UPDATE +1).
+//              Summary: connections, shed by the edge and when (ms from the first attack byte), units
+//              sent, frames received by type, GOAWAY codes seen, response statuses.
+//   idletls    --conns 3000: TLS handshakes, then nothing. Summary as connflood's, plus tlsDone.
+//   pipeline   --count 1000: one TLS connection writes `GET /headers?i=K` for every K in one go, then
+//              reads until all are answered or --timeout (30 s). Summary: responses, statuses, how many
+//              in order (the origin's /headers echoes the URL), ms to the last, closed by peer.
+//   tlschurn   --parallel 16 loops of TCP connect + TLS handshake + close until --duration. Summary:
+//              handshakes done (and per second), connections reset before their handshake finished.
 import net from 'node:net';
 import tls from 'node:tls';
 

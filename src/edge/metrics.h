@@ -108,12 +108,12 @@ const char* to_string(ConnectionShed r);
 enum class PublicShed {
   kConnectionLimit,     // refused at accept: the listener held PublicLimits::max_connections
   kAddressConnections,  // refused at accept: the address held max_connections_per_ip
-  kHandshakeRate,       // a ClientHello beyond the address's TLS handshakes per second (tls_handshakes_per_ip)
-  kH2ResetRate,         // nghttp2 ended it with GOAWAY INTERNAL_ERROR (its rapid-reset rate limit)
-  kH2Flood,             // nghttp2 found a flood (SETTINGS/PING ACKs it could not send, ...)
-  kH2Continuations,     // a header block in more than H2Config::max_continuations CONTINUATION frames
-  kH2LocalAnswers,      // GOAWAY after max_local_answers of the edge's own answers in a row (header bombs too)
-  kH2ProtocolError,     // another HTTP/2 connection error (GOAWAY with an error code, bad frames)
+  kHandshakeRate,    // a ClientHello beyond the address's TLS handshakes per second (tls_handshakes_per_ip)
+  kH2ResetRate,      // nghttp2 ended it with GOAWAY INTERNAL_ERROR (its rapid-reset rate limit)
+  kH2Flood,          // nghttp2 found a flood (SETTINGS/PING ACKs it could not send, ...)
+  kH2Continuations,  // a header block in more than H2Config::max_continuations CONTINUATION frames
+  kH2LocalAnswers,   // GOAWAY after max_local_answers of the edge's own answers in a row (header bombs too)
+  kH2ProtocolError,  // another HTTP/2 connection error (GOAWAY with an error code, bad frames)
   kCount,
 };
 const char* to_string(PublicShed r);

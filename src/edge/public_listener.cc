@@ -470,8 +470,9 @@ void PublicListener::on_accepted(tcp::socket socket) {
     socket.close(ec);
     return;
   }
-  auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key,
-                                          quic::address_key(peer.data(), static_cast<socklen_t>(peer.size())));
+  auto conn =
+      std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key,
+                                   quic::address_key(peer.data(), static_cast<socklen_t>(peer.size())));
   conns_.insert(conn.get());
   ++per_ip_[key];
   conn->start();
@@ -498,7 +499,8 @@ void PublicListener::refuse(tcp::socket& socket, const std::string& key, bool pe
   arm_refusal_log();
 }
 
-bool PublicListener::admit_handshake(const std::optional<quic::AddressKey>& key, const std::string& limit_key) {
+bool PublicListener::admit_handshake(const std::optional<quic::AddressKey>& key,
+                                     const std::string& limit_key) {
   if (!key) return true;
   if (handshakes_.admit(*key, quic::now_ts()) == quic::AddressLimits::Verdict::kAdmit) return true;
   ++refused_total_;
@@ -537,9 +539,10 @@ void PublicListener::log_refusals() {
         refused_per_ip_, local_.port(), options_.limits.max_connections_per_ip, refused_example_);
   }
   if (refused_handshakes_ > 0) {
-    spdlog::warn("edge: reset {} TLS handshake(s) on port {} from addresses over {} per second (burst {}; e.g. {})",
-                 refused_handshakes_, local_.port(), options_.limits.tls_handshakes_per_ip,
-                 options_.limits.tls_handshake_burst, refused_handshake_example_);
+    spdlog::warn(
+        "edge: reset {} TLS handshake(s) on port {} from addresses over {} per second (burst {}; e.g. {})",
+        refused_handshakes_, local_.port(), options_.limits.tls_handshakes_per_ip,
+        options_.limits.tls_handshake_burst, refused_handshake_example_);
   }
   refused_global_ = refused_per_ip_ = refused_handshakes_ = 0;
 }

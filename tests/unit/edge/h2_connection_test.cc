@@ -12,6 +12,22 @@
 namespace wtmesh::edge::test {
 namespace {
 
+// A raw frame (header + payload), sent straight to the edge after the test client's preface and
+// SETTINGS exchange.
+std::string raw_frame(uint8_t type, uint8_t flags, uint32_t id, std::string_view payload) {
+  const auto b = [](uint64_t v) { return static_cast<char>(v & 0xff); };
+  std::string f = {b(payload.size() >> 16),
+                   b(payload.size() >> 8),
+                   b(payload.size()),
+                   b(type),
+                   b(flags),
+                   b(id >> 24),
+                   b(id >> 16),
+                   b(id >> 8),
+                   b(id)};
+  return f + std::string(payload);
+}
+
 TEST_F(H2ConnectionTest, GetIsForwardedAndAnswered) {
   const int32_t id = client_.request("GET", "/hello?x=1", "App.Localhost:8443",
                                      {{"user-agent", "t"}, {"cookie", "a=1"}, {"cookie", "b=2"}});
@@ -288,16 +304,14 @@ TEST_F(H2ConnectionTest, HeaderBombIsResetWithoutDeliveringEveryField) {
   make(cfg);
   pump();
   const auto bomb = [](uint32_t id) {
-    std::string block = "\x82\x87\x84";           // :method GET, :scheme https, :path /
-    block += "\x01\x0d" "app.localhost";          // :authority, literal without indexing
-    block += "\x40\x05x-big\x7f\xe9\x06";         // x-big, incremental indexing, 1000-byte value
+    std::string block = "\x82\x87\x84";  // :method GET, :scheme https, :path /
+    block +=
+        "\x01\x0d"
+        "app.localhost";                   // :authority, literal without indexing
+    block += "\x40\x05x-big\x7f\xe9\x06";  // x-big, incremental indexing, 1000-byte value
     block += std::string(1000, 'b');
     block += std::string(16384 - block.size(), '\xbe');  // index 62: x-big, again and again
-    std::string frame = {static_cast<char>(block.size() >> 16), static_cast<char>((block.size() >> 8) & 0xff),
-                         static_cast<char>(block.size() & 0xff), '\x01', '\x05',  // HEADERS, END_STREAM|END_HEADERS
-                         static_cast<char>(id >> 24), static_cast<char>((id >> 16) & 0xff),
-                         static_cast<char>((id >> 8) & 0xff), static_cast<char>(id & 0xff)};
-    return frame + block;
+    return raw_frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, id, block);
   };
   // Straight to the edge, its answers read and dropped: the test client did not open these streams
   // (and its HPACK decoder would not follow the edge's encoder through them).
@@ -323,9 +337,9 @@ TEST_F(H2ConnectionTest, HeaderBombIsResetWithoutDeliveringEveryField) {
     at += 9 + len;
   }
   EXPECT_EQ(response_heads, 0);
-  EXPECT_EQ(resets, (std::map<uint32_t, uint32_t>{{1, NGHTTP2_INTERNAL_ERROR},
-                                                   {3, NGHTTP2_INTERNAL_ERROR},
-                                                   {5, NGHTTP2_INTERNAL_ERROR}}));
+  EXPECT_EQ(resets,
+            (std::map<uint32_t, uint32_t>{
+                {1, NGHTTP2_INTERNAL_ERROR}, {3, NGHTTP2_INTERNAL_ERROR}, {5, NGHTTP2_INTERNAL_ERROR}}));
   EXPECT_EQ(conn_->header_bombs(), 3u);
   EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2LocalAnswers));
   // Per bomb: 4 request fields, then x-big until the list passes 2 * 4096 (8 of 1,037 bytes).
@@ -412,20 +426,16 @@ TEST_F(H2ConnectionTest, TooManyOwnAnswersInARowSendGoaway) {
   EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2LocalAnswers));
 }
 
-// Raw frames straight to the edge after the test client's preface and SETTINGS exchange.
-std::string raw_frame(uint8_t type, uint8_t flags, uint32_t id, std::string_view payload) {
-  std::string f = {static_cast<char>(payload.size() >> 16), static_cast<char>((payload.size() >> 8) & 0xff),
-                   static_cast<char>(payload.size() & 0xff), static_cast<char>(type), static_cast<char>(flags),
-                   static_cast<char>(id >> 24), static_cast<char>((id >> 16) & 0xff),
-                   static_cast<char>((id >> 8) & 0xff), static_cast<char>(id & 0xff)};
-  return f + std::string(payload);
-}
-
 TEST_F(H2ConnectionTest, ContinuationFloodEndsTheConnection) {
   pump();
   ASSERT_EQ(client_.request("GET", "/", "app.localhost"), 1);  // keeps the HPACK states in step
   std::string flood = raw_frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 3, "\x82\x87\x84");
-  for (int i = 0; i < 20; ++i) flood += raw_frame(NGHTTP2_CONTINUATION, 0, 3, "\x00\x01" "a" "\x01" "b");
+  for (int i = 0; i < 20; ++i)
+    flood += raw_frame(NGHTTP2_CONTINUATION, 0, 3,
+                       "\x00\x01"
+                       "a"
+                       "\x01"
+                       "b");
   pump();
   conn_->on_client_bytes(bytes(flood));
   EXPECT_TRUE(conn_->finished());

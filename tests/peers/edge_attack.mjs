@@ -45,7 +45,8 @@
 //              hpackmany (~2,700 tiny fields per frame), settings, ping, window (WINDOW_UPDATE +1).
 //              Summary: connections, shed by the edge and when (ms from the first attack byte), units
 //              sent, frames received by type, GOAWAY codes seen, response statuses.
-//   idletls    --conns 3000: TLS handshakes, then nothing. Summary as connflood's, plus tlsDone.
+//   idletls    --conns 3000: TLS handshakes, then nothing. Summary as connflood's, plus tlsDone and
+//              overdue (still open at the end, older than --cut-ms, not closed by the edge).
 //   pipeline   --count 1000: one TLS connection writes `GET /headers?i=K` for every K in one go, then
 //              reads until all are answered or --timeout (30 s). Summary: responses, statuses, how many
 //              in order (the origin's /headers echoes the URL), ms to the last, closed by peer.
@@ -815,7 +816,10 @@ async function idletls() {
   const n = num('--conns', 3000);
   for (let i = 0; i < n; i++) conns.push({ kind: 'idletls', local: localFor(i) });
   let openedAllAt = null;
+  // overdue: open at the end, not closed by the edge, and older than --cut-ms (a late connect on a
+  // loaded machine that is not due yet is not overdue).
   summarize = (endAt) => ({ ...closeSummary(conns, endAt), tlsDone: conns.filter((r) => r.readyAt !== undefined).length,
+    overdue: conns.filter((r) => r.connectAt !== undefined && r.peerClosedAt === undefined && endAt - r.connectAt > cutMs).length,
     connectPhaseMs: openedAllAt });
   const tick = () => {
     if (finishing) return;

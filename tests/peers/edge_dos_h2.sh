@@ -28,7 +28,7 @@ peer_init "$@"
 RSS_LIMIT_MIB=32
 PROBE_LIMIT_S=1.0
 SHED_MS=1500
-ATTACK_S=6
+ATTACK_S=4
 if wtmesh_sanitized; then
   RSS_LIMIT_MIB=128
   PROBE_LIMIT_S=2.0

@@ -3,7 +3,9 @@
 # The edge runs with default limits (plus --admin-listen for its metrics).
 #   (a) 3,000 TLS connections from 127.0.0.3..127.0.0.14 (250 each: under the per-address cap of 256
 #       and the handshake burst of 256) that finish their handshake and then send nothing: the edge
-#       closes every one within 12 s of its connect (--header-timeout 10 s from the accept).
+#       closes every one within 12 s of its connect (--header-timeout 10 s from the accept): none is
+#       open past 12 s when the attacker stops (26 s), and >= 95 % were seen closed (on a loaded
+#       machine the last connects come late and are not due yet).
 #   (b) 1,000 pipelined `GET /headers?i=K` in one write on one TLS connection from 127.0.0.2: what is
 #       right is what HTTP/1.1 promises, every request answered, in order, on that connection; what
 #       bounds it is that the edge parses the next request only once the last response is out
@@ -49,7 +51,7 @@ idle_kib=$(edge_rss_kib main)
 start_prober idle "$BASE/hello" "$CA"
 sleep 0.3
 attack_start idle idletls --port "$EP" --local 127.0.0.3-127.0.0.14 --conns "$IDLE_CONNS" --parallel 64 \
-  --connect-timeout-ms 10000 --duration 18 --quick-ms 1000 --cut-ms 12000
+  --connect-timeout-ms 10000 --duration 26 --quick-ms 1000 --cut-ms 12000
 start_sampler idle main "${ATTACK_PID[idle]}" $((idle_kib + 1536 * 1024))
 attack_wait idle
 stop_sampler idle
@@ -57,14 +59,16 @@ stop_prober idle
 connected=$(attack_json idle 's.connected')
 tls_done=$(attack_json idle 's.tlsDone')
 within=$(attack_json idle 's.closedWithinCut')
+closed=$(attack_json idle 's.closedByPeer')
+overdue=$(attack_json idle 's.overdue')
 max_kib=$(sampler_max_kib idle)
 growth=$(((max_kib - idle_kib) / 1024))
 log "(a) $connected/$IDLE_CONNS connected, $tls_done finished TLS, in $(attack_json idle 's.connectPhaseMs') ms; closed by the edge $(attack_json idle 's.closedByPeer')" \
   "($within within 12 s), lifetimes (ms) $(attack_json idle 's.lifetimeMs'), most open at once $(attack_json idle 's.maxOpen'), errors $(attack_json idle 's.errors')"
 prober_check idle "$PROBE_LIMIT_S" "(a) $IDLE_CONNS idle TLS connections"
 check "(a) $tls_done of $IDLE_CONNS connections finished TLS (want >= 99 %)" [ $((tls_done * 100 >= IDLE_CONNS * 99)) = 1 ]
-check "(a) the edge closed every idle TLS connection within 12 s of its connect ($within of $connected; max $(attack_json idle 's.lifetimeMs.max') ms)" \
-  [ $((connected > 0 && within == connected)) = 1 ]
+check "(a) the edge closed every idle TLS connection within 12 s of its connect ($within of the $closed it closed, of $connected; max $(attack_json idle 's.lifetimeMs.max') ms; $overdue open past 12 s)" \
+  [ $((closed > 0 && within == closed && overdue == 0 && closed * 100 >= connected * 95)) = 1 ]
 check "(a) edge RSS grew by $growth MiB for $IDLE_CONNS idle TLS connections, $(((max_kib - idle_kib) / IDLE_CONNS)) KiB each (idle $((idle_kib / 1024)) MiB, max $((max_kib / 1024)) MiB; want < $((IDLE_RSS_MIB * RSS_FACTOR)) MiB)" \
   [ "$growth" -lt $((IDLE_RSS_MIB * RSS_FACTOR)) ]
 IDLE_FIG="peak $((max_kib / 1024)) MiB (+$growth), closed after $(attack_json idle 's.lifetimeMs.min')-$(attack_json idle 's.lifetimeMs.max') ms"

@@ -295,6 +295,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1'000'000));
   edge_cmd
+      ->add_option("--tls-handshakes-per-ip", edge_args.limits.tls_handshakes_per_ip,
+                   "TLS handshakes per second one client address (IPv6: one /64) may start on the public "
+                   "HTTPS port, after a burst of --tls-handshake-burst (beyond: the connection is reset "
+                   "before any crypto); 0 with a burst of 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1'000'000.0));
+  edge_cmd
+      ->add_option("--tls-handshake-burst", edge_args.limits.tls_handshake_burst,
+                   "TLS handshakes one client address may start at once on the public HTTPS port")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1'000'000.0));
+  edge_cmd
       ->add_option("--handshake-timeout", edge_args.handshake_timeout_s,
                    "seconds a public client has to finish its TLS handshake")
       ->capture_default_str()

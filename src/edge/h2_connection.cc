@@ -28,9 +28,16 @@ struct H2Connection::Callbacks {
   }
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
                        const uint8_t* value, size_t valuelen, uint8_t, void* user) {
-    if (Stream* s = conn(user).find(frame->hd.stream_id))
-      s->on_header(view(name, namelen), view(value, valuelen));
-    return 0;
+    auto& c = conn(user);
+    ++c.header_fields_;
+    Stream* s = c.find(frame->hd.stream_id);
+    if (s == nullptr || s->on_header(view(name, namelen), view(value, valuelen))) return 0;
+    // A header bomb: nghttp2 resets the stream (INTERNAL_ERROR) and only decodes the rest of the
+    // block (HPACK state), without validating each field or calling us again. It counts as one of
+    // the edge's own answers in a row (max_local_answers: then GOAWAY, from step()).
+    ++c.local_answers_;
+    c.header_bombs_++;
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
@@ -63,6 +70,11 @@ struct H2Connection::Callbacks {
     return 0;
   }
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+      auto& c = conn(user);
+      if (c.goaway_code_ == 0) c.goaway_code_ = frame->goaway.error_code;
+      return 0;
+    }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
       auto& c = conn(user);
@@ -156,6 +168,17 @@ void H2Connection::on_wake() {
   if (std::exchange(wt_wake_, false) && !finished_) process();
 }
 
+std::optional<PublicShed> H2Connection::shed() const {
+  if (recv_error_ == NGHTTP2_ERR_FLOODED) return PublicShed::kH2Flood;
+  if (recv_error_ == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) return PublicShed::kH2Continuations;
+  if (recv_error_ != 0) return PublicShed::kH2ProtocolError;
+  // We only ever send NO_ERROR; nghttp2's reset rate limit says INTERNAL_ERROR.
+  if (goaway_code_ == NGHTTP2_INTERNAL_ERROR) return PublicShed::kH2ResetRate;
+  if (goaway_code_ != 0) return PublicShed::kH2ProtocolError;
+  if (goaway_for_answers_) return PublicShed::kH2LocalAnswers;
+  return std::nullopt;
+}
+
 bool H2Connection::upgraded() const {
   return std::any_of(streams_.begin(), streams_.end(), [](const auto& s) { return s.second->upgraded(); });
 }
@@ -177,6 +200,7 @@ size_t H2Connection::on_client_bytes(std::span<const uint8_t> data) {
   if (out_.size() >= limits().max_pending_output) return 0;
   const ssize_t n = nghttp2_session_mem_recv(session_, data.data(), data.size());
   if (n < 0) {
+    recv_error_ = static_cast<int>(n);
     fail(nghttp2_strerror(static_cast<int>(n)));
     return data.size();
   }
@@ -225,6 +249,7 @@ void H2Connection::fail(std::string why) {
 void H2Connection::goaway() {
   if (goaway_sent_) return;
   goaway_sent_ = true;
+  goaway_for_answers_ = local_answers_ >= limits().max_local_answers;
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
                         NGHTTP2_NO_ERROR, nullptr, 0);
 }
@@ -283,6 +308,7 @@ void H2Connection::step() {
       it = streams_.erase(it);
     }
   }
+  if (local_answers_ >= limits().max_local_answers) goaway();
   flush();
   // Streams nghttp2 closed while it wrote (the response's END_STREAM ended them) are forgotten next,
   // and a stream whose response went out while the client still sends is reset.

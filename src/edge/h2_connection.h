@@ -39,6 +39,10 @@
 //    bucket of reset_burst streams refilled at reset_rate per second; beyond it GOAWAY
 //    INTERNAL_ERROR, nghttp2's code), by nghttp2's own options (Debian's 1.52.0-1+deb12u3 has both);
 //    SETTINGS and outbound-ACK floods likewise;
+//  - header bombs: a stream whose header list passes twice max_header_bytes (a large HPACK entry
+//    referenced thousands of times, or endless small fields) is reset at that field, nghttp2 skips
+//    the rest of the block (no per-field validation: ~64 MB of fields from one 16 KiB frame would
+//    cost ~20 ms of CPU), and it counts as one of the edge's own answers (max_local_answers);
 //  - the connection preface and first request must arrive within header_timeout (else a silent
 //    close), the edge's own answers in a row are capped by max_local_answers (then GOAWAY).
 #pragma once
@@ -105,10 +109,15 @@ class H2Connection final : public PublicConnection {
   size_t buffered_input() const override;
   bool upgraded() const override;
   void on_wake() override;
+  std::optional<PublicShed> shed() const override;
 
   // Introspection (tests, limits).
   size_t stream_count() const { return streams_.size(); }
   uint64_t requests_completed() const { return completed_; }
+  // Header fields nghttp2 handed to us, and streams reset as header bombs (a header list over twice
+  // max_header_bytes: the rest of its fields are skipped, not validated one by one).
+  uint64_t header_fields() const { return header_fields_; }
+  uint64_t header_bombs() const { return header_bombs_; }
   // WebTransport sessions open on this connection, and the client's WebTransport SETTINGS.
   size_t webtransport_sessions() const;
   const wt::H2WtSettings& peer_webtransport_settings() const { return peer_wt_; }
@@ -150,11 +159,15 @@ class H2Connection final : public PublicConnection {
   bool in_process_ = false;
   bool again_ = false;
   bool goaway_sent_ = false;
+  bool goaway_for_answers_ = false;  // that GOAWAY was for max_local_answers
   bool step_pending_ = false;  // a stream was closed, or its response sent, and awaits step()
   std::string error_;
+  int recv_error_ = 0;        // nghttp2_session_mem_recv's error, when it failed
+  uint32_t goaway_code_ = 0;  // the code of a GOAWAY nghttp2 sent with an error (0: none)
   size_t local_answers_ = 0;
   size_t unowned_ = 0;  // request body bytes of streams already forgotten, to give back to the window
   uint64_t completed_ = 0;
+  uint64_t header_fields_ = 0, header_bombs_ = 0;
   wt::H2WtSettings peer_wt_;  // the client's WebTransport SETTINGS (H2WtSettings::apply)
   bool wt_wake_ = false;      // a session's output grew outside process(): run it at on_wake()
 

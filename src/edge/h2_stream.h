@@ -38,18 +38,23 @@ class H2Connection::Stream final : public ExchangeSink, private wt::H2OutputList
   Stream& operator=(const Stream&) = delete;
 
   // --- recorded by the callbacks ---
-  void on_header(std::string_view name, std::string_view value) {
+  // Returns false once the header list (or trailer section) is more than twice max_header_bytes: a
+  // header bomb (one large HPACK table entry referenced thousands of times in a 16 KiB frame), whose
+  // remaining fields the connection has nghttp2 skip (H2Connection::Callbacks::on_header).
+  bool on_header(std::string_view name, std::string_view value) {
     header_bytes_ += name.size() + value.size() + 32;
+    if (header_bytes_ > 2 * conn_.config_.max_header_bytes) return false;
     if (head_done_) {  // a trailer section: kept for the end of the body, within the same bound
       if (header_bytes_ <= conn_.config_.max_header_bytes && !done_) req_trailers_.emplace_back(name, value);
-      return;
+      return true;
     }
     if (header_bytes_ > conn_.config_.max_header_bytes) {
       too_large_ = true;
       fields_.clear();
-      return;
+      return true;
     }
     if (!too_large_) fields_.emplace_back(name, value);
+    return true;
   }
   void on_head_done(bool end_stream) {
     if (head_done_) {

@@ -181,6 +181,30 @@ const char* to_string(ConnectionShed r) {
   return "other";
 }
 
+const char* to_string(PublicShed r) {
+  switch (r) {
+    case PublicShed::kConnectionLimit:
+      return "connection_limit";
+    case PublicShed::kAddressConnections:
+      return "address_connections";
+    case PublicShed::kHandshakeRate:
+      return "handshake_rate";
+    case PublicShed::kH2ResetRate:
+      return "h2_reset_rate";
+    case PublicShed::kH2Flood:
+      return "h2_flood";
+    case PublicShed::kH2Continuations:
+      return "h2_continuations";
+    case PublicShed::kH2LocalAnswers:
+      return "h2_local_answers";
+    case PublicShed::kH2ProtocolError:
+      return "h2_protocol_error";
+    case PublicShed::kCount:
+      break;
+  }
+  return "other";
+}
+
 const char* to_string(VisitorRefusal r) {
   switch (r) {
     case VisitorRefusal::kForbidden:
@@ -319,6 +343,19 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
     shed.samples.push_back({{{"reason", to_string(static_cast<ConnectionShed>(i))}}, shed_[i]});
   }
   out.push_back(std::move(shed));
+  MetricFamily public_shed = family(
+      "wtmesh_public_connections_shed_total",
+      "Public TCP (HTTPS/HTTP) connections the edge refused or closed to protect itself, by reason "
+      "(connection_limit: --max-connections held; address_connections: --max-connections-per-ip held; "
+      "handshake_rate: the address's TLS handshakes per second, --tls-handshakes-per-ip; h2_reset_rate: "
+      "HTTP/2 rapid reset; h2_flood: HTTP/2 control frames whose answers piled up; h2_continuations: a "
+      "CONTINUATION flood; h2_local_answers: too many of the edge's own answers in a row, header bombs "
+      "included; h2_protocol_error: another HTTP/2 connection error).",
+      T::kCounter);
+  for (size_t i = 0; i < public_shed_.size(); ++i) {
+    public_shed.samples.push_back({{{"reason", to_string(static_cast<PublicShed>(i))}}, public_shed_[i]});
+  }
+  out.push_back(std::move(public_shed));
   MetricFamily visitors =
       family("wtmesh_visitor_refusals_total",
              "Public requests visitor auth did not let through, by reason (forbidden: address ranges or "

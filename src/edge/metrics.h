@@ -113,6 +113,21 @@ enum class ConnectionShed {
 };
 const char* to_string(ConnectionShed r);
 
+// Why the edge closed or refused a public TCP (HTTPS / HTTP) connection to protect itself: a bounded
+// set (wtmesh_public_connections_shed_total).
+enum class PublicShed {
+  kConnectionLimit,     // refused at accept: the listener held PublicLimits::max_connections
+  kAddressConnections,  // refused at accept: the address held max_connections_per_ip
+  kHandshakeRate,    // a ClientHello beyond the address's TLS handshakes per second (tls_handshakes_per_ip)
+  kH2ResetRate,      // nghttp2 ended it with GOAWAY INTERNAL_ERROR (its rapid-reset rate limit)
+  kH2Flood,          // nghttp2 found a flood (SETTINGS/PING ACKs it could not send, ...)
+  kH2Continuations,  // a header block in more than H2Config::max_continuations CONTINUATION frames
+  kH2LocalAnswers,   // GOAWAY after max_local_answers of the edge's own answers in a row (header bombs too)
+  kH2ProtocolError,  // another HTTP/2 connection error (GOAWAY with an error code, bad frames)
+  kCount,
+};
+const char* to_string(PublicShed r);
+
 // Why the edge did not let a visitor through to a tunnel (edge/visitor_gate.h): a bounded set.
 enum class VisitorRefusal {
   kForbidden,     // 403: address ranges, a failed or missing browser check
@@ -168,6 +183,8 @@ class EdgeMetrics {
   void on_stream_refused(StreamRefusal why) { ++stream_refusals_[static_cast<size_t>(why)]; }
   uint64_t streams_refused(StreamRefusal why) const { return stream_refusals_[static_cast<size_t>(why)]; }
   void on_connection_shed(ConnectionShed why) { ++shed_[static_cast<size_t>(why)]; }
+  void on_public_shed(PublicShed why) { ++public_shed_[static_cast<size_t>(why)]; }
+  uint64_t public_shed(PublicShed why) const { return public_shed_[static_cast<size_t>(why)]; }
   uint64_t connections_shed(ConnectionShed why) const { return shed_[static_cast<size_t>(why)]; }
   uint64_t sessions_refused(SessionRefusal why) const { return refusals_[static_cast<size_t>(why)]; }
   void on_visitor_refused(VisitorRefusal why) { ++visitor_refusals_[static_cast<size_t>(why)]; }
@@ -196,6 +213,7 @@ class EdgeMetrics {
   uint64_t tls_handshake_failures_ = 0, quic_handshake_failures_ = 0;
   std::array<uint64_t, static_cast<size_t>(SessionRefusal::kCount)> refusals_{};
   std::array<uint64_t, static_cast<size_t>(ConnectionShed::kCount)> shed_{};
+  std::array<uint64_t, static_cast<size_t>(PublicShed::kCount)> public_shed_{};
   std::array<uint64_t, static_cast<size_t>(TunnelRefusal::kCount)> tunnel_refusals_{};
   std::array<uint64_t, static_cast<size_t>(StreamRefusal::kCount)> stream_refusals_{};
   std::array<uint64_t, static_cast<size_t>(VisitorRefusal::kCount)> visitor_refusals_{};

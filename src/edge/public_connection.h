@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "common/time.h"
+#include "edge/metrics.h"
 
 namespace wtmesh::edge {
 
@@ -70,6 +71,10 @@ class PublicConnection {
 
   virtual std::optional<SteadyTime> next_deadline() const = 0;
   virtual void on_tick(SteadyTime now) = 0;
+
+  // Why the connection ended itself to protect the edge (a flood, a protocol violation), for
+  // wtmesh_public_connections_shed_total; nullopt while it runs or after an ordinary end.
+  virtual std::optional<PublicShed> shed() const { return std::nullopt; }
 
   // Bytes held for the client / from the client (limits, tests).
   virtual size_t buffered_output() const = 0;

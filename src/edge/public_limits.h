@@ -21,6 +21,12 @@ struct PublicLimits {
   size_t max_connections_per_ip = 256;  // from one client address (IPv6: one /64); 0 = no cap
   // A TLS handshake must finish this long after the accept.
   std::chrono::milliseconds handshake_timeout{10'000};
+  // TLS handshakes one client address (IPv6: one /64) may start: a token bucket of
+  // tls_handshake_burst refilled at tls_handshakes_per_ip per second, taken when a connection's first
+  // TLS record (the ClientHello) is complete, before any crypto; without a token the connection is
+  // reset. Both 0: no limit. (QUIC has its own: quic::AddressLimitOptions.)
+  double tls_handshakes_per_ip = 64;
+  double tls_handshake_burst = 256;
 
   // --- HTTP/1.1 (Http1Connection) ---
   // The first request's header section must be complete this long after the connection started, a

@@ -27,11 +27,12 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   static constexpr size_t kWriteChunk = 64 * 1024;
 
   Connection(PublicListener& listener, tcp::socket socket, std::shared_ptr<const TlsServerConfig> tls,
-             std::string limit_key)
+             std::string limit_key, std::optional<quic::AddressKey> address)
       : listener_(&listener),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         limit_key_(std::move(limit_key)),
+        address_(address),
         tls_config_(std::move(tls)) {
     boost::system::error_code ec;
     const auto peer = socket_.remote_endpoint(ec);
@@ -267,6 +268,10 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     } else {
       rlen_ += n;
       if (is_tls() && first_record_ready()) {
+        if (!listener_ || !listener_->admit_handshake(address_, limit_key_)) {
+          reset_now();  // over the address's handshake rate: no TLS session, no crypto
+          return;
+        }
         tls_ = std::make_unique<TlsServerStream>(tls_config_);
         tls_->feed(std::span<const uint8_t>(rbuf_.get(), rlen_));  // <= kFirstReadChunk: all taken
         rlen_ = 0;
@@ -351,9 +356,19 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     pump();
   }
 
+  // Closes with a reset (SO_LINGER 0), as a refused connection is.
+  void reset_now() {
+    boost::system::error_code ec;
+    socket_.set_option(asio::socket_base::linger(true, 0), ec);
+    close_now();
+  }
+
   void close_now() {
     if (closed_) return;
     closed_ = true;
+    if (auto why = conn_ ? conn_->shed() : std::nullopt) {
+      if (EdgeMetrics* m = metrics()) m->on_public_shed(*why);
+    }
     // A TLS session that began (a first record came) but never opened: failed, timed out, or the
     // client left mid-handshake.
     if (tls_ && !codec_chosen_) {
@@ -373,6 +388,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   tcp::socket socket_;
   asio::steady_timer timer_;
   std::string limit_key_;
+  std::optional<quic::AddressKey> address_;            // the handshake rate's key
   std::shared_ptr<const TlsServerConfig> tls_config_;  // null: plain HTTP
   std::string peer_;
   std::unique_ptr<TlsServerStream> tls_;    // created with the first bytes
@@ -396,7 +412,10 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
       tls_config_(std::move(tls_config)),
       acceptor_(io),
       retry_timer_(io),
-      refusal_log_timer_(io) {
+      refusal_log_timer_(io),
+      handshakes_(quic::AddressLimitOptions{.max_connections_per_address = 0,
+                                            .handshake_burst = options.limits.tls_handshake_burst,
+                                            .handshakes_per_second = options.limits.tls_handshakes_per_ip}) {
   acceptor_.open(options_.bind.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   if (options_.bind.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
@@ -451,7 +470,9 @@ void PublicListener::on_accepted(tcp::socket socket) {
     socket.close(ec);
     return;
   }
-  auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key);
+  auto conn =
+      std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key,
+                                   quic::address_key(peer.data(), static_cast<socklen_t>(peer.size())));
   conns_.insert(conn.get());
   ++per_ip_[key];
   conn->start();
@@ -463,6 +484,8 @@ void PublicListener::refuse(tcp::socket& socket, const std::string& key, bool pe
   socket.set_option(asio::socket_base::linger(true, 0), ignored);
   socket.close(ignored);
   ++refused_total_;
+  if (options_.metrics != nullptr)
+    options_.metrics->on_public_shed(per_ip ? PublicShed::kAddressConnections : PublicShed::kConnectionLimit);
   if (per_ip) {
     ++refused_per_ip_;
     refused_example_ = key;
@@ -476,6 +499,22 @@ void PublicListener::refuse(tcp::socket& socket, const std::string& key, bool pe
   arm_refusal_log();
 }
 
+bool PublicListener::admit_handshake(const std::optional<quic::AddressKey>& key,
+                                     const std::string& limit_key) {
+  if (!key) return true;
+  if (handshakes_.admit(*key, quic::now_ts()) == quic::AddressLimits::Verdict::kAdmit) return true;
+  ++refused_total_;
+  ++refused_handshakes_total_;
+  ++refused_handshakes_;
+  refused_handshake_example_ = limit_key;
+  if (options_.metrics != nullptr) options_.metrics->on_public_shed(PublicShed::kHandshakeRate);
+  if (!refusal_log_armed_) {
+    log_refusals();
+    arm_refusal_log();
+  }
+  return false;
+}
+
 void PublicListener::arm_refusal_log() {
   refusal_log_armed_ = true;
   refusal_log_timer_.expires_after(kRefusalLogInterval);
@@ -483,7 +522,7 @@ void PublicListener::arm_refusal_log() {
       [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& e) {
         if (e || alive.expired()) return;
         refusal_log_armed_ = false;
-        if (refused_global_ + refused_per_ip_ == 0) return;  // the flood is over
+        if (refused_global_ + refused_per_ip_ + refused_handshakes_ == 0) return;  // the flood is over
         log_refusals();
         arm_refusal_log();
       });
@@ -499,7 +538,13 @@ void PublicListener::log_refusals() {
         "edge: refused {} public connection(s) on port {} from addresses at their cap of {} (e.g. {})",
         refused_per_ip_, local_.port(), options_.limits.max_connections_per_ip, refused_example_);
   }
-  refused_global_ = refused_per_ip_ = 0;
+  if (refused_handshakes_ > 0) {
+    spdlog::warn(
+        "edge: reset {} TLS handshake(s) on port {} from addresses over {} per second (burst {}; e.g. {})",
+        refused_handshakes_, local_.port(), options_.limits.tls_handshakes_per_ip,
+        options_.limits.tls_handshake_burst, refused_handshake_example_);
+  }
+  refused_global_ = refused_per_ip_ = refused_handshakes_ = 0;
 }
 
 void PublicListener::start_accept() {

@@ -12,8 +12,10 @@
 //
 // Limits against unauthenticated clients (the HTTP ones are Http1Connection's): at most max_connections in
 // all and max_connections_per_ip per client address (IPv6: per /64), further ones are closed at once
-// and counted in one log line per kRefusalLogInterval; a TLS handshake must finish handshake_timeout
-// after the accept.
+// and counted in one log line per kRefusalLogInterval; an address may start tls_handshake_burst TLS
+// handshakes at once and tls_handshakes_per_ip per second (a ClientHello without a token: reset,
+// counted the same way); a TLS handshake must finish handshake_timeout after the accept. Each refusal
+// and each connection an HTTP/2 codec shed is counted in EdgeMetrics (PublicShed).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -31,6 +33,7 @@
 #include "edge/public_limits.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_directory.h"
+#include "quic/address_limits.h"
 #include "wt/session.h"
 
 namespace wtmesh::edge {
@@ -70,6 +73,7 @@ class PublicListener {
   size_t connection_count() const { return conns_.size(); }
   size_t connection_count(const std::string& limit_key) const;
   uint64_t refused_count() const { return refused_total_; }
+  uint64_t handshakes_refused() const { return refused_handshakes_total_; }
   // Stops accepting and closes every connection.
   void close();
 
@@ -78,6 +82,8 @@ class PublicListener {
   void start_accept();
   void on_accepted(boost::asio::ip::tcp::socket socket);
   void refuse(boost::asio::ip::tcp::socket& socket, const std::string& key, bool per_ip);
+  // May the connection from `key` start its TLS handshake now? Counts and logs a refusal.
+  bool admit_handshake(const std::optional<quic::AddressKey>& key, const std::string& limit_key);
   void log_refusals();
   void arm_refusal_log();
   void forget(Connection* conn, const std::string& key);
@@ -93,6 +99,9 @@ class PublicListener {
   std::map<std::string, size_t> per_ip_;  // client limit key → open connections
   uint64_t refused_total_ = 0;
   uint64_t refused_global_ = 0, refused_per_ip_ = 0;  // since the last refusal log line
+  uint64_t refused_handshakes_ = 0, refused_handshakes_total_ = 0;
+  std::string refused_handshake_example_;
+  quic::AddressLimits handshakes_;  // only its handshake buckets: connections are counted in per_ip_
   std::string refused_example_;                       // an address refused for its own cap
   bool refusal_log_armed_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

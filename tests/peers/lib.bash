@@ -454,6 +454,16 @@ ms_now() { echo $((${EPOCHREALTIME/./} / 1000)); }
 # edge_rss_kib NAME: the edge's resident set size (VmRSS, KiB); empty once it is gone.
 edge_rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/${EDGE_PID[$1]}/status" 2>/dev/null; }
 
+# edge_metric NAME SERIES: one series' value from the edge's /metrics (the edge needs --admin-listen
+# 127.0.0.1:0), e.g. edge_metric main 'wtmesh_public_connections_shed_total{reason="h2_flood"}'; 0 when
+# the series is absent, empty when the admin listener does not answer.
+edge_metric() {
+  local ap
+  ap=$(grep -m1 -oE 'admin: http://127\.0\.0\.1:[0-9]+' "${EDGE_DIR[$1]}/stdout" | grep -oE '[0-9]+$')
+  [ -n "$ap" ] || return 0
+  curl -s -m 5 "http://127.0.0.1:$ap/metrics" | awk -v s="$2" 'index($0, s " ") == 1 {print $2; f = 1} END {if (!f) print 0}'
+}
+
 # edge_log_lines NAME: lines in the edge's stderr so far.
 edge_log_lines() { wc -l <"${EDGE_DIR[$1]}/stderr"; }
 

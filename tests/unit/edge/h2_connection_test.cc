@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,22 @@
 
 namespace wtmesh::edge::test {
 namespace {
+
+// A raw frame (header + payload), sent straight to the edge after the test client's preface and
+// SETTINGS exchange.
+std::string raw_frame(uint8_t type, uint8_t flags, uint32_t id, std::string_view payload) {
+  const auto b = [](uint64_t v) { return static_cast<char>(v & 0xff); };
+  std::string f = {b(payload.size() >> 16),
+                   b(payload.size() >> 8),
+                   b(payload.size()),
+                   b(type),
+                   b(flags),
+                   b(id >> 24),
+                   b(id >> 16),
+                   b(id >> 8),
+                   b(id)};
+  return f + std::string(payload);
+}
 
 TEST_F(H2ConnectionTest, GetIsForwardedAndAnswered) {
   const int32_t id = client_.request("GET", "/hello?x=1", "App.Localhost:8443",
@@ -275,6 +292,62 @@ TEST_F(H2ConnectionTest, OversizedHeaderListIs431) {
   EXPECT_EQ(dir_.open_calls, 0);
 }
 
+// An HPACK header bomb, written by hand (nghttp2's encoder would not): one 16 KiB HEADERS frame
+// adds a 1,000-byte field to the dynamic table and references it ~15,000 times (one byte each):
+// 15 MB of header list. Before the fix every reference reached the stream (and was validated by
+// nghttp2 byte by byte, ~20 ms of CPU per frame at 4,000 bytes); now the stream is reset once the
+// list passes twice max_header_bytes and the rest is skipped; each bomb counts as a local answer.
+TEST_F(H2ConnectionTest, HeaderBombIsResetWithoutDeliveringEveryField) {
+  H2Config cfg;
+  cfg.max_header_bytes = 4096;
+  cfg.exchange.limits.max_local_answers = 3;
+  make(cfg);
+  pump();
+  const auto bomb = [](uint32_t id) {
+    std::string block = "\x82\x87\x84";  // :method GET, :scheme https, :path /
+    block +=
+        "\x01\x0d"
+        "app.localhost";                   // :authority, literal without indexing
+    block += "\x40\x05x-big\x7f\xe9\x06";  // x-big, incremental indexing, 1000-byte value
+    block += std::string(1000, 'b');
+    block += std::string(16384 - block.size(), '\xbe');  // index 62: x-big, again and again
+    return raw_frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, id, block);
+  };
+  // Straight to the edge, its answers read and dropped: the test client did not open these streams
+  // (and its HPACK decoder would not follow the edge's encoder through them).
+  std::string edge_out;
+  for (uint32_t id : {1u, 3u, 5u}) {
+    ASSERT_FALSE(conn_->finished()) << conn_->error();
+    const std::string frame = bomb(id);
+    EXPECT_EQ(conn_->on_client_bytes(bytes(frame)), frame.size());
+    for (auto out = conn_->client_output(); !out.empty(); out = conn_->client_output()) {
+      edge_out.append(reinterpret_cast<const char*>(out.data()), out.size());
+      conn_->on_client_written(out.size());
+    }
+  }
+  // The edge's frames: a RST_STREAM (INTERNAL_ERROR) per bomb, no response HEADERS (no 431 page).
+  std::map<uint32_t, uint32_t> resets;  // stream -> code
+  int response_heads = 0;
+  for (size_t at = 0; at + 9 <= edge_out.size();) {
+    const auto u = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(edge_out[at + i])); };
+    const uint32_t len = u(0) << 16 | u(1) << 8 | u(2), type = u(3);
+    const uint32_t sid = (u(5) & 0x7f) << 24 | u(6) << 16 | u(7) << 8 | u(8);
+    if (type == NGHTTP2_HEADERS) ++response_heads;
+    if (type == NGHTTP2_RST_STREAM && len == 4) resets[sid] = u(9) << 24 | u(10) << 16 | u(11) << 8 | u(12);
+    at += 9 + len;
+  }
+  EXPECT_EQ(response_heads, 0);
+  EXPECT_EQ(resets,
+            (std::map<uint32_t, uint32_t>{
+                {1, NGHTTP2_INTERNAL_ERROR}, {3, NGHTTP2_INTERNAL_ERROR}, {5, NGHTTP2_INTERNAL_ERROR}}));
+  EXPECT_EQ(conn_->header_bombs(), 3u);
+  EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2LocalAnswers));
+  // Per bomb: 4 request fields, then x-big until the list passes 2 * 4096 (8 of 1,037 bytes).
+  EXPECT_LE(conn_->header_fields(), 3u * 20u) << "the skipped references never reach the stream";
+  EXPECT_EQ(dir_.open_calls, 0);
+  EXPECT_TRUE(conn_->finished()) << "three local answers in a row: GOAWAY, no stream left";
+}
+
 TEST_F(H2ConnectionTest, ConcurrentStreamsOverTheLimitAreRefused) {
   H2Config cfg;
   cfg.exchange.limits.h2_max_concurrent_streams = 2;
@@ -322,6 +395,7 @@ TEST_F(H2ConnectionTest, RapidResetEndsTheConnection) {
   ASSERT_TRUE(client_.goaway.has_value()) << "nghttp2's reset rate limit sent GOAWAY";
   EXPECT_EQ(*client_.goaway, static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR)) << "nghttp2's code for it";
   EXPECT_LE(dir_.open_calls, 20);
+  EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2ResetRate));
 }
 
 TEST_F(H2ConnectionTest, NoPrefaceInTimeClosesSilently) {
@@ -337,6 +411,7 @@ TEST_F(H2ConnectionTest, Http1BytesAreAConnectionError) {
   EXPECT_TRUE(conn_->finished());
   EXPECT_FALSE(conn_->error().empty());
   EXPECT_EQ(dir_.open_calls, 0);
+  EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2ProtocolError));
 }
 
 TEST_F(H2ConnectionTest, TooManyOwnAnswersInARowSendGoaway) {
@@ -348,6 +423,38 @@ TEST_F(H2ConnectionTest, TooManyOwnAnswersInARowSendGoaway) {
   ASSERT_TRUE(client_.goaway.has_value());
   EXPECT_EQ(*client_.goaway, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
   EXPECT_TRUE(conn_->finished()) << "GOAWAY sent and no stream left";
+  EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2LocalAnswers));
+}
+
+TEST_F(H2ConnectionTest, ContinuationFloodEndsTheConnection) {
+  pump();
+  ASSERT_EQ(client_.request("GET", "/", "app.localhost"), 1);  // keeps the HPACK states in step
+  std::string flood = raw_frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 3, "\x82\x87\x84");
+  for (int i = 0; i < 20; ++i)
+    flood += raw_frame(NGHTTP2_CONTINUATION, 0, 3,
+                       "\x00\x01"
+                       "a"
+                       "\x01"
+                       "b");
+  pump();
+  conn_->on_client_bytes(bytes(flood));
+  EXPECT_TRUE(conn_->finished());
+  EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2Continuations)) << conn_->error();
+}
+
+TEST_F(H2ConnectionTest, PingFloodFromAClientThatDoesNotReadEndsTheConnection) {
+  pump();
+  std::string flood;
+  for (int i = 0; i < 20'000; ++i) flood += raw_frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  size_t taken = 0;
+  while (taken < flood.size() && !conn_->finished()) {  // never reads the PING ACKs
+    const size_t n = conn_->on_client_bytes(bytes(std::string_view(flood).substr(taken, 65536)));
+    if (n == 0) break;
+    taken += n;
+  }
+  EXPECT_TRUE(conn_->finished()) << "took " << taken << " bytes";
+  EXPECT_EQ(conn_->shed(), std::optional(PublicShed::kH2Flood)) << conn_->error();
+  EXPECT_LE(conn_->buffered_output(), size_t{128} * 1024);
 }
 
 TEST_F(H2ConnectionTest, ResponseOutputIsBoundedWhenTheClientDoesNotRead) {

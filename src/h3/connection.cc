@@ -41,7 +41,8 @@ Connection::Impl::Stream& Connection::Impl::new_peer_stream(StreamId id) {
   Stream& s = streams[id];
   s.kind = quic::is_uni(id) ? Kind::kPeerUniPending : Kind::kPeerBidiPending;
   if (quic::is_uni(id)) s.send_closed = true;
-  if (quic::is_bidi(id) && static_cast<uint64_t>(id) + 4 > next_peer_bidi) next_peer_bidi = static_cast<uint64_t>(id) + 4;
+  if (quic::is_bidi(id) && static_cast<uint64_t>(id) + 4 > next_peer_bidi)
+    next_peer_bidi = static_cast<uint64_t>(id) + 4;
   // After our GOAWAY, requests at or above its id are refused (RFC 9114 §5.2); a WebTransport stream
   // of a session already accepted is no request and goes on (draft-ietf-webtrans-http3 §4.6: sessions
   // finish after a GOAWAY), so the stream is judged by its first varint (process_bidi_first).
@@ -349,7 +350,7 @@ void Connection::Impl::handle_headers_frame(StreamId id, Stream& s, std::span<co
       if (bad) return stream_error(id, s, kH3MessageError);
       if (role == Role::kClient && is_informational_response(d.headers)) {
         if (last) return stream_error(id, s, kH3MessageError);  // a 1xx must be followed by a final response
-        if (s.interim_count < config.max_interim_responses) {  // more are dropped
+        if (s.interim_count < config.max_interim_responses) {   // more are dropped
           ++s.interim_count;
           s.app_visible = true;
           handler->on_interim_headers(id, std::move(d.headers));

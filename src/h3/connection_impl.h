@@ -46,7 +46,7 @@ struct Connection::Impl {
     bool response_started = false;
     bool reset_notified = false;  // on_request_reset delivered (or the app reset it itself)
     bool wt_uni = false;
-    bool above_goaway = false;  // a peer bidi stream at or above our GOAWAY's id: only WebTransport goes on
+    bool above_goaway = false;   // a peer bidi stream at or above our GOAWAY's id: only WebTransport goes on
     uint32_t interim_count = 0;  // client: 1xx sections delivered on this request stream
     uint8_t prefix_len = 0;
     uint8_t prefix[8] = {};

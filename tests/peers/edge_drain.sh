@@ -13,6 +13,7 @@
 #      lists it after the others, docs/protocol.md §3.6), then B is drained (the agent moves back to
 #      A); 4 curl loops run across both drains: zero failed requests, with the count printed.
 # Usage: edge_drain.sh PATH_OF_WTMESH
+# shellcheck disable=SC2016  # the bash -c checks expand their arguments themselves
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
 peer_init "$@"
@@ -29,8 +30,8 @@ edge_up() {
   mkdir -p "$dir"
   "$WTMESH" edge --listen "$addr:$port" --domain localhost --state-dir "$S" "${DRAIN_ARGS[@]}" \
     >"$dir/stdout" 2>"$dir/stderr" </dev/null &
-  EDGE_PID[$name]=$!
-  EDGE_DIR[$name]=$dir
+  EDGE_PID["$name"]=$!
+  EDGE_DIR["$name"]=$dir
   track "${EDGE_PID[$name]}"
   for ((i = 0; i < 100; i++)); do
     grep -q 'wtmesh edge listening on udp://' "$dir/stdout" 2>/dev/null && break

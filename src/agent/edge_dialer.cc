@@ -21,11 +21,28 @@ std::unique_ptr<WtClient> EdgeDialer::dial(EdgeTransport t, std::string* error) 
   c->set_on_change([this, alive = std::weak_ptr<int>(alive_)] {
     if (!alive.expired()) on_change();
   });
-  if (!c->dial(options_.edge, error)) return nullptr;
+  // HTTP/2 resolves the name itself (TCP tries every address in turn) unless an address is avoided.
+  const bool fixed = t == EdgeTransport::kQuic || options_.avoid.has_value();
+  if (!c->dial(options_.edge, error, fixed ? &remote_ : nullptr)) return nullptr;
   return c;
 }
 
 bool EdgeDialer::start(std::string* error) {
+  boost::system::error_code ec;
+  boost::asio::ip::udp::resolver resolver(io_);
+  const auto results = resolver.resolve(options_.edge.host, std::to_string(options_.edge.port), ec);
+  if (ec || results.empty()) {
+    if (error) *error = "cannot resolve " + options_.edge.host + ": " + ec.message();
+    return false;
+  }
+  remote_ = results.begin()->endpoint();
+  if (options_.avoid) {
+    for (const auto& r : results) {
+      if (r.endpoint().address() == *options_.avoid) continue;
+      remote_ = r.endpoint();
+      break;
+    }
+  }
   if (options_.choice == EdgeTransport::kH2) {
     h2_ = dial(EdgeTransport::kH2, error);
     return h2_ != nullptr;

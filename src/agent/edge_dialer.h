@@ -14,10 +14,13 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/edge_url.h"
@@ -39,6 +42,9 @@ struct DialOptions {
   // kAuto: how long QUIC dials alone. 300 ms: past a QUIC handshake on any path under ~250 ms RTT
   // (one round trip plus the edge's work), short enough that a blocked UDP costs little.
   std::chrono::milliseconds h2_after{300};
+  // When the edge's name resolves to several addresses (a pair of edges), the first one that is not
+  // this (a draining edge's, docs/protocol.md §3.6); the first one when none other is there.
+  std::optional<boost::asio::ip::address> avoid;
 };
 
 class EdgeDialer {
@@ -57,6 +63,8 @@ class EdgeDialer {
   bool raced() const { return raced_; }
   // Why QUIC lost, once it did under kAuto ("no handshake within 300 ms", its close reason); "" else.
   const std::string& quic_story() const { return quic_story_; }
+  // The edge address dialled (both transports use it), once start() resolved the name.
+  const boost::asio::ip::udp::endpoint& remote() const { return remote_; }
 
  private:
   // A client of transport `t`, dialling; nullptr (and `error`) when it cannot start.
@@ -77,6 +85,7 @@ class EdgeDialer {
   bool quic_failure_told_ = false;  // quic_story_ names QUIC's failure
   std::string quic_story_;
   std::string h2_error_;
+  boost::asio::ip::udp::endpoint remote_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -89,7 +89,8 @@ void EdgeSession::send_renewal() {
   try {
     token = renewal_.mint();
   } catch (const std::exception& e) {
-    if (callbacks_.on_renewed) callbacks_.on_renewed(false, std::string("cannot mint a session token: ") + e.what());
+    if (callbacks_.on_renewed)
+      callbacks_.on_renewed(false, std::string("cannot mint a session token: ") + e.what());
     return;  // the session ends at its token's expiry; the next attempt reports the same
   }
   minted_at_ = std::chrono::steady_clock::now();
@@ -105,12 +106,14 @@ void EdgeSession::on_renewed(const ControlEvent& ev) {
     return;
   }
   ++renewals_;
-  const auto left = std::chrono::system_clock::time_point(std::chrono::seconds(ev.expires)) - std::chrono::system_clock::now();
+  const auto left = std::chrono::system_clock::time_point(std::chrono::seconds(ev.expires)) -
+                    std::chrono::system_clock::now();
   if (callbacks_.on_renewed)
-    callbacks_.on_renewed(true, "session token renewed (" + std::to_string(renewals_) + "), valid for " +
-                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(left).count()) +
-                                    " s more");
-  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - minted_at_);
+    callbacks_.on_renewed(
+        true, "session token renewed (" + std::to_string(renewals_) + "), valid for " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(left).count()) + " s more");
+  const auto since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - minted_at_);
   arm_renewal(renewal_.every - since);
 }
 
@@ -130,9 +133,9 @@ tunnel::TelemetryReport EdgeSession::telemetry_report() const {
   r.open_streams = exchanges_.size() + pending_heads() + (control_id_ ? 1 : 0);
   r.datagrams_dropped = telemetry_dropped_ + (relays_ ? relays_->datagrams_dropped() : 0);
   if (control_options_.started_at != SteadyTime{}) {
-    r.uptime_s = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - control_options_.started_at)
-            .count());
+    r.uptime_s = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                           std::chrono::steady_clock::now() - control_options_.started_at)
+                                           .count());
   }
   if (!control_options_.agent_version.empty()) r.version = control_options_.agent_version;
   return r;
@@ -244,6 +247,18 @@ void EdgeSession::arm_heartbeat() {
   });
 }
 
+void EdgeSession::drain() {
+  if (closed_ || !session_) return;
+  session_->drain();
+}
+
+void EdgeSession::on_drain() {
+  if (drain_received_ || closed_) return;
+  drain_received_ = true;
+  spdlog::debug("tunnel: the edge asks this session to drain");
+  if (callbacks_.on_drain) callbacks_.on_drain();
+}
+
 void EdgeSession::close(uint32_t code, const std::string& reason) {
   if (closed_ || !session_) return;
   spdlog::debug("tunnel: closing session: code {} ({})", code, reason);
@@ -312,7 +327,8 @@ void EdgeSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
       tcp_heads_.emplace(id, tunnel::TcpHeadReader());
       return on_tcp_head_data(id, data, fin);
     }
-    if (relays_ && (accepted == tunnel::StreamKind::kWtSession || accepted == tunnel::StreamKind::kWtStream)) {
+    if (relays_ &&
+        (accepted == tunnel::StreamKind::kWtSession || accepted == tunnel::StreamKind::kWtStream)) {
       relays_->on_new_stream(id, *accepted, data, fin);
       return;
     }
@@ -404,8 +420,8 @@ void EdgeSession::on_tcp_head_data(wt::StreamId id, std::span<const uint8_t> dat
   const TunnelRoute* r = route(head.tunnel_id);
   if (!r || !r->tcp) {
     session_->consume(id, data.size());
-    return refuse_stream(id, "tcp-stream for tunnel id " + std::to_string(head.tunnel_id) +
-                                 ", which is no tcp tunnel here");
+    return refuse_stream(
+        id, "tcp-stream for tunnel id " + std::to_string(head.tunnel_id) + ", which is no tcp tunnel here");
   }
   const uint32_t tunnel_id = head.tunnel_id;
   auto done = [this, alive = std::weak_ptr<int>(alive_), id, tunnel_id](bool clean) {

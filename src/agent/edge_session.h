@@ -33,9 +33,9 @@ namespace wtmesh::agent {
 
 struct TunnelRoute {
   TunnelRegistration registration;
-  UpstreamPool* pool = nullptr;        // not owned; outlives the session
-  MuxUpstreamClient* mux = nullptr;    // set: requests go over HTTP/2 (h2c) or HTTP/3 (h3); not owned
-  UpstreamSelector* select = nullptr;  // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
+  UpstreamPool* pool = nullptr;          // not owned; outlives the session
+  MuxUpstreamClient* mux = nullptr;      // set: requests go over HTTP/2 (h2c) or HTTP/3 (h3); not owned
+  UpstreamSelector* select = nullptr;    // set: TLS, ALPN picks HTTP/2 or HTTP/1.1; not owned
   const H3UpstreamTarget* wt = nullptr;  // set: WebTransport sessions are relayed there (§7); not owned
   std::optional<TcpTarget> tcp;          // set: a tcp tunnel; its streams are tcp-streams (kind 0x04)
   std::optional<UdpTarget> udp;          // set: a udp tunnel; its flows are datagrams (§4.4)
@@ -60,6 +60,9 @@ class EdgeSession final : public wt::SessionHandler {
     // The edge refused a connect stream (§4.3) to `name`.
     std::function<void(const std::string& name, const tunnel::ConnectReply& reply)> on_connect_refused;
     std::function<void(uint32_t code, const std::string& reason)> on_closed;  // inside wt's on_closed
+    // The edge drains (DRAIN_WEBTRANSPORT_SESSION or GOAWAY; docs/protocol.md §3.6): move to a new
+    // session. Once, from inside the WebTransport layer's call.
+    std::function<void()> on_drain;
   };
 
   EdgeSession(boost::asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
@@ -88,6 +91,10 @@ class EdgeSession final : public wt::SessionHandler {
   void register_again(uint32_t tunnel_id);
   // Closes the session (close capsule); on_closed follows.
   void close(uint32_t code, const std::string& reason);
+  // Sends DRAIN_WEBTRANSPORT_SESSION to the edge: after the edge's own DRAIN, it says the tunnels are
+  // held by a newer session now (§3.6); the edge finishes what is under way here and closes.
+  void drain();
+  bool drain_received() const { return drain_received_; }
   bool ready() const { return ready_; }
   bool closed() const { return closed_; }
   size_t active_requests() const { return exchanges_.size(); }
@@ -113,6 +120,7 @@ class EdgeSession final : public wt::SessionHandler {
   const UdpFlows* udp_flows() const { return udp_.get(); }
   void on_streams_available() override;
   void on_closed(uint32_t code, std::string_view reason) override;
+  void on_drain() override;
 
  private:
   void flush_control();
@@ -141,6 +149,7 @@ class EdgeSession final : public wt::SessionHandler {
   Callbacks callbacks_;
   std::optional<CountingSession> counted_;
   wt::Session* session_ = nullptr;  // &*counted_
+  bool drain_received_ = false;
   std::optional<wt::StreamId> control_id_;
   bool ready_ = false;
   bool closed_ = false;
@@ -148,17 +157,17 @@ class EdgeSession final : public wt::SessionHandler {
   boost::asio::steady_timer telemetry_timer_;
   boost::asio::steady_timer renew_timer_;
   TokenRenewal renewal_;
-  std::chrono::steady_clock::time_point minted_at_{};  // when the RENEW in flight was minted
-  uint64_t renewals_ = 0;                               // RENEWs the edge accepted
-  uint64_t bytes_received_ = 0;     // stream and datagram payload from the edge
-  uint64_t telemetry_dropped_ = 0;  // own reports that did not fit or found no room
+  std::chrono::steady_clock::time_point minted_at_{};       // when the RENEW in flight was minted
+  uint64_t renewals_ = 0;                                   // RENEWs the edge accepted
+  uint64_t bytes_received_ = 0;                             // stream and datagram payload from the edge
+  uint64_t telemetry_dropped_ = 0;                          // own reports that did not fit or found no room
   std::map<wt::StreamId, tunnel::StreamKindReader> kinds_;  // edge streams whose kind is still partial
   std::map<wt::StreamId, tunnel::HeadReader<tunnel::RequestHead>> heads_;
   std::map<wt::StreamId, tunnel::TcpHeadReader> tcp_heads_;
   std::map<wt::StreamId, std::shared_ptr<UpstreamDriver>> exchanges_;
   std::unique_ptr<WtRelayHost> relays_;  // relayed WebTransport sessions (made in on_ready)
   tunnel::UdpFlowOptions udp_options_;
-  std::unique_ptr<UdpFlows> udp_;        // udp tunnels' flows (made in on_ready)
+  std::unique_ptr<UdpFlows> udp_;  // udp tunnels' flows (made in on_ready)
   struct UdpConnectFlow {
     std::weak_ptr<UdpConnectStream> stream;
     UdpConnectSink* sink = nullptr;

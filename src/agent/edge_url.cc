@@ -28,11 +28,13 @@ std::optional<EdgeUrl> parse_edge_url(std::string_view url, std::string* error) 
   std::string_view port_part;
   if (!rest.empty() && rest.front() == '[') {
     const size_t close = rest.find(']');
-    if (close == std::string_view::npos) return fail("unterminated IPv6 address in '" + std::string(url) + "'");
+    if (close == std::string_view::npos)
+      return fail("unterminated IPv6 address in '" + std::string(url) + "'");
     out.host = std::string(rest.substr(1, close - 1));
     rest = rest.substr(close + 1);
     if (!rest.empty()) {
-      if (rest.front() != ':') return fail("unexpected text after the IPv6 address in '" + std::string(url) + "'");
+      if (rest.front() != ':')
+        return fail("unexpected text after the IPv6 address in '" + std::string(url) + "'");
       port_part = rest.substr(1);
     }
   } else {
@@ -69,6 +71,23 @@ const char* to_string(EdgeTransport t) {
       return "auto";
   }
   return "?";
+}
+
+std::optional<std::vector<EdgeUrl>> parse_edge_urls(std::string_view urls, std::string* error) {
+  std::vector<EdgeUrl> out;
+  for (;;) {
+    const size_t comma = urls.find(',');
+    auto one = parse_edge_url(urls.substr(0, comma), error);
+    if (!one) return std::nullopt;
+    out.push_back(std::move(*one));
+    if (comma == std::string_view::npos) break;
+    if (out.size() == kMaxEdges) {
+      if (error) *error = "at most " + std::to_string(kMaxEdges) + " edges";
+      return std::nullopt;
+    }
+    urls.remove_prefix(comma + 1);
+  }
+  return out;
 }
 
 }  // namespace wtmesh::agent

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace wtmesh::agent {
 
@@ -24,5 +25,9 @@ const char* to_string(EdgeTransport t);  // "quic", "h2", "auto"
 
 // nullopt with `error` set to a sentence when the URL is not https://HOST[:PORT][/PATH].
 std::optional<EdgeUrl> parse_edge_url(std::string_view url, std::string* error);
+// `--edge` with a pair of edges: URLs separated by commas ("https://a:4433,https://b:4433"), at most
+// kMaxEdges; nullopt with `error` when one is not a URL as above.
+inline constexpr size_t kMaxEdges = 8;
+std::optional<std::vector<EdgeUrl>> parse_edge_urls(std::string_view urls, std::string* error);
 
 }  // namespace wtmesh::agent

@@ -107,7 +107,7 @@ H2WtClient::~H2WtClient() {
   nghttp2_session_del(h2_);
 }
 
-bool H2WtClient::dial(const EdgeUrl& edge, std::string* error) {
+bool H2WtClient::dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::tcp::endpoint* remote) {
   edge_ = edge;
   TlsClientOptions options;
   options.host = edge.host;
@@ -120,7 +120,11 @@ bool H2WtClient::dial(const EdgeUrl& edge, std::string* error) {
   TcpDriverOptions d;
   d.open_timeout = open_timeout_;
   driver_ = std::make_unique<TcpByteStreamDriver>(io_, *stream_, d);
-  driver_->connect(edge.host, edge.port);
+  if (remote != nullptr) {
+    driver_->connect(*remote);
+  } else {
+    driver_->connect(edge.host, edge.port);
+  }
   return true;
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -48,7 +49,8 @@ class H2WtClient final : private wt::ByteStreamHandler, private wt::H2OutputList
   H2WtClient& operator=(const H2WtClient&) = delete;
 
   // Starts TCP + TLS to the edge. False with `error` set if it cannot start.
-  bool dial(const EdgeUrl& edge, std::string* error);
+  // `remote` set: that address is dialled (the name is still the TLS name); else edge.host is resolved.
+  bool dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::tcp::endpoint* remote = nullptr);
   // TLS is open and the edge's SETTINGS arrived.
   bool handshake_completed() const { return settings_received_; }
   // Called from a fresh handler (never inside this client's calls, so it may destroy the client) when

@@ -318,8 +318,8 @@ void TunnelAgent::attempt() {
   attempt_token_ = std::move(token);
   transport_in_use_ =
       options_.edge_transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic;
-  DialOptions dial{options_.edge, std::move(tls), options_.transport, options_.edge_transport,
-                   options_.h2_race_after};
+  DialOptions dial{options_.edge,           std::move(tls),         options_.transport,
+                   options_.edge_transport, options_.h2_race_after, avoid_};
   dialer_ = std::make_unique<EdgeDialer>(io_, std::move(dial),
                                          [this, n](std::unique_ptr<WtClient> winner, const std::string& why) {
                                            on_dialed(n, std::move(winner), why);
@@ -354,6 +354,7 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
   if (n != attempt_ || stopped_) return;
   const std::string story = dialer_ ? dialer_->quic_story() : std::string();
   const bool raced = dialer_ && dialer_->raced();
+  if (dialer_) current_address_ = dialer_->remote().address();
   dialer_.reset();  // safe: it called us from a fresh handler and touches nothing after
   if (!winner) {
     const bool timeout = why.find("HANDSHAKE_TIMEOUT") != std::string::npos;
@@ -422,6 +423,12 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
     if (const TunnelSpec* s = spec(id); s && events_.on_request) events_.on_request(*s, r);
   };
   cb.on_closed = [this, n](uint32_t code, const std::string& reason) { on_session_closed(n, code, reason); };
+  cb.on_drain = [this, n] {
+    // Out of the WebTransport layer's call: the move destroys nothing, but dials.
+    asio::post(io_, [this, n, alive = std::weak_ptr<int>(alive_)] {
+      if (!alive.expired()) on_edge_drain(n);
+    });
+  };
   cb.on_renewed = [this, n](bool ok, const std::string& sentence) {
     if (n != attempt_ || tearing_down_) return;
     if (ok) {

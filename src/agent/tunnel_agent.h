@@ -52,6 +52,8 @@ inline constexpr std::string_view kAgentVersion = "0.1.0";
 
 struct AgentOptions {
   EdgeUrl edge;
+  // More edges (`--edge A,B`): when the current one drains (§3.6), the agent moves to the next.
+  std::vector<EdgeUrl> edge_alternates;
   std::optional<std::filesystem::path> ca_file;     // trust only this CA; else the system store
   std::string token;                                // used when token_file is not set
   std::optional<std::filesystem::path> token_file;  // re-read before every connection attempt
@@ -59,9 +61,9 @@ struct AgentOptions {
   // renews it at 2/3 of its life with a RENEW (docs/protocol.md §3.3). token/token_file are unused.
   std::shared_ptr<const tunnel::Credential> credential;
   std::chrono::seconds session_token_ttl = tunnel::kDefaultSessionTokenTtl;
-  bool log_renewals = true;  // each accepted renewal is a notice (else debug); refusals always are
-  std::vector<TunnelSpec> tunnels;                  // ids must be unique
-  std::vector<ConnectSpec> connects;                // `wtmesh connect`: local ports reaching names
+  bool log_renewals = true;           // each accepted renewal is a notice (else debug); refusals always are
+  std::vector<TunnelSpec> tunnels;    // ids must be unique
+  std::vector<ConnectSpec> connects;  // `wtmesh connect`: local ports reaching names
   bool exit_on_first_auth_failure = false;
   // Give up when the edge refuses a hostname for good (not_covered, invalid, ...); `taken` is
   // always retried, since the previous holder may be our own dead session.
@@ -108,7 +110,8 @@ struct AgentEvents {
   // address ("127.0.0.1:15432").
   std::function<void(const ConnectSpec&, const std::string& listen)> on_connect_ready;
   // The edge refused one connection of a connect (`code` as tunnel::to_string(ConnectStatus)).
-  std::function<void(const ConnectSpec&, const std::string& code, const std::string& message)> on_connect_refused;
+  std::function<void(const ConnectSpec&, const std::string& code, const std::string& message)>
+      on_connect_refused;
   std::function<void(const std::string& sentence)> on_notice;  // connected, lost, retrying in ...
   std::function<void(const std::string& sentence)> on_fatal;   // the agent gave up (then stopped)
 };
@@ -158,6 +161,11 @@ class TunnelAgent {
   // QUIC's handshake completed (`quic` set): the current session starts draining, a new one opens
   // on `quic` as attempt n + 1.
   void on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, const std::string& why);
+  // The edge of attempt `n` drains (its DRAIN or GOAWAY; docs/protocol.md §3.6): the session moves to
+  // draining_ (it goes on serving what the edge sends), and a new attempt dials, avoiding the draining
+  // edge's address when the name has others. Once the new session holds every tunnel, the old one
+  // tells the edge (DRAIN back) and waits for the edge to close it (at most drain_grace).
+  void on_edge_drain(uint64_t n);
   void arm_drain();
   // Ends the draining sessions whose requests finished once the current session holds every tunnel
   // (or drain_grace passed), and forgets the closed ones.
@@ -180,7 +188,7 @@ class TunnelAgent {
   AgentEvents events_;
   Backoff backoff_;
   std::mt19937_64 rng_{std::random_device{}()};
-  std::vector<std::unique_ptr<UpstreamPool>> pools_;          // parallel to options_.tunnels
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;  // parallel to options_.tunnels
   // Parallel too: the multiplexed client of h2c, ALPN (HTTP/2 part) and h3 tunnels.
   std::vector<std::unique_ptr<MuxUpstreamClient>> mux_;
   std::vector<std::unique_ptr<UpstreamSelector>> selectors_;  // parallel too; set for ALPN tunnels
@@ -197,11 +205,17 @@ class TunnelAgent {
     std::unique_ptr<EdgeSession> session;
     std::chrono::steady_clock::time_point deadline;
     bool closing = false;
+    bool edge_drained = false;  // the edge asked for the move: it closes the session, not us
+    bool moved_told = false;    // DRAIN sent back: the new session holds every tunnel
   };
   std::vector<Draining> draining_;
   boost::asio::steady_timer drain_timer_;
   std::set<uint32_t> registered_;  // tunnel ids REGISTERED on the current session
   std::string instance_id_;        // wtmesh-agent-instance: random per process (§3.5)
+  // The edge address the current session dialled, and one a draining edge had (dials avoid it while
+  // that session drains).
+  boost::asio::ip::address current_address_;
+  std::optional<boost::asio::ip::address> avoid_;
   std::unique_ptr<EdgeSession> session_;
   wt::Session* wt_session_ = nullptr;  // valid while session_ is open
   uint64_t attempt_ = 0;               // the current attempt's number

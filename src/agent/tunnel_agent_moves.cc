@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "agent/edge_dialer.h"
 #include "agent/tunnel_agent.h"
 #include "agent/wt_client.h"
@@ -29,6 +31,7 @@ void TunnelAgent::arm_quic_probe(uint64_t n) {
       return arm_quic_probe(n);
     }
     DialOptions dial{options_.edge, std::move(tls), options_.transport, EdgeTransport::kQuic};
+    dial.avoid = avoid_;
     // A probe that gets no answer should not take the 10 s of a first connection.
     dial.transport.handshake_timeout =
         std::min(dial.transport.handshake_timeout, std::chrono::milliseconds(3000));
@@ -44,7 +47,34 @@ void TunnelAgent::arm_quic_probe(uint64_t n) {
   });
 }
 
+void TunnelAgent::on_edge_drain(uint64_t n) {
+  if (stopped_ || n != attempt_ || !connected()) return;
+  notice("the edge " + options_.edge.authority() + " (" + current_address_.to_string() +
+         ") is draining: moving to a new session (" + std::to_string(session_->active_requests()) +
+         " request(s) under way finish on this one)");
+  avoid_ = current_address_;
+  if (!options_.edge_alternates.empty()) {
+    // The next edge of the list; the draining one goes to its end (it comes back after a restart).
+    options_.edge_alternates.push_back(std::exchange(options_.edge, options_.edge_alternates.front()));
+    options_.edge_alternates.erase(options_.edge_alternates.begin());
+    avoid_.reset();
+  }
+  probe_.reset();
+  probe_timer_.cancel();
+  watchdog_.cancel();
+  for (auto& t : register_timers_) t->cancel();
+  register_timers_.clear();
+  Draining d{std::move(client_), std::move(session_),
+             std::chrono::steady_clock::now() + options_.drain_grace};
+  d.edge_drained = true;
+  draining_.push_back(std::move(d));
+  wt_session_ = nullptr;
+  arm_drain();
+  attempt();  // no backoff: the old session serves meanwhile; a refused attempt backs off as usual
+}
+
 void TunnelAgent::on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, const std::string& why) {
+  const boost::asio::ip::address probe_remote = probe_ ? probe_->remote().address() : current_address_;
   probe_.reset();  // it called us from a fresh handler and touches nothing after
   if (stopped_ || n != attempt_ || !connected()) return;
   if (!quic) {
@@ -65,6 +95,7 @@ void TunnelAgent::on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, cons
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
   watchdog_.cancel();
+  current_address_ = probe_remote;
   draining_.push_back(Draining{std::move(client_), std::move(session_),
                                std::chrono::steady_clock::now() + options_.drain_grace});
   wt_session_ = nullptr;
@@ -103,6 +134,17 @@ void TunnelAgent::drain_step() {
       it = draining_.erase(it);
       continue;
     }
+    if (d.edge_drained && !d.closing && now < d.deadline) {
+      // The draining edge still relays requests on it until its public side stops: not ours to close.
+      if (replaced && !d.moved_told) {
+        d.moved_told = true;
+        notice("the new session holds every tunnel: telling the draining edge (" +
+               std::to_string(d.session->active_requests()) + " request(s) still on the old session)");
+        d.session->drain();
+      }
+      ++it;
+      continue;
+    }
     if (!d.closing && ((replaced && d.session->active_requests() == 0) || now >= d.deadline)) {
       const size_t left = d.session->active_requests();
       notice(left == 0 ? std::string("closing the replaced session: its requests finished")
@@ -115,6 +157,9 @@ void TunnelAgent::drain_step() {
     }
     ++it;
   }
+  // The draining edge's sessions are gone: later dials may take any address again (its replacement).
+  if (std::none_of(draining_.begin(), draining_.end(), [](const Draining& d) { return d.edge_drained; }))
+    avoid_.reset();
 }
 
 }  // namespace wtmesh::agent

@@ -40,7 +40,8 @@ struct WtClient::App final : quic::Connection::AppState {
 
 WtClient::WtClient(asio::io_context& io, quic::TlsClientContext tls, quic::TransportLimits limits,
                    wt::ClientConfig config)
-    : WtClient(io, std::make_shared<const quic::TlsClientContext>(std::move(tls)), limits, std::move(config)) {}
+    : WtClient(io, std::make_shared<const quic::TlsClientContext>(std::move(tls)), limits,
+               std::move(config)) {}
 
 WtClient::WtClient(asio::io_context& io, std::shared_ptr<const quic::TlsClientContext> tls,
                    quic::TransportLimits limits, wt::ClientConfig config)
@@ -63,7 +64,9 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
   if (transport_ == EdgeTransport::kH2) {
     h2_ = std::make_unique<H2WtClient>(io_, tls_, limits_.handshake_timeout);
     if (on_change_) h2_->set_on_change(on_change_);
-    return h2_->dial(edge, error);
+    if (fixed_remote == nullptr) return h2_->dial(edge, error);
+    const asio::ip::tcp::endpoint tcp(fixed_remote->address(), fixed_remote->port());
+    return h2_->dial(edge, error, &tcp);
   }
   udp::endpoint remote;
   if (fixed_remote != nullptr) {

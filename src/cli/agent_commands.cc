@@ -228,10 +228,11 @@ EdgeChoice edge_options(const AgentFlags& flags, const std::string& ttl, size_t 
                          login ? std::optional<AgentConfig>(login->config) : std::nullopt,
                          login ? login->file : std::filesystem::path(), &error);
   if (!r) throw std::runtime_error(error);
-  auto edge = parse_edge_url(r->edge, &error);
-  if (!edge) throw std::runtime_error("--edge: " + error);
+  auto edges = parse_edge_urls(r->edge, &error);
+  if (!edges) throw std::runtime_error("--edge: " + error);
   AgentOptions o;
-  o.edge = *edge;
+  o.edge = edges->front();
+  o.edge_alternates.assign(edges->begin() + 1, edges->end());
   if (r->ca) {
     if (!std::filesystem::exists(*r->ca))
       throw std::runtime_error("--ca " + r->ca->string() + " does not exist");
@@ -447,7 +448,9 @@ void add_tunnel_options(CLI::App* cmd, TunnelArgs& a, const std::string& name_he
   cmd->add_option("LOCALPORT", a.local_port, "port of the local service on 127.0.0.1")
       ->required()
       ->check(CLI::Range(1, 65535));
-  cmd->add_option("--edge", a.edge, "the edge, https://HOST:PORT (default: the one `wtmesh login` stored)");
+  cmd->add_option("--edge", a.edge,
+                  "the edge, https://HOST:PORT (default: the one `wtmesh login` stored); a pair of edges "
+                  "separated by a comma: a draining edge's agents move to the next one");
   add_transport_option(cmd, a.transport);
   cmd->add_option("--token", a.token,
                   "token from `wtmesh token` (visible to other local users in ps: prefer --token-file, "

@@ -64,6 +64,10 @@ struct EdgeArgs {
   size_t udp_max_flows = tunnel::UdpFlowOptions{}.max_flows;
   int udp_idle_timeout_s = whole_seconds(tunnel::UdpFlowOptions{}.idle_timeout);
   std::string session_token_ttl = "5m";
+  // The graceful drain on SIGTERM/SIGINT (edge/drain_plan.h): its whole length, and the longest
+  // handoff inside it; "0s" grace: close at once, as before.
+  std::string drain_grace = "30s";
+  std::string drain_handoff = "10s";
   int session_deadline_s = whole_seconds(edge::EdgeOptions{}.session_deadline);
   size_t quic_max_connections_per_ip = quic::AddressLimitOptions{}.max_connections_per_address;
   double quic_handshakes_per_ip = quic::AddressLimitOptions{}.handshakes_per_second;
@@ -80,6 +84,27 @@ bool port_range_option(const std::string& flag, const std::string& text, uint16_
   min = range->first;
   max = range->second;
   return true;
+}
+
+// "30s", "500ms", "2m", "0" → milliseconds (at most an hour); nullopt for anything else.
+std::optional<std::chrono::milliseconds> parse_drain_duration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && digits < 7 && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return std::nullopt;
+  const long long n = std::stoll(text.substr(0, digits));
+  const std::string unit = text.substr(digits);
+  long long ms = 0;
+  if (unit == "ms") {
+    ms = n;
+  } else if (unit == "s" || (unit.empty() && n == 0)) {
+    ms = n * 1000;
+  } else if (unit == "m") {
+    ms = n * 60'000;
+  } else {
+    return std::nullopt;
+  }
+  if (ms > 3'600'000) return std::nullopt;
+  return std::chrono::milliseconds(ms);
 }
 
 int run_edge(const EdgeArgs& a) {
@@ -163,6 +188,16 @@ int run_edge(const EdgeArgs& a) {
                              "\" is not a duration such as 30s or 5m (at least 10s, at most 30d)");
   }
   opts.session_token_ttl = *ttl;
+  edge::DrainPlan::Options drain;
+  const auto grace = parse_drain_duration(a.drain_grace);
+  const auto handoff = parse_drain_duration(a.drain_handoff);
+  if (!grace || !handoff) {
+    throw std::runtime_error("--drain-grace / --drain-handoff \"" +
+                             (grace ? a.drain_handoff : a.drain_grace) +
+                             "\" is not a duration such as 30s, 500ms or 2m (at most 1h)");
+  }
+  drain.grace = *grace;
+  drain.handoff = *handoff;
 
   // Every public connection, QUIC socket and certificate file is a descriptor.
   const OpenFileLimit files = raise_open_file_limit();
@@ -209,15 +244,31 @@ int run_edge(const EdgeArgs& a) {
     std::cout << "  admin: http://" << ah << ":" << admin->port() << "/metrics and /ready" << std::endl;
   }
 
+  // The first SIGTERM/SIGINT drains (agents move, requests under way finish, at most --drain-grace);
+  // a second one, or a zero grace, closes at once.
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("edge: signal {} received, closing connections", sig);
-    server.shutdown();
+  bool draining = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal;
+  auto stop_soon = [&io] {
     // Give peers a moment to see the CONNECTION_CLOSE, then stop regardless.
     auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(500));
     stop->async_wait([&io, stop](const boost::system::error_code&) { io.stop(); });
-  });
+  };
+  on_signal = [&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (draining || drain.grace.count() == 0) {
+      spdlog::info("edge: signal {} received{}, closing connections", sig, draining ? " again" : "");
+      server.shutdown();
+      stop_soon();
+      return;
+    }
+    draining = true;
+    spdlog::info("edge: signal {} received, draining for at most {} ms (again to close at once)", sig,
+                 drain.grace.count());
+    server.drain(drain, [&io] { io.stop(); });
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
   io.run();
   return 0;
 }
@@ -422,6 +473,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
 
+  edge_cmd
+      ->add_option("--drain-grace", edge_args.drain_grace,
+                   "on SIGTERM/SIGINT: how long requests under way may take to finish before the edge "
+                   "closes (agents move to another edge first); 0s: close at once; a second signal "
+                   "closes at once")
+      ->capture_default_str();
+  edge_cmd
+      ->add_option("--drain-handoff", edge_args.drain_handoff,
+                   "within the drain: the longest wait for agents to register on another edge before "
+                   "the public side stops taking new requests")
+      ->capture_default_str();
   edge_cmd
       ->add_option("--session-token-ttl", edge_args.session_token_ttl,
                    "the longest lifetime a credential's session token may have (10s..30d); agents renew "

@@ -34,6 +34,13 @@ void AgentSession::close(uint32_t code, std::string_view reason) {
   session_->close(code, reason);  // calls on_closed()
 }
 
+void AgentSession::drain() {
+  if (closed_ || session_ == nullptr || drain_sent_) return;
+  drain_sent_ = true;
+  spdlog::info("tunnel {}: draining: asking the agent to move to another session", owner_);
+  session_->drain();
+}
+
 // --- time -----------------------------------------------------------------------------------------
 
 std::optional<SteadyTime> AgentSession::quiet_probe_deadline() const {

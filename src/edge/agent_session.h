@@ -178,6 +178,13 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
 
   // Ends the session with a close capsule (code per docs/protocol.md §1).
   void close(uint32_t code, std::string_view reason);
+  // The edge drains (§3.6): DRAIN_WEBTRANSPORT_SESSION to the agent (once). The session goes on
+  // serving: requests still come on it until the agent has moved and the public side stopped.
+  void drain();
+  bool drain_sent() const { return drain_sent_; }
+  // The agent sent DRAIN_WEBTRANSPORT_SESSION: its tunnels are held by a newer session (elsewhere);
+  // it finishes the streams under way here and waits for the edge to close this session.
+  bool moved() const { return moved_; }
 
   // --- time ---
   std::optional<SteadyTime> next_deadline() const;
@@ -222,6 +229,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   void on_stream_closed(wt::StreamId id) override;
   void on_datagram(std::span<const uint8_t> payload) override;
   void on_closed(uint32_t code, std::string_view reason) override;
+  void on_drain() override { moved_ = true; }
 
  private:
   void refuse_stream(wt::StreamId id, StreamRefusal why);
@@ -256,6 +264,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   Hooks hooks_;
   wt::Session* session_ = nullptr;
   bool closed_ = false;
+  bool drain_sent_ = false;
+  bool moved_ = false;
 
   std::optional<wt::StreamId> control_;
   tunnel::ControlReader reader_;
@@ -287,7 +297,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   };
   static RouteKey route_key(const Tunnel& t) { return RouteKey{t.type, t.hostname}; }
   void unpublish(uint32_t id, const Tunnel& t);
-  std::map<uint32_t, Tunnel> tunnels_;               // REGISTER id → hostname
+  std::map<uint32_t, Tunnel> tunnels_;  // REGISTER id → hostname
   std::string instance_;
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
   uint64_t last_claim_ = 0;

@@ -31,8 +31,9 @@ namespace asio = boost::asio;
 // (H3Requests). One QUIC port serves both; what a connection carries tells them apart.
 struct EdgeServer::ConnApp final : quic::Connection::AppState {
   ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels,
-          BrowserConnect& browser, std::function<void(const RequestLog&)> count)
-      : quic(quic),
+          BrowserConnect& browser, std::function<void(const RequestLog&)> count, std::set<ConnApp*>& registry)
+      : registry(registry),
+        quic(quic),
         tunnels(tunnels),
         browser(browser),
         echo_enabled(options.echo),
@@ -48,7 +49,18 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
         tick(io) {
     quic.set_handler(&h3);
     if (options.http3) server.set_request_handler(&requests);
+    registry.insert(this);
   }
+  ~ConnApp() override { registry.erase(this); }
+
+  // The drain's handoff (DrainPlan): a connection carrying WebTransport sessions (an agent's) gets
+  // GOAWAY after the last stream it opened: no new session on it, its sessions' streams go on.
+  void drain_sessions() {
+    if (sessions_accepted) h3.send_goaway(h3.next_peer_bidi_id());
+  }
+  // The drain's public step: GOAWAY to everyone (a public HTTP/3 client's requests under way finish,
+  // later ones are refused with H3_REQUEST_REJECTED and may be retried elsewhere).
+  void drain_requests() { requests.goaway(); }
 
   static H3RequestsConfig requests_config(const quic::Connection& quic, const EdgeOptions& options) {
     H3RequestsConfig c;
@@ -67,6 +79,7 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   wt::Accept accept(const wt::SessionInfo& request) {
     opened = true;
     wt::Accept a = route_session(request);
+    if (a.status >= 200 && a.status < 300 && a.handler != nullptr) sessions_accepted = true;
     if (a.status != 401 && a.status != 429) return a;
     if (++auth_failures < tunnels.config().max_auth_failures_per_connection) return a;
     if (!shed) {
@@ -177,6 +190,8 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
 
   // Declaration order is destruction order in reverse: the server (which may still tell handlers
   // their sessions closed) goes before the echo handlers and the requests, and h3 last.
+  std::set<ConnApp*>& registry;  // the edge's list of live connections (drain)
+  bool sessions_accepted = false;
   quic::Connection& quic;
   TunnelService& tunnels;
   BrowserConnect& browser;
@@ -204,7 +219,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
       renew_timer_(io),
       tunnel_timer_(io),
       shutdown_timer_(io),
-      memory_timer_(io) {
+      memory_timer_(io),
+      drain_timer_(io) {
   if (options_.cert_file.has_value() != options_.key_file.has_value()) {
     throw std::runtime_error("--cert and --key must be given together");
   }
@@ -511,10 +527,74 @@ size_t EdgeServer::public_connection_count() const {
 }
 
 void EdgeServer::on_connection(quic::Connection& conn) {
-  auto app = std::make_unique<ConnApp>(io_, conn, options_, *tunnels_, *browser_,
-                                       [this](const RequestLog& l) { count_request(l); });
+  auto app = std::make_unique<ConnApp>(
+      io_, conn, options_, *tunnels_, *browser_, [this](const RequestLog& l) { count_request(l); }, apps_);
   app->arm_tick();
   conn.set_app_state(std::move(app));
+}
+
+void EdgeServer::drain(DrainPlan::Options options, std::function<void()> done) {
+  if (drain_.started()) return;
+  drain_ = DrainPlan(options);
+  drain_done_ = std::move(done);
+  serving_ = false;  // GET /ready answers 503 from now on: a load balancer takes the edge out
+  renew_timer_.cancel();
+  memory_timer_.cancel();
+  drain_.start(std::chrono::steady_clock::now());
+  spdlog::info("edge: draining: {} agent session(s) asked to move; public requests finish within {} ms",
+               tunnels_->session_count(), options.grace.count());
+  tunnels_->drain();
+  for (ConnApp* a : apps_) a->drain_sessions();
+  drain_step();
+}
+
+DrainCounts EdgeServer::drain_counts() const {
+  DrainCounts c;
+  c.agents_to_move = tunnels_->sessions_to_move();
+  c.public_busy = (https_ ? https_->busy_count() : 0) + (http_ ? http_->busy_count() : 0);
+  c.streams = tunnels_->stream_count();
+  return c;
+}
+
+void EdgeServer::drain_step() {
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    const DrainCounts c = drain_counts();
+    const DrainPlan::Step step = drain_.advance(now, c);
+    if (step == DrainPlan::Step::kNone) break;
+    if (step == DrainPlan::Step::kStopPublic) {
+      spdlog::info("edge: draining: {}; the public side takes no new work, {} request(s) under way finish",
+                   c.agents_to_move == 0 ? "every agent moved" : "handoff time over", c.streams);
+      if (https_) https_->drain();
+      if (http_) http_->drain();
+      endpoint_->refuse_new_connections();
+      for (ConnApp* a : apps_) a->drain_requests();
+      continue;
+    }
+    if (drain_.expired()) {
+      spdlog::warn("edge: drain grace over: cutting {} stream(s) and {} public connection(s)", c.streams,
+                   c.public_busy);
+    } else {
+      spdlog::info("edge: drained: every request finished");
+    }
+    shutdown();
+    if (drain_done_) {
+      // After shutdown's own grace, so the close capsules and CONNECTION_CLOSEs leave first.
+      drain_timer_.expires_after(kDrainGrace * 2);
+      drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec && drain_done_) std::exchange(drain_done_, {})();
+      });
+    }
+    return;
+  }
+  // Counts change with every request: look again every kDrainPoll (and at the phase's limit).
+  auto when = std::chrono::steady_clock::now() + kDrainPoll;
+  if (auto d = drain_.next_deadline()) when = std::min(when, *d);
+  drain_timer_.expires_at(when);
+  drain_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    drain_step();
+  });
 }
 
 void EdgeServer::shutdown() {
@@ -522,6 +602,7 @@ void EdgeServer::shutdown() {
   renew_timer_.cancel();
   memory_timer_.cancel();
   tunnel_timer_.cancel();
+  drain_timer_.cancel();
   if (https_) https_->close();
   if (http_) http_->close();
   const bool had_sessions = tunnels_->session_count() > 0;

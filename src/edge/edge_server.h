@@ -17,10 +17,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "edge/connect_bridges.h"
+#include "edge/drain_plan.h"
 #include "edge/metrics.h"
 #include "edge/public_connection.h"
 #include "edge/public_limits.h"
@@ -151,6 +153,15 @@ class EdgeServer {
   // stops reading once they are gone.
   void shutdown();
   static constexpr std::chrono::milliseconds kDrainGrace{100};
+  // Graceful drain (SIGTERM; edge/drain_plan.h, docs/protocol.md §3.6): GET /ready 503; agents get
+  // DRAIN (and GOAWAY on their QUIC connections) and new agent sessions 503; once the agents moved
+  // (or options.handoff passed) the public side takes no new work and its requests finish; then, or
+  // when options.grace ran out, shutdown(). `done` is called once the connections are closed.
+  void drain(DrainPlan::Options options, std::function<void()> done);
+  DrainPlan::Phase drain_phase() const { return drain_.phase(); }
+  DrainCounts drain_counts() const;
+  // How often the drain looks at its counts.
+  static constexpr std::chrono::milliseconds kDrainPoll{50};
   // Runs the renewal check now; true if a new leaf is in use. (The timer calls it hourly.)
   bool check_certificates();
   // How often generated certificates are checked for renewal.
@@ -176,6 +187,7 @@ class EdgeServer {
   std::shared_ptr<quic::TlsServerContext> quic_tls() const;
   void load_public_tls();
   void arm_tunnel_timer();
+  void drain_step();
   void schedule_memory_check();
   // Counts a public exchange by the tunnel that serves its host ("_none" when none does).
   void count_request(const RequestLog& l);
@@ -202,6 +214,10 @@ class EdgeServer {
   boost::asio::steady_timer shutdown_timer_;
   boost::asio::steady_timer memory_timer_;
   std::optional<std::chrono::steady_clock::time_point> tunnel_timer_at_;
+  DrainPlan drain_{DrainPlan::Options{}};
+  std::function<void()> drain_done_;
+  boost::asio::steady_timer drain_timer_;
+  std::set<ConnApp*> apps_;               // the QUIC connections' state (each removes itself)
   std::unique_ptr<AdminListener> admin_;  // destroyed before what it reads
   // /echo handlers of sessions over HTTP/2 (finished ones dropped at the next accept); after https_ in
   // destruction order is before it in declaration: the connections tell them their end first.

@@ -254,12 +254,24 @@ void H2Connection::goaway() {
                         NGHTTP2_NO_ERROR, nullptr, 0);
 }
 
+void H2Connection::drain() {
+  if (finished_ || draining_) return;
+  draining_ = true;
+  // RFC 9113 §6.8: a GOAWAY with the largest stream id first, so requests the client is sending now
+  // are still taken; the final one (the last stream id processed) kDrainNotice later.
+  if (goaway_sent_) return process();
+  nghttp2_submit_shutdown_notice(session_);
+  drain_final_at_ = now() + kDrainNotice;
+  process();
+}
+
 // --- time -----------------------------------------------------------------------------------------
 
 std::optional<SteadyTime> H2Connection::next_deadline() const {
   if (finished_) return std::nullopt;
   std::optional<SteadyTime> d;
   if (!seen_request_) d = started_ + limits().header_timeout;
+  if (drain_final_at_ && (!d || *drain_final_at_ < *d)) d = drain_final_at_;
   for (const auto& [id, s] : streams_) {
     if (auto t = s->next_deadline(); t && (!d || *t < *d)) d = t;
   }
@@ -272,6 +284,10 @@ void H2Connection::on_tick(SteadyTime t) {
   if (!seen_request_ && t >= started_ + limits().header_timeout) {
     finished_ = true;  // no request came: close silently, as on HTTP/1.1
     return;
+  }
+  if (drain_final_at_ && t >= *drain_final_at_) {
+    drain_final_at_.reset();
+    goaway();
   }
   for (auto& [id, s] : streams_) s->on_tick(t);
   process();
@@ -314,6 +330,9 @@ void H2Connection::step() {
   // and a stream whose response went out while the client still sends is reset.
   if (std::exchange(step_pending_, false)) again_ = true;
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) finished_ = true;
+  // Draining: the GOAWAY went out and the last stream ended (nghttp2 would go on reading).
+  if (draining_ && goaway_sent_ && streams_.empty() && !nghttp2_session_want_write(session_))
+    finished_ = true;
 }
 
 void H2Connection::flush() {

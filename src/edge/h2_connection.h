@@ -103,6 +103,13 @@ class H2Connection final : public PublicConnection {
   std::span<const uint8_t> client_output() const override { return out_.front(); }
   void on_client_written(size_t n) override;
   bool finished() const override { return finished_; }
+  // GOAWAY in two steps (RFC 9113 §6.8): 2^31-1 at once, the last stream id taken kDrainNotice later;
+  // the connection ends once its streams have.
+  void drain() override;
+  static constexpr std::chrono::milliseconds kDrainNotice{1000};
+  bool busy() const override {
+    return !finished_ && (streams_.size() > webtransport_sessions() || !out_.empty());
+  }
   std::optional<SteadyTime> next_deadline() const override;
   void on_tick(SteadyTime now) override;
   size_t buffered_output() const override { return out_.size(); }
@@ -160,7 +167,9 @@ class H2Connection final : public PublicConnection {
   bool again_ = false;
   bool goaway_sent_ = false;
   bool goaway_for_answers_ = false;  // that GOAWAY was for max_local_answers
-  bool step_pending_ = false;  // a stream was closed, or its response sent, and awaits step()
+  bool draining_ = false;  // drain(): finished once the final GOAWAY is out and no stream is left
+  std::optional<SteadyTime> drain_final_at_;  // drain(): when the final GOAWAY goes (after the notice)
+  bool step_pending_ = false;                 // a stream was closed, or its response sent, and awaits step()
   std::string error_;
   int recv_error_ = 0;        // nghttp2_session_mem_recv's error, when it failed
   uint32_t goaway_code_ = 0;  // the code of a GOAWAY nghttp2 sent with an error (0: none)

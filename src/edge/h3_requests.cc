@@ -319,7 +319,7 @@ class H3Requests::Stream final : public ExchangeSink {
   ResponseBody resp_;
   bool head_sent_ = false;
   bool resp_eof_ = false;
-  h3::HeaderList trailers_;  // the trailing HEADERS, after the last DATA
+  h3::HeaderList trailers_;           // the trailing HEADERS, after the last DATA
   tunnel::HeaderPairs req_trailers_;  // the client's trailing HEADERS, for the end of the request body
   bool fin_sent_ = false;
   bool no_body_ = false;
@@ -419,7 +419,9 @@ void H3Requests::on_tick(SteadyTime t) {
 void H3Requests::goaway() {
   if (goaway_sent_) return;
   goaway_sent_ = true;
-  conn_.send_goaway(next_id_);
+  // After every stream the client opened: a WebTransport session's CONNECT (not ours) is no request
+  // that should look unprocessed.
+  conn_.send_goaway(std::max<uint64_t>(next_id_, conn_.next_peer_bidi_id()));
 }
 
 void H3Requests::log(const Stream& s, int status, std::string note) {

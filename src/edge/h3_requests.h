@@ -75,6 +75,9 @@ class H3Requests final : public wt::RequestHandler {
   size_t stream_count() const { return streams_.size(); }
   uint64_t requests_completed() const { return completed_; }
   bool goaway_sent() const { return goaway_sent_; }
+  // GOAWAY after every stream the client opened (the abuse limits, and the edge's drain): requests
+  // under way finish, later ones are refused with H3_REQUEST_REJECTED (safe to retry elsewhere).
+  void goaway();
 
  private:
   class Stream;
@@ -85,7 +88,6 @@ class H3Requests final : public wt::RequestHandler {
   void bury();
   // The stream is over: it is freed at the next entry point.
   void retire(StreamId id);
-  void goaway();
   void log(const Stream& s, int status, std::string note);
 
   TunnelDirectory& dir_;

@@ -1,10 +1,10 @@
 #include "edge/http1_connection.h"
 
 #include <algorithm>
-#include <iterator>
-#include <utility>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
+#include <iterator>
+#include <utility>
 
 namespace wtmesh::edge {
 namespace {
@@ -120,6 +120,16 @@ void Http1Connection::drop_output() {
   credits_.clear();
   out_base_ += out_.size();
   out_.clear();
+}
+
+void Http1Connection::drain() {
+  if (finished_ || draining_) return;
+  draining_ = true;
+  // Idle between requests (no byte of a next one yet): close now; a client retries a request on a
+  // reused connection that closed, on a new one, which the drained edge no longer accepts. A fresh
+  // connection stays open for its first request (its response then says Connection: close). Else the
+  // response under way is the last one.
+  if (phase_ == Phase::kHead && !head_started_ && !ex_.attached() && completed_ > 0) close_connection();
 }
 
 void Http1Connection::close_connection() {
@@ -362,7 +372,8 @@ tunnel::HeaderPairs Http1Connection::request_trailers() const {
   if (!parser_->chunked()) return out;
   size_t i = 0;
   for (const auto& f : parser_->get()) {
-    if (i++ >= head_fields_) out.emplace_back(std::string(view(f.name_string())), std::string(view(f.value())));
+    if (i++ >= head_fields_)
+      out.emplace_back(std::string(view(f.name_string())), std::string(view(f.value())));
   }
   return out;
 }
@@ -412,7 +423,7 @@ void Http1Connection::send_response_head(const tunnel::ResponseHead& head, bool 
     return;
   }
   upgrade_ = Upgrade::kNone;  // an upgrade declined (or never asked): a normal response
-  const bool keep = keep_alive_ && reusable && !close_after_;
+  const bool keep = keep_alive_ && reusable && !close_after_ && !draining_;
   ResponsePlan plan;
   append_head(response_head_bytes(head, head_request, version_, keep, &plan));
   framing_ = plan.framing;
@@ -445,7 +456,7 @@ void Http1Connection::send_response_end(bool complete) {
 }
 
 void Http1Connection::send_error(int status, std::string_view detail, bool reusable, bool from_agent) {
-  bool keep = keep_alive_ && reusable;
+  bool keep = keep_alive_ && reusable && !draining_;
   if (!from_agent && ++local_answers_ >= config_.limits.max_local_answers) keep = false;
   append_head(error_response(status, detail, version_, keep));
   if (!keep) close_after_ = true;
@@ -458,7 +469,7 @@ void Http1Connection::exchange_done(const ExchangeOutcome& outcome) {
     return;
   }
   ++completed_;
-  if (close_after_ || !outcome.reusable || !keep_alive_) {
+  if (close_after_ || draining_ || !outcome.reusable || !keep_alive_) {
     close_connection();
     return;
   }

@@ -104,6 +104,10 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   // Close the connection once client_output() is empty.
   bool finished() const override { return finished_; }
   bool upgraded() const override { return upgrade_ == Upgrade::kSwitched; }
+  void drain() override;
+  // A fresh connection that sent nothing yet is not waited for (the drain's cut may end it).
+  bool busy() const override { return !out_.empty() || (!finished_ && (head_started_ || ex_.attached())); }
+  bool draining() const { return draining_; }
 
   // --- time ---
   std::optional<SteadyTime> next_deadline() const override;
@@ -197,6 +201,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   uint64_t out_base_ = 0;  // absolute offset of out_.front()[0] in the connection's output
   std::deque<Credit> credits_;
   bool finished_ = false;
+  bool draining_ = false;  // drain(): this response is the last (Connection: close)
   uint64_t completed_ = 0;
   size_t local_answers_ = 0;  // the edge's own answers since the agent last answered
 };

@@ -133,6 +133,8 @@ const char* to_string(SessionRefusal r) {
       return "rate_limited";
     case SessionRefusal::kSubjectSessions:
       return "subject_sessions";
+    case SessionRefusal::kDraining:
+      return "draining";
     case SessionRefusal::kCount:
       break;
   }

@@ -82,6 +82,7 @@ enum class SessionRefusal {
   kCapacity,         // 503
   kRateLimited,      // 429: the address has had too many authentication failures (edge/auth_failures.h)
   kSubjectSessions,  // 429: the token's subject holds TunnelServiceConfig::max_sessions_per_subject
+  kDraining,         // 503: the edge drains (SIGTERM; docs/protocol.md §3.6)
   kCount,
 };
 const char* to_string(SessionRefusal r);

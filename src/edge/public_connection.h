@@ -32,9 +32,9 @@ struct RequestLog {
 };
 
 // One exchange's line; an empty method, host or target is written "-".
-RequestLog make_request_log(std::string_view method, std::string_view host, std::string_view target, int status,
-                            uint64_t bytes, std::chrono::steady_clock::duration took, std::string note,
-                            std::string version);
+RequestLog make_request_log(std::string_view method, std::string_view host, std::string_view target,
+                            int status, uint64_t bytes, std::chrono::steady_clock::duration took,
+                            std::string note, std::string version);
 
 // Writes `l` to the edge's log as one line ("http PEER METHOD HOSTTARGET STATUS ...", with " h2" or
 // " h3" for those versions).
@@ -68,6 +68,13 @@ class PublicConnection {
   // The connection carries an upgraded protocol (WebSocket): the glue's idle timeout is
   // PublicLimits::websocket_idle_timeout instead of idle_timeout.
   virtual bool upgraded() const { return false; }
+  // The edge drains (SIGTERM, docs/protocol.md §3.6): no new request is taken on this connection, the
+  // ones under way finish, then it closes. HTTP/1.1: `Connection: close` on the response under way (an
+  // idle keep-alive connection closes at once); HTTP/2: GOAWAY with the last stream id taken.
+  virtual void drain() {}
+  // Work a drain waits for: an exchange under way or response bytes not yet handed to the client
+  // (a WebTransport session of an agent is not: the edge ends those itself).
+  virtual bool busy() const { return !finished(); }
 
   virtual std::optional<SteadyTime> next_deadline() const = 0;
   virtual void on_tick(SteadyTime now) = 0;

@@ -53,6 +53,15 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
 
   void start() { pump(); }
 
+  // The edge drains: the codec takes no new request and closes once the ones under way finished.
+  void drain() {
+    if (closed_ || draining_) return;
+    draining_ = true;
+    conn_->drain();
+    post_pump();
+  }
+  bool busy() const { return !closed_ && (conn_->busy() || writing_ || !wbuf_.empty()); }
+
   // The listener is going away: drop the proxy (cancelling its stream) and the socket now.
   void detach() {
     listener_ = nullptr;
@@ -104,6 +113,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     cfg.alt_svc = listener_->options_.alt_svc;
     if (is_tls()) cfg.webtransport_acceptor = listener_->options_.webtransport;  // -15 §7: TLS only
     conn_ = std::make_unique<H2Connection>(listener_->directory_, cfg, hooks());
+    if (draining_) conn_->drain();  // the TLS handshake finished after the drain began
   }
 
   void post_pump() {
@@ -400,7 +410,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   size_t lingered_bytes_ = 0;
   std::vector<uint8_t> wbuf_;
   bool reading_ = false, writing_ = false, eof_ = false, closed_ = false;
-  bool pump_posted_ = false, lingering_ = false, timer_armed_ = false;
+  bool pump_posted_ = false, lingering_ = false, timer_armed_ = false, draining_ = false;
   std::chrono::steady_clock::time_point last_activity_, linger_until_, timer_at_, handshake_deadline_;
 };
 
@@ -418,7 +428,10 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
                                             .handshakes_per_second = options.limits.tls_handshakes_per_ip}) {
   acceptor_.open(options_.bind.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  if (options_.bind.address().is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
+  // "::" takes IPv4 too; a specific IPv6 address (::1) only itself, so another edge may hold the
+  // same port on 127.0.0.1 (a pair of edges on one host, tests/peers/edge_drain.sh).
+  if (options_.bind.address().is_v6())
+    acceptor_.set_option(asio::ip::v6_only(!options_.bind.address().is_unspecified()));
   acceptor_.bind(options_.bind);
   acceptor_.listen(asio::socket_base::max_listen_connections);
   local_ = acceptor_.local_endpoint();
@@ -438,6 +451,23 @@ void PublicListener::close() {
   auto conns = std::exchange(conns_, {});
   per_ip_.clear();
   for (Connection* c : conns) c->detach();
+}
+
+void PublicListener::drain() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);  // new connections are refused by the kernel from now on
+  retry_timer_.cancel();
+  // drain() may end a connection (forget() edits conns_): walk a copy.
+  const std::vector<Connection*> conns(conns_.begin(), conns_.end());
+  for (Connection* c : conns) {
+    if (conns_.contains(c)) c->drain();
+  }
+}
+
+size_t PublicListener::busy_count() const {
+  size_t n = 0;
+  for (const Connection* c : conns_) n += c->busy() ? 1 : 0;
+  return n;
 }
 
 size_t PublicListener::connection_count(const std::string& limit_key) const {

@@ -76,6 +76,11 @@ class PublicListener {
   uint64_t handshakes_refused() const { return refused_handshakes_total_; }
   // Stops accepting and closes every connection.
   void close();
+  // The edge drains: stops accepting (the port refuses connections) and drains every connection
+  // (PublicConnection::drain): requests under way finish, then each connection closes by itself.
+  void drain();
+  // Connections with work a drain waits for (PublicConnection::busy).
+  size_t busy_count() const;
 
  private:
   class Connection;

@@ -249,6 +249,11 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     count_refusal(SessionRefusal::kRateLimited);
     return refuse(429, "too many authentication failures from this address; retry later");
   }
+  if (draining_) {
+    // Before any verification: the agent is told to try another edge (its backoff paces it).
+    count_refusal(SessionRefusal::kDraining);
+    return refuse(503, "draining: this edge is shutting down; connect to another edge");
+  }
   const std::string* auth = header(info, "authorization");
   const auto token = auth ? tunnel::parse_bearer(*auth) : std::nullopt;
   if (!token) {
@@ -399,6 +404,20 @@ void TunnelService::close_all(uint32_t code, std::string_view reason) {
   std::vector<AgentSession*> live;
   for (auto& [serial, s] : sessions_) live.push_back(s.get());
   for (AgentSession* s : live) s->close(code, reason);
+}
+
+void TunnelService::drain() {
+  if (draining_) return;
+  draining_ = true;
+  std::vector<AgentSession*> live;
+  for (auto& [serial, s] : sessions_) live.push_back(s.get());
+  for (AgentSession* s : live) s->drain();
+}
+
+size_t TunnelService::sessions_to_move() const {
+  size_t n = 0;
+  for (const auto& [serial, s] : sessions_) n += !s->closed() && s->tunnel_count() > 0 && !s->moved() ? 1 : 0;
+  return n;
 }
 
 size_t TunnelService::session_count() const {

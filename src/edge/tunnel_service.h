@@ -113,6 +113,13 @@ class TunnelService final : public TunnelDirectory {
   void set_wakeup(std::function<void()> fn) { wakeup_ = std::move(fn); }
   // Ends every live session with `code` (e.g. kCloseDraining at shutdown).
   void close_all(uint32_t code, std::string_view reason);
+  // The edge drains (docs/protocol.md §3.6): session requests are refused from now on (503, header
+  // wtmesh-error "draining"), and every live session gets DRAIN_WEBTRANSPORT_SESSION; its agent opens
+  // a session elsewhere, registers there, and answers with a DRAIN of its own (AgentSession::moved).
+  void drain();
+  bool draining() const { return draining_; }
+  // Live sessions holding tunnels whose agent has not said it moved yet (what the handoff waits for).
+  size_t sessions_to_move() const;
 
   size_t session_count() const;
   // Streams open on live sessions (request, tcp and relayed ones).
@@ -168,6 +175,7 @@ class TunnelService final : public TunnelDirectory {
   // Session-token jtis seen, and when each can be forgotten (its token's exp + leeway).
   std::unordered_map<std::string, std::chrono::system_clock::time_point> seen_jtis_;
   std::function<void()> wakeup_;
+  bool draining_ = false;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;
   std::map<std::string, uint64_t, std::less<>> owners_;              // owner id → serial (live sessions)

@@ -41,15 +41,24 @@ Connection::Impl::Stream& Connection::Impl::new_peer_stream(StreamId id) {
   Stream& s = streams[id];
   s.kind = quic::is_uni(id) ? Kind::kPeerUniPending : Kind::kPeerBidiPending;
   if (quic::is_uni(id)) s.send_closed = true;
-  // After our GOAWAY, requests at or above its id are refused (RFC 9114 §5.2).
-  if (role == Role::kServer && quic::is_bidi(id) && goaway_sent &&
-      static_cast<uint64_t>(id) >= *goaway_sent) {
-    s.kind = Kind::kDiscard;
-    s.failed = s.send_closed = true;
-    transport.reset_stream(id, kH3RequestRejected);
-    transport.stop_sending(id, kH3RequestRejected);
-  }
+  if (quic::is_bidi(id) && static_cast<uint64_t>(id) + 4 > next_peer_bidi)
+    next_peer_bidi = static_cast<uint64_t>(id) + 4;
+  // After our GOAWAY, requests at or above its id are refused (RFC 9114 §5.2); a WebTransport stream
+  // of a session already accepted is no request and goes on (draft-ietf-webtrans-http3 §4.6: sessions
+  // finish after a GOAWAY), so the stream is judged by its first varint (process_bidi_first).
+  if (role == Role::kServer && quic::is_bidi(id) && goaway_sent && static_cast<uint64_t>(id) >= *goaway_sent)
+    s.above_goaway = true;
   return s;
+}
+
+void Connection::Impl::reject_above_goaway(StreamId id, Stream& s) {
+  s.kind = Kind::kDiscard;
+  s.failed = true;
+  if (!s.send_closed) {
+    s.send_closed = true;
+    transport.reset_stream(id, kH3RequestRejected);
+  }
+  transport.stop_sending(id, kH3RequestRejected);
 }
 
 bool Connection::Impl::take_varint(Stream& s, std::span<const uint8_t> in, size_t& pos, uint64_t& value) {
@@ -169,6 +178,7 @@ void Connection::Impl::process_bidi_first(StreamId id, Stream& s, std::span<cons
   uint64_t first = 0;
   if (!take_varint(s, in, pos, first)) {
     if (!fin) return;
+    if (s.above_goaway) return reject_above_goaway(id, s);
     if (role == Role::kClient)
       return connection_error(kH3StreamCreationError, "server-initiated bidi stream");
     s.kind = Kind::kRequest;
@@ -180,6 +190,7 @@ void Connection::Impl::process_bidi_first(StreamId id, Stream& s, std::span<cons
     return process_wt_header(id, s, in, pos, fin);
   }
   if (role == Role::kClient) return connection_error(kH3StreamCreationError, "server-initiated bidi stream");
+  if (s.above_goaway) return reject_above_goaway(id, s);
   s.kind = Kind::kRequest;
   s.reader = std::make_unique<FrameReader>(classify_request_frame, config.max_field_section_size);
   uint8_t prefix[8];
@@ -339,7 +350,7 @@ void Connection::Impl::handle_headers_frame(StreamId id, Stream& s, std::span<co
       if (bad) return stream_error(id, s, kH3MessageError);
       if (role == Role::kClient && is_informational_response(d.headers)) {
         if (last) return stream_error(id, s, kH3MessageError);  // a 1xx must be followed by a final response
-        if (s.interim_count < config.max_interim_responses) {  // more are dropped
+        if (s.interim_count < config.max_interim_responses) {   // more are dropped
           ++s.interim_count;
           s.app_visible = true;
           handler->on_interim_headers(id, std::move(d.headers));

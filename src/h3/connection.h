@@ -167,7 +167,13 @@ class Connection final : public quic::TransportHandler {
   // Largest payload send_datagram accepts for `session_id` now (0 if datagrams are unavailable).
   size_t max_datagram_payload(StreamId session_id) const;
 
+  // GOAWAY (RFC 9114 §5.2): the peer's requests at `id` and above are refused from now on
+  // (H3_REQUEST_REJECTED); WebTransport streams of sessions already accepted are not requests and
+  // still open.
   void send_goaway(uint64_t id);
+  // One past the highest bidirectional stream id the peer opened (requests, sessions, WebTransport
+  // streams): the GOAWAY id that lets everything already started finish.
+  uint64_t next_peer_bidi_id() const;
   // Debug/leak checks: per-stream records currently held (includes our 3 critical streams and the
   // peer's, once opened).
   size_t stream_state_count() const;

@@ -46,6 +46,7 @@ struct Connection::Impl {
     bool response_started = false;
     bool reset_notified = false;  // on_request_reset delivered (or the app reset it itself)
     bool wt_uni = false;
+    bool above_goaway = false;   // a peer bidi stream at or above our GOAWAY's id: only WebTransport goes on
     uint32_t interim_count = 0;  // client: 1xx sections delivered on this request stream
     uint8_t prefix_len = 0;
     uint8_t prefix[8] = {};
@@ -63,6 +64,8 @@ struct Connection::Impl {
   static bool take_varint(Stream& s, std::span<const uint8_t> in, size_t& pos, uint64_t& value);
   void process(StreamId id, Stream& s, std::span<const uint8_t> in, bool fin);
   void process_uni_type(StreamId id, Stream& s, std::span<const uint8_t> in, size_t pos, bool fin);
+  // A request stream at or above our GOAWAY's id: reset and STOP_SENDING with H3_REQUEST_REJECTED.
+  void reject_above_goaway(StreamId id, Stream& s);
   void process_bidi_first(StreamId id, Stream& s, std::span<const uint8_t> in, size_t pos, bool fin);
   void process_wt_header(StreamId id, Stream& s, std::span<const uint8_t> in, size_t pos, bool fin);
   void process_control(StreamId id, Stream& s, std::span<const uint8_t> in, bool fin);
@@ -105,6 +108,7 @@ struct Connection::Impl {
   std::optional<Settings> peer_settings;
   std::optional<PeerSettings> peer_settings_full;
   std::optional<uint64_t> goaway_received, goaway_sent, max_push_id_received;
+  uint64_t next_peer_bidi = 0;  // one past the highest bidirectional stream id the peer opened
 
   QpackEncoder encoder;
   QpackDecoder decoder;

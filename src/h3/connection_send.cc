@@ -311,6 +311,8 @@ size_t Connection::max_datagram_payload(StreamId session_id) const {
   return max > prefix ? max - prefix : 0;
 }
 
+uint64_t Connection::next_peer_bidi_id() const { return impl_->next_peer_bidi; }
+
 void Connection::send_goaway(uint64_t id) {
   Impl& I = *impl_;
   if (I.closed || !I.control_id || id > kVarintMax) return;

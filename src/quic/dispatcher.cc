@@ -92,6 +92,12 @@ Dispatcher::Decision Dispatcher::classify(std::span<const uint8_t> packet, size_
     return d;
   }
   if (ngtcp2_accept(&d.header, packet.data(), packet.size()) != 0) return d;  // not a valid Initial
+  if (refusing_) {
+    ++stats_.refused;
+    if (write_initial_close(d.header, NGTCP2_CONNECTION_REFUSED, "the server is draining"))
+      d.kind = Decision::Kind::kReply;
+    return d;
+  }
   if (open_connections >= options_.max_connections) {
     ++stats_.refused;
     d.kind = Decision::Kind::kRefuse;

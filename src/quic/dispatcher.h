@@ -95,6 +95,9 @@ class Dispatcher final : public CidRegistry {
   const DispatcherOptions& options() const { return options_; }
   // No new connections from now on (the endpoint is shutting down); existing ones still route.
   void stop_accepting() { accepting_ = false; }
+  // A drain: new connections get CONNECTION_CLOSE CONNECTION_REFUSED ("the server is draining"), so a
+  // client tries elsewhere at once; the open ones are routed as before.
+  void refuse_new_connections() { refusing_ = true; }
 
   // `open_connections` is how many the driver holds now (the limit counts them all, also those not
   // yet routed). After kReply, reply() holds the datagram until the next classify().
@@ -141,6 +144,7 @@ class Dispatcher final : public CidRegistry {
 
   DispatcherOptions options_;
   bool accepting_ = true;
+  bool refusing_ = false;
   std::array<uint8_t, 32> reset_secret_{};
   std::array<uint8_t, 32> token_secret_{};  // Retry tokens' key material, random per process
   std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;         // DCID → connection

@@ -84,6 +84,9 @@ class Endpoint final {
   // Called after a connection is closed and just before it is destroyed.
   void set_on_removed(std::function<void(Connection&)> fn) { on_removed_ = std::move(fn); }
 
+  // New connections are refused (CONNECTION_CLOSE CONNECTION_REFUSED) from now on; the open ones go on
+  // (a drain).
+  void refuse_new_connections() { dispatcher_.refuse_new_connections(); }
   // Closes every connection with an application error, then stops reading once they are gone.
   void shutdown(uint64_t app_error, std::string_view reason);
   size_t connection_count() const { return conns_.size(); }

@@ -80,7 +80,8 @@ class FakeSession final : public wt::Session {
     close_reason = std::string(reason);
     if (auto* h = std::exchange(handler, nullptr)) h->on_closed(code, reason);
   }
-  void drain() override {}
+  void drain() override { ++drains; }
+  int drains = 0;  // DRAIN_WEBTRANSPORT_SESSION sent
 
   // The peer (agent) side.
   void peer_closes(uint32_t code, std::string_view reason) {

@@ -472,5 +472,41 @@ TEST_F(H2ConnectionTest, ResponseOutputIsBoundedWhenTheClientDoesNotRead) {
   EXPECT_EQ(client_.results[1].body.size(), payload.size());
 }
 
+// The edge drains (SIGTERM): GOAWAY 2^31-1 at once (RFC 9113 §6.8), so a request the client is
+// sending now is still taken; a second GOAWAY kDrainNotice later names the last stream taken. The
+// streams under way finish, a later one is refused, and the connection ends once they are done.
+TEST_F(H2ConnectionTest, DrainSendsTwoGoawaysAndLetsStreamsFinish) {
+  const int32_t a = client_.request("GET", "/slow", "app.localhost");
+  pump();
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  conn_->drain();
+  EXPECT_TRUE(conn_->busy()) << "a stream is under way";
+  const int32_t b = client_.request("GET", "/late-but-in-time", "app.localhost");
+  pump();
+  ASSERT_EQ(client_.goaway_last, std::vector<int32_t>{(1u << 31) - 1});
+  EXPECT_EQ(dir_.streams.size(), 2u) << "sent before the final GOAWAY: taken";
+  clock_.t += H2Connection::kDrainNotice;
+  conn_->on_tick(clock_.t);
+  pump();
+  ASSERT_EQ(client_.goaway_last.size(), 2u);
+  EXPECT_EQ(client_.goaway_last[1], b) << "the final GOAWAY names the last stream taken";
+  EXPECT_EQ(*client_.goaway, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  client_.request("GET", "/after", "app.localhost");
+  pump();
+  EXPECT_EQ(dir_.streams.size(), 2u) << "above the last stream id: not processed";
+  for (auto& [id, s] : dir_.streams) {
+    auto answer = tunnel::encode_response_head(head(200, 2));
+    answer.push_back('o');
+    answer.push_back('k');
+    s.events->on_response_data(answer, true);
+  }
+  pump();
+  EXPECT_EQ(client_.results[a].status(), 200);
+  EXPECT_EQ(client_.results[b].status(), 200);
+  EXPECT_TRUE(client_.results[a].ended);
+  EXPECT_TRUE(client_.results[b].ended);
+  EXPECT_TRUE(conn_->finished()) << "drained: the last stream ended";
+}
+
 }  // namespace
 }  // namespace wtmesh::edge::test

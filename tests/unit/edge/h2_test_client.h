@@ -63,7 +63,10 @@ class H2TestClient {
         });
     nghttp2_session_callbacks_set_on_frame_recv_callback(
         cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
-          if (f->hd.type == NGHTTP2_GOAWAY) self(u).goaway = f->goaway.error_code;
+          if (f->hd.type == NGHTTP2_GOAWAY) {
+            self(u).goaway = f->goaway.error_code;
+            self(u).goaway_last.push_back(f->goaway.last_stream_id);
+          }
           if (f->hd.type == NGHTTP2_SETTINGS && (f->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
             for (size_t i = 0; i < f->settings.niv; ++i)
               self(u).server_settings[f->settings.iv[i].settings_id] = f->settings.iv[i].value;
@@ -200,7 +203,8 @@ class H2TestClient {
   }
 
   std::map<int32_t, Result> results;
-  std::optional<uint32_t> goaway;  // the error code of a GOAWAY received
+  std::optional<uint32_t> goaway;               // the error code of a GOAWAY received
+  std::vector<int32_t> goaway_last;             // the last stream id of each GOAWAY received
   std::map<int32_t, uint32_t> server_settings;  // every SETTINGS entry received, unknown ids too
 
  private:

@@ -251,5 +251,26 @@ TEST_F(H3RequestsTest, ConnectionCloseCancelsExchanges) {
   EXPECT_EQ(logs_.size(), 2u);
 }
 
+// The edge drains: GOAWAY after the requests the client opened; the one under way finishes, a later
+// one is refused with H3_REQUEST_REJECTED (the client may retry it on another edge).
+TEST_F(H3RequestsTest, DrainGoawayLetsTheRequestUnderWayFinish) {
+  const StreamId a = request("GET", "/slow", "app.localhost");
+  run();
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  requests_->goaway();
+  run();
+  ASSERT_EQ(view_.goaways.size(), 1u);
+  EXPECT_EQ(view_.goaways[0], a + 4) << "every stream the client opened is below it";
+  const StreamId late = request("GET", "/late", "app.localhost");
+  run();
+  EXPECT_EQ(view_.r[late].reset, h3::kH3RequestRejected);
+  agent_answers(head(200, 2), "ok", true);
+  run();
+  EXPECT_EQ(view_.r[a].status(), 200);
+  EXPECT_EQ(view_.r[a].body, "ok");
+  EXPECT_TRUE(view_.r[a].fin);
+  EXPECT_EQ(dir_.streams.size(), 1u);
+}
+
 }  // namespace
 }  // namespace wtmesh::edge::test

@@ -513,5 +513,42 @@ TEST_F(Http1ConnectionTest, EarlyHintsAndTrailersOnlyWhenAsked) {
   EXPECT_NE(out.find("ok"), std::string::npos) << out;
 }
 
+// The edge drains (SIGTERM): the response under way is the last on its connection (Connection: close,
+// then the connection ends), an idle keep-alive connection closes at once, and a fresh one still
+// gets its first request answered (with Connection: close).
+TEST_F(Http1ConnectionTest, DrainMakesTheResponseUnderWayTheLast) {
+  feed("GET /1 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  proxy_->drain();
+  EXPECT_TRUE(proxy_->busy());
+  EXPECT_FALSE(proxy_->finished());
+  agent_answers(head(200, 2), "ok", true);
+  EXPECT_EQ(drain(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+  EXPECT_TRUE(proxy_->finished());
+  EXPECT_FALSE(proxy_->busy());
+}
+
+TEST_F(Http1ConnectionTest, DrainClosesAnIdleKeepAliveConnectionAtOnce) {
+  feed("GET /1 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  agent_answers(head(200, 2), "ok", true);
+  drain();
+  ASSERT_FALSE(proxy_->finished());
+  proxy_->drain();
+  EXPECT_TRUE(proxy_->finished()) << "between requests: closed (the client retries elsewhere)";
+  EXPECT_EQ(dir_.streams.size(), 1u);
+}
+
+TEST_F(Http1ConnectionTest, DrainLetsAFreshConnectionBringItsFirstRequest) {
+  proxy_->drain();
+  EXPECT_FALSE(proxy_->finished()) << "accepted just before the listener closed: its request is awaited";
+  EXPECT_FALSE(proxy_->busy()) << "but not waited for by the drain";
+  feed("GET /1 HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  EXPECT_TRUE(proxy_->busy());
+  agent_answers(head(204, std::nullopt, false), "", true);
+  EXPECT_EQ(drain(), "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+  EXPECT_TRUE(proxy_->finished());
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

@@ -410,5 +410,29 @@ TEST_F(TunnelServiceTest, TokenDeadlineIncludesTheLeeway) {
   EXPECT_EQ(sessions_[0]->close_code, tunnel::kCloseTokenExpired);
 }
 
+// The edge drains (docs/protocol.md §3.6): every live session gets DRAIN, new ones 503 "draining"
+// before any verification; the handoff waits for the sessions holding tunnels until their agent says
+// it moved (its own DRAIN).
+TEST_F(TunnelServiceTest, DrainAsksSessionsToMoveAndRefusesNewOnes) {
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  EXPECT_EQ(service_->sessions_to_move(), 1u) << "only a session holding a tunnel is waited for";
+  service_->drain();
+  EXPECT_TRUE(service_->draining());
+  EXPECT_EQ(sessions_[0]->drains, 1);
+  EXPECT_EQ(sessions_[1]->drains, 1);
+  const wt::Accept late = connect(info("Bearer " + token()));
+  EXPECT_EQ(late.status, 503);
+  EXPECT_EQ(header(late, "wtmesh-error").rfind("draining", 0), 0u) << header(late, "wtmesh-error");
+  const wt::Accept no_token = connect(info(""));
+  EXPECT_EQ(no_token.status, 503) << "refused before the token is looked at";
+  EXPECT_EQ(service_->sessions_to_move(), 1u);
+  sessions_[0]->handler->on_drain();  // the agent: "moved"
+  EXPECT_EQ(service_->sessions_to_move(), 0u);
+  EXPECT_EQ(service_->session_count(), 2u) << "the sessions go on until the edge closes them";
+  EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kFound) << "still served here meanwhile";
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

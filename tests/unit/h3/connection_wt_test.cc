@@ -260,5 +260,33 @@ TEST(H3WebTransport, WtWriteBackpressure) {
   EXPECT_EQ(p.client.wt_send_capacity(*s), 64u);
 }
 
+// A draining edge sends GOAWAY after the sessions it serves (next_peer_bidi_id): a new request or
+// session request is refused, while the accepted session still gets the client's new WebTransport
+// streams (they are no requests).
+TEST(H3WebTransport, GoawayRefusesRequestsButNotStreamsOfAcceptedSessions) {
+  H3Pair p;
+  p.run();
+  auto session = p.client.send_request(wt_connect(), false);
+  p.run();
+  p.server.send_response(*session, {{":status", "200"}}, false);
+  p.run();
+  EXPECT_EQ(p.server.next_peer_bidi_id(), static_cast<uint64_t>(*session) + 4);
+  p.server.send_goaway(p.server.next_peer_bidi_id());
+  p.run();
+  EXPECT_EQ(p.ce.goaways, std::vector<uint64_t>{static_cast<uint64_t>(*session) + 4});
+  auto cs = p.client.open_wt_stream(*session, true);  // above the GOAWAY id
+  ASSERT_TRUE(cs);
+  EXPECT_GE(static_cast<uint64_t>(*cs), p.server.next_peer_bidi_id() - 4);
+  p.client.wt_write(*cs, bytes("still served"), false);
+  auto late = p.client.send_request(wt_connect(), false);  // a second session: refused
+  ASSERT_TRUE(late);
+  p.run();
+  EXPECT_EQ(str(p.se.wt_data[*cs]), "still served");
+  EXPECT_EQ(p.se.headers.size(), 1u);  // only the first session request reached the server
+  EXPECT_EQ(p.ce.request_resets[*late], kH3RequestRejected);
+  EXPECT_FALSE(p.ce.close_code);
+  EXPECT_FALSE(p.se.close_code);
+}
+
 }  // namespace
 }  // namespace wtmesh::h3::test

@@ -236,6 +236,26 @@ TEST_F(DispatcherInitialTest, AnAddressAtItsConnectionCapGetsConnectionRefused) 
   EXPECT_EQ(d.classify(initial_, 1, sa(a), sizeof(a), kSecond).kind, Kind::kAccept) << "a slot was freed";
 }
 
+// A draining server (the edge after SIGTERM) refuses every new connection with CONNECTION_REFUSED, so
+// the client tries another edge at once; packets of the connections it has are still routed.
+TEST_F(DispatcherInitialTest, ADrainingServerRefusesNewConnections) {
+  Dispatcher d({.server = true, .max_connections = 100, .address_limits = {.handshake_burst = 100}}, kSecret);
+  const sockaddr_in a = v4("192.0.2.7", 40000);
+  ASSERT_EQ(d.classify(initial_, 0, sa(a), sizeof(a), kSecond).kind, Kind::kAccept);
+  d.refuse_new_connections();
+  const auto refused = d.classify(initial_, 0, sa(a), sizeof(a), kSecond);
+  ASSERT_EQ(refused.kind, Kind::kReply) << "an Initial CONNECTION_CLOSE, not silence";
+  EXPECT_EQ(d.stats().refused, 1u);
+  const std::vector<uint8_t> close(d.reply().begin(), d.reply().end());
+  sockaddr_in client = v4("127.0.0.1", 40000), server = v4("127.0.0.1", 4433);
+  ngtcp2_path path{};
+  path.local = {reinterpret_cast<sockaddr*>(&client), sizeof(client)};
+  path.remote = {reinterpret_cast<sockaddr*>(&server), sizeof(server)};
+  pair_.client().read_packet(path, ngtcp2_pkt_info{}, close, pair_.now());
+  EXPECT_TRUE(client_handler_.closed);
+  EXPECT_EQ(pair_.client().close_reason(), "the server is draining");
+}
+
 TEST_F(DispatcherInitialTest, AnAddressStartingHandshakesTooFastIsRefused) {
   Dispatcher d({.server = true,
                 .max_connections = 100,

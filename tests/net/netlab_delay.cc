@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
     }
   }
   if (tun_a.empty() || tun_b.empty() || delay_ms < 0 || delay_ms > 10000 || cap == 0 || cap > 1000000)
-    die("usage: netlab_delay --tun-a NAME --tun-b NAME --delay-ms 0..10000 [--queue 1..1000000] [--ready FILE]");
+    die("usage: netlab_delay --tun-a NAME --tun-b NAME --delay-ms 0..10000 [--queue 1..1000000] [--ready "
+        "FILE]");
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
 
@@ -155,9 +156,10 @@ int main(int argc, char** argv) {
       if (fds[1].revents & POLLIN) read_all(dirs[1], delay, cap);
     }
   }
-  std::printf("netlab_delay: a->b forwarded %llu dropped_full %llu write_errors %llu; "
-              "b->a forwarded %llu dropped_full %llu write_errors %llu\n",
-              dirs[0].forwarded, dirs[0].dropped_full, dirs[0].write_errors, dirs[1].forwarded,
-              dirs[1].dropped_full, dirs[1].write_errors);
+  std::printf(
+      "netlab_delay: a->b forwarded %llu dropped_full %llu write_errors %llu; "
+      "b->a forwarded %llu dropped_full %llu write_errors %llu\n",
+      dirs[0].forwarded, dirs[0].dropped_full, dirs[0].write_errors, dirs[1].forwarded, dirs[1].dropped_full,
+      dirs[1].write_errors);
   return 0;
 }

@@ -39,12 +39,9 @@ netlab_require
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || die "sshd not found (openssh-server)"
 
 netlab_up "$delay"
-nl_start_edge main
-start_listening_origin main ip netns exec "$NL_A" node "$PEER_DIR/origin.mjs" --log /dev/null
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-nl_start_http quic main quic "${ORIGIN_PORT[main]}" --transport quic
-nl_start_http h2 main h2 "${ORIGIN_PORT[main]}" --transport h2
+nl_start_main
+nl_start_http quic main quic "$OP" --transport quic
+nl_start_http h2 main h2 "$OP" --transport h2
 
 # sshd on the edge's side, ssh -R from the agent's side (as `ssh -R` tunnels are used).
 ssh_dir=$PEER_TMP/ssh
@@ -75,7 +72,7 @@ track $!
 sleep 0.5
 ip netns exec "$NL_A" ssh -N -F /dev/null -i "$ssh_dir/client_key" -p "$sshd_port" -c aes128-gcm@openssh.com \
   -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ExitOnForwardFailure=yes \
-  -o Compression=no -R "127.0.0.1:$fwd_port:127.0.0.1:${ORIGIN_PORT[main]}" "root@$NL_EDGE_IP" \
+  -o Compression=no -R "127.0.0.1:$fwd_port:127.0.0.1:$OP" "root@$NL_EDGE_IP" \
   2>"$PEER_TMP/ssh.log" &
 track $!
 ssh_up() { nl "$NL_E" curl -s -o /dev/null -m 2 "http://127.0.0.1:$fwd_port/hello"; }

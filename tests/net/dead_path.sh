@@ -19,15 +19,11 @@ source "$(dirname "$0")/../peers/lib.bash"
 source "$(dirname "$0")/netlab.bash"
 peer_init "$@"
 netlab_require
-command -v node >/dev/null || die "node not found"
 
 netlab_up 20
 admin=$(free_port)
-nl_start_edge main --admin-listen "127.0.0.1:$admin"
-start_listening_origin main ip netns exec "$NL_A" node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin.requests"
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-nl_start_http app main app "${ORIGIN_PORT[main]}" --transport quic
+nl_start_main --admin-listen "127.0.0.1:$admin"
+nl_start_http app main app "$OP" --transport quic
 URL=https://app.localhost:$EP/hello
 public_code() { nl_curl -s -o /dev/null -m "${1:-3}" --cacert "$CA" -w '%{http_code}' "$URL"; }
 metric() { nl "$NL_E" curl -sS -m 3 "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }

@@ -12,13 +12,9 @@ source "$(dirname "$0")/../peers/lib.bash"
 source "$(dirname "$0")/netlab.bash"
 peer_init "$@"
 netlab_require
-command -v node >/dev/null || die "node not found"
 
 netlab_up 5
-nl_start_edge main
-start_listening_origin main ip netns exec "$NL_A" node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin.requests"
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
+nl_start_main
 BASE=https://app.localhost:$EP
 size=$((4 << 20))
 head -c "$size" /dev/urandom >"$PEER_TMP/up.bin"
@@ -26,7 +22,7 @@ upwant=$(sha256sum "$PEER_TMP/up.bin" | cut -d' ' -f1)
 netlab_loss 10
 
 for transport in quic h2; do
-  nl_start_http "$transport" main app "${ORIGIN_PORT[main]}" --transport "$transport"
+  nl_start_http "$transport" main app "$OP" --transport "$transport"
   served() { [ "$(nl_curl -s -o /dev/null -m 5 --cacert "$CA" -w '%{http_code}' "$BASE/hello")" = 200 ]; }
   check "$transport, 10 % loss: the tunnel serves" wait_for 20 served
 

@@ -19,15 +19,11 @@ source "$(dirname "$0")/../peers/lib.bash"
 source "$(dirname "$0")/netlab.bash"
 peer_init "$@"
 netlab_require
-command -v node >/dev/null || die "node not found"
 
 netlab_up 20
 netlab_nat on
-nl_start_edge main
-start_listening_origin main ip netns exec "$NL_A" node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin.requests"
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
-nl_start_http app main app "${ORIGIN_PORT[main]}" --transport quic
+nl_start_main
+nl_start_http app main app "$OP" --transport quic
 BASE=https://app.localhost:$EP
 agent_ended() { grep -c "the session to the edge ended" "${AGENT_ERR[app]}"; }
 check "the tunnel serves through the NAT" \

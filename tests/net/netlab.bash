@@ -235,6 +235,17 @@ nl_start_edge() {
   EDGE_NETNS=$NL_E EDGE_LISTEN_ADDR=$NL_EDGE_IP start_edge "$@"
 }
 
+# nl_start_main [edge args...]: edge 'main' in $NL_E and the Node origin (tests/peers/origin.mjs) in
+# $NL_A; sets EP (the edge's port), CA (its CA file) and OP (the origin's port).
+nl_start_main() {
+  command -v node >/dev/null || die "node not found"
+  nl_start_edge main "$@"
+  start_listening_origin main ip netns exec "$NL_A" node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin.requests"
+  EP=${EDGE_PORT[main]}
+  CA=${EDGE_STATE[main]}/ca.pem
+  OP=${ORIGIN_PORT[main]}
+}
+
 # nl_start_http AGENT EDGE TUNNEL_NAME LOCALPORT [wtmesh http args...]: `wtmesh http` in $NL_A toward
 # edge EDGE (a token made here), waits (bounded) for its public URL; sets AGENT_PID/URL/OUT/ERR.
 nl_start_http() {

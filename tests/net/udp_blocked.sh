@@ -15,15 +15,10 @@ source "$(dirname "$0")/../peers/lib.bash"
 source "$(dirname "$0")/netlab.bash"
 peer_init "$@"
 netlab_require
-command -v node >/dev/null || die "node not found"
 
 netlab_up 20
 netlab_block_udp on
-nl_start_edge main
-start_listening_origin main ip netns exec "$NL_A" node "$PEER_DIR/origin.mjs" --log "$PEER_TMP/origin.requests"
-OP=${ORIGIN_PORT[main]}
-EP=${EDGE_PORT[main]}
-CA=${EDGE_STATE[main]}/ca.pem
+nl_start_main
 
 # --- (a) serving within 3 s of the agent's start -----------------------------------------------------
 t0=$(ms_now)

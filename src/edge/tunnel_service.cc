@@ -250,7 +250,20 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     return refuse(429, "too many authentication failures from this address; retry later");
   }
   if (draining_) {
-    // Before any verification: the agent is told to try another edge (its backoff paces it).
+    // Before any verification: the agent is told to try another edge (its backoff paces it). An
+    // agent whose new session comes back here (one edge, no other address) has nowhere to move:
+    // the handoff stops waiting for its live session, which serves on until the edge closes it.
+    // (The instance id is not a credential; a forged one only ends that session's handoff early.)
+    if (const std::string* instance = header(info, tunnel::kInstanceHeader);
+        instance != nullptr && tunnel::valid_instance_id(*instance)) {
+      for (auto& [serial, s] : sessions_) {
+        if (!s->closed() && !s->moved() && s->instance() == *instance) {
+          spdlog::info("tunnel {}: its agent came back to this draining edge: nowhere else to move",
+                       s->owner());
+          s->nowhere_to_move();
+        }
+      }
+    }
     count_refusal(SessionRefusal::kDraining);
     return refuse(503, "draining: this edge is shutting down; connect to another edge");
   }

@@ -434,5 +434,27 @@ TEST_F(TunnelServiceTest, DrainAsksSessionsToMoveAndRefusesNewOnes) {
   EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kFound) << "still served here meanwhile";
 }
 
+TEST_F(TunnelServiceTest, AnAgentWhoseNewSessionComesBackHereIsNotWaitedFor) {
+  // One edge, one address: the agent's new session after DRAIN reaches this same draining edge. It
+  // has nowhere to move, so the handoff stops waiting for it (else every SIGTERM of a lone edge
+  // with agents would wait the whole handoff).
+  auto with_instance = [&](std::string id) {
+    wt::SessionInfo i = info("Bearer " + token({"app.localhost", "db.localhost"}));
+    i.headers.emplace_back("wtmesh-agent-instance", std::move(id));
+    return i;
+  };
+  ASSERT_EQ(connect(with_instance("agentaaaaaaaaaaaaaaa")).status, 200);
+  ASSERT_EQ(connect(with_instance("agentbbbbbbbbbbbbbbb")).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  register_host(*sessions_[1], 1, "db.localhost");
+  service_->drain();
+  EXPECT_EQ(service_->sessions_to_move(), 2u);
+  EXPECT_EQ(connect(with_instance("agentaaaaaaaaaaaaaaa")).status, 503);
+  EXPECT_EQ(service_->sessions_to_move(), 1u) << "agent a came back: not waited for; agent b still is";
+  EXPECT_EQ(connect(with_instance("not an id")).status, 503);
+  EXPECT_EQ(service_->sessions_to_move(), 1u) << "an invalid instance id matches nothing";
+  EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kFound) << "its old session still serves";
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

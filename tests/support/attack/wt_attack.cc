@@ -142,7 +142,7 @@ class RawH3 final : public quic::TransportHandler {
     std::vector<uint8_t> after;  // bytes after the response head (agent control frames), capped
   };
 
-  RawH3(quic::Connection& conn, const Options& o) : conn_(conn), opt_(o) { conn_.set_handler(this); }
+  explicit RawH3(quic::Connection& conn) : conn_(conn) { conn_.set_handler(this); }
 
   quic::Connection& conn() { return conn_; }
   bool handshake_done = false;
@@ -289,7 +289,6 @@ class RawH3 final : public quic::TransportHandler {
   }
 
   quic::Connection& conn_;
-  const Options& opt_;
   h3::QpackEncoder encoder_;
   h3::QpackDecoder decoder_{1 << 20};
   bool keep_closed_ = false;
@@ -355,7 +354,7 @@ class Attack {
         endpoints_[connections_ % endpoints_.size()]->connect(remote, opt_.sni, *tls_, limits_, &error_);
     if (!c) return false;
     ++connections_;
-    h3_ = std::make_unique<RawH3>(*c, opt_);
+    h3_ = std::make_unique<RawH3>(*c);
     h3_->on_change = [this] { post_step(); };
     conn_started_ = Clock::now();
     session_id_.reset();

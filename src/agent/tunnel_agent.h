@@ -137,6 +137,11 @@ class TunnelAgent {
   bool connected() const;  // a session is open
   bool stopped() const { return stopped_; }
   uint64_t sessions_opened() const { return sessions_opened_; }
+  // Each replaced session (a QUIC move, an edge's DRAIN) waits until its requests end; an edge that
+  // answers every new session with DRAIN would grow them, so beyond this cap the oldest closes.
+  static constexpr size_t kMaxDraining = 4;
+  // Replaced sessions still finishing their requests (at most kMaxDraining + 1: one closing).
+  size_t draining_sessions() const { return draining_.size(); }
   uint64_t attempts() const { return attempts_; }
   // What the current (or last) attempt dialled: kQuic or kH2.
   EdgeTransport transport_in_use() const { return transport_in_use_; }
@@ -209,6 +214,7 @@ class TunnelAgent {
     bool moved_told = false;    // DRAIN sent back: the new session holds every tunnel
   };
   std::vector<Draining> draining_;
+  void keep_draining(Draining d);  // into draining_; beyond kMaxDraining the oldest is closed
   boost::asio::steady_timer drain_timer_;
   std::set<uint32_t> registered_;  // tunnel ids REGISTERED on the current session
   std::string instance_id_;        // wtmesh-agent-instance: random per process (§3.5)

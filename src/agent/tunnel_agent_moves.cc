@@ -67,7 +67,7 @@ void TunnelAgent::on_edge_drain(uint64_t n) {
   Draining d{std::move(client_), std::move(session_),
              std::chrono::steady_clock::now() + options_.drain_grace};
   d.edge_drained = true;
-  draining_.push_back(std::move(d));
+  keep_draining(std::move(d));
   wt_session_ = nullptr;
   arm_drain();
   attempt();  // no backoff: the old session serves meanwhile; a refused attempt backs off as usual
@@ -96,8 +96,8 @@ void TunnelAgent::on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, cons
   register_timers_.clear();
   watchdog_.cancel();
   current_address_ = probe_remote;
-  draining_.push_back(Draining{std::move(client_), std::move(session_),
-                               std::chrono::steady_clock::now() + options_.drain_grace});
+  keep_draining(Draining{std::move(client_), std::move(session_),
+                         std::chrono::steady_clock::now() + options_.drain_grace});
   wt_session_ = nullptr;
   taken_refusals_.clear();
   registered_.clear();
@@ -107,6 +107,29 @@ void TunnelAgent::on_quic_probe(uint64_t n, std::unique_ptr<WtClient> quic, cons
   arm_drain();
   on_dialed(next, std::move(quic), "");
   if (next == attempt_ && !stopped_) arm_watchdog(next);
+}
+
+void TunnelAgent::keep_draining(Draining d) {
+  while (draining_.size() >= kMaxDraining) {
+    auto closing =
+        std::find_if(draining_.begin(), draining_.end(), [](const Draining& x) { return x.closing; });
+    if (closing != draining_.end()) {
+      // Its close went out when it was closed: tear it down now, through drain_step's own path.
+      closing->deadline = std::chrono::steady_clock::now() - std::chrono::seconds(3);
+      drain_step();
+      continue;
+    }
+    // Close the oldest; drain_step tears it down once its close had time to leave (or the next
+    // replaced session does, above). At most kMaxDraining + 1 are kept.
+    Draining& oldest = draining_.front();
+    notice("closing a replaced session early: " + std::to_string(kMaxDraining) +
+           " replaced sessions are already finishing their requests");
+    oldest.closing = true;
+    oldest.deadline = std::chrono::steady_clock::now();
+    oldest.session->close(tunnel::kCloseNormal, "moved to a new session");
+    break;
+  }
+  draining_.push_back(std::move(d));
 }
 
 void TunnelAgent::arm_drain() {

@@ -280,6 +280,7 @@ class FakeEdge {
   // The most recent agent session (nullptr before the first).
   FakeAgentSession* last() { return sessions_.empty() ? nullptr : sessions_.back().get(); }
   size_t sessions() const { return sessions_.size(); }
+  FakeAgentSession* session(size_t i) { return sessions_.at(i).get(); }
   const std::vector<int>& statuses() const { return statuses_; }
   // Abruptly closes every QUIC connection (the agent sees its session die).
   void close_connections() {

@@ -260,6 +260,31 @@ TEST_F(AgentE2E, ReconnectsAndRegistersAgainAfterTheSessionDrops) {
   EXPECT_TRUE(saw_reconnect);
 }
 
+// An edge that answers every new session with DRAIN: each replaced session would wait its requests
+// out (up to drain_grace), so beyond kMaxDraining the agent closes the oldest (one closing at a time).
+TEST_F(AgentE2E, AnEdgeThatDrainsEverySessionDoesNotGrowTheReplacedSessions) {
+  start_edge();
+  start_agent(options({tunnel(1, "app", server_.port())}));
+  for (size_t i = 0; i < TunnelAgent::kMaxDraining + 4; ++i) {
+    auto* s = wait_registered(1, i);
+    ASSERT_TRUE(s) << "session " << i;
+    s->session->drain();
+    ASSERT_TRUE(run_until([&] { return edge_->sessions() >= i + 2; })) << "no new session after DRAIN " << i;
+    EXPECT_LE(agent_->draining_sessions(), TunnelAgent::kMaxDraining + 1);
+  }
+  auto* last = wait_registered(1, TunnelAgent::kMaxDraining + 4);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(roundtrip(last, head(1, "GET", "/hello")).body, "hello");
+  EXPECT_LE(agent_->draining_sessions(), TunnelAgent::kMaxDraining + 1);
+  auto closed = [&] {
+    size_t n = 0;
+    for (size_t i = 0; i < edge_->sessions(); ++i) n += edge_->session(i)->closed ? 1 : 0;
+    return n;
+  };
+  EXPECT_TRUE(run_until([&] { return closed() >= 4; }))
+      << "the oldest replaced sessions were closed: " << closed();
+}
+
 TEST_F(AgentE2E, HeartbeatTimeoutClosesWithCode2AndReconnects) {
   FakeEdge::Options eo;
   eo.session.answer_pings = false;

@@ -518,8 +518,11 @@ size_t Connection::max_datagram_payload() const {
 
 bool Connection::send_datagram(std::span<const uint8_t> payload) {
   if (state_ != State::kOpen || payload.size() > max_datagram_payload()) return false;
-  if (datagrams_.size() >= limits_.datagram_queue) return false;  // unreliable: drop, never grow
+  if (datagrams_.size() >= limits_.datagram_queue ||
+      datagram_bytes_ + payload.size() > limits_.datagram_queue_bytes)
+    return false;  // unreliable: drop, never grow
   datagrams_.emplace_back(payload.begin(), payload.end());
+  datagram_bytes_ += payload.size();
   request_flush();
   return true;
 }

@@ -49,7 +49,11 @@ struct TransportLimits {
   std::chrono::milliseconds handshake_timeout{10000};
   uint64_t max_datagram_frame_size = 65535;  // 0 disables RFC 9221 datagrams
   size_t stream_send_buffer = 1 << 20;       // unacked + unsent bytes per stream
-  size_t datagram_queue = 128;               // datagrams waiting to be packed
+  // Datagrams waiting to be packed (unreliable: past either cap a datagram is dropped). The count
+  // lets a burst of small ones through (200 DNS-sized answers at once: tests/peers/connect_udp.sh);
+  // the bytes bound the memory and how long a full-size datagram can wait behind the others.
+  size_t datagram_queue = 1024;
+  size_t datagram_queue_bytes = 192 * 1024;
   // Largest UDP payload we send (clamped to [1200, 65507]). Packets start at 1200 bytes and PMTUD
   // probes upwards, with the Don't Fragment bit set, so a too-large value costs a few lost probes,
   // never fragments. 1452 fits every Internet path with a 1500-byte MTU (IPv6 included); on
@@ -192,6 +196,7 @@ class Connection final : public Transport {
   size_t stream_count() const { return streams_.size(); }
   bool in_library() const { return in_library_ > 0; }
   size_t queued_datagrams() const { return datagrams_.size(); }
+  size_t queued_datagram_bytes() const { return datagram_bytes_; }
 
  private:
   struct Stream {
@@ -227,6 +232,7 @@ class Connection final : public Transport {
   bool write_one_stream(StreamId id, Tx& tx);
   void peer_stopped(StreamId id, Stream& st);
   void write_datagrams(Tx& tx);
+  void pop_datagram();
 
   // What the callbacks record, delivered by deliver_events() once the library call returned.
   struct Event {
@@ -301,6 +307,7 @@ class Connection final : public Transport {
   std::vector<StreamId> ready_order_;  // scratch for write_packets(), kept to avoid reallocating
   StreamId rr_next_ = 0;               // round-robin: where the next write_packets() starts
   std::deque<std::vector<uint8_t>> datagrams_;
+  size_t datagram_bytes_ = 0;  // payload bytes in datagrams_
 };
 
 }  // namespace wtmesh::quic

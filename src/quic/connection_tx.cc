@@ -148,8 +148,16 @@ bool Connection::write_one_stream(StreamId id, Tx& tx) {
   }
 }
 
+void Connection::pop_datagram() {
+  datagram_bytes_ -= datagrams_.front().size();
+  datagrams_.pop_front();
+}
+
 void Connection::write_datagrams(Tx& tx) {
-  while (!datagrams_.empty() && !tx.stop()) {
+  // Small datagrams share packets (FLAG_MORE): 200 DNS-sized ones leave in a few packets instead of
+  // 200, so a burst costs a few packets of the congestion window. A packet still open at the end is
+  // filled further by the streams, or finished by write_packets' last loop (tx.pkt_open).
+  while (!datagrams_.empty() && (tx.pkt_open || !tx.stop())) {
     const std::span<uint8_t> buf = tx.train.next();
     if (buf.empty()) return;
     ngtcp2_path_storage ps;
@@ -162,18 +170,24 @@ void Connection::write_datagrams(Tx& tx) {
     {
       LibraryCall call(*this);
       n = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data(), buf.size(), &accepted,
-                                      NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, tx.now);
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, tx.now);
+    }
+    if (n == NGTCP2_ERR_WRITE_MORE) {
+      tx.pkt_open = true;  // accepted, and the packet has room for the next one
+      pop_datagram();
+      continue;
     }
     if (n < 0) {
       if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
-        datagrams_.pop_front();  // too large for the peer, or datagrams not negotiated: drop
+        pop_datagram();  // too large for the peer, or datagrams not negotiated: drop
         continue;
       }
       fail_write(tx, n);
       return;
     }
-    if (accepted) datagrams_.pop_front();
+    if (accepted) pop_datagram();
     if (n == 0) {
+      tx.pkt_open = false;
       tx.congested = true;
       return;
     }

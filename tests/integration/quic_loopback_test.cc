@@ -387,6 +387,37 @@ TEST_F(QuicLoopback, DatagramQueueIsCapped) {
   EXPECT_EQ(accepted, TransportLimits{}.datagram_queue);
 }
 
+TEST_F(QuicLoopback, DatagramQueueIsCappedInBytes) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  std::vector<uint8_t> d(1000, 1);
+  size_t accepted = 0;
+  for (size_t i = 0; i < 400; ++i) accepted += c->send_datagram(d) ? 1 : 0;
+  EXPECT_EQ(accepted, TransportLimits{}.datagram_queue_bytes / d.size());
+  EXPECT_LE(c->queued_datagram_bytes(), TransportLimits{}.datagram_queue_bytes);
+}
+
+// A burst of small datagrams (a UDP tunnel's 200 DNS answers at once) is queued whole and shares
+// packets: all of them come back from the echoing server, in far fewer packets than datagrams.
+TEST_F(QuicLoopback, ABurstOfSmallDatagramsSharesPackets) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  const uint64_t packets_before = client_ep_->stats().packets_out;
+  constexpr size_t kBurst = 300;
+  for (size_t i = 0; i < kBurst; ++i) {
+    std::vector<uint8_t> d(40, static_cast<uint8_t>(i));
+    ASSERT_TRUE(c->send_datagram(d)) << i;
+  }
+  ASSERT_TRUE(run_until([&] { return rec.datagrams.size() == kBurst; }));
+  for (size_t i = 0; i < kBurst; ++i)
+    EXPECT_EQ(rec.datagrams[i], std::vector<uint8_t>(40, static_cast<uint8_t>(i)));
+  EXPECT_LT(client_ep_->stats().packets_out - packets_before, kBurst / 10);
+  EXPECT_EQ(c->queued_datagrams(), 0u);
+  EXPECT_EQ(c->queued_datagram_bytes(), 0u);
+}
+
 TEST_F(QuicLoopback, ApplicationCloseReachesPeer) {
   Connection* c = dial();
   ClientRecorder& rec = attach(*c);
@@ -468,7 +499,8 @@ TEST_F(QuicLoopback, ALateWakeReadsThePeerBeforeJudgingIt) {
         // Out goes the ping (the loop runs once), then the client is starved past the 600 ms floor.
         io_.poll();
         std::this_thread::sleep_for(std::chrono::milliseconds(900));
-        run_until([&] { return rec.received[*id].size() == ping.size() * (round + 1); }, std::chrono::seconds(3));
+        run_until([&] { return rec.received[*id].size() == ping.size() * (round + 1); },
+                  std::chrono::seconds(3));
       }
     }
   }

@@ -61,7 +61,12 @@ struct ConnectionCallbacks {
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     c->state_ = Connection::State::kOpen;
+    c->early_accepted_ = early_data_accepted(c->tls_session_);  // a getter
     c->record({Connection::Event::Kind::kHandshakeCompleted});
+    if (c->early_attempted_ && !c->early_accepted_) {
+      c->early_rejected_ = true;
+      c->record({Connection::Event::Kind::kEarlyDataRejected});
+    }
     return 0;
   }
 
@@ -289,9 +294,10 @@ std::unique_ptr<Connection> Connection::accept(const ngtcp2_pkt_hd& initial, con
 std::unique_ptr<Connection> Connection::connect(const ngtcp2_path& path, const std::string& host,
                                                 const TlsClientContext& tls, const TransportLimits& limits,
                                                 CidRegistry& cids, Timestamp now, std::string* error,
-                                                std::span<const uint8_t> token) {
+                                                std::span<const uint8_t> token,
+                                                const ResumptionTicket* resume) {
   std::unique_ptr<Connection> c(new Connection(false, limits, cids));
-  if (!c->init_client(path, host, tls, now, error, token)) return nullptr;
+  if (!c->init_client(path, host, tls, now, error, token, resume)) return nullptr;
   return c;
 }
 
@@ -344,7 +350,8 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
 }
 
 bool Connection::init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
-                             Timestamp now, std::string* error, std::span<const uint8_t> token) {
+                             Timestamp now, std::string* error, std::span<const uint8_t> token,
+                             const ResumptionTicket* resume) {
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   std::vector<uint16_t> probes;
@@ -365,14 +372,51 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
     return false;
   }
   apply_keep_alive();
-  tls_session_ = tls.new_session(&conn_ref_, host);
+  const bool offer = resume != nullptr && resume->usable();
+  bool resuming = false;
+  tls_session_ = tls.new_session(
+      &conn_ref_, host, offer ? std::span<const uint8_t>(resume->tls_session) : std::span<const uint8_t>(),
+      &resuming);
   if (!tls_session_) {
     if (error) *error = "could not create a TLS session";
     return false;
   }
   ngtcp2_conn_set_tls_native_handle(conn_, tls_session_);
+  if (resuming) {
+    // The server's limits from the ticket's connection bound what 0-RTT may send (RFC 9000 §7.4.1).
+    const int rv = ngtcp2_conn_decode_and_set_0rtt_transport_params(conn_, resume->transport_params.data(),
+                                                                    resume->transport_params.size());
+    early_attempted_ = rv == 0;
+    if (rv != 0) spdlog::debug("quic: the ticket's transport parameters: {}", ngtcp2_strerror(rv));
+  }
   cids_.add_cid(scid, this);
   return true;
+}
+
+bool Connection::session_resumed() const { return quic::session_resumed(tls_session_); }
+
+void Connection::hand_out_ticket() {
+  if (server_ || !ticket_hook_ || state_ != State::kOpen) return;
+  std::vector<uint8_t> tls = take_session_ticket(tls_session_);
+  if (tls.empty()) return;
+  ResumptionTicket t;
+  t.tls_session = std::move(tls);
+  std::array<uint8_t, 256> tp{};
+  const ngtcp2_ssize n = ngtcp2_conn_encode_0rtt_transport_params(conn_, tp.data(), tp.size());
+  if (n <= 0) return;
+  t.transport_params.assign(tp.begin(), tp.begin() + n);
+  ticket_hook_(std::move(t));
+}
+
+void Connection::send_ticket() {
+  if (!server_ || !server_tls_ || !server_tls_->resumption_enabled()) return;
+  // Through ngtcp2_crypto's GnuTLS glue into this connection's CRYPTO stream; we are not inside an
+  // ngtcp2 call here, and the next write pass sends it.
+  if (int rv = gnutls_session_ticket_send(tls_session_, 1, 0); rv < 0) {
+    spdlog::debug("quic: gnutls_session_ticket_send: {}", gnutls_strerror(rv));
+    return;
+  }
+  request_flush();
 }
 
 void Connection::apply_keep_alive() {
@@ -592,15 +636,26 @@ void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
     }
   }
   if (closed_notified_) return;  // the handler has heard the connection is gone
+  if (e.kind == K::kEarlyDataRejected) {
+    // ngtcp2 still counts the streams written early as open (ngtcp2_conn_tls_early_data_rejected
+    // would reset them, but only inside its handshake callback, where we make no calls), so nothing
+    // more is said on this connection: the owner dials again without the ticket.
+    close(0, "0-RTT rejected by the server");
+    return;
+  }
+  if (early_rejected_) return;  // closing, see above: nothing reaches the handler but the close
   if (handler_ == nullptr) {
     if (e.kind == K::kStreamData) consume(e.id, bytes.size());  // nobody reads: keep the peer going
     return;
   }
   switch (e.kind) {
     case K::kHandshakeCompleted:
+      send_ticket();
       handler_->on_handshake_completed();
       if (handshake_hook_) handshake_hook_();
       break;
+    case K::kEarlyDataRejected:
+      break;  // handled above
     case K::kStreamData:
       handler_->on_stream_data(e.id, bytes, e.fin);
       break;
@@ -666,6 +721,7 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
   }
   // What the packet carried reaches the handler now, before what its error (if any) means.
   deliver_events();
+  if (rv == 0) hand_out_ticket();
   in_read_ = false;
   apply_deferred_close();
   if (rv == 0) {

@@ -30,6 +30,7 @@
 
 #include "quic/gso_train.h"
 #include "quic/send_buffer.h"
+#include "quic/session_tickets.h"
 #include "quic/transport.h"
 
 namespace wtmesh::quic {
@@ -114,10 +115,13 @@ class Connection final : public Transport {
                                             std::string* error,
                                             const ngtcp2_cid* retry_original_dcid = nullptr);
   // Client side. `token`: sent in the client's Initials (a NEW_TOKEN token; tests forge one).
+  // `resume`: a ticket from an earlier connection to this server (quic/session_tickets.h); streams
+  // the handler opens and writes before the handshake completes then go out as 0-RTT.
   static std::unique_ptr<Connection> connect(const ngtcp2_path& path, const std::string& host,
                                              const TlsClientContext& tls, const TransportLimits& limits,
                                              CidRegistry& cids, Timestamp now, std::string* error,
-                                             std::span<const uint8_t> token = {});
+                                             std::span<const uint8_t> token = {},
+                                             const ResumptionTicket* resume = nullptr);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -128,6 +132,9 @@ class Connection final : public Transport {
   void set_flush_hook(std::function<void()> hook) { flush_hook_ = std::move(hook); }
   // Called once the handshake completed, right after the handler heard it (outside ngtcp2's calls).
   void set_handshake_hook(std::function<void()> hook) { handshake_hook_ = std::move(hook); }
+  // Client: called with each ticket the server issues (outside ngtcp2's calls), to resume the next
+  // connection to this server with.
+  void set_ticket_hook(std::function<void(ResumptionTicket)> hook) { ticket_hook_ = std::move(hook); }
   // The clock close() reads (it has no time parameter); default now_ts(). Tests with a fake clock
   // set theirs.
   void set_clock(std::function<Timestamp()> clock) { clock_ = std::move(clock); }
@@ -162,6 +169,15 @@ class Connection final : public Transport {
   }
   State state() const { return state_; }
   bool handshake_completed() const;
+  // 0-RTT (quic/session_tickets.h). Client: early_data_attempted() from connect() on, when the
+  // ticket was taken; after the handshake, early_data_accepted() or, if the server refused the
+  // early data, early_data_rejected(): the connection then closes ("0-RTT rejected"), since the
+  // streams written early never reached the server, and its owner dials again without the ticket.
+  // Server: early_data_accepted() after the handshake, when this client's 0-RTT was taken.
+  bool early_data_attempted() const { return early_attempted_; }
+  bool early_data_accepted() const { return early_accepted_; }
+  bool early_data_rejected() const { return early_rejected_; }
+  bool session_resumed() const;
   // Tells the handler the connection is gone if it has not been told yet (the driver calls this
   // before destroying a connection it drops, e.g. on endpoint shutdown).
   void abandon(std::string_view reason) { finish(0, false, reason); }
@@ -181,6 +197,7 @@ class Connection final : public Transport {
 
   // --- Transport ---
   bool is_server() const override { return server_; }
+  bool in_early_data() const override { return server_ && state_ == State::kHandshaking; }
   std::optional<StreamId> open_bidi_stream() override;
   std::optional<StreamId> open_uni_stream() override;
   size_t write(StreamId id, std::span<const uint8_t> data, bool fin) override;
@@ -210,8 +227,11 @@ class Connection final : public Transport {
   bool init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& path, const TlsServerContext& tls,
                    Timestamp now, std::string* error, const ngtcp2_cid* retry_original_dcid);
   bool init_client(const ngtcp2_path& path, const std::string& host, const TlsClientContext& tls,
-                   Timestamp now, std::string* error, std::span<const uint8_t> token);
-  struct Tx;  // the state of one write_packets() call (connection_tx.cc)
+                   Timestamp now, std::string* error, std::span<const uint8_t> token,
+                   const ResumptionTicket* resume);
+  void hand_out_ticket();  // client: a ticket the server sent, to ticket_hook_
+  void send_ticket();      // server: a NewSessionTicket once the handshake is done
+  struct Tx;               // the state of one write_packets() call (connection_tx.cc)
 
   void fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now,
                      std::vector<uint16_t>& probes) const;
@@ -244,7 +264,8 @@ class Connection final : public Transport {
       kStreamReset,     // `code`: the peer's error code
       kStopSending,     // the peer stopped our sending side (noticed by a write pass)
       kStreamsAvailable,
-      kDatagram,  // bytes as for kStreamData
+      kDatagram,           // bytes as for kStreamData
+      kEarlyDataRejected,  // a client's 0-RTT was refused by the server
     };
     Kind kind;
     bool fin = false;
@@ -280,6 +301,10 @@ class Connection final : public Transport {
   TransportHandler* handler_ = nullptr;
   std::function<void()> flush_hook_;
   std::function<void()> handshake_hook_;
+  std::function<void(ResumptionTicket)> ticket_hook_;
+  bool early_attempted_ = false;
+  bool early_accepted_ = false;
+  bool early_rejected_ = false;
   std::function<Timestamp()> clock_;
   std::unique_ptr<AppState> app_;
   State state_ = State::kHandshaking;

@@ -113,13 +113,13 @@ void Endpoint::post_flush(Entry& e) {
 }
 
 Connection* Endpoint::connect(const udp::endpoint& remote, const std::string& host,
-                              const TlsClientContext& tls, const TransportLimits& limits,
-                              std::string* error) {
+                              const TlsClientContext& tls, const TransportLimits& limits, std::string* error,
+                              const ResumptionTicket* resume) {
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_init(&ps, reinterpret_cast<const sockaddr*>(&local_addr_), local_addrlen_,
                            reinterpret_cast<const sockaddr*>(remote.data()),
                            static_cast<socklen_t>(remote.size()), nullptr);
-  auto conn = Connection::connect(ps.path, host, tls, limits, dispatcher_, now_ts(), error);
+  auto conn = Connection::connect(ps.path, host, tls, limits, dispatcher_, now_ts(), error, {}, resume);
   if (!conn) return nullptr;
   Connection* raw = conn.get();
   adopt(std::move(conn));

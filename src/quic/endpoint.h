@@ -79,8 +79,10 @@ class Endpoint final {
   void set_server_tls(std::shared_ptr<const TlsServerContext> tls) { options_.tls = std::move(tls); }
   // Starts a client connection to `remote`; `host` is the TLS server name. The caller installs a
   // handler on the returned connection before running the io_context. nullptr on failure.
+  // `resume`: a ticket from an earlier connection to this server, for 0-RTT (Connection::connect).
   Connection* connect(const boost::asio::ip::udp::endpoint& remote, const std::string& host,
-                      const TlsClientContext& tls, const TransportLimits& limits, std::string* error);
+                      const TlsClientContext& tls, const TransportLimits& limits, std::string* error,
+                      const ResumptionTicket* resume = nullptr);
   // Called after a connection is closed and just before it is destroyed.
   void set_on_removed(std::function<void(Connection&)> fn) { on_removed_ = std::move(fn); }
 

@@ -79,10 +79,9 @@ int server_client_hello_hook(gnutls_session_t session, unsigned htype, unsigned 
 
 // The server must select "h3" (RFC 9001 §8.1); GnuTLS alone accepts a server that ignores ALPN.
 // Checked on the server's Finished: a POST hook on EncryptedExtensions runs before GnuTLS parses
-// them, and Finished is reached on every path (full handshake or PSK).
-int client_finished_hook(gnutls_session_t session, unsigned htype, unsigned /*when*/, unsigned incoming,
-                         const gnutls_datum_t* /*msg*/) {
-  if (htype != GNUTLS_HANDSHAKE_FINISHED || !incoming) return 0;
+// them, and Finished is reached on every path (full handshake or PSK). A NewSessionTicket is kept
+// for take_session_ticket() (client_ticket_received, below).
+int client_finished_check(gnutls_session_t session) {
   auto sel = selected_alpn(session);
   return sel && *sel == kH3Alpn ? 0 : GNUTLS_E_NO_APPLICATION_PROTOCOL;
 }
@@ -92,9 +91,10 @@ int client_finished_hook(gnutls_session_t session, unsigned htype, unsigned /*wh
 struct ClientSessionState {
   bool use_trust = true;
   std::optional<std::array<uint8_t, 32>> pin;
-  std::string host;     // NUL-terminated storage GnuTLS reads during verification
-  std::string ip_raw;   // 4 or 16 bytes when host is an IP literal
-  std::string failure;  // why verification failed, for logs
+  std::string host;             // NUL-terminated storage GnuTLS reads during verification
+  std::string ip_raw;           // 4 or 16 bytes when host is an IP literal
+  std::string failure;          // why verification failed, for logs
+  std::vector<uint8_t> ticket;  // the newest NewSessionTicket's resumption data, until taken
 };
 
 // Server sessions with an SNI selector: the selector, and the credentials it chose (which must live
@@ -121,6 +121,23 @@ State* session_state(gnutls_session_t session) {
 
 ClientSessionState* client_state(gnutls_session_t session) {
   return session_state<ClientSessionState>(session);
+}
+
+// GnuTLS hooks: one function per session, so the client's checks share it.
+int client_hook(gnutls_session_t session, unsigned htype, unsigned /*when*/, unsigned incoming,
+                const gnutls_datum_t* /*msg*/) {
+  if (!incoming) return 0;
+  if (htype == GNUTLS_HANDSHAKE_FINISHED) return client_finished_check(session);
+  if (htype == GNUTLS_HANDSHAKE_NEW_SESSION_TICKET) {
+    // Only recorded: the connection hands it to its owner after the library call returns.
+    ClientSessionState* st = client_state(session);
+    gnutls_datum_t d{};
+    if (st != nullptr && gnutls_session_get_data2(session, &d) == 0) {
+      st->ticket.assign(d.data, d.data + d.size);
+      gnutls_free(d.data);
+    }
+  }
+  return 0;
 }
 
 // Owned by the session: GnuTLS frees it with gnutls_deinit.
@@ -307,7 +324,67 @@ std::string verify_failure(gnutls_session_t session) {
   return st ? st->failure : std::string();
 }
 
+std::vector<uint8_t> take_session_ticket(gnutls_session_t session) {
+  ClientSessionState* st = session == nullptr ? nullptr : client_state(session);
+  return st ? std::exchange(st->ticket, {}) : std::vector<uint8_t>();
+}
+
+bool early_data_accepted(gnutls_session_t session) {
+  return session != nullptr && (gnutls_session_get_flags(session) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+}
+
+bool session_resumed(gnutls_session_t session) {
+  return session != nullptr && gnutls_session_is_resumed(session) != 0;
+}
+
 // --- TlsServerContext ----------------------------------------------------------------------------
+
+struct TlsServerContext::Resumption {
+  std::vector<uint8_t> key;
+  gnutls_anti_replay_t anti_replay = nullptr;
+  AntiReplayStore store;
+
+  explicit Resumption(size_t capacity) : store(capacity) {}
+  Resumption(const Resumption&) = delete;
+  Resumption& operator=(const Resumption&) = delete;
+  ~Resumption() {
+    if (anti_replay != nullptr) gnutls_anti_replay_deinit(anti_replay);
+    gnutls_memset(key.data(), 0, key.size());
+  }
+  // GnuTLS' add function: 0 to accept the early data, an error to refuse it (the handshake goes on).
+  static int add(void* ptr, time_t expires, const gnutls_datum_t* key, const gnutls_datum_t* /*data*/) {
+    auto* self = static_cast<Resumption*>(ptr);
+    const std::string_view k(reinterpret_cast<const char*>(key->data), key->size);
+    switch (self->store.add(k, expires, std::time(nullptr))) {
+      case AntiReplayStore::Result::kAdded:
+        return 0;
+      case AntiReplayStore::Result::kReplay:
+        return GNUTLS_E_DB_ENTRY_EXISTS;
+      case AntiReplayStore::Result::kFull:
+        break;
+    }
+    return GNUTLS_E_DB_ERROR;
+  }
+};
+
+void TlsServerContext::enable_resumption(std::span<const uint8_t> ticket_key, size_t replay_capacity) {
+  constexpr size_t kTicketKeySize = 64;  // GnuTLS' TICKET_MASTER_KEY_SIZE
+  if (ticket_key.size() != kTicketKeySize) {
+    throw std::invalid_argument("a session ticket key is 64 bytes, got " + std::to_string(ticket_key.size()));
+  }
+  auto r = std::make_shared<Resumption>(replay_capacity);
+  r->key.assign(ticket_key.begin(), ticket_key.end());
+  if (int rv = gnutls_anti_replay_init(&r->anti_replay); rv < 0) {
+    throw std::runtime_error(std::string("gnutls_anti_replay_init: ") + gnutls_strerror(rv));
+  }
+  gnutls_anti_replay_set_add_function(r->anti_replay, &Resumption::add);
+  gnutls_anti_replay_set_ptr(r->anti_replay, r.get());
+  resumption_ = std::move(r);
+}
+
+const AntiReplayStore* TlsServerContext::replay_store() const {
+  return resumption_ ? &resumption_->store : nullptr;
+}
 
 TlsServerContext TlsServerContext::from_files(const fs::path& cert_pem, const fs::path& key_pem) {
   global_init();
@@ -329,7 +406,8 @@ TlsServerContext::TlsServerContext(TlsServerContext&& other) noexcept
     : cred_(std::exchange(other.cred_, nullptr)),
       priority_(std::exchange(other.priority_, nullptr)),
       alpn_(other.alpn_),
-      sni_(std::move(other.sni_)) {}
+      sni_(std::move(other.sni_)),
+      resumption_(std::move(other.resumption_)) {}
 
 void TlsServerContext::set_sni_selector(SniSelector selector) {
   sni_ = selector ? std::make_shared<const SniSelector>(std::move(selector)) : nullptr;
@@ -342,6 +420,7 @@ TlsServerContext& TlsServerContext::operator=(TlsServerContext&& other) noexcept
     priority_ = std::exchange(other.priority_, nullptr);
     alpn_ = other.alpn_;
     sni_ = std::move(other.sni_);
+    resumption_ = std::move(other.resumption_);
   }
   return *this;
 }
@@ -359,8 +438,11 @@ gnutls_session_t TlsServerContext::new_session(ngtcp2_crypto_conn_ref* conn_ref)
   if (cred_ == nullptr) return fail_session("server", "context was moved from");
   if (conn_ref == nullptr) return fail_session("server", "no ngtcp2_crypto_conn_ref");
   gnutls_session_t raw = nullptr;
-  if (int rv = gnutls_init(&raw, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA);
-      rv < 0) {
+  // With resumption the connection sends its ticket itself once the handshake is done (outside
+  // ngtcp2's calls): GNUTLS_NO_AUTO_SEND_TICKET.
+  const unsigned flags = GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA |
+                         (resumption_ ? GNUTLS_NO_AUTO_SEND_TICKET : 0);
+  if (int rv = gnutls_init(&raw, flags); rv < 0) {
     return fail_session("server", std::string("gnutls_init: ") + gnutls_strerror(rv));
   }
   SessionGuard guard(raw);
@@ -382,6 +464,15 @@ gnutls_session_t TlsServerContext::new_session(ngtcp2_crypto_conn_ref* conn_ref)
   }
   gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST,
                                      server_client_hello_hook);
+  if (resumption_) {
+    const gnutls_datum_t key{resumption_->key.data(), static_cast<unsigned>(resumption_->key.size())};
+    if (int rv = gnutls_session_ticket_enable_server(raw, &key); rv < 0) {
+      return fail_session("server",
+                          std::string("gnutls_session_ticket_enable_server: ") + gnutls_strerror(rv));
+    }
+    gnutls_anti_replay_enable(raw, resumption_->anti_replay);
+    gnutls_record_set_max_early_data_size(raw, 0xffffffffU);  // QUIC: the transport bounds 0-RTT
+  }
   if (sni_) {
     if (!attach_state(raw, std::make_unique<ServerSessionState>(ServerSessionState{sni_, nullptr}))) {
       return fail_session("server", "cannot attach the SNI state");
@@ -516,8 +607,9 @@ std::string TlsClientContext::configure_verification(gnutls_session_t session,
   return {};
 }
 
-gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref,
-                                               const std::string& host) const {
+gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref, const std::string& host,
+                                               std::span<const uint8_t> resume, bool* resuming) const {
+  if (resuming != nullptr) *resuming = false;
   if (cred_ == nullptr) return fail_session("client", "context was moved from");
   if (conn_ref == nullptr) return fail_session("client", "no ngtcp2_crypto_conn_ref");
   gnutls_session_t raw = nullptr;
@@ -538,7 +630,17 @@ gnutls_session_t TlsClientContext::new_session(ngtcp2_crypto_conn_ref* conn_ref,
     return fail_session("client", std::string("gnutls_alpn_set_protocols: ") + gnutls_strerror(rv));
   }
   if (std::string why = configure_verification(raw, host); !why.empty()) return fail_session("client", why);
-  gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, client_finished_hook);
+  gnutls_handshake_set_hook_function(raw, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_POST, client_hook);
+  bool took = false;
+  if (!resume.empty()) {
+    const gnutls_datum_t d{const_cast<unsigned char*>(resume.data()), static_cast<unsigned>(resume.size())};
+    if (int rv = gnutls_session_set_data(raw, d.data, d.size); rv < 0) {
+      spdlog::debug("quic: the session ticket is not usable ({}): a full handshake", gnutls_strerror(rv));
+    } else {
+      took = true;
+    }
+  }
+  if (resuming != nullptr) *resuming = took;
   return guard.release();
 }
 

@@ -19,9 +19,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "quic/session_tickets.h"
 #include "quic/tls_credentials.h"
 
 namespace wtmesh::quic {
@@ -51,10 +54,19 @@ class TlsServerContext {
   // sessions created afterwards.
   void set_sni_selector(SniSelector selector);
 
+  // Session tickets and 0-RTT (quic/session_tickets.h) for sessions created afterwards: tickets
+  // sealed with `ticket_key` (64 bytes: GnuTLS derives its rotating keys from it; edges that share
+  // it resume each other's tickets), early data accepted at most once per ClientHello, tracked in
+  // a store of `replay_capacity` keys. Throws std::invalid_argument for a key of another size.
+  void enable_resumption(std::span<const uint8_t> ticket_key, size_t replay_capacity = 16384);
+  bool resumption_enabled() const { return resumption_ != nullptr; }
+  const AntiReplayStore* replay_store() const;
+
   // A new server session for one QUIC connection (the caller owns it: gnutls_deinit). `conn_ref`
   // must stay valid for the session's life. Returns nullptr on failure (logged).
   gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref) const;
   const std::string& alpn() const { return alpn_; }
+  struct Resumption;  // the ticket key and the replay store (tls_context.cc)
 
  private:
   TlsServerContext() = default;
@@ -64,6 +76,7 @@ class TlsServerContext {
   gnutls_priority_t priority_ = nullptr;
   std::string alpn_{kH3Alpn};
   std::shared_ptr<const SniSelector> sni_;  // shared with the sessions (the context may move)
+  std::shared_ptr<Resumption> resumption_;
 };
 
 class TlsClientContext {
@@ -93,8 +106,12 @@ class TlsClientContext {
 
   // A new client session: ALPN "h3", SNI = host unless it is an IP literal ("[v6]" accepted),
   // certificate checked against the trust and host (DNS name or IP SAN), plus the pin if set.
-  // The caller owns it (gnutls_deinit). Returns nullptr on failure (logged).
-  gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref, const std::string& host) const;
+  // With `resume` (a ticket from an earlier connection to the same host, checked then), the
+  // session offers it; *resuming says whether GnuTLS took it. The session keeps each ticket the
+  // server sends for take_session_ticket(). The caller owns it (gnutls_deinit). Returns nullptr on
+  // failure (logged).
+  gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref, const std::string& host,
+                               std::span<const uint8_t> resume = {}, bool* resuming = nullptr) const;
 
   // The same trust policy on a client session of another transport (TLS over TCP:
   // agent/tls_client_stream.h): sets the credentials, SNI = host unless it is an IP literal, and the
@@ -119,6 +136,14 @@ std::string negotiated_alpn(gnutls_session_t session);
 
 // Why a client session rejected the server certificate ("" if it did not), for logs.
 std::string verify_failure(gnutls_session_t session);
+
+// The newest session ticket a client session received and has not handed out yet (the resumption
+// data GnuTLS exports after a NewSessionTicket), or empty.
+std::vector<uint8_t> take_session_ticket(gnutls_session_t session);
+// After the handshake: whether the server accepted our (a client's) or the client's (a server's)
+// early data, and whether the session was resumed from a ticket.
+bool early_data_accepted(gnutls_session_t session);
+bool session_resumed(gnutls_session_t session);
 
 // Server ALPN policy as a pure decision, used by the handshake hook: accept iff the ALPN protocol
 // GnuTLS selected from the client's offer (nullopt when nothing matched or no ALPN was offered)

@@ -40,6 +40,10 @@ class Transport {
   virtual ~Transport() = default;
 
   virtual bool is_server() const = 0;
+  // A server before the handshake completes: what arrives now came as 0-RTT early data, which an
+  // attacker can replay (RFC 8446 §8; the handshake of a replay never completes). Act only on what
+  // a replay cannot harm until this turns false.
+  virtual bool in_early_data() const { return false; }
 
   // Opens a locally initiated stream; nullopt when the peer's MAX_STREAMS limit is reached.
   virtual std::optional<StreamId> open_bidi_stream() = 0;

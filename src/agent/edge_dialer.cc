@@ -18,6 +18,7 @@ EdgeDialer::~EdgeDialer() {
 std::unique_ptr<WtClient> EdgeDialer::dial(EdgeTransport t, std::string* error) {
   auto c = std::make_unique<WtClient>(io_, options_.tls, options_.transport);
   c->use_transport(t);
+  if (t == EdgeTransport::kQuic && options_.resumption) c->use_resumption(options_.resumption);
   c->set_on_change([this, alive = std::weak_ptr<int>(alive_)] {
     if (!alive.expired()) on_change();
   });
@@ -80,8 +81,9 @@ void EdgeDialer::start_h2() {
 
 void EdgeDialer::on_change() {
   if (finished_) return;
-  // QUIC first: on a tie it wins.
-  if (quic_ && quic_->handshake_completed()) return finish(std::move(quic_), "");
+  // QUIC first: on a tie it wins. A QUIC client resuming with 0-RTT is ready before its handshake
+  // (its owner watches that the handshake follows: TunnelAgent::watch_early_handshake).
+  if (quic_ && quic_->ready_for_requests()) return finish(std::move(quic_), "");
   if (h2_ && h2_->handshake_completed()) return finish(std::move(h2_), "");
   const bool quic_failed = quic_ && quic_->closed();
   const bool h2_failed = h2_ && h2_->closed();

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "agent/edge_url.h"
+#include "agent/resumption_store.h"
 #include "quic/connection.h"
 
 namespace wtmesh::quic {
@@ -45,6 +46,8 @@ struct DialOptions {
   // When the edge's name resolves to several addresses (a pair of edges), the first one that is not
   // this (a draining edge's, docs/protocol.md §3.6); the first one when none other is there.
   std::optional<boost::asio::ip::address> avoid;
+  // QUIC resumes with this store's ticket for the edge and is ready at once (0-RTT); nullptr: never.
+  std::shared_ptr<ResumptionStore> resumption;
 };
 
 class EdgeDialer {

@@ -88,7 +88,8 @@ TunnelAgent::TunnelAgent(asio::io_context& io, AgentOptions options, AgentEvents
       probe_timer_(io),
       drain_timer_(io),
       retry_timer_(io),
-      watchdog_(io) {
+      watchdog_(io),
+      early_watch_(io) {
   instance_id_ = fmt::format("{:016x}{:016x}", rng_(), rng_());
   if (options_.control.agent_version.empty()) options_.control.agent_version = std::string(kAgentVersion);
   if (options_.control.started_at == SteadyTime{})
@@ -318,8 +319,10 @@ void TunnelAgent::attempt() {
   attempt_token_ = std::move(token);
   transport_in_use_ =
       options_.edge_transport == EdgeTransport::kH2 ? EdgeTransport::kH2 : EdgeTransport::kQuic;
+  attempt_started_ = std::chrono::steady_clock::now();
   DialOptions dial{options_.edge,           std::move(tls),         options_.transport,
                    options_.edge_transport, options_.h2_race_after, avoid_};
+  if (options_.zero_rtt) dial.resumption = resumption_;
   dialer_ = std::make_unique<EdgeDialer>(io_, std::move(dial),
                                          [this, n](std::unique_ptr<WtClient> winner, const std::string& why) {
                                            on_dialed(n, std::move(winner), why);
@@ -367,6 +370,7 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
   }
   client_ = std::move(winner);
   transport_in_use_ = client_->transport();
+  if (!client_->handshake_completed()) watch_early_handshake(n);
   if (raced && transport_in_use_ == EdgeTransport::kH2) quic_lost_story_ = story;
   if (raced && transport_in_use_ == EdgeTransport::kQuic)
     spdlog::debug("agent: QUIC answered after the HTTP/2 dial started; keeping QUIC");
@@ -398,10 +402,16 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
     ++sessions_opened_;
     ever_connected_ = true;
     session_started_ = std::chrono::steady_clock::now();
+    const bool early = client_ && client_->resumed_with_early_data();
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(session_started_ - attempt_started_);
+    spdlog::debug("agent: session ready {} ms after the dial started{}", took.count(),
+                  early ? " (0-RTT)" : "");
     notice("connected to the edge " + options_.edge.authority() +
-           (transport_in_use_ == EdgeTransport::kQuic ? std::string(" over QUIC")
-            : quic_lost_story_.empty()                ? std::string(" over HTTP/2 (TCP)")
-                                                      : " over HTTP/2 (TCP): " + quic_lost_story_));
+           (transport_in_use_ == EdgeTransport::kQuic
+                ? std::string(early ? " over QUIC (resumed, 0-RTT)" : " over QUIC")
+            : quic_lost_story_.empty() ? std::string(" over HTTP/2 (TCP)")
+                                       : " over HTTP/2 (TCP): " + quic_lost_story_));
     for (auto& p : udp_ports_) {
       if (p) p->set_session(session_.get());
     }
@@ -511,13 +521,33 @@ void TunnelAgent::on_session_closed(uint64_t n, uint32_t code, const std::string
   schedule_retry(n, why, auth);
 }
 
-void TunnelAgent::schedule_retry(uint64_t n, const std::string& why, bool auth_failure) {
+std::chrono::milliseconds TunnelAgent::early_handshake_limit() const {
+  // A handshake answers in one round trip; past this the path is likely not taking UDP any more.
+  return std::max(std::chrono::milliseconds(1000), 4 * options_.h2_race_after);
+}
+
+void TunnelAgent::watch_early_handshake(uint64_t n) {
+  early_watch_.expires_after(early_handshake_limit());
+  early_watch_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired() || n != attempt_ || !client_ || client_->handshake_completed()) return;
+    const bool forgot = client_->forget_resumption();
+    schedule_retry(n,
+                   "the edge did not complete the handshake within " + seconds_text(early_handshake_limit()) +
+                       " of a 0-RTT session request",
+                   false, forgot);
+  });
+}
+
+void TunnelAgent::schedule_retry(uint64_t n, const std::string& why, bool auth_failure, bool now) {
   if (stopped_ || n != attempt_ || retry_scheduled_for_ == n) return;
   retry_scheduled_for_ = n;
   watchdog_.cancel();
+  early_watch_.cancel();
   // A refused token does not get better by retrying quickly: wait the longest delay.
   if (auth_failure) backoff_.saturate();
-  const auto delay = backoff_.next(rng_);
+  // A refused 0-RTT costs no backoff: its ticket is forgotten, so the next dial is a plain one.
+  if (client_ && client_->early_data_rejected() && client_->forget_resumption()) now = true;
+  const auto delay = now ? std::chrono::milliseconds(0) : backoff_.next(rng_);
   pending_delay_ = delay;
   notice(why + "; reconnecting in " + seconds_text(delay));
   // Close the dead connection from a fresh handler (we may be inside its callbacks); the objects go

@@ -26,6 +26,7 @@
 #include "agent/edge_url.h"
 #include "agent/h2_upstream_driver.h"
 #include "agent/h3_upstream_driver.h"
+#include "agent/resumption_store.h"
 #include "agent/tunnel_backoff.h"
 #include "agent/tunnel_config.h"
 #include "agent/tunnel_control.h"
@@ -79,6 +80,9 @@ struct AgentOptions {
   // first handshake wins (each reconnect races again).
   EdgeTransport edge_transport = EdgeTransport::kAuto;
   std::chrono::milliseconds h2_race_after{300};
+  // Reconnects over QUIC resume with the edge's session ticket and send the session request in
+  // 0-RTT (docs/protocol.md §1.2): ready one round trip sooner. WTMESH_0RTT=0 turns it off.
+  bool zero_rtt = true;
   // auto, on HTTP/2: how often QUIC is tried again; when its handshake completes, the agent opens a
   // new session over QUIC, its REGISTERs take the names over from the HTTP/2 session at the edge
   // (docs/protocol.md §3.5), and the HTTP/2 session ends once its requests finished (at most
@@ -177,7 +181,14 @@ class TunnelAgent {
   void drain_step();
   void teardown();
   // Ends this attempt/session and schedules the next one (once per attempt).
-  void schedule_retry(uint64_t attempt, const std::string& why, bool auth_failure);
+  // `now`: dial again at once, the backoff untouched (a 0-RTT attempt the edge refused or whose
+  // handshake did not follow: the next dial is a plain one).
+  void schedule_retry(uint64_t attempt, const std::string& why, bool auth_failure, bool now = false);
+  // After a 0-RTT dial: the handshake must complete within early_handshake_limit(), or the ticket is
+  // forgotten and the agent dials again (with the race to HTTP/2 that 0-RTT skipped: UDP may be
+  // blocked since the ticket's connection).
+  void watch_early_handshake(uint64_t attempt);
+  std::chrono::milliseconds early_handshake_limit() const;
   void on_session_closed(uint64_t attempt, uint32_t code, const std::string& reason);
   void on_control(uint64_t attempt, const ControlEvent& ev);
   const TunnelSpec* spec(uint32_t id) const;
@@ -232,9 +243,12 @@ class TunnelAgent {
   bool stopped_ = false;
   bool tearing_down_ = false;  // callbacks from objects being destroyed are ignored
   std::chrono::steady_clock::time_point session_started_;
+  std::chrono::steady_clock::time_point attempt_started_;  // the dial of the current attempt began
   std::chrono::milliseconds pending_delay_{0};
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer early_watch_;
+  std::shared_ptr<ResumptionStore> resumption_ = std::make_shared<ResumptionStore>();
   std::string attempt_token_;    // the bearer token of the current attempt's session
   std::string quic_lost_story_;  // auto, HTTP/2 won: why QUIC did not ("no QUIC handshake within 300 ms")
   EdgeTransport transport_in_use_ = EdgeTransport::kQuic;

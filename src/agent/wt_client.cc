@@ -93,21 +93,49 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
   endpoint_->set_on_removed([this](quic::Connection& c) {
     if (&c != conn_) return;
     closed_ = true;
+    early_ready_ = false;
+    // The edge refused the ticket's early data: the next dial makes a full handshake.
+    early_rejected_ = c.early_data_rejected();
+    if (early_rejected_) forget_resumption();
     if (close_reason_.empty())
       close_reason_ = c.close_reason().empty() ? "connection closed" : c.close_reason();
     conn_ = nullptr;
     app_ = nullptr;
     post_change();
   });
-  conn_ = endpoint_->connect(remote, edge.host, *tls_, limits_, error);
+  std::optional<EdgeResumption> resume;
+  if (resumption_) resume = resumption_->get(resumption_key());
+  conn_ = endpoint_->connect(remote, edge.host, *tls_, limits_, error, resume ? &resume->ticket : nullptr);
   if (!conn_) return false;
   conn_->set_handshake_hook([this] { post_change(); });
+  if (resumption_) conn_->set_ticket_hook([this](quic::ResumptionTicket t) { keep_ticket(std::move(t)); });
   auto app = std::make_unique<App>(io_, *conn_, config_);
   app_ = app.get();
   app_->arm_tick();
   conn_->set_app_state(std::move(app));
+  if (conn_->early_data_attempted()) {
+    // 0-RTT: HTTP/3 starts now with the edge's remembered SETTINGS, and the owner may send its
+    // session request before the handshake (it goes in the first flight).
+    app_->h3.remember_peer_settings(resume->settings);
+    app_->h3.start();
+    early_ready_ = true;
+    post_change();
+  }
   return true;
 }
+
+std::string WtClient::resumption_key() const { return edge_ ? edge_->authority() : std::string(); }
+
+void WtClient::keep_ticket(quic::ResumptionTicket ticket) {
+  // The SETTINGS of this connection go with its ticket (they arrive before the ticket, which the
+  // edge sends once the handshake is done).
+  if (!resumption_ || app_ == nullptr || !app_->h3.peer_settings() || !ticket.usable()) return;
+  resumption_->put(resumption_key(), EdgeResumption{std::move(ticket), *app_->h3.peer_settings()});
+}
+
+bool WtClient::forget_resumption() { return resumption_ && resumption_->forget(resumption_key()); }
+
+bool WtClient::resumed_with_early_data() const { return conn_ != nullptr && conn_->early_data_accepted(); }
 
 void WtClient::post_change() {
   if (!on_change_) return;

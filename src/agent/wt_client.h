@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "agent/edge_url.h"
+#include "agent/resumption_store.h"
 #include "h3/connection.h"
 #include "quic/endpoint.h"
 #include "quic/tls_context.h"
@@ -40,10 +41,23 @@ class WtClient {
   WtClient(const WtClient&) = delete;
   WtClient& operator=(const WtClient&) = delete;
 
+  // Before dial(), QUIC only: resume with the store's ticket for this edge and send the session
+  // request in 0-RTT (ready_for_requests() at once), and keep each ticket the edge issues there.
+  void use_resumption(std::shared_ptr<ResumptionStore> store) { resumption_ = std::move(store); }
   // Resolves the edge and starts the QUIC handshake. False with `error` set on failure. With `remote`,
   // that address is dialled instead and `edge.host` is only the TLS name (a local upstream's SNI).
   bool dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::udp::endpoint* remote = nullptr);
   bool handshake_completed() const;
+  // Requests may be sent now: the handshake completed, or this QUIC client resumes with 0-RTT.
+  bool ready_for_requests() const { return handshake_completed() || early_ready_; }
+  // This client sent 0-RTT and the edge took it / refused it (the connection then closed).
+  bool resumed_with_early_data() const;
+  bool early_data_rejected() const {
+    return early_rejected_ || (conn_ != nullptr && conn_->early_data_rejected());
+  }
+  // Forgets the ticket this client resumed with (refused, or its handshake did not follow in time).
+  // True when there was one.
+  bool forget_resumption();
   // Before dial(): called from a fresh handler (so it may destroy this client) when the handshake
   // completed (QUIC: TLS done; HTTP/2: TLS done and the edge's SETTINGS in) or the connection closed.
   void set_on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
@@ -65,6 +79,11 @@ class WtClient {
  private:
   struct App;
   void post_change();
+  void keep_ticket(quic::ResumptionTicket ticket);
+  std::string resumption_key() const;
+  std::shared_ptr<ResumptionStore> resumption_;
+  bool early_ready_ = false;
+  bool early_rejected_ = false;
   boost::asio::io_context& io_;
   std::shared_ptr<const quic::TlsClientContext> tls_;
   quic::TransportLimits limits_;

@@ -195,6 +195,9 @@ std::chrono::seconds session_token_ttl(const std::string& text) {
 // WTMESH_QUIC_PROBE_INTERVAL_MS (1000..86400000): how often an agent on h2 tries QUIC again (tests,
 // tuning); unset or malformed: the default.
 void apply_probe_interval(AgentOptions& o) {
+  // WTMESH_0RTT=0: every reconnect makes a full handshake (docs/protocol.md §1.2).
+  if (const char* z = std::getenv("WTMESH_0RTT"); z != nullptr && std::string_view(z) == "0")
+    o.zero_rtt = false;
   const char* env = std::getenv("WTMESH_QUIC_PROBE_INTERVAL_MS");
   if (env == nullptr) return;
   char* end = nullptr;

@@ -13,6 +13,7 @@
 #include "edge/http_codec.h"
 #include "edge/name_certs.h"
 #include "edge/public_listener.h"
+#include "edge/ticket_key.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_service.h"
 #include "edge/wt_relay.h"
@@ -98,7 +99,12 @@ struct EdgeServer::ConnApp final : quic::Connection::AppState {
   wt::Accept route_session(const wt::SessionInfo& request) {
     wt::SessionInfo info = request;
     info.peer = quic.remote_address();
+    // In 0-RTT only an agent's session setup is taken: a replay of it verifies the token again and
+    // opens a session that never registers anything (its handshake never completes, so nothing
+    // follows in 1-RTT), and the replay store refuses a second sight on this edge. Every other
+    // session may have effects: 425 Too Early, sent again after the handshake (RFC 8470 §5.2).
     if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
+    if (quic.in_early_data()) return {425, nullptr, {{"wtmesh-error", "sent in 0-RTT: try again"}}};
     if (auto relayed = relay(info)) return *relayed;
     if (is_browser_connect_path(info.path)) return browser.accept(info, browsers);
     if (info.path == "/echo" && echo_enabled) {
@@ -449,10 +455,16 @@ void EdgeServer::load_name_certs() {
   };
 }
 
-std::shared_ptr<quic::TlsServerContext> EdgeServer::quic_tls() const {
+std::shared_ptr<quic::TlsServerContext> EdgeServer::quic_tls() {
   auto tls =
       std::make_shared<quic::TlsServerContext>(quic::TlsServerContext::from_files(certs_.cert, certs_.key));
   tls->set_sni_selector(name_certs_);
+  if (quic_tls_) {
+    tls->share_resumption(*quic_tls_);
+  } else {
+    tls->enable_resumption(edge_ticket_key(options_.state_dir, options_.limits));
+  }
+  quic_tls_ = tls;
   return tls;
 }
 

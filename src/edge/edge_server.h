@@ -184,7 +184,9 @@ class EdgeServer {
   wt::Acceptor webtransport_acceptor();
   // The per-name certificate selector (generated certificates only), then the TLS contexts using it.
   void load_name_certs();
-  std::shared_ptr<quic::TlsServerContext> quic_tls() const;
+  // A QUIC TLS context for the current certificates; session tickets and their replay store carry
+  // over from the previous one.
+  std::shared_ptr<quic::TlsServerContext> quic_tls();
   void load_public_tls();
   void arm_tunnel_timer();
   void drain_step();
@@ -208,6 +210,7 @@ class EdgeServer {
   std::shared_ptr<NameCertIssuer> issuer_;
   quic::SniSelector name_certs_;
   std::shared_ptr<const TlsServerConfig> public_tls_;
+  std::shared_ptr<quic::TlsServerContext> quic_tls_;  // the newest, for its session ticket state
   std::unique_ptr<quic::Endpoint> endpoint_;
   boost::asio::steady_timer renew_timer_;
   boost::asio::steady_timer tunnel_timer_;

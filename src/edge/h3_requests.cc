@@ -36,6 +36,15 @@ class H3Requests::Stream final : public ExchangeSink {
     target_ = std::move(fr.path);
     host_ = std::move(fr.host);
     if (fr.refuse != 0) return answer(fr.refuse, fr.detail);
+    if (owner_.conn_.transport().in_early_data()) {
+      // 0-RTT: an attacker may replay this request (RFC 8446 §8). Safe methods go on, marked
+      // Early-Data: 1 for the service (RFC 8470 §5.1); anything else gets 425, and the client sends
+      // it again once the handshake is done (RFC 8470 §5.2).
+      const bool safe = fr.protocol.empty() && !fr.request.has_body &&
+                        (method_ == "GET" || method_ == "HEAD" || method_ == "OPTIONS");
+      if (!safe) return answer(425, "Too Early: sent in 0-RTT, send it again after the handshake");
+      fr.request.headers.emplace_back("early-data", "1");
+    }
     // h3/ let :protocol through only on a CONNECT with :scheme, :path and :authority, our SETTINGS
     // enabling it (RFC 9220 §3); wt::H3Server kept the WebTransport ones.
     if (!fr.protocol.empty()) {

@@ -292,6 +292,14 @@ void Connection::Impl::handle_settings(std::span<const uint8_t> payload) {
       (!p.settings.h3_datagram || (role == Role::kClient && !p.settings.enable_connect_protocol))) {
     p.settings.webtransport = false;
   }
+  if (remembered_settings) {
+    const Settings& r = *remembered_settings;
+    if ((r.webtransport && !p.settings.webtransport) || (r.h3_datagram && !p.settings.h3_datagram) ||
+        (r.enable_connect_protocol && !p.settings.enable_connect_protocol)) {
+      return connection_error(kH3SettingsError,
+                              "SETTINGS take back what 0-RTT relied on (RFC 9114 §7.2.4.2)");
+    }
+  }
   peer_settings_full = p;
   peer_settings = p.settings;
   handler->on_peer_settings(*peer_settings);
@@ -402,6 +410,12 @@ void Connection::set_handler(Handler* handler) {
 }
 Role Connection::role() const { return impl_->role; }
 const std::optional<Settings>& Connection::peer_settings() const { return impl_->peer_settings; }
+void Connection::remember_peer_settings(const Settings& remembered) {
+  Impl& I = *impl_;
+  if (I.role != Role::kClient || I.settings_received) return;
+  I.remembered_settings = remembered;
+  I.peer_settings = remembered;
+}
 quic::Transport& Connection::transport() { return impl_->transport; }
 size_t Connection::stream_state_count() const { return impl_->streams.size(); }
 

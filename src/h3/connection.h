@@ -130,8 +130,13 @@ class Connection final : public quic::TransportHandler {
   void start();
 
   Role role() const;
-  // The peer's SETTINGS, once received.
+  // The peer's SETTINGS, once received (or remembered, below).
   const std::optional<Settings>& peer_settings() const;
+  // Client, for 0-RTT: the server's SETTINGS from the connection the ticket came from stand in until
+  // this server's arrive (RFC 9114 §7.2.4.2), so requests can go before the handshake. SETTINGS that
+  // then take back anything remembered (WebTransport, HTTP datagrams, extended CONNECT) are a
+  // connection error H3_SETTINGS_ERROR. Ignored once SETTINGS were received.
+  void remember_peer_settings(const Settings& remembered);
   quic::Transport& transport();
 
   // Client: opens a request stream and sends its HEADERS. nullopt when out of stream credit.

@@ -105,6 +105,7 @@ struct Connection::Impl {
   std::optional<StreamId> control_id, encoder_id, decoder_id;  // ours
   std::optional<StreamId> peer_control_id, peer_encoder_id, peer_decoder_id;
   bool settings_received = false;
+  std::optional<Settings> remembered_settings;  // 0-RTT: the server's from the ticket's connection
   std::optional<Settings> peer_settings;
   std::optional<PeerSettings> peer_settings_full;
   std::optional<uint64_t> goaway_received, goaway_sent, max_push_id_received;

@@ -12,7 +12,7 @@
 // counts each ClientHello that carries early data in an AntiReplayStore: a ClientHello seen twice
 // within GnuTLS' window gets its early data refused (the handshake goes on). The store is per
 // process, so edges sharing a ticket key do not share it: what the edge accepts in 0-RTT is limited
-// to what a replay cannot harm (docs/protocol.md §2.3).
+// to what a replay cannot harm (docs/protocol.md §1.2).
 #pragma once
 
 #include <cstddef>

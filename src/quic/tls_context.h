@@ -59,6 +59,9 @@ class TlsServerContext {
   // it resume each other's tickets), early data accepted at most once per ClientHello, tracked in
   // a store of `replay_capacity` keys. Throws std::invalid_argument for a key of another size.
   void enable_resumption(std::span<const uint8_t> ticket_key, size_t replay_capacity = 16384);
+  // The same key and replay store as `other` (a context made to renew certificates keeps the
+  // tickets working and the replays counted).
+  void share_resumption(const TlsServerContext& other) { resumption_ = other.resumption_; }
   bool resumption_enabled() const { return resumption_ != nullptr; }
   const AntiReplayStore* replay_store() const;
 

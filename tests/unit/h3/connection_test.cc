@@ -329,3 +329,38 @@ TEST(H3Connection, GoawayAndRejectionOfLaterRequests) {
 
 }  // namespace
 }  // namespace wtmesh::h3::test
+
+// 0-RTT (RFC 9114 §7.2.4.2): the server's SETTINGS remembered from the ticket's connection let a
+// client send before this server's SETTINGS arrive; SETTINGS that take them back end the connection.
+namespace wtmesh::h3::test {
+namespace {
+
+TEST(H3Connection, RememberedSettingsStandInUntilTheServersArrive) {
+  H3Pair p;
+  EXPECT_FALSE(p.client.peer_settings());
+  p.client.remember_peer_settings(wt_config().local);
+  ASSERT_TRUE(p.client.peer_settings());
+  EXPECT_TRUE(p.client.peer_settings()->webtransport);
+  const auto id = p.client.send_request(
+      {{":method", "GET"}, {":scheme", "https"}, {":authority", "a"}, {":path", "/early"}}, true);
+  ASSERT_TRUE(id);
+  p.run();
+  ASSERT_EQ(p.se.headers.size(), 1u);
+  EXPECT_EQ(*find_header(p.se.headers[0].headers, ":path"), "/early");
+  EXPECT_FALSE(p.ce.close_code);
+  p.client.remember_peer_settings(Settings{});  // after SETTINGS arrived: ignored
+  EXPECT_TRUE(p.client.peer_settings()->webtransport);
+}
+
+TEST(H3Connection, SettingsThatTakeBackRememberedOnesAreASettingsError) {
+  Config sc = wt_config();
+  sc.local.webtransport = false;
+  H3Pair p({}, wt_config(), sc);
+  p.client.remember_peer_settings(wt_config().local);
+  p.run();
+  ASSERT_TRUE(p.ce.close_code);
+  EXPECT_EQ(*p.ce.close_code, kH3SettingsError);
+}
+
+}  // namespace
+}  // namespace wtmesh::h3::test

@@ -87,12 +87,12 @@ curl_loop() {
   for ((i = 0; i < per; i++)); do urls+=(-o /dev/null "$BASE/hello?l=$id-$i"); done
   while [ ! -e "$T/stop-load" ]; do
     codes=$(nl "$NL_E" curl -sS -m 15 "$@" --cacert "$CA" --resolve "app.localhost:$P:$(cat "$T/order")" \
-      -w '%{http_code}\n' "${urls[@]}" 2>>"$T/load-$id.err")
+      -w '%{http_code}\n' "${urls[@]}" 2>>"$T/load-$id.err.log")
     n=$(grep -cx 200 <<<"$codes")
     ok=$((ok + n))
     if [ "$n" != "$per" ]; then
       bad=$((bad + per - n))
-      echo "$(date +%T.%N) codes $(tr '\n' ' ' <<<"$codes")" >>"$T/load-$id.err"
+      echo "$(date +%T.%N) codes $(tr '\n' ' ' <<<"$codes")" >>"$T/load-$id.err.log"
     fi
   done
   echo "$ok $bad" >"$T/load-$id.count"
@@ -122,7 +122,7 @@ h3_loop() {
     done
     if [ "$done_" = 0 ]; then
       bad=$((bad + 1))
-      { echo "$(date +%T.%N) failed on $addr:"; tail -20 <<<"$out"; } >>"$T/load-$id.err"
+      { echo "$(date +%T.%N) failed on $addr:"; tail -20 <<<"$out"; } >>"$T/load-$id.err.log"
     fi
   done
   echo "$ok $bad" >"$T/load-$id.count"

@@ -173,12 +173,13 @@ void TunnelAgent::drain_step() {
     }
     if (!d.closing && ((replaced && d.session->active_requests() == 0) || now >= d.deadline)) {
       const size_t left = d.session->active_requests();
-      notice(d.edge_drained ? fmt::format("closing the draining edge's old session after {:.1f} s: the edge did "
-                                          "not close it ({} request(s) still on it)",
-                                          options_.edge_drain_limit.count() / 1000.0, left)
-             : left == 0    ? std::string("closing the replaced session: its requests finished")
-                            : fmt::format("closing the replaced session after {:.1f} s with ",
-                                          options_.drain_grace.count() / 1000.0) +
+      notice(d.edge_drained
+                 ? fmt::format("closing the draining edge's old session after {:.1f} s: the edge did "
+                               "not close it ({} request(s) still on it)",
+                               options_.edge_drain_limit.count() / 1000.0, left)
+             : left == 0 ? std::string("closing the replaced session: its requests finished")
+                         : fmt::format("closing the replaced session after {:.1f} s with ",
+                                       options_.drain_grace.count() / 1000.0) +
                                std::to_string(left) + " request(s) still on it");
       d.closing = true;
       d.deadline = now;

@@ -341,7 +341,8 @@ TEST_F(AgentE2E, AnEdgeDrainedSessionIsClosedAtTheEdgeDrainLimit) {
   EXPECT_LT(took.count(), 2500);
   EXPECT_EQ(s->requests[id].body.find("data: 39"), std::string::npos);
   bool said = false;
-  for (const auto& n : notices_) said |= n.find("the edge did not close it (1 request(s) still on it)") != std::string::npos;
+  for (const auto& n : notices_)
+    said |= n.find("the edge did not close it (1 request(s) still on it)") != std::string::npos;
   EXPECT_TRUE(said);
 }
 

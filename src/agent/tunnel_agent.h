@@ -89,6 +89,11 @@ struct AgentOptions {
   // drain_grace later).
   std::chrono::milliseconds quic_probe_every{60'000};
   std::chrono::milliseconds drain_grace{30'000};
+  // A session whose edge is draining (DRAIN_WEBTRANSPORT_SESSION) is the edge's to close, once the
+  // requests under way there are relayed to the end or its --drain-grace (up to 1 h) cut them; our
+  // drain_grace does not apply to it. This is the safety net for an edge that never closes it (then
+  // the session closes with whatever is left on it; kMaxDraining caps how many wait).
+  std::chrono::milliseconds edge_drain_limit{3'600'000};
   ControlOptions control;
   BackoffPolicy backoff;
   PoolLimits pool;

@@ -64,8 +64,9 @@ void TunnelAgent::on_edge_drain(uint64_t n) {
   watchdog_.cancel();
   for (auto& t : register_timers_) t->cancel();
   register_timers_.clear();
+  // The edge closes it (its grace bounds what is left on it); edge_drain_limit only if it never does.
   Draining d{std::move(client_), std::move(session_),
-             std::chrono::steady_clock::now() + options_.drain_grace};
+             std::chrono::steady_clock::now() + options_.edge_drain_limit};
   d.edge_drained = true;
   keep_draining(std::move(d));
   wt_session_ = nullptr;
@@ -158,7 +159,9 @@ void TunnelAgent::drain_step() {
       continue;
     }
     if (d.edge_drained && !d.closing && now < d.deadline) {
-      // The draining edge still relays requests on it until its public side stops: not ours to close.
+      // The draining edge relays what is under way on it (the last bytes of a response we finished
+      // writing may still be in flight or in the edge's buffers) and closes it itself: not ours to
+      // close, whatever our drain_grace says (a download longer than that is the edge's to allow).
       if (replaced && !d.moved_told) {
         d.moved_told = true;
         notice("the new session holds every tunnel: telling the draining edge (" +
@@ -170,10 +173,14 @@ void TunnelAgent::drain_step() {
     }
     if (!d.closing && ((replaced && d.session->active_requests() == 0) || now >= d.deadline)) {
       const size_t left = d.session->active_requests();
-      notice(left == 0 ? std::string("closing the replaced session: its requests finished")
-                       : fmt::format("closing the replaced session after {:.1f} s with ",
-                                     options_.drain_grace.count() / 1000.0) +
-                             std::to_string(left) + " request(s) still on it");
+      notice(d.edge_drained
+                 ? fmt::format("closing the draining edge's old session after {:.1f} s: the edge did "
+                               "not close it ({} request(s) still on it)",
+                               options_.edge_drain_limit.count() / 1000.0, left)
+             : left == 0 ? std::string("closing the replaced session: its requests finished")
+                         : fmt::format("closing the replaced session after {:.1f} s with ",
+                                       options_.drain_grace.count() / 1000.0) +
+                               std::to_string(left) + " request(s) still on it");
       d.closing = true;
       d.deadline = now;
       d.session->close(tunnel::kCloseNormal, "moved to a new session");

@@ -107,8 +107,11 @@ class H2Connection final : public PublicConnection {
   // the connection ends once its streams have.
   void drain() override;
   static constexpr std::chrono::milliseconds kDrainNotice{1000};
+  // Output not yet taken by the transport counts even once finished: a drained connection finishes
+  // in the same step that serializes its last stream's END_STREAM, and a drain that looked then would
+  // close the socket with those frames still here.
   bool busy() const override {
-    return !finished_ && (streams_.size() > webtransport_sessions() || !out_.empty());
+    return !out_.empty() || (!finished_ && streams_.size() > webtransport_sessions());
   }
   std::optional<SteadyTime> next_deadline() const override;
   void on_tick(SteadyTime now) override;
@@ -167,7 +170,7 @@ class H2Connection final : public PublicConnection {
   bool again_ = false;
   bool goaway_sent_ = false;
   bool goaway_for_answers_ = false;  // that GOAWAY was for max_local_answers
-  bool draining_ = false;  // drain(): finished once the final GOAWAY is out and no stream is left
+  bool draining_ = false;            // drain(): finished once the final GOAWAY is out and no stream is left
   std::optional<SteadyTime> drain_final_at_;  // drain(): when the final GOAWAY goes (after the notice)
   bool step_pending_ = false;                 // a stream was closed, or its response sent, and awaits step()
   std::string error_;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "edge/h2_connection.h"
+#include "edge/socket_queue.h"
 
 namespace wtmesh::edge {
 
@@ -60,7 +61,11 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     conn_->drain();
     post_pump();
   }
-  bool busy() const { return !closed_ && (conn_->busy() || writing_ || !wbuf_.empty()); }
+  // Busy until the client acknowledged every byte written to it (socket_queue.h says why).
+  bool busy() const {
+    return !closed_ && (conn_->busy() || writing_ || !wbuf_.empty() ||
+                        unacked_output_bytes(const_cast<tcp::socket&>(socket_).native_handle()) > 0);
+  }
 
   // The listener is going away: drop the proxy (cancelling its stream) and the socket now.
   void detach() {

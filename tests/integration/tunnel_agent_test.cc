@@ -285,6 +285,67 @@ TEST_F(AgentE2E, AnEdgeThatDrainsEverySessionDoesNotGrowTheReplacedSessions) {
       << "the oldest replaced sessions were closed: " << closed();
 }
 
+// An edge that drains while a response takes longer than the agent's own drain_grace: the edge's
+// --drain-grace governs requests under way and the edge closes the session, so the agent neither cuts
+// the response nor closes the session, even after the response finished on its side (its last bytes
+// may still be in flight or in the edge's buffers: a WebTransport close resets every stream). Found
+// by tests/net/edge_restart.sh: a 16 MiB download across a 1 %-loss path was cut at the agent's 30 s
+// although the edge allowed 60 s, then (with only that fixed) when the agent had written its end.
+TEST_F(AgentE2E, AnEdgeDrainedSessionIsLeftToTheEdgeToClose) {
+  start_edge();
+  auto o = options({tunnel(1, "app", server_.port())});
+  o.drain_grace = milliseconds(200);
+  start_agent(o);
+  auto* s = wait_registered(1);
+  ASSERT_TRUE(s);
+  const auto id = s->request(head(1, "GET", "/sse?n=8&gap_ms=150"));  // 1.2 s of events
+  ASSERT_GE(id, 0);
+  ASSERT_TRUE(run_until([&] { return !s->requests[id].body.empty(); }));
+  s->session->drain();
+  auto* s2 = wait_registered(1, 1);
+  ASSERT_TRUE(s2);
+  ASSERT_TRUE(run_until([&] { return s->requests[id].fin || s->requests[id].reset || s->closed; },
+                        std::chrono::seconds(5)));
+  EXPECT_FALSE(s->requests[id].reset) << "the agent cut the response at its drain_grace";
+  EXPECT_TRUE(s->requests[id].fin);
+  EXPECT_NE(s->requests[id].body.find("data: 7"), std::string::npos) << s->requests[id].body;
+  run_for(milliseconds(600));
+  EXPECT_FALSE(s->closed) << "the agent closed the draining edge's session itself";
+  EXPECT_EQ(agent_->draining_sessions(), 1u);
+  EXPECT_EQ(roundtrip(s2, head(1, "GET", "/hello")).body, "hello");
+  // The edge's phase 3: it closes the old session; the agent forgets it.
+  s->session->close(tunnel::kCloseDraining, "edge shutting down");
+  EXPECT_TRUE(run_until([&] { return agent_->draining_sessions() == 0; }, std::chrono::seconds(3)));
+  EXPECT_EQ(roundtrip(s2, head(1, "GET", "/hello")).body, "hello");
+}
+
+// ... but not forever: edge_drain_limit bounds an edge that keeps a drained session with a request
+// under way (the session closes with the request on it).
+TEST_F(AgentE2E, AnEdgeDrainedSessionIsClosedAtTheEdgeDrainLimit) {
+  start_edge();
+  auto o = options({tunnel(1, "app", server_.port())});
+  o.drain_grace = milliseconds(200);
+  o.edge_drain_limit = milliseconds(700);
+  start_agent(o);
+  auto* s = wait_registered(1);
+  ASSERT_TRUE(s);
+  const auto id = s->request(head(1, "GET", "/sse?n=40&gap_ms=100"));  // 4 s of events
+  ASSERT_GE(id, 0);
+  ASSERT_TRUE(run_until([&] { return !s->requests[id].body.empty(); }));
+  const auto t0 = Clock::now();
+  s->session->drain();
+  ASSERT_TRUE(wait_registered(1, 1));
+  ASSERT_TRUE(run_until([&] { return s->closed; }, std::chrono::seconds(3)));
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0);
+  EXPECT_GE(took.count(), 600);
+  EXPECT_LT(took.count(), 2500);
+  EXPECT_EQ(s->requests[id].body.find("data: 39"), std::string::npos);
+  bool said = false;
+  for (const auto& n : notices_)
+    said |= n.find("the edge did not close it (1 request(s) still on it)") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
 TEST_F(AgentE2E, HeartbeatTimeoutClosesWithCode2AndReconnects) {
   FakeEdge::Options eo;
   eo.session.answer_pings = false;

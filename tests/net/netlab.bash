@@ -23,6 +23,8 @@
 #     the edge from a new address and port (a NAT rebinding).
 # In $NL_A the name edge.localhost resolves to the edge (ip netns exec mounts /etc/netns/NAME/hosts):
 # the edge's certificate covers *.localhost, so the agent dials https://edge.localhost:PORT.
+# A second edge (a pair behind DNS, tests/net/edge_restart.sh): netlab_edge_addr 10.77.2.3 edge2.localhost
+# adds that address to e0 and the name to $NL_A's hosts file; both edges then sit behind one router.
 NL_AGENT_IP=10.77.1.2
 NL_EDGE_IP=10.77.2.2
 NL_A="" NL_M="" NL_E="" NL_DELAY_PID="" NL_LOSS=0 NL_BLOCK_UDP=0 NL_DEAD=0 NL_NAT=0 NL_NAT_IP=""
@@ -111,6 +113,13 @@ netlab_up() {
   err=$(nl "$NL_A" timeout 3 bash -c "exec 3<>/dev/tcp/$NL_EDGE_IP/9" 2>&1)
   [[ $err == *refused* ]] || die "netlab: the agent side cannot reach the edge side ($err)"
   log "netlab up: $NL_A ($NL_AGENT_IP) - $NL_M - $NL_E ($NL_EDGE_IP), one-way delay ${delay} ms"
+}
+
+# netlab_edge_addr IP NAME: one more address of the edge side (IP in 10.77.2.0/24, on e0) and NAME
+# resolving to it in $NL_A: a second edge on its own address, as behind DNS. Call after netlab_up.
+netlab_edge_addr() {
+  ip -n "$NL_E" addr add "$1/24" dev e0 || die "netlab: cannot add $1 to e0"
+  printf '%s %s\n' "$1" "$2" >>"/etc/netns/$NL_A/hosts"
 }
 
 # netlab_apply: writes the router's nftables rules for the current NL_* state, atomically.

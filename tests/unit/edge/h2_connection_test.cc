@@ -508,5 +508,34 @@ TEST_F(H2ConnectionTest, DrainSendsTwoGoawaysAndLetsStreamsFinish) {
   EXPECT_TRUE(conn_->finished()) << "drained: the last stream ended";
 }
 
+// The last stream's END_STREAM is serialized in the step that finishes a drained connection: until
+// the transport took those bytes the connection is busy, or the edge's drain would close the socket
+// with the response's tail still here (tests/net/edge_restart.sh lost 28 KB of a 16 MiB download).
+TEST_F(H2ConnectionTest, ADrainedConnectionIsBusyUntilItsLastBytesAreTaken) {
+  const int32_t a = client_.request("GET", "/big", "app.localhost");
+  pump();
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  conn_->drain();
+  clock_.t += H2Connection::kDrainNotice;
+  conn_->on_tick(clock_.t);
+  pump();
+  ASSERT_EQ(client_.goaway_last.size(), 2u);
+  client_reads_ = false;  // the transport takes nothing for now
+  auto answer = tunnel::encode_response_head(head(200, 1000));
+  answer.insert(answer.end(), 1000, 'x');
+  dir_.streams.begin()->second.events->on_response_data(answer, true);
+  pump();
+  ASSERT_TRUE(conn_->finished()) << "drained: the last stream ended";
+  ASSERT_FALSE(conn_->client_output().empty());
+  EXPECT_TRUE(conn_->busy()) << "its last frames are still to be written";
+  client_reads_ = true;
+  pump();
+  EXPECT_TRUE(conn_->client_output().empty());
+  EXPECT_FALSE(conn_->busy());
+  EXPECT_EQ(client_.results[a].status(), 200);
+  EXPECT_TRUE(client_.results[a].ended);
+  EXPECT_EQ(client_.results[a].body.size(), 1000u);
+}
+
 }  // namespace
 }  // namespace wtmesh::edge::test

@@ -210,6 +210,8 @@ print_banner() {
     who may visit (checked at the edge): --basic-auth USER:PASS | --allow-cidr RANGE | --deny-cidr RANGE
                                          | --require-token KEY (wtmesh token --visitor-key KEY) | --challenge
     where UDP is blocked: --transport h2 (WebTransport over HTTP/2 on the same port; the default auto races QUIC and HTTP/2, and moves back to QUIC when it returns)
+    reconnects resume in 0-RTT (the session request in the first flight; WTMESH_0RTT=0 turns it off): the agent says
+                  "over QUIC (resumed, 0-RTT)"; HTTP/3 clients too: gtlsclient --session-file s --tp-file tp ... (twice)
   A tunnel that outlives tokens: ${wtmesh#"$root"/} credential --state-dir .wtmesh/edge --name NAME -o agent.cred, then
                           ... http LOCALPORT --credential agent.cred (renews inside the session; wtmesh revoke ID ends it)
   Expose a TCP service (ssh, redis, postgres):  ${wtmesh#"$root"/} tcp LOCALPORT --edge $EDGE_URL --name NAME \\

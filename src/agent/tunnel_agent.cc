@@ -405,8 +405,10 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
     const bool early = client_ && client_->resumed_with_early_data();
     const auto took =
         std::chrono::duration_cast<std::chrono::milliseconds>(session_started_ - attempt_started_);
-    spdlog::debug("agent: session ready {} ms after the dial started{}", took.count(),
-                  early ? " (0-RTT)" : "");
+    spdlog::info("agent: session ready {} ms after the dial started ({})", took.count(),
+                 transport_in_use_ == EdgeTransport::kH2 ? "HTTP/2"
+                 : early                                 ? "QUIC, 0-RTT"
+                                                         : "QUIC");
     notice("connected to the edge " + options_.edge.authority() +
            (transport_in_use_ == EdgeTransport::kQuic
                 ? std::string(early ? " over QUIC (resumed, 0-RTT)" : " over QUIC")

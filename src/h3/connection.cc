@@ -422,6 +422,11 @@ size_t Connection::stream_state_count() const { return impl_->streams.size(); }
 // The handshake is the earliest point both sides can open streams: start HTTP/3 then if the
 // application has not already.
 void Connection::on_handshake_completed() { start(); }
+// A server's SETTINGS go out as 0.5-RTT data with its handshake flight: the client has them when its
+// handshake completes and sends its first request at once (a WebTransport client waits for them).
+void Connection::on_application_keys() {
+  if (impl_->role == Role::kServer) start();
+}
 
 void Connection::on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) {
   Impl& I = *impl_;

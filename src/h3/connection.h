@@ -187,6 +187,7 @@ class Connection final : public quic::TransportHandler {
 
   // quic::TransportHandler
   void on_handshake_completed() override;
+  void on_application_keys() override;
   void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) override;
   void on_stream_reset(StreamId id, uint64_t app_error) override;
   void on_stop_sending(StreamId id, uint64_t app_error) override;

@@ -70,6 +70,13 @@ struct ConnectionCallbacks {
     return 0;
   }
 
+  static int recv_tx_key(ngtcp2_conn* /*conn*/, ngtcp2_encryption_level level, void* user_data) {
+    Connection* c = self(user_data);
+    if (c->server_ && level == NGTCP2_ENCRYPTION_LEVEL_1RTT)
+      c->record({Connection::Event::Kind::kApplicationKeys});
+    return 0;
+  }
+
   static int recv_stream_data(ngtcp2_conn* /*conn*/, uint32_t flags, int64_t stream_id, uint64_t /*offset*/,
                               const uint8_t* data, size_t datalen, void* user_data,
                               void* /*stream_user_data*/) {
@@ -189,6 +196,7 @@ ngtcp2_callbacks make_callbacks(bool server) {
   cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
   cb.rand = rand_cb;
   cb.handshake_completed = ConnectionCallbacks::handshake_completed;
+  cb.recv_tx_key = ConnectionCallbacks::recv_tx_key;
   cb.recv_stream_data = ConnectionCallbacks::recv_stream_data;
   cb.acked_stream_data_offset = ConnectionCallbacks::acked_stream_data_offset;
   cb.stream_close = ConnectionCallbacks::stream_close;
@@ -656,6 +664,9 @@ void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
       break;
     case K::kEarlyDataRejected:
       break;  // handled above
+    case K::kApplicationKeys:
+      handler_->on_application_keys();
+      break;
     case K::kStreamData:
       handler_->on_stream_data(e.id, bytes, e.fin);
       break;

@@ -266,6 +266,7 @@ class Connection final : public Transport {
       kStreamsAvailable,
       kDatagram,           // bytes as for kStreamData
       kEarlyDataRejected,  // a client's 0-RTT was refused by the server
+      kApplicationKeys,    // server: the 1-RTT send key is installed
     };
     Kind kind;
     bool fin = false;

@@ -79,6 +79,9 @@ class TransportHandler {
   virtual ~TransportHandler() = default;
 
   virtual void on_handshake_completed() {}
+  // Server: the keys for application data are installed (the ClientHello was processed): streams may
+  // be opened and written now, as 0.5-RTT data that leaves with the server's handshake flight.
+  virtual void on_application_keys() {}
   // Stream bytes in order. `fin` marks the end of the peer's sending side.
   virtual void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
   // Peer sent RESET_STREAM: no more data will arrive on `id`.

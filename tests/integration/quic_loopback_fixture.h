@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +24,47 @@ namespace wtmesh::quic::test_support {
 namespace asio = boost::asio;
 using asio::ip::udp;
 using wtmesh::test::TempDir;
+
+// A UDP relay between a client and the server. cut(): from then on packets vanish both ways, as when
+// the peer's process is killed or its host goes away (no CONNECTION_CLOSE, no ICMP). first_flight():
+// the client's datagrams sent before the server's first answer (its ClientHello and 0-RTT packets).
+class UdpRelay {
+ public:
+  UdpRelay(asio::io_context& io, udp::endpoint server)
+      : front_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        back_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        server_(server) {
+    read_front();
+    read_back();
+  }
+  udp::endpoint endpoint() const { return front_.local_endpoint(); }
+  void cut() { cut_ = true; }
+  const std::vector<std::vector<uint8_t>>& first_flight() const { return first_flight_; }
+
+ private:
+  void read_front() {
+    front_.async_receive_from(asio::buffer(fbuf_), client_, [this](boost::system::error_code ec, size_t n) {
+      if (ec) return;
+      if (!answered_) first_flight_.emplace_back(fbuf_.begin(), fbuf_.begin() + static_cast<long>(n));
+      if (!cut_) back_.send_to(asio::buffer(fbuf_.data(), n), server_, 0, ec);
+      read_front();
+    });
+  }
+  void read_back() {
+    back_.async_receive_from(asio::buffer(bbuf_), from_, [this](boost::system::error_code ec, size_t n) {
+      if (ec) return;
+      answered_ = true;
+      if (!cut_) front_.send_to(asio::buffer(bbuf_.data(), n), client_, 0, ec);
+      read_back();
+    });
+  }
+  udp::socket front_, back_;
+  udp::endpoint server_, client_, from_;
+  std::array<uint8_t, 65536> fbuf_{}, bbuf_{};
+  std::vector<std::vector<uint8_t>> first_flight_;
+  bool answered_ = false;
+  bool cut_ = false;
+};
 
 // Server side: echoes every stream (bidi on the same stream, uni on a new server uni stream) and
 // every datagram. Holds bytes it could not write yet and only consumes what it has written, so

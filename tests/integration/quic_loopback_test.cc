@@ -26,41 +26,6 @@ using asio::ip::udp;
 using wtmesh::test::TempDir;
 using namespace wtmesh::quic::test_support;  // NOLINT(google-build-using-namespace): the fixture
 
-// A UDP relay between a client and the server that can be cut: after cut(), packets vanish both ways,
-// as when the peer's process is killed or its host goes away (no CONNECTION_CLOSE, no ICMP).
-class CuttableRelay {
- public:
-  CuttableRelay(asio::io_context& io, udp::endpoint server)
-      : front_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        back_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        server_(server) {
-    read_front();
-    read_back();
-  }
-  udp::endpoint endpoint() const { return front_.local_endpoint(); }
-  void cut() { cut_ = true; }
-
- private:
-  void read_front() {
-    front_.async_receive_from(asio::buffer(fbuf_), client_, [this](boost::system::error_code ec, size_t n) {
-      if (ec) return;
-      if (!cut_) back_.send_to(asio::buffer(fbuf_.data(), n), server_, 0, ec);
-      read_front();
-    });
-  }
-  void read_back() {
-    back_.async_receive_from(asio::buffer(bbuf_), from_, [this](boost::system::error_code ec, size_t n) {
-      if (ec) return;
-      if (!cut_) front_.send_to(asio::buffer(bbuf_.data(), n), client_, 0, ec);
-      read_back();
-    });
-  }
-  udp::socket front_, back_;
-  udp::endpoint server_, client_, from_;
-  std::array<uint8_t, 65536> fbuf_{}, bbuf_{};
-  bool cut_ = false;
-};
-
 TEST_F(QuicLoopback, HandshakeNegotiatesH3) {
   Connection* c = dial();
   ClientRecorder& rec = attach(*c);
@@ -302,7 +267,7 @@ TEST_F(QuicLoopback, IdleTimeoutClosesBothSides) {
 // A peer that vanishes without a word is noticed within about a second once data waits for its
 // acknowledgement, not at the 30 s idle timeout; a quiet but live peer is left alone.
 TEST_F(QuicLoopback, UnresponsivePeerIsNoticedWithinASecond) {
-  CuttableRelay relay(io_, server_->local_endpoint());
+  UdpRelay relay(io_, server_->local_endpoint());
   Connection* c = dial({}, relay.endpoint());
   ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));

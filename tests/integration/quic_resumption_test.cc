@@ -4,7 +4,6 @@
 // handshake but not its early data; the replay store is bounded.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <vector>
 
 #include "quic/session_tickets.h"
@@ -16,44 +15,6 @@ namespace {
 using namespace wtmesh::quic::test_support;  // NOLINT(google-build-using-namespace): the fixture
 
 std::vector<uint8_t> key_of(uint8_t fill) { return std::vector<uint8_t>(64, fill); }
-
-// Forwards between a client and the server, keeping a copy of each client datagram sent before the
-// server's first answer: the client's first flight (its ClientHello and its 0-RTT packets).
-class RecordingRelay {
- public:
-  RecordingRelay(asio::io_context& io, udp::endpoint server)
-      : front_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        back_(io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-        server_(server) {
-    read_front();
-    read_back();
-  }
-  udp::endpoint endpoint() const { return front_.local_endpoint(); }
-  const std::vector<std::vector<uint8_t>>& first_flight() const { return first_flight_; }
-
- private:
-  void read_front() {
-    front_.async_receive_from(asio::buffer(fbuf_), client_, [this](boost::system::error_code ec, size_t n) {
-      if (ec) return;
-      if (!answered_) first_flight_.emplace_back(fbuf_.begin(), fbuf_.begin() + static_cast<long>(n));
-      back_.send_to(asio::buffer(fbuf_.data(), n), server_, 0, ec);
-      read_front();
-    });
-  }
-  void read_back() {
-    back_.async_receive_from(asio::buffer(bbuf_), from_, [this](boost::system::error_code ec, size_t n) {
-      if (ec) return;
-      answered_ = true;
-      front_.send_to(asio::buffer(bbuf_.data(), n), client_, 0, ec);
-      read_back();
-    });
-  }
-  udp::socket front_, back_;
-  udp::endpoint server_, client_, from_;
-  std::array<uint8_t, 65536> fbuf_{}, bbuf_{};
-  std::vector<std::vector<uint8_t>> first_flight_;
-  bool answered_ = false;
-};
 
 class QuicResumption : public QuicLoopback {
  protected:
@@ -137,7 +98,7 @@ TEST_F(QuicResumption, AReplayedFirstFlightGetsAHandshakeButNotItsEarlyData) {
   server_tls_->enable_resumption(key_of(7));
   const ResumptionTicket ticket = first_ticket();
 
-  RecordingRelay relay(io_, server_->local_endpoint());
+  UdpRelay relay(io_, server_->local_endpoint());
   Connection* c = dial({}, relay.endpoint(), &ticket);
   ClientRecorder& rec = attach(*c);
   const StreamId id = write_early(*c, "transfer 100 coins");

@@ -1,7 +1,7 @@
 // What the agent serves: the tunnels of `wtmesh http` / `wtmesh agent --config FILE`, and the YAML
 // file format of the latter, validated up front with messages that name the key and line:
 //
-//   edge: https://127.0.0.1:4433
+//   edge: https://127.0.0.1:4433   # or edges in turn: https://a:4433,https://b:4433 (§3.6)
 //   ca: state/ca.pem              # optional (system trust otherwise); relative to the file
 //   token: eyJ...                 # or token_file: path (re-read at every reconnect), or
 //                                 # credential_file: agent.cred (`wtmesh credential`; tokens minted

@@ -394,13 +394,15 @@ int run_agent(const AgentCommands& c) {
     cfg = load_agent_config(file, &error);
   }
   if (!cfg) throw std::runtime_error(error);
-  auto edge = parse_edge_url(cfg->edge, &error);
-  if (!edge) throw std::runtime_error(file + ": edge: " + error);
+  // `edge: https://a:4433,https://b:4433`: the agent moves to the next when its edge drains (§3.6).
+  auto edges = parse_edge_urls(cfg->edge, &error);
+  if (!edges) throw std::runtime_error(file + ": edge: " + error);
   if (cfg->ca && !std::filesystem::exists(*cfg->ca)) {
     throw std::runtime_error(file + ": ca " + cfg->ca->string() + " does not exist");
   }
   AgentOptions o;
-  o.edge = *edge;
+  o.edge = edges->front();
+  o.edge_alternates.assign(edges->begin() + 1, edges->end());
   o.ca_file = cfg->ca;
   o.token = cfg->token;
   o.token_file = cfg->token_file;

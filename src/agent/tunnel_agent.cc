@@ -547,11 +547,19 @@ void TunnelAgent::schedule_retry(uint64_t n, const std::string& why, bool auth_f
   early_watch_.cancel();
   // A refused token does not get better by retrying quickly: wait the longest delay.
   if (auth_failure) backoff_.saturate();
-  // A refused 0-RTT costs no backoff: its ticket is forgotten, so the next dial is a plain one.
-  if (client_ && client_->early_data_rejected() && client_->forget_resumption()) now = true;
+  // A refused 0-RTT costs no backoff: its ticket is forgotten, so the next dial is a plain one. Not a
+  // reconnect to report: an edge process started after the ticket always refuses it (§1.2).
+  const bool refused_early = client_ && client_->early_data_rejected() && client_->forget_resumption();
+  if (refused_early) now = true;
   const auto delay = now ? std::chrono::milliseconds(0) : backoff_.next(rng_);
   pending_delay_ = delay;
-  notice(why + "; reconnecting in " + seconds_text(delay));
+  if (refused_early) {
+    notice("the edge " + options_.edge.authority() +
+           " refused our 0-RTT (0-RTT rejected by the server: restarted since our ticket, or "
+           "other limits): dialling again with a full handshake");
+  } else {
+    notice(why + "; reconnecting in " + seconds_text(delay));
+  }
   // Close the dead connection from a fresh handler (we may be inside its callbacks); the objects go
   // at the next attempt.
   asio::post(io_, [this, n, alive = std::weak_ptr<int>(alive_)] {

@@ -652,13 +652,13 @@ void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
     return;
   }
   if (early_rejected_) return;  // closing, see above: nothing reaches the handler but the close
+  if (e.kind == K::kHandshakeCompleted) send_ticket();  // with or without a handler
   if (handler_ == nullptr) {
     if (e.kind == K::kStreamData) consume(e.id, bytes.size());  // nobody reads: keep the peer going
     return;
   }
   switch (e.kind) {
     case K::kHandshakeCompleted:
-      send_ticket();
       handler_->on_handshake_completed();
       if (handshake_hook_) handshake_hook_();
       break;

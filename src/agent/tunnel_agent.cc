@@ -532,11 +532,11 @@ void TunnelAgent::watch_early_handshake(uint64_t n) {
   early_watch_.expires_after(early_handshake_limit());
   early_watch_.async_wait([this, n, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
     if (ec || alive.expired() || n != attempt_ || !client_ || client_->handshake_completed()) return;
-    const bool forgot = client_->forget_resumption();
+    client_->forget_resumption();
     schedule_retry(n,
                    "the edge did not complete the handshake within " + seconds_text(early_handshake_limit()) +
                        " of a 0-RTT session request",
-                   false, forgot);
+                   false, true);
   });
 }
 
@@ -549,8 +549,11 @@ void TunnelAgent::schedule_retry(uint64_t n, const std::string& why, bool auth_f
   if (auth_failure) backoff_.saturate();
   // A refused 0-RTT costs no backoff: its ticket is forgotten, so the next dial is a plain one. Not a
   // reconnect to report: an edge process started after the ticket always refuses it (§1.2).
-  const bool refused_early = client_ && client_->early_data_rejected() && client_->forget_resumption();
-  if (refused_early) now = true;
+  const bool refused_early = client_ && client_->early_data_rejected();
+  if (refused_early) {
+    client_->forget_resumption();  // may be gone already (the connection was removed): the same
+    now = true;
+  }
   const auto delay = now ? std::chrono::milliseconds(0) : backoff_.next(rng_);
   pending_delay_ = delay;
   if (refused_early) {

@@ -93,7 +93,6 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
   endpoint_->set_on_removed([this](quic::Connection& c) {
     if (&c != conn_) return;
     closed_ = true;
-    early_ready_ = false;
     // The edge refused the ticket's early data: the next dial makes a full handshake.
     early_rejected_ = c.early_data_rejected();
     if (early_rejected_) forget_resumption();
@@ -118,7 +117,6 @@ bool WtClient::dial(const EdgeUrl& edge, std::string* error, const udp::endpoint
     // session request before the handshake (it goes in the first flight).
     app_->h3.remember_peer_settings(resume->settings);
     app_->h3.start();
-    early_ready_ = true;
     post_change();
   }
   return true;

@@ -49,7 +49,9 @@ class WtClient {
   bool dial(const EdgeUrl& edge, std::string* error, const boost::asio::ip::udp::endpoint* remote = nullptr);
   bool handshake_completed() const;
   // Requests may be sent now: the handshake completed, or this QUIC client resumes with 0-RTT.
-  bool ready_for_requests() const { return handshake_completed() || early_ready_; }
+  bool ready_for_requests() const {
+    return handshake_completed() || (conn_ != nullptr && conn_->early_data_attempted() && !closed());
+  }
   // This client sent 0-RTT and the edge took it / refused it (the connection then closed).
   bool resumed_with_early_data() const;
   bool early_data_rejected() const {
@@ -82,7 +84,6 @@ class WtClient {
   void keep_ticket(quic::ResumptionTicket ticket);
   std::string resumption_key() const;
   std::shared_ptr<ResumptionStore> resumption_;
-  bool early_ready_ = false;
   bool early_rejected_ = false;
   boost::asio::io_context& io_;
   std::shared_ptr<const quic::TlsClientContext> tls_;

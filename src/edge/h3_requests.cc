@@ -43,7 +43,9 @@ class H3Requests::Stream final : public ExchangeSink {
       const bool safe = fr.protocol.empty() && !fr.request.has_body &&
                         (method_ == "GET" || method_ == "HEAD" || method_ == "OPTIONS");
       if (!safe) return answer(425, "Too Early: sent in 0-RTT, send it again after the handshake");
-      fr.request.headers.emplace_back("early-data", "1");
+      const auto& h = fr.request.headers;
+      if (std::none_of(h.begin(), h.end(), [](const auto& f) { return f.first == "early-data"; }))
+        fr.request.headers.emplace_back("early-data", "1");
     }
     // h3/ let :protocol through only on a CONNECT with :scheme, :path and :authority, our SETTINGS
     // enabling it (RFC 9220 §3); wt::H3Server kept the WebTransport ones.

@@ -61,9 +61,8 @@ struct ConnectionCallbacks {
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     c->state_ = Connection::State::kOpen;
-    c->early_accepted_ = early_data_accepted(c->tls_session_);  // a getter
     c->record({Connection::Event::Kind::kHandshakeCompleted});
-    if (c->early_attempted_ && !c->early_accepted_) {
+    if (c->early_attempted_ && !early_data_accepted(c->tls_session_)) {  // a getter
       c->early_rejected_ = true;
       c->record({Connection::Event::Kind::kEarlyDataRejected});
     }
@@ -75,6 +74,15 @@ struct ConnectionCallbacks {
     if (c->server_ && level == NGTCP2_ENCRYPTION_LEVEL_1RTT)
       c->record({Connection::Event::Kind::kApplicationKeys});
     return 0;
+  }
+
+  // ngtcp2_crypto's own handler, noting 1-RTT CRYPTO data on a client: a NewSessionTicket, which
+  // hand_out_ticket() looks for after the read (so it does not on every packet).
+  static int recv_crypto_data(ngtcp2_conn* conn, ngtcp2_encryption_level level, uint64_t offset,
+                              const uint8_t* data, size_t datalen, void* user_data) {
+    Connection* c = self(user_data);
+    if (!c->server_ && level == NGTCP2_ENCRYPTION_LEVEL_1RTT) c->ticket_pending_ = true;
+    return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user_data);
   }
 
   static int recv_stream_data(ngtcp2_conn* /*conn*/, uint32_t flags, int64_t stream_id, uint64_t /*offset*/,
@@ -185,7 +193,7 @@ ngtcp2_callbacks make_callbacks(bool server) {
     cb.client_initial = ngtcp2_crypto_client_initial_cb;
     cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
-  cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb.recv_crypto_data = ConnectionCallbacks::recv_crypto_data;
   cb.encrypt = ngtcp2_crypto_encrypt_cb;
   cb.decrypt = ngtcp2_crypto_decrypt_cb;
   cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -403,8 +411,13 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
 
 bool Connection::session_resumed() const { return quic::session_resumed(tls_session_); }
 
+bool Connection::early_data_accepted() const {
+  return state_ != State::kHandshaking && quic::early_data_accepted(tls_session_);
+}
+
 void Connection::hand_out_ticket() {
-  if (server_ || !ticket_hook_ || state_ != State::kOpen) return;
+  if (!ticket_pending_ || !ticket_hook_ || state_ != State::kOpen) return;
+  ticket_pending_ = false;
   std::vector<uint8_t> tls = take_session_ticket(tls_session_);
   if (tls.empty()) return;
   ResumptionTicket t;

@@ -175,7 +175,7 @@ class Connection final : public Transport {
   // streams written early never reached the server, and its owner dials again without the ticket.
   // Server: early_data_accepted() after the handshake, when this client's 0-RTT was taken.
   bool early_data_attempted() const { return early_attempted_; }
-  bool early_data_accepted() const { return early_accepted_; }
+  bool early_data_accepted() const;
   bool early_data_rejected() const { return early_rejected_; }
   bool session_resumed() const;
   // Tells the handler the connection is gone if it has not been told yet (the driver calls this
@@ -304,8 +304,9 @@ class Connection final : public Transport {
   std::function<void()> handshake_hook_;
   std::function<void(ResumptionTicket)> ticket_hook_;
   bool early_attempted_ = false;
-  bool early_accepted_ = false;
   bool early_rejected_ = false;
+  bool ticket_pending_ =
+      false;  // client: 1-RTT CRYPTO data arrived (a NewSessionTicket, for hand_out_ticket)
   std::function<Timestamp()> clock_;
   std::unique_ptr<AppState> app_;
   State state_ = State::kHandshaking;

@@ -648,12 +648,20 @@ void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
   using K = Event::Kind;
   if (e.kind == K::kStreamClosed && !e.local && conn_ != nullptr &&
       (state_ == State::kOpen || state_ == State::kHandshaking)) {
-    // Peer stream credit comes back as the peer's streams close, so the number of concurrently
-    // open peer streams stays at the configured limit.
-    if (is_bidi(e.id)) {
-      ngtcp2_conn_extend_max_streams_bidi(conn_, 1);
-    } else {
-      ngtcp2_conn_extend_max_streams_uni(conn_, 1);
+    // Peer stream credit comes back as the peer's streams close, in batches of an eighth of the
+    // limit (at most 16): a MAX_STREAMS frame per closed stream cost, at everyday request rates, a
+    // packet of its own and the peer's acknowledgement of it for every request. The peer can keep
+    // at least limit - batch + 1 streams open.
+    const bool bidi = is_bidi(e.id);
+    const uint64_t limit = bidi ? limits_.max_streams_bidi : limits_.max_streams_uni;
+    uint64_t& owed = bidi ? credit_owed_bidi_ : credit_owed_uni_;
+    if (++owed >= std::clamp<uint64_t>(limit / 8, 1, 16)) {
+      if (bidi) {
+        ngtcp2_conn_extend_max_streams_bidi(conn_, owed);
+      } else {
+        ngtcp2_conn_extend_max_streams_uni(conn_, owed);
+      }
+      owed = 0;
     }
   }
   if (closed_notified_) return;  // the handler has heard the connection is gone
@@ -713,6 +721,8 @@ void Connection::finish(uint64_t code, bool is_app, std::string_view reason) {
 void Connection::enter_closing(Timestamp now, Tx* tx) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   if (state_ == State::kDraining) return;
+  now = std::max(now, last_now_);  // every time given to ngtcp2 is at or after the previous one
+  last_now_ = now;
   close_packet_.resize(kCloseBuffer);
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
@@ -736,7 +746,8 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
     close_pending_ = true;
     return true;
   }
-  last_now_ = std::max(last_now_, now);
+  now = std::max(now, last_now_);  // ngtcp2 requires time never to go backwards
+  last_now_ = now;
   in_read_ = true;
   int rv;
   {
@@ -750,6 +761,7 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
   apply_deferred_close();
   if (rv == 0) {
     silent_since_ = 0;  // the peer is alive
+    start_hold(now);
     // The packet may have carried STOP_SENDING for a stream that waits for flow-control credit:
     // the next write pass tries those streams again, so a stopped one is noticed (peer_stopped()).
     if (!blocked_.empty()) {
@@ -790,7 +802,9 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
 }
 
 bool Connection::handle_expiry(Timestamp now) {
-  last_now_ = std::max(last_now_, now);
+  now = std::max(now, last_now_);  // ngtcp2 requires time never to go backwards
+  last_now_ = now;
+  if (now >= hold_until_) hold_until_ = 0;
   if (state_ == State::kClosing || state_ == State::kDraining) {
     if (now >= closing_deadline_) {
       state_ = State::kClosed;
@@ -830,9 +844,25 @@ bool Connection::handle_expiry(Timestamp now) {
 
 Timestamp Connection::expiry() const {
   if (state_ == State::kClosing || state_ == State::kDraining) return closing_deadline_;
-  const Timestamp t = ngtcp2_conn_get_expiry(conn_);
+  Timestamp t = ngtcp2_conn_get_expiry(conn_);
   const Timestamp d = unresponsive_deadline();
-  return d != 0 && d < t ? d : t;
+  if (d != 0 && d < t) t = d;
+  // Pacing decides when queued data goes out: a hold would slow a transfer down.
+  if (hold_until_ > t && ready_.empty() && datagrams_.empty()) return hold_until_;
+  return t;
+}
+
+void Connection::start_hold(Timestamp now) {
+  // One hold at a time. A hold that ran out without a handle_expiry() deferred nothing (every
+  // timer was later than its end), so a new one may start.
+  if (hold_until_ > now || limits_.ack_defer.count() <= 0 || state_ != State::kOpen ||
+      !ngtcp2_conn_get_handshake_completed(conn_)) {
+    return;
+  }
+  // Below the max_ack_delay we announce (ngtcp2's default, 25 ms), with room for a late wake-up.
+  constexpr std::chrono::milliseconds kMaxHold{20};
+  hold_until_ =
+      now + static_cast<Timestamp>(std::chrono::nanoseconds(std::min(limits_.ack_defer, kMaxHold)).count());
 }
 
 Timestamp Connection::unresponsive_deadline() const {

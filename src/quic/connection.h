@@ -73,6 +73,20 @@ struct TransportLimits {
   // about a second and migrates the path (docs/protocol.md §2, liveness), well before the edge's
   // own unresponsive floor. Costs one small packet each way per idle second.
   std::chrono::milliseconds keep_alive{0};
+  // How long an acknowledgement of a lone packet may wait for data to ride along with it. ngtcp2
+  // acks after max(smoothed RTT / 8, 1 ns), microseconds on a fast path, so one request and its
+  // response cost ACK-only packets both ways, each a wake-up and system calls on both ends, and
+  // ngtcp2 adds a PING to an ACK-only packet sent more than an RTT after the last one, which the
+  // peer then acks; and after every send its pacing timer wakes the driver for nothing. After a
+  // packet arrives or leaves, timers that fall due within ack_defer wait until then (at most that
+  // late; RFC 9000 §13.2.1 allows acks up to the max_ack_delay we announce, 25 ms; a PTO is later
+  // than that anyway). Not while we have stream data or datagrams to send (pacing then decides),
+  // nor before the handshake completes.
+  // Every second ack-eliciting packet is still acked at once (ngtcp2's ack_thresh), so bulk
+  // transfers keep their ACK clock. 0 ms: ngtcp2's own timing.
+  // 2 ms: an origin's answer usually comes sooner, and an ACK held that long inflates the peer's
+  // RTT estimate little when it cannot subtract the delay (RFC 9002 §5.3: not below min_rtt).
+  std::chrono::milliseconds ack_defer{2};
 };
 
 // Connection-id bookkeeping owned by the endpoint (routing table + stateless-reset secret).
@@ -318,6 +332,13 @@ class Connection final : public Transport {
   bool closed_notified_ = false;
   Timestamp silent_since_ = 0;  // first send awaiting an answer since the peer's last packet (0 = none)
   Timestamp unresponsive_deadline() const;
+  // TransportLimits::ack_defer: timers due before this wait until then (0 = no hold). A hold starts
+  // when a packet arrives or leaves and none is active; a timer it deferred fires at its end, so no
+  // timer is ever later than ack_defer, however steadily packets come and go.
+  Timestamp hold_until_ = 0;
+  uint64_t credit_owed_bidi_ = 0;  // peer streams closed since the last MAX_STREAMS (see deliver())
+  uint64_t credit_owed_uni_ = 0;
+  void start_hold(Timestamp now);
   bool in_read_ = false;       // inside read/expiry processing: the driver writes afterwards, no flush hook
   int in_library_ = 0;         // depth of ngtcp2 calls that may run callbacks
   Timestamp last_now_ = 0;     // the latest time the driver passed in (close() uses it)

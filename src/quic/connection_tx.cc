@@ -196,7 +196,10 @@ void Connection::write_datagrams(Tx& tx) {
 }
 
 bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) {
-  last_now_ = std::max(last_now_, now);
+  // ngtcp2 requires time never to go backwards; a driver may pass the time of the packets it
+  // answers (quic::Endpoint::service_touched), which another call may have passed already.
+  now = std::max(now, last_now_);
+  last_now_ = now;
   Tx tx{train, sink, now};
   begin_train(tx);
   if (state_ == State::kClosing) {
@@ -268,6 +271,9 @@ bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) 
     ngtcp2_conn_get_conn_info(conn_, &info);
     if (info.bytes_in_flight > 0) silent_since_ = now;  // from now on the peer owes us an answer
   }
+  // After a send ngtcp2's pacing deadline lies microseconds ahead even when nothing is left to
+  // send: without a hold, every packet cost a wake-up that wrote nothing (ack_defer).
+  if (tx.trains > 0) start_hold(now);
   const bool more = writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
   // After the write pass, so a handler that writes, resets or closes does not run inside it.
   deliver_events();

@@ -143,11 +143,12 @@ void Endpoint::on_readable() {
   touched_.clear();
   size_t budget = kMaxDatagramsPerWake;
   size_t since_flush = 0;
+  Timestamp now = now_ts();
   // (A flush can remove the last connection of a shutting-down endpoint, which closes the socket.)
   while (budget > 0 && socket_.is_open()) {
     const size_t n = udp_->read_batch();
     if (n == 0) break;
-    Timestamp now = now_ts();
+    now = now_ts();
     for (size_t i = 0; i < n; ++i) {
       const UdpSocketIo::Message m = udp_->message(i);
       for_each_segment(m.data, m.segment_size, [&](std::span<const uint8_t> pkt) {
@@ -158,19 +159,26 @@ void Endpoint::on_readable() {
         if (c && std::find(touched_.begin(), touched_.end(), c) == touched_.end()) touched_.push_back(c);
       });
       if (since_flush >= kFlushEvery) {
-        service_touched();
+        service_touched(now);
         since_flush = 0;
         now = now_ts();  // ngtcp2 requires time to never go backwards
       }
     }
+    // A short batch emptied the socket: another read would only return EAGAIN (one system call
+    // per wake-up for nothing). Nothing is missed: start_read()'s async_wait re-arms the descriptor
+    // (Asio's reactor does EPOLL_CTL_MOD for a wait), and epoll reports data that came meanwhile.
+    if (n < UdpSocketIo::kRecvBatch) break;
   }
-  service_touched();
+  service_touched(now);
 }
 
-void Endpoint::service_touched() {
-  // Write after the batch so ACKs and responses for many packets share packets.
+void Endpoint::service_touched(Timestamp read_at) {
+  // Write after the batch so ACKs and responses for many packets share packets. The write that
+  // answers the batch happens, for ngtcp2, when the batch was read: handling a request (opening an
+  // upstream connection, say) takes longer than ngtcp2's ack delay on a fast path (RTT / 8), and an
+  // ACK "due" by then would leave on its own instead of waiting for the response (ack_defer).
   for (Connection* c : touched_) {
-    if (find(c)) service(c);
+    if (find(c)) service(c, read_at);
   }
   touched_.clear();
 }
@@ -309,7 +317,7 @@ void Endpoint::on_writable() {
   }
 }
 
-void Endpoint::service(Connection* conn) {
+void Endpoint::service(Connection* conn, Timestamp at) {
   Entry* e = find(conn);
   if (!e) return;
   if (!e->parked.empty() && !flush_parked(*e)) {
@@ -319,7 +327,7 @@ void Endpoint::service(Connection* conn) {
   EntrySink sink(*this, *e);
   bool more = false;
   for (int round = 0; round < 2; ++round) {
-    more = conn->write_packets(now_ts(), tx_train_, sink);
+    more = conn->write_packets(round == 0 && at != 0 ? at : now_ts(), tx_train_, sink);
     if (conn->state() == Connection::State::kClosed) {
       remove(conn);
       return;

@@ -126,7 +126,8 @@ class Endpoint final {
 
   void start_read();
   void on_readable();
-  void service_touched();
+  // Writes for the connections the last read batch reached, at `read_at`, the batch's time.
+  void service_touched(Timestamp read_at);
   // Returns the connection that consumed the packet, if any.
   Connection* handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen,
                             Timestamp now);
@@ -144,7 +145,9 @@ class Endpoint final {
                      std::span<const uint8_t> pkt, Timestamp now);
   Entry* adopt(std::unique_ptr<Connection> conn);
   // Writes pending output and re-arms the timer; removes the connection if it is finished.
-  void service(Connection* conn);
+  // Writes what `conn` has, handles timers that are due, and re-arms its timer. `at`: the time of
+  // the first write (0 = now).
+  void service(Connection* conn, Timestamp at = 0);
   void arm_timer(Entry& e);
   void remove(Connection* conn);
   Entry* find(Connection* conn);

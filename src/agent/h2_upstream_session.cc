@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/h2_nv.h"
+
 namespace wtmesh::agent {
 
 namespace {
@@ -133,12 +135,6 @@ ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t leng
     return NGHTTP2_ERR_DEFERRED;
   }
   return static_cast<ssize_t>(n);
-}
-
-nghttp2_nv nv(const std::string& name, const std::string& value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/h2_nv.h"
 #include "agent/tcp_byte_stream_driver.h"
 #include "agent/tls_client_stream.h"
 #include "quic/tls_context.h"
@@ -16,12 +17,6 @@ namespace {
 
 constexpr int32_t kStreamWindow = 1 << 20;
 constexpr int32_t kConnectionWindow = 4 << 20;
-
-nghttp2_nv nv(const std::string& name, const std::string& value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
 

@@ -6,6 +6,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <optional>
 
+#include "common/text.h"
+
 namespace wtmesh::agent {
 
 namespace http = boost::beast::http;
@@ -23,11 +25,6 @@ std::string lower(std::string_view s) {
 
 bool has_upper(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower_char(x) == lower_char(y); });
 }
 
 // RFC 9110 §5.6.2 tchar, as a table: every request's method and field names go through it.

@@ -6,6 +6,7 @@
 #include <gnutls/gnutls.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -35,5 +36,11 @@ struct Deleter {
 };
 template <typename T, void (*Deinit)(T)>
 using Handle = std::unique_ptr<std::remove_pointer_t<T>, Deleter<T, Deinit>>;
+
+// gnutls_global_init once per process (later calls only count references), before the first use.
+inline void global_init() {
+  static const int rv = gnutls_global_init();
+  if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
+}
 
 }  // namespace wtmesh::gnutls

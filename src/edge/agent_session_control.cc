@@ -4,14 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log_text.h"
+#include "common/text.h"
 #include "edge/agent_session.h"
 
 namespace wtmesh::edge {
 namespace {
 
 namespace refusal = tunnel::refusal;
-
-bool iequals(std::string_view a, std::string_view b) { return lower_ascii(a) == lower_ascii(b); }
 
 }  // namespace
 

@@ -322,7 +322,7 @@ void BrowserSession::on_closed(uint32_t code, std::string_view reason) {
 
 namespace {
 
-wt::Accept refusal(int status, const std::string& why) {
+wt::Accept refused_accept(int status, const std::string& why) {
   return wt::Accept{status, nullptr, {{std::string(tunnel::kErrorHeader), sanitize_header_value(why)}}};
 }
 
@@ -347,7 +347,7 @@ wt::Accept BrowserConnect::accept(const wt::SessionInfo& info,
     // The name and the reason only: the path carries the token.
     spdlog::info("browser: refused session from {} origin=\"{}\" to {}: {} {}", from,
                  info.origin.substr(0, 128), name.substr(0, 64), st, why);
-    return refusal(st, why);
+    return refused_accept(st, why);
   };
   if (!request) return refuse(status, "?", error);
   const tunnel::VerifyResult result = tunnels_.verify(request->token);

@@ -4,20 +4,12 @@
 
 #include <algorithm>
 
+#include "common/text.h"
 #include "edge/connect_page.h"
 #include "edge/http_codec.h"
 #include "edge/visitor_gate.h"
 
 namespace wtmesh::edge {
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, uint32_t tunnel_id,
                         tunnel::RequestHead& out, std::string* detail) {

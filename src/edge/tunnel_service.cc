@@ -7,6 +7,7 @@
 #include <array>
 
 #include "common/log_text.h"
+#include "common/text.h"
 #include "edge/http_codec.h"
 
 namespace wtmesh::edge {
@@ -22,12 +23,6 @@ std::string random_edge_id() {
     out += hex[x & 15];
   }
   return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 bool offers_version(const wt::SessionInfo& info, int version) {

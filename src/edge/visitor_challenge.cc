@@ -8,17 +8,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/text.h"
 #include "tunnel/base64url.h"
 
 namespace wtmesh::edge {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
 
 bool same(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -37,12 +32,6 @@ std::optional<int64_t> parse_seconds(std::string_view s) {
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || v < 0) return std::nullopt;
   return v;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 int hex(char c) {

@@ -6,17 +6,12 @@
 
 #include <algorithm>
 
+#include "common/text.h"
 #include "edge/metrics.h"
 
 namespace wtmesh::edge {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
 
 // Standard base64 (RFC 4648 §4, with padding) as browsers send it in Basic credentials; nullopt when
 // malformed. At most 1 KiB in.

@@ -42,11 +42,6 @@ constexpr size_t kMaxExtraNames = 64;
   throw std::runtime_error(file.string() + ": " + reason);
 }
 
-void global_init() {
-  static const int rv = gnutls_global_init();
-  if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
-}
-
 using Crt = wtmesh::gnutls::Handle<gnutls_x509_crt_t, gnutls_x509_crt_deinit>;
 using XKey = wtmesh::gnutls::Handle<gnutls_x509_privkey_t, gnutls_x509_privkey_deinit>;
 using PKey = wtmesh::gnutls::Handle<gnutls_privkey_t, gnutls_privkey_deinit>;
@@ -479,7 +474,7 @@ Crt create_leaf(const Ca& ca, const Names& names, const fs::path& cert_path, con
 }  // namespace
 
 std::string sha256_hex_of_cert_file(const fs::path& pem) {
-  global_init();
+  gnutls::global_init();
   auto text = files::read_small_file(pem, kMaxPemFile);
   if (!text) fail(pem, "cannot open: no such file");
   std::string why;
@@ -490,7 +485,7 @@ std::string sha256_hex_of_cert_file(const fs::path& pem) {
 
 CertFiles ensure_state_certs(const fs::path& dir_in, const std::vector<std::string>& extra_names,
                              std::chrono::hours renew_before, Clock::time_point now) {
-  global_init();
+  gnutls::global_init();
   if (renew_before < std::chrono::hours(0) || renew_before >= kLeafLifetime) {
     // Otherwise every call would issue a new leaf (or never renew an expired one).
     throw std::runtime_error("certificate renewal window must be between 0 and 13 days, got " +

@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/gnutls_raii.h"
+
 namespace wtmesh::quic {
 namespace {
 
@@ -25,11 +27,6 @@ namespace fs = std::filesystem;
 constexpr int kStateExtId = 0xff57;
 constexpr int kServerStateExtId = 0xff58;
 constexpr size_t kMaxHostLength = 253;
-
-void global_init() {
-  static const int rv = gnutls_global_init();
-  if (rv < 0) throw std::runtime_error(std::string("gnutls_global_init failed: ") + gnutls_strerror(rv));
-}
 
 gnutls_priority_t make_priority() {
   gnutls_priority_t prio = nullptr;
@@ -387,7 +384,7 @@ const AntiReplayStore* TlsServerContext::replay_store() const {
 }
 
 TlsServerContext TlsServerContext::from_files(const fs::path& cert_pem, const fs::path& key_pem) {
-  global_init();
+  gnutls::global_init();
   require_readable(cert_pem, "TLS certificate file");
   require_readable(key_pem, "TLS private key file");
   TlsServerContext ctx;
@@ -499,7 +496,7 @@ void add_trust_file(gnutls_certificate_credentials_t cred, const fs::path& ca_pe
 }  // namespace
 
 TlsClientContext TlsClientContext::with_ca_file(const fs::path& ca_pem) {
-  global_init();
+  gnutls::global_init();
   require_readable(ca_pem, "CA certificate file");
   TlsClientContext ctx;
   ctx.cred_ = make_credentials();
@@ -509,7 +506,7 @@ TlsClientContext TlsClientContext::with_ca_file(const fs::path& ca_pem) {
 }
 
 TlsClientContext TlsClientContext::with_system_trust() {
-  global_init();
+  gnutls::global_init();
   TlsClientContext ctx;
   ctx.cred_ = make_credentials();
   ctx.priority_ = make_priority();
@@ -528,7 +525,7 @@ TlsClientContext TlsClientContext::with_system_trust_and_ca_file(const fs::path&
 }
 
 TlsClientContext TlsClientContext::without_verification() {
-  global_init();
+  gnutls::global_init();
   TlsClientContext ctx;
   ctx.cred_ = make_credentials();
   ctx.priority_ = make_priority();
@@ -538,7 +535,7 @@ TlsClientContext TlsClientContext::without_verification() {
 }
 
 TlsClientContext TlsClientContext::with_pin_only(std::string sha256_hex) {
-  global_init();
+  gnutls::global_init();
   TlsClientContext ctx;
   ctx.pin_sha256(std::move(sha256_hex));  // validate before allocating
   ctx.cred_ = make_credentials();

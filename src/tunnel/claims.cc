@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/text.h"
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
 #include "tunnel/host_pattern.h"
@@ -22,13 +23,6 @@ using Clock = std::chrono::system_clock;
 
 constexpr size_t kMaxHostSize = 253;
 constexpr size_t kMaxLabelSize = 63;
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
 
 bool is_ldh_label(std::string_view label) {
   if (label.empty() || label.size() > kMaxLabelSize || label.front() == '-' || label.back() == '-')

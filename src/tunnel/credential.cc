@@ -11,16 +11,18 @@
 #include "common/files.h"
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
+#include "tunnel/verify_util.h"
 
 namespace wtmesh::tunnel {
+
+using detail::fail;
+using detail::seconds_text;
 namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::system_clock;
 
 constexpr size_t kMaxPemSize = 1024;  // a P-256 key in PEM is ~250 bytes
-
-VerifyResult fail(TokenError e, std::string message) { return VerifyResult::failure(e, std::move(message)); }
 
 std::string random_id(size_t bytes) {
   std::array<uint8_t, 32> b{};
@@ -33,10 +35,6 @@ std::string random_id(size_t bytes) {
 
 Clock::time_point whole_seconds(Clock::time_point t) {
   return Clock::time_point(std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()));
-}
-
-std::string seconds_text(Clock::duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
 }
 
 // A compact JWS cut in its three parts, the header decoded and parsed.

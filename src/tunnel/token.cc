@@ -6,10 +6,15 @@
 #include <system_error>
 
 #include "common/files.h"
+#include "common/text.h"
 #include "tunnel/base64url.h"
 #include "tunnel/claims_json.h"
+#include "tunnel/verify_util.h"
 
 namespace wtmesh::tunnel {
+
+using detail::fail;
+using detail::seconds_text;
 namespace {
 
 namespace fs = std::filesystem;
@@ -18,14 +23,6 @@ using Clock = std::chrono::system_clock;
 constexpr std::string_view kPubSuffix = ".pub.pem";
 constexpr size_t kMaxKidSize = 64;
 
-VerifyResult fail(TokenError e, std::string message) { return VerifyResult::failure(e, std::move(message)); }
-
-bool iequals(std::string_view a, std::string_view b) {
-  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [&](char x, char y) { return lower(x) == lower(y); });
-}
-
 // Header values are attacker-chosen; keep them from injecting anything into logs.
 std::string sanitized(std::string_view s, size_t max) {
   std::string out(s.substr(0, max));
@@ -33,10 +30,6 @@ std::string sanitized(std::string_view s, size_t max) {
     if (!is_base64url_char(c)) c = '?';
   }
   return out;
-}
-
-std::string seconds_text(Clock::duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
 }
 
 }  // namespace

@@ -7,18 +7,13 @@
 #include <array>
 #include <stdexcept>
 
+#include "common/text.h"
 #include "tunnel/base64url.h"
 
 namespace wtmesh::tunnel {
 namespace {
 
 constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 }  // namespace
 

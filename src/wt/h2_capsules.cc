@@ -8,7 +8,7 @@
 namespace wtmesh::wt {
 namespace {
 
-constexpr size_t kSkip = std::numeric_limits<size_t>::max();
+constexpr size_t kSkipCapsule = std::numeric_limits<size_t>::max();
 constexpr uint64_t kMaxAppErrorCode = 0xffffffff;
 
 bool is_h2_stream_control_type(uint64_t type) {
@@ -163,7 +163,7 @@ CapsuleError H2CapsuleParser::on_header(uint64_t type, uint64_t length) {
     state_ = State::kStreamId;
     return CapsuleError::kNone;
   }
-  size_t max = kSkip;  // PADDING (§6.1: not verified), GREASE, unknown
+  size_t max = kSkipCapsule;  // PADDING (§6.1: not verified), GREASE, unknown
   if (type == kCapsuleDatagram) {
     max = limits_.max_datagram;
   } else if (type == kCapsuleCloseSession) {
@@ -180,7 +180,7 @@ CapsuleError H2CapsuleParser::on_header(uint64_t type, uint64_t length) {
     if (length < 2) return fail(CapsuleError::kMalformed);
     max = type == kCapsuleResetStream ? 24 : 16;
   }
-  if (max == kSkip) {
+  if (max == kSkipCapsule) {
     state_ = length == 0 ? State::kHeader : State::kSkip;
     return CapsuleError::kNone;
   }

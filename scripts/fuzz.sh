@@ -11,7 +11,7 @@
 # clang, ASan+UBSan and fuzzer coverage unless it exists with WTMESH_FUZZ=ON), --no-merge (leave
 # fuzz/corpus alone). A crash stops that target; its reproducer is kept in DIR/fuzz-artifacts/ and the
 # script exits 1 after the others finish. Prints a table: target, runs, exec/s, coverage, corpus size
-# before and after, result.
+# before and after, CPU minutes the fuzzer had, result.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,8 +64,11 @@ run_one() {
   mkdir -p "$work" "$seeds"
   before=$(find "$seeds" -type f | wc -l)
   status=ok
-  if ! timeout -k 10 $((seconds + 300)) "$bin" "$work" "$seeds" -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$t-" >"$log" 2>&1; then
+  # /usr/bin/time: the CPU the fuzzer really had (the issue asks for CPU-minutes, and a busy box gives
+  # a 30-minute run less).
+  if ! /usr/bin/time -f '%U %S' -o "$build/fuzz-logs/$t.cpu" timeout -k 10 $((seconds + 300)) "$bin" "$work" \
+    "$seeds" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$build/fuzz-artifacts/$t-" >"$log" 2>&1; then
     status=FAILED
   fi
   if [ "$merge" = 1 ] && [ "$status" = ok ]; then
@@ -75,8 +78,9 @@ run_one() {
   runs=$(grep -oE '^stat::number_of_executed_units: +[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
   rate=$(grep -oE '^stat::average_exec_per_sec: +[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo '?')
-  printf '%-28s %12s %9s %7s %6s %6s  %s\n' "$t" "$runs" "$rate" "$cov" "$before" "$after" "$status" \
-    >"$build/fuzz-logs/$t.result"
+  cpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%.1f", ($1 + $2) / 60 }' "$build/fuzz-logs/$t.cpu" 2>/dev/null)
+  printf '%-28s %12s %9s %7s %6s %6s %8s  %s\n' "$t" "$runs" "$rate" "$cov" "$before" "$after" "${cpu:-?}" \
+    "$status" >"$build/fuzz-logs/$t.result"
 }
 
 echo "fuzz.sh: ${#targets[@]} target(s), $minutes min each, $jobs at a time (logs in $build/fuzz-logs)"
@@ -91,7 +95,7 @@ for t in "${targets[@]}"; do
 done
 wait || true
 
-printf '\n%-28s %12s %9s %7s %6s %6s  %s\n' target runs exec/s cov seeds after result
+printf '\n%-28s %12s %9s %7s %6s %6s %8s  %s\n' target runs exec/s cov seeds after cpu-min result
 failed=0
 for t in "${targets[@]}"; do
   if [ -f "$build/fuzz-logs/$t.result" ]; then

@@ -102,18 +102,6 @@ for t in "${TARGETS[@]}"; do wanted "$t" && [[ "$t" != wtmesh_h2c ]] && sel+=("$
 TARGETS=("${sel[@]}")
 ((${#TARGETS[@]})) || die "no targets selected"
 
-# cpu_ns PID...: nanoseconds on CPU of every thread of the trees rooted at PID (schedstat's first field).
-cpu_ns() {
-  local p f total=0 v
-  for p in $(descendants "$@"); do
-    for f in /proc/"$p"/task/*/schedstat; do
-      read -r v _ < "$f" 2> /dev/null || continue
-      total=$((total + v))
-    done
-  done
-  echo "$total"
-}
-
 # one_run TARGET RATE ROUND: the load at RATE for SECS, with CPU, system calls and wake-ups of the proxy.
 # ROUND "trace" is a separate wtmesh run under `perf trace -s` (which slows every system call, so its
 # CPU and latency are not recorded): only its per-call counts are kept.
@@ -121,7 +109,7 @@ one_run() {
   local t=$1 rate=$2 round=$3 file="$OUT/rate-$1-$2-r$3.txt" pids="" c0 c1 lp perf_pid="" tr_pids=()
   [[ -n "${T_ROOTS[$t]}" ]] && pids=$(descendants ${T_ROOTS[$t]} | sort -n | paste -sd,)
   # shellcheck disable=SC2086
-  [[ -n "$pids" ]] && c0=$(cpu_ns ${T_ROOTS[$t]})
+  [[ -n "$pids" ]] && c0=$(tree_cpu_ns ${T_ROOTS[$t]})
   "$PYTHON" "$BENCH_DIR/lib/rateload.py" --url "${T_URL[$t]}/1k.bin" --host "${T_HOSTHDR[$t]}" \
     --rate "$rate" --duration "$SECS" --conns "$CONNS" > "$file" 2>&1 &
   lp=$!
@@ -145,7 +133,7 @@ one_run() {
   for p in "${tr_pids[@]}"; do kill -INT "$p" 2> /dev/null || true; done
   for p in "${tr_pids[@]}"; do wait "$p" 2> /dev/null || true; done
   # shellcheck disable=SC2086
-  [[ -n "$pids" ]] && c1=$(cpu_ns ${T_ROOTS[$t]})
+  [[ -n "$pids" ]] && c1=$(tree_cpu_ns ${T_ROOTS[$t]})
   local line done_
   line=$(tail -1 "$file")
   done_=$(grep -o 'done=[0-9]*' <<< "$line" | cut -d= -f2)
@@ -196,9 +184,8 @@ if ((BREAKDOWN)); then
   fi
 fi
 
-# med KEY: median of a key over the rounds.
-med() { awk -F'\t' -v k="$1" -v f="$2" '$1 == k && $2 == f { print $3 }' "$OUT/raw.tsv" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+# med TARGET@RATE KEY: the median over the rounds (lib/common.sh).
+med() { raw_median "$@"; }
 
 {
   echo

@@ -234,7 +234,7 @@ done
 
 # --- report ----------------------------------------------------------------------------------------------
 # med TARGET KEY: the median of the raw values; sum TARGET KEY: their sum.
-med() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $2 == k { print $3 }' "$OUT/raw.tsv" | median; }
+med() { raw_median "$@"; }
 med_or_dash() { local v; v=$(med "$1" "$2"); echo "${v:--}"; }
 sum() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $2 == k { s += $3 } END { printf "%.0f", s }' "$OUT/raw.tsv"; }
 # per TICKS_KEY AMOUNT_KEY SCALE: CPU ms per (amount / scale) for target $t, "-" without a proxy.
@@ -244,7 +244,8 @@ per() {
   [[ -n "${T_ROOTS[$t]}" && "$amount" != 0 ]] || { echo -; return; }
   awk -v c="$ticks" -v a="$amount" -v s="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", c * 1000 / hz / (a / s) }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
+# ratio_x A B: "1.23x", or "-" (lib/common.sh's ratio prints "1.23" or "n/a").
+ratio_x() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
 {
   printf '%-13s %10s %10s %11s %12s %10s %10s %10s   %s\n' target "up Gbit/s" "down" "CPU ms/GiB" "redis ops/s" \
     "CPU us/op" "UDP loss%" "jitter ms" note
@@ -262,9 +263,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
   if [[ -n "${T_IPERF[ssh]:-}" ]]; then
     for w in wtmesh wtmesh_jumbo; do
       [[ -n "${T_IPERF[$w]:-}" ]] || continue
-      echo "$w vs ssh -R: upload $(ratio "$(med $w tcp_up_gbps)" "$(med ssh tcp_up_gbps)")," \
-        "download $(ratio "$(med $w tcp_down_gbps)" "$(med ssh tcp_down_gbps)")," \
-        "redis $(ratio "$(med $w redis_ops)" "$(med ssh redis_ops)")"
+      echo "$w vs ssh -R: upload $(ratio_x "$(med $w tcp_up_gbps)" "$(med ssh tcp_up_gbps)")," \
+        "download $(ratio_x "$(med $w tcp_down_gbps)" "$(med ssh tcp_down_gbps)")," \
+        "redis $(ratio_x "$(med $w redis_ops)" "$(med ssh redis_ops)")"
     done
   fi
   echo

@@ -108,6 +108,12 @@ bench_cleanup() {
   exit "$rc"
 }
 
+# ratio A B: A/B with 2 decimals, or "n/a" when either is missing or B is 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+# raw_median TARGET KEY: the median of KEY's values for TARGET in $OUT/raw.tsv (empty if none).
+raw_median() { awk -F'\t' -v t="$1" -v k="$2" '$1 == t && $2 == k { print $3 }' "$OUT/raw.tsv" | median; }
+
 # median of numbers on stdin (one per line); empty input prints nothing.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

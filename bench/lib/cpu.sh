@@ -18,6 +18,19 @@ tree_ticks() {
   cat "${files[@]}" 2>/dev/null | sed 's/.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
 }
 
+# tree_cpu_ns PID...: nanoseconds on CPU of every thread of the trees rooted at PID...: schedstat's
+# first field, so no 10 ms tick rounding (bench/rates.sh: nginx at 100 req/s is a few ticks in all).
+tree_cpu_ns() {
+  local p f total=0 v
+  for p in $(descendants "$@"); do
+    for f in /proc/"$p"/task/*/schedstat; do
+      read -r v _ < "$f" 2> /dev/null || continue
+      total=$((total + v))
+    done
+  done
+  echo "$total"
+}
+
 # ticks_to_us TICKS: microseconds of CPU.
 ticks_to_us() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t * 1e6 / hz }'; }
 

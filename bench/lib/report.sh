@@ -58,8 +58,6 @@ summarize() {
 # get TARGET KEY: one aggregated value (empty if absent).
 get() { awk -v t="$1" -v k="$2" '$1 == t && $2 == k { print $3 }' "$OUT/summary.txt"; }
 
-# ratio A B: A/B with 2 decimals, or "n/a".
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 # verdict VALUE OP GOAL: "met" / "NOT met" / "n/a".
 verdict() {

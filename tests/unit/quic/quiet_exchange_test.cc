@@ -129,6 +129,21 @@ TEST_F(QuietExchange, AnAcknowledgementWaitsNoLongerThanTheDeferral) {
   EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0 + 1);
 }
 
+TEST_F(QuietExchange, AnyDeferralIsCappedAt20ms) {
+  // Under the 25 ms max_ack_delay we announce, whatever ack_defer says.
+  start(100ms);
+  Connection& c = pair_->client();
+  const auto id = c.open_bidi_stream();
+  ASSERT_TRUE(id);
+  c.write(*id, bytes("ping"), false);
+  pair_->pump();
+  const size_t s0 = pair_->packets_sent(QuicPair::kServer);
+  EXPECT_TRUE(pair_->skip(19ms));
+  EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0);
+  pair_->advance(1ms + 100us);
+  EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0 + 1);
+}
+
 TEST_F(QuietExchange, StreamCreditComesBackInBatches) {
   start(2ms);
   // 128 concurrent streams: credit returns 16 at a time.

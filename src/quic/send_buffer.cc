@@ -52,18 +52,21 @@ void SendBuffer::ack(uint64_t offset, uint64_t len) {
   if (upto <= acked_) return;
   uint64_t n = upto - acked_;
   acked_ = upto;
-  while (n > 0 && !chunks_.empty()) {
-    Chunk& c = chunks_.front();
+  size_t done = 0;  // chunks fully acked
+  while (n > 0 && done < chunks_.size()) {
+    const Chunk& c = chunks_[done];
     const size_t avail = c.used - head_skip_;
     if (n < avail) {
       head_skip_ += static_cast<size_t>(n);
       break;
     }
-    // Fully acked: drop it. A later append starts a fresh chunk at end_, which equals acked_ then.
+    // Fully acked: dropped below. A later append starts a fresh chunk at end_, which equals acked_ then.
     n -= avail;
-    chunks_.pop_front();
+    ++done;
     head_skip_ = 0;
   }
+  chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(done));
+  if (chunks_.empty()) chunks_.shrink_to_fit();  // an idle stream keeps nothing
 }
 
 }  // namespace wtmesh::quic

@@ -87,6 +87,22 @@ TEST(SendBuffer, FullAckThenAppendStartsClean) {
   EXPECT_EQ(drain_unsent(b), e);
 }
 
+TEST(SendBuffer, HoldsNoMemoryWhenNothingIsUnacked) {
+  // Every open stream has one; an idle session's streams must cost nothing here (bench/idle.sh).
+  SendBuffer b;
+  EXPECT_EQ(b.memory(), 0u);
+  auto d = pattern(3 * SendBuffer::kChunkSize + 10);
+  ASSERT_EQ(b.append(d, false), d.size());
+  EXPECT_GE(b.memory(), 4 * SendBuffer::kChunkSize);
+  b.mark_sent(d.size(), false);
+  b.ack(0, SendBuffer::kChunkSize + 1);  // the first chunk goes, the second stays
+  EXPECT_GE(b.memory(), 3 * SendBuffer::kChunkSize);
+  EXPECT_LT(b.memory(), 4 * SendBuffer::kChunkSize);
+  b.ack(SendBuffer::kChunkSize + 1, d.size() - SendBuffer::kChunkSize - 1);
+  EXPECT_TRUE(b.all_acked());
+  EXPECT_EQ(b.memory(), 0u);
+}
+
 TEST(SendBuffer, UnsentMatchesAModelUnderRandomAppendsSendsAndAcks) {
   // unsent() locates the send cursor by arithmetic over the chunks; check it against a plain
   // byte-vector model through chunk boundaries, partial chunks and acks that empty the buffer.

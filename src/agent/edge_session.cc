@@ -69,10 +69,12 @@ void EdgeSession::on_ready() {
   arm_heartbeat();
   if (control_options_.telemetry_interval.count() > 0) {
     send_telemetry();
+    report_was_busy_ = busy();
     arm_telemetry();
   }
   arm_renewal(renewal_.every);
   if (callbacks_.on_ready) callbacks_.on_ready();
+  check_idle();
 }
 
 void EdgeSession::arm_renewal(std::chrono::milliseconds delay) {
@@ -143,6 +145,7 @@ tunnel::TelemetryReport EdgeSession::telemetry_report() const {
 
 void EdgeSession::send_telemetry() {
   if (closed_ || session_ == nullptr) return;
+  report_at_ = std::chrono::steady_clock::now();
   const auto d = tunnel::encode_telemetry_datagram(telemetry_report(), session_->max_datagram_size());
   if (!d || !session_->send_datagram(*d)) ++telemetry_dropped_;  // the next report says so
 }
@@ -152,7 +155,12 @@ void EdgeSession::arm_telemetry() {
   telemetry_timer_.expires_after(control_options_.telemetry_interval);
   telemetry_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
     if (ec || alive.expired() || closed_) return;
-    send_telemetry();
+    const bool busy_now = busy();
+    const auto now = std::chrono::steady_clock::now();
+    if (busy_now || report_was_busy_ || now - report_at_ >= control_options_.telemetry_idle_interval) {
+      send_telemetry();
+      report_was_busy_ = busy_now;
+    }
     arm_telemetry();
   });
 }
@@ -175,6 +183,7 @@ bool EdgeSession::open_connect(const std::string& name, asio::ip::tcp::socket cl
   auto ex = std::make_shared<TcpStreamDriver>(*session_, *id, std::move(client), name, std::move(refused),
                                               std::move(done));
   exchanges_.emplace(*id, ex);
+  note_busy();
   ex->start({}, false);
   return true;
 }
@@ -196,6 +205,7 @@ std::optional<uint64_t> EdgeSession::open_udp_connect(const std::string& name, U
   auto st = std::make_shared<UdpConnectStream>(*session_, *id, name, *flow, sink, std::move(done));
   udp_connects_[*flow] = UdpConnectFlow{st, sink};
   exchanges_.emplace(*id, st);
+  note_busy();
   st->start({}, false);
   return *flow;
 }
@@ -243,6 +253,7 @@ void EdgeSession::arm_heartbeat() {
     if (ec || alive.expired() || closed_) return;
     if (!control_.on_tick(std::chrono::steady_clock::now())) return control_failed();
     flush_control();
+    check_idle();
     arm_heartbeat();
   });
 }
@@ -275,6 +286,27 @@ void EdgeSession::on_incoming_stream(wt::StreamId id, bool bidi) {
     return;
   }
   kinds_.emplace(id, tunnel::StreamKindReader());
+  note_busy();
+}
+
+bool EdgeSession::busy() const {
+  return !exchanges_.empty() || pending_heads() > 0 || (relays_ && relays_->session_count() > 0) ||
+         (udp_ && udp_->flow_count() > 0) || !udp_connects_.empty();
+}
+
+void EdgeSession::note_busy() {
+  busy_seen_ = std::chrono::steady_clock::now();
+  if (busy_told_ || closed_) return;
+  busy_told_ = true;
+  if (callbacks_.on_busy) callbacks_.on_busy(true);
+}
+
+void EdgeSession::check_idle() {
+  const auto now = std::chrono::steady_clock::now();
+  if (busy()) busy_seen_ = now;
+  if (!busy_told_ || closed_ || now - busy_seen_ < control_options_.idle_after) return;
+  busy_told_ = false;
+  if (callbacks_.on_busy) callbacks_.on_busy(false);
 }
 
 void EdgeSession::refuse_stream(wt::StreamId id, const std::string& why) {
@@ -518,7 +550,10 @@ void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
         ++udp_connect_unknown_;
       return;
     }
-    if (udp_) udp_->on_datagram(*udp);
+    if (udp_) {
+      udp_->on_datagram(*udp);
+      if (udp_->flow_count() > 0) note_busy();
+    }
     return;
   }
   if (relays_) relays_->on_datagram(payload);

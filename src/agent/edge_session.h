@@ -63,6 +63,10 @@ class EdgeSession final : public wt::SessionHandler {
     // The edge drains (DRAIN_WEBTRANSPORT_SESSION or GOAWAY; docs/protocol.md §3.6): move to a new
     // session. Once, from inside the WebTransport layer's call.
     std::function<void()> on_drain;
+    // The session became busy (true: a request, tcp stream, connect, relayed session or UDP flow
+    // started) or idle (false: only the control stream and telemetry for ControlOptions::idle_after,
+    // noticed at a heartbeat tick). The agent keeps a fast QUIC keep-alive only while busy.
+    std::function<void(bool busy)> on_busy;
   };
 
   EdgeSession(boost::asio::io_context& io, std::vector<TunnelRoute> routes, ControlOptions control,
@@ -98,6 +102,8 @@ class EdgeSession final : public wt::SessionHandler {
   bool ready() const { return ready_; }
   bool closed() const { return closed_; }
   size_t active_requests() const { return exchanges_.size(); }
+  // Anything besides the control stream and telemetry under way (see Callbacks::on_busy).
+  bool busy() const;
   // Request streams whose kind or head is still arriving.
   size_t pending_heads() const { return kinds_.size() + heads_.size() + tcp_heads_.size(); }
   // The report send_telemetry() would send now (tests).
@@ -124,6 +130,9 @@ class EdgeSession final : public wt::SessionHandler {
 
  private:
   void flush_control();
+  // busy() may have become true / false: tell on_busy when it changed.
+  void note_busy();
+  void check_idle();
   void arm_heartbeat();
   void arm_telemetry();
   // Arms the renewal timer `delay` from now; at it, mints a token and sends a RENEW.
@@ -153,6 +162,10 @@ class EdgeSession final : public wt::SessionHandler {
   std::optional<wt::StreamId> control_id_;
   bool ready_ = false;
   bool closed_ = false;
+  bool busy_told_ = true;  // what on_busy last said (a session starts busy: dial, REGISTERs)
+  std::chrono::steady_clock::time_point busy_seen_ = std::chrono::steady_clock::now();  // busy() last true
+  std::chrono::steady_clock::time_point report_at_{};  // the latest telemetry report
+  bool report_was_busy_ = true;                        // it was sent while busy() (or it is the first)
   boost::asio::steady_timer heartbeat_;
   boost::asio::steady_timer telemetry_timer_;
   boost::asio::steady_timer renew_timer_;

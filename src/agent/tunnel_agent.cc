@@ -431,6 +431,11 @@ void TunnelAgent::on_dialed(uint64_t n, std::unique_ptr<WtClient> winner, const 
     }
   };
   cb.on_control = [this, n](const ControlEvent& ev) { on_control(n, ev); };
+  cb.on_busy = [this, n](bool busy) {
+    quic::Connection* conn = n == attempt_ && client_ ? client_->connection() : nullptr;
+    if (conn != nullptr)
+      conn->set_keep_alive(busy ? options_.transport.keep_alive : options_.idle_keep_alive);
+  };
   cb.on_request = [this](uint32_t id, const ExchangeResult& r) {
     if (const TunnelSpec* s = spec(id); s && events_.on_request) events_.on_request(*s, r);
   };

@@ -100,13 +100,20 @@ struct AgentOptions {
   H2ClientLimits h2;
   H3ClientLimits h3;
   ExchangeLimits exchange;
-  // TransportLimits' defaults plus a 1 s keep-alive PING: a NAT that rebinds while the agent is
-  // silent is repaired by the agent's next packet, before the edge's 2 s unresponsive floor.
+  // TransportLimits' defaults plus a 1 s keep-alive PING while the session is busy (a request, tcp
+  // stream, connect, relayed session or UDP flow under way, and while it opens): a NAT that rebinds
+  // while the agent is silent is repaired by the agent's next packet, before the edge's 2 s
+  // unresponsive floor cuts what is under way.
   quic::TransportLimits transport = [] {
     quic::TransportLimits l;
     l.keep_alive = std::chrono::milliseconds(1000);
     return l;
   }();
+  // The keep-alive of an idle session (nothing but the control stream; EdgeSession::busy()): its
+  // heartbeat PING (every 10 s) keeps the NAT mapping warm, and this only backs it up below the 30 s
+  // UDP timeouts of common NATs. A PING a second from 10k idle agents would be 10k packets a second
+  // at the edge (bench/idle.sh; docs/protocol.md §3).
+  std::chrono::milliseconds idle_keep_alive{15000};
   tunnel::UdpFlowOptions udp;  // udp tunnels' flows: cap per tunnel, idle expiry
   std::string user_agent = "wtmesh-agent/" + std::string(kAgentVersion);
 };

@@ -73,6 +73,7 @@ struct EdgeArgs {
   double quic_handshakes_per_ip = quic::AddressLimitOptions{}.handshakes_per_second;
   double quic_handshake_burst = quic::AddressLimitOptions{}.handshake_burst;
   size_t quic_retry_above = edge::EdgeOptions{}.quic_retry_above;
+  size_t quic_max_connections = edge::EdgeOptions{}.quic_max_connections;
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -179,6 +180,7 @@ int run_edge(const EdgeArgs& a) {
   opts.quic_address_limits.handshakes_per_second = a.quic_handshakes_per_ip;
   opts.quic_address_limits.handshake_burst = a.quic_handshake_burst;
   opts.quic_retry_above = a.quic_retry_above;
+  opts.quic_max_connections = a.quic_max_connections;
   opts.udp_tunnels = port_range_option("--udp-ports", a.udp_ports, opts.udp.port_min, opts.udp.port_max);
   opts.udp.flows.max_flows = a.udp_max_flows;
   opts.udp.flows.idle_timeout = std::chrono::seconds(a.udp_idle_timeout_s);
@@ -452,6 +454,12 @@ int main(int argc, char** argv) {
                    "new QUIC connections one client address may start at once")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 100000.0));
+  edge_cmd
+      ->add_option("--quic-max-connections", edge_args.quic_max_connections,
+                   "live QUIC connections the edge holds in all (agent sessions, HTTP/3 visitors, "
+                   "handshakes); beyond, Initials get CONNECTION_CLOSE CONNECTION_REFUSED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   edge_cmd
       ->add_option("--quic-retry-above", edge_args.quic_retry_above,
                    "answer QUIC Initials without a token with a Retry (address validation) while this many "

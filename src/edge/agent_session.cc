@@ -69,10 +69,11 @@ void AgentSession::on_tick(SteadyTime t) {
     return;
   }
   if (control_) {
-    if (auto ping = heartbeat_.ping_due(t)) {
-      send_control(*ping);
-      if (!tunnels_.empty()) routes_.renew(owner_, t);
-    }
+    // The agent PINGs every interval too: an agent heard within the last 1.5 gets no PING of ours
+    // (docs/protocol.md §3). The route lease is renewed on the schedule either way.
+    const bool due = t >= heartbeat_.next_ping_at();
+    if (auto ping = heartbeat_.ping_due(t, /*unless_heard=*/true)) send_control(*ping);
+    if (due && !tunnels_.empty()) routes_.renew(owner_, t);
   }
   if (auto q = quiet_probe_deadline(); q && t >= *q) probe();
 }
@@ -148,6 +149,7 @@ void AgentSession::on_stream_data(wt::StreamId id, std::span<const uint8_t> data
       return;
     }
     control_ = id;
+    deadline_moved();  // PINGs wait for the control stream
     session_->consume(id, rest.size());
     on_control_bytes(rest, fin);
     flush_control();
@@ -211,6 +213,7 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
   auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
   ++held->second;
   requests_[id] = RequestStream{nullptr, held->first};
+  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
   RequestStreamEvents* events = config_.connect->on_connect(StreamRef{serial_, id, false}, name);
   if (closed_) return;
   auto req = requests_.find(id);
@@ -236,6 +239,7 @@ void AgentSession::open_udp_connect(wt::StreamId id, const std::string& name, ui
   auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
   ++held->second;
   requests_[id] = RequestStream{events, held->first};
+  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
   if (!rest.empty() || fin) events->on_response_data(rest, fin);
 }
 
@@ -280,6 +284,7 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
   auto held = per_client_.emplace("wt-relay", 0).first;
   ++held->second;
   requests_[id] = RequestStream{events, held->first};
+  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
   if (!rest.empty() || fin) events->on_response_data(rest, fin);
 }
 
@@ -429,6 +434,7 @@ TunnelDirectory::OpenStatus AgentSession::open_request(std::string_view client, 
   if (held == per_client_.end()) held = per_client_.emplace(std::string(client), 0).first;
   ++held->second;
   requests_[*sid] = RequestStream{events, held->first};
+  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
   *id = *sid;
   return TunnelDirectory::OpenStatus::kOpened;
 }

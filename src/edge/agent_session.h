@@ -125,6 +125,9 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     std::function<bool(const std::string& holder, RouteKey key)> hand_over;
     // A RENEW arrived with `token`: the service verifies it against this session (null: refused).
     std::function<RenewOutcome(const AgentSession& session, const std::string& token)> on_renew;
+    // next_deadline() may have moved earlier (the control stream opened, a request stream was
+    // opened, the token was renewed): the service asks it again. Later moves need no call.
+    std::function<void()> deadline_moved;
   };
 
   AgentSession(const AgentSessionConfig& config, RouteTable& routes, uint64_t serial, std::string owner,
@@ -235,6 +238,9 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   void on_drain() override { moved_ = true; }
 
  private:
+  void deadline_moved() {
+    if (hooks_.deadline_moved) hooks_.deadline_moved();
+  }
   void refuse_stream(wt::StreamId id, StreamRefusal why);
   void on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   void on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);

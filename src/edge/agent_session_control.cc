@@ -72,6 +72,7 @@ void AgentSession::handle_renew(const tunnel::Renew& r) {
   }
   claims_ = std::move(out.claims);
   token_deadline_ = out.deadline;
+  deadline_moved();
   const auto exp = std::chrono::floor<std::chrono::seconds>(claims_.expires_at.time_since_epoch()).count();
   const auto left = std::chrono::duration_cast<std::chrono::seconds>(token_deadline_ - t).count();
   spdlog::info("tunnel {}: session renewed (credential {}), closes in {} s unless renewed again", owner_,

@@ -300,6 +300,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   so.limits = options_.limits;
   so.address_limits = options_.quic_address_limits;
   so.retry_above = options_.quic_retry_above;
+  so.max_connections = options_.quic_max_connections;
   so.on_connection = [this](quic::Connection& conn) { on_connection(conn); };
   endpoint_->set_on_removed([this](quic::Connection& conn) {
     if (!conn.handshake_completed()) metrics_.on_quic_handshake_failure();
@@ -338,6 +339,8 @@ std::string EdgeServer::metrics_text() const {
     g.quic_refused_handshake_rate = q.refused_handshake_rate;
     g.quic_refused_invalid_token = q.invalid_tokens;
     g.quic_retries = q.retries;
+    g.quic_packets_in = q.packets_in;
+    g.quic_packets_out = q.packets_out;
   }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
   if (udp_) {
@@ -476,6 +479,11 @@ void EdgeServer::arm_tunnel_timer() {
   const auto now = std::chrono::steady_clock::now();
   auto when = now + std::chrono::seconds(1);
   if (auto d = tunnels_->next_deadline()) when = std::min(when, std::max(*d, now));
+  // Sessions' deadlines are served in batches on a 50 ms grid: 10k sessions PING on their own
+  // schedules, and one wake-up per deadline would be ~1000 a second.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(when.time_since_epoch());
+  when = std::chrono::steady_clock::time_point((ms + kTunnelBatch - std::chrono::milliseconds(1)) /
+                                               kTunnelBatch * kTunnelBatch);
   if (tunnel_timer_at_ && *tunnel_timer_at_ <= when && *tunnel_timer_at_ > now) return;  // already sooner
   tunnel_timer_at_ = when;
   tunnel_timer_.expires_at(when);

@@ -79,6 +79,9 @@ struct EdgeOptions {
   // Token-less Initials get a Retry (address validation) while this many QUIC connections are open;
   // 0: always (--quic-retry-above).
   size_t quic_retry_above = quic::ServerOptions{}.retry_above;
+  // Live QUIC connections in all (agents, HTTP/3 visitors, handshakes); beyond, Initials are refused
+  // (--quic-max-connections).
+  size_t quic_max_connections = quic::ServerOptions{}.max_connections;
   wt::ServerConfig wt;
 
   // Public side.
@@ -169,6 +172,7 @@ class EdgeServer {
   // How often free heap memory is given back (common/allocator.h), when at least kTrimAbove is free:
   // after a flood of connections the process returns to its working size instead of its peak.
   static constexpr std::chrono::seconds kMemoryCheck{5};
+  static constexpr std::chrono::milliseconds kTunnelBatch{50};  // sessions' ticks: arm_tunnel_timer()
   static constexpr size_t kTrimAbove = 16u << 20;
 
  private:

@@ -278,7 +278,8 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   MetricFamily quic_refused = family(
       "wtmesh_quic_initials_refused_total",
       "Client Initials that opened no QUIC connection, by reason (connection_limit: the endpoint's "
-      "4096 slots; address_connections: the address's live connections, --quic-max-connections-per-ip; "
+      "slots, --quic-max-connections; address_connections: the address's live connections, "
+      "--quic-max-connections-per-ip; "
       "handshake_rate: the address's handshakes per second, --quic-handshakes-per-ip; invalid_token: a "
       "Retry token that did not verify).",
       T::kCounter);
@@ -290,6 +291,14 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   out.push_back(single("wtmesh_quic_retries_total",
                        "Retry packets sent (address validation: --quic-retry-above connections open).",
                        T::kCounter, g.quic_retries));
+  MetricFamily quic_packets = family(
+      "wtmesh_quic_packets_total",
+      "QUIC packets the edge read (in) and wrote (out), all connections: what idle agent sessions cost "
+      "shows here (bench/idle.sh).",
+      T::kCounter);
+  quic_packets.samples.push_back({{{"direction", "in"}}, g.quic_packets_in});
+  quic_packets.samples.push_back({{{"direction", "out"}}, g.quic_packets_out});
+  out.push_back(std::move(quic_packets));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);

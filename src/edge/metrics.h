@@ -156,6 +156,7 @@ struct EdgeGauges {
   uint64_t quic_refused_handshake_rate = 0;       // the address started handshakes too fast
   uint64_t quic_refused_invalid_token = 0;        // a Retry token that did not verify
   uint64_t quic_retries = 0;                      // Retry packets sent
+  uint64_t quic_packets_in = 0, quic_packets_out = 0;  // QUIC packets read and written (all connections)
 };
 
 // One live agent session's latest telemetry report.

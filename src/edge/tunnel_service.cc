@@ -320,6 +320,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   AgentSession::Hooks hooks;
   hooks.on_renew = [this](const AgentSession& s, const std::string& token) { return renew(s, token); };
   hooks.on_ended = [this](uint64_t s, const std::vector<std::string>& names) { on_session_ended(s, names); };
+  hooks.deadline_moved = [this, serial] { schedule(serial); };
   hooks.on_name_contended = [this](const std::string& holder) {
     if (AgentSession* s = find_owner(holder)) s->probe();
   };
@@ -343,6 +344,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
   subjects_[claims.subject].insert(serial);
+  schedule(serial);
   spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {}{}{})", owner, claims.subject,
                from, result.kid(), claims.hosts.size(), claims.credential_id.empty() ? "" : ", credential ",
                claims.credential_id);
@@ -367,6 +369,7 @@ void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::str
   // The session released its routes; the table keeps them offline for its grace.
   auto it = sessions_.find(serial);
   if (it == sessions_.end()) return;
+  ended_.push_back(serial);
   owners_.erase(it->second->owner());
   if (auto s = subjects_.find(it->second->claims().subject); s != subjects_.end()) {
     s->second.erase(serial);
@@ -385,25 +388,37 @@ size_t TunnelService::subject_full(const std::string& subject) const {
 }
 
 void TunnelService::collect() {
-  std::erase_if(sessions_, [](const auto& kv) { return kv.second->closed(); });
+  for (const uint64_t serial : std::exchange(ended_, {})) {
+    deadlines_.forget(serial);
+    if (auto it = sessions_.find(serial); it != sessions_.end() && it->second->closed()) sessions_.erase(it);
+  }
 }
 
-std::optional<SteadyTime> TunnelService::next_deadline() const {
-  std::optional<SteadyTime> d;
-  for (const auto& [serial, s] : sessions_) {
-    if (auto x = s->next_deadline(); x && (!d || *x < *d)) d = x;
-  }
-  return d;
+void TunnelService::schedule(uint64_t serial) {
+  auto it = sessions_.find(serial);
+  if (it == sessions_.end() || it->second->closed()) return;
+  const auto d = it->second->next_deadline();
+  if (!d) return;
+  const auto before = deadlines_.next();
+  if (deadlines_.schedule(serial, *d) && (!before || *d < *before) && wakeup_) wakeup_();
 }
+
+std::optional<SteadyTime> TunnelService::next_deadline() const { return deadlines_.next(); }
 
 void TunnelService::on_tick(SteadyTime t) {
   if (!last_revocation_check_ || t - *last_revocation_check_ >= kRevocationCheck) {
     last_revocation_check_ = t;
     check_revocations();
   }
-  std::vector<AgentSession*> live;
-  for (auto& [serial, s] : sessions_) live.push_back(s.get());
-  for (AgentSession* s : live) s->on_tick(t);
+  // Only the sessions that asked for a tick by now; one whose deadline moved later meanwhile just
+  // says when it wants the next.
+  for (const uint64_t serial : deadlines_.take_due(t)) {
+    auto it = sessions_.find(serial);
+    if (it == sessions_.end()) continue;
+    AgentSession& s = *it->second;
+    if (const auto d = s.next_deadline(); d && *d <= t) s.on_tick(t);
+    schedule(serial);
+  }
   collect();
   routes_.expire(t);
 }
@@ -429,9 +444,8 @@ size_t TunnelService::sessions_to_move() const {
 }
 
 size_t TunnelService::session_count() const {
-  size_t n = 0;
-  for (const auto& [serial, s] : sessions_) n += s->closed() ? 0 : 1;
-  return n;
+  // The ended ones wait in sessions_ for collect(); each is listed in ended_ once.
+  return sessions_.size() - ended_.size();
 }
 
 size_t TunnelService::stream_count() const {

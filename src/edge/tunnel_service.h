@@ -36,6 +36,7 @@
 
 #include "edge/agent_session.h"
 #include "edge/auth_failures.h"
+#include "edge/deadline_queue.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/credential.h"
@@ -109,7 +110,8 @@ class TunnelService final : public TunnelDirectory {
 
   std::optional<SteadyTime> next_deadline() const;
   void on_tick(SteadyTime now);
-  // Called when next_deadline() may have moved earlier (a session was accepted).
+  // Called when next_deadline() may have moved earlier (a session was accepted, or one's own
+  // deadline moved earlier).
   void set_wakeup(std::function<void()> fn) { wakeup_ = std::move(fn); }
   // Ends every live session with `code` (e.g. kCloseDraining at shutdown).
   void close_all(uint32_t code, std::string_view reason);
@@ -161,6 +163,8 @@ class TunnelService final : public TunnelDirectory {
   // The steady time at which a token expiring at `exp` (wall clock) ends its session.
   SteadyTime deadline_of(std::chrono::system_clock::time_point exp) const;
   void collect();  // destroys sessions that ended (never from inside one of their calls)
+  // Asks `serial`'s next_deadline() and queues it (wakes the timer when that is earlier).
+  void schedule(uint64_t serial);
   void on_lookup(uint64_t ticket, const RouteMatch& match);
 
   TunnelServiceConfig config_;
@@ -178,6 +182,8 @@ class TunnelService final : public TunnelDirectory {
   bool draining_ = false;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;
+  DeadlineQueue deadlines_;      // when each session wants its on_tick
+  std::vector<uint64_t> ended_;  // sessions that ended, destroyed by the next collect()
   std::map<std::string, uint64_t, std::less<>> owners_;              // owner id → serial (live sessions)
   std::map<std::string, std::set<uint64_t>, std::less<>> subjects_;  // token subject → live serials
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.

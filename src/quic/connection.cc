@@ -441,9 +441,17 @@ void Connection::send_ticket() {
 }
 
 void Connection::apply_keep_alive() {
-  if (limits_.keep_alive.count() <= 0) return;
-  ngtcp2_conn_set_keep_alive_timeout(
-      conn_, static_cast<ngtcp2_duration>(std::chrono::nanoseconds(limits_.keep_alive).count()));
+  // UINT64_MAX: none (ngtcp2 treats 0 the same, but reserves it).
+  const auto ns = std::chrono::nanoseconds(limits_.keep_alive).count();
+  ngtcp2_conn_set_keep_alive_timeout(conn_, ns > 0 ? static_cast<ngtcp2_duration>(ns) : UINT64_MAX);
+}
+
+void Connection::set_keep_alive(std::chrono::milliseconds after) {
+  if (after == limits_.keep_alive) return;
+  limits_.keep_alive = after;
+  if (conn_ == nullptr) return;
+  apply_keep_alive();
+  request_flush();  // the driver re-reads expiry() and re-arms its timer
 }
 
 bool Connection::handshake_completed() const { return ngtcp2_conn_get_handshake_completed(conn_) != 0; }

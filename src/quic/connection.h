@@ -195,6 +195,10 @@ class Connection final : public Transport {
   // Tells the handler the connection is gone if it has not been told yet (the driver calls this
   // before destroying a connection it drops, e.g. on endpoint shutdown).
   void abandon(std::string_view reason) { finish(0, false, reason); }
+  // Changes TransportLimits::keep_alive on the live connection (0: none): the agent PINGs every
+  // second while a request is under way and leaves an idle session to its heartbeat.
+  void set_keep_alive(std::chrono::milliseconds after);
+  std::chrono::milliseconds keep_alive() const { return limits_.keep_alive; }
   // The peer's transport close or our own, for logs.
   const std::string& close_reason() const { return close_reason_; }
   std::chrono::nanoseconds smoothed_rtt() const override;

@@ -19,9 +19,10 @@ void Heartbeat::on_pong(const Pong& pong, SteadyTime now) {
   sent_at_.reset();
 }
 
-std::optional<Ping> Heartbeat::ping_due(SteadyTime now) {
+std::optional<Ping> Heartbeat::ping_due(SteadyTime now, bool unless_heard) {
   if (now < next_ping_) return std::nullopt;
   next_ping_ = now + interval_;
+  if (unless_heard && now - last_received_ < interval_ + interval_ / 2) return std::nullopt;
   return next_ping(now);
 }
 

@@ -40,7 +40,11 @@ class Heartbeat {
   // The two halves of on_tick, for an owner that cannot send PINGs yet (the edge before the agent
   // opened its control stream) but still times silence out.
   bool timed_out(SteadyTime now) const { return now >= timeout_at(); }
-  std::optional<Ping> ping_due(SteadyTime now);
+  // The PING that is due, if one is. `unless_heard`: none when the peer was heard within the last
+  // interval and a half (the schedule still moves on): a side whose peer PINGs at the same interval
+  // then only answers, and an idle session costs one PING and one PONG per interval instead of two
+  // of each. The half is slack for the two schedules drifting apart (each timer fires a little late).
+  std::optional<Ping> ping_due(SteadyTime now, bool unless_heard = false);
   // A PING outside the schedule (the edge probing a peer it suspects is gone); the schedule stays.
   Ping probe(SteadyTime now) { return next_ping(now); }
 

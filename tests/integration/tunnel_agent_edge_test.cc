@@ -100,7 +100,8 @@ class AgentEdgeE2E : public ::testing::Test {
     tunnel::KeyStore store(dir_.path());
     return store.signing_key().sign(tunnel::make_claims("test", hosts, std::chrono::minutes(10)));
   }
-  void start_agent(uint16_t upstream_port, const std::string& name = "app") {
+  void start_agent(uint16_t upstream_port, const std::string& name = "app",
+                   const std::function<void(AgentOptions&)>& tweak = {}) {
     std::string error;
     auto t = make_tunnel(name, "localhost", &error);
     ASSERT_TRUE(t) << error;
@@ -111,6 +112,7 @@ class AgentEdgeE2E : public ::testing::Test {
     o.ca_file = dir_.path() / "ca.pem";
     o.token = token({t->hostname});
     o.tunnels = {*t};
+    if (tweak) tweak(o);
     AgentEvents ev;
     ev.on_registered = [this](const TunnelSpec&, const std::string& url) { urls_.push_back(url); };
     ev.on_notice = [](const std::string& s) { fprintf(stderr, "agent: %s\n", s.c_str()); };
@@ -155,6 +157,38 @@ TEST_F(AgentEdgeE2E, PublicRequestReachesTheLocalService) {
   auto h = request("GET /headers HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
   EXPECT_NE(h.body.find("Host: app.localhost"), std::string::npos) << h.body;
   EXPECT_NE(h.body.find("x-forwarded-for: 127.0.0.1"), std::string::npos) << h.body;
+}
+
+// QUIC packets the edge has read so far (its /metrics).
+uint64_t packets_in(EdgeThread& edge) {
+  const std::string text = edge.on_edge([&] { return edge.server().metrics_text(); });
+  const std::string key = "wtmesh_quic_packets_total{direction=\"in\"} ";
+  const auto at = text.find(key);
+  return at == std::string::npos ? 0 : std::stoull(text.substr(at + key.size()));
+}
+
+TEST_F(AgentEdgeE2E, AnIdleSessionLeavesTheFastKeepAliveToItsHeartbeat) {
+  // Scaled down: a 50 ms keep-alive while busy, none while idle, a heartbeat PING a second, and
+  // idle once nothing was under way for 400 ms (noticed at a heartbeat tick).
+  start_agent(local_.port(), "app", [](AgentOptions& o) {
+    o.transport.keep_alive = milliseconds(50);
+    o.idle_keep_alive = milliseconds(0);
+    o.control.ping_interval = milliseconds(1000);
+    o.control.idle_after = milliseconds(400);
+  });
+  const auto count_over = [&](milliseconds window) {
+    const uint64_t before = packets_in(*edge_);
+    run_for(window);
+    return packets_in(*edge_) - before;
+  };
+  const uint64_t opening = count_over(milliseconds(700));  // before the first heartbeat tick
+  EXPECT_GE(opening, 6u) << "a new session PINGs every 50 ms";
+  run_for(milliseconds(600));                            // the tick at 1 s tells it idle
+  const uint64_t idle = count_over(milliseconds(1000));  // a heartbeat PING, the ACK of its PONG
+  EXPECT_LE(idle, 5u) << "idle: only the heartbeat (busy was " << opening << " in 700 ms)";
+  auto r = request("GET /hello HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(r.status, 200) << r.error << r.head;
+  EXPECT_GE(count_over(milliseconds(400)), 4u) << "a request makes it busy again: PINGs every 50 ms";
 }
 
 TEST_F(AgentEdgeE2E, RefusedUpstreamIs502WithTheReasonInTheAgentsLogOnly) {

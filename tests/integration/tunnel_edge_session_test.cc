@@ -240,12 +240,13 @@ TEST_F(TunnelEdgeHeartbeat, SilentAgentIsClosedWithCode2AndLivelyOneStays) {
   ASSERT_TRUE(run_until([&] { return silent.closed; }, 5s));
   EXPECT_EQ(silent.code, tunnel::kCloseHeartbeatTimeout) << silent.reason;
   EXPECT_GE(Clock::now() - start, 250ms);
-  // The edge pinged the lively agent, which answered, and is still connected.
+  // The edge pinged the lively agent, which answered, and is still connected. It sends no PINGs of
+  // its own, so the edge PINGs it every other interval (once it was silent for 1.5 intervals).
   run_until([] { return false; }, 300ms);
   EXPECT_FALSE(lively.closed);
   int pings = 0;
   for (const auto& f : lively.frames) pings += f.type == static_cast<uint64_t>(ControlType::kPing);
-  EXPECT_GE(pings, 3);
+  EXPECT_GE(pings, 2);
   EXPECT_FALSE(edge_->on_edge([&] { return live_route(edge_->server(), "quiet.localhost"); }));
 }
 

@@ -1,6 +1,7 @@
 // EdgeSession's telemetry reports (docs/protocol.md §2.2) on an in-memory session: one when the
-// session is ready, then one per interval, on datagram flow 0; a report that does not fit is dropped
-// and counted in the next one.
+// session is ready, then one per interval while it is busy and one per idle interval while it is not,
+// on datagram flow 0; a report that does not fit is dropped and counted in the next one. And the
+// busy/idle signal the agent sets its QUIC keep-alive by (EdgeSession::Callbacks::on_busy).
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -21,13 +22,20 @@ class Telemetry : public ::testing::Test {
  protected:
   Telemetry() : pool_(io_, {asio::ip::make_address("127.0.0.1"), server_.port()}) {}
 
-  void make(std::chrono::milliseconds interval) {
+  // `idle`: the idle sessions' interval (default: the same as a busy one's).
+  void make(std::chrono::milliseconds interval, std::optional<std::chrono::milliseconds> idle = std::nullopt,
+            EdgeSession::Callbacks callbacks = {}, std::chrono::milliseconds ping = 10s,
+            std::chrono::milliseconds idle_after = 0ms) {
     ControlOptions control;
     control.telemetry_interval = interval;
+    control.telemetry_idle_interval = idle.value_or(interval);
+    control.ping_interval = ping;
+    control.missed_intervals = 1000;  // the fake never answers a PING
+    control.idle_after = idle_after;
     control.agent_version = "9.8.7";
     control.started_at = std::chrono::steady_clock::now() - 3s;
     ts_ = std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
-                                        control, ExchangeLimits{}, EdgeSession::Callbacks{});
+                                        control, ExchangeLimits{}, std::move(callbacks));
     ts_->on_attached(fake_);
     ts_->on_ready();
   }
@@ -79,6 +87,67 @@ TEST_F(Telemetry, ReportThatDoesNotFitIsDroppedAndCounted) {
   fake_.max_datagram = 1200;
   ASSERT_TRUE(run_until([&] { return !fake_.datagrams.empty(); }));
   EXPECT_EQ(report(0).datagrams_dropped, 1u);
+}
+
+TEST_F(Telemetry, AnIdleSessionReportsSeldomAndABusyOneEveryInterval) {
+  fake_.max_datagram = 1200;
+  std::vector<bool> busy;
+  EdgeSession::Callbacks cb;
+  cb.on_busy = [&busy](bool b) { busy.push_back(b); };
+  make(20ms, 400ms, std::move(cb), 50ms);
+  EXPECT_EQ(busy, std::vector<bool>{false});  // ready, with only the control stream: idle
+  EXPECT_FALSE(ts_->busy());
+  ASSERT_EQ(fake_.datagrams.size(), 1u);  // the report at ready
+  EXPECT_FALSE(run_until([&] { return fake_.datagrams.size() > 1; }, 250ms)) << "idle: one per 400 ms";
+
+  // The edge opens a request stream: busy at once, and a report every 20 ms.
+  const wt::StreamId request = 4004;
+  ts_->on_incoming_stream(request, true);
+  EXPECT_EQ(busy, (std::vector<bool>{false, true}));
+  EXPECT_TRUE(ts_->busy());
+  const size_t before = fake_.datagrams.size();
+  ASSERT_TRUE(run_until([&] { return fake_.datagrams.size() >= before + 3; }, 1s));
+  EXPECT_EQ(report(fake_.datagrams.size() - 1).open_streams, 2u);  // control + the request's
+
+  // It ends: idle again at the next heartbeat tick (50 ms), one last report says so, then quiet.
+  ts_->on_stream_closed(request);
+  ASSERT_TRUE(run_until([&] { return busy.size() == 3; }, 1s));
+  EXPECT_FALSE(busy.back());
+  ASSERT_TRUE(run_until(
+      [&] { return report(fake_.datagrams.size() - 1).open_streams == std::optional<uint64_t>(1); }, 1s));
+  const size_t settled = fake_.datagrams.size();
+  EXPECT_FALSE(run_until([&] { return fake_.datagrams.size() > settled; }, 250ms));
+  // The idle interval still reports.
+  EXPECT_TRUE(run_until([&] { return fake_.datagrams.size() > settled; }, 1s));
+}
+
+TEST_F(Telemetry, IdleIsToldOnlyOnceNothingWasUnderWayForIdleAfter) {
+  fake_.max_datagram = 1200;
+  std::vector<bool> busy;
+  std::vector<std::chrono::steady_clock::time_point> at;
+  EdgeSession::Callbacks cb;
+  cb.on_busy = [&](bool b) {
+    busy.push_back(b);
+    at.push_back(std::chrono::steady_clock::now());
+  };
+  const auto start = std::chrono::steady_clock::now();
+  make(1s, std::nullopt, std::move(cb), 20ms, 200ms);
+  EXPECT_TRUE(busy.empty()) << "a new session keeps the fast keep-alive for idle_after";
+  ASSERT_TRUE(run_until([&] { return !busy.empty(); }, 2s));
+  EXPECT_EQ(busy, std::vector<bool>{false});
+  EXPECT_GE(at.back() - start, 200ms);
+
+  const wt::StreamId request = 4004;
+  ts_->on_incoming_stream(request, true);
+  EXPECT_EQ(busy, (std::vector<bool>{false, true}));
+  // Busy for 100 ms (heartbeat ticks see it), then idle_after more before the slow keep-alive.
+  EXPECT_FALSE(run_until([&] { return busy.size() > 2; }, 100ms));
+  ts_->on_stream_closed(request);
+  const auto ended = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return busy.size() == 3; }, 2s));
+  EXPECT_FALSE(busy.back());
+  EXPECT_GE(at.back() - ended, 200ms - 20ms)
+      << "the last tick that saw it busy is at most one interval earlier";
 }
 
 TEST_F(Telemetry, IntervalZeroSendsNone) {

@@ -171,6 +171,9 @@ TEST_F(AgentSessionTest, PongsMeasureTheRoundTripAndAreNeverAnError) {
   open_control();
   clock_.t += 10s;
   ts_->on_tick(clock_.t);
+  EXPECT_TRUE(replies().empty()) << "heard 10 s ago: no PING yet";
+  clock_.t += 10s;
+  ts_->on_tick(clock_.t);
   auto r = replies();
   ASSERT_EQ(r.size(), 1u);
   clock_.t += 25ms;
@@ -215,6 +218,12 @@ TEST_F(AgentSessionTest, PingPongAndEdgePings) {
   EXPECT_EQ(r[0].second["seq"], 41);
   ASSERT_TRUE(ts_->next_deadline());
   EXPECT_EQ(*ts_->next_deadline(), clock_.t + 10s);
+  // The agent PINGed 10 s ago: the edge only answers (docs/protocol.md §3).
+  clock_.t += 10s;
+  ts_->on_tick(clock_.t);
+  EXPECT_TRUE(replies().empty());
+  EXPECT_EQ(*ts_->next_deadline(), clock_.t + 10s) << "the schedule moves on";
+  // Silent for 20 s: the edge PINGs.
   clock_.t += 10s;
   ts_->on_tick(clock_.t);
   r = replies();

@@ -66,6 +66,22 @@ TEST_F(HeartbeatTest, PingDueWithoutTimeoutCheckAndProbes) {
   EXPECT_EQ(hb.ping_due(t0 + 50s)->seq, 3u);
 }
 
+TEST_F(HeartbeatTest, UnlessHeardSkipsThePingOfAPeerHeardWithinTheInterval) {
+  // The edge's side: the agent PINGs every 10 s too, so the edge only answers.
+  hb.on_received(t0 + 9s);
+  EXPECT_FALSE(hb.ping_due(t0 + 10s, true)) << "heard 1 s ago";
+  EXPECT_EQ(hb.next_ping_at(), t0 + 20s) << "the schedule moves on";
+  EXPECT_FALSE(hb.ping_due(t0 + 20s, true)) << "heard 11 s ago: the peer's timer fired a little late";
+  hb.on_received(t0 + 24500ms);
+  EXPECT_FALSE(hb.ping_due(t0 + 30s, true)) << "heard 5.5 s ago";
+  // Silent for an interval and a half: a PING (the first one sent: seq 1).
+  auto p = hb.ping_due(t0 + 40s, true);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->seq, 1u);
+  EXPECT_FALSE(hb.timed_out(t0 + 40s));
+  EXPECT_TRUE(hb.timed_out(t0 + 54500ms)) << "silence still times out 3 intervals after the last bytes";
+}
+
 TEST_F(HeartbeatTest, PongOfTheLatestPingGivesTheRoundTrip) {
   EXPECT_FALSE(hb.rtt());
   const auto p = hb.on_tick(t0 + 10s).ping;

@@ -155,9 +155,12 @@ void EdgeSession::arm_telemetry() {
   telemetry_timer_.expires_after(control_options_.telemetry_interval);
   telemetry_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
     if (ec || alive.expired() || closed_) return;
+    // Every interval while anything is under way, or was since the last report (a request that
+    // came and went between two ticks), and once more after; else every idle interval.
     const bool busy_now = busy();
     const auto now = std::chrono::steady_clock::now();
-    if (busy_now || report_was_busy_ || now - report_at_ >= control_options_.telemetry_idle_interval) {
+    if (busy_now || report_was_busy_ || busy_seen_ >= report_at_ ||
+        now - report_at_ >= control_options_.telemetry_idle_interval) {
       send_telemetry();
       report_was_busy_ = busy_now;
     }

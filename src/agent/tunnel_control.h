@@ -45,8 +45,8 @@ struct ControlOptions {
   size_t max_output = 256 * 1024;  // bytes queued for a peer that does not read: then an error
   // Telemetry reports on datagram flow 0 (protocol.md §2.2), sent beside the control stream: one when
   // the session is ready, then every telemetry_interval (0: none) while the session is busy
-  // (EdgeSession::busy()) and at the first tick after it went idle; an idle session sends one every
-  // telemetry_idle_interval (its counters change only by heartbeats then).
+  // (EdgeSession::busy()) or was since the last report, and at the tick after; an idle session
+  // sends one every telemetry_idle_interval (its counters change only by heartbeats then).
   std::chrono::milliseconds telemetry_interval{5000};
   std::chrono::milliseconds telemetry_idle_interval{60000};
   // A session is told idle (EdgeSession::Callbacks::on_busy(false): the agent's slow keep-alive) at

@@ -11,8 +11,11 @@
 #   D. kill -9 while a response streams (SSE, the edge only receives): the session's quiet-stream probe
 #      (AgentSession::kQuietProbeAfter, 1 s) plus the unresponsive rule cut the client's response
 #      within ~3 s, not at the next heartbeat.
-#   C. kill -9 with no traffic at all: the edge's own heartbeat PING (every 10 s) finds the agent
-#      gone and the name answers 502, not a hang, within ~12 s.
+#   C. kill -9 with no traffic at all: the edge's own heartbeat PING finds the agent gone and the
+#      name answers 502, not a hang. The edge PINGs an agent only once it has not heard from it for
+#      1.5 intervals (a live agent PINGs every 10 s itself: docs/protocol.md §3), so that PING goes
+#      out 15-25 s after the agent's last one, and the unresponsive floor adds 2 s; the heartbeat
+#      timeout (30 s of silence) is the backstop.
 # The real times are printed.
 # Usage: http_tunnel_kill.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -90,22 +93,22 @@ check "D: the restarted agent serves the name again (after ${back:-more than 100
 
 # --- C. kill -9 and silence: the heartbeat finds it.
 edge_log=${EDGE_DIR[main]}/stderr
-seen=$(grep -c "peer unresponsive" "$edge_log")
+seen=$(grep -cE "peer unresponsive|no heartbeat from the agent" "$edge_log")
 kill -KILL "${AGENT_PID[app]}"
 wait "${AGENT_PID[app]}" 2>/dev/null
 t0=$(now_ms)
 gone=""
-for ((i = 0; i < 300; i++)); do
+for ((i = 0; i < 700; i++)); do
   # Look without sending anything to the agent: the edge log says when the session ended.
-  if [ "$(grep -c "peer unresponsive" "$edge_log")" -gt "$seen" ]; then
+  if [ "$(grep -cE "peer unresponsive|no heartbeat from the agent" "$edge_log")" -gt "$seen" ]; then
     gone=$(($(now_ms) - t0))
     break
   fi
   sleep 0.05
 done
 log "C: the edge dropped the silent session after ${gone:-never} ms"
-check "C: with no traffic, the edge drops the killed agent's session within 13 s (after ${gone:-more than 15000} ms)" \
-  bash -c '[ -n "$1" ] && [ "$1" -le 13000 ]' _ "$gone"
+check "C: with no traffic, the edge drops the killed agent's session within 31 s (after ${gone:-more than 35000} ms)" \
+  bash -c '[ -n "$1" ] && [ "$1" -le 31000 ]' _ "$gone"
 code=$(curl -sS -m 3 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$BASE/hello" 2>"$T/curl.err")
 check "C: then the name answers 502 at once (got '$code')" [ "$code" = 502 ]
 

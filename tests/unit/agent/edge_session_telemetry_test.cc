@@ -119,6 +119,13 @@ TEST_F(Telemetry, AnIdleSessionReportsSeldomAndABusyOneEveryInterval) {
   EXPECT_FALSE(run_until([&] { return fake_.datagrams.size() > settled; }, 250ms));
   // The idle interval still reports.
   EXPECT_TRUE(run_until([&] { return fake_.datagrams.size() > settled; }, 1s));
+
+  // A request that comes and goes between two ticks is reported at the next one, not a minute on.
+  const size_t quiet = fake_.datagrams.size();
+  ts_->on_incoming_stream(request + 4, true);
+  ts_->on_stream_closed(request + 4);
+  EXPECT_FALSE(ts_->busy());
+  EXPECT_TRUE(run_until([&] { return fake_.datagrams.size() > quiet; }, 200ms));
 }
 
 TEST_F(Telemetry, IdleIsToldOnlyOnceNothingWasUnderWayForIdleAfter) {

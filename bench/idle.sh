@@ -30,7 +30,7 @@ usage: bench/idle.sh [options]
   --window S           seconds to measure CPU and packets over once settled (default 30)
   --settle S           seconds to wait after the last registration before measuring (default 45: an
                        agent slows its keep-alive after 30 s without requests, at a heartbeat tick)
-  --rate R             new sessions per second while opening (default 200)
+  --rate R             new sessions per second while opening, a whole number (default 200)
   --syscalls           also count the edge's system calls and wake-ups (perf stat)
   --wtmesh PATH        the wtmesh binary (default \$REPO/build/wtmesh)
   --tool PATH          the load tool (default beside it: bench/agents/idle_agents)
@@ -40,6 +40,7 @@ EOF
 
 SIZES=1000 WINDOW=30 SETTLE=45 RATE=200 SYSCALLS=0 OUT_DIR=""
 WTMESH=$REPO_DIR/build/wtmesh TOOL=""
+# shellcheck disable=SC2034  # OUT_DIR is read by bench_start (lib/common.sh)
 while (($#)); do
   case $1 in
     --sessions) SIZES=$2; shift ;;
@@ -96,7 +97,7 @@ run_size() {
   spawn "tool-$n" "$TOOL" --edge "https://localhost:$EDGE_PORT" --ca "$dir/ca.pem" "${token_args[@]}" \
     --sessions "$n" --rate "$RATE" --report 5
   local tool_pid=$SPAWNED_PID
-  local deadline=$((SECONDS + 60 + n / RATE * 3))
+  local deadline=$((SECONDS + 60 + n * 3 / RATE))
   until grep -q '^ready ' "$OUT/tool-$n.log"; do
     alive "$tool_pid" || { tail -20 "$OUT/tool-$n.log" >&2; die "the load tool ended before it was ready"; }
     ((SECONDS < deadline)) || { tail -5 "$OUT/tool-$n.log" >&2; die "$n sessions not ready in time"; }

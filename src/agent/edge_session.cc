@@ -554,8 +554,10 @@ void EdgeSession::on_datagram(std::span<const uint8_t> payload) {
       return;
     }
     if (udp_) {
+      // Only a new flow makes the session busy; while flows exist, busy() says so at each tick.
+      const size_t flows = udp_->flow_count();
       udp_->on_datagram(*udp);
-      if (udp_->flow_count() > 0) note_busy();
+      if (udp_->flow_count() > flows) note_busy();
     }
     return;
   }

@@ -210,10 +210,7 @@ void AgentSession::on_connect_stream_bytes(wt::StreamId id, std::span<const uint
     return;
   }
   if (head.udp_flow) return open_udp_connect(id, name, *head.udp_flow, rest, fin);
-  auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
-  ++held->second;
-  requests_[id] = RequestStream{nullptr, held->first};
-  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
+  hold_request(id, kConnectClient, nullptr);
   RequestStreamEvents* events = config_.connect->on_connect(StreamRef{serial_, id, false}, name);
   if (closed_) return;
   auto req = requests_.find(id);
@@ -236,10 +233,7 @@ void AgentSession::open_udp_connect(wt::StreamId id, const std::string& name, ui
     return;
   }
   // Held like a request stream, counted toward the connect cap; answered once the flow is.
-  auto held = per_client_.emplace(std::string(kConnectClient), 0).first;
-  ++held->second;
-  requests_[id] = RequestStream{events, held->first};
-  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
+  hold_request(id, kConnectClient, events);
   if (!rest.empty() || fin) events->on_response_data(rest, fin);
 }
 
@@ -281,10 +275,7 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
     return;
   }
   // Held like a request stream; the relay is its own client key (agent-opened, so not capped here).
-  auto held = per_client_.emplace("wt-relay", 0).first;
-  ++held->second;
-  requests_[id] = RequestStream{events, held->first};
-  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
+  hold_request(id, "wt-relay", events);
   if (!rest.empty() || fin) events->on_response_data(rest, fin);
 }
 
@@ -431,10 +422,7 @@ TunnelDirectory::OpenStatus AgentSession::open_request(std::string_view client, 
   }
   const auto sid = session_->open_bidi_stream();
   if (!sid) return TunnelDirectory::OpenStatus::kBusy;
-  if (held == per_client_.end()) held = per_client_.emplace(std::string(client), 0).first;
-  ++held->second;
-  requests_[*sid] = RequestStream{events, held->first};
-  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
+  hold_request(*sid, client, events);
   *id = *sid;
   return TunnelDirectory::OpenStatus::kOpened;
 }
@@ -442,6 +430,14 @@ TunnelDirectory::OpenStatus AgentSession::open_request(std::string_view client, 
 size_t AgentSession::client_stream_count(std::string_view client) const {
   auto it = per_client_.find(client);
   return it == per_client_.end() ? 0 : it->second;
+}
+
+void AgentSession::hold_request(wt::StreamId id, std::string_view client, RequestStreamEvents* events) {
+  auto held = per_client_.find(client);
+  if (held == per_client_.end()) held = per_client_.emplace(std::string(client), 0).first;
+  ++held->second;
+  requests_[id] = RequestStream{events, held->first};
+  deadline_moved();  // the quiet probe (kQuietProbeAfter) may be due sooner now
 }
 
 bool AgentSession::forget_request(wt::StreamId id) {

@@ -249,6 +249,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   // A connect stream with flag `udp` whose name and scope passed: one flow (edge/agent_udp_connects.h).
   void open_udp_connect(wt::StreamId id, const std::string& name, uint64_t flow_id,
                         std::span<const uint8_t> rest, bool fin);
+  // Lists `id` as a request stream held for `client` (counted toward its cap); forget_request undoes it.
+  void hold_request(wt::StreamId id, std::string_view client, RequestStreamEvents* events);
   bool forget_request(wt::StreamId id);  // false when `id` was no request stream
   void on_control_bytes(std::span<const uint8_t> data, bool fin);
   void handle_frame(const tunnel::ControlFrame& frame);

@@ -114,34 +114,31 @@ TEST_F(QuietExchange, WithoutTheDeferralTheSameExchangeCostsMore) {
   EXPECT_GT(unheld.client_packets + unheld.server_packets, with + with / 4);
 }
 
-TEST_F(QuietExchange, AnAcknowledgementWaitsNoLongerThanTheDeferral) {
-  start(2ms);
-  Connection& c = pair_->client();
+// The client sends one packet; the server sends nothing for `quiet`, then its acknowledgement,
+// alone, within `then` more.
+void expect_lone_ack(QuicPair& pair, std::chrono::microseconds quiet, std::chrono::microseconds then) {
+  Connection& c = pair.client();
   const auto id = c.open_bidi_stream();
   ASSERT_TRUE(id);
   c.write(*id, bytes("ping"), false);
-  pair_->pump();
-  const size_t s0 = pair_->packets_sent(QuicPair::kServer);
+  pair.pump();
+  const size_t s0 = pair.packets_sent(QuicPair::kServer);
+  EXPECT_TRUE(pair.skip(quiet));
+  EXPECT_EQ(pair.packets_sent(QuicPair::kServer), s0);
+  pair.advance(then);
+  EXPECT_EQ(pair.packets_sent(QuicPair::kServer), s0 + 1);
+}
+
+TEST_F(QuietExchange, AnAcknowledgementWaitsNoLongerThanTheDeferral) {
+  start(2ms);
   // Nothing is due before the hold ends; then the acknowledgement goes, alone, by 2 ms.
-  EXPECT_TRUE(pair_->skip(1900us));
-  EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0);
-  pair_->advance(200us);
-  EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0 + 1);
+  expect_lone_ack(*pair_, 1900us, 200us);
 }
 
 TEST_F(QuietExchange, AnyDeferralIsCappedAt20ms) {
   // Under the 25 ms max_ack_delay we announce, whatever ack_defer says.
   start(100ms);
-  Connection& c = pair_->client();
-  const auto id = c.open_bidi_stream();
-  ASSERT_TRUE(id);
-  c.write(*id, bytes("ping"), false);
-  pair_->pump();
-  const size_t s0 = pair_->packets_sent(QuicPair::kServer);
-  EXPECT_TRUE(pair_->skip(19ms));
-  EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0);
-  pair_->advance(1ms + 100us);
-  EXPECT_EQ(pair_->packets_sent(QuicPair::kServer), s0 + 1);
+  expect_lone_ack(*pair_, 19ms, 1ms + 100us);
 }
 
 TEST_F(QuietExchange, StreamCreditComesBackInBatches) {

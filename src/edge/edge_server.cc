@@ -2,221 +2,26 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/allocator.h"
 #include "edge/admin_listener.h"
 #include "edge/browser_connect.h"
 #include "edge/echo_service.h"
-#include "edge/h3_requests.h"
+#include "edge/edge_quic_app.h"
 #include "edge/http_codec.h"
 #include "edge/name_certs.h"
 #include "edge/public_listener.h"
 #include "edge/ticket_key.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_service.h"
-#include "edge/wt_relay.h"
-#include "h3/connection.h"
 #include "h3/error_codes.h"
 #include "tunnel/keystore.h"
 #include "tunnel/wire.h"
-#include "wt/h3_server.h"
 
 namespace wtmesh::edge {
 
 namespace asio = boost::asio;
-
-// Everything the edge keeps for one QUIC connection, owned by that connection: agents' tunnel
-// sessions and /echo as WebTransport (wt::H3Server), a public client's HTTP/3 requests as exchanges
-// (H3Requests). One QUIC port serves both; what a connection carries tells them apart.
-struct EdgeServer::ConnApp final : quic::Connection::AppState {
-  ConnApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options, TunnelService& tunnels,
-          BrowserConnect& browser, std::function<void(const RequestLog&)> count, std::set<ConnApp*>& registry)
-      : registry(registry),
-        quic(quic),
-        tunnels(tunnels),
-        browser(browser),
-        echo_enabled(options.echo),
-        session_deadline(options.session_deadline),
-        h3(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
-        requests(tunnels, h3, requests_config(quic, options),
-                 ConnectionHooks{[this] { arm_tick(); },
-                                 [&quic, count = std::move(count)](const RequestLog& l) {
-                                   log_request(quic.remote_address(), l);
-                                   count(l);
-                                 }}),
-        server(h3, options.wt, [this](const wt::SessionInfo& info) { return accept(info); }),
-        tick(io) {
-    quic.set_handler(&h3);
-    if (options.http3) server.set_request_handler(&requests);
-    registry.insert(this);
-  }
-  ~ConnApp() override { registry.erase(this); }
-
-  // The drain's handoff (DrainPlan): a connection carrying WebTransport sessions (an agent's) gets
-  // GOAWAY after the last stream it opened: no new session on it, its sessions' streams go on.
-  void drain_sessions() {
-    if (sessions_accepted) h3.send_goaway(h3.next_peer_bidi_id());
-  }
-  // The drain's public step: GOAWAY to everyone (a public HTTP/3 client's requests under way finish,
-  // later ones are refused with H3_REQUEST_REJECTED and may be retried elsewhere).
-  void drain_requests() { requests.goaway(); }
-
-  static H3RequestsConfig requests_config(const quic::Connection& quic, const EdgeOptions& options) {
-    H3RequestsConfig c;
-    const std::string peer = quic.remote_address();
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(peer, ec);
-    c.exchange.client = {peer, true, ec ? peer : client_limit_key(address)};
-    c.exchange.limits = options.public_limits;
-    return c;
-  }
-
-  // Session requests refused for their credentials (401, 429) count against the connection: past
-  // TunnelServiceConfig::max_auth_failures_per_connection it is closed, so one connection cannot
-  // make the edge verify signatures without end (issue 14 6c; the per-address bucket is the
-  // tunnel service's).
-  wt::Accept accept(const wt::SessionInfo& request) {
-    opened = true;
-    wt::Accept a = route_session(request);
-    if (a.status >= 200 && a.status < 300 && a.handler != nullptr) sessions_accepted = true;
-    if (a.status != 401 && a.status != 429) return a;
-    if (++auth_failures < tunnels.config().max_auth_failures_per_connection) return a;
-    if (!shed) {
-      shed = true;
-      spdlog::info("edge: closing the connection from {}: {} refused session requests", quic.remote_address(),
-                   auth_failures);
-      if (auto* m = tunnels.config().session.metrics) m->on_connection_shed(ConnectionShed::kAuthFailures);
-      // After this refusal has been answered (not from inside the WebTransport layer's call).
-      asio::post(tick.get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
-        if (!alive.expired()) quic.close(h3::kH3ExcessiveLoad, "too many authentication failures");
-      });
-    }
-    return a;
-  }
-
-  wt::Accept route_session(const wt::SessionInfo& request) {
-    wt::SessionInfo info = request;
-    info.peer = quic.remote_address();
-    // In 0-RTT only an agent's session setup is taken: a replay of it verifies the token again and
-    // opens a session that never registers anything (its handshake never completes, so nothing
-    // follows in 1-RTT), and the replay store refuses a second sight on this edge. Every other
-    // session may have effects: 425 Too Early, sent again after the handshake (RFC 8470 §5.2).
-    if (info.path == tunnel::kSessionPath) return tunnels.accept(info);  // owns its sessions
-    if (quic.in_early_data()) return {425, nullptr, {{"wtmesh-error", "sent in 0-RTT: try again"}}};
-    if (auto relayed = relay(info)) return *relayed;
-    if (is_browser_connect_path(info.path)) return browser.accept(info, browsers);
-    if (info.path == "/echo" && echo_enabled) {
-      // Sessions end before the connection does; keep finished handlers only until the next accept.
-      std::erase_if(echo, [](const auto& e) { return e->closed(); });
-      echo.push_back(std::make_unique<EchoSession>());
-      spdlog::info("echo: session opened authority={} origin=\"{}\"", info.authority, info.origin);
-      return {200, echo.back().get(), {}};
-    }
-    // Without the query: a mistyped /connect URL may carry a token.
-    spdlog::info("edge: no WebTransport service at path {}",
-                 info.path.substr(0, info.path.find('?')).substr(0, 128));
-    return {404, nullptr, {}};
-  }
-
-  // A session to a tunnel hostname is relayed to its agent (docs/protocol.md §7); nullopt when the
-  // host is no tunnel's (the edge's own services answer).
-  std::optional<wt::Accept> relay(const wt::SessionInfo& info) {
-    struct Inline final : RouteEvents {
-      std::optional<RouteLookup> answer;
-      void on_route(const RouteLookup& r) override { answer = r; }
-    } lookup;
-    const auto host = normalize_host(info.authority);
-    if (!host) return std::nullopt;
-    const uint64_t ticket = tunnels.route(*host, &lookup);
-    if (ticket != 0) {
-      tunnels.cancel_route(ticket);  // a shared route store would answer later: not relayed yet
-      return wt::Accept{503, nullptr, {{"wtmesh-error", "route lookup pending"}}};
-    }
-    if (!lookup.answer || lookup.answer->kind == RouteLookup::Kind::kUnknown) return std::nullopt;
-    if (lookup.answer->kind == RouteLookup::Kind::kOffline) {
-      return wt::Accept{502, nullptr, {{"wtmesh-error", "the tunnel's agent is not connected"}}};
-    }
-    std::erase_if(relays, [](const auto& r) { return r->finished(); });
-    relays.push_back(std::make_unique<EdgeWtRelay>(tunnels, info.peer));
-    wt::Accept a = relays.back()->start(*lookup.answer, info);
-    if (a.handler == nullptr) relays.pop_back();
-    return a;
-  }
-
-  // Drives the WebTransport layer's and the requests' deadlines; re-armed after each firing, and
-  // sooner when a request's deadline moved up (the wake hook).
-  void arm_tick() {
-    const auto now = std::chrono::steady_clock::now();
-    auto when = now + std::chrono::seconds(1);
-    if (auto d = server.next_deadline()) when = std::min(when, std::max(*d, now));
-    if (auto d = requests.next_deadline()) when = std::min(when, std::max(*d, now));
-    if (established_at && !opened) when = std::min(when, std::max(*established_at + session_deadline, now));
-    if (armed_at && *armed_at <= when && *armed_at > now) return;  // already due sooner
-    armed_at = when;
-    tick.expires_at(when);
-    tick.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-      if (ec || alive.expired()) return;
-      armed_at.reset();
-      const auto t = std::chrono::steady_clock::now();
-      server.on_tick(t);
-      requests.on_tick(t);
-      const auto wall = std::chrono::system_clock::now();
-      for (const auto& b : browsers) b->on_tick(wall);
-      if (!check_session_deadline(t)) return;
-      arm_tick();
-    });
-  }
-
-  // A connection that completed its handshake but opened no WebTransport session and sent no
-  // request within EdgeOptions::session_deadline is closed (H3_NO_ERROR, "no session opened"): a
-  // client may not hold one of the endpoint's connection slots for nothing (issue 14 6b). The clock
-  // starts at the first tick that sees the handshake done (at most a second late). False once closed.
-  bool check_session_deadline(std::chrono::steady_clock::time_point now) {
-    if (opened || shed) return true;
-    if (server.request_count() > 0 || server.deferred_request_count() > 0 || requests.stream_count() > 0 ||
-        requests.requests_completed() > 0) {
-      opened = true;
-      return true;
-    }
-    if (!quic.handshake_completed()) return true;
-    if (!established_at) {
-      established_at = now;
-      return true;
-    }
-    if (now - *established_at < session_deadline) return true;
-    shed = true;
-    spdlog::info("edge: closing the connection from {}: no session or request within {} ms",
-                 quic.remote_address(), session_deadline.count());
-    if (auto* m = tunnels.config().session.metrics) m->on_connection_shed(ConnectionShed::kNoSession);
-    quic.close(h3::kH3NoError, "no session opened");
-    return false;
-  }
-
-  // Declaration order is destruction order in reverse: the server (which may still tell handlers
-  // their sessions closed) goes before the echo handlers and the requests, and h3 last.
-  std::set<ConnApp*>& registry;  // the edge's list of live connections (drain)
-  bool sessions_accepted = false;
-  quic::Connection& quic;
-  TunnelService& tunnels;
-  BrowserConnect& browser;
-  const bool echo_enabled;                           // --echo
-  const std::chrono::milliseconds session_deadline;  // --session-deadline
-  bool opened = false;  // a session or request arrived: the deadline no longer applies
-  std::optional<std::chrono::steady_clock::time_point> established_at;  // handshake seen done
-  size_t auth_failures = 0;                                             // 401/429 answers on this connection
-  bool shed = false;                                                    // closed for them
-  h3::Connection h3;
-  std::vector<std::unique_ptr<EchoSession>> echo;
-  std::vector<std::unique_ptr<BrowserSession>> browsers;
-  std::vector<std::unique_ptr<EdgeWtRelay>> relays;
-  H3Requests requests;
-  wt::H3Server server;
-  asio::steady_timer tick;
-  std::optional<std::chrono::steady_clock::time_point> armed_at;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-};
 
 EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     : io_(io),
@@ -547,7 +352,7 @@ size_t EdgeServer::public_connection_count() const {
 }
 
 void EdgeServer::on_connection(quic::Connection& conn) {
-  auto app = std::make_unique<ConnApp>(
+  auto app = std::make_unique<EdgeQuicApp>(
       io_, conn, options_, *tunnels_, *browser_, [this](const RequestLog& l) { count_request(l); }, apps_);
   app->arm_tick();
   conn.set_app_state(std::move(app));
@@ -564,7 +369,7 @@ void EdgeServer::drain(DrainPlan::Options options, std::function<void()> done) {
   spdlog::info("edge: draining: {} agent session(s) asked to move; public requests finish within {} ms",
                tunnels_->session_count(), options.grace.count());
   tunnels_->drain();
-  for (ConnApp* a : apps_) a->drain_sessions();
+  for (EdgeQuicApp* a : apps_) a->drain_sessions();
   drain_step();
 }
 
@@ -588,7 +393,7 @@ void EdgeServer::drain_step() {
       if (https_) https_->drain();
       if (http_) http_->drain();
       endpoint_->refuse_new_connections();
-      for (ConnApp* a : apps_) a->drain_requests();
+      for (EdgeQuicApp* a : apps_) a->drain_requests();
       continue;
     }
     if (drain_.expired()) {

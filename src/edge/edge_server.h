@@ -44,6 +44,7 @@ namespace wtmesh::edge {
 class AdminListener;
 class BrowserConnect;
 class EchoSession;
+class EdgeQuicApp;
 class NameCertIssuer;
 class PublicListener;
 struct PublicListenerOptions;
@@ -176,7 +177,6 @@ class EdgeServer {
   static constexpr size_t kTrimAbove = 16u << 20;
 
  private:
-  struct ConnApp;
   void on_connection(quic::Connection& conn);
   // Generated certificates: checks hourly and, when ensure_state_certs issued a new leaf, new
   // connections use it (existing ones keep the context they started with).
@@ -224,7 +224,7 @@ class EdgeServer {
   DrainPlan drain_{DrainPlan::Options{}};
   std::function<void()> drain_done_;
   boost::asio::steady_timer drain_timer_;
-  std::set<ConnApp*> apps_;               // the QUIC connections' state (each removes itself)
+  std::set<EdgeQuicApp*> apps_;           // the QUIC connections' state (each removes itself)
   std::unique_ptr<AdminListener> admin_;  // destroyed before what it reads
   // /echo handlers of sessions over HTTP/2 (finished ones dropped at the next accept); after https_ in
   // destruction order is before it in declaration: the connections tell them their end first.

@@ -4,6 +4,7 @@
 // busy/idle signal the agent sets its QUIC keep-alive by (EdgeSession::Callbacks::on_busy).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <functional>
 
 #include "../../support/run_until.h"
@@ -11,6 +12,7 @@
 #include "fake_session.h"
 #include "local_http_server.h"
 #include "tunnel/telemetry.h"
+#include "tunnel/udp_flow.h"
 
 namespace wtmesh::agent {
 namespace {
@@ -34,8 +36,9 @@ class Telemetry : public ::testing::Test {
     control.idle_after = idle_after;
     control.agent_version = "9.8.7";
     control.started_at = std::chrono::steady_clock::now() - 3s;
-    ts_ = std::make_unique<EdgeSession>(io_, std::vector<TunnelRoute>{{{7, "app.localhost", "http"}, &pool_}},
-                                        control, ExchangeLimits{}, std::move(callbacks));
+    std::vector<TunnelRoute> routes{{{7, "app.localhost", "http"}, &pool_}};
+    routes.insert(routes.end(), extra_routes_.begin(), extra_routes_.end());
+    ts_ = std::make_unique<EdgeSession>(io_, std::move(routes), control, ExchangeLimits{}, std::move(callbacks));
     ts_->on_attached(fake_);
     ts_->on_ready();
   }
@@ -55,6 +58,7 @@ class Telemetry : public ::testing::Test {
   asio::io_context io_;
   UpstreamPool pool_;
   testing::FakeSession fake_;
+  std::vector<TunnelRoute> extra_routes_;  // besides the http tunnel 7: set before make()
   std::unique_ptr<EdgeSession> ts_;
 };
 
@@ -155,6 +159,44 @@ TEST_F(Telemetry, IdleIsToldOnlyOnceNothingWasUnderWayForIdleAfter) {
   EXPECT_FALSE(busy.back());
   EXPECT_GE(at.back() - ended, 200ms - 20ms)
       << "the last tick that saw it busy is at most one interval earlier";
+}
+
+TEST_F(Telemetry, ANewUdpFlowMakesTheSessionBusyAndItStaysSoWhileTheFlowLives) {
+  // The udp tunnel 8's local service: a socket here, to see the flow's packets arrive.
+  asio::ip::udp::socket service(io_, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  TunnelRoute udp{{8, "dns", "udp"}, nullptr};
+  udp.udp = UdpTarget{service.local_endpoint()};
+  extra_routes_.push_back(udp);
+  fake_.max_datagram = 1200;
+  std::vector<bool> busy;
+  EdgeSession::Callbacks cb;
+  cb.on_busy = [&busy](bool b) { busy.push_back(b); };
+  make(1s, std::nullopt, std::move(cb), 20ms, 100ms);
+  ASSERT_TRUE(run_until([&] { return !busy.empty(); }, 2s));
+  ASSERT_EQ(busy, std::vector<bool>{false});
+
+  // The edge opens a flow on tunnel 8 (an even flow id is the edge's): busy at once, with no request
+  // or stream under way, and the packet reaches the service.
+  const uint64_t flow = *tunnel::udp_flow_id(tunnel::FlowOpener::kEdge, 0);
+  const std::vector<uint8_t> packet{'q', '1'};
+  ts_->on_datagram(tunnel::encode_udp_datagram(flow, 8, packet));
+  EXPECT_EQ(busy, (std::vector<bool>{false, true}));
+  EXPECT_TRUE(ts_->busy());
+  std::array<uint8_t, 16> got{};
+  asio::ip::udp::endpoint from;
+  size_t n = 0;
+  service.async_receive_from(asio::buffer(got), from, [&](boost::system::error_code ec, size_t len) {
+    if (!ec) n = len;
+  });
+  ASSERT_TRUE(run_until([&] { return n > 0; }, 1s));
+  EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(n)), packet);
+
+  // More packets on the same flow tell nothing new, and while the flow lives the heartbeat ticks
+  // (every 20 ms) keep seeing the session busy: no idle after idle_after (100 ms).
+  ts_->on_datagram(tunnel::encode_udp_datagram(flow, 8, packet));
+  EXPECT_FALSE(run_until([&] { return busy.size() > 2; }, 300ms));
+  EXPECT_EQ(busy, (std::vector<bool>{false, true}));
+  EXPECT_TRUE(ts_->busy());
 }
 
 TEST_F(Telemetry, IntervalZeroSendsNone) {

@@ -225,10 +225,13 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
   return true;
 }
 
-bool Connection::session_resumed() const { return quic::session_resumed(tls_session_); }
+bool Connection::session_resumed() const {
+  return tls_session_ ? quic::session_resumed(tls_session_) : released_resumed_;
+}
 
 bool Connection::early_data_accepted() const {
-  return state_ != State::kHandshaking && quic::early_data_accepted(tls_session_);
+  if (state_ == State::kHandshaking) return false;
+  return tls_session_ ? quic::early_data_accepted(tls_session_) : released_early_accepted_;
 }
 
 void Connection::hand_out_ticket() {
@@ -254,6 +257,34 @@ void Connection::send_ticket() {
     return;
   }
   request_flush();
+}
+
+void Connection::release_tls() {
+  if (!server_ || tls_session_ == nullptr || state_ != State::kOpen) return;
+  released_alpn_ = negotiated_alpn();
+  released_resumed_ = quic::session_resumed(tls_session_);
+  released_early_accepted_ = quic::early_data_accepted(tls_session_);
+  // From now on ngtcp2 has no TLS handle: recv_crypto_data refuses before it would need one.
+  ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
+  gnutls_deinit(tls_session_);
+  tls_session_ = nullptr;
+}
+
+bool Connection::update_keys() {
+  if (conn_ == nullptr || state_ != State::kOpen) return false;
+  const Timestamp now = std::max(last_now_, clock_ ? clock_() : now_ts());
+  last_now_ = now;
+  int rv = 0;
+  {
+    LibraryCall call(*this);
+    rv = ngtcp2_conn_initiate_key_update(conn_, now);
+  }
+  if (rv != 0) {
+    spdlog::debug("quic: key update not started: {}", ngtcp2_strerror(rv));
+    return false;
+  }
+  request_flush();
+  return true;
 }
 
 void Connection::apply_keep_alive() {
@@ -314,6 +345,7 @@ uint64_t Connection::local_bidi_streams_left() const {
 }
 
 std::string Connection::negotiated_alpn() const {
+  if (!tls_session_) return released_alpn_;
   gnutls_datum_t alpn{};
   if (tls_session_ && gnutls_alpn_get_selected_protocol(tls_session_, &alpn) == 0) {
     return std::string(reinterpret_cast<const char*>(alpn.data), alpn.size);

@@ -210,6 +210,15 @@ class Connection final : public Transport {
   // The largest UDP payload now sent on the path (grows as PMTUD probes succeed).
   size_t path_max_udp_payload() const;
   std::string negotiated_alpn() const;
+  // Server: the GnuTLS session is freed once the handshake is done and its NewSessionTicket handed
+  // to ngtcp2 (which copies CRYPTO data): an idle connection then holds none of GnuTLS' per-session
+  // state (~10 KiB). Packet protection and key updates use ngtcp2's own keys and secrets; ALPN and
+  // the resumption flags are kept; 1-RTT CRYPTO data from a client after that (a QUIC client sends
+  // no post-handshake TLS message, RFC 9001 §4.1.3) closes the connection (PROTOCOL_VIOLATION).
+  bool holds_tls_session() const { return tls_session_ != nullptr; }
+  // Starts a key update (RFC 9001 §6): new packet protection keys from the next packet on. False if
+  // ngtcp2 cannot yet (handshake not confirmed, or the previous update not yet acknowledged).
+  bool update_keys();
   // How many more bidi streams the peer's MAX_STREAMS lets us open now.
   uint64_t local_bidi_streams_left() const;
 
@@ -249,6 +258,7 @@ class Connection final : public Transport {
                    const ResumptionTicket* resume);
   void hand_out_ticket();  // client: a ticket the server sent, to ticket_hook_
   void send_ticket();      // server: a NewSessionTicket once the handshake is done
+  void release_tls();      // server: after send_ticket(), see holds_tls_session()
   struct Tx;               // the state of one write_packets() call (connection_tx.cc)
 
   void fill_settings(ngtcp2_settings& settings, ngtcp2_transport_params& params, Timestamp now,
@@ -316,6 +326,10 @@ class Connection final : public Transport {
   ngtcp2_conn* conn_ = nullptr;
   std::shared_ptr<const TlsServerContext> server_tls_;  // outlives tls_session_ (server side)
   gnutls_session_t tls_session_ = nullptr;
+  // What the released TLS session said (release_tls()).
+  std::string released_alpn_;
+  bool released_resumed_ = false;
+  bool released_early_accepted_ = false;
   ngtcp2_crypto_conn_ref conn_ref_{};
   TransportHandler* handler_ = nullptr;
   std::function<void()> flush_hook_;

@@ -63,6 +63,7 @@ struct ConnectionCallbacks {
   static int recv_crypto_data(ngtcp2_conn* conn, ngtcp2_encryption_level level, uint64_t offset,
                               const uint8_t* data, size_t datalen, void* user_data) {
     Connection* c = self(user_data);
+    if (c->tls_session_ == nullptr) return NGTCP2_ERR_PROTO;  // a server after release_tls()
     if (!c->server_ && level == NGTCP2_ENCRYPTION_LEVEL_1RTT) c->ticket_pending_ = true;
     return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user_data);
   }

@@ -70,7 +70,10 @@ void Connection::deliver(const Event& e, std::span<const uint8_t> bytes) {
     return;
   }
   if (early_rejected_) return;  // closing, see above: nothing reaches the handler but the close
-  if (e.kind == K::kHandshakeCompleted) send_ticket();  // with or without a handler
+  if (e.kind == K::kHandshakeCompleted) {  // with or without a handler
+    send_ticket();
+    release_tls();
+  }
   if (handler_ == nullptr) {
     if (e.kind == K::kStreamData) consume(e.id, bytes.size());  // nobody reads: keep the peer going
     return;

@@ -146,6 +146,49 @@ TEST_F(ConnectionPairTest, EchoFromInsideTheDataCallback) {
   EXPECT_EQ(pair_->client().stream_count(), 0u);
 }
 
+// The server frees its GnuTLS session once the handshake is done (Connection::holds_tls_session):
+// what it said stays known, and the connection goes on: streams, and key updates from either side,
+// which use ngtcp2's own secrets.
+TEST_F(ConnectionPairTest, TheServerLetsGoOfTlsAfterTheHandshakeAndKeysStillUpdate) {
+  server_.hook = [this](const std::string& kind) {  // echo each stream once it ended
+    if (kind != "stream_data") return;
+    for (auto& [id, d] : server_.data) {
+      if (server_.fins.count(id) && !d.empty()) {
+        pair_->server()->write(id, bytes(d), true);
+        d.clear();
+      }
+    }
+  };
+  start();
+  ASSERT_NE(pair_->server(), nullptr);
+  EXPECT_FALSE(pair_->server()->holds_tls_session());
+  EXPECT_TRUE(pair_->client().holds_tls_session()) << "a client keeps it (NewSessionTickets come later)";
+  EXPECT_EQ(pair_->server()->negotiated_alpn(), "h3");
+  EXPECT_FALSE(pair_->server()->session_resumed());
+
+  auto echo = [this](const std::string& msg) {
+    const auto id = pair_->client().open_bidi_stream();
+    if (!id || pair_->client().write(*id, bytes(msg), true) != msg.size()) return std::string("(no stream)");
+    pair_->pump();
+    pair_->advance(50ms);
+    return client_.data[*id];
+  };
+  EXPECT_EQ(echo("before"), "before");
+  // The client updates its keys: the server follows with keys derived from ngtcp2's secrets.
+  ASSERT_TRUE(pair_->client().update_keys());
+  EXPECT_EQ(echo("after the client's update"), "after the client's update");
+  // Once that update is acknowledged (a few RTTs), the server may start the next one itself.
+  pair_->advance(1s);
+  ASSERT_TRUE(pair_->server()->update_keys());
+  EXPECT_EQ(echo("after the server's update"), "after the server's update");
+  pair_->advance(1s);
+  ASSERT_TRUE(pair_->client().update_keys());
+  EXPECT_EQ(echo("and again"), "and again");
+  EXPECT_EQ(pair_->client().state(), Connection::State::kOpen);
+  EXPECT_EQ(pair_->server()->state(), Connection::State::kOpen);
+  EXPECT_EQ(client_.closes + server_.closes, 0);
+}
+
 TEST_F(ConnectionPairTest, StreamCreditHoldsTheSenderUntilTheReaderConsumes) {
   TransportLimits server_limits;
   server_limits.stream_window = 16 * 1024;

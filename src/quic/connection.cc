@@ -270,6 +270,15 @@ void Connection::release_tls() {
   tls_session_ = nullptr;
 }
 
+void Connection::peer_unreachable(std::string_view why) {
+  if (state_ == State::kClosed) return;
+  // No closing period (RFC 9000 §10.2 keeps one for a peer that may still send): nothing listens
+  // at the peer's address, so the connection ends now, as an idle one does.
+  close_reason_ = std::string(why);
+  state_ = State::kClosed;
+  finish(0, false, close_reason_);
+}
+
 bool Connection::update_keys() {
   if (conn_ == nullptr || state_ != State::kOpen) return false;
   const Timestamp now = std::max(last_now_, clock_ ? clock_() : now_ts());

@@ -195,6 +195,10 @@ class Connection final : public Transport {
   // Tells the handler the connection is gone if it has not been told yet (the driver calls this
   // before destroying a connection it drops, e.g. on endpoint shutdown).
   void abandon(std::string_view reason) { finish(0, false, reason); }
+  // The peer's UDP port is closed (the endpoint got ICMP port unreachable for a datagram sent to
+  // it): the connection ends at once (state kClosed, reason `why`, no closing period), instead of
+  // waiting out the handshake or unresponsive deadline. Not from inside an ngtcp2 call.
+  void peer_unreachable(std::string_view why);
   // Changes TransportLimits::keep_alive on the live connection (0: none): the agent PINGs every
   // second while a request is under way and leaves an idle session to its heartbeat.
   void set_keep_alive(std::chrono::milliseconds after);

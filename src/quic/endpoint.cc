@@ -63,6 +63,7 @@ udp::endpoint Endpoint::local_endpoint() const { return socket_.local_endpoint()
 
 void Endpoint::listen(ServerOptions options) {
   options_ = std::move(options);
+  udp_->receive_icmp_errors(false);  // a server acts on no ICMP about its clients (close_unreachable)
   dispatcher_.set_options({.server = true,
                            .max_connections = options_.max_connections,
                            .address_limits = options_.address_limits,
@@ -170,6 +171,71 @@ void Endpoint::on_readable() {
     if (n < UdpSocketIo::kRecvBatch) break;
   }
   service_touched(now);
+  post_unreachable();
+}
+
+namespace {
+
+// Loopback, private (RFC 1918, RFC 4193) and link-local addresses, v4-mapped ones included.
+bool local_scope(const sockaddr* a) {
+  auto v4_local = [](uint32_t host_order) {
+    const uint32_t a8 = host_order >> 24;
+    return a8 == 127 || a8 == 10 || (host_order >> 20) == 0xAC1 || (host_order >> 16) == 0xC0A8 ||
+           (host_order >> 16) == 0xA9FE;
+  };
+  if (a->sa_family == AF_INET) return v4_local(ntohl(reinterpret_cast<const sockaddr_in*>(a)->sin_addr.s_addr));
+  if (a->sa_family != AF_INET6) return false;
+  const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    uint32_t v4 = 0;
+    std::memcpy(&v4, v6.s6_addr + 12, sizeof(v4));
+    return v4_local(ntohl(v4));
+  }
+  return IN6_IS_ADDR_LOOPBACK(&v6) || (v6.s6_addr[0] & 0xFE) == 0xFC || IN6_IS_ADDR_LINKLOCAL(&v6);
+}
+
+bool same_address(const sockaddr* a, const sockaddr* b) {
+  if (a->sa_family != b->sa_family) return false;
+  if (a->sa_family == AF_INET) {
+    const auto* x = reinterpret_cast<const sockaddr_in*>(a);
+    const auto* y = reinterpret_cast<const sockaddr_in*>(b);
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a->sa_family == AF_INET6) {
+    const auto* x = reinterpret_cast<const sockaddr_in6*>(a);
+    const auto* y = reinterpret_cast<const sockaddr_in6*>(b);
+    return x->sin6_port == y->sin6_port && std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(in6_addr)) == 0;
+  }
+  return false;
+}
+
+}  // namespace
+
+void Endpoint::post_unreachable() {
+  if (unreachable_posted_ || !udp_->has_unreachable()) return;
+  unreachable_posted_ = true;
+  asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    unreachable_posted_ = false;
+    close_unreachable();
+  });
+}
+
+void Endpoint::close_unreachable() {
+  for (const UnreachableAddress& u : udp_->take_unreachable()) {
+    const auto* addr = reinterpret_cast<const sockaddr*>(&u.address);
+    if (!local_scope(addr)) continue;
+    std::vector<Connection*> hit;
+    for (auto& [c, e] : conns_) {
+      if (!c->is_server() && same_address(c->path().remote.addr, addr)) hit.push_back(c);
+    }
+    for (Connection* c : hit) {
+      if (!find(c)) continue;  // a close above took it
+      spdlog::debug("quic: {}: ICMP port unreachable; closing", c->remote_address());
+      c->peer_unreachable("the peer's UDP port is closed (ICMP port unreachable)");
+      service(c);
+    }
+  }
 }
 
 void Endpoint::service_touched(Timestamp read_at) {
@@ -347,6 +413,7 @@ void Endpoint::service(Connection* conn, Timestamp at) {
   }
   if (more) post_flush(*e);  // the write budget ran out: continue after other work
   arm_timer(*e);
+  post_unreachable();  // a send may have read the error queue
 }
 
 void Endpoint::arm_timer(Entry& e) {

@@ -126,6 +126,13 @@ class Endpoint final {
 
   void start_read();
   void on_readable();
+  // Client connections to an address whose port answered ICMP port unreachable close at once
+  // (UdpSocketIo::take_unreachable): a local service or an edge that is gone is noticed in one
+  // round trip, not after the handshake or unresponsive deadline. Only loopback and private
+  // addresses: on the Internet an ICMP message is too easily forged (RFC 5927). Posted, so it never
+  // runs inside a write or a read batch.
+  void post_unreachable();
+  void close_unreachable();
   // Writes for the connections the last read batch reached, at `read_at`, the batch's time.
   void service_touched(Timestamp read_at);
   // Returns the connection that consumed the packet, if any.
@@ -165,6 +172,7 @@ class Endpoint final {
   std::vector<Connection*> touched_;  // connections that read packets in this batch
   std::deque<Connection*> blocked_;   // connections with parked trains, in order
   bool write_wait_ = false;           // an async_wait(wait_write) is pending
+  bool unreachable_posted_ = false;   // a close_unreachable() is queued
   EndpointStats stats_;
   bool shutting_down_ = false;
   // Handlers queued on the io_context check this before touching the endpoint.

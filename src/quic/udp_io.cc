@@ -1,5 +1,6 @@
 #include "quic/udp_io.h"
 
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <spdlog/spdlog.h>
@@ -65,6 +66,7 @@ UdpSocketIo::UdpSocketIo(int fd) : fd_(fd), rx_(std::make_unique<RecvSlots>()) {
   }
 
   const int on = 1;
+  receive_icmp_errors(true);
   gro_ = setsockopt(fd_, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
   // Kernels with UDP GSO (4.18+) know the UDP_SEGMENT option; whether this route can do it is only
   // known at the first send (see send()).
@@ -78,6 +80,17 @@ UdpSocketIo::UdpSocketIo(int fd) : fd_(fd), rx_(std::make_unique<RecvSlots>()) {
 }
 
 UdpSocketIo::~UdpSocketIo() = default;
+
+void UdpSocketIo::receive_icmp_errors(bool on) {
+  // Onto the error queue (drain_errors): for a v6 socket both options, v4-mapped peers included.
+  const int v = on ? 1 : 0;
+  setsockopt(fd_, IPPROTO_IP, IP_RECVERR, &v, sizeof(v));
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) == 0 && local.ss_family == AF_INET6)
+    setsockopt(fd_, IPPROTO_IPV6, IPV6_RECVERR, &v, sizeof(v));
+  if (!on) drain_errors();  // what came before stays out of the next read
+}
 
 void UdpSocketIo::disable_gro() {
   const int off = 0;
@@ -108,6 +121,7 @@ UdpSocketIo::Outcome UdpSocketIo::send_one(const sockaddr* to, socklen_t tolen, 
     const auto size = static_cast<uint16_t>(segment_size);
     std::memcpy(CMSG_DATA(c), &size, sizeof(size));
   }
+  bool retried = false;
   for (;;) {
     ++stats_.send_calls;
     if (::sendmsg(fd_, &msg, MSG_DONTWAIT) >= 0) {
@@ -120,6 +134,13 @@ UdpSocketIo::Outcome UdpSocketIo::send_one(const sockaddr* to, socklen_t tolen, 
     if (is_would_block(err)) {
       ++stats_.send_blocked;
       return Outcome::kBlocked;
+    }
+    // An ICMP error about an earlier datagram (perhaps to another peer: ECONNREFUSED, EMSGSIZE...)
+    // was pending and failed this send before it left; the failure consumed it. If the error queue
+    // held it, note what it said and send again, once.
+    if (!retried) {
+      retried = true;
+      if (drain_errors()) continue;
     }
     // EIO: the device cannot segment (no checksum offload). EINVAL: the segment size does not fit
     // the route, or GSO is refused for another reason; per-datagram sends tell which.
@@ -196,9 +217,19 @@ size_t UdpSocketIo::read_batch() {
     rx.msgs[i].msg_len = 0;
   }
   int n;
-  do {
+  bool retried = false;
+  for (;;) {
     n = ::recvmmsg(fd_, rx.msgs.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
-  } while (n < 0 && errno == EINTR);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    // The pending error of an ICMP message comes before the data: read the error queue, then the
+    // data again (once: a new ICMP meanwhile waits for the next call).
+    if (!is_would_block(errno) && !retried && drain_errors()) {
+      retried = true;
+      continue;
+    }
+    break;
+  }
   if (n <= 0) {
     if (n < 0 && !is_would_block(errno)) spdlog::debug("quic: recvmmsg: {}", std::strerror(errno));
     return 0;
@@ -217,6 +248,52 @@ size_t UdpSocketIo::read_batch() {
     }
   }
   return rx.count;
+}
+
+bool UdpSocketIo::drain_errors() {
+  bool any = false;
+  for (int i = 0; i < 64; ++i) {  // bounded: a flood of ICMP costs at most this per call
+    sockaddr_storage to{};
+    uint8_t payload[64];  // the start of our datagram (unused; MSG_TRUNC is fine)
+    iovec iov{payload, sizeof(payload)};
+    union {
+      cmsghdr align;
+      uint8_t bytes[512];
+    } ctrl{};
+    msghdr m{};
+    m.msg_name = &to;
+    m.msg_namelen = sizeof(to);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl.bytes;
+    m.msg_controllen = sizeof(ctrl.bytes);
+    if (::recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    any = true;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      const bool v4 = c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR;
+      const bool v6 = c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR;
+      if ((!v4 && !v6) || c->cmsg_len < CMSG_LEN(sizeof(sock_extended_err))) continue;
+      sock_extended_err ee{};
+      std::memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+      const bool port_unreachable =
+          (ee.ee_origin == SO_EE_ORIGIN_ICMP && ee.ee_type == 3 && ee.ee_code == 3) ||  // RFC 792
+          (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1 && ee.ee_code == 4);  // RFC 4443
+      if (port_unreachable && m.msg_namelen > 0) note_unreachable(to, m.msg_namelen);
+    }
+  }
+  return any;
+}
+
+void UdpSocketIo::note_unreachable(const sockaddr_storage& to, socklen_t len) {
+  ++stats_.port_unreachable;
+  for (const UnreachableAddress& u : unreachable_) {
+    if (u.length == len && std::memcmp(&u.address, &to, len) == 0) return;
+  }
+  if (unreachable_.size() >= kMaxUnreachable) unreachable_.erase(unreachable_.begin());
+  unreachable_.push_back({to, len});
 }
 
 UdpSocketIo::Message UdpSocketIo::message(size_t i) const {

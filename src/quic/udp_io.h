@@ -7,15 +7,23 @@
 //    (gso_train.h).
 //  - the Don't Fragment bit is set (IP_PMTUDISC_PROBE): QUIC packets must never be fragmented
 //    (RFC 9000 §14), and PMTUD probes must fail rather than be fragmented.
+//  - ICMP errors are received (IP_RECVERR, IPV6_RECVERR; off for a listening endpoint): a "port
+//    unreachable" for a datagram we sent names an address where nothing listens any more
+//    (take_unreachable()). Such an error also fails the socket's next read or send once (the
+//    kernel's pending socket error): reads and sends then drain the error queue and try again, so
+//    one peer's ICMP never costs another peer a datagram.
 // Never blocks: a full send buffer is reported as kBlocked with how much went out.
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <utility>
+#include <vector>
 
 namespace wtmesh::quic {
 
@@ -32,6 +40,13 @@ struct UdpIoStats {
   uint64_t recv_calls = 0;    // recvmmsg system calls that returned data
   uint64_t gro_reads = 0;     // messages that carried more than one datagram
   uint64_t datagrams_in = 0;
+  uint64_t port_unreachable = 0;  // ICMP / ICMPv6 port unreachable for a datagram we sent
+};
+
+// An address a datagram was sent to, as the error queue names it.
+struct UnreachableAddress {
+  sockaddr_storage address{};
+  socklen_t length = 0;
 };
 
 class UdpSocketIo {
@@ -66,6 +81,15 @@ class UdpSocketIo {
   // The i-th message of the last read_batch().
   Message message(size_t i) const;
 
+  // Addresses whose port answered a datagram with ICMP port unreachable since the last call (at
+  // most kMaxUnreachable, each once), oldest first.
+  static constexpr size_t kMaxUnreachable = 16;
+  std::vector<UnreachableAddress> take_unreachable() { return std::exchange(unreachable_, {}); }
+  bool has_unreachable() const { return !unreachable_.empty(); }
+  // On by default; a server endpoint turns it off (it acts on no ICMP about its clients, so the
+  // kernel keeps ignoring them as it does for any unconnected socket).
+  void receive_icmp_errors(bool on);
+
   bool gso_enabled() const { return gso_; }
   bool gro_enabled() const { return gro_; }
   // Tests and benchmarks: force per-datagram sends, or per-datagram reads.
@@ -82,8 +106,14 @@ class UdpSocketIo {
   SendResult send_each(const sockaddr* to, socklen_t tolen, std::span<const uint8_t> data,
                        size_t segment_size, size_t* sent, bool* any_ok);
 
+  // Reads the socket's error queue (bounded), noting port-unreachable addresses; this also
+  // clears the pending socket error. False if there was nothing to read.
+  bool drain_errors();
+  void note_unreachable(const sockaddr_storage& to, socklen_t len);
+
   struct RecvSlots;
   int fd_;
+  std::vector<UnreachableAddress> unreachable_;
   bool gso_ = false;
   bool gro_ = false;
   uint32_t block_every_ = 0;

@@ -34,6 +34,43 @@ TEST_F(QuicLoopback, HandshakeNegotiatesH3) {
   EXPECT_EQ(server_->connection_count(), 1u);
 }
 
+// Nothing listens on the port (ICMP port unreachable, Endpoint::close_unreachable): the dial ends
+// at once, not after its handshake timeout.
+TEST_F(QuicLoopback, ADialToAClosedPortEndsAtOnce) {
+  udp::endpoint gone;
+  {
+    udp::socket s(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    gone = s.local_endpoint();
+  }
+  Connection* c = dial({}, gone);
+  ASSERT_NE(c, nullptr);
+  ClientRecorder& rec = attach(*c);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return rec.closed; }, std::chrono::seconds(5)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  EXPECT_FALSE(rec.handshake);
+  EXPECT_NE(rec.close_reason.find("port unreachable"), std::string::npos) << rec.close_reason;
+  EXPECT_GE(client_ep_->socket_io().stats().port_unreachable, 1u);
+}
+
+// An open connection whose server process is gone (its socket closed, no CONNECTION_CLOSE): the
+// client's next packet draws ICMP port unreachable and the connection closes then, not after the
+// unresponsive deadline.
+TEST_F(QuicLoopback, AServerThatIsGoneIsNoticedAtTheNextPacket) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake && server_conn_ != nullptr; }));
+  server_.reset();  // the server's socket closes with it
+  const auto id = c->open_bidi_stream();
+  ASSERT_TRUE(id);
+  const std::vector<uint8_t> hello{'h', 'i'};
+  c->write(*id, hello, true);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return rec.closed; }, std::chrono::seconds(5)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  EXPECT_NE(rec.close_reason.find("port unreachable"), std::string::npos) << rec.close_reason;
+}
+
 TEST_F(QuicLoopback, BidiEchoLargerThanWindowsAndBuffers) {
   Connection* c = dial();
   ClientRecorder& rec = attach(*c);

@@ -175,5 +175,50 @@ TEST(UdpSocketIo, InjectedBlockingSendsNothing) {
   EXPECT_EQ(sent, 0u);
 }
 
+// A datagram to a closed port comes back as ICMP port unreachable: the address is reported once
+// (IP_RECVERR's error queue), and the pending socket error it leaves fails neither the next send
+// to another peer (it goes out) nor the next read (the data waiting behind it arrives).
+TEST(UdpSocketIo, APortUnreachableIsReportedAndCostsNoDatagram) {
+  sockaddr_in a_addr{}, b_addr{}, gone{};
+  Fd a(udp_socket_on_loopback(&a_addr));
+  Fd b(udp_socket_on_loopback(&b_addr));
+  { Fd closed(udp_socket_on_loopback(&gone)); }  // bound, then closed: nothing listens there
+  ASSERT_GE(a.get(), 0);
+  ASSERT_GE(b.get(), 0);
+  UdpSocketIo io_a(a.get());
+  UdpSocketIo io_b(b.get());
+  const std::vector<uint8_t> one(100, 1);
+  size_t sent = 0;
+  ASSERT_EQ(io_a.send(reinterpret_cast<const sockaddr*>(&gone), sizeof(gone), one, one.size(), &sent),
+            UdpSocketIo::SendResult::kSent);
+  // The ICMP message is the loopback's answer to that send: wait until the socket has it.
+  pollfd p{a.get(), POLLERR, 0};
+  ASSERT_EQ(::poll(&p, 1, 1000), 1);
+  ASSERT_TRUE(p.revents & POLLERR);
+
+  // A send to a live peer, with the error pending: it goes out.
+  const std::vector<uint8_t> two(200, 2);
+  ASSERT_EQ(io_a.send(reinterpret_cast<const sockaddr*>(&b_addr), sizeof(b_addr), two, two.size(), &sent),
+            UdpSocketIo::SendResult::kSent);
+  const auto at_b = receive(io_b, b.get(), 1);
+  ASSERT_EQ(at_b.size(), 1u);
+  EXPECT_EQ(at_b[0], two);
+
+  // B answers; A reads it, and knows the closed port's address.
+  ASSERT_EQ(io_b.send(reinterpret_cast<const sockaddr*>(&a_addr), sizeof(a_addr), two, two.size(), &sent),
+            UdpSocketIo::SendResult::kSent);
+  const auto at_a = receive(io_a, a.get(), 1);
+  ASSERT_EQ(at_a.size(), 1u);
+  EXPECT_EQ(io_a.stats().port_unreachable, 1u);
+  EXPECT_EQ(io_a.stats().send_dropped, 0u);
+  const auto unreachable = io_a.take_unreachable();
+  ASSERT_EQ(unreachable.size(), 1u);
+  ASSERT_EQ(unreachable[0].address.ss_family, AF_INET);
+  const auto* u = reinterpret_cast<const sockaddr_in*>(&unreachable[0].address);
+  EXPECT_EQ(u->sin_port, gone.sin_port);
+  EXPECT_EQ(u->sin_addr.s_addr, gone.sin_addr.s_addr);
+  EXPECT_TRUE(io_a.take_unreachable().empty()) << "reported once";
+}
+
 }  // namespace
 }  // namespace wtmesh::quic

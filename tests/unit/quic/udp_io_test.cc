@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -219,6 +220,42 @@ TEST(UdpSocketIo, APortUnreachableIsReportedAndCostsNoDatagram) {
   EXPECT_EQ(u->sin_addr.s_addr, gone.sin_addr.s_addr);
   EXPECT_TRUE(io_a.take_unreachable().empty()) << "reported once";
 }
+
+// The cap: at most kMaxUnreachable addresses wait to be taken, the oldest go. (Loopback ICMP is not
+// rate limited, so each of the 70 closed ports answers; the sends themselves drain the errors
+// their predecessors left, as a busy endpoint's would.)
+TEST(UdpSocketIo, UnreachableAddressesWaitingAreCapped) {
+  sockaddr_in a_addr{};
+  Fd a(udp_socket_on_loopback(&a_addr));
+  ASSERT_GE(a.get(), 0);
+  UdpSocketIo io(a.get());
+  std::vector<sockaddr_in> gone(70);
+  {
+    std::vector<std::unique_ptr<Fd>> held;
+    for (auto& g : gone) held.push_back(std::make_unique<Fd>(udp_socket_on_loopback(&g)));
+  }  // all closed: nothing listens on any of them
+  const std::vector<uint8_t> one(10, 1);
+  size_t sent = 0;
+  for (const auto& g : gone) {
+    ASSERT_EQ(io.send(reinterpret_cast<const sockaddr*>(&g), sizeof(g), one, one.size(), &sent),
+              UdpSocketIo::SendResult::kSent);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (io.stats().port_unreachable < gone.size() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{a.get(), POLLERR, 0};
+    ::poll(&p, 1, 50);
+    io.read_batch();  // nothing to read but errors
+  }
+  EXPECT_EQ(io.stats().port_unreachable, gone.size());
+  EXPECT_EQ(io.stats().send_dropped, 0u);
+  const auto kept = io.take_unreachable();
+  ASSERT_EQ(kept.size(), UdpSocketIo::kMaxUnreachable);
+  EXPECT_EQ(reinterpret_cast<const sockaddr_in*>(&kept.back().address)->sin_port, gone.back().sin_port);
+  EXPECT_EQ(reinterpret_cast<const sockaddr_in*>(&kept.front().address)->sin_port,
+            gone[gone.size() - UdpSocketIo::kMaxUnreachable].sin_port)
+      << "the newest kept, the oldest dropped";
+}
+
 
 }  // namespace
 }  // namespace wtmesh::quic

@@ -365,11 +365,13 @@ TEST_F(AgentE2E, HeartbeatTimeoutClosesWithCode2AndReconnects) {
 TEST_F(AgentE2E, HeartbeatKeepsAHealthySessionOpen) {
   start_edge();
   auto o = options({tunnel(1, "app", server_.port())});
-  o.control.ping_interval = milliseconds(100);
+  // Intervals this short leave a loaded CI box little room (a PONG has 2 intervals to come back):
+  // 150 ms, not 100 (the edge-side twin of this test was closed once at 100 ms).
+  o.control.ping_interval = milliseconds(150);
   start_agent(o);
   auto* s = wait_registered(1);
   ASSERT_TRUE(s);
-  run_for(milliseconds(800));
+  run_for(milliseconds(1200));
   EXPECT_GE(s->pings, 5);
   EXPECT_FALSE(s->closed);
   EXPECT_EQ(edge_->sessions(), 1u);
@@ -377,7 +379,9 @@ TEST_F(AgentE2E, HeartbeatKeepsAHealthySessionOpen) {
 
 TEST_F(AgentE2E, AgentAnswersTheEdgesPings) {
   FakeEdge::Options eo;
-  eo.session.ping_interval = milliseconds(100);
+  // The agent PINGs at its default 10 s, so the edge PINGs every other interval and the PONG has one
+  // interval to come back: 300 ms, a margin a loaded CI box keeps.
+  eo.session.ping_interval = milliseconds(300);
   start_edge(eo);
   start_agent(options({tunnel(1, "app", server_.port())}));
   auto* s = wait_registered(1);

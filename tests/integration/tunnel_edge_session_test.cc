@@ -226,8 +226,13 @@ TEST_F(TunnelEdgeTest, UnregisterReleasesTheName) {
 class TunnelEdgeHeartbeat : public TunnelEdgeTest {
  protected:
   void SetUp() override {
-    start_edge([](edge::EdgeOptions& o) { o.heartbeat_interval = std::chrono::milliseconds(100); });
+    start_edge([](edge::EdgeOptions& o) { o.heartbeat_interval = kInterval; });
   }
+  // The edge PINGs an agent that sends none of its own after 2 silent intervals and closes it
+  // after 3, so its PONG has one interval to come back. The test agents answer on the test's
+  // thread; 100 ms was too short for a loaded CI box (the lively agent was closed once), 300 ms
+  // is the margin the default 10 s interval has many times over.
+  static constexpr std::chrono::milliseconds kInterval{300};
 };
 
 TEST_F(TunnelEdgeHeartbeat, SilentAgentIsClosedWithCode2AndLivelyOneStays) {
@@ -237,12 +242,12 @@ TEST_F(TunnelEdgeHeartbeat, SilentAgentIsClosedWithCode2AndLivelyOneStays) {
   ASSERT_TRUE(run_until([&] { return silent.ready; }));
   silent.register_host(1, "quiet.localhost");
   const auto start = Clock::now();
-  ASSERT_TRUE(run_until([&] { return silent.closed; }, 5s));
+  ASSERT_TRUE(run_until([&] { return silent.closed; }, 10s));
   EXPECT_EQ(silent.code, tunnel::kCloseHeartbeatTimeout) << silent.reason;
-  EXPECT_GE(Clock::now() - start, 250ms);
+  EXPECT_GE(Clock::now() - start, 3 * kInterval - 50ms);
   // The edge pinged the lively agent, which answered, and is still connected. It sends no PINGs of
   // its own, so the edge PINGs it every other interval (once it was silent for 1.5 intervals).
-  run_until([] { return false; }, 300ms);
+  run_until([] { return false; }, 2 * kInterval);
   EXPECT_FALSE(lively.closed);
   int pings = 0;
   for (const auto& f : lively.frames) pings += f.type == static_cast<uint64_t>(ControlType::kPing);

@@ -6,6 +6,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <optional>
 
+#include "common/beast_chunked.h"
 #include "common/text.h"
 
 namespace wtmesh::agent {
@@ -153,6 +154,7 @@ ResponseDecoder::~ResponseDecoder() = default;
 
 void ResponseDecoder::new_parser() {
   header_bytes_ = 0;
+  body_input_ = 0;
   auto& p = impl_->parser.emplace();
   p.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
   p.body_limit(boost::none);  // bodies stream through; their size is not ours to cap
@@ -258,6 +260,10 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
       return Status::kDone;
     }
     const bool header_done = p.is_header_done();
+    if (header_done && hold_chunked_body_start(p.chunked(), body_input_, in_)) {
+      if (!eof_) return Status::kNeedInput;  // common/beast_chunked.h
+      return fail("the upstream closed the connection in the middle of the response");
+    }
     size_t room = 0;
     const size_t before = body.size();
     if (header_done) {
@@ -282,6 +288,7 @@ ResponseDecoder::Status ResponseDecoder::decode(std::vector<uint8_t>& body, size
     // whole section when they do not: count it here so the limit does not depend on how it arrived.
     // (A put that completes the header stops there, so all of `n` is header bytes.)
     if (!header_done) header_bytes_ += n;
+    if (header_done) body_input_ += n;
     if (!header_done && p.is_header_done() && header_bytes_ > limits_.header_limit)
       ec = http::error::header_limit;
     if (ec == http::error::need_buffer) continue;

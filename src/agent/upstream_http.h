@@ -109,6 +109,7 @@ class ResponseDecoder {
   bool keep_alive_ = false;
   int informational_ = 0;
   size_t header_bytes_ = 0;  // of the current response's header section, counted by us (see decode)
+  size_t body_input_ = 0;    // input bytes the parser consumed after the header section
   int status_ = 0;
   bool chunked_ = false;
   size_t head_fields_ = 0;  // fields of the final head; Beast appends the trailer fields after them

@@ -6,6 +6,8 @@
 #include <iterator>
 #include <utility>
 
+#include "common/beast_chunked.h"
+
 namespace wtmesh::edge {
 namespace {
 
@@ -308,6 +310,7 @@ void Http1Connection::start_request() {
   }
   phase_ = Phase::kExchange;  // the exchange may end inline (a route answered at once)
   body_ended_ = false;
+  body_input_ = 0;
   ex_.begin(std::move(r), started_);
 }
 
@@ -332,6 +335,7 @@ void Http1Connection::feed_body() {
       return;
     }
     if (in_.empty()) return;
+    if (hold_chunked_body_start(parser_->chunked(), body_input_, in_)) return;  // common/beast_chunked.h
     // A body can't decode to more bytes than its input: size the buffer to that, so a small body
     // doesn't zero-fill a whole body_chunk.
     decoded_.resize(std::min(room, in_.size()));
@@ -342,6 +346,7 @@ void Http1Connection::feed_body() {
     boost::system::error_code ec;
     const size_t n = parser_->put(boost::asio::buffer(in_.data(), in_.size()), ec);
     in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(n));
+    body_input_ += n;
     decoded_.resize(decoded_.size() - body.size);
     body.data = nullptr;
     body.size = 0;
@@ -508,6 +513,7 @@ void Http1Connection::reset_request() {
   head_started_ = false;
   chunk_extension_too_long_ = false;
   body_ended_ = false;
+  body_input_ = 0;
   framing_ = Framing::kNone;
   resp_bytes_ = 0;
   close_after_ = false;

@@ -177,6 +177,7 @@ class Http1Connection final : public PublicConnection, public ExchangeSink {
   std::optional<SteadyTime> head_deadline_;  // set while a header section is due
   bool head_started_ = false;                // a byte of the current request arrived
   bool body_ended_ = false;                  // the exchange has the whole request body
+  size_t body_input_ = 0;                    // input bytes the parser consumed after the head
   size_t head_fields_ = 0;                   // fields of the request head (the trailers come after)
   std::vector<uint8_t> decoded_;             // scratch for request body decoding
   bool in_process_ = false;

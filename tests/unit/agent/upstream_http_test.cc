@@ -496,5 +496,42 @@ TEST(ResponseDecoderTrailers, ChunkedTrailerFieldsAreKept) {
   EXPECT_TRUE(none.take_trailers().empty());
 }
 
+// Beast 1.83 asserts when an empty chunked body ("0\r\n" first) comes back with fewer than 5 bytes
+// (common/beast_chunked.h; found by fuzz_agent_upstream_response): in a build with assertions, step 1
+// aborted here before the guard.
+TEST(ResponseDecoderTrailers, AnEmptyChunkedBodyMayComeAByteAtATime) {
+  for (size_t step : {1, 2, 3, 4096}) {
+    ResponseDecoder d(false);
+    auto r =
+        run(d, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Checksum: abc\r\n\r\n", step);
+    ASSERT_EQ(r.last, Status::kDone) << step << " " << r.error;
+    EXPECT_EQ(r.body, "");
+    EXPECT_EQ(d.take_trailers(), (tunnel::HeaderPairs{{"x-checksum", "abc"}}));
+    ResponseDecoder plain(false);
+    r = run(plain, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", step);
+    ASSERT_EQ(r.last, Status::kDone) << step << " " << r.error;
+    EXPECT_TRUE(plain.reusable());
+  }
+  // Cut short inside the smallest body: the same error as any truncated response.
+  ResponseDecoder cut(false);
+  auto r = run(cut, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", 1, true);
+  EXPECT_EQ(r.last, Status::kError);
+  EXPECT_EQ(r.error, "the upstream closed the connection in the middle of the response");
+}
+
+// The guard holds back no data: a first chunk of one byte goes out before its CRLF, and one whose size
+// starts with '0' ("01") once its byte is there.
+TEST(ResponseDecoder, AOneByteFirstChunkIsHandedOutAtOnce) {
+  for (const std::string size : {"1", "01"}) {
+    ResponseDecoder d(false);
+    std::vector<uint8_t> body;
+    d.put_input(bytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + "\r\nx"));
+    ASSERT_EQ(d.decode(body, 1024), Status::kHead);
+    d.take_head();
+    EXPECT_EQ(d.decode(body, 1024), Status::kNeedInput);
+    EXPECT_EQ(text(body), "x") << size;
+  }
+}
+
 }  // namespace
 }  // namespace wtmesh::agent

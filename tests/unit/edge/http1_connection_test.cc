@@ -142,6 +142,22 @@ TEST_F(Http1ConnectionTest, ChunkedRequestBodyIsDecoded) {
   EXPECT_TRUE(stream().fin);
 }
 
+// An empty chunked body ("0\r\n" first) fed a byte at a time: Beast 1.83 asserted on the second byte
+// in a build with assertions (common/beast_chunked.h).
+TEST_F(Http1ConnectionTest, AnEmptyChunkedBodyMayComeAByteAtATime) {
+  feed("POST / HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (const char c : std::string_view("0\r\nx-trailer: 1\r\n\r\n")) {
+    EXPECT_FALSE(stream().fin);
+    feed(std::string(1, c));
+  }
+  tunnel::RequestHead rh;
+  std::string body;
+  ASSERT_TRUE(decode_request_stream(stream().written, rh, &body));
+  EXPECT_TRUE(rh.has_body);
+  EXPECT_EQ(body, "");
+  EXPECT_TRUE(stream().fin);
+}
+
 // With the session feature `trailers` (§4.1) a chunked body goes framed and its trailer section follows.
 TEST_F(Http1ConnectionTest, ChunkedRequestTrailersGoFramedWithTheFeature) {
   dir_.request_trailers = true;

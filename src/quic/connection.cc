@@ -503,6 +503,7 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
   }
   now = std::max(now, last_now_);  // ngtcp2 requires time never to go backwards
   last_now_ = now;
+  idle_pacing_at_ = 0;
   in_read_ = true;
   int rv;
   {
@@ -559,6 +560,7 @@ bool Connection::read_packet(const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
 bool Connection::handle_expiry(Timestamp now) {
   now = std::max(now, last_now_);  // ngtcp2 requires time never to go backwards
   last_now_ = now;
+  idle_pacing_at_ = 0;
   if (now >= hold_until_) hold_until_ = 0;
   if (state_ == State::kClosing || state_ == State::kDraining) {
     if (now >= closing_deadline_) {
@@ -600,10 +602,12 @@ bool Connection::handle_expiry(Timestamp now) {
 Timestamp Connection::expiry() const {
   if (state_ == State::kClosing || state_ == State::kDraining) return closing_deadline_;
   Timestamp t = ngtcp2_conn_get_expiry(conn_);
+  const bool idle = ready_.empty() && datagrams_.empty();
+  if (idle && idle_pacing_at_ != 0 && t == idle_pacing_at_) t = after_idle_pacing_;
   const Timestamp d = unresponsive_deadline();
   if (d != 0 && d < t) t = d;
   // Pacing decides when queued data goes out: a hold would slow a transfer down.
-  if (hold_until_ > t && ready_.empty() && datagrams_.empty()) return hold_until_;
+  if (hold_until_ > t && idle) return hold_until_;
   return t;
 }
 

@@ -77,10 +77,9 @@ struct TransportLimits {
   // acks after max(smoothed RTT / 8, 1 ns), microseconds on a fast path, so one request and its
   // response cost ACK-only packets both ways, each a wake-up and system calls on both ends, and
   // ngtcp2 adds a PING to an ACK-only packet sent more than an RTT after the last one, which the
-  // peer then acks; and after every send its pacing timer wakes the driver for nothing. After a
-  // packet arrives or leaves, timers that fall due within ack_defer wait until then (at most that
-  // late; RFC 9000 §13.2.1 allows acks up to the max_ack_delay we announce, 25 ms; a PTO is later
-  // than that anyway). Not while we have stream data or datagrams to send (pacing then decides),
+  // peer then acks. After a packet arrives, timers that fall due within ack_defer wait until then
+  // (at most that late; RFC 9000 §13.2.1 allows acks up to the max_ack_delay we announce, 25 ms; a
+  // PTO is later than that anyway). Not while we have stream data or datagrams to send (pacing then decides),
   // nor before the handshake completes.
   // Every second ack-eliciting packet is still acked at once (ngtcp2's ack_thresh), so bulk
   // transfers keep their ACK clock. 0 ms: ngtcp2's own timing.
@@ -276,8 +275,9 @@ class Connection final : public Transport {
   void finish(uint64_t code, bool is_app, std::string_view reason);
   // Transmit path (connection_tx.cc).
   void begin_train(Tx& tx);
-  bool send_train(Tx& tx);
-  void flush_all(Tx& tx);
+  // drained: the pass sent everything it had (see idle_pacing_at_).
+  bool send_train(Tx& tx, bool drained = false);
+  void flush_all(Tx& tx, bool drained = false);
   bool emit(Tx& tx, const ngtcp2_path& path, const ngtcp2_pkt_info& pi, size_t len);
   void send_close_packet(Tx& tx);
   void fail_write(Tx& tx, ngtcp2_ssize rv);
@@ -355,9 +355,15 @@ class Connection final : public Transport {
   Timestamp silent_since_ = 0;  // first send awaiting an answer since the peer's last packet (0 = none)
   Timestamp unresponsive_deadline() const;
   // TransportLimits::ack_defer: timers due before this wait until then (0 = no hold). A hold starts
-  // when a packet arrives or leaves and none is active; a timer it deferred fires at its end, so no
+  // when a packet arrives and none is active; a timer it deferred fires at its end, so no
   // timer is ever later than ack_defer, however steadily packets come and go.
   Timestamp hold_until_ = 0;
+  // The pacing deadline ngtcp2 set after a write pass that sent everything (0 = none), and its
+  // other timers' earliest deadline then. Until the next read or expiry, and while nothing waits
+  // to be sent, expiry() reports the latter: pacing a burst that has already left would only
+  // wake the driver to write nothing. Cleared by any read or expiry, which may move the others.
+  Timestamp idle_pacing_at_ = 0;
+  Timestamp after_idle_pacing_ = 0;
   uint64_t credit_owed_bidi_ = 0;  // peer streams closed since the last MAX_STREAMS (see deliver())
   uint64_t credit_owed_uni_ = 0;
   void start_hold(Timestamp now);

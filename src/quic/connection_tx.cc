@@ -32,24 +32,35 @@ void Connection::begin_train(Tx& tx) {
   tx.train.begin(std::max(ngtcp2_conn_get_send_quantum(conn_), path_max), path_max, probe_max);
 }
 
-bool Connection::send_train(Tx& tx) {
+bool Connection::send_train(Tx& tx, bool drained) {
   if (!tx.train.empty()) {
     if (!tx.sink.send_train(tx.train)) tx.blocked = true;
     ++tx.trains;
+    const bool last = drained && !tx.blocked && !tx.train.holding();
+    const Timestamp before = last ? ngtcp2_conn_get_expiry(conn_) : 0;
     ngtcp2_conn_update_pkt_tx_time(conn_, tx.now);
+    // After the last train of a pass that sent everything, ngtcp2's pacing deadline lies
+    // microseconds ahead with nothing waiting for it: expiry() skips it (idle_pacing_at_).
+    idle_pacing_at_ = 0;
+    if (last) {
+      if (const Timestamp after = ngtcp2_conn_get_expiry(conn_); after < before) {
+        idle_pacing_at_ = after;
+        after_idle_pacing_ = before;
+      }
+    }
   }
   if (tx.train.holding()) {
     // The packet that did not fit the last train starts the next (and may close it at once).
-    if (tx.train.carry_over() == GsoTrain::Added::kClosed) return send_train(tx);
+    if (tx.train.carry_over() == GsoTrain::Added::kClosed) return send_train(tx, drained);
   } else {
     begin_train(tx);
   }
   return !tx.blocked;
 }
 
-void Connection::flush_all(Tx& tx) {
+void Connection::flush_all(Tx& tx, bool drained) {
   // At most two rounds: a split train, then the packet it held back.
-  while (!tx.train.empty() || tx.train.holding()) send_train(tx);
+  while (!tx.train.empty() || tx.train.holding()) send_train(tx, drained);
 }
 
 bool Connection::emit(Tx& tx, const ngtcp2_path& path, const ngtcp2_pkt_info& pi, size_t len) {
@@ -264,16 +275,15 @@ bool Connection::write_packets(Timestamp now, GsoTrain& train, TrainSink& sink) 
     if (n == 0) break;
     if (!emit(tx, ps.path, pi, static_cast<size_t>(n))) break;
   }
-  flush_all(tx);
+  // Drained: ngtcp2 had nothing more to write although neither the socket, the congestion window,
+  // pacing nor the write budget stopped it, and no stream or datagram waits.
+  flush_all(tx, !tx.stop() && ready_.empty() && datagrams_.empty());
   train.clear();
   if (silent_since_ == 0 && tx.trains > 0 && state_ == State::kOpen) {
     ngtcp2_conn_info info;
     ngtcp2_conn_get_conn_info(conn_, &info);
     if (info.bytes_in_flight > 0) silent_since_ = now;  // from now on the peer owes us an answer
   }
-  // After a send ngtcp2's pacing deadline lies microseconds ahead even when nothing is left to
-  // send: without a hold, every packet cost a wake-up that wrote nothing (ack_defer).
-  if (tx.trains > 0) start_hold(now);
   const bool more = writing() && !tx.blocked && !tx.congested && tx.trains >= kMaxTrainsPerWrite;
   // After the write pass, so a handler that writes, resets or closes does not run inside it.
   deliver_events();

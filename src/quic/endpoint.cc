@@ -24,6 +24,10 @@ constexpr size_t kMaxDatagramsPerWake = 1024;
 // Within a wakeup, touched connections write (ACKs, replies) after about this many datagrams: one
 // ACK for a whole wakeup's worth would leave the sender idle with its window spent.
 constexpr size_t kFlushEvery = 64;
+// A pending timer wait due within kRearmWindow whose deadline moved at least kRearmGain later is
+// moved with it (arm_timer); farther ones fire early and re-arm, which several moves may share.
+constexpr Timestamp kRearmWindow = 5 * NGTCP2_MILLISECONDS;
+constexpr Timestamp kRearmGain = NGTCP2_MILLISECONDS;
 
 }  // namespace
 
@@ -419,8 +423,14 @@ void Endpoint::service(Connection* conn, Timestamp at) {
 void Endpoint::arm_timer(Entry& e) {
   const Timestamp expiry = e.conn->expiry();
   // A pending wait that fires no later than needed stays: when it fires early, it only re-arms.
-  // Re-arming on every packet would cost a timerfd update each time.
-  if (expiry == kNever || e.timer_deadline <= expiry) return;
+  // Re-arming on every packet would cost a timerfd update each time (a PTO moves with each one).
+  // But a wait about to fire for a deadline that has moved well away (an ACK that was due left with
+  // a response) is moved: a wake-up that finds nothing to do costs more than the timerfd update.
+  if (expiry == kNever) return;
+  if (e.timer_deadline <= expiry) {
+    if (expiry - e.timer_deadline < kRearmGain) return;
+    if (e.timer_deadline > now_ts() + kRearmWindow) return;
+  }
   e.timer_deadline = expiry;
   e.timer.expires_at(asio::steady_timer::time_point(
       std::chrono::duration_cast<asio::steady_timer::duration>(std::chrono::nanoseconds(expiry))));
@@ -430,6 +440,15 @@ void Endpoint::arm_timer(Entry& e) {
     Entry* en = find(raw);
     if (!en) return;
     en->timer_deadline = kNever;
+    ++stats_.timer_wakeups;
+    const uint64_t sent_before = stats_.packets_out;
+    struct CountEmpty {
+      EndpointStats& s;
+      uint64_t before;
+      ~CountEmpty() {
+        if (s.packets_out == before) ++s.empty_timer_wakeups;
+      }
+    } count_empty{stats_, sent_before};
     Timestamp now = now_ts();
     if (raw->expiry() > now) {
       arm_timer(*en);

@@ -62,6 +62,8 @@ struct EndpointStats {
   uint64_t invalid_tokens = 0;               // Initials with a Retry token that did not verify
   uint64_t send_blocked = 0;                 // trains parked because the socket buffer was full
   uint64_t parked_dropped = 0;               // trains dropped because a connection already had two parked
+  uint64_t timer_wakeups = 0;                // connection timers that fired
+  uint64_t empty_timer_wakeups = 0;          // of which sent nothing (a deadline that had moved, pacing)
 };
 
 class Endpoint final {

@@ -427,11 +427,13 @@ void Endpoint::arm_timer(Entry& e) {
   // But a wait about to fire for a deadline that has moved well away (an ACK that was due left with
   // a response) is moved: a wake-up that finds nothing to do costs more than the timerfd update.
   if (expiry == kNever) return;
-  if (e.timer_deadline <= expiry) {
+  const bool later = e.timer_deadline <= expiry;
+  if (later) {
     if (expiry - e.timer_deadline < kRearmGain) return;
     if (e.timer_deadline > now_ts() + kRearmWindow) return;
   }
   e.timer_deadline = expiry;
+  if (later) refresh_reactor_timeout();
   e.timer.expires_at(asio::steady_timer::time_point(
       std::chrono::duration_cast<asio::steady_timer::duration>(std::chrono::nanoseconds(expiry))));
   Connection* raw = e.conn.get();
@@ -471,6 +473,16 @@ void Endpoint::arm_timer(Entry& e) {
       return;
     }
     service(raw);
+  });
+}
+
+void Endpoint::refresh_reactor_timeout() {
+  if (reactor_refresh_pending_) return;
+  reactor_refresh_pending_ = true;
+  reactor_refresh_.expires_at(asio::steady_timer::time_point::min());
+  reactor_refresh_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code&) {
+    if (alive.expired()) return;
+    reactor_refresh_pending_ = false;
   });
 }
 

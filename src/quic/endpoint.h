@@ -158,6 +158,7 @@ class Endpoint final {
   // the first write (0 = now).
   void service(Connection* conn, Timestamp at = 0);
   void arm_timer(Entry& e);
+  void refresh_reactor_timeout();
   void remove(Connection* conn);
   Entry* find(Connection* conn);
 
@@ -175,6 +176,12 @@ class Endpoint final {
   std::deque<Connection*> blocked_;   // connections with parked trains, in order
   bool write_wait_ = false;           // an async_wait(wait_write) is pending
   bool unreachable_posted_ = false;   // a close_unreachable() is queued
+  // Asio's reactor re-programs its timerfd when a wait becomes the earliest or the timerfd fires,
+  // not when the earliest wait is cancelled: a wait that arm_timer moved later would still wake
+  // the process at its old deadline. A wait on this timer, due at once, makes the reactor
+  // re-program the timerfd for what is left (refresh_reactor_timeout).
+  boost::asio::steady_timer reactor_refresh_{io_};
+  bool reactor_refresh_pending_ = false;
   EndpointStats stats_;
   bool shutting_down_ = false;
   // Handlers queued on the io_context check this before touching the endpoint.

@@ -102,7 +102,7 @@ struct Connection::Impl {
   bool close_notified = false;  // handler saw on_connection_closed
   size_t app_bytes = 0;         // payload bytes handed to the handler during the current on_stream_data
 
-  std::optional<StreamId> control_id, encoder_id, decoder_id;  // ours
+  std::optional<StreamId> control_id, decoder_id;  // ours (decoder_id: opened on first use, if ever)
   std::optional<StreamId> peer_control_id, peer_encoder_id, peer_decoder_id;
   bool settings_received = false;
   std::optional<Settings> remembered_settings;  // 0-RTT: the server's from the ticket's connection

@@ -72,7 +72,12 @@ bool Connection::Impl::send_headers(StreamId id, Stream& s, const HeaderList& he
 
 void Connection::Impl::write_decoder_stream_bytes() {
   std::vector<uint8_t> bytes = decoder.take_decoder_stream_bytes();
-  if (bytes.empty() || !decoder_id) return;
+  if (bytes.empty() || closed) return;
+  if (!decoder_id) {
+    // Opened on first use (start()); with a dynamic table of capacity 0 nothing needs it so far.
+    decoder_id = open_local_critical(kStreamQpackDecoder);
+    if (!decoder_id) return connection_error(kH3StreamCreationError, "cannot open the QPACK decoder stream");
+  }
   if (Stream* s = find(*decoder_id)) {
     if (!write_framing(*decoder_id, *s, bytes))
       connection_error(kH3ExcessiveLoad, "QPACK decoder stream backlog");
@@ -101,9 +106,12 @@ void Connection::start() {
   // SETTINGS must be the first frame on the control stream.
   const std::vector<uint8_t> settings = serialize_settings_frame(I.config.local, kGreaseSeed);
   I.write_framing(*I.control_id, I.streams[*I.control_id], settings);
-  I.encoder_id = I.open_local_critical(kStreamQpackEncoder);
-  I.decoder_id = I.open_local_critical(kStreamQpackDecoder);
-  if (!I.encoder_id || !I.decoder_id) I.connection_error(kH3StreamCreationError, "cannot open QPACK streams");
+  // No QPACK encoder or decoder stream (RFC 9204 §4.2 lets an endpoint skip both): our encoder never
+  // uses the dynamic table (QpackEncoder refuses to emit encoder-stream bytes) and our decoder allows
+  // it a capacity of 0, so neither stream would ever carry a byte. Each would cost both ends a
+  // stream's state for the connection's life (ngtcp2 keeps a gap tracker per stream sent on), per
+  // idle agent session on the edge (issue 15 item 4). The decoder stream is opened should the
+  // decoder ever have something to say (write_decoder_stream_bytes).
 }
 
 std::optional<StreamId> Connection::send_request(const HeaderList& headers, bool fin) {

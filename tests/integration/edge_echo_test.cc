@@ -198,8 +198,8 @@ TEST_F(EdgeEcho, ManyStreamsLeaveNoState) {
     ASSERT_TRUE(run_until([&] { return rec.fins[*id]; })) << i;
   }
   ASSERT_TRUE(run_until([&] { return s->stream_table_size() == 0; }));
-  // Left: the CONNECT stream plus the six HTTP/3 critical streams (control + QPACK, each way).
-  EXPECT_EQ(c->connection()->stream_count(), 7u);
+  // Left: the CONNECT stream plus the two HTTP/3 control streams (no QPACK streams either way).
+  EXPECT_EQ(c->connection()->stream_count(), 3u);
 }
 
 TEST_F(EdgeEcho, StreamCreditReturnsAndIsAnnounced) {

@@ -35,8 +35,9 @@ TEST(H3Connection, OurControlStreamBytes) {
   c.local.max_field_section_size = c.max_field_section_size;
   append_bytes(expect, serialize_settings_frame(c.local, 0x2a));
   EXPECT_EQ(ctl, expect);
-  EXPECT_EQ(r.raw.data[7], Bytes{0x02});   // QPACK encoder stream
-  EXPECT_EQ(r.raw.data[11], Bytes{0x03});  // QPACK decoder stream
+  // No QPACK encoder or decoder stream: nothing would ever be sent on them (RFC 9204 §4.2).
+  EXPECT_EQ(r.raw.data.count(7), 0u);
+  EXPECT_EQ(r.raw.data.count(11), 0u);
   auto parsed = parse_settings(std::span<const uint8_t>(ctl).subspan(3));
   ASSERT_TRUE(parsed.settings);
   EXPECT_TRUE(parsed.settings->wt_draft02);

@@ -195,14 +195,14 @@ TEST(WtH3Limits, ClientBuffersServerStreamsRacingTheResponse) {
 
 TEST(WtH3Limits, ConnectBeforeClientSettingsWaits) {
   Harness h;
-  for (StreamId id : {2, 6, 10}) h.client_transport.hold(id);  // client control + QPACK streams
+  h.client_transport.hold(2);  // the client's control stream (it opens no QPACK streams)
   h.start();
   Recorder rec;
   h.connect(rec, "/record");
   EXPECT_EQ(h.server->deferred_request_count(), 1u);
   EXPECT_FALSE(rec.ready);
   EXPECT_EQ(h.server->next_deadline(), h.now + 5s);
-  for (StreamId id : {2, 6, 10}) h.client_transport.release(id);
+  h.client_transport.release(2);
   h.run();
   EXPECT_TRUE(rec.ready);
   EXPECT_EQ(h.server->deferred_request_count(), 0u);
@@ -301,10 +301,10 @@ TEST(WtH3Limits, TenThousandStreamsLeaveNoState) {
   EXPECT_EQ(h.client->stream_state_size(), 0u);
   EXPECT_EQ(h.server->stream_state_size(), 0u);
   EXPECT_EQ(h.server->session(s->session_id())->stream_table_size(), 0u);
-  // Only the 6 control/QPACK streams and the CONNECT stream remain below us.
-  EXPECT_EQ(h.client_conn.stream_state_count(), 7u);
-  EXPECT_EQ(h.server_conn.stream_state_count(), 7u);
-  EXPECT_EQ(h.pair.stream_count(MemoryPair::kClient), 7u);
+  // Only the 2 control streams and the CONNECT stream remain below us (no QPACK streams).
+  EXPECT_EQ(h.client_conn.stream_state_count(), 3u);
+  EXPECT_EQ(h.server_conn.stream_state_count(), 3u);
+  EXPECT_EQ(h.pair.stream_count(MemoryPair::kClient), 3u);
 }
 
 }  // namespace

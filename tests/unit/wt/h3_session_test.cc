@@ -123,7 +123,7 @@ TEST(WtH3, RejectByPath404) {
   EXPECT_EQ(h.client->session_count(), 0u);
   EXPECT_EQ(h.server->session_count(), 0u);
   h.run();
-  EXPECT_EQ(h.client_conn.stream_state_count(), 6u);  // only the 6 critical streams are left
+  EXPECT_EQ(h.client_conn.stream_state_count(), 2u);  // only the 2 control streams are left
 }
 
 TEST(WtH3, OriginChecks) {
@@ -214,8 +214,8 @@ TEST(WtH3, CloseWithCodeAndReasonReachesPeer) {
   EXPECT_EQ(h.server->stream_state_size(), 0u);
   EXPECT_EQ(h.client->stream_state_size(), 0u);
   EXPECT_EQ(h.server->session_count(), 0u);
-  EXPECT_EQ(h.client_conn.stream_state_count(), 6u);  // both sides' control + QPACK streams
-  EXPECT_EQ(h.server_conn.stream_state_count(), 6u);
+  EXPECT_EQ(h.client_conn.stream_state_count(), 2u);  // both sides' control streams
+  EXPECT_EQ(h.server_conn.stream_state_count(), 2u);
 }
 
 TEST(WtH3, ServerCloseWithLongReasonTruncated) {

@@ -146,6 +146,8 @@ std::string EdgeServer::metrics_text() const {
     g.quic_retries = q.retries;
     g.quic_packets_in = q.packets_in;
     g.quic_packets_out = q.packets_out;
+    g.quic_timer_wakeups = q.timer_wakeups;
+    g.quic_timer_wakeups_empty = q.empty_timer_wakeups;
   }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
   if (udp_) {

@@ -299,6 +299,14 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   quic_packets.samples.push_back({{{"direction", "in"}}, g.quic_packets_in});
   quic_packets.samples.push_back({{{"direction", "out"}}, g.quic_packets_out});
   out.push_back(std::move(quic_packets));
+  MetricFamily quic_timers =
+      family("wtmesh_quic_timer_wakeups_total",
+             "QUIC connection timers that fired, by whether they sent a packet (sent) or found nothing to do "
+             "(empty: a deadline that had moved; few are expected, bench/README.md).",
+             T::kCounter);
+  quic_timers.samples.push_back({{{"result", "sent"}}, g.quic_timer_wakeups - g.quic_timer_wakeups_empty});
+  quic_timers.samples.push_back({{{"result", "empty"}}, g.quic_timer_wakeups_empty});
+  out.push_back(std::move(quic_timers));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);

@@ -157,6 +157,8 @@ struct EdgeGauges {
   uint64_t quic_refused_invalid_token = 0;        // a Retry token that did not verify
   uint64_t quic_retries = 0;                      // Retry packets sent
   uint64_t quic_packets_in = 0, quic_packets_out = 0;  // QUIC packets read and written (all connections)
+  // Connection timers that fired, and of those the ones that sent nothing (a deadline that had moved).
+  uint64_t quic_timer_wakeups = 0, quic_timer_wakeups_empty = 0;
 };
 
 // One live agent session's latest telemetry report.

@@ -157,6 +157,9 @@ TEST_F(AgentEdgeE2E, PublicRequestReachesTheLocalService) {
   auto h = request("GET /headers HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n");
   EXPECT_NE(h.body.find("Host: app.localhost"), std::string::npos) << h.body;
   EXPECT_NE(h.body.find("x-forwarded-for: 127.0.0.1"), std::string::npos) << h.body;
+  const std::string metrics = edge_->on_edge([&] { return edge_->server().metrics_text(); });
+  EXPECT_NE(metrics.find("wtmesh_quic_timer_wakeups_total{result=\"sent\"} "), std::string::npos);
+  EXPECT_NE(metrics.find("wtmesh_quic_timer_wakeups_total{result=\"empty\"} "), std::string::npos);
 }
 
 // QUIC packets the edge has read so far (its /metrics).

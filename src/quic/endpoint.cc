@@ -438,42 +438,41 @@ void Endpoint::arm_timer(Entry& e) {
       std::chrono::duration_cast<asio::steady_timer::duration>(std::chrono::nanoseconds(expiry))));
   Connection* raw = e.conn.get();
   e.timer.async_wait([this, raw, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-    if (ec || alive.expired()) return;  // replaced by an earlier deadline, or the endpoint is gone
+    if (ec || alive.expired()) return;  // replaced by another deadline, or the endpoint is gone
     Entry* en = find(raw);
     if (!en) return;
     en->timer_deadline = kNever;
     ++stats_.timer_wakeups;
     const uint64_t sent_before = stats_.packets_out;
-    struct CountEmpty {
-      EndpointStats& s;
-      uint64_t before;
-      ~CountEmpty() {
-        if (s.packets_out == before) ++s.empty_timer_wakeups;
-      }
-    } count_empty{stats_, sent_before};
-    Timestamp now = now_ts();
+    on_timer(*en);
+    if (stats_.packets_out == sent_before) ++stats_.empty_timer_wakeups;
+  });
+}
+
+void Endpoint::on_timer(Entry& e) {
+  Connection* raw = e.conn.get();
+  Timestamp now = now_ts();
+  if (raw->expiry() > now) {
+    arm_timer(e);
+    return;
+  }
+  if (raw->unresponsive_due(now)) {
+    // A process starved of CPU wakes up late, and the peer's answers may be waiting in the socket:
+    // they are read before the silence is judged (reading may remove connections, this one too).
+    on_readable();
+    Entry* en = find(raw);
+    if (!en) return;
+    now = now_ts();
     if (raw->expiry() > now) {
       arm_timer(*en);
       return;
     }
-    if (raw->unresponsive_due(now)) {
-      // A process starved of CPU wakes up late, and the peer's answers may be waiting in the socket:
-      // they are read before the silence is judged (reading may remove connections, this one too).
-      on_readable();
-      en = find(raw);
-      if (!en) return;
-      now = now_ts();
-      if (raw->expiry() > now) {
-        arm_timer(*en);
-        return;
-      }
-    }
-    if (!raw->handle_expiry(now)) {
-      remove(raw);
-      return;
-    }
-    service(raw);
-  });
+  }
+  if (!raw->handle_expiry(now)) {
+    remove(raw);
+    return;
+  }
+  service(raw);
 }
 
 void Endpoint::refresh_reactor_timeout() {

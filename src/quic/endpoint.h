@@ -158,6 +158,7 @@ class Endpoint final {
   // the first write (0 = now).
   void service(Connection* conn, Timestamp at = 0);
   void arm_timer(Entry& e);
+  void on_timer(Entry& e);  // e's wait fired: re-arm, or handle the expiry and write
   void refresh_reactor_timeout();
   void remove(Connection* conn);
   Entry* find(Connection* conn);

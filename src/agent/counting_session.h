@@ -36,6 +36,7 @@ class CountingSession final : public wt::Session {
     return sent;
   }
   std::chrono::nanoseconds smoothed_rtt() const override { return inner_.smoothed_rtt(); }
+  bool delivered() const override { return inner_.delivered(); }
   void close(uint32_t code, std::string_view reason) override { inner_.close(code, reason); }
   void drain() override { inner_.drain(); }
 

@@ -102,6 +102,9 @@ class EdgeSession final : public wt::SessionHandler {
   bool ready() const { return ready_; }
   bool closed() const { return closed_; }
   size_t active_requests() const { return exchanges_.size(); }
+  // Everything written on the session has reached the edge (wt::Session::delivered): closing now
+  // cuts off no response whose last bytes are still buffered or unacknowledged.
+  bool delivered() const { return session_ == nullptr || session_->delivered(); }
   // Anything besides the control stream and telemetry under way (see Callbacks::on_busy).
   bool busy() const;
   // Request streams whose kind or head is still arriving.

@@ -85,8 +85,8 @@ struct AgentOptions {
   bool zero_rtt = true;
   // auto, on HTTP/2: how often QUIC is tried again; when its handshake completes, the agent opens a
   // new session over QUIC, its REGISTERs take the names over from the HTTP/2 session at the edge
-  // (docs/protocol.md §3.5), and the HTTP/2 session ends once its requests finished (at most
-  // drain_grace later).
+  // (docs/protocol.md §3.5), and the HTTP/2 session ends once its requests finished and their last
+  // bytes reached the edge (at most drain_grace later).
   std::chrono::milliseconds quic_probe_every{60'000};
   std::chrono::milliseconds drain_grace{30'000};
   // A session whose edge is draining (DRAIN_WEBTRANSPORT_SESSION) is the edge's to close, once the
@@ -235,6 +235,7 @@ class TunnelAgent {
     bool closing = false;
     bool edge_drained = false;  // the edge asked for the move: it closes the session, not us
     bool moved_told = false;    // DRAIN sent back: the new session holds every tunnel
+    bool client_closing = false;  // its connection was told to close (after the session's close)
   };
   std::vector<Draining> draining_;
   void keep_draining(Draining d);  // into draining_; beyond kMaxDraining the oldest is closed

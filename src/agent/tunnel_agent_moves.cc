@@ -147,7 +147,20 @@ void TunnelAgent::drain_step() {
   const bool replaced = connected() && registered_.size() >= options_.tunnels.size();
   for (auto it = draining_.begin(); it != draining_.end();) {
     Draining& d = *it;
-    if (d.session->closed() || (d.closing && now >= d.deadline + std::chrono::seconds(2))) {
+    // Closed by the edge: nothing is left to send. Closed by us: the close capsule had a step to
+    // leave; then the connection ends in order (HTTP/2: GOAWAY, then TLS close once nghttp2 wrote its
+    // last frames; a socket closed under them would lose them) and is forgotten once closed, or 2 s
+    // after the close at most.
+    bool gone =
+        (d.session->closed() && !d.closing) || (d.closing && now >= d.deadline + std::chrono::seconds(2));
+    if (!gone && d.closing && now > d.deadline) {
+      if (d.client && !d.client_closing) {
+        d.client_closing = true;
+        d.client->close("moved to a new session");
+      }
+      gone = !d.client || d.client->closed();
+    }
+    if (gone) {
       for (auto& p : udp_ports_) {
         if (p && p->session() == d.session.get()) p->set_session(connected() ? session_.get() : nullptr);
       }
@@ -171,16 +184,26 @@ void TunnelAgent::drain_step() {
       ++it;
       continue;
     }
-    if (!d.closing && ((replaced && d.session->active_requests() == 0) || now >= d.deadline)) {
+    // A request is over for us once its last bytes are written, but they may still sit in the
+    // session's buffer (HTTP/2) or be unacknowledged (QUIC): closing then would reset the stream and
+    // cut the response short, so wait until they reached the edge (drain_grace bounds the wait).
+    const bool finished = d.session->active_requests() == 0 && d.session->delivered();
+    if (!d.closing && ((replaced && finished) || now >= d.deadline)) {
       const size_t left = d.session->active_requests();
-      notice(d.edge_drained
-                 ? fmt::format("closing the draining edge's old session after {:.1f} s: the edge did "
-                               "not close it ({} request(s) still on it)",
-                               options_.edge_drain_limit.count() / 1000.0, left)
-             : left == 0 ? std::string("closing the replaced session: its requests finished")
-                         : fmt::format("closing the replaced session after {:.1f} s with ",
-                                       options_.drain_grace.count() / 1000.0) +
-                               std::to_string(left) + " request(s) still on it");
+      std::string why;
+      if (d.edge_drained) {
+        why = fmt::format(
+            "closing the draining edge's old session after {:.1f} s: the edge did not close it "
+            "({} request(s) still on it)",
+            options_.edge_drain_limit.count() / 1000.0, left);
+      } else if (replaced && finished) {
+        why = "closing the replaced session: its requests finished and reached the edge";
+      } else {
+        why = fmt::format("closing the replaced session after {:.1f} s with {} request(s) still on it{}",
+                          options_.drain_grace.count() / 1000.0, left,
+                          d.session->delivered() ? "" : " and bytes the edge has not received");
+      }
+      notice(why);
       d.closing = true;
       d.deadline = now;
       d.session->close(tunnel::kCloseNormal, "moved to a new session");

@@ -164,6 +164,9 @@ class Connection final : public quic::TransportHandler {
   std::optional<StreamId> open_wt_stream(uint64_t session_id, bool bidi);
   size_t wt_write(StreamId id, std::span<const uint8_t> data, bool fin);
   size_t wt_send_capacity(StreamId id) const;
+  // Bytes of a WebTransport stream not yet acknowledged by the peer: its queued header, a FIN
+  // waiting behind it, and what QUIC holds unacked (quic::Transport::unacked_bytes).
+  uint64_t wt_unacked_bytes(StreamId id) const;
   void wt_reset(StreamId id, uint64_t h3_error);
   void wt_stop_sending(StreamId id, uint64_t h3_error);
 

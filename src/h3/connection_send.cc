@@ -275,6 +275,14 @@ size_t Connection::wt_send_capacity(StreamId id) const {
   return cap > s.pending_out.size() ? cap - s.pending_out.size() : 0;
 }
 
+uint64_t Connection::wt_unacked_bytes(StreamId id) const {
+  const Impl& I = *impl_;
+  auto it = I.streams.find(id);
+  if (I.closed || it == I.streams.end() || it->second.kind != Impl::Kind::kWt) return 0;
+  const Impl::Stream& s = it->second;
+  return s.pending_out.size() + (s.fin_pending ? 1 : 0) + I.transport.unacked_bytes(id);
+}
+
 void Connection::wt_reset(StreamId id, uint64_t h3_error) {
   Impl& I = *impl_;
   Impl::Stream* s = I.closed ? nullptr : I.find(id);

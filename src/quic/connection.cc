@@ -412,6 +412,12 @@ size_t Connection::send_capacity(StreamId id) const {
   return it->second.send.capacity_left();
 }
 
+uint64_t Connection::unacked_bytes(StreamId id) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || it->second.shut_wr) return 0;
+  return it->second.send.unacked_bytes();
+}
+
 void Connection::reset_stream(StreamId id, uint64_t app_error) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;

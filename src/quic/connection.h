@@ -232,6 +232,7 @@ class Connection final : public Transport {
   std::optional<StreamId> open_uni_stream() override;
   size_t write(StreamId id, std::span<const uint8_t> data, bool fin) override;
   size_t send_capacity(StreamId id) const override;
+  uint64_t unacked_bytes(StreamId id) const override;
   void reset_stream(StreamId id, uint64_t app_error) override;
   void stop_sending(StreamId id, uint64_t app_error) override;
   void consume(StreamId id, size_t n) override;

@@ -54,6 +54,9 @@ class Transport {
   virtual size_t write(StreamId id, std::span<const uint8_t> data, bool fin) = 0;
   // Bytes write() would accept now.
   virtual size_t send_capacity(StreamId id) const = 0;
+  // Bytes written on the stream that the peer has not acknowledged yet, unsent ones included (0 for
+  // an unknown or reset stream). A FIN counts as delivered with the bytes before it.
+  virtual uint64_t unacked_bytes(StreamId id) const = 0;
 
   // RESET_STREAM (abort our sending side) and STOP_SENDING (ask the peer to stop).
   virtual void reset_stream(StreamId id, uint64_t app_error) = 0;

@@ -120,6 +120,7 @@ class H2Session final : public Session, private H2CapsuleVisitor {
   void stop_sending(StreamId id, uint32_t code) override;
   size_t max_datagram_size() const override;
   bool send_datagram(std::span<const uint8_t> payload) override;
+  bool delivered() const override { return !is_open() || output_size() == 0; }
   void close(uint32_t code, std::string_view reason) override;
   void drain() override;
 

@@ -81,6 +81,12 @@ bool H3Session::send_datagram(std::span<const uint8_t> payload) {
   return is_open() && conn_.send_datagram(id_, payload);
 }
 
+bool H3Session::delivered() const {
+  if (!is_open()) return true;
+  return pending_out_.empty() &&
+         !streams_.any_of([this](StreamId id) { return conn_.wt_unacked_bytes(id) > 0; });
+}
+
 void H3Session::close(uint32_t code, std::string_view reason) {
   H3SessionRegistry::Busy busy(host_);
   switch (state_) {

@@ -67,6 +67,7 @@ class H3Session final : public Session {
   size_t max_datagram_size() const override;
   std::chrono::nanoseconds smoothed_rtt() const override;
   bool send_datagram(std::span<const uint8_t> payload) override;
+  bool delivered() const override;
   void close(uint32_t code, std::string_view reason) override;
   void drain() override;
 

@@ -128,7 +128,13 @@ class Session {
   // The connection's smoothed round-trip time; 0 when the transport does not tell.
   virtual std::chrono::nanoseconds smoothed_rtt() const { return std::chrono::nanoseconds(0); }
 
-  // Sends the close capsule (message truncated to 1024 bytes on a UTF-8 boundary) and FIN.
+  // Whether everything written on the session's streams so far has reached the peer, so that
+  // close() now cannot cut it off: HTTP/3, every byte acknowledged (a FIN counts with the bytes
+  // before it); HTTP/2, nothing left in the session's own buffer (the HTTP/2 layer below sends it,
+  // in order, before the close capsule).
+  virtual bool delivered() const = 0;
+  // Sends the close capsule (message truncated to 1024 bytes on a UTF-8 boundary) and FIN. Streams
+  // still open are reset: what they had not delivered is lost (see delivered()).
   virtual void close(uint32_t code, std::string_view reason) = 0;
   // Sends DRAIN_WEBTRANSPORT_SESSION.
   virtual void drain() = 0;

@@ -104,6 +104,14 @@ class StreamTable {
   bool close(StreamId id);
   // Session end: every open id (the caller resets them); the table is empty afterwards.
   std::vector<StreamId> take_all();
+  // Whether `pred(id)` holds for some open stream.
+  template <typename Pred>
+  bool any_of(Pred&& pred) const {
+    for (const auto& kv : streams_) {
+      if (pred(kv.first)) return true;
+    }
+    return false;
+  }
 
   size_t size() const { return streams_.size(); }
   size_t local_count() const { return local_; }

@@ -94,6 +94,27 @@ TEST_F(QuicLoopback, BidiEchoLargerThanWindowsAndBuffers) {
   EXPECT_GT(rec.writable, 0) << "the sender must have hit its send-buffer cap at least once";
 }
 
+// unacked_bytes counts what was written and not yet acknowledged, unsent bytes included, and drops
+// to 0 once the peer acknowledged it all (the agent's "delivered" check before closing a session).
+TEST_F(QuicLoopback, UnackedBytesFallToZeroOnceThePeerAcknowledgedThem) {
+  Connection* c = dial();
+  ClientRecorder& rec = attach(*c);
+  ASSERT_TRUE(run_until([&] { return rec.handshake; }));
+  auto id = c->open_bidi_stream();
+  ASSERT_TRUE(id);
+  EXPECT_EQ(c->unacked_bytes(*id), 0u);
+  const std::vector<uint8_t> data(200 * 1024, 0x5a);
+  ASSERT_EQ(c->write(*id, data, false), data.size());
+  EXPECT_EQ(c->unacked_bytes(*id), data.size());  // nothing sent yet
+  ASSERT_TRUE(run_until([&] { return c->unacked_bytes(*id) == 0; }));
+  // Acknowledged means the server has it: its echo came back whole.
+  ASSERT_TRUE(run_until([&] { return rec.received[*id].size() == data.size(); }));
+  ASSERT_EQ(c->write(*id, data, false), data.size());
+  c->reset_stream(*id, 7);
+  EXPECT_EQ(c->unacked_bytes(*id), 0u);  // reset: nothing more will be delivered
+  EXPECT_EQ(c->unacked_bytes(12345), 0u);
+}
+
 // The peer's STOP_SENDING reaches the handler even while the stream waits for flow-control credit
 // (the receiver stopped reading, so credit would never come), and writes are refused after it.
 TEST_F(QuicLoopback, PeerStopSendingIsReportedToABlockedWriter) {

@@ -143,6 +143,14 @@ class MemoryPair {
       return pair_->config_.stream_send_buffer -
              std::min(it->second.outstanding, pair_->config_.stream_send_buffer);
     }
+    // "Acknowledged" here is delivered by run(): the bytes still queued for the peer.
+    uint64_t unacked_bytes(StreamId id) const override {
+      uint64_t n = 0;
+      for (const Event& e : out_) {
+        if (e.kind == Kind::kData && e.id == id) n += e.bytes.size() + (e.fin ? 1 : 0);
+      }
+      return n;
+    }
     void reset_stream(StreamId id, uint64_t app_error) override {
       Stream* s = find(id);
       if (closed_ || s == nullptr || s->send_done) return;

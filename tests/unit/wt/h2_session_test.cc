@@ -252,6 +252,27 @@ TEST(H2Session, OutputBufferIsCappedAndCloseStillFits) {
   EXPECT_TRUE(p.server_fin);  // the server answered with END_STREAM (-15 §6.12)
 }
 
+// delivered(): nothing written is left in the session's buffer (the glue takes it in order; the
+// close capsule goes behind it), so a replaced session is closed only once its last bytes left.
+TEST(H2Session, DeliveredOnceTheGlueTookEveryByte) {
+  H2Pair p;
+  p.open();
+  p.pump();
+  EXPECT_TRUE(p.client->delivered());
+  const StreamId id = *p.client->open_bidi_stream();
+  EXPECT_EQ(p.client->write(id, bytes("response tail"), true), 13u);
+  EXPECT_FALSE(p.client->delivered());
+  p.pump(5);  // part of it taken
+  EXPECT_FALSE(p.client->delivered());
+  p.pump();
+  EXPECT_TRUE(p.client->delivered());
+  EXPECT_EQ(p.sh.data[id], "response tail");
+  EXPECT_TRUE(p.client->send_datagram(bytes("telemetry")));
+  EXPECT_FALSE(p.client->delivered());  // a datagram waits in the same buffer
+  p.pump();
+  EXPECT_TRUE(p.client->delivered());
+}
+
 TEST(H2Session, CloseCapsuleAndFin) {
   H2Pair p;
   p.open();

@@ -258,6 +258,37 @@ TEST(WtH3, DrainDelivered) {
   EXPECT_FALSE(rec.closed.has_value());
 }
 
+// delivered() (what the agent waits for before it closes a session it replaced) is false while a
+// byte written on any stream has not reached the peer: queued in h3 or QUIC, or held back here.
+TEST(WtH3, DeliveredOnlyOnceThePeerHasEveryByte) {
+  Harness h;
+  h.start();
+  Recorder rec;
+  H3Session* s = h.connect(rec, "/record");
+  EXPECT_TRUE(s->delivered());  // nothing written yet
+  const auto a = s->open_bidi_stream();
+  const auto b = s->open_uni_stream();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(s->write(*a, bytes("the last bytes of a response"), true), 28u);
+  EXPECT_FALSE(s->delivered());
+  h.run();
+  EXPECT_TRUE(s->delivered());
+  EXPECT_EQ(h.server_rec.data[*a], "the last bytes of a response");
+  // One stream's bytes held in transit: not delivered until they arrive, whatever the other does.
+  h.client_transport.hold(*b);
+  EXPECT_EQ(s->write(*b, bytes("tail"), true), 4u);
+  h.run();
+  EXPECT_FALSE(s->delivered());
+  EXPECT_EQ(h.server_rec.data[*b], "");
+  h.client_transport.release(*b);
+  EXPECT_FALSE(s->delivered());  // released to the transport, not yet at the peer
+  h.run();
+  EXPECT_TRUE(s->delivered());
+  EXPECT_EQ(h.server_rec.data[*b], "tail");
+  s->close(0, "");
+  EXPECT_TRUE(s->delivered());  // a closed session has nothing left to deliver
+}
+
 TEST(WtH3, CloseWhilePeerWithholdsCreditDoesNotBlock) {
   // A long reason (h3 takes part of it) and an empty one (h3 would queue all of it): both reset.
   for (const std::string reason : {"this reason cannot be sent now", ""}) {

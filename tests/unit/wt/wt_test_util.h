@@ -61,6 +61,11 @@ class ControlledTransport final : public quic::Transport {
   size_t send_capacity(StreamId id) const override {
     return blocked_.count(id) ? 0 : inner_.send_capacity(id);
   }
+  uint64_t unacked_bytes(StreamId id) const override {
+    auto it = held_.find(id);
+    const uint64_t held = it == held_.end() ? 0 : it->second.data.size() + (it->second.fin ? 1 : 0);
+    return held + inner_.unacked_bytes(id);
+  }
   void reset_stream(StreamId id, uint64_t e) override {
     held_.erase(id);
     inner_.reset_stream(id, e);

@@ -8,7 +8,8 @@ Server (prints "listening PORT" on stdout once bound to 127.0.0.1, then one line
 Clients (exit 0 when what they check holds, else print why and exit 1). Each ask is retried up to
 3 times with a 1 s wait, since UDP may lose a packet; answers are matched by content.
   ping PORT                    one echo
-  flows PORT N ROUNDS          N sockets (N flows) at once, each ROUNDS distinct echoes, all must match
+  flows PORT N ROUNDS          N sockets (N flows) at once, each ROUNDS distinct echoes, all must match;
+                               then "WHO" on each: N different sources (one agent socket per flow)
   cap PORT HELD                HELD sockets each get an echo; one more socket gets no answer to 3
                                tries (past the flow cap); the HELD ones still get echoes
   big PORT SIZE                a SIZE-byte packet gets no answer (too large for the tunnel), and a
@@ -51,7 +52,8 @@ def client(timeout=1.0):
 
 
 def ask(s, port, payload, tries=3, want=None):
-    """Sends payload and returns the answer matching `want` (default: payload itself), or None."""
+    """Sends payload and returns the answer matching `want` (default: payload itself; True: any; a
+    function: one it accepts), or None."""
     want = payload if want is None else want
     for _ in range(tries):
         s.sendto(payload, ("127.0.0.1", port))
@@ -61,7 +63,7 @@ def ask(s, port, payload, tries=3, want=None):
                 data, _ = s.recvfrom(65535)
             except socket.timeout:
                 break
-            if want is True or data == want:
+            if want is True or (callable(want) and want(data)) or data == want:
                 return data
     return None
 
@@ -113,7 +115,20 @@ def main():
         missing = sum(len(m) for m in want.values())
         if missing:
             fail("%d of %d echoes missing after %d asks again" % (missing, n * rounds, asks))
-        print("ok %d flows x %d (%d asks again)" % (n, rounds, asks))
+        # One agent socket per flow: the service names a different source to each. (Asked here, of
+        # these sockets, all open at once: a count of the service's sources over the whole test would
+        # also see an earlier client whose port the system gave again to one of these, whose flow the
+        # edge then still had, and rightly so: same address, same flow.)
+        sources = set()
+        for i, s in enumerate(socks):
+            # (A late echo of a packet asked again may still be on its way: skip it.)
+            who = ask(s, port, b"WHO", want=lambda d: d.startswith(b"from "))
+            if who is None:
+                fail("flow %d: no answer to WHO (got %r)" % (i, who))
+            sources.add(who)
+        if len(sources) != n:
+            fail("the service saw %d sources for %d flows" % (len(sources), n))
+        print("ok %d flows x %d (%d asks again), %d sources" % (n, rounds, asks, len(sources)))
     elif mode == "cap":
         held = [client() for _ in range(int(args[1]))]
         for i, s in enumerate(held):

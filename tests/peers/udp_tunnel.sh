@@ -65,9 +65,8 @@ start_echo echo
 start_udp echo main echo "${SRV_PORT[echo]}"
 E=${UDP_PORT[echo]}
 check "one echo" timeout 20 "${PY[@]}" ping "$E"
-check "40 flows at once, 5 packets each, every answer to its own flow" timeout 60 "${PY[@]}" flows "$E" 40 5
-check "the service saw 41 sources (one agent socket per flow)" \
-  wait_for 5 bash -c "[ \$(grep -c '^source' '$T/srv-echo.log') -ge 41 ]"
+check "40 flows at once, 5 packets each, every answer to its own flow, 40 sources (one agent socket per flow)" \
+  timeout 60 "${PY[@]}" flows "$E" 40 5
 check "a 1500-byte packet (over the session's max datagram size) is dropped; the next is answered" \
   timeout 20 "${PY[@]}" big "$E" 1500
 check "the edge counted it as too_big" wait_for 5 edge_log_has main "udp echo.localhost: dropped so far: too_big 1,"

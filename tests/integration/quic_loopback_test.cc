@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "../support/run_until.h"
+#include "../support/sanitizers.h"
 #include "../support/temp_dir.h"
 #include "quic/certs.h"
 #include "quic/endpoint.h"
@@ -306,6 +307,9 @@ TEST_F(QuicLoopback, ATimerWhoseDeadlineMovedAwayDoesNotFireForNothing) {
   // next deadline (Endpoint::arm_timer), and the echo, which took everything there was to send,
   // leaves no pacing deadline behind (Connection::idle_pacing_at_): otherwise the server wakes to
   // send nothing once per round, as the agent did once per request at everyday rates (issue 15).
+  // The client must act within the server's 2 ms hold; under ASan every step is several times slower
+  // and late wake-ups find nothing to do for that reason alone (10 of 16 in one CI run), so there the
+  // rounds run and every echo is checked, not the count.
   Connection* c = dial();
   ClientRecorder& rec = attach(*c);
   ASSERT_TRUE(run_until([&] { return rec.handshake; }));
@@ -334,11 +338,14 @@ TEST_F(QuicLoopback, ATimerWhoseDeadlineMovedAwayDoesNotFireForNothing) {
   }
   const EndpointStats after = server_->stats();
   const EndpointStats client_after = client_ep_->stats();
+  if (test::kUnderAsan) return;
   // A slow test machine may wake late now and then. Without the two changes: 24 of the server's 26
-  // timer wake-ups in 20 rounds sent nothing, and 21 of the client's 45 (after its request B).
-  EXPECT_LE(after.empty_timer_wakeups - before.empty_timer_wakeups, 4u)
+  // timer wake-ups in 20 rounds sent nothing, and 21 of the client's 45 (after its request B): about
+  // one per round, against a quarter of the rounds allowed here.
+  constexpr uint64_t kAllowed = kRounds / 4;
+  EXPECT_LE(after.empty_timer_wakeups - before.empty_timer_wakeups, kAllowed)
       << after.timer_wakeups - before.timer_wakeups << " timer wake-ups in " << kRounds << " rounds";
-  EXPECT_LE(client_after.empty_timer_wakeups - client_before.empty_timer_wakeups, 4u)
+  EXPECT_LE(client_after.empty_timer_wakeups - client_before.empty_timer_wakeups, kAllowed)
       << client_after.timer_wakeups - client_before.timer_wakeups << " timer wake-ups on the client";
 }
 

@@ -7,23 +7,17 @@
 #include <cstring>
 #include <vector>
 
+#include "../../support/sanitizers.h"
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #include <unistd.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define WTMESH_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WTMESH_ASAN 1
-#endif
-#endif
-
 namespace wtmesh {
 namespace {
 
-#if defined(__GLIBC__) && !defined(WTMESH_ASAN)
+#if defined(__GLIBC__) && !WTMESH_TEST_ASAN
 // Frees more small blocks than the per-thread tcache keeps (7 per size): the rest go to a fast
 // bin when fast bins are on.
 void churn_small_blocks() {

@@ -5,7 +5,6 @@
 #include <array>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <cstring>
 
 #include "edge/h2_connection.h"
@@ -25,7 +24,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   // handshake deadline cuts it.
   static constexpr size_t kFirstReadChunk = 4 * 1024;
   static constexpr size_t kReadChunk = 16 * 1024;
-  static constexpr size_t kWriteChunk = 64 * 1024;
+  static constexpr size_t kWriteBudget = 1024 * 1024;  // bytes written per turn (fill_write)
 
   Connection(PublicListener& listener, tcp::socket socket, std::shared_ptr<const TlsServerConfig> tls,
              std::string limit_key, std::optional<quic::AddressKey> address)
@@ -42,6 +41,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
       peer_ = peer.address().to_v6().to_v4().to_string();
     }
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // fill_write() writes at once and waits only when the socket is full
     const PublicLimits& limits = listener.options_.limits;
     Http1Config cfg;
     cfg.client = {peer_, is_tls(), limit_key_};
@@ -180,45 +180,88 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
     }
   }
 
+  // Writes the client's output without waiting, as long as the socket takes it: on plain HTTP
+  // straight from the codec's buffer, on HTTPS through the TLS layer's ciphertext. Stops when the
+  // output is all out, when the socket is full (then one wait for it to drain), or after
+  // kWriteBudget bytes (then a posted pump: one fast download does not keep the loop to itself).
+  // Writing everything each turn keeps the codec's buffer at about one batch of QUIC packets: a
+  // writer that took one chunk per turn fell behind the QUIC reads, and the buffer then grew to the
+  // stream's whole window (megabytes, newly allocated and faulted in for every response).
   void fill_write() {
     if (writing_ || closed_) return;
-    wbuf_.clear();
-    if (is_tls()) {
-      if (!tls_) return;
-      // Encrypt run by run until the output is empty or the TLS layer's ciphertext cap is reached.
-      while (tls_->write_capacity() > 0) {  // also after the client's close_notify (a half-close)
-        auto out = conn_->client_output();
-        if (out.empty()) break;
-        const size_t n = tls_->write(out);
-        conn_->on_client_written(n);
-        if (n < out.size()) break;
+    size_t written = 0;
+    for (;;) {
+      std::span<const uint8_t> chunk;
+      const bool plain = !is_tls();
+      if (plain) {
+        chunk = conn_->client_output();
+      } else {
+        if (wbuf_.empty()) {
+          if (!tls_) break;
+          encrypt_output();
+        }
+        chunk = std::span<const uint8_t>(wbuf_).subspan(wpos_);
       }
-      tls_->take_ciphertext(wbuf_);
-    } else {
-      while (wbuf_.size() < kWriteChunk) {
-        auto out = conn_->client_output();
-        if (out.empty()) break;
-        const size_t k = std::min(out.size(), kWriteChunk - wbuf_.size());
-        wbuf_.insert(wbuf_.end(), out.begin(), out.begin() + static_cast<ptrdiff_t>(k));
-        conn_->on_client_written(k);
+      if (chunk.empty()) break;
+      if (written >= kWriteBudget) {
+        post_pump();
+        break;
+      }
+      boost::system::error_code ec;
+      const size_t n = socket_.send(asio::buffer(chunk.data(), chunk.size()), 0, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        wait_writable();
+        break;
+      }
+      if (ec) {
+        conn_->on_client_eof();  // the client is gone
+        close_now();
+        return;
+      }
+      written += n;
+      if (plain) {
+        conn_->on_client_written(n);
+      } else if (wpos_ += n; wpos_ == wbuf_.size()) {
+        wbuf_.clear();
+        wpos_ = 0;
+      }
+      if (n < chunk.size()) {  // the socket took part of it: it is full
+        wait_writable();
+        break;
       }
     }
-    if (wbuf_.empty()) return;
+    if (written > 0) {
+      if (EdgeMetrics* m = metrics()) m->add_public_bytes(0, written);
+      last_activity_ = std::chrono::steady_clock::now();
+    }
+  }
+
+  // Encrypts output run by run until it is all taken or the TLS layer's ciphertext cap is reached.
+  void encrypt_output() {
+    while (tls_->write_capacity() > 0) {  // also after the client's close_notify (a half-close)
+      auto out = conn_->client_output();
+      if (out.empty()) break;
+      const size_t n = tls_->write(out);
+      conn_->on_client_written(n);
+      if (n < out.size()) break;
+    }
+    tls_->take_ciphertext(wbuf_);
+    wpos_ = 0;
+  }
+
+  void wait_writable() {
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(wbuf_),
-                      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
-                        self->writing_ = false;
-                        if (EdgeMetrics* m = self->metrics()) m->add_public_bytes(0, n);
-                        self->wbuf_.clear();
-                        if (self->closed_) return;
-                        if (ec) {
-                          self->conn_->on_client_eof();  // the client is gone
-                          self->close_now();
-                          return;
-                        }
-                        self->last_activity_ = std::chrono::steady_clock::now();
-                        self->pump();
-                      });
+    socket_.async_wait(tcp::socket::wait_write,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                         self->writing_ = false;
+                         if (self->closed_) return;
+                         if (ec) {
+                           self->conn_->on_client_eof();
+                           self->close_now();
+                           return;
+                         }
+                         self->pump();
+                       });
   }
 
   void maybe_read() {
@@ -413,7 +456,8 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   size_t rcap_ = 0;
   size_t rlen_ = 0;  // plain HTTP: bytes in rbuf_ the proxy has not taken yet
   size_t lingered_bytes_ = 0;
-  std::vector<uint8_t> wbuf_;
+  std::vector<uint8_t> wbuf_;  // HTTPS: ciphertext not yet written, from wpos_ on
+  size_t wpos_ = 0;
   bool reading_ = false, writing_ = false, eof_ = false, closed_ = false;
   bool pump_posted_ = false, lingering_ = false, timer_armed_ = false, draining_ = false;
   std::chrono::steady_clock::time_point last_activity_, linger_until_, timer_at_, handshake_deadline_;

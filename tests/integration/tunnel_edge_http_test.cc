@@ -453,6 +453,61 @@ TEST_F(TunnelEdgePlainHttp, PlainHttpListenerWorksToo) {
   EXPECT_EQ(proto, "http");
 }
 
+// The edge writes a response as far as the client's socket takes it and waits when it is full: a
+// client that stops reading for a while and then reads everything gets every byte, in order, on
+// the plain listener (written straight from the codec's buffer) and on HTTPS (through TLS).
+TEST_F(TunnelEdgePlainHttp, AClientThatPausesGetsEveryByteInOrder) {
+  TestAgent& a = agent_for("app.localhost");
+  const size_t kBody = 24 << 20;
+  std::string body(kBody, '\0');
+  std::mt19937 rng(7);
+  for (auto& c : body) c = static_cast<char>(rng());
+  wt::StreamId sid = -1;
+  size_t sent = 0;
+  a.on_request = [&](wt::StreamId id, TestAgent::Request&) {
+    sid = id;
+    sent = 0;
+    a.respond(id, response(200, kBody, true), "", false);
+  };
+  auto pump = [&] {
+    while (sid >= 0 && sent < kBody) {
+      const size_t want = std::min<size_t>(256 * 1024, kBody - sent);
+      const size_t n = a.write(sid, std::string_view(body).substr(sent, want), sent + want == kBody);
+      sent += n;
+      if (n < want) break;
+    }
+  };
+  const std::filesystem::path ca_path = ca();
+  for (const bool tls : {false, true}) {
+    SCOPED_TRACE(tls ? "HTTPS" : "plain HTTP");
+    sid = -1;
+    const uint16_t p = tls ? port() : edge_->server().http_endpoint()->port();
+    auto fut = std::async(std::launch::async, [&] {
+      PublicClient c(p, tls ? &ca_path : nullptr);
+      c.send(get_request("app.localhost", "/big"));
+      std::this_thread::sleep_for(1s);  // the socket and the edge's buffer fill meanwhile
+      c.read_until(
+          [&](const std::string& s) {
+            const size_t head = s.find("\r\n\r\n");
+            return head != std::string::npos && s.size() - head - 4 >= kBody;
+          },
+          60s);
+      return c.received;
+    });
+    ASSERT_TRUE(run_until(
+        [&] {
+          pump();
+          return fut.wait_for(0s) == std::future_status::ready;
+        },
+        90s));
+    const auto r = parse_response(fut.get());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    ASSERT_EQ(r->body.size(), kBody);
+    EXPECT_TRUE(r->body == body) << "the body arrived altered or out of order";
+  }
+}
+
 class TunnelEdgeIdle : public TunnelEdgeHttp {
  protected:
   void SetUp() override {

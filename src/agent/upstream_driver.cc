@@ -29,7 +29,7 @@ AsioUpstreamDriver::AsioUpstreamDriver(asio::io_context& io, wt::Session& sessio
                      std::move(done), limits),
       io_(io),
       pool_(pool),
-      read_chunk_(limits.read_chunk) {}
+      read_chunk_(std::max(limits.read_chunk, limits.max_read_chunk)) {}
 
 AsioUpstreamDriver::~AsioUpstreamDriver() {
   if (conn_) conn_->close();

@@ -41,8 +41,15 @@
 namespace wtmesh::agent {
 
 struct ExchangeLimits {
-  size_t read_chunk = 64 * 1024;       // upstream bytes read at a time
-  size_t wt_chunk = 64 * 1024;         // decoded body bytes handed to the stream at a time
+  size_t read_chunk = 64 * 1024;  // upstream bytes read at a time, at first
+  // A response whose reads keep coming back full (a download: the upstream is ahead of us) gets
+  // reads twice as large, up to this. Each read's bytes leave as QUIC trains of at most 64 KiB, and
+  // a 64 KiB read made one full train and a ~1.6 KiB one: two sendmsg per read (bench/README.md,
+  // "Bulk: the relay's buffers").
+  size_t max_read_chunk = 256 * 1024;
+  // Decoded body bytes handed to the stream at a time: at least max_read_chunk, so that one read is
+  // decoded in one piece instead of moving the rest of the input forward after each slice.
+  size_t wt_chunk = 256 * 1024;
   size_t max_request_hold = 16 << 20;  // request body bytes held unconsumed (flow control keeps it far lower)
   ResponseDecoder::Limits decoder;
   // The edge accepted the session feature `trailers` (docs/protocol.md §4.1): interim (1xx) heads are
@@ -191,6 +198,8 @@ class UpstreamExchange {
 
   // Response.
   bool reading_ = false;
+  size_t read_size_;       // the next read's size: limits_.read_chunk, doubled while reads fill up
+  size_t read_asked_ = 0;  // the pending read's size
   bool got_response_bytes_ = false;
   std::vector<uint8_t> to_stream_;  // encoded head / body bytes not yet taken by the stream
   bool fin_after_ = false;          // send FIN once to_stream_ is empty

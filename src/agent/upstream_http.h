@@ -44,7 +44,7 @@ class ResponseDecoder {
  public:
   struct Limits {
     size_t header_limit = 60 * 1024;  // status line + fields; leaves room in the 64 KiB tunnel head
-    size_t input_buffer = 64 * 1024;  // upstream bytes held before they are decoded
+    size_t input_buffer = 256 * 1024;  // upstream bytes held before they are decoded (max_read_chunk)
     int max_informational = 8;        // 1xx interim responses before the final one
   };
   enum class Status {

@@ -302,6 +302,41 @@ TEST_F(ExchangeCore, RefusedConnectionIsAnInBand502) {
   EXPECT_EQ(result_->error, "upstream refused: connection refused (127.0.0.1:8080)");
 }
 
+// A response whose reads come back full gets reads twice as large, up to max_read_chunk; one that
+// does not (a short read: the upstream had no more) keeps the size it has.
+TEST_F(ExchangeCore, ReadsGrowWhileTheUpstreamKeepsThemFull) {
+  ExchangeLimits limits;
+  limits.read_chunk = 1024;
+  limits.max_read_chunk = 4096;
+  limits.wt_chunk = 4096;
+  limits.decoder.input_buffer = 4096;
+  auto& ex = make(request("GET", "/"), limits);
+  ex.start({}, true);
+  transport_.connected();
+  transport_.written();
+  const size_t kBody = 64 * 1024;
+  std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kBody) + "\r\n\r\n";
+  wire.append(kBody, 'b');
+  std::vector<size_t> asked;
+  auto read_one = [&](size_t n) {
+    ASSERT_TRUE(transport_.read_max);
+    asked.push_back(*transport_.read_max);
+    const size_t take = std::min(n, *transport_.read_max);
+    transport_.read_max.reset();
+    ex.on_read(bytes(std::string_view(wire).substr(0, take)), false, {});
+    wire.erase(0, take);
+  };
+  read_one(SIZE_MAX);  // full: 1024
+  read_one(SIZE_MAX);  // full: 2048
+  read_one(100);       // short: stays at 4096
+  read_one(SIZE_MAX);  // 4096, full: stays (the ceiling)
+  read_one(SIZE_MAX);
+  EXPECT_EQ(asked, (std::vector<size_t>{1024, 2048, 4096, 4096, 4096}));
+  while (transport_.read_max && !wire.empty()) read_one(SIZE_MAX);
+  EXPECT_TRUE(stream().fin);
+  EXPECT_EQ(session_.response(kId)->body.size(), kBody);
+}
+
 TEST_F(ExchangeCore, UpstreamIsReadOnlyWhileTheStreamTakesBytes) {
   ExchangeLimits limits;
   limits.wt_chunk = 4;

@@ -18,7 +18,7 @@ TcpStreamDriver::TcpStreamDriver(asio::io_context& io, wt::Session& session, wt:
       head_(head),
       done_fn_(std::move(done)),
       socket_(io),
-      relay_(target.read_chunk) {}
+      relay_(target.read_chunk, target.max_read_chunk) {}
 
 TcpStreamDriver::TcpStreamDriver(wt::Session& session, wt::StreamId id, tcp::socket client, std::string name,
                                  std::function<void(const tunnel::ConnectReply&)> on_refused,
@@ -27,7 +27,7 @@ TcpStreamDriver::TcpStreamDriver(wt::Session& session, wt::StreamId id, tcp::soc
       id_(id),
       done_fn_(std::move(done)),
       socket_(std::move(client)),
-      relay_(target_.read_chunk),
+      relay_(target_.read_chunk, target_.max_read_chunk),
       connect_name_(std::move(name)),
       on_refused_(std::move(on_refused)) {}
 

@@ -29,7 +29,8 @@ namespace wtmesh::agent {
 struct TcpTarget {
   boost::asio::ip::tcp::endpoint endpoint;  // the local service
   bool proxy_protocol = false;
-  size_t read_chunk = 64 * 1024;  // local bytes read at once (the up direction's whole buffer)
+  size_t read_chunk = 64 * 1024;       // local bytes read at once, at first (the up direction's whole buffer)
+  size_t max_read_chunk = 256 * 1024;  // what that buffer grows to while reads fill it (tunnel::TcpRelay)
 };
 
 class TcpStreamDriver final : public UpstreamDriver, public std::enable_shared_from_this<TcpStreamDriver> {

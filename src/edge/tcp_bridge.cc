@@ -1,6 +1,8 @@
 #include "edge/tcp_bridge.h"
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
+#include <utility>
 
 #include "tunnel/wire.h"
 
@@ -23,8 +25,11 @@ SocketEnd::~SocketEnd() {
 
 void SocketEnd::read() {
   if (done_) return;
+  // The last read's bytes are written by now (the bridge reads again only then): the buffer may move.
+  if (std::exchange(grow_, false)) buf_.resize(std::min(buf_.size() * 2, kMaxReadChunk));
   socket_.async_read_some(asio::buffer(buf_), [this, keep = sink_.lock()](boost::system::error_code ec, size_t n) {
     if (done_ || !keep) return;
+    grow_ = !ec && n == buf_.size() && buf_.size() < kMaxReadChunk;
     // A reset, or a socket error: the bridge aborts.
     if (ec && ec != asio::error::eof) return keep->on_end_failed(*this);
     keep->on_end_data(*this, std::span<const uint8_t>(buf_.data(), ec ? 0 : n), ec == asio::error::eof);

@@ -83,8 +83,11 @@ class StreamInbox {
 // A TCP socket (connected) as an end.
 class SocketEnd final : public BridgeEnd {
  public:
+  // Reads start at read_chunk bytes and double, up to kMaxReadChunk, while they fill the buffer (a
+  // bulk upload: fewer reads and part-filled QUIC trains per byte; tunnel/tcp_relay.h says the same).
   SocketEnd(boost::asio::ip::tcp::socket socket, size_t read_chunk);
   ~SocketEnd() override;
+  static constexpr size_t kMaxReadChunk = 256 * 1024;
 
   void attach(std::weak_ptr<Sink> sink) override { sink_ = std::move(sink); }
   void read() override;
@@ -98,6 +101,7 @@ class SocketEnd final : public BridgeEnd {
   std::weak_ptr<Sink> sink_;
   boost::asio::ip::tcp::socket socket_;
   std::vector<uint8_t> buf_;
+  bool grow_ = false;  // the last read filled buf_: the next one gets twice the room
   bool done_ = false;
 };
 

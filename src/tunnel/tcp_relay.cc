@@ -1,26 +1,44 @@
 #include "tunnel/tcp_relay.h"
 
+#include <cstring>
 #include <utility>
 
 namespace wtmesh::tunnel {
 
+void TcpRelay::reserve_up(size_t n) {
+  if (up_cap_ >= n) return;
+  auto bigger = std::make_unique_for_overwrite<uint8_t[]>(n);
+  if (up_len_ > 0) std::memcpy(bigger.get(), up_.get(), up_len_);
+  up_ = std::move(bigger);
+  up_cap_ = n;
+}
+
+void TcpRelay::queue_up(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  reserve_up(up_len_ + bytes.size());
+  std::memcpy(up_.get() + up_len_, bytes.data(), bytes.size());
+  up_len_ += bytes.size();
+}
+
 void TcpRelay::up_taken(size_t n) {
   up_pos_ += n;
-  if (up_pos_ < up_.size()) return;
-  up_.clear();
+  if (up_pos_ < up_len_) return;
+  up_len_ = 0;
   up_pos_ = 0;
 }
 
 std::span<uint8_t> TcpRelay::start_read() {
   reading_ = true;
-  up_.resize(read_chunk_);
+  up_len_ = 0;
   up_pos_ = 0;
-  return up_;
+  reserve_up(read_size_);
+  return {up_.get(), read_size_};
 }
 
 void TcpRelay::read_done(size_t n, bool eof) {
   reading_ = false;
-  up_.resize(eof ? 0 : n);
+  if (!eof && n == read_size_) read_size_ = std::min(read_size_ * 2, max_read_size_);
+  up_len_ = eof ? 0 : n;
   up_pos_ = 0;
   if (eof) up_eof_ = true;
 }

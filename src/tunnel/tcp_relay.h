@@ -7,11 +7,15 @@
 //   down (stream → socket): stream bytes are held until written to the socket, and only then is their
 //        flow-control credit returned; shutdown(SHUT_WR) follows the last byte before the stream's FIN.
 // Memory: one read buffer, plus at most the stream's receive window (the peer cannot send more
-// than the credit returned).
+// than the credit returned). The read buffer starts at read_chunk and doubles, up to max_read_chunk,
+// each time a read fills it (a bulk transfer: fewer reads, and fewer part-filled QUIC trains per
+// byte; bench/README.md, "Bulk: the relay's buffers"); a connection that trickles keeps the small one.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -19,19 +23,21 @@ namespace wtmesh::tunnel {
 
 class TcpRelay {
  public:
-  explicit TcpRelay(size_t read_chunk) : read_chunk_(read_chunk) {}
+  explicit TcpRelay(size_t read_chunk, size_t max_read_chunk = 0)
+      : read_size_(read_chunk), max_read_size_(std::max(read_chunk, max_read_chunk)) {}
 
   // --- up: socket → stream ---
   // Bytes that go onto the stream before any socket byte (the edge's tcp-stream head).
-  void queue_up(std::span<const uint8_t> bytes) { up_.insert(up_.end(), bytes.begin(), bytes.end()); }
+  void queue_up(std::span<const uint8_t> bytes);
   // Bytes due on the stream now; then up_taken() with how many the stream took.
-  std::span<const uint8_t> up_pending() const { return std::span<const uint8_t>(up_).subspan(up_pos_); }
+  std::span<const uint8_t> up_pending() const { return {up_.get() + up_pos_, up_len_ - up_pos_}; }
   void up_taken(size_t n);
   // The stream's FIN is due (EOF read, every byte before it taken); up_fin_sent() once written.
   bool up_fin_due() const { return up_eof_ && !up_fin_sent_ && up_pending().empty(); }
   void up_fin_sent() { up_fin_sent_ = true; }
   // A socket read is due: nothing pending, no EOF yet, none under way. start_read() gives its buffer.
   bool read_wanted() const { return !reading_ && !up_eof_ && up_pending().empty(); }
+  // The buffer for the next read (its size: the read's, see Memory above).
   std::span<uint8_t> start_read();
   void read_done(size_t n, bool eof);
 
@@ -55,9 +61,11 @@ class TcpRelay {
   bool finished() const { return up_fin_sent_ && down_shut_; }
 
  private:
-  size_t read_chunk_;
-  std::vector<uint8_t> up_;
-  size_t up_pos_ = 0;
+  void reserve_up(size_t n);
+
+  size_t read_size_, max_read_size_;
+  std::unique_ptr<uint8_t[]> up_;  // not zero-filled: a read overwrites it
+  size_t up_cap_ = 0, up_len_ = 0, up_pos_ = 0;
   bool reading_ = false, up_eof_ = false, up_fin_sent_ = false;
   std::vector<uint8_t> in_, out_;  // arrived / being written
   size_t in_credit_ = 0, out_credit_ = 0;

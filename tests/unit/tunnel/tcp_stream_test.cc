@@ -143,6 +143,34 @@ TEST(TcpRelay, UpReadsAgainOnlyOnceTheStreamTookEverythingThenFin) {
   EXPECT_FALSE(r.finished()) << "the other direction is still open";
 }
 
+// Reads that fill the buffer double it, up to the ceiling; a short read keeps the size; the bytes of
+// every read come out as they went in.
+TEST(TcpRelay, ReadsGrowWhileTheyComeBackFull) {
+  TcpRelay r(4, 16);
+  std::vector<size_t> sizes;
+  auto read = [&](size_t n) {
+    auto buf = r.start_read();
+    sizes.push_back(buf.size());
+    for (size_t i = 0; i < n; ++i) buf[i] = static_cast<uint8_t>(sizes.size() * 16 + i);
+    r.read_done(n, false);
+    const auto p = r.up_pending();
+    ASSERT_EQ(p.size(), n);
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(p[i], static_cast<uint8_t>(sizes.size() * 16 + i));
+    r.up_taken(n);
+  };
+  read(4);   // full: 4 -> 8
+  read(8);   // full: 8 -> 16
+  read(3);   // short: stays 16
+  read(16);  // full at the ceiling: stays 16
+  read(16);
+  EXPECT_EQ(sizes, (std::vector<size_t>{4, 8, 16, 16, 16}));
+  TcpRelay fixed(4);  // no ceiling given: read_chunk is the only size
+  auto b = fixed.start_read();
+  fixed.read_done(b.size(), false);
+  fixed.up_taken(4);
+  EXPECT_EQ(fixed.start_read().size(), 4u);
+}
+
 TEST(TcpRelay, DownReturnsCreditOnlyOnceWrittenAndShutsDownAfterTheLastByte) {
   TcpRelay r(4);
   r.down_data(Bytes{'P', 'P'}, false, 0);  // a PROXY header: no stream credit

@@ -77,9 +77,9 @@ bool PublicListener::Connection::choose_codec() {
     if (tls_->alpn() == kH2Alpn) use_h2();
     return true;
   }
-  if (rlen_ == 0) return true;
-  const size_t n = std::min(rlen_, kH2Preface.size());
-  if (std::memcmp(rbuf_.get(), kH2Preface.data(), n) != 0) {
+  if (rlen_ == rpos_) return true;
+  const size_t n = std::min(rlen_ - rpos_, kH2Preface.size());
+  if (std::memcmp(rbuf_.get() + rpos_, kH2Preface.data(), n) != 0) {
     codec_chosen_ = true;  // HTTP/1.1
     return true;
   }
@@ -147,12 +147,17 @@ void PublicListener::Connection::feed_proxy() {
     }
     if (tls_->peer_finished() && !conn_->finished()) conn_->on_client_eof();
   } else {
-    if (rlen_ > 0) {
-      const size_t n = conn_->on_client_bytes(std::span<const uint8_t>(rbuf_.get(), rlen_));
-      std::memmove(rbuf_.get(), rbuf_.get() + n, rlen_ - n);
-      rlen_ -= n;
+    // The codec takes what its input buffer has room for (a header section, or a request body
+    // chunk ahead of the stream): offer the rest again while it takes some, as the TLS branch does.
+    // Taken bytes only advance rpos_: a read may be under way into rbuf_ + rlen_ (this runs on
+    // every wake), so nothing in the buffer moves until maybe_read() starts the next one.
+    while (rpos_ < rlen_) {
+      const size_t n = conn_->on_client_bytes(std::span<const uint8_t>(rbuf_.get() + rpos_, rlen_ - rpos_));
+      if (closed_) return;
+      if (n == 0) break;
+      rpos_ += n;
     }
-    if (eof_ && rlen_ == 0 && !conn_->finished()) conn_->on_client_eof();
+    if (eof_ && rpos_ == rlen_ && !conn_->finished()) conn_->on_client_eof();
   }
 }
 
@@ -251,6 +256,11 @@ void PublicListener::Connection::maybe_read() {
                        });
     return;
   }
+  if (rpos_ > 0) {  // no read is under way: the bytes not taken yet move to the front
+    std::memmove(rbuf_.get(), rbuf_.get() + rpos_, rlen_ - rpos_);
+    rlen_ -= rpos_;
+    rpos_ = 0;
+  }
   size_t room;
   if (lingering_) {
     room = rcap_;
@@ -303,7 +313,7 @@ void PublicListener::Connection::on_read(const boost::system::error_code& ec, si
       rlen_ = 0;
     }
   }
-  if (!ec && n == rcap_ && rcap_ < kReadChunk && (tls_ || !is_tls())) grow_read_buffer();
+  if (!ec && (tls_ || !is_tls())) fit_read_buffer(n);
   pump();
 }
 
@@ -315,11 +325,22 @@ bool PublicListener::Connection::first_record_ready() const {
   return rlen_ >= record;
 }
 
-void PublicListener::Connection::grow_read_buffer() {
-  auto bigger = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
-  std::memcpy(bigger.get(), rbuf_.get(), rlen_);
-  rbuf_ = std::move(bigger);
-  rcap_ = kReadChunk;
+void PublicListener::Connection::fit_read_buffer(size_t n) {
+  // Over TLS a read is capped by the TLS layer's ciphertext room: a larger buffer would sit unused.
+  const size_t most = tls_ ? std::min(kMaxReadChunk, TlsStreamLimits{}.max_ciphertext_in) : kMaxReadChunk;
+  size_t cap = rcap_;
+  if (n == rcap_ && rcap_ < most) {
+    cap = std::min(std::max(rcap_ * 2, kReadChunk), most);
+  } else if (rcap_ > kReadChunk && n < rcap_ / 4 && rlen_ - rpos_ <= kReadChunk / 2) {
+    cap = kReadChunk;  // the burst is over: an idle keep-alive connection holds the usual size
+  }
+  if (cap == rcap_) return;
+  auto next = std::make_unique_for_overwrite<uint8_t[]>(cap);
+  if (rlen_ > rpos_) std::memcpy(next.get(), rbuf_.get() + rpos_, rlen_ - rpos_);
+  rbuf_ = std::move(next);
+  rcap_ = cap;
+  rlen_ -= rpos_;
+  rpos_ = 0;
 }
 
 void PublicListener::Connection::start_linger() {

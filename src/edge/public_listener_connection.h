@@ -23,11 +23,12 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
  public:
   // The read buffer is allocated when the first bytes are readable (a connection that sends nothing
   // holds none), starts small (a ClientHello or a request head fits) and grows to kReadChunk the
-  // first time a read fills it. The TLS session (~20 KiB) is created once the first TLS record is
-  // complete (or fills that buffer), so a client dribbling its ClientHello holds little until the
-  // handshake deadline cuts it.
+  // first time a read fills it, and on while reads keep filling it (fit_read_buffer). The TLS
+  // session (~20 KiB) is created once the first TLS record is complete (or fills that buffer), so a
+  // client dribbling its ClientHello holds little until the handshake deadline cuts it.
   static constexpr size_t kFirstReadChunk = 4 * 1024;
   static constexpr size_t kReadChunk = 16 * 1024;
+  static constexpr size_t kMaxReadChunk = 256 * 1024;
   static constexpr size_t kWriteBudget = 1024 * 1024;  // bytes written per turn (fill_write)
 
   using tcp = boost::asio::ip::tcp;
@@ -79,7 +80,10 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   // The bytes held before the TLS session exists make a whole first record, fill the buffer, or are
   // not a TLS handshake record at all (GnuTLS then answers with an alert).
   bool first_record_ready() const;
-  void grow_read_buffer();
+  // After a read of n bytes: a read that filled the buffer doubles it (past kReadChunk up to
+  // kMaxReadChunk: an upload then costs fewer reads and QUIC trains per byte); one that came back
+  // under a quarter full takes a grown buffer back to kReadChunk.
+  void fit_read_buffer(size_t n);
   void start_linger();
   void arm_timer();
   bool handshaking() const {
@@ -104,7 +108,8 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   bool codec_chosen_ = false;
   std::unique_ptr<uint8_t[]> rbuf_;  // see kFirstReadChunk
   size_t rcap_ = 0;
-  size_t rlen_ = 0;  // plain HTTP: bytes in rbuf_ the proxy has not taken yet
+  size_t rlen_ = 0;  // bytes in rbuf_ (plain HTTP: those from rpos_ on are not taken by the codec yet)
+  size_t rpos_ = 0;
   size_t lingered_bytes_ = 0;
   std::vector<uint8_t> wbuf_;  // HTTPS: ciphertext not yet written, from wpos_ on
   size_t wpos_ = 0;

@@ -114,11 +114,13 @@ void PublicListener::Connection::pump() {
   if (!lingering_) {
     feed_proxy();
     if (closed_) return;
-    fill_write();
+    fill_write();  // writes now: a failed write closes the connection here
+    if (closed_) return;
     if (conn_->finished() && conn_->client_output().empty() && !writing_ && wbuf_.empty()) {
       if (tls_ && tls_->state() == TlsServerStream::State::kOpen) {
         tls_->close();  // close_notify, then linger
         fill_write();
+        if (closed_) return;
       }
       if (!writing_) start_linger();
     }

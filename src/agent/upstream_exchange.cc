@@ -22,7 +22,7 @@ UpstreamExchange::UpstreamExchange(wt::Session& session, wt::StreamId id, Upstre
       head_(std::move(head)),
       done_(std::move(done)),
       limits_(limits),
-      read_size_(limits.read_chunk) {
+      read_size_(limits.read_chunk, limits.max_read_chunk) {
   result_.method = head_.method;
   result_.target = head_.target;
 }
@@ -229,7 +229,7 @@ void UpstreamExchange::retry() {
 
 void UpstreamExchange::start_read() {
   if (aborted_ || response_done_ || !connected_ || connecting_ || reading_ || !to_stream_.empty()) return;
-  const size_t room = std::min(codec_->input_room(), read_size_);
+  const size_t room = std::min(codec_->input_room(), read_size_.get());
   if (room == 0) return;
   reading_ = true;
   read_asked_ = room;
@@ -239,8 +239,7 @@ void UpstreamExchange::start_read() {
 void UpstreamExchange::on_read(std::span<const uint8_t> data, bool eof, const std::string& error) {
   if (aborted_ || !reading_) return;
   reading_ = false;
-  if (data.size() == read_asked_ && read_size_ < limits_.max_read_chunk)
-    read_size_ = std::min(read_size_ * 2, limits_.max_read_chunk);
+  read_size_.after_read(read_asked_, data.size());
   if (eof && data.empty() && !got_response_bytes_ && can_retry()) {
     return fail_before_head("the connection closed", true);
   }

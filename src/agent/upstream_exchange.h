@@ -34,6 +34,7 @@
 
 #include "agent/upstream_codec.h"
 #include "agent/upstream_http.h"
+#include "common/read_size.h"
 #include "tunnel/framed_body.h"
 #include "tunnel/wire.h"
 #include "wt/session.h"
@@ -198,7 +199,7 @@ class UpstreamExchange {
 
   // Response.
   bool reading_ = false;
-  size_t read_size_;       // the next read's size: limits_.read_chunk, doubled while reads fill up
+  ReadSize read_size_;     // limits_.read_chunk, growing to limits_.max_read_chunk
   size_t read_asked_ = 0;  // the pending read's size
   bool got_response_bytes_ = false;
   std::vector<uint8_t> to_stream_;  // encoded head / body bytes not yet taken by the stream

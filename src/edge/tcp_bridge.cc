@@ -1,8 +1,6 @@
 #include "edge/tcp_bridge.h"
 
-#include <algorithm>
 #include <boost/asio/write.hpp>
-#include <utility>
 
 #include "tunnel/wire.h"
 
@@ -13,7 +11,8 @@ using asio::ip::tcp;
 
 // --- SocketEnd ------------------------------------------------------------------------------------
 
-SocketEnd::SocketEnd(tcp::socket socket, size_t read_chunk) : socket_(std::move(socket)), buf_(read_chunk) {
+SocketEnd::SocketEnd(tcp::socket socket, size_t read_chunk)
+    : socket_(std::move(socket)), buf_(read_chunk), read_size_(read_chunk, kMaxReadChunk) {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
 }
@@ -26,10 +25,10 @@ SocketEnd::~SocketEnd() {
 void SocketEnd::read() {
   if (done_) return;
   // The last read's bytes are written by now (the bridge reads again only then): the buffer may move.
-  if (std::exchange(grow_, false)) buf_.resize(std::min(buf_.size() * 2, kMaxReadChunk));
+  if (buf_.size() < read_size_.get()) buf_.resize(read_size_.get());
   socket_.async_read_some(asio::buffer(buf_), [this, keep = sink_.lock()](boost::system::error_code ec, size_t n) {
     if (done_ || !keep) return;
-    grow_ = !ec && n == buf_.size() && buf_.size() < kMaxReadChunk;
+    if (!ec) read_size_.after_read(buf_.size(), n);
     // A reset, or a socket error: the bridge aborts.
     if (ec && ec != asio::error::eof) return keep->on_end_failed(*this);
     keep->on_end_data(*this, std::span<const uint8_t>(buf_.data(), ec ? 0 : n), ec == asio::error::eof);

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/read_size.h"
 #include "edge/tunnel_directory.h"
 
 namespace wtmesh::edge {
@@ -100,8 +101,8 @@ class SocketEnd final : public BridgeEnd {
  private:
   std::weak_ptr<Sink> sink_;
   boost::asio::ip::tcp::socket socket_;
-  std::vector<uint8_t> buf_;
-  bool grow_ = false;  // the last read filled buf_: the next one gets twice the room
+  std::vector<uint8_t> buf_;  // resized to read_size_ before each read
+  ReadSize read_size_;
   bool done_ = false;
 };
 

@@ -31,13 +31,13 @@ std::span<uint8_t> TcpRelay::start_read() {
   reading_ = true;
   up_len_ = 0;
   up_pos_ = 0;
-  reserve_up(read_size_);
-  return {up_.get(), read_size_};
+  reserve_up(read_size_.get());
+  return {up_.get(), read_size_.get()};
 }
 
 void TcpRelay::read_done(size_t n, bool eof) {
   reading_ = false;
-  if (!eof && n == read_size_) read_size_ = std::min(read_size_ * 2, max_read_size_);
+  if (!eof) read_size_.after_read(read_size_.get(), n);
   up_len_ = eof ? 0 : n;
   up_pos_ = 0;
   if (eof) up_eof_ = true;

@@ -12,19 +12,19 @@
 // byte; bench/README.md, "Bulk: the relay's buffers"); a connection that trickles keeps the small one.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "common/read_size.h"
+
 namespace wtmesh::tunnel {
 
 class TcpRelay {
  public:
-  explicit TcpRelay(size_t read_chunk, size_t max_read_chunk = 0)
-      : read_size_(read_chunk), max_read_size_(std::max(read_chunk, max_read_chunk)) {}
+  explicit TcpRelay(size_t read_chunk, size_t max_read_chunk = 0) : read_size_(read_chunk, max_read_chunk) {}
 
   // --- up: socket → stream ---
   // Bytes that go onto the stream before any socket byte (the edge's tcp-stream head).
@@ -63,7 +63,7 @@ class TcpRelay {
  private:
   void reserve_up(size_t n);
 
-  size_t read_size_, max_read_size_;
+  ReadSize read_size_;
   std::unique_ptr<uint8_t[]> up_;  // not zero-filled: a read overwrites it
   size_t up_cap_ = 0, up_len_ = 0, up_pos_ = 0;
   bool reading_ = false, up_eof_ = false, up_fin_sent_ = false;

@@ -158,7 +158,7 @@ bool Connection::init_server(const ngtcp2_pkt_hd& initial, const ngtcp2_path& pa
   params.stateless_reset_token_present = 1;
   ngtcp2_cid scid;
   scid.datalen = kCidLength;
-  random_bytes(scid.data, scid.datalen);
+  cids_.new_cid(scid.data, scid.datalen);
   cids_.stateless_reset_token(params.stateless_reset_token, scid);
 
   const ngtcp2_callbacks cb = make_callbacks(true);
@@ -192,7 +192,7 @@ bool Connection::init_client(const ngtcp2_path& path, const std::string& host, c
   settings.tokenlen = token.size();
   ngtcp2_cid scid, dcid;
   scid.datalen = kCidLength;
-  random_bytes(scid.data, scid.datalen);
+  cids_.new_cid(scid.data, scid.datalen);
   dcid.datalen = kCidLength;
   random_bytes(dcid.data, dcid.datalen);
 

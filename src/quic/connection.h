@@ -95,6 +95,9 @@ class CidRegistry {
   virtual void add_cid(const ngtcp2_cid& cid, class Connection* conn) = 0;
   virtual void remove_cid(const ngtcp2_cid& cid) = 0;
   virtual void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) = 0;
+  // Fills a new connection id of ours (`len` bytes): random, unless the registry encodes something in
+  // it (quic::Dispatcher: the worker that owns the connection, quic/endpoint_group.h).
+  virtual void new_cid(uint8_t* data, size_t len);
 };
 
 // Where write_packets() puts packets, one at a time (tests and simple drivers).

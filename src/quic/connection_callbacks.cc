@@ -20,6 +20,8 @@ void random_bytes(uint8_t* dest, size_t len) {
   }
 }
 
+void CidRegistry::new_cid(uint8_t* data, size_t len) { random_bytes(data, len); }
+
 namespace {
 
 void rand_cb(uint8_t* dest, size_t destlen, const ngtcp2_rand_ctx* /*ctx*/) { random_bytes(dest, destlen); }
@@ -153,7 +155,7 @@ struct ConnectionCallbacks {
   static int get_new_connection_id(ngtcp2_conn* /*conn*/, ngtcp2_cid* cid, uint8_t* token, size_t cidlen,
                                    void* user_data) {
     Connection* c = self(user_data);
-    random_bytes(cid->data, cidlen);
+    c->cids_.new_cid(cid->data, cidlen);
     cid->datalen = cidlen;
     c->cids_.stateless_reset_token(token, *cid);
     c->cids_.add_cid(*cid, c);

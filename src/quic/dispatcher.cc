@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace wtmesh::quic {
 
@@ -23,6 +25,39 @@ Dispatcher::Dispatcher(DispatcherOptions options, std::span<const uint8_t, 32> r
     : options_(options), address_limits_(options.address_limits) {
   std::copy(reset_secret.begin(), reset_secret.end(), reset_secret_.begin());
   gnutls_rnd(GNUTLS_RND_RANDOM, token_secret_.data(), token_secret_.size());
+}
+
+void Dispatcher::set_worker(unsigned index, unsigned count) {
+  if (count == 0 || count > kMaxWorkers || index >= count)
+    throw std::invalid_argument("quic: worker " + std::to_string(index) + " of " + std::to_string(count));
+  worker_index_ = index;
+  worker_count_ = count;
+}
+
+void Dispatcher::set_secrets(std::span<const uint8_t, 32> reset_secret,
+                             std::span<const uint8_t, 32> token_secret) {
+  std::copy(reset_secret.begin(), reset_secret.end(), reset_secret_.begin());
+  std::copy(token_secret.begin(), token_secret.end(), token_secret_.begin());
+}
+
+void Dispatcher::new_cid(uint8_t* data, size_t len) {
+  CidRegistry::new_cid(data, len);
+  if (worker_count_ > 1 && len > 0) data[0] = static_cast<uint8_t>(worker_index_);
+}
+
+std::optional<unsigned> Dispatcher::foreign_worker(std::span<const uint8_t> packet,
+                                                   const ngtcp2_version_cid& vc) const {
+  if (worker_count_ <= 1 || vc.dcidlen != kCidLength) return std::nullopt;
+  const unsigned owner = vc.dcid[0];
+  if (owner >= worker_count_ || owner == worker_index_) return std::nullopt;
+  if (packet[0] & 0x80) {
+    // Long header: only Handshake packets carry an id we issued (Initial and 0-RTT carry the
+    // client's choice). The type's bits differ between QUIC v1 and v2 (RFC 9369 §3.2).
+    const unsigned type = (packet[0] & 0x30) >> 4;
+    const unsigned handshake = vc.version == NGTCP2_PROTO_VER_V2 ? 3 : 2;
+    if (type != handshake) return std::nullopt;
+  }
+  return owner;
 }
 
 void Dispatcher::add_cid(const ngtcp2_cid& cid, Connection* conn) {
@@ -82,6 +117,12 @@ Dispatcher::Decision Dispatcher::classify(std::span<const uint8_t> packet, size_
   if (auto route = routes_.find(CidKey(vc.dcid, vc.dcidlen)); route != routes_.end()) {
     d.kind = Decision::Kind::kRoute;
     d.conn = route->second;
+    return d;
+  }
+  if (auto owner = foreign_worker(packet, vc)) {
+    ++stats_.forwarded;
+    d.kind = Decision::Kind::kForward;
+    d.worker = *owner;
     return d;
   }
   if (!options_.server || !accepting_) return d;

@@ -12,7 +12,21 @@
 //   kRefuse    a valid Initial the endpoint will not take (connection limit): counted and dropped
 //              (an address over its own limits, quic/address_limits.h, gets kReply with a
 //              CONNECTION_CLOSE CONNECTION_REFUSED instead, so a real client stops at once)
+//   kForward   the destination id is not ours but names another worker of the group sharing this
+//              address (its first byte, quic/endpoint_group.h): hand the packet to `worker`
 //   kDrop      anything else (undecodable, not an Initial, client side, shutting down)
+//
+// Workers: endpoints on one address with SO_REUSEPORT (quic/endpoint_group.h) each have a Dispatcher
+// told its index and the group's size (set_worker). Every connection id it issues (new_cid) then
+// carries the index in its first byte; the rest stays random (17 bytes). A short-header or Handshake
+// packet whose id no connection here holds but whose first byte names another worker is kForward:
+// the kernel hashed the client's new address (migration, NAT rebinding) to this socket. Initials and
+// 0-RTT carry the id the client chose and are never forwarded: a new connection lives where its
+// Initial landed. The byte is not sealed: a client already picks the socket its packets land on
+// through its own source port, so hiding the byte would protect nothing; a forged id costs one
+// hand-over and a stateless reset at the worker it names, and the hand-over queue is bounded.
+// The workers share the stateless-reset and Retry-token secrets (set_secrets), so any of them can
+// verify a token another issued.
 //
 // The Asio driver (quic::Endpoint) does the I/O: it reads datagrams, sends replies, owns the
 // Connections, their timers and parked output. Tests drive the Dispatcher with byte vectors and real
@@ -67,14 +81,16 @@ struct DispatcherStats {
   uint64_t refused_handshake_rate = 0;       // the sender's address started too many handshakes
   uint64_t retries = 0;                      // Retry packets sent
   uint64_t invalid_tokens = 0;               // Retry tokens that did not verify (INVALID_TOKEN sent)
+  uint64_t forwarded = 0;                    // packets for another worker's connection ids (kForward)
 };
 
 class Dispatcher final : public CidRegistry {
  public:
   struct Decision {
-    enum class Kind { kRoute, kAccept, kReply, kRefuse, kDrop };
+    enum class Kind { kRoute, kAccept, kReply, kRefuse, kForward, kDrop };
     Kind kind = Kind::kDrop;
     Connection* conn = nullptr;  // kRoute
+    unsigned worker = 0;         // kForward: the worker whose id it is
     ngtcp2_pkt_hd header{};      // kAccept: the Initial's header, for Connection::accept
     // kAccept with a sender's address: its key; the driver calls opened(key) once the connection
     // exists and closed(key) when it is gone.
@@ -93,6 +109,14 @@ class Dispatcher final : public CidRegistry {
     address_limits_.set_options(options.address_limits);
   }
   const DispatcherOptions& options() const { return options_; }
+  // This dispatcher is worker `index` of `count` sharing one address (count ≤ kMaxWorkers; 1: alone).
+  // Before any connection exists.
+  void set_worker(unsigned index, unsigned count);
+  unsigned worker_index() const { return worker_index_; }
+  unsigned worker_count() const { return worker_count_; }
+  static constexpr unsigned kMaxWorkers = 256;  // one byte of the connection id
+  // The stateless-reset and Retry-token secrets, shared by a group's workers. Before any connection.
+  void set_secrets(std::span<const uint8_t, 32> reset_secret, std::span<const uint8_t, 32> token_secret);
   // No new connections from now on (the endpoint is shutting down); existing ones still route.
   void stop_accepting() { accepting_ = false; }
   // A drain: new connections get CONNECTION_CLOSE CONNECTION_REFUSED ("the server is draining"), so a
@@ -119,6 +143,7 @@ class Dispatcher final : public CidRegistry {
   void add_cid(const ngtcp2_cid& cid, Connection* conn) override;
   void remove_cid(const ngtcp2_cid& cid) override;
   void stateless_reset_token(uint8_t* token, const ngtcp2_cid& cid) override;
+  void new_cid(uint8_t* data, size_t len) override;
 
  private:
   // Connection ids as routing keys, without a heap allocation per packet.
@@ -142,7 +167,12 @@ class Dispatcher final : public CidRegistry {
   bool write_initial_close(const ngtcp2_pkt_hd& hd, uint64_t code, std::string_view reason);
   bool write_retry(const ngtcp2_pkt_hd& hd, const sockaddr* from, socklen_t fromlen, Timestamp now);
 
+  // The worker that owns `vc`'s destination id when it is another one's, and the packet may move.
+  std::optional<unsigned> foreign_worker(std::span<const uint8_t> packet, const ngtcp2_version_cid& vc) const;
+
   DispatcherOptions options_;
+  unsigned worker_index_ = 0;
+  unsigned worker_count_ = 1;
   bool accepting_ = true;
   bool refusing_ = false;
   std::array<uint8_t, 32> reset_secret_{};

@@ -42,9 +42,14 @@ class Endpoint::EntrySink final : public TrainSink {
   Entry& e_;
 };
 
-Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind) : io_(io), socket_(io) {
+Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind, bool reuse_port) : io_(io), socket_(io) {
   boost::system::error_code ec;
   socket_.open(bind.protocol(), ec);
+  if (!ec && reuse_port) {
+    const int on = 1;
+    if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+      ec.assign(errno, boost::system::system_category());
+  }
   if (!ec) socket_.bind(bind, ec);
   if (ec) {
     throw boost::system::system_error(
@@ -59,6 +64,7 @@ Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind) : io_(io), s
 }
 
 Endpoint::~Endpoint() {
+  if (group_ != nullptr) group_->detach(worker_, *this);
   for (auto& [conn, entry] : conns_) entry->conn->abandon("endpoint destroyed");
   conns_.clear();
 }
@@ -72,6 +78,41 @@ void Endpoint::listen(ServerOptions options) {
                            .max_connections = options_.max_connections,
                            .address_limits = options_.address_limits,
                            .retry_above = options_.retry_above});
+}
+
+void Endpoint::join_group(EndpointGroup& group, size_t index) {
+  dispatcher_.set_worker(static_cast<unsigned>(index), static_cast<unsigned>(group.size()));
+  dispatcher_.set_secrets(group.reset_secret(), group.token_secret());
+  group.attach(index, *this, io_);
+  group_ = &group;
+  worker_ = index;
+  outbox_.assign(group.size(), ForwardBatch{});
+}
+
+void Endpoint::flush_forwards() {
+  for (size_t w = 0; w < outbox_.size(); ++w) {
+    ForwardBatch& b = outbox_[w];
+    if (b.empty()) continue;
+    const size_t n = b.items.size();
+    const size_t queued = group_ != nullptr ? group_->forward(w, std::move(b)) : 0;
+    stats_.forwarded_out += n;
+    stats_.forwarded_dropped += n - queued;
+    b = ForwardBatch{};
+  }
+}
+
+void Endpoint::receive_forwarded(const ForwardBatch& batch) {
+  if (!socket_.is_open()) return;
+  touched_.clear();
+  const Timestamp now = now_ts();
+  for (const ForwardBatch::Item& i : batch.items) {
+    ++stats_.packets_in;
+    ++stats_.forwarded_in;
+    Connection* c =
+        handle_packet(batch.packet(i), reinterpret_cast<const sockaddr*>(&i.from), i.fromlen, now);
+    if (c && std::find(touched_.begin(), touched_.end(), c) == touched_.end()) touched_.push_back(c);
+  }
+  service_touched(now);
 }
 
 EndpointStats Endpoint::stats() const {
@@ -175,6 +216,7 @@ void Endpoint::on_readable() {
     if (n < UdpSocketIo::kRecvBatch) break;
   }
   service_touched(now);
+  flush_forwards();
   post_unreachable();
 }
 
@@ -265,6 +307,9 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
       return nullptr;
     case Kind::kRefuse:
       spdlog::warn("quic: refusing new connection: {} connections open (limit)", conns_.size());
+      return nullptr;
+    case Kind::kForward:
+      if (d.worker < outbox_.size()) outbox_[d.worker].add(pkt, from, fromlen);
       return nullptr;
     case Kind::kRoute:
     case Kind::kAccept:

@@ -10,6 +10,9 @@
 // connection; each touched connection then writes once per ~64 datagrams read, as GSO trains built
 // in one buffer shared by all connections. When the socket is full, a connection's unsent train is
 // parked (at most two trains per connection) and the endpoint waits for the socket to be writable.
+//
+// Workers: several endpoints may share one address, each on its own thread (quic/endpoint_group.h);
+// packets that reach this socket for another worker's connection are handed to it after the batch.
 #pragma once
 
 #include <array>
@@ -26,6 +29,7 @@
 
 #include "quic/connection.h"
 #include "quic/dispatcher.h"
+#include "quic/endpoint_group.h"
 #include "quic/gso_train.h"
 #include "quic/udp_io.h"
 
@@ -64,12 +68,17 @@ struct EndpointStats {
   uint64_t parked_dropped = 0;               // trains dropped because a connection already had two parked
   uint64_t timer_wakeups = 0;                // connection timers that fired
   uint64_t empty_timer_wakeups = 0;          // of which sent nothing (a deadline that had moved, pacing)
+  uint64_t forwarded_out = 0;                // packets handed to the worker that owns their connection
+  uint64_t forwarded_dropped = 0;            // of which that worker's queue had no room for
+  uint64_t forwarded_in = 0;                 // packets another worker's socket read for our connections
 };
 
 class Endpoint final {
  public:
+  friend class EndpointGroup;
   // Binds the socket; throws boost::system::system_error with the address in the message.
-  Endpoint(boost::asio::io_context& io, const boost::asio::ip::udp::endpoint& bind);
+  // `reuse_port`: SO_REUSEPORT, so the workers of an EndpointGroup can bind the same address.
+  Endpoint(boost::asio::io_context& io, const boost::asio::ip::udp::endpoint& bind, bool reuse_port = false);
   ~Endpoint();
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
@@ -77,6 +86,10 @@ class Endpoint final {
   boost::asio::ip::udp::endpoint local_endpoint() const;
   // Accept incoming connections.
   void listen(ServerOptions options);
+  // This endpoint is worker `index` of `group` (bound with reuse_port to the group's address); its
+  // connection ids name it, and it takes the packets other workers read for them. Before listen()
+  // and before any connection; `group` outlives it or detaches it when destroyed first.
+  void join_group(EndpointGroup& group, size_t index);
   // New connections use `tls` from now on (certificate renewal).
   void set_server_tls(std::shared_ptr<const TlsServerContext> tls) { options_.tls = std::move(tls); }
   // Starts a client connection to `remote`; `host` is the TLS server name. The caller installs a
@@ -150,6 +163,10 @@ class Endpoint final {
   void wait_writable();
   void on_writable();
   void post_flush(Entry& e);
+  // On this endpoint's thread: packets another worker read for our connections.
+  void receive_forwarded(const ForwardBatch& batch);
+  // Hands the batch's packets for other workers to them (outbox_).
+  void flush_forwards();
   Connection* accept(const Dispatcher::Decision& d, const ngtcp2_path& path, const ngtcp2_pkt_info& pi,
                      std::span<const uint8_t> pkt, Timestamp now);
   Entry* adopt(std::unique_ptr<Connection> conn);
@@ -184,6 +201,9 @@ class Endpoint final {
   boost::asio::steady_timer reactor_refresh_{io_};
   bool reactor_refresh_pending_ = false;
   EndpointStats stats_;
+  EndpointGroup* group_ = nullptr;  // set by join_group; cleared by a group destroyed first
+  size_t worker_ = 0;
+  std::vector<ForwardBatch> outbox_;  // per worker: packets of this read batch for it
   bool shutting_down_ = false;
   // Handlers queued on the io_context check this before touching the endpoint.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

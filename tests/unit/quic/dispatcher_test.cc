@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
+#include <stdexcept>
 #include <vector>
 
 #include "../../support/quic_pair.h"
@@ -53,6 +55,91 @@ std::vector<uint8_t> short_header(const std::vector<uint8_t>& dcid, size_t total
   p.insert(p.end(), dcid.begin(), dcid.end());
   p.resize(total, 0x77);
   return p;
+}
+
+// --- workers sharing one address (quic/endpoint_group.h) ---------------------------------------
+
+std::vector<uint8_t> cid_of_worker(uint8_t worker) {
+  std::vector<uint8_t> id(kCidLength, 0x5a);
+  id[0] = worker;
+  return id;
+}
+
+TEST(DispatcherWorkers, IdsIssuedNameTheWorkerInTheirFirstByte) {
+  Dispatcher d({.server = true}, kSecret);
+  d.set_worker(3, 4);
+  std::set<std::vector<uint8_t>> seen;
+  for (int i = 0; i < 64; ++i) {
+    std::vector<uint8_t> id(kCidLength);
+    d.new_cid(id.data(), id.size());
+    EXPECT_EQ(id[0], 3);
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 64u) << "the other 17 bytes stay random";
+  // Alone, an endpoint's ids are random throughout.
+  Dispatcher alone({.server = true}, kSecret);
+  std::set<uint8_t> first;
+  for (int i = 0; i < 64; ++i) {
+    std::vector<uint8_t> id(kCidLength);
+    alone.new_cid(id.data(), id.size());
+    first.insert(id[0]);
+  }
+  EXPECT_GT(first.size(), 1u);
+  EXPECT_THROW(d.set_worker(4, 4), std::invalid_argument);
+  EXPECT_THROW(d.set_worker(0, Dispatcher::kMaxWorkers + 1), std::invalid_argument);
+}
+
+TEST(DispatcherWorkers, AnotherWorkersShortHeaderAndHandshakePacketsAreForwardedToIt) {
+  Dispatcher d({.server = true}, kSecret);
+  d.set_worker(1, 3);
+  const auto fwd = d.classify(short_header(cid_of_worker(2), 60), 0);
+  ASSERT_EQ(fwd.kind, Kind::kForward);
+  EXPECT_EQ(fwd.worker, 2u);
+  EXPECT_EQ(d.classify(short_header(cid_of_worker(0), 60), 0).worker, 0u);
+  // A Handshake packet (v1 type 2) carries an id we issued as well.
+  std::vector<uint8_t> hs = long_header(NGTCP2_PROTO_VER_V1, cid_of_worker(2), {9, 9, 9});
+  hs[0] = 0xe3;
+  EXPECT_EQ(d.classify(hs, 0).kind, Kind::kForward);
+  // QUIC v2 numbers its types differently (RFC 9369): its Handshake is type 3.
+  std::vector<uint8_t> hs2 = long_header(NGTCP2_PROTO_VER_V2, cid_of_worker(2), {9, 9, 9});
+  hs2[0] = 0xf3;
+  EXPECT_EQ(d.classify(hs2, 0).kind, Kind::kForward);
+  EXPECT_EQ(d.stats().forwarded, 4u);
+  EXPECT_EQ(d.stats().stateless_resets, 0u);
+}
+
+TEST(DispatcherWorkers, OwnIdsUnknownIdsAndNewConnectionsStayWithTheWorker) {
+  Dispatcher d({.server = true}, kSecret);
+  d.set_worker(1, 3);
+  // Its own byte but no connection: the connection is gone, so the peer gets a stateless reset.
+  EXPECT_EQ(d.classify(short_header(cid_of_worker(1), 60), 0).kind, Kind::kReply);
+  // A byte no worker has, or an id of another length: not ours at all.
+  EXPECT_EQ(d.classify(short_header(cid_of_worker(7), 60), 0).kind, Kind::kReply);
+  // An Initial (v1 type 0) carries the client's own choice of id: a new connection lives where it
+  // landed, whatever its first byte says (here a well-formed but too short one is dropped, not moved).
+  std::vector<uint8_t> initial = long_header(NGTCP2_PROTO_VER_V1, cid_of_worker(2), {9, 9, 9});
+  EXPECT_NE(d.classify(initial, 0).kind, Kind::kForward);
+  std::vector<uint8_t> zero_rtt = initial;
+  zero_rtt[0] = 0xd3;  // type 1: 0-RTT, also the client's id
+  EXPECT_NE(d.classify(zero_rtt, 0).kind, Kind::kForward);
+  EXPECT_EQ(d.stats().forwarded, 0u);
+  // A lone endpoint forwards nothing.
+  Dispatcher alone({.server = true}, kSecret);
+  EXPECT_EQ(alone.classify(short_header(cid_of_worker(2), 60), 0).kind, Kind::kReply);
+}
+
+TEST(DispatcherWorkers, WorkersSharingSecretsGiveTheSameResetTokens) {
+  std::array<uint8_t, 32> other{};
+  other.fill(0xee);
+  Dispatcher a({.server = true}), b({.server = true});
+  a.set_secrets(kSecret, other);
+  b.set_secrets(kSecret, other);
+  ngtcp2_cid cid;
+  ngtcp2_cid_init(&cid, cid_of_worker(1).data(), kCidLength);
+  std::array<uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> ta{}, tb{};
+  a.stateless_reset_token(ta.data(), cid);
+  b.stateless_reset_token(tb.data(), cid);
+  EXPECT_EQ(ta, tb);
 }
 
 // The first datagram of a real client connection (its Initial with the ClientHello).

@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "../../support/pattern_stream.h"
 #include "../../support/run_until.h"
 #include "quic/certs.h"
 #include "quic/endpoint.h"
@@ -19,61 +20,8 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::udp;
 
-uint8_t pattern_at(uint64_t offset) { return static_cast<uint8_t>(offset * 31 + 7); }
-
-// Server side: checks every byte against the pattern and consumes it.
-struct Sink final : TransportHandler, Connection::AppState {
-  explicit Sink(Transport& t) : t_(t) {}
-  void on_stream_data(StreamId id, std::span<const uint8_t> data, bool fin) override {
-    for (uint8_t b : data) {
-      if (b != pattern_at(received)) ++corrupt;
-      ++received;
-    }
-    t_.consume(id, data.size());
-    if (fin) done = true;
-  }
-  void on_stream_reset(StreamId, uint64_t) override {}
-  void on_stop_sending(StreamId, uint64_t) override {}
-  void on_stream_closed(StreamId) override {}
-  void on_stream_writable(StreamId) override {}
-  void on_datagram(std::span<const uint8_t>) override {}
-  void on_connection_closed(uint64_t, bool, std::string_view) override {}
-  Transport& t_;
-  uint64_t received = 0;
-  uint64_t corrupt = 0;
-  bool done = false;
-};
-
-// Client side: writes `total` pattern bytes on one stream as fast as the send buffer allows.
-struct Source final : TransportHandler {
-  Source(Connection& c, size_t total) : c_(c), total_(total) {}
-  void on_handshake_completed() override {
-    id_ = *c_.open_bidi_stream();
-    pump();
-  }
-  void on_stream_writable(StreamId) override { pump(); }
-  void on_stream_data(StreamId, std::span<const uint8_t>, bool) override {}
-  void on_stream_reset(StreamId, uint64_t) override {}
-  void on_stop_sending(StreamId, uint64_t) override {}
-  void on_stream_closed(StreamId) override {}
-  void on_datagram(std::span<const uint8_t>) override {}
-  void on_connection_closed(uint64_t, bool, std::string_view) override { closed = true; }
-  void pump() {
-    std::array<uint8_t, 16384> chunk;
-    while (sent_ < total_) {
-      const size_t len = std::min(chunk.size(), total_ - sent_);
-      for (size_t i = 0; i < len; ++i) chunk[i] = pattern_at(sent_ + i);
-      const size_t n = c_.write(id_, {chunk.data(), len}, sent_ + len == total_);
-      sent_ += n;
-      if (n < len) return;
-    }
-  }
-  Connection& c_;
-  size_t total_;
-  StreamId id_ = -1;
-  size_t sent_ = 0;
-  bool closed = false;
-};
+using Sink = test::PatternSink;
+using Source = test::PatternSource;
 
 class EndpointOffload : public ::testing::Test {
  protected:
@@ -116,8 +64,8 @@ class EndpointOffload : public ::testing::Test {
     EXPECT_TRUE(run_until([&] { return (sink_ && sink_->done) || source_->closed; }));
     EXPECT_NE(sink_, nullptr);
     if (sink_) {
-      EXPECT_EQ(sink_->received, total);
-      EXPECT_EQ(sink_->corrupt, 0u);
+      EXPECT_EQ(sink_->received.load(), total);
+      EXPECT_EQ(sink_->corrupt.load(), 0u);
     }
     return c;
   }

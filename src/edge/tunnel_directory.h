@@ -57,6 +57,9 @@ struct RouteLookup {
   uint64_t session = 0;
   uint32_t tunnel_id = 0;
   std::string pattern;  // the route that matched
+  // kFound: the session uses the feature `request-trailers` (StreamRef::request_trailers), known
+  // before a stream is opened (a multi-worker edge opens it on another thread: edge/worker_directory.h).
+  bool request_trailers = false;
 };
 
 class RouteEvents {

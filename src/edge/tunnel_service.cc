@@ -511,6 +511,7 @@ void TunnelService::on_lookup(uint64_t ticket, const RouteMatch& match) {
     if (AgentSession* s = find_owner(match.owner)) {
       r.kind = RouteLookup::Kind::kFound;
       r.session = s->serial();
+      r.request_trailers = s->request_trailers();
     } else {
       r.kind = RouteLookup::Kind::kOffline;  // held by a session that is not (or no longer) here
     }

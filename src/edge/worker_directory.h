@@ -1,0 +1,173 @@
+// The TunnelDirectory of one worker of a multi-worker edge (issue 15 item 3; docs/architecture.md,
+// "Workers"). Each worker thread runs its own TunnelService with the agent sessions that landed on
+// it, and all workers share one RouteTable, whose leases name the worker in their edge id
+// ("EDGE-ID/wK", worker_edge_id). A public exchange (or a mesh bridge) runs on the worker that
+// accepted its client and asks this directory:
+//   - a route whose lease is held on this worker, or none, or an offline one: the local TunnelService
+//     answers as it would alone (everything passes straight through);
+//   - a route held by a session on worker K: the lookup is asked of worker K's TunnelService, and the
+//     request stream opened there is relayed across threads (a hop).
+//
+// A hop is two halves that talk only by posting to each other's io_context (no shared state, no
+// locks): the near half here (the exchange's StreamRef, its RequestStreamEvents, the request bytes
+// in flight) and the far half on worker K (the real StreamRef, the request bytes the stream has not
+// taken yet). Posts from one thread to another run in the order they were made, so an open comes
+// before the writes, the writes before the FIN and a cancel after them all.
+//   - open_request() answers kOpened at once; the far half opens the real stream, retrying kBusy and
+//     kClientLimit every kOpenRetry until kOpenTimeout (then, like kGone, the exchange hears
+//     on_stream_aborted and answers 502).
+//   - Request bytes: write() takes at most kRequestWindow bytes ahead of what the real stream took
+//     (send_capacity() is what is left of it); each time the real stream takes some, the near half
+//     learns it and a writer that was held back hears on_request_writable().
+//   - Response bytes: copied across as the agent's session delivers them; the far half's real stream
+//     is never consumed until the exchange consumes what it was given, so the QUIC stream window
+//     bounds the bytes in flight exactly as without workers. Bytes that arrive for an exchange
+//     that has gone (cancelled, released, aborted) are consumed at once so the connection's window
+//     does not shrink.
+//   - Visitor auth: the route's answer brings the tunnel's VisitorPolicy; the near half builds its own
+//     VisitorGate from it (with this worker's VisitorEnvironment, whose challenge key all workers
+//     share) and keeps it while the policy is the same (at most kMaxRemoteGates).
+//
+// Remote routes and hop streams are told apart from local ones by the top bit of their session
+// number (TunnelService serials never reach it).
+//
+// Threads: every method runs on this worker's thread. The directories of all workers, and their
+// io_contexts, outlive every worker's run (stop all, then destroy).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "edge/route_table.h"
+#include "edge/tunnel_directory.h"
+#include "edge/visitor_gate.h"
+#include "tunnel/visitor_policy.h"
+
+namespace wtmesh::edge {
+
+// The edge id of worker `worker` of the edge `edge` in route leases, and back (nullopt when `edge_id`
+// is not one of `edge`'s workers).
+std::string worker_edge_id(std::string_view edge, unsigned worker);
+std::optional<unsigned> worker_of(std::string_view edge_id, std::string_view edge);
+
+class WorkerDirectory final : public TunnelDirectory {
+ public:
+  static constexpr size_t kRequestWindow = 256 * 1024;
+  static constexpr std::chrono::milliseconds kOpenRetry{10};
+  static constexpr std::chrono::seconds kOpenTimeout{10};
+  static constexpr size_t kMaxRemoteGates = 1024;
+
+  // `local`: this worker's TunnelService (or a test's directory); `routes`: the table all workers
+  // share; `edge`: the edge's id (without the worker). `visitor_env`: for remote tunnels' gates.
+  WorkerDirectory(boost::asio::io_context& io, unsigned index, std::string edge, TunnelDirectory& local,
+                  RouteTable& routes, std::shared_ptr<VisitorEnvironment> visitor_env);
+  ~WorkerDirectory() override;
+  WorkerDirectory(const WorkerDirectory&) = delete;
+  WorkerDirectory& operator=(const WorkerDirectory&) = delete;
+
+  // Every worker's directory, by index (this one included); before any worker runs.
+  void set_workers(std::vector<WorkerDirectory*> all);
+  unsigned index() const { return index_; }
+
+  // TunnelDirectory
+  uint64_t route(std::string_view host, RouteEvents* events) override {
+    return route_of(kHttp, host, events);
+  }
+  uint64_t route_of(std::string_view type, std::string_view host, RouteEvents* events) override;
+  void cancel_route(uint64_t ticket) override;
+  VisitorGate* visitor_gate(const RouteLookup& route) override;
+  OpenStatus open_request(const RouteLookup& route, std::string_view client, RequestStreamEvents* events,
+                          StreamRef* out) override;
+  size_t write(const StreamRef& ref, std::span<const uint8_t> data, bool fin) override;
+  size_t send_capacity(const StreamRef& ref) override;
+  void consume(const StreamRef& ref, size_t n) override;
+  void cancel(const StreamRef& ref, uint32_t code) override;
+  void release(const StreamRef& ref) override;
+
+  // Introspection (tests, metrics): hops whose near / far half lives here.
+  size_t near_hops() const { return near_.size(); }
+  size_t far_hops() const { return far_.size(); }
+  uint64_t hops_opened() const { return hops_opened_; }
+
+ private:
+  struct Lookup;
+  struct NearHop;
+  class FarHop;
+  class FarLookup;
+  using FarKey = std::pair<unsigned, uint64_t>;  // (near worker, hop or ticket id)
+
+  static constexpr uint64_t kRemoteBit = uint64_t{1} << 63;
+  static bool remote(uint64_t session) { return (session & kRemoteBit) != 0; }
+  // A remote route's session number: worker and the far TunnelService's serial.
+  static uint64_t remote_session(unsigned worker, uint64_t serial);
+  static unsigned worker_in(uint64_t session) { return static_cast<unsigned>((session >> 48) & 0x7fff); }
+  static uint64_t serial_in(uint64_t session) { return session & ((uint64_t{1} << 48) - 1); }
+
+  template <typename F>
+  void post_to(unsigned worker, F&& f);
+
+  // Near side.
+  void on_owner(uint64_t ticket, const RouteMatch& match);
+  void answer(uint64_t ticket, const RouteLookup& r);
+  void on_remote_route(uint64_t ticket, unsigned worker, RouteLookup r,
+                       std::optional<tunnel::VisitorPolicy> policy);
+  void on_opened(uint64_t hop, StreamRef real);
+  void on_written(uint64_t hop, size_t n);
+  void on_response(uint64_t hop, unsigned worker, StreamRef real, std::vector<uint8_t> data, bool fin);
+  void on_aborted(uint64_t hop, std::optional<uint32_t> code, std::string reason);
+  void on_stopped(uint64_t hop, std::optional<uint32_t> code);
+  NearHop* near(const StreamRef& ref);
+  // cancel() (with its code) or release() of a hop.
+  void near_end(const StreamRef& ref, std::optional<uint32_t> cancel_code);
+  void maybe_forget(uint64_t hop);
+
+  // Far side.
+  void far_route(unsigned from, uint64_t ticket, std::string type, std::string host);
+  void far_open(unsigned from, uint64_t hop, RouteLookup route, std::string client);
+  void far_write(unsigned from, uint64_t hop, std::vector<uint8_t> data, bool fin);
+  void far_end(unsigned from, uint64_t hop, std::optional<uint32_t> cancel_code);
+  void far_pump(FarHop& h);
+  // Marks h dead and erases it once the call it is in has returned.
+  void far_forget(FarHop& h);
+  void far_try_open(FarHop& h);
+  void arm_open_retry();
+  void retry_opens();
+
+  boost::asio::io_context& io_;
+  unsigned index_;
+  std::string edge_;
+  TunnelDirectory& local_;
+  RouteTable& routes_;
+  std::shared_ptr<VisitorEnvironment> visitor_env_;
+  std::vector<WorkerDirectory*> workers_;
+
+  // Near: lookups under way (ticket → events), the one being answered inline, hops by id.
+  uint64_t last_ticket_ = 0;
+  uint64_t asking_ = 0;
+  bool answered_inline_ = false;
+  std::unordered_map<uint64_t, std::unique_ptr<Lookup>> lookups_;
+  uint64_t last_hop_ = 0;
+  std::unordered_map<uint64_t, NearHop> near_;
+  // Remote tunnels' gates by (worker, serial, tunnel id).
+  std::map<std::tuple<unsigned, uint64_t, uint32_t>, std::unique_ptr<VisitorGate>> gates_;
+
+  // Far: hops and route lookups asked by other workers.
+  std::map<FarKey, std::unique_ptr<FarHop>> far_;
+  std::map<FarKey, std::unique_ptr<FarLookup>> far_lookups_;
+  boost::asio::steady_timer open_retry_;
+  bool open_retry_armed_ = false;
+  uint64_t hops_opened_ = 0;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace wtmesh::edge

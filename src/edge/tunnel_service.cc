@@ -11,8 +11,6 @@
 #include "edge/http_codec.h"
 
 namespace wtmesh::edge {
-namespace {
-
 std::string random_edge_id() {
   std::array<uint8_t, 6> b{};
   gnutls_rnd(GNUTLS_RND_NONCE, b.data(), b.size());
@@ -24,6 +22,8 @@ std::string random_edge_id() {
   }
   return out;
 }
+
+namespace {
 
 bool offers_version(const wt::SessionInfo& info, int version) {
   const std::string want = std::to_string(version);
@@ -90,6 +90,7 @@ TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tun
       keys_(std::move(keys)),
       auth_failures_(config_.auth_failures) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
+  if (!config_.jtis) config_.jtis = std::make_shared<JtiCache>();
   config_.session.edge_id = config_.edge_id;
   if (!config_.session.visitor_env) {
     config_.session.visitor_env = std::make_shared<VisitorEnvironment>(config_.auth_failures);
@@ -149,19 +150,18 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
                                          "credential " + c.credential_id + " was revoked");
   }
   const auto now = wall_now();
-  if (auto it = seen_jtis_.find(c.id); it != seen_jtis_.end() && it->second > now) {
-    return tunnel::VerifyResult::failure(
-        tunnel::TokenError::kReplayed,
-        "session token " + c.id + " of credential " + c.credential_id + " was used already");
+  switch (config_.jtis->admit(c.id, now, c.expires_at + config_.token_leeway, config_.max_replay_entries)) {
+    case JtiCache::Result::kNew:
+      return result;
+    case JtiCache::Result::kReplayed:
+      return tunnel::VerifyResult::failure(
+          tunnel::TokenError::kReplayed,
+          "session token " + c.id + " of credential " + c.credential_id + " was used already");
+    case JtiCache::Result::kFull:
+      break;
   }
-  if (seen_jtis_.size() >= config_.max_replay_entries)
-    std::erase_if(seen_jtis_, [&](const auto& kv) { return kv.second <= now; });
-  if (seen_jtis_.size() >= config_.max_replay_entries) {
-    return tunnel::VerifyResult::failure(tunnel::TokenError::kReplayed,
-                                         "the edge's replay cache is full; try again later");
-  }
-  seen_jtis_[c.id] = c.expires_at + config_.token_leeway;
-  return result;
+  return tunnel::VerifyResult::failure(tunnel::TokenError::kReplayed,
+                                       "the edge's replay cache is full; try again later");
 }
 
 SteadyTime TunnelService::deadline_of(std::chrono::system_clock::time_point exp) const {

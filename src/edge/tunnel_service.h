@@ -37,6 +37,7 @@
 #include "edge/agent_session.h"
 #include "edge/auth_failures.h"
 #include "edge/deadline_queue.h"
+#include "edge/jti_cache.h"
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/credential.h"
@@ -45,6 +46,9 @@
 #include "wt/session.h"
 
 namespace wtmesh::edge {
+
+// "edge-" and 12 random hex digits: an edge's id in route leases when none is configured.
+std::string random_edge_id();
 
 struct TunnelServiceConfig {
   AgentSessionConfig session;
@@ -67,6 +71,8 @@ struct TunnelServiceConfig {
   std::chrono::seconds session_token_ttl = tunnel::kDefaultSessionTokenTtl;
   // Session-token jtis remembered against replay; a token past it (none expired) is refused.
   size_t max_replay_entries = 65'536;
+  // The jti cache, shared by the workers of one edge (edge/jti_cache.h); null: the service's own.
+  std::shared_ptr<JtiCache> jtis;
   // The revoked credential ids (tunnel/revocation.h); unset = none are.
   std::optional<std::filesystem::path> revocation_file;
 };
@@ -92,7 +98,7 @@ class TunnelService final : public TunnelDirectory {
   // (on_tick does it every kRevocationCheck).
   void check_revocations();
   const tunnel::RevocationList& revoked() const { return revoked_; }
-  size_t replay_entries() const { return seen_jtis_.size(); }
+  size_t replay_entries() const { return config_.jtis->size(); }
   void set_verifiers(tunnel::VerifierKeySet keys) { keys_ = std::move(keys); }
   // Serves REGISTERs of type "tcp" on sessions accepted afterwards (not owned; outlives them).
   void set_tcp_publisher(TcpPublisher* tcp) { config_.session.tcp = tcp; }
@@ -176,8 +182,6 @@ class TunnelService final : public TunnelDirectory {
   std::optional<SteadyTime> last_revocation_check_;
   std::optional<std::filesystem::file_time_type> revocation_mtime_;
   uintmax_t revocation_size_ = 0;
-  // Session-token jtis seen, and when each can be forgotten (its token's exp + leeway).
-  std::unordered_map<std::string, std::chrono::system_clock::time_point> seen_jtis_;
   std::function<void()> wakeup_;
   bool draining_ = false;
   uint64_t next_serial_ = 0;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <type_traits>
@@ -340,6 +341,9 @@ struct TlsServerContext::Resumption {
   std::vector<uint8_t> key;
   gnutls_anti_replay_t anti_replay = nullptr;
   AntiReplayStore store;
+  // The workers of a multi-worker edge share one Resumption (share_resumption): GnuTLS calls add()
+  // from each worker's thread.
+  std::mutex m;
 
   explicit Resumption(size_t capacity) : store(capacity) {}
   Resumption(const Resumption&) = delete;
@@ -352,7 +356,12 @@ struct TlsServerContext::Resumption {
   static int add(void* ptr, time_t expires, const gnutls_datum_t* key, const gnutls_datum_t* /*data*/) {
     auto* self = static_cast<Resumption*>(ptr);
     const std::string_view k(reinterpret_cast<const char*>(key->data), key->size);
-    switch (self->store.add(k, expires, std::time(nullptr))) {
+    AntiReplayStore::Result r;
+    {
+      std::lock_guard lock(self->m);
+      r = self->store.add(k, expires, std::time(nullptr));
+    }
+    switch (r) {
       case AntiReplayStore::Result::kAdded:
         return 0;
       case AntiReplayStore::Result::kReplay:

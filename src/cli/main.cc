@@ -10,12 +10,14 @@
 #include "agent/doctor.h"
 #include "cli/agent_commands.h"
 #include "cli/credential_commands.h"
+#include "cli/edge_serve.h"
 #include "cli/listen_address.h"
 #include "cli/login_commands.h"
 #include "cli/yaml_config.h"
 #include "common/allocator.h"
 #include "common/process_limits.h"
 #include "edge/edge_server.h"
+#include "edge/edge_workers.h"
 #include "tunnel/token.h"
 
 namespace {
@@ -74,6 +76,7 @@ struct EdgeArgs {
   double quic_handshake_burst = quic::AddressLimitOptions{}.handshake_burst;
   size_t quic_retry_above = edge::EdgeOptions{}.quic_retry_above;
   size_t quic_max_connections = edge::EdgeOptions{}.quic_max_connections;
+  unsigned workers = 1;  // threads, each with its own sockets on the same ports (edge/edge_workers.h)
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -208,71 +211,8 @@ int run_edge(const EdgeArgs& a) {
                  files.soft, a.limits.max_connections);
   }
 
-  asio::io_context io;
-  edge::EdgeServer server(io, opts);
-  const auto ep = server.local_endpoint();
-  const std::string host =
-      ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-  std::cout << "wtmesh edge listening on udp://" << host << ":" << ep.port() << std::endl;
-  std::cout << "  certificate sha256: " << server.certs().sha256_hex << std::endl;
-  if (!server.certs().ca_cert.empty())
-    std::cout << "  local CA: " << server.certs().ca_cert.string() << std::endl;
-  if (a.echo)
-    std::cout << "  echo service: https://" << host << ":" << ep.port() << "/echo (WebTransport)"
-              << std::endl;
-  std::cout << "  tunnels: https://NAME." << a.domain << ":" << ep.port() << "/ (HTTPS on tcp " << host << ":"
-            << ep.port() << ")" << std::endl;
-  const std::string& public_host = a.public_host.empty() ? host : a.public_host;
-  if (server.tcp_tunnels() != nullptr) {
-    std::cout << "  tcp tunnels: tcp://" << public_host << ":" << a.tcp_ports << std::endl;
-  }
-  for (const auto& r : opts.routes) {
-    std::cout << "  route: " << r.name << "  ->  " << r.target.address().to_string() << ":" << r.target.port()
-              << std::endl;
-  }
-  for (const auto& r : opts.udp_routes) {
-    std::cout << "  udp route: " << r.name << "  ->  udp://" << r.target.address().to_string() << ":"
-              << r.target.port() << std::endl;
-  }
-  if (server.udp_tunnels() != nullptr) {
-    std::cout << "  udp tunnels: udp://" << public_host << ":" << a.udp_ports << std::endl;
-  }
-  if (auto http = server.http_endpoint()) {
-    std::cout << "  plain HTTP: http://NAME." << a.domain << ":" << http->port() << "/" << std::endl;
-  }
-  if (auto admin = server.admin_endpoint()) {
-    const std::string ah =
-        admin->address().is_v6() ? "[" + admin->address().to_string() + "]" : admin->address().to_string();
-    std::cout << "  admin: http://" << ah << ":" << admin->port() << "/metrics and /ready" << std::endl;
-  }
-
-  // The first SIGTERM/SIGINT drains (agents move, requests under way finish, at most --drain-grace);
-  // a second one, or a zero grace, closes at once.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  bool draining = false;
-  std::function<void(const boost::system::error_code&, int)> on_signal;
-  auto stop_soon = [&io] {
-    // Give peers a moment to see the CONNECTION_CLOSE, then stop regardless.
-    auto stop = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(500));
-    stop->async_wait([&io, stop](const boost::system::error_code&) { io.stop(); });
-  };
-  on_signal = [&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    if (draining || drain.grace.count() == 0) {
-      spdlog::info("edge: signal {} received{}, closing connections", sig, draining ? " again" : "");
-      server.shutdown();
-      stop_soon();
-      return;
-    }
-    draining = true;
-    spdlog::info("edge: signal {} received, draining for at most {} ms (again to close at once)", sig,
-                 drain.grace.count());
-    server.drain(drain, [&io] { io.stop(); });
-    signals.async_wait(on_signal);
-  };
-  signals.async_wait(on_signal);
-  io.run();
-  return 0;
+  return cli::serve_edge(std::move(opts), a.workers, drain,
+                         cli::EdgePrintout{a.echo, a.domain, a.public_host, a.tcp_ports, a.udp_ports});
 }
 
 }  // namespace
@@ -291,6 +231,12 @@ int main(int argc, char** argv) {
   edge_cmd->add_option("--config", edge_config,
                        "a YAML file of edge options: keys are the long option names without dashes "
                        "(listen: 0.0.0.0:443, route: [db=10.0.0.5:5432]); the command line wins");
+  edge_cmd
+      ->add_option("--workers", edge_args.workers,
+                   "threads serving the edge, each with its own sockets on the same ports (SO_REUSEPORT); "
+                   "public requests reach an agent on any of them (docs/architecture.md, Workers)")
+      ->check(CLI::Range(1u, wtmesh::edge::EdgeWorkers::kMaxWorkers))
+      ->capture_default_str();
   edge_cmd
       ->add_option("--listen", edge_args.listen,
                    "address:port for QUIC (UDP) and public HTTPS (TCP); port 0 picks one")

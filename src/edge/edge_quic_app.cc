@@ -17,7 +17,7 @@ namespace wtmesh::edge {
 namespace asio = boost::asio;
 
 EdgeQuicApp::EdgeQuicApp(asio::io_context& io, quic::Connection& quic, const EdgeOptions& options,
-                         TunnelService& tunnels, BrowserConnect& browser,
+                         TunnelService& tunnels, TunnelDirectory& directory, BrowserConnect& browser,
                          std::function<void(const RequestLog&)> count, std::set<EdgeQuicApp*>& registry)
     : registry_(registry),
       quic_(quic),
@@ -26,7 +26,7 @@ EdgeQuicApp::EdgeQuicApp(asio::io_context& io, quic::Connection& quic, const Edg
       echo_enabled_(options.echo),
       session_deadline_(options.session_deadline),
       h3_(quic, h3::Role::kServer, wt::webtransport_h3_config(h3::Role::kServer)),
-      requests_(tunnels, h3_, requests_config(quic, options),
+      requests_(directory, h3_, requests_config(quic, options),
                 ConnectionHooks{[this] { arm_tick(); },
                                 [&quic, count = std::move(count)](const RequestLog& l) {
                                   log_request(quic.remote_address(), l);

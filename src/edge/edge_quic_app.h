@@ -29,8 +29,8 @@ class EdgeWtRelay;
 class EdgeQuicApp final : public quic::Connection::AppState {
  public:
   EdgeQuicApp(boost::asio::io_context& io, quic::Connection& quic, const EdgeOptions& options,
-              TunnelService& tunnels, BrowserConnect& browser, std::function<void(const RequestLog&)> count,
-              std::set<EdgeQuicApp*>& registry);
+              TunnelService& tunnels, TunnelDirectory& directory, BrowserConnect& browser,
+              std::function<void(const RequestLog&)> count, std::set<EdgeQuicApp*>& registry);
   ~EdgeQuicApp() override;
   EdgeQuicApp(const EdgeQuicApp&) = delete;
   EdgeQuicApp& operator=(const EdgeQuicApp&) = delete;

@@ -12,9 +12,11 @@
 #include "edge/http_codec.h"
 #include "edge/name_certs.h"
 #include "edge/public_listener.h"
+#include "edge/shared_route_table.h"
 #include "edge/ticket_key.h"
 #include "edge/tls_server_stream.h"
 #include "edge/tunnel_service.h"
+#include "edge/worker_directory.h"
 #include "h3/error_codes.h"
 #include "tunnel/keystore.h"
 #include "tunnel/wire.h"
@@ -65,7 +67,19 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   tc.reload_keys = [dir = options_.state_dir] { return tunnel::KeyStore(dir).load_verifiers(); };
   tc.session_token_ttl = options_.session_token_ttl;
   tc.revocation_file = tunnel::RevocationList::file_in(options_.state_dir);
-  tunnels_ = std::make_unique<TunnelService>(std::move(tc), routes_, std::move(keys));
+  RouteTable& table = options_.worker ? static_cast<RouteTable&>(*options_.worker->routes) : routes_;
+  std::shared_ptr<VisitorEnvironment> visitor_env = tc.session.visitor_env;
+  if (options_.worker) {
+    const EdgeWorkerContext& w = *options_.worker;
+    tc.edge_id = worker_edge_id(w.edge_id, w.index);
+    tc.jtis = w.jtis;
+    visitor_env->key = ChallengeKey(w.challenge_secret);
+  }
+  tunnels_ = std::make_unique<TunnelService>(std::move(tc), table, std::move(keys));
+  if (options_.worker) {
+    directory_ = std::make_unique<WorkerDirectory>(io_, options_.worker->index, options_.worker->edge_id,
+                                                   *tunnels_, *options_.worker->routes, visitor_env);
+  }
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
   if (options_.tcp_tunnels) {
     TcpTunnelOptions to = options_.tcp;
@@ -75,7 +89,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   }
   std::map<std::string, asio::ip::tcp::endpoint> routes;
   for (const auto& r : options_.routes) routes[r.name] = r.target;
-  connect_ = std::make_unique<ConnectBridges>(io_, *tunnels_, std::move(routes), options_.tcp.read_chunk);
+  connect_ = std::make_unique<ConnectBridges>(io_, directory(), std::move(routes), options_.tcp.read_chunk);
   tunnels_->set_connect_broker(connect_.get());
   BrowserConnectOptions bo;
   bo.domain = options_.domain;
@@ -113,7 +127,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   endpoint_->listen(std::move(so));
   if (!options_.cert_file) schedule_renewal();
   arm_tunnel_timer();
-  schedule_memory_check();
+  if (!options_.worker || options_.worker->index == 0) schedule_memory_check();  // one per process
   if (options_.admin_listen) {
     admin_ = std::make_unique<AdminListener>(
         io_, *options_.admin_listen,
@@ -122,11 +136,21 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   serving_ = true;
 }
 
+TunnelDirectory& EdgeServer::directory() {
+  if (directory_) return *directory_;
+  return *tunnels_;
+}
+
 void EdgeServer::count_request(const RequestLog& l) {
   std::string tunnel = "_none";
   if (auto host = normalize_host(l.host)) {
-    const RouteMatch m = routes_.find(kHttp, *host, std::chrono::steady_clock::now());
-    if (m.state != RouteMatch::State::kNone) tunnel = std::string(m.pattern);
+    const auto now = std::chrono::steady_clock::now();
+    if (options_.worker) {
+      if (std::string p = options_.worker->routes->pattern(kHttp, *host, now); !p.empty())
+        tunnel = std::move(p);
+    } else if (const RouteMatch m = routes_.find(kHttp, *host, now); m.state != RouteMatch::State::kNone) {
+      tunnel = std::string(m.pattern);
+    }
   }
   metrics_.on_request(tunnel, l.status, l.bytes);
 }
@@ -148,8 +172,10 @@ std::string EdgeServer::metrics_text() const {
     g.quic_packets_out = q.packets_out;
     g.quic_timer_wakeups = q.timer_wakeups;
     g.quic_timer_wakeups_empty = q.empty_timer_wakeups;
+    g.worker_packets_forwarded = q.forwarded_out - q.forwarded_dropped;
   }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
+  g.worker_hops = directory_ ? directory_->hops_opened() : 0;
   if (udp_) {
     g.udp_flows = udp_->flow_count();
     g.udp_drops = udp_->total_drops();
@@ -184,15 +210,16 @@ void EdgeServer::bind_sockets() {
   constexpr int kAttempts = 20;
   for (int attempt = 0;; ++attempt) {
     try {
-      endpoint_ = std::make_unique<quic::Endpoint>(io_, options_.listen);
+      endpoint_ = std::make_unique<quic::Endpoint>(io_, options_.listen, options_.worker.has_value());
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error(e.what());
     }
+    if (options_.worker) endpoint_->join_group(*options_.worker->quic, options_.worker->index);
     const auto udp = endpoint_->local_endpoint();
     if (!options_.public_https) break;
     PublicListenerOptions po = listener_options(asio::ip::tcp::endpoint(udp.address(), udp.port()), true);
     try {
-      https_ = std::make_unique<PublicListener>(io_, *tunnels_, po, [this] { return public_tls_; });
+      https_ = std::make_unique<PublicListener>(io_, directory(), po, [this] { return public_tls_; });
       break;
     } catch (const boost::system::system_error& e) {
       endpoint_.reset();
@@ -209,7 +236,7 @@ void EdgeServer::bind_sockets() {
   if (options_.http_listen) {
     PublicListenerOptions po = listener_options(*options_.http_listen, false);
     try {
-      http_ = std::make_unique<PublicListener>(io_, *tunnels_, po);
+      http_ = std::make_unique<PublicListener>(io_, directory(), po);
     } catch (const boost::system::system_error& e) {
       throw std::runtime_error("cannot listen for HTTP on tcp " + po.bind.address().to_string() + ":" +
                                std::to_string(po.bind.port()) + ": " + e.code().message());
@@ -229,7 +256,8 @@ PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind,
                                std::move(alt_svc),
                                &metrics_,
                                [this](const RequestLog& l) { count_request(l); },
-                               tls ? wt::Acceptor(webtransport_acceptor()) : wt::Acceptor()};
+                               tls ? wt::Acceptor(webtransport_acceptor()) : wt::Acceptor(),
+                               options_.worker.has_value()};
 }
 
 wt::Acceptor EdgeServer::webtransport_acceptor() {
@@ -271,6 +299,8 @@ std::shared_ptr<quic::TlsServerContext> EdgeServer::quic_tls() {
   tls->set_sni_selector(name_certs_);
   if (quic_tls_) {
     tls->share_resumption(*quic_tls_);
+  } else if (options_.worker && options_.worker->resumption) {
+    tls->share_resumption(*options_.worker->resumption);
   } else {
     tls->enable_resumption(edge_ticket_key(options_.state_dir, options_.limits));
   }
@@ -336,6 +366,7 @@ EdgeServer::~EdgeServer() {
   http_.reset();
   https_.reset();
   endpoint_.reset();
+  directory_.reset();  // before the service it stands in front of
   alive_.reset();
 }
 
@@ -355,7 +386,8 @@ size_t EdgeServer::public_connection_count() const {
 
 void EdgeServer::on_connection(quic::Connection& conn) {
   auto app = std::make_unique<EdgeQuicApp>(
-      io_, conn, options_, *tunnels_, *browser_, [this](const RequestLog& l) { count_request(l); }, apps_);
+      io_, conn, options_, *tunnels_, directory(), *browser_,
+      [this](const RequestLog& l) { count_request(l); }, apps_);
   app->arm_tick();
   conn.set_app_state(std::move(app));
 }

@@ -9,6 +9,8 @@
 // more timer drives the tunnel service (heartbeats, token expiry).
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -34,6 +36,7 @@
 #include "quic/certs.h"
 #include "quic/connection.h"
 #include "quic/endpoint.h"
+#include "quic/endpoint_group.h"
 #include "quic/tls_context.h"
 #include "tunnel/visitor_policy.h"
 #include "wt/config.h"
@@ -42,6 +45,9 @@
 namespace wtmesh::edge {
 
 class AdminListener;
+class JtiCache;
+class SharedRouteTable;
+class WorkerDirectory;
 class BrowserConnect;
 class EchoSession;
 class EdgeQuicApp;
@@ -50,6 +56,23 @@ class PublicListener;
 struct PublicListenerOptions;
 class TlsServerConfig;
 class TunnelService;
+
+// What the workers of one edge share (edge/edge_workers.h); an EdgeServer with it set is worker
+// `index` of `count`: its route leases name it (worker_edge_id), public exchanges reach tunnels on the
+// other workers through its WorkerDirectory, its QUIC endpoint joins `quic` and every socket it binds
+// to the shared address has SO_REUSEPORT (the first worker picks the ports, the others take them).
+struct EdgeWorkerContext {
+  unsigned index = 0;
+  unsigned count = 1;
+  std::string edge_id;  // the edge's own, without the worker
+  SharedRouteTable* routes = nullptr;
+  quic::EndpointGroup* quic = nullptr;
+  std::shared_ptr<JtiCache> jtis;              // session tokens are used once across the workers
+  std::array<uint8_t, 32> challenge_secret{};  // the visitor challenge's key: a pass is good on every worker
+  // Session tickets and the 0-RTT replay store of the first worker's QUIC TLS context (null: this is
+  // the first): a ticket works, and a replayed ClientHello is caught, on every worker.
+  std::shared_ptr<const quic::TlsServerContext> resumption;
+};
 
 struct EdgeOptions {
   // QUIC (UDP) and public HTTPS (TCP) share this address and port; port 0 picks one free for both.
@@ -122,6 +145,8 @@ struct EdgeOptions {
   // UDP tunnels (edge/udp_tunnels.h): ports on listen's address, likewise.
   bool udp_tunnels = true;
   UdpTunnelOptions udp;
+  // Set by EdgeWorkers for each of its workers; unset: the edge runs alone on one thread.
+  std::optional<EdgeWorkerContext> worker;
 };
 
 class EdgeServer {
@@ -145,10 +170,15 @@ class EdgeServer {
   UdpTunnels* udp_tunnels() { return udp_.get(); }
   // UDP flows toward names for clients that are not sockets (null without UDP tunnels).
   UdpConnects* udp_connects() { return udp_connects_.get(); }
-  const LocalRouteTable& routes() const { return routes_; }
+  const LocalRouteTable& routes() const { return routes_; }  // alone only (workers share theirs)
+  // What the public side asks: the TunnelService alone, the worker's WorkerDirectory among workers.
+  TunnelDirectory& directory();
+  WorkerDirectory* worker_directory() { return directory_.get(); }
+  // The QUIC TLS context in use (its resumption state is what the other workers share).
+  std::shared_ptr<const quic::TlsServerContext> quic_tls_context() const { return quic_tls_; }
   std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint() const;
   // True once every listener is up, false again from shutdown() on (GET /ready).
-  bool ready() const { return serving_; }
+  bool ready() const { return serving_.load(); }
   // The /metrics text: the edge's counters, gauges read now, and the agents' latest telemetry.
   std::string metrics_text() const;
   const EdgeMetrics& metrics() const { return metrics_; }
@@ -204,8 +234,9 @@ class EdgeServer {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   LocalRouteTable routes_;
   EdgeMetrics metrics_;  // outlives everything that counts into it
-  bool serving_ = false;
+  std::atomic<bool> serving_{false};         // read by another thread among workers (EdgeWorkers::ready)
   std::unique_ptr<TunnelService> tunnels_;   // outlives the QUIC endpoint (sessions report to it)
+  std::unique_ptr<WorkerDirectory> directory_;  // among workers: in front of tunnels_ for the public side
   std::unique_ptr<TcpTunnels> tcp_;          // between the two: sessions unpublish into it, it uses tunnels_
   std::unique_ptr<ConnectBridges> connect_;  // likewise: bridges connect streams on tunnels_
   std::unique_ptr<UdpTunnels> udp_;          // likewise

@@ -307,6 +307,14 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   quic_timers.samples.push_back({{{"result", "sent"}}, g.quic_timer_wakeups - g.quic_timer_wakeups_empty});
   quic_timers.samples.push_back({{{"result", "empty"}}, g.quic_timer_wakeups_empty});
   out.push_back(std::move(quic_timers));
+  out.push_back(single("wtmesh_worker_hops_total",
+                       "Request streams a worker relayed to the agent session of another worker (--workers; "
+                       "0 with one worker).",
+                       T::kCounter, g.worker_hops));
+  out.push_back(single("wtmesh_worker_packets_forwarded_total",
+                       "QUIC packets another worker's socket read and handed to the worker that owns their "
+                       "connection (a client whose address changed; --workers).",
+                       T::kCounter, g.worker_packets_forwarded));
   MetricFamily udp_drops =
       family("wtmesh_udp_packets_dropped_total",
              "Packets the edge's UDP tunnels dropped, by reason (docs/protocol.md §4.4).", T::kCounter);

@@ -159,6 +159,9 @@ struct EdgeGauges {
   uint64_t quic_packets_in = 0, quic_packets_out = 0;  // QUIC packets read and written (all connections)
   // Connection timers that fired, and of those the ones that sent nothing (a deadline that had moved).
   uint64_t quic_timer_wakeups = 0, quic_timer_wakeups_empty = 0;
+  // Among workers (edge/edge_workers.h): request streams relayed to another worker's agent session,
+  // and QUIC packets handed to the worker that owns their connection (counters).
+  uint64_t worker_hops = 0, worker_packets_forwarded = 0;
 };
 
 // One live agent session's latest telemetry report.

@@ -1,9 +1,11 @@
 #include "edge/public_listener.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <cerrno>
 #include <cstring>
 
 #include "edge/public_listener_connection.h"
@@ -27,6 +29,11 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
                                             .handshakes_per_second = options.limits.tls_handshakes_per_ip}) {
   acceptor_.open(options_.bind.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  if (options_.reuse_port) {
+    const int on = 1;
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+      throw boost::system::system_error(errno, boost::system::system_category(), "SO_REUSEPORT");
+  }
   // "::" takes IPv4 too; a specific IPv6 address (::1) only itself, so another edge may hold the
   // same port on 127.0.0.1 (a pair of edges on one host, tests/peers/edge_drain.sh).
   if (options_.bind.address().is_v6())

@@ -52,6 +52,8 @@ struct PublicListenerOptions {
   std::function<void(const RequestLog&)> count_request;
   // WebTransport over HTTP/2 on the TLS listener (H2Config::webtransport_acceptor): empty = not offered.
   wt::Acceptor webtransport;
+  // SO_REUSEPORT: the workers of one edge each listen on the same port (edge/edge_workers.h).
+  bool reuse_port = false;
 };
 
 class PublicListener {

@@ -147,7 +147,24 @@ void WorkerDirectory::set_workers(std::vector<WorkerDirectory*> all) { workers_ 
 
 template <typename F>
 void WorkerDirectory::post_to(unsigned worker, F&& f) {
-  asio::post(workers_[worker]->io_, std::forward<F>(f));
+  if (outbox_.size() < workers_.size()) outbox_.resize(workers_.size());
+  outbox_[worker].emplace_back(std::forward<F>(f));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    flush_posted_ = false;
+    flush_outbox();
+  });
+}
+
+void WorkerDirectory::flush_outbox() {
+  for (size_t w = 0; w < outbox_.size(); ++w) {
+    if (outbox_[w].empty()) continue;
+    asio::post(workers_[w]->io_, [batch = std::exchange(outbox_[w], {})]() mutable {
+      for (auto& message : batch) message();
+    });
+  }
 }
 
 uint64_t WorkerDirectory::remote_session(unsigned worker, uint64_t serial) {

@@ -9,10 +9,11 @@
 //     request stream opened there is relayed across threads (a hop).
 //
 // A hop is two halves that talk only by posting to each other's io_context (no shared state, no
-// locks): the near half here (the exchange's StreamRef, its RequestStreamEvents, the request bytes
-// in flight) and the far half on worker K (the real StreamRef, the request bytes the stream has not
-// taken yet). Posts from one thread to another run in the order they were made, so an open comes
-// before the writes, the writes before the FIN and a cancel after them all.
+// locks; the messages of one turn of a worker's loop go to each other worker in one post): the near half here
+// (the exchange's StreamRef, its RequestStreamEvents, the request bytes in flight) and the far half on worker
+// K (the real StreamRef, the request bytes the stream has not taken yet). Posts from one thread to another
+// run in the order they were made, so an open comes before the writes, the writes before the FIN and a cancel
+// after them all.
 //   - open_request() answers kOpened at once; the far half opens the real stream, retrying kBusy and
 //     kClientLimit every kOpenRetry until kOpenTimeout (then, like kGone, the exchange hears
 //     on_stream_aborted and answers 502).
@@ -39,6 +40,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -113,8 +115,11 @@ class WorkerDirectory final : public TunnelDirectory {
   static unsigned worker_in(uint64_t session) { return static_cast<unsigned>((session >> 48) & 0x7fff); }
   static uint64_t serial_in(uint64_t session) { return session & ((uint64_t{1} << 48) - 1); }
 
+  // Queues a message for another worker; the messages of one turn of this loop go in one post per
+  // worker (one wake-up of its thread, not one per message), in the order they were queued.
   template <typename F>
   void post_to(unsigned worker, F&& f);
+  void flush_outbox();
 
   // Near side.
   void on_owner(uint64_t ticket, const RouteMatch& match);
@@ -150,6 +155,8 @@ class WorkerDirectory final : public TunnelDirectory {
   RouteTable& routes_;
   std::shared_ptr<VisitorEnvironment> visitor_env_;
   std::vector<WorkerDirectory*> workers_;
+  std::vector<std::vector<std::function<void()>>> outbox_;  // per worker, until flush_outbox()
+  bool flush_posted_ = false;
 
   // Near: lookups under way (ticket → events), the one being answered inline, hops by id.
   uint64_t last_ticket_ = 0;

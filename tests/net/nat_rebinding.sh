@@ -12,6 +12,9 @@
 #   (e) rebindings while the agent is silent (blocked on flow control under a slow reader, or idle):
 #       its 1 s keep-alive PING shows the edge the new address before the edge's 2 s unresponsive
 #       floor, so the transfer is exact and the next request is served.
+# With WTMESH_NAT_WORKERS=N (tests/net/nat_rebinding_workers.sh) the edge runs N workers on one address
+# (issue 15 item 3): a rebound agent's packets then reach any worker's socket and are handed to the one
+# that owns its connection; (f) the edge's /metrics counts those hand-overs.
 # Usage: nat_rebinding.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/../peers/lib.bash"
@@ -22,7 +25,12 @@ netlab_require
 
 netlab_up 20
 netlab_nat on
-nl_start_main
+WORKERS=${WTMESH_NAT_WORKERS:-1}
+if [ "$WORKERS" -gt 1 ]; then
+  nl_start_main --workers "$WORKERS" --admin-listen 127.0.0.1:0
+else
+  nl_start_main
+fi
 nl_start_http app main app "$OP" --transport quic
 BASE=https://app.localhost:$EP
 agent_ended() { grep -c "the session to the edge ended" "${AGENT_ERR[app]}"; }
@@ -112,5 +120,14 @@ check "(b) 16 MiB upload across a NAT rebinding is exact (curl $rc, origin got $
 # --- (c) no reconnect -----------------------------------------------------------------------------
 check "(c) the agent's session never ended ($(agent_ended) 'session to the edge ended')" [ "$(agent_ended)" = 0 ]
 check "(c) the agent never registered again" bash -c "! grep -q 'registered again' '${AGENT_ERR[app]}'"
+# --- (f) with workers: the rebindings reached other workers' sockets and were handed over ----------
+if [ "$WORKERS" -gt 1 ]; then
+  # Seven rebindings, each to a socket the kernel picks by the new address: all on the owner's has
+  # probability (1/WORKERS)^7.
+  ap=$(grep -m1 -oE 'admin: http://127\.0\.0\.1:[0-9]+' "${EDGE_DIR[main]}/stdout" | grep -oE '[0-9]+$')
+  fwd=$(nl "$NL_E" curl -s -m 5 "http://127.0.0.1:$ap/metrics" | awk '$1 == "wtmesh_worker_packets_forwarded_total" {print $2}')
+  check "(f) $WORKERS workers: packets of the rebound agent were handed to the worker owning its connection (${fwd:-none})" \
+    [ "${fwd:-0}" -gt 0 ]
+fi
 [ "$PEER_FAILED" = 0 ] || netlab_counters
 peer_finish

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Issue 15 item 3: `wtmesh edge --workers 2`, two threads on one address (SO_REUSEPORT), with real
+# peers. Two agents (`wtmesh http`, QUIC) each land on the worker the kernel hashed their address to;
+# every curl below is a new TCP connection, hashed to either worker, so most tunnels are reached from
+# both (the /metrics hop counter proves it). Checks:
+#   - 40 GETs over HTTPS/1.1, 20 over HTTP/2, 20 over the plain listener, to both tunnels: every one
+#     200 with the exact body
+#   - a 2 MiB POST echoed byte for byte, and four 16 MiB downloads with the origin's SHA-256, whichever
+#     worker takes them (request and response both cross the hop)
+#   - HTTP/3 with gtlsclient (a QUIC peer: its connection lands on either socket) to both tunnels
+#   - WebSocket echoes (ws_client.mjs, Node's ws) through either worker
+#   - wrk -c 32 for 3 s: no errors, no non-2xx
+#   - /metrics sums the workers: 3 agent sessions, wtmesh_worker_hops_total > 0
+#   - SIGTERM: every worker drains and the edge exits 0
+# Usage: edge_workers.sh PATH_OF_WTMESH
+# shellcheck source=tests/peers/lib.bash
+source "$(dirname "$0")/lib.bash"
+peer_init "$@"
+
+start_edge main --workers 2 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+EP=${EDGE_PORT[main]}
+CA=${EDGE_STATE[main]}/ca.pem
+T=$PEER_TMP
+HTTP_PORT=$(grep -m1 -oE 'plain HTTP: http://NAME\.localhost:[0-9]+' "${EDGE_DIR[main]}/stdout" | grep -oE '[0-9]+$')
+[ -n "$HTTP_PORT" ] || die "edge printed no plain HTTP port"
+check "the edge says it runs two workers" grep -q 'workers: 2 threads' "${EDGE_DIR[main]}/stdout"
+start_origin main
+OP=${ORIGIN_PORT[main]}
+start_http app main app "$OP"
+start_http api main api "$OP"
+
+# Requests on fresh connections to both names; each must be 200 with the exact body.
+many_gets() {
+  local label=$1 n=$2 ok=0 i name code
+  shift 2
+  for ((i = 0; i < n; i++)); do
+    name=app
+    [ $((i % 2)) = 1 ] && name=api
+    code=$(curl -sS -m 10 --cacert "$CA" -o "$T/body" -w '%{http_code}' "$@" "$(url_of "$name")/hello" 2>>"$T/curl.err")
+    [ "$code" = 200 ] && [ "$(cat "$T/body")" = "hello from the origin" ] && ok=$((ok + 1))
+  done
+  check "$label: $ok of $n answered 200 with the exact body" [ "$ok" = "$n" ]
+}
+url_of() { echo "https://$1.localhost:$EP"; }
+many_gets "HTTPS/1.1 on new connections" 40 --http1.1
+many_gets "HTTP/2 on new connections" 20 --http2
+url_of() { echo "http://$1.localhost:$HTTP_PORT"; }
+many_gets "plain HTTP on new connections" 20 --http1.1
+url_of() { echo "https://$1.localhost:$EP"; }
+
+# --- bodies both ways across workers.
+head -c $((2 << 20)) /dev/urandom >"$T/post.bin"
+ok=0
+for i in 1 2 3 4; do
+  curl -sS -m 20 --cacert "$CA" --data-binary "@$T/post.bin" -H 'Content-Type: application/octet-stream' \
+    -o "$T/echo.bin" "https://app.localhost:$EP/echo" 2>>"$T/curl.err" && cmp -s "$T/post.bin" "$T/echo.bin" && ok=$((ok + 1))
+done
+check "a 2 MiB POST is echoed byte for byte, 4 of 4 times ($ok)" [ "$ok" = 4 ]
+ok=0
+for i in 1 2 3 4; do
+  name=app
+  [ $((i % 2)) = 0 ] && name=api
+  curl -sS -m 60 --cacert "$CA" -o "$T/down.bin" "https://$name.localhost:$EP/bytes?n=$((16 << 20))" 2>>"$T/curl.err" || continue
+  curl -sS -m 5 --cacert "$CA" -o "$T/stats.json" "https://$name.localhost:$EP/stats"
+  [ "$(json_field "$T/stats.json" lastSent.sha256)" = "$(sha256sum "$T/down.bin" | cut -d' ' -f1)" ] && ok=$((ok + 1))
+done
+check "16 MiB downloads arrive exact, 4 of 4 ($ok)" [ "$ok" = 4 ]
+
+# --- HTTP/3: gtlsclient's QUIC connection lands on either worker's socket.
+command -v gtlsclient >/dev/null || die "gtlsclient not found (Debian package ngtcp2-client; run scripts/setup.sh)"
+ok=0
+for i in 1 2 3 4 5 6; do
+  name=app
+  [ $((i % 2)) = 0 ] && name=api
+  rm -rf "$T/dl" && mkdir -p "$T/dl"
+  timeout -k 5 30 gtlsclient --exit-on-all-streams-close --no-quic-dump --no-http-dump --handshake-timeout=10s \
+    --timeout=20s --sni="$name.localhost" --download="$T/dl" 127.0.0.1 "$EP" "https://$name.localhost:$EP/hello" \
+    >"$T/gtl.out" 2>&1 </dev/null
+  grep -qxF 'hello from the origin' "$T/dl/hello" 2>/dev/null && ok=$((ok + 1))
+done
+check "HTTP/3 (gtlsclient) to both tunnels: $ok of 6 with the exact body" [ "$ok" = 6 ]
+
+# --- WebSocket (HTTP/1.1 upgrade) through either worker to the ws echo service.
+start_ws_echo
+start_http ws main ws "$WS_ECHO_PORT"
+for i in 1 2 3 4; do
+  node_checks "ws-$i" 60 "$PEER_DIR/ws_client.mjs" "wss://ws.localhost:$EP/chat" "$CA" quick
+done
+
+# --- load: connections spread over both workers.
+if command -v wrk >/dev/null; then
+  wrk -t2 -c32 -d3s -H 'Host: app.localhost' "https://127.0.0.1:$EP/hello" >"$T/wrk.out" 2>&1
+  reqs=$(grep -oE '^ +[0-9]+ requests' "$T/wrk.out" | grep -oE '[0-9]+')
+  check "wrk: requests served (${reqs:-0})" [ "${reqs:-0}" -gt 100 ]
+  check "wrk: no socket errors or non-2xx" bash -c "! grep -qE 'Socket errors|Non-2xx' '$T/wrk.out'"
+else
+  skip "wrk not installed"
+fi
+
+# --- /metrics sums the workers.
+sessions=$(edge_metric main wtmesh_agent_sessions)
+hops=$(edge_metric main wtmesh_worker_hops_total)
+check "/metrics: the 3 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 3 ]
+check "/metrics: requests crossed between workers ($hops hops)" [ "${hops:-0}" -gt 0 ]
+
+stop_edge main
+check "SIGTERM: the edge drains every worker and exits 0 (status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]
+peer_finish

@@ -110,7 +110,8 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get(), std::move(ur));
     tunnels_->set_udp_connects(udp_connects_.get());
   }
-  browser_ = std::make_unique<BrowserConnect>(*tunnels_, *connect_, udp_connects_.get(), std::move(bo));
+  browser_ =
+      std::make_unique<BrowserConnect>(*tunnels_, directory(), *connect_, udp_connects_.get(), std::move(bo));
   load_public_tls();
 
   bind_sockets();
@@ -300,7 +301,7 @@ std::shared_ptr<quic::TlsServerContext> EdgeServer::quic_tls() {
   if (quic_tls_) {
     tls->share_resumption(*quic_tls_);
   } else if (options_.worker && options_.worker->resumption) {
-    tls->share_resumption(*options_.worker->resumption);
+    tls->share_resumption_across_threads(*options_.worker->resumption);
   } else {
     tls->enable_resumption(edge_ticket_key(options_.state_dir, options_.limits));
   }

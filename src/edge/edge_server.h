@@ -69,8 +69,9 @@ struct EdgeWorkerContext {
   quic::EndpointGroup* quic = nullptr;
   std::shared_ptr<JtiCache> jtis;              // session tokens are used once across the workers
   std::array<uint8_t, 32> challenge_secret{};  // the visitor challenge's key: a pass is good on every worker
-  // Session tickets and the 0-RTT replay store of the first worker's QUIC TLS context (null: this is
-  // the first): a ticket works, and a replayed ClientHello is caught, on every worker.
+  // The first worker's QUIC TLS context (null: this is the first), whose ticket key and 0-RTT replay
+  // store every worker shares (TlsServerContext::share_resumption_across_threads): a ticket works,
+  // and a replayed ClientHello is caught, on every worker.
   std::shared_ptr<const quic::TlsServerContext> resumption;
 };
 

@@ -62,6 +62,13 @@ class TlsServerContext {
   // The same key and replay store as `other` (a context made to renew certificates keeps the
   // tickets working and the replays counted).
   void share_resumption(const TlsServerContext& other) { resumption_ = other.resumption_; }
+  // The same ticket key and replay store as `other`, for a context used on another thread (the
+  // workers of one edge, edge/edge_workers.h): a ticket issued by either resumes on both and a
+  // ClientHello replayed to either is refused its early data. GnuTLS's anti-replay object keeps a
+  // window start it rewrites as it goes, so each context has its own; the store they share is
+  // locked and keyed by the ClientHello's binder alone (not GnuTLS's window-start prefix, which
+  // differs between the two).
+  void share_resumption_across_threads(const TlsServerContext& other);
   bool resumption_enabled() const { return resumption_ != nullptr; }
   const AntiReplayStore* replay_store() const;
 

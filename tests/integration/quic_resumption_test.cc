@@ -4,6 +4,7 @@
 // handshake but not its early data; the replay store is bounded.
 #include <gtest/gtest.h>
 
+#include <thread>
 #include <vector>
 
 #include "quic/session_tickets.h"
@@ -18,6 +19,28 @@ std::vector<uint8_t> key_of(uint8_t fill) { return std::vector<uint8_t>(64, fill
 
 class QuicResumption : public QuicLoopback {
  protected:
+  // A 0-RTT connection with `ticket` through a relay that captures its first flight, accepted and
+  // closed; then an attacker replays that flight from another address. Waits until the server took
+  // the replay's connection (server_echo_) and a little more for its early data, if any.
+  void replay_accepted_first_flight(const ResumptionTicket& ticket,
+                                    const std::shared_ptr<TlsServerContext>& replay_tls = nullptr) {
+    UdpRelay relay(io_, server_->local_endpoint());
+    Connection* c = dial({}, relay.endpoint(), &ticket);
+    ClientRecorder& rec = attach(*c);
+    const StreamId id = write_early(*c, "transfer 100 coins");
+    ASSERT_TRUE(run_until([&] { return rec.fins.count(id) != 0; }));
+    ASSERT_TRUE(c->early_data_accepted());
+    ASSERT_FALSE(relay.first_flight().empty());
+    c->close(0, "done");
+    ASSERT_TRUE(run_until([&] { return server_->connection_count() == 0; }));
+    server_echo_ = nullptr;
+    if (replay_tls) server_->set_server_tls(replay_tls);
+    udp::socket attacker(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    for (const auto& d : relay.first_flight()) attacker.send_to(asio::buffer(d), server_->local_endpoint());
+    ASSERT_TRUE(run_until([&] { return server_echo_ != nullptr; }));
+    run_until([] { return false; }, std::chrono::milliseconds(300));
+  }
+
   // A full handshake that ends with the server's ticket in hand.
   ResumptionTicket first_ticket() {
     std::optional<ResumptionTicket> ticket;
@@ -99,27 +122,34 @@ TEST_F(QuicResumption, ATicketTheServerCannotReadEndsTheConnectionAsRejected) {
 
 TEST_F(QuicResumption, AReplayedFirstFlightGetsAHandshakeButNotItsEarlyData) {
   server_tls_->enable_resumption(key_of(7));
-  const ResumptionTicket ticket = first_ticket();
-
-  UdpRelay relay(io_, server_->local_endpoint());
-  Connection* c = dial({}, relay.endpoint(), &ticket);
-  ClientRecorder& rec = attach(*c);
-  const StreamId id = write_early(*c, "transfer 100 coins");
-  ASSERT_TRUE(run_until([&] { return rec.fins.count(id) != 0; }));
-  ASSERT_TRUE(c->early_data_accepted());
-  ASSERT_FALSE(relay.first_flight().empty());
-  c->close(0, "done");
-  ASSERT_TRUE(run_until([&] { return server_->connection_count() == 0; }));
-  server_echo_ = nullptr;
-
-  // An attacker replays the captured first flight from another address.
-  udp::socket attacker(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  for (const auto& d : relay.first_flight()) attacker.send_to(asio::buffer(d), server_->local_endpoint());
-  ASSERT_TRUE(run_until([&] { return server_echo_ != nullptr; }));
-  run_until([] { return false; }, std::chrono::milliseconds(300));
+  ASSERT_NO_FATAL_FAILURE(replay_accepted_first_flight(first_ticket()));
   EXPECT_EQ(server_echo_->early_bytes, 0u) << "the replayed 0-RTT stream reached the application";
   ASSERT_NE(server_tls_->replay_store(), nullptr);
   EXPECT_EQ(server_tls_->replay_store()->replays(), 1u);
+}
+
+// The workers of one edge (edge/edge_workers.h) each have a TLS context of their own sharing the
+// ticket key and the replay store: a first flight replayed to another worker's context must lose its
+// early data too, although that context's GnuTLS anti-replay window started at another instant.
+TEST_F(QuicResumption, AFirstFlightReplayedToAnotherWorkersContextLosesItsEarlyDataToo) {
+  server_tls_->enable_resumption(key_of(7));
+  auto other = std::make_shared<TlsServerContext>(TlsServerContext::from_files(files_.cert, files_.key));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // another window start than server_tls_'s
+  other->share_resumption_across_threads(*server_tls_);
+  const ResumptionTicket ticket = first_ticket();
+  ASSERT_NO_FATAL_FAILURE(replay_accepted_first_flight(ticket, other));  // the other worker's context answers
+  EXPECT_EQ(server_echo_->early_bytes, 0u) << "the replay's 0-RTT stream reached the application";
+  ASSERT_NE(other->replay_store(), nullptr);
+  EXPECT_EQ(other->replay_store(), server_tls_->replay_store()) << "one store for both";
+  EXPECT_EQ(other->replay_store()->replays(), 1u);
+
+  // A fresh 0-RTT connection with the ticket through the other context: its early data is accepted
+  // (the ticket key is shared).
+  Connection* again = dial({}, std::nullopt, &ticket);
+  ClientRecorder& rec2 = attach(*again);
+  const StreamId id2 = write_early(*again, "another transfer");
+  ASSERT_TRUE(run_until([&] { return rec2.fins.count(id2) != 0 || rec2.closed; }));
+  EXPECT_TRUE(again->early_data_accepted());
 }
 
 TEST(AntiReplayStore, ASecondSightWithinTheWindowIsAReplay) {

@@ -328,9 +328,10 @@ wt::Accept refused_accept(int status, const std::string& why) {
 
 }  // namespace
 
-BrowserConnect::BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpConnects* udp,
-                               BrowserConnectOptions options)
+BrowserConnect::BrowserConnect(TunnelService& tunnels, TunnelDirectory& directory, ConnectBridges& bridges,
+                               UdpConnects* udp, BrowserConnectOptions options)
     : tunnels_(tunnels),
+      directory_(directory),
       bridges_(bridges),
       udp_(udp),
       options_(std::move(options)),
@@ -364,9 +365,10 @@ wt::Accept BrowserConnect::accept(const wt::SessionInfo& info,
     };
     auto kind_of = [&](std::string_view type) -> std::optional<RouteLookup::Kind> {
       Inline lookup;
-      const uint64_t ticket = tunnels_.route_of(type, request->name, &lookup);
+      const uint64_t ticket = directory_.route_of(type, request->name, &lookup);
       if (ticket != 0) {
-        tunnels_.cancel_route(ticket);  // a shared store answers later: each stream asks again
+        // A shared store, or another worker, answers later: each stream asks again.
+        directory_.cancel_route(ticket);
         return std::nullopt;
       }
       return lookup.answer ? lookup.answer->kind : RouteLookup::Kind::kUnknown;

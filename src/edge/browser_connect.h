@@ -150,9 +150,11 @@ class BrowserSession final : public wt::SessionHandler, public UdpConnectEvents 
 // The acceptor for kConnectPathPrefix: checks the path, the token, its scope and the name.
 class BrowserConnect {
  public:
-  // `udp` null: an edge without UDP tunnels (datagrams are dropped).
-  BrowserConnect(TunnelService& tunnels, ConnectBridges& bridges, UdpConnects* udp,
-                 BrowserConnectOptions options);
+  // `udp` null: an edge without UDP tunnels (datagrams are dropped). `directory` answers whether the
+  // name is a tunnel (the TunnelService alone; among workers their WorkerDirectory, whose bridges then
+  // reach a tunnel on any worker); `tunnels` verifies tokens.
+  BrowserConnect(TunnelService& tunnels, TunnelDirectory& directory, ConnectBridges& bridges,
+                 UdpConnects* udp, BrowserConnectOptions options);
 
   // A refusal (status >= 300, handler null), or an accepted session's handler, owned by `sessions`
   // (finished ones are dropped from it first).
@@ -162,6 +164,7 @@ class BrowserConnect {
 
  private:
   TunnelService& tunnels_;
+  TunnelDirectory& directory_;
   ConnectBridges& bridges_;
   UdpConnects* udp_;
   BrowserConnectOptions options_;

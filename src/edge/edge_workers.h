@@ -12,9 +12,10 @@
 // and UDP tunnels' ports (bound by the owning worker; the kernel keeps them unique), the public
 // connections, the per-address limits and their token buckets (so each is per worker: a client
 // spread over N workers may hold N times its cap), and the per-subject session caps likewise.
-// Not yet across workers: a public WebTransport session relayed to a tunnel (docs/protocol.md §7),
-// a browser's /connect page and UDP flows of `wtmesh connect --udp` reach only tunnels whose agent
-// is on the worker that took the client (elsewhere they answer as for an agent that is offline).
+// Not yet across workers: a public WebTransport session relayed to a tunnel (docs/protocol.md §7)
+// and UDP flows to a name (`wtmesh connect --udp`, a /connect page's datagrams) reach only tunnels
+// whose agent is on the worker that took the client (elsewhere they answer as for an agent that is
+// offline). TCP streams of the mesh and of /connect go through the WorkerDirectory and cross.
 //
 // /metrics sums every worker's series (counters and additive gauges add up; an agent's gauges exist
 // on its worker only); /ready is every worker's. A drain runs on every worker at once and completes

@@ -10,14 +10,20 @@
 #   - HTTP/3 with gtlsclient (a QUIC peer: its connection lands on either socket) to both tunnels
 #   - WebSocket echoes (ws_client.mjs, Node's ws) through either worker
 #   - wrk -c 32 for 3 s: no errors, no non-2xx
-#   - /metrics sums the workers: 3 agent sessions, wtmesh_worker_hops_total > 0
+#   - a TCP tunnel's public port, and `wtmesh connect` from four agents (on either worker) to a private
+#     TCP tunnel: bytes both ways
+#   - /metrics sums the workers: 9 agent sessions (3 http, 2 tcp, 4 connect), wtmesh_worker_hops_total > 0
 #   - SIGTERM: every worker drains and the edge exits 0
 # Usage: edge_workers.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
 source "$(dirname "$0")/lib.bash"
+# shellcheck source=tests/peers/tcp_lib.bash
+source "$(dirname "$0")/tcp_lib.bash"
 peer_init "$@"
 
-start_edge main --workers 2 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+pick_tcp_range
+start_edge main --workers 2 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --tcp-ports "$TCP_RANGE" \
+  --drain-handoff 1s --drain-grace 3s
 EP=${EDGE_PORT[main]}
 CA=${EDGE_STATE[main]}/ca.pem
 T=$PEER_TMP
@@ -97,12 +103,32 @@ else
   skip "wrk not installed"
 fi
 
+# --- TCP: a public tunnel port (bound by the worker holding the agent) and the mesh's connect, whose
+# four clients land on either worker (each an agent session of its own) and reach the private service
+# on whichever worker its agent is.
+start_tcp_server count serve-count
+start_tcp pub main pub "${SRV_PORT[count]}"
+byte_checks "${TCP_PORT[pub]}" "through a tcp tunnel's public port"
+start_tcp svc main svc "${SRV_PORT[count]}" --private
+TOKEN_C=$("$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name client --connect svc) || die "wtmesh token failed"
+hops_before=$(edge_metric main wtmesh_worker_hops_total)
+ok=0
+for c in c1 c2 c3 c4; do
+  start_connect "$c" main svc "$TOKEN_C"
+  timeout 30 python3 -u "$PEER_DIR/tcp_peer.py" halfclose "${CONNECT_PORT[$c]}" 100000 >>"$T/connect.log" 2>&1 &&
+    ok=$((ok + 1))
+done
+hops_after=$(edge_metric main wtmesh_worker_hops_total)
+check "wtmesh connect from four agents reaches the private service, 4 of 4 ($ok; $((hops_after - hops_before)) crossed workers)" [ "$ok" = 4 ]
+
 # --- /metrics sums the workers.
 sessions=$(edge_metric main wtmesh_agent_sessions)
 hops=$(edge_metric main wtmesh_worker_hops_total)
-check "/metrics: the 3 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 3 ]
+check "/metrics: the 9 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 9 ]
 check "/metrics: requests crossed between workers ($hops hops)" [ "${hops:-0}" -gt 0 ]
 
-stop_edge main
-check "SIGTERM: the edge drains every worker and exits 0 (status $STOP_STATUS)" [ "$STOP_STATUS" = 0 ]
+# The drain's handoff (1 s: the agents have no other edge to move to) and grace (3 s) bound this.
+t=$(ms_now)
+stop_pid "${EDGE_PID[main]}" 10 TERM
+check "SIGTERM: every worker drains and the edge exits 0 (status $STOP_STATUS after $(($(ms_now) - t)) ms)" [ "$STOP_STATUS" = 0 ]
 peer_finish

@@ -10,13 +10,13 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
 #include "common/gnutls_raii.h"
+#include "quic/tls_resumption.h"
 
 namespace wtmesh::quic {
 namespace {
@@ -336,75 +336,6 @@ bool session_resumed(gnutls_session_t session) {
 }
 
 // --- TlsServerContext ----------------------------------------------------------------------------
-
-// The early-data ClientHellos seen, shared by the contexts of several threads.
-struct SharedReplayStore {
-  std::mutex m;
-  AntiReplayStore store;
-  explicit SharedReplayStore(size_t capacity) : store(capacity) {}
-};
-
-struct TlsServerContext::Resumption {
-  std::vector<uint8_t> key;
-  gnutls_anti_replay_t anti_replay = nullptr;  // this context's (and its renewals'): one thread
-  std::shared_ptr<SharedReplayStore> replays;
-
-  Resumption(std::span<const uint8_t> ticket_key, std::shared_ptr<SharedReplayStore> store)
-      : key(ticket_key.begin(), ticket_key.end()), replays(std::move(store)) {
-    if (int rv = gnutls_anti_replay_init(&anti_replay); rv < 0) {
-      throw std::runtime_error(std::string("gnutls_anti_replay_init: ") + gnutls_strerror(rv));
-    }
-    gnutls_anti_replay_set_add_function(anti_replay, &Resumption::add);
-    gnutls_anti_replay_set_ptr(anti_replay, this);
-  }
-  Resumption(const Resumption&) = delete;
-  Resumption& operator=(const Resumption&) = delete;
-  ~Resumption() {
-    if (anti_replay != nullptr) gnutls_anti_replay_deinit(anti_replay);
-    gnutls_memset(key.data(), 0, key.size());
-  }
-  // GnuTLS' add function: 0 to accept the early data, an error to refuse it (the handshake goes on).
-  // GnuTLS's key is 12 bytes of its window start, then the ClientHello's PSK binder, which alone is
-  // unique to one ClientHello: keyed by the binder, a replay is caught by whichever context sees it.
-  static int add(void* ptr, time_t expires, const gnutls_datum_t* key, const gnutls_datum_t* /*data*/) {
-    auto* self = static_cast<Resumption*>(ptr);
-    constexpr size_t kWindowPrefix = 12;
-    std::string_view k(reinterpret_cast<const char*>(key->data), key->size);
-    if (k.size() > kWindowPrefix) k.remove_prefix(kWindowPrefix);
-    AntiReplayStore::Result r;
-    {
-      std::lock_guard lock(self->replays->m);
-      r = self->replays->store.add(k, expires, std::time(nullptr));
-    }
-    switch (r) {
-      case AntiReplayStore::Result::kAdded:
-        return 0;
-      case AntiReplayStore::Result::kReplay:
-        return GNUTLS_E_DB_ENTRY_EXISTS;
-      case AntiReplayStore::Result::kFull:
-        break;
-    }
-    return GNUTLS_E_DB_ERROR;
-  }
-};
-
-void TlsServerContext::enable_resumption(std::span<const uint8_t> ticket_key, size_t replay_capacity) {
-  constexpr size_t kTicketKeySize = 64;  // GnuTLS' TICKET_MASTER_KEY_SIZE
-  if (ticket_key.size() != kTicketKeySize) {
-    throw std::invalid_argument("a session ticket key is 64 bytes, got " + std::to_string(ticket_key.size()));
-  }
-  resumption_ =
-      std::make_shared<Resumption>(ticket_key, std::make_shared<SharedReplayStore>(replay_capacity));
-}
-
-void TlsServerContext::share_resumption_across_threads(const TlsServerContext& other) {
-  if (!other.resumption_) return;
-  resumption_ = std::make_shared<Resumption>(other.resumption_->key, other.resumption_->replays);
-}
-
-const AntiReplayStore* TlsServerContext::replay_store() const {
-  return resumption_ ? &resumption_->replays->store : nullptr;
-}
 
 TlsServerContext TlsServerContext::from_files(const fs::path& cert_pem, const fs::path& key_pem) {
   gnutls::global_init();

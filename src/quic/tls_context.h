@@ -76,7 +76,7 @@ class TlsServerContext {
   // must stay valid for the session's life. Returns nullptr on failure (logged).
   gnutls_session_t new_session(ngtcp2_crypto_conn_ref* conn_ref) const;
   const std::string& alpn() const { return alpn_; }
-  struct Resumption;  // the ticket key and the replay store (tls_context.cc)
+  struct Resumption;  // the ticket key and the replay store (quic/tls_resumption.h)
 
  private:
   TlsServerContext() = default;

@@ -109,7 +109,7 @@ class SignalHandler {
 
 }  // namespace
 
-int serve_edge(edge::EdgeOptions opts, unsigned workers, const edge::DrainPlan::Options& drain,
+int serve_edge(const edge::EdgeOptions& opts, unsigned workers, const edge::DrainPlan::Options& drain,
                const EdgePrintout& print) {
   asio::io_context io;
   if (workers <= 1) {

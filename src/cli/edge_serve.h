@@ -17,7 +17,7 @@ struct EdgePrintout {
 };
 
 // Returns the exit status once the edge stopped; throws std::runtime_error as EdgeServer does.
-int serve_edge(edge::EdgeOptions opts, unsigned workers, const edge::DrainPlan::Options& drain,
+int serve_edge(const edge::EdgeOptions& opts, unsigned workers, const edge::DrainPlan::Options& drain,
                const EdgePrintout& print);
 
 }  // namespace wtmesh::cli

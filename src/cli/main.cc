@@ -211,7 +211,7 @@ int run_edge(const EdgeArgs& a) {
                  files.soft, a.limits.max_connections);
   }
 
-  return cli::serve_edge(std::move(opts), a.workers, drain,
+  return cli::serve_edge(opts, a.workers, drain,
                          cli::EdgePrintout{a.echo, a.domain, a.public_host, a.tcp_ports, a.udp_ports});
 }
 

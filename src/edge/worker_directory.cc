@@ -60,9 +60,9 @@ class WorkerDirectory::FarLookup final : public RouteEvents {
     if (r.kind == RouteLookup::Kind::kFound) {
       if (VisitorGate* g = dir_.local_.visitor_gate(r)) policy = g->policy();
     }
-    dir_.post_to(from_, [near = dir_.workers_[from_], t = ticket_, w = dir_.index_, r,
+    dir_.post_to(from_, [near = dir_.workers_[from_], t = ticket_, w = dir_.index_, route = RouteLookup(r),
                          p = std::move(policy)]() mutable {
-      near->on_remote_route(t, w, std::move(r), std::move(p));
+      near->on_remote_route(t, w, std::move(route), std::move(p));
     });
     dir_.far_lookups_.erase({from_, ticket_});  // destroys *this: nothing after
   }
@@ -91,8 +91,8 @@ class WorkerDirectory::FarHop final : public RequestStreamEvents {
   }
   void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) override {
     if (dead) return;
-    dir.post_to(from, [near = dir.workers_[from], h = hop, code, why = std::string(reason)]() mutable {
-      near->on_aborted(h, code, std::move(why));
+    dir.post_to(from, [near = dir.workers_[from], h = hop, code, why = std::string(reason)] {
+      near->on_aborted(h, code, why);
     });
     dir.far_forget(*this);
   }
@@ -194,8 +194,8 @@ void WorkerDirectory::on_owner(uint64_t ticket, const RouteMatch& m) {
   Lookup& l = *it->second;
   const std::optional<unsigned> owner = m.live() ? worker_of(m.edge_id, edge_) : std::nullopt;
   if (owner && *owner != index_ && *owner < workers_.size()) {
-    post_to(*owner, [far = workers_[*owner], from = index_, ticket, type = l.type, host = l.host]() mutable {
-      far->far_route(from, ticket, std::move(type), std::move(host));
+    post_to(*owner, [far = workers_[*owner], from = index_, ticket, type = l.type, host = l.host] {
+      far->far_route(from, ticket, type, host);
     });
     return;
   }
@@ -375,7 +375,7 @@ void WorkerDirectory::on_response(uint64_t hop, unsigned worker, StreamRef real,
   events->on_response_data(data, fin);  // may cancel, release or consume: h is not used after
 }
 
-void WorkerDirectory::on_aborted(uint64_t hop, std::optional<uint32_t> code, std::string reason) {
+void WorkerDirectory::on_aborted(uint64_t hop, std::optional<uint32_t> code, const std::string& reason) {
   auto it = near_.find(hop);
   if (it == near_.end()) return;
   NearHop& h = it->second;
@@ -392,7 +392,8 @@ void WorkerDirectory::on_stopped(uint64_t hop, std::optional<uint32_t> code) {
 
 // --- far ---------------------------------------------------------------------------------------
 
-void WorkerDirectory::far_route(unsigned from, uint64_t ticket, std::string type, std::string host) {
+void WorkerDirectory::far_route(unsigned from, uint64_t ticket, const std::string& type,
+                                const std::string& host) {
   auto l = std::make_unique<FarLookup>(*this, from, ticket);
   FarLookup* raw = l.get();
   far_lookups_[{from, ticket}] = std::move(l);

@@ -129,7 +129,7 @@ class WorkerDirectory final : public TunnelDirectory {
   void on_opened(uint64_t hop, StreamRef real);
   void on_written(uint64_t hop, size_t n);
   void on_response(uint64_t hop, unsigned worker, StreamRef real, std::vector<uint8_t> data, bool fin);
-  void on_aborted(uint64_t hop, std::optional<uint32_t> code, std::string reason);
+  void on_aborted(uint64_t hop, std::optional<uint32_t> code, const std::string& reason);
   void on_stopped(uint64_t hop, std::optional<uint32_t> code);
   NearHop* near(const StreamRef& ref);
   // cancel() (with its code) or release() of a hop.
@@ -137,7 +137,7 @@ class WorkerDirectory final : public TunnelDirectory {
   void maybe_forget(uint64_t hop);
 
   // Far side.
-  void far_route(unsigned from, uint64_t ticket, std::string type, std::string host);
+  void far_route(unsigned from, uint64_t ticket, const std::string& type, const std::string& host);
   void far_open(unsigned from, uint64_t hop, RouteLookup route, std::string client);
   void far_write(unsigned from, uint64_t hop, std::vector<uint8_t> data, bool fin);
   void far_end(unsigned from, uint64_t hop, std::optional<uint32_t> cancel_code);

@@ -12,7 +12,9 @@
 #   - wrk -c 32 for 3 s: no errors, no non-2xx
 #   - a TCP tunnel's public port, and `wtmesh connect` from four agents (on either worker) to a private
 #     TCP tunnel: bytes both ways
-#   - /metrics sums the workers: 9 agent sessions (3 http, 2 tcp, 4 connect), wtmesh_worker_hops_total > 0
+#   - basic auth on a tunnel, from new connections on either worker: 401 without or with a wrong
+#     password, 200 with the right one (the tunnel's gate travels with the route)
+#   - /metrics sums the workers: 10 agent sessions (4 http, 2 tcp, 4 connect), wtmesh_worker_hops_total > 0
 #   - SIGTERM: every worker drains and the edge exits 0
 # Usage: edge_workers.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -103,6 +105,22 @@ else
   skip "wrk not installed"
 fi
 
+# --- visitor auth holds on whichever worker the visitor lands: the gate travels with the route.
+HTTP_EXTRA_ARGS=(--basic-auth alice:wonderland)
+start_http gated main gated "$OP"
+HTTP_EXTRA_ARGS=()
+open_ok=0 denied=0 wrong=0
+for ((i = 0; i < 16; i++)); do
+  code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' "https://gated.localhost:$EP/hello" 2>>"$T/curl.err")
+  [ "$code" = 401 ] && denied=$((denied + 1))
+  code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' -u alice:wrong "https://gated.localhost:$EP/hello" 2>>"$T/curl.err")
+  [ "$code" = 401 ] && wrong=$((wrong + 1))
+  code=$(curl -sS -m 10 --cacert "$CA" -o /dev/null -w '%{http_code}' -u alice:wonderland "https://gated.localhost:$EP/hello" 2>>"$T/curl.err")
+  [ "$code" = 200 ] && open_ok=$((open_ok + 1))
+done
+check "basic auth on new connections to either worker: no credentials 401 ($denied of 16), a wrong password 401 ($wrong of 16), alice 200 ($open_ok of 16)" \
+  [ "$denied" = 16 ] && [ "$wrong" = 16 ] && [ "$open_ok" = 16 ]
+
 # --- TCP: a public tunnel port (bound by the worker holding the agent) and the mesh's connect, whose
 # four clients land on either worker (each an agent session of its own) and reach the private service
 # on whichever worker its agent is.
@@ -124,7 +142,7 @@ check "wtmesh connect from four agents reaches the private service, 4 of 4 ($ok;
 # --- /metrics sums the workers.
 sessions=$(edge_metric main wtmesh_agent_sessions)
 hops=$(edge_metric main wtmesh_worker_hops_total)
-check "/metrics: the 9 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 9 ]
+check "/metrics: the 10 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 10 ]
 check "/metrics: requests crossed between workers ($hops hops)" [ "${hops:-0}" -gt 0 ]
 
 # The drain's handoff (1 s: the agents have no other edge to move to) and grace (3 s) bound this.

@@ -95,8 +95,7 @@ void Endpoint::flush_forwards() {
     if (b.empty()) continue;
     const size_t n = b.items.size();
     const size_t queued = group_ != nullptr ? group_->forward(w, std::move(b)) : 0;
-    stats_.forwarded_out += n;
-    stats_.forwarded_dropped += n - queued;
+    stats_.forwarded_dropped += n - queued;  // forwarded_out is the dispatcher's count
     b = ForwardBatch{};
   }
 }
@@ -125,6 +124,7 @@ EndpointStats Endpoint::stats() const {
   s.refused_handshake_rate = d.refused_handshake_rate;
   s.retries = d.retries;
   s.invalid_tokens = d.invalid_tokens;
+  s.forwarded_out = d.forwarded;
   return s;
 }
 

@@ -100,6 +100,7 @@ class WorkerDirectory final : public TunnelDirectory {
   size_t near_hops() const { return near_.size(); }
   size_t far_hops() const { return far_.size(); }
   uint64_t hops_opened() const { return hops_opened_; }
+  size_t remote_gates() const { return gates_.size(); }
 
  private:
   struct Lookup;

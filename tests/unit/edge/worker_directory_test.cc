@@ -323,6 +323,26 @@ TEST_F(WorkerDirectoryTest, AnotherWorkersTunnelKeepsItsVisitorAuth) {
   EXPECT_EQ(dirs_[0]->visitor_gate(*third.route)->policy(), other);
 }
 
+TEST_F(WorkerDirectoryTest, RemoteGatesAreCappedAndTheNewestIsAlwaysKept) {
+  tunnel::VisitorPolicy policy;
+  policy.challenge = true;
+  fake_[1].gate = std::make_shared<VisitorGate>(policy);
+  // Each name its own tunnel (tunnel id) of one session: one gate each on worker 0.
+  for (uint32_t i = 0; i <= WorkerDirectory::kMaxRemoteGates; ++i) {
+    const std::string host = "g" + std::to_string(i) + ".test";
+    const std::string owner = worker_edge_id(kEdge, 1) + "/1";
+    table_.claim({kHttp, host}, RouteLease{owner, worker_edge_id(kEdge, 1), std::chrono::seconds(30)}, i + 1,
+                 std::chrono::steady_clock::now(), nullptr);
+    fake_[1].routes[host] = RouteLookup{RouteLookup::Kind::kFound, 1, i + 1, host};
+    Events ev;
+    dirs_[0]->route(host, &ev);
+    drive();
+    ASSERT_TRUE(ev.route);
+    ASSERT_NE(dirs_[0]->visitor_gate(*ev.route), nullptr) << "the gate just made is never the one dropped";
+  }
+  EXPECT_EQ(dirs_[0]->remote_gates(), WorkerDirectory::kMaxRemoteGates);
+}
+
 TEST_F(WorkerDirectoryTest, ACancelledLookupHearsNothing) {
   Events ev;
   hold("j.test", 1);

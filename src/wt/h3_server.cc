@@ -1,5 +1,6 @@
 #include "wt/h3_server.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -34,6 +35,9 @@ std::optional<SteadyTime> H3Server::next_deadline() const {
   for (const auto& d : deferred_) {
     if (!best || d.deadline < *best) best = d.deadline;
   }
+  for (const auto& u : undecided_) {
+    if (!best || u.deadline < *best) best = u.deadline;
+  }
   return best;
 }
 
@@ -61,6 +65,9 @@ void H3Server::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
   }
   for (const auto& d : deferred_) {
     if (d.id == id) return;  // trailers before we decided: nothing to do
+  }
+  for (const auto& u : undecided_) {
+    if (u.id == id) return;
   }
   if (!is_webtransport_connect(headers)) {
     forget_session_id(id, kWtSessionGone);
@@ -98,7 +105,7 @@ void H3Server::process_connect(StreamId id, h3::HeaderList headers) {
     refuse_connect(id, 403);
     return;
   }
-  if (session_count() >= config_.max_sessions) {
+  if (session_count() + undecided_.size() >= config_.max_sessions) {
     reject_request(id);
     return;
   }
@@ -108,10 +115,36 @@ void H3Server::process_connect(StreamId id, h3::HeaderList headers) {
   info.path = header_or_empty(headers, ":path");
   info.origin = origin;
   info.transport = Transport::kHttp3;
+  info.request_id = id;
   for (const auto& h : headers) info.headers.emplace_back(h.name, h.value);
+  const bool draft02 = header_or_empty(headers, "sec-webtransport-http3-draft02") == "1";
   Accept accept = acceptor_ ? acceptor_(info) : Accept{};
   if (connection_closed_) return;
+  if (accept.status == Accept::kLater) {
+    undecided_.push_back(Undecided{id, std::move(info), draft02, now() + config_.buffered_stream_timeout});
+    return;
+  }
+  decide(id, std::move(info), draft02, std::move(accept));
+}
 
+bool H3Server::waiting(StreamId id) const {
+  return !connection_closed_ &&
+         std::any_of(undecided_.begin(), undecided_.end(), [id](const Undecided& u) { return u.id == id; });
+}
+
+bool H3Server::answer(StreamId id, Accept accept) {
+  auto it =
+      std::find_if(undecided_.begin(), undecided_.end(), [id](const Undecided& u) { return u.id == id; });
+  if (it == undecided_.end() || connection_closed_) return false;
+  Entry entry(*this);
+  Undecided u = std::move(*it);
+  undecided_.erase(it);
+  if (accept.status == Accept::kLater) accept.status = 500;  // put off twice: an application error
+  decide(id, std::move(u.info), u.draft02, std::move(accept));
+  return true;
+}
+
+void H3Server::decide(StreamId id, SessionInfo info, bool draft02, Accept accept) {
   if (accept.status < 200 || accept.status > 599 || (accept.status < 300 && accept.handler == nullptr)) {
     accept.status = 500;
   }
@@ -120,9 +153,7 @@ void H3Server::process_connect(StreamId id, h3::HeaderList headers) {
     return;
   }
   h3::HeaderList response{{":status", std::to_string(accept.status)}};
-  if (header_or_empty(headers, "sec-webtransport-http3-draft02") == "1") {
-    response.push_back({"sec-webtransport-http3-draft", "draft02"});
-  }
+  if (draft02) response.push_back({"sec-webtransport-http3-draft", "draft02"});
   for (const auto& [name, value] : accept.headers) response.push_back({name, value});
 
   H3Session& session = create_session(std::move(info), accept.handler);
@@ -193,11 +224,13 @@ void H3Server::on_request_closed(StreamId id) {
 void H3Server::on_connection_closed(uint64_t error_code, bool is_application, std::string_view reason) {
   H3SessionRegistry::on_connection_closed(error_code, is_application, reason);
   plain_.clear();
+  undecided_.clear();
   if (requests_ != nullptr) requests_->on_connection_closed();
 }
 
 void H3Server::on_other_request_gone(StreamId id) {
   std::erase_if(deferred_, [id](const Deferred& d) { return d.id == id; });
+  std::erase_if(undecided_, [id](const Undecided& u) { return u.id == id; });  // answer() finds nothing
 }
 
 void H3Server::on_tick_role(SteadyTime now) {
@@ -206,6 +239,10 @@ void H3Server::on_tick_role(SteadyTime now) {
     if (d.deadline <= now) expired.push_back(d.id);
   }
   std::erase_if(deferred_, [now](const Deferred& d) { return d.deadline <= now; });
+  for (const auto& u : undecided_) {
+    if (u.deadline <= now) expired.push_back(u.id);
+  }
+  std::erase_if(undecided_, [now](const Undecided& u) { return u.deadline <= now; });
   for (StreamId id : expired) reject_request(id);
 }
 

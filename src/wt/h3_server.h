@@ -11,6 +11,10 @@
 //  5. the acceptor decides: 2xx + handler accepts (response `:status`, plus
 //     `sec-webtransport-http3-draft: draft02` when the request had `sec-webtransport-http3-draft02: 1`,
 //     plus Accept::headers; the stream stays open), anything else is sent as the final status + FIN.
+//     Accept::later() puts the decision off until answer(id) (SessionInfo::request_id): meanwhile the
+//     request counts against max_sessions, the session's streams and datagrams are buffered as for
+//     a session not yet known, and a request still undecided after buffered_stream_timeout, or reset
+//     by the client, is rejected (answer() then returns false).
 // Other requests (plain HTTP/3, and extended CONNECTs for other protocols such as RFC 9220's
 // websocket) go to the RequestHandler, which then owns the stream: its body, reset, writability and
 // close are routed to it, and it returns the body's flow-control credit itself (backpressure). Without
@@ -64,6 +68,13 @@ class H3Server final : public H3SessionRegistry {
   // The live session on CONNECT stream `session_id`, or nullptr.
   H3Session* session(StreamId session_id) const { return find_session(session_id); }
   size_t deferred_request_count() const { return deferred_.size(); }
+  // Decides a request the acceptor put off (Accept::later()), exactly as if the acceptor had answered
+  // `accept` then. Call it from outside this connection's callbacks (the glue flushes afterwards).
+  // False, with nothing done, when the request is no longer waiting: `accept.handler` hears nothing.
+  bool answer(StreamId id, Accept accept);
+  size_t undecided_count() const { return undecided_.size(); }
+  // answer(id) would be taken: the request is still waiting for it.
+  bool waiting(StreamId id) const;
   // Plain requests from now on go to `handler` (nullptr: 404). It must outlive this server or be
   // unset first.
   void set_request_handler(RequestHandler* handler) { requests_ = handler; }
@@ -85,12 +96,21 @@ class H3Server final : public H3SessionRegistry {
     h3::HeaderList headers;
     SteadyTime deadline;
   };
+  // A request the acceptor put off.
+  struct Undecided {
+    StreamId id;
+    SessionInfo info;
+    bool draft02;  // the request asked for the draft-02 response header
+    SteadyTime deadline;
+  };
 
   bool may_become_session(StreamId /*session_id*/) const override { return true; }
   void on_other_request_gone(StreamId id) override;
   void on_tick_role(SteadyTime now) override;
 
   void process_connect(StreamId id, h3::HeaderList headers);
+  // Step 5's outcome: the response, and the session on 2xx.
+  void decide(StreamId id, SessionInfo info, bool draft02, Accept accept);
   bool origin_allowed(const std::string& origin) const;
   // Final response without a session; the id is remembered as gone.
   void refuse_connect(StreamId id, int status, const HeaderPairs& extra = {});
@@ -102,6 +122,7 @@ class H3Server final : public H3SessionRegistry {
   RequestHandler* requests_ = nullptr;
   std::unordered_set<StreamId> plain_;  // request streams the handler owns
   std::vector<Deferred> deferred_;
+  std::vector<Undecided> undecided_;
 };
 
 }  // namespace wtmesh::wt

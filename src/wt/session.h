@@ -50,6 +50,7 @@ struct SessionInfo {
   HeaderPairs headers;  // all request headers, lower-case names
   Transport transport = Transport::kHttp3;
   std::string peer;  // the client's address, for logs; set by the server's glue ("" if unknown)
+  StreamId request_id = -1;  // HTTP/3: the CONNECT stream, which H3Server::answer() names
 };
 
 // The server's answer to the session request. Client: what arrived (status 0 until then). Server:
@@ -65,6 +66,11 @@ class SessionHandler;
 
 // Server side: the application's decision on a session request (see the transport's server).
 struct Accept {
+  // An acceptor that cannot decide yet (its answer takes a round trip: another worker's route, a
+  // shared route store) returns later(), and answers with H3Server::answer() (HTTP/3 only: over
+  // HTTP/2 it is a 500).
+  static constexpr int kLater = 1;
+  static Accept later() { return Accept{kLater, nullptr, {}}; }
   int status = 404;                   // 2xx accepts (then `handler` must be set)
   SessionHandler* handler = nullptr;  // not owned; must outlive the session (until on_closed)
   HeaderPairs headers;                // extra response headers, e.g. wt-protocol or an error detail

@@ -186,6 +186,7 @@ struct Harness {
       infos.push_back(info);
       if (info.path == "/echo") return Accept{200, &server_echo, {}};
       if (info.path == "/record") return Accept{200, &server_rec, {{"wt-protocol", "\"x\""}}};
+      if (info.path == "/later") return Accept::later();  // the test answers with server->answer()
       return Accept{404, nullptr, {}};
     });
     client = std::make_unique<H3Client>(client_conn, client_config);

@@ -284,7 +284,9 @@ void EdgeServer::load_name_certs() {
   // so every name under the domain gets a leaf of its own from the local CA (one ECDSA signature,
   // cached; cheaper than the handshake that asks for it), and even a 404 page is reachable. The same
   // leaves serve TLS on TCP and HTTP/3 on QUIC.
-  issuer_ = std::make_shared<NameCertIssuer>(options_.state_dir);
+  issuer_ = options_.worker && options_.worker->name_certs
+                ? options_.worker->name_certs->issuer_for(options_.state_dir, certs_.sha256_hex)
+                : std::make_shared<NameCertIssuer>(options_.state_dir);
   // append(), not "." + string: GCC 12 at -O3 reports a false -Wrestrict for "lit" + string&&.
   name_certs_ = [suffix = std::string(".").append(lower_ascii(options_.domain)),
                  issuer = issuer_](std::string_view sni) -> std::shared_ptr<const TlsCredentials> {

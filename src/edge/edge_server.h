@@ -52,6 +52,7 @@ class BrowserConnect;
 class EchoSession;
 class EdgeQuicApp;
 class NameCertIssuer;
+class SharedNameCertIssuer;
 class PublicListener;
 struct PublicListenerOptions;
 class TlsServerConfig;
@@ -73,6 +74,8 @@ struct EdgeWorkerContext {
   // store every worker shares (TlsServerContext::share_resumption_across_threads): a ticket works,
   // and a replayed ClientHello is caught, on every worker.
   std::shared_ptr<const quic::TlsServerContext> resumption;
+  // One leaf per tunnel name on every worker (edge/name_certs.h).
+  std::shared_ptr<SharedNameCertIssuer> name_certs;
 };
 
 struct EdgeOptions {

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "edge/name_certs.h"
 #include "edge/tunnel_service.h"
 #include "edge/worker_directory.h"
 
@@ -97,6 +98,7 @@ EdgeWorkers::EdgeWorkers(EdgeOptions options, unsigned count)
   ctx.routes = &routes_;
   ctx.quic = quic_.get();
   ctx.jtis = std::make_shared<JtiCache>();
+  ctx.name_certs = std::make_shared<SharedNameCertIssuer>();
   gnutls_rnd(GNUTLS_RND_RANDOM, ctx.challenge_secret.data(), ctx.challenge_secret.size());
   options.admin_listen.reset();  // the caller serves /metrics and /ready for all (metrics_text, ready)
   // One after another on this thread: the first creates the state directory's certificates and keys,

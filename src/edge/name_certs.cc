@@ -86,6 +86,7 @@ std::shared_ptr<const TlsCredentials> NameCertIssuer::credentials_for(std::strin
                                                                       SysClock::time_point now) {
   if (!tunnel::is_valid_host_pattern(name_in, /*allow_wildcard=*/false)) return nullptr;
   const std::string name = lower_ascii(name_in);
+  std::lock_guard lock(mutex_);
   auto it = cache_.find(name);
   if (it != cache_.end()) lru_.splice(lru_.begin(), lru_, it->second.use);  // most recently used now
   if (it != cache_.end() && it->second.not_after - now > kNameCertRenewBefore) return it->second.cred;
@@ -165,6 +166,16 @@ std::shared_ptr<const TlsCredentials> NameCertIssuer::issue(const std::string& n
   gnutls_x509_crt_t chain[1] = {crt};
   check(gnutls_certificate_set_x509_key(cred->get(), chain, 1, leaf_key_), "set credentials");
   return cred;
+}
+
+std::shared_ptr<NameCertIssuer> SharedNameCertIssuer::issuer_for(const std::filesystem::path& state_dir,
+                                                                 const std::string& leaf_sha256) {
+  std::lock_guard lock(mutex_);
+  if (!issuer_ || leaf_ != leaf_sha256) {
+    issuer_ = std::make_shared<NameCertIssuer>(state_dir);
+    leaf_ = leaf_sha256;
+  }
+  return issuer_;
 }
 
 }  // namespace wtmesh::edge

@@ -10,7 +10,8 @@
 // so a client sending random SNI names would buy one signature per handshake: issuing is rate-limited
 // (NameCertRate, a token bucket); past it the handshake gets the shared leaf, and names already cached,
 // which is every name in steady use, are not affected.
-// Operator-supplied certificates (--cert/--key) never use this.
+// Operator-supplied certificates (--cert/--key) never use this. Thread-safe: the workers of a
+// multi-worker edge share one (SharedNameCertIssuer), so a name has one leaf on every worker.
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -22,6 +23,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -55,9 +57,18 @@ class NameCertIssuer {
   std::shared_ptr<const TlsCredentials> credentials_for(
       std::string_view name, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
-  size_t cached() const { return cache_.size(); }
-  size_t issued() const { return issued_; }
-  size_t throttled() const { return throttled_; }
+  size_t cached() const {
+    std::lock_guard lock(mutex_);
+    return cache_.size();
+  }
+  size_t issued() const {
+    std::lock_guard lock(mutex_);
+    return issued_;
+  }
+  size_t throttled() const {
+    std::lock_guard lock(mutex_);
+    return throttled_;
+  }
 
  private:
   struct Entry {
@@ -70,6 +81,7 @@ class NameCertIssuer {
                                               std::chrono::system_clock::time_point now,
                                               std::chrono::system_clock::time_point* not_after);
 
+  mutable std::mutex mutex_;  // credentials_for() runs on every worker's thread (one signature under it)
   gnutls_x509_crt_t ca_crt_ = nullptr;
   gnutls_x509_privkey_t ca_key_ = nullptr;
   gnutls_x509_privkey_t leaf_key_ = nullptr;
@@ -82,6 +94,22 @@ class NameCertIssuer {
   std::chrono::system_clock::time_point refilled_{};
   size_t issued_ = 0;
   size_t throttled_ = 0;
+};
+
+// The NameCertIssuer every worker of a multi-worker edge uses (edge/edge_workers.h), so a name has one
+// leaf whichever worker's socket a client reaches: a browser that pins the leaf's hash
+// (serverCertificateHashes) learned it from one connection and checks it on the next. A renewed edge
+// leaf (a new key) needs a new issuer: the first worker to ask after the renewal makes it.
+class SharedNameCertIssuer {
+ public:
+  // The issuer for the edge leaf whose SHA-256 is `leaf_sha256` (its key in `state_dir`).
+  std::shared_ptr<NameCertIssuer> issuer_for(const std::filesystem::path& state_dir,
+                                             const std::string& leaf_sha256);
+
+ private:
+  std::mutex mutex_;
+  std::string leaf_;
+  std::shared_ptr<NameCertIssuer> issuer_;
 };
 
 }  // namespace wtmesh::edge

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "edge/name_certs.h"
 #include "tls_test_client.h"
@@ -414,6 +415,25 @@ TEST_F(TlsServerStreamTest, NameCertIssuingIsRateLimitedAndCachedNamesAreNot) {
   const auto renew = now + kNameCertLifetime - kNameCertRenewBefore;
   for (const char* n : {"b.localhost", "c.localhost", "e.localhost"}) ASSERT_TRUE(issuer.credentials_for(n, renew));
   EXPECT_EQ(issuer.credentials_for("a.localhost", renew), a) << "no token left: the old leaf, still valid";
+}
+
+TEST_F(TlsServerStreamTest, WorkersShareOneLeafPerNameUntilTheEdgeLeafIsRenewed) {
+  // The workers of one edge ask from their own threads at once: every one gets the same leaf.
+  SharedNameCertIssuer shared;
+  std::vector<std::shared_ptr<const TlsCredentials>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      got[i] = shared.issuer_for(dir_.path(), certs_.sha256_hex)->credentials_for("app.localhost");
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(got[0]);
+  for (const auto& c : got) EXPECT_EQ(c, got[0]) << "one leaf, whichever worker asked";
+  const auto issuer = shared.issuer_for(dir_.path(), certs_.sha256_hex);
+  EXPECT_EQ(issuer->issued(), 1u);
+  EXPECT_EQ(shared.issuer_for(dir_.path(), "another leaf"), shared.issuer_for(dir_.path(), "another leaf"));
+  EXPECT_NE(shared.issuer_for(dir_.path(), "another leaf"), issuer) << "a renewed edge leaf: a new issuer";
 }
 
 TEST_F(TlsServerStreamTest, NameCertIssuerNeedsTheCa) {

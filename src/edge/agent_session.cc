@@ -266,7 +266,7 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
   auto relay = relays_.find(open.relay_id);
   RequestStreamEvents* events = nullptr;
   if (e == tunnel::WireError::kNone && relay != relays_.end())
-    events = relay->second->on_agent_stream(id, open.uni);
+    events = relay->second->on_agent_stream(StreamRef{serial_, id}, open.uni);
   if (events == nullptr) {
     session_->consume(id, rest.size());
     refuse_stream(
@@ -281,11 +281,20 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
 
 uint64_t AgentSession::add_relay(WtRelayPeer* peer) {
   if (closed_ || session_ == nullptr || relays_.size() >= tunnel::kMaxRelayedSessions) return 0;
+  const uint64_t base = uint64_t{config_.relay_id_block} * kRelayIdBlock;
+  uint64_t id = 0;
   do {
-    last_relay_id_ = last_relay_id_ % tunnel::kMaxRelayId + 1;
-  } while (relays_.count(last_relay_id_) != 0);
-  relays_[last_relay_id_] = peer;
-  return last_relay_id_;
+    last_relay_id_ = last_relay_id_ % (kRelayIdBlock - 1) + 1;
+    id = base + last_relay_id_;
+  } while (relays_.count(id) != 0);
+  relays_[id] = peer;
+  return id;
+}
+
+bool AgentSession::add_relay_as(uint64_t relay_id, WtRelayPeer* peer) {
+  if (closed_ || session_ == nullptr || relays_.size() >= tunnel::kMaxRelayedSessions) return false;
+  if (relay_id == 0 || relay_id > tunnel::kMaxRelayId) return false;
+  return relays_.emplace(relay_id, peer).second;
 }
 
 void AgentSession::remove_relay(uint64_t relay_id) { relays_.erase(relay_id); }

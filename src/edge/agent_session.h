@@ -54,20 +54,9 @@
 
 namespace wtmesh::edge {
 
-// The edge's end of one relayed WebTransport session (docs/protocol.md §7, edge/wt_relay.h), as its
-// tunnel session sees it: the streams the agent opens for it and its datagrams.
-class WtRelayPeer {
- public:
-  virtual ~WtRelayPeer() = default;
-  // The agent opened a relayed stream (kind 0x03) for this relay. Returns where its events go (the
-  // stream is then held like a request stream: write/consume/cancel/release by id), or nullptr to
-  // refuse it (reset with kStreamProtocolError).
-  virtual RequestStreamEvents* on_agent_stream(wt::StreamId id, bool uni) = 0;
-  virtual void on_relay_datagram(std::span<const uint8_t> payload) = 0;
-};
-
 struct AgentSessionConfig {
   std::string domain = "localhost";     // hostnames must be NAME.DOMAIN (or *.NAME.DOMAIN, *.DOMAIN)
+  unsigned relay_id_block = 0;          // the edge worker's index (AgentSession::kRelayIdBlock)
   std::string public_scheme = "https";  // for REGISTERED urls
   uint16_t public_port = 443;           // for REGISTERED urls (omitted when the scheme's default)
   std::chrono::milliseconds ping_interval = tunnel::Heartbeat::kDefaultInterval;
@@ -207,8 +196,15 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   void release(wt::StreamId id);
 
   // --- relayed WebTransport sessions (§7) ---
-  // A relay id for `peer` (1..), or 0 at kMaxRelayedSessions. remove_relay() before `peer` goes.
+  // Relay ids come in blocks of kRelayIdBlock, one per worker of the edge (AgentSessionConfig::
+  // relay_id_block): a worker picks ids for another worker's sessions from its own block
+  // (edge/worker_directory.h), so they never meet the ids a session picks for itself.
+  static constexpr uint64_t kRelayIdBlock = uint64_t{1} << 24;  // 64 blocks fill 1..tunnel::kMaxRelayId
+  // A relay id for `peer` from this session's block, or 0 at kMaxRelayedSessions. remove_relay()
+  // before `peer` goes.
   uint64_t add_relay(WtRelayPeer* peer);
+  // The same with `relay_id` (1..kMaxRelayId); false when full, closed or the id is in use.
+  bool add_relay_as(uint64_t relay_id, WtRelayPeer* peer);
   void remove_relay(uint64_t relay_id);
   size_t relay_count() const { return relays_.size(); }
   // Sends a §2.1 datagram on flow `relay_id`; false when it was dropped (too big, no room).

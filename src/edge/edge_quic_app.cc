@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 #include "edge/browser_connect.h"
@@ -22,6 +23,7 @@ EdgeQuicApp::EdgeQuicApp(asio::io_context& io, quic::Connection& quic, const Edg
     : registry_(registry),
       quic_(quic),
       tunnels_(tunnels),
+      directory_(directory),
       browser_(browser),
       echo_enabled_(options.echo),
       session_deadline_(options.session_deadline),
@@ -39,7 +41,26 @@ EdgeQuicApp::EdgeQuicApp(asio::io_context& io, quic::Connection& quic, const Edg
   registry_.insert(this);
 }
 
-EdgeQuicApp::~EdgeQuicApp() { registry_.erase(this); }
+// A relayed session's route lookup that did not answer inline.
+struct EdgeQuicApp::PendingRelay final : RouteEvents {
+  PendingRelay(EdgeQuicApp& a, wt::SessionInfo i) : app(a), info(std::move(i)) {}
+  void on_route(const RouteLookup& r) override {
+    if (ticket == 0) {
+      answer = r;  // inline, before route() returned
+    } else {
+      app.on_relay_route(this, r);  // destroys *this
+    }
+  }
+  EdgeQuicApp& app;
+  wt::SessionInfo info;
+  uint64_t ticket = 0;
+  std::optional<RouteLookup> answer;
+};
+
+EdgeQuicApp::~EdgeQuicApp() {
+  for (const auto& p : pending_relays_) directory_.cancel_route(p->ticket);
+  registry_.erase(this);
+}
 
 void EdgeQuicApp::drain_sessions() {
   if (sessions_accepted_) h3_.send_goaway(h3_.next_peer_bidi_id());
@@ -59,7 +80,10 @@ H3RequestsConfig EdgeQuicApp::requests_config(const quic::Connection& quic, cons
 
 wt::Accept EdgeQuicApp::accept(const wt::SessionInfo& request) {
   opened_ = true;
-  wt::Accept a = route_session(request);
+  return counted(route_session(request));
+}
+
+wt::Accept EdgeQuicApp::counted(wt::Accept a) {
   if (a.status >= 200 && a.status < 300 && a.handler != nullptr) sessions_accepted_ = true;
   if (a.status != 401 && a.status != 429) return a;
   if (++auth_failures_ < tunnels_.config().max_auth_failures_per_connection) return a;
@@ -86,6 +110,10 @@ wt::Accept EdgeQuicApp::route_session(const wt::SessionInfo& request) {
   if (info.path == tunnel::kSessionPath) return tunnels_.accept(info);  // owns its sessions
   if (quic_.in_early_data()) return {425, nullptr, {{"wtmesh-error", "sent in 0-RTT: try again"}}};
   if (auto relayed = relay(info)) return *relayed;
+  return own_service(info);
+}
+
+wt::Accept EdgeQuicApp::own_service(const wt::SessionInfo& info) {
   if (is_browser_connect_path(info.path)) return browser_.accept(info, browsers_);
   if (info.path == "/echo" && echo_enabled_) {
     // Sessions end before the connection does; keep finished handlers only until the next accept.
@@ -101,24 +129,36 @@ wt::Accept EdgeQuicApp::route_session(const wt::SessionInfo& request) {
 }
 
 std::optional<wt::Accept> EdgeQuicApp::relay(const wt::SessionInfo& info) {
-  struct Inline final : RouteEvents {
-    std::optional<RouteLookup> answer;
-    void on_route(const RouteLookup& r) override { answer = r; }
-  } lookup;
   const auto host = normalize_host(info.authority);
   if (!host) return std::nullopt;
-  const uint64_t ticket = tunnels_.route(*host, &lookup);
-  if (ticket != 0) {
-    tunnels_.cancel_route(ticket);  // a shared route store would answer later: not relayed yet
-    return wt::Accept{503, nullptr, {{"wtmesh-error", "route lookup pending"}}};
-  }
-  if (!lookup.answer || lookup.answer->kind == RouteLookup::Kind::kUnknown) return std::nullopt;
-  if (lookup.answer->kind == RouteLookup::Kind::kOffline) {
+  auto pending = std::make_unique<PendingRelay>(*this, info);
+  const uint64_t ticket = directory_.route(*host, pending.get());
+  if (ticket == 0) return pending->answer ? relay_to(*pending->answer, info) : std::nullopt;
+  pending->ticket = ticket;
+  pending_relays_.push_back(std::move(pending));
+  return wt::Accept::later();
+}
+
+void EdgeQuicApp::on_relay_route(PendingRelay* pending, const RouteLookup& route) {
+  auto it = std::find_if(pending_relays_.begin(), pending_relays_.end(),
+                         [pending](const auto& p) { return p.get() == pending; });
+  if (it == pending_relays_.end()) return;
+  const std::unique_ptr<PendingRelay> p = std::move(*it);
+  pending_relays_.erase(it);
+  const wt::StreamId id = p->info.request_id;
+  if (!server_.waiting(id)) return;  // the client gave up, or the request timed out: nothing started
+  std::optional<wt::Accept> a = relay_to(route, p->info);
+  server_.answer(id, counted(a ? std::move(*a) : own_service(p->info)));
+}
+
+std::optional<wt::Accept> EdgeQuicApp::relay_to(const RouteLookup& route, const wt::SessionInfo& info) {
+  if (route.kind == RouteLookup::Kind::kUnknown) return std::nullopt;
+  if (route.kind == RouteLookup::Kind::kOffline) {
     return wt::Accept{502, nullptr, {{"wtmesh-error", "the tunnel's agent is not connected"}}};
   }
   std::erase_if(relays_, [](const auto& r) { return r->finished(); });
-  relays_.push_back(std::make_unique<EdgeWtRelay>(tunnels_, info.peer));
-  wt::Accept a = relays_.back()->start(*lookup.answer, info);
+  relays_.push_back(std::make_unique<EdgeWtRelay>(directory_, info.peer));
+  wt::Accept a = relays_.back()->start(route, info);
   if (a.handler == nullptr) relays_.pop_back();
   return a;
 }

@@ -52,10 +52,19 @@ class EdgeQuicApp final : public quic::Connection::AppState {
   // make the edge verify signatures without end (issue 14 6c; the per-address bucket is the
   // tunnel service's).
   wt::Accept accept(const wt::SessionInfo& request);
+  // The bookkeeping of an answer, now or later (the auth failures above).
+  wt::Accept counted(wt::Accept a);
   wt::Accept route_session(const wt::SessionInfo& request);
   // A session to a tunnel hostname is relayed to its agent (docs/protocol.md §7); nullopt when the
-  // host is no tunnel's (the edge's own services answer).
+  // host is no tunnel's (the edge's own services answer). When the route's answer takes a round trip
+  // (the tunnel is held by another worker, edge/worker_directory.h) the answer is put off
+  // (wt::Accept::later()) and given by on_relay_route().
   std::optional<wt::Accept> relay(const wt::SessionInfo& info);
+  std::optional<wt::Accept> relay_to(const RouteLookup& route, const wt::SessionInfo& info);
+  // The edge's own WebTransport services (/connect, /echo), for a host no tunnel serves.
+  wt::Accept own_service(const wt::SessionInfo& info);
+  struct PendingRelay;
+  void on_relay_route(PendingRelay* pending, const RouteLookup& route);
   // A connection that completed its handshake but opened no WebTransport session and sent no
   // request within EdgeOptions::session_deadline is closed (H3_NO_ERROR, "no session opened"): a
   // client may not hold one of the endpoint's connection slots for nothing (issue 14 6b). The clock
@@ -68,6 +77,7 @@ class EdgeQuicApp final : public quic::Connection::AppState {
   bool sessions_accepted_ = false;
   quic::Connection& quic_;
   TunnelService& tunnels_;
+  TunnelDirectory& directory_;
   BrowserConnect& browser_;
   const bool echo_enabled_;                           // --echo
   const std::chrono::milliseconds session_deadline_;  // --session-deadline
@@ -79,6 +89,8 @@ class EdgeQuicApp final : public quic::Connection::AppState {
   std::vector<std::unique_ptr<EchoSession>> echo_;
   std::vector<std::unique_ptr<BrowserSession>> browsers_;
   std::vector<std::unique_ptr<EdgeWtRelay>> relays_;
+  std::vector<std::unique_ptr<PendingRelay>>
+      pending_relays_;  // at most wt max_sessions (H3Server counts them)
   H3Requests requests_;
   wt::H3Server server_;
   boost::asio::steady_timer tick_;

@@ -72,6 +72,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   if (options_.worker) {
     const EdgeWorkerContext& w = *options_.worker;
     tc.edge_id = worker_edge_id(w.edge_id, w.index);
+    tc.session.relay_id_block = w.index;
     tc.jtis = w.jtis;
     visitor_env->key = ChallengeKey(w.challenge_secret);
   }

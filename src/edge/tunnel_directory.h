@@ -47,6 +47,21 @@ class RequestStreamEvents {
   virtual void on_request_stopped(std::optional<uint32_t> code) = 0;
 };
 
+// The edge's end of one relayed WebTransport session (docs/protocol.md §7, edge/wt_relay.h), as the
+// tunnel session sees it: the streams the agent opens for it and its datagrams.
+class WtRelayPeer {
+ public:
+  virtual ~WtRelayPeer() = default;
+  // The agent opened a relayed stream (kind 0x03) for this relay, reached with `ref`. Returns where
+  // its events go (the stream is then held like a request stream: write/consume/cancel/release by
+  // ref), or nullptr to refuse it (reset with kStreamProtocolError).
+  virtual RequestStreamEvents* on_agent_stream(const StreamRef& ref, bool uni) = 0;
+  virtual void on_relay_datagram(std::span<const uint8_t> payload) = 0;
+  // The session refused the relay id add_relay() gave (a multi-worker edge learns that later: the
+  // session ended, or holds tunnel::kMaxRelayedSessions). No more events come.
+  virtual void on_relay_refused(std::string_view reason) = 0;
+};
+
 struct RouteLookup {
   enum class Kind {
     kFound,    // a live tunnel on this edge serves the host
@@ -106,6 +121,23 @@ class TunnelDirectory {
   virtual void cancel(const StreamRef& ref, uint32_t code) = 0;
   // The exchange completed (our FIN sent, theirs received); no more events. Idempotent.
   virtual void release(const StreamRef& ref) = 0;
+
+  // --- relayed WebTransport sessions (docs/protocol.md §7) on the tunnel session a kFound route names ---
+  // A relay id (1..tunnel::kMaxRelayId) for `peer`, or 0 when the session is gone or full. A directory
+  // in front of the sessions' own thread answers at once and may hear the refusal later
+  // (WtRelayPeer::on_relay_refused). remove_relay() before `peer` goes.
+  virtual uint64_t add_relay(const RouteLookup& /*route*/, WtRelayPeer* /*peer*/) { return 0; }
+  // The same with an id the caller chose (a directory in front of this one picks ids from a block of its
+  // own, edge/worker_directory.h); false when the session is gone, full, or already uses the id.
+  virtual bool add_relay_as(const RouteLookup& /*route*/, uint64_t /*relay_id*/, WtRelayPeer* /*peer*/) {
+    return false;
+  }
+  virtual void remove_relay(const RouteLookup& /*route*/, uint64_t /*relay_id*/) {}
+  // Sends one datagram of the relay to the agent; false when it was dropped (too big, no room, gone).
+  virtual bool send_relay_datagram(const RouteLookup& /*route*/, uint64_t /*relay_id*/,
+                                   std::span<const uint8_t> /*payload*/) {
+    return false;
+  }
 };
 
 }  // namespace wtmesh::edge

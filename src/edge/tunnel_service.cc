@@ -561,4 +561,26 @@ void TunnelService::release(const StreamRef& ref) {
   if (AgentSession* s = find_session(ref.session)) s->release(ref.id);
 }
 
+// --- relayed WebTransport sessions ---------------------------------------------------------------
+
+uint64_t TunnelService::add_relay(const RouteLookup& route, WtRelayPeer* peer) {
+  AgentSession* s = find_session(route.session);
+  return s == nullptr ? 0 : s->add_relay(peer);
+}
+
+bool TunnelService::add_relay_as(const RouteLookup& route, uint64_t relay_id, WtRelayPeer* peer) {
+  AgentSession* s = find_session(route.session);
+  return s != nullptr && s->add_relay_as(relay_id, peer);
+}
+
+void TunnelService::remove_relay(const RouteLookup& route, uint64_t relay_id) {
+  if (AgentSession* s = find_session(route.session)) s->remove_relay(relay_id);
+}
+
+bool TunnelService::send_relay_datagram(const RouteLookup& route, uint64_t relay_id,
+                                        std::span<const uint8_t> payload) {
+  AgentSession* s = find_session(route.session);
+  return s != nullptr && s->send_relay_datagram(relay_id, payload);
+}
+
 }  // namespace wtmesh::edge

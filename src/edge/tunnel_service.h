@@ -152,6 +152,11 @@ class TunnelService final : public TunnelDirectory {
   void consume(const StreamRef& ref, size_t n) override;
   void cancel(const StreamRef& ref, uint32_t code) override;
   void release(const StreamRef& ref) override;
+  uint64_t add_relay(const RouteLookup& route, WtRelayPeer* peer) override;
+  bool add_relay_as(const RouteLookup& route, uint64_t relay_id, WtRelayPeer* peer) override;
+  void remove_relay(const RouteLookup& route, uint64_t relay_id) override;
+  bool send_relay_datagram(const RouteLookup& route, uint64_t relay_id,
+                           std::span<const uint8_t> payload) override;
 
  private:
   SteadyTime steady_now() const;

@@ -25,6 +25,13 @@
 //     bounds the bytes in flight exactly as without workers. Bytes that arrive for an exchange
 //     that has gone (cancelled, released, aborted) are consumed at once so the connection's window
 //     does not shrink.
+//   - Relayed WebTransport sessions (edge/wt_relay.h): add_relay() answers at once with an id from this
+//     worker's block (AgentSession::kRelayIdBlock, so it cannot meet the ids the far session picks
+//     for itself) and the far half registers a FarRelay under it (add_relay_as); a refusal there
+//     comes back as WtRelayPeer::on_relay_refused. A stream the agent opens for the relay is a hop
+//     opened from the far side (its id carries kFarOpened and the far worker); datagrams are copied
+//     across, at most kMaxDatagramsInFlight posted toward a worker and not yet taken (beyond that they
+//     are dropped, as a full QUIC datagram queue drops them).
 //   - Visitor auth: the route's answer brings the tunnel's VisitorPolicy; the near half builds its own
 //     VisitorGate from it (with this worker's VisitorEnvironment, whose challenge key all workers
 //     share) and keeps it while the policy is the same (at most kMaxRemoteGates).
@@ -36,6 +43,7 @@
 // io_contexts, outlive every worker's run (stop all, then destroy).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -68,6 +76,8 @@ class WorkerDirectory final : public TunnelDirectory {
   static constexpr std::chrono::milliseconds kOpenRetry{10};
   static constexpr std::chrono::seconds kOpenTimeout{10};
   static constexpr size_t kMaxRemoteGates = 1024;
+  static constexpr size_t kMaxRemoteRelays = 4096;       // this worker's relays on other workers' sessions
+  static constexpr size_t kMaxDatagramsInFlight = 1024;  // relayed datagrams posted toward one worker
 
   // `local`: this worker's TunnelService (or a test's directory); `routes`: the table all workers
   // share; `edge`: the edge's id (without the worker). `visitor_env`: for remote tunnels' gates.
@@ -95,21 +105,35 @@ class WorkerDirectory final : public TunnelDirectory {
   void consume(const StreamRef& ref, size_t n) override;
   void cancel(const StreamRef& ref, uint32_t code) override;
   void release(const StreamRef& ref) override;
+  uint64_t add_relay(const RouteLookup& route, WtRelayPeer* peer) override;
+  bool add_relay_as(const RouteLookup& route, uint64_t relay_id, WtRelayPeer* peer) override;
+  void remove_relay(const RouteLookup& route, uint64_t relay_id) override;
+  bool send_relay_datagram(const RouteLookup& route, uint64_t relay_id,
+                           std::span<const uint8_t> payload) override;
 
   // Introspection (tests, metrics): hops whose near / far half lives here.
   size_t near_hops() const { return near_.size(); }
   size_t far_hops() const { return far_.size(); }
   uint64_t hops_opened() const { return hops_opened_; }
   size_t remote_gates() const { return gates_.size(); }
+  size_t near_relays() const { return near_relays_.size(); }
+  size_t far_relays() const { return far_relays_.size(); }
+  uint64_t relay_datagrams_dropped() const { return datagrams_dropped_; }
 
  private:
   struct Lookup;
   struct NearHop;
   class FarHop;
   class FarLookup;
+  class FarRelay;
+  struct NearRelay {
+    WtRelayPeer* peer = nullptr;
+    unsigned worker = 0;
+  };
   using FarKey = std::pair<unsigned, uint64_t>;  // (near worker, hop or ticket id)
 
   static constexpr uint64_t kRemoteBit = uint64_t{1} << 63;
+  static constexpr uint64_t kFarOpened = uint64_t{1} << 62;  // a hop the far side opened (agent's stream)
   static bool remote(uint64_t session) { return (session & kRemoteBit) != 0; }
   // A remote route's session number: worker and the far TunnelService's serial.
   static uint64_t remote_session(unsigned worker, uint64_t serial);
@@ -132,6 +156,12 @@ class WorkerDirectory final : public TunnelDirectory {
   void on_response(uint64_t hop, unsigned worker, StreamRef real, std::vector<uint8_t> data, bool fin);
   void on_aborted(uint64_t hop, std::optional<uint32_t> code, const std::string& reason);
   void on_stopped(uint64_t hop, std::optional<uint32_t> code);
+  void on_relay_stream(uint64_t relay_id, unsigned worker, uint64_t hop, StreamRef real, bool uni);
+  void on_relay_datagram(uint64_t relay_id, const std::vector<uint8_t>& payload);
+  void on_relay_refused(uint64_t relay_id, const std::string& reason);
+  // Posts a datagram toward `worker` unless kMaxDatagramsInFlight already wait there.
+  template <typename F>
+  bool post_datagram(unsigned worker, F&& f);
   NearHop* near(const StreamRef& ref);
   // cancel() (with its code) or release() of a hop.
   void near_end(const StreamRef& ref, std::optional<uint32_t> cancel_code);
@@ -142,6 +172,10 @@ class WorkerDirectory final : public TunnelDirectory {
   void far_open(unsigned from, uint64_t hop, RouteLookup route, std::string client);
   void far_write(unsigned from, uint64_t hop, std::vector<uint8_t> data, bool fin);
   void far_end(unsigned from, uint64_t hop, std::optional<uint32_t> cancel_code);
+  void far_add_relay(unsigned from, uint64_t relay_id, const RouteLookup& route);
+  void far_remove_relay(unsigned from, uint64_t relay_id);
+  void far_relay_datagram(unsigned from, uint64_t relay_id, const std::vector<uint8_t>& payload);
+  RequestStreamEvents* far_agent_stream(FarRelay& relay, const StreamRef& ref, bool uni);
   void far_pump(FarHop& h);
   // Marks h dead and erases it once the call it is in has returned.
   void far_forget(FarHop& h);
@@ -168,10 +202,17 @@ class WorkerDirectory final : public TunnelDirectory {
   std::unordered_map<uint64_t, NearHop> near_;
   // Remote tunnels' gates by (worker, serial, tunnel id).
   std::map<std::tuple<unsigned, uint64_t, uint32_t>, std::unique_ptr<VisitorGate>> gates_;
+  // Relays on other workers' sessions, by relay id (from this worker's block).
+  std::unordered_map<uint64_t, NearRelay> near_relays_;
+  uint64_t last_relay_ = 0;
 
   // Far: hops and route lookups asked by other workers.
   std::map<FarKey, std::unique_ptr<FarHop>> far_;
   std::map<FarKey, std::unique_ptr<FarLookup>> far_lookups_;
+  std::map<FarKey, std::unique_ptr<FarRelay>> far_relays_;  // (near worker, relay id)
+  uint64_t far_opened_ = 0;                                 // hops opened from here
+  std::atomic<size_t> datagrams_in_{0};                     // posted to this worker, not yet taken
+  uint64_t datagrams_dropped_ = 0;
   boost::asio::steady_timer open_retry_;
   bool open_retry_armed_ = false;
   uint64_t hops_opened_ = 0;

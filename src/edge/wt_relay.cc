@@ -2,8 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "common/log_text.h"
-#include "edge/tunnel_service.h"
 #include "edge/visitor_gate.h"
 #include "tunnel/wt_relay_wire.h"
 
@@ -36,7 +37,7 @@ struct EdgeWtRelay::Link final : RequestStreamEvents {
   }
 };
 
-EdgeWtRelay::EdgeWtRelay(TunnelService& tunnels, std::string client)
+EdgeWtRelay::EdgeWtRelay(TunnelDirectory& tunnels, std::string client)
     : tunnels_(tunnels), client_(std::move(client)) {}
 
 EdgeWtRelay::~EdgeWtRelay() {
@@ -44,16 +45,12 @@ EdgeWtRelay::~EdgeWtRelay() {
     if (!link->released) tunnels_.cancel(link->ref, tunnel::kStreamCancelled);
   }
   if (session_ref_.valid() && !session_stream_done_) tunnels_.cancel(session_ref_, tunnel::kStreamCancelled);
-  if (AgentSession* a = agent(); a != nullptr && relay_id_ != 0) a->remove_relay(relay_id_);
+  if (relay_id_ != 0) tunnels_.remove_relay(route_, relay_id_);
   if (public_ != nullptr && !public_closed_) public_->set_handler(nullptr);
 }
 
-AgentSession* EdgeWtRelay::agent() const { return tunnels_.find_session(route_.session); }
-
 wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& info) {
   route_ = route;
-  AgentSession* a = agent();
-  if (a == nullptr) return {502, nullptr, {{"wtmesh-error", "the tunnel's agent is not connected"}}};
   // Visitor auth, as for every HTTP request to the tunnel (edge/visitor_gate.h). No page is served
   // here: a CONNECT is no page request, so a challenge tunnel wants the pass cookie or a credential.
   VisitorGate::Decision admitted;
@@ -79,13 +76,16 @@ wt::Accept EdgeWtRelay::start(const RouteLookup& route, const wt::SessionInfo& i
         return {403, nullptr, {{"wtmesh-error", admitted.detail}}};
     }
   }
-  relay_id_ = a->add_relay(this);
+  relay_id_ = tunnels_.add_relay(route, this);
   if (relay_id_ == 0) {
-    return {503, nullptr, {{"wtmesh-error", "too many WebTransport sessions on this tunnel"}}};
+    return {
+        503,
+        nullptr,
+        {{"wtmesh-error", "the tunnel's session is gone or holds as many WebTransport sessions as it may"}}};
   }
   const auto status = tunnels_.open_request(route, client_, this, &session_ref_);
   if (status != TunnelDirectory::OpenStatus::kOpened) {
-    a->remove_relay(relay_id_);
+    tunnels_.remove_relay(route, relay_id_);
     relay_id_ = 0;
     return {503, nullptr, {{"wtmesh-error", "the tunnel has no stream free now"}}};
   }
@@ -317,8 +317,7 @@ void EdgeWtRelay::maybe_finish(Link& link) {
 }
 
 void EdgeWtRelay::on_datagram(std::span<const uint8_t> payload) {
-  AgentSession* a = agent();
-  if (a == nullptr || !a->send_relay_datagram(relay_id_, payload)) ++datagrams_dropped_;
+  if (relay_id_ == 0 || !tunnels_.send_relay_datagram(route_, relay_id_, payload)) ++datagrams_dropped_;
 }
 
 void EdgeWtRelay::on_drain() { send_capsule(wt::DrainSessionCapsule{}, false); }
@@ -340,18 +339,24 @@ void EdgeWtRelay::end_relay() {
     link->released = true;
   }
   links_.clear();
-  if (AgentSession* a = agent(); a != nullptr && relay_id_ != 0) a->remove_relay(relay_id_);
+  if (relay_id_ != 0) tunnels_.remove_relay(route_, std::exchange(relay_id_, 0));
 }
 
 // --- from the agent ---------------------------------------------------------------------------------
 
-RequestStreamEvents* EdgeWtRelay::on_agent_stream(wt::StreamId id, bool uni) {
+RequestStreamEvents* EdgeWtRelay::on_agent_stream(const StreamRef& ref, bool uni) {
   if (public_ == nullptr || public_closed_ || links_.size() >= tunnel::kMaxRelayedStreams) return nullptr;
   const auto pub = uni ? public_->open_uni_stream() : public_->open_bidi_stream();
   if (!pub) return nullptr;
-  Link* link = open_link(*pub, StreamRef{route_.session, id}, /*to_agent=*/!uni, /*from_agent=*/true, {});
+  Link* link = open_link(*pub, ref, /*to_agent=*/!uni, /*from_agent=*/true, {});
   if (uni) tunnels_.write(link->ref, {}, true);  // our direction of the tunnel stream carries nothing
   return link;
+}
+
+void EdgeWtRelay::on_relay_refused(std::string_view reason) {
+  relay_id_ = 0;  // the session never held it
+  spdlog::info("wt-relay {}: the tunnel's session refused the relay: {}", client_, reason);
+  close_public(503, reason);
 }
 
 void EdgeWtRelay::on_relay_datagram(std::span<const uint8_t> payload) {

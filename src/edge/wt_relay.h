@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "edge/agent_session.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/relay_pipe.h"
 #include "tunnel/wire.h"
@@ -25,8 +24,6 @@
 #include "wt/session.h"
 
 namespace wtmesh::edge {
-
-class TunnelService;
 
 class EdgeWtRelay final : public wt::SessionHandler, public WtRelayPeer, public RequestStreamEvents {
  public:
@@ -36,13 +33,14 @@ class EdgeWtRelay final : public wt::SessionHandler, public WtRelayPeer, public 
   // Bytes a direction may hold beyond what the sender's credit allows (it never should).
   static constexpr size_t kMaxHeld = 16 << 20;
 
-  EdgeWtRelay(TunnelService& tunnels, std::string client);
+  // `tunnels`: the worker's directory (a tunnel on another worker is reached through it).
+  EdgeWtRelay(TunnelDirectory& tunnels, std::string client);
   ~EdgeWtRelay() override;
 
   // Decides a public WebTransport CONNECT for a tunnel hostname: opens the session stream and returns
   // 200 (the agent's answer follows on the session stream: a refusal closes the session with the
-  // status as its code), or the status to refuse with (502: the tunnel is offline or its session
-  // full of relays; 503: no stream now).
+  // status as its code), or the status to refuse with (503: the tunnel's session is gone or full of
+  // relays, or has no stream now).
   wt::Accept start(const RouteLookup& route, const wt::SessionInfo& info);
   // Nothing left to do: the public session ended and the session stream is done.
   bool finished() const { return public_closed_ && session_stream_done_; }
@@ -62,8 +60,9 @@ class EdgeWtRelay final : public wt::SessionHandler, public WtRelayPeer, public 
   void on_closed(uint32_t code, std::string_view reason) override;
 
   // --- WtRelayPeer (streams and datagrams from the agent) ---
-  RequestStreamEvents* on_agent_stream(wt::StreamId id, bool uni) override;
+  RequestStreamEvents* on_agent_stream(const StreamRef& ref, bool uni) override;
   void on_relay_datagram(std::span<const uint8_t> payload) override;
+  void on_relay_refused(std::string_view reason) override;
 
   // --- RequestStreamEvents (the session stream) ---
   void on_response_data(std::span<const uint8_t> data, bool fin) override;
@@ -86,9 +85,8 @@ class EdgeWtRelay final : public wt::SessionHandler, public WtRelayPeer, public 
   void flush_session_stream();
   void close_public(uint32_t code, std::string_view reason);
   void end_relay();
-  AgentSession* agent() const;
 
-  TunnelService& tunnels_;
+  TunnelDirectory& tunnels_;
   std::string client_;
   wt::Session* public_ = nullptr;
   bool public_closed_ = false;

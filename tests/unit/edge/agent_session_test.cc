@@ -583,12 +583,15 @@ namespace wtmesh::edge {
 namespace {
 
 struct RelayPeer final : WtRelayPeer {
-  RequestStreamEvents* on_agent_stream(wt::StreamId id, bool is_uni) override {
-    streams.push_back(id);
+  RequestStreamEvents* on_agent_stream(const StreamRef& ref, bool is_uni) override {
+    streams.push_back(ref.id);
     uni = is_uni;
     return refuse ? nullptr : &events;
   }
   void on_relay_datagram(std::span<const uint8_t> p) override { datagrams.append(p.begin(), p.end()); }
+  void on_relay_refused(std::string_view /*reason*/) override {
+    ADD_FAILURE() << "a session never refuses later";
+  }
   RecordedStreamEvents events;
   std::vector<wt::StreamId> streams;
   bool uni = false, refuse = false;
@@ -648,6 +651,14 @@ TEST_F(AgentSessionTest, RelayedSessionsPerTunnelSessionAreCapped) {
   ts_->remove_relay(3);
   EXPECT_EQ(ts_->add_relay(&peers.back()), tunnel::kMaxRelayedSessions + 1)
       << "a freed slot is usable again; ids keep counting up (reused only after a wrap)";
+  EXPECT_EQ(ts_->relay_count(), tunnel::kMaxRelayedSessions);
+  EXPECT_FALSE(ts_->add_relay_as(AgentSession::kRelayIdBlock + 1, &peers.back())) << "full";
+  ts_->remove_relay(4);
+  EXPECT_FALSE(ts_->add_relay_as(1, &peers.back())) << "in use";
+  EXPECT_FALSE(ts_->add_relay_as(0, &peers.back()));
+  EXPECT_FALSE(ts_->add_relay_as(tunnel::kMaxRelayId + 1, &peers.back()));
+  EXPECT_TRUE(ts_->add_relay_as(AgentSession::kRelayIdBlock + 1, &peers.back()))
+      << "another worker's block (edge/worker_directory.h)";
   EXPECT_EQ(ts_->relay_count(), tunnel::kMaxRelayedSessions);
 }
 

@@ -166,6 +166,32 @@ class FakeDirectory final : public TunnelDirectory {
     if (!streams[ref.id].cancelled) streams[ref.id].cancelled = code;
   }
   void release(const StreamRef& ref) override { streams[ref.id].released = true; }
+  // Relays: ids counted from 1 (as a session's own block 0), at most max_relays.
+  uint64_t add_relay(const RouteLookup& r, WtRelayPeer* peer) override {
+    uint64_t id = 1;
+    while (relays.count(id) != 0) ++id;
+    return add_relay_as(r, id, peer) ? id : 0;
+  }
+  bool add_relay_as(const RouteLookup& /*r*/, uint64_t id, WtRelayPeer* peer) override {
+    if (gone || relays.size() >= max_relays) return false;
+    return relays.emplace(id, peer).second;
+  }
+  void remove_relay(const RouteLookup& /*r*/, uint64_t id) override { relays.erase(id); }
+  bool send_relay_datagram(const RouteLookup& /*r*/, uint64_t id, std::span<const uint8_t> p) override {
+    if (gone || relays.count(id) == 0) return false;
+    relay_datagrams.emplace_back(id, std::string(p.begin(), p.end()));
+    return true;
+  }
+  // The agent opens a relayed stream for relay `id`: held like a request stream. Its ref, or an
+  // invalid one when the relay refused it.
+  StreamRef agent_stream(uint64_t id, bool uni) {
+    const wt::StreamId sid = next_id;
+    next_id += 4;
+    RequestStreamEvents* events = relays.at(id)->on_agent_stream(StreamRef{1, sid}, uni);
+    if (events == nullptr) return StreamRef{};
+    streams[sid].events = events;
+    return StreamRef{1, sid};
+  }
 
   void add_route(const std::string& host, uint32_t tunnel_id = 7) {
     routes[host] = RouteLookup{RouteLookup::Kind::kFound, 1, tunnel_id, host};
@@ -181,6 +207,9 @@ class FakeDirectory final : public TunnelDirectory {
   bool request_trailers = false;  // the session uses `request-trailers` (StreamRef::request_trailers)
   size_t capacity = 1 << 20;
   int open_calls = 0;
+  std::map<uint64_t, WtRelayPeer*> relays;
+  size_t max_relays = 64;
+  std::vector<std::pair<uint64_t, std::string>> relay_datagrams;
   wt::StreamId next_id = 1;
   wt::StreamId last = -1;
 };

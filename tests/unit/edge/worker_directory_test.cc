@@ -4,7 +4,9 @@
 // the posts run. Checked: local routes pass through untouched, a route held on the other worker is
 // answered by it and its stream relayed both ways with the request window, the open retried while
 // the session is busy, credit returned for bytes nobody takes, a release that waits for the request's
-// last bytes, visitor auth carried across, and the shared table under two threads.
+// last bytes, visitor auth carried across, relayed WebTransport sessions on the other worker's
+// session (ids, refusal, the agent's streams, datagrams and their cap), and the shared table under
+// two threads.
 #include "edge/worker_directory.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <thread>
 
+#include "edge/agent_session.h"
 #include "edge/shared_route_table.h"
 #include "fakes.h"
 
@@ -377,6 +380,115 @@ TEST(SharedRouteTable, TwoThreadsClaimAndLookUpWithoutLosingARoute) {
   EXPECT_EQ(table.size(), 2000u);
   EXPECT_EQ(table.offline_count(), 2000u);
   EXPECT_EQ(table.pattern(kHttp, "n1-0.test", std::chrono::steady_clock::now()), "n1-0.test");
+}
+
+struct RelayPeer final : WtRelayPeer {
+  RequestStreamEvents* on_agent_stream(const StreamRef& ref, bool uni) override {
+    refs.emplace_back(ref, uni);
+    return refuse ? nullptr : &events;
+  }
+  void on_relay_datagram(std::span<const uint8_t> p) override { datagrams.push_back(str(p)); }
+  void on_relay_refused(std::string_view why) override { refused = std::string(why); }
+  std::vector<std::pair<StreamRef, bool>> refs;
+  Events events;
+  bool refuse = false;
+  std::vector<std::string> datagrams;
+  std::optional<std::string> refused;
+};
+
+TEST_F(WorkerDirectoryTest, ARelayedSessionOnAnotherWorkersSessionCarriesStreamsAndDatagrams) {
+  // Worker 1's public session relays to a tunnel held on worker 0.
+  hold("r.test", 0);
+  Events route;
+  ASSERT_NE(dirs_[1]->route("r.test", &route), 0u);
+  drive();
+  ASSERT_TRUE(route.route && route.route->kind == RouteLookup::Kind::kFound);
+  RelayPeer peer;
+  const uint64_t id = dirs_[1]->add_relay(*route.route, &peer);
+  EXPECT_EQ(id, AgentSession::kRelayIdBlock + 1) << "answered at once, from worker 1's block";
+  EXPECT_TRUE(fake_[0].relays.empty()) << "not before worker 0 ran";
+  drive();
+  ASSERT_EQ(fake_[0].relays.count(id), 1u) << "registered on the session under the same id";
+  EXPECT_EQ(dirs_[0]->far_relays(), 1u);
+  EXPECT_EQ(dirs_[1]->near_relays(), 1u);
+
+  // Datagrams both ways.
+  EXPECT_TRUE(dirs_[1]->send_relay_datagram(*route.route, id, bytes("ping")));
+  fake_[0].relays.at(id)->on_relay_datagram(bytes("pong"));
+  drive();
+  ASSERT_EQ(fake_[0].relay_datagrams.size(), 1u);
+  EXPECT_EQ(fake_[0].relay_datagrams[0], std::make_pair(id, std::string("ping")));
+  EXPECT_EQ(peer.datagrams, std::vector<std::string>{"pong"});
+
+  // A bidi stream the agent opens for the relay: both directions, credit, release.
+  const StreamRef agent = fake_[0].agent_stream(id, /*uni=*/false);
+  ASSERT_TRUE(agent.valid());
+  fake_[0].streams[agent.id].events->on_response_data(bytes("hello"), false);
+  drive();
+  ASSERT_EQ(peer.refs.size(), 1u);
+  const StreamRef near = peer.refs[0].first;
+  EXPECT_FALSE(peer.refs[0].second);
+  EXPECT_NE(near.session, agent.session) << "the relay holds a hop, not the far stream";
+  EXPECT_EQ(peer.events.response, "hello");
+  EXPECT_EQ(fake_[0].streams[agent.id].consumed, 0u) << "credit goes back only when the relay consumed";
+  dirs_[1]->consume(near, 5);
+  EXPECT_EQ(dirs_[1]->write(near, bytes("world"), true), 5u);
+  drive();
+  EXPECT_EQ(fake_[0].streams[agent.id].consumed, 5u);
+  EXPECT_EQ(str(fake_[0].streams[agent.id].written), "world");
+  EXPECT_TRUE(fake_[0].streams[agent.id].fin);
+  fake_[0].streams[agent.id].events->on_response_data({}, true);
+  drive();
+  EXPECT_TRUE(peer.events.fin);
+  dirs_[1]->release(near);  // both directions done, as the relay does
+  drive();
+  EXPECT_TRUE(fake_[0].streams[agent.id].released);
+  EXPECT_EQ(dirs_[1]->near_hops(), 0u);
+
+  // A stream the relay refuses (at its stream cap) is reset, as a session refuses it.
+  peer.refuse = true;
+  const StreamRef refused = fake_[0].agent_stream(id, /*uni=*/true);
+  drive();
+  EXPECT_EQ(fake_[0].streams[refused.id].cancelled, tunnel::kStreamProtocolError);
+
+  // Removed: the session forgets the id.
+  dirs_[1]->remove_relay(*route.route, id);
+  drive();
+  EXPECT_TRUE(fake_[0].relays.empty());
+  EXPECT_EQ(dirs_[0]->far_relays(), 0u);
+  EXPECT_EQ(dirs_[1]->near_relays(), 0u);
+  EXPECT_FALSE(dirs_[1]->send_relay_datagram(*route.route, id, bytes("late")));
+}
+
+TEST_F(WorkerDirectoryTest, ARelayTheFarSessionRefusesHearsItAndDatagramsInFlightAreCapped) {
+  hold("r.test", 0);
+  Events route;
+  dirs_[1]->route("r.test", &route);
+  drive();
+  ASSERT_TRUE(route.route);
+  fake_[0].max_relays = 0;  // full
+  RelayPeer full;
+  const uint64_t id = dirs_[1]->add_relay(*route.route, &full);
+  EXPECT_NE(id, 0u);
+  drive();
+  ASSERT_TRUE(full.refused);
+  EXPECT_NE(full.refused->find("as many WebTransport sessions"), std::string::npos);
+  EXPECT_EQ(dirs_[1]->near_relays(), 0u);
+
+  fake_[0].max_relays = 64;
+  RelayPeer peer;
+  const uint64_t ok = dirs_[1]->add_relay(*route.route, &peer);
+  drive();
+  ASSERT_EQ(fake_[0].relays.count(ok), 1u);
+  for (size_t i = 0; i < WorkerDirectory::kMaxDatagramsInFlight; ++i)
+    ASSERT_TRUE(dirs_[1]->send_relay_datagram(*route.route, ok, bytes("d")));
+  EXPECT_FALSE(dirs_[1]->send_relay_datagram(*route.route, ok, bytes("d"))) << "worker 0 has not taken any";
+  EXPECT_EQ(dirs_[1]->relay_datagrams_dropped(), 1u);
+  drive();
+  EXPECT_EQ(fake_[0].relay_datagrams.size(), WorkerDirectory::kMaxDatagramsInFlight);
+  EXPECT_TRUE(dirs_[1]->send_relay_datagram(*route.route, ok, bytes("d"))) << "room again once taken";
+  dirs_[1]->remove_relay(*route.route, ok);
+  drive();
 }
 
 }  // namespace

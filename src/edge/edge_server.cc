@@ -102,13 +102,16 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     auto link = [this](uint64_t serial) -> UdpFlowLink* { return tunnels_->find_session(serial); };
     udp_ = std::make_unique<UdpTunnels>(io_, std::move(link), std::move(uo));
     tunnels_->set_udp_publisher(udp_.get());
+    if (directory_) directory_->set_udp(udp_.get());
   }
   if (udp_ || !options_.udp_routes.empty()) {
     UdpRoutes ur;
     for (const auto& r : options_.udp_routes)
       ur.targets[r.name] = asio::ip::udp::endpoint(r.target.address(), r.target.port());
     ur.flows = options_.udp.flows;
-    udp_connects_ = std::make_unique<UdpConnects>(io_, *tunnels_, udp_.get(), std::move(ur));
+    // Among workers the directory reaches udp tunnels held on the others too.
+    UdpClientFlows* flows = udp_ && directory_ ? static_cast<UdpClientFlows*>(directory_.get()) : udp_.get();
+    udp_connects_ = std::make_unique<UdpConnects>(io_, directory(), flows, std::move(ur));
     tunnels_->set_udp_connects(udp_connects_.get());
   }
   browser_ =
@@ -370,7 +373,11 @@ EdgeServer::~EdgeServer() {
   http_.reset();
   https_.reset();
   endpoint_.reset();
-  directory_.reset();  // before the service it stands in front of
+  // What uses the directory, before it; it before the services it stands in front of.
+  browser_.reset();
+  udp_connects_.reset();
+  connect_.reset();
+  directory_.reset();
   alive_.reset();
 }
 

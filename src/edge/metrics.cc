@@ -308,8 +308,8 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
   quic_timers.samples.push_back({{{"result", "empty"}}, g.quic_timer_wakeups_empty});
   out.push_back(std::move(quic_timers));
   out.push_back(single("wtmesh_worker_hops_total",
-                       "Request streams a worker relayed to the agent session of another worker (--workers; "
-                       "0 with one worker).",
+                       "Streams and UDP flows a worker relayed to the agent session of another worker "
+                       "(--workers; 0 with one worker).",
                        T::kCounter, g.worker_hops));
   out.push_back(single("wtmesh_worker_packets_forwarded_total",
                        "QUIC packets another worker's socket read and handed to the worker that owns their "

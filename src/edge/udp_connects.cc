@@ -23,6 +23,10 @@ struct UdpConnects::Flow final : RouteEvents, UdpFlowClient {
   void on_udp_flow_end(std::string_view why) override {
     if (!alive.expired()) owner.ended(handle, why);
   }
+  void on_udp_flow_opened(UdpClientFlows::ClientOpen result) override {
+    if (alive.expired()) return;
+    if (auto self = weak_self.lock()) owner.on_opened(self, result);
+  }
   UdpConnects& owner;
   Handle handle;
   std::string name;
@@ -30,11 +34,12 @@ struct UdpConnects::Flow final : RouteEvents, UdpFlowClient {
   std::weak_ptr<int> alive;
   std::weak_ptr<Flow> weak_self;
   uint64_t ticket = 0;                  // a route lookup under way
-  std::optional<UdpClientFlow> flow;    // a tunnel's flow, set once connected
+  std::optional<UdpClientFlow> flow;    // a tunnel's flow, set once asked for
+  bool connected = false;               // the tunnel said kOpened
   std::unique_ptr<UdpRouteFlow> route;  // or an edge route's socket, likewise
 };
 
-UdpConnects::UdpConnects(asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels,
+UdpConnects::UdpConnects(asio::io_context& io, TunnelDirectory& directory, UdpClientFlows* tunnels,
                          UdpRoutes routes)
     : io_(io), directory_(directory), tunnels_(tunnels), routes_(std::move(routes)) {
   if (!routes_.targets.empty()) route_buffer_.resize(UdpRouteFlow::kMaxPayload);
@@ -93,15 +98,27 @@ void UdpConnects::on_route(const std::shared_ptr<Flow>& f, const RouteLookup& ro
   if (route.kind == RouteLookup::Kind::kOffline)
     return refuse(f, ConnectStatus::kOffline, f->name + ": its agent is not connected");
   UdpClientFlow flow;
-  switch (tunnels_->open_client_flow(route.session, route.tunnel_id, f.get(), &flow)) {
-    case UdpTunnels::ClientOpen::kNoTunnel:
+  const auto result = tunnels_->open_client_flow(route.session, route.tunnel_id, f.get(), &flow);
+  if (result == UdpClientFlows::ClientOpen::kOpened || result == UdpClientFlows::ClientOpen::kLater)
+    f->flow = flow;
+  if (result != UdpClientFlows::ClientOpen::kLater) on_opened(f, result);
+}
+
+void UdpConnects::on_opened(const std::shared_ptr<Flow>& f, UdpClientFlows::ClientOpen result) {
+  if (flows_.count(f->handle) == 0) return;
+  switch (result) {
+    case UdpClientFlows::ClientOpen::kNoTunnel:
+      f->flow.reset();
       return refuse(f, ConnectStatus::kOffline, f->name + ": its agent is not connected");
-    case UdpTunnels::ClientOpen::kFlowCap:
+    case UdpClientFlows::ClientOpen::kFlowCap:
+      f->flow.reset();
       return refuse(f, ConnectStatus::kLimit, f->name + ": the tunnel has as many flows as it may");
-    case UdpTunnels::ClientOpen::kOpened:
+    case UdpClientFlows::ClientOpen::kLater:  // not an answer
+      return;
+    case UdpClientFlows::ClientOpen::kOpened:
       break;
   }
-  f->flow = flow;
+  f->connected = true;
   f->events->on_udp_open(ConnectStatus::kConnected, "");
 }
 
@@ -149,15 +166,15 @@ UdpConnects::Send UdpConnects::send(Handle h, std::span<const uint8_t> payload) 
         return Send::kNoRoom;
     }
   }
-  if (!it->second->flow) return Send::kNotOpen;
+  if (!it->second->flow || !it->second->connected) return Send::kNotOpen;
   switch (tunnels_->send_client_packet(*it->second->flow, payload)) {
-    case UdpTunnels::ClientSend::kSent:
+    case UdpClientFlows::ClientSend::kSent:
       return Send::kSent;
-    case UdpTunnels::ClientSend::kTooBig:
+    case UdpClientFlows::ClientSend::kTooBig:
       return Send::kTooBig;
-    case UdpTunnels::ClientSend::kNoRoom:
+    case UdpClientFlows::ClientSend::kNoRoom:
       return Send::kNoRoom;
-    case UdpTunnels::ClientSend::kGone:
+    case UdpClientFlows::ClientSend::kGone:
       break;
   }
   return Send::kNotOpen;
@@ -167,7 +184,7 @@ size_t UdpConnects::payload_limit(Handle h) const {
   auto it = flows_.find(h);
   if (it == flows_.end()) return 0;
   if (it->second->route) return UdpRouteFlow::kMaxPayload;
-  if (!it->second->flow) return 0;
+  if (!it->second->flow || !it->second->connected) return 0;
   return tunnels_->client_payload_limit(*it->second->flow);
 }
 

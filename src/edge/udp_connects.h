@@ -64,7 +64,9 @@ class UdpConnects {
  public:
   using Handle = uint64_t;  // never 0
   // `tunnels` null: an edge without UDP tunnels; names that are not routes are refused `unknown`.
-  UdpConnects(boost::asio::io_context& io, TunnelDirectory& directory, UdpTunnels* tunnels,
+  // On a multi-worker edge `directory` and `tunnels` are the worker's directory (a tunnel on another
+  // worker is reached through it).
+  UdpConnects(boost::asio::io_context& io, TunnelDirectory& directory, UdpClientFlows* tunnels,
               UdpRoutes routes = {});
   ~UdpConnects();
   UdpConnects(const UdpConnects&) = delete;
@@ -103,6 +105,8 @@ class UdpConnects {
 
  private:
   void on_route(const std::shared_ptr<Flow>& f, const RouteLookup& route);
+  // The tunnel's answer to the flow's open (at once, or later: UdpClientFlows::ClientOpen::kLater).
+  void on_opened(const std::shared_ptr<Flow>& f, UdpClientFlows::ClientOpen result);
   void open_route(const std::shared_ptr<Flow>& f, const boost::asio::ip::udp::endpoint& target);
   void release(Flow& f, bool close_tunnel_flow);
   void refuse(const std::shared_ptr<Flow>& f, tunnel::ConnectStatus status, const std::string& message);
@@ -110,7 +114,7 @@ class UdpConnects {
 
   boost::asio::io_context& io_;
   TunnelDirectory& directory_;
-  UdpTunnels* tunnels_;
+  UdpClientFlows* tunnels_;
   UdpRoutes routes_;
   std::map<std::string, size_t, std::less<>> route_flows_;  // per route with flows: how many
   std::vector<uint8_t> route_buffer_;                       // answers of every route flow, one at a time

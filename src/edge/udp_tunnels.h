@@ -41,6 +41,46 @@ struct UdpTunnelOptions {
   tunnel::UdpFlowOptions flows;  // per tunnel: max_flows (--udp-max-flows), idle_timeout
 };
 
+class UdpFlowClient;
+
+// One client flow: the tunnel (its session, its REGISTER id) and the flow's even id there.
+struct UdpClientFlow {
+  uint64_t session = 0;
+  uint32_t tunnel_id = 0;
+  uint64_t flow_id = 0;
+};
+
+// Flows of udp tunnels for clients that are not socket addresses, as UdpConnects (edge/udp_connects.h)
+// opens them: UdpTunnels for the tunnels of this thread's sessions, and the worker's directory
+// (edge/worker_directory.h) for those held on another worker of the edge.
+class UdpClientFlows {
+ public:
+  virtual ~UdpClientFlows() = default;
+  enum class ClientOpen {
+    kOpened,
+    kNoTunnel,  // (session, tunnel_id) is not a udp tunnel here (unregistered, session gone)
+    kFlowCap,   // the tunnel has as many flows as it may (counted as flow_cap)
+    kLater,     // `*flow` is set; the answer comes as client->on_udp_flow_opened (never inside this call)
+  };
+  // Opens a flow of tunnel (session, tunnel_id) for `client` (not owned; it must outlive the flow or
+  // close it first); `*flow` is set when kOpened or kLater.
+  virtual ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
+                                      UdpClientFlow* flow) = 0;
+  enum class ClientSend {
+    kSent,
+    kTooBig,  // larger than the session's current max datagram size (counted as too_big)
+    kNoRoom,  // the QUIC send path has no room now, or the agent's session is gone (queue_full)
+    kGone,    // the flow is not open (expired, closed, its tunnel gone): nothing counted
+  };
+  // Sends one packet of the client to the tunnel's agent (nothing queued, nothing fragmented).
+  virtual ClientSend send_client_packet(const UdpClientFlow& flow, std::span<const uint8_t> payload) = 0;
+  // Ends a client flow now (or the open still under way); its client hears nothing more (no
+  // on_udp_flow_end). Unknown flows: no-op.
+  virtual void close_client_flow(const UdpClientFlow& flow) = 0;
+  // The largest payload a packet of `flow` may have now (0: the flow or its session is gone).
+  virtual size_t client_payload_limit(const UdpClientFlow& flow) const = 0;
+};
+
 // A client of a UDP tunnel that is not a socket address (see above).
 class UdpFlowClient {
  public:
@@ -50,16 +90,12 @@ class UdpFlowClient {
   // The flow ended: idle for the tunnel's idle timeout, or the tunnel ended (UNREGISTER, the end of
   // its agent's session). No calls after this one; the client may be destroyed in it.
   virtual void on_udp_flow_end(std::string_view why) = 0;
+  // The answer to an open_client_flow() that said kLater (kOpened, kNoTunnel or kFlowCap). After any
+  // answer but kOpened the flow is gone and nothing more is heard.
+  virtual void on_udp_flow_opened(UdpClientFlows::ClientOpen result) = 0;
 };
 
-// One client flow: the tunnel (its session, its REGISTER id) and the flow's even id there.
-struct UdpClientFlow {
-  uint64_t session = 0;
-  uint32_t tunnel_id = 0;
-  uint64_t flow_id = 0;
-};
-
-class UdpTunnels final : public UdpPublisher {
+class UdpTunnels final : public UdpPublisher, public UdpClientFlows {
  public:
   // `link(serial)`: the live session with that serial, or nullptr.
   UdpTunnels(boost::asio::io_context& io, std::function<UdpFlowLink*(uint64_t)> link,
@@ -72,28 +108,12 @@ class UdpTunnels final : public UdpPublisher {
   void unpublish(uint64_t session, uint32_t tunnel_id) override;
   void on_agent_datagram(uint64_t session, const tunnel::UdpDatagram& datagram) override;
 
-  // --- clients that are not socket addresses ---
-  enum class ClientOpen {
-    kOpened,
-    kNoTunnel,  // (session, tunnel_id) is not a udp tunnel here (unregistered, session gone)
-    kFlowCap,   // the tunnel has as many flows as it may (counted as flow_cap)
-  };
-  // Opens a flow of tunnel (session, tunnel_id) for `client` (not owned; it must outlive the flow or
-  // close it first); `*flow` is set when kOpened.
+  // --- clients that are not socket addresses (UdpClientFlows) ---
   ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
-                              UdpClientFlow* flow);
-  enum class ClientSend {
-    kSent,
-    kTooBig,  // larger than the session's current max datagram size (counted as too_big)
-    kNoRoom,  // the QUIC send path has no room now, or the agent's session is gone (queue_full)
-    kGone,    // the flow is not open (expired, closed, its tunnel gone): nothing counted
-  };
-  // Sends one packet of the client to the tunnel's agent (nothing queued, nothing fragmented).
-  ClientSend send_client_packet(const UdpClientFlow& flow, std::span<const uint8_t> payload);
-  // Ends a client flow now; its client hears nothing more (no on_udp_flow_end). Unknown flows: no-op.
-  void close_client_flow(const UdpClientFlow& flow);
-  // The largest payload a packet of `flow` may have now (0: the flow or its session is gone).
-  size_t client_payload_limit(const UdpClientFlow& flow) const;
+                              UdpClientFlow* flow) override;
+  ClientSend send_client_packet(const UdpClientFlow& flow, std::span<const uint8_t> payload) override;
+  void close_client_flow(const UdpClientFlow& flow) override;
+  size_t client_payload_limit(const UdpClientFlow& flow) const override;
   size_t client_flow_count() const;
 
   size_t tunnel_count() const { return tunnels_.size(); }

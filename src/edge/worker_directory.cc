@@ -51,6 +51,7 @@ WorkerDirectory::~WorkerDirectory() {
     if (h->opened && !h->dead) local_.release(h->real);
   }
   for (auto& [key, r] : far_relays_) local_.remove_relay(r->route, r->id);
+  for (auto& [key, f] : far_udp_) udp_->close_client_flow(f->real);
 }
 
 void WorkerDirectory::set_workers(std::vector<WorkerDirectory*> all) { workers_ = std::move(all); }

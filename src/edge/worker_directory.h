@@ -32,6 +32,11 @@
 //     opened from the far side (its id carries kFarOpened and the far worker); datagrams are copied
 //     across, at most kMaxDatagramsInFlight posted toward a worker and not yet taken (beyond that they
 //     are dropped, as a full QUIC datagram queue drops them).
+//   - UDP flows of a udp tunnel (`connect --udp`, /connect datagrams: edge/udp_connects.h): the
+//     directory is also the worker's UdpClientFlows. A flow of a tunnel on worker K answers kLater
+//     and K opens the real flow on its UdpTunnels; the answer (and the flow's payload limit then)
+//     comes back as on_udp_flow_opened. Packets are copied across like relayed datagrams (the same
+//     kMaxDatagramsInFlight), and the flow's end (idle, tunnel gone) comes back as on_udp_flow_end.
 //   - Visitor auth: the route's answer brings the tunnel's VisitorPolicy; the near half builds its own
 //     VisitorGate from it (with this worker's VisitorEnvironment, whose challenge key all workers
 //     share) and keeps it while the policy is the same (at most kMaxRemoteGates).
@@ -60,6 +65,7 @@
 
 #include "edge/route_table.h"
 #include "edge/tunnel_directory.h"
+#include "edge/udp_tunnels.h"
 #include "edge/visitor_gate.h"
 #include "tunnel/visitor_policy.h"
 
@@ -70,7 +76,7 @@ namespace wtmesh::edge {
 std::string worker_edge_id(std::string_view edge, unsigned worker);
 std::optional<unsigned> worker_of(std::string_view edge_id, std::string_view edge);
 
-class WorkerDirectory final : public TunnelDirectory {
+class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
  public:
   static constexpr size_t kRequestWindow = 256 * 1024;
   static constexpr std::chrono::milliseconds kOpenRetry{10};
@@ -89,6 +95,8 @@ class WorkerDirectory final : public TunnelDirectory {
 
   // Every worker's directory, by index (this one included); before any worker runs.
   void set_workers(std::vector<WorkerDirectory*> all);
+  // This worker's UDP tunnels (null: none), for flows of tunnels held here; before any worker runs.
+  void set_udp(UdpClientFlows* udp) { udp_ = udp; }
   unsigned index() const { return index_; }
 
   // TunnelDirectory
@@ -111,12 +119,21 @@ class WorkerDirectory final : public TunnelDirectory {
   bool send_relay_datagram(const RouteLookup& route, uint64_t relay_id,
                            std::span<const uint8_t> payload) override;
 
-  // Introspection (tests, metrics): hops whose near / far half lives here.
+  // UdpClientFlows
+  ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
+                              UdpClientFlow* flow) override;
+  ClientSend send_client_packet(const UdpClientFlow& flow, std::span<const uint8_t> payload) override;
+  void close_client_flow(const UdpClientFlow& flow) override;
+  size_t client_payload_limit(const UdpClientFlow& flow) const override;
+
+  // Introspection (tests, metrics): hops (streams and UDP flows) whose near / far half lives here.
   size_t near_hops() const { return near_.size(); }
   size_t far_hops() const { return far_.size(); }
   uint64_t hops_opened() const { return hops_opened_; }
   size_t remote_gates() const { return gates_.size(); }
   size_t near_relays() const { return near_relays_.size(); }
+  size_t near_udp_flows() const { return near_udp_.size(); }
+  size_t far_udp_flows() const { return far_udp_.size(); }
   size_t far_relays() const { return far_relays_.size(); }
   uint64_t relay_datagrams_dropped() const { return datagrams_dropped_; }
 
@@ -126,6 +143,13 @@ class WorkerDirectory final : public TunnelDirectory {
   class FarHop;
   class FarLookup;
   class FarRelay;
+  class FarUdp;
+  struct NearUdp {
+    UdpFlowClient* client = nullptr;
+    unsigned worker = 0;
+    bool open = false;  // the far worker said kOpened
+    size_t limit = 0;   // the far flow's payload limit when it opened
+  };
   struct NearRelay {
     WtRelayPeer* peer = nullptr;
     unsigned worker = 0;
@@ -159,6 +183,9 @@ class WorkerDirectory final : public TunnelDirectory {
   void on_relay_stream(uint64_t relay_id, unsigned worker, uint64_t hop, StreamRef real, bool uni);
   void on_relay_datagram(uint64_t relay_id, const std::vector<uint8_t>& payload);
   void on_relay_refused(uint64_t relay_id, const std::string& reason);
+  void on_udp_opened(uint64_t id, ClientOpen result, size_t limit);
+  void on_udp_packet(uint64_t id, const std::vector<uint8_t>& payload);
+  void on_udp_end(uint64_t id, const std::string& why);
   // Posts a datagram toward `worker` unless kMaxDatagramsInFlight already wait there.
   template <typename F>
   bool post_datagram(unsigned worker, F&& f);
@@ -176,6 +203,9 @@ class WorkerDirectory final : public TunnelDirectory {
   void far_remove_relay(unsigned from, uint64_t relay_id);
   void far_relay_datagram(unsigned from, uint64_t relay_id, const std::vector<uint8_t>& payload);
   RequestStreamEvents* far_agent_stream(FarRelay& relay, const StreamRef& ref, bool uni);
+  void far_open_udp(unsigned from, uint64_t id, uint64_t serial, uint32_t tunnel_id);
+  void far_udp_packet(unsigned from, uint64_t id, const std::vector<uint8_t>& payload);
+  void far_close_udp(unsigned from, uint64_t id);
   void far_pump(FarHop& h);
   // Marks h dead and erases it once the call it is in has returned.
   void far_forget(FarHop& h);
@@ -205,11 +235,16 @@ class WorkerDirectory final : public TunnelDirectory {
   // Relays on other workers' sessions, by relay id (from this worker's block).
   std::unordered_map<uint64_t, NearRelay> near_relays_;
   uint64_t last_relay_ = 0;
+  // UDP flows on other workers' tunnels, by this worker's flow number (UdpClientFlow::flow_id).
+  std::unordered_map<uint64_t, NearUdp> near_udp_;
+  uint64_t last_udp_ = 0;
+  UdpClientFlows* udp_ = nullptr;
 
   // Far: hops and route lookups asked by other workers.
   std::map<FarKey, std::unique_ptr<FarHop>> far_;
   std::map<FarKey, std::unique_ptr<FarLookup>> far_lookups_;
   std::map<FarKey, std::unique_ptr<FarRelay>> far_relays_;  // (near worker, relay id)
+  std::map<FarKey, std::unique_ptr<FarUdp>> far_udp_;       // (near worker, its flow number)
   uint64_t far_opened_ = 0;                                 // hops opened from here
   std::atomic<size_t> datagrams_in_{0};                     // posted to this worker, not yet taken
   uint64_t datagrams_dropped_ = 0;

@@ -3,6 +3,7 @@
 // session. Included by worker_directory.cc (routes, streams) and worker_directory_relay.cc (relays) only.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <string>
 #include <utility>
@@ -24,6 +25,18 @@ void WorkerDirectory::post_to(unsigned worker, F&& f) {
     flush_posted_ = false;
     flush_outbox();
   });
+}
+
+template <typename F>
+bool WorkerDirectory::post_datagram(unsigned worker, F&& f) {
+  std::atomic<size_t>& queued = workers_[worker]->datagrams_in_;
+  if (queued.load(std::memory_order_relaxed) >= kMaxDatagramsInFlight) {
+    ++datagrams_dropped_;
+    return false;
+  }
+  queued.fetch_add(1, std::memory_order_relaxed);
+  post_to(worker, std::forward<F>(f));
+  return true;
 }
 
 // A route() under way on this worker: the caller's events, and what is needed to ask on.
@@ -132,6 +145,21 @@ class WorkerDirectory::FarRelay final : public WtRelayPeer {
   const unsigned from;
   const uint64_t id;
   const RouteLookup route;  // with the session's serial here
+};
+
+// A UDP flow another worker's client holds on a udp tunnel here: what the tunnel tells it goes back to
+// that worker.
+class WorkerDirectory::FarUdp final : public UdpFlowClient {
+ public:
+  FarUdp(WorkerDirectory& d, unsigned from, uint64_t id) : dir(d), from(from), id(id) {}
+  void on_udp_packet(std::span<const uint8_t> payload) override;
+  void on_udp_flow_end(std::string_view why) override;
+  void on_udp_flow_opened(ClientOpen /*result*/) override {}  // a worker's own tunnels answer at once
+
+  WorkerDirectory& dir;
+  const unsigned from;
+  const uint64_t id;
+  UdpClientFlow real;
 };
 
 }  // namespace wtmesh::edge

@@ -9,18 +9,6 @@
 
 namespace wtmesh::edge {
 
-template <typename F>
-bool WorkerDirectory::post_datagram(unsigned worker, F&& f) {
-  std::atomic<size_t>& queued = workers_[worker]->datagrams_in_;
-  if (queued.load(std::memory_order_relaxed) >= kMaxDatagramsInFlight) {
-    ++datagrams_dropped_;
-    return false;
-  }
-  queued.fetch_add(1, std::memory_order_relaxed);
-  post_to(worker, std::forward<F>(f));
-  return true;
-}
-
 // --- near ----------------------------------------------------------------------------------------
 
 uint64_t WorkerDirectory::add_relay(const RouteLookup& route, WtRelayPeer* peer) {

@@ -123,6 +123,11 @@ class FakeDirectory final : public TunnelDirectory {
     events->on_route(it == routes.end() ? RouteLookup{} : it->second);
     return 0;
   }
+  uint64_t route_of(std::string_view type, std::string_view host, RouteEvents* events) override {
+    if (type == "http" || all_types) return route(host, events);
+    events->on_route(RouteLookup{});
+    return 0;
+  }
   void cancel_route(uint64_t /*ticket*/) override {}
   VisitorGate* visitor_gate(const RouteLookup& r) override {
     return r.kind == RouteLookup::Kind::kFound ? gate.get() : nullptr;
@@ -198,6 +203,7 @@ class FakeDirectory final : public TunnelDirectory {
   }
 
   std::map<std::string, RouteLookup> routes;
+  bool all_types = false;             // routes answers route_of() of every type, not only "http"
   std::shared_ptr<VisitorGate> gate;  // every found route's visitor auth (null: none)
   std::map<wt::StreamId, Stream> streams;
   int busy = 0;

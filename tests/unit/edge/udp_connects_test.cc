@@ -210,6 +210,52 @@ TEST_F(UdpConnectsTest, ASharedTableAnswersLaterAndCloseCancelsTheLookup) {
   EXPECT_FALSE(never.status);
 }
 
+// The flows of a tunnel held by another worker (edge/worker_directory.h): every open answers kLater,
+// the real answer comes from a later turn of the loop.
+struct LaterFlows final : UdpClientFlows {
+  LaterFlows(asio::io_context& io, UdpTunnels& real) : io(io), real(real) {}
+  ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
+                              UdpClientFlow* flow) override {
+    const ClientOpen r = real.open_client_flow(session, tunnel_id, client, flow);
+    asio::post(io, [client, r] { client->on_udp_flow_opened(r); });
+    return ClientOpen::kLater;
+  }
+  ClientSend send_client_packet(const UdpClientFlow& f, std::span<const uint8_t> p) override {
+    return real.send_client_packet(f, p);
+  }
+  void close_client_flow(const UdpClientFlow& f) override { real.close_client_flow(f); }
+  size_t client_payload_limit(const UdpClientFlow& f) const override { return real.client_payload_limit(f); }
+  asio::io_context& io;
+  UdpTunnels& real;
+};
+
+TEST_F(UdpConnectsTest, AFlowAnsweredLaterConnectsOnlyThenAndARefusalLaterIsARefusal) {
+  make(1, 60s);
+  LaterFlows later(io_, *tunnels_);
+  connects_ = std::make_unique<UdpConnects>(io_, dir_, &later);
+  Client a, b;
+  const auto ha = connects_->open("dns.localhost", &a);
+  const auto hb = connects_->open("dns.localhost", &b);
+  ASSERT_TRUE(run_until([&] { return a.status && b.status; }));
+  EXPECT_EQ(*a.status, ConnectStatus::kConnected);
+  EXPECT_EQ(*b.status, ConnectStatus::kLimit) << "the tunnel's cap of one flow, told later";
+  EXPECT_EQ(connects_->send(ha, bytes("q")), UdpConnects::Send::kSent);
+  EXPECT_EQ(connects_->send(hb, bytes("q")), UdpConnects::Send::kNotOpen);
+  // Closed while the answer is under way: nobody hears it, the tunnel's flow is closed.
+  connects_->close(ha);
+  Client c;
+  const auto hc = connects_->open("dns.localhost", &c);
+  io_.restart();
+  ASSERT_EQ(io_.poll_one(), 1u);  // the lookup: the flow is asked for, its answer posted
+  ASSERT_EQ(tunnels_->client_flow_count(), 1u);
+  EXPECT_EQ(connects_->send(hc, bytes("q")), UdpConnects::Send::kNotOpen) << "asked, not answered yet";
+  connects_->close(hc);
+  io_.restart();
+  io_.poll();
+  EXPECT_FALSE(c.status);
+  EXPECT_EQ(tunnels_->client_flow_count(), 0u);
+}
+
 TEST_F(UdpConnectsTest, NoUdpTunnelsOnThisEdge) {
   UdpConnects none(io_, dir_, nullptr);
   Client c;

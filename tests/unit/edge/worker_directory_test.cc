@@ -5,8 +5,9 @@
 // answered by it and its stream relayed both ways with the request window, the open retried while
 // the session is busy, credit returned for bytes nobody takes, a release that waits for the request's
 // last bytes, visitor auth carried across, relayed WebTransport sessions on the other worker's
-// session (ids, refusal, the agent's streams, datagrams and their cap), and the shared table under
-// two threads.
+// session (ids, refusal, the agent's streams, datagrams and their cap), UDP flows of a udp tunnel on
+// the other worker (the open answered later, packets both ways, the flow's end, a close), and the
+// shared table under two threads.
 #include "edge/worker_directory.h"
 
 #include <gtest/gtest.h>
@@ -489,6 +490,108 @@ TEST_F(WorkerDirectoryTest, ARelayTheFarSessionRefusesHearsItAndDatagramsInFligh
   EXPECT_TRUE(dirs_[1]->send_relay_datagram(*route.route, ok, bytes("d"))) << "room again once taken";
   dirs_[1]->remove_relay(*route.route, ok);
   drive();
+}
+
+// A worker's udp tunnels as WorkerDirectory sees them: flows of (session 1, tunnel 7), at most `cap`.
+struct FakeUdpFlows final : UdpClientFlows {
+  ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
+                              UdpClientFlow* flow) override {
+    if (session != 1 || tunnel_id != 7) return ClientOpen::kNoTunnel;
+    if (clients.size() >= cap) return ClientOpen::kFlowCap;
+    *flow = UdpClientFlow{session, tunnel_id, next += 2};
+    clients[flow->flow_id] = client;
+    return ClientOpen::kOpened;
+  }
+  ClientSend send_client_packet(const UdpClientFlow& flow, std::span<const uint8_t> p) override {
+    if (clients.count(flow.flow_id) == 0) return ClientSend::kGone;
+    packets.emplace_back(flow.flow_id, str(p));
+    return ClientSend::kSent;
+  }
+  void close_client_flow(const UdpClientFlow& flow) override { clients.erase(flow.flow_id); }
+  size_t client_payload_limit(const UdpClientFlow& flow) const override {
+    return clients.count(flow.flow_id) != 0 ? 1200 : 0;
+  }
+  std::map<uint64_t, UdpFlowClient*> clients;
+  std::vector<std::pair<uint64_t, std::string>> packets;
+  size_t cap = 8;
+  uint64_t next = 0;
+};
+
+struct UdpClient final : UdpFlowClient {
+  void on_udp_packet(std::span<const uint8_t> p) override { packets.push_back(str(p)); }
+  void on_udp_flow_end(std::string_view why) override { ended = std::string(why); }
+  void on_udp_flow_opened(UdpClientFlows::ClientOpen r) override { opened = r; }
+  std::vector<std::string> packets;
+  std::optional<std::string> ended;
+  std::optional<UdpClientFlows::ClientOpen> opened;
+};
+
+TEST_F(WorkerDirectoryTest, AUdpFlowOfATunnelOnAnotherWorkerOpensLaterAndCarriesPacketsBothWays) {
+  FakeUdpFlows udp;
+  dirs_[1]->set_udp(&udp);
+  const std::string owner = worker_edge_id(kEdge, 1) + "/1";
+  table_.claim({kUdp, "dns.test"}, RouteLease{owner, worker_edge_id(kEdge, 1), std::chrono::seconds(30)}, 7,
+               std::chrono::steady_clock::now(), [](const ClaimReply&) {});
+  fake_[1].add_route("dns.test");
+  fake_[1].all_types = true;
+  Events route;
+  ASSERT_NE(dirs_[0]->route_of(kUdp, "dns.test", &route), 0u);
+  drive();
+  ASSERT_TRUE(route.route && route.route->kind == RouteLookup::Kind::kFound);
+
+  UdpClient client;
+  UdpClientFlow flow;
+  const uint64_t hops = dirs_[0]->hops_opened();
+  ASSERT_EQ(dirs_[0]->open_client_flow(route.route->session, route.route->tunnel_id, &client, &flow),
+            UdpClientFlows::ClientOpen::kLater);
+  EXPECT_EQ(dirs_[0]->hops_opened(), hops + 1);
+  EXPECT_EQ(dirs_[0]->send_client_packet(flow, bytes("early")), UdpClientFlows::ClientSend::kGone)
+      << "nothing before the answer";
+  EXPECT_EQ(dirs_[0]->client_payload_limit(flow), 0u);
+  drive();
+  ASSERT_EQ(client.opened, UdpClientFlows::ClientOpen::kOpened);
+  EXPECT_EQ(dirs_[0]->client_payload_limit(flow), 1200u) << "the far flow's limit";
+  ASSERT_EQ(udp.clients.size(), 1u);
+  EXPECT_EQ(dirs_[1]->far_udp_flows(), 1u);
+
+  EXPECT_EQ(dirs_[0]->send_client_packet(flow, bytes("query")), UdpClientFlows::ClientSend::kSent);
+  EXPECT_EQ(dirs_[0]->send_client_packet(flow, std::vector<uint8_t>(1201)),
+            UdpClientFlows::ClientSend::kTooBig);
+  udp.clients.begin()->second->on_udp_packet(bytes("answer"));
+  drive();
+  ASSERT_EQ(udp.packets.size(), 1u);
+  EXPECT_EQ(udp.packets[0].second, "query");
+  EXPECT_EQ(client.packets, std::vector<std::string>{"answer"});
+
+  // The tunnel ends the flow (idle): the client hears it, both halves forget it.
+  UdpFlowClient* far = udp.clients.begin()->second;
+  udp.clients.clear();
+  far->on_udp_flow_end("idle for 30 s");
+  drive();
+  EXPECT_EQ(client.ended, "idle for 30 s");
+  EXPECT_EQ(dirs_[0]->near_udp_flows(), 0u);
+  EXPECT_EQ(dirs_[1]->far_udp_flows(), 0u);
+
+  // A flow closed before its answer: the far flow is closed right after it opened, nobody hears more.
+  UdpClient quick;
+  ASSERT_EQ(dirs_[0]->open_client_flow(route.route->session, 7, &quick, &flow),
+            UdpClientFlows::ClientOpen::kLater);
+  dirs_[0]->close_client_flow(flow);
+  drive();
+  EXPECT_FALSE(quick.opened);
+  EXPECT_TRUE(udp.clients.empty());
+  EXPECT_EQ(dirs_[1]->far_udp_flows(), 0u);
+
+  // Refusals come back as the answer.
+  udp.cap = 0;
+  UdpClient capped;
+  dirs_[0]->open_client_flow(route.route->session, 7, &capped, &flow);
+  UdpClient unknown;
+  dirs_[0]->open_client_flow(route.route->session, 8, &unknown, &flow);
+  drive();
+  EXPECT_EQ(capped.opened, UdpClientFlows::ClientOpen::kFlowCap);
+  EXPECT_EQ(unknown.opened, UdpClientFlows::ClientOpen::kNoTunnel);
+  EXPECT_EQ(dirs_[0]->near_udp_flows(), 0u);
 }
 
 }  // namespace

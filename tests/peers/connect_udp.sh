@@ -27,32 +27,6 @@ peer_init "$@"
 T=$PEER_TMP
 PY=(python3 -u "$PEER_DIR/udp_peer.py")
 
-start_echo() {
-  local name=$1 log=$T/srv-$1.log
-  "${PY[@]}" serve-echo >"$log" 2>&1 </dev/null &
-  track $!
-  wait_for 10 grep -q '^listening ' "$log" || die "udp_peer.py serve-echo did not start: $(cat "$log")"
-  SRV_PORT[$name]=$(grep -m1 '^listening ' "$log" | cut -d' ' -f2)
-}
-
-# start_connect_udp AGENT EDGE NAME TOKEN [ARGS...]: `wtmesh connect NAME --udp` on a free UDP port;
-# waits for its `connect NAME  ->  udp://127.0.0.1:PORT` line; sets CONNECT_PORT[AGENT].
-start_connect_udp() {
-  local agent=$1 edge=$2 cname=$3 token=$4 port
-  shift 4
-  port=$(free_port)
-  AGENT_OUT[$agent]=$T/agent-$agent.out.log
-  AGENT_ERR[$agent]=$T/agent-$agent.err.log
-  "$WTMESH" connect "$cname" --udp --listen "127.0.0.1:$port" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" \
-    --token "$token" --ca "${EDGE_STATE[$edge]}/ca.pem" "$@" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
-  AGENT_PID[$agent]=$!
-  track "${AGENT_PID[$agent]}"
-  wait_for "${WTMESH_PEER_WAIT:-20}" grep -qxF "connect $cname  ->  udp://127.0.0.1:$port" "${AGENT_OUT[$agent]}" ||
-    die "wtmesh connect --udp '$agent' printed no connect line: $(cat "${AGENT_ERR[$agent]}")"
-  CONNECT_PORT[$agent]=$port
-  log "connect --udp agent '$agent' is up: $(head -1 "${AGENT_OUT[$agent]}")"
-}
-
 base=$((21000 + (RANDOM % 250) * 40))
 start_edge main --udp-ports "$base-$((base + 19))" --tcp-ports "$((base + 20))-$((base + 39))"
 start_edge idle --udp-ports "$((base + 20))-$((base + 29))" --tcp-ports none --udp-idle-timeout 1
@@ -78,7 +52,7 @@ else
 fi
 
 # --- the echo service: many flows, too large three ways ---------------------------------------------
-start_echo echo
+start_udp_echo echo
 start_udp echo main echo "${SRV_PORT[echo]}" --private
 start_connect_udp cecho main echo "$TOKEN"
 E=${CONNECT_PORT[cecho]}
@@ -111,7 +85,7 @@ start_connect_udp cidle main echo "$TOKEN" --udp-idle-timeout 1
 check "agent expiry: after 3 s idle the same client reaches the service through a new flow" \
   timeout 30 "${PY[@]}" idle "${CONNECT_PORT[cidle]}" 3
 check "the connecting agent expired the flow" grep -q "connect echo --udp: 1 idle flow(s) expired" "${AGENT_ERR[cidle]}"
-start_echo echo2
+start_udp_echo echo2
 TOKEN_IDLE=$("$WTMESH" token --state-dir "${EDGE_STATE[idle]}" --name client --connect echo2) || die "wtmesh token failed"
 start_udp echo2 idle echo2 "${SRV_PORT[echo2]}" --private
 start_connect_udp cidle2 idle echo2 "$TOKEN_IDLE"
@@ -120,7 +94,7 @@ check "edge expiry: after 3 s idle the same client reaches the service through a
 check "the edge expired the serving tunnel's flow" edge_log_has idle "udp echo2.localhost: 1 idle flow(s) expired"
 
 # --- refusals ----------------------------------------------------------------------------------------------
-start_echo hidden
+start_udp_echo hidden
 start_udp hidden main hidden "${SRV_PORT[hidden]}" --private
 start_connect_udp cscope main hidden "$TOKEN"
 check "out of scope: the client gets nothing back" timeout 10 "${PY[@]}" noanswer "${CONNECT_PORT[cscope]}"
@@ -134,7 +108,7 @@ check "unknown name: the agent reports it" \
 check "after the refusals the edge and the other connects live on" timeout 20 "${PY[@]}" ping "$E"
 
 # --- edge UDP routes: the edge's own socket per flow ----------------------------------------------------
-start_echo routed
+start_udp_echo routed
 route_args=(--udp-route "echoroute=127.0.0.1:${SRV_PORT[routed]}")
 [ -n "${DNS_PORT:-}" ] && route_args+=(--udp-route "dnsroute=127.0.0.1:$DNS_PORT")
 start_edge route --udp-ports none --tcp-ports none --udp-max-flows 3 --udp-idle-timeout 4 "${route_args[@]}" \

@@ -14,7 +14,9 @@
 #     TCP tunnel: bytes both ways
 #   - basic auth on a tunnel, from new connections on either worker: 401 without or with a wrong
 #     password, 200 with the right one (the tunnel's gate travels with the route)
-#   - /metrics sums the workers: 10 agent sessions (4 http, 2 tcp, 4 connect), wtmesh_worker_hops_total > 0
+#   - `wtmesh connect --udp` from six agents to a private udp tunnel (a UDP echo): one echo each
+#   - /metrics sums the workers: 17 agent sessions (4 http, 2 tcp, 4 connect, 1 udp, 6 connect --udp),
+#     wtmesh_worker_hops_total > 0
 #   - SIGTERM: every worker drains and the edge exits 0
 # Usage: edge_workers.sh PATH_OF_WTMESH
 # shellcheck source=tests/peers/lib.bash
@@ -139,10 +141,25 @@ done
 hops_after=$(edge_metric main wtmesh_worker_hops_total)
 check "wtmesh connect from four agents reaches the private service, 4 of 4 ($ok; $((hops_after - hops_before)) crossed workers)" [ "$ok" = 4 ]
 
+# --- UDP: `wtmesh connect --udp` from six agents, on either worker, to a private udp tunnel: a flow is
+# opened on the worker holding the tunnel and its packets cross both ways (edge/worker_directory.h).
+start_udp_echo uecho
+start_udp uecho main uecho "${SRV_PORT[uecho]}" --private
+TOKEN_U=$("$WTMESH" token --state-dir "${EDGE_STATE[main]}" --name uclient --connect uecho) || die "wtmesh token failed"
+hops_before=$(edge_metric main wtmesh_worker_hops_total)
+ok=0
+for c in u1 u2 u3 u4 u5 u6; do
+  start_connect_udp "$c" main uecho "$TOKEN_U"
+  timeout 20 python3 -u "$PEER_DIR/udp_peer.py" ping "${CONNECT_PORT[$c]}" >>"$T/connect_udp.log" 2>&1 &&
+    ok=$((ok + 1))
+done
+hops_after=$(edge_metric main wtmesh_worker_hops_total)
+check "wtmesh connect --udp from six agents reaches the private UDP echo, 6 of 6 ($ok; $((hops_after - hops_before)) crossed workers)" [ "$ok" = 6 ]
+
 # --- /metrics sums the workers.
 sessions=$(edge_metric main wtmesh_agent_sessions)
 hops=$(edge_metric main wtmesh_worker_hops_total)
-check "/metrics: the 10 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 10 ]
+check "/metrics: the 17 agent sessions, summed over the workers ($sessions)" [ "$sessions" = 17 ]
 check "/metrics: requests crossed between workers ($hops hops)" [ "${hops:-0}" -gt 0 ]
 
 # The drain's handoff (1 s: the agents have no other edge to move to) and grace (3 s) bound this.

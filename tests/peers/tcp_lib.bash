@@ -85,21 +85,37 @@ free_tcp_port() {
 }
 
 # start_connect AGENT EDGE NAME TOKEN [ARGS...]: `wtmesh connect NAME --listen 127.0.0.1:PORT` on a free
-# port, then waits for its `connect NAME  ->  127.0.0.1:PORT` line; sets CONNECT_PORT[AGENT].
+# port, then waits for its `connect NAME  ->  ...PORT` line; sets CONNECT_PORT[AGENT]. With --udp among
+# ARGS the port is free for UDP and the line says udp://.
 start_connect() {
-  local agent=$1 edge=$2 cname=$3 token=$4 port
+  local agent=$1 edge=$2 cname=$3 token=$4 port scheme=""
   shift 4
-  port=$(free_tcp_port)
+  if [[ " $* " == *" --udp "* ]]; then
+    port=$(free_port)
+    scheme=udp://
+  else
+    port=$(free_tcp_port)
+  fi
   AGENT_OUT[$agent]=$PEER_TMP/agent-$agent.out.log
   AGENT_ERR[$agent]=$PEER_TMP/agent-$agent.err.log
   "$WTMESH" connect "$cname" --listen "127.0.0.1:$port" --edge "https://127.0.0.1:${EDGE_PORT[$edge]}" \
     --token "$token" --ca "${EDGE_STATE[$edge]}/ca.pem" "$@" >"${AGENT_OUT[$agent]}" 2>"${AGENT_ERR[$agent]}" </dev/null &
   AGENT_PID[$agent]=$!
   track "${AGENT_PID[$agent]}"
-  wait_for "${WTMESH_PEER_WAIT:-20}" grep -qE '^connect ' "${AGENT_OUT[$agent]}" ||
+  wait_for "${WTMESH_PEER_WAIT:-20}" grep -qE "^connect .*  ->  ${scheme}127\.0\.0\.1:$port\$" "${AGENT_OUT[$agent]}" ||
     die "wtmesh connect '$agent' printed no connect line: $(cat "${AGENT_ERR[$agent]}")"
   CONNECT_PORT[$agent]=$port
   log "connect agent '$agent' is up: $(head -1 "${AGENT_OUT[$agent]}")"
+}
+start_connect_udp() { start_connect "$@" --udp; }
+
+# start_udp_echo NAME: tests/peers/udp_peer.py serve-echo on a free loopback port; sets SRV_PORT[NAME].
+start_udp_echo() {
+  local name=$1 log=$PEER_TMP/srv-$1.log
+  python3 -u "$PEER_DIR/udp_peer.py" serve-echo >"$log" 2>&1 </dev/null &
+  track $!
+  wait_for 10 grep -q '^listening ' "$log" || die "udp_peer.py serve-echo did not start: $(cat "$log")"
+  SRV_PORT[$name]=$(grep -m1 '^listening ' "$log" | cut -d' ' -f2)
 }
 
 # byte_checks PORT WHAT: the byte checks of a port that reaches a serve-count service (a tcp tunnel's

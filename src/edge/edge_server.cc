@@ -80,6 +80,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   if (options_.worker) {
     directory_ = std::make_unique<WorkerDirectory>(io_, options_.worker->index, options_.worker->edge_id,
                                                    *tunnels_, *options_.worker->routes, visitor_env);
+    directory_->set_open_timeout(options_.public_limits.open_timeout);
   }
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
   if (options_.tcp_tunnels) {

@@ -153,19 +153,20 @@ void PublicExchange::try_open() {
       return;
     case TunnelDirectory::OpenStatus::kBusy:
     case TunnelDirectory::OpenStatus::kClientLimit:
-      if (now() >= open_deadline_) {
-        if (status == TunnelDirectory::OpenStatus::kClientLimit) {
-          respond_local(429, "This client has too many requests in flight to the tunnel.", !req_.has_body);
-        } else {
-          respond_local(502, "The tunnel's agent has too many requests in flight.", !req_.has_body);
-        }
-        return;
-      }
+      if (now() >= open_deadline_) return refuse_open(status, !req_.has_body);
       next_retry_ = now() + config_.limits.open_retry;
       return;
     case TunnelDirectory::OpenStatus::kGone:
       respond_local(502, "The tunnel's agent disconnected.", !req_.has_body);
       return;
+  }
+}
+
+void PublicExchange::refuse_open(OpenStatus status, bool reusable) {
+  if (status == OpenStatus::kClientLimit) {
+    respond_local(429, "This client has too many requests in flight to the tunnel.", reusable);
+  } else {
+    respond_local(502, "The tunnel's agent has too many requests in flight.", reusable);
   }
 }
 

@@ -171,6 +171,7 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   void on_response_data(std::span<const uint8_t> data, bool fin) override;
   void on_request_writable() override;
   void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) override;
+  void on_open_refused(OpenStatus status, std::string_view reason) override;
   void on_request_stopped(std::optional<uint32_t> code) override;
   // --- RouteEvents ---
   void on_route(const RouteLookup& route) override;
@@ -183,6 +184,8 @@ class PublicExchange final : public RequestStreamEvents, public RouteEvents {
   SteadyTime now() const;
   void routed();
   void try_open();
+  // The 429 (kClientLimit) or 502 (kBusy) of a stream that could not be opened in time.
+  void refuse_open(OpenStatus status, bool reusable);
   void respond_local(int status, std::string_view detail, bool reusable);
   // GET /connect/ on a host no tunnel serves: the edge's demo page (edge/connect_page.h). False when
   // the request is not for it.

@@ -231,4 +231,13 @@ void PublicExchange::on_stream_aborted(std::optional<uint32_t> code, std::string
   sink_.exchange_progress();
 }
 
+void PublicExchange::on_open_refused(OpenStatus status, std::string_view reason) {
+  // The tunnel's session is on another worker, which retried the open as try_open() does here.
+  if (status == OpenStatus::kGone || head_sent_ || resp_ == Resp::kDone || phase_ == Phase::kIdle)
+    return on_stream_aborted(std::nullopt, reason);
+  attached_ = false;
+  refuse_open(status, req_fin_sent_ && !close_after_);
+  sink_.exchange_progress();
+}
+
 }  // namespace wtmesh::edge

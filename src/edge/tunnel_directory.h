@@ -34,6 +34,14 @@ struct StreamRef {
   bool valid() const { return session != 0 && id >= 0; }
 };
 
+// What TunnelDirectory::open_request() answers.
+enum class OpenStatus {
+  kOpened,
+  kBusy,         // the session is at its stream limit: try again shortly
+  kGone,         // the session ended
+  kClientLimit,  // `client` holds as many of the session's streams as one client may: try again shortly
+};
+
 class RequestStreamEvents {
  public:
   virtual ~RequestStreamEvents() = default;
@@ -45,6 +53,12 @@ class RequestStreamEvents {
   virtual void on_stream_aborted(std::optional<uint32_t> code, std::string_view reason) = 0;
   // The agent will read no more of the request body (STOP_SENDING).
   virtual void on_request_stopped(std::optional<uint32_t> code) = 0;
+  // A directory that answered kOpened before the session took the stream (a tunnel on another worker:
+  // edge/worker_directory.h) could not open it after all: kBusy or kClientLimit past its retries, or
+  // kGone, as open_request() would have answered. Terminal, like on_stream_aborted (its default).
+  virtual void on_open_refused(OpenStatus /*status*/, std::string_view reason) {
+    on_stream_aborted(std::nullopt, reason);
+  }
 };
 
 // The edge's end of one relayed WebTransport session (docs/protocol.md §7, edge/wt_relay.h), as the
@@ -105,12 +119,7 @@ class TunnelDirectory {
   // asked for none (or the route is not on this edge). Valid until the directory's next event.
   virtual VisitorGate* visitor_gate(const RouteLookup& /*route*/) { return nullptr; }
 
-  enum class OpenStatus {
-    kOpened,
-    kBusy,         // the session is at its stream limit: try again shortly
-    kGone,         // the session ended
-    kClientLimit,  // `client` holds as many of the session's streams as one client may: try again shortly
-  };
+  using OpenStatus = edge::OpenStatus;
   // `client` names the public client for per-client limits (edge/http_codec.h client_limit_key).
   virtual OpenStatus open_request(const RouteLookup& route, std::string_view client,
                                   RequestStreamEvents* events, StreamRef* out) = 0;

@@ -283,6 +283,16 @@ void WorkerDirectory::on_aborted(uint64_t hop, std::optional<uint32_t> code, con
   maybe_forget(hop);
 }
 
+void WorkerDirectory::on_refused(uint64_t hop, OpenStatus status, const std::string& reason) {
+  auto it = near_.find(hop);
+  if (it == near_.end()) return;
+  NearHop& h = it->second;
+  h.aborted = true;
+  RequestStreamEvents* events = std::exchange(h.events, nullptr);
+  if (events != nullptr) events->on_open_refused(status, reason);
+  maybe_forget(hop);
+}
+
 void WorkerDirectory::on_stopped(uint64_t hop, std::optional<uint32_t> code) {
   auto it = near_.find(hop);
   if (it != near_.end() && it->second.events != nullptr) it->second.events->on_request_stopped(code);
@@ -304,7 +314,7 @@ void WorkerDirectory::far_route(unsigned from, uint64_t ticket, const std::strin
 
 void WorkerDirectory::far_open(unsigned from, uint64_t hop, RouteLookup route, std::string client) {
   auto h = std::make_unique<FarHop>(*this, from, hop, std::move(route), std::move(client));
-  h->open_deadline = std::chrono::steady_clock::now() + kOpenTimeout;
+  h->open_deadline = std::chrono::steady_clock::now() + open_timeout_;
   FarHop& raw = *h;
   far_[{from, hop}] = std::move(h);
   far_try_open(raw);
@@ -328,7 +338,7 @@ void WorkerDirectory::far_try_open(FarHop& h) {
                     : st == OpenStatus::kClientLimit
                         ? "this client holds as many of the tunnel's streams as it may"
                         : "the tunnel's session had no stream free";
-  post_to(h.from, [near = workers_[h.from], hop = h.hop, why] { near->on_aborted(hop, std::nullopt, why); });
+  post_to(h.from, [near = workers_[h.from], hop = h.hop, st, why] { near->on_refused(hop, st, why); });
   far_forget(h);
 }
 

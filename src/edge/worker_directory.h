@@ -15,8 +15,9 @@
 // run in the order they were made, so an open comes before the writes, the writes before the FIN and a cancel
 // after them all.
 //   - open_request() answers kOpened at once; the far half opens the real stream, retrying kBusy and
-//     kClientLimit every kOpenRetry until kOpenTimeout (then, like kGone, the exchange hears
-//     on_stream_aborted and answers 502).
+//     kClientLimit every kOpenRetry until the open timeout (PublicLimits::open_timeout, as a public
+//     exchange waits for a local session), then tells the exchange on_open_refused with the last
+//     status (kGone at once): it answers 429 or 502 as it would have on this worker.
 //   - Request bytes: write() takes at most kRequestWindow bytes ahead of what the real stream took
 //     (send_capacity() is what is left of it); each time the real stream takes some, the near half
 //     learns it and a writer that was held back hears on_request_writable().
@@ -80,7 +81,7 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
  public:
   static constexpr size_t kRequestWindow = 256 * 1024;
   static constexpr std::chrono::milliseconds kOpenRetry{10};
-  static constexpr std::chrono::seconds kOpenTimeout{10};
+  static constexpr std::chrono::milliseconds kDefaultOpenTimeout{1000};
   static constexpr size_t kMaxRemoteGates = 1024;
   static constexpr size_t kMaxRemoteRelays = 4096;       // this worker's relays on other workers' sessions
   static constexpr size_t kMaxDatagramsInFlight = 1024;  // relayed datagrams posted toward one worker
@@ -97,6 +98,8 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   void set_workers(std::vector<WorkerDirectory*> all);
   // This worker's UDP tunnels (null: none), for flows of tunnels held here; before any worker runs.
   void set_udp(UdpClientFlows* udp) { udp_ = udp; }
+  // How long an open for another worker's session is retried while it is busy (PublicLimits::open_timeout).
+  void set_open_timeout(std::chrono::milliseconds t) { open_timeout_ = t; }
   unsigned index() const { return index_; }
 
   // TunnelDirectory
@@ -179,6 +182,7 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   void on_written(uint64_t hop, size_t n);
   void on_response(uint64_t hop, unsigned worker, StreamRef real, std::vector<uint8_t> data, bool fin);
   void on_aborted(uint64_t hop, std::optional<uint32_t> code, const std::string& reason);
+  void on_refused(uint64_t hop, OpenStatus status, const std::string& reason);
   void on_stopped(uint64_t hop, std::optional<uint32_t> code);
   void on_relay_stream(uint64_t relay_id, unsigned worker, uint64_t hop, StreamRef real, bool uni);
   void on_relay_datagram(uint64_t relay_id, const std::vector<uint8_t>& payload);
@@ -239,6 +243,7 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   std::unordered_map<uint64_t, NearUdp> near_udp_;
   uint64_t last_udp_ = 0;
   UdpClientFlows* udp_ = nullptr;
+  std::chrono::milliseconds open_timeout_ = kDefaultOpenTimeout;
 
   // Far: hops and route lookups asked by other workers.
   std::map<FarKey, std::unique_ptr<FarHop>> far_;

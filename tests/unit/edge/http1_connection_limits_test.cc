@@ -218,6 +218,21 @@ TEST_F(Http1ConnectionTest, TheClientKeyGoesToTheDirectoryAndItsLimitGives429) {
   EXPECT_FALSE(proxy_->finished()) << "a body-less request keeps the connection";
 }
 
+TEST_F(Http1ConnectionTest, AStreamRefusedAfterItWasTakenAnswersAsARefusedOpen) {
+  // A tunnel on another worker: the directory said kOpened, and the far worker's retries ran out.
+  feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  ASSERT_EQ(dir_.streams.size(), 1u);
+  dir_.streams.begin()->second.events->on_open_refused(OpenStatus::kClientLimit, "at its limit");
+  std::string out = drain();
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 429 Too Many Requests\r\n")) << out;
+  EXPECT_FALSE(proxy_->finished()) << "a body-less request keeps the connection";
+  feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  ASSERT_EQ(dir_.streams.size(), 2u);
+  dir_.streams.rbegin()->second.events->on_open_refused(OpenStatus::kBusy, "no stream free");
+  out = drain();
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << out;
+}
+
 TEST_F(Http1ConnectionTest, AClientUnderItsLimitGetsAStreamOnRetry) {
   dir_.client_limited = 3;
   feed("GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");

@@ -43,8 +43,13 @@ struct Events final : RouteEvents, RequestStreamEvents {
     reason = std::string(why);
   }
   void on_request_stopped(std::optional<uint32_t> c) override { stopped = c; }
+  void on_open_refused(OpenStatus s, std::string_view why) override {
+    refused = s;
+    on_stream_aborted(std::nullopt, why);
+  }
 
   std::optional<RouteLookup> route;
+  std::optional<OpenStatus> refused;
   std::string response;
   bool fin = false;
   int writable = 0;
@@ -235,10 +240,28 @@ TEST_F(WorkerDirectoryTest, ABusySessionIsRetriedAndAGoneOneEndsTheExchange) {
   EXPECT_EQ(dirs_[0]->write(ref2, bytes("y"), false), 1u) << "taken before the far side knew";
   drive();
   EXPECT_TRUE(gone.aborted);
+  EXPECT_EQ(gone.refused, OpenStatus::kGone) << "as open_request() would have answered";
   EXPECT_EQ(gone.code, std::nullopt);
   EXPECT_EQ(gone.reason, "the tunnel's session ended");
   EXPECT_EQ(dirs_[0]->write(ref2, bytes("z"), false), 0u);
   EXPECT_EQ(dirs_[0]->send_capacity(ref2), 0u);
+}
+
+TEST_F(WorkerDirectoryTest, AClientAtItsStreamLimitIsRefusedAsTheSessionsOwnWorkerWouldRefuseIt) {
+  fake_[1].client_limited = 1 << 20;
+  dirs_[1]->set_open_timeout(std::chrono::milliseconds(30));
+  Events ev;
+  open_remote("f.test", ev);
+  for (int i = 0; i < 100 && !ev.refused; ++i) {
+    io_[1].run_for(std::chrono::milliseconds(5));
+    io_[1].restart();
+    drive();
+  }
+  ASSERT_EQ(ev.refused, OpenStatus::kClientLimit) << "the exchange answers 429, not 502";
+  EXPECT_GT(fake_[1].open_calls, 1) << "retried until the open timeout";
+  EXPECT_EQ(fake_[1].last_client, "203.0.113.9");
+  EXPECT_EQ(dirs_[0]->near_hops(), 0u);
+  EXPECT_EQ(dirs_[1]->far_hops(), 0u);
 }
 
 TEST_F(WorkerDirectoryTest, ResponseBytesNobodyTakesAreCreditedBack) {

@@ -56,7 +56,8 @@ size_t AddressKeyHash::operator()(const AddressKey& k) const {
 }
 
 AddressLimits::Verdict AddressLimits::admit(const AddressKey& key, Timestamp now) {
-  if (options_.max_connections_per_address > 0 && connections(key) >= options_.max_connections_per_address) {
+  std::lock_guard lock(mutex_);
+  if (options_.max_connections_per_address > 0 && live_count(key) >= options_.max_connections_per_address) {
     return Verdict::kTooManyConnections;
   }
   if (!take_handshake(key, now)) return Verdict::kTooManyHandshakes;
@@ -90,15 +91,24 @@ bool AddressLimits::take_handshake(const AddressKey& key, Timestamp now) {
   return true;
 }
 
-void AddressLimits::opened(const AddressKey& key) { ++live_[key]; }
+void AddressLimits::opened(const AddressKey& key) {
+  std::lock_guard lock(mutex_);
+  ++live_[key];
+}
 
 void AddressLimits::closed(const AddressKey& key) {
+  std::lock_guard lock(mutex_);
   auto it = live_.find(key);
   if (it == live_.end()) return;
   if (--it->second == 0) live_.erase(it);
 }
 
 size_t AddressLimits::connections(const AddressKey& key) const {
+  std::lock_guard lock(mutex_);
+  return live_count(key);
+}
+
+size_t AddressLimits::live_count(const AddressKey& key) const {
   auto it = live_.find(key);
   return it == live_.end() ? 0 : it->second;
 }

@@ -7,7 +7,8 @@
 // Bounded: live counts exist only for addresses with a live connection (so at most the endpoint's
 // connection limit of them), and the bucket table holds at most `max_tracked` keys, the least
 // recently seen evicted first in O(1) (an evicted key starts again with a full bucket). Sans-I/O: time
-// comes in as an argument.
+// comes in as an argument. Thread-safe: the workers of one edge share one (quic::EndpointGroup), so an
+// address's caps are the edge's whichever worker's socket its connections reach.
 #pragma once
 
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -47,8 +49,14 @@ class AddressLimits {
  public:
   enum class Verdict { kAdmit, kTooManyConnections, kTooManyHandshakes };
   explicit AddressLimits(AddressLimitOptions options = {}) : options_(options) {}
-  void set_options(AddressLimitOptions options) { options_ = options; }
-  const AddressLimitOptions& options() const { return options_; }
+  void set_options(AddressLimitOptions options) {
+    std::lock_guard lock(mutex_);
+    options_ = options;
+  }
+  AddressLimitOptions options() const {
+    std::lock_guard lock(mutex_);
+    return options_;
+  }
 
   // May `key` start one more connection now? kAdmit takes one handshake token.
   Verdict admit(const AddressKey& key, Timestamp now);
@@ -57,9 +65,18 @@ class AddressLimits {
   void closed(const AddressKey& key);
 
   size_t connections(const AddressKey& key) const;
-  size_t addresses_with_connections() const { return live_.size(); }
-  size_t tracked() const { return buckets_.size(); }
-  size_t evicted() const { return evicted_; }
+  size_t addresses_with_connections() const {
+    std::lock_guard lock(mutex_);
+    return live_.size();
+  }
+  size_t tracked() const {
+    std::lock_guard lock(mutex_);
+    return buckets_.size();
+  }
+  size_t evicted() const {
+    std::lock_guard lock(mutex_);
+    return evicted_;
+  }
 
  private:
   struct Bucket {
@@ -67,8 +84,10 @@ class AddressLimits {
     Timestamp at = 0;
     std::list<AddressKey>::iterator lru;
   };
-  bool take_handshake(const AddressKey& key, Timestamp now);
+  bool take_handshake(const AddressKey& key, Timestamp now);  // under mutex_
+  size_t live_count(const AddressKey& key) const;             // under mutex_
 
+  mutable std::mutex mutex_;
   AddressLimitOptions options_;
   std::unordered_map<AddressKey, size_t, AddressKeyHash> live_;  // only keys with a live connection
   std::unordered_map<AddressKey, Bucket, AddressKeyHash> buckets_;

@@ -16,13 +16,13 @@ Dispatcher::CidKey::CidKey(const uint8_t* data, size_t n)
 }
 
 Dispatcher::Dispatcher(DispatcherOptions options)
-    : options_(options), address_limits_(options.address_limits) {
+    : options_(options), address_limits_(std::make_shared<AddressLimits>(options.address_limits)) {
   gnutls_rnd(GNUTLS_RND_RANDOM, reset_secret_.data(), reset_secret_.size());
   gnutls_rnd(GNUTLS_RND_RANDOM, token_secret_.data(), token_secret_.size());
 }
 
 Dispatcher::Dispatcher(DispatcherOptions options, std::span<const uint8_t, 32> reset_secret)
-    : options_(options), address_limits_(options.address_limits) {
+    : options_(options), address_limits_(std::make_shared<AddressLimits>(options.address_limits)) {
   std::copy(reset_secret.begin(), reset_secret.end(), reset_secret_.begin());
   gnutls_rnd(GNUTLS_RND_RANDOM, token_secret_.data(), token_secret_.size());
 }
@@ -161,7 +161,7 @@ Dispatcher::Decision Dispatcher::classify(std::span<const uint8_t> packet, size_
     return d;
   }
   if (key) {
-    switch (address_limits_.admit(*key, now)) {
+    switch (address_limits_->admit(*key, now)) {
       case AddressLimits::Verdict::kAdmit:
         d.address = key;
         break;

@@ -50,6 +50,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -106,7 +107,7 @@ class Dispatcher final : public CidRegistry {
 
   void set_options(DispatcherOptions options) {
     options_ = options;
-    address_limits_.set_options(options.address_limits);
+    address_limits_->set_options(options.address_limits);
   }
   const DispatcherOptions& options() const { return options_; }
   // This dispatcher is worker `index` of `count` sharing one address (count ≤ kMaxWorkers; 1: alone).
@@ -117,6 +118,12 @@ class Dispatcher final : public CidRegistry {
   static constexpr unsigned kMaxWorkers = 256;  // one byte of the connection id
   // The stateless-reset and Retry-token secrets, shared by a group's workers. Before any connection.
   void set_secrets(std::span<const uint8_t, 32> reset_secret, std::span<const uint8_t, 32> token_secret);
+  // The per-address limits a group's workers share (with this dispatcher's options). Before any
+  // connection.
+  void share_address_limits(std::shared_ptr<AddressLimits> limits) {
+    limits->set_options(options_.address_limits);
+    address_limits_ = std::move(limits);
+  }
   // No new connections from now on (the endpoint is shutting down); existing ones still route.
   void stop_accepting() { accepting_ = false; }
   // A drain: new connections get CONNECTION_CLOSE CONNECTION_REFUSED ("the server is draining"), so a
@@ -134,9 +141,9 @@ class Dispatcher final : public CidRegistry {
   void forget(const Connection* conn);
   size_t route_count() const { return routes_.size(); }
   // A connection accepted with Decision::address `key` now exists / is gone.
-  void opened(const AddressKey& key) { address_limits_.opened(key); }
-  void closed(const AddressKey& key) { address_limits_.closed(key); }
-  const AddressLimits& address_limits() const { return address_limits_; }
+  void opened(const AddressKey& key) { address_limits_->opened(key); }
+  void closed(const AddressKey& key) { address_limits_->closed(key); }
+  const AddressLimits& address_limits() const { return *address_limits_; }
   const DispatcherStats& stats() const { return stats_; }
 
   // CidRegistry
@@ -179,7 +186,7 @@ class Dispatcher final : public CidRegistry {
   std::array<uint8_t, 32> token_secret_{};  // Retry tokens' key material, random per process
   std::unordered_map<CidKey, Connection*, CidKeyHash> routes_;         // DCID → connection
   std::unordered_map<const Connection*, std::vector<CidKey>> ids_of_;  // connection → its DCIDs
-  AddressLimits address_limits_;
+  std::shared_ptr<AddressLimits> address_limits_ = std::make_shared<AddressLimits>();
   std::array<uint8_t, 1280> reply_{};  // a Retry or an Initial CONNECTION_CLOSE fits
   size_t reply_len_ = 0;
   DispatcherStats stats_;

@@ -83,6 +83,7 @@ void Endpoint::listen(ServerOptions options) {
 void Endpoint::join_group(EndpointGroup& group, size_t index) {
   dispatcher_.set_worker(static_cast<unsigned>(index), static_cast<unsigned>(group.size()));
   dispatcher_.set_secrets(group.reset_secret(), group.token_secret());
+  dispatcher_.share_address_limits(group.address_limits());
   group.attach(index, *this, io_);
   group_ = &group;
   worker_ = index;

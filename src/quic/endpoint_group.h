@@ -35,6 +35,8 @@
 #include <span>
 #include <vector>
 
+#include "quic/address_limits.h"
+
 namespace wtmesh::quic {
 
 class Endpoint;
@@ -66,6 +68,8 @@ class EndpointGroup {
   size_t size() const { return slots_.size(); }
   std::span<const uint8_t, 32> reset_secret() const { return reset_secret_; }
   std::span<const uint8_t, 32> token_secret() const { return token_secret_; }
+  // Per-address connection and handshake limits, counted across the workers.
+  const std::shared_ptr<AddressLimits>& address_limits() const { return address_limits_; }
 
   // Hands `batch` to worker `to`'s endpoint on its thread; returns how many packets were queued
   // (fewer when the queue is full or the worker is gone).
@@ -86,6 +90,7 @@ class EndpointGroup {
   std::vector<std::shared_ptr<Slot>> slots_;
   std::array<uint8_t, 32> reset_secret_{};
   std::array<uint8_t, 32> token_secret_{};
+  std::shared_ptr<AddressLimits> address_limits_ = std::make_shared<AddressLimits>();
 };
 
 }  // namespace wtmesh::quic

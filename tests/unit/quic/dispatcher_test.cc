@@ -323,6 +323,27 @@ TEST_F(DispatcherInitialTest, AnAddressAtItsConnectionCapGetsConnectionRefused) 
   EXPECT_EQ(d.classify(initial_, 1, sa(a), sizeof(a), kSecond).kind, Kind::kAccept) << "a slot was freed";
 }
 
+TEST_F(DispatcherInitialTest, WorkersSharingLimitsCountAnAddresssConnectionsTogether) {
+  // Two workers of one edge: an address's connections on worker 0 count against it on worker 1.
+  const DispatcherOptions o{.server = true,
+                            .max_connections = 100,
+                            .address_limits = {.max_connections_per_address = 2, .handshake_burst = 100}};
+  Dispatcher w0(o, kSecret), w1(o, kSecret);
+  auto shared = std::make_shared<AddressLimits>();
+  w0.share_address_limits(shared);
+  w1.share_address_limits(shared);
+  EXPECT_EQ(shared->options().max_connections_per_address, 2u) << "the dispatchers' options";
+  const sockaddr_in a = v4("192.0.2.7", 40000), a2 = v4("192.0.2.7", 40001);
+  for (Dispatcher* d : {&w0, &w1}) {
+    const auto ok = d->classify(initial_, 0, sa(a), sizeof(a), kSecond);
+    ASSERT_EQ(ok.kind, Kind::kAccept);
+    d->opened(*ok.address);
+  }
+  EXPECT_EQ(w0.classify(initial_, 1, sa(a2), sizeof(a2), kSecond).kind, Kind::kReply)
+      << "the address holds two connections on the edge, one on each worker";
+  EXPECT_EQ(w1.address_limits().connections(*address_key(sa(a), sizeof(a))), 2u);
+}
+
 // A draining server (the edge after SIGTERM) refuses every new connection with CONNECTION_REFUSED, so
 // the client tries another edge at once; packets of the connections it has are still routed.
 TEST_F(DispatcherInitialTest, ADrainingServerRefusesNewConnections) {

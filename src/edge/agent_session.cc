@@ -279,6 +279,13 @@ void AgentSession::on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_
   if (!rest.empty() || fin) events->on_response_data(rest, fin);
 }
 
+void AgentSession::count_tunnels() {
+  const size_t now_held = tunnels_.size();
+  if (now_held == counted_tunnels_) return;
+  const size_t before = std::exchange(counted_tunnels_, now_held);
+  if (hooks_.tunnels_changed) hooks_.tunnels_changed(before, now_held);
+}
+
 uint64_t AgentSession::add_relay(WtRelayPeer* peer) {
   if (closed_ || session_ == nullptr || relays_.size() >= tunnel::kMaxRelayedSessions) return 0;
   const uint64_t base = uint64_t{config_.relay_id_block} * kRelayIdBlock;
@@ -402,6 +409,7 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   // Issued after any claim still under way, so it releases what those take too.
   routes_.release_all(owner_, now());
   tunnels_.clear();
+  count_tunnels();
   pending_claims_.clear();
   spdlog::info("tunnel {}: session ended, code {} \"{}\", {} route(s) released", owner_, code, reason,
                hostnames.size());

@@ -108,6 +108,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     // Before a REGISTER is held: 0 while the token's subject may hold one more tunnel, else its cap
     // (the REGISTER is refused "limit"). Unset: no cap.
     std::function<size_t()> subject_full;
+    // The session's tunnel count went from `before` to `after` (the subject's count across workers).
+    std::function<void(size_t before, size_t after)> tunnels_changed;
     // A REGISTER's claim found `key` held by `holder` (another route owner): true when the service
     // handed the name over (the holder is a live session on this edge of the same agent instance and
     // token subject, and released it: docs/protocol.md §3.5); the claim is then made again, once.
@@ -239,6 +241,8 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   }
   void refuse_stream(wt::StreamId id, StreamRefusal why);
   void on_relay_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
+  // After tunnels_ changed: tells hooks_.tunnels_changed.
+  void count_tunnels();
   void on_connect_stream_bytes(wt::StreamId id, std::span<const uint8_t> data, bool fin);
   void refuse_connect(wt::StreamId id, const std::string& name, tunnel::ConnectStatus status,
                       const std::string& message);
@@ -284,6 +288,7 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   std::unique_ptr<AgentUdpConnects> udp_connects_;                   // made at the first udp connect
   std::map<uint64_t, WtRelayPeer*> relays_;                          // relay id → its edge end
   uint64_t last_relay_id_ = 0;
+  size_t counted_tunnels_ = 0;  // tunnels_.size() as hooks_.tunnels_changed last heard it
   uint64_t relay_datagrams_dropped_ = 0;
   std::optional<tunnel::TelemetryReport> telemetry_;
   SteadyTime telemetry_at_{};

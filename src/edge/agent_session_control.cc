@@ -193,6 +193,7 @@ void AgentSession::handle_register(const tunnel::Register& reg) {
              : config_.visitor_env ? std::make_shared<VisitorGate>(reg.visitor, config_.visitor_env)
                                    : std::make_shared<VisitorGate>(reg.visitor)};
   pending_claims_[claim] = PendingClaim{id, hostname, raw_host, reg};
+  count_tunnels();
   routes_.claim(route_key(tunnels_[id]), RouteLease{owner_, config_.edge_id, lease_ttl()}, id, now(),
                 [this, alive = std::weak_ptr<int>(alive_), claim](const ClaimReply& reply) {
                   if (!alive.expired()) on_claimed(claim, reply);
@@ -225,7 +226,10 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
                     });
       return;
     }
-    if (current) tunnels_.erase(tunnel);
+    if (current) {
+      tunnels_.erase(tunnel);
+      count_tunnels();
+    }
     if (reply.result == ClaimResult::kFull) {
       if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kTableFull);
       refuse(c.id, c.raw_host, refusal::kLimit, "the edge's route table is full");
@@ -245,6 +249,7 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
     if (!p.ok) {
       routes_.release(route_key(tunnel->second), owner_, now());
       tunnels_.erase(tunnel);
+      count_tunnels();
       refuse(c.id, c.raw_host, p.code, p.message);
       return;
     }
@@ -277,6 +282,7 @@ void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   unpublish(unreg.id, it->second);
   spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
+  count_tunnels();
 }
 
 bool AgentSession::hand_over(RouteKey key) {
@@ -288,6 +294,7 @@ bool AgentSession::hand_over(RouteKey key) {
     spdlog::info("tunnel {}: handed {} {} (id {}) over to the agent's newer session", owner_, it->second.type,
                  it->second.hostname, it->first);
     tunnels_.erase(it);
+    count_tunnels();
     return true;
   }
   return false;

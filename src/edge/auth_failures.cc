@@ -17,6 +17,7 @@ void AuthFailureLimiter::refill(Bucket& b, Time now) const {
 }
 
 bool AuthFailureLimiter::allowed(std::string_view key, Time now) {
+  std::lock_guard lock(mutex_);
   auto it = buckets_.find(std::string(key));
   if (it == buckets_.end()) return true;
   refill(it->second, now);
@@ -24,6 +25,7 @@ bool AuthFailureLimiter::allowed(std::string_view key, Time now) {
 }
 
 bool AuthFailureLimiter::on_failure(std::string_view key, Time now) {
+  std::lock_guard lock(mutex_);
   auto it = buckets_.find(std::string(key));
   if (it == buckets_.end()) {
     if (buckets_.size() >= limits_.max_addresses) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <list>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,8 +34,14 @@ class AuthFailureLimiter {
   bool allowed(std::string_view key, Time now);
   // Counts one failure of `key`; true when it took the address's last token (log that once).
   bool on_failure(std::string_view key, Time now);
-  size_t size() const { return buckets_.size(); }
-  size_t evicted() const { return evicted_; }
+  size_t size() const {
+    std::lock_guard lock(mutex_);
+    return buckets_.size();
+  }
+  size_t evicted() const {
+    std::lock_guard lock(mutex_);
+    return evicted_;
+  }
   const AuthFailureLimits& limits() const { return limits_; }
 
  private:
@@ -45,6 +52,7 @@ class AuthFailureLimiter {
   };
   void refill(Bucket& b, Time now) const;
 
+  mutable std::mutex mutex_;  // the workers of one edge share one limiter (edge/edge_workers.h)
   AuthFailureLimits limits_;
   std::unordered_map<std::string, Bucket> buckets_;
   std::list<std::string> lru_;  // most recently failing first

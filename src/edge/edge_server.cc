@@ -74,7 +74,10 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     tc.edge_id = worker_edge_id(w.edge_id, w.index);
     tc.session.relay_id_block = w.index;
     tc.jtis = w.jtis;
+    tc.shared_auth_failures = w.auth_failures;
+    tc.subjects = w.subjects;
     visitor_env->key = ChallengeKey(w.challenge_secret);
+    if (w.visitor_failures) visitor_env->failures = w.visitor_failures;
   }
   tunnels_ = std::make_unique<TunnelService>(std::move(tc), table, std::move(keys));
   if (options_.worker) {
@@ -263,7 +266,10 @@ PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind,
                                &metrics_,
                                [this](const RequestLog& l) { count_request(l); },
                                tls ? wt::Acceptor(webtransport_acceptor()) : wt::Acceptor(),
-                               options_.worker.has_value()};
+                               options_.worker.has_value(),
+                               !options_.worker ? nullptr
+                               : tls            ? options_.worker->https_counts
+                                                : options_.worker->http_counts};
 }
 
 wt::Acceptor EdgeServer::webtransport_acceptor() {

@@ -53,6 +53,9 @@ class EchoSession;
 class EdgeQuicApp;
 class NameCertIssuer;
 class SharedNameCertIssuer;
+class AuthFailureLimiter;
+class SubjectLedger;
+class PublicListenerShared;
 class PublicListener;
 struct PublicListenerOptions;
 class TlsServerConfig;
@@ -76,6 +79,15 @@ struct EdgeWorkerContext {
   std::shared_ptr<const quic::TlsServerContext> resumption;
   // One leaf per tunnel name on every worker (edge/name_certs.h).
   std::shared_ptr<SharedNameCertIssuer> name_certs;
+  // Limits that are the edge's, not a worker's: an address's failed session tokens and visitor
+  // credentials, and a token subject's sessions and tunnels. (An address's QUIC connections are
+  // counted by the EndpointGroup.)
+  std::shared_ptr<AuthFailureLimiter> auth_failures;
+  std::shared_ptr<AuthFailureLimiter> visitor_failures;
+  std::shared_ptr<SubjectLedger> subjects;
+  // The HTTPS and the plain HTTP listeners' per-address counts (edge/public_listener.h).
+  std::shared_ptr<PublicListenerShared> https_counts;
+  std::shared_ptr<PublicListenerShared> http_counts;
 };
 
 struct EdgeOptions {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "edge/name_certs.h"
+#include "edge/public_listener.h"
 #include "edge/tunnel_service.h"
 #include "edge/worker_directory.h"
 
@@ -99,6 +100,11 @@ EdgeWorkers::EdgeWorkers(EdgeOptions options, unsigned count)
   ctx.quic = quic_.get();
   ctx.jtis = std::make_shared<JtiCache>();
   ctx.name_certs = std::make_shared<SharedNameCertIssuer>();
+  ctx.auth_failures = std::make_shared<AuthFailureLimiter>(TunnelServiceConfig{}.auth_failures);
+  ctx.visitor_failures = std::make_shared<AuthFailureLimiter>(TunnelServiceConfig{}.auth_failures);
+  ctx.subjects = std::make_shared<SubjectLedger>();
+  ctx.https_counts = std::make_shared<PublicListenerShared>(options.public_limits);
+  ctx.http_counts = std::make_shared<PublicListenerShared>(options.public_limits);
   gnutls_rnd(GNUTLS_RND_RANDOM, ctx.challenge_secret.data(), ctx.challenge_secret.size());
   options.admin_listen.reset();  // the caller serves /metrics and /ready for all (metrics_text, ready)
   // One after another on this thread: the first creates the state directory's certificates and keys,

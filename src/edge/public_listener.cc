@@ -24,9 +24,7 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
       acceptor_(io),
       retry_timer_(io),
       refusal_log_timer_(io),
-      handshakes_(quic::AddressLimitOptions{.max_connections_per_address = 0,
-                                            .handshake_burst = options.limits.tls_handshake_burst,
-                                            .handshakes_per_second = options.limits.tls_handshakes_per_ip}) {
+      shared_(options_.shared ? options_.shared : std::make_shared<PublicListenerShared>(options_.limits)) {
   acceptor_.open(options_.bind.protocol());
   acceptor_.set_option(tcp::acceptor::reuse_address(true));
   if (options_.reuse_port) {
@@ -55,8 +53,10 @@ void PublicListener::close() {
   retry_timer_.cancel();
   refusal_log_timer_.cancel();
   auto conns = std::exchange(conns_, {});
-  per_ip_.clear();
-  for (Connection* c : conns) c->detach();
+  for (Connection* c : conns) {
+    shared_->closed(c->limit_key());  // detached: it will not forget() itself
+    c->detach();
+  }
 }
 
 void PublicListener::drain() {
@@ -77,13 +77,38 @@ size_t PublicListener::busy_count() const {
 }
 
 size_t PublicListener::connection_count(const std::string& limit_key) const {
-  auto it = per_ip_.find(limit_key);
-  return it == per_ip_.end() ? 0 : it->second;
+  return shared_->connections(limit_key);
 }
 
 void PublicListener::forget(Connection* conn, const std::string& key) {
-  conns_.erase(conn);
+  if (conns_.erase(conn) != 0) shared_->closed(key);
+}
+
+PublicListenerShared::PublicListenerShared(const PublicLimits& limits)
+    : handshakes(quic::AddressLimitOptions{.max_connections_per_address = 0,
+                                           .handshake_burst = limits.tls_handshake_burst,
+                                           .handshakes_per_second = limits.tls_handshakes_per_ip}) {}
+
+bool PublicListenerShared::try_open(const std::string& key, size_t max) {
+  std::lock_guard lock(mutex_);
+  size_t& n = per_ip_[key];
+  if (max > 0 && n >= max) {
+    if (n == 0) per_ip_.erase(key);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void PublicListenerShared::closed(const std::string& key) {
+  std::lock_guard lock(mutex_);
   if (auto it = per_ip_.find(key); it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+}
+
+size_t PublicListenerShared::connections(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = per_ip_.find(key);
+  return it == per_ip_.end() ? 0 : it->second;
 }
 
 void PublicListener::on_accepted(tcp::socket socket) {
@@ -95,22 +120,20 @@ void PublicListener::on_accepted(tcp::socket socket) {
     refuse(socket, key, false);
     return;
   }
-  if (options_.limits.max_connections_per_ip > 0 &&
-      connection_count(key) >= options_.limits.max_connections_per_ip) {
-    refuse(socket, key, true);
-    return;
-  }
   std::shared_ptr<const TlsServerConfig> tls;
   if (options_.tls && tls_config_) tls = tls_config_();
   if (options_.tls && !tls) {
     socket.close(ec);
     return;
   }
+  if (!shared_->try_open(key, options_.limits.max_connections_per_ip)) {
+    refuse(socket, key, true);
+    return;
+  }
   auto conn =
       std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key,
                                    quic::address_key(peer.data(), static_cast<socklen_t>(peer.size())));
   conns_.insert(conn.get());
-  ++per_ip_[key];
   conn->start();
 }
 
@@ -138,7 +161,7 @@ void PublicListener::refuse(tcp::socket& socket, const std::string& key, bool pe
 bool PublicListener::admit_handshake(const std::optional<quic::AddressKey>& key,
                                      const std::string& limit_key) {
   if (!key) return true;
-  if (handshakes_.admit(*key, quic::now_ts()) == quic::AddressLimits::Verdict::kAdmit) return true;
+  if (shared_->handshakes.admit(*key, quic::now_ts()) == quic::AddressLimits::Verdict::kAdmit) return true;
   ++refused_total_;
   ++refused_handshakes_total_;
   ++refused_handshakes_;

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -37,6 +38,23 @@
 #include "wt/session.h"
 
 namespace wtmesh::edge {
+
+// What the listeners on one port of a multi-worker edge count together (edge/edge_workers.h), so an
+// address's caps are the edge's whichever worker's listener took its connections: its open
+// connections (max_connections_per_ip) and its TLS handshake bucket. Thread-safe.
+class PublicListenerShared {
+ public:
+  explicit PublicListenerShared(const PublicLimits& limits);
+  // Counts one more connection of `key` unless it holds `max` (0: no cap).
+  bool try_open(const std::string& key, size_t max);
+  void closed(const std::string& key);
+  size_t connections(const std::string& key) const;
+  quic::AddressLimits handshakes;  // only its handshake buckets
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, size_t> per_ip_;  // client limit key → open connections
+};
 
 struct PublicListenerOptions {
   boost::asio::ip::tcp::endpoint bind;
@@ -54,6 +72,8 @@ struct PublicListenerOptions {
   wt::Acceptor webtransport;
   // SO_REUSEPORT: the workers of one edge each listen on the same port (edge/edge_workers.h).
   bool reuse_port = false;
+  // The counts the workers' listeners on this port share (null: this listener's own).
+  std::shared_ptr<PublicListenerShared> shared;
 };
 
 class PublicListener {
@@ -103,12 +123,11 @@ class PublicListener {
   boost::asio::steady_timer retry_timer_;
   boost::asio::steady_timer refusal_log_timer_;
   std::set<Connection*> conns_;
-  std::map<std::string, size_t> per_ip_;  // client limit key → open connections
   uint64_t refused_total_ = 0;
   uint64_t refused_global_ = 0, refused_per_ip_ = 0;  // since the last refusal log line
   uint64_t refused_handshakes_ = 0, refused_handshakes_total_ = 0;
   std::string refused_handshake_example_;
-  quic::AddressLimits handshakes_;  // only its handshake buckets: connections are counted in per_ip_
+  std::shared_ptr<PublicListenerShared> shared_;      // per-address connections and handshakes
   std::string refused_example_;                       // an address refused for its own cap
   bool refusal_log_armed_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -45,6 +45,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
 
   // The listener is going away: drop the proxy (cancelling its stream) and the socket now.
   void detach();
+  const std::string& limit_key() const { return limit_key_; }
 
  private:
   ConnectionHooks hooks();

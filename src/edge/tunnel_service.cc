@@ -88,7 +88,10 @@ TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tun
     : config_(std::move(config)),
       routes_(routes),
       keys_(std::move(keys)),
-      auth_failures_(config_.auth_failures) {
+      auth_failures_(config_.shared_auth_failures
+                         ? config_.shared_auth_failures
+                         : std::make_shared<AuthFailureLimiter>(config_.auth_failures)),
+      subjects_(config_.subjects ? config_.subjects : std::make_shared<SubjectLedger>()) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   if (!config_.jtis) config_.jtis = std::make_shared<JtiCache>();
   config_.session.edge_id = config_.edge_id;
@@ -133,7 +136,7 @@ tunnel::VerifyResult TunnelService::verify_with_keys(std::string_view token, boo
 }
 
 void TunnelService::auth_failed(const std::string& key, const std::string& from) {
-  if (!auth_failures_.on_failure(key, steady_now())) return;
+  if (!auth_failures_->on_failure(key, steady_now())) return;
   spdlog::warn(
       "tunnel: {} ran out of authentication attempts ({} failures at once, one back every {:.1f} s); "
       "its session requests get 429 until then",
@@ -239,7 +242,7 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   collect();
   const std::string from = info.peer.empty() ? std::string("?") : info.peer;
   const std::string key = address_key(info.peer);
-  if (!auth_failures_.allowed(key, steady_now())) {
+  if (!auth_failures_->allowed(key, steady_now())) {
     // No verification and no log line: the address was logged when it ran out.
     count_refusal(SessionRefusal::kRateLimited);
     return refuse(429, "too many authentication failures from this address; retry later");
@@ -301,17 +304,17 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     count_refusal(SessionRefusal::kProtocolVersion);
     return refuse(400, "unsupported protocol version");
   }
-  if (auto it = subjects_.find(claims.subject);
-      it != subjects_.end() && it->second.size() >= config_.max_sessions_per_subject) {
-    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions",
-                 log_text(claims.subject, 64), from, it->second.size());
-    count_refusal(SessionRefusal::kSubjectSessions);
-    return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
-                           " sessions per token subject on this edge");
-  }
   if (session_count() >= config_.max_sessions) {
     count_refusal(SessionRefusal::kCapacity);
     return refuse(503, "the edge has too many tunnel sessions");
+  }
+  // Last: it takes the subject's slot, counted across the edge's workers.
+  if (size_t held = 0; !subjects_->add_session(claims.subject, config_.max_sessions_per_subject, &held)) {
+    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions",
+                 log_text(claims.subject, 64), from, held);
+    count_refusal(SessionRefusal::kSubjectSessions);
+    return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
+                           " sessions per token subject on this edge");
   }
 
   const uint64_t serial = ++next_serial_;
@@ -325,6 +328,9 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     if (AgentSession* s = find_owner(holder)) s->probe();
   };
   hooks.subject_full = [this, subject = claims.subject] { return subject_full(subject); };
+  hooks.tunnels_changed = [ledger = subjects_, subject = claims.subject](size_t before, size_t after) {
+    ledger->tunnels_changed(subject, before, after);
+  };
   hooks.hand_over = [this, serial](const std::string& holder, RouteKey key) {
     AgentSession* from = find_owner(holder);
     auto to = sessions_.find(serial);
@@ -343,7 +349,6 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     raw->set_instance(*instance);
   sessions_.emplace(serial, std::move(session));
   owners_.emplace(owner, serial);
-  subjects_[claims.subject].insert(serial);
   schedule(serial);
   spdlog::info("tunnel {}: session accepted for {} from {} (kid {}, hosts {}{}{})", owner, claims.subject,
                from, result.kid(), claims.hosts.size(), claims.credential_id.empty() ? "" : ", credential ",
@@ -371,20 +376,11 @@ void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::str
   if (it == sessions_.end()) return;
   ended_.push_back(serial);
   owners_.erase(it->second->owner());
-  if (auto s = subjects_.find(it->second->claims().subject); s != subjects_.end()) {
-    s->second.erase(serial);
-    if (s->second.empty()) subjects_.erase(s);
-  }
+  subjects_->remove_session(it->second->claims().subject);
 }
 
 size_t TunnelService::subject_full(const std::string& subject) const {
-  auto it = subjects_.find(subject);
-  if (it == subjects_.end()) return 0;
-  size_t held = 0;  // at most max_sessions_per_subject sessions to add up
-  for (const uint64_t serial : it->second) {
-    if (auto s = sessions_.find(serial); s != sessions_.end()) held += s->second->tunnel_count();
-  }
-  return held >= config_.max_tunnels_per_subject ? config_.max_tunnels_per_subject : 0;
+  return subjects_->tunnels(subject) >= config_.max_tunnels_per_subject ? config_.max_tunnels_per_subject : 0;
 }
 
 void TunnelService::collect() {

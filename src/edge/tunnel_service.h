@@ -39,6 +39,7 @@
 #include "edge/deadline_queue.h"
 #include "edge/jti_cache.h"
 #include "edge/route_table.h"
+#include "edge/subject_ledger.h"
 #include "edge/tunnel_directory.h"
 #include "tunnel/credential.h"
 #include "tunnel/revocation.h"
@@ -60,6 +61,10 @@ struct TunnelServiceConfig {
   std::function<tunnel::VerifierKeySet()> reload_keys;
   // Authentication failures (401s) per client address before its requests get 429 unverified.
   AuthFailureLimits auth_failures;
+  // The workers of one edge count an address's failures together (null: this service's own).
+  std::shared_ptr<AuthFailureLimiter> shared_auth_failures;
+  // ... and a subject's sessions and tunnels (null: this service's own).
+  std::shared_ptr<SubjectLedger> subjects;
   // One token subject (every agent with tokens for it) across this edge: live sessions (429 beyond)
   // and tunnels on them (REGISTER refused "limit" beyond), so one `*` token cannot fill the route
   // table (issue 14 6g). The per-session cap is AgentSessionConfig::max_tunnels.
@@ -182,7 +187,7 @@ class TunnelService final : public TunnelDirectory {
   RouteTable& routes_;
   tunnel::VerifierKeySet keys_;
   std::optional<SteadyTime> last_key_reload_;
-  AuthFailureLimiter auth_failures_;
+  std::shared_ptr<AuthFailureLimiter> auth_failures_;  // config_.shared_auth_failures, or its own
   tunnel::RevocationList revoked_;
   std::optional<SteadyTime> last_revocation_check_;
   std::optional<std::filesystem::file_time_type> revocation_mtime_;
@@ -194,7 +199,7 @@ class TunnelService final : public TunnelDirectory {
   DeadlineQueue deadlines_;      // when each session wants its on_tick
   std::vector<uint64_t> ended_;  // sessions that ended, destroyed by the next collect()
   std::map<std::string, uint64_t, std::less<>> owners_;              // owner id → serial (live sessions)
-  std::map<std::string, std::set<uint64_t>, std::less<>> subjects_;  // token subject → live serials
+  std::shared_ptr<SubjectLedger> subjects_;                          // config_.subjects, or its own
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
   uint64_t last_ticket_ = 0;
   uint64_t asking_ = 0;

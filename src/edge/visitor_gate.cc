@@ -137,7 +137,7 @@ VisitorGate::Decision VisitorGate::check(const VisitorRequest& r, SteadyTime now
       if (query_token) d.target = rest;
     }
     if (fields > 0 || query_token) {
-      if (!env_->failures.allowed(key, now))
+      if (!env_->failures->allowed(key, now))
         return refuse(Verdict::kRateLimited,
                       "Too many wrong credentials from your address: wait a little and try again.", r);
       found = fields > 1 ? Credential::kWrong : Credential::kNone;
@@ -154,11 +154,11 @@ VisitorGate::Decision VisitorGate::check(const VisitorRequest& r, SteadyTime now
       }
       if (found != Credential::kValid && query_token) found = token(*query_token, r.host, wall);
       if (found == Credential::kWrong) {
-        if (env_->failures.on_failure(key, now)) {
+        if (env_->failures->on_failure(key, now)) {
           spdlog::warn(
               "visitor auth: {} ran out of attempts ({} wrong credentials at once); it gets 429 "
               "for a while",
-              key, env_->failures.limits().burst);
+              key, env_->failures->limits().burst);
         }
         return refuse(Verdict::kUnauthorized,
                       policy_.token_keys.empty() ? "The user name or password is wrong."

@@ -37,11 +37,12 @@ class EdgeMetrics;
 // address (a wrong password costs a PBKDF2, a bad token an ECDSA verification), the metrics.
 struct VisitorEnvironment {
   ChallengeKey key;
-  AuthFailureLimiter failures;
+  std::shared_ptr<AuthFailureLimiter> failures;  // shared by an edge's workers
   unsigned challenge_bits = kDefaultChallengeBits;
   std::chrono::seconds pass_lifetime = kDefaultPassLifetime;
   EdgeMetrics* metrics = nullptr;  // not owned; null: not counted
-  explicit VisitorEnvironment(AuthFailureLimits limits = {}) : failures(limits) {}
+  explicit VisitorEnvironment(AuthFailureLimits limits = {})
+      : failures(std::make_shared<AuthFailureLimiter>(limits)) {}
 };
 
 // One request as the gate sees it.

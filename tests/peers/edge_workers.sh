@@ -15,6 +15,8 @@
 #   - basic auth on a tunnel, from new connections on either worker: 401 without or with a wrong
 #     password, 200 with the right one (the tunnel's gate travels with the route)
 #   - `wtmesh connect --udp` from six agents to a private udp tunnel (a UDP echo): one echo each
+#   - the edge's caps count over both workers: a 7th session of a subject is refused
+#     (--max-sessions-per-subject 6), one address holds at most 48 TCP connections (--max-connections-per-ip)
 #   - /metrics sums the workers: 17 agent sessions (4 http, 2 tcp, 4 connect, 1 udp, 6 connect --udp),
 #     wtmesh_worker_hops_total > 0
 #   - SIGTERM: every worker drains and the edge exits 0
@@ -27,7 +29,7 @@ peer_init "$@"
 
 pick_tcp_range
 start_edge main --workers 2 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --tcp-ports "$TCP_RANGE" \
-  --drain-handoff 1s --drain-grace 3s
+  --drain-handoff 1s --drain-grace 3s --max-sessions-per-subject 6 --max-connections-per-ip 48
 EP=${EDGE_PORT[main]}
 CA=${EDGE_STATE[main]}/ca.pem
 T=$PEER_TMP
@@ -155,6 +157,40 @@ for c in u1 u2 u3 u4 u5 u6; do
 done
 hops_after=$(edge_metric main wtmesh_worker_hops_total)
 check "wtmesh connect --udp from six agents reaches the private UDP echo, 6 of 6 ($ok; $((hops_after - hops_before)) crossed workers)" [ "$ok" = 6 ]
+
+# --- The edge's limits are the edge's, not a worker's (the six uclient sessions sit on both workers).
+# A seventh session of the subject is refused (--max-sessions-per-subject 6), whichever worker it reaches.
+"$WTMESH" connect uecho --udp --listen "127.0.0.1:$(free_port)" --edge "https://127.0.0.1:$EP" --token "$TOKEN_U" \
+  --ca "$CA" >"$T/u7.out" 2>"$T/u7.err" </dev/null &
+u7=$!
+track "$u7"
+check "a 7th session of the subject is refused: 429, at most 6 per subject on this edge" \
+  wait_for 10 grep -q 'at most 6 sessions per token subject' "$T/u7.err"
+kill "$u7" 2>/dev/null
+# 60 idle TCP connections from 127.0.0.1 to the HTTPS port, spread by the kernel over both workers'
+# listeners: at most 48 are held (--max-connections-per-ip 48), the rest are reset.
+held=$(python3 - "$EP" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+socks = []
+for _ in range(60):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    socks.append(s)
+time.sleep(1.0)
+alive = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        alive += 0 if s.recv(1) == b"" else 1
+    except BlockingIOError:
+        alive += 1
+    except OSError:
+        pass
+print(alive)
+PY
+)
+check "60 connections from one address over both workers' listeners: $held held (the cap is 48)" \
+  bash -c "[ '${held:-0}' -le 48 ] && [ '${held:-0}' -ge 40 ]"
 
 # --- /metrics sums the workers.
 sessions=$(edge_metric main wtmesh_agent_sessions)

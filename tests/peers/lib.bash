@@ -238,9 +238,14 @@ nss_home() {
 
 # start_edge NAME [extra edge args...]: starts `wtmesh edge` on a free port with its own state dir and
 # waits (bounded) for its listening line. Dies when the edge exits or stays silent.
+# WTMESH_PEER_WORKERS=N: every edge that does not choose its own runs `--workers N` (a whole-suite run
+# against a multi-worker edge: ctest -L peer with it set).
 start_edge() {
   local name=$1 dir line pid i wait_s=${WTMESH_PEER_WAIT:-20} addr=${EDGE_LISTEN_ADDR:-127.0.0.1}
   shift
+  if [ -n "${WTMESH_PEER_WORKERS:-}" ] && [[ " $* " != *" --workers "* ]]; then
+    set -- --workers "$WTMESH_PEER_WORKERS" "$@"
+  fi
   dir=$PEER_TMP/edge-$name
   mkdir -p "$dir/state"
   log "starting edge '$name': $WTMESH edge --listen $addr:0 --domain localhost --state-dir $dir/state $*"

@@ -323,7 +323,9 @@ std::shared_ptr<quic::TlsServerContext> EdgeServer::quic_tls() {
 }
 
 void EdgeServer::load_public_tls() {
-  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, name_certs_, options_.http2);
+  std::span<const uint8_t> ticket_key;
+  if (options_.worker && options_.worker->public_ticket_key) ticket_key = *options_.worker->public_ticket_key;
+  public_tls_ = TlsServerConfig::from_files(certs_.cert, certs_.key, name_certs_, options_.http2, ticket_key);
 }
 
 void EdgeServer::arm_tunnel_timer() {

@@ -88,6 +88,8 @@ struct EdgeWorkerContext {
   // The HTTPS and the plain HTTP listeners' per-address counts (edge/public_listener.h).
   std::shared_ptr<PublicListenerShared> https_counts;
   std::shared_ptr<PublicListenerShared> http_counts;
+  // The public TLS listeners' session-ticket key: a ticket works on every worker's listener.
+  std::shared_ptr<const std::vector<uint8_t>> public_ticket_key;
 };
 
 struct EdgeOptions {

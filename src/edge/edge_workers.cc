@@ -12,6 +12,7 @@
 
 #include "edge/name_certs.h"
 #include "edge/public_listener.h"
+#include "edge/tls_server_stream.h"
 #include "edge/tunnel_service.h"
 #include "edge/worker_directory.h"
 
@@ -105,6 +106,7 @@ EdgeWorkers::EdgeWorkers(EdgeOptions options, unsigned count)
   ctx.subjects = std::make_shared<SubjectLedger>();
   ctx.https_counts = std::make_shared<PublicListenerShared>(options.public_limits);
   ctx.http_counts = std::make_shared<PublicListenerShared>(options.public_limits);
+  ctx.public_ticket_key = std::make_shared<const std::vector<uint8_t>>(TlsServerConfig::new_ticket_key());
   gnutls_rnd(GNUTLS_RND_RANDOM, ctx.challenge_secret.data(), ctx.challenge_secret.size());
   options.admin_listen.reset();  // the caller serves /metrics and /ready for all (metrics_text, ready)
   // One after another on this thread: the first creates the state directory's certificates and keys,

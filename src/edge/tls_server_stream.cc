@@ -30,7 +30,8 @@ void global_init() {
 
 std::shared_ptr<const TlsServerConfig> TlsServerConfig::from_files(const std::filesystem::path& cert_pem,
                                                                    const std::filesystem::path& key_pem,
-                                                                   SniSelector sni_selector, bool offer_h2) {
+                                                                   SniSelector sni_selector, bool offer_h2,
+                                                                   std::span<const uint8_t> ticket_key) {
   global_init();
   for (const auto& p : {cert_pem, key_pem}) {
     std::error_code ec;
@@ -55,10 +56,27 @@ std::shared_ptr<const TlsServerConfig> TlsServerConfig::from_files(const std::fi
   if (int rv = gnutls_priority_init(&cfg->priority_, kTcpTlsPriority, &err); rv < 0) {
     throw std::runtime_error(std::string("GnuTLS priority string rejected: ") + gnutls_strerror(rv));
   }
-  if (int rv = gnutls_session_ticket_key_generate(&cfg->ticket_key_); rv < 0) {
+  if (!ticket_key.empty()) {
+    cfg->ticket_key_.data = static_cast<unsigned char*>(gnutls_malloc(ticket_key.size()));
+    if (cfg->ticket_key_.data == nullptr) throw std::bad_alloc();
+    std::memcpy(cfg->ticket_key_.data, ticket_key.data(), ticket_key.size());
+    cfg->ticket_key_.size = static_cast<unsigned>(ticket_key.size());
+  } else if (int rv = gnutls_session_ticket_key_generate(&cfg->ticket_key_); rv < 0) {
     throw std::runtime_error(std::string("gnutls_session_ticket_key_generate: ") + gnutls_strerror(rv));
   }
   return cfg;
+}
+
+std::vector<uint8_t> TlsServerConfig::new_ticket_key() {
+  global_init();
+  gnutls_datum_t key{};
+  if (int rv = gnutls_session_ticket_key_generate(&key); rv < 0) {
+    throw std::runtime_error(std::string("gnutls_session_ticket_key_generate: ") + gnutls_strerror(rv));
+  }
+  std::vector<uint8_t> out(key.data, key.data + key.size);
+  gnutls_memset(key.data, 0, key.size);
+  gnutls_free(key.data);
+  return out;
 }
 
 TlsServerConfig::~TlsServerConfig() {

@@ -45,10 +45,15 @@ using quic::TlsCredentials;
 class TlsServerConfig {
  public:
   // Loads a PEM certificate chain + private key. Throws std::runtime_error naming the file.
+  // `ticket_key`: the session-ticket key to use (the workers of one edge share one, so a ticket works
+  // on every worker's listener); empty: a fresh random one.
   static std::shared_ptr<const TlsServerConfig> from_files(const std::filesystem::path& cert_pem,
                                                            const std::filesystem::path& key_pem,
                                                            SniSelector sni_selector = {},
-                                                           bool offer_h2 = false);
+                                                           bool offer_h2 = false,
+                                                           std::span<const uint8_t> ticket_key = {});
+  // A fresh random session-ticket key (the size GnuTLS wants).
+  static std::vector<uint8_t> new_ticket_key();
   ~TlsServerConfig();
   TlsServerConfig(const TlsServerConfig&) = delete;
   TlsServerConfig& operator=(const TlsServerConfig&) = delete;

@@ -135,6 +135,32 @@ TEST_F(TlsServerStreamTest, TicketFollowsTheClientFinishedAndResumes) {
   EXPECT_EQ(take_plain(s2), "GET / HTTP/1.1\r\n\r\n");
 }
 
+TEST_F(TlsServerStreamTest, ATicketFromOneWorkersListenerResumesOnAnotherWithTheSharedKey) {
+  const std::vector<uint8_t> key = TlsServerConfig::new_ticket_key();
+  auto first = TlsServerConfig::from_files(certs_.cert, certs_.key, {}, false, key);
+  auto second = TlsServerConfig::from_files(certs_.cert, certs_.key, {}, false, key);
+  auto other = TlsServerConfig::from_files(certs_.cert, certs_.key);  // its own random key
+  std::vector<uint8_t> ticket;
+  {
+    MemoryTlsClient c(certs_.ca_cert, "localhost", nullptr, {"http/1.1"}, "app.localhost");
+    TlsServerStream s(first);
+    pump(c, s);
+    ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+    std::string none;
+    c.recv_all(none);
+    ticket = c.session_data();
+  }
+  ASSERT_FALSE(ticket.empty());
+  for (const auto& [config, resumes] : {std::pair{second, true}, std::pair{other, false}}) {
+    MemoryTlsClient c(certs_.ca_cert, "localhost", nullptr, {"http/1.1"}, "app.localhost");
+    c.resume_from(ticket);
+    TlsServerStream s(config);
+    pump(c, s);
+    ASSERT_EQ(s.state(), TlsServerStream::State::kOpen) << s.error();
+    EXPECT_EQ(s.resumed(), resumes) << (resumes ? "the same key: resumed" : "another key: a full handshake");
+  }
+}
+
 TEST_F(TlsServerStreamTest, ServerSendsAFlightRightAfterTheClientFinished) {
   // TLS 1.3 clients are done once they send their Finished and then send the request. If the server
   // answers the Finished with nothing, its TCP delays the ACK (~40 ms) and a client without

@@ -19,7 +19,7 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
                                PublicListenerOptions options,
                                std::function<std::shared_ptr<const TlsServerConfig>()> tls_config)
     : directory_(directory),
-      options_(options),
+      options_(std::move(options)),
       tls_config_(std::move(tls_config)),
       acceptor_(io),
       retry_timer_(io),

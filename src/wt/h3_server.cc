@@ -46,7 +46,7 @@ void H3Server::on_peer_settings(const h3::Settings& /*peer*/) {
   std::vector<Deferred> waiting = std::exchange(deferred_, {});
   for (auto& d : waiting) {
     if (connection_closed_) return;
-    process_connect(d.id, std::move(d.headers));
+    process_connect(d.id, d.headers);
   }
 }
 
@@ -91,10 +91,10 @@ void H3Server::on_headers(StreamId id, h3::HeaderList headers, bool fin) {
     deferred_.push_back(Deferred{id, std::move(headers), now() + config_.buffered_stream_timeout});
     return;
   }
-  process_connect(id, std::move(headers));
+  process_connect(id, headers);
 }
 
-void H3Server::process_connect(StreamId id, h3::HeaderList headers) {
+void H3Server::process_connect(StreamId id, const h3::HeaderList& headers) {
   const h3::Settings& peer = *conn_.peer_settings();
   if (!peer.webtransport || !peer.h3_datagram) {
     refuse_connect(id, 400);

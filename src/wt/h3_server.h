@@ -108,7 +108,7 @@ class H3Server final : public H3SessionRegistry {
   void on_other_request_gone(StreamId id) override;
   void on_tick_role(SteadyTime now) override;
 
-  void process_connect(StreamId id, h3::HeaderList headers);
+  void process_connect(StreamId id, const h3::HeaderList& headers);
   // Step 5's outcome: the response, and the session on 2xx.
   void decide(StreamId id, SessionInfo info, bool draft02, Accept accept);
   bool origin_allowed(const std::string& origin) const;

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -217,16 +218,26 @@ struct LaterFlows final : UdpClientFlows {
   ClientOpen open_client_flow(uint64_t session, uint32_t tunnel_id, UdpFlowClient* client,
                               UdpClientFlow* flow) override {
     const ClientOpen r = real.open_client_flow(session, tunnel_id, client, flow);
-    asio::post(io, [client, r] { client->on_udp_flow_opened(r); });
+    // A refused flow gets an id of its own, so a close before the answer finds it too.
+    if (r != ClientOpen::kOpened) *flow = UdpClientFlow{session, tunnel_id, (uint64_t{1} << 62) + ++refused};
+    waiting.insert(flow->flow_id);
+    asio::post(io, [this, client, r, id = flow->flow_id] {
+      if (waiting.erase(id) != 0) client->on_udp_flow_opened(r);  // not after a close
+    });
     return ClientOpen::kLater;
   }
   ClientSend send_client_packet(const UdpClientFlow& f, std::span<const uint8_t> p) override {
     return real.send_client_packet(f, p);
   }
-  void close_client_flow(const UdpClientFlow& f) override { real.close_client_flow(f); }
+  void close_client_flow(const UdpClientFlow& f) override {
+    waiting.erase(f.flow_id);
+    real.close_client_flow(f);
+  }
   size_t client_payload_limit(const UdpClientFlow& f) const override { return real.client_payload_limit(f); }
   asio::io_context& io;
   UdpTunnels& real;
+  std::set<uint64_t> waiting;  // flows whose answer is posted and not closed
+  uint64_t refused = 0;
 };
 
 TEST_F(UdpConnectsTest, AFlowAnsweredLaterConnectsOnlyThenAndARefusalLaterIsARefusal) {

@@ -84,6 +84,7 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   static constexpr std::chrono::milliseconds kDefaultOpenTimeout{1000};
   static constexpr size_t kMaxRemoteGates = 1024;
   static constexpr size_t kMaxRemoteRelays = 4096;       // this worker's relays on other workers' sessions
+  static constexpr size_t kMaxRemoteUdpFlows = 16384;    // this worker's UDP flows on other workers' tunnels
   static constexpr size_t kMaxDatagramsInFlight = 1024;  // relayed datagrams posted toward one worker
 
   // `local`: this worker's TunnelService (or a test's directory); `routes`: the table all workers

@@ -14,6 +14,7 @@ UdpClientFlows::ClientOpen WorkerDirectory::open_client_flow(uint64_t session, u
   }
   const unsigned w = worker_in(session);
   if (w >= workers_.size() || w == index_) return ClientOpen::kNoTunnel;
+  if (near_udp_.size() >= kMaxRemoteUdpFlows) return ClientOpen::kFlowCap;
   const uint64_t id = ++last_udp_;
   near_udp_[id] = NearUdp{client, w};
   *flow = UdpClientFlow{session, tunnel_id, id};

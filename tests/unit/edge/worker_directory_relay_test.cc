@@ -222,6 +222,14 @@ TEST_F(WorkerDirectoryRelayTest, AUdpFlowOfATunnelOnAnotherWorkerOpensLaterAndCa
   EXPECT_EQ(capped.opened, UdpClientFlows::ClientOpen::kFlowCap);
   EXPECT_EQ(unknown.opened, UdpClientFlows::ClientOpen::kNoTunnel);
   EXPECT_EQ(dirs_[0]->near_udp_flows(), 0u);
+  // This worker's flows on other workers' tunnels are capped, whatever the far tunnels allow.
+  UdpClient many;
+  for (size_t i = 0; i < WorkerDirectory::kMaxRemoteUdpFlows; ++i)
+    ASSERT_EQ(dirs_[0]->open_client_flow(route.route->session, 7, &many, &flow),
+              UdpClientFlows::ClientOpen::kLater);
+  EXPECT_EQ(dirs_[0]->open_client_flow(route.route->session, 7, &many, &flow),
+            UdpClientFlows::ClientOpen::kFlowCap);
+  EXPECT_EQ(dirs_[0]->near_udp_flows(), WorkerDirectory::kMaxRemoteUdpFlows);
 }
 
 }  // namespace

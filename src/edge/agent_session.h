@@ -179,9 +179,6 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   // The agent sent DRAIN_WEBTRANSPORT_SESSION: its tunnels are held by a newer session (elsewhere);
   // it finishes the streams under way here and waits for the edge to close this session.
   bool moved() const { return moved_; }
-  // The agent cannot move: its new session came back to this draining edge (its only way here).
-  // The drain stops waiting for it; the session serves on until the edge closes it.
-  void nowhere_to_move() { moved_ = true; }
 
   // --- time ---
   std::optional<SteadyTime> next_deadline() const;

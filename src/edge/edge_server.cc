@@ -76,6 +76,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     tc.jtis = w.jtis;
     tc.shared_auth_failures = w.auth_failures;
     tc.subjects = w.subjects;
+    tc.returned = w.returned;
     visitor_env->key = ChallengeKey(w.challenge_secret);
     if (w.visitor_failures) visitor_env->failures = w.visitor_failures;
   }

@@ -55,6 +55,7 @@ class NameCertIssuer;
 class SharedNameCertIssuer;
 class AuthFailureLimiter;
 class SubjectLedger;
+class ReturnedAgents;
 class PublicListenerShared;
 class PublicListener;
 struct PublicListenerOptions;
@@ -85,6 +86,8 @@ struct EdgeWorkerContext {
   std::shared_ptr<AuthFailureLimiter> auth_failures;
   std::shared_ptr<AuthFailureLimiter> visitor_failures;
   std::shared_ptr<SubjectLedger> subjects;
+  // The agents that came back to the draining edge, whichever worker their new session reached.
+  std::shared_ptr<ReturnedAgents> returned;
   // The HTTPS and the plain HTTP listeners' per-address counts (edge/public_listener.h).
   std::shared_ptr<PublicListenerShared> https_counts;
   std::shared_ptr<PublicListenerShared> http_counts;

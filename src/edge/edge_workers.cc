@@ -104,6 +104,7 @@ EdgeWorkers::EdgeWorkers(EdgeOptions options, unsigned count)
   ctx.auth_failures = std::make_shared<AuthFailureLimiter>(TunnelServiceConfig{}.auth_failures);
   ctx.visitor_failures = std::make_shared<AuthFailureLimiter>(TunnelServiceConfig{}.auth_failures);
   ctx.subjects = std::make_shared<SubjectLedger>();
+  ctx.returned = std::make_shared<ReturnedAgents>();
   ctx.https_counts = std::make_shared<PublicListenerShared>(options.public_limits);
   ctx.http_counts = std::make_shared<PublicListenerShared>(options.public_limits);
   ctx.public_ticket_key = std::make_shared<const std::vector<uint8_t>>(TlsServerConfig::new_ticket_key());

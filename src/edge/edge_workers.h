@@ -8,14 +8,13 @@
 //     stream there (edge/worker_directory.h), all workers sharing one route table
 //     (edge/shared_route_table.h).
 // Shared as well: the session-token replay cache, the visitor challenge's key, the QUIC session
-// tickets and 0-RTT replay store. Per worker: the agent sessions that landed on it with their TCP
-// and UDP tunnels' ports (bound by the owning worker; the kernel keeps them unique), the public
-// connections, the per-address limits and their token buckets (so each is per worker: a client
-// spread over N workers may hold N times its cap), and the per-subject session caps likewise.
-// Not yet across workers: a public WebTransport session relayed to a tunnel (docs/protocol.md §7)
-// and UDP flows to a name (`wtmesh connect --udp`, a /connect page's datagrams) reach only tunnels
-// whose agent is on the worker that took the client (elsewhere they answer as for an agent that is
-// offline). TCP streams of the mesh and of /connect go through the WorkerDirectory and cross.
+// tickets and 0-RTT replay store, the public TLS ticket key, one leaf per tunnel name, the per-address
+// limits (QUIC connections and handshakes, public connections, failed tokens and visitor credentials),
+// a token subject's sessions and tunnels, and the agents that came back to the draining edge. Per
+// worker: the agent sessions that landed on it with their TCP and UDP tunnels' ports (bound by the
+// owning worker; the kernel keeps them unique) and the public connections. Everything reaches a
+// tunnel on another worker through the WorkerDirectory: public exchanges, mesh and /connect streams,
+// relayed WebTransport sessions and UDP flows to a name.
 //
 // /metrics sums every worker's series (counters and additive gauges add up; an agent's gauges exist
 // on its worker only); /ready is every worker's. A drain runs on every worker at once and completes

@@ -91,7 +91,8 @@ TunnelService::TunnelService(TunnelServiceConfig config, RouteTable& routes, tun
       auth_failures_(config_.shared_auth_failures
                          ? config_.shared_auth_failures
                          : std::make_shared<AuthFailureLimiter>(config_.auth_failures)),
-      subjects_(config_.subjects ? config_.subjects : std::make_shared<SubjectLedger>()) {
+      subjects_(config_.subjects ? config_.subjects : std::make_shared<SubjectLedger>()),
+      returned_(config_.returned ? config_.returned : std::make_shared<ReturnedAgents>()) {
   if (config_.edge_id.empty()) config_.edge_id = random_edge_id();
   if (!config_.jtis) config_.jtis = std::make_shared<JtiCache>();
   config_.session.edge_id = config_.edge_id;
@@ -250,17 +251,13 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   if (draining_) {
     // Before any verification: the agent is told to try another edge (its backoff paces it). An
     // agent whose new session comes back here (one edge, no other address) has nowhere to move:
-    // the handoff stops waiting for its live session, which serves on until the edge closes it.
-    // (The instance id is not a credential; a forged one only ends that session's handoff early.)
+    // the handoff stops waiting for its live session (on whichever worker holds it), which serves on
+    // until the edge closes it. (The instance id is not a credential; a forged one only ends that
+    // session's handoff early.)
     if (const std::string* instance = header(info, tunnel::kInstanceHeader);
-        instance != nullptr && tunnel::valid_instance_id(*instance)) {
-      for (auto& [serial, s] : sessions_) {
-        if (!s->closed() && !s->moved() && s->instance() == *instance) {
-          spdlog::info("tunnel {}: its agent came back to this draining edge: nowhere else to move",
-                       s->owner());
-          s->nowhere_to_move();
-        }
-      }
+        instance != nullptr && tunnel::valid_instance_id(*instance) && returned_->add(*instance)) {
+      spdlog::info("tunnel: agent instance {} came back to this draining edge: nowhere else to move",
+                   *instance);
     }
     count_refusal(SessionRefusal::kDraining);
     return refuse(503, "draining: this edge is shutting down; connect to another edge");
@@ -435,7 +432,9 @@ void TunnelService::drain() {
 
 size_t TunnelService::sessions_to_move() const {
   size_t n = 0;
-  for (const auto& [serial, s] : sessions_) n += !s->closed() && s->tunnel_count() > 0 && !s->moved() ? 1 : 0;
+  for (const auto& [serial, s] : sessions_) {
+    n += !s->closed() && s->tunnel_count() > 0 && !s->moved() && !returned_->contains(s->instance()) ? 1 : 0;
+  }
   return n;
 }
 

@@ -38,6 +38,7 @@
 #include "edge/auth_failures.h"
 #include "edge/deadline_queue.h"
 #include "edge/jti_cache.h"
+#include "edge/returned_agents.h"
 #include "edge/route_table.h"
 #include "edge/subject_ledger.h"
 #include "edge/tunnel_directory.h"
@@ -65,6 +66,8 @@ struct TunnelServiceConfig {
   std::shared_ptr<AuthFailureLimiter> shared_auth_failures;
   // ... and a subject's sessions and tunnels (null: this service's own).
   std::shared_ptr<SubjectLedger> subjects;
+  // ... and the agents that came back to it while it drains (null: this service's own).
+  std::shared_ptr<ReturnedAgents> returned;
   // One token subject (every agent with tokens for it) across this edge: live sessions (429 beyond)
   // and tunnels on them (REGISTER refused "limit" beyond), so one `*` token cannot fill the route
   // table (issue 14 6g). The per-session cap is AgentSessionConfig::max_tunnels.
@@ -131,7 +134,8 @@ class TunnelService final : public TunnelDirectory {
   // a session elsewhere, registers there, and answers with a DRAIN of its own (AgentSession::moved).
   void drain();
   bool draining() const { return draining_; }
-  // Live sessions holding tunnels whose agent has not said it moved yet (what the handoff waits for).
+  // Live sessions holding tunnels whose agent has not said it moved yet and has not come back to
+  // this edge (on any of its workers: ReturnedAgents); what the handoff waits for.
   size_t sessions_to_move() const;
 
   size_t session_count() const;
@@ -200,6 +204,7 @@ class TunnelService final : public TunnelDirectory {
   std::vector<uint64_t> ended_;  // sessions that ended, destroyed by the next collect()
   std::map<std::string, uint64_t, std::less<>> owners_;              // owner id → serial (live sessions)
   std::shared_ptr<SubjectLedger> subjects_;                          // config_.subjects, or its own
+  std::shared_ptr<ReturnedAgents> returned_;                         // config_.returned, or its own
   // Lookups the table has not answered yet; the one being asked now is answered into `answered_`.
   uint64_t last_ticket_ = 0;
   uint64_t asking_ = 0;

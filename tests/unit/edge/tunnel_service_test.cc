@@ -456,5 +456,37 @@ TEST_F(TunnelServiceTest, AnAgentWhoseNewSessionComesBackHereIsNotWaitedFor) {
   EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kFound) << "its old session still serves";
 }
 
+// A multi-worker edge (edge/edge_workers.h): the agent's new session may land on another worker
+// than the one holding its live session; their services share one ReturnedAgents list.
+TEST_F(TunnelServiceTest, AnAgentThatCameBackToAnotherWorkerIsNotWaitedForEither) {
+  auto returned = std::make_shared<ReturnedAgents>();
+  tweak_ = [returned](TunnelServiceConfig& c) { c.returned = returned; };
+  make();
+  wt::SessionInfo i = info("Bearer " + token());
+  i.headers.emplace_back("wtmesh-agent-instance", "agentaaaaaaaaaaaaaaa");
+  ASSERT_EQ(connect(i).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  TunnelServiceConfig other_config;
+  other_config.session.domain = "localhost";
+  other_config.edge_id = "edge-t-w1";
+  other_config.returned = returned;
+  TunnelService other(other_config, *routes_, {});
+  service_->drain();
+  other.drain();
+  EXPECT_EQ(service_->sessions_to_move(), 1u);
+  EXPECT_EQ(other.accept(i).status, 503) << "the other worker refuses it: draining";
+  EXPECT_EQ(service_->sessions_to_move(), 0u) << "the worker holding the session no longer waits for it";
+}
+
+TEST(ReturnedAgents, IsBoundedAndAFullListAddsNoMore) {
+  ReturnedAgents r;
+  for (size_t i = 0; i < ReturnedAgents::kMax; ++i) EXPECT_TRUE(r.add("agent" + std::to_string(i)));
+  EXPECT_FALSE(r.add("agent0")) << "already listed";
+  EXPECT_FALSE(r.add("one-too-many"));
+  EXPECT_EQ(r.size(), ReturnedAgents::kMax);
+  EXPECT_FALSE(r.contains("one-too-many"));
+  EXPECT_TRUE(r.contains("agent4095"));
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

@@ -66,6 +66,7 @@ Endpoint::Endpoint(asio::io_context& io, const udp::endpoint& bind, bool reuse_p
 Endpoint::~Endpoint() {
   if (group_ != nullptr) group_->detach(worker_, *this);
   for (auto& [conn, entry] : conns_) entry->conn->abandon("endpoint destroyed");
+  if (group_connections_) group_connections_->fetch_sub(conns_.size(), std::memory_order_relaxed);
   conns_.clear();
 }
 
@@ -84,6 +85,8 @@ void Endpoint::join_group(EndpointGroup& group, size_t index) {
   dispatcher_.set_worker(static_cast<unsigned>(index), static_cast<unsigned>(group.size()));
   dispatcher_.set_secrets(group.reset_secret(), group.token_secret());
   dispatcher_.share_address_limits(group.address_limits());
+  group_connections_ = group.connections();
+  group_connections_->fetch_add(conns_.size(), std::memory_order_relaxed);
   group.attach(index, *this, io_);
   group_ = &group;
   worker_ = index;
@@ -140,6 +143,7 @@ Endpoint::Entry* Endpoint::adopt(std::unique_ptr<Connection> conn) {
   entry->conn = std::move(conn);
   Entry* e = entry.get();
   conns_.emplace(raw, std::move(entry));
+  if (group_connections_) group_connections_->fetch_add(1, std::memory_order_relaxed);
   raw->set_flush_hook([this, raw] {
     if (Entry* en = find(raw)) post_flush(*en);
   });
@@ -298,7 +302,9 @@ void Endpoint::service_touched(Timestamp read_at) {
 
 Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr* from, socklen_t fromlen,
                                     Timestamp now) {
-  const Dispatcher::Decision d = dispatcher_.classify(pkt, conns_.size(), from, fromlen, now);
+  const size_t open =
+      group_connections_ ? group_connections_->load(std::memory_order_relaxed) : conns_.size();
+  const Dispatcher::Decision d = dispatcher_.classify(pkt, open, from, fromlen, now);
   using Kind = Dispatcher::Decision::Kind;
   switch (d.kind) {
     case Kind::kDrop:
@@ -307,7 +313,7 @@ Connection* Endpoint::handle_packet(std::span<const uint8_t> pkt, const sockaddr
       send_to(from, fromlen, dispatcher_.reply());
       return nullptr;
     case Kind::kRefuse:
-      spdlog::warn("quic: refusing new connection: {} connections open (limit)", conns_.size());
+      spdlog::warn("quic: refusing new connection: {} connections open (limit)", open);
       return nullptr;
     case Kind::kForward:
       if (d.worker < outbox_.size()) outbox_[d.worker].add(pkt, from, fromlen);
@@ -536,6 +542,7 @@ void Endpoint::remove(Connection* conn) {
   if (it == conns_.end()) return;
   std::unique_ptr<Entry> entry = std::move(it->second);
   conns_.erase(it);
+  if (group_connections_) group_connections_->fetch_sub(1, std::memory_order_relaxed);
   dispatcher_.forget(conn);
   if (entry->address) dispatcher_.closed(*entry->address);
   entry->timer.cancel();

@@ -43,6 +43,8 @@ struct ServerOptions {
   // replaced (set_server_tls) while older connections still use the old one.
   std::shared_ptr<const TlsServerContext> tls;
   TransportLimits limits;
+  // Live connections; beyond, Initials are refused. In a group (join_group) this and retry_above
+  // count the connections of all its endpoints.
   size_t max_connections = 4096;
   // Per client address (IPv4 address, IPv6 /64): live connections and a handshake rate.
   AddressLimitOptions address_limits;
@@ -202,6 +204,8 @@ class Endpoint final {
   bool reactor_refresh_pending_ = false;
   EndpointStats stats_;
   EndpointGroup* group_ = nullptr;  // set by join_group; cleared by a group destroyed first
+  // The group's count of live connections (null: no group), which conns_ adds to.
+  std::shared_ptr<std::atomic<size_t>> group_connections_;
   size_t worker_ = 0;
   std::vector<ForwardBatch> outbox_;  // per worker: packets of this read batch for it
   bool shutting_down_ = false;

@@ -70,6 +70,9 @@ class EndpointGroup {
   std::span<const uint8_t, 32> token_secret() const { return token_secret_; }
   // Per-address connection and handshake limits, counted across the workers.
   const std::shared_ptr<AddressLimits>& address_limits() const { return address_limits_; }
+  // Live connections of all its endpoints: what ServerOptions::max_connections and retry_above
+  // count, so they are the edge's, not a worker's. (Endpoints hold it: it may outlive the group.)
+  const std::shared_ptr<std::atomic<size_t>>& connections() const { return connections_; }
 
   // Hands `batch` to worker `to`'s endpoint on its thread; returns how many packets were queued
   // (fewer when the queue is full or the worker is gone).
@@ -91,6 +94,7 @@ class EndpointGroup {
   std::array<uint8_t, 32> reset_secret_{};
   std::array<uint8_t, 32> token_secret_{};
   std::shared_ptr<AddressLimits> address_limits_ = std::make_shared<AddressLimits>();
+  std::shared_ptr<std::atomic<size_t>> connections_ = std::make_shared<std::atomic<size_t>>(0);
 };
 
 }  // namespace wtmesh::quic

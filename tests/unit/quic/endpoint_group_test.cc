@@ -107,7 +107,7 @@ class EndpointGroupTest : public ::testing::Test {
 
   // Two workers; `shared_port`: both bind one port with SO_REUSEPORT (else each its own port, so the
   // relay can pick the socket).
-  void start(bool shared_port) {
+  void start(bool shared_port, size_t max_connections = ServerOptions{}.max_connections) {
     uint16_t port = 0;
     for (size_t i = 0; i < workers_.size(); ++i) {
       Worker& w = workers_[i];
@@ -118,6 +118,7 @@ class EndpointGroupTest : public ::testing::Test {
       w.endpoint->join_group(group_, i);
       ServerOptions opts;
       opts.tls = server_tls_;
+      opts.max_connections = max_connections;
       opts.on_connection = [&w](Connection& c) {
         auto sink = std::make_unique<Sink>(c);
         sink->finished = &w.finished;
@@ -140,6 +141,21 @@ class EndpointGroupTest : public ::testing::Test {
   }
   bool run_until(const std::function<bool()>& done) {
     return test::run_io_until(io_, done, std::chrono::seconds(60), test::Turn::kSlice);
+  }
+
+  // `n` clients, each from its own port, each uploading `total` bytes to the workers' shared port.
+  void connect_clients(size_t n, size_t total, std::vector<std::unique_ptr<Source>>& sources,
+                       std::vector<std::unique_ptr<Endpoint>>& clients) {
+    const udp::endpoint server = workers_[0].endpoint->local_endpoint();
+    for (size_t i = 0; i < n; ++i) {
+      clients.push_back(
+          std::make_unique<Endpoint>(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)));
+      std::string error;
+      Connection* c = clients.back()->connect(server, "localhost", *client_tls_, TransportLimits{}, &error);
+      ASSERT_NE(c, nullptr) << error;
+      sources.push_back(std::make_unique<Source>(*c, total));
+      c->set_handler(sources.back().get());
+    }
   }
 
   // An upload through the relay that moves to worker 1's socket once a quarter has arrived.
@@ -196,21 +212,13 @@ TEST_F(EndpointGroupTest, AClientAtANewAddressOnAnotherWorkersSocketKeepsItsConn
 
 TEST_F(EndpointGroupTest, WorkersShareOnePortAndEachServesTheConnectionsItTook) {
   start(true);
-  const udp::endpoint server = workers_[0].endpoint->local_endpoint();
-  ASSERT_EQ(workers_[1].endpoint->local_endpoint(), server);
+  ASSERT_EQ(workers_[1].endpoint->local_endpoint(), workers_[0].endpoint->local_endpoint());
   // Sixteen clients, each from its own port: the kernel spreads them over the two sockets (all on
   // one has probability 2^-15).
   constexpr size_t kClients = 16, kTotal = 64 << 10;
   std::vector<std::unique_ptr<Source>> sources;  // outlive the clients' connections
   std::vector<std::unique_ptr<Endpoint>> clients;
-  for (size_t i = 0; i < kClients; ++i) {
-    clients.push_back(std::make_unique<Endpoint>(io_, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)));
-    std::string error;
-    Connection* c = clients.back()->connect(server, "localhost", *client_tls_, TransportLimits{}, &error);
-    ASSERT_NE(c, nullptr) << error;
-    sources.push_back(std::make_unique<Source>(*c, kTotal));
-    c->set_handler(sources.back().get());
-  }
+  connect_clients(kClients, kTotal, sources, clients);
   ASSERT_TRUE(
       run_until([&] { return workers_[0].finished.load() + workers_[1].finished.load() == kClients; }));
   for (const auto& s : sources) EXPECT_FALSE(s->closed) << s->reason;
@@ -223,6 +231,30 @@ TEST_F(EndpointGroupTest, WorkersShareOnePortAndEachServesTheConnectionsItTook) 
     EXPECT_EQ(w.endpoint->stats().forwarded_out, 0u) << "no client moved";
   }
   EXPECT_EQ(served, kClients);
+}
+
+// --quic-max-connections is the edge's: two workers with a cap of 2 hold 2 connections in all, not
+// 2 each. Eight clients from their own ports: the kernel spreads them over both sockets (all on one
+// has probability 2^-7), so each worker takes new ones after the cap was reached on the other.
+TEST_F(EndpointGroupTest, TheConnectionCapCountsEveryWorkersConnections) {
+  start(true, 2);
+  constexpr size_t kClients = 8, kTotal = 16 << 10;
+  std::vector<std::unique_ptr<Source>> sources;
+  std::vector<std::unique_ptr<Endpoint>> clients;
+  connect_clients(kClients, kTotal, sources, clients);
+  ASSERT_TRUE(run_until([&] { return workers_[0].finished.load() + workers_[1].finished.load() >= 2; }));
+  // Every client's first Initial has long arrived; give the refused ones a retransmission, too.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  run_until([&] { return std::chrono::steady_clock::now() >= until; });
+  stop();
+  size_t served = 0, refused = 0;
+  for (Worker& w : workers_) {
+    served += w.endpoint->connection_count();
+    refused += w.endpoint->stats().refused;
+  }
+  EXPECT_EQ(served, 2u);
+  EXPECT_EQ(group_.connections()->load(), 2u);
+  EXPECT_GE(refused, kClients - 2) << "each of the others had its Initials refused";
 }
 
 TEST(EndpointGroupQueue, AWorkersQueueHoldsAtMostKMaxQueuedPackets) {

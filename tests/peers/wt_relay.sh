@@ -50,7 +50,9 @@ node_pid=$!
 track "$node_pid"
 # The last check's session is the tunnel's second relayed session: once the agent has dialled the
 # upstream for it, the upstream edge goes away, and the public session must be closed, not left hanging.
-agent_has_second() { grep -q 'wt-relay 2: .* -> upstream' "${AGENT_ERR[relay]}"; }
+# (Relay ids are the edge's to pick: with several workers each picks from its own block of ids.)
+relay_ids() { grep -oE 'wt-relay [0-9]+: .* -> upstream' "${AGENT_ERR[relay]}" | cut -d' ' -f2 | tr -d :; }
+agent_has_second() { [ "$(relay_ids | wc -l)" -ge 2 ]; }
 second_or_done() { agent_has_second || ! kill -0 "$node_pid" 2>/dev/null; }
 if wait_for 120 second_or_done && agent_has_second; then
   stop_edge upstream
@@ -93,7 +95,8 @@ else
 fi
 
 expect_step upstream_gone.closed "the upstream edge stops during a relayed session: the public session is closed"
-if grep -qE 'wt-relay 2: upstream session closed' "${AGENT_ERR[relay]}"; then
+second_id=$(relay_ids | sed -n 2p)
+if [ -n "$second_id" ] && grep -qE "wt-relay $second_id: upstream session closed" "${AGENT_ERR[relay]}"; then
   pass "the agent saw the upstream session end and passed the close on"
 else
   fail "the agent did not log the upstream session's end"

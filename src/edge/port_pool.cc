@@ -42,6 +42,7 @@ PortPick PortPool::take(uint32_t remote_port, bool private_only,
     return r;
   }
   std::string error;
+  std::lock_guard lock(mutex_);
   if (remote_port != 0) {
     const uint32_t p = remote_port;
     if (p == tunnel::Register::kBadPort)
@@ -49,7 +50,7 @@ PortPick PortPool::take(uint32_t remote_port, bool private_only,
     if (p < first_ || p > last_)
       return fail(tunnel::refusal::kInvalid,
                   "port " + std::to_string(p) + " is outside the edge's " + what_ + " port range " + range());
-    if (held(static_cast<uint16_t>(p)))
+    if (held_.count(static_cast<uint16_t>(p)) != 0)
       return fail(tunnel::refusal::kPortTaken, "port " + std::to_string(p) + " is held by another tunnel");
     if (!bind(static_cast<uint16_t>(p), &error))
       return fail(tunnel::refusal::kPortTaken,
@@ -59,7 +60,7 @@ PortPick PortPool::take(uint32_t remote_port, bool private_only,
     const uint32_t size = uint32_t{last_} - first_ + 1;
     for (uint32_t i = 0; i < size && r.port == 0; ++i) {
       const auto p = static_cast<uint16_t>(first_ + (cursor_ + i) % size);
-      if (!held(p) && bind(p, &error)) {
+      if (held_.count(p) == 0 && bind(p, &error)) {
         cursor_ = (cursor_ + i + 1) % size;
         r.port = p;
       }

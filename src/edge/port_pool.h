@@ -1,10 +1,13 @@
 // The public ports of one kind of edge tunnel (TCP, UDP): a range (--tcp-ports, --udp-ports), the ports
 // held, and the rules of a REGISTER's `remote_port` / `private` (docs/protocol.md §3.1, §3.2). Binding is
-// the caller's (a function that tries one port), so the rules are tested without sockets.
+// the caller's (a function that tries one port), so the rules are tested without sockets. The workers of
+// an edge share one pool per kind (edge/edge_workers.h): a port another worker's tunnel holds is
+// "held by another tunnel" there too. Thread-safe (bind runs under the pool's lock).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -37,13 +40,20 @@ class PortPool {
   // or `private_only`. `bind(port, &error)` tries to open the socket on a port the pool does not hold.
   PortPick take(uint32_t remote_port, bool private_only,
                 const std::function<bool(uint16_t, std::string*)>& bind);
-  void give_back(uint16_t port) { held_.erase(port); }
-  bool held(uint16_t port) const { return held_.count(port) != 0; }
+  void give_back(uint16_t port) {
+    std::lock_guard lock(mutex_);
+    held_.erase(port);
+  }
+  bool held(uint16_t port) const {
+    std::lock_guard lock(mutex_);
+    return held_.count(port) != 0;
+  }
   std::string range() const { return std::to_string(first_) + "-" + std::to_string(last_); }
 
  private:
   uint16_t first_, last_;
   std::string what_;
+  mutable std::mutex mutex_;
   std::set<uint16_t> held_;
   uint32_t cursor_ = 0;  // where the next search for a free port starts (offset in the range)
 };

@@ -2,22 +2,28 @@
 
 namespace wtmesh::edge {
 
-bool SubjectLedger::add_session(std::string_view subject, size_t max, size_t* held) {
+SubjectLedger::Added SubjectLedger::add_session(std::string_view subject, size_t max, size_t max_total,
+                                                size_t* held) {
   std::lock_guard lock(mutex_);
   auto it = subjects_.find(subject);
   const size_t n = it == subjects_.end() ? 0 : it->second.sessions;
   if (held != nullptr) *held = n;
-  if (n >= max) return false;
+  if (total_ >= max_total) return Added::kEdgeFull;
+  if (n >= max) return Added::kSubjectFull;
   if (it == subjects_.end()) it = subjects_.emplace(std::string(subject), Entry{}).first;
   ++it->second.sessions;
-  return true;
+  ++total_;
+  return Added::kAdded;
 }
 
 void SubjectLedger::remove_session(std::string_view subject) {
   std::lock_guard lock(mutex_);
   auto it = subjects_.find(subject);
   if (it == subjects_.end()) return;
-  if (it->second.sessions > 0) --it->second.sessions;
+  if (it->second.sessions > 0) {
+    --it->second.sessions;
+    --total_;
+  }
   if (it->second.sessions == 0) subjects_.erase(it);  // its sessions' tunnels went with them
 }
 
@@ -44,6 +50,11 @@ size_t SubjectLedger::tunnels(std::string_view subject) const {
 size_t SubjectLedger::subjects() const {
   std::lock_guard lock(mutex_);
   return subjects_.size();
+}
+
+size_t SubjectLedger::total_sessions() const {
+  std::lock_guard lock(mutex_);
+  return total_;
 }
 
 }  // namespace wtmesh::edge

@@ -1,8 +1,9 @@
-// How many tunnel sessions and tunnels each token subject holds on this edge, counted across the
-// workers of a multi-worker edge (one ledger for all of them, edge/edge_workers.h; a single-worker
-// edge's TunnelService has its own): the per-subject caps (TunnelServiceConfig::max_sessions_per_subject,
-// max_tunnels_per_subject) are the edge's, whichever worker a session landed on. Thread-safe; a
-// subject has an entry only while it holds a session.
+// How many tunnel sessions the edge holds, and how many sessions and tunnels each token subject holds
+// on it, counted across the workers of a multi-worker edge (one ledger for all of them,
+// edge/edge_workers.h; a single-worker edge's TunnelService has its own): the caps
+// (TunnelServiceConfig::max_sessions, max_sessions_per_subject, max_tunnels_per_subject) are the
+// edge's, whichever worker a session landed on. Thread-safe; a subject has an entry only while it
+// holds a session.
 #pragma once
 
 #include <cstddef>
@@ -16,14 +17,17 @@ namespace wtmesh::edge {
 
 class SubjectLedger {
  public:
-  // Takes one session for `subject` unless it holds `max` already; `*held`: how many it holds.
-  bool add_session(std::string_view subject, size_t max, size_t* held = nullptr);
+  enum class Added { kAdded, kEdgeFull, kSubjectFull };
+  // Takes one session for `subject` unless the edge holds `max_total` or the subject `max` already;
+  // `*held`: how many the subject holds.
+  Added add_session(std::string_view subject, size_t max, size_t max_total, size_t* held = nullptr);
   void remove_session(std::string_view subject);
   // One of `subject`'s sessions went from `before` to `after` tunnels.
   void tunnels_changed(std::string_view subject, size_t before, size_t after);
   size_t sessions(std::string_view subject) const;
   size_t tunnels(std::string_view subject) const;
   size_t subjects() const;
+  size_t total_sessions() const;
 
  private:
   struct Entry {
@@ -32,6 +36,7 @@ class SubjectLedger {
   };
   mutable std::mutex mutex_;
   std::map<std::string, Entry, std::less<>> subjects_;
+  size_t total_ = 0;  // sessions of all subjects
 };
 
 }  // namespace wtmesh::edge

@@ -46,7 +46,8 @@ TcpTunnels::TcpTunnels(asio::io_context& io, TunnelDirectory& directory, TcpTunn
     : io_(io),
       directory_(directory),
       options_(std::move(options)),
-      ports_(options_.port_min, options_.port_max, "TCP") {
+      ports_(options_.ports ? options_.ports
+                            : std::make_shared<PortPool>(options_.port_min, options_.port_max, "TCP")) {
   options_.public_host = url_host(options_.public_host, options_.listen_address.to_string());
 }
 
@@ -91,8 +92,9 @@ TcpPublishResult TcpTunnels::publish(const TcpPublishRequest& request) {
     return r;
   }
   auto l = std::make_shared<Listener>(io_, request);
-  const PortPick pick = ports_.take(request.remote_port, request.private_only,
-                                    [&](uint16_t port, std::string* error) { return bind(*l, port, error); });
+  const PortPick pick =
+      ports_->take(request.remote_port, request.private_only,
+                   [&](uint16_t port, std::string* error) { return bind(*l, port, error); });
   if (!pick.ok) {
     r.code = pick.code;
     r.message = pick.message;
@@ -115,7 +117,7 @@ void TcpTunnels::unpublish(uint64_t session, uint32_t tunnel_id) {
   if (it == tunnels_.end()) return;
   auto l = it->second;
   tunnels_.erase(it);
-  if (l->port != 0) ports_.give_back(l->port);
+  if (l->port != 0) ports_->give_back(l->port);
   l->closed = true;
   boost::system::error_code ec;
   l->acceptor.close(ec);

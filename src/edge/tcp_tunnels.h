@@ -34,6 +34,8 @@ struct TcpTunnelOptions {
   std::string public_host;  // HOST in tcp://HOST:PORT; empty = listen_address
   uint16_t port_min = 20000;
   uint16_t port_max = 20999;
+  // The pool of port_min..port_max the workers of one edge share (null: this one's own).
+  std::shared_ptr<PortPool> ports;
   // Below the 128 streams an agent grants a session, which all its tunnels share: past those the
   // edge resets a connection at once too (it does not wait for a stream).
   size_t max_connections_per_tunnel = 100;
@@ -68,7 +70,7 @@ class TcpTunnels final : public TcpPublisher {
   TunnelDirectory& directory_;
   TcpTunnelOptions options_;
   std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<Listener>> tunnels_;  // (session, tunnel id)
-  PortPool ports_;
+  std::shared_ptr<PortPool> ports_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

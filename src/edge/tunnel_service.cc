@@ -301,17 +301,21 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     count_refusal(SessionRefusal::kProtocolVersion);
     return refuse(400, "unsupported protocol version");
   }
-  if (session_count() >= config_.max_sessions) {
-    count_refusal(SessionRefusal::kCapacity);
-    return refuse(503, "the edge has too many tunnel sessions");
-  }
-  // Last: it takes the subject's slot, counted across the edge's workers.
-  if (size_t held = 0; !subjects_->add_session(claims.subject, config_.max_sessions_per_subject, &held)) {
-    spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions",
-                 log_text(claims.subject, 64), from, held);
-    count_refusal(SessionRefusal::kSubjectSessions);
-    return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
-                           " sessions per token subject on this edge");
+  // Last: it takes a slot of the edge's and of the subject's, counted across the edge's workers.
+  size_t held = 0;
+  switch (
+      subjects_->add_session(claims.subject, config_.max_sessions_per_subject, config_.max_sessions, &held)) {
+    case SubjectLedger::Added::kAdded:
+      break;
+    case SubjectLedger::Added::kEdgeFull:
+      count_refusal(SessionRefusal::kCapacity);
+      return refuse(503, "the edge has too many tunnel sessions");
+    case SubjectLedger::Added::kSubjectFull:
+      spdlog::info("tunnel: refused session of {} from {}: the subject holds {} sessions",
+                   log_text(claims.subject, 64), from, held);
+      count_refusal(SessionRefusal::kSubjectSessions);
+      return refuse(429, "at most " + std::to_string(config_.max_sessions_per_subject) +
+                             " sessions per token subject on this edge");
   }
 
   const uint64_t serial = ++next_serial_;

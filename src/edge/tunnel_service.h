@@ -56,7 +56,7 @@ struct TunnelServiceConfig {
   AgentSessionConfig session;
   std::string edge_id;  // prefix of route owners; empty = random
   std::chrono::seconds token_leeway = tunnel::kDefaultLeeway;
-  size_t max_sessions = 10'000;  // live tunnel sessions on this edge (503 beyond)
+  size_t max_sessions = 10'000;  // live tunnel sessions on this edge, every worker's (503 beyond)
   std::function<std::chrono::system_clock::time_point()> wall_clock;  // default: system_clock::now
   // Fresh verifier keys (e.g. KeyStore::load_verifiers); empty = never reload.
   std::function<tunnel::VerifierKeySet()> reload_keys;

@@ -61,7 +61,8 @@ UdpTunnels::UdpTunnels(asio::io_context& io, std::function<UdpFlowLink*(uint64_t
     : io_(io),
       link_(std::move(link)),
       options_(std::move(options)),
-      ports_(options_.port_min, options_.port_max, "UDP"),
+      ports_(options_.ports ? options_.ports
+                            : std::make_shared<PortPool>(options_.port_min, options_.port_max, "UDP")),
       sweep_timer_(io) {
   options_.public_host = url_host(options_.public_host, options_.listen_address.to_string());
 }
@@ -116,8 +117,9 @@ UdpPublishResult UdpTunnels::publish(const UdpPublishRequest& request) {
     return r;
   }
   auto t = std::make_shared<Tunnel>(io_, request, options_.flows);
-  const PortPick pick = ports_.take(request.remote_port, request.private_only,
-                                    [&](uint16_t port, std::string* error) { return bind(*t, port, error); });
+  const PortPick pick =
+      ports_->take(request.remote_port, request.private_only,
+                   [&](uint16_t port, std::string* error) { return bind(*t, port, error); });
   if (!pick.ok) {
     r.code = pick.code;
     r.message = pick.message;
@@ -141,7 +143,7 @@ void UdpTunnels::unpublish(uint64_t session, uint32_t tunnel_id) {
   if (it == tunnels_.end()) return;
   auto t = it->second;
   tunnels_.erase(it);
-  if (t->port != 0) ports_.give_back(t->port);
+  if (t->port != 0) ports_->give_back(t->port);
   t->closed = true;
   boost::system::error_code ec;
   t->socket.close(ec);

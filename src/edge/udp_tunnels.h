@@ -38,6 +38,8 @@ struct UdpTunnelOptions {
   std::string public_host;  // HOST in udp://HOST:PORT; empty = listen_address
   uint16_t port_min = 21000;
   uint16_t port_max = 21999;
+  // The pool of port_min..port_max the workers of one edge share (null: this one's own).
+  std::shared_ptr<PortPool> ports;
   tunnel::UdpFlowOptions flows;  // per tunnel: max_flows (--udp-max-flows), idle_timeout
 };
 
@@ -139,7 +141,7 @@ class UdpTunnels final : public UdpPublisher, public UdpClientFlows {
   boost::asio::io_context& io_;
   std::function<UdpFlowLink*(uint64_t)> link_;
   UdpTunnelOptions options_;
-  PortPool ports_;
+  std::shared_ptr<PortPool> ports_;
   std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<Tunnel>> tunnels_;  // (session, tunnel id)
   // Client flows that ended (expired, their tunnel gone) whose clients are still to be told.
   std::map<std::tuple<uint64_t, uint32_t, uint64_t>, UdpFlowClient*> ending_;

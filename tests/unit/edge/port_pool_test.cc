@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <thread>
+#include <vector>
+
 #include "tunnel/control.h"
 
 namespace wtmesh::edge {
@@ -61,6 +65,25 @@ TEST(PortPool, RulesOfAnAskedPort) {
   EXPECT_EQ(p.message, "no free port in the edge's UDP port range 21000-21002");
   pool.give_back(21000);
   EXPECT_EQ(pool.take(0, false, bind).port, 21000);
+}
+
+// The workers of an edge share one pool: they take ports on their own threads, never the same one.
+TEST(PortPool, WorkersSharingAPoolNeverTakeTheSamePort) {
+  PortPool pool(30000, 30099, "TCP");
+  auto bind = [](uint16_t, std::string*) { return true; };
+  std::vector<std::vector<uint16_t>> taken(4);
+  std::vector<std::thread> workers;
+  for (auto& mine : taken) {
+    workers.emplace_back([&pool, &mine, &bind] {
+      for (int i = 0; i < 25; ++i) mine.push_back(pool.take(0, false, bind).port);
+    });
+  }
+  for (auto& t : workers) t.join();
+  std::set<uint16_t> all;
+  for (const auto& mine : taken) all.insert(mine.begin(), mine.end());
+  EXPECT_EQ(all.size(), 100u);
+  EXPECT_EQ(all.count(0), 0u);
+  EXPECT_EQ(pool.take(30042, false, bind).message, "port 30042 is held by another tunnel");
 }
 
 }  // namespace

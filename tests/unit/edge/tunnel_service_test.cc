@@ -478,6 +478,32 @@ TEST_F(TunnelServiceTest, AnAgentThatCameBackToAnotherWorkerIsNotWaitedForEither
   EXPECT_EQ(service_->sessions_to_move(), 0u) << "the worker holding the session no longer waits for it";
 }
 
+// The edge's session capacity counts the sessions of every worker (one SubjectLedger).
+TEST_F(TunnelServiceTest, TheSessionCapacityIsTheEdgesNotAWorkers) {
+  auto ledger = std::make_shared<SubjectLedger>();
+  tweak_ = [ledger](TunnelServiceConfig& c) { c.subjects = ledger; };
+  make(/*max_sessions=*/2);
+  ASSERT_EQ(connect(info("Bearer " + token())).status, 200);
+  TunnelServiceConfig other_config;
+  other_config.session.domain = "localhost";
+  other_config.edge_id = "edge-t-w1";
+  other_config.wall_clock = [this] { return wall_; };
+  other_config.max_sessions = 2;
+  other_config.subjects = ledger;
+  tunnel::VerifierKeySet keys;
+  keys.add_pem(key_.public_pem());
+  TunnelService other(other_config, *routes_, keys);
+  const wt::Accept second = other.accept(info("Bearer " + token()));
+  ASSERT_EQ(second.status, 200);
+  test::FakeSession fake;
+  fake.handler = second.handler;
+  second.handler->on_attached(fake);
+  EXPECT_EQ(connect(info("Bearer " + token())).status, 503) << "two sessions on the edge, one on each worker";
+  EXPECT_EQ(ledger->total_sessions(), 2u);
+  fake.peer_closes(0, "bye");
+  EXPECT_EQ(connect(info("Bearer " + token())).status, 200) << "the other worker's session ended";
+}
+
 TEST(ReturnedAgents, IsBoundedAndAFullListAddsNoMore) {
   ReturnedAgents r;
   for (size_t i = 0; i < ReturnedAgents::kMax; ++i) EXPECT_TRUE(r.add("agent" + std::to_string(i)));

@@ -90,6 +90,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   if (options_.tcp_tunnels) {
     TcpTunnelOptions to = options_.tcp;
     to.listen_address = options_.listen.address();
+    if (options_.worker) to.ports = options_.worker->tcp_ports;
     tcp_ = std::make_unique<TcpTunnels>(io_, *tunnels_, std::move(to));
     tunnels_->set_tcp_publisher(tcp_.get());
   }
@@ -104,6 +105,7 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
   if (options_.udp_tunnels) {
     UdpTunnelOptions uo = options_.udp;
     uo.listen_address = options_.listen.address();
+    if (options_.worker) uo.ports = options_.worker->udp_ports;
     auto link = [this](uint64_t serial) -> UdpFlowLink* { return tunnels_->find_session(serial); };
     udp_ = std::make_unique<UdpTunnels>(io_, std::move(link), std::move(uo));
     tunnels_->set_udp_publisher(udp_.get());
@@ -186,6 +188,7 @@ std::string EdgeServer::metrics_text() const {
   }
   g.tcp_connections = tcp_ ? tcp_->connection_count() : 0;
   g.worker_hops = directory_ ? directory_->hops_opened() : 0;
+  g.worker_steered = (https_ ? https_->steered_out_count() : 0) + (http_ ? http_->steered_out_count() : 0);
   if (udp_) {
     g.udp_flows = udp_->flow_count();
     g.udp_drops = udp_->total_drops();
@@ -259,18 +262,22 @@ PublicListenerOptions EdgeServer::listener_options(asio::ip::tcp::endpoint bind,
   // HTTP/3 is announced where it is served: HTTPS shares its port number with the QUIC endpoint.
   std::string alt_svc =
       tls && options_.http3 && endpoint_ ? alt_svc_h3(endpoint_->local_endpoint().port()) : "";
-  return PublicListenerOptions{bind,
-                               tls,
-                               options_.http2,
-                               options_.public_limits,
-                               std::move(alt_svc),
-                               &metrics_,
-                               [this](const RequestLog& l) { count_request(l); },
-                               tls ? wt::Acceptor(webtransport_acceptor()) : wt::Acceptor(),
-                               options_.worker.has_value(),
-                               !options_.worker ? nullptr
-                               : tls            ? options_.worker->https_counts
-                                                : options_.worker->http_counts};
+  PublicListenerOptions po{bind,
+                           tls,
+                           options_.http2,
+                           options_.public_limits,
+                           std::move(alt_svc),
+                           &metrics_,
+                           [this](const RequestLog& l) { count_request(l); },
+                           tls ? wt::Acceptor(webtransport_acceptor()) : wt::Acceptor()};
+  if (options_.worker) {
+    const EdgeWorkerContext& w = *options_.worker;
+    po.reuse_port = true;
+    po.shared = tls ? w.https_counts : w.http_counts;
+    po.steering = tls ? w.https_steering : w.http_steering;
+    po.worker = w.index;
+  }
+  return po;
 }
 
 wt::Acceptor EdgeServer::webtransport_acceptor() {

@@ -57,6 +57,8 @@ class AuthFailureLimiter;
 class SubjectLedger;
 class ReturnedAgents;
 class PublicListenerShared;
+class PortSteering;
+class PortPool;
 class PublicListener;
 struct PublicListenerOptions;
 class TlsServerConfig;
@@ -91,6 +93,12 @@ struct EdgeWorkerContext {
   // The HTTPS and the plain HTTP listeners' per-address counts (edge/public_listener.h).
   std::shared_ptr<PublicListenerShared> https_counts;
   std::shared_ptr<PublicListenerShared> http_counts;
+  // ... and hand a connection to the worker holding the name it asks for (edge/listener_steering.h).
+  std::shared_ptr<PortSteering> https_steering;
+  std::shared_ptr<PortSteering> http_steering;
+  // The TCP and UDP tunnels' public ports: one held by a tunnel on any worker is held.
+  std::shared_ptr<PortPool> tcp_ports;
+  std::shared_ptr<PortPool> udp_ports;
   // The public TLS listeners' session-ticket key: a ticket works on every worker's listener.
   std::shared_ptr<const std::vector<uint8_t>> public_ticket_key;
 };

@@ -1,16 +1,19 @@
 // An edge on several cores (`wtmesh edge --workers N`, issue 15 item 3; docs/architecture.md,
 // "Workers"): N EdgeServers, each on its own thread and io_context, on the same UDP and TCP ports
 // (SO_REUSEPORT: the kernel spreads QUIC flows and TCP connections over them by a hash of the
-// client's address). Nothing of a connection crosses threads except through two narrow seams:
+// client's address). Nothing of a connection crosses threads except through three narrow seams:
 //   - QUIC packets that reach another worker's socket (migration, NAT rebinding) are handed to the
 //     worker whose connection ids they carry (quic/endpoint_group.h);
 //   - a public exchange for a tunnel whose agent session is on another worker relays its request
 //     stream there (edge/worker_directory.h), all workers sharing one route table
-//     (edge/shared_route_table.h).
+//     (edge/shared_route_table.h);
+//   - a new public TCP connection is handed, before TLS, to the worker whose agent holds the name its
+//     first bytes ask for (edge/listener_steering.h), so most requests need not cross at all.
 // Shared as well: the session-token replay cache, the visitor challenge's key, the QUIC session
 // tickets and 0-RTT replay store, the public TLS ticket key, one leaf per tunnel name, the per-address
 // limits (QUIC connections and handshakes, public connections, failed tokens and visitor credentials),
-// a token subject's sessions and tunnels, and the agents that came back to the draining edge. Per
+// a token subject's sessions and tunnels, the edge-wide totals (public connections per port, QUIC
+// connections, tunnel sessions), and the agents that came back to the draining edge. Per
 // worker: the agent sessions that landed on it with their TCP and UDP tunnels' ports (bound by the
 // owning worker; the kernel keeps them unique) and the public connections. Everything reaches a
 // tunnel on another worker through the WorkerDirectory: public exchanges, mesh and /connect streams,

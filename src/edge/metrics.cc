@@ -311,6 +311,10 @@ std::vector<MetricFamily> EdgeMetrics::collect(const EdgeGauges& g,
                        "Streams and UDP flows a worker relayed to the agent session of another worker "
                        "(--workers; 0 with one worker).",
                        T::kCounter, g.worker_hops));
+  out.push_back(single("wtmesh_worker_connections_steered_total",
+                       "Public TCP connections a worker accepted and handed, before TLS, to the worker whose "
+                       "agent holds the name they ask for (SNI or Host; --workers).",
+                       T::kCounter, g.worker_steered));
   out.push_back(single("wtmesh_worker_packets_forwarded_total",
                        "QUIC packets another worker's socket read and handed to the worker that owns their "
                        "connection (a client whose address changed; --workers).",

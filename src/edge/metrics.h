@@ -160,8 +160,9 @@ struct EdgeGauges {
   // Connection timers that fired, and of those the ones that sent nothing (a deadline that had moved).
   uint64_t quic_timer_wakeups = 0, quic_timer_wakeups_empty = 0;
   // Among workers (edge/edge_workers.h): request streams relayed to another worker's agent session,
-  // and QUIC packets handed to the worker that owns their connection (counters).
-  uint64_t worker_hops = 0, worker_packets_forwarded = 0;
+  // QUIC packets handed to the worker that owns their connection, and public TCP connections handed
+  // to the worker holding their name (counters).
+  uint64_t worker_hops = 0, worker_packets_forwarded = 0, worker_steered = 0;
 };
 
 // One live agent session's latest telemetry report.

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "edge/first_bytes.h"
 #include "edge/public_listener_connection.h"
 
 namespace wtmesh::edge {
@@ -39,6 +40,7 @@ PublicListener::PublicListener(asio::io_context& io, TunnelDirectory& directory,
   acceptor_.bind(options_.bind);
   acceptor_.listen(asio::socket_base::max_listen_connections);
   local_ = acceptor_.local_endpoint();
+  if (options_.steering) options_.steering->attach(options_.worker, *this, io);
   start_accept();
 }
 
@@ -47,7 +49,38 @@ PublicListener::~PublicListener() {
   close();
 }
 
+std::optional<unsigned> PublicListener::steer_target(bool tls, std::span<const uint8_t> first) {
+  if (!options_.steering || !acceptor_.is_open()) return std::nullopt;  // draining: serve it here
+  const std::optional<std::string> name = tls ? client_hello_server_name(first) : request_head_host(first);
+  if (!name) return std::nullopt;
+  return options_.steering->owner(*name, options_.worker);
+}
+
+void PublicListener::steered_out(Connection* conn, unsigned to, SteeredConnection c) {
+  conns_.erase(conn);
+  ++steered_out_;
+  options_.steering->hand_over(to, std::move(c));
+}
+
+void PublicListener::adopt(SteeredConnection c) {
+  tcp::socket socket(acceptor_.get_executor());
+  boost::system::error_code ec;
+  socket.assign(c.protocol, c.take_fd(), ec);
+  std::shared_ptr<const TlsServerConfig> tls;
+  if (options_.tls && tls_config_) tls = tls_config_();
+  if (ec || !acceptor_.is_open() || (options_.tls && !tls)) {
+    socket.set_option(asio::socket_base::linger(true, 0), ec);
+    socket.close(ec);
+    shared_->closed(c.limit_key);
+    return;
+  }
+  auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls), c.limit_key, c.address);
+  conns_.insert(conn.get());
+  conn->start_with(c.bytes);
+}
+
 void PublicListener::close() {
+  if (options_.steering) options_.steering->detach(options_.worker, *this);
   boost::system::error_code ec;
   acceptor_.close(ec);
   retry_timer_.cancel();
@@ -89,20 +122,30 @@ PublicListenerShared::PublicListenerShared(const PublicLimits& limits)
                                            .handshake_burst = limits.tls_handshake_burst,
                                            .handshakes_per_second = limits.tls_handshakes_per_ip}) {}
 
-bool PublicListenerShared::try_open(const std::string& key, size_t max) {
+PublicListenerShared::Open PublicListenerShared::try_open(const std::string& key, size_t max_total,
+                                                          size_t max_per_address) {
   std::lock_guard lock(mutex_);
-  size_t& n = per_ip_[key];
-  if (max > 0 && n >= max) {
-    if (n == 0) per_ip_.erase(key);
-    return false;
-  }
-  ++n;
-  return true;
+  if (total_ >= max_total) return Open::kFull;
+  auto it = per_ip_.find(key);
+  const size_t n = it == per_ip_.end() ? 0 : it->second;
+  if (max_per_address > 0 && n >= max_per_address) return Open::kAddressFull;
+  if (it == per_ip_.end()) it = per_ip_.emplace(key, 0).first;
+  ++it->second;
+  ++total_;
+  return Open::kOpened;
 }
 
 void PublicListenerShared::closed(const std::string& key) {
   std::lock_guard lock(mutex_);
-  if (auto it = per_ip_.find(key); it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+  auto it = per_ip_.find(key);
+  if (it == per_ip_.end()) return;
+  --total_;
+  if (--it->second == 0) per_ip_.erase(it);
+}
+
+size_t PublicListenerShared::total() const {
+  std::lock_guard lock(mutex_);
+  return total_;
 }
 
 size_t PublicListenerShared::connections(const std::string& key) const {
@@ -116,19 +159,21 @@ void PublicListener::on_accepted(tcp::socket socket) {
   const auto peer = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
   std::string key = client_limit_key(peer.address());
-  if (conns_.size() >= options_.limits.max_connections) {
-    refuse(socket, key, false);
-    return;
-  }
   std::shared_ptr<const TlsServerConfig> tls;
   if (options_.tls && tls_config_) tls = tls_config_();
   if (options_.tls && !tls) {
     socket.close(ec);
     return;
   }
-  if (!shared_->try_open(key, options_.limits.max_connections_per_ip)) {
-    refuse(socket, key, true);
-    return;
+  switch (shared_->try_open(key, options_.limits.max_connections, options_.limits.max_connections_per_ip)) {
+    case PublicListenerShared::Open::kOpened:
+      break;
+    case PublicListenerShared::Open::kFull:
+      refuse(socket, key, false);
+      return;
+    case PublicListenerShared::Open::kAddressFull:
+      refuse(socket, key, true);
+      return;
   }
   auto conn =
       std::make_shared<Connection>(*this, std::move(socket), std::move(tls), key,
@@ -190,7 +235,7 @@ void PublicListener::arm_refusal_log() {
 void PublicListener::log_refusals() {
   if (refused_global_ > 0) {
     spdlog::warn("edge: refused {} public connection(s) on port {}: {} open, the most the edge takes ({})",
-                 refused_global_, local_.port(), conns_.size(), options_.limits.max_connections);
+                 refused_global_, local_.port(), shared_->total(), options_.limits.max_connections);
   }
   if (refused_per_ip_ > 0) {
     spdlog::warn(

@@ -10,12 +10,12 @@
 // and discards for up to kLinger, kLingerBytes at most) so the client sees the response instead of a
 // reset.
 //
-// Limits against unauthenticated clients (the HTTP ones are Http1Connection's): at most max_connections in
-// all and max_connections_per_ip per client address (IPv6: per /64), further ones are closed at once
-// and counted in one log line per kRefusalLogInterval; an address may start tls_handshake_burst TLS
-// handshakes at once and tls_handshakes_per_ip per second (a ClientHello without a token: reset,
-// counted the same way); a TLS handshake must finish handshake_timeout after the accept. Each refusal
-// and each connection an HTTP/2 codec shed is counted in EdgeMetrics (PublicShed).
+// Limits against unauthenticated clients (the HTTP ones are Http1Connection's): at most max_connections on
+// the port (every worker's listener counted) and max_connections_per_ip per client address (IPv6: per /64),
+// further ones are closed at once and counted in one log line per kRefusalLogInterval; an address may start
+// tls_handshake_burst TLS handshakes at once and tls_handshakes_per_ip per second (a ClientHello without a
+// token: reset, counted the same way); a TLS handshake must finish handshake_timeout after the accept. Each
+// refusal and each connection an HTTP/2 codec shed is counted in EdgeMetrics (PublicShed).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -30,6 +30,7 @@
 #include <string>
 
 #include "edge/http1_connection.h"
+#include "edge/listener_steering.h"
 #include "edge/metrics.h"
 #include "edge/public_limits.h"
 #include "edge/tls_server_stream.h"
@@ -39,21 +40,25 @@
 
 namespace wtmesh::edge {
 
-// What the listeners on one port of a multi-worker edge count together (edge/edge_workers.h), so an
-// address's caps are the edge's whichever worker's listener took its connections: its open
-// connections (max_connections_per_ip) and its TLS handshake bucket. Thread-safe.
+// What the listeners on one port of a multi-worker edge count together (edge/edge_workers.h), so the
+// caps are the edge's whichever worker's listener took a connection: the port's open connections
+// (max_connections), an address's (max_connections_per_ip) and its TLS handshake bucket. Thread-safe.
 class PublicListenerShared {
  public:
+  enum class Open { kOpened, kFull, kAddressFull };
   explicit PublicListenerShared(const PublicLimits& limits);
-  // Counts one more connection of `key` unless it holds `max` (0: no cap).
-  bool try_open(const std::string& key, size_t max);
+  // Counts one more connection of `key` unless the port holds `max_total` or `key` holds
+  // `max_per_address` (0: no cap).
+  Open try_open(const std::string& key, size_t max_total, size_t max_per_address);
   void closed(const std::string& key);
   size_t connections(const std::string& key) const;
+  size_t total() const;
   quic::AddressLimits handshakes;  // only its handshake buckets
 
  private:
   mutable std::mutex mutex_;
   std::map<std::string, size_t> per_ip_;  // client limit key → open connections
+  size_t total_ = 0;
 };
 
 struct PublicListenerOptions {
@@ -74,6 +79,11 @@ struct PublicListenerOptions {
   bool reuse_port = false;
   // The counts the workers' listeners on this port share (null: this listener's own).
   std::shared_ptr<PublicListenerShared> shared;
+  // The workers' listeners on this port steer connections to the worker holding their name
+  // (edge/listener_steering.h); null: every connection is served where it landed. `worker`: this
+  // listener's worker.
+  std::shared_ptr<PortSteering> steering;
+  unsigned worker = 0;
 };
 
 class PublicListener {
@@ -103,6 +113,11 @@ class PublicListener {
   void drain();
   // Connections with work a drain waits for (PublicConnection::busy).
   size_t busy_count() const;
+  // Serves a connection another worker's listener accepted and steered here (on this thread);
+  // closes it when this listener no longer accepts (closed, draining).
+  void adopt(SteeredConnection c);
+  // Connections this listener accepted and handed to another worker's.
+  uint64_t steered_out_count() const { return steered_out_; }
 
  private:
   class Connection;
@@ -114,6 +129,10 @@ class PublicListener {
   void log_refusals();
   void arm_refusal_log();
   void forget(Connection* conn, const std::string& key);
+  // The worker to hand a new connection to, by the name its first bytes ask for (nullopt: here).
+  std::optional<unsigned> steer_target(bool tls, std::span<const uint8_t> first);
+  // `conn` gave its socket up as `c`, for worker `to`: it leaves conns_ (its count goes with it).
+  void steered_out(Connection* conn, unsigned to, SteeredConnection c);
 
   TunnelDirectory& directory_;
   PublicListenerOptions options_;
@@ -130,6 +149,7 @@ class PublicListener {
   std::shared_ptr<PublicListenerShared> shared_;      // per-address connections and handshakes
   std::string refused_example_;                       // an address refused for its own cap
   bool refusal_log_armed_ = false;
+  uint64_t steered_out_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

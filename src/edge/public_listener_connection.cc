@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 #include <cstring>
+#include <utility>
 
 #include "edge/h2_connection.h"
 #include "edge/socket_queue.h"
@@ -294,6 +295,46 @@ void PublicListener::Connection::on_read(const boost::system::error_code& ec, si
       pump();
     return;
   }
+  received(ec, n);
+}
+
+void PublicListener::Connection::start_with(std::span<const uint8_t> first) {
+  steer_checked_ = true;  // served here, whatever its bytes say now
+  if (first.empty()) {
+    pump();
+    return;
+  }
+  rcap_ = std::max(kFirstReadChunk, first.size());
+  rbuf_ = std::make_unique_for_overwrite<uint8_t[]>(rcap_);
+  std::memcpy(rbuf_.get(), first.data(), first.size());
+  received({}, first.size());
+}
+
+bool PublicListener::Connection::steered_away() {
+  if (is_tls() && !first_record_ready()) return false;
+  steer_checked_ = true;
+  if (listener_ == nullptr) return false;
+  const std::span<const uint8_t> first(rbuf_.get(), rlen_);
+  const std::optional<unsigned> to = listener_->steer_target(is_tls(), first);
+  if (!to) return false;
+  SteeredConnection c;
+  boost::system::error_code ec;
+  c.protocol = socket_.local_endpoint(ec).protocol();
+  if (ec) return false;
+  c.fd = socket_.release(ec);  // no operation is under way on it: this is the read's completion
+  if (ec) return false;
+  c.bytes.assign(first.begin(), first.end());
+  c.limit_key = limit_key_;
+  c.address = address_;
+  // Nothing of it is closed or counted as ended here: the other worker's listener serves it on.
+  closed_ = true;
+  conn_.reset();
+  timer_.cancel();
+  std::exchange(listener_, nullptr)->steered_out(this, *to, std::move(c));
+  return true;
+}
+
+void PublicListener::Connection::received(const boost::system::error_code& ec, size_t n) {
   if (ec) {
     eof_ = true;
     if (is_tls() && !tls_) {
@@ -305,6 +346,7 @@ void PublicListener::Connection::on_read(const boost::system::error_code& ec, si
     tls_->feed(std::span<const uint8_t>(rbuf_.get(), n));  // room was space_in(): all taken
   } else {
     rlen_ += n;
+    if (!steer_checked_ && steered_away()) return;
     if (is_tls() && first_record_ready()) {
       if (!listener_ || !listener_->admit_handshake(address_, limit_key_)) {
         reset_now();  // over the address's handshake rate: no TLS session, no crypto

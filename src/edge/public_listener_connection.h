@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
              std::string limit_key, std::optional<quic::AddressKey> address);
 
   void start() { pump(); }
+  // A connection another worker's listener accepted and steered here (edge/listener_steering.h):
+  // `first` is what it read, taken as this connection's first read.
+  void start_with(std::span<const uint8_t> first);
 
   // The edge drains: the codec takes no new request and closes once the ones under way finished.
   void drain();
@@ -77,6 +81,12 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   void wait_writable();
   void maybe_read();
   void on_read(const boost::system::error_code& ec, size_t n);
+  // on_read's part after the bytes were counted: n more bytes in rbuf_ (or the error).
+  void received(const boost::system::error_code& ec, size_t n);
+  // Once, with the first bytes: hands the connection to the worker holding the name they ask for
+  // (PublicListener::steer_target). True when it went: this object is done, its socket given away. Over
+  // TLS it waits for the first record; plain HTTP looks at the first read only.
+  bool steered_away();
 
   // The bytes held before the TLS session exists make a whole first record, fill the buffer, or are
   // not a TLS handshake record at all (GnuTLS then answers with an alert).
@@ -116,6 +126,7 @@ class PublicListener::Connection final : public std::enable_shared_from_this<Con
   size_t wpos_ = 0;
   bool reading_ = false, writing_ = false, eof_ = false, closed_ = false;
   bool pump_posted_ = false, lingering_ = false, timer_armed_ = false, draining_ = false;
+  bool steer_checked_ = false;  // steered_away() looked (or it came steered)
   std::chrono::steady_clock::time_point last_activity_, linger_until_, timer_at_, handshake_deadline_;
 };
 

@@ -411,6 +411,7 @@ void AgentSession::on_closed(uint32_t code, std::string_view reason) {
   tunnels_.clear();
   count_tunnels();
   pending_claims_.clear();
+  awaiting_hand_over_.clear();
   spdlog::info("tunnel {}: session ended, code {} \"{}\", {} route(s) released", owner_, code, reason,
                hostnames.size());
   // The public side learns at once, so waiting clients get their 502 now.

@@ -99,6 +99,7 @@ struct RenewOutcome {
 
 class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
  public:
+  enum class HandOver { kRefused, kDone, kAsked };
   struct Hooks {
     // The session ended (after its routes were released); `hostnames` were registered on it.
     std::function<void(uint64_t serial, const std::vector<std::string>& hostnames)> on_ended;
@@ -110,10 +111,12 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
     std::function<size_t()> subject_full;
     // The session's tunnel count went from `before` to `after` (the subject's count across workers).
     std::function<void(size_t before, size_t after)> tunnels_changed;
-    // A REGISTER's claim found `key` held by `holder` (another route owner): true when the service
-    // handed the name over (the holder is a live session on this edge of the same agent instance and
-    // token subject, and released it: docs/protocol.md §3.5); the claim is then made again, once.
-    std::function<bool(const std::string& holder, RouteKey key)> hand_over;
+    // A REGISTER's claim `claim` found `key` held by `holder` (another route owner): kDone when the
+    // service handed the name over (the holder is a live session on this edge of the same agent
+    // instance and token subject, and released it: docs/protocol.md §3.5); the claim is then made
+    // again, once. kAsked: the holder is on another worker of the edge, which answers later through
+    // hand_over_answered(claim, ...). kRefused: the REGISTER is refused "taken".
+    std::function<HandOver(const std::string& holder, RouteKey key, uint64_t claim)> hand_over;
     // A RENEW arrived with `token`: the service verifies it against this session (null: refused).
     std::function<RenewOutcome(const AgentSession& session, const std::string& token)> on_renew;
     // next_deadline() may have moved earlier (the control stream opened, a request stream was
@@ -135,6 +138,10 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   // for tcp/udp, its port unpublished (connections through it end: a byte stream cannot move between
   // sessions); requests already under way finish here. False when this session holds no such tunnel.
   bool hand_over(RouteKey key);
+  // The answer to a hand_over hook that said kAsked for REGISTER claim `claim`: `handed` makes the
+  // claim again (once), else the REGISTER is refused "taken". Nothing when the claim is gone
+  // (UNREGISTERed, or the session closed meanwhile).
+  void hand_over_answered(uint64_t claim, bool handed);
   // When the session closes with kCloseTokenExpired unless a RENEW moves it.
   SteadyTime token_deadline() const { return token_deadline_; }
   // RENEWs closer together than this are refused without being verified (each costs two ECDSA checks).
@@ -309,6 +316,11 @@ class AgentSession final : public wt::SessionHandler, public UdpFlowLink {
   std::map<uint32_t, Tunnel> tunnels_;  // REGISTER id → hostname
   std::string instance_;
   std::map<uint64_t, PendingClaim> pending_claims_;  // the table has not answered them yet
+  // Claims taken by a holder on another worker, waiting for its hand-over answer (with the holder).
+  std::map<uint64_t, std::pair<PendingClaim, std::string>> awaiting_hand_over_;
+  // on_claimed's ends: the claim is made again after a hand-over, or the REGISTER is refused.
+  void claim_again(uint64_t claim, PendingClaim c, const std::string& holder);
+  void refuse_claim(uint64_t claim, const PendingClaim& c, ClaimResult result, const std::string& holder);
   uint64_t last_claim_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // route table completions check it
   struct RequestStream {

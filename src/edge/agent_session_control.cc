@@ -212,31 +212,19 @@ void AgentSession::on_claimed(uint64_t claim, const ClaimReply& reply) {
     const std::string holder =
         reply.result == ClaimResult::kTaken ? std::string(reply.holder) : std::string();
     if (reply.result == ClaimResult::kTaken && current && !c.handed_over && holder != owner_ &&
-        hooks_.hand_over && hooks_.hand_over(holder, route_key(tunnel->second))) {
-      spdlog::info("tunnel {}: {} handed over from {} (the same agent's older session)", owner_, c.hostname,
-                   log_text(holder, 64));
-      const uint64_t again = ++last_claim_;
-      tunnel->second.claim = again;
-      PendingClaim retry = c;
-      retry.handed_over = true;
-      pending_claims_[again] = std::move(retry);
-      routes_.claim(route_key(tunnel->second), RouteLease{owner_, config_.edge_id, lease_ttl()}, c.id, now(),
-                    [this, alive = std::weak_ptr<int>(alive_), again](const ClaimReply& r) {
-                      if (!alive.expired()) on_claimed(again, r);
-                    });
-      return;
+        hooks_.hand_over) {
+      switch (hooks_.hand_over(holder, route_key(tunnel->second), claim)) {
+        case HandOver::kDone:
+          claim_again(claim, c, holder);
+          return;
+        case HandOver::kAsked:
+          awaiting_hand_over_.emplace(claim, std::make_pair(c, holder));
+          return;
+        case HandOver::kRefused:
+          break;
+      }
     }
-    if (current) {
-      tunnels_.erase(tunnel);
-      count_tunnels();
-    }
-    if (reply.result == ClaimResult::kFull) {
-      if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kTableFull);
-      refuse(c.id, c.raw_host, refusal::kLimit, "the edge's route table is full");
-      return;
-    }
-    refuse(c.id, c.raw_host, refusal::kTaken, c.hostname + " is served by another agent");
-    if (hooks_.on_name_contended && holder != owner_) hooks_.on_name_contended(holder);
+    refuse_claim(claim, c, reply.result, holder);
     return;
   }
   // Answered even when an UNREGISTER came meanwhile: the claim did succeed, and the release follows.
@@ -283,6 +271,51 @@ void AgentSession::handle_unregister(const tunnel::Unregister& unreg) {
   spdlog::info("tunnel {}: unregistered {} (id {})", owner_, it->second.hostname, unreg.id);
   tunnels_.erase(it);
   count_tunnels();
+}
+
+void AgentSession::claim_again(uint64_t claim, PendingClaim c, const std::string& holder) {
+  auto tunnel = tunnels_.find(c.id);
+  if (tunnel == tunnels_.end() || tunnel->second.claim != claim) return;
+  spdlog::info("tunnel {}: {} handed over from {} (the same agent's older session)", owner_, c.hostname,
+               log_text(holder, 64));
+  const uint64_t again = ++last_claim_;
+  tunnel->second.claim = again;
+  c.handed_over = true;
+  pending_claims_[again] = std::move(c);
+  routes_.claim(route_key(tunnel->second), RouteLease{owner_, config_.edge_id, lease_ttl()},
+                pending_claims_[again].id, now(),
+                [this, alive = std::weak_ptr<int>(alive_), again](const ClaimReply& r) {
+                  if (!alive.expired()) on_claimed(again, r);
+                });
+}
+
+void AgentSession::refuse_claim(uint64_t claim, const PendingClaim& c, ClaimResult result,
+                                const std::string& holder) {
+  if (auto tunnel = tunnels_.find(c.id); tunnel != tunnels_.end() && tunnel->second.claim == claim) {
+    tunnels_.erase(tunnel);
+    count_tunnels();
+  }
+  if (result == ClaimResult::kFull) {
+    if (config_.metrics != nullptr) config_.metrics->on_tunnel_refused(TunnelRefusal::kTableFull);
+    refuse(c.id, c.raw_host, refusal::kLimit, "the edge's route table is full");
+    return;
+  }
+  refuse(c.id, c.raw_host, refusal::kTaken, c.hostname + " is served by another agent");
+  if (hooks_.on_name_contended && holder != owner_) hooks_.on_name_contended(holder);
+}
+
+void AgentSession::hand_over_answered(uint64_t claim, bool handed) {
+  auto it = awaiting_hand_over_.find(claim);
+  if (it == awaiting_hand_over_.end()) return;
+  auto [c, holder] = std::move(it->second);
+  awaiting_hand_over_.erase(it);
+  auto tunnel = tunnels_.find(c.id);
+  if (closed_ || tunnel == tunnels_.end() || tunnel->second.claim != claim) return;  // unregistered meanwhile
+  if (handed) {
+    claim_again(claim, std::move(c), holder);
+    return;
+  }
+  refuse_claim(claim, c, ClaimResult::kTaken, holder);
 }
 
 bool AgentSession::hand_over(RouteKey key) {

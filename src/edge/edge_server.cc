@@ -85,6 +85,16 @@ EdgeServer::EdgeServer(asio::io_context& io, EdgeOptions options)
     directory_ = std::make_unique<WorkerDirectory>(io_, options_.worker->index, options_.worker->edge_id,
                                                    *tunnels_, *options_.worker->routes, visitor_env);
     directory_->set_open_timeout(options_.public_limits.open_timeout);
+    // An agent's newer session may land on another worker than the one holding its names.
+    directory_->set_local_hand_over([this](const std::string& holder, RouteKey key,
+                                           const std::string& instance, const std::string& subject) {
+      return tunnels_->hand_over_to(holder, key, instance, subject);
+    });
+    tunnels_->set_remote_hand_over([this](const std::string& holder, const std::string& type,
+                                          const std::string& name, const std::string& instance,
+                                          const std::string& subject, std::function<void(bool)> done) {
+      return directory_->ask_hand_over(holder, type, name, instance, subject, std::move(done));
+    });
   }
   tunnels_->set_wakeup([this] { arm_tunnel_timer(); });
   if (options_.tcp_tunnels) {

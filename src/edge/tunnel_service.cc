@@ -332,15 +332,23 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
   hooks.tunnels_changed = [ledger = subjects_, subject = claims.subject](size_t before, size_t after) {
     ledger->tunnels_changed(subject, before, after);
   };
-  hooks.hand_over = [this, serial](const std::string& holder, RouteKey key) {
-    AgentSession* from = find_owner(holder);
+  hooks.hand_over = [this, serial](const std::string& holder, RouteKey key,
+                                   uint64_t claim) -> AgentSession::HandOver {
+    using HandOver = AgentSession::HandOver;
     auto to = sessions_.find(serial);
-    if (from == nullptr || to == sessions_.end() || from == to->second.get() || from->closed()) return false;
+    if (to == sessions_.end() || to->second->instance().empty()) return HandOver::kRefused;
     const AgentSession& next = *to->second;
-    if (next.instance().empty() || from->instance() != next.instance() ||
-        from->claims().subject != next.claims().subject)
-      return false;
-    return from->hand_over(key);
+    if (find_owner(holder) != nullptr)
+      return hand_over_to(holder, key, next.instance(), next.claims().subject) ? HandOver::kDone
+                                                                               : HandOver::kRefused;
+    if (!remote_hand_over_) return HandOver::kRefused;
+    auto answered = [this, serial, claim](bool handed) {
+      if (AgentSession* s = find_session(serial)) s->hand_over_answered(claim, handed);
+    };
+    return remote_hand_over_(holder, std::string(key.type), std::string(key.name), next.instance(),
+                             next.claims().subject, std::move(answered))
+               ? HandOver::kAsked
+               : HandOver::kRefused;
   };
   auto session = std::make_unique<AgentSession>(config_.session, routes_, serial, owner, claims, deadline,
                                                 std::move(hooks));
@@ -369,6 +377,15 @@ wt::Accept TunnelService::accept(const wt::SessionInfo& info) {
     if (tunnel::has_feature(*offered, tunnel::kFeatureRequestTrailers)) raw->use_request_trailers();
   }
   return accept;
+}
+
+bool TunnelService::hand_over_to(const std::string& holder, RouteKey key, const std::string& instance,
+                                 const std::string& subject) {
+  AgentSession* from = find_owner(holder);
+  if (from == nullptr || from->closed() || instance.empty() || from->instance() != instance ||
+      from->claims().subject != subject)
+    return false;
+  return from->hand_over(key);
 }
 
 void TunnelService::on_session_ended(uint64_t serial, const std::vector<std::string>& /*hostnames*/) {

@@ -114,6 +114,18 @@ class TunnelService final : public TunnelDirectory {
   void set_connect_broker(ConnectBroker* broker) { config_.session.connect = broker; }
   // Serves REGISTERs of type "udp" likewise.
   void set_udp_publisher(UdpPublisher* udp) { config_.session.udp = udp; }
+  // A multi-worker edge (edge/worker_directory.h): asks the worker holding `holder`'s session to
+  // hand the route over to a session of the agent `instance` with token subject `subject`
+  // (hand_over_to below, there); `done` runs here with its answer. False (and `done` never runs)
+  // when `holder` is no session of another worker of this edge.
+  using RemoteHandOver = std::function<bool(const std::string& holder, const std::string& type,
+                                            const std::string& name, const std::string& instance,
+                                            const std::string& subject, std::function<void(bool)> done)>;
+  void set_remote_hand_over(RemoteHandOver fn) { remote_hand_over_ = std::move(fn); }
+  // The session `holder` of this service hands route {type, name} over to the agent's newer session
+  // (docs/protocol.md §3.5) if it is live and of the same agent `instance` and token `subject`.
+  bool hand_over_to(const std::string& holder, RouteKey key, const std::string& instance,
+                    const std::string& subject);
   // Reaches udp tunnels for connect streams with flag `udp` likewise.
   void set_udp_connects(UdpConnects* connects) { config_.session.udp_connects = connects; }
   // Where the public listener is, for REGISTERED urls (sessions accepted afterwards).
@@ -197,6 +209,7 @@ class TunnelService final : public TunnelDirectory {
   std::optional<std::filesystem::file_time_type> revocation_mtime_;
   uintmax_t revocation_size_ = 0;
   std::function<void()> wakeup_;
+  RemoteHandOver remote_hand_over_;
   bool draining_ = false;
   uint64_t next_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<AgentSession>> sessions_;

@@ -422,4 +422,36 @@ void WorkerDirectory::far_forget(FarHop& h) {
   });
 }
 
+bool WorkerDirectory::ask_hand_over(const std::string& holder, std::string type, std::string name,
+                                    std::string instance, std::string subject,
+                                    std::function<void(bool)> done) {
+  const size_t slash = holder.rfind('/');
+  if (slash == std::string::npos) return false;
+  const std::optional<unsigned> owner = worker_of(std::string_view(holder).substr(0, slash), edge_);
+  if (!owner || *owner == index_ || *owner >= workers_.size()) return false;
+  const uint64_t ticket = ++last_hand_over_;
+  hand_overs_.emplace(ticket, std::move(done));
+  post_to(*owner, [far = workers_[*owner], from = index_, ticket, holder, type = std::move(type),
+                   name = std::move(name), instance = std::move(instance), subject = std::move(subject)] {
+    far->far_hand_over(from, ticket, holder, type, name, instance, subject);
+  });
+  return true;
+}
+
+void WorkerDirectory::far_hand_over(unsigned from, uint64_t ticket, const std::string& holder,
+                                    const std::string& type, const std::string& name,
+                                    const std::string& instance, const std::string& subject) {
+  // The route is released (or not) now, before the answer leaves: the near session claims it again.
+  const bool handed = local_hand_over_ && local_hand_over_(holder, RouteKey{type, name}, instance, subject);
+  post_to(from, [near = workers_[from], ticket, handed] { near->on_hand_over(ticket, handed); });
+}
+
+void WorkerDirectory::on_hand_over(uint64_t ticket, bool handed) {
+  auto it = hand_overs_.find(ticket);
+  if (it == hand_overs_.end()) return;
+  std::function<void(bool)> done = std::move(it->second);
+  hand_overs_.erase(it);
+  done(handed);
+}
+
 }  // namespace wtmesh::edge

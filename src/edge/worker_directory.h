@@ -99,6 +99,16 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   void set_workers(std::vector<WorkerDirectory*> all);
   // This worker's UDP tunnels (null: none), for flows of tunnels held here; before any worker runs.
   void set_udp(UdpClientFlows* udp) { udp_ = udp; }
+  // Route hand-overs between an agent's sessions on two workers (docs/protocol.md §3.5; the caller is
+  // TunnelService::set_remote_hand_over): asks the worker of session `holder` (an owner "EDGE/wK/N")
+  // to hand route {type, name} over to the agent `instance` of token `subject`; `done` runs here
+  // with the answer. False when `holder` is no session of another worker. That worker answers with
+  // its `local_hand_over` (TunnelService::hand_over_to).
+  bool ask_hand_over(const std::string& holder, std::string type, std::string name, std::string instance,
+                     std::string subject, std::function<void(bool handed)> done);
+  using LocalHandOver = std::function<bool(const std::string& holder, RouteKey key,
+                                           const std::string& instance, const std::string& subject)>;
+  void set_local_hand_over(LocalHandOver fn) { local_hand_over_ = std::move(fn); }
   // How long an open for another worker's session is retried while it is busy (PublicLimits::open_timeout).
   void set_open_timeout(std::chrono::milliseconds t) { open_timeout_ = t; }
   unsigned index() const { return index_; }
@@ -209,6 +219,9 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   void far_relay_datagram(unsigned from, uint64_t relay_id, const std::vector<uint8_t>& payload);
   RequestStreamEvents* far_agent_stream(FarRelay& relay, const StreamRef& ref, bool uni);
   void far_open_udp(unsigned from, uint64_t id, uint64_t serial, uint32_t tunnel_id);
+  void far_hand_over(unsigned from, uint64_t ticket, const std::string& holder, const std::string& type,
+                     const std::string& name, const std::string& instance, const std::string& subject);
+  void on_hand_over(uint64_t ticket, bool handed);
   void far_udp_packet(unsigned from, uint64_t id, const std::vector<uint8_t>& payload);
   void far_close_udp(unsigned from, uint64_t id);
   void far_pump(FarHop& h);
@@ -244,6 +257,10 @@ class WorkerDirectory final : public TunnelDirectory, public UdpClientFlows {
   std::unordered_map<uint64_t, NearUdp> near_udp_;
   uint64_t last_udp_ = 0;
   UdpClientFlows* udp_ = nullptr;
+  // Hand-overs asked of other workers, by ticket; the answer every one gets comes back by post.
+  std::unordered_map<uint64_t, std::function<void(bool)>> hand_overs_;
+  uint64_t last_hand_over_ = 0;
+  LocalHandOver local_hand_over_;
   std::chrono::milliseconds open_timeout_ = kDefaultOpenTimeout;
 
   // Far: hops and route lookups asked by other workers.

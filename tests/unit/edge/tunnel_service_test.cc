@@ -292,6 +292,67 @@ TEST_F(TunnelServiceTest, TheSameAgentsNewerSessionTakesTheNameOver) {
   EXPECT_EQ(route("app.localhost").kind, RouteLookup::Kind::kFound);
 }
 
+// A multi-worker edge: the agent's newer session landed on another worker (another service on the
+// same route table) than its older one. The name is handed over through the remote hand-over (in the
+// edge, WorkerDirectory::ask_hand_over posts to the holder's worker), answered later.
+TEST_F(TunnelServiceTest, TheSameAgentsNewerSessionOnAnotherWorkerTakesTheNameOverLater) {
+  tweak_ = [](TunnelServiceConfig& c) { c.edge_id = "E/w0"; };
+  make();
+  TunnelServiceConfig other_config;
+  other_config.session.domain = "localhost";
+  other_config.edge_id = "E/w1";
+  other_config.wall_clock = [this] { return wall_; };
+  tunnel::VerifierKeySet keys;
+  keys.add_pem(key_.public_pem());
+  TunnelService other(other_config, *routes_, keys);
+  std::vector<std::function<void()>> posted;  // the answers, as another worker would post them
+  other.set_remote_hand_over([&](const std::string& holder, const std::string& type, const std::string& name,
+                                 const std::string& instance, const std::string& subject,
+                                 std::function<void(bool)> done) {
+    if (holder.rfind("E/w0/", 0) != 0) return false;
+    posted.push_back([=, this] {
+      done(service_->hand_over_to(holder, RouteKey{type, name}, instance, subject));
+    });
+    return true;
+  });
+  auto with_instance = [&](const std::string& id) {
+    wt::SessionInfo i = info("Bearer " + token());
+    i.headers.emplace_back("wtmesh-agent-instance", id);
+    return i;
+  };
+  ASSERT_EQ(connect(with_instance("agentaaaaaaaaaaaaaaa")).status, 200);
+  register_host(*sessions_[0], 1, "app.localhost");
+  std::array<test::FakeSession, 2> there;
+  for (size_t i = 0; i < there.size(); ++i) {
+    const wt::Accept a =
+        other.accept(with_instance(i == 0 ? "agentaaaaaaaaaaaaaaa" : "agentbbbbbbbbbbbbbbb"));
+    ASSERT_EQ(a.status, 200);
+    there[i].handler = a.handler;
+    a.handler->on_attached(there[i]);
+  }
+  // Another agent (another instance) asks first: the holder's worker says no, it is refused "taken".
+  register_host(there[1], 1, "app.localhost");
+  ASSERT_EQ(posted.size(), 1u) << "asked of the holder's worker";
+  std::exchange(posted, {})[0]();
+  EXPECT_NE(control_text(there[1]).find("taken"), std::string::npos);
+  // The same agent's newer session: handed over, once the answer came back.
+  register_host(there[0], 7, "app.localhost");
+  ASSERT_EQ(posted.size(), 1u);
+  EXPECT_EQ(control_text(there[0]).find("app.localhost"), std::string::npos) << "not answered yet";
+  EXPECT_EQ(route("app.localhost").session, 1u) << "still the older session's meanwhile";
+  std::exchange(posted, {})[0]();
+  EXPECT_NE(control_text(there[0]).find("app.localhost"), std::string::npos);
+  EXPECT_EQ(control_text(there[0]).find("taken"), std::string::npos) << control_text(there[0]);
+  struct Answer final : RouteEvents {
+    void on_route(const RouteLookup& l) override { got = l; }
+    RouteLookup got;
+  } answer;
+  other.route("app.localhost", &answer);
+  EXPECT_EQ(answer.got.kind, RouteLookup::Kind::kFound);
+  EXPECT_EQ(answer.got.tunnel_id, 7u) << "the newer session holds it now";
+  for (auto& f : there) f.peer_closes(0, "test over");
+}
+
 // Another process of the same subject (another instance id), or a session without one, gets "taken".
 TEST_F(TunnelServiceTest, AnotherInstanceOrNoInstanceIsStillTaken) {
   auto with_instance = [&](std::optional<std::string> id) {

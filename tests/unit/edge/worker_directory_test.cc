@@ -309,4 +309,32 @@ TEST(SharedRouteTable, TwoThreadsClaimAndLookUpWithoutLosingARoute) {
 }
 
 }  // namespace
+// An agent's newer session on worker 0 takes a name over from its older one on worker 1
+// (docs/protocol.md §3.5): the question goes to the holder's worker, whose service answers, and the
+// answer comes back by post. A holder on this worker or of another edge is not asked.
+TEST_F(WorkerDirectoryTest, AHandOverIsAskedOfTheHoldersWorkerAndAnsweredBack) {
+  std::vector<std::string> asked;
+  dirs_[1]->set_local_hand_over(
+      [&](const std::string& holder, RouteKey key, const std::string& instance, const std::string& subject) {
+        asked.push_back(holder + " " + std::string(key.type) + " " + std::string(key.name) + " " + instance +
+                        " " + subject);
+        return key.name == "app.localhost";
+      });
+  std::vector<bool> answers;
+  const std::string holder = worker_edge_id(kEdge, 1) + "/3";
+  EXPECT_TRUE(dirs_[0]->ask_hand_over(holder, "http", "app.localhost", "inst", "alice",
+                                      [&](bool handed) { answers.push_back(handed); }));
+  EXPECT_TRUE(dirs_[0]->ask_hand_over(holder, "tcp", "db.localhost", "inst", "alice",
+                                      [&](bool handed) { answers.push_back(handed); }));
+  EXPECT_TRUE(answers.empty()) << "answered by post, not inline";
+  drive();
+  EXPECT_EQ(asked, (std::vector<std::string>{holder + " http app.localhost inst alice",
+                                             holder + " tcp db.localhost inst alice"}));
+  EXPECT_EQ(answers, (std::vector<bool>{true, false}));
+  EXPECT_FALSE(dirs_[0]->ask_hand_over(worker_edge_id(kEdge, 0) + "/3", "http", "a", "i", "s", [](bool) {}))
+      << "this worker's own session: the service hands it over itself";
+  EXPECT_FALSE(dirs_[0]->ask_hand_over("other-edge/w1/3", "http", "a", "i", "s", [](bool) {}));
+  EXPECT_FALSE(dirs_[0]->ask_hand_over("nonsense", "http", "a", "i", "s", [](bool) {}));
+}
+
 }  // namespace wtmesh::edge::workers_test

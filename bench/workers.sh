@@ -11,6 +11,11 @@
 # for the edge, --load-cpus for wrk, the agents and the origin. On a 2-core box the honest split is
 # the edge on one core with 1 and 2 workers (no gain is possible: it shows the hop's overhead), or
 # everything on both cores (the edge's threads then share them with the load).
+#
+# wrk sends no SNI to https://127.0.0.1 (the tunnel is named by Host), so its connections cannot be
+# steered to the worker holding their tunnel (edge/listener_steering.h) and (N-1)/N of the requests
+# cross. --sni runs wrk with a private /etc/hosts (a mount namespace: root and unshare) naming
+# tNAME.localhost, so its ClientHellos carry the name: the connections are steered, nothing crosses.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,11 +37,12 @@ usage: bench/workers.sh [options]
   --edge-cpus LIST   taskset the edge (e.g. 1); default: not pinned
   --load-cpus LIST   taskset wrk, the agents and the origin (e.g. 0); default: not pinned
   --wtmesh PATH      wtmesh binary (default \$REPO/build-bench/wtmesh, else build/wtmesh)
+  --sni              wrk asks for https://tI.localhost (SNI: steered connections; needs root)
   --out DIR          keep logs and raw.tsv in DIR
 EOF
 }
 
-WORKER_LIST=1,2 AGENTS=2 CONNS=64 SECS=8 ROUNDS=1 EDGE_CPUS="" LOAD_CPUS="" WTMESH="" OUT_DIR=""
+WORKER_LIST=1,2 AGENTS=2 CONNS=64 SECS=8 ROUNDS=1 EDGE_CPUS="" LOAD_CPUS="" WTMESH="" OUT_DIR="" SNI=0
 while (($#)); do
   case $1 in
     --workers) WORKER_LIST=$2; shift ;;
@@ -48,6 +54,7 @@ while (($#)); do
     --load-cpus) LOAD_CPUS=$2; shift ;;
     --wtmesh) WTMESH=$2; shift ;;
     --out) OUT_DIR=$2; shift ;;
+    --sni) SNI=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -111,8 +118,13 @@ run_one() {
   local ticks0
   ticks0=$(thread_ticks "$edge_pid" | sort -k1,1)
   for ((i = 0; i < AGENTS; i++)); do
-    pin "$LOAD_CPUS" wrk -t1 -c"$per" -d"${SECS}s" -H "Host: t$i.localhost" "https://127.0.0.1:$port/1k.bin" \
-      > "$OUT/wrk-$workers-$round-$i.txt" 2>&1 &
+    if ((SNI)); then
+      pin "$LOAD_CPUS" unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$BENCH_TMP/hosts" \
+        wrk -t1 -c"$per" -d"${SECS}s" "https://t$i.localhost:$port/1k.bin" > "$OUT/wrk-$workers-$round-$i.txt" 2>&1 &
+    else
+      pin "$LOAD_CPUS" wrk -t1 -c"$per" -d"${SECS}s" -H "Host: t$i.localhost" "https://127.0.0.1:$port/1k.bin" \
+        > "$OUT/wrk-$workers-$round-$i.txt" 2>&1 &
+    fi
     wrks+=($!)
   done
   for p in "${wrks[@]}"; do wait "$p" || true; done
@@ -144,13 +156,17 @@ run_one() {
   done
 }
 
+if ((SNI)); then
+  [[ $(id -u) == 0 ]] && command -v unshare > /dev/null || die "--sni needs root and unshare (a private /etc/hosts for wrk)"
+  { cat /etc/hosts; for ((i = 0; i < AGENTS; i++)); do echo "127.0.0.1 t$i.localhost"; done; } > "$BENCH_TMP/hosts"
+fi
 IFS=, read -r -a counts <<< "$WORKER_LIST"
 for ((round = 1; round <= ROUNDS; round++)); do
   for w in "${counts[@]}"; do run_one "$w" "$round"; done
 done
 
 echo
-echo "wtmesh edge --workers: $AGENTS agents, $CONNS wrk connections over HTTPS (keep-alive, 1 KiB), ${SECS}s each"
+echo "wtmesh edge --workers: $AGENTS agents, $CONNS wrk connections over HTTPS (keep-alive, 1 KiB), ${SECS}s each$( ((SNI)) && echo ", SNI (steered)")"
 echo "  edge pinned to: ${EDGE_CPUS:-any core}; load, agents and origin: ${LOAD_CPUS:-any core}; $(nproc) cores"
 printf '  %-8s %10s %14s %8s %9s   %s\n' workers "req/s" "edge us/req" "vs first" "crossed" "edge threads' CPU share (last round)"
 base=$(raw_median w"${counts[0]}" rps)

@@ -63,4 +63,22 @@ const char* to_string(DrainPlan::Phase phase) {
   return "?";
 }
 
+WorkerDrainCounts::WorkerDrainCounts(size_t workers)
+    : size_(workers), counts_(std::make_unique<std::atomic<size_t>[]>(workers)) {
+  for (size_t i = 0; i < size_; ++i) counts_[i].store(kUnknown, std::memory_order_relaxed);
+}
+
+void WorkerDrainCounts::publish(size_t worker, size_t agents_to_move) {
+  if (worker < size_) counts_[worker].store(agents_to_move, std::memory_order_relaxed);
+}
+
+size_t WorkerDrainCounts::agents_to_move() const {
+  size_t n = 0;
+  for (size_t i = 0; i < size_; ++i) {
+    const size_t c = counts_[i].load(std::memory_order_relaxed);
+    n += c == kUnknown ? 1 : c;
+  }
+  return n;
+}
+
 }  // namespace wtmesh::edge

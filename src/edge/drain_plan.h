@@ -14,8 +14,10 @@
 //   connection.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 
 #include "common/time.h"
@@ -64,5 +66,21 @@ class DrainPlan {
 };
 
 const char* to_string(DrainPlan::Phase phase);
+
+// The workers of one edge drain together (edge/edge_workers.h): each publishes how many of its
+// agent sessions are still to move, and each worker's handoff waits for the edge's sum, so no
+// worker's public side stops taking work while another still holds names there. A worker that has
+// not published yet counts as one to move. Thread-safe.
+class WorkerDrainCounts {
+ public:
+  explicit WorkerDrainCounts(size_t workers);
+  void publish(size_t worker, size_t agents_to_move);
+  size_t agents_to_move() const;
+
+ private:
+  static constexpr size_t kUnknown = static_cast<size_t>(-1);
+  size_t size_;
+  std::unique_ptr<std::atomic<size_t>[]> counts_;
+};
 
 }  // namespace wtmesh::edge

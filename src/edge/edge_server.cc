@@ -448,8 +448,15 @@ void EdgeServer::drain(DrainPlan::Options options, std::function<void()> done) {
 DrainCounts EdgeServer::drain_counts() const {
   DrainCounts c;
   c.agents_to_move = tunnels_->sessions_to_move();
+  if (options_.worker && options_.worker->drains) {
+    // The edge's handoff: every worker's agents (WorkerDrainCounts).
+    options_.worker->drains->publish(options_.worker->index, c.agents_to_move);
+    c.agents_to_move = options_.worker->drains->agents_to_move();
+  }
   c.public_busy = (https_ ? https_->busy_count() : 0) + (http_ ? http_->busy_count() : 0);
-  c.streams = tunnels_->stream_count();
+  // Requests this worker's public connections relay to another worker's agent count here too: the
+  // worker holding the public connection must not close it under them.
+  c.streams = tunnels_->stream_count() + (directory_ ? directory_->near_hops() : 0);
   return c;
 }
 

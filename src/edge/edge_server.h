@@ -96,6 +96,8 @@ struct EdgeWorkerContext {
   // ... and hand a connection to the worker holding the name it asks for (edge/listener_steering.h).
   std::shared_ptr<PortSteering> https_steering;
   std::shared_ptr<PortSteering> http_steering;
+  // The edge's drain: each worker's agents still to move (edge/drain_plan.h).
+  std::shared_ptr<WorkerDrainCounts> drains;
   // The TCP and UDP tunnels' public ports: one held by a tunnel on any worker is held.
   std::shared_ptr<PortPool> tcp_ports;
   std::shared_ptr<PortPool> udp_ports;

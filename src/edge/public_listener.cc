@@ -68,7 +68,7 @@ void PublicListener::adopt(SteeredConnection c) {
   socket.assign(c.protocol, c.take_fd(), ec);
   std::shared_ptr<const TlsServerConfig> tls;
   if (options_.tls && tls_config_) tls = tls_config_();
-  if (ec || !acceptor_.is_open() || (options_.tls && !tls)) {
+  if (ec || closed_ || (options_.tls && !tls)) {
     socket.set_option(asio::socket_base::linger(true, 0), ec);
     socket.close(ec);
     shared_->closed(c.limit_key);
@@ -77,9 +77,13 @@ void PublicListener::adopt(SteeredConnection c) {
   auto conn = std::make_shared<Connection>(*this, std::move(socket), std::move(tls), c.limit_key, c.address);
   conns_.insert(conn.get());
   conn->start_with(c.bytes);
+  // Accepted by another worker just before this one's drain began: served like a connection accepted
+  // here then (its first request gets an answer that closes it).
+  if (draining_) conn->drain();
 }
 
 void PublicListener::close() {
+  closed_ = true;
   if (options_.steering) options_.steering->detach(options_.worker, *this);
   boost::system::error_code ec;
   acceptor_.close(ec);
@@ -93,7 +97,16 @@ void PublicListener::close() {
 }
 
 void PublicListener::drain() {
+  draining_ = true;
   boost::system::error_code ec;
+  // The connections the kernel completed but nobody accepted yet would be reset by the close: take
+  // them first (bounded by the backlog), to be served like any connection accepted before the drain.
+  acceptor_.non_blocking(true, ec);
+  for (size_t i = 0; !ec && i < kMaxDrainAccepts; ++i) {
+    tcp::socket socket(acceptor_.get_executor());
+    acceptor_.accept(socket, ec);
+    if (!ec) on_accepted(std::move(socket));
+  }
   acceptor_.close(ec);  // new connections are refused by the kernel from now on
   retry_timer_.cancel();
   // drain() may end a connection (forget() edits conns_): walk a copy.

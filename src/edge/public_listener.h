@@ -91,6 +91,7 @@ class PublicListener {
   static constexpr std::chrono::seconds kLinger{2};
   static constexpr size_t kLingerBytes = 256 * 1024;
   static constexpr std::chrono::seconds kRefusalLogInterval{10};
+  static constexpr size_t kMaxDrainAccepts = 4096;  // queued connections drain() takes before closing
 
   // Binds and listens; throws boost::system::system_error. `tls_config` is asked for the current
   // TLS configuration for each new connection (certificate renewal); unused without TLS.
@@ -113,8 +114,8 @@ class PublicListener {
   void drain();
   // Connections with work a drain waits for (PublicConnection::busy).
   size_t busy_count() const;
-  // Serves a connection another worker's listener accepted and steered here (on this thread);
-  // closes it when this listener no longer accepts (closed, draining).
+  // Serves a connection another worker's listener accepted and steered here (on this thread), also
+  // while draining (as one accepted just before); resets it once this listener is closed.
   void adopt(SteeredConnection c);
   // Connections this listener accepted and handed to another worker's.
   uint64_t steered_out_count() const { return steered_out_; }
@@ -150,6 +151,7 @@ class PublicListener {
   std::string refused_example_;                       // an address refused for its own cap
   bool refusal_log_armed_ = false;
   uint64_t steered_out_ = 0;
+  bool draining_ = false, closed_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

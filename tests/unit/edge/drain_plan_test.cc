@@ -71,5 +71,20 @@ TEST(DrainPlan, StartTwiceKeepsTheFirstStart) {
   EXPECT_EQ(p.next_deadline(), kT0 + 10s);
 }
 
+// An edge's workers hand off together: a worker with no agents of its own waits for the others'.
+TEST(WorkerDrainCounts, TheHandoffWaitsForEveryWorkersAgents) {
+  WorkerDrainCounts counts(3);
+  EXPECT_EQ(counts.agents_to_move(), 3u) << "a worker that has not published counts as one";
+  counts.publish(0, 0);
+  counts.publish(1, 2);
+  EXPECT_EQ(counts.agents_to_move(), 3u);
+  counts.publish(2, 0);
+  EXPECT_EQ(counts.agents_to_move(), 2u);
+  counts.publish(1, 0);
+  EXPECT_EQ(counts.agents_to_move(), 0u);
+  counts.publish(7, 5);  // no such worker: nothing
+  EXPECT_EQ(counts.agents_to_move(), 0u);
+}
+
 }  // namespace
 }  // namespace wtmesh::edge

@@ -123,6 +123,13 @@ TEST_F(ListenerSteeringTest, ConnectionsForThisWorkerOrNoTunnelStayWhereTheyLand
   EXPECT_EQ(listeners_[0]->steered_out_count(), 0u);
 }
 
+TEST_F(ListenerSteeringTest, AConnectionForADrainingWorkerIsServedThereAsOneAcceptedBeforeTheDrain) {
+  listeners_[1]->drain();  // the edge's workers drain together; worker 0 steered this one just before
+  auto client = send(0, "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");
+  ASSERT_TRUE(run_until([&] { return dirs_[1].open_calls == 1; })) << "its first request is served";
+  EXPECT_EQ(listeners_[0]->steered_out_count(), 1u);
+}
+
 TEST_F(ListenerSteeringTest, AConnectionForAWorkerWithoutAListenerIsResetAndUncounted) {
   listeners_[1].reset();
   auto client = send(0, "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n");

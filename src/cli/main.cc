@@ -41,6 +41,7 @@ struct EdgeArgs {
   std::string http_listen;   // optional plain-HTTP public listener
   std::string admin_listen;  // optional admin listener (GET /metrics, GET /ready)
   bool no_http2 = false;
+  bool no_steering = false;
   bool no_http3 = false;
   size_t max_udp_payload = 1452;
   // Against unauthenticated public clients: the counts are set in place, the durations in seconds
@@ -144,6 +145,7 @@ int run_edge(const EdgeArgs& a) {
   opts.public_limits.header_timeout = std::chrono::seconds(a.header_timeout_s);
   opts.public_limits.body_timeout = std::chrono::seconds(a.body_timeout_s);
   opts.http2 = !a.no_http2;
+  opts.steer_connections = !a.no_steering;
   opts.http3 = !a.no_http3;
   opts.tcp_tunnels = port_range_option("--tcp-ports", a.tcp_ports, opts.tcp.port_min, opts.tcp.port_max);
   opts.tcp.max_connections_per_tunnel = a.tcp_max_connections;
@@ -271,6 +273,11 @@ int main(int argc, char** argv) {
                        "off unless given (keep it on loopback or a private network)");
   edge_cmd->add_flag("--no-http2", edge_args.no_http2,
                      "public listeners speak HTTP/1.1 only (no ALPN h2, no h2c prior knowledge)");
+  edge_cmd->add_flag(
+      "--no-steering", edge_args.no_steering,
+      "with --workers: serve each public TCP connection on the worker that accepted it instead of "
+      "handing it to the worker whose agent holds its name (spreads one busy tunnel's TLS over "
+      "every core, at a hop between threads per request)");
   edge_cmd->add_flag("--no-http3", edge_args.no_http3,
                      "no public HTTP/3 on the UDP port (agents' sessions only) and no Alt-Svc on HTTPS");
   edge_cmd

@@ -143,6 +143,9 @@ struct EdgeOptions {
   bool public_https = true;                                   // HTTPS on TCP at listen's port
   std::optional<boost::asio::ip::tcp::endpoint> http_listen;  // optional plain HTTP
   bool http2 = true;  // public HTTP/2: ALPN "h2" on HTTPS, prior knowledge on plain HTTP
+  // With workers: a public TCP connection is handed to the worker whose agent holds its name
+  // (edge/listener_steering.h; --no-steering turns it off).
+  bool steer_connections = true;
   // Public HTTP/3 on the QUIC port (tunnel names' requests beside the agents' sessions), announced
   // by Alt-Svc on HTTPS responses.
   bool http3 = true;

@@ -107,8 +107,10 @@ EdgeWorkers::EdgeWorkers(EdgeOptions options, unsigned count)
   ctx.returned = std::make_shared<ReturnedAgents>();
   ctx.https_counts = std::make_shared<PublicListenerShared>(options.public_limits);
   ctx.http_counts = std::make_shared<PublicListenerShared>(options.public_limits);
-  ctx.https_steering = std::make_shared<PortSteering>(routes_, ctx.edge_id, ctx.https_counts, count);
-  ctx.http_steering = std::make_shared<PortSteering>(routes_, ctx.edge_id, ctx.http_counts, count);
+  if (options.steer_connections) {
+    ctx.https_steering = std::make_shared<PortSteering>(routes_, ctx.edge_id, ctx.https_counts, count);
+    ctx.http_steering = std::make_shared<PortSteering>(routes_, ctx.edge_id, ctx.http_counts, count);
+  }
   ctx.drains = std::make_shared<WorkerDrainCounts>(count);
   ctx.tcp_ports = std::make_shared<PortPool>(options.tcp.port_min, options.tcp.port_max, "TCP");
   ctx.udp_ports = std::make_shared<PortPool>(options.udp.port_min, options.udp.port_max, "UDP");

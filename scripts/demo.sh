@@ -228,9 +228,10 @@ print_banner() {
                         (the edge's demo page: a line terminal over a stream, a datagram ping; trust .wtmesh/edge/ca.pem;
                          it reports telemetry every 5 s: agent="browser/me#N" in the metrics below)
   Metrics (requests by tunnel, agents' RTT from their telemetry):   curl $METRICS_URL
-  An edge on every core: ${wtmesh#"$root"/} edge ... --workers 2   (threads on the same ports; a request, a relayed
-                        WebTransport session or a UDP flow reaches its agent from any of them, and an address's or
-                        a subject's caps are the edge's: wtmesh_worker_hops_total in the metrics counts crossings)
+  An edge on every core: ${wtmesh#"$root"/} edge ... --workers 2   (threads on the same ports; a public TCP connection is
+                        handed by its SNI or Host to the worker holding its tunnel, anything else reaches its agent
+                        from any of them; every cap is the edge's: wtmesh_worker_connections_steered_total and
+                        wtmesh_worker_hops_total in the metrics count hand-overs and crossings)
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 

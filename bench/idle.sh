@@ -79,7 +79,7 @@ run_size() {
   spawn "edge-$n" "$WTMESH" edge --listen "127.0.0.1:$EDGE_PORT" --domain localhost --state-dir "$dir" \
     --admin-listen "127.0.0.1:$ADMIN_PORT" --quic-max-connections $((n + 1000)) \
     --quic-max-connections-per-ip $((n + 100)) --quic-handshake-burst $((n + 100)) \
-    --quic-handshakes-per-ip 100000
+    --quic-handshakes-per-ip 100000 $(edge_workers_args)
   local edge_pid=$SPAWNED_PID
   wait_tcp "$EDGE_PORT" 20 || { tail -20 "$OUT/edge-$n.log" >&2; die "the edge did not listen"; }
   wait_file "$dir/ca.pem" 20 || die "the edge wrote no ca.pem"

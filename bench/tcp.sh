@@ -107,7 +107,8 @@ start_wtmesh_tcp() {
   free_port rport
   # shellcheck disable=SC2086
   spawn "$name-edge" "$WTMESH" $WTMESH_GLOBAL_ARGS edge --listen "127.0.0.1:$edge_port" --domain localhost \
-    --state-dir "$dir/state" --tcp-ports 10000-32767 "${udp_ports[@]}" --max-udp-payload "$payload"
+    --state-dir "$dir/state" --tcp-ports 10000-32767 "${udp_ports[@]}" --max-udp-payload "$payload" \
+    $(edge_workers_args)
   local edge_pid=$SPAWNED_PID
   wait_file "$dir/state/ca.pem" 20 || die "wtmesh edge wrote no ca.pem (see $OUT/$name-edge.log)"
   wait_tcp "$edge_port" 20 || die "wtmesh edge did not listen (see $OUT/$name-edge.log)"

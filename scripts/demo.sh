@@ -75,7 +75,7 @@ setup_and_build() {
   cmake --build "$build_dir" -j2 --target wtmesh || fail "build of wtmesh"
 }
 
-# Sets EDGE_PORT, EDGE_URL, CERT_HASH, METRICS_URL.
+# Sets EDGE_PORT, EDGE_URL, CERT_HASH, METRICS_URL, EDGE_WORKERS.
 start_edge() {
   mkdir -p "$state/edge"
   say "starting edge on 127.0.0.1:$edge_port (state in .wtmesh/edge, log in .wtmesh/edge.log)"
@@ -93,6 +93,7 @@ start_edge() {
   METRICS_URL=$(wait_line "$state/edge.out" 'http://127\.0\.0\.1:[0-9]+/metrics' "$pid" 10) ||
     fail "the edge printed no admin listener line"
   CERT_HASH=$(tr -d ' \t\r\n' <"$state/edge/cert.sha256")
+  EDGE_WORKERS=$(grep -Eom1 'workers: [0-9]+' "$state/edge.out" | grep -Eo '[0-9]+' || echo 1)
 }
 
 run_doctor() {
@@ -228,10 +229,11 @@ print_banner() {
                         (the edge's demo page: a line terminal over a stream, a datagram ping; trust .wtmesh/edge/ca.pem;
                          it reports telemetry every 5 s: agent="browser/me#N" in the metrics below)
   Metrics (requests by tunnel, agents' RTT from their telemetry):   curl $METRICS_URL
-  An edge on every core: ${wtmesh#"$root"/} edge ... --workers 2   (threads on the same ports; a public TCP connection is
-                        handed by its SNI or Host to the worker holding its tunnel, anything else reaches its agent
-                        from any of them; every cap is the edge's: wtmesh_worker_connections_steered_total and
-                        wtmesh_worker_hops_total in the metrics count hand-overs and crossings)
+  An edge on every core: this edge runs $EDGE_WORKERS worker(s), one per core by default (${wtmesh#"$root"/} edge ... --workers N):
+                        threads on the same ports; a public TCP connection is handed by its SNI or Host to the
+                        worker holding its tunnel, anything else reaches its agent from any of them; every cap is
+                        the edge's: wtmesh_worker_connections_steered_total and wtmesh_worker_hops_total in the
+                        metrics count hand-overs and crossings)
   WebSocket over HTTP/3 (RFC 9220) from Chromium: --enable-features=EnableWebsocketsOverHttp3
                   --origin-to-force-quic-on=$PUBLIC_HOST:$PUBLIC_PORT, then new WebSocket("${PUBLIC_URL/https/wss}ws")
 

@@ -12,6 +12,15 @@ die() { log "ERROR: $*"; exit 1; }
 # raw NAME KEY VALUE: one raw measurement, appended to $OUT/raw.tsv (the table is computed from it).
 raw() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$OUT/raw.tsv"; }
 
+# edge_workers_args [EXTRA...]: "--workers 1" when the wtmesh edge has --workers (its default is the
+# core count) and EXTRA does not choose; the comparisons' targets run on one core each (nginx
+# worker_processes 1, one sshd), so the edge does too. bench/workers.sh compares worker counts.
+edge_workers_args() {
+  [[ " $* " == *" --workers "* ]] && return 0
+  "$WTMESH" edge --help 2> /dev/null | grep -q -- --workers && echo "--workers 1"
+  return 0
+}
+
 # port_in_use PORT: true if any TCP or UDP socket (listening or connected, any address) uses PORT.
 port_in_use() {
   ss -Htuan 2>/dev/null | awk -v p="$1" '{ n = split($5, a, ":"); if (a[n] == p) found = 1 } END { exit !found }'

@@ -208,7 +208,7 @@ start_wtmesh() {
   fi
   # shellcheck disable=SC2086
   spawn edge "$WTMESH" $WTMESH_GLOBAL_ARGS edge --listen "127.0.0.1:$EDGE_PORT" --domain localhost \
-    --state-dir "$dir" "${http_args[@]}" $WTMESH_EDGE_ARGS
+    --state-dir "$dir" "${http_args[@]}" $(edge_workers_args $WTMESH_EDGE_ARGS) $WTMESH_EDGE_ARGS
   local edge_pid=$SPAWNED_PID
   local wait_s=${WTMESH_START_WAIT:-20}
   wait_tcp "$EDGE_PORT" "$wait_s" || { tail -20 "$OUT/edge.log" >&2; die "wtmesh edge did not listen on TCP $EDGE_PORT"; }

@@ -29,8 +29,8 @@ void print_edge(edge::EdgeServer& first, const edge::EdgeOptions& opts, unsigned
   const auto ep = first.local_endpoint();
   const std::string host = host_text(ep.address());
   std::cout << "wtmesh edge listening on udp://" << host << ":" << ep.port() << std::endl;
-  if (workers > 1)
-    std::cout << "  workers: " << workers << " threads on the same ports (--workers)" << std::endl;
+  std::cout << "  workers: " << workers << (workers == 1 ? " thread" : " threads")
+            << " on the same ports (--workers; default: the cores this process may use)" << std::endl;
   std::cout << "  certificate sha256: " << first.certs().sha256_hex << std::endl;
   if (!first.certs().ca_cert.empty())
     std::cout << "  local CA: " << first.certs().ca_cert.string() << std::endl;

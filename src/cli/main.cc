@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
@@ -77,7 +78,9 @@ struct EdgeArgs {
   double quic_handshake_burst = quic::AddressLimitOptions{}.handshake_burst;
   size_t quic_retry_above = edge::EdgeOptions{}.quic_retry_above;
   size_t quic_max_connections = edge::EdgeOptions{}.quic_max_connections;
-  unsigned workers = 1;  // threads, each with its own sockets on the same ports (edge/edge_workers.h)
+  // Threads, each with its own sockets on the same ports (edge/edge_workers.h): one per core this
+  // process may use (its affinity mask and cgroup quota, common/process_limits.h).
+  unsigned workers = std::min(usable_cores(), edge::EdgeWorkers::kMaxWorkers);
 };
 
 // --tcp-ports / --udp-ports: FIRST-LAST into `min`/`max` (true), or "none" (false).
@@ -236,7 +239,8 @@ int main(int argc, char** argv) {
   edge_cmd
       ->add_option("--workers", edge_args.workers,
                    "threads serving the edge, each with its own sockets on the same ports (SO_REUSEPORT); "
-                   "public requests reach an agent on any of them (docs/architecture.md, Workers)")
+                   "public requests reach an agent on any of them; default: the cores this process may use "
+                   "(docs/architecture.md, Workers)")
       ->check(CLI::Range(1u, wtmesh::edge::EdgeWorkers::kMaxWorkers))
       ->capture_default_str();
   edge_cmd

@@ -105,7 +105,8 @@ kill -TERM "${EDGE_PID[a]}"
 wait_for 10 grep -q 'draining: moving to a new session' "$AERR"
 check "the agent hears the drain and moves" grep -q 'is draining: moving to a new session' "$AERR"
 # Each worker closes its listener at its next look at the edge's counts: wait for all of them.
-stopped_public() { [ "$(grep -c 'the public side takes no new work' "$T/edge-a/stderr")" -ge "${WTMESH_PEER_WORKERS:-1}" ]; }
+A_WORKERS=$(grep -Eom1 'workers: [0-9]+' "$T/edge-a/stdout" | grep -Eo '[0-9]+')
+stopped_public() { [ "$(grep -c 'the public side takes no new work' "$T/edge-a/stderr")" -ge "${A_WORKERS:-1}" ]; }
 wait_for 10 stopped_public
 check "edge a stops taking public work once the agent moved (not by the handoff limit)" \
   grep -q 'every agent moved; the public side takes no new work' "$T/edge-a/stderr"

@@ -238,8 +238,8 @@ nss_home() {
 
 # start_edge NAME [extra edge args...]: starts `wtmesh edge` on a free port with its own state dir and
 # waits (bounded) for its listening line. Dies when the edge exits or stays silent.
-# WTMESH_PEER_WORKERS=N: every edge that does not choose its own runs `--workers N` (a whole-suite run
-# against a multi-worker edge: ctest -L peer with it set).
+# An edge runs one worker per core by default (two on CI's box). WTMESH_PEER_WORKERS=N: every edge that
+# does not choose its own runs `--workers N` (1: the single-threaded edge; 4: more crossings than cores).
 start_edge() {
   local name=$1 dir line pid i wait_s=${WTMESH_PEER_WAIT:-20} addr=${EDGE_LISTEN_ADDR:-127.0.0.1}
   shift

@@ -10,7 +10,8 @@
 #   - achieved rate, failures, p50/p99 latency from the scheduled time, and p99 added over `direct`.
 # Then the ratios to nginx TLS (the issue-15 goal: CPU per request <= 1.5x at 500 and 1000 req/s) and
 # to ssh -R. --breakdown also runs `perf trace -s` on the wtmesh edge and agent at each rate and prints
-# which system calls they make per request.
+# which system calls they make per request; --profile runs `perf record` (cpu-clock samples) on them at
+# each rate and prints where their CPU goes, by library and by function.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,13 +33,14 @@ usage: bench/rates.sh [options]
   --only LIST        subset of: direct,nginx,nginx_tls,ssh,wtmesh,wtmesh_http
   --wtmesh PATH      wtmesh binary (default \$REPO/build-bench/wtmesh)
   --breakdown        per-system-call counts of the wtmesh edge and agent (perf trace -s) at each rate
+  --profile          where the wtmesh edge's and agent's CPU goes at each rate (perf record, cpu-clock)
   --out DIR          keep logs, raw.tsv and the report in DIR
   --wait-quiet S     first wait up to S seconds for the load average to drop below 1.0
 Environment: WTMESH_GLOBAL_ARGS (default "--log-level warn"), WTMESH_EDGE_ARGS, WTMESH_HTTP_ARGS.
 EOF
 }
 
-SSH_CIPHER=aes128-gcm@openssh.com RATES=100,500,1000 SECS=10 CONNS=8 ROUNDS=1 ONLY="" WTMESH="" BREAKDOWN=0 OUT_DIR="" WAIT_QUIET=0
+SSH_CIPHER=aes128-gcm@openssh.com RATES=100,500,1000 SECS=10 CONNS=8 ROUNDS=1 ONLY="" WTMESH="" BREAKDOWN=0 PROFILE=0 OUT_DIR="" WAIT_QUIET=0
 while (($#)); do
   case $1 in
     --rates) RATES=$2; shift ;;
@@ -48,6 +50,7 @@ while (($#)); do
     --only) ONLY=",$2,"; shift ;;
     --wtmesh) WTMESH=$2; shift ;;
     --breakdown) BREAKDOWN=1 ;;
+    --profile) PROFILE=1 ;;
     --out) OUT_DIR=$2; shift ;;
     --wait-quiet) WAIT_QUIET=$2; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -114,16 +117,20 @@ one_run() {
     --rate "$rate" --duration "$SECS" --conns "$CONNS" > "$file" 2>&1 &
   lp=$!
   BENCH_PIDS+=("$lp")
-  if [[ -n "$pids" && $PERF_OK == 1 && $round != trace ]]; then
+  if [[ -n "$pids" && $PERF_OK == 1 && $round != trace && $round != profile ]]; then
     perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$file.perf" &
     perf_pid=$!
     BENCH_PIDS+=("$perf_pid")
   fi
-  if [[ $round == trace ]]; then
+  if [[ $round == trace || $round == profile ]]; then
     local who pid
     for who in edge agent; do
       pid=WTMESH_${who^^}_PID
-      perf trace -s -p "${!pid}" -o "$OUT/trace-$who-$rate-r$round.txt" &
+      if [[ $round == trace ]]; then
+        perf trace -s -p "${!pid}" -o "$OUT/trace-$who-$rate-r$round.txt" &
+      else
+        perf record -q -e cpu-clock -F 4999 -p "${!pid}" -o "$OUT/profile-$who-$rate.data" > /dev/null 2>&1 &
+      fi
       tr_pids+=("$!")
       BENCH_PIDS+=("$!")
     done
@@ -148,6 +155,18 @@ one_run() {
         "$OUT/trace-$who-$rate-r$round.txt" >> "$OUT/breakdown.tsv"
     done
     log "$t at $rate req/s (system call breakdown): $line"
+    return 0
+  fi
+  if [[ $round == profile ]]; then
+    local who
+    for who in edge agent; do
+      [[ -s "$OUT/profile-$who-$rate.data" ]] || continue
+      perf report -i "$OUT/profile-$who-$rate.data" --stdio --sort dso -q 2> /dev/null |
+        awk 'NF { print $1, $2 }' > "$OUT/profile-$who-$rate-dso.txt"
+      perf report -i "$OUT/profile-$who-$rate.data" --stdio --sort dso,sym -q 2> /dev/null |
+        awk 'NF && n++ < 25 { $2 = ""; $3 = ""; print }' > "$OUT/profile-$who-$rate-sym.txt"
+    done
+    log "$t at $rate req/s (profile): $line"
     return 0
   fi
   local k="$t@$rate"
@@ -181,6 +200,14 @@ if ((BREAKDOWN)); then
     for rate in "${RATE_LIST[@]}"; do one_run wtmesh "$rate" trace; done
   else
     log "--breakdown needs perf tracepoints and the wtmesh target: skipped"
+  fi
+fi
+
+if ((PROFILE)); then
+  if command -v perf > /dev/null && [[ -n "${WTMESH_EDGE_PID:-}" ]]; then
+    for rate in "${RATE_LIST[@]}"; do one_run wtmesh "$rate" profile; done
+  else
+    log "--profile needs perf and the wtmesh target: skipped"
   fi
 fi
 
@@ -222,6 +249,18 @@ med() { raw_median "$@"; }
         awk -F'\t' -v r="$rate" -v w="$who" '$1 == r && $2 == w && $4 >= 0.05 { print $4, $3, $5 }' "$OUT/breakdown.tsv" |
           sort -rg | awk '{ t += $1; s = s sprintf(" %s %.2f%s", $2, $1, $3 >= 0.05 ? sprintf(" (%.2f failed)", $3) : "") }
                           END { printf "total %.1f:%s\n", t, s }'
+      done
+    done
+  fi
+  if ((PROFILE)); then
+    echo
+    echo "where wtmesh's CPU goes (perf record -e cpu-clock; share of each process's samples):"
+    for rate in "${RATE_LIST[@]}"; do
+      for who in edge agent; do
+        [[ -s "$OUT/profile-$who-$rate-dso.txt" ]] || continue
+        printf '  %5s req/s %-5s by library: %s\n' "$rate" "$who" \
+          "$(awk '$1 + 0 >= 1 { printf "%s %s  ", $2, $1 }' "$OUT/profile-$who-$rate-dso.txt")"
+        awk 'NR <= 12 { print "      " $0 }' "$OUT/profile-$who-$rate-sym.txt"
       done
     done
   fi

@@ -17,7 +17,9 @@ raw() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$OUT/raw.tsv"; }
 # worker_processes 1, one sshd), so the edge does too. bench/workers.sh compares worker counts.
 edge_workers_args() {
   [[ " $* " == *" --workers "* ]] && return 0
-  "$WTMESH" edge --help 2> /dev/null | grep -q -- --workers && echo "--workers 1"
+  local help
+  help=$("$WTMESH" edge --help 2> /dev/null || true)  # not `| grep -q`: pipefail and SIGPIPE
+  [[ "$help" == *"--workers"* ]] && echo "--workers 1"
   return 0
 }
 

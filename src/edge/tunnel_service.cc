@@ -149,6 +149,11 @@ tunnel::VerifyResult TunnelService::verify(std::string_view token) {
   auto result = verify_with_keys(token, true);
   if (!result.ok()) return result;
   const tunnel::TokenClaims& c = result.claims();
+  // The file is looked at for every session token that verifies (a stat; the signature check that
+  // came first costs far more): a credential revoked a moment ago is refused at once, on every
+  // worker, not after the next periodic check. Its live sessions close at the next tick, outside
+  // this accept.
+  if (reload_revocations()) close_revoked_due_ = true;
   if (revoked_.contains(c.credential_id)) {
     return tunnel::VerifyResult::failure(tunnel::TokenError::kRevoked,
                                          "credential " + c.credential_id + " was revoked");
@@ -205,16 +210,20 @@ RenewOutcome TunnelService::renew(const AgentSession& session, const std::string
 }
 
 void TunnelService::check_revocations() {
-  if (!config_.revocation_file) return;
+  if (reload_revocations()) close_revoked();
+}
+
+bool TunnelService::reload_revocations() {
+  if (!config_.revocation_file) return false;
   std::error_code ec;
   const auto mtime = std::filesystem::last_write_time(*config_.revocation_file, ec);
   const uintmax_t size = ec ? 0 : std::filesystem::file_size(*config_.revocation_file, ec);
   if (ec) {
-    if (!revocation_mtime_ && revoked_.empty()) return;  // no file, none revoked
+    if (!revocation_mtime_ && revoked_.empty()) return false;  // no file, none revoked
     revocation_mtime_.reset();
     revocation_size_ = 0;
   } else if (revocation_mtime_ && *revocation_mtime_ == mtime && revocation_size_ == size) {
-    return;  // unchanged
+    return false;  // unchanged
   }
   try {
     revoked_ = tunnel::RevocationList::load(*config_.revocation_file);
@@ -225,8 +234,13 @@ void TunnelService::check_revocations() {
     spdlog::info("tunnel: revocation list loaded: {} credential(s) revoked", revoked_.size());
   } catch (const std::exception& e) {
     spdlog::error("tunnel: cannot load the revocation list (keeping the previous one): {}", e.what());
-    return;
+    return false;
   }
+  return true;
+}
+
+void TunnelService::close_revoked() {
+  close_revoked_due_ = false;
   std::vector<AgentSession*> hit;
   for (auto& [serial, s] : sessions_) {
     if (!s->closed() && !s->claims().credential_id.empty() && revoked_.contains(s->claims().credential_id))
@@ -424,6 +438,7 @@ void TunnelService::on_tick(SteadyTime t) {
     last_revocation_check_ = t;
     check_revocations();
   }
+  if (close_revoked_due_) close_revoked();
   // Only the sessions that asked for a tick by now; one whose deadline moved later meanwhile just
   // says when it wants the next.
   for (const uint64_t serial : deadlines_.take_due(t)) {

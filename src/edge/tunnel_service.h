@@ -99,8 +99,8 @@ class TunnelService final : public TunnelDirectory {
   wt::Accept accept(const wt::SessionInfo& info);
   // Verifies a token with this edge's keys (reloaded when its key is unknown, at most every
   // kKeyReloadInterval).
-  // A session token (tunnel::is_session_token) is checked against the revocation list and the replay
-  // cache too, and its jti is then remembered.
+  // A session token (tunnel::is_session_token) is checked against the revocation list (re-read first
+  // if its file changed) and the replay cache too, and its jti is then remembered.
   tunnel::VerifyResult verify(std::string_view token);
   // Re-reads the revocation file if it changed and closes the live sessions of revoked credentials
   // (on_tick does it every kRevocationCheck).
@@ -180,6 +180,10 @@ class TunnelService final : public TunnelDirectory {
                            std::span<const uint8_t> payload) override;
 
  private:
+  // Re-reads the revocation file if it changed; true when a new list was loaded.
+  bool reload_revocations();
+  // Closes the live sessions whose credential the list names (code 5).
+  void close_revoked();
   SteadyTime steady_now() const;
   std::chrono::system_clock::time_point wall_now() const;
   void count_refusal(SessionRefusal why) {
@@ -205,6 +209,7 @@ class TunnelService final : public TunnelDirectory {
   std::optional<SteadyTime> last_key_reload_;
   std::shared_ptr<AuthFailureLimiter> auth_failures_;  // config_.shared_auth_failures, or its own
   tunnel::RevocationList revoked_;
+  bool close_revoked_due_ = false;  // verify() loaded a new list: on_tick closes its sessions
   std::optional<SteadyTime> last_revocation_check_;
   std::optional<std::filesystem::file_time_type> revocation_mtime_;
   uintmax_t revocation_size_ = 0;

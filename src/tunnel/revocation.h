@@ -1,7 +1,8 @@
 // Revoked credential ids (docs/protocol.md §6.1): STATE_DIR/revoked, one id per line, appended by
-// `wtmesh revoke` and re-read by the edge when the file changes (it checks every few seconds). Lines
-// that are not credential ids (blank, comments) are skipped. Bounded: at most kMaxEntries ids and
-// kMaxFileSize bytes; a larger file is an error (the edge keeps the list it had and logs it).
+// `wtmesh revoke` and re-read by the edge when the file changes (it checks every 2 s and before it
+// accepts a session token). Lines that are not credential ids (blank, comments) are skipped. Bounded:
+// at most kMaxEntries ids and kMaxFileSize bytes; a larger file is an error (the edge keeps the list
+// it had and logs it).
 #pragma once
 
 #include <cstddef>

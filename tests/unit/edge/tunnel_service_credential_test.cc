@@ -182,6 +182,24 @@ TEST_F(CredentialSessionTest, RevocationClosesLiveSessionsAndRefusesNewOnes) {
   EXPECT_TRUE(renewed(1).back().error.empty());
 }
 
+// Every worker of an edge has its own TunnelService watching the file: a session that reaches a
+// worker whose periodic check has not come round yet must still be refused.
+TEST_F(CredentialSessionTest, ANewSessionSeesARevocationAtOnceAndTheLiveOnesCloseAtTheNextTick) {
+  const auto cred = issue();
+  ASSERT_EQ(connect(info("Bearer " + cred.mint(60s, wall_))).status, 200);
+  open_control(0);
+  pass(2s);  // the periodic check has just run
+  ASSERT_TRUE(tunnel::RevocationList::add(*revocation_file_, cred.id()));
+  const wt::Accept a = connect(info("Bearer " + cred.mint(60s, wall_)));
+  EXPECT_EQ(a.status, 401) << "no tick between the revocation and the session";
+  EXPECT_NE(header(a, "wtmesh-error").find("invalid token: revoked"), std::string::npos)
+      << header(a, "wtmesh-error");
+  EXPECT_FALSE(sessions_[0]->closed) << "not closed from inside another session's accept";
+  advance(std::chrono::seconds(1));  // less than kRevocationCheck
+  service_->on_tick(clock_.t);
+  EXPECT_EQ(sessions_[0]->close_code, tunnel::kCloseCredentialRevoked);
+}
+
 TEST_F(CredentialSessionTest, TheReplayCacheIsBounded) {
   max_replay_entries_ = 3;
   make();

@@ -31,6 +31,23 @@ tree_cpu_ns() {
   echo "$total"
 }
 
+# tree_switches PID...: "VOLUNTARY INVOLUNTARY" context switches of every thread of the trees rooted at
+# PID...: a voluntary one is a wait that blocked (a wake-up follows), an involuntary one a preemption.
+tree_switches() {
+  local p f vol=0 inv=0 k v
+  for p in $(descendants "$@"); do
+    for f in /proc/"$p"/task/*/status; do
+      while read -r k v _; do
+        case $k in
+          voluntary_ctxt_switches:) vol=$((vol + v)) ;;
+          nonvoluntary_ctxt_switches:) inv=$((inv + v)) ;;
+        esac
+      done < "$f" 2> /dev/null || continue
+    done
+  done
+  echo "$vol $inv"
+}
+
 # ticks_to_us TICKS: microseconds of CPU.
 ticks_to_us() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", t * 1e6 / hz }'; }
 

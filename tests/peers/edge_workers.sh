@@ -5,7 +5,8 @@
 # both (the /metrics hop counter proves it). Checks:
 #   - 40 GETs over HTTPS/1.1, 20 over HTTP/2, 20 over the plain listener, to both tunnels: every one
 #     200 with the exact body; each connection was steered (by SNI or Host) to the worker holding its
-#     name, so none of these requests crossed (wtmesh_worker_connections_steered_total > 0, hops 0)
+#     name, so none of these requests crossed (wtmesh_worker_connections_steered_total > 0, hops 0);
+#     with --no-steering (a second edge) none is handed over and requests cross instead
 #   - a 2 MiB POST echoed byte for byte, and four 16 MiB downloads with the origin's SHA-256, whichever
 #     worker takes them (request and response both cross the hop)
 #   - HTTP/3 with gtlsclient (a QUIC peer: its connection lands on either socket) to both tunnels
@@ -211,4 +212,24 @@ check "/metrics: requests crossed between workers ($hops hops)" [ "${hops:-0}" -
 t=$(ms_now)
 stop_pid "${EDGE_PID[main]}" 10 TERM
 check "SIGTERM: every worker drains and the edge exits 0 (status $STOP_STATUS after $(($(ms_now) - t)) ms)" [ "$STOP_STATUS" = 0 ]
+
+# --- --no-steering: a connection is served where it landed, and its requests cross to the agent's
+# worker (20 connections over two workers: all on the agent's one is a chance of 2^-20).
+start_edge plain --workers 2 --admin-listen 127.0.0.1:0 --no-steering
+EP=${EDGE_PORT[plain]}
+CA=${EDGE_STATE[plain]}/ca.pem
+start_http plainapp plain app "$OP"
+many_gets_app() {
+  local ok=0 i code
+  for ((i = 0; i < 20; i++)); do
+    code=$(curl -sS -m 10 --cacert "$CA" -o "$T/body" -w '%{http_code}' --http1.1 "https://app.localhost:$EP/hello" 2>>"$T/curl.err")
+    [ "$code" = 200 ] && [ "$(cat "$T/body")" = "hello from the origin" ] && ok=$((ok + 1))
+  done
+  check "--no-steering: $ok of 20 HTTPS requests on new connections answered 200 with the exact body" [ "$ok" = 20 ]
+}
+many_gets_app
+steered=$(edge_metric plain wtmesh_worker_connections_steered_total)
+hops=$(edge_metric plain wtmesh_worker_hops_total)
+check "--no-steering: no connection handed over (${steered:-none}), requests crossed instead (${hops:-0} hops)" \
+  bash -c "[ '${steered:-0}' = 0 ] && [ '${hops:-0}' -gt 0 ]"
 peer_finish

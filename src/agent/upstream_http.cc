@@ -187,6 +187,7 @@ bool ResponseDecoder::finish_head() {
   head_.status = status_;
   std::vector<std::string> named;
   if (auto it = msg.find(http::field::connection); it != msg.end()) named = connection_tokens(it->value());
+  head_.headers.reserve(static_cast<size_t>(std::distance(msg.begin(), msg.end())));
   for (const auto& f : msg) {
     std::string n = lower(f.name_string());
     if (is_hop_by_hop(n) || n == "content-length") continue;

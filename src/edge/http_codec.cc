@@ -217,22 +217,44 @@ int build_request_head(const beast_http::request_header<>& req, std::string_view
 
 std::string alt_svc_h3(uint16_t udp_port) { return "h3=\":" + std::to_string(udp_port) + "\"; ma=86400"; }
 
-tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head) {
-  std::vector<std::string> connection_names;
+namespace {
+
+// Calls fn(name, value) for each field of `head` that a client may get (response_fields()'s rules),
+// without copying a field: this runs for every response.
+template <typename Fn>
+void for_each_response_field(const tunnel::ResponseHead& head, Fn&& fn) {
+  std::vector<std::string> connection_names;  // fields a Connection header names (rare)
   for (const auto& [n, v] : head.headers) {
     if (iequals(n, "connection")) {
       for (auto& t : list_tokens(v)) connection_names.push_back(std::move(t));
     }
   }
-  tunnel::HeaderPairs out;
+  std::array<char, 64> small{};  // the lower-case name, when it fits (nearly always)
+  std::string large;
   for (const auto& [n, v] : head.headers) {
-    const std::string name = lower_ascii(n);
+    std::string_view name;
+    if (n.size() <= small.size()) {
+      std::transform(n.begin(), n.end(), small.begin(),
+                     [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+      name = std::string_view(small.data(), n.size());
+    } else {
+      large = lower_ascii(n);
+      name = large;
+    }
     if (!is_token(name) || !is_field_value(v)) continue;
     if (is_hop_by_hop(name) || name == "content-length" || name == tunnel::kErrorHeader) continue;
     if (name == "alt-svc") continue;  // the local service's alternatives are not the edge's
     if (std::find(connection_names.begin(), connection_names.end(), name) != connection_names.end()) continue;
-    out.emplace_back(n, v);
+    fn(n, v);
   }
+}
+
+}  // namespace
+
+tunnel::HeaderPairs response_fields(const tunnel::ResponseHead& head) {
+  tunnel::HeaderPairs out;
+  out.reserve(head.headers.size());
+  for_each_response_field(head, [&](const std::string& n, const std::string& v) { out.emplace_back(n, v); });
   return out;
 }
 
@@ -284,18 +306,22 @@ std::string response_head_bytes(const tunnel::ResponseHead& head, bool head_requ
     p.keep_alive = false;
   }
 
-  std::string out = version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+  size_t size = 128;  // status line, framing and connection fields, the blank line
+  for (const auto& [n, v] : head.headers) size += n.size() + v.size() + 4;
+  std::string out;
+  out.reserve(size);
+  out += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
   out += std::to_string(status);
   out += ' ';
   const std::string_view reason = beast_http::obsolete_reason(static_cast<beast_http::status>(status));
   out += reason.empty() || reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
   out += "\r\n";
-  for (const auto& [n, v] : response_fields(head)) {
+  for_each_response_field(head, [&](const std::string& n, const std::string& v) {
     out += n;
     out += ": ";
     out += v;
     out += "\r\n";
-  }
+  });
   switch (p.framing) {
     case Framing::kLength:
       out += "content-length: " + std::to_string(p.length) + "\r\n";

@@ -24,6 +24,7 @@ int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, ui
     out.has_body = *req.content_length > 0;
   }
   std::string xff, forwarded;
+  out.headers.reserve(req.headers.size() + 6);  // + upgrade and the five forwarding fields
   for (const auto& [name, value] : req.headers) {
     if (name == "x-forwarded-proto" || name == "x-forwarded-host") continue;  // ours replace them
     // Single-address client-IP headers that services trust as they find them: a client could name
@@ -42,14 +43,22 @@ int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, ui
     out.headers.emplace_back(name, value);
   }
   if (!req.upgrade.empty()) out.headers.emplace_back("upgrade", req.upgrade);
-  const std::string proto = client.tls ? "https" : "http";
+  const std::string_view proto = client.tls ? "https" : "http";
   const bool v6 = client.ip.find(':') != std::string::npos;
-  xff += (xff.empty() ? "" : ", ") + client.ip;
-  forwarded += (forwarded.empty() ? "" : ", ") + std::string("for=") +
-               (v6 ? "\"[" + client.ip + "]\"" : client.ip) + ";host=\"" + req.authority +
-               "\";proto=" + proto;
+  if (!xff.empty()) xff += ", ";
+  xff += client.ip;
+  forwarded.reserve(forwarded.size() + client.ip.size() + req.authority.size() + 32);
+  if (!forwarded.empty()) forwarded += ", ";
+  forwarded += "for=";
+  if (v6) forwarded += "\"[";
+  forwarded += client.ip;
+  if (v6) forwarded += "]\"";
+  forwarded += ";host=\"";
+  forwarded += req.authority;
+  forwarded += "\";proto=";
+  forwarded += proto;
   out.headers.emplace_back("x-forwarded-for", std::move(xff));
-  out.headers.emplace_back("x-forwarded-proto", proto);
+  out.headers.emplace_back("x-forwarded-proto", std::string(proto));
   out.headers.emplace_back("x-forwarded-host", req.authority);
   out.headers.emplace_back("forwarded", std::move(forwarded));
   out.headers.emplace_back("x-real-ip", client.ip);
@@ -59,7 +68,7 @@ int tunnel_request_head(const ExchangeRequest& req, const ClientInfo& client, ui
     return 431;
   }
   // kind + head_length are at most 9 bytes on top of the head.
-  if (tunnel::encode_request_open(out).size() > tunnel::kMaxHeadLength + 9) {
+  if (tunnel::request_open_size(out) > tunnel::kMaxHeadLength + 9) {
     *detail = "the request header section is too large";
     return 431;
   }

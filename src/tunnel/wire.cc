@@ -122,20 +122,34 @@ void put_string(std::vector<uint8_t>& out, std::string_view s) {
   out.insert(out.end(), s.begin(), s.end());
 }
 
+size_t string_size(std::string_view s) { return varint_size(s.size()) + s.size(); }
+
+uint64_t common_flags(bool has_body, const std::optional<uint64_t>& length, bool framed) {
+  return (has_body ? kFlagBody : 0) | (length ? kFlagLength : 0) | (framed ? kFlagFramed : 0);
+}
+
 void put_common(std::vector<uint8_t>& out, bool has_body, const std::optional<uint64_t>& length,
                 const HeaderPairs& headers, bool framed = false) {
-  append_varint(out, (has_body ? kFlagBody : 0) | (length ? kFlagLength : 0) | (framed ? kFlagFramed : 0));
+  append_varint(out, common_flags(has_body, length, framed));
   if (length) append_varint(out, *length);
   append_field_section(out, headers);
 }
 
-std::vector<uint8_t> with_length(std::vector<uint8_t> head, std::optional<StreamKind> kind) {
-  std::vector<uint8_t> out;
-  out.reserve(head.size() + 10);
-  if (kind) append_varint(out, static_cast<uint64_t>(*kind));
-  append_varint(out, head.size());
-  out.insert(out.end(), head.begin(), head.end());
-  return out;
+size_t common_size(bool has_body, const std::optional<uint64_t>& length, const HeaderPairs& headers,
+                   bool framed = false) {
+  return varint_size(common_flags(has_body, length, framed)) + (length ? varint_size(*length) : 0) +
+         field_section_size(headers);
+}
+
+// The head's own bytes, without its kind and length prefix.
+size_t request_head_size(const RequestHead& h) {
+  return varint_size(h.tunnel_id) + string_size(h.method) + string_size(h.target) + string_size(h.authority) +
+         common_size(h.has_body, h.content_length, h.headers, h.framed);
+}
+
+size_t response_head_body_size(const ResponseHead& h) {
+  return varint_size(static_cast<uint64_t>(h.status)) +
+         common_size(h.has_body, h.content_length, h.headers, h.framed);
 }
 
 // Cursor over a complete head.
@@ -202,26 +216,49 @@ void append_field_section(std::vector<uint8_t>& out, const HeaderPairs& fields) 
   }
 }
 
+size_t field_section_size(const HeaderPairs& fields) {
+  size_t n = varint_size(fields.size());
+  for (const auto& [name, value] : fields) n += string_size(name) + string_size(value);
+  return n;
+}
+
 WireError decode_field_section(std::span<const uint8_t> in, HeaderPairs& out) {
   Cursor c{in};
   return get_fields(c, out);
 }
 
+size_t request_open_size(const RequestHead& h) {
+  const size_t head = request_head_size(h);
+  return varint_size(static_cast<uint64_t>(StreamKind::kHttpRequest)) + varint_size(head) + head;
+}
+
 std::vector<uint8_t> encode_request_open(const RequestHead& h) {
-  std::vector<uint8_t> head;
-  append_varint(head, h.tunnel_id);
-  put_string(head, h.method);
-  put_string(head, h.target);
-  put_string(head, h.authority);
-  put_common(head, h.has_body, h.content_length, h.headers, h.framed);
-  return with_length(std::move(head), StreamKind::kHttpRequest);
+  const size_t head = request_head_size(h);
+  std::vector<uint8_t> out;
+  out.reserve(varint_size(static_cast<uint64_t>(StreamKind::kHttpRequest)) + varint_size(head) + head);
+  append_varint(out, static_cast<uint64_t>(StreamKind::kHttpRequest));
+  append_varint(out, head);
+  append_varint(out, h.tunnel_id);
+  put_string(out, h.method);
+  put_string(out, h.target);
+  put_string(out, h.authority);
+  put_common(out, h.has_body, h.content_length, h.headers, h.framed);
+  return out;
+}
+
+size_t response_head_size(const ResponseHead& h) {
+  const size_t head = response_head_body_size(h);
+  return varint_size(head) + head;
 }
 
 std::vector<uint8_t> encode_response_head(const ResponseHead& h) {
-  std::vector<uint8_t> head;
-  append_varint(head, static_cast<uint64_t>(h.status));
-  put_common(head, h.has_body, h.content_length, h.headers, h.framed);
-  return with_length(std::move(head), std::nullopt);
+  const size_t head = response_head_body_size(h);
+  std::vector<uint8_t> out;
+  out.reserve(varint_size(head) + head);
+  append_varint(out, head);
+  append_varint(out, static_cast<uint64_t>(h.status));
+  put_common(out, h.has_body, h.content_length, h.headers, h.framed);
+  return out;
 }
 
 WireError decode_request_head(std::span<const uint8_t> head, RequestHead& out) {

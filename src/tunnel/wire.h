@@ -131,10 +131,13 @@ struct ResponseHead {
 // An interim response (§4.1): 1xx other than 101 (which is the final head of an upgrade).
 inline bool is_interim(int status) { return status >= 100 && status < 200 && status != 101; }
 
-// The full opening of a request stream: kind + head_length + head.
+// The full opening of a request stream: kind + head_length + head, in one allocation of its exact
+// size (request_open_size).
 std::vector<uint8_t> encode_request_open(const RequestHead& head);
-// head_length + head (the agent's answer).
+size_t request_open_size(const RequestHead& head);
+// head_length + head (the agent's answer), likewise.
 std::vector<uint8_t> encode_response_head(const ResponseHead& head);
+size_t response_head_size(const ResponseHead& head);
 
 // Reads `varint head_length` + head from the front of a stream's bytes, buffering at most
 // kMaxHeadLength. After a head is returned, body() yields the bytes that came after it.
@@ -161,6 +164,7 @@ class HeadReader {
 
 // The header list of a head (`header_count (name value)*`), also the body of a trailer section (§4.1).
 void append_field_section(std::vector<uint8_t>& out, const HeaderPairs& fields);
+size_t field_section_size(const HeaderPairs& fields);
 WireError decode_field_section(std::span<const uint8_t> in, HeaderPairs& out);
 
 // Decoders on a complete head (exposed for tests and fuzzing).

@@ -81,6 +81,42 @@ TEST(RequestWire, ByteVector) {
   EXPECT_EQ(wire, bytes({0x01, 0x0b, 0x01, 0x03, 'G', 'E', 'T', 0x01, '/', 0x01, 'a', 0x00, 0x00}));
 }
 
+// The encoders allocate once, at the size these functions compute; a head whose fields cross the
+// varint length boundaries (63/64, 16383/16384 bytes) must still come out whole and decode.
+TEST(RequestWire, EncodedHeadsHaveTheComputedSizeAcrossVarintBoundaries) {
+  for (const size_t len : {0, 1, 62, 63, 64, 65, 16382, 16383, 16384, 16385, 40000}) {
+    RequestHead h = sample_request();
+    h.tunnel_id = len > 1000 ? 1u << 20 : 63;
+    h.target = "/" + std::string(len, 't');
+    h.headers.emplace_back("x-long", std::string(len, 'v'));
+    const auto wire = encode_request_open(h);
+    EXPECT_EQ(wire.size(), request_open_size(h)) << len;
+    EXPECT_EQ(wire.capacity(), wire.size()) << "one allocation of the exact size, " << len;
+    HeadReader<RequestHead> reader;
+    RequestHead back;
+    if (wire.size() - 1 - varint_size(wire.size()) <= kMaxHeadLength) {
+      ASSERT_EQ(reader.feed(wire, back), WireError::kNone) << len;
+      EXPECT_EQ(back.tunnel_id, h.tunnel_id);
+      EXPECT_EQ(back.target, h.target);
+      EXPECT_EQ(back.headers, h.headers);
+    } else {
+      EXPECT_EQ(reader.feed(wire, back), WireError::kTooLarge) << len;
+    }
+
+    ResponseHead r;
+    r.status = 200;
+    r.has_body = true;
+    r.content_length = len;
+    r.headers = h.headers;
+    const auto rw = encode_response_head(r);
+    EXPECT_EQ(rw.size(), response_head_size(r)) << len;
+    EXPECT_EQ(rw.capacity(), rw.size()) << len;
+    std::vector<uint8_t> fs;
+    append_field_section(fs, r.headers);
+    EXPECT_EQ(fs.size(), field_section_size(r.headers)) << len;
+  }
+}
+
 TEST(RequestWire, RoundTripInFragmentsWithBodyBytesAfterTheHead) {
   auto wire = encode_request_open(sample_request());
   const std::string body = "hello";

@@ -457,6 +457,7 @@ bool WtRelayHost::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     if (!rest.empty() || fin) {
       if (WtRelaySession* again = session_of(id)) again->on_session_stream(rest, fin);
     }
+    release_early(relay_id);
     return true;
   }
   if (auto h = stream_heads_.find(id); h != stream_heads_.end()) {
@@ -474,12 +475,28 @@ bool WtRelayHost::on_stream_data(wt::StreamId id, std::span<const uint8_t> data,
     stream_heads_.erase(h);
     const auto rest = data.subspan(used);
     auto s = sessions_.find(open.relay_id);
+    if (e == tunnel::WireError::kNone && s == sessions_.end() &&
+        hold_early(id, open.relay_id, open.uni, rest, fin))
+      return true;
     if (e != tunnel::WireError::kNone || s == sessions_.end() || s->second->done()) {
       tunnel_.consume(id, rest.size());
       refuse(id);
       return true;
     }
     s->second->on_tunnel_stream(id, open.uni, rest, fin);
+    return true;
+  }
+  if (auto it = early_.find(id); it != early_.end()) {
+    EarlyStream& early = it->second;
+    if (early.fin || early.bytes.size() + data.size() > kMaxEarlyBytes) {
+      const EarlyStream gone = std::move(early);
+      early_.erase(it);
+      tunnel_.consume(id, data.size());
+      refuse_early(id, gone);
+      return true;
+    }
+    early.bytes.insert(early.bytes.end(), data.begin(), data.end());
+    early.fin = fin;
     return true;
   }
   if (session_streams_.count(id) != 0) {
@@ -507,7 +524,7 @@ WtRelaySession* WtRelayHost::session_of(wt::StreamId id) {
 }
 
 bool WtRelayHost::on_stream_reset(wt::StreamId id, std::optional<uint32_t> code) {
-  if (session_heads_.erase(id) + stream_heads_.erase(id) != 0) return true;
+  if (session_heads_.erase(id) + stream_heads_.erase(id) + early_.erase(id) != 0) return true;
   if (WtRelaySession* rs = session_of(id)) {
     rs->on_tunnel_closed_stream(id);
     return true;
@@ -524,7 +541,8 @@ bool WtRelayHost::on_stop_sending(wt::StreamId id, std::optional<uint32_t> code)
     rs->on_tunnel_stop(id, code);
     return true;
   }
-  return session_streams_.count(id) != 0 || session_heads_.count(id) != 0 || stream_heads_.count(id) != 0;
+  return session_streams_.count(id) != 0 || session_heads_.count(id) != 0 || stream_heads_.count(id) != 0 ||
+         early_.count(id) != 0;
 }
 
 bool WtRelayHost::on_stream_writable(wt::StreamId id) {
@@ -536,7 +554,7 @@ bool WtRelayHost::on_stream_writable(wt::StreamId id) {
 }
 
 bool WtRelayHost::on_stream_closed(wt::StreamId id) {
-  bool ours = session_heads_.erase(id) + stream_heads_.erase(id) != 0;
+  bool ours = session_heads_.erase(id) + stream_heads_.erase(id) + early_.erase(id) != 0;
   if (WtRelaySession* rs = session_of(id)) {
     rs->on_tunnel_closed_stream(id);
     ours = true;
@@ -569,6 +587,9 @@ void WtRelayHost::on_streams_available() {
 void WtRelayHost::on_tunnel_closed() {
   session_heads_.clear();
   stream_heads_.clear();
+  early_.clear();
+  early_timer_.cancel();
+  early_timer_armed_ = false;
   stream_owner_.clear();
   session_streams_.clear();
   auto sessions = std::move(sessions_);
@@ -576,6 +597,70 @@ void WtRelayHost::on_tunnel_closed() {
   for (auto& [id, s] : sessions) s->on_tunnel_gone();
   // Their upstream connections close with them; destroyed outside any of their callbacks.
   asio::post(io_, [keep = std::make_shared<decltype(sessions)>(std::move(sessions))] {});
+}
+
+bool WtRelayHost::hold_early(wt::StreamId id, uint64_t relay_id, bool uni, std::span<const uint8_t> rest,
+                             bool fin) {
+  if (early_.size() >= kMaxEarlyStreams || rest.size() > kMaxEarlyBytes) return false;
+  EarlyStream& e = early_[id];
+  e.relay_id = relay_id;
+  e.uni = uni;
+  e.bytes.assign(rest.begin(), rest.end());
+  e.fin = fin;
+  e.since = std::chrono::steady_clock::now();
+  arm_early_timer(kEarlyWait);
+  return true;
+}
+
+void WtRelayHost::arm_early_timer(std::chrono::milliseconds after) {
+  if (early_timer_armed_) return;
+  early_timer_armed_ = true;
+  early_timer_.expires_after(after);
+  early_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    early_timer_armed_ = false;
+    expire_early();
+  });
+}
+
+void WtRelayHost::release_early(uint64_t relay_id) {
+  std::vector<std::pair<wt::StreamId, EarlyStream>> mine;
+  for (auto it = early_.begin(); it != early_.end();) {
+    if (it->second.relay_id == relay_id) {
+      mine.emplace_back(it->first, std::move(it->second));
+      it = early_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [id, e] : mine) {
+    auto s = sessions_.find(relay_id);  // looked up each time: a stream may end the session
+    if (s == sessions_.end() || s->second->done()) {
+      refuse_early(id, e);
+    } else {
+      s->second->on_tunnel_stream(id, e.uni, e.bytes, e.fin);
+    }
+  }
+}
+
+void WtRelayHost::refuse_early(wt::StreamId id, const EarlyStream& e) {
+  tunnel_.consume(id, e.bytes.size());
+  refuse(id);
+}
+
+void WtRelayHost::expire_early() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::pair<wt::StreamId, EarlyStream>> expired;
+  for (auto it = early_.begin(); it != early_.end();) {
+    if (now - it->second.since >= kEarlyWait) {
+      expired.emplace_back(it->first, std::move(it->second));
+      it = early_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [id, e] : expired) refuse_early(id, e);
+  if (!early_.empty()) arm_early_timer(kEarlyWait / 4);
 }
 
 void WtRelayHost::finished(uint64_t relay_id) {

@@ -11,6 +11,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +51,16 @@ class WtRelayHost {
   void on_tunnel_closed();
 
   size_t session_count() const { return sessions_.size(); }
+  // Relayed streams held until their session's opening arrives (see early_).
+  size_t early_stream_count() const { return early_.size(); }
+
+  // A relayed stream can reach the agent before the opening of its session: QUIC does not order
+  // streams, and an edge with several workers opens them through different hops. It is held (its
+  // bytes not credited) until the opening comes, at most kEarlyWait, kMaxEarlyStreams of them and
+  // kMaxEarlyBytes each; then, or when its session is refused, it is refused with code 2.
+  static constexpr size_t kMaxEarlyStreams = 32;
+  static constexpr size_t kMaxEarlyBytes = 64 * 1024;
+  static constexpr std::chrono::milliseconds kEarlyWait{2000};
   // Datagrams dropped either way: for a flow no relayed session has, too big or no room toward the
   // upstream or the edge.
   uint64_t datagrams_dropped() const { return datagrams_dropped_; }
@@ -61,6 +73,20 @@ class WtRelayHost {
   void finished(uint64_t relay_id);             // destroys it later (never inside its own calls)
   WtRelaySession* owner(wt::StreamId id);       // of a relayed stream
   WtRelaySession* session_of(wt::StreamId id);  // of a session stream
+  struct EarlyStream {
+    uint64_t relay_id = 0;
+    bool uni = false;
+    std::vector<uint8_t> bytes;  // after the stream's opening, not yet credited
+    bool fin = false;
+    std::chrono::steady_clock::time_point since;
+  };
+  // Holds stream `id` for relay_id; false (and nothing held) when over the caps.
+  bool hold_early(wt::StreamId id, uint64_t relay_id, bool uni, std::span<const uint8_t> rest, bool fin);
+  // relay_id's session opened (or was refused): its held streams go to it (or are refused).
+  void release_early(uint64_t relay_id);
+  void refuse_early(wt::StreamId id, const EarlyStream& e);
+  void expire_early();
+  void arm_early_timer(std::chrono::milliseconds after);
 
   boost::asio::io_context& io_;
   wt::Session& tunnel_;
@@ -70,6 +96,9 @@ class WtRelayHost {
   std::map<uint64_t, std::unique_ptr<WtRelaySession>> sessions_;  // by relay id
   std::map<wt::StreamId, uint64_t> session_streams_;              // session stream → relay id
   std::map<wt::StreamId, uint64_t> stream_owner_;                 // relayed tunnel stream → relay id
+  std::map<wt::StreamId, EarlyStream> early_;
+  boost::asio::steady_timer early_timer_{io_};
+  bool early_timer_armed_ = false;
   uint64_t datagrams_dropped_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -59,8 +59,12 @@ TEST_F(WtRelayHostTest, BadOpeningsAndUnknownRelayIdsAreRefusedWithCode2) {
   EXPECT_EQ(tunnel.streams[6].reset, tunnel::kStreamProtocolError);
   EXPECT_EQ(tunnel.streams[6].stopped, tunnel::kStreamProtocolError);
   host.on_new_stream(10, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x07, 0x00, 'x'}, false);
-  EXPECT_EQ(tunnel.streams[10].reset, tunnel::kStreamProtocolError) << "relay id 7 names no session";
+  EXPECT_FALSE(tunnel.streams[10].reset) << "relay id 7 may still open: held";
+  EXPECT_EQ(host.early_stream_count(), 1u);
+  io.run_for(WtRelayHost::kEarlyWait + std::chrono::milliseconds(300));
+  EXPECT_EQ(tunnel.streams[10].reset, tunnel::kStreamProtocolError) << "relay id 7 never opened";
   EXPECT_EQ(tunnel.streams[10].consumed, 3u);
+  EXPECT_EQ(host.early_stream_count(), 0u);
   host.on_new_stream(14, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01, 0x04}, false);
   EXPECT_EQ(tunnel.streams[14].reset, tunnel::kStreamProtocolError) << "unknown flag bits";
   host.on_new_stream(18, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01}, true);
@@ -68,6 +72,35 @@ TEST_F(WtRelayHostTest, BadOpeningsAndUnknownRelayIdsAreRefusedWithCode2) {
   host.on_datagram(std::vector<uint8_t>{0x07, 'd'});  // no such flow: dropped
   host.on_datagram({});
   EXPECT_FALSE(host.on_stream_data(99, std::vector<uint8_t>{1}, false)) << "not a relay stream";
+}
+
+// An edge with several workers opens a relayed session's streams through different hops, so one may
+// reach the agent before the session's opening; it waits for it (and shares its fate).
+TEST_F(WtRelayHostTest, AStreamThatArrivesBeforeItsSessionWaitsForItsOpening) {
+  host.on_new_stream(10, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x01, 0x00, 'a'}, false);
+  EXPECT_TRUE(host.on_stream_data(10, std::vector<uint8_t>{'b'}, false)) << "more bytes are held too";
+  EXPECT_FALSE(tunnel.streams[10].reset);
+  EXPECT_EQ(tunnel.streams[10].consumed, 2u) << "the opening is credited, the held bytes not yet";
+  EXPECT_EQ(host.early_stream_count(), 1u);
+  const auto w = session_opening(1);  // no h3 upstream: the session is refused with 501
+  host.on_new_stream(2, tunnel::StreamKind::kWtSession, w, false);
+  ASSERT_TRUE(tunnel.response(2));
+  EXPECT_EQ(tunnel.response(2)->head.status, 501);
+  EXPECT_EQ(tunnel.streams[10].reset, tunnel::kStreamProtocolError) << "its session was refused";
+  EXPECT_EQ(tunnel.streams[10].consumed, 4u) << "everything it sent is credited";
+  EXPECT_EQ(host.early_stream_count(), 0u);
+
+  // The caps: kMaxEarlyStreams held at once, kMaxEarlyBytes each.
+  constexpr auto kCap = static_cast<wt::StreamId>(WtRelayHost::kMaxEarlyStreams);
+  for (wt::StreamId id = 100; id < 100 + 4 * (kCap + 1); id += 4)
+    host.on_new_stream(id, tunnel::StreamKind::kWtStream, std::vector<uint8_t>{0x09, 0x00}, false);
+  EXPECT_EQ(host.early_stream_count(), WtRelayHost::kMaxEarlyStreams);
+  EXPECT_EQ(tunnel.streams[100 + 4 * kCap].reset, tunnel::kStreamProtocolError)
+      << "one over the cap is refused at once";
+  EXPECT_TRUE(host.on_stream_data(100, std::vector<uint8_t>(WtRelayHost::kMaxEarlyBytes + 1, 'x'), false));
+  EXPECT_EQ(tunnel.streams[100].reset, tunnel::kStreamProtocolError) << "over its byte cap";
+  host.on_tunnel_closed();
+  EXPECT_EQ(host.early_stream_count(), 0u);
 }
 
 TEST_F(WtRelayHostTest, RelayedSessionsAreCappedAt64) {

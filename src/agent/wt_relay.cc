@@ -623,17 +623,22 @@ void WtRelayHost::arm_early_timer(std::chrono::milliseconds after) {
   });
 }
 
-void WtRelayHost::release_early(uint64_t relay_id) {
-  std::vector<std::pair<wt::StreamId, EarlyStream>> mine;
+template <typename Pred>
+std::vector<std::pair<wt::StreamId, WtRelayHost::EarlyStream>> WtRelayHost::take_early(Pred pred) {
+  std::vector<std::pair<wt::StreamId, EarlyStream>> taken;
   for (auto it = early_.begin(); it != early_.end();) {
-    if (it->second.relay_id == relay_id) {
-      mine.emplace_back(it->first, std::move(it->second));
+    if (pred(it->second)) {
+      taken.emplace_back(it->first, std::move(it->second));
       it = early_.erase(it);
     } else {
       ++it;
     }
   }
-  for (auto& [id, e] : mine) {
+  return taken;
+}
+
+void WtRelayHost::release_early(uint64_t relay_id) {
+  for (auto& [id, e] : take_early([&](const EarlyStream& x) { return x.relay_id == relay_id; })) {
     auto s = sessions_.find(relay_id);  // looked up each time: a stream may end the session
     if (s == sessions_.end() || s->second->done()) {
       refuse_early(id, e);
@@ -650,16 +655,8 @@ void WtRelayHost::refuse_early(wt::StreamId id, const EarlyStream& e) {
 
 void WtRelayHost::expire_early() {
   const auto now = std::chrono::steady_clock::now();
-  std::vector<std::pair<wt::StreamId, EarlyStream>> expired;
-  for (auto it = early_.begin(); it != early_.end();) {
-    if (now - it->second.since >= kEarlyWait) {
-      expired.emplace_back(it->first, std::move(it->second));
-      it = early_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto& [id, e] : expired) refuse_early(id, e);
+  for (auto& [id, e] : take_early([&](const EarlyStream& x) { return now - x.since >= kEarlyWait; }))
+    refuse_early(id, e);
   if (!early_.empty()) arm_early_timer(kEarlyWait / 4);
 }
 

@@ -19,6 +19,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "agent/h3_upstream_target.h"
 #include "tunnel/wire.h"
@@ -84,6 +85,9 @@ class WtRelayHost {
   bool hold_early(wt::StreamId id, uint64_t relay_id, bool uni, std::span<const uint8_t> rest, bool fin);
   // relay_id's session opened (or was refused): its held streams go to it (or are refused).
   void release_early(uint64_t relay_id);
+  // Removes and returns the held streams `pred` picks.
+  template <typename Pred>
+  std::vector<std::pair<wt::StreamId, EarlyStream>> take_early(Pred pred);
   void refuse_early(wt::StreamId id, const EarlyStream& e);
   void expire_early();
   void arm_early_timer(std::chrono::milliseconds after);

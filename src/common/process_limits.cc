@@ -24,14 +24,16 @@ OpenFileLimit raise_open_file_limit() {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
+// A cgroup file's text without its spaces, tabs and newline (common/text.h's trim() keeps newlines;
+// named apart from it so a unity build never sees two trims).
+std::string_view trim_file_text(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
 std::optional<int64_t> whole_number(std::string_view s) {
-  s = trim(s);
+  s = trim_file_text(s);
   int64_t v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
@@ -91,7 +93,7 @@ std::optional<unsigned> smallest_quota(std::string path, QuotaAt quota_at) {
 }  // namespace
 
 std::optional<unsigned> cores_from_cpu_max(std::string_view text) {
-  text = trim(text);
+  text = trim_file_text(text);
   const size_t space = text.find(' ');
   if (space == std::string_view::npos || text.substr(0, space) == "max") return std::nullopt;
   const auto quota = whole_number(text.substr(0, space));
